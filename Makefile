@@ -1,0 +1,158 @@
+# flowd: the flow engine library (lib/), the daemon (server/), their tests and benchmarks.
+# `make help` lists the targets. SAN=asan or SAN=tsan builds into build/asan or build/tsan.
+
+CC ?= cc
+SAN ?=
+PKGS := libuv jansson libmicrohttpd libcurl sqlite3 libpq
+TEST_PKGS := check
+
+# pkg-config name -> Debian package, for `make deps`
+DEB_libuv := libuv1-dev
+DEB_jansson := libjansson-dev
+DEB_check := check
+DEB_libmicrohttpd := libmicrohttpd-dev
+DEB_libcurl := libcurl4-openssl-dev
+DEB_sqlite3 := libsqlite3-dev
+DEB_libpq := libpq-dev
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP -Ilib -Iserver -Itests
+OPT := -O2
+
+ifeq ($(SAN),asan)
+BUILD := build/asan
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+OPT := -O1
+else ifeq ($(SAN),tsan)
+BUILD := build/tsan
+SANFLAGS := -fsanitize=thread
+OPT := -O1
+else
+BUILD := build
+SANFLAGS :=
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+CFLAGS := $(BASE_CFLAGS) $(OPT) $(SANFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS := $(SANFLAGS) $(EXTRA_LDFLAGS)
+LDLIBS = $(PKG_LIBS) -lpthread -lm
+
+LIB_SRC := $(sort $(wildcard lib/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB := $(BUILD)/libflow.a
+
+SERVER_SRC := $(sort $(filter-out server/main.c,$(wildcard server/*.c)))
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
+FLOWD := $(BUILD)/flowd
+
+# tests/unit/test_<name>.c each make one Check runner; tests/support/*.c is linked into every runner.
+TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
+SUPPORT_OBJ := $(SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
+
+BENCH := $(BUILD)/flow-bench
+EXAMPLES_SRC := $(sort $(wildcard examples/*.c))
+EXAMPLES := $(EXAMPLES_SRC:examples/%.c=$(BUILD)/examples/%)
+
+.PHONY: all lib test check unit deps bench valgrind tsan clean help run examples lint
+
+all: $(LIB) $(if $(wildcard server/main.c),$(FLOWD)) $(EXAMPLES)
+
+help:
+	@echo "make            build the library, flowd and the examples into build/"
+	@echo "make run        install what is missing, build, start flowd on :8080 (foreground)"
+	@echo "make test       install what is missing, then run every test twice: plain and with"
+	@echo "                -fsanitize=address,undefined (build/asan)"
+	@echo "make check      run the tests of one build (SAN=asan or SAN=tsan picks the build)"
+	@echo "make valgrind   run the unit tests under valgrind (0 bytes definitely lost)"
+	@echo "make tsan       run the tests with ThreadSanitizer (build/tsan)"
+	@echo "make bench      build and run the benchmarks (build/flow-bench)"
+	@echo "make deps       install missing -dev packages with apt-get (as root)"
+	@echo "make lint       grep for calls we do not use (sprintf, strcpy, atoi, ...)"
+	@echo "make clean      remove build/"
+
+# Installs only what pkg-config (or the PATH) cannot find, so it is quick on a ready machine.
+deps:
+	@missing=""; \
+	for p in $(PKGS) $(TEST_PKGS); do \
+	  pkg-config --exists $$p 2>/dev/null || missing="$$missing $$(case $$p in \
+	    libuv) echo $(DEB_libuv);; jansson) echo $(DEB_jansson);; check) echo $(DEB_check);; \
+	    libmicrohttpd) echo $(DEB_libmicrohttpd);; libcurl) echo $(DEB_libcurl);; \
+	    sqlite3) echo $(DEB_sqlite3);; libpq) echo $(DEB_libpq);; esac)"; \
+	done; \
+	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing packages:$$missing (run make deps as root)"; exit 1; fi; \
+	  echo "installing:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+lib: $(LIB)
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+
+$(FLOWD): $(BUILD)/obj/server/main.o $(SERVER_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJ) $(SERVER_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+
+$(BENCH): $(BUILD)/obj/bench/flow-bench.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+examples: $(EXAMPLES)
+
+unit: $(TEST_BIN)
+	@fail=0; for t in $(TEST_BIN); do \
+	  echo "== $$t"; CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-60} $$t || fail=1; \
+	done; exit $$fail
+
+check: all unit
+
+test: deps
+	$(MAKE) check
+	$(MAKE) SAN=asan check
+
+valgrind: deps
+	$(MAKE) $(TEST_BIN)
+	@fail=0; for t in $(TEST_BIN); do \
+	  echo "== valgrind $$t"; \
+	  CK_FORK=no CK_DEFAULT_TIMEOUT=600 FLOW_TEST_SMALL=1 valgrind -q --leak-check=full \
+	    --errors-for-leak-kinds=definite --error-exitcode=99 $$t || fail=1; \
+	done; exit $$fail
+
+tsan: deps
+	$(MAKE) SAN=tsan check
+
+bench: deps $(BENCH)
+	./bench/run.sh $(BUILD)
+
+run: deps all
+	$(FLOWD) --port 8080
+
+lint:
+	@! grep -nE '\b(sprintf|vsprintf|strcpy|strcat|atoi|atol|gets)\s*\(' lib/*.[ch] server/*.[ch] 2>/dev/null \
+	  || (echo "lint: use snprintf/strtol/memcpy instead"; exit 1)
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

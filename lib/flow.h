@@ -1,0 +1,393 @@
+/* flow.h: the public API of libflow, PocketFlow-style flows run as jobs on one libuv loop.
+ *
+ * A flow *definition* (flow_def_t) is a graph of nodes built once and then shared, read-only, by any
+ * number of concurrent *jobs* (flow_job_t) run by an *engine* (flow_engine_t) on one uv_loop_t.
+ *
+ * Threads: everything here runs on the engine's loop thread, except where a function says otherwise
+ * (the error table, the logger, definitions being built, the registry, and exec of a node marked
+ * threaded, which runs on libuv's thread pool).
+ *
+ * Errors: functions return 0 or a negative FLOW_E* code; flow_strerror() and flow_err_name() describe it.
+ * When a function that takes a callback returns an error, the callback will never be called.
+ *
+ * Ownership of json_t, in jansson's words: "borrowed" means the caller keeps its reference and the
+ * callee increfs if it keeps the value; "new reference" means the receiver must json_decref() it;
+ * "stolen" means the callee takes over the caller's reference, on error too, like json_object_set_new().
+ */
+#ifndef FLOW_H
+#define FLOW_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FLOW_VERSION_STRING "0.1.0"
+
+/* ---- errors --------------------------------------------------------------------------------- */
+
+/* XX(symbol, name, message): name is what the REST API shows as an error code. */
+#define FLOW_ERRNO_MAP(XX)                                                                         \
+    XX(NOMEM, "out_of_memory", "out of memory")                                                    \
+    XX(INVAL, "invalid_argument", "invalid argument")                                              \
+    XX(NOTFOUND, "not_found", "not found")                                                         \
+    XX(EXIST, "already_exists", "already exists")                                                  \
+    XX(STATE, "wrong_state", "not allowed in the current state")                                   \
+    XX(BUSY, "busy", "resource busy")                                                              \
+    XX(CANCELED, "canceled", "canceled")                                                           \
+    XX(TIMEDOUT, "timed_out", "timed out")                                                         \
+    XX(DEADLINE, "deadline_exceeded", "job deadline exceeded")                                     \
+    XX(MAXSTEPS, "max_steps_exceeded", "job step limit reached")                                   \
+    XX(FAILED, "node_failed", "node failed")                                                       \
+    XX(TOOBIG, "too_big", "value too big")                                                         \
+    XX(IO, "io_error", "input/output error")                                                       \
+    XX(HTTP, "http_error", "HTTP request failed")                                                  \
+    XX(LOAD, "invalid_flow", "invalid flow document")
+
+typedef enum flow_errno {
+    FLOW_OK = 0,
+#define FLOW__ERR_ENUM(sym, name, msg) FLOW_E##sym,
+    FLOW__ERR_FIRST = -1000,
+    FLOW_ERRNO_MAP(FLOW__ERR_ENUM)
+#undef FLOW__ERR_ENUM
+    FLOW__ERR_LAST
+} flow_errno_t;
+
+/* Static strings; "unknown_error" for a code outside the table. Any thread. */
+const char *flow_err_name(int err);
+const char *flow_strerror(int err);
+
+/* An error with its text and the node it happened in. Strings are owned by whoever holds the struct. */
+typedef struct flow_error {
+    int code;        /* FLOW_E* */
+    char *message;   /* NULL or a human-readable text */
+    char *node;      /* NULL or the name of the node that failed */
+} flow_error_t;
+
+/* Frees message and node and zeroes the struct. */
+void flow_error_clear(flow_error_t *err);
+
+/* ---- process-wide settings (call before any other flow_ function, not thread-safe) ---------- */
+
+typedef enum flow_log_level {
+    FLOW_LOG_DEBUG = 0,
+    FLOW_LOG_INFO = 1,
+    FLOW_LOG_WARN = 2,
+    FLOW_LOG_ERROR = 3
+} flow_log_level_t;
+
+/* msg is borrowed for the duration of the call. The default logger writes WARN and ERROR to stderr. */
+typedef void (*flow_log_fn)(flow_log_level_t level, const char *msg, void *data);
+void flow_set_logger(flow_log_fn fn, void *data); /* fn NULL restores the default */
+void flow_log(flow_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Every allocation of libflow goes through these (uv_replace_allocator's contract: all four or none).
+ * jansson has its own hook, json_set_alloc_funcs(). Returns FLOW_EINVAL when one is NULL. */
+int flow_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
+                       void *(*calloc_fn)(size_t, size_t), void (*free_fn)(void *));
+
+/* ---- flow definitions ----------------------------------------------------------------------- */
+
+typedef struct flow_def flow_def_t;
+typedef struct flow_node flow_node_t;
+typedef struct flow_ctx flow_ctx_t;
+typedef struct flow_job flow_job_t;
+typedef struct flow_engine flow_engine_t;
+
+typedef enum flow_kind {
+    FLOW_NODE = 0,            /* prep -> exec -> post */
+    FLOW_BATCH,               /* prep returns an array; exec runs once per item, in order */
+    FLOW_PARALLEL_BATCH,      /* the same, items run concurrently (see flow_node_set_limit) */
+    FLOW_FLOW,                /* prep -> run the sub-graph from its start node -> post */
+    FLOW_BATCH_FLOW,          /* prep returns an array of param objects; the sub-graph runs once per set */
+    FLOW_PARALLEL_BATCH_FLOW  /* the same, the runs concurrent */
+} flow_kind_t;
+
+/* What a node does. Every member may be NULL; the defaults are PocketFlow's:
+ *   prep          -> prep_res NULL (JSON null)
+ *   exec          -> exec_res NULL, completed at once
+ *   exec_fallback -> the step fails with the last error
+ *   post          -> action "default"; for the flow kinds, the last action of the sub-graph
+ *
+ * Return values of prep, post and exec_fallback: 0, or a negative FLOW_E* code (best built with
+ * flow_error()), which fails the job. Only exec is retried.
+ *
+ * prep:  *prep_res receives a new reference (or NULL). For FLOW_BATCH and FLOW_PARALLEL_BATCH it must
+ *        be an array of items; for the batch flow kinds an array of param objects.
+ * exec:  prep_res is borrowed (for batch kinds: the item). Completes exactly once, now or later, with
+ *        flow_done() or flow_fail() (or through flow_sleep()/flow_await_input()). For batch kinds it is
+ *        called once per item. Not called for the flow kinds: their exec is running the sub-graph.
+ * exec_fallback: after the last try failed. Return 0 with *exec_res set (new reference or NULL) to
+ *        recover, or an error code to fail. err is borrowed.
+ * post:  shared, prep_res and exec_res are borrowed (exec_res: for batch kinds the array of results in
+ *        input order; for the flow kinds a JSON string, the sub-graph's last action, or NULL for batch
+ *        flows). *action: NULL means "default"; any other string must stay valid until post returns
+ *        and the next callback of this job is made; the engine copies it if it needs it for longer.
+ * cancel: the exec in flight must stop (a node timeout fired, the job was canceled or failed): release
+ *        what it holds and never complete. Any exec that completes later than it returns must have one,
+ *        unless it waits only through flow_sleep()/flow_await_input(), which the engine cancels itself.
+ * input: validates an answer given to flow_job_input() while this exec waits in flow_await_input().
+ *        Return 0 to accept it (value is borrowed; the exec completes with it), or an error code and
+ *        a message through flow_error() to reject it; the exec keeps waiting.
+ * free:  frees the node's data when its definition is freed.
+ */
+typedef struct flow_node_ops {
+    int (*prep)(flow_ctx_t *ctx, json_t *shared, json_t **prep_res);
+    void (*exec)(flow_ctx_t *ctx, json_t *prep_res);
+    int (*exec_fallback)(flow_ctx_t *ctx, json_t *prep_res, const flow_error_t *err, json_t **exec_res);
+    int (*post)(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res, const char **action);
+    void (*cancel)(flow_ctx_t *ctx);
+    int (*input)(flow_ctx_t *ctx, json_t *value);
+    void (*free)(void *data);
+} flow_node_ops_t;
+
+/* A definition owns its nodes. It is reference-counted (atomically: refs may be taken and dropped on
+ * any thread) and becomes read-only once sealed; jobs seal it and hold a reference while they run.
+ * name is copied. *out receives the first reference. */
+int flow_def_new(const char *name, flow_def_t **out);
+flow_def_t *flow_def_ref(flow_def_t *def); /* returns def */
+void flow_def_unref(flow_def_t *def);      /* NULL is ignored; the last unref frees */
+
+/* Checks the graph (a root is set, every flow kind has a start node, no flow contains itself) and
+ * makes the definition read-only. Idempotent. On error, err (may be NULL) says what is wrong. */
+int flow_def_seal(flow_def_t *def, flow_error_t *err);
+
+/* Creates a node in def. name is copied and must be unique in def. ops is borrowed and must outlive
+ * def (a static struct usually); ops NULL means all defaults. On success def owns data and gives it
+ * to ops->free when freed; on error data stays the caller's. *out is borrowed from def. */
+int flow_node_new(flow_def_t *def, const char *name, flow_kind_t kind, const flow_node_ops_t *ops,
+                  void *data, flow_node_t **out);
+
+/* Setters of an unsealed definition's nodes; FLOW_ESTATE once sealed. */
+int flow_node_set_params(flow_node_t *node, json_t *params);   /* borrowed, copied shallowly; an object */
+int flow_node_set_retry(flow_node_t *node, unsigned max_retries, uint64_t wait_ms); /* tries >= 1 */
+int flow_node_set_timeout(flow_node_t *node, uint64_t timeout_ms);                 /* per try; 0: none */
+int flow_node_set_limit(flow_node_t *node, unsigned limit); /* parallel kinds: at most this many at
+                                                              * once; 0 (default): no limit */
+int flow_node_set_threaded(flow_node_t *node, int threaded); /* see flow_ctx below */
+
+/* Successor of from for action (NULL means "default"); both nodes must be in one definition. A second
+ * successor for the same action replaces the first and logs a warning, as PocketFlow does. */
+int flow_node_next(flow_node_t *from, const char *action, flow_node_t *to);
+
+/* The start node of a flow-kind node. */
+int flow_node_set_start(flow_node_t *flow, flow_node_t *start);
+
+/* The flow-kind node that jobs of this definition run. */
+int flow_def_set_root(flow_def_t *def, flow_node_t *root);
+
+/* Readers. Strings and nodes are borrowed from def and live as long as it. */
+const char *flow_def_name(const flow_def_t *def);
+flow_node_t *flow_def_root(const flow_def_t *def);
+size_t flow_def_node_count(const flow_def_t *def);
+flow_node_t *flow_def_node_at(const flow_def_t *def, size_t i); /* in creation order */
+flow_node_t *flow_def_find(const flow_def_t *def, const char *name);
+int flow_def_sealed(const flow_def_t *def);
+
+const char *flow_node_name(const flow_node_t *node);
+flow_kind_t flow_node_kind(const flow_node_t *node);
+const char *flow_kind_name(flow_kind_t kind);
+void *flow_node_data(const flow_node_t *node);
+json_t *flow_node_params(const flow_node_t *node); /* borrowed, read-only */
+unsigned flow_node_max_retries(const flow_node_t *node);
+uint64_t flow_node_wait(const flow_node_t *node);
+uint64_t flow_node_timeout(const flow_node_t *node);
+unsigned flow_node_limit(const flow_node_t *node);
+flow_node_t *flow_node_start(const flow_node_t *flow);
+size_t flow_node_succ_count(const flow_node_t *node);
+/* The i-th successor, in the order they were first added: its action and node (both borrowed). */
+int flow_node_succ_at(const flow_node_t *node, size_t i, const char **action, flow_node_t **to);
+flow_node_t *flow_node_succ(const flow_node_t *node, const char *action); /* NULL: none */
+
+/* A Mermaid "flowchart TD" text of the graph; new string, free with flow_free(). */
+int flow_def_mermaid(const flow_def_t *def, char **out);
+
+/* Frees memory that libflow returned to the caller. */
+void flow_free(void *p);
+
+/* ---- the registry: node types and flows by name --------------------------------------------- */
+
+/* Thread-safe: it takes a lock of its own, so HTTP threads may look flows up while the loop runs. */
+typedef struct flow_registry flow_registry_t;
+
+/* Makes a node of a type from its JSON configuration (borrowed). On error, fills err (message and
+ * where, if known) and returns its code. data is what was given to flow_registry_add_type. */
+typedef int (*flow_type_factory)(flow_def_t *def, const char *name, json_t *config, void *data,
+                                 flow_node_t **out, flow_error_t *err);
+
+int flow_registry_new(flow_registry_t **out);
+void flow_registry_free(flow_registry_t *reg); /* drops its references to the flows */
+
+/* Node types: name copied; FLOW_EEXIST when taken. */
+int flow_registry_add_type(flow_registry_t *reg, const char *name, flow_type_factory factory, void *data);
+int flow_registry_type(flow_registry_t *reg, const char *name, flow_type_factory *factory, void **data);
+
+/* Flows, by the definition's name. put adds or replaces (taking a new reference; replaced ones keep
+ * running in the jobs that hold them) and seals def. get returns a new reference, or NULL. */
+int flow_registry_put_flow(flow_registry_t *reg, flow_def_t *def, flow_error_t *err);
+flow_def_t *flow_registry_get_flow(flow_registry_t *reg, const char *name);
+int flow_registry_remove_flow(flow_registry_t *reg, const char *name); /* FLOW_ENOTFOUND */
+/* A new reference to every flow, sorted by name, in *out (array freed with flow_free(), each def with
+ * flow_def_unref()). */
+int flow_registry_list_flows(flow_registry_t *reg, flow_def_t ***out, size_t *count);
+
+/* ---- the engine ----------------------------------------------------------------------------- */
+
+typedef struct flow_engine_opts {
+    unsigned history_limit; /* history entries a job keeps (older ones only count); 0: 100 */
+    unsigned step_budget;   /* steps a job runs before it lets other jobs run; 0: 256 */
+} flow_engine_opts_t;
+
+/* opts may be NULL. The engine holds one uv_idle_t on loop (unreferenced while there is no work). */
+int flow_engine_new(uv_loop_t *loop, const flow_engine_opts_t *opts, flow_engine_t **out);
+/* Cancels every job still running (their on_done runs first) and closes the engine's handles; the
+ * memory is freed by a close callback, so run the loop afterwards until it returns. */
+void flow_engine_close(flow_engine_t *eng);
+uv_loop_t *flow_engine_loop(const flow_engine_t *eng);
+size_t flow_engine_job_count(const flow_engine_t *eng); /* jobs started and not yet done */
+
+/* ---- jobs ----------------------------------------------------------------------------------- */
+
+typedef enum flow_status {
+    FLOW_QUEUED = 0,
+    FLOW_RUNNING,
+    FLOW_WAITING,   /* an exec waits in flow_await_input() */
+    FLOW_SUCCEEDED,
+    FLOW_FAILED,
+    FLOW_CANCELED
+} flow_status_t;
+
+const char *flow_status_name(flow_status_t status); /* "queued", "running", ... */
+int flow_status_parse(const char *name, flow_status_t *out);
+int flow_status_final(flow_status_t status);         /* succeeded, failed or canceled */
+
+/* One finished node run. Strings are borrowed from the job and live until the entry leaves the
+ * history (flow_job_history_at) or the job ends. */
+typedef struct flow_step {
+    uint64_t seq;          /* 1 for the job's first finished step */
+    const char *node;      /* node name */
+    const char *action;    /* what post returned; NULL when the step failed */
+    unsigned tries;        /* exec tries, summed over items for batches */
+    uint64_t start_us;     /* wall clock, microseconds since the Unix epoch */
+    uint64_t end_us;
+    int error;             /* 0, or the FLOW_E* code the step failed with */
+    const char *message;   /* NULL, or the error's text */
+    unsigned depth;        /* 0 for nodes of the root flow, 1 inside a sub-flow, ... */
+} flow_step_t;
+
+typedef enum flow_event_type {
+    FLOW_EVENT_STATUS = 0, /* the job's status changed (to running, waiting, or a final status) */
+    FLOW_EVENT_STEP        /* a step finished; see step */
+} flow_event_type_t;
+
+typedef struct flow_event {
+    flow_event_type_t type;
+    flow_status_t status;     /* the job's status after the event */
+    const flow_step_t *step;  /* FLOW_EVENT_STEP: borrowed for the duration of the callback */
+} flow_event_t;
+
+/* Callbacks run on the loop thread, never from inside flow_job_start, flow_job_cancel or
+ * flow_job_input, so they may call those functions. on_done runs once, after the last event; the job
+ * is freed when it returns, so copy (or json_incref) what you need. */
+typedef void (*flow_event_cb)(flow_job_t *job, const flow_event_t *ev, void *data);
+typedef void (*flow_done_cb)(flow_job_t *job, void *data);
+
+typedef struct flow_job_opts {
+    const char *id;        /* copied; shown in logs, and given to nodes (e.g. for idempotency keys) */
+    json_t *params;        /* borrowed; merged over the root flow's own params (these win) */
+    uint64_t deadline_ms;  /* fail with FLOW_EDEADLINE this long after start; 0: none */
+    uint64_t max_steps;    /* fail with FLOW_EMAXSTEPS instead of running more steps; 0: no limit */
+    flow_event_cb on_event;
+    flow_done_cb on_done;
+    void *data;            /* given to the callbacks */
+} flow_job_opts_t;
+
+/* Starts a job of def (which gets sealed and referenced) on shared (stolen, on error too; NULL means
+ * an empty object; must be an object). The job starts queued and runs from the next loop iteration.
+ * *out (may be NULL) is borrowed until on_done returns. */
+int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const flow_job_opts_t *opts,
+                   flow_job_t **out);
+
+/* Stops the job: timers and in-flight execs are canceled (thread-pool work that already started is
+ * abandoned: it finishes on its own and its result is dropped). The job ends with FLOW_CANCELED, and
+ * on_done runs on a later loop iteration. FLOW_ESTATE when the job has already ended. */
+int flow_job_cancel(flow_job_t *job);
+
+/* Answers the oldest flow_await_input() of the job with value (borrowed). FLOW_ESTATE when nothing
+ * waits. When the node's input op rejects it, returns that code and fills err (may be NULL); the job
+ * keeps waiting. */
+int flow_job_input(flow_job_t *job, json_t *value, flow_error_t *err);
+
+/* Readers, on the loop thread. Returned pointers are borrowed from the job. */
+const char *flow_job_id(const flow_job_t *job);
+flow_def_t *flow_job_def(const flow_job_t *job);
+flow_status_t flow_job_status(const flow_job_t *job);
+json_t *flow_job_shared(const flow_job_t *job);       /* borrowed; the live store */
+uint64_t flow_job_steps(const flow_job_t *job);       /* finished steps */
+const char *flow_job_current_node(const flow_job_t *job); /* node of the latest step started, or NULL */
+const char *flow_job_last_action(const flow_job_t *job);  /* of the latest finished step, or NULL */
+const flow_error_t *flow_job_error(const flow_job_t *job); /* code 0 unless failed or canceled */
+json_t *flow_job_waiting_for(const flow_job_t *job);  /* borrowed request of the oldest input wait */
+void *flow_job_data(const flow_job_t *job);
+uint64_t flow_job_created_us(const flow_job_t *job);
+uint64_t flow_job_started_us(const flow_job_t *job);  /* 0 while queued */
+uint64_t flow_job_finished_us(const flow_job_t *job); /* 0 until done */
+
+/* History: the last history_limit entries, oldest first, and totals over the whole job. */
+size_t flow_job_history_count(const flow_job_t *job);
+const flow_step_t *flow_job_history_at(const flow_job_t *job, size_t i);
+typedef struct flow_history_totals {
+    uint64_t steps;   /* all finished steps, kept or not */
+    uint64_t failed;  /* steps that ended with an error */
+    uint64_t retries; /* tries beyond the first, over all steps */
+    uint64_t dropped; /* entries no longer kept */
+} flow_history_totals_t;
+void flow_job_history_totals(const flow_job_t *job, flow_history_totals_t *out);
+
+/* ---- inside a node: the context of one prep, exec or post ----------------------------------- */
+
+/* A ctx is valid during a callback, and for exec until it completes. Readers: */
+flow_job_t *flow_ctx_job(const flow_ctx_t *ctx);
+const flow_node_t *flow_ctx_node(const flow_ctx_t *ctx);
+void *flow_ctx_node_data(const flow_ctx_t *ctx);
+uv_loop_t *flow_ctx_loop(const flow_ctx_t *ctx);
+/* The node's params: its own, with the enclosing flows' params (and a batch flow's item) over them.
+ * Borrowed and read-only. NULL only when out of memory. */
+json_t *flow_ctx_params(flow_ctx_t *ctx);
+unsigned flow_ctx_attempt(const flow_ctx_t *ctx); /* 0 on the first try of exec, 1 on the second... */
+size_t flow_ctx_item(const flow_ctx_t *ctx);      /* batch item index, or SIZE_MAX */
+/* A pointer for the node's own use during one exec (what cancel must release, say). */
+void flow_ctx_set_data(flow_ctx_t *ctx, void *data);
+void *flow_ctx_data(const flow_ctx_t *ctx);
+
+/* Completing an exec (each returns FLOW_ESTATE if the exec has already completed or was canceled):
+ * flow_done: with result (stolen; NULL is fine).
+ * flow_fail: with an error; this try failed and the retries and fallback take over.
+ * flow_sleep: with result (stolen), after ms milliseconds of loop time from now (a uv_timer).
+ * flow_await_input: the job shows status waiting with request (borrowed, copied) until
+ *     flow_job_input() answers; the answer (as checked by ops->input) is the result. */
+int flow_done(flow_ctx_t *ctx, json_t *result);
+int flow_fail(flow_ctx_t *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int flow_sleep(flow_ctx_t *ctx, uint64_t ms, json_t *result);
+int flow_await_input(flow_ctx_t *ctx, json_t *request);
+
+/* For prep, post, exec_fallback and input: records the message for the job's error and returns code,
+ * so that `return flow_error(ctx, FLOW_EINVAL, "no %s", what);` reads naturally. */
+int flow_error(flow_ctx_t *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Threaded nodes (flow_node_set_threaded): exec runs on libuv's thread pool and must complete with
+ * flow_done() or flow_fail() before it returns; flow_sleep() and flow_await_input() are refused. It may
+ * read ctx, its params and prep_res, and must change nothing else: prep_res may be part of the shared
+ * store, so copy in prep what concurrent steps might modify. A timeout or cancel abandons the work: the
+ * thread finishes on its own and the engine drops its result. */
+
+#ifdef __cplusplus
+}
+#endif
+#endif
