@@ -58,6 +58,8 @@ BENCH := $(BUILD)/flow-bench
 EXAMPLES_SRC := $(sort $(wildcard examples/*.c))
 EXAMPLES := $(EXAMPLES_SRC:examples/%.c=$(BUILD)/examples/%)
 
+.SECONDARY:
+
 .PHONY: all lib test check unit deps bench valgrind tsan clean help run examples lint
 
 all: $(LIB) $(if $(wildcard server/main.c),$(FLOWD)) $(EXAMPLES)

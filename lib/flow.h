@@ -131,7 +131,8 @@ typedef enum flow_kind {
  *        and the next callback of this job is made; the engine copies it if it needs it for longer.
  * cancel: the exec in flight must stop (a node timeout fired, the job was canceled or failed): release
  *        what it holds and never complete. Any exec that completes later than it returns must have one,
- *        unless it waits only through flow_sleep()/flow_await_input(), which the engine cancels itself.
+ *        unless it waits only through flow_sleep()/flow_await_input(), which the engine cancels itself
+ *        (cancel is called for those too, after the engine stopped its timer or wait).
  * input: validates an answer given to flow_job_input() while this exec waits in flow_await_input().
  *        Return 0 to accept it (value is borrowed; the exec completes with it), or an error code and
  *        a message through flow_error() to reject it; the exec keeps waiting.

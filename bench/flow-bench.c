@@ -1,0 +1,218 @@
+/* flow-bench.c: engine benchmarks, each printing one line of key=value.
+ *   flow-bench steps N         one job whose node loops to itself N times
+ *   flow-bench sleepers N S    N concurrent one-node jobs, each waiting S seconds on a timer
+ *   flow-bench fanout N S      one job, one parallel batch node over N items each waiting S seconds */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "flow.h"
+
+static double now_s(void) {
+    return (double)uv_hrtime() / 1e9;
+}
+
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static void quiet(flow_log_level_t level, const char *msg, void *data) {
+    (void)level;
+    (void)msg;
+    (void)data;
+}
+
+static int parse_count(const char *s, unsigned long *out) {
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v == 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_seconds(const char *s, double *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (*s == '\0' || *end != '\0' || v < 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* ---- steps: prep reads the counter, exec adds one, post writes it back ---- */
+
+static unsigned long steps_target;
+
+static int count_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
+    (void)ctx;
+    *prep_res = json_incref(json_object_get(shared, "n"));
+    return 0;
+}
+
+static void count_exec(flow_ctx_t *ctx, json_t *prep_res) {
+    flow_done(ctx, json_integer(json_integer_value(prep_res) + 1));
+}
+
+static int count_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res,
+                      const char **action) {
+    (void)ctx;
+    (void)prep_res;
+    json_object_set(shared, "n", exec_res);
+    *action = (unsigned long)json_integer_value(exec_res) < steps_target ? "again" : "done";
+    return 0;
+}
+
+static const flow_node_ops_t count_ops = {.prep = count_prep, .exec = count_exec, .post = count_post};
+
+static int bench_steps(uv_loop_t *loop, flow_engine_t *eng, unsigned long n) {
+    flow_def_t *def;
+    flow_node_t *flow, *count;
+    steps_target = n;
+    if (flow_def_new("steps", &def) < 0 || flow_node_new(def, "flow", FLOW_FLOW, NULL, NULL, &flow) < 0 ||
+        flow_node_new(def, "count", FLOW_NODE, &count_ops, NULL, &count) < 0 ||
+        flow_node_next(count, "again", count) < 0 || flow_node_set_start(flow, count) < 0 ||
+        flow_def_set_root(def, flow) < 0)
+        return 1;
+    json_t *shared = json_pack("{s:i}", "n", 0);
+    flow_job_t *job;
+    double t0 = now_s();
+    if (flow_job_start(eng, def, shared, NULL, &job) < 0)
+        return 1;
+    uv_run(loop, UV_RUN_DEFAULT);
+    double wall = now_s() - t0;
+    printf("steps=%lu wall_s=%.3f steps_per_s=%.0f\n", n, wall, (double)n / wall);
+    flow_def_unref(def);
+    return 0;
+}
+
+/* ---- sleepers and fanout: exec waits on a timer ---- */
+
+static uint64_t sleep_ms;
+static unsigned long jobs_done;
+
+static void sleep_exec(flow_ctx_t *ctx, json_t *prep_res) {
+    (void)prep_res;
+    flow_sleep(ctx, sleep_ms, NULL);
+}
+
+static const flow_node_ops_t sleep_ops = {.exec = sleep_exec};
+
+static void count_done(flow_job_t *job, void *data) {
+    (void)data;
+    if (flow_job_status(job) == FLOW_SUCCEEDED)
+        jobs_done++;
+}
+
+static flow_def_t *one_node_flow(const char *name, flow_kind_t kind, const flow_node_ops_t *ops) {
+    flow_def_t *def;
+    flow_node_t *flow, *node;
+    if (flow_def_new(name, &def) < 0)
+        return NULL;
+    if (flow_node_new(def, "flow", FLOW_FLOW, NULL, NULL, &flow) < 0 ||
+        flow_node_new(def, "node", kind, ops, NULL, &node) < 0 || flow_node_set_start(flow, node) < 0 ||
+        flow_def_set_root(def, flow) < 0) {
+        flow_def_unref(def);
+        return NULL;
+    }
+    return def;
+}
+
+static int bench_sleepers(uv_loop_t *loop, flow_engine_t *eng, unsigned long n, double s) {
+    flow_def_t *def = one_node_flow("sleepers", FLOW_NODE, &sleep_ops);
+    if (def == NULL)
+        return 1;
+    sleep_ms = (uint64_t)(s * 1000.0);
+    flow_job_opts_t opts = {.on_done = count_done};
+    double t0 = now_s();
+    for (unsigned long i = 0; i < n; i++)
+        if (flow_job_start(eng, def, NULL, &opts, NULL) < 0)
+            return 1;
+    if (getenv("PHASES")) fprintf(stderr, "created %.3f\n", now_s() - t0);
+    while (uv_run(loop, UV_RUN_ONCE)) { static int shown; if (!shown && flow_engine_job_count(eng) < n) { shown = 1; if (getenv("PHASES")) fprintf(stderr, "first done %.3f\n", now_s() - t0);} }
+    double wall = now_s() - t0;
+    printf("jobs=%lu wait_s=%g wall_s=%.3f overhead_s=%.3f peak_rss_mib=%.0f ok=%lu\n", n, s, wall,
+           wall - s, peak_rss_mib(), jobs_done);
+    flow_def_unref(def);
+    return jobs_done == n ? 0 : 1;
+}
+
+static unsigned long fanout_items;
+
+static int fanout_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
+    (void)ctx;
+    (void)shared;
+    json_t *items = json_array();
+    for (unsigned long i = 0; i < fanout_items; i++)
+        if (json_array_append_new(items, json_integer((json_int_t)i)) < 0)
+            return flow_error(ctx, FLOW_ENOMEM, "cannot build the item list");
+    *prep_res = items;
+    return 0;
+}
+
+static int fanout_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res,
+                       const char **action) {
+    (void)ctx;
+    (void)prep_res;
+    json_object_set_new(shared, "results", json_integer((json_int_t)json_array_size(exec_res)));
+    return 0;
+}
+
+static const flow_node_ops_t fanout_ops = {.prep = fanout_prep, .exec = sleep_exec, .post = fanout_post};
+
+static int bench_fanout(uv_loop_t *loop, flow_engine_t *eng, unsigned long n, double s) {
+    flow_def_t *def = one_node_flow("fanout", FLOW_PARALLEL_BATCH, &fanout_ops);
+    if (def == NULL)
+        return 1;
+    fanout_items = n;
+    sleep_ms = (uint64_t)(s * 1000.0);
+    flow_job_opts_t opts = {.on_done = count_done};
+    double t0 = now_s();
+    if (flow_job_start(eng, def, NULL, &opts, NULL) < 0)
+        return 1;
+    uv_run(loop, UV_RUN_DEFAULT);
+    double wall = now_s() - t0;
+    printf("items=%lu wait_s=%g wall_s=%.3f peak_rss_mib=%.0f ok=%lu\n", n, s, wall, peak_rss_mib(),
+           jobs_done);
+    flow_def_unref(def);
+    return jobs_done == 1 ? 0 : 1;
+}
+
+static int usage(void) {
+    fprintf(stderr, "usage: flow-bench steps N | sleepers N S | fanout N S\n");
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    unsigned long n;
+    double s = 0;
+    if (argc < 3 || parse_count(argv[2], &n) < 0)
+        return usage();
+    int timed = strcmp(argv[1], "sleepers") == 0 || strcmp(argv[1], "fanout") == 0;
+    if (timed && (argc != 4 || parse_seconds(argv[3], &s) < 0))
+        return usage();
+    if (!timed && argc != 3)
+        return usage();
+    flow_set_logger(quiet, NULL);
+    uv_loop_t loop;
+    flow_engine_t *eng;
+    if (uv_loop_init(&loop) != 0 || flow_engine_new(&loop, NULL, &eng) < 0)
+        return 1;
+    int rc;
+    if (strcmp(argv[1], "steps") == 0)
+        rc = bench_steps(&loop, eng, n);
+    else if (strcmp(argv[1], "sleepers") == 0)
+        rc = bench_sleepers(&loop, eng, n, s);
+    else if (strcmp(argv[1], "fanout") == 0)
+        rc = bench_fanout(&loop, eng, n, s);
+    else
+        return usage();
+    flow_engine_close(eng);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop) != 0)
+        rc = 1;
+    return rc;
+}

@@ -1,0 +1,1057 @@
+/* engine.c: the engine and its jobs: scheduling on the libuv loop, frames (runs of a sub-graph),
+ * steps (runs of one node: prep, exec of one or many items or sub-graphs, post), the choice of the
+ * next node, history, events, and the end of a job. run.h explains the structures. */
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "run.h"
+
+#define IDLE_JOBS_MAX 1024 /* jobs run per loop iteration, so I/O and timers get their turn */
+
+static void job_run(flow_job_t *job);
+static void job_maybe_free(flow_job_t *job);
+static void job_fail(flow_job_t *job, int code, const char *message, const char *node);
+static void frame_free(struct frame *f);
+static void frame_cancel(struct frame *f);
+
+/* ---- the engine ---- */
+
+static void on_idle(uv_idle_t *idle);
+
+static void runq_push(flow_job_t *job) {
+    flow_engine_t *eng = job->eng;
+    if (job->in_runq)
+        return;
+    job->in_runq = 1;
+    job->runq_next = NULL;
+    if (eng->runq_tail != NULL)
+        eng->runq_tail->runq_next = job;
+    else
+        eng->runq_head = job;
+    eng->runq_tail = job;
+    if (!uv_is_active((uv_handle_t *)&eng->idle) && !eng->closing)
+        uv_idle_start(&eng->idle, on_idle);
+}
+
+static void on_idle(uv_idle_t *idle) {
+    flow_engine_t *eng = idle->data;
+    for (int i = 0; i < IDLE_JOBS_MAX && eng->runq_head != NULL; i++) {
+        flow_job_t *job = eng->runq_head;
+        eng->runq_head = job->runq_next;
+        if (eng->runq_head == NULL)
+            eng->runq_tail = NULL;
+        job->in_runq = 0;
+        if (job->finalized)
+            job_maybe_free(job);
+        else
+            job_run(job);
+    }
+    if (eng->runq_head == NULL)
+        uv_idle_stop(idle);
+}
+
+int flow_engine_new(uv_loop_t *loop, const flow_engine_opts_t *opts, flow_engine_t **out) {
+    if (loop == NULL || out == NULL)
+        return FLOW_EINVAL;
+    flow_engine_t *eng = flow__calloc(1, sizeof *eng);
+    if (eng == NULL)
+        return FLOW_ENOMEM;
+    eng->empty = json_object();
+    if (eng->empty == NULL || flow__timers_new(loop, &eng->timers) < 0) {
+        json_decref(eng->empty);
+        flow__free(eng);
+        return FLOW_ENOMEM;
+    }
+    eng->loop = loop;
+    eng->history_limit = opts && opts->history_limit ? opts->history_limit : 100;
+    eng->step_budget = opts && opts->step_budget ? opts->step_budget : 256;
+    eng->wall0_us = flow__wall_us();
+    eng->mono0_ns = uv_hrtime();
+    uv_idle_init(loop, &eng->idle); /* started only while jobs are queued */
+    eng->idle.data = eng;
+    *out = eng;
+    return 0;
+}
+
+static void engine_maybe_free(flow_engine_t *eng) {
+    if (eng->closing && eng->idle_closed && eng->timers_closed && eng->nalloc == 0) {
+        json_decref(eng->empty);
+        flow__free(eng);
+    }
+}
+
+static void on_timers_closed(void *data) {
+    flow_engine_t *eng = data;
+    eng->timers_closed = 1;
+    engine_maybe_free(eng);
+}
+
+static void on_idle_closed(uv_handle_t *h) {
+    flow_engine_t *eng = h->data;
+    eng->idle_closed = 1;
+    engine_maybe_free(eng);
+}
+
+void flow_engine_close(flow_engine_t *eng) {
+    if (eng == NULL || eng->closing)
+        return;
+    while (eng->jobs != NULL) {
+        flow_job_t *job = eng->jobs;
+        job_fail(job, FLOW_ECANCELED, "the engine was closed", NULL);
+        if (!job->running)
+            job_run(job); /* finalizes it and takes it off the list */
+        else
+            break; /* closed from inside a callback of this job: it finalizes when that returns */
+    }
+    eng->closing = 1;
+    /* The idle handle will not run again: free the finalized jobs still queued on it. */
+    while (eng->runq_head != NULL) {
+        flow_job_t *job = eng->runq_head;
+        eng->runq_head = job->runq_next;
+        job->in_runq = 0;
+        job_maybe_free(job);
+    }
+    eng->runq_tail = NULL;
+    uv_close((uv_handle_t *)&eng->idle, on_idle_closed);
+    flow__timers_close(eng->timers, on_timers_closed, eng);
+}
+
+uv_loop_t *flow_engine_loop(const flow_engine_t *eng) {
+    return eng->loop;
+}
+
+size_t flow_engine_job_count(const flow_engine_t *eng) {
+    return eng->njobs;
+}
+
+static uint64_t wall_of(const flow_engine_t *eng, uint64_t ns) {
+    return eng->wall0_us + (ns - eng->mono0_ns) / 1000u;
+}
+
+/* ---- events and history ---- */
+
+static void emit(flow_job_t *job, flow_event_type_t type, const flow_step_t *step) {
+    if (job->on_event == NULL)
+        return;
+    flow_event_t ev = {type, job->status, step};
+    job->on_event(job, &ev, job->data);
+}
+
+void flow__job_set_status(flow_job_t *job, flow_status_t status) {
+    if (job->status == status)
+        return;
+    job->status = status;
+    emit(job, FLOW_EVENT_STATUS, NULL);
+}
+
+/* The next history slot: grows while under the limit, then reuses the oldest entry. NULL only when
+ * the very first slot cannot be allocated; the totals still count the step. */
+static hist_entry_t *hist_next(flow_job_t *job) {
+    unsigned limit = job->eng->history_limit;
+    if (job->hist_len == job->hist_cap && job->hist_cap < limit) {
+        unsigned cap = job->hist_cap ? job->hist_cap * 2 : 2;
+        if (cap > limit)
+            cap = limit;
+        hist_entry_t *h = flow__realloc(job->hist, cap * sizeof *h);
+        if (h != NULL) {
+            job->hist = h;
+            job->hist_cap = cap;
+        }
+    }
+    if (job->hist_cap == 0)
+        return NULL;
+    hist_entry_t *e;
+    if (job->hist_len < job->hist_cap) {
+        unsigned i = job->hist_head + job->hist_len; /* no modulo: this runs once per step */
+        e = &job->hist[i < job->hist_cap ? i : i - job->hist_cap];
+        job->hist_len++;
+    } else {
+        e = &job->hist[job->hist_head];
+        flow__free(e->own_action);
+        flow__free(e->own_message);
+        if (++job->hist_head == job->hist_cap)
+            job->hist_head = 0;
+        job->totals.dropped++;
+    }
+    memset(e, 0, sizeof *e);
+    return e;
+}
+
+/* action is borrowed from the definition when own is 0, else copied. */
+static void record_step(flow_job_t *job, struct step *s, const char *action, int own, int err,
+                        const char *message, uint64_t end_ns) {
+    job->totals.steps++;
+    if (s->tries > 1)
+        job->totals.retries += s->tries - 1;
+    if (err != 0)
+        job->totals.failed++;
+    hist_entry_t *e = hist_next(job);
+    flow_step_t tmp;
+    flow_step_t *pub = e ? &e->pub : &tmp;
+    memset(pub, 0, sizeof *pub);
+    if (e != NULL && own && action != NULL && action != flow__default_action) {
+        e->own_action = flow__strdup(action);
+        action = e->own_action;
+    }
+    if (e != NULL && message != NULL) {
+        e->own_message = flow__strdup(message);
+        message = e->own_message;
+    }
+    pub->seq = job->totals.steps;
+    pub->node = s->node->name;
+    pub->action = err ? NULL : action;
+    pub->tries = s->tries;
+    pub->start_us = wall_of(job->eng, s->start_ns);
+    pub->end_us = wall_of(job->eng, end_ns);
+    pub->error = err;
+    pub->message = message;
+    pub->depth = s->frame->depth - 1;
+    if (e != NULL)
+        job->last_action = pub->action;
+    emit(job, FLOW_EVENT_STEP, pub);
+    if (e == NULL)
+        job->last_action = NULL;
+}
+
+/* ---- scheduling ---- */
+
+static void ready_push(flow_job_t *job, struct frame *f) {
+    if (f->in_ready)
+        return;
+    f->in_ready = 1;
+    f->next_ready = NULL;
+    if (job->ready_tail != NULL)
+        job->ready_tail->next_ready = f;
+    else
+        job->ready_head = f;
+    job->ready_tail = f;
+}
+
+static struct frame *ready_pop(flow_job_t *job) {
+    struct frame *f = job->ready_head;
+    if (f == NULL)
+        return NULL;
+    job->ready_head = f->next_ready;
+    if (job->ready_head == NULL)
+        job->ready_tail = NULL;
+    f->in_ready = 0;
+    f->next_ready = NULL;
+    return f;
+}
+
+/* Something finished outside of job_run (a timer, an HTTP answer): run the job now, unless it is
+ * already running further up the stack, in which case it picks the frame up from its ready list. */
+static void frame_ready(struct frame *f) {
+    flow_job_t *job = f->job;
+    ready_push(job, f);
+    if (!job->running)
+        job_run(job);
+}
+
+void flow__job_defer(flow_job_t *job, flow_ctx_t *c) {
+    c->u.wait.next = NULL;
+    if (job->defer_tail != NULL)
+        job->defer_tail->u.wait.next = c;
+    else
+        job->defer_head = c;
+    job->defer_tail = c;
+    runq_push(job);
+}
+
+/* ---- params ---- */
+
+json_t *flow_ctx_params(flow_ctx_t *c) {
+    if (c->threaded)
+        return c->u.params;
+    struct frame *f = c->step->frame;
+    const flow_node_t *node = c->node;
+    if (node->params == NULL)
+        return f->params ? f->params : c->job->eng->empty;
+    if (f->params == NULL || json_object_size(f->params) == 0)
+        return node->params;
+    if (f->pcache_node == node)
+        return f->pcache;
+    json_t *merged = json_copy(node->params);
+    if (merged == NULL || json_object_update(merged, f->params) < 0) {
+        json_decref(merged);
+        return NULL;
+    }
+    json_decref(f->pcache);
+    f->pcache = merged;
+    f->pcache_node = node;
+    return merged;
+}
+
+/* ---- steps ---- */
+
+static void step_clear(struct step *s) {
+    json_decref(s->prep_res);
+    json_decref(s->exec_res);
+    s->prep_res = s->exec_res = NULL;
+    s->tries = 0;
+    s->phase = PH_START;
+    if (s->node == NULL || s->node->kind == FLOW_NODE)
+        return; /* the common case: nothing else was used */
+    json_decref(s->results);
+    s->results = NULL;
+    if (s->items != NULL) {
+        for (size_t i = 0; i < s->next; i++)
+            flow__ctx_release(&s->items[i]);
+        flow__free(s->items);
+        s->items = NULL;
+    }
+    if (s->child != NULL) {
+        frame_free(s->child);
+        s->child = NULL;
+    }
+    if (s->children != NULL) {
+        for (size_t i = 0; i < s->n; i++)
+            if (s->children[i] != NULL)
+                frame_free(s->children[i]);
+        flow__free(s->children);
+        s->children = NULL;
+    }
+    s->n = s->next = s->running = s->finished = 0;
+}
+
+static void step_cancel(struct step *s) {
+    flow__ctx_cancel(&s->ctx);
+    if (s->items != NULL)
+        for (size_t i = 0; i < s->next; i++)
+            flow__ctx_cancel(&s->items[i]);
+    if (s->child != NULL)
+        frame_cancel(s->child);
+    if (s->children != NULL)
+        for (size_t i = 0; i < s->n; i++)
+            if (s->children[i] != NULL)
+                frame_cancel(s->children[i]);
+}
+
+/* The step failed for good: a history entry with the error, and the job fails. */
+static void step_failed(struct step *s, int code, const char *message) {
+    flow_job_t *job = s->frame->job;
+    if (code >= 0)
+        code = FLOW_EFAILED;
+    if (message == NULL)
+        message = flow_strerror(code);
+    if (s->frame != &job->top)
+        record_step(job, s, NULL, 0, code, message, uv_hrtime());
+    job_fail(job, code, message, s->node->name);
+}
+
+void flow__exec_failed(flow_ctx_t *c) {
+    struct step *s = c->step;
+    s->tries += c->attempt + 1;
+    step_failed(s, c->err.code, c->err.message);
+}
+
+static void store_result(struct step *s, flow_ctx_t *c) {
+    json_t *r = c->result ? c->result : json_null();
+    c->result = NULL;
+    json_array_set_new(s->results, c->item, r);
+    s->tries += c->attempt + 1;
+}
+
+static void exec_done(struct step *s) {
+    s->exec_res = s->results;
+    s->results = NULL;
+    s->phase = PH_POST;
+}
+
+/* Sequential batch: one ctx, item after item. 1: all done; 0: an item is in flight; -1: failed. */
+static int batch_fill(struct step *s) {
+    flow_job_t *job = s->frame->job;
+    s->filling = 1;
+    while (s->next < s->n && !job->final) {
+        size_t i = s->next++;
+        flow__ctx_init(&s->ctx, job, s, json_array_get(s->prep_res, i), i);
+        int rc = flow__ctx_run(&s->ctx);
+        if (rc <= 0) {
+            s->filling = 0;
+            return rc;
+        }
+        store_result(s, &s->ctx);
+    }
+    s->filling = 0;
+    if (job->final)
+        return -1;
+    exec_done(s);
+    return 1;
+}
+
+/* Parallel batch: starts items while the limit allows. Items that complete while others are being
+ * started only count (filling); the loop sees them. 1: all done; 0: items in flight; -1: failed. */
+static int pbatch_fill(struct step *s) {
+    flow_job_t *job = s->frame->job;
+    unsigned limit = s->node->limit;
+    s->filling = 1;
+    while (s->next < s->n && (limit == 0 || s->running < limit) && !job->final) {
+        size_t i = s->next++;
+        flow_ctx_t *c = &s->items[i];
+        flow__ctx_init(c, job, s, json_array_get(s->prep_res, i), i);
+        s->running++;
+        int rc = flow__ctx_run(c);
+        if (rc < 0)
+            break;
+        if (rc == 1) {
+            store_result(s, c);
+            flow__ctx_release(c);
+            s->running--;
+            s->finished++;
+        }
+    }
+    s->filling = 0;
+    if (job->final)
+        return -1;
+    if (s->finished < s->n)
+        return 0;
+    exec_done(s);
+    return 1;
+}
+
+void flow__exec_finished(flow_ctx_t *c) {
+    struct step *s = c->step;
+    switch (s->node->kind) {
+    case FLOW_NODE:
+        s->exec_res = c->result;
+        c->result = NULL;
+        s->tries += c->attempt + 1;
+        s->phase = PH_POST;
+        frame_ready(s->frame);
+        break;
+    case FLOW_BATCH:
+        store_result(s, c);
+        if (!s->filling && batch_fill(s) == 1)
+            frame_ready(s->frame);
+        break;
+    case FLOW_PARALLEL_BATCH:
+        store_result(s, c);
+        flow__ctx_release(c);
+        s->running--;
+        s->finished++;
+        if (!s->filling && pbatch_fill(s) == 1)
+            frame_ready(s->frame);
+        break;
+    default:
+        break;
+    }
+}
+
+static struct frame *frame_new(struct step *owner, json_t *params, size_t index) {
+    struct frame *f = flow__calloc(1, sizeof *f);
+    if (f == NULL) {
+        json_decref(params);
+        return NULL;
+    }
+    f->job = owner->frame->job;
+    f->owner = owner;
+    f->cur = owner->node->start;
+    f->params = params;
+    f->index = index;
+    f->depth = owner->frame->depth + 1;
+    f->step.frame = f;
+    return f;
+}
+
+/* The params of the index-th run of a batch flow: the flow node's params with the item's over them. */
+static json_t *item_params(struct step *s, size_t index) {
+    json_t *base = flow_ctx_params(&s->ctx);
+    json_t *item = json_array_get(s->prep_res, index);
+    if (base == NULL)
+        return NULL;
+    json_t *merged = json_copy(base);
+    if (merged == NULL || json_object_update(merged, item) < 0) {
+        json_decref(merged);
+        return NULL;
+    }
+    return merged;
+}
+
+static int spawn_child(struct step *s, size_t index) {
+    flow_job_t *job = s->frame->job;
+    json_t *params = s->node->kind == FLOW_FLOW ? json_incref(flow_ctx_params(&s->ctx))
+                                                : item_params(s, index);
+    struct frame *f = params ? frame_new(s, params, index) : NULL;
+    if (f == NULL) {
+        step_failed(s, FLOW_ENOMEM, NULL);
+        return -1;
+    }
+    if (s->children != NULL)
+        s->children[index] = f;
+    else
+        s->child = f;
+    ready_push(job, f);
+    return 0;
+}
+
+static int pflow_fill(struct step *s) {
+    unsigned limit = s->node->limit;
+    while (s->next < s->n && (limit == 0 || s->running < limit)) {
+        if (spawn_child(s, s->next) < 0)
+            return -1;
+        s->next++;
+        s->running++;
+    }
+    return 0;
+}
+
+/* Checks what prep returned to a batch kind: an array (NULL is an empty one) of objects for the
+ * batch flows. */
+static int check_items(struct step *s) {
+    json_t *items = s->prep_res;
+    if (items == NULL) {
+        s->n = 0;
+        return 0;
+    }
+    if (!json_is_array(items)) {
+        step_failed(s, FLOW_EINVAL, "prep of a batch node must return an array");
+        return -1;
+    }
+    s->n = json_array_size(items);
+    if (s->node->kind == FLOW_BATCH_FLOW || s->node->kind == FLOW_PARALLEL_BATCH_FLOW) {
+        for (size_t i = 0; i < s->n; i++) {
+            if (!json_is_object(json_array_get(items, i))) {
+                step_failed(s, FLOW_EINVAL, "prep of a batch flow must return an array of objects");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int make_results(struct step *s) {
+    s->results = json_array();
+    if (s->results == NULL)
+        return FLOW_ENOMEM;
+    for (size_t i = 0; i < s->n; i++)
+        if (json_array_append(s->results, json_null()) < 0)
+            return FLOW_ENOMEM;
+    return 0;
+}
+
+/* The exec part of a step. 1: done, post is next; 0: in flight; -1: the job failed. */
+static int step_exec(struct step *s) {
+    flow_job_t *job = s->frame->job;
+    s->phase = PH_EXEC;
+    switch (s->node->kind) {
+    case FLOW_NODE: {
+        s->ctx.input = s->prep_res;
+        int rc = flow__ctx_run(&s->ctx);
+        if (rc == 1) {
+            s->exec_res = s->ctx.result;
+            s->ctx.result = NULL;
+            s->tries = s->ctx.attempt + 1;
+            s->phase = PH_POST;
+        }
+        return rc;
+    }
+    case FLOW_BATCH:
+    case FLOW_PARALLEL_BATCH:
+        if (check_items(s) < 0)
+            return -1;
+        if (make_results(s) < 0) {
+            step_failed(s, FLOW_ENOMEM, NULL);
+            return -1;
+        }
+        if (s->node->kind == FLOW_BATCH)
+            return batch_fill(s);
+        s->items = flow__calloc(s->n ? s->n : 1, sizeof *s->items);
+        if (s->items == NULL) {
+            step_failed(s, FLOW_ENOMEM, NULL);
+            return -1;
+        }
+        return pbatch_fill(s);
+    case FLOW_FLOW:
+        return spawn_child(s, 0) < 0 ? -1 : 0;
+    case FLOW_BATCH_FLOW:
+    case FLOW_PARALLEL_BATCH_FLOW:
+        if (check_items(s) < 0)
+            return -1;
+        if (s->n == 0) {
+            s->phase = PH_POST;
+            return 1;
+        }
+        if (s->node->kind == FLOW_BATCH_FLOW)
+            return spawn_child(s, 0) < 0 ? -1 : 0;
+        s->children = flow__calloc(s->n, sizeof *s->children);
+        if (s->children == NULL) {
+            step_failed(s, FLOW_ENOMEM, NULL);
+            return -1;
+        }
+        return pflow_fill(s);
+    }
+    (void)job;
+    return -1;
+}
+
+/* Starts the step of f->cur: prep, then exec. 1: post is next; 0: waiting; -1: the job failed. */
+static int step_begin(struct frame *f, uint64_t now_ns) {
+    flow_job_t *job = f->job;
+    struct step *s = &f->step;
+    const flow_node_t *node = f->cur;
+    s->node = node;
+    s->start_ns = now_ns ? now_ns : uv_hrtime();
+    if (f != &job->top) {
+        if (job->max_steps != 0 && job->started_steps >= job->max_steps) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "job stopped after %" PRIu64 " steps (max_steps)", job->max_steps);
+            job_fail(job, FLOW_EMAXSTEPS, msg, node->name);
+            return -1;
+        }
+        job->started_steps++;
+        job->current = node;
+    }
+    flow__ctx_init(&s->ctx, job, s, NULL, SIZE_MAX);
+    if (node->ops->prep != NULL) {
+        int rc = node->ops->prep(&s->ctx, job->shared, &s->prep_res);
+        if (rc != 0) {
+            step_failed(s, rc, s->ctx.err.message);
+            return -1;
+        }
+        if (job->final)
+            return -1;
+    }
+    return step_exec(s);
+}
+
+static void warn_no_successor(flow_job_t *job, const flow_node_t *node, const char *action) {
+    char list[256];
+    size_t len = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < node->nsucc && len < sizeof list; i++) {
+        int n = snprintf(list + len, sizeof list - len, "%s'%s'", i ? ", " : "", node->succ[i].action);
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+    flow_log(FLOW_LOG_WARN, "job %s: flow ends: action '%s' of node %s not found in [%s]",
+             job->id ? job->id : "-", action, node->name, list);
+}
+
+/* post, then the history entry and the choice of the next node. Returns the time it ended, or 0
+ * when the job failed. */
+static uint64_t step_end(struct frame *f) {
+    flow_job_t *job = f->job;
+    struct step *s = &f->step;
+    const flow_node_t *node = s->node;
+    const char *action = NULL;
+    int rc = 0;
+    if (node->ops->post != NULL)
+        rc = node->ops->post(&s->ctx, job->shared, s->prep_res, s->exec_res, &action);
+    else if (node->kind == FLOW_FLOW)
+        action = json_string_value(s->exec_res);
+    if (rc != 0) {
+        step_failed(s, rc, s->ctx.err.message);
+        return 0;
+    }
+    if (action == NULL)
+        action = flow__default_action;
+    const flow_succ_t *succ = NULL;
+    for (size_t i = 0; i < node->nsucc; i++) {
+        if (strcmp(node->succ[i].action, action) == 0) {
+            succ = &node->succ[i];
+            break;
+        }
+    }
+    uint64_t end = uv_hrtime();
+    if (f != &job->top)
+        record_step(job, s, succ ? succ->action : action, succ == NULL, 0, NULL, end);
+    if (succ == NULL) {
+        if (node->nsucc > 0)
+            warn_no_successor(job, node, action);
+        json_decref(f->result);
+        f->result = json_string(action);
+        if (f->result == NULL) {
+            job_fail(job, FLOW_ENOMEM, NULL, node->name);
+            return 0;
+        }
+    }
+    step_clear(s);
+    f->cur = succ ? succ->to : NULL;
+    return end;
+}
+
+/* ---- frames ---- */
+
+static void frame_cancel(struct frame *f) {
+    step_cancel(&f->step);
+}
+
+static void frame_free(struct frame *f) {
+    step_clear(&f->step);
+    flow__ctx_release(&f->step.ctx);
+    json_decref(f->params);
+    json_decref(f->pcache);
+    json_decref(f->result);
+    f->params = f->pcache = f->result = NULL;
+    if (f != &f->job->top)
+        flow__free(f);
+}
+
+static void job_succeed(flow_job_t *job) {
+    job->final = 1;
+    job->status = FLOW_SUCCEEDED;
+}
+
+/* The sub-graph of f has ended: the owner step takes its result and goes on. */
+static void frame_finished(struct frame *f) {
+    flow_job_t *job = f->job;
+    if (f == &job->top) {
+        job_succeed(job);
+        return;
+    }
+    struct step *s = f->owner;
+    switch (s->node->kind) {
+    case FLOW_FLOW:
+        s->exec_res = f->result;
+        f->result = NULL;
+        s->child = NULL;
+        frame_free(f);
+        s->phase = PH_POST;
+        ready_push(job, s->frame);
+        break;
+    case FLOW_BATCH_FLOW:
+        s->child = NULL;
+        frame_free(f);
+        if (++s->next < s->n) {
+            spawn_child(s, s->next);
+        } else {
+            s->phase = PH_POST;
+            ready_push(job, s->frame);
+        }
+        break;
+    default: /* FLOW_PARALLEL_BATCH_FLOW */
+        s->children[f->index] = NULL;
+        frame_free(f);
+        s->running--;
+        s->finished++;
+        if (pflow_fill(s) < 0)
+            return;
+        if (s->finished == s->n) {
+            s->phase = PH_POST;
+            ready_push(job, s->frame);
+        }
+        break;
+    }
+}
+
+/* Runs the steps of f for as long as they complete at once; a loop, so that a flow going round a
+ * million times uses no more stack than going round once. */
+static void frame_run(struct frame *f) {
+    flow_job_t *job = f->job;
+    struct step *s = &f->step;
+    uint64_t t = 0;
+    while (!job->final) {
+        if (s->phase == PH_START) {
+            if (f->cur == NULL) {
+                frame_finished(f);
+                return;
+            }
+            if (job->budget == 0) {
+                ready_push(job, f);
+                return;
+            }
+            job->budget--;
+            if (step_begin(f, t) <= 0)
+                return;
+        } else if (s->phase == PH_POST) {
+            t = step_end(f);
+        } else {
+            return;
+        }
+    }
+}
+
+/* ---- jobs ---- */
+
+static void job_cancel_all(flow_job_t *job) {
+    frame_cancel(&job->top);
+    flow__timer_stop(&job->deadline);
+}
+
+static void job_fail(flow_job_t *job, int code, const char *message, const char *node) {
+    if (job->final)
+        return;
+    job->final = 1;
+    job->status = code == FLOW_ECANCELED ? FLOW_CANCELED : FLOW_FAILED;
+    flow_error_clear(&job->error);
+    job->error.code = code;
+    job->error.message = flow__strdup(message ? message : flow_strerror(code));
+    job->error.node = node ? flow__strdup(node) : NULL;
+    job_cancel_all(job);
+    if (!job->running)
+        runq_push(job);
+}
+
+static void job_free(flow_job_t *job) {
+    flow_engine_t *eng = job->eng;
+    for (unsigned i = 0; i < job->hist_len; i++) {
+        hist_entry_t *e = &job->hist[(job->hist_head + i) % job->hist_cap];
+        flow__free(e->own_action);
+        flow__free(e->own_message);
+    }
+    flow__free(job->hist);
+    flow_error_clear(&job->error);
+    json_decref(job->shared);
+    flow_def_unref(job->def);
+    flow__free(job->id);
+    flow__free(job);
+    eng->nalloc--;
+    engine_maybe_free(eng);
+}
+
+/* A finalized job still has its memory while timers close, pool work returns, or it sits on the
+ * run queue. */
+static void job_maybe_free(flow_job_t *job) {
+    if (job->finalized && job->pending == 0 && !job->in_runq)
+        job_free(job);
+}
+
+void flow__job_unpend(flow_job_t *job) {
+    job->pending--;
+    job_maybe_free(job);
+}
+
+static void job_finalize(flow_job_t *job) {
+    flow_engine_t *eng = job->eng;
+    job->finalized = 1;
+    job_cancel_all(job);
+    while (ready_pop(job) != NULL) {
+    }
+    job->defer_head = job->defer_tail = NULL;
+    frame_free(&job->top);
+    job->current = NULL;
+    job->finished_us = flow__wall_us();
+    emit(job, FLOW_EVENT_STATUS, NULL);
+    if (job->on_done != NULL)
+        job->on_done(job, job->data);
+    if (job->prev != NULL)
+        job->prev->next = job->next;
+    else
+        eng->jobs = job->next;
+    if (job->next != NULL)
+        job->next->prev = job->prev;
+    eng->njobs--;
+    job_maybe_free(job);
+}
+
+static void job_run(flow_job_t *job) {
+    if (job->running || job->finalized)
+        return;
+    job->running = 1;
+    job->budget = job->eng->step_budget;
+    if (!job->final) {
+        if (job->status == FLOW_QUEUED) {
+            job->started_us = flow__wall_us();
+            flow__job_set_status(job, FLOW_RUNNING);
+        } else if (job->status == FLOW_WAITING && job->wait_head == NULL) {
+            flow__job_set_status(job, FLOW_RUNNING);
+        }
+    }
+    while (job->defer_head != NULL && !job->final) {
+        flow_ctx_t *c = job->defer_head;
+        job->defer_head = c->u.wait.next;
+        if (job->defer_head == NULL)
+            job->defer_tail = NULL;
+        flow__exec_finished(c);
+    }
+    while (!job->final) {
+        struct frame *f = ready_pop(job);
+        if (f == NULL)
+            break;
+        frame_run(f);
+        if (job->budget == 0 && job->ready_head != NULL && !job->final) {
+            runq_push(job);
+            break;
+        }
+    }
+    job->running = 0;
+    if (job->final)
+        job_finalize(job);
+}
+
+static void on_deadline(flow__timer_t *t) {
+    flow_job_t *job = (flow_job_t *)((char *)t - offsetof(flow_job_t, deadline));
+    char msg[96];
+    snprintf(msg, sizeof msg, "job exceeded its deadline of %" PRIu64 " ms", job->deadline_ms);
+    job_fail(job, FLOW_EDEADLINE, msg, job->current ? job->current->name : NULL);
+}
+
+int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const flow_job_opts_t *opts,
+                   flow_job_t **out) {
+    static const flow_job_opts_t no_opts;
+    flow_job_t *job = NULL;
+    int rc = 0;
+    if (opts == NULL)
+        opts = &no_opts;
+    if (eng == NULL || def == NULL || (shared != NULL && !json_is_object(shared))) {
+        rc = FLOW_EINVAL;
+        goto fail;
+    }
+    if (eng->closing) {
+        rc = FLOW_ESTATE;
+        goto fail;
+    }
+    if (opts->params != NULL && !json_is_object(opts->params)) {
+        rc = FLOW_EINVAL;
+        goto fail;
+    }
+    rc = flow_def_seal(def, NULL);
+    if (rc < 0)
+        goto fail;
+    if (shared == NULL && (shared = json_object()) == NULL) {
+        rc = FLOW_ENOMEM;
+        goto fail;
+    }
+    job = flow__calloc(1, sizeof *job);
+    if (job == NULL) {
+        rc = FLOW_ENOMEM;
+        goto fail;
+    }
+    if (opts->id != NULL && (job->id = flow__strdup(opts->id)) == NULL) {
+        rc = FLOW_ENOMEM;
+        goto fail;
+    }
+    if (opts->deadline_ms > 0 && flow__timer_start(eng->timers, &job->deadline, opts->deadline_ms,
+                                                   on_deadline) < 0) {
+        rc = FLOW_ENOMEM;
+        goto fail;
+    }
+    job->eng = eng;
+    job->def = flow_def_ref(def);
+    job->shared = shared;
+    job->status = FLOW_QUEUED;
+    job->on_event = opts->on_event;
+    job->on_done = opts->on_done;
+    job->data = opts->data;
+    job->max_steps = opts->max_steps;
+    job->deadline_ms = opts->deadline_ms;
+    job->created_us = flow__wall_us();
+    job->top.job = job;
+    job->top.cur = def->root;
+    job->top.params = json_incref(opts->params);
+    job->top.step.frame = &job->top;
+    job->next = eng->jobs;
+    if (eng->jobs != NULL)
+        eng->jobs->prev = job;
+    eng->jobs = job;
+    eng->njobs++;
+    eng->nalloc++;
+    ready_push(job, &job->top);
+    runq_push(job);
+    if (out != NULL)
+        *out = job;
+    return 0;
+fail:
+    json_decref(shared);
+    if (job != NULL) {
+        flow__free(job->id);
+        flow__free(job);
+    }
+    return rc;
+}
+
+int flow_job_cancel(flow_job_t *job) {
+    if (job == NULL)
+        return FLOW_EINVAL;
+    if (job->final)
+        return FLOW_ESTATE;
+    job_fail(job, FLOW_ECANCELED, "canceled", job->current ? job->current->name : NULL);
+    runq_push(job);
+    return 0;
+}
+
+/* ---- readers ---- */
+
+const char *flow_job_id(const flow_job_t *job) {
+    return job->id ? job->id : "";
+}
+
+flow_def_t *flow_job_def(const flow_job_t *job) {
+    return job->def;
+}
+
+flow_status_t flow_job_status(const flow_job_t *job) {
+    return job->status;
+}
+
+json_t *flow_job_shared(const flow_job_t *job) {
+    return job->shared;
+}
+
+uint64_t flow_job_steps(const flow_job_t *job) {
+    return job->totals.steps;
+}
+
+const char *flow_job_current_node(const flow_job_t *job) {
+    return job->current ? job->current->name : NULL;
+}
+
+const char *flow_job_last_action(const flow_job_t *job) {
+    return job->last_action;
+}
+
+const flow_error_t *flow_job_error(const flow_job_t *job) {
+    return &job->error;
+}
+
+json_t *flow_job_waiting_for(const flow_job_t *job) {
+    return job->wait_head ? job->wait_head->u.wait.request : NULL;
+}
+
+void *flow_job_data(const flow_job_t *job) {
+    return job->data;
+}
+
+uint64_t flow_job_created_us(const flow_job_t *job) {
+    return job->created_us;
+}
+
+uint64_t flow_job_started_us(const flow_job_t *job) {
+    return job->started_us;
+}
+
+uint64_t flow_job_finished_us(const flow_job_t *job) {
+    return job->finished_us;
+}
+
+size_t flow_job_history_count(const flow_job_t *job) {
+    return job->hist_len;
+}
+
+const flow_step_t *flow_job_history_at(const flow_job_t *job, size_t i) {
+    if (i >= job->hist_len)
+        return NULL;
+    return &job->hist[(job->hist_head + i) % job->hist_cap].pub;
+}
+
+void flow_job_history_totals(const flow_job_t *job, flow_history_totals_t *out) {
+    *out = job->totals;
+}
+
+/* ---- status names ---- */
+
+static const char *const status_names[] = {"queued", "running", "waiting", "succeeded", "failed",
+                                           "canceled"};
+
+const char *flow_status_name(flow_status_t status) {
+    if ((unsigned)status >= sizeof status_names / sizeof status_names[0])
+        return "unknown";
+    return status_names[status];
+}
+
+int flow_status_parse(const char *name, flow_status_t *out) {
+    for (unsigned i = 0; i < sizeof status_names / sizeof status_names[0]; i++) {
+        if (strcmp(status_names[i], name) == 0) {
+            *out = (flow_status_t)i;
+            return 0;
+        }
+    }
+    return FLOW_EINVAL;
+}
+
+int flow_status_final(flow_status_t status) {
+    return status == FLOW_SUCCEEDED || status == FLOW_FAILED || status == FLOW_CANCELED;
+}

@@ -1,0 +1,67 @@
+/* internal.h: what the files of libflow share with each other and nobody else. */
+#ifndef FLOW_INTERNAL_H
+#define FLOW_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "flow.h"
+
+/* The allocator every file of libflow uses (flow_set_allocator can replace it). */
+void *flow__malloc(size_t size);
+void *flow__calloc(size_t count, size_t size);
+void *flow__realloc(void *p, size_t size);
+void flow__free(void *p);
+char *flow__strdup(const char *s);
+char *flow__vasprintf(const char *fmt, va_list ap);
+char *flow__asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Fills err (may be NULL) with code and a formatted message; returns code. */
+int flow__set_error(flow_error_t *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int flow__set_verror(flow_error_t *err, int code, const char *fmt, va_list ap);
+
+uint64_t flow__wall_us(void);
+
+typedef struct flow_succ {
+    char *action;
+    flow_node_t *to;
+} flow_succ_t;
+
+struct flow_node {
+    flow_def_t *def;
+    char *name;
+    flow_kind_t kind;
+    const flow_node_ops_t *ops; /* never NULL: flow__no_ops when none was given */
+    void *data;
+    json_t *params;             /* NULL when empty, so runs skip merging */
+    unsigned max_retries;
+    uint64_t wait_ms;
+    uint64_t timeout_ms;
+    unsigned limit;
+    int threaded;
+    flow_node_t *start;
+    flow_succ_t *succ;
+    size_t nsucc;
+    size_t capsucc;
+    size_t index; /* in def->nodes */
+};
+
+struct flow_def {
+    atomic_uint refs;
+    atomic_int sealed;
+    char *name;
+    flow_node_t **nodes;
+    size_t nnodes;
+    size_t capnodes;
+    flow_node_t *root;
+};
+
+/* member[f * n + j] = 1 when node j is reachable from the start of flow-kind node f (n = nnodes;
+ * member zeroed by the caller, queue has room for n indexes). */
+int flow__def_members(const flow_def_t *def, unsigned char *member, size_t *queue);
+int flow__is_flow_kind(flow_kind_t kind);
+
+extern const flow_node_ops_t flow__no_ops;
+extern const char flow__default_action[]; /* "default" */
+
+#endif

@@ -1,0 +1,164 @@
+/* run.h: the running state of jobs, shared by engine.c (jobs, frames, steps, history) and exec.c
+ * (one exec: its tries, timers, thread-pool work and input waits).
+ *
+ * A job runs frames. A frame is one run of a flow's sub-graph (an "orchestration"): it holds the
+ * current node and one step, the run of that node. A step of a flow kind owns child frames. The job's
+ * top frame is special: its only step runs the definition's root flow and is not counted as a step.
+ * Frames ready to go on are queued on the job (ready list), jobs with ready frames on the engine
+ * (run queue), so that no completion ever calls deeper into the C stack than one step: a loop of a
+ * million steps runs in constant stack. */
+#ifndef FLOW_RUN_H
+#define FLOW_RUN_H
+
+#include "internal.h"
+#include "timer.h"
+
+enum ctx_state {
+    CTX_IDLE = 0,
+    CTX_RUNNING,    /* exec called; the node completes it itself */
+    CTX_SLEEPING,   /* in flow_sleep */
+    CTX_WAITING,    /* in flow_await_input */
+    CTX_THREADED,   /* on the thread pool */
+    CTX_RETRY_WAIT, /* a try failed; the next starts when the wait timer fires */
+    CTX_DONE,       /* result is set */
+    CTX_FAILED,     /* err is set; retries and fallback decide */
+    CTX_CANCELED
+};
+
+struct step;
+struct frame;
+struct work;
+
+struct flow_ctx {
+    flow_job_t *job;
+    struct step *step;          /* NULL in a thread-pool copy */
+    const flow_node_t *node;
+    json_t *input;              /* borrowed: prep_res, or the batch item */
+    json_t *result;             /* owned; the exec's result (set by flow_sleep before it is due) */
+    void *data;
+    size_t item;
+    unsigned attempt;
+    uint8_t state;
+    uint8_t in_call;            /* inside ops->exec: a completion is recorded, not acted on */
+    uint8_t threaded;           /* this is the copy a pool thread works with */
+    flow_error_t err;
+    flow__timer_t timer;        /* flow_sleep and the wait between tries */
+    flow__timer_t tmo;          /* the node's timeout */
+    union {                     /* what only one state needs */
+        struct {
+            json_t *request;    /* CTX_WAITING: owned */
+            flow_ctx_t *next;   /* the job's list of waits; once answered, of answers to finish */
+        } wait;
+        struct work *work;      /* CTX_THREADED: the try in flight */
+        json_t *params;         /* a thread-pool copy: a reference to the resolved params */
+    } u;
+};
+
+enum step_phase { PH_START = 0, PH_EXEC, PH_POST };
+
+struct step {
+    struct frame *frame;
+    const flow_node_t *node;
+    json_t *prep_res;
+    json_t *exec_res;
+    uint64_t start_ns;
+    uint8_t phase;
+    uint8_t filling;            /* starting items: completions only count, the filler goes on */
+    unsigned tries;
+    flow_ctx_t ctx;             /* prep and post; exec of plain and sequential batch nodes */
+    size_t n, next, running, finished;
+    json_t *results;            /* batch kinds: results in input order */
+    flow_ctx_t *items;          /* parallel batch: one ctx per started item */
+    struct frame *child;        /* flow and batch flow: the running sub-graph */
+    struct frame **children;    /* parallel batch flow: one slot per param set */
+};
+
+struct frame {
+    flow_job_t *job;
+    struct step *owner;         /* the flow step this frame runs for; NULL for the top frame */
+    const flow_node_t *cur;     /* node of the current step; NULL once the sub-graph has ended */
+    json_t *params;             /* params given to this sub-graph; NULL: none */
+    const flow_node_t *pcache_node;
+    json_t *pcache;             /* cur's own params merged with params */
+    json_t *result;             /* the last action, a JSON string, once the sub-graph has ended */
+    size_t index;               /* slot in the owner's children */
+    unsigned depth;
+    uint8_t in_ready;
+    struct frame *next_ready;
+    struct step step;
+};
+
+typedef struct hist_entry {
+    flow_step_t pub;
+    char *own_action;
+    char *own_message;
+} hist_entry_t;
+
+struct flow_job {
+    flow_engine_t *eng;
+    flow_def_t *def;
+    json_t *shared;
+    char *id;
+    flow_status_t status;
+    flow_event_cb on_event;
+    flow_done_cb on_done;
+    void *data;
+    uint64_t max_steps;
+    uint64_t deadline_ms;
+    flow__timer_t deadline;
+    struct frame top;
+    struct frame *ready_head, *ready_tail;
+    flow_ctx_t *wait_head, *wait_tail;
+    flow_ctx_t *defer_head, *defer_tail;
+    flow_job_t *runq_next;
+    flow_job_t *prev, *next;    /* the engine's list of live jobs */
+    uint8_t in_runq;
+    uint8_t running;            /* inside job_run */
+    uint8_t final;              /* status is final; what is left is finalize */
+    uint8_t finalized;          /* on_done has run; memory goes when pending reaches 0 */
+    unsigned budget;
+    unsigned pending;           /* thread-pool work that still points at the job */
+    uint64_t started_steps;
+    const flow_node_t *current;
+    const char *last_action;
+    hist_entry_t *hist;
+    unsigned hist_cap, hist_len, hist_head;
+    flow_history_totals_t totals;
+    flow_error_t error;
+    uint64_t created_us, started_us, finished_us;
+};
+
+struct flow_engine {
+    uv_loop_t *loop;
+    uv_idle_t idle;
+    flow__timers_t *timers;
+    unsigned history_limit;
+    unsigned step_budget;
+    json_t *empty;              /* the params of nodes that have none */
+    flow_job_t *runq_head, *runq_tail;
+    flow_job_t *jobs;           /* live jobs, for flow_engine_close */
+    size_t njobs;               /* started, on_done not yet run */
+    size_t nalloc;              /* not yet freed */
+    uint64_t wall0_us;
+    uint64_t mono0_ns;
+    uint8_t closing;
+    uint8_t idle_closed;
+    uint8_t timers_closed;
+};
+
+/* exec.c */
+void flow__ctx_init(flow_ctx_t *c, flow_job_t *job, struct step *s, json_t *input, size_t item);
+/* Runs tries until the exec is in flight (0), has a result in c->result (1), or failed for good (-1,
+ * the job has failed). */
+int flow__ctx_run(flow_ctx_t *c);
+void flow__ctx_cancel(flow_ctx_t *c);  /* stops an exec in flight; nothing of it completes later */
+void flow__ctx_release(flow_ctx_t *c); /* cancel, then free what the ctx holds */
+
+/* engine.c */
+void flow__exec_finished(flow_ctx_t *c); /* an exec in flight has its result (c->result) */
+void flow__exec_failed(flow_ctx_t *c);   /* ... or failed after its retries and fallback */
+void flow__job_defer(flow_job_t *job, flow_ctx_t *c); /* finish c on the job's next run */
+void flow__job_set_status(flow_job_t *job, flow_status_t status);
+void flow__job_unpend(flow_job_t *job);  /* one pending handle or work item is gone */
+
+#endif

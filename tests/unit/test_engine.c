@@ -1,0 +1,472 @@
+/* test_engine.c: a node's lifecycle, actions and successors, params, nested flows, loops in constant
+ * stack, history and events. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/harness.h"
+
+/* A node that traces its callbacks into shared["trace"] and returns the action in its data. */
+typedef struct script {
+    const char *action;
+    const char *result;
+} script_t;
+
+static int s_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
+    const char *name = flow_node_name(flow_ctx_node(ctx));
+    trace(shared, "trace", "%s:prep", name);
+    *prep_res = json_sprintf("%s-prep", name);
+    return 0;
+}
+
+static void s_exec(flow_ctx_t *ctx, json_t *prep_res) {
+    script_t *s = flow_ctx_node_data(ctx);
+    const char *res = s && s->result ? s->result : json_string_value(prep_res);
+    flow_done(ctx, json_sprintf("%s>exec", res));
+}
+
+static int s_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res, const char **action) {
+    script_t *s = flow_ctx_node_data(ctx);
+    trace(shared, "trace", "%s:post(%s,%s)", flow_node_name(flow_ctx_node(ctx)), json_string_value(prep_res),
+          json_string_value(exec_res));
+    *action = s ? s->action : NULL;
+    return 0;
+}
+
+static const flow_node_ops_t script_ops = {.prep = s_prep, .exec = s_exec, .post = s_post};
+
+static harness_t h;
+static outcome_t out;
+
+static void setup(void) {
+    harness_init(&h, NULL);
+    log_capture(1);
+}
+
+static void teardown(void) {
+    outcome_clear(&out);
+    harness_close(&h);
+    log_capture(0);
+}
+
+START_TEST(test_prep_exec_post_in_order) {
+    flow_node_t *root;
+    flow_def_t *def = def_new("one", &root);
+    flow_node_t *a = node_new(def, "a", FLOW_NODE, &script_ops, NULL);
+    flow_node_set_start(root, a);
+    harness_run(&h, def, NULL, NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(joined(out.shared, "trace"), "a:prep a:post(a-prep,a-prep>exec)");
+    ck_assert_uint_eq(out.steps, 1);
+    ck_assert_str_eq(out.last_action, "default");
+    flow_def_unref(def);
+}
+END_TEST
+
+START_TEST(test_action_picks_the_successor) {
+    script_t go_right = {.action = "right"};
+    flow_node_t *root;
+    flow_def_t *def = def_new("branch", &root);
+    flow_node_t *a = node_new(def, "a", FLOW_NODE, &script_ops, &go_right);
+    flow_node_t *left = node_new(def, "left", FLOW_NODE, &script_ops, NULL);
+    flow_node_t *right = node_new(def, "right", FLOW_NODE, &script_ops, NULL);
+    flow_node_next(a, "left", left);
+    flow_node_next(a, "right", right);
+    flow_node_set_start(root, a);
+    harness_run(&h, def, NULL, NULL, &out);
+    ck_assert_str_eq(joined(out.shared, "trace"),
+                     "a:prep a:post(a-prep,a-prep>exec) right:prep right:post(right-prep,right-prep>exec)");
+    ck_assert_str_eq(log_text(), "");
+    flow_def_unref(def);
+}
+END_TEST
+
+START_TEST(test_no_action_means_default) {
+    flow_node_t *root;
+    flow_def_t *def = def_new("default", &root);
+    flow_node_t *a = node_new(def, "a", FLOW_NODE, &script_ops, NULL);
+    flow_node_t *b = node_new(def, "b", FLOW_NODE, &script_ops, NULL);
+    ck_assert_int_eq(flow_node_next(a, NULL, b), 0);
+    flow_node_set_start(root, a);
+    harness_run(&h, def, NULL, NULL, &out);
+    ck_assert_uint_eq(out.steps, 2);
+    ck_assert_str_eq(out.history_nodes[1], "b");
+    flow_def_unref(def);
+}
+END_TEST
+
+START_TEST(test_unknown_action_ends_the_flow_with_a_warning) {
+    script_t say_y = {.action = "y"};
+    flow_node_t *root;
+    flow_def_t *def = def_new("ends", &root);
+    flow_node_t *a = node_new(def, "a", FLOW_NODE, &script_ops, &say_y);
+    flow_node_t *b = node_new(def, "b", FLOW_NODE, &script_ops, NULL);
+    flow_node_next(a, "x", b);
+    flow_node_next(a, "z", b);
+    flow_node_set_start(root, a);
+    harness_run(&h, def, NULL, &(flow_job_opts_t){.id = "job-1"}, &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_uint_eq(out.steps, 1);
+    ck_assert_str_eq(out.last_action, "y");
+    ck_assert_str_eq(log_text(), "warn: job job-1: flow ends: action 'y' of node a not found in ['x', 'z']\n");
+    flow_def_unref(def);
+}
+END_TEST
+
+START_TEST(test_a_node_without_successors_ends_quietly) {
+    script_t say_done = {.action = "done"};
+    flow_node_t *root;
+    flow_def_t *def = def_new("quiet", &root);
+    flow_node_set_start(root, node_new(def, "a", FLOW_NODE, &script_ops, &say_done));
+    harness_run(&h, def, NULL, NULL, &out);
+    ck_assert_str_eq(out.last_action, "done");
+    ck_assert_str_eq(log_text(), "");
+    flow_def_unref(def);
+}
+END_TEST
+
+START_TEST(test_a_second_successor_for_an_action_replaces_it_and_warns) {
+    flow_node_t *root;
+    flow_def_t *def = def_new("twice", &root);
+    flow_node_t *a = node_new(def, "a", FLOW_NODE, &script_ops, NULL);
+    flow_node_t *b = node_new(def, "b", FLOW_NODE, &script_ops, NULL);
+    flow_node_t *c = node_new(def, "c", FLOW_NODE, &script_ops, NULL);
+    flow_node_next(a, "go", b);
+    ck_assert_str_eq(log_text(), "");
+    ck_assert_int_eq(flow_node_next(a, "go", c), 0);
+    ck_assert_str_eq(log_text(), "warn: flow twice: node a: overwriting successor for action 'go' (b -> c)\n");
+    ck_assert_ptr_eq(flow_node_succ(a, "go"), c);
+    ck_assert_uint_eq(flow_node_succ_count(a), 1);
+    flow_def_unref(def);
+}
+END_TEST
+
+/* ---- params ---- */
+
+static int p_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
+    json_object_set_new(shared, flow_node_name(flow_ctx_node(ctx)), json_deep_copy(flow_ctx_params(ctx)));
+    return 0;
+}
+
+static const flow_node_ops_t params_ops = {.prep = p_prep};
+
+START_TEST(test_node_params_and_the_flows_params_over_them) {
+    flow_node_t *root;
+    flow_def_t *def = def_new("params", &root);
+    flow_node_t *a = node_new(def, "a", FLOW_NODE, &params_ops, NULL);
+    flow_node_t *bare = node_new(def, "bare", FLOW_NODE, &params_ops, NULL);
+    flow_node_next(a, NULL, bare);
+    json_t *own = json_pack("{s:s, s:s}", "model", "small", "lang", "en");
+    json_t *flow_params = json_pack("{s:s}", "model", "large");
+    json_t *job_params = json_pack("{s:i}", "n", 3);
+    flow_node_set_params(a, own);
+    flow_node_set_params(root, flow_params);
+    flow_node_set_start(root, a);
+    harness_run(&h, def, NULL, &(flow_job_opts_t){.params = job_params}, &out);
+    json_t *want_a = json_pack("{s:s, s:s, s:i}", "model", "large", "lang", "en", "n", 3);
+    json_t *want_bare = json_pack("{s:s, s:i}", "model", "large", "n", 3);
+    ck_assert(json_equal(json_object_get(out.shared, "a"), want_a));
+    ck_assert(json_equal(json_object_get(out.shared, "bare"), want_bare));
+    json_decref(want_a);
+    json_decref(want_bare);
+    json_decref(own);
+    json_decref(flow_params);
+    json_decref(job_params);
+    flow_def_unref(def);
+}
+END_TEST
+
+START_TEST(test_nested_flows_pass_their_params_down) {
+    flow_node_t *root;
+    flow_def_t *def = def_new("nest-params", &root);
+    flow_node_t *inner = node_new(def, "inner", FLOW_FLOW, NULL, NULL);
+    flow_node_t *leaf = node_new(def, "leaf", FLOW_NODE, &params_ops, NULL);
+    flow_node_set_start(inner, leaf);
+    flow_node_set_start(root, inner);
+    json_t *inner_own = json_pack("{s:s, s:s}", "who", "inner", "keep", "yes");
+    json_t *leaf_own = json_pack("{s:s, s:s}", "who", "leaf", "mine", "x");
+    flow_node_set_params(inner, inner_own);
+    flow_node_set_params(leaf, leaf_own);
+    json_t *job_params = json_pack("{s:s}", "who", "job");
+    harness_run(&h, def, NULL, &(flow_job_opts_t){.params = job_params}, &out);
+    json_t *want = json_pack("{s:s, s:s, s:s}", "who", "job", "keep", "yes", "mine", "x");
+    ck_assert(json_equal(json_object_get(out.shared, "leaf"), want));
+    json_decref(want);
+    json_decref(inner_own);
+    json_decref(leaf_own);
+    json_decref(job_params);
+    flow_def_unref(def);
+}
+END_TEST
+
+/* ---- nested flows ---- */
+
+static int f_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
+    trace(shared, "trace", "%s:prep", flow_node_name(flow_ctx_node(ctx)));
+    return 0;
+}
+
+static int f_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res, const char **action) {
+    trace(shared, "trace", "%s:post(%s)", flow_node_name(flow_ctx_node(ctx)), json_string_value(exec_res));
+    *action = json_string_value(exec_res);
+    return 0;
+}
+
+static const flow_node_ops_t flow_ops = {.prep = f_prep, .post = f_post};
+
+START_TEST(test_a_flow_is_a_node_and_its_last_action_is_its_action) {
+    script_t say_fin = {.action = "fin"};
+    flow_node_t *root;
+    flow_def_t *def = def_new("nested", &root);
+    flow_node_t *inner = node_new(def, "inner", FLOW_FLOW, &flow_ops, NULL);
+    flow_node_t *x = node_new(def, "x", FLOW_NODE, &script_ops, NULL);
+    flow_node_t *y = node_new(def, "y", FLOW_NODE, &script_ops, &say_fin);
+    flow_node_t *after = node_new(def, "after", FLOW_NODE, &script_ops, NULL);
+    flow_node_t *other = node_new(def, "other", FLOW_NODE, &script_ops, NULL);
+    flow_node_next(x, NULL, y);
+    flow_node_set_start(inner, x);
+    flow_node_next(inner, "fin", after);
+    flow_node_next(inner, NULL, other);
+    flow_node_set_start(root, inner);
+    harness_run(&h, def, NULL, NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(joined(out.shared, "trace"),
+                     "inner:prep x:prep x:post(x-prep,x-prep>exec) y:prep y:post(y-prep,y-prep>exec) "
+                     "inner:post(fin) after:prep after:post(after-prep,after-prep>exec)");
+    /* History: the inner nodes at depth 1, the flow node and what follows it at depth 0. */
+    ck_assert_uint_eq(out.history_count, 4);
+    ck_assert_str_eq(out.history_nodes[0], "x");
+    ck_assert_uint_eq(out.history[0].depth, 1);
+    ck_assert_str_eq(out.history_nodes[2], "inner");
+    ck_assert_str_eq(out.history_actions[2], "fin");
+    ck_assert_uint_eq(out.history[2].depth, 0);
+    flow_def_unref(def);
+}
+END_TEST
+
+START_TEST(test_a_flow_without_post_takes_the_last_action) {
+    script_t say_fin = {.action = "fin"};
+    flow_node_t *root;
+    flow_def_t *def = def_new("nested-default", &root);
+    flow_node_t *inner = node_new(def, "inner", FLOW_FLOW, NULL, NULL);
+    flow_node_t *x = node_new(def, "x", FLOW_NODE, &script_ops, &say_fin);
+    flow_node_t *after = node_new(def, "after", FLOW_NODE, &script_ops, NULL);
+    flow_node_set_start(inner, x);
+    flow_node_next(inner, "fin", after);
+    flow_node_set_start(root, inner);
+    harness_run(&h, def, NULL, NULL, &out);
+    ck_assert_str_eq(out.history_nodes[out.history_count - 1], "after");
+    flow_def_unref(def);
+}
+END_TEST
+
+/* ---- loops ---- */
+
+/* The seed's recipe flow: fetch -> suggest -> approve; "retry" goes back to suggest. */
+static int approve_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res,
+                        const char **action) {
+    json_int_t asked = json_integer_value(json_object_get(shared, "asked")) + 1;
+    json_object_set_new(shared, "asked", json_integer(asked));
+    *action = asked < 3 ? "retry" : "accept";
+    return 0;
+}
+
+static const flow_node_ops_t approve_ops = {.post = approve_post};
+
+START_TEST(test_a_node_can_send_control_back_to_an_earlier_node) {
+    script_t say_suggest = {.action = "suggest"};
+    flow_node_t *root;
+    flow_def_t *def = def_new("recipe", &root);
+    flow_node_t *fetch = node_new(def, "fetch", FLOW_NODE, &script_ops, &say_suggest);
+    flow_node_t *suggest = node_new(def, "suggest", FLOW_NODE, NULL, NULL);
+    flow_node_t *approve = node_new(def, "approve", FLOW_NODE, &approve_ops, NULL);
+    flow_node_t *finalize = node_new(def, "finalize", FLOW_NODE, NULL, NULL);
+    flow_node_next(fetch, "suggest", suggest);
+    flow_node_next(suggest, NULL, approve);
+    flow_node_next(approve, "accept", finalize);
+    flow_node_next(approve, "retry", suggest);
+    flow_node_set_start(root, fetch);
+    harness_run(&h, def, NULL, NULL, &out);
+    const char *want[] = {"fetch", "suggest", "approve", "suggest", "approve", "suggest", "approve", "finalize"};
+    ck_assert_uint_eq(out.history_count, 8);
+    for (size_t i = 0; i < 8; i++)
+        ck_assert_str_eq(out.history_nodes[i], want[i]);
+    ck_assert_str_eq(out.history_actions[4], "retry");
+    ck_assert_str_eq(out.history_actions[6], "accept");
+    flow_def_unref(def);
+}
+END_TEST
+
+/* 1,000,000 steps of a node looping to itself, on a thread whose stack is far too small for any
+ * recursion per step: it finishes only if the engine runs the loop in constant stack. */
+static unsigned long loop_target;
+
+static int c_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res, const char **action) {
+    json_int_t n = json_integer_value(json_object_get(shared, "n")) + 1;
+    json_object_set_new(shared, "n", json_integer(n));
+    *action = (unsigned long)n < loop_target ? "again" : "done";
+    return 0;
+}
+
+static const flow_node_ops_t counter_ops = {.post = c_post};
+
+static void *run_long_loop(void *arg) {
+    outcome_t *o = arg;
+    harness_t th;
+    harness_init(&th, NULL);
+    flow_node_t *root;
+    flow_def_t *def = def_new("loop", &root);
+    flow_node_t *count = node_new(def, "count", FLOW_NODE, &counter_ops, NULL);
+    flow_node_next(count, "again", count);
+    flow_node_set_start(root, count);
+    harness_run(&th, def, json_pack("{s:i}", "n", 0), NULL, o);
+    flow_def_unref(def);
+    harness_close(&th);
+    return NULL;
+}
+
+START_TEST(test_a_million_steps_run_in_constant_stack) {
+    loop_target = getenv("FLOW_TEST_SMALL") ? 100000 : 1000000;
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    /* Sanitizers make frames bigger; either way this is a few hundred frames, not a million. */
+    pthread_attr_setstacksize(&attr, 1u << 20);
+    ck_assert_int_eq(pthread_create(&t, &attr, run_long_loop, &out), 0);
+    pthread_join(t, NULL);
+    pthread_attr_destroy(&attr);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_int_eq(json_integer_value(json_object_get(out.shared, "n")), (json_int_t)loop_target);
+    ck_assert_uint_eq(out.steps, loop_target);
+}
+END_TEST
+
+/* ---- history and events ---- */
+
+START_TEST(test_history_keeps_the_last_entries_and_counts_them_all) {
+    harness_t small;
+    harness_init(&small, &(flow_engine_opts_t){.history_limit = 5});
+    loop_target = 20;
+    flow_node_t *root;
+    flow_def_t *def = def_new("twenty", &root);
+    flow_node_t *count = node_new(def, "count", FLOW_NODE, &counter_ops, NULL);
+    flow_node_next(count, "again", count);
+    flow_node_set_start(root, count);
+    harness_run(&small, def, NULL, NULL, &out);
+    ck_assert_uint_eq(out.history_count, 5);
+    ck_assert_uint_eq(out.totals.steps, 20);
+    ck_assert_uint_eq(out.totals.dropped, 15);
+    ck_assert_uint_eq(out.totals.failed, 0);
+    for (size_t i = 0; i < 5; i++) {
+        const flow_step_t *st = &out.history[i];
+        ck_assert_uint_eq(st->seq, 16 + i);
+        ck_assert_str_eq(st->node, "count");
+        ck_assert_str_eq(st->action, i < 4 ? "again" : "done");
+        ck_assert_uint_eq(st->tries, 1);
+        ck_assert_uint_le(st->start_us, st->end_us);
+        if (i > 0)
+            ck_assert_uint_le(out.history[i - 1].end_us, st->start_us);
+    }
+    flow_def_unref(def);
+    outcome_clear(&out);
+    harness_close(&small);
+}
+END_TEST
+
+START_TEST(test_events_tell_status_changes_and_steps_in_order) {
+    script_t say_next = {.action = "next"};
+    flow_node_t *root;
+    flow_def_t *def = def_new("events", &root);
+    flow_node_t *a = node_new(def, "a", FLOW_NODE, &script_ops, &say_next);
+    flow_node_t *b = node_new(def, "b", FLOW_NODE, &script_ops, NULL);
+    flow_node_next(a, "next", b);
+    flow_node_set_start(root, a);
+    harness_run(&h, def, NULL, NULL, &out);
+    ck_assert_str_eq(dumps(out.events),
+                     "[\"status:running\",\"step:a:next\",\"step:b:default\",\"status:succeeded\"]");
+    flow_def_unref(def);
+}
+END_TEST
+
+static int bad_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res, const char **action) {
+    return flow_error(ctx, FLOW_EINVAL, "no recipe for %s", "tofu");
+}
+
+static const flow_node_ops_t bad_post_ops = {.post = bad_post};
+
+START_TEST(test_a_failing_post_fails_the_job_and_is_in_the_history) {
+    flow_node_t *root;
+    flow_def_t *def = def_new("bad", &root);
+    flow_node_t *a = node_new(def, "a", FLOW_NODE, &script_ops, NULL);
+    flow_node_t *b = node_new(def, "b", FLOW_NODE, &bad_post_ops, NULL);
+    flow_node_t *never = node_new(def, "never", FLOW_NODE, &script_ops, NULL);
+    flow_node_next(a, NULL, b);
+    flow_node_next(b, NULL, never);
+    flow_node_set_start(root, a);
+    harness_run(&h, def, NULL, NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_int_eq(out.error, FLOW_EINVAL);
+    ck_assert_str_eq(out.error_message, "no recipe for tofu");
+    ck_assert_str_eq(out.error_node, "b");
+    ck_assert_uint_eq(out.history_count, 2);
+    ck_assert_int_eq(out.history[1].error, FLOW_EINVAL);
+    ck_assert_ptr_null(out.history[1].action);
+    ck_assert_uint_eq(out.totals.failed, 1);
+    ck_assert_str_eq(dumps(out.events),
+                     "[\"status:running\",\"step:a:default\",\"step:b:-\",\"status:failed\"]");
+    flow_def_unref(def);
+}
+END_TEST
+
+START_TEST(test_one_definition_serves_many_jobs_at_once) {
+    script_t say_next = {.action = "next"};
+    flow_node_t *root;
+    flow_def_t *def = def_new("shared-def", &root);
+    flow_node_t *a = node_new(def, "a", FLOW_NODE, &script_ops, &say_next);
+    flow_node_t *b = node_new(def, "b", FLOW_NODE, &script_ops, NULL);
+    flow_node_next(a, "next", b);
+    flow_node_set_start(root, a);
+    static outcome_t outs[50];
+    for (int i = 0; i < 50; i++)
+        harness_start(&h, def, json_pack("{s:i}", "i", i), NULL, &outs[i]);
+    ck_assert_uint_eq(flow_engine_job_count(h.eng), 50);
+    uv_run(&h.loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 50; i++) {
+        ck_assert_int_eq(outs[i].status, FLOW_SUCCEEDED);
+        ck_assert_int_eq(json_integer_value(json_object_get(outs[i].shared, "i")), i);
+        ck_assert_uint_eq(json_array_size(json_object_get(outs[i].shared, "trace")), 4);
+        outcome_clear(&outs[i]);
+    }
+    ck_assert_uint_eq(flow_engine_job_count(h.eng), 0);
+    flow_def_unref(def);
+}
+END_TEST
+
+static Suite *engine_suite(void) {
+    Suite *s = suite_create("engine");
+    TCase *tc = tcase_create("engine");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_prep_exec_post_in_order);
+    tcase_add_test(tc, test_action_picks_the_successor);
+    tcase_add_test(tc, test_no_action_means_default);
+    tcase_add_test(tc, test_unknown_action_ends_the_flow_with_a_warning);
+    tcase_add_test(tc, test_a_node_without_successors_ends_quietly);
+    tcase_add_test(tc, test_a_second_successor_for_an_action_replaces_it_and_warns);
+    tcase_add_test(tc, test_node_params_and_the_flows_params_over_them);
+    tcase_add_test(tc, test_nested_flows_pass_their_params_down);
+    tcase_add_test(tc, test_a_flow_is_a_node_and_its_last_action_is_its_action);
+    tcase_add_test(tc, test_a_flow_without_post_takes_the_last_action);
+    tcase_add_test(tc, test_a_node_can_send_control_back_to_an_earlier_node);
+    tcase_add_test(tc, test_a_million_steps_run_in_constant_stack);
+    tcase_add_test(tc, test_history_keeps_the_last_entries_and_counts_them_all);
+    tcase_add_test(tc, test_events_tell_status_changes_and_steps_in_order);
+    tcase_add_test(tc, test_a_failing_post_fails_the_job_and_is_in_the_history);
+    tcase_add_test(tc, test_one_definition_serves_many_jobs_at_once);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    return harness_main(engine_suite());
+}
