@@ -16,7 +16,7 @@ DEB_sqlite3 := libsqlite3-dev
 DEB_libpq := libpq-dev
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP -Ilib -Iserver -Itests
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP -Ilib -Iserver -Itests -Iexamples
 OPT := -O2
 
 ifeq ($(SAN),asan)
@@ -55,7 +55,10 @@ SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 SUPPORT_OBJ := $(SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
 
 BENCH := $(BUILD)/flow-bench
-EXAMPLES_SRC := $(sort $(wildcard examples/*.c))
+# examples/<name>_flow.c build flows (linked into flowd too); the other examples/*.c are programs.
+FLOWS_SRC := $(sort $(wildcard examples/*_flow.c))
+FLOWS_OBJ := $(FLOWS_SRC:%.c=$(BUILD)/obj/%.o)
+EXAMPLES_SRC := $(filter-out $(FLOWS_SRC),$(sort $(wildcard examples/*.c)))
 EXAMPLES := $(EXAMPLES_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .SECONDARY:
@@ -105,10 +108,10 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
 
-$(FLOWD): $(BUILD)/obj/server/main.o $(SERVER_OBJ) $(LIB)
+$(FLOWD): $(BUILD)/obj/server/main.o $(SERVER_OBJ) $(FLOWS_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJ) $(SERVER_OBJ) $(LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJ) $(SERVER_OBJ) $(FLOWS_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
@@ -116,7 +119,7 @@ $(BENCH): $(BUILD)/obj/bench/flow-bench.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LIB)
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(FLOWS_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -134,6 +137,8 @@ test: deps
 	$(MAKE) SAN=asan check
 
 valgrind: deps
+	@command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive && apt-get update -qq && \
+	  apt-get install -y -qq --no-install-recommends valgrind >/dev/null; }
 	$(MAKE) $(TEST_BIN)
 	@fail=0; for t in $(TEST_BIN); do \
 	  echo "== valgrind $$t"; \

@@ -1,7 +1,12 @@
 /* flow-bench.c: engine benchmarks, each printing one line of key=value.
  *   flow-bench steps N         one job whose node loops to itself N times
  *   flow-bench sleepers N S    N concurrent one-node jobs, each waiting S seconds on a timer
- *   flow-bench fanout N S      one job, one parallel batch node over N items each waiting S seconds */
+ *   flow-bench fanout N S      one job, one parallel batch node over N items each waiting S seconds
+ * and their baselines, the same work on bare libuv and jansson with no engine, so that bench/run.sh
+ * can print what the engine costs over them, measured in the same run:
+ *   flow-bench bare-steps N    the same prep/exec/post calls in a plain loop
+ *   flow-bench bare-sleepers N S   N uv_timer_t, each with a shared-store object, freed when due
+ *   flow-bench bare-fanout N S     N uv_timer_t and an N-item array of results */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,8 +136,7 @@ static int bench_sleepers(uv_loop_t *loop, flow_engine_t *eng, unsigned long n, 
     for (unsigned long i = 0; i < n; i++)
         if (flow_job_start(eng, def, NULL, &opts, NULL) < 0)
             return 1;
-    if (getenv("PHASES")) fprintf(stderr, "created %.3f\n", now_s() - t0);
-    while (uv_run(loop, UV_RUN_ONCE)) { static int shown; if (!shown && flow_engine_job_count(eng) < n) { shown = 1; if (getenv("PHASES")) fprintf(stderr, "first done %.3f\n", now_s() - t0);} }
+    uv_run(loop, UV_RUN_DEFAULT);
     double wall = now_s() - t0;
     printf("jobs=%lu wait_s=%g wall_s=%.3f overhead_s=%.3f peak_rss_mib=%.0f ok=%lu\n", n, s, wall,
            wall - s, peak_rss_mib(), jobs_done);
@@ -181,8 +185,104 @@ static int bench_fanout(uv_loop_t *loop, flow_engine_t *eng, unsigned long n, do
     return jobs_done == 1 ? 0 : 1;
 }
 
+/* ---- baselines ---- */
+
+static int bare_steps(unsigned long n) {
+    steps_target = n;
+    json_t *shared = json_pack("{s:i}", "n", 0);
+    double t0 = now_s();
+    for (;;) {
+        json_t *prep_res = NULL, *exec_res = NULL;
+        const char *action = NULL;
+        count_prep(NULL, shared, &prep_res);
+        exec_res = json_integer(json_integer_value(prep_res) + 1);
+        count_post(NULL, shared, prep_res, exec_res, &action);
+        json_decref(prep_res);
+        json_decref(exec_res);
+        if (strcmp(action, "again") != 0)
+            break;
+    }
+    double wall = now_s() - t0;
+    json_decref(shared);
+    printf("bare_steps=%lu wall_s=%.3f steps_per_s=%.0f\n", n, wall, (double)n / wall);
+    return 0;
+}
+
+typedef struct bare_job {
+    uv_timer_t timer;
+    json_t *shared;
+} bare_job_t;
+
+static void bare_closed(uv_handle_t *h) {
+    bare_job_t *j = h->data;
+    json_decref(j->shared);
+    free(j);
+    jobs_done++;
+}
+
+static void bare_due(uv_timer_t *t) {
+    uv_close((uv_handle_t *)t, bare_closed);
+}
+
+static int bare_sleepers(uv_loop_t *loop, unsigned long n, double s) {
+    double t0 = now_s();
+    for (unsigned long i = 0; i < n; i++) {
+        bare_job_t *j = calloc(1, sizeof *j);
+        if (j == NULL || (j->shared = json_object()) == NULL)
+            return 1;
+        uv_timer_init(loop, &j->timer);
+        j->timer.data = j;
+        uv_timer_start(&j->timer, bare_due, (uint64_t)(s * 1000.0), 0);
+    }
+    uv_run(loop, UV_RUN_DEFAULT);
+    double wall = now_s() - t0;
+    printf("bare_jobs=%lu wait_s=%g wall_s=%.3f overhead_s=%.3f peak_rss_mib=%.0f ok=%lu\n", n, s, wall, wall - s,
+           peak_rss_mib(), jobs_done);
+    return jobs_done == n ? 0 : 1;
+}
+
+typedef struct bare_item {
+    uv_timer_t timer;
+    json_t *results;
+    size_t index;
+} bare_item_t;
+
+static void bare_item_due(uv_timer_t *t) {
+    bare_item_t *it = t->data;
+    json_array_set_new(it->results, it->index, json_integer((json_int_t)it->index));
+    jobs_done++;
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static int bare_fanout(uv_loop_t *loop, unsigned long n, double s) {
+    double t0 = now_s();
+    json_t *items = json_array(), *results = json_array();
+    bare_item_t *all = calloc(n, sizeof *all);
+    if (items == NULL || results == NULL || all == NULL)
+        return 1;
+    for (unsigned long i = 0; i < n; i++) {
+        json_array_append_new(items, json_integer((json_int_t)i));
+        json_array_append(results, json_null());
+    }
+    for (unsigned long i = 0; i < n; i++) {
+        all[i].results = results;
+        all[i].index = i;
+        uv_timer_init(loop, &all[i].timer);
+        all[i].timer.data = &all[i];
+        uv_timer_start(&all[i].timer, bare_item_due, (uint64_t)(s * 1000.0), 0);
+    }
+    uv_run(loop, UV_RUN_DEFAULT);
+    double wall = now_s() - t0;
+    free(all);
+    json_decref(items);
+    json_decref(results);
+    printf("bare_items=%lu wait_s=%g wall_s=%.3f peak_rss_mib=%.0f ok=%lu\n", n, s, wall, peak_rss_mib(), jobs_done);
+    return jobs_done == n ? 0 : 1;
+}
+
 static int usage(void) {
-    fprintf(stderr, "usage: flow-bench steps N | sleepers N S | fanout N S\n");
+    fprintf(stderr, "usage: flow-bench steps N | sleepers N S | fanout N S | bare-steps N | bare-sleepers N S |"
+                    " bare-fanout N S\n");
     return 2;
 }
 
@@ -191,7 +291,7 @@ int main(int argc, char **argv) {
     double s = 0;
     if (argc < 3 || parse_count(argv[2], &n) < 0)
         return usage();
-    int timed = strcmp(argv[1], "sleepers") == 0 || strcmp(argv[1], "fanout") == 0;
+    int timed = strstr(argv[1], "sleepers") != NULL || strstr(argv[1], "fanout") != NULL;
     if (timed && (argc != 4 || parse_seconds(argv[3], &s) < 0))
         return usage();
     if (!timed && argc != 3)
@@ -208,6 +308,12 @@ int main(int argc, char **argv) {
         rc = bench_sleepers(&loop, eng, n, s);
     else if (strcmp(argv[1], "fanout") == 0)
         rc = bench_fanout(&loop, eng, n, s);
+    else if (strcmp(argv[1], "bare-steps") == 0)
+        rc = bare_steps(n);
+    else if (strcmp(argv[1], "bare-sleepers") == 0)
+        rc = bare_sleepers(&loop, n, s);
+    else if (strcmp(argv[1], "bare-fanout") == 0)
+        rc = bare_fanout(&loop, n, s);
     else
         return usage();
     flow_engine_close(eng);

@@ -1,0 +1,70 @@
+#!/bin/sh
+# bench/run.sh BUILD_DIR: the benchmarks behind `make bench`. Every figure is the median of three runs,
+# printed as key=value; each is compared with a baseline measured in the same run (the same work on
+# bare libuv/jansson, or a bare HTTP server) because these machines are noisy, and with the targets.
+set -eu
+B=${1:-build}
+BENCH=$B/flow-bench
+RUNS=${BENCH_RUNS:-3}
+
+# median LINE... : the line whose wall_s is the median
+median() {
+    printf '%s\n' "$@" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^wall_s=/) { split($i, kv, "="); print kv[2], $0 } }' \
+        | sort -n | awk -v n="$#" 'NR == int((n + 1) / 2) { $1 = ""; sub(/^ /, ""); print }'
+}
+
+# runs CMD... RUNS times, prints every line to stderr and the median line to stdout
+measure() {
+    lines=""
+    i=0
+    while [ "$i" -lt "$RUNS" ]; do
+        line=$("$@")
+        echo "  run $((i + 1)): $line" >&2
+        lines="$lines
+$line"
+        i=$((i + 1))
+    done
+    # shellcheck disable=SC2086
+    (IFS='
+'; median $lines)
+}
+
+val() { # val KEY LINE
+    printf '%s\n' "$2" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'
+}
+
+verdict() { # verdict NAME CONDITION-TEXT OK
+    if [ "$3" = 1 ]; then echo "target $1: $2: met"; else echo "target $1: $2: NOT met"; fi
+}
+
+echo "== engine ($RUNS runs each, median shown)"
+steps=$(measure "$BENCH" steps 1000000)
+bare=$(measure "$BENCH" bare-steps 1000000)
+sps=$(val steps_per_s "$steps")
+echo "$steps"
+echo "$bare"
+awk -v s="$sps" -v b="$(val steps_per_s "$bare")" 'BEGIN { printf "steps: engine/bare=%.2f engine/pocketflow_ref=%.1f (PocketFlow: 430000 steps/s, from the issue)\n", s / b, s / 430000 }'
+verdict steps ">= 20x PocketFlow = 8600000 steps/s" "$(awk -v s="$sps" 'BEGIN { print (s >= 8600000) }')"
+
+sleep_line=$(measure "$BENCH" sleepers 1000000 1)
+bare=$(measure "$BENCH" bare-sleepers 1000000 1)
+echo "$sleep_line"
+echo "$bare"
+w=$(val wall_s "$sleep_line")
+r=$(val peak_rss_mib "$sleep_line")
+awk -v w="$w" -v b="$(val wall_s "$bare")" -v r="$r" -v br="$(val peak_rss_mib "$bare")" 'BEGIN { printf "sleepers: wall engine/bare=%.2f rss engine/bare=%.2f (PocketFlow: 100000 sleepers in 4.2 s, 394 MiB)\n", w / b, r / br }'
+verdict sleepers "1000000 x 1 s in <= 2.5 s wall and <= 1536 MiB" "$(awk -v w="$w" -v r="$r" 'BEGIN { print (w <= 2.5 && r <= 1536) }')"
+
+fan=$(measure "$BENCH" fanout 1000000 0.1)
+bare=$(measure "$BENCH" bare-fanout 1000000 0.1)
+echo "$fan"
+echo "$bare"
+w=$(val wall_s "$fan")
+r=$(val peak_rss_mib "$fan")
+awk -v w="$w" -v b="$(val wall_s "$bare")" 'BEGIN { printf "fanout: wall engine/bare=%.2f (PocketFlow: 100000 items in 2.1 s, 210 MiB)\n", w / b }'
+verdict fanout "1000000 x 0.1 s in <= 1.5 s wall and <= 600 MiB" "$(awk -v w="$w" -v r="$r" 'BEGIN { print (w <= 1.5 && r <= 600) }')"
+
+for extra in "$(dirname "$0")"/run-*.sh; do
+    [ -f "$extra" ] && sh "$extra" "$B"
+done
+exit 0
