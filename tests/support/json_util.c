@@ -37,3 +37,11 @@ void tu_assert_problems(const char *what, const flow_problems_t *p, const char *
     free(text);
     ck_assert_msg(strcmp(buf, expected) == 0, "%s:\ngot:\n%s\nwant:\n%s", what, buf, expected);
 }
+
+int tu_run(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,7 +1,8 @@
-/* json_util.h: small helpers the unit tests share for JSON fixtures and comparisons. */
+/* json_util.h: small helpers the unit tests share: JSON fixtures and comparisons, and a runner. */
 #ifndef TESTS_JSON_UTIL_H
 #define TESTS_JSON_UTIL_H
 
+#include <check.h>
 #include <jansson.h>
 
 #include "problems.h"
@@ -15,5 +16,8 @@ void tu_assert_json(const char *what, json_t *got, const char *expected);
 
 /* Fails the test, naming what, unless flow_problems_text(p) is exactly expected. */
 void tu_assert_problems(const char *what, const flow_problems_t *p, const char *expected);
+
+/* Runs every test of s (and frees it); returns the process exit code. */
+int tu_run(Suite *s);
 
 #endif

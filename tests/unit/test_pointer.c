@@ -304,9 +304,5 @@ static Suite *pointer_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(pointer_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run(pointer_suite());
 }

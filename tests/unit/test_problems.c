@@ -101,9 +101,5 @@ static Suite *problems_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(problems_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run(problems_suite());
 }
