@@ -63,10 +63,9 @@ int flow__jpath_render(const flow__jpath_t *p, char **out) {
     return rc;
 }
 
-int flow__jpath_report(flow_problems_t *problems, const flow__jpath_t *p, const char *fmt, ...) {
+int flow__jpath_reportv(flow_problems_t *problems, const flow__jpath_t *p, const char *fmt, va_list ap) {
     char *where = NULL;
     int rc = 0;
-    va_list ap;
 
     if (problems == NULL)
         goto out;
@@ -76,10 +75,16 @@ int flow__jpath_report(flow_problems_t *problems, const flow__jpath_t *p, const 
         if (rc != 0)
             goto out;
     }
-    va_start(ap, fmt);
     rc = flow_problems_addv(problems, where, fmt, ap);
-    va_end(ap);
 out:
     free(where);
+    return rc;
+}
+
+int flow__jpath_report(flow_problems_t *problems, const flow__jpath_t *p, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = flow__jpath_reportv(problems, p, fmt, ap);
+    va_end(ap);
     return rc;
 }

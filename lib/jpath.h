@@ -4,6 +4,7 @@
 #ifndef FLOW_JPATH_H
 #define FLOW_JPATH_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include "problems.h"
@@ -26,5 +27,7 @@ int flow__jpath_render(const flow__jpath_t *p, char **out);
 /* flow_problems_add() at the place p. problems may be NULL. 0 or FLOW_ENOMEM / FLOW_ETOOBIG. */
 int flow__jpath_report(flow_problems_t *problems, const flow__jpath_t *p, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+int flow__jpath_reportv(flow_problems_t *problems, const flow__jpath_t *p, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #endif
