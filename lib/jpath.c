@@ -88,3 +88,12 @@ int flow__jpath_report(flow_problems_t *problems, const flow__jpath_t *p, const 
     va_end(ap);
     return rc;
 }
+
+int flow__check_problem(flow__check_t *c, const flow__jpath_t *p, const char *fmt, ...) {
+    va_list ap;
+    c->found++;
+    va_start(ap, fmt);
+    int rc = flow__jpath_reportv(c->problems, p, fmt, ap);
+    va_end(ap);
+    return rc;
+}

@@ -30,4 +30,15 @@ int flow__jpath_report(flow_problems_t *problems, const flow__jpath_t *p, const 
 int flow__jpath_reportv(flow_problems_t *problems, const flow__jpath_t *p, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
+/* A check under way: where its problems go (may be NULL) and how many it has found, which tells the
+ * checker whether the document is good even when nobody keeps the list. */
+typedef struct flow__check {
+    flow_problems_t *problems;
+    size_t found;
+} flow__check_t;
+
+/* Counts a problem and reports it at p; 0 or FLOW_ENOMEM / FLOW_ETOOBIG. */
+int flow__check_problem(flow__check_t *c, const flow__jpath_t *p, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -129,30 +129,14 @@ static const char *quote(quote_t *q, json_t *v) {
 
 /* ---- compiling --------------------------------------------------------------------------------- */
 
-typedef struct cctx {
-    flow_problems_t *problems; /* may be NULL */
-    size_t found;
-} cctx_t;
-
-static int problem(cctx_t *c, const flow__jpath_t *at, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int problem(cctx_t *c, const flow__jpath_t *at, const char *fmt, ...) {
-    va_list ap;
-    c->found++;
-    va_start(ap, fmt);
-    int rc = flow__jpath_reportv(c->problems, at, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-static int compile_node(cctx_t *c, json_t *s, const flow__jpath_t *at, unsigned depth, snode_t **out);
+static int compile_node(flow__check_t *c, json_t *s, const flow__jpath_t *at, unsigned depth, snode_t **out);
 
 /* A keyword's compiler: v is its value (borrowed), at its place, field where it goes in n. */
-typedef int (*keyword_fn)(cctx_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
+typedef int (*keyword_fn)(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
                           void *field);
 
-static int kw_type(cctx_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth, void *field) {
+static int kw_type(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
+                   void *field) {
     int rc = 0;
     if (json_is_string(v) || (json_is_array(v) && json_array_size(v) > 0)) {
         size_t count = json_is_string(v) ? 1 : json_array_size(v);
@@ -164,79 +148,85 @@ static int kw_type(cctx_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, un
                 t++;
             if (!json_is_string(name) || t == NTYPES) {
                 quote_t q;
-                rc = problem(c, &here, "unknown type %s: expected null, boolean, object, array, number, "
-                                       "integer or string",
-                             quote(&q, name));
+                rc = flow__check_problem(c, &here,
+                                         "unknown type %s: expected null, boolean, object, array, number, "
+                                         "integer or string",
+                                         quote(&q, name));
             } else if (n->types & types[t].bit) {
-                rc = problem(c, &here, "duplicate type \"%s\"", types[t].name);
+                rc = flow__check_problem(c, &here, "duplicate type \"%s\"", types[t].name);
             } else {
                 n->types |= types[t].bit;
             }
         }
         return rc;
     }
-    return problem(c, at, "must be a type name or a non-empty array of type names");
+    return flow__check_problem(c, at, "must be a type name or a non-empty array of type names");
 }
 
-static int kw_enum(cctx_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth, void *field) {
+static int kw_enum(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
+                   void *field) {
     if (!json_is_array(v))
-        return problem(c, at, "must be an array");
+        return flow__check_problem(c, at, "must be an array");
     n->enum_vals = v;
     return 0;
 }
 
-static int kw_const(cctx_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth, void *field) {
+static int kw_const(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
+                    void *field) {
     n->const_val = v;
     return 0;
 }
 
-static int kw_number(cctx_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth, void *field) {
+static int kw_number(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
+                     void *field) {
     if (!json_is_number(v))
-        return problem(c, at, "must be a number");
+        return flow__check_problem(c, at, "must be a number");
     *(json_t **)field = v;
     return 0;
 }
 
-static int kw_multiple_of(cctx_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
+static int kw_multiple_of(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
                           void *field) {
     if (!json_is_number(v) || json_number_value(v) <= 0)
-        return problem(c, at, "must be a number greater than 0");
+        return flow__check_problem(c, at, "must be a number greater than 0");
     n->multiple_of = v;
     return 0;
 }
 
-static int kw_count(cctx_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth, void *field) {
+static int kw_count(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
+                    void *field) {
     double d = json_number_value(v);
     if (!json_is_number(v) || d < 0 || d != floor(d))
-        return problem(c, at, "must be a non-negative integer");
+        return flow__check_problem(c, at, "must be a non-negative integer");
     /* Counts past SIZE_MAX cannot be reached anyway. */
-    *(size_t *)field = json_is_integer(v) ? (size_t)json_integer_value(v)
+    *(size_t *)field = json_is_integer(v)      ? (size_t)json_integer_value(v)
                        : d >= (double)SIZE_MAX ? SIZE_MAX
                                                : (size_t)d;
     return 0;
 }
 
-static int kw_unique(cctx_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth, void *field) {
+static int kw_unique(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
+                     void *field) {
     if (!json_is_boolean(v))
-        return problem(c, at, "must be a boolean");
+        return flow__check_problem(c, at, "must be a boolean");
     n->unique_items = json_is_true(v);
     return 0;
 }
 
-static int kw_pattern(cctx_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
+static int kw_pattern(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
                       void *field) {
     char msg[256];
     if (!json_is_string(v))
-        return problem(c, at, "must be a string");
+        return flow__check_problem(c, at, "must be a string");
     const char *p = json_string_value(v);
     size_t len = json_string_length(v);
     if (len > FLOW_SCHEMA_MAX_PATTERN)
-        return problem(c, at, "longer than %d bytes", FLOW_SCHEMA_MAX_PATTERN);
+        return flow__check_problem(c, at, "longer than %d bytes", FLOW_SCHEMA_MAX_PATTERN);
     if (strlen(p) != len)
-        return problem(c, at, "must not contain a NUL character");
+        return flow__check_problem(c, at, "must not contain a NUL character");
     for (size_t i = 0; i + 1 < len; i++) {
         if (p[i] == '\\' && p[i + 1] >= '0' && p[i + 1] <= '9')
-            return problem(c, at, "back-references (\"\\%c\") are not supported", p[i + 1]);
+            return flow__check_problem(c, at, "back-references (\"\\%c\") are not supported", p[i + 1]);
         if (p[i] == '\\')
             i++; /* "\\" is an escaped backslash, not the start of "\1" */
     }
@@ -245,28 +235,28 @@ static int kw_pattern(cctx_t *c, snode_t *n, json_t *v, const flow__jpath_t *at,
         return FLOW_ENOMEM;
     if (e != 0) {
         regerror(e, NULL, msg, sizeof msg);
-        return problem(c, at, "invalid POSIX extended regular expression: %s", msg);
+        return flow__check_problem(c, at, "invalid POSIX extended regular expression: %s", msg);
     }
     n->has_re = 1;
     n->pattern = p;
     return 0;
 }
 
-static int kw_required(cctx_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
+static int kw_required(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
                        void *field) {
     int rc = 0;
     if (!json_is_array(v))
-        return problem(c, at, "must be an array of property names");
+        return flow__check_problem(c, at, "must be an array of property names");
     for (size_t i = 0; i < json_array_size(v) && rc == 0; i++) {
         json_t *name = json_array_get(v, i);
         flow__jpath_t here = flow__jpath_index(at, i);
         if (!json_is_string(name)) {
-            rc = problem(c, &here, "must be a string");
+            rc = flow__check_problem(c, &here, "must be a string");
             continue;
         }
         for (size_t j = 0; j < i; j++) {
             if (json_equal(name, json_array_get(v, j))) {
-                rc = problem(c, &here, "duplicate \"%s\"", json_string_value(name));
+                rc = flow__check_problem(c, &here, "duplicate \"%s\"", json_string_value(name));
                 break;
             }
         }
@@ -275,18 +265,19 @@ static int kw_required(cctx_t *c, snode_t *n, json_t *v, const flow__jpath_t *at
     return rc;
 }
 
-static int kw_schema(cctx_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth, void *field) {
+static int kw_schema(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
+                     void *field) {
     if (json_is_array(v))
-        return problem(c, at, "must be a schema (the array form of items is not supported)");
+        return flow__check_problem(c, at, "must be a schema (the array form of items is not supported)");
     return compile_node(c, v, at, depth + 1, (snode_t **)field);
 }
 
-static int kw_schema_list(cctx_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
+static int kw_schema_list(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
                           void *field) {
     slist_t *l = field;
     int rc = 0;
     if (!json_is_array(v) || json_array_size(v) == 0)
-        return problem(c, at, "must be a non-empty array of schemas");
+        return flow__check_problem(c, at, "must be a non-empty array of schemas");
     l->v = calloc(json_array_size(v), sizeof *l->v);
     if (l->v == NULL)
         return FLOW_ENOMEM;
@@ -299,14 +290,14 @@ static int kw_schema_list(cctx_t *c, snode_t *n, json_t *v, const flow__jpath_t 
     return rc;
 }
 
-static int kw_properties(cctx_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
+static int kw_properties(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
                          void *field) {
     const char *name;
     json_t *sub;
     int rc = 0;
 
     if (!json_is_object(v))
-        return problem(c, at, "must be an object of schemas");
+        return flow__check_problem(c, at, "must be an object of schemas");
     n->props_obj = v;
     if (json_object_size(v) == 0)
         return 0;
@@ -370,16 +361,16 @@ static const struct {
 };
 
 /* Compiles the schema s (borrowed) into *out; *out stays NULL when s is not a schema at all. */
-static int compile_node(cctx_t *c, json_t *s, const flow__jpath_t *at, unsigned depth, snode_t **out) {
+static int compile_node(flow__check_t *c, json_t *s, const flow__jpath_t *at, unsigned depth, snode_t **out) {
     const char *key;
     json_t *v;
     int rc = 0;
 
     *out = NULL;
     if (depth > FLOW_SCHEMA_MAX_DEPTH)
-        return problem(c, at, "subschemas nested deeper than %d levels", FLOW_SCHEMA_MAX_DEPTH);
+        return flow__check_problem(c, at, "subschemas nested deeper than %d levels", FLOW_SCHEMA_MAX_DEPTH);
     if (!json_is_object(s) && !json_is_boolean(s))
-        return problem(c, at, "a schema must be an object or a boolean");
+        return flow__check_problem(c, at, "a schema must be an object or a boolean");
     snode_t *n = calloc(1, sizeof *n);
     if (n == NULL)
         return FLOW_ENOMEM;
@@ -394,7 +385,7 @@ static int compile_node(cctx_t *c, json_t *s, const flow__jpath_t *at, unsigned 
         while (k < sizeof keywords / sizeof keywords[0] && strcmp(key, keywords[k].name) != 0)
             k++;
         if (k == sizeof keywords / sizeof keywords[0])
-            rc = problem(c, &here, "unsupported keyword \"%s\"", key);
+            rc = flow__check_problem(c, &here, "unsupported keyword \"%s\"", key);
         else if (keywords[k].fn != NULL)
             rc = keywords[k].fn(c, n, v, &here, depth,
                                 keywords[k].field == IGNORED ? NULL : (char *)n + keywords[k].field);
@@ -405,7 +396,7 @@ static int compile_node(cctx_t *c, json_t *s, const flow__jpath_t *at, unsigned 
 }
 
 int flow_schema_compile(json_t *schema, const char *where, flow_schema_t **out, flow_problems_t *problems) {
-    cctx_t c = {problems, 0};
+    flow__check_t c = {problems, 0};
     flow__jpath_t top = flow__jpath_top(where);
     snode_t *root = NULL;
     flow_schema_t *s = NULL;

@@ -14,8 +14,8 @@
 #include "pointer.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
-#define TEXT_STACK 256     /* templates that evaluate to fewer bytes need no buffer on the heap */
-#define MESSAGE_MAX 512    /* an eval error's message, cut beyond */
+#define TEXT_STACK 256  /* templates that evaluate to fewer bytes need no buffer on the heap */
+#define MESSAGE_MAX 512 /* an eval error's message, cut beyond */
 
 static const struct {
     const char *name; /* after the "$" */
@@ -37,12 +37,12 @@ static const struct {
 typedef struct ref {
     const char *text; /* "$shared/a/b", borrowed from the source tree */
     size_t len;
-    unsigned root;    /* index in roots[] */
-    size_t ptr;       /* offset of the pointer in text */
+    unsigned root; /* index in roots[] */
+    size_t ptr;    /* offset of the pointer in text */
 } ref_t;
 
 typedef struct seg {
-    const char *lit;  /* literal text (borrowed), or NULL for a placeholder */
+    const char *lit; /* literal text (borrowed), or NULL for a placeholder */
     size_t lit_len;
     ref_t ref;
     unsigned char filter[FLOW_TEMPLATE_MAX_FILTERS];
@@ -61,12 +61,12 @@ typedef struct member {
 
 struct tnode {
     kind_t kind;
-    json_t *src;        /* borrowed: the value this node compiles */
-    json_t *value;      /* KIND_CONST: new reference, a text whose escapes were resolved */
-    ref_t ref;          /* KIND_REF */
-    seg_t *segs;        /* KIND_TEXT */
+    json_t *src;   /* borrowed: the value this node compiles */
+    json_t *value; /* KIND_CONST: new reference, a text whose escapes were resolved */
+    ref_t ref;     /* KIND_REF */
+    seg_t *segs;   /* KIND_TEXT */
     size_t nsegs;
-    member_t *members;  /* KIND_OBJECT, KIND_ARRAY: the members that need evaluating */
+    member_t *members; /* KIND_OBJECT, KIND_ARRAY: the members that need evaluating */
     size_t nmembers;
 };
 
@@ -79,23 +79,10 @@ struct flow_tmpl {
 /* ---- compiling --------------------------------------------------------------------------------- */
 
 typedef struct cctx {
-    flow_problems_t *problems; /* may be NULL */
-    size_t found;              /* problems found by this compilation */
-    unsigned allowed;          /* FLOW_SCOPE_* bits the caller allows */
+    flow__check_t check;
+    unsigned allowed; /* FLOW_SCOPE_* bits the caller allows */
     unsigned used;
 } cctx_t;
-
-static int problem(cctx_t *c, const flow__jpath_t *at, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int problem(cctx_t *c, const flow__jpath_t *at, const char *fmt, ...) {
-    va_list ap;
-    c->found++;
-    va_start(ap, fmt);
-    int rc = flow__jpath_reportv(c->problems, at, fmt, ap);
-    va_end(ap);
-    return rc;
-}
 
 static void node_free(tnode_t *n) {
     if (n == NULL)
@@ -155,16 +142,18 @@ static int parse_ref(cctx_t *c, const flow__jpath_t *at, const char *s, size_t o
         if (root_len - 1 == roots[i].len && memcmp(text + 1, roots[i].name, roots[i].len) == 0)
             break;
     if (i == sizeof roots / sizeof roots[0])
-        return problem(c, at, "%sunknown root \"%.*s\": expected $shared, $params or $item%s",
-                       col_prefix(col, sizeof col, s, off, in_template), (int)root_len, text,
-                       in_template ? "" : " (a literal \"$\" is written \"$$\")");
+        return flow__check_problem(&c->check, at,
+                                   "%sunknown root \"%.*s\": expected $shared, $params or $item%s",
+                                   col_prefix(col, sizeof col, s, off, in_template), (int)root_len, text,
+                                   in_template ? "" : " (a literal \"$\" is written \"$$\")");
     if (!(c->allowed & roots[i].flag))
-        return problem(c, at, "%s$%s is not available here",
-                       col_prefix(col, sizeof col, s, off, in_template), roots[i].name);
+        return flow__check_problem(&c->check, at, "%s$%s is not available here",
+                                   col_prefix(col, sizeof col, s, off, in_template), roots[i].name);
     if (flow_pointer_checkn(text + root_len, len - root_len, &bad) != 0)
-        return problem(c, at, "%smalformed pointer \"%.*s\": \"~\" must be followed by \"0\" or \"1\"",
-                       col_prefix(col, sizeof col, s, off + root_len + bad, in_template),
-                       (int)(len - root_len), text + root_len);
+        return flow__check_problem(&c->check, at,
+                                   "%smalformed pointer \"%.*s\": \"~\" must be followed by \"0\" or \"1\"",
+                                   col_prefix(col, sizeof col, s, off + root_len + bad, in_template),
+                                   (int)(len - root_len), text + root_len);
     c->used |= roots[i].flag;
     r->text = text;
     r->len = len;
@@ -200,8 +189,8 @@ static int add_lit(seg_t **segs, size_t *n, size_t *alloc, const char *lit, size
 
 /* Reads the placeholder whose content is [s+k, s+e) ("{{" at j) into *seg; *ok 0 when a problem
  * was reported. */
-static int parse_placeholder(cctx_t *c, const flow__jpath_t *at, const char *s, size_t j, size_t k,
-                             size_t e, seg_t *seg, int *ok) {
+static int parse_placeholder(cctx_t *c, const flow__jpath_t *at, const char *s, size_t j, size_t k, size_t e,
+                             seg_t *seg, int *ok) {
     size_t p = k;
     int rc, ref_ok;
 
@@ -210,7 +199,7 @@ static int parse_placeholder(cctx_t *c, const flow__jpath_t *at, const char *s, 
     while (p < e && is_blank(s[p]))
         p++;
     if (p == e)
-        return problem(c, at, "column %zu: empty placeholder", column(s, j));
+        return flow__check_problem(&c->check, at, "column %zu: empty placeholder", column(s, j));
     size_t ref_end = p;
     while (ref_end < e && s[ref_end] != '|')
         ref_end++;
@@ -218,8 +207,9 @@ static int parse_placeholder(cctx_t *c, const flow__jpath_t *at, const char *s, 
     while (q > p && is_blank(s[q - 1]))
         q--;
     if (q == p || s[p] != '$')
-        return problem(c, at, "column %zu: a placeholder must hold a reference ($shared, $params or $item)",
-                       column(s, p));
+        return flow__check_problem(
+            &c->check, at, "column %zu: a placeholder must hold a reference ($shared, $params or $item)",
+            column(s, p));
     rc = parse_ref(c, at, s, p, q - p, 1, &seg->ref, &ref_ok);
     if (rc != 0)
         return rc;
@@ -240,19 +230,22 @@ static int parse_placeholder(cctx_t *c, const flow__jpath_t *at, const char *s, 
             if (f_end - f == filters[i].len && memcmp(s + f, filters[i].name, filters[i].len) == 0)
                 break;
         if (f == f_end) {
-            rc = problem(c, at, "column %zu: missing filter name after \"|\"", column(s, bar));
+            rc = flow__check_problem(&c->check, at, "column %zu: missing filter name after \"|\"",
+                                     column(s, bar));
             all_ok = 0;
         } else if (next < e && s[next] != '|') {
-            rc = problem(c, at, "column %zu: unexpected \"%.*s\" after filter \"%.*s\"", column(s, next),
-                         (int)(e - next), s + next, (int)(f_end - f), s + f);
+            rc = flow__check_problem(&c->check, at, "column %zu: unexpected \"%.*s\" after filter \"%.*s\"",
+                                     column(s, next), (int)(e - next), s + next, (int)(f_end - f), s + f);
             all_ok = 0;
             next = e;
         } else if (i == sizeof filters / sizeof filters[0]) {
-            rc = problem(c, at, "column %zu: unknown filter \"%.*s\": expected url or json", column(s, f),
-                         (int)(f_end - f), s + f);
+            rc = flow__check_problem(&c->check, at,
+                                     "column %zu: unknown filter \"%.*s\": expected url or json",
+                                     column(s, f), (int)(f_end - f), s + f);
             all_ok = 0;
         } else if (seg->nfilters == FLOW_TEMPLATE_MAX_FILTERS) {
-            rc = problem(c, at, "column %zu: more than %d filters", column(s, f), FLOW_TEMPLATE_MAX_FILTERS);
+            rc = flow__check_problem(&c->check, at, "column %zu: more than %d filters", column(s, f),
+                                     FLOW_TEMPLATE_MAX_FILTERS);
             all_ok = 0;
         } else {
             seg->filter[seg->nfilters++] = (unsigned char)i;
@@ -330,7 +323,7 @@ static int compile_string(cctx_t *c, json_t *str, const flow__jpath_t *at, tnode
         }
         const char *close = memmem(s + j + 2, len - j - 2, "}}", 2);
         if (close == NULL) {
-            rc = problem(c, at, "column %zu: unclosed \"{{\"", column(s, j));
+            rc = flow__check_problem(&c->check, at, "column %zu: unclosed \"{{\"", column(s, j));
             bad = 1;
             goto out;
         }
@@ -399,7 +392,7 @@ static int compile_value(cctx_t *c, json_t *v, const flow__jpath_t *at, unsigned
     if (!json_is_object(v) && !json_is_array(v))
         return 0;
     if (depth >= FLOW_TEMPLATE_MAX_DEPTH)
-        return problem(c, at, "nested deeper than %d levels", FLOW_TEMPLATE_MAX_DEPTH);
+        return flow__check_problem(&c->check, at, "nested deeper than %d levels", FLOW_TEMPLATE_MAX_DEPTH);
     n = node_new(json_is_object(v) ? KIND_OBJECT : KIND_ARRAY, v);
     if (n == NULL)
         return FLOW_ENOMEM;
@@ -441,14 +434,14 @@ out:
 /* Compiles tmpl; on return *node is NULL unless it succeeded and tmpl needs evaluation. */
 static int compile(json_t *tmpl, const char *where, unsigned allowed, flow_problems_t *problems,
                    tnode_t **node, unsigned *used) {
-    cctx_t c = {problems, 0, allowed, 0};
+    cctx_t c = {{problems, 0}, allowed, 0};
     flow__jpath_t top = flow__jpath_top(where);
 
     *node = NULL;
     if (tmpl == NULL)
         return FLOW_EINVAL;
     int rc = compile_value(&c, tmpl, &top, 0, node);
-    if (rc == 0 && c.found > 0)
+    if (rc == 0 && c.check.found > 0)
         rc = FLOW_ELOAD;
     if (rc != 0) {
         node_free(*node);
