@@ -234,8 +234,11 @@ static int parse_placeholder(cctx_t *c, const flow__jpath_t *at, const char *s, 
                                      column(s, bar));
             all_ok = 0;
         } else if (next < e && s[next] != '|') {
+            size_t end = e;
+            while (is_blank(s[end - 1]))
+                end--;
             rc = flow__check_problem(&c->check, at, "column %zu: unexpected \"%.*s\" after filter \"%.*s\"",
-                                     column(s, next), (int)(e - next), s + next, (int)(f_end - f), s + f);
+                                     column(s, next), (int)(end - next), s + next, (int)(f_end - f), s + f);
             all_ok = 0;
             next = e;
         } else if (i == sizeof filters / sizeof filters[0]) {

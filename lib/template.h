@@ -96,8 +96,8 @@ int flow_template_check(json_t *tmpl, const char *where, unsigned roots, flow_pr
  * concurrent evaluations: it is only read. */
 int flow_tmpl_eval(const flow_tmpl_t *t, const flow_scope_t *scope, json_t **out, flow_error_t *err);
 
-/* The roots t refers to (FLOW_SCOPE_* bits): 0 means flow_tmpl_eval() returns the tree itself, and
- * a tree without FLOW_SCOPE_ITEM gives the same result for every item of a batch. */
+/* The roots t refers to (FLOW_SCOPE_* bits): 0 means the result does not depend on the scope, and a
+ * tree without FLOW_SCOPE_ITEM gives the same result for every item of a batch. */
 unsigned flow_tmpl_roots(const flow_tmpl_t *t);
 
 void flow_tmpl_free(flow_tmpl_t *t); /* NULL is ignored */

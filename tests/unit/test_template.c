@@ -208,6 +208,21 @@ START_TEST(static_trees_come_back_as_they_are) {
 }
 END_TEST
 
+/* Escapes alone: the result is new, and the same whatever the scope. */
+START_TEST(escapes_need_no_scope) {
+    json_t *tmpl = tu_json("{\"price\": \"$$5\", \"n\": 1}");
+    flow_tmpl_t *t = NULL;
+    json_t *out = NULL;
+    ck_assert_int_eq(flow_template_compile(tmpl, NULL, 0, &t, NULL), 0);
+    ck_assert_uint_eq(flow_tmpl_roots(t), 0);
+    ck_assert_int_eq(flow_tmpl_eval(t, NULL, &out, NULL), 0);
+    tu_assert_json("escaped", out, "{\"price\": \"$5\", \"n\": 1}");
+    json_decref(out);
+    flow_tmpl_free(t);
+    json_decref(tmpl);
+}
+END_TEST
+
 /* Evaluation copies only the way to what changes; the rest, and referenced values, are shared. */
 START_TEST(eval_shares_untouched_parts) {
     fixture_t f;
@@ -332,6 +347,8 @@ static const struct {
     {"\"{{ $$x }}\"", "/s", FLOW_SCOPE_ALL,
      "/s: column 4: unknown root \"$$x\": expected $shared, $params or $item"},
     {"\"{{$shared/x|url|url|url|url|json}}\"", "/s", FLOW_SCOPE_ALL, "/s: column 29: more than 4 filters"},
+    {"\"{{ $shared/x | url  json  |json }}\"", "/s", FLOW_SCOPE_ALL,
+     "/s: column 21: unexpected \"json  |json\" after filter \"url\""},
     {"\"{{$item}} and {{ $params }}\"", "/s", FLOW_SCOPE_SHARED,
      "/s: column 3: $item is not available here\n/s: column 18: $params is not available here"},
     {"[\"$shared\", \"$params\", \"$item\"]", "/s", 0,
@@ -435,6 +452,7 @@ static Suite *template_suite(void) {
     tcase_add_test(tc, eval_without_err_still_fails);
     tcase_add_test(tc, one_shot_eval_reports_the_first_problem);
     tcase_add_test(tc, static_trees_come_back_as_they_are);
+    tcase_add_test(tc, escapes_need_no_scope);
     tcase_add_test(tc, eval_shares_untouched_parts);
     tcase_add_test(tc, compile_once_eval_per_item);
     tcase_add_test(tc, long_results);
