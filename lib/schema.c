@@ -244,23 +244,25 @@ static int kw_pattern(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath
 
 static int kw_required(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
                        void *field) {
+    json_t *seen = NULL; /* the names so far: a hash set, so that a long list costs O(n) */
     int rc = 0;
+
     if (!json_is_array(v))
         return flow__check_problem(c, at, "must be an array of property names");
+    seen = json_object();
+    if (seen == NULL)
+        return FLOW_ENOMEM;
     for (size_t i = 0; i < json_array_size(v) && rc == 0; i++) {
         json_t *name = json_array_get(v, i);
         flow__jpath_t here = flow__jpath_index(at, i);
-        if (!json_is_string(name)) {
+        if (!json_is_string(name))
             rc = flow__check_problem(c, &here, "must be a string");
-            continue;
-        }
-        for (size_t j = 0; j < i; j++) {
-            if (json_equal(name, json_array_get(v, j))) {
-                rc = flow__check_problem(c, &here, "duplicate \"%s\"", json_string_value(name));
-                break;
-            }
-        }
+        else if (json_object_get(seen, json_string_value(name)) != NULL)
+            rc = flow__check_problem(c, &here, "duplicate \"%s\"", json_string_value(name));
+        else if (json_object_set_new(seen, json_string_value(name), json_true()) != 0)
+            rc = FLOW_ENOMEM;
     }
+    json_decref(seen);
     n->required = v;
     return rc;
 }

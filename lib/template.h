@@ -22,7 +22,8 @@
  * Filters, applied from left to right to the value before it is spliced:
  *     url   percent-encodes the value's text (as it would be spliced) byte by byte, keeping only the
  *           unreserved characters of RFC 3986 (A-Z a-z 0-9 - . _ ~): "a b/é" -> a%20b%2F%C3%A9
- *     json  the value's compact JSON text, so a string keeps its quotes: "say \"hi\"" -> "say \"hi\""
+ *     json  the value's compact JSON text, so a string keeps its quotes and escapes: the string
+ *           say "hi" splices as "say \"hi\"" (with the outer quotes), null as null
  * e.g. "?filter={{ $shared/filter | json | url }}" puts a JSON value in a query parameter.
  *
  * Escapes, for text that would otherwise be read as the above:
