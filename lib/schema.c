@@ -17,6 +17,9 @@
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
 #define DUMP_MAX 200 /* bytes of a keyword's value quoted in a message */
+#define PATTERN_MAX_COST 10000 /* elements a pattern may expand to; see pattern_risk() */
+#define PATTERN_MAX_COST_TEXT "10000"
+#define PATTERN_MAX_GROUPS 64
 
 enum {
     T_NULL = 1 << 0,
@@ -213,6 +216,92 @@ static int kw_unique(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_
     return 0;
 }
 
+/* The index of the "]" that closes the bracket expression opening at p[i] (len when none). */
+static size_t bracket_end(const char *p, size_t len, size_t i) {
+    i++;
+    if (i < len && p[i] == '^')
+        i++;
+    if (i < len && p[i] == ']')
+        i++; /* a "]" first is a member, not the end */
+    for (; i < len && p[i] != ']'; i++) {
+        if (p[i] == '[' && i + 1 < len && (p[i + 1] == ':' || p[i + 1] == '.' || p[i + 1] == '=')) {
+            char close = p[i + 1];
+            for (i += 2; i + 1 < len && !(p[i] == close && p[i + 1] == ']'); i++)
+                ;
+            i++; /* on the "]" of ":]" */
+        }
+    }
+    return i;
+}
+
+/* The repetition count of the bound "{n}", "{n,}" or "{n,m}" at p[*i] (0 when it is not one, and
+ * "{" is then a literal); *i moves to its "}". */
+static size_t bound_at(const char *p, size_t len, size_t *i) {
+    size_t j = *i + 1, n = 0, m = 0, digits = 0;
+    for (; j < len && p[j] >= '0' && p[j] <= '9'; j++, digits++)
+        n = n > PATTERN_MAX_COST ? n : n * 10 + (size_t)(p[j] - '0');
+    if (digits == 0)
+        return 0;
+    if (j < len && p[j] == ',') {
+        j++;
+        m = n + 1; /* "{n,}": glibc makes n copies and a star */
+        for (digits = 0; j < len && p[j] >= '0' && p[j] <= '9'; j++, digits++)
+            m = digits == 0 ? (size_t)(p[j] - '0') : m > PATTERN_MAX_COST ? m : m * 10 + (size_t)(p[j] - '0');
+    }
+    if (j >= len || p[j] != '}')
+        return 0;
+    *i = j;
+    n = m > n ? m : n;
+    return n == 0 ? 1 : n;
+}
+
+/* Why the pattern would be dangerous to compile or match, or NULL. glibc's regcomp copies what a
+ * bound repeats once per repetition, so ((a{255}){255}){255} takes seconds and gigabytes: the size
+ * of the expanded pattern is estimated, group by group. Back-references make matching exponential. */
+static const char *pattern_risk(const char *p, size_t len) {
+    size_t cost[PATTERN_MAX_GROUPS + 1]; /* per open group, the size of what it holds so far */
+    size_t depth = 0, last = 0;          /* last: the size of the atom a bound would repeat */
+
+    cost[0] = 0;
+    for (size_t i = 0; i < len; i++) {
+        size_t bound;
+        if (p[i] == '\\') {
+            if (i + 1 < len && p[i + 1] >= '1' && p[i + 1] <= '9')
+                return "back-references (\"\\1\" to \"\\9\") are not supported";
+            i++;
+            last = 1;
+        } else if (p[i] == '[') {
+            i = bracket_end(p, len, i);
+            last = 1;
+        } else if (p[i] == '(') {
+            if (depth == PATTERN_MAX_GROUPS)
+                return "groups nested too deeply";
+            cost[++depth] = 0;
+            continue;
+        } else if (p[i] == ')' && depth > 0) {
+            last = cost[depth--];
+            last = last == 0 ? 1 : last;
+        } else if (p[i] == '{' && (bound = bound_at(p, len, &i)) > 0) {
+            /* the atom is already counted once */
+            size_t more = last > PATTERN_MAX_COST / bound ? PATTERN_MAX_COST + 1 : last * (bound - 1);
+            last = last + more;
+            cost[depth] += more;
+            if (cost[depth] > PATTERN_MAX_COST)
+                break;
+            continue;
+        } else {
+            last = 1;
+        }
+        cost[depth] += last;
+        if (cost[depth] > PATTERN_MAX_COST)
+            break;
+    }
+    for (size_t d = 0; d <= depth; d++)
+        if (cost[d] > PATTERN_MAX_COST)
+            return "too complex: its repetitions expand to more than " PATTERN_MAX_COST_TEXT " elements";
+    return NULL;
+}
+
 static int kw_pattern(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
                       void *field) {
     char msg[256];
@@ -224,12 +313,9 @@ static int kw_pattern(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath
         return flow__check_problem(c, at, "longer than %d bytes", FLOW_SCHEMA_MAX_PATTERN);
     if (strlen(p) != len)
         return flow__check_problem(c, at, "must not contain a NUL character");
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (p[i] == '\\' && p[i + 1] >= '0' && p[i + 1] <= '9')
-            return flow__check_problem(c, at, "back-references (\"\\%c\") are not supported", p[i + 1]);
-        if (p[i] == '\\')
-            i++; /* "\\" is an escaped backslash, not the start of "\1" */
-    }
+    const char *risk = pattern_risk(p, len);
+    if (risk != NULL)
+        return flow__check_problem(c, at, "%s", risk);
     int e = regcomp(&n->re, p, REG_EXTENDED | REG_NOSUB);
     if (e == REG_ESPACE)
         return FLOW_ENOMEM;

@@ -15,11 +15,13 @@
  *   multipleOf            a number > 0; exact for integers, else within a relative 1e-9
  *   minLength, maxLength  counted in Unicode code points, not bytes (strings only)
  *   pattern               a POSIX extended regular expression (regcomp(3) with REG_EXTENDED), not
- *                         ECMA 262: no \d, no lookaround, no lazy quantifiers; "\" followed by a digit
- *                         (a back-reference, which makes matching exponential) is refused. It
- *                         matches anywhere unless anchored with ^ and $, byte by byte in the C
- *                         locale, and stops at a NUL byte in the string. At most
- *                         FLOW_SCHEMA_MAX_PATTERN bytes.
+ *                         ECMA 262: no \d, no lookaround, no lazy quantifiers. It matches anywhere
+ *                         unless anchored with ^ and $, byte by byte in the C locale, and stops at a
+ *                         NUL byte in the string. Refused, as too costly for a hostile schema:
+ *                         patterns longer than FLOW_SCHEMA_MAX_PATTERN bytes, back-references (\1 to
+ *                         \9: matching becomes exponential), and bounds that would expand to more
+ *                         than 10000 elements (regcomp copies what {n,m} repeats: (a{100}){100} is
+ *                         fine, ((a{255}){255}){255} takes seconds and gigabytes).
  *   minItems, maxItems, uniqueItems, items     arrays only; items is one schema for every element
  *                         (the array form of older drafts is refused)
  *   minProperties, maxProperties, required, properties, additionalProperties (a schema, false
@@ -37,8 +39,8 @@
  * anyOf"); allOf reports the problems of each of its schemas.
  *
  * Hostile input: schemas may nest at most FLOW_SCHEMA_MAX_DEPTH subschemas deep, instances at most
- * FLOW_SCHEMA_MAX_DEPTH arrays and objects deep; uniqueItems sorts hashes rather than comparing
- * every pair. */
+ * FLOW_SCHEMA_MAX_DEPTH arrays and objects deep; patterns are limited as said above; uniqueItems
+ * sorts hashes rather than comparing every pair. */
 #ifndef FLOW_SCHEMA_H
 #define FLOW_SCHEMA_H
 
