@@ -1,5 +1,6 @@
 /* dynbuf.c: the capped growable buffer of dynbuf.h. */
 #include "dynbuf.h"
+#include "internal.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -39,11 +40,11 @@ int flow__dynbuf_add(flow__dynbuf_t *b, const void *mem, size_t len) {
             size = b->max + 1;
         char *p;
         if (b->buf == b->storage) {
-            p = malloc(size);
+            p = flow__malloc(size);
             if (p != NULL && b->len > 0)
                 memcpy(p, b->buf, b->len);
         } else {
-            p = realloc(b->buf, size);
+            p = flow__realloc(b->buf, size);
         }
         if (p == NULL)
             return FLOW_ENOMEM;
@@ -66,7 +67,7 @@ int flow__dynbuf_take(flow__dynbuf_t *b, char **out) {
     if (b->buf != NULL && b->buf != b->storage) {
         s = b->buf;
     } else {
-        s = malloc(b->len + 1);
+        s = flow__malloc(b->len + 1);
         if (s == NULL)
             return FLOW_ENOMEM;
         if (b->len > 0)
@@ -80,6 +81,6 @@ int flow__dynbuf_take(flow__dynbuf_t *b, char **out) {
 
 void flow__dynbuf_free(flow__dynbuf_t *b) {
     if (b->buf != b->storage)
-        free(b->buf);
+        flow__free(b->buf);
     reset(b);
 }

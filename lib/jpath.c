@@ -1,5 +1,6 @@
 /* jpath.c: rendering the frame chains of jpath.h as JSON Pointers. */
 #include "jpath.h"
+#include "internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -77,7 +78,7 @@ int flow__jpath_reportv(flow_problems_t *problems, const flow__jpath_t *p, const
     }
     rc = flow_problems_addv(problems, where, fmt, ap);
 out:
-    free(where);
+    flow__free(where);
     return rc;
 }
 

@@ -2,6 +2,7 @@
  * the pointer text; only a token holding a "~" escape is copied, and a short one into a stack buffer,
  * so evaluating a reference on a hot path usually allocates nothing. */
 #include "pointer.h"
+#include "internal.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -114,7 +115,7 @@ static int token_key(const char *s, size_t len, char *buf, char **heap, const ch
     }
     char *d = buf;
     if (len > KEY_STACK) {
-        d = malloc(len);
+        d = flow__malloc(len);
         if (d == NULL)
             return FLOW_ENOMEM;
         *heap = d;
@@ -150,7 +151,7 @@ static int child(json_t *v, const char *s, size_t len, json_t **out) {
         if (token_index(s, len, &idx))
             *out = json_array_get(v, idx); /* NULL past the end */
     }
-    free(heap);
+    flow__free(heap);
     return rc;
 }
 
@@ -231,7 +232,7 @@ static int build_chain(const char *rest, size_t len, json_t **chain) {
             else
                 *chain = NULL; /* now owned by obj */
         }
-        free(heap);
+        flow__free(heap);
         if (rc != 0) {
             json_decref(obj);
             json_decref(*chain);
@@ -275,7 +276,7 @@ static int attach(json_t *v, const char *s, size_t len, json_t *value) {
         rc = FLOW_EINVAL;
     }
     json_decref(value);
-    free(heap);
+    flow__free(heap);
     return rc;
 }
 
@@ -356,6 +357,6 @@ int flow_pointer_remove(json_t *root, const char *ptr) {
         rc = json_array_remove(cur, idx) == 0 ? 0 : FLOW_ENOMEM;
     }
 out:
-    free(heap);
+    flow__free(heap);
     return rc;
 }

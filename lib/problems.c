@@ -1,5 +1,6 @@
 /* problems.c: the capped list of document problems of problems.h. */
 #include "problems.h"
+#include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +20,10 @@ void flow_problems_init(flow_problems_t *p) {
 
 void flow_problems_clear(flow_problems_t *p) {
     for (size_t i = 0; i < p->count; i++) {
-        free(p->items[i].where);
-        free(p->items[i].message);
+        flow__free(p->items[i].where);
+        flow__free(p->items[i].message);
     }
-    free(p->items);
+    flow__free(p->items);
     flow_problems_init(p);
 }
 
@@ -32,7 +33,7 @@ size_t flow_problems_total(const flow_problems_t *p) {
 
 static char *dup_str(const char *s) {
     size_t n = strlen(s) + 1;
-    char *d = malloc(n);
+    char *d = flow__malloc(n);
     if (d != NULL)
         memcpy(d, s, n);
     return d;
@@ -66,7 +67,7 @@ int flow_problems_addv(flow_problems_t *p, const char *where, const char *fmt, v
         size_t alloc = p->alloc == 0 ? 8 : p->alloc * 2;
         if (alloc > FLOW_PROBLEMS_MAX)
             alloc = FLOW_PROBLEMS_MAX;
-        flow_problem_t *items = realloc(p->items, alloc * sizeof *items);
+        flow_problem_t *items = flow__realloc(p->items, alloc * sizeof *items);
         if (items == NULL) {
             rc = FLOW_ENOMEM;
             goto out;
@@ -86,8 +87,8 @@ int flow_problems_addv(flow_problems_t *p, const char *where, const char *fmt, v
     w = NULL;
     m = NULL;
 out:
-    free(w);
-    free(m);
+    flow__free(w);
+    flow__free(m);
     return rc;
 }
 

@@ -2,6 +2,7 @@
  * through one table and builds a tree of nodes (one a subschema) whose values are borrowed from the
  * schema document, which the compiled schema keeps a reference to. */
 #include "schema.h"
+#include "internal.h"
 
 #include <math.h>
 #include <regex.h>
@@ -88,7 +89,7 @@ static void node_free(snode_t *n) {
         return;
     for (size_t i = 0; i < n->nprops; i++)
         node_free(n->props[i].s);
-    free(n->props);
+    flow__free(n->props);
     node_free(n->additional);
     node_free(n->items);
     node_free(n->not_);
@@ -96,11 +97,11 @@ static void node_free(snode_t *n) {
     for (size_t l = 0; l < 3; l++) {
         for (size_t i = 0; i < lists[l]->n; i++)
             node_free(lists[l]->v[i]);
-        free(lists[l]->v);
+        flow__free(lists[l]->v);
     }
     if (n->has_re)
         regfree(&n->re);
-    free(n);
+    flow__free(n);
 }
 
 /* A value quoted in a message: compact JSON, cut with "..." past DUMP_MAX bytes. */
@@ -366,7 +367,7 @@ static int kw_schema_list(flow__check_t *c, snode_t *n, json_t *v, const flow__j
     int rc = 0;
     if (!json_is_array(v) || json_array_size(v) == 0)
         return flow__check_problem(c, at, "must be a non-empty array of schemas");
-    l->v = calloc(json_array_size(v), sizeof *l->v);
+    l->v = flow__calloc(json_array_size(v), sizeof *l->v);
     if (l->v == NULL)
         return FLOW_ENOMEM;
     for (size_t i = 0; i < json_array_size(v) && rc == 0; i++) {
@@ -389,7 +390,7 @@ static int kw_properties(flow__check_t *c, snode_t *n, json_t *v, const flow__jp
     n->props_obj = v;
     if (json_object_size(v) == 0)
         return 0;
-    n->props = calloc(json_object_size(v), sizeof *n->props);
+    n->props = flow__calloc(json_object_size(v), sizeof *n->props);
     if (n->props == NULL)
         return FLOW_ENOMEM;
     json_object_foreach(v, name, sub) {
@@ -459,7 +460,7 @@ static int compile_node(flow__check_t *c, json_t *s, const flow__jpath_t *at, un
         return flow__check_problem(c, at, "subschemas nested deeper than %d levels", FLOW_SCHEMA_MAX_DEPTH);
     if (!json_is_object(s) && !json_is_boolean(s))
         return flow__check_problem(c, at, "a schema must be an object or a boolean");
-    snode_t *n = calloc(1, sizeof *n);
+    snode_t *n = flow__calloc(1, sizeof *n);
     if (n == NULL)
         return FLOW_ENOMEM;
     n->max_length = n->max_items = n->max_props = SIZE_MAX;
@@ -501,7 +502,7 @@ int flow_schema_compile(json_t *schema, const char *where, flow_schema_t **out, 
         rc = FLOW_ELOAD;
     if (rc != 0 || out == NULL)
         goto out;
-    s = malloc(sizeof *s);
+    s = flow__malloc(sizeof *s);
     if (s == NULL) {
         rc = FLOW_ENOMEM;
         goto out;
@@ -520,7 +521,7 @@ void flow_schema_free(flow_schema_t *s) {
         return;
     node_free(s->root);
     json_decref(s->doc);
-    free(s);
+    flow__free(s);
 }
 
 /* ---- comparing values -------------------------------------------------------------------------- */
@@ -643,7 +644,7 @@ static int find_duplicate(json_t *a, size_t *first, size_t *second) {
     *second = SIZE_MAX;
     if (n < 2)
         return 0;
-    hashed_t *hs = malloc(n * sizeof *hs);
+    hashed_t *hs = flow__malloc(n * sizeof *hs);
     if (hs == NULL)
         return FLOW_ENOMEM;
     for (size_t i = 0; i < n; i++) {
@@ -669,7 +670,7 @@ static int find_duplicate(json_t *a, size_t *first, size_t *second) {
             }
         }
     }
-    free(hs);
+    flow__free(hs);
     return 0;
 }
 

@@ -3,6 +3,7 @@
  * segments and placeholders) and each object or array holding such strings into a node that lists
  * only those members; everything else is left to the source tree, which evaluation shares. */
 #include "template.h"
+#include "internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -89,14 +90,14 @@ static void node_free(tnode_t *n) {
         return;
     for (size_t i = 0; i < n->nmembers; i++)
         node_free(n->members[i].node);
-    free(n->members);
-    free(n->segs);
+    flow__free(n->members);
+    flow__free(n->segs);
     json_decref(n->value);
-    free(n);
+    flow__free(n);
 }
 
 static tnode_t *node_new(kind_t kind, json_t *src) {
-    tnode_t *n = calloc(1, sizeof *n);
+    tnode_t *n = flow__calloc(1, sizeof *n);
     if (n != NULL) {
         n->kind = kind;
         n->src = src;
@@ -167,7 +168,7 @@ static int parse_ref(cctx_t *c, const flow__jpath_t *at, const char *s, size_t o
 static int add_seg(seg_t **segs, size_t *n, size_t *alloc, const seg_t *seg) {
     if (*n == *alloc) {
         size_t a = *alloc == 0 ? 4 : *alloc * 2;
-        seg_t *p = realloc(*segs, a * sizeof *p);
+        seg_t *p = flow__realloc(*segs, a * sizeof *p);
         if (p == NULL)
             return FLOW_ENOMEM;
         *segs = p;
@@ -362,7 +363,7 @@ static int compile_string(cctx_t *c, json_t *str, const flow__jpath_t *at, tnode
         segs = NULL;
     }
 out:
-    free(segs);
+    flow__free(segs);
     if (rc != 0) {
         node_free(n);
         n = NULL;
@@ -373,7 +374,7 @@ out:
 
 static int add_member(tnode_t *n, size_t max, const char *key, size_t index, tnode_t *child) {
     if (n->members == NULL) {
-        n->members = malloc(max * sizeof *n->members);
+        n->members = flow__malloc(max * sizeof *n->members);
         if (n->members == NULL)
             return FLOW_ENOMEM;
     }
@@ -465,7 +466,7 @@ int flow_template_compile(json_t *tmpl, const char *where, unsigned roots_allowe
     int rc = compile(tmpl, where, roots_allowed, problems, &node, &used);
     if (rc != 0 || out == NULL)
         goto out;
-    t = malloc(sizeof *t);
+    t = flow__malloc(sizeof *t);
     if (t == NULL) {
         rc = FLOW_ENOMEM;
         goto out;
@@ -489,7 +490,7 @@ void flow_tmpl_free(flow_tmpl_t *t) {
         return;
     node_free(t->node);
     json_decref(t->src);
-    free(t);
+    flow__free(t);
 }
 
 unsigned flow_tmpl_roots(const flow_tmpl_t *t) {
@@ -510,9 +511,9 @@ static int set_error(flow_error_t *err, int code, const char *fmt, ...) {
     int n = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     size_t len = n < 0 ? 0 : (size_t)n >= sizeof msg ? sizeof msg - 1 : (size_t)n;
-    free(err->message);
+    flow__free(err->message);
     err->code = code;
-    err->message = malloc(len + 1);
+    err->message = flow__malloc(len + 1);
     if (err->message != NULL) {
         memcpy(err->message, msg, len);
         err->message[len] = '\0';
