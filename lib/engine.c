@@ -122,6 +122,50 @@ uv_loop_t *flow_engine_loop(const flow_engine_t *eng) {
     return eng->loop;
 }
 
+void flow_engine_drain(flow_engine_t *eng) {
+    eng->draining = 1;
+}
+
+static int ctx_busy(const flow_ctx_t *c) {
+    return c->state == CTX_RUNNING || c->state == CTX_SLEEPING || c->state == CTX_THREADED ||
+           c->state == CTX_RETRY_WAIT;
+}
+
+static size_t frame_busy(const struct frame *f) {
+    const struct step *s = &f->step;
+    size_t busy = 0;
+    if (s->phase == PH_POST)
+        return 1;
+    if (s->phase != PH_EXEC || s->node == NULL)
+        return 0;
+    switch (s->node->kind) {
+    case FLOW_NODE:
+    case FLOW_BATCH:
+        return ctx_busy(&s->ctx) ? 1 : 0;
+    case FLOW_PARALLEL_BATCH:
+        for (size_t i = 0; i < s->next; i++)
+            if (ctx_busy(&s->items[i]))
+                return 1;
+        return 0;
+    default:
+        if (s->child != NULL)
+            busy += frame_busy(s->child);
+        if (s->children != NULL)
+            for (size_t i = 0; i < s->n; i++)
+                if (s->children[i] != NULL)
+                    busy += frame_busy(s->children[i]);
+        return busy;
+    }
+}
+
+size_t flow_engine_busy(const flow_engine_t *eng) {
+    size_t busy = 0;
+    for (const flow_job_t *job = eng->jobs; job != NULL; job = job->next)
+        if (!job->final)
+            busy += frame_busy(&job->top) + (job->defer_head != NULL);
+    return busy;
+}
+
 size_t flow_engine_job_count(const flow_engine_t *eng) {
     return eng->njobs;
 }
@@ -749,6 +793,8 @@ static void frame_run(struct frame *f) {
                 frame_finished(f);
                 return;
             }
+            if (job->eng->draining)
+                return; /* parked at a step boundary; freed with the job */
             if (job->budget == 0) {
                 ready_push(job, f);
                 return;

@@ -251,6 +251,11 @@ int flow_engine_new(uv_loop_t *loop, const flow_engine_opts_t *opts, flow_engine
  * memory is freed by a close callback, so run the loop afterwards until it returns. */
 void flow_engine_close(flow_engine_t *eng);
 uv_loop_t *flow_engine_loop(const flow_engine_t *eng);
+/* For a graceful stop: from now on no job starts another step (steps in flight finish, and their
+ * posts run). There is no undo; close the engine afterwards. */
+void flow_engine_drain(flow_engine_t *eng);
+/* Steps in flight that are not merely waiting for input: drained when 0. Walks every job. */
+size_t flow_engine_busy(const flow_engine_t *eng);
 size_t flow_engine_job_count(const flow_engine_t *eng); /* jobs started and not yet done */
 
 /* ---- jobs ----------------------------------------------------------------------------------- */

@@ -142,6 +142,7 @@ struct flow_engine {
     uint64_t wall0_us;
     uint64_t mono0_ns;
     uint8_t closing;
+    uint8_t draining;           /* no step starts any more */
     uint8_t idle_closed;
     uint8_t timers_closed;
 };

@@ -368,6 +368,50 @@ START_TEST(test_bad_arguments_are_refused_and_the_shared_store_is_taken) {
 }
 END_TEST
 
+/* Drain: the step in flight finishes (its post runs), no further step starts, and a job waiting
+ * for a person does not count as busy. */
+static void short_sleep_exec(flow_ctx_t *ctx, json_t *prep_res) {
+    flow_sleep(ctx, 20, NULL);
+}
+
+static int count_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res,
+                      const char **action) {
+    json_object_set_new(shared, "posts", json_integer(json_integer_value(json_object_get(shared, "posts")) + 1));
+    *action = "again";
+    return 0;
+}
+
+static const flow_node_ops_t step_ops = {.exec = short_sleep_exec, .post = count_post};
+
+START_TEST(test_drain_lets_steps_in_flight_finish_and_starts_no_more) {
+    flow_node_t *n;
+    flow_def_t *def = one_node("drain", &step_ops, NULL, &n);
+    flow_node_next(n, "again", n);
+    flow_def_t *ask = one_node("drain-ask", &ask_ops, NULL, NULL);
+    flow_job_t *job = harness_start(&h, def, NULL, NULL, &out);
+    outcome_t ask_out;
+    harness_start(&h, ask, NULL, NULL, &ask_out);
+    uv_run(&h.loop, UV_RUN_NOWAIT);
+    ck_assert_uint_eq(flow_engine_busy(h.eng), 1); /* the sleeper; the asker only waits */
+    flow_engine_drain(h.eng);
+    while (flow_engine_busy(h.eng) > 0)
+        uv_run(&h.loop, UV_RUN_ONCE);
+    ck_assert_int_eq(json_integer_value(json_object_get(flow_job_shared(job), "posts")), 1);
+    ck_assert_int_eq(flow_job_status(job), FLOW_RUNNING);
+    uv_run(&h.loop, UV_RUN_NOWAIT);
+    ck_assert_int_eq(json_integer_value(json_object_get(flow_job_shared(job), "posts")), 1);
+    flow_engine_close(h.eng); /* what is left is canceled */
+    uv_run(&h.loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(out.status, FLOW_CANCELED);
+    ck_assert_int_eq(ask_out.status, FLOW_CANCELED);
+    ck_assert_int_eq(uv_loop_close(&h.loop), 0);
+    outcome_clear(&ask_out);
+    flow_def_unref(def);
+    flow_def_unref(ask);
+    harness_init(&h, NULL);
+}
+END_TEST
+
 static Suite *async_suite(void) {
     Suite *s = suite_create("async");
     TCase *tc = tcase_create("async");
@@ -384,6 +428,7 @@ static Suite *async_suite(void) {
     tcase_add_test(tc, test_cancel_of_a_waiting_job);
     tcase_add_test(tc, test_closing_the_engine_cancels_its_jobs);
     tcase_add_test(tc, test_bad_arguments_are_refused_and_the_shared_store_is_taken);
+    tcase_add_test(tc, test_drain_lets_steps_in_flight_finish_and_starts_no_more);
     suite_add_tcase(s, tc);
     return s;
 }
