@@ -1,7 +1,11 @@
 /* http.c: the HTTP client of http.h. libcurl's multi_socket interface is driven by one uv_poll_t
  * per socket that curl asks us to watch and one uv_timer_t for curl's timeouts, after the pattern of
  * curl's multi-uv.c example. curl does the per-event bookkeeping (socket hash, timer tree), so an
- * event costs the same with ten or ten thousand requests in flight. */
+ * event costs the same with ten or ten thousand requests in flight.
+ *
+ * Request timeouts are ours (a min-heap and a second timer), not CURLOPT_TIMEOUT_MS: curl does not
+ * look at the timeout of a request queued behind CURLMOPT_MAX_HOST_CONNECTIONS, which then fails
+ * only once a connection frees up. */
 #include "http.h"
 
 #include <limits.h>
@@ -14,6 +18,7 @@
 #include "flow.h"
 
 #define MAX_HEADER_NAME 256 /* longer response header names are dropped: none is that long */
+#define NO_DEADLINE SIZE_MAX
 
 typedef struct http_sock http_sock_t;
 
@@ -41,13 +46,19 @@ struct flow_http_req {
     const char *errmsg; /* static text for err */
     int doomed;         /* failed in the socket callback: drain() must finish it (curl will not) */
     int done;           /* the callback is running: abort is a no-op */
+    uint64_t deadline;  /* loop time (ms) the request times out at */
+    size_t dl_index;    /* in client->deadlines, or NO_DEADLINE */
     char errbuf[CURL_ERROR_SIZE];
 };
 
 struct flow_http {
     uv_loop_t *loop;
     CURLM *multi;
-    uv_timer_t timer;
+    uv_timer_t timer;          /* curl's timeouts */
+    uv_timer_t deadline_timer; /* the earliest request deadline */
+    flow_http_req_t **deadlines; /* a min-heap on deadline */
+    size_t deadline_count, deadline_cap;
+    int handles_open;          /* the timers; c is freed when both are closed */
     flow_http_req_t *reqs;
     http_sock_t *socks;
     size_t in_flight;
@@ -63,6 +74,101 @@ static CURLcode global_rc;
 static void global_init(void)
 {
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* ---- deadlines ------------------------------------------------------------------------------ */
+
+static void on_deadline(uv_timer_t *timer);
+
+static void deadline_set(flow_http_t *c, size_t i, flow_http_req_t *req)
+{
+    c->deadlines[i] = req;
+    req->dl_index = i;
+}
+
+static void deadline_up(flow_http_t *c, size_t i)
+{
+    flow_http_req_t *req = c->deadlines[i];
+
+    while (i > 0 && c->deadlines[(i - 1) / 2]->deadline > req->deadline) {
+        deadline_set(c, i, c->deadlines[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    deadline_set(c, i, req);
+}
+
+static void deadline_down(flow_http_t *c, size_t i)
+{
+    flow_http_req_t *req = c->deadlines[i];
+
+    for (;;) {
+        size_t child = 2 * i + 1;
+
+        if (child >= c->deadline_count)
+            break;
+        if (child + 1 < c->deadline_count &&
+            c->deadlines[child + 1]->deadline < c->deadlines[child]->deadline)
+            child++;
+        if (c->deadlines[child]->deadline >= req->deadline)
+            break;
+        deadline_set(c, i, c->deadlines[child]);
+        i = child;
+    }
+    deadline_set(c, i, req);
+}
+
+/* Room for one more, so that deadline_push cannot fail after the request is in the multi. */
+static int deadline_reserve(flow_http_t *c)
+{
+    size_t cap = c->deadline_cap ? c->deadline_cap * 2 : 64;
+    flow_http_req_t **p;
+
+    if (c->deadline_count < c->deadline_cap)
+        return 0;
+    p = realloc(c->deadlines, cap * sizeof(*p));
+    if (!p)
+        return FLOW_ENOMEM;
+    c->deadlines = p;
+    c->deadline_cap = cap;
+    return 0;
+}
+
+static void deadline_arm(flow_http_t *c)
+{
+    uint64_t now = uv_now(c->loop), at;
+
+    if (c->deadline_count == 0) {
+        uv_timer_stop(&c->deadline_timer);
+        return;
+    }
+    at = c->deadlines[0]->deadline;
+    uv_timer_start(&c->deadline_timer, on_deadline, at > now ? at - now : 0, 0);
+}
+
+static void deadline_push(flow_http_t *c, flow_http_req_t *req)
+{
+    deadline_set(c, c->deadline_count++, req);
+    deadline_up(c, req->dl_index);
+    if (req->dl_index == 0)
+        deadline_arm(c);
+}
+
+static void deadline_remove(flow_http_t *c, flow_http_req_t *req)
+{
+    size_t i = req->dl_index;
+    flow_http_req_t *last;
+
+    if (i == NO_DEADLINE)
+        return;
+    req->dl_index = NO_DEADLINE;
+    last = c->deadlines[--c->deadline_count];
+    if (last != req) {
+        deadline_set(c, i, last);
+        deadline_up(c, i);
+        deadline_down(c, last->dl_index);
+    }
+    if (i == 0 && !c->closing) /* else the timer only keeps the loop alive until it fires */
+        deadline_arm(c);
 }
 
 /* ---- lists ---------------------------------------------------------------------------------- */
@@ -89,6 +195,7 @@ static void req_unlink(flow_http_t *c, flow_http_req_t *req)
     c->in_flight--;
     if (req->doomed)
         c->doomed--;
+    deadline_remove(c, req);
 }
 
 static void req_free(flow_http_req_t *req)
@@ -459,6 +566,21 @@ static void drain(flow_http_t *c)
         finish_doomed(c);
 }
 
+static void on_deadline(uv_timer_t *timer)
+{
+    flow_http_t *c = timer->data;
+    uint64_t now = uv_now(c->loop);
+
+    while (!c->closing && c->deadline_count > 0 && c->deadlines[0]->deadline <= now) {
+        flow_http_req_t *req = c->deadlines[0];
+
+        stop_with(req, FLOW_ETIMEDOUT, "request timed out");
+        finish(c, req, CURLE_OK);
+    }
+    if (!c->closing)
+        deadline_arm(c);
+}
+
 /* ---- sending -------------------------------------------------------------------------------- */
 
 static int is_token_char(char ch)
@@ -603,9 +725,6 @@ static int setup_easy(flow_http_t *c, flow_http_req_t *req, const flow_http_requ
         rc = curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)req);
     if (rc == CURLE_OK) /* refuses a too long Content-Length before any body arrives */
         rc = curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_body);
-    if (rc == CURLE_OK && r->timeout_ms > 0)
-        rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                              r->timeout_ms > LONG_MAX ? LONG_MAX : (long)r->timeout_ms);
     if (rc == CURLE_OUT_OF_MEMORY)
         return FLOW_ENOMEM;
     return rc == CURLE_OK ? 0 : FLOW_EINVAL;
@@ -637,6 +756,7 @@ int flow_http_send(flow_http_t *c, const flow_http_request_t *r, flow_http_cb cb
     if (!req)
         return FLOW_ENOMEM;
     req->client = c;
+    req->dl_index = NO_DEADLINE;
     req->cb = cb;
     req->data = data;
     req->max_body = r->max_body ? clamp_cap(r->max_body) : c->max_body;
@@ -650,6 +770,8 @@ int flow_http_send(flow_http_t *c, const flow_http_request_t *r, flow_http_cb cb
     if (err)
         goto fail;
     err = setup_easy(c, req, r);
+    if (err == 0 && r->timeout_ms > 0)
+        err = deadline_reserve(c);
     if (err)
         goto fail;
     mc = curl_multi_add_handle(c->multi, req->easy);
@@ -658,6 +780,12 @@ int flow_http_send(flow_http_t *c, const flow_http_request_t *r, flow_http_cb cb
         goto fail;
     }
     req_link(c, req);
+    if (r->timeout_ms > 0) {
+        uint64_t now = uv_now(c->loop);
+
+        req->deadline = r->timeout_ms > UINT64_MAX - now ? UINT64_MAX : now + r->timeout_ms;
+        deadline_push(c, req);
+    }
     if (out)
         *out = req;
     return 0;
@@ -684,6 +812,7 @@ static void client_free(flow_http_t *c)
 {
     if (c->multi)
         curl_multi_cleanup(c->multi);
+    free(c->deadlines);
     free(c->user_agent);
     free(c);
 }
@@ -736,12 +865,13 @@ int flow_http_new(uv_loop_t *loop, const flow_http_opts_t *opts, flow_http_t **o
     err = setup_multi(c, opts);
     if (err)
         goto fail;
-    /* last: once the timer is initialised, only uv_close can free c */
-    if (uv_timer_init(loop, &c->timer) != 0) {
-        err = FLOW_ENOMEM;
-        goto fail;
-    }
+    /* last: once the timers are initialised, only uv_close can free c. uv_timer_init cannot
+     * fail: it only fills in the handle. */
+    (void)uv_timer_init(loop, &c->timer);
+    (void)uv_timer_init(loop, &c->deadline_timer);
     c->timer.data = c;
+    c->deadline_timer.data = c;
+    c->handles_open = 2;
     *out = c;
     return 0;
 fail:
@@ -753,7 +883,8 @@ static void on_client_closed(uv_handle_t *handle)
 {
     flow_http_t *c = handle->data;
 
-    client_free(c);
+    if (--c->handles_open == 0)
+        client_free(c);
 }
 
 void flow_http_close(flow_http_t *c)
@@ -769,6 +900,7 @@ void flow_http_close(flow_http_t *c)
     while (c->socks)
         sock_close(c, c->socks);
     uv_close((uv_handle_t *)&c->timer, on_client_closed);
+    uv_close((uv_handle_t *)&c->deadline_timer, on_client_closed);
 }
 
 size_t flow_http_in_flight(const flow_http_t *c)

@@ -41,7 +41,8 @@ typedef struct flow_http_request {
                                    * the call (copied); "Name:" removes a header curl would send */
     const char *body;             /* NULL or body_len bytes, borrowed during the call (copied) */
     size_t body_len;
-    uint64_t timeout_ms;          /* the whole request, queueing and connecting included; 0: none */
+    uint64_t timeout_ms;          /* from the send to the end of the answer, time queued for a
+                                   * connection (max_*_connections) included; 0: none */
     size_t max_body;              /* cap of the response body; 0: the client's */
 } flow_http_request_t;
 
@@ -53,7 +54,7 @@ typedef struct flow_http_response {
                              * header's values are joined with ", " */
     const char *body;       /* never NULL; NUL-terminated after body_len bytes */
     size_t body_len;
-    uint64_t total_us;      /* from the send to the end of the transfer */
+    uint64_t total_us;      /* the transfer's time, from connecting on (CURLINFO_TOTAL_TIME) */
     long new_connections;   /* connections this request had to open: 0 when it reused one */
 } flow_http_response_t;
 
@@ -66,15 +67,15 @@ typedef void (*flow_http_cb)(flow_http_req_t *req, int err, const char *message,
                              const flow_http_response_t *res, void *data);
 
 /* opts may be NULL. curl_global_init() runs once per process, the first time. On success *out
- * receives the client; free it with flow_http_close(). The client holds a uv_timer_t (active only
- * while curl waits for a timeout) and a uv_poll_t per socket in use: it keeps the loop alive only
- * while requests are in flight. */
+ * receives the client; free it with flow_http_close(). The client holds two uv_timer_t and a
+ * uv_poll_t per socket in use; it keeps the loop alive only while requests are in flight. */
 int flow_http_new(uv_loop_t *loop, const flow_http_opts_t *opts, flow_http_t **out);
 
 /* Starts a request; r and everything it points to are copied or used only during the call. The URL
  * (and the method and headers: no CR or LF) are checked here: FLOW_EINVAL at once when bad, and the
  * callback is never called. FLOW_ESTATE after flow_http_close(). *out (may be NULL) is borrowed: it
- * is valid until the callback returns or the request is aborted. */
+ * is valid until the callback returns or the request is aborted. Redirects are not followed (a 3xx
+ * is the answer); proxies come from the environment (http_proxy, no_proxy, ...) as in curl. */
 int flow_http_send(flow_http_t *c, const flow_http_request_t *r, flow_http_cb cb, void *data,
                    flow_http_req_t **out);
 

@@ -316,11 +316,80 @@ START_TEST(a_slow_answer_times_out)
     fetch(&e, (flow_http_request_t){.timeout_ms = 200}, "/delay/1000", &r);
     ck_assert_int_eq(r.err, FLOW_ETIMEDOUT);
     ck_assert_int_eq(r.status, 0);
-    ck_assert_msg(strstr(r.message, "imed out") != NULL, "message: %s", r.message);
+    ck_assert_str_eq(r.message, "request timed out");
     result_clear(&r);
     st = idle_stats(&e);
     ck_assert_uint_eq(st.aborted, 1); /* the mock saw the client go */
     ck_assert_uint_eq(st.completed, 0);
+    env_close(&e);
+}
+END_TEST
+
+/* curl itself would fail the queued request only once the first one is done. */
+typedef struct order {
+    int next;
+    int slow, queued; /* their turn in the order the callbacks ran: 1 or 2 */
+    int queued_err;
+} order_t;
+
+static void on_slow(flow_http_req_t *req, int err, const char *message,
+                    const flow_http_response_t *res, void *data)
+{
+    order_t *o = data;
+
+    ck_assert_int_eq(err, 0);
+    o->slow = ++o->next;
+}
+
+static void on_queued(flow_http_req_t *req, int err, const char *message,
+                      const flow_http_response_t *res, void *data)
+{
+    order_t *o = data;
+
+    o->queued_err = err;
+    o->queued = ++o->next;
+}
+
+START_TEST(a_request_queued_for_a_connection_times_out_on_time)
+{
+    env_t e;
+    order_t o = {0};
+
+    env_open(&e, &(flow_http_opts_t){.max_host_connections = 1});
+    ck_assert_int_eq(send_path(&e, (flow_http_request_t){0}, "/delay/1000", on_slow, &o, NULL), 0);
+    ck_assert_int_eq(
+        send_path(&e, (flow_http_request_t){.timeout_ms = 100}, "/page/1", on_queued, &o, NULL), 0);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(o.queued_err, FLOW_ETIMEDOUT);
+    ck_assert_int_eq(o.queued, 1);
+    ck_assert_int_eq(o.slow, 2);
+    ck_assert_uint_eq(idle_stats(&e).requests, 1);
+    env_close(&e);
+}
+END_TEST
+
+/* Odd requests time out before the mock answers, even ones do not: every deadline is kept. */
+START_TEST(each_request_keeps_its_own_timeout)
+{
+    enum { N = 60 };
+    static const uint64_t short_ms[] = {120, 40, 90, 10, 70};
+    result_t r[N] = {{0}};
+    env_t e;
+
+    env_open(&e, NULL);
+    for (int i = 0; i < N; i++) {
+        uint64_t timeout = i % 2 ? short_ms[i % 5] : 5000 - (uint64_t)i;
+
+        ck_assert_int_eq(send_path(&e, (flow_http_request_t){.timeout_ms = timeout},
+                                   "/delay/300", on_result, &r[i], NULL),
+                         0);
+    }
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(r[i].calls, 1);
+        ck_assert_int_eq(r[i].err, i % 2 ? FLOW_ETIMEDOUT : 0);
+        result_clear(&r[i]);
+    }
     env_close(&e);
 }
 END_TEST
@@ -726,6 +795,8 @@ static Suite *http_suite(void)
     tcase_add_test(answers, an_error_status_is_an_answer_not_an_error);
     tcase_add_test(answers, a_body_under_the_cap_arrives_whole);
     tcase_add_test(failures, a_slow_answer_times_out);
+    tcase_add_test(failures, a_request_queued_for_a_connection_times_out_on_time);
+    tcase_add_test(failures, each_request_keeps_its_own_timeout);
     tcase_add_test(failures, a_reset_connection_is_an_http_error);
     tcase_add_test(failures, a_refused_connection_is_an_http_error);
     tcase_add_test(failures, a_body_over_the_cap_is_too_big_and_stops_the_transfer);
