@@ -8,7 +8,6 @@
  * only once a connection frees up. */
 #include "http.h"
 
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>

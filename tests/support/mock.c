@@ -667,6 +667,31 @@ static enum MHD_Result route_echo(mock_t *m, struct MHD_Connection *conn, mock_r
                                             body_value(r)));
 }
 
+static enum MHD_Result add_response_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                           const char *value)
+{
+    MHD_add_response_header(cls, key, value ? value : ""); /* MHD refuses empty values: skipped */
+    return MHD_YES;
+}
+
+static enum MHD_Result route_headers(mock_t *m, struct MHD_Connection *conn)
+{
+    struct MHD_Response *res;
+    enum MHD_Result ret;
+    char *text = strdup("{}");
+
+    count_route(m, MOCK_OTHER);
+    res = text ? MHD_create_response_from_buffer(2, text, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (!res) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_response_header, res);
+    ret = MHD_queue_response(conn, 200, res);
+    MHD_destroy_response(res);
+    return ret;
+}
+
 static enum MHD_Result route_page(mock_t *m, struct MHD_Connection *conn, const char *path)
 {
     uint64_t n;
@@ -713,6 +738,8 @@ static enum MHD_Result route(mock_t *m, struct MHD_Connection *conn, mock_req_t 
         return route_echo(m, conn, r, url, method);
     if (has_prefix(path, "/page/"))
         return route_page(m, conn, path);
+    if (strcmp(path, "/headers") == 0)
+        return route_headers(m, conn);
     if (*path == '\0') /* the end of /delay/MS or /gate/N */
         return answer_json(conn, 200, json_pack("{sbss}", "ok", 1, "path", url));
     count_route(m, MOCK_OTHER);

@@ -27,8 +27,10 @@
  *                           is sent; with ?chunked=1 sent chunked, without a Content-Length.
  *   /echo                   200 {"method":..,"path":..,"query":{name:value},"headers":{lowercase
  *                           name:value},"body":<the body parsed as JSON, else as a string, null when
- *                           empty>}.
+ *                           empty>}; of a repeated name, the last value.
  *   /page/N                 200 text/html "<html>...Page N...</html>".
+ *   /headers?NAME=VALUE&..  200 {} with each query argument as a response header, in order
+ *                           (repeats too; MHD leaves out empty values).
  * Request bodies over 1 MiB get 413.
  *
  * Threads: the server runs on its own threads; every function here may be called from any thread.

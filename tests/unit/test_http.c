@@ -198,7 +198,7 @@ END_TEST
 START_TEST(post_sends_the_body_and_headers)
 {
     static const char *const headers[] = {"Content-Type: application/json", "X-Trace: abc-1",
-                                          "Idempotency-Key: job-7", NULL};
+                                          "Idempotency-Key: job-7", "Accept:", NULL};
     const char *body = "{\"n\":42,\"text\":\"h\\u00e9\"}";
     env_t e;
     result_t r;
@@ -219,6 +219,7 @@ START_TEST(post_sends_the_body_and_headers)
     ck_assert_str_eq(json_string_value(json_object_get(sent, "content-type")), "application/json");
     ck_assert_str_eq(json_string_value(json_object_get(sent, "user-agent")), "flowd-test");
     ck_assert_ptr_null(json_object_get(sent, "expect"));
+    ck_assert_ptr_null(json_object_get(sent, "accept")); /* "Accept:" removed curl's */
     ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(v, "body"), "n")), 42);
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(v, "body"), "text")), "hé");
     json_decref(v);
@@ -257,6 +258,22 @@ START_TEST(methods_are_sent_as_given)
     ck_assert_int_eq(r.status, 200);
     ck_assert_uint_eq(r.body_len, 0);
     ck_assert_str_eq(header(&r, "content-type"), "text/html; charset=utf-8");
+    result_clear(&r);
+    env_close(&e);
+}
+END_TEST
+
+START_TEST(response_headers_are_lowercased_and_repeats_joined)
+{
+    env_t e;
+    result_t r;
+
+    env_open(&e, NULL);
+    get(&e, "/headers?X-Multi=one&Set-Cookie=a%3D1&x-multi=two&X-Multi=three", &r);
+    ck_assert_int_eq(r.err, 0);
+    ck_assert_str_eq(header(&r, "x-multi"), "one, two, three");
+    ck_assert_str_eq(header(&r, "set-cookie"), "a=1");
+    ck_assert_ptr_null(json_object_get(r.headers, "X-Multi"));
     result_clear(&r);
     env_close(&e);
 }
@@ -781,6 +798,132 @@ START_TEST(sequential_requests_reuse_one_connection)
 }
 END_TEST
 
+/* ---- the mock's scripted answers, which later tests of the http and llm nodes count on ----- */
+
+static json_t *chat(env_t *e, const char *auth, const char *model, long *status)
+{
+    const char *headers[] = {"Content-Type: application/json", auth, NULL};
+    char *body = NULL;
+    result_t r;
+    json_t *req, *v;
+
+    req = json_pack("{sss[{ssss}{ssss}]}", "model", model, "messages", "role", "system", "content",
+                    "be brief", "role", "user", "content", "how to cook rice");
+    ck_assert_ptr_nonnull(req);
+    body = json_dumps(req, 0);
+    fetch(e, (flow_http_request_t){.headers = auth ? headers : NULL, .body = body,
+                                   .body_len = strlen(body)},
+          "/v1/chat/completions", &r);
+    ck_assert_int_eq(r.err, 0);
+    *status = r.status;
+    v = result_json(&r);
+    result_clear(&r);
+    free(body);
+    json_decref(req);
+    return v;
+}
+
+START_TEST(the_mock_answers_chat_completions_for_its_key_only)
+{
+    env_t e = {0};
+    mock_stats_t st;
+    json_t *v, *choice;
+    long status;
+
+    ck_assert_int_eq(uv_loop_init(&e.loop), 0);
+    ck_assert_int_eq(mock_start(&(mock_opts_t){.api_key = "sk-test"}, &e.mock), 0);
+    ck_assert_int_eq(flow_http_new(&e.loop, NULL, &e.http), 0);
+    v = chat(&e, "Authorization: Bearer sk-test", "gpt-mock", &status);
+    ck_assert_int_eq(status, 200);
+    choice = json_array_get(json_object_get(v, "choices"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "model")), "gpt-mock");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(choice, "message"), "content")),
+                     "mock answer to: how to cook rice");
+    ck_assert_str_eq(json_string_value(json_object_get(choice, "finish_reason")), "stop");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(v, "usage"), "prompt_tokens")),
+                     6);
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_object_get(v, "usage"), "total_tokens")), 13);
+    json_decref(v);
+    v = chat(&e, "Authorization: Bearer wrong", "gpt-mock", &status);
+    ck_assert_int_eq(status, 401);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(v, "error"), "code")),
+                     "invalid_api_key");
+    json_decref(v);
+    v = chat(&e, NULL, "gpt-mock", &status);
+    ck_assert_int_eq(status, 401);
+    json_decref(v);
+    st = idle_stats(&e);
+    ck_assert_str_eq(st.last_authorization, "Bearer wrong");
+    ck_assert_uint_eq(st.routes[MOCK_CHAT], 3);
+    env_close(&e);
+}
+END_TEST
+
+START_TEST(the_mock_fails_a_flaky_key_n_times_then_answers)
+{
+    env_t e;
+    result_t r;
+    json_t *v;
+
+    env_open(&e, NULL);
+    for (int i = 1; i <= 2; i++) {
+        get(&e, "/flaky/job-1/2", &r);
+        ck_assert_int_eq(r.status, 500);
+        result_clear(&r);
+    }
+    get(&e, "/flaky/job-2/2/recipes?ingredient=egg", &r); /* another key counts apart */
+    ck_assert_int_eq(r.status, 500);
+    result_clear(&r);
+    get(&e, "/flaky/job-1/2", &r);
+    ck_assert_int_eq(r.status, 200);
+    v = result_json(&r);
+    ck_assert_int_eq(json_integer_value(json_object_get(v, "attempts")), 3);
+    json_decref(v);
+    result_clear(&r);
+    get(&e, "/delay/10/flaky/job-2/1/recipes?ingredient=egg", &r);
+    ck_assert_int_eq(r.status, 200);
+    v = result_json(&r);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "ingredient")), "egg");
+    json_decref(v);
+    result_clear(&r);
+    mock_reset_stats(e.mock);
+    get(&e, "/flaky/job-1/2", &r); /* a reset starts the count over */
+    ck_assert_int_eq(r.status, 500);
+    result_clear(&r);
+    env_close(&e);
+}
+END_TEST
+
+START_TEST(the_mock_counts_idempotency_keys)
+{
+    static const char *const k1[] = {"Idempotency-Key: k1", NULL};
+    static const char *const k2[] = {"Idempotency-Key: k2", NULL};
+    env_t e;
+    result_t r;
+    mock_stats_t st;
+
+    env_open(&e, NULL);
+    for (int i = 0; i < 3; i++) {
+        fetch(&e, (flow_http_request_t){.headers = k1}, "/status/503", &r);
+        result_clear(&r);
+    }
+    fetch(&e, (flow_http_request_t){.headers = k2}, "/status/200", &r);
+    result_clear(&r);
+    get(&e, "/recipes", &r); /* no key, and no ingredient */
+    ck_assert_int_eq(r.status, 400);
+    result_clear(&r);
+    st = idle_stats(&e);
+    ck_assert_uint_eq(st.idempotency_keys, 2);
+    ck_assert_str_eq(st.last_idempotency_key, "k2");
+    ck_assert_uint_eq(mock_idempotency_count(e.mock, "k1"), 3);
+    ck_assert_uint_eq(mock_idempotency_count(e.mock, "k3"), 0);
+    ck_assert_uint_eq(st.requests, 5);
+    ck_assert_uint_eq(st.completed, 5);
+    env_close(&e);
+}
+END_TEST
+
 static Suite *http_suite(void)
 {
     Suite *s = suite_create("http");
@@ -788,10 +931,12 @@ static Suite *http_suite(void)
     TCase *failures = tcase_create("failures");
     TCase *lifecycle = tcase_create("abort and close");
     TCase *load = tcase_create("many requests");
+    TCase *mock = tcase_create("the mock");
 
     tcase_add_test(answers, get_returns_the_json_answer_with_its_headers);
     tcase_add_test(answers, post_sends_the_body_and_headers);
     tcase_add_test(answers, methods_are_sent_as_given);
+    tcase_add_test(answers, response_headers_are_lowercased_and_repeats_joined);
     tcase_add_test(answers, an_error_status_is_an_answer_not_an_error);
     tcase_add_test(answers, a_body_under_the_cap_arrives_whole);
     tcase_add_test(failures, a_slow_answer_times_out);
@@ -809,10 +954,14 @@ static Suite *http_suite(void)
     tcase_add_test(load, a_thousand_requests_are_in_flight_at_once);
     tcase_add_test(load, max_host_connections_bounds_the_requests_in_flight);
     tcase_add_test(load, sequential_requests_reuse_one_connection);
+    tcase_add_test(mock, the_mock_answers_chat_completions_for_its_key_only);
+    tcase_add_test(mock, the_mock_fails_a_flaky_key_n_times_then_answers);
+    tcase_add_test(mock, the_mock_counts_idempotency_keys);
     suite_add_tcase(s, answers);
     suite_add_tcase(s, failures);
     suite_add_tcase(s, lifecycle);
     suite_add_tcase(s, load);
+    suite_add_tcase(s, mock);
     return s;
 }
 
