@@ -1,7 +1,7 @@
 /* http.c: the HTTP client of http.h. libcurl's multi_socket interface is driven by one uv_poll_t
- * per socket that curl asks us to watch and one uv_timer_t for curl's timeouts, after the pattern of
- * curl's multi-uv.c example. curl does the per-event bookkeeping (socket hash, timer tree), so an
- * event costs the same with ten or ten thousand requests in flight.
+ * per socket that curl asks us to watch and one uv_timer_t for curl's timeouts, after the pattern
+ * of curl's multi-uv.c example. curl does the per-event bookkeeping (socket hash, timer tree), so
+ * an event costs the same with ten or ten thousand requests in flight.
  *
  * Request timeouts are ours (a min-heap and a second timer), not CURLOPT_TIMEOUT_MS: curl does not
  * look at the timeout of a request queued behind CURLMOPT_MAX_HOST_CONNECTIONS, which then fails

@@ -25,7 +25,7 @@ typedef struct flow_http_req flow_http_req_t; /* one request in flight */
 
 typedef struct flow_http_opts {
     size_t max_body;               /* default cap of response bodies; 0: FLOW_HTTP_MAX_BODY */
-    long max_host_connections;     /* open connections per host (more requests queue); 0: no limit */
+    long max_host_connections;     /* open connections per host (more requests queue); 0: none */
     long max_total_connections;    /* open connections in all; 0: no limit */
     const char *user_agent;        /* copied; NULL: "flowd/<version>" */
 } flow_http_opts_t;
@@ -47,7 +47,8 @@ typedef struct flow_http_request {
 } flow_http_request_t;
 
 /* What came back, borrowed for the duration of the callback (json_incref the headers or copy the
- * body to keep them). On error it holds what arrived before the error: status 0 if no response began. */
+ * body to keep them). On error it holds what arrived before the error: status 0 if no response
+ * began. */
 typedef struct flow_http_response {
     long status;            /* of the last response (after any 1xx); non-2xx is not an error here */
     json_t *headers;        /* object, never NULL: lowercase name -> string value; a repeated

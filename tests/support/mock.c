@@ -147,7 +147,8 @@ static uint64_t now_ns(void)
 
 static struct timespec to_timespec(uint64_t ns)
 {
-    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
+                          .tv_nsec = (long)(ns % 1000000000u)};
 
     return ts;
 }
@@ -290,7 +291,8 @@ static int gate_push(mock_t *m, struct MHD_Connection *conn, size_t n,
 {
     if (m->gate_len == m->gate_cap) {
         size_t cap = m->gate_cap ? m->gate_cap * 2 : 64;
-        struct MHD_Connection **gate = cap <= MAX_HELD ? realloc(m->gate, cap * sizeof(*gate)) : NULL;
+        struct MHD_Connection **gate =
+            cap <= MAX_HELD ? realloc(m->gate, cap * sizeof(*gate)) : NULL;
 
         if (!gate)
             return -1;

@@ -3,34 +3,35 @@
  * resetting or huge answers, a recipe API and an OpenAI-compatible chat API.
  *
  * Paths (every body is JSON unless said otherwise; unknown paths answer 404 {"error":...}):
- *   /recipes?ingredient=X   200 {"ingredient":"X","recipes":["X pasta","grilled X","X soup"]};
- *                           400 without ingredient.
- *   /v1/chat/completions    POST {"model":M,"messages":[{"role":..,"content":..},..]} answers 200
- *                           {"id":"mock-1","object":"chat.completion","model":M,"choices":[{"index":0,
- *                           "message":{"role":"assistant","content":"mock answer to: <last user
- *                           message>"},"finish_reason":"stop"}],"usage":{"prompt_tokens":N,
- *                           "completion_tokens":K,"total_tokens":N+K}} where N and K count the words
- *                           of all the messages and of the answer. 401 when the mock has an api_key
- *                           and the Authorization header is not "Bearer <api_key>"; 400 for a body
- *                           without a model or messages; 405 for another method.
- *   /delay/MS[/rest]        waits MS milliseconds (at most 600000) without holding a server thread,
- *                           then answers as /rest would, or {"ok":true,"path":<the whole path>}
- *                           without rest. A client that went away meanwhile gets no answer.
- *   /gate/N[/rest]          waits until N requests wait at gates at once, then all the waiting ones
- *                           go on as /rest would (or {"ok":true,...}): a test that all N requests are
- *                           in flight together. N at most 100000.
- *   /status/CODE            that status (200..599) with {"status":CODE}.
- *   /flaky/KEY/N[/rest]     the first N requests for KEY get 500 {"error":"flaky","key":KEY,
- *                           "attempt":k}; later ones 200 {"key":KEY,"attempts":k}, or go on as /rest.
- *   /reset                  closes the connection without an answer.
- *   /huge/BYTES             200 with a text/plain body of BYTES bytes ("abc..z" repeated), made as it
- *                           is sent; with ?chunked=1 sent chunked, without a Content-Length.
- *   /echo                   200 {"method":..,"path":..,"query":{name:value},"headers":{lowercase
- *                           name:value},"body":<the body parsed as JSON, else as a string, null when
- *                           empty>}; of a repeated name, the last value.
- *   /page/N                 200 text/html "<html>...Page N...</html>".
- *   /headers?NAME=VALUE&..  200 {} with each query argument as a response header, in order
- *                           (repeats too; MHD leaves out empty values).
+ *   /recipes?ingredient=X 200 {"ingredient":"X","recipes":["X pasta","grilled X","X soup"]};
+ *                         400 without ingredient.
+ *   /v1/chat/completions  POST {"model":M,"messages":[{"role":..,"content":..},..]} answers 200
+ *                         {"id":"mock-1","object":"chat.completion","model":M,"choices":[{
+ *                         "index":0,"message":{"role":"assistant","content":"mock answer to:
+ *                         <last user message>"},"finish_reason":"stop"}],"usage":{
+ *                         "prompt_tokens":N,"completion_tokens":K,"total_tokens":N+K}} where N
+ *                         and K count the words of all the messages and of the answer. 401 when
+ *                         the mock has an api_key and the Authorization header is not "Bearer
+ *                         <api_key>"; 400 for a body without a model or messages; 405 for another
+ *                         method.
+ *   /delay/MS[/rest]      waits MS milliseconds (at most 600000) without holding a server thread,
+ *                         then answers as /rest would, or {"ok":true,"path":<the whole path>}
+ *                         without rest. A client that went away meanwhile gets no answer.
+ *   /gate/N[/rest]        waits until N requests wait at gates at once, then all the waiting ones
+ *                         go on as /rest would (or {"ok":true,...}): a test that all N requests are
+ *                         in flight together. N at most 100000.
+ *   /status/CODE          that status (200..599) with {"status":CODE}.
+ *   /flaky/KEY/N[/rest]   the first N requests for KEY get 500 {"error":"flaky","key":KEY,
+ *                         "attempt":k}; later ones 200 {"key":KEY,"attempts":k}, or go on as /rest.
+ *   /reset                closes the connection without an answer.
+ *   /huge/BYTES           200 with a text/plain body of BYTES bytes ("abc..z" repeated), made as it
+ *                         is sent; with ?chunked=1 sent chunked, without a Content-Length.
+ *   /echo                 200 {"method":..,"path":..,"query":{name:value},"headers":{lowercase
+ *                         name:value},"body":<the body parsed as JSON, else as a string, null when
+ *                         empty>}; of a repeated name, the last value.
+ *   /page/N               200 text/html "<html>...Page N...</html>".
+ *   /headers?NAME=VALUE&.. 200 {} with each query argument as a response header, in order
+ *                         (repeats too; MHD leaves out empty values).
  * Request bodies over 1 MiB get 413.
  *
  * Threads: the server runs on its own threads; every function here may be called from any thread.

@@ -776,8 +776,8 @@ static void on_chain(flow_http_req_t *req, int err, const char *message,
     ch->calls++;
     ch->connections += res->new_connections;
     if (--ch->left > 0)
-        ck_assert_int_eq(send_path(ch->env, (flow_http_request_t){0}, "/page/2", on_chain, ch, NULL),
-                         0);
+        ck_assert_int_eq(
+            send_path(ch->env, (flow_http_request_t){0}, "/page/2", on_chain, ch, NULL), 0);
 }
 
 START_TEST(sequential_requests_reuse_one_connection)
@@ -827,7 +827,7 @@ START_TEST(the_mock_answers_chat_completions_for_its_key_only)
 {
     env_t e = {0};
     mock_stats_t st;
-    json_t *v, *choice;
+    json_t *v, *choice, *usage;
     long status;
 
     ck_assert_int_eq(uv_loop_init(&e.loop), 0);
@@ -836,14 +836,14 @@ START_TEST(the_mock_answers_chat_completions_for_its_key_only)
     v = chat(&e, "Authorization: Bearer sk-test", "gpt-mock", &status);
     ck_assert_int_eq(status, 200);
     choice = json_array_get(json_object_get(v, "choices"), 0);
+    usage = json_object_get(v, "usage");
     ck_assert_str_eq(json_string_value(json_object_get(v, "model")), "gpt-mock");
-    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(choice, "message"), "content")),
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(choice, "message"),
+                                                       "content")),
                      "mock answer to: how to cook rice");
     ck_assert_str_eq(json_string_value(json_object_get(choice, "finish_reason")), "stop");
-    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(v, "usage"), "prompt_tokens")),
-                     6);
-    ck_assert_int_eq(
-        json_integer_value(json_object_get(json_object_get(v, "usage"), "total_tokens")), 13);
+    ck_assert_int_eq(json_integer_value(json_object_get(usage, "prompt_tokens")), 6);
+    ck_assert_int_eq(json_integer_value(json_object_get(usage, "total_tokens")), 13);
     json_decref(v);
     v = chat(&e, "Authorization: Bearer wrong", "gpt-mock", &status);
     ck_assert_int_eq(status, 401);
