@@ -63,9 +63,9 @@ EXAMPLES := $(EXAMPLES_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .SECONDARY:
 
-.PHONY: all lib test check unit deps bench valgrind tsan clean help run examples lint
+.PHONY: all lib test check unit deps bench valgrind tsan clean help run examples lint mock
 
-all: $(LIB) $(if $(wildcard server/main.c),$(FLOWD)) $(EXAMPLES)
+all: $(LIB) $(if $(wildcard server/main.c),$(FLOWD)) $(EXAMPLES) $(MOCK)
 
 help:
 	@echo "make            build the library, flowd and the examples into build/"
@@ -76,6 +76,7 @@ help:
 	@echo "make valgrind   run the unit tests under valgrind (0 bytes definitely lost)"
 	@echo "make tsan       run the tests with ThreadSanitizer (build/tsan)"
 	@echo "make bench      build and run the benchmarks (build/flow-bench)"
+	@echo "make mock       build the test HTTP server (build/flowd-mock --port N [--api-key K])"
 	@echo "make deps       install missing -dev packages with apt-get (as root)"
 	@echo "make lint       grep for calls we do not use (sprintf, strcpy, atoi, ...)"
 	@echo "make clean      remove build/"
@@ -124,6 +125,12 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(FLOWS_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 examples: $(EXAMPLES)
+
+$(MOCK): $(BUILD)/obj/tests/mock/main.o $(SUPPORT_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+mock: $(MOCK)
 
 unit: $(TEST_BIN)
 	@fail=0; for t in $(TEST_BIN); do \
