@@ -60,6 +60,7 @@ void flow_def_unref(flow_def_t *def) {
         node_free(def->nodes[i]);
     flow__free(def->nodes);
     flow__free(def->name);
+    json_decref(def->meta);
     flow__free(def);
 }
 
@@ -321,6 +322,24 @@ int flow_def_set_root(flow_def_t *def, flow_node_t *root) {
         return FLOW_ESTATE;
     def->root = root;
     return 0;
+}
+
+int flow_def_set_meta(flow_def_t *def, json_t *meta) {
+    if (def == NULL) {
+        json_decref(meta);
+        return FLOW_EINVAL;
+    }
+    if (atomic_load(&def->sealed)) {
+        json_decref(meta);
+        return FLOW_ESTATE;
+    }
+    json_decref(def->meta);
+    def->meta = meta;
+    return 0;
+}
+
+json_t *flow_def_meta(const flow_def_t *def) {
+    return def->meta;
 }
 
 const char *flow_def_name(const flow_def_t *def) {

@@ -499,12 +499,15 @@ static struct frame *frame_new(struct step *owner, json_t *params, size_t index)
     return f;
 }
 
-/* The params of the index-th run of a batch flow: the flow node's params with the item's over them. */
+/* The params of a sub-graph run: the flow node's params with the run's param set over them (the
+ * index-th item of a batch flow's prep_res; a flow's prep_res if it is an object). */
 static json_t *item_params(struct step *s, size_t index) {
     json_t *base = flow_ctx_params(&s->ctx);
-    json_t *item = json_array_get(s->prep_res, index);
+    json_t *item = s->node->kind == FLOW_FLOW ? s->prep_res : json_array_get(s->prep_res, index);
     if (base == NULL)
         return NULL;
+    if (!json_is_object(item) || json_object_size(item) == 0)
+        return json_incref(base);
     json_t *merged = json_copy(base);
     if (merged == NULL || json_object_update(merged, item) < 0) {
         json_decref(merged);
@@ -515,8 +518,7 @@ static json_t *item_params(struct step *s, size_t index) {
 
 static int spawn_child(struct step *s, size_t index) {
     flow_job_t *job = s->frame->job;
-    json_t *params = s->node->kind == FLOW_FLOW ? json_incref(flow_ctx_params(&s->ctx))
-                                                : item_params(s, index);
+    json_t *params = item_params(s, index);
     struct frame *f = params ? frame_new(s, params, index) : NULL;
     if (f == NULL) {
         step_failed(s, FLOW_ENOMEM, NULL);

@@ -125,6 +125,9 @@ typedef enum flow_kind {
  *        called once per item. Not called for the flow kinds: their exec is running the sub-graph.
  * exec_fallback: after the last try failed. Return 0 with *exec_res set (new reference or NULL) to
  *        recover, or an error code to fail. err is borrowed.
+ *        For FLOW_FLOW, an object returned by prep is a param set for the sub-graph, merged over the
+ *        flow node's own params as a batch flow merges each of its sets (unlike PocketFlow, where a
+ *        flow's prep_res only goes to its post; it still does).
  * post:  shared, prep_res and exec_res are borrowed (exec_res: for batch kinds the array of results in
  *        input order; for the flow kinds a JSON string, the sub-graph's last action, or NULL for batch
  *        flows). *action: NULL means "default"; any other string must stay valid until post returns
@@ -180,6 +183,10 @@ int flow_node_next(flow_node_t *from, const char *action, flow_node_t *to);
 /* The start node of a flow-kind node. */
 int flow_node_set_start(flow_node_t *flow, flow_node_t *start);
 
+/* Metadata kept with the definition (its source document, say): stolen; replaces what was there. */
+int flow_def_set_meta(flow_def_t *def, json_t *meta);
+json_t *flow_def_meta(const flow_def_t *def); /* borrowed; NULL when none */
+
 /* The flow-kind node that jobs of this definition run. */
 int flow_def_set_root(flow_def_t *def, flow_node_t *root);
 
@@ -217,10 +224,25 @@ void flow_free(void *p);
 /* Thread-safe: it takes a lock of its own, so HTTP threads may look flows up while the loop runs. */
 typedef struct flow_registry flow_registry_t;
 
-/* Makes a node of a type from its JSON configuration (borrowed). On error, fills err (message and
- * where, if known) and returns its code. data is what was given to flow_registry_add_type. */
-typedef int (*flow_type_factory)(flow_def_t *def, const char *name, json_t *config, void *data,
-                                 flow_node_t **out, flow_error_t *err);
+/* A list of problems found when loading a flow document, each with its place (lib/problems.h). */
+typedef struct flow_problems flow_problems_t;
+
+/* What a node type gets to make a node of a flow document (all borrowed for the call). */
+typedef struct flow_type_args {
+    const char *name;           /* the node's name */
+    json_t *node;               /* the node's whole description in the document */
+    json_t *params;             /* its "params" (an object, never NULL) */
+    const char *where;          /* JSON Pointer of the node in the document, e.g. "/nodes/fetch" */
+    unsigned roots;             /* which references the node may use (FLOW_SCOPE_* of template.h) */
+    json_t *declared;           /* object: the params the flow declares, for "$params/..." checks */
+    flow_problems_t *problems;  /* where to add every problem found, with its place */
+    void *data;                 /* what was given to flow_registry_add_type */
+} flow_type_args_t;
+
+/* Makes what a node of this type runs: *ops (static, must outlive every definition) and *data (the
+ * definition will own it and give it to ops->free). Returns 0, or FLOW_ELOAD after adding problems
+ * (or another code, such as FLOW_ENOMEM). The caller creates the node with the kind it needs. */
+typedef int (*flow_type_factory)(const flow_type_args_t *args, const flow_node_ops_t **ops, void **data);
 
 int flow_registry_new(flow_registry_t **out);
 void flow_registry_free(flow_registry_t *reg); /* drops its references to the flows */

@@ -54,6 +54,7 @@ struct flow_def {
     size_t nnodes;
     size_t capnodes;
     flow_node_t *root;
+    json_t *meta;
 };
 
 /* member[f * n + j] = 1 when node j is reachable from the start of flow-kind node f (n = nnodes;

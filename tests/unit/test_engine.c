@@ -199,6 +199,29 @@ START_TEST(test_nested_flows_pass_their_params_down) {
 }
 END_TEST
 
+static int params_from_shared(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
+    *prep_res = json_pack("{s:O}", "who", json_object_get(shared, "name"));
+    return 0;
+}
+
+static const flow_node_ops_t params_from_shared_ops = {.prep = params_from_shared};
+
+START_TEST(test_a_flow_prep_object_gives_params_to_its_sub_graph) {
+    flow_node_t *root;
+    flow_def_t *def = def_new("prep-params", &root);
+    flow_node_t *inner = node_new(def, "inner", FLOW_FLOW, &params_from_shared_ops, NULL);
+    flow_node_t *leaf = node_new(def, "leaf", FLOW_NODE, &params_ops, NULL);
+    flow_node_set_start(inner, leaf);
+    flow_node_set_start(root, inner);
+    json_t *own = json_pack("{s:s, s:s}", "who", "nobody", "keep", "yes");
+    flow_node_set_params(inner, own);
+    harness_run(&h, def, json_pack("{s:s}", "name", "ada"), NULL, &out);
+    ck_assert_str_eq(dumps(json_object_get(out.shared, "leaf")), "{\"who\":\"ada\",\"keep\":\"yes\"}");
+    json_decref(own);
+    flow_def_unref(def);
+}
+END_TEST
+
 /* ---- nested flows ---- */
 
 static int f_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
@@ -455,6 +478,7 @@ static Suite *engine_suite(void) {
     tcase_add_test(tc, test_a_second_successor_for_an_action_replaces_it_and_warns);
     tcase_add_test(tc, test_node_params_and_the_flows_params_over_them);
     tcase_add_test(tc, test_nested_flows_pass_their_params_down);
+    tcase_add_test(tc, test_a_flow_prep_object_gives_params_to_its_sub_graph);
     tcase_add_test(tc, test_a_flow_is_a_node_and_its_last_action_is_its_action);
     tcase_add_test(tc, test_a_flow_without_post_takes_the_last_action);
     tcase_add_test(tc, test_a_node_can_send_control_back_to_an_earlier_node);
