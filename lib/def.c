@@ -84,6 +84,8 @@ int flow__def_members(const flow_def_t *def, unsigned char *member, size_t *queu
         while (head < tail) {
             const flow_node_t *node = def->nodes[queue[head++]];
             for (size_t i = 0; i < node->nsucc; i++) {
+                if (node->succ[i].to == NULL)
+                    continue;
                 size_t j = node->succ[i].to->index;
                 if (!row[j]) {
                     row[j] = 1;
@@ -274,7 +276,7 @@ int flow_node_next(flow_node_t *from, const char *action, flow_node_t *to) {
     int rc = settable(from);
     if (rc < 0)
         return rc;
-    if (to == NULL || to->def != from->def)
+    if (to != NULL && to->def != from->def)
         return FLOW_EINVAL;
     if (action == NULL)
         action = flow__default_action;
@@ -283,7 +285,8 @@ int flow_node_next(flow_node_t *from, const char *action, flow_node_t *to) {
     for (size_t i = 0; i < from->nsucc; i++) {
         if (strcmp(from->succ[i].action, action) == 0) {
             flow_log(FLOW_LOG_WARN, "flow %s: node %s: overwriting successor for action '%s' (%s -> %s)",
-                     from->def->name, from->name, action, from->succ[i].to->name, to->name);
+                     from->def->name, from->name, action,
+                     from->succ[i].to ? from->succ[i].to->name : "(end)", to ? to->name : "(end)");
             from->succ[i].to = to;
             return 0;
         }

@@ -704,8 +704,8 @@ static uint64_t step_end(struct frame *f) {
     uint64_t end = uv_hrtime();
     if (f != &job->top)
         record_step(job, s, succ ? succ->action : action, succ == NULL, 0, NULL, end);
-    if (succ == NULL) {
-        if (node->nsucc > 0)
+    if (succ == NULL || succ->to == NULL) {
+        if (succ == NULL && node->nsucc > 0)
             warn_no_successor(job, node, action);
         json_decref(f->result);
         f->result = json_string(action);

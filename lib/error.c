@@ -134,6 +134,13 @@ int flow__set_error(flow_error_t *err, int code, const char *fmt, ...) {
     return code;
 }
 
+void flow__json_free(void *p) {
+    json_free_t free_fn = NULL;
+    json_get_alloc_funcs(NULL, &free_fn);
+    if (p != NULL && free_fn != NULL)
+        free_fn(p);
+}
+
 uint64_t flow__wall_us(void) {
     struct timeval tv;
     gettimeofday(&tv, NULL);

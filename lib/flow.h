@@ -177,7 +177,8 @@ int flow_node_set_limit(flow_node_t *node, unsigned limit); /* parallel kinds: a
 int flow_node_set_threaded(flow_node_t *node, int threaded); /* see flow_ctx below */
 
 /* Successor of from for action (NULL means "default"); both nodes must be in one definition. A second
- * successor for the same action replaces the first and logs a warning, as PocketFlow does. */
+ * successor for the same action replaces the first and logs a warning, as PocketFlow does. to NULL
+ * says that the action ends the flow, on purpose: no warning when it does. */
 int flow_node_next(flow_node_t *from, const char *action, flow_node_t *to);
 
 /* The start node of a flow-kind node. */
@@ -247,8 +248,10 @@ typedef int (*flow_type_factory)(const flow_type_args_t *args, const flow_node_o
 int flow_registry_new(flow_registry_t **out);
 void flow_registry_free(flow_registry_t *reg); /* drops its references to the flows */
 
-/* Node types: name copied; FLOW_EEXIST when taken. */
-int flow_registry_add_type(flow_registry_t *reg, const char *name, flow_type_factory factory, void *data);
+/* Node types: name copied; FLOW_EEXIST when taken. free_data (may be NULL) is called with data when
+ * the registry is freed; on error data stays the caller's. */
+int flow_registry_add_type(flow_registry_t *reg, const char *name, flow_type_factory factory, void *data,
+                           void (*free_data)(void *));
 int flow_registry_type(flow_registry_t *reg, const char *name, flow_type_factory *factory, void **data);
 
 /* Flows, by the definition's name. put adds or replaces (taking a new reference; replaced ones keep

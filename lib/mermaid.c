@@ -113,6 +113,8 @@ static void put_edges(buf_t *b, const flow_def_t *def) {
             put(b, "    n%zu -. start .-> n%zu\n", i, node->start->index);
         for (size_t k = 0; k < node->nsucc; k++) {
             const flow_succ_t *s = &node->succ[k];
+            if (s->to == NULL)
+                continue; /* an action that ends the flow */
             if (strcmp(s->action, flow__default_action) == 0) {
                 put(b, "    n%zu --> n%zu\n", i, s->to->index);
             } else {

@@ -9,6 +9,7 @@ typedef struct type_entry {
     char *name;
     flow_type_factory factory;
     void *data;
+    void (*free_data)(void *);
 } type_entry_t;
 
 struct flow_registry {
@@ -38,8 +39,11 @@ int flow_registry_new(flow_registry_t **out) {
 void flow_registry_free(flow_registry_t *reg) {
     if (reg == NULL)
         return;
-    for (size_t i = 0; i < reg->ntypes; i++)
+    for (size_t i = 0; i < reg->ntypes; i++) {
+        if (reg->types[i].free_data != NULL)
+            reg->types[i].free_data(reg->types[i].data);
         flow__free(reg->types[i].name);
+    }
     flow__free(reg->types);
     for (size_t i = 0; i < reg->nflows; i++)
         flow_def_unref(reg->flows[i]);
@@ -55,7 +59,8 @@ static type_entry_t *find_type(flow_registry_t *reg, const char *name) {
     return NULL;
 }
 
-int flow_registry_add_type(flow_registry_t *reg, const char *name, flow_type_factory factory, void *data) {
+int flow_registry_add_type(flow_registry_t *reg, const char *name, flow_type_factory factory, void *data,
+                           void (*free_data)(void *)) {
     if (reg == NULL || name == NULL || *name == '\0' || factory == NULL)
         return FLOW_EINVAL;
     int rc = 0;
@@ -79,7 +84,7 @@ int flow_registry_add_type(flow_registry_t *reg, const char *name, flow_type_fac
         rc = FLOW_ENOMEM;
         goto out;
     }
-    reg->types[reg->ntypes++] = (type_entry_t){copy, factory, data};
+    reg->types[reg->ntypes++] = (type_entry_t){copy, factory, data, free_data};
 out:
     uv_rwlock_wrunlock(&reg->lock);
     return rc;

@@ -158,8 +158,8 @@ START_TEST(test_the_registry_keeps_node_types_by_name) {
     void *data = NULL;
     int tag = 1;
     ck_assert_int_eq(flow_registry_new(&reg), 0);
-    ck_assert_int_eq(flow_registry_add_type(reg, "http", dummy_factory, &tag), 0);
-    ck_assert_int_eq(flow_registry_add_type(reg, "http", dummy_factory, NULL), FLOW_EEXIST);
+    ck_assert_int_eq(flow_registry_add_type(reg, "http", dummy_factory, &tag, NULL), 0);
+    ck_assert_int_eq(flow_registry_add_type(reg, "http", dummy_factory, NULL, NULL), FLOW_EEXIST);
     ck_assert_int_eq(flow_registry_type(reg, "http", &f, &data), 0);
     ck_assert_ptr_eq(f, dummy_factory);
     ck_assert_ptr_eq(data, &tag);

@@ -1,0 +1,758 @@
+/* doc.c: the flow-document loader. It checks a whole document, reporting every problem with its place,
+ * and builds the definition: each node from its type's factory, map nodes as parallel batches over
+ * an item node or a sub-flow, flow nodes with the named flow inlined under the node's name
+ * ("summarize/ask"), successors, the start node, and the params the flow declares. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "doc.h"
+#include "internal.h"
+#include "jsonpos.h"
+#include "nodes.h"
+#include "pointer.h"
+#include "template.h"
+
+#define NAME_MAX_LEN 64
+
+typedef struct loader {
+    flow_registry_t *reg;
+    flow_def_t *def;
+    flow_problems_t *problems;
+    flow_problems_t scratch;     /* problems of graphs already checked once, dropped */
+    const char *chain[FLOW_DOC_MAX_NESTING + 2];
+    int depth;
+    size_t nodes;
+    json_t *checked;             /* sub-flows of the document already checked: "name" -> true */
+    int failed;                  /* a problem or an error was met */
+} loader_t;
+
+/* One graph: the top of a document or a sub-flow, built into the sub-graph of a flow-kind node. */
+typedef struct graph {
+    json_t *doc;       /* the document the graph is part of */
+    json_t *g;         /* {"params", "start", "nodes"} */
+    const char *where; /* JSON Pointer of g in the document being loaded */
+    const char *prefix;
+    json_t *declared;  /* object: the names of the params nodes may refer to */
+    flow_node_t *flow;
+    int quiet;         /* checked elsewhere already: its problems go to scratch */
+} graph_t;
+
+static int problem(loader_t *L, const graph_t *gr, const char *where, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int problem(loader_t *L, const graph_t *gr, const char *where, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    flow_problems_addv(gr && gr->quiet ? &L->scratch : L->problems, where, fmt, ap);
+    va_end(ap);
+    L->failed = 1;
+    return FLOW_ELOAD;
+}
+
+static flow_problems_t *problems_of(loader_t *L, const graph_t *gr) {
+    return gr->quiet ? &L->scratch : L->problems;
+}
+
+/* where + "/" + the escaped token, into buf. */
+static const char *join(char *buf, size_t cap, const char *where, const char *token) {
+    size_t n = (size_t)snprintf(buf, cap, "%s/", where);
+    for (const char *p = token; *p != '\0' && n + 3 < cap; p++) {
+        if (*p == '~' || *p == '/') {
+            buf[n++] = '~';
+            buf[n++] = *p == '~' ? '0' : '1';
+        } else {
+            buf[n++] = *p;
+        }
+    }
+    buf[n < cap ? n : cap - 1] = '\0';
+    return buf;
+}
+
+static int valid_name(const char *s, int dots) {
+    size_t n = strlen(s);
+    if (n == 0 || n > NAME_MAX_LEN)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+              *p == '-' || (dots && *p == '.')))
+            return 0;
+    return 1;
+}
+
+static int only_keys(loader_t *L, const graph_t *gr, json_t *obj, const char *where, const char *const *names,
+                     const char *what) {
+    const char *key;
+    json_t *v;
+    char at[512];
+    int rc = 0;
+    json_object_foreach(obj, key, v) {
+        int ok = 0;
+        for (const char *const *n = names; *n != NULL; n++)
+            ok |= strcmp(*n, key) == 0;
+        if (!ok)
+            rc = problem(L, gr, join(at, sizeof at, where, key), "unknown member \"%s\" of %s", key, what);
+    }
+    return rc;
+}
+
+/* ---- "$params/name" references must name a declared param ---- */
+
+static void check_param_ref(loader_t *L, const graph_t *gr, const char *ref, const char *where) {
+    char key[NAME_MAX_LEN * 4];
+    size_t n = 0;
+    for (const char *p = ref; *p != '\0' && *p != '/' && *p != '|' && *p != '}' && *p != ' ' && *p != '\t'; p++) {
+        char c = *p;
+        if (c == '~') {
+            c = p[1] == '0' ? '~' : '/';
+            p++;
+        }
+        if (n + 1 < sizeof key)
+            key[n++] = c;
+    }
+    key[n] = '\0';
+    if (json_object_get(gr->declared, key) == NULL)
+        problem(L, gr, where, "$params/%s is not a param this flow declares (its \"params\")", key);
+}
+
+static void check_params_used(loader_t *L, const graph_t *gr, json_t *v, const char *where) {
+    char at[512];
+    const char *key;
+    json_t *m;
+    size_t i;
+    if (v == NULL)
+        return;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        json_object_foreach(v, key, m)
+            check_params_used(L, gr, m, join(at, sizeof at, where, key));
+        break;
+    case JSON_ARRAY:
+        json_array_foreach(v, i, m) {
+            snprintf(at, sizeof at, "%s/%zu", where, i);
+            check_params_used(L, gr, m, at);
+        }
+        break;
+    case JSON_STRING: {
+        const char *s = json_string_value(v);
+        if (strncmp(s, "$params/", 8) == 0)
+            check_param_ref(L, gr, s + 8, where);
+        for (const char *p = strstr(s, "{{"); p != NULL; p = strstr(p + 2, "{{")) {
+            const char *q = p + 2;
+            while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+                q++;
+            if (strncmp(q, "$params/", 8) == 0)
+                check_param_ref(L, gr, q + 8, where);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* ---- sub-flows ---- */
+
+/* Finds the flow a "flow" or "map" node names: a sub-flow of this document, or a flow registered
+ * from a document. On success *def_ref holds the registered definition (to release) or NULL. */
+static int resolve(loader_t *L, const graph_t *gr, const char *name, const char *where, graph_t *sub,
+                   flow_def_t **def_ref, char *key, size_t keycap) {
+    json_t *flows = json_object_get(gr->doc, "flows");
+    json_t *local = json_object_get(flows, name);
+    *def_ref = NULL;
+    if (json_is_object(local)) {
+        sub->doc = gr->doc;
+        sub->g = local;
+        snprintf(key, keycap, "%s/%s", json_string_value(json_object_get(gr->doc, "name")), name);
+        return 0;
+    }
+    flow_def_t *def = flow_registry_get_flow(L->reg, name);
+    json_t *doc = def ? flow_doc_of(def) : NULL;
+    if (doc == NULL) {
+        flow_def_unref(def);
+        return problem(L, gr, where, def ? "flow \"%s\" is written in C and cannot be used inside another flow"
+                                         : "no flow \"%s\" in this document's \"flows\" or on this server", name);
+    }
+    sub->doc = doc;
+    sub->g = doc;
+    sub->quiet = 1; /* it was checked when it was registered */
+    snprintf(key, keycap, "%s", name);
+    *def_ref = def;
+    return 0;
+}
+
+static int load_graph(loader_t *L, graph_t *gr);
+
+/* Builds the flow named by spec[member] into node's sub-graph. */
+static int inline_flow(loader_t *L, const graph_t *gr, json_t *spec, const char *where, flow_node_t *node,
+                       const char *fullname, int map) {
+    char at[512], key[300], prefix[300], sub_where[512];
+    const char *name = json_string_value(json_object_get(spec, "flow"));
+    graph_t sub = {0};
+    flow_def_t *held = NULL;
+    int rc;
+    join(at, sizeof at, where, "flow");
+    if (name == NULL)
+        return problem(L, gr, at, "\"flow\" names a flow: a string");
+    if ((rc = resolve(L, gr, name, at, &sub, &held, key, sizeof key)) < 0)
+        return rc;
+    for (int i = 0; i < L->depth; i++)
+        if (strcmp(L->chain[i], key) == 0) {
+            flow_def_unref(held);
+            return problem(L, gr, at, "flow \"%s\" would contain itself", name);
+        }
+    if (L->depth >= FLOW_DOC_MAX_NESTING) {
+        flow_def_unref(held);
+        return problem(L, gr, at, "flows nest deeper than %d", FLOW_DOC_MAX_NESTING);
+    }
+    if (!sub.quiet) {
+        /* checked at every use, since the params it may use differ; the same problem twice is
+         * reported once (see dedupe) */
+        join(sub_where, sizeof sub_where, "/flows", name);
+        sub.quiet = gr->quiet;
+        json_object_set_new(L->checked, name, json_true());
+    } else {
+        snprintf(sub_where, sizeof sub_where, "%s", at);
+    }
+    json_t *declared = json_copy(gr->declared);
+    json_t *defaults = json_object_get(sub.g, "params");
+    if (declared == NULL) {
+        flow_def_unref(held);
+        return FLOW_ENOMEM;
+    }
+    json_object_update(declared, defaults);
+    json_object_update(declared, json_object_get(spec, "params"));
+    if (map) {
+        json_object_set_new(declared, "item", json_true());
+        json_object_set_new(declared, "index", json_true());
+    }
+    if (json_is_object(defaults) && (rc = flow_node_set_params(node, defaults)) < 0) {
+        json_decref(declared);
+        flow_def_unref(held);
+        return rc;
+    }
+    snprintf(prefix, sizeof prefix, "%s/", fullname);
+    sub.where = sub_where;
+    sub.prefix = prefix;
+    sub.declared = declared;
+    sub.flow = node;
+    L->chain[L->depth++] = key;
+    rc = load_graph(L, &sub);
+    L->depth--;
+    json_decref(declared);
+    flow_def_unref(held);
+    return rc;
+}
+
+/* ---- nodes ---- */
+
+static int number_in(json_t *v, json_int_t lo, json_int_t hi) {
+    return json_is_integer(v) && json_integer_value(v) >= lo && json_integer_value(v) <= hi;
+}
+
+static int node_settings(loader_t *L, const graph_t *gr, json_t *spec, const char *where, flow_node_t *node) {
+    char at[512];
+    json_t *tries = json_object_get(spec, "max_retries");
+    json_t *wait = json_object_get(spec, "wait");
+    json_t *timeout = json_object_get(spec, "timeout");
+    int rc = 0;
+    if (tries != NULL && !number_in(tries, 1, 100))
+        rc = problem(L, gr, join(at, sizeof at, where, "max_retries"), "max_retries is the number of tries, 1 to 100");
+    if (wait != NULL && !number_in(wait, 0, 3600000))
+        rc = problem(L, gr, join(at, sizeof at, where, "wait"), "wait is milliseconds between tries, 0 to 3600000");
+    if (timeout != NULL && !number_in(timeout, 0, 86400000))
+        rc = problem(L, gr, join(at, sizeof at, where, "timeout"), "timeout is milliseconds per try, 0 to 86400000");
+    if (rc < 0 || node == NULL)
+        return rc;
+    if (tries != NULL || wait != NULL)
+        flow_node_set_retry(node, tries ? (unsigned)json_integer_value(tries) : 1,
+                            wait ? (uint64_t)json_integer_value(wait) : 0);
+    if (timeout != NULL)
+        flow_node_set_timeout(node, (uint64_t)json_integer_value(timeout));
+    return 0;
+}
+
+static void type_args(flow_type_args_t *a, const graph_t *gr, loader_t *L, const char *name, json_t *spec,
+                      json_t *params, const char *where, unsigned roots) {
+    a->name = name;
+    a->node = spec;
+    a->params = params;
+    a->where = where;
+    a->roots = roots;
+    a->declared = gr->declared;
+    a->problems = problems_of(L, gr);
+}
+
+static const char *const node_members[] = {"type", "description", "params", "out", "max_retries", "wait",
+                                           "timeout", "next", NULL};
+static const char *const map_members[] = {"type", "description", "params", "out", "max_retries", "wait",
+                                          "timeout", "next", "items", "limit", "node", "flow", NULL};
+static const char *const flow_members[] = {"type", "description", "params", "next", "flow", NULL};
+
+static int make_map(loader_t *L, const graph_t *gr, const char *name, const char *fullname, json_t *spec,
+                    json_t *params, const char *where, flow_node_t **out) {
+    char at[512];
+    json_t *items = json_object_get(spec, "items");
+    json_t *limit = json_object_get(spec, "limit");
+    json_t *inner = json_object_get(spec, "node");
+    json_t *sub = json_object_get(spec, "flow");
+    int rc = 0;
+    if (!json_is_string(items) || json_string_value(items)[0] != '$')
+        rc = problem(L, gr, join(at, sizeof at, where, "items"), "map needs \"items\": a reference to an array, such as \"$shared/urls\"");
+    if (limit != NULL && !number_in(limit, 0, 1000000))
+        rc = problem(L, gr, join(at, sizeof at, where, "limit"), "limit is how many items run at once, 0 (no limit) to 1000000");
+    if ((inner == NULL) == (sub == NULL))
+        return problem(L, gr, where, "map needs \"node\" (what runs per item) or \"flow\" (a sub-flow per item), one of them");
+    if (sub != NULL) {
+        if (json_object_get(spec, "out") != NULL)
+            rc = problem(L, gr, join(at, sizeof at, where, "out"), "a map over a sub-flow has no results to store: its nodes write them");
+        flow_type_args_t a = {0};
+        flow__jnode_t *jn = NULL;
+        type_args(&a, gr, L, name, spec, params, where, FLOW_SCOPE_SHARED | FLOW_SCOPE_PARAMS);
+        if (rc < 0 || (rc = flow__flow_params_make(&a, &jn)) < 0)
+            return rc;
+        char items_where[512];
+        join(items_where, sizeof items_where, where, "items");
+        if ((rc = flow_template_compile(items, items_where, FLOW_SCOPE_SHARED | FLOW_SCOPE_PARAMS, &jn->items,
+                                        problems_of(L, gr))) < 0 ||
+            (rc = flow_node_new(L->def, fullname, FLOW_PARALLEL_BATCH_FLOW, &flow__flow_ops, jn, out)) < 0) {
+            flow__jnode_free(jn);
+            return rc == FLOW_ELOAD ? (L->failed = 1, rc) : rc;
+        }
+        flow_node_set_limit(*out, limit ? (unsigned)json_integer_value(limit) : 0);
+        return inline_flow(L, gr, spec, where, *out, fullname, 1);
+    }
+    /* a node per item */
+    char inner_where[512];
+    join(inner_where, sizeof inner_where, where, "node");
+    static const char *const inner_members[] = {"type", "description", "params", NULL};
+    if (!json_is_object(inner))
+        return problem(L, gr, inner_where, "node is what runs per item: {\"type\": ..., \"params\": {...}}");
+    if (only_keys(L, gr, inner, inner_where, inner_members, "a map's node (retries, timeout and out go on the map)") < 0)
+        rc = FLOW_ELOAD;
+    const char *tname = json_string_value(json_object_get(inner, "type"));
+    flow_type_factory factory;
+    void *tdata;
+    const flow__jtype_t *jt = NULL;
+    if (tname == NULL || flow_registry_type(L->reg, tname, &factory, &tdata) < 0 ||
+        (jt = flow__jtype_of(factory, tdata)) == NULL || !(jt->flags & FLOW__JT_ITEMS))
+        return problem(L, gr, join(at, sizeof at, inner_where, "type"),
+                       "a map runs per item a node of type sleep, http or llm, not \"%s\"", tname ? tname : "");
+    json_t *inner_params = json_object_get(inner, "params");
+    json_t *empty = NULL;
+    if (inner_params == NULL)
+        inner_params = empty = json_object();
+    else if (!json_is_object(inner_params))
+        return problem(L, gr, join(at, sizeof at, inner_where, "params"), "params is an object");
+    flow_type_args_t a = {0};
+    type_args(&a, gr, L, name, inner, inner_params, inner_where, FLOW_SCOPE_ALL);
+    const flow_node_ops_t *ops;
+    flow__jnode_t *jn = NULL;
+    int r = flow__jnode_make(jt, flow__jenv_of(factory, tdata), &a, spec, where, items, 1, &ops, &jn);
+    json_decref(empty);
+    if (r < 0)
+        return r == FLOW_ELOAD ? (L->failed = 1, r) : r;
+    if (rc < 0) {
+        flow__jnode_free(jn);
+        return rc;
+    }
+    if ((rc = flow_node_new(L->def, fullname, FLOW_PARALLEL_BATCH, ops, jn, out)) < 0) {
+        flow__jnode_free(jn);
+        return rc;
+    }
+    flow_node_set_limit(*out, limit ? (unsigned)json_integer_value(limit) : 0);
+    return 0;
+}
+
+static int make_plain(loader_t *L, const graph_t *gr, const char *name, const char *fullname, const char *tname,
+                      json_t *spec, json_t *params, const char *where, flow_node_t **out) {
+    char at[512];
+    flow_type_factory factory;
+    void *tdata;
+    if (flow_registry_type(L->reg, tname, &factory, &tdata) < 0)
+        return problem(L, gr, join(at, sizeof at, where, "type"),
+                       "unknown node type \"%s\" (the types are noop, sleep, set, choice, fail, input, http, llm, map, flow)", tname);
+    if (only_keys(L, gr, spec, where, node_members, "a node") < 0)
+        return FLOW_ELOAD;
+    flow_type_args_t a = {0};
+    type_args(&a, gr, L, name, spec, params, where, FLOW_SCOPE_SHARED | FLOW_SCOPE_PARAMS);
+    a.data = tdata;
+    const flow_node_ops_t *ops = NULL;
+    void *data = NULL;
+    int rc = factory(&a, &ops, &data);
+    if (rc < 0) {
+        L->failed = 1;
+        return rc;
+    }
+    rc = flow_node_new(L->def, fullname, FLOW_NODE, ops, data, out);
+    if (rc < 0 && ops != NULL && ops->free != NULL)
+        ops->free(data);
+    return rc;
+}
+
+static int make_flow(loader_t *L, const graph_t *gr, const char *name, const char *fullname, json_t *spec,
+                     json_t *params, const char *where, flow_node_t **out) {
+    flow_type_args_t a = {0};
+    flow__jnode_t *jn = NULL;
+    int rc;
+    if (only_keys(L, gr, spec, where, flow_members, "a flow node") < 0)
+        return FLOW_ELOAD;
+    type_args(&a, gr, L, name, spec, params, where, FLOW_SCOPE_SHARED | FLOW_SCOPE_PARAMS);
+    if ((rc = flow__flow_params_make(&a, &jn)) < 0)
+        return rc == FLOW_ELOAD ? (L->failed = 1, rc) : rc;
+    if ((rc = flow_node_new(L->def, fullname, FLOW_FLOW, &flow__flow_ops, jn, out)) < 0) {
+        flow__jnode_free(jn);
+        return rc;
+    }
+    return inline_flow(L, gr, spec, where, *out, fullname, 0);
+}
+
+/* Creates the node; *out stays NULL when it could not be made (its problems are recorded). */
+static int load_node(loader_t *L, const graph_t *gr, const char *name, json_t *spec, flow_node_t **out) {
+    char where[512], at[512], fullname[320];
+    join(at, sizeof at, gr->where, "nodes");
+    join(where, sizeof where, at, name);
+    *out = NULL;
+    if (!valid_name(name, 0))
+        problem(L, gr, where, "a node name is 1 to %d letters, digits, '_' or '-'", NAME_MAX_LEN);
+    if (!json_is_object(spec))
+        return problem(L, gr, where, "a node is an object with a \"type\"");
+    if (++L->nodes > FLOW_DOC_MAX_NODES)
+        return problem(L, gr, where, "a document has at most %d nodes, sub-flows included", FLOW_DOC_MAX_NODES);
+    const char *type = json_string_value(json_object_get(spec, "type"));
+    json_t *params = json_object_get(spec, "params");
+    json_t *empty = NULL;
+    int rc;
+    if (type == NULL)
+        return problem(L, gr, join(at, sizeof at, where, "type"), "a node needs a \"type\" (a string)");
+    if (params != NULL && !json_is_object(params))
+        return problem(L, gr, join(at, sizeof at, where, "params"), "params is an object");
+    if (json_object_get(spec, "description") != NULL && !json_is_string(json_object_get(spec, "description")))
+        problem(L, gr, join(at, sizeof at, where, "description"), "description is a string");
+    if (params == NULL)
+        params = empty = json_object();
+    snprintf(fullname, sizeof fullname, "%s%s", gr->prefix, name);
+    join(at, sizeof at, where, "params");
+    check_params_used(L, gr, params, at);
+    check_params_used(L, gr, json_object_get(spec, "out"), join(at, sizeof at, where, "out"));
+    check_params_used(L, gr, json_object_get(spec, "items"), join(at, sizeof at, where, "items"));
+    if (json_object_get(spec, "node") != NULL)
+        check_params_used(L, gr, json_object_get(json_object_get(spec, "node"), "params"), join(at, sizeof at, where, "node"));
+    if (strcmp(type, "map") == 0) {
+        rc = only_keys(L, gr, spec, where, map_members, "a map node");
+        if (rc == 0)
+            rc = make_map(L, gr, name, fullname, spec, params, where, out);
+    } else if (strcmp(type, "flow") == 0) {
+        rc = make_flow(L, gr, name, fullname, spec, params, where, out);
+    } else {
+        rc = make_plain(L, gr, name, fullname, type, spec, params, where, out);
+    }
+    json_decref(empty);
+    if (rc == FLOW_EEXIST && strcmp(fullname, flow_def_name(L->def)) != 0) /* that clash is reported */
+        rc = problem(L, gr, where, "two nodes are named %s", fullname);
+    if (rc == FLOW_ENOMEM)
+        return rc;
+    node_settings(L, gr, spec, where, *out);
+    return 0;
+}
+
+/* ---- graphs ---- */
+
+static flow_node_t *node_in(loader_t *L, const graph_t *gr, const char *name) {
+    char full[320];
+    snprintf(full, sizeof full, "%s%s", gr->prefix, name);
+    return flow_def_find(L->def, full);
+}
+
+static int link_successors(loader_t *L, const graph_t *gr, const char *name, json_t *spec) {
+    char where[512], at[512];
+    json_t *next = json_object_get(spec, "next");
+    const char *action;
+    json_t *target;
+    join(at, sizeof at, gr->where, "nodes");
+    join(where, sizeof where, at, name);
+    snprintf(at, sizeof at, "%s", where);
+    join(where, sizeof where, at, "next");
+    if (next == NULL)
+        return 0;
+    if (!json_is_object(next))
+        return problem(L, gr, where, "next maps actions to node names, such as {\"default\": \"suggest\"}");
+    flow_node_t *from = node_in(L, gr, name);
+    json_object_foreach(next, action, target) {
+        join(at, sizeof at, where, action);
+        const char *to_name = json_string_value(target);
+        flow_node_t *to = to_name ? node_in(L, gr, to_name) : NULL;
+        if (action[0] == '\0')
+            problem(L, gr, at, "an action is a non-empty string");
+        else if (!json_is_null(target) && to_name == NULL)
+            problem(L, gr, at, "a successor is a node name, or null to end the flow");
+        else if (to_name != NULL && json_object_get(json_object_get(gr->g, "nodes"), to_name) == NULL)
+            problem(L, gr, at, "no node \"%s\" in this flow", to_name);
+        else if (from != NULL && (to != NULL || json_is_null(target))) {
+            int rc = flow_node_next(from, action, to);
+            if (rc == FLOW_ENOMEM)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* Nodes no path from start reaches are almost always a mistake in the document. */
+static void check_reachable(loader_t *L, const graph_t *gr, json_t *nodes, const char *start) {
+    json_t *seen = json_object();
+    json_t *todo = json_array();
+    if (seen == NULL || todo == NULL)
+        goto out;
+    json_array_append_new(todo, json_string(start));
+    json_object_set_new(seen, start, json_true());
+    while (json_array_size(todo) > 0) {
+        const char *name = json_string_value(json_array_get(todo, json_array_size(todo) - 1));
+        json_t *next = json_object_get(json_object_get(nodes, name), "next");
+        json_t *keep = json_incref(json_array_get(todo, json_array_size(todo) - 1));
+        json_array_remove(todo, json_array_size(todo) - 1);
+        const char *action;
+        json_t *target;
+        json_object_foreach(next, action, target) {
+            const char *t = json_string_value(target);
+            if (t != NULL && json_object_get(nodes, t) != NULL && json_object_get(seen, t) == NULL) {
+                json_object_set_new(seen, t, json_true());
+                json_array_append_new(todo, json_string(t));
+            }
+        }
+        json_decref(keep);
+    }
+    const char *name;
+    json_t *spec;
+    char where[512], at[512];
+    json_object_foreach(nodes, name, spec) {
+        if (json_object_get(seen, name) == NULL) {
+            join(at, sizeof at, gr->where, "nodes");
+            problem(L, gr, join(where, sizeof where, at, name), "node %s is never reached from the start node %s", name, start);
+        }
+    }
+out:
+    json_decref(seen);
+    json_decref(todo);
+}
+
+static int load_graph(loader_t *L, graph_t *gr) {
+    char at[512];
+    json_t *nodes = json_object_get(gr->g, "nodes");
+    json_t *start = json_object_get(gr->g, "start");
+    json_t *params = json_object_get(gr->g, "params");
+    const char *name;
+    json_t *spec;
+    int rc;
+    if (params != NULL && !json_is_object(params))
+        problem(L, gr, join(at, sizeof at, gr->where, "params"), "params is an object of names and default values");
+    if (!json_is_object(nodes) || json_object_size(nodes) == 0)
+        return problem(L, gr, join(at, sizeof at, gr->where, "nodes"), "nodes is a non-empty object of name: node");
+    if (!json_is_string(start))
+        return problem(L, gr, join(at, sizeof at, gr->where, "start"), "start names the first node: a string");
+    if (json_object_get(nodes, json_string_value(start)) == NULL)
+        problem(L, gr, join(at, sizeof at, gr->where, "start"), "no node \"%s\" to start from", json_string_value(start));
+    json_object_foreach(nodes, name, spec) {
+        flow_node_t *node;
+        if ((rc = load_node(L, gr, name, spec, &node)) == FLOW_ENOMEM)
+            return rc;
+    }
+    json_object_foreach(nodes, name, spec)
+        if ((rc = link_successors(L, gr, name, spec)) == FLOW_ENOMEM)
+            return rc;
+    if (json_object_get(nodes, json_string_value(start)) != NULL) {
+        check_reachable(L, gr, nodes, json_string_value(start));
+        flow_node_t *first = node_in(L, gr, json_string_value(start));
+        if (first != NULL)
+            flow_node_set_start(gr->flow, first);
+    }
+    return 0;
+}
+
+static const char *const doc_members[] = {"$schema", "name", "version", "description", "params", "start", "nodes",
+                                          "flows", NULL};
+static const char *const subflow_members[] = {"description", "params", "start", "nodes", NULL};
+
+static int check_document(loader_t *L, json_t *doc) {
+    char at[512];
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    only_keys(L, NULL, doc, "", doc_members, "a flow document");
+    if (name == NULL || !valid_name(name, 1))
+        problem(L, NULL, "/name", "name is 1 to %d letters, digits, '_', '-' or '.'", NAME_MAX_LEN);
+    if (json_object_get(doc, "version") != NULL && !json_is_string(json_object_get(doc, "version")))
+        problem(L, NULL, "/version", "version is a string");
+    if (json_object_get(doc, "description") != NULL && !json_is_string(json_object_get(doc, "description")))
+        problem(L, NULL, "/description", "description is a string");
+    if (name != NULL && json_object_get(json_object_get(doc, "nodes"), name) != NULL)
+        problem(L, NULL, join(at, sizeof at, "/nodes", name), "a node cannot have the flow's own name");
+    json_t *flows = json_object_get(doc, "flows");
+    if (flows != NULL && !json_is_object(flows))
+        return problem(L, NULL, "/flows", "flows is an object of name: sub-flow");
+    const char *sub;
+    json_t *g;
+    json_object_foreach(flows, sub, g) {
+        join(at, sizeof at, "/flows", sub);
+        if (!valid_name(sub, 0))
+            problem(L, NULL, at, "a flow name is 1 to %d letters, digits, '_' or '-'", NAME_MAX_LEN);
+        if (!json_is_object(g))
+            problem(L, NULL, at, "a sub-flow is an object with \"start\" and \"nodes\"");
+        else
+            only_keys(L, NULL, g, at, subflow_members, "a sub-flow");
+    }
+    return L->failed ? FLOW_ELOAD : 0;
+}
+
+/* A sub-flow used by two nodes is checked twice: its problems are kept once. */
+static void dedupe(flow_problems_t *p) {
+    size_t kept = 0;
+    for (size_t i = 0; i < p->count; i++) {
+        int dup = 0;
+        for (size_t k = 0; k < kept && !dup; k++)
+            dup = strcmp(p->items[k].where, p->items[i].where) == 0 &&
+                  strcmp(p->items[k].message, p->items[i].message) == 0;
+        if (dup) {
+            flow__free(p->items[i].where);
+            flow__free(p->items[i].message);
+        } else {
+            p->items[kept++] = p->items[i];
+        }
+    }
+    p->count = kept;
+}
+
+int flow_doc_load(flow_registry_t *reg, json_t *doc, flow_def_t **out, flow_problems_t *problems) {
+    loader_t L = {.reg = reg, .problems = problems, .scratch = FLOW_PROBLEMS_INIT};
+    flow_node_t *root = NULL;
+    int rc;
+    if (reg == NULL || doc == NULL || out == NULL)
+        return FLOW_EINVAL;
+    if (!json_is_object(doc)) {
+        flow_problems_add(problems, "", "a flow document is a JSON object");
+        return FLOW_ELOAD;
+    }
+    L.checked = json_object();
+    if (L.checked == NULL)
+        return FLOW_ENOMEM;
+    check_document(&L, doc);
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    if ((rc = flow_def_new(name && valid_name(name, 1) ? name : "unnamed", &L.def)) < 0)
+        goto out;
+    if ((rc = flow_node_new(L.def, flow_def_name(L.def), FLOW_FLOW, NULL, NULL, &root)) < 0 ||
+        (rc = flow_def_set_root(L.def, root)) < 0)
+        goto out;
+    json_t *declared = json_object();
+    json_t *defaults = json_object_get(doc, "params");
+    if (declared == NULL) {
+        rc = FLOW_ENOMEM;
+        goto out;
+    }
+    if (json_is_object(defaults)) {
+        json_object_update(declared, defaults);
+        flow_node_set_params(root, defaults);
+    }
+    graph_t top = {.doc = doc, .g = doc, .where = "", .prefix = "", .declared = declared, .flow = root};
+    L.chain[L.depth++] = name ? name : "";
+    rc = load_graph(&L, &top);
+    json_decref(declared);
+    if (rc < 0 && rc != FLOW_ELOAD)
+        goto out;
+    /* every sub-flow is checked, used or not */
+    const char *sub;
+    json_t *g;
+    json_object_foreach(json_object_get(doc, "flows"), sub, g) {
+        if (json_object_get(L.checked, sub) == NULL && json_is_object(g)) {
+            char at[512];
+            flow_problems_add(problems, join(at, sizeof at, "/flows", sub), "flow %s is never used by a flow or map node", sub);
+            L.failed = 1;
+        }
+    }
+    if (L.failed) {
+        if (problems != NULL)
+            dedupe(problems);
+        rc = FLOW_ELOAD;
+        goto out;
+    }
+    if ((rc = flow_def_set_meta(L.def, json_pack("{s:O}", "document", doc))) < 0)
+        goto out;
+    flow_error_t err = {0};
+    if ((rc = flow_def_seal(L.def, &err)) < 0) {
+        flow_problems_add(problems, "", "%s", err.message ? err.message : flow_strerror(rc));
+        flow_error_clear(&err);
+        rc = FLOW_ELOAD;
+        goto out;
+    }
+    *out = L.def;
+    L.def = NULL;
+out:
+    flow_def_unref(L.def);
+    json_decref(L.checked);
+    flow_problems_clear(&L.scratch);
+    return rc;
+}
+
+json_t *flow_doc_of(const flow_def_t *def) {
+    return json_object_get(flow_def_meta(def), "document");
+}
+
+/* ---- text and files: places become source:line:column ---- */
+
+static int relocate(const char *text, size_t len, const char *source, flow_problems_t *from, flow_problems_t *to) {
+    for (size_t i = 0; i < from->count; i++) {
+        const char *where = from->items[i].where;
+        int line = 1, col = 1;
+        char place[600];
+        flow_json_locate(text, len, where, &line, &col);
+        snprintf(place, sizeof place, "%s:%d:%d", source, line, col);
+        if (flow_problems_add(to, place, "%s: %s", where[0] ? where : "/", from->items[i].message) == FLOW_ENOMEM)
+            return FLOW_ENOMEM;
+    }
+    return 0;
+}
+
+int flow_doc_load_text(flow_registry_t *reg, const char *text, size_t len, const char *source, flow_def_t **out,
+                       flow_problems_t *problems) {
+    json_error_t jerr;
+    char place[600];
+    if (len > FLOW_DOC_MAX_BYTES) {
+        flow_problems_add(problems, source, "a flow document is at most %zu bytes", FLOW_DOC_MAX_BYTES);
+        return FLOW_ELOAD;
+    }
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (doc == NULL) {
+        snprintf(place, sizeof place, "%s:%d:%d", source, jerr.line, jerr.column);
+        flow_problems_add(problems, place, "%s", jerr.text);
+        return FLOW_ELOAD;
+    }
+    flow_problems_t found = FLOW_PROBLEMS_INIT;
+    int rc = flow_doc_load(reg, doc, out, &found);
+    if (rc == FLOW_ELOAD && relocate(text, len, source, &found, problems) < 0)
+        rc = FLOW_ENOMEM;
+    flow_problems_clear(&found);
+    json_decref(doc);
+    return rc;
+}
+
+int flow_doc_load_file(flow_registry_t *reg, const char *path, flow_def_t **out, flow_problems_t *problems) {
+    FILE *f = fopen(path, "rb");
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+    if (f == NULL) {
+        flow_problems_add(problems, path, "cannot open: %s", strerror(errno));
+        return FLOW_EIO;
+    }
+    text = flow__malloc(FLOW_DOC_MAX_BYTES + 1);
+    if (text == NULL) {
+        fclose(f);
+        return FLOW_ENOMEM;
+    }
+    len = fread(text, 1, FLOW_DOC_MAX_BYTES + 1, f);
+    if (ferror(f)) {
+        flow_problems_add(problems, path, "cannot read: %s", strerror(errno));
+        rc = FLOW_EIO;
+    } else {
+        rc = flow_doc_load_text(reg, text, len, path, out, problems);
+    }
+    fclose(f);
+    flow__free(text);
+    return rc;
+}

@@ -1,0 +1,32 @@
+/* doc.h: flows declared as JSON documents (api/flow.schema.json), built into definitions from the node
+ * types of a registry (lib/nodes.h registers the built-in ones). A document is checked whole before
+ * anything runs, and every problem is reported at once with its place: a JSON Pointer into the
+ * document, or file:line:column when it came from a file. */
+#ifndef FLOW_DOC_H
+#define FLOW_DOC_H
+
+#include "flow.h"
+#include "problems.h"
+
+#define FLOW_DOC_MAX_BYTES ((size_t)4 << 20) /* a document file or body */
+#define FLOW_DOC_MAX_NODES 1000              /* nodes of a document, sub-flows included */
+#define FLOW_DOC_MAX_NESTING 8               /* flows inside flows */
+
+/* Builds doc (borrowed; the definition keeps a reference in its meta, {"document": doc}) into *out,
+ * a new definition named after the document, using reg for node types and for the flows that
+ * "flow" and "map" nodes name. Returns 0, FLOW_ELOAD with every problem in problems (where: a JSON
+ * Pointer), FLOW_ENOMEM. */
+int flow_doc_load(flow_registry_t *reg, json_t *doc, flow_def_t **out, flow_problems_t *problems);
+
+/* The same from JSON text; source names it in places: problems then have where "source:line:column"
+ * and the JSON Pointer at the start of the message. */
+int flow_doc_load_text(flow_registry_t *reg, const char *text, size_t len, const char *source, flow_def_t **out,
+                       flow_problems_t *problems);
+
+/* The same from a file (at most FLOW_DOC_MAX_BYTES); FLOW_EIO when it cannot be read. */
+int flow_doc_load_file(flow_registry_t *reg, const char *path, flow_def_t **out, flow_problems_t *problems);
+
+/* The document a definition was built from (borrowed), or NULL for flows written in C. */
+json_t *flow_doc_of(const flow_def_t *def);
+
+#endif

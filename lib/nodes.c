@@ -1,0 +1,862 @@
+/* nodes.c: the built-in node types of flow documents that need no network (noop, sleep, set, choice,
+ * fail, input), the node ops every built-in type shares (params evaluated in prep, the result
+ * stored in post where "out" says), and the ops of map and flow nodes. http and llm are in
+ * nodes_net.c. */
+#include <math.h>
+#include <regex.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "nodes.h"
+#include "pointer.h"
+#include "problems.h"
+#include "schema.h"
+
+extern const flow__jtype_t flow__http_type;
+extern const flow__jtype_t flow__llm_type;
+
+#define FLOW__JT_OWN_PARAMS 4u /* the type evaluates its params itself (prepare gets them NULL) */
+#define MAX_SLEEP_S (30.0 * 24 * 3600)
+
+/* ---- helpers ---- */
+
+static int bad(const flow_type_args_t *a, const char *sub, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int bad(const flow_type_args_t *a, const char *sub, const char *fmt, ...) {
+    char where[512];
+    char msg[512];
+    va_list ap;
+    snprintf(where, sizeof where, "%s%s", a->where, sub);
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    flow_problems_add(a->problems, where, "%s", msg);
+    return FLOW_ELOAD;
+}
+
+/* Problems for params members not in the list (NULL-terminated). */
+static int known_params(const flow_type_args_t *a, const char *const *names) {
+    const char *key;
+    json_t *v;
+    int rc = 0;
+    json_object_foreach(a->params, key, v) {
+        int ok = 0;
+        for (const char *const *n = names; *n != NULL && !ok; n++)
+            ok = strcmp(*n, key) == 0;
+        if (!ok) {
+            char sub[300];
+            snprintf(sub, sizeof sub, "/params/%s", key);
+            rc = bad(a, sub, "unknown param \"%s\" for a node of type %s", key, a->node ? json_string_value(json_object_get(a->node, "type")) : "?");
+        }
+    }
+    return rc;
+}
+
+static int is_reference_or_template(json_t *v) {
+    const char *s = json_string_value(v);
+    return s != NULL && ((s[0] == '$' && s[1] != '$') || strstr(s, "{{") != NULL);
+}
+
+static flow_scope_t scope_of(flow_ctx_t *ctx, json_t *shared, json_t *item) {
+    flow_scope_t sc = {shared, flow_ctx_params(ctx), item};
+    return sc;
+}
+
+/* Evaluates t and returns 0, or records the error on ctx and returns its code. */
+static int eval(flow_ctx_t *ctx, const flow_tmpl_t *t, const flow_scope_t *sc, json_t **out) {
+    flow_error_t err = {0};
+    int rc = flow_tmpl_eval(t, sc, out, &err);
+    if (rc < 0) {
+        flow_error(ctx, rc, "%s", err.message ? err.message : flow_strerror(rc));
+        flow_error_clear(&err);
+    }
+    return rc;
+}
+
+int flow__jnode_store(flow_ctx_t *ctx, const flow__jnode_t *n, json_t *shared, json_t *params, json_t *value) {
+    if (n->out == NULL) {
+        json_decref(value);
+        return 0;
+    }
+    flow_scope_t sc = {shared, params, NULL};
+    json_t *where = NULL;
+    int rc = eval(ctx, n->out, &sc, &where);
+    if (rc < 0) {
+        json_decref(value);
+        return rc;
+    }
+    const char *ptr = json_string_value(where);
+    if (ptr == NULL || flow_pointer_check(ptr) < 0 || ptr[0] == '\0') {
+        rc = flow_error(ctx, FLOW_EINVAL, "out is not a JSON Pointer into the shared store: %s",
+                        ptr ? ptr : "(not a string)");
+        json_decref(value);
+    } else if ((rc = flow_pointer_set(shared, ptr, value ? value : json_null())) < 0) {
+        rc = flow_error(ctx, rc, "cannot store the result at %s: %s", ptr, flow_strerror(rc));
+    }
+    json_decref(where);
+    return rc;
+}
+
+/* ---- the ops every built-in node shares ---- */
+
+static int j_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
+    const flow__jnode_t *n = flow_ctx_node_data(ctx);
+    flow_scope_t sc = scope_of(ctx, shared, NULL);
+    json_t *params = NULL;
+    int rc = 0;
+    if (!(n->type->flags & FLOW__JT_OWN_PARAMS) && (rc = eval(ctx, n->params, &sc, &params)) < 0)
+        return rc;
+    if (n->type->prepare == NULL) {
+        *prep_res = params;
+        return 0;
+    }
+    rc = n->type->prepare(ctx, n->cfg, shared, params, prep_res);
+    json_decref(params);
+    return rc;
+}
+
+static void j_exec(flow_ctx_t *ctx, json_t *input) {
+    const flow__jnode_t *n = flow_ctx_node_data(ctx);
+    if (n->type->exec != NULL)
+        n->type->exec(ctx, n->cfg, input);
+    else
+        flow_done(ctx, NULL);
+}
+
+static void j_cancel(flow_ctx_t *ctx) {
+    const flow__jnode_t *n = flow_ctx_node_data(ctx);
+    if (n->type->cancel != NULL)
+        n->type->cancel(ctx);
+}
+
+static int j_input(flow_ctx_t *ctx, json_t *value) {
+    const flow__jnode_t *n = flow_ctx_node_data(ctx);
+    return n->type->input != NULL ? n->type->input(ctx, n->cfg, value) : 0;
+}
+
+static int j_fallback(flow_ctx_t *ctx, json_t *input, const flow_error_t *err, json_t **result) {
+    const flow__jnode_t *n = flow_ctx_node_data(ctx);
+    if (n->type->fallback != NULL)
+        return n->type->fallback(ctx, n->cfg, err, result);
+    return flow_error(ctx, err->code, "%s", err->message ? err->message : flow_strerror(err->code));
+}
+
+static int j_post(flow_ctx_t *ctx, json_t *shared, json_t *input, json_t *result, const char **action) {
+    const flow__jnode_t *n = flow_ctx_node_data(ctx);
+    if (n->type->finish != NULL)
+        return n->type->finish(ctx, n->cfg, shared, input, result, action);
+    /* exec results belong to this step alone, so storing a reference (not a copy) is safe */
+    return flow__jnode_store(ctx, n, shared, flow_ctx_params(ctx), json_incref(result));
+}
+
+static const flow_node_ops_t j_ops = {.prep = j_prep, .exec = j_exec, .exec_fallback = j_fallback,
+                                      .post = j_post, .cancel = j_cancel, .input = j_input,
+                                      .free = flow__jnode_free};
+
+/* ---- map: one exec per item ---- */
+
+static int map_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
+    const flow__jnode_t *n = flow_ctx_node_data(ctx);
+    flow_scope_t sc = scope_of(ctx, shared, NULL);
+    json_t *items = NULL, *inputs = NULL;
+    int rc = eval(ctx, n->items, &sc, &items);
+    if (rc < 0)
+        return rc;
+    if (!json_is_array(items)) {
+        rc = flow_error(ctx, FLOW_EINVAL, "map: items is not an array");
+        goto out;
+    }
+    inputs = json_array();
+    if (inputs == NULL) {
+        rc = flow_error(ctx, FLOW_ENOMEM, "out of memory");
+        goto out;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(items, i, item) {
+        json_t *params = NULL, *input = NULL;
+        sc.item = item;
+        if ((rc = eval(ctx, n->params, &sc, &params)) < 0)
+            goto out;
+        if (n->type->prepare != NULL) {
+            rc = n->type->prepare(ctx, n->cfg, shared, params, &input);
+            json_decref(params);
+            if (rc < 0)
+                goto out;
+        } else {
+            input = params;
+        }
+        if (json_array_append_new(inputs, input ? input : json_null()) < 0) {
+            rc = flow_error(ctx, FLOW_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    *prep_res = inputs;
+    inputs = NULL;
+out:
+    json_decref(items);
+    json_decref(inputs);
+    return rc;
+}
+
+static int map_post(flow_ctx_t *ctx, json_t *shared, json_t *inputs, json_t *results, const char **action) {
+    const flow__jnode_t *n = flow_ctx_node_data(ctx);
+    return flow__jnode_store(ctx, n, shared, flow_ctx_params(ctx), json_incref(results));
+}
+
+static const flow_node_ops_t map_ops = {.prep = map_prep, .exec = j_exec, .exec_fallback = j_fallback,
+                                        .post = map_post, .cancel = j_cancel, .free = flow__jnode_free};
+
+/* ---- flow nodes and maps over a sub-flow: prep gives the sub-graph its params ---- */
+
+static int flow_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
+    const flow__jnode_t *n = flow_ctx_node_data(ctx);
+    flow_scope_t sc = scope_of(ctx, shared, NULL);
+    json_t *params = NULL;
+    int rc = eval(ctx, n->params, &sc, &params);
+    if (rc < 0)
+        return rc;
+    if (n->items == NULL) { /* a flow node: one param set */
+        *prep_res = params;
+        return 0;
+    }
+    json_t *items = NULL, *sets = json_array();
+    if (sets == NULL || (rc = eval(ctx, n->items, &sc, &items)) < 0)
+        goto out;
+    if (!json_is_array(items)) {
+        rc = flow_error(ctx, FLOW_EINVAL, "map: items is not an array");
+        goto out;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(items, i, item) {
+        json_t *set = json_copy(params);
+        if (set == NULL || json_object_set(set, "item", item) < 0 ||
+            json_object_set_new(set, "index", json_integer((json_int_t)i)) < 0 || json_array_append_new(sets, set) < 0) {
+            rc = flow_error(ctx, FLOW_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    *prep_res = sets;
+    sets = NULL;
+out:
+    json_decref(params);
+    json_decref(items);
+    json_decref(sets);
+    return rc;
+}
+
+const flow_node_ops_t flow__flow_ops = {.prep = flow_prep, .free = flow__jnode_free};
+
+/* ---- making the node data ---- */
+
+void flow__jnode_free(void *p) {
+    flow__jnode_t *n = p;
+    if (n == NULL)
+        return;
+    if (n->type != NULL && n->type->free != NULL)
+        n->type->free(n->cfg);
+    flow_tmpl_free(n->params);
+    flow_tmpl_free(n->out);
+    flow_tmpl_free(n->items);
+    flow__free(n);
+}
+
+static int compile_out(const flow_type_args_t *a, json_t *out, const char *where, flow__jnode_t *n) {
+    if (out == NULL)
+        return 0;
+    const char *s = json_string_value(out);
+    if (s == NULL || (!is_reference_or_template(out) && (s[0] == '\0' || flow_pointer_check(s) < 0))) {
+        flow_problems_add(a->problems, where, "out must be a JSON Pointer into the shared store, such as \"/result\"");
+        return FLOW_ELOAD;
+    }
+    return flow_template_compile(out, where, a->roots & ~FLOW_SCOPE_ITEM, &n->out, a->problems);
+}
+
+int flow__jnode_make(const flow__jtype_t *t, const flow_nodes_env_t *env, const flow_type_args_t *a,
+                     json_t *outer, const char *outer_where, json_t *items, int map,
+                     const flow_node_ops_t **ops, flow__jnode_t **out) {
+    char where[512];
+    int rc = 0, r;
+    flow__jnode_t *n = flow__calloc(1, sizeof *n);
+    if (n == NULL)
+        return FLOW_ENOMEM;
+    n->type = t;
+    n->env = env;
+    snprintf(where, sizeof where, "%s/params", a->where);
+    if (!(t->flags & FLOW__JT_OWN_PARAMS) && (r = flow_template_compile(a->params, where, a->roots, &n->params, a->problems)) < 0)
+        rc = r;
+    json_t *out_spec = json_object_get(outer, "out");
+    snprintf(where, sizeof where, "%s/out", outer_where);
+    if (out_spec != NULL && !(t->flags & FLOW__JT_OUT) && !map) {
+        flow_problems_add(a->problems, where, "a node of type %s has no result to store", t->name);
+        rc = FLOW_ELOAD;
+    } else if ((r = compile_out(a, out_spec, where, n)) < 0) {
+        rc = r;
+    }
+    if (items != NULL) {
+        snprintf(where, sizeof where, "%s/items", outer_where);
+        if ((r = flow_template_compile(items, where, a->roots & ~FLOW_SCOPE_ITEM, &n->items, a->problems)) < 0)
+            rc = r;
+    }
+    if (t->compile != NULL && (r = t->compile(a, &n->cfg)) < 0)
+        rc = r;
+    if (rc < 0) {
+        flow__jnode_free(n);
+        return rc;
+    }
+    *ops = map ? &map_ops : &j_ops;
+    *out = n;
+    return 0;
+}
+
+int flow__flow_params_make(const flow_type_args_t *a, flow__jnode_t **out) {
+    char where[512];
+    flow__jnode_t *n = flow__calloc(1, sizeof *n);
+    if (n == NULL)
+        return FLOW_ENOMEM;
+    snprintf(where, sizeof where, "%s/params", a->where);
+    int rc = flow_template_compile(a->params, where, a->roots & ~FLOW_SCOPE_ITEM, &n->params, a->problems);
+    if (rc < 0) {
+        flow__free(n);
+        return rc;
+    }
+    *out = n;
+    return 0;
+}
+
+/* ---- noop ---- */
+
+static int noop_compile(const flow_type_args_t *a, void **cfg) {
+    static const char *const none[] = {NULL};
+    return known_params(a, none);
+}
+
+/* ---- sleep: {"seconds": number} ---- */
+
+static int sleep_compile(const flow_type_args_t *a, void **cfg) {
+    static const char *const names[] = {"seconds", NULL};
+    int rc = known_params(a, names);
+    json_t *s = json_object_get(a->params, "seconds");
+    if (s == NULL)
+        rc = bad(a, "/params", "sleep needs \"seconds\"");
+    else if (!is_reference_or_template(s) && (!json_is_number(s) || json_number_value(s) < 0 ||
+                                              json_number_value(s) > MAX_SLEEP_S))
+        rc = bad(a, "/params/seconds", "seconds must be a number from 0 to %.0f, or a reference", MAX_SLEEP_S);
+    return rc;
+}
+
+static void sleep_exec(flow_ctx_t *ctx, const void *cfg, json_t *input) {
+    json_t *s = json_object_get(input, "seconds");
+    if (json_is_string(s)) { /* a template gives text: "1.5" */
+        char *end;
+        double v = strtod(json_string_value(s), &end);
+        s = *end == '\0' && end != json_string_value(s) ? json_real(v) : json_incref(s);
+    } else {
+        json_incref(s);
+    }
+    double seconds = json_number_value(s);
+    if (!json_is_number(s) || !isfinite(seconds) || seconds < 0 || seconds > MAX_SLEEP_S) {
+        char *text = s ? json_dumps(s, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+        flow_fail(ctx, FLOW_EINVAL, "sleep: seconds must be a number from 0 to %.0f, not %s", MAX_SLEEP_S,
+                  text ? text : "nothing");
+        flow__json_free(text);
+        json_decref(s);
+        return;
+    }
+    flow_sleep(ctx, (uint64_t)llround(seconds * 1000.0), s);
+}
+
+/* ---- set: {"/pointer": value, ...} ---- */
+
+static int set_compile(const flow_type_args_t *a, void **cfg) {
+    const char *key;
+    json_t *v;
+    int rc = 0;
+    if (json_object_size(a->params) == 0)
+        rc = bad(a, "/params", "set needs at least one \"/pointer\": value member");
+    json_object_foreach(a->params, key, v) {
+        if (key[0] == '\0' || flow_pointer_check(key) < 0) {
+            char sub[300];
+            snprintf(sub, sizeof sub, "/params/%s", key);
+            rc = bad(a, sub, "\"%s\" is not a JSON Pointer into the shared store (such as \"/greeting\")", key);
+        }
+    }
+    return rc;
+}
+
+static int set_finish(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_t *values, json_t *result,
+                      const char **action) {
+    const char *key;
+    json_t *v;
+    json_object_foreach(values, key, v) {
+        /* evaluated values may be parts of the store itself: copy, or the two places would alias */
+        int rc = flow_pointer_set(shared, key, json_deep_copy(v));
+        if (rc < 0)
+            return flow_error(ctx, rc, "set: cannot write %s: %s", key, flow_strerror(rc));
+    }
+    return 0;
+}
+
+/* ---- choice: {"value": ..., "cases": [{"eq": x, "action": "a"}, ...], "default": "b"} ---- */
+
+typedef enum { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE, OP_IN, OP_MATCHES, OP_EXISTS, OP_TYPE } op_t;
+
+static const char *const op_names[] = {"eq", "ne", "lt", "le", "gt", "ge", "in", "matches", "exists", "type", NULL};
+
+typedef struct choice_case {
+    op_t op;
+    json_t *operand;
+    regex_t re;
+    int has_re;
+    const char *action;
+} choice_case_t;
+
+typedef struct choice {
+    flow_tmpl_t *value;
+    choice_case_t *cases;
+    size_t ncases;
+    const char *otherwise;
+    json_t *params; /* keeps the strings the cases point to */
+} choice_t;
+
+static void choice_free(void *p) {
+    choice_t *c = p;
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->ncases; i++)
+        if (c->cases[i].has_re)
+            regfree(&c->cases[i].re);
+    flow__free(c->cases);
+    flow_tmpl_free(c->value);
+    json_decref(c->params);
+    flow__free(c);
+}
+
+static const char *const json_types[] = {"null", "boolean", "number", "integer", "string", "array", "object", NULL};
+
+static int compile_case(const flow_type_args_t *a, size_t i, json_t *spec, choice_case_t *out) {
+    char sub[96];
+    snprintf(sub, sizeof sub, "/params/cases/%zu", i);
+    if (!json_is_object(spec))
+        return bad(a, sub, "a case is an object such as {\"eq\": \"yes\", \"action\": \"accept\"}");
+    const char *action = json_string_value(json_object_get(spec, "action"));
+    int found = -1, rc = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(spec, key, v) {
+        if (strcmp(key, "action") == 0)
+            continue;
+        int op = -1;
+        for (int k = 0; op_names[k] != NULL; k++)
+            if (strcmp(op_names[k], key) == 0)
+                op = k;
+        if (op < 0)
+            rc = bad(a, sub, "unknown test \"%s\"; tests are eq, ne, lt, le, gt, ge, in, matches, exists, type", key);
+        else if (found >= 0)
+            rc = bad(a, sub, "a case has one test");
+        else
+            found = op;
+    }
+    if (action == NULL || action[0] == '\0')
+        rc = bad(a, sub, "a case needs an \"action\" (a non-empty string)");
+    if (found < 0 && rc == 0)
+        rc = bad(a, sub, "a case needs a test: eq, ne, lt, le, gt, ge, in, matches, exists or type");
+    if (rc < 0)
+        return rc;
+    out->op = (op_t)found;
+    out->operand = json_object_get(spec, op_names[found]);
+    out->action = action;
+    switch (out->op) {
+    case OP_LT: case OP_LE: case OP_GT: case OP_GE:
+        if (!json_is_number(out->operand) && !json_is_string(out->operand))
+            return bad(a, sub, "%s compares with a number or a string", op_names[found]);
+        break;
+    case OP_IN:
+        if (!json_is_array(out->operand))
+            return bad(a, sub, "in needs an array of values");
+        break;
+    case OP_EXISTS:
+        if (!json_is_boolean(out->operand))
+            return bad(a, sub, "exists is true or false");
+        break;
+    case OP_TYPE: {
+        const char *t = json_string_value(out->operand);
+        int ok = 0;
+        for (int k = 0; t != NULL && json_types[k] != NULL; k++)
+            ok |= strcmp(json_types[k], t) == 0;
+        if (!ok)
+            return bad(a, sub, "type is one of null, boolean, number, integer, string, array, object");
+        break;
+    }
+    case OP_MATCHES:
+        if (!json_is_string(out->operand) ||
+            regcomp(&out->re, json_string_value(out->operand), REG_EXTENDED | REG_NOSUB) != 0)
+            return bad(a, sub, "matches needs a POSIX extended regular expression");
+        out->has_re = 1;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int choice_compile(const flow_type_args_t *a, void **cfgp) {
+    static const char *const names[] = {"value", "cases", "default", NULL};
+    int rc = known_params(a, names);
+    choice_t *c = flow__calloc(1, sizeof *c);
+    if (c == NULL)
+        return FLOW_ENOMEM;
+    c->params = json_incref(a->params);
+    json_t *value = json_object_get(a->params, "value");
+    json_t *cases = json_object_get(a->params, "cases");
+    json_t *otherwise = json_object_get(a->params, "default");
+    char where[512];
+    snprintf(where, sizeof where, "%s/params/value", a->where);
+    if (value == NULL)
+        rc = bad(a, "/params", "choice needs a \"value\" to test");
+    else if (flow_template_compile(value, where, a->roots, &c->value, a->problems) < 0)
+        rc = FLOW_ELOAD;
+    if (!json_is_array(cases) || json_array_size(cases) == 0) {
+        rc = bad(a, "/params", "choice needs \"cases\": a non-empty array");
+    } else {
+        c->cases = flow__calloc(json_array_size(cases), sizeof *c->cases);
+        if (c->cases == NULL) {
+            choice_free(c);
+            return FLOW_ENOMEM;
+        }
+        for (size_t i = 0; i < json_array_size(cases); i++) {
+            if (compile_case(a, i, json_array_get(cases, i), &c->cases[c->ncases]) < 0)
+                rc = FLOW_ELOAD;
+            else
+                c->ncases++;
+        }
+    }
+    if (otherwise != NULL && (!json_is_string(otherwise) || json_string_length(otherwise) == 0))
+        rc = bad(a, "/params/default", "default is an action: a non-empty string");
+    c->otherwise = json_string_value(otherwise);
+    if (rc < 0) {
+        choice_free(c);
+        return rc;
+    }
+    *cfgp = c;
+    return 0;
+}
+
+/* The value to test, or NULL when it does not exist (what "exists": false tests). */
+static int choice_prepare(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_t *params, json_t **input) {
+    const choice_t *c = cfg;
+    flow_scope_t sc = scope_of(ctx, shared, NULL);
+    flow_error_t err = {0};
+    json_t *v = NULL;
+    int rc = flow_tmpl_eval(c->value, &sc, &v, &err);
+    flow_error_clear(&err);
+    if (rc == FLOW_ENOTFOUND)
+        v = NULL;
+    else if (rc < 0)
+        return flow_error(ctx, rc, "choice: %s", flow_strerror(rc));
+    *input = json_pack("{s:o?}", "value", v);
+    return *input ? 0 : flow_error(ctx, FLOW_ENOMEM, "out of memory");
+}
+
+static int compare(json_t *v, json_t *w, int *cmp) {
+    if (json_is_number(v) && json_is_number(w)) {
+        double x = json_number_value(v), y = json_number_value(w);
+        *cmp = x < y ? -1 : x > y;
+        return 0;
+    }
+    if (json_is_string(v) && json_is_string(w)) {
+        *cmp = strcmp(json_string_value(v), json_string_value(w));
+        return 0;
+    }
+    return -1;
+}
+
+static int type_is(json_t *v, const char *t) {
+    switch (json_typeof(v)) {
+    case JSON_NULL: return strcmp(t, "null") == 0;
+    case JSON_TRUE: case JSON_FALSE: return strcmp(t, "boolean") == 0;
+    case JSON_INTEGER: return strcmp(t, "integer") == 0 || strcmp(t, "number") == 0;
+    case JSON_REAL: return strcmp(t, "number") == 0 || (strcmp(t, "integer") == 0 && floor(json_real_value(v)) == json_real_value(v));
+    case JSON_STRING: return strcmp(t, "string") == 0;
+    case JSON_ARRAY: return strcmp(t, "array") == 0;
+    case JSON_OBJECT: return strcmp(t, "object") == 0;
+    }
+    return 0;
+}
+
+static int matches(const choice_case_t *k, json_t *v) {
+    int cmp;
+    if (k->op == OP_EXISTS)
+        return (v != NULL) == json_is_true(k->operand);
+    if (v == NULL)
+        return 0;
+    switch (k->op) {
+    case OP_EQ: return json_equal(v, k->operand);
+    case OP_NE: return !json_equal(v, k->operand);
+    case OP_LT: return compare(v, k->operand, &cmp) == 0 && cmp < 0;
+    case OP_LE: return compare(v, k->operand, &cmp) == 0 && cmp <= 0;
+    case OP_GT: return compare(v, k->operand, &cmp) == 0 && cmp > 0;
+    case OP_GE: return compare(v, k->operand, &cmp) == 0 && cmp >= 0;
+    case OP_IN: {
+        size_t i;
+        json_t *x;
+        json_array_foreach(k->operand, i, x)
+            if (json_equal(v, x))
+                return 1;
+        return 0;
+    }
+    case OP_MATCHES: return json_is_string(v) && regexec(&k->re, json_string_value(v), 0, NULL, 0) == 0;
+    case OP_TYPE: return type_is(v, json_string_value(k->operand));
+    default: return 0;
+    }
+}
+
+static int choice_finish(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_t *input, json_t *result,
+                         const char **action) {
+    const choice_t *c = cfg;
+    json_t *v = json_object_get(input, "value");
+    for (size_t i = 0; i < c->ncases; i++) {
+        if (matches(&c->cases[i], v)) {
+            *action = c->cases[i].action;
+            return 0;
+        }
+    }
+    *action = c->otherwise;
+    return 0;
+}
+
+/* ---- fail: {"message": "..."} ---- */
+
+static int fail_compile(const flow_type_args_t *a, void **cfg) {
+    static const char *const names[] = {"message", NULL};
+    int rc = known_params(a, names);
+    if (!json_is_string(json_object_get(a->params, "message")))
+        rc = bad(a, "/params", "fail needs a \"message\" (a string)");
+    return rc;
+}
+
+static int fail_prepare(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_t *params, json_t **input) {
+    const char *message = json_string_value(json_object_get(params, "message"));
+    return flow_error(ctx, FLOW_EFAILED, "%s", message ? message : "failed");
+}
+
+/* ---- input: {"prompt": "...", "schema": {...}, "actions": {"yes": "accept"}, "timeout_action": "a"} ---- */
+
+typedef struct input_cfg {
+    flow_tmpl_t *prompt;
+    flow_schema_t *schema;
+    json_t *schema_json;
+    json_t *actions;
+    const char *timeout_action;
+    json_t *params;
+} input_cfg_t;
+
+static int timed_out_marker; /* ctx data after a timed-out wait: post sees it in the same step */
+
+static void input_free(void *p) {
+    input_cfg_t *c = p;
+    if (c == NULL)
+        return;
+    flow_tmpl_free(c->prompt);
+    flow_schema_free(c->schema);
+    json_decref(c->schema_json);
+    json_decref(c->actions);
+    json_decref(c->params);
+    flow__free(c);
+}
+
+static int input_compile(const flow_type_args_t *a, void **cfgp) {
+    static const char *const names[] = {"prompt", "schema", "actions", "timeout_action", NULL};
+    int rc = known_params(a, names);
+    input_cfg_t *c = flow__calloc(1, sizeof *c);
+    char where[512];
+    if (c == NULL)
+        return FLOW_ENOMEM;
+    c->params = json_incref(a->params);
+    json_t *prompt = json_object_get(a->params, "prompt");
+    json_t *schema = json_object_get(a->params, "schema");
+    json_t *actions = json_object_get(a->params, "actions");
+    json_t *timeout_action = json_object_get(a->params, "timeout_action");
+    snprintf(where, sizeof where, "%s/params/prompt", a->where);
+    if (!json_is_string(prompt))
+        rc = bad(a, "/params", "input needs a \"prompt\" (a string, may be a template)");
+    else if (flow_template_compile(prompt, where, a->roots, &c->prompt, a->problems) < 0)
+        rc = FLOW_ELOAD;
+    snprintf(where, sizeof where, "%s/params/schema", a->where);
+    if (schema != NULL && flow_schema_compile(schema, where, &c->schema, a->problems) < 0)
+        rc = FLOW_ELOAD;
+    c->schema_json = json_incref(schema);
+    if (actions != NULL) {
+        const char *key;
+        json_t *v;
+        if (!json_is_object(actions) || json_object_size(actions) == 0)
+            rc = bad(a, "/params/actions", "actions maps answers to actions, such as {\"yes\": \"accept\", \"no\": \"retry\"}");
+        json_object_foreach(actions, key, v) {
+            if (!json_is_string(v) || json_string_length(v) == 0) {
+                char sub[300];
+                snprintf(sub, sizeof sub, "/params/actions/%s", key);
+                rc = bad(a, sub, "an action is a non-empty string");
+            }
+        }
+        c->actions = json_incref(actions);
+    }
+    if (timeout_action != NULL) {
+        if (!json_is_string(timeout_action) || json_string_length(timeout_action) == 0)
+            rc = bad(a, "/params/timeout_action", "timeout_action is an action: a non-empty string");
+        else if (json_integer_value(json_object_get(a->node, "timeout")) <= 0)
+            rc = bad(a, "/params/timeout_action", "timeout_action needs the node's \"timeout\" (milliseconds)");
+        c->timeout_action = json_string_value(timeout_action);
+    }
+    if (rc < 0) {
+        input_free(c);
+        return rc;
+    }
+    *cfgp = c;
+    return 0;
+}
+
+static int input_prepare(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_t *params, json_t **req) {
+    const input_cfg_t *c = cfg;
+    flow_scope_t sc = scope_of(ctx, shared, NULL);
+    json_t *prompt = NULL;
+    int rc = eval(ctx, c->prompt, &sc, &prompt);
+    if (rc < 0)
+        return rc;
+    json_t *choices = NULL;
+    if (c->actions != NULL) {
+        const char *key;
+        json_t *v;
+        choices = json_array();
+        json_object_foreach(c->actions, key, v)
+            json_array_append_new(choices, json_string(key));
+    }
+    *req = json_pack("{s:o, s:O*, s:o*}", "prompt", prompt, "schema", c->schema_json, "choices", choices);
+    return *req ? 0 : flow_error(ctx, FLOW_ENOMEM, "out of memory");
+}
+
+static void input_exec(flow_ctx_t *ctx, const void *cfg, json_t *req) {
+    int rc = flow_await_input(ctx, req);
+    if (rc < 0)
+        flow_fail(ctx, rc, "cannot wait for input: %s", flow_strerror(rc));
+}
+
+static int input_check(flow_ctx_t *ctx, const void *cfg, json_t *value) {
+    const input_cfg_t *c = cfg;
+    if (c->schema != NULL) {
+        flow_problems_t problems = FLOW_PROBLEMS_INIT;
+        int rc = flow_schema_validate(c->schema, value, &problems);
+        if (rc < 0) {
+            char *text = NULL;
+            flow_problems_text(&problems, &text);
+            flow_problems_clear(&problems);
+            rc = flow_error(ctx, FLOW_EINVAL, "the answer does not meet the schema: %s", text ? text : "invalid");
+            flow__free(text);
+            return rc;
+        }
+        flow_problems_clear(&problems);
+    }
+    if (c->actions != NULL) {
+        const char *s = json_string_value(value);
+        if (s == NULL || json_object_get(c->actions, s) == NULL) {
+            char list[256] = "";
+            size_t len = 0;
+            const char *key;
+            json_t *v;
+            json_object_foreach(c->actions, key, v) {
+                int n = snprintf(list + len, sizeof list - len, "%s\"%s\"", len ? ", " : "", key);
+                if (n < 0 || len + (size_t)n >= sizeof list)
+                    break;
+                len += (size_t)n;
+            }
+            return flow_error(ctx, FLOW_EINVAL, "the answer must be one of %s", list);
+        }
+    }
+    return 0;
+}
+
+static int input_fallback(flow_ctx_t *ctx, const void *cfg, const flow_error_t *err, json_t **result) {
+    const input_cfg_t *c = cfg;
+    if (err->code == FLOW_ETIMEDOUT && c->timeout_action != NULL) {
+        flow_ctx_set_data(ctx, &timed_out_marker);
+        *result = NULL;
+        return 0;
+    }
+    return flow_error(ctx, err->code, "%s", err->message ? err->message : flow_strerror(err->code));
+}
+
+static int input_finish(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_t *req, json_t *answer,
+                        const char **action) {
+    const input_cfg_t *c = cfg;
+    if (flow_ctx_data(ctx) == &timed_out_marker) {
+        *action = c->timeout_action;
+        return 0;
+    }
+    if (c->actions != NULL && json_is_string(answer))
+        *action = json_string_value(json_object_get(c->actions, json_string_value(answer)));
+    return flow__jnode_store(ctx, flow_ctx_node_data(ctx), shared, flow_ctx_params(ctx), json_incref(answer));
+}
+
+/* ---- the table ---- */
+
+static const flow__jtype_t noop_type = {.name = "noop", .compile = noop_compile};
+static const flow__jtype_t sleep_type = {.name = "sleep", .flags = FLOW__JT_ITEMS | FLOW__JT_OUT,
+                                         .compile = sleep_compile, .exec = sleep_exec};
+static const flow__jtype_t set_type = {.name = "set", .compile = set_compile, .finish = set_finish};
+static const flow__jtype_t choice_type = {.name = "choice", .flags = FLOW__JT_OWN_PARAMS,
+                                          .compile = choice_compile, .free = choice_free,
+                                          .prepare = choice_prepare, .finish = choice_finish};
+static const flow__jtype_t fail_type = {.name = "fail", .compile = fail_compile, .prepare = fail_prepare};
+static const flow__jtype_t input_type = {
+    .name = "input", .flags = FLOW__JT_OWN_PARAMS | FLOW__JT_OUT, .compile = input_compile, .free = input_free,
+    .prepare = input_prepare, .exec = input_exec, .input = input_check, .fallback = input_fallback,
+    .finish = input_finish};
+
+static const flow__jtype_t *const builtin_types[] = {&noop_type, &sleep_type, &set_type, &choice_type,
+                                                     &fail_type, &input_type, &flow__http_type,
+                                                     &flow__llm_type};
+
+/* The registry's data for a built-in type: the type and the environment. */
+typedef struct builtin {
+    const flow__jtype_t *type;
+    const flow_nodes_env_t *env;
+} builtin_t;
+
+static int builtin_factory(const flow_type_args_t *a, const flow_node_ops_t **ops, void **data) {
+    const builtin_t *b = a->data;
+    flow__jnode_t *n;
+    int rc = flow__jnode_make(b->type, b->env, a, a->node, a->where, NULL, 0, ops, &n);
+    if (rc == 0)
+        *data = n;
+    return rc;
+}
+
+const flow__jtype_t *flow__jtype_of(flow_type_factory factory, void *data) {
+    return factory == builtin_factory ? ((const builtin_t *)data)->type : NULL;
+}
+
+const flow_nodes_env_t *flow__jenv_of(flow_type_factory factory, void *data) {
+    return factory == builtin_factory ? ((const builtin_t *)data)->env : NULL;
+}
+
+int flow_nodes_register(flow_registry_t *reg, const flow_nodes_env_t *env) {
+    /* One block of builtin_t for all the types; the registry frees it with the first type, the
+     * others point into it. */
+    enum { NTYPES = sizeof builtin_types / sizeof builtin_types[0] };
+    builtin_t *all = flow__calloc(NTYPES, sizeof *all);
+    if (all == NULL)
+        return FLOW_ENOMEM;
+    for (size_t i = 0; i < NTYPES; i++) {
+        all[i].type = builtin_types[i];
+        all[i].env = env;
+        int rc = flow_registry_add_type(reg, builtin_types[i]->name, builtin_factory, &all[i],
+                                        i == 0 ? flow__free : NULL);
+        if (rc < 0) {
+            if (i == 0)
+                flow__free(all);
+            return rc; /* the types added so far keep pointing into all, which the registry frees */
+        }
+    }
+    return 0;
+}

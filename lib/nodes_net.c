@@ -1,0 +1,482 @@
+/* nodes_net.c: the node types that call out over HTTP through the engine's libcurl client (lib/http.h):
+ * http (any API) and llm (an OpenAI-compatible chat-completions endpoint). Both carry an
+ * Idempotency-Key made of the job, the node and the item, the same on every try, so an upstream that
+ * honours it never takes a retry for a new request. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "internal.h"
+#include "nodes.h"
+#include "problems.h"
+
+static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", NULL};
+
+static int bad(const flow_type_args_t *a, const char *sub, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int bad(const flow_type_args_t *a, const char *sub, const char *fmt, ...) {
+    char where[512], msg[512];
+    va_list ap;
+    snprintf(where, sizeof where, "%s%s", a->where, sub);
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    flow_problems_add(a->problems, where, "%s", msg);
+    return FLOW_ELOAD;
+}
+
+static int dynamic(json_t *v) {
+    const char *s = json_string_value(v);
+    return s != NULL && ((s[0] == '$' && s[1] != '$') || strstr(s, "{{") != NULL);
+}
+
+static int only(const flow_type_args_t *a, const char *const *names) {
+    const char *key;
+    json_t *v;
+    int rc = 0;
+    json_object_foreach(a->params, key, v) {
+        int ok = 0;
+        for (const char *const *n = names; *n != NULL; n++)
+            ok |= strcmp(*n, key) == 0;
+        if (!ok) {
+            char sub[300];
+            snprintf(sub, sizeof sub, "/params/%s", key);
+            rc = bad(a, sub, "unknown param \"%s\"", key);
+        }
+    }
+    return rc;
+}
+
+/* ---- what both types share: sending, the key, the answer ---- */
+
+typedef struct call {
+    flow_ctx_t *ctx;
+    flow_http_req_t *req;
+    int llm;
+    int want_json;
+    json_t *expect;
+    char what[160];  /* "GET http://..." for messages */
+} call_t;
+
+static const flow_nodes_env_t *env_of(flow_ctx_t *ctx) {
+    const flow__jnode_t *n = flow_ctx_node_data(ctx);
+    return n->env;
+}
+
+static void idempotency_key(flow_ctx_t *ctx, char *buf, size_t cap) {
+    size_t item = flow_ctx_item(ctx);
+    const char *job = flow_job_id(flow_ctx_job(ctx));
+    const char *node = flow_node_name(flow_ctx_node(ctx));
+    if (item == SIZE_MAX)
+        snprintf(buf, cap, "Idempotency-Key: %s:%s", job, node);
+    else
+        snprintf(buf, cap, "Idempotency-Key: %s:%s:%zu", job, node, item);
+}
+
+/* JSON strings must be UTF-8: bytes that are not become U+FFFD, so any body can be kept as text. */
+static json_t *text_value(const char *s, size_t len) {
+    json_t *v = json_stringn(s, len);
+    if (v != NULL)
+        return v;
+    char *fixed = flow__malloc(len * 3 + 1);
+    size_t n = 0;
+    if (fixed == NULL)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t need = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        int ok = need > 0 && i + need <= len;
+        for (size_t k = 1; ok && k < need; k++)
+            ok = ((unsigned char)s[i + k] >> 6) == 2;
+        json_t *probe = ok && need > 1 ? json_stringn(s + i, need) : NULL;
+        if (ok && (need == 1 || probe != NULL)) {
+            memcpy(fixed + n, s + i, need);
+            n += need;
+            i += need;
+        } else {
+            memcpy(fixed + n, "\xEF\xBF\xBD", 3);
+            n += 3;
+            i++;
+        }
+        json_decref(probe);
+    }
+    v = json_stringn(fixed, n);
+    flow__free(fixed);
+    return v;
+}
+
+static int is_json_type(json_t *headers) {
+    const char *ct = json_string_value(json_object_get(headers, "content-type"));
+    return ct != NULL && (strncasecmp(ct, "application/json", 16) == 0 || strstr(ct, "+json") != NULL);
+}
+
+static int status_ok(const call_t *c, long status) {
+    if (c->expect == NULL)
+        return status >= 200 && status < 300;
+    size_t i;
+    json_t *v;
+    json_array_foreach(c->expect, i, v)
+        if (json_integer_value(v) == status)
+            return 1;
+    return 0;
+}
+
+/* A short, one-line excerpt of a body for error messages. */
+static void excerpt(const flow_http_response_t *res, char *buf, size_t cap) {
+    size_t n = res->body_len < cap - 4 ? res->body_len : cap - 4;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        buf[k++] = (res->body[i] == '\n' || res->body[i] == '\r') ? ' ' : res->body[i];
+    if (res->body_len > n) {
+        memcpy(buf + k, "...", 3);
+        k += 3;
+    }
+    buf[k] = '\0';
+}
+
+static void llm_answer(call_t *c, const flow_http_response_t *res);
+
+static void on_answer(flow_http_req_t *req, int err, const char *message, const flow_http_response_t *res,
+                      void *data) {
+    call_t *c = data;
+    flow_ctx_t *ctx = c->ctx;
+    flow_ctx_set_data(ctx, NULL);
+    if (err < 0) {
+        flow_fail(ctx, err, "%s: %s", c->what, message ? message : flow_strerror(err));
+    } else if (!status_ok(c, res->status)) {
+        char body[200];
+        excerpt(res, body, sizeof body);
+        flow_fail(ctx, FLOW_EHTTP, "%s answered %ld: %s", c->what, res->status, body);
+    } else if (c->llm) {
+        llm_answer(c, res);
+    } else {
+        json_t *body = NULL;
+        if (is_json_type(res->headers))
+            body = json_loadb(res->body, res->body_len, JSON_DECODE_ANY, NULL);
+        if (body == NULL)
+            body = text_value(res->body, res->body_len);
+        json_t *out = json_pack("{s:I, s:O, s:o}", "status", (json_int_t)res->status, "headers", res->headers,
+                                "body", body);
+        if (out != NULL)
+            flow_done(ctx, out);
+        else
+            flow_fail(ctx, FLOW_ENOMEM, "out of memory");
+    }
+    json_decref(c->expect);
+    flow__free(c);
+}
+
+static void call_cancel(flow_ctx_t *ctx) {
+    call_t *c = flow_ctx_data(ctx);
+    if (c == NULL)
+        return;
+    flow_ctx_set_data(ctx, NULL);
+    flow_http_abort(c->req);
+    json_decref(c->expect);
+    flow__free(c);
+}
+
+static void send_call(flow_ctx_t *ctx, call_t *c, flow_http_request_t *r) {
+    const flow_nodes_env_t *env = env_of(ctx);
+    if (env == NULL || env->http == NULL) {
+        flow_fail(ctx, FLOW_EINVAL, "%s: this server has no HTTP client", c->what);
+        goto fail;
+    }
+    r->max_body = env->max_body;
+    int rc = flow_http_send(env->http, r, on_answer, c, &c->req);
+    if (rc < 0) {
+        flow_fail(ctx, rc, "%s: %s", c->what, flow_strerror(rc));
+        goto fail;
+    }
+    flow_ctx_set_data(ctx, c);
+    return;
+fail:
+    json_decref(c->expect);
+    flow__free(c);
+}
+
+/* ---- http ---- */
+
+static int http_compile(const flow_type_args_t *a, void **cfg) {
+    static const char *const names[] = {"method", "url", "headers", "query", "body", "text", "expect", NULL};
+    int rc = only(a, names);
+    json_t *method = json_object_get(a->params, "method");
+    json_t *url = json_object_get(a->params, "url");
+    json_t *headers = json_object_get(a->params, "headers");
+    json_t *query = json_object_get(a->params, "query");
+    json_t *expect = json_object_get(a->params, "expect");
+    if (!json_is_string(url)) {
+        rc = bad(a, "/params", "http needs a \"url\" (a string, may be a template)");
+    } else if (!dynamic(url)) {
+        CURLU *u = curl_url();
+        if (u == NULL || curl_url_set(u, CURLUPART_URL, json_string_value(url), 0) != CURLUE_OK)
+            rc = bad(a, "/params/url", "\"%s\" is not a URL", json_string_value(url));
+        curl_url_cleanup(u);
+    }
+    if (method != NULL && !dynamic(method)) {
+        int ok = 0;
+        for (const char *const *m = methods; *m != NULL; m++)
+            ok |= json_is_string(method) && strcmp(*m, json_string_value(method)) == 0;
+        if (!ok)
+            rc = bad(a, "/params/method", "method is one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS");
+    }
+    if (headers != NULL && !json_is_object(headers))
+        rc = bad(a, "/params/headers", "headers is an object of name: value");
+    if (query != NULL && !json_is_object(query))
+        rc = bad(a, "/params/query", "query is an object of name: value");
+    if (json_object_get(a->params, "body") != NULL && json_object_get(a->params, "text") != NULL)
+        rc = bad(a, "/params", "give a JSON \"body\" or a \"text\" body, not both");
+    if (expect != NULL) {
+        size_t i;
+        json_t *v;
+        int ok = json_is_array(expect) && json_array_size(expect) > 0;
+        json_array_foreach(expect, i, v)
+            ok &= json_is_integer(v) && json_integer_value(v) >= 100 && json_integer_value(v) <= 599;
+        if (!ok)
+            rc = bad(a, "/params/expect", "expect is a list of HTTP status codes, such as [200, 404]");
+    }
+    *cfg = NULL;
+    return rc;
+}
+
+/* The URL with the query members appended, %-encoded. */
+static char *full_url(const char *url, json_t *query) {
+    CURLU *u = curl_url();
+    char *out = NULL, *copy = NULL;
+    if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+        goto done;
+    const char *key;
+    json_t *v;
+    json_object_foreach(query, key, v) {
+        char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        char *pair = flow__asprintf("%s=%s", key, text ? text : json_string_value(v));
+        flow__json_free(text);
+        if (pair == NULL || curl_url_set(u, CURLUPART_QUERY, pair, CURLU_APPENDQUERY | CURLU_URLENCODE) != CURLUE_OK) {
+            flow__free(pair);
+            goto done;
+        }
+        flow__free(pair);
+    }
+    if (curl_url_get(u, CURLUPART_URL, &copy, 0) == CURLUE_OK)
+        out = flow__strdup(copy);
+done:
+    curl_free(copy);
+    curl_url_cleanup(u);
+    return out;
+}
+
+#define MAX_HEADERS 64
+
+static void http_exec(flow_ctx_t *ctx, const void *cfg, json_t *in) {
+    const char *method = json_string_value(json_object_get(in, "method"));
+    const char *url = json_string_value(json_object_get(in, "url"));
+    json_t *body = json_object_get(in, "body");
+    const char *text = json_string_value(json_object_get(in, "text"));
+    const char *headers[MAX_HEADERS + 3];
+    char *owned[MAX_HEADERS + 3] = {0};
+    size_t nh = 0;
+    char key[256];
+    char *payload = NULL, *target = NULL;
+    call_t *c = flow__calloc(1, sizeof *c);
+    if (c == NULL) {
+        flow_fail(ctx, FLOW_ENOMEM, "out of memory");
+        return;
+    }
+    c->ctx = ctx;
+    c->expect = json_incref(json_object_get(in, "expect"));
+    if (method == NULL)
+        method = body != NULL || text != NULL ? "POST" : "GET";
+    target = url ? full_url(url, json_object_get(in, "query")) : NULL;
+    snprintf(c->what, sizeof c->what, "%s %s", method, target ? target : url ? url : "(no url)");
+    if (target == NULL) {
+        flow_fail(ctx, FLOW_EINVAL, "%s: not a URL", c->what);
+        goto fail;
+    }
+    const char *name;
+    json_t *v;
+    json_object_foreach(json_object_get(in, "headers"), name, v) {
+        if (nh == MAX_HEADERS)
+            break;
+        char *line = json_is_string(v) ? flow__asprintf("%s: %s", name, json_string_value(v)) : NULL;
+        if (line == NULL) {
+            flow_fail(ctx, FLOW_EINVAL, "%s: header %s must be a string", c->what, name);
+            goto fail;
+        }
+        owned[nh] = line;
+        headers[nh++] = line;
+    }
+    if (body != NULL) {
+        payload = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+        headers[nh++] = "Content-Type: application/json";
+    } else if (text != NULL) {
+        headers[nh++] = "Content-Type: text/plain; charset=utf-8";
+    }
+    idempotency_key(ctx, key, sizeof key);
+    headers[nh++] = key;
+    headers[nh] = NULL;
+    flow_http_request_t r = {.method = method, .url = target, .headers = headers,
+                             .body = payload ? payload : text, .body_len = payload ? strlen(payload) : text ? strlen(text) : 0};
+    send_call(ctx, c, &r);
+    c = NULL;
+fail:
+    if (c != NULL) {
+        json_decref(c->expect);
+        flow__free(c);
+    }
+    for (size_t i = 0; i < nh; i++)
+        flow__free(owned[i]);
+    flow__json_free(payload);
+    flow__free(target);
+}
+
+const flow__jtype_t flow__http_type = {.name = "http", .flags = FLOW__JT_ITEMS | FLOW__JT_OUT,
+                                       .compile = http_compile, .exec = http_exec, .cancel = call_cancel};
+
+/* ---- llm ---- */
+
+static int llm_compile(const flow_type_args_t *a, void **cfg) {
+    static const char *const names[] = {"prompt", "messages", "system", "model", "temperature", "max_tokens", "json", NULL};
+    int rc = only(a, names);
+    json_t *prompt = json_object_get(a->params, "prompt");
+    json_t *messages = json_object_get(a->params, "messages");
+    if ((prompt == NULL) == (messages == NULL))
+        rc = bad(a, "/params", "llm needs a \"prompt\" (a string) or \"messages\" (a list), one of them");
+    if (prompt != NULL && !json_is_string(prompt))
+        rc = bad(a, "/params/prompt", "prompt is a string (may be a template)");
+    if (messages != NULL && !dynamic(messages)) {
+        size_t i;
+        json_t *m;
+        if (!json_is_array(messages) || json_array_size(messages) == 0)
+            rc = bad(a, "/params/messages", "messages is a list of {\"role\": ..., \"content\": ...}");
+        json_array_foreach(messages, i, m) {
+            const char *role = json_string_value(json_object_get(m, "role"));
+            if (role == NULL || (strcmp(role, "system") != 0 && strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0) ||
+                !json_is_string(json_object_get(m, "content"))) {
+                char sub[64];
+                snprintf(sub, sizeof sub, "/params/messages/%zu", i);
+                rc = bad(a, sub, "a message is {\"role\": \"system\"|\"user\"|\"assistant\", \"content\": \"...\"}");
+            }
+        }
+    }
+    json_t *t = json_object_get(a->params, "temperature");
+    if (t != NULL && !dynamic(t) && (!json_is_number(t) || json_number_value(t) < 0 || json_number_value(t) > 2))
+        rc = bad(a, "/params/temperature", "temperature is a number from 0 to 2");
+    json_t *mt = json_object_get(a->params, "max_tokens");
+    if (mt != NULL && !dynamic(mt) && (!json_is_integer(mt) || json_integer_value(mt) < 1))
+        rc = bad(a, "/params/max_tokens", "max_tokens is a whole number above 0");
+    json_t *j = json_object_get(a->params, "json");
+    if (j != NULL && !json_is_boolean(j))
+        rc = bad(a, "/params/json", "json is true or false");
+    *cfg = NULL;
+    return rc;
+}
+
+static void llm_exec(flow_ctx_t *ctx, const void *cfg, json_t *in) {
+    const flow_nodes_env_t *env = env_of(ctx);
+    char auth[1100], key[256];
+    const char *headers[4];
+    size_t nh = 0;
+    char *url = NULL, *payload = NULL;
+    json_t *req = NULL;
+    if (env == NULL || env->llm_base_url == NULL || env->llm_base_url[0] == '\0') {
+        flow_fail(ctx, FLOW_EINVAL, "llm: no model endpoint is configured (FLOWD_LLM_BASE_URL)");
+        return;
+    }
+    const char *model = json_string_value(json_object_get(in, "model"));
+    if (model == NULL)
+        model = env->llm_model;
+    if (model == NULL || model[0] == '\0') {
+        flow_fail(ctx, FLOW_EINVAL, "llm: no model given (param \"model\" or FLOWD_LLM_MODEL)");
+        return;
+    }
+    json_t *messages = json_array();
+    const char *system = json_string_value(json_object_get(in, "system"));
+    if (system != NULL)
+        json_array_append_new(messages, json_pack("{s:s, s:s}", "role", "system", "content", system));
+    if (json_object_get(in, "prompt") != NULL) {
+        json_t *p = json_object_get(in, "prompt");
+        char *text = json_is_string(p) ? NULL : json_dumps(p, JSON_ENCODE_ANY);
+        json_array_append_new(messages, json_pack("{s:s, s:s}", "role", "user", "content", text ? text : json_string_value(p)));
+        flow__json_free(text);
+    } else {
+        json_array_extend(messages, json_object_get(in, "messages"));
+    }
+    req = json_pack("{s:s, s:o}", "model", model, "messages", messages);
+    if (req == NULL) {
+        flow_fail(ctx, FLOW_ENOMEM, "out of memory");
+        return;
+    }
+    if (json_object_get(in, "temperature") != NULL)
+        json_object_set(req, "temperature", json_object_get(in, "temperature"));
+    if (json_object_get(in, "max_tokens") != NULL)
+        json_object_set(req, "max_tokens", json_object_get(in, "max_tokens"));
+    int want_json = json_is_true(json_object_get(in, "json"));
+    if (want_json)
+        json_object_set_new(req, "response_format", json_pack("{s:s}", "type", "json_object"));
+    payload = json_dumps(req, JSON_COMPACT);
+    size_t base = strlen(env->llm_base_url);
+    while (base > 0 && env->llm_base_url[base - 1] == '/')
+        base--;
+    url = flow__asprintf("%.*s/chat/completions", (int)base, env->llm_base_url);
+    call_t *c = flow__calloc(1, sizeof *c);
+    if (payload == NULL || url == NULL || c == NULL) {
+        flow__free(c);
+        flow_fail(ctx, FLOW_ENOMEM, "out of memory");
+        goto out;
+    }
+    c->ctx = ctx;
+    c->llm = 1;
+    c->want_json = want_json;
+    /* The message names the model, never the key. */
+    snprintf(c->what, sizeof c->what, "llm %s", model);
+    headers[nh++] = "Content-Type: application/json";
+    if (env->llm_api_key != NULL && env->llm_api_key[0] != '\0') {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", env->llm_api_key);
+        headers[nh++] = auth;
+    }
+    idempotency_key(ctx, key, sizeof key);
+    headers[nh++] = key;
+    headers[nh] = NULL;
+    flow_http_request_t r = {.method = "POST", .url = url, .headers = headers, .body = payload, .body_len = strlen(payload)};
+    send_call(ctx, c, &r);
+out:
+    memset(auth, 0, sizeof auth);
+    json_decref(req);
+    flow__json_free(payload);
+    flow__free(url);
+}
+
+static void llm_answer(call_t *c, const flow_http_response_t *res) {
+    json_error_t jerr;
+    json_t *body = json_loadb(res->body, res->body_len, 0, &jerr);
+    json_t *choice = json_array_get(json_object_get(body, "choices"), 0);
+    json_t *content = json_object_get(json_object_get(choice, "message"), "content");
+    if (!json_is_string(content)) {
+        flow_fail(c->ctx, FLOW_EHTTP, "%s: the answer has no choices[0].message.content", c->what);
+        json_decref(body);
+        return;
+    }
+    json_t *out = json_pack("{s:O, s:O*, s:O*, s:O*}", "text", content, "model", json_object_get(body, "model"),
+                            "usage", json_object_get(body, "usage"), "finish_reason",
+                            json_object_get(choice, "finish_reason"));
+    if (out != NULL && c->want_json) {
+        json_t *data = json_loads(json_string_value(content), JSON_DECODE_ANY, &jerr);
+        if (data == NULL) {
+            flow_fail(c->ctx, FLOW_EHTTP, "%s: the answer is not the JSON asked for: %s", c->what, jerr.text);
+            json_decref(out);
+            json_decref(body);
+            return;
+        }
+        json_object_set_new(out, "data", data);
+    }
+    json_decref(body);
+    if (out != NULL)
+        flow_done(c->ctx, out);
+    else
+        flow_fail(c->ctx, FLOW_ENOMEM, "out of memory");
+}
+
+const flow__jtype_t flow__llm_type = {.name = "llm", .flags = FLOW__JT_ITEMS | FLOW__JT_OUT,
+                                      .compile = llm_compile, .exec = llm_exec, .cancel = call_cancel};
