@@ -368,33 +368,89 @@ static void sleep_exec(flow_ctx_t *ctx, const void *cfg, json_t *input) {
     flow_sleep(ctx, (uint64_t)llround(seconds * 1000.0), s);
 }
 
-/* ---- set: {"/pointer": value, ...} ---- */
+/* ---- set: {"/pointer": value, ...}; a pointer may be a template ("/pages/{{$params/index}}") ---- */
 
-static int set_compile(const flow_type_args_t *a, void **cfg) {
+typedef struct set_cfg {
+    json_t *keys; /* raw key -> its compiled template, for the keys that are templates */
+    flow_tmpl_t **tmpls;
+    size_t ntmpls;
+} set_cfg_t;
+
+static void set_free(void *p) {
+    set_cfg_t *c = p;
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->ntmpls; i++)
+        flow_tmpl_free(c->tmpls[i]);
+    flow__free(c->tmpls);
+    json_decref(c->keys);
+    flow__free(c);
+}
+
+static int set_compile(const flow_type_args_t *a, void **cfgp) {
     const char *key;
     json_t *v;
     int rc = 0;
+    set_cfg_t *c = flow__calloc(1, sizeof *c);
+    if (c == NULL || (c->keys = json_object()) == NULL ||
+        (c->tmpls = flow__calloc(json_object_size(a->params) + 1, sizeof *c->tmpls)) == NULL) {
+        set_free(c);
+        return FLOW_ENOMEM;
+    }
     if (json_object_size(a->params) == 0)
         rc = bad(a, "/params", "set needs at least one \"/pointer\": value member");
     json_object_foreach(a->params, key, v) {
-        if (key[0] == '\0' || flow_pointer_check(key) < 0) {
-            char sub[300];
-            snprintf(sub, sizeof sub, "/params/%s", key);
+        char sub[300], where[600];
+        snprintf(sub, sizeof sub, "/params/%s", key);
+        if (strstr(key, "{{") != NULL) {
+            json_t *k = json_string(key);
+            snprintf(where, sizeof where, "%s%s", a->where, sub);
+            if (k == NULL || flow_template_compile(k, where, a->roots, &c->tmpls[c->ntmpls], a->problems) < 0) {
+                rc = FLOW_ELOAD;
+            } else {
+                json_object_set_new(c->keys, key, json_integer((json_int_t)c->ntmpls));
+                c->ntmpls++;
+            }
+            json_decref(k);
+        } else if (key[0] == '\0' || flow_pointer_check(key) < 0) {
             rc = bad(a, sub, "\"%s\" is not a JSON Pointer into the shared store (such as \"/greeting\")", key);
         }
     }
-    return rc;
+    if (rc < 0) {
+        set_free(c);
+        return rc;
+    }
+    *cfgp = c;
+    return 0;
 }
 
 static int set_finish(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_t *values, json_t *result,
                       const char **action) {
+    const set_cfg_t *c = cfg;
+    flow_scope_t sc = scope_of(ctx, shared, NULL);
     const char *key;
     json_t *v;
     json_object_foreach(values, key, v) {
+        json_t *where = NULL;
+        json_t *tmpl = json_object_get(c->keys, key);
+        if (tmpl != NULL) {
+            int rc = eval(ctx, c->tmpls[json_integer_value(tmpl)], &sc, &where);
+            if (rc < 0)
+                return rc;
+            if (!json_is_string(where) || flow_pointer_check(json_string_value(where)) < 0 ||
+                json_string_length(where) == 0) {
+                json_decref(where);
+                return flow_error(ctx, FLOW_EINVAL, "set: %s is not a JSON Pointer", key);
+            }
+        }
+        const char *ptr = where ? json_string_value(where) : key;
         /* evaluated values may be parts of the store itself: copy, or the two places would alias */
-        int rc = flow_pointer_set(shared, key, json_deep_copy(v));
+        int rc = flow_pointer_set(shared, ptr, json_deep_copy(v));
         if (rc < 0)
-            return flow_error(ctx, rc, "set: cannot write %s: %s", key, flow_strerror(rc));
+            rc = flow_error(ctx, rc, "set: cannot write %s: %s", ptr, flow_strerror(rc));
+        json_decref(where);
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
@@ -556,8 +612,11 @@ static int choice_prepare(flow_ctx_t *ctx, const void *cfg, json_t *shared, json
         v = NULL;
     else if (rc < 0)
         return flow_error(ctx, rc, "choice: %s", flow_strerror(rc));
-    *input = json_pack("{s:o?}", "value", v);
-    return *input ? 0 : flow_error(ctx, FLOW_ENOMEM, "out of memory");
+    /* a value that does not exist is left out, so that "exists": false can tell it from null */
+    *input = json_object();
+    if (*input == NULL || (v != NULL && json_object_set_new(*input, "value", v) < 0))
+        return flow_error(ctx, FLOW_ENOMEM, "out of memory");
+    return 0;
 }
 
 static int compare(json_t *v, json_t *w, int *cmp) {
@@ -803,7 +862,8 @@ static int input_finish(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_t
 static const flow__jtype_t noop_type = {.name = "noop", .compile = noop_compile};
 static const flow__jtype_t sleep_type = {.name = "sleep", .flags = FLOW__JT_ITEMS | FLOW__JT_OUT,
                                          .compile = sleep_compile, .exec = sleep_exec};
-static const flow__jtype_t set_type = {.name = "set", .compile = set_compile, .finish = set_finish};
+static const flow__jtype_t set_type = {.name = "set", .compile = set_compile, .free = set_free,
+                                       .finish = set_finish};
 static const flow__jtype_t choice_type = {.name = "choice", .flags = FLOW__JT_OWN_PARAMS,
                                           .compile = choice_compile, .free = choice_free,
                                           .prepare = choice_prepare, .finish = choice_finish};

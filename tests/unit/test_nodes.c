@@ -1,0 +1,445 @@
+/* test_nodes.c: every built-in node type of flow documents, run as jobs on the engine against the mock
+ * HTTP server (tests/support/mock.c) playing the recipe API and an OpenAI-compatible endpoint. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "doc.h"
+#include "nodes.h"
+#include "pointer.h"
+#include "support/harness.h"
+#include "support/json_util.h"
+#include "support/mock.h"
+
+#define API_KEY "sk-test-123"
+
+static harness_t h;
+static outcome_t out;
+static mock_t *mock;
+static flow_http_t *http;
+static flow_nodes_env_t env;
+static flow_registry_t *reg;
+static char base[64];
+
+static void setup(void) {
+    mock_opts_t mo = {.api_key = API_KEY};
+    ck_assert_int_eq(mock_start(&mo, &mock), 0);
+    harness_init(&h, NULL);
+    ck_assert_int_eq(flow_http_new(&h.loop, NULL, &http), 0);
+    snprintf(base, sizeof base, "http://127.0.0.1:%u", (unsigned)mock_port(mock));
+    static char llm[96];
+    snprintf(llm, sizeof llm, "%s/v1", base);
+    env = (flow_nodes_env_t){.http = http, .llm_base_url = llm, .llm_api_key = API_KEY, .llm_model = "mock-model"};
+    ck_assert_int_eq(flow_registry_new(&reg), 0);
+    ck_assert_int_eq(flow_nodes_register(reg, &env), 0);
+}
+
+static void teardown(void) {
+    outcome_clear(&out);
+    flow_http_close(http);
+    harness_close(&h);
+    flow_registry_free(reg);
+    mock_stop(mock);
+}
+
+/* Replaces every BASE in text by the mock's URL. */
+static char *with_base(const char *text) {
+    size_t cap = strlen(text) * 2 + 256;
+    char *s = malloc(cap);
+    size_t n = 0;
+    for (const char *p = text; *p;) {
+        if (strncmp(p, "BASE", 4) == 0) {
+            n += (size_t)snprintf(s + n, cap - n, "%s", base);
+            p += 4;
+        } else {
+            s[n++] = *p++;
+        }
+    }
+    s[n] = '\0';
+    return s;
+}
+
+static flow_def_t *load(const char *text) {
+    char *t = with_base(text);
+    json_t *doc = tu_json(t);
+    flow_problems_t p = FLOW_PROBLEMS_INIT;
+    flow_def_t *def = NULL;
+    int rc = flow_doc_load(reg, doc, &def, &p);
+    char *ptext = NULL;
+    flow_problems_text(&p, &ptext);
+    ck_assert_msg(rc == 0, "document refused: %s", ptext ? ptext : "");
+    flow_free(ptext);
+    flow_problems_clear(&p);
+    json_decref(doc);
+    free(t);
+    return def;
+}
+
+/* Loads and runs a document; shared may be NULL. */
+static void run(const char *text, json_t *shared) {
+    flow_def_t *def = load(text);
+    harness_run(&h, def, shared, &(flow_job_opts_t){.id = "job42"}, &out);
+    flow_def_unref(def);
+}
+
+static json_t *at(const char *pointer) {
+    json_t *v = NULL;
+    flow_pointer_get(out.shared, pointer, &v);
+    return v;
+}
+
+START_TEST(test_noop_and_set) {
+    run("{\"name\": \"s\", \"params\": {\"greeting\": \"Hello\"}, \"start\": \"a\", \"nodes\": {"
+        " \"a\": {\"type\": \"noop\", \"next\": {\"default\": \"b\"}},"
+        " \"b\": {\"type\": \"set\", \"params\": {\"/text\": \"{{$params/greeting}}, {{$shared/name}}!\","
+        "        \"/copy\": \"$shared/list\", \"/deep/n\": 3}}}}",
+        json_pack("{s:s, s:[i]}", "name", "Ada", "list", 1));
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    tu_assert_json("set", out.shared,
+                   "{\"name\": \"Ada\", \"list\": [1], \"text\": \"Hello, Ada!\", \"copy\": [1], \"deep\": {\"n\": 3}}");
+    /* the copy is a copy, not the same array twice */
+    ck_assert_ptr_ne(at("/copy"), at("/list"));
+}
+END_TEST
+
+START_TEST(test_sleep_takes_its_seconds_from_a_reference) {
+    run("{\"name\": \"z\", \"start\": \"nap\", \"nodes\": {"
+        " \"nap\": {\"type\": \"sleep\", \"params\": {\"seconds\": \"$shared/s\"}, \"out\": \"/slept\"}}}",
+        json_pack("{s:f}", "s", 0.02));
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert(json_real_value(at("/slept")) == 0.02);
+    ck_assert_uint_ge(out.history[0].end_us - out.history[0].start_us, 20000);
+    outcome_clear(&out);
+    run("{\"name\": \"z\", \"start\": \"nap\", \"nodes\": {\"nap\": {\"type\": \"sleep\", \"params\": {\"seconds\": \"$shared/s\"}}}}",
+        json_pack("{s:s}", "s", "soon"));
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_str_eq(out.error_message, "sleep: seconds must be a number from 0 to 2592000, not \"soon\"");
+}
+END_TEST
+
+START_TEST(test_choice_picks_the_first_case_that_holds) {
+    static const struct {
+        const char *value;
+        const char *action;
+    } cases[] = {
+        {"{\"v\": \"yes\"}", "eq"},       {"{\"v\": 12}", "gt"},     {"{\"v\": 3}", "le"},
+        {"{\"v\": \"n\"}", "in"},         {"{\"v\": \"abc-9\"}", "matches"},
+        {"{}", "missing"},                {"{\"v\": [1]}", "array"}, {"{\"v\": true}", "default-action"},
+    };
+    const char *doc =
+        "{\"name\": \"c\", \"start\": \"pick\", \"nodes\": {\"pick\": {\"type\": \"choice\", \"params\": {"
+        "  \"value\": \"$shared/v\", \"default\": \"default-action\", \"cases\": ["
+        "   {\"eq\": \"yes\", \"action\": \"eq\"}, {\"gt\": 10, \"action\": \"gt\"}, {\"le\": 3, \"action\": \"le\"},"
+        "   {\"in\": [\"n\", \"no\"], \"action\": \"in\"}, {\"matches\": \"^[a-z]+-[0-9]$\", \"action\": \"matches\"},"
+        "   {\"exists\": false, \"action\": \"missing\"}, {\"type\": \"array\", \"action\": \"array\"}]}}}}";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run(doc, tu_json(cases[i].value));
+        ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+        ck_assert_msg(strcmp(out.last_action, cases[i].action) == 0, "%s: got %s, wanted %s", cases[i].value,
+                      out.last_action, cases[i].action);
+        outcome_clear(&out);
+    }
+}
+END_TEST
+
+START_TEST(test_fail_ends_the_job_with_its_message) {
+    run("{\"name\": \"f\", \"start\": \"stop\", \"nodes\": {"
+        " \"stop\": {\"type\": \"fail\", \"params\": {\"message\": \"no recipe for {{$shared/i}}\"}}}}",
+        json_pack("{s:s}", "i", "tofu"));
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_int_eq(out.error, FLOW_EFAILED);
+    ck_assert_str_eq(out.error_message, "no recipe for tofu");
+    ck_assert_str_eq(out.error_node, "stop");
+}
+END_TEST
+
+/* ---- input ---- */
+
+static int answer(flow_job_t *job, const char *json, char *message, size_t cap) {
+    flow_error_t err = {0};
+    json_t *v = tu_json(json);
+    int rc = flow_job_input(job, v, &err);
+    snprintf(message, cap, "%s", err.message ? err.message : "");
+    flow_error_clear(&err);
+    json_decref(v);
+    return rc;
+}
+
+static void run_until_waiting(flow_job_t *job) {
+    while (!out.done && flow_job_status(job) != FLOW_WAITING)
+        uv_run(&h.loop, UV_RUN_ONCE);
+}
+
+START_TEST(test_input_waits_refuses_a_bad_answer_and_resumes_with_a_good_one) {
+    flow_def_t *def = load(
+        "{\"name\": \"order\", \"start\": \"ask\", \"nodes\": {"
+        " \"ask\": {\"type\": \"input\", \"params\": {\"prompt\": \"How many servings of {{$shared/dish}}?\","
+        "          \"schema\": {\"type\": \"object\", \"required\": [\"servings\"],"
+        "                      \"properties\": {\"servings\": {\"type\": \"integer\", \"minimum\": 1}}}},"
+        "          \"out\": \"/order\"}}}");
+    flow_job_t *job = harness_start(&h, def, json_pack("{s:s}", "dish", "soup"), NULL, &out);
+    run_until_waiting(job);
+    tu_assert_json("waiting for", flow_job_waiting_for(job),
+                   "{\"prompt\": \"How many servings of soup?\", \"schema\": {\"type\": \"object\", \"required\": "
+                   "[\"servings\"], \"properties\": {\"servings\": {\"type\": \"integer\", \"minimum\": 1}}}}");
+    char msg[256];
+    ck_assert_int_eq(answer(job, "{\"servings\": 0}", msg, sizeof msg), FLOW_EINVAL);
+    ck_assert_str_eq(msg, "the answer does not meet the schema: /servings: must be >= 1");
+    ck_assert_int_eq(flow_job_status(job), FLOW_WAITING);
+    ck_assert_int_eq(answer(job, "{\"servings\": 2}", msg, sizeof msg), 0);
+    while (!out.done)
+        uv_run(&h.loop, UV_RUN_ONCE);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    tu_assert_json("order", at("/order"), "{\"servings\": 2}");
+    flow_def_unref(def);
+}
+END_TEST
+
+START_TEST(test_input_actions_and_timeout_action) {
+    const char *doc = "{\"name\": \"ok\", \"start\": \"ask\", \"nodes\": {"
+                      " \"ask\": {\"type\": \"input\", \"timeout\": 30, \"params\": {\"prompt\": \"OK?\","
+                      "   \"actions\": {\"yes\": \"accept\", \"no\": \"retry\"}, \"timeout_action\": \"late\"},"
+                      "   \"out\": \"/answer\", \"next\": {\"accept\": null, \"retry\": null, \"late\": null}}}}";
+    flow_def_t *def = load(doc);
+    flow_job_t *job = harness_start(&h, def, NULL, NULL, &out);
+    run_until_waiting(job);
+    char msg[256];
+    ck_assert_int_eq(answer(job, "\"maybe\"", msg, sizeof msg), FLOW_EINVAL);
+    ck_assert_str_eq(msg, "the answer must be one of \"yes\", \"no\"");
+    ck_assert_int_eq(answer(job, "\"no\"", msg, sizeof msg), 0);
+    while (!out.done)
+        uv_run(&h.loop, UV_RUN_ONCE);
+    ck_assert_str_eq(out.last_action, "retry");
+    ck_assert_str_eq(json_string_value(at("/answer")), "no");
+    outcome_clear(&out);
+    /* nobody answers: after the timeout the node gives its timeout action */
+    harness_run(&h, def, NULL, NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(out.last_action, "late");
+    ck_assert_ptr_null(at("/answer"));
+    flow_def_unref(def);
+}
+END_TEST
+
+/* ---- http ---- */
+
+START_TEST(test_http_get_parses_json_answers) {
+    run("{\"name\": \"get\", \"start\": \"fetch\", \"nodes\": {"
+        " \"fetch\": {\"type\": \"http\", \"params\": {\"url\": \"BASE/recipes\", \"query\": {\"ingredient\": \"$shared/i\"}},"
+        "            \"out\": \"/fetched\"}}}",
+        json_pack("{s:s}", "i", "sweet potato"));
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_int_eq(json_integer_value(at("/fetched/status")), 200);
+    ck_assert_str_eq(json_string_value(at("/fetched/headers/content-type")), "application/json");
+    tu_assert_json("body", at("/fetched/body"),
+                   "{\"ingredient\": \"sweet potato\", \"recipes\": [\"sweet potato pasta\", \"grilled sweet potato\","
+                   " \"sweet potato soup\"]}");
+}
+END_TEST
+
+START_TEST(test_http_post_sends_body_headers_and_an_idempotency_key) {
+    run("{\"name\": \"post\", \"start\": \"send\", \"nodes\": {"
+        " \"send\": {\"type\": \"http\", \"params\": {\"method\": \"POST\", \"url\": \"BASE/echo\","
+        "   \"headers\": {\"X-Trace\": \"t-{{$shared/n}}\"}, \"body\": {\"n\": \"$shared/n\", \"note\": \"hi {{$shared/n}}\"}},"
+        "   \"out\": \"/echo\"}}}",
+        json_pack("{s:i}", "n", 7));
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(json_string_value(at("/echo/body/method")), "POST");
+    tu_assert_json("body", at("/echo/body/body"), "{\"n\": 7, \"note\": \"hi 7\"}");
+    ck_assert_str_eq(json_string_value(at("/echo/body/headers/x-trace")), "t-7");
+    ck_assert_str_eq(json_string_value(at("/echo/body/headers/content-type")), "application/json");
+    ck_assert_str_eq(json_string_value(at("/echo/body/headers/idempotency-key")), "job42:send");
+}
+END_TEST
+
+START_TEST(test_http_retries_a_failing_upstream_until_it_answers) {
+    run("{\"name\": \"flaky\", \"start\": \"call\", \"nodes\": {"
+        " \"call\": {\"type\": \"http\", \"params\": {\"url\": \"BASE/flaky/k1/2\"}, \"max_retries\": 3, \"wait\": 5,"
+        "           \"out\": \"/r\"}}}",
+        NULL);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_int_eq(json_integer_value(at("/r/body/attempts")), 3);
+    ck_assert_uint_eq(out.history[0].tries, 3);
+    /* every try carried the same key, so an upstream that honours it sees one request */
+    ck_assert_uint_eq(mock_idempotency_count(mock, "job42:call"), 3);
+}
+END_TEST
+
+START_TEST(test_http_gives_up_after_its_last_try) {
+    run("{\"name\": \"down\", \"start\": \"call\", \"nodes\": {"
+        " \"call\": {\"type\": \"http\", \"params\": {\"url\": \"BASE/status/503\"}, \"max_retries\": 2}}}",
+        NULL);
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_int_eq(out.error, FLOW_EHTTP);
+    char want[256];
+    snprintf(want, sizeof want, "GET %s/status/503 answered 503: {\"status\":503}", base);
+    ck_assert_str_eq(out.error_message, want);
+    ck_assert_uint_eq(out.history[0].tries, 2);
+    outcome_clear(&out);
+    run("{\"name\": \"reset\", \"start\": \"call\", \"nodes\": {"
+        " \"call\": {\"type\": \"http\", \"params\": {\"url\": \"BASE/reset\"}, \"max_retries\": 2}}}",
+        NULL);
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_int_eq(out.error, FLOW_EHTTP);
+}
+END_TEST
+
+START_TEST(test_http_answers_over_the_body_cap_fail) {
+    run("{\"name\": \"huge\", \"start\": \"call\", \"nodes\": {"
+        " \"call\": {\"type\": \"http\", \"params\": {\"url\": \"BASE/huge/20000000\"}}}}", NULL);
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_int_eq(out.error, FLOW_ETOOBIG);
+}
+END_TEST
+
+START_TEST(test_cancel_aborts_requests_in_flight) {
+    flow_def_t *def = load("{\"name\": \"slow\", \"start\": \"all\", \"nodes\": {"
+                           " \"all\": {\"type\": \"map\", \"items\": \"$shared/ids\", \"limit\": 5,"
+                           "          \"node\": {\"type\": \"http\", \"params\": {\"url\": \"BASE/delay/2000/echo?i={{$item}}\"}}}}}");
+    flow_job_t *job = harness_start(&h, def, json_pack("{s:[i,i,i,i,i,i,i]}", "ids", 1, 2, 3, 4, 5, 6, 7), NULL, &out);
+    mock_stats_t st;
+    do {
+        uv_run(&h.loop, UV_RUN_ONCE);
+        mock_stats(mock, &st);
+    } while (st.in_flight < 5);
+    ck_assert_int_eq(flow_job_cancel(job), 0);
+    while (!out.done)
+        uv_run(&h.loop, UV_RUN_ONCE);
+    ck_assert_int_eq(out.status, FLOW_CANCELED);
+    ck_assert_int_eq(mock_wait_idle(mock, 10000), 0);
+    mock_stats(mock, &st);
+    ck_assert_uint_eq(st.aborted, 5);
+    ck_assert_uint_eq(st.requests, 5);
+    flow_def_unref(def);
+}
+END_TEST
+
+/* ---- llm ---- */
+
+START_TEST(test_llm_asks_the_model_and_keeps_the_key_out_of_the_job) {
+    run("{\"name\": \"ask\", \"start\": \"suggest\", \"nodes\": {"
+        " \"suggest\": {\"type\": \"llm\", \"params\": {\"system\": \"You are a chef.\","
+        "   \"prompt\": \"Pick one of {{$shared/recipes}}\"}, \"out\": \"/suggestion\"}}}",
+        json_pack("{s:[s,s]}", "recipes", "tofu soup", "tofu pasta"));
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(json_string_value(at("/suggestion/text")), "mock answer to: Pick one of [\"tofu soup\",\"tofu pasta\"]");
+    ck_assert_str_eq(json_string_value(at("/suggestion/model")), "mock-model");
+    ck_assert(json_integer_value(at("/suggestion/usage/total_tokens")) > 0);
+    mock_stats_t st;
+    mock_stats(mock, &st);
+    ck_assert_str_eq(st.last_authorization, "Bearer " API_KEY);
+    ck_assert_ptr_null(strstr(dumps(out.shared), API_KEY));
+    ck_assert_ptr_null(strstr(dumps(out.events), API_KEY));
+}
+END_TEST
+
+START_TEST(test_llm_refused_by_the_endpoint_fails_without_showing_the_key) {
+    static flow_nodes_env_t wrong;
+    static flow_registry_t *r2;
+    wrong = env;
+    wrong.llm_api_key = "sk-wrong";
+    ck_assert_int_eq(flow_registry_new(&r2), 0);
+    ck_assert_int_eq(flow_nodes_register(r2, &wrong), 0);
+    json_t *doc = tu_json("{\"name\": \"ask\", \"start\": \"s\", \"nodes\": {"
+                          " \"s\": {\"type\": \"llm\", \"params\": {\"prompt\": \"hi\"}}}}");
+    flow_def_t *def;
+    ck_assert_int_eq(flow_doc_load(r2, doc, &def, NULL), 0);
+    harness_run(&h, def, NULL, NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_int_eq(out.error, FLOW_EHTTP);
+    ck_assert_ptr_nonnull(strstr(out.error_message, "llm mock-model answered 401"));
+    ck_assert_ptr_null(strstr(out.error_message, "sk-wrong"));
+    flow_def_unref(def);
+    json_decref(doc);
+    flow_registry_free(r2);
+}
+END_TEST
+
+/* ---- map and flow ---- */
+
+START_TEST(test_a_map_over_ten_thousand_urls_keeps_to_its_limit) {
+    int n = getenv("FLOW_TEST_SMALL") ? 1000 : 10000;
+    json_t *urls = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(urls, json_sprintf("%s/delay/2/echo?i=%d", base, i));
+    mock_reset_stats(mock);
+    run("{\"name\": \"scrape\", \"start\": \"fetch\", \"nodes\": {"
+        " \"fetch\": {\"type\": \"map\", \"items\": \"$shared/urls\", \"limit\": 100, \"max_retries\": 2,"
+        "            \"node\": {\"type\": \"http\", \"params\": {\"url\": \"$item\"}}, \"out\": \"/pages\"}}}",
+        json_pack("{s:o}", "urls", urls));
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    mock_stats_t st;
+    mock_stats(mock, &st);
+    ck_assert_uint_le(st.max_in_flight, 100);
+    ck_assert_uint_ge(st.max_in_flight, 50); /* it did run them concurrently */
+    json_t *pages = at("/pages");
+    ck_assert_uint_eq(json_array_size(pages), (size_t)n);
+    for (int i = 0; i < n; i++) {
+        json_t *q = json_object_get(json_object_get(json_object_get(json_array_get(pages, (size_t)i), "body"), "query"), "i");
+        ck_assert_int_eq(atoi(json_string_value(q)), i);
+    }
+}
+END_TEST
+
+START_TEST(test_a_map_over_a_sub_flow_runs_it_per_item) {
+    run("{\"name\": \"per\", \"start\": \"each\", \"nodes\": {"
+        " \"each\": {\"type\": \"map\", \"items\": \"$shared/words\", \"flow\": \"shout\", \"limit\": 2}},"
+        " \"flows\": {\"shout\": {\"start\": \"up\", \"nodes\": {"
+        "   \"up\": {\"type\": \"set\", \"params\": {\"/loud/{{$params/index}}\": \"{{$params/item}}!\"}}}}}}",
+        json_pack("{s:[s,s,s]}", "words", "a", "b", "c"));
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    tu_assert_json("loud", at("/loud"), "{\"0\": \"a!\", \"1\": \"b!\", \"2\": \"c!\"}");
+}
+END_TEST
+
+START_TEST(test_a_flow_node_runs_another_flow_with_params) {
+    flow_def_t *inner = load("{\"name\": \"greet\", \"params\": {\"who\": \"nobody\"}, \"start\": \"say\", \"nodes\": {"
+                             " \"say\": {\"type\": \"set\", \"params\": {\"/said\": \"hi {{$params/who}}\"},"
+                             "          \"next\": {\"default\": \"decide\"}},"
+                             " \"decide\": {\"type\": \"choice\", \"params\": {\"value\": \"$params/who\","
+                             "   \"cases\": [{\"eq\": \"Ada\", \"action\": \"known\"}]}}}}");
+    ck_assert_int_eq(flow_registry_put_flow(reg, inner, NULL), 0);
+    run("{\"name\": \"outer\", \"start\": \"call\", \"nodes\": {"
+        " \"call\": {\"type\": \"flow\", \"flow\": \"greet\", \"params\": {\"who\": \"$shared/name\"},"
+        "           \"next\": {\"known\": \"after\"}},"
+        " \"after\": {\"type\": \"set\", \"params\": {\"/after\": true}}}}",
+        json_pack("{s:s}", "name", "Ada"));
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(json_string_value(at("/said")), "hi Ada");
+    ck_assert(json_is_true(at("/after")));
+    ck_assert_str_eq(out.history_nodes[0], "call/say");
+    ck_assert_str_eq(out.history_nodes[2], "call");
+    ck_assert_str_eq(out.history_actions[2], "known");
+    flow_def_unref(inner);
+}
+END_TEST
+
+static Suite *nodes_suite(void) {
+    Suite *s = suite_create("nodes");
+    TCase *tc = tcase_create("nodes");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_noop_and_set);
+    tcase_add_test(tc, test_sleep_takes_its_seconds_from_a_reference);
+    tcase_add_test(tc, test_choice_picks_the_first_case_that_holds);
+    tcase_add_test(tc, test_fail_ends_the_job_with_its_message);
+    tcase_add_test(tc, test_input_waits_refuses_a_bad_answer_and_resumes_with_a_good_one);
+    tcase_add_test(tc, test_input_actions_and_timeout_action);
+    tcase_add_test(tc, test_http_get_parses_json_answers);
+    tcase_add_test(tc, test_http_post_sends_body_headers_and_an_idempotency_key);
+    tcase_add_test(tc, test_http_retries_a_failing_upstream_until_it_answers);
+    tcase_add_test(tc, test_http_gives_up_after_its_last_try);
+    tcase_add_test(tc, test_http_answers_over_the_body_cap_fail);
+    tcase_add_test(tc, test_cancel_aborts_requests_in_flight);
+    tcase_add_test(tc, test_llm_asks_the_model_and_keeps_the_key_out_of_the_job);
+    tcase_add_test(tc, test_llm_refused_by_the_endpoint_fails_without_showing_the_key);
+    tcase_add_test(tc, test_a_map_over_ten_thousand_urls_keeps_to_its_limit);
+    tcase_add_test(tc, test_a_map_over_a_sub_flow_runs_it_per_item);
+    tcase_add_test(tc, test_a_flow_node_runs_another_flow_with_params);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    return tu_run(nodes_suite());
+}
