@@ -503,6 +503,38 @@ static int authorized(mock_t *m, struct MHD_Connection *conn)
     return auth && has_prefix(auth, "Bearer ") && strcmp(auth + 7, m->api_key) == 0;
 }
 
+/* The first string of the first JSON array of strings in text that does not appear again after the
+ * array: a stand-in for a model asked to pick one of a list, not the ones named after it. */
+static json_t *pick_from_list(const char *text)
+{
+    const char *open = strchr(text, '[');
+    json_error_t jerr;
+    json_t *list, *v, *pick = NULL;
+    size_t i;
+
+    if (!open)
+        return NULL;
+    list = json_loads(open, JSON_DISABLE_EOF_CHECK, &jerr);
+    if (!json_is_array(list) || json_array_size(list) == 0) {
+        json_decref(list);
+        return NULL;
+    }
+    json_array_foreach(list, i, v) {
+        if (!json_is_string(v)) {
+            json_decref(list);
+            return NULL;
+        }
+    }
+    json_array_foreach(list, i, v) {
+        if (!strstr(open + jerr.position, json_string_value(v))) {
+            pick = json_incref(v);
+            break;
+        }
+    }
+    json_decref(list);
+    return pick;
+}
+
 static json_t *chat_answer(json_t *req)
 {
     json_t *model = json_object_get(req, "model");
@@ -518,7 +550,9 @@ static json_t *chat_answer(json_t *req)
             strcmp(json_string_value(json_object_get(msg, "role")), "user") == 0)
             question = message_text(msg);
     }
-    content = json_sprintf("mock answer to: %s", question);
+    content = pick_from_list(question);
+    if (!content)
+        content = json_sprintf("mock answer to: %s", question);
     completion = count_words(json_string_value(content));
     return json_pack("{sssssO s[{sis{ssso}ss}] s{sIsIsI}}", "id", "mock-1", "object",
                      "chat.completion", "model", model, "choices", "index", 0, "message", "role",

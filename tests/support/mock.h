@@ -10,7 +10,10 @@
  *                         "index":0,"message":{"role":"assistant","content":"mock answer to:
  *                         <last user message>"},"finish_reason":"stop"}],"usage":{
  *                         "prompt_tokens":N,"completion_tokens":K,"total_tokens":N+K}} where N
- *                         and K count the words of all the messages and of the answer. 401 when
+ *                         and K count the words of all the messages and of the answer. When the
+ *                         last user message holds a JSON array of strings, the content is instead
+ *                         the first of them that does not appear again after the array (a model
+ *                         asked to pick one of a list, not the ones named after it). 401 when
  *                         the mock has an api_key and the Authorization header is not "Bearer
  *                         <api_key>"; 400 for a body without a model or messages; 405 for another
  *                         method.
