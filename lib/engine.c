@@ -179,7 +179,17 @@ static uint64_t wall_of(const flow_engine_t *eng, uint64_t ns) {
 static void emit(flow_job_t *job, flow_event_type_t type, const flow_step_t *step) {
     if (job->on_event == NULL)
         return;
-    flow_event_t ev = {type, job->status, step};
+    flow_event_t ev = {.type = type, .status = job->status, .step = step};
+    job->on_event(job, &ev, job->data);
+}
+
+void flow__job_retry(flow_ctx_t *c) {
+    flow_job_t *job = c->job;
+    if (job->on_event == NULL || c->step == NULL)
+        return;
+    flow_event_t ev = {.type = FLOW_EVENT_RETRY, .status = job->status, .node = c->node->name,
+                       .depth = c->step->frame->depth - 1, .item = c->item, .attempt = c->attempt,
+                       .error = &c->err};
     job->on_event(job, &ev, job->data);
 }
 
@@ -223,9 +233,10 @@ static hist_entry_t *hist_next(flow_job_t *job) {
     return e;
 }
 
-/* action is borrowed from the definition when own is 0, else copied. */
+/* action is borrowed from the definition when own is 0, else copied; next is the node that runs next
+ * at this depth, or NULL. */
 static void record_step(flow_job_t *job, struct step *s, const char *action, int own, int err,
-                        const char *message, uint64_t end_ns) {
+                        const char *message, uint64_t end_ns, const flow_node_t *next) {
     job->totals.steps++;
     if (s->tries > 1)
         job->totals.retries += s->tries - 1;
@@ -252,6 +263,7 @@ static void record_step(flow_job_t *job, struct step *s, const char *action, int
     pub->error = err;
     pub->message = message;
     pub->depth = s->frame->depth - 1;
+    pub->next = next ? next->name : NULL;
     if (e != NULL)
         job->last_action = pub->action;
     emit(job, FLOW_EVENT_STEP, pub);
@@ -381,7 +393,7 @@ static void step_failed(struct step *s, int code, const char *message) {
     if (message == NULL)
         message = flow_strerror(code);
     if (s->frame != &job->top)
-        record_step(job, s, NULL, 0, code, message, uv_hrtime());
+        record_step(job, s, NULL, 0, code, message, uv_hrtime(), NULL);
     job_fail(job, code, message, s->node->name);
 }
 
@@ -492,6 +504,10 @@ static struct frame *frame_new(struct step *owner, json_t *params, size_t index)
     f->job = owner->frame->job;
     f->owner = owner;
     f->cur = owner->node->start;
+    if (owner->frame == &f->job->top && f->job->resume_node != NULL) {
+        f->cur = f->job->resume_node;
+        f->job->resume_node = NULL;
+    }
     f->params = params;
     f->index = index;
     f->depth = owner->frame->depth + 1;
@@ -650,6 +666,12 @@ static int step_begin(struct frame *f, uint64_t now_ns) {
         job->current = node;
     }
     flow__ctx_init(&s->ctx, job, s, NULL, SIZE_MAX);
+    if (job->resume_tries > 0 && f->depth == 1) {
+        /* the tries a resumed node had used before the stop still count */
+        if (node->kind == FLOW_NODE)
+            s->ctx.attempt = job->resume_tries < node->max_retries ? job->resume_tries : node->max_retries - 1;
+        job->resume_tries = 0;
+    }
     if (node->ops->prep != NULL) {
         int rc = node->ops->prep(&s->ctx, job->shared, &s->prep_res);
         if (rc != 0) {
@@ -703,7 +725,7 @@ static uint64_t step_end(struct frame *f) {
     }
     uint64_t end = uv_hrtime();
     if (f != &job->top)
-        record_step(job, s, succ ? succ->action : action, succ == NULL, 0, NULL, end);
+        record_step(job, s, succ ? succ->action : action, succ == NULL, 0, NULL, end, succ ? succ->to : NULL);
     if (succ == NULL || succ->to == NULL) {
         if (succ == NULL && node->nsucc > 0)
             warn_no_successor(job, node, action);
@@ -962,6 +984,15 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
         rc = FLOW_ENOMEM;
         goto fail;
     }
+    if (opts->resume_node != NULL) {
+        job->resume_node = flow_def_find(def, opts->resume_node);
+        if (job->resume_node == NULL || job->resume_node == def->root) {
+            rc = FLOW_ENOTFOUND;
+            goto fail;
+        }
+        job->resume_tries = opts->resume_tries;
+    }
+    job->started_steps = job->totals.steps = opts->resume_steps;
     if (opts->deadline_ms > 0 && flow__timer_start(eng->timers, &job->deadline, opts->deadline_ms,
                                                    on_deadline) < 0) {
         rc = FLOW_ENOMEM;

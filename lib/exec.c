@@ -390,6 +390,7 @@ static int resolve(flow_ctx_t *c) {
             return 0;
         const flow_node_t *node = c->node;
         if (c->attempt + 1 < node->max_retries) {
+            flow__job_retry(c);
             c->attempt++;
             if (node->wait_ms > 0 && start_timer(c, &c->timer, node->wait_ms, on_retry) == 0) {
                 c->state = CTX_RETRY_WAIT;

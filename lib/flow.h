@@ -310,17 +310,25 @@ typedef struct flow_step {
     int error;             /* 0, or the FLOW_E* code the step failed with */
     const char *message;   /* NULL, or the error's text */
     unsigned depth;        /* 0 for nodes of the root flow, 1 inside a sub-flow, ... */
+    const char *next;      /* the node that runs next at this depth; NULL when the (sub-)flow ends
+                            * or the step failed. With depth 0, where a resumed job would start. */
 } flow_step_t;
 
 typedef enum flow_event_type {
     FLOW_EVENT_STATUS = 0, /* the job's status changed (to running, waiting, or a final status) */
-    FLOW_EVENT_STEP        /* a step finished; see step */
+    FLOW_EVENT_STEP,       /* a step finished; see step */
+    FLOW_EVENT_RETRY       /* a try of exec failed and another will follow; see node, attempt, error */
 } flow_event_type_t;
 
 typedef struct flow_event {
     flow_event_type_t type;
     flow_status_t status;     /* the job's status after the event */
     const flow_step_t *step;  /* FLOW_EVENT_STEP: borrowed for the duration of the callback */
+    const char *node;         /* FLOW_EVENT_RETRY: the node (borrowed) */
+    unsigned depth;           /* FLOW_EVENT_RETRY: as in flow_step_t */
+    size_t item;              /* FLOW_EVENT_RETRY: the batch item, or SIZE_MAX */
+    unsigned attempt;         /* FLOW_EVENT_RETRY: the try that failed, from 0 */
+    const flow_error_t *error;/* FLOW_EVENT_RETRY: why (borrowed) */
 } flow_event_t;
 
 /* Callbacks run on the loop thread, never from inside flow_job_start, flow_job_cancel or
@@ -337,11 +345,18 @@ typedef struct flow_job_opts {
     flow_event_cb on_event;
     flow_done_cb on_done;
     void *data;            /* given to the callbacks */
+    /* Resuming a job that stopped (a restart after a crash): start at this node of the root flow
+     * (copied; NULL: at its start), as if resume_tries tries of it had already failed, and count
+     * steps on from resume_steps. The root flow's prep runs again. */
+    const char *resume_node;
+    unsigned resume_tries;
+    uint64_t resume_steps;
 } flow_job_opts_t;
 
 /* Starts a job of def (which gets sealed and referenced) on shared (stolen, on error too; NULL means
  * an empty object; must be an object). The job starts queued and runs from the next loop iteration.
- * *out (may be NULL) is borrowed until on_done returns. */
+ * *out (may be NULL) is borrowed until on_done returns. FLOW_ENOTFOUND when resume_node names no
+ * node of the root flow's graph. */
 int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const flow_job_opts_t *opts,
                    flow_job_t **out);
 

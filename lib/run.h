@@ -119,6 +119,8 @@ struct flow_job {
     unsigned budget;
     unsigned pending;           /* thread-pool work that still points at the job */
     uint64_t started_steps;
+    const flow_node_t *resume_node; /* where the root flow's sub-graph starts, once */
+    unsigned resume_tries;
     const flow_node_t *current;
     const char *last_action;
     hist_entry_t *hist;
@@ -161,5 +163,6 @@ void flow__exec_failed(flow_ctx_t *c);   /* ... or failed after its retries and 
 void flow__job_defer(flow_job_t *job, flow_ctx_t *c); /* finish c on the job's next run */
 void flow__job_set_status(flow_job_t *job, flow_status_t status);
 void flow__job_unpend(flow_job_t *job);  /* one pending handle or work item is gone */
+void flow__job_retry(flow_ctx_t *c);     /* a try failed and another follows: the event */
 
 #endif

@@ -412,6 +412,64 @@ START_TEST(test_drain_lets_steps_in_flight_finish_and_starts_no_more) {
 }
 END_TEST
 
+/* ---- resuming after a stop ---- */
+
+static int note_retry_events(flow_job_t *job, const flow_event_t *ev, json_t *log);
+
+static void resume_event(flow_job_t *job, const flow_event_t *ev, void *data) {
+    note_retry_events(job, ev, data);
+}
+
+static int note_retry_events(flow_job_t *job, const flow_event_t *ev, json_t *log) {
+    if (ev->type == FLOW_EVENT_RETRY)
+        json_array_append_new(log, json_sprintf("retry %s #%u: %s", ev->node, ev->attempt, ev->error->message));
+    else if (ev->type == FLOW_EVENT_STEP)
+        json_array_append_new(log, json_sprintf("step %llu %s -> %s", (unsigned long long)ev->step->seq,
+                                                ev->step->node, ev->step->next ? ev->step->next : "end"));
+    return 0;
+}
+
+static void flaky_exec(flow_ctx_t *ctx, json_t *prep_res) {
+    if (flow_ctx_attempt(ctx) < 3)
+        flow_fail(ctx, FLOW_EIO, "try %u failed", flow_ctx_attempt(ctx));
+    else
+        flow_done(ctx, NULL);
+}
+
+static const flow_node_ops_t flaky4_ops = {.exec = flaky_exec};
+
+START_TEST(test_a_job_resumes_at_a_node_with_its_tries_and_steps) {
+    flow_node_t *root;
+    flow_def_t *def = def_new("resume", &root);
+    flow_node_t *a = node_new(def, "a", FLOW_NODE, NULL, NULL);
+    flow_node_t *b = node_new(def, "b", FLOW_NODE, &flaky4_ops, NULL);
+    flow_node_t *c = node_new(def, "c", FLOW_NODE, NULL, NULL);
+    flow_node_next(a, NULL, b);
+    flow_node_next(b, NULL, c);
+    flow_node_set_retry(b, 4, 0);
+    flow_node_set_start(root, a);
+    json_t *log = json_array();
+    /* from the start: a, then b fails three times before its fourth try works */
+    flow_job_opts_t opts = {.on_event = resume_event, .data = log};
+    ck_assert_int_eq(flow_job_start(h.eng, def, NULL, &opts, NULL), 0);
+    uv_run(&h.loop, UV_RUN_DEFAULT);
+    ck_assert_str_eq(dumps(log), "[\"step 1 a -> b\",\"retry b #0: try 0 failed\",\"retry b #1: try 1 failed\","
+                                 "\"retry b #2: try 2 failed\",\"step 2 b -> c\",\"step 3 c -> end\"]");
+    json_array_clear(log);
+    /* resumed at b after two failed tries and one step: two tries are left, and seq goes on */
+    opts.resume_node = "b";
+    opts.resume_tries = 2;
+    opts.resume_steps = 1;
+    ck_assert_int_eq(flow_job_start(h.eng, def, NULL, &opts, NULL), 0);
+    uv_run(&h.loop, UV_RUN_DEFAULT);
+    ck_assert_str_eq(dumps(log), "[\"retry b #2: try 2 failed\",\"step 2 b -> c\",\"step 3 c -> end\"]");
+    opts.resume_node = "nowhere";
+    ck_assert_int_eq(flow_job_start(h.eng, def, NULL, &opts, NULL), FLOW_ENOTFOUND);
+    json_decref(log);
+    flow_def_unref(def);
+}
+END_TEST
+
 static Suite *async_suite(void) {
     Suite *s = suite_create("async");
     TCase *tc = tcase_create("async");
@@ -429,6 +487,7 @@ static Suite *async_suite(void) {
     tcase_add_test(tc, test_closing_the_engine_cancels_its_jobs);
     tcase_add_test(tc, test_bad_arguments_are_refused_and_the_shared_store_is_taken);
     tcase_add_test(tc, test_drain_lets_steps_in_flight_finish_and_starts_no_more);
+    tcase_add_test(tc, test_a_job_resumes_at_a_node_with_its_tries_and_steps);
     suite_add_tcase(s, tc);
     return s;
 }
