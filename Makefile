@@ -55,6 +55,7 @@ SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 SUPPORT_OBJ := $(SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
 
 BENCH := $(BUILD)/flow-bench
+MOCK := $(BUILD)/flowd-mock
 # examples/<name>_flow.c build flows (linked into flowd too); the other examples/*.c are programs.
 FLOWS_SRC := $(sort $(wildcard examples/*_flow.c))
 FLOWS_OBJ := $(FLOWS_SRC:%.c=$(BUILD)/obj/%.o)
@@ -126,7 +127,7 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(FLOWS_OBJ) $(LIB)
 
 examples: $(EXAMPLES)
 
-$(MOCK): $(BUILD)/obj/tests/mock/main.o $(SUPPORT_OBJ)
+$(MOCK): $(BUILD)/obj/tests/mock/main.o $(BUILD)/obj/tests/support/mock.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

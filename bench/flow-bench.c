@@ -2,6 +2,8 @@
  *   flow-bench steps N         one job whose node loops to itself N times
  *   flow-bench sleepers N S    N concurrent one-node jobs, each waiting S seconds on a timer
  *   flow-bench fanout N S      one job, one parallel batch node over N items each waiting S seconds
+ *   flow-bench scraper BASE N MS LIMIT   one job of a flow document mapping an http node over N URLs of
+ *                              a flowd-mock at BASE that each answer after MS ms, LIMIT at once
  * and their baselines, the same work on bare libuv and jansson with no engine, so that bench/run.sh
  * can print what the engine costs over them, measured in the same run:
  *   flow-bench bare-steps N    the same prep/exec/post calls in a plain loop
@@ -12,7 +14,9 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "doc.h"
 #include "flow.h"
+#include "nodes.h"
 
 static double now_s(void) {
     return (double)uv_hrtime() / 1e9;
@@ -185,6 +189,46 @@ static int bench_fanout(uv_loop_t *loop, flow_engine_t *eng, unsigned long n, do
     return jobs_done == 1 ? 0 : 1;
 }
 
+/* ---- scraper: the seed's web scraper shape through a flow document ---- */
+
+static int bench_scraper(uv_loop_t *loop, flow_engine_t *eng, const char *base, unsigned long n, unsigned long ms,
+                         unsigned long limit) {
+    flow_http_t *http;
+    flow_registry_t *reg;
+    flow_def_t *def;
+    if (flow_http_new(loop, &(flow_http_opts_t){0}, &http) < 0 || flow_registry_new(&reg) < 0)
+        return 1;
+    flow_nodes_env_t env = {.http = http};
+    if (flow_nodes_register(reg, &env) < 0)
+        return 1;
+    json_t *doc = json_pack("{s:s, s:s, s:{s:{s:s, s:s, s:I, s:{s:s, s:{s:s}}, s:s}}}", "name", "scrape", "start",
+                            "fetch", "nodes", "fetch", "type", "map", "items", "$shared/urls", "limit",
+                            (json_int_t)limit, "node", "type", "http", "params", "url", "$item", "out", "/pages");
+    flow_problems_t problems = FLOW_PROBLEMS_INIT;
+    if (flow_doc_load(reg, doc, &def, &problems) < 0) {
+        fprintf(stderr, "scraper: the document was refused\n");
+        return 1;
+    }
+    json_t *urls = json_array();
+    for (unsigned long i = 0; i < n; i++)
+        json_array_append_new(urls, json_sprintf("%s/delay/%lu/page/%lu", base, ms, i));
+    flow_job_opts_t opts = {.id = "scrape", .on_done = count_done};
+    double t0 = now_s();
+    if (flow_job_start(eng, def, json_pack("{s:o}", "urls", urls), &opts, NULL) < 0)
+        return 1;
+    uv_run(loop, UV_RUN_DEFAULT);
+    double wall = now_s() - t0;
+    double ideal = (double)((n + limit - 1) / limit) * (double)ms / 1000.0;
+    printf("items=%lu delay_ms=%lu limit=%lu wall_s=%.3f ideal_s=%.3f vs_ideal=%.2f peak_rss_mib=%.0f ok=%lu\n", n, ms,
+           limit, wall, ideal, wall / ideal, peak_rss_mib(), jobs_done);
+    flow_http_close(http);
+    uv_run(loop, UV_RUN_DEFAULT);
+    flow_def_unref(def);
+    flow_registry_free(reg);
+    json_decref(doc);
+    return jobs_done == 1 ? 0 : 1;
+}
+
 /* ---- baselines ---- */
 
 static int bare_steps(unsigned long n) {
@@ -281,14 +325,28 @@ static int bare_fanout(uv_loop_t *loop, unsigned long n, double s) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: flow-bench steps N | sleepers N S | fanout N S | bare-steps N | bare-sleepers N S |"
-                    " bare-fanout N S\n");
+    fprintf(stderr, "usage: flow-bench steps N | sleepers N S | fanout N S | scraper BASE N MS LIMIT |"
+                    " bare-steps N | bare-sleepers N S | bare-fanout N S\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
     unsigned long n;
     double s = 0;
+    if (argc == 6 && strcmp(argv[1], "scraper") == 0) {
+        unsigned long ms, limit;
+        if (parse_count(argv[3], &n) < 0 || parse_count(argv[4], &ms) < 0 || parse_count(argv[5], &limit) < 0)
+            return usage();
+        flow_set_logger(quiet, NULL);
+        uv_loop_t loop;
+        flow_engine_t *eng;
+        if (uv_loop_init(&loop) != 0 || flow_engine_new(&loop, NULL, &eng) < 0)
+            return 1;
+        int rc = bench_scraper(&loop, eng, argv[2], n, ms, limit);
+        flow_engine_close(eng);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        return uv_loop_close(&loop) == 0 ? rc : 1;
+    }
     if (argc < 3 || parse_count(argv[2], &n) < 0)
         return usage();
     int timed = strstr(argv[1], "sleepers") != NULL || strstr(argv[1], "fanout") != NULL;

@@ -5,37 +5,7 @@
 set -eu
 B=${1:-build}
 BENCH=$B/flow-bench
-RUNS=${BENCH_RUNS:-3}
-
-# median LINE... : the line whose wall_s is the median
-median() {
-    printf '%s\n' "$@" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^wall_s=/) { split($i, kv, "="); print kv[2], $0 } }' \
-        | sort -n | awk -v n="$#" 'NR == int((n + 1) / 2) { $1 = ""; sub(/^ /, ""); print }'
-}
-
-# runs CMD... RUNS times, prints every line to stderr and the median line to stdout
-measure() {
-    lines=""
-    i=0
-    while [ "$i" -lt "$RUNS" ]; do
-        line=$("$@")
-        echo "  run $((i + 1)): $line" >&2
-        lines="$lines
-$line"
-        i=$((i + 1))
-    done
-    # shellcheck disable=SC2086
-    (IFS='
-'; median $lines)
-}
-
-val() { # val KEY LINE
-    printf '%s\n' "$2" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'
-}
-
-verdict() { # verdict NAME CONDITION-TEXT OK
-    if [ "$3" = 1 ]; then echo "target $1: $2: met"; else echo "target $1: $2: NOT met"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 echo "== engine ($RUNS runs each, median shown)"
 steps=$(measure "$BENCH" steps 1000000)
