@@ -173,6 +173,17 @@ static void on_sleep_done(flow__timer_t *t) {
     settled_later(c);
 }
 
+/* flow_sleep and flow_await_input could not start: the exec fails with that, so that a caller who
+ * ignores the code cannot leave the job waiting forever. */
+static int cannot_wait(flow_ctx_t *c, int code, const char *what) {
+    flow__set_error(&c->err, code, "%s: %s", what, flow_strerror(code));
+    c->state = CTX_FAILED;
+    stop_timeout(c);
+    if (!c->in_call)
+        settled_later(c);
+    return code;
+}
+
 int flow_sleep(flow_ctx_t *c, uint64_t ms, json_t *result) {
     if (c == NULL || c->threaded || c->state != CTX_RUNNING) {
         json_decref(result);
@@ -181,7 +192,7 @@ int flow_sleep(flow_ctx_t *c, uint64_t ms, json_t *result) {
     int rc = start_timer(c, &c->timer, ms, on_sleep_done);
     if (rc < 0) {
         json_decref(result);
-        return rc;
+        return cannot_wait(c, rc, "cannot start a timer");
     }
     c->result = result;
     c->state = CTX_SLEEPING;
@@ -193,7 +204,7 @@ int flow_await_input(flow_ctx_t *c, json_t *request) {
         return FLOW_ESTATE;
     json_t *copy = request ? json_deep_copy(request) : json_null();
     if (copy == NULL)
-        return FLOW_ENOMEM;
+        return cannot_wait(c, FLOW_ENOMEM, "cannot wait for input");
     flow_job_t *job = c->job;
     c->u.wait.request = copy;
     c->u.wait.next = NULL;

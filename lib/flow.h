@@ -412,7 +412,9 @@ size_t flow_ctx_item(const flow_ctx_t *ctx);      /* batch item index, or SIZE_M
 void flow_ctx_set_data(flow_ctx_t *ctx, void *data);
 void *flow_ctx_data(const flow_ctx_t *ctx);
 
-/* Completing an exec (each returns FLOW_ESTATE if the exec has already completed or was canceled):
+/* Completing an exec (each returns FLOW_ESTATE if the exec has already completed or was canceled;
+ * when flow_sleep or flow_await_input cannot start, they return the error and the exec fails with it,
+ * as if flow_fail had been called):
  * flow_done: with result (stolen; NULL is fine).
  * flow_fail: with an error; this try failed and the retries and fallback take over.
  * flow_sleep: with result (stolen), after ms milliseconds of loop time from now (a uv_timer).

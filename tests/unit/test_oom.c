@@ -2,7 +2,10 @@
  * for k = 1, 2, ... until a whole run needs no failure: each run must end with an error code or a
  * failed job, never a crash, a hang or a leak (the sanitizer and valgrind builds check the leaks). */
 #include <stdlib.h>
+#include <string.h>
 
+#include "doc.h"
+#include "nodes.h"
 #include "support/harness.h"
 
 static long countdown = -1; /* allocations left before one fails; -1: never fail */
@@ -126,6 +129,68 @@ START_TEST(test_every_allocation_can_fail) {
 }
 END_TEST
 
+/* A document with a bit of every part of the loader and of the built-in types. */
+static const char *doc_text =
+    "{\"name\": \"oomdoc\", \"params\": {\"api\": \"http://127.0.0.1:1\"}, \"start\": \"a\", \"nodes\": {"
+    " \"a\": {\"type\": \"set\", \"params\": {\"/x\": \"{{$params/api}}/{{$shared/k}}\", \"/y/{{$shared/k}}\": 1},"
+    "        \"next\": {\"default\": \"b\"}},"
+    " \"b\": {\"type\": \"choice\", \"params\": {\"value\": \"$shared/k\", \"cases\": [{\"eq\": \"v\", \"action\": \"go\"},"
+    "        {\"matches\": \"^a+$\", \"action\": \"go\"}]}, \"next\": {\"go\": \"c\", \"default\": null}},"
+    " \"c\": {\"type\": \"map\", \"items\": \"$shared/list\", \"limit\": 2,"
+    "        \"node\": {\"type\": \"sleep\", \"params\": {\"seconds\": \"$item\"}}, \"out\": \"/slept\","
+    "        \"next\": {\"default\": \"d\"}},"
+    " \"d\": {\"type\": \"flow\", \"flow\": \"sub\", \"params\": {\"n\": \"$shared/k\"}, \"next\": {\"default\": \"e\"}},"
+    " \"e\": {\"type\": \"input\", \"timeout\": 1, \"params\": {\"prompt\": \"ok {{$shared/k}}?\","
+    "        \"schema\": {\"type\": \"string\"}, \"timeout_action\": \"late\"}, \"next\": {\"late\": null}}},"
+    " \"flows\": {\"sub\": {\"start\": \"s\", \"nodes\": {\"s\": {\"type\": \"sleep\", \"params\": {\"seconds\": 0},"
+    "        \"out\": \"/sub/{{$params/n}}\"}}}}}";
+
+/* One load-and-run of the document with the k-th allocation failing; 1 when none failed. */
+static int run_doc_once(long k) {
+    uv_loop_t loop;
+    flow_engine_t *eng = NULL;
+    flow_registry_t *reg = NULL;
+    flow_def_t *def = NULL;
+    flow_nodes_env_t env = {0};
+    flow_status_t status = FLOW_QUEUED;
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    failures = 0;
+    countdown = k;
+    if (flow_registry_new(&reg) == 0 && flow_nodes_register(reg, &env) == 0 &&
+        flow_doc_load_text(reg, doc_text, strlen(doc_text), "oom.json", &def, NULL) == 0 &&
+        flow_engine_new(&loop, NULL, &eng) == 0) {
+        json_t *shared = json_pack("{s:s, s:[f,f]}", "k", "v", "list", 0.001, 0.002);
+        flow_job_opts_t opts = {.id = "oom", .on_done = done_cb, .data = &status};
+        if (shared != NULL && flow_job_start(eng, def, shared, &opts, NULL) == 0) {
+            uv_run(&loop, UV_RUN_DEFAULT);
+            ck_assert_msg(flow_status_final(status), "allocation %ld failed: the job never ended", k);
+            if (failures == 0)
+                ck_assert_int_eq(status, FLOW_SUCCEEDED);
+        }
+    }
+    if (eng != NULL) {
+        flow_engine_close(eng);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    flow_def_unref(def);
+    flow_registry_free(reg);
+    countdown = -1;
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    return failures == 0;
+}
+
+START_TEST(test_loading_and_running_a_document_survives_every_failed_allocation) {
+    flow_set_allocator(t_malloc, t_realloc, t_calloc, t_free);
+    json_set_alloc_funcs(t_malloc, t_free);
+    long k = 0;
+    while (!run_doc_once(k))
+        k++;
+    ck_assert_int_gt(k, 200);
+    flow_set_allocator(malloc, realloc, calloc, free);
+    json_set_alloc_funcs(malloc, free);
+}
+END_TEST
+
 START_TEST(test_the_allocator_hook_wants_all_four) {
     ck_assert_int_eq(flow_set_allocator(malloc, NULL, calloc, free), FLOW_EINVAL);
 }
@@ -136,6 +201,7 @@ static Suite *oom_suite(void) {
     TCase *tc = tcase_create("oom");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_every_allocation_can_fail);
+    tcase_add_test(tc, test_loading_and_running_a_document_survives_every_failed_allocation);
     tcase_add_test(tc, test_the_allocator_hook_wants_all_four);
     suite_add_tcase(s, tc);
     return s;
