@@ -614,7 +614,11 @@ static int choice_prepare(flow_ctx_t *ctx, const void *cfg, json_t *shared, json
         return flow_error(ctx, rc, "choice: %s", flow_strerror(rc));
     /* a value that does not exist is left out, so that "exists": false can tell it from null */
     *input = json_object();
-    if (*input == NULL || (v != NULL && json_object_set_new(*input, "value", v) < 0))
+    if (*input == NULL) {
+        json_decref(v);
+        return flow_error(ctx, FLOW_ENOMEM, "out of memory");
+    }
+    if (v != NULL && json_object_set_new(*input, "value", v) < 0)
         return flow_error(ctx, FLOW_ENOMEM, "out of memory");
     return 0;
 }

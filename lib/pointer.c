@@ -227,10 +227,14 @@ static int build_chain(const char *rest, size_t len, json_t **chain) {
         rc = token_key(rest + slash + 1, len - slash - 1, buf, &heap, &key, &klen);
         if (rc == 0) {
             obj = json_object();
-            if (obj == NULL || json_object_setn_new(obj, key, klen, *chain) != 0)
+            if (obj == NULL) {
                 rc = FLOW_ENOMEM;
-            else
-                *chain = NULL; /* now owned by obj */
+            } else {
+                /* json_object_setn_new takes *chain even when it fails */
+                if (json_object_setn_new(obj, key, klen, *chain) != 0)
+                    rc = FLOW_ENOMEM;
+                *chain = NULL;
+            }
         }
         flow__free(heap);
         if (rc != 0) {
