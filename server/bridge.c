@@ -12,6 +12,7 @@ struct flowd_bridge {
     flowd_server_t *srv;
     pthread_mutex_t lock;
     flowd_cmd_t *head;        /* pushed, newest first */
+    flowd_job_t *starts;      /* records to start, newest first (through start_next) */
     int closed;               /* under lock */
     atomic_uint_fast64_t depth;
     uv_async_t async;
@@ -41,6 +42,24 @@ void flowd_cmd_free(flowd_cmd_t *cmd) {
 
 uint64_t flowd_bridge_depth(flowd_bridge_t *b) {
     return atomic_load_explicit(&b->depth, memory_order_relaxed);
+}
+
+int flowd_bridge_start(flowd_bridge_t *b, flowd_job_t *job, json_t *shared, json_t *params) {
+    job->start_shared = shared;
+    job->start_params = params;
+    flowd_job_ref(job);
+    pthread_mutex_lock(&b->lock);
+    if (b->closed) {
+        pthread_mutex_unlock(&b->lock);
+        flowd_job_unref(job); /* the record frees shared and params */
+        return FLOW_ESTATE;
+    }
+    job->start_next = b->starts;
+    b->starts = job;
+    atomic_fetch_add_explicit(&b->depth, 1, memory_order_relaxed);
+    uv_async_send(&b->async);
+    pthread_mutex_unlock(&b->lock);
+    return 0;
 }
 
 int flowd_bridge_push(flowd_bridge_t *b, flowd_cmd_t *cmd) {
@@ -97,13 +116,55 @@ static void mark_dirty(flowd_bridge_t *b, flowd_job_t *job) {
         uv_check_start(&b->check, on_check);
 }
 
-static void push_event(flowd_job_t *job, flow_event_type_t type, int final, char *data, size_t len) {
-    if (data == NULL) {
+/* Record lock held. data: malloc'd (stolen) or static. */
+static void push_event(flowd_job_t *job, flow_event_type_t type, int final, uint64_t seq,
+                       const char *data, size_t len, int is_static) {
+    if (data == NULL || flowd_ring_push(&job->events, type, final, seq, data, len, is_static) < 0)
         flowd_log(FLOW_LOG_WARN, "job %s: an event was lost (out of memory)", job->id);
+}
+
+/* A status event's data: static when it has no waiting_for and no error (the common case). */
+static const char *status_data(flow_status_t status, const char *waiting, const flow_error_t *err,
+                               size_t *len, int *is_static) {
+    const char *text = NULL;
+    if (waiting == NULL && (err == NULL || err->code == 0))
+        text = flowd_event_status_static(status, len);
+    *is_static = text != NULL;
+    return text ? text : flowd_event_status_json(status, waiting, err && err->code ? err : NULL, len);
+}
+
+/* Record lock held. */
+static void set_last_action(flowd_job_t *job, const char *action) {
+    if (action != NULL && job->last_action != NULL && strcmp(action, job->last_action) == 0)
         return;
+    if (job->last_action != job->last_action_buf)
+        free(job->last_action);
+    job->last_action = NULL;
+    if (action == NULL)
+        return;
+    size_t n = strlen(action);
+    if (n < sizeof job->last_action_buf) {
+        memcpy(job->last_action_buf, action, n + 1);
+        job->last_action = job->last_action_buf;
+    } else {
+        job->last_action = strdup(action);
     }
-    if (flowd_ring_push(&job->events, type, final, data, len) < 0)
-        flowd_log(FLOW_LOG_WARN, "job %s: an event was lost (out of memory)", job->id);
+}
+
+static int dump_to_buf(const char *text, size_t len, void *data) {
+    flowd_buf_add(data, text, len);
+    return 0;
+}
+
+/* Compact JSON of v in one allocation of ours (json_dumps makes several). */
+static char *dump_compact(const json_t *v, size_t *len) {
+    flowd_buf_t b;
+    flowd_buf_init(&b, 0);
+    if (json_dump_callback(v, dump_to_buf, &b, JSON_COMPACT | JSON_ENCODE_ANY) < 0) {
+        flowd_buf_free(&b);
+        return NULL;
+    }
+    return flowd_buf_take(&b, len);
 }
 
 static char *strdup_or_null(const char *s) {
@@ -119,11 +180,8 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
     flowd_job_lock(job);
     job->steps = flow_job_steps(fj);
     job->current_node = flow_job_current_node(fj);
-    if (action == NULL || job->last_action == NULL || strcmp(action, job->last_action) != 0) {
-        free(job->last_action);
-        job->last_action = strdup_or_null(action);
-    }
-    push_event(job, FLOW_EVENT_STEP, 0, data, len);
+    set_last_action(job, action);
+    push_event(job, FLOW_EVENT_STEP, 0, step->seq, data, len, 0);
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
     if (srv->store->ops->checkpoint != NULL)
@@ -134,15 +192,13 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
 static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_status_t status) {
     flowd_server_t *srv = b->srv;
     const flow_error_t *err = flow_job_error(fj);
-    size_t shared_len = 0, history_len = 0, len = 0;
-    char *shared = json_dumps(flow_job_shared(fj), JSON_COMPACT);
-    char *history = flowd_render_history(fj, job->id, &history_len);
-    char *data = flowd_event_status_json(status, NULL, err->code ? err : NULL, &len);
+    size_t shared_len = 0, len = 0;
+    int is_static;
+    char *shared = dump_compact(flow_job_shared(fj), &shared_len);
+    const char *data = status_data(status, NULL, err, &len, &is_static);
     char *message = err->code ? strdup_or_null(err->message) : NULL;
     char *node = err->code ? strdup_or_null(err->node) : NULL;
-    if (shared != NULL)
-        shared_len = strlen(shared);
-    else
+    if (shared == NULL)
         flowd_log(FLOW_LOG_WARN, "job %s: its final shared store was lost (out of memory)", job->id);
     flowd_job_lock(job);
     flowd_jobs_set_status_locked(job, status);
@@ -152,6 +208,7 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
         job->finished_us = flowd_now_us();
     job->steps = flow_job_steps(fj);
     job->current_node = NULL;
+    set_last_action(job, flow_job_last_action(fj));
     free(job->waiting_for);
     job->waiting_for = NULL;
     flow_error_clear(&job->error);
@@ -160,9 +217,14 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     job->error.node = node;
     job->final_shared = shared;
     job->final_shared_len = shared_len;
-    job->final_history = history;
-    job->final_history_len = history_len;
-    push_event(job, FLOW_EVENT_STATUS, 1, data, len);
+    push_event(job, FLOW_EVENT_STATUS, 1, 0, data, len, is_static);
+    /* The history is made from the ring's step events when they are all still there (short jobs);
+     * otherwise it is kept as text now, while the engine still has it. */
+    job->history_count = flow_job_history_count(fj);
+    flow_job_history_totals(fj, &job->totals);
+    if (!flowd_ring_steps(&job->events, job->history_count, NULL))
+        job->final_history = flowd_render_history(fj, job->id, &job->final_history_len);
+    job->done = 1;
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
     flowd_waiters_wake(job);
@@ -178,9 +240,10 @@ static void on_status(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_
     }
     char *waiting = NULL;
     if (status == FLOW_WAITING && flow_job_waiting_for(fj) != NULL)
-        waiting = json_dumps(flow_job_waiting_for(fj), JSON_COMPACT | JSON_ENCODE_ANY);
+        waiting = dump_compact(flow_job_waiting_for(fj), NULL);
     size_t len = 0;
-    char *data = flowd_event_status_json(status, waiting, NULL, &len);
+    int is_static;
+    const char *data = status_data(status, waiting, NULL, &len, &is_static);
     flowd_job_lock(job);
     flowd_jobs_set_status_locked(job, status);
     if (job->started_us == 0)
@@ -188,7 +251,7 @@ static void on_status(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_
     job->current_node = flow_job_current_node(fj);
     free(job->waiting_for);
     job->waiting_for = waiting;
-    push_event(job, FLOW_EVENT_STATUS, 0, data, len);
+    push_event(job, FLOW_EVENT_STATUS, 0, 0, data, len, is_static);
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
     flowd_waiters_wake(job);
@@ -232,9 +295,10 @@ static void start_failed(flowd_server_t *srv, flowd_job_t *job, json_t *shared, 
     flowd_log(FLOW_LOG_WARN, "job %s could not start: %s", job->id, flow_strerror(rc));
     const char *message = "the job could not start";
     flow_error_t err = {rc, (char *)message, NULL};
-    char *text = shared ? json_dumps(shared, JSON_COMPACT) : strdup("{}");
+    char *text = shared ? dump_compact(shared, NULL) : strdup("{}");
     size_t len = 0, hlen = 0;
-    char *data = flowd_event_status_json(FLOW_FAILED, NULL, &err, &len);
+    int is_static;
+    const char *data = status_data(FLOW_FAILED, NULL, &err, &len, &is_static);
     flowd_buf_t hb;
     flowd_jw_t w;
     flowd_buf_init(&hb, 0);
@@ -265,31 +329,34 @@ static void start_failed(flowd_server_t *srv, flowd_job_t *job, json_t *shared, 
     job->final_shared_len = text ? strlen(text) : 0;
     job->final_history = history;
     job->final_history_len = hlen;
-    push_event(job, FLOW_EVENT_STATUS, 1, data, len);
+    job->done = 1;
+    push_event(job, FLOW_EVENT_STATUS, 1, 0, data, len, is_static);
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
     flowd_waiters_wake(job);
     flowd_jobs_ended(srv->jobs, job);
 }
 
-static void run_start(flowd_bridge_t *b, flowd_cmd_t *c) {
+/* job: the queue's reference, dropped here. */
+static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
     flowd_server_t *srv = b->srv;
-    flowd_job_t *job = c->job;
+    json_t *params = job->start_params;
     flow_job_opts_t opts = {
-        .id = job->id, .params = c->params, .on_event = on_event, .on_done = on_done, .data = job};
+        .id = job->id, .params = params, .on_event = on_event, .on_done = on_done, .data = job};
     flow_job_t *fj = NULL;
-    json_t *shared = c->value;
-    c->value = NULL;
+    json_t *shared = job->start_shared;
+    job->start_shared = job->start_params = NULL;
     json_t *keep = json_incref(shared); /* for start_failed: flow_job_start steals shared */
     int rc = flow_job_start(srv->eng, job->def, shared, &opts, &fj);
+    json_decref(params); /* the engine keeps what it needs */
     if (rc < 0) {
         start_failed(srv, job, keep, rc);
         json_decref(keep);
+        flowd_job_unref(job);
         return;
     }
     json_decref(keep);
-    job->job = fj;
-    flowd_job_ref(job); /* the loop's, dropped in on_done */
+    job->job = fj; /* the queue's reference becomes the loop's, dropped in on_done */
     flowd_metrics_job_started(srv->metrics);
     if (job->cancel_pending)
         flow_job_cancel(fj);
@@ -339,7 +406,7 @@ static void run_shared(flowd_cmd_t *c) {
     flowd_job_t *job = c->job;
     if (job->job != NULL)
         flowd_render_shared(&c->reply->answer, NULL, 0, flow_job_shared(job->job), c->pointer);
-    else if (job->final_shared != NULL) /* ended: set once, by this thread */
+    else if (job->done && job->final_shared != NULL) /* set once, by this thread */
         flowd_render_shared(&c->reply->answer, job->final_shared, job->final_shared_len, NULL,
                             c->pointer);
     else
@@ -356,8 +423,8 @@ static void run_history(flowd_cmd_t *c) {
         char *text = flowd_render_history(job->job, job->id, &len);
         a->body = text ? flowd_render_pretty(text, len, &a->len) : NULL;
         free(text);
-    } else if (job->final_history != NULL) {
-        a->body = flowd_render_pretty(job->final_history, job->final_history_len, &a->len);
+    } else if (job->done) {
+        a->body = flowd_render_done_history(job, &a->len);
     } else {
         flowd_answer_error(a, 500, "internal", "job %s has no history", job->id);
     }
@@ -371,9 +438,6 @@ static void run_wait(flowd_bridge_t *b, flowd_cmd_t *c) {
 
 static void run(flowd_bridge_t *b, flowd_cmd_t *c) {
     switch (c->type) {
-    case FLOWD_CMD_START:
-        run_start(b, c);
-        break;
     case FLOWD_CMD_CANCEL:
         run_cancel(c);
         break;
@@ -393,14 +457,24 @@ static void run(flowd_bridge_t *b, flowd_cmd_t *c) {
     flowd_cmd_free(c);
 }
 
-/* Runs every command queued, oldest first. */
+/* Runs every start and command queued, oldest first, starts first. */
 static void drain(flowd_bridge_t *b) {
     pthread_mutex_lock(&b->lock);
     flowd_cmd_t *list = b->head;
+    flowd_job_t *starts = b->starts;
     b->head = NULL;
+    b->starts = NULL;
     pthread_mutex_unlock(&b->lock);
+    flowd_job_t *sfifo = NULL;
     flowd_cmd_t *fifo = NULL;
     uint64_t n = 0;
+    while (starts != NULL) {
+        flowd_job_t *next = starts->start_next;
+        starts->start_next = sfifo;
+        sfifo = starts;
+        starts = next;
+        n++;
+    }
     while (list != NULL) {
         flowd_cmd_t *next = list->next;
         list->next = fifo;
@@ -409,6 +483,12 @@ static void drain(flowd_bridge_t *b) {
         n++;
     }
     atomic_fetch_sub_explicit(&b->depth, n, memory_order_relaxed);
+    while (sfifo != NULL) {
+        flowd_job_t *next = sfifo->start_next;
+        sfifo->start_next = NULL;
+        run_start(b, sfifo);
+        sfifo = next;
+    }
     while (fifo != NULL) {
         flowd_cmd_t *next = fifo->next;
         run(b, fifo);

@@ -24,8 +24,7 @@
 #include "server.h"
 
 typedef enum flowd_cmd_type {
-    FLOWD_CMD_START = 0, /* value: the shared store, params: the params (both stolen) */
-    FLOWD_CMD_CANCEL,
+    FLOWD_CMD_CANCEL = 0,
     FLOWD_CMD_INPUT,     /* value: the answer (stolen) */
     FLOWD_CMD_SHARED,    /* pointer: NULL or a checked JSON Pointer (copied) */
     FLOWD_CMD_HISTORY,
@@ -58,6 +57,11 @@ int flowd_bridge_new(flowd_server_t *srv, flowd_bridge_t **out);
 /* Any thread. A new command of type for job (a reference is taken); NULL when out of memory. */
 flowd_cmd_t *flowd_cmd_new(flowd_cmd_type_t type, flowd_job_t *job);
 void flowd_cmd_free(flowd_cmd_t *cmd);
+/* Any thread: queues the start of job (a reference is taken) with its shared store and params
+ * (both stolen; params may be NULL). Starts are the hot path: the record itself is the queue's
+ * node, so nothing is allocated. Within one drain, starts run before commands. 0, or FLOW_ESTATE
+ * once the bridge is closed. */
+int flowd_bridge_start(flowd_bridge_t *b, flowd_job_t *job, json_t *shared, json_t *params);
 /* Any thread: queues cmd (taken over) for the loop. FLOW_ESTATE once the bridge is closed: the
  * command is freed and, for a loop call, the caller must resume and answer itself. */
 int flowd_bridge_push(flowd_bridge_t *b, flowd_cmd_t *cmd);

@@ -15,47 +15,87 @@ void flowd_ring_init(flowd_ring_t *r, unsigned limit) {
     memset(r, 0, sizeof *r);
     r->limit = limit ? limit : 1;
     r->next_id = 1;
+    r->ev = r->small;
+    r->cap = r->limit < FLOWD_RING_INLINE ? r->limit : FLOWD_RING_INLINE;
+}
+
+static void event_free(flowd_event_t *e) {
+    if (!e->is_static)
+        free((char *)e->data);
 }
 
 void flowd_ring_free(flowd_ring_t *r) {
     for (uint32_t i = 0; i < r->len; i++)
-        free(r->ev[(r->head + i) % r->cap].data);
-    free(r->ev);
-    r->ev = NULL;
-    r->len = r->cap = r->head = 0;
+        event_free(&r->ev[(r->head + i) % r->cap]);
+    if (r->ev != r->small)
+        free(r->ev);
+    r->ev = r->small;
+    r->len = r->head = 0;
 }
 
-int flowd_ring_push(flowd_ring_t *r, flow_event_type_t type, int final, char *data, size_t len) {
+int flowd_ring_push(flowd_ring_t *r, flow_event_type_t type, int final, uint64_t seq, const char *data,
+                    size_t len, int is_static) {
     if (r->len == r->cap && r->cap < r->limit) {
         /* grow (unrolling the ring into the new array), up to the limit */
-        uint32_t cap = r->cap ? r->cap * 2 : 4;
+        uint32_t cap = r->cap * 2;
         if (cap > r->limit)
             cap = r->limit;
         flowd_event_t *ev = malloc(cap * sizeof *ev);
         if (ev == NULL) {
-            free(data);
+            if (!is_static)
+                free((char *)data);
             return FLOW_ENOMEM;
         }
         for (uint32_t i = 0; i < r->len; i++)
             ev[i] = r->ev[(r->head + i) % r->cap];
-        free(r->ev);
+        if (r->ev != r->small)
+            free(r->ev);
         r->ev = ev;
         r->cap = cap;
         r->head = 0;
     }
     if (r->len == r->cap) { /* full at the limit: the oldest goes */
-        free(r->ev[r->head].data);
+        event_free(&r->ev[r->head]);
         r->head = (r->head + 1) % r->cap;
         r->len--;
     }
     flowd_event_t *e = &r->ev[(r->head + r->len) % r->cap];
     e->id = r->next_id++;
+    e->seq = seq;
     e->data = data;
     e->len = (uint32_t)len;
     e->type = (uint8_t)type;
     e->final = (uint8_t)(final != 0);
+    e->is_static = (uint8_t)(is_static != 0);
     r->len++;
     return 0;
+}
+
+int flowd_ring_steps(const flowd_ring_t *r, uint64_t count, flowd_buf_t *b) {
+    /* walk back from the newest event to the first of the last count step events */
+    uint32_t i = r->len, found = 0;
+    uint64_t want = count;
+    while (i > 0 && found < want) {
+        const flowd_event_t *e = &r->ev[(r->head + i - 1) % r->cap];
+        if (e->type == FLOW_EVENT_STEP)
+            found++;
+        i--;
+    }
+    if (found < want)
+        return 0;
+    if (b == NULL)
+        return 1;
+    int first = 1;
+    for (; i < r->len; i++) {
+        const flowd_event_t *e = &r->ev[(r->head + i) % r->cap];
+        if (e->type != FLOW_EVENT_STEP)
+            continue;
+        if (!first)
+            flowd_buf_addc(b, ',');
+        flowd_buf_add(b, e->data, e->len);
+        first = 0;
+    }
+    return 1;
 }
 
 uint64_t flowd_ring_frames(const flowd_ring_t *r, uint64_t after, flowd_buf_t *b, size_t max,
@@ -150,6 +190,20 @@ char *flowd_event_status_json(flow_status_t status, const char *waiting_for, con
         flowd_jw_null(&w);
     flowd_jw_obj_end(&w);
     return flowd_buf_take(&b, len);
+}
+
+const char *flowd_event_status_static(flow_status_t status, size_t *len) {
+    static const char *const texts[] = {
+        "{\"status\":\"queued\",\"waiting_for\":null,\"error\":null}",
+        "{\"status\":\"running\",\"waiting_for\":null,\"error\":null}",
+        NULL,
+        "{\"status\":\"succeeded\",\"waiting_for\":null,\"error\":null}",
+        "{\"status\":\"failed\",\"waiting_for\":null,\"error\":null}",
+        "{\"status\":\"canceled\",\"waiting_for\":null,\"error\":null}"};
+    if ((unsigned)status >= sizeof texts / sizeof texts[0] || texts[status] == NULL)
+        return NULL;
+    *len = strlen(texts[status]);
+    return texts[status];
 }
 
 /* ---- event streams ---- */

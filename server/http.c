@@ -62,7 +62,8 @@ typedef struct req {
     flowd_job_t *job;           /* the route's job, a reference */
     flowd_reply_t reply;        /* loop calls and the store */
     struct MHD_Connection *conn;
-    flowd_cmd_t *start;         /* PH_STORE: the start command, pushed once the store confirms */
+    json_t *start_shared;       /* PH_STORE: what the job starts with once the store confirms */
+    json_t *start_params;
     char inline_body[INLINE_BODY];
 } req_t;
 
@@ -90,8 +91,9 @@ static enum MHD_Result send_body(req_t *r, struct MHD_Connection *conn, unsigned
     }
     MHD_add_response_header(res, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (r->job != NULL && (status == 202 || (status == 200 && r->route == FLOWD_R_JOBS))) {
-        char location[64];
-        snprintf(location, sizeof location, "/v1/jobs/%s", r->job->id);
+        char location[48];
+        memcpy(location, "/v1/jobs/", 9);
+        memcpy(location + 9, r->job->id, FLOWD_ID_LEN + 1);
         MHD_add_response_header(res, MHD_HTTP_HEADER_LOCATION, location);
     }
     if (status == 429)
@@ -424,10 +426,11 @@ static enum MHD_Result get_shared(flowd_server_t *srv, req_t *r, struct MHD_Conn
     if (job == NULL)
         return ret;
     flowd_job_lock(job);
+    int done = job->done;
     const char *final = job->final_shared; /* set once, never changed: usable after unlocking */
     size_t final_len = job->final_shared_len;
     flowd_job_unlock(job);
-    if (final != NULL) {
+    if (done && final != NULL) {
         flowd_answer_t a;
         flowd_render_shared(&a, final, final_len, NULL, pointer);
         return send_answer(r, conn, &a);
@@ -450,12 +453,11 @@ static enum MHD_Result get_history(flowd_server_t *srv, req_t *r, struct MHD_Con
     if (job == NULL)
         return ret;
     flowd_job_lock(job);
-    const char *final = job->final_history;
-    size_t final_len = job->final_history_len;
+    int done = job->done;
     flowd_job_unlock(job);
-    if (final != NULL) {
+    if (done) {
         size_t len = 0;
-        char *body = flowd_render_pretty(final, final_len, &len);
+        char *body = flowd_render_done_history(job, &len);
         return send_json(r, conn, 200, body, len);
     }
     flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_HISTORY, job);
@@ -758,20 +760,13 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
     r->job = job;
     if (repeat)
         return send_job(r, conn, 200, job);
-    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_START, job);
-    if (cmd == NULL) {
-        json_decref(shared);
-        json_decref(params);
-        return send_json(r, conn, 500, NULL, 0);
-    }
-    cmd->value = shared;
-    cmd->params = params;
     const flowd_store_ops_t *ops = srv->store->ops;
     if (!ops->immediate) {
         /* A durable store answers later: the connection waits, and the job starts once stored. */
         r->phase = PH_STORE;
         r->conn = conn;
-        r->start = cmd;
+        r->start_shared = shared;
+        r->start_params = params;
         atomic_fetch_add(&srv->http->suspended, 1);
         MHD_suspend_connection(conn);
         if (ops->create(srv->store, job, store_done, r) < 0)
@@ -779,13 +774,14 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
         return MHD_YES; /* on_resumed answers */
     }
     if (ops->create(srv->store, job, store_done, r) < 0 || r->reply.answer.status != 202) {
-        flowd_cmd_free(cmd);
+        json_decref(shared);
+        json_decref(params);
         return send_error(r, conn, 500, "internal", "the job could not be stored");
     }
     /* Render before the loop can run the job, so the answer says queued. */
     size_t len = 0;
-    char *text = flowd_render_job_text(job, &len);
-    flowd_bridge_push(srv->bridge, cmd);
+    char *text = flowd_render_new_job(job, &len);
+    flowd_bridge_start(srv->bridge, job, shared, params);
     return send_json(r, conn, 202, text, len);
 }
 
@@ -962,20 +958,28 @@ static enum MHD_Result on_resumed(flowd_server_t *srv, req_t *r, struct MHD_Conn
     case PH_WAIT:
         return send_job(r, conn, 200, r->job);
     case PH_STORE: {
-        flowd_cmd_t *cmd = r->start;
-        r->start = NULL;
+        json_t *shared = r->start_shared, *params = r->start_params;
+        r->start_shared = r->start_params = NULL;
         if (r->reply.answer.status != 202) {
-            flowd_cmd_free(cmd);
+            json_decref(shared);
+            json_decref(params);
             return send_error(r, conn, 500, "internal", "the job could not be stored");
         }
         size_t len = 0;
-        char *text = flowd_render_job_text(r->job, &len);
-        flowd_bridge_push(srv->bridge, cmd);
+        char *text = flowd_render_new_job(r->job, &len);
+        flowd_bridge_start(srv->bridge, r->job, shared, params);
         return send_json(r, conn, 202, text, len);
     }
     default:
         return send_answer(r, conn, &r->reply.answer);
     }
+}
+
+/* s into out (size bytes), cut to fit. */
+static void copy_cut(char *out, size_t size, const char *s) {
+    size_t n = strnlen(s, size - 1);
+    memcpy(out, s, n);
+    out[n] = '\0';
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -994,8 +998,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->route = FLOWD_R_OTHER;
         r->body = r->inline_body;
         r->cap = INLINE_BODY;
-        snprintf(r->method_name, sizeof r->method_name, "%s", method);
-        snprintf(r->path, sizeof r->path, "%s", url);
+        copy_cut(r->method_name, sizeof r->method_name, method);
+        copy_cut(r->path, sizeof r->path, url);
         *con_cls = r;
         return on_headers(srv, r, conn, url);
     }
@@ -1030,7 +1034,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     flowd_metrics_request(srv->metrics, r->route, r->status, us);
     flowd_log_request(r->method_name, r->path, r->status, us);
     free(r->reply.answer.body); /* a reply never sent: the connection ended first */
-    flowd_cmd_free(r->start);
+    json_decref(r->start_shared);
+    json_decref(r->start_params);
     flowd_job_unref(r->job);
     if (r->body != r->inline_body)
         free(r->body);
@@ -1076,9 +1081,9 @@ int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port) {
     }
     /* MHD's per-connection memory holds the request line and headers; well above our cap, so that
      * we, not MHD (whose answers are not JSON), refuse headers that are too large. */
-    size_t memory = cfg->max_header * 4 + 32768;
-    if (memory < 65536)
-        memory = 65536;
+    size_t memory = cfg->max_header * 2;
+    if (memory < 32768)
+        memory = 32768; /* MHD's default; it zeroes all of it for every request, so not more */
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
         srv, MHD_OPTION_SOCK_ADDR, addr,

@@ -30,22 +30,22 @@ struct flowd_jobs {
     shard_t shards[NSHARDS];
     flowd_jobs_opts_t o;
 
-    pthread_mutex_t list_lock;
+    /* Each group on cache lines of its own: HTTP threads and the loop write them all. */
+    _Alignas(64) pthread_mutex_t list_lock;
     slot_t *list;       /* live and emptied slots in [start, end), seq ascending */
     size_t start, end, cap;
     size_t empty;       /* emptied slots in [start, end) */
     uint64_t next_seq;
 
-    pthread_mutex_t idem_lock;
+    _Alignas(64) pthread_mutex_t idem_lock;
     flowd_job_t **idem; /* buckets by key */
     size_t idem_nb, idem_count;
 
-    _Atomic uint64_t counts[6];
+    _Alignas(64) _Atomic uint64_t counts[6];
     _Atomic uint64_t active;
-    _Atomic uint64_t size;
 
     /* Loop only. */
-    flowd_job_t *fhead, *ftail; /* finished, oldest first */
+    _Alignas(64) flowd_job_t *fhead, *ftail; /* finished, oldest first */
     size_t nfinished;
 };
 
@@ -134,9 +134,12 @@ void *flowd_jobs_data(flowd_jobs_t *t) {
 }
 
 static void job_free(flowd_job_t *job) {
+    json_decref(job->start_shared); /* never started: the server stopped first */
+    json_decref(job->start_params);
     flow_def_unref(job->def);
     free(job->idem_key);
-    free(job->last_action);
+    if (job->last_action != job->last_action_buf)
+        free(job->last_action);
     free(job->waiting_for);
     flow_error_clear(&job->error);
     free(job->final_shared);
@@ -214,24 +217,18 @@ static void shard_grow(shard_t *s) {
     s->nbuckets = nb;
 }
 
-/* Inserts job, a new id unless it is taken (returns -1 then: 128 random bits, but cheap to check). */
-static int shard_insert(flowd_jobs_t *t, flowd_job_t *job) {
+/* Inserts job. Ids are 128 random bits, so no two jobs get the same one in practice, and checking
+ * would cost a walk of the bucket's chain: cache misses on cold records, on the hot path. */
+static void shard_insert(flowd_jobs_t *t, flowd_job_t *job) {
     shard_t *s = shard_of(t, job->hash);
     pthread_mutex_lock(&s->lock);
     size_t i = job->hash & (s->nbuckets - 1);
-    for (flowd_job_t *j = s->buckets[i]; j != NULL; j = j->hnext) {
-        if (memcmp(j->id, job->id, FLOWD_ID_LEN) == 0) {
-            pthread_mutex_unlock(&s->lock);
-            return -1;
-        }
-    }
     job->hnext = s->buckets[i];
     s->buckets[i] = job;
     job->in_table = 1;
     if (++s->count > s->nbuckets)
         shard_grow(s);
     pthread_mutex_unlock(&s->lock);
-    return 0;
 }
 
 static void shard_remove(flowd_jobs_t *t, flowd_job_t *job) {
@@ -417,13 +414,12 @@ static int create(flowd_jobs_t *t, flow_def_t *def, const char *key, uint64_t bo
     atomic_init(&job->status, FLOW_QUEUED);
     atomic_init(&job->refs, 2); /* the table's and the caller's */
     flowd_ring_init(&job->events, t->o.events_limit);
-    do {
-        if ((rc = flowd_new_id(job->id)) != 0) {
-            rc = FLOW_EIO;
-            goto fail;
-        }
-        id_hash(job->id, FLOWD_ID_LEN, &job->hash);
-    } while (shard_insert(t, job) < 0);
+    if (flowd_new_id(job->id) != 0) {
+        rc = FLOW_EIO;
+        goto fail;
+    }
+    id_hash(job->id, FLOWD_ID_LEN, &job->hash);
+    shard_insert(t, job);
     pthread_mutex_lock(&t->list_lock);
     rc = list_room(t);
     if (rc == 0) {
@@ -436,7 +432,6 @@ static int create(flowd_jobs_t *t, flow_def_t *def, const char *key, uint64_t bo
         goto fail;
     }
     atomic_fetch_add(&t->counts[FLOW_QUEUED], 1);
-    atomic_fetch_add(&t->size, 1);
     *out = job;
     return 0;
 fail:
@@ -510,7 +505,6 @@ static void evict(flowd_jobs_t *t, flowd_job_t *job) {
     if (t->o.on_evict != NULL)
         t->o.on_evict(job, t->o.data);
     atomic_fetch_sub(&t->counts[atomic_load(&job->status)], 1);
-    atomic_fetch_sub(&t->size, 1);
     flowd_job_unref(job);
 }
 
@@ -550,5 +544,8 @@ uint64_t flowd_jobs_active(flowd_jobs_t *t) {
 }
 
 uint64_t flowd_jobs_size(flowd_jobs_t *t) {
-    return atomic_load_explicit(&t->size, memory_order_relaxed);
+    uint64_t n = 0;
+    for (int i = 0; i < 6; i++)
+        n += atomic_load_explicit(&t->counts[i], memory_order_relaxed);
+    return n;
 }

@@ -44,13 +44,18 @@ struct flowd_job {
     uint64_t started_us, finished_us;
     const char *current_node;    /* borrowed from def, or NULL */
     uint64_t steps;
-    char *last_action;
+    char *last_action;           /* NULL, last_action_buf, or malloc'd when longer */
     char *waiting_for;           /* compact JSON, or NULL */
     flow_error_t error;          /* code 0: none */
-    char *final_shared;          /* compact JSON, once the job has ended */
+    uint8_t done;                /* the final state below is written; it never changes again */
+    char *final_shared;          /* compact JSON, once done */
     size_t final_shared_len;
-    char *final_history;         /* compact JSON of the History object, once ended */
+    char *final_history;         /* compact JSON of the History object, once done; NULL when the
+                                  * event ring still holds its steps (flowd_render_kept_history) */
     size_t final_history_len;
+    uint64_t history_count;      /* once done: steps the history kept */
+    flow_history_totals_t totals; /* once done */
+    char last_action_buf[24];
     flowd_ring_t events;
     flowd_watch_t *sleepers;     /* event streams suspended until the next event */
 
@@ -60,6 +65,10 @@ struct flowd_job {
     flowd_job_t *fprev, *fnext;  /* finished records, oldest first (loop only) */
     uint8_t in_table;            /* shard lock */
     uint8_t ended;               /* loop only: flowd_jobs_ended ran */
+
+    /* The start hand-off (bridge.h): set by the HTTP thread before the push, taken by the loop. */
+    json_t *start_shared, *start_params;
+    flowd_job_t *start_next;
 
     /* Loop only. */
     flow_job_t *job;             /* while the engine runs it */

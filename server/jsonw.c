@@ -26,7 +26,7 @@ static int buf_grow(flowd_buf_t *b, size_t extra) {
     size_t need = b->len + extra + 1;
     if (need <= b->cap)
         return 0;
-    size_t cap = b->cap ? b->cap : 256;
+    size_t cap = b->cap ? b->cap : 512; /* a Job object fits */
     while (cap < need)
         cap *= 2;
     char *data = realloc(b->data, cap);
@@ -112,18 +112,43 @@ uint64_t flowd_now_us(void) {
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* Writes the n decimal digits of v (zero-padded) at p. */
+static void put_digits(char *p, unsigned v, int n) {
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
 void flowd_format_time(uint64_t us, char out[32]) {
     /* gmtime_r once a second per thread: request logs and job answers format many times a second */
     static _Thread_local time_t cached_sec = (time_t)-1;
-    static _Thread_local char cached[24];
+    static _Thread_local char cached[20];
     time_t sec = (time_t)(us / 1000000u);
     if (sec != cached_sec) {
         struct tm tm;
         gmtime_r(&sec, &tm);
-        strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm) != 19)
+            memcpy(cached, "0000-00-00T00:00:00", 20);
         cached_sec = sec;
     }
-    snprintf(out, 32, "%s.%06uZ", cached, (unsigned)(us % 1000000u));
+    memcpy(out, cached, 19);
+    out[19] = '.';
+    put_digits(out + 20, (unsigned)(us % 1000000u), 6);
+    out[26] = 'Z';
+    out[27] = '\0';
+}
+
+size_t flowd_format_u64(uint64_t v, char *out) {
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
 }
 
 /* ---- the writer ---- */
@@ -241,6 +266,10 @@ static void put_string(flowd_buf_t *b, const char *s, size_t len) {
     flowd_buf_addc(b, '"');
     while (i < len) {
         unsigned char c = p[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            i++; /* the common case: copied in bulk below */
+            continue;
+        }
         const char *esc = NULL;
         char u[7];
         size_t n = 1;
@@ -302,13 +331,22 @@ void flowd_jw_str(flowd_jw_t *w, const char *s) {
 }
 
 void flowd_jw_int(flowd_jw_t *w, int64_t v) {
+    char text[24];
+    size_t n = 0;
     before(w);
-    flowd_buf_printf(w->b, "%lld", (long long)v);
+    if (v < 0) {
+        text[n++] = '-';
+        n += flowd_format_u64((uint64_t)0 - (uint64_t)v, text + n);
+    } else {
+        n = flowd_format_u64((uint64_t)v, text);
+    }
+    flowd_buf_add(w->b, text, n);
 }
 
 void flowd_jw_uint(flowd_jw_t *w, uint64_t v) {
+    char text[24];
     before(w);
-    flowd_buf_printf(w->b, "%llu", (unsigned long long)v);
+    flowd_buf_add(w->b, text, flowd_format_u64(v, text));
 }
 
 void flowd_jw_bool(flowd_jw_t *w, int v) {
@@ -328,7 +366,10 @@ void flowd_jw_time(flowd_jw_t *w, uint64_t us) {
         return;
     }
     flowd_format_time(us, t);
-    flowd_jw_strn(w, t, strlen(t));
+    before(w); /* no escaping needed */
+    t[27] = '"';
+    flowd_buf_addc(w->b, '"');
+    flowd_buf_add(w->b, t, 28);
 }
 
 void flowd_reindent(flowd_buf_t *b, const char *text, size_t len, unsigned indent, unsigned depth) {

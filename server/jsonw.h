@@ -35,6 +35,8 @@ void flowd_buf_free(flowd_buf_t *b); /* idempotent */
 
 /* RFC 3339 UTC with microseconds ("2026-11-24T17:05:00.123456Z", 27 bytes and a NUL) into out. */
 void flowd_format_time(uint64_t us, char out[32]);
+/* Decimal text of v into out (room for 20 bytes; no NUL); returns its length. */
+size_t flowd_format_u64(uint64_t v, char *out);
 /* Wall clock, microseconds since the Unix epoch. */
 uint64_t flowd_now_us(void);
 

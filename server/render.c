@@ -91,6 +91,27 @@ char *flowd_render_job_text(flowd_job_t *job, size_t *len) {
     return flowd_buf_take(&b, len);
 }
 
+char *flowd_render_new_job(flowd_job_t *job, size_t *len) {
+    char t[32];
+    flowd_buf_t b;
+    flowd_jw_t w;
+    flowd_buf_init(&b, 0);
+    flowd_jw_init(&w, &b, 2);
+    flowd_format_time(job->created_us, t);
+    flowd_buf_add(&b, "{\n  \"id\": \"", 11);
+    flowd_buf_add(&b, job->id, FLOWD_ID_LEN);
+    flowd_buf_add(&b, "\",\n  \"flow\": ", 13);
+    w.depth = 1; /* the name may need escaping: the writer does it */
+    w.after_key = 1;
+    flowd_jw_str(&w, flow_def_name(job->def));
+    flowd_buf_adds(&b, ",\n  \"status\": \"queued\",\n  \"created_at\": \"");
+    flowd_buf_add(&b, t, 27);
+    flowd_buf_adds(&b, "\",\n  \"started_at\": null,\n  \"finished_at\": null,\n  \"current_node\": null,\n"
+                       "  \"steps\": 0,\n  \"last_action\": null,\n  \"waiting_for\": null,\n"
+                       "  \"error\": null\n}\n");
+    return flowd_buf_take(&b, len);
+}
+
 char *flowd_render_history(flow_job_t *fj, const char *id, size_t *len) {
     flowd_buf_t b;
     flowd_jw_t w;
@@ -119,6 +140,47 @@ char *flowd_render_history(flow_job_t *fj, const char *id, size_t *len) {
     flowd_jw_uint(&w, totals.dropped);
     flowd_jw_obj_end(&w);
     flowd_jw_obj_end(&w);
+    return flowd_buf_take(&b, len);
+}
+
+char *flowd_render_done_history(flowd_job_t *job, size_t *len) {
+    flowd_buf_t b;
+    flowd_jw_t w;
+    flowd_buf_init(&b, 0);
+    flowd_job_lock(job);
+    if (job->final_history != NULL) {
+        flowd_reindent(&b, job->final_history, job->final_history_len, 2, 0);
+    } else {
+        /* {"id": ..., "steps": [the ring's step events], "totals": {...}} */
+        flowd_buf_t steps;
+        flowd_buf_init(&steps, 0);
+        flowd_buf_add(&steps, "[", 1);
+        flowd_ring_steps(&job->events, job->history_count, &steps);
+        flowd_buf_add(&steps, "]", 1);
+        flowd_jw_init(&w, &b, 2);
+        flowd_jw_obj(&w);
+        flowd_jw_key(&w, "id");
+        flowd_jw_str(&w, job->id);
+        flowd_jw_key(&w, "steps");
+        flowd_jw_raw(&w, steps.data, steps.len);
+        flowd_jw_key(&w, "totals");
+        flowd_jw_obj(&w);
+        flowd_jw_key(&w, "steps");
+        flowd_jw_uint(&w, job->totals.steps);
+        flowd_jw_key(&w, "failed");
+        flowd_jw_uint(&w, job->totals.failed);
+        flowd_jw_key(&w, "retries");
+        flowd_jw_uint(&w, job->totals.retries);
+        flowd_jw_key(&w, "dropped");
+        flowd_jw_uint(&w, job->totals.dropped);
+        flowd_jw_obj_end(&w);
+        flowd_jw_obj_end(&w);
+        if (steps.err)
+            b.err = steps.err;
+        flowd_buf_free(&steps);
+    }
+    flowd_job_unlock(job);
+    flowd_buf_addc(&b, '\n');
     return flowd_buf_take(&b, len);
 }
 

@@ -29,8 +29,17 @@ void flowd_render_job(flowd_jw_t *w, flowd_job_t *job);
 /* The Job object alone, pretty, with a newline. NULL when out of memory. */
 char *flowd_render_job_text(flowd_job_t *job, size_t *len);
 
+/* The Job object of a record just created, which the loop has not seen yet (queued, no times but
+ * created, no steps): the same text as flowd_render_job_text, made faster, for the 202 of
+ * POST /v1/jobs. */
+char *flowd_render_new_job(flowd_job_t *job, size_t *len);
+
 /* Loop thread: the History object of a running job, compact. NULL when out of memory. */
 char *flowd_render_history(flow_job_t *fj, const char *id, size_t *len);
+
+/* The History of a done record (job->done), pretty, with a newline: kept, or made from the steps
+ * in its event ring. Takes the record's lock. NULL when out of memory. */
+char *flowd_render_done_history(flowd_job_t *job, size_t *len);
 
 /* The answer to GET /v1/jobs/{id}/shared: the store (compact text, or the live json_t on the loop,
  * exactly one of them) or the part pointer (NULL: all) names: 200, 404 when the pointer names
