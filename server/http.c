@@ -320,7 +320,7 @@ static json_t *body_object(req_t *r, struct MHD_Connection *conn, const char *ex
                           example);
         return NULL;
     }
-    json_t *v = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &err);
+    json_t *v = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
     if (v == NULL) {
         *ret = send_error(r, conn, 400, "invalid_json", "invalid JSON at line %d, column %d: %s",
                           err.line, err.column, err.text);
