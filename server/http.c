@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1106,8 +1107,13 @@ int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port) {
 }
 
 void flowd_http_quiesce(flowd_http_t *h) {
-    if (h->listen_fd == MHD_INVALID_SOCKET)
-        h->listen_fd = MHD_quiesce_daemon(h->daemon);
+    if (h->listen_fd != MHD_INVALID_SOCKET)
+        return;
+    h->listen_fd = MHD_quiesce_daemon(h->daemon);
+    /* The socket is ours now but may not be closed before MHD stops. Without a shutdown, new
+     * clients would wait in its backlog for the whole grace period; with it they are refused. */
+    if (h->listen_fd != MHD_INVALID_SOCKET)
+        shutdown(h->listen_fd, SHUT_RDWR);
 }
 
 void flowd_http_refuse_calls(flowd_http_t *h) {

@@ -155,6 +155,45 @@ void e2e_start(e2e_server_t *s, ...) {
     ck_assert_ptr_nonnull(s->curl);
 }
 
+int e2e_run(const char *const *args, char **out) {
+    const char *argv[32];
+    int argc = 0;
+    const char *bin = getenv("FLOWD_BIN");
+    argv[argc++] = bin && *bin ? bin : "build/flowd";
+    for (size_t i = 0; args[i] != NULL && argc < 31; i++)
+        argv[argc++] = args[i];
+    argv[argc] = NULL;
+    char path[] = "/tmp/flowd-run-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fd);
+    track(pid, 1);
+    int status = 0;
+    uint64_t deadline = e2e_now_ms() + 10000;
+    while (waitpid(pid, &status, WNOHANG) != pid) {
+        ck_assert_msg(e2e_now_ms() < deadline, "flowd did not exit within 10 s");
+        sleep_ms(5);
+    }
+    track(pid, 0);
+    if (out != NULL) {
+        e2e_server_t tmp;
+        memset(&tmp, 0, sizeof tmp);
+        snprintf(tmp.log_path, sizeof tmp.log_path, "%s", path);
+        *out = e2e_log(&tmp);
+    }
+    unlink(path);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 int e2e_stop(e2e_server_t *s, unsigned timeout_ms) {
     int result = -1;
     if (s->curl != NULL) {

@@ -31,6 +31,9 @@ void e2e_start(e2e_server_t *s, ...) __attribute__((sentinel));
 /* Sends SIGTERM and waits up to timeout_ms for the exit; returns the exit status, or -1 when it did
  * not exit in time (it is killed then) or died of a signal. */
 int e2e_stop(e2e_server_t *s, unsigned timeout_ms);
+/* Runs flowd with these flags (a NULL-terminated list) to its end (10 s at most); *out (may be
+ * NULL) gets what it wrote to stdout and stderr (malloc'd). Returns the exit status. */
+int e2e_run(const char *const *args, char **out);
 /* Removes the log file (after a test that passed; a failed one leaves it for a look). */
 void e2e_cleanup(e2e_server_t *s);
 /* Everything flowd logged so far (malloc'd). */
