@@ -76,17 +76,22 @@ int flowd_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
     return 0;
 }
 
-/* A decimal number (a fraction allowed) and the unit after it. */
+/* A decimal number (digits, a fraction allowed; no sign, exponent or hex) and the unit after it. */
 static int number_unit(const char *s, double *num, const char **unit) {
-    if (s == NULL || !(isdigit((unsigned char)*s) || (*s == '.' && isdigit((unsigned char)s[1]))))
+    char digits[64];
+    size_t n = 0, dots = 0, seen_digit = 0;
+    if (s == NULL)
         return FLOW_EINVAL;
-    errno = 0;
-    char *end;
-    double v = strtod(s, &end);
-    if (errno != 0 || end == s || v < 0 || v != v)
+    for (; (isdigit((unsigned char)s[n]) || s[n] == '.') && n < sizeof digits - 1; n++) {
+        dots += s[n] == '.';
+        seen_digit |= s[n] != '.';
+    }
+    if (!seen_digit || dots > 1 || n == sizeof digits - 1)
         return FLOW_EINVAL;
-    *num = v;
-    *unit = end;
+    memcpy(digits, s, n);
+    digits[n] = '\0';
+    *num = strtod(digits, NULL);
+    *unit = s + n;
     return 0;
 }
 

@@ -91,7 +91,7 @@ static enum MHD_Result send_body(req_t *r, struct MHD_Connection *conn, unsigned
         return MHD_NO;
     }
     MHD_add_response_header(res, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    if (r->job != NULL && (status == 202 || (status == 200 && r->route == FLOWD_R_JOBS))) {
+    if (r->job != NULL && r->route == FLOWD_R_JOBS && (status == 202 || status == 200)) {
         char location[48];
         memcpy(location, "/v1/jobs/", 9);
         memcpy(location + 9, r->job->id, FLOWD_ID_LEN + 1);

@@ -260,7 +260,7 @@ static size_t utf8_len(const unsigned char *s, size_t len) {
 
 /* A JSON string literal; invalid UTF-8 becomes U+FFFD so the answer stays valid JSON. */
 static void put_string(flowd_buf_t *b, const char *s, size_t len) {
-    static const char hex[] = "0123456789abcdef";
+    static const char hex[] = "0123456789ABCDEF"; /* jansson's case */
     const unsigned char *p = (const unsigned char *)s;
     size_t start = 0, i = 0;
     flowd_buf_addc(b, '"');
