@@ -107,7 +107,7 @@ static void on_check(uv_check_t *h) {
 }
 
 static void mark_dirty(flowd_bridge_t *b, flowd_job_t *job) {
-    if (job->dirty)
+    if (job->dirty || b->closed) /* closed: written by this thread, under the lock */
         return;
     job->dirty = 1;
     job->dirty_next = b->dirty;
@@ -498,6 +498,10 @@ static void drain(flowd_bridge_t *b) {
 
 static void on_async(uv_async_t *h) {
     drain(h->data);
+}
+
+void flowd_bridge_run(flowd_bridge_t *b) {
+    drain(b);
 }
 
 int flowd_bridge_new(flowd_server_t *srv, flowd_bridge_t **out) {

@@ -67,6 +67,9 @@ int flowd_bridge_start(flowd_bridge_t *b, flowd_job_t *job, json_t *shared, json
 int flowd_bridge_push(flowd_bridge_t *b, flowd_cmd_t *cmd);
 uint64_t flowd_bridge_depth(flowd_bridge_t *b); /* commands queued */
 
+/* Loop: runs what is queued now (shutdown does, before it stops the HTTP daemon, so that every loop
+ * call still finds its connection). */
+void flowd_bridge_run(flowd_bridge_t *b);
 /* Loop, after the HTTP daemon stopped: runs what is left, refuses what comes later, closes the
  * handles; the memory goes with the last close callback (run the loop). */
 void flowd_bridge_close(flowd_bridge_t *b);

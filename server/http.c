@@ -644,7 +644,7 @@ static enum MHD_Result get_metrics(flowd_server_t *srv, req_t *r, struct MHD_Con
     flowd_jobs_counts(srv->jobs, g.jobs);
     g.queue_depth = flowd_bridge_depth(srv->bridge);
     g.streams = flowd_watchers_count(srv->watchers);
-    g.long_polls = atomic_load(&srv->http->suspended);
+    g.suspended = atomic_load(&srv->http->suspended);
     flowd_buf_t b;
     flowd_buf_init(&b, 0);
     flowd_metrics_render(srv->metrics, &g, &b);

@@ -93,12 +93,13 @@ void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flowd_buf
                      "# HELP flowd_event_streams Open GET /v1/jobs/{id}/events streams.\n"
                      "# TYPE flowd_event_streams gauge\n"
                      "flowd_event_streams %llu\n"
-                     "# HELP flowd_long_polls Long polls waiting (GET /v1/jobs/{id}?wait=).\n"
-                     "# TYPE flowd_long_polls gauge\n"
-                     "flowd_long_polls %llu\n",
+                     "# HELP flowd_suspended_requests Requests waiting without a thread: long polls "
+                     "and calls to the loop.\n"
+                     "# TYPE flowd_suspended_requests gauge\n"
+                     "flowd_suspended_requests %llu\n",
                      (unsigned long long)get(&m->started), (unsigned long long)get(&m->steps),
                      (unsigned long long)g->queue_depth, (unsigned long long)g->streams,
-                     (unsigned long long)g->long_polls);
+                     (unsigned long long)g->suspended);
     flowd_buf_adds(b, "# HELP flowd_http_requests_total HTTP requests answered, by route and code.\n"
                       "# TYPE flowd_http_requests_total counter\n");
     for (int r = 0; r < FLOWD_ROUTES; r++) {

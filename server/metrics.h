@@ -34,7 +34,7 @@ typedef struct flowd_gauges {
     uint64_t jobs[6];      /* by flow_status_t */
     uint64_t queue_depth;  /* commands waiting for the loop */
     uint64_t streams;      /* open event streams */
-    uint64_t long_polls;   /* waiting long polls */
+    uint64_t suspended;    /* requests whose connection is suspended (long polls, loop calls) */
 } flowd_gauges_t;
 
 int flowd_metrics_new(flowd_metrics_t **out);

@@ -48,6 +48,9 @@ static void closed_nothing(uv_handle_t *h) {
 static void stop_all(flowd_server_t *srv) {
     srv->stop_phase = STOPPED;
     uv_timer_stop(&srv->drain);
+    /* Loop calls still queued (only when ANSWER_WAIT_MS ran out) are answered while their
+     * connections exist; no new ones come (flowd_http_refuse_calls). */
+    flowd_bridge_run(srv->bridge);
     flowd_http_stop(srv->http); /* joins MHD's threads: no handler runs after this */
     srv->http = NULL;
     flowd_bridge_close(srv->bridge);
