@@ -79,6 +79,8 @@ int flowd_bridge_push(flowd_bridge_t *b, flowd_cmd_t *cmd) {
     return 0;
 }
 
+static void answer_cancels(flowd_job_t *job);
+
 /* ---- keeping records up to date (engine callbacks, loop thread) ---- */
 
 /* After each loop iteration: the node a job is at now (a step may have started since its last
@@ -228,6 +230,7 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
     flowd_waiters_wake(job);
+    answer_cancels(job);
     if (srv->store->ops->finish != NULL)
         srv->store->ops->finish(srv->store, job);
     flowd_jobs_ended(srv->jobs, job);
@@ -334,6 +337,7 @@ static void start_failed(flowd_server_t *srv, flowd_job_t *job, json_t *shared, 
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
     flowd_waiters_wake(job);
+    answer_cancels(job);
     flowd_jobs_ended(srv->jobs, job);
 }
 
@@ -362,15 +366,16 @@ static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
         flow_job_cancel(fj);
 }
 
-static void run_cancel(flowd_cmd_t *c) {
+/* Returns 1 when it keeps c: the answer waits until the job has ended (a cancel takes effect on the
+ * next loop iteration), so that it shows the job canceled, with its error and end time. */
+static int run_cancel(flowd_cmd_t *c) {
     flowd_job_t *job = c->job;
     if (job->job != NULL && flow_job_cancel(job->job) == 0) {
-        flowd_job_lock(job);
-        flowd_jobs_set_status_locked(job, FLOW_CANCELED); /* what the engine says already */
-        flowd_job_unlock(job);
-        flowd_waiters_wake(job);
-        reply_job(c, 202);
-    } else if (job->job == NULL && !job->ended) {
+        c->next = job->cancels;
+        job->cancels = c;
+        return 1;
+    }
+    if (job->job == NULL && !job->ended) {
         job->cancel_pending = 1; /* its start command is still on its way */
         reply_job(c, 202);
     } else {
@@ -378,6 +383,18 @@ static void run_cancel(flowd_cmd_t *c) {
                            job->id, flow_status_name(flowd_job_status(job)));
     }
     reply_done(c);
+    return 0;
+}
+
+/* The job has ended: the cancels that waited for it are answered. */
+static void answer_cancels(flowd_job_t *job) {
+    while (job->cancels != NULL) {
+        flowd_cmd_t *c = job->cancels;
+        job->cancels = c->next;
+        reply_job(c, 202);
+        reply_done(c);
+        flowd_cmd_free(c);
+    }
 }
 
 static void run_input(flowd_cmd_t *c) {
@@ -439,7 +456,8 @@ static void run_wait(flowd_bridge_t *b, flowd_cmd_t *c) {
 static void run(flowd_bridge_t *b, flowd_cmd_t *c) {
     switch (c->type) {
     case FLOWD_CMD_CANCEL:
-        run_cancel(c);
+        if (run_cancel(c))
+            return; /* kept until the job has ended */
         break;
     case FLOWD_CMD_INPUT:
         run_input(c);

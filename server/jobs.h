@@ -73,6 +73,7 @@ struct flowd_job {
     /* Loop only. */
     flow_job_t *job;             /* while the engine runs it */
     flowd_waiter_t *waiters;     /* long polls */
+    struct flowd_cmd *cancels;   /* cancel calls answered once the job has ended (bridge.c) */
     flowd_job_t *dirty_next;     /* bridge: records whose current node may have moved */
     uint8_t dirty;
     uint8_t cancel_pending;      /* canceled before its start command reached the loop */

@@ -258,6 +258,8 @@ START_TEST(test_cancel_stops_a_job_and_then_refuses) {
     e2e_request(&srv, "POST", path, NULL, NULL, &r);
     ck_assert_int_eq(r.status, 202);
     ck_assert_str_eq(str(r.json, "id"), id);
+    ck_assert_str_eq(str(r.json, "status"), "canceled"); /* the answer comes once it has stopped */
+    ck_assert(json_is_string(json_object_get(r.json, "finished_at")));
     e2e_resp_free(&r);
     json_t *done = e2e_wait_status(&srv, id, "canceled", 3000);
     ck_assert_uint_lt(e2e_now_ms() - t0, 3000);

@@ -46,7 +46,7 @@ START_TEST(test_a_full_ring_drops_the_oldest_and_says_so) {
     flowd_ring_init(&r, 3);
     flowd_buf_init(&b, 0);
     for (int i = 1; i <= 5; i++) {
-        char data[16];
+        char data[32];
         snprintf(data, sizeof data, "{\"n\":%d}", i);
         ck_assert_int_eq(flowd_ring_push(&r, FLOW_EVENT_STEP, 0, (uint64_t)i, dup_text(data), strlen(data), 0), 0);
     }
