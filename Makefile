@@ -81,7 +81,8 @@ help:
 	@echo "make check      run the tests of one build (SAN=asan or SAN=tsan picks the build): the"
 	@echo "                unit tests, then the end-to-end tests against that build's flowd"
 	@echo "make e2e        only the end-to-end tests (tests/e2e) of one build"
-	@echo "make valgrind   run the unit tests under valgrind (0 bytes definitely lost)"
+	@echo "make valgrind   run the unit tests under valgrind (0 bytes definitely lost), then the"
+	@echo "                end-to-end tests with flowd under valgrind"
 	@echo "make tsan       run the tests with ThreadSanitizer (build/tsan)"
 	@echo "make bench      build and run the benchmarks (build/flow-bench, and flowd over HTTP with wrk)"
 	@echo "make mock       build the test HTTP server (build/flowd-mock --port N [--api-key K])"
@@ -160,14 +161,22 @@ test: deps
 	$(MAKE) check
 	$(MAKE) SAN=asan check
 
+# The unit tests under valgrind, then the end-to-end tests with flowd itself under valgrind (all but
+# test_load, ten thousand jobs, which would take minutes there): a leak or an error makes flowd exit
+# 99 instead of 0, which fails the test that stops it.
+VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99
 valgrind: deps
 	@command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive && apt-get update -qq && \
 	  apt-get install -y -qq --no-install-recommends valgrind >/dev/null; }
-	$(MAKE) $(TEST_BIN)
+	$(MAKE) $(TEST_BIN) $(FLOWD) $(E2E_BIN)
 	@fail=0; for t in $(TEST_BIN); do \
 	  echo "== valgrind $$t"; \
 	  CK_FORK=no CK_DEFAULT_TIMEOUT=600 FLOW_TEST_SMALL=1 valgrind -q --leak-check=full \
 	    --errors-for-leak-kinds=definite --error-exitcode=99 $$t || fail=1; \
+	done; \
+	for t in $(filter-out %/test_load,$(E2E_BIN)); do \
+	  echo "== $$t, flowd under valgrind"; \
+	  FLOWD_WRAPPER="$(VALGRIND)" FLOWD_BIN=$(FLOWD) CK_DEFAULT_TIMEOUT=600 $$t || fail=1; \
 	done; exit $$fail
 
 tsan: deps

@@ -25,8 +25,9 @@ typedef struct e2e_server {
     CURL *curl;     /* kept alive between requests */
 } e2e_server_t;
 
-/* Starts flowd with --port 0 and the given flags (a NULL-terminated list), waits for its
- * "listening on" line (10 s at most) and reads the port from it. */
+/* Starts flowd ($FLOWD_BIN, default build/flowd; under $FLOWD_WRAPPER when set, e.g. valgrind) with
+ * --port 0 and the given flags (a NULL-terminated list), waits for its "listening on" line (10 s at
+ * most, a minute with a wrapper) and reads the port from it. */
 void e2e_start(e2e_server_t *s, ...) __attribute__((sentinel));
 /* Sends SIGTERM and waits up to timeout_ms for the exit; returns the exit status, or -1 when it did
  * not exit in time (it is killed then) or died of a signal. */
