@@ -60,8 +60,10 @@ START_TEST(test_finished_jobs_go_after_the_retention) {
     snprintf(path, sizeof path, "/v1/jobs/%s", str(job, "id"));
     json_decref(e2e_wait_status(&srv, str(job, "id"), "succeeded", 5000));
     uint64_t deadline = e2e_now_ms() + 5000;
-    while (get_status(path) == 200)
+    while (get_status(path) == 200) {
         ck_assert_msg(e2e_now_ms() < deadline, "the job is still there 5 s after it ended");
+        usleep(20000); /* polled: the sweep runs once a second */
+    }
     ck_assert_int_eq(get_status(path), 404);
     json_decref(job);
     stop();
@@ -130,17 +132,28 @@ START_TEST(test_sigterm_with_a_long_step_exits_after_the_grace) {
     const char *id = str(job, "id");
     json_decref(e2e_wait_status(&srv, id, "running", 5000));
     char path[128];
+    uint64_t deadline;
     e2e_stream_t events, poll;
     snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
     e2e_stream_open(&events, &srv, path, NULL);
     ck_assert(e2e_stream_wait_for(&events, "\"status\":\"running\"", 3000));
     snprintf(path, sizeof path, "/v1/jobs/%s?wait=60", id);
     e2e_stream_open(&poll, &srv, path, NULL);
-    e2e_stream_wait_for(&poll, "never", 200); /* the long poll is under way */
+    deadline = e2e_now_ms() + 5000;
+    for (;;) { /* until the server holds the long poll */
+        e2e_stream_wait_for(&poll, "-", 10);
+        e2e_resp_t m;
+        e2e_request(&srv, "GET", "/metrics", NULL, NULL, &m);
+        int held = strstr(m.body, "flowd_suspended_requests 1\n") != NULL;
+        e2e_resp_free(&m);
+        if (held)
+            break;
+        ck_assert_msg(e2e_now_ms() < deadline, "the long poll never reached the server");
+    }
 
     uint64_t t0 = e2e_now_ms();
     kill(srv.pid, SIGTERM);
-    uint64_t deadline = e2e_now_ms() + 5000;
+    deadline = e2e_now_ms() + 5000;
     while (get_status("/healthz") != 503) /* the kept-alive connection still gets answers */
         ck_assert_uint_lt(e2e_now_ms(), deadline);
     e2e_resp_t r;
