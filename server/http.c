@@ -387,10 +387,11 @@ static enum MHD_Result get_job(flowd_server_t *srv, req_t *r, struct MHD_Connect
     const char *wait = arg(conn, "wait");
     double seconds = 0;
     if (wait != NULL) {
-        char *end;
-        seconds = strtod(wait, &end);
-        if (*wait == '\0' || *end != '\0' || !isfinite(seconds) || seconds < 0 || seconds > MAX_WAIT_S ||
-            !(isdigit((unsigned char)*wait) || *wait == '.'))
+        /* digits with an optional fraction: strtod alone would take hex, exponents, inf */
+        size_t digits = strspn(wait, "0123456789.");
+        const char *dot = strchr(wait, '.');
+        if (digits == 0 || wait[digits] != '\0' || (dot != NULL && strchr(dot + 1, '.') != NULL) ||
+            strcmp(wait, ".") == 0 || (seconds = strtod(wait, NULL)) > MAX_WAIT_S)
             return send_error(r, conn, 400, "bad_request",
                               "wait must be a number of seconds from 0 to %d, not '%.32s'", MAX_WAIT_S,
                               wait);

@@ -66,6 +66,8 @@ static const bad_case_t cases[] = {
      "twice", NULL},
     {"wait=-1", "GET", "/v1/jobs/" UNKNOWN_ID "?wait=-1", {NULL}, NULL, 400, "bad_request", "wait", NULL},
     {"wait=301", "GET", "/v1/jobs/" UNKNOWN_ID "?wait=301", {NULL}, NULL, 400, "bad_request", "0 to 300", NULL},
+    {"wait=0x10", "GET", "/v1/jobs/" UNKNOWN_ID "?wait=0x10", {NULL}, NULL, 400, "bad_request", "'0x10'", NULL},
+    {"deeply nested body", "POST", "/v1/jobs", {JSON}, "@deep", 400, "invalid_json", "depth", NULL},
     {"wait=soon", "GET", "/v1/jobs/" UNKNOWN_ID "?wait=soon", {NULL}, NULL, 400, "bad_request", "'soon'", NULL},
     {"bad Last-Event-ID", "GET", "/v1/jobs/" UNKNOWN_ID "/events", {"Last-Event-ID: x"}, NULL, 400,
      "bad_request", "Last-Event-ID", NULL},
@@ -90,7 +92,7 @@ static const bad_case_t cases[] = {
 static e2e_server_t srv;
 
 static void setup(void) {
-    e2e_start(&srv, "--max-body", "1KiB", "--max-header", "4KiB", NULL);
+    e2e_start(&srv, "--max-body", "64KiB", "--max-header", "4KiB", NULL);
 }
 
 static void teardown(void) {
@@ -102,11 +104,19 @@ static void teardown(void) {
 static char *expand(const char *s) {
     if (s == NULL)
         return NULL;
-    if (strcmp(s, "@big") == 0) {
-        char *b = malloc(2049);
-        memset(b, ' ', 2048);
+    if (strcmp(s, "@big") == 0) { /* over --max-body 64KiB */
+        size_t n = 70 * 1024;
+        char *b = malloc(n + 1);
+        memset(b, ' ', n);
         memcpy(b, "{\"flow\": \"noop\", \"shared\": {}}", 30);
-        b[2048] = '\0';
+        b[n] = '\0';
+        return b;
+    }
+    if (strcmp(s, "@deep") == 0) { /* deeper than jansson parses (2048) */
+        char *b = malloc(20 * 1024 + 64);
+        int off = snprintf(b, 64, "{\"flow\": \"noop\", \"shared\": {\"a\": ");
+        memset(b + off, '[', 20 * 1024);
+        b[off + 20 * 1024] = '\0';
         return b;
     }
     if (strcmp(s, "@bigheader") == 0 || strcmp(s, "@bigkey") == 0) {
