@@ -313,13 +313,7 @@ static void start_failed(flowd_server_t *srv, flowd_job_t *job, json_t *shared, 
     flowd_jw_arr(&w);
     flowd_jw_arr_end(&w);
     flowd_jw_key(&w, "totals");
-    flowd_jw_obj(&w);
-    static const char *const totals[] = {"steps", "failed", "retries", "dropped"};
-    for (int i = 0; i < 4; i++) {
-        flowd_jw_key(&w, totals[i]);
-        flowd_jw_uint(&w, 0);
-    }
-    flowd_jw_obj_end(&w);
+    flowd_render_totals(&w, &(flow_history_totals_t){0});
     flowd_jw_obj_end(&w);
     char *history = flowd_buf_take(&hb, &hlen);
     flowd_job_lock(job);

@@ -91,6 +91,19 @@ char *flowd_render_job_text(flowd_job_t *job, size_t *len) {
     return flowd_buf_take(&b, len);
 }
 
+void flowd_render_totals(flowd_jw_t *w, const flow_history_totals_t *t) {
+    flowd_jw_obj(w);
+    flowd_jw_key(w, "steps");
+    flowd_jw_uint(w, t->steps);
+    flowd_jw_key(w, "failed");
+    flowd_jw_uint(w, t->failed);
+    flowd_jw_key(w, "retries");
+    flowd_jw_uint(w, t->retries);
+    flowd_jw_key(w, "dropped");
+    flowd_jw_uint(w, t->dropped);
+    flowd_jw_obj_end(w);
+}
+
 char *flowd_render_new_job(flowd_job_t *job, size_t *len) {
     char t[32];
     flowd_buf_t b;
@@ -129,16 +142,7 @@ char *flowd_render_history(flow_job_t *fj, const char *id, size_t *len) {
     flowd_jw_arr_end(&w);
     flow_job_history_totals(fj, &totals);
     flowd_jw_key(&w, "totals");
-    flowd_jw_obj(&w);
-    flowd_jw_key(&w, "steps");
-    flowd_jw_uint(&w, totals.steps);
-    flowd_jw_key(&w, "failed");
-    flowd_jw_uint(&w, totals.failed);
-    flowd_jw_key(&w, "retries");
-    flowd_jw_uint(&w, totals.retries);
-    flowd_jw_key(&w, "dropped");
-    flowd_jw_uint(&w, totals.dropped);
-    flowd_jw_obj_end(&w);
+    flowd_render_totals(&w, &totals);
     flowd_jw_obj_end(&w);
     return flowd_buf_take(&b, len);
 }
@@ -164,16 +168,7 @@ char *flowd_render_done_history(flowd_job_t *job, size_t *len) {
         flowd_jw_key(&w, "steps");
         flowd_jw_raw(&w, steps.data, steps.len);
         flowd_jw_key(&w, "totals");
-        flowd_jw_obj(&w);
-        flowd_jw_key(&w, "steps");
-        flowd_jw_uint(&w, job->totals.steps);
-        flowd_jw_key(&w, "failed");
-        flowd_jw_uint(&w, job->totals.failed);
-        flowd_jw_key(&w, "retries");
-        flowd_jw_uint(&w, job->totals.retries);
-        flowd_jw_key(&w, "dropped");
-        flowd_jw_uint(&w, job->totals.dropped);
-        flowd_jw_obj_end(&w);
+        flowd_render_totals(&w, &job->totals);
         flowd_jw_obj_end(&w);
         if (steps.err)
             b.err = steps.err;

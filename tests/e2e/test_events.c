@@ -181,6 +181,47 @@ START_TEST(test_a_quiet_stream_gets_keep_alive_comments) {
 }
 END_TEST
 
+/* With --events-limit 4 the ring keeps only the last events: the history still has every step, and
+ * a stream from the start says how many events it lost. */
+START_TEST(test_history_outlives_a_small_event_ring) {
+    ck_assert_int_eq(e2e_stop(&srv, 10000), 0);
+    e2e_cleanup(&srv);
+    e2e_start(&srv, "--events-limit", "4", NULL);
+    json_t *job = e2e_start_job(&srv, "{\"flow\": \"recipe\", \"params\": {\"fetch_ms\": 1, \"suggest_ms\": 1}}");
+    const char *id = str(job, "id");
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
+    for (int i = 0; i < 3; i++) {
+        json_decref(e2e_wait_status(&srv, id, "waiting", 5000));
+        e2e_resp_t r;
+        e2e_post(&srv, path, i < 2 ? "{\"value\": \"no\"}" : "{\"value\": \"yes\"}", &r);
+        ck_assert_int_eq(r.status, 202);
+        e2e_resp_free(&r);
+        /* the answer is taken up before the next wait: the job leaves the waiting status */
+        snprintf(path, sizeof path, "/v1/jobs/%s?wait=5", id);
+        json_decref(e2e_get_json(&srv, path));
+        snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
+    }
+    json_decref(e2e_wait_status(&srv, id, "succeeded", 5000));
+    snprintf(path, sizeof path, "/v1/jobs/%s/history", id);
+    json_t *history = e2e_get_json(&srv, path);
+    ck_assert_uint_eq(json_array_size(json_object_get(history, "steps")), 8);
+    ck_assert_str_eq(str(json_array_get(json_object_get(history, "steps"), 0), "node"), "fetch");
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
+    e2e_resp_t r;
+    e2e_request(&srv, "GET", path, NULL, NULL, &r);
+    ck_assert_msg(strncmp(r.body, ": ", 2) == 0 && strstr(r.body, "earlier events are no longer kept\n\n"),
+                  "%s", r.body);
+    json_t *frames = frames_of(r.body);
+    ck_assert_uint_eq(json_array_size(frames), 4);
+    ck_assert_str_eq(str(json_object_get(json_array_get(frames, 3), "data"), "status"), "succeeded");
+    json_decref(frames);
+    e2e_resp_free(&r);
+    json_decref(history);
+    json_decref(job);
+}
+END_TEST
+
 static Suite *events_suite(void) {
     Suite *s = suite_create("events");
     TCase *tc = tcase_create("events");
@@ -192,6 +233,7 @@ static Suite *events_suite(void) {
     tcase_add_test(tc, test_events_arrive_live_in_order_and_a_reconnect_misses_nothing);
     tcase_add_test(tc, test_two_watchers_see_the_same_events);
     tcase_add_test(tc, test_a_quiet_stream_gets_keep_alive_comments);
+    tcase_add_test(tc, test_history_outlives_a_small_event_ring);
     suite_add_tcase(s, tc);
     return s;
 }
