@@ -1,4 +1,4 @@
-/* test_load.c: ten thousand jobs at once. Each sleeps three seconds on a timer with a shared store of
+/* test_load.c: ten thousand jobs at once. Each sleeps five seconds on a timer with a shared store of
  * its own; all of them must end succeeded with their own store and slept value, and they must have
  * run together: one at a time would take hours. */
 #include <stdio.h>
@@ -8,7 +8,7 @@
 #include "e2e/e2e.h"
 
 #define JOBS 10000
-#define SECONDS 3
+#define SECONDS 5
 
 static const char *str(json_t *obj, const char *key) {
     return json_string_value(json_object_get(obj, key));
