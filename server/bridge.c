@@ -264,10 +264,14 @@ static void on_event(flow_job_t *fj, const flow_event_t *ev, void *data) {
     flowd_job_t *job = data;
     flowd_server_t *srv = flowd_jobs_data(job->table);
     flowd_bridge_t *b = srv->bridge;
+    /* Steps and status changes are what the API shows; other kinds of event (main's engine adds
+     * retry events) are not part of it yet and are left out. */
     if (ev->type == FLOW_EVENT_STEP)
         on_step(b, job, fj, ev->step);
-    else
+    else if (ev->type == FLOW_EVENT_STATUS)
         on_status(b, job, fj, ev->status);
+    else
+        return;
     if (!flow_status_final(ev->status))
         mark_dirty(b, job);
 }
