@@ -54,6 +54,12 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 SUPPORT_OBJ := $(SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
 
+# tests/e2e/test_<name>.c each make one Check runner that starts $(FLOWD) and drives it over HTTP
+# with libcurl; tests/e2e/e2e.c (their helpers) is linked into each.
+E2E_SRC := $(sort $(wildcard tests/e2e/test_*.c))
+E2E_BIN := $(E2E_SRC:tests/e2e/%.c=$(BUILD)/e2e/%)
+E2E_SUPPORT_OBJ := $(BUILD)/obj/tests/e2e/e2e.o
+
 BENCH := $(BUILD)/flow-bench
 MOCK := $(BUILD)/flowd-mock
 # examples/<name>_flow.c build flows (linked into flowd too); the other examples/*.c are programs.
@@ -64,7 +70,7 @@ EXAMPLES := $(EXAMPLES_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .SECONDARY:
 
-.PHONY: all lib test check unit deps bench valgrind tsan clean help run examples lint mock
+.PHONY: all lib test check unit e2e deps bench valgrind tsan clean help run examples lint mock
 
 all: $(LIB) $(if $(wildcard server/main.c),$(FLOWD)) $(EXAMPLES) $(MOCK)
 
@@ -73,10 +79,13 @@ help:
 	@echo "make run        install what is missing, build, start flowd on :8080 (foreground)"
 	@echo "make test       install what is missing, then run every test twice: plain and with"
 	@echo "                -fsanitize=address,undefined (build/asan)"
-	@echo "make check      run the tests of one build (SAN=asan or SAN=tsan picks the build)"
-	@echo "make valgrind   run the unit tests under valgrind (0 bytes definitely lost)"
+	@echo "make check      run the tests of one build (SAN=asan or SAN=tsan picks the build): the"
+	@echo "                unit tests, then the end-to-end tests against that build's flowd"
+	@echo "make e2e        only the end-to-end tests (tests/e2e) of one build"
+	@echo "make valgrind   run the unit tests under valgrind (0 bytes definitely lost), then the"
+	@echo "                end-to-end tests with flowd under valgrind"
 	@echo "make tsan       run the tests with ThreadSanitizer (build/tsan)"
-	@echo "make bench      build and run the benchmarks (build/flow-bench)"
+	@echo "make bench      build and run the benchmarks (build/flow-bench, and flowd over HTTP with wrk)"
 	@echo "make mock       build the test HTTP server (build/flowd-mock --port N [--api-key K])"
 	@echo "make deps       install missing -dev packages with apt-get (as root)"
 	@echo "make lint       grep for calls we do not use (sprintf, strcpy, atoi, ...)"
@@ -117,6 +126,10 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJ) $(SERVER_OBJ) $(FLO
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
+$(BUILD)/e2e/%: $(BUILD)/obj/tests/e2e/%.o $(E2E_SUPPORT_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+
 $(BENCH): $(BUILD)/obj/bench/flow-bench.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -138,26 +151,39 @@ unit: $(TEST_BIN)
 	  echo "== $$t"; CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-60} $$t || fail=1; \
 	done; exit $$fail
 
-check: all unit
+e2e: $(FLOWD) $(E2E_BIN)
+	@fail=0; for t in $(E2E_BIN); do \
+	  echo "== $$t"; FLOWD_BIN=$(FLOWD) CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-120} $$t || fail=1; \
+	done; exit $$fail
+
+check: all unit e2e
 
 test: deps
 	$(MAKE) check
 	$(MAKE) SAN=asan check
 
+# The unit tests under valgrind, then the end-to-end tests with flowd itself under valgrind (all but
+# test_load, ten thousand jobs, which would take minutes there): a leak or an error makes flowd exit
+# 99 instead of 0, which fails the test that stops it.
+VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99
 valgrind: deps
 	@command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive && apt-get update -qq && \
 	  apt-get install -y -qq --no-install-recommends valgrind >/dev/null; }
-	$(MAKE) $(TEST_BIN)
+	$(MAKE) $(TEST_BIN) $(FLOWD) $(E2E_BIN)
 	@fail=0; for t in $(TEST_BIN); do \
 	  echo "== valgrind $$t"; \
 	  CK_FORK=no CK_DEFAULT_TIMEOUT=600 FLOW_TEST_SMALL=1 valgrind -q --leak-check=full \
 	    --errors-for-leak-kinds=definite --error-exitcode=99 $$t || fail=1; \
+	done; \
+	for t in $(filter-out %/test_load,$(E2E_BIN)); do \
+	  echo "== $$t, flowd under valgrind"; \
+	  FLOWD_WRAPPER="$(VALGRIND)" FLOWD_BIN=$(FLOWD) CK_DEFAULT_TIMEOUT=600 $$t || fail=1; \
 	done; exit $$fail
 
 tsan: deps
 	$(MAKE) SAN=tsan check
 
-bench: deps $(BENCH)
+bench: deps $(BENCH) $(FLOWD)
 	./bench/run.sh $(BUILD)
 
 run: deps all

@@ -1,0 +1,106 @@
+#!/bin/sh
+# bench/run-http.sh BUILD_DIR: POST /v1/jobs of the noop flow against flowd, and the same wrk run
+# against a bare libmicrohttpd server that answers a canned 202 and does no work (bench/mhd_floor.c,
+# two threads like flowd's default), one server at a time. Prints both req/s and p99 latencies, the
+# ratio, and the target. flowd runs with its defaults (log level info: a line per request). Like
+# bench/run.sh, it runs each BENCH_RUNS times (3), the two servers in turn, and prints the medians.
+# bench/run.sh calls it; run it alone with `sh bench/run-http.sh build`.
+set -eu
+B=${1:-build}
+DIR=$(dirname "$0")
+FLOWD=$B/flowd
+FLOOR=$B/mhd_floor
+DURATION=${BENCH_HTTP_DURATION:-10s}
+RUNS=${BENCH_RUNS:-3}
+WRK="wrk -t2 -c64 -d$DURATION --latency -s $DIR/post_job.lua"
+
+command -v wrk >/dev/null || { echo "http: wrk is not installed (apt-get install wrk); skipped"; exit 0; }
+[ -x "$FLOWD" ] || { echo "http: $FLOWD is missing (make first); skipped"; exit 0; }
+# shellcheck disable=SC2046
+cc -O2 -o "$FLOOR" "$DIR/mhd_floor.c" $(pkg-config --cflags --libs libmicrohttpd)
+
+TMP=$(mktemp -d)
+PIDS=""
+cleanup() {
+    for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+# free_port: a TCP port nothing listens on (from the kernel's ephemeral range)
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null \
+        || echo 18092
+}
+
+# wait_port PORT: until something answers HTTP on it (5 s at most)
+wait_port() {
+    i=0
+    while ! curl -s -o /dev/null "http://127.0.0.1:$1/"; do
+        i=$((i + 1))
+        [ "$i" -gt 100 ] && { echo "http: nothing listens on port $1" >&2; return 1; }
+        sleep 0.05
+    done
+}
+
+# flowd_port LOG: the port of flowd's "listening on" line (5 s at most)
+flowd_port() {
+    i=0
+    while ! grep -q 'listening on http://' "$1" 2>/dev/null; do
+        i=$((i + 1))
+        [ "$i" -gt 100 ] && { echo "http: flowd did not start:" >&2; cat "$1" >&2; return 1; }
+        sleep 0.05
+    done
+    sed -n 's|.*listening on http://[^ ]*:\([0-9]*\).*|\1|p' "$1" | head -1
+}
+
+# run_wrk URL NAME: prints "rps p99_ms non2xx"
+run_wrk() {
+    $WRK "$1" >"$TMP/$2.wrk" 2>&1
+    awk '
+        /Requests\/sec:/ { rps = $2 }
+        $1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v = v / 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v = v * 1000 } p99 = v }
+        /Non-2xx/ { bad = $NF }
+        END { printf "%s %.3f %d\n", rps, p99, bad }' "$TMP/$2.wrk"
+}
+
+# median N...: the middle value
+median() {
+    printf '%s\n' "$@" | sort -n | awk -v n="$#" 'NR == int((n + 1) / 2) { print }'
+}
+
+echo "== http: POST /v1/jobs (noop flow), wrk -t2 -c64 -d$DURATION, one server at a time ($RUNS runs each, medians)"
+bare_rpss="" bare_p99s="" flowd_rpss="" flowd_p99s=""
+run=0
+while [ "$run" -lt "$RUNS" ]; do
+    run=$((run + 1))
+    port=$(free_port)
+    "$FLOOR" "$port" 2 &
+    PIDS="$!"
+    wait_port "$port"
+    bare=$(run_wrk "http://127.0.0.1:$port/v1/jobs" bare)
+    kill "$PIDS"; wait "$PIDS" 2>/dev/null || true
+
+    "$FLOWD" --port 0 2>"$TMP/flowd.log" &
+    PIDS="$!"
+    port=$(flowd_port "$TMP/flowd.log")
+    flowd=$(run_wrk "http://127.0.0.1:$port/v1/jobs" flowd)
+    kill -TERM "$PIDS"; wait "$PIDS" 2>/dev/null || true
+    PIDS=""
+
+    set -- $bare
+    bare_rpss="$bare_rpss $1" bare_p99s="$bare_p99s $2"
+    set -- $flowd
+    flowd_rpss="$flowd_rpss $1" flowd_p99s="$flowd_p99s $2"
+    [ "$3" = 0 ] || echo "http: $3 answers of flowd were not 2xx" >&2
+    echo "  run $run: bare_rps=${bare%% *} flowd_rps=${flowd%% *} flowd_p99_ms=$2" >&2
+done
+
+# shellcheck disable=SC2086
+awk -v br="$(median $bare_rpss)" -v bp="$(median $bare_p99s)" -v fr="$(median $flowd_rpss)" \
+    -v fp="$(median $flowd_p99s)" 'BEGIN {
+    printf "bare_rps=%.0f bare_p99_ms=%.2f flowd_rps=%.0f flowd_p99_ms=%.2f ratio=%.2f\n", br, bp, fr, fp, fr / br
+    printf "http: flowd/pocketflow_ref=%.1f (PocketFlow behind FastAPI: 4700 req/s, from the issue)\n", fr / 4700
+    ok = (fr >= 0.6 * br && fp < 10)
+    printf "target http: POST /v1/jobs >= 0.6x the bare server and p99 < 10 ms: %s\n", ok ? "met" : "NOT met"
+}'

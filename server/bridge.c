@@ -1,0 +1,566 @@
+/* bridge.c: the command queue to the loop, the loop calls, and the engine's callbacks that keep the
+ * job records up to date (bridge.h). */
+#include "bridge.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct flowd_bridge {
+    flowd_server_t *srv;
+    pthread_mutex_t lock;
+    flowd_cmd_t *head;        /* pushed, newest first */
+    flowd_job_t *starts;      /* records to start, newest first (through start_next) */
+    int closed;               /* under lock */
+    atomic_uint_fast64_t depth;
+    uv_async_t async;
+    uv_check_t check;         /* refreshes the current node of records whose job ran */
+    flowd_job_t *dirty;       /* loop only: records to refresh, each holding a reference */
+    int open_handles;
+};
+
+flowd_cmd_t *flowd_cmd_new(flowd_cmd_type_t type, flowd_job_t *job) {
+    flowd_cmd_t *cmd = calloc(1, sizeof *cmd);
+    if (cmd == NULL)
+        return NULL;
+    cmd->type = type;
+    cmd->job = flowd_job_ref(job);
+    return cmd;
+}
+
+void flowd_cmd_free(flowd_cmd_t *cmd) {
+    if (cmd == NULL)
+        return;
+    flowd_job_unref(cmd->job);
+    json_decref(cmd->value);
+    json_decref(cmd->params);
+    free(cmd->pointer);
+    free(cmd);
+}
+
+uint64_t flowd_bridge_depth(flowd_bridge_t *b) {
+    return atomic_load_explicit(&b->depth, memory_order_relaxed);
+}
+
+int flowd_bridge_start(flowd_bridge_t *b, flowd_job_t *job, json_t *shared, json_t *params) {
+    job->start_shared = shared;
+    job->start_params = params;
+    flowd_job_ref(job);
+    pthread_mutex_lock(&b->lock);
+    if (b->closed) {
+        pthread_mutex_unlock(&b->lock);
+        flowd_job_unref(job); /* the record frees shared and params */
+        return FLOW_ESTATE;
+    }
+    job->start_next = b->starts;
+    b->starts = job;
+    atomic_fetch_add_explicit(&b->depth, 1, memory_order_relaxed);
+    uv_async_send(&b->async);
+    pthread_mutex_unlock(&b->lock);
+    return 0;
+}
+
+int flowd_bridge_push(flowd_bridge_t *b, flowd_cmd_t *cmd) {
+    pthread_mutex_lock(&b->lock);
+    if (b->closed) {
+        pthread_mutex_unlock(&b->lock);
+        flowd_cmd_free(cmd);
+        return FLOW_ESTATE;
+    }
+    cmd->next = b->head;
+    b->head = cmd;
+    atomic_fetch_add_explicit(&b->depth, 1, memory_order_relaxed);
+    /* Under the lock, so that close cannot come between the check and the send. It costs a
+     * syscall only when the loop is not already due to wake. */
+    uv_async_send(&b->async);
+    pthread_mutex_unlock(&b->lock);
+    return 0;
+}
+
+static void answer_cancels(flowd_job_t *job);
+
+/* ---- keeping records up to date (engine callbacks, loop thread) ---- */
+
+/* After each loop iteration: the node a job is at now (a step may have started since its last
+ * event), so that GET /v1/jobs/{id} shows where a job waits. */
+static void on_check(uv_check_t *h) {
+    flowd_bridge_t *b = h->data;
+    flowd_job_t *job = b->dirty;
+    b->dirty = NULL;
+    while (job != NULL) {
+        flowd_job_t *next = job->dirty_next;
+        job->dirty = 0;
+        job->dirty_next = NULL;
+        if (job->job != NULL) {
+            const char *node = flow_job_current_node(job->job);
+            if (node != job->current_node) {
+                flowd_job_lock(job);
+                job->current_node = node;
+                flowd_job_unlock(job);
+            }
+        }
+        flowd_job_unref(job);
+        job = next;
+    }
+    if (b->dirty == NULL)
+        uv_check_stop(h);
+}
+
+static void mark_dirty(flowd_bridge_t *b, flowd_job_t *job) {
+    if (job->dirty || b->closed) /* closed: written by this thread, under the lock */
+        return;
+    job->dirty = 1;
+    job->dirty_next = b->dirty;
+    b->dirty = flowd_job_ref(job);
+    if (!uv_is_active((uv_handle_t *)&b->check))
+        uv_check_start(&b->check, on_check);
+}
+
+/* Record lock held. data: malloc'd (stolen) or static. */
+static void push_event(flowd_job_t *job, flow_event_type_t type, int final, uint64_t seq,
+                       const char *data, size_t len, int is_static) {
+    if (data == NULL || flowd_ring_push(&job->events, type, final, seq, data, len, is_static) < 0)
+        flowd_log(FLOW_LOG_WARN, "job %s: an event was lost (out of memory)", job->id);
+}
+
+/* A status event's data: static when it has no waiting_for and no error (the common case). */
+static const char *status_data(flow_status_t status, const char *waiting, const flow_error_t *err,
+                               size_t *len, int *is_static) {
+    const char *text = NULL;
+    if (waiting == NULL && (err == NULL || err->code == 0))
+        text = flowd_event_status_static(status, len);
+    *is_static = text != NULL;
+    return text ? text : flowd_event_status_json(status, waiting, err && err->code ? err : NULL, len);
+}
+
+/* Record lock held. */
+static void set_last_action(flowd_job_t *job, const char *action) {
+    if (action != NULL && job->last_action != NULL && strcmp(action, job->last_action) == 0)
+        return;
+    if (job->last_action != job->last_action_buf)
+        free(job->last_action);
+    job->last_action = NULL;
+    if (action == NULL)
+        return;
+    size_t n = strlen(action);
+    if (n < sizeof job->last_action_buf) {
+        memcpy(job->last_action_buf, action, n + 1);
+        job->last_action = job->last_action_buf;
+    } else {
+        job->last_action = strdup(action);
+    }
+}
+
+static int dump_to_buf(const char *text, size_t len, void *data) {
+    flowd_buf_add(data, text, len);
+    return 0;
+}
+
+/* Compact JSON of v in one allocation of ours (json_dumps makes several). */
+static char *dump_compact(const json_t *v, size_t *len) {
+    flowd_buf_t b;
+    flowd_buf_init(&b, 0);
+    if (json_dump_callback(v, dump_to_buf, &b, JSON_COMPACT | JSON_ENCODE_ANY) < 0) {
+        flowd_buf_free(&b);
+        return NULL;
+    }
+    return flowd_buf_take(&b, len);
+}
+
+static char *strdup_or_null(const char *s) {
+    return s ? strdup(s) : NULL;
+}
+
+static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const flow_step_t *step) {
+    flowd_server_t *srv = b->srv;
+    size_t len = 0;
+    char *data = flowd_event_step_json(step, &len);
+    const char *action = flow_job_last_action(fj);
+    flowd_metrics_steps(srv->metrics, 1);
+    flowd_job_lock(job);
+    job->steps = flow_job_steps(fj);
+    job->current_node = flow_job_current_node(fj);
+    set_last_action(job, action);
+    push_event(job, FLOW_EVENT_STEP, 0, step->seq, data, len, 0);
+    flowd_watch_wake_locked(job);
+    flowd_job_unlock(job);
+    if (srv->store->ops->checkpoint != NULL)
+        srv->store->ops->checkpoint(srv->store, job, step, flow_job_shared(fj));
+}
+
+/* The record's final state, from the engine's job in its last event. */
+static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_status_t status) {
+    flowd_server_t *srv = b->srv;
+    const flow_error_t *err = flow_job_error(fj);
+    size_t shared_len = 0, len = 0;
+    int is_static;
+    char *shared = dump_compact(flow_job_shared(fj), &shared_len);
+    const char *data = status_data(status, NULL, err, &len, &is_static);
+    char *message = err->code ? strdup_or_null(err->message) : NULL;
+    char *node = err->code ? strdup_or_null(err->node) : NULL;
+    if (shared == NULL)
+        flowd_log(FLOW_LOG_WARN, "job %s: its final shared store was lost (out of memory)", job->id);
+    flowd_job_lock(job);
+    flowd_jobs_set_status_locked(job, status);
+    job->started_us = flow_job_started_us(fj);
+    job->finished_us = flow_job_finished_us(fj);
+    if (job->finished_us == 0)
+        job->finished_us = flowd_now_us();
+    job->steps = flow_job_steps(fj);
+    job->current_node = NULL;
+    set_last_action(job, flow_job_last_action(fj));
+    free(job->waiting_for);
+    job->waiting_for = NULL;
+    flow_error_clear(&job->error);
+    job->error.code = err->code;
+    job->error.message = message;
+    job->error.node = node;
+    job->final_shared = shared;
+    job->final_shared_len = shared_len;
+    push_event(job, FLOW_EVENT_STATUS, 1, 0, data, len, is_static);
+    /* The history is made from the ring's step events when they are all still there (short jobs);
+     * otherwise it is kept as text now, while the engine still has it. */
+    job->history_count = flow_job_history_count(fj);
+    flow_job_history_totals(fj, &job->totals);
+    if (!flowd_ring_steps(&job->events, job->history_count, NULL))
+        job->final_history = flowd_render_history(fj, job->id, &job->final_history_len);
+    job->done = 1;
+    flowd_watch_wake_locked(job);
+    flowd_job_unlock(job);
+    flowd_waiters_wake(job);
+    answer_cancels(job);
+    if (srv->store->ops->finish != NULL)
+        srv->store->ops->finish(srv->store, job);
+    flowd_jobs_ended(srv->jobs, job);
+}
+
+static void on_status(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_status_t status) {
+    if (flow_status_final(status)) {
+        on_final(b, job, fj, status);
+        return;
+    }
+    char *waiting = NULL;
+    if (status == FLOW_WAITING && flow_job_waiting_for(fj) != NULL)
+        waiting = dump_compact(flow_job_waiting_for(fj), NULL);
+    size_t len = 0;
+    int is_static;
+    const char *data = status_data(status, waiting, NULL, &len, &is_static);
+    flowd_job_lock(job);
+    flowd_jobs_set_status_locked(job, status);
+    if (job->started_us == 0)
+        job->started_us = flow_job_started_us(fj);
+    job->current_node = flow_job_current_node(fj);
+    free(job->waiting_for);
+    job->waiting_for = waiting;
+    push_event(job, FLOW_EVENT_STATUS, 0, 0, data, len, is_static);
+    flowd_watch_wake_locked(job);
+    flowd_job_unlock(job);
+    flowd_waiters_wake(job);
+}
+
+static void on_event(flow_job_t *fj, const flow_event_t *ev, void *data) {
+    flowd_job_t *job = data;
+    flowd_server_t *srv = flowd_jobs_data(job->table);
+    flowd_bridge_t *b = srv->bridge;
+    /* Steps and status changes are what the API shows; other kinds of event (main's engine adds
+     * retry events) are not part of it yet and are left out. */
+    if (ev->type == FLOW_EVENT_STEP)
+        on_step(b, job, fj, ev->step);
+    else if (ev->type == FLOW_EVENT_STATUS)
+        on_status(b, job, fj, ev->status);
+    else
+        return;
+    if (!flow_status_final(ev->status))
+        mark_dirty(b, job);
+}
+
+static void on_done(flow_job_t *fj, void *data) {
+    flowd_job_t *job = data;
+    (void)fj;
+    job->job = NULL;
+    flowd_job_unref(job); /* the loop's reference, taken at start */
+}
+
+/* ---- commands ---- */
+
+/* A loop call is answered: the HTTP thread takes it from here once MHD runs the connection. */
+static void reply_done(flowd_cmd_t *c) {
+    atomic_store_explicit(&c->reply->ready, 1, memory_order_release);
+    MHD_resume_connection(c->conn);
+}
+
+static void reply_job(flowd_cmd_t *c, unsigned status) {
+    c->reply->answer.status = status;
+    c->reply->answer.body = flowd_render_job_text(c->job, &c->reply->answer.len);
+    c->reply->location = 1;
+}
+
+/* The job could not start: it ends failed, with the shared store it was given. */
+static void start_failed(flowd_server_t *srv, flowd_job_t *job, json_t *shared, int rc) {
+    flowd_log(FLOW_LOG_WARN, "job %s could not start: %s", job->id, flow_strerror(rc));
+    const char *message = "the job could not start";
+    flow_error_t err = {rc, (char *)message, NULL};
+    char *text = shared ? dump_compact(shared, NULL) : strdup("{}");
+    size_t len = 0, hlen = 0;
+    int is_static;
+    const char *data = status_data(FLOW_FAILED, NULL, &err, &len, &is_static);
+    flowd_buf_t hb;
+    flowd_jw_t w;
+    flowd_buf_init(&hb, 0);
+    flowd_jw_init(&w, &hb, 0);
+    flowd_jw_obj(&w);
+    flowd_jw_key(&w, "id");
+    flowd_jw_str(&w, job->id);
+    flowd_jw_key(&w, "steps");
+    flowd_jw_arr(&w);
+    flowd_jw_arr_end(&w);
+    flowd_jw_key(&w, "totals");
+    flowd_render_totals(&w, &(flow_history_totals_t){0});
+    flowd_jw_obj_end(&w);
+    char *history = flowd_buf_take(&hb, &hlen);
+    flowd_job_lock(job);
+    flowd_jobs_set_status_locked(job, FLOW_FAILED);
+    job->finished_us = flowd_now_us();
+    flow_error_clear(&job->error);
+    job->error.code = rc;
+    job->error.message = strdup(message);
+    job->final_shared = text;
+    job->final_shared_len = text ? strlen(text) : 0;
+    job->final_history = history;
+    job->final_history_len = hlen;
+    job->done = 1;
+    push_event(job, FLOW_EVENT_STATUS, 1, 0, data, len, is_static);
+    flowd_watch_wake_locked(job);
+    flowd_job_unlock(job);
+    flowd_waiters_wake(job);
+    answer_cancels(job);
+    flowd_jobs_ended(srv->jobs, job);
+}
+
+/* job: the queue's reference, dropped here. */
+static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
+    flowd_server_t *srv = b->srv;
+    json_t *params = job->start_params;
+    flow_job_opts_t opts = {
+        .id = job->id, .params = params, .on_event = on_event, .on_done = on_done, .data = job};
+    flow_job_t *fj = NULL;
+    json_t *shared = job->start_shared;
+    job->start_shared = job->start_params = NULL;
+    json_t *keep = json_incref(shared); /* for start_failed: flow_job_start steals shared */
+    int rc = flow_job_start(srv->eng, job->def, shared, &opts, &fj);
+    json_decref(params); /* the engine keeps what it needs */
+    if (rc < 0) {
+        start_failed(srv, job, keep, rc);
+        json_decref(keep);
+        flowd_job_unref(job);
+        return;
+    }
+    json_decref(keep);
+    job->job = fj; /* the queue's reference becomes the loop's, dropped in on_done */
+    flowd_metrics_job_started(srv->metrics);
+    if (job->cancel_pending)
+        flow_job_cancel(fj);
+}
+
+/* Returns 1 when it keeps c: the answer waits until the job has ended (a cancel takes effect on the
+ * next loop iteration), so that it shows the job canceled, with its error and end time. */
+static int run_cancel(flowd_cmd_t *c) {
+    flowd_job_t *job = c->job;
+    if (job->job != NULL && flow_job_cancel(job->job) == 0) {
+        c->next = job->cancels;
+        job->cancels = c;
+        return 1;
+    }
+    if (job->job == NULL && !job->ended) {
+        job->cancel_pending = 1; /* its start command is still on its way */
+        reply_job(c, 202);
+    } else {
+        flowd_answer_error(&c->reply->answer, 409, "already_ended", "job %s has already ended (%s)",
+                           job->id, flow_status_name(flowd_job_status(job)));
+    }
+    reply_done(c);
+    return 0;
+}
+
+/* The job has ended: the cancels that waited for it are answered. */
+static void answer_cancels(flowd_job_t *job) {
+    while (job->cancels != NULL) {
+        flowd_cmd_t *c = job->cancels;
+        job->cancels = c->next;
+        reply_job(c, 202);
+        reply_done(c);
+        flowd_cmd_free(c);
+    }
+}
+
+static void run_input(flowd_cmd_t *c) {
+    flowd_job_t *job = c->job;
+    flow_status_t status = job->job ? flow_job_status(job->job) : flowd_job_status(job);
+    if (job->job == NULL || status != FLOW_WAITING) {
+        flowd_answer_error(&c->reply->answer, 409, "not_waiting",
+                           "job %s is %s, not waiting for input", job->id, flow_status_name(status));
+    } else {
+        flow_error_t err = {0};
+        int rc = flow_job_input(job->job, c->value, &err);
+        if (rc == 0)
+            reply_job(c, 202);
+        else if (rc == FLOW_ESTATE)
+            flowd_answer_error(&c->reply->answer, 409, "not_waiting",
+                               "job %s is not waiting for input", job->id);
+        else
+            flowd_answer_error(&c->reply->answer, 422, "invalid_input", "%s",
+                               err.message ? err.message : flow_strerror(rc));
+        flow_error_clear(&err);
+    }
+    reply_done(c);
+}
+
+static void run_shared(flowd_cmd_t *c) {
+    flowd_job_t *job = c->job;
+    if (job->job != NULL)
+        flowd_render_shared(&c->reply->answer, NULL, 0, flow_job_shared(job->job), c->pointer);
+    else if (job->done && job->final_shared != NULL) /* set once, by this thread */
+        flowd_render_shared(&c->reply->answer, job->final_shared, job->final_shared_len, NULL,
+                            c->pointer);
+    else
+        flowd_answer_error(&c->reply->answer, 500, "internal", "job %s has no shared store", job->id);
+    reply_done(c);
+}
+
+static void run_history(flowd_cmd_t *c) {
+    flowd_job_t *job = c->job;
+    flowd_answer_t *a = &c->reply->answer;
+    a->status = 200;
+    if (job->job != NULL) {
+        size_t len = 0;
+        char *text = flowd_render_history(job->job, job->id, &len);
+        a->body = text ? flowd_render_pretty(text, len, &a->len) : NULL;
+        free(text);
+    } else if (job->done) {
+        a->body = flowd_render_done_history(job, &a->len);
+    } else {
+        flowd_answer_error(a, 500, "internal", "job %s has no history", job->id);
+    }
+    reply_done(c);
+}
+
+static void run_wait(flowd_bridge_t *b, flowd_cmd_t *c) {
+    if (flowd_waiter_add(b->srv->waits, c->job, c->seen, c->wait_ms, c->conn, &c->reply->ready) < 0)
+        reply_done(c); /* no memory to wait: answer at once */
+}
+
+static void run(flowd_bridge_t *b, flowd_cmd_t *c) {
+    switch (c->type) {
+    case FLOWD_CMD_CANCEL:
+        if (run_cancel(c))
+            return; /* kept until the job has ended */
+        break;
+    case FLOWD_CMD_INPUT:
+        run_input(c);
+        break;
+    case FLOWD_CMD_SHARED:
+        run_shared(c);
+        break;
+    case FLOWD_CMD_HISTORY:
+        run_history(c);
+        break;
+    case FLOWD_CMD_WAIT:
+        run_wait(b, c);
+        break;
+    }
+    flowd_cmd_free(c);
+}
+
+/* Runs every start and command queued, oldest first, starts first. */
+static void drain(flowd_bridge_t *b) {
+    pthread_mutex_lock(&b->lock);
+    flowd_cmd_t *list = b->head;
+    flowd_job_t *starts = b->starts;
+    b->head = NULL;
+    b->starts = NULL;
+    pthread_mutex_unlock(&b->lock);
+    flowd_job_t *sfifo = NULL;
+    flowd_cmd_t *fifo = NULL;
+    uint64_t n = 0;
+    while (starts != NULL) {
+        flowd_job_t *next = starts->start_next;
+        starts->start_next = sfifo;
+        sfifo = starts;
+        starts = next;
+        n++;
+    }
+    while (list != NULL) {
+        flowd_cmd_t *next = list->next;
+        list->next = fifo;
+        fifo = list;
+        list = next;
+        n++;
+    }
+    atomic_fetch_sub_explicit(&b->depth, n, memory_order_relaxed);
+    while (sfifo != NULL) {
+        flowd_job_t *next = sfifo->start_next;
+        sfifo->start_next = NULL;
+        run_start(b, sfifo);
+        sfifo = next;
+    }
+    while (fifo != NULL) {
+        flowd_cmd_t *next = fifo->next;
+        run(b, fifo);
+        fifo = next;
+    }
+}
+
+static void on_async(uv_async_t *h) {
+    drain(h->data);
+}
+
+void flowd_bridge_run(flowd_bridge_t *b) {
+    drain(b);
+}
+
+int flowd_bridge_new(flowd_server_t *srv, flowd_bridge_t **out) {
+    flowd_bridge_t *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return FLOW_ENOMEM;
+    b->srv = srv;
+    pthread_mutex_init(&b->lock, NULL);
+    int rc = uv_async_init(&srv->loop, &b->async, on_async);
+    if (rc != 0) {
+        pthread_mutex_destroy(&b->lock);
+        free(b);
+        return FLOW_EIO;
+    }
+    uv_check_init(&srv->loop, &b->check);
+    b->async.data = b;
+    b->check.data = b;
+    b->open_handles = 2;
+    *out = b;
+    return 0;
+}
+
+static void on_closed(uv_handle_t *h) {
+    flowd_bridge_t *b = h->data;
+    if (--b->open_handles > 0)
+        return;
+    pthread_mutex_destroy(&b->lock);
+    free(b);
+}
+
+void flowd_bridge_close(flowd_bridge_t *b) {
+    drain(b);
+    pthread_mutex_lock(&b->lock);
+    b->closed = 1;
+    pthread_mutex_unlock(&b->lock);
+    flowd_job_t *job = b->dirty;
+    while (job != NULL) {
+        flowd_job_t *next = job->dirty_next;
+        job->dirty = 0;
+        flowd_job_unref(job);
+        job = next;
+    }
+    b->dirty = NULL;
+    uv_close((uv_handle_t *)&b->async, on_closed);
+    uv_close((uv_handle_t *)&b->check, on_closed);
+}

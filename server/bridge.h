@@ -1,0 +1,77 @@
+/* bridge.h: the hand-off from HTTP threads to the loop thread, and the loop's side of every job.
+ *
+ * HTTP threads never touch the engine. They push commands on a queue (a mutex and a list) and wake
+ * the loop with uv_async_send, which coalesces: one wake-up drains every command queued meanwhile.
+ *
+ * Starting a job needs no answer from the loop (POST /v1/jobs answers 202 at once). The other
+ * commands are "loop calls": the HTTP thread suspends its connection (MHD_suspend_connection) before
+ * it pushes the command, the loop does the work, fills the command's reply (status and body), sets
+ * reply->ready and resumes the connection; MHD then calls the handler again, which queues the reply.
+ * A long poll is a loop call whose reply the HTTP thread writes itself once resumed.
+ *
+ * On the loop, the engine's callbacks keep each job's record (jobs.h) up to date under its lock:
+ * status, times, current node, steps, last action, what it waits for, its error, its events (for
+ * event streams, which are woken), and once it ends its final shared store and history as compact
+ * JSON; long polls are woken on status changes; the store gets its checkpoints. */
+#ifndef FLOWD_BRIDGE_H
+#define FLOWD_BRIDGE_H
+
+#include <stdatomic.h>
+
+#include <microhttpd.h>
+
+#include "render.h"
+#include "server.h"
+
+typedef enum flowd_cmd_type {
+    FLOWD_CMD_CANCEL = 0,
+    FLOWD_CMD_INPUT,     /* value: the answer (stolen) */
+    FLOWD_CMD_SHARED,    /* pointer: NULL or a checked JSON Pointer (copied) */
+    FLOWD_CMD_HISTORY,
+    FLOWD_CMD_WAIT       /* seen, wait_ms: a long poll */
+} flowd_cmd_type_t;
+
+/* Where a loop call's answer goes; part of the request, which lives while its connection is
+ * suspended. ready is set (release) before the connection is resumed. */
+typedef struct flowd_reply {
+    atomic_int ready;
+    flowd_answer_t answer;
+    int location; /* add a Location header for the job */
+} flowd_reply_t;
+
+typedef struct flowd_cmd {
+    struct flowd_cmd *next;
+    flowd_cmd_type_t type;
+    flowd_job_t *job;              /* a reference, which the command owns */
+    struct MHD_Connection *conn;   /* loop calls: suspended by the pusher */
+    flowd_reply_t *reply;          /* loop calls */
+    json_t *value;
+    json_t *params;
+    char *pointer;
+    flow_status_t seen;
+    uint64_t wait_ms;
+} flowd_cmd_t;
+
+int flowd_bridge_new(flowd_server_t *srv, flowd_bridge_t **out);
+
+/* Any thread. A new command of type for job (a reference is taken); NULL when out of memory. */
+flowd_cmd_t *flowd_cmd_new(flowd_cmd_type_t type, flowd_job_t *job);
+void flowd_cmd_free(flowd_cmd_t *cmd);
+/* Any thread: queues the start of job (a reference is taken) with its shared store and params
+ * (both stolen; params may be NULL). Starts are the hot path: the record itself is the queue's
+ * node, so nothing is allocated. Within one drain, starts run before commands. 0, or FLOW_ESTATE
+ * once the bridge is closed. */
+int flowd_bridge_start(flowd_bridge_t *b, flowd_job_t *job, json_t *shared, json_t *params);
+/* Any thread: queues cmd (taken over) for the loop. FLOW_ESTATE once the bridge is closed: the
+ * command is freed and, for a loop call, the caller must resume and answer itself. */
+int flowd_bridge_push(flowd_bridge_t *b, flowd_cmd_t *cmd);
+uint64_t flowd_bridge_depth(flowd_bridge_t *b); /* commands queued */
+
+/* Loop: runs what is queued now (shutdown does, before it stops the HTTP daemon, so that every loop
+ * call still finds its connection). */
+void flowd_bridge_run(flowd_bridge_t *b);
+/* Loop, after the HTTP daemon stopped: runs what is left, refuses what comes later, closes the
+ * handles; the memory goes with the last close callback (run the loop). */
+void flowd_bridge_close(flowd_bridge_t *b);
+
+#endif

@@ -1,0 +1,281 @@
+/* config.c: the table of settings behind config.h, their parsers and the --help text. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+
+enum kind { K_UINT, K_SIZE, K_MS, K_SECONDS, K_ADDR, K_LEVEL };
+
+typedef struct setting {
+    const char *flag;  /* without the leading "--" */
+    const char *env;
+    enum kind kind;
+    size_t offset;     /* in flowd_config_t */
+    uint64_t min, max; /* K_UINT: the value; K_SIZE: bytes; K_MS and K_SECONDS: milliseconds */
+    const char *def;   /* the default, as text: parsed like a value, and shown by --help */
+    const char *arg;   /* the placeholder --help shows */
+    const char *help;
+} setting_t;
+
+#define OFF(field) offsetof(flowd_config_t, field)
+#define GIB ((uint64_t)1 << 30)
+#define DAY_MS ((uint64_t)86400000)
+
+static const setting_t settings[] = {
+    {"bind", "FLOWD_BIND", K_ADDR, OFF(bind), 0, 0, "127.0.0.1", "ADDR",
+     "address to listen on: IPv4, IPv6 or localhost"},
+    {"port", "FLOWD_PORT", K_UINT, OFF(port), 0, 65535, "8080", "N",
+     "TCP port; 0 picks a free one (the log line \"listening on\" names it)"},
+    {"http-threads", "FLOWD_HTTP_THREADS", K_UINT, OFF(http_threads), 1, 256, "2", "N",
+     "threads serving HTTP (libmicrohttpd's pool; the engine has a thread of its own)"},
+    {"max-body", "FLOWD_MAX_BODY", K_SIZE, OFF(max_body), 64, GIB, "1MiB", "SIZE",
+     "largest request body; larger ones get 413"},
+    {"max-header", "FLOWD_MAX_HEADER", K_SIZE, OFF(max_header), 1024, 1u << 20, "16KiB", "SIZE",
+     "largest request line and headers together; larger ones get 431"},
+    {"max-jobs", "FLOWD_MAX_JOBS", K_UINT, OFF(max_jobs), 1, 100000000, "100000", "N",
+     "jobs queued, running or waiting at once; past it POST /v1/jobs gets 429"},
+    {"max-finished", "FLOWD_MAX_FINISHED", K_UINT, OFF(max_finished), 1, 100000000, "100000", "N",
+     "finished jobs kept in memory; the oldest go first"},
+    {"retention", "FLOWD_RETENTION", K_MS, OFF(retention_ms), 1000, 3650 * DAY_MS, "24h", "DURATION",
+     "how long a finished job is kept"},
+    {"grace", "FLOWD_GRACE", K_MS, OFF(grace_ms), 0, DAY_MS, "10s", "DURATION",
+     "on SIGTERM or SIGINT, how long running steps may take to finish"},
+    {"history-limit", "FLOWD_HISTORY_LIMIT", K_UINT, OFF(history_limit), 1, 1000000, "100", "N",
+     "steps of history a job keeps (the totals count them all)"},
+    {"events-limit", "FLOWD_EVENTS_LIMIT", K_UINT, OFF(events_limit), 1, 1000000, "1000", "N",
+     "events a job keeps for GET /v1/jobs/{id}/events"},
+    {"max-conns", "FLOWD_MAX_CONNS", K_UINT, OFF(max_conns), 1, 1000000, "10000", "N",
+     "open connections at once"},
+    {"max-conns-per-ip", "FLOWD_MAX_CONNS_PER_IP", K_UINT, OFF(max_conns_per_ip), 1, 1000000, "256",
+     "N", "open connections from one client address"},
+    {"idle-timeout", "FLOWD_IDLE_TIMEOUT", K_SECONDS, OFF(idle_timeout_ms), 1000, DAY_MS, "30s",
+     "DURATION", "close a connection that sends or reads nothing this long (whole seconds)"},
+    {"keepalive", "FLOWD_KEEPALIVE", K_MS, OFF(keepalive_ms), 100, DAY_MS, "15s", "DURATION",
+     "comment line sent on an idle event stream this often"},
+    {"log-level", "FLOWD_LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "info", "LEVEL",
+     "debug, info (a line per request), warn or error"},
+};
+
+#define NSETTINGS (sizeof settings / sizeof settings[0])
+
+int flowd_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
+    if (s == NULL || *s < '0' || *s > '9')
+        return FLOW_EINVAL;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return FLOW_EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* A decimal number (digits, a fraction allowed; no sign, exponent or hex) and the unit after it. */
+static int number_unit(const char *s, double *num, const char **unit) {
+    char digits[64];
+    size_t n = 0, dots = 0, seen_digit = 0;
+    if (s == NULL)
+        return FLOW_EINVAL;
+    for (; (isdigit((unsigned char)s[n]) || s[n] == '.') && n < sizeof digits - 1; n++) {
+        dots += s[n] == '.';
+        seen_digit |= s[n] != '.';
+    }
+    if (!seen_digit || dots > 1 || n == sizeof digits - 1)
+        return FLOW_EINVAL;
+    memcpy(digits, s, n);
+    digits[n] = '\0';
+    *num = strtod(digits, NULL);
+    *unit = s + n;
+    return 0;
+}
+
+int flowd_parse_size(const char *s, uint64_t *out) {
+    static const struct {
+        const char *unit;
+        double mul;
+    } units[] = {{"", 1},           {"b", 1},          {"k", 1024},     {"kb", 1024},
+                 {"kib", 1024},     {"m", 1048576},    {"mb", 1048576}, {"mib", 1048576},
+                 {"g", 1073741824}, {"gb", 1073741824}, {"gib", 1073741824}};
+    double v;
+    const char *unit;
+    if (number_unit(s, &v, &unit) < 0)
+        return FLOW_EINVAL;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcasecmp(unit, units[i].unit) == 0) {
+            double bytes = v * units[i].mul;
+            if (bytes > 9.0e15 || bytes != (double)(uint64_t)bytes)
+                return FLOW_EINVAL; /* too big, or a fraction of a byte */
+            *out = (uint64_t)bytes;
+            return 0;
+        }
+    }
+    return FLOW_EINVAL;
+}
+
+int flowd_parse_duration_ms(const char *s, uint64_t *out) {
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    double v;
+    const char *unit;
+    if (number_unit(s, &v, &unit) < 0)
+        return FLOW_EINVAL;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(unit, units[i].unit) == 0) {
+            double ms = v * units[i].ms;
+            if (ms > 9.0e15)
+                return FLOW_EINVAL;
+            *out = (uint64_t)(ms + 0.5);
+            return 0;
+        }
+    }
+    return FLOW_EINVAL;
+}
+
+static int valid_addr(const char *s) {
+    unsigned char addr[16];
+    return strcmp(s, "localhost") == 0 || inet_pton(AF_INET, s, addr) == 1 ||
+           inet_pton(AF_INET6, s, addr) == 1;
+}
+
+/* Sets one setting from text; on error writes why into err. */
+static int apply(flowd_config_t *c, const setting_t *st, const char *value, char *err, size_t errlen) {
+    char *field = (char *)c + st->offset;
+    uint64_t v = 0;
+    const char *why = NULL;
+    switch (st->kind) {
+    case K_UINT:
+        if (flowd_parse_uint(value, st->min, st->max, &v) < 0)
+            why = "a whole number";
+        else
+            *(unsigned *)field = (unsigned)v;
+        break;
+    case K_SIZE:
+        if (flowd_parse_size(value, &v) < 0 || v < st->min || v > st->max)
+            why = "a size such as 65536, 64KiB or 1MiB";
+        else
+            *(size_t *)field = (size_t)v;
+        break;
+    case K_MS:
+    case K_SECONDS:
+        if (flowd_parse_duration_ms(value, &v) < 0 || v < st->min || v > st->max ||
+            (st->kind == K_SECONDS && v % 1000 != 0))
+            why = st->kind == K_SECONDS ? "whole seconds such as 30 or 30s" : "a duration such as 1500ms, 10s, 5m or 24h";
+        else
+            *(uint64_t *)field = v;
+        break;
+    case K_ADDR:
+        if (strlen(value) >= sizeof c->bind || !valid_addr(value))
+            why = "an IPv4 or IPv6 address, or localhost";
+        else
+            snprintf(c->bind, sizeof c->bind, "%s", value);
+        break;
+    case K_LEVEL: {
+        flow_log_level_t level;
+        if (flowd_log_parse_level(value, &level) < 0)
+            why = "debug, info, warn or error";
+        else
+            c->log_level = level;
+        break;
+    }
+    }
+    if (why == NULL)
+        return 0;
+    if (st->kind == K_UINT || st->kind == K_SIZE || st->kind == K_MS || st->kind == K_SECONDS) {
+        char range[96] = "";
+        if (st->kind == K_UINT)
+            snprintf(range, sizeof range, " from %llu to %llu", (unsigned long long)st->min,
+                     (unsigned long long)st->max);
+        snprintf(err, errlen, "'%s' is not valid: expected %s%s", value, why, range);
+    } else {
+        snprintf(err, errlen, "'%s' is not valid: expected %s", value, why);
+    }
+    return FLOW_EINVAL;
+}
+
+void flowd_config_defaults(flowd_config_t *c) {
+    char err[8];
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < NSETTINGS; i++)
+        apply(c, &settings[i], settings[i].def, err, sizeof err);
+}
+
+static const char *real_getenv(const char *name) {
+    return getenv(name);
+}
+
+static const setting_t *find_flag(const char *name, size_t len) {
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (strlen(settings[i].flag) == len && strncmp(settings[i].flag, name, len) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+int flowd_config_parse(flowd_config_t *c, int argc, char **argv, flowd_getenv_fn env, char *err,
+                       size_t errlen) {
+    char why[256];
+    flowd_config_defaults(c);
+    if (env == NULL)
+        env = real_getenv;
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const char *value = env(settings[i].env);
+        if (value != NULL && apply(c, &settings[i], value, why, sizeof why) < 0) {
+            snprintf(err, errlen, "%s: %s", settings[i].env, why);
+            return FLOWD_CONFIG_ERROR;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+            return FLOWD_CONFIG_HELP;
+        if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0)
+            return FLOWD_CONFIG_VERSION;
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s' (flowd takes only flags; see --help)", arg);
+            return FLOWD_CONFIG_ERROR;
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const setting_t *st = find_flag(name, len);
+        if (st == NULL) {
+            snprintf(err, errlen, "unknown flag '--%.*s' (see --help)", (int)len, name);
+            return FLOWD_CONFIG_ERROR;
+        }
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (value == NULL) {
+            snprintf(err, errlen, "--%s needs a value (%s)", st->flag, st->arg);
+            return FLOWD_CONFIG_ERROR;
+        }
+        if (apply(c, st, value, why, sizeof why) < 0) {
+            snprintf(err, errlen, "--%s: %s", st->flag, why);
+            return FLOWD_CONFIG_ERROR;
+        }
+    }
+    return FLOWD_CONFIG_RUN;
+}
+
+void flowd_config_usage(FILE *out) {
+    fprintf(out, "usage: flowd [FLAG VALUE]...\n"
+                 "Runs PocketFlow-style flows as jobs behind a REST API (api/openapi.yaml).\n"
+                 "Every flag has an environment variable; the flag wins over the variable.\n\n");
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const setting_t *st = &settings[i];
+        char left[64];
+        snprintf(left, sizeof left, "--%s %s", st->flag, st->arg);
+        fprintf(out, "  %-30s %s\n  %-30s   env %s, default %s\n", left, st->help, "", st->env,
+                st->def);
+    }
+    fprintf(out, "  %-30s %s\n  %-30s %s\n\n", "--help", "print this and exit", "--version",
+            "print the version and exit");
+    fprintf(out, "Sizes: 65536, 64k, 64KiB, 1MiB. Durations: 90 (seconds), 1500ms, 10s, 5m, 24h, 7d.\n"
+                 "Exit status: 0 after SIGTERM or SIGINT, 1 when the server cannot start, 2 for bad "
+                 "flags.\n");
+}

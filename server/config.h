@@ -1,0 +1,58 @@
+/* config.h: flowd's settings from its flags and FLOWD_* environment variables. A flag wins over its
+ * variable, a variable over the default. Every setting, its flag, variable and default is in one
+ * table in config.c, which also writes the --help text, so the three cannot drift apart.
+ *
+ * Values: counts are decimal; sizes take a unit (1048576, 1024k, 1MiB, 1M); durations too (90, 90s,
+ * 1500ms, 10m, 24h, 7d; a bare number is seconds). Flags are `--name value` or `--name=value`. */
+#ifndef FLOWD_CONFIG_H
+#define FLOWD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "flow.h"
+
+typedef struct flowd_config {
+    char bind[64];              /* numeric IPv4 or IPv6 address, or "localhost" */
+    unsigned port;              /* 0: any free port */
+    unsigned http_threads;
+    size_t max_body;            /* bytes of a request body */
+    size_t max_header;          /* bytes of the request line and headers */
+    unsigned max_jobs;          /* queued, running or waiting at once */
+    unsigned max_finished;      /* finished jobs kept */
+    uint64_t retention_ms;      /* how long a finished job is kept */
+    uint64_t grace_ms;          /* shutdown: how long running steps may take to finish */
+    unsigned history_limit;     /* history entries a job keeps */
+    unsigned max_conns;
+    unsigned max_conns_per_ip;
+    uint64_t idle_timeout_ms;   /* a connection with no traffic this long is closed (whole seconds) */
+    uint64_t keepalive_ms;      /* SSE comment lines while nothing happens */
+    unsigned events_limit;      /* events a job keeps for /events */
+    flow_log_level_t log_level;
+} flowd_config_t;
+
+enum {
+    FLOWD_CONFIG_RUN = 0,     /* parsed: run the server */
+    FLOWD_CONFIG_HELP = 1,    /* --help was given */
+    FLOWD_CONFIG_VERSION = 2, /* --version was given */
+    FLOWD_CONFIG_ERROR = -1   /* err holds the message */
+};
+
+/* Where variables are read from: getenv, or a test's own. */
+typedef const char *(*flowd_getenv_fn)(const char *name);
+
+void flowd_config_defaults(flowd_config_t *c);
+/* Defaults, then the environment (env NULL: getenv), then argv[1..]. On FLOWD_CONFIG_ERROR, err
+ * (errlen bytes) says which flag or variable is wrong and why. */
+int flowd_config_parse(flowd_config_t *c, int argc, char **argv, flowd_getenv_fn env, char *err,
+                       size_t errlen);
+/* The --help text: every flag with its variable and default. */
+void flowd_config_usage(FILE *out);
+
+/* The parsers behind the flags, 0 or FLOW_EINVAL (exposed for tests). */
+int flowd_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+int flowd_parse_size(const char *s, uint64_t *out);
+int flowd_parse_duration_ms(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,543 @@
+/* events.c: the event ring of each job, event streams (SSE) that suspend while there is nothing to
+ * send, and long polls; events.h has the design. */
+#include "events.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs.h"
+
+#define FRAME_BATCH 16384 /* bytes of frames a stream takes from the ring at a time */
+
+/* ---- the ring ---- */
+
+void flowd_ring_init(flowd_ring_t *r, unsigned limit) {
+    memset(r, 0, sizeof *r);
+    r->limit = limit ? limit : 1;
+    r->next_id = 1;
+    r->ev = r->small;
+    r->cap = r->limit < FLOWD_RING_INLINE ? r->limit : FLOWD_RING_INLINE;
+}
+
+static void event_free(flowd_event_t *e) {
+    if (!e->is_static)
+        free((char *)e->data);
+}
+
+void flowd_ring_free(flowd_ring_t *r) {
+    for (uint32_t i = 0; i < r->len; i++)
+        event_free(&r->ev[(r->head + i) % r->cap]);
+    if (r->ev != r->small)
+        free(r->ev);
+    r->ev = r->small;
+    r->len = r->head = 0;
+}
+
+int flowd_ring_push(flowd_ring_t *r, flow_event_type_t type, int final, uint64_t seq, const char *data,
+                    size_t len, int is_static) {
+    if (r->len == r->cap && r->cap < r->limit) {
+        /* grow (unrolling the ring into the new array), up to the limit */
+        uint32_t cap = r->cap * 2;
+        if (cap > r->limit)
+            cap = r->limit;
+        flowd_event_t *ev = malloc(cap * sizeof *ev);
+        if (ev == NULL) {
+            if (!is_static)
+                free((char *)data);
+            return FLOW_ENOMEM;
+        }
+        for (uint32_t i = 0; i < r->len; i++)
+            ev[i] = r->ev[(r->head + i) % r->cap];
+        if (r->ev != r->small)
+            free(r->ev);
+        r->ev = ev;
+        r->cap = cap;
+        r->head = 0;
+    }
+    if (r->len == r->cap) { /* full at the limit: the oldest goes */
+        event_free(&r->ev[r->head]);
+        r->head = (r->head + 1) % r->cap;
+        r->len--;
+    }
+    flowd_event_t *e = &r->ev[(r->head + r->len) % r->cap];
+    e->id = r->next_id++;
+    e->seq = seq;
+    e->data = data;
+    e->len = (uint32_t)len;
+    e->type = (uint8_t)type;
+    e->final = (uint8_t)(final != 0);
+    e->is_static = (uint8_t)(is_static != 0);
+    r->len++;
+    return 0;
+}
+
+int flowd_ring_steps(const flowd_ring_t *r, uint64_t count, flowd_buf_t *b) {
+    /* walk back from the newest event to the first of the last count step events */
+    uint32_t i = r->len, found = 0;
+    uint64_t want = count;
+    while (i > 0 && found < want) {
+        const flowd_event_t *e = &r->ev[(r->head + i - 1) % r->cap];
+        if (e->type == FLOW_EVENT_STEP)
+            found++;
+        i--;
+    }
+    if (found < want)
+        return 0;
+    if (b == NULL)
+        return 1;
+    int first = 1;
+    for (; i < r->len; i++) {
+        const flowd_event_t *e = &r->ev[(r->head + i) % r->cap];
+        if (e->type != FLOW_EVENT_STEP)
+            continue;
+        if (!first)
+            flowd_buf_addc(b, ',');
+        flowd_buf_add(b, e->data, e->len);
+        first = 0;
+    }
+    return 1;
+}
+
+uint64_t flowd_ring_frames(const flowd_ring_t *r, uint64_t after, flowd_buf_t *b, size_t max,
+                           int *final) {
+    *final = 0;
+    if (r->len == 0)
+        return after;
+    uint64_t oldest = r->ev[r->head].id;
+    if (after + 1 >= r->next_id)
+        return after;
+    uint32_t i = 0;
+    if (after + 1 < oldest) {
+        flowd_buf_printf(b, ": %llu earlier events are no longer kept\n\n",
+                         (unsigned long long)(oldest - after - 1));
+    } else {
+        i = (uint32_t)(after + 1 - oldest);
+    }
+    for (; i < r->len && b->len < max; i++) {
+        const flowd_event_t *e = &r->ev[(r->head + i) % r->cap];
+        flowd_buf_printf(b, "id: %llu\nevent: %s\ndata: ", (unsigned long long)e->id,
+                         e->type == FLOW_EVENT_STEP ? "step" : "status");
+        flowd_buf_add(b, e->data, e->len);
+        flowd_buf_add(b, "\n\n", 2);
+        after = e->id;
+        *final = e->final;
+    }
+    return after;
+}
+
+static void write_error(flowd_jw_t *w, int code, const char *message, const char *node, int with_node) {
+    if (code == 0) {
+        flowd_jw_null(w);
+        return;
+    }
+    flowd_jw_obj(w);
+    flowd_jw_key(w, "code");
+    flowd_jw_str(w, flow_err_name(code));
+    flowd_jw_key(w, "message");
+    flowd_jw_str(w, message ? message : flow_strerror(code));
+    if (with_node) {
+        flowd_jw_key(w, "node");
+        flowd_jw_str(w, node);
+    }
+    flowd_jw_obj_end(w);
+}
+
+void flowd_step_write(flowd_jw_t *w, const flow_step_t *step) {
+    flowd_jw_obj(w);
+    flowd_jw_key(w, "seq");
+    flowd_jw_uint(w, step->seq);
+    flowd_jw_key(w, "node");
+    flowd_jw_str(w, step->node);
+    flowd_jw_key(w, "action");
+    flowd_jw_str(w, step->action);
+    flowd_jw_key(w, "tries");
+    flowd_jw_uint(w, step->tries);
+    flowd_jw_key(w, "started_at");
+    flowd_jw_time(w, step->start_us);
+    flowd_jw_key(w, "finished_at");
+    flowd_jw_time(w, step->end_us);
+    flowd_jw_key(w, "depth");
+    flowd_jw_uint(w, step->depth);
+    flowd_jw_key(w, "error");
+    write_error(w, step->error, step->message, NULL, 0);
+    flowd_jw_obj_end(w);
+}
+
+char *flowd_event_step_json(const flow_step_t *step, size_t *len) {
+    flowd_buf_t b;
+    flowd_jw_t w;
+    flowd_buf_init(&b, 0);
+    flowd_jw_init(&w, &b, 0);
+    flowd_step_write(&w, step);
+    return flowd_buf_take(&b, len);
+}
+
+char *flowd_event_status_json(flow_status_t status, const char *waiting_for, const flow_error_t *err,
+                              size_t *len) {
+    flowd_buf_t b;
+    flowd_jw_t w;
+    flowd_buf_init(&b, 0);
+    flowd_jw_init(&w, &b, 0);
+    flowd_jw_obj(&w);
+    flowd_jw_key(&w, "status");
+    flowd_jw_str(&w, flow_status_name(status));
+    flowd_jw_key(&w, "waiting_for");
+    flowd_jw_raw(&w, waiting_for, waiting_for ? strlen(waiting_for) : 0);
+    flowd_jw_key(&w, "error");
+    if (err != NULL)
+        write_error(&w, err->code, err->message, err->node, 1);
+    else
+        flowd_jw_null(&w);
+    flowd_jw_obj_end(&w);
+    return flowd_buf_take(&b, len);
+}
+
+const char *flowd_event_status_static(flow_status_t status, size_t *len) {
+    static const char *const texts[] = {
+        "{\"status\":\"queued\",\"waiting_for\":null,\"error\":null}",
+        "{\"status\":\"running\",\"waiting_for\":null,\"error\":null}",
+        NULL,
+        "{\"status\":\"succeeded\",\"waiting_for\":null,\"error\":null}",
+        "{\"status\":\"failed\",\"waiting_for\":null,\"error\":null}",
+        "{\"status\":\"canceled\",\"waiting_for\":null,\"error\":null}"};
+    if ((unsigned)status >= sizeof texts / sizeof texts[0] || texts[status] == NULL)
+        return NULL;
+    *len = strlen(texts[status]);
+    return texts[status];
+}
+
+/* ---- event streams ---- */
+
+struct flowd_watch {
+    flowd_watchers_t *ws;
+    flowd_job_t *job;
+    struct MHD_Connection *conn;
+    uint64_t last_id;              /* reader only */
+    flowd_buf_t pend;              /* reader only: frames taken from the ring, not yet sent */
+    size_t pend_off;
+    int ended;                     /* reader only: the final event is in pend */
+    _Atomic uint64_t last_send_ms; /* written by the reader, read by the keep-alive tick */
+    int sleeping;                  /* record lock: suspended, linked in job->sleepers */
+    int keepalive_due;             /* record lock */
+    int closing;                   /* record lock: shutdown, end the stream */
+    flowd_watch_t *sprev, *snext;  /* record lock: job->sleepers */
+    flowd_watch_t *wprev, *wnext;  /* watch list lock: every stream */
+};
+
+struct flowd_watchers {
+    pthread_mutex_t lock;
+    flowd_watch_t *head;
+    size_t count;
+    uint64_t keepalive_ms;
+    int closing;
+};
+
+static uint64_t mono_ms(void) {
+    return uv_hrtime() / 1000000u;
+}
+
+int flowd_watchers_new(uint64_t keepalive_ms, flowd_watchers_t **out) {
+    flowd_watchers_t *ws = calloc(1, sizeof *ws);
+    if (ws == NULL)
+        return FLOW_ENOMEM;
+    pthread_mutex_init(&ws->lock, NULL);
+    ws->keepalive_ms = keepalive_ms;
+    *out = ws;
+    return 0;
+}
+
+void flowd_watchers_free(flowd_watchers_t *ws) {
+    if (ws == NULL)
+        return;
+    pthread_mutex_destroy(&ws->lock);
+    free(ws);
+}
+
+/* Record lock held. */
+static void sleeper_unlink(flowd_watch_t *w) {
+    if (w->sprev != NULL)
+        w->sprev->snext = w->snext;
+    else
+        w->job->sleepers = w->snext;
+    if (w->snext != NULL)
+        w->snext->sprev = w->sprev;
+    w->sprev = w->snext = NULL;
+    w->sleeping = 0;
+}
+
+/* Record lock held: wakes a sleeping stream. */
+static void sleeper_resume(flowd_watch_t *w) {
+    sleeper_unlink(w);
+    MHD_resume_connection(w->conn);
+}
+
+static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    flowd_watch_t *w = cls;
+    (void)pos;
+    if (w->pend_off == w->pend.len) {
+        w->pend.len = 0;
+        w->pend_off = 0;
+        if (w->ended)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        flowd_job_t *job = w->job;
+        int final = 0;
+        flowd_job_lock(job);
+        w->last_id = flowd_ring_frames(&job->events, w->last_id, &w->pend, FRAME_BATCH, &final);
+        w->ended = final;
+        if (w->pend.len == 0 && !w->pend.err) {
+            if (w->closing) {
+                flowd_job_unlock(job);
+                return MHD_CONTENT_READER_END_OF_STREAM;
+            }
+            if (w->keepalive_due) {
+                flowd_buf_adds(&w->pend, ": keep-alive\n\n");
+            } else {
+                /* Nothing to send: sleep until the loop appends an event (or a keep-alive is due).
+                 * Suspending under the record lock means the loop cannot miss us. */
+                w->sleeping = 1;
+                w->sprev = NULL;
+                w->snext = job->sleepers;
+                if (job->sleepers != NULL)
+                    job->sleepers->sprev = w;
+                job->sleepers = w;
+                MHD_suspend_connection(w->conn);
+                flowd_job_unlock(job);
+                return 0;
+            }
+        }
+        w->keepalive_due = 0;
+        flowd_job_unlock(job);
+        if (w->pend.err)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    size_t n = w->pend.len - w->pend_off;
+    if (n > max)
+        n = max;
+    memcpy(buf, w->pend.data + w->pend_off, n);
+    w->pend_off += n;
+    atomic_store_explicit(&w->last_send_ms, mono_ms(), memory_order_relaxed);
+    return (ssize_t)n;
+}
+
+static void watch_free(void *cls) {
+    flowd_watch_t *w = cls;
+    flowd_watchers_t *ws = w->ws;
+    pthread_mutex_lock(&ws->lock);
+    if (w->wprev != NULL)
+        w->wprev->wnext = w->wnext;
+    else
+        ws->head = w->wnext;
+    if (w->wnext != NULL)
+        w->wnext->wprev = w->wprev;
+    ws->count--;
+    pthread_mutex_unlock(&ws->lock);
+    flowd_job_lock(w->job);
+    if (w->sleeping) /* not expected: MHD frees a response only once its connection runs again */
+        sleeper_unlink(w);
+    flowd_job_unlock(w->job);
+    flowd_job_unref(w->job);
+    flowd_buf_free(&w->pend);
+    free(w);
+}
+
+struct MHD_Response *flowd_watch_response(flowd_watchers_t *ws, flowd_job_t *job,
+                                          struct MHD_Connection *conn, uint64_t last_id) {
+    flowd_watch_t *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
+    w->ws = ws;
+    w->job = flowd_job_ref(job);
+    w->conn = conn;
+    w->last_id = last_id;
+    flowd_buf_init(&w->pend, 0);
+    atomic_init(&w->last_send_ms, mono_ms());
+    struct MHD_Response *res =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, FRAME_BATCH, watch_read, w, watch_free);
+    if (res == NULL) {
+        flowd_job_unref(job);
+        free(w);
+        return NULL;
+    }
+    pthread_mutex_lock(&ws->lock);
+    w->wnext = ws->head;
+    if (ws->head != NULL)
+        ws->head->wprev = w;
+    ws->head = w;
+    ws->count++;
+    if (ws->closing) {
+        flowd_job_lock(job);
+        w->closing = 1;
+        flowd_job_unlock(job);
+    }
+    pthread_mutex_unlock(&ws->lock);
+    return res;
+}
+
+void flowd_watch_wake_locked(flowd_job_t *job) {
+    while (job->sleepers != NULL)
+        sleeper_resume(job->sleepers);
+}
+
+void flowd_watchers_tick(flowd_watchers_t *ws) {
+    uint64_t now = mono_ms();
+    pthread_mutex_lock(&ws->lock);
+    for (flowd_watch_t *w = ws->head; w != NULL; w = w->wnext) {
+        if (now - atomic_load_explicit(&w->last_send_ms, memory_order_relaxed) < ws->keepalive_ms)
+            continue;
+        flowd_job_lock(w->job);
+        if (w->sleeping) {
+            w->keepalive_due = 1;
+            sleeper_resume(w);
+        }
+        flowd_job_unlock(w->job);
+    }
+    pthread_mutex_unlock(&ws->lock);
+}
+
+void flowd_watchers_close_all(flowd_watchers_t *ws) {
+    pthread_mutex_lock(&ws->lock);
+    ws->closing = 1;
+    for (flowd_watch_t *w = ws->head; w != NULL; w = w->wnext) {
+        flowd_job_lock(w->job);
+        w->closing = 1;
+        if (w->sleeping)
+            sleeper_resume(w);
+        flowd_job_unlock(w->job);
+    }
+    pthread_mutex_unlock(&ws->lock);
+}
+
+size_t flowd_watchers_count(flowd_watchers_t *ws) {
+    pthread_mutex_lock(&ws->lock);
+    size_t n = ws->count;
+    pthread_mutex_unlock(&ws->lock);
+    return n;
+}
+
+/* ---- long polls ---- */
+
+struct flowd_waiter {
+    uv_timer_t timer;
+    flowd_waitset_t *set;
+    flowd_job_t *job;
+    struct MHD_Connection *conn;
+    _Atomic int *done;
+    flow_status_t seen;
+    flowd_waiter_t *jprev, *jnext; /* job->waiters */
+    flowd_waiter_t *aprev, *anext; /* set->all */
+};
+
+struct flowd_waitset {
+    uv_loop_t *loop;
+    flowd_waiter_t *all;
+    size_t count;   /* waiting */
+    size_t alive;   /* not yet freed (timers closing) */
+    int stopping;   /* shutdown: new waits end at once */
+    int closed;     /* flowd_waitset_close ran: free once alive is 0 */
+};
+
+int flowd_waitset_new(uv_loop_t *loop, flowd_waitset_t **out) {
+    flowd_waitset_t *set = calloc(1, sizeof *set);
+    if (set == NULL)
+        return FLOW_ENOMEM;
+    set->loop = loop;
+    *out = set;
+    return 0;
+}
+
+static void waitset_maybe_free(flowd_waitset_t *set) {
+    if (set->closed && set->alive == 0)
+        free(set);
+}
+
+static void waiter_closed(uv_handle_t *h) {
+    flowd_waiter_t *wt = h->data;
+    flowd_waitset_t *set = wt->set;
+    flowd_job_unref(wt->job);
+    free(wt);
+    set->alive--;
+    waitset_maybe_free(set);
+}
+
+/* Ends the wait: the HTTP thread answers once MHD runs the connection again. */
+static void waiter_resolve(flowd_waiter_t *wt) {
+    flowd_waitset_t *set = wt->set;
+    if (wt->jprev != NULL)
+        wt->jprev->jnext = wt->jnext;
+    else
+        wt->job->waiters = wt->jnext;
+    if (wt->jnext != NULL)
+        wt->jnext->jprev = wt->jprev;
+    if (wt->aprev != NULL)
+        wt->aprev->anext = wt->anext;
+    else
+        set->all = wt->anext;
+    if (wt->anext != NULL)
+        wt->anext->aprev = wt->aprev;
+    set->count--;
+    atomic_store_explicit(wt->done, 1, memory_order_release);
+    MHD_resume_connection(wt->conn);
+    uv_close((uv_handle_t *)&wt->timer, waiter_closed);
+}
+
+static void waiter_timeout(uv_timer_t *t) {
+    waiter_resolve(t->data);
+}
+
+int flowd_waiter_add(flowd_waitset_t *set, flowd_job_t *job, flow_status_t seen, uint64_t wait_ms,
+                     struct MHD_Connection *conn, _Atomic int *done) {
+    flowd_waiter_t *wt = calloc(1, sizeof *wt);
+    if (wt == NULL)
+        return FLOW_ENOMEM;
+    wt->set = set;
+    wt->job = flowd_job_ref(job);
+    wt->conn = conn;
+    wt->done = done;
+    wt->seen = seen;
+    uv_timer_init(set->loop, &wt->timer);
+    wt->timer.data = wt;
+    wt->jnext = job->waiters;
+    if (job->waiters != NULL)
+        job->waiters->jprev = wt;
+    job->waiters = wt;
+    wt->anext = set->all;
+    if (set->all != NULL)
+        set->all->aprev = wt;
+    set->all = wt;
+    set->count++;
+    set->alive++;
+    if (set->stopping || flowd_job_status(job) != seen)
+        waiter_resolve(wt);
+    else
+        uv_timer_start(&wt->timer, waiter_timeout, wait_ms, 0);
+    return 0;
+}
+
+void flowd_waiters_wake(flowd_job_t *job) {
+    flow_status_t now = flowd_job_status(job);
+    flowd_waiter_t *wt = job->waiters;
+    while (wt != NULL) {
+        flowd_waiter_t *next = wt->jnext;
+        if (wt->seen != now)
+            waiter_resolve(wt);
+        wt = next;
+    }
+}
+
+void flowd_waitset_wake_all(flowd_waitset_t *set) {
+    set->stopping = 1;
+    while (set->all != NULL)
+        waiter_resolve(set->all);
+}
+
+void flowd_waitset_close(flowd_waitset_t *set) {
+    if (set == NULL)
+        return;
+    flowd_waitset_wake_all(set);
+    set->closed = 1;
+    waitset_maybe_free(set);
+}
+
+size_t flowd_waitset_count(const flowd_waitset_t *set) {
+    return set->count;
+}

@@ -1,0 +1,121 @@
+/* events.h: what GET /v1/jobs/{id}/events and the long poll GET /v1/jobs/{id}?wait= are made of.
+ *
+ * Each job record keeps a ring of its recent events (the last --events-limit), each with an id that
+ * counts up from 1 and its `data` already serialized (compact JSON), under the record's lock: the
+ * loop appends, HTTP threads read.
+ *
+ * An event stream (flowd_watch_t) is an MHD response whose content reader hands out the frames
+ * `id: N\nevent: step|status\ndata: {...}\n\n` after the last one it sent. When there is nothing to
+ * send it suspends its connection (in the reader, as microhttpd.h allows) and registers as a sleeper
+ * on the record; the loop resumes every sleeper when it appends an event, the keep-alive timer when a
+ * stream has been quiet for --keepalive (it then sends `: keep-alive`), and shutdown to end them all.
+ * A stream ends after the job's final status event. No thread is held by a waiting stream.
+ *
+ * A long poll (flowd_waiter_t) is loop-side: the HTTP thread suspends its connection and hands the
+ * loop the status it saw; the loop resumes the connection when the job's status changes or the wait
+ * times out (a uv_timer per waiter), and the HTTP thread then answers with the job as it is.
+ *
+ * Lock order everywhere: the watch list lock, then a record's lock, then MHD's own. */
+#ifndef FLOWD_EVENTS_H
+#define FLOWD_EVENTS_H
+
+#include <stdint.h>
+
+#include <microhttpd.h>
+#include <uv.h>
+
+#include "flow.h"
+#include "jsonw.h"
+
+struct flowd_job;
+struct flowd_server;
+
+/* ---- the ring ---- */
+
+typedef struct flowd_event {
+    uint64_t id;
+    uint64_t seq;       /* a step event's step (flow_step_t.seq); 0 for status events */
+    const char *data;   /* compact JSON: malloc'd, or a static string when is_static */
+    uint32_t len;
+    uint8_t type;       /* flow_event_type_t */
+    uint8_t final;      /* the job's last event */
+    uint8_t is_static;
+} flowd_event_t;
+
+#define FLOWD_RING_INLINE 4 /* a short job's events need no allocation of their own */
+
+typedef struct flowd_ring {
+    flowd_event_t *ev;       /* small, until more are needed */
+    uint32_t cap, len, head; /* the oldest is ev[head] */
+    uint32_t limit;
+    uint64_t next_id;        /* the id the next event gets */
+    flowd_event_t small[FLOWD_RING_INLINE];
+} flowd_ring_t;
+
+/* The ring must not move once initialized (ev may point into it). */
+void flowd_ring_init(flowd_ring_t *r, unsigned limit);
+void flowd_ring_free(flowd_ring_t *r);
+/* data: malloc'd and stolen (freed on error too), or static (is_static). seq: see flowd_event_t.
+ * Drops the oldest event when full. 0 or FLOW_ENOMEM. */
+int flowd_ring_push(flowd_ring_t *r, flow_event_type_t type, int final, uint64_t seq, const char *data,
+                    size_t len, int is_static);
+/* Whether the ring still holds the step events of the last count steps; if so, and b is not NULL,
+ * appends their data, oldest first and comma-separated, to b (a History's "steps" without the
+ * brackets). */
+int flowd_ring_steps(const flowd_ring_t *r, uint64_t count, flowd_buf_t *b);
+/* Appends to b the frames of the events after id `after`, until b holds at least max bytes, and
+ * first a comment when some of those events are no longer kept. Returns the id of the last event
+ * appended (after when none); *final is set when that event is the job's last. */
+uint64_t flowd_ring_frames(const flowd_ring_t *r, uint64_t after, flowd_buf_t *b, size_t max,
+                           int *final);
+/* The data JSON of a step event and of a status event (compact, malloc'd; NULL when out of memory).
+ * waiting_for: compact JSON or NULL; err: NULL when none. */
+char *flowd_event_step_json(const flow_step_t *step, size_t *len);
+char *flowd_event_status_json(flow_status_t status, const char *waiting_for, const flow_error_t *err,
+                              size_t *len);
+/* The data of a status event without waiting_for and error, as a static string; NULL for waiting
+ * (which has a waiting_for). */
+const char *flowd_event_status_static(flow_status_t status, size_t *len);
+/* The Step object of the API into w (the history uses it too). */
+void flowd_step_write(flowd_jw_t *w, const flow_step_t *step);
+
+/* ---- event streams (SSE) ---- */
+
+typedef struct flowd_watch flowd_watch_t;
+typedef struct flowd_watchers flowd_watchers_t;
+
+int flowd_watchers_new(uint64_t keepalive_ms, flowd_watchers_t **out);
+void flowd_watchers_free(flowd_watchers_t *ws); /* after the HTTP daemon stopped */
+
+/* The response of GET /v1/jobs/{id}/events for job (a reference is taken), starting after event
+ * last_id (0: from the oldest kept). NULL when out of memory. */
+struct MHD_Response *flowd_watch_response(flowd_watchers_t *ws, struct flowd_job *job,
+                                          struct MHD_Connection *conn, uint64_t last_id);
+/* The loop appended an event to job: wakes its sleeping streams. Call with the record's lock held. */
+void flowd_watch_wake_locked(struct flowd_job *job);
+/* Loop timer: sends keep-alives on streams quiet for keepalive_ms. */
+void flowd_watchers_tick(flowd_watchers_t *ws);
+/* Shutdown: every stream ends (after what it has buffered) and no new one waits. */
+void flowd_watchers_close_all(flowd_watchers_t *ws);
+size_t flowd_watchers_count(flowd_watchers_t *ws); /* streams open */
+
+/* ---- long polls (loop thread only) ---- */
+
+typedef struct flowd_waiter flowd_waiter_t;
+typedef struct flowd_waitset flowd_waitset_t;
+
+int flowd_waitset_new(uv_loop_t *loop, flowd_waitset_t **out);
+/* Resumes every waiter still waiting and frees the set once their timers have closed (run the loop
+ * afterwards). */
+void flowd_waitset_close(flowd_waitset_t *set);
+/* Waits on job (a reference is taken) until its status is no longer `seen` or wait_ms passes; then
+ * sets *done (release order) and resumes conn, which the caller has suspended. 0 or FLOW_ENOMEM. */
+int flowd_waiter_add(flowd_waitset_t *set, struct flowd_job *job, flow_status_t seen, uint64_t wait_ms,
+                     struct MHD_Connection *conn, _Atomic int *done);
+/* The job's status changed: resumes its waiters that saw another status. */
+void flowd_waiters_wake(struct flowd_job *job);
+/* Shutdown: resumes every waiter. */
+void flowd_waitset_wake_all(flowd_waitset_t *set);
+size_t flowd_waitset_count(const flowd_waitset_t *set);
+
+#endif

@@ -1,0 +1,146 @@
+/* flows.c: the compiled-in flows of flows.h and the Flow description of GET /v1/flows/{name}. */
+#include "flows.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "recipe_flow.h"
+
+/* ---- sleep ---- */
+
+static int sleep_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
+    json_t *s = json_object_get(shared, "seconds");
+    if (s == NULL)
+        return flow_error(ctx, FLOW_EINVAL,
+                          "shared.seconds is missing: the sleep flow waits that many seconds "
+                          "(a number from 0 to %d)", FLOWD_SLEEP_MAX_S);
+    double v = json_number_value(s);
+    if (!json_is_number(s) || !isfinite(v) || v < 0 || v > FLOWD_SLEEP_MAX_S)
+        return flow_error(ctx, FLOW_EINVAL, "shared.seconds must be a number from 0 to %d",
+                          FLOWD_SLEEP_MAX_S);
+    *prep_res = json_incref(s);
+    return 0;
+}
+
+static void sleep_exec(flow_ctx_t *ctx, json_t *seconds) {
+    uint64_t ms = (uint64_t)llround(json_number_value(seconds) * 1000.0);
+    flow_sleep(ctx, ms, json_incref(seconds));
+}
+
+static int sleep_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res,
+                      const char **action) {
+    (void)prep_res;
+    (void)action;
+    if (json_object_set(shared, "slept", exec_res) < 0)
+        return flow_error(ctx, FLOW_ENOMEM, "out of memory");
+    return 0;
+}
+
+static const flow_node_ops_t sleep_ops = {.prep = sleep_prep, .exec = sleep_exec, .post = sleep_post};
+
+/* A definition whose root flow "flow" runs one node. */
+static int one_node_flow(const char *name, const char *node, const flow_node_ops_t *ops,
+                         flow_def_t **out) {
+    flow_def_t *def;
+    flow_node_t *root, *n;
+    int rc = flow_def_new(name, &def);
+    if (rc < 0)
+        return rc;
+    if ((rc = flow_node_new(def, "flow", FLOW_FLOW, NULL, NULL, &root)) < 0 ||
+        (rc = flow_node_new(def, node, FLOW_NODE, ops, NULL, &n)) < 0 ||
+        (rc = flow_node_set_start(root, n)) < 0 || (rc = flow_def_set_root(def, root)) < 0) {
+        flow_def_unref(def);
+        return rc;
+    }
+    *out = def;
+    return 0;
+}
+
+int flowd_flows_register(flow_registry_t *reg, flow_error_t *err) {
+    for (int i = 0; i < 3; i++) {
+        flow_def_t *def = NULL;
+        int rc;
+        if (i == 0)
+            rc = one_node_flow("noop", "noop", NULL, &def);
+        else if (i == 1)
+            rc = one_node_flow("sleep", "sleep", &sleep_ops, &def);
+        else
+            rc = recipe_flow_new("recipe", &def);
+        if (rc == 0)
+            rc = flow_registry_put_flow(reg, def, err);
+        flow_def_unref(def);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- descriptions ---- */
+
+void flowd_flow_write(flowd_jw_t *w, const flow_def_t *def) {
+    flowd_jw_obj(w);
+    flowd_jw_key(w, "name");
+    flowd_jw_str(w, flow_def_name(def));
+    flowd_jw_key(w, "root");
+    flowd_jw_str(w, flow_def_root(def) ? flow_node_name(flow_def_root(def)) : NULL);
+    flowd_jw_key(w, "nodes");
+    flowd_jw_arr(w);
+    for (size_t i = 0; i < flow_def_node_count(def); i++) {
+        flow_node_t *n = flow_def_node_at(def, i);
+        flow_kind_t kind = flow_node_kind(n);
+        flowd_jw_obj(w);
+        flowd_jw_key(w, "name");
+        flowd_jw_str(w, flow_node_name(n));
+        flowd_jw_key(w, "kind");
+        flowd_jw_str(w, flow_kind_name(kind));
+        if (kind == FLOW_FLOW || kind == FLOW_BATCH_FLOW || kind == FLOW_PARALLEL_BATCH_FLOW) {
+            flowd_jw_key(w, "start");
+            flowd_jw_str(w, flow_node_start(n) ? flow_node_name(flow_node_start(n)) : NULL);
+        }
+        flowd_jw_key(w, "max_retries");
+        flowd_jw_uint(w, flow_node_max_retries(n));
+        flowd_jw_key(w, "wait_ms");
+        flowd_jw_uint(w, flow_node_wait(n));
+        flowd_jw_key(w, "timeout_ms");
+        flowd_jw_uint(w, flow_node_timeout(n));
+        flowd_jw_key(w, "limit");
+        flowd_jw_uint(w, flow_node_limit(n));
+        flowd_jw_key(w, "successors");
+        flowd_jw_obj(w);
+        for (size_t k = 0; k < flow_node_succ_count(n); k++) {
+            const char *action;
+            flow_node_t *to;
+            if (flow_node_succ_at(n, k, &action, &to) == 0) {
+                flowd_jw_key(w, action);
+                flowd_jw_str(w, flow_node_name(to));
+            }
+        }
+        flowd_jw_obj_end(w);
+        flowd_jw_obj_end(w);
+    }
+    flowd_jw_arr_end(w);
+    flowd_jw_key(w, "mermaid");
+    char *mermaid = NULL;
+    if (flow_def_mermaid(def, &mermaid) == 0) {
+        flowd_jw_str(w, mermaid);
+        flow_free(mermaid);
+    } else {
+        flowd_jw_null(w);
+    }
+    flowd_jw_obj_end(w);
+}
+
+void flowd_flow_names(flow_registry_t *reg, flowd_buf_t *b) {
+    flow_def_t **defs = NULL;
+    size_t n = 0;
+    if (flow_registry_list_flows(reg, &defs, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            flowd_buf_adds(b, ", ");
+        flowd_buf_adds(b, flow_def_name(defs[i]));
+        flow_def_unref(defs[i]);
+    }
+    flow_free(defs);
+}

@@ -1,0 +1,1135 @@
+/* http.c: the MHD daemon, the request checks and the routes of http.h. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include "bridge.h"
+#include "flows.h"
+#include "log.h"
+#include "pointer.h"
+#include "render.h"
+
+#define MAX_WAIT_S 300
+#define MAX_LIMIT 1000
+#define DEFAULT_LIMIT 50
+#define MAX_IDEM_KEY 255
+#define INLINE_BODY 512  /* bodies this small need no allocation of their own */
+#define LOG_PATH_MAX 200
+
+struct flowd_http {
+    flowd_server_t *srv;
+    struct MHD_Daemon *daemon;
+    MHD_socket listen_fd; /* after quiesce: ours to close, once the daemon has stopped */
+    atomic_size_t suspended;
+    atomic_int refuse;    /* flowd_http_refuse_calls */
+};
+
+enum method { M_GET = 0, M_HEAD, M_POST, M_OTHER };
+
+enum phase {
+    PH_NEW = 0,
+    PH_BODY,   /* reading the body of a POST */
+    PH_CALL,   /* suspended: a loop call is under way */
+    PH_WAIT,   /* suspended: a long poll */
+    PH_STORE,  /* suspended: the store has not confirmed the new job yet */
+    PH_DONE    /* answered */
+};
+
+/* One request; MHD keeps it as the handler's con_cls. */
+typedef struct req {
+    uint64_t t0_ns;
+    flowd_route_t route;
+    uint8_t method;
+    uint8_t phase;
+    uint8_t too_big;
+    unsigned status;            /* what was answered, for the log and the metrics */
+    char method_name[12];
+    char path[LOG_PATH_MAX + 1];
+    char *body;                 /* inline, or malloc'd when bigger */
+    size_t len, cap;
+    size_t seen;                /* body bytes received, kept or not */
+    flowd_job_t *job;           /* the route's job, a reference */
+    flowd_reply_t reply;        /* loop calls and the store */
+    struct MHD_Connection *conn;
+    json_t *start_shared;       /* PH_STORE: what the job starts with once the store confirms */
+    json_t *start_params;
+    char inline_body[INLINE_BODY];
+} req_t;
+
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- answering ---- */
+
+/* Queues body (malloc'd, taken over; NULL: out of memory, answered 500 without a body). */
+static enum MHD_Result send_body(req_t *r, struct MHD_Connection *conn, unsigned status, char *body,
+                                 size_t len, const char *type) {
+    if (body == NULL) {
+        status = 500;
+        len = 0;
+    }
+    struct MHD_Response *res = MHD_create_response_from_buffer(len, body ? body : (void *)"",
+                                                               body ? MHD_RESPMEM_MUST_FREE
+                                                                    : MHD_RESPMEM_PERSISTENT);
+    if (res == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(res, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (r->job != NULL && r->route == FLOWD_R_JOBS && (status == 202 || status == 200)) {
+        char location[48];
+        memcpy(location, "/v1/jobs/", 9);
+        memcpy(location + 9, r->job->id, FLOWD_ID_LEN + 1);
+        MHD_add_response_header(res, MHD_HTTP_HEADER_LOCATION, location);
+    }
+    if (status == 429)
+        MHD_add_response_header(res, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == 405) {
+        const char *allow = r->route == FLOWD_R_JOBS                                  ? "GET, HEAD, POST"
+                            : r->route == FLOWD_R_INPUT || r->route == FLOWD_R_CANCEL ? "POST"
+                                                                                      : "GET, HEAD";
+        MHD_add_response_header(res, MHD_HTTP_HEADER_ALLOW, allow);
+    }
+    enum MHD_Result ret = MHD_queue_response(conn, status, res);
+    MHD_destroy_response(res);
+    r->status = status;
+    r->phase = PH_DONE;
+    return ret;
+}
+
+static enum MHD_Result send_json(req_t *r, struct MHD_Connection *conn, unsigned status, char *body,
+                                 size_t len) {
+    return send_body(r, conn, status, body, len, "application/json");
+}
+
+static enum MHD_Result send_answer(req_t *r, struct MHD_Connection *conn, flowd_answer_t *a) {
+    enum MHD_Result ret = send_json(r, conn, a->status, a->body, a->len);
+    a->body = NULL;
+    return ret;
+}
+
+static enum MHD_Result send_error(req_t *r, struct MHD_Connection *conn, unsigned status,
+                                  const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static enum MHD_Result send_error(req_t *r, struct MHD_Connection *conn, unsigned status,
+                                  const char *code, const char *fmt, ...) {
+    char message[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    size_t len = 0;
+    char *body = flowd_render_error(code, &len, "%s", message);
+    return send_json(r, conn, status, body, len);
+}
+
+static enum MHD_Result send_job(req_t *r, struct MHD_Connection *conn, unsigned status,
+                                flowd_job_t *job) {
+    size_t len = 0;
+    char *body = flowd_render_job_text(job, &len);
+    return send_json(r, conn, status, body, len);
+}
+
+/* ---- routing ---- */
+
+static enum method method_of(const char *m) {
+    if (strcmp(m, "GET") == 0)
+        return M_GET;
+    if (strcmp(m, "POST") == 0)
+        return M_POST;
+    if (strcmp(m, "HEAD") == 0)
+        return M_HEAD;
+    return M_OTHER;
+}
+
+/* The route of url; *arg and *arg_len: the {id} or {name} in it. */
+static flowd_route_t route_of(const char *url, const char **arg, size_t *arg_len) {
+    *arg = NULL;
+    *arg_len = 0;
+    if (strcmp(url, "/v1/jobs") == 0)
+        return FLOWD_R_JOBS;
+    if (strncmp(url, "/v1/jobs/", 9) == 0) {
+        const char *id = url + 9;
+        const char *slash = strchr(id, '/');
+        size_t n = slash ? (size_t)(slash - id) : strlen(id);
+        if (n == 0)
+            return FLOWD_R_OTHER;
+        *arg = id;
+        *arg_len = n;
+        if (slash == NULL)
+            return FLOWD_R_JOB;
+        static const struct {
+            const char *name;
+            flowd_route_t route;
+        } subs[] = {{"shared", FLOWD_R_SHARED}, {"history", FLOWD_R_HISTORY}, {"events", FLOWD_R_EVENTS},
+                    {"input", FLOWD_R_INPUT},   {"cancel", FLOWD_R_CANCEL}};
+        for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+            if (strcmp(slash + 1, subs[i].name) == 0)
+                return subs[i].route;
+        return FLOWD_R_OTHER;
+    }
+    if (strcmp(url, "/v1/flows") == 0)
+        return FLOWD_R_FLOWS;
+    if (strncmp(url, "/v1/flows/", 10) == 0 && url[10] != '\0' && strchr(url + 10, '/') == NULL) {
+        *arg = url + 10;
+        *arg_len = strlen(url + 10);
+        return FLOWD_R_FLOW;
+    }
+    if (strcmp(url, "/healthz") == 0)
+        return FLOWD_R_HEALTHZ;
+    if (strcmp(url, "/metrics") == 0)
+        return FLOWD_R_METRICS;
+    return FLOWD_R_OTHER;
+}
+
+static int method_allowed(flowd_route_t route, enum method m) {
+    switch (route) {
+    case FLOWD_R_JOBS:
+        return m == M_GET || m == M_HEAD || m == M_POST;
+    case FLOWD_R_INPUT:
+    case FLOWD_R_CANCEL:
+        return m == M_POST;
+    default:
+        return m == M_GET || m == M_HEAD;
+    }
+}
+
+/* ---- request checks ---- */
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value) {
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+/* application/json, any case, with parameters (charset=utf-8) allowed. */
+static int is_json_type(const char *type) {
+    if (type == NULL)
+        return 0;
+    while (*type == ' ' || *type == '\t')
+        type++;
+    if (strncasecmp(type, "application/json", 16) != 0)
+        return 0;
+    type += 16;
+    while (*type == ' ' || *type == '\t')
+        type++;
+    return *type == '\0' || *type == ';';
+}
+
+/* The query parameters a route takes; any other is refused, so that a typo is not ignored. */
+typedef struct query_check {
+    const char *const *allowed;
+    const char *bad;      /* the first unknown name */
+    const char *repeated; /* the first name given twice */
+    const char *seen[8];
+    size_t nseen;
+} query_check_t;
+
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    query_check_t *q = cls;
+    (void)kind;
+    (void)value;
+    int known = 0;
+    for (size_t i = 0; q->allowed[i] != NULL; i++)
+        if (strcmp(q->allowed[i], key) == 0)
+            known = 1;
+    if (!known) {
+        q->bad = key;
+        return MHD_NO;
+    }
+    for (size_t i = 0; i < q->nseen; i++) {
+        if (strcmp(q->seen[i], key) == 0) {
+            q->repeated = key;
+            return MHD_NO;
+        }
+    }
+    if (q->nseen < sizeof q->seen / sizeof q->seen[0])
+        q->seen[q->nseen++] = key;
+    return MHD_YES;
+}
+
+/* 0, or answers 400 and returns -1. */
+static int check_query(req_t *r, struct MHD_Connection *conn, const char *const *allowed,
+                       enum MHD_Result *ret) {
+    query_check_t q = {.allowed = allowed};
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, check_arg, &q);
+    if (q.bad == NULL && q.repeated == NULL)
+        return 0;
+    char names[128] = "";
+    size_t n = 0;
+    for (size_t i = 0; allowed[i] != NULL && n < sizeof names; i++)
+        n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", allowed[i]);
+    if (q.repeated != NULL)
+        *ret = send_error(r, conn, 400, "bad_request", "query parameter '%.64s' is given twice",
+                          q.repeated);
+    else if (allowed[0] == NULL)
+        *ret = send_error(r, conn, 400, "bad_request",
+                          "unknown query parameter '%.64s' (this route takes none)", q.bad);
+    else
+        *ret = send_error(r, conn, 400, "bad_request",
+                          "unknown query parameter '%.64s' (this route takes %s)", q.bad, names);
+    return -1;
+}
+
+static const char *arg(struct MHD_Connection *conn, const char *name) {
+    return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* A JSON type name for messages. */
+static const char *type_name(const json_t *v) {
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
+/* Parses the body as a JSON object; otherwise answers 400 and returns NULL. */
+static json_t *body_object(req_t *r, struct MHD_Connection *conn, const char *example,
+                           enum MHD_Result *ret) {
+    json_error_t err;
+    if (r->len == 0) {
+        *ret = send_error(r, conn, 400, "invalid_json", "the body is empty; send a JSON object such as %s",
+                          example);
+        return NULL;
+    }
+    json_t *v = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    if (v == NULL) {
+        *ret = send_error(r, conn, 400, "invalid_json", "invalid JSON at line %d, column %d: %s",
+                          err.line, err.column, err.text);
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        *ret = send_error(r, conn, 400, "bad_request", "the body must be a JSON object such as %s, not %s",
+                          example, type_name(v));
+        json_decref(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* ---- routes ---- */
+
+static flowd_job_t *find_job(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                             const char *id, size_t len, enum MHD_Result *ret) {
+    flowd_job_t *job = flowd_jobs_get(srv->jobs, id, len);
+    if (job == NULL) {
+        *ret = send_error(r, conn, 404, "not_found", "no job with id '%.*s'", (int)(len > 64 ? 64 : len), id);
+        return NULL;
+    }
+    r->job = job;
+    return job;
+}
+
+/* Suspends the connection and hands cmd (taken over) to the loop. */
+static enum MHD_Result loop_call(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                                 flowd_cmd_t *cmd, enum phase phase) {
+    flowd_http_t *h = srv->http;
+    cmd->conn = conn;
+    cmd->reply = &r->reply;
+    /* Counted before the refuse flag is read, and the flag set before the count is read: either
+     * shutdown waits for this request, or this request does not suspend. */
+    atomic_fetch_add(&h->suspended, 1);
+    if (atomic_load(&h->refuse)) {
+        atomic_fetch_sub(&h->suspended, 1);
+        flowd_cmd_free(cmd);
+        if (phase == PH_WAIT)
+            return send_job(r, conn, 200, r->job);
+        return send_error(r, conn, 503, "shutting_down", "the server is shutting down");
+    }
+    r->phase = (uint8_t)phase;
+    MHD_suspend_connection(conn);
+    if (flowd_bridge_push(srv->bridge, cmd) < 0) {
+        /* the loop has closed its queue: shutting down; answer when MHD runs us again */
+        r->reply.answer.status = 503;
+        r->reply.answer.body = flowd_render_error("shutting_down", &r->reply.answer.len,
+                                                  "the server is shutting down");
+        atomic_store(&r->reply.ready, 1);
+        MHD_resume_connection(conn);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result get_job(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                               const char *id, size_t id_len) {
+    static const char *const allowed[] = {"wait", NULL};
+    enum MHD_Result ret = MHD_YES;
+    if (check_query(r, conn, allowed, &ret) < 0)
+        return ret;
+    const char *wait = arg(conn, "wait");
+    double seconds = 0;
+    if (wait != NULL) {
+        /* digits with an optional fraction: strtod alone would take hex, exponents, inf */
+        size_t digits = strspn(wait, "0123456789.");
+        const char *dot = strchr(wait, '.');
+        if (digits == 0 || wait[digits] != '\0' || (dot != NULL && strchr(dot + 1, '.') != NULL) ||
+            strcmp(wait, ".") == 0 || (seconds = strtod(wait, NULL)) > MAX_WAIT_S)
+            return send_error(r, conn, 400, "bad_request",
+                              "wait must be a number of seconds from 0 to %d, not '%.32s'", MAX_WAIT_S,
+                              wait);
+    }
+    flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
+    if (job == NULL)
+        return ret;
+    flow_status_t seen = flowd_job_status(job);
+    uint64_t wait_ms = (uint64_t)llround(seconds * 1000.0);
+    if (wait_ms == 0 || flow_status_final(seen) || atomic_load(&srv->stopping))
+        return send_job(r, conn, 200, job);
+    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_WAIT, job);
+    if (cmd == NULL)
+        return send_job(r, conn, 200, job);
+    cmd->seen = seen;
+    cmd->wait_ms = wait_ms;
+    return loop_call(srv, r, conn, cmd, PH_WAIT);
+}
+
+static enum MHD_Result get_shared(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                                  const char *id, size_t id_len) {
+    static const char *const allowed[] = {"pointer", NULL};
+    enum MHD_Result ret = MHD_YES;
+    if (check_query(r, conn, allowed, &ret) < 0)
+        return ret;
+    const char *pointer = arg(conn, "pointer");
+    size_t bad = 0;
+    if (pointer != NULL && flow_pointer_checkn(pointer, strlen(pointer), &bad) < 0)
+        return send_error(r, conn, 400, "bad_request",
+                          "pointer '%.200s' is not a JSON Pointer (RFC 6901: \"\" or \"/a/0/b\", "
+                          "with ~0 for ~ and ~1 for /): wrong at byte %zu",
+                          pointer, bad);
+    flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
+    if (job == NULL)
+        return ret;
+    flowd_job_lock(job);
+    int done = job->done;
+    const char *final = job->final_shared; /* set once, never changed: usable after unlocking */
+    size_t final_len = job->final_shared_len;
+    flowd_job_unlock(job);
+    if (done && final != NULL) {
+        flowd_answer_t a;
+        flowd_render_shared(&a, final, final_len, NULL, pointer);
+        return send_answer(r, conn, &a);
+    }
+    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_SHARED, job);
+    if (cmd == NULL || (pointer != NULL && (cmd->pointer = strdup(pointer)) == NULL)) {
+        flowd_cmd_free(cmd);
+        return send_json(r, conn, 500, NULL, 0);
+    }
+    return loop_call(srv, r, conn, cmd, PH_CALL);
+}
+
+static enum MHD_Result get_history(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                                   const char *id, size_t id_len) {
+    static const char *const allowed[] = {NULL};
+    enum MHD_Result ret = MHD_YES;
+    if (check_query(r, conn, allowed, &ret) < 0)
+        return ret;
+    flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
+    if (job == NULL)
+        return ret;
+    flowd_job_lock(job);
+    int done = job->done;
+    flowd_job_unlock(job);
+    if (done) {
+        size_t len = 0;
+        char *body = flowd_render_done_history(job, &len);
+        return send_json(r, conn, 200, body, len);
+    }
+    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_HISTORY, job);
+    if (cmd == NULL)
+        return send_json(r, conn, 500, NULL, 0);
+    return loop_call(srv, r, conn, cmd, PH_CALL);
+}
+
+static enum MHD_Result get_events(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                                  const char *id, size_t id_len) {
+    static const char *const allowed[] = {NULL};
+    enum MHD_Result ret = MHD_YES;
+    if (check_query(r, conn, allowed, &ret) < 0)
+        return ret;
+    const char *last = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
+    uint64_t last_id = 0;
+    if (last != NULL && *last != '\0') {
+        char *end;
+        unsigned long long v = strtoull(last, &end, 10);
+        if (!isdigit((unsigned char)*last) || *end != '\0' || v == ULLONG_MAX)
+            return send_error(r, conn, 400, "bad_request",
+                              "Last-Event-ID must be the id of an event (a whole number), not '%.32s'",
+                              last);
+        last_id = v;
+    }
+    flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
+    if (job == NULL)
+        return ret;
+    struct MHD_Response *res = flowd_watch_response(srv->watchers, job, conn, last_id);
+    if (res == NULL)
+        return send_json(r, conn, 500, NULL, 0);
+    MHD_add_response_header(res, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(res, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    ret = MHD_queue_response(conn, 200, res);
+    MHD_destroy_response(res);
+    r->status = 200;
+    r->phase = PH_DONE;
+    return ret;
+}
+
+/* The opaque cursor of the list: the seq of the last job of a page, as 16 hex digits. */
+static void cursor_format(uint64_t seq, char out[17]) {
+    snprintf(out, 17, "%016llx", (unsigned long long)seq);
+}
+
+static int cursor_parse(const char *s, uint64_t *seq) {
+    if (strlen(s) != 16)
+        return -1;
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = (v << 4) | (uint64_t)d;
+    }
+    if (v == 0)
+        return -1;
+    *seq = v;
+    return 0;
+}
+
+static enum MHD_Result list_jobs(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn) {
+    static const char *const allowed[] = {"status", "flow", "limit", "cursor", NULL};
+    enum MHD_Result ret = MHD_YES;
+    if (check_query(r, conn, allowed, &ret) < 0)
+        return ret;
+    const char *status_s = arg(conn, "status");
+    const char *flow = arg(conn, "flow");
+    const char *limit_s = arg(conn, "limit");
+    const char *cursor_s = arg(conn, "cursor");
+    flow_status_t status = FLOW_QUEUED;
+    if (status_s != NULL && flow_status_parse(status_s, &status) < 0)
+        return send_error(r, conn, 400, "bad_request",
+                          "status must be one of queued, running, waiting, succeeded, failed, "
+                          "canceled; not '%.32s'",
+                          status_s);
+    uint64_t limit = DEFAULT_LIMIT;
+    if (limit_s != NULL) {
+        char *end;
+        unsigned long long v = strtoull(limit_s, &end, 10);
+        if (!isdigit((unsigned char)*limit_s) || *end != '\0' || v < 1 || v > MAX_LIMIT)
+            return send_error(r, conn, 400, "bad_request",
+                              "limit must be a whole number from 1 to %d, not '%.32s'", MAX_LIMIT,
+                              limit_s);
+        limit = v;
+    }
+    uint64_t cursor = 0;
+    if (cursor_s != NULL && cursor_parse(cursor_s, &cursor) < 0)
+        return send_error(r, conn, 400, "bad_request",
+                          "cursor '%.40s' is not one this server gave (use next_cursor of the "
+                          "previous page)",
+                          cursor_s);
+    flowd_job_t **jobs = malloc(limit * sizeof *jobs);
+    size_t n = 0;
+    uint64_t next = 0;
+    if (jobs == NULL || flowd_jobs_list(srv->jobs, status_s ? (int)status : -1, flow, cursor,
+                                        (size_t)limit, jobs, &n, &next) < 0) {
+        free(jobs);
+        return send_json(r, conn, 500, NULL, 0);
+    }
+    flowd_buf_t b;
+    flowd_jw_t w;
+    flowd_buf_init(&b, 0);
+    flowd_jw_init(&w, &b, 2);
+    flowd_jw_obj(&w);
+    flowd_jw_key(&w, "jobs");
+    flowd_jw_arr(&w);
+    for (size_t i = 0; i < n; i++) {
+        flowd_render_job(&w, jobs[i]);
+        flowd_job_unref(jobs[i]);
+    }
+    free(jobs);
+    flowd_jw_arr_end(&w);
+    flowd_jw_key(&w, "next_cursor");
+    if (next != 0) {
+        char c[17];
+        cursor_format(next, c);
+        flowd_jw_str(&w, c);
+    } else {
+        flowd_jw_null(&w);
+    }
+    flowd_jw_obj_end(&w);
+    flowd_buf_addc(&b, '\n');
+    size_t len = 0;
+    char *body = flowd_buf_take(&b, &len);
+    return send_json(r, conn, 200, body, len);
+}
+
+static enum MHD_Result get_flows(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                                 const char *name, size_t name_len) {
+    static const char *const allowed[] = {NULL};
+    enum MHD_Result ret = MHD_YES;
+    if (check_query(r, conn, allowed, &ret) < 0)
+        return ret;
+    flowd_buf_t b;
+    flowd_jw_t w;
+    flowd_buf_init(&b, 0);
+    flowd_jw_init(&w, &b, 2);
+    if (name != NULL) {
+        char key[256];
+        snprintf(key, sizeof key, "%.*s", (int)(name_len < sizeof key ? name_len : sizeof key - 1), name);
+        flow_def_t *def = flow_registry_get_flow(srv->reg, key);
+        if (def == NULL) {
+            flowd_buf_t names;
+            flowd_buf_init(&names, 4096);
+            flowd_flow_names(srv->reg, &names);
+            ret = send_error(r, conn, 404, "unknown_flow", "no flow named '%.64s' (this server runs: %s)",
+                             key, names.data ? names.data : "none");
+            flowd_buf_free(&names);
+            return ret;
+        }
+        flowd_flow_write(&w, def);
+        flow_def_unref(def);
+    } else {
+        flow_def_t **defs = NULL;
+        size_t n = 0;
+        if (flow_registry_list_flows(srv->reg, &defs, &n) < 0)
+            return send_json(r, conn, 500, NULL, 0);
+        flowd_jw_obj(&w);
+        flowd_jw_key(&w, "flows");
+        flowd_jw_arr(&w);
+        for (size_t i = 0; i < n; i++) {
+            flowd_flow_write(&w, defs[i]);
+            flow_def_unref(defs[i]);
+        }
+        flow_free(defs);
+        flowd_jw_arr_end(&w);
+        flowd_jw_obj_end(&w);
+    }
+    flowd_buf_addc(&b, '\n');
+    size_t len = 0;
+    char *body = flowd_buf_take(&b, &len);
+    return send_json(r, conn, 200, body, len);
+}
+
+static enum MHD_Result get_metrics(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn) {
+    static const char *const allowed[] = {NULL};
+    enum MHD_Result ret = MHD_YES;
+    if (check_query(r, conn, allowed, &ret) < 0)
+        return ret;
+    flowd_gauges_t g = {0};
+    flowd_jobs_counts(srv->jobs, g.jobs);
+    g.queue_depth = flowd_bridge_depth(srv->bridge);
+    g.streams = flowd_watchers_count(srv->watchers);
+    g.suspended = atomic_load(&srv->http->suspended);
+    flowd_buf_t b;
+    flowd_buf_init(&b, 0);
+    flowd_metrics_render(srv->metrics, &g, &b);
+    size_t len = 0;
+    char *body = flowd_buf_take(&b, &len);
+    return send_body(r, conn, 200, body, len, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+static enum MHD_Result healthz(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn) {
+    static const char *const allowed[] = {NULL};
+    enum MHD_Result ret = MHD_YES;
+    if (check_query(r, conn, allowed, &ret) < 0)
+        return ret;
+    if (atomic_load(&srv->stopping))
+        return send_error(r, conn, 503, "shutting_down", "the server is shutting down");
+    static const char ok[] = "{\n  \"status\": \"ok\"\n}\n";
+    return send_json(r, conn, 200, strdup(ok), sizeof ok - 1);
+}
+
+/* ---- POST bodies ---- */
+
+/* The store's answer to create; for a store that is not immediate, the connection is suspended
+ * (PH_STORE) and resumed here. */
+static void store_done(void *data, int err) {
+    req_t *r = data;
+    r->reply.answer.status = err == 0 ? 202 : 500;
+    atomic_store_explicit(&r->reply.ready, 1, memory_order_release);
+    if (r->phase == PH_STORE)
+        MHD_resume_connection(r->conn);
+}
+
+static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn) {
+    static const char example[] = "{\"flow\": \"noop\", \"shared\": {}}";
+    enum MHD_Result ret = MHD_YES;
+    json_t *body = body_object(r, conn, example, &ret);
+    if (body == NULL)
+        return ret;
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        if (strcmp(key, "flow") != 0 && strcmp(key, "shared") != 0 && strcmp(key, "params") != 0) {
+            ret = send_error(r, conn, 400, "bad_request",
+                             "unknown field '%.64s' in the body (it takes flow, shared and params)", key);
+            json_decref(body);
+            return ret;
+        }
+    }
+    json_t *flow = json_object_get(body, "flow");
+    json_t *shared = json_object_get(body, "shared");
+    json_t *params = json_object_get(body, "params");
+    const char *problem = NULL, *field = NULL, *want = NULL;
+    if (flow == NULL)
+        problem = "missing field 'flow': the name of a flow this server runs (GET /v1/flows)";
+    else if (!json_is_string(flow))
+        field = "flow", want = "a string", v = flow;
+    else if (shared != NULL && !json_is_object(shared))
+        field = "shared", want = "an object", v = shared;
+    else if (params != NULL && !json_is_object(params))
+        field = "params", want = "an object", v = params;
+    if (problem != NULL || field != NULL) {
+        if (problem != NULL)
+            ret = send_error(r, conn, 400, "bad_request", "%s", problem);
+        else
+            ret = send_error(r, conn, 400, "bad_request", "field '%s' must be %s, not %s", field, want,
+                             type_name(v));
+        json_decref(body);
+        return ret;
+    }
+    const char *idem = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
+    if (idem != NULL && (*idem == '\0' || strlen(idem) > MAX_IDEM_KEY)) {
+        json_decref(body);
+        return send_error(r, conn, 400, "bad_request", "Idempotency-Key must be 1 to %d characters",
+                          MAX_IDEM_KEY);
+    }
+    flow_def_t *def = flow_registry_get_flow(srv->reg, json_string_value(flow));
+    if (def == NULL) {
+        flowd_buf_t names;
+        flowd_buf_init(&names, 4096);
+        flowd_flow_names(srv->reg, &names);
+        ret = send_error(r, conn, 404, "unknown_flow", "no flow named '%.64s' (this server runs: %s)",
+                         json_string_value(flow), names.data ? names.data : "none");
+        flowd_buf_free(&names);
+        json_decref(body);
+        return ret;
+    }
+    if (atomic_load(&srv->stopping)) {
+        flow_def_unref(def);
+        json_decref(body);
+        return send_error(r, conn, 503, "shutting_down", "the server is shutting down");
+    }
+    /* The loop gets the shared store and params as values of its own: no jansson value is shared
+     * between threads (their reference counts would be). */
+    shared = shared ? json_incref(shared) : json_object();
+    params = json_incref(params);
+    json_decref(body);
+    flowd_job_t *job = NULL;
+    int repeat = 0;
+    int rc = flowd_jobs_create(srv->jobs, def, idem, idem ? flowd_hash_bytes(r->body, r->len) : 0, &job,
+                               &repeat);
+    flow_def_unref(def);
+    if (rc < 0 || repeat) {
+        json_decref(shared);
+        json_decref(params);
+    }
+    if (rc == FLOW_EBUSY)
+        return send_error(r, conn, 429, "too_many_jobs",
+                          "%u jobs are queued, running or waiting (--max-jobs); try again later",
+                          srv->cfg.max_jobs);
+    if (rc == FLOW_EEXIST)
+        return send_error(r, conn, 409, "idempotency_conflict",
+                          "Idempotency-Key '%.64s' was used with another body", idem);
+    if (rc < 0)
+        return send_error(r, conn, 500, "internal", "the job could not be created: %s", flow_strerror(rc));
+    r->job = job;
+    if (repeat)
+        return send_job(r, conn, 200, job);
+    const flowd_store_ops_t *ops = srv->store->ops;
+    if (!ops->immediate) {
+        /* A durable store answers later: the connection waits, and the job starts once stored. */
+        r->phase = PH_STORE;
+        r->conn = conn;
+        r->start_shared = shared;
+        r->start_params = params;
+        atomic_fetch_add(&srv->http->suspended, 1);
+        MHD_suspend_connection(conn);
+        if (ops->create(srv->store, job, store_done, r) < 0)
+            store_done(r, FLOW_EIO);
+        return MHD_YES; /* on_resumed answers */
+    }
+    if (ops->create(srv->store, job, store_done, r) < 0 || r->reply.answer.status != 202) {
+        json_decref(shared);
+        json_decref(params);
+        return send_error(r, conn, 500, "internal", "the job could not be stored");
+    }
+    /* Render before the loop can run the job, so the answer says queued. */
+    size_t len = 0;
+    char *text = flowd_render_new_job(job, &len);
+    flowd_bridge_start(srv->bridge, job, shared, params);
+    return send_json(r, conn, 202, text, len);
+}
+
+static enum MHD_Result post_input(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                                  const char *id, size_t id_len) {
+    static const char example[] = "{\"value\": \"yes\"}";
+    enum MHD_Result ret = MHD_YES;
+    json_t *body = body_object(r, conn, example, &ret);
+    if (body == NULL)
+        return ret;
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        if (strcmp(key, "value") != 0) {
+            ret = send_error(r, conn, 400, "bad_request",
+                             "unknown field '%.64s' in the body (it takes only value)", key);
+            json_decref(body);
+            return ret;
+        }
+    }
+    json_t *value = json_incref(json_object_get(body, "value"));
+    json_decref(body);
+    if (value == NULL)
+        return send_error(r, conn, 400, "bad_request",
+                          "missing field 'value': the answer, any JSON value, e.g. %s", example);
+    flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
+    flowd_cmd_t *cmd = job ? flowd_cmd_new(FLOWD_CMD_INPUT, job) : NULL;
+    if (cmd == NULL) {
+        json_decref(value);
+        return job ? send_json(r, conn, 500, NULL, 0) : ret;
+    }
+    cmd->value = value;
+    return loop_call(srv, r, conn, cmd, PH_CALL);
+}
+
+static enum MHD_Result post_cancel(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                                   const char *id, size_t id_len) {
+    enum MHD_Result ret = MHD_YES;
+    flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
+    if (job == NULL)
+        return ret;
+    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_CANCEL, job);
+    if (cmd == NULL)
+        return send_json(r, conn, 500, NULL, 0);
+    return loop_call(srv, r, conn, cmd, PH_CALL);
+}
+
+/* ---- the handler ---- */
+
+/* First call: the request line and headers are in. Only what must be refused before the body is
+ * read is answered here (MHD then closes the connection): headers too large, and a POST body of the
+ * wrong type or too large. Everything else waits for the final call, which keeps the connection
+ * alive. */
+static enum MHD_Result on_headers(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                                  const char *url) {
+    size_t header_bytes = strlen(url) + strlen(r->method_name) + 12;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &header_bytes);
+    if (header_bytes > srv->cfg.max_header)
+        return send_error(r, conn, 431, "header_too_large",
+                          "the request line and headers are %zu bytes, over the limit of %zu "
+                          "(--max-header)",
+                          header_bytes, srv->cfg.max_header);
+    const char *id;
+    size_t id_len;
+    r->route = route_of(url, &id, &id_len);
+    if (r->route == FLOWD_R_OTHER || !method_allowed(r->route, r->method) || r->method != M_POST)
+        return MHD_YES; /* answered by dispatch, once the request is in */
+    if (r->route == FLOWD_R_JOBS && atomic_load(&srv->stopping))
+        return send_error(r, conn, 503, "shutting_down", "the server is shutting down");
+    const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (r->route != FLOWD_R_CANCEL && !is_json_type(type))
+        return send_error(r, conn, 415, "unsupported_media_type",
+                          "the body must be JSON sent as Content-Type: application/json, not %s%.64s%s",
+                          type ? "'" : "", type ? type : "none", type ? "'" : "");
+    const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (length != NULL) {
+        unsigned long long n = strtoull(length, NULL, 10);
+        if (n > srv->cfg.max_body)
+            return send_error(r, conn, 413, "payload_too_large",
+                              "the body is %llu bytes, over the limit of %zu (--max-body)", n,
+                              srv->cfg.max_body);
+    }
+    r->phase = PH_BODY;
+    return MHD_YES;
+}
+
+/* The whole request is in (a POST's body too): the route answers, or hands over to the loop. */
+static enum MHD_Result dispatch(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                                const char *url) {
+    const char *id;
+    size_t id_len;
+    r->route = route_of(url, &id, &id_len);
+    if (r->route == FLOWD_R_OTHER)
+        return send_error(r, conn, 404, "not_found",
+                          "no route %.16s %.200s (the API is under /v1/jobs and /v1/flows; see "
+                          "api/openapi.yaml)",
+                          r->method_name, url);
+    if (!method_allowed(r->route, r->method))
+        return send_error(r, conn, 405, "method_not_allowed", "%s %s: method not allowed here",
+                          r->method_name, flowd_route_template(r->route));
+    if (r->method == M_POST) {
+        static const char *const none[] = {NULL};
+        enum MHD_Result ret = MHD_YES;
+        if (r->too_big)
+            return send_error(r, conn, 413, "payload_too_large",
+                              "the body is over the limit of %zu bytes (--max-body)", srv->cfg.max_body);
+        if (check_query(r, conn, none, &ret) < 0)
+            return ret;
+    }
+    switch (r->route) {
+    case FLOWD_R_JOBS:
+        return r->method == M_POST ? post_job(srv, r, conn) : list_jobs(srv, r, conn);
+    case FLOWD_R_JOB:
+        return get_job(srv, r, conn, id, id_len);
+    case FLOWD_R_SHARED:
+        return get_shared(srv, r, conn, id, id_len);
+    case FLOWD_R_HISTORY:
+        return get_history(srv, r, conn, id, id_len);
+    case FLOWD_R_EVENTS:
+        return get_events(srv, r, conn, id, id_len);
+    case FLOWD_R_INPUT:
+        return post_input(srv, r, conn, id, id_len);
+    case FLOWD_R_CANCEL:
+        return post_cancel(srv, r, conn, id, id_len);
+    case FLOWD_R_FLOWS:
+        return get_flows(srv, r, conn, NULL, 0);
+    case FLOWD_R_FLOW:
+        return get_flows(srv, r, conn, id, id_len);
+    case FLOWD_R_HEALTHZ:
+        return healthz(srv, r, conn);
+    case FLOWD_R_METRICS:
+        return get_metrics(srv, r, conn);
+    default:
+        return send_error(r, conn, 404, "not_found", "no route %.200s", url);
+    }
+}
+
+/* A piece of a body: kept for a POST route, dropped otherwise. MHD_NO closes the connection (a
+ * body far past the cap). */
+static enum MHD_Result on_data(flowd_server_t *srv, req_t *r, const char *data, size_t size) {
+    size_t max = srv->cfg.max_body;
+    r->seen += size;
+    if (r->phase != PH_BODY)
+        return r->seen > 2 * max ? MHD_NO : MHD_YES;
+    if (r->too_big || r->len + size > max) {
+        r->too_big = 1;
+        return r->seen > 2 * max ? MHD_NO : MHD_YES; /* dropped; past twice the cap, hang up */
+    }
+    if (r->len + size > r->cap) {
+        size_t cap = r->cap * 2;
+        while (cap < r->len + size)
+            cap *= 2;
+        if (cap > max)
+            cap = max;
+        char *body = r->body == r->inline_body ? malloc(cap) : realloc(r->body, cap);
+        if (body == NULL)
+            return MHD_NO;
+        if (r->body == r->inline_body)
+            memcpy(body, r->inline_body, r->len);
+        r->body = body;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, size);
+    r->len += size;
+    return MHD_YES;
+}
+
+/* MHD runs a suspended request again: its loop call, long poll or store answered. */
+static enum MHD_Result on_resumed(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn) {
+    if (!atomic_load_explicit(&r->reply.ready, memory_order_acquire))
+        return MHD_YES; /* not for us yet (MHD may call again after a resume of its own) */
+    atomic_fetch_sub(&srv->http->suspended, 1);
+    switch (r->phase) {
+    case PH_WAIT:
+        return send_job(r, conn, 200, r->job);
+    case PH_STORE: {
+        json_t *shared = r->start_shared, *params = r->start_params;
+        r->start_shared = r->start_params = NULL;
+        if (r->reply.answer.status != 202) {
+            json_decref(shared);
+            json_decref(params);
+            return send_error(r, conn, 500, "internal", "the job could not be stored");
+        }
+        size_t len = 0;
+        char *text = flowd_render_new_job(r->job, &len);
+        flowd_bridge_start(srv->bridge, r->job, shared, params);
+        return send_json(r, conn, 202, text, len);
+    }
+    default:
+        return send_answer(r, conn, &r->reply.answer);
+    }
+}
+
+/* s into out (size bytes), cut to fit. */
+static void copy_cut(char *out, size_t size, const char *s) {
+    size_t n = strnlen(s, size - 1);
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
+    flowd_server_t *srv = cls;
+    req_t *r = *con_cls;
+    (void)version;
+    if (r == NULL) {
+        r = malloc(sizeof *r);
+        if (r == NULL)
+            return MHD_NO;
+        memset(r, 0, offsetof(req_t, inline_body));
+        r->t0_ns = mono_ns();
+        r->method = (uint8_t)method_of(method);
+        r->route = FLOWD_R_OTHER;
+        r->body = r->inline_body;
+        r->cap = INLINE_BODY;
+        copy_cut(r->method_name, sizeof r->method_name, method);
+        copy_cut(r->path, sizeof r->path, url);
+        *con_cls = r;
+        return on_headers(srv, r, conn, url);
+    }
+    if (*upload_size > 0) {
+        size_t size = *upload_size;
+        *upload_size = 0;
+        return on_data(srv, r, upload, size);
+    }
+    switch (r->phase) {
+    case PH_NEW:
+    case PH_BODY:
+        return dispatch(srv, r, conn, url);
+    case PH_CALL:
+    case PH_WAIT:
+    case PH_STORE:
+        return on_resumed(srv, r, conn);
+    default:
+        return MHD_YES;
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    flowd_server_t *srv = cls;
+    req_t *r = *con_cls;
+    (void)conn;
+    (void)toe;
+    if (r == NULL)
+        return;
+    *con_cls = NULL;
+    uint64_t us = (mono_ns() - r->t0_ns) / 1000u;
+    flowd_metrics_request(srv->metrics, r->route, r->status, us);
+    flowd_log_request(r->method_name, r->path, r->status, us);
+    free(r->reply.answer.body); /* a reply never sent: the connection ended first */
+    json_decref(r->start_shared);
+    json_decref(r->start_params);
+    flowd_job_unref(r->job);
+    if (r->body != r->inline_body)
+        free(r->body);
+    free(r);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    flowd_log(FLOW_LOG_INFO, "libmicrohttpd: %s", msg);
+}
+
+int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port) {
+    const flowd_config_t *cfg = &srv->cfg;
+    flowd_http_t *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return FLOW_ENOMEM;
+    h->srv = srv;
+    h->listen_fd = MHD_INVALID_SOCKET;
+    srv->http = h;
+    struct sockaddr_in a4;
+    struct sockaddr_in6 a6;
+    struct sockaddr *addr;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    const char *bind = strcmp(cfg->bind, "localhost") == 0 ? "127.0.0.1" : cfg->bind;
+    memset(&a4, 0, sizeof a4);
+    memset(&a6, 0, sizeof a6);
+    if (inet_pton(AF_INET, bind, &a4.sin_addr) == 1) {
+        a4.sin_family = AF_INET;
+        a4.sin_port = htons((uint16_t)cfg->port);
+        addr = (struct sockaddr *)&a4;
+    } else {
+        inet_pton(AF_INET6, bind, &a6.sin6_addr);
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons((uint16_t)cfg->port);
+        addr = (struct sockaddr *)&a6;
+        flags |= MHD_USE_IPv6;
+    }
+    /* MHD's per-connection memory holds the request line and headers; well above our cap, so that
+     * we, not MHD (whose answers are not JSON), refuse headers that are too large. */
+    size_t memory = cfg->max_header * 2;
+    if (memory < 32768)
+        memory = 32768; /* MHD's default; it zeroes all of it for every request, so not more */
+    h->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        srv, MHD_OPTION_SOCK_ADDR, addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(cfg->idle_timeout_ms / 1000), MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_conns,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_conns_per_ip,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_END);
+    if (h->daemon == NULL) {
+        flowd_log(FLOW_LOG_ERROR, "cannot listen on %s port %u (is the port taken?)", cfg->bind, cfg->port);
+        free(h);
+        srv->http = NULL;
+        return FLOW_EIO;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    *port = info ? info->port : cfg->port;
+    *out = h;
+    return 0;
+}
+
+void flowd_http_quiesce(flowd_http_t *h) {
+    if (h->listen_fd != MHD_INVALID_SOCKET)
+        return;
+    h->listen_fd = MHD_quiesce_daemon(h->daemon);
+    /* The socket is ours now but may not be closed before MHD stops. Without a shutdown, new
+     * clients would wait in its backlog for the whole grace period; with it they are refused. */
+    if (h->listen_fd != MHD_INVALID_SOCKET)
+        shutdown(h->listen_fd, SHUT_RDWR);
+}
+
+void flowd_http_refuse_calls(flowd_http_t *h) {
+    atomic_store(&h->refuse, 1);
+}
+
+size_t flowd_http_suspended(flowd_http_t *h) {
+    return atomic_load(&h->suspended);
+}
+
+void flowd_http_stop(flowd_http_t *h) {
+    if (h == NULL)
+        return;
+    MHD_stop_daemon(h->daemon);
+    if (h->listen_fd != MHD_INVALID_SOCKET)
+        close(h->listen_fd); /* microhttpd.h: ours after quiesce, closed only after the stop */
+    free(h);
+}

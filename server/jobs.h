@@ -1,0 +1,138 @@
+/* jobs.h: the job table: a record per job the server holds, found by id, listed newest first, with
+ * Idempotency-Key lookups, bounded by retention.
+ *
+ * Threads. HTTP threads create records (POST /v1/jobs) and read them; the loop thread, which runs the
+ * engine, writes their state as the jobs run and evicts finished ones. The table is sharded by id,
+ * with a mutex per shard; a record's mutable state is guarded by the lock of its shard
+ * (flowd_job_lock). Records are reference-counted (atomically): whoever holds a reference may read
+ * the immutable fields without a lock; eviction only takes the table's reference away.
+ *
+ * Bounds. At most max_jobs records are active (queued, running or waiting): past it create refuses
+ * with FLOW_EBUSY. Finished records are kept for `retention` (flowd_jobs_sweep, from a loop timer)
+ * and at most max_finished of them: when one more finishes, the oldest finished one goes. */
+#ifndef FLOWD_JOBS_H
+#define FLOWD_JOBS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "events.h"
+#include "flow.h"
+
+#define FLOWD_ID_LEN 32 /* lowercase hex of 16 random bytes */
+
+typedef struct flowd_jobs flowd_jobs_t;
+typedef struct flowd_job flowd_job_t;
+
+struct flowd_job {
+    /* Immutable once created. */
+    char id[FLOWD_ID_LEN + 1];
+    uint64_t hash;               /* from the id: shard and bucket */
+    uint64_t seq;                /* creation order, for the list and its cursors */
+    uint64_t created_us;
+    flow_def_t *def;             /* a reference; flow_def_name() is the flow's name */
+    char *idem_key;              /* the Idempotency-Key that made it, or NULL */
+    uint64_t body_hash;          /* of the request body, with idem_key */
+    flowd_jobs_t *table;
+    atomic_uint refs;
+
+    /* Under the record's lock: written by the loop, read by HTTP threads. status is atomic too so
+     * that the list can filter without taking every record's lock. */
+    _Atomic int status;          /* flow_status_t */
+    uint64_t started_us, finished_us;
+    const char *current_node;    /* borrowed from def, or NULL */
+    uint64_t steps;
+    char *last_action;           /* NULL, last_action_buf, or malloc'd when longer */
+    char *waiting_for;           /* compact JSON, or NULL */
+    flow_error_t error;          /* code 0: none */
+    uint8_t done;                /* the final state below is written; it never changes again */
+    char *final_shared;          /* compact JSON, once done */
+    size_t final_shared_len;
+    char *final_history;         /* compact JSON of the History object, once done; NULL when the
+                                  * event ring still holds its steps (flowd_render_kept_history) */
+    size_t final_history_len;
+    uint64_t history_count;      /* once done: steps the history kept */
+    flow_history_totals_t totals; /* once done */
+    char last_action_buf[24];
+    flowd_ring_t events;
+    flowd_watch_t *sleepers;     /* event streams suspended until the next event */
+
+    /* The table's own links. */
+    flowd_job_t *hnext;          /* bucket chain (shard lock) */
+    flowd_job_t *inext;          /* Idempotency-Key chain (idempotency lock) */
+    flowd_job_t *fprev, *fnext;  /* finished records, oldest first (loop only) */
+    uint8_t in_table;            /* shard lock */
+    uint8_t ended;               /* loop only: flowd_jobs_ended ran */
+
+    /* The start hand-off (bridge.h): set by the HTTP thread before the push, taken by the loop. */
+    json_t *start_shared, *start_params;
+    flowd_job_t *start_next;
+
+    /* Loop only. */
+    flow_job_t *job;             /* while the engine runs it */
+    flowd_waiter_t *waiters;     /* long polls */
+    struct flowd_cmd *cancels;   /* cancel calls answered once the job has ended (bridge.c) */
+    flowd_job_t *dirty_next;     /* bridge: records whose current node may have moved */
+    uint8_t dirty;
+    uint8_t cancel_pending;      /* canceled before its start command reached the loop */
+};
+
+typedef struct flowd_jobs_opts {
+    unsigned max_jobs;
+    unsigned max_finished;
+    uint64_t retention_us;
+    unsigned events_limit;
+    /* Called on the loop thread for every record retention drops, before the table lets it go. */
+    void (*on_evict)(flowd_job_t *job, void *data);
+    void *data;
+} flowd_jobs_opts_t;
+
+int flowd_jobs_new(const flowd_jobs_opts_t *opts, flowd_jobs_t **out);
+/* opts->data, for the engine's callbacks that only have a record at hand. */
+void *flowd_jobs_data(flowd_jobs_t *t);
+/* Drops every record (no on_evict). Nothing may use the table any more. */
+void flowd_jobs_free(flowd_jobs_t *t);
+
+/* A new queued record of def (a reference is taken), inserted, with a new reference in *out.
+ * With key (NULL: none): when a record made with this key exists, *out is it (a new reference) and
+ * *repeat is set if body_hash matches, or FLOW_EEXIST when it does not; the key is copied.
+ * FLOW_EBUSY when max_jobs records are active; FLOW_ENOMEM. Any thread. */
+int flowd_jobs_create(flowd_jobs_t *t, flow_def_t *def, const char *key, uint64_t body_hash,
+                      flowd_job_t **out, int *repeat);
+/* The record with this id (len bytes, need not be NUL-terminated), a new reference; NULL when none. */
+flowd_job_t *flowd_jobs_get(flowd_jobs_t *t, const char *id, size_t len);
+
+flowd_job_t *flowd_job_ref(flowd_job_t *job);
+void flowd_job_unref(flowd_job_t *job); /* NULL is ignored; the last frees */
+void flowd_job_lock(flowd_job_t *job);
+void flowd_job_unlock(flowd_job_t *job);
+flow_status_t flowd_job_status(const flowd_job_t *job); /* no lock needed */
+
+/* Loop, with the record's lock held: moves the record to status (the table counts by status). */
+void flowd_jobs_set_status_locked(flowd_job_t *job, flow_status_t status);
+/* Loop, without the lock, once the record's final state is written: it no longer counts as active,
+ * and max_finished may evict the oldest finished record. Idempotent. */
+void flowd_jobs_ended(flowd_jobs_t *t, flowd_job_t *job);
+/* Loop: evicts finished records older than retention at now_us. Returns how many went. */
+size_t flowd_jobs_sweep(flowd_jobs_t *t, uint64_t now_us);
+
+/* A page of the list, newest first: records older than cursor (a seq; 0: from the newest) that
+ * have status (-1: any) and flow (NULL: any). Up to limit new references go to out (limit slots);
+ * *next is the cursor of the next page, or 0 on the last page. 0 or FLOW_ENOMEM. Any thread. */
+int flowd_jobs_list(flowd_jobs_t *t, int status, const char *flow, uint64_t cursor, size_t limit,
+                    flowd_job_t **out, size_t *n, uint64_t *next);
+
+/* Counts, any thread. */
+void flowd_jobs_counts(flowd_jobs_t *t, uint64_t by_status[6]);
+uint64_t flowd_jobs_active(flowd_jobs_t *t);
+uint64_t flowd_jobs_size(flowd_jobs_t *t); /* records in the table */
+
+/* 32 lowercase hex digits from 16 random bytes (read from the OS a few KiB at a time per thread)
+ * and a NUL. 0, or a negative uv error when the OS gave no randomness. */
+int flowd_new_id(char out[FLOWD_ID_LEN + 1]);
+/* 64-bit FNV-1a of len bytes, for Idempotency-Key bodies. */
+uint64_t flowd_hash_bytes(const void *p, size_t len);
+
+#endif

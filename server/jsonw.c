@@ -1,0 +1,451 @@
+/* jsonw.c: the capped buffer and the JSON writer of jsonw.h. */
+#include "jsonw.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "flow.h"
+
+/* ---- the buffer ---- */
+
+void flowd_buf_init(flowd_buf_t *b, size_t max) {
+    memset(b, 0, sizeof *b);
+    b->max = max ? max : SIZE_MAX / 2;
+}
+
+static int buf_grow(flowd_buf_t *b, size_t extra) {
+    if (b->err)
+        return -1;
+    if (extra > b->max - b->len) {
+        b->err = FLOW_ETOOBIG;
+        return -1;
+    }
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 512; /* a Job object fits */
+    while (cap < need)
+        cap *= 2;
+    char *data = realloc(b->data, cap);
+    if (data == NULL) {
+        b->err = FLOW_ENOMEM;
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+void flowd_buf_add(flowd_buf_t *b, const void *mem, size_t len) {
+    if (len == 0 || buf_grow(b, len) < 0)
+        return;
+    memcpy(b->data + b->len, mem, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
+void flowd_buf_addc(flowd_buf_t *b, char c) {
+    if (buf_grow(b, 1) < 0)
+        return;
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
+
+void flowd_buf_adds(flowd_buf_t *b, const char *s) {
+    flowd_buf_add(b, s, strlen(s));
+}
+
+void flowd_buf_printf(flowd_buf_t *b, const char *fmt, ...) {
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->err = b->err ? b->err : FLOW_EINVAL;
+        return;
+    }
+    if ((size_t)n < sizeof small) {
+        flowd_buf_add(b, small, (size_t)n);
+        return;
+    }
+    if (buf_grow(b, (size_t)n) < 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+char *flowd_buf_take(flowd_buf_t *b, size_t *len) {
+    if (b->err) {
+        flowd_buf_free(b);
+        return NULL;
+    }
+    if (b->data == NULL && buf_grow(b, 0) < 0)
+        return NULL;
+    if (b->len == 0)
+        b->data[0] = '\0';
+    char *out = b->data;
+    if (len != NULL)
+        *len = b->len;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return out;
+}
+
+void flowd_buf_free(flowd_buf_t *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->err = 0;
+}
+
+/* ---- time ---- */
+
+uint64_t flowd_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Writes the n decimal digits of v (zero-padded) at p. */
+static void put_digits(char *p, unsigned v, int n) {
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+void flowd_format_time(uint64_t us, char out[32]) {
+    /* gmtime_r once a second per thread: request logs and job answers format many times a second */
+    static _Thread_local time_t cached_sec = (time_t)-1;
+    static _Thread_local char cached[20];
+    time_t sec = (time_t)(us / 1000000u);
+    if (sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        if (strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm) != 19)
+            memcpy(cached, "0000-00-00T00:00:00", 20);
+        cached_sec = sec;
+    }
+    memcpy(out, cached, 19);
+    out[19] = '.';
+    put_digits(out + 20, (unsigned)(us % 1000000u), 6);
+    out[26] = 'Z';
+    out[27] = '\0';
+}
+
+size_t flowd_format_u64(uint64_t v, char *out) {
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* ---- the writer ---- */
+
+void flowd_jw_init(flowd_jw_t *w, flowd_buf_t *b, unsigned indent) {
+    memset(w, 0, sizeof *w);
+    w->b = b;
+    w->indent = indent;
+}
+
+static void newline(flowd_buf_t *b, unsigned indent, unsigned depth) {
+    static const char spaces[] = "                                                                ";
+    if (indent == 0)
+        return;
+    flowd_buf_addc(b, '\n');
+    size_t n = (size_t)indent * depth;
+    while (n > 0) {
+        size_t k = n < sizeof spaces - 1 ? n : sizeof spaces - 1;
+        flowd_buf_add(b, spaces, k);
+        n -= k;
+    }
+}
+
+/* Before a value or a key: the separator and the new line, unless the value follows its key. */
+static void before(flowd_jw_t *w) {
+    if (w->after_key) {
+        w->after_key = 0;
+        return;
+    }
+    if (w->depth == 0)
+        return;
+    uint64_t bit = (uint64_t)1 << (w->depth - 1);
+    if (w->nonempty & bit)
+        flowd_buf_addc(w->b, ',');
+    w->nonempty |= bit;
+    newline(w->b, w->indent, w->depth);
+}
+
+static void open_container(flowd_jw_t *w, char c) {
+    before(w);
+    flowd_buf_addc(w->b, c);
+    if (w->depth >= FLOWD_JW_MAX_DEPTH) {
+        w->b->err = FLOW_ETOOBIG;
+        return;
+    }
+    w->depth++;
+    w->nonempty &= ~((uint64_t)1 << (w->depth - 1));
+}
+
+static void close_container(flowd_jw_t *w, char c) {
+    if (w->depth == 0) {
+        w->b->err = FLOW_EINVAL;
+        return;
+    }
+    uint64_t bit = (uint64_t)1 << (w->depth - 1);
+    w->depth--;
+    if (w->nonempty & bit)
+        newline(w->b, w->indent, w->depth);
+    flowd_buf_addc(w->b, c);
+}
+
+void flowd_jw_obj(flowd_jw_t *w) {
+    open_container(w, '{');
+}
+
+void flowd_jw_obj_end(flowd_jw_t *w) {
+    close_container(w, '}');
+}
+
+void flowd_jw_arr(flowd_jw_t *w) {
+    open_container(w, '[');
+}
+
+void flowd_jw_arr_end(flowd_jw_t *w) {
+    close_container(w, ']');
+}
+
+/* Length of the valid UTF-8 sequence at s (at most len bytes), or 0 when it is not valid. */
+static size_t utf8_len(const unsigned char *s, size_t len) {
+    unsigned c = s[0];
+    size_t n;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n > len)
+        return 0;
+    unsigned cp = c & (0x3Fu >> (n - 1));
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+/* A JSON string literal; invalid UTF-8 becomes U+FFFD so the answer stays valid JSON. */
+static void put_string(flowd_buf_t *b, const char *s, size_t len) {
+    static const char hex[] = "0123456789ABCDEF"; /* jansson's case */
+    const unsigned char *p = (const unsigned char *)s;
+    size_t start = 0, i = 0;
+    flowd_buf_addc(b, '"');
+    while (i < len) {
+        unsigned char c = p[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            i++; /* the common case: copied in bulk below */
+            continue;
+        }
+        const char *esc = NULL;
+        char u[7];
+        size_t n = 1;
+        if (c == '"')
+            esc = "\\\"";
+        else if (c == '\\')
+            esc = "\\\\";
+        else if (c == '\n')
+            esc = "\\n";
+        else if (c == '\r')
+            esc = "\\r";
+        else if (c == '\t')
+            esc = "\\t";
+        else if (c == '\b')
+            esc = "\\b";
+        else if (c == '\f')
+            esc = "\\f";
+        else if (c < 0x20) {
+            memcpy(u, "\\u00", 4);
+            u[4] = hex[c >> 4];
+            u[5] = hex[c & 15];
+            u[6] = '\0';
+            esc = u;
+        } else if (c >= 0x80) {
+            n = utf8_len(p + i, len - i);
+            if (n == 0) {
+                esc = "\xEF\xBF\xBD";
+                n = 1;
+            }
+        }
+        if (esc != NULL) {
+            flowd_buf_add(b, s + start, i - start);
+            flowd_buf_adds(b, esc);
+            start = i + n;
+        }
+        i += n;
+    }
+    flowd_buf_add(b, s + start, len - start);
+    flowd_buf_addc(b, '"');
+}
+
+void flowd_jw_key(flowd_jw_t *w, const char *key) {
+    before(w);
+    put_string(w->b, key, strlen(key));
+    flowd_buf_add(w->b, w->indent ? ": " : ":", w->indent ? 2 : 1);
+    w->after_key = 1;
+}
+
+void flowd_jw_strn(flowd_jw_t *w, const char *s, size_t len) {
+    before(w);
+    put_string(w->b, s, len);
+}
+
+void flowd_jw_str(flowd_jw_t *w, const char *s) {
+    if (s == NULL)
+        flowd_jw_null(w);
+    else
+        flowd_jw_strn(w, s, strlen(s));
+}
+
+void flowd_jw_int(flowd_jw_t *w, int64_t v) {
+    char text[24];
+    size_t n = 0;
+    before(w);
+    if (v < 0) {
+        text[n++] = '-';
+        n += flowd_format_u64((uint64_t)0 - (uint64_t)v, text + n);
+    } else {
+        n = flowd_format_u64((uint64_t)v, text);
+    }
+    flowd_buf_add(w->b, text, n);
+}
+
+void flowd_jw_uint(flowd_jw_t *w, uint64_t v) {
+    char text[24];
+    before(w);
+    flowd_buf_add(w->b, text, flowd_format_u64(v, text));
+}
+
+void flowd_jw_bool(flowd_jw_t *w, int v) {
+    before(w);
+    flowd_buf_adds(w->b, v ? "true" : "false");
+}
+
+void flowd_jw_null(flowd_jw_t *w) {
+    before(w);
+    flowd_buf_add(w->b, "null", 4);
+}
+
+void flowd_jw_time(flowd_jw_t *w, uint64_t us) {
+    char t[32];
+    if (us == 0) {
+        flowd_jw_null(w);
+        return;
+    }
+    flowd_format_time(us, t);
+    before(w); /* no escaping needed */
+    t[27] = '"';
+    flowd_buf_addc(w->b, '"');
+    flowd_buf_add(w->b, t, 28);
+}
+
+void flowd_reindent(flowd_buf_t *b, const char *text, size_t len, unsigned indent, unsigned depth) {
+    if (indent == 0) {
+        flowd_buf_add(b, text, len);
+        return;
+    }
+    size_t start = 0;
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+            continue;
+        }
+        switch (c) {
+        case '"':
+            in_string = 1;
+            break;
+        case '{':
+        case '[':
+            flowd_buf_add(b, text + start, i + 1 - start);
+            start = i + 1;
+            if (i + 1 < len && (text[i + 1] == '}' || text[i + 1] == ']')) {
+                flowd_buf_addc(b, text[i + 1]);
+                start = ++i + 1;
+            } else {
+                newline(b, indent, ++depth);
+            }
+            break;
+        case '}':
+        case ']':
+            flowd_buf_add(b, text + start, i - start);
+            newline(b, indent, --depth);
+            flowd_buf_addc(b, c);
+            start = i + 1;
+            break;
+        case ',':
+            flowd_buf_add(b, text + start, i + 1 - start);
+            newline(b, indent, depth);
+            start = i + 1;
+            break;
+        case ':':
+            flowd_buf_add(b, text + start, i + 1 - start);
+            flowd_buf_addc(b, ' ');
+            start = i + 1;
+            break;
+        default:
+            break;
+        }
+    }
+    flowd_buf_add(b, text + start, len - start);
+}
+
+void flowd_jw_raw(flowd_jw_t *w, const char *text, size_t len) {
+    if (text == NULL) {
+        flowd_jw_null(w);
+        return;
+    }
+    before(w);
+    flowd_reindent(w->b, text, len, w->indent, w->depth);
+}
+
+void flowd_jw_json(flowd_jw_t *w, const json_t *v) {
+    if (v == NULL) {
+        flowd_jw_null(w);
+        return;
+    }
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text == NULL) {
+        w->b->err = FLOW_ENOMEM;
+        return;
+    }
+    flowd_jw_raw(w, text, strlen(text));
+    free(text);
+}

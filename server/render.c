@@ -1,0 +1,225 @@
+/* render.c: the API's JSON bodies of render.h. */
+#include "render.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pointer.h"
+
+char *flowd_render_error(const char *code, size_t *len, const char *fmt, ...) {
+    char message[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    flowd_buf_t b;
+    flowd_jw_t w;
+    flowd_buf_init(&b, 0);
+    flowd_jw_init(&w, &b, 2);
+    flowd_jw_obj(&w);
+    flowd_jw_key(&w, "error");
+    flowd_jw_obj(&w);
+    flowd_jw_key(&w, "code");
+    flowd_jw_str(&w, code);
+    flowd_jw_key(&w, "message");
+    flowd_jw_str(&w, message);
+    flowd_jw_obj_end(&w);
+    flowd_jw_obj_end(&w);
+    flowd_buf_addc(&b, '\n');
+    return flowd_buf_take(&b, len);
+}
+
+void flowd_answer_error(flowd_answer_t *a, unsigned status, const char *code, const char *fmt, ...) {
+    char message[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    a->status = status;
+    a->body = flowd_render_error(code, &a->len, "%s", message);
+}
+
+void flowd_render_job(flowd_jw_t *w, flowd_job_t *job) {
+    flowd_job_lock(job);
+    flowd_jw_obj(w);
+    flowd_jw_key(w, "id");
+    flowd_jw_strn(w, job->id, FLOWD_ID_LEN);
+    flowd_jw_key(w, "flow");
+    flowd_jw_str(w, flow_def_name(job->def));
+    flowd_jw_key(w, "status");
+    flowd_jw_str(w, flow_status_name(flowd_job_status(job)));
+    flowd_jw_key(w, "created_at");
+    flowd_jw_time(w, job->created_us);
+    flowd_jw_key(w, "started_at");
+    flowd_jw_time(w, job->started_us);
+    flowd_jw_key(w, "finished_at");
+    flowd_jw_time(w, job->finished_us);
+    flowd_jw_key(w, "current_node");
+    flowd_jw_str(w, job->current_node);
+    flowd_jw_key(w, "steps");
+    flowd_jw_uint(w, job->steps);
+    flowd_jw_key(w, "last_action");
+    flowd_jw_str(w, job->last_action);
+    flowd_jw_key(w, "waiting_for");
+    flowd_jw_raw(w, job->waiting_for, job->waiting_for ? strlen(job->waiting_for) : 0);
+    flowd_jw_key(w, "error");
+    if (job->error.code == 0) {
+        flowd_jw_null(w);
+    } else {
+        flowd_jw_obj(w);
+        flowd_jw_key(w, "code");
+        flowd_jw_str(w, flow_err_name(job->error.code));
+        flowd_jw_key(w, "message");
+        flowd_jw_str(w, job->error.message ? job->error.message : flow_strerror(job->error.code));
+        flowd_jw_key(w, "node");
+        flowd_jw_str(w, job->error.node);
+        flowd_jw_obj_end(w);
+    }
+    flowd_jw_obj_end(w);
+    flowd_job_unlock(job);
+}
+
+char *flowd_render_job_text(flowd_job_t *job, size_t *len) {
+    flowd_buf_t b;
+    flowd_jw_t w;
+    flowd_buf_init(&b, 0);
+    flowd_jw_init(&w, &b, 2);
+    flowd_render_job(&w, job);
+    flowd_buf_addc(&b, '\n');
+    return flowd_buf_take(&b, len);
+}
+
+void flowd_render_totals(flowd_jw_t *w, const flow_history_totals_t *t) {
+    flowd_jw_obj(w);
+    flowd_jw_key(w, "steps");
+    flowd_jw_uint(w, t->steps);
+    flowd_jw_key(w, "failed");
+    flowd_jw_uint(w, t->failed);
+    flowd_jw_key(w, "retries");
+    flowd_jw_uint(w, t->retries);
+    flowd_jw_key(w, "dropped");
+    flowd_jw_uint(w, t->dropped);
+    flowd_jw_obj_end(w);
+}
+
+char *flowd_render_new_job(flowd_job_t *job, size_t *len) {
+    char t[32];
+    flowd_buf_t b;
+    flowd_jw_t w;
+    flowd_buf_init(&b, 0);
+    flowd_jw_init(&w, &b, 2);
+    flowd_format_time(job->created_us, t);
+    flowd_buf_add(&b, "{\n  \"id\": \"", 11);
+    flowd_buf_add(&b, job->id, FLOWD_ID_LEN);
+    flowd_buf_add(&b, "\",\n  \"flow\": ", 13);
+    w.depth = 1; /* the name may need escaping: the writer does it */
+    w.after_key = 1;
+    flowd_jw_str(&w, flow_def_name(job->def));
+    flowd_buf_adds(&b, ",\n  \"status\": \"queued\",\n  \"created_at\": \"");
+    flowd_buf_add(&b, t, 27);
+    flowd_buf_adds(&b, "\",\n  \"started_at\": null,\n  \"finished_at\": null,\n  \"current_node\": null,\n"
+                       "  \"steps\": 0,\n  \"last_action\": null,\n  \"waiting_for\": null,\n"
+                       "  \"error\": null\n}\n");
+    return flowd_buf_take(&b, len);
+}
+
+char *flowd_render_history(flow_job_t *fj, const char *id, size_t *len) {
+    flowd_buf_t b;
+    flowd_jw_t w;
+    flow_history_totals_t totals;
+    flowd_buf_init(&b, 0);
+    flowd_jw_init(&w, &b, 0);
+    flowd_jw_obj(&w);
+    flowd_jw_key(&w, "id");
+    flowd_jw_str(&w, id);
+    flowd_jw_key(&w, "steps");
+    flowd_jw_arr(&w);
+    size_t n = flow_job_history_count(fj);
+    for (size_t i = 0; i < n; i++)
+        flowd_step_write(&w, flow_job_history_at(fj, i));
+    flowd_jw_arr_end(&w);
+    flow_job_history_totals(fj, &totals);
+    flowd_jw_key(&w, "totals");
+    flowd_render_totals(&w, &totals);
+    flowd_jw_obj_end(&w);
+    return flowd_buf_take(&b, len);
+}
+
+char *flowd_render_done_history(flowd_job_t *job, size_t *len) {
+    flowd_buf_t b;
+    flowd_jw_t w;
+    flowd_buf_init(&b, 0);
+    flowd_job_lock(job);
+    if (job->final_history != NULL) {
+        flowd_reindent(&b, job->final_history, job->final_history_len, 2, 0);
+    } else {
+        /* {"id": ..., "steps": [the ring's step events], "totals": {...}} */
+        flowd_buf_t steps;
+        flowd_buf_init(&steps, 0);
+        flowd_buf_add(&steps, "[", 1);
+        flowd_ring_steps(&job->events, job->history_count, &steps);
+        flowd_buf_add(&steps, "]", 1);
+        flowd_jw_init(&w, &b, 2);
+        flowd_jw_obj(&w);
+        flowd_jw_key(&w, "id");
+        flowd_jw_str(&w, job->id);
+        flowd_jw_key(&w, "steps");
+        flowd_jw_raw(&w, steps.data, steps.len);
+        flowd_jw_key(&w, "totals");
+        flowd_render_totals(&w, &job->totals);
+        flowd_jw_obj_end(&w);
+        if (steps.err)
+            b.err = steps.err;
+        flowd_buf_free(&steps);
+    }
+    flowd_job_unlock(job);
+    flowd_buf_addc(&b, '\n');
+    return flowd_buf_take(&b, len);
+}
+
+char *flowd_render_pretty(const char *compact, size_t len, size_t *out_len) {
+    flowd_buf_t b;
+    flowd_buf_init(&b, 0);
+    flowd_reindent(&b, compact, len, 2, 0);
+    flowd_buf_addc(&b, '\n');
+    return flowd_buf_take(&b, out_len);
+}
+
+void flowd_render_shared(flowd_answer_t *a, const char *compact, size_t len, json_t *live,
+                         const char *pointer) {
+    a->status = 200;
+    a->body = NULL;
+    a->len = 0;
+    if (pointer == NULL || *pointer == '\0') {
+        if (compact != NULL) {
+            a->body = flowd_render_pretty(compact, len, &a->len);
+            return;
+        }
+    }
+    json_t *parsed = NULL;
+    json_t *root = live;
+    if (compact != NULL) {
+        parsed = json_loadb(compact, len, JSON_DECODE_ANY, NULL);
+        root = parsed;
+    }
+    json_t *value = root;
+    if (root == NULL) {
+        flowd_answer_error(a, 500, "internal", "the shared store could not be read");
+        return;
+    }
+    if (pointer != NULL && *pointer != '\0' && flow_pointer_get(root, pointer, &value) < 0) {
+        json_decref(parsed);
+        flowd_answer_error(a, 404, "not_found", "nothing at pointer '%.200s' in the shared store", pointer);
+        return;
+    }
+    flowd_buf_t b;
+    flowd_jw_t w;
+    flowd_buf_init(&b, 0);
+    flowd_jw_init(&w, &b, 2);
+    flowd_jw_json(&w, value);
+    flowd_buf_addc(&b, '\n');
+    json_decref(parsed);
+    a->body = flowd_buf_take(&b, &a->len);
+}

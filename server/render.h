@@ -1,0 +1,55 @@
+/* render.h: the JSON bodies of the API that both the HTTP threads and the loop write: the Job object
+ * of a record, the Error body, the History object, and the shared store (or the part a JSON Pointer
+ * names). Answer bodies are pretty (two spaces) and end with a newline; what the records keep is
+ * compact. Bodies are malloc'd: MHD frees them with free() (MHD_RESPMEM_MUST_FREE). */
+#ifndef FLOWD_RENDER_H
+#define FLOWD_RENDER_H
+
+#include <stddef.h>
+
+#include "flow.h"
+#include "jobs.h"
+#include "jsonw.h"
+
+/* A finished answer: status code and body. */
+typedef struct flowd_answer {
+    unsigned status;
+    char *body;   /* malloc'd, or NULL when out of memory (the caller answers 500 without a body) */
+    size_t len;
+} flowd_answer_t;
+
+/* {"error": {"code": code, "message": ...}} with a newline; code is one of the Error schema's. */
+char *flowd_render_error(const char *code, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void flowd_answer_error(flowd_answer_t *a, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The Job object of a record into w (takes the record's lock). */
+void flowd_render_job(flowd_jw_t *w, flowd_job_t *job);
+/* The Job object alone, pretty, with a newline. NULL when out of memory. */
+char *flowd_render_job_text(flowd_job_t *job, size_t *len);
+
+/* The Job object of a record just created, which the loop has not seen yet (queued, no times but
+ * created, no steps): the same text as flowd_render_job_text, made faster, for the 202 of
+ * POST /v1/jobs. */
+char *flowd_render_new_job(flowd_job_t *job, size_t *len);
+
+/* The "totals" object of a History into w. */
+void flowd_render_totals(flowd_jw_t *w, const flow_history_totals_t *t);
+
+/* Loop thread: the History object of a running job, compact. NULL when out of memory. */
+char *flowd_render_history(flow_job_t *fj, const char *id, size_t *len);
+
+/* The History of a done record (job->done), pretty, with a newline: kept, or made from the steps
+ * in its event ring. Takes the record's lock. NULL when out of memory. */
+char *flowd_render_done_history(flowd_job_t *job, size_t *len);
+
+/* The answer to GET /v1/jobs/{id}/shared: the store (compact text, or the live json_t on the loop,
+ * exactly one of them) or the part pointer (NULL: all) names: 200, 404 when the pointer names
+ * nothing. pointer must have been checked (flow_pointer_check). */
+void flowd_render_shared(flowd_answer_t *a, const char *compact, size_t len, json_t *live,
+                         const char *pointer);
+/* A compact JSON text (a History kept by a record, say) as a pretty answer body. */
+char *flowd_render_pretty(const char *compact, size_t len, size_t *out_len);
+
+#endif

@@ -1,0 +1,202 @@
+/* server.c: starting flowd, its timers, and the shutdown of server.h. */
+#include "server.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridge.h"
+#include "flows.h"
+#include "http.h"
+#include "log.h"
+
+#define TICK_MS 100          /* log flush */
+#define SWEEP_MS 1000        /* retention */
+#define DRAIN_POLL_MS 10     /* shutdown: how often we look whether steps are done */
+#define ANSWER_WAIT_MS 2000  /* shutdown: how long suspended requests get to be answered */
+
+enum { RUNNING = 0, DRAINING, ANSWERING, STOPPED };
+
+static void on_evict(flowd_job_t *job, void *data) {
+    flowd_server_t *srv = data;
+    if (srv->store->ops->remove != NULL)
+        srv->store->ops->remove(srv->store, job->id);
+}
+
+static void on_tick(uv_timer_t *t) {
+    flowd_server_t *srv = t->data;
+    uint64_t now = uv_now(&srv->loop);
+    flowd_log_flush();
+    if (now - srv->last_sweep_ms >= SWEEP_MS) {
+        srv->last_sweep_ms = now;
+        flowd_jobs_sweep(srv->jobs, flowd_now_us());
+    }
+    uint64_t every = srv->cfg.keepalive_ms / 4;
+    if (every > 1000)
+        every = 1000;
+    if (now - srv->last_keepalive_ms >= every) {
+        srv->last_keepalive_ms = now;
+        flowd_watchers_tick(srv->watchers);
+    }
+}
+
+static void closed_nothing(uv_handle_t *h) {
+    (void)h;
+}
+
+/* The last phase: everything is answered or out of time. Stops HTTP, then the engine. */
+static void stop_all(flowd_server_t *srv) {
+    srv->stop_phase = STOPPED;
+    uv_timer_stop(&srv->drain);
+    /* Loop calls still queued (only when ANSWER_WAIT_MS ran out) are answered while their
+     * connections exist; no new ones come (flowd_http_refuse_calls). */
+    flowd_bridge_run(srv->bridge);
+    flowd_http_stop(srv->http); /* joins MHD's threads: no handler runs after this */
+    srv->http = NULL;
+    flowd_bridge_close(srv->bridge);
+    flow_engine_close(srv->eng); /* jobs still running end canceled, their records updated */
+    srv->eng = NULL;
+    flowd_waitset_close(srv->waits);
+    srv->waits = NULL;
+    srv->store->ops->close(srv->store);
+    srv->store = NULL;
+    uv_close((uv_handle_t *)&srv->drain, closed_nothing);
+    uv_close((uv_handle_t *)&srv->tick, closed_nothing);
+    uv_close((uv_handle_t *)&srv->sigterm, closed_nothing);
+    uv_close((uv_handle_t *)&srv->sigint, closed_nothing);
+    /* uv_run returns once these close callbacks (and the engine's and bridge's) have run */
+}
+
+static void on_drain(uv_timer_t *t) {
+    flowd_server_t *srv = t->data;
+    uint64_t now = uv_now(&srv->loop);
+    if (srv->stop_phase == DRAINING) {
+        size_t busy = flow_engine_busy(srv->eng);
+        if (busy > 0 && now < srv->drain_deadline)
+            return;
+        if (busy > 0)
+            flowd_log(FLOW_LOG_WARN, "shutdown: %zu steps still running after --grace; they are canceled",
+                      busy);
+        /* End event streams and long polls; loop calls from now on are refused. */
+        srv->stop_phase = ANSWERING;
+        srv->drain_deadline = now + ANSWER_WAIT_MS;
+        flowd_http_refuse_calls(srv->http);
+        flowd_watchers_close_all(srv->watchers);
+        flowd_waitset_wake_all(srv->waits);
+        return;
+    }
+    if (srv->stop_phase == ANSWERING) {
+        if ((flowd_http_suspended(srv->http) > 0 || flowd_watchers_count(srv->watchers) > 0) &&
+            now < srv->drain_deadline)
+            return;
+        stop_all(srv);
+    }
+}
+
+static void on_signal(uv_signal_t *sig, int signum) {
+    flowd_server_t *srv = sig->data;
+    if (srv->stop_phase != RUNNING) {
+        flowd_log(FLOW_LOG_INFO, "flowd: %s: already shutting down", strsignal(signum));
+        return;
+    }
+    flowd_log(FLOW_LOG_INFO, "flowd: %s: shutting down; running steps get up to %llu ms to finish",
+              strsignal(signum), (unsigned long long)srv->cfg.grace_ms);
+    srv->stop_phase = DRAINING;
+    atomic_store(&srv->stopping, 1);
+    flowd_http_quiesce(srv->http);
+    flow_engine_drain(srv->eng);
+    srv->drain_deadline = uv_now(&srv->loop) + srv->cfg.grace_ms;
+    uv_timer_start(&srv->drain, on_drain, 0, DRAIN_POLL_MS);
+}
+
+/* Frees what is left once the loop has run dry. */
+static void server_free(flowd_server_t *srv) {
+    flowd_jobs_free(srv->jobs);
+    flowd_watchers_free(srv->watchers);
+    flowd_metrics_free(srv->metrics);
+    if (srv->reg != NULL)
+        flow_registry_free(srv->reg);
+    int rc = uv_loop_close(&srv->loop);
+    if (rc != 0)
+        flowd_log(FLOW_LOG_WARN, "the loop still had handles at exit: %s", uv_strerror(rc));
+    free(srv);
+}
+
+/* Starts what the HTTP daemon needs; 0 or a FLOW_E* code after logging. */
+static int server_init(flowd_server_t *srv) {
+    flow_error_t err = {0};
+    const flowd_config_t *cfg = &srv->cfg;
+    flow_engine_opts_t eo = {.history_limit = cfg->history_limit};
+    flowd_jobs_opts_t jo = {.max_jobs = cfg->max_jobs,
+                            .max_finished = cfg->max_finished,
+                            .retention_us = cfg->retention_ms * 1000,
+                            .events_limit = cfg->events_limit,
+                            .on_evict = on_evict,
+                            .data = srv};
+    int rc;
+    if ((rc = flow_registry_new(&srv->reg)) < 0 || (rc = flowd_flows_register(srv->reg, &err)) < 0) {
+        flowd_log(FLOW_LOG_ERROR, "cannot register the flows: %s%s%s", flow_strerror(rc),
+                  err.message ? ": " : "", err.message ? err.message : "");
+        flow_error_clear(&err);
+        return rc;
+    }
+    if ((rc = flow_engine_new(&srv->loop, &eo, &srv->eng)) < 0 ||
+        (rc = flowd_store_memory_new(&srv->store)) < 0 || (rc = flowd_metrics_new(&srv->metrics)) < 0 ||
+        (rc = flowd_jobs_new(&jo, &srv->jobs)) < 0 ||
+        (rc = flowd_watchers_new(cfg->keepalive_ms, &srv->watchers)) < 0 ||
+        (rc = flowd_waitset_new(&srv->loop, &srv->waits)) < 0 ||
+        (rc = flowd_bridge_new(srv, &srv->bridge)) < 0) {
+        flowd_log(FLOW_LOG_ERROR, "cannot start: %s", flow_strerror(rc));
+        return rc;
+    }
+    uv_timer_init(&srv->loop, &srv->tick);
+    uv_timer_init(&srv->loop, &srv->drain);
+    uv_signal_init(&srv->loop, &srv->sigterm);
+    uv_signal_init(&srv->loop, &srv->sigint);
+    srv->tick.data = srv->drain.data = srv->sigterm.data = srv->sigint.data = srv;
+    return 0;
+}
+
+/* Undoes server_init when the daemon could not start: closes the handles and runs the loop dry. */
+static void server_abort(flowd_server_t *srv) {
+    if (srv->bridge != NULL)
+        flowd_bridge_close(srv->bridge);
+    if (srv->eng != NULL)
+        flow_engine_close(srv->eng);
+    if (srv->waits != NULL)
+        flowd_waitset_close(srv->waits);
+    if (srv->store != NULL)
+        srv->store->ops->close(srv->store);
+    if (srv->tick.data != NULL) { /* server_init got as far as the handles */
+        uv_close((uv_handle_t *)&srv->tick, closed_nothing);
+        uv_close((uv_handle_t *)&srv->drain, closed_nothing);
+        uv_close((uv_handle_t *)&srv->sigterm, closed_nothing);
+        uv_close((uv_handle_t *)&srv->sigint, closed_nothing);
+    }
+    uv_run(&srv->loop, UV_RUN_DEFAULT);
+}
+
+int flowd_server_run(const flowd_config_t *cfg) {
+    flowd_server_t *srv = calloc(1, sizeof *srv);
+    if (srv == NULL || uv_loop_init(&srv->loop) != 0) {
+        flowd_log(FLOW_LOG_ERROR, "cannot start: out of memory");
+        free(srv);
+        return 1;
+    }
+    srv->cfg = *cfg;
+    unsigned port = 0;
+    if (server_init(srv) < 0 || flowd_http_start(srv, &srv->http, &port) < 0) {
+        server_abort(srv);
+        server_free(srv);
+        return 1;
+    }
+    uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&srv->sigint, on_signal, SIGINT);
+    uv_timer_start(&srv->tick, on_tick, TICK_MS, TICK_MS);
+    int v6 = strchr(cfg->bind, ':') != NULL;
+    flowd_log_always("flowd: listening on http://%s%s%s:%u", v6 ? "[" : "", cfg->bind, v6 ? "]" : "", port);
+    uv_run(&srv->loop, UV_RUN_DEFAULT);
+    flowd_log(FLOW_LOG_INFO, "flowd: stopped");
+    server_free(srv);
+    return 0;
+}

@@ -1,0 +1,631 @@
+/* e2e.c: the end-to-end test helpers of e2e.h. */
+#include "e2e.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_SERVERS 8
+
+static pid_t live[MAX_SERVERS];
+static int atexit_set;
+
+uint64_t e2e_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(unsigned ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A failed test exits its process: take the servers it started along. */
+static void kill_live(void) {
+    for (int i = 0; i < MAX_SERVERS; i++) {
+        if (live[i] > 0) {
+            kill(live[i], SIGKILL);
+            waitpid(live[i], NULL, 0);
+            live[i] = 0;
+        }
+    }
+}
+
+static void track(pid_t pid, int add) {
+    for (int i = 0; i < MAX_SERVERS; i++) {
+        if (add && live[i] == 0) {
+            live[i] = pid;
+            return;
+        }
+        if (!add && live[i] == pid) {
+            live[i] = 0;
+            return;
+        }
+    }
+}
+
+char *e2e_log(const e2e_server_t *s) {
+    FILE *f = fopen(s->log_path, "r");
+    ck_assert_msg(f != NULL, "cannot read the log %s", s->log_path);
+    size_t cap = 4096, len = 0;
+    char *text = malloc(cap);
+    size_t n;
+    while ((n = fread(text + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2) {
+            cap *= 2;
+            text = realloc(text, cap);
+        }
+    }
+    text[len] = '\0';
+    fclose(f);
+    return text;
+}
+
+void e2e_start(e2e_server_t *s, ...) {
+    const char *argv[64];
+    int argc = 0;
+    /* FLOWD_WRAPPER: a command line to run flowd under ("valgrind -q --error-exitcode=99"), words
+     * split at spaces */
+    static char wrapper[512];
+    const char *wrap = getenv("FLOWD_WRAPPER");
+    if (wrap != NULL && *wrap != '\0') {
+        snprintf(wrapper, sizeof wrapper, "%s", wrap);
+        for (char *w = strtok(wrapper, " "); w != NULL && argc < 16; w = strtok(NULL, " "))
+            argv[argc++] = w;
+    }
+    const char *bin = getenv("FLOWD_BIN");
+    argv[argc++] = bin && *bin ? bin : "build/flowd";
+    argv[argc++] = "--port";
+    argv[argc++] = "0";
+    va_list ap;
+    va_start(ap, s);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL && argc < 62)
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+
+    memset(s, 0, sizeof *s);
+    snprintf(s->log_path, sizeof s->log_path, "/tmp/flowd-e2e-XXXXXX");
+    int logfd = mkstemp(s->log_path);
+    ck_assert_msg(logfd >= 0, "mkstemp: %s", strerror(errno));
+    if (!atexit_set) {
+        atexit(kill_live);
+        atexit_set = 1;
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        dup2(logfd, 2);
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 1);
+        dup2(devnull, 0);
+        static const char *const vars[] = {"FLOWD_BIND", "FLOWD_PORT", "FLOWD_HTTP_THREADS",
+                                           "FLOWD_MAX_BODY", "FLOWD_MAX_HEADER", "FLOWD_MAX_JOBS",
+                                           "FLOWD_MAX_FINISHED", "FLOWD_RETENTION", "FLOWD_GRACE",
+                                           "FLOWD_HISTORY_LIMIT", "FLOWD_EVENTS_LIMIT", "FLOWD_MAX_CONNS",
+                                           "FLOWD_MAX_CONNS_PER_IP", "FLOWD_IDLE_TIMEOUT",
+                                           "FLOWD_KEEPALIVE", "FLOWD_LOG_LEVEL"};
+        for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+            unsetenv(vars[i]);
+        execvp(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(logfd);
+    s->pid = pid;
+    track(pid, 1);
+    uint64_t deadline = e2e_now_ms() + (argc > 3 && argv[0] != bin ? 60000 : 10000);
+    for (;;) {
+        char *log = e2e_log(s);
+        const char *line = strstr(log, "listening on http://");
+        if (line != NULL) {
+            const char *end = strchr(line, '\n');
+            if (end != NULL) {
+                const char *colon = end;
+                while (colon > line && *colon != ':')
+                    colon--;
+                s->port = (unsigned)strtoul(colon + 1, NULL, 10);
+                free(log);
+                break;
+            }
+        }
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            track(pid, 0);
+            ck_abort_msg("flowd exited before listening (status %d); its log:\n%s", status, log);
+        }
+        free(log);
+        ck_assert_msg(e2e_now_ms() < deadline, "flowd did not say where it listens within 10 s");
+        sleep_ms(10);
+    }
+    ck_assert_uint_gt(s->port, 0);
+    snprintf(s->base, sizeof s->base, "http://127.0.0.1:%u", s->port);
+    s->curl = curl_easy_init();
+    ck_assert_ptr_nonnull(s->curl);
+}
+
+int e2e_run(const char *const *args, char **out) {
+    const char *argv[32];
+    int argc = 0;
+    const char *bin = getenv("FLOWD_BIN");
+    argv[argc++] = bin && *bin ? bin : "build/flowd";
+    for (size_t i = 0; args[i] != NULL && argc < 31; i++)
+        argv[argc++] = args[i];
+    argv[argc] = NULL;
+    char path[] = "/tmp/flowd-run-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fd);
+    track(pid, 1);
+    int status = 0;
+    uint64_t deadline = e2e_now_ms() + 10000;
+    while (waitpid(pid, &status, WNOHANG) != pid) {
+        ck_assert_msg(e2e_now_ms() < deadline, "flowd did not exit within 10 s");
+        sleep_ms(5);
+    }
+    track(pid, 0);
+    if (out != NULL) {
+        e2e_server_t tmp;
+        memset(&tmp, 0, sizeof tmp);
+        snprintf(tmp.log_path, sizeof tmp.log_path, "%s", path);
+        *out = e2e_log(&tmp);
+    }
+    unlink(path);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int e2e_stop(e2e_server_t *s, unsigned timeout_ms) {
+    int result = -1;
+    if (s->curl != NULL) {
+        curl_easy_cleanup(s->curl);
+        s->curl = NULL;
+    }
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, SIGTERM);
+    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    for (;;) {
+        int status;
+        pid_t got = waitpid(s->pid, &status, WNOHANG);
+        if (got == s->pid) {
+            result = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            if (result != 0) {
+                char *log = e2e_log(s);
+                fprintf(stderr, "flowd exited with %d%s; the end of its log:\n%s\n", status,
+                        WIFSIGNALED(status) ? " (a signal)" : "",
+                        strlen(log) > 4000 ? log + strlen(log) - 4000 : log);
+                free(log);
+            }
+            break;
+        }
+        if (e2e_now_ms() >= deadline) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, NULL, 0);
+            break;
+        }
+        sleep_ms(5);
+    }
+    track(s->pid, 0);
+    s->pid = 0;
+    return result;
+}
+
+void e2e_cleanup(e2e_server_t *s) {
+    if (s->log_path[0] != '\0')
+        unlink(s->log_path);
+    s->log_path[0] = '\0';
+}
+
+/* ---- single requests ---- */
+
+typedef struct sink {
+    char *buf;
+    size_t len, cap;
+} sink_t;
+
+static size_t on_body(char *data, size_t size, size_t n, void *userdata) {
+    sink_t *k = userdata;
+    size_t add = size * n;
+    if (k->len + add + 1 > k->cap) {
+        size_t cap = k->cap ? k->cap : 1024;
+        while (cap < k->len + add + 1)
+            cap *= 2;
+        k->buf = realloc(k->buf, cap);
+        k->cap = cap;
+    }
+    memcpy(k->buf + k->len, data, add);
+    k->len += add;
+    k->buf[k->len] = '\0';
+    return add;
+}
+
+static void header_value(const char *line, size_t len, const char *name, char *out, size_t outlen) {
+    size_t n = strlen(name);
+    if (len <= n + 1 || strncasecmp(line, name, n) != 0 || line[n] != ':')
+        return;
+    const char *v = line + n + 1;
+    const char *end = line + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
+    snprintf(out, outlen, "%.*s", (int)(end - v), v);
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *userdata) {
+    e2e_resp_t *r = userdata;
+    size_t len = size * n;
+    if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) { /* a new response (after a 100 Continue) */
+        r->location[0] = r->retry_after[0] = r->allow[0] = r->content_type[0] = r->connection[0] = '\0';
+    }
+    header_value(data, len, "Location", r->location, sizeof r->location);
+    header_value(data, len, "Retry-After", r->retry_after, sizeof r->retry_after);
+    header_value(data, len, "Allow", r->allow, sizeof r->allow);
+    header_value(data, len, "Content-Type", r->content_type, sizeof r->content_type);
+    header_value(data, len, "Connection", r->connection, sizeof r->connection);
+    return len;
+}
+
+void e2e_request(e2e_server_t *s, const char *method, const char *path, const char *const *headers,
+                 const char *body, e2e_resp_t *out) {
+    char url[4096];
+    struct curl_slist *list = NULL;
+    sink_t k = {0};
+    memset(out, 0, sizeof *out);
+    snprintf(url, sizeof url, "%s%s", s->base, path);
+    CURL *c = s->curl;
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+        list = curl_slist_append(list, headers[i]);
+    list = curl_slist_append(list, "Expect:"); /* no 100-continue round trip */
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &k);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
+    uint64_t t0 = e2e_now_ms();
+    CURLcode rc = curl_easy_perform(c);
+    out->ms = e2e_now_ms() - t0;
+    curl_slist_free_all(list);
+    ck_assert_msg(rc == CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(rc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    out->body = k.buf ? k.buf : calloc(1, 1);
+    out->len = k.len;
+    out->json = json_loadb(out->body, out->len, 0, NULL);
+}
+
+void e2e_resp_free(e2e_resp_t *r) {
+    free(r->body);
+    json_decref(r->json);
+    memset(r, 0, sizeof *r);
+}
+
+void e2e_post(e2e_server_t *s, const char *path, const char *body, e2e_resp_t *out) {
+    static const char *const json[] = {"Content-Type: application/json", NULL};
+    e2e_request(s, "POST", path, json, body, out);
+}
+
+json_t *e2e_start_job(e2e_server_t *s, const char *body) {
+    e2e_resp_t r;
+    e2e_post(s, "/v1/jobs", body, &r);
+    ck_assert_msg(r.status == 202, "POST /v1/jobs %s: %ld %s", body, r.status, r.body);
+    ck_assert_ptr_nonnull(r.json);
+    const char *id = json_string_value(json_object_get(r.json, "id"));
+    ck_assert_ptr_nonnull(id);
+    char want[64];
+    snprintf(want, sizeof want, "/v1/jobs/%s", id);
+    ck_assert_str_eq(r.location, want);
+    json_t *job = json_incref(r.json);
+    e2e_resp_free(&r);
+    return job;
+}
+
+json_t *e2e_get_json(e2e_server_t *s, const char *path) {
+    e2e_resp_t r;
+    e2e_request(s, "GET", path, NULL, NULL, &r);
+    ck_assert_msg(r.status == 200, "GET %s: %ld %s", path, r.status, r.body);
+    ck_assert_msg(r.json != NULL, "GET %s: not JSON: %s", path, r.body);
+    json_t *v = json_incref(r.json);
+    e2e_resp_free(&r);
+    return v;
+}
+
+json_t *e2e_wait_status(e2e_server_t *s, const char *id, const char *status, unsigned timeout_ms) {
+    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    for (;;) {
+        json_t *job = e2e_get_json(s, path);
+        const char *now = json_string_value(json_object_get(job, "status"));
+        ck_assert_ptr_nonnull(now);
+        int final = strcmp(now, "succeeded") == 0 || strcmp(now, "failed") == 0 ||
+                    strcmp(now, "canceled") == 0;
+        if (status ? strcmp(now, status) == 0 : final)
+            return job;
+        json_decref(job);
+        uint64_t now_ms = e2e_now_ms();
+        ck_assert_msg(now_ms < deadline, "job %s is %s, not %s, after %u ms", id, now,
+                      status ? status : "ended", timeout_ms);
+        uint64_t left = deadline - now_ms;
+        snprintf(path, sizeof path, "/v1/jobs/%s?wait=%.3f", id, left > 2000 ? 2.0 : (double)left / 1000);
+    }
+}
+
+void e2e_assert_error(const e2e_resp_t *r, long status, const char *code, const char *words) {
+    ck_assert_msg(r->status == status, "want %ld, got %ld: %s", status, r->status, r->body);
+    ck_assert_msg(r->json != NULL, "the error body is not JSON: %s", r->body);
+    ck_assert_msg(strncmp(r->content_type, "application/json", 16) == 0, "Content-Type %s",
+                  r->content_type);
+    json_t *err = json_object_get(r->json, "error");
+    ck_assert_msg(json_is_object(err) && json_object_size(r->json) == 1, "not an error body: %s",
+                  r->body);
+    const char *got = json_string_value(json_object_get(err, "code"));
+    const char *message = json_string_value(json_object_get(err, "message"));
+    ck_assert_msg(got != NULL && strcmp(got, code) == 0, "want code %s: %s", code, r->body);
+    ck_assert_msg(message != NULL && *message != '\0', "no message: %s", r->body);
+    if (words != NULL)
+        ck_assert_msg(strstr(message, words) != NULL, "the message does not say '%s': %s", words, message);
+    ck_assert_msg(r->len > 0 && r->body[r->len - 1] == '\n', "the body does not end with a newline");
+}
+
+/* ---- many requests at once ---- */
+
+void e2e_calls(e2e_server_t *s, e2e_call_t *calls, size_t n, unsigned parallel) {
+    CURLM *m = curl_multi_init();
+    curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)parallel);
+    curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)parallel);
+    struct curl_slist *json = curl_slist_append(NULL, "Content-Type: application/json");
+    json = curl_slist_append(json, "Expect:");
+    sink_t *sinks = calloc(n, sizeof *sinks);
+    CURL **handles = calloc(n, sizeof *handles);
+    size_t next = 0, running = 0, done = 0;
+    /* Added a window at a time: curl queues what it cannot send yet, but a window keeps the
+     * queue (and the memory of ten thousand handles) small. */
+    while (done < n) {
+        while (next < n && running < parallel * 4) {
+            char url[512];
+            CURL *c = curl_easy_init();
+            snprintf(url, sizeof url, "%s%s", s->base, calls[next].path);
+            curl_easy_setopt(c, CURLOPT_URL, url);
+            curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, calls[next].method);
+            if (calls[next].body != NULL) {
+                curl_easy_setopt(c, CURLOPT_POSTFIELDS, calls[next].body);
+                curl_easy_setopt(c, CURLOPT_HTTPHEADER, json);
+            }
+            curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+            curl_easy_setopt(c, CURLOPT_WRITEDATA, &sinks[next]);
+            curl_easy_setopt(c, CURLOPT_PRIVATE, (void *)next);
+            curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 120000L);
+            handles[next] = c;
+            curl_multi_add_handle(m, c);
+            next++;
+            running++;
+        }
+        int still;
+        curl_multi_perform(m, &still);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            void *priv;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+            size_t i = (size_t)priv;
+            ck_assert_msg(msg->data.result == CURLE_OK, "%s %s: %s", calls[i].method, calls[i].path,
+                          curl_easy_strerror(msg->data.result));
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &calls[i].status);
+            calls[i].resp = sinks[i].buf ? sinks[i].buf : calloc(1, 1);
+            calls[i].resp_len = sinks[i].len;
+            curl_multi_remove_handle(m, msg->easy_handle);
+            curl_easy_cleanup(msg->easy_handle);
+            handles[i] = NULL;
+            running--;
+            done++;
+        }
+        if (done < n)
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    curl_slist_free_all(json);
+    free(sinks);
+    free(handles);
+    curl_multi_cleanup(m);
+}
+
+void e2e_calls_free(e2e_call_t *calls, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(calls[i].resp);
+        calls[i].resp = NULL;
+    }
+}
+
+/* ---- event streams ---- */
+
+static size_t on_stream(char *data, size_t size, size_t n, void *userdata) {
+    e2e_stream_t *st = userdata;
+    sink_t k = {st->buf, st->len, st->cap};
+    size_t got = on_body(data, size, n, &k);
+    st->buf = k.buf;
+    st->len = k.len;
+    st->cap = k.cap;
+    return got;
+}
+
+void e2e_stream_open(e2e_stream_t *st, e2e_server_t *s, const char *path, const char *last_id) {
+    char url[512];
+    memset(st, 0, sizeof *st);
+    snprintf(url, sizeof url, "%s%s", s->base, path);
+    st->multi = curl_multi_init();
+    st->curl = curl_easy_init();
+    curl_easy_setopt(st->curl, CURLOPT_URL, url);
+    if (last_id != NULL) {
+        char h[64];
+        snprintf(h, sizeof h, "Last-Event-ID: %s", last_id);
+        st->headers = curl_slist_append(NULL, h);
+        curl_easy_setopt(st->curl, CURLOPT_HTTPHEADER, st->headers);
+    }
+    curl_easy_setopt(st->curl, CURLOPT_WRITEFUNCTION, on_stream);
+    curl_easy_setopt(st->curl, CURLOPT_WRITEDATA, st);
+    curl_multi_add_handle(st->multi, st->curl);
+}
+
+/* Pumps the stream for at most ms (less when something arrives). */
+static void stream_pump(e2e_stream_t *st, unsigned ms) {
+    int still;
+    curl_multi_perform(st->multi, &still);
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(st->multi, &left)) != NULL) {
+        if (msg->msg == CURLMSG_DONE) {
+            ck_assert_msg(msg->data.result == CURLE_OK, "event stream: %s",
+                          curl_easy_strerror(msg->data.result));
+            curl_easy_getinfo(st->curl, CURLINFO_RESPONSE_CODE, &st->status);
+            st->done = 1;
+        }
+    }
+    if (!st->done)
+        curl_multi_poll(st->multi, NULL, 0, (int)ms, NULL);
+}
+
+int e2e_stream_wait_for(e2e_stream_t *st, const char *needle, unsigned timeout_ms) {
+    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    for (;;) {
+        if (st->buf != NULL && strstr(st->buf, needle) != NULL)
+            return 1;
+        if (st->done || e2e_now_ms() >= deadline)
+            return 0;
+        stream_pump(st, 50);
+    }
+}
+
+int e2e_stream_wait_end(e2e_stream_t *st, unsigned timeout_ms) {
+    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    while (!st->done && e2e_now_ms() < deadline)
+        stream_pump(st, 50);
+    return st->done;
+}
+
+void e2e_stream_close(e2e_stream_t *st) {
+    if (st->multi != NULL) {
+        curl_multi_remove_handle(st->multi, st->curl);
+        curl_easy_cleanup(st->curl);
+        curl_multi_cleanup(st->multi);
+    }
+    curl_slist_free_all(st->headers);
+    free(st->buf);
+    memset(st, 0, sizeof *st);
+}
+
+json_t *e2e_sse_parse(const char *text) {
+    json_t *frames = json_array();
+    json_t *frame = NULL;
+    const char *p = text ? text : "";
+    while (*p != '\0') {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (len == 0) { /* a blank line ends a frame */
+            if (frame != NULL)
+                json_array_append_new(frames, frame);
+            frame = NULL;
+        } else if (p[0] == ':') {
+            json_array_append_new(frames, json_pack("{s:s#}", "comment", p + 1, (int)len - 1));
+        } else {
+            if (frame == NULL)
+                frame = json_object();
+            const char *colon = memchr(p, ':', len);
+            ck_assert_msg(colon != NULL, "not an SSE field: %.*s", (int)len, p);
+            size_t klen = (size_t)(colon - p);
+            const char *v = colon + 1;
+            if (*v == ' ')
+                v++;
+            size_t vlen = len - (size_t)(v - p);
+            if (klen == 2 && strncmp(p, "id", 2) == 0) {
+                json_object_set_new(frame, "id", json_integer(strtoll(v, NULL, 10)));
+            } else if (klen == 5 && strncmp(p, "event", 5) == 0) {
+                json_object_set_new(frame, "event", json_stringn(v, vlen));
+            } else if (klen == 4 && strncmp(p, "data", 4) == 0) {
+                json_t *data = json_loadb(v, vlen, 0, NULL);
+                ck_assert_msg(data != NULL, "data is not JSON: %.*s", (int)vlen, v);
+                json_object_set_new(frame, "data", data);
+            }
+        }
+        if (eol == NULL)
+            break;
+        p = eol + 1;
+    }
+    json_decref(frame); /* an unfinished frame */
+    return frames;
+}
+
+/* ---- raw TCP ---- */
+
+int e2e_connect(const e2e_server_t *s) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
+    return fd;
+}
+
+int e2e_closed_within(int fd, unsigned timeout_ms) {
+    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    char buf[4096];
+    for (;;) {
+        uint64_t now = e2e_now_ms();
+        if (now >= deadline)
+            return 0;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int n = poll(&p, 1, (int)(deadline - now));
+        if (n <= 0)
+            continue;
+        ssize_t got = recv(fd, buf, sizeof buf, 0);
+        if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
+            return 1;
+    }
+}
+
+int e2e_main(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,118 @@
+/* e2e.h: what the end-to-end tests share: starting build/flowd (or $FLOWD_BIN) on a free port as a
+ * child process, with its log in a file; HTTP requests with libcurl (one at a time on a kept-alive
+ * connection, many at once with a multi handle, or an event stream read as it comes); raw TCP
+ * connections for what curl will not do; and deadlines instead of sleeps.
+ *
+ * Every function fails the running Check test (ck_assert) when something is not as it must be, so
+ * the tests read like the behaviour they check. A server left running by a failed test is killed
+ * with the test's process (PR_SET_PDEATHSIG and an atexit handler). */
+#ifndef E2E_H
+#define E2E_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <check.h>
+#include <curl/curl.h>
+#include <jansson.h>
+
+typedef struct e2e_server {
+    pid_t pid;
+    unsigned port;
+    char log_path[64];
+    char base[64];  /* "http://127.0.0.1:PORT" */
+    CURL *curl;     /* kept alive between requests */
+} e2e_server_t;
+
+/* Starts flowd ($FLOWD_BIN, default build/flowd; under $FLOWD_WRAPPER when set, e.g. valgrind) with
+ * --port 0 and the given flags (a NULL-terminated list), waits for its "listening on" line (10 s at
+ * most, a minute with a wrapper) and reads the port from it. */
+void e2e_start(e2e_server_t *s, ...) __attribute__((sentinel));
+/* Sends SIGTERM and waits up to timeout_ms for the exit; returns the exit status, or -1 when it did
+ * not exit in time (it is killed then) or died of a signal. */
+int e2e_stop(e2e_server_t *s, unsigned timeout_ms);
+/* Runs flowd with these flags (a NULL-terminated list) to its end (10 s at most); *out (may be
+ * NULL) gets what it wrote to stdout and stderr (malloc'd). Returns the exit status. */
+int e2e_run(const char *const *args, char **out);
+/* Removes the log file (after a test that passed; a failed one leaves it for a look). */
+void e2e_cleanup(e2e_server_t *s);
+/* Everything flowd logged so far (malloc'd). */
+char *e2e_log(const e2e_server_t *s);
+
+typedef struct e2e_resp {
+    long status;
+    char *body;
+    size_t len;
+    json_t *json;           /* the body parsed, or NULL */
+    char location[256];     /* response headers, "" when absent */
+    char retry_after[32];
+    char allow[64];
+    char content_type[128];
+    char connection[32];
+    uint64_t ms;            /* how long the request took */
+} e2e_resp_t;
+
+/* One request on the server's kept-alive connection. headers: NULL or a NULL-terminated list of
+ * "Name: value"; body: NULL for none. out is overwritten (free it with e2e_resp_free). */
+void e2e_request(e2e_server_t *s, const char *method, const char *path, const char *const *headers,
+                 const char *body, e2e_resp_t *out);
+void e2e_resp_free(e2e_resp_t *r);
+
+/* POST path with a JSON body (Content-Type: application/json). */
+void e2e_post(e2e_server_t *s, const char *path, const char *body, e2e_resp_t *out);
+/* POST /v1/jobs, asserting 202 and a Location; returns the Job (new reference). */
+json_t *e2e_start_job(e2e_server_t *s, const char *body);
+/* GET path, asserting 200 and a JSON body; returns it (new reference). */
+json_t *e2e_get_json(e2e_server_t *s, const char *path);
+/* Long-polls the job until its status is `status` (NULL: any final one), at most timeout_ms;
+ * returns the Job (new reference). */
+json_t *e2e_wait_status(e2e_server_t *s, const char *id, const char *status, unsigned timeout_ms);
+/* The status and the error body {"error": {"code": code, "message": ...}} whose message holds
+ * `words` (NULL: anything). */
+void e2e_assert_error(const e2e_resp_t *r, long status, const char *code, const char *words);
+
+/* Many requests at once on a multi handle, at most `parallel` connections. */
+typedef struct e2e_call {
+    const char *method;
+    char *path;     /* owned by the caller */
+    char *body;     /* JSON, or NULL; owned by the caller */
+    long status;    /* filled in */
+    char *resp;     /* filled in, malloc'd (e2e_calls_free) */
+    size_t resp_len;
+} e2e_call_t;
+void e2e_calls(e2e_server_t *s, e2e_call_t *calls, size_t n, unsigned parallel);
+void e2e_calls_free(e2e_call_t *calls, size_t n);
+
+/* An event stream read as it comes. */
+typedef struct e2e_stream {
+    CURLM *multi;
+    CURL *curl;
+    struct curl_slist *headers;
+    char *buf;
+    size_t len, cap;
+    int done;
+    long status;
+} e2e_stream_t;
+/* Opens GET path (Last-Event-ID: last_id unless NULL). */
+void e2e_stream_open(e2e_stream_t *st, e2e_server_t *s, const char *path, const char *last_id);
+/* Reads until the text holds needle (1) or timeout_ms passes or the stream ends (0). */
+int e2e_stream_wait_for(e2e_stream_t *st, const char *needle, unsigned timeout_ms);
+/* Reads until the server ends the stream (1) or timeout_ms passes (0). */
+int e2e_stream_wait_end(e2e_stream_t *st, unsigned timeout_ms);
+void e2e_stream_close(e2e_stream_t *st);
+/* The frames of an event stream text: an array of {"id": N, "event": name, "data": JSON}, and
+ * comments as {"comment": text}. New reference. */
+json_t *e2e_sse_parse(const char *text);
+
+/* A raw TCP connection to the server; the fd. */
+int e2e_connect(const e2e_server_t *s);
+/* Whether the peer closes fd (read returns 0 or an error) within timeout_ms; data read meanwhile
+ * is dropped. */
+int e2e_closed_within(int fd, unsigned timeout_ms);
+
+uint64_t e2e_now_ms(void);
+/* Runs a suite with CK_FORK as set in the environment; the process exit status. */
+int e2e_main(Suite *s);
+
+#endif

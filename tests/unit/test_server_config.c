@@ -1,0 +1,172 @@
+/* test_server_config.c: flowd's flags and FLOWD_* variables (server/config.h): defaults, the
+ * variable over the default and the flag over the variable, units of sizes and durations, and a
+ * message naming the flag for every bad value. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "support/json_util.h"
+
+/* The environment a test gives: NAME=VALUE pairs. */
+static const char *const *test_env;
+
+static const char *fake_getenv(const char *name) {
+    size_t n = strlen(name);
+    for (size_t i = 0; test_env != NULL && test_env[i] != NULL; i++)
+        if (strncmp(test_env[i], name, n) == 0 && test_env[i][n] == '=')
+            return test_env[i] + n + 1;
+    return NULL;
+}
+
+static int parse(flowd_config_t *c, const char *const *env, char *err, size_t errlen, ...) {
+    char *argv[32] = {"flowd"};
+    int argc = 1;
+    va_list ap;
+    va_start(ap, errlen);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL)
+        argv[argc++] = (char *)a;
+    va_end(ap);
+    test_env = env;
+    err[0] = '\0';
+    return flowd_config_parse(c, argc, argv, fake_getenv, err, errlen);
+}
+
+START_TEST(test_defaults) {
+    flowd_config_t c;
+    char err[256];
+    ck_assert_int_eq(parse(&c, NULL, err, sizeof err, NULL), FLOWD_CONFIG_RUN);
+    ck_assert_str_eq(c.bind, "127.0.0.1");
+    ck_assert_uint_eq(c.port, 8080);
+    ck_assert_uint_eq(c.http_threads, 2);
+    ck_assert_uint_eq(c.max_body, 1u << 20);
+    ck_assert_uint_eq(c.max_header, 16384);
+    ck_assert_uint_eq(c.max_jobs, 100000);
+    ck_assert_uint_eq(c.max_finished, 100000);
+    ck_assert_uint_eq(c.retention_ms, 24ull * 3600 * 1000);
+    ck_assert_uint_eq(c.grace_ms, 10000);
+    ck_assert_uint_eq(c.history_limit, 100);
+    ck_assert_uint_eq(c.events_limit, 1000);
+    ck_assert_uint_eq(c.max_conns_per_ip, 256);
+    ck_assert_uint_eq(c.idle_timeout_ms, 30000);
+    ck_assert_uint_eq(c.keepalive_ms, 15000);
+    ck_assert_int_eq(c.log_level, FLOW_LOG_INFO);
+}
+END_TEST
+
+START_TEST(test_flag_wins_over_variable_over_default) {
+    flowd_config_t c;
+    char err[256];
+    static const char *const env[] = {"FLOWD_PORT=9000", "FLOWD_LOG_LEVEL=debug", "FLOWD_MAX_BODY=64KiB",
+                                      NULL};
+    ck_assert_int_eq(parse(&c, env, err, sizeof err, NULL), FLOWD_CONFIG_RUN);
+    ck_assert_uint_eq(c.port, 9000);
+    ck_assert_int_eq(c.log_level, FLOW_LOG_DEBUG);
+    ck_assert_uint_eq(c.max_body, 65536);
+    ck_assert_int_eq(parse(&c, env, err, sizeof err, "--port", "9100", "--log-level=warn", NULL),
+                     FLOWD_CONFIG_RUN);
+    ck_assert_uint_eq(c.port, 9100);
+    ck_assert_int_eq(c.log_level, FLOW_LOG_WARN);
+    ck_assert_uint_eq(c.max_body, 65536);
+    ck_assert_int_eq(parse(&c, env, err, sizeof err, "--port", "0", "--bind", "::1", NULL),
+                     FLOWD_CONFIG_RUN);
+    ck_assert_uint_eq(c.port, 0);
+    ck_assert_str_eq(c.bind, "::1");
+}
+END_TEST
+
+START_TEST(test_sizes_and_durations) {
+    uint64_t v;
+    static const struct {
+        const char *text;
+        uint64_t bytes;
+    } sizes[] = {{"1048576", 1048576}, {"64k", 65536},   {"64KiB", 65536}, {"1MiB", 1048576},
+                 {"1.5KiB", 1536},     {"2M", 2097152}, {"1gib", 1073741824}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        ck_assert_msg(flowd_parse_size(sizes[i].text, &v) == 0, "%s", sizes[i].text);
+        ck_assert_uint_eq(v, sizes[i].bytes);
+    }
+    static const char *const bad_sizes[] = {"", "k", "-1", "1.5", "12 MiB", "1TiB", "lots", "0x10"};
+    for (size_t i = 0; i < sizeof bad_sizes / sizeof bad_sizes[0]; i++)
+        ck_assert_msg(flowd_parse_size(bad_sizes[i], &v) < 0, "'%s' was taken", bad_sizes[i]);
+    static const struct {
+        const char *text;
+        uint64_t ms;
+    } times[] = {{"90", 90000}, {"90s", 90000}, {"1500ms", 1500}, {"10m", 600000},
+                 {"24h", 86400000}, {"7d", 604800000}, {"0.5", 500}, {"0", 0}};
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        ck_assert_msg(flowd_parse_duration_ms(times[i].text, &v) == 0, "%s", times[i].text);
+        ck_assert_uint_eq(v, times[i].ms);
+    }
+    static const char *const bad_times[] = {"", "s", "-1", "10 s", "10sec", "1e400", "nan"};
+    for (size_t i = 0; i < sizeof bad_times / sizeof bad_times[0]; i++)
+        ck_assert_msg(flowd_parse_duration_ms(bad_times[i], &v) < 0, "'%s' was taken", bad_times[i]);
+}
+END_TEST
+
+START_TEST(test_errors_name_the_flag) {
+    flowd_config_t c;
+    char err[256];
+    static const struct {
+        const char *flag, *value, *words;
+    } cases[] = {
+        {"--port", "70000", "--port: '70000' is not valid: expected a whole number from 0 to 65535"},
+        {"--max-body", "lots", "--max-body: 'lots' is not valid"},
+        {"--http-threads", "0", "from 1 to 256"},
+        {"--retention", "500ms", "--retention"},
+        {"--idle-timeout", "1500ms", "whole seconds"},
+        {"--log-level", "loud", "debug, info, warn or error"},
+        {"--bind", "example.org", "an IPv4 or IPv6 address"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ck_assert_int_eq(parse(&c, NULL, err, sizeof err, cases[i].flag, cases[i].value, NULL),
+                         FLOWD_CONFIG_ERROR);
+        ck_assert_msg(strstr(err, cases[i].words) != NULL, "%s %s: %s", cases[i].flag, cases[i].value, err);
+    }
+    ck_assert_int_eq(parse(&c, NULL, err, sizeof err, "--prot", "1", NULL), FLOWD_CONFIG_ERROR);
+    ck_assert_str_eq(err, "unknown flag '--prot' (see --help)");
+    ck_assert_int_eq(parse(&c, NULL, err, sizeof err, "--port", NULL), FLOWD_CONFIG_ERROR);
+    ck_assert_str_eq(err, "--port needs a value (N)");
+    ck_assert_int_eq(parse(&c, NULL, err, sizeof err, "8080", NULL), FLOWD_CONFIG_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "unexpected argument '8080'"));
+    static const char *const env[] = {"FLOWD_GRACE=forever", NULL};
+    ck_assert_int_eq(parse(&c, env, err, sizeof err, NULL), FLOWD_CONFIG_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "FLOWD_GRACE: 'forever' is not valid"));
+}
+END_TEST
+
+START_TEST(test_help_and_version) {
+    flowd_config_t c;
+    char err[256];
+    ck_assert_int_eq(parse(&c, NULL, err, sizeof err, "--port", "1", "--help", NULL), FLOWD_CONFIG_HELP);
+    ck_assert_int_eq(parse(&c, NULL, err, sizeof err, "--version", NULL), FLOWD_CONFIG_VERSION);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    flowd_config_usage(f);
+    fclose(f);
+    static const char *const want[] = {"--bind ADDR", "env FLOWD_BIND, default 127.0.0.1", "--port N",
+                                       "--max-jobs N", "env FLOWD_RETENTION, default 24h",
+                                       "--grace DURATION", "--max-conns-per-ip N", "--help", "--version"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(strstr(text, want[i]) != NULL, "no '%s' in the usage", want[i]);
+    free(text);
+}
+END_TEST
+
+static Suite *config_suite(void) {
+    Suite *s = suite_create("server_config");
+    TCase *tc = tcase_create("config");
+    tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_flag_wins_over_variable_over_default);
+    tcase_add_test(tc, test_sizes_and_durations);
+    tcase_add_test(tc, test_errors_name_the_flag);
+    tcase_add_test(tc, test_help_and_version);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    return tu_run(config_suite());
+}
