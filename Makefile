@@ -56,6 +56,7 @@ SUPPORT_OBJ := $(SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
 
 BENCH := $(BUILD)/flow-bench
 MOCK := $(BUILD)/flowd-mock
+HEALTHCHECK := $(BUILD)/flowd-healthcheck
 # examples/<name>_flow.c build flows (linked into flowd too); the other examples/*.c are programs.
 FLOWS_SRC := $(sort $(wildcard examples/*_flow.c))
 FLOWS_OBJ := $(FLOWS_SRC:%.c=$(BUILD)/obj/%.o)
@@ -66,7 +67,7 @@ EXAMPLES := $(EXAMPLES_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all lib test check unit deps bench valgrind tsan clean help run examples lint mock
 
-all: $(LIB) $(if $(wildcard server/main.c),$(FLOWD)) $(EXAMPLES) $(MOCK)
+all: $(LIB) $(if $(wildcard server/main.c),$(FLOWD)) $(EXAMPLES) $(MOCK) $(HEALTHCHECK)
 
 help:
 	@echo "make            build the library, flowd and the examples into build/"
@@ -133,6 +134,11 @@ $(MOCK): $(BUILD)/obj/tests/mock/main.o $(BUILD)/obj/tests/support/mock.o
 
 mock: $(MOCK)
 
+# The image's HEALTHCHECK probe (docker/healthcheck.c): plain libc, no library of ours.
+$(HEALTHCHECK): $(BUILD)/obj/docker/healthcheck.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
+
 unit: $(TEST_BIN)
 	@fail=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-60} $$t || fail=1; \
@@ -164,7 +170,8 @@ run: deps all
 	$(FLOWD) --port 8080
 
 lint:
-	@! grep -nE '\b(sprintf|vsprintf|strcpy|strcat|atoi|atol|gets)\s*\(' lib/*.[ch] server/*.[ch] 2>/dev/null \
+	@! grep -nE '\b(sprintf|vsprintf|strcpy|strcat|atoi|atol|gets)\s*\(' \
+	    lib/*.[ch] server/*.[ch] docker/*.c 2>/dev/null \
 	  || (echo "lint: use snprintf/strtol/memcpy instead"; exit 1)
 
 clean:
