@@ -66,6 +66,7 @@ EXAMPLES := $(EXAMPLES_SRC:examples/%.c=$(BUILD)/examples/%)
 .SECONDARY:
 
 .PHONY: all lib test check unit deps bench valgrind tsan clean help run examples lint mock
+.PHONY: test-docker
 
 all: $(LIB) $(if $(wildcard server/main.c),$(FLOWD)) $(EXAMPLES) $(MOCK) $(HEALTHCHECK)
 
@@ -79,6 +80,8 @@ help:
 	@echo "make tsan       run the tests with ThreadSanitizer (build/tsan)"
 	@echo "make bench      build and run the benchmarks (build/flow-bench)"
 	@echo "make mock       build the test HTTP server (build/flowd-mock --port N [--api-key K])"
+	@echo "make test-docker  build the image (docker/Dockerfile), run it and docker/compose.yaml, and"
+	@echo "                submit a job to each (docker, or ../shared/tools/docker on podman; minutes)"
 	@echo "make deps       install missing -dev packages with apt-get (as root)"
 	@echo "make lint       grep for calls we do not use (sprintf, strcpy, atoi, ...)"
 	@echo "make clean      remove build/"
@@ -168,6 +171,10 @@ bench: deps $(BENCH)
 
 run: deps all
 	$(FLOWD) --port 8080
+
+# Not part of `make test`: building the image takes minutes. CI runs it after the tests.
+test-docker:
+	tests/docker/run.sh
 
 lint:
 	@! grep -nE '\b(sprintf|vsprintf|strcpy|strcat|atoi|atol|gets)\s*\(' \
