@@ -66,7 +66,6 @@ EXAMPLES := $(EXAMPLES_SRC:examples/%.c=$(BUILD)/examples/%)
 .SECONDARY:
 
 .PHONY: all lib test check unit deps bench valgrind tsan clean help run examples lint mock
-.PHONY: test-docker
 
 all: $(LIB) $(if $(wildcard server/main.c),$(FLOWD)) $(EXAMPLES) $(MOCK) $(HEALTHCHECK)
 
@@ -173,6 +172,7 @@ run: deps all
 	$(FLOWD) --port 8080
 
 # Not part of `make test`: building the image takes minutes. CI runs it after the tests.
+.PHONY: test-docker
 test-docker:
 	tests/docker/run.sh
 
