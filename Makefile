@@ -62,6 +62,7 @@ E2E_SUPPORT_OBJ := $(BUILD)/obj/tests/e2e/e2e.o
 
 BENCH := $(BUILD)/flow-bench
 MOCK := $(BUILD)/flowd-mock
+HEALTHCHECK := $(BUILD)/flowd-healthcheck
 # examples/<name>_flow.c build flows (linked into flowd too); the other examples/*.c are programs.
 FLOWS_SRC := $(sort $(wildcard examples/*_flow.c))
 FLOWS_OBJ := $(FLOWS_SRC:%.c=$(BUILD)/obj/%.o)
@@ -72,7 +73,7 @@ EXAMPLES := $(EXAMPLES_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all lib test check unit e2e deps bench valgrind tsan clean help run examples lint mock
 
-all: $(LIB) $(if $(wildcard server/main.c),$(FLOWD)) $(EXAMPLES) $(MOCK)
+all: $(LIB) $(if $(wildcard server/main.c),$(FLOWD)) $(EXAMPLES) $(MOCK) $(HEALTHCHECK)
 
 help:
 	@echo "make            build the library, flowd and the examples into build/"
@@ -87,6 +88,8 @@ help:
 	@echo "make tsan       run the tests with ThreadSanitizer (build/tsan)"
 	@echo "make bench      build and run the benchmarks (build/flow-bench, and flowd over HTTP with wrk)"
 	@echo "make mock       build the test HTTP server (build/flowd-mock --port N [--api-key K])"
+	@echo "make test-docker  build the image (docker/Dockerfile), run it and docker/compose.yaml, and"
+	@echo "                submit a job to each (docker, or ../shared/tools/docker on podman; minutes)"
 	@echo "make deps       install missing -dev packages with apt-get (as root)"
 	@echo "make lint       grep for calls we do not use (sprintf, strcpy, atoi, ...)"
 	@echo "make clean      remove build/"
@@ -146,6 +149,11 @@ $(MOCK): $(BUILD)/obj/tests/mock/main.o $(BUILD)/obj/tests/support/mock.o
 
 mock: $(MOCK)
 
+# The image's HEALTHCHECK probe (docker/healthcheck.c): plain libc, no library of ours.
+$(HEALTHCHECK): $(BUILD)/obj/docker/healthcheck.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
+
 unit: $(TEST_BIN)
 	@fail=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-60} $$t || fail=1; \
@@ -189,8 +197,14 @@ bench: deps $(BENCH) $(FLOWD)
 run: deps all
 	$(FLOWD) --port 8080
 
+# Not part of `make test`: building the image takes minutes. CI runs it after the tests.
+.PHONY: test-docker
+test-docker:
+	tests/docker/run.sh
+
 lint:
-	@! grep -nE '\b(sprintf|vsprintf|strcpy|strcat|atoi|atol|gets)\s*\(' lib/*.[ch] server/*.[ch] 2>/dev/null \
+	@! grep -nE '\b(sprintf|vsprintf|strcpy|strcat|atoi|atol|gets)\s*\(' \
+	    lib/*.[ch] server/*.[ch] docker/*.c 2>/dev/null \
 	  || (echo "lint: use snprintf/strtol/memcpy instead"; exit 1)
 
 clean:
