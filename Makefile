@@ -58,7 +58,7 @@ SUPPORT_OBJ := $(SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
 # with libcurl; tests/e2e/e2e.c (their helpers) is linked into each.
 E2E_SRC := $(sort $(wildcard tests/e2e/test_*.c))
 E2E_BIN := $(E2E_SRC:tests/e2e/%.c=$(BUILD)/e2e/%)
-E2E_SUPPORT_OBJ := $(BUILD)/obj/tests/e2e/e2e.o
+E2E_SUPPORT_OBJ := $(BUILD)/obj/tests/e2e/e2e.o $(BUILD)/obj/tests/support/mock.o
 
 BENCH := $(BUILD)/flow-bench
 MOCK := $(BUILD)/flowd-mock
@@ -77,7 +77,8 @@ all: $(LIB) $(if $(wildcard server/main.c),$(FLOWD)) $(EXAMPLES) $(MOCK) $(HEALT
 
 help:
 	@echo "make            build the library, flowd and the examples into build/"
-	@echo "make run        install what is missing, build, start flowd on :8080 (foreground)"
+	@echo "make run        install what is missing, build, start flowd on :8080 (foreground) with the"
+	@echo "                example flows, and flowd-mock on :8090 as their recipe API and model"
 	@echo "make test       install what is missing, then run every test twice: plain and with"
 	@echo "                -fsanitize=address,undefined (build/asan)"
 	@echo "make check      run the tests of one build (SAN=asan or SAN=tsan picks the build): the"
@@ -194,8 +195,15 @@ tsan: deps
 bench: deps $(BENCH) $(FLOWD)
 	./bench/run.sh $(BUILD)
 
+# flowd on :8080 with the example flows. Beside it, flowd-mock on 127.0.0.1:8090 stands in for the
+# recipe API and for a model (the mock picks from the list it is given), so that the examples run
+# offline; FLOWD_LLM_BASE_URL/FLOWD_LLM_MODEL/FLOWD_LLM_API_KEY in the environment take a real one.
 run: deps all
-	$(FLOWD) --port 8080
+	@$(MOCK) --port 8090 >$(BUILD)/flowd-mock.log 2>&1 & mock=$$!; \
+	trap 'kill $$mock 2>/dev/null' EXIT INT TERM; \
+	echo "flowd-mock on http://127.0.0.1:8090 (the recipe API and the stand-in model; log: $(BUILD)/flowd-mock.log)"; \
+	FLOWD_LLM_BASE_URL=$${FLOWD_LLM_BASE_URL:-http://127.0.0.1:8090/v1} FLOWD_LLM_MODEL=$${FLOWD_LLM_MODEL:-mock} \
+	$(FLOWD) --port 8080 --flows examples/flows
 
 # Not part of `make test`: building the image takes minutes. CI runs it after the tests.
 .PHONY: test-docker

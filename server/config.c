@@ -10,14 +10,15 @@
 
 #include "log.h"
 
-enum kind { K_UINT, K_SIZE, K_MS, K_SECONDS, K_ADDR, K_LEVEL };
+enum kind { K_UINT, K_SIZE, K_MS, K_SECONDS, K_ADDR, K_LEVEL, K_TEXT };
 
 typedef struct setting {
     const char *flag;  /* without the leading "--" */
     const char *env;
     enum kind kind;
     size_t offset;     /* in flowd_config_t */
-    uint64_t min, max; /* K_UINT: the value; K_SIZE: bytes; K_MS and K_SECONDS: milliseconds */
+    uint64_t min, max; /* K_UINT: the value; K_SIZE: bytes; K_MS and K_SECONDS: milliseconds; K_TEXT:
+                        * max is the size of the field */
     const char *def;   /* the default, as text: parsed like a value, and shown by --help */
     const char *arg;   /* the placeholder --help shows */
     const char *help;
@@ -60,7 +61,17 @@ static const setting_t settings[] = {
      "comment line sent on an idle event stream this often"},
     {"log-level", "FLOWD_LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "info", "LEVEL",
      "debug, info (a line per request), warn or error"},
+    {"flows", "FLOWD_FLOWS", K_TEXT, OFF(flows), 0, sizeof(((flowd_config_t *)0)->flows), "", "DIR",
+     "load every *.json flow document in DIR at start (one that does not load stops the start)"},
+    {"llm-base-url", "FLOWD_LLM_BASE_URL", K_TEXT, OFF(llm_base_url), 0,
+     sizeof(((flowd_config_t *)0)->llm_base_url), "", "URL",
+     "OpenAI-compatible API of llm nodes, e.g. https://api.openai.com/v1 (the key: FLOWD_LLM_API_KEY)"},
+    {"llm-model", "FLOWD_LLM_MODEL", K_TEXT, OFF(llm_model), 0, sizeof(((flowd_config_t *)0)->llm_model), "",
+     "NAME", "the model of llm nodes that name none"},
 };
+
+/* Read from the environment only, never a flag: flags show in ps. */
+#define LLM_API_KEY_ENV "FLOWD_LLM_API_KEY"
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
@@ -177,6 +188,12 @@ static int apply(flowd_config_t *c, const setting_t *st, const char *value, char
         else
             snprintf(c->bind, sizeof c->bind, "%s", value);
         break;
+    case K_TEXT:
+        if (strlen(value) >= st->max)
+            why = "a shorter text";
+        else
+            snprintf(field, st->max, "%s", value);
+        break;
     case K_LEVEL: {
         flow_log_level_t level;
         if (flowd_log_parse_level(value, &level) < 0)
@@ -231,6 +248,14 @@ int flowd_config_parse(flowd_config_t *c, int argc, char **argv, flowd_getenv_fn
             return FLOWD_CONFIG_ERROR;
         }
     }
+    const char *key = env(LLM_API_KEY_ENV);
+    if (key != NULL) {
+        if (strlen(key) >= sizeof c->llm_api_key) {
+            snprintf(err, errlen, "%s: too long", LLM_API_KEY_ENV);
+            return FLOWD_CONFIG_ERROR;
+        }
+        snprintf(c->llm_api_key, sizeof c->llm_api_key, "%s", key);
+    }
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
@@ -271,8 +296,10 @@ void flowd_config_usage(FILE *out) {
         char left[64];
         snprintf(left, sizeof left, "--%s %s", st->flag, st->arg);
         fprintf(out, "  %-30s %s\n  %-30s   env %s, default %s\n", left, st->help, "", st->env,
-                st->def);
+                st->def[0] ? st->def : "none");
     }
+    fprintf(out, "  %-30s %s\n", "(no flag)", "env " LLM_API_KEY_ENV ": the API key of llm nodes, sent as a "
+                                                "Bearer token; never shown");
     fprintf(out, "  %-30s %s\n  %-30s %s\n\n", "--help", "print this and exit", "--version",
             "print the version and exit");
     fprintf(out, "Sizes: 65536, 64k, 64KiB, 1MiB. Durations: 90 (seconds), 1500ms, 10s, 5m, 24h, 7d.\n"

@@ -30,6 +30,10 @@ typedef struct flowd_config {
     uint64_t keepalive_ms;      /* SSE comment lines while nothing happens */
     unsigned events_limit;      /* events a job keeps for /events */
     flow_log_level_t log_level;
+    char flows[1024];           /* a directory of flow documents to load at start; "" none */
+    char llm_base_url[512];     /* OpenAI-compatible endpoint of llm nodes; "" none */
+    char llm_model[128];        /* the model of llm nodes that name none */
+    char llm_api_key[512];      /* from FLOWD_LLM_API_KEY only: a flag would show in ps */
 } flowd_config_t;
 
 enum {

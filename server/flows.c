@@ -1,10 +1,17 @@
-/* flows.c: the compiled-in flows of flows.h and the Flow description of GET /v1/flows/{name}. */
+/* flows.c: the compiled-in flows of flows.h, loading flow documents from a directory, and the Flow
+ * description of GET /v1/flows/{name}. */
 #include "flows.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "doc.h"
+#include "log.h"
+#include "problems.h"
 #include "recipe_flow.h"
 
 /* ---- sleep ---- */
@@ -78,10 +85,17 @@ int flowd_flows_register(flow_registry_t *reg, flow_error_t *err) {
 
 /* ---- descriptions ---- */
 
-void flowd_flow_write(flowd_jw_t *w, const flow_def_t *def) {
+void flowd_flow_write(flowd_jw_t *w, const flow_def_t *def, int document) {
+    json_t *doc = flow_doc_of(def);
     flowd_jw_obj(w);
     flowd_jw_key(w, "name");
     flowd_jw_str(w, flow_def_name(def));
+    flowd_jw_key(w, "source");
+    flowd_jw_str(w, doc ? "document" : "compiled-in");
+    flowd_jw_key(w, "description");
+    flowd_jw_str(w, json_string_value(json_object_get(doc, "description")));
+    flowd_jw_key(w, "version");
+    flowd_jw_str(w, json_string_value(json_object_get(doc, "version")));
     flowd_jw_key(w, "root");
     flowd_jw_str(w, flow_def_root(def) ? flow_node_name(flow_def_root(def)) : NULL);
     flowd_jw_key(w, "nodes");
@@ -113,7 +127,7 @@ void flowd_flow_write(flowd_jw_t *w, const flow_def_t *def) {
             flow_node_t *to;
             if (flow_node_succ_at(n, k, &action, &to) == 0) {
                 flowd_jw_key(w, action);
-                flowd_jw_str(w, flow_node_name(to));
+                flowd_jw_str(w, to ? flow_node_name(to) : NULL); /* null: the action ends the flow */
             }
         }
         flowd_jw_obj_end(w);
@@ -128,7 +142,88 @@ void flowd_flow_write(flowd_jw_t *w, const flow_def_t *def) {
     } else {
         flowd_jw_null(w);
     }
+    if (document && doc != NULL) {
+        flowd_jw_key(w, "document");
+        flowd_jw_json(w, doc);
+    }
     flowd_jw_obj_end(w);
+}
+
+static int is_json_file(const struct dirent *e) {
+    size_t n = strlen(e->d_name);
+    return e->d_name[0] != '.' && n > 5 && strcmp(e->d_name + n - 5, ".json") == 0;
+}
+
+static void log_problems(const flow_problems_t *p) {
+    for (size_t i = 0; i < p->count; i++)
+        flowd_log(FLOW_LOG_ERROR, "%s: %s", p->items[i].where, p->items[i].message);
+    if (p->dropped > 0)
+        flowd_log(FLOW_LOG_ERROR, "... and %zu more problems", p->dropped);
+}
+
+int flowd_flows_load_dir(flow_registry_t *reg, const char *dir) {
+    struct dirent **files = NULL;
+    int n = scandir(dir, &files, is_json_file, alphasort);
+    if (n < 0) {
+        flowd_log(FLOW_LOG_ERROR, "--flows %s: %s", dir, strerror(errno));
+        return FLOW_EIO;
+    }
+    flow_problems_t *problems = calloc((size_t)n + 1, sizeof *problems);
+    char *loaded = calloc((size_t)n + 1, 1);
+    int rc = 0, left = n, progress = 1;
+    if (problems == NULL || loaded == NULL) {
+        rc = FLOW_ENOMEM;
+        goto out;
+    }
+    /* A document may use another as a sub-flow only once that one is registered: pass again while
+     * a pass loads something. */
+    while (left > 0 && progress) {
+        progress = 0;
+        for (int i = 0; i < n; i++) {
+            if (loaded[i])
+                continue;
+            char path[4096];
+            flow_def_t *def = NULL;
+            snprintf(path, sizeof path, "%s/%s", dir, files[i]->d_name);
+            flow_problems_clear(&problems[i]);
+            int r = flow_doc_load_file(reg, path, &def, &problems[i]);
+            if (r == FLOW_ENOMEM) {
+                rc = r;
+                goto out;
+            }
+            if (r < 0)
+                continue;
+            flow_def_t *old = flow_registry_get_flow(reg, flow_def_name(def));
+            r = flow_registry_put_flow(reg, def, NULL);
+            if (r == 0)
+                flowd_log(FLOW_LOG_INFO, "flow %s from %s%s", flow_def_name(def), path,
+                          old && flow_doc_of(old) == NULL ? " (in place of the compiled-in one)" : "");
+            flow_def_unref(old);
+            flow_def_unref(def);
+            if (r < 0) {
+                rc = r;
+                goto out;
+            }
+            loaded[i] = 1;
+            left--;
+            progress = 1;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (!loaded[i])
+            log_problems(&problems[i]);
+    if (left > 0)
+        rc = FLOW_ELOAD;
+out:
+    for (int i = 0; i < n; i++) {
+        if (problems != NULL)
+            flow_problems_clear(&problems[i]);
+        free(files[i]);
+    }
+    free(files);
+    free(problems);
+    free(loaded);
+    return rc;
 }
 
 void flowd_flow_names(flow_registry_t *reg, flowd_buf_t *b) {

@@ -1,14 +1,14 @@
 /* flows.h: the flows this server runs, and their descriptions for GET /v1/flows.
  *
- * Until flows can be loaded from JSON documents, they are compiled in and registered here, in one
- * place, by name in a flow_registry_t (which HTTP threads may read while the loop runs jobs):
+ * Flows live by name in a flow_registry_t (which HTTP threads may read while the loop runs jobs).
+ * Some are compiled in and registered first:
  *   noop    one node that does nothing;
  *   sleep   one node that waits shared.seconds (a number from 0 to 86400) on a timer, then sets
  *           shared.slept to it;
  *   recipe  the seed's recipe recommender (examples/recipe_flow.c): fetch and suggest are timers
  *           (params fetch_ms and suggest_ms), approve waits for a person's "yes" or "no".
- * The later issue that loads documents (--flows DIR, PUT/DELETE /v1/flows/{name}) adds to the same
- * registry. */
+ * Flow documents (lib/doc.h) come on top: those of --flows DIR at start, and PUT /v1/flows/{name}
+ * at run time; a document replaces a flow of the same name, compiled in or not. */
 #ifndef FLOWD_FLOWS_H
 #define FLOWD_FLOWS_H
 
@@ -20,9 +20,15 @@
 /* Registers the compiled-in flows. 0 or a FLOW_E* code (err, may be NULL, says which). */
 int flowd_flows_register(flow_registry_t *reg, flow_error_t *err);
 
-/* The Flow object of the API (name, root, nodes with kind, start, retries, waits, timeouts,
- * limits and successors, and a Mermaid flowchart) into w. */
-void flowd_flow_write(flowd_jw_t *w, const flow_def_t *def);
+/* Loads every *.json document of dir into reg, in passes, so that documents may name each other in
+ * any order. 0, or FLOW_ELOAD after logging every problem of the documents that did not load
+ * (file:line:column: message), or FLOW_EIO when dir cannot be read. */
+int flowd_flows_load_dir(flow_registry_t *reg, const char *dir);
+
+/* The Flow object of the API (name, root, description and version of a document, nodes with kind,
+ * start, retries, waits, timeouts, limits and successors, a Mermaid flowchart and, with document,
+ * the document itself) into w. */
+void flowd_flow_write(flowd_jw_t *w, const flow_def_t *def, int document);
 
 /* "noop, recipe, sleep": the names, for messages. Into b. */
 void flowd_flow_names(flow_registry_t *reg, flowd_buf_t *b);

@@ -19,6 +19,8 @@
 #include "flows.h"
 #include "log.h"
 #include "pointer.h"
+#include "problems.h"
+#include "doc.h"
 #include "render.h"
 
 #define MAX_WAIT_S 300
@@ -36,7 +38,7 @@ struct flowd_http {
     atomic_int refuse;    /* flowd_http_refuse_calls */
 };
 
-enum method { M_GET = 0, M_HEAD, M_POST, M_OTHER };
+enum method { M_GET = 0, M_HEAD, M_POST, M_PUT, M_DELETE, M_OTHER };
 
 enum phase {
     PH_NEW = 0,
@@ -102,6 +104,7 @@ static enum MHD_Result send_body(req_t *r, struct MHD_Connection *conn, unsigned
     if (status == 405) {
         const char *allow = r->route == FLOWD_R_JOBS                                  ? "GET, HEAD, POST"
                             : r->route == FLOWD_R_INPUT || r->route == FLOWD_R_CANCEL ? "POST"
+                            : r->route == FLOWD_R_FLOW                                ? "GET, HEAD, PUT, DELETE"
                                                                                       : "GET, HEAD";
         MHD_add_response_header(res, MHD_HTTP_HEADER_ALLOW, allow);
     }
@@ -155,6 +158,10 @@ static enum method method_of(const char *m) {
         return M_POST;
     if (strcmp(m, "HEAD") == 0)
         return M_HEAD;
+    if (strcmp(m, "PUT") == 0)
+        return M_PUT;
+    if (strcmp(m, "DELETE") == 0)
+        return M_DELETE;
     return M_OTHER;
 }
 
@@ -205,6 +212,8 @@ static int method_allowed(flowd_route_t route, enum method m) {
     case FLOWD_R_INPUT:
     case FLOWD_R_CANCEL:
         return m == M_POST;
+    case FLOWD_R_FLOW:
+        return m == M_GET || m == M_HEAD || m == M_PUT || m == M_DELETE;
     default:
         return m == M_GET || m == M_HEAD;
     }
@@ -612,7 +621,7 @@ static enum MHD_Result get_flows(flowd_server_t *srv, req_t *r, struct MHD_Conne
             flowd_buf_free(&names);
             return ret;
         }
-        flowd_flow_write(&w, def);
+        flowd_flow_write(&w, def, 1);
         flow_def_unref(def);
     } else {
         flow_def_t **defs = NULL;
@@ -623,7 +632,7 @@ static enum MHD_Result get_flows(flowd_server_t *srv, req_t *r, struct MHD_Conne
         flowd_jw_key(&w, "flows");
         flowd_jw_arr(&w);
         for (size_t i = 0; i < n; i++) {
-            flowd_flow_write(&w, defs[i]);
+            flowd_flow_write(&w, defs[i], 0);
             flow_def_unref(defs[i]);
         }
         flow_free(defs);
@@ -831,6 +840,130 @@ static enum MHD_Result post_cancel(flowd_server_t *srv, req_t *r, struct MHD_Con
     return loop_call(srv, r, conn, cmd, PH_CALL);
 }
 
+/* ---- flows from documents ---- */
+
+/* 422 invalid_flow, with every problem and its place (a JSON Pointer into the document). */
+static enum MHD_Result send_problems(req_t *r, struct MHD_Connection *conn, const flow_problems_t *p) {
+    flowd_buf_t b;
+    flowd_jw_t w;
+    size_t total = flow_problems_total(p);
+    char message[128];
+    snprintf(message, sizeof message, "the flow document has %zu problem%s", total, total == 1 ? "" : "s");
+    flowd_buf_init(&b, 0);
+    flowd_jw_init(&w, &b, 2);
+    flowd_jw_obj(&w);
+    flowd_jw_key(&w, "error");
+    flowd_jw_obj(&w);
+    flowd_jw_key(&w, "code");
+    flowd_jw_str(&w, "invalid_flow");
+    flowd_jw_key(&w, "message");
+    flowd_jw_str(&w, message);
+    flowd_jw_key(&w, "problems");
+    flowd_jw_arr(&w);
+    for (size_t i = 0; i < p->count; i++) {
+        flowd_jw_obj(&w);
+        flowd_jw_key(&w, "where");
+        flowd_jw_str(&w, p->items[i].where);
+        flowd_jw_key(&w, "message");
+        flowd_jw_str(&w, p->items[i].message);
+        flowd_jw_obj_end(&w);
+    }
+    flowd_jw_arr_end(&w);
+    flowd_jw_obj_end(&w);
+    flowd_jw_obj_end(&w);
+    flowd_buf_addc(&b, '\n');
+    size_t len = 0;
+    char *body = flowd_buf_take(&b, &len);
+    return send_json(r, conn, 422, body, len);
+}
+
+/* The {name} of the URL into key; -1 after answering when it cannot be a flow's name. */
+static int flow_key(req_t *r, struct MHD_Connection *conn, const char *name, size_t len, char key[65],
+                    enum MHD_Result *ret) {
+    if (len == 0 || len > 64) {
+        *ret = send_error(r, conn, 404, "unknown_flow", "no flow named '%.64s'", name);
+        return -1;
+    }
+    memcpy(key, name, len);
+    key[len] = '\0';
+    return 0;
+}
+
+static enum MHD_Result put_flow(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn, const char *name,
+                                size_t name_len) {
+    enum MHD_Result ret = MHD_YES;
+    char key[65];
+    json_error_t jerr;
+    flow_problems_t problems = FLOW_PROBLEMS_INIT;
+    flow_def_t *def = NULL;
+    if (flow_key(r, conn, name, name_len, key, &ret) < 0)
+        return ret;
+    json_t *doc = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (doc == NULL)
+        return send_error(r, conn, 400, "invalid_json", "the body is not JSON: line %d, column %d: %s",
+                          jerr.line, jerr.column, jerr.text);
+    /* The URL names the flow: a document without a name takes it, one with another is refused. */
+    json_t *doc_name = json_object_get(doc, "name");
+    if (json_is_object(doc) && doc_name == NULL)
+        json_object_set_new(doc, "name", json_string(key));
+    else if (json_is_string(doc_name) && strcmp(json_string_value(doc_name), key) != 0) {
+        flow_problems_add(&problems, "/name", "the document is named '%s' but the URL names '%s'",
+                          json_string_value(doc_name), key);
+        json_object_set_new(doc, "name", json_string(key)); /* so that its other problems show too */
+    }
+    int rc = flow_doc_load(srv->reg, doc, &def, &problems);
+    if (rc == 0 && problems.count > 0) {
+        flow_def_unref(def);
+        def = NULL;
+        rc = FLOW_ELOAD;
+    }
+    json_decref(doc);
+    if (rc == FLOW_ELOAD) {
+        ret = send_problems(r, conn, &problems);
+    } else if (rc < 0) {
+        ret = send_json(r, conn, 500, NULL, 0);
+    } else {
+        flow_def_t *old = flow_registry_get_flow(srv->reg, key);
+        rc = flow_registry_put_flow(srv->reg, def, NULL);
+        if (rc < 0) {
+            ret = send_json(r, conn, 500, NULL, 0);
+        } else {
+            flowd_log(FLOW_LOG_INFO, "flow %s %s by PUT", key, old ? "replaced" : "added");
+            flowd_buf_t b;
+            flowd_jw_t w;
+            flowd_buf_init(&b, 0);
+            flowd_jw_init(&w, &b, 2);
+            flowd_flow_write(&w, def, 1);
+            flowd_buf_addc(&b, '\n');
+            size_t len = 0;
+            char *body = flowd_buf_take(&b, &len);
+            ret = send_json(r, conn, old ? 200 : 201, body, len);
+        }
+        flow_def_unref(old);
+        flow_def_unref(def);
+    }
+    flow_problems_clear(&problems);
+    return ret;
+}
+
+static enum MHD_Result delete_flow(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                                   const char *name, size_t name_len) {
+    enum MHD_Result ret = MHD_YES;
+    char key[65];
+    if (flow_key(r, conn, name, name_len, key, &ret) < 0)
+        return ret;
+    if (flow_registry_remove_flow(srv->reg, key) < 0)
+        return send_error(r, conn, 404, "unknown_flow", "no flow named '%s'", key);
+    flowd_log(FLOW_LOG_INFO, "flow %s deleted", key);
+    size_t len = 0;
+    char *body = NULL;
+    flowd_buf_t b;
+    flowd_buf_init(&b, 0);
+    flowd_buf_printf(&b, "{\n  \"name\": \"%s\",\n  \"deleted\": true\n}\n", key);
+    body = flowd_buf_take(&b, &len);
+    return send_json(r, conn, 200, body, len);
+}
+
 /* ---- the handler ---- */
 
 /* First call: the request line and headers are in. Only what must be refused before the body is
@@ -849,7 +982,8 @@ static enum MHD_Result on_headers(flowd_server_t *srv, req_t *r, struct MHD_Conn
     const char *id;
     size_t id_len;
     r->route = route_of(url, &id, &id_len);
-    if (r->route == FLOWD_R_OTHER || !method_allowed(r->route, r->method) || r->method != M_POST)
+    if (r->route == FLOWD_R_OTHER || !method_allowed(r->route, r->method) ||
+        (r->method != M_POST && r->method != M_PUT))
         return MHD_YES; /* answered by dispatch, once the request is in */
     if (r->route == FLOWD_R_JOBS && atomic_load(&srv->stopping))
         return send_error(r, conn, 503, "shutting_down", "the server is shutting down");
@@ -884,7 +1018,7 @@ static enum MHD_Result dispatch(flowd_server_t *srv, req_t *r, struct MHD_Connec
     if (!method_allowed(r->route, r->method))
         return send_error(r, conn, 405, "method_not_allowed", "%s %s: method not allowed here",
                           r->method_name, flowd_route_template(r->route));
-    if (r->method == M_POST) {
+    if (r->method == M_POST || r->method == M_PUT || r->method == M_DELETE) {
         static const char *const none[] = {NULL};
         enum MHD_Result ret = MHD_YES;
         if (r->too_big)
@@ -911,6 +1045,10 @@ static enum MHD_Result dispatch(flowd_server_t *srv, req_t *r, struct MHD_Connec
     case FLOWD_R_FLOWS:
         return get_flows(srv, r, conn, NULL, 0);
     case FLOWD_R_FLOW:
+        if (r->method == M_PUT)
+            return put_flow(srv, r, conn, id, id_len);
+        if (r->method == M_DELETE)
+            return delete_flow(srv, r, conn, id, id_len);
         return get_flows(srv, r, conn, id, id_len);
     case FLOWD_R_HEALTHZ:
         return healthz(srv, r, conn);

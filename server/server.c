@@ -56,6 +56,8 @@ static void stop_all(flowd_server_t *srv) {
     flowd_bridge_close(srv->bridge);
     flow_engine_close(srv->eng); /* jobs still running end canceled, their records updated */
     srv->eng = NULL;
+    flow_http_close(srv->client); /* after the engine: canceled http nodes abort their requests first */
+    srv->client = NULL;
     flowd_waitset_close(srv->waits);
     srv->waits = NULL;
     srv->store->ops->close(srv->store);
@@ -140,6 +142,18 @@ static int server_init(flowd_server_t *srv) {
         flow_error_clear(&err);
         return rc;
     }
+    srv->nodes = (flow_nodes_env_t){.llm_base_url = cfg->llm_base_url,
+                                    .llm_api_key = cfg->llm_api_key,
+                                    .llm_model = cfg->llm_model};
+    if ((rc = flow_http_new(&srv->loop, NULL, &srv->client)) < 0 ||
+        (srv->nodes.http = srv->client, rc = flow_nodes_register(srv->reg, &srv->nodes)) < 0) {
+        flowd_log(FLOW_LOG_ERROR, "cannot start the node types: %s", flow_strerror(rc));
+        return rc;
+    }
+    if (cfg->flows[0] != '\0' && (rc = flowd_flows_load_dir(srv->reg, cfg->flows)) < 0) {
+        flowd_log(FLOW_LOG_ERROR, "the flows of %s did not load (above); flowd does not start", cfg->flows);
+        return rc;
+    }
     if ((rc = flow_engine_new(&srv->loop, &eo, &srv->eng)) < 0 ||
         (rc = flowd_store_memory_new(&srv->store)) < 0 || (rc = flowd_metrics_new(&srv->metrics)) < 0 ||
         (rc = flowd_jobs_new(&jo, &srv->jobs)) < 0 ||
@@ -163,6 +177,8 @@ static void server_abort(flowd_server_t *srv) {
         flowd_bridge_close(srv->bridge);
     if (srv->eng != NULL)
         flow_engine_close(srv->eng);
+    flow_http_close(srv->client);
+    srv->client = NULL;
     if (srv->waits != NULL)
         flowd_waitset_close(srv->waits);
     if (srv->store != NULL)

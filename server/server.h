@@ -19,6 +19,7 @@
 #include "flow.h"
 #include "jobs.h"
 #include "metrics.h"
+#include "nodes.h"
 #include "store.h"
 
 typedef struct flowd_bridge flowd_bridge_t;
@@ -29,6 +30,8 @@ typedef struct flowd_server {
     uv_loop_t loop;
     flow_engine_t *eng;        /* loop only */
     flow_registry_t *reg;      /* any thread (it has its own lock) */
+    flow_http_t *client;       /* loop only: the HTTP client of http and llm nodes */
+    flow_nodes_env_t nodes;    /* what the built-in node types use; lives as long as reg */
     flowd_store_t *store;
     flowd_jobs_t *jobs;
     flowd_metrics_t *metrics;
