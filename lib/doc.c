@@ -619,6 +619,21 @@ static void dedupe(flow_problems_t *p) {
     p->count = kept;
 }
 
+/* {"document": doc, "digest": 16 hex digits}: the digest (FNV-1a of the compact text, keys sorted)
+ * tells versions of a flow apart, so that a durable store can keep the version a job started with. */
+static json_t *meta_of(json_t *doc) {
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    if (text == NULL)
+        return NULL;
+    uint64_t h = 14695981039346656037ull;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    flow__json_free(text);
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+    return json_pack("{s:O, s:s}", "document", doc, "digest", hex);
+}
+
 int flow_doc_load(flow_registry_t *reg, json_t *doc, flow_def_t **out, flow_problems_t *problems) {
     loader_t L = {.reg = reg, .problems = problems, .scratch = FLOW_PROBLEMS_INIT};
     flow_node_t *root = NULL;
@@ -671,7 +686,7 @@ int flow_doc_load(flow_registry_t *reg, json_t *doc, flow_def_t **out, flow_prob
         rc = FLOW_ELOAD;
         goto out;
     }
-    if ((rc = flow_def_set_meta(L.def, json_pack("{s:O}", "document", doc))) < 0)
+    if ((rc = flow_def_set_meta(L.def, meta_of(doc))) < 0)
         goto out;
     flow_error_t err = {0};
     if ((rc = flow_def_seal(L.def, &err)) < 0) {
@@ -691,6 +706,10 @@ out:
 
 json_t *flow_doc_of(const flow_def_t *def) {
     return json_object_get(flow_def_meta(def), "document");
+}
+
+const char *flow_doc_digest(const flow_def_t *def) {
+    return json_string_value(json_object_get(flow_def_meta(def), "digest"));
 }
 
 /* ---- text and files: places become source:line:column ---- */

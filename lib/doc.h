@@ -12,7 +12,7 @@
 #define FLOW_DOC_MAX_NODES 1000              /* nodes of a document, sub-flows included */
 #define FLOW_DOC_MAX_NESTING 8               /* flows inside flows */
 
-/* Builds doc (borrowed; the definition keeps a reference in its meta, {"document": doc}) into *out,
+/* Builds doc (borrowed; the definition keeps a reference in its meta, {"document": doc, "digest"}) into *out,
  * a new definition named after the document, using reg for node types and for the flows that
  * "flow" and "map" nodes name. Returns 0, FLOW_ELOAD with every problem in problems (where: a JSON
  * Pointer), FLOW_ENOMEM. */
@@ -28,5 +28,7 @@ int flow_doc_load_file(flow_registry_t *reg, const char *path, flow_def_t **out,
 
 /* The document a definition was built from (borrowed), or NULL for flows written in C. */
 json_t *flow_doc_of(const flow_def_t *def);
+/* 16 hex digits that tell versions of a document apart (borrowed), or NULL for flows written in C. */
+const char *flow_doc_digest(const flow_def_t *def);
 
 #endif

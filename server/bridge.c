@@ -173,12 +173,36 @@ static char *strdup_or_null(const char *s) {
     return s ? strdup(s) : NULL;
 }
 
+/* What a restart would resume the job from, to the store (which copies what it keeps). */
+static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, json_t *shared, const char *step,
+                       size_t step_len, uint64_t step_seq) {
+    if (srv->store->ops->checkpoint == NULL)
+        return;
+    flowd_checkpoint_t cp = {.status = flow_job_status(fj),
+                             .resume_node = job->resume_node,
+                             .tries = job->resume_tries,
+                             .steps = flow_job_steps(fj),
+                             .started_us = flow_job_started_us(fj),
+                             .shared = shared,
+                             .step = step,
+                             .step_len = step_len,
+                             .step_seq = step_seq,
+                             .waiting_for = job->waiting_for};
+    srv->store->ops->checkpoint(srv->store, job, &cp);
+}
+
 static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const flow_step_t *step) {
     flowd_server_t *srv = b->srv;
     size_t len = 0;
     char *data = flowd_event_step_json(step, &len);
     const char *action = flow_job_last_action(fj);
     flowd_metrics_steps(srv->metrics, 1);
+    if (step->depth == 0) {
+        /* the root flow moved on: a restart starts at its next node, with every try left */
+        job->resume_node = step->next;
+        job->resume_tries = 0;
+    }
+    checkpoint(srv, job, fj, flow_job_shared(fj), data, len, step->seq);
     flowd_job_lock(job);
     job->steps = flow_job_steps(fj);
     job->current_node = flow_job_current_node(fj);
@@ -186,8 +210,15 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
     push_event(job, FLOW_EVENT_STEP, 0, step->seq, data, len, 0);
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
-    if (srv->store->ops->checkpoint != NULL)
-        srv->store->ops->checkpoint(srv->store, job, step, flow_job_shared(fj));
+}
+
+/* A try of a root-flow node failed and another follows: a restart must not grant it all its tries
+ * again. (Items of a map are not counted: a restart runs the whole map again.) */
+static void on_retry(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const flow_event_t *ev) {
+    if (ev->depth != 0 || ev->item != SIZE_MAX)
+        return;
+    job->resume_tries = ev->attempt + 1;
+    checkpoint(b->srv, job, fj, NULL, NULL, 0, 0);
 }
 
 /* The record's final state, from the engine's job in its last event. */
@@ -222,7 +253,7 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     push_event(job, FLOW_EVENT_STATUS, 1, 0, data, len, is_static);
     /* The history is made from the ring's step events when they are all still there (short jobs);
      * otherwise it is kept as text now, while the engine still has it. */
-    job->history_count = flow_job_history_count(fj);
+    job->history_count = flow_job_history_count(fj) + job->restored_steps;
     flow_job_history_totals(fj, &job->totals);
     if (!flowd_ring_steps(&job->events, job->history_count, NULL))
         job->final_history = flowd_render_history(fj, job->id, &job->final_history_len);
@@ -258,20 +289,24 @@ static void on_status(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
     flowd_waiters_wake(job);
+    if (status == FLOW_WAITING)
+        checkpoint(b->srv, job, fj, NULL, NULL, 0, 0); /* a restart shows what it waits for */
 }
 
 static void on_event(flow_job_t *fj, const flow_event_t *ev, void *data) {
     flowd_job_t *job = data;
     flowd_server_t *srv = flowd_jobs_data(job->table);
     flowd_bridge_t *b = srv->bridge;
-    /* Steps and status changes are what the API shows; other kinds of event (main's engine adds
-     * retry events) are not part of it yet and are left out. */
-    if (ev->type == FLOW_EVENT_STEP)
+    /* Steps and status changes are what the API shows; a failed try only goes to the store. */
+    if (ev->type == FLOW_EVENT_STEP) {
         on_step(b, job, fj, ev->step);
-    else if (ev->type == FLOW_EVENT_STATUS)
+    } else if (ev->type == FLOW_EVENT_STATUS) {
         on_status(b, job, fj, ev->status);
-    else
+    } else {
+        if (ev->type == FLOW_EVENT_RETRY)
+            on_retry(b, job, fj, ev);
         return;
+    }
     if (!flow_status_final(ev->status))
         mark_dirty(b, job);
 }
@@ -339,17 +374,129 @@ static void start_failed(flowd_server_t *srv, flowd_job_t *job, json_t *shared, 
     flowd_jobs_ended(srv->jobs, job);
 }
 
+/* Record lock held: the state of a restored job that had ended. */
+static void restore_final(flowd_job_t *job, const flowd_stored_job_t *sj) {
+    size_t len = 0;
+    int is_static;
+    flow_error_t err = {sj->error_code, (char *)sj->error_message, (char *)sj->error_node};
+    flowd_jobs_set_status_locked(job, sj->status);
+    job->finished_us = sj->finished_us;
+    flow_error_clear(&job->error);
+    job->error.code = sj->error_code;
+    job->error.message = strdup_or_null(sj->error_message);
+    job->error.node = strdup_or_null(sj->error_node);
+    job->final_shared = dump_compact(sj->shared, &job->final_shared_len);
+    job->history_count = job->restored_steps;
+    json_t *t = sj->totals;
+    job->totals = (flow_history_totals_t){
+        .steps = (uint64_t)json_integer_value(json_object_get(t, "steps")),
+        .failed = (uint64_t)json_integer_value(json_object_get(t, "failed")),
+        .retries = (uint64_t)json_integer_value(json_object_get(t, "retries")),
+        .dropped = (uint64_t)json_integer_value(json_object_get(t, "dropped"))};
+    const char *data = status_data(sj->status, NULL, &err, &len, &is_static);
+    push_event(job, FLOW_EVENT_STATUS, 1, 0, data, len, is_static);
+    job->done = 1;
+}
+
+int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_def_t *def) {
+    flowd_server_t *srv = b->srv;
+    flowd_job_t *job = NULL;
+    flow_def_t *placeholder = NULL;
+    if (def == NULL) {
+        /* a record needs a definition for its flow's name: one that cannot run */
+        if (flow_def_new(sj->flow, &placeholder) < 0)
+            return FLOW_ENOMEM;
+        def = placeholder;
+    }
+    int rc = flowd_jobs_restore(srv->jobs, def, sj->id, sj->seq, sj->created_us, sj->idem_key, sj->body_hash, &job);
+    flow_def_unref(placeholder);
+    if (rc < 0)
+        return rc;
+    size_t i;
+    json_t *step;
+    flowd_job_lock(job);
+    json_array_foreach(sj->history, i, step) {
+        size_t len = 0;
+        char *data = dump_compact(step, &len);
+        push_event(job, FLOW_EVENT_STEP, 0, (uint64_t)json_integer_value(json_object_get(step, "seq")), data, len, 0);
+    }
+    job->restored_steps = json_array_size(sj->history);
+    job->steps = sj->steps;
+    job->started_us = sj->started_us;
+    set_last_action(job, sj->last_action);
+    int ended = flow_status_final(sj->status);
+    /* a job whose root flow had run its last node when flowd stopped: nothing is left to run again */
+    int completed = !ended && sj->status != FLOW_QUEUED && sj->steps > 0 && sj->resume_node == NULL;
+    if (ended)
+        restore_final(job, sj);
+    flowd_job_unlock(job);
+    if (ended) {
+        flowd_jobs_ended(srv->jobs, job);
+        flowd_job_unref(job);
+        return 0;
+    }
+    if (placeholder != NULL) {
+        job->store_failed = 1; /* ends failed when its start runs */
+        flowd_log(FLOW_LOG_WARN, "job %s: its flow %s cannot be loaded again; it ends failed", sj->id, sj->flow);
+    } else if (completed) {
+        job->restart_node = NULL;
+    } else if (sj->status != FLOW_QUEUED && sj->resume_node != NULL) {
+        job->restart_node = strdup(sj->resume_node);
+        job->restart_tries = sj->tries;
+    }
+    job->restart_steps = sj->status == FLOW_QUEUED ? 0 : sj->steps;
+    job->restart_done = completed;
+    rc = flowd_bridge_start(b, job, json_incref(sj->shared), json_incref(sj->params));
+    flowd_job_unref(job);
+    return rc;
+}
+
+/* A restored job that had run its root flow's last node: it succeeds with its last shared store. */
+static void restart_succeeded(flowd_server_t *srv, flowd_job_t *job, json_t *shared) {
+    size_t len = 0;
+    int is_static;
+    const char *data = status_data(FLOW_SUCCEEDED, NULL, NULL, &len, &is_static);
+    flowd_job_lock(job);
+    flowd_jobs_set_status_locked(job, FLOW_SUCCEEDED);
+    job->finished_us = flowd_now_us();
+    job->final_shared = dump_compact(shared, &job->final_shared_len);
+    job->history_count = job->restored_steps;
+    job->totals.steps = job->steps;
+    push_event(job, FLOW_EVENT_STATUS, 1, 0, data, len, is_static);
+    job->done = 1;
+    flowd_watch_wake_locked(job);
+    flowd_job_unlock(job);
+    if (srv->store->ops->finish != NULL)
+        srv->store->ops->finish(srv->store, job);
+    flowd_jobs_ended(srv->jobs, job);
+}
+
 /* job: the queue's reference, dropped here. */
 static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
     flowd_server_t *srv = b->srv;
     json_t *params = job->start_params;
-    flow_job_opts_t opts = {
-        .id = job->id, .params = params, .on_event = on_event, .on_done = on_done, .data = job};
+    flow_job_opts_t opts = {.id = job->id,
+                            .params = params,
+                            .on_event = on_event,
+                            .on_done = on_done,
+                            .data = job,
+                            .resume_node = job->restart_node,
+                            .resume_tries = job->restart_tries,
+                            .resume_steps = job->restart_steps};
     flow_job_t *fj = NULL;
     json_t *shared = job->start_shared;
     job->start_shared = job->start_params = NULL;
     json_t *keep = json_incref(shared); /* for start_failed: flow_job_start steals shared */
-    int rc = flow_job_start(srv->eng, job->def, shared, &opts, &fj);
+    if (job->restart_done) {
+        /* restored after its root flow had run its last node: it ends as it would have */
+        json_decref(shared);
+        json_decref(params);
+        restart_succeeded(srv, job, keep);
+        json_decref(keep);
+        flowd_job_unref(job);
+        return;
+    }
+    int rc = job->store_failed ? (json_decref(shared), FLOW_EIO) : flow_job_start(srv->eng, job->def, shared, &opts, &fj);
     json_decref(params); /* the engine keeps what it needs */
     if (rc < 0) {
         start_failed(srv, job, keep, rc);
@@ -359,6 +506,13 @@ static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
     }
     json_decref(keep);
     job->job = fj; /* the queue's reference becomes the loop's, dropped in on_done */
+    if (job->restart_node != NULL) {
+        flow_node_t *n = flow_def_find(job->def, job->restart_node);
+        job->resume_node = n ? flow_node_name(n) : NULL;
+        job->resume_tries = job->restart_tries;
+        free(job->restart_node);
+        job->restart_node = NULL;
+    }
     flowd_metrics_job_started(srv->metrics);
     if (job->cancel_pending)
         flow_job_cancel(fj);

@@ -22,6 +22,7 @@
 
 #include "render.h"
 #include "server.h"
+#include "store.h"
 
 typedef enum flowd_cmd_type {
     FLOWD_CMD_CANCEL = 0,
@@ -62,6 +63,13 @@ void flowd_cmd_free(flowd_cmd_t *cmd);
  * node, so nothing is allocated. Within one drain, starts run before commands. 0, or FLOW_ESTATE
  * once the bridge is closed. */
 int flowd_bridge_start(flowd_bridge_t *b, flowd_job_t *job, json_t *shared, json_t *params);
+/* At start, before the HTTP daemon runs: a job a store gave back becomes a record again (def: the
+ * version of its flow it started with, a reference is taken; NULL when that flow cannot be had any
+ * more: the job ends failed, saying so). A job that had ended keeps its final state; one that was
+ * queued starts; one that was running or waiting resumes at its checkpoint, so that the node it was
+ * in runs again. 0 or FLOW_ENOMEM. */
+int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_def_t *def);
+
 /* Any thread: queues cmd (taken over) for the loop. FLOW_ESTATE once the bridge is closed: the
  * command is freed and, for a loop call, the caller must resume and answer itself. */
 int flowd_bridge_push(flowd_bridge_t *b, flowd_cmd_t *cmd);

@@ -63,6 +63,14 @@ static const setting_t settings[] = {
      "debug, info (a line per request), warn or error"},
     {"flows", "FLOWD_FLOWS", K_TEXT, OFF(flows), 0, sizeof(((flowd_config_t *)0)->flows), "", "DIR",
      "load every *.json flow document in DIR at start (one that does not load stops the start)"},
+    {"store", "FLOWD_STORE", K_TEXT, OFF(store), 0, sizeof(((flowd_config_t *)0)->store), "sqlite:flowd.db",
+     "STORE", "where jobs are kept: sqlite:PATH (a relative PATH is in --data-dir), postgresql://... (several "
+     "instances on one database), or memory: (lost at exit)"},
+    {"data-dir", "FLOWD_DATA_DIR", K_TEXT, OFF(data_dir), 0, sizeof(((flowd_config_t *)0)->data_dir), "./data",
+     "DIR", "the directory of the SQLite store (made if needed)"},
+    {"store-sync", "FLOWD_STORE_SYNC", K_TEXT, OFF(store_sync), 0, sizeof(((flowd_config_t *)0)->store_sync),
+     "full", "MODE", "SQLite: full (each commit reaches the disk: survives power loss) or normal (survives a "
+     "crash of flowd, faster)"},
     {"llm-base-url", "FLOWD_LLM_BASE_URL", K_TEXT, OFF(llm_base_url), 0,
      sizeof(((flowd_config_t *)0)->llm_base_url), "", "URL",
      "OpenAI-compatible API of llm nodes, e.g. https://api.openai.com/v1 (the key: FLOWD_LLM_API_KEY)"},
@@ -191,6 +199,8 @@ static int apply(flowd_config_t *c, const setting_t *st, const char *value, char
     case K_TEXT:
         if (strlen(value) >= st->max)
             why = "a shorter text";
+        else if (st->offset == OFF(store_sync) && strcmp(value, "full") != 0 && strcmp(value, "normal") != 0)
+            why = "full or normal";
         else
             snprintf(field, st->max, "%s", value);
         break;

@@ -31,6 +31,9 @@ typedef struct flowd_config {
     unsigned events_limit;      /* events a job keeps for /events */
     flow_log_level_t log_level;
     char flows[1024];           /* a directory of flow documents to load at start; "" none */
+    char store[1024];           /* memory:, sqlite:PATH or postgresql://... */
+    char data_dir[1024];        /* where a relative sqlite:PATH goes */
+    char store_sync[16];        /* full or normal */
     char llm_base_url[512];     /* OpenAI-compatible endpoint of llm nodes; "" none */
     char llm_model[128];        /* the model of llm nodes that name none */
     char llm_api_key[512];      /* from FLOWD_LLM_API_KEY only: a flag would show in ps */

@@ -780,11 +780,11 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
         r->start_params = params;
         atomic_fetch_add(&srv->http->suspended, 1);
         MHD_suspend_connection(conn);
-        if (ops->create(srv->store, job, store_done, r) < 0)
+        if (ops->create(srv->store, job, shared, params, store_done, r) < 0)
             store_done(r, FLOW_EIO);
         return MHD_YES; /* on_resumed answers */
     }
-    if (ops->create(srv->store, job, store_done, r) < 0 || r->reply.answer.status != 202) {
+    if (ops->create(srv->store, job, shared, params, store_done, r) < 0 || r->reply.answer.status != 202) {
         json_decref(shared);
         json_decref(params);
         return send_error(r, conn, 500, "internal", "the job could not be stored");
@@ -924,8 +924,9 @@ static enum MHD_Result put_flow(flowd_server_t *srv, req_t *r, struct MHD_Connec
         ret = send_json(r, conn, 500, NULL, 0);
     } else {
         flow_def_t *old = flow_registry_get_flow(srv->reg, key);
-        rc = flow_registry_put_flow(srv->reg, def, NULL);
-        if (rc < 0) {
+        if ((rc = srv->store->ops->put_flow(srv->store, key, flow_doc_of(def))) < 0) {
+            ret = send_error(r, conn, 500, "internal", "the flow could not be stored");
+        } else if ((rc = flow_registry_put_flow(srv->reg, def, NULL)) < 0) {
             ret = send_json(r, conn, 500, NULL, 0);
         } else {
             flowd_log(FLOW_LOG_INFO, "flow %s %s by PUT", key, old ? "replaced" : "added");
@@ -952,6 +953,12 @@ static enum MHD_Result delete_flow(flowd_server_t *srv, req_t *r, struct MHD_Con
     char key[65];
     if (flow_key(r, conn, name, name_len, key, &ret) < 0)
         return ret;
+    flow_def_t *def = flow_registry_get_flow(srv->reg, key);
+    if (def == NULL)
+        return send_error(r, conn, 404, "unknown_flow", "no flow named '%s'", key);
+    flow_def_unref(def);
+    if (srv->store->ops->put_flow(srv->store, key, NULL) < 0)
+        return send_error(r, conn, 500, "internal", "the deletion could not be stored");
     if (flow_registry_remove_flow(srv->reg, key) < 0)
         return send_error(r, conn, 404, "unknown_flow", "no flow named '%s'", key);
     flowd_log(FLOW_LOG_INFO, "flow %s deleted", key);
@@ -1101,8 +1108,9 @@ static enum MHD_Result on_resumed(flowd_server_t *srv, req_t *r, struct MHD_Conn
         json_t *shared = r->start_shared, *params = r->start_params;
         r->start_shared = r->start_params = NULL;
         if (r->reply.answer.status != 202) {
-            json_decref(shared);
-            json_decref(params);
+            /* never stored, so never accepted: the record ends failed rather than wait forever */
+            r->job->store_failed = 1;
+            flowd_bridge_start(srv->bridge, r->job, shared, params);
             return send_error(r, conn, 500, "internal", "the job could not be stored");
         }
         size_t len = 0;

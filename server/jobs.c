@@ -144,6 +144,7 @@ static void job_free(flowd_job_t *job) {
     flow_error_clear(&job->error);
     free(job->final_shared);
     free(job->final_history);
+    free(job->restart_node);
     flowd_ring_free(&job->events);
     free(job);
 }
@@ -397,9 +398,11 @@ static void idem_remove(flowd_jobs_t *t, flowd_job_t *job) {
 
 /* ---- creating ---- */
 
-static int create(flowd_jobs_t *t, flow_def_t *def, const char *key, uint64_t body_hash,
-                  flowd_job_t **out) {
-    if (atomic_fetch_add(&t->active, 1) >= t->o.max_jobs) {
+/* A new record, or (with id) one given back by a store at start, which keeps its id, creation time
+ * and place in the order (seq) and is not held to max_jobs: it was accepted before. */
+static int create(flowd_jobs_t *t, flow_def_t *def, const char *key, uint64_t body_hash, const char *id,
+                  uint64_t created_us, uint64_t seq, flowd_job_t **out) {
+    if (atomic_fetch_add(&t->active, 1) >= t->o.max_jobs && id == NULL) {
         atomic_fetch_sub(&t->active, 1);
         return FLOW_EBUSY;
     }
@@ -410,11 +413,13 @@ static int create(flowd_jobs_t *t, flow_def_t *def, const char *key, uint64_t bo
     job->table = t;
     job->def = flow_def_ref(def);
     job->body_hash = body_hash;
-    job->created_us = flowd_now_us();
+    job->created_us = id ? created_us : flowd_now_us();
     atomic_init(&job->status, FLOW_QUEUED);
     atomic_init(&job->refs, 2); /* the table's and the caller's */
     flowd_ring_init(&job->events, t->o.events_limit);
-    if (flowd_new_id(job->id) != 0) {
+    if (id != NULL) {
+        snprintf(job->id, sizeof job->id, "%s", id);
+    } else if (flowd_new_id(job->id) != 0) {
         rc = FLOW_EIO;
         goto fail;
     }
@@ -423,7 +428,12 @@ static int create(flowd_jobs_t *t, flow_def_t *def, const char *key, uint64_t bo
     pthread_mutex_lock(&t->list_lock);
     rc = list_room(t);
     if (rc == 0) {
-        job->seq = ++t->next_seq;
+        /* a restored record keeps its seq (they come oldest first); new ones follow them */
+        if (id != NULL && seq > t->next_seq)
+            t->next_seq = seq;
+        else
+            ++t->next_seq;
+        job->seq = t->next_seq;
         t->list[t->end++] = (slot_t){job->seq, job};
     }
     pthread_mutex_unlock(&t->list_lock);
@@ -449,7 +459,7 @@ int flowd_jobs_create(flowd_jobs_t *t, flow_def_t *def, const char *key, uint64_
                       flowd_job_t **out, int *repeat) {
     *repeat = 0;
     if (key == NULL)
-        return create(t, def, NULL, body_hash, out);
+        return create(t, def, NULL, body_hash, NULL, 0, 0, out);
     pthread_mutex_lock(&t->idem_lock);
     flowd_job_t *seen = t->idem_nb ? *idem_slot(t, key) : NULL;
     int rc;
@@ -458,7 +468,7 @@ int flowd_jobs_create(flowd_jobs_t *t, flow_def_t *def, const char *key, uint64_
         *out = flowd_job_ref(seen);
         *repeat = rc == 0;
     } else {
-        rc = create(t, def, key, body_hash, out);
+        rc = create(t, def, key, body_hash, NULL, 0, 0, out);
         if (rc == 0 && idem_insert(t, *out) < 0) {
             /* keep the job, forget the key: a repeat will make a second job, which is still
              * better than refusing the first request after its job started */
@@ -471,6 +481,18 @@ int flowd_jobs_create(flowd_jobs_t *t, flow_def_t *def, const char *key, uint64_
         flowd_job_unref(*out);
         *out = NULL;
     }
+    return rc;
+}
+
+int flowd_jobs_restore(flowd_jobs_t *t, flow_def_t *def, const char *id, uint64_t seq, uint64_t created_us,
+                       const char *key, uint64_t body_hash, flowd_job_t **out) {
+    pthread_mutex_lock(&t->idem_lock);
+    int rc = create(t, def, key, body_hash, id, created_us, seq, out);
+    if (rc == 0 && key != NULL && idem_insert(t, *out) < 0) {
+        free((*out)->idem_key);
+        (*out)->idem_key = NULL;
+    }
+    pthread_mutex_unlock(&t->idem_lock);
     return rc;
 }
 

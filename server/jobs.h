@@ -20,6 +20,7 @@
 
 #include "events.h"
 #include "flow.h"
+#include "store.h"
 
 #define FLOWD_ID_LEN 32 /* lowercase hex of 16 random bytes */
 
@@ -77,6 +78,16 @@ struct flowd_job {
     flowd_job_t *dirty_next;     /* bridge: records whose current node may have moved */
     uint8_t dirty;
     uint8_t cancel_pending;      /* canceled before its start command reached the loop */
+    uint8_t store_failed;        /* set before its start is pushed: the store refused it */
+    /* where a restart would resume it: the root flow's next node (borrowed from def) and the tries
+     * it used; and, for a job a store gave back at start, where its run picks up */
+    const char *resume_node;
+    unsigned resume_tries;
+    char *restart_node;
+    unsigned restart_tries;
+    uint64_t restart_steps;
+    uint64_t restored_steps;     /* history entries given back by the store, in the ring */
+    uint8_t restart_done;        /* given back with nothing left to run: it only has to end */
 };
 
 typedef struct flowd_jobs_opts {
@@ -101,6 +112,12 @@ void flowd_jobs_free(flowd_jobs_t *t);
  * FLOW_EBUSY when max_jobs records are active; FLOW_ENOMEM. Any thread. */
 int flowd_jobs_create(flowd_jobs_t *t, flow_def_t *def, const char *key, uint64_t body_hash,
                       flowd_job_t **out, int *repeat);
+/* At start, before the HTTP daemon: a record a store gives back, with its id, seq (records come
+ * oldest first), creation time and Idempotency-Key; queued, not held to max_jobs. A new reference in
+ * *out; FLOW_ENOMEM. */
+int flowd_jobs_restore(flowd_jobs_t *t, flow_def_t *def, const char *id, uint64_t seq, uint64_t created_us,
+                       const char *key, uint64_t body_hash, flowd_job_t **out);
+
 /* The record with this id (len bytes, need not be NUL-terminated), a new reference; NULL when none. */
 flowd_job_t *flowd_jobs_get(flowd_jobs_t *t, const char *id, size_t len);
 

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "bridge.h"
+#include "doc.h"
+#include "problems.h"
 #include "flows.h"
 #include "http.h"
 #include "log.h"
@@ -124,6 +126,93 @@ static void server_free(flowd_server_t *srv) {
     free(srv);
 }
 
+/* A flow that PUT or DELETE left in the store: applied over the compiled-in ones and --flows. */
+static int restore_flow(void *data, const char *name, json_t *doc) {
+    flowd_server_t *srv = data;
+    if (doc == NULL) {
+        if (flow_registry_remove_flow(srv->reg, name) == 0)
+            flowd_log(FLOW_LOG_INFO, "flow %s: deleted through the API before", name);
+        return 0;
+    }
+    flow_problems_t problems = FLOW_PROBLEMS_INIT;
+    flow_def_t *def = NULL;
+    int rc = flow_doc_load(srv->reg, doc, &def, &problems);
+    if (rc == 0 && (rc = flow_registry_put_flow(srv->reg, def, NULL)) == 0)
+        flowd_log(FLOW_LOG_INFO, "flow %s: as registered through the API before", name);
+    else
+        flowd_log(FLOW_LOG_WARN, "flow %s, registered through the API before, does not load now (%s); the other "
+                  "version stays", name, problems.count ? problems.items[0].message : flow_strerror(rc));
+    flow_def_unref(def);
+    flow_problems_clear(&problems);
+    return rc == FLOW_ENOMEM ? rc : 0;
+}
+
+/* The versions of flows the restored jobs started with, built once each. */
+typedef struct versions {
+    flowd_server_t *srv;
+    char **texts;
+    flow_def_t **defs;
+    size_t n, cap;
+    size_t restored, resumed;
+} versions_t;
+
+static flow_def_t *version_of(versions_t *v, const flowd_stored_job_t *sj) {
+    if (sj->flow_document == NULL) /* written in C: the flow of that name, if it is still here */
+        return flow_registry_get_flow(v->srv->reg, sj->flow);
+    for (size_t i = 0; i < v->n; i++)
+        if (strcmp(v->texts[i], sj->flow_document) == 0)
+            return v->defs[i] ? flow_def_ref(v->defs[i]) : NULL;
+    json_t *doc = json_loads(sj->flow_document, 0, NULL);
+    flow_def_t *def = NULL;
+    if (doc == NULL || flow_doc_load(v->srv->reg, doc, &def, NULL) < 0)
+        def = NULL;
+    json_decref(doc);
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 8;
+        char **texts = realloc(v->texts, cap * sizeof *texts);
+        flow_def_t **defs = texts ? realloc(v->defs, cap * sizeof *defs) : NULL;
+        if (texts != NULL)
+            v->texts = texts;
+        if (defs == NULL)
+            return def;
+        v->defs = defs;
+        v->cap = cap;
+    }
+    v->texts[v->n] = strdup(sj->flow_document);
+    v->defs[v->n] = def ? flow_def_ref(def) : NULL;
+    if (v->texts[v->n] != NULL)
+        v->n++;
+    else
+        flow_def_unref(v->defs[v->n]);
+    return def;
+}
+
+static int restore_job(void *data, const flowd_stored_job_t *sj) {
+    versions_t *v = data;
+    flow_def_t *def = version_of(v, sj);
+    int rc = flowd_bridge_restore(v->srv->bridge, sj, def);
+    flow_def_unref(def);
+    v->restored++;
+    v->resumed += !flow_status_final(sj->status);
+    return rc;
+}
+
+/* Every job the store holds becomes a record again; those that had not ended run on. */
+static int recover(flowd_server_t *srv) {
+    versions_t v = {.srv = srv};
+    int rc = srv->store->ops->load(srv->store, restore_job, &v);
+    for (size_t i = 0; i < v.n; i++) {
+        free(v.texts[i]);
+        flow_def_unref(v.defs[i]);
+    }
+    free(v.texts);
+    free(v.defs);
+    if (rc == 0 && v.restored > 0)
+        flowd_log(FLOW_LOG_INFO, "store %s: %zu jobs back, %zu of them to run on", srv->store->ops->name, v.restored,
+                  v.resumed);
+    return rc;
+}
+
 /* Starts what the HTTP daemon needs; 0 or a FLOW_E* code after logging. */
 static int server_init(flowd_server_t *srv) {
     flow_error_t err = {0};
@@ -154,13 +243,25 @@ static int server_init(flowd_server_t *srv) {
         flowd_log(FLOW_LOG_ERROR, "the flows of %s did not load (above); flowd does not start", cfg->flows);
         return rc;
     }
-    if ((rc = flow_engine_new(&srv->loop, &eo, &srv->eng)) < 0 ||
-        (rc = flowd_store_memory_new(&srv->store)) < 0 || (rc = flowd_metrics_new(&srv->metrics)) < 0 ||
+    char why[512] = "";
+    if ((rc = flowd_store_open(cfg->store, cfg->data_dir, cfg->store_sync, &srv->store, why, sizeof why)) < 0) {
+        flowd_log(FLOW_LOG_ERROR, "--store %s: %s", cfg->store, why);
+        return rc;
+    }
+    if ((rc = srv->store->ops->load_flows(srv->store, restore_flow, srv)) < 0) {
+        flowd_log(FLOW_LOG_ERROR, "the flows kept by the store did not load: %s", flow_strerror(rc));
+        return rc;
+    }
+    if ((rc = flow_engine_new(&srv->loop, &eo, &srv->eng)) < 0 || (rc = flowd_metrics_new(&srv->metrics)) < 0 ||
         (rc = flowd_jobs_new(&jo, &srv->jobs)) < 0 ||
         (rc = flowd_watchers_new(cfg->keepalive_ms, &srv->watchers)) < 0 ||
         (rc = flowd_waitset_new(&srv->loop, &srv->waits)) < 0 ||
         (rc = flowd_bridge_new(srv, &srv->bridge)) < 0) {
         flowd_log(FLOW_LOG_ERROR, "cannot start: %s", flow_strerror(rc));
+        return rc;
+    }
+    if ((rc = recover(srv)) < 0) {
+        flowd_log(FLOW_LOG_ERROR, "the jobs kept by the store did not load: %s", flow_strerror(rc));
         return rc;
     }
     uv_timer_init(&srv->loop, &srv->tick);

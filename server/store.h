@@ -1,30 +1,30 @@
-/* store.h: where jobs are kept beyond the in-memory job table (jobs.h): the interface a durable store
- * implements. Today the only store is the memory store (store_memory.c), whose calls do nothing and
- * complete at once; the issue "Durable jobs" adds SQLite (WAL, written by a store thread with group
- * commit) and PostgreSQL (several flowd instances). They slot in behind these calls without touching
- * the routes:
+/* store.h: where jobs are kept beyond the in-memory job table (jobs.h). Three stores implement it:
+ * memory (nothing is kept: --store memory:), SQLite (the default, a file in --data-dir: nothing
+ * accepted is lost to a crash), and PostgreSQL (several flowd instances on one database).
  *
- *   create      POST /v1/jobs hands the new job's record to the store before it answers. The job gets
- *               its 202 only once done runs with 0: a durable store calls it after the job's row is
- *               committed. The route suspends its connection until then, unless the store says
- *               `immediate` (done always runs before create returns, as the memory store's does), so
- *               the hot path of the memory store suspends nothing. done runs exactly once, on any
- *               thread, possibly before create returns; an error given to done answers 500 and the
- *               job is not started. create returning an error means done will not run.
- *   checkpoint  after every finished step, on the loop thread, with the step and the shared store as
- *               of that step (borrowed for the call: serialize what you keep). Not waited for: a
- *               durable store queues the write; after a crash the job resumes from its last committed
- *               checkpoint.
- *   finish      once, on the loop thread, when the job has ended; the record holds the final status,
- *               error, shared store and history (compact JSON). Not waited for.
- *   remove      retention dropped the job (on the loop thread); the store may delete it.
+ * A durable store mirrors the job table: what the table drops (retention, --max-finished), the store
+ * deletes, so one flowd reads its store only when it starts again (load). The calls:
+ *
+ *   create      POST /v1/jobs hands over the new job (its record, shared store and params) before
+ *               it answers. done(data, 0) says it is stored: a durable store calls it once the job's
+ *               row is committed, and only then does the job get its 202 and start. An `immediate`
+ *               store calls done before create returns (the memory store), so the hot path suspends
+ *               nothing. done runs exactly once, on any thread; an error answers 500. create
+ *               returning an error means done will not run.
+ *   checkpoint  on the loop thread, after every finished step and at the changes of state a restart
+ *               needs (a try failed, the job waits for input): what the job would resume from. Not
+ *               waited for: the store queues the write; after a crash a job resumes from its last
+ *               committed checkpoint, so the node that was running runs again (at least once).
+ *   finish      once, on the loop thread, when the job has ended: its final state is in the record.
+ *   remove      the table dropped the job (loop thread): the store deletes it.
+ *   load        at start, before the HTTP daemon runs: every job the store holds, oldest first, to
+ *               each(); a job that was running resumes, one that was queued or waiting starts again.
+ *   put_flow / delete_flow / load_flows
+ *               flows registered or removed through the API (PUT/DELETE /v1/flows/{name}) outlive a
+ *               restart: put_flow and delete_flow return once that is stored (any thread); at start
+ *               load_flows gives them back, oldest first, doc NULL for a deletion.
  *   close       at shutdown, on the loop thread, after every other call: flush and free.
- *
- * Threads: create runs on HTTP threads, concurrently; everything else on the loop thread. A store
- * must never call back into the server's job table while the caller holds a lock of it: records are
- * passed so that the store may read their immutable fields (id, flow, created time) and take a
- * reference (flowd_job_ref) if it keeps one past the call. Recovery at start (reloading the jobs a
- * durable store holds) will be a sixth call, `load`, made before the HTTP daemon starts. */
+ */
 #ifndef FLOWD_STORE_H
 #define FLOWD_STORE_H
 
@@ -37,14 +37,57 @@ typedef struct flowd_store flowd_store_t;
 /* err: 0 when the job is durably stored, else a FLOW_E* code. */
 typedef void (*flowd_store_done_cb)(void *data, int err);
 
+/* What a job resumes from (everything borrowed for the call). */
+typedef struct flowd_checkpoint {
+    flow_status_t status;
+    const char *resume_node;   /* the root flow's node that runs next (NULL: its start) */
+    unsigned tries;            /* tries of resume_node already used */
+    uint64_t steps;            /* steps finished */
+    uint64_t started_us;
+    json_t *shared;            /* the shared store after the step; NULL when it did not change */
+    const char *step;          /* the finished step's history entry (JSON text), or NULL */
+    uint64_t step_seq;
+    size_t step_len;
+    const char *waiting_for;   /* compact JSON of what the job waits for, or NULL */
+} flowd_checkpoint_t;
+
+/* A job as a store gives it back at start (borrowed for the call). */
+typedef struct flowd_stored_job {
+    const char *id;
+    uint64_t seq;              /* its place in the order of creation */
+    const char *flow;
+    const char *flow_document; /* the version of the flow it started with (JSON), or NULL (C) */
+    flow_status_t status;
+    uint64_t created_us, started_us, finished_us;
+    const char *idem_key;
+    uint64_t body_hash;
+    json_t *params;            /* NULL: none */
+    json_t *shared;            /* as of its last checkpoint (its final store once it has ended) */
+    const char *resume_node;
+    unsigned tries;
+    uint64_t steps;
+    const char *last_action;
+    const char *waiting_for;
+    int error_code;
+    const char *error_message, *error_node;
+    json_t *history;           /* array of history entries (Step objects), oldest first */
+    json_t *totals;            /* {"steps", "failed", "retries", "dropped"} of an ended job, or NULL */
+} flowd_stored_job_t;
+
+typedef int (*flowd_store_each_cb)(void *data, const flowd_stored_job_t *job);
+typedef int (*flowd_store_flow_cb)(void *data, const char *name, json_t *doc);
+
 typedef struct flowd_store_ops {
     const char *name;
     int immediate; /* create always calls done before it returns */
-    int (*create)(flowd_store_t *store, struct flowd_job *job, flowd_store_done_cb done, void *data);
-    void (*checkpoint)(flowd_store_t *store, struct flowd_job *job, const flow_step_t *step,
-                       json_t *shared);
+    int (*create)(flowd_store_t *store, struct flowd_job *job, json_t *shared, json_t *params,
+                  flowd_store_done_cb done, void *data);
+    void (*checkpoint)(flowd_store_t *store, struct flowd_job *job, const flowd_checkpoint_t *cp);
     void (*finish)(flowd_store_t *store, struct flowd_job *job);
     void (*remove)(flowd_store_t *store, const char *id);
+    int (*load)(flowd_store_t *store, flowd_store_each_cb each, void *data);
+    int (*put_flow)(flowd_store_t *store, const char *name, json_t *doc); /* doc NULL: deleted */
+    int (*load_flows)(flowd_store_t *store, flowd_store_flow_cb each, void *data);
     void (*close)(flowd_store_t *store); /* frees the store */
 } flowd_store_ops_t;
 
@@ -53,7 +96,21 @@ struct flowd_store {
     const flowd_store_ops_t *ops;
 };
 
+/* Opens the store spec names: "memory:", "sqlite:PATH" (a relative PATH is in data_dir, which is made
+ * if needed; sync as for flowd_store_sqlite_new), or a "postgresql://..." URI. On error, err (errlen
+ * bytes) says why. */
+int flowd_store_open(const char *spec, const char *data_dir, const char *sync, flowd_store_t **out, char *err,
+                     size_t errlen);
+
 /* The memory store: jobs live only in the job table. */
 int flowd_store_memory_new(flowd_store_t **out);
+
+/* SQLite in WAL mode at path, written by a store thread that commits what comes together in one
+ * transaction (group commit); sync is "full" (fsync at each commit: survives power loss) or "normal"
+ * (survives a crash of flowd). */
+int flowd_store_sqlite_new(const char *path, const char *sync, flowd_store_t **out, char *err, size_t errlen);
+
+/* PostgreSQL at uri, for several flowd instances on one database (store_postgres.c). */
+int flowd_store_postgres_new(const char *uri, flowd_store_t **out, char *err, size_t errlen);
 
 #endif

@@ -94,9 +94,16 @@ void e2e_start(e2e_server_t *s, ...) {
     va_list ap;
     va_start(ap, s);
     const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL && argc < 62)
+    int has_store = 0;
+    while ((a = va_arg(ap, const char *)) != NULL && argc < 60) {
+        has_store |= strcmp(a, "--store") == 0;
         argv[argc++] = a;
+    }
     va_end(ap);
+    if (!has_store) { /* tests of the API keep nothing: a durable store is asked for by name */
+        argv[argc++] = "--store";
+        argv[argc++] = "memory:";
+    }
     argv[argc] = NULL;
 
     memset(s, 0, sizeof *s);
@@ -124,7 +131,9 @@ void e2e_start(e2e_server_t *s, ...) {
                                            "FLOWD_MAX_FINISHED", "FLOWD_RETENTION", "FLOWD_GRACE",
                                            "FLOWD_HISTORY_LIMIT", "FLOWD_EVENTS_LIMIT", "FLOWD_MAX_CONNS",
                                            "FLOWD_MAX_CONNS_PER_IP", "FLOWD_IDLE_TIMEOUT",
-                                           "FLOWD_KEEPALIVE", "FLOWD_LOG_LEVEL"};
+                                           "FLOWD_KEEPALIVE", "FLOWD_LOG_LEVEL", "FLOWD_FLOWS",
+                                           "FLOWD_STORE", "FLOWD_DATA_DIR", "FLOWD_STORE_SYNC",
+                                           "FLOWD_LLM_BASE_URL", "FLOWD_LLM_MODEL", "FLOWD_LLM_API_KEY"};
         for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
             unsetenv(vars[i]);
         execvp(argv[0], (char *const *)argv);
@@ -168,9 +177,16 @@ int e2e_run(const char *const *args, char **out) {
     const char *argv[32];
     int argc = 0;
     const char *bin = getenv("FLOWD_BIN");
+    int has_store = 0;
     argv[argc++] = bin && *bin ? bin : "build/flowd";
-    for (size_t i = 0; args[i] != NULL && argc < 31; i++)
+    for (size_t i = 0; args[i] != NULL && argc < 29; i++) {
+        has_store |= strcmp(args[i], "--store") == 0;
         argv[argc++] = args[i];
+    }
+    if (!has_store) {
+        argv[argc++] = "--store";
+        argv[argc++] = "memory:";
+    }
     argv[argc] = NULL;
     char path[] = "/tmp/flowd-run-XXXXXX";
     int fd = mkstemp(path);
