@@ -32,6 +32,8 @@ void e2e_start(e2e_server_t *s, ...) __attribute__((sentinel));
 /* Sends SIGTERM and waits up to timeout_ms for the exit; returns the exit status, or -1 when it did
  * not exit in time (it is killed then) or died of a signal. */
 int e2e_stop(e2e_server_t *s, unsigned timeout_ms);
+/* Kills it with SIGKILL, as a crash would, and waits for it to be gone. */
+void e2e_kill(e2e_server_t *s);
 /* Runs flowd with these flags (a NULL-terminated list) to its end (10 s at most); *out (may be
  * NULL) gets what it wrote to stdout and stderr (malloc'd). Returns the exit status. */
 int e2e_run(const char *const *args, char **out);
@@ -82,6 +84,8 @@ typedef struct e2e_call {
     size_t resp_len;
 } e2e_call_t;
 void e2e_calls(e2e_server_t *s, e2e_call_t *calls, size_t n, unsigned parallel);
+/* The same, for a server that may die meanwhile: a call that got no answer has status 0. */
+void e2e_calls_unchecked(e2e_server_t *s, e2e_call_t *calls, size_t n, unsigned parallel);
 void e2e_calls_free(e2e_call_t *calls, size_t n);
 
 /* An event stream read as it comes. */
