@@ -65,8 +65,8 @@ static int hexval(char c) {
     return -1;
 }
 
-/* The hash of an id is its first 16 hex digits, as a number: ids are random already. -1 when id is
- * not 32 lowercase hex digits (no job has such an id). */
+/* The hash of an id is its last 16 hex digits, as a number: they are random (the first ones are a
+ * time). -1 when id is not 32 lowercase hex digits (no job has such an id). */
 static int id_hash(const char *id, size_t len, uint64_t *out) {
     uint64_t h = 0;
     if (len != FLOWD_ID_LEN)
@@ -75,7 +75,7 @@ static int id_hash(const char *id, size_t len, uint64_t *out) {
         int v = hexval(id[i]);
         if (v < 0)
             return -1;
-        if (i < 16)
+        if (i >= 16)
             h = (h << 4) | (uint64_t)v;
     }
     *out = h;
@@ -99,6 +99,15 @@ int flowd_new_id(char out[FLOWD_ID_LEN + 1]) {
     }
     unsigned char *b = pool + sizeof pool - left;
     left -= 16;
+    /* The first 6 bytes are the time in milliseconds, as in UUIDv7: new ids then sort after the
+     * old ones, so a store's index on them grows at its end instead of rewriting a random page
+     * for every job (a quarter of the bytes SQLite wrote per job). 10 random bytes remain. */
+    uv_timeval64_t now;
+    if (uv_gettimeofday(&now) == 0) {
+        uint64_t ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_usec / 1000;
+        for (int i = 5; i >= 0; i--, ms >>= 8)
+            b[i] = (unsigned char)(ms & 0xff);
+    }
     for (int i = 0; i < 16; i++) {
         out[2 * i] = hex[b[i] >> 4];
         out[2 * i + 1] = hex[b[i] & 15];

@@ -22,7 +22,7 @@
 #include "flow.h"
 #include "store.h"
 
-#define FLOWD_ID_LEN 32 /* lowercase hex of 16 random bytes */
+#define FLOWD_ID_LEN 32 /* lowercase hex of 16 bytes: 6 of time, 10 random */
 
 typedef struct flowd_jobs flowd_jobs_t;
 typedef struct flowd_job flowd_job_t;
@@ -146,8 +146,8 @@ void flowd_jobs_counts(flowd_jobs_t *t, uint64_t by_status[6]);
 uint64_t flowd_jobs_active(flowd_jobs_t *t);
 uint64_t flowd_jobs_size(flowd_jobs_t *t); /* records in the table */
 
-/* 32 lowercase hex digits from 16 random bytes (read from the OS a few KiB at a time per thread)
- * and a NUL. 0, or a negative uv error when the OS gave no randomness. */
+/* 32 lowercase hex digits and a NUL: the time in milliseconds (12 digits, so ids sort by when they
+ * were made) and 10 random bytes (read from the OS a few KiB at a time per thread). 0, or a negative uv error when the OS gave no randomness. */
 int flowd_new_id(char out[FLOWD_ID_LEN + 1]);
 /* 64-bit FNV-1a of len bytes, for Idempotency-Key bodies. */
 uint64_t flowd_hash_bytes(const void *p, size_t len);

@@ -20,7 +20,9 @@
 #include "log.h"
 #include "store.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 
 enum op_kind { OP_CREATE, OP_CHECKPOINT, OP_FINISH, OP_REMOVE, OP_FLOW };
 
@@ -29,9 +31,11 @@ typedef struct op {
     enum op_kind kind;
     char id[FLOWD_ID_LEN + 1];
     int status;
-    uint64_t a, b, c, d;       /* create: seq, created_us, body_hash; checkpoint: steps, started_us,
+    uint64_t seq;              /* the job's row */
+    uint64_t a, b, c, d;       /* create: -, created_us, body_hash; checkpoint: steps, started_us,
                                 * step_seq, tries; finish: steps, started_us, finished_us */
     char *text1, *text2, *text3, *text4, *text5, *text6, *text7;
+    int superseded;            /* checkpoint: a later op of this batch rewrites the job's row */
     flowd_store_done_cb done;  /* create */
     void *data;
     /* put_flow: the caller waits for the commit */
@@ -134,7 +138,7 @@ static int apply_create(sqlite_store_t *s, op_t *op) {
     }
     sqlite3_stmt *st = s->ins_job;
     sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)op->a);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)op->seq);
     bind_text(st, 3, op->text1);
     bind_text(st, 4, op->text2);
     sqlite3_bind_int64(st, 5, (sqlite3_int64)op->b);
@@ -156,12 +160,12 @@ static int apply_checkpoint(sqlite_store_t *s, op_t *op) {
     sqlite3_bind_int64(st, 5, (sqlite3_int64)op->b);
     bind_text(st, 6, op->text2);
     bind_text(st, 7, op->text4);
-    sqlite3_bind_text(st, 8, op->id, -1, SQLITE_STATIC);
-    if ((rc = run(st)) != 0)
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)op->seq);
+    if (!op->superseded && (rc = run(st)) != 0)
         return rc;
     if (op->text3 == NULL)
         return 0;
-    sqlite3_bind_text(s->ins_step, 1, op->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s->ins_step, 1, (sqlite3_int64)op->seq);
     sqlite3_bind_int64(s->ins_step, 2, (sqlite3_int64)op->c);
     sqlite3_bind_text(s->ins_step, 3, op->text3, -1, SQLITE_STATIC);
     return run(s->ins_step);
@@ -181,17 +185,18 @@ static int apply_finish(sqlite_store_t *s, op_t *op) {
     bind_text(st, 8, op->text4);
     bind_text(st, 9, op->text5);
     bind_text(st, 10, op->text6);
-    sqlite3_bind_text(st, 11, op->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 11, (sqlite3_int64)op->seq);
     return run(st);
 }
 
 static int apply_remove(sqlite_store_t *s, op_t *op) {
     int rc;
-    sqlite3_bind_text(s->del_job, 1, op->id, -1, SQLITE_STATIC);
-    if ((rc = run(s->del_job)) != 0)
-        return rc;
+    /* the steps first: they find the job's row through its id */
     sqlite3_bind_text(s->del_steps, 1, op->id, -1, SQLITE_STATIC);
-    return run(s->del_steps);
+    if ((rc = run(s->del_steps)) != 0)
+        return rc;
+    sqlite3_bind_text(s->del_job, 1, op->id, -1, SQLITE_STATIC);
+    return run(s->del_job);
 }
 
 /* text1 name, text2 document (NULL: deleted) */
@@ -231,6 +236,52 @@ static void settle(op_t *batch, int err) {
     }
 }
 
+/* The shared store an op writes into the job's row (NULL: unchanged), or NULL for other ops. */
+static char **shared_text(op_t *op) {
+    return op->kind == OP_CHECKPOINT ? &op->text2 : op->kind == OP_FINISH ? &op->text1 : NULL;
+}
+
+/* A job that takes several steps between two commits need not have its row rewritten for each:
+ * only its last checkpoint or its finish matters, as long as the newest shared store goes with it.
+ * Every step's history entry is still written. Walking the batch newest first, a table keyed by the
+ * job's seq holds the job's last op. */
+static void supersede(op_t *batch) {
+    size_t n = 0, cap = 16;
+    for (op_t *op = batch; op != NULL; op = op->next)
+        n++;
+    while (cap < 2 * n)
+        cap *= 2;
+    op_t **ops = malloc(n * sizeof *ops), **last = calloc(cap, sizeof *last);
+    if (ops == NULL || last == NULL)
+        goto out; /* every row is written: slower, still right */
+    n = 0;
+    for (op_t *op = batch; op != NULL; op = op->next)
+        ops[n++] = op;
+    while (n-- > 0) {
+        op_t *op = ops[n];
+        if (shared_text(op) == NULL)
+            continue;
+        size_t h = (size_t)(op->seq * 0x9E3779B97F4A7C15ull) & (cap - 1);
+        while (last[h] != NULL && last[h]->seq != op->seq)
+            h = (h + 1) & (cap - 1);
+        if (last[h] == NULL) {
+            last[h] = op;
+            continue;
+        }
+        if (op->kind != OP_CHECKPOINT)
+            continue; /* a finish followed by more (a restart of a job) keeps its row write */
+        op->superseded = 1;
+        char **mine = shared_text(op), **theirs = shared_text(last[h]);
+        if (*theirs == NULL && *mine != NULL) {
+            *theirs = *mine;
+            *mine = NULL;
+        }
+    }
+out:
+    free(ops);
+    free(last);
+}
+
 static void *store_main(void *arg) {
     sqlite_store_t *s = arg;
     for (;;) {
@@ -242,6 +293,7 @@ static void *store_main(void *arg) {
         pthread_mutex_unlock(&s->lock);
         if (batch == NULL)
             break; /* closing, and nothing left */
+        supersede(batch);
         int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
         for (op_t *op = batch; op != NULL && rc == SQLITE_OK; op = op->next) {
             int r = apply(s, op);
@@ -276,7 +328,7 @@ static int sq_create(flowd_store_t *store, flowd_job_t *job, json_t *shared, jso
     const char *digest = flow_doc_digest(job->def);
     op->kind = OP_CREATE;
     memcpy(op->id, job->id, sizeof op->id);
-    op->a = job->seq;
+    op->seq = job->seq;
     op->b = job->created_us;
     op->c = job->body_hash;
     op->text1 = strdup(flow_def_name(job->def));
@@ -305,6 +357,7 @@ static void sq_checkpoint(flowd_store_t *store, flowd_job_t *job, const flowd_ch
     }
     op->kind = OP_CHECKPOINT;
     memcpy(op->id, job->id, sizeof op->id);
+    op->seq = job->seq;
     op->status = cp->status;
     op->a = cp->steps;
     op->b = cp->started_us;
@@ -334,6 +387,7 @@ static void sq_finish(flowd_store_t *store, flowd_job_t *job) {
     }
     op->kind = OP_FINISH;
     memcpy(op->id, job->id, sizeof op->id);
+    op->seq = job->seq;
     flowd_job_lock(job);
     op->status = flowd_job_status(job);
     op->a = job->steps;
@@ -405,16 +459,15 @@ static int error_code_of(const char *name) {
     return FLOW_EFAILED;
 }
 
-static json_t *history_of(sqlite_store_t *s, sqlite3_stmt *steps, const char *id) {
+static json_t *history_of(sqlite3_stmt *steps, uint64_t seq) {
     json_t *all = json_array();
-    sqlite3_bind_text(steps, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(steps, 1, (sqlite3_int64)seq);
     while (all != NULL && sqlite3_step(steps) == SQLITE_ROW) {
         json_t *step = col_json(steps, 0);
         if (step != NULL)
             json_array_append_new(all, step);
     }
     sqlite3_reset(steps);
-    (void)s;
     return all;
 }
 
@@ -428,7 +481,7 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
     sqlite3_stmt *st = NULL, *steps = NULL;
     int rc = 0;
     if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db, "SELECT data FROM steps WHERE job_id = ? ORDER BY seq", -1, &steps, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(s->db, "SELECT data FROM steps WHERE job = ? ORDER BY seq", -1, &steps, NULL) != SQLITE_OK) {
         flowd_log(FLOW_LOG_ERROR, "store: cannot read the jobs: %s", sqlite3_errmsg(s->db));
         rc = FLOW_EIO;
         goto out;
@@ -459,7 +512,7 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
             .totals = col_json(st, 19),
             .seq = (uint64_t)sqlite3_column_int64(st, 20),
         };
-        j.history = history_of(s, steps, j.id);
+        j.history = history_of(steps, j.seq);
         if (j.shared == NULL)
             j.shared = json_object();
         rc = each(data, &j);
@@ -529,15 +582,14 @@ static const flowd_store_ops_t sqlite_ops = {
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS jobs ("
-    " id TEXT PRIMARY KEY, seq INTEGER NOT NULL, flow TEXT NOT NULL, digest TEXT,"
+    " seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, flow TEXT NOT NULL, digest TEXT,"
     " status TEXT NOT NULL DEFAULT 'queued', created_us INTEGER NOT NULL, started_us INTEGER NOT NULL DEFAULT 0,"
     " finished_us INTEGER NOT NULL DEFAULT 0, idem_key TEXT UNIQUE, body_hash INTEGER NOT NULL DEFAULT 0,"
     " params TEXT, shared TEXT NOT NULL, resume_node TEXT, tries INTEGER NOT NULL DEFAULT 0,"
     " steps INTEGER NOT NULL DEFAULT 0, last_action TEXT, waiting_for TEXT, error_code TEXT,"
     " error_message TEXT, error_node TEXT, totals TEXT);"
-    "CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq);"
-    "CREATE TABLE IF NOT EXISTS steps (job_id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,"
-    " PRIMARY KEY (job_id, seq)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS steps (job INTEGER NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,"
+    " PRIMARY KEY (job, seq)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS flow_versions (digest TEXT PRIMARY KEY, document TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS flows (name TEXT PRIMARY KEY, document TEXT, updated_us INTEGER NOT NULL);";
 
@@ -545,32 +597,71 @@ static int prepare(sqlite_store_t *s, const char *sql, sqlite3_stmt **st) {
     return sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK ? 0 : -1;
 }
 
-/* Creates the tables, or checks that the file's schema is one this flowd knows. */
-static int migrate(sqlite_store_t *s, char *err, size_t errlen) {
-    char *msg = NULL;
-    if (sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(err, errlen, "cannot create the tables: %s", msg ? msg : "?");
-        sqlite3_free(msg);
-        return FLOW_EIO;
-    }
+/* Version 1 keyed jobs by their text id and steps by (job_id, seq); version 2 keys both by the job's
+ * integer seq, which halved the pages a commit writes. The copy runs in one transaction, so a crash
+ * in the middle leaves a version 1 file. */
+static const char migrate_1_to_2[] =
+    "BEGIN;"
+    "ALTER TABLE jobs RENAME TO jobs_v1;"
+    "ALTER TABLE steps RENAME TO steps_v1;"
+    "DROP INDEX IF EXISTS jobs_seq;"
+    "%s"
+    "INSERT INTO jobs (seq, id, flow, digest, status, created_us, started_us, finished_us, idem_key, body_hash,"
+    " params, shared, resume_node, tries, steps, last_action, waiting_for, error_code, error_message, error_node,"
+    " totals) SELECT seq, id, flow, digest, status, created_us, started_us, finished_us, idem_key, body_hash,"
+    " params, shared, resume_node, tries, steps, last_action, waiting_for, error_code, error_message, error_node,"
+    " totals FROM jobs_v1;"
+    "INSERT INTO steps (job, seq, data) SELECT j.seq, s.seq, s.data FROM steps_v1 s JOIN jobs_v1 j ON j.id = s.job_id;"
+    "DROP TABLE steps_v1;"
+    "DROP TABLE jobs_v1;"
+    "UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+    "COMMIT;";
+
+static int schema_version(sqlite_store_t *s) {
     sqlite3_stmt *st = NULL;
     int version = 0;
     if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW)
         version = atoi(col_text(st, 0) ? col_text(st, 0) : "0");
     sqlite3_finalize(st);
+    return version;
+}
+
+/* Creates the tables of a new file, brings an older file up to this version, or refuses a newer one. */
+static int migrate(sqlite_store_t *s, char *err, size_t errlen) {
+    char *msg = NULL, *sql = NULL;
+    int rc = FLOW_EIO;
+    int version = schema_version(s);
     if (version > SCHEMA_VERSION) {
         snprintf(err, errlen, "the file has schema version %d, newer than this flowd's %d", version, SCHEMA_VERSION);
         return FLOW_EINVAL;
     }
-    /* version 0 is a new file: the tables above are version 1; later versions migrate here */
-    char sql[96];
-    snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', '%d')", SCHEMA_VERSION);
-    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "cannot write the schema version: %s", sqlite3_errmsg(s->db));
-        return FLOW_EIO;
+    if (version == 1) {
+        flowd_log(FLOW_LOG_INFO, "store: %s: schema version 1 -> 2", s->path);
+        if ((sql = sqlite3_mprintf(migrate_1_to_2, schema)) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return FLOW_ENOMEM;
+        }
+        if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+            snprintf(err, errlen, "cannot migrate the schema from version 1: %s", msg ? msg : "?");
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            goto out;
+        }
     }
-    return 0;
+    if (sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot create the tables: %s", msg ? msg : "?");
+        goto out;
+    }
+    if (sqlite3_exec(s->db, "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', '"
+                            STRINGIFY(SCHEMA_VERSION) "')", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot write the schema version: %s", sqlite3_errmsg(s->db));
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_free(msg);
+    sqlite3_free(sql);
+    return rc;
 }
 
 int flowd_store_sqlite_new(const char *path, const char *sync, flowd_store_t **out, char *err, size_t errlen) {
@@ -601,13 +692,13 @@ int flowd_store_sqlite_new(const char *path, const char *sync, flowd_store_t **o
                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", &s->ins_job) < 0 ||
         prepare(s, "INSERT OR IGNORE INTO flow_versions (digest, document) VALUES (?, ?)", &s->ins_version) < 0 ||
         prepare(s, "UPDATE jobs SET status = ?, resume_node = ?, tries = ?, steps = ?, started_us = ?,"
-                   " shared = COALESCE(?, shared), waiting_for = ? WHERE id = ?", &s->upd_checkpoint) < 0 ||
-        prepare(s, "INSERT OR REPLACE INTO steps (job_id, seq, data) VALUES (?, ?, ?)", &s->ins_step) < 0 ||
+                    " shared = COALESCE(?, shared), waiting_for = ? WHERE seq = ?", &s->upd_checkpoint) < 0 ||
+        prepare(s, "INSERT OR REPLACE INTO steps (job, seq, data) VALUES (?, ?, ?)", &s->ins_step) < 0 ||
         prepare(s, "UPDATE jobs SET status = ?, steps = ?, started_us = ?, finished_us = ?, shared = COALESCE(?, shared),"
                    " last_action = ?, error_code = ?, error_message = ?, error_node = ?, totals = ?,"
-                   " resume_node = NULL, waiting_for = NULL WHERE id = ?", &s->upd_finish) < 0 ||
+                   " resume_node = NULL, waiting_for = NULL WHERE seq = ?", &s->upd_finish) < 0 ||
         prepare(s, "DELETE FROM jobs WHERE id = ?", &s->del_job) < 0 ||
-        prepare(s, "DELETE FROM steps WHERE job_id = ?", &s->del_steps) < 0 ||
+        prepare(s, "DELETE FROM steps WHERE job = (SELECT seq FROM jobs WHERE id = ?)", &s->del_steps) < 0 ||
         prepare(s, "INSERT OR REPLACE INTO flows (name, document, updated_us) VALUES (?, ?, ?)", &s->put_flow) < 0) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(s->db));
         rc = FLOW_EIO;

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "e2e.h"
 
 static char dir[64], flows[96], store[128];
@@ -421,6 +423,96 @@ START_TEST(test_a_torn_last_write_is_survived) {
 }
 END_TEST
 
+/* A file written by an older flowd (schema version 1: jobs keyed by their text id) is migrated at
+ * start: a finished job keeps its result and history, a running one resumes where it was. */
+/* finished jobs are kept for --retention after they ended: these ended just now */
+#define NOW_US "unixepoch('now') * 1000000"
+static const char schema_v1[] =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "INSERT INTO meta VALUES ('schema_version', '1');"
+    "CREATE TABLE jobs (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, flow TEXT NOT NULL, digest TEXT,"
+    " status TEXT NOT NULL DEFAULT 'queued', created_us INTEGER NOT NULL, started_us INTEGER NOT NULL DEFAULT 0,"
+    " finished_us INTEGER NOT NULL DEFAULT 0, idem_key TEXT UNIQUE, body_hash INTEGER NOT NULL DEFAULT 0,"
+    " params TEXT, shared TEXT NOT NULL, resume_node TEXT, tries INTEGER NOT NULL DEFAULT 0,"
+    " steps INTEGER NOT NULL DEFAULT 0, last_action TEXT, waiting_for TEXT, error_code TEXT,"
+    " error_message TEXT, error_node TEXT, totals TEXT);"
+    "CREATE INDEX jobs_seq ON jobs (seq);"
+    "CREATE TABLE steps (job_id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,"
+    " PRIMARY KEY (job_id, seq)) WITHOUT ROWID;"
+    "CREATE TABLE flow_versions (digest TEXT PRIMARY KEY, document TEXT NOT NULL);"
+    "CREATE TABLE flows (name TEXT PRIMARY KEY, document TEXT, updated_us INTEGER NOT NULL);"
+    "INSERT INTO jobs (id, seq, flow, status, created_us, started_us, finished_us, shared, steps, last_action, totals)"
+    " VALUES ('00000000000000000000000000000001', 1, 'steps', 'succeeded', " NOW_US ", " NOW_US ", " NOW_US ", '{\"done\": [\"old\"]}', 6,"
+    " 'default', '{\"steps\": 6, \"failed\": 0, \"retries\": 0, \"dropped\": 0}');"
+    "INSERT INTO jobs (id, seq, flow, status, created_us, started_us, shared, resume_node, steps)"
+    " VALUES ('00000000000000000000000000000002', 2, 'steps', 'running', " NOW_US ", " NOW_US ","
+    " '{\"pause\": 0.05, \"done\": [\"b\"]}', 'c', 2);"
+    "INSERT INTO steps VALUES ('00000000000000000000000000000001', 1, '{\"node\": \"a\", \"action\": \"default\"}');"
+    "INSERT INTO steps VALUES ('00000000000000000000000000000001', 2, '{\"node\": \"f\", \"action\": \"default\"}');"
+    "INSERT INTO steps VALUES ('00000000000000000000000000000002', 1, '{\"node\": \"a\", \"action\": \"default\"}');"
+    "INSERT INTO steps VALUES ('00000000000000000000000000000002', 2, '{\"node\": \"b\", \"action\": \"default\"}');";
+
+static const char *history_node(e2e_server_t *s, const char *id, size_t i, size_t *count) {
+    static char node[32];
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%s/history", id);
+    json_t *h = e2e_get_json(s, path);
+    json_t *steps = json_object_get(h, "steps");
+    *count = json_array_size(steps);
+    snprintf(node, sizeof node, "%s", json_string_value(json_object_get(json_array_get(steps, i), "node")) ? json_string_value(json_object_get(json_array_get(steps, i), "node")) : "");
+    json_decref(h);
+    return node;
+}
+
+START_TEST(test_a_version_1_file_is_migrated) {
+    char path[160];
+    snprintf(path, sizeof path, "%s/flowd.db", dir);
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, schema_v1, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    e2e_server_t s;
+    start(&s);
+    const char *old = "00000000000000000000000000000001", *running = "00000000000000000000000000000002";
+    json_t *job = e2e_wait_status(&s, running, "succeeded", 10000);
+    ck_assert_int_eq(json_integer_value(json_object_get(job, "steps")), 6);
+    json_decref(job);
+    json_t *done = get_value(&s, "/v1/jobs/00000000000000000000000000000002/shared?pointer=/done");
+    char *text = json_dumps(done, JSON_COMPACT);
+    ck_assert_str_eq(text, "[\"b\",\"d\",\"f\"]");
+    free(text);
+    json_decref(done);
+    size_t n;
+    ck_assert_str_eq(history_node(&s, running, 1, &n), "b");
+    ck_assert_str_eq(history_node(&s, running, 2, &n), "c");
+    ck_assert_int_eq(n, 6);
+
+    job = e2e_get_json(&s, "/v1/jobs/00000000000000000000000000000001");
+    ck_assert_str_eq(json_string_value(json_object_get(job, "status")), "succeeded");
+    json_decref(job);
+    ck_assert_str_eq(history_node(&s, old, 1, &n), "f");
+    ck_assert_int_eq(n, 2);
+
+    /* new jobs follow the migrated ones, and all of it is still there after another start */
+    job = e2e_start_job(&s, "{\"flow\": \"steps\", \"shared\": {\"pause\": 0, \"done\": []}}");
+    char id[64];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(job, "id")));
+    json_decref(job);
+    json_decref(e2e_wait_status(&s, id, "succeeded", 10000));
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+    start(&s);
+    json_t *ids = all_jobs(&s);
+    ck_assert_int_eq(json_array_size(ids), 3);
+    ck_assert_str_eq(json_string_value(json_array_get(ids, 0)), id);
+    ck_assert_str_eq(json_string_value(json_array_get(ids, 2)), old);
+    json_decref(ids);
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
 static Suite *durable_suite(void) {
     Suite *s = suite_create("durable");
     TCase *tc = tcase_create("durable");
@@ -431,6 +523,7 @@ static Suite *durable_suite(void) {
     tcase_add_test(tc, test_a_waiting_job_waits_again_after_a_restart);
     tcase_add_test(tc, test_idempotency_keys_and_flows_from_the_api_survive_a_restart);
     tcase_add_test(tc, test_a_torn_last_write_is_survived);
+    tcase_add_test(tc, test_a_version_1_file_is_migrated);
     suite_add_tcase(s, tc);
     return s;
 }
