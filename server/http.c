@@ -1501,6 +1501,7 @@ int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port) {
     h->srv = srv;
     h->listen_fd = MHD_INVALID_SOCKET;
     srv->http = h;
+    *out = h; /* before the daemon's threads start: they read srv->http */
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;
     struct sockaddr *addr;
@@ -1542,7 +1543,6 @@ int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port) {
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     *port = info ? info->port : cfg->port;
-    *out = h;
     return 0;
 }
 

@@ -363,7 +363,19 @@ static const struct {
     {"release", "UPDATE jobs SET owner = NULL, lease_until = '-infinity' WHERE owner = $1 AND status IN " ACTIVE},
 };
 
-static PGconn *connect_db(const char *uri, char *err, size_t errlen) {
+static void session_settings(PGconn *c, uint64_t lease_ms) {
+    /* A frozen instance (SIGSTOP, a VM pause) in the middle of a transaction would hold its rows'
+     * locks, and FOR UPDATE SKIP LOCKED would skip them for as long: the server ends such a session
+     * after a lease. What a job's JSON holds is UTF-8; nothing of ours needs more than 30 s. */
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SET client_encoding = 'UTF8'; SET statement_timeout = '30s'; SET client_min_messages = warning;"
+             " SET idle_in_transaction_session_timeout = '%" PRIu64 "ms'",
+             lease_ms ? lease_ms : 10000);
+    PQclear(PQexec(c, sql));
+}
+
+static PGconn *connect_db(const char *uri, uint64_t lease_ms, char *err, size_t errlen) {
     PGconn *c = PQconnectdb(uri);
     if (c == NULL || PQstatus(c) != CONNECTION_OK) {
         snprintf(err, errlen, "cannot connect: %s", c ? PQerrorMessage(c) : "out of memory");
@@ -374,8 +386,7 @@ static PGconn *connect_db(const char *uri, char *err, size_t errlen) {
         PQfinish(c);
         return NULL;
     }
-    /* what a job's JSON holds is UTF-8; and nothing of ours needs more than a few seconds */
-    PQclear(PQexec(c, "SET client_encoding = 'UTF8'; SET statement_timeout = '30s'; SET client_min_messages = warning"));
+    session_settings(c, lease_ms);
     return c;
 }
 
@@ -400,7 +411,7 @@ static int writer_reset(pg_store_t *s) {
         flowd_log(FLOW_LOG_ERROR, "store: the database is unreachable: %s", PQerrorMessage(s->wconn));
         return FLOW_EIO;
     }
-    PQclear(PQexec(s->wconn, "SET client_encoding = 'UTF8'; SET statement_timeout = '30s'; SET client_min_messages = warning"));
+    session_settings(s->wconn, s->o.lease_ms);
     return prepare_writer(s->wconn);
 }
 
@@ -1088,7 +1099,7 @@ static PGconn *pool_get(pg_store_t *s) {
     s->ptotal++;
     pthread_mutex_unlock(&s->plock);
     char err[256];
-    PGconn *c = connect_db(s->uri, err, sizeof err);
+    PGconn *c = connect_db(s->uri, s->o.lease_ms, err, sizeof err);
     if (c == NULL) {
         flowd_log(FLOW_LOG_WARN, "store: %s", err);
         pthread_mutex_lock(&s->plock);
@@ -1553,8 +1564,10 @@ static void *listener_main(void *arg) {
         }
         if (PQconsumeInput(s->lconn) == 0 || PQstatus(s->lconn) != CONNECTION_OK) {
             PQreset(s->lconn);
-            if (PQstatus(s->lconn) == CONNECTION_OK)
+            if (PQstatus(s->lconn) == CONNECTION_OK) {
+                session_settings(s->lconn, s->o.lease_ms);
                 PQclear(PQexec(s->lconn, "LISTEN flowd"));
+            }
             news_c = news_e = 1;
         }
         PGnotify *n;
@@ -1698,7 +1711,8 @@ int flowd_store_postgres_new(const char *uri, const flowd_store_opts_t *opts, fl
         rc = FLOW_ENOMEM;
         goto fail;
     }
-    if ((s->wconn = connect_db(uri, err, errlen)) == NULL || (s->lconn = connect_db(uri, err, errlen)) == NULL)
+    if ((s->wconn = connect_db(uri, opts->lease_ms, err, errlen)) == NULL ||
+        (s->lconn = connect_db(uri, opts->lease_ms, err, errlen)) == NULL)
         goto fail;
     if ((rc = migrate(s->wconn, err, errlen)) < 0)
         goto fail;
