@@ -396,8 +396,9 @@ START_TEST(test_two_instances_share_2000_jobs_and_one_is_killed) {
     start(&a, lease);
     start(&b, lease);
     uint64_t t0 = e2e_now_ms();
-    submit(&a, 0, n / 2, 0.5, ids);
-    submit(&b, n / 2, n - n / 2, 0.5, ids);
+    /* b's first, so that a's are all still running when it is killed, however slow the build */
+    submit(&b, n / 2, n - n / 2, 0.7, ids);
+    submit(&a, 0, n / 2, 0.7, ids);
     uint64_t t1 = e2e_now_ms();
     /* mid-run: a's jobs are between their steps */
     usleep(600000);
