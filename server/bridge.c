@@ -264,11 +264,13 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     job->done = 1;
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
+    /* no longer active before anyone hears that it ended: a POST right after a cancel's answer
+     * must find the room it left (--max-jobs) */
+    flowd_jobs_ended(srv->jobs, job);
     flowd_waiters_wake(job);
     answer_cancels(job);
     if (srv->store->ops->finish != NULL)
         srv->store->ops->finish(srv->store, job);
-    flowd_jobs_ended(srv->jobs, job);
 }
 
 static void on_status(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_status_t status) {

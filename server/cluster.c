@@ -144,8 +144,8 @@ static void hook_adopt(void *data, const flowd_stored_job_t *sj) {
     push(c, it);
     return;
 oom:
-    /* it stays claimed by us without running: its lease runs out after we stop renewing... which
-     * we do not; so say it loudly */
+    /* it stays ours (our renewals cover every job we own) without running until this instance
+     * stops and releases it: say so loudly */
     flowd_log(FLOW_LOG_ERROR, "job %s was claimed but cannot be run here (out of memory)", sj->id);
     if (it != NULL)
         item_free(it);
