@@ -175,7 +175,7 @@ static char *strdup_or_null(const char *s) {
 
 /* What a restart would resume the job from, to the store (which copies what it keeps). */
 static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, json_t *shared, const char *step,
-                       size_t step_len, uint64_t step_seq) {
+                       size_t step_len, uint64_t step_seq, uint64_t event_id) {
     if (srv->store->ops->checkpoint == NULL)
         return;
     flowd_checkpoint_t cp = {.status = flow_job_status(fj),
@@ -187,7 +187,9 @@ static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, js
                              .step = step,
                              .step_len = step_len,
                              .step_seq = step_seq,
-                             .waiting_for = job->waiting_for};
+                             .waiting_for = job->waiting_for,
+                             .event_id = event_id,
+                             .last_action = flow_job_last_action(fj)};
     srv->store->ops->checkpoint(srv->store, job, &cp);
 }
 
@@ -202,7 +204,9 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
         job->resume_node = step->next;
         job->resume_tries = 0;
     }
-    checkpoint(srv, job, fj, flow_job_shared(fj), data, len, step->seq);
+    /* the step's event gets the ring's next id (only this thread pushes): a shared store keeps it
+     * with the checkpoint, in the same transaction */
+    checkpoint(srv, job, fj, flow_job_shared(fj), data, len, step->seq, job->events.next_id);
     flowd_job_lock(job);
     job->steps = flow_job_steps(fj);
     job->current_node = flow_job_current_node(fj);
@@ -218,7 +222,7 @@ static void on_retry(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const 
     if (ev->depth != 0 || ev->item != SIZE_MAX)
         return;
     job->resume_tries = ev->attempt + 1;
-    checkpoint(b->srv, job, fj, NULL, NULL, 0, 0);
+    checkpoint(b->srv, job, fj, NULL, NULL, 0, 0, 0);
 }
 
 /* The record's final state, from the engine's job in its last event. */
@@ -260,11 +264,13 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     job->done = 1;
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
+    /* no longer active before anyone hears that it ended: a POST right after a cancel's answer
+     * must find the room it left (--max-jobs) */
+    flowd_jobs_ended(srv->jobs, job);
     flowd_waiters_wake(job);
     answer_cancels(job);
     if (srv->store->ops->finish != NULL)
         srv->store->ops->finish(srv->store, job);
-    flowd_jobs_ended(srv->jobs, job);
 }
 
 static void on_status(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_status_t status) {
@@ -286,15 +292,21 @@ static void on_status(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_
     free(job->waiting_for);
     job->waiting_for = waiting;
     push_event(job, FLOW_EVENT_STATUS, 0, 0, data, len, is_static);
+    uint64_t id = job->events.next_id - 1;
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
     flowd_waiters_wake(job);
+    /* data stays in the ring: only this thread changes it */
+    if (b->srv->store->ops->event != NULL && data != NULL)
+        b->srv->store->ops->event(b->srv->store, job, id, data, len);
     if (status == FLOW_WAITING)
-        checkpoint(b->srv, job, fj, NULL, NULL, 0, 0); /* a restart shows what it waits for */
+        checkpoint(b->srv, job, fj, NULL, NULL, 0, 0, 0); /* a restart shows what it waits for */
 }
 
 static void on_event(flow_job_t *fj, const flow_event_t *ev, void *data) {
     flowd_job_t *job = data;
+    if (job->gone)
+        return; /* another instance runs it now: nothing here is recorded or stored */
     flowd_server_t *srv = flowd_jobs_data(job->table);
     flowd_bridge_t *b = srv->bridge;
     /* Steps and status changes are what the API shows; a failed try only goes to the store. */
@@ -322,6 +334,10 @@ static void on_done(flow_job_t *fj, void *data) {
 
 /* A loop call is answered: the HTTP thread takes it from here once MHD runs the connection. */
 static void reply_done(flowd_cmd_t *c) {
+    if (c->done != NULL) { /* sent from another instance: the answer goes back through the store */
+        c->done(c);
+        return;
+    }
     atomic_store_explicit(&c->reply->ready, 1, memory_order_release);
     MHD_resume_connection(c->conn);
 }
@@ -415,10 +431,21 @@ int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_d
     size_t i;
     json_t *step;
     flowd_job_lock(job);
-    json_array_foreach(sj->history, i, step) {
-        size_t len = 0;
-        char *data = dump_compact(step, &len);
-        push_event(job, FLOW_EVENT_STEP, 0, (uint64_t)json_integer_value(json_object_get(step, "seq")), data, len, 0);
+    if (sj->events != NULL) {
+        /* the events as they were, with their ids, so that Last-Event-ID goes on from them */
+        for (i = 0; i < sj->nevents; i++) {
+            const flowd_stored_event_t *ev = &sj->events[i];
+            if (ev->id >= job->events.next_id)
+                job->events.next_id = ev->id;
+            push_event(job, (flow_event_type_t)ev->type, ev->final, ev->seq, strndup(ev->data, ev->len), ev->len, 0);
+        }
+    } else {
+        json_array_foreach(sj->history, i, step) {
+            size_t len = 0;
+            char *data = dump_compact(step, &len);
+            push_event(job, FLOW_EVENT_STEP, 0, (uint64_t)json_integer_value(json_object_get(step, "seq")), data,
+                       len, 0);
+        }
     }
     job->restored_steps = json_array_size(sj->history);
     job->steps = sj->steps;
@@ -487,6 +514,13 @@ static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
     json_t *shared = job->start_shared;
     job->start_shared = job->start_params = NULL;
     json_t *keep = json_incref(shared); /* for start_failed: flow_job_start steals shared */
+    if (job->gone) { /* adopted, then taken over by another instance before it started here */
+        json_decref(shared);
+        json_decref(params);
+        json_decref(keep);
+        flowd_job_unref(job);
+        return;
+    }
     if (job->restart_done) {
         /* restored after its root flow had run its last node: it ends as it would have */
         json_decref(shared);
@@ -516,6 +550,27 @@ static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
     flowd_metrics_job_started(srv->metrics);
     if (job->cancel_pending)
         flow_job_cancel(fj);
+}
+
+void flowd_bridge_forget(flowd_bridge_t *b, flowd_job_t *job) {
+    if (job->gone)
+        return;
+    flowd_job_lock(job);
+    job->gone = 1;
+    flowd_watch_wake_locked(job); /* they end: gone */
+    flowd_job_unlock(job);
+    if (job->job != NULL)
+        flow_job_cancel(job->job); /* its events are not recorded (on_event), on_done still runs */
+    flowd_waiters_wake(job);
+    while (job->cancels != NULL) { /* it did not end here: the client asks again, and reaches the owner */
+        flowd_cmd_t *c = job->cancels;
+        job->cancels = c->next;
+        flowd_answer_error(&c->reply->answer, 503, "unavailable", "job %s moved to another instance; try again",
+                           job->id);
+        reply_done(c);
+        flowd_cmd_free(c);
+    }
+    flowd_jobs_forget(b->srv->jobs, job);
 }
 
 /* Returns 1 when it keeps c: the answer waits until the job has ended (a cancel takes effect on the

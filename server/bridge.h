@@ -51,6 +51,10 @@ typedef struct flowd_cmd {
     char *pointer;
     flow_status_t seen;
     uint64_t wait_ms;
+    /* A command from another instance (conn NULL): done runs instead of resuming a connection, once
+     * reply is filled in; the command is freed after it. */
+    void (*done)(struct flowd_cmd *cmd);
+    void *done_data;
 } flowd_cmd_t;
 
 int flowd_bridge_new(flowd_server_t *srv, flowd_bridge_t **out);
@@ -63,12 +67,19 @@ void flowd_cmd_free(flowd_cmd_t *cmd);
  * node, so nothing is allocated. Within one drain, starts run before commands. 0, or FLOW_ESTATE
  * once the bridge is closed. */
 int flowd_bridge_start(flowd_bridge_t *b, flowd_job_t *job, json_t *shared, json_t *params);
-/* At start, before the HTTP daemon runs: a job a store gave back becomes a record again (def: the
+/* At start, before the HTTP daemon runs, or on the loop when a shared store hands over a job it
+ * claimed (its seq 0: it gets a fresh place in the table's order): a job a store gave back becomes a
+ * record again (def: the
  * version of its flow it started with, a reference is taken; NULL when that flow cannot be had any
  * more: the job ends failed, saying so). A job that had ended keeps its final state; one that was
  * queued starts; one that was running or waiting resumes at its checkpoint, so that the node it was
  * in runs again. 0 or FLOW_ENOMEM. */
 int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_def_t *def);
+
+/* Loop: a job another instance took over (hooks->lost of store.h) stops here without a trace: its
+ * engine job is canceled with nothing recorded or stored, its long polls are answered and its event
+ * streams end (their clients find the job on the new owner), and the record leaves the table. */
+void flowd_bridge_forget(flowd_bridge_t *b, flowd_job_t *job);
 
 /* Any thread: queues cmd (taken over) for the loop. FLOW_ESTATE once the bridge is closed: the
  * command is freed and, for a loop call, the caller must resume and answer itself. */

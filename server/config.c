@@ -71,6 +71,14 @@ static const setting_t settings[] = {
     {"store-sync", "FLOWD_STORE_SYNC", K_TEXT, OFF(store_sync), 0, sizeof(((flowd_config_t *)0)->store_sync),
      "full", "MODE", "SQLite: full (each commit reaches the disk: survives power loss) or normal (survives a "
      "crash of flowd, faster)"},
+    {"lease", "FLOWD_LEASE", K_MS, OFF(lease_ms), 300, DAY_MS, "10s", "DURATION",
+     "PostgreSQL: how long an instance holds the jobs it runs without renewing (every third of it); "
+     "once it has run out, another instance takes them over"},
+    {"claim-interval", "FLOWD_CLAIM_INTERVAL", K_MS, OFF(claim_ms), 50, DAY_MS, "1s", "DURATION",
+     "PostgreSQL: how often an instance looks for jobs to take over (queued, or whose lease ran out)"},
+    {"poll-interval", "FLOWD_POLL_INTERVAL", K_MS, OFF(poll_ms), 10, DAY_MS, "1s", "DURATION",
+     "PostgreSQL: how often an instance looks for commands, answers and events it was not notified of "
+     "(LISTEN/NOTIFY tells it at once)"},
     {"llm-base-url", "FLOWD_LLM_BASE_URL", K_TEXT, OFF(llm_base_url), 0,
      sizeof(((flowd_config_t *)0)->llm_base_url), "", "URL",
      "OpenAI-compatible API of llm nodes, e.g. https://api.openai.com/v1 (the key: FLOWD_LLM_API_KEY)"},

@@ -34,6 +34,9 @@ typedef struct flowd_config {
     char store[1024];           /* memory:, sqlite:PATH or postgresql://... */
     char data_dir[1024];        /* where a relative sqlite:PATH goes */
     char store_sync[16];        /* full or normal */
+    uint64_t lease_ms;          /* PostgreSQL: a job's lease, renewed by its owner every third of it */
+    uint64_t claim_ms;          /* PostgreSQL: how often an instance looks for jobs to take over */
+    uint64_t poll_ms;           /* PostgreSQL: how often it looks for what it was not notified of */
     char llm_base_url[512];     /* OpenAI-compatible endpoint of llm nodes; "" none */
     char llm_model[128];        /* the model of llm nodes that name none */
     char llm_api_key[512];      /* from FLOWD_LLM_API_KEY only: a flag would show in ps */

@@ -285,7 +285,7 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max) {
         w->last_id = flowd_ring_frames(&job->events, w->last_id, &w->pend, FRAME_BATCH, &final);
         w->ended = final;
         if (w->pend.len == 0 && !w->pend.err) {
-            if (w->closing) {
+            if (w->closing || job->gone) { /* gone: the client reconnects and finds the job elsewhere */
                 flowd_job_unlock(job);
                 return MHD_CONTENT_READER_END_OF_STREAM;
             }
@@ -518,7 +518,7 @@ void flowd_waiters_wake(flowd_job_t *job) {
     flowd_waiter_t *wt = job->waiters;
     while (wt != NULL) {
         flowd_waiter_t *next = wt->jnext;
-        if (wt->seen != now)
+        if (wt->seen != now || job->gone)
             waiter_resolve(wt);
         wt = next;
     }

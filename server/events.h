@@ -112,7 +112,7 @@ void flowd_waitset_close(flowd_waitset_t *set);
  * sets *done (release order) and resumes conn, which the caller has suspended. 0 or FLOW_ENOMEM. */
 int flowd_waiter_add(flowd_waitset_t *set, struct flowd_job *job, flow_status_t seen, uint64_t wait_ms,
                      struct MHD_Connection *conn, _Atomic int *done);
-/* The job's status changed: resumes its waiters that saw another status. */
+/* The job's status changed: resumes its waiters that saw another status (all, once it is gone). */
 void flowd_waiters_wake(struct flowd_job *job);
 /* Shutdown: resumes every waiter. */
 void flowd_waitset_wake_all(flowd_waitset_t *set);

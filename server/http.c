@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bridge.h"
+#include "cluster.h"
 #include "flows.h"
 #include "log.h"
 #include "pointer.h"
@@ -46,6 +47,7 @@ enum phase {
     PH_CALL,   /* suspended: a loop call is under way */
     PH_WAIT,   /* suspended: a long poll */
     PH_STORE,  /* suspended: the store has not confirmed the new job yet */
+    PH_RWAIT,  /* suspended: a long poll of a job that runs on another instance */
     PH_DONE    /* answered */
 };
 
@@ -67,6 +69,11 @@ typedef struct req {
     struct MHD_Connection *conn;
     json_t *start_shared;       /* PH_STORE: what the job starts with once the store confirms */
     json_t *start_params;
+    /* a job that runs on another instance (a shared store) */
+    char remote_id[FLOWD_ID_LEN + 1]; /* "" when none; for Location and long polls */
+    flow_status_t remote_seen;  /* PH_RWAIT: the status the long poll saw */
+    uint64_t remote_until_ms;   /* PH_RWAIT: when it answers anyway */
+    uint8_t remote_watching;    /* PH_RWAIT: a watch of the store may still wake us */
     char inline_body[INLINE_BODY];
 } req_t;
 
@@ -93,10 +100,10 @@ static enum MHD_Result send_body(req_t *r, struct MHD_Connection *conn, unsigned
         return MHD_NO;
     }
     MHD_add_response_header(res, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    if (r->job != NULL && r->route == FLOWD_R_JOBS && (status == 202 || status == 200)) {
+    if ((r->job != NULL || r->remote_id[0] != '\0') && r->route == FLOWD_R_JOBS && (status == 202 || status == 200)) {
         char location[48];
         memcpy(location, "/v1/jobs/", 9);
-        memcpy(location + 9, r->job->id, FLOWD_ID_LEN + 1);
+        memcpy(location + 9, r->job ? r->job->id : r->remote_id, FLOWD_ID_LEN + 1);
         MHD_add_response_header(res, MHD_HTTP_HEADER_LOCATION, location);
     }
     if (status == 429)
@@ -347,15 +354,26 @@ static json_t *body_object(req_t *r, struct MHD_Connection *conn, const char *ex
 
 /* ---- routes ---- */
 
+/* The job in the local table (r->job when looked up already), or NULL after answering 404. */
 static flowd_job_t *find_job(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
                              const char *id, size_t len, enum MHD_Result *ret) {
-    flowd_job_t *job = flowd_jobs_get(srv->jobs, id, len);
+    flowd_job_t *job = r->job ? r->job : flowd_jobs_get(srv->jobs, id, len);
     if (job == NULL) {
         *ret = send_error(r, conn, 404, "not_found", "no job with id '%.*s'", (int)(len > 64 ? 64 : len), id);
         return NULL;
     }
     r->job = job;
     return job;
+}
+
+/* With a shared store, whether the job runs elsewhere: not in the local table (r->job is set when it
+ * is). Always 0 with a store of one instance, whose table has every job. */
+static int elsewhere(flowd_server_t *srv, req_t *r, const char *id, size_t len) {
+    if (srv->store->ops->read_job == NULL)
+        return 0;
+    if (r->job == NULL)
+        r->job = flowd_jobs_get(srv->jobs, id, len);
+    return r->job == NULL;
 }
 
 /* Suspends the connection and hands cmd (taken over) to the loop. */
@@ -387,6 +405,163 @@ static enum MHD_Result loop_call(flowd_server_t *srv, req_t *r, struct MHD_Conne
     return MHD_YES;
 }
 
+/* ---- jobs that run on another instance (a shared store) ---- */
+
+static int is_id(const char *id, size_t len) {
+    if (len != FLOWD_ID_LEN)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* A job that is not in the local table, as a shared store has it: 0, or -1 after answering (404
+ * when there is no such job, or the store is not shared). */
+static int find_remote(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn, const char *id, size_t len,
+                       unsigned what, flowd_remote_job_t *out, enum MHD_Result *ret) {
+    char key[FLOWD_ID_LEN + 1];
+    int rc = FLOW_ENOTFOUND;
+    memset(out, 0, sizeof *out);
+    if (srv->store->ops->read_job != NULL && is_id(id, len)) {
+        memcpy(key, id, FLOWD_ID_LEN);
+        key[FLOWD_ID_LEN] = '\0';
+        rc = srv->store->ops->read_job(srv->store, key, NULL, what, out);
+    }
+    if (rc == 0) {
+        memcpy(r->remote_id, out->id, FLOWD_ID_LEN + 1);
+        return 0;
+    }
+    if (rc == FLOW_ENOTFOUND)
+        *ret = send_error(r, conn, 404, "not_found", "no job with id '%.*s'", (int)(len > 64 ? 64 : len), id);
+    else
+        *ret = send_error(r, conn, 503, "unavailable", "the job's database cannot be read now: %s", flow_strerror(rc));
+    return -1;
+}
+
+static enum MHD_Result send_remote_job(req_t *r, struct MHD_Connection *conn, unsigned status,
+                                       flowd_remote_job_t *j) {
+    size_t len = 0;
+    char *body = flowd_remote_job_text(j, &len);
+    flowd_remote_job_clear(j);
+    return send_json(r, conn, status, body, len);
+}
+
+/* The store's listener: the long poll's job has news, or its time is up. */
+static void remote_wake(void *data, int why) {
+    req_t *r = data;
+    r->reply.answer.status = (unsigned)why;
+    atomic_store_explicit(&r->reply.ready, 1, memory_order_release);
+    MHD_resume_connection(r->conn);
+}
+
+/* A long poll of a job that runs elsewhere: suspended until the store sees events of the job after
+ * `after`, then looked at again (remote_poll_again). */
+static enum MHD_Result remote_poll(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn, flowd_remote_job_t *j) {
+    uint64_t now = (uint64_t)(mono_ns() / 1000000u);
+    flowd_http_t *h = srv->http;
+    atomic_fetch_add(&h->suspended, 1);
+    if (atomic_load(&h->refuse) || now >= r->remote_until_ms) {
+        atomic_fetch_sub(&h->suspended, 1);
+        return send_remote_job(r, conn, 200, j);
+    }
+    r->phase = PH_RWAIT;
+    r->conn = conn;
+    r->remote_seen = j->status;
+    atomic_store(&r->reply.ready, 0);
+    MHD_suspend_connection(conn);
+    r->remote_watching = 1;
+    if (srv->store->ops->watch(srv->store, r->remote_id, j->last_event, r->remote_until_ms - now, remote_wake, r) < 0)
+        remote_wake(r, FLOWD_WAKE_STOP);
+    flowd_remote_job_clear(j);
+    return MHD_YES;
+}
+
+static enum MHD_Result remote_poll_again(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn) {
+    int why = (int)r->reply.answer.status;
+    r->remote_watching = 0;
+    r->reply.answer.status = 0;
+    enum MHD_Result ret = MHD_YES;
+    flowd_remote_job_t j;
+    if (find_remote(srv, r, conn, r->remote_id, FLOWD_ID_LEN, 0, &j, &ret) < 0)
+        return ret;
+    if (why == FLOWD_WAKE_EVENTS && j.status == r->remote_seen && !flow_status_final(j.status) &&
+        !atomic_load(&srv->stopping))
+        return remote_poll(srv, r, conn, &j); /* events, but the same status: wait on */
+    return send_remote_job(r, conn, 200, &j);
+}
+
+static enum MHD_Result get_remote_job(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn, const char *id,
+                                      size_t id_len, uint64_t wait_ms) {
+    enum MHD_Result ret = MHD_YES;
+    flowd_remote_job_t j;
+    if (find_remote(srv, r, conn, id, id_len, 0, &j, &ret) < 0)
+        return ret;
+    if (wait_ms == 0 || flow_status_final(j.status) || atomic_load(&srv->stopping))
+        return send_remote_job(r, conn, 200, &j);
+    r->remote_until_ms = mono_ns() / 1000000u + wait_ms;
+    return remote_poll(srv, r, conn, &j);
+}
+
+/* The store's listener: the owner's answer to input or a cancel sent from here. */
+static void remote_sent(void *data, int rc, unsigned status, char *body, size_t len) {
+    req_t *r = data;
+    flowd_answer_t *a = &r->reply.answer;
+    if (rc == 0 && body != NULL) {
+        a->status = status;
+        a->body = body;
+        a->len = len;
+    } else {
+        free(body);
+        if (rc == 0 || rc == FLOW_EIO)
+            flowd_answer_error(a, 500, "internal", "the job's instance could not be asked");
+        else if (rc == FLOW_ENOTFOUND)
+            flowd_answer_error(a, 404, "not_found", "no job with id '%s'", r->remote_id);
+        else if (rc == FLOW_ETIMEDOUT)
+            flowd_answer_error(a, 503, "unavailable", "the instance that runs job %s did not take the request in "
+                               "time; it did not take effect: try again", r->remote_id);
+        else if (rc == FLOW_EBUSY)
+            flowd_answer_error(a, 503, "unavailable", "the instance that runs job %s took the request but did "
+                               "not answer in time; it may have taken effect", r->remote_id);
+        else
+            flowd_answer_error(a, 503, "shutting_down", "the server is shutting down");
+    }
+    atomic_store_explicit(&r->reply.ready, 1, memory_order_release);
+    MHD_resume_connection(r->conn);
+}
+
+/* Input (value: JSON text) or a cancel for a job that runs elsewhere: the store carries it to the
+ * job's instance and its answer back, as if the job ran here. */
+static enum MHD_Result remote_command(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn, const char *id,
+                                      size_t id_len, int cancel, const char *value) {
+    enum MHD_Result ret = MHD_YES;
+    flowd_remote_job_t j;
+    if (find_remote(srv, r, conn, id, id_len, 0, &j, &ret) < 0)
+        return ret;
+    if (flow_status_final(j.status)) {
+        flow_status_t st = j.status;
+        flowd_remote_job_clear(&j);
+        if (cancel)
+            return send_error(r, conn, 409, "already_ended", "job %s has already ended (%s)", r->remote_id,
+                              flow_status_name(st));
+        return send_error(r, conn, 409, "not_waiting", "job %s is %s, not waiting for input", r->remote_id,
+                          flow_status_name(st));
+    }
+    flowd_remote_job_clear(&j);
+    flowd_http_t *h = srv->http;
+    atomic_fetch_add(&h->suspended, 1);
+    if (atomic_load(&h->refuse)) {
+        atomic_fetch_sub(&h->suspended, 1);
+        return send_error(r, conn, 503, "shutting_down", "the server is shutting down");
+    }
+    r->phase = PH_CALL;
+    r->conn = conn;
+    MHD_suspend_connection(conn);
+    if (srv->store->ops->send(srv->store, r->remote_id, cancel, value, remote_sent, r) < 0)
+        remote_sent(r, FLOW_ESTATE, 0, NULL, 0);
+    return MHD_YES;
+}
+
 static enum MHD_Result get_job(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
                                const char *id, size_t id_len) {
     static const char *const allowed[] = {"wait", NULL};
@@ -405,11 +580,13 @@ static enum MHD_Result get_job(flowd_server_t *srv, req_t *r, struct MHD_Connect
                               "wait must be a number of seconds from 0 to %d, not '%.32s'", MAX_WAIT_S,
                               wait);
     }
+    uint64_t wait_ms = (uint64_t)llround(seconds * 1000.0);
+    if (elsewhere(srv, r, id, id_len))
+        return get_remote_job(srv, r, conn, id, id_len, wait_ms);
     flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
     if (job == NULL)
         return ret;
     flow_status_t seen = flowd_job_status(job);
-    uint64_t wait_ms = (uint64_t)llround(seconds * 1000.0);
     if (wait_ms == 0 || flow_status_final(seen) || atomic_load(&srv->stopping))
         return send_job(r, conn, 200, job);
     flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_WAIT, job);
@@ -433,6 +610,15 @@ static enum MHD_Result get_shared(flowd_server_t *srv, req_t *r, struct MHD_Conn
                           "pointer '%.200s' is not a JSON Pointer (RFC 6901: \"\" or \"/a/0/b\", "
                           "with ~0 for ~ and ~1 for /): wrong at byte %zu",
                           pointer, bad);
+    if (elsewhere(srv, r, id, id_len)) {
+        flowd_remote_job_t j;
+        if (find_remote(srv, r, conn, id, id_len, FLOWD_READ_SHARED, &j, &ret) < 0)
+            return ret;
+        flowd_answer_t a;
+        flowd_render_shared(&a, j.shared ? j.shared : "{}", j.shared ? j.shared_len : 2, NULL, pointer);
+        flowd_remote_job_clear(&j);
+        return send_answer(r, conn, &a);
+    }
     flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
     if (job == NULL)
         return ret;
@@ -460,6 +646,15 @@ static enum MHD_Result get_history(flowd_server_t *srv, req_t *r, struct MHD_Con
     enum MHD_Result ret = MHD_YES;
     if (check_query(r, conn, allowed, &ret) < 0)
         return ret;
+    if (elsewhere(srv, r, id, id_len)) {
+        flowd_remote_job_t j;
+        if (find_remote(srv, r, conn, id, id_len, FLOWD_READ_HISTORY, &j, &ret) < 0)
+            return ret;
+        size_t len = 0;
+        char *body = flowd_remote_history_text(&j, &len);
+        flowd_remote_job_clear(&j);
+        return send_json(r, conn, 200, body, len);
+    }
     flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
     if (job == NULL)
         return ret;
@@ -494,10 +689,19 @@ static enum MHD_Result get_events(flowd_server_t *srv, req_t *r, struct MHD_Conn
                               last);
         last_id = v;
     }
-    flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
-    if (job == NULL)
-        return ret;
-    struct MHD_Response *res = flowd_watch_response(srv->watchers, job, conn, last_id);
+    struct MHD_Response *res = NULL;
+    if (elsewhere(srv, r, id, id_len)) {
+        flowd_remote_job_t j;
+        if (find_remote(srv, r, conn, id, id_len, 0, &j, &ret) < 0)
+            return ret;
+        flowd_remote_job_clear(&j);
+        res = flowd_remote_watch_response(srv, r->remote_id, conn, last_id);
+    } else {
+        flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
+        if (job == NULL)
+            return ret;
+        res = flowd_watch_response(srv->watchers, job, conn, last_id);
+    }
     if (res == NULL)
         return send_json(r, conn, 500, NULL, 0);
     MHD_add_response_header(res, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
@@ -531,6 +735,54 @@ static int cursor_parse(const char *s, uint64_t *seq) {
     return 0;
 }
 
+/* The list of a shared store: from the database, which has every instance's jobs (its seq is the
+ * order of creation over all of them, and the cursor); a job that runs here is shown as the local
+ * table has it, which may be a little ahead. */
+static enum MHD_Result list_shared(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn, int status,
+                                   const char *flow, uint64_t cursor, size_t limit) {
+    flowd_remote_job_t *jobs = calloc(limit, sizeof *jobs);
+    size_t n = 0;
+    uint64_t next = 0;
+    int rc = jobs ? srv->store->ops->read_jobs(srv->store, status, flow, cursor, limit, jobs, &n, &next) : FLOW_ENOMEM;
+    if (rc < 0) {
+        for (size_t i = 0; i < n; i++)
+            flowd_remote_job_clear(&jobs[i]);
+        free(jobs);
+        return send_error(r, conn, 503, "unavailable", "the jobs' database cannot be read now: %s", flow_strerror(rc));
+    }
+    flowd_buf_t b;
+    flowd_jw_t w;
+    flowd_buf_init(&b, 0);
+    flowd_jw_init(&w, &b, 2);
+    flowd_jw_obj(&w);
+    flowd_jw_key(&w, "jobs");
+    flowd_jw_arr(&w);
+    for (size_t i = 0; i < n; i++) {
+        flowd_job_t *local = flowd_jobs_get(srv->jobs, jobs[i].id, FLOWD_ID_LEN);
+        if (local != NULL)
+            flowd_render_job(&w, local);
+        else
+            flowd_remote_job_write(&w, &jobs[i]);
+        flowd_job_unref(local);
+        flowd_remote_job_clear(&jobs[i]);
+    }
+    free(jobs);
+    flowd_jw_arr_end(&w);
+    flowd_jw_key(&w, "next_cursor");
+    if (next != 0) {
+        char c[17];
+        cursor_format(next, c);
+        flowd_jw_str(&w, c);
+    } else {
+        flowd_jw_null(&w);
+    }
+    flowd_jw_obj_end(&w);
+    flowd_buf_addc(&b, '\n');
+    size_t len = 0;
+    char *body = flowd_buf_take(&b, &len);
+    return send_json(r, conn, 200, body, len);
+}
+
 static enum MHD_Result list_jobs(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn) {
     static const char *const allowed[] = {"status", "flow", "limit", "cursor", NULL};
     enum MHD_Result ret = MHD_YES;
@@ -562,6 +814,8 @@ static enum MHD_Result list_jobs(flowd_server_t *srv, req_t *r, struct MHD_Conne
                           "cursor '%.40s' is not one this server gave (use next_cursor of the "
                           "previous page)",
                           cursor_s);
+    if (srv->store->ops->read_jobs != NULL)
+        return list_shared(srv, r, conn, status_s ? (int)status : -1, flow, cursor, (size_t)limit);
     flowd_job_t **jobs = malloc(limit * sizeof *jobs);
     size_t n = 0;
     uint64_t next = 0;
@@ -680,7 +934,7 @@ static enum MHD_Result healthz(flowd_server_t *srv, req_t *r, struct MHD_Connect
  * (PH_STORE) and resumed here. */
 static void store_done(void *data, int err) {
     req_t *r = data;
-    r->reply.answer.status = err == 0 ? 202 : 500;
+    r->reply.answer.status = err == 0 ? 202 : err == FLOW_EEXIST ? 409 : 500;
     atomic_store_explicit(&r->reply.ready, 1, memory_order_release);
     if (r->phase == PH_STORE)
         MHD_resume_connection(r->conn);
@@ -744,6 +998,25 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
         flow_def_unref(def);
         json_decref(body);
         return send_error(r, conn, 503, "shutting_down", "the server is shutting down");
+    }
+    if (idem != NULL && srv->store->ops->read_job != NULL) {
+        /* another instance may have made the job of this key: the store knows */
+        flowd_remote_job_t j;
+        flowd_job_t *here = NULL;
+        if (srv->store->ops->read_job(srv->store, NULL, idem, 0, &j) == 0 &&
+            (here = flowd_jobs_get(srv->jobs, j.id, FLOWD_ID_LEN)) == NULL) {
+            flow_def_unref(def);
+            json_decref(body);
+            memcpy(r->remote_id, j.id, FLOWD_ID_LEN + 1);
+            if (j.body_hash != flowd_hash_bytes(r->body, r->len)) {
+                flowd_remote_job_clear(&j);
+                return send_error(r, conn, 409, "idempotency_conflict",
+                                  "Idempotency-Key '%.64s' was used with another body", idem);
+            }
+            return send_remote_job(r, conn, 200, &j);
+        }
+        flowd_job_unref(here); /* here: the table answers below */
+        flowd_remote_job_clear(&j);
     }
     /* The loop gets the shared store and params as values of its own: no jansson value is shared
      * between threads (their reference counts would be). */
@@ -818,6 +1091,15 @@ static enum MHD_Result post_input(flowd_server_t *srv, req_t *r, struct MHD_Conn
     if (value == NULL)
         return send_error(r, conn, 400, "bad_request",
                           "missing field 'value': the answer, any JSON value, e.g. %s", example);
+    if (elsewhere(srv, r, id, id_len)) {
+        char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(value);
+        if (text == NULL)
+            return send_json(r, conn, 500, NULL, 0);
+        ret = remote_command(srv, r, conn, id, id_len, 0, text);
+        free(text);
+        return ret;
+    }
     flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
     flowd_cmd_t *cmd = job ? flowd_cmd_new(FLOWD_CMD_INPUT, job) : NULL;
     if (cmd == NULL) {
@@ -831,6 +1113,8 @@ static enum MHD_Result post_input(flowd_server_t *srv, req_t *r, struct MHD_Conn
 static enum MHD_Result post_cancel(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
                                    const char *id, size_t id_len) {
     enum MHD_Result ret = MHD_YES;
+    if (elsewhere(srv, r, id, id_len))
+        return remote_command(srv, r, conn, id, id_len, 1, NULL);
     flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
     if (job == NULL)
         return ret;
@@ -1104,13 +1388,19 @@ static enum MHD_Result on_resumed(flowd_server_t *srv, req_t *r, struct MHD_Conn
     switch (r->phase) {
     case PH_WAIT:
         return send_job(r, conn, 200, r->job);
+    case PH_RWAIT:
+        return remote_poll_again(srv, r, conn);
     case PH_STORE: {
         json_t *shared = r->start_shared, *params = r->start_params;
         r->start_shared = r->start_params = NULL;
         if (r->reply.answer.status != 202) {
             /* never stored, so never accepted: the record ends failed rather than wait forever */
+            unsigned status = r->reply.answer.status;
             r->job->store_failed = 1;
             flowd_bridge_start(srv->bridge, r->job, shared, params);
+            if (status == 409) /* a shared store: another instance took the key at the same moment */
+                return send_error(r, conn, 409, "idempotency_conflict",
+                                  "Idempotency-Key was used at the same moment on another instance; send it again");
             return send_error(r, conn, 500, "internal", "the job could not be stored");
         }
         size_t len = 0;
@@ -1162,6 +1452,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return dispatch(srv, r, conn, url);
     case PH_CALL:
     case PH_WAIT:
+    case PH_RWAIT:
     case PH_STORE:
         return on_resumed(srv, r, conn);
     default:
@@ -1181,6 +1472,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     uint64_t us = (mono_ns() - r->t0_ns) / 1000u;
     flowd_metrics_request(srv->metrics, r->route, r->status, us);
     flowd_log_request(r->method_name, r->path, r->status, us);
+    if (r->remote_watching) /* ended while a long poll waited: the store must not wake it */
+        srv->store->ops->unwatch(srv->store, r);
     free(r->reply.answer.body); /* a reply never sent: the connection ended first */
     json_decref(r->start_shared);
     json_decref(r->start_params);
@@ -1208,6 +1501,7 @@ int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port) {
     h->srv = srv;
     h->listen_fd = MHD_INVALID_SOCKET;
     srv->http = h;
+    *out = h; /* before the daemon's threads start: they read srv->http */
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;
     struct sockaddr *addr;
@@ -1249,7 +1543,6 @@ int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port) {
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     *port = info ? info->port : cfg->port;
-    *out = h;
     return 0;
 }
 

@@ -556,6 +556,32 @@ void flowd_jobs_ended(flowd_jobs_t *t, flowd_job_t *job) {
         evict(t, t->fhead);
 }
 
+void flowd_jobs_forget(flowd_jobs_t *t, flowd_job_t *job) {
+    if (!job->in_table)
+        return;
+    if (job->ended) {
+        if (job->fprev != NULL)
+            job->fprev->fnext = job->fnext;
+        else
+            t->fhead = job->fnext;
+        if (job->fnext != NULL)
+            job->fnext->fprev = job->fprev;
+        else
+            t->ftail = job->fprev;
+        job->fprev = job->fnext = NULL;
+        t->nfinished--;
+    } else {
+        job->ended = 1; /* it no longer counts as active here */
+        atomic_fetch_sub(&t->active, 1);
+    }
+    shard_remove(t, job);
+    list_remove(t, job);
+    if (job->idem_key != NULL)
+        idem_remove(t, job);
+    atomic_fetch_sub(&t->counts[atomic_load(&job->status)], 1);
+    flowd_job_unref(job);
+}
+
 size_t flowd_jobs_sweep(flowd_jobs_t *t, uint64_t now_us) {
     size_t n = 0;
     while (t->fhead != NULL && t->fhead->finished_us + t->o.retention_us <= now_us) {

@@ -49,6 +49,7 @@ struct flowd_job {
     char *waiting_for;           /* compact JSON, or NULL */
     flow_error_t error;          /* code 0: none */
     uint8_t done;                /* the final state below is written; it never changes again */
+    uint8_t gone;                /* another instance took the job over: streams end, nothing is written */
     char *final_shared;          /* compact JSON, once done */
     size_t final_shared_len;
     char *final_history;         /* compact JSON of the History object, once done; NULL when the
@@ -132,6 +133,9 @@ void flowd_jobs_set_status_locked(flowd_job_t *job, flow_status_t status);
 /* Loop, without the lock, once the record's final state is written: it no longer counts as active,
  * and max_finished may evict the oldest finished record. Idempotent. */
 void flowd_jobs_ended(flowd_jobs_t *t, flowd_job_t *job);
+/* Loop: takes a record out of the table without on_evict, whatever its state (another instance took
+ * its job over, and the store keeps that one). The table's reference goes. Idempotent. */
+void flowd_jobs_forget(flowd_jobs_t *t, flowd_job_t *job);
 /* Loop: evicts finished records older than retention at now_us. Returns how many went. */
 size_t flowd_jobs_sweep(flowd_jobs_t *t, uint64_t now_us);
 

@@ -41,43 +41,60 @@ void flowd_answer_error(flowd_answer_t *a, unsigned status, const char *code, co
     a->body = flowd_render_error(code, &a->len, "%s", message);
 }
 
-void flowd_render_job(flowd_jw_t *w, flowd_job_t *job) {
-    flowd_job_lock(job);
+void flowd_render_job_view(flowd_jw_t *w, const flowd_job_view_t *v) {
     flowd_jw_obj(w);
     flowd_jw_key(w, "id");
-    flowd_jw_strn(w, job->id, FLOWD_ID_LEN);
+    flowd_jw_strn(w, v->id, FLOWD_ID_LEN);
     flowd_jw_key(w, "flow");
-    flowd_jw_str(w, flow_def_name(job->def));
+    flowd_jw_str(w, v->flow);
     flowd_jw_key(w, "status");
-    flowd_jw_str(w, flow_status_name(flowd_job_status(job)));
+    flowd_jw_str(w, flow_status_name(v->status));
     flowd_jw_key(w, "created_at");
-    flowd_jw_time(w, job->created_us);
+    flowd_jw_time(w, v->created_us);
     flowd_jw_key(w, "started_at");
-    flowd_jw_time(w, job->started_us);
+    flowd_jw_time(w, v->started_us);
     flowd_jw_key(w, "finished_at");
-    flowd_jw_time(w, job->finished_us);
+    flowd_jw_time(w, v->finished_us);
     flowd_jw_key(w, "current_node");
-    flowd_jw_str(w, job->current_node);
+    flowd_jw_str(w, v->current_node);
     flowd_jw_key(w, "steps");
-    flowd_jw_uint(w, job->steps);
+    flowd_jw_uint(w, v->steps);
     flowd_jw_key(w, "last_action");
-    flowd_jw_str(w, job->last_action);
+    flowd_jw_str(w, v->last_action);
     flowd_jw_key(w, "waiting_for");
-    flowd_jw_raw(w, job->waiting_for, job->waiting_for ? strlen(job->waiting_for) : 0);
+    flowd_jw_raw(w, v->waiting_for, v->waiting_for ? strlen(v->waiting_for) : 0);
     flowd_jw_key(w, "error");
-    if (job->error.code == 0) {
+    if (v->error_code == 0) {
         flowd_jw_null(w);
     } else {
         flowd_jw_obj(w);
         flowd_jw_key(w, "code");
-        flowd_jw_str(w, flow_err_name(job->error.code));
+        flowd_jw_str(w, flow_err_name(v->error_code));
         flowd_jw_key(w, "message");
-        flowd_jw_str(w, job->error.message ? job->error.message : flow_strerror(job->error.code));
+        flowd_jw_str(w, v->error_message ? v->error_message : flow_strerror(v->error_code));
         flowd_jw_key(w, "node");
-        flowd_jw_str(w, job->error.node);
+        flowd_jw_str(w, v->error_node);
         flowd_jw_obj_end(w);
     }
     flowd_jw_obj_end(w);
+}
+
+void flowd_render_job(flowd_jw_t *w, flowd_job_t *job) {
+    flowd_job_lock(job);
+    flowd_job_view_t v = {.id = job->id,
+                          .flow = flow_def_name(job->def),
+                          .status = flowd_job_status(job),
+                          .created_us = job->created_us,
+                          .started_us = job->started_us,
+                          .finished_us = job->finished_us,
+                          .current_node = job->current_node,
+                          .steps = job->steps,
+                          .last_action = job->last_action,
+                          .waiting_for = job->waiting_for,
+                          .error_code = job->error.code,
+                          .error_message = job->error.message,
+                          .error_node = job->error.node};
+    flowd_render_job_view(w, &v);
     flowd_job_unlock(job);
 }
 

@@ -24,6 +24,20 @@ char *flowd_render_error(const char *code, size_t *len, const char *fmt, ...)
 void flowd_answer_error(flowd_answer_t *a, unsigned status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* What a Job object shows (borrowed): of a record, or of a job that runs on another instance. */
+typedef struct flowd_job_view {
+    const char *id, *flow;
+    flow_status_t status;
+    uint64_t created_us, started_us, finished_us;
+    const char *current_node;
+    uint64_t steps;
+    const char *last_action;
+    const char *waiting_for;   /* compact JSON, or NULL */
+    int error_code;
+    const char *error_message, *error_node;
+} flowd_job_view_t;
+
+void flowd_render_job_view(flowd_jw_t *w, const flowd_job_view_t *v);
 /* The Job object of a record into w (takes the record's lock). */
 void flowd_render_job(flowd_jw_t *w, flowd_job_t *job);
 /* The Job object alone, pretty, with a newline. NULL when out of memory. */

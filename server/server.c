@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bridge.h"
+#include "cluster.h"
 #include "doc.h"
 #include "problems.h"
 #include "flows.h"
@@ -56,6 +57,8 @@ static void stop_all(flowd_server_t *srv) {
     flowd_http_stop(srv->http); /* joins MHD's threads: no handler runs after this */
     srv->http = NULL;
     flowd_bridge_close(srv->bridge);
+    if (srv->store->ops->release != NULL)
+        srv->store->ops->release(srv->store); /* a shared store gives what still runs to the others */
     flow_engine_close(srv->eng); /* jobs still running end canceled, their records updated */
     srv->eng = NULL;
     flow_http_close(srv->client); /* after the engine: canceled http nodes abort their requests first */
@@ -64,6 +67,8 @@ static void stop_all(flowd_server_t *srv) {
     srv->waits = NULL;
     srv->store->ops->close(srv->store);
     srv->store = NULL;
+    flowd_cluster_close(srv->cluster); /* after the store: its hooks no longer run */
+    srv->cluster = NULL;
     uv_close((uv_handle_t *)&srv->drain, closed_nothing);
     uv_close((uv_handle_t *)&srv->tick, closed_nothing);
     uv_close((uv_handle_t *)&srv->sigterm, closed_nothing);
@@ -87,6 +92,8 @@ static void on_drain(uv_timer_t *t) {
         flowd_http_refuse_calls(srv->http);
         flowd_watchers_close_all(srv->watchers);
         flowd_waitset_wake_all(srv->waits);
+        if (srv->store->ops->remote_stop != NULL) /* streams, long polls and sends of remote jobs */
+            srv->store->ops->remote_stop(srv->store);
         return;
     }
     if (srv->stop_phase == ANSWERING) {
@@ -244,7 +251,15 @@ static int server_init(flowd_server_t *srv) {
         return rc;
     }
     char why[512] = "";
-    if ((rc = flowd_store_open(cfg->store, cfg->data_dir, cfg->store_sync, &srv->store, why, sizeof why)) < 0) {
+    flowd_store_opts_t so = {.data_dir = cfg->data_dir,
+                             .sync = cfg->store_sync,
+                             .lease_ms = cfg->lease_ms,
+                             .claim_ms = cfg->claim_ms,
+                             .poll_ms = cfg->poll_ms,
+                             .retention_ms = cfg->retention_ms,
+                             .events_limit = cfg->events_limit,
+                             .pool = cfg->http_threads};
+    if ((rc = flowd_store_open(cfg->store, &so, &srv->store, why, sizeof why)) < 0) {
         flowd_log(FLOW_LOG_ERROR, "--store %s: %s", cfg->store, why);
         return rc;
     }
@@ -262,6 +277,10 @@ static int server_init(flowd_server_t *srv) {
     }
     if ((rc = recover(srv)) < 0) {
         flowd_log(FLOW_LOG_ERROR, "the jobs kept by the store did not load: %s", flow_strerror(rc));
+        return rc;
+    }
+    if ((rc = flowd_cluster_start(srv, &srv->cluster)) < 0) {
+        flowd_log(FLOW_LOG_ERROR, "cannot start: %s", flow_strerror(rc));
         return rc;
     }
     uv_timer_init(&srv->loop, &srv->tick);
@@ -284,6 +303,8 @@ static void server_abort(flowd_server_t *srv) {
         flowd_waitset_close(srv->waits);
     if (srv->store != NULL)
         srv->store->ops->close(srv->store);
+    flowd_cluster_close(srv->cluster);
+    srv->cluster = NULL;
     if (srv->tick.data != NULL) { /* server_init got as far as the handles */
         uv_close((uv_handle_t *)&srv->tick, closed_nothing);
         uv_close((uv_handle_t *)&srv->drain, closed_nothing);

@@ -24,6 +24,7 @@
 
 typedef struct flowd_bridge flowd_bridge_t;
 typedef struct flowd_http flowd_http_t;
+typedef struct flowd_cluster flowd_cluster_t;
 
 typedef struct flowd_server {
     flowd_config_t cfg;
@@ -39,6 +40,7 @@ typedef struct flowd_server {
     flowd_waitset_t *waits;    /* loop only */
     flowd_bridge_t *bridge;
     flowd_http_t *http;
+    flowd_cluster_t *cluster;  /* a store shared with other instances: claims, lost jobs, commands */
     atomic_int stopping;       /* shutdown has begun */
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;           /* log flush, retention, keep-alives */

@@ -49,7 +49,19 @@ typedef struct flowd_checkpoint {
     uint64_t step_seq;
     size_t step_len;
     const char *waiting_for;   /* compact JSON of what the job waits for, or NULL */
+    uint64_t event_id;         /* with step: the id its event gets in the job's event ring */
+    const char *last_action;   /* the action of the job's last finished step, or NULL */
 } flowd_checkpoint_t;
+
+/* An event of a job as a shared store gives it back (borrowed for the call). */
+typedef struct flowd_stored_event {
+    uint64_t id;               /* its id in the job's event stream */
+    int type;                  /* flow_event_type_t: FLOW_EVENT_STEP or FLOW_EVENT_STATUS */
+    int final;                 /* the job's last event */
+    uint64_t seq;              /* a step's seq */
+    const char *data;          /* compact JSON */
+    size_t len;
+} flowd_stored_event_t;
 
 /* A job as a store gives it back at start (borrowed for the call). */
 typedef struct flowd_stored_job {
@@ -72,10 +84,93 @@ typedef struct flowd_stored_job {
     const char *error_message, *error_node;
     json_t *history;           /* array of history entries (Step objects), oldest first */
     json_t *totals;            /* {"steps", "failed", "retries", "dropped"} of an ended job, or NULL */
+    /* A shared store gives the last events too, with their ids, so that an event stream resumed on
+     * another instance (Last-Event-ID) goes on where it was; NULL: the ring is made from history. */
+    const flowd_stored_event_t *events;
+    size_t nevents;
 } flowd_stored_job_t;
 
 typedef int (*flowd_store_each_cb)(void *data, const flowd_stored_job_t *job);
 typedef int (*flowd_store_flow_cb)(void *data, const char *name, json_t *doc);
+
+/* ---- several instances on one store ----
+ *
+ * A store shared by several flowd instances (PostgreSQL) has more to do, through the optional ops
+ * below (NULL in the memory and SQLite stores, whose one flowd holds every job in its table):
+ *
+ *   attach      once, after load, before the HTTP daemon: the store begins to renew the leases of
+ *               the jobs this instance runs and to claim others (their owner's lease ran out, or
+ *               they were released), which it hands to hooks->adopt; hooks->lost says that another
+ *               instance took a job over; hooks->command brings input and cancels sent to other
+ *               instances for jobs that run here. The hooks run on the store's threads.
+ *   event       loop: a status change the job's event ring got (not its last one, which goes with
+ *               finish; a step's event goes with its checkpoint): kept for watchers elsewhere.
+ *   answer      any thread: the answer to hooks->command's token (body stolen, may be NULL).
+ *   release     loop, at shutdown, before the engine cancels what still runs: from now on nothing
+ *               is written for this instance's jobs, and close gives them to the other instances
+ *               (which claim them at once) instead of ending them canceled.
+ *   read_job, read_jobs, read_events
+ *               HTTP threads, blocking: a job, a page of the list (newest first, as
+ *               flowd_jobs_list), or the events after an id, as the store has them now (a job that
+ *               runs here may be a little ahead in the job table).
+ *   watch       HTTP threads: wake(data, why) runs once, on a store thread, when the job has events
+ *               after `after` (FLOWD_WAKE_EVENTS), timeout_ms has passed (FLOWD_WAKE_TIMEOUT), or
+ *               remote_stop ran (FLOWD_WAKE_STOP); data is the watch's key for unwatch, after which
+ *               wake does not run. FLOW_ESTATE after remote_stop.
+ *   send        HTTP threads: input (value: JSON text) or a cancel for a job that runs elsewhere;
+ *               done(data, rc, status, body, len) runs once on a store thread with the owner's
+ *               answer (rc 0), or rc FLOW_ENOTFOUND (no such job), FLOW_ETIMEDOUT (nobody took it:
+ *               it never takes effect), FLOW_EBUSY (taken but not answered in time: it may have
+ *               taken effect), FLOW_ESTATE (shutting down), FLOW_EIO. body is malloc'd, the
+ *               callee's to free.
+ *   remote_stop at shutdown, before the HTTP daemon stops: every watch wakes and every send is
+ *               answered now; later ones are refused. */
+
+/* A job as the store has it (read_job, read_jobs). Strings malloc'd: flowd_remote_job_clear. */
+typedef struct flowd_remote_job {
+    char id[33];
+    uint64_t seq;              /* its place in the order of creation, over every instance */
+    char *flow;
+    flow_status_t status;
+    uint64_t created_us, started_us, finished_us;
+    char *current_node;        /* a job not ended: the root flow's node it runs or waits in */
+    uint64_t steps;
+    char *last_action;
+    char *waiting_for;         /* compact JSON, or NULL */
+    int error_code;
+    char *error_message, *error_node;
+    char *idem_key;
+    uint64_t body_hash;
+    uint64_t last_event;       /* the id of its last event so far (0: none) */
+    char *shared;              /* FLOWD_READ_SHARED: compact JSON */
+    size_t shared_len;
+    char *history;             /* FLOWD_READ_HISTORY: compact JSON array of its last steps */
+    size_t history_len;
+    flow_history_totals_t totals; /* FLOWD_READ_HISTORY */
+} flowd_remote_job_t;
+
+#define FLOWD_READ_SHARED 1u
+#define FLOWD_READ_HISTORY 2u
+
+void flowd_remote_job_clear(flowd_remote_job_t *j);
+
+enum { FLOWD_WAKE_EVENTS = 0, FLOWD_WAKE_TIMEOUT, FLOWD_WAKE_STOP };
+
+typedef struct flowd_store_hooks {
+    void *data;
+    /* A job this instance claimed: it runs here now (sj borrowed for the call). */
+    void (*adopt)(void *data, const flowd_stored_job_t *sj);
+    /* Another instance took the job over: it must stop here, writing nothing. */
+    void (*lost)(void *data, const char *id);
+    /* Input (value: borrowed) or a cancel sent elsewhere for a job that runs here; answer(token). */
+    void (*command)(void *data, uint64_t token, const char *id, int cancel, json_t *value);
+    /* How many more jobs this instance may run (--max-jobs less those it runs). */
+    uint64_t (*room)(void *data);
+} flowd_store_hooks_t;
+
+typedef void (*flowd_store_wake_cb)(void *data, int why);
+typedef void (*flowd_store_sent_cb)(void *data, int rc, unsigned status, char *body, size_t len);
+typedef int (*flowd_store_event_cb)(void *data, const flowd_stored_event_t *ev);
 
 typedef struct flowd_store_ops {
     const char *name;
@@ -89,6 +184,23 @@ typedef struct flowd_store_ops {
     int (*put_flow)(flowd_store_t *store, const char *name, json_t *doc); /* doc NULL: deleted */
     int (*load_flows)(flowd_store_t *store, flowd_store_flow_cb each, void *data);
     void (*close)(flowd_store_t *store); /* frees the store */
+    /* Several instances on one store: NULL unless the store is shared (see above). */
+    int (*attach)(flowd_store_t *store, const flowd_store_hooks_t *hooks);
+    void (*event)(flowd_store_t *store, struct flowd_job *job, uint64_t id, const char *data, size_t len);
+    void (*answer)(flowd_store_t *store, uint64_t token, unsigned status, char *body, size_t len);
+    void (*release)(flowd_store_t *store);
+    int (*read_job)(flowd_store_t *store, const char *id, const char *idem_key, unsigned what,
+                    flowd_remote_job_t *out); /* by id, or by idem_key when id is NULL; FLOW_ENOTFOUND */
+    int (*read_jobs)(flowd_store_t *store, int status, const char *flow, uint64_t cursor, size_t limit,
+                     flowd_remote_job_t *out, size_t *n, uint64_t *next);
+    int (*read_events)(flowd_store_t *store, const char *id, uint64_t after, size_t max,
+                       flowd_store_event_cb each, void *data); /* at most max events, oldest first */
+    int (*watch)(flowd_store_t *store, const char *id, uint64_t after, uint64_t timeout_ms,
+                 flowd_store_wake_cb wake, void *data);
+    void (*unwatch)(flowd_store_t *store, void *data);
+    int (*send)(flowd_store_t *store, const char *id, int cancel, const char *value, flowd_store_sent_cb done,
+                void *data);
+    void (*remote_stop)(flowd_store_t *store);
 } flowd_store_ops_t;
 
 /* What every store starts with; a store's own struct embeds it first. */
@@ -96,10 +208,22 @@ struct flowd_store {
     const flowd_store_ops_t *ops;
 };
 
-/* Opens the store spec names: "memory:", "sqlite:PATH" (a relative PATH is in data_dir, which is made
- * if needed; sync as for flowd_store_sqlite_new), or a "postgresql://..." URI. On error, err (errlen
- * bytes) says why. */
-int flowd_store_open(const char *spec, const char *data_dir, const char *sync, flowd_store_t **out, char *err,
+/* What the stores are opened with, besides their spec. */
+typedef struct flowd_store_opts {
+    const char *data_dir;      /* where a relative sqlite:PATH is (made if needed) */
+    const char *sync;          /* SQLite: as for flowd_store_sqlite_new */
+    /* PostgreSQL */
+    uint64_t lease_ms;         /* how long a job's owner may go without renewing its lease */
+    uint64_t claim_ms;         /* how often an instance looks for jobs to take over */
+    uint64_t poll_ms;          /* how often it looks for commands, answers and events it was not told of */
+    uint64_t retention_ms;     /* ended jobs older than this are deleted, whoever ran them */
+    unsigned events_limit;     /* events given back with an adopted job */
+    unsigned pool;             /* connections for the HTTP threads' reads */
+} flowd_store_opts_t;
+
+/* Opens the store spec names: "memory:", "sqlite:PATH", or a "postgresql://..." URI. On error, err
+ * (errlen bytes) says why. */
+int flowd_store_open(const char *spec, const flowd_store_opts_t *opts, flowd_store_t **out, char *err,
                      size_t errlen);
 
 /* The memory store: jobs live only in the job table. */
@@ -111,6 +235,7 @@ int flowd_store_memory_new(flowd_store_t **out);
 int flowd_store_sqlite_new(const char *path, const char *sync, flowd_store_t **out, char *err, size_t errlen);
 
 /* PostgreSQL at uri, for several flowd instances on one database (store_postgres.c). */
-int flowd_store_postgres_new(const char *uri, flowd_store_t **out, char *err, size_t errlen);
+int flowd_store_postgres_new(const char *uri, const flowd_store_opts_t *opts, flowd_store_t **out, char *err,
+                             size_t errlen);
 
 #endif

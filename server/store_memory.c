@@ -82,8 +82,22 @@ int flowd_store_memory_new(flowd_store_t **out) {
     return 0;
 }
 
-int flowd_store_open(const char *spec, const char *data_dir, const char *sync, flowd_store_t **out, char *err,
+void flowd_remote_job_clear(flowd_remote_job_t *j) {
+    free(j->flow);
+    free(j->current_node);
+    free(j->last_action);
+    free(j->waiting_for);
+    free(j->error_message);
+    free(j->error_node);
+    free(j->idem_key);
+    free(j->shared);
+    free(j->history);
+    memset(j, 0, sizeof *j);
+}
+
+int flowd_store_open(const char *spec, const flowd_store_opts_t *opts, flowd_store_t **out, char *err,
                      size_t errlen) {
+    const char *data_dir = opts->data_dir, *sync = opts->sync;
     if (strcmp(spec, "memory:") == 0 || strcmp(spec, "memory") == 0)
         return flowd_store_memory_new(out);
     if (strncmp(spec, "sqlite:", 7) == 0 && spec[7] != '\0') {
@@ -102,7 +116,7 @@ int flowd_store_open(const char *spec, const char *data_dir, const char *sync, f
         return flowd_store_sqlite_new(path, sync, out, err, errlen);
     }
     if (strncmp(spec, "postgresql://", 13) == 0 || strncmp(spec, "postgres://", 11) == 0)
-        return flowd_store_postgres_new(spec, out, err, errlen);
+        return flowd_store_postgres_new(spec, opts, out, err, errlen);
     snprintf(err, errlen, "'%s' is not a store: memory:, sqlite:PATH or postgresql://...", spec);
     return FLOW_EINVAL;
 }

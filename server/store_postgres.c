@@ -1,11 +1,1743 @@
-/* store_postgres.c: the PostgreSQL store of store.h, for several flowd instances on one database. */
+/* store_postgres.c: the PostgreSQL store of store.h, for several flowd instances on one database.
+ *
+ * The data model is the SQLite store's (jobs: a row per job as of its last checkpoint; steps: the
+ * history, appended; flow_versions by digest; flows for PUT and DELETE; flowd_meta: the schema's
+ * version), with what sharing needs on top: each jobs row has an owner (an instance's random id)
+ * and a lease_until that the owner renews; events keeps every job's events for watchers on other
+ * instances; commands carries input and cancels from the instance that got them to the owner.
+ *
+ * Threads and connections (blocking libpq on each):
+ *   the writer   its own connection; the loop and the HTTP threads queue operations, and it commits
+ *                what came together in one transaction (group commit), a new job's done after the
+ *                commit that holds it. Every write of a running job is guarded by owner = me, so an
+ *                instance that lost a job writes nothing more of it (and hears so through
+ *                hooks->lost). Every third of the lease it renews its jobs' leases in one UPDATE;
+ *                every --claim-interval it claims jobs whose lease ran out (SELECT ... FOR UPDATE
+ *                SKIP LOCKED, then UPDATE owner, in one transaction: two instances never claim the
+ *                same job) and hands them to hooks->adopt; now and then it deletes ended jobs older
+ *                than the retention, whoever ran them.
+ *   the listener its own connection, LISTENing on channel flowd (payload c: a new command, a: an
+ *                answer, e: new events), and waking every --poll-interval anyway. It takes the
+ *                commands for jobs this instance owns (hooks->command), inserts the commands sent
+ *                from here and waits for their answers, and wakes the watches (event streams and
+ *                long polls of jobs that run elsewhere) whose job has news.
+ *   a pool       connections the HTTP threads borrow to read jobs that run elsewhere.
+ * The loop thread never waits on the database. */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <libpq-fe.h>
+
+#include "doc.h"
+#include "jobs.h"
+#include "log.h"
 #include "store.h"
 
-int flowd_store_postgres_new(const char *uri, flowd_store_t **out, char *err, size_t errlen) {
-    (void)uri;
-    (void)out;
-    snprintf(err, errlen, "the PostgreSQL store is not part of this build yet");
-    return FLOW_EINVAL;
+#define SCHEMA_VERSION 1
+#define CLAIM_BATCH 500       /* jobs claimed at most in one go */
+#define SWEEP_MS 60000        /* how often ended jobs past the retention are deleted */
+#define POOL_MAX 64
+#define ACTIVE "('queued', 'running', 'waiting')"
+#define MIGRATE_LOCK "7201534829"  /* pg_advisory_lock key: one instance creates the tables at a time */
+
+/* ---- operations queued for the writer ---- */
+
+enum op_kind { OP_CREATE, OP_CHECKPOINT, OP_EVENT, OP_FINISH, OP_REMOVE, OP_FLOW, OP_ANSWER };
+
+#define NTEXT 8
+
+typedef struct op {
+    struct op *next;
+    enum op_kind kind;
+    char id[FLOWD_ID_LEN + 1];
+    int status;
+    uint64_t n[6];                 /* numbers, by kind (see the apply_ functions) */
+    char *t[NTEXT];                /* texts, malloc'd or NULL, by kind */
+    int guarded_lost;              /* set by apply: the owner guard matched no row */
+    int rc;                        /* create: 0, or FLOW_EEXIST */
+    flowd_store_done_cb done;      /* create */
+    void *data;
+    /* put_flow: the caller waits for the commit */
+    pthread_mutex_t *lock;
+    pthread_cond_t *cond;
+    int *finished, *frc;
+} op_t;
+
+/* ---- what the listener keeps ---- */
+
+typedef struct watch {
+    struct watch *next;
+    char id[FLOWD_ID_LEN + 1];
+    uint64_t after;
+    uint64_t deadline_ms;
+    flowd_store_wake_cb wake;
+    void *data;
+} watch_t;
+
+typedef struct send {
+    struct send *next;
+    char id[FLOWD_ID_LEN + 1];
+    int cancel;
+    char *value;
+    flowd_store_sent_cb done;
+    void *data;
+    long long cmd_id;              /* once inserted */
+    uint64_t deadline_ms;
+} send_t;
+
+typedef struct pg_store {
+    flowd_store_t base;
+    char *uri;
+    char me[FLOWD_ID_LEN + 1];     /* this instance */
+    flowd_store_opts_t o;
+    flowd_store_hooks_t hooks;
+    atomic_int attached;
+    atomic_int released;           /* release() ran: nothing more is written for our jobs */
+
+    /* the writer */
+    PGconn *wconn;
+    pthread_t wthread;
+    int wstarted;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    op_t *head, *tail;
+    int closing;
+    json_t *owned;                 /* writer only: ids of the jobs it holds leases of, as a set */
+    json_t *digests;               /* writer only: flow versions known to be stored */
+
+    /* the listener */
+    PGconn *lconn;
+    pthread_t lthread;
+    int lstarted;
+    int efd;                       /* eventfd: wakes the listener */
+    pthread_mutex_t rlock;         /* watches, new sends, stopped */
+    watch_t *watches;
+    send_t *new_sends;
+    int stopped;                   /* remote_stop ran */
+    int new_watch;                 /* a watch came since the listener last looked */
+    int lclosing;
+
+    /* the pool */
+    pthread_mutex_t plock;
+    pthread_cond_t pcond;
+    PGconn *pool[POOL_MAX];
+    size_t pfree, ptotal, pmax;
+} pg_store_t;
+
+static uint64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static char *dup_or_null(const char *s) {
+    return s ? strdup(s) : NULL;
+}
+
+static char *dump(const json_t *v) {
+    return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+}
+
+static void op_free(op_t *op) {
+    for (int i = 0; i < NTEXT; i++)
+        free(op->t[i]);
+    free(op);
+}
+
+static void enqueue(pg_store_t *s, op_t *op) {
+    op->next = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (s->tail != NULL)
+        s->tail->next = op;
+    else
+        s->head = op;
+    s->tail = op;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void wake_listener(pg_store_t *s) {
+    uint64_t one = 1;
+    if (write(s->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+        flowd_log(FLOW_LOG_WARN, "store: cannot wake the listener: %s", strerror(errno));
+}
+
+/* ---- libpq helpers ---- */
+
+/* A statement with text parameters (NULL: SQL NULL). The result, or NULL after logging when it
+ * failed. */
+static PGresult *run(PGconn *c, const char *sql, int n, const char *const *params, ExecStatusType want) {
+    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    if (res != NULL && PQresultStatus(res) == want)
+        return res;
+    flowd_log(FLOW_LOG_WARN, "store: %s", res ? PQresultErrorMessage(res) : PQerrorMessage(c));
+    PQclear(res);
+    return NULL;
+}
+
+static int run_cmd(PGconn *c, const char *sql, int n, const char *const *params) {
+    PGresult *res = run(c, sql, n, params, PGRES_COMMAND_OK);
+    PQclear(res);
+    return res ? 0 : FLOW_EIO;
+}
+
+static PGresult *run_prepared(PGconn *c, const char *name, int n, const char *const *params, ExecStatusType want) {
+    PGresult *res = PQexecPrepared(c, name, n, params, NULL, NULL, 0);
+    if (res != NULL && PQresultStatus(res) == want)
+        return res;
+    flowd_log(FLOW_LOG_WARN, "store: %s: %s", name, res ? PQresultErrorMessage(res) : PQerrorMessage(c));
+    PQclear(res);
+    return NULL;
+}
+
+static const char *col(PGresult *res, int row, int i) {
+    return PQgetisnull(res, row, i) ? NULL : PQgetvalue(res, row, i);
+}
+
+static uint64_t col_u64(PGresult *res, int row, int i) {
+    const char *v = col(res, row, i);
+    return v ? strtoull(v, NULL, 10) : 0;
+}
+
+static void u64(char *buf, size_t size, uint64_t v) {
+    snprintf(buf, size, "%" PRIu64, v);
+}
+
+static int error_code_of(const char *name) {
+    if (name == NULL)
+        return 0;
+    for (int code = FLOW__ERR_FIRST + 1; code < FLOW__ERR_LAST; code++)
+        if (strcmp(flow_err_name(code), name) == 0)
+            return code;
+    return FLOW_EFAILED;
+}
+
+static flow_status_t status_of(const char *name) {
+    flow_status_t st = FLOW_QUEUED;
+    if (name != NULL)
+        flow_status_parse(name, &st);
+    return st;
+}
+
+/* ---- the schema ---- */
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS flowd_meta (key text PRIMARY KEY, value text NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS jobs ("
+    " id text PRIMARY KEY, seq bigserial NOT NULL, flow text NOT NULL, digest text,"
+    " status text NOT NULL DEFAULT 'queued', created_us bigint NOT NULL, started_us bigint NOT NULL DEFAULT 0,"
+    " finished_us bigint NOT NULL DEFAULT 0, idem_key text UNIQUE, body_hash bigint NOT NULL DEFAULT 0,"
+    " params text, shared text NOT NULL, resume_node text, tries integer NOT NULL DEFAULT 0,"
+    " steps bigint NOT NULL DEFAULT 0, last_action text, waiting_for text, error_code text,"
+    " error_message text, error_node text, totals text,"
+    " owner text, lease_until timestamptz NOT NULL DEFAULT '-infinity', last_event bigint NOT NULL DEFAULT 0,"
+    " claims integer NOT NULL DEFAULT 0, finishes integer NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq);"
+    "CREATE INDEX IF NOT EXISTS jobs_status_seq ON jobs (status, seq);"
+    "CREATE INDEX IF NOT EXISTS jobs_claimable ON jobs (lease_until) WHERE status IN " ACTIVE ";"
+    "CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner) WHERE status IN " ACTIVE ";"
+    "CREATE INDEX IF NOT EXISTS jobs_ended ON jobs (finished_us) WHERE status NOT IN " ACTIVE ";"
+    "CREATE TABLE IF NOT EXISTS steps (job_id text NOT NULL, seq bigint NOT NULL, data text NOT NULL,"
+    " PRIMARY KEY (job_id, seq));"
+    /* a step's event has no data of its own: it is the steps row of its seq */
+    "CREATE TABLE IF NOT EXISTS events (job_id text NOT NULL, id bigint NOT NULL, type smallint NOT NULL,"
+    " final boolean NOT NULL DEFAULT false, seq bigint NOT NULL DEFAULT 0, data text, PRIMARY KEY (job_id, id));"
+    "CREATE TABLE IF NOT EXISTS flow_versions (digest text PRIMARY KEY, document text NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS flows (name text PRIMARY KEY, document text, updated_us bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS commands (id bigserial PRIMARY KEY, job_id text NOT NULL, kind text NOT NULL,"
+    " value text, state text NOT NULL DEFAULT 'new', taken_by text, status integer, body text,"
+    " created_us bigint NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS commands_new ON commands (job_id) WHERE state = 'new';";
+
+/* Creates the tables, or checks that the database's schema is one this flowd knows. Instances that
+ * start together take turns (an advisory lock). */
+static int migrate(PGconn *c, char *err, size_t errlen) {
+    int rc = 0;
+    PGresult *res = run(c, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")", 0, NULL, PGRES_TUPLES_OK);
+    if (res == NULL) {
+        snprintf(err, errlen, "%s", PQerrorMessage(c));
+        return FLOW_EIO;
+    }
+    PQclear(res);
+    res = PQexec(c, schema);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        snprintf(err, errlen, "cannot create the tables: %s", PQresultErrorMessage(res));
+        rc = FLOW_EIO;
+    }
+    PQclear(res);
+    int version = 0;
+    if (rc == 0 && (res = run(c, "SELECT value FROM flowd_meta WHERE key = 'schema_version'", 0, NULL,
+                              PGRES_TUPLES_OK)) != NULL) {
+        if (PQntuples(res) > 0)
+            version = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+    }
+    if (rc == 0 && version > SCHEMA_VERSION) {
+        snprintf(err, errlen, "the database has schema version %d, newer than this flowd's %d", version,
+                 SCHEMA_VERSION);
+        rc = FLOW_EINVAL;
+    }
+    /* version 0 is a new database: the tables above are version 1; later versions migrate here */
+    char v[16];
+    snprintf(v, sizeof v, "%d", SCHEMA_VERSION);
+    const char *p[] = {v};
+    if (rc == 0 && run_cmd(c, "INSERT INTO flowd_meta (key, value) VALUES ('schema_version', $1)"
+                              " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", 1, p) < 0) {
+        snprintf(err, errlen, "cannot write the schema version: %s", PQerrorMessage(c));
+        rc = FLOW_EIO;
+    }
+    PQclear(run(c, "SELECT pg_advisory_unlock(" MIGRATE_LOCK ")", 0, NULL, PGRES_TUPLES_OK));
+    return rc;
+}
+
+/* The writer's statements, prepared on its connection (again after a reset). */
+static const struct {
+    const char *name, *sql;
+} wstmts[] = {
+    {"ins_version", "INSERT INTO flow_versions (digest, document) VALUES ($1, $2) ON CONFLICT DO NOTHING"},
+    {"ins_job", "INSERT INTO jobs (id, flow, digest, created_us, idem_key, body_hash, params, shared, owner,"
+                " lease_until) VALUES ($1, $2, $3, $4::bigint, $5, $6::bigint, $7, $8, $9,"
+                " now() + $10::bigint * interval '1 millisecond') ON CONFLICT DO NOTHING"},
+    {"checkpoint",
+     "WITH u AS (UPDATE jobs SET status = $2, resume_node = $3, tries = $4::integer, steps = $5::bigint,"
+     " started_us = $6::bigint, shared = COALESCE($7::text, shared), waiting_for = $8,"
+     " last_action = COALESCE($9::text, last_action), last_event = GREATEST(last_event, $10::bigint)"
+     " WHERE id = $1 AND owner = $13 RETURNING id),"
+     " s AS (INSERT INTO steps (job_id, seq, data) SELECT id, $11::bigint, $12::text FROM u"
+     " WHERE $12::text IS NOT NULL ON CONFLICT DO NOTHING),"
+     " e AS (INSERT INTO events (job_id, id, type, seq) SELECT id, $10::bigint, 1, $11::bigint FROM u"
+     " WHERE $12::text IS NOT NULL ON CONFLICT DO NOTHING)"
+     " SELECT count(*) FROM u"},
+    {"event",
+     "WITH u AS (UPDATE jobs SET status = $2, started_us = CASE WHEN started_us = 0 THEN $3::bigint ELSE started_us END,"
+     " waiting_for = $4, last_event = GREATEST(last_event, $5::bigint) WHERE id = $1 AND owner = $7 RETURNING id),"
+     " e AS (INSERT INTO events (job_id, id, type, data) SELECT id, $5::bigint, 0, $6::text FROM u"
+     " ON CONFLICT DO NOTHING)"
+     " SELECT count(*) FROM u"},
+    {"finish",
+     "WITH u AS (UPDATE jobs SET status = $2, steps = $3::bigint, started_us = $4::bigint, finished_us = $5::bigint,"
+     " shared = COALESCE($6::text, shared), last_action = $7, error_code = $8, error_message = $9, error_node = $10,"
+     " totals = $11, resume_node = NULL, waiting_for = NULL, finishes = finishes + 1,"
+     " last_event = GREATEST(last_event, $12::bigint) WHERE id = $1 AND owner = $14 RETURNING id),"
+     " e AS (INSERT INTO events (job_id, id, type, final, data) SELECT id, $12::bigint, 0, true, $13::text FROM u"
+     " WHERE $13::text IS NOT NULL ON CONFLICT DO NOTHING)"
+     " SELECT count(*) FROM u"},
+    {"remove", "WITH s AS (DELETE FROM steps WHERE job_id = $1), e AS (DELETE FROM events WHERE job_id = $1),"
+               " c AS (DELETE FROM commands WHERE job_id = $1) DELETE FROM jobs WHERE id = $1"},
+    {"put_flow", "INSERT INTO flows (name, document, updated_us) VALUES ($1, $2, $3::bigint)"
+                 " ON CONFLICT (name) DO UPDATE SET document = EXCLUDED.document, updated_us = EXCLUDED.updated_us"},
+    {"answer", "UPDATE commands SET state = 'answered', status = $2::integer, body = $3 WHERE id = $1::bigint"},
+    {"renew", "UPDATE jobs SET lease_until = now() + $2::bigint * interval '1 millisecond'"
+              " WHERE owner = $1 AND status IN " ACTIVE},
+    {"owned", "SELECT id FROM jobs WHERE owner = $1 AND status IN " ACTIVE},
+    {"claim",
+     "WITH c AS (SELECT id FROM jobs WHERE status IN " ACTIVE " AND lease_until < now() ORDER BY seq"
+     " LIMIT $2::integer FOR UPDATE SKIP LOCKED)"
+     " UPDATE jobs j SET owner = $1, lease_until = now() + $3::bigint * interval '1 millisecond', claims = claims + 1"
+     " FROM c WHERE j.id = c.id RETURNING j.id, j.seq, j.flow, j.digest, j.status, j.created_us, j.started_us,"
+     " j.idem_key, j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps, j.last_action, j.waiting_for,"
+     " j.last_event"},
+    {"claimed_docs", "SELECT digest, document FROM flow_versions WHERE digest = ANY($1::text[])"},
+    {"claimed_steps", "SELECT job_id, data FROM (SELECT job_id, seq, data, row_number() OVER"
+                      " (PARTITION BY job_id ORDER BY seq DESC) AS n FROM steps WHERE job_id = ANY($1::text[])) x"
+                      " WHERE n <= $2::bigint ORDER BY job_id, seq"},
+    {"claimed_events", "SELECT job_id, id, type, final, seq, data FROM (SELECT e.job_id, e.id, e.type, e.final, e.seq,"
+                       " COALESCE(e.data, s.data) AS data, row_number() OVER (PARTITION BY e.job_id ORDER BY e.id DESC)"
+                       " AS n FROM events e LEFT JOIN steps s ON e.type = 1 AND s.job_id = e.job_id AND s.seq = e.seq"
+                       " WHERE e.job_id = ANY($1::text[])) x WHERE n <= $2::bigint AND data IS NOT NULL"
+                       " ORDER BY job_id, id"},
+    {"sweep", "WITH d AS (DELETE FROM jobs WHERE status NOT IN " ACTIVE " AND finished_us < $1::bigint RETURNING id),"
+              " s AS (DELETE FROM steps WHERE job_id IN (SELECT id FROM d)),"
+              " e AS (DELETE FROM events WHERE job_id IN (SELECT id FROM d)),"
+              " c AS (DELETE FROM commands WHERE job_id IN (SELECT id FROM d) OR created_us < $2::bigint)"
+              " SELECT count(*) FROM d"},
+    {"release", "UPDATE jobs SET owner = NULL, lease_until = '-infinity' WHERE owner = $1 AND status IN " ACTIVE},
+};
+
+static void session_settings(PGconn *c, uint64_t lease_ms) {
+    /* A frozen instance (SIGSTOP, a VM pause) in the middle of a transaction would hold its rows'
+     * locks, and FOR UPDATE SKIP LOCKED would skip them for as long: the server ends such a session
+     * after a lease. What a job's JSON holds is UTF-8; nothing of ours needs more than 30 s. */
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SET client_encoding = 'UTF8'; SET statement_timeout = '30s'; SET client_min_messages = warning;"
+             " SET idle_in_transaction_session_timeout = '%" PRIu64 "ms'",
+             lease_ms ? lease_ms : 10000);
+    PQclear(PQexec(c, sql));
+}
+
+static PGconn *connect_db(const char *uri, uint64_t lease_ms, char *err, size_t errlen) {
+    PGconn *c = PQconnectdb(uri);
+    if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+        snprintf(err, errlen, "cannot connect: %s", c ? PQerrorMessage(c) : "out of memory");
+        /* libpq's messages end with a newline */
+        size_t n = strlen(err);
+        while (n > 0 && err[n - 1] == '\n')
+            err[--n] = '\0';
+        PQfinish(c);
+        return NULL;
+    }
+    session_settings(c, lease_ms);
+    return c;
+}
+
+static int prepare_writer(PGconn *c) {
+    for (size_t i = 0; i < sizeof wstmts / sizeof wstmts[0]; i++) {
+        PGresult *res = PQprepare(c, wstmts[i].name, wstmts[i].sql, 0, NULL);
+        int ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
+        if (!ok)
+            flowd_log(FLOW_LOG_ERROR, "store: cannot prepare %s: %s", wstmts[i].name,
+                      res ? PQresultErrorMessage(res) : PQerrorMessage(c));
+        PQclear(res);
+        if (!ok)
+            return FLOW_EIO;
+    }
+    return 0;
+}
+
+/* After a lost connection: connect again and prepare again. */
+static int writer_reset(pg_store_t *s) {
+    PQreset(s->wconn);
+    if (PQstatus(s->wconn) != CONNECTION_OK) {
+        flowd_log(FLOW_LOG_ERROR, "store: the database is unreachable: %s", PQerrorMessage(s->wconn));
+        return FLOW_EIO;
+    }
+    session_settings(s->wconn, s->o.lease_ms);
+    return prepare_writer(s->wconn);
+}
+
+/* ---- the writer: applying operations ---- */
+
+/* A guarded statement's count: 1 when the job is still ours. */
+static int guarded(PGresult *res) {
+    return res != NULL && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+}
+
+/* t0 flow, t1 digest, t2 document (NULL when known), t3 idem key, t4 params, t5 shared; n0 created_us,
+ * n1 body_hash */
+static int apply_create(pg_store_t *s, op_t *op) {
+    char created[24], hash[24], lease[24];
+    if (op->t[1] != NULL && op->t[2] != NULL && json_object_get(s->digests, op->t[1]) == NULL) {
+        const char *p[] = {op->t[1], op->t[2]};
+        PGresult *res = run_prepared(s->wconn, "ins_version", 2, p, PGRES_COMMAND_OK);
+        if (res == NULL)
+            return FLOW_EIO;
+        PQclear(res);
+    }
+    u64(created, sizeof created, op->n[0]);
+    snprintf(hash, sizeof hash, "%" PRId64, (int64_t)op->n[1]);
+    u64(lease, sizeof lease, s->o.lease_ms);
+    const char *p[] = {op->id, op->t[0], op->t[1], created, op->t[3], hash, op->t[4],
+                       op->t[5] ? op->t[5] : "{}", s->me, lease};
+    PGresult *res = run_prepared(s->wconn, "ins_job", 10, p, PGRES_COMMAND_OK);
+    if (res == NULL)
+        return FLOW_EIO;
+    /* no row: its id or Idempotency-Key is taken (another instance got the same key meanwhile) */
+    op->rc = strcmp(PQcmdTuples(res), "1") == 0 ? 0 : FLOW_EEXIST;
+    PQclear(res);
+    return 0;
+}
+
+/* t0 resume node, t1 shared, t2 step, t3 waiting_for, t4 last action; n0 tries, n1 steps, n2 started_us,
+ * n3 event id, n4 step seq */
+static int apply_checkpoint(pg_store_t *s, op_t *op) {
+    char tries[24], steps[24], started[24], event[24], seq[24];
+    u64(tries, sizeof tries, op->n[0]);
+    u64(steps, sizeof steps, op->n[1]);
+    u64(started, sizeof started, op->n[2]);
+    u64(event, sizeof event, op->n[3]);
+    u64(seq, sizeof seq, op->n[4]);
+    const char *p[] = {op->id, flow_status_name((flow_status_t)op->status), op->t[0], tries, steps, started,
+                       op->t[1], op->t[3], op->t[4], event, seq, op->t[2], s->me};
+    PGresult *res = run_prepared(s->wconn, "checkpoint", 13, p, PGRES_TUPLES_OK);
+    if (res == NULL)
+        return FLOW_EIO;
+    op->guarded_lost = !guarded(res);
+    PQclear(res);
+    return 0;
+}
+
+/* t0 data, t1 waiting_for; n0 started_us, n1 event id */
+static int apply_event(pg_store_t *s, op_t *op) {
+    char started[24], event[24];
+    u64(started, sizeof started, op->n[0]);
+    u64(event, sizeof event, op->n[1]);
+    const char *p[] = {op->id, flow_status_name((flow_status_t)op->status), started, op->t[1], event, op->t[0], s->me};
+    PGresult *res = run_prepared(s->wconn, "event", 7, p, PGRES_TUPLES_OK);
+    if (res == NULL)
+        return FLOW_EIO;
+    op->guarded_lost = !guarded(res);
+    PQclear(res);
+    return 0;
+}
+
+/* t0 shared, t1 last action, t2 error code, t3 error message, t4 error node, t5 totals, t6 final event;
+ * n0 steps, n1 started_us, n2 finished_us, n3 final event id */
+static int apply_finish(pg_store_t *s, op_t *op) {
+    char steps[24], started[24], finished[24], event[24];
+    u64(steps, sizeof steps, op->n[0]);
+    u64(started, sizeof started, op->n[1]);
+    u64(finished, sizeof finished, op->n[2]);
+    u64(event, sizeof event, op->n[3]);
+    const char *p[] = {op->id, flow_status_name((flow_status_t)op->status), steps, started, finished, op->t[0],
+                       op->t[1], op->t[2], op->t[3], op->t[4], op->t[5], event, op->t[6], s->me};
+    PGresult *res = run_prepared(s->wconn, "finish", 14, p, PGRES_TUPLES_OK);
+    if (res == NULL)
+        return FLOW_EIO;
+    op->guarded_lost = !guarded(res);
+    PQclear(res);
+    return 0;
+}
+
+static int apply_remove(pg_store_t *s, op_t *op) {
+    const char *p[] = {op->id};
+    PGresult *res = run_prepared(s->wconn, "remove", 1, p, PGRES_COMMAND_OK);
+    PQclear(res);
+    return res ? 0 : FLOW_EIO;
+}
+
+/* t0 name, t1 document (NULL: deleted) */
+static int apply_flow(pg_store_t *s, op_t *op) {
+    char now[24];
+    u64(now, sizeof now, flowd_now_us());
+    const char *p[] = {op->t[0], op->t[1], now};
+    PGresult *res = run_prepared(s->wconn, "put_flow", 3, p, PGRES_COMMAND_OK);
+    PQclear(res);
+    return res ? 0 : FLOW_EIO;
+}
+
+/* t0 body; n0 command id, n1 status */
+static int apply_answer(pg_store_t *s, op_t *op) {
+    char id[24], status[24];
+    u64(id, sizeof id, op->n[0]);
+    u64(status, sizeof status, op->n[1]);
+    const char *p[] = {id, status, op->t[0]};
+    PGresult *res = run_prepared(s->wconn, "answer", 3, p, PGRES_COMMAND_OK);
+    PQclear(res);
+    return res ? 0 : FLOW_EIO;
+}
+
+static int apply(pg_store_t *s, op_t *op) {
+    switch (op->kind) {
+    case OP_CREATE: return apply_create(s, op);
+    case OP_CHECKPOINT: return apply_checkpoint(s, op);
+    case OP_EVENT: return apply_event(s, op);
+    case OP_FINISH: return apply_finish(s, op);
+    case OP_REMOVE: return apply_remove(s, op);
+    case OP_FLOW: return apply_flow(s, op);
+    case OP_ANSWER: return apply_answer(s, op);
+    }
+    return 0;
+}
+
+/* The job is no longer ours: the loop forgets it. */
+static void lost(pg_store_t *s, const char *id) {
+    if (json_object_get(s->owned, id) == NULL)
+        return;
+    json_object_del(s->owned, id);
+    flowd_log(FLOW_LOG_WARN, "store: job %s was taken over by another instance (this one's lease ran out); "
+              "it stops here", id);
+    if (s->hooks.lost != NULL)
+        s->hooks.lost(s->hooks.data, id);
+}
+
+/* After a batch: tells everyone who waits on it how it went, keeps the set of our jobs, frees it. */
+static void settle(pg_store_t *s, op_t *batch, int err) {
+    while (batch != NULL) {
+        op_t *op = batch;
+        batch = op->next;
+        if (op->kind == OP_CREATE) {
+            int rc = err ? err : op->rc;
+            if (rc == 0) {
+                json_object_set_new(s->owned, op->id, json_true());
+                if (op->t[1] != NULL)
+                    json_object_set_new(s->digests, op->t[1], json_true());
+            }
+            if (op->done != NULL)
+                op->done(op->data, rc);
+        } else if (op->kind == OP_FLOW && op->lock != NULL) {
+            pthread_mutex_lock(op->lock);
+            *op->frc = err;
+            *op->finished = 1;
+            pthread_cond_broadcast(op->cond);
+            pthread_mutex_unlock(op->lock);
+        } else if (err == 0 && op->guarded_lost) {
+            lost(s, op->id);
+        } else if (err == 0 && (op->kind == OP_FINISH || op->kind == OP_REMOVE)) {
+            json_object_del(s->owned, op->id);
+        }
+        op_free(op);
+    }
+}
+
+/* One transaction for the batch; NOTIFY tells the listeners what it holds. */
+static int commit_batch(pg_store_t *s, op_t *batch) {
+    int rc = run_cmd(s->wconn, "BEGIN", 0, NULL);
+    int events = 0, answers = 0;
+    for (op_t *op = batch; op != NULL && rc == 0; op = op->next) {
+        op->guarded_lost = 0;
+        rc = apply(s, op);
+        events |= op->kind == OP_EVENT || op->kind == OP_FINISH || (op->kind == OP_CHECKPOINT && op->t[2] != NULL);
+        answers |= op->kind == OP_ANSWER;
+    }
+    if (rc == 0 && events)
+        rc = run_cmd(s->wconn, "NOTIFY flowd, 'e'", 0, NULL);
+    if (rc == 0 && answers)
+        rc = run_cmd(s->wconn, "NOTIFY flowd, 'a'", 0, NULL);
+    if (rc == 0)
+        rc = run_cmd(s->wconn, "COMMIT", 0, NULL);
+    if (rc != 0)
+        PQclear(PQexec(s->wconn, "ROLLBACK"));
+    return rc;
+}
+
+static void write_batch(pg_store_t *s, op_t *batch) {
+    int rc = commit_batch(s, batch);
+    if (rc != 0 && PQstatus(s->wconn) != CONNECTION_OK && writer_reset(s) == 0)
+        rc = commit_batch(s, batch); /* once more on a new connection */
+    if (rc != 0 && batch->next != NULL) {
+        /* one bad operation must not take the others down: each alone */
+        flowd_log(FLOW_LOG_WARN, "store: a batch failed; its operations are written one by one");
+        while (batch != NULL) {
+            op_t *op = batch;
+            batch = op->next;
+            op->next = NULL;
+            int r = commit_batch(s, op);
+            if (r != 0)
+                flowd_log(FLOW_LOG_ERROR, "store: job %s: an operation was lost", op->id);
+            settle(s, op, r);
+        }
+        return;
+    }
+    if (rc != 0)
+        flowd_log(FLOW_LOG_ERROR, "store: a commit failed: %s", PQerrorMessage(s->wconn));
+    settle(s, batch, rc);
+}
+
+/* ---- the writer: leases, claims, retention ---- */
+
+/* Renews every lease of ours in one statement; when fewer rows than we hold come back, finds out
+ * which jobs are gone (another instance took them over while we could not renew). */
+static void renew(pg_store_t *s) {
+    char lease[24];
+    u64(lease, sizeof lease, s->o.lease_ms);
+    const char *p[] = {s->me, lease};
+    PGresult *res = run_prepared(s->wconn, "renew", 2, p, PGRES_COMMAND_OK);
+    if (res == NULL) {
+        if (PQstatus(s->wconn) != CONNECTION_OK)
+            writer_reset(s);
+        return;
+    }
+    size_t renewed = strtoull(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    if (renewed >= json_object_size(s->owned))
+        return;
+    res = run_prepared(s->wconn, "owned", 1, p, PGRES_TUPLES_OK);
+    if (res == NULL)
+        return;
+    json_t *still = json_object();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_object_set_new(still, PQgetvalue(res, i, 0), json_true());
+    PQclear(res);
+    const char *id;
+    json_t *v;
+    void *tmp;
+    json_t *gone = json_array();
+    json_object_foreach_safe(s->owned, tmp, id, v) {
+        if (json_object_get(still, id) == NULL)
+            json_array_append_new(gone, json_string(id));
+    }
+    size_t i;
+    json_array_foreach(gone, i, v) lost(s, json_string_value(v));
+    json_decref(gone);
+    json_decref(still);
+}
+
+/* An array literal ({a,b,c}) of a column's values but NULLs: ids and digests are hex, nothing to
+ * quote. */
+static char *id_array(PGresult *res, int column) {
+    size_t n = (size_t)PQntuples(res);
+    char *text = malloc(n * (FLOWD_ID_LEN + 1) + 3);
+    if (text == NULL)
+        return NULL;
+    size_t len = 0;
+    text[len++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (PQgetisnull(res, (int)i, column))
+            continue;
+        if (len > 1)
+            text[len++] = ',';
+        const char *v = PQgetvalue(res, (int)i, column);
+        size_t l = strlen(v);
+        if (l > FLOWD_ID_LEN)
+            l = FLOWD_ID_LEN;
+        memcpy(text + len, v, l);
+        len += l;
+    }
+    text[len++] = '}';
+    text[len] = '\0';
+    return text;
+}
+
+/* Claims jobs nobody holds (their owner's lease ran out, or they were released) and hands them to the
+ * loop, each with its history, its last events and the version of its flow it started with. */
+static void claim(pg_store_t *s) {
+    uint64_t room = s->hooks.room ? s->hooks.room(s->hooks.data) : CLAIM_BATCH;
+    if (room == 0 || atomic_load(&s->released))
+        return;
+    if (room > CLAIM_BATCH)
+        room = CLAIM_BATCH;
+    char limit[24], lease[24], keep[24];
+    u64(limit, sizeof limit, room);
+    u64(lease, sizeof lease, s->o.lease_ms);
+    u64(keep, sizeof keep, s->o.events_limit ? s->o.events_limit : 1000);
+    const char *p[] = {s->me, limit, lease};
+    if (run_cmd(s->wconn, "BEGIN", 0, NULL) < 0)
+        return;
+    PGresult *jobs = run_prepared(s->wconn, "claim", 3, p, PGRES_TUPLES_OK);
+    if (jobs == NULL || run_cmd(s->wconn, "COMMIT", 0, NULL) < 0) {
+        PQclear(jobs);
+        PQclear(PQexec(s->wconn, "ROLLBACK"));
+        if (PQstatus(s->wconn) != CONNECTION_OK)
+            writer_reset(s);
+        return;
+    }
+    int n = PQntuples(jobs);
+    if (n == 0) {
+        PQclear(jobs);
+        return;
+    }
+    /* they are ours from here: their history and events no longer change under us */
+    char *ids = id_array(jobs, 0), *digests = id_array(jobs, 3);
+    const char *pi[] = {ids, keep};
+    const char *pd[] = {digests};
+    PGresult *docs = ids && digests ? run_prepared(s->wconn, "claimed_docs", 1, pd, PGRES_TUPLES_OK) : NULL;
+    PGresult *steps = ids ? run_prepared(s->wconn, "claimed_steps", 2, pi, PGRES_TUPLES_OK) : NULL;
+    PGresult *events = ids ? run_prepared(s->wconn, "claimed_events", 2, pi, PGRES_TUPLES_OK) : NULL;
+    free(ids);
+    free(digests);
+    int si = 0, ei = 0, ns = steps ? PQntuples(steps) : 0, ne = events ? PQntuples(events) : 0;
+    flowd_stored_event_t *evs = malloc(sizeof *evs * (size_t)(ne ? ne : 1));
+    /* the rows of steps and events come sorted by job id: walk them along in job id order */
+    int *order = malloc(sizeof *order * (size_t)n);
+    if (order == NULL || evs == NULL || steps == NULL || events == NULL || docs == NULL) {
+        /* the jobs stay claimed: their lease runs out and someone (perhaps us) claims them again */
+        flowd_log(FLOW_LOG_ERROR, "store: claimed jobs could not be read; they are taken again later");
+        free(order);
+        free(evs);
+        PQclear(docs);
+        PQclear(steps);
+        PQclear(events);
+        PQclear(jobs);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    for (int i = 1; i < n; i++) { /* insertion sort by id: n is at most CLAIM_BATCH */
+        int k = order[i], j = i - 1;
+        while (j >= 0 && strcmp(PQgetvalue(jobs, order[j], 0), PQgetvalue(jobs, k, 0)) > 0) {
+            order[j + 1] = order[j];
+            j--;
+        }
+        order[j + 1] = k;
+    }
+    int adopted = 0;
+    for (int oi = 0; oi < n; oi++) {
+        int r = order[oi];
+        const char *id = PQgetvalue(jobs, r, 0);
+        const char *digest = col(jobs, r, 3), *document = NULL;
+        for (int d = 0; digest != NULL && d < PQntuples(docs); d++)
+            if (strcmp(PQgetvalue(docs, d, 0), digest) == 0)
+                document = PQgetvalue(docs, d, 1);
+        json_t *history = json_array();
+        while (si < ns && strcmp(PQgetvalue(steps, si, 0), id) < 0)
+            si++;
+        for (; si < ns && strcmp(PQgetvalue(steps, si, 0), id) == 0; si++) {
+            json_t *step = json_loads(PQgetvalue(steps, si, 1), 0, NULL);
+            if (step != NULL)
+                json_array_append_new(history, step);
+        }
+        size_t nev = 0;
+        while (ei < ne && strcmp(PQgetvalue(events, ei, 0), id) < 0)
+            ei++;
+        for (; ei < ne && strcmp(PQgetvalue(events, ei, 0), id) == 0; ei++) {
+            evs[nev++] = (flowd_stored_event_t){.id = col_u64(events, ei, 1),
+                                                .type = (int)col_u64(events, ei, 2),
+                                                .final = strcmp(PQgetvalue(events, ei, 3), "t") == 0,
+                                                .seq = col_u64(events, ei, 4),
+                                                .data = PQgetvalue(events, ei, 5),
+                                                .len = (size_t)PQgetlength(events, ei, 5)};
+        }
+        const char *params = col(jobs, r, 9), *shared = col(jobs, r, 10);
+        flowd_stored_job_t sj = {
+            .id = id,
+            .seq = 0, /* a fresh place in this instance's table */
+            .flow = PQgetvalue(jobs, r, 2),
+            .flow_document = document,
+            .status = status_of(PQgetvalue(jobs, r, 4)),
+            .created_us = col_u64(jobs, r, 5),
+            .started_us = col_u64(jobs, r, 6),
+            .idem_key = col(jobs, r, 7),
+            .body_hash = (uint64_t)strtoll(PQgetvalue(jobs, r, 8), NULL, 10),
+            .params = params ? json_loads(params, 0, NULL) : NULL,
+            .shared = shared ? json_loads(shared, 0, NULL) : NULL,
+            .resume_node = col(jobs, r, 11),
+            .tries = (unsigned)col_u64(jobs, r, 12),
+            .steps = col_u64(jobs, r, 13),
+            .last_action = col(jobs, r, 14),
+            .waiting_for = col(jobs, r, 15),
+            .history = history,
+            .events = evs,
+            .nevents = nev,
+        };
+        if (sj.shared == NULL)
+            sj.shared = json_object();
+        json_object_set_new(s->owned, id, json_true());
+        if (s->hooks.adopt != NULL)
+            s->hooks.adopt(s->hooks.data, &sj);
+        adopted++;
+        json_decref(sj.params);
+        json_decref(sj.shared);
+        json_decref(history);
+    }
+    flowd_log(FLOW_LOG_INFO, "store: took over %d jobs (their owner's lease ran out, or they were released)",
+              adopted);
+    free(order);
+    free(evs);
+    PQclear(docs);
+    PQclear(steps);
+    PQclear(events);
+    PQclear(jobs);
+}
+
+static void sweep(pg_store_t *s) {
+    char cutoff[24], old[24];
+    uint64_t now = flowd_now_us(), keep = s->o.retention_ms * 1000;
+    u64(cutoff, sizeof cutoff, now > keep ? now - keep : 0);
+    u64(old, sizeof old, now > 3600000000u ? now - 3600000000u : 0); /* commands nobody answered for an hour */
+    const char *p[] = {cutoff, old};
+    PGresult *res = run_prepared(s->wconn, "sweep", 2, p, PGRES_TUPLES_OK);
+    if (res != NULL && strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+        flowd_log(FLOW_LOG_INFO, "store: %s ended jobs past the retention deleted", PQgetvalue(res, 0, 0));
+    PQclear(res);
+}
+
+static void release_all(pg_store_t *s) {
+    const char *p[] = {s->me};
+    PGresult *res = run_prepared(s->wconn, "release", 1, p, PGRES_COMMAND_OK);
+    if (res != NULL && strcmp(PQcmdTuples(res), "0") != 0)
+        flowd_log(FLOW_LOG_INFO, "store: %s unfinished jobs released to the other instances", PQcmdTuples(res));
+    PQclear(res);
+}
+
+static void *writer_main(void *arg) {
+    pg_store_t *s = arg;
+    uint64_t renew_every = s->o.lease_ms / 3 ? s->o.lease_ms / 3 : 1;
+    uint64_t next_renew = mono_ms() + renew_every, next_claim = mono_ms(), next_sweep = mono_ms() + 1000;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        while (s->head == NULL && !s->closing) {
+            if (atomic_load(&s->attached)) {
+                uint64_t now = mono_ms(), due = next_renew < next_claim ? next_renew : next_claim;
+                if (due <= now)
+                    break;
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                uint64_t ns = (uint64_t)ts.tv_nsec + (due - now) * 1000000u;
+                ts.tv_sec += (time_t)(ns / 1000000000u);
+                ts.tv_nsec = (long)(ns % 1000000000u);
+                pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+            } else {
+                pthread_cond_wait(&s->cond, &s->lock);
+            }
+        }
+        op_t *batch = s->head;
+        int closing = s->closing;
+        s->head = s->tail = NULL;
+        pthread_mutex_unlock(&s->lock);
+        if (batch != NULL)
+            write_batch(s, batch);
+        else if (closing)
+            break;
+        if (!atomic_load(&s->attached))
+            continue;
+        uint64_t now = mono_ms();
+        if (now >= next_renew) {
+            renew(s);
+            next_renew = now + renew_every;
+        }
+        if (now >= next_claim) {
+            claim(s);
+            next_claim = mono_ms() + s->o.claim_ms;
+        }
+        if (now >= next_sweep) {
+            sweep(s);
+            next_sweep = now + SWEEP_MS;
+        }
+    }
+    /* what still runs here is not ended by our shutdown: the others take it over at once */
+    release_all(s);
+    return NULL;
+}
+
+/* ---- the calls of the loop and the HTTP threads ---- */
+
+static int pg_create(flowd_store_t *store, flowd_job_t *job, json_t *shared, json_t *params,
+                     flowd_store_done_cb done, void *data) {
+    pg_store_t *s = (pg_store_t *)store;
+    op_t *op = calloc(1, sizeof *op);
+    if (op == NULL)
+        return FLOW_ENOMEM;
+    const char *digest = flow_doc_digest(job->def);
+    op->kind = OP_CREATE;
+    memcpy(op->id, job->id, sizeof op->id);
+    op->n[0] = job->created_us;
+    op->n[1] = job->body_hash;
+    op->t[0] = strdup(flow_def_name(job->def));
+    op->t[1] = dup_or_null(digest);
+    op->t[2] = digest ? dump(flow_doc_of(job->def)) : NULL; /* written once per digest */
+    op->t[3] = dup_or_null(job->idem_key);
+    op->t[4] = dump(params);
+    op->t[5] = dump(shared);
+    op->done = done;
+    op->data = data;
+    if (op->t[0] == NULL || (digest && (op->t[1] == NULL || op->t[2] == NULL)) || (shared && op->t[5] == NULL)) {
+        op_free(op);
+        return FLOW_ENOMEM;
+    }
+    enqueue(s, op);
+    return 0;
+}
+
+static void pg_checkpoint(flowd_store_t *store, flowd_job_t *job, const flowd_checkpoint_t *cp) {
+    pg_store_t *s = (pg_store_t *)store;
+    if (atomic_load(&s->released))
+        return;
+    op_t *op = calloc(1, sizeof *op);
+    if (op == NULL) {
+        flowd_log(FLOW_LOG_WARN, "store: job %s: a checkpoint was lost (out of memory)", job->id);
+        return;
+    }
+    op->kind = OP_CHECKPOINT;
+    memcpy(op->id, job->id, sizeof op->id);
+    op->status = cp->status;
+    op->n[0] = cp->tries;
+    op->n[1] = cp->steps;
+    op->n[2] = cp->started_us;
+    op->n[3] = cp->step ? cp->event_id : 0;
+    op->n[4] = cp->step_seq;
+    op->t[0] = dup_or_null(cp->resume_node);
+    op->t[1] = dump(cp->shared);
+    op->t[2] = cp->step ? strndup(cp->step, cp->step_len) : NULL;
+    op->t[3] = dup_or_null(cp->waiting_for);
+    op->t[4] = dup_or_null(cp->last_action);
+    enqueue(s, op);
+}
+
+static void pg_event(flowd_store_t *store, flowd_job_t *job, uint64_t id, const char *data, size_t len) {
+    pg_store_t *s = (pg_store_t *)store;
+    if (atomic_load(&s->released))
+        return;
+    op_t *op = calloc(1, sizeof *op);
+    if (op == NULL || (op->t[0] = strndup(data, len)) == NULL) {
+        free(op);
+        flowd_log(FLOW_LOG_WARN, "store: job %s: an event was lost (out of memory)", job->id);
+        return;
+    }
+    op->kind = OP_EVENT;
+    memcpy(op->id, job->id, sizeof op->id);
+    op->status = flowd_job_status(job);
+    op->n[0] = job->started_us; /* written by this thread (the loop) */
+    op->n[1] = id;
+    op->t[1] = dup_or_null(job->waiting_for);
+    enqueue(s, op);
+}
+
+static char *totals_text(const flow_history_totals_t *t) {
+    json_t *v = json_pack("{s:I, s:I, s:I, s:I}", "steps", (json_int_t)t->steps, "failed", (json_int_t)t->failed,
+                          "retries", (json_int_t)t->retries, "dropped", (json_int_t)t->dropped);
+    char *text = dump(v);
+    json_decref(v);
+    return text;
+}
+
+static void pg_finish(flowd_store_t *store, flowd_job_t *job) {
+    pg_store_t *s = (pg_store_t *)store;
+    if (atomic_load(&s->released))
+        return; /* ended by our shutdown: another instance runs it on */
+    op_t *op = calloc(1, sizeof *op);
+    if (op == NULL) {
+        flowd_log(FLOW_LOG_WARN, "store: job %s: its end was not stored (out of memory)", job->id);
+        return;
+    }
+    op->kind = OP_FINISH;
+    memcpy(op->id, job->id, sizeof op->id);
+    flowd_job_lock(job);
+    op->status = flowd_job_status(job);
+    op->n[0] = job->steps;
+    op->n[1] = job->started_us;
+    op->n[2] = job->finished_us;
+    op->t[0] = job->final_shared ? strndup(job->final_shared, job->final_shared_len) : NULL;
+    op->t[1] = dup_or_null(job->last_action);
+    op->t[2] = job->error.code ? strdup(flow_err_name(job->error.code)) : NULL;
+    op->t[3] = dup_or_null(job->error.message);
+    op->t[4] = dup_or_null(job->error.node);
+    op->t[5] = totals_text(&job->totals);
+    /* its last event, just pushed: it goes with the end, in the same transaction */
+    const flowd_ring_t *r = &job->events;
+    if (r->len > 0) {
+        const flowd_event_t *e = &r->ev[(r->head + r->len - 1) % r->cap];
+        if (e->final) {
+            op->n[3] = e->id;
+            op->t[6] = strndup(e->data, e->len);
+        }
+    }
+    flowd_job_unlock(job);
+    enqueue(s, op);
+}
+
+static void pg_remove(flowd_store_t *store, const char *id) {
+    pg_store_t *s = (pg_store_t *)store;
+    op_t *op = calloc(1, sizeof *op);
+    if (op == NULL)
+        return;
+    op->kind = OP_REMOVE;
+    snprintf(op->id, sizeof op->id, "%s", id);
+    enqueue(s, op);
+}
+
+static int pg_put_flow(flowd_store_t *store, const char *name, json_t *doc) {
+    pg_store_t *s = (pg_store_t *)store;
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    int finished = 0, rc = 0;
+    op_t *op = calloc(1, sizeof *op);
+    if (op == NULL || (op->t[0] = strdup(name)) == NULL || (doc != NULL && (op->t[1] = dump(doc)) == NULL)) {
+        if (op != NULL)
+            op_free(op);
+        return FLOW_ENOMEM;
+    }
+    op->kind = OP_FLOW;
+    op->lock = &lock;
+    op->cond = &cond;
+    op->finished = &finished;
+    op->frc = &rc;
+    enqueue(s, op);
+    pthread_mutex_lock(&lock);
+    while (!finished)
+        pthread_cond_wait(&cond, &lock);
+    pthread_mutex_unlock(&lock);
+    pthread_cond_destroy(&cond);
+    pthread_mutex_destroy(&lock);
+    return rc;
+}
+
+static void pg_answer(flowd_store_t *store, uint64_t token, unsigned status, char *body, size_t len) {
+    pg_store_t *s = (pg_store_t *)store;
+    op_t *op = calloc(1, sizeof *op);
+    if (op == NULL) {
+        free(body);
+        return; /* the asker times out */
+    }
+    (void)len;
+    op->kind = OP_ANSWER;
+    op->n[0] = token;
+    op->n[1] = status;
+    op->t[0] = body;
+    enqueue(s, op);
+}
+
+static void pg_release(flowd_store_t *store) {
+    pg_store_t *s = (pg_store_t *)store;
+    atomic_store(&s->released, 1);
+}
+
+/* At start the jobs are not loaded: each instance claims what nobody holds (see claim). */
+static int pg_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
+    (void)store;
+    (void)each;
+    (void)data;
+    return 0;
+}
+
+static int pg_load_flows(flowd_store_t *store, flowd_store_flow_cb each, void *data) {
+    pg_store_t *s = (pg_store_t *)store;
+    PGresult *res = run(s->wconn, "SELECT name, document FROM flows ORDER BY updated_us", 0, NULL, PGRES_TUPLES_OK);
+    int rc = 0;
+    if (res == NULL)
+        return FLOW_EIO;
+    for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
+        const char *text = col(res, i, 1);
+        json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
+        rc = each(data, PQgetvalue(res, i, 0), doc);
+        json_decref(doc);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* ---- the pool: reads for the HTTP threads ---- */
+
+static PGconn *pool_get(pg_store_t *s) {
+    pthread_mutex_lock(&s->plock);
+    while (s->pfree == 0 && s->ptotal >= s->pmax)
+        pthread_cond_wait(&s->pcond, &s->plock);
+    if (s->pfree > 0) {
+        PGconn *c = s->pool[--s->pfree];
+        pthread_mutex_unlock(&s->plock);
+        return c;
+    }
+    s->ptotal++;
+    pthread_mutex_unlock(&s->plock);
+    char err[256];
+    PGconn *c = connect_db(s->uri, s->o.lease_ms, err, sizeof err);
+    if (c == NULL) {
+        flowd_log(FLOW_LOG_WARN, "store: %s", err);
+        pthread_mutex_lock(&s->plock);
+        s->ptotal--;
+        pthread_cond_signal(&s->pcond);
+        pthread_mutex_unlock(&s->plock);
+    }
+    return c;
+}
+
+static void pool_put(pg_store_t *s, PGconn *c) {
+    pthread_mutex_lock(&s->plock);
+    if (PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_IDLE) {
+        s->pool[s->pfree++] = c;
+    } else {
+        PQfinish(c); /* a broken one is made anew when needed */
+        s->ptotal--;
+    }
+    pthread_cond_signal(&s->pcond);
+    pthread_mutex_unlock(&s->plock);
+}
+
+#define JOB_COLUMNS                                                                                          \
+    "id, seq, flow, status, created_us, started_us, finished_us, resume_node, steps, last_action, waiting_for," \
+    " error_code, error_message, error_node, idem_key, body_hash, last_event"
+
+static char *col_dup(PGresult *res, int row, int i) {
+    return dup_or_null(col(res, row, i));
+}
+
+static void remote_from_row(PGresult *res, int r, flowd_remote_job_t *j) {
+    memset(j, 0, sizeof *j);
+    snprintf(j->id, sizeof j->id, "%s", PQgetvalue(res, r, 0));
+    j->seq = col_u64(res, r, 1);
+    j->flow = col_dup(res, r, 2);
+    j->status = status_of(PQgetvalue(res, r, 3));
+    j->created_us = col_u64(res, r, 4);
+    j->started_us = col_u64(res, r, 5);
+    j->finished_us = col_u64(res, r, 6);
+    if (!flow_status_final(j->status) && j->status != FLOW_QUEUED)
+        j->current_node = col_dup(res, r, 7); /* where its checkpoint resumes: the node it is in */
+    j->steps = col_u64(res, r, 8);
+    j->last_action = col_dup(res, r, 9);
+    if (j->status == FLOW_WAITING)
+        j->waiting_for = col_dup(res, r, 10);
+    j->error_code = error_code_of(col(res, r, 11));
+    j->error_message = col_dup(res, r, 12);
+    j->error_node = col_dup(res, r, 13);
+    j->idem_key = col_dup(res, r, 14);
+    j->body_hash = (uint64_t)strtoll(PQgetvalue(res, r, 15), NULL, 10);
+    j->last_event = col_u64(res, r, 16);
+}
+
+/* The last steps of a job as a compact JSON array, and its totals. */
+static int read_history(PGconn *c, const char *id, flowd_remote_job_t *out) {
+    const char *p[] = {id, "1000"};
+    PGresult *res = run(c, "SELECT data, (SELECT totals FROM jobs WHERE id = $1),"
+                           " (SELECT count(*) FROM steps WHERE job_id = $1)"
+                           " FROM (SELECT seq, data FROM steps WHERE job_id = $1 ORDER BY seq DESC LIMIT $2::bigint) x"
+                           " ORDER BY seq",
+                        2, p, PGRES_TUPLES_OK);
+    if (res == NULL)
+        return FLOW_EIO;
+    size_t cap = 2, len = 0;
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++)
+        cap += (size_t)PQgetlength(res, i, 0) + 1;
+    char *text = malloc(cap + 1);
+    if (text == NULL) {
+        PQclear(res);
+        return FLOW_ENOMEM;
+    }
+    text[len++] = '[';
+    for (int i = 0; i < n; i++) {
+        if (i > 0)
+            text[len++] = ',';
+        size_t l = (size_t)PQgetlength(res, i, 0);
+        memcpy(text + len, PQgetvalue(res, i, 0), l);
+        len += l;
+    }
+    text[len++] = ']';
+    text[len] = '\0';
+    out->history = text;
+    out->history_len = len;
+    json_t *totals = n > 0 && col(res, 0, 1) ? json_loads(col(res, 0, 1), 0, NULL) : NULL;
+    if (totals != NULL) {
+        out->totals = (flow_history_totals_t){
+            .steps = (uint64_t)json_integer_value(json_object_get(totals, "steps")),
+            .failed = (uint64_t)json_integer_value(json_object_get(totals, "failed")),
+            .retries = (uint64_t)json_integer_value(json_object_get(totals, "retries")),
+            .dropped = (uint64_t)json_integer_value(json_object_get(totals, "dropped"))};
+        json_decref(totals);
+    } else {
+        /* still running: what the steps kept say */
+        uint64_t all = n > 0 ? col_u64(res, 0, 2) : 0;
+        out->totals = (flow_history_totals_t){.steps = all, .dropped = all - (uint64_t)n};
+        for (int i = 0; i < n; i++) {
+            json_t *step = json_loads(PQgetvalue(res, i, 0), 0, NULL);
+            json_int_t tries = json_integer_value(json_object_get(step, "tries"));
+            out->totals.failed += !json_is_null(json_object_get(step, "error"));
+            out->totals.retries += tries > 1 ? (uint64_t)(tries - 1) : 0;
+            json_decref(step);
+        }
+    }
+    PQclear(res);
+    return 0;
+}
+
+static int pg_read_job(flowd_store_t *store, const char *id, const char *idem_key, unsigned what,
+                       flowd_remote_job_t *out) {
+    pg_store_t *s = (pg_store_t *)store;
+    memset(out, 0, sizeof *out);
+    PGconn *c = pool_get(s);
+    if (c == NULL)
+        return FLOW_EIO;
+    const char *p[] = {id ? id : idem_key};
+    PGresult *res = run(c,
+                        id ? "SELECT " JOB_COLUMNS ", shared FROM jobs WHERE id = $1"
+                           : "SELECT " JOB_COLUMNS ", shared FROM jobs WHERE idem_key = $1",
+                        1, p, PGRES_TUPLES_OK);
+    int rc = res == NULL ? FLOW_EIO : PQntuples(res) == 0 ? FLOW_ENOTFOUND : 0;
+    if (rc == 0) {
+        remote_from_row(res, 0, out);
+        if (what & FLOWD_READ_SHARED) {
+            out->shared = col_dup(res, 0, 17);
+            out->shared_len = out->shared ? strlen(out->shared) : 0;
+        }
+        if (what & FLOWD_READ_HISTORY)
+            rc = read_history(c, out->id, out);
+        if (rc < 0)
+            flowd_remote_job_clear(out);
+    }
+    PQclear(res);
+    pool_put(s, c);
+    return rc;
+}
+
+static int pg_read_jobs(flowd_store_t *store, int status, const char *flow, uint64_t cursor, size_t limit,
+                        flowd_remote_job_t *out, size_t *n, uint64_t *next) {
+    pg_store_t *s = (pg_store_t *)store;
+    *n = 0;
+    *next = 0;
+    PGconn *c = pool_get(s);
+    if (c == NULL)
+        return FLOW_EIO;
+    char cur[24], lim[24];
+    u64(cur, sizeof cur, cursor);
+    u64(lim, sizeof lim, limit + 1); /* one more: is there a next page? */
+    const char *p[] = {status >= 0 ? flow_status_name((flow_status_t)status) : NULL, flow, cur, lim};
+    PGresult *res = run(c,
+                        "SELECT " JOB_COLUMNS " FROM jobs WHERE ($1::text IS NULL OR status = $1)"
+                        " AND ($2::text IS NULL OR flow = $2) AND ($3::bigint = 0 OR seq < $3::bigint)"
+                        " ORDER BY seq DESC LIMIT $4::bigint",
+                        4, p, PGRES_TUPLES_OK);
+    int rc = res ? 0 : FLOW_EIO;
+    for (int i = 0; res != NULL && i < PQntuples(res); i++) {
+        if ((size_t)i == limit) {
+            *next = out[i - 1].seq;
+            break;
+        }
+        remote_from_row(res, i, &out[i]);
+        (*n)++;
+    }
+    PQclear(res);
+    pool_put(s, c);
+    return rc;
+}
+
+static int pg_read_events(flowd_store_t *store, const char *id, uint64_t after, size_t max,
+                          flowd_store_event_cb each, void *data) {
+    pg_store_t *s = (pg_store_t *)store;
+    PGconn *c = pool_get(s);
+    if (c == NULL)
+        return FLOW_EIO;
+    char aft[24], lim[24];
+    u64(aft, sizeof aft, after);
+    u64(lim, sizeof lim, max);
+    const char *p[] = {id, aft, lim};
+    PGresult *res = run(c,
+                        "SELECT e.id, e.type, e.final, e.seq, COALESCE(e.data, s.data) FROM events e"
+                        " LEFT JOIN steps s ON e.type = 1 AND s.job_id = e.job_id AND s.seq = e.seq"
+                        " WHERE e.job_id = $1 AND e.id > $2::bigint ORDER BY e.id LIMIT $3::bigint",
+                        3, p, PGRES_TUPLES_OK);
+    int rc = res ? 0 : FLOW_EIO;
+    for (int i = 0; res != NULL && i < PQntuples(res) && rc == 0; i++) {
+        if (PQgetisnull(res, i, 4))
+            continue;
+        flowd_stored_event_t ev = {.id = col_u64(res, i, 0),
+                                   .type = (int)col_u64(res, i, 1),
+                                   .final = strcmp(PQgetvalue(res, i, 2), "t") == 0,
+                                   .seq = col_u64(res, i, 3),
+                                   .data = PQgetvalue(res, i, 4),
+                                   .len = (size_t)PQgetlength(res, i, 4)};
+        rc = each(data, &ev);
+    }
+    PQclear(res);
+    pool_put(s, c);
+    return rc;
+}
+
+/* ---- watches and sends (the listener) ---- */
+
+static int pg_watch(flowd_store_t *store, const char *id, uint64_t after, uint64_t timeout_ms,
+                    flowd_store_wake_cb wake, void *data) {
+    pg_store_t *s = (pg_store_t *)store;
+    watch_t *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return FLOW_ENOMEM;
+    snprintf(w->id, sizeof w->id, "%s", id);
+    w->after = after;
+    w->deadline_ms = mono_ms() + timeout_ms;
+    w->wake = wake;
+    w->data = data;
+    pthread_mutex_lock(&s->rlock);
+    if (s->stopped) {
+        pthread_mutex_unlock(&s->rlock);
+        free(w);
+        return FLOW_ESTATE;
+    }
+    w->next = s->watches;
+    s->watches = w;
+    s->new_watch = 1;
+    pthread_mutex_unlock(&s->rlock);
+    wake_listener(s); /* it looks at once: the event may be there already */
+    return 0;
+}
+
+static void pg_unwatch(flowd_store_t *store, void *data) {
+    pg_store_t *s = (pg_store_t *)store;
+    pthread_mutex_lock(&s->rlock);
+    for (watch_t **p = &s->watches; *p != NULL; p = &(*p)->next) {
+        if ((*p)->data == data) {
+            watch_t *w = *p;
+            *p = w->next;
+            free(w);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->rlock);
+}
+
+static int pg_send(flowd_store_t *store, const char *id, int cancel, const char *value, flowd_store_sent_cb done,
+                   void *data) {
+    pg_store_t *s = (pg_store_t *)store;
+    send_t *m = calloc(1, sizeof *m);
+    if (m == NULL || (value != NULL && (m->value = strdup(value)) == NULL)) {
+        free(m);
+        return FLOW_ENOMEM;
+    }
+    snprintf(m->id, sizeof m->id, "%s", id);
+    m->cancel = cancel;
+    m->done = done;
+    m->data = data;
+    /* long enough for a takeover: the owner may have died, and its lease must run out first */
+    m->deadline_ms = mono_ms() + 2 * s->o.lease_ms + s->o.claim_ms + 5000;
+    pthread_mutex_lock(&s->rlock);
+    if (s->stopped) {
+        pthread_mutex_unlock(&s->rlock);
+        free(m->value);
+        free(m);
+        return FLOW_ESTATE;
+    }
+    m->next = s->new_sends;
+    s->new_sends = m;
+    pthread_mutex_unlock(&s->rlock);
+    wake_listener(s);
+    return 0;
+}
+
+static void pg_remote_stop(flowd_store_t *store) {
+    pg_store_t *s = (pg_store_t *)store;
+    pthread_mutex_lock(&s->rlock);
+    s->stopped = 1;
+    while (s->watches != NULL) {
+        watch_t *w = s->watches;
+        s->watches = w->next;
+        w->wake(w->data, FLOWD_WAKE_STOP);
+        free(w);
+    }
+    pthread_mutex_unlock(&s->rlock);
+    wake_listener(s); /* it answers the sends */
+}
+
+static void send_done(send_t *m, int rc, unsigned status, char *body, size_t len) {
+    m->done(m->data, rc, status, body, len);
+    free(m->value);
+    free(m);
+}
+
+/* Inserts the commands sent from here; those for jobs that do not exist are answered at once. */
+static void insert_sends(pg_store_t *s, send_t **pending, send_t *fresh) {
+    while (fresh != NULL) {
+        send_t *m = fresh;
+        fresh = m->next;
+        char now[24];
+        u64(now, sizeof now, flowd_now_us());
+        const char *p[] = {m->id, m->cancel ? "cancel" : "input", m->value, now};
+        PGresult *res = run(s->lconn,
+                            "WITH i AS (INSERT INTO commands (job_id, kind, value, created_us) SELECT $1, $2, $3,"
+                            " $4::bigint WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1) RETURNING id)"
+                            " SELECT id, pg_notify('flowd', 'c') FROM i",
+                            4, p, PGRES_TUPLES_OK);
+        if (res == NULL) {
+            send_done(m, FLOW_EIO, 0, NULL, 0);
+        } else if (PQntuples(res) == 0) {
+            send_done(m, FLOW_ENOTFOUND, 0, NULL, 0);
+        } else {
+            m->cmd_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+            m->next = *pending;
+            *pending = m;
+        }
+        PQclear(res);
+    }
+}
+
+/* Collects the answers to our commands, and gives up on those past their time. */
+static void collect_answers(pg_store_t *s, send_t **pending, int stopping) {
+    if (*pending == NULL)
+        return;
+    char ids[4096];
+    size_t len = 0;
+    ids[len++] = '{';
+    for (send_t *m = *pending; m != NULL && len < sizeof ids - 24; m = m->next)
+        len += (size_t)snprintf(ids + len, sizeof ids - len, "%s%lld", len > 1 ? "," : "", m->cmd_id);
+    ids[len++] = '}';
+    ids[len] = '\0';
+    const char *p[] = {ids};
+    PGresult *res = run(s->lconn, "DELETE FROM commands WHERE id = ANY($1::bigint[]) AND state = 'answered'"
+                                  " RETURNING id, status, body", 1, p, PGRES_TUPLES_OK);
+    uint64_t now = mono_ms();
+    for (send_t **pm = pending; *pm != NULL;) {
+        send_t *m = *pm;
+        int found = -1;
+        for (int i = 0; res != NULL && i < PQntuples(res); i++)
+            if (strtoll(PQgetvalue(res, i, 0), NULL, 10) == m->cmd_id)
+                found = i;
+        if (found >= 0) {
+            *pm = m->next;
+            const char *body = col(res, found, 2);
+            size_t blen = body ? strlen(body) : 0;
+            send_done(m, 0, (unsigned)col_u64(res, found, 1), body ? strdup(body) : NULL, blen);
+            continue;
+        }
+        if (now >= m->deadline_ms || stopping) {
+            /* nobody answered in time: take the command back; if nobody took it, it never acts */
+            char id[24];
+            snprintf(id, sizeof id, "%lld", m->cmd_id);
+            const char *pd[] = {id};
+            PGresult *d = run(s->lconn, "DELETE FROM commands WHERE id = $1::bigint RETURNING state, status, body", 1,
+                              pd, PGRES_TUPLES_OK);
+            const char *state = d && PQntuples(d) > 0 ? PQgetvalue(d, 0, 0) : "new";
+            *pm = m->next;
+            if (strcmp(state, "answered") == 0) {
+                const char *body = col(d, 0, 2);
+                send_done(m, 0, (unsigned)col_u64(d, 0, 1), body ? strdup(body) : NULL, body ? strlen(body) : 0);
+            } else {
+                send_done(m, stopping ? FLOW_ESTATE : strcmp(state, "new") == 0 ? FLOW_ETIMEDOUT : FLOW_EBUSY, 0,
+                          NULL, 0);
+            }
+            PQclear(d);
+            continue;
+        }
+        pm = &m->next;
+    }
+    PQclear(res);
+}
+
+/* Takes the commands for jobs this instance owns and hands them to the loop. */
+static void take_commands(pg_store_t *s) {
+    if (s->hooks.command == NULL)
+        return;
+    const char *p[] = {s->me};
+    PGresult *res = run(s->lconn, "UPDATE commands c SET state = 'taken', taken_by = $1 FROM jobs j"
+                                  " WHERE c.job_id = j.id AND j.owner = $1 AND c.state = 'new'"
+                                  " RETURNING c.id, c.job_id, c.kind, c.value", 1, p, PGRES_TUPLES_OK);
+    for (int i = 0; res != NULL && i < PQntuples(res); i++) {
+        const char *value = col(res, i, 3);
+        json_t *v = value ? json_loads(value, JSON_DECODE_ANY, NULL) : NULL;
+        s->hooks.command(s->hooks.data, col_u64(res, i, 0), PQgetvalue(res, i, 1),
+                         strcmp(PQgetvalue(res, i, 2), "cancel") == 0, v);
+        json_decref(v);
+    }
+    PQclear(res);
+}
+
+/* Wakes the watches whose job has events after theirs (or is gone), or whose time is up. */
+static void check_watches(pg_store_t *s, int look) {
+    char *ids = NULL;
+    size_t len = 0, cap = 0;
+    pthread_mutex_lock(&s->rlock);
+    look |= s->new_watch; /* its events may have come before it did */
+    s->new_watch = 0;
+    for (watch_t *w = s->watches; w != NULL && look; w = w->next) {
+        if (len + FLOWD_ID_LEN + 3 > cap) {
+            cap = cap ? cap * 2 : 4096;
+            char *grown = realloc(ids, cap);
+            if (grown == NULL)
+                break;
+            ids = grown;
+        }
+        ids[len] = len == 0 ? '{' : ',';
+        len++;
+        memcpy(ids + len, w->id, FLOWD_ID_LEN);
+        len += FLOWD_ID_LEN;
+    }
+    pthread_mutex_unlock(&s->rlock);
+    PGresult *res = NULL;
+    if (ids != NULL && len > 0) {
+        ids[len++] = '}';
+        ids[len] = '\0';
+        const char *p[] = {ids};
+        res = run(s->lconn, "SELECT id, last_event FROM jobs WHERE id = ANY($1::text[])", 1, p, PGRES_TUPLES_OK);
+    }
+    free(ids);
+    json_t *last = json_object();
+    for (int i = 0; res != NULL && i < PQntuples(res); i++)
+        json_object_set_new(last, PQgetvalue(res, i, 0), json_integer((json_int_t)col_u64(res, i, 1)));
+    uint64_t now = mono_ms();
+    pthread_mutex_lock(&s->rlock);
+    for (watch_t **p = &s->watches; *p != NULL;) {
+        watch_t *w = *p;
+        json_t *seen = json_object_get(last, w->id);
+        int why = -1;
+        if (res != NULL && (seen == NULL || (uint64_t)json_integer_value(seen) > w->after))
+            why = FLOWD_WAKE_EVENTS; /* news, or the job is gone (the reader finds out) */
+        else if (now >= w->deadline_ms)
+            why = FLOWD_WAKE_TIMEOUT;
+        if (why < 0) {
+            p = &w->next;
+            continue;
+        }
+        *p = w->next;
+        w->wake(w->data, why);
+        free(w);
+    }
+    pthread_mutex_unlock(&s->rlock);
+    json_decref(last);
+    PQclear(res);
+}
+
+static void *listener_main(void *arg) {
+    pg_store_t *s = arg;
+    send_t *pending = NULL;
+    uint64_t next_poll = 0;
+    PQclear(PQexec(s->lconn, "LISTEN flowd"));
+    for (;;) {
+        int news_c = 0, news_e = 0; /* a: answers are looked for every round while any wait */
+        uint64_t now = mono_ms();
+        int timeout = next_poll > now ? (int)(next_poll - now) : 0;
+        /* watches and sends have deadlines of their own: look at least every 100 ms while any wait */
+        pthread_mutex_lock(&s->rlock);
+        if ((s->watches != NULL || pending != NULL) && timeout > 100)
+            timeout = 100;
+        pthread_mutex_unlock(&s->rlock);
+        /* without a connection PQsocket is -1, which poll ignores */
+        struct pollfd fds[2] = {{.fd = PQsocket(s->lconn), .events = POLLIN}, {.fd = s->efd, .events = POLLIN}};
+        int got = poll(fds, 2, timeout);
+        if (got > 0 && (fds[1].revents & POLLIN)) {
+            uint64_t v;
+            if (read(s->efd, &v, sizeof v) < 0 && errno != EAGAIN)
+                flowd_log(FLOW_LOG_WARN, "store: listener: %s", strerror(errno));
+        }
+        if (PQconsumeInput(s->lconn) == 0 || PQstatus(s->lconn) != CONNECTION_OK) {
+            PQreset(s->lconn);
+            if (PQstatus(s->lconn) == CONNECTION_OK) {
+                session_settings(s->lconn, s->o.lease_ms);
+                PQclear(PQexec(s->lconn, "LISTEN flowd"));
+            }
+            news_c = news_e = 1;
+        }
+        PGnotify *n;
+        while ((n = PQnotifies(s->lconn)) != NULL) {
+            news_c |= n->extra[0] == 'c';
+            news_e |= n->extra[0] == 'e';
+            PQfreemem(n);
+        }
+        now = mono_ms();
+        if (now >= next_poll) { /* what a notification may have missed */
+            news_c = news_e = 1;
+            next_poll = now + s->o.poll_ms;
+        }
+        pthread_mutex_lock(&s->rlock);
+        send_t *fresh = s->new_sends;
+        s->new_sends = NULL;
+        int stopping = s->stopped, closing = s->lclosing;
+        pthread_mutex_unlock(&s->rlock);
+        if (stopping) {
+            while (fresh != NULL) {
+                send_t *m = fresh;
+                fresh = m->next;
+                send_done(m, FLOW_ESTATE, 0, NULL, 0);
+            }
+        }
+        insert_sends(s, &pending, fresh);
+        if (atomic_load(&s->attached) && news_c)
+            take_commands(s);
+        if (pending != NULL) /* deadlines too, so every round while any waits */
+            collect_answers(s, &pending, stopping);
+        check_watches(s, news_e);
+        if (closing && pending == NULL)
+            break;
+    }
+    return NULL;
+}
+
+/* ---- attaching, opening and closing ---- */
+
+static int pg_attach(flowd_store_t *store, const flowd_store_hooks_t *hooks) {
+    pg_store_t *s = (pg_store_t *)store;
+    pthread_mutex_lock(&s->lock);
+    s->hooks = *hooks;
+    atomic_store(&s->attached, 1);
+    pthread_cond_signal(&s->cond); /* the writer starts renewing and claiming */
+    pthread_mutex_unlock(&s->lock);
+    wake_listener(s);
+    return 0;
+}
+
+static void pg_close(flowd_store_t *store) {
+    pg_store_t *s = (pg_store_t *)store;
+    if (s->lstarted) {
+        pthread_mutex_lock(&s->rlock);
+        s->stopped = 1;
+        s->lclosing = 1;
+        pthread_mutex_unlock(&s->rlock);
+        pg_remote_stop(store);
+        pthread_join(s->lthread, NULL);
+    }
+    if (s->wstarted) {
+        pthread_mutex_lock(&s->lock);
+        s->closing = 1;
+        pthread_cond_signal(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->wthread, NULL);
+    }
+    for (size_t i = 0; i < s->pfree; i++)
+        PQfinish(s->pool[i]);
+    PQfinish(s->wconn);
+    PQfinish(s->lconn);
+    if (s->efd >= 0)
+        close(s->efd);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->rlock);
+    pthread_mutex_destroy(&s->plock);
+    pthread_cond_destroy(&s->pcond);
+    json_decref(s->owned);
+    json_decref(s->digests);
+    free(s->uri);
+    free(s);
+}
+
+static const flowd_store_ops_t postgres_ops = {
+    .name = "postgresql",
+    .immediate = 0,
+    .create = pg_create,
+    .checkpoint = pg_checkpoint,
+    .finish = pg_finish,
+    .remove = pg_remove,
+    .load = pg_load,
+    .put_flow = pg_put_flow,
+    .load_flows = pg_load_flows,
+    .close = pg_close,
+    .attach = pg_attach,
+    .event = pg_event,
+    .answer = pg_answer,
+    .release = pg_release,
+    .read_job = pg_read_job,
+    .read_jobs = pg_read_jobs,
+    .read_events = pg_read_events,
+    .watch = pg_watch,
+    .unwatch = pg_unwatch,
+    .send = pg_send,
+    .remote_stop = pg_remote_stop,
+};
+
+int flowd_store_postgres_new(const char *uri, const flowd_store_opts_t *opts, flowd_store_t **out, char *err,
+                             size_t errlen) {
+    pg_store_t *s = calloc(1, sizeof *s);
+    int rc = FLOW_EIO;
+    if (s == NULL || (s->uri = strdup(uri)) == NULL) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return FLOW_ENOMEM;
+    }
+    s->base.ops = &postgres_ops;
+    s->o = *opts;
+    s->efd = -1;
+    s->pmax = opts->pool ? opts->pool : 2;
+    if (s->pmax > POOL_MAX)
+        s->pmax = POOL_MAX;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    pthread_mutex_init(&s->rlock, NULL);
+    pthread_mutex_init(&s->plock, NULL);
+    pthread_cond_init(&s->pcond, NULL);
+    s->owned = json_object();
+    s->digests = json_object();
+    /* the instance's id: random, so that a restarted flowd is a new owner (its old jobs are taken
+     * over, perhaps by itself, once their leases run out) */
+    char id[FLOWD_ID_LEN + 1];
+    if (flowd_new_id(id) != 0) {
+        snprintf(err, errlen, "no randomness for the instance id");
+        goto fail;
+    }
+    snprintf(s->me, sizeof s->me, "%.16s", id);
+    if (s->owned == NULL || s->digests == NULL || (s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "out of memory");
+        rc = FLOW_ENOMEM;
+        goto fail;
+    }
+    if ((s->wconn = connect_db(uri, opts->lease_ms, err, errlen)) == NULL ||
+        (s->lconn = connect_db(uri, opts->lease_ms, err, errlen)) == NULL)
+        goto fail;
+    if ((rc = migrate(s->wconn, err, errlen)) < 0)
+        goto fail;
+    if (prepare_writer(s->wconn) < 0) {
+        snprintf(err, errlen, "cannot prepare the statements: %s", PQerrorMessage(s->wconn));
+        rc = FLOW_EIO;
+        goto fail;
+    }
+    if (pthread_create(&s->wthread, NULL, writer_main, s) != 0) {
+        snprintf(err, errlen, "cannot start the store thread");
+        rc = FLOW_ENOMEM;
+        goto fail;
+    }
+    s->wstarted = 1;
+    if (pthread_create(&s->lthread, NULL, listener_main, s) != 0) {
+        snprintf(err, errlen, "cannot start the listener thread");
+        rc = FLOW_ENOMEM;
+        goto fail;
+    }
+    s->lstarted = 1;
+    flowd_log(FLOW_LOG_INFO, "store postgresql: instance %s, lease %" PRIu64 " ms, claims every %" PRIu64 " ms",
+              s->me, s->o.lease_ms, s->o.claim_ms);
+    *out = &s->base;
+    return 0;
+fail:
+    pg_close(&s->base);
+    return rc;
 }

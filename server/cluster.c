@@ -1,0 +1,536 @@
+/* cluster.c: flowd as one of several instances on a shared store: the loop's side of claims, lost
+ * jobs and commands from other instances, and the HTTP side's answers for jobs that run elsewhere
+ * (cluster.h). */
+#include "cluster.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridge.h"
+#include "doc.h"
+#include "log.h"
+
+#define RETRY_MS 100        /* a command whose job is not a record yet (being adopted) is tried again */
+#define RETRY_TIMES 100     /* for ten seconds */
+#define EVENTS_AT_ONCE 64   /* events an event stream reads from the store at a time */
+
+enum item_kind { IT_ADOPT, IT_LOST, IT_COMMAND };
+
+/* What a store thread hands to the loop; everything in it is its own (copied on the store thread). */
+typedef struct item {
+    struct item *next;
+    enum item_kind kind;
+    char id[FLOWD_ID_LEN + 1];
+    /* IT_ADOPT: sj's strings, JSON values and events are the item's */
+    flowd_stored_job_t sj;
+    flowd_stored_event_t *events;
+    /* IT_COMMAND */
+    uint64_t token;
+    int cancel;
+    json_t *value;
+    unsigned tries;
+} item_t;
+
+struct flowd_cluster {
+    flowd_server_t *srv;
+    uv_async_t async;
+    uv_timer_t retry_timer;
+    pthread_mutex_t lock;
+    item_t *head, *tail;     /* under lock: from the store's threads, oldest first */
+    int closed;              /* under lock */
+    item_t *retry;           /* loop only: commands to try again */
+    /* loop only: the versions of flows the adopted jobs started with, built once each */
+    char **texts;
+    flow_def_t **defs;
+    size_t nversions, capversions;
+    int open_handles;
+};
+
+/* A command from another instance, run by the loop; its answer goes back through the store. */
+typedef struct remote_cmd {
+    flowd_cluster_t *c;
+    uint64_t token;
+    flowd_reply_t reply;
+} remote_cmd_t;
+
+static void item_free(item_t *it) {
+    flowd_stored_job_t *sj = &it->sj;
+    free((char *)sj->flow);
+    free((char *)sj->flow_document);
+    free((char *)sj->idem_key);
+    free((char *)sj->resume_node);
+    free((char *)sj->last_action);
+    free((char *)sj->waiting_for);
+    free((char *)sj->error_message);
+    free((char *)sj->error_node);
+    json_decref(sj->params);
+    json_decref(sj->shared);
+    json_decref(sj->history);
+    json_decref(sj->totals);
+    for (size_t i = 0; it->events != NULL && i < sj->nevents; i++)
+        free((char *)it->events[i].data);
+    free(it->events);
+    json_decref(it->value);
+    free(it);
+}
+
+static void push(flowd_cluster_t *c, item_t *it) {
+    it->next = NULL;
+    pthread_mutex_lock(&c->lock);
+    if (c->closed) {
+        pthread_mutex_unlock(&c->lock);
+        item_free(it);
+        return;
+    }
+    if (c->tail != NULL)
+        c->tail->next = it;
+    else
+        c->head = it;
+    c->tail = it;
+    uv_async_send(&c->async);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- the store's hooks (store threads) ---- */
+
+static char *dup_or_null(const char *s) {
+    return s ? strdup(s) : NULL;
+}
+
+static json_t *copy_or_null(json_t *v) {
+    return v ? json_deep_copy(v) : NULL; /* a copy: jansson's counts are not for two threads */
+}
+
+static void hook_adopt(void *data, const flowd_stored_job_t *sj) {
+    flowd_cluster_t *c = data;
+    item_t *it = calloc(1, sizeof *it);
+    if (it == NULL)
+        goto oom;
+    it->kind = IT_ADOPT;
+    snprintf(it->id, sizeof it->id, "%s", sj->id);
+    it->sj = *sj;
+    it->sj.id = it->id;
+    it->sj.flow = dup_or_null(sj->flow);
+    it->sj.flow_document = dup_or_null(sj->flow_document);
+    it->sj.idem_key = dup_or_null(sj->idem_key);
+    it->sj.resume_node = dup_or_null(sj->resume_node);
+    it->sj.last_action = dup_or_null(sj->last_action);
+    it->sj.waiting_for = dup_or_null(sj->waiting_for);
+    it->sj.error_message = dup_or_null(sj->error_message);
+    it->sj.error_node = dup_or_null(sj->error_node);
+    it->sj.params = copy_or_null(sj->params);
+    it->sj.shared = copy_or_null(sj->shared);
+    it->sj.history = copy_or_null(sj->history);
+    it->sj.totals = copy_or_null(sj->totals);
+    it->sj.events = NULL;
+    it->sj.nevents = 0;
+    if (sj->events != NULL) {
+        it->events = calloc(sj->nevents ? sj->nevents : 1, sizeof *it->events);
+        if (it->events == NULL)
+            goto oom;
+        for (size_t i = 0; i < sj->nevents; i++) {
+            it->events[i] = sj->events[i];
+            it->events[i].data = strndup(sj->events[i].data, sj->events[i].len);
+            if (it->events[i].data == NULL)
+                goto oom;
+            it->sj.nevents = i + 1;
+        }
+        it->sj.events = it->events;
+    }
+    if (it->sj.flow == NULL || it->sj.shared == NULL || it->sj.history == NULL ||
+        (sj->flow_document && it->sj.flow_document == NULL))
+        goto oom;
+    push(c, it);
+    return;
+oom:
+    /* it stays ours (our renewals cover every job we own) without running until this instance
+     * stops and releases it: say so loudly */
+    flowd_log(FLOW_LOG_ERROR, "job %s was claimed but cannot be run here (out of memory)", sj->id);
+    if (it != NULL)
+        item_free(it);
+}
+
+static void hook_lost(void *data, const char *id) {
+    flowd_cluster_t *c = data;
+    item_t *it = calloc(1, sizeof *it);
+    if (it == NULL)
+        return;
+    it->kind = IT_LOST;
+    snprintf(it->id, sizeof it->id, "%s", id);
+    push(c, it);
+}
+
+static void hook_command(void *data, uint64_t token, const char *id, int cancel, json_t *value) {
+    flowd_cluster_t *c = data;
+    item_t *it = calloc(1, sizeof *it);
+    if (it == NULL)
+        return; /* the sender times out */
+    it->kind = IT_COMMAND;
+    snprintf(it->id, sizeof it->id, "%s", id);
+    it->token = token;
+    it->cancel = cancel;
+    it->value = copy_or_null(value);
+    push(c, it);
+}
+
+static uint64_t hook_room(void *data) {
+    flowd_cluster_t *c = data;
+    uint64_t active = flowd_jobs_active(c->srv->jobs), max = c->srv->cfg.max_jobs;
+    return active < max ? max - active : 0;
+}
+
+/* ---- the loop's side ---- */
+
+static flow_def_t *version_of(flowd_cluster_t *c, const flowd_stored_job_t *sj) {
+    if (sj->flow_document == NULL) /* written in C: the flow of that name, if this instance has it */
+        return flow_registry_get_flow(c->srv->reg, sj->flow);
+    for (size_t i = 0; i < c->nversions; i++)
+        if (strcmp(c->texts[i], sj->flow_document) == 0)
+            return c->defs[i] ? flow_def_ref(c->defs[i]) : NULL;
+    json_t *doc = json_loads(sj->flow_document, 0, NULL);
+    flow_def_t *def = NULL;
+    if (doc == NULL || flow_doc_load(c->srv->reg, doc, &def, NULL) < 0)
+        def = NULL;
+    json_decref(doc);
+    if (c->nversions == c->capversions) {
+        size_t cap = c->capversions ? c->capversions * 2 : 8;
+        char **texts = realloc(c->texts, cap * sizeof *texts);
+        if (texts != NULL)
+            c->texts = texts;
+        flow_def_t **defs = texts ? realloc(c->defs, cap * sizeof *defs) : NULL;
+        if (defs == NULL)
+            return def; /* not kept: built again next time */
+        c->defs = defs;
+        c->capversions = cap;
+    }
+    c->texts[c->nversions] = strdup(sj->flow_document);
+    if (c->texts[c->nversions] == NULL)
+        return def;
+    c->defs[c->nversions++] = def ? flow_def_ref(def) : NULL;
+    return def;
+}
+
+static void adopt(flowd_cluster_t *c, item_t *it) {
+    flowd_job_t *here = flowd_jobs_get(c->srv->jobs, it->id, FLOWD_ID_LEN);
+    if (here != NULL) {
+        /* a record of an earlier run here (ended, or lost and not yet forgotten): the store's is newer */
+        flowd_bridge_forget(c->srv->bridge, here);
+        flowd_job_unref(here);
+    }
+    flow_def_t *def = version_of(c, &it->sj);
+    if (flowd_bridge_restore(c->srv->bridge, &it->sj, def) < 0)
+        flowd_log(FLOW_LOG_ERROR, "job %s was claimed but cannot be run here (out of memory)", it->id);
+    flow_def_unref(def);
+}
+
+static void lose(flowd_cluster_t *c, item_t *it) {
+    flowd_job_t *job = flowd_jobs_get(c->srv->jobs, it->id, FLOWD_ID_LEN);
+    if (job == NULL)
+        return;
+    flowd_bridge_forget(c->srv->bridge, job);
+    flowd_job_unref(job);
+}
+
+/* The loop answered a command from another instance: back through the store. */
+static void remote_cmd_done(flowd_cmd_t *cmd) {
+    remote_cmd_t *rc = cmd->done_data;
+    flowd_store_t *store = rc->c->srv->store;
+    flowd_answer_t *a = &rc->reply.answer;
+    store->ops->answer(store, rc->token, a->status, a->body, a->len);
+    a->body = NULL;
+    free(rc);
+}
+
+static void answer_now(flowd_cluster_t *c, uint64_t token, unsigned status, const char *code, const char *message) {
+    size_t len = 0;
+    char *body = flowd_render_error(code, &len, "%s", message);
+    c->srv->store->ops->answer(c->srv->store, token, status, body, len);
+}
+
+/* Returns 1 when the item is kept to be tried again. */
+static int command(flowd_cluster_t *c, item_t *it) {
+    flowd_job_t *job = flowd_jobs_get(c->srv->jobs, it->id, FLOWD_ID_LEN);
+    if (job == NULL) {
+        if (++it->tries < RETRY_TIMES)
+            return 1; /* claimed, and on its way to the table */
+        answer_now(c, it->token, 503, "unavailable", "the job's instance could not run the command; try again");
+        return 0;
+    }
+    remote_cmd_t *rc = calloc(1, sizeof *rc);
+    flowd_cmd_t *cmd = rc ? flowd_cmd_new(it->cancel ? FLOWD_CMD_CANCEL : FLOWD_CMD_INPUT, job) : NULL;
+    flowd_job_unref(job);
+    if (cmd == NULL) {
+        free(rc);
+        answer_now(c, it->token, 500, "internal", "out of memory");
+        return 0;
+    }
+    rc->c = c;
+    rc->token = it->token;
+    cmd->reply = &rc->reply;
+    cmd->done = remote_cmd_done;
+    cmd->done_data = rc;
+    cmd->value = it->value ? it->value : json_null();
+    it->value = NULL;
+    if (flowd_bridge_push(c->srv->bridge, cmd) < 0) { /* shutting down: cmd is freed */
+        free(rc);
+        answer_now(c, it->token, 503, "shutting_down", "the job's instance is shutting down; try again");
+    }
+    return 0;
+}
+
+static void run_items(flowd_cluster_t *c, item_t *list) {
+    while (list != NULL) {
+        item_t *it = list;
+        list = it->next;
+        int keep = 0;
+        switch (it->kind) {
+        case IT_ADOPT: adopt(c, it); break;
+        case IT_LOST: lose(c, it); break;
+        case IT_COMMAND: keep = command(c, it); break;
+        }
+        if (keep) {
+            it->next = c->retry;
+            c->retry = it;
+        } else {
+            item_free(it);
+        }
+    }
+}
+
+static void on_retry(uv_timer_t *t);
+
+static void arm_retry(flowd_cluster_t *c) {
+    if (c->retry != NULL && !uv_is_active((uv_handle_t *)&c->retry_timer))
+        uv_timer_start(&c->retry_timer, on_retry, RETRY_MS, 0);
+}
+
+static void on_retry(uv_timer_t *t) {
+    flowd_cluster_t *c = t->data;
+    item_t *list = c->retry;
+    c->retry = NULL;
+    run_items(c, list);
+    arm_retry(c);
+}
+
+static void on_async(uv_async_t *h) {
+    flowd_cluster_t *c = h->data;
+    pthread_mutex_lock(&c->lock);
+    item_t *list = c->head;
+    c->head = c->tail = NULL;
+    pthread_mutex_unlock(&c->lock);
+    run_items(c, list);
+    arm_retry(c);
+}
+
+int flowd_cluster_start(flowd_server_t *srv, flowd_cluster_t **out) {
+    *out = NULL;
+    if (srv->store->ops->attach == NULL)
+        return 0;
+    flowd_cluster_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return FLOW_ENOMEM;
+    c->srv = srv;
+    pthread_mutex_init(&c->lock, NULL);
+    if (uv_async_init(&srv->loop, &c->async, on_async) != 0) {
+        pthread_mutex_destroy(&c->lock);
+        free(c);
+        return FLOW_EIO;
+    }
+    uv_timer_init(&srv->loop, &c->retry_timer);
+    c->async.data = c->retry_timer.data = c;
+    c->open_handles = 2;
+    *out = c;
+    flowd_store_hooks_t hooks = {.data = c, .adopt = hook_adopt, .lost = hook_lost, .command = hook_command,
+                                 .room = hook_room};
+    return srv->store->ops->attach(srv->store, &hooks);
+}
+
+static void on_closed(uv_handle_t *h) {
+    flowd_cluster_t *c = h->data;
+    if (--c->open_handles > 0)
+        return;
+    for (size_t i = 0; i < c->nversions; i++) {
+        free(c->texts[i]);
+        flow_def_unref(c->defs[i]);
+    }
+    free(c->texts);
+    free(c->defs);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+void flowd_cluster_close(flowd_cluster_t *c) {
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->closed = 1;
+    item_t *list = c->head;
+    c->head = c->tail = NULL;
+    pthread_mutex_unlock(&c->lock);
+    /* what came too late is dropped: the jobs were released, the senders time out */
+    while (list != NULL) {
+        item_t *it = list;
+        list = it->next;
+        item_free(it);
+    }
+    while (c->retry != NULL) {
+        item_t *it = c->retry;
+        c->retry = it->next;
+        item_free(it);
+    }
+    uv_close((uv_handle_t *)&c->async, on_closed);
+    uv_close((uv_handle_t *)&c->retry_timer, on_closed);
+}
+
+/* ---- the HTTP side ---- */
+
+static void view_of(const flowd_remote_job_t *j, flowd_job_view_t *v) {
+    *v = (flowd_job_view_t){.id = j->id,
+                            .flow = j->flow,
+                            .status = j->status,
+                            .created_us = j->created_us,
+                            .started_us = j->started_us,
+                            .finished_us = j->finished_us,
+                            .current_node = j->current_node,
+                            .steps = j->steps,
+                            .last_action = j->last_action,
+                            .waiting_for = j->waiting_for,
+                            .error_code = j->error_code,
+                            .error_message = j->error_message,
+                            .error_node = j->error_node};
+}
+
+void flowd_remote_job_write(flowd_jw_t *w, const flowd_remote_job_t *j) {
+    flowd_job_view_t v;
+    view_of(j, &v);
+    flowd_render_job_view(w, &v);
+}
+
+char *flowd_remote_job_text(const flowd_remote_job_t *j, size_t *len) {
+    flowd_buf_t b;
+    flowd_jw_t w;
+    flowd_buf_init(&b, 0);
+    flowd_jw_init(&w, &b, 2);
+    flowd_remote_job_write(&w, j);
+    flowd_buf_addc(&b, '\n');
+    return flowd_buf_take(&b, len);
+}
+
+char *flowd_remote_history_text(const flowd_remote_job_t *j, size_t *len) {
+    flowd_buf_t b;
+    flowd_jw_t w;
+    flowd_buf_init(&b, 0);
+    flowd_jw_init(&w, &b, 0);
+    flowd_jw_obj(&w);
+    flowd_jw_key(&w, "id");
+    flowd_jw_str(&w, j->id);
+    flowd_jw_key(&w, "steps");
+    flowd_jw_raw(&w, j->history ? j->history : "[]", j->history ? j->history_len : 2);
+    flowd_jw_key(&w, "totals");
+    flowd_render_totals(&w, &j->totals);
+    flowd_jw_obj_end(&w);
+    size_t clen = 0;
+    char *compact = flowd_buf_take(&b, &clen);
+    if (compact == NULL)
+        return NULL;
+    char *pretty = flowd_render_pretty(compact, clen, len);
+    free(compact);
+    return pretty;
+}
+
+/* An event stream of a job that runs elsewhere. The reader runs on an HTTP thread; wake on the
+ * store's listener thread. */
+typedef struct rwatch {
+    flowd_server_t *srv;
+    char id[FLOWD_ID_LEN + 1];
+    struct MHD_Connection *conn;
+    uint64_t last_id;   /* reader only */
+    flowd_buf_t pend;   /* reader only: frames not yet sent */
+    size_t pend_off;
+    int ended;          /* reader only: the final event is in pend */
+    _Atomic int why;    /* the last wake's reason, or -1 */
+} rwatch_t;
+
+static int add_frame(void *data, const flowd_stored_event_t *ev) {
+    rwatch_t *w = data;
+    if (w->ended)
+        return 1;
+    flowd_buf_printf(&w->pend, "id: %llu\nevent: %s\ndata: ", (unsigned long long)ev->id,
+                     ev->type == FLOW_EVENT_STEP ? "step" : "status");
+    flowd_buf_add(&w->pend, ev->data, ev->len);
+    flowd_buf_add(&w->pend, "\n\n", 2);
+    w->last_id = ev->id;
+    w->ended = ev->final;
+    return 0;
+}
+
+static void rwatch_wake(void *data, int why) {
+    rwatch_t *w = data;
+    atomic_store(&w->why, why);
+    MHD_resume_connection(w->conn);
+}
+
+static ssize_t rwatch_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    rwatch_t *w = cls;
+    flowd_store_t *store = w->srv->store;
+    (void)pos;
+    if (w->pend_off == w->pend.len) {
+        w->pend.len = 0;
+        w->pend_off = 0;
+        if (w->ended)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        int why = atomic_exchange(&w->why, -1);
+        if (why == FLOWD_WAKE_STOP || atomic_load(&w->srv->stopping))
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (store->ops->read_events(store, w->id, w->last_id, EVENTS_AT_ONCE, add_frame, w) < 0 || w->pend.err)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (w->pend.len == 0 && why == FLOWD_WAKE_EVENTS) {
+            /* woken for news but none: the job may be gone (retention) */
+            flowd_remote_job_t j;
+            int rc = store->ops->read_job(store, w->id, NULL, 0, &j);
+            flowd_remote_job_clear(&j);
+            if (rc == FLOW_ENOTFOUND)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        if (w->pend.len == 0 && why == FLOWD_WAKE_TIMEOUT)
+            flowd_buf_adds(&w->pend, ": keep-alive\n\n");
+        if (w->pend.len == 0) {
+            /* nothing new: sleep until the listener sees news (or a keep-alive is due) */
+            MHD_suspend_connection(w->conn);
+            if (store->ops->watch(store, w->id, w->last_id, w->srv->cfg.keepalive_ms, rwatch_wake, w) < 0)
+                rwatch_wake(w, FLOWD_WAKE_STOP);
+            return 0;
+        }
+    }
+    size_t n = w->pend.len - w->pend_off;
+    if (n > max)
+        n = max;
+    memcpy(buf, w->pend.data + w->pend_off, n);
+    w->pend_off += n;
+    return (ssize_t)n;
+}
+
+static void rwatch_free(void *cls) {
+    rwatch_t *w = cls;
+    w->srv->store->ops->unwatch(w->srv->store, w);
+    flowd_buf_free(&w->pend);
+    free(w);
+}
+
+struct MHD_Response *flowd_remote_watch_response(flowd_server_t *srv, const char *id, struct MHD_Connection *conn,
+                                                 uint64_t last_id) {
+    rwatch_t *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
+    w->srv = srv;
+    snprintf(w->id, sizeof w->id, "%s", id);
+    w->conn = conn;
+    w->last_id = last_id;
+    atomic_init(&w->why, -1);
+    flowd_buf_init(&w->pend, 0);
+    struct MHD_Response *res = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, rwatch_read, w, rwatch_free);
+    if (res == NULL)
+        free(w);
+    return res;
+}

@@ -1,0 +1,638 @@
+/* test_postgres.c: several flowd instances on one PostgreSQL database. The test starts its own
+ * PostgreSQL: installed with apt-get when missing (as root), initdb into a temporary folder as the
+ * postgres user, the server on 127.0.0.1 with a free port and its socket in that folder, a database
+ * per test; everything is stopped and removed at the end, also when a test fails.
+ *
+ * Two flowd instances share 2,000 jobs and one is killed with SIGKILL in the middle: the other takes
+ * its jobs over once their leases run out, and every job ends succeeded, finished exactly once, each
+ * step of its history once. An instance paused past its lease writes nothing over the work of the
+ * instance that took its jobs over. Any instance answers for any job: GET, the list, an event stream
+ * to the end (Last-Event-ID included), input, cancel and Idempotency-Keys, with the answers the
+ * instance that runs the job gives.
+ *
+ * Without PostgreSQL and without root to install it, the suite says so and runs nothing, except under
+ * CI (the CI variable set), where that fails. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "e2e.h"
+
+/* ---- the PostgreSQL server of the suite ---- */
+
+static char pg_bin[256];   /* the folder of initdb and postgres */
+static char pg_dir[64];    /* the temporary folder: data/, the socket, the log */
+static unsigned pg_port;
+static pid_t pg_pid;
+static pid_t pg_owner;     /* the suite's process: forked tests inherit its atexit handler */
+static uid_t pg_uid;
+static gid_t pg_gid;
+static int as_root;
+
+static int find_bin(void) {
+    DIR *d = opendir("/usr/lib/postgresql");
+    int best = -1;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        char path[600];
+        int v = (int)strtol(e->d_name, NULL, 10);
+        snprintf(path, sizeof path, "/usr/lib/postgresql/%s/bin/postgres", e->d_name);
+        if (v > best && access(path, X_OK) == 0) {
+            best = v;
+            snprintf(pg_bin, sizeof pg_bin, "/usr/lib/postgresql/%.200s/bin", e->d_name);
+        }
+    }
+    if (d != NULL)
+        closedir(d);
+    return best >= 0 ? 0 : -1;
+}
+
+/* Runs argv as the postgres user (when we are root) with its output in pg_dir/name.log; the exit
+ * status. */
+static int run_pg(const char *const *argv, const char *name) {
+    char log[128];
+    snprintf(log, sizeof log, "%s/%s.log", pg_dir, name);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        if (as_root && (setgroups(0, NULL) != 0 || setgid(pg_gid) != 0 || setuid(pg_uid) != 0))
+            _exit(126);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static unsigned free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void pg_conninfo(char *out, size_t size, const char *db) {
+    snprintf(out, size, "postgresql://postgres@127.0.0.1:%u/%s?connect_timeout=5", pg_port, db);
+}
+
+static void pg_stop(void) {
+    if (getpid() != pg_owner)
+        return;
+    if (pg_pid > 0) {
+        kill(pg_pid, SIGINT); /* a fast shutdown */
+        for (int i = 0; i < 500 && waitpid(pg_pid, NULL, WNOHANG) == 0; i++)
+            usleep(10000);
+        kill(pg_pid, SIGKILL);
+        waitpid(pg_pid, NULL, 0);
+        pg_pid = 0;
+    }
+    if (pg_dir[0] != '\0' && getenv("FLOWD_PG_KEEP") == NULL) { /* set: kept for a look */
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", pg_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "test_postgres: could not remove %s\n", pg_dir);
+        pg_dir[0] = '\0';
+    }
+}
+
+static void on_signal(int sig) {
+    pg_stop();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Installs (when it can), initializes and starts PostgreSQL. 0, 1 when it is not to be had here
+ * (reason in why), -1 when it failed. */
+static int pg_start(char *why, size_t whylen) {
+    as_root = geteuid() == 0;
+    pg_owner = getpid();
+    if (find_bin() < 0) {
+        if (!as_root) {
+            snprintf(why, whylen, "PostgreSQL is not installed, and installing it needs root (apt-get install postgresql)");
+            return 1;
+        }
+        fprintf(stderr, "test_postgres: installing PostgreSQL with apt-get ...\n");
+        if (system("DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
+                   "apt-get install -y -qq --no-install-recommends postgresql >/dev/null") != 0 ||
+            find_bin() < 0) {
+            snprintf(why, whylen, "apt-get install postgresql failed");
+            return -1;
+        }
+    }
+    if (as_root) {
+        struct passwd *pw = getpwnam("postgres");
+        if (pw == NULL) {
+            snprintf(why, whylen, "there is no postgres user to run PostgreSQL as");
+            return -1;
+        }
+        pg_uid = pw->pw_uid;
+        pg_gid = pw->pw_gid;
+    }
+    snprintf(pg_dir, sizeof pg_dir, "/tmp/flowd-pg-XXXXXX");
+    if (mkdtemp(pg_dir) == NULL || (as_root && chown(pg_dir, pg_uid, pg_gid) != 0)) {
+        snprintf(why, whylen, "cannot make %s: %s", pg_dir, strerror(errno));
+        return -1;
+    }
+    atexit(pg_stop);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    char initdb[300], postgres[300], data[96], port[16], sock[96];
+    snprintf(initdb, sizeof initdb, "%s/initdb", pg_bin);
+    snprintf(postgres, sizeof postgres, "%s/postgres", pg_bin);
+    snprintf(data, sizeof data, "%s/data", pg_dir);
+    const char *init_argv[] = {initdb, "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", NULL};
+    if (run_pg(init_argv, "initdb") != 0) {
+        snprintf(why, whylen, "initdb failed (its log: %s/initdb.log)", pg_dir);
+        return -1;
+    }
+    for (int attempt = 0; attempt < 5; attempt++) {
+        pg_port = free_port();
+        snprintf(port, sizeof port, "%u", pg_port);
+        snprintf(sock, sizeof sock, "%s", pg_dir);
+        pid_t parent = getpid();
+        pg_pid = fork();
+        if (pg_pid == 0) {
+            char log[128];
+            snprintf(log, sizeof log, "%s/postgres.log", pg_dir);
+            int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+            }
+            if (as_root && (setgroups(0, NULL) != 0 || setgid(pg_gid) != 0 || setuid(pg_uid) != 0))
+                _exit(126);
+            prctl(PR_SET_PDEATHSIG, SIGQUIT); /* after setuid, which clears it: dies with the suite */
+            if (getppid() != parent)
+                _exit(0);
+            const char *argv[] = {postgres, "-D", data, "-p", port, "-k", sock, "-c", "listen_addresses=127.0.0.1",
+                                  "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                                  "-c", "max_connections=200", NULL};
+            execv(argv[0], (char *const *)argv);
+            _exit(127);
+        }
+        char info[160];
+        pg_conninfo(info, sizeof info, "postgres");
+        for (int i = 0; i < 1000; i++) {
+            if (PQping(info) == PQPING_OK)
+                return 0;
+            if (waitpid(pg_pid, NULL, WNOHANG) == pg_pid) { /* the port was taken meanwhile: another */
+                pg_pid = 0;
+                break;
+            }
+            usleep(10000);
+        }
+        if (pg_pid > 0)
+            break;
+    }
+    snprintf(why, whylen, "postgres did not start (its log: %s/postgres.log)", pg_dir);
+    return -1;
+}
+
+/* ---- helpers ---- */
+
+static int ntest;
+static char db_uri[160], flows[96], dir[64];
+
+static PGconn *db(void) {
+    PGconn *c = PQconnectdb(db_uri);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
+    return c;
+}
+
+/* The one number a query gives. */
+static long long db_number(const char *sql) {
+    PGconn *c = db();
+    PGresult *res = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s: %s", sql,
+                  PQresultErrorMessage(res));
+    long long v = PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    PQfinish(c);
+    return v;
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Six steps: sleeps of shared.pause seconds, each followed by a set of shared.i, so that a job's
+ * store shows that it ran to its end on the right input. */
+static const char steps_doc[] =
+    "{\"name\": \"steps\", \"start\": \"a\", \"nodes\": {"
+    " \"a\": {\"type\": \"sleep\", \"params\": {\"seconds\": \"$shared/pause\"}, \"next\": {\"default\": \"b\"}},"
+    " \"b\": {\"type\": \"set\", \"params\": {\"/b\": \"$shared/i\"}, \"next\": {\"default\": \"c\"}},"
+    " \"c\": {\"type\": \"sleep\", \"params\": {\"seconds\": \"$shared/pause\"}, \"next\": {\"default\": \"d\"}},"
+    " \"d\": {\"type\": \"set\", \"params\": {\"/d\": \"$shared/i\"}, \"next\": {\"default\": \"e\"}},"
+    " \"e\": {\"type\": \"sleep\", \"params\": {\"seconds\": \"$shared/pause\"}, \"next\": {\"default\": \"f\"}},"
+    " \"f\": {\"type\": \"set\", \"params\": {\"/f\": \"$shared/i\"}}}}";
+
+static const char ask_doc[] =
+    "{\"name\": \"ask\", \"start\": \"first\", \"nodes\": {"
+    " \"first\": {\"type\": \"set\", \"params\": {\"/asked\": true}, \"next\": {\"default\": \"question\"}},"
+    " \"question\": {\"type\": \"input\", \"params\": {\"prompt\": \"OK for {{$shared/who}}?\","
+    "   \"actions\": {\"yes\": \"go\", \"no\": \"stop\"}}, \"out\": \"/answer\", \"next\": {\"go\": \"done\", \"stop\": null}},"
+    " \"done\": {\"type\": \"set\", \"params\": {\"/done\": true}}}}";
+
+/* A database and a flows folder of the test's own. */
+static void setup(void) {
+    char admin[160], sql[64];
+    snprintf(dir, sizeof dir, "/tmp/flowd-pgt-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(flows, sizeof flows, "%s/flows", dir);
+    ck_assert_int_eq(mkdir(flows, 0755), 0);
+    char path[160];
+    snprintf(path, sizeof path, "%s/steps.json", flows);
+    write_file(path, steps_doc);
+    snprintf(path, sizeof path, "%s/ask.json", flows);
+    write_file(path, ask_doc);
+    pg_conninfo(admin, sizeof admin, "postgres");
+    PGconn *c = PQconnectdb(admin);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
+    snprintf(sql, sizeof sql, "CREATE DATABASE t%d_%d", (int)getpid(), ++ntest);
+    PGresult *res = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+    PQclear(res);
+    PQfinish(c);
+    char name[32];
+    snprintf(name, sizeof name, "t%d_%d", (int)getpid(), ntest);
+    pg_conninfo(db_uri, sizeof db_uri, name);
+}
+
+static void teardown(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
+/* Under valgrind everything is slower: fewer jobs, longer leases. */
+static int slow(void) {
+    const char *w = getenv("FLOWD_WRAPPER");
+    return w != NULL && *w != '\0';
+}
+
+static void start(e2e_server_t *s, const char *lease) {
+    e2e_start(s, "--store", db_uri, "--flows", flows, "--lease", lease, "--claim-interval", "200ms",
+              "--poll-interval", "200ms", "--max-jobs", "100000", "--log-level", "warn", "--http-threads", "4", NULL);
+}
+
+static json_t *get_value(e2e_server_t *s, const char *path) {
+    e2e_resp_t r;
+    e2e_request(s, "GET", path, NULL, NULL, &r);
+    ck_assert_msg(r.status == 200, "GET %s: %ld %s", path, r.status, r.body ? r.body : "");
+    json_t *v = json_loadb(r.body, r.len, JSON_DECODE_ANY, NULL);
+    e2e_resp_free(&r);
+    return v;
+}
+
+/* Posts n jobs of the steps flow to s, shared.i from first on; their ids go to ids[i]. */
+static void submit(e2e_server_t *s, size_t first, size_t n, double pause, char (*ids)[40]) {
+    e2e_call_t *calls = calloc(n, sizeof *calls);
+    for (size_t k = 0; k < n; k++) {
+        calls[k].method = "POST";
+        calls[k].path = strdup("/v1/jobs");
+        char body[128];
+        snprintf(body, sizeof body, "{\"flow\": \"steps\", \"shared\": {\"i\": %zu, \"pause\": %.2f}}", first + k, pause);
+        calls[k].body = strdup(body);
+    }
+    e2e_calls(s, calls, n, 32);
+    for (size_t k = 0; k < n; k++) {
+        ck_assert_msg(calls[k].status == 202, "POST %zu: %ld %s", k, calls[k].status, calls[k].resp ? calls[k].resp : "");
+        json_t *job = json_loads(calls[k].resp, 0, NULL);
+        snprintf(ids[first + k], sizeof ids[0], "%s", json_string_value(json_object_get(job, "id")));
+        json_decref(job);
+        free(calls[k].path);
+        free(calls[k].body);
+    }
+    e2e_calls_free(calls, n);
+    free(calls);
+}
+
+static void wait_db(const char *sql, long long want, unsigned timeout_ms) {
+    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    long long got;
+    while ((got = db_number(sql)) != want && e2e_now_ms() < deadline)
+        usleep(100000);
+    ck_assert_msg(got == want, "%s: %lld, not %lld after %u ms", sql, got, want, timeout_ms);
+}
+
+/* Every job of ids ended succeeded exactly once, with the store of its own input, and a history of
+ * its six steps, each once: asked of s, which ran only some of them. */
+static void check_jobs(e2e_server_t *s, char (*ids)[40], size_t n) {
+    ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE status <> 'succeeded'"), 0);
+    ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE finishes <> 1"), 0);
+    ck_assert_int_eq(db_number("SELECT count(*) FROM (SELECT job_id FROM steps GROUP BY job_id"
+                               " HAVING count(*) <> 6 OR count(DISTINCT seq) <> 6 OR min(seq) <> 1 OR max(seq) <> 6) x"), 0);
+    e2e_call_t *calls = calloc(2 * n, sizeof *calls);
+    for (size_t i = 0; i < n; i++) {
+        char path[96];
+        snprintf(path, sizeof path, "/v1/jobs/%s/shared", ids[i]);
+        calls[2 * i] = (e2e_call_t){.method = "GET", .path = strdup(path)};
+        snprintf(path, sizeof path, "/v1/jobs/%s/history", ids[i]);
+        calls[2 * i + 1] = (e2e_call_t){.method = "GET", .path = strdup(path)};
+    }
+    e2e_calls(s, calls, 2 * n, 16);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_msg(calls[2 * i].status == 200 && calls[2 * i + 1].status == 200, "job %s: %ld %ld", ids[i],
+                      calls[2 * i].status, calls[2 * i + 1].status);
+        json_t *shared = json_loads(calls[2 * i].resp, 0, NULL);
+        json_int_t want = (json_int_t)i;
+        ck_assert_msg(json_integer_value(json_object_get(shared, "b")) == want &&
+                          json_integer_value(json_object_get(shared, "d")) == want &&
+                          json_integer_value(json_object_get(shared, "f")) == want,
+                      "job %s: shared %s", ids[i], calls[2 * i].resp);
+        json_decref(shared);
+        json_t *history = json_loads(calls[2 * i + 1].resp, 0, NULL);
+        json_t *steps = json_object_get(history, "steps");
+        ck_assert_msg(json_array_size(steps) == 6, "job %s: %zu steps in its history: %s", ids[i],
+                      json_array_size(steps), calls[2 * i + 1].resp);
+        for (size_t k = 0; k < 6; k++)
+            ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(steps, k), "seq")), (json_int_t)k + 1);
+        json_decref(history);
+        free(calls[2 * i].path);
+        free(calls[2 * i + 1].path);
+    }
+    e2e_calls_free(calls, 2 * n);
+    free(calls);
+}
+
+/* ---- the tests ---- */
+
+START_TEST(test_two_instances_share_2000_jobs_and_one_is_killed) {
+    size_t n = slow() ? 200 : 2000;
+    char(*ids)[40] = calloc(n, sizeof *ids);
+    e2e_server_t a, b;
+    const char *lease = slow() ? "6s" : "2s";
+    start(&a, lease);
+    start(&b, lease);
+    uint64_t t0 = e2e_now_ms();
+    /* b's first, so that a's are all still running when it is killed, however slow the build */
+    submit(&b, n / 2, n - n / 2, 0.7, ids);
+    submit(&a, 0, n / 2, 0.7, ids);
+    uint64_t t1 = e2e_now_ms();
+    /* mid-run: a's jobs are between their steps */
+    usleep(600000);
+    long long a_done = db_number("SELECT count(*) FROM jobs WHERE status = 'succeeded'");
+    e2e_kill(&a);
+    wait_db("SELECT count(*) FROM jobs WHERE status = 'succeeded'", (long long)n, slow() ? 120000 : 30000);
+    uint64_t t2 = e2e_now_ms();
+    long long taken = db_number("SELECT count(*) FROM jobs WHERE claims > 0");
+    fprintf(stderr, "test_postgres: %zu jobs posted to two instances in %llu ms; one killed with %lld done and the "
+                    "other took %lld over; all succeeded %llu ms after the kill\n",
+            n, (unsigned long long)(t1 - t0), a_done, taken, (unsigned long long)(t2 - t1 - 600));
+    ck_assert_msg(taken > 0, "no job was taken over");
+    check_jobs(&b, ids, n);
+    ck_assert_int_eq(e2e_stop(&b, slow() ? 60000 : 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+    free(ids);
+}
+END_TEST
+
+START_TEST(test_an_instance_paused_past_its_lease_overwrites_nothing) {
+    size_t n = 100;
+    char(*ids)[40] = calloc(n, sizeof *ids);
+    e2e_server_t a, b;
+    start(&a, slow() ? "4s" : "1s");
+    start(&b, slow() ? "4s" : "1s");
+    submit(&a, 0, n, 0.4, ids);
+    usleep(300000);
+    kill(a.pid, SIGSTOP); /* as a long GC pause or a frozen VM would */
+    /* b takes the jobs over and ends them while a sleeps (a's session, perhaps in the middle of a
+     * transaction that holds some of their rows, is ended by the server after a lease) */
+    wait_db("SELECT count(*) FROM jobs WHERE status = 'succeeded'", (long long)n, slow() ? 120000 : 30000);
+    kill(a.pid, SIGCONT);
+    /* a wakes up with steps half done: its writes find another owner, so it drops the jobs */
+    uint64_t deadline = e2e_now_ms() + (slow() ? 60000 : 10000);
+    char *log = NULL;
+    while (e2e_now_ms() < deadline) {
+        free(log);
+        log = e2e_log(&a);
+        if (strstr(log, "was taken over by another instance") != NULL)
+            break;
+        usleep(100000);
+    }
+    ck_assert_msg(strstr(log, "was taken over by another instance") != NULL, "a did not notice: %s", log);
+    free(log);
+    usleep(1500000); /* what a still had in flight has run into the guard by now */
+    check_jobs(&b, ids, n);
+    /* and a answers for them as they are now: from the database */
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%s", ids[0]);
+    json_t *job = e2e_get_json(&a, path);
+    ck_assert_str_eq(json_string_value(json_object_get(job, "status")), "succeeded");
+    json_decref(job);
+    ck_assert_int_eq(e2e_stop(&a, slow() ? 60000 : 15000), 0);
+    ck_assert_int_eq(e2e_stop(&b, slow() ? 60000 : 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+    free(ids);
+}
+END_TEST
+
+static char *job_id(json_t *job) {
+    return strdup(json_string_value(json_object_get(job, "id")));
+}
+
+START_TEST(test_any_instance_answers_for_any_job) {
+    e2e_server_t a, b;
+    e2e_resp_t r;
+    char path[128];
+    start(&a, "10s");
+    start(&b, "10s");
+    /* a job that runs on a, watched and answered through b */
+    json_t *job = e2e_start_job(&a, "{\"flow\": \"ask\", \"shared\": {\"who\": \"Ada\"}}");
+    char *id = job_id(job);
+    json_decref(job);
+    job = e2e_wait_status(&b, id, "waiting", 10000); /* a long poll on b */
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "waiting_for"), "prompt")), "OK for Ada?");
+    ck_assert_str_eq(json_string_value(json_object_get(job, "current_node")), "question");
+    json_decref(job);
+    e2e_stream_t st;
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
+    e2e_stream_open(&st, &b, path, NULL);
+    ck_assert(e2e_stream_wait_for(&st, "\"status\":\"waiting\"", 10000));
+    snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
+    e2e_post(&b, path, "{\"value\": \"perhaps\"}", &r);
+    e2e_assert_error(&r, 422, "invalid_input", "\"yes\", \"no\"");
+    e2e_resp_free(&r);
+    e2e_post(&b, path, "{\"value\": \"yes\"}", &r);
+    ck_assert_int_eq(r.status, 202);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "id")), id);
+    e2e_resp_free(&r);
+    ck_assert_msg(e2e_stream_wait_end(&st, 10000), "the stream on b did not end: %s", st.buf);
+    json_t *frames = e2e_sse_parse(st.buf);
+    json_t *last = json_array_get(frames, json_array_size(frames) - 1);
+    ck_assert_str_eq(json_string_value(json_object_get(last, "event")), "status");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(last, "data"), "status")), "succeeded");
+    size_t i;
+    json_t *f;
+    json_int_t prev = 0;
+    json_array_foreach(frames, i, f) {
+        ck_assert_int_eq(json_integer_value(json_object_get(f, "id")), prev + 1);
+        prev++;
+    }
+    json_decref(frames);
+    e2e_stream_close(&st);
+    /* the same stream from a and from b after Last-Event-ID 2 */
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
+    e2e_stream_t sa, sb;
+    e2e_stream_open(&sa, &a, path, "2");
+    e2e_stream_open(&sb, &b, path, "2");
+    ck_assert(e2e_stream_wait_end(&sa, 10000));
+    ck_assert(e2e_stream_wait_end(&sb, 10000));
+    ck_assert_msg(strcmp(sa.buf, sb.buf) == 0, "a:\n%s\nb:\n%s", sa.buf, sb.buf);
+    ck_assert_ptr_null(strstr(sa.buf, "id: 2\n"));
+    ck_assert_ptr_nonnull(strstr(sa.buf, "id: 3\n"));
+    e2e_stream_close(&sa);
+    e2e_stream_close(&sb);
+    /* its store, history and place in the list, from b */
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
+    json_t *shared = get_value(&b, path);
+    ck_assert_str_eq(json_string_value(json_object_get(shared, "answer")), "yes");
+    ck_assert(json_is_true(json_object_get(shared, "done")));
+    json_decref(shared);
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared?pointer=/who", id);
+    json_t *who = get_value(&b, path);
+    ck_assert_str_eq(json_string_value(who), "Ada");
+    json_decref(who);
+    snprintf(path, sizeof path, "/v1/jobs/%s/history", id);
+    json_t *history = get_value(&b, path);
+    ck_assert_uint_eq(json_array_size(json_object_get(history, "steps")), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(history, "totals"), "steps")), 3);
+    json_decref(history);
+    json_t *list = e2e_get_json(&b, "/v1/jobs?flow=ask&status=succeeded");
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(list, "jobs"), 0), "id")), id);
+    json_decref(list);
+    /* input and cancel of jobs that have ended, or do not wait */
+    snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
+    e2e_post(&b, path, "{\"value\": \"yes\"}", &r);
+    e2e_assert_error(&r, 409, "not_waiting", NULL);
+    e2e_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
+    e2e_post(&b, path, "{}", &r);
+    e2e_assert_error(&r, 409, "already_ended", NULL);
+    e2e_resp_free(&r);
+    free(id);
+    job = e2e_start_job(&a, "{\"flow\": \"steps\", \"shared\": {\"i\": 1, \"pause\": 5}}");
+    id = job_id(job);
+    json_decref(job);
+    json_decref(e2e_wait_status(&b, id, "running", 10000));
+    snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
+    e2e_post(&b, path, "{\"value\": 1}", &r);
+    e2e_assert_error(&r, 409, "not_waiting", "running");
+    e2e_resp_free(&r);
+    /* a cancel through b: answered once the job has stopped on a */
+    snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
+    e2e_post(&b, path, "{}", &r);
+    ck_assert_int_eq(r.status, 202);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "canceled");
+    e2e_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    job = e2e_get_json(&a, path);
+    ck_assert_str_eq(json_string_value(json_object_get(job, "status")), "canceled");
+    json_decref(job);
+    free(id);
+    /* Idempotency-Keys: b knows the key a took */
+    const char *key[] = {"Idempotency-Key: order-7", "Content-Type: application/json", NULL};
+    const char *body = "{\"flow\": \"steps\", \"shared\": {\"i\": 7, \"pause\": 0}}";
+    e2e_request(&a, "POST", "/v1/jobs", key, body, &r);
+    ck_assert_int_eq(r.status, 202);
+    id = job_id(r.json);
+    e2e_resp_free(&r);
+    e2e_request(&b, "POST", "/v1/jobs", key, body, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "id")), id);
+    ck_assert_ptr_nonnull(strstr(r.location, id));
+    e2e_resp_free(&r);
+    e2e_request(&b, "POST", "/v1/jobs", key, "{\"flow\": \"steps\", \"shared\": {\"i\": 8, \"pause\": 0}}", &r);
+    e2e_assert_error(&r, 409, "idempotency_conflict", NULL);
+    e2e_resp_free(&r);
+    free(id);
+    /* an id no instance has */
+    e2e_request(&b, "GET", "/v1/jobs/0123456789abcdef0123456789abcdef", NULL, NULL, &r);
+    e2e_assert_error(&r, 404, "not_found", NULL);
+    e2e_resp_free(&r);
+    ck_assert_int_eq(e2e_stop(&a, slow() ? 60000 : 15000), 0);
+    ck_assert_int_eq(e2e_stop(&b, slow() ? 60000 : 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+}
+END_TEST
+
+START_TEST(test_a_stopped_instance_hands_its_jobs_over_at_once) {
+    e2e_server_t a, b;
+    start(&a, "30s"); /* a lease this long: only a release lets b have them soon */
+    start(&b, "30s");
+    size_t n = 50;
+    char(*ids)[40] = calloc(n, sizeof *ids);
+    submit(&a, 0, n, 0.3, ids);
+    usleep(200000);
+    ck_assert_int_eq(e2e_stop(&a, slow() ? 60000 : 15000), 0); /* SIGTERM: the steps in flight end, the rest goes to b */
+    wait_db("SELECT count(*) FROM jobs WHERE status = 'succeeded'", (long long)n, slow() ? 120000 : 15000);
+    check_jobs(&b, ids, n);
+    ck_assert_int_eq(e2e_stop(&b, slow() ? 60000 : 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+    free(ids);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("postgres");
+    TCase *tc = tcase_create("instances");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, slow() ? 600 : 120);
+    tcase_add_test(tc, test_any_instance_answers_for_any_job);
+    tcase_add_test(tc, test_a_stopped_instance_hands_its_jobs_over_at_once);
+    tcase_add_test(tc, test_an_instance_paused_past_its_lease_overwrites_nothing);
+    tcase_add_test(tc, test_two_instances_share_2000_jobs_and_one_is_killed);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    char why[256] = "";
+    int rc = pg_start(why, sizeof why);
+    if (rc == 1 && getenv("CI") == NULL) {
+        fprintf(stderr, "test_postgres: SKIPPED: %s\n", why);
+        return 0;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "test_postgres: FAILED: PostgreSQL could not be started: %s\n", why);
+        return 1;
+    }
+    int status = e2e_main(suite());
+    pg_stop();
+    return status;
+}
