@@ -88,7 +88,7 @@ help:
 	@echo "make valgrind   run the unit tests under valgrind (0 bytes definitely lost), then the"
 	@echo "                end-to-end tests with flowd under valgrind"
 	@echo "make tsan       run the tests with ThreadSanitizer (build/tsan)"
-	@echo "make bench      build and run the benchmarks (build/flow-bench, and flowd over HTTP with wrk)"
+	@echo "make bench      build and run the benchmarks (build/flow-bench; flowd over HTTP with wrk, on the memory and SQLite stores)"
 	@echo "make mock       build the test HTTP server (build/flowd-mock --port N [--api-key K])"
 	@echo "make test-docker  build the image (docker/Dockerfile), run it and docker/compose.yaml, and"
 	@echo "                submit a job to each (docker, or ../shared/tools/docker on podman; minutes)"

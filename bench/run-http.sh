@@ -1,9 +1,11 @@
 #!/bin/sh
 # bench/run-http.sh BUILD_DIR: POST /v1/jobs of the noop flow against flowd, and the same wrk run
 # against a bare libmicrohttpd server that answers a canned 202 and does no work (bench/mhd_floor.c,
-# two threads like flowd's default), one server at a time. Prints both req/s and p99 latencies, the
-# ratio, and the target. flowd runs with its defaults (log level info: a line per request). Like
-# bench/run.sh, it runs each BENCH_RUNS times (3), the two servers in turn, and prints the medians.
+# two threads like flowd's default), one server at a time. flowd runs twice: on the memory store
+# (compared with the bare server) and on its default SQLite store with full sync (compared with the
+# memory store: each 202 waits for its group commit). Otherwise flowd has its defaults (log level
+# info: a line per request). Prints req/s and p99 latencies, the ratios, and the targets. Like
+# bench/run.sh, it runs each BENCH_RUNS times (3), the three servers in turn, and prints the medians.
 # bench/run.sh calls it; run it alone with `sh bench/run-http.sh build`.
 set -eu
 B=${1:-build}
@@ -70,7 +72,7 @@ median() {
 }
 
 echo "== http: POST /v1/jobs (noop flow), wrk -t2 -c64 -d$DURATION, one server at a time ($RUNS runs each, medians)"
-bare_rpss="" bare_p99s="" flowd_rpss="" flowd_p99s=""
+bare_rpss="" bare_p99s="" flowd_rpss="" flowd_p99s="" sqlite_rpss="" sqlite_p99s=""
 run=0
 while [ "$run" -lt "$RUNS" ]; do
     run=$((run + 1))
@@ -81,10 +83,17 @@ while [ "$run" -lt "$RUNS" ]; do
     bare=$(run_wrk "http://127.0.0.1:$port/v1/jobs" bare)
     kill "$PIDS"; wait "$PIDS" 2>/dev/null || true
 
-    "$FLOWD" --port 0 2>"$TMP/flowd.log" &
+    "$FLOWD" --port 0 --store memory: 2>"$TMP/flowd.log" &
     PIDS="$!"
     port=$(flowd_port "$TMP/flowd.log")
     flowd=$(run_wrk "http://127.0.0.1:$port/v1/jobs" flowd)
+    kill -TERM "$PIDS"; wait "$PIDS" 2>/dev/null || true
+
+    rm -rf "$TMP/data"
+    "$FLOWD" --port 0 --data-dir "$TMP/data" 2>"$TMP/sqlite.log" &
+    PIDS="$!"
+    port=$(flowd_port "$TMP/sqlite.log")
+    sqlite=$(run_wrk "http://127.0.0.1:$port/v1/jobs" sqlite)
     kill -TERM "$PIDS"; wait "$PIDS" 2>/dev/null || true
     PIDS=""
 
@@ -93,7 +102,10 @@ while [ "$run" -lt "$RUNS" ]; do
     set -- $flowd
     flowd_rpss="$flowd_rpss $1" flowd_p99s="$flowd_p99s $2"
     [ "$3" = 0 ] || echo "http: $3 answers of flowd were not 2xx" >&2
-    echo "  run $run: bare_rps=${bare%% *} flowd_rps=${flowd%% *} flowd_p99_ms=$2" >&2
+    echo "  run $run: bare_rps=${bare%% *} flowd_rps=${flowd%% *} flowd_p99_ms=$2 sqlite_rps=${sqlite%% *}" >&2
+    set -- $sqlite
+    sqlite_rpss="$sqlite_rpss $1" sqlite_p99s="$sqlite_p99s $2"
+    [ "$3" = 0 ] || echo "http: $3 answers of flowd on SQLite were not 2xx" >&2
 done
 
 # shellcheck disable=SC2086
@@ -103,4 +115,9 @@ awk -v br="$(median $bare_rpss)" -v bp="$(median $bare_p99s)" -v fr="$(median $f
     printf "http: flowd/pocketflow_ref=%.1f (PocketFlow behind FastAPI: 4700 req/s, from the issue)\n", fr / 4700
     ok = (fr >= 0.6 * br && fp < 10)
     printf "target http: POST /v1/jobs >= 0.6x the bare server and p99 < 10 ms: %s\n", ok ? "met" : "NOT met"
+}'
+# shellcheck disable=SC2086
+awk -v mr="$(median $flowd_rpss)" -v sr="$(median $sqlite_rpss)" -v sp="$(median $sqlite_p99s)" 'BEGIN {
+    printf "sqlite_rps=%.0f sqlite_p99_ms=%.2f memory_rps=%.0f sqlite/memory=%.2f\n", sr, sp, mr, sr / mr
+    printf "target durable: accepted jobs/s on SQLite >= 0.5x the memory store: %s\n", (sr >= 0.5 * mr) ? "met" : "NOT met"
 }'

@@ -2,7 +2,8 @@
 # tests/docker/run.sh (`make test-docker`): the image and the compose file, end to end.
 #
 # Builds docker/Dockerfile, runs it with a published port, waits for its health check, runs a job
-# through the API with curl and reads its shared store, then checks that `docker stop` ends it with
+# through the API with curl and reads its shared store, kills it with `docker kill` while a job runs
+# and starts it again (the job resumes from the store on the volume), then checks that `docker stop` ends it with
 # exit status 0 before the stop timeout while a job is still running. Then the same through
 # `docker compose -f docker/compose.yaml up -d` / `stop` / `down -v`. Everything it made
 # (containers, volumes, the compose network, the image tag) is removed at the end, also when a
@@ -161,20 +162,47 @@ run_job() { # base URL
         die "POST /v1/jobs: $(cat "$WORK/body")"
     fi
     ok "POST /v1/jobs: 202, job $id queued"
-    local deadline=$((SECONDS + 30)) st=queued
-    while [ "$st" != succeeded ]; do
-        api GET "$base/v1/jobs/$id?wait=10"
-        [ "$code" = 200 ] || die "GET /v1/jobs/$id answered $code"
-        st=$(field status)
-        case $st in failed | canceled) die "job $id ended $st: $(cat "$WORK/body")" ;; esac
-        [ "$SECONDS" -lt "$deadline" ] || die "job $id still $st after 30 s"
-    done
+    wait_succeeded "$base" "$id"
+    LAST_JOB=$id
     ok "GET /v1/jobs/$id?wait=10: succeeded"
     api GET "$base/v1/jobs/$id/shared"
     if [ "$code" != 200 ] || ! grep -q '"slept": *1' "$WORK/body"; then
         die "GET /v1/jobs/$id/shared answered $code: $(cat "$WORK/body")"
     fi
     ok "GET /v1/jobs/$id/shared: {\"seconds\": 1, \"slept\": 1}"
+}
+
+# Until job $2 on $1 has succeeded (30 s at most).
+wait_succeeded() { # base URL, id
+    local base=$1 id=$2 deadline=$((SECONDS + 30)) st=queued
+    while [ "$st" != succeeded ]; do
+        api GET "$base/v1/jobs/$id?wait=10"
+        [ "$code" = 200 ] || die "GET /v1/jobs/$id answered $code: $(cat "$WORK/body")"
+        st=$(field status)
+        case $st in failed | canceled) die "job $id ended $st: $(cat "$WORK/body")" ;; esac
+        [ "$SECONDS" -lt "$deadline" ] || die "job $id still $st after 30 s"
+    done
+}
+
+# docker kill (SIGKILL) while a 3 s job runs, then docker start: the SQLite store on the volume
+# brings the job back, it resumes and succeeds, and the job run before is still there.
+kill_and_start() { # container, base URL, id of an earlier job
+    local c=$1 base=$2 earlier=$3 id
+    api POST "$base/v1/jobs" '{"flow": "sleep", "shared": {"seconds": 3}}'
+    [ "$code" = 202 ] || die "POST /v1/jobs (before the kill) answered $code"
+    id=$(field id)
+    sleep 0.5
+    dk kill "$c" >/dev/null || die "docker kill $c"
+    dk start "$c" >/dev/null || die "docker start $c"
+    port=$(dk port "$c" 8080/tcp | sed -n 's/^127\.0\.0\.1:\([0-9]*\)$/\1/p' | head -1)
+    [ -n "$port" ] || die "docker port $c: no 127.0.0.1 port after the start"
+    BASE=http://127.0.0.1:$port
+    wait_healthy "$c"
+    wait_succeeded "$BASE" "$id"
+    api GET "$BASE/v1/jobs/$earlier"
+    [ "$code" = 200 ] && [ "$(field status)" = succeeded ] ||
+        die "after the restart the earlier job $earlier answers $code: $(cat "$WORK/body")"
+    ok "docker kill with a job running, docker start: job $id resumed and succeeded, $earlier kept"
 }
 
 # docker stop while a 10-minute job runs: flowd waits FLOWD_GRACE for it, cancels it and exits 0,
@@ -256,6 +284,7 @@ dk exec "$CTR" sh -c \
 ok "uid 10001, flowd is PID 1, version $label as labelled, flows readable, data dir writable"
 
 run_job "$BASE"
+kill_and_start "$CTR" "$BASE" "$LAST_JOB"
 stop_within "$CTR" "$BASE" "docker stop" dk stop -t "$STOP_TIMEOUT" "$CTR"
 dk rm -v "$CTR" >/dev/null || die "docker rm -v $CTR"
 SHOW_LOGS=
