@@ -121,6 +121,15 @@ void flowd_render_totals(flowd_jw_t *w, const flow_history_totals_t *t) {
     flowd_jw_obj_end(w);
 }
 
+char *flowd_render_totals_text(const flow_history_totals_t *t) {
+    flowd_buf_t b;
+    flowd_jw_t w;
+    flowd_buf_init(&b, 0);
+    flowd_jw_init(&w, &b, 0);
+    flowd_render_totals(&w, t);
+    return flowd_buf_take(&b, NULL);
+}
+
 char *flowd_render_new_job(flowd_job_t *job, size_t *len) {
     char t[32];
     flowd_buf_t b;

@@ -50,6 +50,8 @@ char *flowd_render_new_job(flowd_job_t *job, size_t *len);
 
 /* The "totals" object of a History into w. */
 void flowd_render_totals(flowd_jw_t *w, const flow_history_totals_t *t);
+/* The same as compact JSON, for the stores: a new string (free it), or NULL when out of memory. */
+char *flowd_render_totals_text(const flow_history_totals_t *t);
 
 /* Loop thread: the History object of a running job, compact. NULL when out of memory. */
 char *flowd_render_history(flow_job_t *fj, const char *id, size_t *len);

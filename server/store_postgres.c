@@ -40,6 +40,7 @@
 #include "doc.h"
 #include "jobs.h"
 #include "log.h"
+#include "render.h"
 #include "store.h"
 
 #define SCHEMA_VERSION 1
@@ -962,14 +963,6 @@ static void pg_event(flowd_store_t *store, flowd_job_t *job, uint64_t id, const 
     enqueue(s, op);
 }
 
-static char *totals_text(const flow_history_totals_t *t) {
-    json_t *v = json_pack("{s:I, s:I, s:I, s:I}", "steps", (json_int_t)t->steps, "failed", (json_int_t)t->failed,
-                          "retries", (json_int_t)t->retries, "dropped", (json_int_t)t->dropped);
-    char *text = dump(v);
-    json_decref(v);
-    return text;
-}
-
 static void pg_finish(flowd_store_t *store, flowd_job_t *job) {
     pg_store_t *s = (pg_store_t *)store;
     if (atomic_load(&s->released))
@@ -991,7 +984,7 @@ static void pg_finish(flowd_store_t *store, flowd_job_t *job) {
     op->t[2] = job->error.code ? strdup(flow_err_name(job->error.code)) : NULL;
     op->t[3] = dup_or_null(job->error.message);
     op->t[4] = dup_or_null(job->error.node);
-    op->t[5] = totals_text(&job->totals);
+    op->t[5] = flowd_render_totals_text(&job->totals);
     /* its last event, just pushed: it goes with the end, in the same transaction */
     const flowd_ring_t *r = &job->events;
     if (r->len > 0) {

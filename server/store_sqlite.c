@@ -18,6 +18,7 @@
 #include "doc.h"
 #include "jobs.h"
 #include "log.h"
+#include "render.h"
 #include "store.h"
 
 #define SCHEMA_VERSION 2
@@ -418,14 +419,6 @@ static void sq_checkpoint(flowd_store_t *store, flowd_job_t *job, const flowd_ch
     enqueue(s, op);
 }
 
-static char *totals_text(const flow_history_totals_t *t) {
-    json_t *v = json_pack("{s:I, s:I, s:I, s:I}", "steps", (json_int_t)t->steps, "failed", (json_int_t)t->failed,
-                          "retries", (json_int_t)t->retries, "dropped", (json_int_t)t->dropped);
-    char *text = dump(v);
-    json_decref(v);
-    return text;
-}
-
 static void sq_finish(flowd_store_t *store, flowd_job_t *job) {
     sqlite_store_t *s = (sqlite_store_t *)store;
     op_t *op = calloc(1, sizeof *op);
@@ -446,7 +439,7 @@ static void sq_finish(flowd_store_t *store, flowd_job_t *job) {
     op->text3 = job->error.code ? strdup(flow_err_name(job->error.code)) : NULL;
     op->text4 = dup_or_null(job->error.message);
     op->text5 = dup_or_null(job->error.node);
-    op->text6 = totals_text(&job->totals);
+    op->text6 = flowd_render_totals_text(&job->totals);
     flowd_job_unlock(job);
     enqueue(s, op);
 }
