@@ -668,7 +668,7 @@ static int schema_version(sqlite_store_t *s) {
     int version = 0;
     if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW)
-        version = atoi(col_text(st, 0) ? col_text(st, 0) : "0");
+        version = (int)sqlite3_column_int(st, 0); /* the text "1" reads as 1 */
     sqlite3_finalize(st);
     return version;
 }
