@@ -80,7 +80,7 @@ help:
 	@echo "make run        install what is missing, build, start flowd on :8080 (foreground) with the"
 	@echo "                example flows and its SQLite store in ./data, and flowd-mock on :8090 as"
 	@echo "                their recipe API and model"
-	@echo "make test       install what is missing, then run every test twice: plain and with"
+	@echo "make test       install what is missing, run make lint, then every test twice: plain and with"
 	@echo "                -fsanitize=address,undefined (build/asan); test_postgres starts a PostgreSQL"
 	@echo "                of its own (and apt-get installs it when missing, as root)"
 	@echo "make check      run the tests of one build (SAN=asan or SAN=tsan picks the build): the"
@@ -170,7 +170,7 @@ e2e: $(FLOWD) $(E2E_BIN)
 
 check: all unit e2e
 
-test: deps
+test: deps lint
 	$(MAKE) check
 	$(MAKE) SAN=asan check
 
