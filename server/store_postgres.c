@@ -1698,7 +1698,7 @@ int flowd_store_postgres_new(const char *uri, const flowd_store_opts_t *opts, fl
         snprintf(err, errlen, "no randomness for the instance id");
         goto fail;
     }
-    snprintf(s->me, sizeof s->me, "%.16s", id);
+    snprintf(s->me, sizeof s->me, "%.16s", id + FLOWD_ID_LEN - 16); /* the random part: ids begin with the time */
     if (s->owned == NULL || s->digests == NULL || (s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
         snprintf(err, errlen, "out of memory");
         rc = FLOW_ENOMEM;
