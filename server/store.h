@@ -53,6 +53,21 @@ typedef struct flowd_checkpoint {
     const char *last_action;   /* the action of the job's last finished step, or NULL */
 } flowd_checkpoint_t;
 
+/* A job's end as a durable store writes it (finish), copied out of the job's record by
+ * flowd_store_end_copy with the job's lock held: every string is new (NULL where the record has
+ * none, or when out of memory); flowd_store_end_free frees them. */
+typedef struct flowd_store_end {
+    flow_status_t status;
+    uint64_t steps, started_us, finished_us;
+    char *shared;              /* compact JSON */
+    char *last_action;
+    char *error_code, *error_message, *error_node; /* error_code: flow_err_name's */
+    char *totals;              /* {"steps", "failed", "retries", "dropped"} */
+} flowd_store_end_t;
+
+void flowd_store_end_copy(struct flowd_job *job, flowd_store_end_t *out);
+void flowd_store_end_free(flowd_store_end_t *end);
+
 /* An event of a job as a shared store gives it back (borrowed for the call). */
 typedef struct flowd_stored_event {
     uint64_t id;               /* its id in the job's event stream */

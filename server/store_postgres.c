@@ -63,6 +63,7 @@ typedef struct op {
     int status;
     uint64_t n[6];                 /* numbers, by kind (see the apply_ functions) */
     char *t[NTEXT];                /* texts, malloc'd or NULL, by kind */
+    flowd_store_end_t end;         /* finish */
     int guarded_lost;              /* set by apply: the owner guard matched no row */
     int rc;                        /* create: 0, or FLOW_EEXIST */
     flowd_store_done_cb done;      /* create */
@@ -151,6 +152,7 @@ static char *dump(const json_t *v) {
 static void op_free(op_t *op) {
     for (int i = 0; i < NTEXT; i++)
         free(op->t[i]);
+    flowd_store_end_free(&op->end);
     free(op);
 }
 
@@ -481,16 +483,17 @@ static int apply_event(pg_store_t *s, op_t *op) {
     return 0;
 }
 
-/* t0 shared, t1 last action, t2 error code, t3 error message, t4 error node, t5 totals, t6 final event;
- * n0 steps, n1 started_us, n2 finished_us, n3 final event id */
+/* end: the job's end; t6 its final event, n3 that event's id */
 static int apply_finish(pg_store_t *s, op_t *op) {
     char steps[24], started[24], finished[24], event[24];
-    u64(steps, sizeof steps, op->n[0]);
-    u64(started, sizeof started, op->n[1]);
-    u64(finished, sizeof finished, op->n[2]);
+    const flowd_store_end_t *e = &op->end;
+    u64(steps, sizeof steps, e->steps);
+    u64(started, sizeof started, e->started_us);
+    u64(finished, sizeof finished, e->finished_us);
     u64(event, sizeof event, op->n[3]);
-    const char *p[] = {op->id, flow_status_name((flow_status_t)op->status), steps, started, finished, op->t[0],
-                       op->t[1], op->t[2], op->t[3], op->t[4], op->t[5], event, op->t[6], s->me};
+    const char *p[] = {op->id, flow_status_name(e->status), steps, started, finished, e->shared,
+                       e->last_action, e->error_code, e->error_message, e->error_node, e->totals, event,
+                       op->t[6], s->me};
     PGresult *res = run_prepared(s->wconn, "finish", 14, p, PGRES_TUPLES_OK);
     if (res == NULL)
         return FLOW_EIO;
@@ -975,16 +978,7 @@ static void pg_finish(flowd_store_t *store, flowd_job_t *job) {
     op->kind = OP_FINISH;
     memcpy(op->id, job->id, sizeof op->id);
     flowd_job_lock(job);
-    op->status = flowd_job_status(job);
-    op->n[0] = job->steps;
-    op->n[1] = job->started_us;
-    op->n[2] = job->finished_us;
-    op->t[0] = job->final_shared ? strndup(job->final_shared, job->final_shared_len) : NULL;
-    op->t[1] = dup_or_null(job->last_action);
-    op->t[2] = job->error.code ? strdup(flow_err_name(job->error.code)) : NULL;
-    op->t[3] = dup_or_null(job->error.message);
-    op->t[4] = dup_or_null(job->error.node);
-    op->t[5] = flowd_render_totals_text(&job->totals);
+    flowd_store_end_copy(job, &op->end);
     /* its last event, just pushed: it goes with the end, in the same transaction */
     const flowd_ring_t *r = &job->events;
     if (r->len > 0) {

@@ -37,6 +37,12 @@ static const char ask_doc[] =
     "   \"actions\": {\"yes\": \"go\", \"no\": \"stop\"}}, \"out\": \"/answer\", \"next\": {\"go\": \"done\", \"stop\": null}},"
     " \"done\": {\"type\": \"set\", \"params\": {\"/done\": true}}}}";
 
+/* Ends failed at its second node, after a first one that changed the shared store. */
+static const char fails_doc[] =
+    "{\"name\": \"fails\", \"start\": \"first\", \"nodes\": {"
+    " \"first\": {\"type\": \"set\", \"params\": {\"/x\": 7}, \"next\": {\"default\": \"stop\"}},"
+    " \"stop\": {\"type\": \"fail\", \"params\": {\"message\": \"no {{$shared/x}}\"}}}}";
+
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
@@ -54,6 +60,8 @@ static void setup(void) {
     write_file(path, steps_doc);
     snprintf(path, sizeof path, "%s/approval.json", flows);
     write_file(path, ask_doc);
+    snprintf(path, sizeof path, "%s/fails.json", flows);
+    write_file(path, fails_doc);
     snprintf(store, sizeof store, "sqlite:%s/flowd.db", dir);
 }
 
@@ -513,6 +521,62 @@ START_TEST(test_a_version_1_file_is_migrated) {
 }
 END_TEST
 
+/* The text of GET path. */
+static char *get_text(e2e_server_t *s, const char *path) {
+    e2e_resp_t r;
+    e2e_request(s, "GET", path, NULL, NULL, &r);
+    ck_assert_msg(r.status == 200, "GET %s: %ld", path, r.status);
+    char *text = strndup(r.body, r.len);
+    e2e_resp_free(&r);
+    return text;
+}
+
+/* A finished job reads the same after a restart, SIGKILL or not: its status, times, error, last
+ * action and step count, its shared store and its history with the totals. */
+START_TEST(test_finished_jobs_read_the_same_after_a_restart) {
+    e2e_server_t s;
+    start(&s);
+    const char *bodies[] = {"{\"flow\": \"fails\", \"shared\": {\"a\": 1}}",
+                            "{\"flow\": \"steps\", \"shared\": {\"pause\": 0, \"done\": []}}"};
+    const char *ends[] = {"failed", "succeeded"};
+    char ids[2][40], *before[2][3];
+    for (int i = 0; i < 2; i++) {
+        json_t *job = e2e_start_job(&s, bodies[i]);
+        snprintf(ids[i], sizeof ids[i], "%s", json_string_value(json_object_get(job, "id")));
+        json_decref(job);
+        json_decref(e2e_wait_status(&s, ids[i], ends[i], 10000));
+    }
+    json_t *failed = e2e_get_json(&s, "/v1/jobs?status=failed");
+    json_t *err = json_object_get(json_object_get(json_array_get(json_object_get(failed, "jobs"), 0), "error"), "message");
+    ck_assert_str_eq(json_string_value(err), "no 7");
+    json_decref(failed);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 2; i++) {
+            char path[128];
+            const char *parts[] = {"", "/shared", "/history"};
+            for (int p = 0; p < 3; p++) {
+                snprintf(path, sizeof path, "/v1/jobs/%s%s", ids[i], parts[p]);
+                char *now = get_text(&s, path);
+                if (round == 0)
+                    before[i][p] = now;
+                else {
+                    ck_assert_str_eq(now, before[i][p]);
+                    free(now);
+                    free(before[i][p]);
+                }
+            }
+        }
+        if (round == 0) {
+            usleep(100000); /* the ends are committed a moment after they are read */
+            e2e_kill(&s);
+            start(&s);
+        }
+    }
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
 static Suite *durable_suite(void) {
     Suite *s = suite_create("durable");
     TCase *tc = tcase_create("durable");
@@ -524,6 +588,7 @@ static Suite *durable_suite(void) {
     tcase_add_test(tc, test_idempotency_keys_and_flows_from_the_api_survive_a_restart);
     tcase_add_test(tc, test_a_torn_last_write_is_survived);
     tcase_add_test(tc, test_a_version_1_file_is_migrated);
+    tcase_add_test(tc, test_finished_jobs_read_the_same_after_a_restart);
     suite_add_tcase(s, tc);
     return s;
 }
