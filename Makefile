@@ -27,6 +27,7 @@ else ifeq ($(SAN),tsan)
 BUILD := build/tsan
 SANFLAGS := -fsanitize=thread
 OPT := -O1
+export TSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/tsan.supp
 else
 BUILD := build
 SANFLAGS :=
