@@ -58,7 +58,7 @@ static void stop_all(flowd_server_t *srv) {
     srv->http = NULL;
     flowd_bridge_close(srv->bridge);
     if (srv->store->ops->release != NULL)
-        srv->store->ops->release(srv->store); /* a shared store gives what still runs to the others */
+        srv->store->ops->release(srv->store); /* a durable store keeps what still runs: not canceled */
     flow_engine_close(srv->eng); /* jobs still running end canceled, their records updated */
     srv->eng = NULL;
     flow_http_close(srv->client); /* after the engine: canceled http nodes abort their requests first */

@@ -111,7 +111,8 @@ typedef int (*flowd_store_flow_cb)(void *data, const char *name, json_t *doc);
 /* ---- several instances on one store ----
  *
  * A store shared by several flowd instances (PostgreSQL) has more to do, through the optional ops
- * below (NULL in the memory and SQLite stores, whose one flowd holds every job in its table):
+ * below (NULL in the memory and SQLite stores, whose one flowd holds every job in its table; the
+ * SQLite store has release only):
  *
  *   attach      once, after load, before the HTTP daemon: the store begins to renew the leases of
  *               the jobs this instance runs and to claim others (their owner's lease ran out, or
@@ -122,8 +123,9 @@ typedef int (*flowd_store_flow_cb)(void *data, const char *name, json_t *doc);
  *               finish; a step's event goes with its checkpoint): kept for watchers elsewhere.
  *   answer      any thread: the answer to hooks->command's token (body stolen, may be NULL).
  *   release     loop, at shutdown, before the engine cancels what still runs: from now on nothing
- *               is written for this instance's jobs, and close gives them to the other instances
- *               (which claim them at once) instead of ending them canceled.
+ *               is written for this instance's jobs, so they are not ended canceled: PostgreSQL's
+ *               close gives them to the other instances (which claim them at once); SQLite keeps
+ *               them for the next start.
  *   read_job, read_jobs, read_events
  *               HTTP threads, blocking: a job, a page of the list (newest first, as
  *               flowd_jobs_list), or the events after an id, as the store has them now (a job that

@@ -56,6 +56,7 @@ typedef struct sqlite_store {
     pthread_cond_t cond;
     op_t *head, *tail;
     int closing;
+    int released;          /* loop thread: shutdown; what still runs is left as it was stored */
     /* the checkpointer: its own connection copies the log into the file, off the store thread */
     sqlite3 *cdb;
     pthread_t cthread;
@@ -400,6 +401,8 @@ static int sq_create(flowd_store_t *store, flowd_job_t *job, json_t *shared, jso
 
 static void sq_checkpoint(flowd_store_t *store, flowd_job_t *job, const flowd_checkpoint_t *cp) {
     sqlite_store_t *s = (sqlite_store_t *)store;
+    if (s->released)
+        return;
     op_t *op = calloc(1, sizeof *op);
     if (op == NULL) {
         flowd_log(FLOW_LOG_WARN, "store: job %s: a checkpoint was lost (out of memory)", job->id);
@@ -422,6 +425,8 @@ static void sq_checkpoint(flowd_store_t *store, flowd_job_t *job, const flowd_ch
 
 static void sq_finish(flowd_store_t *store, flowd_job_t *job) {
     sqlite_store_t *s = (sqlite_store_t *)store;
+    if (s->released)
+        return; /* canceled by the shutdown: it resumes at the next start */
     op_t *op = calloc(1, sizeof *op);
     if (op == NULL) {
         flowd_log(FLOW_LOG_WARN, "store: job %s: its end was not stored (out of memory)", job->id);
@@ -438,6 +443,8 @@ static void sq_finish(flowd_store_t *store, flowd_job_t *job) {
 
 static void sq_remove(flowd_store_t *store, const char *id) {
     sqlite_store_t *s = (sqlite_store_t *)store;
+    if (s->released)
+        return; /* the next start drops it again if it is still due */
     op_t *op = calloc(1, sizeof *op);
     if (op == NULL)
         return;
@@ -604,6 +611,14 @@ static void sq_close(flowd_store_t *store) {
     free(s);
 }
 
+/* At shutdown, before the engine cancels what still runs: those jobs stay in the file as of their
+ * last checkpoint (running, waiting or queued), and the next start resumes them, as after a crash;
+ * a restart for a deploy is not the end of a job. */
+static void sq_release(flowd_store_t *store) {
+    sqlite_store_t *s = (sqlite_store_t *)store;
+    s->released = 1;
+}
+
 static const flowd_store_ops_t sqlite_ops = {
     .name = "sqlite",
     .immediate = 0,
@@ -614,6 +629,7 @@ static const flowd_store_ops_t sqlite_ops = {
     .load = sq_load,
     .put_flow = sq_put_flow,
     .load_flows = sq_load_flows,
+    .release = sq_release,
     .close = sq_close,
 };
 

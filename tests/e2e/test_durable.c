@@ -577,6 +577,41 @@ START_TEST(test_finished_jobs_read_the_same_after_a_restart) {
 }
 END_TEST
 
+/* A restart for a deploy (SIGTERM) is not the end of a job: what still runs when the grace is over
+ * is left in the store as of its last checkpoint and resumes at the next start, and a job waiting
+ * for a person waits again. */
+START_TEST(test_jobs_still_running_at_sigterm_resume_at_the_next_start) {
+    e2e_server_t s;
+    e2e_start(&s, "--store", store, "--flows", flows, "--grace", "200ms", NULL);
+    json_t *job = e2e_start_job(&s, "{\"flow\": \"steps\", \"shared\": {\"pause\": 1, \"done\": []}}");
+    char running[40], waiting[40];
+    snprintf(running, sizeof running, "%s", json_string_value(json_object_get(job, "id")));
+    json_decref(job);
+    job = e2e_start_job(&s, "{\"flow\": \"approval\", \"shared\": {\"who\": \"Ada\"}}");
+    snprintf(waiting, sizeof waiting, "%s", json_string_value(json_object_get(job, "id")));
+    json_decref(job);
+    json_decref(e2e_wait_status(&s, running, "running", 5000));
+    json_decref(e2e_wait_status(&s, waiting, "waiting", 5000));
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+
+    start(&s);
+    json_decref(e2e_wait_status(&s, waiting, "waiting", 5000));
+    json_t *done = e2e_wait_status(&s, running, "succeeded", 15000);
+    ck_assert_int_eq(json_integer_value(json_object_get(done, "steps")), 6);
+    json_decref(done);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared?pointer=/done", running);
+    json_t *list = get_value(&s, path);
+    char *text = json_dumps(list, JSON_COMPACT);
+    ck_assert_str_eq(text, "[\"b\",\"d\",\"f\"]");
+    free(text);
+    json_decref(list);
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
 static Suite *durable_suite(void) {
     Suite *s = suite_create("durable");
     TCase *tc = tcase_create("durable");
@@ -589,6 +624,7 @@ static Suite *durable_suite(void) {
     tcase_add_test(tc, test_a_torn_last_write_is_survived);
     tcase_add_test(tc, test_a_version_1_file_is_migrated);
     tcase_add_test(tc, test_finished_jobs_read_the_same_after_a_restart);
+    tcase_add_test(tc, test_jobs_still_running_at_sigterm_resume_at_the_next_start);
     suite_add_tcase(s, tc);
     return s;
 }
