@@ -1,5 +1,5 @@
 /* store.c: what the durable stores (store_sqlite.c, store_postgres.c) share: the copy of a job's end
- * they write when it finishes. */
+ * they write when it finishes, and the wait of a caller for their thread. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,4 +34,30 @@ void flowd_store_end_free(flowd_store_end_t *end) {
     free(end->error_node);
     free(end->totals);
     memset(end, 0, sizeof *end);
+}
+
+void flowd_store_wait_init(flowd_store_wait_t *w) {
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    w->finished = 0;
+    w->rc = 0;
+}
+
+void flowd_store_wait_done(flowd_store_wait_t *w, int rc) {
+    pthread_mutex_lock(&w->lock);
+    w->rc = rc;
+    w->finished = 1;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int flowd_store_wait(flowd_store_wait_t *w) {
+    pthread_mutex_lock(&w->lock);
+    while (!w->finished)
+        pthread_cond_wait(&w->cond, &w->lock);
+    int rc = w->rc;
+    pthread_mutex_unlock(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->lock);
+    return rc;
 }

@@ -28,6 +28,8 @@
 #ifndef FLOWD_STORE_H
 #define FLOWD_STORE_H
 
+#include <pthread.h>
+
 #include "flow.h"
 
 struct flowd_job;
@@ -67,6 +69,19 @@ typedef struct flowd_store_end {
 
 void flowd_store_end_copy(struct flowd_job *job, flowd_store_end_t *out);
 void flowd_store_end_free(flowd_store_end_t *end);
+
+/* A caller that waits for a store thread (put_flow waits for its commit): init, hand the wait to
+ * the thread, which calls flowd_store_wait_done once; flowd_store_wait blocks until then and
+ * returns the rc it was given. */
+typedef struct flowd_store_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int finished, rc;
+} flowd_store_wait_t;
+
+void flowd_store_wait_init(flowd_store_wait_t *w);
+void flowd_store_wait_done(flowd_store_wait_t *w, int rc);
+int flowd_store_wait(flowd_store_wait_t *w);
 
 /* An event of a job as a shared store gives it back (borrowed for the call). */
 typedef struct flowd_stored_event {

@@ -68,10 +68,7 @@ typedef struct op {
     int rc;                        /* create: 0, or FLOW_EEXIST */
     flowd_store_done_cb done;      /* create */
     void *data;
-    /* put_flow: the caller waits for the commit */
-    pthread_mutex_t *lock;
-    pthread_cond_t *cond;
-    int *finished, *frc;
+    flowd_store_wait_t *wait;      /* put_flow: the caller waits for the commit */
 } op_t;
 
 /* ---- what the listener keeps ---- */
@@ -568,12 +565,8 @@ static void settle(pg_store_t *s, op_t *batch, int err) {
             }
             if (op->done != NULL)
                 op->done(op->data, rc);
-        } else if (op->kind == OP_FLOW && op->lock != NULL) {
-            pthread_mutex_lock(op->lock);
-            *op->frc = err;
-            *op->finished = 1;
-            pthread_cond_broadcast(op->cond);
-            pthread_mutex_unlock(op->lock);
+        } else if (op->kind == OP_FLOW && op->wait != NULL) {
+            flowd_store_wait_done(op->wait, err);
         } else if (err == 0 && op->guarded_lost) {
             lost(s, op->id);
         } else if (err == 0 && (op->kind == OP_FINISH || op->kind == OP_REMOVE)) {
@@ -1004,9 +997,7 @@ static void pg_remove(flowd_store_t *store, const char *id) {
 
 static int pg_put_flow(flowd_store_t *store, const char *name, json_t *doc) {
     pg_store_t *s = (pg_store_t *)store;
-    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-    int finished = 0, rc = 0;
+    flowd_store_wait_t wait;
     op_t *op = calloc(1, sizeof *op);
     if (op == NULL || (op->t[0] = strdup(name)) == NULL || (doc != NULL && (op->t[1] = dump(doc)) == NULL)) {
         if (op != NULL)
@@ -1014,18 +1005,10 @@ static int pg_put_flow(flowd_store_t *store, const char *name, json_t *doc) {
         return FLOW_ENOMEM;
     }
     op->kind = OP_FLOW;
-    op->lock = &lock;
-    op->cond = &cond;
-    op->finished = &finished;
-    op->frc = &rc;
+    flowd_store_wait_init(&wait);
+    op->wait = &wait;
     enqueue(s, op);
-    pthread_mutex_lock(&lock);
-    while (!finished)
-        pthread_cond_wait(&cond, &lock);
-    pthread_mutex_unlock(&lock);
-    pthread_cond_destroy(&cond);
-    pthread_mutex_destroy(&lock);
-    return rc;
+    return flowd_store_wait(&wait);
 }
 
 static void pg_answer(flowd_store_t *store, uint64_t token, unsigned status, char *body, size_t len) {

@@ -40,10 +40,7 @@ typedef struct op {
     int superseded;            /* checkpoint: a later op of this batch rewrites the job's row */
     flowd_store_done_cb done;  /* create */
     void *data;
-    /* put_flow: the caller waits for the commit */
-    pthread_mutex_t *lock;
-    pthread_cond_t *cond;
-    int *finished, *rc;
+    flowd_store_wait_t *wait;  /* put_flow: the caller waits for the commit */
 } op_t;
 
 typedef struct sqlite_store {
@@ -234,13 +231,8 @@ static void settle(op_t *batch, int err) {
         batch = op->next;
         if (op->kind == OP_CREATE && op->done != NULL)
             op->done(op->data, err);
-        if (op->kind == OP_FLOW && op->lock != NULL) {
-            pthread_mutex_lock(op->lock);
-            *op->rc = err;
-            *op->finished = 1;
-            pthread_cond_broadcast(op->cond);
-            pthread_mutex_unlock(op->lock);
-        }
+        if (op->kind == OP_FLOW && op->wait != NULL)
+            flowd_store_wait_done(op->wait, err);
         op_free(op);
     }
 }
@@ -455,9 +447,7 @@ static void sq_remove(flowd_store_t *store, const char *id) {
 
 static int sq_put_flow(flowd_store_t *store, const char *name, json_t *doc) {
     sqlite_store_t *s = (sqlite_store_t *)store;
-    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-    int finished = 0, rc = 0;
+    flowd_store_wait_t wait;
     op_t *op = calloc(1, sizeof *op);
     if (op == NULL || (op->text1 = strdup(name)) == NULL || (doc != NULL && (op->text2 = dump(doc)) == NULL)) {
         if (op != NULL)
@@ -465,18 +455,10 @@ static int sq_put_flow(flowd_store_t *store, const char *name, json_t *doc) {
         return FLOW_ENOMEM;
     }
     op->kind = OP_FLOW;
-    op->lock = &lock;
-    op->cond = &cond;
-    op->finished = &finished;
-    op->rc = &rc;
+    flowd_store_wait_init(&wait);
+    op->wait = &wait;
     enqueue(s, op);
-    pthread_mutex_lock(&lock);
-    while (!finished)
-        pthread_cond_wait(&cond, &lock);
-    pthread_mutex_unlock(&lock);
-    pthread_cond_destroy(&cond);
-    pthread_mutex_destroy(&lock);
-    return rc;
+    return flowd_store_wait(&wait);
 }
 
 /* ---- load ---- */
