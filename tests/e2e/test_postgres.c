@@ -608,6 +608,33 @@ START_TEST(test_a_stopped_instance_hands_its_jobs_over_at_once) {
 }
 END_TEST
 
+/* A flow PUT through the API on one instance is committed before the answer, and an instance that
+ * starts later reads it from the database and runs it. */
+START_TEST(test_a_flow_put_to_one_instance_runs_on_the_next_to_start) {
+    e2e_server_t a, c;
+    start(&a, "10s");
+    const char *const json_ct[] = {"Content-Type: application/json", NULL};
+    e2e_resp_t r;
+    e2e_request(&a, "PUT", "/v1/flows/greet", json_ct,
+                "{\"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"set\", \"params\": {\"/hi\": 1}}}}", &r);
+    ck_assert_int_eq(r.status, 201);
+    e2e_resp_free(&r);
+    start(&c, "10s");
+    json_t *greet = e2e_get_json(&c, "/v1/flows/greet");
+    ck_assert_str_eq(json_string_value(json_object_get(greet, "source")), "document");
+    json_decref(greet);
+    json_t *job = e2e_start_job(&c, "{\"flow\": \"greet\"}");
+    char id[40];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(job, "id")));
+    json_decref(job);
+    json_decref(e2e_wait_status(&c, id, "succeeded", slow() ? 60000 : 10000));
+    ck_assert_int_eq(e2e_stop(&a, slow() ? 60000 : 15000), 0);
+    ck_assert_int_eq(e2e_stop(&c, slow() ? 60000 : 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&c);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("postgres");
     TCase *tc = tcase_create("instances");
@@ -617,6 +644,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_a_stopped_instance_hands_its_jobs_over_at_once);
     tcase_add_test(tc, test_an_instance_paused_past_its_lease_overwrites_nothing);
     tcase_add_test(tc, test_two_instances_share_2000_jobs_and_one_is_killed);
+    tcase_add_test(tc, test_a_flow_put_to_one_instance_runs_on_the_next_to_start);
     suite_add_tcase(s, tc);
     return s;
 }
