@@ -521,6 +521,30 @@ START_TEST(test_a_version_1_file_is_migrated) {
 }
 END_TEST
 
+/* Until the job's row in the file says status: its end is committed (a reader beside flowd's
+ * writer, as WAL allows). */
+static void wait_committed(const char *id, const char *status) {
+    char path[160];
+    snprintf(path, sizeof path, "%s/flowd.db", dir);
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT status FROM jobs WHERE id = ?", -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int found = 0;
+    for (int tries = 0; !found && tries < 600; tries++) {
+        if (sqlite3_step(st) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), status) == 0)
+            found = 1;
+        else
+            usleep(50000);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    ck_assert_msg(found, "job %s is not stored %s after 30 s", id, status);
+}
+
 /* The text of GET path. */
 static char *get_text(e2e_server_t *s, const char *path) {
     e2e_resp_t r;
@@ -567,7 +591,8 @@ START_TEST(test_finished_jobs_read_the_same_after_a_restart) {
             }
         }
         if (round == 0) {
-            usleep(100000); /* the ends are committed a moment after they are read */
+            for (int i = 0; i < 2; i++)
+                wait_committed(ids[i], ends[i]);
             e2e_kill(&s);
             start(&s);
         }
