@@ -269,6 +269,15 @@ int e2e_stop(e2e_server_t *s, unsigned timeout_ms) {
     return result;
 }
 
+void e2e_write_file(const char *dir, const char *name, const char *text) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    ck_assert_int_ge(fputs(text, f), 0);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
 void e2e_cleanup(e2e_server_t *s) {
     if (s->log_path[0] != '\0')
         unlink(s->log_path);

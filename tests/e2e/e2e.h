@@ -41,6 +41,8 @@ int e2e_run(const char *const *args, char **out);
 void e2e_cleanup(e2e_server_t *s);
 /* Everything flowd logged so far (malloc'd). */
 char *e2e_log(const e2e_server_t *s);
+/* Writes text to dir/name (a flow document for --flows, say); fails the test when it cannot. */
+void e2e_write_file(const char *dir, const char *name, const char *text);
 
 typedef struct e2e_resp {
     long status;

@@ -43,25 +43,14 @@ static const char fails_doc[] =
     " \"first\": {\"type\": \"set\", \"params\": {\"/x\": 7}, \"next\": {\"default\": \"stop\"}},"
     " \"stop\": {\"type\": \"fail\", \"params\": {\"message\": \"no {{$shared/x}}\"}}}}";
 
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static void setup(void) {
     snprintf(dir, sizeof dir, "/tmp/flowd-durable-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(flows, sizeof flows, "%s/flows", dir);
     ck_assert_int_eq(mkdir(flows, 0755), 0);
-    char path[160];
-    snprintf(path, sizeof path, "%s/steps.json", flows);
-    write_file(path, steps_doc);
-    snprintf(path, sizeof path, "%s/approval.json", flows);
-    write_file(path, ask_doc);
-    snprintf(path, sizeof path, "%s/fails.json", flows);
-    write_file(path, fails_doc);
+    e2e_write_file(flows, "steps.json", steps_doc);
+    e2e_write_file(flows, "approval.json", ask_doc);
+    e2e_write_file(flows, "fails.json", fails_doc);
     snprintf(store, sizeof store, "sqlite:%s/flowd.db", dir);
 }
 
@@ -122,6 +111,33 @@ static size_t count_with_status(e2e_server_t *s, const char *status) {
     }
 }
 
+/* Posts n jobs of the steps flow (shared.i = 0..n-1, shared.pause = pause), parallel at a time;
+ * every one must get 202. Their ids, in the order of i. */
+static json_t *post_steps(e2e_server_t *s, int n, double pause, unsigned parallel) {
+    e2e_call_t *calls = calloc((size_t)n, sizeof *calls);
+    ck_assert_ptr_nonnull(calls);
+    for (int i = 0; i < n; i++) {
+        calls[i].method = "POST";
+        calls[i].path = strdup("/v1/jobs");
+        calls[i].body = malloc(128);
+        snprintf(calls[i].body, 128, "{\"flow\": \"steps\", \"shared\": {\"i\": %d, \"pause\": %g, \"done\": []}}", i,
+                 pause);
+    }
+    e2e_calls(s, calls, (size_t)n, parallel);
+    json_t *ids = json_array();
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(calls[i].status, 202);
+        json_t *job = json_loadb(calls[i].resp, calls[i].resp_len, 0, NULL);
+        json_array_append(ids, json_object_get(job, "id"));
+        json_decref(job);
+        free(calls[i].path);
+        free(calls[i].body);
+    }
+    e2e_calls_free(calls, (size_t)n);
+    free(calls);
+    return ids;
+}
+
 static void wait_succeeded(e2e_server_t *s, size_t n, unsigned timeout_ms) {
     uint64_t deadline = e2e_now_ms() + timeout_ms;
     size_t done = 0;
@@ -171,25 +187,7 @@ START_TEST(test_a_thousand_jobs_survive_kill_9_and_resume_where_they_were) {
     enum { N = 1000 };
     /* Under valgrind the thousand take seconds to post: longer pauses keep most of them mid-flow. */
     double pause = getenv("FLOWD_WRAPPER") != NULL ? 2.0 : 0.3;
-    static e2e_call_t calls[N];
-    for (int i = 0; i < N; i++) {
-        calls[i].method = "POST";
-        calls[i].path = strdup("/v1/jobs");
-        calls[i].body = malloc(128);
-        snprintf(calls[i].body, 128, "{\"flow\": \"steps\", \"shared\": {\"i\": %d, \"pause\": %g, \"done\": []}}", i,
-                 pause);
-    }
-    e2e_calls(&s, calls, N, 32);
-    json_t *ids = json_array();
-    for (int i = 0; i < N; i++) {
-        ck_assert_int_eq(calls[i].status, 202);
-        json_t *job = json_loadb(calls[i].resp, calls[i].resp_len, 0, NULL);
-        json_array_append(ids, json_object_get(job, "id"));
-        json_decref(job);
-        free(calls[i].path);
-        free(calls[i].body);
-    }
-    e2e_calls_free(calls, N);
+    json_t *ids = post_steps(&s, N, pause, 32);
     /* Kill it while the jobs are between their steps: some have finished a few, none all. */
     usleep((useconds_t)(pause * 2.3 * 1e6));
     struct timespec ts;
@@ -386,24 +384,7 @@ START_TEST(test_a_torn_last_write_is_survived) {
     e2e_server_t s;
     start(&s);
     enum { N = 200 };
-    static e2e_call_t calls[N];
-    for (int i = 0; i < N; i++) {
-        calls[i].method = "POST";
-        calls[i].path = strdup("/v1/jobs");
-        calls[i].body = malloc(128);
-        snprintf(calls[i].body, 128, "{\"flow\": \"steps\", \"shared\": {\"i\": %d, \"pause\": 0.2, \"done\": []}}", i);
-    }
-    e2e_calls(&s, calls, N, 16);
-    json_t *ids = json_array();
-    for (int i = 0; i < N; i++) {
-        ck_assert_int_eq(calls[i].status, 202);
-        json_t *job = json_loadb(calls[i].resp, calls[i].resp_len, 0, NULL);
-        json_array_append(ids, json_object_get(job, "id"));
-        json_decref(job);
-        free(calls[i].path);
-        free(calls[i].body);
-    }
-    e2e_calls_free(calls, N);
+    json_t *ids = post_steps(&s, N, 0.2, 16);
     usleep(100000);
     e2e_kill(&s);
     char wal[160];

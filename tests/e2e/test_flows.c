@@ -76,9 +76,7 @@ START_TEST(test_a_broken_document_stops_the_start_with_its_places) {
     ck_assert_ptr_nonnull(mkdtemp(dir));
     char path[128];
     snprintf(path, sizeof path, "%s/bad.json", dir);
-    FILE *f = fopen(path, "w");
-    fputs("{\n  \"name\": \"bad\",\n  \"start\": \"a\",\n  \"nodes\": {\n    \"a\": {\"type\": \"htp\", \"next\": {\"default\": \"b\"}}\n  }\n}\n", f);
-    fclose(f);
+    e2e_write_file(dir, "bad.json", "{\n  \"name\": \"bad\",\n  \"start\": \"a\",\n  \"nodes\": {\n    \"a\": {\"type\": \"htp\", \"next\": {\"default\": \"b\"}}\n  }\n}\n");
     const char *args[] = {"--port", "0", "--flows", dir, NULL};
     char *out = NULL;
     ck_assert_int_eq(e2e_run(args, &out), 1);

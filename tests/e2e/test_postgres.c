@@ -238,13 +238,6 @@ static long long db_number(const char *sql) {
     return v;
 }
 
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* Six steps: sleeps of shared.pause seconds, each followed by a set of shared.i, so that a job's
  * store shows that it ran to its end on the right input. */
 static const char steps_doc[] =
@@ -270,11 +263,8 @@ static void setup(void) {
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(flows, sizeof flows, "%s/flows", dir);
     ck_assert_int_eq(mkdir(flows, 0755), 0);
-    char path[160];
-    snprintf(path, sizeof path, "%s/steps.json", flows);
-    write_file(path, steps_doc);
-    snprintf(path, sizeof path, "%s/ask.json", flows);
-    write_file(path, ask_doc);
+    e2e_write_file(flows, "steps.json", steps_doc);
+    e2e_write_file(flows, "ask.json", ask_doc);
     pg_conninfo(admin, sizeof admin, "postgres");
     PGconn *c = PQconnectdb(admin);
     ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
