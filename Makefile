@@ -3,7 +3,7 @@
 
 CC ?= cc
 SAN ?=
-PKGS := libuv jansson libmicrohttpd libcurl sqlite3 libpq
+PKGS := libuv jansson libmicrohttpd libcurl sqlite3 libpq lua5.4 libpcre2-8 yaml-0.1
 TEST_PKGS := check
 
 # pkg-config name -> Debian package, for `make deps`
@@ -14,6 +14,9 @@ DEB_libmicrohttpd := libmicrohttpd-dev
 DEB_libcurl := libcurl4-openssl-dev
 DEB_sqlite3 := libsqlite3-dev
 DEB_libpq := libpq-dev
+DEB_lua5.4 := liblua5.4-dev
+DEB_libpcre2-8 := libpcre2-dev
+DEB_yaml-0.1 := libyaml-dev
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP -Ilib -Iserver -Itests -Iexamples
@@ -106,7 +109,8 @@ deps:
 	  pkg-config --exists $$p 2>/dev/null || missing="$$missing $$(case $$p in \
 	    libuv) echo $(DEB_libuv);; jansson) echo $(DEB_jansson);; check) echo $(DEB_check);; \
 	    libmicrohttpd) echo $(DEB_libmicrohttpd);; libcurl) echo $(DEB_libcurl);; \
-	    sqlite3) echo $(DEB_sqlite3);; libpq) echo $(DEB_libpq);; esac)"; \
+	    sqlite3) echo $(DEB_sqlite3);; libpq) echo $(DEB_libpq);; lua5.4) echo $(DEB_lua5.4);; \
+	    libpcre2-8) echo $(DEB_libpcre2-8);; yaml-0.1) echo $(DEB_yaml-0.1);; esac)"; \
 	done; \
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
