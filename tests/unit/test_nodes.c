@@ -142,14 +142,6 @@ START_TEST(test_choice_picks_the_first_case_that_holds) {
 }
 END_TEST
 
-/* A string of n "a"s and then "!", the classic input of (a+)+$ (free it). */
-static char *a_run(size_t n) {
-    char *s = malloc(n + 2);
-    memset(s, 'a', n);
-    memcpy(s + n, "!", 2);
-    return s;
-}
-
 /* issue 11: a pattern that backtracks for ever fails the job at the match limit, with a message
  * naming it, instead of holding the loop; a pattern PCRE2 refuses is refused when loaded; the limits
  * come from the environment (flowd's --regex-* flags). */
@@ -157,7 +149,7 @@ START_TEST(test_choice_patterns_are_bounded) {
     const char *doc = "{\"name\": \"c\", \"start\": \"pick\", \"nodes\": {\"pick\": {\"type\": \"choice\", \"params\": {"
                       "  \"value\": \"$shared/v\", \"default\": \"other\", \"cases\": ["
                       "   {\"eq\": \"x\", \"action\": \"x\"}, {\"matches\": \"(a+)+$\", \"action\": \"bomb\"}]}}}}";
-    char *bomb = a_run(10000);
+    char *bomb = tu_repeat('a', 10000, "!");
     run(doc, json_pack("{s:s}", "v", bomb));
     ck_assert_int_eq(out.status, FLOW_FAILED);
     ck_assert_int_eq(out.error, FLOW_ETOOBIG);
@@ -179,7 +171,7 @@ START_TEST(test_choice_patterns_are_bounded) {
     flow_def_t *def = NULL;
     ck_assert_int_eq(flow_doc_load(reg2, d, &def, NULL), 0);
     free(bomb);
-    bomb = a_run(30);
+    bomb = tu_repeat('a', 30, "!");
     harness_run(&h, def, json_pack("{s:s}", "v", bomb), NULL, &out);
     ck_assert_str_eq(out.error_message, "choice: case 1 (matches (a+)+$): the regex match limit (5000) was reached");
     flow_def_unref(def);

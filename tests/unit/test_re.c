@@ -11,15 +11,6 @@
 #include "re.h"
 #include "support/json_util.h"
 
-/* A string of n copies of c followed by tail (free it). */
-static char *repeat(char c, size_t n, const char *tail) {
-    size_t t = strlen(tail);
-    char *s = malloc(n + t + 1);
-    memset(s, c, n);
-    memcpy(s + n, tail, t + 1);
-    return s;
-}
-
 static flow_re_limits_t limits_of(int no_jit) {
     flow_re_limits_t lim = {0};
     lim.no_jit = no_jit;
@@ -68,10 +59,10 @@ START_TEST(issue_patterns_are_refused_when_compiled) {
     refused("^a+++++++++++++++++++++$", &lim, "quantifier does not follow a repeatable item at offset 4");
     /* a million copies of "a": PCRE2 works out the size before it builds anything */
     refused("((a{100}){100}){100}", &lim, "larger than PCRE2 allows");
-    char *longer = repeat('a', FLOW_RE_MAX_LENGTH + 1, "");
+    char *longer = tu_repeat('a', FLOW_RE_MAX_LENGTH + 1, "");
     refused(longer, &lim, "longer than 1024 bytes (the regex length limit)");
     free(longer);
-    char *nested = repeat('(', 40, "a");
+    char *nested = tu_repeat('(', 40, "a");
     size_t n = strlen(nested);
     nested = realloc(nested, n + 41);
     memset(nested + n, ')', 40);
@@ -88,24 +79,24 @@ END_TEST
 
 START_TEST(catastrophic_backtracking_stops_at_the_match_limit) {
     flow_re_limits_t lim = limits_of(_i);
-    char *a = repeat('a', 10000, "!");
+    char *a = tu_repeat('a', 10000, "!");
     stopped("(a+)+$", a, &lim, "the regex match limit (1000000) was reached");
     free(a);
     /* the back-references of issue 11, over 80 bytes */
-    a = repeat('a', 81, "b");
+    a = tu_repeat('a', 81, "b");
     stopped("^(a*)*\\1$", a, &lim, "the regex match limit (1000000) was reached");
     stopped("^(.*)(.*)(.*)(.*)(.*)\\5\\4\\3\\2\\1$", a, &lim, "the regex match limit (1000000) was reached");
     free(a);
     /* (a|aa)*c: with a "c" in the string PCRE2 has to try every way to split the "a"s */
-    a = repeat('a', 30, "bc");
+    a = tu_repeat('a', 30, "bc");
     stopped("(a|aa)*c", a, &lim, "the regex match limit (1000000) was reached");
     free(a);
     /* with a long run, the match limit or the backtracking memory runs out, whichever comes first */
-    a = repeat('a', 10000, "bc");
+    a = tu_repeat('a', 10000, "bc");
     stopped("(a|aa)*c", a, &lim, " limit (");
     free(a);
     /* without any "c", PCRE2 knows at once that it cannot match */
-    a = repeat('a', 10000, "");
+    a = tu_repeat('a', 10000, "");
     char why[256];
     flow_re_t *re = compiled("(a|aa)*c", &lim);
     ck_assert_int_eq(match_once(re, &lim, a, strlen(a), why, sizeof why), 0);
@@ -117,13 +108,13 @@ END_TEST
 START_TEST(lower_limits_are_named) {
     flow_re_limits_t lim = limits_of(_i);
     lim.match_limit = 5000;
-    char *a = repeat('a', 30, "bc");
+    char *a = tu_repeat('a', 30, "bc");
     stopped("(a|aa)*c", a, &lim, "the regex match limit (5000) was reached");
     free(a);
     if (_i == 1) { /* the depth limit is the interpreter's: JIT has its stack (the heap limit) */
         lim = limits_of(1);
         lim.depth_limit = 100;
-        a = repeat('a', 1000, "!");
+        a = tu_repeat('a', 1000, "!");
         stopped("^(a|b)*$", a, &lim, "the regex depth limit (100) was reached");
         free(a);
     }
@@ -134,7 +125,7 @@ END_TEST
 START_TEST(the_budget_stops_many_matches) {
     flow_re_limits_t lim = limits_of(_i);
     lim.budget = 20000000;
-    char *a = repeat('a', 22, "bc"); /* well under a million steps each */
+    char *a = tu_repeat('a', 22, "bc"); /* well under a million steps each */
     char why[256] = "";
     flow_re_t *re = compiled("(a|aa)*c", &lim);
     flow_re_run_t run;
@@ -164,7 +155,7 @@ START_TEST(the_budget_stops_many_matches) {
     flow_re_run_end(&run);
     lim = limits_of(_i);
     lim.budget = 1000;
-    a = repeat('x', 8000, "");
+    a = tu_repeat('x', 8000, "");
     flow_re_run_init(&run, &lim);
     ck_assert_int_eq(flow_re_match(&run, re, a, strlen(a), why, sizeof why), FLOW_ETOOBIG);
     ck_assert_str_eq(why, "the regex budget of this check (1000) is spent");

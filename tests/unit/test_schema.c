@@ -359,10 +359,7 @@ END_TEST
 
 /* A string made of n copies of c and then tail, as a JSON string (new reference). */
 static json_t *run_of(char c, size_t n, const char *tail) {
-    size_t t = strlen(tail);
-    char *b = malloc(n + t + 1);
-    memset(b, c, n);
-    memcpy(b + n, tail, t + 1);
+    char *b = tu_repeat(c, n, tail);
     json_t *v = json_string(b);
     free(b);
     return v;
