@@ -64,6 +64,21 @@ E2E_SRC := $(sort $(wildcard tests/e2e/test_*.c))
 E2E_BIN := $(E2E_SRC:tests/e2e/%.c=$(BUILD)/e2e/%)
 E2E_SUPPORT_OBJ := $(BUILD)/obj/tests/e2e/e2e.o $(BUILD)/obj/tests/support/mock.o
 
+# tests/fuzz/fuzz_<name>.c each make a libFuzzer harness (`make fuzz`: clang, into build/fuzz) and a
+# replay runner (the same file with tests/fuzz/driver.c, in this build) that `make check` runs over
+# tests/fuzz/corpus/<name> and tests/fuzz/regress/<name>; a new harness file needs no edit here.
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/%.c=%)
+REPLAY_BIN := $(FUZZ_NAMES:%=$(BUILD)/fuzz-replay/%)
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?= $(FUZZ_NAMES)
+FUZZ_CC ?= clang
+FUZZ_DIR := build/fuzz
+FUZZ_CFLAGS = $(BASE_CFLAGS) -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+FUZZ_LIB := $(FUZZ_DIR)/libflow.a
+FUZZ_SERVER_LIB := $(FUZZ_DIR)/libflowd.a
+
 BENCH := $(BUILD)/flow-bench
 MOCK := $(BUILD)/flowd-mock
 HEALTHCHECK := $(BUILD)/flowd-healthcheck
@@ -75,7 +90,7 @@ EXAMPLES := $(EXAMPLES_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .SECONDARY:
 
-.PHONY: all lib test check unit e2e deps bench valgrind tsan clean help run examples lint mock
+.PHONY: all lib test check unit e2e deps bench valgrind tsan clean help run examples lint mock fuzz fuzz-replay
 
 all: $(LIB) $(if $(wildcard server/main.c),$(FLOWD)) $(EXAMPLES) $(MOCK) $(HEALTHCHECK)
 
@@ -98,9 +113,19 @@ help:
 	@echo "make mock       build the test HTTP server (build/flowd-mock --port N [--api-key K])"
 	@echo "make test-docker  build the image (docker/Dockerfile), run it and docker/compose.yaml, and"
 	@echo "                submit a job to each (docker, or ../shared/tools/docker on podman; minutes)"
+	@echo "make fuzz       build the libFuzzer harnesses of tests/fuzz with clang (installed when missing,"
+	@echo "                as root) and run each for FUZZ_SECONDS (60) from its seed corpus and dictionary;"
+	@echo "                FUZZ_HARNESSES=fuzz_doc picks some; new inputs go to build/fuzz/corpus, crashes to"
+	@echo "                build/fuzz/crashes (make test replays tests/fuzz/corpus and tests/fuzz/regress)"
 	@echo "make deps       install missing -dev packages with apt-get (as root)"
 	@echo "make lint       grep for calls we do not use (sprintf, strcpy, atoi, ...)"
 	@echo "make clean      remove build/"
+
+# make fuzz needs clang (libFuzzer comes with Debian's), so make deps installs it for that goal only.
+DEPS_TOOLS :=
+ifneq ($(filter fuzz,$(MAKECMDGOALS)),)
+DEPS_TOOLS += $(FUZZ_CC)
+endif
 
 # Installs only what pkg-config (or the PATH) cannot find, so it is quick on a ready machine.
 deps:
@@ -113,6 +138,7 @@ deps:
 	    libpcre2-8) echo $(DEB_libpcre2-8);; yaml-0.1) echo $(DEB_yaml-0.1);; esac)"; \
 	done; \
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	for t in $(DEPS_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing packages:$$missing (run make deps as root)"; exit 1; fi; \
@@ -152,6 +178,35 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(FLOWS_OBJ) $(LIB)
 
 examples: $(EXAMPLES)
 
+$(BUILD)/fuzz-replay/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/driver.o $(SERVER_OBJ) $(FLOWS_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(FUZZ_LIB): $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_SERVER_LIB): $(SERVER_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FLOWS_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_DIR)/bin/%: $(FUZZ_DIR)/obj/tests/fuzz/%.o $(FUZZ_SERVER_LIB) $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
+# Each harness runs FUZZ_SECONDS and stops; new inputs are kept in build/fuzz/corpus/<name> (the
+# committed seeds are read, never written), crashes in build/fuzz/crashes/<name>/.
+fuzz: deps $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/bin/%)
+	@for h in $(FUZZ_HARNESSES); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$h $(FUZZ_DIR)/crashes/$$h; \
+	  echo "== $$h, $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_DIR)/bin/$$h -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
+	    -dict=tests/fuzz/$$h.dict -artifact_prefix=$(FUZZ_DIR)/crashes/$$h/ -print_final_stats=1 \
+	    $(FUZZ_DIR)/corpus/$$h tests/fuzz/corpus/$$h || exit 1; \
+	done
+
 $(MOCK): $(BUILD)/obj/tests/mock/main.o $(BUILD)/obj/tests/support/mock.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -173,7 +228,12 @@ e2e: $(FLOWD) $(E2E_BIN)
 	  echo "== $$t"; FLOWD_BIN=$(FLOWD) CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-120} $$t || fail=1; \
 	done; exit $$fail
 
-check: all unit e2e
+fuzz-replay: $(REPLAY_BIN)
+	@fail=0; for h in $(FUZZ_NAMES); do \
+	  $(BUILD)/fuzz-replay/$$h tests/fuzz/corpus/$$h tests/fuzz/regress/$$h || fail=1; \
+	done; exit $$fail
+
+check: all unit fuzz-replay e2e
 
 test: deps lint
 	$(MAKE) check

@@ -8,7 +8,12 @@
  * can print what the engine costs over them, measured in the same run:
  *   flow-bench bare-steps N    the same prep/exec/post calls in a plain loop
  *   flow-bench bare-sleepers N S   N uv_timer_t, each with a shared-store object, freed when due
- *   flow-bench bare-fanout N S     N uv_timer_t and an N-item array of results */
+ *   flow-bench bare-fanout N S     N uv_timer_t and an N-item array of results
+ * and, apart from the engine:
+ *   flow-bench regex JIT N     the patterns of issue 11 under the default limits (lib/re.h), each
+ *                              matched N times (JIT 1: PCRE2's JIT, 0: its interpreter): a line per
+ *                              pattern with the time of one match, and one schema check of 1,000
+ *                              strings that spends the budget */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +22,8 @@
 #include "doc.h"
 #include "flow.h"
 #include "nodes.h"
+#include "re.h"
+#include "schema.h"
 
 static double now_s(void) {
     return (double)uv_hrtime() / 1e9;
@@ -324,9 +331,84 @@ static int bare_fanout(uv_loop_t *loop, unsigned long n, double s) {
     return jobs_done == n ? 0 : 1;
 }
 
+/* ---- regular expressions ---- */
+
+static char *run_of(char c, size_t n, const char *tail) {
+    size_t t = strlen(tail);
+    char *s = malloc(n + t + 1);
+    if (s != NULL) {
+        memset(s, c, n);
+        memcpy(s + n, tail, t + 1);
+    }
+    return s;
+}
+
+static int bench_regex(int jit, unsigned long n) {
+    static const struct {
+        const char *name, *pattern;
+        char c;
+        size_t count;
+        const char *tail;
+    } cases[] = {
+        {"nested_plus", "(a+)+$", 'a', 10000, "!"},
+        {"backref", "^(a*)*\\1$", 'a', 81, "b"},
+        {"alternation", "(a|aa)*c", 'a', 30, "bc"},
+        {"email_ok", "^[a-z0-9._%+-]+@[a-z0-9.-]+\\.[a-z]{2,}$", 'a', 20, "@example.org"},
+    };
+    flow_re_limits_t lim = {.no_jit = !jit};
+    char why[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        flow_re_t *re = NULL;
+        char *s = run_of(cases[i].c, cases[i].count, cases[i].tail);
+        if (s == NULL || flow_re_compile(cases[i].pattern, strlen(cases[i].pattern), &lim, &re, why, sizeof why) < 0) {
+            fprintf(stderr, "regex %s: %s\n", cases[i].name, s ? why : "out of memory");
+            free(s);
+            return 1;
+        }
+        int rc = 0;
+        double t0 = now_s();
+        for (unsigned long k = 0; k < n; k++) {
+            flow_re_run_t run;
+            flow_re_run_init(&run, &lim);
+            rc = flow_re_match(&run, re, s, strlen(s), why, sizeof why);
+            flow_re_run_end(&run);
+        }
+        double wall = now_s() - t0;
+        printf("regex=%s jit=%d matches=%lu wall_s=%.3f ms_per_match=%.3f result=%s\n", cases[i].name,
+               flow_re_jit(re), n, wall, wall * 1000.0 / (double)n,
+               rc == 1 ? "match" : rc == 0 ? "no_match" : rc == FLOW_ETOOBIG ? "limit" : "error");
+        flow_re_free(re);
+        free(s);
+    }
+    /* one answer of 1,000 strings, each far under the match limit: the budget stops the check */
+    json_t *schema = json_pack("{s:{s:s}}", "items", "pattern", "(a|aa)*c");
+    json_t *answer = json_array();
+    char *s = run_of('a', 22, "bc");
+    for (int i = 0; i < 1000 && s != NULL; i++)
+        json_array_append_new(answer, json_string(s));
+    free(s);
+    flow_schema_t *sc = NULL;
+    if (flow_schema_compile_with(schema, NULL, &lim, &sc, NULL) < 0) {
+        json_decref(schema);
+        json_decref(answer);
+        return 1;
+    }
+    int rc = 0;
+    double t0 = now_s();
+    for (unsigned long k = 0; k < n; k++)
+        rc = flow_schema_validate(sc, answer, NULL);
+    double wall = now_s() - t0;
+    printf("regex=budget_1000_strings jit=%d checks=%lu wall_s=%.3f ms_per_check=%.3f result=%s\n", jit, n, wall,
+           wall * 1000.0 / (double)n, rc == FLOW_EINVAL ? "refused" : "accepted");
+    flow_schema_free(sc);
+    json_decref(schema);
+    json_decref(answer);
+    return 0;
+}
+
 static int usage(void) {
     fprintf(stderr, "usage: flow-bench steps N | sleepers N S | fanout N S | scraper BASE N MS LIMIT |"
-                    " bare-steps N | bare-sleepers N S | bare-fanout N S\n");
+                    " bare-steps N | bare-sleepers N S | bare-fanout N S | regex JIT N\n");
     return 2;
 }
 
@@ -346,6 +428,11 @@ int main(int argc, char **argv) {
         flow_engine_close(eng);
         uv_run(&loop, UV_RUN_DEFAULT);
         return uv_loop_close(&loop) == 0 ? rc : 1;
+    }
+    if (argc == 4 && strcmp(argv[1], "regex") == 0) {
+        if (parse_count(argv[3], &n) < 0 || n == 0 || (strcmp(argv[2], "0") != 0 && strcmp(argv[2], "1") != 0))
+            return usage();
+        return bench_regex(argv[2][0] == '1', n);
     }
     if (argc < 3 || parse_count(argv[2], &n) < 0)
         return usage();

@@ -98,57 +98,62 @@ static int only_keys(loader_t *L, const graph_t *gr, json_t *obj, const char *wh
 
 /* ---- "$params/name" references must name a declared param ---- */
 
-static void check_param_ref(loader_t *L, const graph_t *gr, const char *ref, const char *where) {
-    char key[NAME_MAX_LEN * 4];
-    size_t n = 0;
-    for (const char *p = ref; *p != '\0' && *p != '/' && *p != '|' && *p != '}' && *p != ' ' && *p != '\t'; p++) {
-        char c = *p;
-        if (c == '~') {
-            c = p[1] == '0' ? '~' : '/';
-            p++;
-        }
-        if (n + 1 < sizeof key)
-            key[n++] = c;
-    }
-    key[n] = '\0';
-    if (json_object_get(gr->declared, key) == NULL)
-        problem(L, gr, where, "$params/%s is not a param this flow declares (its \"params\")", key);
+typedef struct param_check {
+    loader_t *L;
+    const graph_t *gr;
+    const char *where;
+} param_check_t;
+
+/* A reference as the template module reads it (so its pointer is well-formed): the first token after
+ * "$params" must be a declared param. Only that token is looked up, with its "/" in front, as a
+ * pointer into the declared params. */
+static int check_param_ref(void *data, const char *ref, size_t len) {
+    const param_check_t *pc = data;
+    json_t *found;
+    size_t end = 8;
+    if (len < 8 || memcmp(ref, "$params/", 8) != 0)
+        return 0;
+    while (end < len && ref[end] != '/')
+        end++;
+    if (flow_pointer_getn(pc->gr->declared, ref + 7, end - 7, &found) == FLOW_ENOTFOUND)
+        problem(pc->L, pc->gr, pc->where, "%.*s is not a param this flow declares (its \"params\")",
+                (int)(end < 200 ? end : 200), ref);
+    return 0;
 }
 
-static void check_params_used(loader_t *L, const graph_t *gr, json_t *v, const char *where) {
+static int check_params_used(loader_t *L, const graph_t *gr, json_t *v, const char *where) {
     char at[512];
     const char *key;
     json_t *m;
     size_t i;
+    int rc = 0;
     if (v == NULL)
-        return;
+        return 0;
     switch (json_typeof(v)) {
     case JSON_OBJECT:
-        json_object_foreach(v, key, m)
-            check_params_used(L, gr, m, join(at, sizeof at, where, key));
+        json_object_foreach(v, key, m) {
+            rc = check_params_used(L, gr, m, join(at, sizeof at, where, key));
+            if (rc < 0)
+                break;
+        }
         break;
     case JSON_ARRAY:
         json_array_foreach(v, i, m) {
             snprintf(at, sizeof at, "%s/%zu", where, i);
-            check_params_used(L, gr, m, at);
+            rc = check_params_used(L, gr, m, at);
+            if (rc < 0)
+                break;
         }
         break;
     case JSON_STRING: {
-        const char *s = json_string_value(v);
-        if (strncmp(s, "$params/", 8) == 0)
-            check_param_ref(L, gr, s + 8, where);
-        for (const char *p = strstr(s, "{{"); p != NULL; p = strstr(p + 2, "{{")) {
-            const char *q = p + 2;
-            while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
-                q++;
-            if (strncmp(q, "$params/", 8) == 0)
-                check_param_ref(L, gr, q + 8, where);
-        }
+        param_check_t pc = {L, gr, where};
+        rc = flow_template_refs(v, check_param_ref, &pc);
         break;
     }
     default:
         break;
     }
+    return rc;
 }
 
 /* ---- sub-flows ---- */
@@ -433,11 +438,18 @@ static int load_node(loader_t *L, const graph_t *gr, const char *name, json_t *s
         params = empty = json_object();
     snprintf(fullname, sizeof fullname, "%s%s", gr->prefix, name);
     join(at, sizeof at, where, "params");
-    check_params_used(L, gr, params, at);
-    check_params_used(L, gr, json_object_get(spec, "out"), join(at, sizeof at, where, "out"));
-    check_params_used(L, gr, json_object_get(spec, "items"), join(at, sizeof at, where, "items"));
-    if (json_object_get(spec, "node") != NULL)
-        check_params_used(L, gr, json_object_get(json_object_get(spec, "node"), "params"), join(at, sizeof at, where, "node"));
+    rc = check_params_used(L, gr, params, at);
+    if (rc == 0)
+        rc = check_params_used(L, gr, json_object_get(spec, "out"), join(at, sizeof at, where, "out"));
+    if (rc == 0)
+        rc = check_params_used(L, gr, json_object_get(spec, "items"), join(at, sizeof at, where, "items"));
+    if (rc == 0 && json_object_get(spec, "node") != NULL)
+        rc = check_params_used(L, gr, json_object_get(json_object_get(spec, "node"), "params"),
+                               join(at, sizeof at, where, "node"));
+    if (rc == FLOW_ENOMEM) {
+        json_decref(empty);
+        return rc;
+    }
     if (strcmp(type, "map") == 0) {
         rc = only_keys(L, gr, spec, where, map_members, "a map node");
         if (rc == 0)

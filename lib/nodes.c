@@ -3,7 +3,6 @@
  * stored in post where "out" says), and the ops of map and flow nodes. http and llm are in
  * nodes_net.c. */
 #include <math.h>
-#include <regex.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,6 +10,7 @@
 #include "nodes.h"
 #include "pointer.h"
 #include "problems.h"
+#include "re.h"
 #include "schema.h"
 
 extern const flow__jtype_t flow__http_type;
@@ -51,6 +51,13 @@ static int known_params(const flow_type_args_t *a, const char *const *names) {
         }
     }
     return rc;
+}
+
+/* The limits of the regular expressions of a node being compiled (args->data: its env; NULL: the
+ * defaults). */
+static const flow_re_limits_t *re_limits_of(const flow_type_args_t *a) {
+    const flow_nodes_env_t *env = a->data;
+    return env != NULL ? &env->re_limits : NULL;
 }
 
 static int is_reference_or_template(json_t *v) {
@@ -300,8 +307,13 @@ int flow__jnode_make(const flow__jtype_t *t, const flow_nodes_env_t *env, const 
         if ((r = flow_template_compile(items, where, a->roots & ~FLOW_SCOPE_ITEM, &n->items, a->problems)) < 0)
             rc = r;
     }
-    if (t->compile != NULL && (r = t->compile(a, &n->cfg)) < 0)
-        rc = r;
+    if (t->compile != NULL) {
+        flow_type_args_t with_env = *a;
+        with_env.data = (void *)env;
+        r = t->compile(&with_env, &n->cfg);
+        if (r < 0)
+            rc = r;
+    }
     if (rc < 0) {
         flow__jnode_free(n);
         return rc;
@@ -464,8 +476,7 @@ static const char *const op_names[] = {"eq", "ne", "lt", "le", "gt", "ge", "in",
 typedef struct choice_case {
     op_t op;
     json_t *operand;
-    regex_t re;
-    int has_re;
+    flow_re_t *re; /* matches */
     const char *action;
 } choice_case_t;
 
@@ -475,6 +486,7 @@ typedef struct choice {
     size_t ncases;
     const char *otherwise;
     json_t *params; /* keeps the strings the cases point to */
+    const flow_re_limits_t *re_limits; /* the env's */
 } choice_t;
 
 static void choice_free(void *p) {
@@ -482,8 +494,7 @@ static void choice_free(void *p) {
     if (c == NULL)
         return;
     for (size_t i = 0; i < c->ncases; i++)
-        if (c->cases[i].has_re)
-            regfree(&c->cases[i].re);
+        flow_re_free(c->cases[i].re);
     flow__free(c->cases);
     flow_tmpl_free(c->value);
     json_decref(c->params);
@@ -492,8 +503,9 @@ static void choice_free(void *p) {
 
 static const char *const json_types[] = {"null", "boolean", "number", "integer", "string", "array", "object", NULL};
 
-static int compile_case(const flow_type_args_t *a, size_t i, json_t *spec, choice_case_t *out) {
-    char sub[96];
+static int compile_case(const flow_type_args_t *a, const flow_re_limits_t *re_limits, size_t i, json_t *spec,
+                        choice_case_t *out) {
+    char sub[96], why[200];
     snprintf(sub, sizeof sub, "/params/cases/%zu", i);
     if (!json_is_object(spec))
         return bad(a, sub, "a case is an object such as {\"eq\": \"yes\", \"action\": \"accept\"}");
@@ -546,12 +558,17 @@ static int compile_case(const flow_type_args_t *a, size_t i, json_t *spec, choic
             return bad(a, sub, "type is one of null, boolean, number, integer, string, array, object");
         break;
     }
-    case OP_MATCHES:
-        if (!json_is_string(out->operand) ||
-            regcomp(&out->re, json_string_value(out->operand), REG_EXTENDED | REG_NOSUB) != 0)
-            return bad(a, sub, "matches needs a POSIX extended regular expression");
-        out->has_re = 1;
+    case OP_MATCHES: {
+        if (!json_is_string(out->operand))
+            return bad(a, sub, "matches needs a regular expression (a string)");
+        int r = flow_re_compile(json_string_value(out->operand), json_string_length(out->operand), re_limits,
+                                &out->re, why, sizeof why);
+        if (r == FLOW_EINVAL)
+            return bad(a, sub, "matches: not a valid regular expression: %s", why);
+        if (r < 0)
+            return r;
         break;
+    }
     default:
         break;
     }
@@ -565,6 +582,7 @@ static int choice_compile(const flow_type_args_t *a, void **cfgp) {
     if (c == NULL)
         return FLOW_ENOMEM;
     c->params = json_incref(a->params);
+    c->re_limits = re_limits_of(a);
     json_t *value = json_object_get(a->params, "value");
     json_t *cases = json_object_get(a->params, "cases");
     json_t *otherwise = json_object_get(a->params, "default");
@@ -582,9 +600,10 @@ static int choice_compile(const flow_type_args_t *a, void **cfgp) {
             choice_free(c);
             return FLOW_ENOMEM;
         }
-        for (size_t i = 0; i < json_array_size(cases); i++) {
-            if (compile_case(a, i, json_array_get(cases, i), &c->cases[c->ncases]) < 0)
-                rc = FLOW_ELOAD;
+        for (size_t i = 0; i < json_array_size(cases) && rc != FLOW_ENOMEM; i++) {
+            int r = compile_case(a, re_limits_of(a), i, json_array_get(cases, i), &c->cases[c->ncases]);
+            if (r < 0)
+                rc = r;
             else
                 c->ncases++;
         }
@@ -649,7 +668,8 @@ static int type_is(json_t *v, const char *t) {
     return 0;
 }
 
-static int matches(const choice_case_t *k, json_t *v) {
+/* 1 when v passes the case, 0 when not, or an error of flow_re_match (why says it). */
+static int passes(flow_re_run_t *run, const choice_case_t *k, json_t *v, char *why, size_t whylen) {
     int cmp;
     if (k->op == OP_EXISTS)
         return (v != NULL) == json_is_true(k->operand);
@@ -670,22 +690,36 @@ static int matches(const choice_case_t *k, json_t *v) {
                 return 1;
         return 0;
     }
-    case OP_MATCHES: return json_is_string(v) && regexec(&k->re, json_string_value(v), 0, NULL, 0) == 0;
+    case OP_MATCHES:
+        if (!json_is_string(v))
+            return 0;
+        return flow_re_match(run, k->re, json_string_value(v), json_string_length(v), why, whylen);
     case OP_TYPE: return type_is(v, json_string_value(k->operand));
     default: return 0;
     }
 }
 
+/* The first case that passes picks the action. A regular expression that meets a limit fails the
+ * node: neither its case nor the next ones can be trusted to be the one the flow meant. */
 static int choice_finish(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_t *input, json_t *result,
                          const char **action) {
     const choice_t *c = cfg;
     json_t *v = json_object_get(input, "value");
-    for (size_t i = 0; i < c->ncases; i++) {
-        if (matches(&c->cases[i], v)) {
-            *action = c->cases[i].action;
-            return 0;
-        }
+    flow_re_run_t run;
+    char why[200] = "";
+    int rc = 0;
+    size_t i;
+    flow_re_run_init(&run, c->re_limits);
+    for (i = 0; i < c->ncases && rc == 0; i++)
+        rc = passes(&run, &c->cases[i], v, why, sizeof why);
+    flow_re_run_end(&run);
+    if (rc > 0) {
+        *action = c->cases[i - 1].action;
+        return 0;
     }
+    if (rc < 0)
+        return flow_error(ctx, rc, "choice: case %zu (matches %.60s): %s", i - 1,
+                          flow_re_pattern(c->cases[i - 1].re), rc == FLOW_ENOMEM ? "out of memory" : why);
     *action = c->otherwise;
     return 0;
 }
@@ -748,8 +782,11 @@ static int input_compile(const flow_type_args_t *a, void **cfgp) {
     else if (flow_template_compile(prompt, where, a->roots, &c->prompt, a->problems) < 0)
         rc = FLOW_ELOAD;
     snprintf(where, sizeof where, "%s/params/schema", a->where);
-    if (schema != NULL && flow_schema_compile(schema, where, &c->schema, a->problems) < 0)
-        rc = FLOW_ELOAD;
+    if (schema != NULL) {
+        int r = flow_schema_compile_with(schema, where, re_limits_of(a), &c->schema, a->problems);
+        if (r < 0)
+            rc = r == FLOW_ENOMEM ? r : FLOW_ELOAD;
+    }
     c->schema_json = json_incref(schema);
     if (actions != NULL) {
         const char *key;

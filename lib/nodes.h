@@ -7,6 +7,7 @@
 
 #include "flow.h"
 #include "http.h"
+#include "re.h"
 #include "template.h"
 
 /* What the types need from the program that runs them. Borrowed: it must outlive every definition
@@ -19,6 +20,8 @@ typedef struct flow_nodes_env {
                                * logs */
     const char *llm_model;    /* the model when a node names none */
     size_t max_body;          /* response bodies of http and llm nodes; 0: 10 MiB */
+    flow_re_limits_t re_limits; /* choice "matches" and input "schema" patterns (re.h); zeros: the
+                                 * defaults */
 } flow_nodes_env_t;
 
 /* Registers the built-in types in reg. FLOW_EEXIST when one is taken. */
@@ -31,7 +34,7 @@ int flow_nodes_register(flow_registry_t *reg, const flow_nodes_env_t *env);
 typedef struct flow__jtype {
     const char *name;
     unsigned flags;
-    int (*compile)(const flow_type_args_t *a, void **cfg);
+    int (*compile)(const flow_type_args_t *a, void **cfg); /* a->data: the flow_nodes_env_t */
     void (*free)(void *cfg);
     int (*prepare)(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_t *params, json_t **input);
     void (*exec)(flow_ctx_t *ctx, const void *cfg, json_t *input);

@@ -5,7 +5,6 @@
 #include "internal.h"
 
 #include <math.h>
-#include <regex.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,12 +14,12 @@
 
 #include "flow.h"
 #include "jpath.h"
+#include "re.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
 #define DUMP_MAX 200 /* bytes of a keyword's value quoted in a message */
-#define PATTERN_MAX_COST 10000 /* elements a pattern may expand to; see pattern_risk() */
-#define PATTERN_MAX_COST_TEXT "10000"
-#define PATTERN_MAX_GROUPS 64
+#define WHY_MAX 200 /* a regex error's message */
+#define LIMITED_MAX (WHY_MAX + 120)
 
 enum {
     T_NULL = 1 << 0,
@@ -74,14 +73,13 @@ struct snode {
     size_t nprops;
     snode_t *additional, *items, *not_;
     slist_t all_of, any_of, one_of;
-    regex_t re;
-    int has_re;
-    const char *pattern;
+    flow_re_t *re; /* pattern */
 };
 
 struct flow_schema {
     json_t *doc; /* new reference to the schema compiled */
     snode_t *root;
+    flow_re_limits_t limits; /* of the patterns' matches */
 };
 
 static void node_free(snode_t *n) {
@@ -99,8 +97,7 @@ static void node_free(snode_t *n) {
             node_free(lists[l]->v[i]);
         flow__free(lists[l]->v);
     }
-    if (n->has_re)
-        regfree(&n->re);
+    flow_re_free(n->re);
     flow__free(n);
 }
 
@@ -134,6 +131,12 @@ static const char *quote(quote_t *q, json_t *v) {
 /* ---- compiling --------------------------------------------------------------------------------- */
 
 static int compile_node(flow__check_t *c, json_t *s, const flow__jpath_t *at, unsigned depth, snode_t **out);
+
+/* A compilation: the keywords get &check, the first member, and kw_pattern the limits around it. */
+typedef struct compiling {
+    flow__check_t check;
+    const flow_re_limits_t *re_limits;
+} compiling_t;
 
 /* A keyword's compiler: v is its value (borrowed), at its place, field where it goes in n. */
 typedef int (*keyword_fn)(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
@@ -217,116 +220,16 @@ static int kw_unique(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_
     return 0;
 }
 
-/* The index of the "]" that closes the bracket expression opening at p[i] (len when none). */
-static size_t bracket_end(const char *p, size_t len, size_t i) {
-    i++;
-    if (i < len && p[i] == '^')
-        i++;
-    if (i < len && p[i] == ']')
-        i++; /* a "]" first is a member, not the end */
-    for (; i < len && p[i] != ']'; i++) {
-        if (p[i] == '[' && i + 1 < len && (p[i + 1] == ':' || p[i + 1] == '.' || p[i + 1] == '=')) {
-            char close = p[i + 1];
-            for (i += 2; i + 1 < len && !(p[i] == close && p[i + 1] == ']'); i++)
-                ;
-            i++; /* on the "]" of ":]" */
-        }
-    }
-    return i;
-}
-
-/* The repetition count of the bound "{n}", "{n,}" or "{n,m}" at p[*i] (0 when it is not one, and
- * "{" is then a literal); *i moves to its "}". */
-static size_t bound_at(const char *p, size_t len, size_t *i) {
-    size_t j = *i + 1, n = 0, m = 0, digits = 0;
-    for (; j < len && p[j] >= '0' && p[j] <= '9'; j++, digits++)
-        n = n > PATTERN_MAX_COST ? n : n * 10 + (size_t)(p[j] - '0');
-    if (digits == 0)
-        return 0;
-    if (j < len && p[j] == ',') {
-        j++;
-        m = n + 1; /* "{n,}": glibc makes n copies and a star */
-        for (digits = 0; j < len && p[j] >= '0' && p[j] <= '9'; j++, digits++)
-            m = digits == 0 ? (size_t)(p[j] - '0') : m > PATTERN_MAX_COST ? m : m * 10 + (size_t)(p[j] - '0');
-    }
-    if (j >= len || p[j] != '}')
-        return 0;
-    *i = j;
-    n = m > n ? m : n;
-    return n == 0 ? 1 : n;
-}
-
-/* Why the pattern would be dangerous to compile or match, or NULL. glibc's regcomp copies what a
- * bound repeats once per repetition, so ((a{255}){255}){255} takes seconds and gigabytes: the size
- * of the expanded pattern is estimated, group by group. Back-references make matching exponential. */
-static const char *pattern_risk(const char *p, size_t len) {
-    size_t cost[PATTERN_MAX_GROUPS + 1]; /* per open group, the size of what it holds so far */
-    size_t depth = 0, last = 0;          /* last: the size of the atom a bound would repeat */
-
-    cost[0] = 0;
-    for (size_t i = 0; i < len; i++) {
-        size_t bound;
-        if (p[i] == '\\') {
-            if (i + 1 < len && p[i + 1] >= '1' && p[i + 1] <= '9')
-                return "back-references (\"\\1\" to \"\\9\") are not supported";
-            i++;
-            last = 1;
-        } else if (p[i] == '[') {
-            i = bracket_end(p, len, i);
-            last = 1;
-        } else if (p[i] == '(') {
-            if (depth == PATTERN_MAX_GROUPS)
-                return "groups nested too deeply";
-            cost[++depth] = 0;
-            continue;
-        } else if (p[i] == ')' && depth > 0) {
-            last = cost[depth--];
-            last = last == 0 ? 1 : last;
-        } else if (p[i] == '{' && (bound = bound_at(p, len, &i)) > 0) {
-            /* the atom is already counted once */
-            size_t more = last > PATTERN_MAX_COST / bound ? PATTERN_MAX_COST + 1 : last * (bound - 1);
-            last = last + more;
-            cost[depth] += more;
-            if (cost[depth] > PATTERN_MAX_COST)
-                break;
-            continue;
-        } else {
-            last = 1;
-        }
-        cost[depth] += last;
-        if (cost[depth] > PATTERN_MAX_COST)
-            break;
-    }
-    for (size_t d = 0; d <= depth; d++)
-        if (cost[d] > PATTERN_MAX_COST)
-            return "too complex: its repetitions expand to more than " PATTERN_MAX_COST_TEXT " elements";
-    return NULL;
-}
-
 static int kw_pattern(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
                       void *field) {
-    char msg[256];
+    char why[WHY_MAX];
     if (!json_is_string(v))
         return flow__check_problem(c, at, "must be a string");
-    const char *p = json_string_value(v);
-    size_t len = json_string_length(v);
-    if (len > FLOW_SCHEMA_MAX_PATTERN)
-        return flow__check_problem(c, at, "longer than %d bytes", FLOW_SCHEMA_MAX_PATTERN);
-    if (strlen(p) != len)
-        return flow__check_problem(c, at, "must not contain a NUL character");
-    const char *risk = pattern_risk(p, len);
-    if (risk != NULL)
-        return flow__check_problem(c, at, "%s", risk);
-    int e = regcomp(&n->re, p, REG_EXTENDED | REG_NOSUB);
-    if (e == REG_ESPACE)
-        return FLOW_ENOMEM;
-    if (e != 0) {
-        regerror(e, NULL, msg, sizeof msg);
-        return flow__check_problem(c, at, "invalid POSIX extended regular expression: %s", msg);
-    }
-    n->has_re = 1;
-    n->pattern = p;
-    return 0;
+    const compiling_t *cc = (const compiling_t *)c;
+    int rc = flow_re_compile(json_string_value(v), json_string_length(v), cc->re_limits, &n->re, why, sizeof why);
+    if (rc == FLOW_EINVAL)
+        return flow__check_problem(c, at, "not a valid regular expression: %s", why);
+    return rc;
 }
 
 static int kw_required(flow__check_t *c, snode_t *n, json_t *v, const flow__jpath_t *at, unsigned depth,
@@ -484,8 +387,9 @@ static int compile_node(flow__check_t *c, json_t *s, const flow__jpath_t *at, un
     return rc;
 }
 
-int flow_schema_compile(json_t *schema, const char *where, flow_schema_t **out, flow_problems_t *problems) {
-    flow__check_t c = {problems, 0};
+int flow_schema_compile_with(json_t *schema, const char *where, const flow_re_limits_t *re_limits,
+                             flow_schema_t **out, flow_problems_t *problems) {
+    compiling_t c = {{problems, 0}, re_limits};
     flow__jpath_t top = flow__jpath_top(where);
     snode_t *root = NULL;
     flow_schema_t *s = NULL;
@@ -497,23 +401,29 @@ int flow_schema_compile(json_t *schema, const char *where, flow_schema_t **out, 
         rc = FLOW_EINVAL;
         goto out;
     }
-    rc = compile_node(&c, schema, &top, 0, &root);
-    if (rc == 0 && c.found > 0)
+    rc = compile_node(&c.check, schema, &top, 0, &root);
+    if (rc == 0 && c.check.found > 0)
         rc = FLOW_ELOAD;
     if (rc != 0 || out == NULL)
         goto out;
-    s = flow__malloc(sizeof *s);
+    s = flow__calloc(1, sizeof *s);
     if (s == NULL) {
         rc = FLOW_ENOMEM;
         goto out;
     }
     s->doc = json_incref(schema);
     s->root = root;
+    if (re_limits != NULL)
+        s->limits = *re_limits;
     root = NULL;
     *out = s;
 out:
     node_free(root);
     return rc;
+}
+
+int flow_schema_compile(json_t *schema, const char *where, flow_schema_t **out, flow_problems_t *problems) {
+    return flow_schema_compile_with(schema, where, NULL, out, problems);
 }
 
 void flow_schema_free(flow_schema_t *s) {
@@ -680,6 +590,8 @@ typedef struct vctx {
     flow_problems_t *problems; /* NULL: report nothing, and stop at the first problem */
     int invalid;               /* a problem was found */
     int rc;                    /* 0, or the error that stopped the validation (FLOW_ENOMEM) */
+    flow_re_run_t *run;        /* the patterns' budget, shared by every check of one validation */
+    char *limited;             /* a regex limit stopped the validation: why (LIMITED_MAX bytes), else "" */
 } vctx_t;
 
 static void fail(vctx_t *c, const flow__jpath_t *at, const char *fmt, ...)
@@ -695,9 +607,9 @@ static void fail(vctx_t *c, const flow__jpath_t *at, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* Nothing more to learn: an error, or a problem when only a yes or no is wanted. */
+/* Nothing more to learn: an error, a regex limit, or a problem when only a yes or no is wanted. */
 static int done(const vctx_t *c) {
-    return c->rc != 0 || (c->invalid && c->problems == NULL);
+    return c->rc != 0 || c->limited[0] != '\0' || (c->invalid && c->problems == NULL);
 }
 
 static const char *plural(size_t n, const char *one, const char *many) {
@@ -786,12 +698,21 @@ static void check_string(vctx_t *c, const snode_t *n, json_t *v, const flow__jpa
             fail(c, at, "must be at most %zu %s long", n->max_length,
                  plural(n->max_length, "character", "characters"));
     }
-    if (n->has_re) {
-        int e = regexec(&n->re, json_string_value(v), 0, NULL, 0);
-        if (e == REG_NOMATCH)
-            fail(c, at, "must match the pattern %s", n->pattern);
-        else if (e != 0)
-            c->rc = FLOW_ENOMEM; /* REG_ESPACE, the only other error regexec returns */
+    if (n->re != NULL && !done(c)) {
+        char why[WHY_MAX];
+        int rc = flow_re_match(c->run, n->re, json_string_value(v), json_string_length(v), why, sizeof why);
+        if (rc == 0) {
+            fail(c, at, "must match the pattern %s", flow_re_pattern(n->re));
+        } else if (rc == FLOW_ETOOBIG) {
+            /* the answer is refused, and nothing more is checked: the budget is spent or nearly */
+            snprintf(c->limited, LIMITED_MAX, "cannot be checked against the pattern %.60s: %s", flow_re_pattern(n->re),
+                     why);
+            fail(c, at, "%s", c->limited);
+        } else if (rc == FLOW_EINVAL) {
+            fail(c, at, "%s", why);
+        } else if (rc < 0) {
+            c->rc = rc;
+        }
     }
 }
 
@@ -849,13 +770,16 @@ static void check_object(vctx_t *c, const snode_t *n, json_t *v, const flow__jpa
     }
 }
 
-/* Whether v matches s, found without reporting anything (for anyOf, oneOf and not). */
+/* Whether v matches s, found without reporting anything (for anyOf, oneOf and not). A regex limit
+ * met on the way is no answer either way: it is reported and stops the validation. */
 static int matches(vctx_t *c, const snode_t *s, json_t *v, const flow__jpath_t *at) {
-    vctx_t quiet = {NULL, 0, 0};
+    vctx_t quiet = {NULL, 0, 0, c->run, c->limited};
     validate(&quiet, s, v, at);
     if (quiet.rc != 0)
         c->rc = quiet.rc;
-    return quiet.rc == 0 && !quiet.invalid;
+    else if (c->limited[0] != '\0')
+        fail(c, at, "%s", c->limited);
+    return quiet.rc == 0 && c->limited[0] == '\0' && !quiet.invalid;
 }
 
 static void check_combinations(vctx_t *c, const snode_t *n, json_t *v, const flow__jpath_t *at) {
@@ -863,14 +787,14 @@ static void check_combinations(vctx_t *c, const snode_t *n, json_t *v, const flo
         validate(c, n->all_of.v[i], v, at);
     if (n->any_of.n > 0 && !done(c)) {
         size_t i = 0;
-        while (i < n->any_of.n && !matches(c, n->any_of.v[i], v, at) && c->rc == 0)
+        while (i < n->any_of.n && !matches(c, n->any_of.v[i], v, at) && !done(c))
             i++;
         if (i == n->any_of.n)
             fail(c, at, "must match at least one schema in anyOf");
     }
     if (n->one_of.n > 0 && !done(c)) {
         size_t found = 0, first = 0, second = 0;
-        for (size_t i = 0; i < n->one_of.n && found < 2 && c->rc == 0; i++) {
+        for (size_t i = 0; i < n->one_of.n && found < 2 && !done(c); i++) {
             if (matches(c, n->one_of.v[i], v, at)) {
                 if (found++ == 0)
                     first = i;
@@ -878,6 +802,8 @@ static void check_combinations(vctx_t *c, const snode_t *n, json_t *v, const flo
                     second = i;
             }
         }
+        if (done(c))
+            return;
         if (found == 0)
             fail(c, at, "must match exactly one schema in oneOf (it matches none)");
         else if (found == 2)
@@ -948,14 +874,18 @@ static void check_depth(vctx_t *c, json_t *v, const flow__jpath_t *at, unsigned 
 }
 
 int flow_schema_validate(const flow_schema_t *s, json_t *instance, flow_problems_t *problems) {
-    vctx_t c = {problems, 0, 0};
+    char limited[LIMITED_MAX] = "";
+    flow_re_run_t run;
+    vctx_t c = {problems, 0, 0, &run, limited};
     flow__jpath_t top = flow__jpath_top(NULL);
 
     if (s == NULL || instance == NULL)
         return FLOW_EINVAL;
+    flow_re_run_init(&run, &s->limits);
     check_depth(&c, instance, &top, 0);
     if (!c.invalid)
         validate(&c, s->root, instance, &top);
+    flow_re_run_end(&run);
     if (c.rc != 0)
         return c.rc;
     return c.invalid ? FLOW_EINVAL : 0;

@@ -14,14 +14,13 @@
  *                         booleans of draft 4)
  *   multipleOf            a number > 0; exact for integers, else within a relative 1e-9
  *   minLength, maxLength  counted in Unicode code points, not bytes (strings only)
- *   pattern               a POSIX extended regular expression (regcomp(3) with REG_EXTENDED), not
- *                         ECMA 262: no \d, no lookaround, no lazy quantifiers. It matches anywhere
- *                         unless anchored with ^ and $, byte by byte in the C locale, and stops at a
- *                         NUL byte in the string. Refused, as too costly for a hostile schema:
- *                         patterns longer than FLOW_SCHEMA_MAX_PATTERN bytes, back-references (\1 to
- *                         \9: matching becomes exponential), and bounds that would expand to more
- *                         than 10000 elements (regcomp copies what {n,m} repeats: (a{100}){100} is
- *                         fine, ((a{255}){255}){255} takes seconds and gigabytes).
+ *   pattern               a regular expression in PCRE2's syntax (lib/re.h: Perl's, close to the
+ *                         ECMA 262 of JSON Schema), in UTF mode; it matches anywhere unless anchored
+ *                         with ^ and $ ("$" only at the very end). Refused when compiled: what PCRE2
+ *                         refuses, and patterns over the compile limits of re.h. When a match meets a
+ *                         limit of re.h (match, depth, heap, or the budget of one validation), the
+ *                         instance is refused, with a problem that names the limit, and nothing more
+ *                         is checked.
  *   minItems, maxItems, uniqueItems, items     arrays only; items is one schema for every element
  *                         (the array form of older drafts is refused)
  *   minProperties, maxProperties, required, properties, additionalProperties (a schema, false
@@ -47,13 +46,13 @@
 #include <jansson.h>
 
 #include "problems.h"
+#include "re.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define FLOW_SCHEMA_MAX_DEPTH 64      /* nested subschemas; nested arrays and objects of an instance */
-#define FLOW_SCHEMA_MAX_PATTERN 1024  /* bytes of a pattern */
 
 typedef struct flow_schema flow_schema_t;
 
@@ -63,6 +62,9 @@ typedef struct flow_schema flow_schema_t;
  * goes to problems (may be NULL). Returns 0, FLOW_ELOAD when the schema has problems (*out is then
  * NULL), FLOW_EINVAL when schema is NULL, FLOW_ENOMEM. out NULL only checks. */
 int flow_schema_compile(json_t *schema, const char *where, flow_schema_t **out, flow_problems_t *problems);
+/* The same with the limits of its patterns (NULL: re.h's defaults; copied). */
+int flow_schema_compile_with(json_t *schema, const char *where, const flow_re_limits_t *re_limits,
+                             flow_schema_t **out, flow_problems_t *problems);
 
 /* Validates instance (borrowed). Returns 0 when it matches; FLOW_EINVAL when it does not, with every
  * problem in problems (may be NULL: then it stops at the first); FLOW_ENOMEM. Places are JSON

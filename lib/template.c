@@ -481,6 +481,23 @@ out:
     return rc;
 }
 
+int flow_template_refs(json_t *str, int (*fn)(void *data, const char *ref, size_t len), void *data) {
+    cctx_t c = {{NULL, 0}, FLOW_SCOPE_ALL, 0};
+    flow__jpath_t top = flow__jpath_top(NULL);
+    tnode_t *n = NULL;
+
+    if (!json_is_string(str))
+        return 0;
+    int rc = compile_string(&c, str, &top, &n);
+    if (rc == 0 && n != NULL && n->kind == KIND_REF)
+        rc = fn(data, n->ref.text, n->ref.len);
+    for (size_t i = 0; rc == 0 && n != NULL && n->kind == KIND_TEXT && i < n->nsegs; i++)
+        if (n->segs[i].lit == NULL)
+            rc = fn(data, n->segs[i].ref.text, n->segs[i].ref.len);
+    node_free(n);
+    return rc;
+}
+
 int flow_template_check(json_t *tmpl, const char *where, unsigned roots_allowed, flow_problems_t *problems) {
     return flow_template_compile(tmpl, where, roots_allowed, NULL, problems);
 }

@@ -103,6 +103,13 @@ unsigned flow_tmpl_roots(const flow_tmpl_t *t);
 
 void flow_tmpl_free(flow_tmpl_t *t); /* NULL is ignored */
 
+/* Calls fn(data, ref, len) for each reference in the string str (borrowed), in order, as compiling it
+ * would read them: ref points into str at the "$" and is not NUL-terminated ("$params/a~1b" for
+ * "{{ $params/a~1b | url }}"). Literal text ("{{{{", "$$") holds none, and a string that does not
+ * compile (a problem that flow_template_compile() reports) gives none. A non-zero return of fn stops
+ * the walk and is returned; else 0, or FLOW_ENOMEM. */
+int flow_template_refs(json_t *str, int (*fn)(void *data, const char *ref, size_t len), void *data);
+
 /* Compiles (any root allowed) and evaluates at once, for trees used once. A malformed tmpl is
  * FLOW_EINVAL, with its first problem in err. */
 int flow_template_eval(json_t *tmpl, const flow_scope_t *scope, json_t **out, flow_error_t *err);

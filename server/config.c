@@ -84,6 +84,23 @@ static const setting_t settings[] = {
      "OpenAI-compatible API of llm nodes, e.g. https://api.openai.com/v1 (the key: FLOWD_LLM_API_KEY)"},
     {"llm-model", "FLOWD_LLM_MODEL", K_TEXT, OFF(llm_model), 0, sizeof(((flowd_config_t *)0)->llm_model), "",
      "NAME", "the model of llm nodes that name none"},
+    /* issue 11, regular expressions (lib/re.h): choice "matches" and input schema "pattern" */
+    {"regex-max-length", "FLOWD_REGEX_MAX_LENGTH", K_SIZE, OFF(regex_max_length), 16, 1u << 20, "1KiB", "SIZE",
+     "longest pattern; a document with a longer one is refused"},
+    {"regex-max-nesting", "FLOWD_REGEX_MAX_NESTING", K_UINT, OFF(regex_max_nesting), 1, 250, "32", "N",
+     "deepest nesting of parentheses in a pattern"},
+    {"regex-max-compiled", "FLOWD_REGEX_MAX_COMPILED", K_SIZE, OFF(regex_max_compiled), 1024, 1u << 24, "64KiB",
+     "SIZE", "largest compiled pattern"},
+    {"regex-match-limit", "FLOWD_REGEX_MATCH_LIMIT", K_UINT, OFF(regex_match_limit), 1000, 4000000000u, "1000000",
+     "N", "PCRE2 match limit of one match (backtracking steps); past it the match fails, naming the limit"},
+    {"regex-depth-limit", "FLOWD_REGEX_DEPTH_LIMIT", K_UINT, OFF(regex_depth_limit), 100, 4000000000u, "100000",
+     "N", "PCRE2 depth limit of one match (nested backtracking, without JIT)"},
+    {"regex-heap-limit", "FLOWD_REGEX_HEAP_LIMIT", K_SIZE, OFF(regex_heap_limit), 64u << 10, 1u << 30, "4MiB",
+     "SIZE", "backtracking memory (or JIT stack) of one match"},
+    {"regex-budget", "FLOWD_REGEX_BUDGET", K_UINT, OFF(regex_budget), 1000, 4000000000u, "5000000", "N",
+     "match-limit units all the matches of one check may use together (an input answer, a choice node)"},
+    {"regex-jit", "FLOWD_REGEX_JIT", K_UINT, OFF(regex_jit), 0, 1, "1", "0|1",
+     "1: compile patterns with PCRE2's JIT where it has one (the interpreter otherwise); 0: never"},
 };
 
 /* Read from the environment only, never a flag: flags show in ps. */

@@ -40,6 +40,15 @@ typedef struct flowd_config {
     char llm_base_url[512];     /* OpenAI-compatible endpoint of llm nodes; "" none */
     char llm_model[128];        /* the model of llm nodes that name none */
     char llm_api_key[512];      /* from FLOWD_LLM_API_KEY only: a flag would show in ps */
+    /* regular expressions: lib/re.h's limits */
+    size_t regex_max_length;    /* bytes of a pattern */
+    unsigned regex_max_nesting; /* nested parentheses */
+    size_t regex_max_compiled;  /* bytes of a compiled pattern */
+    unsigned regex_match_limit; /* PCRE2 match limit of one match */
+    unsigned regex_depth_limit; /* PCRE2 depth limit of one match */
+    size_t regex_heap_limit;    /* bytes of backtracking memory or JIT stack of one match */
+    unsigned regex_budget;      /* match-limit units of one check */
+    unsigned regex_jit;         /* 0: never JIT-compile */
 } flowd_config_t;
 
 enum {

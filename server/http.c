@@ -212,6 +212,10 @@ static flowd_route_t route_of(const char *url, const char **arg, size_t *arg_len
     return FLOWD_R_OTHER;
 }
 
+flowd_route_t flowd_http_route(const char *url, const char **arg, size_t *arg_len) {
+    return route_of(url, arg, arg_len);
+}
+
 static int method_allowed(flowd_route_t route, enum method m) {
     switch (route) {
     case FLOWD_R_JOBS:
@@ -328,27 +332,41 @@ static const char *type_name(const json_t *v) {
     }
 }
 
-/* Parses the body as a JSON object; otherwise answers 400 and returns NULL. */
-static json_t *body_object(req_t *r, struct MHD_Connection *conn, const char *example,
-                           enum MHD_Result *ret) {
+json_t *flowd_http_body_object(const char *body, size_t len, const char *example, unsigned *status,
+                               const char **code, char *msg, size_t msglen) {
     json_error_t err;
-    if (r->len == 0) {
-        *ret = send_error(r, conn, 400, "invalid_json", "the body is empty; send a JSON object such as %s",
-                          example);
+    *status = 400;
+    if (len == 0) {
+        *code = "invalid_json";
+        snprintf(msg, msglen, "the body is empty; send a JSON object such as %s", example);
         return NULL;
     }
-    json_t *v = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
     if (v == NULL) {
-        *ret = send_error(r, conn, 400, "invalid_json", "invalid JSON at line %d, column %d: %s",
-                          err.line, err.column, err.text);
+        *code = "invalid_json";
+        snprintf(msg, msglen, "invalid JSON at line %d, column %d: %s", err.line, err.column, err.text);
         return NULL;
     }
     if (!json_is_object(v)) {
-        *ret = send_error(r, conn, 400, "bad_request", "the body must be a JSON object such as %s, not %s",
-                          example, type_name(v));
+        *code = "bad_request";
+        snprintf(msg, msglen, "the body must be a JSON object such as %s, not %s", example, type_name(v));
         json_decref(v);
         return NULL;
     }
+    *status = 0;
+    *code = NULL;
+    return v;
+}
+
+/* Parses the body as a JSON object; otherwise answers 400 and returns NULL. */
+static json_t *body_object(req_t *r, struct MHD_Connection *conn, const char *example,
+                           enum MHD_Result *ret) {
+    unsigned status;
+    const char *code;
+    char msg[512];
+    json_t *v = flowd_http_body_object(r->body, r->len, example, &status, &code, msg, sizeof msg);
+    if (v == NULL)
+        *ret = send_error(r, conn, status, code, "%s", msg);
     return v;
 }
 

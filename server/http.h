@@ -33,4 +33,15 @@ size_t flowd_http_suspended(flowd_http_t *h);
 /* Stops the daemon and its threads and frees h. Every suspended connection must have been resumed. */
 void flowd_http_stop(flowd_http_t *h);
 
+/* ---- for tests and fuzzing: the pure parts of the request checks ---- */
+
+/* The route of a request's path (already percent-decoded by libmicrohttpd); *arg and *arg_len: the
+ * {id} or {name} in it, pointing into url (NULL and 0 when the route has none). */
+flowd_route_t flowd_http_route(const char *url, const char **arg, size_t *arg_len);
+/* The body [body, body+len) as a JSON object (a new reference), or NULL with the answer to give:
+ * *status 400, *code "invalid_json" or "bad_request" (static) and the message in msg (msglen bytes;
+ * example is the object it suggests). */
+json_t *flowd_http_body_object(const char *body, size_t len, const char *example, unsigned *status,
+                               const char **code, char *msg, size_t msglen);
+
 #endif

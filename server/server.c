@@ -148,7 +148,9 @@ static int restore_flow(void *data, const char *name, json_t *doc) {
         flowd_log(FLOW_LOG_INFO, "flow %s: as registered through the API before", name);
     else
         flowd_log(FLOW_LOG_WARN, "flow %s, registered through the API before, does not load now (%s); the other "
-                  "version stays", name, problems.count ? problems.items[0].message : flow_strerror(rc));
+                  "version stays", name, problems.count ? "its problems follow" : flow_strerror(rc));
+    for (size_t i = 0; i < problems.count; i++) /* every problem, as a PUT would have listed them */
+        flowd_log(FLOW_LOG_WARN, "flow %s: %s: %s", name, problems.items[i].where, problems.items[i].message);
     flow_def_unref(def);
     flow_problems_clear(&problems);
     return rc == FLOW_ENOMEM ? rc : 0;
@@ -241,6 +243,14 @@ static int server_init(flowd_server_t *srv) {
     srv->nodes = (flow_nodes_env_t){.llm_base_url = cfg->llm_base_url,
                                     .llm_api_key = cfg->llm_api_key,
                                     .llm_model = cfg->llm_model};
+    srv->nodes.re_limits = (flow_re_limits_t){.max_length = cfg->regex_max_length,
+                                              .max_nesting = cfg->regex_max_nesting,
+                                              .max_compiled = cfg->regex_max_compiled,
+                                              .match_limit = cfg->regex_match_limit,
+                                              .depth_limit = cfg->regex_depth_limit,
+                                              .heap_limit = cfg->regex_heap_limit,
+                                              .budget = cfg->regex_budget,
+                                              .no_jit = !cfg->regex_jit};
     if ((rc = flow_http_new(&srv->loop, NULL, &srv->client)) < 0 ||
         (srv->nodes.http = srv->client, rc = flow_nodes_register(srv->reg, &srv->nodes)) < 0) {
         flowd_log(FLOW_LOG_ERROR, "cannot start the node types: %s", flow_strerror(rc));

@@ -164,6 +164,26 @@ START_TEST(test_a_bad_document_is_refused_with_every_problem) {
 }
 END_TEST
 
+/* issue 11: a param "$params/~" made the loader read past the end of the string and quote heap bytes
+ * in the 422; now it is one malformed pointer, quoted exactly. */
+START_TEST(test_a_pointer_that_ends_in_a_tilde_is_one_problem) {
+    e2e_start(&srv, NULL);
+    e2e_resp_t r;
+    e2e_request(&srv, "PUT", "/v1/flows/t", json_ct,
+                "{\"name\": \"t\", \"params\": {\"a\": 1}, \"start\": \"s\", \"nodes\": {\"s\": {\"type\": \"set\","
+                " \"params\": {\"/x\": \"$params/~\", \"/y\": \"{{$params/~}}\"}}}}",
+                &r);
+    e2e_assert_error(&r, 422, "invalid_flow", "2 problems");
+    json_t *problems = json_object_get(json_object_get(r.json, "error"), "problems");
+    ck_assert_uint_eq(json_array_size(problems), 2);
+    ck_assert_str_eq(str(problems, "0/message"), "malformed pointer \"/~\": \"~\" must be followed by \"0\" or \"1\"");
+    ck_assert_str_eq(str(problems, "1/message"),
+                     "column 11: malformed pointer \"/~\": \"~\" must be followed by \"0\" or \"1\"");
+    e2e_resp_free(&r);
+    stop_all();
+}
+END_TEST
+
 /* A job keeps the version of its flow that it started with, whatever PUT does meanwhile. */
 START_TEST(test_running_jobs_keep_the_version_they_started_with) {
     e2e_start(&srv, NULL);
@@ -278,6 +298,7 @@ static Suite *flows_suite(void) {
     tcase_add_test(tc, test_a_broken_document_stops_the_start_with_its_places);
     tcase_add_test(tc, test_put_get_replace_and_delete_a_flow);
     tcase_add_test(tc, test_a_bad_document_is_refused_with_every_problem);
+    tcase_add_test(tc, test_a_pointer_that_ends_in_a_tilde_is_one_problem);
     tcase_add_test(tc, test_running_jobs_keep_the_version_they_started_with);
     tcase_add_test(tc, test_the_recipe_example_over_http);
     tcase_add_test(tc, test_the_scraper_example_over_http);

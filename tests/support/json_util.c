@@ -29,6 +29,15 @@ void tu_assert_json(const char *what, json_t *got, const char *expected) {
     free(g);
 }
 
+char *tu_repeat(char c, size_t n, const char *tail) {
+    size_t t = strlen(tail);
+    char *s = malloc(n + t + 1);
+    ck_assert_ptr_nonnull(s);
+    memset(s, c, n);
+    memcpy(s + n, tail, t + 1);
+    return s;
+}
+
 void tu_assert_problems(const char *what, const flow_problems_t *p, const char *expected) {
     char *text = NULL;
     ck_assert_int_eq(flow_problems_text(p, &text), 0);

@@ -17,6 +17,9 @@ void tu_assert_json(const char *what, json_t *got, const char *expected);
 /* Fails the test, naming what, unless flow_problems_text(p) is exactly expected. */
 void tu_assert_problems(const char *what, const flow_problems_t *p, const char *expected);
 
+/* n copies of c and then tail, NUL-terminated (free it): long inputs for limits. */
+char *tu_repeat(char c, size_t n, const char *tail);
+
 /* Runs every test of s (and frees it); returns the process exit code. */
 int tu_run(Suite *s);
 

@@ -264,6 +264,32 @@ START_TEST(test_problems_in_a_file_say_file_line_and_column) {
 }
 END_TEST
 
+/* The params check reads references exactly as templates do: a "~" at the end of a pointer is a
+ * malformed pointer (it used to be read past, echoing heap bytes in the message), literal "{{{{"
+ * text holds no reference, a whole-string reference names the member up to the next "/", blanks
+ * included, and a NUL inside a string does not hide what follows it. */
+START_TEST(test_param_references_are_read_as_templates_read_them) {
+    refused("{\"name\": \"t\", \"params\": {\"a\": 1}, \"start\": \"s\", \"nodes\": {"
+            " \"s\": {\"type\": \"set\", \"params\": {\"/x\": \"$params/~\", \"/y\": \"{{$params/a~}}\","
+            "        \"/z\": \"{{ $params/~2 | url }}\"}}}}",
+            "/nodes/s/params/~1x: malformed pointer \"/~\": \"~\" must be followed by \"0\" or \"1\"\n"
+            "/nodes/s/params/~1y: column 12: malformed pointer \"/a~\": \"~\" must be followed by \"0\" or \"1\"\n"
+            "/nodes/s/params/~1z: column 12: malformed pointer \"/~2\": \"~\" must be followed by \"0\" or \"1\"");
+    refused("{\"name\": \"t\", \"params\": {\"a\": 1}, \"start\": \"s\", \"nodes\": {"
+            " \"s\": {\"type\": \"set\", \"params\": {\"/x\": \"$params/b c/d\", \"/y\": \"x\\u0000{{$params/nul}}\","
+            "        \"/z\": \"{{{{$params/literal}}\", \"/w\": \"$params/a~1b\"}}}}",
+            "/nodes/s/params/~1x: $params/b c is not a param this flow declares (its \"params\")\n"
+            "/nodes/s/params/~1y: $params/nul is not a param this flow declares (its \"params\")\n"
+            "/nodes/s/params/~1w: $params/a~1b is not a param this flow declares (its \"params\")");
+    flow_def_t *def = NULL;
+    ck_assert_str_eq(load("{\"name\": \"t\", \"params\": {\"b c\": 1, \"a/b\": 2, \"~\": 3}, \"start\": \"s\","
+                          " \"nodes\": {\"s\": {\"type\": \"set\", \"params\": {\"/x\": \"$params/b c\","
+                          " \"/y\": \"{{ $params/a~1b }}\", \"/z\": \"$params/~0/deeper\", \"/w\": \"{{{{$params/q}}\"}}}}",
+                          &def), "");
+    flow_def_unref(def);
+}
+END_TEST
+
 static Suite *doc_suite(void) {
     Suite *s = suite_create("doc");
     TCase *tc = tcase_create("doc");
@@ -279,6 +305,7 @@ static Suite *doc_suite(void) {
     tcase_add_test(tc, test_a_flow_cannot_contain_itself);
     tcase_add_test(tc, test_a_registered_document_can_be_used_as_a_sub_flow);
     tcase_add_test(tc, test_problems_in_a_file_say_file_line_and_column);
+    tcase_add_test(tc, test_param_references_are_read_as_templates_read_them);
     suite_add_tcase(s, tc);
     return s;
 }

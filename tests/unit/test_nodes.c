@@ -142,6 +142,59 @@ START_TEST(test_choice_picks_the_first_case_that_holds) {
 }
 END_TEST
 
+/* issue 11: a pattern that backtracks for ever fails the job at the match limit, with a message
+ * naming it, instead of holding the loop; a pattern PCRE2 refuses is refused when loaded; the limits
+ * come from the environment (flowd's --regex-* flags). */
+START_TEST(test_choice_patterns_are_bounded) {
+    const char *doc = "{\"name\": \"c\", \"start\": \"pick\", \"nodes\": {\"pick\": {\"type\": \"choice\", \"params\": {"
+                      "  \"value\": \"$shared/v\", \"default\": \"other\", \"cases\": ["
+                      "   {\"eq\": \"x\", \"action\": \"x\"}, {\"matches\": \"(a+)+$\", \"action\": \"bomb\"}]}}}}";
+    char *bomb = tu_repeat('a', 10000, "!");
+    run(doc, json_pack("{s:s}", "v", bomb));
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_int_eq(out.error, FLOW_ETOOBIG);
+    ck_assert_str_eq(out.error_message, "choice: case 1 (matches (a+)+$): the regex match limit (1000000) was reached");
+    ck_assert_str_eq(out.error_node, "pick");
+    outcome_clear(&out);
+    run(doc, json_pack("{s:s}", "v", "aaaa"));
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(out.last_action, "bomb");
+    outcome_clear(&out);
+
+    /* the environment's limits */
+    flow_nodes_env_t low = env;
+    low.re_limits.match_limit = 5000;
+    flow_registry_t *reg2 = NULL;
+    ck_assert_int_eq(flow_registry_new(&reg2), 0);
+    ck_assert_int_eq(flow_nodes_register(reg2, &low), 0);
+    json_t *d = tu_json(doc);
+    flow_def_t *def = NULL;
+    ck_assert_int_eq(flow_doc_load(reg2, d, &def, NULL), 0);
+    free(bomb);
+    bomb = tu_repeat('a', 30, "!");
+    harness_run(&h, def, json_pack("{s:s}", "v", bomb), NULL, &out);
+    ck_assert_str_eq(out.error_message, "choice: case 1 (matches (a+)+$): the regex match limit (5000) was reached");
+    flow_def_unref(def);
+    json_decref(d);
+
+    flow_problems_t p = FLOW_PROBLEMS_INIT;
+    d = tu_json("{\"name\": \"c\", \"start\": \"pick\", \"nodes\": {\"pick\": {\"type\": \"choice\", \"params\": {"
+                " \"value\": 1, \"cases\": [{\"matches\": \"^a+++++++++++++++++++++$\", \"action\": \"a\"},"
+                " {\"matches\": \"((a{100}){100}){100}\", \"action\": \"b\"}, {\"matches\": 5, \"action\": \"c\"}]}}}}");
+    ck_assert_int_eq(flow_doc_load(reg2, d, &def, &p), FLOW_ELOAD);
+    tu_assert_problems("bad patterns", &p,
+                       "/nodes/pick/params/cases/0: matches: not a valid regular expression: quantifier does not "
+                       "follow a repeatable item at offset 4\n"
+                       "/nodes/pick/params/cases/1: matches: not a valid regular expression: its compiled form would "
+                       "be larger than PCRE2 allows\n"
+                       "/nodes/pick/params/cases/2: matches needs a regular expression (a string)");
+    flow_problems_clear(&p);
+    json_decref(d);
+    flow_registry_free(reg2);
+    free(bomb);
+}
+END_TEST
+
 START_TEST(test_fail_ends_the_job_with_its_message) {
     run("{\"name\": \"f\", \"start\": \"stop\", \"nodes\": {"
         " \"stop\": {\"type\": \"fail\", \"params\": {\"message\": \"no recipe for {{$shared/i}}\"}}}}",
@@ -191,6 +244,30 @@ START_TEST(test_input_waits_refuses_a_bad_answer_and_resumes_with_a_good_one) {
         uv_run(&h.loop, UV_RUN_ONCE);
     ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
     tu_assert_json("order", at("/order"), "{\"servings\": 2}");
+    flow_def_unref(def);
+}
+END_TEST
+
+/* An answer that a pattern of the schema cannot check within the limits is refused (HTTP 422 in
+ * flowd), saying which limit, and the job keeps waiting for a better one. */
+START_TEST(test_input_answers_that_meet_a_regex_limit_are_refused) {
+    flow_def_t *def = load("{\"name\": \"named\", \"start\": \"ask\", \"nodes\": {"
+                           " \"ask\": {\"type\": \"input\", \"params\": {\"prompt\": \"Name?\","
+                           "          \"schema\": {\"type\": \"string\", \"pattern\": \"^(\\\\w+\\\\s?)*$\"}},"
+                           "          \"out\": \"/name\"}}}");
+    flow_job_t *job = harness_start(&h, def, NULL, NULL, &out);
+    run_until_waiting(job);
+    char msg[256];
+    ck_assert_int_eq(answer(job, "\"an answer that goes on and on and on and on and on!\"", msg, sizeof msg),
+                     FLOW_EINVAL);
+    ck_assert_str_eq(msg, "the answer does not meet the schema: cannot be checked against the pattern "
+                          "^(\\w+\\s?)*$: the regex match limit (1000000) was reached");
+    ck_assert_int_eq(flow_job_status(job), FLOW_WAITING);
+    ck_assert_int_eq(answer(job, "\"Ada Lovelace\"", msg, sizeof msg), 0);
+    while (!out.done)
+        uv_run(&h.loop, UV_RUN_ONCE);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(json_string_value(at("/name")), "Ada Lovelace");
     flow_def_unref(def);
 }
 END_TEST
@@ -424,6 +501,8 @@ static Suite *nodes_suite(void) {
     tcase_add_test(tc, test_noop_and_set);
     tcase_add_test(tc, test_sleep_takes_its_seconds_from_a_reference);
     tcase_add_test(tc, test_choice_picks_the_first_case_that_holds);
+    tcase_add_test(tc, test_choice_patterns_are_bounded);
+    tcase_add_test(tc, test_input_answers_that_meet_a_regex_limit_are_refused);
     tcase_add_test(tc, test_fail_ends_the_job_with_its_message);
     tcase_add_test(tc, test_input_waits_refuses_a_bad_answer_and_resumes_with_a_good_one);
     tcase_add_test(tc, test_input_actions_and_timeout_action);

@@ -134,14 +134,14 @@ static const char *doc_text =
     "{\"name\": \"oomdoc\", \"params\": {\"api\": \"http://127.0.0.1:1\"}, \"start\": \"a\", \"nodes\": {"
     " \"a\": {\"type\": \"set\", \"params\": {\"/x\": \"{{$params/api}}/{{$shared/k}}\", \"/y/{{$shared/k}}\": 1},"
     "        \"next\": {\"default\": \"b\"}},"
-    " \"b\": {\"type\": \"choice\", \"params\": {\"value\": \"$shared/k\", \"cases\": [{\"eq\": \"v\", \"action\": \"go\"},"
-    "        {\"matches\": \"^a+$\", \"action\": \"go\"}]}, \"next\": {\"go\": \"c\", \"default\": null}},"
+    " \"b\": {\"type\": \"choice\", \"params\": {\"value\": \"$shared/k\", \"cases\": [{\"matches\": \"^(v|w)+$\", \"action\": \"go\"},"
+    "        {\"eq\": \"v\", \"action\": \"go\"}]}, \"next\": {\"go\": \"c\", \"default\": null}},"
     " \"c\": {\"type\": \"map\", \"items\": \"$shared/list\", \"limit\": 2,"
     "        \"node\": {\"type\": \"sleep\", \"params\": {\"seconds\": \"$item\"}}, \"out\": \"/slept\","
     "        \"next\": {\"default\": \"d\"}},"
     " \"d\": {\"type\": \"flow\", \"flow\": \"sub\", \"params\": {\"n\": \"$shared/k\"}, \"next\": {\"default\": \"e\"}},"
     " \"e\": {\"type\": \"input\", \"timeout\": 1, \"params\": {\"prompt\": \"ok {{$shared/k}}?\","
-    "        \"schema\": {\"type\": \"string\"}, \"timeout_action\": \"late\"}, \"next\": {\"late\": null}}},"
+    "        \"schema\": {\"type\": \"string\", \"pattern\": \"^o\"}, \"timeout_action\": \"late\"}, \"next\": {\"late\": null}}},"
     " \"flows\": {\"sub\": {\"start\": \"s\", \"nodes\": {\"s\": {\"type\": \"sleep\", \"params\": {\"seconds\": 0},"
     "        \"out\": \"/sub/{{$params/n}}\"}}}}}";
 

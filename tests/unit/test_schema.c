@@ -77,7 +77,13 @@ static const struct {
     {"{\"pattern\": \"^(ab|cd){2}$\"}", "\"abcd\"", ""},
     {"{\"pattern\": \"^(ab|cd){2}$\"}", "\"abab!\"", "must match the pattern ^(ab|cd){2}$"},
     {"{\"pattern\": \"\\\\\\\\1\"}", "\"a\\\\1\"", ""},
-    {"{\"pattern\": \"^[[:alpha:]]{2}[\\\\1]$\"}", "\"ab1\"", ""},
+    {"{\"pattern\": \"^[[:alpha:]]{2}\\\\d$\"}", "\"ab1\"", ""},
+    {"{\"pattern\": \"^[[:alpha:]]{2}[\\\\d]$\"}", "\"ab\\\\\"", "must match the pattern ^[[:alpha:]]{2}[\\d]$"},
+    {"{\"pattern\": \"^(a)\\\\1$\"}", "\"aa\"", ""},
+    {"{\"pattern\": \"^x{3}a{10001}\"}", "\"xxxa\"", "must match the pattern ^x{3}a{10001}"},
+    {"{\"pattern\": \"(b|(a{20,}){600})\"}", "\"b\"", ""},
+    {"{\"pattern\": \"a\\u0000b$\"}", "\"xa\\u0000b\"", ""},
+    {"{\"pattern\": \"^\\\\w+$\"}", "\"abc\\n\"", "must match the pattern ^\\w+$"},
     {"{\"pattern\": \"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\"}",
      "\"123e4567-e89b-12d3-a456-426614174000\"", ""},
     {"{\"pattern\": \"^(ab{2}){3}$\"}", "\"abbabbabb\"", ""},
@@ -191,17 +197,14 @@ static const struct {
      "/minProperties: must be a non-negative integer"},
     {"{\"uniqueItems\": 1}", "/uniqueItems: must be a boolean"},
     {"{\"pattern\": 5}", "/pattern: must be a string"},
-    {"{\"pattern\": \"(a\"}", "/pattern: invalid POSIX extended regular expression: Unmatched ( or \\("},
-    {"{\"pattern\": \"(a)\\\\1\"}", "/pattern: back-references (\"\\1\" to \"\\9\") are not supported"},
+    {"{\"pattern\": \"(a\"}", "/pattern: not a valid regular expression: missing closing parenthesis at offset 2"},
+    {"{\"pattern\": \"^a+++++++++++++++++++++$\"}",
+     "/pattern: not a valid regular expression: quantifier does not follow a repeatable item at offset 4"},
     {"{\"pattern\": \"((a{255}){255}){255}\"}",
-     "/pattern: too complex: its repetitions expand to more than 10000 elements"},
-    {"{\"pattern\": \"x{3}a{10001}\"}", "/pattern: too complex: its repetitions expand to more than 10000 elements"},
-    {"{\"pattern\": \"(b|(a{20,}){600})\"}",
-     "/pattern: too complex: its repetitions expand to more than 10000 elements"},
+     "/pattern: not a valid regular expression: its compiled form would be larger than PCRE2 allows"},
     {"{\"pattern\": \"((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((("
      "a)))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))\"}",
-     "/pattern: groups nested too deeply"},
-    {"{\"pattern\": \"a\\u0000b\"}", "/pattern: must not contain a NUL character"},
+     "/pattern: not a valid regular expression: parentheses nested deeper than 32 (the regex nesting limit)"},
     {"{\"required\": \"name\"}", "/required: must be an array of property names"},
     {"{\"required\": [\"a\", 1, \"a\"]}", "/required/1: must be a string\n/required/2: duplicate \"a\""},
     {"{\"properties\": []}", "/properties: must be an object of schemas"},
@@ -354,6 +357,82 @@ START_TEST(long_values_are_cut_in_messages) {
 }
 END_TEST
 
+/* A string made of n copies of c and then tail, as a JSON string (new reference). */
+static json_t *run_of(char c, size_t n, const char *tail) {
+    char *b = tu_repeat(c, n, tail);
+    json_t *v = json_string(b);
+    free(b);
+    return v;
+}
+
+/* A regex limit refuses the instance with one problem that names it, wherever the pattern is: the
+ * catastrophic pattern alone, under not (where "no answer" must not pass), under anyOf; and many
+ * strings that each stay under the match limit spend the budget of the validation. */
+START_TEST(regex_limits_refuse_the_instance) {
+    static const struct {
+        const char *schema;
+        const char *where;
+    } bombs[] = {
+        {"{\"pattern\": \"(a+)+$\"}", ""},
+        {"{\"not\": {\"pattern\": \"(a+)+$\"}}", ""},
+        {"{\"anyOf\": [{\"pattern\": \"(a+)+$\"}, {\"type\": \"number\"}]}", ""},
+        {"{\"properties\": {\"x\": {\"pattern\": \"(a+)+$\"}}}", "/x"},
+    };
+    flow_problems_t p = FLOW_PROBLEMS_INIT;
+    json_t *bomb = run_of('a', 10000, "!");
+    for (size_t i = 0; i < sizeof bombs / sizeof bombs[0]; i++) {
+        json_t *schema = tu_json(bombs[i].schema);
+        json_t *instance = bombs[i].where[0] ? json_pack("{s:O}", "x", bomb) : json_incref(bomb);
+        flow_schema_t *s = NULL;
+        ck_assert_int_eq(flow_schema_compile(schema, NULL, &s, NULL), 0);
+        ck_assert_int_eq(flow_schema_validate(s, instance, &p), FLOW_EINVAL);
+        ck_assert_uint_eq(p.count, 1);
+        ck_assert_str_eq(p.items[0].where, bombs[i].where);
+        ck_assert_str_eq(p.items[0].message,
+                         "cannot be checked against the pattern (a+)+$: the regex match limit (1000000) was reached");
+        flow_problems_clear(&p);
+        ck_assert_int_eq(flow_schema_validate(s, instance, NULL), FLOW_EINVAL);
+        flow_schema_free(s);
+        json_decref(instance);
+        json_decref(schema);
+    }
+    json_decref(bomb);
+
+    /* a thousand strings each well under the match limit: the budget stops them, once */
+    flow_re_limits_t lim = {.budget = 20000000};
+    json_t *schema = tu_json("{\"items\": {\"pattern\": \"(a|aa)*c\"}}");
+    json_t *many = json_array();
+    for (int i = 0; i < 1000; i++)
+        json_array_append_new(many, run_of('a', 22, "bc"));
+    flow_schema_t *s = NULL;
+    ck_assert_int_eq(flow_schema_compile_with(schema, NULL, &lim, &s, NULL), 0);
+    ck_assert_int_eq(flow_schema_validate(s, many, &p), FLOW_EINVAL);
+    ck_assert_uint_eq(p.count, 1);
+    ck_assert_str_eq(p.items[0].message,
+                     "cannot be checked against the pattern (a|aa)*c: the regex budget of this check (20000000) "
+                     "is spent");
+    flow_problems_clear(&p);
+    /* each validation has a budget of its own: a few such strings pass */
+    json_t *few = json_pack("[o, o]", run_of('a', 22, "bc"), run_of('a', 22, "bc"));
+    ck_assert_int_eq(flow_schema_validate(s, few, &p), 0);
+    flow_schema_free(s);
+    json_decref(few);
+    json_decref(many);
+    json_decref(schema);
+
+    /* a string that is not UTF-8 (a template can make one) is refused, not matched */
+    schema = tu_json("{\"pattern\": \"^.*$\"}");
+    ck_assert_int_eq(flow_schema_compile(schema, NULL, &s, NULL), 0);
+    json_t *bad = json_stringn_nocheck("a\xff", 2);
+    ck_assert_int_eq(flow_schema_validate(s, bad, &p), FLOW_EINVAL);
+    ck_assert_msg(strstr(p.items[0].message, "not valid UTF-8") != NULL, "%s", p.items[0].message);
+    flow_problems_clear(&p);
+    json_decref(bad);
+    flow_schema_free(s);
+    json_decref(schema);
+}
+END_TEST
+
 START_TEST(bad_arguments) {
     flow_schema_t *s = NULL;
     json_t *v = json_true();
@@ -377,6 +456,7 @@ static Suite *schema_suite(void) {
     tcase_add_test(tc, instance_depth_limit);
     tcase_add_test(tc, unique_items_on_a_long_array);
     tcase_add_test(tc, long_values_are_cut_in_messages);
+    tcase_add_test(tc, regex_limits_refuse_the_instance);
     tcase_add_test(tc, bad_arguments);
     suite_add_tcase(s, tc);
 

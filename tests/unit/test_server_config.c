@@ -76,6 +76,34 @@ START_TEST(test_flag_wins_over_variable_over_default) {
 }
 END_TEST
 
+/* The regex flags reach lib/re.h's limits as they are; a bad one names its flag. */
+START_TEST(test_regex_limits) {
+    flowd_config_t c;
+    char err[256];
+    ck_assert_int_eq(parse(&c, NULL, err, sizeof err, NULL), FLOWD_CONFIG_RUN);
+    ck_assert_uint_eq(c.regex_max_length, 1024);
+    ck_assert_uint_eq(c.regex_max_nesting, 32);
+    ck_assert_uint_eq(c.regex_max_compiled, 65536);
+    ck_assert_uint_eq(c.regex_match_limit, 1000000);
+    ck_assert_uint_eq(c.regex_depth_limit, 100000);
+    ck_assert_uint_eq(c.regex_heap_limit, 4u << 20);
+    ck_assert_uint_eq(c.regex_budget, 5000000);
+    ck_assert_uint_eq(c.regex_jit, 1);
+    static const char *const env[] = {"FLOWD_REGEX_MATCH_LIMIT=20000", "FLOWD_REGEX_JIT=0", NULL};
+    ck_assert_int_eq(parse(&c, env, err, sizeof err, "--regex-heap-limit", "1MiB", "--regex-max-length=2KiB",
+                           NULL),
+                     FLOWD_CONFIG_RUN);
+    ck_assert_uint_eq(c.regex_match_limit, 20000);
+    ck_assert_uint_eq(c.regex_jit, 0);
+    ck_assert_uint_eq(c.regex_heap_limit, 1u << 20);
+    ck_assert_uint_eq(c.regex_max_length, 2048);
+    ck_assert_int_eq(parse(&c, NULL, err, sizeof err, "--regex-jit", "2", NULL), FLOWD_CONFIG_ERROR);
+    ck_assert_str_eq(err, "--regex-jit: '2' is not valid: expected a whole number from 0 to 1");
+    ck_assert_int_eq(parse(&c, NULL, err, sizeof err, "--regex-match-limit", "10", NULL), FLOWD_CONFIG_ERROR);
+    ck_assert_str_eq(err, "--regex-match-limit: '10' is not valid: expected a whole number from 1000 to 4000000000");
+}
+END_TEST
+
 START_TEST(test_sizes_and_durations) {
     uint64_t v;
     static const struct {
@@ -160,6 +188,7 @@ static Suite *config_suite(void) {
     TCase *tc = tcase_create("config");
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_flag_wins_over_variable_over_default);
+    tcase_add_test(tc, test_regex_limits);
     tcase_add_test(tc, test_sizes_and_durations);
     tcase_add_test(tc, test_errors_name_the_flag);
     tcase_add_test(tc, test_help_and_version);

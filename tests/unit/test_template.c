@@ -442,6 +442,48 @@ START_TEST(bad_arguments) {
 }
 END_TEST
 
+/* The references of a string, as compiling reads them: the loader checks $params against them. */
+static int collect_ref(void *data, const char *ref, size_t len) {
+    json_array_append_new(data, json_stringn(ref, len));
+    return json_array_size(data) == 3 ? 7 : 0; /* a non-zero answer stops the walk */
+}
+
+static const struct {
+    const char *text; /* a JSON string */
+    const char *refs; /* a JSON array */
+} refs_cases[] = {
+    {"\"$params/a b/c\"", "[\"$params/a b/c\"]"},
+    {"\"{{ $params/a~1b | url }}-{{$shared/x}}\"", "[\"$params/a~1b\", \"$shared/x\"]"},
+    {"\"{{{{$params/literal}} $$ {{{$item}}}\"", "[\"$item\"]"},
+    {"\"x\\u0000{{$params/after_nul}}\"", "[\"$params/after_nul\"]"},
+    {"\"$$params/x\"", "[]"},
+    {"\"$params/~\"", "[]"},        /* malformed: the compiler reports it, so no reference */
+    {"\"{{$params/~}}\"", "[]"},
+    {"\"{{$params/a}} {{\"", "[]"}, /* unclosed */
+    {"\"plain\"", "[]"},
+    {"5", "[]"},
+};
+
+START_TEST(refs_are_read_as_compiling_reads_them) {
+    json_t *str = tu_json(refs_cases[_i].text);
+    json_t *got = json_array();
+    ck_assert_int_eq(flow_template_refs(str, collect_ref, got), 0);
+    tu_assert_json(refs_cases[_i].text, got, refs_cases[_i].refs);
+    json_decref(got);
+    json_decref(str);
+}
+END_TEST
+
+START_TEST(refs_walk_stops_when_asked) {
+    json_t *str = json_string("{{$shared/a}}{{$shared/b}}{{$shared/c}}{{$shared/d}}");
+    json_t *got = json_array();
+    ck_assert_int_eq(flow_template_refs(str, collect_ref, got), 7);
+    ck_assert_uint_eq(json_array_size(got), 3);
+    json_decref(got);
+    json_decref(str);
+}
+END_TEST
+
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static Suite *template_suite(void) {
@@ -464,6 +506,8 @@ static Suite *template_suite(void) {
     tcase_add_test(tc, check_appends_to_earlier_problems);
     tcase_add_test(tc, depth_limit);
     tcase_add_test(tc, many_problems_are_capped);
+    tcase_add_loop_test(tc, refs_are_read_as_compiling_reads_them, 0, N(refs_cases));
+    tcase_add_test(tc, refs_walk_stops_when_asked);
     suite_add_tcase(s, tc);
     return s;
 }
