@@ -417,7 +417,8 @@ void *flow_ctx_data(const flow_ctx_t *ctx);
  * as if flow_fail had been called):
  * flow_done: with result (stolen; NULL is fine).
  * flow_fail: with an error; this try failed and the retries and fallback take over.
- * flow_sleep: with result (stolen), after ms milliseconds of loop time from now (a uv_timer).
+ * flow_sleep: with result (stolen), at least ms milliseconds from now (by uv_hrtime(), the clock of
+ *     the history's times; a timer on the loop).
  * flow_await_input: the job shows status waiting with request (borrowed, copied) until
  *     flow_job_input() answers; the answer (as checked by ops->input) is the result. */
 int flow_done(flow_ctx_t *ctx, json_t *result);
