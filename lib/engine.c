@@ -664,6 +664,11 @@ static int step_begin(struct frame *f, uint64_t now_ns) {
         }
         job->started_steps++;
         job->current = node;
+    } else if (node->nsucc > 0) {
+        flow_log(FLOW_LOG_WARN,
+                 "job %s: the root flow %s has successors; they do not run (a job ends "
+                 "with its root flow: put it in another flow to run them)",
+                 job->id ? job->id : "-", node->name);
     }
     flow__ctx_init(&s->ctx, job, s, NULL, SIZE_MAX);
     if (job->resume_tries > 0 && f->depth == 1) {
@@ -698,6 +703,24 @@ static void warn_no_successor(flow_job_t *job, const flow_node_t *node, const ch
              job->id ? job->id : "-", action, node->name, list);
 }
 
+/* The root flow's post has run: its action is the job's last action, and the job ends there. Its
+ * successors, if the C API gave it any, never run: as PocketFlow's Flow.run, which warns (at the
+ * job's start, see step_begin), they belong to a flow around it, and a job has none. */
+static uint64_t root_end(struct frame *f, const char *action) {
+    flow_job_t *job = f->job;
+    char *copy = flow__strdup(action);
+    if (copy == NULL) {
+        job_fail(job, FLOW_ENOMEM, NULL, f->step.node->name);
+        return 0;
+    }
+    flow__free(job->root_action);
+    job->root_action = copy;
+    job->last_action = copy;
+    step_clear(&f->step);
+    f->cur = NULL;
+    return uv_hrtime();
+}
+
 /* post, then the history entry and the choice of the next node. Returns the time it ended, or 0
  * when the job failed. */
 static uint64_t step_end(struct frame *f) {
@@ -714,8 +737,10 @@ static uint64_t step_end(struct frame *f) {
         step_failed(s, rc, s->ctx.err.message);
         return 0;
     }
-    if (action == NULL)
-        action = flow__default_action;
+    if (action == NULL || action[0] == '\0')
+        action = flow__default_action; /* PocketFlow: successors.get(action or "default") */
+    if (f == &job->top)
+        return root_end(f, action);
     const flow_succ_t *succ = NULL;
     for (size_t i = 0; i < node->nsucc; i++) {
         if (strcmp(node->succ[i].action, action) == 0) {
@@ -724,8 +749,8 @@ static uint64_t step_end(struct frame *f) {
         }
     }
     uint64_t end = uv_hrtime();
-    if (f != &job->top)
-        record_step(job, s, succ ? succ->action : action, succ == NULL, 0, NULL, end, succ ? succ->to : NULL);
+    record_step(job, s, succ ? succ->action : action, succ == NULL, 0, NULL, end,
+                succ ? succ->to : NULL);
     if (succ == NULL || succ->to == NULL) {
         if (succ == NULL && node->nsucc > 0)
             warn_no_successor(job, node, action);
@@ -864,6 +889,7 @@ static void job_free(flow_job_t *job) {
     }
     flow__free(job->hist);
     flow_error_clear(&job->error);
+    flow__free(job->root_action);
     json_decref(job->shared);
     flow_def_unref(job->def);
     flow__free(job->id);

@@ -130,8 +130,9 @@ typedef enum flow_kind {
  *        flow's prep_res only goes to its post; it still does).
  * post:  shared, prep_res and exec_res are borrowed (exec_res: for batch kinds the array of results in
  *        input order; for the flow kinds a JSON string, the sub-graph's last action, or NULL for batch
- *        flows). *action: NULL means "default"; any other string must stay valid until post returns
- *        and the next callback of this job is made; the engine copies it if it needs it for longer.
+ *        flows). *action: NULL or "" means "default" (PocketFlow's `action or "default"`); any
+ *        other string must stay valid until post returns and the next callback of this job is
+ *        made; the engine copies it if it needs it for longer.
  * cancel: the exec in flight must stop (a node timeout fired, the job was canceled or failed): release
  *        what it holds and never complete. Any exec that completes later than it returns must have one,
  *        unless it waits only through flow_sleep()/flow_await_input(), which the engine cancels itself
@@ -188,7 +189,8 @@ int flow_node_set_start(flow_node_t *flow, flow_node_t *start);
 int flow_def_set_meta(flow_def_t *def, json_t *meta);
 json_t *flow_def_meta(const flow_def_t *def); /* borrowed; NULL when none */
 
-/* The flow-kind node that jobs of this definition run. */
+/* The flow-kind node that jobs of this definition run. A job ends when it does: successors given to
+ * it never run (the job logs a warning, as PocketFlow's Flow.run does). */
 int flow_def_set_root(flow_def_t *def, flow_node_t *root);
 
 /* Readers. Strings and nodes are borrowed from def and live as long as it. */
@@ -377,7 +379,9 @@ flow_status_t flow_job_status(const flow_job_t *job);
 json_t *flow_job_shared(const flow_job_t *job);       /* borrowed; the live store */
 uint64_t flow_job_steps(const flow_job_t *job);       /* finished steps */
 const char *flow_job_current_node(const flow_job_t *job); /* node of the latest step started, or NULL */
-const char *flow_job_last_action(const flow_job_t *job);  /* of the latest finished step, or NULL */
+/* The action of the latest finished step, or NULL; once the root flow has ended, the action its
+ * post returned (without a post, the last action of its sub-graph). */
+const char *flow_job_last_action(const flow_job_t *job);
 const flow_error_t *flow_job_error(const flow_job_t *job); /* code 0 unless failed or canceled */
 json_t *flow_job_waiting_for(const flow_job_t *job);  /* borrowed request of the oldest input wait */
 void *flow_job_data(const flow_job_t *job);

@@ -122,7 +122,8 @@ struct flow_job {
     const flow_node_t *resume_node; /* where the root flow's sub-graph starts, once */
     unsigned resume_tries;
     const flow_node_t *current;
-    const char *last_action;
+    const char *last_action; /* a history entry's, or root_action once the root flow ended */
+    char *root_action;       /* what the root flow's post returned */
     hist_entry_t *hist;
     unsigned hist_cap, hist_len, hist_head;
     flow_history_totals_t totals;
