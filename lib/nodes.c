@@ -271,7 +271,8 @@ static int compile_out(const flow_type_args_t *a, json_t *out, const char *where
         flow_problems_add(a->problems, where, "out must be a JSON Pointer into the shared store, such as \"/result\"");
         return FLOW_ELOAD;
     }
-    return flow_template_compile(out, where, a->roots & ~FLOW_SCOPE_ITEM, &n->out, a->problems);
+    return flow_template_compile_pointer(out, where, a->roots & ~FLOW_SCOPE_ITEM, &n->out,
+                                         a->problems);
 }
 
 int flow__jnode_make(const flow__jtype_t *t, const flow_nodes_env_t *env, const flow_type_args_t *a,
@@ -405,7 +406,8 @@ static int set_compile(const flow_type_args_t *a, void **cfgp) {
         if (strstr(key, "{{") != NULL) {
             json_t *k = json_string(key);
             snprintf(where, sizeof where, "%s%s", a->where, sub);
-            if (k == NULL || flow_template_compile(k, where, a->roots, &c->tmpls[c->ntmpls], a->problems) < 0) {
+            if (k == NULL || flow_template_compile_pointer(k, where, a->roots, &c->tmpls[c->ntmpls],
+                                                           a->problems) < 0) {
                 rc = FLOW_ELOAD;
             } else {
                 json_object_set_new(c->keys, key, json_integer((json_int_t)c->ntmpls));
@@ -439,8 +441,11 @@ static int set_finish(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_t *
                 return rc;
             if (!json_is_string(where) || flow_pointer_check(json_string_value(where)) < 0 ||
                 json_string_length(where) == 0) {
+                rc = flow_error(
+                    ctx, FLOW_EINVAL, "set: %s (from %s) is not a JSON Pointer",
+                    json_is_string(where) ? json_string_value(where) : "a value not a string", key);
                 json_decref(where);
-                return flow_error(ctx, FLOW_EINVAL, "set: %s is not a JSON Pointer", key);
+                return rc;
             }
         }
         const char *ptr = where ? json_string_value(where) : key;

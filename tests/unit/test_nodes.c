@@ -102,6 +102,34 @@ START_TEST(test_noop_and_set) {
 }
 END_TEST
 
+/* Pointers made from data: each spliced value is one token, escaped ("b/c~d" names one member),
+ * in set's keys, in out, and in references ("$shared/order/{{$shared/i}}"); "/x/-" makes a list. */
+START_TEST(test_pointers_made_from_data_name_one_member) {
+    run("{\"name\": \"p\", \"start\": \"a\", \"nodes\": {"
+        " \"a\": {\"type\": \"set\", \"next\": {\"default\": \"b\"}, \"params\": {"
+        "   \"/byname/{{$shared/who/name}}\": \"$shared/who/age\", \"/pick\": "
+        "\"$shared/order/{{$shared/i}}\","
+        "   \"/list/-\": \"$shared/order/{{ $shared/i }}\"}},"
+        " \"b\": {\"type\": \"sleep\", \"params\": {\"seconds\": 0}, \"out\": "
+        "\"/slept/{{$shared/who/name}}\"}}}",
+        tu_json("{\"who\": {\"name\": \"b/c~d\", \"age\": 3}, \"order\": [\"x\", \"y\", \"z\"], "
+                "\"i\": 2}"));
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    tu_assert_json("byname", at("/byname"), "{\"b/c~d\": 3}");
+    tu_assert_json("pick", at("/pick"), "\"z\"");
+    tu_assert_json("list", at("/list"), "[\"z\"]");
+    tu_assert_json("slept", at("/slept"), "{\"b/c~d\": 0}");
+    outcome_clear(&out);
+    /* a reference that finds nothing names the pointer it made */
+    run("{\"name\": \"p\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"set\", \"params\": {"
+        " \"/pick\": \"$shared/order/{{$shared/i}}\"}}}}",
+        tu_json("{\"order\": [\"x\"], \"i\": 7}"));
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_int_eq(out.error, FLOW_ENOTFOUND);
+    ck_assert_str_eq(out.error_message, "$shared/order/7 not found");
+}
+END_TEST
+
 START_TEST(test_sleep_takes_its_seconds_from_a_reference) {
     run("{\"name\": \"z\", \"start\": \"nap\", \"nodes\": {"
         " \"nap\": {\"type\": \"sleep\", \"params\": {\"seconds\": \"$shared/s\"}, \"out\": \"/slept\"}}}",
@@ -422,6 +450,7 @@ static Suite *nodes_suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_noop_and_set);
+    tcase_add_test(tc, test_pointers_made_from_data_name_one_member);
     tcase_add_test(tc, test_sleep_takes_its_seconds_from_a_reference);
     tcase_add_test(tc, test_choice_picks_the_first_case_that_holds);
     tcase_add_test(tc, test_fail_ends_the_job_with_its_message);
