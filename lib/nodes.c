@@ -469,6 +469,7 @@ static const char *const op_names[] = {"eq", "ne", "lt", "le", "gt", "ge", "in",
 typedef struct choice_case {
     op_t op;
     json_t *operand;
+    flow_tmpl_t *tmpl; /* eq .. in: the operand, which may be a reference or hold templates */
     regex_t re;
     int has_re;
     const char *action;
@@ -486,9 +487,11 @@ static void choice_free(void *p) {
     choice_t *c = p;
     if (c == NULL)
         return;
-    for (size_t i = 0; i < c->ncases; i++)
+    for (size_t i = 0; i < c->ncases; i++) {
         if (c->cases[i].has_re)
             regfree(&c->cases[i].re);
+        flow_tmpl_free(c->cases[i].tmpl);
+    }
     flow__free(c->cases);
     flow_tmpl_free(c->value);
     json_decref(c->params);
@@ -522,6 +525,9 @@ static int compile_case(const flow_type_args_t *a, size_t i, json_t *spec, choic
     }
     if (action == NULL || action[0] == '\0')
         rc = bad(a, sub, "a case needs an \"action\" (a non-empty string)");
+    else if (is_reference_or_template(json_object_get(spec, "action")))
+        rc = bad(a, sub, "an action is a name written out: \"%s\" would not be read as a reference",
+                 action);
     if (found < 0 && rc == 0)
         rc = bad(a, sub, "a case needs a test: eq, ne, lt, le, gt, ge, in, matches, exists or type");
     if (rc < 0)
@@ -529,14 +535,15 @@ static int compile_case(const flow_type_args_t *a, size_t i, json_t *spec, choic
     out->op = (op_t)found;
     out->operand = json_object_get(spec, op_names[found]);
     out->action = action;
+    int dynamic = is_reference_or_template(out->operand);
     switch (out->op) {
     case OP_LT: case OP_LE: case OP_GT: case OP_GE:
-        if (!json_is_number(out->operand) && !json_is_string(out->operand))
+        if (!dynamic && !json_is_number(out->operand) && !json_is_string(out->operand))
             return bad(a, sub, "%s compares with a number or a string", op_names[found]);
         break;
     case OP_IN:
-        if (!json_is_array(out->operand))
-            return bad(a, sub, "in needs an array of values");
+        if (!dynamic && !json_is_array(out->operand))
+            return bad(a, sub, "in needs an array of values, or a reference to one");
         break;
     case OP_EXISTS:
         if (!json_is_boolean(out->operand))
@@ -552,6 +559,9 @@ static int compile_case(const flow_type_args_t *a, size_t i, json_t *spec, choic
         break;
     }
     case OP_MATCHES:
+        if (dynamic)
+            return bad(a, sub, "matches takes a pattern written out: \"%s\" would not be read as a reference",
+                       json_string_value(out->operand));
         if (!json_is_string(out->operand) ||
             regcomp(&out->re, json_string_value(out->operand), REG_EXTENDED | REG_NOSUB) != 0)
             return bad(a, sub, "matches needs a POSIX extended regular expression");
@@ -559,6 +569,12 @@ static int compile_case(const flow_type_args_t *a, size_t i, json_t *spec, choic
         break;
     default:
         break;
+    }
+    if (out->op <= OP_IN) { /* evaluated as params are: "$shared/b" is b's value */
+        char where[512];
+        snprintf(where, sizeof where, "%s%s/%s", a->where, sub, op_names[found]);
+        if (flow_template_compile(out->operand, where, a->roots, &out->tmpl, a->problems) < 0)
+            return FLOW_ELOAD;
     }
     return 0;
 }
@@ -596,6 +612,9 @@ static int choice_compile(const flow_type_args_t *a, void **cfgp) {
     }
     if (otherwise != NULL && (!json_is_string(otherwise) || json_string_length(otherwise) == 0))
         rc = bad(a, "/params/default", "default is an action: a non-empty string");
+    else if (is_reference_or_template(otherwise))
+        rc = bad(a, "/params/default", "an action is a name written out: \"%s\" would not be read as a reference",
+                 json_string_value(otherwise));
     c->otherwise = json_string_value(otherwise);
     if (rc < 0) {
         choice_free(c);
@@ -654,23 +673,24 @@ static int type_is(json_t *v, const char *t) {
     return 0;
 }
 
-static int matches(const choice_case_t *k, json_t *v) {
+/* w: the operand as evaluated (eq .. in), else k->operand. */
+static int matches(const choice_case_t *k, json_t *v, json_t *w) {
     int cmp;
     if (k->op == OP_EXISTS)
         return (v != NULL) == json_is_true(k->operand);
     if (v == NULL)
         return 0;
     switch (k->op) {
-    case OP_EQ: return json_equal(v, k->operand);
-    case OP_NE: return !json_equal(v, k->operand);
-    case OP_LT: return compare(v, k->operand, &cmp) == 0 && cmp < 0;
-    case OP_LE: return compare(v, k->operand, &cmp) == 0 && cmp <= 0;
-    case OP_GT: return compare(v, k->operand, &cmp) == 0 && cmp > 0;
-    case OP_GE: return compare(v, k->operand, &cmp) == 0 && cmp >= 0;
+    case OP_EQ: return json_equal(v, w);
+    case OP_NE: return !json_equal(v, w);
+    case OP_LT: return compare(v, w, &cmp) == 0 && cmp < 0;
+    case OP_LE: return compare(v, w, &cmp) == 0 && cmp <= 0;
+    case OP_GT: return compare(v, w, &cmp) == 0 && cmp > 0;
+    case OP_GE: return compare(v, w, &cmp) == 0 && cmp >= 0;
     case OP_IN: {
         size_t i;
         json_t *x;
-        json_array_foreach(k->operand, i, x)
+        json_array_foreach(w, i, x)
             if (json_equal(v, x))
                 return 1;
         return 0;
@@ -685,9 +705,29 @@ static int choice_finish(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_
                          const char **action) {
     const choice_t *c = cfg;
     json_t *v = json_object_get(input, "value");
+    flow_scope_t sc = scope_of(ctx, shared, NULL);
     for (size_t i = 0; i < c->ncases; i++) {
-        if (matches(&c->cases[i], v)) {
-            *action = c->cases[i].action;
+        const choice_case_t *k = &c->cases[i];
+        json_t *w = NULL;
+        if (k->tmpl != NULL) {
+            flow_error_t err = {0};
+            int rc = flow_tmpl_eval(k->tmpl, &sc, &w, &err);
+            if (rc < 0) {
+                rc = flow_error(ctx, rc, "choice: case %zu: %s", i,
+                                err.message ? err.message : flow_strerror(rc));
+                flow_error_clear(&err);
+                return rc;
+            }
+            if (k->op == OP_IN && !json_is_array(w)) {
+                json_decref(w);
+                return flow_error(ctx, FLOW_EINVAL, "choice: case %zu: in needs an array of values",
+                                  i);
+            }
+        }
+        int hit = matches(k, v, w);
+        json_decref(w);
+        if (hit) {
+            *action = k->action;
             return 0;
         }
     }
@@ -762,17 +802,21 @@ static int input_compile(const flow_type_args_t *a, void **cfgp) {
         if (!json_is_object(actions) || json_object_size(actions) == 0)
             rc = bad(a, "/params/actions", "actions maps answers to actions, such as {\"yes\": \"accept\", \"no\": \"retry\"}");
         json_object_foreach(actions, key, v) {
-            if (!json_is_string(v) || json_string_length(v) == 0) {
+            if (!json_is_string(v) || json_string_length(v) == 0 || is_reference_or_template(v)) {
                 char sub[300];
                 snprintf(sub, sizeof sub, "/params/actions/%s", key);
-                rc = bad(a, sub, "an action is a non-empty string");
+                rc = bad(a, sub,
+                         "an action is a non-empty string, a name written out (not a reference)");
             }
         }
         c->actions = json_incref(actions);
     }
     if (timeout_action != NULL) {
-        if (!json_is_string(timeout_action) || json_string_length(timeout_action) == 0)
-            rc = bad(a, "/params/timeout_action", "timeout_action is an action: a non-empty string");
+        if (!json_is_string(timeout_action) || json_string_length(timeout_action) == 0 ||
+            is_reference_or_template(timeout_action))
+            rc = bad(a, "/params/timeout_action",
+                     "timeout_action is an action: a non-empty string, a name written out (not a "
+                     "reference)");
         else if (json_integer_value(json_object_get(a->node, "timeout")) <= 0)
             rc = bad(a, "/params/timeout_action", "timeout_action needs the node's \"timeout\" (milliseconds)");
         c->timeout_action = json_string_value(timeout_action);

@@ -161,6 +161,41 @@ START_TEST(test_references_are_checked_against_what_can_exist) {
 }
 END_TEST
 
+/* References where a document names something (a test's pattern, an action) would be read as
+ * text: they are refused, never taken literally. */
+START_TEST(test_references_that_would_be_text_are_refused) {
+    refused(
+        "{\"name\": \"r\", \"start\": \"a\", \"nodes\": {"
+        " \"a\": {\"type\": \"choice\", \"params\": {\"value\": \"$shared/v\", \"default\": "
+        "\"$shared/d\","
+        "        \"cases\": [{\"matches\": \"$shared/re\", \"action\": \"x\"},"
+        "                  {\"eq\": \"$shared/b\", \"action\": \"{{$shared/next}}\"},"
+        "                  {\"in\": \"$sharde/list\", \"action\": \"y\"},"
+        "                  {\"lt\": {\"a\": 1}, \"action\": \"z\"}]},"
+        "        \"next\": {\"x\": \"b\", \"y\": \"b\", \"z\": \"b\"}},"
+        " \"b\": {\"type\": \"input\", \"timeout\": 10, \"params\": {\"prompt\": \"?\","
+        "        \"actions\": {\"yes\": \"$shared/a\"}, \"timeout_action\": \"$shared/t\"}}}}",
+        "/nodes/a/params/cases/0: matches takes a pattern written out: \"$shared/re\" would not be "
+        "read as "
+        "a reference\n"
+        "/nodes/a/params/cases/1: an action is a name written out: \"{{$shared/next}}\" would not "
+        "be read "
+        "as a reference\n"
+        "/nodes/a/params/cases/2/in: unknown root \"$sharde\": expected $shared, $params or $item "
+        "(a "
+        "literal \"$\" is written \"$$\")\n"
+        "/nodes/a/params/cases/3: lt compares with a number or a string\n"
+        "/nodes/a/params/default: an action is a name written out: \"$shared/d\" would not be read "
+        "as a "
+        "reference\n"
+        "/nodes/b/params/actions/yes: an action is a non-empty string, a name written out (not a "
+        "reference)\n"
+        "/nodes/b/params/timeout_action: timeout_action is an action: a non-empty string, a name "
+        "written "
+        "out (not a reference)");
+}
+END_TEST
+
 START_TEST(test_map_nodes_are_checked) {
     refused("{\"name\": \"m\", \"start\": \"a\", \"nodes\": {"
             " \"a\": {\"type\": \"map\", \"items\": \"urls\", \"limit\": -1, \"node\": {\"type\": \"http\","
@@ -274,6 +309,7 @@ static Suite *doc_suite(void) {
     tcase_add_test(tc, test_nodes_and_their_common_members_are_checked);
     tcase_add_test(tc, test_params_of_each_type_are_checked);
     tcase_add_test(tc, test_references_are_checked_against_what_can_exist);
+    tcase_add_test(tc, test_references_that_would_be_text_are_refused);
     tcase_add_test(tc, test_map_nodes_are_checked);
     tcase_add_test(tc, test_sub_flows_are_checked_and_inlined);
     tcase_add_test(tc, test_a_flow_cannot_contain_itself);

@@ -170,6 +170,46 @@ START_TEST(test_choice_picks_the_first_case_that_holds) {
 }
 END_TEST
 
+/* A case's operand is evaluated as params are: a reference is the value it names, a template its
+ * text, "$$" a literal "$". */
+START_TEST(test_choice_operands_may_be_references) {
+    const char *doc = "{\"name\": \"c\", \"params\": {\"limit\": 10}, \"start\": \"pick\", "
+                      "\"nodes\": {\"pick\": {"
+                      " \"type\": \"choice\", \"params\": {\"value\": \"$shared/v\", \"default\": "
+                      "\"none\", \"cases\": ["
+                      "  {\"eq\": \"$shared/b\", \"action\": \"same-as-b\"}, {\"in\": "
+                      "\"$shared/list\", \"action\": \"listed\"},"
+                      "  {\"gt\": \"$params/limit\", \"action\": \"over\"}, {\"eq\": "
+                      "\"{{$shared/b}}-x\", \"action\": \"tmpl\"},"
+                      "  {\"eq\": \"$$shared/b\", \"action\": \"literal\"}]}}}}";
+    static const struct {
+        const char *shared, *action;
+    } cases[] = {
+        {"{\"v\": {\"k\": [1]}, \"b\": {\"k\": [1]}, \"list\": []}", "same-as-b"},
+        {"{\"v\": 3, \"b\": 4, \"list\": [2, 3]}", "listed"},
+        {"{\"v\": 11, \"b\": 4, \"list\": []}", "over"},
+        {"{\"v\": \"4-x\", \"b\": 4, \"list\": []}", "tmpl"},
+        {"{\"v\": \"$shared/b\", \"b\": 4, \"list\": []}", "literal"},
+        {"{\"v\": 5, \"b\": 4, \"list\": []}", "none"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run(doc, tu_json(cases[i].shared));
+        ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+        ck_assert_msg(strcmp(out.last_action, cases[i].action) == 0, "%s: got %s, wanted %s",
+                      cases[i].shared, out.last_action, cases[i].action);
+        outcome_clear(&out);
+    }
+    /* an operand that names nothing fails the node, saying which case */
+    run(doc, tu_json("{\"v\": 1}"));
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_str_eq(out.error_message, "choice: case 0: $shared/b not found");
+    outcome_clear(&out);
+    run(doc, tu_json("{\"v\": 1, \"b\": 2, \"list\": {}}"));
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_str_eq(out.error_message, "choice: case 1: in needs an array of values");
+}
+END_TEST
+
 START_TEST(test_fail_ends_the_job_with_its_message) {
     run("{\"name\": \"f\", \"start\": \"stop\", \"nodes\": {"
         " \"stop\": {\"type\": \"fail\", \"params\": {\"message\": \"no recipe for {{$shared/i}}\"}}}}",
@@ -453,6 +493,7 @@ static Suite *nodes_suite(void) {
     tcase_add_test(tc, test_pointers_made_from_data_name_one_member);
     tcase_add_test(tc, test_sleep_takes_its_seconds_from_a_reference);
     tcase_add_test(tc, test_choice_picks_the_first_case_that_holds);
+    tcase_add_test(tc, test_choice_operands_may_be_references);
     tcase_add_test(tc, test_fail_ends_the_job_with_its_message);
     tcase_add_test(tc, test_input_waits_refuses_a_bad_answer_and_resumes_with_a_good_one);
     tcase_add_test(tc, test_input_actions_and_timeout_action);
