@@ -115,6 +115,8 @@ static void check_param_ref(loader_t *L, const graph_t *gr, const char *ref, con
         problem(L, gr, where, "$params/%s is not a param this flow declares (its \"params\")", key);
 }
 
+static void check_placeholders(loader_t *L, const graph_t *gr, const char *s, const char *where);
+
 static void check_params_used(loader_t *L, const graph_t *gr, json_t *v, const char *where) {
     char at[512];
     const char *key;
@@ -124,8 +126,11 @@ static void check_params_used(loader_t *L, const graph_t *gr, json_t *v, const c
         return;
     switch (json_typeof(v)) {
     case JSON_OBJECT:
-        json_object_foreach(v, key, m)
-            check_params_used(L, gr, m, join(at, sizeof at, where, key));
+        json_object_foreach(v, key, m) {
+            join(at, sizeof at, where, key);
+            check_params_used(L, gr, m, at);
+            check_placeholders(L, gr, key, at); /* the pointer templates of set and out */
+        }
         break;
     case JSON_ARRAY:
         json_array_foreach(v, i, m) {
@@ -137,17 +142,21 @@ static void check_params_used(loader_t *L, const graph_t *gr, json_t *v, const c
         const char *s = json_string_value(v);
         if (strncmp(s, "$params/", 8) == 0)
             check_param_ref(L, gr, s + 8, where);
-        for (const char *p = strstr(s, "{{"); p != NULL; p = strstr(p + 2, "{{")) {
-            const char *q = p + 2;
-            while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
-                q++;
-            if (strncmp(q, "$params/", 8) == 0)
-                check_param_ref(L, gr, q + 8, where);
-        }
+        check_placeholders(L, gr, s, where);
         break;
     }
     default:
         break;
+    }
+}
+
+static void check_placeholders(loader_t *L, const graph_t *gr, const char *s, const char *where) {
+    for (const char *p = strstr(s, "{{"); p != NULL; p = strstr(p + 2, "{{")) {
+        const char *q = p + 2;
+        while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+            q++;
+        if (strncmp(q, "$params/", 8) == 0)
+            check_param_ref(L, gr, q + 8, where);
     }
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "jpath.h"
 #include "nodes.h"
 #include "pointer.h"
 #include "problems.h"
@@ -74,14 +75,11 @@ static int eval(flow_ctx_t *ctx, const flow_tmpl_t *t, const flow_scope_t *sc, j
     return rc;
 }
 
-int flow__jnode_store(flow_ctx_t *ctx, const flow__jnode_t *n, json_t *shared, json_t *params, json_t *value) {
-    if (n->out == NULL) {
-        json_decref(value);
-        return 0;
-    }
-    flow_scope_t sc = {shared, params, NULL};
+/* Writes value (stolen) at the pointer t evaluates to. */
+static int store_at(flow_ctx_t *ctx, const flow_tmpl_t *t, const flow_scope_t *sc, json_t *shared,
+                    json_t *value) {
     json_t *where = NULL;
-    int rc = eval(ctx, n->out, &sc, &where);
+    int rc = eval(ctx, t, sc, &where);
     if (rc < 0) {
         json_decref(value);
         return rc;
@@ -91,10 +89,33 @@ int flow__jnode_store(flow_ctx_t *ctx, const flow__jnode_t *n, json_t *shared, j
         rc = flow_error(ctx, FLOW_EINVAL, "out is not a JSON Pointer into the shared store: %s",
                         ptr ? ptr : "(not a string)");
         json_decref(value);
-    } else if ((rc = flow_pointer_set(shared, ptr, value ? value : json_null())) < 0) {
-        rc = flow_error(ctx, rc, "cannot store the result at %s: %s", ptr, flow_strerror(rc));
+    } else {
+        rc = flow_pointer_set(shared, ptr, value ? value : json_null());
+        if (rc < 0)
+            rc = flow_error(ctx, rc, "cannot store the result at %s: %s", ptr, flow_strerror(rc));
     }
     json_decref(where);
+    return rc;
+}
+
+int flow__jnode_store(flow_ctx_t *ctx, const flow__jnode_t *n, json_t *shared, json_t *params,
+                      json_t *value) {
+    flow_scope_t sc = {shared, params, NULL};
+    int rc = 0;
+    if (n->out != NULL)
+        return store_at(ctx, n->out, &sc, shared, value);
+    for (size_t i = 0; i < n->nouts && rc == 0; i++) {
+        json_t *part = NULL;
+        if (flow_pointer_get(value ? value : json_null(), n->outs[i].from, &part) < 0) {
+            rc = flow_error(ctx, FLOW_ENOTFOUND, "out: the result has no %s", n->outs[i].from);
+            break;
+        }
+        /* a copy: two members may store the same part, and the store must not hold it twice */
+        json_t *copy = json_deep_copy(part);
+        rc = copy != NULL ? store_at(ctx, n->outs[i].to, &sc, shared, copy)
+                          : flow_error(ctx, FLOW_ENOMEM, "out of memory");
+    }
+    json_decref(value);
     return rc;
 }
 
@@ -259,16 +280,77 @@ void flow__jnode_free(void *p) {
         n->type->free(n->cfg);
     flow_tmpl_free(n->params);
     flow_tmpl_free(n->out);
+    for (size_t i = 0; i < n->nouts; i++)
+        flow_tmpl_free(n->outs[i].to);
+    flow__free(n->outs);
+    json_decref(n->out_spec);
     flow_tmpl_free(n->items);
     flow__free(n);
+}
+
+/* "out": {"/answer": "/text", "/tokens": "/usage/total_tokens"}: where each part of the result
+ * goes (a pointer, may be a template) and which part (a pointer written out, "" the whole). */
+static int compile_out_parts(const flow_type_args_t *a, json_t *out, const char *where,
+                             flow__jnode_t *n) {
+    const char *key;
+    json_t *from;
+    int rc = 0;
+    if (json_object_size(out) == 0) {
+        flow_problems_add(a->problems, where,
+                          "out as an object maps pointers into the shared store to parts "
+                          "of the result, such as {\"/answer\": \"/text\"}: it needs a member");
+        return FLOW_ELOAD;
+    }
+    n->outs = flow__calloc(json_object_size(out), sizeof *n->outs);
+    if (n->outs == NULL)
+        return FLOW_ENOMEM;
+    n->out_spec = json_incref(out);
+    json_object_foreach(out, key, from) {
+        char at[600];
+        json_t *to = json_string(key);
+        flow__jpath_t top = flow__jpath_top(where);
+        flow__jpath_t here = flow__jpath_key(&top, key);
+        char *place = NULL; /* where/key, escaped */
+        snprintf(at, sizeof at, "%s", flow__jpath_render(&here, &place) == 0 ? place : where);
+        flow__free(place);
+        const char *f = json_string_value(from);
+        if (to == NULL) {
+            rc = FLOW_ENOMEM;
+        } else if (key[0] != '/' || (strstr(key, "{{") == NULL && flow_pointer_check(key) < 0)) {
+            flow_problems_add(a->problems, at,
+                              "\"%s\" is not a JSON Pointer into the shared store (such as "
+                              "\"/answer\")",
+                              key);
+            rc = FLOW_ELOAD;
+        } else if (f == NULL || is_reference_or_template(from) || flow_pointer_check(f) < 0) {
+            flow_problems_add(a->problems, at,
+                              "a part of the result is a JSON Pointer into it, written out "
+                              "(such as \"/text\", or \"\" for the whole result)");
+            rc = FLOW_ELOAD;
+        } else if (flow_template_compile_pointer(to, at, a->roots & ~FLOW_SCOPE_ITEM,
+                                                 &n->outs[n->nouts].to, a->problems) < 0) {
+            rc = FLOW_ELOAD;
+        } else {
+            n->outs[n->nouts++].from = f;
+        }
+        json_decref(to);
+        if (rc == FLOW_ENOMEM)
+            return rc;
+    }
+    return rc;
 }
 
 static int compile_out(const flow_type_args_t *a, json_t *out, const char *where, flow__jnode_t *n) {
     if (out == NULL)
         return 0;
+    if (json_is_object(out))
+        return compile_out_parts(a, out, where, n);
     const char *s = json_string_value(out);
     if (s == NULL || (!is_reference_or_template(out) && (s[0] == '\0' || flow_pointer_check(s) < 0))) {
-        flow_problems_add(a->problems, where, "out must be a JSON Pointer into the shared store, such as \"/result\"");
+        flow_problems_add(
+            a->problems, where,
+            "out must be a JSON Pointer into the shared store, such as \"/result\", "
+            "or an object of such pointers and the parts of the result to store there");
         return FLOW_ELOAD;
     }
     return flow_template_compile_pointer(out, where, a->roots & ~FLOW_SCOPE_ITEM, &n->out,

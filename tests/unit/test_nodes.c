@@ -401,6 +401,31 @@ START_TEST(test_llm_asks_the_model_and_keeps_the_key_out_of_the_job) {
 }
 END_TEST
 
+/* "out" as an object stores parts of the result, each where its pointer (a template here) says. */
+START_TEST(test_out_stores_parts_of_the_result) {
+    const char *doc = "{\"name\": \"ask\", \"start\": \"s\", \"nodes\": {"
+                      " \"s\": {\"type\": \"llm\", \"params\": {\"prompt\": \"hi\"}, \"out\": {"
+                      "   \"/answer\": \"/text\", \"/tokens\": \"/usage/total_tokens\", "
+                      "\"/again/answer\": \"/text\","
+                      "   \"/runs/{{$shared/run}}\": \"\"}}}}";
+    run(doc, json_pack("{s:s}", "run", "a/b"));
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(json_string_value(at("/answer")), "mock answer to: hi");
+    ck_assert_int_eq(json_integer_value(at("/tokens")),
+                     json_integer_value(at("/runs/a~1b/usage/total_tokens")));
+    ck_assert_str_eq(json_string_value(at("/runs/a~1b/model")), "mock-model");
+    ck_assert_ptr_ne(at("/answer"), at("/again/answer")); /* each part is a value of its own */
+    outcome_clear(&out);
+    run("{\"name\": \"ask\", \"start\": \"s\", \"nodes\": {"
+        " \"s\": {\"type\": \"llm\", \"params\": {\"prompt\": \"hi\"}, \"out\": {\"/x\": "
+        "\"/usage/nope\"}}}}",
+        NULL);
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_int_eq(out.error, FLOW_ENOTFOUND);
+    ck_assert_str_eq(out.error_message, "out: the result has no /usage/nope");
+}
+END_TEST
+
 START_TEST(test_llm_refused_by_the_endpoint_fails_without_showing_the_key) {
     static flow_nodes_env_t wrong;
     static flow_registry_t *r2;
@@ -504,6 +529,7 @@ static Suite *nodes_suite(void) {
     tcase_add_test(tc, test_http_answers_over_the_body_cap_fail);
     tcase_add_test(tc, test_cancel_aborts_requests_in_flight);
     tcase_add_test(tc, test_llm_asks_the_model_and_keeps_the_key_out_of_the_job);
+    tcase_add_test(tc, test_out_stores_parts_of_the_result);
     tcase_add_test(tc, test_llm_refused_by_the_endpoint_fails_without_showing_the_key);
     tcase_add_test(tc, test_a_map_over_ten_thousand_urls_keeps_to_its_limit);
     tcase_add_test(tc, test_a_map_over_a_sub_flow_runs_it_per_item);
