@@ -368,8 +368,17 @@ int flow__jnode_make(const flow__jtype_t *t, const flow_nodes_env_t *env, const 
     n->type = t;
     n->env = env;
     snprintf(where, sizeof where, "%s/params", a->where);
-    if (!(t->flags & FLOW__JT_OWN_PARAMS) && (r = flow_template_compile(a->params, where, a->roots, &n->params, a->problems)) < 0)
+    json_t *evaluated = t->literal != NULL ? json_copy(a->params) : json_incref(a->params);
+    if (evaluated == NULL) {
+        flow__free(n);
+        return FLOW_ENOMEM;
+    }
+    for (const char *const *name = t->literal; name != NULL && *name != NULL; name++)
+        json_object_del(evaluated, *name);
+    if (!(t->flags & FLOW__JT_OWN_PARAMS) &&
+        (r = flow_template_compile(evaluated, where, a->roots, &n->params, a->problems)) < 0)
         rc = r;
+    json_decref(evaluated);
     json_t *out_spec = json_object_get(outer, "out");
     snprintf(where, sizeof where, "%s/out", outer_where);
     if (out_spec != NULL && !(t->flags & FLOW__JT_OUT) && !map) {

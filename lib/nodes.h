@@ -31,6 +31,9 @@ int flow_nodes_register(flow_registry_t *reg, const flow_nodes_env_t *env);
 typedef struct flow__jtype {
     const char *name;
     unsigned flags;
+    const char *const *literal; /* params taken as written, never evaluated (NULL-terminated; may
+                                 * be NULL): compile reads them from its args, prepare never sees
+                                 * them */
     int (*compile)(const flow_type_args_t *a, void **cfg);
     void (*free)(void *cfg);
     int (*prepare)(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_t *params, json_t **input);

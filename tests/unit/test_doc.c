@@ -239,6 +239,32 @@ START_TEST(test_out_objects_are_checked) {
 }
 END_TEST
 
+START_TEST(test_llm_parse_and_schema_are_checked) {
+    refused("{\"name\": \"l\", \"start\": \"a\", \"nodes\": {"
+            " \"a\": {\"type\": \"llm\", \"params\": {\"prompt\": \"p\", \"parse\": \"xml\"},"
+            "        \"next\": {\"default\": \"b\"}},"
+            " \"b\": {\"type\": \"llm\", \"params\": {\"prompt\": \"p\", \"schema\": {\"type\": "
+            "\"object\"}},"
+            "        \"next\": {\"default\": \"c\"}},"
+            " \"c\": {\"type\": \"llm\", \"params\": {\"prompt\": \"p\", \"json\": true, "
+            "\"parse\": \"yaml\"},"
+            "        \"next\": {\"default\": \"d\"}},"
+            " \"d\": {\"type\": \"llm\", \"params\": {\"prompt\": \"p\", \"parse\": "
+            "\"$params/how\","
+            "        \"schema\": {\"type\": \"strung\", \"const\": \"$shared/x\"}}}}}",
+            "/nodes/a/params/parse: parse is \"json\" or \"yaml\", written out\n"
+            "/nodes/b/params/schema: schema checks the parsed answer: give \"parse\" (\"json\" or "
+            "\"yaml\")\n"
+            "/nodes/c/params/parse: json true asks the model for JSON: parse it as \"json\"\n"
+            "/nodes/d/params/parse: $params/how is not a param this flow declares (its "
+            "\"params\")\n"
+            "/nodes/d/params/parse: parse is \"json\" or \"yaml\", written out\n"
+            "/nodes/d/params/schema/type: unknown type \"strung\": expected null, boolean, object, "
+            "array, "
+            "number, integer or string");
+}
+END_TEST
+
 START_TEST(test_map_nodes_are_checked) {
     refused("{\"name\": \"m\", \"start\": \"a\", \"nodes\": {"
             " \"a\": {\"type\": \"map\", \"items\": \"urls\", \"limit\": -1, \"node\": {\"type\": \"http\","
@@ -354,6 +380,7 @@ static Suite *doc_suite(void) {
     tcase_add_test(tc, test_references_are_checked_against_what_can_exist);
     tcase_add_test(tc, test_references_that_would_be_text_are_refused);
     tcase_add_test(tc, test_out_objects_are_checked);
+    tcase_add_test(tc, test_llm_parse_and_schema_are_checked);
     tcase_add_test(tc, test_map_nodes_are_checked);
     tcase_add_test(tc, test_sub_flows_are_checked_and_inlined);
     tcase_add_test(tc, test_a_flow_cannot_contain_itself);

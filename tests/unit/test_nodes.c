@@ -426,6 +426,72 @@ START_TEST(test_out_stores_parts_of_the_result) {
 }
 END_TEST
 
+/* PocketFlow's agents ask for YAML in a fence: parse strips the fence and decodes the answer. */
+START_TEST(test_llm_parses_a_fenced_yaml_answer) {
+    const char *answers[] = {"Let me think.\n```yaml\nthinking: |\n  I need facts.\naction: "
+                             "search\n"
+                             "search_query: nobel 2024\n```\nDone."};
+    ck_assert_int_eq(mock_script(mock, answers, 1), 0);
+    run("{\"name\": \"decide\", \"start\": \"d\", \"nodes\": {"
+        " \"d\": {\"type\": \"llm\", \"params\": {\"prompt\": \"decide\", \"parse\": \"yaml\"},"
+        "        \"out\": {\"/decision\": \"/data\"}}}}",
+        NULL);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    tu_assert_json("decision", at("/decision"),
+                   "{\"thinking\": \"I need facts.\\n\", \"action\": \"search\", \"search_query\": "
+                   "\"nobel 2024\"}");
+}
+END_TEST
+
+/* Structured output: an answer that does not parse or does not fit the schema fails the try, so
+ * max_retries asks again; the schema is taken as written (its "$" strings are not references). */
+static const char *const decide_doc =
+    "{\"name\": \"decide\", \"start\": \"d\", \"nodes\": {"
+    " \"d\": {\"type\": \"llm\", \"max_retries\": MAX, \"out\": \"/r\","
+    "        \"params\": {\"prompt\": \"decide\", \"parse\": \"json\", \"schema\": {\"type\": "
+    "\"object\","
+    "          \"required\": [\"action\"], \"properties\": {\"action\": {\"enum\": [\"search\", "
+    "\"answer\"]},"
+    "          \"cost\": {\"pattern\": \"^\\\\$[0-9]+$\"}}}}}}}";
+
+static void run_decide(const char *max) {
+    char doc[1024];
+    const char *mark = strstr(decide_doc, "MAX");
+    snprintf(doc, sizeof doc, "%.*s%s%s", (int)(mark - decide_doc), decide_doc, max, mark + 3);
+    run(doc, NULL);
+}
+
+START_TEST(test_llm_asks_again_until_the_answer_fits_its_schema) {
+    const char *answers[] = {"I would search.", "```json\n{\"action\": \"fly\"}\n```",
+                             "```json\n{\"action\": \"search\", \"cost\": \"$5\"}\n```"};
+    ck_assert_int_eq(mock_script(mock, answers, 3), 0);
+    mock_reset_stats(mock);
+    run_decide("3");
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    tu_assert_json("data", at("/r/data"), "{\"action\": \"search\", \"cost\": \"$5\"}");
+    ck_assert_uint_eq(out.history[0].tries, 3);
+    mock_stats_t st;
+    mock_stats(mock, &st);
+    ck_assert_uint_eq(st.routes[MOCK_CHAT], 3);
+    outcome_clear(&out);
+    /* out of tries: the job fails with the last answer's fault */
+    ck_assert_int_eq(mock_script(mock, answers, 2), 0);
+    run_decide("2");
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_int_eq(out.error, FLOW_EINVAL);
+    ck_assert_str_eq(out.error_message, "llm mock-model: the answer does not fit the schema: "
+                                        "/action: must be one "
+                                        "of [\"search\",\"answer\"]");
+    outcome_clear(&out);
+    ck_assert_int_eq(mock_script(mock, answers, 1), 0);
+    run_decide("1");
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_str_eq(out.error_message, "llm mock-model: the answer is not the JSON asked for: "
+                                        "line 1, column 1: "
+                                        "invalid token near 'I'");
+}
+END_TEST
+
 START_TEST(test_llm_refused_by_the_endpoint_fails_without_showing_the_key) {
     static flow_nodes_env_t wrong;
     static flow_registry_t *r2;
@@ -530,6 +596,8 @@ static Suite *nodes_suite(void) {
     tcase_add_test(tc, test_cancel_aborts_requests_in_flight);
     tcase_add_test(tc, test_llm_asks_the_model_and_keeps_the_key_out_of_the_job);
     tcase_add_test(tc, test_out_stores_parts_of_the_result);
+    tcase_add_test(tc, test_llm_parses_a_fenced_yaml_answer);
+    tcase_add_test(tc, test_llm_asks_again_until_the_answer_fits_its_schema);
     tcase_add_test(tc, test_llm_refused_by_the_endpoint_fails_without_showing_the_key);
     tcase_add_test(tc, test_a_map_over_ten_thousand_urls_keeps_to_its_limit);
     tcase_add_test(tc, test_a_map_over_a_sub_flow_runs_it_per_item);
