@@ -2,6 +2,7 @@
  * steps (runs of one node: prep, exec of one or many items or sub-graphs, post), the choice of the
  * next node, history, events, and the end of a job. run.h explains the structures. */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -316,6 +317,44 @@ void flow__job_defer(flow_job_t *job, flow_ctx_t *c) {
     runq_push(job);
 }
 
+/* ---- visits ---- */
+
+/* Appends to buf as snprintf would at offset n; returns the length the whole would have. */
+static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(n < cap ? buf + n : NULL, n < cap ? cap - n : 0, fmt, ap);
+    va_end(ap);
+    return n + (k > 0 ? (size_t)k : 0);
+}
+
+/* The ordinals of s and the steps around it, outermost first; a batch flow's run adds its index.
+ * Recursion as deep as the flows nest. */
+static size_t visit_of(const struct step *s, char *buf, size_t cap) {
+    const struct frame *f = s->frame;
+    const struct step *up = f->owner;
+    size_t n = 0;
+    if (up != NULL && up->frame != &f->job->top) {
+        n = visit_of(up, buf, cap);
+        if (up->node->kind == FLOW_BATCH_FLOW || up->node->kind == FLOW_PARALLEL_BATCH_FLOW)
+            n = put(buf, cap, n, ".%zu", f->index);
+        n = put(buf, cap, n, ".");
+    }
+    return put(buf, cap, n, "%" PRIu64, s->ordinal);
+}
+
+int flow_ctx_visit(const flow_ctx_t *ctx, char *buf, size_t cap) {
+    if (ctx == NULL || ctx->step == NULL || (buf == NULL && cap > 0))
+        return FLOW_EINVAL;
+    if (cap > 0)
+        buf[0] = '\0';
+    size_t n = visit_of(ctx->step, buf, cap);
+    return n > INT32_MAX ? FLOW_ETOOBIG : (int)n;
+}
+
 /* ---- params ---- */
 
 json_t *flow_ctx_params(flow_ctx_t *c) {
@@ -504,9 +543,12 @@ static struct frame *frame_new(struct step *owner, json_t *params, size_t index)
     f->job = owner->frame->job;
     f->owner = owner;
     f->cur = owner->node->start;
-    if (owner->frame == &f->job->top && f->job->resume_node != NULL) {
-        f->cur = f->job->resume_node;
+    if (owner->frame == &f->job->top) {
+        if (f->job->resume_node != NULL)
+            f->cur = f->job->resume_node;
+        f->started = f->job->resume_visits; /* a resumed job numbers its visits on */
         f->job->resume_node = NULL;
+        f->job->resume_visits = 0;
     }
     f->params = params;
     f->index = index;
@@ -655,6 +697,7 @@ static int step_begin(struct frame *f, uint64_t now_ns) {
     const flow_node_t *node = f->cur;
     s->node = node;
     s->start_ns = now_ns ? now_ns : uv_hrtime();
+    s->ordinal = ++f->started;
     if (f != &job->top) {
         if (job->max_steps != 0 && job->started_steps >= job->max_steps) {
             char msg[96];
@@ -1017,6 +1060,7 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
             goto fail;
         }
         job->resume_tries = opts->resume_tries;
+        job->resume_visits = opts->resume_visits;
     }
     job->started_steps = job->totals.steps = opts->resume_steps;
     if (opts->deadline_ms > 0 && flow__timer_start(eng->timers, &job->deadline, opts->deadline_ms,

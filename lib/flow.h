@@ -349,10 +349,13 @@ typedef struct flow_job_opts {
     void *data;            /* given to the callbacks */
     /* Resuming a job that stopped (a restart after a crash): start at this node of the root flow
      * (copied; NULL: at its start), as if resume_tries tries of it had already failed, and count
-     * steps on from resume_steps. The root flow's prep runs again. */
+     * steps on from resume_steps, and root-level visits (flow_ctx_visit) on from resume_visits: the
+     * root-level steps that had started before it, which are the history's depth-0 entries. The
+     * root flow's prep runs again. */
     const char *resume_node;
     unsigned resume_tries;
     uint64_t resume_steps;
+    uint64_t resume_visits;
 } flow_job_opts_t;
 
 /* Starts a job of def (which gets sealed and referenced) on shared (stolen, on error too; NULL means
@@ -411,6 +414,14 @@ uv_loop_t *flow_ctx_loop(const flow_ctx_t *ctx);
  * Borrowed and read-only. NULL only when out of memory. */
 json_t *flow_ctx_params(flow_ctx_t *ctx);
 unsigned flow_ctx_attempt(const flow_ctx_t *ctx); /* 0 on the first try of exec, 1 on the second... */
+/* Which visit of its node this step is, as text into buf (cap bytes, NUL-terminated, cut to fit):
+ * the step's ordinal in the run of its (sub-)flow, the 1st, 2nd, ... step started there, after the
+ * visit of the flow node that runs that sub-flow and a dot, and a batch flow's run index and a dot:
+ * "4" is the 4th root-level step, "4.2" the 2nd step inside it, "4.3.1" the 1st step of its run for
+ * set 3. The same on every try of one step, different on each visit of a node, and the same again
+ * when a resumed job (resume_visits) reruns a step. Returns the visit's length (as snprintf does:
+ * more than cap - 1 when cut), or FLOW_EINVAL (a thread-pool copy of a ctx has no visit). */
+int flow_ctx_visit(const flow_ctx_t *ctx, char *buf, size_t cap);
 size_t flow_ctx_item(const flow_ctx_t *ctx);      /* batch item index, or SIZE_MAX */
 /* A pointer for the node's own use during one exec (what cancel must release, say). */
 void flow_ctx_set_data(flow_ctx_t *ctx, void *data);

@@ -1,7 +1,7 @@
 /* nodes_net.c: the node types that call out over HTTP through the engine's libcurl client (lib/http.h):
  * http (any API) and llm (an OpenAI-compatible chat-completions endpoint). Both carry an
- * Idempotency-Key made of the job, the node and the item, the same on every try, so an upstream that
- * honours it never takes a retry for a new request. */
+ * Idempotency-Key made of the job, the node, its visit and the item, the same on every try of a
+ * visit, so an upstream that honours it never takes a retry for a new request. */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -70,14 +70,20 @@ static const flow_nodes_env_t *env_of(flow_ctx_t *ctx) {
     return n->env;
 }
 
+/* <job>:<node>:<visit>[:<item>]: the same on every try of one visit and when a resumed job runs the
+ * visit again, different on each visit (flow_ctx_visit), so that an upstream that honours the key
+ * never takes a retry for new work, nor a new visit for a retry. */
 static void idempotency_key(flow_ctx_t *ctx, char *buf, size_t cap) {
+    char visit[64];
     size_t item = flow_ctx_item(ctx);
     const char *job = flow_job_id(flow_ctx_job(ctx));
     const char *node = flow_node_name(flow_ctx_node(ctx));
+    if (flow_ctx_visit(ctx, visit, sizeof visit) < 0)
+        visit[0] = '\0';
     if (item == SIZE_MAX)
-        snprintf(buf, cap, "Idempotency-Key: %s:%s", job, node);
+        snprintf(buf, cap, "Idempotency-Key: %s:%s:%s", job, node, visit);
     else
-        snprintf(buf, cap, "Idempotency-Key: %s:%s:%zu", job, node, item);
+        snprintf(buf, cap, "Idempotency-Key: %s:%s:%s:%zu", job, node, visit, item);
 }
 
 /* JSON strings must be UTF-8: bytes that are not become U+FFFD, so any body can be kept as text. */
@@ -282,7 +288,7 @@ static void http_exec(flow_ctx_t *ctx, const void *cfg, json_t *in) {
     const char *headers[MAX_HEADERS + 3];
     char *owned[MAX_HEADERS + 3] = {0};
     size_t nh = 0;
-    char key[256];
+    char key[512];
     char *payload = NULL, *target = NULL;
     call_t *c = flow__calloc(1, sizeof *c);
     if (c == NULL) {
@@ -434,7 +440,7 @@ static int llm_compile(const flow_type_args_t *a, void **cfg) {
 
 static void llm_exec(flow_ctx_t *ctx, const void *cfg, json_t *in) {
     const flow_nodes_env_t *env = env_of(ctx);
-    char auth[1100], key[256];
+    char auth[1100], key[512];
     const char *headers[4];
     size_t nh = 0;
     char *url = NULL, *payload = NULL;

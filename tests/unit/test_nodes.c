@@ -316,7 +316,7 @@ START_TEST(test_http_post_sends_body_headers_and_an_idempotency_key) {
     tu_assert_json("body", at("/echo/body/body"), "{\"n\": 7, \"note\": \"hi 7\"}");
     ck_assert_str_eq(json_string_value(at("/echo/body/headers/x-trace")), "t-7");
     ck_assert_str_eq(json_string_value(at("/echo/body/headers/content-type")), "application/json");
-    ck_assert_str_eq(json_string_value(at("/echo/body/headers/idempotency-key")), "job42:send");
+    ck_assert_str_eq(json_string_value(at("/echo/body/headers/idempotency-key")), "job42:send:1");
 }
 END_TEST
 
@@ -329,7 +329,79 @@ START_TEST(test_http_retries_a_failing_upstream_until_it_answers) {
     ck_assert_int_eq(json_integer_value(at("/r/body/attempts")), 3);
     ck_assert_uint_eq(out.history[0].tries, 3);
     /* every try carried the same key, so an upstream that honours it sees one request */
-    ck_assert_uint_eq(mock_idempotency_count(mock, "job42:call"), 3);
+    ck_assert_uint_eq(mock_idempotency_count(mock, "job42:call:1"), 3);
+}
+END_TEST
+
+/* The Idempotency-Key is <job>:<node>:<visit>[:<item>]: the same on the tries of one visit, new
+ * on the next visit (an agent's decide node visited again must not replay the first answer), and
+ * made of the steps' ordinals in nested flows and maps, so that it does not depend on the order in
+ * which concurrent steps happen to start. */
+static const char *key_at(const char *pointer) {
+    return json_string_value(at(pointer));
+}
+
+START_TEST(test_each_visit_has_its_own_idempotency_key) {
+    run("{\"name\": \"visits\", \"start\": \"call\", \"flows\": {"
+        "   \"one\": {\"start\": \"ask\", \"nodes\": {\"ask\": {\"type\": \"http\","
+        "     \"params\": {\"url\": \"BASE/echo\"}, \"out\": {\"/sub/-\": "
+        "\"/body/headers/idempotency-key\"}}}}},"
+        " \"nodes\": {"
+        "  \"call\": {\"type\": \"http\", \"params\": {\"url\": "
+        "\"BASE/flaky/{{$shared/flaky}}/1/echo\"},"
+        "    \"max_retries\": 2, \"out\": {\"/keys/-\": \"/body/headers/idempotency-key\"},"
+        "    \"next\": {\"default\": \"again\"}},"
+        "  \"again\": {\"type\": \"choice\", \"params\": {\"value\": \"$shared/keys/1\", "
+        "\"default\": \"loop\","
+        "    \"cases\": [{\"exists\": true, \"action\": \"on\"}]}, \"next\": {\"loop\": \"call\", "
+        "\"on\": \"each\"}},"
+        "  \"each\": {\"type\": \"map\", \"items\": \"$shared/list\", \"node\": {\"type\": "
+        "\"http\","
+        "    \"params\": {\"url\": \"BASE/echo\"}}, \"out\": {\"/mapped\": \"\"}, \"next\": "
+        "{\"default\": \"sub\"}},"
+        "  \"sub\": {\"type\": \"flow\", \"flow\": \"one\", \"next\": {\"default\": \"subs\"}},"
+        "  \"subs\": {\"type\": \"map\", \"items\": \"$shared/list\", \"flow\": \"one\"}}}",
+        json_pack("{s:s, s:[i,i]}", "flaky", "visits-1", "list", 10, 11));
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    tu_assert_json("keys", at("/keys"), "[\"job42:call:1\", \"job42:call:3\"]");
+    /* both tries of the first visit carried its key; the second visit sent one of its own */
+    ck_assert_uint_eq(mock_idempotency_count(mock, "job42:call:1"), 2);
+    ck_assert_uint_eq(mock_idempotency_count(mock, "job42:call:3"), 1);
+    ck_assert_str_eq(key_at("/mapped/0/body/headers/idempotency-key"), "job42:each:5:0");
+    ck_assert_str_eq(key_at("/mapped/1/body/headers/idempotency-key"), "job42:each:5:1");
+    /* inside a flow node: its visit, then the step's; inside a map's runs: the run's index too */
+    ck_assert_str_eq(key_at("/sub/0"), "job42:sub/ask:6.1");
+    /* the two runs are concurrent: their keys may be stored in either order */
+    const char *a = key_at("/sub/1"), *b = key_at("/sub/2");
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    const char *run0 = "job42:subs/ask:7.0.1", *run1 = "job42:subs/ask:7.1.1";
+    ck_assert_msg((strcmp(a, run0) == 0 && strcmp(b, run1) == 0) ||
+                      (strcmp(a, run1) == 0 && strcmp(b, run0) == 0),
+                  "%s and %s", a, b);
+}
+END_TEST
+
+/* A resumed job (flowd after a crash) runs the visit in flight again with the key it had. */
+START_TEST(test_a_resumed_job_sends_the_key_of_the_visit_it_reruns) {
+    flow_def_t *def = load("{\"name\": \"r\", \"start\": \"a\", \"nodes\": {"
+                           " \"a\": {\"type\": \"noop\", \"next\": {\"default\": \"b\"}},"
+                           " \"b\": {\"type\": \"noop\", \"next\": {\"default\": \"c\"}},"
+                           " \"c\": {\"type\": \"http\", \"params\": {\"url\": \"BASE/echo\"}, "
+                           "\"out\": \"/c\"}}}");
+    harness_run(&h, def, NULL, &(flow_job_opts_t){.id = "job42"}, &out);
+    ck_assert_str_eq(key_at("/c/body/headers/idempotency-key"), "job42:c:3");
+    outcome_clear(&out);
+    /* resumed at c, with the two root-level steps before it in its history */
+    harness_run(&h, def, NULL,
+                &(flow_job_opts_t){.id = "job42", .resume_node = "c", .resume_steps = 2,
+                                   .resume_visits = 2},
+                &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_uint_eq(out.steps, 3);
+    ck_assert_str_eq(key_at("/c/body/headers/idempotency-key"), "job42:c:3");
+    ck_assert_uint_eq(mock_idempotency_count(mock, "job42:c:3"), 2);
+    flow_def_unref(def);
 }
 END_TEST
 
@@ -591,6 +663,8 @@ static Suite *nodes_suite(void) {
     tcase_add_test(tc, test_http_get_parses_json_answers);
     tcase_add_test(tc, test_http_post_sends_body_headers_and_an_idempotency_key);
     tcase_add_test(tc, test_http_retries_a_failing_upstream_until_it_answers);
+    tcase_add_test(tc, test_each_visit_has_its_own_idempotency_key);
+    tcase_add_test(tc, test_a_resumed_job_sends_the_key_of_the_visit_it_reruns);
     tcase_add_test(tc, test_http_gives_up_after_its_last_try);
     tcase_add_test(tc, test_http_answers_over_the_body_cap_fail);
     tcase_add_test(tc, test_cancel_aborts_requests_in_flight);
