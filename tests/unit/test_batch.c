@@ -460,7 +460,7 @@ START_TEST(test_parallel_batch_flows_nest) {
     ck_assert_uint_eq(json_array_size(pairs), 6);
     for (int o = 0; o < 3; o++) {
         for (int i = 0; i < 2; i++) {
-            char want[16];
+            char want[32];
             snprintf(want, sizeof want, "o%d-i%d", o, i);
             int found = 0;
             size_t k;

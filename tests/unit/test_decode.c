@@ -154,30 +154,24 @@ START_TEST(aliases_are_copies) {
 }
 END_TEST
 
+/* Texts that are not YAML, or not YAML we take, and the start of their message. */
+static const struct {
+    const char *text, *message;
+} error_cases[] = {
+    {"a: 1\nb: [1, 2\n", "line 3, column 1: "},
+    {"a: b: c\n", "line 1, column 5: mapping values are not allowed"},
+    {"a: 1\na: 2\n", "line 2, column 1: the key \"a\" is already in this mapping"},
+    {"? [1, 2]\n: v\n", "line 1, column 3: a mapping key must be a scalar, not a sequence"},
+    {"a: 1\n---\nb: 2\n", "line 2, column 1: a second YAML document: only one is read"},
+    {"a: *nope\n", "line 1, column 4: no anchor &nope before the alias *nope"},
+    {"a: &x [1, *x]\n", "line 1, column 11: the alias *x is inside its own anchor"},
+    {"a: \"\xff\"\n", "line 1, column 5: "},
+    {"\tx: 1\n", "line 1, column 1: "},
+};
+
 START_TEST(errors_name_line_and_column) {
-    const char *t1 = "a: 1\nb: [1, 2\n";
-    fails_with(t1, strlen(t1), FLOW_EINVAL, "line 3, column 1: ");
-    const char *t2 = "a: b: c\n";
-    fails_with(t2, strlen(t2), FLOW_EINVAL, "line 1, column 5: mapping values are not allowed");
-    const char *t3 = "a: 1\na: 2\n";
-    fails_with(t3, strlen(t3), FLOW_EINVAL,
-               "line 2, column 1: the key \"a\" is already in this mapping");
-    const char *t4 = "? [1, 2]\n: v\n";
-    fails_with(t4, strlen(t4), FLOW_EINVAL,
-               "line 1, column 3: a mapping key must be a scalar, not a sequence");
-    const char *t5 = "a: 1\n---\nb: 2\n";
-    fails_with(t5, strlen(t5), FLOW_EINVAL,
-               "line 2, column 1: a second YAML document: only one is read");
-    const char *t6 = "a: *nope\n";
-    fails_with(t6, strlen(t6), FLOW_EINVAL,
-               "line 1, column 4: no anchor &nope before the alias *nope");
-    const char *t7 = "a: &x [1, *x]\n";
-    fails_with(t7, strlen(t7), FLOW_EINVAL,
-               "line 1, column 11: the alias *x is inside its own anchor");
-    const char *t8 = "a: \"\xff\"\n";
-    fails_with(t8, strlen(t8), FLOW_EINVAL, "line 1, column 5: ");
-    const char *t9 = "\tx: 1\n";
-    fails_with(t9, strlen(t9), FLOW_EINVAL, "line 1, column 1: ");
+    const char *t = error_cases[_i].text;
+    fails_with(t, strlen(t), FLOW_EINVAL, error_cases[_i].message);
 }
 END_TEST
 
@@ -344,7 +338,7 @@ static Suite *decode_suite(void) {
     tcase_add_test(tc, block_and_flow_styles);
     tcase_add_test(tc, multi_line_scalars);
     tcase_add_test(tc, aliases_are_copies);
-    tcase_add_test(tc, errors_name_line_and_column);
+    tcase_add_loop_test(tc, errors_name_line_and_column, 0, N(error_cases));
     tcase_add_test(tc, nesting_is_capped);
     tcase_add_test(tc, billion_laughs_stops_at_the_cap);
     tcase_add_test(tc, bytes_are_capped);
