@@ -212,25 +212,54 @@ static struct reader {
     int ready;                /* under lock: line (or eof) is there */
     int eof;
     int closed;               /* under lock: the async handle is closed */
+    int cut;                  /* under lock: the line was longer than --max-body */
     char *line;               /* under lock until taken */
 } reader = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
+/* One line of stdin without its line break, at most max bytes of it (the rest is read and
+ * dropped, and *cut set); NULL at the end of input or when out of memory. */
+static char *read_line(size_t max, int *cut) {
+    char chunk[4096];
+    char *line = NULL;
+    size_t len = 0;
+    *cut = 0;
+    while (fgets(chunk, sizeof chunk, stdin) != NULL) {
+        size_t n = strlen(chunk);
+        int end = n > 0 && chunk[n - 1] == '\n';
+        size_t keep = len + n > max ? (len < max ? max - len : 0) : n;
+        *cut |= keep < n;
+        char *grown = keep > 0 || line == NULL ? realloc(line, len + keep + 1) : line;
+        if (grown == NULL) {
+            free(line);
+            return NULL;
+        }
+        line = grown;
+        memcpy(line + len, chunk, keep);
+        len += keep;
+        line[len] = '\0';
+        if (end)
+            break;
+    }
+    while (line != NULL && len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        line[--len] = '\0';
+    return line;
+}
+
 static void *read_lines(void *arg) {
-    (void)arg;
+    size_t max = *(const size_t *)arg;
     for (;;) {
         pthread_mutex_lock(&reader.lock);
         while (!reader.want)
             pthread_cond_wait(&reader.cond, &reader.lock);
         reader.want = 0;
         pthread_mutex_unlock(&reader.lock);
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t n = getline(&line, &cap, stdin);
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-            line[--n] = '\0';
+        int cut = 0;
+        char *line = read_line(max, &cut);
+        ssize_t n = line == NULL ? -1 : (ssize_t)strlen(line);
         pthread_mutex_lock(&reader.lock);
         reader.ready = 1;
         reader.eof = n < 0;
+        reader.cut = cut;
         reader.line = n < 0 ? NULL : line;
         if (!reader.closed) /* the handle is gone once the run is over */
             uv_async_send(&reader.async);
@@ -278,7 +307,7 @@ static void ask(run_t *r) {
     if (!reader.started) {
         pthread_t thread;
         if (uv_async_init(&r->loop, &reader.async, on_line) == 0 &&
-            pthread_create(&thread, NULL, read_lines, NULL) == 0) {
+            pthread_create(&thread, NULL, read_lines, (void *)&r->cli->cfg.max_body) == 0) {
             pthread_detach(thread);
             reader.started = 1;
         } else {
@@ -298,7 +327,7 @@ static void ask(run_t *r) {
 static void on_line(uv_async_t *a) {
     run_t *r = the_run;
     pthread_mutex_lock(&reader.lock);
-    int ready = reader.ready, eof = reader.eof;
+    int ready = reader.ready, eof = reader.eof, cut = reader.cut;
     char *line = reader.line;
     reader.ready = 0;
     reader.line = NULL;
@@ -319,7 +348,14 @@ static void on_line(uv_async_t *a) {
         return;
     }
     if (!isatty(0))
-        fprintf(stderr, "%s\n", line); /* what a terminal would have echoed */
+        fprintf(stderr, "%s%s\n", line, cut ? "..." : ""); /* what a terminal would have echoed */
+    if (cut) {
+        fprintf(stderr, "refused: an answer is at most %zu bytes "
+                        "(--max-body)\n", r->cli->cfg.max_body);
+        free(line);
+        ask(r);
+        return;
+    }
     json_t *value = json_loads(line, JSON_DECODE_ANY, NULL);
     if (value == NULL)
         value = json_string(line);

@@ -10,7 +10,8 @@
  *       memory: store keeps jobs: nothing survives the run). Each step, retry and wait is written
  *       to stderr as it happens, the final shared store (JSON) to stdout. An input node's prompt is
  *       written to stderr and its answer read from stdin, a line each: the line as JSON when it
- *       parses, else as a string; an answer the node refuses is asked for again. Exit status 0 when
+ *       parses, else as a string, at most --max-body bytes; an answer the node refuses is asked
+ *       for again. Exit status 0 when
  *       the job succeeded, 1 when it did not (or the document did not load, or stdin ended while
  *       the job waited), 2 for a bad command line.
  *

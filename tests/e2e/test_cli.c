@@ -119,6 +119,15 @@ START_TEST(test_run_answers_inputs_from_stdin) {
     has(out, "succeeded after 3 steps");
     has(out, "\"greeting\": \"Hello, Ada!\"");
     free(out);
+    /* an answer longer than --max-body, as the API would refuse it */
+    char input[256];
+    snprintf(input, sizeof input, "%0100d\n\"Ada\"\nyes\n", 0);
+    const char *capped[] = {"run",       path_of("ask.json"), "--shared", "{\"who\": \"you\"}",
+                            "--max-body", "64",               NULL};
+    ck_assert_int_eq(e2e_run_input(capped, input, &out), 0);
+    has(out, "refused: an answer is at most 64 bytes (--max-body)");
+    has(out, "\"name\": \"Ada\"");
+    free(out);
     /* stdin ends while a node waits: the job is canceled and flowd says why */
     ck_assert_int_eq(e2e_run_input(args, "\"Ada\"\n", &out), 1);
     has(out, "flowd run: the job canceled: standard input ended while ok waited for an answer");
