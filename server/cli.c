@@ -5,8 +5,9 @@
  * flowd run reads answers from stdin on a thread of its own: the loop must go on (other branches of
  * a flow may be waiting on HTTP meanwhile), and a terminal, a pipe and a file all work with a
  * blocking read, which libuv's stream handles cannot do for a file. The thread reads a line only
- * when the job waits for one; at the end it may still be blocked in that read, so it is detached
- * and its state is static. */
+ * when the job waits for one; at the end it is joined, unless it is still blocked in that read (the
+ * job ended otherwise): then it is detached and left to the exit, which is why its state is
+ * static. */
 #include "cli.h"
 
 #include <errno.h>
@@ -211,7 +212,9 @@ static struct reader {
     int want;                 /* under lock: the loop waits for a line */
     int ready;                /* under lock: line (or eof) is there */
     int eof;
-    int closed;               /* under lock: the async handle is closed */
+    int closed;               /* under lock: the async handle is closed, the thread may end */
+    int reading;              /* under lock: the thread is in a read (it cannot be joined) */
+    pthread_t thread;
     int cut;                  /* under lock: the line was longer than --max-body */
     char *line;               /* under lock until taken */
 } reader = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
@@ -249,14 +252,19 @@ static void *read_lines(void *arg) {
     size_t max = *(const size_t *)arg;
     for (;;) {
         pthread_mutex_lock(&reader.lock);
-        while (!reader.want)
+        while (!reader.want && !reader.closed)
             pthread_cond_wait(&reader.cond, &reader.lock);
         reader.want = 0;
+        int go_on = !reader.closed;
+        reader.reading = go_on;
         pthread_mutex_unlock(&reader.lock);
+        if (!go_on)
+            return NULL; /* the run is over */
         int cut = 0;
         char *line = read_line(max, &cut);
         ssize_t n = line == NULL ? -1 : (ssize_t)strlen(line);
         pthread_mutex_lock(&reader.lock);
+        reader.reading = 0;
         reader.ready = 1;
         reader.eof = n < 0;
         reader.cut = cut;
@@ -305,10 +313,8 @@ static void ask(run_t *r) {
     fprintf(stderr, "\n> ");
     fflush(stderr);
     if (!reader.started) {
-        pthread_t thread;
         if (uv_async_init(&r->loop, &reader.async, on_line) == 0 &&
-            pthread_create(&thread, NULL, read_lines, (void *)&r->cli->cfg.max_body) == 0) {
-            pthread_detach(thread);
+            pthread_create(&reader.thread, NULL, read_lines, (void *)&r->cli->cfg.max_body) == 0) {
             reader.started = 1;
         } else {
             snprintf(r->error, sizeof r->error, "cannot read standard input");
@@ -519,11 +525,18 @@ out:
     if (r.sigint.data != NULL) /* initialized */
         uv_close((uv_handle_t *)&r.sigint, closed_nothing);
     if (reader.started) {
+        /* the thread ends now, unless it is blocked reading stdin: then it is left to the exit */
         pthread_mutex_lock(&reader.lock);
         reader.closed = 1;
         free(reader.line);
         reader.line = NULL;
+        int reading = reader.reading;
+        pthread_cond_signal(&reader.cond);
         pthread_mutex_unlock(&reader.lock);
+        if (reading)
+            pthread_detach(reader.thread);
+        else
+            pthread_join(reader.thread, NULL);
         uv_close((uv_handle_t *)&reader.async, closed_nothing);
     }
     uv_run(&r.loop, UV_RUN_DEFAULT);
