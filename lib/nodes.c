@@ -375,8 +375,10 @@ int flow__jnode_make(const flow__jtype_t *t, const flow_nodes_env_t *env, const 
     }
     for (const char *const *name = t->literal; name != NULL && *name != NULL; name++)
         json_object_del(evaluated, *name);
-    if (!(t->flags & FLOW__JT_OWN_PARAMS) &&
-        (r = flow_template_compile(evaluated, where, a->roots, &n->params, a->problems)) < 0)
+    r = t->flags & FLOW__JT_OWN_PARAMS
+            ? 0
+            : flow_template_compile(evaluated, where, a->roots, &n->params, a->problems);
+    if (r < 0)
         rc = r;
     json_decref(evaluated);
     json_t *out_spec = json_object_get(outer, "out");
