@@ -121,6 +121,21 @@ static int check_param_ref(void *data, const char *ref, size_t len) {
     return 0;
 }
 
+/* The pointer templates of set and out are object keys: their references are checked too. */
+static int check_key_refs(loader_t *L, const graph_t *gr, const char *key, const char *where) {
+    param_check_t pc = {L, gr, where};
+    json_t *k;
+    int rc;
+    if (strstr(key, "{{") == NULL)
+        return 0;
+    k = json_string(key);
+    if (k == NULL)
+        return FLOW_ENOMEM;
+    rc = flow_template_refs(k, check_param_ref, &pc);
+    json_decref(k);
+    return rc;
+}
+
 static int check_params_used(loader_t *L, const graph_t *gr, json_t *v, const char *where) {
     char at[512];
     const char *key;
@@ -132,7 +147,10 @@ static int check_params_used(loader_t *L, const graph_t *gr, json_t *v, const ch
     switch (json_typeof(v)) {
     case JSON_OBJECT:
         json_object_foreach(v, key, m) {
-            rc = check_params_used(L, gr, m, join(at, sizeof at, where, key));
+            join(at, sizeof at, where, key);
+            rc = check_params_used(L, gr, m, at);
+            if (rc == 0)
+                rc = check_key_refs(L, gr, key, at);
             if (rc < 0)
                 break;
         }

@@ -2,6 +2,7 @@
  * steps (runs of one node: prep, exec of one or many items or sub-graphs, post), the choice of the
  * next node, history, events, and the end of a job. run.h explains the structures. */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -316,6 +317,44 @@ void flow__job_defer(flow_job_t *job, flow_ctx_t *c) {
     runq_push(job);
 }
 
+/* ---- visits ---- */
+
+/* Appends to buf as snprintf would at offset n; returns the length the whole would have. */
+static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(n < cap ? buf + n : NULL, n < cap ? cap - n : 0, fmt, ap);
+    va_end(ap);
+    return n + (k > 0 ? (size_t)k : 0);
+}
+
+/* The ordinals of s and the steps around it, outermost first; a batch flow's run adds its index.
+ * Recursion as deep as the flows nest. */
+static size_t visit_of(const struct step *s, char *buf, size_t cap) {
+    const struct frame *f = s->frame;
+    const struct step *up = f->owner;
+    size_t n = 0;
+    if (up != NULL && up->frame != &f->job->top) {
+        n = visit_of(up, buf, cap);
+        if (up->node->kind == FLOW_BATCH_FLOW || up->node->kind == FLOW_PARALLEL_BATCH_FLOW)
+            n = put(buf, cap, n, ".%zu", f->index);
+        n = put(buf, cap, n, ".");
+    }
+    return put(buf, cap, n, "%" PRIu64, s->ordinal);
+}
+
+int flow_ctx_visit(const flow_ctx_t *ctx, char *buf, size_t cap) {
+    if (ctx == NULL || ctx->step == NULL || (buf == NULL && cap > 0))
+        return FLOW_EINVAL;
+    if (cap > 0)
+        buf[0] = '\0';
+    size_t n = visit_of(ctx->step, buf, cap);
+    return n > INT32_MAX ? FLOW_ETOOBIG : (int)n;
+}
+
 /* ---- params ---- */
 
 json_t *flow_ctx_params(flow_ctx_t *c) {
@@ -504,9 +543,12 @@ static struct frame *frame_new(struct step *owner, json_t *params, size_t index)
     f->job = owner->frame->job;
     f->owner = owner;
     f->cur = owner->node->start;
-    if (owner->frame == &f->job->top && f->job->resume_node != NULL) {
-        f->cur = f->job->resume_node;
+    if (owner->frame == &f->job->top) {
+        if (f->job->resume_node != NULL)
+            f->cur = f->job->resume_node;
+        f->started = f->job->resume_visits; /* a resumed job numbers its visits on */
         f->job->resume_node = NULL;
+        f->job->resume_visits = 0;
     }
     f->params = params;
     f->index = index;
@@ -655,6 +697,7 @@ static int step_begin(struct frame *f, uint64_t now_ns) {
     const flow_node_t *node = f->cur;
     s->node = node;
     s->start_ns = now_ns ? now_ns : uv_hrtime();
+    s->ordinal = ++f->started;
     if (f != &job->top) {
         if (job->max_steps != 0 && job->started_steps >= job->max_steps) {
             char msg[96];
@@ -664,6 +707,11 @@ static int step_begin(struct frame *f, uint64_t now_ns) {
         }
         job->started_steps++;
         job->current = node;
+    } else if (node->nsucc > 0) {
+        flow_log(FLOW_LOG_WARN,
+                 "job %s: the root flow %s has successors; they do not run (a job ends "
+                 "with its root flow: put it in another flow to run them)",
+                 job->id ? job->id : "-", node->name);
     }
     flow__ctx_init(&s->ctx, job, s, NULL, SIZE_MAX);
     if (job->resume_tries > 0 && f->depth == 1) {
@@ -698,6 +746,24 @@ static void warn_no_successor(flow_job_t *job, const flow_node_t *node, const ch
              job->id ? job->id : "-", action, node->name, list);
 }
 
+/* The root flow's post has run: its action is the job's last action, and the job ends there. Its
+ * successors, if the C API gave it any, never run: as PocketFlow's Flow.run, which warns (at the
+ * job's start, see step_begin), they belong to a flow around it, and a job has none. */
+static uint64_t root_end(struct frame *f, const char *action) {
+    flow_job_t *job = f->job;
+    char *copy = flow__strdup(action);
+    if (copy == NULL) {
+        job_fail(job, FLOW_ENOMEM, NULL, f->step.node->name);
+        return 0;
+    }
+    flow__free(job->root_action);
+    job->root_action = copy;
+    job->last_action = copy;
+    step_clear(&f->step);
+    f->cur = NULL;
+    return uv_hrtime();
+}
+
 /* post, then the history entry and the choice of the next node. Returns the time it ended, or 0
  * when the job failed. */
 static uint64_t step_end(struct frame *f) {
@@ -714,8 +780,10 @@ static uint64_t step_end(struct frame *f) {
         step_failed(s, rc, s->ctx.err.message);
         return 0;
     }
-    if (action == NULL)
-        action = flow__default_action;
+    if (action == NULL || action[0] == '\0')
+        action = flow__default_action; /* PocketFlow: successors.get(action or "default") */
+    if (f == &job->top)
+        return root_end(f, action);
     const flow_succ_t *succ = NULL;
     for (size_t i = 0; i < node->nsucc; i++) {
         if (strcmp(node->succ[i].action, action) == 0) {
@@ -724,8 +792,8 @@ static uint64_t step_end(struct frame *f) {
         }
     }
     uint64_t end = uv_hrtime();
-    if (f != &job->top)
-        record_step(job, s, succ ? succ->action : action, succ == NULL, 0, NULL, end, succ ? succ->to : NULL);
+    record_step(job, s, succ ? succ->action : action, succ == NULL, 0, NULL, end,
+                succ ? succ->to : NULL);
     if (succ == NULL || succ->to == NULL) {
         if (succ == NULL && node->nsucc > 0)
             warn_no_successor(job, node, action);
@@ -864,6 +932,7 @@ static void job_free(flow_job_t *job) {
     }
     flow__free(job->hist);
     flow_error_clear(&job->error);
+    flow__free(job->root_action);
     json_decref(job->shared);
     flow_def_unref(job->def);
     flow__free(job->id);
@@ -991,6 +1060,7 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
             goto fail;
         }
         job->resume_tries = opts->resume_tries;
+        job->resume_visits = opts->resume_visits;
     }
     job->started_steps = job->totals.steps = opts->resume_steps;
     if (opts->deadline_ms > 0 && flow__timer_start(eng->timers, &job->deadline, opts->deadline_ms,

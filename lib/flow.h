@@ -130,8 +130,9 @@ typedef enum flow_kind {
  *        flow's prep_res only goes to its post; it still does).
  * post:  shared, prep_res and exec_res are borrowed (exec_res: for batch kinds the array of results in
  *        input order; for the flow kinds a JSON string, the sub-graph's last action, or NULL for batch
- *        flows). *action: NULL means "default"; any other string must stay valid until post returns
- *        and the next callback of this job is made; the engine copies it if it needs it for longer.
+ *        flows). *action: NULL or "" means "default" (PocketFlow's `action or "default"`); any
+ *        other string must stay valid until post returns and the next callback of this job is
+ *        made; the engine copies it if it needs it for longer.
  * cancel: the exec in flight must stop (a node timeout fired, the job was canceled or failed): release
  *        what it holds and never complete. Any exec that completes later than it returns must have one,
  *        unless it waits only through flow_sleep()/flow_await_input(), which the engine cancels itself
@@ -188,7 +189,8 @@ int flow_node_set_start(flow_node_t *flow, flow_node_t *start);
 int flow_def_set_meta(flow_def_t *def, json_t *meta);
 json_t *flow_def_meta(const flow_def_t *def); /* borrowed; NULL when none */
 
-/* The flow-kind node that jobs of this definition run. */
+/* The flow-kind node that jobs of this definition run. A job ends when it does: successors given to
+ * it never run (the job logs a warning, as PocketFlow's Flow.run does). */
 int flow_def_set_root(flow_def_t *def, flow_node_t *root);
 
 /* Readers. Strings and nodes are borrowed from def and live as long as it. */
@@ -347,10 +349,13 @@ typedef struct flow_job_opts {
     void *data;            /* given to the callbacks */
     /* Resuming a job that stopped (a restart after a crash): start at this node of the root flow
      * (copied; NULL: at its start), as if resume_tries tries of it had already failed, and count
-     * steps on from resume_steps. The root flow's prep runs again. */
+     * steps on from resume_steps, and root-level visits (flow_ctx_visit) on from resume_visits: the
+     * root-level steps that had started before it, which are the history's depth-0 entries. The
+     * root flow's prep runs again. */
     const char *resume_node;
     unsigned resume_tries;
     uint64_t resume_steps;
+    uint64_t resume_visits;
 } flow_job_opts_t;
 
 /* Starts a job of def (which gets sealed and referenced) on shared (stolen, on error too; NULL means
@@ -377,7 +382,9 @@ flow_status_t flow_job_status(const flow_job_t *job);
 json_t *flow_job_shared(const flow_job_t *job);       /* borrowed; the live store */
 uint64_t flow_job_steps(const flow_job_t *job);       /* finished steps */
 const char *flow_job_current_node(const flow_job_t *job); /* node of the latest step started, or NULL */
-const char *flow_job_last_action(const flow_job_t *job);  /* of the latest finished step, or NULL */
+/* The action of the latest finished step, or NULL; once the root flow has ended, the action its
+ * post returned (without a post, the last action of its sub-graph). */
+const char *flow_job_last_action(const flow_job_t *job);
 const flow_error_t *flow_job_error(const flow_job_t *job); /* code 0 unless failed or canceled */
 json_t *flow_job_waiting_for(const flow_job_t *job);  /* borrowed request of the oldest input wait */
 void *flow_job_data(const flow_job_t *job);
@@ -407,6 +414,14 @@ uv_loop_t *flow_ctx_loop(const flow_ctx_t *ctx);
  * Borrowed and read-only. NULL only when out of memory. */
 json_t *flow_ctx_params(flow_ctx_t *ctx);
 unsigned flow_ctx_attempt(const flow_ctx_t *ctx); /* 0 on the first try of exec, 1 on the second... */
+/* Which visit of its node this step is, as text into buf (cap bytes, NUL-terminated, cut to fit):
+ * the step's ordinal in the run of its (sub-)flow, the 1st, 2nd, ... step started there, after the
+ * visit of the flow node that runs that sub-flow and a dot, and a batch flow's run index and a dot:
+ * "4" is the 4th root-level step, "4.2" the 2nd step inside it, "4.3.1" the 1st step of its run for
+ * set 3. The same on every try of one step, different on each visit of a node, and the same again
+ * when a resumed job (resume_visits) reruns a step. Returns the visit's length (as snprintf does:
+ * more than cap - 1 when cut), or FLOW_EINVAL (a thread-pool copy of a ctx has no visit). */
+int flow_ctx_visit(const flow_ctx_t *ctx, char *buf, size_t cap);
 size_t flow_ctx_item(const flow_ctx_t *ctx);      /* batch item index, or SIZE_MAX */
 /* A pointer for the node's own use during one exec (what cancel must release, say). */
 void flow_ctx_set_data(flow_ctx_t *ctx, void *data);
@@ -417,7 +432,8 @@ void *flow_ctx_data(const flow_ctx_t *ctx);
  * as if flow_fail had been called):
  * flow_done: with result (stolen; NULL is fine).
  * flow_fail: with an error; this try failed and the retries and fallback take over.
- * flow_sleep: with result (stolen), after ms milliseconds of loop time from now (a uv_timer).
+ * flow_sleep: with result (stolen), at least ms milliseconds from now (by uv_hrtime(), the clock of
+ *     the history's times; a timer on the loop).
  * flow_await_input: the job shows status waiting with request (borrowed, copied) until
  *     flow_job_input() answers; the answer (as checked by ops->input) is the result. */
 int flow_done(flow_ctx_t *ctx, json_t *result);

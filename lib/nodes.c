@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "jpath.h"
 #include "nodes.h"
 #include "pointer.h"
 #include "problems.h"
@@ -81,14 +82,11 @@ static int eval(flow_ctx_t *ctx, const flow_tmpl_t *t, const flow_scope_t *sc, j
     return rc;
 }
 
-int flow__jnode_store(flow_ctx_t *ctx, const flow__jnode_t *n, json_t *shared, json_t *params, json_t *value) {
-    if (n->out == NULL) {
-        json_decref(value);
-        return 0;
-    }
-    flow_scope_t sc = {shared, params, NULL};
+/* Writes value (stolen) at the pointer t evaluates to. */
+static int store_at(flow_ctx_t *ctx, const flow_tmpl_t *t, const flow_scope_t *sc, json_t *shared,
+                    json_t *value) {
     json_t *where = NULL;
-    int rc = eval(ctx, n->out, &sc, &where);
+    int rc = eval(ctx, t, sc, &where);
     if (rc < 0) {
         json_decref(value);
         return rc;
@@ -98,10 +96,33 @@ int flow__jnode_store(flow_ctx_t *ctx, const flow__jnode_t *n, json_t *shared, j
         rc = flow_error(ctx, FLOW_EINVAL, "out is not a JSON Pointer into the shared store: %s",
                         ptr ? ptr : "(not a string)");
         json_decref(value);
-    } else if ((rc = flow_pointer_set(shared, ptr, value ? value : json_null())) < 0) {
-        rc = flow_error(ctx, rc, "cannot store the result at %s: %s", ptr, flow_strerror(rc));
+    } else {
+        rc = flow_pointer_set(shared, ptr, value ? value : json_null());
+        if (rc < 0)
+            rc = flow_error(ctx, rc, "cannot store the result at %s: %s", ptr, flow_strerror(rc));
     }
     json_decref(where);
+    return rc;
+}
+
+int flow__jnode_store(flow_ctx_t *ctx, const flow__jnode_t *n, json_t *shared, json_t *params,
+                      json_t *value) {
+    flow_scope_t sc = {shared, params, NULL};
+    int rc = 0;
+    if (n->out != NULL)
+        return store_at(ctx, n->out, &sc, shared, value);
+    for (size_t i = 0; i < n->nouts && rc == 0; i++) {
+        json_t *part = NULL;
+        if (flow_pointer_get(value ? value : json_null(), n->outs[i].from, &part) < 0) {
+            rc = flow_error(ctx, FLOW_ENOTFOUND, "out: the result has no %s", n->outs[i].from);
+            break;
+        }
+        /* a copy: two members may store the same part, and the store must not hold it twice */
+        json_t *copy = json_deep_copy(part);
+        rc = copy != NULL ? store_at(ctx, n->outs[i].to, &sc, shared, copy)
+                          : flow_error(ctx, FLOW_ENOMEM, "out of memory");
+    }
+    json_decref(value);
     return rc;
 }
 
@@ -266,19 +287,81 @@ void flow__jnode_free(void *p) {
         n->type->free(n->cfg);
     flow_tmpl_free(n->params);
     flow_tmpl_free(n->out);
+    for (size_t i = 0; i < n->nouts; i++)
+        flow_tmpl_free(n->outs[i].to);
+    flow__free(n->outs);
+    json_decref(n->out_spec);
     flow_tmpl_free(n->items);
     flow__free(n);
+}
+
+/* "out": {"/answer": "/text", "/tokens": "/usage/total_tokens"}: where each part of the result
+ * goes (a pointer, may be a template) and which part (a pointer written out, "" the whole). */
+static int compile_out_parts(const flow_type_args_t *a, json_t *out, const char *where,
+                             flow__jnode_t *n) {
+    const char *key;
+    json_t *from;
+    int rc = 0;
+    if (json_object_size(out) == 0) {
+        flow_problems_add(a->problems, where,
+                          "out as an object maps pointers into the shared store to parts "
+                          "of the result, such as {\"/answer\": \"/text\"}: it needs a member");
+        return FLOW_ELOAD;
+    }
+    n->outs = flow__calloc(json_object_size(out), sizeof *n->outs);
+    if (n->outs == NULL)
+        return FLOW_ENOMEM;
+    n->out_spec = json_incref(out);
+    json_object_foreach(out, key, from) {
+        char at[600];
+        json_t *to = json_string(key);
+        flow__jpath_t top = flow__jpath_top(where);
+        flow__jpath_t here = flow__jpath_key(&top, key);
+        char *place = NULL; /* where/key, escaped */
+        snprintf(at, sizeof at, "%s", flow__jpath_render(&here, &place) == 0 ? place : where);
+        flow__free(place);
+        const char *f = json_string_value(from);
+        if (to == NULL) {
+            rc = FLOW_ENOMEM;
+        } else if (key[0] != '/' || (strstr(key, "{{") == NULL && flow_pointer_check(key) < 0)) {
+            flow_problems_add(a->problems, at,
+                              "\"%s\" is not a JSON Pointer into the shared store (such as "
+                              "\"/answer\")",
+                              key);
+            rc = FLOW_ELOAD;
+        } else if (f == NULL || is_reference_or_template(from) || flow_pointer_check(f) < 0) {
+            flow_problems_add(a->problems, at,
+                              "a part of the result is a JSON Pointer into it, written out "
+                              "(such as \"/text\", or \"\" for the whole result)");
+            rc = FLOW_ELOAD;
+        } else if (flow_template_compile_pointer(to, at, a->roots & ~FLOW_SCOPE_ITEM,
+                                                 &n->outs[n->nouts].to, a->problems) < 0) {
+            rc = FLOW_ELOAD;
+        } else {
+            n->outs[n->nouts++].from = f;
+        }
+        json_decref(to);
+        if (rc == FLOW_ENOMEM)
+            return rc;
+    }
+    return rc;
 }
 
 static int compile_out(const flow_type_args_t *a, json_t *out, const char *where, flow__jnode_t *n) {
     if (out == NULL)
         return 0;
+    if (json_is_object(out))
+        return compile_out_parts(a, out, where, n);
     const char *s = json_string_value(out);
     if (s == NULL || (!is_reference_or_template(out) && (s[0] == '\0' || flow_pointer_check(s) < 0))) {
-        flow_problems_add(a->problems, where, "out must be a JSON Pointer into the shared store, such as \"/result\"");
+        flow_problems_add(
+            a->problems, where,
+            "out must be a JSON Pointer into the shared store, such as \"/result\", "
+            "or an object of such pointers and the parts of the result to store there");
         return FLOW_ELOAD;
     }
-    return flow_template_compile(out, where, a->roots & ~FLOW_SCOPE_ITEM, &n->out, a->problems);
+    return flow_template_compile_pointer(out, where, a->roots & ~FLOW_SCOPE_ITEM, &n->out,
+                                         a->problems);
 }
 
 int flow__jnode_make(const flow__jtype_t *t, const flow_nodes_env_t *env, const flow_type_args_t *a,
@@ -292,8 +375,19 @@ int flow__jnode_make(const flow__jtype_t *t, const flow_nodes_env_t *env, const 
     n->type = t;
     n->env = env;
     snprintf(where, sizeof where, "%s/params", a->where);
-    if (!(t->flags & FLOW__JT_OWN_PARAMS) && (r = flow_template_compile(a->params, where, a->roots, &n->params, a->problems)) < 0)
+    json_t *evaluated = t->literal != NULL ? json_copy(a->params) : json_incref(a->params);
+    if (evaluated == NULL) {
+        flow__free(n);
+        return FLOW_ENOMEM;
+    }
+    for (const char *const *name = t->literal; name != NULL && *name != NULL; name++)
+        json_object_del(evaluated, *name);
+    r = t->flags & FLOW__JT_OWN_PARAMS
+            ? 0
+            : flow_template_compile(evaluated, where, a->roots, &n->params, a->problems);
+    if (r < 0)
         rc = r;
+    json_decref(evaluated);
     json_t *out_spec = json_object_get(outer, "out");
     snprintf(where, sizeof where, "%s/out", outer_where);
     if (out_spec != NULL && !(t->flags & FLOW__JT_OUT) && !map) {
@@ -417,7 +511,8 @@ static int set_compile(const flow_type_args_t *a, void **cfgp) {
         if (strstr(key, "{{") != NULL) {
             json_t *k = json_string(key);
             snprintf(where, sizeof where, "%s%s", a->where, sub);
-            if (k == NULL || flow_template_compile(k, where, a->roots, &c->tmpls[c->ntmpls], a->problems) < 0) {
+            if (k == NULL || flow_template_compile_pointer(k, where, a->roots, &c->tmpls[c->ntmpls],
+                                                           a->problems) < 0) {
                 rc = FLOW_ELOAD;
             } else {
                 json_object_set_new(c->keys, key, json_integer((json_int_t)c->ntmpls));
@@ -451,8 +546,11 @@ static int set_finish(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_t *
                 return rc;
             if (!json_is_string(where) || flow_pointer_check(json_string_value(where)) < 0 ||
                 json_string_length(where) == 0) {
+                rc = flow_error(
+                    ctx, FLOW_EINVAL, "set: %s (from %s) is not a JSON Pointer",
+                    json_is_string(where) ? json_string_value(where) : "a value not a string", key);
                 json_decref(where);
-                return flow_error(ctx, FLOW_EINVAL, "set: %s is not a JSON Pointer", key);
+                return rc;
             }
         }
         const char *ptr = where ? json_string_value(where) : key;
@@ -476,7 +574,8 @@ static const char *const op_names[] = {"eq", "ne", "lt", "le", "gt", "ge", "in",
 typedef struct choice_case {
     op_t op;
     json_t *operand;
-    flow_re_t *re; /* matches */
+    flow_tmpl_t *tmpl; /* eq .. in: the operand, which may be a reference or hold templates */
+    flow_re_t *re;     /* matches */
     const char *action;
 } choice_case_t;
 
@@ -493,8 +592,10 @@ static void choice_free(void *p) {
     choice_t *c = p;
     if (c == NULL)
         return;
-    for (size_t i = 0; i < c->ncases; i++)
+    for (size_t i = 0; i < c->ncases; i++) {
         flow_re_free(c->cases[i].re);
+        flow_tmpl_free(c->cases[i].tmpl);
+    }
     flow__free(c->cases);
     flow_tmpl_free(c->value);
     json_decref(c->params);
@@ -529,6 +630,9 @@ static int compile_case(const flow_type_args_t *a, const flow_re_limits_t *re_li
     }
     if (action == NULL || action[0] == '\0')
         rc = bad(a, sub, "a case needs an \"action\" (a non-empty string)");
+    else if (is_reference_or_template(json_object_get(spec, "action")))
+        rc = bad(a, sub, "an action is a name written out: \"%s\" would not be read as a reference",
+                 action);
     if (found < 0 && rc == 0)
         rc = bad(a, sub, "a case needs a test: eq, ne, lt, le, gt, ge, in, matches, exists or type");
     if (rc < 0)
@@ -536,14 +640,15 @@ static int compile_case(const flow_type_args_t *a, const flow_re_limits_t *re_li
     out->op = (op_t)found;
     out->operand = json_object_get(spec, op_names[found]);
     out->action = action;
+    int dynamic = is_reference_or_template(out->operand);
     switch (out->op) {
     case OP_LT: case OP_LE: case OP_GT: case OP_GE:
-        if (!json_is_number(out->operand) && !json_is_string(out->operand))
+        if (!dynamic && !json_is_number(out->operand) && !json_is_string(out->operand))
             return bad(a, sub, "%s compares with a number or a string", op_names[found]);
         break;
     case OP_IN:
-        if (!json_is_array(out->operand))
-            return bad(a, sub, "in needs an array of values");
+        if (!dynamic && !json_is_array(out->operand))
+            return bad(a, sub, "in needs an array of values, or a reference to one");
         break;
     case OP_EXISTS:
         if (!json_is_boolean(out->operand))
@@ -559,6 +664,9 @@ static int compile_case(const flow_type_args_t *a, const flow_re_limits_t *re_li
         break;
     }
     case OP_MATCHES: {
+        if (dynamic)
+            return bad(a, sub, "matches takes a pattern written out: \"%s\" would not be read as a reference",
+                       json_string_value(out->operand));
         if (!json_is_string(out->operand))
             return bad(a, sub, "matches needs a regular expression (a string)");
         int r = flow_re_compile(json_string_value(out->operand), json_string_length(out->operand), re_limits,
@@ -571,6 +679,12 @@ static int compile_case(const flow_type_args_t *a, const flow_re_limits_t *re_li
     }
     default:
         break;
+    }
+    if (out->op <= OP_IN) { /* evaluated as params are: "$shared/b" is b's value */
+        char where[512];
+        snprintf(where, sizeof where, "%s%s/%s", a->where, sub, op_names[found]);
+        if (flow_template_compile(out->operand, where, a->roots, &out->tmpl, a->problems) < 0)
+            return FLOW_ELOAD;
     }
     return 0;
 }
@@ -610,6 +724,9 @@ static int choice_compile(const flow_type_args_t *a, void **cfgp) {
     }
     if (otherwise != NULL && (!json_is_string(otherwise) || json_string_length(otherwise) == 0))
         rc = bad(a, "/params/default", "default is an action: a non-empty string");
+    else if (is_reference_or_template(otherwise))
+        rc = bad(a, "/params/default", "an action is a name written out: \"%s\" would not be read as a reference",
+                 json_string_value(otherwise));
     c->otherwise = json_string_value(otherwise);
     if (rc < 0) {
         choice_free(c);
@@ -668,24 +785,26 @@ static int type_is(json_t *v, const char *t) {
     return 0;
 }
 
-/* 1 when v passes the case, 0 when not, or an error of flow_re_match (why says it). */
-static int passes(flow_re_run_t *run, const choice_case_t *k, json_t *v, char *why, size_t whylen) {
+/* 1 when v passes the case, 0 when not, or an error of flow_re_match (why says it). w: the operand
+ * as evaluated (eq .. in). */
+static int passes(flow_re_run_t *run, const choice_case_t *k, json_t *v, json_t *w, char *why,
+                  size_t whylen) {
     int cmp;
     if (k->op == OP_EXISTS)
         return (v != NULL) == json_is_true(k->operand);
     if (v == NULL)
         return 0;
     switch (k->op) {
-    case OP_EQ: return json_equal(v, k->operand);
-    case OP_NE: return !json_equal(v, k->operand);
-    case OP_LT: return compare(v, k->operand, &cmp) == 0 && cmp < 0;
-    case OP_LE: return compare(v, k->operand, &cmp) == 0 && cmp <= 0;
-    case OP_GT: return compare(v, k->operand, &cmp) == 0 && cmp > 0;
-    case OP_GE: return compare(v, k->operand, &cmp) == 0 && cmp >= 0;
+    case OP_EQ: return json_equal(v, w);
+    case OP_NE: return !json_equal(v, w);
+    case OP_LT: return compare(v, w, &cmp) == 0 && cmp < 0;
+    case OP_LE: return compare(v, w, &cmp) == 0 && cmp <= 0;
+    case OP_GT: return compare(v, w, &cmp) == 0 && cmp > 0;
+    case OP_GE: return compare(v, w, &cmp) == 0 && cmp >= 0;
     case OP_IN: {
         size_t i;
         json_t *x;
-        json_array_foreach(k->operand, i, x)
+        json_array_foreach(w, i, x)
             if (json_equal(v, x))
                 return 1;
         return 0;
@@ -705,13 +824,35 @@ static int choice_finish(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_
                          const char **action) {
     const choice_t *c = cfg;
     json_t *v = json_object_get(input, "value");
+    flow_scope_t sc = scope_of(ctx, shared, NULL);
     flow_re_run_t run;
     char why[200] = "";
     int rc = 0;
     size_t i;
     flow_re_run_init(&run, c->re_limits);
-    for (i = 0; i < c->ncases && rc == 0; i++)
-        rc = passes(&run, &c->cases[i], v, why, sizeof why);
+    for (i = 0; i < c->ncases && rc == 0; i++) {
+        const choice_case_t *k = &c->cases[i];
+        json_t *w = NULL;
+        if (k->tmpl != NULL) {
+            flow_error_t err = {0};
+            rc = flow_tmpl_eval(k->tmpl, &sc, &w, &err);
+            if (rc < 0) {
+                flow_re_run_end(&run);
+                rc = flow_error(ctx, rc, "choice: case %zu: %s", i,
+                                err.message ? err.message : flow_strerror(rc));
+                flow_error_clear(&err);
+                return rc;
+            }
+            if (k->op == OP_IN && !json_is_array(w)) {
+                json_decref(w);
+                flow_re_run_end(&run);
+                return flow_error(ctx, FLOW_EINVAL, "choice: case %zu: in needs an array of values",
+                                  i);
+            }
+        }
+        rc = passes(&run, k, v, w, why, sizeof why);
+        json_decref(w);
+    }
     flow_re_run_end(&run);
     if (rc > 0) {
         *action = c->cases[i - 1].action;
@@ -794,17 +935,21 @@ static int input_compile(const flow_type_args_t *a, void **cfgp) {
         if (!json_is_object(actions) || json_object_size(actions) == 0)
             rc = bad(a, "/params/actions", "actions maps answers to actions, such as {\"yes\": \"accept\", \"no\": \"retry\"}");
         json_object_foreach(actions, key, v) {
-            if (!json_is_string(v) || json_string_length(v) == 0) {
+            if (!json_is_string(v) || json_string_length(v) == 0 || is_reference_or_template(v)) {
                 char sub[300];
                 snprintf(sub, sizeof sub, "/params/actions/%s", key);
-                rc = bad(a, sub, "an action is a non-empty string");
+                rc = bad(a, sub,
+                         "an action is a non-empty string, a name written out (not a reference)");
             }
         }
         c->actions = json_incref(actions);
     }
     if (timeout_action != NULL) {
-        if (!json_is_string(timeout_action) || json_string_length(timeout_action) == 0)
-            rc = bad(a, "/params/timeout_action", "timeout_action is an action: a non-empty string");
+        if (!json_is_string(timeout_action) || json_string_length(timeout_action) == 0 ||
+            is_reference_or_template(timeout_action))
+            rc = bad(a, "/params/timeout_action",
+                     "timeout_action is an action: a non-empty string, a name written out (not a "
+                     "reference)");
         else if (json_integer_value(json_object_get(a->node, "timeout")) <= 0)
             rc = bad(a, "/params/timeout_action", "timeout_action needs the node's \"timeout\" (milliseconds)");
         c->timeout_action = json_string_value(timeout_action);

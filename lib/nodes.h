@@ -34,6 +34,9 @@ int flow_nodes_register(flow_registry_t *reg, const flow_nodes_env_t *env);
 typedef struct flow__jtype {
     const char *name;
     unsigned flags;
+    const char *const *literal; /* params taken as written, never evaluated (NULL-terminated; may
+                                 * be NULL): compile reads them from its args, prepare never sees
+                                 * them */
     int (*compile)(const flow_type_args_t *a, void **cfg); /* a->data: the flow_nodes_env_t */
     void (*free)(void *cfg);
     int (*prepare)(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_t *params, json_t **input);
@@ -48,12 +51,22 @@ typedef struct flow__jtype {
 #define FLOW__JT_ITEMS 1u  /* may run per item inside a map */
 #define FLOW__JT_OUT 2u    /* has a result that "out" can store */
 
+/* One member of an "out" object: the part of the result at from goes where to says. */
+typedef struct flow__jout {
+    flow_tmpl_t *to;  /* evaluates to a JSON Pointer into shared */
+    const char *from; /* a JSON Pointer into the result ("" the whole of it); borrowed
+                                 * from the node's description */
+} flow__jout_t;
+
 /* The node data of a document node of a built-in type (and of a map over one). */
 typedef struct flow__jnode {
     const flow__jtype_t *type;
     void *cfg;
     flow_tmpl_t *params;        /* the node's params, evaluated in prep */
     flow_tmpl_t *out;           /* evaluates to a JSON Pointer into shared; NULL: not stored */
+    flow__jout_t *outs;         /* or "out" as an object: nouts parts stored, in its order */
+    size_t nouts;
+    json_t *out_spec;           /* that object: keeps the from strings */
     flow_tmpl_t *items;         /* map: the reference to the array it maps over */
     const flow_nodes_env_t *env;
 } flow__jnode_t;
@@ -70,7 +83,8 @@ int flow__jnode_make(const flow__jtype_t *t, const flow_nodes_env_t *env, const 
 const flow_nodes_env_t *flow__jenv_of(flow_type_factory factory, void *data);
 void flow__jnode_free(void *jnode);
 
-/* Writes value (stolen) in shared where the "out" of a node says; with out NULL, drops it. */
+/* Writes value (stolen) in shared where the "out" of a node says (or its parts, where an "out"
+ * object says); with no out, drops it. */
 int flow__jnode_store(flow_ctx_t *ctx, const flow__jnode_t *n, json_t *shared, json_t *params, json_t *value);
 
 extern const flow_node_ops_t flow__flow_ops; /* the "flow" node: its prep gives the params */

@@ -1,16 +1,18 @@
 /* nodes_net.c: the node types that call out over HTTP through the engine's libcurl client (lib/http.h):
  * http (any API) and llm (an OpenAI-compatible chat-completions endpoint). Both carry an
- * Idempotency-Key made of the job, the node and the item, the same on every try, so an upstream that
- * honours it never takes a retry for a new request. */
+ * Idempotency-Key made of the job, the node, its visit and the item, the same on every try of a
+ * visit, so an upstream that honours it never takes a retry for a new request. */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include <curl/curl.h>
 
+#include "decode.h"
 #include "internal.h"
 #include "nodes.h"
 #include "problems.h"
+#include "schema.h"
 
 static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", NULL};
 
@@ -51,11 +53,14 @@ static int only(const flow_type_args_t *a, const char *const *names) {
 
 /* ---- what both types share: sending, the key, the answer ---- */
 
+enum parse { PARSE_NONE = 0, PARSE_JSON, PARSE_YAML };
+
 typedef struct call {
     flow_ctx_t *ctx;
     flow_http_req_t *req;
     int llm;
-    int want_json;
+    int parse;                   /* llm: enum parse, what the answer's text becomes in data */
+    const flow_schema_t *schema; /* llm: what data must fit; borrowed from the node's cfg */
     json_t *expect;
     char what[160];  /* "GET http://..." for messages */
 } call_t;
@@ -65,14 +70,20 @@ static const flow_nodes_env_t *env_of(flow_ctx_t *ctx) {
     return n->env;
 }
 
+/* <job>:<node>:<visit>[:<item>]: the same on every try of one visit and when a resumed job runs the
+ * visit again, different on each visit (flow_ctx_visit), so that an upstream that honours the key
+ * never takes a retry for new work, nor a new visit for a retry. */
 static void idempotency_key(flow_ctx_t *ctx, char *buf, size_t cap) {
+    char visit[64];
     size_t item = flow_ctx_item(ctx);
     const char *job = flow_job_id(flow_ctx_job(ctx));
     const char *node = flow_node_name(flow_ctx_node(ctx));
+    if (flow_ctx_visit(ctx, visit, sizeof visit) < 0)
+        visit[0] = '\0';
     if (item == SIZE_MAX)
-        snprintf(buf, cap, "Idempotency-Key: %s:%s", job, node);
+        snprintf(buf, cap, "Idempotency-Key: %s:%s:%s", job, node, visit);
     else
-        snprintf(buf, cap, "Idempotency-Key: %s:%s:%zu", job, node, item);
+        snprintf(buf, cap, "Idempotency-Key: %s:%s:%s:%zu", job, node, visit, item);
 }
 
 /* JSON strings must be UTF-8: bytes that are not become U+FFFD, so any body can be kept as text. */
@@ -277,7 +288,7 @@ static void http_exec(flow_ctx_t *ctx, const void *cfg, json_t *in) {
     const char *headers[MAX_HEADERS + 3];
     char *owned[MAX_HEADERS + 3] = {0};
     size_t nh = 0;
-    char key[256];
+    char key[512];
     char *payload = NULL, *target = NULL;
     call_t *c = flow__calloc(1, sizeof *c);
     if (c == NULL) {
@@ -336,8 +347,56 @@ const flow__jtype_t flow__http_type = {.name = "http", .flags = FLOW__JT_ITEMS |
 
 /* ---- llm ---- */
 
+/* What an llm node knows when it is loaded: how to read the answer, and the schema it must fit. */
+typedef struct llm_cfg {
+    int parse;
+    flow_schema_t *schema;
+} llm_cfg_t;
+
+static void llm_free(void *p) {
+    llm_cfg_t *c = p;
+    if (c == NULL)
+        return;
+    flow_schema_free(c->schema);
+    flow__free(c);
+}
+
+/* "parse", "schema" and "json": how the answer becomes data. */
+static int llm_compile_parse(const flow_type_args_t *a, llm_cfg_t *c) {
+    json_t *parse = json_object_get(a->params, "parse");
+    json_t *schema = json_object_get(a->params, "schema");
+    json_t *j = json_object_get(a->params, "json");
+    char where[512];
+    int rc = 0;
+    if (j != NULL && !json_is_boolean(j))
+        rc = bad(a, "/params/json", "json is true or false");
+    if (json_is_true(j))
+        c->parse = PARSE_JSON;
+    if (parse != NULL) {
+        const char *p = json_string_value(parse);
+        if (p != NULL && strcmp(p, "json") == 0)
+            c->parse = PARSE_JSON;
+        else if (p != NULL && strcmp(p, "yaml") == 0 && !json_is_true(j))
+            c->parse = PARSE_YAML;
+        else if (p != NULL && strcmp(p, "yaml") == 0)
+            rc = bad(a, "/params/parse", "json true asks the model for JSON: parse it as \"json\"");
+        else
+            rc = bad(a, "/params/parse", "parse is \"json\" or \"yaml\", written out");
+    }
+    if (schema != NULL) {
+        snprintf(where, sizeof where, "%s/params/schema", a->where);
+        if (c->parse == PARSE_NONE && rc == 0)
+            rc = bad(a, "/params/schema",
+                     "schema checks the parsed answer: give \"parse\" (\"json\" or \"yaml\")");
+        else if (flow_schema_compile(schema, where, &c->schema, a->problems) < 0)
+            rc = FLOW_ELOAD;
+    }
+    return rc;
+}
+
 static int llm_compile(const flow_type_args_t *a, void **cfg) {
-    static const char *const names[] = {"prompt", "messages", "system", "model", "temperature", "max_tokens", "json", NULL};
+    static const char *const names[] = {"prompt", "messages", "system", "model", "temperature",
+                                        "max_tokens", "json", "parse", "schema", NULL};
     int rc = only(a, names);
     json_t *prompt = json_object_get(a->params, "prompt");
     json_t *messages = json_object_get(a->params, "messages");
@@ -366,16 +425,22 @@ static int llm_compile(const flow_type_args_t *a, void **cfg) {
     json_t *mt = json_object_get(a->params, "max_tokens");
     if (mt != NULL && !dynamic(mt) && (!json_is_integer(mt) || json_integer_value(mt) < 1))
         rc = bad(a, "/params/max_tokens", "max_tokens is a whole number above 0");
-    json_t *j = json_object_get(a->params, "json");
-    if (j != NULL && !json_is_boolean(j))
-        rc = bad(a, "/params/json", "json is true or false");
-    *cfg = NULL;
-    return rc;
+    llm_cfg_t *c = flow__calloc(1, sizeof *c);
+    if (c == NULL)
+        return FLOW_ENOMEM;
+    if (llm_compile_parse(a, c) < 0)
+        rc = FLOW_ELOAD;
+    if (rc < 0) {
+        llm_free(c);
+        return rc;
+    }
+    *cfg = c;
+    return 0;
 }
 
 static void llm_exec(flow_ctx_t *ctx, const void *cfg, json_t *in) {
     const flow_nodes_env_t *env = env_of(ctx);
-    char auth[1100], key[256];
+    char auth[1100], key[512];
     const char *headers[4];
     size_t nh = 0;
     char *url = NULL, *payload = NULL;
@@ -412,8 +477,7 @@ static void llm_exec(flow_ctx_t *ctx, const void *cfg, json_t *in) {
         json_object_set(req, "temperature", json_object_get(in, "temperature"));
     if (json_object_get(in, "max_tokens") != NULL)
         json_object_set(req, "max_tokens", json_object_get(in, "max_tokens"));
-    int want_json = json_is_true(json_object_get(in, "json"));
-    if (want_json)
+    if (json_is_true(json_object_get(in, "json")))
         json_object_set_new(req, "response_format", json_pack("{s:s}", "type", "json_object"));
     payload = json_dumps(req, JSON_COMPACT);
     size_t base = strlen(env->llm_base_url);
@@ -428,7 +492,8 @@ static void llm_exec(flow_ctx_t *ctx, const void *cfg, json_t *in) {
     }
     c->ctx = ctx;
     c->llm = 1;
-    c->want_json = want_json;
+    c->parse = ((const llm_cfg_t *)cfg)->parse;
+    c->schema = ((const llm_cfg_t *)cfg)->schema;
     /* The message names the model, never the key. */
     snprintf(c->what, sizeof c->what, "llm %s", model);
     headers[nh++] = "Content-Type: application/json";
@@ -448,6 +513,51 @@ out:
     flow__free(url);
 }
 
+/* The answer's text as data: the inside of its first ``` fence (or all of it), parsed. Fails the
+ * try (and returns the error), so that max_retries asks again, when it does not parse or does not
+ * fit the schema. */
+static int answer_data(call_t *c, json_t *content, json_t **data) {
+    const char *text = json_string_value(content);
+    size_t start, len;
+    flow_fence_inner(text, json_string_length(content), &start, &len);
+    if (c->parse == PARSE_JSON) {
+        json_error_t jerr;
+        *data = json_loadb(text + start, len, JSON_DECODE_ANY, &jerr);
+        if (*data == NULL) {
+            flow_fail(c->ctx, FLOW_EINVAL, "%s: the answer is not the JSON asked for: line %d, "
+                                           "column %d: %s",
+                      c->what, jerr.line, jerr.column, jerr.text);
+            return FLOW_EINVAL;
+        }
+    } else {
+        flow_error_t err = {0};
+        int rc = flow_yaml_decode(text + start, len, data, &err);
+        if (rc < 0) {
+            flow_fail(c->ctx, rc == FLOW_ENOMEM ? rc : FLOW_EINVAL, "%s: the answer is not the "
+                                                                    "YAML asked for: %s",
+                      c->what, err.message ? err.message : flow_strerror(rc));
+            flow_error_clear(&err);
+            return rc;
+        }
+    }
+    if (c->schema == NULL)
+        return 0;
+    flow_problems_t problems = FLOW_PROBLEMS_INIT;
+    int rc = flow_schema_validate(c->schema, *data, &problems);
+    if (rc < 0) {
+        char *why = NULL;
+        flow_problems_text(&problems, &why);
+        flow_fail(c->ctx, rc == FLOW_ENOMEM ? rc : FLOW_EINVAL, "%s: the answer does not fit the "
+                                                                "schema: %s", c->what,
+                  why ? why : flow_strerror(rc));
+        flow__free(why);
+        json_decref(*data);
+        *data = NULL;
+    }
+    flow_problems_clear(&problems);
+    return rc;
+}
+
 static void llm_answer(call_t *c, const flow_http_response_t *res) {
     json_error_t jerr;
     json_t *body = json_loadb(res->body, res->body_len, 0, &jerr);
@@ -461,10 +571,9 @@ static void llm_answer(call_t *c, const flow_http_response_t *res) {
     json_t *out = json_pack("{s:O, s:O*, s:O*, s:O*}", "text", content, "model", json_object_get(body, "model"),
                             "usage", json_object_get(body, "usage"), "finish_reason",
                             json_object_get(choice, "finish_reason"));
-    if (out != NULL && c->want_json) {
-        json_t *data = json_loads(json_string_value(content), JSON_DECODE_ANY, &jerr);
-        if (data == NULL) {
-            flow_fail(c->ctx, FLOW_EHTTP, "%s: the answer is not the JSON asked for: %s", c->what, jerr.text);
+    if (out != NULL && c->parse != PARSE_NONE) {
+        json_t *data = NULL;
+        if (answer_data(c, content, &data) < 0) {
             json_decref(out);
             json_decref(body);
             return;
@@ -478,5 +587,8 @@ static void llm_answer(call_t *c, const flow_http_response_t *res) {
         flow_fail(c->ctx, FLOW_ENOMEM, "out of memory");
 }
 
+static const char *const llm_literal[] = {"schema", NULL};
+
 const flow__jtype_t flow__llm_type = {.name = "llm", .flags = FLOW__JT_ITEMS | FLOW__JT_OUT,
-                                      .compile = llm_compile, .exec = llm_exec, .cancel = call_cancel};
+                                      .literal = llm_literal, .compile = llm_compile,
+                                      .free = llm_free, .exec = llm_exec, .cancel = call_cancel};

@@ -212,7 +212,8 @@ int flow_pointer_get(json_t *root, const char *ptr, json_t **out) {
 }
 
 /* Wraps *chain (owned) in one object a token of rest ("/b/c" gives {"b":{"c":*chain}}), innermost
- * first. On error *chain has been released and is NULL. */
+ * first; a token "-" makes an array instead, as appending to an array that is not there yet
+ * ("/b/-" gives {"b":[*chain]}). On error *chain has been released and is NULL. */
 static int build_chain(const char *rest, size_t len, json_t **chain) {
     char buf[KEY_STACK];
     int rc = 0;
@@ -224,6 +225,21 @@ static int build_chain(const char *rest, size_t len, json_t **chain) {
         size_t klen;
         json_t *obj = NULL;
 
+        if (is_dash(rest + slash + 1, len - slash - 1)) {
+            obj = json_array();
+            /* json_array_append_new takes *chain even when it fails */
+            rc = obj == NULL || json_array_append_new(obj, *chain) != 0 ? FLOW_ENOMEM : 0;
+            if (obj == NULL)
+                json_decref(*chain);
+            *chain = NULL;
+            if (rc != 0) {
+                json_decref(obj);
+                return rc;
+            }
+            *chain = obj;
+            len = slash;
+            continue;
+        }
         rc = token_key(rest + slash + 1, len - slash - 1, buf, &heap, &key, &klen);
         if (rc == 0) {
             obj = json_object();

@@ -33,7 +33,8 @@ int flow_pointer_getn(json_t *root, const char *ptr, size_t len, json_t **out);
 
 /* Puts value (stolen, on error too, like json_object_set_new) where ptr says, replacing what was
  * there. Members missing on the way are created as objects ("/a/b/c" on {} gives
- * {"a":{"b":{"c":value}}}); "-" appends to an array, and an array element is never created otherwise.
+ * {"a":{"b":{"c":value}}}), or as a new array where the token after them is "-" ("/x/-" on {} gives
+ * {"x":[value]}); "-" appends to an array, and an array element is never created otherwise.
  * root (borrowed) is not replaced: ptr "" is FLOW_EINVAL. FLOW_EINVAL too when the path goes through
  * a value that is neither an object nor an array, or when value is root; value must not contain root.
  * FLOW_ENOTFOUND when an array index on the way does not exist. On error root is unchanged. */

@@ -62,6 +62,7 @@ struct step {
     json_t *prep_res;
     json_t *exec_res;
     uint64_t start_ns;
+    uint64_t ordinal;           /* the how-manieth step its frame started: its part of the visit */
     uint8_t phase;
     uint8_t filling;            /* starting items: completions only count, the filler goes on */
     unsigned tries;
@@ -82,6 +83,7 @@ struct frame {
     json_t *pcache;             /* cur's own params merged with params */
     json_t *result;             /* the last action, a JSON string, once the sub-graph has ended */
     size_t index;               /* slot in the owner's children */
+    uint64_t started;           /* steps started in this frame (see flow_ctx_visit) */
     unsigned depth;
     uint8_t in_ready;
     struct frame *next_ready;
@@ -121,8 +123,10 @@ struct flow_job {
     uint64_t started_steps;
     const flow_node_t *resume_node; /* where the root flow's sub-graph starts, once */
     unsigned resume_tries;
+    uint64_t resume_visits;     /* root-level steps started before resume_node */
     const flow_node_t *current;
-    const char *last_action;
+    const char *last_action; /* a history entry's, or root_action once the root flow ended */
+    char *root_action;       /* what the root flow's post returned */
     hist_entry_t *hist;
     unsigned hist_cap, hist_len, hist_head;
     flow_history_totals_t totals;

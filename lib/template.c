@@ -50,7 +50,9 @@ typedef struct seg {
     unsigned char nfilters;
 } seg_t;
 
-typedef enum kind { KIND_CONST, KIND_REF, KIND_TEXT, KIND_OBJECT, KIND_ARRAY } kind_t;
+/* KIND_DYNREF: a reference whose pointer is a template ("$shared/order/{{$shared/i}}"): ref.root
+ * and the pointer's segments, spliced escaped. */
+typedef enum kind { KIND_CONST, KIND_REF, KIND_DYNREF, KIND_TEXT, KIND_OBJECT, KIND_ARRAY } kind_t;
 
 typedef struct tnode tnode_t;
 
@@ -64,9 +66,10 @@ struct tnode {
     kind_t kind;
     json_t *src;   /* borrowed: the value this node compiles */
     json_t *value; /* KIND_CONST: new reference, a text whose escapes were resolved */
-    ref_t ref;     /* KIND_REF */
-    seg_t *segs;   /* KIND_TEXT */
+    ref_t ref;     /* KIND_REF; KIND_DYNREF: its root only */
+    seg_t *segs;   /* KIND_TEXT, KIND_DYNREF */
     size_t nsegs;
+    int pointer;       /* KIND_TEXT, KIND_DYNREF: splice values as JSON Pointer tokens (~0, ~1) */
     member_t *members; /* KIND_OBJECT, KIND_ARRAY: the members that need evaluating */
     size_t nmembers;
 };
@@ -83,6 +86,7 @@ typedef struct cctx {
     flow__check_t check;
     unsigned allowed; /* FLOW_SCOPE_* bits the caller allows */
     unsigned used;
+    int pointer; /* flow_template_compile_pointer: a template is a JSON Pointer's */
 } cctx_t;
 
 static void node_free(tnode_t *n) {
@@ -279,35 +283,29 @@ static int const_text(const seg_t *segs, size_t n, json_t **out) {
     return rc;
 }
 
-/* A string: nothing (*out NULL), a reference, or a template (see template.h for the rules). */
-static int compile_string(cctx_t *c, json_t *str, const flow__jpath_t *at, tnode_t **out) {
-    const char *s = json_string_value(str);
-    size_t len = json_string_length(str);
-    seg_t *segs = NULL, seg;
-    size_t nsegs = 0, alloc = 0, start = 0, lit = 0, i;
-    int rc = 0, ok, placeholders = 0, bad = 0;
-    tnode_t *n = NULL;
-
-    *out = NULL;
-    if (len > 0 && s[0] == '$' && (len == 1 || s[1] != '$')) {
-        ref_t r;
-        rc = parse_ref(c, at, s, 0, len, 0, &r, &ok);
-        if (rc != 0 || !ok)
-            goto out;
-        n = node_new(KIND_REF, str);
-        if (n == NULL) {
-            rc = FLOW_ENOMEM;
-            goto out;
+/* Literal text of a JSON Pointer template: every "~" is an escape ("~0" or "~1") within it. 1 when
+ * it is, else 0 with *bad the offset of the "~" that is not. */
+static int pointer_literal_ok(const char *lit, size_t len, size_t *bad) {
+    for (size_t i = 0; i < len; i++) {
+        if (lit[i] != '~')
+            continue;
+        if (i + 1 >= len || (lit[i + 1] != '0' && lit[i + 1] != '1')) {
+            *bad = i;
+            return 0;
         }
-        n->ref = r;
-        goto out;
+        i++;
     }
-    if (len >= 2 && s[0] == '$')
-        start = 1; /* "$$": the first "$" is dropped */
-    if (start == 0 && memmem(s, len, "{{", 2) == NULL)
-        goto out; /* the common case: plain text, nothing to do at run time */
+    return 1;
+}
 
-    lit = i = start;
+/* Reads [s+from, s+len) as text with placeholders into *segs (*nsegs; the caller frees *segs).
+ * *placeholders counts them; *bad is set when a problem was reported. */
+static int parse_segments(cctx_t *c, const flow__jpath_t *at, const char *s, size_t from,
+                          size_t len, seg_t **segs, size_t *nsegs, int *placeholders, int *bad) {
+    size_t alloc = 0, lit = from, i = from;
+    seg_t seg;
+    int rc = 0, ok;
+
     while (i < len) {
         const char *open = memmem(s + i, len - i, "{{", 2);
         if (open == NULL)
@@ -315,9 +313,9 @@ static int compile_string(cctx_t *c, json_t *str, const flow__jpath_t *at, tnode
         size_t j = (size_t)(open - s);
         if (j + 3 < len && s[j + 2] == '{' && s[j + 3] == '{') {
             /* "{{{{" is a literal "{{": keep the first two braces, skip the others */
-            rc = add_lit(&segs, &nsegs, &alloc, s + lit, j + 2 - lit);
+            rc = add_lit(segs, nsegs, &alloc, s + lit, j + 2 - lit);
             if (rc != 0)
-                goto out;
+                return rc;
             lit = i = j + 4;
             continue;
         }
@@ -327,27 +325,116 @@ static int compile_string(cctx_t *c, json_t *str, const flow__jpath_t *at, tnode
         }
         const char *close = memmem(s + j + 2, len - j - 2, "}}", 2);
         if (close == NULL) {
-            rc = flow__check_problem(&c->check, at, "column %zu: unclosed \"{{\"", column(s, j));
-            bad = 1;
-            goto out;
+            *bad = 1;
+            return flow__check_problem(&c->check, at, "column %zu: unclosed \"{{\"", column(s, j));
         }
         size_t e = (size_t)(close - s);
         rc = parse_placeholder(c, at, s, j, j + 2, e, &seg, &ok);
         if (rc != 0)
-            goto out;
+            return rc;
         if (!ok) {
-            bad = 1;
+            *bad = 1;
         } else {
-            rc = add_lit(&segs, &nsegs, &alloc, s + lit, j - lit);
+            rc = add_lit(segs, nsegs, &alloc, s + lit, j - lit);
             if (rc == 0)
-                rc = add_seg(&segs, &nsegs, &alloc, &seg);
+                rc = add_seg(segs, nsegs, &alloc, &seg);
             if (rc != 0)
-                goto out;
-            placeholders++;
+                return rc;
+            (*placeholders)++;
         }
         lit = i = e + 2;
     }
-    rc = add_lit(&segs, &nsegs, &alloc, s + lit, len - lit);
+    return add_lit(segs, nsegs, &alloc, s + lit, len - lit);
+}
+
+/* The literal parts of a pointer template must keep its escapes whole (a placeholder's value is
+ * escaped when spliced, so it cannot complete a "~"). */
+static int check_pointer_segments(cctx_t *c, const flow__jpath_t *at, const char *s,
+                                  const seg_t *segs, size_t nsegs, int *bad) {
+    for (size_t i = 0; i < nsegs; i++) {
+        size_t off;
+        if (segs[i].lit == NULL || pointer_literal_ok(segs[i].lit, segs[i].lit_len, &off))
+            continue;
+        *bad = 1;
+        return flow__check_problem(
+            &c->check, at,
+            "column %zu: malformed pointer: \"~\" must be followed by \"0\" or \"1\"",
+            column(s, (size_t)(segs[i].lit - s) + off));
+    }
+    return 0;
+}
+
+/* A reference whose pointer holds placeholders: the root, then the pointer as a template whose
+ * values are spliced as pointer tokens. */
+static int compile_dynref(cctx_t *c, json_t *str, const flow__jpath_t *at, tnode_t **out) {
+    const char *s = json_string_value(str);
+    size_t len = json_string_length(str), root_len = 1;
+    seg_t *segs = NULL;
+    size_t nsegs = 0;
+    int rc, ok, placeholders = 0, bad = 0;
+    ref_t r;
+
+    while (root_len < len && s[root_len] != '/')
+        root_len++;
+    rc = parse_ref(c, at, s, 0, root_len, 0, &r, &ok);
+    if (rc != 0 || !ok)
+        return rc;
+    rc = parse_segments(c, at, s, root_len, len, &segs, &nsegs, &placeholders, &bad);
+    if (rc == 0 && !bad)
+        rc = check_pointer_segments(c, at, s, segs, nsegs, &bad);
+    if (rc == 0 && !bad) {
+        *out = node_new(KIND_DYNREF, str);
+        if (*out == NULL) {
+            rc = FLOW_ENOMEM;
+        } else {
+            (*out)->ref = r;
+            (*out)->segs = segs;
+            (*out)->nsegs = nsegs;
+            (*out)->pointer = 1;
+            segs = NULL;
+        }
+    }
+    flow__free(segs);
+    return rc;
+}
+
+/* A string: nothing (*out NULL), a reference, or a template (see template.h for the rules). */
+static int compile_string(cctx_t *c, json_t *str, const flow__jpath_t *at, tnode_t **out) {
+    const char *s = json_string_value(str);
+    size_t len = json_string_length(str);
+    seg_t *segs = NULL;
+    size_t nsegs = 0, start = 0;
+    int rc = 0, ok, placeholders = 0, bad = 0;
+    tnode_t *n = NULL;
+
+    *out = NULL;
+    if (len > 0 && s[0] == '$' && (len == 1 || s[1] != '$')) {
+        if (memmem(s, len, "{{", 2) != NULL)
+            return compile_dynref(c, str, at, out);
+        ref_t r;
+        rc = parse_ref(c, at, s, 0, len, 0, &r, &ok);
+        if (rc != 0 || !ok)
+            return rc;
+        n = node_new(KIND_REF, str);
+        if (n == NULL)
+            return FLOW_ENOMEM;
+        n->ref = r;
+        *out = n;
+        return 0;
+    }
+    if (len >= 2 && s[0] == '$')
+        start = 1; /* "$$": the first "$" is dropped */
+    if (start == 0 && memmem(s, len, "{{", 2) == NULL)
+        return 0; /* the common case: plain text, nothing to do at run time */
+    rc = parse_segments(c, at, s, start, len, &segs, &nsegs, &placeholders, &bad);
+    if (rc == 0 && !bad && c->pointer && placeholders > 0) {
+        if (s[start] != '/') {
+            bad = 1;
+            rc = flow__check_problem(&c->check, at, "a JSON Pointer starts with \"/\"");
+        } else {
+            rc = check_pointer_segments(c, at, s, segs, nsegs, &bad);
+        }
+    }
     if (rc != 0 || bad)
         goto out;
     n = node_new(placeholders > 0 ? KIND_TEXT : KIND_CONST, str);
@@ -360,6 +447,7 @@ static int compile_string(cctx_t *c, json_t *str, const flow__jpath_t *at, tnode
     } else {
         n->segs = segs;
         n->nsegs = nsegs;
+        n->pointer = c->pointer;
         segs = NULL;
     }
 out:
@@ -436,9 +524,9 @@ out:
 }
 
 /* Compiles tmpl; on return *node is NULL unless it succeeded and tmpl needs evaluation. */
-static int compile(json_t *tmpl, const char *where, unsigned allowed, flow_problems_t *problems,
-                   tnode_t **node, unsigned *used) {
-    cctx_t c = {{problems, 0}, allowed, 0};
+static int compile(json_t *tmpl, const char *where, unsigned allowed, int pointer,
+                   flow_problems_t *problems, tnode_t **node, unsigned *used) {
+    cctx_t c = {{problems, 0}, allowed, 0, pointer};
     flow__jpath_t top = flow__jpath_top(where);
 
     *node = NULL;
@@ -455,15 +543,15 @@ static int compile(json_t *tmpl, const char *where, unsigned allowed, flow_probl
     return rc;
 }
 
-int flow_template_compile(json_t *tmpl, const char *where, unsigned roots_allowed, flow_tmpl_t **out,
-                          flow_problems_t *problems) {
+static int compile_tmpl(json_t *tmpl, const char *where, unsigned roots_allowed, int pointer,
+                        flow_tmpl_t **out, flow_problems_t *problems) {
     tnode_t *node = NULL;
     flow_tmpl_t *t = NULL;
     unsigned used;
 
     if (out != NULL)
         *out = NULL;
-    int rc = compile(tmpl, where, roots_allowed, problems, &node, &used);
+    int rc = compile(tmpl, where, roots_allowed, pointer, problems, &node, &used);
     if (rc != 0 || out == NULL)
         goto out;
     t = flow__malloc(sizeof *t);
@@ -482,7 +570,7 @@ out:
 }
 
 int flow_template_refs(json_t *str, int (*fn)(void *data, const char *ref, size_t len), void *data) {
-    cctx_t c = {{NULL, 0}, FLOW_SCOPE_ALL, 0};
+    cctx_t c = {{NULL, 0}, FLOW_SCOPE_ALL, 0, 0};
     flow__jpath_t top = flow__jpath_top(NULL);
     tnode_t *n = NULL;
 
@@ -491,11 +579,33 @@ int flow_template_refs(json_t *str, int (*fn)(void *data, const char *ref, size_
     int rc = compile_string(&c, str, &top, &n);
     if (rc == 0 && n != NULL && n->kind == KIND_REF)
         rc = fn(data, n->ref.text, n->ref.len);
-    for (size_t i = 0; rc == 0 && n != NULL && n->kind == KIND_TEXT && i < n->nsegs; i++)
+    /* A reference whose pointer is a template: its root and the pointer's first token when that
+     * token is written out whole (it ends at a "/" before any placeholder). */
+    if (rc == 0 && n != NULL && n->kind == KIND_DYNREF && n->nsegs > 0 && n->segs[0].lit != NULL) {
+        const seg_t *s0 = &n->segs[0];
+        if (n->nsegs == 1 || (s0->lit_len > 1 && memchr(s0->lit + 1, '/', s0->lit_len - 1) != NULL))
+            rc = fn(data, n->ref.text, (size_t)(s0->lit - n->ref.text) + s0->lit_len);
+    }
+    for (size_t i = 0; rc == 0 && n != NULL && (n->kind == KIND_TEXT || n->kind == KIND_DYNREF) &&
+                       i < n->nsegs; i++)
         if (n->segs[i].lit == NULL)
             rc = fn(data, n->segs[i].ref.text, n->segs[i].ref.len);
     node_free(n);
     return rc;
+}
+
+int flow_template_compile(json_t *tmpl, const char *where, unsigned roots_allowed,
+                          flow_tmpl_t **out, flow_problems_t *problems) {
+    return compile_tmpl(tmpl, where, roots_allowed, 0, out, problems);
+}
+
+int flow_template_compile_pointer(json_t *str, const char *where, unsigned roots_allowed,
+                                  flow_tmpl_t **out, flow_problems_t *problems) {
+    if (out != NULL)
+        *out = NULL;
+    if (!json_is_string(str))
+        return FLOW_EINVAL;
+    return compile_tmpl(str, where, roots_allowed, 1, out, problems);
 }
 
 int flow_template_check(json_t *tmpl, const char *where, unsigned roots_allowed, flow_problems_t *problems) {
@@ -635,38 +745,92 @@ static int splice_value(flow__dynbuf_t *b, json_t *v, const seg_t *seg) {
     return rc;
 }
 
-static int eval_text(const tnode_t *n, const flow_scope_t *scope, json_t **out, flow_error_t *err) {
+/* Splices v as a JSON Pointer token: spliced as text (filters applied), then "~" as "~0" and "/" as
+ * "~1", so that a value holding either names one member. */
+static int splice_token(flow__dynbuf_t *b, json_t *v, const seg_t *seg) {
     char stack[TEXT_STACK];
-    flow__dynbuf_t b;
-    int rc = 0;
+    flow__dynbuf_t t;
+    flow__dynbuf_init(&t, stack, sizeof stack, FLOW_TEMPLATE_MAX_TEXT);
+    int rc = splice_value(&t, v, seg);
+    size_t run = 0;
+    for (size_t i = 0; rc == 0 && i < t.len; i++) {
+        char ch = t.buf[i];
+        if (ch != '~' && ch != '/') {
+            run++;
+            continue;
+        }
+        rc = flow__dynbuf_add(b, t.buf + i - run, run);
+        if (rc == 0)
+            rc = flow__dynbuf_add(b, ch == '~' ? "~0" : "~1", 2);
+        run = 0;
+    }
+    if (rc == 0)
+        rc = flow__dynbuf_add(b, t.buf + t.len - run, run);
+    flow__dynbuf_free(&t);
+    return rc;
+}
 
-    flow__dynbuf_init(&b, stack, sizeof stack, FLOW_TEMPLATE_MAX_TEXT);
-    for (size_t i = 0; i < n->nsegs; i++) {
+/* The text of n's segments into b; on error err is set. */
+static int eval_segs(const tnode_t *n, const flow_scope_t *scope, flow__dynbuf_t *b,
+                     flow_error_t *err) {
+    int rc = 0;
+    for (size_t i = 0; i < n->nsegs && rc == 0; i++) {
         const seg_t *seg = &n->segs[i];
         json_t *v;
         if (seg->lit != NULL) {
-            rc = flow__dynbuf_add(&b, seg->lit, seg->lit_len);
+            rc = flow__dynbuf_add(b, seg->lit, seg->lit_len);
         } else {
             rc = resolve(&seg->ref, scope, &v, err);
             if (rc != 0)
-                goto out; /* err is set */
-            rc = splice_value(&b, v, seg);
+                return rc; /* err is set */
+            rc = n->pointer ? splice_token(b, v, seg) : splice_value(b, v, seg);
         }
-        if (rc != 0)
-            break;
-    }
-    if (rc == 0) {
-        /* Every piece is valid UTF-8 cut at ASCII boundaries, so the whole is too. */
-        *out = json_stringn_nocheck(b.buf, b.len);
-        if (*out == NULL)
-            rc = FLOW_ENOMEM;
     }
     if (rc == FLOW_ETOOBIG)
         set_error(err, rc, "template %.*s gives more than %zu bytes", 200, json_string_value(n->src),
                   FLOW_TEMPLATE_MAX_TEXT);
     else if (rc != 0)
         set_error(err, rc, "out of memory");
-out:
+    return rc;
+}
+
+static int eval_text(const tnode_t *n, const flow_scope_t *scope, json_t **out, flow_error_t *err) {
+    char stack[TEXT_STACK];
+    flow__dynbuf_t b;
+
+    flow__dynbuf_init(&b, stack, sizeof stack, FLOW_TEMPLATE_MAX_TEXT);
+    int rc = eval_segs(n, scope, &b, err);
+    if (rc == 0) {
+        /* Every piece is valid UTF-8 cut at ASCII boundaries, so the whole is too. */
+        *out = json_stringn_nocheck(b.buf, b.len);
+        if (*out == NULL)
+            rc = set_error(err, FLOW_ENOMEM, "out of memory");
+    }
+    flow__dynbuf_free(&b);
+    return rc;
+}
+
+/* A reference whose pointer is a template: the pointer is evaluated first, and messages show it
+ * evaluated ("$shared/order/3 not found"). */
+static int eval_dynref(const tnode_t *n, const flow_scope_t *scope, json_t **out,
+                       flow_error_t *err) {
+    char stack[TEXT_STACK];
+    flow__dynbuf_t b;
+    json_t *v = NULL, *root = NULL;
+
+    flow__dynbuf_init(&b, stack, sizeof stack, FLOW_TEMPLATE_MAX_TEXT);
+    int rc = eval_segs(n, scope, &b, err);
+    if (rc == 0) {
+        if (scope != NULL)
+            root = n->ref.root == 0   ? scope->shared
+                   : n->ref.root == 1 ? scope->params
+                                      : scope->item;
+        if (root == NULL || flow_pointer_getn(root, b.len ? b.buf : "", b.len, &v) != 0)
+            rc = set_error(err, FLOW_ENOTFOUND, "$%s%.*s not found", roots[n->ref.root].name,
+                           (int)(b.len < 400 ? b.len : 400), b.len ? b.buf : "");
+        else
+            *out = json_incref(v);
+    }
     flow__dynbuf_free(&b);
     return rc;
 }
@@ -686,6 +850,8 @@ static int eval_node(const tnode_t *n, const flow_scope_t *scope, json_t **out, 
         if (rc == 0)
             *out = json_incref(v);
         return rc;
+    case KIND_DYNREF:
+        return eval_dynref(n, scope, out, err);
     case KIND_TEXT:
         return eval_text(n, scope, out, err);
     case KIND_OBJECT:
@@ -738,7 +904,7 @@ int flow_template_eval(json_t *tmpl, const flow_scope_t *scope, json_t **out, fl
     if (out == NULL)
         return FLOW_EINVAL;
     *out = NULL;
-    rc = compile(tmpl, NULL, FLOW_SCOPE_ALL, &problems, &node, &used);
+    rc = compile(tmpl, NULL, FLOW_SCOPE_ALL, 0, &problems, &node, &used);
     if (rc == FLOW_ELOAD) {
         /* FLOW_ELOAD means a problem was found, and the first one is always kept. */
         const flow_problem_t *p = &problems.items[0];

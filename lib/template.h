@@ -8,6 +8,11 @@
  *     "$shared"   "$shared/ingredient"   "$params/model"   "$item"   "$item/url"   "$shared/list/0"
  * It evaluates to the JSON value found there, of any type. All that follows the root is the pointer,
  * taken as it is: "$shared/a b" names the member "a b", "$shared/a~1b" the member "a/b".
+ * A pointer may hold placeholders (below): "$shared/order/{{$shared/i}}" or
+ * "$shared/byname/{{$item/name}}". Each placeholder's text is spliced as part of one token, escaped
+ * as RFC 6901 says ("~" as "~0", "/" as "~1"), so the name "b/c" names the member "b/c" and never
+ * nests; the reference then takes the value at the pointer so made, and a message names that
+ * pointer ("$shared/order/3 not found"), not the template.
  *
  * Templates. Any other string that holds "{{" is a template: text with placeholders, as in
  *     "https://api.example/recipes?i={{ $shared/ingredient | url }}&n={{$params/n}}"
@@ -84,6 +89,15 @@ typedef struct flow_tmpl flow_tmpl_t;
 int flow_template_compile(json_t *tmpl, const char *where, unsigned roots, flow_tmpl_t **out,
                           flow_problems_t *problems);
 int flow_template_check(json_t *tmpl, const char *where, unsigned roots, flow_problems_t *problems);
+
+/* The same for a string (borrowed) that is a JSON Pointer, such as the keys of a "set" node or a
+ * node's "out": a template's placeholders are spliced escaped as pointer tokens, as in a
+ * reference's pointer above ("/byname/{{$item/name}}" with the name "b/c" gives "/byname/b~1c").
+ * A template must then start with "/" and keep its own "~" escapes whole; a string without
+ * placeholders is compiled as flow_template_compile does (a whole reference gives the value it
+ * names, which the caller takes as a pointer). FLOW_EINVAL when str is not a string. */
+int flow_template_compile_pointer(json_t *str, const char *where, unsigned roots, flow_tmpl_t **out,
+                                  flow_problems_t *problems);
 
 /* Evaluates t in scope (may be NULL: nothing is found) into *out, a new reference. A tree without
  * references or templates comes back as itself (incref'd, no allocation); otherwise the objects and

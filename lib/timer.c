@@ -158,10 +158,14 @@ int flow__timer_start(flow__timers_t *ts, flow__timer_t *t, uint64_t ms, flow__t
     if (ts->closing)
         return FLOW_ESTATE;
     flow__timer_stop(t);
-    /* The loop's clock is cached at the start of the iteration; refresh it so the wait is at least
-     * ms from now, not from whenever the iteration began. */
-    uv_update_time(ts->loop);
-    group_t *g = group_for(ts, uv_now(ts->loop) + ms);
+    /* Due on uv_hrtime's clock, rounded up to the millisecond: the clock the engine times steps
+     * with. libuv fires a timer once the loop's clock (uv_now: the same monotonic clock, but cached
+     * at the start of an iteration, cut to whole milliseconds, and coarse where the kernel's coarse
+     * clock is fine enough) reaches the due time, and the loop's clock is never ahead of uv_hrtime,
+     * so cb runs at least ms after now on both clocks. Due from uv_now instead, a busy loop could
+     * fire a millisecond or more early by uv_hrtime. */
+    uint64_t now_ms = (uv_hrtime() + 999999) / 1000000;
+    group_t *g = group_for(ts, now_ms + ms);
     if (g == NULL)
         return FLOW_ENOMEM;
     t->cb = cb;

@@ -24,7 +24,8 @@ int flow__timers_new(uv_loop_t *loop, flow__timers_t **out);
 /* Stops everything; memory goes in close callbacks, after which on_closed(data) is called. */
 void flow__timers_close(flow__timers_t *ts, void (*on_closed)(void *data), void *data);
 
-/* Calls cb(t) ms milliseconds after now (the loop's clock, refreshed first). Restarts a pending t. */
+/* Calls cb(t) at least ms milliseconds after now by uv_hrtime() (the clock of the steps' times),
+ * in the first loop iteration at or after that millisecond. Restarts a pending t. */
 int flow__timer_start(flow__timers_t *ts, flow__timer_t *t, uint64_t ms, flow__timer_cb cb);
 void flow__timer_stop(flow__timer_t *t);
 

@@ -414,6 +414,18 @@ static void restore_final(flowd_job_t *job, const flowd_stored_job_t *sj) {
     job->done = 1;
 }
 
+/* The root-level (depth 0) entries of a history: the root-level steps a resumed job had started
+ * before the node it resumes at, from which its visits number on (flow_ctx_visit), so that the step
+ * it runs again sends the Idempotency-Key it sent before the stop. */
+static uint64_t root_steps(json_t *history) {
+    uint64_t n = 0;
+    size_t i;
+    json_t *step;
+    json_array_foreach(history, i, step)
+        n += json_integer_value(json_object_get(step, "depth")) == 0;
+    return n;
+}
+
 int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_def_t *def) {
     flowd_server_t *srv = b->srv;
     flowd_job_t *job = NULL;
@@ -472,6 +484,7 @@ int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_d
         job->restart_tries = sj->tries;
     }
     job->restart_steps = sj->status == FLOW_QUEUED ? 0 : sj->steps;
+    job->restart_visits = sj->status == FLOW_QUEUED ? 0 : root_steps(sj->history);
     job->restart_done = completed;
     rc = flowd_bridge_start(b, job, json_incref(sj->shared), json_incref(sj->params));
     flowd_job_unref(job);
@@ -509,7 +522,8 @@ static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
                             .data = job,
                             .resume_node = job->restart_node,
                             .resume_tries = job->restart_tries,
-                            .resume_steps = job->restart_steps};
+                            .resume_steps = job->restart_steps,
+                            .resume_visits = job->restart_visits};
     flow_job_t *fj = NULL;
     json_t *shared = job->start_shared;
     job->start_shared = job->start_params = NULL;

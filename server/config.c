@@ -324,7 +324,15 @@ int flowd_config_parse(flowd_config_t *c, int argc, char **argv, flowd_getenv_fn
 
 void flowd_config_usage(FILE *out) {
     fprintf(out, "usage: flowd [FLAG VALUE]...\n"
+                 "       flowd check FILE... [FLAG VALUE]...\n"
+                 "       flowd run FILE [--shared JSON] [--params JSON] [FLAG VALUE]...\n"
                  "Runs PocketFlow-style flows as jobs behind a REST API (api/openapi.yaml).\n"
+                 "flowd check prints every problem of flow documents; flowd run runs one job of "
+                 "one in\n"
+                 "this process (its steps to stderr, its shared store to stdout, input answers "
+                 "from\n"
+                 "stdin); flowd check --help and flowd run --help say more. Both take the flags "
+                 "below.\n"
                  "Every flag has an environment variable; the flag wins over the variable.\n\n");
     for (size_t i = 0; i < NSETTINGS; i++) {
         const setting_t *st = &settings[i];

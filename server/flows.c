@@ -161,17 +161,28 @@ static void log_problems(const flow_problems_t *p) {
         flowd_log(FLOW_LOG_ERROR, "... and %zu more problems", p->dropped);
 }
 
-int flowd_flows_load_dir(flow_registry_t *reg, const char *dir) {
-    struct dirent **files = NULL;
-    int n = scandir(dir, &files, is_json_file, alphasort);
-    if (n < 0) {
-        flowd_log(FLOW_LOG_ERROR, "--flows %s: %s", dir, strerror(errno));
-        return FLOW_EIO;
-    }
-    flow_problems_t *problems = calloc((size_t)n + 1, sizeof *problems);
-    char *loaded = calloc((size_t)n + 1, 1);
-    int rc = 0, left = n, progress = 1;
-    if (problems == NULL || loaded == NULL) {
+/* The server's way: a line in the log for each flow loaded, and the problems of those that did not
+ * load at the end. */
+static void log_report(void *data, const char *path, flow_def_t *def, flow_def_t *old,
+                       const flow_problems_t *problems) {
+    (void)data;
+    if (def == NULL)
+        log_problems(problems);
+    else
+        flowd_log(FLOW_LOG_INFO, "flow %s from %s%s", flow_def_name(def), path,
+                  old && flow_doc_of(old) == NULL ? " (in place of the compiled-in one)" : "");
+}
+
+int flowd_flows_load_files(flow_registry_t *reg, const char *const *paths, size_t n,
+                           flowd_flows_report_fn report, void *data) {
+    flow_problems_t *problems = calloc(n + 1, sizeof *problems);
+    flow_def_t **defs = calloc(n + 1, sizeof *defs);
+    flow_def_t **olds = calloc(n + 1, sizeof *olds);
+    size_t left = n;
+    int rc = 0, progress = 1;
+    if (report == NULL)
+        report = log_report;
+    if (problems == NULL || defs == NULL || olds == NULL) {
         rc = FLOW_ENOMEM;
         goto out;
     }
@@ -179,50 +190,74 @@ int flowd_flows_load_dir(flow_registry_t *reg, const char *dir) {
      * a pass loads something. */
     while (left > 0 && progress) {
         progress = 0;
-        for (int i = 0; i < n; i++) {
-            if (loaded[i])
+        for (size_t i = 0; i < n; i++) {
+            if (defs[i] != NULL)
                 continue;
-            char path[4096];
             flow_def_t *def = NULL;
-            snprintf(path, sizeof path, "%s/%s", dir, files[i]->d_name);
             flow_problems_clear(&problems[i]);
-            int r = flow_doc_load_file(reg, path, &def, &problems[i]);
+            int r = flow_doc_load_file(reg, paths[i], &def, &problems[i]);
             if (r == FLOW_ENOMEM) {
                 rc = r;
                 goto out;
             }
             if (r < 0)
                 continue;
-            flow_def_t *old = flow_registry_get_flow(reg, flow_def_name(def));
+            olds[i] = flow_registry_get_flow(reg, flow_def_name(def));
             r = flow_registry_put_flow(reg, def, NULL);
-            if (r == 0)
-                flowd_log(FLOW_LOG_INFO, "flow %s from %s%s", flow_def_name(def), path,
-                          old && flow_doc_of(old) == NULL ? " (in place of the compiled-in one)" : "");
-            flow_def_unref(old);
-            flow_def_unref(def);
+            defs[i] = def;
             if (r < 0) {
                 rc = r;
                 goto out;
             }
-            loaded[i] = 1;
             left--;
             progress = 1;
         }
     }
-    for (int i = 0; i < n; i++)
-        if (!loaded[i])
-            log_problems(&problems[i]);
+    for (size_t i = 0; i < n; i++)
+        report(data, paths[i], defs[i], olds[i], &problems[i]);
     if (left > 0)
         rc = FLOW_ELOAD;
 out:
-    for (int i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (problems != NULL)
             flow_problems_clear(&problems[i]);
+        if (defs != NULL)
+            flow_def_unref(defs[i]);
+        if (olds != NULL)
+            flow_def_unref(olds[i]);
+    }
+    free(problems);
+    free(defs);
+    free(olds);
+    return rc;
+}
+
+int flowd_flows_load_dir(flow_registry_t *reg, const char *dir) {
+    struct dirent **files = NULL;
+    int n = scandir(dir, &files, is_json_file, alphasort);
+    if (n < 0) {
+        flowd_log(FLOW_LOG_ERROR, "--flows %s: %s", dir, strerror(errno));
+        return FLOW_EIO;
+    }
+    char **paths = calloc((size_t)n + 1, sizeof *paths);
+    int rc = paths == NULL ? FLOW_ENOMEM : 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        size_t len = strlen(dir) + strlen(files[i]->d_name) + 2;
+        paths[i] = malloc(len);
+        if (paths[i] == NULL)
+            rc = FLOW_ENOMEM;
+        else
+            snprintf(paths[i], len, "%s/%s", dir, files[i]->d_name);
+    }
+    if (rc == 0)
+        rc = flowd_flows_load_files(reg, (const char *const *)paths, (size_t)n, NULL, NULL);
+    for (int i = 0; i < n; i++) {
+        if (paths != NULL)
+            free(paths[i]);
         free(files[i]);
     }
     free(files);
-    free(problems);
-    free(loaded);
+    free(paths);
     return rc;
 }
 

@@ -14,15 +14,29 @@
 
 #include "flow.h"
 #include "jsonw.h"
+#include "problems.h"
 
 #define FLOWD_SLEEP_MAX_S 86400
 
 /* Registers the compiled-in flows. 0 or a FLOW_E* code (err, may be NULL, says which). */
 int flowd_flows_register(flow_registry_t *reg, flow_error_t *err);
 
-/* Loads every *.json document of dir into reg, in passes, so that documents may name each other in
- * any order. 0, or FLOW_ELOAD after logging every problem of the documents that did not load
- * (file:line:column: message), or FLOW_EIO when dir cannot be read. */
+/* What became of one document loaded by the functions below, once every pass is done: def (borrowed
+ * for the call) the flow it made and registered, with old the flow of that name it replaced (or
+ * NULL); or def NULL and its problems (places file:line:column). */
+typedef void (*flowd_flows_report_fn)(void *data, const char *path, flow_def_t *def,
+                                      flow_def_t *old, const flow_problems_t *problems);
+
+/* Loads the documents at paths (n of them) into reg, in passes, so that they may name each other in
+ * any order, and calls report for each (report NULL: the server's log, a line per flow loaded and
+ * every problem of those that did not load). 0, FLOW_ELOAD when some did not load, FLOW_ENOMEM.
+ * flowd check and flowd run load their documents with it, as the server does --flows. */
+int flowd_flows_load_files(flow_registry_t *reg, const char *const *paths, size_t n,
+                           flowd_flows_report_fn report, void *data);
+
+/* The same for every *.json document of dir, reported in the log: 0, or FLOW_ELOAD after logging
+ * every problem of the documents that did not load (file:line:column: message), or FLOW_EIO when
+ * dir cannot be read. */
 int flowd_flows_load_dir(flow_registry_t *reg, const char *dir);
 
 /* The Flow object of the API (name, root, description and version of a document, nodes with kind,

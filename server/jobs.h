@@ -87,6 +87,7 @@ struct flowd_job {
     char *restart_node;
     unsigned restart_tries;
     uint64_t restart_steps;
+    uint64_t restart_visits;     /* root-level steps of its history: its visits number on from them */
     uint64_t restored_steps;     /* history entries given back by the store, in the ring */
     uint8_t restart_done;        /* given back with nothing left to run: it only has to end */
 };

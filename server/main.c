@@ -1,8 +1,10 @@
 /* main.c: the flowd program: reads its flags and FLOWD_* variables (config.h) and runs the server
- * (server.h). Exit status: 0 after SIGTERM or SIGINT, 1 when it cannot start, 2 for bad flags. */
+ * (server.h), or the command its first argument names (cli.h: flowd check, flowd run). Exit status:
+ * 0 after SIGTERM or SIGINT, 1 when it cannot start, 2 for bad flags. */
 #include <signal.h>
 #include <stdio.h>
 
+#include "cli.h"
 #include "config.h"
 #include "flow.h"
 #include "log.h"
@@ -11,6 +13,8 @@
 int main(int argc, char **argv) {
     flowd_config_t cfg;
     char err[512];
+    if (argc > 1 && flowd_cli_is_command(argv[1]))
+        return flowd_cli_main(argc, argv); /* flowd check, flowd run */
     switch (flowd_config_parse(&cfg, argc, argv, NULL, err, sizeof err)) {
     case FLOWD_CONFIG_HELP:
         flowd_config_usage(stdout);

@@ -175,6 +175,10 @@ void e2e_start(e2e_server_t *s, ...) {
 }
 
 int e2e_run(const char *const *args, char **out) {
+    return e2e_run_input(args, NULL, out);
+}
+
+int e2e_run_input(const char *const *args, const char *input, char **out) {
     const char *argv[32];
     int argc = 0;
     const char *bin = getenv("FLOWD_BIN");
@@ -189,19 +193,30 @@ int e2e_run(const char *const *args, char **out) {
         argv[argc++] = "memory:";
     }
     argv[argc] = NULL;
-    char path[] = "/tmp/flowd-run-XXXXXX";
-    int fd = mkstemp(path);
+    char path[] = "/tmp/flowd-run-XXXXXX", in_path[] = "/tmp/flowd-in-XXXXXX";
+    int fd = mkstemp(path), in = -1;
     ck_assert_int_ge(fd, 0);
+    if (input != NULL) {
+        in = mkstemp(in_path);
+        ck_assert_int_ge(in, 0);
+        ck_assert_int_eq(write(in, input, strlen(input)), (ssize_t)strlen(input));
+        ck_assert_int_eq(lseek(in, 0, SEEK_SET), 0);
+        unlink(in_path);
+    }
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (in >= 0)
+            dup2(in, 0);
         dup2(fd, 1);
         dup2(fd, 2);
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
     close(fd);
+    if (in >= 0)
+        close(in);
     track(pid, 1);
     int status = 0;
     uint64_t deadline = e2e_now_ms() + 10000;

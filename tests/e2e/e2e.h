@@ -37,6 +37,8 @@ void e2e_kill(e2e_server_t *s);
 /* Runs flowd with these flags (a NULL-terminated list) to its end (10 s at most); *out (may be
  * NULL) gets what it wrote to stdout and stderr (malloc'd). Returns the exit status. */
 int e2e_run(const char *const *args, char **out);
+/* The same with input (NULL: the test's own stdin) as flowd's standard input. */
+int e2e_run_input(const char *const *args, const char *input, char **out);
 /* Removes the log file (after a test that passed; a failed one leaves it for a look). */
 void e2e_cleanup(e2e_server_t *s);
 /* Everything flowd logged so far (malloc'd). */

@@ -2,7 +2,8 @@
  * middle of its work, at random moments, during bursts of submissions and with a torn last write in
  * its log, and started again on the same file: every job that got a 202 is there once, ends with the
  * right shared store, and its history shows where it resumed. A job waiting for a person waits
- * again; Idempotency-Keys and flows registered through the API come back too. */
+ * again; Idempotency-Keys and flows registered through the API come back too, and an http node
+ * killed mid-request sends its request again with the Idempotency-Key it had. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <sqlite3.h>
 
 #include "e2e.h"
+#include "support/mock.h"
 
 static char dir[64], flows[96], store[128];
 
@@ -618,6 +620,75 @@ START_TEST(test_jobs_still_running_at_sigterm_resume_at_the_next_start) {
 }
 END_TEST
 
+/* An http node's Idempotency-Key is <job>:<node>:<visit>: a visit in flight when flowd is killed
+ * runs again after the restart with the key it had, so an upstream that honours keys does its
+ * work once. The second node's request is held by the mock for seconds; flowd dies meanwhile. */
+static const char visits_doc[] =
+    "{\"name\": \"visits\", \"params\": {\"base\": \"\"}, \"start\": \"first\", \"nodes\": {"
+    " \"first\": {\"type\": \"http\", \"params\": {\"url\": \"{{$params/base}}/echo\"},"
+    "   \"out\": {\"/first\": \"/body/headers/idempotency-key\"}, \"next\": {\"default\": "
+    "\"second\"}},"
+    " \"second\": {\"type\": \"http\", \"params\": {\"url\": \"{{$params/base}}/delay/4000/echo\"},"
+    "   \"out\": {\"/second\": \"/body/headers/idempotency-key\"}}}}";
+
+/* The steps the SQLite file holds for the job: what a restart resumes from. */
+static int stored_steps(const char *id) {
+    char path[160];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int steps = -1;
+    snprintf(path, sizeof path, "%s/flowd.db", dir);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT steps FROM jobs WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            steps = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return steps;
+}
+
+START_TEST(test_a_visit_in_flight_at_a_kill_sends_its_key_again) {
+    mock_t *mock = NULL;
+    ck_assert_int_eq(mock_start(NULL, &mock), 0);
+    e2e_write_file(flows, "visits.json", visits_doc);
+    e2e_server_t s;
+    start(&s);
+    char body[256], first[128], second[128];
+    snprintf(body, sizeof body, "{\"flow\": \"visits\", \"params\": {\"base\": "
+                                "\"http://127.0.0.1:%u\"}}",
+             (unsigned)mock_port(mock));
+    json_t *job = e2e_start_job(&s, body);
+    const char *id = json_string_value(json_object_get(job, "id"));
+    snprintf(first, sizeof first, "%s:first:1", id);
+    snprintf(second, sizeof second, "%s:second:2", id);
+    /* the second visit's request is at the mock, and the first visit is on the disk */
+    uint64_t deadline = e2e_now_ms() + 30000;
+    while (mock_idempotency_count(mock, second) == 0 || stored_steps(id) < 1) {
+        ck_assert_msg(e2e_now_ms() < deadline, "the second request never came");
+        usleep(5000);
+    }
+    e2e_kill(&s);
+    ck_assert_uint_eq(mock_idempotency_count(mock, second), 1);
+    start(&s);
+    char path[160];
+    json_decref(e2e_wait_status(&s, id, "succeeded", 30000));
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
+    json_t *shared = get_value(&s, path);
+    ck_assert_str_eq(json_string_value(json_object_get(shared, "first")), first);
+    ck_assert_str_eq(json_string_value(json_object_get(shared, "second")), second);
+    /* the first visit ran once; the second one twice (before and after the kill), with one key */
+    ck_assert_uint_eq(mock_idempotency_count(mock, first), 1);
+    ck_assert_uint_eq(mock_idempotency_count(mock, second), 2);
+    json_decref(shared);
+    json_decref(job);
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+    mock_stop(mock);
+}
+END_TEST
+
 static Suite *durable_suite(void) {
     Suite *s = suite_create("durable");
     TCase *tc = tcase_create("durable");
@@ -631,6 +702,7 @@ static Suite *durable_suite(void) {
     tcase_add_test(tc, test_a_version_1_file_is_migrated);
     tcase_add_test(tc, test_finished_jobs_read_the_same_after_a_restart);
     tcase_add_test(tc, test_jobs_still_running_at_sigterm_resume_at_the_next_start);
+    tcase_add_test(tc, test_a_visit_in_flight_at_a_kill_sends_its_key_again);
     suite_add_tcase(s, tc);
     return s;
 }

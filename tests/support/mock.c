@@ -126,6 +126,8 @@ struct mock {
     size_t gate_len, gate_cap;
     mock_stats_t stats;
     count_map_t idempotency, flaky;
+    json_t *script;         /* scripted chat answers (mock_script), used from script_next on */
+    size_t script_next;
 };
 
 typedef struct mock_req {
@@ -535,7 +537,20 @@ static json_t *pick_from_list(const char *text)
     return pick;
 }
 
-static json_t *chat_answer(json_t *req)
+/* The next scripted answer (a new reference), or NULL when none is left. */
+static json_t *next_scripted(mock_t *m)
+{
+    json_t *content = NULL;
+
+    pthread_mutex_lock(&m->lock);
+    if (m->script_next < json_array_size(m->script))
+        content = json_incref(json_array_get(m->script, m->script_next++));
+    pthread_mutex_unlock(&m->lock);
+    return content;
+}
+
+/* scripted: the answer's content (stolen), or NULL for the mock's own. */
+static json_t *chat_answer(json_t *req, json_t *scripted)
 {
     json_t *model = json_object_get(req, "model");
     json_t *messages = json_object_get(req, "messages");
@@ -550,7 +565,7 @@ static json_t *chat_answer(json_t *req)
             strcmp(json_string_value(json_object_get(msg, "role")), "user") == 0)
             question = message_text(msg);
     }
-    content = pick_from_list(question);
+    content = scripted ? scripted : pick_from_list(question);
     if (!content)
         content = json_sprintf("mock answer to: %s", question);
     completion = count_words(json_string_value(content));
@@ -580,7 +595,7 @@ static enum MHD_Result route_chat(mock_t *m, struct MHD_Connection *conn, mock_r
         json_array_size(json_object_get(req, "messages")) == 0)
         ret = answer_error(conn, 400, "a chat request needs a model and messages");
     else
-        ret = answer_json(conn, 200, chat_answer(req));
+        ret = answer_json(conn, 200, chat_answer(req, next_scripted(m)));
     json_decref(req);
     return ret;
 }
@@ -906,6 +921,7 @@ static void mock_free(mock_t *m)
 {
     map_clear(&m->idempotency);
     map_clear(&m->flaky);
+    json_decref(m->script);
     free(m->heap);
     free(m->gate);
     free(m->api_key);
@@ -1013,6 +1029,28 @@ void mock_reset_stats(mock_t *m)
     map_clear(&m->idempotency);
     map_clear(&m->flaky);
     pthread_mutex_unlock(&m->lock);
+}
+
+int mock_script(mock_t *m, const char *const *answers, size_t n)
+{
+    json_t *script = json_array();
+
+    for (size_t i = 0; script && i < n; i++) {
+        if (json_array_append_new(script, json_string(answers[i])) != 0) {
+            json_decref(script);
+            script = NULL;
+        }
+    }
+    if (!script) {
+        fprintf(stderr, "mock: cannot keep the script (out of memory or not UTF-8)\n");
+        return -1;
+    }
+    pthread_mutex_lock(&m->lock);
+    json_decref(m->script);
+    m->script = script;
+    m->script_next = 0;
+    pthread_mutex_unlock(&m->lock);
+    return 0;
 }
 
 uint64_t mock_idempotency_count(mock_t *m, const char *key)

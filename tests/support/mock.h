@@ -13,7 +13,8 @@
  *                         and K count the words of all the messages and of the answer. When the
  *                         last user message holds a JSON array of strings, the content is instead
  *                         the first of them that does not appear again after the array (a model
- *                         asked to pick one of a list, not the ones named after it). 401 when
+ *                         asked to pick one of a list, not the ones named after it); and while
+ *                         scripted answers are left (mock_script), the next of them. 401 when
  *                         the mock has an api_key and the Authorization header is not "Bearer
  *                         <api_key>"; 400 for a body without a model or messages; 405 for another
  *                         method.
@@ -94,6 +95,10 @@ void mock_stats(mock_t *m, mock_stats_t *out);
 /* Zeroes the counters (in_flight and open_connections stay: they are states), the recorded
  * headers, the Idempotency-Key counts and the /flaky attempts. */
 void mock_reset_stats(mock_t *m);
+/* Scripted model answers: the next n chat completions answered (in the order they arrive) have
+ * these contents (copied), whatever they ask; then the mock answers as above again. A new script
+ * replaces what is left of the last one. */
+int mock_script(mock_t *m, const char *const *answers, size_t n);
 /* How many requests carried this Idempotency-Key. */
 uint64_t mock_idempotency_count(mock_t *m, const char *key);
 /* Blocks until no request is in flight (every one answered or ended), or timeout_ms passed: -1. */

@@ -244,6 +244,56 @@ START_TEST(test_a_job_past_its_deadline_fails) {
 }
 END_TEST
 
+/* A sleep lasts at least its time on the clock the history uses (uv_hrtime), though libuv's timers
+ * run on the loop's clock, cached in whole milliseconds (and coarse where the kernel's coarse clock
+ * is fine enough). An idle handle keeps the loop busy, as other jobs' I/O would: the loop then never
+ * sleeps past a timer, and short naps show any difference between the two clocks at once. */
+static void busy(uv_idle_t *idle) {
+    (void)idle;
+}
+
+static void nap_exec(flow_ctx_t *ctx, json_t *prep_res) {
+    flow_sleep(ctx, 1 + json_integer_value(prep_res) % 3, NULL);
+}
+
+static int nap_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
+    *prep_res = json_incref(json_object_get(shared, "n"));
+    return 0;
+}
+
+static int nap_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res,
+                    const char **action) {
+    json_int_t n = json_integer_value(prep_res) + 1;
+    json_object_set_new(shared, "n", json_integer(n));
+    *action = n < 60 ? "again" : "done";
+    return 0;
+}
+
+static const flow_node_ops_t nap_ops = {.prep = nap_prep, .exec = nap_exec, .post = nap_post};
+
+START_TEST(test_a_sleep_lasts_its_time_on_the_history_clock) {
+    flow_node_t *n;
+    flow_def_t *def = one_node("naps", &nap_ops, NULL, &n);
+    flow_node_next(n, "again", n);
+    flow_node_next(n, "done", NULL);
+    static uv_idle_t idle; /* closed by the loop after the test: not on the stack */
+    uv_idle_init(&h.loop, &idle);
+    uv_idle_start(&idle, busy);
+    uv_unref((uv_handle_t *)&idle);
+    harness_run(&h, def, json_pack("{s:i}", "n", 0), NULL, &out);
+    uv_close((uv_handle_t *)&idle, NULL);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_uint_eq(out.history_count, 60);
+    for (size_t i = 0; i < 60; i++) {
+        uint64_t ms = 1 + i % 3;
+        const flow_step_t *st = &out.history[i];
+        ck_assert_msg(st->end_us - st->start_us >= ms * 1000, "step %zu: %llu us for a %llu ms nap", i,
+                      (unsigned long long)(st->end_us - st->start_us), (unsigned long long)ms);
+    }
+    flow_def_unref(def);
+}
+END_TEST
+
 static int forever_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res,
                         const char **action) {
     *action = "again";
@@ -482,6 +532,7 @@ static Suite *async_suite(void) {
     tcase_add_test(tc, test_cancel_abandons_thread_pool_work_safely);
     tcase_add_test(tc, test_a_job_past_its_deadline_fails);
     tcase_add_test(tc, test_a_runaway_loop_stops_at_the_step_limit);
+    tcase_add_test(tc, test_a_sleep_lasts_its_time_on_the_history_clock);
     tcase_add_test(tc, test_a_job_waits_for_input_and_resumes_with_the_answer);
     tcase_add_test(tc, test_cancel_of_a_waiting_job);
     tcase_add_test(tc, test_closing_the_engine_cancels_its_jobs);

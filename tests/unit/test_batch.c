@@ -1,5 +1,6 @@
 /* test_batch.c: batch nodes (in order, retries per item), parallel batch nodes (a concurrency limit,
  * results in input order, retry state per item), batch flows and parallel batch flows. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -289,6 +290,190 @@ START_TEST(test_batch_flows_want_objects) {
 }
 END_TEST
 
+/* ---- PocketFlow's batch tests, against the engine ---- */
+
+START_TEST(test_a_parallel_batch_node_with_no_items) {
+    flow_def_t *def = batch_def(FLOW_PARALLEL_BATCH, 2, 1);
+    harness_run(&h, def, json_pack("{s:[]}", "items"), NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(results(), "[]"); /* post ran, with an empty list */
+    ck_assert_str_eq(dumps(exec_log), "[]");
+    outcome_clear(&out);
+    harness_run(&h, def, NULL, NULL, &out); /* prep gives nothing: BatchNode's `items or []` */
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(results(), "[]");
+    flow_def_unref(def);
+}
+END_TEST
+
+START_TEST(test_a_batch_flow_whose_prep_gives_no_sets) {
+    for (int k = 0; k < 2; k++) {
+        flow_def_t *def = batch_flow_def(k ? FLOW_PARALLEL_BATCH_FLOW : FLOW_BATCH_FLOW, 0);
+        harness_run(&h, def, json_pack("{s:[], s:[]}", "sets", "seen"), NULL, &out);
+        ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+        ck_assert_str_eq(dumps(json_object_get(out.shared, "seen")), "[]");
+        ck_assert_uint_eq(out.steps, 1); /* the batch flow itself; its sub-flow never ran */
+        outcome_clear(&out);
+        harness_run(&h, def, json_pack("{s:[]}", "seen"), NULL, &out); /* `prep(shared) or []` */
+        ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+        ck_assert_uint_eq(out.steps, 1);
+        outcome_clear(&out);
+        flow_def_unref(def);
+    }
+}
+END_TEST
+
+/* A node of a sub-flow: traces "<name><i>" from its params, fails when they say "fail", and sleeps
+ * "ms" when given (so parallel runs overlap). */
+static int chain_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
+    json_t *p = flow_ctx_params(ctx);
+    trace(shared, "trace", "%s%d", flow_node_name(flow_ctx_node(ctx)),
+          (int)json_integer_value(json_object_get(p, "i")));
+    if (json_object_get(p, "o") != NULL)
+        trace(shared, "pairs", "o%d-i%d", (int)json_integer_value(json_object_get(p, "o")),
+              (int)json_integer_value(json_object_get(p, "i")));
+    return 0;
+}
+
+static void chain_exec(flow_ctx_t *ctx, json_t *prep_res) {
+    json_t *p = flow_ctx_params(ctx);
+    if (json_is_true(json_object_get(p, "fail"))) {
+        flow_fail(ctx, FLOW_EIO, "set %d failed in %s",
+                  (int)json_integer_value(json_object_get(p, "i")),
+                  flow_node_name(flow_ctx_node(ctx)));
+        return;
+    }
+    json_int_t ms = json_integer_value(json_object_get(p, "ms"));
+    if (ms > 0)
+        flow_sleep(ctx, (uint64_t)ms, NULL);
+    else
+        flow_done(ctx, NULL);
+}
+
+static int chain_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res,
+                      const char **action) {
+    trace(shared, "done", "%s%d", flow_node_name(flow_ctx_node(ctx)),
+          (int)json_integer_value(json_object_get(flow_ctx_params(ctx), "i")));
+    return 0;
+}
+
+static const flow_node_ops_t chain_ops = {
+    .prep = chain_prep, .exec = chain_exec, .post = chain_post};
+
+/* A batch flow "each" over shared.sets whose sub-flow is a -> b. */
+static flow_def_t *chain_def(flow_kind_t kind, flow_node_t **each_out) {
+    flow_node_t *root;
+    flow_def_t *def = def_new("chain", &root);
+    flow_node_t *each = node_new(def, "each", kind, &sets_ops, NULL);
+    flow_node_t *a = node_new(def, "a", FLOW_NODE, &chain_ops, NULL);
+    flow_node_t *b = node_new(def, "b", FLOW_NODE, &chain_ops, NULL);
+    flow_node_next(a, NULL, b);
+    flow_node_set_start(each, a);
+    flow_node_set_start(root, each);
+    if (each_out != NULL)
+        *each_out = each;
+    return def;
+}
+
+START_TEST(test_a_batch_flows_sub_flow_runs_all_its_nodes_per_set) {
+    flow_def_t *def = chain_def(FLOW_BATCH_FLOW, NULL);
+    harness_run(&h, def, json_pack("{s:[{s:i}, {s:i}, {s:i}]}", "sets", "i", 0, "i", 1, "i", 2),
+                NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(joined(out.shared, "trace"), "a0 b0 a1 b1 a2 b2");
+    ck_assert_uint_eq(out.steps, 7);
+    ck_assert_str_eq(out.history_nodes[6], "each");
+    flow_def_unref(def);
+}
+END_TEST
+
+START_TEST(test_an_error_in_a_batch_flows_sub_flow_fails_the_job) {
+    flow_def_t *def = chain_def(FLOW_BATCH_FLOW, NULL);
+    harness_run(
+        &h, def,
+        json_pack("{s:[{s:i}, {s:i, s:b}, {s:i}]}", "sets", "i", 0, "i", 1, "fail", 1, "i", 2),
+        NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_int_eq(out.error, FLOW_EIO);
+    ck_assert_str_eq(out.error_message, "set 1 failed in a");
+    ck_assert_str_eq(out.error_node, "a");
+    ck_assert_str_eq(joined(out.shared, "trace"), "a0 b0 a1"); /* set 2 never ran */
+    flow_def_unref(def);
+}
+END_TEST
+
+START_TEST(test_a_parallel_batch_flows_error_stops_the_other_runs) {
+    flow_def_t *def = chain_def(FLOW_PARALLEL_BATCH_FLOW, NULL);
+    harness_run(&h, def,
+                json_pack("{s:[{s:i, s:i}, {s:i, s:i}, {s:i, s:b}]}", "sets", "i", 0, "ms", 50, "i",
+                          1, "ms", 50, "i", 2, "fail", 1),
+                NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_str_eq(out.error_message, "set 2 failed in a");
+    ck_assert_str_eq(joined(out.shared, "trace"), "a0 a1 a2"); /* all three started at once */
+    ck_assert_str_eq(joined(out.shared, "done"),
+                     ""); /* the sleeping ones were canceled, no post ran */
+    flow_def_unref(def);
+}
+END_TEST
+
+/* A batch flow inside a batch flow: the inner one's sets come from its prep, merged over the params
+ * the outer set gave it, so the leaves see both. */
+static int inner_sets_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
+    *prep_res = json_pack("[{s:i}, {s:i}]", "i", 0, "i", 1);
+    return 0;
+}
+
+static const flow_node_ops_t inner_sets_ops = {.prep = inner_sets_prep};
+
+static flow_def_t *nested_def(flow_kind_t outer_kind, flow_kind_t inner_kind) {
+    flow_node_t *root;
+    flow_def_t *def = def_new("nested-batch", &root);
+    flow_node_t *outer = node_new(def, "outer", outer_kind, &sets_ops, NULL);
+    flow_node_t *inner = node_new(def, "inner", inner_kind, &inner_sets_ops, NULL);
+    flow_node_t *leaf = node_new(def, "leaf", FLOW_NODE, &chain_ops, NULL);
+    flow_node_set_start(inner, leaf);
+    flow_node_set_start(outer, inner);
+    flow_node_set_start(root, outer);
+    return def;
+}
+
+START_TEST(test_a_batch_flow_inside_a_batch_flow) {
+    flow_def_t *def = nested_def(FLOW_BATCH_FLOW, FLOW_BATCH_FLOW);
+    harness_run(&h, def, json_pack("{s:[{s:i}, {s:i}]}", "sets", "o", 0, "o", 1), NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(joined(out.shared, "pairs"), "o0-i0 o0-i1 o1-i0 o1-i1");
+    ck_assert_uint_eq(out.steps, 4 + 2 + 1); /* leaves, inner runs, outer */
+    flow_def_unref(def);
+}
+END_TEST
+
+/* The same nested in parallel: every pair runs once, in some order. */
+START_TEST(test_parallel_batch_flows_nest) {
+    flow_def_t *def = nested_def(FLOW_PARALLEL_BATCH_FLOW, FLOW_PARALLEL_BATCH_FLOW);
+    harness_run(&h, def,
+                json_pack("{s:[{s:i, s:i}, {s:i, s:i}, {s:i, s:i}]}", "sets", "o", 0, "ms", 5, "o",
+                          1, "ms", 3, "o", 2, "ms", 1),
+                NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    json_t *pairs = json_object_get(out.shared, "pairs");
+    ck_assert_uint_eq(json_array_size(pairs), 6);
+    for (int o = 0; o < 3; o++) {
+        for (int i = 0; i < 2; i++) {
+            char want[32];
+            snprintf(want, sizeof want, "o%d-i%d", o, i);
+            int found = 0;
+            size_t k;
+            json_t *v;
+            json_array_foreach(pairs, k, v) found += strcmp(json_string_value(v), want) == 0;
+            ck_assert_msg(found == 1, "%s ran %d times", want, found);
+        }
+    }
+    ck_assert_uint_eq(out.steps, 6 + 3 + 1);
+    flow_def_unref(def);
+}
+END_TEST
+
 static Suite *batch_suite(void) {
     Suite *s = suite_create("batch");
     TCase *tc = tcase_create("batch");
@@ -303,6 +488,13 @@ static Suite *batch_suite(void) {
     tcase_add_test(tc, test_a_batch_flow_runs_its_sub_flow_once_per_param_set);
     tcase_add_test(tc, test_a_parallel_batch_flow_runs_sub_flows_concurrently_within_its_limit);
     tcase_add_test(tc, test_batch_flows_want_objects);
+    tcase_add_test(tc, test_a_parallel_batch_node_with_no_items);
+    tcase_add_test(tc, test_a_batch_flow_whose_prep_gives_no_sets);
+    tcase_add_test(tc, test_a_batch_flows_sub_flow_runs_all_its_nodes_per_set);
+    tcase_add_test(tc, test_an_error_in_a_batch_flows_sub_flow_fails_the_job);
+    tcase_add_test(tc, test_a_parallel_batch_flows_error_stops_the_other_runs);
+    tcase_add_test(tc, test_a_batch_flow_inside_a_batch_flow);
+    tcase_add_test(tc, test_parallel_batch_flows_nest);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -137,7 +137,9 @@ START_TEST(test_params_of_each_type_are_checked) {
             "/nodes/c/params/nopointer: \"nopointer\" is not a JSON Pointer into the shared store (such as \"/greeting\")\n"
             "/nodes/d/params/cases/0: a case needs an \"action\" (a non-empty string)\n"
             "/nodes/d/params/cases/1: unknown test \"near\"; tests are eq, ne, lt, le, gt, ge, in, matches, exists, type\n"
-            "/nodes/e/out: out must be a JSON Pointer into the shared store, such as \"/result\"\n"
+            "/nodes/e/out: out must be a JSON Pointer into the shared store, such as \"/result\", "
+            "or an object of "
+            "such pointers and the parts of the result to store there\n"
             "/nodes/e/params/url: \"not a url\" is not a URL\n"
             "/nodes/e/params/method: method is one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS\n"
             "/nodes/e/params/expect: expect is a list of HTTP status codes, such as [200, 404]\n"
@@ -158,6 +160,108 @@ START_TEST(test_references_are_checked_against_what_can_exist) {
             "/nodes/a/params/headers/X-Item: $item is not available here\n"
             "/nodes/a/params/headers/X-Who: unknown root \"$sharde\": expected $shared, $params or $item (a "
             "literal \"$\" is written \"$$\")");
+    /* in the pointer templates of set's keys and of out's members too */
+    refused("{\"name\": \"r\", \"start\": \"a\", \"nodes\": {"
+            " \"a\": {\"type\": \"set\", \"params\": {\"/p/{{$params/slot}}\": 1},"
+            "        \"next\": {\"default\": \"b\"}},"
+            " \"b\": {\"type\": \"sleep\", \"params\": {\"seconds\": 0},"
+            "        \"out\": {\"/q/{{$params/slot}}\": \"\"}}}}",
+            "/nodes/a/params/~1p~1{{$params~1slot}}: $params/slot is not a param this flow "
+            "declares "
+            "(its \"params\")\n"
+            "/nodes/b/out/~1q~1{{$params~1slot}}: $params/slot is not a param this flow declares "
+            "(its \"params\")");
+}
+END_TEST
+
+/* References where a document names something (a test's pattern, an action) would be read as
+ * text: they are refused, never taken literally. */
+START_TEST(test_references_that_would_be_text_are_refused) {
+    refused(
+        "{\"name\": \"r\", \"start\": \"a\", \"nodes\": {"
+        " \"a\": {\"type\": \"choice\", \"params\": {\"value\": \"$shared/v\", \"default\": "
+        "\"$shared/d\","
+        "        \"cases\": [{\"matches\": \"$shared/re\", \"action\": \"x\"},"
+        "                  {\"eq\": \"$shared/b\", \"action\": \"{{$shared/next}}\"},"
+        "                  {\"in\": \"$sharde/list\", \"action\": \"y\"},"
+        "                  {\"lt\": {\"a\": 1}, \"action\": \"z\"}]},"
+        "        \"next\": {\"x\": \"b\", \"y\": \"b\", \"z\": \"b\"}},"
+        " \"b\": {\"type\": \"input\", \"timeout\": 10, \"params\": {\"prompt\": \"?\","
+        "        \"actions\": {\"yes\": \"$shared/a\"}, \"timeout_action\": \"$shared/t\"}}}}",
+        "/nodes/a/params/cases/0: matches takes a pattern written out: \"$shared/re\" would not be "
+        "read as "
+        "a reference\n"
+        "/nodes/a/params/cases/1: an action is a name written out: \"{{$shared/next}}\" would not "
+        "be read "
+        "as a reference\n"
+        "/nodes/a/params/cases/2/in: unknown root \"$sharde\": expected $shared, $params or $item "
+        "(a "
+        "literal \"$\" is written \"$$\")\n"
+        "/nodes/a/params/cases/3: lt compares with a number or a string\n"
+        "/nodes/a/params/default: an action is a name written out: \"$shared/d\" would not be read "
+        "as a "
+        "reference\n"
+        "/nodes/b/params/actions/yes: an action is a non-empty string, a name written out (not a "
+        "reference)\n"
+        "/nodes/b/params/timeout_action: timeout_action is an action: a non-empty string, a name "
+        "written "
+        "out (not a reference)");
+}
+END_TEST
+
+START_TEST(test_out_objects_are_checked) {
+    refused("{\"name\": \"o\", \"start\": \"a\", \"nodes\": {"
+            " \"a\": {\"type\": \"sleep\", \"params\": {\"seconds\": 0}, \"out\": {},"
+            "        \"next\": {\"default\": \"b\"}},"
+            " \"b\": {\"type\": \"sleep\", \"params\": {\"seconds\": 0}, \"next\": {\"default\": "
+            "\"c\"},"
+            "        \"out\": {\"answer\": \"/text\", \"/a~2\": \"\", \"/x/{{$sharde/k}}\": \"\","
+            "                \"/ok\": \"$shared/p\", \"/n\": 3, \"/fine\": \"\","
+            "                \"/also/{{$shared/k}}\": \"/usage/total_tokens\"}},"
+            " \"c\": {\"type\": \"noop\", \"out\": {\"/a\": \"\"}}}}",
+            "/nodes/a/out: out as an object maps pointers into the shared store to parts of the "
+            "result, "
+            "such as {\"/answer\": \"/text\"}: it needs a member\n"
+            "/nodes/b/out/answer: \"answer\" is not a JSON Pointer into the shared store (such as "
+            "\"/answer\")\n"
+            "/nodes/b/out/~1a~02: \"/a~2\" is not a JSON Pointer into the shared store (such as "
+            "\"/answer\")\n"
+            "/nodes/b/out/~1x~1{{$sharde~1k}}: column 6: unknown root \"$sharde\": expected "
+            "$shared, "
+            "$params or $item\n"
+            "/nodes/b/out/~1ok: a part of the result is a JSON Pointer into it, written out (such "
+            "as "
+            "\"/text\", or \"\" for the whole result)\n"
+            "/nodes/b/out/~1n: a part of the result is a JSON Pointer into it, written out (such "
+            "as "
+            "\"/text\", or \"\" for the whole result)\n"
+            "/nodes/c/out: a node of type noop has no result to store");
+}
+END_TEST
+
+START_TEST(test_llm_parse_and_schema_are_checked) {
+    refused("{\"name\": \"l\", \"start\": \"a\", \"nodes\": {"
+            " \"a\": {\"type\": \"llm\", \"params\": {\"prompt\": \"p\", \"parse\": \"xml\"},"
+            "        \"next\": {\"default\": \"b\"}},"
+            " \"b\": {\"type\": \"llm\", \"params\": {\"prompt\": \"p\", \"schema\": {\"type\": "
+            "\"object\"}},"
+            "        \"next\": {\"default\": \"c\"}},"
+            " \"c\": {\"type\": \"llm\", \"params\": {\"prompt\": \"p\", \"json\": true, "
+            "\"parse\": \"yaml\"},"
+            "        \"next\": {\"default\": \"d\"}},"
+            " \"d\": {\"type\": \"llm\", \"params\": {\"prompt\": \"p\", \"parse\": "
+            "\"$params/how\","
+            "        \"schema\": {\"type\": \"strung\", \"const\": \"$shared/x\"}}}}}",
+            "/nodes/a/params/parse: parse is \"json\" or \"yaml\", written out\n"
+            "/nodes/b/params/schema: schema checks the parsed answer: give \"parse\" (\"json\" or "
+            "\"yaml\")\n"
+            "/nodes/c/params/parse: json true asks the model for JSON: parse it as \"json\"\n"
+            "/nodes/d/params/parse: $params/how is not a param this flow declares (its "
+            "\"params\")\n"
+            "/nodes/d/params/parse: parse is \"json\" or \"yaml\", written out\n"
+            "/nodes/d/params/schema/type: unknown type \"strung\": expected null, boolean, object, "
+            "array, "
+            "number, integer or string");
 }
 END_TEST
 
@@ -300,6 +404,9 @@ static Suite *doc_suite(void) {
     tcase_add_test(tc, test_nodes_and_their_common_members_are_checked);
     tcase_add_test(tc, test_params_of_each_type_are_checked);
     tcase_add_test(tc, test_references_are_checked_against_what_can_exist);
+    tcase_add_test(tc, test_references_that_would_be_text_are_refused);
+    tcase_add_test(tc, test_out_objects_are_checked);
+    tcase_add_test(tc, test_llm_parse_and_schema_are_checked);
     tcase_add_test(tc, test_map_nodes_are_checked);
     tcase_add_test(tc, test_sub_flows_are_checked_and_inlined);
     tcase_add_test(tc, test_a_flow_cannot_contain_itself);

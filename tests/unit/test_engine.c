@@ -283,6 +283,110 @@ START_TEST(test_a_flow_without_post_takes_the_last_action) {
 }
 END_TEST
 
+/* ---- PocketFlow's semantics, line by line (pocketflow.py) ---- */
+
+/* Flow._run returns self.post(shared, p, o): a root flow whose post says "finished" ends the job
+ * with that action, not with its last node's. */
+static int root_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res,
+                     const char **action) {
+    trace(shared, "trace", "root:post(%s)", json_string_value(exec_res));
+    *action = "finished";
+    return 0;
+}
+
+static const flow_node_ops_t root_ops = {.post = root_post};
+
+START_TEST(test_the_root_flows_post_gives_the_jobs_last_action) {
+    script_t say_x = {.action = "x"};
+    flow_def_t *def;
+    flow_node_t *root;
+    ck_assert_int_eq(flow_def_new("rooted", &def), 0);
+    ck_assert_int_eq(flow_node_new(def, "flow", FLOW_FLOW, &root_ops, NULL, &root), 0);
+    flow_def_set_root(def, root);
+    flow_node_set_start(root, node_new(def, "a", FLOW_NODE, &script_ops, &say_x));
+    harness_run(&h, def, NULL, NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(joined(out.shared, "trace"), "a:prep a:post(a-prep,a-prep>exec) root:post(x)");
+    ck_assert_str_eq(out.last_action, "finished");
+    ck_assert_str_eq(out.history_actions[0], "x"); /* the node's own step keeps its action */
+    ck_assert_str_eq(log_text(), "");
+    flow_def_unref(def);
+}
+END_TEST
+
+/* BaseNode.run warns "Node won't run successors. Use Flow." and runs none: a job is the run of
+ * its root flow, so successors given to the root flow neither run nor count as steps. */
+START_TEST(test_the_root_flows_successors_do_not_run) {
+    flow_node_t *root;
+    flow_def_t *def = def_new("root-next", &root);
+    flow_node_t *a = node_new(def, "a", FLOW_NODE, &script_ops, NULL);
+    flow_node_t *after = node_new(def, "after", FLOW_NODE, &script_ops, NULL);
+    flow_node_set_start(root, a);
+    ck_assert_int_eq(flow_node_next(root, NULL, after), 0);
+    harness_run(&h, def, NULL, &(flow_job_opts_t){.id = "j7", .max_steps = 1}, &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(joined(out.shared, "trace"), "a:prep a:post(a-prep,a-prep>exec)");
+    ck_assert_uint_eq(out.steps, 1);
+    ck_assert_str_eq(out.last_action, "default");
+    ck_assert_str_eq(log_text(),
+                     "warn: job j7: the root flow flow has successors; they do not run (a "
+                     "job ends with its root flow: put it in another flow to run them)\n");
+    flow_def_unref(def);
+}
+END_TEST
+
+/* get_next_node: curr.successors.get(action or "default"): "" is "default", without a warning. */
+START_TEST(test_an_empty_action_is_default) {
+    script_t say_empty = {.action = ""};
+    flow_node_t *root;
+    flow_def_t *def = def_new("empty-action", &root);
+    flow_node_t *a = node_new(def, "a", FLOW_NODE, &script_ops, &say_empty);
+    flow_node_t *b = node_new(def, "b", FLOW_NODE, &script_ops, NULL);
+    flow_node_next(a, NULL, b);
+    ck_assert_int_eq(flow_node_next(a, "", b),
+                     FLOW_EINVAL); /* a successor for "" could never run */
+    flow_node_set_start(root, a);
+    harness_run(&h, def, NULL, NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_uint_eq(out.steps, 2);
+    ck_assert_str_eq(out.history_actions[0], "default");
+    ck_assert_str_eq(out.history_nodes[1], "b");
+    ck_assert_str_eq(log_text(), "");
+    flow_def_unref(def);
+}
+END_TEST
+
+/* A flow node followed by another flow node: the first's last action leads to the second, each runs
+ * its own sub-graph, and both are steps at depth 0 with their nodes at depth 1. */
+START_TEST(test_a_flow_node_followed_by_another_flow_node) {
+    script_t say_on = {.action = "on"};
+    flow_node_t *root;
+    flow_def_t *def = def_new("two-flows", &root);
+    flow_node_t *f1 = node_new(def, "f1", FLOW_FLOW, &flow_ops, NULL);
+    flow_node_t *f2 = node_new(def, "f2", FLOW_FLOW, &flow_ops, NULL);
+    flow_node_t *x = node_new(def, "x", FLOW_NODE, &script_ops, &say_on);
+    flow_node_t *y = node_new(def, "y", FLOW_NODE, &script_ops, NULL);
+    flow_node_set_start(f1, x);
+    flow_node_set_start(f2, y);
+    flow_node_next(f1, "on", f2);
+    flow_node_set_start(root, f1);
+    harness_run(&h, def, NULL, NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(joined(out.shared, "trace"),
+                     "f1:prep x:prep x:post(x-prep,x-prep>exec) f1:post(on) "
+                     "f2:prep y:prep y:post(y-prep,y-prep>exec) f2:post(default)");
+    ck_assert_uint_eq(out.history_count, 4);
+    const char *nodes[] = {"x", "f1", "y", "f2"};
+    const unsigned depths[] = {1, 0, 1, 0};
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_str_eq(out.history_nodes[i], nodes[i]);
+        ck_assert_uint_eq(out.history[i].depth, depths[i]);
+    }
+    ck_assert_str_eq(out.last_action, "default");
+    flow_def_unref(def);
+}
+END_TEST
+
 /* ---- loops ---- */
 
 /* The seed's recipe flow: fetch -> suggest -> approve; "retry" goes back to suggest. */
@@ -481,6 +585,10 @@ static Suite *engine_suite(void) {
     tcase_add_test(tc, test_a_flow_prep_object_gives_params_to_its_sub_graph);
     tcase_add_test(tc, test_a_flow_is_a_node_and_its_last_action_is_its_action);
     tcase_add_test(tc, test_a_flow_without_post_takes_the_last_action);
+    tcase_add_test(tc, test_the_root_flows_post_gives_the_jobs_last_action);
+    tcase_add_test(tc, test_the_root_flows_successors_do_not_run);
+    tcase_add_test(tc, test_an_empty_action_is_default);
+    tcase_add_test(tc, test_a_flow_node_followed_by_another_flow_node);
     tcase_add_test(tc, test_a_node_can_send_control_back_to_an_earlier_node);
     tcase_add_test(tc, test_a_million_steps_run_in_constant_stack);
     tcase_add_test(tc, test_history_keeps_the_last_entries_and_counts_them_all);

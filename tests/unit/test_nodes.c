@@ -102,6 +102,34 @@ START_TEST(test_noop_and_set) {
 }
 END_TEST
 
+/* Pointers made from data: each spliced value is one token, escaped ("b/c~d" names one member),
+ * in set's keys, in out, and in references ("$shared/order/{{$shared/i}}"); "/x/-" makes a list. */
+START_TEST(test_pointers_made_from_data_name_one_member) {
+    run("{\"name\": \"p\", \"start\": \"a\", \"nodes\": {"
+        " \"a\": {\"type\": \"set\", \"next\": {\"default\": \"b\"}, \"params\": {"
+        "   \"/byname/{{$shared/who/name}}\": \"$shared/who/age\", \"/pick\": "
+        "\"$shared/order/{{$shared/i}}\","
+        "   \"/list/-\": \"$shared/order/{{ $shared/i }}\"}},"
+        " \"b\": {\"type\": \"sleep\", \"params\": {\"seconds\": 0}, \"out\": "
+        "\"/slept/{{$shared/who/name}}\"}}}",
+        tu_json("{\"who\": {\"name\": \"b/c~d\", \"age\": 3}, \"order\": [\"x\", \"y\", \"z\"], "
+                "\"i\": 2}"));
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    tu_assert_json("byname", at("/byname"), "{\"b/c~d\": 3}");
+    tu_assert_json("pick", at("/pick"), "\"z\"");
+    tu_assert_json("list", at("/list"), "[\"z\"]");
+    tu_assert_json("slept", at("/slept"), "{\"b/c~d\": 0}");
+    outcome_clear(&out);
+    /* a reference that finds nothing names the pointer it made */
+    run("{\"name\": \"p\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"set\", \"params\": {"
+        " \"/pick\": \"$shared/order/{{$shared/i}}\"}}}}",
+        tu_json("{\"order\": [\"x\"], \"i\": 7}"));
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_int_eq(out.error, FLOW_ENOTFOUND);
+    ck_assert_str_eq(out.error_message, "$shared/order/7 not found");
+}
+END_TEST
+
 START_TEST(test_sleep_takes_its_seconds_from_a_reference) {
     run("{\"name\": \"z\", \"start\": \"nap\", \"nodes\": {"
         " \"nap\": {\"type\": \"sleep\", \"params\": {\"seconds\": \"$shared/s\"}, \"out\": \"/slept\"}}}",
@@ -192,6 +220,46 @@ START_TEST(test_choice_patterns_are_bounded) {
     json_decref(d);
     flow_registry_free(reg2);
     free(bomb);
+}
+END_TEST
+
+/* A case's operand is evaluated as params are: a reference is the value it names, a template its
+ * text, "$$" a literal "$". */
+START_TEST(test_choice_operands_may_be_references) {
+    const char *doc = "{\"name\": \"c\", \"params\": {\"limit\": 10}, \"start\": \"pick\", "
+                      "\"nodes\": {\"pick\": {"
+                      " \"type\": \"choice\", \"params\": {\"value\": \"$shared/v\", \"default\": "
+                      "\"none\", \"cases\": ["
+                      "  {\"eq\": \"$shared/b\", \"action\": \"same-as-b\"}, {\"in\": "
+                      "\"$shared/list\", \"action\": \"listed\"},"
+                      "  {\"gt\": \"$params/limit\", \"action\": \"over\"}, {\"eq\": "
+                      "\"{{$shared/b}}-x\", \"action\": \"tmpl\"},"
+                      "  {\"eq\": \"$$shared/b\", \"action\": \"literal\"}]}}}}";
+    static const struct {
+        const char *shared, *action;
+    } cases[] = {
+        {"{\"v\": {\"k\": [1]}, \"b\": {\"k\": [1]}, \"list\": []}", "same-as-b"},
+        {"{\"v\": 3, \"b\": 4, \"list\": [2, 3]}", "listed"},
+        {"{\"v\": 11, \"b\": 4, \"list\": []}", "over"},
+        {"{\"v\": \"4-x\", \"b\": 4, \"list\": []}", "tmpl"},
+        {"{\"v\": \"$shared/b\", \"b\": 4, \"list\": []}", "literal"},
+        {"{\"v\": 5, \"b\": 4, \"list\": []}", "none"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run(doc, tu_json(cases[i].shared));
+        ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+        ck_assert_msg(strcmp(out.last_action, cases[i].action) == 0, "%s: got %s, wanted %s",
+                      cases[i].shared, out.last_action, cases[i].action);
+        outcome_clear(&out);
+    }
+    /* an operand that names nothing fails the node, saying which case */
+    run(doc, tu_json("{\"v\": 1}"));
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_str_eq(out.error_message, "choice: case 0: $shared/b not found");
+    outcome_clear(&out);
+    run(doc, tu_json("{\"v\": 1, \"b\": 2, \"list\": {}}"));
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_str_eq(out.error_message, "choice: case 1: in needs an array of values");
 }
 END_TEST
 
@@ -325,7 +393,7 @@ START_TEST(test_http_post_sends_body_headers_and_an_idempotency_key) {
     tu_assert_json("body", at("/echo/body/body"), "{\"n\": 7, \"note\": \"hi 7\"}");
     ck_assert_str_eq(json_string_value(at("/echo/body/headers/x-trace")), "t-7");
     ck_assert_str_eq(json_string_value(at("/echo/body/headers/content-type")), "application/json");
-    ck_assert_str_eq(json_string_value(at("/echo/body/headers/idempotency-key")), "job42:send");
+    ck_assert_str_eq(json_string_value(at("/echo/body/headers/idempotency-key")), "job42:send:1");
 }
 END_TEST
 
@@ -338,7 +406,79 @@ START_TEST(test_http_retries_a_failing_upstream_until_it_answers) {
     ck_assert_int_eq(json_integer_value(at("/r/body/attempts")), 3);
     ck_assert_uint_eq(out.history[0].tries, 3);
     /* every try carried the same key, so an upstream that honours it sees one request */
-    ck_assert_uint_eq(mock_idempotency_count(mock, "job42:call"), 3);
+    ck_assert_uint_eq(mock_idempotency_count(mock, "job42:call:1"), 3);
+}
+END_TEST
+
+/* The Idempotency-Key is <job>:<node>:<visit>[:<item>]: the same on the tries of one visit, new
+ * on the next visit (an agent's decide node visited again must not replay the first answer), and
+ * made of the steps' ordinals in nested flows and maps, so that it does not depend on the order in
+ * which concurrent steps happen to start. */
+static const char *key_at(const char *pointer) {
+    return json_string_value(at(pointer));
+}
+
+START_TEST(test_each_visit_has_its_own_idempotency_key) {
+    run("{\"name\": \"visits\", \"start\": \"call\", \"flows\": {"
+        "   \"one\": {\"start\": \"ask\", \"nodes\": {\"ask\": {\"type\": \"http\","
+        "     \"params\": {\"url\": \"BASE/echo\"}, \"out\": {\"/sub/-\": "
+        "\"/body/headers/idempotency-key\"}}}}},"
+        " \"nodes\": {"
+        "  \"call\": {\"type\": \"http\", \"params\": {\"url\": "
+        "\"BASE/flaky/{{$shared/flaky}}/1/echo\"},"
+        "    \"max_retries\": 2, \"out\": {\"/keys/-\": \"/body/headers/idempotency-key\"},"
+        "    \"next\": {\"default\": \"again\"}},"
+        "  \"again\": {\"type\": \"choice\", \"params\": {\"value\": \"$shared/keys/1\", "
+        "\"default\": \"loop\","
+        "    \"cases\": [{\"exists\": true, \"action\": \"on\"}]}, \"next\": {\"loop\": \"call\", "
+        "\"on\": \"each\"}},"
+        "  \"each\": {\"type\": \"map\", \"items\": \"$shared/list\", \"node\": {\"type\": "
+        "\"http\","
+        "    \"params\": {\"url\": \"BASE/echo\"}}, \"out\": {\"/mapped\": \"\"}, \"next\": "
+        "{\"default\": \"sub\"}},"
+        "  \"sub\": {\"type\": \"flow\", \"flow\": \"one\", \"next\": {\"default\": \"subs\"}},"
+        "  \"subs\": {\"type\": \"map\", \"items\": \"$shared/list\", \"flow\": \"one\"}}}",
+        json_pack("{s:s, s:[i,i]}", "flaky", "visits-1", "list", 10, 11));
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    tu_assert_json("keys", at("/keys"), "[\"job42:call:1\", \"job42:call:3\"]");
+    /* both tries of the first visit carried its key; the second visit sent one of its own */
+    ck_assert_uint_eq(mock_idempotency_count(mock, "job42:call:1"), 2);
+    ck_assert_uint_eq(mock_idempotency_count(mock, "job42:call:3"), 1);
+    ck_assert_str_eq(key_at("/mapped/0/body/headers/idempotency-key"), "job42:each:5:0");
+    ck_assert_str_eq(key_at("/mapped/1/body/headers/idempotency-key"), "job42:each:5:1");
+    /* inside a flow node: its visit, then the step's; inside a map's runs: the run's index too */
+    ck_assert_str_eq(key_at("/sub/0"), "job42:sub/ask:6.1");
+    /* the two runs are concurrent: their keys may be stored in either order */
+    const char *a = key_at("/sub/1"), *b = key_at("/sub/2");
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    const char *run0 = "job42:subs/ask:7.0.1", *run1 = "job42:subs/ask:7.1.1";
+    ck_assert_msg((strcmp(a, run0) == 0 && strcmp(b, run1) == 0) ||
+                      (strcmp(a, run1) == 0 && strcmp(b, run0) == 0),
+                  "%s and %s", a, b);
+}
+END_TEST
+
+/* A resumed job (flowd after a crash) runs the visit in flight again with the key it had. */
+START_TEST(test_a_resumed_job_sends_the_key_of_the_visit_it_reruns) {
+    flow_def_t *def = load("{\"name\": \"r\", \"start\": \"a\", \"nodes\": {"
+                           " \"a\": {\"type\": \"noop\", \"next\": {\"default\": \"b\"}},"
+                           " \"b\": {\"type\": \"noop\", \"next\": {\"default\": \"c\"}},"
+                           " \"c\": {\"type\": \"http\", \"params\": {\"url\": \"BASE/echo\"}, "
+                           "\"out\": \"/c\"}}}");
+    harness_run(&h, def, NULL, &(flow_job_opts_t){.id = "job42"}, &out);
+    ck_assert_str_eq(key_at("/c/body/headers/idempotency-key"), "job42:c:3");
+    outcome_clear(&out);
+    /* resumed at c, with the two root-level steps before it in its history */
+    harness_run(&h, def, NULL,
+                &(flow_job_opts_t){.id = "job42", .resume_node = "c", .resume_steps = 2,
+                                   .resume_visits = 2},
+                &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_uint_eq(out.steps, 3);
+    ck_assert_str_eq(key_at("/c/body/headers/idempotency-key"), "job42:c:3");
+    ck_assert_uint_eq(mock_idempotency_count(mock, "job42:c:3"), 2);
+    flow_def_unref(def);
 }
 END_TEST
 
@@ -407,6 +547,97 @@ START_TEST(test_llm_asks_the_model_and_keeps_the_key_out_of_the_job) {
     ck_assert_str_eq(st.last_authorization, "Bearer " API_KEY);
     ck_assert_ptr_null(strstr(dumps(out.shared), API_KEY));
     ck_assert_ptr_null(strstr(dumps(out.events), API_KEY));
+}
+END_TEST
+
+/* "out" as an object stores parts of the result, each where its pointer (a template here) says. */
+START_TEST(test_out_stores_parts_of_the_result) {
+    const char *doc = "{\"name\": \"ask\", \"start\": \"s\", \"nodes\": {"
+                      " \"s\": {\"type\": \"llm\", \"params\": {\"prompt\": \"hi\"}, \"out\": {"
+                      "   \"/answer\": \"/text\", \"/tokens\": \"/usage/total_tokens\", "
+                      "\"/again/answer\": \"/text\","
+                      "   \"/runs/{{$shared/run}}\": \"\"}}}}";
+    run(doc, json_pack("{s:s}", "run", "a/b"));
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(json_string_value(at("/answer")), "mock answer to: hi");
+    ck_assert_int_eq(json_integer_value(at("/tokens")),
+                     json_integer_value(at("/runs/a~1b/usage/total_tokens")));
+    ck_assert_str_eq(json_string_value(at("/runs/a~1b/model")), "mock-model");
+    ck_assert_ptr_ne(at("/answer"), at("/again/answer")); /* each part is a value of its own */
+    outcome_clear(&out);
+    run("{\"name\": \"ask\", \"start\": \"s\", \"nodes\": {"
+        " \"s\": {\"type\": \"llm\", \"params\": {\"prompt\": \"hi\"}, \"out\": {\"/x\": "
+        "\"/usage/nope\"}}}}",
+        NULL);
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_int_eq(out.error, FLOW_ENOTFOUND);
+    ck_assert_str_eq(out.error_message, "out: the result has no /usage/nope");
+}
+END_TEST
+
+/* PocketFlow's agents ask for YAML in a fence: parse strips the fence and decodes the answer. */
+START_TEST(test_llm_parses_a_fenced_yaml_answer) {
+    const char *answers[] = {"Let me think.\n```yaml\nthinking: |\n  I need facts.\naction: "
+                             "search\n"
+                             "search_query: nobel 2024\n```\nDone."};
+    ck_assert_int_eq(mock_script(mock, answers, 1), 0);
+    run("{\"name\": \"decide\", \"start\": \"d\", \"nodes\": {"
+        " \"d\": {\"type\": \"llm\", \"params\": {\"prompt\": \"decide\", \"parse\": \"yaml\"},"
+        "        \"out\": {\"/decision\": \"/data\"}}}}",
+        NULL);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    tu_assert_json("decision", at("/decision"),
+                   "{\"thinking\": \"I need facts.\\n\", \"action\": \"search\", \"search_query\": "
+                   "\"nobel 2024\"}");
+}
+END_TEST
+
+/* Structured output: an answer that does not parse or does not fit the schema fails the try, so
+ * max_retries asks again; the schema is taken as written (its "$" strings are not references). */
+static const char *const decide_doc =
+    "{\"name\": \"decide\", \"start\": \"d\", \"nodes\": {"
+    " \"d\": {\"type\": \"llm\", \"max_retries\": MAX, \"out\": \"/r\","
+    "        \"params\": {\"prompt\": \"decide\", \"parse\": \"json\", \"schema\": {\"type\": "
+    "\"object\","
+    "          \"required\": [\"action\"], \"properties\": {\"action\": {\"enum\": [\"search\", "
+    "\"answer\"]},"
+    "          \"cost\": {\"pattern\": \"^\\\\$[0-9]+$\"}}}}}}}";
+
+static void run_decide(const char *max) {
+    char doc[1024];
+    const char *mark = strstr(decide_doc, "MAX");
+    snprintf(doc, sizeof doc, "%.*s%s%s", (int)(mark - decide_doc), decide_doc, max, mark + 3);
+    run(doc, NULL);
+}
+
+START_TEST(test_llm_asks_again_until_the_answer_fits_its_schema) {
+    const char *answers[] = {"I would search.", "```json\n{\"action\": \"fly\"}\n```",
+                             "```json\n{\"action\": \"search\", \"cost\": \"$5\"}\n```"};
+    ck_assert_int_eq(mock_script(mock, answers, 3), 0);
+    mock_reset_stats(mock);
+    run_decide("3");
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    tu_assert_json("data", at("/r/data"), "{\"action\": \"search\", \"cost\": \"$5\"}");
+    ck_assert_uint_eq(out.history[0].tries, 3);
+    mock_stats_t st;
+    mock_stats(mock, &st);
+    ck_assert_uint_eq(st.routes[MOCK_CHAT], 3);
+    outcome_clear(&out);
+    /* out of tries: the job fails with the last answer's fault */
+    ck_assert_int_eq(mock_script(mock, answers, 2), 0);
+    run_decide("2");
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_int_eq(out.error, FLOW_EINVAL);
+    ck_assert_str_eq(out.error_message, "llm mock-model: the answer does not fit the schema: "
+                                        "/action: must be one "
+                                        "of [\"search\",\"answer\"]");
+    outcome_clear(&out);
+    ck_assert_int_eq(mock_script(mock, answers, 1), 0);
+    run_decide("1");
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_str_eq(out.error_message, "llm mock-model: the answer is not the JSON asked for: "
+                                        "line 1, column 1: "
+                                        "invalid token near 'I'");
 }
 END_TEST
 
@@ -499,20 +730,27 @@ static Suite *nodes_suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_noop_and_set);
+    tcase_add_test(tc, test_pointers_made_from_data_name_one_member);
     tcase_add_test(tc, test_sleep_takes_its_seconds_from_a_reference);
     tcase_add_test(tc, test_choice_picks_the_first_case_that_holds);
     tcase_add_test(tc, test_choice_patterns_are_bounded);
     tcase_add_test(tc, test_input_answers_that_meet_a_regex_limit_are_refused);
+    tcase_add_test(tc, test_choice_operands_may_be_references);
     tcase_add_test(tc, test_fail_ends_the_job_with_its_message);
     tcase_add_test(tc, test_input_waits_refuses_a_bad_answer_and_resumes_with_a_good_one);
     tcase_add_test(tc, test_input_actions_and_timeout_action);
     tcase_add_test(tc, test_http_get_parses_json_answers);
     tcase_add_test(tc, test_http_post_sends_body_headers_and_an_idempotency_key);
     tcase_add_test(tc, test_http_retries_a_failing_upstream_until_it_answers);
+    tcase_add_test(tc, test_each_visit_has_its_own_idempotency_key);
+    tcase_add_test(tc, test_a_resumed_job_sends_the_key_of_the_visit_it_reruns);
     tcase_add_test(tc, test_http_gives_up_after_its_last_try);
     tcase_add_test(tc, test_http_answers_over_the_body_cap_fail);
     tcase_add_test(tc, test_cancel_aborts_requests_in_flight);
     tcase_add_test(tc, test_llm_asks_the_model_and_keeps_the_key_out_of_the_job);
+    tcase_add_test(tc, test_out_stores_parts_of_the_result);
+    tcase_add_test(tc, test_llm_parses_a_fenced_yaml_answer);
+    tcase_add_test(tc, test_llm_asks_again_until_the_answer_fits_its_schema);
     tcase_add_test(tc, test_llm_refused_by_the_endpoint_fails_without_showing_the_key);
     tcase_add_test(tc, test_a_map_over_ten_thousand_urls_keeps_to_its_limit);
     tcase_add_test(tc, test_a_map_over_a_sub_flow_runs_it_per_item);

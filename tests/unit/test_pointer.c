@@ -168,20 +168,23 @@ static const struct {
     {"{}", "/a~1b/m~0n", "1", 0, "{\"a/b\": {\"m~n\": 1}}"},
     {"{}", "/", "null", 0, "{\"\": null}"},
     {"{\"a\": {}}", "/a/0", "1", 0, "{\"a\": {\"0\": 1}}"},
-    {"{}", "/x/-", "1", 0, "{\"x\": {\"-\": 1}}"},   /* what is created is an object */
+    {"{}", "/x/-", "1", 0, "{\"x\": [1]}"}, /* "-" under a new member: a new array */
+    {"{}", "/x/-/y", "1", 0, "{\"x\": [{\"y\": 1}]}"},
+    {"{}", "/x/y/-", "1", 0, "{\"x\": {\"y\": [1]}}"},
+    {"{\"x\": {}}", "/x/-", "1", 0, "{\"x\": {\"-\": 1}}"}, /* an object's member "-" */
     {"{\"a\": [1, 2]}", "/a/-", "3", 0, "{\"a\": [1, 2, 3]}"},
     {"{\"a\": [1, 2]}", "/a/0", "9", 0, "{\"a\": [9, 2]}"},
     {"{\"a\": [1, 2]}", "/a/-/b", "3", 0, "{\"a\": [1, 2, {\"b\": 3}]}"},
     {"{\"a\": [{}]}", "/a/0/b/c", "3", 0, "{\"a\": [{\"b\": {\"c\": 3}}]}"},
-    {"{\"a\": [1, 2]}", "/a/2", "3", FLOW_ENOTFOUND, NULL},   /* elements are only appended */
+    {"{\"a\": [1, 2]}", "/a/2", "3", FLOW_ENOTFOUND, NULL}, /* elements are only appended */
     {"{\"a\": [1, 2]}", "/a/01", "3", FLOW_ENOTFOUND, NULL},
     {"{\"a\": []}", "/a/0/b", "1", FLOW_ENOTFOUND, NULL},
     {"{\"a\": []}", "/a/x/b", "1", FLOW_ENOTFOUND, NULL},
-    {"{\"a\": 5}", "/a/b", "1", FLOW_EINVAL, NULL},           /* a number has no members */
+    {"{\"a\": 5}", "/a/b", "1", FLOW_EINVAL, NULL}, /* a number has no members */
     {"{\"a\": \"s\"}", "/a/b/c", "1", FLOW_EINVAL, NULL},
-    {"{}", "", "1", FLOW_EINVAL, NULL},                       /* the root is the caller's */
+    {"{}", "", "1", FLOW_EINVAL, NULL}, /* the root is the caller's */
     {"{}", "a", "1", FLOW_EINVAL, NULL},
-    {"{}", "/a/b~2/c", "1", FLOW_EINVAL, NULL},               /* nothing created before the error */
+    {"{}", "/a/b~2/c", "1", FLOW_EINVAL, NULL}, /* nothing created before the error */
 };
 
 START_TEST(set_cases_table) {

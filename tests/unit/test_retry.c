@@ -210,6 +210,65 @@ START_TEST(test_a_fallback_may_fail_with_its_own_error) {
 }
 END_TEST
 
+/* Node._exec calls exec_fallback only after the last try failed: an exec that succeeds (on its
+ * second try here) never reaches it. */
+static unsigned fallbacks;
+
+static int fb_count(flow_ctx_t *ctx, json_t *prep_res, const flow_error_t *err, json_t **exec_res) {
+    fallbacks++;
+    *exec_res = json_string("from the fallback");
+    return 0;
+}
+
+static const flow_node_ops_t counted_ops = {
+    .prep = flaky_prep, .exec = flaky_exec, .post = flaky_post, .exec_fallback = fb_count};
+
+START_TEST(test_a_fallback_is_not_called_when_exec_succeeds) {
+    flow_node_t *n;
+    fallbacks = 0;
+    f.fail_tries = 1;
+    flow_def_t *def = one_node(&counted_ops, &f, 3, 0, &n);
+    harness_run(&h, def, NULL, NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_uint_eq(fallbacks, 0);
+    ck_assert_str_eq(json_string_value(json_object_get(out.shared, "result")), "fine");
+    ck_assert_uint_eq(out.history[0].tries, 2);
+    flow_def_unref(def);
+}
+END_TEST
+
+/* The fallback's result is the exec result: post stores it and the next node reads it. */
+static int reader_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
+    *prep_res = json_incref(json_object_get(shared, "result"));
+    return 0;
+}
+
+static int reader_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res,
+                       const char **action) {
+    json_object_set_new(shared, "read",
+                        json_sprintf("next node read: %s", json_string_value(prep_res)));
+    return 0;
+}
+
+static const flow_node_ops_t reader_ops = {.prep = reader_prep, .post = reader_post};
+
+START_TEST(test_the_next_node_reads_what_the_fallback_gave) {
+    flow_node_t *n;
+    fallbacks = 0;
+    f.fail_tries = 10;
+    flow_def_t *def = one_node(&counted_ops, &f, 2, 0, &n);
+    flow_node_t *reader = node_new(def, "reader", FLOW_NODE, &reader_ops, NULL);
+    flow_node_next(n, NULL, reader);
+    harness_run(&h, def, NULL, NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_uint_eq(fallbacks, 1);
+    ck_assert_str_eq(json_string_value(json_object_get(out.shared, "read")),
+                     "next node read: from the fallback");
+    ck_assert_uint_eq(out.steps, 2);
+    flow_def_unref(def);
+}
+END_TEST
+
 /* ---- node timeouts ---- */
 
 /* An exec that never completes by itself; cancel is how the engine stops it. */
@@ -276,6 +335,8 @@ static Suite *retry_suite(void) {
     tcase_add_test(tc, test_the_wait_between_tries_is_a_timer_not_a_sleep);
     tcase_add_test(tc, test_a_fallback_result_becomes_exec_res);
     tcase_add_test(tc, test_a_fallback_may_fail_with_its_own_error);
+    tcase_add_test(tc, test_a_fallback_is_not_called_when_exec_succeeds);
+    tcase_add_test(tc, test_the_next_node_reads_what_the_fallback_gave);
     tcase_add_test(tc, test_a_try_that_passes_its_timeout_fails_and_is_retried);
     tcase_add_test(tc, test_a_timed_out_sleep_is_stopped_and_the_next_try_can_succeed);
     suite_add_tcase(s, tc);

@@ -10,11 +10,13 @@
 #include "support/json_util.h"
 #include "template.h"
 
-static const char *SHARED = "{\"ingredient\": \"tomato sauce\", \"n\": 5, \"price\": 0.1, \"flag\": true,"
-                            " \"none\": null, \"list\": [1, \"a\", {\"b\": 2}],"
-                            " \"obj\": {\"a/b\": 1, \"m~n\": 2, \"q\": \"a b/\xc3\xa9&=?\"},"
-                            " \"quote\": \"say \\\"hi\\\"\", \"empty\": \"\", \"\": \"empty key\","
-                            " \"nul\": \"a\\u0000b\", \"unreserved\": \"AZaz09-._~\"}";
+static const char *SHARED =
+    "{\"ingredient\": \"tomato sauce\", \"n\": 5, \"price\": 0.1, \"flag\": true,"
+    " \"none\": null, \"list\": [1, \"a\", {\"b\": 2}],"
+    " \"obj\": {\"a/b\": 1, \"m~n\": 2, \"q\": \"a b/\xc3\xa9&=?\"},"
+    " \"quote\": \"say \\\"hi\\\"\", \"empty\": \"\", \"\": \"empty key\","
+    " \"nul\": \"a\\u0000b\", \"unreserved\": \"AZaz09-._~\","
+    " \"k\": {\"slash\": \"a/b\", \"tilde\": \"m~n\", \"i\": 2}}";
 static const char *PARAMS = "{\"model\": \"gpt\", \"temperature\": 0.7}";
 static const char *ITEM = "{\"url\": \"https://x/y?z=1\", \"id\": 7}";
 
@@ -102,11 +104,16 @@ static const struct {
     {"\"{\\\"id\\\": {{$item/id}}, \\\"url\\\": {{$item/url|json}}}\"",
      "\"{\\\"id\\\": 7, \\\"url\\\": \\\"https://x/y?z=1\\\"}\""},
     /* trees: every string in them, at any depth */
-    {"{\"url\": \"https://api/{{$item/id}}\", \"model\": \"$params/model\", \"static\": {\"a\": [1, 2]},"
+    {"{\"url\": \"https://api/{{$item/id}}\", \"model\": \"$params/model\", \"static\": {\"a\": "
+     "[1, 2]},"
      " \"list\": [\"$shared/n\", \"x\", {\"k\": \"$item/id\"}], \"n\": 3, \"$shared/n\": \"key\"}",
      "{\"url\": \"https://api/7\", \"model\": \"gpt\", \"static\": {\"a\": [1, 2]},"
      " \"list\": [5, \"x\", {\"k\": 7}], \"n\": 3, \"$shared/n\": \"key\"}"},
     {"[[[\"$$\"]], \"{{{{\"]", "[[[\"$\"]], \"{{\"]"},
+    /* references whose pointer is a template: each value spliced as one token, escaped */
+    {"\"$shared/obj/{{$shared/k/slash}}\"", "1"},
+    {"\"$shared/obj/{{ $shared/k/tilde }}\"", "2"},
+    {"\"$shared/list/{{$shared/k/i}}/b\"", "2"},
 };
 
 START_TEST(eval_cases_table) {
@@ -146,6 +153,10 @@ static const struct {
     {"\"$item/id\"", "$item/id not found"},
     {"\"x={{ $shared/missing | url }}\"", "$shared/missing not found"},
     {"{\"a\": [1, {\"b\": \"{{$shared/n}} {{$shared/nope}}\"}]}", "$shared/nope not found"},
+    /* the message shows the pointer as evaluated, not the template */
+    {"\"$shared/order/{{$shared/n}}\"", "$shared/order/5 not found"},
+    {"\"$shared/obj/{{$shared/k/slash}}x\"", "$shared/obj/a~1bx not found"},
+    {"\"$shared/x/{{$shared/missing}}\"", "$shared/missing not found"},
 };
 
 START_TEST(eval_missing_values) {
@@ -312,19 +323,23 @@ static const struct {
      " \"f\": \"{{ $shared/x | }}\", \"g\": \"{{$shared/x|url json}}\", \"h\": \"$shared/a~3b\","
      " \"fine\": \"{{{{not a placeholder}}\"}",
      "/nodes/fetch/params", FLOW_SCOPE_SHARED | FLOW_SCOPE_PARAMS,
-     "/nodes/fetch/params/url: column 15: unknown root \"$sharde\": expected $shared, $params or $item\n"
+     "/nodes/fetch/params/url: column 15: unknown root \"$sharde\": expected $shared, $params or "
+     "$item\n"
      "/nodes/fetch/params/url: column 44: unknown filter \"urll\": expected url or json\n"
      "/nodes/fetch/params/body/text: column 1: empty placeholder\n"
      "/nodes/fetch/params/body/items/1: $item is not available here\n"
-     "/nodes/fetch/params/body/items/2: column 13: malformed pointer \"/a~2\": \"~\" must be followed by"
+     "/nodes/fetch/params/body/items/2: column 13: malformed pointer \"/a~2\": \"~\" must be "
+     "followed by"
      " \"0\" or \"1\"\n"
      "/nodes/fetch/params/model: unknown root \"$param\": expected $shared, $params or $item"
      " (a literal \"$\" is written \"$$\")\n"
      "/nodes/fetch/params/k: column 1: unclosed \"{{\"\n"
-     "/nodes/fetch/params/m: column 4: a placeholder must hold a reference ($shared, $params or $item)\n"
+     "/nodes/fetch/params/m: column 4: a placeholder must hold a reference ($shared, $params or "
+     "$item)\n"
      "/nodes/fetch/params/f: column 14: missing filter name after \"|\"\n"
      "/nodes/fetch/params/g: column 17: unexpected \"json\" after filter \"url\"\n"
-     "/nodes/fetch/params/h: malformed pointer \"/a~3b\": \"~\" must be followed by \"0\" or \"1\""},
+     "/nodes/fetch/params/h: malformed pointer \"/a~3b\": \"~\" must be followed by \"0\" or "
+     "\"1\""},
     /* places escape "~" and "/" in keys, and count array elements */
     {"{\"a/b\": {\"m~n\": [0, \"$nope\"]}}", "", FLOW_SCOPE_ALL,
      "/a~1b/m~0n/1: unknown root \"$nope\": expected $shared, $params or $item"
@@ -332,9 +347,11 @@ static const struct {
     {"\"$\"", NULL, FLOW_SCOPE_ALL,
      "unknown root \"$\": expected $shared, $params or $item (a literal \"$\" is written \"$$\")"},
     {"\"$shared x\"", NULL, FLOW_SCOPE_ALL,
-     "unknown root \"$shared x\": expected $shared, $params or $item (a literal \"$\" is written \"$$\")"},
+     "unknown root \"$shared x\": expected $shared, $params or $item (a literal \"$\" is written "
+     "\"$$\")"},
     {"\"$sharedx/y\"", NULL, FLOW_SCOPE_ALL,
-     "unknown root \"$sharedx\": expected $shared, $params or $item (a literal \"$\" is written \"$$\")"},
+     "unknown root \"$sharedx\": expected $shared, $params or $item (a literal \"$\" is written "
+     "\"$$\")"},
     /* columns count characters, not bytes */
     {"\"\xc3\xa9\xc3\xa9{{ }}\"", "/p", FLOW_SCOPE_ALL, "/p: column 3: empty placeholder"},
     /* several problems in one string, and the text after a bad placeholder still checked */
@@ -346,7 +363,8 @@ static const struct {
      "/s: column 4: a placeholder must hold a reference ($shared, $params or $item)"},
     {"\"{{ $$x }}\"", "/s", FLOW_SCOPE_ALL,
      "/s: column 4: unknown root \"$$x\": expected $shared, $params or $item"},
-    {"\"{{$shared/x|url|url|url|url|json}}\"", "/s", FLOW_SCOPE_ALL, "/s: column 29: more than 4 filters"},
+    {"\"{{$shared/x|url|url|url|url|json}}\"", "/s", FLOW_SCOPE_ALL,
+     "/s: column 29: more than 4 filters"},
     {"\"{{ $shared/x | url  json  |json }}\"", "/s", FLOW_SCOPE_ALL,
      "/s: column 21: unexpected \"json  |json\" after filter \"url\""},
     {"\"{{$item}} and {{ $params }}\"", "/s", FLOW_SCOPE_SHARED,
@@ -354,6 +372,16 @@ static const struct {
     {"[\"$shared\", \"$params\", \"$item\"]", "/s", 0,
      "/s/0: $shared is not available here\n/s/1: $params is not available here\n"
      "/s/2: $item is not available here"},
+    /* references whose pointer is a template */
+    {"\"$shared/a~2/{{$shared/n}}\"", "/s", FLOW_SCOPE_ALL,
+     "/s: column 10: malformed pointer: \"~\" must be followed by \"0\" or \"1\""},
+    {"\"$sharde/{{$shared/n}}\"", "/s", FLOW_SCOPE_ALL,
+     "/s: unknown root \"$sharde\": expected $shared, $params or $item (a literal \"$\" is written "
+     "\"$$\")"},
+    {"\"$shared/{{$nope}}\"", "/s", FLOW_SCOPE_ALL,
+     "/s: column 11: unknown root \"$nope\": expected $shared, $params or $item"},
+    {"\"$shared/{{$item/x}}\"", "/s", FLOW_SCOPE_SHARED,
+     "/s: column 11: $item is not available here"},
     /* an unclosed "{{" ends the string's checks; "}}" alone is text */
     {"\"}} {{$shared}} {{ $x\"", "/s", FLOW_SCOPE_ALL, "/s: column 16: unclosed \"{{\""},
 };
@@ -431,6 +459,66 @@ START_TEST(many_problems_are_capped) {
 }
 END_TEST
 
+/* Pointer templates (set's keys, out): values spliced as tokens, whatever they hold. */
+static const struct {
+    const char *tmpl, *want;
+} pointer_cases[] = {
+    {"\"/byname/{{$shared/k/slash}}\"", "\"/byname/a~1b\""},
+    {"\"/byname/{{$shared/k/tilde}}\"", "\"/byname/m~0n\""},
+    {"\"/n/{{$shared/n}}/x\"", "\"/n/5/x\""},
+    {"\"/{{$shared/k/slash}}{{$shared/k/tilde}}\"", "\"/a~1bm~0n\""},
+    {"\"/u/{{$shared/unreserved | url}}\"", "\"/u/AZaz09-._~0\""},
+    {"\"/a~1b/{{$item/id}}\"", "\"/a~1b/7\""},
+    {"\"/plain\"", "\"/plain\""},
+    {"\"$shared/obj/q\"", "\"a b/\xc3\xa9&=?\""}, /* a whole reference gives its value as it is */
+};
+
+START_TEST(pointer_templates) {
+    fixture_t f;
+    fixture_init(&f, 1);
+    json_t *tmpl = tu_json(pointer_cases[_i].tmpl);
+    flow_tmpl_t *t = NULL;
+    json_t *out = NULL;
+    ck_assert_int_eq(flow_template_compile_pointer(tmpl, "", FLOW_SCOPE_ALL, &t, NULL), 0);
+    ck_assert_int_eq(flow_tmpl_eval(t, &f.scope, &out, NULL), 0);
+    tu_assert_json(pointer_cases[_i].tmpl, out, pointer_cases[_i].want);
+    json_decref(out);
+    flow_tmpl_free(t);
+    json_decref(tmpl);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(pointer_template_problems) {
+    static const struct {
+        const char *tmpl, *problems;
+    } cases[] = {
+        {"\"{{$shared/n}}/x\"", "/out: a JSON Pointer starts with \"/\""},
+        {"\"/a~/{{$shared/n}}\"",
+         "/out: column 3: malformed pointer: \"~\" must be followed by \"0\" or \"1\""},
+        {"\"/a/{{$shared/n}}~\"",
+         "/out: column 17: malformed pointer: \"~\" must be followed by \"0\" or \"1\""},
+        {"\"/a/{{ $sharde }}\"",
+         "/out: column 7: unknown root \"$sharde\": expected $shared, $params or $item"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *tmpl = tu_json(cases[i].tmpl);
+        flow_problems_t p = FLOW_PROBLEMS_INIT;
+        flow_tmpl_t *t = NULL;
+        ck_assert_int_eq(flow_template_compile_pointer(tmpl, "/out", FLOW_SCOPE_ALL, &t, &p),
+                         FLOW_ELOAD);
+        ck_assert_ptr_null(t);
+        tu_assert_problems(cases[i].tmpl, &p, cases[i].problems);
+        flow_problems_clear(&p);
+        json_decref(tmpl);
+    }
+    flow_tmpl_t *t = NULL;
+    json_t *n = json_integer(1);
+    ck_assert_int_eq(flow_template_compile_pointer(n, "", FLOW_SCOPE_ALL, &t, NULL), FLOW_EINVAL);
+    json_decref(n);
+}
+END_TEST
+
 START_TEST(bad_arguments) {
     flow_tmpl_t *t = NULL;
     json_t *out = NULL;
@@ -462,6 +550,10 @@ static const struct {
     {"\"{{$params/a}} {{\"", "[]"}, /* unclosed */
     {"\"plain\"", "[]"},
     {"5", "[]"},
+    /* a reference whose pointer is a template: its first token when written out whole, then the
+     * placeholders */
+    {"\"$params/a/{{$shared/i}}\"", "[\"$params/a/\", \"$shared/i\"]"},
+    {"\"$params/{{$shared/k}}/x\"", "[\"$shared/k\"]"},
 };
 
 START_TEST(refs_are_read_as_compiling_reads_them) {
@@ -499,6 +591,7 @@ static Suite *template_suite(void) {
     tcase_add_test(tc, compile_once_eval_per_item);
     tcase_add_test(tc, long_results);
     tcase_add_test(tc, bad_arguments);
+    tcase_add_loop_test(tc, pointer_templates, 0, N(pointer_cases));
     suite_add_tcase(s, tc);
 
     tc = tcase_create("check");
@@ -508,6 +601,7 @@ static Suite *template_suite(void) {
     tcase_add_test(tc, many_problems_are_capped);
     tcase_add_loop_test(tc, refs_are_read_as_compiling_reads_them, 0, N(refs_cases));
     tcase_add_test(tc, refs_walk_stops_when_asked);
+    tcase_add_test(tc, pointer_template_problems);
     suite_add_tcase(s, tc);
     return s;
 }
