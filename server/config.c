@@ -84,6 +84,21 @@ static const setting_t settings[] = {
      "OpenAI-compatible API of llm nodes, e.g. https://api.openai.com/v1 (the key: FLOWD_LLM_API_KEY)"},
     {"llm-model", "FLOWD_LLM_MODEL", K_TEXT, OFF(llm_model), 0, sizeof(((flowd_config_t *)0)->llm_model), "",
      "NAME", "the model of llm nodes that name none"},
+    /* Lua hooks (issue 12): a call's budget, its time and memory, and what log(...) keeps */
+    {"lua-budget", "FLOWD_LUA_BUDGET", K_UINT, OFF(lua_budget), 1000, 4000000000u, "10000000", "N",
+     "instructions one Lua hook call may run, unless its node's \"budget\" asks for its own"},
+    {"lua-budget-max", "FLOWD_LUA_BUDGET_MAX", K_UINT, OFF(lua_budget_max), 1000, 4000000000u, "100000000", "N",
+     "the most instructions a node's \"budget\" may ask for (at least --lua-budget)"},
+    {"lua-memory", "FLOWD_LUA_MEMORY", K_SIZE, OFF(lua_memory), 1u << 20, 4 * GIB, "64MiB", "SIZE",
+     "bytes the Lua state of one flow may hold, and JSON one hook call may add to the store"},
+    {"lua-time", "FLOWD_LUA_TIME", K_MS, OFF(lua_time_ms), 10, 3600000, "2s", "DURATION",
+     "time one Lua hook call may take: a backstop for work the budget does not count"},
+    {"lua-log-lines", "FLOWD_LUA_LOG_LINES", K_UINT, OFF(lua_log_lines), 1, 100000, "20", "N",
+     "lines of log(...) a step keeps in the job's history"},
+    {"lua-log-bytes", "FLOWD_LUA_LOG_BYTES", K_SIZE, OFF(lua_log_bytes), 64, 1u << 20, "1KiB", "SIZE",
+     "bytes of one log(...) line; longer ones are cut"},
+    {"lua-log-job-bytes", "FLOWD_LUA_LOG_JOB_BYTES", K_SIZE, OFF(lua_log_job_bytes), 1024, GIB, "1MiB", "SIZE",
+     "bytes of log(...) lines a job keeps over all its steps"},
 };
 
 /* Read from the environment only, never a flag: flags show in ps. */
@@ -301,6 +316,11 @@ int flowd_config_parse(flowd_config_t *c, int argc, char **argv, flowd_getenv_fn
             snprintf(err, errlen, "--%s: %s", st->flag, why);
             return FLOWD_CONFIG_ERROR;
         }
+    }
+    if (c->lua_budget > c->lua_budget_max) {
+        snprintf(err, errlen, "--lua-budget (%u) is more than --lua-budget-max (%u)", c->lua_budget,
+                 c->lua_budget_max);
+        return FLOWD_CONFIG_ERROR;
     }
     return FLOWD_CONFIG_RUN;
 }

@@ -40,6 +40,13 @@ typedef struct flowd_config {
     char llm_base_url[512];     /* OpenAI-compatible endpoint of llm nodes; "" none */
     char llm_model[128];        /* the model of llm nodes that name none */
     char llm_api_key[512];      /* from FLOWD_LLM_API_KEY only: a flag would show in ps */
+    unsigned lua_budget;        /* instructions a Lua hook call may run by default */
+    unsigned lua_budget_max;    /* the most a node may ask for */
+    size_t lua_memory;          /* bytes a flow's Lua state may hold */
+    uint64_t lua_time_ms;       /* time a Lua hook call may take */
+    unsigned lua_log_lines;     /* log(...) lines a step keeps */
+    size_t lua_log_bytes;       /* bytes of a log(...) line */
+    size_t lua_log_job_bytes;   /* bytes of log(...) lines a job keeps */
 } flowd_config_t;
 
 enum {

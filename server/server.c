@@ -224,7 +224,10 @@ static int recover(flowd_server_t *srv) {
 static int server_init(flowd_server_t *srv) {
     flow_error_t err = {0};
     const flowd_config_t *cfg = &srv->cfg;
-    flow_engine_opts_t eo = {.history_limit = cfg->history_limit};
+    flow_engine_opts_t eo = {.history_limit = cfg->history_limit,
+                             .log_lines = cfg->lua_log_lines,
+                             .log_line_bytes = cfg->lua_log_bytes,
+                             .log_job_bytes = cfg->lua_log_job_bytes};
     flowd_jobs_opts_t jo = {.max_jobs = cfg->max_jobs,
                             .max_finished = cfg->max_finished,
                             .retention_us = cfg->retention_ms * 1000,
@@ -240,7 +243,11 @@ static int server_init(flowd_server_t *srv) {
     }
     srv->nodes = (flow_nodes_env_t){.llm_base_url = cfg->llm_base_url,
                                     .llm_api_key = cfg->llm_api_key,
-                                    .llm_model = cfg->llm_model};
+                                    .llm_model = cfg->llm_model,
+                                    .lua = {.instructions = cfg->lua_budget,
+                                            .instructions_max = cfg->lua_budget_max,
+                                            .memory = cfg->lua_memory,
+                                            .time_ms = cfg->lua_time_ms}};
     if ((rc = flow_http_new(&srv->loop, NULL, &srv->client)) < 0 ||
         (srv->nodes.http = srv->client, rc = flow_nodes_register(srv->reg, &srv->nodes)) < 0) {
         flowd_log(FLOW_LOG_ERROR, "cannot start the node types: %s", flow_strerror(rc));
