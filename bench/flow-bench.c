@@ -10,11 +10,11 @@
  *   flow-bench bare-sleepers N S   N uv_timer_t, each with a shared-store object, freed when due
  *   flow-bench bare-fanout N S     N uv_timer_t and an N-item array of results
  * Lua hooks (bench/run-lua.sh compares them with PocketFlow's Python, bench/pocketflow_loop.py):
- *   flow-bench lua-steps N K   one job of a flow document whose noop node loops N times with its prep
- *                              and post in Lua (read the counter, add one, write it back, "again"),
- *                              on a shared store of the counter and K other keys
- *   flow-bench lua-calls N     N calls of an empty hook through the sandbox, and N lua_pcall of the
- *                              same function on a bare Lua state: what the sandbox adds to a call */
+ *   flow-bench lua-steps N K   one job of a flow document whose noop node loops N times with its
+ *                              prep and post in Lua (read the counter, add one, write it back,
+ *                              "again"), on a shared store of the counter and K other keys
+ *   flow-bench lua-calls N     N calls of an empty hook through the sandbox, and N lua_pcall of
+ *                              the same function on a bare Lua state: what the sandbox adds */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,11 +340,12 @@ static int bare_fanout(uv_loop_t *loop, unsigned long n, double s) {
 static const char lua_loop_doc[] =
     "{\"name\": \"lua-steps\", \"start\": \"count\", \"nodes\": {"
     " \"count\": {\"type\": \"noop\", \"prep\": \"return shared.n\","
-    "  \"post\": [\"shared.n = prep_res + 1\", \"if shared.n < shared.limit then return 'again' end\","
-    "            \"return 'done'\"],"
+    "  \"post\": [\"shared.n = prep_res + 1\","
+    "            \"if shared.n < shared.limit then return 'again' end\", \"return 'done'\"],"
     "  \"next\": {\"again\": \"count\", \"done\": null}}}}";
 
-static int bench_lua_steps(uv_loop_t *loop, flow_engine_t *eng, unsigned long n, unsigned long keys) {
+static int bench_lua_steps(uv_loop_t *loop, flow_engine_t *eng, unsigned long n,
+                           unsigned long keys) {
     flow_registry_t *reg;
     flow_nodes_env_t env = {0};
     flow_def_t *def = NULL;
@@ -352,15 +353,17 @@ static int bench_lua_steps(uv_loop_t *loop, flow_engine_t *eng, unsigned long n,
     int rc = 1;
     if (flow_registry_new(&reg) < 0 || flow_nodes_register(reg, &env) < 0)
         return 1;
-    if (flow_doc_load_text(reg, lua_loop_doc, sizeof lua_loop_doc - 1, "lua-steps", &def, &problems) < 0) {
+    if (flow_doc_load_text(reg, lua_loop_doc, sizeof lua_loop_doc - 1, "lua-steps", &def,
+                           &problems) < 0) {
         fprintf(stderr, "lua-steps: the document did not load\n");
         goto out;
     }
     json_t *shared = json_pack("{s:i, s:I}", "n", 0, "limit", (json_int_t)n);
-    for (unsigned long i = 0; i < keys; i++) { /* the others: objects of a few members, as stores hold */
+    for (unsigned long i = 0; i < keys; i++) { /* the others: small objects, as stores hold */
         char key[32];
         snprintf(key, sizeof key, "key%05lu", i);
-        json_object_set_new(shared, key, json_pack("{s:I, s:s, s:[i,i]}", "id", (json_int_t)i, "text", "some text", "pair", 1, 2));
+        json_t *v = json_pack("{s:I, s:s, s:[i,i]}", "id", (json_int_t)i, "text", "some text", "pair", 1, 2);
+        json_object_set_new(shared, key, v);
     }
     flow_job_t *job;
     double t0 = now_s();
@@ -368,8 +371,8 @@ static int bench_lua_steps(uv_loop_t *loop, flow_engine_t *eng, unsigned long n,
         goto out;
     uv_run(loop, UV_RUN_DEFAULT);
     double wall = now_s() - t0;
-    printf("lua_steps=%lu keys=%lu wall_s=%.3f steps_per_s=%.0f ns_per_step=%.0f\n", n, keys + 2, wall,
-           (double)n / wall, wall * 1e9 / (double)n);
+    printf("lua_steps=%lu keys=%lu wall_s=%.3f steps_per_s=%.0f ns_per_step=%.0f\n", n, keys + 2,
+           wall, (double)n / wall, wall * 1e9 / (double)n);
     rc = 0;
 out:
     flow_problems_clear(&problems);
@@ -385,10 +388,12 @@ static int bench_lua_calls(unsigned long n) {
     json_t *code = json_string("");
     json_t *shared = json_pack("{s:i}", "n", 0);
     int ref;
-    if (flow_script_new(NULL, &s) < 0 || flow_script_hook(s, code, params, "bench", 1, &problems, &ref) < 0 ||
+    if (flow_script_new(NULL, &s) < 0 ||
+        flow_script_hook(s, code, params, "bench", 1, &problems, &ref) < 0 ||
         flow_script_freeze(s, "bench", &problems) < 0)
         return 1;
-    flow_script_call_t c = {.ref = ref, .args = {shared}, .nargs = 1, .writable = 1, .hook = "bench"};
+    flow_script_call_t c = {
+        .ref = ref, .args = {shared}, .nargs = 1, .writable = 1, .hook = "bench"};
     double t0 = now_s();
     for (unsigned long i = 0; i < n; i++)
         if (flow_script_call(s, &c, NULL, NULL) < 0)
@@ -413,14 +418,16 @@ static int bench_lua_calls(unsigned long n) {
     json_decref(code);
     json_decref(shared);
     flow_problems_clear(&problems);
-    printf("lua_calls=%lu wall_s=%.3f empty_hook_ns=%.0f bare_pcall_ns=%.0f sandbox_ns=%.0f\n", n, sandboxed + bare,
-           sandboxed * 1e9 / (double)n, bare * 1e9 / (double)n, (sandboxed - bare) * 1e9 / (double)n);
+    printf("lua_calls=%lu wall_s=%.3f empty_hook_ns=%.0f bare_pcall_ns=%.0f sandbox_ns=%.0f\n", n,
+           sandboxed + bare, sandboxed * 1e9 / (double)n, bare * 1e9 / (double)n,
+           (sandboxed - bare) * 1e9 / (double)n);
     return 0;
 }
 
 static int usage(void) {
     fprintf(stderr, "usage: flow-bench steps N | sleepers N S | fanout N S | scraper BASE N MS LIMIT |"
-                    " bare-steps N | bare-sleepers N S | bare-fanout N S | lua-steps N K | lua-calls N\n");
+                    " bare-steps N | bare-sleepers N S | bare-fanout N S | lua-steps N K |"
+                    " lua-calls N\n");
     return 2;
 }
 

@@ -695,6 +695,15 @@ static int convert_result(lua_State *L) {
     return take_result(L, cs);
 }
 
+static void push_args(lua_State *L, flow_script_t *s, const flow_script_call_t *c) {
+    for (unsigned i = 0; i < c->nargs; i++) {
+        if (c->args[i] == NULL)
+            lua_pushnil(L);
+        else
+            flow__script_push_arg(L, s, c->args[i], !(c->writable & (1u << i)), i);
+    }
+}
+
 /* The slow way into a call: pushing the arguments may allocate, so it is done protected. */
 static int trampoline(lua_State *L) {
     call_state_t *cs = lua_touserdata(L, 1);
@@ -705,12 +714,7 @@ static int trampoline(lua_State *L) {
         lua_pushvalue(L, 2);
     else
         lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
-    for (unsigned i = 0; i < c->nargs; i++) {
-        if (c->args[i] == NULL)
-            lua_pushnil(L);
-        else
-            flow__script_push_arg(L, s, c->args[i], !(c->writable & (1u << i)), i);
-    }
+    push_args(L, s, c);
     lua_call(L, (int)c->nargs, 1);
     return take_result(L, cs);
 }
@@ -735,12 +739,7 @@ static int call_direct(flow_script_t *s, call_state_t *cs, int msgh) {
     lua_State *L = s->L;
     const flow_script_call_t *c = cs->c;
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
-    for (unsigned i = 0; i < c->nargs; i++) {
-        if (c->args[i] == NULL)
-            lua_pushnil(L);
-        else
-            flow__script_push_arg(L, s, c->args[i], !(c->writable & (1u << i)), i);
-    }
+    push_args(L, s, c);
     int status = lua_pcall(L, (int)c->nargs, 1, msgh);
     if (status != LUA_OK)
         return status;

@@ -407,6 +407,21 @@ static unsigned gather(json_t *spec, const char *where, const char *type, int it
     return found;
 }
 
+/* A lua node's exec gets what prep returns, or else its params: both would leave the params unused.
+ */
+static int prep_or_params(json_t *spec, const char *type, unsigned found, const char *where,
+                          flow_problems_t *problems) {
+    char at[600];
+    if (!(found & (1u << H_PREP)) || strcmp(type, "lua") != 0 ||
+        json_object_get(spec, "params") == NULL)
+        return 0;
+    snprintf(at, sizeof at, "%s/prep", where);
+    flow_problems_add(problems, at,
+                      "a lua node takes a prep hook or params, not both (prep's result is "
+                      "what exec gets)");
+    return 1;
+}
+
 int flow__hooks_load(flow__scripts_t *sc, json_t *doc, json_t *spec, const char *where,
                      flow_node_t *node, flow_problems_t *problems) {
     hook_member_t m[H_COUNT];
@@ -450,28 +465,12 @@ int flow__hooks_load(flow__scripts_t *sc, json_t *doc, json_t *spec, const char 
                 if (ifound & (1u << i))
                     m[i] = im[i];
             found |= ifound;
-            if ((ifound & (1u << H_PREP)) && strcmp(itype, "lua") == 0 &&
-                json_object_get(inner, "params") != NULL) {
-                snprintf(at, sizeof at, "%s/prep", inner_where);
-                flow_problems_add(
-                    problems, at,
-                    "a lua node takes a prep hook or params, not both (prep's result is "
-                    "what exec gets)");
-                bad = 1;
-            }
+            bad |= prep_or_params(inner, itype, ifound, inner_where, problems);
         }
     } else {
         found = gather(spec, where, type, 0, m, problems, &bad);
         allowed(type, 0, &merge);
-        if ((found & (1u << H_PREP)) && strcmp(type, "lua") == 0 &&
-            json_object_get(spec, "params") != NULL) {
-            snprintf(at, sizeof at, "%s/prep", where);
-            flow_problems_add(
-                problems, at,
-                "a lua node takes a prep hook or params, not both (prep's result is what "
-                "exec gets)");
-            bad = 1;
-        }
+        bad |= prep_or_params(spec, type, found, where, problems);
     }
     if (budget != NULL) {
         uint64_t max = sc->lim ? (sc->lim->instructions_max ? sc->lim->instructions_max

@@ -1,8 +1,8 @@
-/* test_lua.c: Lua node logic through flowd: a flow whose hooks are Lua, PUT with its code inline and
- * shown by GET; NAME.lua beside NAME.json in --flows DIR (and a broken one stopping the start at its
- * line); log lines in the history and the event stream; an endless loop and a memory bomb stopped by
- * their limits while another job runs on; runtime errors that name the node, the hook and the line;
- * a document with Lua problems refused with every one of them. */
+/* test_lua.c: Lua node logic through flowd: a flow whose hooks are Lua, PUT with its code inline
+ * and shown by GET; NAME.lua beside NAME.json in --flows DIR (and a broken one stopping the start
+ * at its line); log lines in the history and the event stream; an endless loop and a memory bomb
+ * stopped by their limits while another job runs on; runtime errors that name the node, the hook
+ * and the line; a document with Lua problems refused with every one of them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +23,11 @@ static void start(const char *flows_dir) {
     ck_assert_int_eq(mock_start(NULL, &mock), 0);
     snprintf(llm_url, sizeof llm_url, "http://127.0.0.1:%u/v1", (unsigned)mock_port(mock));
     if (flows_dir != NULL)
-        e2e_start(&srv, "--llm-base-url", llm_url, "--llm-model", "mock", "--lua-budget", "2000000", "--lua-time",
-                  "10m", "--lua-memory", "8MiB", "--flows", flows_dir, NULL);
+        e2e_start(&srv, "--llm-base-url", llm_url, "--llm-model", "mock", "--lua-budget", "2000000",
+                  "--lua-time", "10m", "--lua-memory", "8MiB", "--flows", flows_dir, NULL);
     else
-        e2e_start(&srv, "--llm-base-url", llm_url, "--llm-model", "mock", "--lua-budget", "2000000", "--lua-time",
-                  "10m", "--lua-memory", "8MiB", NULL);
+        e2e_start(&srv, "--llm-base-url", llm_url, "--llm-model", "mock", "--lua-budget", "2000000",
+                  "--lua-time", "10m", "--lua-memory", "8MiB", NULL);
 }
 
 static void stop_all(void) {
@@ -68,7 +68,8 @@ static const char *chat_doc =
     "  \"function ask(shared, params)\","
     "  \"  local messages = {{role = 'system', content = 'You are brief.'}}\","
     "  \"  local history = shared.history\","
-    "  \"  for i = math.max(1, #history - WINDOW + 1), #history do messages[#messages + 1] = history[i] end\","
+    "  \"  for i = math.max(1, #history - WINDOW + 1), #history do messages[#messages + 1] = "
+    "history[i] end\","
     "  \"  messages[#messages + 1] = {role = 'user', content = shared.question}\","
     "  \"  return {messages = messages}\","
     "  \"end\","
@@ -83,18 +84,21 @@ static const char *chat_doc =
 START_TEST(test_a_flow_with_lua_hooks_over_http) {
     start(NULL);
     put_flow("chat", chat_doc);
-    const char *id = start_job("{\"flow\": \"chat\", \"shared\": {\"question\": \"and now?\", \"history\": ["
-                               "{\"role\": \"user\", \"content\": \"one\"}, {\"role\": \"assistant\", \"content\": \"1\"},"
-                               "{\"role\": \"user\", \"content\": \"two\"}, {\"role\": \"assistant\", \"content\": \"2\"},"
-                               "{\"role\": \"user\", \"content\": \"three\"}, {\"role\": \"assistant\", \"content\": \"3\"}]}}",
-                               0);
+    const char *id = start_job(
+        "{\"flow\": \"chat\", \"shared\": {\"question\": \"and now?\", \"history\": ["
+        "{\"role\": \"user\", \"content\": \"one\"}, {\"role\": \"assistant\", \"content\": \"1\"},"
+        "{\"role\": \"user\", \"content\": \"two\"}, {\"role\": \"assistant\", \"content\": \"2\"},"
+        "{\"role\": \"user\", \"content\": \"three\"}, {\"role\": \"assistant\", \"content\": "
+        "\"3\"}]}}",
+        0);
     json_decref(e2e_wait_status(&srv, id, "succeeded", 30000));
     json_t *shared = get("/v1/jobs/%s/shared", id);
     json_t *history = json_object_get(shared, "history");
     ck_assert_uint_eq(json_array_size(history), 8);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(history, 7), "content")),
                      "mock answer to: and now?");
-    ck_assert_int_eq(json_integer_value(json_object_get(shared, "context")), 6); /* system, 4, question */
+    ck_assert_int_eq(json_integer_value(json_object_get(shared, "context")),
+                     6); /* system, 4, question */
     json_decref(shared);
     /* log(...) in the history, and in the step's event */
     json_t *hist = get("/v1/jobs/%s/history", id);
@@ -126,10 +130,11 @@ END_TEST
 START_TEST(test_code_beside_the_document_in_the_flows_directory) {
     char dir[] = "/tmp/luaflowsXXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    e2e_write_file(dir, "count.json",
-                   "{\"name\": \"count\", \"start\": \"step\",\n"
-                   " \"nodes\": {\"step\": {\"type\": \"noop\", \"prep\": \"read\", \"post\": \"write\",\n"
-                   "                      \"next\": {\"again\": \"step\"}}}}\n");
+    e2e_write_file(
+        dir, "count.json",
+        "{\"name\": \"count\", \"start\": \"step\",\n"
+        " \"nodes\": {\"step\": {\"type\": \"noop\", \"prep\": \"read\", \"post\": \"write\",\n"
+        "                      \"next\": {\"again\": \"step\"}}}}\n");
     e2e_write_file(dir, "count.lua",
                    "-- a counter, the way PocketFlow's loop reads it\n"
                    "function read(shared) return shared.n end\n"
@@ -144,8 +149,9 @@ START_TEST(test_code_beside_the_document_in_the_flows_directory) {
     ck_assert_int_eq(json_integer_value(json_object_get(shared, "n")), 100);
     json_decref(shared);
     json_t *flow = e2e_get_json(&srv, "/v1/flows/count");
-    ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(json_object_get(flow, "document"), "code")),
-                                 "function write(shared, prep_res)"));
+    ck_assert_ptr_nonnull(
+        strstr(json_string_value(json_object_get(json_object_get(flow, "document"), "code")),
+               "function write(shared, prep_res)"));
     json_decref(flow);
     stop_all();
     /* a broken one stops the start, at its line */
@@ -166,17 +172,18 @@ START_TEST(test_code_beside_the_document_in_the_flows_directory) {
 END_TEST
 
 /* A job that ticks on a timer, counting in Lua. */
-static const char *ticker_doc =
-    "{\"name\": \"ticker\", \"start\": \"tick\", \"nodes\": {"
-    " \"tick\": {\"type\": \"sleep\", \"params\": {\"seconds\": 0.05},"
-    "          \"post\": \"shared.ticks = (shared.ticks or 0) + 1 if shared.ticks < 40 then return 'again' end\","
-    "          \"next\": {\"again\": \"tick\"}}}}";
+static const char *ticker_doc = "{\"name\": \"ticker\", \"start\": \"tick\", \"nodes\": {"
+                                " \"tick\": {\"type\": \"sleep\", \"params\": {\"seconds\": 0.05},"
+                                "          \"post\": \"shared.ticks = (shared.ticks or 0) + 1 if "
+                                "shared.ticks < 40 then return 'again' end\","
+                                "          \"next\": {\"again\": \"tick\"}}}}";
 
 START_TEST(test_an_endless_loop_is_stopped_while_another_job_runs_on) {
     start(NULL);
     put_flow("ticker", ticker_doc);
-    put_flow("spin", "{\"name\": \"spin\", \"start\": \"think\", \"nodes\": {\"think\": {\"type\": \"lua\","
-                     " \"exec\": [\"local n = 0\", \"while true do\", \"  n = n + 1\", \"end\"]}}}");
+    put_flow("spin",
+             "{\"name\": \"spin\", \"start\": \"think\", \"nodes\": {\"think\": {\"type\": \"lua\","
+             " \"exec\": [\"local n = 0\", \"while true do\", \"  n = n + 1\", \"end\"]}}}");
     const char *ticker = start_job("{\"flow\": \"ticker\"}", 0);
     /* wait until it has ticked, so that the loops below run while it does */
     uint64_t deadline = e2e_now_ms() + 30000;
@@ -212,17 +219,23 @@ END_TEST
 START_TEST(test_a_memory_bomb_is_stopped_by_the_cap) {
     start(NULL);
     put_flow("ticker", ticker_doc);
-    put_flow("bomb", "{\"name\": \"bomb\", \"start\": \"grow\", \"nodes\": {\"grow\": {\"type\": \"noop\","
-                     " \"post\": [\"local t = {}\", \"for i = 1, 1e9 do\", \"  t[i] = string.rep('x', 1e5)\", \"end\"]}}}");
-    put_flow("store_bomb", "{\"name\": \"store_bomb\", \"start\": \"grow\", \"nodes\": {\"grow\": {\"type\": \"noop\","
-                           " \"post\": [\"local s = string.rep('x', 1e5)\", \"for i = 1, 1e9 do shared['k' .. i] = s end\"]}}}");
+    put_flow("bomb",
+             "{\"name\": \"bomb\", \"start\": \"grow\", \"nodes\": {\"grow\": {\"type\": \"noop\","
+             " \"post\": [\"local t = {}\", \"for i = 1, 1e9 do\", \"  t[i] = string.rep('x', "
+             "1e5)\", \"end\"]}}}");
+    put_flow(
+        "store_bomb",
+        "{\"name\": \"store_bomb\", \"start\": \"grow\", \"nodes\": {\"grow\": {\"type\": \"noop\","
+        " \"post\": [\"local s = string.rep('x', 1e5)\", \"for i = 1, 1e9 do shared['k' .. i] = s "
+        "end\"]}}}");
     const char *ticker = start_job("{\"flow\": \"ticker\"}", 0);
     const char *bomb = start_job("{\"flow\": \"bomb\"}", 1);
     json_t *job = e2e_wait_status(&srv, bomb, "failed", 60000);
     const char *msg = json_string_value(json_object_get(json_object_get(job, "error"), "message"));
-    ck_assert_msg(strstr(msg, "node grow, post: out of memory: a flow's Lua state may hold 8388608 bytes "
-                              "(--lua-memory)") != NULL,
-                  "%s", msg);
+    ck_assert_msg(
+        strstr(msg, "node grow, post: out of memory: a flow's Lua state may hold 8388608 bytes "
+                    "(--lua-memory)") != NULL,
+        "%s", msg);
     json_decref(job);
     /* the same flow's state serves the next job after the bomb */
     const char *again = start_job("{\"flow\": \"bomb\"}", 2);
@@ -230,7 +243,9 @@ START_TEST(test_a_memory_bomb_is_stopped_by_the_cap) {
     const char *store = start_job("{\"flow\": \"store_bomb\"}", 3);
     job = e2e_wait_status(&srv, store, "failed", 60000);
     msg = json_string_value(json_object_get(json_object_get(job, "error"), "message"));
-    ck_assert_msg(strstr(msg, "the JSON one call adds is at most 8388608 bytes (--lua-memory)") != NULL, "%s", msg);
+    ck_assert_msg(strstr(msg, "the JSON one call adds is at most 8388608 bytes (--lua-memory)") !=
+                      NULL,
+                  "%s", msg);
     json_decref(job);
     json_decref(e2e_wait_status(&srv, ticker, "succeeded", 60000));
     stop_all();
@@ -239,13 +254,15 @@ END_TEST
 
 START_TEST(test_runtime_errors_name_node_hook_and_line) {
     start(NULL);
-    put_flow("oops", "{\"name\": \"oops\", \"start\": \"first\", \"code\": \"function check(shared)\\n"
-                     "  if shared.x == nil then\\n    error('x is missing')\\n  end\\nend\\n\","
-                     " \"nodes\": {\"first\": {\"type\": \"noop\", \"prep\": \"check\"}}}");
+    put_flow("oops",
+             "{\"name\": \"oops\", \"start\": \"first\", \"code\": \"function check(shared)\\n"
+             "  if shared.x == nil then\\n    error('x is missing')\\n  end\\nend\\n\","
+             " \"nodes\": {\"first\": {\"type\": \"noop\", \"prep\": \"check\"}}}");
     const char *id = start_job("{\"flow\": \"oops\"}", 0);
     json_t *job = e2e_wait_status(&srv, id, "failed", 30000);
     json_t *err = json_object_get(job, "error");
-    ck_assert_str_eq(json_string_value(json_object_get(err, "message")), "node first, prep: /code:3: x is missing");
+    ck_assert_str_eq(json_string_value(json_object_get(err, "message")),
+                     "node first, prep: /code:3: x is missing");
     ck_assert_str_eq(json_string_value(json_object_get(err, "node")), "first");
     json_decref(job);
     stop_all();
@@ -255,19 +272,23 @@ END_TEST
 START_TEST(test_lua_problems_are_refused_at_put) {
     start(NULL);
     e2e_resp_t r;
-    e2e_request(&srv, "PUT", "/v1/flows/bad", json_ct,
-                "{\"start\": \"a\", \"code\": [\"function f()\", \"  return 1 +\", \"end\"],"
-                " \"nodes\": {\"a\": {\"type\": \"set\", \"params\": {\"/x\": 1}, \"prep\": \"return 1\","
-                "  \"post\": \"g\", \"next\": {\"default\": \"b\"}},"
-                " \"b\": {\"type\": \"lua\", \"exec\": [\"local x = 1\", \"return x +* 2\"]}}}",
-                &r);
+    e2e_request(
+        &srv, "PUT", "/v1/flows/bad", json_ct,
+        "{\"start\": \"a\", \"code\": [\"function f()\", \"  return 1 +\", \"end\"],"
+        " \"nodes\": {\"a\": {\"type\": \"set\", \"params\": {\"/x\": 1}, \"prep\": \"return 1\","
+        "  \"post\": \"g\", \"next\": {\"default\": \"b\"}},"
+        " \"b\": {\"type\": \"lua\", \"exec\": [\"local x = 1\", \"return x +* 2\"]}}}",
+        &r);
     e2e_assert_error(&r, 422, "invalid_flow", "3 problems");
     json_t *problems = json_object_get(json_object_get(r.json, "error"), "problems");
-    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(problems, 0), "where")), "/code/2");
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(problems, 0), "where")),
+                     "/code/2");
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(problems, 0), "message")),
                      "line 3: unexpected symbol near 'end'");
-    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(problems, 1), "where")), "/nodes/a/prep");
-    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(problems, 2), "where")), "/nodes/b/exec/1");
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(problems, 1), "where")),
+                     "/nodes/a/prep");
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(problems, 2), "where")),
+                     "/nodes/b/exec/1");
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(problems, 2), "message")),
                      "line 2: unexpected symbol near '*'");
     e2e_resp_free(&r);
