@@ -362,7 +362,7 @@ static int bench_lua_steps(uv_loop_t *loop, flow_engine_t *eng, unsigned long n,
     for (unsigned long i = 0; i < keys; i++) { /* the others: small objects, as stores hold */
         char key[32];
         snprintf(key, sizeof key, "key%05lu", i);
-        json_t *v = json_pack("{s:I, s:s, s:[i,i]}", "id", (json_int_t)i, "text", "some text", "pair", 1, 2);
+        json_t *v = json_pack("{s:I, s:s, s:[i,i]}", "id", (json_int_t)i, "text", "a text", "pair", 1, 2);
         json_object_set_new(shared, key, v);
     }
     flow_job_t *job;
