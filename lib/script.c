@@ -14,6 +14,7 @@
 
 #define GRAIN 256        /* instructions between runs of the count hook */
 #define FREEZE_DEPTH 200 /* tables nested in the code's tables */
+#define RECORDS_MAX 4096 /* what is put back after a call */
 
 /* ---- memory ---- */
 
@@ -345,6 +346,10 @@ static void freeze_table(lua_State *L, flow_script_t *s, int t) {
  * of the table at owner (field). */
 static void record(lua_State *L, flow_script_t *s, int field, int owner, int slot, int key,
                    int val) {
+    if (s->nrecs >= RECORDS_MAX) /* each costs every call a little: keep that bounded */
+        luaL_error(L, "the code keeps more than %d local variables and metamethod fields that a hook "
+                      "could change",
+                   RECORDS_MAX);
     if (s->nrecs == s->recs_cap) {
         size_t cap = s->recs_cap ? s->recs_cap * 2 : 16;
         restore_rec_t *r = flow__realloc(s->recs, cap * sizeof *r);
@@ -858,7 +863,9 @@ static int run(flow_script_t *s, const flow_script_call_t *c, int chunk, json_t 
             s->broken = 1;
     }
     lua_settop(L, base);
-    if (status == LUA_ERRMEM || s->used > s->lim.memory / 2)
+    /* garbage of a call that made much goes at once (most calls make little, and the collector
+     * keeps up) */
+    if (status == LUA_ERRMEM || s->used > s->base_used + s->lim.memory / 4)
         lua_gc(L, LUA_GCCOLLECT);
     if (result != NULL)
         *result = cs.result;
@@ -1183,6 +1190,7 @@ int flow_script_freeze(flow_script_t *s, const char *where, flow_problems_t *pro
         return FLOW_ELOAD;
     }
     lua_gc(s->L, LUA_GCCOLLECT);
+    s->base_used = s->used;
     return 0;
 }
 

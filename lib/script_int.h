@@ -28,6 +28,7 @@ struct flow_script {
     unsigned refs;
     flow_script_limits_t lim;
     size_t used;          /* bytes the state holds (its allocator counts them) */
+    size_t base_used;     /* what it held once frozen: calls that grow it much are collected */
     int env;              /* registry ref of the sandbox's globals */
     int mt_obj, mt_arr;   /* registry refs: metatables of object and array proxies */
     int mt_jarr, mt_jobj; /* registry refs: the marks json.array() and json.object() set */

@@ -630,6 +630,26 @@ START_TEST(test_every_lua_problem_is_reported_at_load) {
 }
 END_TEST
 
+/* What a call may change is put back after it, every call: a chunk may keep only so much of it. */
+START_TEST(test_a_chunk_with_too_many_locals_to_put_back_is_refused) {
+    size_t cap = 5000 * 64 + 256, n = 0;
+    char *doc = malloc(cap);
+    n += (size_t)snprintf(doc + n, cap - n, "{\"name\": \"many\", \"start\": \"a\", \"code\": [");
+    for (int i = 0; i < 5000; i++)
+        n += (size_t)snprintf(doc + n, cap - n, "%s\"do local x%d function F%d() x%d = 1 end end\"",
+                              i ? ", " : "", i, i, i);
+    snprintf(doc + n, cap - n, "], \"nodes\": {\"a\": {\"type\": \"noop\"}}}");
+    flow_problems_t p = FLOW_PROBLEMS_INIT;
+    flow_def_t *def = NULL;
+    ck_assert_int_eq(flow_doc_load_text(reg, doc, strlen(doc), "many.json", &def, &p), FLOW_ELOAD);
+    ck_assert_uint_eq(p.count, 1);
+    ck_assert_str_eq(p.items[0].message, "/code: cannot freeze the Lua state: the code keeps more than 4096 "
+                                         "local variables and metamethod fields that a hook could change");
+    flow_problems_clear(&p);
+    free(doc);
+}
+END_TEST
+
 START_TEST(test_code_beside_the_document_in_a_file) {
     char dir[] = "/tmp/luadocXXXXXX", json_path[128], lua_path[128];
     ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -715,6 +735,7 @@ static Suite *script_suite(void) {
     tcase_add_test(tc, test_one_job_leaves_nothing_for_the_next);
     tcase_add_test(tc, test_log_lines_go_to_the_step_capped);
     tcase_add_test(tc, test_every_lua_problem_is_reported_at_load);
+    tcase_add_test(tc, test_a_chunk_with_too_many_locals_to_put_back_is_refused);
     tcase_add_test(tc, test_code_beside_the_document_in_a_file);
     suite_add_tcase(s, tc);
     return s;
