@@ -12,8 +12,8 @@
  * with __gc is refused. There are string, table, math, utf8, json (encode, decode, null, array,
  * object, type), yaml.decode, fence(text) and log(...) (print is log). Every call has
  *   - an instruction budget (a count hook), charged also for the work C functions do on long
- * strings and tables and for every byte allocated, so that a loop of big string operations stops
- * too;
+ *     strings and tables and for every byte allocated, so that a loop of big string operations
+ *     stops too;
  *   - a time limit, checked by the same hook, as a backstop for what instructions do not measure;
  *   - a memory cap: the bytes the state may hold (its allocator counts them), and the JSON one call
  *     may add (values written to the store, returned or decoded).

@@ -3,15 +3,22 @@
  * them: a Lua state per document (its "code" chunk and the inline hooks of its nodes), checked and
  * frozen when the document loads.
  *
- * Which node may take which hook, and what each is given (params is always the flow's params, what
- * "$params" names; in a map, with item and index):
- *   prep(shared, params)                    lua, noop: its result is prep_res; http, llm, sleep,
- * flow: its result (an object, or nil) goes over the evaluated params exec(prep_res, params) lua
- * only post(shared, prep_res, exec_res, params) every type but fail; its action (nil: the type's
- * own, "default" for most) picks the next node fallback(prep_res, err, params)         lua, http,
- * llm, sleep, input: after the last try failed, its result is exec_res; an error in it fails the
- * step A map takes post on itself (exec_res: the results) and prep, exec, fallback on its "node"
- * (per item); a map over a sub-flow takes post only. */
+ * Which node may take which hook, and what each is given. params is always the flow's params, what
+ * "$params" names (in a map, with item and index).
+ *
+ * prep(shared, params): on lua and noop nodes its result is prep_res; on http, llm, sleep and flow
+ * nodes its result (an object, or nil) goes over the evaluated params.
+ *
+ * exec(prep_res, params): lua nodes only.
+ *
+ * post(shared, prep_res, exec_res, params): every type but fail; its action (nil: the type's own,
+ * "default" for most) picks the next node.
+ *
+ * fallback(prep_res, err, params): lua, http, llm, sleep, input; after the last try failed, its
+ * result is exec_res; an error in it fails the step.
+ *
+ * A map takes post on itself (exec_res: the results) and prep, exec, fallback on its "node", per
+ * item; a map over a sub-flow takes post only. */
 #include <stdio.h>
 #include <string.h>
 
