@@ -296,6 +296,47 @@ START_TEST(test_lua_problems_are_refused_at_put) {
 }
 END_TEST
 
+/* A flow PUT with its code comes back from the store after a crash, code and all: a job waiting for
+ * input across a kill -9 runs its Lua after the restart (and the hook that ran before the
+ * checkpoint does not run again). */
+START_TEST(test_lua_flows_come_back_after_a_crash) {
+    char dir[] = "/tmp/luastoreXXXXXX", store[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(store, sizeof store, "sqlite:%s/flowd.db", dir);
+    e2e_start(&srv, "--store", store, NULL);
+    put_flow("ask", "{\"name\": \"ask\", \"start\": \"before\", \"code\": \"function times(x) return x * 10 end\","
+                    " \"nodes\": {"
+                    "  \"before\": {\"type\": \"noop\", \"post\": \"shared.before = (shared.before or 0) + 1\","
+                    "              \"next\": {\"default\": \"wait\"}},"
+                    "  \"wait\": {\"type\": \"input\", \"params\": {\"prompt\": \"n?\"}, \"out\": \"/n\","
+                    "            \"next\": {\"default\": \"after\"}},"
+                    "  \"after\": {\"type\": \"lua\", \"params\": {\"n\": \"$shared/n\"}, \"out\": \"/after\","
+                    "             \"exec\": \"return times(prep_res.n)\"}}}");
+    const char *id = start_job("{\"flow\": \"ask\"}", 0);
+    json_decref(e2e_wait_status(&srv, id, "waiting", 30000));
+    e2e_kill(&srv);
+    e2e_cleanup(&srv);
+    e2e_start(&srv, "--store", store, NULL);
+    json_decref(e2e_wait_status(&srv, id, "waiting", 30000));
+    char path[128];
+    e2e_resp_t r;
+    snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
+    e2e_post(&srv, path, "{\"value\": 4}", &r);
+    ck_assert_int_eq(r.status, 202);
+    e2e_resp_free(&r);
+    json_decref(e2e_wait_status(&srv, id, "succeeded", 30000));
+    json_t *shared = get("/v1/jobs/%s/shared", id);
+    ck_assert_int_eq(json_integer_value(json_object_get(shared, "before")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(shared, "after")), 40);
+    json_decref(shared);
+    ck_assert_int_eq(e2e_stop(&srv, 30000), 0);
+    e2e_cleanup(&srv);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static Suite *lua_suite(void) {
     Suite *s = suite_create("lua");
     TCase *tc = tcase_create("lua");
@@ -306,6 +347,7 @@ static Suite *lua_suite(void) {
     tcase_add_test(tc, test_a_memory_bomb_is_stopped_by_the_cap);
     tcase_add_test(tc, test_runtime_errors_name_node_hook_and_line);
     tcase_add_test(tc, test_lua_problems_are_refused_at_put);
+    tcase_add_test(tc, test_lua_flows_come_back_after_a_crash);
     suite_add_tcase(s, tc);
     return s;
 }
