@@ -2,7 +2,8 @@
  * and shown by GET; NAME.lua beside NAME.json in --flows DIR (and a broken one stopping the start
  * at its line); log lines in the history and the event stream; an endless loop and a memory bomb
  * stopped by their limits while another job runs on; runtime errors that name the node, the hook
- * and the line; a document with Lua problems refused with every one of them. */
+ * and the line; a document with Lua problems refused with every one of them; a flow's code back
+ * from the store after kill -9. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
