@@ -13,17 +13,28 @@
  *   flow-bench regex JIT N     the patterns of issue 11 under the default limits (lib/re.h), each
  *                              matched N times (JIT 1: PCRE2's JIT, 0: its interpreter): a line per
  *                              pattern with the time of one match, and one schema check of 1,000
- *                              strings that spends the budget */
+ *                              strings that spends the budget
+ * and Lua hooks (bench/run-lua.sh compares them with PocketFlow's Python, bench/pocketflow_loop.py):
+ *   flow-bench lua-steps N K   one job of a flow document whose noop node loops N times with its
+ *                              prep and post in Lua (read the counter, add one, write it back,
+ *                              "again"), on a shared store of the counter and K other keys
+ *   flow-bench lua-calls N     N calls of an empty hook through the sandbox, and N lua_pcall of
+ *                              the same function on a bare Lua state: what the sandbox adds */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
 
 #include "doc.h"
 #include "flow.h"
 #include "nodes.h"
 #include "re.h"
 #include "schema.h"
+#include "script.h"
 
 static double now_s(void) {
     return (double)uv_hrtime() / 1e9;
@@ -406,9 +417,99 @@ static int bench_regex(int jit, unsigned long n) {
     return 0;
 }
 
+/* ---- Lua hooks ---- */
+
+static const char lua_loop_doc[] =
+    "{\"name\": \"lua-steps\", \"start\": \"count\", \"nodes\": {"
+    " \"count\": {\"type\": \"noop\", \"prep\": \"return shared.n\","
+    "  \"post\": [\"shared.n = prep_res + 1\","
+    "            \"if shared.n < shared.limit then return 'again' end\", \"return 'done'\"],"
+    "  \"next\": {\"again\": \"count\", \"done\": null}}}}";
+
+static int bench_lua_steps(uv_loop_t *loop, flow_engine_t *eng, unsigned long n,
+                           unsigned long keys) {
+    flow_registry_t *reg;
+    flow_nodes_env_t env = {0};
+    flow_def_t *def = NULL;
+    flow_problems_t problems = FLOW_PROBLEMS_INIT;
+    int rc = 1;
+    if (flow_registry_new(&reg) < 0 || flow_nodes_register(reg, &env) < 0)
+        return 1;
+    if (flow_doc_load_text(reg, lua_loop_doc, sizeof lua_loop_doc - 1, "lua-steps", &def,
+                           &problems) < 0) {
+        fprintf(stderr, "lua-steps: the document did not load\n");
+        goto out;
+    }
+    json_t *shared = json_pack("{s:i, s:I}", "n", 0, "limit", (json_int_t)n);
+    for (unsigned long i = 0; i < keys; i++) { /* the others: small objects, as stores hold */
+        char key[32];
+        snprintf(key, sizeof key, "key%05lu", i);
+        json_t *v = json_pack("{s:I, s:s, s:[i,i]}", "id", (json_int_t)i, "text", "a text", "pair", 1, 2);
+        json_object_set_new(shared, key, v);
+    }
+    flow_job_t *job;
+    double t0 = now_s();
+    if (flow_job_start(eng, def, shared, NULL, &job) < 0)
+        goto out;
+    uv_run(loop, UV_RUN_DEFAULT);
+    double wall = now_s() - t0;
+    printf("lua_steps=%lu keys=%lu wall_s=%.3f steps_per_s=%.0f ns_per_step=%.0f\n", n, keys + 2,
+           wall, (double)n / wall, wall * 1e9 / (double)n);
+    rc = 0;
+out:
+    flow_problems_clear(&problems);
+    flow_def_unref(def);
+    flow_registry_free(reg);
+    return rc;
+}
+
+static int bench_lua_calls(unsigned long n) {
+    static const char *const params[] = {"shared", NULL};
+    flow_script_t *s;
+    flow_problems_t problems = FLOW_PROBLEMS_INIT;
+    json_t *code = json_string("");
+    json_t *shared = json_pack("{s:i}", "n", 0);
+    int ref;
+    if (flow_script_new(NULL, &s) < 0 ||
+        flow_script_hook(s, code, params, "bench", 1, &problems, &ref) < 0 ||
+        flow_script_freeze(s, "bench", &problems) < 0)
+        return 1;
+    flow_script_call_t c = {
+        .ref = ref, .args = {shared}, .nargs = 1, .writable = 1, .hook = "bench"};
+    double t0 = now_s();
+    for (unsigned long i = 0; i < n; i++)
+        if (flow_script_call(s, &c, NULL, NULL) < 0)
+            return 1;
+    double sandboxed = now_s() - t0;
+    flow_script_unref(s);
+    /* the same function on a bare state: no budget, no proxies, no putting back */
+    lua_State *L = luaL_newstate();
+    if (L == NULL || luaL_loadstring(L, "local shared = ...; ") != LUA_OK)
+        return 1;
+    lua_newtable(L);
+    t0 = now_s();
+    for (unsigned long i = 0; i < n; i++) {
+        lua_pushvalue(L, 1);
+        lua_pushvalue(L, 2);
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK)
+            return 1;
+        lua_pop(L, 1);
+    }
+    double bare = now_s() - t0;
+    lua_close(L);
+    json_decref(code);
+    json_decref(shared);
+    flow_problems_clear(&problems);
+    printf("lua_calls=%lu wall_s=%.3f empty_hook_ns=%.0f bare_pcall_ns=%.0f sandbox_ns=%.0f\n", n,
+           sandboxed + bare, sandboxed * 1e9 / (double)n, bare * 1e9 / (double)n,
+           (sandboxed - bare) * 1e9 / (double)n);
+    return 0;
+}
+
 static int usage(void) {
     fprintf(stderr, "usage: flow-bench steps N | sleepers N S | fanout N S | scraper BASE N MS LIMIT |"
-                    " bare-steps N | bare-sleepers N S | bare-fanout N S | regex JIT N\n");
+                    " bare-steps N | bare-sleepers N S | bare-fanout N S | regex JIT N | lua-steps N K |"
+                    " lua-calls N\n");
     return 2;
 }
 
@@ -436,6 +537,25 @@ int main(int argc, char **argv) {
     }
     if (argc < 3 || parse_count(argv[2], &n) < 0)
         return usage();
+    if (strcmp(argv[1], "lua-steps") == 0 || strcmp(argv[1], "lua-calls") == 0) {
+        unsigned long keys = 0;
+        char *end;
+        if (argc == 4)
+            keys = strtoul(argv[3], &end, 10);
+        if (argc > 4 || (argc == 4 && *end != '\0'))
+            return usage();
+        flow_set_logger(quiet, NULL);
+        if (strcmp(argv[1], "lua-calls") == 0)
+            return bench_lua_calls(n);
+        uv_loop_t loop;
+        flow_engine_t *eng;
+        if (uv_loop_init(&loop) != 0 || flow_engine_new(&loop, NULL, &eng) < 0)
+            return 1;
+        int rc = bench_lua_steps(&loop, eng, n, keys);
+        flow_engine_close(eng);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        return uv_loop_close(&loop) == 0 ? rc : 1;
+    }
     int timed = strstr(argv[1], "sleepers") != NULL || strstr(argv[1], "fanout") != NULL;
     if (timed && (argc != 4 || parse_seconds(argv[3], &s) < 0))
         return usage();

@@ -24,6 +24,7 @@ typedef struct loader {
     int depth;
     size_t nodes;
     json_t *checked;             /* sub-flows of the document already checked: "name" -> true */
+    flow__scripts_t *scripts;    /* the Lua states of the documents met (script_node.c) */
     int failed;                  /* a problem or an error was met */
 } loader_t;
 
@@ -307,10 +308,12 @@ static void type_args(flow_type_args_t *a, const graph_t *gr, loader_t *L, const
 }
 
 static const char *const node_members[] = {"type", "description", "params", "out", "max_retries", "wait",
-                                           "timeout", "next", NULL};
+                                           "timeout", "next", "prep", "exec", "post", "fallback", "budget", NULL};
 static const char *const map_members[] = {"type", "description", "params", "out", "max_retries", "wait",
-                                          "timeout", "next", "items", "limit", "node", "flow", NULL};
-static const char *const flow_members[] = {"type", "description", "params", "next", "flow", NULL};
+                                          "timeout", "next", "items", "limit", "node", "flow", "post", "budget",
+                                          NULL};
+static const char *const flow_members[] = {"type", "description", "params", "next", "flow", "prep", "post",
+                                           "budget", NULL};
 
 static int make_map(loader_t *L, const graph_t *gr, const char *name, const char *fullname, json_t *spec,
                     json_t *params, const char *where, flow_node_t **out) {
@@ -348,7 +351,7 @@ static int make_map(loader_t *L, const graph_t *gr, const char *name, const char
     /* a node per item */
     char inner_where[512];
     join(inner_where, sizeof inner_where, where, "node");
-    static const char *const inner_members[] = {"type", "description", "params", NULL};
+    static const char *const inner_members[] = {"type", "description", "params", "prep", "exec", "fallback", NULL};
     if (!json_is_object(inner))
         return problem(L, gr, inner_where, "node is what runs per item: {\"type\": ..., \"params\": {...}}");
     if (only_keys(L, gr, inner, inner_where, inner_members, "a map's node (retries, timeout and out go on the map)") < 0)
@@ -360,7 +363,7 @@ static int make_map(loader_t *L, const graph_t *gr, const char *name, const char
     if (tname == NULL || flow_registry_type(L->reg, tname, &factory, &tdata) < 0 ||
         (jt = flow__jtype_of(factory, tdata)) == NULL || !(jt->flags & FLOW__JT_ITEMS))
         return problem(L, gr, join(at, sizeof at, inner_where, "type"),
-                       "a map runs per item a node of type sleep, http or llm, not \"%s\"", tname ? tname : "");
+                       "a map runs per item a node of type sleep, http, llm or lua, not \"%s\"", tname ? tname : "");
     json_t *inner_params = json_object_get(inner, "params");
     json_t *empty = NULL;
     if (inner_params == NULL)
@@ -394,7 +397,8 @@ static int make_plain(loader_t *L, const graph_t *gr, const char *name, const ch
     void *tdata;
     if (flow_registry_type(L->reg, tname, &factory, &tdata) < 0)
         return problem(L, gr, join(at, sizeof at, where, "type"),
-                       "unknown node type \"%s\" (the types are noop, sleep, set, choice, fail, input, http, llm, map, flow)", tname);
+                       "unknown node type \"%s\" (the types are noop, sleep, set, choice, fail, input, http, llm, lua, map, flow)",
+                       tname);
     if (only_keys(L, gr, spec, where, node_members, "a node") < 0)
         return FLOW_ELOAD;
     flow_type_args_t a = {0};
@@ -483,6 +487,11 @@ static int load_node(loader_t *L, const graph_t *gr, const char *name, json_t *s
     if (rc == FLOW_ENOMEM)
         return rc;
     node_settings(L, gr, spec, where, *out);
+    int hooked = flow__hooks_load(L->scripts, gr->doc, spec, where, *out, problems_of(L, gr));
+    if (hooked == FLOW_ENOMEM)
+        return hooked;
+    if (hooked < 0)
+        L->failed = 1;
     return 0;
 }
 
@@ -599,7 +608,7 @@ static int load_graph(loader_t *L, graph_t *gr) {
 }
 
 static const char *const doc_members[] = {"$schema", "name", "version", "description", "params", "start", "nodes",
-                                          "flows", NULL};
+                                          "flows", "code", NULL};
 static const char *const subflow_members[] = {"description", "params", "start", "nodes", NULL};
 
 static int check_document(loader_t *L, json_t *doc) {
@@ -664,7 +673,10 @@ static json_t *meta_of(json_t *doc) {
     return json_pack("{s:O, s:s}", "document", doc, "digest", hex);
 }
 
-int flow_doc_load(flow_registry_t *reg, json_t *doc, flow_def_t **out, flow_problems_t *problems) {
+/* code_file (may be NULL): the file doc's "code" was read from (NAME.lua), whose problems go to
+ * file_problems as "file:LINE". */
+static int load_doc(flow_registry_t *reg, json_t *doc, const char *code_file, flow_problems_t *file_problems,
+                    flow_def_t **out, flow_problems_t *problems) {
     loader_t L = {.reg = reg, .problems = problems, .scratch = FLOW_PROBLEMS_INIT};
     flow_node_t *root = NULL;
     int rc;
@@ -675,9 +687,17 @@ int flow_doc_load(flow_registry_t *reg, json_t *doc, flow_def_t **out, flow_prob
         return FLOW_ELOAD;
     }
     L.checked = json_object();
-    if (L.checked == NULL)
+    if (L.checked == NULL || flow__scripts_new(reg, &L.scripts) < 0) {
+        json_decref(L.checked);
         return FLOW_ENOMEM;
+    }
+    if (code_file != NULL)
+        flow__scripts_set_file(L.scripts, doc, code_file, file_problems);
     check_document(&L, doc);
+    if ((rc = flow__scripts_code(L.scripts, doc, problems)) == FLOW_ENOMEM)
+        goto out;
+    if (rc < 0)
+        L.failed = 1;
     const char *name = json_string_value(json_object_get(doc, "name"));
     if ((rc = flow_def_new(name && valid_name(name, 1) ? name : "unnamed", &L.def)) < 0)
         goto out;
@@ -710,6 +730,8 @@ int flow_doc_load(flow_registry_t *reg, json_t *doc, flow_def_t **out, flow_prob
             L.failed = 1;
         }
     }
+    if (!L.failed && flow__scripts_finish(L.scripts, problems) < 0)
+        L.failed = 1;
     if (L.failed) {
         if (problems != NULL)
             dedupe(problems);
@@ -730,8 +752,13 @@ int flow_doc_load(flow_registry_t *reg, json_t *doc, flow_def_t **out, flow_prob
 out:
     flow_def_unref(L.def);
     json_decref(L.checked);
+    flow__scripts_free(L.scripts);
     flow_problems_clear(&L.scratch);
     return rc;
+}
+
+int flow_doc_load(flow_registry_t *reg, json_t *doc, flow_def_t **out, flow_problems_t *problems) {
+    return load_doc(reg, doc, NULL, NULL, out, problems);
 }
 
 json_t *flow_doc_of(const flow_def_t *def) {
@@ -757,8 +784,10 @@ static int relocate(const char *text, size_t len, const char *source, flow_probl
     return 0;
 }
 
-int flow_doc_load_text(flow_registry_t *reg, const char *text, size_t len, const char *source, flow_def_t **out,
-                       flow_problems_t *problems) {
+/* The JSON text of a document, and the Lua text of the file beside it (lua_path; lua NULL: none),
+ * which becomes its "code". */
+static int load_text(flow_registry_t *reg, const char *text, size_t len, const char *source, const char *lua,
+                     size_t lua_len, const char *lua_path, flow_def_t **out, flow_problems_t *problems) {
     json_error_t jerr;
     char place[600];
     if (len > FLOW_DOC_MAX_BYTES) {
@@ -771,8 +800,24 @@ int flow_doc_load_text(flow_registry_t *reg, const char *text, size_t len, const
         flow_problems_add(problems, place, "%s", jerr.text);
         return FLOW_ELOAD;
     }
+    if (lua != NULL) {
+        json_t *code = json_stringn(lua, lua_len);
+        const char *why = !json_is_object(doc) ? NULL
+                          : json_object_get(doc, "code") != NULL ? "the document has a \"code\" member too: keep one"
+                          : code == NULL ? "it is not UTF-8 text" : NULL;
+        if (why != NULL) {
+            flow_problems_add(problems, lua_path, "%s", why);
+            json_decref(code);
+            json_decref(doc);
+            return FLOW_ELOAD;
+        }
+        if (code != NULL && json_object_set_new(doc, "code", code) < 0) {
+            json_decref(doc);
+            return FLOW_ENOMEM;
+        }
+    }
     flow_problems_t found = FLOW_PROBLEMS_INIT;
-    int rc = flow_doc_load(reg, doc, out, &found);
+    int rc = load_doc(reg, doc, lua ? lua_path : NULL, problems, out, &found);
     if (rc == FLOW_ELOAD && relocate(text, len, source, &found, problems) < 0)
         rc = FLOW_ENOMEM;
     flow_problems_clear(&found);
@@ -780,28 +825,57 @@ int flow_doc_load_text(flow_registry_t *reg, const char *text, size_t len, const
     return rc;
 }
 
-int flow_doc_load_file(flow_registry_t *reg, const char *path, flow_def_t **out, flow_problems_t *problems) {
+int flow_doc_load_text(flow_registry_t *reg, const char *text, size_t len, const char *source, flow_def_t **out,
+                       flow_problems_t *problems) {
+    return load_text(reg, text, len, source, NULL, 0, NULL, out, problems);
+}
+
+/* Reads at most FLOW_DOC_MAX_BYTES of path into *text (allocated; *len bytes). FLOW_EIO with a
+ * problem when it cannot be read; with optional, a file that does not exist is *text NULL and 0. */
+static int read_file(const char *path, int optional, char **text, size_t *len, flow_problems_t *problems) {
     FILE *f = fopen(path, "rb");
-    char *text = NULL;
-    size_t len = 0;
-    int rc;
+    *text = NULL;
+    *len = 0;
     if (f == NULL) {
+        if (optional && errno == ENOENT)
+            return 0;
         flow_problems_add(problems, path, "cannot open: %s", strerror(errno));
         return FLOW_EIO;
     }
-    text = flow__malloc(FLOW_DOC_MAX_BYTES + 1);
-    if (text == NULL) {
+    *text = flow__malloc(FLOW_DOC_MAX_BYTES + 1);
+    if (*text == NULL) {
         fclose(f);
         return FLOW_ENOMEM;
     }
-    len = fread(text, 1, FLOW_DOC_MAX_BYTES + 1, f);
+    *len = fread(*text, 1, FLOW_DOC_MAX_BYTES + 1, f);
+    int rc = 0;
     if (ferror(f)) {
         flow_problems_add(problems, path, "cannot read: %s", strerror(errno));
         rc = FLOW_EIO;
-    } else {
-        rc = flow_doc_load_text(reg, text, len, path, out, problems);
+    } else if (*len > FLOW_DOC_MAX_BYTES) {
+        flow_problems_add(problems, path, "a flow document or its code is at most %zu bytes", FLOW_DOC_MAX_BYTES);
+        rc = FLOW_ELOAD;
     }
     fclose(f);
+    if (rc < 0) {
+        flow__free(*text);
+        *text = NULL;
+    }
+    return rc;
+}
+
+int flow_doc_load_file(flow_registry_t *reg, const char *path, flow_def_t **out, flow_problems_t *problems) {
+    char *text = NULL, *lua = NULL, lua_path[4096];
+    size_t len = 0, lua_len = 0, n = strlen(path);
+    int rc = read_file(path, 0, &text, &len, problems);
+    /* NAME.lua beside NAME.json is the document's code */
+    if (rc == 0 && n > 5 && n < sizeof lua_path && strcmp(path + n - 5, ".json") == 0) {
+        snprintf(lua_path, sizeof lua_path, "%.*s.lua", (int)(n - 5), path);
+        rc = read_file(lua_path, 1, &lua, &lua_len, problems);
+    }
+    if (rc == 0)
+        rc = load_text(reg, text, len, path, lua, lua_len, lua_path, out, problems);
     flow__free(text);
+    flow__free(lua);
     return rc;
 }

@@ -68,6 +68,9 @@ int flow_engine_new(uv_loop_t *loop, const flow_engine_opts_t *opts, flow_engine
     eng->loop = loop;
     eng->history_limit = opts && opts->history_limit ? opts->history_limit : 100;
     eng->step_budget = opts && opts->step_budget ? opts->step_budget : 256;
+    eng->log_lines = opts && opts->log_lines ? opts->log_lines : 20;
+    eng->log_line_bytes = opts && opts->log_line_bytes ? opts->log_line_bytes : 1024;
+    eng->log_job_bytes = opts && opts->log_job_bytes ? opts->log_job_bytes : (size_t)1 << 20;
     eng->wall0_us = flow__wall_us();
     eng->mono0_ns = uv_hrtime();
     uv_idle_init(loop, &eng->idle); /* started only while jobs are queued */
@@ -226,6 +229,7 @@ static hist_entry_t *hist_next(flow_job_t *job) {
         e = &job->hist[job->hist_head];
         flow__free(e->own_action);
         flow__free(e->own_message);
+        json_decref(e->own_logs);
         if (++job->hist_head == job->hist_cap)
             job->hist_head = 0;
         job->totals.dropped++;
@@ -265,6 +269,15 @@ static void record_step(flow_job_t *job, struct step *s, const char *action, int
     pub->message = message;
     pub->depth = s->frame->depth - 1;
     pub->next = next ? next->name : NULL;
+    if (s->logs_dropped > 0 && s->logs != NULL) {
+        char note[160];
+        snprintf(note, sizeof note, "(%u more lines were not kept: a step keeps %u lines, a job %zu bytes of them)",
+                 s->logs_dropped, job->eng->log_lines, job->eng->log_job_bytes);
+        json_array_append_new(s->logs, json_string(note));
+    }
+    pub->logs = s->logs;
+    if (e != NULL)
+        e->own_logs = json_incref(s->logs);
     if (e != NULL)
         job->last_action = pub->action;
     emit(job, FLOW_EVENT_STEP, pub);
@@ -379,12 +392,72 @@ json_t *flow_ctx_params(flow_ctx_t *c) {
     return merged;
 }
 
+/* ---- what nodes log ---- */
+
+/* The length of at most max bytes of text that ends on a character boundary. */
+static size_t utf8_cut(const char *text, size_t len, size_t max) {
+    if (len <= max)
+        return len;
+    while (max > 0 && ((unsigned char)text[max] & 0xC0) == 0x80)
+        max--;
+    return max;
+}
+
+int flow_ctx_log(flow_ctx_t *c, const char *text, size_t len) {
+    if (c == NULL || (text == NULL && len > 0))
+        return FLOW_EINVAL;
+    if (c->threaded || c->step == NULL)
+        return FLOW_ESTATE;
+    flow_job_t *job = c->job;
+    flow_engine_t *eng = job->eng;
+    struct step *s = c->step;
+    size_t keep = utf8_cut(text, len, eng->log_line_bytes);
+    json_t *line = json_stringn(text, keep); /* NULL: not UTF-8 (or out of memory) */
+    if (line == NULL)
+        return FLOW_EINVAL;
+    if (keep < len) {
+        char *cut = flow__asprintf("%s...", json_string_value(line));
+        json_decref(line);
+        line = cut ? json_string(cut) : NULL;
+        flow__free(cut);
+        if (line == NULL)
+            return FLOW_ENOMEM;
+    }
+    /* one line in the library's log: control characters become blanks there */
+    char shown[512];
+    size_t n = 0;
+    for (const char *p = json_string_value(line); *p != '\0' && n + 1 < sizeof shown; p++)
+        shown[n++] = (unsigned char)*p < 0x20 ? ' ' : *p;
+    shown[n] = '\0';
+    flow_log(FLOW_LOG_INFO, "job %s: node %s: log: %s%s", job->id ? job->id : "-", c->node->name, shown,
+             json_string_length(line) >= sizeof shown ? "..." : "");
+    size_t bytes = json_string_length(line);
+    if (json_array_size(s->logs) >= eng->log_lines || job->log_bytes + bytes > eng->log_job_bytes) {
+        s->logs_dropped++;
+        json_decref(line);
+        return 0;
+    }
+    if (s->logs == NULL && (s->logs = json_array()) == NULL) {
+        json_decref(line);
+        return FLOW_ENOMEM;
+    }
+    if (json_array_append_new(s->logs, line) < 0)
+        return FLOW_ENOMEM;
+    job->log_bytes += bytes;
+    return 0;
+}
+
 /* ---- steps ---- */
 
 static void step_clear(struct step *s) {
     json_decref(s->prep_res);
     json_decref(s->exec_res);
     s->prep_res = s->exec_res = NULL;
+    if (s->logs != NULL) {
+        json_decref(s->logs);
+        s->logs = NULL;
+    }
+    s->logs_dropped = 0;
     s->tries = 0;
     s->phase = PH_START;
     if (s->node == NULL || s->node->kind == FLOW_NODE)
@@ -929,6 +1002,7 @@ static void job_free(flow_job_t *job) {
         hist_entry_t *e = &job->hist[(job->hist_head + i) % job->hist_cap];
         flow__free(e->own_action);
         flow__free(e->own_message);
+        json_decref(e->own_logs);
     }
     flow__free(job->hist);
     flow_error_clear(&job->error);

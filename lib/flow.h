@@ -48,7 +48,8 @@ extern "C" {
     XX(TOOBIG, "too_big", "value too big")                                                         \
     XX(IO, "io_error", "input/output error")                                                       \
     XX(HTTP, "http_error", "HTTP request failed")                                                  \
-    XX(LOAD, "invalid_flow", "invalid flow document")
+    XX(LOAD, "invalid_flow", "invalid flow document")                                              \
+    XX(SCRIPT, "script_error", "a Lua hook failed")
 
 typedef enum flow_errno {
     FLOW_OK = 0,
@@ -270,6 +271,10 @@ int flow_registry_list_flows(flow_registry_t *reg, flow_def_t ***out, size_t *co
 typedef struct flow_engine_opts {
     unsigned history_limit; /* history entries a job keeps (older ones only count); 0: 100 */
     unsigned step_budget;   /* steps a job runs before it lets other jobs run; 0: 256 */
+    /* Caps of the lines nodes log (flow_ctx_log), so that a job's history stays bounded: */
+    unsigned log_lines;     /* lines a step keeps; 0: 20 */
+    size_t log_line_bytes;  /* bytes of a line (longer ones are cut); 0: 1024 */
+    size_t log_job_bytes;   /* bytes of lines a job keeps over all its steps; 0: 1 MiB */
 } flow_engine_opts_t;
 
 /* opts may be NULL. The engine holds one uv_idle_t on loop (unreferenced while there is no work). */
@@ -314,6 +319,8 @@ typedef struct flow_step {
     unsigned depth;        /* 0 for nodes of the root flow, 1 inside a sub-flow, ... */
     const char *next;      /* the node that runs next at this depth; NULL when the (sub-)flow ends
                             * or the step failed. With depth 0, where a resumed job would start. */
+    json_t *logs;          /* NULL, or an array of strings: the lines the step logged (flow_ctx_log),
+                            * borrowed like the strings */
 } flow_step_t;
 
 typedef enum flow_event_type {
@@ -444,6 +451,15 @@ int flow_await_input(flow_ctx_t *ctx, json_t *request);
 /* For prep, post, exec_fallback and input: records the message for the job's error and returns code,
  * so that `return flow_error(ctx, FLOW_EINVAL, "no %s", what);` reads naturally. */
 int flow_error(flow_ctx_t *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* For prep, exec (not on the thread pool), exec_fallback and post: a line of text (len bytes of
+ * UTF-8; text is borrowed) for the step's history entry (flow_step_t.logs) and the library's logger
+ * (INFO). A step keeps log_lines lines of at most log_line_bytes (a longer one is cut at a character
+ * boundary, with "..."), and a job log_job_bytes over all its steps (flow_engine_opts_t); lines past
+ * those caps are counted, and the step's last line says how many were not kept. Returns 0 (also
+ * for a line only counted), FLOW_EINVAL when text is not UTF-8, FLOW_ESTATE on the thread pool,
+ * FLOW_ENOMEM. */
+int flow_ctx_log(flow_ctx_t *ctx, const char *text, size_t len);
 
 /* Threaded nodes (flow_node_set_threaded): exec runs on libuv's thread pool and must complete with
  * flow_done() or flow_fail() before it returns; flow_sleep() and flow_await_input() are refused. It may

@@ -135,6 +135,18 @@ static int j_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
     int rc = 0;
     if (!(n->type->flags & FLOW__JT_OWN_PARAMS) && (rc = eval(ctx, n->params, &sc, &params)) < 0)
         return rc;
+    if (flow__hook_has(n->hooks, FLOW__HOOK_PREP)) {
+        json_t *res = NULL;
+        if ((rc = flow__hook_prep(ctx, n->hooks, shared, NULL, &params, &res)) < 0) {
+            json_decref(params);
+            return rc;
+        }
+        if (!flow__hook_merges(n->hooks)) { /* what prep returns is what exec gets */
+            json_decref(params);
+            *prep_res = res;
+            return 0;
+        }
+    }
     if (n->type->prepare == NULL) {
         *prep_res = params;
         return 0;
@@ -165,6 +177,8 @@ static int j_input(flow_ctx_t *ctx, json_t *value) {
 
 static int j_fallback(flow_ctx_t *ctx, json_t *input, const flow_error_t *err, json_t **result) {
     const flow__jnode_t *n = flow_ctx_node_data(ctx);
+    if (flow__hook_has(n->hooks, FLOW__HOOK_FALLBACK))
+        return flow__hook_fallback(ctx, n->hooks, input, err, result);
     if (n->type->fallback != NULL)
         return n->type->fallback(ctx, n->cfg, err, result);
     return flow_error(ctx, err->code, "%s", err->message ? err->message : flow_strerror(err->code));
@@ -172,10 +186,14 @@ static int j_fallback(flow_ctx_t *ctx, json_t *input, const flow_error_t *err, j
 
 static int j_post(flow_ctx_t *ctx, json_t *shared, json_t *input, json_t *result, const char **action) {
     const flow__jnode_t *n = flow_ctx_node_data(ctx);
+    int rc;
     if (n->type->finish != NULL)
-        return n->type->finish(ctx, n->cfg, shared, input, result, action);
-    /* exec results belong to this step alone, so storing a reference (not a copy) is safe */
-    return flow__jnode_store(ctx, n, shared, flow_ctx_params(ctx), json_incref(result));
+        rc = n->type->finish(ctx, n->cfg, shared, input, result, action);
+    else /* exec results belong to this step alone, so storing a reference (not a copy) is safe */
+        rc = flow__jnode_store(ctx, n, shared, flow_ctx_params(ctx), json_incref(result));
+    if (rc == 0 && flow__hook_has(n->hooks, FLOW__HOOK_POST))
+        rc = flow__hook_post(ctx, n->hooks, shared, input, result, action);
+    return rc;
 }
 
 static const flow_node_ops_t j_ops = {.prep = j_prep, .exec = j_exec, .exec_fallback = j_fallback,
@@ -204,10 +222,24 @@ static int map_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
     json_t *item;
     json_array_foreach(items, i, item) {
         json_t *params = NULL, *input = NULL;
+        int made = 0;
         sc.item = item;
         if ((rc = eval(ctx, n->params, &sc, &params)) < 0)
             goto out;
-        if (n->type->prepare != NULL) {
+        if (flow__hook_has(n->hooks, FLOW__HOOK_PREP)) { /* per item, which its params show */
+            json_t *hp = flow__hook_item_params(ctx, item, i);
+            rc = hp ? flow__hook_prep(ctx, n->hooks, shared, hp, &params, &input)
+                    : flow_error(ctx, FLOW_ENOMEM, "out of memory");
+            json_decref(hp);
+            if (rc < 0) {
+                json_decref(params);
+                goto out;
+            }
+            made = !flow__hook_merges(n->hooks);
+        }
+        if (made) { /* prep made exec's input itself */
+            json_decref(params);
+        } else if (n->type->prepare != NULL) {
             rc = n->type->prepare(ctx, n->cfg, shared, params, &input);
             json_decref(params);
             if (rc < 0)
@@ -230,7 +262,10 @@ out:
 
 static int map_post(flow_ctx_t *ctx, json_t *shared, json_t *inputs, json_t *results, const char **action) {
     const flow__jnode_t *n = flow_ctx_node_data(ctx);
-    return flow__jnode_store(ctx, n, shared, flow_ctx_params(ctx), json_incref(results));
+    int rc = flow__jnode_store(ctx, n, shared, flow_ctx_params(ctx), json_incref(results));
+    if (rc == 0 && flow__hook_has(n->hooks, FLOW__HOOK_POST))
+        rc = flow__hook_post(ctx, n->hooks, shared, inputs, results, action);
+    return rc;
 }
 
 static const flow_node_ops_t map_ops = {.prep = map_prep, .exec = j_exec, .exec_fallback = j_fallback,
@@ -245,6 +280,11 @@ static int flow_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
     int rc = eval(ctx, n->params, &sc, &params);
     if (rc < 0)
         return rc;
+    if (n->items == NULL && flow__hook_has(n->hooks, FLOW__HOOK_PREP) &&
+        (rc = flow__hook_prep(ctx, n->hooks, shared, NULL, &params, NULL)) < 0) {
+        json_decref(params);
+        return rc;
+    }
     if (n->items == NULL) { /* a flow node: one param set */
         *prep_res = params;
         return 0;
@@ -275,7 +315,16 @@ out:
     return rc;
 }
 
-const flow_node_ops_t flow__flow_ops = {.prep = flow_prep, .free = flow__jnode_free};
+/* The sub-flow's last action (a batch flow's: none), unless a post hook picks another. */
+static int flow_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res, const char **action) {
+    const flow__jnode_t *n = flow_ctx_node_data(ctx);
+    *action = json_string_value(exec_res);
+    if (flow__hook_has(n->hooks, FLOW__HOOK_POST))
+        return flow__hook_post(ctx, n->hooks, shared, prep_res, exec_res, action);
+    return 0;
+}
+
+const flow_node_ops_t flow__flow_ops = {.prep = flow_prep, .post = flow_post, .free = flow__jnode_free};
 
 /* ---- making the node data ---- */
 
@@ -285,6 +334,7 @@ void flow__jnode_free(void *p) {
         return;
     if (n->type != NULL && n->type->free != NULL)
         n->type->free(n->cfg);
+    flow__hooks_free(n->hooks);
     flow_tmpl_free(n->params);
     flow_tmpl_free(n->out);
     for (size_t i = 0; i < n->nouts; i++)
@@ -1061,7 +1111,7 @@ static const flow__jtype_t input_type = {
 
 static const flow__jtype_t *const builtin_types[] = {&noop_type, &sleep_type, &set_type, &choice_type,
                                                      &fail_type, &input_type, &flow__http_type,
-                                                     &flow__llm_type};
+                                                     &flow__llm_type, &flow__lua_type};
 
 /* The registry's data for a built-in type: the type and the environment. */
 typedef struct builtin {
@@ -1076,6 +1126,11 @@ static int builtin_factory(const flow_type_args_t *a, const flow_node_ops_t **op
     if (rc == 0)
         *data = n;
     return rc;
+}
+
+flow__jnode_t *flow__jnode_of(const flow_node_t *node) {
+    const flow_node_ops_t *ops = node->ops;
+    return ops == &j_ops || ops == &map_ops || ops == &flow__flow_ops ? node->data : NULL;
 }
 
 const flow__jtype_t *flow__jtype_of(flow_type_factory factory, void *data) {

@@ -8,6 +8,8 @@
 #include "flow.h"
 #include "http.h"
 #include "re.h"
+#include "problems.h"
+#include "script.h"
 #include "template.h"
 
 /* What the types need from the program that runs them. Borrowed: it must outlive every definition
@@ -22,9 +24,10 @@ typedef struct flow_nodes_env {
     size_t max_body;          /* response bodies of http and llm nodes; 0: 10 MiB */
     flow_re_limits_t re_limits; /* choice "matches" and input "schema" patterns (re.h); zeros: the
                                  * defaults */
+    flow_script_limits_t lua; /* Lua hooks: budgets, time and memory caps (0s: script.h's defaults) */
 } flow_nodes_env_t;
 
-/* Registers the built-in types in reg. FLOW_EEXIST when one is taken. */
+/* Registers the built-in types in reg (lua among them). FLOW_EEXIST when one is taken. */
 int flow_nodes_register(flow_registry_t *reg, const flow_nodes_env_t *env);
 
 /* ---- for doc.c ---- */
@@ -69,6 +72,7 @@ typedef struct flow__jnode {
     json_t *out_spec;           /* that object: keeps the from strings */
     flow_tmpl_t *items;         /* map: the reference to the array it maps over */
     const flow_nodes_env_t *env;
+    struct flow__hooks *hooks;  /* its Lua hooks (script_node.c), or NULL */
 } flow__jnode_t;
 
 /* The built-in type of that name, NULL if reg's factory for it is not a built-in one. */
@@ -89,5 +93,46 @@ int flow__jnode_store(flow_ctx_t *ctx, const flow__jnode_t *n, json_t *shared, j
 
 extern const flow_node_ops_t flow__flow_ops; /* the "flow" node: its prep gives the params */
 int flow__flow_params_make(const flow_type_args_t *a, flow__jnode_t **out);
+
+/* The node data of a document node made by these types (plain, map or flow), or NULL. */
+flow__jnode_t *flow__jnode_of(const flow_node_t *node);
+
+/* ---- Lua hooks (script_node.c) ---- */
+
+typedef struct flow__hooks flow__hooks_t;
+extern const flow__jtype_t flow__lua_type;
+
+enum flow__hook { FLOW__HOOK_PREP, FLOW__HOOK_EXEC, FLOW__HOOK_POST, FLOW__HOOK_FALLBACK, FLOW__HOOK_COUNT };
+
+/* prep: the hook's result for prep_res (new reference). With merge, the result (an object, or nil)
+ * goes over *params (replaced by a new reference); without, it is prep_res itself (*prep_res; *params
+ * untouched). Returns 0 or an error code recorded on ctx. */
+int flow__hook_prep(flow_ctx_t *ctx, const flow__hooks_t *h, json_t *shared, json_t *hook_params, json_t **params,
+                    json_t **prep_res);
+int flow__hook_has(const flow__hooks_t *h, enum flow__hook which);
+int flow__hook_merges(const flow__hooks_t *h);                 /* prep's result goes over the params */
+/* post: *action becomes the hook's action when it returns one (kept valid until the next call). */
+int flow__hook_post(flow_ctx_t *ctx, flow__hooks_t *h, json_t *shared, json_t *prep_res, json_t *exec_res,
+                    const char **action);
+int flow__hook_fallback(flow_ctx_t *ctx, const flow__hooks_t *h, json_t *prep_res, const flow_error_t *err,
+                        json_t **result);
+void flow__hooks_free(flow__hooks_t *h);
+/* The flow's params with item and index, for hooks inside a map (new reference). */
+json_t *flow__hook_item_params(flow_ctx_t *ctx, json_t *item, size_t index);
+
+/* For the document loader: the Lua states of the documents one load meets (the one loaded, and those
+ * of flows it uses), made at their first use. */
+typedef struct flow__scripts flow__scripts_t;
+int flow__scripts_new(flow_registry_t *reg, flow__scripts_t **out);
+/* doc's code came from file (NAME.lua): its problems go to file_problems as "file:LINE". */
+void flow__scripts_set_file(flow__scripts_t *sc, json_t *doc, const char *file, flow_problems_t *file_problems);
+/* Checks (loads) doc's "code", if it has one. 0, FLOW_ELOAD (problems say why), FLOW_ENOMEM. */
+int flow__scripts_code(flow__scripts_t *sc, json_t *doc, flow_problems_t *problems);
+/* The hooks of the node spec (at where, in doc) onto node (NULL: only check them). */
+int flow__hooks_load(flow__scripts_t *sc, json_t *doc, json_t *spec, const char *where, flow_node_t *node,
+                     flow_problems_t *problems);
+/* Freezes every state: after it, only calls. */
+int flow__scripts_finish(flow__scripts_t *sc, flow_problems_t *problems);
+void flow__scripts_free(flow__scripts_t *sc); /* the nodes keep the states they use */
 
 #endif

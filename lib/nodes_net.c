@@ -218,7 +218,9 @@ static int http_compile(const flow_type_args_t *a, void **cfg) {
     json_t *headers = json_object_get(a->params, "headers");
     json_t *query = json_object_get(a->params, "query");
     json_t *expect = json_object_get(a->params, "expect");
-    if (!json_is_string(url)) {
+    if (url == NULL && json_object_get(a->node, "prep") != NULL) {
+        /* a prep hook gives it */
+    } else if (!json_is_string(url)) {
         rc = bad(a, "/params", "http needs a \"url\" (a string, may be a template)");
     } else if (!dynamic(url)) {
         CURLU *u = curl_url();
@@ -400,7 +402,8 @@ static int llm_compile(const flow_type_args_t *a, void **cfg) {
     int rc = only(a, names);
     json_t *prompt = json_object_get(a->params, "prompt");
     json_t *messages = json_object_get(a->params, "messages");
-    if ((prompt == NULL) == (messages == NULL))
+    int prep = json_object_get(a->node, "prep") != NULL; /* a prep hook may give them */
+    if ((prompt == NULL) == (messages == NULL) && !(prep && prompt == NULL))
         rc = bad(a, "/params", "llm needs a \"prompt\" (a string) or \"messages\" (a list), one of them");
     if (prompt != NULL && !json_is_string(prompt))
         rc = bad(a, "/params/prompt", "prompt is a string (may be a template)");
@@ -460,7 +463,12 @@ static void llm_exec(flow_ctx_t *ctx, const void *cfg, json_t *in) {
     const char *system = json_string_value(json_object_get(in, "system"));
     if (system != NULL)
         json_array_append_new(messages, json_pack("{s:s, s:s}", "role", "system", "content", system));
-    if (json_object_get(in, "prompt") != NULL) {
+    if (json_object_get(in, "prompt") == NULL && json_object_get(in, "messages") == NULL) {
+        flow_fail(ctx, FLOW_EINVAL, "llm: no prompt or messages (from its params or its prep hook)");
+        json_decref(messages);
+        return;
+    }
+    if (json_object_get(in, "messages") == NULL) { /* messages win: a prep hook may add them */
         json_t *p = json_object_get(in, "prompt");
         char *text = json_is_string(p) ? NULL : json_dumps(p, JSON_ENCODE_ANY);
         json_array_append_new(messages, json_pack("{s:s, s:s}", "role", "user", "content", text ? text : json_string_value(p)));

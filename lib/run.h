@@ -72,6 +72,8 @@ struct step {
     flow_ctx_t *items;          /* parallel batch: one ctx per started item */
     struct frame *child;        /* flow and batch flow: the running sub-graph */
     struct frame **children;    /* parallel batch flow: one slot per param set */
+    json_t *logs;               /* NULL, or the lines logged so far (flow_ctx_log) */
+    unsigned logs_dropped;      /* lines past the caps */
 };
 
 struct frame {
@@ -94,6 +96,7 @@ typedef struct hist_entry {
     flow_step_t pub;
     char *own_action;
     char *own_message;
+    json_t *own_logs;
 } hist_entry_t;
 
 struct flow_job {
@@ -132,6 +135,7 @@ struct flow_job {
     flow_history_totals_t totals;
     flow_error_t error;
     uint64_t created_us, started_us, finished_us;
+    size_t log_bytes;           /* bytes of lines its steps logged and kept */
 };
 
 struct flow_engine {
@@ -140,6 +144,9 @@ struct flow_engine {
     flow__timers_t *timers;
     unsigned history_limit;
     unsigned step_budget;
+    unsigned log_lines;
+    size_t log_line_bytes;
+    size_t log_job_bytes;
     json_t *empty;              /* the params of nodes that have none */
     flow_job_t *runq_head, *runq_tail;
     flow_job_t *jobs;           /* live jobs, for flow_engine_close */

@@ -119,10 +119,7 @@ static int parse(cli_t *c, int argc, char **argv, char *err, size_t errlen) {
 static int make_registry(const cli_t *c, flow_nodes_env_t *env, flow_registry_t **out) {
     flow_registry_t *reg = NULL;
     flow_error_t err = {0};
-    *env = (flow_nodes_env_t){.http = env->http,
-                              .llm_base_url = c->cfg.llm_base_url,
-                              .llm_api_key = c->cfg.llm_api_key,
-                              .llm_model = c->cfg.llm_model};
+    flowd_config_nodes_env(&c->cfg, env);
     int rc = flow_registry_new(&reg);
     if (rc == 0)
         rc = flowd_flows_register(reg, &err);
@@ -487,7 +484,8 @@ static int run(cli_t *c) {
         goto out;
     if (flowd_flows_load_files(reg, c->files, 1, print_report, &tally) < 0 || tally.def == NULL)
         goto out;
-    flow_engine_opts_t eo = {.history_limit = c->cfg.history_limit};
+    flow_engine_opts_t eo;
+    flowd_config_engine_opts(&c->cfg, &eo);
     if (flow_engine_new(&r.loop, &eo, &r.eng) < 0 || flowd_new_id(id) < 0) {
         fprintf(stderr, "flowd run: cannot start the engine\n");
         goto out;

@@ -101,6 +101,21 @@ static const setting_t settings[] = {
      "match-limit units all the matches of one check may use together (an input answer, a choice node)"},
     {"regex-jit", "FLOWD_REGEX_JIT", K_UINT, OFF(regex_jit), 0, 1, "1", "0|1",
      "1: compile patterns with PCRE2's JIT where it has one (the interpreter otherwise); 0: never"},
+    /* Lua hooks (issue 12): a call's budget, its time and memory, and what log(...) keeps */
+    {"lua-budget", "FLOWD_LUA_BUDGET", K_UINT, OFF(lua_budget), 1000, 4000000000u, "10000000", "N",
+     "instructions one Lua hook call may run, unless its node's \"budget\" asks for its own"},
+    {"lua-budget-max", "FLOWD_LUA_BUDGET_MAX", K_UINT, OFF(lua_budget_max), 1000, 4000000000u, "100000000", "N",
+     "the most instructions a node's \"budget\" may ask for (at least --lua-budget)"},
+    {"lua-memory", "FLOWD_LUA_MEMORY", K_SIZE, OFF(lua_memory), 1u << 20, 4 * GIB, "64MiB", "SIZE",
+     "bytes the Lua state of one flow may hold, and JSON one hook call may add to the store"},
+    {"lua-time", "FLOWD_LUA_TIME", K_MS, OFF(lua_time_ms), 10, 3600000, "2s", "DURATION",
+     "time one Lua hook call may take: a backstop for work the budget does not count"},
+    {"lua-log-lines", "FLOWD_LUA_LOG_LINES", K_UINT, OFF(lua_log_lines), 1, 100000, "20", "N",
+     "lines of log(...) a step keeps in the job's history"},
+    {"lua-log-bytes", "FLOWD_LUA_LOG_BYTES", K_SIZE, OFF(lua_log_bytes), 64, 1u << 20, "1KiB", "SIZE",
+     "bytes of one log(...) line; longer ones are cut"},
+    {"lua-log-job-bytes", "FLOWD_LUA_LOG_JOB_BYTES", K_SIZE, OFF(lua_log_job_bytes), 1024, GIB, "1MiB", "SIZE",
+     "bytes of log(...) lines a job keeps over all its steps"},
 };
 
 /* Read from the environment only, never a flag: flags show in ps. */
@@ -319,6 +334,11 @@ int flowd_config_parse(flowd_config_t *c, int argc, char **argv, flowd_getenv_fn
             return FLOWD_CONFIG_ERROR;
         }
     }
+    if (c->lua_budget > c->lua_budget_max) {
+        snprintf(err, errlen, "--lua-budget (%u) is more than --lua-budget-max (%u)", c->lua_budget,
+                 c->lua_budget_max);
+        return FLOWD_CONFIG_ERROR;
+    }
     return FLOWD_CONFIG_RUN;
 }
 
@@ -348,4 +368,30 @@ void flowd_config_usage(FILE *out) {
     fprintf(out, "Sizes: 65536, 64k, 64KiB, 1MiB. Durations: 90 (seconds), 1500ms, 10s, 5m, 24h, 7d.\n"
                  "Exit status: 0 after SIGTERM or SIGINT, 1 when the server cannot start, 2 for bad "
                  "flags.\n");
+}
+
+void flowd_config_nodes_env(const flowd_config_t *c, flow_nodes_env_t *env) {
+    *env = (flow_nodes_env_t){.http = env->http,
+                              .llm_base_url = c->llm_base_url,
+                              .llm_api_key = c->llm_api_key,
+                              .llm_model = c->llm_model,
+                              .lua = {.instructions = c->lua_budget,
+                                      .instructions_max = c->lua_budget_max,
+                                      .memory = c->lua_memory,
+                                      .time_ms = c->lua_time_ms},
+                              .re_limits = {.max_length = c->regex_max_length,
+                                            .max_nesting = c->regex_max_nesting,
+                                            .max_compiled = c->regex_max_compiled,
+                                            .match_limit = c->regex_match_limit,
+                                            .depth_limit = c->regex_depth_limit,
+                                            .heap_limit = c->regex_heap_limit,
+                                            .budget = c->regex_budget,
+                                            .no_jit = !c->regex_jit}};
+}
+
+void flowd_config_engine_opts(const flowd_config_t *c, flow_engine_opts_t *opts) {
+    *opts = (flow_engine_opts_t){.history_limit = c->history_limit,
+                                 .log_lines = c->lua_log_lines,
+                                 .log_line_bytes = c->lua_log_bytes,
+                                 .log_job_bytes = c->lua_log_job_bytes};
 }

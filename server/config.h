@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "flow.h"
+#include "nodes.h"
 
 typedef struct flowd_config {
     char bind[64];              /* numeric IPv4 or IPv6 address, or "localhost" */
@@ -49,6 +50,13 @@ typedef struct flowd_config {
     size_t regex_heap_limit;    /* bytes of backtracking memory or JIT stack of one match */
     unsigned regex_budget;      /* match-limit units of one check */
     unsigned regex_jit;         /* 0: never JIT-compile */
+    unsigned lua_budget;        /* instructions a Lua hook call may run by default */
+    unsigned lua_budget_max;    /* the most a node may ask for */
+    size_t lua_memory;          /* bytes a flow's Lua state may hold */
+    uint64_t lua_time_ms;       /* time a Lua hook call may take */
+    unsigned lua_log_lines;     /* log(...) lines a step keeps */
+    size_t lua_log_bytes;       /* bytes of a log(...) line */
+    size_t lua_log_job_bytes;   /* bytes of log(...) lines a job keeps */
 } flowd_config_t;
 
 enum {
@@ -66,6 +74,11 @@ void flowd_config_defaults(flowd_config_t *c);
  * (errlen bytes) says which flag or variable is wrong and why. */
 int flowd_config_parse(flowd_config_t *c, int argc, char **argv, flowd_getenv_fn env, char *err,
                        size_t errlen);
+/* What the node types and the engine take from the settings, for the server and for flowd run:
+ * env->http is left as it was; the strings stay c's (c must outlive env). */
+void flowd_config_nodes_env(const flowd_config_t *c, flow_nodes_env_t *env);
+void flowd_config_engine_opts(const flowd_config_t *c, flow_engine_opts_t *opts);
+
 /* The --help text: every flag with its variable and default. */
 void flowd_config_usage(FILE *out);
 

@@ -160,6 +160,10 @@ void flowd_step_write(flowd_jw_t *w, const flow_step_t *step) {
     flowd_jw_uint(w, step->depth);
     flowd_jw_key(w, "error");
     write_error(w, step->error, step->message, NULL, 0);
+    if (step->logs != NULL) { /* what the node's Lua hooks logged */
+        flowd_jw_key(w, "logs");
+        flowd_jw_json(w, step->logs);
+    }
     flowd_jw_obj_end(w);
 }
 

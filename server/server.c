@@ -226,7 +226,7 @@ static int recover(flowd_server_t *srv) {
 static int server_init(flowd_server_t *srv) {
     flow_error_t err = {0};
     const flowd_config_t *cfg = &srv->cfg;
-    flow_engine_opts_t eo = {.history_limit = cfg->history_limit};
+    flow_engine_opts_t eo;
     flowd_jobs_opts_t jo = {.max_jobs = cfg->max_jobs,
                             .max_finished = cfg->max_finished,
                             .retention_us = cfg->retention_ms * 1000,
@@ -234,23 +234,14 @@ static int server_init(flowd_server_t *srv) {
                             .on_evict = on_evict,
                             .data = srv};
     int rc;
+    flowd_config_engine_opts(cfg, &eo);
     if ((rc = flow_registry_new(&srv->reg)) < 0 || (rc = flowd_flows_register(srv->reg, &err)) < 0) {
         flowd_log(FLOW_LOG_ERROR, "cannot register the flows: %s%s%s", flow_strerror(rc),
                   err.message ? ": " : "", err.message ? err.message : "");
         flow_error_clear(&err);
         return rc;
     }
-    srv->nodes = (flow_nodes_env_t){.llm_base_url = cfg->llm_base_url,
-                                    .llm_api_key = cfg->llm_api_key,
-                                    .llm_model = cfg->llm_model};
-    srv->nodes.re_limits = (flow_re_limits_t){.max_length = cfg->regex_max_length,
-                                              .max_nesting = cfg->regex_max_nesting,
-                                              .max_compiled = cfg->regex_max_compiled,
-                                              .match_limit = cfg->regex_match_limit,
-                                              .depth_limit = cfg->regex_depth_limit,
-                                              .heap_limit = cfg->regex_heap_limit,
-                                              .budget = cfg->regex_budget,
-                                              .no_jit = !cfg->regex_jit};
+    flowd_config_nodes_env(cfg, &srv->nodes);
     if ((rc = flow_http_new(&srv->loop, NULL, &srv->client)) < 0 ||
         (srv->nodes.http = srv->client, rc = flow_nodes_register(srv->reg, &srv->nodes)) < 0) {
         flowd_log(FLOW_LOG_ERROR, "cannot start the node types: %s", flow_strerror(rc));

@@ -56,6 +56,7 @@ static void on_done(flow_job_t *job, void *data) {
         out->history[i].node = out->history_nodes[i];
         out->history[i].action = st->action ? out->history_actions[i] : NULL;
         out->history[i].message = NULL;
+        out->history[i].logs = json_incref(st->logs); /* released by outcome_clear */
     }
     flow_job_history_totals(job, &out->totals);
 }
@@ -84,6 +85,11 @@ void outcome_clear(outcome_t *out) {
     json_decref(out->shared);
     json_decref(out->events);
     out->shared = out->events = NULL;
+    for (size_t i = 0; i < out->history_count; i++) {
+        json_decref(out->history[i].logs);
+        out->history[i].logs = NULL;
+    }
+    out->history_count = 0;
 }
 
 flow_def_t *def_new(const char *name, flow_node_t **root) {

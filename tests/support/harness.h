@@ -23,7 +23,7 @@ typedef struct outcome {
     uint64_t steps;
     char last_action[64];
     size_t history_count;
-    flow_step_t history[64]; /* the newest 64; strings copied into the arrays below */
+    flow_step_t history[64]; /* the newest 64; strings copied into the arrays below, logs referenced */
     char history_nodes[64][32];
     char history_actions[64][32];
     flow_history_totals_t totals;

@@ -83,7 +83,7 @@ START_TEST(test_every_problem_is_reported_at_once_with_its_place) {
             " \"b\": {\"type\": \"sleep\", \"params\": {}, \"next\": {\"default\": \"nowhere\"}},"
             " \"c\": {\"type\": \"noop\"}}}",
             "/nodes/a/type: unknown node type \"htp\" (the types are noop, sleep, set, choice, fail, input, "
-            "http, llm, map, flow)\n"
+            "http, llm, lua, map, flow)\n"
             "/nodes/b/params: sleep needs \"seconds\"\n"
             "/nodes/b/next/default: no node \"nowhere\" in this flow\n"
             "/nodes/c: node c is never reached from the start node a");
@@ -274,7 +274,7 @@ START_TEST(test_map_nodes_are_checked) {
             " \"c\": {\"type\": \"map\", \"items\": \"$shared/x\"}}}",
             "/nodes/a/items: map needs \"items\": a reference to an array, such as \"$shared/urls\"\n"
             "/nodes/a/limit: limit is how many items run at once, 0 (no limit) to 1000000\n"
-            "/nodes/b/node/type: a map runs per item a node of type sleep, http or llm, not \"set\"\n"
+            "/nodes/b/node/type: a map runs per item a node of type sleep, http, llm or lua, not \"set\"\n"
             "/nodes/c: map needs \"node\" (what runs per item) or \"flow\" (a sub-flow per item), one of them");
 }
 END_TEST
@@ -350,7 +350,7 @@ START_TEST(test_problems_in_a_file_say_file_line_and_column) {
     ck_assert_int_eq(flow_doc_load_file(reg, path, &def, &p), FLOW_ELOAD);
     char want[512];
     snprintf(want, sizeof want, "%s:5:19: /nodes/a/type: unknown node type \"htp\" (the types are noop, sleep, set, "
-                                "choice, fail, input, http, llm, map, flow)", path);
+                                "choice, fail, input, http, llm, lua, map, flow)", path);
     tu_assert_problems("file problems", &p, want);
     flow_problems_clear(&p);
 

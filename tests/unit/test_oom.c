@@ -145,8 +145,20 @@ static const char *doc_text =
     " \"flows\": {\"sub\": {\"start\": \"s\", \"nodes\": {\"s\": {\"type\": \"sleep\", \"params\": {\"seconds\": 0},"
     "        \"out\": \"/sub/{{$params/n}}\"}}}}}";
 
-/* One load-and-run of the document with the k-th allocation failing; 1 when none failed. */
-static int run_doc_once(long k) {
+/* Lua: a chunk, inline hooks, an exec, conversions both ways, a log line. */
+static const char lua_text[] =
+    "{\"name\": \"oomlua\", \"start\": \"a\", \"code\": [\"local seen = {'x'}\","
+    " \"function count(shared) shared.n = (shared.n or 0) + #seen return 'again' end\"],"
+    " \"nodes\": {"
+    " \"a\": {\"type\": \"noop\", \"prep\": \"return shared.list\", \"post\": \"count\","
+    "        \"next\": {\"again\": \"b\"}},"
+    " \"b\": {\"type\": \"lua\", \"params\": {\"l\": \"$shared/list\"}, \"out\": \"/out\","
+    "        \"exec\": [\"log('sum of', #prep_res.l)\", \"return {total = #prep_res.l, tags = json.array({'a'}),\","
+    "                  \" at = json.decode('{\\\"k\\\": [1, 2.5]}')}\"],"
+    "        \"fallback\": \"return 'recovered'\"}}}";
+
+/* One load-and-run of the document (text) with the k-th allocation failing; 1 when none failed. */
+static int run_text_once(const char *text, long k) {
     uv_loop_t loop;
     flow_engine_t *eng = NULL;
     flow_registry_t *reg = NULL;
@@ -157,7 +169,7 @@ static int run_doc_once(long k) {
     failures = 0;
     countdown = k;
     if (flow_registry_new(&reg) == 0 && flow_nodes_register(reg, &env) == 0 &&
-        flow_doc_load_text(reg, doc_text, strlen(doc_text), "oom.json", &def, NULL) == 0 &&
+        flow_doc_load_text(reg, text, strlen(text), "oom.json", &def, NULL) == 0 &&
         flow_engine_new(&loop, NULL, &eng) == 0) {
         long paused = countdown; /* the test's own input is not under test */
         countdown = -1;
@@ -186,9 +198,23 @@ START_TEST(test_loading_and_running_a_document_survives_every_failed_allocation)
     flow_set_allocator(t_malloc, t_realloc, t_calloc, t_free);
     json_set_alloc_funcs(t_malloc, t_free);
     long k = 0;
-    while (!run_doc_once(k))
+    while (!run_text_once(doc_text, k))
         k++;
     ck_assert_int_gt(k, 200);
+    flow_set_allocator(malloc, realloc, calloc, free);
+    json_set_alloc_funcs(malloc, free);
+}
+END_TEST
+
+/* The Lua state allocates through libflow's allocator too: a failed allocation anywhere in setting
+ * it up, loading the code or a call is a clean error. Under valgrind (FLOW_TEST_SMALL) every 7th. */
+START_TEST(test_a_document_with_lua_survives_every_failed_allocation) {
+    flow_set_allocator(t_malloc, t_realloc, t_calloc, t_free);
+    json_set_alloc_funcs(t_malloc, t_free);
+    long k = 0, step = getenv("FLOW_TEST_SMALL") ? 7 : 1;
+    while (!run_text_once(lua_text, k))
+        k += step;
+    ck_assert_int_gt(k, 500);
     flow_set_allocator(malloc, realloc, calloc, free);
     json_set_alloc_funcs(malloc, free);
 }
@@ -205,6 +231,7 @@ static Suite *oom_suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_every_allocation_can_fail);
     tcase_add_test(tc, test_loading_and_running_a_document_survives_every_failed_allocation);
+    tcase_add_test(tc, test_a_document_with_lua_survives_every_failed_allocation);
     tcase_add_test(tc, test_the_allocator_hook_wants_all_four);
     suite_add_tcase(s, tc);
     return s;

@@ -52,6 +52,13 @@ START_TEST(test_defaults) {
     ck_assert_uint_eq(c.idle_timeout_ms, 30000);
     ck_assert_uint_eq(c.keepalive_ms, 15000);
     ck_assert_int_eq(c.log_level, FLOW_LOG_INFO);
+    ck_assert_uint_eq(c.lua_budget, 10000000);
+    ck_assert_uint_eq(c.lua_budget_max, 100000000);
+    ck_assert_uint_eq(c.lua_memory, 64u << 20);
+    ck_assert_uint_eq(c.lua_time_ms, 2000);
+    ck_assert_uint_eq(c.lua_log_lines, 20);
+    ck_assert_uint_eq(c.lua_log_bytes, 1024);
+    ck_assert_uint_eq(c.lua_log_job_bytes, 1u << 20);
 }
 END_TEST
 
@@ -146,6 +153,9 @@ START_TEST(test_errors_name_the_flag) {
         {"--idle-timeout", "1500ms", "whole seconds"},
         {"--log-level", "loud", "debug, info, warn or error"},
         {"--bind", "example.org", "an IPv4 or IPv6 address"},
+        {"--lua-budget", "999000000000", "--lua-budget: '999000000000' is not valid"},
+        {"--lua-memory", "1k", "--lua-memory"},
+        {"--lua-budget", "200000000", "--lua-budget (200000000) is more than --lua-budget-max (100000000)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ck_assert_int_eq(parse(&c, NULL, err, sizeof err, cases[i].flag, cases[i].value, NULL),
