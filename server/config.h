@@ -40,6 +40,10 @@ typedef struct flowd_config {
     char llm_base_url[512];     /* OpenAI-compatible endpoint of llm nodes; "" none */
     char llm_model[128];        /* the model of llm nodes that name none */
     char llm_api_key[512];      /* from FLOWD_LLM_API_KEY only: a flag would show in ps */
+    /* keys and roles (auth.h) */
+    char keys_file[1024];       /* the key file; "" none: open, and only on a loopback address */
+    int metrics_open;           /* GET /metrics without a key */
+    int insecure_no_auth;       /* no key file, and open on any address */
 } flowd_config_t;
 
 enum {
