@@ -480,6 +480,17 @@ void e2e_assert_error(const e2e_resp_t *r, long status, const char *code, const 
     ck_assert_msg(r->len > 0 && r->body[r->len - 1] == '\n', "the body does not end with a newline");
 }
 
+void e2e_assert_job(e2e_server_t *s, const char *id, const char *tenant, const char *status) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    json_t *job = e2e_get_json(s, path);
+    ck_assert_str_eq(json_string_value(json_object_get(job, "id")), id);
+    ck_assert_str_eq(json_string_value(json_object_get(job, "tenant")), tenant);
+    if (status != NULL)
+        ck_assert_str_eq(json_string_value(json_object_get(job, "status")), status);
+    json_decref(job);
+}
+
 void e2e_assert_hidden(e2e_server_t *s, const char *method, const char *fmt, const char *body,
                        const char *id) {
     static const char missing_id[] = "0123456789abcdef0123456789abcdef"; /* no job has it */

@@ -84,6 +84,9 @@ json_t *e2e_wait_status(e2e_server_t *s, const char *id, const char *status, uns
 /* The status and the error body {"error": {"code": code, "message": ...}} whose message holds
  * `words` (NULL: anything). */
 void e2e_assert_error(const e2e_resp_t *r, long status, const char *code, const char *words);
+/* GET /v1/jobs/{id} with s's key answers 200 with a job of this tenant and, unless status is NULL,
+ * this status. */
+void e2e_assert_job(e2e_server_t *s, const char *id, const char *tenant, const char *status);
 /* What s's key gets for `method fmt` (fmt has a %s for the job's id; body JSON or NULL) of job id
  * is a 404 that says, word for word, what it says of a job that does not exist (the ids swapped):
  * the answer for a job of another tenant. */

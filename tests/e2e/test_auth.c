@@ -272,11 +272,8 @@ START_TEST(test_another_tenants_job_is_not_found) {
     ck_assert_str_eq(status_of(&s, waiting), "waiting");
     ck_assert_str_eq(status_of(&s, running), "running");
     char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s", waiting);
     e2e_use_key(&s, READ_A);
-    json_t *job = e2e_get_json(&s, path);
-    ck_assert_str_eq(json_string_value(json_object_get(job, "tenant")), "a");
-    json_decref(job);
+    e2e_assert_job(&s, waiting, "a", "waiting");
     snprintf(path, sizeof path, "/v1/jobs/%s/shared?pointer=/ingredient", waiting);
     e2e_resp_t r;
     call(&s, READ_A, "GET", path, NULL, NULL, &r);
@@ -319,6 +316,14 @@ static void list_ids(e2e_server_t *s, const char *key, const char *query, char *
     json_decref(page);
 }
 
+/* The first page of the list as key is exactly want (ids, each followed by a space). */
+static void assert_list(e2e_server_t *s, const char *key, const char *query, const char *want) {
+    char got[1024];
+    list_ids(s, key, query, got, sizeof got, NULL);
+    ck_assert_msg(strcmp(got, want) == 0, "GET /v1/jobs%s as %s: '%s', not '%s'", query, key, got,
+                  want);
+}
+
 START_TEST(test_lists_show_the_callers_tenant) {
     e2e_server_t s;
     e2e_start(&s, "--keys", keys, NULL);
@@ -327,15 +332,11 @@ START_TEST(test_lists_show_the_callers_tenant) {
     char *a2 = new_job(&s, SUBMIT_A, "{\"flow\": \"noop\"}");
     char want[256], got[512], next[32];
     snprintf(want, sizeof want, "%s %s ", a2, a1);
-    list_ids(&s, READ_A, "", got, sizeof got, NULL);
-    ck_assert_str_eq(got, want);
-    list_ids(&s, SUBMIT_A, "?tenant=a", got, sizeof got, NULL);
-    ck_assert_str_eq(got, want);
+    assert_list(&s, READ_A, "", want);
+    assert_list(&s, SUBMIT_A, "?tenant=a", want);
     snprintf(want, sizeof want, "%s ", b1);
-    list_ids(&s, READ_B, "?flow=noop", got, sizeof got, NULL);
-    ck_assert_str_eq(got, want);
-    list_ids(&s, READ_D, "", got, sizeof got, NULL);
-    ck_assert_str_eq(got, "");
+    assert_list(&s, READ_B, "?flow=noop", want);
+    assert_list(&s, READ_D, "", "");
     /* a page at a time: the cursor walks the tenant's jobs only */
     list_ids(&s, READ_A, "?limit=1", got, sizeof got, next);
     snprintf(want, sizeof want, "%s ", a2);
@@ -348,13 +349,10 @@ START_TEST(test_lists_show_the_callers_tenant) {
     ck_assert_str_eq(next, "");
     /* an admin: every tenant, or one */
     snprintf(want, sizeof want, "%s %s %s ", a2, b1, a1);
-    list_ids(&s, ADMIN, "", got, sizeof got, NULL);
-    ck_assert_str_eq(got, want);
+    assert_list(&s, ADMIN, "", want);
     snprintf(want, sizeof want, "%s ", b1);
-    list_ids(&s, ADMIN, "?tenant=b", got, sizeof got, NULL);
-    ck_assert_str_eq(got, want);
-    list_ids(&s, ADMIN, "?tenant=nobody", got, sizeof got, NULL);
-    ck_assert_str_eq(got, "");
+    assert_list(&s, ADMIN, "?tenant=b", want);
+    assert_list(&s, ADMIN, "?tenant=nobody", "");
     e2e_resp_t r;
     call(&s, READ_A, "GET", "/v1/jobs?tenant=b", NULL, NULL, &r);
     e2e_assert_error(&r, 403, "forbidden", "tenant 'a'");
@@ -381,6 +379,14 @@ static char *post_idem(e2e_server_t *s, const char *key, const char *idem, const
     return id;
 }
 
+/* A repeat of POST /v1/jobs with this Idempotency-Key and body, as key: 200 and job id. */
+static void assert_repeat(e2e_server_t *s, const char *key, const char *idem, const char *body,
+                          const char *id) {
+    char *again = post_idem(s, key, idem, body, 200);
+    ck_assert_str_eq(again, id);
+    free(again);
+}
+
 static const char body_x[] = "{\"flow\": \"noop\", \"shared\": {\"x\": 1}}";
 static const char body_y[] = "{\"flow\": \"noop\", \"shared\": {\"y\": 2}}";
 
@@ -391,12 +397,8 @@ START_TEST(test_idempotency_keys_are_per_tenant) {
     char *b =
         post_idem(&s, SUBMIT_B, "order-1", body_y, 202); /* another tenant's key of the same name */
     ck_assert_str_ne(a, b);
-    char *again = post_idem(&s, SUBMIT_B, "order-1", body_y, 200);
-    ck_assert_str_eq(again, b);
-    free(again);
-    again = post_idem(&s, SUBMIT_A, "order-1", body_x, 200);
-    ck_assert_str_eq(again, a);
-    free(again);
+    assert_repeat(&s, SUBMIT_B, "order-1", body_y, b);
+    assert_repeat(&s, SUBMIT_A, "order-1", body_x, a);
     post_idem(&s, SUBMIT_A, "order-1", body_y, 409);
     char *admin = post_idem(&s, ADMIN, "order-1", body_x, 202); /* the admin's own tenant, ops */
     ck_assert_str_ne(admin, a);
@@ -687,22 +689,13 @@ START_TEST(test_tenants_are_kept_across_a_restart) {
     assert_hidden(&s, READ_B, "GET", "/v1/jobs/%s", NULL, a);
     assert_hidden(&s, SUBMIT_B, "POST", "/v1/jobs/%s/input", "{\"value\": \"yes\"}", a);
     assert_hidden(&s, READ_B, "GET", "/v1/jobs/%s", NULL, ai);
-    char path[96], got[512], want[256];
-    snprintf(path, sizeof path, "/v1/jobs/%s", a);
+    char path[96], want[256];
     e2e_use_key(&s, READ_A);
-    json_t *job = e2e_get_json(&s, path);
-    ck_assert_str_eq(json_string_value(json_object_get(job, "tenant")), "a");
-    ck_assert_str_eq(json_string_value(json_object_get(job, "status")), "waiting");
-    json_decref(job);
-    list_ids(&s, READ_B, "", got, sizeof got, NULL);
+    e2e_assert_job(&s, a, "a", "waiting");
     snprintf(want, sizeof want, "%s ", bi);
-    ck_assert_str_eq(got, want);
-    char *again = post_idem(&s, SUBMIT_A, "order-1", body_x, 200);
-    ck_assert_str_eq(again, ai);
-    free(again);
-    again = post_idem(&s, SUBMIT_B, "order-1", body_y, 200);
-    ck_assert_str_eq(again, bi);
-    free(again);
+    assert_list(&s, READ_B, "", want);
+    assert_repeat(&s, SUBMIT_A, "order-1", body_x, ai);
+    assert_repeat(&s, SUBMIT_B, "order-1", body_y, bi);
     snprintf(path, sizeof path, "/v1/jobs/%s/input", a);
     ck_assert_int_eq(status_as(&s, SUBMIT_A, "POST", path, "{\"value\": \"yes\"}"), 202);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
@@ -769,20 +762,11 @@ START_TEST(test_a_version_2_file_is_migrated_to_tenants) {
     e2e_start(&s, "--keys", keys, "--store", store, NULL);
     const char *old = "00000000000000000000000000000001";
     assert_hidden(&s, READ_A, "GET", "/v1/jobs/%s", NULL, old);
-    char p[96];
-    snprintf(p, sizeof p, "/v1/jobs/%s", old);
     e2e_use_key(&s, READ_D);
-    json_t *job = e2e_get_json(&s, p);
-    ck_assert_str_eq(json_string_value(json_object_get(job, "tenant")), "default");
-    ck_assert_str_eq(json_string_value(json_object_get(job, "status")), "succeeded");
-    json_decref(job);
-    char got[512];
-    list_ids(&s, ADMIN, "?tenant=default", got, sizeof got, NULL);
-    ck_assert_str_eq(got, "00000000000000000000000000000001 ");
+    e2e_assert_job(&s, old, "default", "succeeded");
+    assert_list(&s, ADMIN, "?tenant=default", "00000000000000000000000000000001 ");
     /* the key it remembers is tenant default's: a repeat there is the old job, elsewhere new */
-    char *again = post_idem(&s, SUBMIT_D, "old-key", body_x, 200);
-    ck_assert_str_eq(again, old);
-    free(again);
+    assert_repeat(&s, SUBMIT_D, "old-key", body_x, old);
     post_idem(&s, SUBMIT_D, "old-key", body_y, 409);
     char *fresh = post_idem(&s, SUBMIT_A, "old-key", body_x, 202);
     ck_assert_str_ne(fresh, old);
