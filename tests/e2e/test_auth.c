@@ -581,7 +581,7 @@ static int run_flowd(const char *const *args, char **out, char **err) {
     for (size_t i = 0; args[i] != NULL && argc < 15; i++)
         argv[argc++] = args[i];
     argv[argc] = NULL;
-    char paths[2][32];
+    char paths[2][40];
     int fds[2];
     for (int i = 0; i < 2; i++) {
         snprintf(paths[i], sizeof paths[i], "/tmp/flowd-out%d-XXXXXX", i);
