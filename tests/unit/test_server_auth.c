@@ -225,6 +225,43 @@ START_TEST(test_callers_by_their_keys) {
 }
 END_TEST
 
+/* Many keys: each is found as itself, wherever it is in the file, and nothing else is. */
+START_TEST(test_every_key_of_many_is_itself) {
+    char dir[] = "/tmp/flowd-auth-XXXXXX", path[64], hash[65], key[32], err[512];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/keys", dir);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof key, "fk_many-%d", i);
+        hash_hex(key, hash);
+        fprintf(f, "%s k%d %s t%d\n", hash, i, i % 3 ? "read" : "submit", i % 7);
+    }
+    fclose(f);
+    flowd_config_t c;
+    flowd_auth_t *a = NULL;
+    config(&c, "127.0.0.1", path, 0);
+    ck_assert_int_eq(flowd_auth_new(&c, &a, err, sizeof err), 0);
+    for (int i = 0; i < 300; i++) {
+        char header[64], name[16], tenant[16];
+        flowd_caller_t who;
+        snprintf(header, sizeof header, "Bearer fk_many-%d", i);
+        flowd_auth_identify(a, header, &who);
+        snprintf(name, sizeof name, "k%d", i);
+        snprintf(tenant, sizeof tenant, "t%d", i % 7);
+        ck_assert_str_eq(who.name, name);
+        ck_assert_str_eq(who.tenant, tenant);
+        ck_assert_int_eq(who.role, i % 3 ? FLOWD_ROLE_READ : FLOWD_ROLE_SUBMIT);
+        snprintf(header, sizeof header, "Bearer fk_many-%d ", i + 300); /* and a trailing space */
+        flowd_auth_identify(a, header, &who);
+        ck_assert_int_eq(who.role, FLOWD_ROLE_NONE);
+        ck_assert_int_eq(who.bad, 2);
+    }
+    flowd_auth_free(a);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 static const char *const *test_env;
 
 static const char *fake_getenv(const char *name) {
@@ -275,6 +312,7 @@ static Suite *auth_suite(void) {
     tcase_add_test(tc, test_loopback_addresses);
     tcase_add_test(tc, test_open_only_on_loopback_or_when_told);
     tcase_add_test(tc, test_callers_by_their_keys);
+    tcase_add_test(tc, test_every_key_of_many_is_itself);
     tcase_add_test(tc, test_the_flags_of_keys);
     suite_add_tcase(s, tc);
     return s;
