@@ -3,7 +3,7 @@
 
 CC ?= cc
 SAN ?=
-PKGS := libuv jansson libmicrohttpd libcurl sqlite3 libpq lua5.4 libpcre2-8 yaml-0.1
+PKGS := libuv jansson libmicrohttpd libcurl sqlite3 libpq lua5.4 libpcre2-8 yaml-0.1 libcrypto
 TEST_PKGS := check
 
 # pkg-config name -> Debian package, for `make deps`
@@ -17,6 +17,7 @@ DEB_libpq := libpq-dev
 DEB_lua5.4 := liblua5.4-dev
 DEB_libpcre2-8 := libpcre2-dev
 DEB_yaml-0.1 := libyaml-dev
+DEB_libcrypto := libssl-dev
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP -Ilib -Iserver -Itests -Iexamples
@@ -136,7 +137,8 @@ deps:
 	    libuv) echo $(DEB_libuv);; jansson) echo $(DEB_jansson);; check) echo $(DEB_check);; \
 	    libmicrohttpd) echo $(DEB_libmicrohttpd);; libcurl) echo $(DEB_libcurl);; \
 	    sqlite3) echo $(DEB_sqlite3);; libpq) echo $(DEB_libpq);; lua5.4) echo $(DEB_lua5.4);; \
-	    libpcre2-8) echo $(DEB_libpcre2-8);; yaml-0.1) echo $(DEB_yaml-0.1);; esac)"; \
+	    libpcre2-8) echo $(DEB_libpcre2-8);; yaml-0.1) echo $(DEB_yaml-0.1);; \
+	    libcrypto) echo $(DEB_libcrypto);; esac)"; \
 	done; \
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	for t in $(DEPS_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \

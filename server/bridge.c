@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "log.h"
 
 struct flowd_bridge {
@@ -436,7 +437,11 @@ int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_d
             return FLOW_ENOMEM;
         def = placeholder;
     }
-    int rc = flowd_jobs_restore(srv->jobs, def, sj->id, sj->seq, sj->created_us, sj->idem_key, sj->body_hash, &job);
+    const char *tenant =
+        flowd_auth_tenant(srv->auth, sj->tenant ? sj->tenant : FLOWD_DEFAULT_TENANT);
+    int rc = tenant == NULL ? FLOW_ENOMEM
+                            : flowd_jobs_restore(srv->jobs, def, tenant, sj->id, sj->seq,
+                                                 sj->created_us, sj->idem_key, sj->body_hash, &job);
     flow_def_unref(placeholder);
     if (rc < 0)
         return rc;

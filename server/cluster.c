@@ -56,6 +56,7 @@ typedef struct remote_cmd {
 
 static void item_free(item_t *it) {
     flowd_stored_job_t *sj = &it->sj;
+    free((char *)sj->tenant);
     free((char *)sj->flow);
     free((char *)sj->flow_document);
     free((char *)sj->idem_key);
@@ -111,6 +112,7 @@ static void hook_adopt(void *data, const flowd_stored_job_t *sj) {
     snprintf(it->id, sizeof it->id, "%s", sj->id);
     it->sj = *sj;
     it->sj.id = it->id;
+    it->sj.tenant = dup_or_null(sj->tenant);
     it->sj.flow = dup_or_null(sj->flow);
     it->sj.flow_document = dup_or_null(sj->flow_document);
     it->sj.idem_key = dup_or_null(sj->idem_key);
@@ -388,6 +390,7 @@ void flowd_cluster_close(flowd_cluster_t *c) {
 static void view_of(const flowd_remote_job_t *j, flowd_job_view_t *v) {
     *v = (flowd_job_view_t){.id = j->id,
                             .flow = j->flow,
+                            .tenant = j->tenant,
                             .status = j->status,
                             .created_us = j->created_us,
                             .started_us = j->started_us,
@@ -488,7 +491,7 @@ static ssize_t rwatch_read(void *cls, uint64_t pos, char *buf, size_t max) {
         if (w->pend.len == 0 && why == FLOWD_WAKE_EVENTS) {
             /* woken for news but none: the job may be gone (retention) */
             flowd_remote_job_t j;
-            int rc = store->ops->read_job(store, w->id, NULL, 0, &j);
+            int rc = store->ops->read_job(store, w->id, NULL, NULL, 0, &j);
             flowd_remote_job_clear(&j);
             if (rc == FLOW_ENOTFOUND)
                 return MHD_CONTENT_READER_END_OF_STREAM;

@@ -10,7 +10,7 @@
 
 #include "log.h"
 
-enum kind { K_UINT, K_SIZE, K_MS, K_SECONDS, K_ADDR, K_LEVEL, K_TEXT };
+enum kind { K_UINT, K_SIZE, K_MS, K_SECONDS, K_ADDR, K_LEVEL, K_TEXT, K_BOOL };
 
 typedef struct setting {
     const char *flag;  /* without the leading "--" */
@@ -20,7 +20,7 @@ typedef struct setting {
     uint64_t min, max; /* K_UINT: the value; K_SIZE: bytes; K_MS and K_SECONDS: milliseconds; K_TEXT:
                         * max is the size of the field */
     const char *def;   /* the default, as text: parsed like a value, and shown by --help */
-    const char *arg;   /* the placeholder --help shows */
+    const char *arg;   /* the placeholder --help shows ("" for K_BOOL: the flag alone says yes) */
     const char *help;
 } setting_t;
 
@@ -116,6 +116,16 @@ static const setting_t settings[] = {
      "bytes of one log(...) line; longer ones are cut"},
     {"lua-log-job-bytes", "FLOWD_LUA_LOG_JOB_BYTES", K_SIZE, OFF(lua_log_job_bytes), 1024, GIB, "1MiB", "SIZE",
      "bytes of log(...) lines a job keeps over all its steps"},
+    /* keys and roles (auth.h) */
+    {"keys", "FLOWD_KEYS_FILE", K_TEXT, OFF(keys_file), 0, sizeof(((flowd_config_t *)0)->keys_file),
+     "", "FILE",
+     "API keys (their SHA-256 hashes), names, roles and tenants; reloaded on SIGHUP (make a key: "
+     "flowd key new). Without it flowd is open, and only on a loopback address"},
+    {"metrics-open", "FLOWD_METRICS_OPEN", K_BOOL, OFF(metrics_open), 0, 0, "false", "",
+     "GET /metrics without a key (with keys it needs an admin key)"},
+    {"insecure-no-auth", "FLOWD_INSECURE_NO_AUTH", K_BOOL, OFF(insecure_no_auth), 0, 0, "false", "",
+     "no key file and yet listen on an address that is not loopback: anyone who reaches it may do "
+     "anything"},
 };
 
 /* Read from the environment only, never a flag: flags show in ps. */
@@ -244,6 +254,15 @@ static int apply(flowd_config_t *c, const setting_t *st, const char *value, char
         else
             snprintf(field, st->max, "%s", value);
         break;
+    case K_BOOL:
+        if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0 || strcmp(value, "yes") == 0)
+            *(int *)field = 1;
+        else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0 ||
+                 strcmp(value, "no") == 0 || *value == '\0')
+            *(int *)field = 0;
+        else
+            why = "true or false (1 or 0)";
+        break;
     case K_LEVEL: {
         flow_log_level_t level;
         if (flowd_log_parse_level(value, &level) < 0)
@@ -324,7 +343,10 @@ int flowd_config_parse(flowd_config_t *c, int argc, char **argv, flowd_getenv_fn
             snprintf(err, errlen, "unknown flag '--%.*s' (see --help)", (int)len, name);
             return FLOWD_CONFIG_ERROR;
         }
-        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        /* a yes-or-no flag alone says yes; --flag=false says no */
+        const char *value = eq                   ? eq + 1
+                            : st->kind == K_BOOL ? "true"
+                                                 : (i + 1 < argc ? argv[++i] : NULL);
         if (value == NULL) {
             snprintf(err, errlen, "--%s needs a value (%s)", st->flag, st->arg);
             return FLOWD_CONFIG_ERROR;
@@ -337,6 +359,12 @@ int flowd_config_parse(flowd_config_t *c, int argc, char **argv, flowd_getenv_fn
     if (c->lua_budget > c->lua_budget_max) {
         snprintf(err, errlen, "--lua-budget (%u) is more than --lua-budget-max (%u)", c->lua_budget,
                  c->lua_budget_max);
+        return FLOWD_CONFIG_ERROR;
+    }
+    if (c->insecure_no_auth && c->keys_file[0] != '\0') {
+        snprintf(err, errlen,
+                 "--insecure-no-auth and --keys (FLOWD_KEYS_FILE) exclude each other: with a key "
+                 "file flowd is not open; give only one");
         return FLOWD_CONFIG_ERROR;
     }
     return FLOWD_CONFIG_RUN;
@@ -357,9 +385,9 @@ void flowd_config_usage(FILE *out) {
     for (size_t i = 0; i < NSETTINGS; i++) {
         const setting_t *st = &settings[i];
         char left[64];
-        snprintf(left, sizeof left, "--%s %s", st->flag, st->arg);
+        snprintf(left, sizeof left, "--%s%s%s", st->flag, st->arg[0] ? " " : "", st->arg);
         fprintf(out, "  %-30s %s\n  %-30s   env %s, default %s\n", left, st->help, "", st->env,
-                st->def[0] ? st->def : "none");
+                st->kind == K_BOOL ? "off (env: 1 or true for on)" : st->def[0] ? st->def : "none");
     }
     fprintf(out, "  %-30s %s\n", "(no flag)", "env " LLM_API_KEY_ENV ": the API key of llm nodes, sent as a "
                                                 "Bearer token; never shown");

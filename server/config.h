@@ -57,6 +57,10 @@ typedef struct flowd_config {
     unsigned lua_log_lines;     /* log(...) lines a step keeps */
     size_t lua_log_bytes;       /* bytes of a log(...) line */
     size_t lua_log_job_bytes;   /* bytes of log(...) lines a job keeps */
+    /* keys and roles (auth.h) */
+    char keys_file[1024];       /* the key file; "" none: open, and only on a loopback address */
+    int metrics_open;           /* GET /metrics without a key */
+    int insecure_no_auth;       /* no key file, and open on any address */
 } flowd_config_t;
 
 enum {

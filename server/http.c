@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "bridge.h"
 #include "cluster.h"
 #include "flows.h"
@@ -74,6 +75,7 @@ typedef struct req {
     flow_status_t remote_seen;  /* PH_RWAIT: the status the long poll saw */
     uint64_t remote_until_ms;   /* PH_RWAIT: when it answers anyway */
     uint8_t remote_watching;    /* PH_RWAIT: a watch of the store may still wake us */
+    flowd_caller_t caller;      /* who sent it: role, tenant, the key's name (auth.h) */
     char inline_body[INLINE_BODY];
 } req_t;
 
@@ -108,6 +110,11 @@ static enum MHD_Result send_body(req_t *r, struct MHD_Connection *conn, unsigned
     }
     if (status == 429)
         MHD_add_response_header(res, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == 401) /* RFC 6750: a key that is not one of ours is an invalid_token */
+        MHD_add_response_header(res, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                r->caller.bad == 2
+                                    ? "Bearer realm=\"flowd\", error=\"invalid_token\""
+                                    : "Bearer realm=\"flowd\"");
     if (status == 405) {
         const char *allow = r->route == FLOWD_R_JOBS                                  ? "GET, HEAD, POST"
                             : r->route == FLOWD_R_INPUT || r->route == FLOWD_R_CANCEL ? "POST"
@@ -228,6 +235,57 @@ static int method_allowed(flowd_route_t route, enum method m) {
     default:
         return m == M_GET || m == M_HEAD;
     }
+}
+
+/* The role each route and method needs (auth.h); api/openapi.yaml's security says the same. A
+ * role may do what the ones below it may. Reading methods are GET and HEAD; writing ones the rest
+ * (a method a route does not take is 405 before any key is looked at, so the writing role of a
+ * route that takes none is never asked for). */
+static const struct {
+    flowd_role_t read, write;
+} route_roles[FLOWD_ROUTES] = {
+    [FLOWD_R_JOBS] = {FLOWD_ROLE_READ, FLOWD_ROLE_SUBMIT},     /* the list; POST a job */
+    [FLOWD_R_JOB] = {FLOWD_ROLE_READ, FLOWD_ROLE_ADMIN},
+    [FLOWD_R_SHARED] = {FLOWD_ROLE_READ, FLOWD_ROLE_ADMIN},
+    [FLOWD_R_HISTORY] = {FLOWD_ROLE_READ, FLOWD_ROLE_ADMIN},
+    [FLOWD_R_EVENTS] = {FLOWD_ROLE_READ, FLOWD_ROLE_ADMIN},
+    [FLOWD_R_INPUT] = {FLOWD_ROLE_SUBMIT, FLOWD_ROLE_SUBMIT},
+    [FLOWD_R_CANCEL] = {FLOWD_ROLE_SUBMIT, FLOWD_ROLE_SUBMIT},
+    [FLOWD_R_FLOWS] = {FLOWD_ROLE_READ, FLOWD_ROLE_ADMIN},     /* every key reads the flows */
+    [FLOWD_R_FLOW] = {FLOWD_ROLE_READ, FLOWD_ROLE_ADMIN},      /* PUT and DELETE: admin */
+    [FLOWD_R_HEALTHZ] = {FLOWD_ROLE_NONE, FLOWD_ROLE_NONE},    /* open, for probes */
+    [FLOWD_R_METRICS] = {FLOWD_ROLE_ADMIN, FLOWD_ROLE_ADMIN},  /* none with --metrics-open */
+    [FLOWD_R_OTHER] = {FLOWD_ROLE_NONE, FLOWD_ROLE_NONE},      /* 404 for anyone */
+};
+
+static flowd_role_t role_needed(const flowd_server_t *srv, flowd_route_t route, enum method m) {
+    if (route == FLOWD_R_METRICS && srv->cfg.metrics_open)
+        return FLOWD_ROLE_NONE;
+    return m == M_GET || m == M_HEAD ? route_roles[route].read : route_roles[route].write;
+}
+
+/* 0 when the caller may use this route with this method; otherwise answers 401 (no key, or one that
+ * is not in the key file) or 403 (a role below the one needed) and returns -1. */
+static int authorize(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                     enum MHD_Result *ret) {
+    flowd_role_t need = role_needed(srv, r->route, (enum method)r->method);
+    if (r->caller.role >= need)
+        return 0;
+    if (r->caller.role == FLOWD_ROLE_NONE)
+        *ret = send_error(r, conn, 401, "unauthorized",
+                          r->caller.bad == 2
+                              ? "the key is not one of this server's (Authorization: Bearer <key>)"
+                              : "this needs a key: send Authorization: Bearer <key>");
+    else
+        *ret = send_error(r, conn, 403, "forbidden", "key '%s' has role %s; %s %s needs role %s",
+                          r->caller.name, flowd_role_name(r->caller.role), r->method_name,
+                          flowd_route_template(r->route), flowd_role_name(need));
+    return -1;
+}
+
+/* The tenant whose jobs the caller sees: its own, or NULL for every tenant (admin). */
+static const char *scope(const req_t *r) {
+    return r->caller.role == FLOWD_ROLE_ADMIN ? NULL : r->caller.tenant;
 }
 
 /* ---- request checks ---- */
@@ -372,10 +430,16 @@ static json_t *body_object(req_t *r, struct MHD_Connection *conn, const char *ex
 
 /* ---- routes ---- */
 
-/* The job in the local table (r->job when looked up already), or NULL after answering 404. */
+/* The job in the local table (r->job when looked up already), or NULL after answering 404. Another
+ * tenant's job is answered as one that does not exist, word for word: a caller learns nothing of
+ * the jobs it may not see. */
 static flowd_job_t *find_job(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
                              const char *id, size_t len, enum MHD_Result *ret) {
     flowd_job_t *job = r->job ? r->job : flowd_jobs_get(srv->jobs, id, len);
+    if (job != NULL && scope(r) != NULL && job->tenant != scope(r)) {
+        flowd_job_unref(job);
+        job = r->job = NULL;
+    }
     if (job == NULL) {
         *ret = send_error(r, conn, 404, "not_found", "no job with id '%.*s'", (int)(len > 64 ? 64 : len), id);
         return NULL;
@@ -444,7 +508,7 @@ static int find_remote(flowd_server_t *srv, req_t *r, struct MHD_Connection *con
     if (srv->store->ops->read_job != NULL && is_id(id, len)) {
         memcpy(key, id, FLOWD_ID_LEN);
         key[FLOWD_ID_LEN] = '\0';
-        rc = srv->store->ops->read_job(srv->store, key, NULL, what, out);
+        rc = srv->store->ops->read_job(srv->store, key, NULL, scope(r), what, out);
     }
     if (rc == 0) {
         memcpy(r->remote_id, out->id, FLOWD_ID_LEN + 1);
@@ -756,12 +820,15 @@ static int cursor_parse(const char *s, uint64_t *seq) {
 /* The list of a shared store: from the database, which has every instance's jobs (its seq is the
  * order of creation over all of them, and the cursor); a job that runs here is shown as the local
  * table has it, which may be a little ahead. */
-static enum MHD_Result list_shared(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn, int status,
-                                   const char *flow, uint64_t cursor, size_t limit) {
+static enum MHD_Result list_shared(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                                   int status, const char *flow, const char *tenant,
+                                   uint64_t cursor, size_t limit) {
     flowd_remote_job_t *jobs = calloc(limit, sizeof *jobs);
     size_t n = 0;
     uint64_t next = 0;
-    int rc = jobs ? srv->store->ops->read_jobs(srv->store, status, flow, cursor, limit, jobs, &n, &next) : FLOW_ENOMEM;
+    int rc = jobs ? srv->store->ops->read_jobs(srv->store, status, flow, tenant, cursor, limit,
+                                               jobs, &n, &next)
+                  : FLOW_ENOMEM;
     if (rc < 0) {
         for (size_t i = 0; i < n; i++)
             flowd_remote_job_clear(&jobs[i]);
@@ -802,12 +869,22 @@ static enum MHD_Result list_shared(flowd_server_t *srv, req_t *r, struct MHD_Con
 }
 
 static enum MHD_Result list_jobs(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn) {
-    static const char *const allowed[] = {"status", "flow", "limit", "cursor", NULL};
+    static const char *const allowed[] = {"status", "flow", "tenant", "limit", "cursor", NULL};
     enum MHD_Result ret = MHD_YES;
     if (check_query(r, conn, allowed, &ret) < 0)
         return ret;
     const char *status_s = arg(conn, "status");
     const char *flow = arg(conn, "flow");
+    /* An admin sees every tenant's jobs, or the one tenant it names; other keys their own only. */
+    const char *tenant_s = arg(conn, "tenant");
+    const char *tenant = scope(r);
+    if (tenant_s != NULL && tenant != NULL && strcmp(tenant_s, tenant) != 0)
+        return send_error(r, conn, 403, "forbidden",
+                          "key '%s' (role %s) sees only the jobs of its tenant '%s'",
+                          r->caller.name, flowd_role_name(r->caller.role), tenant);
+    if (tenant_s != NULL && strlen(tenant_s) > FLOWD_NAME_MAX)
+        return send_error(r, conn, 400, "bad_request", "tenant must be at most %d characters",
+                          FLOWD_NAME_MAX);
     const char *limit_s = arg(conn, "limit");
     const char *cursor_s = arg(conn, "cursor");
     flow_status_t status = FLOW_QUEUED;
@@ -832,13 +909,20 @@ static enum MHD_Result list_jobs(flowd_server_t *srv, req_t *r, struct MHD_Conne
                           "cursor '%.40s' is not one this server gave (use next_cursor of the "
                           "previous page)",
                           cursor_s);
-    if (srv->store->ops->read_jobs != NULL)
-        return list_shared(srv, r, conn, status_s ? (int)status : -1, flow, cursor, (size_t)limit);
-    flowd_job_t **jobs = malloc(limit * sizeof *jobs);
+    if (srv->store->ops->read_jobs != NULL) /* the database knows every instance's tenants */
+        return list_shared(srv, r, conn, status_s ? (int)status : -1, flow,
+                           tenant_s ? tenant_s : tenant, cursor, (size_t)limit);
+    if (tenant_s != NULL) {
+        tenant = flowd_auth_find_tenant(srv->auth, tenant_s);
+        if (tenant == NULL)
+            limit = 0; /* a tenant that no key and no job has named has no jobs */
+    }
+    flowd_job_t **jobs = malloc((limit ? limit : 1) * sizeof *jobs);
     size_t n = 0;
     uint64_t next = 0;
-    if (jobs == NULL || flowd_jobs_list(srv->jobs, status_s ? (int)status : -1, flow, cursor,
-                                        (size_t)limit, jobs, &n, &next) < 0) {
+    if (jobs == NULL ||
+        (limit > 0 && flowd_jobs_list(srv->jobs, status_s ? (int)status : -1, flow, tenant, cursor,
+                                      (size_t)limit, jobs, &n, &next) < 0)) {
         free(jobs);
         return send_json(r, conn, 500, NULL, 0);
     }
@@ -1021,7 +1105,7 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
         /* another instance may have made the job of this key: the store knows */
         flowd_remote_job_t j;
         flowd_job_t *here = NULL;
-        if (srv->store->ops->read_job(srv->store, NULL, idem, 0, &j) == 0 &&
+        if (srv->store->ops->read_job(srv->store, NULL, idem, r->caller.tenant, 0, &j) == 0 &&
             (here = flowd_jobs_get(srv->jobs, j.id, FLOWD_ID_LEN)) == NULL) {
             flow_def_unref(def);
             json_decref(body);
@@ -1043,8 +1127,8 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
     json_decref(body);
     flowd_job_t *job = NULL;
     int repeat = 0;
-    int rc = flowd_jobs_create(srv->jobs, def, idem, idem ? flowd_hash_bytes(r->body, r->len) : 0, &job,
-                               &repeat);
+    int rc = flowd_jobs_create(srv->jobs, def, r->caller.tenant, idem,
+                               idem ? flowd_hash_bytes(r->body, r->len) : 0, &job, &repeat);
     flow_def_unref(def);
     if (rc < 0 || repeat) {
         json_decref(shared);
@@ -1294,6 +1378,9 @@ static enum MHD_Result on_headers(flowd_server_t *srv, req_t *r, struct MHD_Conn
     if (r->route == FLOWD_R_OTHER || !method_allowed(r->route, r->method) ||
         (r->method != M_POST && r->method != M_PUT))
         return MHD_YES; /* answered by dispatch, once the request is in */
+    enum MHD_Result ret = MHD_YES;
+    if (authorize(srv, r, conn, &ret) < 0)
+        return ret; /* before the body: nobody without a key gets to send one */
     if (r->route == FLOWD_R_JOBS && atomic_load(&srv->stopping))
         return send_error(r, conn, 503, "shutting_down", "the server is shutting down");
     const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -1327,9 +1414,11 @@ static enum MHD_Result dispatch(flowd_server_t *srv, req_t *r, struct MHD_Connec
     if (!method_allowed(r->route, r->method))
         return send_error(r, conn, 405, "method_not_allowed", "%s %s: method not allowed here",
                           r->method_name, flowd_route_template(r->route));
+    enum MHD_Result ret = MHD_YES;
+    if (authorize(srv, r, conn, &ret) < 0)
+        return ret;
     if (r->method == M_POST || r->method == M_PUT || r->method == M_DELETE) {
         static const char *const none[] = {NULL};
-        enum MHD_Result ret = MHD_YES;
         if (r->too_big)
             return send_error(r, conn, 413, "payload_too_large",
                               "the body is over the limit of %zu bytes (--max-body)", srv->cfg.max_body);
@@ -1456,6 +1545,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->cap = INLINE_BODY;
         copy_cut(r->method_name, sizeof r->method_name, method);
         copy_cut(r->path, sizeof r->path, url);
+        const char *authorization =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        flowd_auth_identify(srv->auth, authorization, &r->caller);
         *con_cls = r;
         return on_headers(srv, r, conn, url);
     }
@@ -1489,7 +1581,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     uint64_t us = (mono_ns() - r->t0_ns) / 1000u;
     flowd_metrics_request(srv->metrics, r->route, r->status, us);
-    flowd_log_request(r->method_name, r->path, r->status, us);
+    flowd_log_request(r->method_name, r->path, r->status, us, r->caller.name);
     if (r->remote_watching) /* ended while a long poll waited: the store must not wake it */
         srv->store->ops->unwatch(srv->store, r);
     free(r->reply.answer.body); /* a reply never sent: the connection ended first */

@@ -5,6 +5,10 @@
  *                          call; MHD's own per-connection memory is set well above it, so that MHD's
  *                          own non-JSON 431 only comes for headers several times the cap);
  *   404 not_found          no such route; 405 method_not_allowed (with Allow) for another method;
+ *   401 unauthorized       with a key file (auth.h): no key, or one that is not in it (with
+ *                          WWW-Authenticate); 403 forbidden: the key's role may not (role_needed
+ *                          holds the role of every route); a POST or PUT gets these before its body
+ *                          is read;
  *   415 unsupported_media_type  a POST body that is not application/json;
  *   413 payload_too_large  a Content-Length over --max-body, before reading; or a chunked body that
  *                          grows past it (read and dropped up to twice the cap, then the connection

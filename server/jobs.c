@@ -331,8 +331,8 @@ static void list_remove(flowd_jobs_t *t, flowd_job_t *job) {
     pthread_mutex_unlock(&t->list_lock);
 }
 
-int flowd_jobs_list(flowd_jobs_t *t, int status, const char *flow, uint64_t cursor, size_t limit,
-                    flowd_job_t **out, size_t *n, uint64_t *next) {
+int flowd_jobs_list(flowd_jobs_t *t, int status, const char *flow, const char *tenant,
+                    uint64_t cursor, size_t limit, flowd_job_t **out, size_t *n, uint64_t *next) {
     size_t got = 0;
     *next = 0;
     pthread_mutex_lock(&t->list_lock);
@@ -344,6 +344,8 @@ int flowd_jobs_list(flowd_jobs_t *t, int status, const char *flow, uint64_t curs
         if (status >= 0 && atomic_load_explicit(&job->status, memory_order_relaxed) != status)
             continue;
         if (flow != NULL && strcmp(flow_def_name(job->def), flow) != 0)
+            continue;
+        if (tenant != NULL && job->tenant != tenant)
             continue;
         if (got == limit) { /* one more matches: there is a next page */
             *next = out[got - 1]->seq;
@@ -358,10 +360,11 @@ int flowd_jobs_list(flowd_jobs_t *t, int status, const char *flow, uint64_t curs
 
 /* ---- Idempotency-Key ---- */
 
-/* Under the idempotency lock. */
-static flowd_job_t **idem_slot(flowd_jobs_t *t, const char *key) {
+/* Under the idempotency lock. A key is one tenant's: the same key of two tenants is two keys (in
+ * one bucket: the hash is the key's alone). */
+static flowd_job_t **idem_slot(flowd_jobs_t *t, const char *tenant, const char *key) {
     flowd_job_t **p = &t->idem[flowd_hash_bytes(key, strlen(key)) & (t->idem_nb - 1)];
-    while (*p != NULL && strcmp((*p)->idem_key, key) != 0)
+    while (*p != NULL && ((*p)->tenant != tenant || strcmp((*p)->idem_key, key) != 0))
         p = &(*p)->inext;
     return p;
 }
@@ -386,7 +389,7 @@ static int idem_insert(flowd_jobs_t *t, flowd_job_t *job) {
         t->idem = buckets;
         t->idem_nb = nb;
     }
-    flowd_job_t **p = idem_slot(t, job->idem_key);
+    flowd_job_t **p = idem_slot(t, job->tenant, job->idem_key);
     job->inext = NULL;
     *p = job;
     t->idem_count++;
@@ -396,7 +399,7 @@ static int idem_insert(flowd_jobs_t *t, flowd_job_t *job) {
 static void idem_remove(flowd_jobs_t *t, flowd_job_t *job) {
     pthread_mutex_lock(&t->idem_lock);
     if (t->idem_nb > 0) {
-        flowd_job_t **p = idem_slot(t, job->idem_key);
+        flowd_job_t **p = idem_slot(t, job->tenant, job->idem_key);
         if (*p == job) {
             *p = job->inext;
             t->idem_count--;
@@ -409,8 +412,9 @@ static void idem_remove(flowd_jobs_t *t, flowd_job_t *job) {
 
 /* A new record, or (with id) one given back by a store at start, which keeps its id, creation time
  * and place in the order (seq) and is not held to max_jobs: it was accepted before. */
-static int create(flowd_jobs_t *t, flow_def_t *def, const char *key, uint64_t body_hash, const char *id,
-                  uint64_t created_us, uint64_t seq, flowd_job_t **out) {
+static int create(flowd_jobs_t *t, flow_def_t *def, const char *tenant, const char *key,
+                  uint64_t body_hash, const char *id, uint64_t created_us, uint64_t seq,
+                  flowd_job_t **out) {
     if (atomic_fetch_add(&t->active, 1) >= t->o.max_jobs && id == NULL) {
         atomic_fetch_sub(&t->active, 1);
         return FLOW_EBUSY;
@@ -420,6 +424,7 @@ static int create(flowd_jobs_t *t, flow_def_t *def, const char *key, uint64_t bo
     if (job == NULL || (key != NULL && (job->idem_key = strdup(key)) == NULL))
         goto fail;
     job->table = t;
+    job->tenant = tenant;
     job->def = flow_def_ref(def);
     job->body_hash = body_hash;
     job->created_us = id ? created_us : flowd_now_us();
@@ -464,20 +469,20 @@ fail:
     return rc;
 }
 
-int flowd_jobs_create(flowd_jobs_t *t, flow_def_t *def, const char *key, uint64_t body_hash,
-                      flowd_job_t **out, int *repeat) {
+int flowd_jobs_create(flowd_jobs_t *t, flow_def_t *def, const char *tenant, const char *key,
+                      uint64_t body_hash, flowd_job_t **out, int *repeat) {
     *repeat = 0;
     if (key == NULL)
-        return create(t, def, NULL, body_hash, NULL, 0, 0, out);
+        return create(t, def, tenant, NULL, body_hash, NULL, 0, 0, out);
     pthread_mutex_lock(&t->idem_lock);
-    flowd_job_t *seen = t->idem_nb ? *idem_slot(t, key) : NULL;
+    flowd_job_t *seen = t->idem_nb ? *idem_slot(t, tenant, key) : NULL;
     int rc;
     if (seen != NULL) {
         rc = seen->body_hash == body_hash ? 0 : FLOW_EEXIST;
         *out = flowd_job_ref(seen);
         *repeat = rc == 0;
     } else {
-        rc = create(t, def, key, body_hash, NULL, 0, 0, out);
+        rc = create(t, def, tenant, key, body_hash, NULL, 0, 0, out);
         if (rc == 0 && idem_insert(t, *out) < 0) {
             /* keep the job, forget the key: a repeat will make a second job, which is still
              * better than refusing the first request after its job started */
@@ -493,10 +498,11 @@ int flowd_jobs_create(flowd_jobs_t *t, flow_def_t *def, const char *key, uint64_
     return rc;
 }
 
-int flowd_jobs_restore(flowd_jobs_t *t, flow_def_t *def, const char *id, uint64_t seq, uint64_t created_us,
-                       const char *key, uint64_t body_hash, flowd_job_t **out) {
+int flowd_jobs_restore(flowd_jobs_t *t, flow_def_t *def, const char *tenant, const char *id,
+                       uint64_t seq, uint64_t created_us, const char *key, uint64_t body_hash,
+                       flowd_job_t **out) {
     pthread_mutex_lock(&t->idem_lock);
-    int rc = create(t, def, key, body_hash, id, created_us, seq, out);
+    int rc = create(t, def, tenant, key, body_hash, id, created_us, seq, out);
     if (rc == 0 && key != NULL && idem_insert(t, *out) < 0) {
         free((*out)->idem_key);
         (*out)->idem_key = NULL;

@@ -34,7 +34,9 @@ struct flowd_job {
     uint64_t seq;                /* creation order, for the list and its cursors */
     uint64_t created_us;
     flow_def_t *def;             /* a reference; flow_def_name() is the flow's name */
-    char *idem_key;              /* the Idempotency-Key that made it, or NULL */
+    const char *tenant;          /* the tenant of the key that made it: interned (auth.h), borrowed
+                                  * for as long as the table lives; compared by pointer */
+    char *idem_key;              /* the Idempotency-Key that made it, or NULL (one per tenant) */
     uint64_t body_hash;          /* of the request body, with idem_key */
     flowd_jobs_t *table;
     atomic_uint refs;
@@ -108,17 +110,19 @@ void *flowd_jobs_data(flowd_jobs_t *t);
 /* Drops every record (no on_evict). Nothing may use the table any more. */
 void flowd_jobs_free(flowd_jobs_t *t);
 
-/* A new queued record of def (a reference is taken), inserted, with a new reference in *out.
- * With key (NULL: none): when a record made with this key exists, *out is it (a new reference) and
- * *repeat is set if body_hash matches, or FLOW_EEXIST when it does not; the key is copied.
- * FLOW_EBUSY when max_jobs records are active; FLOW_ENOMEM. Any thread. */
-int flowd_jobs_create(flowd_jobs_t *t, flow_def_t *def, const char *key, uint64_t body_hash,
-                      flowd_job_t **out, int *repeat);
-/* At start, before the HTTP daemon: a record a store gives back, with its id, seq (records come
- * oldest first), creation time and Idempotency-Key; queued, not held to max_jobs. A new reference in
- * *out; FLOW_ENOMEM. */
-int flowd_jobs_restore(flowd_jobs_t *t, flow_def_t *def, const char *id, uint64_t seq, uint64_t created_us,
-                       const char *key, uint64_t body_hash, flowd_job_t **out);
+/* A new queued record of def (a reference is taken) for tenant (interned, borrowed), inserted, with
+ * a new reference in *out. With key (NULL: none): when a record of this tenant made with this key
+ * exists, *out is it (a new reference) and *repeat is set if body_hash matches, or FLOW_EEXIST when
+ * it does not; the key is copied. FLOW_EBUSY when max_jobs records are active; FLOW_ENOMEM. Any
+ * thread. */
+int flowd_jobs_create(flowd_jobs_t *t, flow_def_t *def, const char *tenant, const char *key,
+                      uint64_t body_hash, flowd_job_t **out, int *repeat);
+/* At start, before the HTTP daemon: a record a store gives back, with its tenant (interned), id,
+ * seq (records come oldest first), creation time and Idempotency-Key; queued, not held to
+ * max_jobs. A new reference in *out; FLOW_ENOMEM. */
+int flowd_jobs_restore(flowd_jobs_t *t, flow_def_t *def, const char *tenant, const char *id,
+                       uint64_t seq, uint64_t created_us, const char *key, uint64_t body_hash,
+                       flowd_job_t **out);
 
 /* The record with this id (len bytes, need not be NUL-terminated), a new reference; NULL when none. */
 flowd_job_t *flowd_jobs_get(flowd_jobs_t *t, const char *id, size_t len);
@@ -141,10 +145,11 @@ void flowd_jobs_forget(flowd_jobs_t *t, flowd_job_t *job);
 size_t flowd_jobs_sweep(flowd_jobs_t *t, uint64_t now_us);
 
 /* A page of the list, newest first: records older than cursor (a seq; 0: from the newest) that
- * have status (-1: any) and flow (NULL: any). Up to limit new references go to out (limit slots);
- * *next is the cursor of the next page, or 0 on the last page. 0 or FLOW_ENOMEM. Any thread. */
-int flowd_jobs_list(flowd_jobs_t *t, int status, const char *flow, uint64_t cursor, size_t limit,
-                    flowd_job_t **out, size_t *n, uint64_t *next);
+ * have status (-1: any), flow (NULL: any) and tenant (interned; NULL: any). Up to limit new
+ * references go to out (limit slots); *next is the cursor of the next page, or 0 on the last page.
+ * 0 or FLOW_ENOMEM. Any thread. */
+int flowd_jobs_list(flowd_jobs_t *t, int status, const char *flow, const char *tenant,
+                    uint64_t cursor, size_t limit, flowd_job_t **out, size_t *n, uint64_t *next);
 
 /* Counts, any thread. */
 void flowd_jobs_counts(flowd_jobs_t *t, uint64_t by_status[6]);

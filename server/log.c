@@ -103,11 +103,12 @@ void flowd_log_always(const char *fmt, ...) {
     va_end(ap);
 }
 
-void flowd_log_request(const char *method, const char *path, unsigned status, uint64_t us) {
+void flowd_log_request(const char *method, const char *path, unsigned status, uint64_t us,
+                       const char *key) {
     if (!flowd_log_enabled(FLOW_LOG_INFO))
         return;
     /* Made by hand, not with snprintf: this runs for every request. */
-    char line[400];
+    char line[512];
     size_t n = 0;
     flowd_format_time(flowd_now_us(), line);
     n = 27;
@@ -130,8 +131,15 @@ void flowd_log_request(const char *method, const char *path, unsigned status, ui
     n += flowd_format_u64(status, line + n);
     line[n++] = ' ';
     n += flowd_format_u64(us, line + n);
-    memcpy(line + n, "us\n", 3);
-    n += 3;
+    memcpy(line + n, "us", 2);
+    n += 2;
+    if (key != NULL && *key != '\0') { /* a key's name: A-Z a-z 0-9 . _ - (auth.h), 64 at most */
+        memcpy(line + n, " key=", 5);
+        n += 5;
+        for (const char *p = key; *p != '\0' && n < sizeof line - 2; p++)
+            line[n++] = *p;
+    }
+    line[n++] = '\n';
     emit_line(line, n, 0);
 }
 

@@ -25,8 +25,10 @@ int flowd_log_enabled(flow_log_level_t level);
 void flowd_log(flow_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Logged whatever the level (the startup line, say), and flushed at once. */
 void flowd_log_always(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* The request line: "METHOD PATH STATUS Nus" at info. */
-void flowd_log_request(const char *method, const char *path, unsigned status, uint64_t us);
+/* The request line: "METHOD PATH STATUS Nus" at info, and " key=NAME" when a key sent it (its name,
+ * never the key; key "" or NULL: none). */
+void flowd_log_request(const char *method, const char *path, unsigned status, uint64_t us,
+                       const char *key);
 void flowd_log_flush(void);
 /* Flushes and restores libflow's default logger. */
 void flowd_log_close(void);

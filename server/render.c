@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "pointer.h"
 
 char *flowd_render_error(const char *code, size_t *len, const char *fmt, ...) {
@@ -47,6 +48,8 @@ void flowd_render_job_view(flowd_jw_t *w, const flowd_job_view_t *v) {
     flowd_jw_strn(w, v->id, FLOWD_ID_LEN);
     flowd_jw_key(w, "flow");
     flowd_jw_str(w, v->flow);
+    flowd_jw_key(w, "tenant");
+    flowd_jw_str(w, v->tenant ? v->tenant : FLOWD_DEFAULT_TENANT);
     flowd_jw_key(w, "status");
     flowd_jw_str(w, flow_status_name(v->status));
     flowd_jw_key(w, "created_at");
@@ -83,6 +86,7 @@ void flowd_render_job(flowd_jw_t *w, flowd_job_t *job) {
     flowd_job_lock(job);
     flowd_job_view_t v = {.id = job->id,
                           .flow = flow_def_name(job->def),
+                          .tenant = job->tenant,
                           .status = flowd_job_status(job),
                           .created_us = job->created_us,
                           .started_us = job->started_us,
@@ -143,7 +147,9 @@ char *flowd_render_new_job(flowd_job_t *job, size_t *len) {
     w.depth = 1; /* the name may need escaping: the writer does it */
     w.after_key = 1;
     flowd_jw_str(&w, flow_def_name(job->def));
-    flowd_buf_adds(&b, ",\n  \"status\": \"queued\",\n  \"created_at\": \"");
+    flowd_buf_adds(&b, ",\n  \"tenant\": \"");
+    flowd_buf_adds(&b, job->tenant); /* A-Z a-z 0-9 . _ -: nothing to escape (auth.h) */
+    flowd_buf_adds(&b, "\",\n  \"status\": \"queued\",\n  \"created_at\": \"");
     flowd_buf_add(&b, t, 27);
     flowd_buf_adds(&b, "\",\n  \"started_at\": null,\n  \"finished_at\": null,\n  \"current_node\": null,\n"
                        "  \"steps\": 0,\n  \"last_action\": null,\n  \"waiting_for\": null,\n"

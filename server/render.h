@@ -27,6 +27,7 @@ void flowd_answer_error(flowd_answer_t *a, unsigned status, const char *code, co
 /* What a Job object shows (borrowed): of a record, or of a job that runs on another instance. */
 typedef struct flowd_job_view {
     const char *id, *flow;
+    const char *tenant;        /* NULL: FLOWD_DEFAULT_TENANT */
     flow_status_t status;
     uint64_t created_us, started_us, finished_us;
     const char *current_node;

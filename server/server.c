@@ -73,7 +73,9 @@ static void stop_all(flowd_server_t *srv) {
     uv_close((uv_handle_t *)&srv->tick, closed_nothing);
     uv_close((uv_handle_t *)&srv->sigterm, closed_nothing);
     uv_close((uv_handle_t *)&srv->sigint, closed_nothing);
-    /* uv_run returns once these close callbacks (and the engine's and bridge's) have run */
+    uv_close((uv_handle_t *)&srv->sighup, closed_nothing);
+    /* uv_run returns once these close callbacks (and the engine's and bridge's) have run, and a
+     * reload of the keys under way has ended */
 }
 
 static void on_drain(uv_timer_t *t) {
@@ -120,6 +122,42 @@ static void on_signal(uv_signal_t *sig, int signum) {
     uv_timer_start(&srv->drain, on_drain, 0, DRAIN_POLL_MS);
 }
 
+/* A reload of the key file runs on libuv's pool: reading a file may block; the loop must not. */
+static void reload_work(uv_work_t *req) {
+    flowd_server_t *srv = req->data;
+    flowd_auth_reload(srv->auth);
+}
+
+static void reload_done(uv_work_t *req, int status) {
+    flowd_server_t *srv = req->data;
+    int again = srv->reloading == 2;
+    srv->reloading = 0;
+    /* a SIGHUP came while the file was read: it may have been for a newer file */
+    if (again && status == 0 &&
+        uv_queue_work(&srv->loop, &srv->reload, reload_work, reload_done) == 0)
+        srv->reloading = 1;
+}
+
+static void on_sighup(uv_signal_t *sig, int signum) {
+    flowd_server_t *srv = sig->data;
+    (void)signum;
+    if (flowd_auth_open(srv->auth)) {
+        flowd_log(FLOW_LOG_WARN, "flowd: SIGHUP: no key file (--keys) to reload; flowd stays open");
+        return;
+    }
+    if (srv->reloading) {
+        srv->reloading = 2;
+        return;
+    }
+    srv->reload.data = srv;
+    int rc = uv_queue_work(&srv->loop, &srv->reload, reload_work, reload_done);
+    if (rc != 0)
+        flowd_log(FLOW_LOG_ERROR, "flowd: SIGHUP: the keys cannot be reloaded: %s",
+                  uv_strerror(rc));
+    else
+        srv->reloading = 1;
+}
+
 /* Frees what is left once the loop has run dry. */
 static void server_free(flowd_server_t *srv) {
     flowd_jobs_free(srv->jobs);
@@ -127,6 +165,7 @@ static void server_free(flowd_server_t *srv) {
     flowd_metrics_free(srv->metrics);
     if (srv->reg != NULL)
         flow_registry_free(srv->reg);
+    flowd_auth_free(srv->auth); /* after the records, which borrow their tenants from it */
     int rc = uv_loop_close(&srv->loop);
     if (rc != 0)
         flowd_log(FLOW_LOG_WARN, "the loop still had handles at exit: %s", uv_strerror(rc));
@@ -288,7 +327,9 @@ static int server_init(flowd_server_t *srv) {
     uv_timer_init(&srv->loop, &srv->drain);
     uv_signal_init(&srv->loop, &srv->sigterm);
     uv_signal_init(&srv->loop, &srv->sigint);
+    uv_signal_init(&srv->loop, &srv->sighup);
     srv->tick.data = srv->drain.data = srv->sigterm.data = srv->sigint.data = srv;
+    srv->sighup.data = srv;
     return 0;
 }
 
@@ -311,6 +352,7 @@ static void server_abort(flowd_server_t *srv) {
         uv_close((uv_handle_t *)&srv->drain, closed_nothing);
         uv_close((uv_handle_t *)&srv->sigterm, closed_nothing);
         uv_close((uv_handle_t *)&srv->sigint, closed_nothing);
+        uv_close((uv_handle_t *)&srv->sighup, closed_nothing);
     }
     uv_run(&srv->loop, UV_RUN_DEFAULT);
 }
@@ -324,6 +366,13 @@ int flowd_server_run(const flowd_config_t *cfg) {
     }
     srv->cfg = *cfg;
     unsigned port = 0;
+    char why[1024];
+    /* Keys first: a flow document or a store need not be read by a flowd that may not run. */
+    if (flowd_auth_new(cfg, &srv->auth, why, sizeof why) < 0) {
+        flowd_log(FLOW_LOG_ERROR, "flowd: %s", why);
+        server_free(srv);
+        return 1;
+    }
     if (server_init(srv) < 0 || flowd_http_start(srv, &srv->http, &port) < 0) {
         server_abort(srv);
         server_free(srv);
@@ -331,6 +380,7 @@ int flowd_server_run(const flowd_config_t *cfg) {
     }
     uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
     uv_signal_start(&srv->sigint, on_signal, SIGINT);
+    uv_signal_start(&srv->sighup, on_sighup, SIGHUP);
     uv_timer_start(&srv->tick, on_tick, TICK_MS, TICK_MS);
     int v6 = strchr(cfg->bind, ':') != NULL;
     flowd_log_always("flowd: listening on http://%s%s%s:%u", v6 ? "[" : "", cfg->bind, v6 ? "]" : "", port);

@@ -6,7 +6,8 @@
  * answer 503 shutting_down; the engine drains (no job starts another step) and we wait until no step
  * is in flight or --grace has passed; then every suspended connection is answered (event streams
  * end, long polls answer with the job as it is), the HTTP daemon stops, the engine closes (jobs
- * still running end canceled), and the loop runs dry. */
+ * still running end canceled), and the loop runs dry. SIGHUP reloads the key file (auth.h) on
+ * libuv's pool. */
 #ifndef FLOWD_SERVER_H
 #define FLOWD_SERVER_H
 
@@ -14,6 +15,7 @@
 
 #include <uv.h>
 
+#include "auth.h"
 #include "config.h"
 #include "events.h"
 #include "flow.h"
@@ -41,6 +43,10 @@ typedef struct flowd_server {
     flowd_bridge_t *bridge;
     flowd_http_t *http;
     flowd_cluster_t *cluster;  /* a store shared with other instances: claims, lost jobs, commands */
+    flowd_auth_t *auth;        /* keys, roles and tenants: any thread (auth.h) */
+    uv_signal_t sighup;        /* reloads the key file */
+    uv_work_t reload;          /* the reload, on libuv's pool: it reads a file */
+    int reloading;             /* loop only: 1 reload is under way, 2 and a SIGHUP came since */
     atomic_int stopping;       /* shutdown has begun */
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;           /* log flush, retention, keep-alives */

@@ -97,6 +97,7 @@ typedef struct flowd_stored_event {
 typedef struct flowd_stored_job {
     const char *id;
     uint64_t seq;              /* its place in the order of creation */
+    const char *tenant;        /* the tenant of the key that made it; NULL: FLOWD_DEFAULT_TENANT */
     const char *flow;
     const char *flow_document; /* the version of the flow it started with (JSON), or NULL (C) */
     flow_status_t status;
@@ -144,7 +145,8 @@ typedef int (*flowd_store_flow_cb)(void *data, const char *name, json_t *doc);
  *   read_job, read_jobs, read_events
  *               HTTP threads, blocking: a job, a page of the list (newest first, as
  *               flowd_jobs_list), or the events after an id, as the store has them now (a job that
- *               runs here may be a little ahead in the job table).
+ *               runs here may be a little ahead in the job table). A tenant (not NULL) leaves out
+ *               the jobs of every other tenant: another tenant's job is FLOW_ENOTFOUND.
  *   watch       HTTP threads: wake(data, why) runs once, on a store thread, when the job has events
  *               after `after` (FLOWD_WAKE_EVENTS), timeout_ms has passed (FLOWD_WAKE_TIMEOUT), or
  *               remote_stop ran (FLOWD_WAKE_STOP); data is the watch's key for unwatch, after which
@@ -162,6 +164,7 @@ typedef int (*flowd_store_flow_cb)(void *data, const char *name, json_t *doc);
 typedef struct flowd_remote_job {
     char id[33];
     uint64_t seq;              /* its place in the order of creation, over every instance */
+    char *tenant;
     char *flow;
     flow_status_t status;
     uint64_t created_us, started_us, finished_us;
@@ -221,10 +224,12 @@ typedef struct flowd_store_ops {
     void (*event)(flowd_store_t *store, struct flowd_job *job, uint64_t id, const char *data, size_t len);
     void (*answer)(flowd_store_t *store, uint64_t token, unsigned status, char *body, size_t len);
     void (*release)(flowd_store_t *store);
-    int (*read_job)(flowd_store_t *store, const char *id, const char *idem_key, unsigned what,
-                    flowd_remote_job_t *out); /* by id, or by idem_key when id is NULL; FLOW_ENOTFOUND */
-    int (*read_jobs)(flowd_store_t *store, int status, const char *flow, uint64_t cursor, size_t limit,
-                     flowd_remote_job_t *out, size_t *n, uint64_t *next);
+    /* by id, or by idem_key (and a tenant) when id is NULL; FLOW_ENOTFOUND */
+    int (*read_job)(flowd_store_t *store, const char *id, const char *idem_key, const char *tenant,
+                    unsigned what, flowd_remote_job_t *out);
+    int (*read_jobs)(flowd_store_t *store, int status, const char *flow, const char *tenant,
+                     uint64_t cursor, size_t limit, flowd_remote_job_t *out, size_t *n,
+                     uint64_t *next);
     int (*read_events)(flowd_store_t *store, const char *id, uint64_t after, size_t max,
                        flowd_store_event_cb each, void *data); /* at most max events, oldest first */
     int (*watch)(flowd_store_t *store, const char *id, uint64_t after, uint64_t timeout_ms,

@@ -83,6 +83,7 @@ int flowd_store_memory_new(flowd_store_t **out) {
 }
 
 void flowd_remote_job_clear(flowd_remote_job_t *j) {
+    free(j->tenant);
     free(j->flow);
     free(j->current_node);
     free(j->last_action);

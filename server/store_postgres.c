@@ -37,13 +37,14 @@
 
 #include <libpq-fe.h>
 
+#include "auth.h"
 #include "doc.h"
 #include "jobs.h"
 #include "log.h"
 #include "render.h"
 #include "store.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define CLAIM_BATCH 500       /* jobs claimed at most in one go */
 #define SWEEP_MS 60000        /* how often ended jobs past the retention are deleted */
 #define POOL_MAX 64
@@ -235,12 +236,15 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS jobs ("
     " id text PRIMARY KEY, seq bigserial NOT NULL, flow text NOT NULL, digest text,"
     " status text NOT NULL DEFAULT 'queued', created_us bigint NOT NULL, started_us bigint NOT NULL DEFAULT 0,"
-    " finished_us bigint NOT NULL DEFAULT 0, idem_key text UNIQUE, body_hash bigint NOT NULL DEFAULT 0,"
+    " finished_us bigint NOT NULL DEFAULT 0, idem_key text, body_hash bigint NOT NULL DEFAULT 0,"
     " params text, shared text NOT NULL, resume_node text, tries integer NOT NULL DEFAULT 0,"
     " steps bigint NOT NULL DEFAULT 0, last_action text, waiting_for text, error_code text,"
     " error_message text, error_node text, totals text,"
     " owner text, lease_until timestamptz NOT NULL DEFAULT '-infinity', last_event bigint NOT NULL DEFAULT 0,"
-    " claims integer NOT NULL DEFAULT 0, finishes integer NOT NULL DEFAULT 0);"
+    " claims integer NOT NULL DEFAULT 0, finishes integer NOT NULL DEFAULT 0,"
+    " tenant text NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "');"
+    "CREATE UNIQUE INDEX IF NOT EXISTS jobs_tenant_idem ON jobs (tenant, idem_key);"
+    "CREATE INDEX IF NOT EXISTS jobs_tenant_seq ON jobs (tenant, seq);"
     "CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq);"
     "CREATE INDEX IF NOT EXISTS jobs_status_seq ON jobs (status, seq);"
     "CREATE INDEX IF NOT EXISTS jobs_claimable ON jobs (lease_until) WHERE status IN " ACTIVE ";"
@@ -258,8 +262,20 @@ static const char schema[] =
     " created_us bigint NOT NULL);"
     "CREATE INDEX IF NOT EXISTS commands_new ON commands (job_id) WHERE state = 'new';";
 
-/* Creates the tables, or checks that the database's schema is one this flowd knows. Instances that
- * start together take turns (an advisory lock). */
+/* Version 2 adds each job's tenant (the tenant of the key that made it; the jobs from before belong
+ * to tenant "default", which is also every caller's when flowd runs without keys), and makes an
+ * Idempotency-Key unique per tenant instead of over all jobs. One transaction: a crash in the
+ * middle leaves version 1. */
+static const char migrate_1_to_2[] =
+    "BEGIN;"
+    "ALTER TABLE jobs ADD COLUMN tenant text NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "';"
+    "ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_idem_key_key;"
+    "CREATE UNIQUE INDEX jobs_tenant_idem ON jobs (tenant, idem_key);"
+    "UPDATE flowd_meta SET value = '2' WHERE key = 'schema_version';"
+    "COMMIT;";
+
+/* Creates the tables, brings an older database up to this version, or refuses a newer one.
+ * Instances that start together take turns (an advisory lock). */
 static int migrate(PGconn *c, char *err, size_t errlen) {
     int rc = 0;
     PGresult *res = run(c, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")", 0, NULL, PGRES_TUPLES_OK);
@@ -268,12 +284,12 @@ static int migrate(PGconn *c, char *err, size_t errlen) {
         return FLOW_EIO;
     }
     PQclear(res);
-    res = PQexec(c, schema);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        snprintf(err, errlen, "cannot create the tables: %s", PQresultErrorMessage(res));
+    static const char meta[] =
+        "CREATE TABLE IF NOT EXISTS flowd_meta (key text PRIMARY KEY, value text NOT NULL)";
+    if (run_cmd(c, meta, 0, NULL) < 0) {
+        snprintf(err, errlen, "cannot create the tables: %s", PQerrorMessage(c));
         rc = FLOW_EIO;
     }
-    PQclear(res);
     int version = 0;
     if (rc == 0 && (res = run(c, "SELECT value FROM flowd_meta WHERE key = 'schema_version'", 0, NULL,
                               PGRES_TUPLES_OK)) != NULL) {
@@ -286,7 +302,26 @@ static int migrate(PGconn *c, char *err, size_t errlen) {
                  SCHEMA_VERSION);
         rc = FLOW_EINVAL;
     }
-    /* version 0 is a new database: the tables above are version 1; later versions migrate here */
+    if (rc == 0 && version == 1) {
+        flowd_log(FLOW_LOG_INFO, "store: schema version 1 -> 2");
+        res = PQexec(c, migrate_1_to_2);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            snprintf(err, errlen, "cannot migrate the schema from version 1: %s",
+                     PQresultErrorMessage(res));
+            PQclear(PQexec(c, "ROLLBACK"));
+            rc = FLOW_EIO;
+        }
+        PQclear(res);
+    }
+    /* version 0 is a new database, whose tables are made here as this version has them */
+    if (rc == 0) {
+        res = PQexec(c, schema);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            snprintf(err, errlen, "cannot create the tables: %s", PQresultErrorMessage(res));
+            rc = FLOW_EIO;
+        }
+        PQclear(res);
+    }
     char v[16];
     snprintf(v, sizeof v, "%d", SCHEMA_VERSION);
     const char *p[] = {v};
@@ -305,8 +340,8 @@ static const struct {
 } wstmts[] = {
     {"ins_version", "INSERT INTO flow_versions (digest, document) VALUES ($1, $2) ON CONFLICT DO NOTHING"},
     {"ins_job", "INSERT INTO jobs (id, flow, digest, created_us, idem_key, body_hash, params, shared, owner,"
-                " lease_until) VALUES ($1, $2, $3, $4::bigint, $5, $6::bigint, $7, $8, $9,"
-                " now() + $10::bigint * interval '1 millisecond') ON CONFLICT DO NOTHING"},
+                " lease_until, tenant) VALUES ($1, $2, $3, $4::bigint, $5, $6::bigint, $7, $8, $9,"
+                " now() + $10::bigint * interval '1 millisecond', $11) ON CONFLICT DO NOTHING"},
     {"checkpoint",
      "WITH u AS (UPDATE jobs SET status = $2, resume_node = $3, tries = $4::integer, steps = $5::bigint,"
      " started_us = $6::bigint, shared = COALESCE($7::text, shared), waiting_for = $8,"
@@ -345,7 +380,7 @@ static const struct {
      " UPDATE jobs j SET owner = $1, lease_until = now() + $3::bigint * interval '1 millisecond', claims = claims + 1"
      " FROM c WHERE j.id = c.id RETURNING j.id, j.seq, j.flow, j.digest, j.status, j.created_us, j.started_us,"
      " j.idem_key, j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps, j.last_action, j.waiting_for,"
-     " j.last_event"},
+     " j.last_event, j.tenant"},
     {"claimed_docs", "SELECT digest, document FROM flow_versions WHERE digest = ANY($1::text[])"},
     {"claimed_steps", "SELECT job_id, data FROM (SELECT job_id, seq, data, row_number() OVER"
                       " (PARTITION BY job_id ORDER BY seq DESC) AS n FROM steps WHERE job_id = ANY($1::text[])) x"
@@ -422,8 +457,8 @@ static int guarded(PGresult *res) {
     return res != NULL && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") != 0;
 }
 
-/* t0 flow, t1 digest, t2 document (NULL when known), t3 idem key, t4 params, t5 shared; n0 created_us,
- * n1 body_hash */
+/* t0 flow, t1 digest, t2 document (NULL when known), t3 idem key, t4 params, t5 shared, t6 tenant;
+ * n0 created_us, n1 body_hash */
 static int apply_create(pg_store_t *s, op_t *op) {
     char created[24], hash[24], lease[24];
     if (op->t[1] != NULL && op->t[2] != NULL && json_object_get(s->digests, op->t[1]) == NULL) {
@@ -437,8 +472,8 @@ static int apply_create(pg_store_t *s, op_t *op) {
     snprintf(hash, sizeof hash, "%" PRId64, (int64_t)op->n[1]);
     u64(lease, sizeof lease, s->o.lease_ms);
     const char *p[] = {op->id, op->t[0], op->t[1], created, op->t[3], hash, op->t[4],
-                       op->t[5] ? op->t[5] : "{}", s->me, lease};
-    PGresult *res = run_prepared(s->wconn, "ins_job", 10, p, PGRES_COMMAND_OK);
+                       op->t[5] ? op->t[5] : "{}", s->me, lease, op->t[6]};
+    PGresult *res = run_prepared(s->wconn, "ins_job", 11, p, PGRES_COMMAND_OK);
     if (res == NULL)
         return FLOW_EIO;
     /* no row: its id or Idempotency-Key is taken (another instance got the same key meanwhile) */
@@ -792,6 +827,7 @@ static void claim(pg_store_t *s) {
             .steps = col_u64(jobs, r, 13),
             .last_action = col(jobs, r, 14),
             .waiting_for = col(jobs, r, 15),
+            .tenant = col(jobs, r, 17),
             .history = history,
             .events = evs,
             .nevents = nev,
@@ -905,9 +941,11 @@ static int pg_create(flowd_store_t *store, flowd_job_t *job, json_t *shared, jso
     op->t[3] = dup_or_null(job->idem_key);
     op->t[4] = dump(params);
     op->t[5] = dump(shared);
+    op->t[6] = strdup(job->tenant);
     op->done = done;
     op->data = data;
-    if (op->t[0] == NULL || (digest && (op->t[1] == NULL || op->t[2] == NULL)) || (shared && op->t[5] == NULL)) {
+    if (op->t[0] == NULL || (digest && (op->t[1] == NULL || op->t[2] == NULL)) ||
+        (shared && op->t[5] == NULL) || op->t[6] == NULL) {
         op_free(op);
         return FLOW_ENOMEM;
     }
@@ -1094,7 +1132,7 @@ static void pool_put(pg_store_t *s, PGconn *c) {
 
 #define JOB_COLUMNS                                                                                          \
     "id, seq, flow, status, created_us, started_us, finished_us, resume_node, steps, last_action, waiting_for," \
-    " error_code, error_message, error_node, idem_key, body_hash, last_event"
+    " error_code, error_message, error_node, idem_key, body_hash, last_event, tenant"
 
 static char *col_dup(PGresult *res, int row, int i) {
     return dup_or_null(col(res, row, i));
@@ -1121,6 +1159,7 @@ static void remote_from_row(PGresult *res, int r, flowd_remote_job_t *j) {
     j->idem_key = col_dup(res, r, 14);
     j->body_hash = (uint64_t)strtoll(PQgetvalue(res, r, 15), NULL, 10);
     j->last_event = col_u64(res, r, 16);
+    j->tenant = col_dup(res, r, 17);
 }
 
 /* The last steps of a job as a compact JSON array, and its totals. */
@@ -1178,23 +1217,25 @@ static int read_history(PGconn *c, const char *id, flowd_remote_job_t *out) {
     return 0;
 }
 
-static int pg_read_job(flowd_store_t *store, const char *id, const char *idem_key, unsigned what,
-                       flowd_remote_job_t *out) {
+static int pg_read_job(flowd_store_t *store, const char *id, const char *idem_key,
+                       const char *tenant, unsigned what, flowd_remote_job_t *out) {
     pg_store_t *s = (pg_store_t *)store;
     memset(out, 0, sizeof *out);
     PGconn *c = pool_get(s);
     if (c == NULL)
         return FLOW_EIO;
-    const char *p[] = {id ? id : idem_key};
+    const char *p[] = {id ? id : idem_key, tenant};
     PGresult *res = run(c,
                         id ? "SELECT " JOB_COLUMNS ", shared FROM jobs WHERE id = $1"
-                           : "SELECT " JOB_COLUMNS ", shared FROM jobs WHERE idem_key = $1",
-                        1, p, PGRES_TUPLES_OK);
+                             " AND ($2::text IS NULL OR tenant = $2)"
+                           : "SELECT " JOB_COLUMNS ", shared FROM jobs WHERE idem_key = $1"
+                             " AND tenant = $2",
+                        2, p, PGRES_TUPLES_OK);
     int rc = res == NULL ? FLOW_EIO : PQntuples(res) == 0 ? FLOW_ENOTFOUND : 0;
     if (rc == 0) {
         remote_from_row(res, 0, out);
         if (what & FLOWD_READ_SHARED) {
-            out->shared = col_dup(res, 0, 17);
+            out->shared = col_dup(res, 0, 18);
             out->shared_len = out->shared ? strlen(out->shared) : 0;
         }
         if (what & FLOWD_READ_HISTORY)
@@ -1207,8 +1248,9 @@ static int pg_read_job(flowd_store_t *store, const char *id, const char *idem_ke
     return rc;
 }
 
-static int pg_read_jobs(flowd_store_t *store, int status, const char *flow, uint64_t cursor, size_t limit,
-                        flowd_remote_job_t *out, size_t *n, uint64_t *next) {
+static int pg_read_jobs(flowd_store_t *store, int status, const char *flow, const char *tenant,
+                        uint64_t cursor, size_t limit, flowd_remote_job_t *out, size_t *n,
+                        uint64_t *next) {
     pg_store_t *s = (pg_store_t *)store;
     *n = 0;
     *next = 0;
@@ -1218,12 +1260,13 @@ static int pg_read_jobs(flowd_store_t *store, int status, const char *flow, uint
     char cur[24], lim[24];
     u64(cur, sizeof cur, cursor);
     u64(lim, sizeof lim, limit + 1); /* one more: is there a next page? */
-    const char *p[] = {status >= 0 ? flow_status_name((flow_status_t)status) : NULL, flow, cur, lim};
+    const char *st = status >= 0 ? flow_status_name((flow_status_t)status) : NULL;
+    const char *p[] = {st, flow, cur, lim, tenant};
     PGresult *res = run(c,
                         "SELECT " JOB_COLUMNS " FROM jobs WHERE ($1::text IS NULL OR status = $1)"
                         " AND ($2::text IS NULL OR flow = $2) AND ($3::bigint = 0 OR seq < $3::bigint)"
-                        " ORDER BY seq DESC LIMIT $4::bigint",
-                        4, p, PGRES_TUPLES_OK);
+                        " AND ($5::text IS NULL OR tenant = $5) ORDER BY seq DESC LIMIT $4::bigint",
+                        5, p, PGRES_TUPLES_OK);
     int rc = res ? 0 : FLOW_EIO;
     for (int i = 0; res != NULL && i < PQntuples(res); i++) {
         if ((size_t)i == limit) {

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # tests/docker/run.sh (`make test-docker`): the image and the compose file, end to end.
 #
-# Builds docker/Dockerfile, runs it with a published port, waits for its health check, runs a job
-# through the API with curl and reads its shared store, kills it with `docker kill` while a job runs
+# Builds docker/Dockerfile, makes an admin key with the image (`flowd key new`), checks that the
+# image does not start without a key file, runs it with the key file mounted and a published port,
+# waits for its health check, checks that the API wants the key, runs a job with it through the API
+# with curl and reads its shared store, kills it with `docker kill` while a job runs
 # and starts it again (the job resumes from the store on the volume), then checks that `docker stop` ends it with
 # exit status 0 before the stop timeout while a job is still running. Then the same through
 # `docker compose -f docker/compose.yaml up -d` / `stop` / `down -v`. Everything it made
@@ -122,12 +124,14 @@ free_port() {
     return 1
 }
 
-# api METHOD URL [BODY]: the body goes to $WORK/body, the HTTP status to $code.
+# api METHOD URL [BODY]: the body goes to $WORK/body, the HTTP status to $code. With the key $KEY
+# when it is set.
 api() {
-    local data=()
+    local data=() auth=()
     [ $# -ge 3 ] && data=(-H 'Content-Type: application/json' --data "$3")
-    code=$(curl -sS --max-time 40 -o "$WORK/body" -w '%{http_code}' -X "$1" "${data[@]}" "$2") ||
-        code=000
+    [ -n "${KEY:-}" ] && auth=(-H "Authorization: Bearer $KEY")
+    code=$(curl -sS --max-time 40 -o "$WORK/body" -w '%{http_code}' -X "$1" "${auth[@]}" \
+        "${data[@]}" "$2") || code=000
 }
 # The first "key": "string" of the last body (the job's own fields come before nested ones).
 field() { grep -o "\"$1\": *\"[^\"]*\"" "$WORK/body" | head -1 | sed 's/.*: *"\(.*\)"/\1/'; }
@@ -257,8 +261,29 @@ label=$(dk image inspect --format \
     '{{index .Config.Labels "org.opencontainers.image.version"}}' "$TAG")
 ok "image: user 10001:10001, HEALTHCHECK flowd-healthcheck, version label $label"
 
+# --- keys --------------------------------------------------------------------------------------
+# The image listens on 0.0.0.0: it needs a key file, and says how to make one when it has none.
+set +e
+"$DOCKER" run --rm "$TAG" >"$WORK/nokeys" 2>&1 # its log is on stderr: not dk's engine log
+rc=$?
+set -e
+grep -q 'cannot read the key file /run/secrets/flowd-keys' "$WORK/nokeys" &&
+    grep -q 'flowd key new' "$WORK/nokeys" ||
+    die "without a key file the image said: $(cat "$WORK/nokeys")"
+[ "$rc" = 1 ] || die "without a key file the image exited $rc, not 1"
+ok "without a key file the image does not start (status 1) and says how to make a key"
+dk run --rm "$TAG" key new --role admin --name docker-test >"$WORK/key" ||
+    die "docker run $TAG key new: $(cat "$WORK/key")"
+KEY=$(sed -n 1p "$WORK/key")
+sed -n 2p "$WORK/key" >"$WORK/keys"
+chmod 644 "$WORK/keys" # hashes only; read by the image's user
+case $KEY in fk_*) ;; *) die "flowd key new printed no key: $(cat "$WORK/key")" ;; esac
+grep -q ' docker-test admin default$' "$WORK/keys" || die "the key file line: $(cat "$WORK/keys")"
+ok "docker run $TAG key new: a key and its line for the key file"
+
 # --- one container ------------------------------------------------------------------------------
-dk run -d --name "$CTR" -p 127.0.0.1::8080 "$TAG" >/dev/null || die "docker run"
+dk run -d --name "$CTR" -p 127.0.0.1::8080 -v "$WORK/keys:/run/secrets/flowd-keys:ro" "$TAG" \
+    >/dev/null || die "docker run"
 SHOW_LOGS=$CTR
 port=$(dk port "$CTR" 8080/tcp | sed -n 's/^127\.0\.0\.1:\([0-9]*\)$/\1/p' | head -1)
 [ -n "$port" ] || die "docker port $CTR: no 127.0.0.1 port"
@@ -272,6 +297,17 @@ if [ "$code" != 200 ] || [ "$(field status)" != ok ]; then
     die "GET /healthz answered $code: $(cat "$WORK/body")"
 fi
 ok "GET /healthz: 200 {\"status\": \"ok\"}"
+saved=$KEY
+KEY=
+api GET "$BASE/v1/jobs"
+[ "$code" = 401 ] || die "GET /v1/jobs without a key answered $code: $(cat "$WORK/body")"
+KEY=wrong-$saved
+api GET "$BASE/v1/jobs"
+[ "$code" = 401 ] || die "GET /v1/jobs with a wrong key answered $code: $(cat "$WORK/body")"
+KEY=$saved
+api GET "$BASE/v1/jobs"
+[ "$code" = 200 ] || die "GET /v1/jobs with the key answered $code: $(cat "$WORK/body")"
+ok "GET /v1/jobs: 401 without a key or with a wrong one, 200 with the key"
 
 # shellcheck disable=SC2016 # expanded in the container
 inside=$(dk exec "$CTR" sh -c 'echo "$(id -u) $(cat /proc/1/comm) $(flowd --version)"') ||
@@ -290,7 +326,7 @@ dk rm -v "$CTR" >/dev/null || die "docker rm -v $CTR"
 SHOW_LOGS=
 
 # --- compose ------------------------------------------------------------------------------------
-export FLOWD_HOST_PORT
+export FLOWD_HOST_PORT FLOWD_KEYS=$WORK/keys # compose.yaml's secret flowd-keys
 FLOWD_HOST_PORT=$(free_port) || die "no free port for compose"
 t0=$(now_ms)
 compose up -d --build || die "docker compose up -d --build"
@@ -315,6 +351,14 @@ listed=$(dk exec "$cid" ls /etc/flowd/flows | tr '\n' ' ')
 dk exec "$cid" sh -c 'touch /var/lib/flowd/.w && rm /var/lib/flowd/.w' ||
     die "the data volume is not writable"
 ok "compose: examples/flows on /etc/flowd/flows, a writable named volume on /var/lib/flowd"
+[ "$(dk exec "$cid" cat /run/secrets/flowd-keys)" = "$(cat "$WORK/keys")" ] ||
+    die "the secret flowd-keys is not the key file on /run/secrets/flowd-keys"
+saved=$KEY
+KEY=
+api GET "http://127.0.0.1:$FLOWD_HOST_PORT/v1/jobs"
+KEY=$saved
+[ "$code" = 401 ] || die "compose: GET /v1/jobs without a key answered $code"
+ok "compose: the secret flowd-keys on /run/secrets/flowd-keys; no key, 401"
 
 run_job "http://127.0.0.1:$FLOWD_HOST_PORT"
 stop_within "$cid" "" "docker compose stop" compose stop

@@ -16,7 +16,10 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <strings.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #define MAX_SERVERS 8
 
@@ -127,19 +130,19 @@ void e2e_start(e2e_server_t *s, ...) {
         int devnull = open("/dev/null", O_RDWR);
         dup2(devnull, 1);
         dup2(devnull, 0);
-        static const char *const vars[] = {"FLOWD_BIND", "FLOWD_PORT", "FLOWD_HTTP_THREADS",
-                                           "FLOWD_MAX_BODY", "FLOWD_MAX_HEADER", "FLOWD_MAX_JOBS",
-                                           "FLOWD_MAX_FINISHED", "FLOWD_RETENTION", "FLOWD_GRACE",
-                                           "FLOWD_HISTORY_LIMIT", "FLOWD_EVENTS_LIMIT", "FLOWD_MAX_CONNS",
-                                           "FLOWD_MAX_CONNS_PER_IP", "FLOWD_IDLE_TIMEOUT",
-                                           "FLOWD_KEEPALIVE", "FLOWD_LOG_LEVEL", "FLOWD_FLOWS",
-                                           "FLOWD_STORE", "FLOWD_DATA_DIR", "FLOWD_STORE_SYNC",
-                                           "FLOWD_LLM_BASE_URL", "FLOWD_LLM_MODEL", "FLOWD_LLM_API_KEY",
-                                           "FLOWD_LUA_BUDGET", "FLOWD_LUA_BUDGET_MAX", "FLOWD_LUA_MEMORY",
-                                           "FLOWD_LUA_TIME", "FLOWD_LUA_LOG_LINES", "FLOWD_LUA_LOG_BYTES",
-                                           "FLOWD_LUA_LOG_JOB_BYTES"};
-        for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-            unsetenv(vars[i]);
+        /* Only the flags a test gives: no FLOWD_* variable of the environment the tests run in. */
+        for (size_t i = 0; environ[i] != NULL;) {
+            const char *eq = strchr(environ[i], '=');
+            char name[128];
+            if (strncmp(environ[i], "FLOWD_", 6) != 0 || eq == NULL ||
+                (size_t)(eq - environ[i]) >= sizeof name) {
+                i++;
+                continue;
+            }
+            memcpy(name, environ[i], (size_t)(eq - environ[i]));
+            name[eq - environ[i]] = '\0';
+            unsetenv(name); /* environ shrinks: the same slot holds the next one */
+        }
         execvp(argv[0], (char *const *)argv);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -296,6 +299,33 @@ void e2e_write_file(const char *dir, const char *name, const char *text) {
     ck_assert_int_eq(fclose(f), 0);
 }
 
+void e2e_key_line(const char *key, const char *name, const char *role, const char *tenant,
+                  char *out, size_t len) {
+    unsigned char md[32];
+    unsigned int n = 0;
+    char hex[65];
+    ck_assert(EVP_Digest(key, strlen(key), md, &n, EVP_sha256(), NULL) == 1 && n == 32);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    snprintf(out, len, "%s %s %s %s\n", hex, name, role, tenant);
+}
+
+void e2e_use_key(e2e_server_t *s, const char *key) {
+    if (key == NULL)
+        s->auth[0] = '\0';
+    else
+        snprintf(s->auth, sizeof s->auth, "Authorization: Bearer %s", key);
+}
+
+/* Adds s's Authorization header unless headers (NULL-terminated, may be NULL) have one. */
+static struct curl_slist *add_auth(const e2e_server_t *s, const char *const *headers,
+                                   struct curl_slist *list) {
+    for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+        if (strncasecmp(headers[i], "Authorization:", 14) == 0)
+            return list;
+    return s->auth[0] ? curl_slist_append(list, s->auth) : list;
+}
+
 void e2e_cleanup(e2e_server_t *s) {
     if (s->log_path[0] != '\0')
         unlink(s->log_path);
@@ -343,7 +373,9 @@ static size_t on_header(char *data, size_t size, size_t n, void *userdata) {
     size_t len = size * n;
     if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) { /* a new response (after a 100 Continue) */
         r->location[0] = r->retry_after[0] = r->allow[0] = r->content_type[0] = r->connection[0] = '\0';
+        r->www_authenticate[0] = '\0';
     }
+    header_value(data, len, "WWW-Authenticate", r->www_authenticate, sizeof r->www_authenticate);
     header_value(data, len, "Location", r->location, sizeof r->location);
     header_value(data, len, "Retry-After", r->retry_after, sizeof r->retry_after);
     header_value(data, len, "Allow", r->allow, sizeof r->allow);
@@ -371,6 +403,7 @@ void e2e_request(e2e_server_t *s, const char *method, const char *path, const ch
     }
     for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
         list = curl_slist_append(list, headers[i]);
+    list = add_auth(s, headers, list);
     list = curl_slist_append(list, "Expect:"); /* no 100-continue round trip */
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -463,6 +496,43 @@ void e2e_assert_error(const e2e_resp_t *r, long status, const char *code, const 
     ck_assert_msg(r->len > 0 && r->body[r->len - 1] == '\n', "the body does not end with a newline");
 }
 
+void e2e_assert_job(e2e_server_t *s, const char *id, const char *tenant, const char *status) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    json_t *job = e2e_get_json(s, path);
+    ck_assert_str_eq(json_string_value(json_object_get(job, "id")), id);
+    ck_assert_str_eq(json_string_value(json_object_get(job, "tenant")), tenant);
+    if (status != NULL)
+        ck_assert_str_eq(json_string_value(json_object_get(job, "status")), status);
+    json_decref(job);
+}
+
+void e2e_assert_hidden(e2e_server_t *s, const char *method, const char *fmt, const char *body,
+                       const char *id) {
+    static const char missing_id[] = "0123456789abcdef0123456789abcdef"; /* no job has it */
+    static const char *const json[] = {"Content-Type: application/json", NULL};
+    char path[256], missing[256];
+    e2e_resp_t r, m;
+    snprintf(path, sizeof path, fmt, id);
+    snprintf(missing, sizeof missing, fmt, missing_id);
+    e2e_request(s, method, path, body ? json : NULL, body, &r);
+    e2e_request(s, method, missing, body ? json : NULL, body, &m);
+    e2e_assert_error(&m, 404, "not_found", missing_id);
+    ck_assert_msg(r.status == 404, "%s %s of another tenant: %ld %s", method, path, r.status,
+                  r.body);
+    char *swapped = strdup(r.body);
+    size_t n = strlen(id);
+    ck_assert_uint_eq(n, strlen(missing_id));
+    for (char *p = strstr(swapped, id); p != NULL; p = strstr(p + n, id))
+        memcpy(p, missing_id, n);
+    ck_assert_msg(strcmp(swapped, m.body) == 0, "%s %s: another tenant's job:\n%s\nno job:\n%s",
+                  method, fmt, r.body, m.body);
+    ck_assert_str_eq(r.content_type, m.content_type);
+    free(swapped);
+    e2e_resp_free(&r);
+    e2e_resp_free(&m);
+}
+
 /* ---- many requests at once ---- */
 
 static void run_calls(e2e_server_t *s, e2e_call_t *calls, size_t n, unsigned parallel, bool strict) {
@@ -471,6 +541,8 @@ static void run_calls(e2e_server_t *s, e2e_call_t *calls, size_t n, unsigned par
     curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)parallel);
     struct curl_slist *json = curl_slist_append(NULL, "Content-Type: application/json");
     json = curl_slist_append(json, "Expect:");
+    json = add_auth(s, NULL, json);
+    struct curl_slist *auth = add_auth(s, NULL, NULL);
     sink_t *sinks = calloc(n, sizeof *sinks);
     CURL **handles = calloc(n, sizeof *handles);
     size_t next = 0, running = 0, done = 0;
@@ -486,6 +558,8 @@ static void run_calls(e2e_server_t *s, e2e_call_t *calls, size_t n, unsigned par
             if (calls[next].body != NULL) {
                 curl_easy_setopt(c, CURLOPT_POSTFIELDS, calls[next].body);
                 curl_easy_setopt(c, CURLOPT_HTTPHEADER, json);
+            } else if (auth != NULL) {
+                curl_easy_setopt(c, CURLOPT_HTTPHEADER, auth);
             }
             curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
             curl_easy_setopt(c, CURLOPT_WRITEDATA, &sinks[next]);
@@ -524,6 +598,7 @@ static void run_calls(e2e_server_t *s, e2e_call_t *calls, size_t n, unsigned par
             curl_multi_poll(m, NULL, 0, 100, NULL);
     }
     curl_slist_free_all(json);
+    curl_slist_free_all(auth);
     free(sinks);
     free(handles);
     curl_multi_cleanup(m);
@@ -567,8 +642,10 @@ void e2e_stream_open(e2e_stream_t *st, e2e_server_t *s, const char *path, const 
         char h[64];
         snprintf(h, sizeof h, "Last-Event-ID: %s", last_id);
         st->headers = curl_slist_append(NULL, h);
-        curl_easy_setopt(st->curl, CURLOPT_HTTPHEADER, st->headers);
     }
+    st->headers = add_auth(s, NULL, st->headers);
+    if (st->headers != NULL)
+        curl_easy_setopt(st->curl, CURLOPT_HTTPHEADER, st->headers);
     curl_easy_setopt(st->curl, CURLOPT_WRITEFUNCTION, on_stream);
     curl_easy_setopt(st->curl, CURLOPT_WRITEDATA, st);
     curl_multi_add_handle(st->multi, st->curl);

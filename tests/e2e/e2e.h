@@ -23,6 +23,8 @@ typedef struct e2e_server {
     char log_path[64];
     char base[64];  /* "http://127.0.0.1:PORT" */
     CURL *curl;     /* kept alive between requests */
+    char auth[160]; /* "Authorization: Bearer KEY" that every request sends unless its headers have
+                     * an Authorization of their own; "" none (e2e_use_key sets it) */
 } e2e_server_t;
 
 /* Starts flowd ($FLOWD_BIN, default build/flowd; under $FLOWD_WRAPPER when set, e.g. valgrind) with
@@ -45,6 +47,12 @@ void e2e_cleanup(e2e_server_t *s);
 char *e2e_log(const e2e_server_t *s);
 /* Writes text to dir/name (a flow document for --flows, say); fails the test when it cannot. */
 void e2e_write_file(const char *dir, const char *name, const char *text);
+/* The key file line of key (any text: the file holds its SHA-256), "<sha256 hex> name role
+ * tenant\n", into out (at least 256 bytes). */
+void e2e_key_line(const char *key, const char *name, const char *role, const char *tenant,
+                  char *out, size_t len);
+/* From now on s's requests send Authorization: Bearer key (NULL: no Authorization header). */
+void e2e_use_key(e2e_server_t *s, const char *key);
 
 typedef struct e2e_resp {
     long status;
@@ -56,6 +64,7 @@ typedef struct e2e_resp {
     char allow[64];
     char content_type[128];
     char connection[32];
+    char www_authenticate[128];
     uint64_t ms;            /* how long the request took */
 } e2e_resp_t;
 
@@ -77,6 +86,14 @@ json_t *e2e_wait_status(e2e_server_t *s, const char *id, const char *status, uns
 /* The status and the error body {"error": {"code": code, "message": ...}} whose message holds
  * `words` (NULL: anything). */
 void e2e_assert_error(const e2e_resp_t *r, long status, const char *code, const char *words);
+/* GET /v1/jobs/{id} with s's key answers 200 with a job of this tenant and, unless status is NULL,
+ * this status. */
+void e2e_assert_job(e2e_server_t *s, const char *id, const char *tenant, const char *status);
+/* What s's key gets for `method fmt` (fmt has a %s for the job's id; body JSON or NULL) of job id
+ * is a 404 that says, word for word, what it says of a job that does not exist (the ids swapped):
+ * the answer for a job of another tenant. */
+void e2e_assert_hidden(e2e_server_t *s, const char *method, const char *fmt, const char *body,
+                       const char *id);
 
 /* Many requests at once on a multi handle, at most `parallel` connections. */
 typedef struct e2e_call {

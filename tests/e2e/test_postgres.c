@@ -8,7 +8,8 @@
  * step of its history once. An instance paused past its lease writes nothing over the work of the
  * instance that took its jobs over. Any instance answers for any job: GET, the list, an event stream
  * to the end (Last-Event-ID included), input, cancel and Idempotency-Keys, with the answers the
- * instance that runs the job gives.
+ * instance that runs the job gives. With keys, every instance keeps a job to its tenant (404 to the
+ * others, lists, Idempotency-Keys), and a database of schema version 1 gets tenants.
  *
  * Without PostgreSQL and without root to install it, the suite says so and runs nothing, except under
  * CI (the CI variable set), where that fails. */
@@ -294,6 +295,51 @@ static int slow(void) {
 static void start(e2e_server_t *s, const char *lease) {
     e2e_start(s, "--store", db_uri, "--flows", flows, "--lease", lease, "--claim-interval", "200ms",
               "--poll-interval", "200ms", "--max-jobs", "100000", "--log-level", "warn", "--http-threads", "4", NULL);
+}
+
+/* ---- keys and tenants ---- */
+
+#define ADMIN "fk_pg-admin-0123456789"
+#define SUBMIT_A "fk_pg-submit-a-0123456789"
+#define READ_A "fk_pg-read-a-0123456789"
+#define SUBMIT_B "fk_pg-submit-b-0123456789"
+#define READ_B "fk_pg-read-b-0123456789"
+#define SUBMIT_D "fk_pg-submit-default-0123456789"
+#define READ_D "fk_pg-read-default-0123456789"
+
+/* An instance with a key file of the keys above. */
+static void start_with_keys(e2e_server_t *s) {
+    static const char *const keys[] = {
+        ADMIN,  "root",     "admin", "ops",     SUBMIT_A, "submit-a", "submit", "a",
+        READ_A, "reader-a", "read",  "a",       SUBMIT_B, "submit-b", "submit", "b",
+        READ_B, "reader-b", "read",  "b",       SUBMIT_D, "submit-d", "submit", "default",
+        READ_D, "reader-d", "read",  "default", NULL};
+    char text[2048] = "", line[256], path[128];
+    for (size_t i = 0; keys[i] != NULL; i += 4) {
+        e2e_key_line(keys[i], keys[i + 1], keys[i + 2], keys[i + 3], line, sizeof line);
+        strncat(text, line, sizeof text - strlen(text) - 1);
+    }
+    e2e_write_file(dir, "keys", text);
+    snprintf(path, sizeof path, "%s/keys", dir);
+    e2e_start(s, "--store", db_uri, "--flows", flows, "--lease", "10s", "--claim-interval", "200ms",
+              "--poll-interval", "200ms", "--log-level", "warn", "--keys", path, NULL);
+}
+
+/* A request as key; its status (and the answer in *r unless r is NULL: the caller frees it). */
+static long as(e2e_server_t *s, const char *key, const char *method, const char *path,
+               const char *body, const char *idem, e2e_resp_t *r) {
+    char ik[300];
+    const char *h[] = {"Content-Type: application/json", ik, NULL};
+    snprintf(ik, sizeof ik, "Idempotency-Key: %s", idem ? idem : "");
+    if (idem == NULL)
+        h[1] = NULL;
+    e2e_resp_t mine;
+    e2e_use_key(s, key);
+    e2e_request(s, method, path, body ? h : NULL, body, r ? r : &mine);
+    long status = r ? r->status : mine.status;
+    if (r == NULL)
+        e2e_resp_free(&mine);
+    return status;
 }
 
 static json_t *get_value(e2e_server_t *s, const char *path) {
@@ -625,6 +671,153 @@ START_TEST(test_a_flow_put_to_one_instance_runs_on_the_next_to_start) {
 }
 END_TEST
 
+/* A job runs on a; b answers for it to its own tenant only, and word for word as for no job to the
+ * others. */
+START_TEST(test_every_instance_keeps_a_job_to_its_tenant) {
+    e2e_server_t a, b;
+    e2e_resp_t r;
+    char path[128];
+    start_with_keys(&a);
+    start_with_keys(&b);
+    e2e_use_key(&a, SUBMIT_A);
+    json_t *job = e2e_start_job(&a, "{\"flow\": \"ask\", \"shared\": {\"who\": \"Ada\"}}");
+    char *id = job_id(job);
+    json_decref(job);
+    e2e_use_key(&b, READ_A);
+    job = e2e_wait_status(&b, id, "waiting", 10000); /* b reads it from the database */
+    ck_assert_str_eq(json_string_value(json_object_get(job, "tenant")), "a");
+    json_decref(job);
+    static const struct {
+        const char *method, *fmt, *body;
+    } routes[] = {
+        {"GET", "/v1/jobs/%s", NULL},         {"GET", "/v1/jobs/%s?wait=5", NULL},
+        {"GET", "/v1/jobs/%s/shared", NULL},  {"GET", "/v1/jobs/%s/history", NULL},
+        {"GET", "/v1/jobs/%s/events", NULL},  {"POST", "/v1/jobs/%s/input", "{\"value\": \"yes\"}"},
+        {"POST", "/v1/jobs/%s/cancel", "{}"},
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const char *other = strcmp(routes[i].method, "POST") == 0 ? SUBMIT_B : READ_B;
+        e2e_use_key(&b, other);
+        e2e_assert_hidden(&b, routes[i].method, routes[i].fmt, routes[i].body, id);
+        e2e_use_key(&a, other);
+        e2e_assert_hidden(&a, routes[i].method, routes[i].fmt, routes[i].body, id);
+    }
+    /* lists, from the database */
+    e2e_use_key(&b, READ_B);
+    json_t *list = e2e_get_json(&b, "/v1/jobs");
+    ck_assert_uint_eq(json_array_size(json_object_get(list, "jobs")), 0);
+    json_decref(list);
+    e2e_use_key(&b, READ_A);
+    list = e2e_get_json(&b, "/v1/jobs");
+    ck_assert_uint_eq(json_array_size(json_object_get(list, "jobs")), 1);
+    json_decref(list);
+    e2e_use_key(&b, ADMIN);
+    list = e2e_get_json(&b, "/v1/jobs?tenant=a");
+    ck_assert_uint_eq(json_array_size(json_object_get(list, "jobs")), 1);
+    json_decref(list);
+    list = e2e_get_json(&b, "/v1/jobs?tenant=b");
+    ck_assert_uint_eq(json_array_size(json_object_get(list, "jobs")), 0);
+    json_decref(list);
+    ck_assert_int_eq(as(&b, READ_A, "GET", "/v1/jobs?tenant=b", NULL, NULL, NULL), 403);
+    /* still waiting: the other tenant's input and cancel did nothing; its own goes through b */
+    snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
+    ck_assert_int_eq(as(&b, SUBMIT_A, "POST", path, "{\"value\": \"yes\"}", NULL, NULL), 202);
+    e2e_use_key(&a, READ_A);
+    job = e2e_wait_status(&a, id, "succeeded", 10000);
+    json_decref(job);
+    free(id);
+    /* Idempotency-Keys per tenant, over both instances */
+    const char *body = "{\"flow\": \"steps\", \"shared\": {\"i\": 7, \"pause\": 0}}";
+    ck_assert_int_eq(as(&a, SUBMIT_A, "POST", "/v1/jobs", body, "order-7", &r), 202);
+    id = job_id(r.json);
+    e2e_resp_free(&r);
+    ck_assert_int_eq(as(&b, SUBMIT_B, "POST", "/v1/jobs",
+                        "{\"flow\": \"steps\", \"shared\": {\"pause\": 0}}", "order-7", &r),
+                     202);
+    ck_assert_str_ne(json_string_value(json_object_get(r.json, "id")), id);
+    e2e_resp_free(&r);
+    ck_assert_int_eq(as(&b, SUBMIT_A, "POST", "/v1/jobs", body, "order-7", &r), 200);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "id")), id);
+    e2e_resp_free(&r);
+    free(id);
+    ck_assert_int_eq(e2e_stop(&a, slow() ? 60000 : 15000), 0);
+    ck_assert_int_eq(e2e_stop(&b, slow() ? 60000 : 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+}
+END_TEST
+
+/* The jobs table of schema version 1, before tenants, as flowd made it, with a job that ended. */
+static const char schema_v1[] =
+    "CREATE TABLE flowd_meta (key text PRIMARY KEY, value text NOT NULL);"
+    "INSERT INTO flowd_meta VALUES ('schema_version', '1');"
+    "CREATE TABLE jobs ("
+    " id text PRIMARY KEY, seq bigserial NOT NULL, flow text NOT NULL, digest text,"
+    " status text NOT NULL DEFAULT 'queued', created_us bigint NOT NULL,"
+    " started_us bigint NOT NULL DEFAULT 0, finished_us bigint NOT NULL DEFAULT 0,"
+    " idem_key text UNIQUE, body_hash bigint NOT NULL DEFAULT 0,"
+    " params text, shared text NOT NULL, resume_node text, tries integer NOT NULL DEFAULT 0,"
+    " steps bigint NOT NULL DEFAULT 0, last_action text, waiting_for text, error_code text,"
+    " error_message text, error_node text, totals text,"
+    " owner text, lease_until timestamptz NOT NULL DEFAULT '-infinity',"
+    " last_event bigint NOT NULL DEFAULT 0,"
+    " claims integer NOT NULL DEFAULT 0, finishes integer NOT NULL DEFAULT 0);"
+    "CREATE INDEX jobs_seq ON jobs (seq);"
+    "INSERT INTO jobs (id, flow, status, created_us, started_us, finished_us, idem_key, body_hash,"
+    " shared, steps, last_action, totals, finishes)"
+    " VALUES ('00000000000000000000000000000001', 'steps', 'succeeded',"
+    " (extract(epoch from now()) * 1000000)::bigint, (extract(epoch from now()) * 1000000)::bigint,"
+    " (extract(epoch from now()) * 1000000)::bigint, 'old-key', $1::bigint, '{\"f\": 1}', 6,"
+    " 'default',"
+    " '{\"steps\": 6, \"failed\": 0, \"retries\": 0, \"dropped\": 0}', 1);";
+
+START_TEST(test_a_version_1_database_gets_tenants) {
+    const char *body = "{\"flow\": \"steps\", \"shared\": {\"i\": 1, \"pause\": 0}}";
+    uint64_t h = 14695981039346656037u; /* flowd_hash_bytes: FNV-1a of the body that made the job */
+    for (const char *p = body; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211u;
+    char hash[32];
+    snprintf(hash, sizeof hash, "%lld", (long long)h);
+    PGconn *c = db();
+    const char *statements = schema_v1;
+    while (*statements != '\0') { /* one at a time: the last one takes the hash as a parameter */
+        const char *end = strchr(statements, ';');
+        char *one = strndup(statements, (size_t)(end - statements));
+        const char *p[] = {hash};
+        int n = strstr(one, "$1") != NULL;
+        PGresult *res = PQexecParams(c, one, n, NULL, n ? p : NULL, NULL, NULL, 0);
+        ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", one,
+                      PQresultErrorMessage(res));
+        PQclear(res);
+        free(one);
+        statements = end + 1;
+    }
+    PQfinish(c);
+    e2e_server_t a;
+    start_with_keys(&a);
+    const char *old = "00000000000000000000000000000001";
+    ck_assert_int_eq(db_number("SELECT value::int FROM flowd_meta WHERE key = 'schema_version'"),
+                     2);
+    ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE tenant = 'default'"), 1);
+    e2e_use_key(&a, READ_A);
+    e2e_assert_hidden(&a, "GET", "/v1/jobs/%s", NULL, old);
+    e2e_use_key(&a, READ_D);
+    e2e_assert_job(&a, old, "default", "succeeded");
+    /* the key it remembers is tenant default's now, and another tenant may have one of that name */
+    e2e_resp_t r;
+    ck_assert_int_eq(as(&a, SUBMIT_D, "POST", "/v1/jobs", body, "old-key", &r), 200);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "id")), old);
+    e2e_resp_free(&r);
+    ck_assert_int_eq(as(&a, SUBMIT_A, "POST", "/v1/jobs", body, "old-key", &r), 202);
+    ck_assert_str_ne(json_string_value(json_object_get(r.json, "id")), old);
+    e2e_resp_free(&r);
+    ck_assert_int_eq(as(&a, SUBMIT_A, "POST", "/v1/jobs", body, "old-key", NULL), 200);
+    ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE idem_key = 'old-key'"), 2);
+    ck_assert_int_eq(e2e_stop(&a, slow() ? 60000 : 15000), 0);
+    e2e_cleanup(&a);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("postgres");
     TCase *tc = tcase_create("instances");
@@ -635,6 +828,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_an_instance_paused_past_its_lease_overwrites_nothing);
     tcase_add_test(tc, test_two_instances_share_2000_jobs_and_one_is_killed);
     tcase_add_test(tc, test_a_flow_put_to_one_instance_runs_on_the_next_to_start);
+    tcase_add_test(tc, test_every_instance_keeps_a_job_to_its_tenant);
+    tcase_add_test(tc, test_a_version_1_database_gets_tenants);
     suite_add_tcase(s, tc);
     return s;
 }

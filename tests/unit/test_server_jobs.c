@@ -46,7 +46,7 @@ static void teardown(void) {
 static flowd_job_t *create(flow_def_t *def) {
     flowd_job_t *job = NULL;
     int repeat = -1;
-    ck_assert_int_eq(flowd_jobs_create(t, def, NULL, 0, &job, &repeat), 0);
+    ck_assert_int_eq(flowd_jobs_create(t, def, "default", NULL, 0, &job, &repeat), 0);
     ck_assert_int_eq(repeat, 0);
     return job;
 }
@@ -110,39 +110,39 @@ START_TEST(test_list_newest_first_with_filters_and_cursors) {
     flowd_job_t *page[3];
     size_t n;
     uint64_t next;
-    ck_assert_int_eq(flowd_jobs_list(t, -1, NULL, 0, 3, page, &n, &next), 0);
+    ck_assert_int_eq(flowd_jobs_list(t, -1, NULL, NULL, 0, 3, page, &n, &next), 0);
     ck_assert_uint_eq(n, 3);
     ck_assert_ptr_eq(page[0], jobs[6]);
     ck_assert_ptr_eq(page[2], jobs[4]);
     ck_assert_uint_eq(next, jobs[4]->seq);
     for (size_t i = 0; i < n; i++)
         flowd_job_unref(page[i]);
-    ck_assert_int_eq(flowd_jobs_list(t, -1, NULL, next, 3, page, &n, &next), 0);
+    ck_assert_int_eq(flowd_jobs_list(t, -1, NULL, NULL, next, 3, page, &n, &next), 0);
     ck_assert_uint_eq(n, 3);
     ck_assert_ptr_eq(page[0], jobs[3]);
     for (size_t i = 0; i < n; i++)
         flowd_job_unref(page[i]);
-    ck_assert_int_eq(flowd_jobs_list(t, -1, NULL, next, 3, page, &n, &next), 0);
+    ck_assert_int_eq(flowd_jobs_list(t, -1, NULL, NULL, next, 3, page, &n, &next), 0);
     ck_assert_uint_eq(n, 1);
     ck_assert_ptr_eq(page[0], jobs[0]);
     ck_assert_uint_eq(next, 0); /* the last page */
     flowd_job_unref(page[0]);
 
-    ck_assert_int_eq(flowd_jobs_list(t, FLOW_QUEUED, "noop", 0, 3, page, &n, &next), 0);
+    ck_assert_int_eq(flowd_jobs_list(t, FLOW_QUEUED, "noop", NULL, 0, 3, page, &n, &next), 0);
     ck_assert_uint_eq(n, 2);
     ck_assert_ptr_eq(page[0], jobs[6]);
     ck_assert_ptr_eq(page[1], jobs[0]);
     ck_assert_uint_eq(next, 0);
     for (size_t i = 0; i < n; i++)
         flowd_job_unref(page[i]);
-    ck_assert_int_eq(flowd_jobs_list(t, FLOW_SUCCEEDED, NULL, 0, 3, page, &n, &next), 0);
+    ck_assert_int_eq(flowd_jobs_list(t, FLOW_SUCCEEDED, NULL, NULL, 0, 3, page, &n, &next), 0);
     ck_assert_uint_eq(n, 1);
     ck_assert_ptr_eq(page[0], jobs[2]);
     flowd_job_unref(page[0]);
-    ck_assert_int_eq(flowd_jobs_list(t, -1, "nope", 0, 3, page, &n, &next), 0);
+    ck_assert_int_eq(flowd_jobs_list(t, -1, "nope", NULL, 0, 3, page, &n, &next), 0);
     ck_assert_uint_eq(n, 0);
     /* exactly a page full: no next page */
-    ck_assert_int_eq(flowd_jobs_list(t, -1, "other", 0, 3, page, &n, &next), 0);
+    ck_assert_int_eq(flowd_jobs_list(t, -1, "other", NULL, 0, 3, page, &n, &next), 0);
     ck_assert_uint_eq(n, 3);
     ck_assert_uint_eq(next, 0);
     for (size_t i = 0; i < n; i++)
@@ -155,16 +155,16 @@ END_TEST
 START_TEST(test_idempotency_key_repeats_and_conflicts) {
     flowd_job_t *a, *b = NULL;
     int repeat;
-    ck_assert_int_eq(flowd_jobs_create(t, noop, "key-1", 42, &a, &repeat), 0);
+    ck_assert_int_eq(flowd_jobs_create(t, noop, "default", "key-1", 42, &a, &repeat), 0);
     ck_assert_int_eq(repeat, 0);
-    ck_assert_int_eq(flowd_jobs_create(t, noop, "key-1", 42, &b, &repeat), 0);
+    ck_assert_int_eq(flowd_jobs_create(t, noop, "default", "key-1", 42, &b, &repeat), 0);
     ck_assert_int_eq(repeat, 1);
     ck_assert_ptr_eq(a, b);
     flowd_job_unref(b);
     b = NULL;
-    ck_assert_int_eq(flowd_jobs_create(t, noop, "key-1", 43, &b, &repeat), FLOW_EEXIST);
+    ck_assert_int_eq(flowd_jobs_create(t, noop, "default", "key-1", 43, &b, &repeat), FLOW_EEXIST);
     ck_assert_ptr_null(b);
-    ck_assert_int_eq(flowd_jobs_create(t, noop, "key-2", 42, &b, &repeat), 0);
+    ck_assert_int_eq(flowd_jobs_create(t, noop, "default", "key-2", 42, &b, &repeat), 0);
     ck_assert_ptr_ne(a, b);
     ck_assert_uint_eq(flowd_jobs_active(t), 2); /* the repeat made no job */
     flowd_job_unref(b);
@@ -172,12 +172,12 @@ START_TEST(test_idempotency_key_repeats_and_conflicts) {
     flowd_jobs_free(t);
     open_table(1000, 1, 3600u * 1000000u);
     flowd_job_unref(a);
-    ck_assert_int_eq(flowd_jobs_create(t, noop, "key-1", 42, &a, &repeat), 0);
+    ck_assert_int_eq(flowd_jobs_create(t, noop, "default", "key-1", 42, &a, &repeat), 0);
     end(a, FLOW_SUCCEEDED, 1);
-    ck_assert_int_eq(flowd_jobs_create(t, noop, "other", 1, &b, &repeat), 0);
+    ck_assert_int_eq(flowd_jobs_create(t, noop, "default", "other", 1, &b, &repeat), 0);
     end(b, FLOW_SUCCEEDED, 2); /* evicts a */
     flowd_job_t *c;
-    ck_assert_int_eq(flowd_jobs_create(t, noop, "key-1", 7, &c, &repeat), 0);
+    ck_assert_int_eq(flowd_jobs_create(t, noop, "default", "key-1", 7, &c, &repeat), 0);
     ck_assert_int_eq(repeat, 0);
     ck_assert_ptr_ne(c, a);
     flowd_job_unref(a);
@@ -191,7 +191,7 @@ START_TEST(test_max_jobs_counts_only_active_ones) {
     open_table(2, 100, 3600u * 1000000u);
     flowd_job_t *a = create(noop), *b = create(noop), *c = NULL;
     int repeat;
-    ck_assert_int_eq(flowd_jobs_create(t, noop, NULL, 0, &c, &repeat), FLOW_EBUSY);
+    ck_assert_int_eq(flowd_jobs_create(t, noop, "default", NULL, 0, &c, &repeat), FLOW_EBUSY);
     ck_assert_ptr_null(c);
     end(a, FLOW_SUCCEEDED, 1);
     end(a, FLOW_SUCCEEDED, 1); /* idempotent */
@@ -229,7 +229,7 @@ START_TEST(test_max_finished_evicts_the_oldest_finished) {
     flowd_job_t *page[4];
     size_t n;
     uint64_t next;
-    ck_assert_int_eq(flowd_jobs_list(t, -1, NULL, 0, 4, page, &n, &next), 0);
+    ck_assert_int_eq(flowd_jobs_list(t, -1, NULL, NULL, 0, 4, page, &n, &next), 0);
     ck_assert_uint_eq(n, 3);
     for (size_t i = 0; i < n; i++)
         flowd_job_unref(page[i]);
@@ -270,7 +270,7 @@ START_TEST(test_the_list_survives_many_evictions) {
     flowd_job_t *page[20];
     size_t n;
     uint64_t next;
-    ck_assert_int_eq(flowd_jobs_list(t, -1, NULL, 0, 20, page, &n, &next), 0);
+    ck_assert_int_eq(flowd_jobs_list(t, -1, NULL, NULL, 0, 20, page, &n, &next), 0);
     ck_assert_uint_eq(n, 11);
     ck_assert_ptr_eq(page[10], keep);
     for (size_t i = 1; i < 10; i++)
