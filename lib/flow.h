@@ -417,11 +417,15 @@ void *flow_ctx_data(const flow_ctx_t *ctx);
  * as if flow_fail had been called):
  * flow_done: with result (stolen; NULL is fine).
  * flow_fail: with an error; this try failed and the retries and fallback take over.
+ * flow_fail_final: the same, but no other try is made (the error would not change on a retry, such
+ *     as an address the outbound policy refuses); the fallback still runs.
  * flow_sleep: with result (stolen), after ms milliseconds of loop time from now (a uv_timer).
  * flow_await_input: the job shows status waiting with request (borrowed, copied) until
  *     flow_job_input() answers; the answer (as checked by ops->input) is the result. */
 int flow_done(flow_ctx_t *ctx, json_t *result);
 int flow_fail(flow_ctx_t *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int flow_fail_final(flow_ctx_t *ctx, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 int flow_sleep(flow_ctx_t *ctx, uint64_t ms, json_t *result);
 int flow_await_input(flow_ctx_t *ctx, json_t *request);
 
