@@ -196,8 +196,12 @@ static int bench_scraper(uv_loop_t *loop, flow_engine_t *eng, const char *base, 
     flow_http_t *http;
     flow_registry_t *reg;
     flow_def_t *def;
-    if (flow_http_new(loop, &(flow_http_opts_t){0}, &http) < 0 || flow_registry_new(&reg) < 0)
+    flow_netrules_t *allow = NULL; /* the mock on loopback, as flowd --allow-outbound allows it */
+    if (flow_netrules_new(&allow) < 0 || flow_netrules_add_url(allow, base, NULL, 0) < 0 ||
+        flow_http_new(loop, &(flow_http_opts_t){.allow = allow}, &http) < 0 ||
+        flow_registry_new(&reg) < 0)
         return 1;
+    flow_netrules_unref(allow); /* the client keeps its own reference */
     flow_nodes_env_t env = {.http = http};
     if (flow_nodes_register(reg, &env) < 0)
         return 1;

@@ -48,7 +48,8 @@ extern "C" {
     XX(TOOBIG, "too_big", "value too big")                                                         \
     XX(IO, "io_error", "input/output error")                                                       \
     XX(HTTP, "http_error", "HTTP request failed")                                                  \
-    XX(LOAD, "invalid_flow", "invalid flow document")
+    XX(LOAD, "invalid_flow", "invalid flow document")                                              \
+    XX(OUTBOUND, "outbound_refused", "outbound connection refused by the policy")
 
 typedef enum flow_errno {
     FLOW_OK = 0,

@@ -260,7 +260,13 @@ void flow__jnode_free(void *p) {
     flow_tmpl_free(n->params);
     flow_tmpl_free(n->out);
     flow_tmpl_free(n->items);
+    flow_netrules_unref(n->outbound);
     flow__free(n);
+}
+
+void flow__jnode_set_outbound(flow__jnode_t *n, flow_netrules_t *rules) {
+    flow_netrules_unref(n->outbound);
+    n->outbound = flow_netrules_ref(rules);
 }
 
 static int compile_out(const flow_type_args_t *a, json_t *out, const char *where, flow__jnode_t *n) {

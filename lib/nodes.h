@@ -7,6 +7,7 @@
 
 #include "flow.h"
 #include "http.h"
+#include "netpolicy.h"
 #include "template.h"
 
 /* What the types need from the program that runs them. Borrowed: it must outlive every definition
@@ -19,6 +20,12 @@ typedef struct flow_nodes_env {
                                * logs */
     const char *llm_model;    /* the model when a node names none */
     size_t max_body;          /* response bodies of http and llm nodes; 0: 10 MiB */
+    flow_netrules_t *llm_allow; /* what llm nodes may reach besides the client's policy: the host
+                               * and port of llm_base_url, allowed because the operator configured
+                               * it (flow_netrules_add_url); NULL: nothing more */
+    int no_flow_outbound;     /* documents that carry their own "outbound" allow list do not load
+                               * (flowd --flow-outbound off); 0: such lists apply to their http
+                               * nodes */
 } flow_nodes_env_t;
 
 /* Registers the built-in types in reg. FLOW_EEXIST when one is taken. */
@@ -53,6 +60,8 @@ typedef struct flow__jnode {
     flow_tmpl_t *out;           /* evaluates to a JSON Pointer into shared; NULL: not stored */
     flow_tmpl_t *items;         /* map: the reference to the array it maps over */
     const flow_nodes_env_t *env;
+    flow_netrules_t *outbound;  /* http: the "outbound" allow list of the document that holds the
+                                 * node (a reference), or NULL */
 } flow__jnode_t;
 
 /* The built-in type of that name, NULL if reg's factory for it is not a built-in one. */
@@ -66,6 +75,8 @@ int flow__jnode_make(const flow__jtype_t *t, const flow_nodes_env_t *env, const 
                      const flow_node_ops_t **ops, flow__jnode_t **out);
 const flow_nodes_env_t *flow__jenv_of(flow_type_factory factory, void *data);
 void flow__jnode_free(void *jnode);
+/* Gives a node the allow list of its document (a new reference; NULL for none). */
+void flow__jnode_set_outbound(flow__jnode_t *n, flow_netrules_t *rules);
 
 /* Writes value (stolen) in shared where the "out" of a node says; with out NULL, drops it. */
 int flow__jnode_store(flow_ctx_t *ctx, const flow__jnode_t *n, json_t *shared, json_t *params, json_t *value);

@@ -9,8 +9,9 @@
 #include <strings.h>
 
 #include "log.h"
+#include "netpolicy.h"
 
-enum kind { K_UINT, K_SIZE, K_MS, K_SECONDS, K_ADDR, K_LEVEL, K_TEXT };
+enum kind { K_UINT, K_SIZE, K_MS, K_SECONDS, K_ADDR, K_LEVEL, K_TEXT, K_NETRULES, K_ONOFF };
 
 typedef struct setting {
     const char *flag;  /* without the leading "--" */
@@ -84,6 +85,18 @@ static const setting_t settings[] = {
      "OpenAI-compatible API of llm nodes, e.g. https://api.openai.com/v1 (the key: FLOWD_LLM_API_KEY)"},
     {"llm-model", "FLOWD_LLM_MODEL", K_TEXT, OFF(llm_model), 0, sizeof(((flowd_config_t *)0)->llm_model), "",
      "NAME", "the model of llm nodes that name none"},
+    /* outbound: what http and llm nodes may reach (lib/netpolicy.h) */
+    {"allow-outbound", "FLOWD_ALLOW_OUTBOUND", K_NETRULES, OFF(allow_outbound), 0,
+     sizeof(((flowd_config_t *)0)->allow_outbound), "", "LIST",
+     "what http and llm nodes may reach besides public addresses, comma-separated: 127.0.0.1:8090, "
+     "10.0.0.0/8, [::1]:9000, api.example.com, api.example.com:443, *.example.com"},
+    {"deny-outbound", "FLOWD_DENY_OUTBOUND", K_NETRULES, OFF(deny_outbound), 0,
+     sizeof(((flowd_config_t *)0)->deny_outbound), "", "LIST",
+     "what they may not reach, public addresses included (the same entries; --allow-outbound wins; "
+     "0.0.0.0/0,::/0 is everything)"},
+    {"flow-outbound", "FLOWD_FLOW_OUTBOUND", K_ONOFF, OFF(flow_outbound), 0, 0, "on", "on|off",
+     "on: a flow document's \"outbound\": {\"allow\": [...]} lets its http nodes reach those "
+     "too; off: such documents do not load"},
 };
 
 /* Read from the environment only, never a flag: flags show in ps. */
@@ -211,6 +224,29 @@ static int apply(flowd_config_t *c, const setting_t *st, const char *value, char
             why = "full or normal";
         else
             snprintf(field, st->max, "%s", value);
+        break;
+    case K_NETRULES: {
+        flow_netrules_t *rules = NULL;
+        char bad[200]; /* the caller's err is 256 bytes */
+        int rc = flow_netrules_new(&rules);
+        if (rc == 0)
+            rc = flow_netrules_add_list(rules, value, bad, sizeof bad);
+        flow_netrules_unref(rules);
+        if (strlen(value) >= st->max) {
+            why = "a shorter list";
+        } else if (rc < 0) {
+            snprintf(err, errlen, "%s", rc == FLOW_ENOMEM ? "out of memory" : bad);
+            return FLOW_EINVAL;
+        } else {
+            snprintf(field, st->max, "%s", value);
+        }
+        break;
+    }
+    case K_ONOFF:
+        if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
+            why = "on or off";
+        else
+            *(int *)field = strcmp(value, "on") == 0;
         break;
     case K_LEVEL: {
         flow_log_level_t level;

@@ -40,6 +40,11 @@ typedef struct flowd_config {
     char llm_base_url[512];     /* OpenAI-compatible endpoint of llm nodes; "" none */
     char llm_model[128];        /* the model of llm nodes that name none */
     char llm_api_key[512];      /* from FLOWD_LLM_API_KEY only: a flag would show in ps */
+    /* outbound: what http and llm nodes may reach (lib/netpolicy.h) */
+    char allow_outbound[4096];  /* entries they may reach besides public addresses; "" none */
+    char deny_outbound[4096];   /* entries they may not reach, public ones included; "" none */
+    int flow_outbound;          /* 1: a flow document's "outbound" allow list applies to its http
+                                 * nodes; 0: such documents do not load */
 } flowd_config_t;
 
 enum {

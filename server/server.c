@@ -127,6 +127,9 @@ static void server_free(flowd_server_t *srv) {
     flowd_metrics_free(srv->metrics);
     if (srv->reg != NULL)
         flow_registry_free(srv->reg);
+    flow_netrules_unref(srv->allow_outbound);
+    flow_netrules_unref(srv->deny_outbound);
+    flow_netrules_unref(srv->llm_outbound);
     int rc = uv_loop_close(&srv->loop);
     if (rc != 0)
         flowd_log(FLOW_LOG_WARN, "the loop still had handles at exit: %s", uv_strerror(rc));
@@ -220,6 +223,46 @@ static int recover(flowd_server_t *srv) {
     return rc;
 }
 
+/* The outbound policy from the flags (checked when they were read): the operator's lists for the
+ * client, and for llm nodes the host and port of --llm-base-url, allowed because the operator
+ * configured it. 0 or a FLOW_E* code after logging. */
+static int outbound_init(flowd_server_t *srv) {
+    const flowd_config_t *cfg = &srv->cfg;
+    char why[FLOW_NETRULE_MAX_LEN + 160] = "out of memory";
+    int rc = flow_netrules_new(&srv->allow_outbound);
+    if (rc == 0)
+        rc = flow_netrules_new(&srv->deny_outbound);
+    if (rc == 0)
+        rc = flow_netrules_add_list(srv->allow_outbound, cfg->allow_outbound, why, sizeof why);
+    if (rc == 0)
+        rc = flow_netrules_add_list(srv->deny_outbound, cfg->deny_outbound, why, sizeof why);
+    if (rc < 0) {
+        flowd_log(FLOW_LOG_ERROR, "cannot start the outbound policy: %s", why);
+        return rc;
+    }
+    if (cfg->llm_base_url[0] != '\0') {
+        rc = flow_netrules_new(&srv->llm_outbound);
+        if (rc == 0)
+            rc = flow_netrules_add_url(srv->llm_outbound, cfg->llm_base_url, why, sizeof why);
+        if (rc < 0) {
+            flowd_log(FLOW_LOG_ERROR, "--llm-base-url: %s", why);
+            return rc;
+        }
+    }
+    char allow[sizeof cfg->allow_outbound + 32] = "", deny[sizeof cfg->deny_outbound + 32] = "";
+    if (cfg->allow_outbound[0] != '\0')
+        snprintf(allow, sizeof allow, " and %s (--allow-outbound)", cfg->allow_outbound);
+    if (cfg->deny_outbound[0] != '\0')
+        snprintf(deny, sizeof deny, ", not %s (--deny-outbound)", cfg->deny_outbound);
+    flowd_log(FLOW_LOG_INFO, "outbound: http and llm nodes may reach public addresses%s%s; llm "
+              "nodes also %s; a flow's own \"outbound\" allow list is %s (--flow-outbound)", allow,
+              deny, srv->llm_outbound ? flow_netrules_entry(srv->llm_outbound, 0) : "nothing",
+              cfg->flow_outbound ? "honoured" : "refused");
+    srv->nodes.llm_allow = srv->llm_outbound;
+    srv->nodes.no_flow_outbound = !cfg->flow_outbound;
+    return 0;
+}
+
 /* Starts what the HTTP daemon needs; 0 or a FLOW_E* code after logging. */
 static int server_init(flowd_server_t *srv) {
     flow_error_t err = {0};
@@ -241,7 +284,11 @@ static int server_init(flowd_server_t *srv) {
     srv->nodes = (flow_nodes_env_t){.llm_base_url = cfg->llm_base_url,
                                     .llm_api_key = cfg->llm_api_key,
                                     .llm_model = cfg->llm_model};
-    if ((rc = flow_http_new(&srv->loop, NULL, &srv->client)) < 0 ||
+    rc = outbound_init(srv);
+    if (rc < 0)
+        return rc;
+    flow_http_opts_t ho = {.allow = srv->allow_outbound, .deny = srv->deny_outbound};
+    if ((rc = flow_http_new(&srv->loop, &ho, &srv->client)) < 0 ||
         (srv->nodes.http = srv->client, rc = flow_nodes_register(srv->reg, &srv->nodes)) < 0) {
         flowd_log(FLOW_LOG_ERROR, "cannot start the node types: %s", flow_strerror(rc));
         return rc;

@@ -49,6 +49,10 @@ typedef struct flowd_server {
     uint64_t last_sweep_ms;
     uint64_t last_keepalive_ms;
     int stop_phase;
+    /* the outbound policy (lib/netpolicy.h) from the flags; the client and nodes hold references */
+    flow_netrules_t *allow_outbound; /* --allow-outbound */
+    flow_netrules_t *deny_outbound;  /* --deny-outbound */
+    flow_netrules_t *llm_outbound;   /* the host and port of --llm-base-url, for llm nodes; NULL */
 } flowd_server_t;
 
 /* Runs flowd with cfg until it is told to stop. Returns the process exit status: 0 after a clean

@@ -12,6 +12,7 @@
 
 #include "flow.h"
 #include "netpolicy.h"
+#include "support/harness.h"
 #include "support/json_util.h"
 
 static flow_netaddr_t addr(const char *ip, unsigned port) {
@@ -20,13 +21,6 @@ static flow_netaddr_t addr(const char *ip, unsigned port) {
     return a;
 }
 
-static flow_netrules_t *rules(const char *list) {
-    flow_netrules_t *r = NULL;
-    char why[256] = "";
-    ck_assert_int_eq(flow_netrules_new(&r), 0);
-    ck_assert_msg(flow_netrules_add_list(r, list, why, sizeof why) == 0, "%s: %s", list, why);
-    return r;
-}
 
 /* ---- the special ranges ---- */
 
@@ -160,7 +154,7 @@ END_TEST
 /* ---- entries ---- */
 
 START_TEST(entries_match_their_address_block_port_and_host) {
-    flow_netrules_t *r = rules(
+    flow_netrules_t *r = rules_of(
         " 127.0.0.1:8090 , 10.0.0.0/8, 192.168.0.0/16:443, [::1]:9000, fd00::/8, "
         "[fe80::/10]:22, Api.Example.COM:443, *.svc.local, internal., [::ffff:169.254.0.0/112]");
     ck_assert_uint_eq(flow_netrules_count(r), 10);
@@ -251,7 +245,7 @@ START_TEST(bad_entries_are_refused_with_what_is_wrong) {
          "'$shared/host': not a host name, an address or a CIDR block (names are letters, digits, "
          "'-', '_' and dots; '*.' may start one)"},
     };
-    flow_netrules_t *r = rules("");
+    flow_netrules_t *r = rules_of("");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char why[256] = "";
         int rc = flow_netrules_add(r, cases[i].entry, strlen(cases[i].entry), why, sizeof why);
@@ -272,7 +266,7 @@ START_TEST(bad_entries_are_refused_with_what_is_wrong) {
 END_TEST
 
 START_TEST(a_list_holds_at_most_its_cap) {
-    flow_netrules_t *r = rules("");
+    flow_netrules_t *r = rules_of("");
     char why[256] = "";
     for (int i = 0; i < FLOW_NETRULES_MAX; i++) {
         char entry[32];
@@ -290,7 +284,7 @@ START_TEST(a_list_holds_at_most_its_cap) {
 END_TEST
 
 START_TEST(a_url_gives_its_host_and_port) {
-    flow_netrules_t *r = rules("");
+    flow_netrules_t *r = rules_of("");
     char why[256] = "";
     ck_assert_int_eq(flow_netrules_add_url(r, "http://127.0.0.1:8090/v1", why, sizeof why), 0);
     ck_assert_int_eq(flow_netrules_add_url(r, "https://API.openai.com/v1", why, sizeof why), 0);
@@ -312,9 +306,9 @@ END_TEST
 /* ---- who wins ---- */
 
 START_TEST(the_operator_allow_list_wins_then_its_deny_list_then_the_request_list) {
-    flow_netrules_t *allow = rules("127.0.0.1:8090, 203.0.113.7");
-    flow_netrules_t *deny = rules("203.0.113.0/24, 8.8.8.0/24, 127.0.0.0/8, blocked.example");
-    flow_netrules_t *extra = rules("127.0.0.1:9000, 8.8.8.8, 10.0.0.0/8");
+    flow_netrules_t *allow = rules_of("127.0.0.1:8090, 203.0.113.7");
+    flow_netrules_t *deny = rules_of("203.0.113.0/24, 8.8.8.0/24, 127.0.0.0/8, blocked.example");
+    flow_netrules_t *extra = rules_of("127.0.0.1:9000, 8.8.8.8, 10.0.0.0/8");
     flow_netpolicy_t p = {.allow = allow, .deny = deny};
     flow_netverdict_t v;
     flow_netaddr_t a;
@@ -347,7 +341,7 @@ START_TEST(the_operator_allow_list_wins_then_its_deny_list_then_the_request_list
     ck_assert_str_eq(v.rule, "private");
     ck_assert_str_eq(v.range, "10.0.0.0/8");
 
-    flow_netrules_t *all = rules("0.0.0.0/0, ::/0"); /* deny everything but what is allowed */
+    flow_netrules_t *all = rules_of("0.0.0.0/0, ::/0"); /* deny everything but what is allowed */
     p.deny = all;
     a = addr("1.1.1.1", 443);
     ck_assert_int_eq(flow_netpolicy_check(&p, NULL, &a, NULL, &v), 0);
@@ -367,7 +361,7 @@ END_TEST
 /* ---- messages ---- */
 
 START_TEST(a_refusal_names_the_address_the_rule_and_the_flag) {
-    flow_netrules_t *deny = rules("198.51.100.0/24");
+    flow_netrules_t *deny = rules_of("198.51.100.0/24");
     flow_netpolicy_t p = {.deny = deny};
     flow_netverdict_t v;
     char msg[FLOW_NET_MESSAGE_MAX];
