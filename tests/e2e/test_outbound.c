@@ -159,15 +159,20 @@ static void listener_close(listener_t *l) {
 
 /* ---- jobs ---- */
 
-/* Starts a job of flow get on url; returns its id (static buffer). */
-static const char *start_get(const char *url) {
+/* Starts a job (body: what POST /v1/jobs gets); returns its id (static buffer). */
+static const char *start(const char *body) {
     static char id[64];
-    char body[512];
-    snprintf(body, sizeof body, "{\"flow\": \"get\", \"shared\": {\"url\": \"%s\"}}", url);
     json_t *job = e2e_start_job(&srv, body);
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(job, "id")));
     json_decref(job);
     return id;
+}
+
+/* Starts a job of flow get on url; returns its id (static buffer). */
+static const char *start_get(const char *url) {
+    char body[512];
+    snprintf(body, sizeof body, "{\"flow\": \"get\", \"shared\": {\"url\": \"%s\"}}", url);
+    return start(body);
 }
 
 /* The job's end (new reference): a refusal ends it at once, without retries. */
@@ -205,12 +210,31 @@ static void refused(const char *url, const char *words) {
     json_decref(job);
 }
 
-/* GET url through flow get: succeeded with a 200. */
-static void reached(const char *url) {
-    json_t *job = ended(start_get(url));
+static void assert_succeeded(const char *id, const char *what) {
+    json_t *job = ended(id);
     ck_assert_msg(strcmp(json_string_value(json_object_get(job, "status")), "succeeded") == 0,
-                  "%s: %s", url, json_dumps(job, JSON_COMPACT));
+                  "%s: %s", what, json_dumps(job, JSON_COMPACT));
     json_decref(job);
+}
+
+/* GET url through flow get: it succeeded (a 2xx). */
+static void reached(const char *url) {
+    assert_succeeded(start_get(url), url);
+}
+
+static const char *const json_header[] = {"Content-Type: application/json", NULL};
+
+/* PUT /v1/flows/NAME of flow get's node with the mock's address in the document's own "outbound"
+ * list; *r gets the answer (free it). */
+static void put_allowing_mock(const char *name, e2e_resp_t *r) {
+    char doc[1024], path[128];
+    snprintf(doc, sizeof doc,
+             "{\"name\": \"%s\", \"outbound\": {\"allow\": [\"%s\"]}, \"start\": \"call\","
+             " \"nodes\": {\"call\": {\"type\": \"http\", \"params\": {\"url\": \"$shared/url\"},"
+             " \"out\": \"/got\"}}}",
+             name, mock_addr());
+    snprintf(path, sizeof path, "/v1/flows/%s", name);
+    e2e_request(&srv, "PUT", path, json_header, doc, r);
 }
 
 /* ---- the tests ---- */
@@ -265,8 +289,7 @@ START_TEST(test_the_scraper_with_job_data_alone_fetches_nothing_from_loopback) {
              " \"http://localhost:%u/page/3\", \"http://[::ffff:127.0.0.1]:%u/page/4\","
              " \"http://0x7f000001:%u/\"]}}",
              p, p, p, p, p);
-    json_t *job = e2e_start_job(&srv, body);
-    const char *id = json_string_value(json_object_get(job, "id"));
+    const char *id = start(body);
     json_t *end = ended(id);
     assert_refused_job(end, "scraper", "refused: ");
     char path[128];
@@ -276,7 +299,6 @@ START_TEST(test_the_scraper_with_job_data_alone_fetches_nothing_from_loopback) {
     ck_assert_uint_eq(mock_connections(), 0);
     json_decref(shared);
     json_decref(end);
-    json_decref(job);
     stop();
 }
 END_TEST
@@ -342,9 +364,7 @@ START_TEST(test_ipv6_loopback_is_reached_only_on_the_allowed_port) {
     snprintf(url, sizeof url, "http://[::1]:%u/v6", v6.port);
     const char *id = start_get(url);
     listener_serve_one(&v6, 20000);
-    json_t *job = ended(id);
-    ck_assert_str_eq(json_string_value(json_object_get(job, "status")), "succeeded");
-    json_decref(job);
+    assert_succeeded(id, url);
     snprintf(url, sizeof url, "http://[::1]:%u/v6", v6b.port);
     refused(url, "refused: loopback");
     ck_assert_int_eq(listener_accepted(&v6b), 0);
@@ -379,30 +399,20 @@ END_TEST
 /* A flow's own "outbound" list lets its nodes through, and only its nodes; a bad entry is a 422
  * with its place; --flow-outbound off refuses such flows. */
 START_TEST(test_a_flows_own_allow_list_applies_to_its_nodes_only) {
-    static const char *const json_type[] = {"Content-Type: application/json", NULL};
-    char doc[1024], url[128];
+    char url[128];
     e2e_resp_t r;
     e2e_start(&srv, "--flows", dir, NULL);
-    snprintf(doc, sizeof doc,
-             "{\"name\": \"mine\", \"outbound\": {\"allow\": [\"%s\"]}, \"start\": \"call\","
-             " \"nodes\": {\"call\": {\"type\": \"http\", \"params\": {\"url\": \"$shared/url\"},"
-             " \"out\": \"/got\"}}}",
-             mock_addr());
-    e2e_request(&srv, "PUT", "/v1/flows/mine", json_type, doc, &r);
+    put_allowing_mock("mine", &r);
     ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
     e2e_resp_free(&r);
     snprintf(url, sizeof url, "http://%s/page/1", mock_addr());
     char body[512];
     snprintf(body, sizeof body, "{\"flow\": \"mine\", \"shared\": {\"url\": \"%s\"}}", url);
-    json_t *job = e2e_start_job(&srv, body);
-    json_t *end = ended(json_string_value(json_object_get(job, "id")));
-    ck_assert_str_eq(json_string_value(json_object_get(end, "status")), "succeeded");
-    json_decref(end);
-    json_decref(job);
+    assert_succeeded(start(body), "flow mine");
     refused(url, "refused: loopback"); /* flow get has no list of its own */
     ck_assert_uint_eq(mock_connections(), 1);
 
-    e2e_request(&srv, "PUT", "/v1/flows/bad", json_type,
+    e2e_request(&srv, "PUT", "/v1/flows/bad", json_header,
                 "{\"name\": \"bad\", \"outbound\": {\"allow\": [\"127.1:80\"]}, \"start\": \"a\","
                 " \"nodes\": {\"a\": {\"type\": \"noop\"}}}",
                 &r);
@@ -417,7 +427,7 @@ START_TEST(test_a_flows_own_allow_list_applies_to_its_nodes_only) {
     stop();
 
     e2e_start(&srv, "--flows", dir, "--flow-outbound", "off", NULL);
-    e2e_request(&srv, "PUT", "/v1/flows/mine", json_type, doc, &r);
+    put_allowing_mock("mine", &r);
     e2e_assert_error(&r, 422, "invalid_flow", NULL);
     ck_assert_ptr_nonnull(strstr(r.body, "--flow-outbound off"));
     e2e_resp_free(&r);
@@ -433,12 +443,7 @@ START_TEST(test_the_llm_endpoint_is_allowed_for_llm_nodes_only) {
     char *log = e2e_log(&srv);
     ck_assert_msg(strstr(log, "llm nodes also ") != NULL, "%s", log);
     free(log);
-    json_t *job = e2e_start_job(&srv, "{\"flow\": \"ask\"}");
-    json_t *end = ended(json_string_value(json_object_get(job, "id")));
-    ck_assert_msg(strcmp(json_string_value(json_object_get(end, "status")), "succeeded") == 0, "%s",
-                  json_dumps(end, JSON_COMPACT));
-    json_decref(end);
-    json_decref(job);
+    assert_succeeded(start("{\"flow\": \"ask\"}"), "flow ask");
     snprintf(url, sizeof url, "http://%s/v1/chat/completions", mock_addr());
     refused(url, "refused: loopback");
     ck_assert_uint_eq(mock_connections(), 1);
@@ -448,16 +453,10 @@ END_TEST
 
 /* --deny-outbound narrows what a flow's own list may open; --allow-outbound wins over it. */
 START_TEST(test_the_deny_list_beats_a_flows_list_but_not_the_operators) {
-    static const char *const json_type[] = {"Content-Type: application/json", NULL};
-    char doc[1024], url[128];
+    char url[128];
     e2e_resp_t r;
     e2e_start(&srv, "--flows", dir, "--deny-outbound", "127.0.0.0/8", NULL);
-    snprintf(doc, sizeof doc,
-             "{\"name\": \"get\", \"outbound\": {\"allow\": [\"%s\"]}, \"start\": \"call\","
-             " \"nodes\": {\"call\": {\"type\": \"http\","
-             " \"params\": {\"url\": \"$shared/url\"}}}}",
-             mock_addr());
-    e2e_request(&srv, "PUT", "/v1/flows/get", json_type, doc, &r);
+    put_allowing_mock("get", &r); /* flow get, now with the mock in its own list */
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
     e2e_resp_free(&r);
     snprintf(url, sizeof url, "http://%s/page/1", mock_addr());
