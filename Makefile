@@ -99,7 +99,7 @@ help:
 	@echo "make            build the library, flowd and the examples into build/"
 	@echo "make run        install what is missing, build, start flowd on :8080 (foreground) with the"
 	@echo "                example flows and its SQLite store in ./data, and flowd-mock on :8090 as"
-	@echo "                their recipe API and model"
+	@echo "                their recipe API and model (--allow-outbound 127.0.0.1:8090 lets nodes reach it)"
 	@echo "make test       install what is missing, run make lint, then every test twice: plain and with"
 	@echo "                -fsanitize=address,undefined (build/asan); test_postgres starts a PostgreSQL"
 	@echo "                of its own (and apt-get installs it when missing, as root)"
@@ -269,12 +269,13 @@ bench: deps $(BENCH) $(FLOWD)
 # flowd on :8080 with the example flows. Beside it, flowd-mock on 127.0.0.1:8090 stands in for the
 # recipe API and for a model (the mock picks from the list it is given), so that the examples run
 # offline; FLOWD_LLM_BASE_URL/FLOWD_LLM_MODEL/FLOWD_LLM_API_KEY in the environment take a real one.
+# Loopback is closed to nodes by default: --allow-outbound opens the mock's address and port.
 run: deps all
 	@$(MOCK) --port 8090 >$(BUILD)/flowd-mock.log 2>&1 & mock=$$!; \
 	trap 'kill $$mock 2>/dev/null' EXIT INT TERM; \
 	echo "flowd-mock on http://127.0.0.1:8090 (the recipe API and the stand-in model; log: $(BUILD)/flowd-mock.log)"; \
 	FLOWD_LLM_BASE_URL=$${FLOWD_LLM_BASE_URL:-http://127.0.0.1:8090/v1} FLOWD_LLM_MODEL=$${FLOWD_LLM_MODEL:-mock} \
-	$(FLOWD) --port 8080 --flows examples/flows
+	$(FLOWD) --port 8080 --flows examples/flows --allow-outbound 127.0.0.1:8090
 
 # Not part of `make test`: building the image takes minutes. CI runs it after the tests.
 .PHONY: test-docker

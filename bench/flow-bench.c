@@ -4,6 +4,8 @@
  *   flow-bench fanout N S      one job, one parallel batch node over N items each waiting S seconds
  *   flow-bench scraper BASE N MS LIMIT   one job of a flow document mapping an http node over N URLs of
  *                              a flowd-mock at BASE that each answer after MS ms, LIMIT at once
+ *   flow-bench netpolicy N     N outbound-policy verdicts (lib/netpolicy.h), what the HTTP client asks
+ *                              for every address it connects to and every request it sends
  * and their baselines, the same work on bare libuv and jansson with no engine, so that bench/run.sh
  * can print what the engine costs over them, measured in the same run:
  *   flow-bench bare-steps N    the same prep/exec/post calls in a plain loop
@@ -214,8 +216,12 @@ static int bench_scraper(uv_loop_t *loop, flow_engine_t *eng, const char *base, 
     flow_http_t *http;
     flow_registry_t *reg;
     flow_def_t *def;
-    if (flow_http_new(loop, &(flow_http_opts_t){0}, &http) < 0 || flow_registry_new(&reg) < 0)
+    flow_netrules_t *allow = NULL; /* the mock on loopback, as flowd --allow-outbound allows it */
+    if (flow_netrules_new(&allow) < 0 || flow_netrules_add_url(allow, base, NULL, 0) < 0 ||
+        flow_http_new(loop, &(flow_http_opts_t){.allow = allow}, &http) < 0 ||
+        flow_registry_new(&reg) < 0)
         return 1;
+    flow_netrules_unref(allow); /* the client keeps its own reference */
     flow_nodes_env_t env = {.http = http};
     if (flow_nodes_register(reg, &env) < 0)
         return 1;
@@ -245,6 +251,35 @@ static int bench_scraper(uv_loop_t *loop, flow_engine_t *eng, const char *base, 
     flow_registry_free(reg);
     json_decref(doc);
     return jobs_done == 1 ? 0 : 1;
+}
+
+/* ---- the outbound policy: one verdict per connection attempt and per request sent ---- */
+
+static int bench_netpolicy(unsigned long n) {
+    static const char *const ips[] = {"93.184.216.34", "10.1.2.3", "127.0.0.1", "2606:2800:220:1::1",
+                                      "::ffff:169.254.169.254", "64:ff9b::a00:1", "172.20.0.9", "8.8.4.4"};
+    enum { NIPS = sizeof ips / sizeof ips[0] };
+    flow_netaddr_t addrs[NIPS];
+    flow_netrules_t *allow = NULL, *deny = NULL, *extra = NULL;
+    if (flow_netrules_new(&allow) < 0 || flow_netrules_new(&deny) < 0 || flow_netrules_new(&extra) < 0 ||
+        flow_netrules_add_list(allow, "127.0.0.1:8090, 10.0.0.0/8:443, api.internal", NULL, 0) < 0 ||
+        flow_netrules_add_list(deny, "203.0.113.0/24", NULL, 0) < 0 ||
+        flow_netrules_add_list(extra, "[fd00::/8]:443, *.svc.local", NULL, 0) < 0)
+        return 1;
+    for (size_t i = 0; i < NIPS; i++)
+        if (flow_netaddr_parse(ips[i], 443, &addrs[i]) < 0)
+            return 1;
+    flow_netpolicy_t policy = {.allow = allow, .deny = deny};
+    unsigned long allowed = 0;
+    double t0 = now_s();
+    for (unsigned long i = 0; i < n; i++)
+        allowed += (unsigned long)flow_netpolicy_check(&policy, extra, &addrs[i % NIPS], "example.com", NULL);
+    double wall = now_s() - t0;
+    printf("checks=%lu allowed=%lu wall_s=%.3f ns_per_check=%.1f\n", n, allowed, wall, wall * 1e9 / (double)n);
+    flow_netrules_unref(allow);
+    flow_netrules_unref(deny);
+    flow_netrules_unref(extra);
+    return 0;
 }
 
 /* ---- baselines ---- */
@@ -509,7 +544,7 @@ static int bench_lua_calls(unsigned long n) {
 static int usage(void) {
     fprintf(stderr, "usage: flow-bench steps N | sleepers N S | fanout N S | scraper BASE N MS LIMIT |"
                     " bare-steps N | bare-sleepers N S | bare-fanout N S | regex JIT N | lua-steps N K |"
-                    " lua-calls N\n");
+                    " lua-calls N | netpolicy N\n");
     return 2;
 }
 
@@ -537,6 +572,8 @@ int main(int argc, char **argv) {
     }
     if (argc < 3 || parse_count(argv[2], &n) < 0)
         return usage();
+    if (argc == 3 && strcmp(argv[1], "netpolicy") == 0)
+        return bench_netpolicy(n);
     if (strcmp(argv[1], "lua-steps") == 0 || strcmp(argv[1], "lua-calls") == 0) {
         unsigned long keys = 0;
         char *end;

@@ -1,7 +1,9 @@
 /* doc.c: the flow-document loader. It checks a whole document, reporting every problem with its place,
  * and builds the definition: each node from its type's factory, map nodes as parallel batches over
  * an item node or a sub-flow, flow nodes with the named flow inlined under the node's name
- * ("summarize/ask"), successors, the start node, and the params the flow declares. */
+ * ("summarize/ask"), successors, the start node, and the params the flow declares. A document's
+ * "outbound" allow list goes to the http nodes it holds, those of its sub-flows included; a flow
+ * of the server inlined by a "flow" or "map" node keeps its own document's list. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +27,7 @@ typedef struct loader {
     size_t nodes;
     json_t *checked;             /* sub-flows of the document already checked: "name" -> true */
     flow__scripts_t *scripts;    /* the Lua states of the documents met (script_node.c) */
+    flow_netrules_t *outbound;   /* the document's "outbound" allow list (owned), or NULL */
     int failed;                  /* a problem or an error was met */
 } loader_t;
 
@@ -37,6 +40,7 @@ typedef struct graph {
     json_t *declared;  /* object: the names of the params nodes may refer to */
     flow_node_t *flow;
     int quiet;         /* checked elsewhere already: its problems go to scratch */
+    flow_netrules_t *outbound; /* the allow list of doc for its http nodes (borrowed), or NULL */
 } graph_t;
 
 static int problem(loader_t *L, const graph_t *gr, const char *where, const char *fmt, ...)
@@ -175,10 +179,66 @@ static int check_params_used(loader_t *L, const graph_t *gr, json_t *v, const ch
     return rc;
 }
 
+/* ---- "outbound": what the document's http nodes may reach besides the server's policy ---- */
+
+static const char *const outbound_members[] = {"allow", NULL};
+
+/* The http type's environment, which says whether this server takes a flow's own list. */
+static const flow_nodes_env_t *net_env(flow_registry_t *reg) {
+    flow_type_factory factory;
+    void *data;
+    if (flow_registry_type(reg, "http", &factory, &data) < 0)
+        return NULL;
+    return flow__jenv_of(factory, data);
+}
+
+/* Compiles doc's "outbound" into *out (a new list; NULL when the document has none). Its entries
+ * are text, never references: whoever registered the flow fixed what it may reach, not a job. */
+static int load_outbound(loader_t *L, const graph_t *gr, json_t *doc, flow_netrules_t **out) {
+    char at[64], why[FLOW_NETRULE_MAX_LEN + 160];
+    json_t *outbound = json_object_get(doc, "outbound");
+    json_t *allow = json_object_get(outbound, "allow");
+    const flow_nodes_env_t *env = net_env(L->reg);
+    size_t i;
+    json_t *v;
+    *out = NULL;
+    if (outbound == NULL)
+        return 0;
+    if (!json_is_object(outbound) || !json_is_array(allow))
+        return problem(L, gr, !json_is_object(outbound) ? "/outbound" : "/outbound/allow",
+                       "outbound is {\"allow\": [...]}, a list of entries such as "
+                       "\"api.example.com:443\", \"10.0.0.0/8\" or \"[::1]:9000\"");
+    if (only_keys(L, gr, outbound, "/outbound", outbound_members, "outbound") < 0)
+        return FLOW_ELOAD;
+    if (env != NULL && env->no_flow_outbound)
+        return problem(L, gr, "/outbound",
+                       "this server does not take a flow's own outbound allow list (flowd "
+                       "--flow-outbound off): its operator allows addresses with --allow-outbound");
+    if (json_array_size(allow) > FLOW_NETRULES_MAX)
+        return problem(L, gr, "/outbound/allow", "at most %d entries", FLOW_NETRULES_MAX);
+    int rc = flow_netrules_new(out);
+    if (rc < 0)
+        return rc;
+    json_array_foreach(allow, i, v) {
+        snprintf(at, sizeof at, "/outbound/allow/%zu", i);
+        if (!json_is_string(v)) {
+            problem(L, gr, at, "an entry is a string, such as \"api.example.com:443\"");
+            continue;
+        }
+        rc = flow_netrules_add(*out, json_string_value(v), json_string_length(v), why, sizeof why);
+        if (rc == FLOW_ENOMEM)
+            return rc;
+        if (rc < 0)
+            problem(L, gr, at, "%s", why);
+    }
+    return 0;
+}
+
 /* ---- sub-flows ---- */
 
 /* Finds the flow a "flow" or "map" node names: a sub-flow of this document, or a flow registered
- * from a document. On success *def_ref holds the registered definition (to release) or NULL. */
+ * from a document. On success *def_ref holds the registered definition (to release) or NULL, and
+ * sub->outbound the allow list of the flow's document (a new reference: release it too). */
 static int resolve(loader_t *L, const graph_t *gr, const char *name, const char *where, graph_t *sub,
                    flow_def_t **def_ref, char *key, size_t keycap) {
     json_t *flows = json_object_get(gr->doc, "flows");
@@ -187,6 +247,7 @@ static int resolve(loader_t *L, const graph_t *gr, const char *name, const char 
     if (json_is_object(local)) {
         sub->doc = gr->doc;
         sub->g = local;
+        sub->outbound = flow_netrules_ref(gr->outbound);
         snprintf(key, keycap, "%s/%s", json_string_value(json_object_get(gr->doc, "name")), name);
         return 0;
     }
@@ -200,6 +261,13 @@ static int resolve(loader_t *L, const graph_t *gr, const char *name, const char 
     sub->doc = doc;
     sub->g = doc;
     sub->quiet = 1; /* it was checked when it was registered */
+    int rc = load_outbound(L, sub, doc, &sub->outbound);
+    if (rc == FLOW_ENOMEM) {
+        flow_netrules_unref(sub->outbound);
+        sub->outbound = NULL;
+        flow_def_unref(def);
+        return rc;
+    }
     snprintf(key, keycap, "%s", name);
     *def_ref = def;
     return 0;
@@ -223,10 +291,12 @@ static int inline_flow(loader_t *L, const graph_t *gr, json_t *spec, const char 
     for (int i = 0; i < L->depth; i++)
         if (strcmp(L->chain[i], key) == 0) {
             flow_def_unref(held);
+            flow_netrules_unref(sub.outbound);
             return problem(L, gr, at, "flow \"%s\" would contain itself", name);
         }
     if (L->depth >= FLOW_DOC_MAX_NESTING) {
         flow_def_unref(held);
+        flow_netrules_unref(sub.outbound);
         return problem(L, gr, at, "flows nest deeper than %d", FLOW_DOC_MAX_NESTING);
     }
     if (!sub.quiet) {
@@ -242,6 +312,7 @@ static int inline_flow(loader_t *L, const graph_t *gr, json_t *spec, const char 
     json_t *defaults = json_object_get(sub.g, "params");
     if (declared == NULL) {
         flow_def_unref(held);
+        flow_netrules_unref(sub.outbound);
         return FLOW_ENOMEM;
     }
     json_object_update(declared, defaults);
@@ -253,6 +324,7 @@ static int inline_flow(loader_t *L, const graph_t *gr, json_t *spec, const char 
     if (json_is_object(defaults) && (rc = flow_node_set_params(node, defaults)) < 0) {
         json_decref(declared);
         flow_def_unref(held);
+        flow_netrules_unref(sub.outbound);
         return rc;
     }
     snprintf(prefix, sizeof prefix, "%s/", fullname);
@@ -265,6 +337,7 @@ static int inline_flow(loader_t *L, const graph_t *gr, json_t *spec, const char 
     L->depth--;
     json_decref(declared);
     flow_def_unref(held);
+    flow_netrules_unref(sub.outbound);
     return rc;
 }
 
@@ -378,6 +451,7 @@ static int make_map(loader_t *L, const graph_t *gr, const char *name, const char
     json_decref(empty);
     if (r < 0)
         return r == FLOW_ELOAD ? (L->failed = 1, r) : r;
+    flow__jnode_set_outbound(jn, gr->outbound);
     if (rc < 0) {
         flow__jnode_free(jn);
         return rc;
@@ -411,6 +485,8 @@ static int make_plain(loader_t *L, const graph_t *gr, const char *name, const ch
         L->failed = 1;
         return rc;
     }
+    if (flow__jtype_of(factory, tdata) != NULL)
+        flow__jnode_set_outbound(data, gr->outbound);
     rc = flow_node_new(L->def, fullname, FLOW_NODE, ops, data, out);
     if (rc < 0 && ops != NULL && ops->free != NULL)
         ops->free(data);
@@ -608,7 +684,7 @@ static int load_graph(loader_t *L, graph_t *gr) {
 }
 
 static const char *const doc_members[] = {"$schema", "name", "version", "description", "params", "start", "nodes",
-                                          "flows", "code", NULL};
+                                          "flows", "code", "outbound", NULL};
 static const char *const subflow_members[] = {"description", "params", "start", "nodes", NULL};
 
 static int check_document(loader_t *L, json_t *doc) {
@@ -637,6 +713,9 @@ static int check_document(loader_t *L, json_t *doc) {
         else
             only_keys(L, NULL, g, at, subflow_members, "a sub-flow");
     }
+    int rc = load_outbound(L, NULL, doc, &L->outbound);
+    if (rc == FLOW_ENOMEM)
+        return rc;
     return L->failed ? FLOW_ELOAD : 0;
 }
 
@@ -693,7 +772,10 @@ static int load_doc(flow_registry_t *reg, json_t *doc, const char *code_file, fl
     }
     if (code_file != NULL)
         flow__scripts_set_file(L.scripts, doc, code_file, file_problems);
-    check_document(&L, doc);
+    if (check_document(&L, doc) == FLOW_ENOMEM) {
+        rc = FLOW_ENOMEM;
+        goto out;
+    }
     if ((rc = flow__scripts_code(L.scripts, doc, problems)) == FLOW_ENOMEM)
         goto out;
     if (rc < 0)
@@ -714,7 +796,8 @@ static int load_doc(flow_registry_t *reg, json_t *doc, const char *code_file, fl
         json_object_update(declared, defaults);
         flow_node_set_params(root, defaults);
     }
-    graph_t top = {.doc = doc, .g = doc, .where = "", .prefix = "", .declared = declared, .flow = root};
+    graph_t top = {.doc = doc, .g = doc, .where = "", .prefix = "", .declared = declared,
+                   .flow = root, .outbound = L.outbound};
     L.chain[L.depth++] = name ? name : "";
     rc = load_graph(&L, &top);
     json_decref(declared);
@@ -751,6 +834,7 @@ static int load_doc(flow_registry_t *reg, json_t *doc, const char *code_file, fl
     L.def = NULL;
 out:
     flow_def_unref(L.def);
+    flow_netrules_unref(L.outbound);
     json_decref(L.checked);
     flow__scripts_free(L.scripts);
     flow_problems_clear(&L.scratch);

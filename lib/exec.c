@@ -137,21 +137,35 @@ static void fail_with(flow_ctx_t *c, int code, const char *fmt, va_list ap) {
     c->state = CTX_FAILED;
 }
 
-int flow_fail(flow_ctx_t *c, int code, const char *fmt, ...) {
+static int failv(flow_ctx_t *c, int final, int code, const char *fmt, va_list ap) {
     if (c == NULL || c->state != CTX_RUNNING)
         return FLOW_ESTATE;
     if (code >= 0)
         code = FLOW_EFAILED;
-    va_list ap;
-    va_start(ap, fmt);
     fail_with(c, code, fmt, ap);
-    va_end(ap);
+    c->no_retry = (uint8_t)final;
     if (c->threaded)
         return 0;
     stop_timeout(c);
     if (!c->in_call)
         settled_later(c);
     return 0;
+}
+
+int flow_fail(flow_ctx_t *c, int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = failv(c, 0, code, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int flow_fail_final(flow_ctx_t *c, int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = failv(c, 1, code, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 int flow_error(flow_ctx_t *c, int code, const char *fmt, ...) {
@@ -272,6 +286,7 @@ static void work_done(uv_work_t *req, int status) {
             flow_error_clear(&c->err);
             c->err = w->tctx.err;
             memset(&w->tctx.err, 0, sizeof w->tctx.err);
+            c->no_retry = w->tctx.no_retry;
             c->state = CTX_FAILED;
         } else {
             flow__set_error(&c->err, FLOW_EFAILED, "threaded exec returned without completing");
@@ -334,6 +349,7 @@ static void on_timeout(flow__timer_t *t) {
 static void try_once(flow_ctx_t *c) {
     const flow_node_t *node = c->node;
     c->state = CTX_RUNNING;
+    c->no_retry = 0;
     if (node->ops->exec == NULL) {
         c->result = NULL;
         c->state = CTX_DONE;
@@ -400,7 +416,7 @@ static int resolve(flow_ctx_t *c) {
         if (c->state != CTX_FAILED)
             return 0;
         const flow_node_t *node = c->node;
-        if (c->attempt + 1 < node->max_retries) {
+        if (c->attempt + 1 < node->max_retries && !c->no_retry) {
             flow__job_retry(c);
             c->attempt++;
             if (node->wait_ms > 0 && start_timer(c, &c->timer, node->wait_ms, on_retry) == 0) {

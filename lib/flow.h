@@ -49,7 +49,8 @@ extern "C" {
     XX(IO, "io_error", "input/output error")                                                       \
     XX(HTTP, "http_error", "HTTP request failed")                                                  \
     XX(LOAD, "invalid_flow", "invalid flow document")                                              \
-    XX(SCRIPT, "script_error", "a Lua hook failed")
+    XX(SCRIPT, "script_error", "a Lua hook failed")                                                \
+    XX(OUTBOUND, "outbound_refused", "outbound connection refused by the policy")
 
 typedef enum flow_errno {
     FLOW_OK = 0,
@@ -439,12 +440,16 @@ void *flow_ctx_data(const flow_ctx_t *ctx);
  * as if flow_fail had been called):
  * flow_done: with result (stolen; NULL is fine).
  * flow_fail: with an error; this try failed and the retries and fallback take over.
+ * flow_fail_final: the same, but no other try is made (the error would not change on a retry, such
+ *     as an address the outbound policy refuses); the fallback still runs.
  * flow_sleep: with result (stolen), at least ms milliseconds from now (by uv_hrtime(), the clock of
  *     the history's times; a timer on the loop).
  * flow_await_input: the job shows status waiting with request (borrowed, copied) until
  *     flow_job_input() answers; the answer (as checked by ops->input) is the result. */
 int flow_done(flow_ctx_t *ctx, json_t *result);
 int flow_fail(flow_ctx_t *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int flow_fail_final(flow_ctx_t *ctx, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 int flow_sleep(flow_ctx_t *ctx, uint64_t ms, json_t *result);
 int flow_await_input(flow_ctx_t *ctx, json_t *request);
 

@@ -5,13 +5,21 @@
  *
  * Request timeouts are ours (a min-heap and a second timer), not CURLOPT_TIMEOUT_MS: curl does not
  * look at the timeout of a request queued behind CURLMOPT_MAX_HOST_CONNECTIONS, which then fails
- * only once a connection frees up. */
+ * only once a connection frees up.
+ *
+ * The outbound policy (netpolicy.h) is asked twice. CURLOPT_OPENSOCKETFUNCTION runs for every
+ * address curl is about to connect to, after resolution: a refused one gets no socket (so no packet
+ * leaves), and curl goes on to the next address, so that every address happy eyeballs tries is
+ * checked. CURLOPT_PREREQFUNCTION runs before a request is sent on a connection, a new one or one
+ * kept alive: a connection that another request was allowed to open is checked again against this
+ * request's policy (its own allow list may be shorter). */
 #include "http.h"
 #include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
@@ -48,6 +56,11 @@ struct flow_http_req {
     int done;           /* the callback is running: abort is a no-op */
     uint64_t deadline;  /* loop time (ms) the request times out at */
     size_t dl_index;    /* in client->deadlines, or NO_DEADLINE */
+    char *host;         /* the URL's host without brackets, for host-name entries of the policy */
+    flow_netrules_t *allow;  /* the request's own allow list (a reference), or NULL */
+    unsigned refusals;  /* addresses (or connections) the policy refused */
+    unsigned allowed;   /* addresses the policy let through: a failure after is curl's to tell */
+    char *refused;      /* the message of the first refusal, or NULL (none, or no memory) */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -65,6 +78,8 @@ struct flow_http {
     size_t doomed;
     size_t max_body;
     char *user_agent;
+    flow_netrules_t *allow;    /* the operator's lists (references), or NULL */
+    flow_netrules_t *deny;
     int closing;
 };
 
@@ -205,6 +220,9 @@ static void req_free(flow_http_req_t *req)
     curl_slist_free_all(req->header_list);
     json_decref(req->headers);
     flow__free(req->body);
+    flow__free(req->host);
+    flow__free(req->refused);
+    flow_netrules_unref(req->allow);
     flow__free(req);
 }
 
@@ -514,10 +532,15 @@ static void finish(flow_http_t *c, flow_http_req_t *req, CURLcode rc)
     const char *message = NULL;
     curl_off_t total_us = 0;
 
-    if (req->err)
+    if (req->err) {
         message = req->errmsg;
-    else if (err)
+    } else if (err && req->refusals > 0 && (req->allowed == 0 || rc == CURLE_ABORTED_BY_CALLBACK)) {
+        /* every address was refused (none got a socket), or the connection to be used was */
+        err = FLOW_EOUTBOUND;
+        message = req->refused ? req->refused : "outbound connection refused by the policy";
+    } else if (err) {
         message = req->errbuf[0] ? req->errbuf : curl_easy_strerror(rc);
+    }
     curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &res.status);
     curl_easy_getinfo(req->easy, CURLINFO_NUM_CONNECTS, &res.new_connections);
     curl_easy_getinfo(req->easy, CURLINFO_TOTAL_TIME_T, &total_us);
@@ -602,13 +625,15 @@ static int check_method(const char *method)
     return n > 0 && n <= 32 ? 0 : FLOW_EINVAL;
 }
 
-static int check_url(const char *url)
+/* Checks the URL and gives its host (*host: a new string, brackets of an IPv6 address dropped). */
+static int parse_url(const char *url, char **host)
 {
     CURLU *u;
     CURLUcode uc;
-    char *scheme = NULL;
+    char *scheme = NULL, *name = NULL;
     int err = 0;
 
+    *host = NULL;
     if (!url)
         return FLOW_EINVAL;
     u = curl_url();
@@ -617,20 +642,35 @@ static int check_url(const char *url)
     uc = curl_url_set(u, CURLUPART_URL, url, 0);
     if (uc == CURLUE_OK)
         uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    if (uc == CURLUE_OK)
+        uc = curl_url_get(u, CURLUPART_HOST, &name, 0);
     if (uc == CURLUE_OUT_OF_MEMORY)
         err = FLOW_ENOMEM;
     else if (uc != CURLUE_OK)
         err = FLOW_EINVAL;
     else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
         err = FLOW_EINVAL;
+    if (err == 0) {
+        size_t len = strlen(name);
+        int bracketed = len >= 2 && name[0] == '[' && name[len - 1] == ']';
+
+        *host = flow__malloc(len + 1);
+        if (*host) {
+            memcpy(*host, name + bracketed, len - 2 * (size_t)bracketed);
+            (*host)[len - 2 * (size_t)bracketed] = '\0';
+        } else {
+            err = FLOW_ENOMEM;
+        }
+    }
     curl_free(scheme);
+    curl_free(name);
     curl_url_cleanup(u);
     return err;
 }
 
-static int check_request(const flow_http_request_t *r)
+static int check_request(const flow_http_request_t *r, char **host)
 {
-    int err = check_url(r->url);
+    int err = parse_url(r->url, host);
 
     if (err)
         return err;
@@ -696,13 +736,98 @@ static CURLcode set_method(CURL *e, const flow_http_request_t *r)
     return rc;
 }
 
+/* ---- the outbound policy ------------------------------------------------------------------- */
+
+/* 1 when req may connect to (or send on a connection to) a. A refusal is counted, logged with the
+ * address for the operator, and the first one kept for the request's error. */
+static int policy_allows(flow_http_req_t *req, const flow_netaddr_t *a)
+{
+    flow_http_t *c = req->client;
+    flow_netpolicy_t policy = {.allow = c->allow, .deny = c->deny};
+    flow_netverdict_t v;
+    char addr[64], msg[FLOW_NET_MESSAGE_MAX];
+
+    if (flow_netpolicy_check(&policy, req->allow, a, req->host, &v))
+        return 1;
+    req->refusals++;
+    flow_netaddr_format(a, addr, sizeof(addr));
+    if (v.why == FLOW_NET_DENIED)
+        flow_log(FLOW_LOG_INFO, "outbound: refused %s (host %s): --deny-outbound %s", addr,
+                 req->host, v.rule);
+    else
+        flow_log(FLOW_LOG_INFO, "outbound: refused %s (host %s): %s %s%s%s", addr, req->host,
+                 v.rule, v.range, v.via ? " inside " : "", v.via ? v.via : "");
+    if (!req->refused) {
+        flow_netpolicy_message(&v, a, req->host, msg, sizeof(msg));
+        req->refused = flow__strdup(msg);
+    }
+    return 0;
+}
+
+static void refuse_other(flow_http_req_t *req)
+{
+    req->refusals++;
+    if (!req->refused)
+        req->refused = flow__strdup("outbound connection refused: not to an Internet address");
+}
+
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    flow_http_req_t *req = clientp;
+    flow_netaddr_t a;
+
+    if (purpose != CURLSOCKTYPE_IPCXN ||
+        flow_netaddr_from_sockaddr(&addr->addr, addr->addrlen, &a) != 0) {
+        refuse_other(req);
+        return CURL_SOCKET_BAD;
+    }
+    if (!policy_allows(req, &a))
+        return CURL_SOCKET_BAD; /* curl tries the next address, if any */
+    req->allowed++;
+    return socket(addr->family, addr->socktype, addr->protocol);
+}
+
+static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port,
+                     int local_port)
+{
+    flow_http_req_t *req = clientp;
+    flow_netaddr_t a;
+
+    if (primary_port < 0 || flow_netaddr_parse(primary_ip, (unsigned)primary_port, &a) != 0) {
+        refuse_other(req);
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return policy_allows(req, &a) ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
+}
+
+static CURLcode setup_policy(CURL *e, flow_http_req_t *req)
+{
+    CURLcode rc = curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, (void *)req);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(e, CURLOPT_PREREQDATA, (void *)req);
+    if (rc == CURLE_OK) /* "" turns off the proxies of the environment */
+        rc = curl_easy_setopt(e, CURLOPT_PROXY, "");
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    return rc;
+}
+
 static int setup_easy(flow_http_t *c, flow_http_req_t *req, const flow_http_request_t *r)
 {
     CURL *e = req->easy;
     CURLcode rc = curl_easy_setopt(e, CURLOPT_URL, r->url);
 
     if (rc == CURLE_OK)
-        rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        rc = setup_policy(e, req);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
     if (rc == CURLE_OK)
@@ -740,6 +865,7 @@ int flow_http_send(flow_http_t *c, const flow_http_request_t *r, flow_http_cb cb
                    flow_http_req_t **out)
 {
     flow_http_req_t *req = NULL;
+    char *host = NULL;
     CURLMcode mc;
     int err;
 
@@ -749,13 +875,19 @@ int flow_http_send(flow_http_t *c, const flow_http_request_t *r, flow_http_cb cb
         return FLOW_EINVAL;
     if (c->closing)
         return FLOW_ESTATE;
-    err = check_request(r);
-    if (err)
+    err = check_request(r, &host);
+    if (err) {
+        flow__free(host);
         return err;
+    }
     req = flow__calloc(1, sizeof(*req));
-    if (!req)
+    if (!req) {
+        flow__free(host);
         return FLOW_ENOMEM;
+    }
     req->client = c;
+    req->host = host;
+    req->allow = flow_netrules_ref(r->allow);
     req->dl_index = NO_DEADLINE;
     req->cb = cb;
     req->data = data;
@@ -814,6 +946,8 @@ static void client_free(flow_http_t *c)
         curl_multi_cleanup(c->multi);
     flow__free(c->deadlines);
     flow__free(c->user_agent);
+    flow_netrules_unref(c->allow);
+    flow_netrules_unref(c->deny);
     flow__free(c);
 }
 
@@ -857,6 +991,8 @@ int flow_http_new(uv_loop_t *loop, const flow_http_opts_t *opts, flow_http_t **o
     c->loop = loop;
     c->max_body = opts && opts->max_body ? clamp_cap(opts->max_body) : FLOW_HTTP_MAX_BODY;
     c->user_agent = flow__strdup(ua);
+    c->allow = flow_netrules_ref(opts ? opts->allow : NULL);
+    c->deny = flow_netrules_ref(opts ? opts->deny : NULL);
     c->multi = curl_multi_init();
     if (!c->user_agent || !c->multi) {
         err = FLOW_ENOMEM;

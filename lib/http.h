@@ -1,6 +1,13 @@
 /* http.h: an asynchronous HTTP client on a libuv loop (libcurl's multi interface), shared by every
  * job of a loop so that connections are reused across requests. The http and llm nodes sit on it.
  *
+ * Every connection obeys the outbound policy of netpolicy.h, checked on the address it is made to
+ * (each address curl tries, before its socket exists) and on the connection a request is about to
+ * use (new or kept alive), so that neither the spelling of a URL nor DNS decides what is reached.
+ * Only http:// and https://, no redirects, and no proxy: the proxy variables of the environment
+ * (http_proxy, https_proxy, all_proxy, no_proxy) are ignored, since through a proxy the address
+ * checked would be the proxy's and not the one the request reaches.
+ *
  * Threads: everything here runs on the loop's thread.
  *
  * Errors: functions return 0 or a negative FLOW_E* code (flow.h). When a function that takes a
@@ -16,6 +23,8 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "netpolicy.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -28,6 +37,9 @@ typedef struct flow_http_opts {
     long max_host_connections;     /* open connections per host (more requests queue); 0: none */
     long max_total_connections;    /* open connections in all; 0: no limit */
     const char *user_agent;        /* copied; NULL: "flowd/<version>" */
+    flow_netrules_t *allow;        /* the operator's allow list, over everything else; NULL: none */
+    flow_netrules_t *deny;         /* the operator's deny list; NULL: none. The client keeps a
+                                    * reference to each list (netpolicy.h says who wins) */
 } flow_http_opts_t;
 
 #define FLOW_HTTP_MAX_BODY ((size_t)10 << 20)
@@ -44,6 +56,9 @@ typedef struct flow_http_request {
     uint64_t timeout_ms;          /* from the send to the end of the answer, time queued for a
                                    * connection (max_*_connections) included; 0: none */
     size_t max_body;              /* cap of the response body; 0: the client's */
+    flow_netrules_t *allow;       /* NULL, or what this request may reach besides the client's
+                                   * policy (a flow's own list, the LLM's endpoint): below the
+                                   * client's deny list; referenced while the request lives */
 } flow_http_request_t;
 
 /* What came back, borrowed for the duration of the callback (json_incref the headers or copy the
@@ -60,7 +75,9 @@ typedef struct flow_http_response {
 } flow_http_response_t;
 
 /* err: 0 or FLOW_EHTTP (transport failure), FLOW_ETIMEDOUT, FLOW_ETOOBIG (body or headers over the
- * cap: the transfer was stopped there), FLOW_ENOMEM. message: NULL when err is 0, else what went
+ * cap: the transfer was stopped there), FLOW_EOUTBOUND (the outbound policy refused every address
+ * tried, or the connection to be used: no byte was sent; the message is flow_netpolicy_message's),
+ * FLOW_ENOMEM. message: NULL when err is 0, else what went
  * wrong (curl's text or ours). req, message and res are borrowed until the callback returns; req
  * is freed then, so it must not be aborted from its own callback (that is a no-op). The callback
  * may send new requests, abort others, or close the client. */
@@ -76,7 +93,7 @@ int flow_http_new(uv_loop_t *loop, const flow_http_opts_t *opts, flow_http_t **o
  * (and the method and headers: no CR or LF) are checked here: FLOW_EINVAL at once when bad, and the
  * callback is never called. FLOW_ESTATE after flow_http_close(). *out (may be NULL) is borrowed: it
  * is valid until the callback returns or the request is aborted. Redirects are not followed (a 3xx
- * is the answer); proxies come from the environment (http_proxy, no_proxy, ...) as in curl. */
+ * is the answer); no proxy is used. */
 int flow_http_send(flow_http_t *c, const flow_http_request_t *r, flow_http_cb cb, void *data,
                    flow_http_req_t **out);
 

@@ -342,7 +342,13 @@ void flow__jnode_free(void *p) {
     flow__free(n->outs);
     json_decref(n->out_spec);
     flow_tmpl_free(n->items);
+    flow_netrules_unref(n->outbound);
     flow__free(n);
+}
+
+void flow__jnode_set_outbound(flow__jnode_t *n, flow_netrules_t *rules) {
+    flow_netrules_unref(n->outbound);
+    n->outbound = flow_netrules_ref(rules);
 }
 
 /* "out": {"/answer": "/text", "/tokens": "/usage/total_tokens"}: where each part of the result

@@ -10,6 +10,7 @@
 #include "re.h"
 #include "problems.h"
 #include "script.h"
+#include "netpolicy.h"
 #include "template.h"
 
 /* What the types need from the program that runs them. Borrowed: it must outlive every definition
@@ -25,6 +26,12 @@ typedef struct flow_nodes_env {
     flow_re_limits_t re_limits; /* choice "matches" and input "schema" patterns (re.h); zeros: the
                                  * defaults */
     flow_script_limits_t lua; /* Lua hooks: budgets, time and memory caps (0s: script.h's defaults) */
+    flow_netrules_t *llm_allow; /* what llm nodes may reach besides the client's policy: the host
+                               * and port of llm_base_url, allowed because the operator configured
+                               * it (flow_netrules_add_url); NULL: nothing more */
+    int no_flow_outbound;     /* documents that carry their own "outbound" allow list do not load
+                               * (flowd --flow-outbound off); 0: such lists apply to their http
+                               * nodes */
 } flow_nodes_env_t;
 
 /* Registers the built-in types in reg (lua among them). FLOW_EEXIST when one is taken. */
@@ -73,6 +80,8 @@ typedef struct flow__jnode {
     flow_tmpl_t *items;         /* map: the reference to the array it maps over */
     const flow_nodes_env_t *env;
     struct flow__hooks *hooks;  /* its Lua hooks (script_node.c), or NULL */
+    flow_netrules_t *outbound;  /* http: the "outbound" allow list of the document that holds the
+                                 * node (a reference), or NULL */
 } flow__jnode_t;
 
 /* The built-in type of that name, NULL if reg's factory for it is not a built-in one. */
@@ -86,6 +95,8 @@ int flow__jnode_make(const flow__jtype_t *t, const flow_nodes_env_t *env, const 
                      const flow_node_ops_t **ops, flow__jnode_t **out);
 const flow_nodes_env_t *flow__jenv_of(flow_type_factory factory, void *data);
 void flow__jnode_free(void *jnode);
+/* Gives a node the allow list of its document (a new reference; NULL for none). */
+void flow__jnode_set_outbound(flow__jnode_t *n, flow_netrules_t *rules);
 
 /* Writes value (stolen) in shared where the "out" of a node says (or its parts, where an "out"
  * object says); with no out, drops it. */

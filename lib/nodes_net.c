@@ -154,7 +154,9 @@ static void on_answer(flow_http_req_t *req, int err, const char *message, const 
     call_t *c = data;
     flow_ctx_t *ctx = c->ctx;
     flow_ctx_set_data(ctx, NULL);
-    if (err < 0) {
+    if (err == FLOW_EOUTBOUND) { /* the same on every try: no retry */
+        flow_fail_final(ctx, err, "%s: %s", c->what, message ? message : flow_strerror(err));
+    } else if (err < 0) {
         flow_fail(ctx, err, "%s: %s", c->what, message ? message : flow_strerror(err));
     } else if (!status_ok(c, res->status)) {
         char body[200];
@@ -329,8 +331,11 @@ static void http_exec(flow_ctx_t *ctx, const void *cfg, json_t *in) {
     idempotency_key(ctx, key, sizeof key);
     headers[nh++] = key;
     headers[nh] = NULL;
+    const flow__jnode_t *n = flow_ctx_node_data(ctx);
     flow_http_request_t r = {.method = method, .url = target, .headers = headers,
-                             .body = payload ? payload : text, .body_len = payload ? strlen(payload) : text ? strlen(text) : 0};
+                             .body = payload ? payload : text,
+                             .body_len = payload ? strlen(payload) : text ? strlen(text) : 0,
+                             .allow = n->outbound};
     send_call(ctx, c, &r);
     c = NULL;
 fail:
@@ -512,7 +517,8 @@ static void llm_exec(flow_ctx_t *ctx, const void *cfg, json_t *in) {
     idempotency_key(ctx, key, sizeof key);
     headers[nh++] = key;
     headers[nh] = NULL;
-    flow_http_request_t r = {.method = "POST", .url = url, .headers = headers, .body = payload, .body_len = strlen(payload)};
+    flow_http_request_t r = {.method = "POST", .url = url, .headers = headers, .body = payload,
+                             .body_len = strlen(payload), .allow = env->llm_allow};
     send_call(ctx, c, &r);
 out:
     memset(auth, 0, sizeof auth);

@@ -41,6 +41,7 @@ struct flow_ctx {
     uint8_t state;
     uint8_t in_call;            /* inside ops->exec: a completion is recorded, not acted on */
     uint8_t threaded;           /* this is the copy a pool thread works with */
+    uint8_t no_retry;           /* the try failed with flow_fail_final: no other try */
     flow_error_t err;
     flow__timer_t timer;        /* flow_sleep and the wait between tries */
     flow__timer_t tmo;          /* the node's timeout */

@@ -35,6 +35,7 @@ typedef struct cli {
     const char *shared;
     const char *params;
     flowd_config_t cfg;
+    flowd_outbound_t outbound; /* the policy of the flags, as the server would have it */
 } cli_t;
 
 static void usage(FILE *out, const char *command) {
@@ -111,6 +112,8 @@ static int parse(cli_t *c, int argc, char **argv, char *err, size_t errlen) {
     }
     if (rc != FLOWD_CONFIG_RUN)
         return 1; /* --version among the flags: the usage says what to do */
+    if (flowd_outbound_init(&c->cfg, &c->outbound, err, errlen) < 0)
+        return -1;
     return 0;
 }
 
@@ -119,7 +122,7 @@ static int parse(cli_t *c, int argc, char **argv, char *err, size_t errlen) {
 static int make_registry(const cli_t *c, flow_nodes_env_t *env, flow_registry_t **out) {
     flow_registry_t *reg = NULL;
     flow_error_t err = {0};
-    flowd_config_nodes_env(&c->cfg, env);
+    flowd_config_nodes_env(&c->cfg, &c->outbound, env);
     int rc = flow_registry_new(&reg);
     if (rc == 0)
         rc = flowd_flows_register(reg, &err);
@@ -475,7 +478,8 @@ static int run(cli_t *c) {
     }
     r.cli = c;
     the_run = &r;
-    if (uv_loop_init(&r.loop) != 0 || flow_http_new(&r.loop, NULL, &r.http) < 0) {
+    flow_http_opts_t ho = {.allow = c->outbound.allow, .deny = c->outbound.deny};
+    if (uv_loop_init(&r.loop) != 0 || flow_http_new(&r.loop, &ho, &r.http) < 0) {
         fprintf(stderr, "flowd run: cannot start the loop\n");
         goto out_early;
     }
@@ -569,6 +573,7 @@ int flowd_cli_main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     flowd_log_init(c.cfg.log_level, 2);
     int status = strcmp(c.command, "check") == 0 ? check(&c) : run(&c);
+    flowd_outbound_clear(&c.outbound);
     flowd_log_close();
     return status;
 }

@@ -9,8 +9,9 @@
 #include <strings.h>
 
 #include "log.h"
+#include "netpolicy.h"
 
-enum kind { K_UINT, K_SIZE, K_MS, K_SECONDS, K_ADDR, K_LEVEL, K_TEXT, K_BOOL };
+enum kind { K_UINT, K_SIZE, K_MS, K_SECONDS, K_ADDR, K_LEVEL, K_TEXT, K_BOOL, K_NETRULES, K_ONOFF };
 
 typedef struct setting {
     const char *flag;  /* without the leading "--" */
@@ -126,6 +127,18 @@ static const setting_t settings[] = {
     {"insecure-no-auth", "FLOWD_INSECURE_NO_AUTH", K_BOOL, OFF(insecure_no_auth), 0, 0, "false", "",
      "no key file and yet listen on an address that is not loopback: anyone who reaches it may do "
      "anything"},
+    /* outbound: what http and llm nodes may reach (lib/netpolicy.h) */
+    {"allow-outbound", "FLOWD_ALLOW_OUTBOUND", K_NETRULES, OFF(allow_outbound), 0,
+     sizeof(((flowd_config_t *)0)->allow_outbound), "", "LIST",
+     "what http and llm nodes may reach besides public addresses, comma-separated: 127.0.0.1:8090, "
+     "10.0.0.0/8, [::1]:9000, api.example.com, api.example.com:443, *.example.com"},
+    {"deny-outbound", "FLOWD_DENY_OUTBOUND", K_NETRULES, OFF(deny_outbound), 0,
+     sizeof(((flowd_config_t *)0)->deny_outbound), "", "LIST",
+     "what they may not reach, public addresses included (the same entries; --allow-outbound wins; "
+     "0.0.0.0/0,::/0 is everything)"},
+    {"flow-outbound", "FLOWD_FLOW_OUTBOUND", K_ONOFF, OFF(flow_outbound), 0, 0, "on", "on|off",
+     "on: a flow document's \"outbound\": {\"allow\": [...]} lets its http nodes reach those "
+     "too; off: such documents do not load"},
 };
 
 /* Read from the environment only, never a flag: flags show in ps. */
@@ -263,6 +276,29 @@ static int apply(flowd_config_t *c, const setting_t *st, const char *value, char
         else
             why = "true or false (1 or 0)";
         break;
+    case K_NETRULES: {
+        flow_netrules_t *rules = NULL;
+        char bad[200]; /* the caller's err is 256 bytes */
+        int rc = flow_netrules_new(&rules);
+        if (rc == 0)
+            rc = flow_netrules_add_list(rules, value, bad, sizeof bad);
+        flow_netrules_unref(rules);
+        if (strlen(value) >= st->max) {
+            why = "a shorter list";
+        } else if (rc < 0) {
+            snprintf(err, errlen, "%s", rc == FLOW_ENOMEM ? "out of memory" : bad);
+            return FLOW_EINVAL;
+        } else {
+            snprintf(field, st->max, "%s", value);
+        }
+        break;
+    }
+    case K_ONOFF:
+        if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
+            why = "on or off";
+        else
+            *(int *)field = strcmp(value, "on") == 0;
+        break;
     case K_LEVEL: {
         flow_log_level_t level;
         if (flowd_log_parse_level(value, &level) < 0)
@@ -398,11 +434,46 @@ void flowd_config_usage(FILE *out) {
                  "flags.\n");
 }
 
-void flowd_config_nodes_env(const flowd_config_t *c, flow_nodes_env_t *env) {
+int flowd_outbound_init(const flowd_config_t *c, flowd_outbound_t *o, char *why, size_t whylen) {
+    char bad[FLOW_NETRULE_MAX_LEN + 160] = "out of memory";
+    const char *flag = "--allow-outbound";
+    *o = (flowd_outbound_t){0};
+    int rc = flow_netrules_new(&o->allow);
+    if (rc == 0)
+        rc = flow_netrules_new(&o->deny);
+    if (rc == 0)
+        rc = flow_netrules_add_list(o->allow, c->allow_outbound, bad, sizeof bad);
+    if (rc == 0) {
+        flag = "--deny-outbound";
+        rc = flow_netrules_add_list(o->deny, c->deny_outbound, bad, sizeof bad);
+    }
+    if (rc == 0 && c->llm_base_url[0] != '\0') {
+        flag = "--llm-base-url";
+        rc = flow_netrules_new(&o->llm);
+        if (rc == 0)
+            rc = flow_netrules_add_url(o->llm, c->llm_base_url, bad, sizeof bad);
+    }
+    if (rc < 0) {
+        snprintf(why, whylen, "%s: %s", flag, bad);
+        flowd_outbound_clear(o);
+    }
+    return rc;
+}
+
+void flowd_outbound_clear(flowd_outbound_t *o) {
+    flow_netrules_unref(o->allow);
+    flow_netrules_unref(o->deny);
+    flow_netrules_unref(o->llm);
+    *o = (flowd_outbound_t){0};
+}
+
+void flowd_config_nodes_env(const flowd_config_t *c, const flowd_outbound_t *o, flow_nodes_env_t *env) {
     *env = (flow_nodes_env_t){.http = env->http,
                               .llm_base_url = c->llm_base_url,
                               .llm_api_key = c->llm_api_key,
                               .llm_model = c->llm_model,
+                              .llm_allow = o->llm,
+                              .no_flow_outbound = !c->flow_outbound,
                               .lua = {.instructions = c->lua_budget,
                                       .instructions_max = c->lua_budget_max,
                                       .memory = c->lua_memory,

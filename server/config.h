@@ -61,6 +61,11 @@ typedef struct flowd_config {
     char keys_file[1024];       /* the key file; "" none: open, and only on a loopback address */
     int metrics_open;           /* GET /metrics without a key */
     int insecure_no_auth;       /* no key file, and open on any address */
+    /* outbound: what http and llm nodes may reach (lib/netpolicy.h) */
+    char allow_outbound[4096];  /* entries they may reach besides public addresses; "" none */
+    char deny_outbound[4096];   /* entries they may not reach, public ones included; "" none */
+    int flow_outbound;          /* 1: a flow document's "outbound" allow list applies to its http
+                                 * nodes; 0: such documents do not load */
 } flowd_config_t;
 
 enum {
@@ -78,9 +83,22 @@ void flowd_config_defaults(flowd_config_t *c);
  * (errlen bytes) says which flag or variable is wrong and why. */
 int flowd_config_parse(flowd_config_t *c, int argc, char **argv, flowd_getenv_fn env, char *err,
                        size_t errlen);
+/* The outbound policy the flags make (lib/netpolicy.h): each list a reference, which
+ * flowd_outbound_clear drops (the client and nodes take their own). */
+typedef struct flowd_outbound {
+    flow_netrules_t *allow; /* --allow-outbound */
+    flow_netrules_t *deny;  /* --deny-outbound */
+    flow_netrules_t *llm;   /* the host and port of --llm-base-url, for llm nodes; NULL: none */
+} flowd_outbound_t;
+
+/* 0, or FLOW_EINVAL / FLOW_ENOMEM with why (whylen bytes) saying which flag and why; o is cleared
+ * on error. */
+int flowd_outbound_init(const flowd_config_t *c, flowd_outbound_t *o, char *why, size_t whylen);
+void flowd_outbound_clear(flowd_outbound_t *o);
+
 /* What the node types and the engine take from the settings, for the server and for flowd run:
- * env->http is left as it was; the strings stay c's (c must outlive env). */
-void flowd_config_nodes_env(const flowd_config_t *c, flow_nodes_env_t *env);
+ * env->http is left as it was; the strings stay c's and the lists o's (both must outlive env). */
+void flowd_config_nodes_env(const flowd_config_t *c, const flowd_outbound_t *o, flow_nodes_env_t *env);
 void flowd_config_engine_opts(const flowd_config_t *c, flow_engine_opts_t *opts);
 
 /* The --help text: every flag with its variable and default. */

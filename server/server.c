@@ -166,6 +166,7 @@ static void server_free(flowd_server_t *srv) {
     if (srv->reg != NULL)
         flow_registry_free(srv->reg);
     flowd_auth_free(srv->auth); /* after the records, which borrow their tenants from it */
+    flowd_outbound_clear(&srv->outbound);
     int rc = uv_loop_close(&srv->loop);
     if (rc != 0)
         flowd_log(FLOW_LOG_WARN, "the loop still had handles at exit: %s", uv_strerror(rc));
@@ -261,6 +262,29 @@ static int recover(flowd_server_t *srv) {
     return rc;
 }
 
+/* The outbound policy from the flags (checked when they were read): the operator's lists for the
+ * client, and for llm nodes the host and port of --llm-base-url, allowed because the operator
+ * configured it. 0 or a FLOW_E* code after logging. */
+static int outbound_init(flowd_server_t *srv) {
+    const flowd_config_t *cfg = &srv->cfg;
+    char why[FLOW_NETRULE_MAX_LEN + 200];
+    int rc = flowd_outbound_init(cfg, &srv->outbound, why, sizeof why);
+    if (rc < 0) {
+        flowd_log(FLOW_LOG_ERROR, "cannot start the outbound policy: %s", why);
+        return rc;
+    }
+    char allow[sizeof cfg->allow_outbound + 32] = "", deny[sizeof cfg->deny_outbound + 32] = "";
+    if (cfg->allow_outbound[0] != '\0')
+        snprintf(allow, sizeof allow, " and %s (--allow-outbound)", cfg->allow_outbound);
+    if (cfg->deny_outbound[0] != '\0')
+        snprintf(deny, sizeof deny, ", not %s (--deny-outbound)", cfg->deny_outbound);
+    flowd_log(FLOW_LOG_INFO, "outbound: http and llm nodes may reach public addresses%s%s; llm "
+              "nodes also %s; a flow's own \"outbound\" allow list is %s (--flow-outbound)", allow,
+              deny, srv->outbound.llm ? flow_netrules_entry(srv->outbound.llm, 0) : "nothing",
+              cfg->flow_outbound ? "honoured" : "refused");
+    return 0;
+}
+
 /* Starts what the HTTP daemon needs; 0 or a FLOW_E* code after logging. */
 static int server_init(flowd_server_t *srv) {
     flow_error_t err = {0};
@@ -280,8 +304,12 @@ static int server_init(flowd_server_t *srv) {
         flow_error_clear(&err);
         return rc;
     }
-    flowd_config_nodes_env(cfg, &srv->nodes);
-    if ((rc = flow_http_new(&srv->loop, NULL, &srv->client)) < 0 ||
+    rc = outbound_init(srv);
+    if (rc < 0)
+        return rc;
+    flowd_config_nodes_env(cfg, &srv->outbound, &srv->nodes);
+    flow_http_opts_t ho = {.allow = srv->outbound.allow, .deny = srv->outbound.deny};
+    if ((rc = flow_http_new(&srv->loop, &ho, &srv->client)) < 0 ||
         (srv->nodes.http = srv->client, rc = flow_nodes_register(srv->reg, &srv->nodes)) < 0) {
         flowd_log(FLOW_LOG_ERROR, "cannot start the node types: %s", flow_strerror(rc));
         return rc;

@@ -55,6 +55,8 @@ typedef struct flowd_server {
     uint64_t last_sweep_ms;
     uint64_t last_keepalive_ms;
     int stop_phase;
+    /* the outbound policy (lib/netpolicy.h) from the flags; the client and nodes hold references */
+    flowd_outbound_t outbound;
 } flowd_server_t;
 
 /* Runs flowd with cfg until it is told to stop. Returns the process exit status: 0 after a clean

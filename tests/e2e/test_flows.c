@@ -13,11 +13,14 @@
 
 static e2e_server_t srv;
 static mock_t *mock;
-static char llm_url[128], api_url[64];
+static char llm_url[128], api_url[64], mock_addr[32];
 
+/* The mock plays the recipe API and the model on loopback; flowd is told to allow it the way make
+ * run allows flowd-mock: --allow-outbound 127.0.0.1:PORT (mock_addr). */
 static void start_mock(void) {
     ck_assert_int_eq(mock_start(NULL, &mock), 0);
-    snprintf(api_url, sizeof api_url, "http://127.0.0.1:%u", (unsigned)mock_port(mock));
+    snprintf(mock_addr, sizeof mock_addr, "127.0.0.1:%u", (unsigned)mock_port(mock));
+    snprintf(api_url, sizeof api_url, "http://%s", mock_addr);
     snprintf(llm_url, sizeof llm_url, "%s/v1", api_url);
 }
 
@@ -50,7 +53,8 @@ static const char *str(json_t *v, const char *pointer) {
 
 START_TEST(test_the_examples_load_at_start_and_replace_the_compiled_in_flows) {
     start_mock();
-    e2e_start(&srv, "--flows", "examples/flows", "--llm-base-url", llm_url, "--llm-model", "mock", NULL);
+    e2e_start(&srv, "--flows", "examples/flows", "--llm-base-url", llm_url, "--llm-model", "mock",
+              "--allow-outbound", mock_addr, NULL);
     json_t *flows = e2e_get_json(&srv, "/v1/flows");
     const char *names[] = {"noop", "recipe", "scraper", "sleep"};
     ck_assert_uint_eq(json_array_size(json_object_get(flows, "flows")), 4);
@@ -220,7 +224,8 @@ END_TEST
 
 START_TEST(test_the_recipe_example_over_http) {
     start_mock();
-    e2e_start(&srv, "--flows", "examples/flows", "--llm-base-url", llm_url, "--llm-model", "mock", NULL);
+    e2e_start(&srv, "--flows", "examples/flows", "--llm-base-url", llm_url, "--llm-model", "mock",
+              "--allow-outbound", mock_addr, NULL);
     char body[256];
     snprintf(body, sizeof body, "{\"flow\": \"recipe\", \"shared\": {\"ingredient\": \"tofu\"}, \"params\": {\"recipes_api\": \"%s\"}}",
              api_url);
@@ -265,7 +270,8 @@ END_TEST
 
 START_TEST(test_the_scraper_example_over_http) {
     start_mock();
-    e2e_start(&srv, "--flows", "examples/flows", "--llm-base-url", llm_url, "--llm-model", "mock", NULL);
+    e2e_start(&srv, "--flows", "examples/flows", "--llm-base-url", llm_url, "--llm-model", "mock",
+              "--allow-outbound", mock_addr, NULL);
     json_t *urls = json_array();
     for (int i = 0; i < 30; i++)
         json_array_append_new(urls, json_sprintf("%s/gate/30/page/%d", api_url, i));

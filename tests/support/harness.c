@@ -165,6 +165,14 @@ const char *dumps(const json_t *v) {
     return buf;
 }
 
+flow_netrules_t *rules_of(const char *list) {
+    flow_netrules_t *r = NULL;
+    char why[256] = "";
+    ck_assert_int_eq(flow_netrules_new(&r), 0);
+    ck_assert_msg(flow_netrules_add_list(r, list, why, sizeof why) == 0, "%s: %s", list, why);
+    return r;
+}
+
 int harness_main(Suite *s) {
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -6,6 +6,7 @@
 #include <check.h>
 
 #include "flow.h"
+#include "netpolicy.h"
 
 typedef struct harness {
     uv_loop_t loop;
@@ -57,6 +58,10 @@ const char *joined(json_t *shared, const char *key);
 
 /* Compact JSON text of v, in a static buffer. */
 const char *dumps(const json_t *v);
+
+/* An outbound allow or deny list from comma-separated entries (lib/netpolicy.h), as flowd's
+ * --allow-outbound takes them; fails the test when one is bad. Release it with flow_netrules_unref. */
+flow_netrules_t *rules_of(const char *list);
 
 /* Runs a suite with CK_FORK as set in the environment; exits non-zero on failure. */
 int harness_main(Suite *s);

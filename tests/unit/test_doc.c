@@ -333,6 +333,79 @@ START_TEST(test_a_registered_document_can_be_used_as_a_sub_flow) {
 }
 END_TEST
 
+/* "outbound": {"allow": [...]} is checked whole, each entry with its place; its http nodes (those
+ * of maps and of the document's sub-flows too) get the list, and a flow of the server used inside
+ * keeps its own document's list. */
+START_TEST(test_a_documents_outbound_list_is_checked_and_given_to_its_http_nodes) {
+    refused("{\"name\": \"o\", \"outbound\": {\"allow\": [\"127.1\", 8090, \"10.0.0.0/8\", \"[::1\", \"$shared/h\"]},"
+            " \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}",
+            "/outbound/allow/0: '127.1': write an IPv4 address as four decimal numbers, such as 127.0.0.1\n"
+            "/outbound/allow/1: an entry is a string, such as \"api.example.com:443\"\n"
+            "/outbound/allow/3: '[::1': a '[' without its ']'\n"
+            "/outbound/allow/4: '$shared/h': not a host name, an address or a CIDR block (names are letters, "
+            "digits, '-', '_' and dots; '*.' may start one)");
+    refused("{\"name\": \"o\", \"outbound\": [\"127.0.0.1\"], \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}",
+            "/outbound: outbound is {\"allow\": [...]}, a list of entries such as \"api.example.com:443\", "
+            "\"10.0.0.0/8\" or \"[::1]:9000\"");
+    refused("{\"name\": \"o\", \"outbound\": {\"allow\": [], \"deny\": []}, \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}",
+            "/outbound/deny: unknown member \"deny\" of outbound");
+    refused("{\"name\": \"o\", \"outbound\": {}, \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}",
+            "/outbound/allow: outbound is {\"allow\": [...]}, a list of entries such as \"api.example.com:443\", "
+            "\"10.0.0.0/8\" or \"[::1]:9000\"");
+
+    flow_def_t *inner = NULL, *def = NULL;
+    ck_assert_str_eq(load("{\"name\": \"inner\", \"outbound\": {\"allow\": [\"10.0.0.1:80\"]}, \"start\": \"i\","
+                          " \"nodes\": {\"i\": {\"type\": \"http\", \"params\": {\"url\": \"http://10.0.0.1/\"}}}}",
+                          &inner),
+                     "");
+    ck_assert_int_eq(flow_registry_put_flow(reg, inner, NULL), 0);
+    ck_assert_str_eq(load("{\"name\": \"o\", \"outbound\": {\"allow\": [\"127.0.0.1:8090\", \"api.example.com\"]},"
+                          " \"start\": \"a\", \"nodes\": {"
+                          " \"a\": {\"type\": \"http\", \"params\": {\"url\": \"http://x/\"}, \"next\": {\"default\": \"m\"}},"
+                          " \"m\": {\"type\": \"map\", \"items\": \"$shared/u\", \"node\": {\"type\": \"http\","
+                          "        \"params\": {\"url\": \"$item\"}}, \"next\": {\"default\": \"s\"}},"
+                          " \"s\": {\"type\": \"flow\", \"flow\": \"sub\", \"next\": {\"default\": \"r\"}},"
+                          " \"r\": {\"type\": \"flow\", \"flow\": \"inner\"}},"
+                          " \"flows\": {\"sub\": {\"start\": \"b\", \"nodes\": {"
+                          "  \"b\": {\"type\": \"http\", \"params\": {\"url\": \"http://y/\"}}}}}}",
+                          &def),
+                     "");
+    static const struct {
+        const char *node;
+        const char *first; /* the first entry of its list, NULL: none */
+    } nodes[] = {{"a", "127.0.0.1:8090"}, {"m", "127.0.0.1:8090"}, {"s/b", "127.0.0.1:8090"}, {"r/i", "10.0.0.1:80"}};
+    for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
+        const flow__jnode_t *n = flow_node_data(flow_def_find(def, nodes[i].node));
+        ck_assert_ptr_nonnull(n);
+        ck_assert_str_eq(flow_netrules_entry(n->outbound, 0), nodes[i].first);
+    }
+    flow_def_unref(def);
+    /* the same inner flow in a document without a list: still its own */
+    ck_assert_str_eq(load("{\"name\": \"p\", \"start\": \"r\", \"nodes\": {\"r\": {\"type\": \"flow\", \"flow\": \"inner\","
+                          " \"next\": {\"default\": \"q\"}}, \"q\": {\"type\": \"http\", \"params\": {\"url\": \"http://z/\"}}}}",
+                          &def),
+                     "");
+    ck_assert_str_eq(flow_netrules_entry(((flow__jnode_t *)flow_node_data(flow_def_find(def, "r/i")))->outbound, 0),
+                     "10.0.0.1:80");
+    ck_assert_ptr_null(((flow__jnode_t *)flow_node_data(flow_def_find(def, "q")))->outbound);
+    flow_def_unref(def);
+    flow_def_unref(inner);
+}
+END_TEST
+
+/* A server that does not take a flow's own list (flowd --flow-outbound off) refuses such documents. */
+START_TEST(test_a_server_may_refuse_documents_with_their_own_outbound_list) {
+    flow_registry_free(reg);
+    env.no_flow_outbound = 1;
+    setup();
+    refused("{\"name\": \"o\", \"outbound\": {\"allow\": [\"127.0.0.1:8090\"]}, \"start\": \"a\","
+            " \"nodes\": {\"a\": {\"type\": \"noop\"}}}",
+            "/outbound: this server does not take a flow's own outbound allow list (flowd --flow-outbound off): "
+            "its operator allows addresses with --allow-outbound");
+    env.no_flow_outbound = 0;
+}
+END_TEST
+
 START_TEST(test_problems_in_a_file_say_file_line_and_column) {
     char path[] = "/tmp/flowdocXXXXXX";
     int fd = mkstemp(path);
@@ -413,6 +486,8 @@ static Suite *doc_suite(void) {
     tcase_add_test(tc, test_a_registered_document_can_be_used_as_a_sub_flow);
     tcase_add_test(tc, test_problems_in_a_file_say_file_line_and_column);
     tcase_add_test(tc, test_param_references_are_read_as_templates_read_them);
+    tcase_add_test(tc, test_a_documents_outbound_list_is_checked_and_given_to_its_http_nodes);
+    tcase_add_test(tc, test_a_server_may_refuse_documents_with_their_own_outbound_list);
     suite_add_tcase(s, tc);
     return s;
 }

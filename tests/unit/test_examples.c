@@ -23,12 +23,16 @@ static mock_t *mock;
 static flow_http_t *http;
 static flow_nodes_env_t env;
 static flow_registry_t *reg;
+static flow_netrules_t *allow;
 static char base[64], llm[96];
 
+/* The mock on loopback is allowed as make run allows flowd-mock (--allow-outbound 127.0.0.1:8090). */
 static void setup(void) {
     ck_assert_int_eq(mock_start(NULL, &mock), 0);
     harness_init(&h, NULL);
-    ck_assert_int_eq(flow_http_new(&h.loop, NULL, &http), 0);
+    snprintf(base, sizeof base, "127.0.0.1:%u", (unsigned)mock_port(mock));
+    allow = rules_of(base);
+    ck_assert_int_eq(flow_http_new(&h.loop, &(flow_http_opts_t){.allow = allow}, &http), 0);
     snprintf(base, sizeof base, "http://127.0.0.1:%u", (unsigned)mock_port(mock));
     snprintf(llm, sizeof llm, "%s/v1", base);
     env = (flow_nodes_env_t){.http = http, .llm_base_url = llm, .llm_model = "mock-model"};
@@ -42,6 +46,7 @@ static void teardown(void) {
     harness_close(&h);
     flow_registry_free(reg);
     mock_stop(mock);
+    flow_netrules_unref(allow);
 }
 
 static flow_def_t *example(const char *name) {

@@ -1,4 +1,5 @@
-/* test_http.c: the asynchronous HTTP client (lib/http.h) against the in-process mock server. */
+/* test_http.c: the asynchronous HTTP client (lib/http.h) against the in-process mock server, and
+ * its outbound policy (lib/netpolicy.h) on the connections it makes. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +7,7 @@
 
 #include "flow.h"
 #include "http.h"
+#include "support/harness.h"
 #include "support/mock.h"
 
 #define MIB ((size_t)1 << 20)
@@ -16,13 +18,25 @@ typedef struct env {
     uv_loop_t loop;
     mock_t *mock;
     flow_http_t *http;
+    flow_netrules_t *allow; /* what the client was given, or NULL */
 } env_t;
 
+/* The mock listens on loopback, which the outbound policy refuses: unless opts says otherwise, the
+ * client may reach the mock's address and port, as flowd --allow-outbound 127.0.0.1:PORT would let
+ * it, and port 1 of loopback, where nothing listens. */
 static void env_open(env_t *e, const flow_http_opts_t *opts)
 {
+    flow_http_opts_t o = opts ? *opts : (flow_http_opts_t){0};
+    char list[64];
+
     ck_assert_int_eq(uv_loop_init(&e->loop), 0);
     ck_assert_int_eq(mock_start(NULL, &e->mock), 0);
-    ck_assert_int_eq(flow_http_new(&e->loop, opts, &e->http), 0);
+    e->allow = NULL;
+    if (!o.allow) {
+        snprintf(list, sizeof(list), "127.0.0.1:%u, 127.0.0.1:1", (unsigned)mock_port(e->mock));
+        o.allow = e->allow = rules_of(list);
+    }
+    ck_assert_int_eq(flow_http_new(&e->loop, &o, &e->http), 0);
 }
 
 /* A handle left open by the client fails uv_loop_close. */
@@ -32,6 +46,7 @@ static void env_close(env_t *e)
     ck_assert_int_eq(uv_run(&e->loop, UV_RUN_DEFAULT), 0);
     ck_assert_int_eq(uv_loop_close(&e->loop), 0);
     mock_stop(e->mock);
+    flow_netrules_unref(e->allow);
 }
 
 static int small(void)
@@ -829,10 +844,13 @@ START_TEST(the_mock_answers_chat_completions_for_its_key_only)
     mock_stats_t st;
     json_t *v, *choice, *usage;
     long status;
+    char list[64];
 
     ck_assert_int_eq(uv_loop_init(&e.loop), 0);
     ck_assert_int_eq(mock_start(&(mock_opts_t){.api_key = "sk-test"}, &e.mock), 0);
-    ck_assert_int_eq(flow_http_new(&e.loop, NULL, &e.http), 0);
+    snprintf(list, sizeof(list), "127.0.0.1:%u", (unsigned)mock_port(e.mock));
+    e.allow = rules_of(list);
+    ck_assert_int_eq(flow_http_new(&e.loop, &(flow_http_opts_t){.allow = e.allow}, &e.http), 0);
     v = chat(&e, "Authorization: Bearer sk-test", "gpt-mock", &status);
     ck_assert_int_eq(status, 200);
     choice = json_array_get(json_object_get(v, "choices"), 0);
@@ -924,6 +942,444 @@ START_TEST(the_mock_counts_idempotency_keys)
 }
 END_TEST
 
+/* ---- the outbound policy -------------------------------------------------------------------- */
+
+/* A listener on the test's loop that counts the connections it accepts and closes each at once
+ * (the client then sees an empty reply): a connection the policy refuses is never counted. It does
+ * not keep the loop alive, so that uv_run returns once the client is done. */
+typedef struct counter {
+    uv_tcp_t tcp;
+    unsigned port;
+    int accepted;
+} counter_t;
+
+static void counter_conn_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void counter_on_connection(uv_stream_t *server, int status)
+{
+    counter_t *c = server->data;
+    uv_tcp_t *conn = malloc(sizeof(*conn));
+
+    ck_assert_ptr_nonnull(conn);
+    ck_assert_int_eq(status, 0);
+    ck_assert_int_eq(uv_tcp_init(server->loop, conn), 0);
+    ck_assert_int_eq(uv_accept(server, (uv_stream_t *)conn), 0);
+    c->accepted++;
+    uv_close((uv_handle_t *)conn, counter_conn_closed);
+}
+
+/* 0, or -1 when the address cannot be bound (no ::1 on this machine). */
+static int counter_open(uv_loop_t *loop, counter_t *c, const char *ip)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+
+    memset(c, 0, sizeof(*c));
+    if (strchr(ip, ':'))
+        ck_assert_int_eq(uv_ip6_addr(ip, 0, (struct sockaddr_in6 *)&ss), 0);
+    else
+        ck_assert_int_eq(uv_ip4_addr(ip, 0, (struct sockaddr_in *)&ss), 0);
+    ck_assert_int_eq(uv_tcp_init(loop, &c->tcp), 0);
+    c->tcp.data = c;
+    if (uv_tcp_bind(&c->tcp, (struct sockaddr *)&ss, 0) != 0 ||
+        uv_listen((uv_stream_t *)&c->tcp, 16, counter_on_connection) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, NULL);
+        return -1;
+    }
+    uv_unref((uv_handle_t *)&c->tcp);
+    ck_assert_int_eq(uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len), 0);
+    c->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
+}
+
+static void counter_close(counter_t *c)
+{
+    uv_close((uv_handle_t *)&c->tcp, NULL);
+}
+
+/* A client with exactly these lists (either NULL), beside the mock; PORT in them is the mock's. */
+static void env_open_with(env_t *e, const char *allow, const char *deny)
+{
+    char a[512], d[512];
+    flow_netrules_t *deny_rules = NULL;
+
+    ck_assert_int_eq(uv_loop_init(&e->loop), 0);
+    ck_assert_int_eq(mock_start(NULL, &e->mock), 0);
+    snprintf(a, sizeof(a), "%s", allow ? allow : "");
+    snprintf(d, sizeof(d), "%s", deny ? deny : "");
+    for (char *p = strstr(a, "PORT"); p; p = strstr(a, "PORT")) {
+        char rest[512];
+
+        snprintf(rest, sizeof(rest), "%s", p + 4);
+        snprintf(p, sizeof(a) - (size_t)(p - a), "%u%s", (unsigned)mock_port(e->mock), rest);
+    }
+    e->allow = rules_of(a);
+    if (deny)
+        deny_rules = rules_of(d);
+    ck_assert_int_eq(flow_http_new(&e->loop, &(flow_http_opts_t){.allow = e->allow, .deny = deny_rules},
+                                   &e->http),
+                     0);
+    flow_netrules_unref(deny_rules); /* the client keeps its own reference */
+}
+
+/* Sends GET url with the request's own allow list (may be NULL) and runs the loop until the
+ * answer (the counters' accepts run meanwhile). */
+static void fetch_url(env_t *e, const char *url, flow_netrules_t *allow, result_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    ck_assert_int_eq(flow_http_send(e->http, &(flow_http_request_t){.url = url, .allow = allow},
+                                    on_result, out, NULL),
+                     0);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(out->calls, 1);
+}
+
+static void assert_refused(env_t *e, const char *url, const char *message)
+{
+    result_t r;
+
+    fetch_url(e, url, NULL, &r);
+    ck_assert_msg(r.err == FLOW_EOUTBOUND, "%s: %s (%d), not refused", url, r.message, r.err);
+    ck_assert_int_eq(r.status, 0);
+    if (message)
+        ck_assert_str_eq(r.message, message);
+    result_clear(&r);
+}
+
+static char *printed(const char *fmt, unsigned port)
+{
+    char *s = NULL;
+
+    ck_assert_int_ge(asprintf(&s, fmt, port, port), 0);
+    return s;
+}
+
+/* Every spelling of loopback the issue tried (and some more): each is refused with a message that
+ * names the address or the name, and neither the mock on 127.0.0.1 nor a listener on ::1 ever
+ * sees a connection. */
+START_TEST(every_spelling_of_loopback_is_refused_without_a_connection)
+{
+    static const struct {
+        const char *url;
+        const char *message; /* %u is the port */
+    } cases[] = {
+        {"http://127.0.0.1:%u/echo", "127.0.0.1:%u refused: loopback"},
+        {"http://127.1:%u/echo", "127.0.0.1:%u refused: loopback"},
+        {"http://0x7f000001:%u/echo", "127.0.0.1:%u refused: loopback"},
+        {"http://2130706433:%u/echo", "127.0.0.1:%u refused: loopback"},
+        {"http://017700000001:%u/echo", "127.0.0.1:%u refused: loopback"},
+        {"http://0177.0.0.1:%u/echo", "127.0.0.1:%u refused: loopback"},
+        {"http://127.000.000.001:%u/echo", "127.0.0.1:%u refused: loopback"},
+        {"http://[::ffff:127.0.0.1]:%u/echo", "127.0.0.1:%u refused: loopback"},
+        {"http://[::ffff:7f00:1]:%u/echo", "127.0.0.1:%u refused: loopback"},
+        {"http://[::127.0.0.1]:%u/echo", "[::127.0.0.1]:%u refused: loopback inside ::/96"},
+        {"http://0.0.0.0:%u/echo", "0.0.0.0:%u refused: unspecified"},
+        {"http://0:%u/echo", "0.0.0.0:%u refused: unspecified"},
+        {"http://[::]:%u/echo", "[::]:%u refused: unspecified"},
+        {"http://localhost:%u/echo", "localhost:%u refused: localhost resolves to a loopback address"},
+        {"http://LocalHost:%u/echo", "LocalHost:%u refused: LocalHost resolves to a loopback address"},
+        /* a name mapped to 127.0.0.1 without /etc/hosts: curl answers *.localhost itself */
+        {"http://svc.localhost:%u/echo",
+         "svc.localhost:%u refused: svc.localhost resolves to a loopback address"},
+    };
+    env_t e;
+    counter_t v6;
+    int have_v6;
+    mock_stats_t st;
+
+    env_open_with(&e, NULL, NULL);
+    have_v6 = counter_open(&e.loop, &v6, "::1") == 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        unsigned port = mock_port(e.mock);
+        char *url = printed(cases[i].url, port);
+        char *want = printed(cases[i].message, port);
+        result_t r;
+
+        fetch_url(&e, url, NULL, &r);
+        ck_assert_msg(r.err == FLOW_EOUTBOUND, "%s: %s, not refused", url, r.message);
+        ck_assert_msg(strncmp(r.message, "outbound connection to ", 23) == 0 &&
+                          strncmp(r.message + 23, want, strlen(want)) == 0,
+                      "%s: %s", url, r.message);
+        ck_assert_msg(strstr(r.message, "(allow it with --allow-outbound ") != NULL, "%s", r.message);
+        result_clear(&r);
+        free(url);
+        free(want);
+    }
+    if (have_v6) {
+        char *url = printed("http://[::1]:%u/echo", v6.port);
+        char *want = printed("outbound connection to [::1]:%u refused: loopback (allow it with "
+                             "--allow-outbound [::1]:%u)",
+                             v6.port);
+
+        assert_refused(&e, url, want);
+        free(url);
+        free(want);
+        uv_run(&e.loop, UV_RUN_NOWAIT);
+        ck_assert_int_eq(v6.accepted, 0);
+        counter_close(&v6);
+    }
+    mock_stats(e.mock, &st);
+    ck_assert_uint_eq(st.connections, 0);
+    ck_assert_uint_eq(st.requests, 0);
+    env_close(&e);
+}
+END_TEST
+
+/* Cloud metadata and link-local addresses: refused in the open-socket callback, before a socket
+ * exists, so no packet leaves. The first assertion is the guard: a client that connected to
+ * loopback would also try these, so the test stops there and sends nothing anywhere else. */
+START_TEST(link_local_and_metadata_addresses_are_refused_before_a_socket_exists)
+{
+    env_t e;
+    mock_stats_t st;
+    char *url;
+
+    env_open_with(&e, NULL, NULL);
+    url = mock_url(e.mock, "/echo");
+    assert_refused(&e, url, NULL);
+    free(url);
+    mock_stats(e.mock, &st);
+    ck_assert_uint_eq(st.connections, 0);
+    assert_refused(&e, "http://169.254.169.254/latest/meta-data/",
+                   "outbound connection to 169.254.169.254:80 refused: link-local (allow it with "
+                   "--allow-outbound 169.254.169.254:80)");
+    assert_refused(&e, "http://[fe80::1]:8080/",
+                   "outbound connection to [fe80::1]:8080 refused: link-local (allow it with "
+                   "--allow-outbound [fe80::1]:8080)");
+    assert_refused(&e, "http://[fe80::a9fe:a9fe%25lo]/", NULL);
+    assert_refused(&e, "http://[::ffff:169.254.169.254]/",
+                   "outbound connection to 169.254.169.254:80 refused: link-local (allow it with "
+                   "--allow-outbound 169.254.169.254:80)");
+    assert_refused(&e, "http://[64:ff9b::169.254.169.254]/",
+                   "outbound connection to [64:ff9b::a9fe:a9fe]:80 refused: link-local inside "
+                   "64:ff9b::/96 (allow it with --allow-outbound [64:ff9b::a9fe:a9fe]:80)");
+    assert_refused(&e, "http://10.0.0.1:9/", NULL);
+    assert_refused(&e, "http://192.168.1.1/", NULL);
+    assert_refused(&e, "http://[fd00::1]/", NULL);
+    env_close(&e);
+}
+END_TEST
+
+/* An allow entry opens exactly its address and port: another port of the same address, and the
+ * same port on ::1, stay refused; a name whose addresses include it gets through on that one (happy
+ * eyeballs goes on from the refused ::1 to 127.0.0.1). */
+START_TEST(an_allow_entry_lets_exactly_its_address_and_port_through)
+{
+    env_t e;
+    counter_t other, v6;
+    int have_v6;
+    result_t r;
+    char *url;
+    mock_stats_t st;
+
+    env_open_with(&e, "127.0.0.1:PORT", NULL);
+    ck_assert_int_eq(counter_open(&e.loop, &other, "127.0.0.1"), 0);
+    have_v6 = counter_open(&e.loop, &v6, "::1") == 0;
+    get(&e, "/echo", &r);
+    ck_assert_int_eq(r.err, 0);
+    ck_assert_int_eq(r.status, 200);
+    result_clear(&r);
+    url = printed("http://127.0.0.1:%u/", other.port);
+    assert_refused(&e, url, NULL);
+    free(url);
+    url = printed("http://localhost:%u/echo", mock_port(e.mock));
+    fetch_url(&e, url, NULL, &r);
+    ck_assert_msg(r.err == 0 && r.status == 200, "%s: %s", url, r.message);
+    result_clear(&r);
+    free(url);
+    if (have_v6) {
+        url = printed("http://[::1]:%u/", v6.port);
+        assert_refused(&e, url, NULL);
+        free(url);
+    }
+    uv_run(&e.loop, UV_RUN_NOWAIT);
+    ck_assert_int_eq(other.accepted, 0);
+    if (have_v6) {
+        ck_assert_int_eq(v6.accepted, 0);
+        counter_close(&v6);
+    }
+    counter_close(&other);
+    st = idle_stats(&e);
+    ck_assert_uint_eq(st.requests, 2);
+    env_close(&e);
+}
+END_TEST
+
+/* IPv6, where the machine has ::1: an entry in brackets lets its port through and only it. */
+START_TEST(an_ipv6_entry_lets_its_address_and_port_through)
+{
+    env_t e;
+    counter_t v6, v6b;
+    result_t r;
+    char list[64], *url;
+    flow_netrules_t *allow;
+
+    ck_assert_int_eq(uv_loop_init(&e.loop), 0);
+    ck_assert_int_eq(mock_start(NULL, &e.mock), 0);
+    if (counter_open(&e.loop, &v6, "::1") != 0) {
+        fprintf(stderr, "an_ipv6_entry_lets_its_address_and_port_through: no ::1 here, skipped\n");
+        uv_run(&e.loop, UV_RUN_DEFAULT);
+        ck_assert_int_eq(uv_loop_close(&e.loop), 0);
+        mock_stop(e.mock);
+        return;
+    }
+    ck_assert_int_eq(counter_open(&e.loop, &v6b, "::1"), 0);
+    snprintf(list, sizeof(list), "[::1]:%u", v6.port);
+    e.allow = rules_of(list);
+    ck_assert_int_eq(flow_http_new(&e.loop, &(flow_http_opts_t){.allow = e.allow}, &e.http), 0);
+    url = printed("http://[::1]:%u/", v6.port);
+    fetch_url(&e, url, NULL, &r);
+    ck_assert_int_eq(r.err, FLOW_EHTTP); /* it connected: the counter closed it at once */
+    result_clear(&r);
+    free(url);
+    url = printed("http://[::1]:%u/", v6b.port);
+    assert_refused(&e, url, NULL);
+    free(url);
+    allow = rules_of("[::1]"); /* a request's own list: any port of ::1 */
+    url = printed("http://[::1]:%u/", v6b.port);
+    fetch_url(&e, url, allow, &r);
+    ck_assert_int_eq(r.err, FLOW_EHTTP);
+    result_clear(&r);
+    free(url);
+    flow_netrules_unref(allow);
+    uv_run(&e.loop, UV_RUN_NOWAIT);
+    ck_assert_int_eq(v6.accepted, 1);
+    ck_assert_int_eq(v6b.accepted, 1);
+    counter_close(&v6);
+    counter_close(&v6b);
+    env_close(&e);
+}
+END_TEST
+
+/* A host-name entry allows what that name resolves to, for requests to that name only: the same
+ * address by another name or by number stays refused. */
+START_TEST(a_host_name_entry_allows_that_name_only)
+{
+    env_t e;
+    result_t r;
+    char *url;
+
+    env_open_with(&e, "svc.localhost:PORT", NULL);
+    url = printed("http://svc.localhost:%u/echo", mock_port(e.mock));
+    fetch_url(&e, url, NULL, &r);
+    ck_assert_msg(r.err == 0 && r.status == 200, "%s: %s", url, r.message);
+    result_clear(&r);
+    free(url);
+    url = printed("http://other.localhost:%u/echo", mock_port(e.mock));
+    fetch_url(&e, url, NULL, &r);
+    ck_assert_int_eq(r.err, FLOW_EOUTBOUND);
+    /* the name is named, never the address it resolved to */
+    ck_assert_ptr_null(strstr(r.message, "127.0.0.1"));
+    ck_assert_ptr_null(strstr(r.message, "::1"));
+    ck_assert_ptr_nonnull(strstr(r.message, "other.localhost resolves to a loopback address"));
+    result_clear(&r);
+    free(url);
+    url = mock_url(e.mock, "/echo");
+    assert_refused(&e, url, NULL);
+    free(url);
+    ck_assert_uint_eq(idle_stats(&e).requests, 1);
+    env_close(&e);
+}
+END_TEST
+
+/* A connection one request was allowed to open, kept alive, is checked again for the next
+ * request: one without that allow list is refused before anything is sent on it. */
+START_TEST(a_kept_alive_connection_is_checked_again_for_each_request)
+{
+    env_t e;
+    result_t r;
+    char *url;
+    flow_netrules_t *allow;
+    mock_stats_t st;
+
+    env_open_with(&e, NULL, NULL);
+    url = mock_url(e.mock, "/echo");
+    allow = rules_of("127.0.0.0/8");
+    fetch_url(&e, url, allow, &r);
+    ck_assert_int_eq(r.err, 0);
+    ck_assert_int_eq(r.new_connections, 1);
+    result_clear(&r);
+    fetch_url(&e, url, allow, &r);
+    ck_assert_int_eq(r.err, 0);
+    ck_assert_int_eq(r.new_connections, 0); /* the same connection */
+    result_clear(&r);
+    fetch_url(&e, url, NULL, &r);
+    ck_assert_int_eq(r.err, FLOW_EOUTBOUND);
+    ck_assert_str_ne(r.message, "");
+    result_clear(&r);
+    st = idle_stats(&e);
+    ck_assert_uint_eq(st.connections, 1);
+    ck_assert_uint_eq(st.requests, 2);
+    flow_netrules_unref(allow);
+    free(url);
+    env_close(&e);
+}
+END_TEST
+
+/* The operator's deny list beats a request's own allow list; the operator's allow list beats it. */
+START_TEST(the_deny_list_beats_a_requests_allow_list_but_not_the_operators)
+{
+    env_t e;
+    result_t r;
+    char *url, *want;
+    flow_netrules_t *allow = rules_of("127.0.0.1");
+
+    env_open_with(&e, NULL, "127.0.0.0/8");
+    url = mock_url(e.mock, "/echo");
+    fetch_url(&e, url, allow, &r);
+    ck_assert_int_eq(r.err, FLOW_EOUTBOUND);
+    want = printed("outbound connection to 127.0.0.1:%u refused: --deny-outbound 127.0.0.0/8 (allow "
+                   "it with --allow-outbound 127.0.0.1:%u)",
+                   mock_port(e.mock));
+    ck_assert_str_eq(r.message, want);
+    result_clear(&r);
+    free(want);
+    free(url);
+    env_close(&e);
+
+    env_open_with(&e, "127.0.0.1:PORT", "127.0.0.0/8");
+    get(&e, "/echo", &r);
+    ck_assert_int_eq(r.err, 0);
+    result_clear(&r);
+    env_close(&e);
+    flow_netrules_unref(allow);
+}
+END_TEST
+
+/* http_proxy and its kin are not used: a proxy's address would be the one checked, not the
+ * upstream's. The "proxy" here is a listener that would count the connection. */
+START_TEST(proxies_from_the_environment_are_not_used)
+{
+    env_t e;
+    counter_t proxy;
+    result_t r;
+    char *proxy_url;
+
+    env_open_with(&e, "127.0.0.1:PORT", NULL);
+    ck_assert_int_eq(counter_open(&e.loop, &proxy, "127.0.0.1"), 0);
+    proxy_url = printed("http://127.0.0.1:%u", proxy.port);
+    setenv("http_proxy", proxy_url, 1);
+    setenv("HTTPS_PROXY", proxy_url, 1);
+    setenv("ALL_PROXY", proxy_url, 1);
+    get(&e, "/echo", &r);
+    unsetenv("http_proxy");
+    unsetenv("HTTPS_PROXY");
+    unsetenv("ALL_PROXY");
+    ck_assert_int_eq(r.err, 0);
+    ck_assert_int_eq(r.status, 200);
+    result_clear(&r);
+    uv_run(&e.loop, UV_RUN_NOWAIT);
+    ck_assert_int_eq(proxy.accepted, 0);
+    counter_close(&proxy);
+    free(proxy_url);
+    env_close(&e);
+}
+END_TEST
+
 static Suite *http_suite(void)
 {
     Suite *s = suite_create("http");
@@ -932,6 +1388,7 @@ static Suite *http_suite(void)
     TCase *lifecycle = tcase_create("abort and close");
     TCase *load = tcase_create("many requests");
     TCase *mock = tcase_create("the mock");
+    TCase *policy = tcase_create("the outbound policy");
 
     tcase_add_test(answers, get_returns_the_json_answer_with_its_headers);
     tcase_add_test(answers, post_sends_the_body_and_headers);
@@ -957,11 +1414,20 @@ static Suite *http_suite(void)
     tcase_add_test(mock, the_mock_answers_chat_completions_for_its_key_only);
     tcase_add_test(mock, the_mock_fails_a_flaky_key_n_times_then_answers);
     tcase_add_test(mock, the_mock_counts_idempotency_keys);
+    tcase_add_test(policy, every_spelling_of_loopback_is_refused_without_a_connection);
+    tcase_add_test(policy, link_local_and_metadata_addresses_are_refused_before_a_socket_exists);
+    tcase_add_test(policy, an_allow_entry_lets_exactly_its_address_and_port_through);
+    tcase_add_test(policy, an_ipv6_entry_lets_its_address_and_port_through);
+    tcase_add_test(policy, a_host_name_entry_allows_that_name_only);
+    tcase_add_test(policy, a_kept_alive_connection_is_checked_again_for_each_request);
+    tcase_add_test(policy, the_deny_list_beats_a_requests_allow_list_but_not_the_operators);
+    tcase_add_test(policy, proxies_from_the_environment_are_not_used);
     suite_add_tcase(s, answers);
     suite_add_tcase(s, failures);
     suite_add_tcase(s, lifecycle);
     suite_add_tcase(s, load);
     suite_add_tcase(s, mock);
+    suite_add_tcase(s, policy);
     return s;
 }
 

@@ -19,17 +19,25 @@ static mock_t *mock;
 static flow_http_t *http;
 static flow_nodes_env_t env;
 static flow_registry_t *reg;
+static flow_netrules_t *allow, *llm_allow;
 static char base[64];
 
+/* The client may reach the mock (as flowd --allow-outbound 127.0.0.1:PORT would let it), and llm
+ * nodes their endpoint (as flowd allows the host and port of --llm-base-url). */
 static void setup(void) {
     mock_opts_t mo = {.api_key = API_KEY};
     ck_assert_int_eq(mock_start(&mo, &mock), 0);
     harness_init(&h, NULL);
-    ck_assert_int_eq(flow_http_new(&h.loop, NULL, &http), 0);
+    snprintf(base, sizeof base, "127.0.0.1:%u", (unsigned)mock_port(mock));
+    allow = rules_of(base);
+    ck_assert_int_eq(flow_http_new(&h.loop, &(flow_http_opts_t){.allow = allow}, &http), 0);
     snprintf(base, sizeof base, "http://127.0.0.1:%u", (unsigned)mock_port(mock));
     static char llm[96];
     snprintf(llm, sizeof llm, "%s/v1", base);
-    env = (flow_nodes_env_t){.http = http, .llm_base_url = llm, .llm_api_key = API_KEY, .llm_model = "mock-model"};
+    llm_allow = rules_of("");
+    ck_assert_int_eq(flow_netrules_add_url(llm_allow, llm, NULL, 0), 0);
+    env = (flow_nodes_env_t){.http = http, .llm_base_url = llm, .llm_api_key = API_KEY, .llm_model = "mock-model",
+                             .llm_allow = llm_allow};
     ck_assert_int_eq(flow_registry_new(&reg), 0);
     ck_assert_int_eq(flow_nodes_register(reg, &env), 0);
 }
@@ -40,6 +48,8 @@ static void teardown(void) {
     harness_close(&h);
     flow_registry_free(reg);
     mock_stop(mock);
+    flow_netrules_unref(allow);
+    flow_netrules_unref(llm_allow);
 }
 
 /* Replaces every BASE in text by the mock's URL. */
@@ -724,6 +734,104 @@ START_TEST(test_a_flow_node_runs_another_flow_with_params) {
 }
 END_TEST
 
+/* ---- the outbound policy ---- */
+
+/* Makes the client a plain one, as flowd without --allow-outbound: the mock on loopback is refused
+ * unless a document's own list, or the LLM endpoint's for llm nodes, allows it. */
+static void strict(void) {
+    flow_http_close(http);
+    ck_assert_int_eq(flow_http_new(&h.loop, NULL, &http), 0);
+    env.http = http;
+}
+
+/* A document naming the mock's address and port in its "outbound" list. */
+static char *with_allow(const char *text) {
+    char entry[64], *s = with_base(text), *p = strstr(s, "MOCK");
+    snprintf(entry, sizeof entry, "127.0.0.1:%u", (unsigned)mock_port(mock));
+    ck_assert_ptr_nonnull(p);
+    char *doc = NULL;
+    ck_assert_int_ge(asprintf(&doc, "%.*s%s%s", (int)(p - s), s, entry, p + 4), 0);
+    free(s);
+    return doc;
+}
+
+START_TEST(test_an_http_node_the_policy_refuses_fails_at_once_without_retries) {
+    strict();
+    run("{\"name\": \"r\", \"start\": \"call\", \"nodes\": {"
+        " \"call\": {\"type\": \"http\", \"params\": {\"url\": \"BASE/echo\"}, \"max_retries\": 3, \"wait\": 60000}}}",
+        NULL);
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_int_eq(out.error, FLOW_EOUTBOUND);
+    char want[512];
+    snprintf(want, sizeof want, "GET %s/echo: outbound connection to 127.0.0.1:%u refused: loopback (allow it with "
+             "--allow-outbound 127.0.0.1:%u)", base, (unsigned)mock_port(mock), (unsigned)mock_port(mock));
+    ck_assert_str_eq(out.error_message, want);
+    ck_assert_uint_eq(out.history[0].tries, 1); /* a refusal is the same on every try */
+    ck_assert_uint_eq(out.totals.retries, 0);
+    mock_stats_t st;
+    mock_stats(mock, &st);
+    ck_assert_uint_eq(st.connections, 0);
+}
+END_TEST
+
+START_TEST(test_a_documents_outbound_list_lets_its_http_nodes_through) {
+    strict();
+    char *doc = with_allow("{\"name\": \"ok\", \"outbound\": {\"allow\": [\"MOCK\"]}, \"start\": \"one\", \"nodes\": {"
+                           " \"one\": {\"type\": \"http\", \"params\": {\"url\": \"BASE/echo\"}, \"out\": \"/one\","
+                           "          \"next\": {\"default\": \"all\"}},"
+                           " \"all\": {\"type\": \"map\", \"items\": \"$shared/urls\", \"out\": \"/all\","
+                           "          \"node\": {\"type\": \"http\", \"params\": {\"url\": \"$item\"}},"
+                           "          \"next\": {\"default\": \"sub\"}},"
+                           " \"sub\": {\"type\": \"flow\", \"flow\": \"more\"}},"
+                           " \"flows\": {\"more\": {\"start\": \"two\", \"nodes\": {"
+                           "  \"two\": {\"type\": \"http\", \"params\": {\"url\": \"BASE/page/2\"}, \"out\": \"/two\"}}}}}");
+    json_t *urls = json_array();
+    json_array_append_new(urls, json_sprintf("%s/page/1", base));
+    run(doc, json_pack("{s:o}", "urls", urls));
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_int_eq(json_integer_value(at("/one/status")), 200);
+    ck_assert_int_eq(json_integer_value(at("/all/0/status")), 200);
+    ck_assert_int_eq(json_integer_value(at("/two/status")), 200);
+    free(doc);
+}
+END_TEST
+
+/* A flow of the server used by a flow node keeps its own document's list, and only it. */
+START_TEST(test_a_flow_of_the_server_keeps_its_own_documents_list) {
+    strict();
+    char *text = with_allow("{\"name\": \"fetcher\", \"outbound\": {\"allow\": [\"MOCK\"]}, \"start\": \"get\","
+                            " \"nodes\": {\"get\": {\"type\": \"http\", \"params\": {\"url\": \"BASE/echo\"},"
+                            "  \"out\": \"/fetched\"}}}");
+    flow_def_t *fetcher = load(text);
+    free(text);
+    ck_assert_int_eq(flow_registry_put_flow(reg, fetcher, NULL), 0);
+    run("{\"name\": \"outer\", \"start\": \"call\", \"nodes\": {"
+        " \"call\": {\"type\": \"flow\", \"flow\": \"fetcher\", \"next\": {\"default\": \"own\"}},"
+        " \"own\": {\"type\": \"http\", \"params\": {\"url\": \"BASE/page/1\"}}}}",
+        NULL);
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_int_eq(json_integer_value(at("/fetched/status")), 200); /* fetcher's node got through */
+    ck_assert_int_eq(out.error, FLOW_EOUTBOUND);                      /* the outer document's did not */
+    ck_assert_str_eq(out.error_node, "own");
+    flow_def_unref(fetcher);
+}
+END_TEST
+
+/* llm nodes reach the endpoint the operator configured; an http node to the same place does not. */
+START_TEST(test_llm_nodes_reach_their_endpoint_and_http_nodes_do_not) {
+    strict();
+    run("{\"name\": \"ask\", \"start\": \"s\", \"nodes\": {"
+        " \"s\": {\"type\": \"llm\", \"params\": {\"prompt\": \"hi\"}, \"out\": \"/a\", \"next\": {\"default\": \"h\"}},"
+        " \"h\": {\"type\": \"http\", \"params\": {\"method\": \"POST\", \"url\": \"BASE/v1/chat/completions\","
+        "        \"body\": {\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}}}}}",
+        NULL);
+    ck_assert_int_eq(out.status, FLOW_FAILED);
+    ck_assert_str_eq(json_string_value(at("/a/text")), "mock answer to: hi");
+    ck_assert_int_eq(out.error, FLOW_EOUTBOUND);
+    ck_assert_str_eq(out.error_node, "h");
+}
+END_TEST
+
 static Suite *nodes_suite(void) {
     Suite *s = suite_create("nodes");
     TCase *tc = tcase_create("nodes");
@@ -755,6 +863,10 @@ static Suite *nodes_suite(void) {
     tcase_add_test(tc, test_a_map_over_ten_thousand_urls_keeps_to_its_limit);
     tcase_add_test(tc, test_a_map_over_a_sub_flow_runs_it_per_item);
     tcase_add_test(tc, test_a_flow_node_runs_another_flow_with_params);
+    tcase_add_test(tc, test_an_http_node_the_policy_refuses_fails_at_once_without_retries);
+    tcase_add_test(tc, test_a_documents_outbound_list_lets_its_http_nodes_through);
+    tcase_add_test(tc, test_a_flow_of_the_server_keeps_its_own_documents_list);
+    tcase_add_test(tc, test_llm_nodes_reach_their_endpoint_and_http_nodes_do_not);
     suite_add_tcase(s, tc);
     return s;
 }

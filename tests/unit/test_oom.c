@@ -131,7 +131,8 @@ END_TEST
 
 /* A document with a bit of every part of the loader and of the built-in types. */
 static const char *doc_text =
-    "{\"name\": \"oomdoc\", \"params\": {\"api\": \"http://127.0.0.1:1\"}, \"start\": \"a\", \"nodes\": {"
+    "{\"name\": \"oomdoc\", \"params\": {\"api\": \"http://127.0.0.1:1\"}, \"start\": \"a\","
+    " \"outbound\": {\"allow\": [\"127.0.0.1:1\", \"10.0.0.0/8\", \"[::1]:9\", \"*.example.com:443\"]}, \"nodes\": {"
     " \"a\": {\"type\": \"set\", \"params\": {\"/x\": \"{{$params/api}}/{{$shared/k}}\", \"/y/{{$shared/k}}\": 1},"
     "        \"next\": {\"default\": \"b\"}},"
     " \"b\": {\"type\": \"choice\", \"params\": {\"value\": \"$shared/k\", \"cases\": [{\"matches\": \"^(v|w)+$\", \"action\": \"go\"},"

@@ -7,18 +7,26 @@
 typedef struct flaky {
     unsigned fail_tries;
     int later;          /* fail and succeed from a uv_timer instead of inside exec */
+    int final;          /* fail with flow_fail_final: no other try */
     unsigned preps, posts;
     json_t *attempts;   /* every attempt number exec saw */
     uv_timer_t timer;
     flow_ctx_t *pending;
 } flaky_t;
 
+static void fail_try(flow_ctx_t *ctx, const flaky_t *f) {
+    if (f->final)
+        flow_fail_final(ctx, FLOW_EIO, "upstream said no (try %u)", flow_ctx_attempt(ctx) + 1);
+    else
+        flow_fail(ctx, FLOW_EIO, "upstream said no (try %u)", flow_ctx_attempt(ctx) + 1);
+}
+
 static void later_cb(uv_timer_t *t) {
     flaky_t *f = t->data;
     flow_ctx_t *ctx = f->pending;
     f->pending = NULL;
     if (flow_ctx_attempt(ctx) < f->fail_tries)
-        flow_fail(ctx, FLOW_EIO, "upstream said no (try %u)", flow_ctx_attempt(ctx) + 1);
+        fail_try(ctx, f);
     else
         flow_done(ctx, json_string("fine"));
 }
@@ -36,7 +44,7 @@ static void flaky_exec(flow_ctx_t *ctx, json_t *prep_res) {
         f->pending = ctx;
         uv_timer_start(&f->timer, later_cb, 1, 0);
     } else if (flow_ctx_attempt(ctx) < f->fail_tries) {
-        flow_fail(ctx, FLOW_EIO, "upstream said no (try %u)", flow_ctx_attempt(ctx) + 1);
+        fail_try(ctx, f);
     } else {
         flow_done(ctx, json_string("fine"));
     }
@@ -269,6 +277,39 @@ START_TEST(test_the_next_node_reads_what_the_fallback_gave) {
 }
 END_TEST
 
+/* flow_fail_final: the error would be the same on a retry (an address the outbound policy refuses):
+ * no other try, at once or later, on the loop or on the thread pool; the fallback still runs. */
+START_TEST(test_a_final_failure_is_not_retried_but_the_fallback_runs) {
+    flow_node_t *n;
+    f.fail_tries = 10;
+    f.final = 1;
+    for (int mode = 0; mode < 3; mode++) {
+        f.later = mode == 1;
+        json_array_clear(f.attempts);
+        flow_def_t *def = one_node(&flaky_ops, &f, 3, 1000, &n);
+        if (mode == 2)
+            ck_assert_int_eq(flow_node_set_threaded(n, 1), 0);
+        harness_run(&h, def, NULL, NULL, &out);
+        ck_assert_int_eq(out.status, FLOW_FAILED);
+        ck_assert_str_eq(out.error_message, "upstream said no (try 1)");
+        ck_assert_str_eq(dumps(f.attempts), "[0]");
+        ck_assert_uint_eq(out.history[0].tries, 1);
+        ck_assert_uint_eq(out.totals.retries, 0);
+        outcome_clear(&out);
+        flow_def_unref(def);
+    }
+    f.later = 0;
+    json_array_clear(f.attempts);
+    flow_def_t *def = one_node(&recover_ops, &f, 3, 0, &n);
+    harness_run(&h, def, NULL, NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(json_string_value(json_object_get(out.shared, "result")),
+                     "recovered from: upstream said no (try 1)");
+    ck_assert_str_eq(dumps(f.attempts), "[0]");
+    flow_def_unref(def);
+}
+END_TEST
+
 /* ---- node timeouts ---- */
 
 /* An exec that never completes by itself; cancel is how the engine stops it. */
@@ -337,6 +378,7 @@ static Suite *retry_suite(void) {
     tcase_add_test(tc, test_a_fallback_may_fail_with_its_own_error);
     tcase_add_test(tc, test_a_fallback_is_not_called_when_exec_succeeds);
     tcase_add_test(tc, test_the_next_node_reads_what_the_fallback_gave);
+    tcase_add_test(tc, test_a_final_failure_is_not_retried_but_the_fallback_runs);
     tcase_add_test(tc, test_a_try_that_passes_its_timeout_fails_and_is_retried);
     tcase_add_test(tc, test_a_timed_out_sleep_is_stopped_and_the_next_try_can_succeed);
     suite_add_tcase(s, tc);

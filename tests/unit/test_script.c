@@ -269,14 +269,16 @@ static flow_registry_t *reg;
 static flow_nodes_env_t env;
 static mock_t *mock;
 static flow_http_t *http;
+static flow_netrules_t *allow;
 static char base[64];
 
 static void setup_docs(void) {
     ck_assert_int_eq(mock_start(NULL, &mock), 0);
     flow_engine_opts_t eo = {.log_lines = 3, .log_job_bytes = 64};
     harness_init(&h, &eo);
-    ck_assert_int_eq(flow_http_new(&h.loop, NULL, &http), 0);
     snprintf(base, sizeof base, "http://127.0.0.1:%u", (unsigned)mock_port(mock));
+    allow = rules_of(base + strlen("http://")); /* as flowd --allow-outbound 127.0.0.1:PORT does */
+    ck_assert_int_eq(flow_http_new(&h.loop, &(flow_http_opts_t){.allow = allow}, &http), 0);
     env = (flow_nodes_env_t){
         .http = http,
         .lua = {.instructions = 1000000, .instructions_max = 5000000, .time_ms = 600000}};
@@ -289,6 +291,7 @@ static void teardown_docs(void) {
     flow_http_close(http);
     harness_close(&h);
     flow_registry_free(reg);
+    flow_netrules_unref(allow);
     mock_stop(mock);
 }
 

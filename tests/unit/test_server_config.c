@@ -193,6 +193,36 @@ START_TEST(test_help_and_version) {
 }
 END_TEST
 
+/* --allow-outbound, --deny-outbound (entries checked when read) and --flow-outbound. */
+START_TEST(test_outbound_flags) {
+    flowd_config_t c;
+    char err[256];
+    ck_assert_int_eq(parse(&c, NULL, err, sizeof err, NULL), FLOWD_CONFIG_RUN);
+    ck_assert_str_eq(c.allow_outbound, "");
+    ck_assert_str_eq(c.deny_outbound, "");
+    ck_assert_int_eq(c.flow_outbound, 1);
+    static const char *const env[] = {"FLOWD_ALLOW_OUTBOUND=10.0.0.0/8", "FLOWD_FLOW_OUTBOUND=off", NULL};
+    ck_assert_int_eq(parse(&c, env, err, sizeof err, "--deny-outbound=0.0.0.0/0,::/0", NULL), FLOWD_CONFIG_RUN);
+    ck_assert_str_eq(c.allow_outbound, "10.0.0.0/8");
+    ck_assert_str_eq(c.deny_outbound, "0.0.0.0/0,::/0");
+    ck_assert_int_eq(c.flow_outbound, 0);
+    ck_assert_int_eq(parse(&c, env, err, sizeof err, "--allow-outbound", "127.0.0.1:8090, [::1]:9000, api.example.com",
+                           "--flow-outbound", "on", NULL),
+                     FLOWD_CONFIG_RUN);
+    ck_assert_str_eq(c.allow_outbound, "127.0.0.1:8090, [::1]:9000, api.example.com");
+    ck_assert_int_eq(c.flow_outbound, 1);
+    ck_assert_int_eq(parse(&c, NULL, err, sizeof err, "--allow-outbound", "10.0.0.0/8,0x7f000001", NULL),
+                     FLOWD_CONFIG_ERROR);
+    ck_assert_str_eq(err, "--allow-outbound: '0x7f000001': write an IPv4 address as four decimal numbers, such as "
+                          "127.0.0.1");
+    static const char *const bad_env[] = {"FLOWD_DENY_OUTBOUND=[::1]:0", NULL};
+    ck_assert_int_eq(parse(&c, bad_env, err, sizeof err, NULL), FLOWD_CONFIG_ERROR);
+    ck_assert_str_eq(err, "FLOWD_DENY_OUTBOUND: '[::1]:0': the port after ':' is 1 to 65535");
+    ck_assert_int_eq(parse(&c, NULL, err, sizeof err, "--flow-outbound", "yes", NULL), FLOWD_CONFIG_ERROR);
+    ck_assert_str_eq(err, "--flow-outbound: 'yes' is not valid: expected on or off");
+}
+END_TEST
+
 static Suite *config_suite(void) {
     Suite *s = suite_create("server_config");
     TCase *tc = tcase_create("config");
@@ -202,6 +232,7 @@ static Suite *config_suite(void) {
     tcase_add_test(tc, test_sizes_and_durations);
     tcase_add_test(tc, test_errors_name_the_flag);
     tcase_add_test(tc, test_help_and_version);
+    tcase_add_test(tc, test_outbound_flags);
     suite_add_tcase(s, tc);
     return s;
 }
