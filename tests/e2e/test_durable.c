@@ -622,9 +622,11 @@ END_TEST
 
 /* An http node's Idempotency-Key is <job>:<node>:<visit>: a visit in flight when flowd is killed
  * runs again after the restart with the key it had, so an upstream that honours keys does its
- * work once. The second node's request is held by the mock for seconds; flowd dies meanwhile. */
+ * work once. The second node's request is held by the mock for seconds; flowd dies meanwhile. The
+ * document's own outbound list lets its nodes reach the mock on loopback. */
 static const char visits_doc[] =
-    "{\"name\": \"visits\", \"params\": {\"base\": \"\"}, \"start\": \"first\", \"nodes\": {"
+    "{\"name\": \"visits\", \"params\": {\"base\": \"\"}, \"outbound\": {\"allow\": [\"127.0.0.1\"]},"
+    " \"start\": \"first\", \"nodes\": {"
     " \"first\": {\"type\": \"http\", \"params\": {\"url\": \"{{$params/base}}/echo\"},"
     "   \"out\": {\"/first\": \"/body/headers/idempotency-key\"}, \"next\": {\"default\": "
     "\"second\"}},"
