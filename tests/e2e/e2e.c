@@ -470,9 +470,11 @@ json_t *e2e_wait_status(e2e_server_t *s, const char *id, const char *status, uns
                     strcmp(now, "canceled") == 0;
         if (status ? strcmp(now, status) == 0 : final)
             return job;
+        char seen[32];
+        snprintf(seen, sizeof seen, "%s", now); /* now goes with job */
         json_decref(job);
         uint64_t now_ms = e2e_now_ms();
-        ck_assert_msg(now_ms < deadline, "job %s is %s, not %s, after %u ms", id, now,
+        ck_assert_msg(now_ms < deadline, "job %s is %s, not %s, after %u ms", id, seen,
                       status ? status : "ended", timeout_ms);
         uint64_t left = deadline - now_ms;
         snprintf(path, sizeof path, "/v1/jobs/%s?wait=%.3f", id, left > 2000 ? 2.0 : (double)left / 1000);
