@@ -8,7 +8,13 @@
 
 #include "run.h"
 
-#define IDLE_JOBS_MAX 1024 /* jobs run per loop iteration, so I/O and timers get their turn */
+/* Fair turns. A job's turn ends at the first step boundary past TURN_NS of loop time (or past the
+ * engine's step_budget), and the job goes to the back of the run queue; the queue gets turns for
+ * IDLE_SLICE_NS per loop iteration, then the loop polls. So I/O, timers, other jobs and the
+ * commands of other threads (a cancel, a shutdown) wait at most that long plus one step, however
+ * expensive each step of a job is (a node's work, or its callbacks: a checkpoint of a large store). */
+#define TURN_NS 1000000u
+#define IDLE_SLICE_NS 2000000u
 
 static void job_run(flow_job_t *job);
 static void job_maybe_free(flow_job_t *job);
@@ -20,34 +26,59 @@ static void frame_cancel(struct frame *f);
 
 static void on_idle(uv_idle_t *idle);
 
+static void runq_unlink(flow_engine_t *eng, flow_job_t *job) {
+    if (job->runq_prev != NULL)
+        job->runq_prev->runq_next = job->runq_next;
+    else
+        eng->runq_head = job->runq_next;
+    if (job->runq_next != NULL)
+        job->runq_next->runq_prev = job->runq_prev;
+    else
+        eng->runq_tail = job->runq_prev;
+    job->runq_next = job->runq_prev = NULL;
+    job->in_runq = 0;
+}
+
+/* To the back of the run queue; a job that has ended goes to the front (ending is quick, and whoever
+ * canceled it waits for it). */
 static void runq_push(flow_job_t *job) {
     flow_engine_t *eng = job->eng;
-    if (job->in_runq)
-        return;
+    if (job->in_runq) {
+        if (!job->final || eng->runq_head == job)
+            return;
+        runq_unlink(eng, job);
+    }
     job->in_runq = 1;
-    job->runq_next = NULL;
-    if (eng->runq_tail != NULL)
-        eng->runq_tail->runq_next = job;
-    else
+    if (job->final) {
+        job->runq_next = eng->runq_head;
+        if (eng->runq_head != NULL)
+            eng->runq_head->runq_prev = job;
+        else
+            eng->runq_tail = job;
         eng->runq_head = job;
-    eng->runq_tail = job;
+    } else {
+        job->runq_prev = eng->runq_tail;
+        if (eng->runq_tail != NULL)
+            eng->runq_tail->runq_next = job;
+        else
+            eng->runq_head = job;
+        eng->runq_tail = job;
+    }
     if (!uv_is_active((uv_handle_t *)&eng->idle) && !eng->closing)
         uv_idle_start(&eng->idle, on_idle);
 }
 
 static void on_idle(uv_idle_t *idle) {
     flow_engine_t *eng = idle->data;
-    for (int i = 0; i < IDLE_JOBS_MAX && eng->runq_head != NULL; i++) {
+    uint64_t t0 = uv_hrtime();
+    do {
         flow_job_t *job = eng->runq_head;
-        eng->runq_head = job->runq_next;
-        if (eng->runq_head == NULL)
-            eng->runq_tail = NULL;
-        job->in_runq = 0;
+        runq_unlink(eng, job);
         if (job->finalized)
             job_maybe_free(job);
         else
-            job_run(job);
-    }
+            job_run(job); /* a job that yields goes to the back of the queue */
+    } while (eng->runq_head != NULL && uv_hrtime() - t0 < IDLE_SLICE_NS);
     if (eng->runq_head == NULL)
         uv_idle_stop(idle);
 }
@@ -109,11 +140,9 @@ void flow_engine_close(flow_engine_t *eng) {
     /* The idle handle will not run again: free the finalized jobs still queued on it. */
     while (eng->runq_head != NULL) {
         flow_job_t *job = eng->runq_head;
-        eng->runq_head = job->runq_next;
-        job->in_runq = 0;
+        runq_unlink(eng, job);
         job_maybe_free(job);
     }
-    eng->runq_tail = NULL;
     uv_close((uv_handle_t *)&eng->idle, on_idle_closed);
     flow__timers_close(eng->timers, on_timers_closed, eng);
 }
@@ -655,6 +684,8 @@ static int step_begin(struct frame *f, uint64_t now_ns) {
     const flow_node_t *node = f->cur;
     s->node = node;
     s->start_ns = now_ns ? now_ns : uv_hrtime();
+    if (job->turn_ns == 0)
+        job->turn_ns = s->start_ns;
     if (f != &job->top) {
         if (job->max_steps != 0 && job->started_steps >= job->max_steps) {
             char msg[96];
@@ -724,8 +755,11 @@ static uint64_t step_end(struct frame *f) {
         }
     }
     uint64_t end = uv_hrtime();
-    if (f != &job->top)
+    if (f != &job->top) {
         record_step(job, s, succ ? succ->action : action, succ == NULL, 0, NULL, end, succ ? succ->to : NULL);
+        if (job->on_event != NULL)
+            end = uv_hrtime(); /* after the callbacks (a checkpoint, say): the turn counts them */
+    }
     if (succ == NULL || succ->to == NULL) {
         if (succ == NULL && node->nsucc > 0)
             warn_no_successor(job, node, action);
@@ -819,7 +853,8 @@ static void frame_run(struct frame *f) {
             }
             if (job->eng->draining)
                 return; /* parked at a step boundary; freed with the job */
-            if (job->budget == 0) {
+            if (job->budget == 0 || (t != 0 && job->turn_ns != 0 && t - job->turn_ns >= TURN_NS)) {
+                job->budget = 0; /* job_run queues the job again */
                 ready_push(job, f);
                 return;
             }
@@ -912,6 +947,7 @@ static void job_run(flow_job_t *job) {
         return;
     job->running = 1;
     job->budget = job->eng->step_budget;
+    job->turn_ns = 0;
     if (!job->final) {
         if (job->status == FLOW_QUEUED) {
             job->started_us = flow__wall_us();

@@ -267,7 +267,8 @@ int flow_registry_list_flows(flow_registry_t *reg, flow_def_t ***out, size_t *co
 
 typedef struct flow_engine_opts {
     unsigned history_limit; /* history entries a job keeps (older ones only count); 0: 100 */
-    unsigned step_budget;   /* steps a job runs before it lets other jobs run; 0: 256 */
+    unsigned step_budget;   /* steps a job runs before it lets other jobs run (or fewer: a turn also
+                             * ends at the first step boundary past 1 ms); 0: 256 */
 } flow_engine_opts_t;
 
 /* opts may be NULL. The engine holds one uv_idle_t on loop (unreferenced while there is no work). */
