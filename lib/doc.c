@@ -569,7 +569,7 @@ static int load_graph(loader_t *L, graph_t *gr) {
 }
 
 static const char *const doc_members[] = {"$schema", "name", "version", "description", "params", "start", "nodes",
-                                          "flows", NULL};
+                                          "flows", "max_steps", "deadline", NULL};
 static const char *const subflow_members[] = {"description", "params", "start", "nodes", NULL};
 
 static int check_document(loader_t *L, json_t *doc) {
@@ -578,6 +578,14 @@ static int check_document(loader_t *L, json_t *doc) {
     only_keys(L, NULL, doc, "", doc_members, "a flow document");
     if (name == NULL || !valid_name(name, 1))
         problem(L, NULL, "/name", "name is 1 to %d letters, digits, '_', '-' or '.'", NAME_MAX_LEN);
+    if (json_object_get(doc, "max_steps") != NULL &&
+        !number_in(json_object_get(doc, "max_steps"), 1, FLOW_DOC_MAX_STEPS))
+        problem(L, NULL, "/max_steps", "max_steps is the steps a job may run, 1 to %lld (and at most the "
+                "server's maximum)", FLOW_DOC_MAX_STEPS);
+    if (json_object_get(doc, "deadline") != NULL &&
+        !number_in(json_object_get(doc, "deadline"), 1, FLOW_DOC_MAX_DEADLINE_MS))
+        problem(L, NULL, "/deadline", "deadline is the milliseconds a job may take from its start, 1 to %lld "
+                "(and at most the server's maximum)", FLOW_DOC_MAX_DEADLINE_MS);
     if (json_object_get(doc, "version") != NULL && !json_is_string(json_object_get(doc, "version")))
         problem(L, NULL, "/version", "version is a string");
     if (json_object_get(doc, "description") != NULL && !json_is_string(json_object_get(doc, "description")))

@@ -11,6 +11,8 @@
 #define FLOW_DOC_MAX_BYTES ((size_t)4 << 20) /* a document file or body */
 #define FLOW_DOC_MAX_NODES 1000              /* nodes of a document, sub-flows included */
 #define FLOW_DOC_MAX_NESTING 8               /* flows inside flows */
+#define FLOW_DOC_MAX_STEPS 1000000000000ll   /* a document's max_steps */
+#define FLOW_DOC_MAX_DEADLINE_MS 315360000000ll /* a document's deadline: ten years */
 
 /* Builds doc (borrowed; the definition keeps a reference in its meta, {"document": doc, "digest"}) into *out,
  * a new definition named after the document, using reg for node types and for the flows that

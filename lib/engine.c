@@ -950,7 +950,8 @@ static void job_run(flow_job_t *job) {
     job->turn_ns = 0;
     if (!job->final) {
         if (job->status == FLOW_QUEUED) {
-            job->started_us = flow__wall_us();
+            if (job->started_us == 0) /* else it resumes: it keeps its first start */
+                job->started_us = flow__wall_us();
             flow__job_set_status(job, FLOW_RUNNING);
         } else if (job->status == FLOW_WAITING && job->wait_head == NULL) {
             flow__job_set_status(job, FLOW_RUNNING);
@@ -1029,10 +1030,17 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
         job->resume_tries = opts->resume_tries;
     }
     job->started_steps = job->totals.steps = opts->resume_steps;
-    if (opts->deadline_ms > 0 && flow__timer_start(eng->timers, &job->deadline, opts->deadline_ms,
-                                                   on_deadline) < 0) {
-        rc = FLOW_ENOMEM;
-        goto fail;
+    job->started_us = opts->resume_started_us;
+    if (opts->deadline_ms > 0) {
+        uint64_t left = opts->deadline_ms, now_us = flow__wall_us();
+        if (job->started_us != 0 && now_us > job->started_us) {
+            uint64_t ran_ms = (now_us - job->started_us) / 1000u;
+            left = ran_ms < left ? left - ran_ms : 0;
+        }
+        if (flow__timer_start(eng->timers, &job->deadline, left, on_deadline) < 0) {
+            rc = FLOW_ENOMEM;
+            goto fail;
+        }
     }
     job->eng = eng;
     job->def = flow_def_ref(def);

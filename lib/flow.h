@@ -348,10 +348,13 @@ typedef struct flow_job_opts {
     void *data;            /* given to the callbacks */
     /* Resuming a job that stopped (a restart after a crash): start at this node of the root flow
      * (copied; NULL: at its start), as if resume_tries tries of it had already failed, and count
-     * steps on from resume_steps. The root flow's prep runs again. */
+     * steps on from resume_steps. The root flow's prep runs again. resume_started_us (wall clock,
+     * 0: none) is when the job first started: flow_job_started_us() gives it, and deadline_ms counts
+     * from it (a deadline already past fails the job before it runs a step). */
     const char *resume_node;
     unsigned resume_tries;
     uint64_t resume_steps;
+    uint64_t resume_started_us;
 } flow_job_opts_t;
 
 /* Starts a job of def (which gets sealed and referenced) on shared (stolen, on error too; NULL means
@@ -383,7 +386,7 @@ const flow_error_t *flow_job_error(const flow_job_t *job); /* code 0 unless fail
 json_t *flow_job_waiting_for(const flow_job_t *job);  /* borrowed request of the oldest input wait */
 void *flow_job_data(const flow_job_t *job);
 uint64_t flow_job_created_us(const flow_job_t *job);
-uint64_t flow_job_started_us(const flow_job_t *job);  /* 0 while queued */
+uint64_t flow_job_started_us(const flow_job_t *job);  /* 0 while queued (but resume_started_us) */
 uint64_t flow_job_finished_us(const flow_job_t *job); /* 0 until done */
 
 /* History: the last history_limit entries, oldest first, and totals over the whole job. */

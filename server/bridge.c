@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "doc.h"
 #include "log.h"
 
 struct flowd_bridge {
@@ -498,6 +499,21 @@ static void restart_succeeded(flowd_server_t *srv, flowd_job_t *job, json_t *sha
     flowd_jobs_ended(srv->jobs, job);
 }
 
+/* A job's steps and time: the server's, or its flow document's own where they are lower. A resumed
+ * job counts both from its first start (the engine gets its steps and start time). */
+static void set_limits(const flowd_config_t *cfg, const flow_def_t *def, flow_job_opts_t *opts) {
+    json_t *doc = flow_doc_of(def);
+    json_t *steps = json_object_get(doc, "max_steps"), *deadline = json_object_get(doc, "deadline");
+    opts->max_steps = cfg->max_steps;
+    opts->deadline_ms = cfg->deadline_ms;
+    if (json_is_integer(steps) && json_integer_value(steps) > 0 &&
+        (uint64_t)json_integer_value(steps) < opts->max_steps)
+        opts->max_steps = (uint64_t)json_integer_value(steps);
+    if (json_is_integer(deadline) && json_integer_value(deadline) > 0 &&
+        (uint64_t)json_integer_value(deadline) < opts->deadline_ms)
+        opts->deadline_ms = (uint64_t)json_integer_value(deadline);
+}
+
 /* job: the queue's reference, dropped here. */
 static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
     flowd_server_t *srv = b->srv;
@@ -509,7 +525,9 @@ static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
                             .data = job,
                             .resume_node = job->restart_node,
                             .resume_tries = job->restart_tries,
-                            .resume_steps = job->restart_steps};
+                            .resume_steps = job->restart_steps,
+                            .resume_started_us = job->started_us}; /* 0 unless restored */
+    set_limits(&srv->cfg, job->def, &opts);
     flow_job_t *fj = NULL;
     json_t *shared = job->start_shared;
     job->start_shared = job->start_params = NULL;

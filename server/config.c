@@ -84,6 +84,12 @@ static const setting_t settings[] = {
      "OpenAI-compatible API of llm nodes, e.g. https://api.openai.com/v1 (the key: FLOWD_LLM_API_KEY)"},
     {"llm-model", "FLOWD_LLM_MODEL", K_TEXT, OFF(llm_model), 0, sizeof(((flowd_config_t *)0)->llm_model), "",
      "NAME", "the model of llm nodes that name none"},
+    /* limits: what one job, one answer, one flow or one slow client may take */
+    {"max-steps", "FLOWD_MAX_STEPS", K_UINT, OFF(max_steps), 1, 1000000000, "10000", "N",
+     "steps a job may run (a flow's max_steps may ask for fewer); then it fails max_steps_exceeded"},
+    {"deadline", "FLOWD_DEADLINE", K_MS, OFF(deadline_ms), 1000, 3650 * DAY_MS, "24h", "DURATION",
+     "how long a job may take from its start (a flow's deadline may ask for less); then it fails "
+     "deadline_exceeded"},
 };
 
 /* Read from the environment only, never a flag: flags show in ps. */

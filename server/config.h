@@ -40,6 +40,9 @@ typedef struct flowd_config {
     char llm_base_url[512];     /* OpenAI-compatible endpoint of llm nodes; "" none */
     char llm_model[128];        /* the model of llm nodes that name none */
     char llm_api_key[512];      /* from FLOWD_LLM_API_KEY only: a flag would show in ps */
+    /* limits */
+    unsigned max_steps;         /* steps a job may run (a flow's max_steps may be lower) */
+    uint64_t deadline_ms;       /* how long a job may take from its start (a flow's deadline may be lower) */
 } flowd_config_t;
 
 enum {

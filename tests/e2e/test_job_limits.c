@@ -1,0 +1,216 @@
+/* test_job_limits.c: what one job may take: its steps and its time (--max-steps, --deadline and a
+ * flow's own max_steps and deadline, counted from the first start across a restart). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "e2e/e2e.h"
+
+static e2e_server_t srv;
+static char dir[64], store[128];
+static const char *const json_ct[] = {"Content-Type: application/json", NULL};
+
+static void setup(void) {
+    snprintf(dir, sizeof dir, "/tmp/flowd-jlimits-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(store, sizeof store, "sqlite:%s/flowd.db", dir);
+}
+
+static void teardown(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static const char *str(json_t *obj, const char *key) {
+    return json_string_value(json_object_get(obj, key));
+}
+
+static void stop(void) {
+    ck_assert_int_eq(e2e_stop(&srv, 20000), 0);
+    e2e_cleanup(&srv);
+}
+
+/* A flow named name whose node a loops to itself, sleeping `seconds` each step; extra: more members of
+ * the document ("" or ", \"max_steps\": 5"). */
+static void put_loop(e2e_server_t *s, const char *name, const char *seconds, const char *extra) {
+    char doc[512], path[128];
+    snprintf(doc, sizeof doc,
+             "{\"start\": \"a\"%s, \"nodes\": {\"a\": {\"type\": \"sleep\", \"params\": {\"seconds\": %s},"
+             " \"next\": {\"default\": \"a\"}}}}",
+             extra, seconds);
+    snprintf(path, sizeof path, "/v1/flows/%s", name);
+    e2e_resp_t r;
+    e2e_request(s, "PUT", path, json_ct, doc, &r);
+    ck_assert_msg(r.status == 201 || r.status == 200, "PUT %s: %ld %s", path, r.status, r.body);
+    e2e_resp_free(&r);
+}
+
+static json_t *run_to_end(e2e_server_t *s, const char *flow, unsigned timeout_ms) {
+    char body[128];
+    snprintf(body, sizeof body, "{\"flow\": \"%s\"}", flow);
+    json_t *job = e2e_start_job(s, body);
+    json_t *end = e2e_wait_status(s, str(job, "id"), NULL, timeout_ms);
+    json_decref(job);
+    return end;
+}
+
+static void assert_failed(json_t *job, const char *code, const char *words, json_int_t steps) {
+    json_t *err = json_object_get(job, "error");
+    ck_assert_str_eq(str(job, "status"), "failed");
+    ck_assert_str_eq(str(err, "code"), code);
+    ck_assert_msg(strstr(str(err, "message"), words) != NULL, "%s", str(err, "message"));
+    if (steps >= 0)
+        ck_assert_int_eq(json_integer_value(json_object_get(job, "steps")), steps);
+}
+
+/* Every job has a step limit: the server's, or its flow's when that is lower. */
+START_TEST(test_steps_are_limited_by_the_server_and_the_flow) {
+    e2e_start(&srv, "--max-steps", "30", NULL);
+    put_loop(&srv, "forever", "0", "");
+    put_loop(&srv, "short", "0", ", \"max_steps\": 12");
+    put_loop(&srv, "greedy", "0", ", \"max_steps\": 1000000");
+    json_t *job = run_to_end(&srv, "forever", 10000);
+    assert_failed(job, "max_steps_exceeded", "30 steps", 30);
+    json_decref(job);
+    job = run_to_end(&srv, "short", 10000);
+    assert_failed(job, "max_steps_exceeded", "12 steps", 12);
+    json_decref(job);
+    job = run_to_end(&srv, "greedy", 10000); /* never above the server's */
+    assert_failed(job, "max_steps_exceeded", "30 steps", 30);
+    json_decref(job);
+    stop();
+}
+END_TEST
+
+/* The default is 10,000 steps: a loop that never ends does. */
+START_TEST(test_a_job_stops_at_ten_thousand_steps_by_default) {
+    e2e_start(&srv, NULL);
+    put_loop(&srv, "forever", "0", "");
+    json_t *job = run_to_end(&srv, "forever", 30000);
+    assert_failed(job, "max_steps_exceeded", "10000 steps", 10000);
+    json_decref(job);
+    stop();
+}
+END_TEST
+
+/* Every job has a deadline: the server's, or its flow's when that is sooner. */
+START_TEST(test_time_is_limited_by_the_server_and_the_flow) {
+    e2e_start(&srv, "--deadline", "1s", NULL);
+    put_loop(&srv, "slow", "0.05", "");
+    put_loop(&srv, "hasty", "0.05", ", \"deadline\": 300");
+    put_loop(&srv, "patient", "0.05", ", \"deadline\": 3600000");
+    json_t *job = run_to_end(&srv, "slow", 10000);
+    assert_failed(job, "deadline_exceeded", "1000 ms", -1);
+    json_decref(job);
+    job = run_to_end(&srv, "hasty", 10000);
+    assert_failed(job, "deadline_exceeded", "300 ms", -1);
+    json_decref(job);
+    job = run_to_end(&srv, "patient", 10000);
+    assert_failed(job, "deadline_exceeded", "1000 ms", -1);
+    json_decref(job);
+    stop();
+}
+END_TEST
+
+/* A flow's limits are checked when it is loaded. */
+START_TEST(test_bad_limits_in_a_document_are_refused) {
+    e2e_start(&srv, NULL);
+    e2e_resp_t r;
+    e2e_request(&srv, "PUT", "/v1/flows/bad", json_ct,
+                "{\"start\": \"a\", \"max_steps\": 0, \"deadline\": \"1h\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}",
+                &r);
+    ck_assert_int_eq(r.status, 422);
+    ck_assert_msg(strstr(r.body, "max_steps is the steps a job may run") != NULL, "%s", r.body);
+    ck_assert_msg(strstr(r.body, "deadline is the milliseconds a job may take") != NULL, "%s", r.body);
+    e2e_resp_free(&r);
+    e2e_request(&srv, "PUT", "/v1/flows/good", json_ct,
+                "{\"start\": \"a\", \"max_steps\": 5, \"deadline\": 60000, \"nodes\": {\"a\": {\"type\": \"noop\"}}}",
+                &r);
+    ck_assert_int_eq(r.status, 201);
+    ck_assert_msg(strstr(r.body, "\"max_steps\": 5") != NULL, "%s", r.body); /* in the document */
+    e2e_resp_free(&r);
+    stop();
+}
+END_TEST
+
+static json_t *wait_steps(e2e_server_t *s, const char *id, json_int_t at_least) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    uint64_t deadline = e2e_now_ms() + 20000;
+    for (;;) {
+        json_t *job = e2e_get_json(s, path);
+        if (json_integer_value(json_object_get(job, "steps")) >= at_least)
+            return job;
+        json_decref(job);
+        ck_assert_msg(e2e_now_ms() < deadline, "job %s did not reach %lld steps", id, (long long)at_least);
+        usleep(20000);
+    }
+}
+
+/* A job resumed after a crash goes on counting its steps from where it was, not from zero. */
+START_TEST(test_a_resumed_job_keeps_counting_its_steps) {
+    e2e_start(&srv, "--store", store, NULL);
+    put_loop(&srv, "counted", "0.05", ", \"max_steps\": 12");
+    json_t *job = e2e_start_job(&srv, "{\"flow\": \"counted\"}");
+    char id[64];
+    snprintf(id, sizeof id, "%s", str(job, "id"));
+    json_decref(job);
+    json_decref(wait_steps(&srv, id, 5));
+    e2e_kill(&srv);
+    e2e_cleanup(&srv);
+    e2e_start(&srv, "--store", store, NULL);
+    job = e2e_wait_status(&srv, id, NULL, 20000);
+    assert_failed(job, "max_steps_exceeded", "12 steps", 12); /* not 12 more */
+    json_decref(job);
+    stop();
+}
+END_TEST
+
+/* A job resumed after its deadline has passed fails at once, without another step: the deadline
+ * counts from its first start, not from the restart. */
+START_TEST(test_a_resumed_job_keeps_its_deadline) {
+    e2e_start(&srv, "--store", store, NULL);
+    put_loop(&srv, "timed", "0.05", ", \"deadline\": 2000");
+    json_t *job = e2e_start_job(&srv, "{\"flow\": \"timed\"}");
+    char id[64];
+    snprintf(id, sizeof id, "%s", str(job, "id"));
+    json_decref(job);
+    json_decref(wait_steps(&srv, id, 3));
+    e2e_kill(&srv);
+    e2e_cleanup(&srv);
+    usleep(2500000); /* past the deadline, counted from the first start */
+    e2e_start(&srv, "--store", store, "--log-level", "debug", NULL);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/history", id);
+    json_t *before = e2e_get_json(&srv, path);
+    json_int_t stored = json_integer_value(json_object_get(json_object_get(before, "totals"), "steps"));
+    json_decref(before);
+    job = e2e_wait_status(&srv, id, NULL, 20000);
+    assert_failed(job, "deadline_exceeded", "2000 ms", stored);
+    json_decref(job);
+    stop();
+}
+END_TEST
+
+static Suite *job_limits_suite(void) {
+    Suite *s = suite_create("job_limits");
+    TCase *tc = tcase_create("job_limits");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_steps_are_limited_by_the_server_and_the_flow);
+    tcase_add_test(tc, test_a_job_stops_at_ten_thousand_steps_by_default);
+    tcase_add_test(tc, test_time_is_limited_by_the_server_and_the_flow);
+    tcase_add_test(tc, test_bad_limits_in_a_document_are_refused);
+    tcase_add_test(tc, test_a_resumed_job_keeps_counting_its_steps);
+    tcase_add_test(tc, test_a_resumed_job_keeps_its_deadline);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    return e2e_main(job_limits_suite());
+}
