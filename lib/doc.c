@@ -69,13 +69,28 @@ static const char *join(char *buf, size_t cap, const char *where, const char *to
     return buf;
 }
 
-static int valid_name(const char *s, int dots) {
+int flow_doc_name_ok(const char *name, size_t len) {
+    if (len == 0 || len > NAME_MAX_LEN || !((name[0] >= 'a' && name[0] <= 'z') ||
+                                             (name[0] >= 'A' && name[0] <= 'Z') ||
+                                             (name[0] >= '0' && name[0] <= '9')))
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* A node's or a sub-flow's name. */
+static int valid_name(const char *s) {
     size_t n = strlen(s);
     if (n == 0 || n > NAME_MAX_LEN)
         return 0;
     for (const char *p = s; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
-              *p == '-' || (dots && *p == '.')))
+              *p == '-'))
             return 0;
     return 1;
 }
@@ -413,7 +428,7 @@ static int load_node(loader_t *L, const graph_t *gr, const char *name, json_t *s
     join(at, sizeof at, gr->where, "nodes");
     join(where, sizeof where, at, name);
     *out = NULL;
-    if (!valid_name(name, 0))
+    if (!valid_name(name))
         problem(L, gr, where, "a node name is 1 to %d letters, digits, '_' or '-'", NAME_MAX_LEN);
     if (!json_is_object(spec))
         return problem(L, gr, where, "a node is an object with a \"type\"");
@@ -576,8 +591,8 @@ static int check_document(loader_t *L, json_t *doc) {
     char at[512];
     const char *name = json_string_value(json_object_get(doc, "name"));
     only_keys(L, NULL, doc, "", doc_members, "a flow document");
-    if (name == NULL || !valid_name(name, 1))
-        problem(L, NULL, "/name", "name is 1 to %d letters, digits, '_', '-' or '.'", NAME_MAX_LEN);
+    if (name == NULL || !flow_doc_name_ok(name, json_string_length(json_object_get(doc, "name"))))
+        problem(L, NULL, "/name", "name is " FLOW_DOC_NAME_RULE);
     if (json_object_get(doc, "max_steps") != NULL &&
         !number_in(json_object_get(doc, "max_steps"), 1, FLOW_DOC_MAX_STEPS))
         problem(L, NULL, "/max_steps", "max_steps is the steps a job may run, 1 to %lld (and at most the "
@@ -599,7 +614,7 @@ static int check_document(loader_t *L, json_t *doc) {
     json_t *g;
     json_object_foreach(flows, sub, g) {
         join(at, sizeof at, "/flows", sub);
-        if (!valid_name(sub, 0))
+        if (!valid_name(sub))
             problem(L, NULL, at, "a flow name is 1 to %d letters, digits, '_' or '-'", NAME_MAX_LEN);
         if (!json_is_object(g))
             problem(L, NULL, at, "a sub-flow is an object with \"start\" and \"nodes\"");
@@ -657,7 +672,7 @@ int flow_doc_load(flow_registry_t *reg, json_t *doc, flow_def_t **out, flow_prob
         return FLOW_ENOMEM;
     check_document(&L, doc);
     const char *name = json_string_value(json_object_get(doc, "name"));
-    if ((rc = flow_def_new(name && valid_name(name, 1) ? name : "unnamed", &L.def)) < 0)
+    if ((rc = flow_def_new(name && flow_doc_name_ok(name, strlen(name)) ? name : "unnamed", &L.def)) < 0)
         goto out;
     if ((rc = flow_node_new(L.def, flow_def_name(L.def), FLOW_FLOW, NULL, NULL, &root)) < 0 ||
         (rc = flow_def_set_root(L.def, root)) < 0)

@@ -14,6 +14,12 @@
 #define FLOW_DOC_MAX_STEPS 1000000000000ll   /* a document's max_steps */
 #define FLOW_DOC_MAX_DEADLINE_MS 315360000000ll /* a document's deadline: ten years */
 
+/* A flow's name: 1 to 64 of [A-Za-z0-9._-], the first a letter or a digit (so never "." or "..").
+ * The same rule holds for a document's "name", the {name} of /v1/flows/{name} and the files of
+ * flowd --flows; FLOW_DOC_NAME_RULE says it in words. name is len bytes (a NUL among them fails). */
+#define FLOW_DOC_NAME_RULE "1 to 64 letters, digits, '.', '_' or '-', the first a letter or a digit"
+int flow_doc_name_ok(const char *name, size_t len);
+
 /* Builds doc (borrowed; the definition keeps a reference in its meta, {"document": doc, "digest"}) into *out,
  * a new definition named after the document, using reg for node types and for the flows that
  * "flow" and "map" nodes name. Returns 0, FLOW_ELOAD with every problem in problems (where: a JSON

@@ -1161,11 +1161,16 @@ static enum MHD_Result send_problems(req_t *r, struct MHD_Connection *conn, cons
     return send_json(r, conn, 422, body, len);
 }
 
-/* The {name} of the URL into key; -1 after answering when it cannot be a flow's name. */
+/* The {name} of the URL into key; -1 after answering when it cannot be a flow's name: 400 for a PUT,
+ * which would make one, 404 otherwise. */
 static int flow_key(req_t *r, struct MHD_Connection *conn, const char *name, size_t len, char key[65],
                     enum MHD_Result *ret) {
-    if (len == 0 || len > 64) {
-        *ret = send_error(r, conn, 404, "unknown_flow", "no flow named '%.64s'", name);
+    if (!flow_doc_name_ok(name, len)) {
+        if (r->method == M_PUT)
+            *ret = send_error(r, conn, 400, "bad_request",
+                              "'%.64s' cannot be a flow's name: a name is " FLOW_DOC_NAME_RULE, name);
+        else
+            *ret = send_error(r, conn, 404, "unknown_flow", "no flow named '%.64s'", name);
         return -1;
     }
     memcpy(key, name, len);
@@ -1483,6 +1488,38 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r);
 }
 
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* MHD's unescaping of the path and the query, except that "%00" stays as it is: decoded, the NUL
+ * would cut the text short ("PUT /v1/flows/ab%00cd" would name "ab"); kept, it is a '%' that no
+ * name, id or pointer of ours takes. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s) {
+    char *w = s;
+    const char *p = s;
+    (void)cls;
+    (void)conn;
+    while (*p != '\0') {
+        int hi = p[0] == '%' ? hex_digit(p[1]) : -1;
+        int lo = hi >= 0 ? hex_digit(p[2]) : -1;
+        if (lo >= 0 && (hi | lo) != 0) {
+            *w++ = (char)(hi * 16 + lo);
+            p += 3;
+        } else {
+            *w++ = *p++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
     (void)cls;
     char msg[512];
@@ -1533,7 +1570,7 @@ int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port) {
         (unsigned)(cfg->idle_timeout_ms / 1000), MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_conns,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_conns_per_ip,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
         MHD_OPTION_END);
     if (h->daemon == NULL) {
         flowd_log(FLOW_LOG_ERROR, "cannot listen on %s port %u (is the port taken?)", cfg->bind, cfg->port);

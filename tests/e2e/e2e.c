@@ -673,6 +673,40 @@ int e2e_closed_within(int fd, unsigned timeout_ms) {
     }
 }
 
+char *e2e_raw(const e2e_server_t *s, const char *request, size_t len, unsigned timeout_ms) {
+    int fd = e2e_connect(s);
+    size_t sent = 0, got = 0, cap = 4096;
+    char *buf = malloc(cap);
+    ck_assert_ptr_nonnull(buf);
+    while (sent < len) {
+        ssize_t n = send(fd, request + sent, len - sent, MSG_NOSIGNAL);
+        if (n <= 0)
+            break; /* the server may answer and close before it has read everything */
+        sent += (size_t)n;
+    }
+    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    for (;;) {
+        uint64_t now = e2e_now_ms();
+        if (now >= deadline)
+            break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(deadline - now)) <= 0)
+            continue;
+        if (cap - got < 2048) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            ck_assert_ptr_nonnull(buf);
+        }
+        ssize_t n = recv(fd, buf + got, cap - got - 1, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    close(fd);
+    return buf;
+}
+
 int e2e_main(Suite *s) {
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

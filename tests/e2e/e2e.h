@@ -116,6 +116,9 @@ int e2e_connect(const e2e_server_t *s);
 /* Whether the peer closes fd (read returns 0 or an error) within timeout_ms; data read meanwhile
  * is dropped. */
 int e2e_closed_within(int fd, unsigned timeout_ms);
+/* Sends request (len bytes, as they are: for what curl would tidy up) on a new connection and reads
+ * until the server closes it or timeout_ms passes; returns what came (malloc'd, NUL-terminated). */
+char *e2e_raw(const e2e_server_t *s, const char *request, size_t len, unsigned timeout_ms);
 
 uint64_t e2e_now_ms(void);
 /* Runs a suite with CK_FORK as set in the environment; the process exit status. */

@@ -1,0 +1,137 @@
+/* test_flow_limits.c: what the flows of a server may be: names from one alphabet (in PUT paths,
+ * however they are escaped, in documents and in --flows files). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "e2e/e2e.h"
+
+static e2e_server_t srv;
+static char dir[64];
+static const char *const json_ct[] = {"Content-Type: application/json", NULL};
+static const char noop_doc[] = "{\"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}";
+
+static void setup(void) {
+    snprintf(dir, sizeof dir, "/tmp/flowd-flimits-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void teardown(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static void stop(void) {
+    ck_assert_int_eq(e2e_stop(&srv, 10000), 0);
+    e2e_cleanup(&srv);
+}
+
+/* PUT target with body as raw bytes (the path as it is, no client tidying it up); the answer. */
+static char *raw_put(const char *target, const char *body) {
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "PUT %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     target, strlen(body), body);
+    return e2e_raw(&srv, req, (size_t)n, 5000);
+}
+
+static long status_of(const char *answer) {
+    long status = 0;
+    ck_assert_msg(sscanf(answer, "HTTP/1.1 %ld", &status) == 1, "not an answer: %s", answer);
+    return status;
+}
+
+static long get_status(const char *path) {
+    e2e_resp_t r;
+    e2e_request(&srv, "GET", path, NULL, NULL, &r);
+    long status = r.status;
+    e2e_resp_free(&r);
+    return status;
+}
+
+/* A NUL does not cut a name short, dots cannot make "." or "..", and whatever is outside the
+ * alphabet gets 400 naming it; nothing of it is registered. */
+START_TEST(test_flow_names_have_one_alphabet) {
+    e2e_start(&srv, NULL);
+    static const char *const bad[] = {"/v1/flows/ab%00cd", "/v1/flows/%2e%2e", "/v1/flows/%2E", "/v1/flows/..",
+                                      "/v1/flows/-x", "/v1/flows/_x", "/v1/flows/.hidden", "/v1/flows/a%20b",
+                                      "/v1/flows/a%2Fb", "/v1/flows/caf%C3%A9",
+                                      "/v1/flows/x1234567890123456789012345678901234567890123456789012345678901234"}; /* 65 */
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *answer = raw_put(bad[i], noop_doc);
+        long status = status_of(answer);
+        /* "/v1/flows/a%2Fb" decodes to a path of two segments: no route (404) */
+        ck_assert_msg(status == (strstr(bad[i], "%2F") ? 404 : 400), "%s: %s", bad[i], answer);
+        if (status == 400)
+            ck_assert_msg(strstr(answer, "letters, digits, '.', '_' or '-', the first a letter or a digit"), "%s",
+                          answer);
+        free(answer);
+    }
+    ck_assert_int_eq(get_status("/v1/flows/ab"), 404);
+    json_t *list = e2e_get_json(&srv, "/v1/flows");
+    size_t i;
+    json_t *flow;
+    json_array_foreach(json_object_get(list, "flows"), i, flow) {
+        const char *name = json_string_value(json_object_get(flow, "name"));
+        ck_assert_msg(strcmp(name, "noop") == 0 || strcmp(name, "sleep") == 0 || strcmp(name, "recipe") == 0,
+                      "%s was registered", name);
+    }
+    json_decref(list);
+    /* the whole alphabet, at its longest */
+    char *answer = raw_put("/v1/flows/Az09._-x1234567x1234567x1234567x1234567x1234567x1234567x1234567x",
+                           noop_doc);
+    ck_assert_msg(status_of(answer) == 201, "%s", answer);
+    free(answer);
+    /* a document named otherwise than its URL is refused */
+    e2e_resp_t r;
+    e2e_request(&srv, "PUT", "/v1/flows/x", json_ct,
+                "{\"name\": \"..\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}", &r);
+    e2e_assert_error(&r, 422, "invalid_flow", NULL);
+    e2e_resp_free(&r);
+    stop();
+}
+END_TEST
+
+/* A --flows file is NAME.json with a name of the same alphabet; another stops the start. */
+START_TEST(test_flow_files_have_the_same_alphabet) {
+    char flows[128];
+    snprintf(flows, sizeof flows, "%s/flows", dir);
+    ck_assert_int_eq(mkdir(flows, 0755), 0);
+    e2e_write_file(flows, "good.json", "{\"name\": \"good\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}");
+    e2e_write_file(flows, "bad name.json", "{\"name\": \"bad\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}");
+    char *out = NULL;
+    const char *args[] = {"--flows", flows, NULL};
+    ck_assert_int_eq(e2e_run(args, &out), 1);
+    ck_assert_msg(strstr(out, "bad name.json: a flow file is NAME.json") != NULL, "%s", out);
+    free(out);
+    /* and so does the name inside */
+    char path[192];
+    snprintf(path, sizeof path, "%s/bad name.json", flows);
+    ck_assert_int_eq(unlink(path), 0);
+    e2e_write_file(flows, "dots.json", "{\"name\": \"..\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}");
+    ck_assert_int_eq(e2e_run(args, &out), 1);
+    ck_assert_msg(strstr(out, "/name: name is 1 to 64 letters, digits, '.', '_' or '-', the first a letter") != NULL,
+                  "%s", out);
+    free(out);
+}
+END_TEST
+
+static Suite *flow_limits_suite(void) {
+    Suite *s = suite_create("flow_limits");
+    TCase *tc = tcase_create("flow_limits");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_flow_names_have_one_alphabet);
+    tcase_add_test(tc, test_flow_files_have_the_same_alphabet);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    return e2e_main(flow_limits_suite());
+}
