@@ -1,8 +1,10 @@
 /* test_job_limits.c: what one job may take: its steps and its time (--max-steps, --deadline and a
- * flow's own max_steps and deadline, counted from the first start across a restart). */
+ * flow's own max_steps and deadline, counted from the first start across a restart); and that a job
+ * looping with a large shared store cannot keep flowd from answering, canceling it or stopping. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -196,6 +198,77 @@ START_TEST(test_a_resumed_job_keeps_its_deadline) {
 }
 END_TEST
 
+/* A job that loops for ever with a large shared store, on SQLite (each step's checkpoint writes
+ * the store) and in memory: the loop keeps answering calls and running other jobs, a cancel stops
+ * it, and SIGTERM stops flowd. The step limit is set far away: it is not what stops the job. */
+static void loop_with_a_big_store(const char *store_spec, size_t bytes) {
+    char *body = malloc(bytes + 64);
+    ck_assert_ptr_nonnull(body);
+    int n = snprintf(body, 64, "{\"flow\": \"spin\", \"shared\": {\"blob\": \"");
+    memset(body + n, 'x', bytes);
+    snprintf(body + n + bytes, 64 - (size_t)n, "\"}}");
+    for (int round = 0; round < 2; round++) {
+        e2e_start(&srv, "--store", store_spec, "--max-body", "4MiB", "--max-steps", "1000000000", "--grace", "1s",
+                  NULL);
+        e2e_resp_t r;
+        e2e_request(&srv, "PUT", "/v1/flows/spin", json_ct,
+                    "{\"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"set\", \"params\": {\"/n\": 1},"
+                    " \"next\": {\"default\": \"a\"}}}}",
+                    &r);
+        ck_assert_msg(r.status == 201 || r.status == 200, "%ld %s", r.status, r.body);
+        e2e_resp_free(&r);
+        json_t *job = e2e_start_job(&srv, body);
+        char id[64], path[128];
+        snprintf(id, sizeof id, "%s", str(job, "id"));
+        json_decref(job);
+        json_decref(wait_steps(&srv, id, 3));
+        if (round == 1) { /* SIGTERM: the step in flight ends, no other starts, flowd exits */
+            ck_assert_int_eq(e2e_stop(&srv, 20000), 0);
+            char *log = e2e_log(&srv);
+            ck_assert_msg(strstr(log, "flowd: stopped") != NULL, "%s", log);
+            free(log);
+            e2e_cleanup(&srv);
+            break;
+        }
+        /* a loop call, and another job, get their turn */
+        snprintf(path, sizeof path, "/v1/jobs/%s/history", id);
+        json_decref(e2e_get_json(&srv, path));
+        job = e2e_start_job(&srv, "{\"flow\": \"noop\"}");
+        json_decref(e2e_wait_status(&srv, str(job, "id"), "succeeded", 20000));
+        json_decref(job);
+        /* and a cancel stops it */
+        snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
+        e2e_request(&srv, "POST", path, NULL, NULL, &r);
+        ck_assert_msg(r.status == 202, "%ld %s", r.status, r.body);
+        ck_assert_str_eq(str(r.json, "status"), "canceled");
+        json_int_t steps = json_integer_value(json_object_get(r.json, "steps"));
+        e2e_resp_free(&r);
+        snprintf(path, sizeof path, "/v1/jobs/%s", id);
+        job = e2e_get_json(&srv, path);
+        ck_assert_int_eq(json_integer_value(json_object_get(job, "steps")), steps);
+        json_decref(job);
+        ck_assert_int_eq(e2e_stop(&srv, 20000), 0);
+        e2e_cleanup(&srv);
+    }
+    free(body);
+}
+
+START_TEST(test_a_loop_with_100_kb_stops_on_sqlite) {
+    loop_with_a_big_store(store, 100000);
+}
+END_TEST
+
+START_TEST(test_a_loop_with_1_mib_stops_on_sqlite) {
+    loop_with_a_big_store(store, 1000000);
+}
+END_TEST
+
+START_TEST(test_a_loop_with_a_big_store_stops_in_memory) {
+    loop_with_a_big_store("memory:", 100000);
+    loop_with_a_big_store("memory:", 1000000);
+}
+END_TEST
+
 static Suite *job_limits_suite(void) {
     Suite *s = suite_create("job_limits");
     TCase *tc = tcase_create("job_limits");
@@ -207,6 +280,9 @@ static Suite *job_limits_suite(void) {
     tcase_add_test(tc, test_bad_limits_in_a_document_are_refused);
     tcase_add_test(tc, test_a_resumed_job_keeps_counting_its_steps);
     tcase_add_test(tc, test_a_resumed_job_keeps_its_deadline);
+    tcase_add_test(tc, test_a_loop_with_100_kb_stops_on_sqlite);
+    tcase_add_test(tc, test_a_loop_with_1_mib_stops_on_sqlite);
+    tcase_add_test(tc, test_a_loop_with_a_big_store_stops_in_memory);
     suite_add_tcase(s, tc);
     return s;
 }
