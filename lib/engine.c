@@ -1086,6 +1086,16 @@ int flow_job_cancel(flow_job_t *job) {
     return 0;
 }
 
+int flow_job_fail(flow_job_t *job, int code, const char *node, const char *message) {
+    if (job == NULL || code >= 0 || code == FLOW_ECANCELED)
+        return FLOW_EINVAL;
+    if (job->final)
+        return FLOW_ESTATE;
+    job_fail(job, code, message, node);
+    runq_push(job);
+    return 0;
+}
+
 /* ---- readers ---- */
 
 const char *flow_job_id(const flow_job_t *job) {

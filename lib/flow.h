@@ -369,6 +369,11 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
  * on_done runs on a later loop iteration. FLOW_ESTATE when the job has already ended. */
 int flow_job_cancel(flow_job_t *job);
 
+/* Ends the job failed with code (a FLOW_E* code, not FLOW_ECANCELED), message (copied; NULL: the
+ * code's) and node (copied, may be NULL), the way flow_job_cancel ends it canceled: for limits its
+ * owner keeps, such as the size of its shared store. FLOW_ESTATE when the job has already ended. */
+int flow_job_fail(flow_job_t *job, int code, const char *node, const char *message);
+
 /* Answers the oldest flow_await_input() of the job with value (borrowed). FLOW_ESTATE when nothing
  * waits. When the node's input op rejects it, returns that code and fills err (may be NULL); the job
  * keeps waiting. */

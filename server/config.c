@@ -90,6 +90,9 @@ static const setting_t settings[] = {
     {"deadline", "FLOWD_DEADLINE", K_MS, OFF(deadline_ms), 1000, 3650 * DAY_MS, "24h", "DURATION",
      "how long a job may take from its start (a flow's deadline may ask for less); then it fails "
      "deadline_exceeded"},
+    {"max-shared", "FLOWD_MAX_SHARED", K_SIZE, OFF(max_shared), 1024, GIB, "1MiB", "SIZE",
+     "largest shared store of a job, as compact JSON, checked after each step; past it the job fails "
+     "too_big (and POST /v1/jobs gets 413)"},
 };
 
 /* Read from the environment only, never a flag: flags show in ps. */

@@ -43,6 +43,7 @@ typedef struct flowd_config {
     /* limits */
     unsigned max_steps;         /* steps a job may run (a flow's max_steps may be lower) */
     uint64_t deadline_ms;       /* how long a job may take from its start (a flow's deadline may be lower) */
+    size_t max_shared;          /* bytes of a job's shared store as compact JSON, after each step */
 } flowd_config_t;
 
 enum {

@@ -977,6 +977,15 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
         json_decref(body);
         return ret;
     }
+    /* the store is counted after each step; one too big from the start is refused now (a body
+     * this short cannot hold one: a compact dump is about as long as its text, or shorter) */
+    if (shared != NULL && r->len > srv->cfg.max_shared / 2 &&
+        flowd_json_size(shared, srv->cfg.max_shared) > srv->cfg.max_shared) {
+        json_decref(body);
+        return send_error(r, conn, 413, "payload_too_large",
+                          "the shared store is over %zu bytes as JSON, the limit of a job's store (--max-shared)",
+                          srv->cfg.max_shared);
+    }
     const char *idem = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
     if (idem != NULL && (*idem == '\0' || strlen(idem) > MAX_IDEM_KEY)) {
         json_decref(body);

@@ -89,6 +89,11 @@ struct flowd_job {
     uint64_t restart_steps;
     uint64_t restored_steps;     /* history entries given back by the store, in the ring */
     uint8_t restart_done;        /* given back with nothing left to run: it only has to end */
+    /* bridge, memory store: when the shared store's size is counted next (a time, or a step), and
+     * what the last count found after which step */
+    struct flowd_size_count {
+        uint64_t due_ns, due_seq, bytes, seq;
+    } size_count;
 };
 
 typedef struct flowd_jobs_opts {

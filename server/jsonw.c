@@ -449,3 +449,20 @@ void flowd_jw_json(flowd_jw_t *w, const json_t *v) {
     flowd_jw_raw(w, text, strlen(text));
     free(text);
 }
+
+typedef struct counter {
+    size_t n, cap;
+} counter_t;
+
+static int count_bytes(const char *text, size_t len, void *data) {
+    counter_t *c = data;
+    (void)text;
+    c->n += len;
+    return c->n > c->cap ? -1 : 0; /* jansson stops the dump */
+}
+
+size_t flowd_json_size(const json_t *v, size_t cap) {
+    counter_t c = {0, cap};
+    json_dump_callback(v, count_bytes, &c, JSON_COMPACT | JSON_ENCODE_ANY);
+    return c.n;
+}

@@ -393,10 +393,13 @@ static int sq_create(flowd_store_t *store, flowd_job_t *job, json_t *shared, jso
 
 static void sq_checkpoint(flowd_store_t *store, flowd_job_t *job, const flowd_checkpoint_t *cp) {
     sqlite_store_t *s = (sqlite_store_t *)store;
-    if (s->released)
+    if (s->released) {
+        free(cp->shared);
         return;
+    }
     op_t *op = calloc(1, sizeof *op);
     if (op == NULL) {
+        free(cp->shared);
         flowd_log(FLOW_LOG_WARN, "store: job %s: a checkpoint was lost (out of memory)", job->id);
         return;
     }
@@ -409,7 +412,7 @@ static void sq_checkpoint(flowd_store_t *store, flowd_job_t *job, const flowd_ch
     op->c = cp->step_seq;
     op->d = cp->tries;
     op->text1 = dup_or_null(cp->resume_node);
-    op->text2 = dump(cp->shared);
+    op->text2 = cp->shared;
     op->text3 = cp->step ? strndup(cp->step, cp->step_len) : NULL;
     op->text4 = dup_or_null(cp->waiting_for);
     enqueue(s, op);

@@ -1,6 +1,7 @@
 /* test_job_limits.c: what one job may take: its steps and its time (--max-steps, --deadline and a
- * flow's own max_steps and deadline, counted from the first start across a restart); and that a job
- * looping with a large shared store cannot keep flowd from answering, canceling it or stopping. */
+ * flow's own max_steps and deadline, counted from the first start across a restart), its shared
+ * store (--max-shared); and that a job looping with a large shared store cannot keep flowd from
+ * answering, canceling it or stopping. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,7 +209,7 @@ static void loop_with_a_big_store(const char *store_spec, size_t bytes) {
     memset(body + n, 'x', bytes);
     snprintf(body + n + bytes, 64 - (size_t)n, "\"}}");
     for (int round = 0; round < 2; round++) {
-        e2e_start(&srv, "--store", store_spec, "--max-body", "4MiB", "--max-steps", "1000000000", "--grace", "1s",
+        e2e_start(&srv, "--store", store_spec, "--max-body", "4MiB", "--max-shared", "2MiB", "--max-steps", "1000000000", "--grace", "1s",
                   NULL);
         e2e_resp_t r;
         e2e_request(&srv, "PUT", "/v1/flows/spin", json_ct,
@@ -269,6 +270,57 @@ START_TEST(test_a_loop_with_a_big_store_stops_in_memory) {
 }
 END_TEST
 
+/* The shared store is checked after each step: a job that grows it past --max-shared fails too_big,
+ * naming the node, on SQLite (which serializes it for the checkpoint anyway) and in memory (which
+ * counts it now and then, and when it is about to cross). A job that would start too big gets 413. */
+static void shared_store_capped(const char *store_spec) {
+    e2e_start(&srv, "--store", store_spec, "--max-shared", "64KiB", NULL);
+    e2e_resp_t r;
+    e2e_request(&srv, "PUT", "/v1/flows/grow", json_ct,
+                "{\"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"set\", \"params\": {\"/items/-\": \"$shared/chunk\"},"
+                " \"next\": {\"default\": \"a\"}}}}",
+                &r);
+    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+    e2e_resp_free(&r);
+    char body[1200];
+    int n = snprintf(body, sizeof body, "{\"flow\": \"grow\", \"shared\": {\"items\": [], \"chunk\": \"");
+    memset(body + n, 'x', 1000);
+    snprintf(body + n + 1000, sizeof body - (size_t)n - 1000, "\"}}");
+    json_t *job = e2e_start_job(&srv, body);
+    json_t *end = e2e_wait_status(&srv, str(job, "id"), NULL, 20000);
+    assert_failed(end, "too_big", "(--max-shared) after step", -1);
+    ck_assert_str_eq(str(json_object_get(end, "error"), "node"), "a");
+    json_int_t steps = json_integer_value(json_object_get(end, "steps"));
+    ck_assert_msg(steps >= 60 && steps <= 70, "failed after %lld steps, 64 KiB is about 65 of them", (long long)steps);
+    json_decref(end);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared?pointer=/items/0", str(job, "id"));
+    json_decref(job);
+    e2e_request(&srv, "GET", path, NULL, NULL, &r); /* what it grew to can be looked at */
+    ck_assert_int_eq(r.status, 200);
+    e2e_resp_free(&r);
+    char *big = malloc(80000);
+    ck_assert_ptr_nonnull(big);
+    n = snprintf(big, 80000, "{\"flow\": \"noop\", \"shared\": {\"blob\": \"");
+    memset(big + n, 'y', 70000);
+    snprintf(big + n + 70000, 80000 - (size_t)n - 70000, "\"}}");
+    e2e_post(&srv, "/v1/jobs", big, &r);
+    e2e_assert_error(&r, 413, "payload_too_large", "--max-shared");
+    e2e_resp_free(&r);
+    free(big);
+    stop();
+}
+
+START_TEST(test_the_shared_store_is_capped_on_sqlite) {
+    shared_store_capped(store);
+}
+END_TEST
+
+START_TEST(test_the_shared_store_is_capped_in_memory) {
+    shared_store_capped("memory:");
+}
+END_TEST
+
 static Suite *job_limits_suite(void) {
     Suite *s = suite_create("job_limits");
     TCase *tc = tcase_create("job_limits");
@@ -280,6 +332,8 @@ static Suite *job_limits_suite(void) {
     tcase_add_test(tc, test_bad_limits_in_a_document_are_refused);
     tcase_add_test(tc, test_a_resumed_job_keeps_counting_its_steps);
     tcase_add_test(tc, test_a_resumed_job_keeps_its_deadline);
+    tcase_add_test(tc, test_the_shared_store_is_capped_on_sqlite);
+    tcase_add_test(tc, test_the_shared_store_is_capped_in_memory);
     tcase_add_test(tc, test_a_loop_with_100_kb_stops_on_sqlite);
     tcase_add_test(tc, test_a_loop_with_1_mib_stops_on_sqlite);
     tcase_add_test(tc, test_a_loop_with_a_big_store_stops_in_memory);
