@@ -83,6 +83,14 @@ int flow_doc_name_ok(const char *name, size_t len) {
     return 1;
 }
 
+static size_t max_bytes = FLOW_DOC_MAX_BYTES;
+static const char *max_bytes_name;
+
+void flow_doc_set_max_bytes(size_t bytes, const char *name) {
+    max_bytes = bytes ? bytes : FLOW_DOC_MAX_BYTES;
+    max_bytes_name = name;
+}
+
 /* A node's or a sub-flow's name. */
 static int valid_name(const char *s) {
     size_t n = strlen(s);
@@ -754,8 +762,10 @@ int flow_doc_load_text(flow_registry_t *reg, const char *text, size_t len, const
                        flow_problems_t *problems) {
     json_error_t jerr;
     char place[600];
-    if (len > FLOW_DOC_MAX_BYTES) {
-        flow_problems_add(problems, source, "a flow document is at most %zu bytes", FLOW_DOC_MAX_BYTES);
+    if (len > max_bytes) {
+        flow_problems_add(problems, source, "a flow document is at most %zu bytes%s%s%s", max_bytes,
+                          max_bytes_name ? " (" : "", max_bytes_name ? max_bytes_name : "",
+                          max_bytes_name ? ")" : "");
         return FLOW_ELOAD;
     }
     json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -782,12 +792,12 @@ int flow_doc_load_file(flow_registry_t *reg, const char *path, flow_def_t **out,
         flow_problems_add(problems, path, "cannot open: %s", strerror(errno));
         return FLOW_EIO;
     }
-    text = flow__malloc(FLOW_DOC_MAX_BYTES + 1);
+    text = flow__malloc(max_bytes + 1);
     if (text == NULL) {
         fclose(f);
         return FLOW_ENOMEM;
     }
-    len = fread(text, 1, FLOW_DOC_MAX_BYTES + 1, f);
+    len = fread(text, 1, max_bytes + 1, f);
     if (ferror(f)) {
         flow_problems_add(problems, path, "cannot read: %s", strerror(errno));
         rc = FLOW_EIO;

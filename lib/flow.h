@@ -262,6 +262,7 @@ int flow_registry_remove_flow(flow_registry_t *reg, const char *name); /* FLOW_E
 /* A new reference to every flow, sorted by name, in *out (array freed with flow_free(), each def with
  * flow_def_unref()). */
 int flow_registry_list_flows(flow_registry_t *reg, flow_def_t ***out, size_t *count);
+size_t flow_registry_flow_count(flow_registry_t *reg);
 
 /* ---- the engine ----------------------------------------------------------------------------- */
 

@@ -317,8 +317,12 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
      * otherwise it is kept as text now, while the engine still has it. */
     job->history_count = flow_job_history_count(fj) + job->restored_steps;
     flow_job_history_totals(fj, &job->totals);
-    if (!flowd_ring_steps(&job->events, job->history_count, NULL))
-        job->final_history = flowd_render_history(fj, job->id, &job->final_history_len);
+    if (!flowd_ring_steps(&job->events, job->history_count, NULL)) {
+        flowd_buf_t hb;
+        flowd_buf_init(&hb, 0);
+        flowd_render_history(&hb, fj, job->id);
+        job->final_history = flowd_buf_take(&hb, &job->final_history_len);
+    }
     job->done = 1;
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
@@ -716,17 +720,25 @@ static void run_shared(flowd_cmd_t *c) {
 static void run_history(flowd_cmd_t *c) {
     flowd_job_t *job = c->job;
     flowd_answer_t *a = &c->reply->answer;
-    a->status = 200;
+    flowd_buf_t b;
+    flowd_buf_init(&b, flowd_render_max_answer());
     if (job->job != NULL) {
-        size_t len = 0;
-        char *text = flowd_render_history(job->job, job->id, &len);
-        a->body = text ? flowd_render_pretty(text, len, &a->len) : NULL;
-        free(text);
+        flowd_buf_t compact; /* its indented text is longer: the same cap */
+        flowd_buf_init(&compact, flowd_render_max_answer());
+        flowd_render_history(&compact, job->job, job->id);
+        if (compact.err)
+            b.err = compact.err;
+        else
+            flowd_render_pretty(&b, compact.data, compact.len);
+        flowd_buf_free(&compact);
     } else if (job->done) {
-        a->body = flowd_render_done_history(job, &a->len);
+        flowd_render_done_history(&b, job);
     } else {
         flowd_answer_error(a, 500, "internal", "job %s has no history", job->id);
+        reply_done(c);
+        return;
     }
+    flowd_answer_take(a, &b, "the history", FLOWD_HISTORY_HINT);
     reply_done(c);
 }
 

@@ -93,6 +93,15 @@ static const setting_t settings[] = {
     {"max-shared", "FLOWD_MAX_SHARED", K_SIZE, OFF(max_shared), 1024, GIB, "1MiB", "SIZE",
      "largest shared store of a job, as compact JSON, checked after each step; past it the job fails "
      "too_big (and POST /v1/jobs gets 413)"},
+    {"max-template", "FLOWD_MAX_TEMPLATE", K_SIZE, OFF(max_template), 64, GIB, "1MiB", "SIZE",
+     "largest text one template of a flow document expands to; past it the step fails too_big"},
+    {"max-answer", "FLOWD_MAX_ANSWER", K_SIZE, OFF(max_answer), 4096, 16 * GIB, "8MiB", "SIZE",
+     "largest answer made from a job's store (shared, history) or a list; past it 422 answer_too_large "
+     "(ask with ?pointer= or ?limit=)"},
+    {"max-flows", "FLOWD_MAX_FLOWS", K_UINT, OFF(max_flows), 1, 1000000, "1000", "N",
+     "flows a server holds (compiled-in, --flows and PUT); past it a PUT of a new one gets 409"},
+    {"max-flow-size", "FLOWD_MAX_FLOW_SIZE", K_SIZE, OFF(max_flow_size), 1024, GIB, "1MiB", "SIZE",
+     "largest flow document (a PUT body, within --max-body, or a --flows file)"},
 };
 
 /* Read from the environment only, never a flag: flags show in ps. */

@@ -135,7 +135,9 @@ void e2e_start(e2e_server_t *s, ...) {
                                            "FLOWD_KEEPALIVE", "FLOWD_LOG_LEVEL", "FLOWD_FLOWS",
                                            "FLOWD_STORE", "FLOWD_DATA_DIR", "FLOWD_STORE_SYNC",
                                            "FLOWD_LLM_BASE_URL", "FLOWD_LLM_MODEL", "FLOWD_LLM_API_KEY",
-                                           "FLOWD_MAX_STEPS", "FLOWD_DEADLINE", "FLOWD_MAX_SHARED"};
+                                           "FLOWD_MAX_STEPS", "FLOWD_DEADLINE", "FLOWD_MAX_SHARED",
+                                           "FLOWD_MAX_TEMPLATE", "FLOWD_MAX_ANSWER", "FLOWD_MAX_FLOWS",
+                                           "FLOWD_MAX_FLOW_SIZE"};
         for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
             unsetenv(vars[i]);
         execvp(argv[0], (char *const *)argv);

@@ -1,5 +1,6 @@
 /* test_flow_limits.c: what the flows of a server may be: names from one alphabet (in PUT paths,
- * however they are escaped, in documents and in --flows files). */
+ * however they are escaped, in documents and in --flows files), how many (--max-flows), how large
+ * (--max-flow-size), and GET /v1/flows in pages. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 static e2e_server_t srv;
 static char dir[64];
 static const char *const json_ct[] = {"Content-Type: application/json", NULL};
-static const char noop_doc[] = "{\"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}";
+static const char noop_doc[] = "{\"start\": \"n\", \"nodes\": {\"n\": {\"type\": \"noop\"}}}";
 
 static void setup(void) {
     snprintf(dir, sizeof dir, "/tmp/flowd-flimits-XXXXXX");
@@ -121,6 +122,104 @@ START_TEST(test_flow_files_have_the_same_alphabet) {
 }
 END_TEST
 
+static void put(const char *name, const char *doc, long status, const char *code) {
+    char path[128];
+    e2e_resp_t r;
+    snprintf(path, sizeof path, "/v1/flows/%s", name);
+    e2e_request(&srv, "PUT", path, json_ct, doc, &r);
+    if (code != NULL)
+        e2e_assert_error(&r, status, code, NULL);
+    ck_assert_msg(r.status == status, "PUT %s: %ld %s", name, r.status, r.body);
+    e2e_resp_free(&r);
+}
+
+/* A server holds --max-flows flows, compiled-in ones counted; a replacement takes no room. */
+START_TEST(test_flows_are_counted) {
+    e2e_start(&srv, "--max-flows", "5", NULL); /* noop, sleep and recipe are three */
+    put("a", noop_doc, 201, NULL);
+    put("b", noop_doc, 201, NULL);
+    e2e_resp_t r;
+    e2e_request(&srv, "PUT", "/v1/flows/c", json_ct, noop_doc, &r);
+    e2e_assert_error(&r, 409, "too_many_flows", "--max-flows");
+    e2e_resp_free(&r);
+    put("a", noop_doc, 200, NULL); /* replaced */
+    e2e_request(&srv, "DELETE", "/v1/flows/b", NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    e2e_resp_free(&r);
+    put("c", noop_doc, 201, NULL);
+    stop();
+}
+END_TEST
+
+/* A flow document is at most --max-flow-size, from a PUT or from --flows. */
+START_TEST(test_flow_documents_are_capped) {
+    char doc[4096];
+    int n = snprintf(doc, sizeof doc, "{\"start\": \"a\", \"description\": \"");
+    memset(doc + n, 'd', 3000);
+    snprintf(doc + n + 3000, sizeof doc - (size_t)n - 3000, "\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}");
+    e2e_start(&srv, "--max-flow-size", "2KiB", NULL);
+    e2e_resp_t r;
+    e2e_request(&srv, "PUT", "/v1/flows/long", json_ct, doc, &r);
+    e2e_assert_error(&r, 413, "payload_too_large", "--max-flow-size");
+    e2e_resp_free(&r);
+    put("short", noop_doc, 201, NULL);
+    stop();
+    char flows[128], named[4200];
+    snprintf(flows, sizeof flows, "%s/flows", dir);
+    ck_assert_int_eq(mkdir(flows, 0755), 0);
+    snprintf(named, sizeof named, "{\"name\": \"long\", %s", doc + 1);
+    e2e_write_file(flows, "long.json", named);
+    char *out = NULL;
+    const char *args[] = {"--flows", flows, "--max-flow-size", "2KiB", NULL};
+    ck_assert_int_eq(e2e_run(args, &out), 1);
+    ck_assert_msg(strstr(out, "a flow document is at most 2048 bytes (--max-flow-size)") != NULL, "%s", out);
+    free(out);
+}
+END_TEST
+
+/* GET /v1/flows comes in pages, by name, as jobs do: limit, cursor, next_cursor. */
+START_TEST(test_flows_are_listed_in_pages) {
+    e2e_start(&srv, NULL);
+    static const char *const names[] = {"f1", "f2", "f3", "f4", "f5", "f6", "f7"};
+    for (size_t i = 0; i < 7; i++)
+        put(names[i], noop_doc, 201, NULL);
+    char path[128] = "/v1/flows?limit=3";
+    json_t *seen = json_array();
+    for (int pages = 0;; pages++) {
+        ck_assert_int_lt(pages, 10);
+        json_t *page = e2e_get_json(&srv, path);
+        json_t *flows = json_object_get(page, "flows");
+        ck_assert_uint_le(json_array_size(flows), 3);
+        size_t i;
+        json_t *flow;
+        json_array_foreach(flows, i, flow)
+            json_array_append(seen, json_object_get(flow, "name"));
+        json_t *next = json_object_get(page, "next_cursor");
+        ck_assert_msg(next != NULL, "no next_cursor");
+        if (json_is_null(next)) {
+            json_decref(page);
+            break;
+        }
+        snprintf(path, sizeof path, "/v1/flows?limit=3&cursor=%s", json_string_value(next));
+        json_decref(page);
+    }
+    /* every flow once, in order: f1..f7, noop, recipe, sleep */
+    static const char *const want[] = {"f1", "f2", "f3", "f4", "f5", "f6", "f7", "noop", "recipe", "sleep"};
+    ck_assert_uint_eq(json_array_size(seen), 10);
+    for (size_t i = 0; i < 10; i++)
+        ck_assert_str_eq(json_string_value(json_array_get(seen, i)), want[i]);
+    json_decref(seen);
+    e2e_resp_t r;
+    e2e_request(&srv, "GET", "/v1/flows?cursor=..", NULL, NULL, &r);
+    e2e_assert_error(&r, 400, "bad_request", "cursor");
+    e2e_resp_free(&r);
+    e2e_request(&srv, "GET", "/v1/flows?limit=0", NULL, NULL, &r);
+    e2e_assert_error(&r, 400, "bad_request", "limit");
+    e2e_resp_free(&r);
+    stop();
+}
+END_TEST
+
 static Suite *flow_limits_suite(void) {
     Suite *s = suite_create("flow_limits");
     TCase *tc = tcase_create("flow_limits");
@@ -128,6 +227,9 @@ static Suite *flow_limits_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_flow_names_have_one_alphabet);
     tcase_add_test(tc, test_flow_files_have_the_same_alphabet);
+    tcase_add_test(tc, test_flows_are_counted);
+    tcase_add_test(tc, test_flow_documents_are_capped);
+    tcase_add_test(tc, test_flows_are_listed_in_pages);
     suite_add_tcase(s, tc);
     return s;
 }

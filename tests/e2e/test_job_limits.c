@@ -1,7 +1,8 @@
 /* test_job_limits.c: what one job may take: its steps and its time (--max-steps, --deadline and a
  * flow's own max_steps and deadline, counted from the first start across a restart), its shared
- * store (--max-shared); and that a job looping with a large shared store cannot keep flowd from
- * answering, canceling it or stopping. */
+ * store (--max-shared), what one template expands to (--max-template), what an answer made from
+ * its store may be (--max-answer); and that a job looping with a large shared store cannot keep
+ * flowd from answering, canceling it or stopping. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +322,101 @@ START_TEST(test_the_shared_store_is_capped_in_memory) {
 }
 END_TEST
 
+/* One template of a flow document expands to at most --max-template: past it the step fails. */
+START_TEST(test_a_template_is_capped) {
+    e2e_start(&srv, "--max-template", "4KiB", NULL);
+    e2e_resp_t r;
+    e2e_request(&srv, "PUT", "/v1/flows/echo", json_ct,
+                "{\"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"set\","
+                " \"params\": {\"/twice\": \"{{$shared/s}}{{$shared/s}}\"}}}}",
+                &r);
+    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+    e2e_resp_free(&r);
+    char body[4200];
+    for (int round = 0; round < 2; round++) {
+        size_t len = round == 0 ? 1500 : 2500; /* twice: 3000 bytes, then 5000 */
+        int n = snprintf(body, sizeof body, "{\"flow\": \"echo\", \"shared\": {\"s\": \"");
+        memset(body + n, 's', len);
+        snprintf(body + n + len, sizeof body - (size_t)n - len, "\"}}");
+        json_t *job = e2e_start_job(&srv, body);
+        json_t *end = e2e_wait_status(&srv, str(job, "id"), NULL, 10000);
+        if (round == 0) {
+            ck_assert_str_eq(str(end, "status"), "succeeded");
+        } else {
+            assert_failed(end, "too_big", "--max-template", -1);
+            ck_assert_msg(strstr(str(json_object_get(end, "error"), "message"), "gives more than 4096 bytes"), "%s",
+                          str(json_object_get(end, "error"), "message"));
+        }
+        json_decref(end);
+        json_decref(job);
+    }
+    stop();
+}
+END_TEST
+
+/* Answers made from a job's store or from a list are at most --max-answer: past it 422, saying how
+ * to ask for less; the smaller answer it suggests works. */
+START_TEST(test_answers_are_capped) {
+    e2e_start(&srv, "--max-answer", "64KiB", "--history-limit", "1000", "--max-steps", "600", NULL);
+    e2e_resp_t r;
+    char *body = malloc(100100), path[160];
+    ck_assert_ptr_nonnull(body);
+    int n = snprintf(body, 100100, "{\"flow\": \"sleep\", \"shared\": {\"seconds\": 60, \"small\": 1, \"blob\": \"");
+    memset(body + n, 'b', 80000);
+    snprintf(body + n + 80000, 100100 - (size_t)n - 80000, "\"}}");
+    /* a running job's store (a loop call) and a finished one's (kept as text) */
+    json_t *job = e2e_start_job(&srv, body);
+    char id[64];
+    snprintf(id, sizeof id, "%s", str(job, "id"));
+    json_decref(job);
+    json_decref(e2e_wait_status(&srv, id, "running", 10000));
+    for (int round = 0; round < 2; round++) {
+        snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
+        e2e_request(&srv, "GET", path, NULL, NULL, &r);
+        e2e_assert_error(&r, 422, "answer_too_large", "--max-answer");
+        ck_assert_msg(strstr(r.body, "?pointer=") != NULL, "%s", r.body);
+        e2e_resp_free(&r);
+        snprintf(path, sizeof path, "/v1/jobs/%s/shared?pointer=/small", id);
+        e2e_request(&srv, "GET", path, NULL, NULL, &r);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_str_eq(r.body, "1\n");
+        e2e_resp_free(&r);
+        if (round == 0) {
+            snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
+            e2e_request(&srv, "POST", path, NULL, NULL, &r);
+            ck_assert_int_eq(r.status, 202);
+            e2e_resp_free(&r);
+        }
+    }
+    free(body);
+    /* a history of 600 steps, while it runs and once it has ended */
+    e2e_request(&srv, "PUT", "/v1/flows/spin", json_ct,
+                "{\"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"set\", \"params\": {\"/n\": 1},"
+                " \"next\": {\"default\": \"a\"}}}}",
+                &r);
+    ck_assert_int_eq(r.status, 201);
+    e2e_resp_free(&r);
+    job = run_to_end(&srv, "spin", 20000);
+    assert_failed(job, "max_steps_exceeded", "600", 600);
+    snprintf(path, sizeof path, "/v1/jobs/%s/history", str(job, "id"));
+    json_decref(job);
+    e2e_request(&srv, "GET", path, NULL, NULL, &r);
+    e2e_assert_error(&r, 422, "answer_too_large", "--history-limit");
+    e2e_resp_free(&r);
+    /* a list of 300 jobs */
+    for (int i = 0; i < 300; i++)
+        json_decref(e2e_start_job(&srv, "{\"flow\": \"noop\"}"));
+    e2e_request(&srv, "GET", "/v1/jobs?limit=1000", NULL, NULL, &r);
+    ck_assert_msg(r.status == 422, "%ld, %zu bytes", r.status, r.len);
+    e2e_assert_error(&r, 422, "answer_too_large", "?limit=");
+    e2e_resp_free(&r);
+    json_t *page = e2e_get_json(&srv, "/v1/jobs?limit=20");
+    ck_assert_uint_eq(json_array_size(json_object_get(page, "jobs")), 20);
+    json_decref(page);
+    stop();
+}
+END_TEST
+
 static Suite *job_limits_suite(void) {
     Suite *s = suite_create("job_limits");
     TCase *tc = tcase_create("job_limits");
@@ -334,6 +430,8 @@ static Suite *job_limits_suite(void) {
     tcase_add_test(tc, test_a_resumed_job_keeps_its_deadline);
     tcase_add_test(tc, test_the_shared_store_is_capped_on_sqlite);
     tcase_add_test(tc, test_the_shared_store_is_capped_in_memory);
+    tcase_add_test(tc, test_a_template_is_capped);
+    tcase_add_test(tc, test_answers_are_capped);
     tcase_add_test(tc, test_a_loop_with_100_kb_stops_on_sqlite);
     tcase_add_test(tc, test_a_loop_with_1_mib_stops_on_sqlite);
     tcase_add_test(tc, test_a_loop_with_a_big_store_stops_in_memory);
