@@ -102,6 +102,9 @@ static const setting_t settings[] = {
      "flows a server holds (compiled-in, --flows and PUT); past it a PUT of a new one gets 409"},
     {"max-flow-size", "FLOWD_MAX_FLOW_SIZE", K_SIZE, OFF(max_flow_size), 1024, GIB, "1MiB", "SIZE",
      "largest flow document (a PUT body, within --max-body, or a --flows file)"},
+    {"header-timeout", "FLOWD_HEADER_TIMEOUT", K_MS, OFF(header_timeout_ms), 100, DAY_MS, "10s", "DURATION",
+     "close a connection whose request line and headers are not all in this long after it opened or "
+     "after its last answer (a client that trickles them), whatever --idle-timeout says"},
 };
 
 /* Read from the environment only, never a flag: flags show in ps. */

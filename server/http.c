@@ -1,4 +1,7 @@
-/* http.c: the MHD daemon, the request checks and the routes of http.h. */
+/* http.c: the MHD daemon, the request checks and the routes of http.h. What MHD does not do for a
+ * connection (a deadline for a request's line and headers; a lingering close after an answer that
+ * came before the body, so that a client that sends its whole body first reads the 413 instead of a
+ * reset) is done by conns.c, which MHD tells of every connection; its top comment says how. */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -18,6 +21,7 @@
 
 #include "bridge.h"
 #include "cluster.h"
+#include "conns.h"
 #include "flows.h"
 #include "log.h"
 #include "pointer.h"
@@ -31,10 +35,13 @@
 #define MAX_IDEM_KEY 255
 #define INLINE_BODY 512  /* bodies this small need no allocation of their own */
 #define LOG_PATH_MAX 200
+#define LINGER_BODIES 64 /* a refused body is read and dropped up to this many times --max-body */
+#define LINGER_QUIET_MS 5000 /* a lingering socket that sends nothing this long is closed */
 
 struct flowd_http {
     flowd_server_t *srv;
     struct MHD_Daemon *daemon;
+    flowd_conns_t *conns;  /* header deadlines and lingering closes */
     MHD_socket listen_fd; /* after quiesce: ours to close, once the daemon has stopped */
     atomic_size_t suspended;
     atomic_int refuse;    /* flowd_http_refuse_calls */
@@ -1332,8 +1339,8 @@ static size_t body_cap(const flowd_server_t *srv, const req_t *r, const char **f
  * read is answered here (MHD then closes the connection): headers too large, and a POST body of the
  * wrong type or too large. Everything else waits for the final call, which keeps the connection
  * alive. */
-static enum MHD_Result on_headers(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
-                                  const char *url) {
+static enum MHD_Result check_headers(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                                     const char *url) {
     size_t header_bytes = strlen(url) + strlen(r->method_name) + 12;
     MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &header_bytes);
     if (header_bytes > srv->cfg.max_header)
@@ -1365,6 +1372,22 @@ static enum MHD_Result on_headers(flowd_server_t *srv, req_t *r, struct MHD_Conn
     }
     r->phase = PH_BODY;
     return MHD_YES;
+}
+
+static int has_body(struct MHD_Connection *conn) {
+    const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return (length != NULL && strspn(length, "0") != strlen(length)) ||
+           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+}
+
+static enum MHD_Result on_headers(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                                  const char *url) {
+    flowd_conn_t *c = flowd_conn_of(conn);
+    flowd_conn_request(c);
+    enum MHD_Result ret = check_headers(srv, r, conn, url);
+    if (r->phase == PH_DONE && has_body(conn))
+        flowd_conn_linger(c); /* answered with the body still coming: see conns.h */
+    return ret;
 }
 
 /* The whole request is in (a POST's body too): the route answers, or hands over to the loop. */
@@ -1424,17 +1447,20 @@ static enum MHD_Result dispatch(flowd_server_t *srv, req_t *r, struct MHD_Connec
     }
 }
 
-/* A piece of a body: kept for a POST route, dropped otherwise. MHD_NO closes the connection (a
- * body far past the cap). */
-static enum MHD_Result on_data(flowd_server_t *srv, req_t *r, const char *data, size_t size) {
+/* A piece of a body: kept for a POST route, dropped otherwise. A body past the cap that had no
+ * Content-Length (chunked) could not be refused before it came: it is read and dropped, within the
+ * lingering close's bounds (conns.h), and refused once it has ended. MHD_NO closes the connection. */
+static enum MHD_Result on_data(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn, const char *data,
+                               size_t size) {
     const char *flag;
     size_t max = body_cap(srv, r, &flag);
     r->seen += size;
-    if (r->phase != PH_BODY)
-        return r->seen > 2 * max ? MHD_NO : MHD_YES;
-    if (r->too_big || r->len + size > max) {
-        r->too_big = 1;
-        return r->seen > 2 * max ? MHD_NO : MHD_YES; /* dropped; past twice the cap, hang up */
+    if (r->phase != PH_BODY || r->too_big || r->len + size > max) {
+        if (r->phase == PH_BODY && !r->too_big) {
+            r->too_big = 1;
+            flowd_conn_drop_body(flowd_conn_of(conn));
+        }
+        return r->seen > LINGER_BODIES * srv->cfg.max_body ? MHD_NO : MHD_YES;
     }
     if (r->len + size > r->cap) {
         size_t cap = r->cap * 2;
@@ -1519,7 +1545,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_size > 0) {
         size_t size = *upload_size;
         *upload_size = 0;
-        return on_data(srv, r, upload, size);
+        return on_data(srv, r, conn, upload, size);
     }
     switch (r->phase) {
     case PH_NEW:
@@ -1539,8 +1565,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
     flowd_server_t *srv = cls;
     req_t *r = *con_cls;
-    (void)conn;
     (void)toe;
+    flowd_conn_answered(flowd_conn_of(conn)); /* the next request's headers are due */
     if (r == NULL)
         return;
     *con_cls = NULL;
@@ -1634,6 +1660,20 @@ int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port) {
     size_t memory = cfg->max_header * 2;
     if (memory < 32768)
         memory = 32768; /* MHD's default; it zeroes all of it for every request, so not more */
+    flowd_conns_opts_t co = {.header_timeout_ms = cfg->header_timeout_ms,
+                             .linger_ms = cfg->idle_timeout_ms,
+                             .linger_quiet_ms = cfg->idle_timeout_ms < LINGER_QUIET_MS ? cfg->idle_timeout_ms
+                                                                                         : LINGER_QUIET_MS,
+                             .linger_bytes = LINGER_BODIES * cfg->max_body,
+                             .linger_max = cfg->max_conns};
+    int rc = flowd_conns_new(&co, &h->conns);
+    if (rc < 0) {
+        flowd_log(FLOW_LOG_ERROR, "cannot start the connections' thread: %s", flow_strerror(rc));
+        pthread_mutex_destroy(&h->flows_lock);
+        free(h);
+        srv->http = NULL;
+        return rc;
+    }
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
         srv, MHD_OPTION_SOCK_ADDR, addr,
@@ -1642,9 +1682,11 @@ int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port) {
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_conns_per_ip,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, flowd_conns_notify, h->conns,
         MHD_OPTION_END);
     if (h->daemon == NULL) {
         flowd_log(FLOW_LOG_ERROR, "cannot listen on %s port %u (is the port taken?)", cfg->bind, cfg->port);
+        flowd_conns_free(h->conns);
         pthread_mutex_destroy(&h->flows_lock);
         free(h);
         srv->http = NULL;
@@ -1677,6 +1719,7 @@ void flowd_http_stop(flowd_http_t *h) {
     if (h == NULL)
         return;
     MHD_stop_daemon(h->daemon);
+    flowd_conns_free(h->conns); /* after the daemon: no connection is notified any more */
     if (h->listen_fd != MHD_INVALID_SOCKET)
         close(h->listen_fd); /* microhttpd.h: ours after quiesce, closed only after the stop */
     pthread_mutex_destroy(&h->flows_lock);

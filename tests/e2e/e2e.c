@@ -137,7 +137,7 @@ void e2e_start(e2e_server_t *s, ...) {
                                            "FLOWD_LLM_BASE_URL", "FLOWD_LLM_MODEL", "FLOWD_LLM_API_KEY",
                                            "FLOWD_MAX_STEPS", "FLOWD_DEADLINE", "FLOWD_MAX_SHARED",
                                            "FLOWD_MAX_TEMPLATE", "FLOWD_MAX_ANSWER", "FLOWD_MAX_FLOWS",
-                                           "FLOWD_MAX_FLOW_SIZE"};
+                                           "FLOWD_MAX_FLOW_SIZE", "FLOWD_HEADER_TIMEOUT"};
         for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
             unsetenv(vars[i]);
         execvp(argv[0], (char *const *)argv);
@@ -410,24 +410,33 @@ json_t *e2e_get_json(e2e_server_t *s, const char *path) {
     return v;
 }
 
+static int is_final(const char *status) {
+    return strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 || strcmp(status, "canceled") == 0;
+}
+
 json_t *e2e_wait_status(e2e_server_t *s, const char *id, const char *status, unsigned timeout_ms) {
     uint64_t deadline = e2e_now_ms() + timeout_ms;
     char path[128];
+    /* A long poll answers the next change after the status the server sees when it comes, which
+     * may already be past the one asked for (queued, then running before the poll arrives, then
+     * succeeded): a status that does not last is looked for by polling. */
+    int poll_only = status != NULL && !is_final(status);
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
     for (;;) {
         json_t *job = e2e_get_json(s, path);
         const char *now = json_string_value(json_object_get(job, "status"));
         ck_assert_ptr_nonnull(now);
-        int final = strcmp(now, "succeeded") == 0 || strcmp(now, "failed") == 0 ||
-                    strcmp(now, "canceled") == 0;
-        if (status ? strcmp(now, status) == 0 : final)
+        if (status ? strcmp(now, status) == 0 : is_final(now))
             return job;
-        json_decref(job);
         uint64_t now_ms = e2e_now_ms();
         ck_assert_msg(now_ms < deadline, "job %s is %s, not %s, after %u ms", id, now,
                       status ? status : "ended", timeout_ms);
+        json_decref(job);
         uint64_t left = deadline - now_ms;
-        snprintf(path, sizeof path, "/v1/jobs/%s?wait=%.3f", id, left > 2000 ? 2.0 : (double)left / 1000);
+        if (poll_only)
+            sleep_ms(5);
+        else
+            snprintf(path, sizeof path, "/v1/jobs/%s?wait=%.3f", id, left > 2000 ? 2.0 : (double)left / 1000);
     }
 }
 
