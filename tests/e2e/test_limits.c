@@ -208,7 +208,10 @@ START_TEST(test_flags_help_version_and_exit_statuses) {
                                         "--retention", "--grace", "--history-limit", "--events-limit",
                                         "--max-conns", "--max-conns-per-ip", "--idle-timeout",
                                         "--keepalive", "--log-level", "FLOWD_LOG_LEVEL", "--version",
-                                        "default 24h", "default 1MiB"};
+                                        "default 24h", "default 1MiB", "--max-steps", "FLOWD_MAX_STEPS",
+                                        "default 10000", "--deadline", "--max-shared", "--max-template",
+                                        "--max-answer", "default 8MiB", "--max-flows", "--max-flow-size",
+                                        "--header-timeout", "FLOWD_HEADER_TIMEOUT", "default 10s"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         ck_assert_msg(strstr(out, flags[i]) != NULL, "--help does not mention %s", flags[i]);
     free(out);
