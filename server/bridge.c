@@ -201,15 +201,18 @@ static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, ch
 /* The shared store's size where nothing serializes it (the memory store): counted by a dump that
  * stops past the cap, but not after every step, so that a large store does not cost every step a
  * dump: once 8 d have passed after a count that took d (a count takes at most about an eighth of
- * the loop's time), or sooner, at the step that would take it past the cap if it went on growing
- * as fast as since the last count. 0 when it is not counted after this step. */
+ * the loop's time; and not sooner than COUNT_FLOOR_NS, which a tiny store would cost every step),
+ * or sooner, at the step that would take it past the cap if it went on growing as fast as since
+ * the last count. 0 when it is not counted after this step. */
+#define COUNT_FLOOR_NS 20000u
 static size_t count_shared(json_t *shared, flowd_job_t *job, const flow_step_t *step, size_t max) {
     struct flowd_size_count *c = &job->size_count;
     if (step->end_us * 1000u < c->due_ns && step->seq < c->due_seq)
         return 0;
     uint64_t t0 = uv_hrtime();
     size_t size = flowd_json_size(shared, max);
-    c->due_ns = step->end_us * 1000u + 8 * (uv_hrtime() - t0);
+    uint64_t took = uv_hrtime() - t0;
+    c->due_ns = step->end_us * 1000u + (took < COUNT_FLOOR_NS / 8 ? COUNT_FLOOR_NS : 8 * took);
     c->due_seq = UINT64_MAX;
     if (size > c->bytes && size <= max && step->seq > c->seq) {
         uint64_t per_step = (size - c->bytes + (step->seq - c->seq) - 1) / (step->seq - c->seq);
