@@ -76,8 +76,8 @@ int flow_doc_name_ok(const char *name, size_t len) {
         return 0;
     for (size_t i = 0; i < len; i++) {
         char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '_' || c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
             return 0;
     }
     return 1;
@@ -603,12 +603,14 @@ static int check_document(loader_t *L, json_t *doc) {
         problem(L, NULL, "/name", "name is " FLOW_DOC_NAME_RULE);
     if (json_object_get(doc, "max_steps") != NULL &&
         !number_in(json_object_get(doc, "max_steps"), 1, FLOW_DOC_MAX_STEPS))
-        problem(L, NULL, "/max_steps", "max_steps is the steps a job may run, 1 to %lld (and at most the "
-                "server's maximum)", FLOW_DOC_MAX_STEPS);
+        problem(L, NULL, "/max_steps",
+                "max_steps is the steps a job may run, 1 to %lld (and at most the server's "
+                "maximum)", FLOW_DOC_MAX_STEPS);
     if (json_object_get(doc, "deadline") != NULL &&
         !number_in(json_object_get(doc, "deadline"), 1, FLOW_DOC_MAX_DEADLINE_MS))
-        problem(L, NULL, "/deadline", "deadline is the milliseconds a job may take from its start, 1 to %lld "
-                "(and at most the server's maximum)", FLOW_DOC_MAX_DEADLINE_MS);
+        problem(L, NULL, "/deadline",
+                "deadline is the milliseconds a job may take from its start, 1 to %lld (and at "
+                "most the server's maximum)", FLOW_DOC_MAX_DEADLINE_MS);
     if (json_object_get(doc, "version") != NULL && !json_is_string(json_object_get(doc, "version")))
         problem(L, NULL, "/version", "version is a string");
     if (json_object_get(doc, "description") != NULL && !json_is_string(json_object_get(doc, "description")))
@@ -680,7 +682,8 @@ int flow_doc_load(flow_registry_t *reg, json_t *doc, flow_def_t **out, flow_prob
         return FLOW_ENOMEM;
     check_document(&L, doc);
     const char *name = json_string_value(json_object_get(doc, "name"));
-    if ((rc = flow_def_new(name && flow_doc_name_ok(name, strlen(name)) ? name : "unnamed", &L.def)) < 0)
+    int named = name != NULL && flow_doc_name_ok(name, strlen(name));
+    if ((rc = flow_def_new(named ? name : "unnamed", &L.def)) < 0)
         goto out;
     if ((rc = flow_node_new(L.def, flow_def_name(L.def), FLOW_FLOW, NULL, NULL, &root)) < 0 ||
         (rc = flow_def_set_root(L.def, root)) < 0)

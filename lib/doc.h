@@ -16,7 +16,8 @@
 
 /* A flow's name: 1 to 64 of [A-Za-z0-9._-], the first a letter or a digit (so never "." or "..").
  * The same rule holds for a document's "name", the {name} of /v1/flows/{name} and the files of
- * flowd --flows; FLOW_DOC_NAME_RULE says it in words. name is len bytes (a NUL among them fails). */
+ * flowd --flows; FLOW_DOC_NAME_RULE says it in words. name is len bytes (a NUL among them
+ * fails). */
 #define FLOW_DOC_NAME_RULE "1 to 64 letters, digits, '.', '_' or '-', the first a letter or a digit"
 int flow_doc_name_ok(const char *name, size_t len);
 
@@ -36,7 +37,8 @@ int flow_doc_load(flow_registry_t *reg, json_t *doc, flow_def_t **out, flow_prob
 int flow_doc_load_text(flow_registry_t *reg, const char *text, size_t len, const char *source, flow_def_t **out,
                        flow_problems_t *problems);
 
-/* The same from a file (at most flow_doc_set_max_bytes's limit); FLOW_EIO when it cannot be read. */
+/* The same from a file (at most flow_doc_set_max_bytes's limit); FLOW_EIO when it cannot be
+ * read. */
 int flow_doc_load_file(flow_registry_t *reg, const char *path, flow_def_t **out, flow_problems_t *problems);
 
 /* The document a definition was built from (borrowed), or NULL for flows written in C. */

@@ -12,7 +12,8 @@
  * engine's step_budget), and the job goes to the back of the run queue; the queue gets turns for
  * IDLE_SLICE_NS per loop iteration, then the loop polls. So I/O, timers, other jobs and the
  * commands of other threads (a cancel, a shutdown) wait at most that long plus one step, however
- * expensive each step of a job is (a node's work, or its callbacks: a checkpoint of a large store). */
+ * expensive each step of a job is (a node's work, or its callbacks: a checkpoint of a large
+ * store). */
 #define TURN_NS 1000000u
 #define IDLE_SLICE_NS 2000000u
 
@@ -39,8 +40,8 @@ static void runq_unlink(flow_engine_t *eng, flow_job_t *job) {
     job->in_runq = 0;
 }
 
-/* To the back of the run queue; a job that has ended goes to the front (ending is quick, and whoever
- * canceled it waits for it). */
+/* To the back of the run queue; a job that has ended goes to the front (ending is quick, and
+ * whoever canceled it waits for it). */
 static void runq_push(flow_job_t *job) {
     flow_engine_t *eng = job->eng;
     if (job->in_runq) {

@@ -350,8 +350,8 @@ typedef struct flow_job_opts {
     /* Resuming a job that stopped (a restart after a crash): start at this node of the root flow
      * (copied; NULL: at its start), as if resume_tries tries of it had already failed, and count
      * steps on from resume_steps. The root flow's prep runs again. resume_started_us (wall clock,
-     * 0: none) is when the job first started: flow_job_started_us() gives it, and deadline_ms counts
-     * from it (a deadline already past fails the job before it runs a step). */
+     * 0: none) is when the job first started: flow_job_started_us() gives it, and deadline_ms
+     * counts from it (a deadline already past fails the job before it runs a step). */
     const char *resume_node;
     unsigned resume_tries;
     uint64_t resume_steps;

@@ -653,8 +653,9 @@ static int eval_text(const tnode_t *n, const flow_scope_t *scope, json_t **out, 
             rc = FLOW_ENOMEM;
     }
     if (rc == FLOW_ETOOBIG)
-        set_error(err, rc, "template %.*s gives more than %zu bytes%s%s%s", 200, json_string_value(n->src),
-                  max_text, max_text_name ? " (" : "", max_text_name ? max_text_name : "",
+        set_error(err, rc, "template %.*s gives more than %zu bytes%s%s%s", 200,
+                  json_string_value(n->src), max_text, max_text_name ? " (" : "",
+                  max_text_name ? max_text_name : "",
                   max_text_name ? ")" : "");
     else if (rc != 0)
         set_error(err, rc, "out of memory");

@@ -97,9 +97,9 @@ int flow_template_check(json_t *tmpl, const char *where, unsigned roots, flow_pr
  * as read-only: json_deep_copy() what you modify or store into the shared store, where an alias of
  * another part of the store would change along with it.
  * Errors: FLOW_ENOTFOUND ("$shared/ingredient not found"), FLOW_ETOOBIG (a template longer than
- * flow_template_set_max_text's limit), FLOW_ENOMEM. err (may be NULL; zeroed, or holding an earlier error, whose
- * message is freed) receives the code and a message allocated with malloc(). t may be shared by
- * concurrent evaluations: it is only read. */
+ * flow_template_set_max_text's limit), FLOW_ENOMEM. err (may be NULL; zeroed, or holding an earlier
+ * error, whose message is freed) receives the code and a message allocated with malloc(). t may be
+ * shared by concurrent evaluations: it is only read. */
 int flow_tmpl_eval(const flow_tmpl_t *t, const flow_scope_t *scope, json_t **out, flow_error_t *err);
 
 /* The roots t refers to (FLOW_SCOPE_* bits): 0 means the result does not depend on the scope, and a

@@ -176,8 +176,9 @@ static char *strdup_or_null(const char *s) {
 
 /* What a restart would resume the job from, to the store (which copies what it keeps, and takes
  * shared: compact JSON, or NULL when it did not change). */
-static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, char *shared, size_t shared_len,
-                       const char *step, size_t step_len, uint64_t step_seq, uint64_t event_id) {
+static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, char *shared,
+                       size_t shared_len, const char *step, size_t step_len, uint64_t step_seq,
+                       uint64_t event_id) {
     if (srv->store->ops->checkpoint == NULL) {
         free(shared);
         return;
@@ -229,14 +230,14 @@ static size_t count_shared(json_t *shared, flowd_job_t *job, const flow_step_t *
  * nothing serializes it, count_shared counts it now and then (the step that is named is then the
  * one after which it was found). Past the cap the job fails too_big. Returns the text for the
  * checkpoint (taken by it), or NULL. */
-static char *shared_after(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, const flow_step_t *step,
-                          size_t *len) {
+static char *shared_after(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj,
+                          const flow_step_t *step, size_t *len) {
     json_t *shared = flow_job_shared(fj);
     size_t max = srv->cfg.max_shared, size;
     char *text = NULL;
     *len = 0;
     if (srv->store->ops->checkpoint != NULL) {
-        text = dump_compact(shared, len); /* NULL when out of memory: the store keeps the last one */
+        text = dump_compact(shared, len); /* NULL: out of memory; the store keeps the last one */
         size = *len;
     } else {
         size = count_shared(shared, job, step, max);
@@ -245,8 +246,8 @@ static char *shared_after(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj,
         return text;
     char message[320];
     snprintf(message, sizeof message,
-             "the shared store is over %zu bytes as JSON (--max-shared) after step %llu, of node %s", max,
-             (unsigned long long)step->seq, step->node);
+             "the shared store is over %zu bytes as JSON (--max-shared) after step %llu, of node "
+             "%s", max, (unsigned long long)step->seq, step->node);
     flow_job_fail(fj, FLOW_ETOOBIG, step->node, message);
     free(text);
     *len = 0;

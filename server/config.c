@@ -86,25 +86,27 @@ static const setting_t settings[] = {
      "NAME", "the model of llm nodes that name none"},
     /* limits: what one job, one answer, one flow or one slow client may take */
     {"max-steps", "FLOWD_MAX_STEPS", K_UINT, OFF(max_steps), 1, 1000000000, "10000", "N",
-     "steps a job may run (a flow's max_steps may ask for fewer); then it fails max_steps_exceeded"},
+     "steps a job may run (a flow's max_steps may ask for fewer); then it fails "
+     "max_steps_exceeded"},
     {"deadline", "FLOWD_DEADLINE", K_MS, OFF(deadline_ms), 1000, 3650 * DAY_MS, "24h", "DURATION",
      "how long a job may take from its start (a flow's deadline may ask for less); then it fails "
      "deadline_exceeded"},
     {"max-shared", "FLOWD_MAX_SHARED", K_SIZE, OFF(max_shared), 1024, GIB, "1MiB", "SIZE",
-     "largest shared store of a job, as compact JSON, checked after each step; past it the job fails "
-     "too_big (and POST /v1/jobs gets 413)"},
+     "largest shared store of a job, as compact JSON, checked after each step; past it the job "
+     "fails too_big (and POST /v1/jobs gets 413)"},
     {"max-template", "FLOWD_MAX_TEMPLATE", K_SIZE, OFF(max_template), 64, GIB, "1MiB", "SIZE",
      "largest text one template of a flow document expands to; past it the step fails too_big"},
     {"max-answer", "FLOWD_MAX_ANSWER", K_SIZE, OFF(max_answer), 4096, 16 * GIB, "8MiB", "SIZE",
-     "largest answer made from a job's store (shared, history) or a list; past it 422 answer_too_large "
-     "(ask with ?pointer= or ?limit=)"},
+     "largest answer made from a job's store (shared, history) or a list; past it 422 "
+     "answer_too_large (ask with ?pointer= or ?limit=)"},
     {"max-flows", "FLOWD_MAX_FLOWS", K_UINT, OFF(max_flows), 1, 1000000, "1000", "N",
      "flows a server holds (compiled-in, --flows and PUT); past it a PUT of a new one gets 409"},
     {"max-flow-size", "FLOWD_MAX_FLOW_SIZE", K_SIZE, OFF(max_flow_size), 1024, GIB, "1MiB", "SIZE",
      "largest flow document (a PUT body, within --max-body, or a --flows file)"},
-    {"header-timeout", "FLOWD_HEADER_TIMEOUT", K_MS, OFF(header_timeout_ms), 100, DAY_MS, "10s", "DURATION",
-     "close a connection whose request line and headers are not all in this long after it opened or "
-     "after its last answer (a client that trickles them), whatever --idle-timeout says"},
+    {"header-timeout", "FLOWD_HEADER_TIMEOUT", K_MS, OFF(header_timeout_ms), 100, DAY_MS, "10s",
+     "DURATION", "close a connection whose request line and headers are not all in this long after "
+     "it opened or after its last answer (a client that trickles them), whatever --idle-timeout "
+     "says"},
 };
 
 /* Read from the environment only, never a flag: flags show in ps. */

@@ -42,13 +42,13 @@ typedef struct flowd_config {
     char llm_api_key[512];      /* from FLOWD_LLM_API_KEY only: a flag would show in ps */
     /* limits */
     unsigned max_steps;         /* steps a job may run (a flow's max_steps may be lower) */
-    uint64_t deadline_ms;       /* how long a job may take from its start (a flow's deadline may be lower) */
+    uint64_t deadline_ms;       /* how long a job may take from its start (a flow's may be lower) */
     size_t max_shared;          /* bytes of a job's shared store as compact JSON, after each step */
     size_t max_template;        /* bytes one template of a flow document expands to */
     size_t max_answer;          /* bytes of an answer made from a job's store or a list */
     unsigned max_flows;         /* flows a server holds */
     size_t max_flow_size;       /* bytes of a flow document */
-    uint64_t header_timeout_ms; /* a request's line and headers, from the connection or the last answer */
+    uint64_t header_timeout_ms; /* a request's line and headers, from the opening or last answer */
 } flowd_config_t;
 
 enum {

@@ -1,5 +1,6 @@
-/* conns.c: the deadlines and the lingering close of conns.h, on a thread of their own. Hand-written:
- * libmicrohttpd (0.9.75) has an idle timeout only, and closes a socket with unread data at once. */
+/* conns.c: the deadlines and the lingering close of conns.h, on a thread of their own.
+ * Hand-written: libmicrohttpd (0.9.75) has an idle timeout only, and closes a socket with unread
+ * data at once. */
 #include "conns.h"
 
 #include <arpa/inet.h>
@@ -18,8 +19,8 @@
 #include "flow.h"
 #include "log.h"
 
-#define TICK_MS 100          /* how late a deadline may be met */
-#define DROP_CHUNK 65536     /* bytes read at a time from a lingering socket */
+#define TICK_MS 100      /* how late a deadline may be met */
+#define DROP_CHUNK 65536 /* bytes read at a time from a lingering socket */
 
 struct flowd_conn {
     flowd_conn_t *prev, *next; /* the list, under the lock */
@@ -35,20 +36,20 @@ static const char headers_late[] = "no complete request line and headers within 
 static const char body_late[] = "a refused body still coming after --idle-timeout";
 
 typedef struct lingering {
-    int fd;                    /* our dup of the socket */
-    uint64_t until_ms;         /* closed then, whatever comes */
-    uint64_t quiet_until_ms;   /* closed then unless data comes */
-    size_t left;               /* bytes still dropped */
+    int fd;                  /* our dup of the socket */
+    uint64_t until_ms;       /* closed then, whatever comes */
+    uint64_t quiet_until_ms; /* closed then unless data comes */
+    size_t left;             /* bytes still dropped */
 } lingering_t;
 
 struct flowd_conns {
     flowd_conns_opts_t o;
     pthread_mutex_t lock;
-    flowd_conn_t *head;        /* under lock */
-    lingering_t *pending;      /* handed over by NOTIFY_CLOSED, under lock */
+    flowd_conn_t *head;   /* under lock */
+    lingering_t *pending; /* handed over by NOTIFY_CLOSED, under lock */
     size_t npending;
-    int stopping;              /* under lock */
-    int wake;                  /* an eventfd: something is pending, or stop */
+    int stopping; /* under lock */
+    int wake;     /* an eventfd: something is pending, or stop */
     pthread_t thread;
     /* the thread's own */
     lingering_t *linger;
@@ -67,8 +68,10 @@ void flowd_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_co
                         enum MHD_ConnectionNotificationCode toe) {
     flowd_conns_t *cs = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         flowd_conn_t *c = calloc(1, sizeof *c);
         *socket_context = c;
         if (c == NULL || fd == NULL)
@@ -78,9 +81,11 @@ void flowd_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_co
         atomic_store(&c->why, headers_late);
         const struct sockaddr *sa = ci ? ci->client_addr : NULL;
         if (sa != NULL && sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->addr, sizeof c->addr);
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->addr,
+                      sizeof c->addr);
         else if (sa != NULL && sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->addr, sizeof c->addr);
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->addr,
+                      sizeof c->addr);
         atomic_store(&c->close_at_ms, now_ms() + cs->o.header_timeout_ms);
         pthread_mutex_lock(&cs->lock);
         c->next = cs->head;
@@ -107,10 +112,11 @@ void flowd_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_co
         int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
         if (fd >= 0) {
             uint64_t now = now_ms();
-            cs->pending[cs->npending++] = (lingering_t){.fd = fd,
-                                                        .until_ms = now + cs->o.linger_ms,
-                                                        .quiet_until_ms = now + cs->o.linger_quiet_ms,
-                                                        .left = cs->o.linger_bytes};
+            cs->pending[cs->npending++] =
+                (lingering_t){.fd = fd,
+                              .until_ms = now + cs->o.linger_ms,
+                              .quiet_until_ms = now + cs->o.linger_quiet_ms,
+                              .left = cs->o.linger_bytes};
             lingers = 1;
         }
     }
@@ -124,7 +130,8 @@ void flowd_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_co
 }
 
 flowd_conn_t *flowd_conn_of(struct MHD_Connection *conn) {
-    const union MHD_ConnectionInfo *i = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const union MHD_ConnectionInfo *i =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return i ? i->socket_context : NULL;
 }
 

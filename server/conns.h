@@ -14,9 +14,9 @@
  * MHD tells us of every connection (MHD_OPTION_NOTIFY_CONNECTION) and we keep them in a list under
  * a lock. The thread wakes every 100 ms: a connection past its deadline gets shutdown(SHUT_RDWR)
  * on its socket, which MHD sees as the client's end and closes like any other. MHD calls
- * NOTIFY_CLOSED before it closes the socket, and the connection leaves the list under the same lock,
- * so the thread never touches a descriptor that MHD has closed (and that the kernel may have given
- * to another connection). Any thread; the MHD threads call the flowd_conn_* functions. */
+ * NOTIFY_CLOSED before it closes the socket, and the connection leaves the list under the same
+ * lock, so the thread never touches a descriptor that MHD has closed (and that the kernel may have
+ * given to another connection). Any thread; the MHD threads call the flowd_conn_* functions. */
 #ifndef FLOWD_CONNS_H
 #define FLOWD_CONNS_H
 
@@ -38,7 +38,8 @@ typedef struct flowd_conns_opts {
 
 /* Starts the thread. FLOW_ENOMEM, FLOW_EIO. */
 int flowd_conns_new(const flowd_conns_opts_t *opts, flowd_conns_t **out);
-/* After the MHD daemon has stopped: stops the thread and closes what still lingers. NULL is ignored. */
+/* After the MHD daemon has stopped: stops the thread and closes what still lingers. NULL is
+ * ignored. */
 void flowd_conns_free(flowd_conns_t *cs);
 
 /* MHD_OPTION_NOTIFY_CONNECTION's callback; cls is the flowd_conns_t. */

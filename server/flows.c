@@ -177,8 +177,9 @@ int flowd_flows_load_dir(flow_registry_t *reg, const char *dir) {
     }
     for (int i = 0; i < n; i++) {
         if (!flow_doc_name_ok(files[i]->d_name, strlen(files[i]->d_name) - 5)) {
-            flowd_log(FLOW_LOG_ERROR, "--flows %s/%s: a flow file is NAME.json, and a name is " FLOW_DOC_NAME_RULE,
-                      dir, files[i]->d_name);
+            flowd_log(FLOW_LOG_ERROR,
+                      "--flows %s/%s: a flow file is NAME.json, and a name is "
+                      FLOW_DOC_NAME_RULE, dir, files[i]->d_name);
             rc = FLOW_ELOAD;
         }
     }

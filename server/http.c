@@ -796,7 +796,8 @@ static enum MHD_Result list_shared(flowd_server_t *srv, req_t *r, struct MHD_Con
 }
 
 /* The limit of a list (1 to MAX_LIMIT, default DEFAULT_LIMIT): 0, or -1 after answering 400. */
-static int list_limit(req_t *r, struct MHD_Connection *conn, uint64_t *limit, enum MHD_Result *ret) {
+static int list_limit(req_t *r, struct MHD_Connection *conn, uint64_t *limit,
+                      enum MHD_Result *ret) {
     const char *limit_s = arg(conn, "limit");
     *limit = DEFAULT_LIMIT;
     if (limit_s == NULL)
@@ -804,8 +805,9 @@ static int list_limit(req_t *r, struct MHD_Connection *conn, uint64_t *limit, en
     char *end;
     unsigned long long v = strtoull(limit_s, &end, 10);
     if (!isdigit((unsigned char)*limit_s) || *end != '\0' || v < 1 || v > MAX_LIMIT) {
-        *ret = send_error(r, conn, 400, "bad_request", "limit must be a whole number from 1 to %d, not '%.32s'",
-                          MAX_LIMIT, limit_s);
+        *ret = send_error(r, conn, 400, "bad_request",
+                          "limit must be a whole number from 1 to %d, not '%.32s'", MAX_LIMIT,
+                          limit_s);
         return -1;
     }
     *limit = v;
@@ -873,11 +875,11 @@ static enum MHD_Result list_jobs(flowd_server_t *srv, req_t *r, struct MHD_Conne
     return send_answer(r, conn, &a);
 }
 
-static int flow_key(req_t *r, struct MHD_Connection *conn, const char *name, size_t len, char key[65],
-                    enum MHD_Result *ret);
+static int flow_key(req_t *r, struct MHD_Connection *conn, const char *name, size_t len,
+                    char key[65], enum MHD_Result *ret);
 
-static enum MHD_Result get_flow(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn, const char *name,
-                               size_t name_len) {
+static enum MHD_Result get_flow(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                               const char *name, size_t name_len) {
     static const char *const allowed[] = {NULL};
     enum MHD_Result ret = MHD_YES;
     char key[65];
@@ -888,7 +890,8 @@ static enum MHD_Result get_flow(flowd_server_t *srv, req_t *r, struct MHD_Connec
         flowd_buf_t names;
         flowd_buf_init(&names, 4096);
         flowd_flow_names(srv->reg, &names);
-        ret = send_error(r, conn, 404, "unknown_flow", "no flow named '%.64s' (this server runs: %s)", key,
+        ret = send_error(r, conn, 404, "unknown_flow",
+                         "no flow named '%.64s' (this server runs: %s)", key,
                          names.data ? names.data : "none");
         flowd_buf_free(&names);
         return ret;
@@ -915,7 +918,8 @@ static enum MHD_Result list_flows(flowd_server_t *srv, req_t *r, struct MHD_Conn
     const char *cursor = arg(conn, "cursor");
     if (cursor != NULL && !flow_doc_name_ok(cursor, strlen(cursor)))
         return send_error(r, conn, 400, "bad_request",
-                          "cursor '%.64s' is not one this server gave (use next_cursor of the previous page)",
+                          "cursor '%.64s' is not one this server gave (use next_cursor of the "
+                          "previous page)",
                           cursor);
     flow_def_t **defs = NULL;
     size_t n = 0, i = 0, shown = 0;
@@ -1029,7 +1033,8 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
         flowd_json_size(shared, srv->cfg.max_shared) > srv->cfg.max_shared) {
         json_decref(body);
         return send_error(r, conn, 413, "payload_too_large",
-                          "the shared store is over %zu bytes as JSON, the limit of a job's store (--max-shared)",
+                          "the shared store is over %zu bytes as JSON, the limit of a job's store "
+                          "(--max-shared)",
                           srv->cfg.max_shared);
     }
     const char *idem = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
@@ -1216,14 +1221,15 @@ static enum MHD_Result send_problems(req_t *r, struct MHD_Connection *conn, cons
     return send_json(r, conn, 422, body, len);
 }
 
-/* The {name} of the URL into key; -1 after answering when it cannot be a flow's name: 400 for a PUT,
- * which would make one, 404 otherwise. */
+/* The {name} of the URL into key; -1 after answering when it cannot be a flow's name: 400 for a
+ * PUT, which would make one, 404 otherwise. */
 static int flow_key(req_t *r, struct MHD_Connection *conn, const char *name, size_t len, char key[65],
                     enum MHD_Result *ret) {
     if (!flow_doc_name_ok(name, len)) {
         if (r->method == M_PUT)
             *ret = send_error(r, conn, 400, "bad_request",
-                              "'%.64s' cannot be a flow's name: a name is " FLOW_DOC_NAME_RULE, name);
+                              "'%.64s' cannot be a flow's name: a name is " FLOW_DOC_NAME_RULE,
+                              name);
         else
             *ret = send_error(r, conn, 404, "unknown_flow", "no flow named '%.64s'", name);
         return -1;
@@ -1272,8 +1278,9 @@ static enum MHD_Result put_flow(flowd_server_t *srv, req_t *r, struct MHD_Connec
         flow_def_t *old = flow_registry_get_flow(srv->reg, key);
         if (old == NULL && flow_registry_flow_count(srv->reg) >= srv->cfg.max_flows) {
             ret = send_error(r, conn, 409, "too_many_flows",
-                             "this server holds %u flows, its limit (--max-flows); DELETE one, or replace one by "
-                             "its name", srv->cfg.max_flows);
+                             "this server holds %u flows, its limit (--max-flows); DELETE one, or "
+                             "replace one by its name",
+                             srv->cfg.max_flows);
         } else if ((rc = srv->store->ops->put_flow(srv->store, key, flow_doc_of(def))) < 0) {
             ret = send_error(r, conn, 500, "internal", "the flow could not be stored");
         } else if ((rc = flow_registry_put_flow(srv->reg, def, NULL)) < 0) {
@@ -1367,17 +1374,19 @@ static enum MHD_Result check_headers(flowd_server_t *srv, req_t *r, struct MHD_C
     if (length != NULL) {
         unsigned long long n = strtoull(length, NULL, 10);
         if (n > cap)
-            return send_error(r, conn, 413, "payload_too_large", "the body is %llu bytes, over the limit of %zu (%s)",
-                              n, cap, flag);
+            return send_error(r, conn, 413, "payload_too_large",
+                              "the body is %llu bytes, over the limit of %zu (%s)", n, cap, flag);
     }
     r->phase = PH_BODY;
     return MHD_YES;
 }
 
 static int has_body(struct MHD_Connection *conn) {
-    const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    return (length != NULL && strspn(length, "0") != strlen(length)) ||
-           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+    const char *length =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *coding =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    return (length != NULL && strspn(length, "0") != strlen(length)) || coding != NULL;
 }
 
 static enum MHD_Result on_headers(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
@@ -1410,8 +1419,8 @@ static enum MHD_Result dispatch(flowd_server_t *srv, req_t *r, struct MHD_Connec
         const char *flag;
         size_t cap = body_cap(srv, r, &flag);
         if (r->too_big)
-            return send_error(r, conn, 413, "payload_too_large", "the body is over the limit of %zu bytes (%s)", cap,
-                              flag);
+            return send_error(r, conn, 413, "payload_too_large",
+                              "the body is over the limit of %zu bytes (%s)", cap, flag);
         if (check_query(r, conn, none, &ret) < 0)
             return ret;
     }
@@ -1449,9 +1458,10 @@ static enum MHD_Result dispatch(flowd_server_t *srv, req_t *r, struct MHD_Connec
 
 /* A piece of a body: kept for a POST route, dropped otherwise. A body past the cap that had no
  * Content-Length (chunked) could not be refused before it came: it is read and dropped, within the
- * lingering close's bounds (conns.h), and refused once it has ended. MHD_NO closes the connection. */
-static enum MHD_Result on_data(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn, const char *data,
-                               size_t size) {
+ * lingering close's bounds (conns.h), and refused once it has ended. MHD_NO closes the
+ * connection. */
+static enum MHD_Result on_data(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                               const char *data, size_t size) {
     const char *flag;
     size_t max = body_cap(srv, r, &flag);
     r->seen += size;
@@ -1662,8 +1672,9 @@ int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port) {
         memory = 32768; /* MHD's default; it zeroes all of it for every request, so not more */
     flowd_conns_opts_t co = {.header_timeout_ms = cfg->header_timeout_ms,
                              .linger_ms = cfg->idle_timeout_ms,
-                             .linger_quiet_ms = cfg->idle_timeout_ms < LINGER_QUIET_MS ? cfg->idle_timeout_ms
-                                                                                         : LINGER_QUIET_MS,
+                             .linger_quiet_ms = cfg->idle_timeout_ms < LINGER_QUIET_MS
+                                                    ? cfg->idle_timeout_ms
+                                                    : LINGER_QUIET_MS,
                              .linger_bytes = LINGER_BODIES * cfg->max_body,
                              .linger_max = cfg->max_conns};
     int rc = flowd_conns_new(&co, &h->conns);

@@ -223,8 +223,9 @@ void flowd_answer_take(flowd_answer_t *a, flowd_buf_t *b, const char *what, cons
         return;
     a->len = 0;
     if (err == FLOW_ETOOBIG)
-        flowd_answer_error(a, 422, "answer_too_large", "%s is over %zu bytes, the most one answer holds "
-                           "(--max-answer): %s", what, b->max, hint);
+        flowd_answer_error(a, 422, "answer_too_large",
+                           "%s is over %zu bytes, the most one answer holds (--max-answer): %s",
+                           what, b->max, hint);
     else
         a->status = 500;
 }
@@ -263,6 +264,6 @@ void flowd_render_shared(flowd_answer_t *a, const char *compact, size_t len, jso
     flowd_jw_json(&w, value);
     flowd_buf_addc(&b, '\n');
     json_decref(parsed);
-    flowd_answer_take(a, &b, pointer != NULL && *pointer != '\0' ? "the part of the shared store at that pointer" : what,
-                      hint);
+    int part = pointer != NULL && *pointer != '\0';
+    flowd_answer_take(a, &b, part ? "the part of the shared store at that pointer" : what, hint);
 }

@@ -69,12 +69,14 @@ size_t flowd_render_max_answer(void);
  * answer_too_large when it went past the cap (what: "the shared store", ...; hint: how to ask for
  * less); 500 without a body when out of memory. b is emptied. */
 void flowd_answer_take(flowd_answer_t *a, flowd_buf_t *b, const char *what, const char *hint);
-#define FLOWD_HISTORY_HINT "a job keeps its last --history-limit steps; the events stream (/events) has them one by one"
+#define FLOWD_HISTORY_HINT \
+    "a job keeps its last --history-limit steps; the events stream (/events) has them one by one"
 #define FLOWD_LIST_HINT "ask for a shorter page with ?limit="
 
 /* The answer to GET /v1/jobs/{id}/shared: the store (compact text, or the live json_t on the loop,
  * exactly one of them) or the part pointer (NULL: all) names: 200, 404 when the pointer names
- * nothing, 422 when it is over --max-answer. pointer must have been checked (flow_pointer_check). */
+ * nothing, 422 when it is over --max-answer. pointer must have been checked
+ * (flow_pointer_check). */
 void flowd_render_shared(flowd_answer_t *a, const char *compact, size_t len, json_t *live,
                          const char *pointer);
 /* A compact JSON text (a History kept by a record, say) as a pretty answer body, into b. */

@@ -212,8 +212,8 @@ typedef struct flowd_store_ops {
     int immediate; /* create always calls done before it returns */
     int (*create)(flowd_store_t *store, struct flowd_job *job, json_t *shared, json_t *params,
                   flowd_store_done_cb done, void *data);
-    void (*checkpoint)(flowd_store_t *store, struct flowd_job *job, const flowd_checkpoint_t *cp); /* NULL:
-                                * nothing is kept (the memory store) */
+    /* NULL: nothing is kept (the memory store) */
+    void (*checkpoint)(flowd_store_t *store, struct flowd_job *job, const flowd_checkpoint_t *cp);
     void (*finish)(flowd_store_t *store, struct flowd_job *job);
     void (*remove)(flowd_store_t *store, const char *id);
     int (*load)(flowd_store_t *store, flowd_store_each_cb each, void *data);

@@ -134,12 +134,15 @@ void e2e_start(e2e_server_t *s, ...) {
                                            "FLOWD_MAX_CONNS_PER_IP", "FLOWD_IDLE_TIMEOUT",
                                            "FLOWD_KEEPALIVE", "FLOWD_LOG_LEVEL", "FLOWD_FLOWS",
                                            "FLOWD_STORE", "FLOWD_DATA_DIR", "FLOWD_STORE_SYNC",
-                                           "FLOWD_LLM_BASE_URL", "FLOWD_LLM_MODEL", "FLOWD_LLM_API_KEY",
-                                           "FLOWD_MAX_STEPS", "FLOWD_DEADLINE", "FLOWD_MAX_SHARED",
-                                           "FLOWD_MAX_TEMPLATE", "FLOWD_MAX_ANSWER", "FLOWD_MAX_FLOWS",
-                                           "FLOWD_MAX_FLOW_SIZE", "FLOWD_HEADER_TIMEOUT"};
+                                           "FLOWD_LLM_BASE_URL", "FLOWD_LLM_MODEL", "FLOWD_LLM_API_KEY"};
         for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
             unsetenv(vars[i]);
+        static const char *const limits[] = {"FLOWD_MAX_STEPS", "FLOWD_DEADLINE",
+                                             "FLOWD_MAX_SHARED", "FLOWD_MAX_TEMPLATE",
+                                             "FLOWD_MAX_ANSWER", "FLOWD_MAX_FLOWS",
+                                             "FLOWD_MAX_FLOW_SIZE", "FLOWD_HEADER_TIMEOUT"};
+        for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
+            unsetenv(limits[i]);
         execvp(argv[0], (char *const *)argv);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -410,8 +413,29 @@ json_t *e2e_get_json(e2e_server_t *s, const char *path) {
     return v;
 }
 
+long e2e_get_status(e2e_server_t *s, const char *path) {
+    e2e_resp_t r;
+    e2e_request(s, "GET", path, NULL, NULL, &r);
+    long status = r.status;
+    e2e_resp_free(&r);
+    return status;
+}
+
+void e2e_tmpdir(char *dir, size_t size, const char *prefix) {
+    snprintf(dir, size, "/tmp/%s-XXXXXX", prefix);
+    ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp %s: %s", dir, strerror(errno));
+}
+
+void e2e_rmtree(const char *dir) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
 static int is_final(const char *status) {
-    return strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 || strcmp(status, "canceled") == 0;
+    return strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 ||
+           strcmp(status, "canceled") == 0;
 }
 
 json_t *e2e_wait_status(e2e_server_t *s, const char *id, const char *status, unsigned timeout_ms) {
@@ -436,7 +460,8 @@ json_t *e2e_wait_status(e2e_server_t *s, const char *id, const char *status, uns
         if (poll_only)
             sleep_ms(5);
         else
-            snprintf(path, sizeof path, "/v1/jobs/%s?wait=%.3f", id, left > 2000 ? 2.0 : (double)left / 1000);
+            snprintf(path, sizeof path, "/v1/jobs/%s?wait=%.3f", id,
+                     left > 2000 ? 2.0 : (double)left / 1000);
     }
 }
 

@@ -69,6 +69,12 @@ void e2e_post(e2e_server_t *s, const char *path, const char *body, e2e_resp_t *o
 json_t *e2e_start_job(e2e_server_t *s, const char *body);
 /* GET path, asserting 200 and a JSON body; returns it (new reference). */
 json_t *e2e_get_json(e2e_server_t *s, const char *path);
+/* GET path on the kept-alive connection: its status only. */
+long e2e_get_status(e2e_server_t *s, const char *path);
+/* A new directory /tmp/PREFIX-XXXXXX into dir (size bytes); e2e_rmtree removes it and what it
+ * holds. */
+void e2e_tmpdir(char *dir, size_t size, const char *prefix);
+void e2e_rmtree(const char *dir);
 /* Long-polls the job until its status is `status` (NULL: any final one), at most timeout_ms;
  * returns the Job (new reference). */
 json_t *e2e_wait_status(e2e_server_t *s, const char *id, const char *status, unsigned timeout_ms);

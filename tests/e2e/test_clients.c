@@ -21,14 +21,6 @@ static void stop(void) {
     e2e_cleanup(&srv);
 }
 
-static long get_status(const char *path) {
-    e2e_resp_t r;
-    e2e_request(&srv, "GET", path, NULL, NULL, &r);
-    long status = r.status;
-    e2e_resp_free(&r);
-    return status;
-}
-
 /* Whether the server ends the connection (EOF or reset) within timeout_ms while the client sends
  * one byte of a header every 200 ms. */
 static int trickle_until_closed(int fd, unsigned timeout_ms) {
@@ -44,27 +36,31 @@ static int trickle_until_closed(int fd, unsigned timeout_ms) {
     return 0;
 }
 
-/* One header byte at a time keeps MHD's idle timeout from firing, not --header-timeout; a kept-alive
- * connection that sends nothing is closed at it too; others are served meanwhile. */
+/* One header byte at a time keeps MHD's idle timeout from firing, not --header-timeout; a
+ * kept-alive connection that sends nothing is closed at it too; others are served meanwhile. */
 START_TEST(test_a_client_that_trickles_its_headers_is_dropped) {
     e2e_start(&srv, "--header-timeout", "1s", "--idle-timeout", "60", NULL);
     int fd = e2e_connect(&srv);
     const char *start = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
     ck_assert_int_eq(send(fd, start, strlen(start), MSG_NOSIGNAL), (ssize_t)strlen(start));
-    ck_assert_int_eq(get_status("/healthz"), 200);
+    ck_assert_int_eq(e2e_get_status(&srv, "/healthz"), 200);
     uint64_t t0 = e2e_now_ms();
-    ck_assert_msg(trickle_until_closed(fd, 15000), "a client trickling its headers is still connected after 15 s");
+    ck_assert_msg(trickle_until_closed(fd, 15000),
+                  "a client trickling its headers is still connected after 15 s");
     ck_assert_uint_ge(e2e_now_ms() - t0, 500); /* not at once: at the deadline */
     close(fd);
     /* a connection that answered one request and then waits */
     fd = e2e_connect(&srv);
     const char *req = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     ck_assert_int_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
-    ck_assert_msg(e2e_closed_within(fd, 15000), "an idle kept-alive connection is still open after 15 s");
+    ck_assert_msg(e2e_closed_within(fd, 15000),
+                  "an idle kept-alive connection is still open after 15 s");
     close(fd);
-    ck_assert_int_eq(get_status("/healthz"), 200);
+    ck_assert_int_eq(e2e_get_status(&srv, "/healthz"), 200);
     char *log = e2e_log(&srv);
-    ck_assert_msg(strstr(log, "no complete request line and headers within --header-timeout") != NULL, "%s", log);
+    ck_assert_msg(strstr(log, "no complete request line and headers within --header-timeout") !=
+                      NULL,
+                  "%s", log);
     free(log);
     stop();
 }
@@ -79,13 +75,17 @@ static char *send_then_read(size_t body_len, int chunked, int *sent_all) {
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     char head[256];
-    int n = chunked ? snprintf(head, sizeof head,
-                               "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                               "Transfer-Encoding: chunked\r\n\r\n")
-                    : snprintf(head, sizeof head,
-                               "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                               "Content-Length: %zu\r\n\r\n",
-                               body_len);
+    int n =
+        chunked
+            ? snprintf(
+                  head, sizeof head,
+                  "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n")
+            : snprintf(
+                  head, sizeof head,
+                  "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  "Content-Length: %zu\r\n\r\n",
+                  body_len);
     *sent_all = send(fd, head, (size_t)n, MSG_NOSIGNAL) == n;
     static char chunk[65536 + 16];
     size_t sent = 0;
@@ -132,14 +132,15 @@ START_TEST(test_a_client_that_sends_its_whole_body_first_reads_the_413) {
     for (int chunked = 0; chunked < 2; chunked++) {
         int sent_all;
         char *answer = send_then_read((size_t)8 << 20, chunked, &sent_all);
-        ck_assert_msg(sent_all, "%s: the 8 MiB body could not all be sent (the server reset the connection)",
+        ck_assert_msg(sent_all,
+                      "%s: the 8 MiB body could not all be sent (the server reset the connection)",
                       chunked ? "chunked" : "Content-Length");
-        ck_assert_msg(strncmp(answer, "HTTP/1.1 413", 12) == 0, "%s: %s", chunked ? "chunked" : "Content-Length",
-                      answer);
+        ck_assert_msg(strncmp(answer, "HTTP/1.1 413", 12) == 0, "%s: %s",
+                      chunked ? "chunked" : "Content-Length", answer);
         ck_assert_msg(strstr(answer, "--max-body") != NULL, "%s", answer);
         free(answer);
     }
-    ck_assert_int_eq(get_status("/healthz"), 200);
+    ck_assert_int_eq(e2e_get_status(&srv, "/healthz"), 200);
     stop();
 }
 END_TEST
@@ -151,10 +152,12 @@ START_TEST(test_a_client_that_never_stops_sending_is_cut_off) {
     for (int chunked = 0; chunked < 2; chunked++) {
         int fd = e2e_connect(&srv);
         fcntl(fd, F_SETFL, O_NONBLOCK);
-        const char *head = chunked ? "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                                     "Transfer-Encoding: chunked\r\n\r\n"
-                                   : "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                                     "Content-Length: 1073741824\r\n\r\n";
+        const char *head =
+            chunked
+                ? "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n"
+                : "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  "Content-Length: 1073741824\r\n\r\n";
         ck_assert_int_eq(send(fd, head, strlen(head), MSG_NOSIGNAL), (ssize_t)strlen(head));
         static char data[65536 + 16];
         size_t off = chunked ? (size_t)snprintf(data, 16, "%x\r\n", 65536) : 0;
@@ -190,13 +193,14 @@ START_TEST(test_a_client_that_never_stops_sending_is_cut_off) {
         }
         close(fd);
         answer[got] = '\0';
-        ck_assert_msg(ended, "%s: still sending after 40 s (%zu bytes)", chunked ? "chunked" : "Content-Length", sent);
-        ck_assert_msg(sent < ((size_t)48 << 20), "%s: %zu bytes were taken", chunked ? "chunked" : "Content-Length",
-                      sent);
+        ck_assert_msg(ended, "%s: still sending after 40 s (%zu bytes)",
+                      chunked ? "chunked" : "Content-Length", sent);
+        ck_assert_msg(sent < ((size_t)48 << 20), "%s: %zu bytes were taken",
+                      chunked ? "chunked" : "Content-Length", sent);
         if (!chunked) /* refused at once: the answer came while it was sending */
             ck_assert_msg(strncmp(answer, "HTTP/1.1 413", 12) == 0, "%s", answer);
     }
-    ck_assert_int_eq(get_status("/healthz"), 200);
+    ck_assert_int_eq(e2e_get_status(&srv, "/healthz"), 200);
     stop();
 }
 END_TEST

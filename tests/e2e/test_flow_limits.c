@@ -15,15 +15,11 @@ static const char *const json_ct[] = {"Content-Type: application/json", NULL};
 static const char noop_doc[] = "{\"start\": \"n\", \"nodes\": {\"n\": {\"type\": \"noop\"}}}";
 
 static void setup(void) {
-    snprintf(dir, sizeof dir, "/tmp/flowd-flimits-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    e2e_tmpdir(dir, sizeof dir, "flowd-flimits");
 }
 
 static void teardown(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    e2e_rmtree(dir);
 }
 
 static void stop(void) {
@@ -47,51 +43,54 @@ static long status_of(const char *answer) {
     return status;
 }
 
-static long get_status(const char *path) {
-    e2e_resp_t r;
-    e2e_request(&srv, "GET", path, NULL, NULL, &r);
-    long status = r.status;
-    e2e_resp_free(&r);
-    return status;
-}
-
 /* A NUL does not cut a name short, dots cannot make "." or "..", and whatever is outside the
  * alphabet gets 400 naming it; nothing of it is registered. */
 START_TEST(test_flow_names_have_one_alphabet) {
     e2e_start(&srv, NULL);
-    static const char *const bad[] = {"/v1/flows/ab%00cd", "/v1/flows/%2e%2e", "/v1/flows/%2E", "/v1/flows/..",
-                                      "/v1/flows/-x", "/v1/flows/_x", "/v1/flows/.hidden", "/v1/flows/a%20b",
-                                      "/v1/flows/a%2Fb", "/v1/flows/caf%C3%A9",
-                                      "/v1/flows/x1234567890123456789012345678901234567890123456789012345678901234"}; /* 65 */
+    static const char *const bad[] = {
+        "/v1/flows/ab%00cd",
+        "/v1/flows/%2e%2e",
+        "/v1/flows/%2E",
+        "/v1/flows/..",
+        "/v1/flows/-x",
+        "/v1/flows/_x",
+        "/v1/flows/.hidden",
+        "/v1/flows/a%20b",
+        "/v1/flows/a%2Fb",
+        "/v1/flows/caf%C3%A9",
+        "/v1/flows/x1234567890123456789012345678901234567890123456789012345678901234"}; /* 65 */
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *answer = raw_put(bad[i], noop_doc);
         long status = status_of(answer);
         /* "/v1/flows/a%2Fb" decodes to a path of two segments: no route (404) */
         ck_assert_msg(status == (strstr(bad[i], "%2F") ? 404 : 400), "%s: %s", bad[i], answer);
         if (status == 400)
-            ck_assert_msg(strstr(answer, "letters, digits, '.', '_' or '-', the first a letter or a digit"), "%s",
-                          answer);
+            ck_assert_msg(
+                strstr(answer, "letters, digits, '.', '_' or '-', the first a letter or a digit"),
+                "%s", answer);
         free(answer);
     }
-    ck_assert_int_eq(get_status("/v1/flows/ab"), 404);
+    ck_assert_int_eq(e2e_get_status(&srv, "/v1/flows/ab"), 404);
     json_t *list = e2e_get_json(&srv, "/v1/flows");
     size_t i;
     json_t *flow;
     json_array_foreach(json_object_get(list, "flows"), i, flow) {
         const char *name = json_string_value(json_object_get(flow, "name"));
-        ck_assert_msg(strcmp(name, "noop") == 0 || strcmp(name, "sleep") == 0 || strcmp(name, "recipe") == 0,
+        ck_assert_msg(strcmp(name, "noop") == 0 || strcmp(name, "sleep") == 0 ||
+                          strcmp(name, "recipe") == 0,
                       "%s was registered", name);
     }
     json_decref(list);
     /* the whole alphabet, at its longest */
-    char *answer = raw_put("/v1/flows/Az09._-x1234567x1234567x1234567x1234567x1234567x1234567x1234567x",
-                           noop_doc);
+    char *answer = raw_put(
+        "/v1/flows/Az09._-x1234567x1234567x1234567x1234567x1234567x1234567x1234567x", noop_doc);
     ck_assert_msg(status_of(answer) == 201, "%s", answer);
     free(answer);
     /* a document named otherwise than its URL is refused */
     e2e_resp_t r;
     e2e_request(&srv, "PUT", "/v1/flows/x", json_ct,
-                "{\"name\": \"..\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}", &r);
+                "{\"name\": \"..\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}",
+                &r);
     e2e_assert_error(&r, 422, "invalid_flow", NULL);
     e2e_resp_free(&r);
     stop();
@@ -103,8 +102,12 @@ START_TEST(test_flow_files_have_the_same_alphabet) {
     char flows[128];
     snprintf(flows, sizeof flows, "%s/flows", dir);
     ck_assert_int_eq(mkdir(flows, 0755), 0);
-    e2e_write_file(flows, "good.json", "{\"name\": \"good\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}");
-    e2e_write_file(flows, "bad name.json", "{\"name\": \"bad\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}");
+    e2e_write_file(
+        flows, "good.json",
+        "{\"name\": \"good\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}");
+    e2e_write_file(
+        flows, "bad name.json",
+        "{\"name\": \"bad\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}");
     char *out = NULL;
     const char *args[] = {"--flows", flows, NULL};
     ck_assert_int_eq(e2e_run(args, &out), 1);
@@ -114,10 +117,15 @@ START_TEST(test_flow_files_have_the_same_alphabet) {
     char path[192];
     snprintf(path, sizeof path, "%s/bad name.json", flows);
     ck_assert_int_eq(unlink(path), 0);
-    e2e_write_file(flows, "dots.json", "{\"name\": \"..\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}");
+    e2e_write_file(
+        flows, "dots.json",
+        "{\"name\": \"..\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}");
     ck_assert_int_eq(e2e_run(args, &out), 1);
-    ck_assert_msg(strstr(out, "/name: name is 1 to 64 letters, digits, '.', '_' or '-', the first a letter") != NULL,
-                  "%s", out);
+    ck_assert_msg(
+        strstr(out,
+               "/name: name is 1 to 64 letters, digits, '.', '_' or '-', the first a letter") !=
+            NULL,
+        "%s", out);
     free(out);
 }
 END_TEST
@@ -156,7 +164,8 @@ START_TEST(test_flow_documents_are_capped) {
     char doc[4096];
     int n = snprintf(doc, sizeof doc, "{\"start\": \"a\", \"description\": \"");
     memset(doc + n, 'd', 3000);
-    snprintf(doc + n + 3000, sizeof doc - (size_t)n - 3000, "\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}");
+    snprintf(doc + n + 3000, sizeof doc - (size_t)n - 3000,
+             "\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}");
     e2e_start(&srv, "--max-flow-size", "2KiB", NULL);
     e2e_resp_t r;
     e2e_request(&srv, "PUT", "/v1/flows/long", json_ct, doc, &r);
@@ -172,7 +181,8 @@ START_TEST(test_flow_documents_are_capped) {
     char *out = NULL;
     const char *args[] = {"--flows", flows, "--max-flow-size", "2KiB", NULL};
     ck_assert_int_eq(e2e_run(args, &out), 1);
-    ck_assert_msg(strstr(out, "a flow document is at most 2048 bytes (--max-flow-size)") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "a flow document is at most 2048 bytes (--max-flow-size)") != NULL,
+                  "%s", out);
     free(out);
 }
 END_TEST
@@ -192,8 +202,7 @@ START_TEST(test_flows_are_listed_in_pages) {
         ck_assert_uint_le(json_array_size(flows), 3);
         size_t i;
         json_t *flow;
-        json_array_foreach(flows, i, flow)
-            json_array_append(seen, json_object_get(flow, "name"));
+        json_array_foreach(flows, i, flow) json_array_append(seen, json_object_get(flow, "name"));
         json_t *next = json_object_get(page, "next_cursor");
         ck_assert_msg(next != NULL, "no next_cursor");
         if (json_is_null(next)) {
@@ -204,7 +213,8 @@ START_TEST(test_flows_are_listed_in_pages) {
         json_decref(page);
     }
     /* every flow once, in order: f1..f7, noop, recipe, sleep */
-    static const char *const want[] = {"f1", "f2", "f3", "f4", "f5", "f6", "f7", "noop", "recipe", "sleep"};
+    static const char *const want[] = {"f1", "f2", "f3",   "f4",     "f5",
+                                       "f6", "f7", "noop", "recipe", "sleep"};
     ck_assert_uint_eq(json_array_size(seen), 10);
     for (size_t i = 0; i < 10; i++)
         ck_assert_str_eq(json_string_value(json_array_get(seen, i)), want[i]);

@@ -15,18 +15,17 @@
 static e2e_server_t srv;
 static char dir[64], store[128];
 static const char *const json_ct[] = {"Content-Type: application/json", NULL};
+/* a set node looping to itself: a step that costs little but the checkpoint of the store */
+static const char spin_doc[] = "{\"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"set\","
+                               " \"params\": {\"/n\": 1}, \"next\": {\"default\": \"a\"}}}}";
 
 static void setup(void) {
-    snprintf(dir, sizeof dir, "/tmp/flowd-jlimits-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    e2e_tmpdir(dir, sizeof dir, "flowd-jlimits");
     snprintf(store, sizeof store, "sqlite:%s/flowd.db", dir);
 }
 
 static void teardown(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    e2e_rmtree(dir);
 }
 
 static const char *str(json_t *obj, const char *key) {
@@ -38,19 +37,25 @@ static void stop(void) {
     e2e_cleanup(&srv);
 }
 
-/* A flow named name whose node a loops to itself, sleeping `seconds` each step; extra: more members of
- * the document ("" or ", \"max_steps\": 5"). */
-static void put_loop(e2e_server_t *s, const char *name, const char *seconds, const char *extra) {
-    char doc[512], path[128];
-    snprintf(doc, sizeof doc,
-             "{\"start\": \"a\"%s, \"nodes\": {\"a\": {\"type\": \"sleep\", \"params\": {\"seconds\": %s},"
-             " \"next\": {\"default\": \"a\"}}}}",
-             extra, seconds);
-    snprintf(path, sizeof path, "/v1/flows/%s", name);
+/* PUT path (/v1/flows/NAME) with doc, which must be taken. */
+static void put_doc(e2e_server_t *s, const char *path, const char *doc) {
     e2e_resp_t r;
     e2e_request(s, "PUT", path, json_ct, doc, &r);
     ck_assert_msg(r.status == 201 || r.status == 200, "PUT %s: %ld %s", path, r.status, r.body);
     e2e_resp_free(&r);
+}
+
+/* A flow named name whose node a loops to itself, sleeping `seconds` each step; extra: more members
+ * of the document ("" or ", \"max_steps\": 5"). */
+static void put_loop(e2e_server_t *s, const char *name, const char *seconds, const char *extra) {
+    char doc[512], path[128];
+    snprintf(doc, sizeof doc,
+             "{\"start\": \"a\"%s, \"nodes\": {\"a\": {\"type\": \"sleep\", \"params\": "
+             "{\"seconds\": %s},"
+             " \"next\": {\"default\": \"a\"}}}}",
+             extra, seconds);
+    snprintf(path, sizeof path, "/v1/flows/%s", name);
+    put_doc(s, path, doc);
 }
 
 static json_t *run_to_end(e2e_server_t *s, const char *flow, unsigned timeout_ms) {
@@ -125,14 +130,17 @@ START_TEST(test_bad_limits_in_a_document_are_refused) {
     e2e_start(&srv, NULL);
     e2e_resp_t r;
     e2e_request(&srv, "PUT", "/v1/flows/bad", json_ct,
-                "{\"start\": \"a\", \"max_steps\": 0, \"deadline\": \"1h\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}",
+                "{\"start\": \"a\", \"max_steps\": 0, \"deadline\": \"1h\", \"nodes\": {\"a\": "
+                "{\"type\": \"noop\"}}}",
                 &r);
     ck_assert_int_eq(r.status, 422);
     ck_assert_msg(strstr(r.body, "max_steps is the steps a job may run") != NULL, "%s", r.body);
-    ck_assert_msg(strstr(r.body, "deadline is the milliseconds a job may take") != NULL, "%s", r.body);
+    ck_assert_msg(strstr(r.body, "deadline is the milliseconds a job may take") != NULL, "%s",
+                  r.body);
     e2e_resp_free(&r);
     e2e_request(&srv, "PUT", "/v1/flows/good", json_ct,
-                "{\"start\": \"a\", \"max_steps\": 5, \"deadline\": 60000, \"nodes\": {\"a\": {\"type\": \"noop\"}}}",
+                "{\"start\": \"a\", \"max_steps\": 5, \"deadline\": 60000, \"nodes\": {\"a\": "
+                "{\"type\": \"noop\"}}}",
                 &r);
     ck_assert_int_eq(r.status, 201);
     ck_assert_msg(strstr(r.body, "\"max_steps\": 5") != NULL, "%s", r.body); /* in the document */
@@ -150,24 +158,33 @@ static json_t *wait_steps(e2e_server_t *s, const char *id, json_int_t at_least) 
         if (json_integer_value(json_object_get(job, "steps")) >= at_least)
             return job;
         json_decref(job);
-        ck_assert_msg(e2e_now_ms() < deadline, "job %s did not reach %lld steps", id, (long long)at_least);
+        ck_assert_msg(e2e_now_ms() < deadline, "job %s did not reach %lld steps", id,
+                      (long long)at_least);
         usleep(20000);
     }
 }
 
-/* A job resumed after a crash goes on counting its steps from where it was, not from zero. */
-START_TEST(test_a_resumed_job_keeps_counting_its_steps) {
+/* Starts a job of a loop flow with these members (put_loop's extra) on SQLite, lets it take `steps`
+ * steps, kills flowd with SIGKILL, waits pause_us, and starts it again; the job's id into id. */
+static void run_kill_restart(const char *extra, json_int_t steps, useconds_t pause_us,
+                             char id[64]) {
     e2e_start(&srv, "--store", store, NULL);
-    put_loop(&srv, "counted", "0.05", ", \"max_steps\": 12");
-    json_t *job = e2e_start_job(&srv, "{\"flow\": \"counted\"}");
-    char id[64];
-    snprintf(id, sizeof id, "%s", str(job, "id"));
+    put_loop(&srv, "looped", "0.05", extra);
+    json_t *job = e2e_start_job(&srv, "{\"flow\": \"looped\"}");
+    snprintf(id, 64, "%s", str(job, "id"));
     json_decref(job);
-    json_decref(wait_steps(&srv, id, 5));
+    json_decref(wait_steps(&srv, id, steps));
     e2e_kill(&srv);
     e2e_cleanup(&srv);
+    usleep(pause_us);
     e2e_start(&srv, "--store", store, NULL);
-    job = e2e_wait_status(&srv, id, NULL, 20000);
+}
+
+/* A job resumed after a crash goes on counting its steps from where it was, not from zero. */
+START_TEST(test_a_resumed_job_keeps_counting_its_steps) {
+    char id[64];
+    run_kill_restart(", \"max_steps\": 12", 5, 0, id);
+    json_t *job = e2e_wait_status(&srv, id, NULL, 20000);
     assert_failed(job, "max_steps_exceeded", "12 steps", 12); /* not 12 more */
     json_decref(job);
     stop();
@@ -177,23 +194,15 @@ END_TEST
 /* A job resumed after its deadline has passed fails at once, without another step: the deadline
  * counts from its first start, not from the restart. */
 START_TEST(test_a_resumed_job_keeps_its_deadline) {
-    e2e_start(&srv, "--store", store, NULL);
-    put_loop(&srv, "timed", "0.05", ", \"deadline\": 2000");
-    json_t *job = e2e_start_job(&srv, "{\"flow\": \"timed\"}");
     char id[64];
-    snprintf(id, sizeof id, "%s", str(job, "id"));
-    json_decref(job);
-    json_decref(wait_steps(&srv, id, 3));
-    e2e_kill(&srv);
-    e2e_cleanup(&srv);
-    usleep(2500000); /* past the deadline, counted from the first start */
-    e2e_start(&srv, "--store", store, "--log-level", "debug", NULL);
+    run_kill_restart(", \"deadline\": 2000", 3, 2500000, id); /* down past the deadline */
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s/history", id);
     json_t *before = e2e_get_json(&srv, path);
-    json_int_t stored = json_integer_value(json_object_get(json_object_get(before, "totals"), "steps"));
+    json_int_t stored =
+        json_integer_value(json_object_get(json_object_get(before, "totals"), "steps"));
     json_decref(before);
-    job = e2e_wait_status(&srv, id, NULL, 20000);
+    json_t *job = e2e_wait_status(&srv, id, NULL, 20000);
     assert_failed(job, "deadline_exceeded", "2000 ms", stored);
     json_decref(job);
     stop();
@@ -210,15 +219,10 @@ static void loop_with_a_big_store(const char *store_spec, size_t bytes) {
     memset(body + n, 'x', bytes);
     snprintf(body + n + bytes, 64 - (size_t)n, "\"}}");
     for (int round = 0; round < 2; round++) {
-        e2e_start(&srv, "--store", store_spec, "--max-body", "4MiB", "--max-shared", "2MiB", "--max-steps", "1000000000", "--grace", "1s",
-                  NULL);
+        e2e_start(&srv, "--store", store_spec, "--max-body", "4MiB", "--max-shared", "2MiB",
+                  "--max-steps", "1000000000", "--grace", "1s", NULL);
         e2e_resp_t r;
-        e2e_request(&srv, "PUT", "/v1/flows/spin", json_ct,
-                    "{\"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"set\", \"params\": {\"/n\": 1},"
-                    " \"next\": {\"default\": \"a\"}}}}",
-                    &r);
-        ck_assert_msg(r.status == 201 || r.status == 200, "%ld %s", r.status, r.body);
-        e2e_resp_free(&r);
+        put_doc(&srv, "/v1/flows/spin", spin_doc);
         json_t *job = e2e_start_job(&srv, body);
         char id[64], path[128];
         snprintf(id, sizeof id, "%s", str(job, "id"));
@@ -273,18 +277,17 @@ END_TEST
 
 /* The shared store is checked after each step: a job that grows it past --max-shared fails too_big,
  * naming the node, on SQLite (which serializes it for the checkpoint anyway) and in memory (which
- * counts it now and then, and when it is about to cross). A job that would start too big gets 413. */
+ * counts it now and then, and when it is about to cross). A job that would start too big gets 413.
+ */
 static void shared_store_capped(const char *store_spec) {
     e2e_start(&srv, "--store", store_spec, "--max-shared", "64KiB", NULL);
     e2e_resp_t r;
-    e2e_request(&srv, "PUT", "/v1/flows/grow", json_ct,
-                "{\"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"set\", \"params\": {\"/items/-\": \"$shared/chunk\"},"
-                " \"next\": {\"default\": \"a\"}}}}",
-                &r);
-    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
-    e2e_resp_free(&r);
+    put_doc(&srv, "/v1/flows/grow",
+            "{\"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"set\","
+            " \"params\": {\"/items/-\": \"$shared/chunk\"}, \"next\": {\"default\": \"a\"}}}}");
     char body[1200];
-    int n = snprintf(body, sizeof body, "{\"flow\": \"grow\", \"shared\": {\"items\": [], \"chunk\": \"");
+    int n = snprintf(body, sizeof body,
+                     "{\"flow\": \"grow\", \"shared\": {\"items\": [], \"chunk\": \"");
     memset(body + n, 'x', 1000);
     snprintf(body + n + 1000, sizeof body - (size_t)n - 1000, "\"}}");
     json_t *job = e2e_start_job(&srv, body);
@@ -292,7 +295,8 @@ static void shared_store_capped(const char *store_spec) {
     assert_failed(end, "too_big", "(--max-shared) after step", -1);
     ck_assert_str_eq(str(json_object_get(end, "error"), "node"), "a");
     json_int_t steps = json_integer_value(json_object_get(end, "steps"));
-    ck_assert_msg(steps >= 60 && steps <= 70, "failed after %lld steps, 64 KiB is about 65 of them", (long long)steps);
+    ck_assert_msg(steps >= 60 && steps <= 70, "failed after %lld steps, 64 KiB is about 65 of them",
+                  (long long)steps);
     json_decref(end);
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s/shared?pointer=/items/0", str(job, "id"));
@@ -325,13 +329,9 @@ END_TEST
 /* One template of a flow document expands to at most --max-template: past it the step fails. */
 START_TEST(test_a_template_is_capped) {
     e2e_start(&srv, "--max-template", "4KiB", NULL);
-    e2e_resp_t r;
-    e2e_request(&srv, "PUT", "/v1/flows/echo", json_ct,
-                "{\"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"set\","
-                " \"params\": {\"/twice\": \"{{$shared/s}}{{$shared/s}}\"}}}}",
-                &r);
-    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
-    e2e_resp_free(&r);
+    put_doc(&srv, "/v1/flows/echo",
+            "{\"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"set\","
+            " \"params\": {\"/twice\": \"{{$shared/s}}{{$shared/s}}\"}}}}");
     char body[4200];
     for (int round = 0; round < 2; round++) {
         size_t len = round == 0 ? 1500 : 2500; /* twice: 3000 bytes, then 5000 */
@@ -344,8 +344,9 @@ START_TEST(test_a_template_is_capped) {
             ck_assert_str_eq(str(end, "status"), "succeeded");
         } else {
             assert_failed(end, "too_big", "--max-template", -1);
-            ck_assert_msg(strstr(str(json_object_get(end, "error"), "message"), "gives more than 4096 bytes"), "%s",
-                          str(json_object_get(end, "error"), "message"));
+            ck_assert_msg(
+                strstr(str(json_object_get(end, "error"), "message"), "gives more than 4096 bytes"),
+                "%s", str(json_object_get(end, "error"), "message"));
         }
         json_decref(end);
         json_decref(job);
@@ -361,7 +362,9 @@ START_TEST(test_answers_are_capped) {
     e2e_resp_t r;
     char *body = malloc(100100), path[160];
     ck_assert_ptr_nonnull(body);
-    int n = snprintf(body, 100100, "{\"flow\": \"sleep\", \"shared\": {\"seconds\": 60, \"small\": 1, \"blob\": \"");
+    int n =
+        snprintf(body, 100100,
+                 "{\"flow\": \"sleep\", \"shared\": {\"seconds\": 60, \"small\": 1, \"blob\": \"");
     memset(body + n, 'b', 80000);
     snprintf(body + n + 80000, 100100 - (size_t)n - 80000, "\"}}");
     /* a running job's store (a loop call) and a finished one's (kept as text) */
@@ -390,12 +393,7 @@ START_TEST(test_answers_are_capped) {
     }
     free(body);
     /* a history of 600 steps, while it runs and once it has ended */
-    e2e_request(&srv, "PUT", "/v1/flows/spin", json_ct,
-                "{\"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"set\", \"params\": {\"/n\": 1},"
-                " \"next\": {\"default\": \"a\"}}}}",
-                &r);
-    ck_assert_int_eq(r.status, 201);
-    e2e_resp_free(&r);
+    put_doc(&srv, "/v1/flows/spin", spin_doc);
     job = run_to_end(&srv, "spin", 20000);
     assert_failed(job, "max_steps_exceeded", "600", 600);
     snprintf(path, sizeof path, "/v1/jobs/%s/history", str(job, "id"));

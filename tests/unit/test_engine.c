@@ -491,7 +491,8 @@ static void spin_ms(unsigned ms) {
     }
 }
 
-static int slow_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res, const char **action) {
+static int slow_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res,
+                     const char **action) {
     slow_job_t *sj = flow_job_data(flow_ctx_job(ctx));
     if (!sj->spin_in_event)
         spin_ms(3);
