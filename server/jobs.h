@@ -94,6 +94,13 @@ struct flowd_job {
     struct flowd_size_count {
         uint64_t due_ns, due_seq, bytes, seq;
     } size_count;
+
+    /* A durable store, under its queue's lock: the job's last checkpoint with a shared store that is
+     * still queued (the store's take count was queued_take), whose store a newer checkpoint then
+     * takes the place of: a store that falls behind holds one shared store per job, not one per
+     * step. */
+    void *queued_checkpoint;
+    uint64_t queued_take;
 };
 
 typedef struct flowd_jobs_opts {
