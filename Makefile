@@ -244,8 +244,10 @@ test: deps lint
 
 # The unit tests under valgrind, then the end-to-end tests with flowd itself under valgrind (all but
 # test_load, ten thousand jobs, which would take minutes there): a leak or an error makes flowd exit
-# 99 instead of 0, which fails the test that stops it.
-VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99
+# 99 instead of 0, which fails the test that stops it. --fair-sched: valgrind runs one thread at a
+# time, and without it flowd's loop thread, busy with a looping job, keeps the store thread waiting.
+VALGRIND := valgrind -q --fair-sched=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
+            --error-exitcode=99
 valgrind: deps
 	@command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive && apt-get update -qq && \
 	  apt-get install -y -qq --no-install-recommends valgrind >/dev/null; }

@@ -74,13 +74,36 @@ static const char *join(char *buf, size_t cap, const char *where, const char *to
     return buf;
 }
 
-static int valid_name(const char *s, int dots) {
+int flow_doc_name_ok(const char *name, size_t len) {
+    if (len == 0 || len > NAME_MAX_LEN || !((name[0] >= 'a' && name[0] <= 'z') ||
+                                             (name[0] >= 'A' && name[0] <= 'Z') ||
+                                             (name[0] >= '0' && name[0] <= '9')))
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static size_t max_bytes = FLOW_DOC_MAX_BYTES;
+static const char *max_bytes_name;
+
+void flow_doc_set_max_bytes(size_t bytes, const char *name) {
+    max_bytes = bytes ? bytes : FLOW_DOC_MAX_BYTES;
+    max_bytes_name = name;
+}
+
+/* A node's or a sub-flow's name. */
+static int valid_name(const char *s) {
     size_t n = strlen(s);
     if (n == 0 || n > NAME_MAX_LEN)
         return 0;
     for (const char *p = s; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
-              *p == '-' || (dots && *p == '.')))
+              *p == '-'))
             return 0;
     return 1;
 }
@@ -516,7 +539,7 @@ static int load_node(loader_t *L, const graph_t *gr, const char *name, json_t *s
     join(at, sizeof at, gr->where, "nodes");
     join(where, sizeof where, at, name);
     *out = NULL;
-    if (!valid_name(name, 0))
+    if (!valid_name(name))
         problem(L, gr, where, "a node name is 1 to %d letters, digits, '_' or '-'", NAME_MAX_LEN);
     if (!json_is_object(spec))
         return problem(L, gr, where, "a node is an object with a \"type\"");
@@ -684,15 +707,25 @@ static int load_graph(loader_t *L, graph_t *gr) {
 }
 
 static const char *const doc_members[] = {"$schema", "name", "version", "description", "params", "start", "nodes",
-                                          "flows", "code", "outbound", NULL};
+                                          "flows", "code", "outbound", "max_steps", "deadline", NULL};
 static const char *const subflow_members[] = {"description", "params", "start", "nodes", NULL};
 
 static int check_document(loader_t *L, json_t *doc) {
     char at[512];
     const char *name = json_string_value(json_object_get(doc, "name"));
     only_keys(L, NULL, doc, "", doc_members, "a flow document");
-    if (name == NULL || !valid_name(name, 1))
-        problem(L, NULL, "/name", "name is 1 to %d letters, digits, '_', '-' or '.'", NAME_MAX_LEN);
+    if (name == NULL || !flow_doc_name_ok(name, json_string_length(json_object_get(doc, "name"))))
+        problem(L, NULL, "/name", "name is " FLOW_DOC_NAME_RULE);
+    if (json_object_get(doc, "max_steps") != NULL &&
+        !number_in(json_object_get(doc, "max_steps"), 1, FLOW_DOC_MAX_STEPS))
+        problem(L, NULL, "/max_steps",
+                "max_steps is the steps a job may run, 1 to %lld (and at most the server's "
+                "maximum)", FLOW_DOC_MAX_STEPS);
+    if (json_object_get(doc, "deadline") != NULL &&
+        !number_in(json_object_get(doc, "deadline"), 1, FLOW_DOC_MAX_DEADLINE_MS))
+        problem(L, NULL, "/deadline",
+                "deadline is the milliseconds a job may take from its start, 1 to %lld (and at "
+                "most the server's maximum)", FLOW_DOC_MAX_DEADLINE_MS);
     if (json_object_get(doc, "version") != NULL && !json_is_string(json_object_get(doc, "version")))
         problem(L, NULL, "/version", "version is a string");
     if (json_object_get(doc, "description") != NULL && !json_is_string(json_object_get(doc, "description")))
@@ -706,7 +739,7 @@ static int check_document(loader_t *L, json_t *doc) {
     json_t *g;
     json_object_foreach(flows, sub, g) {
         join(at, sizeof at, "/flows", sub);
-        if (!valid_name(sub, 0))
+        if (!valid_name(sub))
             problem(L, NULL, at, "a flow name is 1 to %d letters, digits, '_' or '-'", NAME_MAX_LEN);
         if (!json_is_object(g))
             problem(L, NULL, at, "a sub-flow is an object with \"start\" and \"nodes\"");
@@ -781,7 +814,8 @@ static int load_doc(flow_registry_t *reg, json_t *doc, const char *code_file, fl
     if (rc < 0)
         L.failed = 1;
     const char *name = json_string_value(json_object_get(doc, "name"));
-    if ((rc = flow_def_new(name && valid_name(name, 1) ? name : "unnamed", &L.def)) < 0)
+    int named = name != NULL && flow_doc_name_ok(name, strlen(name));
+    if ((rc = flow_def_new(named ? name : "unnamed", &L.def)) < 0)
         goto out;
     if ((rc = flow_node_new(L.def, flow_def_name(L.def), FLOW_FLOW, NULL, NULL, &root)) < 0 ||
         (rc = flow_def_set_root(L.def, root)) < 0)
@@ -874,8 +908,10 @@ static int load_text(flow_registry_t *reg, const char *text, size_t len, const c
                      size_t lua_len, const char *lua_path, flow_def_t **out, flow_problems_t *problems) {
     json_error_t jerr;
     char place[600];
-    if (len > FLOW_DOC_MAX_BYTES) {
-        flow_problems_add(problems, source, "a flow document is at most %zu bytes", FLOW_DOC_MAX_BYTES);
+    if (len > max_bytes) {
+        flow_problems_add(problems, source, "a flow document is at most %zu bytes%s%s%s", max_bytes,
+                          max_bytes_name ? " (" : "", max_bytes_name ? max_bytes_name : "",
+                          max_bytes_name ? ")" : "");
         return FLOW_ELOAD;
     }
     json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -914,7 +950,7 @@ int flow_doc_load_text(flow_registry_t *reg, const char *text, size_t len, const
     return load_text(reg, text, len, source, NULL, 0, NULL, out, problems);
 }
 
-/* Reads at most FLOW_DOC_MAX_BYTES of path into *text (allocated; *len bytes). FLOW_EIO with a
+/* Reads at most the document-size cap (max_bytes) of path into *text (allocated; *len bytes). FLOW_EIO with a
  * problem when it cannot be read; with optional, a file that does not exist is *text NULL and 0. */
 static int read_file(const char *path, int optional, char **text, size_t *len, flow_problems_t *problems) {
     FILE *f = fopen(path, "rb");
@@ -926,18 +962,20 @@ static int read_file(const char *path, int optional, char **text, size_t *len, f
         flow_problems_add(problems, path, "cannot open: %s", strerror(errno));
         return FLOW_EIO;
     }
-    *text = flow__malloc(FLOW_DOC_MAX_BYTES + 1);
+    *text = flow__malloc(max_bytes + 1);
     if (*text == NULL) {
         fclose(f);
         return FLOW_ENOMEM;
     }
-    *len = fread(*text, 1, FLOW_DOC_MAX_BYTES + 1, f);
+    *len = fread(*text, 1, max_bytes + 1, f);
     int rc = 0;
     if (ferror(f)) {
         flow_problems_add(problems, path, "cannot read: %s", strerror(errno));
         rc = FLOW_EIO;
-    } else if (*len > FLOW_DOC_MAX_BYTES) {
-        flow_problems_add(problems, path, "a flow document or its code is at most %zu bytes", FLOW_DOC_MAX_BYTES);
+    } else if (*len > max_bytes) {
+        flow_problems_add(problems, path, "a flow document or its code is at most %zu bytes%s%s%s",
+                          max_bytes, max_bytes_name ? " (" : "", max_bytes_name ? max_bytes_name : "",
+                          max_bytes_name ? ")" : "");
         rc = FLOW_ELOAD;
     }
     fclose(f);

@@ -8,9 +8,23 @@
 #include "flow.h"
 #include "problems.h"
 
-#define FLOW_DOC_MAX_BYTES ((size_t)4 << 20) /* a document file or body */
+#define FLOW_DOC_MAX_BYTES ((size_t)4 << 20) /* a document file or body, by default */
 #define FLOW_DOC_MAX_NODES 1000              /* nodes of a document, sub-flows included */
 #define FLOW_DOC_MAX_NESTING 8               /* flows inside flows */
+#define FLOW_DOC_MAX_STEPS 1000000000000ll   /* a document's max_steps */
+#define FLOW_DOC_MAX_DEADLINE_MS 315360000000ll /* a document's deadline: ten years */
+
+/* A flow's name: 1 to 64 of [A-Za-z0-9._-], the first a letter or a digit (so never "." or "..").
+ * The same rule holds for a document's "name", the {name} of /v1/flows/{name} and the files of
+ * flowd --flows; FLOW_DOC_NAME_RULE says it in words. name is len bytes (a NUL among them
+ * fails). */
+#define FLOW_DOC_NAME_RULE "1 to 64 letters, digits, '.', '_' or '-', the first a letter or a digit"
+int flow_doc_name_ok(const char *name, size_t len);
+
+/* Process-wide (call before documents are loaded; not thread-safe): the bytes of a document's text
+ * or file (0: FLOW_DOC_MAX_BYTES), and what the problem's message calls that limit (static, may be
+ * NULL), such as a flag's name. */
+void flow_doc_set_max_bytes(size_t bytes, const char *name);
 
 /* Builds doc (borrowed; the definition keeps a reference in its meta, {"document": doc, "digest"}) into *out,
  * a new definition named after the document, using reg for node types and for the flows that
@@ -23,7 +37,8 @@ int flow_doc_load(flow_registry_t *reg, json_t *doc, flow_def_t **out, flow_prob
 int flow_doc_load_text(flow_registry_t *reg, const char *text, size_t len, const char *source, flow_def_t **out,
                        flow_problems_t *problems);
 
-/* The same from a file (at most FLOW_DOC_MAX_BYTES); FLOW_EIO when it cannot be read. */
+/* The same from a file (at most flow_doc_set_max_bytes's limit); FLOW_EIO when it cannot be
+ * read. */
 int flow_doc_load_file(flow_registry_t *reg, const char *path, flow_def_t **out, flow_problems_t *problems);
 
 /* The document a definition was built from (borrowed), or NULL for flows written in C. */

@@ -9,7 +9,14 @@
 
 #include "run.h"
 
-#define IDLE_JOBS_MAX 1024 /* jobs run per loop iteration, so I/O and timers get their turn */
+/* Fair turns. A job's turn ends at the first step boundary past TURN_NS of loop time (or past the
+ * engine's step_budget), and the job goes to the back of the run queue; the queue gets turns for
+ * IDLE_SLICE_NS per loop iteration, then the loop polls. So I/O, timers, other jobs and the
+ * commands of other threads (a cancel, a shutdown) wait at most that long plus one step, however
+ * expensive each step of a job is (a node's work, or its callbacks: a checkpoint of a large
+ * store). */
+#define TURN_NS 1000000u
+#define IDLE_SLICE_NS 2000000u
 
 static void job_run(flow_job_t *job);
 static void job_maybe_free(flow_job_t *job);
@@ -21,34 +28,59 @@ static void frame_cancel(struct frame *f);
 
 static void on_idle(uv_idle_t *idle);
 
+static void runq_unlink(flow_engine_t *eng, flow_job_t *job) {
+    if (job->runq_prev != NULL)
+        job->runq_prev->runq_next = job->runq_next;
+    else
+        eng->runq_head = job->runq_next;
+    if (job->runq_next != NULL)
+        job->runq_next->runq_prev = job->runq_prev;
+    else
+        eng->runq_tail = job->runq_prev;
+    job->runq_next = job->runq_prev = NULL;
+    job->in_runq = 0;
+}
+
+/* To the back of the run queue; a job that has ended goes to the front (ending is quick, and
+ * whoever canceled it waits for it). */
 static void runq_push(flow_job_t *job) {
     flow_engine_t *eng = job->eng;
-    if (job->in_runq)
-        return;
+    if (job->in_runq) {
+        if (!job->final || eng->runq_head == job)
+            return;
+        runq_unlink(eng, job);
+    }
     job->in_runq = 1;
-    job->runq_next = NULL;
-    if (eng->runq_tail != NULL)
-        eng->runq_tail->runq_next = job;
-    else
+    if (job->final) {
+        job->runq_next = eng->runq_head;
+        if (eng->runq_head != NULL)
+            eng->runq_head->runq_prev = job;
+        else
+            eng->runq_tail = job;
         eng->runq_head = job;
-    eng->runq_tail = job;
+    } else {
+        job->runq_prev = eng->runq_tail;
+        if (eng->runq_tail != NULL)
+            eng->runq_tail->runq_next = job;
+        else
+            eng->runq_head = job;
+        eng->runq_tail = job;
+    }
     if (!uv_is_active((uv_handle_t *)&eng->idle) && !eng->closing)
         uv_idle_start(&eng->idle, on_idle);
 }
 
 static void on_idle(uv_idle_t *idle) {
     flow_engine_t *eng = idle->data;
-    for (int i = 0; i < IDLE_JOBS_MAX && eng->runq_head != NULL; i++) {
+    uint64_t t0 = uv_hrtime();
+    do {
         flow_job_t *job = eng->runq_head;
-        eng->runq_head = job->runq_next;
-        if (eng->runq_head == NULL)
-            eng->runq_tail = NULL;
-        job->in_runq = 0;
+        runq_unlink(eng, job);
         if (job->finalized)
             job_maybe_free(job);
         else
-            job_run(job);
-    }
+            job_run(job); /* a job that yields goes to the back of the queue */
+    } while (eng->runq_head != NULL && uv_hrtime() - t0 < IDLE_SLICE_NS);
     if (eng->runq_head == NULL)
         uv_idle_stop(idle);
 }
@@ -113,11 +145,9 @@ void flow_engine_close(flow_engine_t *eng) {
     /* The idle handle will not run again: free the finalized jobs still queued on it. */
     while (eng->runq_head != NULL) {
         flow_job_t *job = eng->runq_head;
-        eng->runq_head = job->runq_next;
-        job->in_runq = 0;
+        runq_unlink(eng, job);
         job_maybe_free(job);
     }
-    eng->runq_tail = NULL;
     uv_close((uv_handle_t *)&eng->idle, on_idle_closed);
     flow__timers_close(eng->timers, on_timers_closed, eng);
 }
@@ -771,6 +801,8 @@ static int step_begin(struct frame *f, uint64_t now_ns) {
     s->node = node;
     s->start_ns = now_ns ? now_ns : uv_hrtime();
     s->ordinal = ++f->started;
+    if (job->turn_ns == 0)
+        job->turn_ns = s->start_ns;
     if (f != &job->top) {
         if (job->max_steps != 0 && job->started_steps >= job->max_steps) {
             char msg[96];
@@ -867,6 +899,8 @@ static uint64_t step_end(struct frame *f) {
     uint64_t end = uv_hrtime();
     record_step(job, s, succ ? succ->action : action, succ == NULL, 0, NULL, end,
                 succ ? succ->to : NULL);
+    if (job->on_event != NULL)
+        end = uv_hrtime(); /* after the callbacks (a checkpoint, say): the turn counts them */
     if (succ == NULL || succ->to == NULL) {
         if (succ == NULL && node->nsucc > 0)
             warn_no_successor(job, node, action);
@@ -960,7 +994,8 @@ static void frame_run(struct frame *f) {
             }
             if (job->eng->draining)
                 return; /* parked at a step boundary; freed with the job */
-            if (job->budget == 0) {
+            if (job->budget == 0 || (t != 0 && job->turn_ns != 0 && t - job->turn_ns >= TURN_NS)) {
+                job->budget = 0; /* job_run queues the job again */
                 ready_push(job, f);
                 return;
             }
@@ -1055,9 +1090,11 @@ static void job_run(flow_job_t *job) {
         return;
     job->running = 1;
     job->budget = job->eng->step_budget;
+    job->turn_ns = 0;
     if (!job->final) {
         if (job->status == FLOW_QUEUED) {
-            job->started_us = flow__wall_us();
+            if (job->started_us == 0) /* else it resumes: it keeps its first start */
+                job->started_us = flow__wall_us();
             flow__job_set_status(job, FLOW_RUNNING);
         } else if (job->status == FLOW_WAITING && job->wait_head == NULL) {
             flow__job_set_status(job, FLOW_RUNNING);
@@ -1137,10 +1174,17 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
         job->resume_visits = opts->resume_visits;
     }
     job->started_steps = job->totals.steps = opts->resume_steps;
-    if (opts->deadline_ms > 0 && flow__timer_start(eng->timers, &job->deadline, opts->deadline_ms,
-                                                   on_deadline) < 0) {
-        rc = FLOW_ENOMEM;
-        goto fail;
+    job->started_us = opts->resume_started_us;
+    if (opts->deadline_ms > 0) {
+        uint64_t left = opts->deadline_ms, now_us = flow__wall_us();
+        if (job->started_us != 0 && now_us > job->started_us) {
+            uint64_t ran_ms = (now_us - job->started_us) / 1000u;
+            left = ran_ms < left ? left - ran_ms : 0;
+        }
+        if (flow__timer_start(eng->timers, &job->deadline, left, on_deadline) < 0) {
+            rc = FLOW_ENOMEM;
+            goto fail;
+        }
     }
     job->eng = eng;
     job->def = flow_def_ref(def);
@@ -1182,6 +1226,16 @@ int flow_job_cancel(flow_job_t *job) {
     if (job->final)
         return FLOW_ESTATE;
     job_fail(job, FLOW_ECANCELED, "canceled", job->current ? job->current->name : NULL);
+    runq_push(job);
+    return 0;
+}
+
+int flow_job_fail(flow_job_t *job, int code, const char *node, const char *message) {
+    if (job == NULL || code >= 0 || code == FLOW_ECANCELED)
+        return FLOW_EINVAL;
+    if (job->final)
+        return FLOW_ESTATE;
+    job_fail(job, code, message, node);
     runq_push(job);
     return 0;
 }

@@ -266,12 +266,14 @@ int flow_registry_remove_flow(flow_registry_t *reg, const char *name); /* FLOW_E
 /* A new reference to every flow, sorted by name, in *out (array freed with flow_free(), each def with
  * flow_def_unref()). */
 int flow_registry_list_flows(flow_registry_t *reg, flow_def_t ***out, size_t *count);
+size_t flow_registry_flow_count(flow_registry_t *reg);
 
 /* ---- the engine ----------------------------------------------------------------------------- */
 
 typedef struct flow_engine_opts {
     unsigned history_limit; /* history entries a job keeps (older ones only count); 0: 100 */
-    unsigned step_budget;   /* steps a job runs before it lets other jobs run; 0: 256 */
+    unsigned step_budget;   /* steps a job runs before it lets other jobs run (or fewer: a turn also
+                             * ends at the first step boundary past 1 ms); 0: 256 */
     /* Caps of the lines nodes log (flow_ctx_log), so that a job's history stays bounded: */
     unsigned log_lines;     /* lines a step keeps; 0: 20 */
     size_t log_line_bytes;  /* bytes of a line (longer ones are cut); 0: 1024 */
@@ -359,11 +361,14 @@ typedef struct flow_job_opts {
      * (copied; NULL: at its start), as if resume_tries tries of it had already failed, and count
      * steps on from resume_steps, and root-level visits (flow_ctx_visit) on from resume_visits: the
      * root-level steps that had started before it, which are the history's depth-0 entries. The
-     * root flow's prep runs again. */
+     * root flow's prep runs again. resume_started_us (wall clock, 0: none) is when the job first
+     * started: flow_job_started_us() gives it, and deadline_ms counts from it (a deadline already
+     * past fails the job before it runs a step). */
     const char *resume_node;
     unsigned resume_tries;
     uint64_t resume_steps;
     uint64_t resume_visits;
+    uint64_t resume_started_us;
 } flow_job_opts_t;
 
 /* Starts a job of def (which gets sealed and referenced) on shared (stolen, on error too; NULL means
@@ -377,6 +382,11 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
  * abandoned: it finishes on its own and its result is dropped). The job ends with FLOW_CANCELED, and
  * on_done runs on a later loop iteration. FLOW_ESTATE when the job has already ended. */
 int flow_job_cancel(flow_job_t *job);
+
+/* Ends the job failed with code (a FLOW_E* code, not FLOW_ECANCELED), message (copied; NULL: the
+ * code's) and node (copied, may be NULL), the way flow_job_cancel ends it canceled: for limits its
+ * owner keeps, such as the size of its shared store. FLOW_ESTATE when the job has already ended. */
+int flow_job_fail(flow_job_t *job, int code, const char *node, const char *message);
 
 /* Answers the oldest flow_await_input() of the job with value (borrowed). FLOW_ESTATE when nothing
  * waits. When the node's input op rejects it, returns that code and fills err (may be NULL); the job
@@ -397,7 +407,7 @@ const flow_error_t *flow_job_error(const flow_job_t *job); /* code 0 unless fail
 json_t *flow_job_waiting_for(const flow_job_t *job);  /* borrowed request of the oldest input wait */
 void *flow_job_data(const flow_job_t *job);
 uint64_t flow_job_created_us(const flow_job_t *job);
-uint64_t flow_job_started_us(const flow_job_t *job);  /* 0 while queued */
+uint64_t flow_job_started_us(const flow_job_t *job);  /* 0 while queued (but resume_started_us) */
 uint64_t flow_job_finished_us(const flow_job_t *job); /* 0 until done */
 
 /* History: the last history_limit entries, oldest first, and totals over the whole job. */

@@ -202,3 +202,10 @@ int flow_registry_list_flows(flow_registry_t *reg, flow_def_t ***out, size_t *co
     *out = list;
     return 0;
 }
+
+size_t flow_registry_flow_count(flow_registry_t *reg) {
+    uv_rwlock_rdlock(&reg->lock);
+    size_t n = reg->nflows;
+    uv_rwlock_rdunlock(&reg->lock);
+    return n;
+}

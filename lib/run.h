@@ -116,13 +116,14 @@ struct flow_job {
     struct frame *ready_head, *ready_tail;
     flow_ctx_t *wait_head, *wait_tail;
     flow_ctx_t *defer_head, *defer_tail;
-    flow_job_t *runq_next;
+    flow_job_t *runq_next, *runq_prev; /* the engine's run queue */
     flow_job_t *prev, *next;    /* the engine's list of live jobs */
     uint8_t in_runq;
     uint8_t running;            /* inside job_run */
     uint8_t final;              /* status is final; what is left is finalize */
     uint8_t finalized;          /* on_done has run; memory goes when pending reaches 0 */
-    unsigned budget;
+    unsigned budget;            /* steps left in this turn */
+    uint64_t turn_ns;           /* uv_hrtime() at the first step of this turn; 0 before it */
     unsigned pending;           /* thread-pool work that still points at the job */
     uint64_t started_steps;
     const flow_node_t *resume_node; /* where the root flow's sub-graph starts, once */

@@ -18,6 +18,14 @@
 #define TEXT_STACK 256  /* templates that evaluate to fewer bytes need no buffer on the heap */
 #define MESSAGE_MAX 512 /* an eval error's message, cut beyond */
 
+static size_t max_text = FLOW_TEMPLATE_MAX_TEXT;
+static const char *max_text_name;
+
+void flow_template_set_max_text(size_t bytes, const char *name) {
+    max_text = bytes ? bytes : FLOW_TEMPLATE_MAX_TEXT;
+    max_text_name = name;
+}
+
 static const struct {
     const char *name; /* after the "$" */
     size_t len;
@@ -271,7 +279,7 @@ static int const_text(const seg_t *segs, size_t n, json_t **out) {
     flow__dynbuf_t b;
     int rc = 0;
 
-    flow__dynbuf_init(&b, NULL, 0, FLOW_TEMPLATE_MAX_TEXT);
+    flow__dynbuf_init(&b, NULL, 0, max_text);
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = flow__dynbuf_add(&b, segs[i].lit, segs[i].lit_len);
     if (rc == 0) {
@@ -721,7 +729,7 @@ static int splice_value(flow__dynbuf_t *b, json_t *v, const seg_t *seg) {
 
     for (unsigned i = 0; i + 1 < seg->nfilters && rc == 0; i++) {
         flow__dynbuf_t t;
-        flow__dynbuf_init(&t, NULL, 0, FLOW_TEMPLATE_MAX_TEXT);
+        flow__dynbuf_init(&t, NULL, 0, max_text);
         rc = apply_filter(&t, v, seg->filter[i]);
         if (rc == 0) {
             json_t *s = json_stringn_nocheck(t.buf != NULL ? t.buf : "", t.len);
@@ -750,7 +758,7 @@ static int splice_value(flow__dynbuf_t *b, json_t *v, const seg_t *seg) {
 static int splice_token(flow__dynbuf_t *b, json_t *v, const seg_t *seg) {
     char stack[TEXT_STACK];
     flow__dynbuf_t t;
-    flow__dynbuf_init(&t, stack, sizeof stack, FLOW_TEMPLATE_MAX_TEXT);
+    flow__dynbuf_init(&t, stack, sizeof stack, max_text);
     int rc = splice_value(&t, v, seg);
     size_t run = 0;
     for (size_t i = 0; rc == 0 && i < t.len; i++) {
@@ -787,8 +795,10 @@ static int eval_segs(const tnode_t *n, const flow_scope_t *scope, flow__dynbuf_t
         }
     }
     if (rc == FLOW_ETOOBIG)
-        set_error(err, rc, "template %.*s gives more than %zu bytes", 200, json_string_value(n->src),
-                  FLOW_TEMPLATE_MAX_TEXT);
+        set_error(err, rc, "template %.*s gives more than %zu bytes%s%s%s", 200,
+                  json_string_value(n->src), max_text, max_text_name ? " (" : "",
+                  max_text_name ? max_text_name : "",
+                  max_text_name ? ")" : "");
     else if (rc != 0)
         set_error(err, rc, "out of memory");
     return rc;
@@ -798,7 +808,7 @@ static int eval_text(const tnode_t *n, const flow_scope_t *scope, json_t **out, 
     char stack[TEXT_STACK];
     flow__dynbuf_t b;
 
-    flow__dynbuf_init(&b, stack, sizeof stack, FLOW_TEMPLATE_MAX_TEXT);
+    flow__dynbuf_init(&b, stack, sizeof stack, max_text);
     int rc = eval_segs(n, scope, &b, err);
     if (rc == 0) {
         /* Every piece is valid UTF-8 cut at ASCII boundaries, so the whole is too. */
@@ -818,7 +828,7 @@ static int eval_dynref(const tnode_t *n, const flow_scope_t *scope, json_t **out
     flow__dynbuf_t b;
     json_t *v = NULL, *root = NULL;
 
-    flow__dynbuf_init(&b, stack, sizeof stack, FLOW_TEMPLATE_MAX_TEXT);
+    flow__dynbuf_init(&b, stack, sizeof stack, max_text);
     int rc = eval_segs(n, scope, &b, err);
     if (rc == 0) {
         if (scope != NULL)

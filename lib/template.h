@@ -61,7 +61,12 @@ extern "C" {
 
 #define FLOW_TEMPLATE_MAX_DEPTH 64               /* nested objects and arrays in a params tree */
 #define FLOW_TEMPLATE_MAX_FILTERS 4              /* filters in one placeholder */
-#define FLOW_TEMPLATE_MAX_TEXT ((size_t)16 << 20) /* bytes a template may evaluate to */
+#define FLOW_TEMPLATE_MAX_TEXT ((size_t)16 << 20) /* bytes a template may evaluate to, by default */
+
+/* Process-wide (call before templates are evaluated; not thread-safe): the bytes one template may
+ * evaluate to (0: FLOW_TEMPLATE_MAX_TEXT), and what the error message calls that limit (static, may
+ * be NULL), such as a flag's name. */
+void flow_template_set_max_text(size_t bytes, const char *name);
 
 /* The roots a tree may refer to (flow_template_compile's roots), and those it does refer to
  * (flow_tmpl_roots). */
@@ -106,9 +111,9 @@ int flow_template_compile_pointer(json_t *str, const char *where, unsigned roots
  * as read-only: json_deep_copy() what you modify or store into the shared store, where an alias of
  * another part of the store would change along with it.
  * Errors: FLOW_ENOTFOUND ("$shared/ingredient not found"), FLOW_ETOOBIG (a template longer than
- * FLOW_TEMPLATE_MAX_TEXT), FLOW_ENOMEM. err (may be NULL; zeroed, or holding an earlier error, whose
- * message is freed) receives the code and a message allocated with malloc(). t may be shared by
- * concurrent evaluations: it is only read. */
+ * flow_template_set_max_text's limit), FLOW_ENOMEM. err (may be NULL; zeroed, or holding an earlier
+ * error, whose message is freed) receives the code and a message allocated with malloc(). t may be
+ * shared by concurrent evaluations: it is only read. */
 int flow_tmpl_eval(const flow_tmpl_t *t, const flow_scope_t *scope, json_t **out, flow_error_t *err);
 
 /* The roots t refers to (FLOW_SCOPE_* bits): 0 means the result does not depend on the scope, and a

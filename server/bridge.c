@@ -174,17 +174,22 @@ static char *strdup_or_null(const char *s) {
     return s ? strdup(s) : NULL;
 }
 
-/* What a restart would resume the job from, to the store (which copies what it keeps). */
-static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, json_t *shared, const char *step,
-                       size_t step_len, uint64_t step_seq, uint64_t event_id) {
-    if (srv->store->ops->checkpoint == NULL)
+/* What a restart would resume the job from, to the store (which copies what it keeps, and takes
+ * shared: compact JSON, or NULL when it did not change). */
+static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, char *shared,
+                       size_t shared_len, const char *step, size_t step_len, uint64_t step_seq,
+                       uint64_t event_id) {
+    if (srv->store->ops->checkpoint == NULL) {
+        free(shared);
         return;
+    }
     flowd_checkpoint_t cp = {.status = flow_job_status(fj),
                              .resume_node = job->resume_node,
                              .tries = job->resume_tries,
                              .steps = flow_job_steps(fj),
                              .started_us = flow_job_started_us(fj),
                              .shared = shared,
+                             .shared_len = shared_len,
                              .step = step,
                              .step_len = step_len,
                              .step_seq = step_seq,
@@ -194,9 +199,64 @@ static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, js
     srv->store->ops->checkpoint(srv->store, job, &cp);
 }
 
+/* The shared store's size where nothing serializes it (the memory store): counted by a dump that
+ * stops past the cap, but not after every step, so that a large store does not cost every step a
+ * dump: once 8 d have passed after a count that took d (a count takes at most about an eighth of
+ * the loop's time; and not sooner than COUNT_FLOOR_NS, which a tiny store would cost every step),
+ * or sooner, at the step that would take it past the cap if it went on growing as fast as since
+ * the last count. 0 when it is not counted after this step. */
+#define COUNT_FLOOR_NS 20000u
+static size_t count_shared(json_t *shared, flowd_job_t *job, const flow_step_t *step, size_t max) {
+    struct flowd_size_count *c = &job->size_count;
+    if (step->end_us * 1000u < c->due_ns && step->seq < c->due_seq)
+        return 0;
+    uint64_t t0 = uv_hrtime();
+    size_t size = flowd_json_size(shared, max);
+    uint64_t took = uv_hrtime() - t0;
+    c->due_ns = step->end_us * 1000u + (took < COUNT_FLOOR_NS / 8 ? COUNT_FLOOR_NS : 8 * took);
+    c->due_seq = UINT64_MAX;
+    if (size > c->bytes && size <= max && step->seq > c->seq) {
+        uint64_t per_step = (size - c->bytes + (step->seq - c->seq) - 1) / (step->seq - c->seq);
+        uint64_t steps_left = (max - size) / per_step;
+        c->due_seq = step->seq + (steps_left > 0 ? steps_left : 1);
+    }
+    c->bytes = size;
+    c->seq = step->seq;
+    return size;
+}
+
+/* The shared store after a step, checked against --max-shared. A store that keeps it gets it as
+ * compact JSON, made here once, whose length is the size: nothing is serialized twice. Where
+ * nothing serializes it, count_shared counts it now and then (the step that is named is then the
+ * one after which it was found). Past the cap the job fails too_big. Returns the text for the
+ * checkpoint (taken by it), or NULL. */
+static char *shared_after(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj,
+                          const flow_step_t *step, size_t *len) {
+    json_t *shared = flow_job_shared(fj);
+    size_t max = srv->cfg.max_shared, size;
+    char *text = NULL;
+    *len = 0;
+    if (srv->store->ops->checkpoint != NULL) {
+        text = dump_compact(shared, len); /* NULL: out of memory; the store keeps the last one */
+        size = *len;
+    } else {
+        size = count_shared(shared, job, step, max);
+    }
+    if (size <= max)
+        return text;
+    char message[320];
+    snprintf(message, sizeof message,
+             "the shared store is over %zu bytes as JSON (--max-shared) after step %llu, of node "
+             "%s", max, (unsigned long long)step->seq, step->node);
+    flow_job_fail(fj, FLOW_ETOOBIG, step->node, message);
+    free(text);
+    *len = 0;
+    return NULL;
+}
+
 static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const flow_step_t *step) {
     flowd_server_t *srv = b->srv;
-    size_t len = 0;
+    size_t len = 0, shared_len = 0;
     char *data = flowd_event_step_json(step, &len);
     const char *action = flow_job_last_action(fj);
     flowd_metrics_steps(srv->metrics, 1);
@@ -205,9 +265,10 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
         job->resume_node = step->next;
         job->resume_tries = 0;
     }
+    char *shared = shared_after(srv, job, fj, step, &shared_len);
     /* the step's event gets the ring's next id (only this thread pushes): a shared store keeps it
      * with the checkpoint, in the same transaction */
-    checkpoint(srv, job, fj, flow_job_shared(fj), data, len, step->seq, job->events.next_id);
+    checkpoint(srv, job, fj, shared, shared_len, data, len, step->seq, job->events.next_id);
     flowd_job_lock(job);
     job->steps = flow_job_steps(fj);
     job->current_node = flow_job_current_node(fj);
@@ -223,7 +284,7 @@ static void on_retry(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const 
     if (ev->depth != 0 || ev->item != SIZE_MAX)
         return;
     job->resume_tries = ev->attempt + 1;
-    checkpoint(b->srv, job, fj, NULL, NULL, 0, 0, 0);
+    checkpoint(b->srv, job, fj, NULL, 0, NULL, 0, 0, 0);
 }
 
 /* The record's final state, from the engine's job in its last event. */
@@ -260,8 +321,12 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
      * otherwise it is kept as text now, while the engine still has it. */
     job->history_count = flow_job_history_count(fj) + job->restored_steps;
     flow_job_history_totals(fj, &job->totals);
-    if (!flowd_ring_steps(&job->events, job->history_count, NULL))
-        job->final_history = flowd_render_history(fj, job->id, &job->final_history_len);
+    if (!flowd_ring_steps(&job->events, job->history_count, NULL)) {
+        flowd_buf_t hb;
+        flowd_buf_init(&hb, 0);
+        flowd_render_history(&hb, fj, job->id);
+        job->final_history = flowd_buf_take(&hb, &job->final_history_len);
+    }
     job->done = 1;
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
@@ -301,7 +366,7 @@ static void on_status(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_
     if (b->srv->store->ops->event != NULL && data != NULL)
         b->srv->store->ops->event(b->srv->store, job, id, data, len);
     if (status == FLOW_WAITING)
-        checkpoint(b->srv, job, fj, NULL, NULL, 0, 0, 0); /* a restart shows what it waits for */
+        checkpoint(b->srv, job, fj, NULL, 0, NULL, 0, 0, 0); /* a restart shows what it waits for */
 }
 
 static void on_event(flow_job_t *fj, const flow_event_t *ev, void *data) {
@@ -528,7 +593,9 @@ static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
                             .resume_node = job->restart_node,
                             .resume_tries = job->restart_tries,
                             .resume_steps = job->restart_steps,
-                            .resume_visits = job->restart_visits};
+                            .resume_visits = job->restart_visits,
+                            .resume_started_us = job->started_us}; /* 0 unless restored */
+    flowd_config_job_limits(&srv->cfg, job->def, &opts);
     flow_job_t *fj = NULL;
     json_t *shared = job->start_shared;
     job->start_shared = job->start_params = NULL;
@@ -660,17 +727,25 @@ static void run_shared(flowd_cmd_t *c) {
 static void run_history(flowd_cmd_t *c) {
     flowd_job_t *job = c->job;
     flowd_answer_t *a = &c->reply->answer;
-    a->status = 200;
+    flowd_buf_t b;
+    flowd_buf_init(&b, flowd_render_max_answer());
     if (job->job != NULL) {
-        size_t len = 0;
-        char *text = flowd_render_history(job->job, job->id, &len);
-        a->body = text ? flowd_render_pretty(text, len, &a->len) : NULL;
-        free(text);
+        flowd_buf_t compact; /* its indented text is longer: the same cap */
+        flowd_buf_init(&compact, flowd_render_max_answer());
+        flowd_render_history(&compact, job->job, job->id);
+        if (compact.err)
+            b.err = compact.err;
+        else
+            flowd_render_pretty(&b, compact.data, compact.len);
+        flowd_buf_free(&compact);
     } else if (job->done) {
-        a->body = flowd_render_done_history(job, &a->len);
+        flowd_render_done_history(&b, job);
     } else {
         flowd_answer_error(a, 500, "internal", "job %s has no history", job->id);
+        reply_done(c);
+        return;
     }
+    flowd_answer_take(a, &b, "the history", FLOWD_HISTORY_HINT);
     reply_done(c);
 }
 

@@ -499,6 +499,7 @@ static int run(cli_t *c) {
     uv_signal_start(&r.sigint, on_sigint, SIGINT);
     uv_unref((uv_handle_t *)&r.sigint);
     flow_job_opts_t opts = {.id = id, .params = params, .on_event = on_event, .on_done = on_done, .data = &r};
+    flowd_config_job_limits(&c->cfg, tally.def, &opts);
     fprintf(stderr, "flowd run: flow %s from %s, job %s\n", flow_def_name(tally.def), c->files[0], id);
     int rc = flow_job_start(r.eng, tally.def, shared, &opts, &r.job);
     shared = NULL; /* taken */
@@ -571,6 +572,7 @@ int flowd_cli_main(int argc, char **argv) {
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    flowd_config_apply_process(&c.cfg);
     flowd_log_init(c.cfg.log_level, 2);
     int status = strcmp(c.command, "check") == 0 ? check(&c) : run(&c);
     flowd_outbound_clear(&c.outbound);

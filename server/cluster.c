@@ -420,10 +420,10 @@ char *flowd_remote_job_text(const flowd_remote_job_t *j, size_t *len) {
     return flowd_buf_take(&b, len);
 }
 
-char *flowd_remote_history_text(const flowd_remote_job_t *j, size_t *len) {
+void flowd_remote_history(flowd_buf_t *out, const flowd_remote_job_t *j) {
     flowd_buf_t b;
     flowd_jw_t w;
-    flowd_buf_init(&b, 0);
+    flowd_buf_init(&b, out->max); /* its indented text is longer: the same cap */
     flowd_jw_init(&w, &b, 0);
     flowd_jw_obj(&w);
     flowd_jw_key(&w, "id");
@@ -433,13 +433,11 @@ char *flowd_remote_history_text(const flowd_remote_job_t *j, size_t *len) {
     flowd_jw_key(&w, "totals");
     flowd_render_totals(&w, &j->totals);
     flowd_jw_obj_end(&w);
-    size_t clen = 0;
-    char *compact = flowd_buf_take(&b, &clen);
-    if (compact == NULL)
-        return NULL;
-    char *pretty = flowd_render_pretty(compact, clen, len);
-    free(compact);
-    return pretty;
+    if (b.err && !out->err)
+        out->err = b.err;
+    else
+        flowd_render_pretty(out, b.data, b.len);
+    flowd_buf_free(&b);
 }
 
 /* An event stream of a job that runs elsewhere. The reader runs on an HTTP thread; wake on the

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "doc.h"
 #include "log.h"
 #include "netpolicy.h"
 
@@ -139,6 +140,29 @@ static const setting_t settings[] = {
     {"flow-outbound", "FLOWD_FLOW_OUTBOUND", K_ONOFF, OFF(flow_outbound), 0, 0, "on", "on|off",
      "on: a flow document's \"outbound\": {\"allow\": [...]} lets its http nodes reach those "
      "too; off: such documents do not load"},
+    /* limits: what one job, one answer, one flow or one slow client may take */
+    {"max-steps", "FLOWD_MAX_STEPS", K_UINT, OFF(max_steps), 1, 1000000000, "10000", "N",
+     "steps a job may run (a flow's max_steps may ask for fewer); then it fails "
+     "max_steps_exceeded"},
+    {"deadline", "FLOWD_DEADLINE", K_MS, OFF(deadline_ms), 1000, 3650 * DAY_MS, "24h", "DURATION",
+     "how long a job may take from its start (a flow's deadline may ask for less); then it fails "
+     "deadline_exceeded"},
+    {"max-shared", "FLOWD_MAX_SHARED", K_SIZE, OFF(max_shared), 1024, GIB, "1MiB", "SIZE",
+     "largest shared store of a job, as compact JSON, checked after each step; past it the job "
+     "fails too_big (and POST /v1/jobs gets 413)"},
+    {"max-template", "FLOWD_MAX_TEMPLATE", K_SIZE, OFF(max_template), 64, GIB, "1MiB", "SIZE",
+     "largest text one template of a flow document expands to; past it the step fails too_big"},
+    {"max-answer", "FLOWD_MAX_ANSWER", K_SIZE, OFF(max_answer), 4096, 16 * GIB, "8MiB", "SIZE",
+     "largest answer made from a job's store (shared, history) or a list; past it 422 "
+     "answer_too_large (ask with ?pointer= or ?limit=)"},
+    {"max-flows", "FLOWD_MAX_FLOWS", K_UINT, OFF(max_flows), 1, 1000000, "1000", "N",
+     "flows a server holds (compiled-in, --flows and PUT); past it a PUT of a new one gets 409"},
+    {"max-flow-size", "FLOWD_MAX_FLOW_SIZE", K_SIZE, OFF(max_flow_size), 1024, GIB, "1MiB", "SIZE",
+     "largest flow document (a PUT body, within --max-body, or a --flows file)"},
+    {"header-timeout", "FLOWD_HEADER_TIMEOUT", K_MS, OFF(header_timeout_ms), 100, DAY_MS, "10s",
+     "DURATION", "close a connection whose request line and headers are not all in this long after "
+     "it opened or after its last answer (a client that trickles them), whatever --idle-timeout "
+     "says"},
 };
 
 /* Read from the environment only, never a flag: flags show in ps. */
@@ -493,4 +517,22 @@ void flowd_config_engine_opts(const flowd_config_t *c, flow_engine_opts_t *opts)
                                  .log_lines = c->lua_log_lines,
                                  .log_line_bytes = c->lua_log_bytes,
                                  .log_job_bytes = c->lua_log_job_bytes};
+}
+
+void flowd_config_job_limits(const flowd_config_t *c, const flow_def_t *def, flow_job_opts_t *opts) {
+    json_t *doc = flow_doc_of(def);
+    json_t *steps = json_object_get(doc, "max_steps"), *deadline = json_object_get(doc, "deadline");
+    opts->max_steps = c->max_steps;
+    opts->deadline_ms = c->deadline_ms;
+    if (json_is_integer(steps) && json_integer_value(steps) > 0 &&
+        (uint64_t)json_integer_value(steps) < opts->max_steps)
+        opts->max_steps = (uint64_t)json_integer_value(steps);
+    if (json_is_integer(deadline) && json_integer_value(deadline) > 0 &&
+        (uint64_t)json_integer_value(deadline) < opts->deadline_ms)
+        opts->deadline_ms = (uint64_t)json_integer_value(deadline);
+}
+
+void flowd_config_apply_process(const flowd_config_t *c) {
+    flow_template_set_max_text(c->max_template, "--max-template");
+    flow_doc_set_max_bytes(c->max_flow_size, "--max-flow-size");
 }

@@ -66,6 +66,15 @@ typedef struct flowd_config {
     char deny_outbound[4096];   /* entries they may not reach, public ones included; "" none */
     int flow_outbound;          /* 1: a flow document's "outbound" allow list applies to its http
                                  * nodes; 0: such documents do not load */
+    /* limits */
+    unsigned max_steps;         /* steps a job may run (a flow's max_steps may be lower) */
+    uint64_t deadline_ms;       /* how long a job may take from its start (a flow's may be lower) */
+    size_t max_shared;          /* bytes of a job's shared store as compact JSON, after each step */
+    size_t max_template;        /* bytes one template of a flow document expands to */
+    size_t max_answer;          /* bytes of an answer made from a job's store or a list */
+    unsigned max_flows;         /* flows a server holds */
+    size_t max_flow_size;       /* bytes of a flow document */
+    uint64_t header_timeout_ms; /* a request's line and headers, from the opening or last answer */
 } flowd_config_t;
 
 enum {
@@ -100,6 +109,12 @@ void flowd_outbound_clear(flowd_outbound_t *o);
  * env->http is left as it was; the strings stay c's and the lists o's (both must outlive env). */
 void flowd_config_nodes_env(const flowd_config_t *c, const flowd_outbound_t *o, flow_nodes_env_t *env);
 void flowd_config_engine_opts(const flowd_config_t *c, flow_engine_opts_t *opts);
+/* A job's steps and time (opts->max_steps, opts->deadline_ms): the server's, or its flow document's
+ * own where they are lower. */
+void flowd_config_job_limits(const flowd_config_t *c, const flow_def_t *def, flow_job_opts_t *opts);
+/* The settings that are process-wide in lib/ (what a template expands to, a document's size): once,
+ * before any flow is loaded or any thread runs. */
+void flowd_config_apply_process(const flowd_config_t *c);
 
 /* The --help text: every flag with its variable and default. */
 void flowd_config_usage(FILE *out);

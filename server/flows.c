@@ -241,6 +241,14 @@ int flowd_flows_load_dir(flow_registry_t *reg, const char *dir) {
     }
     char **paths = calloc((size_t)n + 1, sizeof *paths);
     int rc = paths == NULL ? FLOW_ENOMEM : 0;
+    for (int i = 0; i < n && paths != NULL; i++) { /* every bad name, not only the first */
+        if (!flow_doc_name_ok(files[i]->d_name, strlen(files[i]->d_name) - 5)) {
+            flowd_log(FLOW_LOG_ERROR,
+                      "--flows %s/%s: a flow file is NAME.json, and a name is " FLOW_DOC_NAME_RULE,
+                      dir, files[i]->d_name);
+            rc = FLOW_ELOAD;
+        }
+    }
     for (int i = 0; i < n && rc == 0; i++) {
         size_t len = strlen(dir) + strlen(files[i]->d_name) + 2;
         paths[i] = malloc(len);

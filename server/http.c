@@ -1,10 +1,14 @@
-/* http.c: the MHD daemon, the request checks and the routes of http.h. */
+/* http.c: the MHD daemon, the request checks and the routes of http.h. What MHD does not do for a
+ * connection (a deadline for a request's line and headers; a lingering close after an answer that
+ * came before the body, so that a client that sends its whole body first reads the 413 instead of a
+ * reset) is done by conns.c, which MHD tells of every connection; its top comment says how. */
 #include "http.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +22,7 @@
 #include "auth.h"
 #include "bridge.h"
 #include "cluster.h"
+#include "conns.h"
 #include "flows.h"
 #include "log.h"
 #include "pointer.h"
@@ -31,13 +36,17 @@
 #define MAX_IDEM_KEY 255
 #define INLINE_BODY 512  /* bodies this small need no allocation of their own */
 #define LOG_PATH_MAX 200
+#define LINGER_BODIES 64 /* a refused body is read and dropped up to this many times --max-body */
+#define LINGER_QUIET_MS 5000 /* a lingering socket that sends nothing this long is closed */
 
 struct flowd_http {
     flowd_server_t *srv;
     struct MHD_Daemon *daemon;
+    flowd_conns_t *conns;  /* header deadlines and lingering closes */
     MHD_socket listen_fd; /* after quiesce: ours to close, once the daemon has stopped */
     atomic_size_t suspended;
     atomic_int refuse;    /* flowd_http_refuse_calls */
+    pthread_mutex_t flows_lock; /* PUT /v1/flows/{name}: one at a time (--max-flows) */
 };
 
 enum method { M_GET = 0, M_HEAD, M_POST, M_PUT, M_DELETE, M_OTHER };
@@ -728,14 +737,17 @@ static enum MHD_Result get_history(flowd_server_t *srv, req_t *r, struct MHD_Con
     enum MHD_Result ret = MHD_YES;
     if (check_query(r, conn, allowed, &ret) < 0)
         return ret;
+    flowd_buf_t b;
+    flowd_answer_t a;
+    flowd_buf_init(&b, flowd_render_max_answer());
     if (elsewhere(srv, r, id, id_len)) {
         flowd_remote_job_t j;
         if (find_remote(srv, r, conn, id, id_len, FLOWD_READ_HISTORY, &j, &ret) < 0)
             return ret;
-        size_t len = 0;
-        char *body = flowd_remote_history_text(&j, &len);
+        flowd_remote_history(&b, &j);
         flowd_remote_job_clear(&j);
-        return send_json(r, conn, 200, body, len);
+        flowd_answer_take(&a, &b, "the history", FLOWD_HISTORY_HINT);
+        return send_answer(r, conn, &a);
     }
     flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
     if (job == NULL)
@@ -744,9 +756,9 @@ static enum MHD_Result get_history(flowd_server_t *srv, req_t *r, struct MHD_Con
     int done = job->done;
     flowd_job_unlock(job);
     if (done) {
-        size_t len = 0;
-        char *body = flowd_render_done_history(job, &len);
-        return send_json(r, conn, 200, body, len);
+        flowd_render_done_history(&b, job);
+        flowd_answer_take(&a, &b, "the history", FLOWD_HISTORY_HINT);
+        return send_answer(r, conn, &a);
     }
     flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_HISTORY, job);
     if (cmd == NULL)
@@ -837,7 +849,7 @@ static enum MHD_Result list_shared(flowd_server_t *srv, req_t *r, struct MHD_Con
     }
     flowd_buf_t b;
     flowd_jw_t w;
-    flowd_buf_init(&b, 0);
+    flowd_buf_init(&b, flowd_render_max_answer());
     flowd_jw_init(&w, &b, 2);
     flowd_jw_obj(&w);
     flowd_jw_key(&w, "jobs");
@@ -863,9 +875,28 @@ static enum MHD_Result list_shared(flowd_server_t *srv, req_t *r, struct MHD_Con
     }
     flowd_jw_obj_end(&w);
     flowd_buf_addc(&b, '\n');
-    size_t len = 0;
-    char *body = flowd_buf_take(&b, &len);
-    return send_json(r, conn, 200, body, len);
+    flowd_answer_t a;
+    flowd_answer_take(&a, &b, "the page of jobs", FLOWD_LIST_HINT);
+    return send_answer(r, conn, &a);
+}
+
+/* The limit of a list (1 to MAX_LIMIT, default DEFAULT_LIMIT): 0, or -1 after answering 400. */
+static int list_limit(req_t *r, struct MHD_Connection *conn, uint64_t *limit,
+                      enum MHD_Result *ret) {
+    const char *limit_s = arg(conn, "limit");
+    *limit = DEFAULT_LIMIT;
+    if (limit_s == NULL)
+        return 0;
+    char *end;
+    unsigned long long v = strtoull(limit_s, &end, 10);
+    if (!isdigit((unsigned char)*limit_s) || *end != '\0' || v < 1 || v > MAX_LIMIT) {
+        *ret = send_error(r, conn, 400, "bad_request",
+                          "limit must be a whole number from 1 to %d, not '%.32s'", MAX_LIMIT,
+                          limit_s);
+        return -1;
+    }
+    *limit = v;
+    return 0;
 }
 
 static enum MHD_Result list_jobs(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn) {
@@ -885,7 +916,6 @@ static enum MHD_Result list_jobs(flowd_server_t *srv, req_t *r, struct MHD_Conne
     if (tenant_s != NULL && strlen(tenant_s) > FLOWD_NAME_MAX)
         return send_error(r, conn, 400, "bad_request", "tenant must be at most %d characters",
                           FLOWD_NAME_MAX);
-    const char *limit_s = arg(conn, "limit");
     const char *cursor_s = arg(conn, "cursor");
     flow_status_t status = FLOW_QUEUED;
     if (status_s != NULL && flow_status_parse(status_s, &status) < 0)
@@ -893,16 +923,9 @@ static enum MHD_Result list_jobs(flowd_server_t *srv, req_t *r, struct MHD_Conne
                           "status must be one of queued, running, waiting, succeeded, failed, "
                           "canceled; not '%.32s'",
                           status_s);
-    uint64_t limit = DEFAULT_LIMIT;
-    if (limit_s != NULL) {
-        char *end;
-        unsigned long long v = strtoull(limit_s, &end, 10);
-        if (!isdigit((unsigned char)*limit_s) || *end != '\0' || v < 1 || v > MAX_LIMIT)
-            return send_error(r, conn, 400, "bad_request",
-                              "limit must be a whole number from 1 to %d, not '%.32s'", MAX_LIMIT,
-                              limit_s);
-        limit = v;
-    }
+    uint64_t limit;
+    if (list_limit(r, conn, &limit, &ret) < 0)
+        return ret;
     uint64_t cursor = 0;
     if (cursor_s != NULL && cursor_parse(cursor_s, &cursor) < 0)
         return send_error(r, conn, 400, "bad_request",
@@ -928,7 +951,7 @@ static enum MHD_Result list_jobs(flowd_server_t *srv, req_t *r, struct MHD_Conne
     }
     flowd_buf_t b;
     flowd_jw_t w;
-    flowd_buf_init(&b, 0);
+    flowd_buf_init(&b, flowd_render_max_answer());
     flowd_jw_init(&w, &b, 2);
     flowd_jw_obj(&w);
     flowd_jw_key(&w, "jobs");
@@ -949,56 +972,83 @@ static enum MHD_Result list_jobs(flowd_server_t *srv, req_t *r, struct MHD_Conne
     }
     flowd_jw_obj_end(&w);
     flowd_buf_addc(&b, '\n');
-    size_t len = 0;
-    char *body = flowd_buf_take(&b, &len);
-    return send_json(r, conn, 200, body, len);
+    flowd_answer_t a;
+    flowd_answer_take(&a, &b, "the page of jobs", FLOWD_LIST_HINT);
+    return send_answer(r, conn, &a);
 }
 
-static enum MHD_Result get_flows(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
-                                 const char *name, size_t name_len) {
+static int flow_key(req_t *r, struct MHD_Connection *conn, const char *name, size_t len,
+                    char key[65], enum MHD_Result *ret);
+
+static enum MHD_Result get_flow(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                               const char *name, size_t name_len) {
     static const char *const allowed[] = {NULL};
     enum MHD_Result ret = MHD_YES;
-    if (check_query(r, conn, allowed, &ret) < 0)
+    char key[65];
+    if (check_query(r, conn, allowed, &ret) < 0 || flow_key(r, conn, name, name_len, key, &ret) < 0)
         return ret;
+    flow_def_t *def = flow_registry_get_flow(srv->reg, key);
+    if (def == NULL) {
+        flowd_buf_t names;
+        flowd_buf_init(&names, 4096);
+        flowd_flow_names(srv->reg, &names);
+        ret = send_error(r, conn, 404, "unknown_flow",
+                         "no flow named '%.64s' (this server runs: %s)", key,
+                         names.data ? names.data : "none");
+        flowd_buf_free(&names);
+        return ret;
+    }
     flowd_buf_t b;
     flowd_jw_t w;
-    flowd_buf_init(&b, 0);
+    flowd_answer_t a;
+    flowd_buf_init(&b, flowd_render_max_answer());
     flowd_jw_init(&w, &b, 2);
-    if (name != NULL) {
-        char key[256];
-        snprintf(key, sizeof key, "%.*s", (int)(name_len < sizeof key ? name_len : sizeof key - 1), name);
-        flow_def_t *def = flow_registry_get_flow(srv->reg, key);
-        if (def == NULL) {
-            flowd_buf_t names;
-            flowd_buf_init(&names, 4096);
-            flowd_flow_names(srv->reg, &names);
-            ret = send_error(r, conn, 404, "unknown_flow", "no flow named '%.64s' (this server runs: %s)",
-                             key, names.data ? names.data : "none");
-            flowd_buf_free(&names);
-            return ret;
-        }
-        flowd_flow_write(&w, def, 1);
-        flow_def_unref(def);
-    } else {
-        flow_def_t **defs = NULL;
-        size_t n = 0;
-        if (flow_registry_list_flows(srv->reg, &defs, &n) < 0)
-            return send_json(r, conn, 500, NULL, 0);
-        flowd_jw_obj(&w);
-        flowd_jw_key(&w, "flows");
-        flowd_jw_arr(&w);
-        for (size_t i = 0; i < n; i++) {
-            flowd_flow_write(&w, defs[i], 0);
-            flow_def_unref(defs[i]);
-        }
-        flow_free(defs);
-        flowd_jw_arr_end(&w);
-        flowd_jw_obj_end(&w);
-    }
+    flowd_flow_write(&w, def, 1);
+    flow_def_unref(def);
     flowd_buf_addc(&b, '\n');
-    size_t len = 0;
-    char *body = flowd_buf_take(&b, &len);
-    return send_json(r, conn, 200, body, len);
+    flowd_answer_take(&a, &b, "the flow", "its document is at most --max-flow-size");
+    return send_answer(r, conn, &a);
+}
+
+/* A page of the flows, by name; the cursor is the last name of the page before. */
+static enum MHD_Result list_flows(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn) {
+    static const char *const allowed[] = {"limit", "cursor", NULL};
+    enum MHD_Result ret = MHD_YES;
+    uint64_t limit;
+    if (check_query(r, conn, allowed, &ret) < 0 || list_limit(r, conn, &limit, &ret) < 0)
+        return ret;
+    const char *cursor = arg(conn, "cursor");
+    if (cursor != NULL && !flow_doc_name_ok(cursor, strlen(cursor)))
+        return send_error(r, conn, 400, "bad_request",
+                          "cursor '%.64s' is not one this server gave (use next_cursor of the "
+                          "previous page)",
+                          cursor);
+    flow_def_t **defs = NULL;
+    size_t n = 0, i = 0, shown = 0;
+    if (flow_registry_list_flows(srv->reg, &defs, &n) < 0)
+        return send_json(r, conn, 500, NULL, 0);
+    while (cursor != NULL && i < n && strcmp(flow_def_name(defs[i]), cursor) <= 0)
+        i++;
+    flowd_buf_t b;
+    flowd_jw_t w;
+    flowd_answer_t a;
+    flowd_buf_init(&b, flowd_render_max_answer());
+    flowd_jw_init(&w, &b, 2);
+    flowd_jw_obj(&w);
+    flowd_jw_key(&w, "flows");
+    flowd_jw_arr(&w);
+    for (; i < n && shown < limit && !b.err; i++, shown++)
+        flowd_flow_write(&w, defs[i], 0);
+    flowd_jw_arr_end(&w);
+    flowd_jw_key(&w, "next_cursor");
+    flowd_jw_str(&w, i < n ? flow_def_name(defs[i - 1]) : NULL);
+    flowd_jw_obj_end(&w);
+    flowd_buf_addc(&b, '\n');
+    for (size_t k = 0; k < n; k++)
+        flow_def_unref(defs[k]);
+    flow_free(defs);
+    flowd_answer_take(&a, &b, "the page of flows", FLOWD_LIST_HINT);
+    return send_answer(r, conn, &a);
 }
 
 static enum MHD_Result get_metrics(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn) {
@@ -1078,6 +1128,16 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
                              type_name(v));
         json_decref(body);
         return ret;
+    }
+    /* the store is counted after each step; one too big from the start is refused now (a body
+     * this short cannot hold one: a compact dump is about as long as its text, or shorter) */
+    if (shared != NULL && r->len > srv->cfg.max_shared / 2 &&
+        flowd_json_size(shared, srv->cfg.max_shared) > srv->cfg.max_shared) {
+        json_decref(body);
+        return send_error(r, conn, 413, "payload_too_large",
+                          "the shared store is over %zu bytes as JSON, the limit of a job's store "
+                          "(--max-shared)",
+                          srv->cfg.max_shared);
     }
     const char *idem = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
     if (idem != NULL && (*idem == '\0' || strlen(idem) > MAX_IDEM_KEY)) {
@@ -1263,11 +1323,17 @@ static enum MHD_Result send_problems(req_t *r, struct MHD_Connection *conn, cons
     return send_json(r, conn, 422, body, len);
 }
 
-/* The {name} of the URL into key; -1 after answering when it cannot be a flow's name. */
+/* The {name} of the URL into key; -1 after answering when it cannot be a flow's name: 400 for a
+ * PUT, which would make one, 404 otherwise. */
 static int flow_key(req_t *r, struct MHD_Connection *conn, const char *name, size_t len, char key[65],
                     enum MHD_Result *ret) {
-    if (len == 0 || len > 64) {
-        *ret = send_error(r, conn, 404, "unknown_flow", "no flow named '%.64s'", name);
+    if (!flow_doc_name_ok(name, len)) {
+        if (r->method == M_PUT)
+            *ret = send_error(r, conn, 400, "bad_request",
+                              "'%.64s' cannot be a flow's name: a name is " FLOW_DOC_NAME_RULE,
+                              name);
+        else
+            *ret = send_error(r, conn, 404, "unknown_flow", "no flow named '%.64s'", name);
         return -1;
     }
     memcpy(key, name, len);
@@ -1309,8 +1375,15 @@ static enum MHD_Result put_flow(flowd_server_t *srv, req_t *r, struct MHD_Connec
     } else if (rc < 0) {
         ret = send_json(r, conn, 500, NULL, 0);
     } else {
+        /* one PUT at a time from here, so that two cannot both take the last room (--max-flows) */
+        pthread_mutex_lock(&srv->http->flows_lock);
         flow_def_t *old = flow_registry_get_flow(srv->reg, key);
-        if ((rc = srv->store->ops->put_flow(srv->store, key, flow_doc_of(def))) < 0) {
+        if (old == NULL && flow_registry_flow_count(srv->reg) >= srv->cfg.max_flows) {
+            ret = send_error(r, conn, 409, "too_many_flows",
+                             "this server holds %u flows, its limit (--max-flows); DELETE one, or "
+                             "replace one by its name",
+                             srv->cfg.max_flows);
+        } else if ((rc = srv->store->ops->put_flow(srv->store, key, flow_doc_of(def))) < 0) {
             ret = send_error(r, conn, 500, "internal", "the flow could not be stored");
         } else if ((rc = flow_registry_put_flow(srv->reg, def, NULL)) < 0) {
             ret = send_json(r, conn, 500, NULL, 0);
@@ -1326,6 +1399,7 @@ static enum MHD_Result put_flow(flowd_server_t *srv, req_t *r, struct MHD_Connec
             char *body = flowd_buf_take(&b, &len);
             ret = send_json(r, conn, old ? 200 : 201, body, len);
         }
+        pthread_mutex_unlock(&srv->http->flows_lock);
         flow_def_unref(old);
         flow_def_unref(def);
     }
@@ -1359,12 +1433,23 @@ static enum MHD_Result delete_flow(flowd_server_t *srv, req_t *r, struct MHD_Con
 
 /* ---- the handler ---- */
 
+/* The most a request's body may be, and the flag that says so: --max-body, or --max-flow-size for a
+ * flow document when that is lower. */
+static size_t body_cap(const flowd_server_t *srv, const req_t *r, const char **flag) {
+    if (r->route == FLOWD_R_FLOW && srv->cfg.max_flow_size < srv->cfg.max_body) {
+        *flag = "--max-flow-size";
+        return srv->cfg.max_flow_size;
+    }
+    *flag = "--max-body";
+    return srv->cfg.max_body;
+}
+
 /* First call: the request line and headers are in. Only what must be refused before the body is
  * read is answered here (MHD then closes the connection): headers too large, and a POST body of the
  * wrong type or too large. Everything else waits for the final call, which keeps the connection
  * alive. */
-static enum MHD_Result on_headers(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
-                                  const char *url) {
+static enum MHD_Result check_headers(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                                     const char *url) {
     size_t header_bytes = strlen(url) + strlen(r->method_name) + 12;
     MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &header_bytes);
     if (header_bytes > srv->cfg.max_header)
@@ -1389,15 +1474,34 @@ static enum MHD_Result on_headers(flowd_server_t *srv, req_t *r, struct MHD_Conn
                           "the body must be JSON sent as Content-Type: application/json, not %s%.64s%s",
                           type ? "'" : "", type ? type : "none", type ? "'" : "");
     const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *flag;
+    size_t cap = body_cap(srv, r, &flag);
     if (length != NULL) {
         unsigned long long n = strtoull(length, NULL, 10);
-        if (n > srv->cfg.max_body)
+        if (n > cap)
             return send_error(r, conn, 413, "payload_too_large",
-                              "the body is %llu bytes, over the limit of %zu (--max-body)", n,
-                              srv->cfg.max_body);
+                              "the body is %llu bytes, over the limit of %zu (%s)", n, cap, flag);
     }
     r->phase = PH_BODY;
     return MHD_YES;
+}
+
+static int has_body(struct MHD_Connection *conn) {
+    const char *length =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *coding =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    return (length != NULL && strspn(length, "0") != strlen(length)) || coding != NULL;
+}
+
+static enum MHD_Result on_headers(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                                  const char *url) {
+    flowd_conn_t *c = flowd_conn_of(conn);
+    flowd_conn_request(c);
+    enum MHD_Result ret = check_headers(srv, r, conn, url);
+    if (r->phase == PH_DONE && has_body(conn))
+        flowd_conn_linger(c); /* answered with the body still coming: see conns.h */
+    return ret;
 }
 
 /* The whole request is in (a POST's body too): the route answers, or hands over to the loop. */
@@ -1419,9 +1523,11 @@ static enum MHD_Result dispatch(flowd_server_t *srv, req_t *r, struct MHD_Connec
         return ret;
     if (r->method == M_POST || r->method == M_PUT || r->method == M_DELETE) {
         static const char *const none[] = {NULL};
+        const char *flag;
+        size_t cap = body_cap(srv, r, &flag);
         if (r->too_big)
             return send_error(r, conn, 413, "payload_too_large",
-                              "the body is over the limit of %zu bytes (--max-body)", srv->cfg.max_body);
+                              "the body is over the limit of %zu bytes (%s)", cap, flag);
         if (check_query(r, conn, none, &ret) < 0)
             return ret;
     }
@@ -1441,13 +1547,13 @@ static enum MHD_Result dispatch(flowd_server_t *srv, req_t *r, struct MHD_Connec
     case FLOWD_R_CANCEL:
         return post_cancel(srv, r, conn, id, id_len);
     case FLOWD_R_FLOWS:
-        return get_flows(srv, r, conn, NULL, 0);
+        return list_flows(srv, r, conn);
     case FLOWD_R_FLOW:
         if (r->method == M_PUT)
             return put_flow(srv, r, conn, id, id_len);
         if (r->method == M_DELETE)
             return delete_flow(srv, r, conn, id, id_len);
-        return get_flows(srv, r, conn, id, id_len);
+        return get_flow(srv, r, conn, id, id_len);
     case FLOWD_R_HEALTHZ:
         return healthz(srv, r, conn);
     case FLOWD_R_METRICS:
@@ -1457,16 +1563,21 @@ static enum MHD_Result dispatch(flowd_server_t *srv, req_t *r, struct MHD_Connec
     }
 }
 
-/* A piece of a body: kept for a POST route, dropped otherwise. MHD_NO closes the connection (a
- * body far past the cap). */
-static enum MHD_Result on_data(flowd_server_t *srv, req_t *r, const char *data, size_t size) {
-    size_t max = srv->cfg.max_body;
+/* A piece of a body: kept for a POST route, dropped otherwise. A body past the cap that had no
+ * Content-Length (chunked) could not be refused before it came: it is read and dropped, within the
+ * lingering close's bounds (conns.h), and refused once it has ended. MHD_NO closes the
+ * connection. */
+static enum MHD_Result on_data(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
+                               const char *data, size_t size) {
+    const char *flag;
+    size_t max = body_cap(srv, r, &flag);
     r->seen += size;
-    if (r->phase != PH_BODY)
-        return r->seen > 2 * max ? MHD_NO : MHD_YES;
-    if (r->too_big || r->len + size > max) {
-        r->too_big = 1;
-        return r->seen > 2 * max ? MHD_NO : MHD_YES; /* dropped; past twice the cap, hang up */
+    if (r->phase != PH_BODY || r->too_big || r->len + size > max) {
+        if (r->phase == PH_BODY && !r->too_big) {
+            r->too_big = 1;
+            flowd_conn_drop_body(flowd_conn_of(conn));
+        }
+        return r->seen > LINGER_BODIES * srv->cfg.max_body ? MHD_NO : MHD_YES;
     }
     if (r->len + size > r->cap) {
         size_t cap = r->cap * 2;
@@ -1554,7 +1665,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_size > 0) {
         size_t size = *upload_size;
         *upload_size = 0;
-        return on_data(srv, r, upload, size);
+        return on_data(srv, r, conn, upload, size);
     }
     switch (r->phase) {
     case PH_NEW:
@@ -1574,8 +1685,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
     flowd_server_t *srv = cls;
     req_t *r = *con_cls;
-    (void)conn;
     (void)toe;
+    flowd_conn_answered(flowd_conn_of(conn)); /* the next request's headers are due */
     if (r == NULL)
         return;
     *con_cls = NULL;
@@ -1591,6 +1702,38 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->body != r->inline_body)
         free(r->body);
     free(r);
+}
+
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* MHD's unescaping of the path and the query, except that "%00" stays as it is: decoded, the NUL
+ * would cut the text short ("PUT /v1/flows/ab%00cd" would name "ab"); kept, it is a '%' that no
+ * name, id or pointer of ours takes. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s) {
+    char *w = s;
+    const char *p = s;
+    (void)cls;
+    (void)conn;
+    while (*p != '\0') {
+        int hi = p[0] == '%' ? hex_digit(p[1]) : -1;
+        int lo = hi >= 0 ? hex_digit(p[2]) : -1;
+        if (lo >= 0 && (hi | lo) != 0) {
+            *w++ = (char)(hi * 16 + lo);
+            p += 3;
+        } else {
+            *w++ = *p++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -1610,6 +1753,7 @@ int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port) {
         return FLOW_ENOMEM;
     h->srv = srv;
     h->listen_fd = MHD_INVALID_SOCKET;
+    pthread_mutex_init(&h->flows_lock, NULL);
     srv->http = h;
     *out = h; /* before the daemon's threads start: they read srv->http */
     struct sockaddr_in a4;
@@ -1636,6 +1780,21 @@ int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port) {
     size_t memory = cfg->max_header * 2;
     if (memory < 32768)
         memory = 32768; /* MHD's default; it zeroes all of it for every request, so not more */
+    flowd_conns_opts_t co = {.header_timeout_ms = cfg->header_timeout_ms,
+                             .linger_ms = cfg->idle_timeout_ms,
+                             .linger_quiet_ms = cfg->idle_timeout_ms < LINGER_QUIET_MS
+                                                    ? cfg->idle_timeout_ms
+                                                    : LINGER_QUIET_MS,
+                             .linger_bytes = LINGER_BODIES * cfg->max_body,
+                             .linger_max = cfg->max_conns};
+    int rc = flowd_conns_new(&co, &h->conns);
+    if (rc < 0) {
+        flowd_log(FLOW_LOG_ERROR, "cannot start the connections' thread: %s", flow_strerror(rc));
+        pthread_mutex_destroy(&h->flows_lock);
+        free(h);
+        srv->http = NULL;
+        return rc;
+    }
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
         srv, MHD_OPTION_SOCK_ADDR, addr,
@@ -1643,10 +1802,13 @@ int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port) {
         (unsigned)(cfg->idle_timeout_ms / 1000), MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_conns,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_conns_per_ip,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, flowd_conns_notify, h->conns,
         MHD_OPTION_END);
     if (h->daemon == NULL) {
         flowd_log(FLOW_LOG_ERROR, "cannot listen on %s port %u (is the port taken?)", cfg->bind, cfg->port);
+        flowd_conns_free(h->conns);
+        pthread_mutex_destroy(&h->flows_lock);
         free(h);
         srv->http = NULL;
         return FLOW_EIO;
@@ -1678,7 +1840,9 @@ void flowd_http_stop(flowd_http_t *h) {
     if (h == NULL)
         return;
     MHD_stop_daemon(h->daemon);
+    flowd_conns_free(h->conns); /* after the daemon: no connection is notified any more */
     if (h->listen_fd != MHD_INVALID_SOCKET)
         close(h->listen_fd); /* microhttpd.h: ours after quiesce, closed only after the stop */
+    pthread_mutex_destroy(&h->flows_lock);
     free(h);
 }

@@ -92,6 +92,18 @@ struct flowd_job {
     uint64_t restart_visits;     /* root-level steps of its history: its visits number on from them */
     uint64_t restored_steps;     /* history entries given back by the store, in the ring */
     uint8_t restart_done;        /* given back with nothing left to run: it only has to end */
+    /* bridge, memory store: when the shared store's size is counted next (a time, or a step), and
+     * what the last count found after which step */
+    struct flowd_size_count {
+        uint64_t due_ns, due_seq, bytes, seq;
+    } size_count;
+
+    /* A durable store, under its queue's lock: the job's last checkpoint with a shared store that is
+     * still queued (the store's take count was queued_take), whose store a newer checkpoint then
+     * takes the place of: a store that falls behind holds one shared store per job, not one per
+     * step. */
+    void *queued_checkpoint;
+    uint64_t queued_take;
 };
 
 typedef struct flowd_jobs_opts {

@@ -436,16 +436,43 @@ void flowd_jw_raw(flowd_jw_t *w, const char *text, size_t len) {
     flowd_reindent(w->b, text, len, w->indent, w->depth);
 }
 
+static int dump_capped(const char *text, size_t len, void *data) {
+    flowd_buf_t *b = data;
+    flowd_buf_add(b, text, len);
+    return b->err ? -1 : 0; /* past the cap: jansson stops the dump */
+}
+
 void flowd_jw_json(flowd_jw_t *w, const json_t *v) {
     if (v == NULL) {
         flowd_jw_null(w);
         return;
     }
-    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (text == NULL) {
-        w->b->err = FLOW_ENOMEM;
-        return;
+    /* compact first, capped as w's buffer is: its indented text is longer still */
+    flowd_buf_t text;
+    flowd_buf_init(&text, w->b->max);
+    json_dump_callback(v, dump_capped, &text, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text.err) {
+        if (!w->b->err)
+            w->b->err = text.err;
+    } else {
+        flowd_jw_raw(w, text.data ? text.data : "", text.len);
     }
-    flowd_jw_raw(w, text, strlen(text));
-    free(text);
+    flowd_buf_free(&text);
+}
+
+typedef struct counter {
+    size_t n, cap;
+} counter_t;
+
+static int count_bytes(const char *text, size_t len, void *data) {
+    counter_t *c = data;
+    (void)text;
+    c->n += len;
+    return c->n > c->cap ? -1 : 0; /* jansson stops the dump */
+}
+
+size_t flowd_json_size(const json_t *v, size_t cap) {
+    counter_t c = {0, cap};
+    json_dump_callback(v, count_bytes, &c, JSON_COMPACT | JSON_ENCODE_ANY);
+    return c.n;
 }

@@ -69,6 +69,10 @@ void flowd_jw_raw(flowd_jw_t *w, const char *text, size_t len);
 /* A jansson value (borrowed); NULL writes null. */
 void flowd_jw_json(flowd_jw_t *w, const json_t *v);
 
+/* The bytes of v as compact JSON (as the stores write it), counted by a dump that stops once past
+ * cap: the size when it is at most cap, else some number above cap. Any thread; v is only read. */
+size_t flowd_json_size(const json_t *v, size_t cap);
+
 /* Appends compact JSON text to b re-indented like JSON_INDENT(indent), its nested lines starting at
  * depth levels. */
 void flowd_reindent(flowd_buf_t *b, const char *text, size_t len, unsigned indent, unsigned depth);

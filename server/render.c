@@ -157,76 +157,95 @@ char *flowd_render_new_job(flowd_job_t *job, size_t *len) {
     return flowd_buf_take(&b, len);
 }
 
-char *flowd_render_history(flow_job_t *fj, const char *id, size_t *len) {
-    flowd_buf_t b;
+void flowd_render_history(flowd_buf_t *b, flow_job_t *fj, const char *id) {
     flowd_jw_t w;
     flow_history_totals_t totals;
-    flowd_buf_init(&b, 0);
-    flowd_jw_init(&w, &b, 0);
+    flowd_jw_init(&w, b, 0);
     flowd_jw_obj(&w);
     flowd_jw_key(&w, "id");
     flowd_jw_str(&w, id);
     flowd_jw_key(&w, "steps");
     flowd_jw_arr(&w);
     size_t n = flow_job_history_count(fj);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n && !b->err; i++)
         flowd_step_write(&w, flow_job_history_at(fj, i));
     flowd_jw_arr_end(&w);
     flow_job_history_totals(fj, &totals);
     flowd_jw_key(&w, "totals");
     flowd_render_totals(&w, &totals);
     flowd_jw_obj_end(&w);
-    return flowd_buf_take(&b, len);
 }
 
-char *flowd_render_done_history(flowd_job_t *job, size_t *len) {
-    flowd_buf_t b;
+void flowd_render_done_history(flowd_buf_t *b, flowd_job_t *job) {
     flowd_jw_t w;
-    flowd_buf_init(&b, 0);
     flowd_job_lock(job);
     if (job->final_history != NULL) {
-        flowd_reindent(&b, job->final_history, job->final_history_len, 2, 0);
+        flowd_reindent(b, job->final_history, job->final_history_len, 2, 0);
     } else {
         /* {"id": ..., "steps": [the ring's step events], "totals": {...}} */
         flowd_buf_t steps;
-        flowd_buf_init(&steps, 0);
+        flowd_buf_init(&steps, b->max);
         flowd_buf_add(&steps, "[", 1);
         flowd_ring_steps(&job->events, job->history_count, &steps);
         flowd_buf_add(&steps, "]", 1);
-        flowd_jw_init(&w, &b, 2);
+        flowd_jw_init(&w, b, 2);
         flowd_jw_obj(&w);
         flowd_jw_key(&w, "id");
         flowd_jw_str(&w, job->id);
         flowd_jw_key(&w, "steps");
-        flowd_jw_raw(&w, steps.data, steps.len);
+        if (!steps.err)
+            flowd_jw_raw(&w, steps.data, steps.len);
         flowd_jw_key(&w, "totals");
         flowd_render_totals(&w, &job->totals);
         flowd_jw_obj_end(&w);
-        if (steps.err)
-            b.err = steps.err;
+        if (steps.err && !b->err)
+            b->err = steps.err;
         flowd_buf_free(&steps);
     }
     flowd_job_unlock(job);
-    flowd_buf_addc(&b, '\n');
-    return flowd_buf_take(&b, len);
+    flowd_buf_addc(b, '\n');
 }
 
-char *flowd_render_pretty(const char *compact, size_t len, size_t *out_len) {
-    flowd_buf_t b;
-    flowd_buf_init(&b, 0);
-    flowd_reindent(&b, compact, len, 2, 0);
-    flowd_buf_addc(&b, '\n');
-    return flowd_buf_take(&b, out_len);
+void flowd_render_pretty(flowd_buf_t *b, const char *compact, size_t len) {
+    flowd_reindent(b, compact, len, 2, 0);
+    flowd_buf_addc(b, '\n');
+}
+
+static size_t max_answer = (size_t)16 << 20;
+
+void flowd_render_set_max_answer(size_t bytes) {
+    max_answer = bytes;
+}
+
+size_t flowd_render_max_answer(void) {
+    return max_answer;
+}
+
+void flowd_answer_take(flowd_answer_t *a, flowd_buf_t *b, const char *what, const char *hint) {
+    int err = b->err;
+    a->body = flowd_buf_take(b, &a->len);
+    a->status = 200;
+    if (a->body != NULL)
+        return;
+    a->len = 0;
+    if (err == FLOW_ETOOBIG)
+        flowd_answer_error(a, 422, "answer_too_large",
+                           "%s is over %zu bytes, the most one answer holds (--max-answer): %s",
+                           what, b->max, hint);
+    else
+        a->status = 500;
 }
 
 void flowd_render_shared(flowd_answer_t *a, const char *compact, size_t len, json_t *live,
                          const char *pointer) {
-    a->status = 200;
-    a->body = NULL;
-    a->len = 0;
+    static const char what[] = "the shared store";
+    static const char hint[] = "ask for a part of it with ?pointer=, such as ?pointer=/key";
+    flowd_buf_t b;
+    flowd_buf_init(&b, max_answer);
     if (pointer == NULL || *pointer == '\0') {
         if (compact != NULL) {
-            a->body = flowd_render_pretty(compact, len, &a->len);
+            flowd_render_pretty(&b, compact, len);
+            flowd_answer_take(a, &b, what, hint);
             return;
         }
     }
@@ -246,12 +265,11 @@ void flowd_render_shared(flowd_answer_t *a, const char *compact, size_t len, jso
         flowd_answer_error(a, 404, "not_found", "nothing at pointer '%.200s' in the shared store", pointer);
         return;
     }
-    flowd_buf_t b;
     flowd_jw_t w;
-    flowd_buf_init(&b, 0);
     flowd_jw_init(&w, &b, 2);
     flowd_jw_json(&w, value);
     flowd_buf_addc(&b, '\n');
     json_decref(parsed);
-    a->body = flowd_buf_take(&b, &a->len);
+    int part = pointer != NULL && *pointer != '\0';
+    flowd_answer_take(a, &b, part ? "the part of the shared store at that pointer" : what, hint);
 }

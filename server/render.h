@@ -54,19 +54,33 @@ void flowd_render_totals(flowd_jw_t *w, const flow_history_totals_t *t);
 /* The same as compact JSON, for the stores: a new string (free it), or NULL when out of memory. */
 char *flowd_render_totals_text(const flow_history_totals_t *t);
 
-/* Loop thread: the History object of a running job, compact. NULL when out of memory. */
-char *flowd_render_history(flow_job_t *fj, const char *id, size_t *len);
+/* Loop thread: the History object of a running job, compact, into b. */
+void flowd_render_history(flowd_buf_t *b, flow_job_t *fj, const char *id);
 
-/* The History of a done record (job->done), pretty, with a newline: kept, or made from the steps
- * in its event ring. Takes the record's lock. NULL when out of memory. */
-char *flowd_render_done_history(flowd_job_t *job, size_t *len);
+/* The History of a done record (job->done), pretty, with a newline, into b: kept, or made from the
+ * steps in its event ring. Takes the record's lock. */
+void flowd_render_done_history(flowd_buf_t *b, flowd_job_t *job);
+
+/* Answers made from a job's store (its shared store, its history) or from a list are at most this
+ * many bytes (--max-answer; set once at start, before the threads): past it they are 422
+ * answer_too_large, saying how to ask for less. */
+void flowd_render_set_max_answer(size_t bytes);
+size_t flowd_render_max_answer(void);
+/* The answer of b, whose cap was flowd_render_max_answer(): 200 with its bytes; 422
+ * answer_too_large when it went past the cap (what: "the shared store", ...; hint: how to ask for
+ * less); 500 without a body when out of memory. b is emptied. */
+void flowd_answer_take(flowd_answer_t *a, flowd_buf_t *b, const char *what, const char *hint);
+#define FLOWD_HISTORY_HINT \
+    "a job keeps its last --history-limit steps; the events stream (/events) has them one by one"
+#define FLOWD_LIST_HINT "ask for a shorter page with ?limit="
 
 /* The answer to GET /v1/jobs/{id}/shared: the store (compact text, or the live json_t on the loop,
  * exactly one of them) or the part pointer (NULL: all) names: 200, 404 when the pointer names
- * nothing. pointer must have been checked (flow_pointer_check). */
+ * nothing, 422 when it is over --max-answer. pointer must have been checked
+ * (flow_pointer_check). */
 void flowd_render_shared(flowd_answer_t *a, const char *compact, size_t len, json_t *live,
                          const char *pointer);
-/* A compact JSON text (a History kept by a record, say) as a pretty answer body. */
-char *flowd_render_pretty(const char *compact, size_t len, size_t *out_len);
+/* A compact JSON text (a History kept by a record, say) as a pretty answer body, into b. */
+void flowd_render_pretty(flowd_buf_t *b, const char *compact, size_t len);
 
 #endif

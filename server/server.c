@@ -9,6 +9,8 @@
 #include "cluster.h"
 #include "doc.h"
 #include "problems.h"
+#include "render.h"
+#include "template.h"
 #include "flows.h"
 #include "http.h"
 #include "log.h"
@@ -289,6 +291,9 @@ static int outbound_init(flowd_server_t *srv) {
 static int server_init(flowd_server_t *srv) {
     flow_error_t err = {0};
     const flowd_config_t *cfg = &srv->cfg;
+    /* process-wide, before any flow is loaded or any thread runs */
+    flowd_config_apply_process(cfg);
+    flowd_render_set_max_answer(cfg->max_answer);
     flow_engine_opts_t eo;
     flowd_jobs_opts_t jo = {.max_jobs = cfg->max_jobs,
                             .max_finished = cfg->max_finished,

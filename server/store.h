@@ -39,14 +39,17 @@ typedef struct flowd_store flowd_store_t;
 /* err: 0 when the job is durably stored, else a FLOW_E* code. */
 typedef void (*flowd_store_done_cb)(void *data, int err);
 
-/* What a job resumes from (everything borrowed for the call). */
+/* What a job resumes from (everything borrowed for the call, but shared). */
 typedef struct flowd_checkpoint {
     flow_status_t status;
     const char *resume_node;   /* the root flow's node that runs next (NULL: its start) */
     unsigned tries;            /* tries of resume_node already used */
     uint64_t steps;            /* steps finished */
     uint64_t started_us;
-    json_t *shared;            /* the shared store after the step; NULL when it did not change */
+    char *shared;              /* compact JSON of the shared store after the step (malloc'd: the
+                                * store takes it, and frees it when it writes nothing), or NULL when
+                                * it did not change */
+    size_t shared_len;
     const char *step;          /* the finished step's history entry (JSON text), or NULL */
     uint64_t step_seq;
     size_t step_len;
@@ -212,6 +215,7 @@ typedef struct flowd_store_ops {
     int immediate; /* create always calls done before it returns */
     int (*create)(flowd_store_t *store, struct flowd_job *job, json_t *shared, json_t *params,
                   flowd_store_done_cb done, void *data);
+    /* NULL: nothing is kept (the memory store) */
     void (*checkpoint)(flowd_store_t *store, struct flowd_job *job, const flowd_checkpoint_t *cp);
     void (*finish)(flowd_store_t *store, struct flowd_job *job);
     void (*remove)(flowd_store_t *store, const char *id);

@@ -19,12 +19,6 @@ static int mem_create(flowd_store_t *store, struct flowd_job *job, json_t *share
     return 0;
 }
 
-static void mem_checkpoint(flowd_store_t *store, struct flowd_job *job, const flowd_checkpoint_t *cp) {
-    (void)store;
-    (void)job;
-    (void)cp;
-}
-
 static void mem_finish(flowd_store_t *store, struct flowd_job *job) {
     (void)store;
     (void)job;
@@ -64,7 +58,6 @@ static const flowd_store_ops_t memory_ops = {
     .name = "memory",
     .immediate = 1,
     .create = mem_create,
-    .checkpoint = mem_checkpoint,
     .finish = mem_finish,
     .remove = mem_remove,
     .load = mem_load,

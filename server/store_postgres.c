@@ -955,10 +955,13 @@ static int pg_create(flowd_store_t *store, flowd_job_t *job, json_t *shared, jso
 
 static void pg_checkpoint(flowd_store_t *store, flowd_job_t *job, const flowd_checkpoint_t *cp) {
     pg_store_t *s = (pg_store_t *)store;
-    if (atomic_load(&s->released))
+    if (atomic_load(&s->released)) {
+        free(cp->shared);
         return;
+    }
     op_t *op = calloc(1, sizeof *op);
     if (op == NULL) {
+        free(cp->shared);
         flowd_log(FLOW_LOG_WARN, "store: job %s: a checkpoint was lost (out of memory)", job->id);
         return;
     }
@@ -971,7 +974,7 @@ static void pg_checkpoint(flowd_store_t *store, flowd_job_t *job, const flowd_ch
     op->n[3] = cp->step ? cp->event_id : 0;
     op->n[4] = cp->step_seq;
     op->t[0] = dup_or_null(cp->resume_node);
-    op->t[1] = dump(cp->shared);
+    op->t[1] = cp->shared;
     op->t[2] = cp->step ? strndup(cp->step, cp->step_len) : NULL;
     op->t[3] = dup_or_null(cp->waiting_for);
     op->t[4] = dup_or_null(cp->last_action);

@@ -54,6 +54,7 @@ typedef struct sqlite_store {
     pthread_cond_t cond;
     op_t *head, *tail;
     int closing;
+    uint64_t takes;        /* under lock: batches the store thread took */
     int released;          /* loop thread: shutdown; what still runs is left as it was stored */
     /* the checkpointer: its own connection copies the log into the file, off the store thread */
     sqlite3 *cdb;
@@ -89,15 +90,20 @@ static char *dump(const json_t *v) {
     return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 }
 
-static void enqueue(sqlite_store_t *s, op_t *op) {
+/* With the lock held. */
+static void enqueue_locked(sqlite_store_t *s, op_t *op) {
     op->next = NULL;
-    pthread_mutex_lock(&s->lock);
     if (s->tail != NULL)
         s->tail->next = op;
     else
         s->head = op;
     s->tail = op;
     pthread_cond_signal(&s->cond);
+}
+
+static void enqueue(sqlite_store_t *s, op_t *op) {
+    pthread_mutex_lock(&s->lock);
+    enqueue_locked(s, op);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -335,6 +341,7 @@ static void *store_main(void *arg) {
             pthread_cond_wait(&s->cond, &s->lock);
         op_t *batch = s->head;
         s->head = s->tail = NULL;
+        s->takes++;
         pthread_mutex_unlock(&s->lock);
         if (batch == NULL)
             break; /* closing, and nothing left */
@@ -397,10 +404,13 @@ static int sq_create(flowd_store_t *store, flowd_job_t *job, json_t *shared, jso
 
 static void sq_checkpoint(flowd_store_t *store, flowd_job_t *job, const flowd_checkpoint_t *cp) {
     sqlite_store_t *s = (sqlite_store_t *)store;
-    if (s->released)
+    if (s->released) {
+        free(cp->shared);
         return;
+    }
     op_t *op = calloc(1, sizeof *op);
     if (op == NULL) {
+        free(cp->shared);
         flowd_log(FLOW_LOG_WARN, "store: job %s: a checkpoint was lost (out of memory)", job->id);
         return;
     }
@@ -413,10 +423,22 @@ static void sq_checkpoint(flowd_store_t *store, flowd_job_t *job, const flowd_ch
     op->c = cp->step_seq;
     op->d = cp->tries;
     op->text1 = dup_or_null(cp->resume_node);
-    op->text2 = dump(cp->shared);
+    op->text2 = cp->shared;
     op->text3 = cp->step ? strndup(cp->step, cp->step_len) : NULL;
     op->text4 = dup_or_null(cp->waiting_for);
-    enqueue(s, op);
+    pthread_mutex_lock(&s->lock);
+    if (op->text2 != NULL) {
+        /* the older one goes in the same batch, superseded: its store need not be kept */
+        op_t *older = job->queued_checkpoint;
+        if (older != NULL && job->queued_take == s->takes) {
+            free(older->text2);
+            older->text2 = NULL;
+        }
+        job->queued_checkpoint = op;
+        job->queued_take = s->takes;
+    }
+    enqueue_locked(s, op);
+    pthread_mutex_unlock(&s->lock);
 }
 
 static void sq_finish(flowd_store_t *store, flowd_job_t *job) {

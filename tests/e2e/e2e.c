@@ -458,26 +458,55 @@ json_t *e2e_get_json(e2e_server_t *s, const char *path) {
     return v;
 }
 
+long e2e_get_status(e2e_server_t *s, const char *path) {
+    e2e_resp_t r;
+    e2e_request(s, "GET", path, NULL, NULL, &r);
+    long status = r.status;
+    e2e_resp_free(&r);
+    return status;
+}
+
+void e2e_tmpdir(char *dir, size_t size, const char *prefix) {
+    snprintf(dir, size, "/tmp/%s-XXXXXX", prefix);
+    ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp %s: %s", dir, strerror(errno));
+}
+
+void e2e_rmtree(const char *dir) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static int is_final(const char *status) {
+    return strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 ||
+           strcmp(status, "canceled") == 0;
+}
+
 json_t *e2e_wait_status(e2e_server_t *s, const char *id, const char *status, unsigned timeout_ms) {
     uint64_t deadline = e2e_now_ms() + timeout_ms;
     char path[128];
+    /* A long poll answers the next change after the status the server sees when it comes, which
+     * may already be past the one asked for (queued, then running before the poll arrives, then
+     * succeeded): a status that does not last is looked for by polling. */
+    int poll_only = status != NULL && !is_final(status);
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
     for (;;) {
         json_t *job = e2e_get_json(s, path);
         const char *now = json_string_value(json_object_get(job, "status"));
         ck_assert_ptr_nonnull(now);
-        int final = strcmp(now, "succeeded") == 0 || strcmp(now, "failed") == 0 ||
-                    strcmp(now, "canceled") == 0;
-        if (status ? strcmp(now, status) == 0 : final)
+        if (status ? strcmp(now, status) == 0 : is_final(now))
             return job;
-        char seen[32];
-        snprintf(seen, sizeof seen, "%s", now); /* now goes with job */
-        json_decref(job);
         uint64_t now_ms = e2e_now_ms();
-        ck_assert_msg(now_ms < deadline, "job %s is %s, not %s, after %u ms", id, seen,
+        ck_assert_msg(now_ms < deadline, "job %s is %s, not %s, after %u ms", id, now,
                       status ? status : "ended", timeout_ms);
+        json_decref(job);
         uint64_t left = deadline - now_ms;
-        snprintf(path, sizeof path, "/v1/jobs/%s?wait=%.3f", id, left > 2000 ? 2.0 : (double)left / 1000);
+        if (poll_only)
+            sleep_ms(5);
+        else
+            snprintf(path, sizeof path, "/v1/jobs/%s?wait=%.3f", id,
+                     left > 2000 ? 2.0 : (double)left / 1000);
     }
 }
 
@@ -767,6 +796,40 @@ int e2e_closed_within(int fd, unsigned timeout_ms) {
         if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
             return 1;
     }
+}
+
+char *e2e_raw(const e2e_server_t *s, const char *request, size_t len, unsigned timeout_ms) {
+    int fd = e2e_connect(s);
+    size_t sent = 0, got = 0, cap = 4096;
+    char *buf = malloc(cap);
+    ck_assert_ptr_nonnull(buf);
+    while (sent < len) {
+        ssize_t n = send(fd, request + sent, len - sent, MSG_NOSIGNAL);
+        if (n <= 0)
+            break; /* the server may answer and close before it has read everything */
+        sent += (size_t)n;
+    }
+    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    for (;;) {
+        uint64_t now = e2e_now_ms();
+        if (now >= deadline)
+            break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(deadline - now)) <= 0)
+            continue;
+        if (cap - got < 2048) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            ck_assert_ptr_nonnull(buf);
+        }
+        ssize_t n = recv(fd, buf + got, cap - got - 1, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    close(fd);
+    return buf;
 }
 
 int e2e_main(Suite *s) {

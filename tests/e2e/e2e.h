@@ -80,6 +80,12 @@ void e2e_post(e2e_server_t *s, const char *path, const char *body, e2e_resp_t *o
 json_t *e2e_start_job(e2e_server_t *s, const char *body);
 /* GET path, asserting 200 and a JSON body; returns it (new reference). */
 json_t *e2e_get_json(e2e_server_t *s, const char *path);
+/* GET path on the kept-alive connection: its status only. */
+long e2e_get_status(e2e_server_t *s, const char *path);
+/* A new directory /tmp/PREFIX-XXXXXX into dir (size bytes); e2e_rmtree removes it and what it
+ * holds. */
+void e2e_tmpdir(char *dir, size_t size, const char *prefix);
+void e2e_rmtree(const char *dir);
 /* Long-polls the job until its status is `status` (NULL: any final one), at most timeout_ms;
  * returns the Job (new reference). */
 json_t *e2e_wait_status(e2e_server_t *s, const char *id, const char *status, unsigned timeout_ms);
@@ -135,6 +141,9 @@ int e2e_connect(const e2e_server_t *s);
 /* Whether the peer closes fd (read returns 0 or an error) within timeout_ms; data read meanwhile
  * is dropped. */
 int e2e_closed_within(int fd, unsigned timeout_ms);
+/* Sends request (len bytes, as they are: for what curl would tidy up) on a new connection and reads
+ * until the server closes it or timeout_ms passes; returns what came (malloc'd, NUL-terminated). */
+char *e2e_raw(const e2e_server_t *s, const char *request, size_t len, unsigned timeout_ms);
 
 uint64_t e2e_now_ms(void);
 /* Runs a suite with CK_FORK as set in the environment; the process exit status. */

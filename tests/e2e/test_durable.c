@@ -46,8 +46,7 @@ static const char fails_doc[] =
     " \"stop\": {\"type\": \"fail\", \"params\": {\"message\": \"no {{$shared/x}}\"}}}}";
 
 static void setup(void) {
-    snprintf(dir, sizeof dir, "/tmp/flowd-durable-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    e2e_tmpdir(dir, sizeof dir, "flowd-durable");
     snprintf(flows, sizeof flows, "%s/flows", dir);
     ck_assert_int_eq(mkdir(flows, 0755), 0);
     e2e_write_file(flows, "steps.json", steps_doc);
@@ -57,10 +56,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    e2e_rmtree(dir);
 }
 
 static void start(e2e_server_t *s) {

@@ -23,14 +23,6 @@ static void stop(void) {
     e2e_cleanup(&srv);
 }
 
-static long get_status(const char *path) {
-    e2e_resp_t r;
-    e2e_request(&srv, "GET", path, NULL, NULL, &r);
-    long status = r.status;
-    e2e_resp_free(&r);
-    return status;
-}
-
 START_TEST(test_max_jobs_refuses_with_retry_after) {
     e2e_start(&srv, "--max-jobs", "2", "--grace", "0", NULL);
     json_t *a = e2e_start_job(&srv, "{\"flow\": \"sleep\", \"shared\": {\"seconds\": 60}}");
@@ -60,11 +52,11 @@ START_TEST(test_finished_jobs_go_after_the_retention) {
     snprintf(path, sizeof path, "/v1/jobs/%s", str(job, "id"));
     json_decref(e2e_wait_status(&srv, str(job, "id"), "succeeded", 5000));
     uint64_t deadline = e2e_now_ms() + 5000;
-    while (get_status(path) == 200) {
+    while (e2e_get_status(&srv, path) == 200) {
         ck_assert_msg(e2e_now_ms() < deadline, "the job is still there 5 s after it ended");
         usleep(20000); /* polled: the sweep runs once a second */
     }
-    ck_assert_int_eq(get_status(path), 404);
+    ck_assert_int_eq(e2e_get_status(&srv, path), 404);
     json_decref(job);
     stop();
 }
@@ -81,10 +73,10 @@ START_TEST(test_max_finished_keeps_the_newest) {
     }
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", ids[0]);
-    ck_assert_int_eq(get_status(path), 404);
+    ck_assert_int_eq(e2e_get_status(&srv, path), 404);
     for (int i = 1; i < 3; i++) {
         snprintf(path, sizeof path, "/v1/jobs/%s", ids[i]);
-        ck_assert_int_eq(get_status(path), 200);
+        ck_assert_int_eq(e2e_get_status(&srv, path), 200);
     }
     json_t *list = e2e_get_json(&srv, "/v1/jobs");
     ck_assert_uint_eq(json_array_size(json_object_get(list, "jobs")), 2);
@@ -98,28 +90,28 @@ START_TEST(test_a_stalled_client_is_dropped_and_others_are_served) {
     int fd = e2e_connect(&srv);
     const char *half = "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: applica";
     ck_assert_int_eq(write(fd, half, strlen(half)), (ssize_t)strlen(half));
-    ck_assert_int_eq(get_status("/healthz"), 200);
+    ck_assert_int_eq(e2e_get_status(&srv, "/healthz"), 200);
     uint64_t t0 = e2e_now_ms();
     ck_assert_msg(e2e_closed_within(fd, 5000), "the stalled connection is still open after 5 s");
     ck_assert_uint_ge(e2e_now_ms() - t0, 500);
     close(fd);
-    ck_assert_int_eq(get_status("/healthz"), 200);
+    ck_assert_int_eq(e2e_get_status(&srv, "/healthz"), 200);
     stop();
 }
 END_TEST
 
 START_TEST(test_connections_per_address_are_capped) {
     e2e_start(&srv, "--max-conns-per-ip", "3", NULL);
-    ck_assert_int_eq(get_status("/healthz"), 200); /* curl's kept-alive connection: 1 */
+    ck_assert_int_eq(e2e_get_status(&srv, "/healthz"), 200); /* curl's kept-alive connection: 1 */
     int a = e2e_connect(&srv), b = e2e_connect(&srv); /* 2 and 3 */
-    ck_assert_int_eq(get_status("/healthz"), 200);
+    ck_assert_int_eq(e2e_get_status(&srv, "/healthz"), 200);
     int c = e2e_connect(&srv); /* 4: over the cap, closed at once */
     ck_assert_msg(e2e_closed_within(c, 3000), "a fourth connection was kept");
     close(c);
     ck_assert(!e2e_closed_within(a, 200)); /* the others stay */
     close(a);
     close(b);
-    ck_assert_int_eq(get_status("/healthz"), 200);
+    ck_assert_int_eq(e2e_get_status(&srv, "/healthz"), 200);
     stop();
 }
 END_TEST
@@ -154,7 +146,8 @@ START_TEST(test_sigterm_with_a_long_step_exits_after_the_grace) {
     uint64_t t0 = e2e_now_ms();
     kill(srv.pid, SIGTERM);
     deadline = e2e_now_ms() + 5000;
-    while (get_status("/healthz") != 503) /* the kept-alive connection still gets answers */
+    /* the kept-alive connection still gets answers */
+    while (e2e_get_status(&srv, "/healthz") != 503)
         ck_assert_uint_lt(e2e_now_ms(), deadline);
     e2e_resp_t r;
     e2e_post(&srv, "/v1/jobs", "{\"flow\": \"noop\"}", &r);
@@ -208,7 +201,11 @@ START_TEST(test_flags_help_version_and_exit_statuses) {
                                         "--retention", "--grace", "--history-limit", "--events-limit",
                                         "--max-conns", "--max-conns-per-ip", "--idle-timeout",
                                         "--keepalive", "--log-level", "FLOWD_LOG_LEVEL", "--version",
-                                        "default 24h", "default 1MiB"};
+                                        "default 24h", "default 1MiB", "--max-steps",
+                                        "FLOWD_MAX_STEPS", "default 10000", "--deadline",
+                                        "--max-shared", "--max-template", "--max-answer",
+                                        "default 8MiB", "--max-flows", "--max-flow-size",
+                                        "--header-timeout", "FLOWD_HEADER_TIMEOUT", "default 10s"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         ck_assert_msg(strstr(out, flags[i]) != NULL, "--help does not mention %s", flags[i]);
     free(out);

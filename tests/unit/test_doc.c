@@ -94,7 +94,8 @@ START_TEST(test_the_document_itself_is_checked) {
     refused("[1]", "a flow document is a JSON object");
     refused("{\"name\": \"has space\", \"start\": 1, \"nodes\": {}, \"extra\": true, \"version\": 2}",
             "/extra: unknown member \"extra\" of a flow document\n"
-            "/name: name is 1 to 64 letters, digits, '_', '-' or '.'\n"
+            "/name: name is 1 to 64 letters, digits, '.', '_' or '-', the first a letter or a "
+            "digit\n"
             "/version: version is a string\n"
             "/nodes: nodes is a non-empty object of name: node");
     refused("{\"name\": \"x\", \"start\": \"nope\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}",
@@ -467,6 +468,20 @@ START_TEST(test_param_references_are_read_as_templates_read_them) {
 }
 END_TEST
 
+START_TEST(test_flow_names_have_one_alphabet) {
+    static const char *const good[] = {"a", "Z", "0", "recipe", "a.b", "v1.2-beta_3", "a..b"};
+    static const char *const bad[] = {
+        "", ".", "..", ".a", "-a", "_a", "a b", "a/b", "a%00b", "caf\xc3\xa9",
+        "a1234567890123456789012345678901234567890123456789012345678901234"}; /* 65 */
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        ck_assert_msg(flow_doc_name_ok(good[i], strlen(good[i])), "%s", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(!flow_doc_name_ok(bad[i], strlen(bad[i])), "%s", bad[i]);
+    ck_assert(!flow_doc_name_ok("ab\0cd", 5)); /* a NUL does not end it early */
+    ck_assert(flow_doc_name_ok("ab\0cd", 2));
+}
+END_TEST
+
 static Suite *doc_suite(void) {
     Suite *s = suite_create("doc");
     TCase *tc = tcase_create("doc");
@@ -488,6 +503,7 @@ static Suite *doc_suite(void) {
     tcase_add_test(tc, test_param_references_are_read_as_templates_read_them);
     tcase_add_test(tc, test_a_documents_outbound_list_is_checked_and_given_to_its_http_nodes);
     tcase_add_test(tc, test_a_server_may_refuse_documents_with_their_own_outbound_list);
+    tcase_add_test(tc, test_flow_names_have_one_alphabet);
     suite_add_tcase(s, tc);
     return s;
 }

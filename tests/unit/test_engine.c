@@ -1,5 +1,5 @@
 /* test_engine.c: a node's lifecycle, actions and successors, params, nested flows, loops in constant
- * stack, history and events. */
+ * stack, history and events, and fair turns between jobs. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -569,6 +569,146 @@ START_TEST(test_one_definition_serves_many_jobs_at_once) {
 }
 END_TEST
 
+/* ---- fair turns ---- */
+
+/* Jobs whose every step takes 3 ms of the loop's time, in post or in the job's event callback (as a
+ * checkpoint of a large store does): the engine must give the loop back after each such step, so
+ * that timers, I/O, other jobs and commands (a cancel) get their turn. A check handle counts the
+ * loop's iterations. */
+typedef struct slow_job {
+    flow_job_t *job;
+    int spin_in_event;
+    unsigned steps;
+    unsigned step_iteration;    /* the iteration of its latest step */
+    unsigned same_iteration;    /* steps that ran in the iteration of the step before */
+    int done;
+    flow_status_t status;
+} slow_job_t;
+
+static unsigned iterations;
+static slow_job_t *to_cancel, *bystander;
+static unsigned cancel_at, bystander_steps_at_cancel, bystander_steps_at_end;
+
+static void spin_ms(unsigned ms) {
+    uint64_t end = uv_hrtime() + (uint64_t)ms * 1000000u;
+    while (uv_hrtime() < end) {
+    }
+}
+
+static int slow_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res,
+                     const char **action) {
+    slow_job_t *sj = flow_job_data(flow_ctx_job(ctx));
+    if (!sj->spin_in_event)
+        spin_ms(3);
+    return 0;
+}
+
+static const flow_node_ops_t slow_ops = {.post = slow_post};
+
+static void slow_event(flow_job_t *job, const flow_event_t *ev, void *data) {
+    slow_job_t *sj = data;
+    if (ev->type != FLOW_EVENT_STEP)
+        return;
+    if (sj->steps > 0 && sj->step_iteration == iterations)
+        sj->same_iteration++;
+    sj->steps++;
+    sj->step_iteration = iterations;
+    if (sj->spin_in_event)
+        spin_ms(3);
+}
+
+static void slow_done(flow_job_t *job, void *data) {
+    slow_job_t *sj = data;
+    sj->done = 1;
+    sj->status = flow_job_status(job);
+    if (sj == to_cancel && bystander != NULL)
+        bystander_steps_at_end = bystander->steps;
+}
+
+static void on_iteration(uv_check_t *c) {
+    iterations++;
+    if (to_cancel != NULL && iterations == cancel_at) {
+        bystander_steps_at_cancel = bystander->steps;
+        ck_assert_int_eq(flow_job_cancel(to_cancel->job), 0);
+    }
+    (void)c;
+}
+
+static void slow_start(flow_def_t *def, slow_job_t *sj, int spin_in_event) {
+    memset(sj, 0, sizeof *sj);
+    sj->spin_in_event = spin_in_event;
+    flow_job_opts_t o = {.on_event = slow_event, .on_done = slow_done, .data = sj};
+    ck_assert_int_eq(flow_job_start(h.eng, def, NULL, &o, &sj->job), 0);
+}
+
+static flow_def_t *slow_loop(void) {
+    flow_node_t *root;
+    flow_def_t *def = def_new("slow", &root);
+    flow_node_t *n = node_new(def, "slow", FLOW_NODE, &slow_ops, NULL);
+    flow_node_next(n, NULL, n);
+    flow_node_set_start(root, n);
+    return def;
+}
+
+static uv_check_t check; /* closed by the test; gone in the teardown's run */
+
+START_TEST(test_a_slow_step_gives_the_loop_back) {
+    slow_job_t a, b;
+    flow_def_t *def = slow_loop();
+    iterations = 0;
+    to_cancel = bystander = NULL;
+    uv_check_init(&h.loop, &check);
+    uv_check_start(&check, on_iteration);
+    slow_start(def, &a, 0);
+    slow_start(def, &b, 1);
+    while (a.steps < 5 || b.steps < 5)
+        uv_run(&h.loop, UV_RUN_ONCE);
+    /* each step in a loop iteration of its own, the two jobs taking turns */
+    ck_assert_uint_eq(a.same_iteration, 0);
+    ck_assert_uint_eq(b.same_iteration, 0);
+    ck_assert_uint_le(a.steps, b.steps + 1);
+    ck_assert_uint_le(b.steps, a.steps + 1);
+    flow_job_cancel(a.job);
+    flow_job_cancel(b.job);
+    while (!a.done || !b.done)
+        uv_run(&h.loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&check, NULL);
+    uv_run(&h.loop, UV_RUN_NOWAIT);
+    flow_def_unref(def);
+}
+END_TEST
+
+/* A cancel ends the job before any other job takes another turn: whoever canceled it waits. */
+START_TEST(test_a_canceled_job_ends_before_the_others_go_on) {
+    slow_job_t a, b;
+    flow_def_t *def = slow_loop();
+    iterations = 0;
+    uv_check_init(&h.loop, &check);
+    uv_check_start(&check, on_iteration);
+    slow_start(def, &a, 1);
+    slow_start(def, &b, 1);
+    to_cancel = &a;
+    bystander = &b;
+    cancel_at = 6;
+    unsigned a_steps = 0;
+    while (!a.done) {
+        uv_run(&h.loop, UV_RUN_ONCE);
+        if (iterations < cancel_at)
+            a_steps = a.steps;
+    }
+    ck_assert_int_eq(a.status, FLOW_CANCELED);
+    ck_assert_uint_eq(a.steps, a_steps); /* no step after the cancel */
+    ck_assert_uint_eq(bystander_steps_at_end, bystander_steps_at_cancel);
+    to_cancel = bystander = NULL;
+    flow_job_cancel(b.job);
+    while (!b.done)
+        uv_run(&h.loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&check, NULL);
+    uv_run(&h.loop, UV_RUN_NOWAIT);
+    flow_def_unref(def);
+}
+END_TEST
+
 static Suite *engine_suite(void) {
     Suite *s = suite_create("engine");
     TCase *tc = tcase_create("engine");
@@ -595,6 +735,8 @@ static Suite *engine_suite(void) {
     tcase_add_test(tc, test_events_tell_status_changes_and_steps_in_order);
     tcase_add_test(tc, test_a_failing_post_fails_the_job_and_is_in_the_history);
     tcase_add_test(tc, test_one_definition_serves_many_jobs_at_once);
+    tcase_add_test(tc, test_a_slow_step_gives_the_loop_back);
+    tcase_add_test(tc, test_a_canceled_job_ends_before_the_others_go_on);
     suite_add_tcase(s, tc);
     return s;
 }
