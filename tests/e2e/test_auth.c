@@ -218,8 +218,18 @@ START_TEST(test_each_role_on_each_route) {
             }
         }
     }
-    /* the log names the key that sent a request, never the key itself */
-    char *log = e2e_log(&s);
+    /* the log names the key that sent a request, never the key itself (request lines are written
+     * every 100 ms: wait for the last one) */
+    char *log = NULL;
+    uint64_t deadline = e2e_now_ms() + 10000;
+    do {
+        free(log);
+        usleep(20000);
+        log = e2e_log(&s);
+    } while (!(log_line_has(log, "info GET /v1/jobs 200 ", "us key=reader-a\n") &&
+               log_line_has(log, "info PUT /v1/flows/made-", "us key=root\n") &&
+               log_line_has(log, "info GET /v1/jobs 401 ", "us\n")) &&
+             e2e_now_ms() < deadline);
     ck_assert_msg(log_line_has(log, "info GET /v1/jobs 200 ", "us key=reader-a\n"), "%s", log);
     ck_assert_msg(log_line_has(log, "info PUT /v1/flows/made-", " 201 "), "%s", log);
     ck_assert_msg(log_line_has(log, "info PUT /v1/flows/made-", "us key=root\n"), "%s", log);

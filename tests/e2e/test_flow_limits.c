@@ -181,7 +181,7 @@ START_TEST(test_flow_documents_are_capped) {
     char *out = NULL;
     const char *args[] = {"--flows", flows, "--max-flow-size", "2KiB", NULL};
     ck_assert_int_eq(e2e_run(args, &out), 1);
-    ck_assert_msg(strstr(out, "a flow document is at most 2048 bytes (--max-flow-size)") != NULL,
+    ck_assert_msg(strstr(out, "a flow document or its code is at most 2048 bytes (--max-flow-size)") != NULL,
                   "%s", out);
     free(out);
 }

@@ -25,10 +25,11 @@ static void start(const char *flows_dir) {
     snprintf(llm_url, sizeof llm_url, "http://127.0.0.1:%u/v1", (unsigned)mock_port(mock));
     if (flows_dir != NULL)
         e2e_start(&srv, "--llm-base-url", llm_url, "--llm-model", "mock", "--lua-budget", "2000000",
-                  "--lua-time", "10m", "--lua-memory", "8MiB", "--flows", flows_dir, NULL);
+                  "--lua-time", "10m", "--lua-memory", "8MiB", "--max-shared", "64MiB", "--flows", flows_dir,
+                  NULL);
     else
         e2e_start(&srv, "--llm-base-url", llm_url, "--llm-model", "mock", "--lua-budget", "2000000",
-                  "--lua-time", "10m", "--lua-memory", "8MiB", NULL);
+                  "--lua-time", "10m", "--lua-memory", "8MiB", "--max-shared", "64MiB", NULL);
 }
 
 static void stop_all(void) {
