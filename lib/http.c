@@ -13,7 +13,7 @@
  * checked. CURLOPT_PREREQFUNCTION runs before a request is sent on a connection, a new one or one
  * kept alive: a connection that another request was allowed to open is checked again against this
  * request's policy (its own allow list may be shorter). */
-#include "http.h"
+#include "flow/http.h"
 #include "internal.h"
 
 #include <stdlib.h>

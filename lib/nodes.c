@@ -8,9 +8,9 @@
 
 #include "internal.h"
 #include "jpath.h"
-#include "nodes.h"
-#include "pointer.h"
-#include "problems.h"
+#include "nodes_int.h"
+#include "flow/pointer.h"
+#include "flow/problems.h"
 #include "re.h"
 #include "schema.h"
 

@@ -1,4 +1,4 @@
-/* nodes_net.c: the node types that call out over HTTP through the engine's libcurl client (lib/http.h):
+/* nodes_net.c: the node types that call out over HTTP through the engine's libcurl client (flow/http.h):
  * http (any API) and llm (an OpenAI-compatible chat-completions endpoint). Both carry an
  * Idempotency-Key made of the job, the node, its visit and the item, the same on every try of a
  * visit, so an upstream that honours it never takes a retry for a new request. */
@@ -10,8 +10,8 @@
 
 #include "decode.h"
 #include "internal.h"
-#include "nodes.h"
-#include "problems.h"
+#include "nodes_int.h"
+#include "flow/problems.h"
 #include "schema.h"
 
 static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", NULL};

@@ -1,5 +1,5 @@
 /* problems.c: the capped list of document problems of problems.h. */
-#include "problems.h"
+#include "flow/problems.h"
 #include "internal.h"
 
 #include <stdio.h>

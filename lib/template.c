@@ -11,8 +11,9 @@
 #include <string.h>
 
 #include "dynbuf.h"
+#include "flow/doc.h" /* flow_template_set_max_text */
+#include "flow/pointer.h"
 #include "jpath.h"
-#include "pointer.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
 #define TEXT_STACK 256  /* templates that evaluate to fewer bytes need no buffer on the heap */

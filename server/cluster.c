@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "bridge.h"
-#include "doc.h"
+#include "flow/doc.h"
 #include "log.h"
 
 #define RETRY_MS 100        /* a command whose job is not a record yet (being adopted) is tried again */

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "doc.h"
+#include "flow/doc.h"
 #include "log.h"
-#include "problems.h"
+#include "flow/problems.h"
 #include "recipe_flow.h"
 
 /* ---- sleep ---- */

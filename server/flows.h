@@ -7,14 +7,14 @@
  *           shared.slept to it;
  *   recipe  the seed's recipe recommender (examples/recipe_flow.c): fetch and suggest are timers
  *           (params fetch_ms and suggest_ms), approve waits for a person's "yes" or "no".
- * Flow documents (lib/doc.h) come on top: those of --flows DIR at start, and PUT /v1/flows/{name}
+ * Flow documents (flow/doc.h) come on top: those of --flows DIR at start, and PUT /v1/flows/{name}
  * at run time; a document replaces a flow of the same name, compiled in or not. */
 #ifndef FLOWD_FLOWS_H
 #define FLOWD_FLOWS_H
 
 #include "flow.h"
 #include "jsonw.h"
-#include "problems.h"
+#include "flow/problems.h"
 
 #define FLOWD_SLEEP_MAX_S 86400
 

@@ -25,9 +25,9 @@
 #include "conns.h"
 #include "flows.h"
 #include "log.h"
-#include "pointer.h"
-#include "problems.h"
-#include "doc.h"
+#include "flow/pointer.h"
+#include "flow/problems.h"
+#include "flow/doc.h"
 #include "render.h"
 
 #define MAX_WAIT_S 300

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "auth.h"
-#include "pointer.h"
+#include "flow/pointer.h"
 
 char *flowd_render_error(const char *code, size_t *len, const char *fmt, ...) {
     char message[1024];

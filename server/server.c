@@ -7,10 +7,9 @@
 
 #include "bridge.h"
 #include "cluster.h"
-#include "doc.h"
-#include "problems.h"
+#include "flow/doc.h"
+#include "flow/problems.h"
 #include "render.h"
-#include "template.h"
 #include "flows.h"
 #include "http.h"
 #include "log.h"

@@ -38,7 +38,7 @@
 #include <libpq-fe.h>
 
 #include "auth.h"
-#include "doc.h"
+#include "flow/doc.h"
 #include "jobs.h"
 #include "log.h"
 #include "render.h"

@@ -16,7 +16,7 @@
 #include <sqlite3.h>
 
 #include "auth.h"
-#include "doc.h"
+#include "flow/doc.h"
 #include "jobs.h"
 #include "log.h"
 #include "render.h"

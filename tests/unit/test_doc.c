@@ -6,8 +6,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "doc.h"
-#include "nodes.h"
+#include "flow/doc.h"
+#include "nodes_int.h"
 #include "support/json_util.h"
 
 static flow_registry_t *reg;
