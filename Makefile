@@ -28,7 +28,7 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP
 # insides too, so they see lib/. The library itself is compiled with -fvisibility=hidden: only what
 # lib/include declares with FLOW_EXPORT is exported (tests/exports.sh checks it).
 INC_lib := -Ilib/include -fvisibility=hidden
-INC_server := -Ilib/include -Iserver -Iexamples
+INC_server := -Ilib/include -Iserver
 INC_examples := -Ilib/include
 INC_bench := -Ilib/include -Ilib
 INC_docker :=
@@ -105,7 +105,8 @@ FUZZ_SERVER_LIB := $(FUZZ_DIR)/libflowd.a
 BENCH := $(BUILD)/flow-bench
 MOCK := $(BUILD)/flowd-mock
 HEALTHCHECK := $(BUILD)/flowd-healthcheck
-# examples/<name>_flow.c build flows (linked into flowd too); the other examples/*.c are programs.
+# examples/<name>_flow.c build flows (linked into the example programs and the unit tests, not
+# into flowd); the other examples/*.c are programs.
 FLOWS_SRC := $(sort $(wildcard examples/*_flow.c))
 FLOWS_OBJ := $(FLOWS_SRC:%.c=$(BUILD)/obj/%.o)
 EXAMPLES_SRC := $(filter-out $(FLOWS_SRC),$(sort $(wildcard examples/*.c)))
@@ -190,7 +191,7 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INC) $(PKG_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
 
-$(FLOWD): $(BUILD)/obj/server/main.o $(SERVER_OBJ) $(FLOWS_OBJ) $(LIB)
+$(FLOWD): $(BUILD)/obj/server/main.o $(SERVER_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJ) $(SERVER_OBJ) $(FLOWS_OBJ) $(LIB_INTERNAL)
@@ -211,7 +212,7 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(FLOWS_OBJ) $(LIB)
 
 examples: $(EXAMPLES)
 
-$(BUILD)/fuzz-replay/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/driver.o $(SERVER_OBJ) $(FLOWS_OBJ) $(LIB_INTERNAL)
+$(BUILD)/fuzz-replay/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/driver.o $(SERVER_OBJ) $(LIB_INTERNAL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -222,7 +223,7 @@ $(FUZZ_DIR)/obj/%.o: %.c
 $(FUZZ_LIB): $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 	rm -f $@ && ar rcs $@ $^
 
-$(FUZZ_SERVER_LIB): $(SERVER_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FLOWS_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+$(FUZZ_SERVER_LIB): $(SERVER_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 	rm -f $@ && ar rcs $@ $^
 
 $(FUZZ_DIR)/bin/%: $(FUZZ_DIR)/obj/tests/fuzz/%.o $(FUZZ_SERVER_LIB) $(FUZZ_LIB)

@@ -12,7 +12,6 @@
 #include "flow/doc.h"
 #include "log.h"
 #include "flow/problems.h"
-#include "recipe_flow.h"
 
 /* ---- sleep ---- */
 
@@ -65,15 +64,10 @@ static int one_node_flow(const char *name, const char *node, const flow_node_ops
 }
 
 int flowd_flows_register(flow_registry_t *reg, flow_error_t *err) {
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 2; i++) {
         flow_def_t *def = NULL;
-        int rc;
-        if (i == 0)
-            rc = one_node_flow("noop", "noop", NULL, &def);
-        else if (i == 1)
-            rc = one_node_flow("sleep", "sleep", &sleep_ops, &def);
-        else
-            rc = recipe_flow_new("recipe", &def);
+        int rc = i == 0 ? one_node_flow("noop", "noop", NULL, &def)
+                        : one_node_flow("sleep", "sleep", &sleep_ops, &def);
         if (rc == 0)
             rc = flow_registry_put_flow(reg, def, err);
         flow_def_unref(def);
