@@ -263,15 +263,15 @@ int flowd_flows_load_dir(flow_registry_t *reg, const char *dir) {
     return rc;
 }
 
-void flowd_flow_names(flow_registry_t *reg, flowd_buf_t *b) {
+void flowd_flow_names(flow_registry_t *reg, flow_buf_t *b) {
     flow_def_t **defs = NULL;
     size_t n = 0;
     if (flow_registry_list_flows(reg, &defs, &n) < 0)
         return;
     for (size_t i = 0; i < n; i++) {
         if (i > 0)
-            flowd_buf_adds(b, ", ");
-        flowd_buf_adds(b, flow_def_name(defs[i]));
+            flow_buf_adds(b, ", ");
+        flow_buf_adds(b, flow_def_name(defs[i]));
         flow_def_unref(defs[i]);
     }
     flow_free(defs);

@@ -45,6 +45,6 @@ int flowd_flows_load_dir(flow_registry_t *reg, const char *dir);
 void flowd_flow_write(flowd_jw_t *w, const flow_def_t *def, int document);
 
 /* "noop, sleep": the names, for messages. Into b. */
-void flowd_flow_names(flow_registry_t *reg, flowd_buf_t *b);
+void flowd_flow_names(flow_registry_t *reg, flow_buf_t *b);
 
 #endif
