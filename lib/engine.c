@@ -103,7 +103,7 @@ int flow_engine_new(uv_loop_t *loop, const flow_engine_opts_t *opts, flow_engine
     eng->log_lines = opts && opts->log_lines ? opts->log_lines : 20;
     eng->log_line_bytes = opts && opts->log_line_bytes ? opts->log_line_bytes : 1024;
     eng->log_job_bytes = opts && opts->log_job_bytes ? opts->log_job_bytes : (size_t)1 << 20;
-    eng->wall0_us = flow__wall_us();
+    eng->wall0_us = flow_wall_us();
     eng->mono0_ns = uv_hrtime();
     uv_idle_init(loop, &eng->idle); /* started only while jobs are queued */
     eng->idle.data = eng;
@@ -1071,7 +1071,7 @@ static void job_finalize(flow_job_t *job) {
     job->defer_head = job->defer_tail = NULL;
     frame_free(&job->top);
     job->current = NULL;
-    job->finished_us = flow__wall_us();
+    job->finished_us = flow_wall_us();
     emit(job, FLOW_EVENT_STATUS, NULL);
     if (job->on_done != NULL)
         job->on_done(job, job->data);
@@ -1094,7 +1094,7 @@ static void job_run(flow_job_t *job) {
     if (!job->final) {
         if (job->status == FLOW_QUEUED) {
             if (job->started_us == 0) /* else it resumes: it keeps its first start */
-                job->started_us = flow__wall_us();
+                job->started_us = flow_wall_us();
             flow__job_set_status(job, FLOW_RUNNING);
         } else if (job->status == FLOW_WAITING && job->wait_head == NULL) {
             flow__job_set_status(job, FLOW_RUNNING);
@@ -1176,7 +1176,7 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
     job->started_steps = job->totals.steps = opts->resume_steps;
     job->started_us = opts->resume_started_us;
     if (opts->deadline_ms > 0) {
-        uint64_t left = opts->deadline_ms, now_us = flow__wall_us();
+        uint64_t left = opts->deadline_ms, now_us = flow_wall_us();
         if (job->started_us != 0 && now_us > job->started_us) {
             uint64_t ran_ms = (now_us - job->started_us) / 1000u;
             left = ran_ms < left ? left - ran_ms : 0;
@@ -1195,7 +1195,7 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
     job->data = opts->data;
     job->max_steps = opts->max_steps;
     job->deadline_ms = opts->deadline_ms;
-    job->created_us = flow__wall_us();
+    job->created_us = flow_wall_us();
     job->top.job = job;
     job->top.cur = def->root;
     job->top.params = json_incref(opts->params);

@@ -304,7 +304,7 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     job->started_us = flow_job_started_us(fj);
     job->finished_us = flow_job_finished_us(fj);
     if (job->finished_us == 0)
-        job->finished_us = flowd_now_us();
+        job->finished_us = flow_wall_us();
     job->steps = flow_job_steps(fj);
     job->current_node = NULL;
     set_last_action(job, flow_job_last_action(fj));
@@ -439,7 +439,7 @@ static void start_failed(flowd_server_t *srv, flowd_job_t *job, json_t *shared, 
     char *history = flow_buf_take(&hb, &hlen);
     flowd_job_lock(job);
     flowd_jobs_set_status_locked(job, FLOW_FAILED);
-    job->finished_us = flowd_now_us();
+    job->finished_us = flow_wall_us();
     flow_error_clear(&job->error);
     job->error.code = rc;
     job->error.message = strdup(message);
@@ -568,7 +568,7 @@ static void restart_succeeded(flowd_server_t *srv, flowd_job_t *job, json_t *sha
     const char *data = status_data(FLOW_SUCCEEDED, NULL, NULL, &len, &is_static);
     flowd_job_lock(job);
     flowd_jobs_set_status_locked(job, FLOW_SUCCEEDED);
-    job->finished_us = flowd_now_us();
+    job->finished_us = flow_wall_us();
     job->final_shared = dump_compact(shared, &job->final_shared_len);
     job->history_count = job->restored_steps;
     job->totals.steps = job->steps;

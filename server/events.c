@@ -236,10 +236,6 @@ struct flowd_watchers {
     int closing;
 };
 
-static uint64_t mono_ms(void) {
-    return uv_hrtime() / 1000000u;
-}
-
 int flowd_watchers_new(uint64_t keepalive_ms, flowd_watchers_t **out) {
     flowd_watchers_t *ws = calloc(1, sizeof *ws);
     if (ws == NULL)
@@ -319,7 +315,7 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max) {
         n = max;
     memcpy(buf, w->pend.data + w->pend_off, n);
     w->pend_off += n;
-    atomic_store_explicit(&w->last_send_ms, mono_ms(), memory_order_relaxed);
+    atomic_store_explicit(&w->last_send_ms, flow_mono_ms(), memory_order_relaxed);
     return (ssize_t)n;
 }
 
@@ -354,7 +350,7 @@ struct MHD_Response *flowd_watch_response(flowd_watchers_t *ws, flowd_job_t *job
     w->conn = conn;
     w->last_id = last_id;
     flow_buf_init(&w->pend, 0);
-    atomic_init(&w->last_send_ms, mono_ms());
+    atomic_init(&w->last_send_ms, flow_mono_ms());
     struct MHD_Response *res =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, FRAME_BATCH, watch_read, w, watch_free);
     if (res == NULL) {
@@ -383,7 +379,7 @@ void flowd_watch_wake_locked(flowd_job_t *job) {
 }
 
 void flowd_watchers_tick(flowd_watchers_t *ws) {
-    uint64_t now = mono_ms();
+    uint64_t now = flow_mono_ms();
     pthread_mutex_lock(&ws->lock);
     for (flowd_watch_t *w = ws->head; w != NULL; w = w->wnext) {
         if (now - atomic_load_explicit(&w->last_send_ms, memory_order_relaxed) < ws->keepalive_ms)

@@ -88,12 +88,6 @@ typedef struct req {
     char inline_body[INLINE_BODY];
 } req_t;
 
-static uint64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- answering ---- */
 
 /* Queues body (malloc'd, taken over; NULL: out of memory, answered 500 without a body). */
@@ -549,7 +543,7 @@ static void remote_wake(void *data, int why) {
 /* A long poll of a job that runs elsewhere: suspended until the store sees events of the job after
  * `after`, then looked at again (remote_poll_again). */
 static enum MHD_Result remote_poll(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn, flowd_remote_job_t *j) {
-    uint64_t now = (uint64_t)(mono_ns() / 1000000u);
+    uint64_t now = flow_mono_ms();
     flowd_http_t *h = srv->http;
     atomic_fetch_add(&h->suspended, 1);
     if (atomic_load(&h->refuse) || now >= r->remote_until_ms) {
@@ -590,7 +584,7 @@ static enum MHD_Result get_remote_job(flowd_server_t *srv, req_t *r, struct MHD_
         return ret;
     if (wait_ms == 0 || flow_status_final(j.status) || atomic_load(&srv->stopping))
         return send_remote_job(r, conn, 200, &j);
-    r->remote_until_ms = mono_ns() / 1000000u + wait_ms;
+    r->remote_until_ms = flow_mono_ms() + wait_ms;
     return remote_poll(srv, r, conn, &j);
 }
 
@@ -1649,7 +1643,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (r == NULL)
             return MHD_NO;
         memset(r, 0, offsetof(req_t, inline_body));
-        r->t0_ns = mono_ns();
+        r->t0_ns = uv_hrtime();
         r->method = (uint8_t)method_of(method);
         r->route = FLOWD_R_OTHER;
         r->body = r->inline_body;
@@ -1690,7 +1684,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r == NULL)
         return;
     *con_cls = NULL;
-    uint64_t us = (mono_ns() - r->t0_ns) / 1000u;
+    uint64_t us = (uv_hrtime() - r->t0_ns) / 1000u;
     flowd_metrics_request(srv->metrics, r->route, r->status, us);
     flowd_log_request(r->method_name, r->path, r->status, us, r->caller.name);
     if (r->remote_watching) /* ended while a long poll waited: the store must not wake it */

@@ -11,12 +11,6 @@
 
 /* ---- time ---- */
 
-uint64_t flowd_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* Writes the n decimal digits of v (zero-padded) at p. */
 static void put_digits(char *p, unsigned v, int n) {
     for (int i = n - 1; i >= 0; i--) {

@@ -22,8 +22,6 @@
 void flowd_format_time(uint64_t us, char out[32]);
 /* Decimal text of v into out (room for 20 bytes; no NUL); returns its length. */
 size_t flowd_format_u64(uint64_t v, char *out);
-/* Wall clock, microseconds since the Unix epoch. */
-uint64_t flowd_now_us(void);
 
 #define FLOWD_JW_MAX_DEPTH 60
 

@@ -107,6 +107,14 @@ FLOW_EXPORT void flow_log(flow_log_level_t level, const char *fmt, ...)
 FLOW_EXPORT int flow_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
                                    void *(*calloc_fn)(size_t, size_t), void (*free_fn)(void *));
 
+/* ---- clocks (any thread) -------------------------------------------------------------------- */
+
+/* The wall clock, microseconds since the Unix epoch: the times of jobs and their steps. */
+FLOW_EXPORT uint64_t flow_wall_us(void);
+/* The monotonic clock in milliseconds (uv_hrtime's, which times steps and sleeps): for deadlines
+ * and timeouts, never for dates. */
+FLOW_EXPORT uint64_t flow_mono_ms(void);
+
 /* ---- flow definitions ----------------------------------------------------------------------- */
 
 typedef struct flow_def flow_def_t;
