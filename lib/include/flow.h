@@ -1,8 +1,8 @@
 /* flow.h: the public API of libflow, PocketFlow-style flows run as jobs on one libuv loop. The rest
  * of it is in lib/include/flow/: documents (doc.h, with problems.h, pointer.h and jsonpos.h), the
  * built-in node types (nodes.h, with limits.h), the HTTP client and its outbound policy (http.h,
- * netpolicy.h), and a capped growable buffer (buf.h). Everything else in lib/ is private to the
- * library.
+ * netpolicy.h), a capped growable buffer (buf.h) and intrusive lists (queue.h). Everything else
+ * in lib/ is private to the library.
  *
  * A flow *definition* (flow_def_t) is a graph of nodes built once and then shared, read-only, by any
  * number of concurrent *jobs* (flow_job_t) run by an *engine* (flow_engine_t) on one uv_loop_t.
