@@ -11,6 +11,18 @@
 #include "script.h"
 #include "template.h"
 
+/* ---- what the built-in types share (nodes.c) ---- */
+
+/* Adds a problem at a->where followed by sub (a JSON Pointer suffix, "/params/url"), with a
+ * printf-formatted message; returns FLOW_ELOAD. */
+int flow__jbad(const flow_type_args_t *a, const char *sub, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A problem for each member of a->params not in names (NULL-terminated): 0 or FLOW_ELOAD. */
+int flow__jknown(const flow_type_args_t *a, const char *const *names);
+/* 1 when v is a string that is a reference or a template ("$..." but not "$$...", or with "{{"),
+ * whose value is only known when the node runs. */
+int flow__jdynamic(json_t *v);
+
 /* ---- for doc.c ---- */
 
 /* A built-in type. prepare (in the node's prep) turns the evaluated params into exec's input; exec
