@@ -1,7 +1,17 @@
 /* flow/limits.h: the limits a program sets on what flow documents may make the library do with
  * regular expressions (choice "matches", input "schema" patterns) and Lua hooks. The built-in node
- * types take them (flow/nodes.h); lib/re.h and lib/script.h say what each limit stops and how. A
- * member left 0 takes the default below. */
+ * types take them (flow/nodes.h). A member left 0 takes the default below.
+ *
+ * Regular expressions (PCRE2): a pattern longer, more nested or larger compiled than the compile
+ * limits is refused, so that a document holding it does not load; each match runs under PCRE2's
+ * match, depth and heap limits; and all the matches of one evaluation (an answer's whole schema,
+ * a choice node's cases) share a budget of match-limit units, each match charged what it was
+ * allowed and one unit per 8 bytes of its string. Past a limit the evaluation fails with
+ * FLOW_ETOOBIG, naming it.
+ *
+ * Lua hooks: every call has an instruction budget (a node may ask for its own, up to
+ * instructions_max), a time limit, and a cap on the memory its state holds and on the JSON one call
+ * may add; past any of them the call fails with a message that names the limit. */
 #ifndef FLOW_LIMITS_H
 #define FLOW_LIMITS_H
 

@@ -1,9 +1,9 @@
 /* flow/netpolicy.h: the outbound policy of http and llm nodes: which addresses and ports they may
- * connect to. lib/http.c asks it about every address it is about to connect to (after name
- * resolution, for each address happy eyeballs tries) and again about the connection a request is
- * about to use (a new one or one kept alive), so that what is checked is the address really
- * connected to, never the text of a URL, and a name that resolves differently a moment later (DNS
- * rebinding) gains nothing.
+ * connect to. The HTTP client (flow/http.h) asks it about every address it is about to connect to
+ * (after name resolution, for each address happy eyeballs tries) and again about the connection a
+ * request is about to use (a new one or one kept alive), so that what is checked is the address
+ * really connected to, never the text of a URL, and a name that resolves differently a moment
+ * later (DNS rebinding) gains nothing.
  *
  * By default public addresses may be reached and the special ranges may not: loopback,
  * unspecified, link-local (cloud metadata at 169.254.169.254 included), private, carrier-grade NAT,
