@@ -20,7 +20,24 @@ DEB_yaml-0.1 := libyaml-dev
 DEB_libcrypto := libssl-dev
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP -Ilib -Iserver -Itests -Iexamples
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP
+
+# Each directory is compiled with only the include paths it may use. lib/include holds the
+# library's public headers; the rest of lib/ is private to it. server/ and the examples see the
+# public headers alone; the unit tests, the fuzz harnesses and the benchmark test the library's
+# insides too, so they see lib/. The library itself is compiled with -fvisibility=hidden: only what
+# lib/include declares with FLOW_EXPORT is exported (tests/exports.sh checks it).
+INC_lib := -Ilib/include -fvisibility=hidden
+INC_server := -Ilib/include -Iserver
+INC_examples := -Ilib/include
+INC_bench := -Ilib/include -Ilib
+INC_docker :=
+INC_tests/unit := -Ilib/include -Ilib -Iserver -Itests -Iexamples
+INC_tests/fuzz := -Ilib/include -Ilib -Iserver -Itests
+INC_tests/support := -Ilib/include -Itests
+INC_tests/e2e := -Itests
+INC_tests/mock := -Itests
+INC = $(INC_$(patsubst %/,%,$(dir $<)))
 OPT := -O2
 
 ifeq ($(SAN),asan)
@@ -47,7 +64,12 @@ LDLIBS = $(PKG_LIBS) -lpthread -lm
 
 LIB_SRC := $(sort $(wildcard lib/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+# libflow.a is what programs link: one object whose hidden symbols are made local, so that only the
+# FLOW_EXPORT functions can be linked against (a call to a private one fails to link). The unit
+# tests, the fuzz replays and the benchmark reach inside: they link libflow-internal.a, the objects
+# as they are.
 LIB := $(BUILD)/libflow.a
+LIB_INTERNAL := $(BUILD)/libflow-internal.a
 
 SERVER_SRC := $(sort $(filter-out server/main.c,$(wildcard server/*.c)))
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
@@ -83,7 +105,8 @@ FUZZ_SERVER_LIB := $(FUZZ_DIR)/libflowd.a
 BENCH := $(BUILD)/flow-bench
 MOCK := $(BUILD)/flowd-mock
 HEALTHCHECK := $(BUILD)/flowd-healthcheck
-# examples/<name>_flow.c build flows (linked into flowd too); the other examples/*.c are programs.
+# examples/<name>_flow.c build flows (linked into the example programs and the unit tests, not
+# into flowd); the other examples/*.c are programs.
 FLOWS_SRC := $(sort $(wildcard examples/*_flow.c))
 FLOWS_OBJ := $(FLOWS_SRC:%.c=$(BUILD)/obj/%.o)
 EXAMPLES_SRC := $(filter-out $(FLOWS_SRC),$(sort $(wildcard examples/*.c)))
@@ -91,7 +114,8 @@ EXAMPLES := $(EXAMPLES_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .SECONDARY:
 
-.PHONY: all lib test check unit e2e deps bench valgrind tsan clean help run examples lint mock fuzz fuzz-replay
+.PHONY: all lib test check unit e2e deps bench valgrind tsan clean help run examples lint mock fuzz fuzz-replay \
+	exports
 
 all: $(LIB) $(if $(wildcard server/main.c),$(FLOWD)) $(EXAMPLES) $(MOCK) $(HEALTHCHECK)
 
@@ -103,8 +127,9 @@ help:
 	@echo "make test       install what is missing, run make lint, then every test twice: plain and with"
 	@echo "                -fsanitize=address,undefined (build/asan); test_postgres starts a PostgreSQL"
 	@echo "                of its own (and apt-get installs it when missing, as root)"
-	@echo "make check      run the tests of one build (SAN=asan or SAN=tsan picks the build): the"
-	@echo "                unit tests, then the end-to-end tests against that build's flowd"
+	@echo "make check      run the tests of one build (SAN=asan or SAN=tsan picks the build): what"
+	@echo "                libflow.a exports (tests/exports.sh: only the FLOW_EXPORT functions of"
+	@echo "                lib/include), the unit tests, then the end-to-end tests against its flowd"
 	@echo "make e2e        only the end-to-end tests (tests/e2e) of one build"
 	@echo "make valgrind   run the unit tests under valgrind (0 bytes definitely lost), then the"
 	@echo "                end-to-end tests with flowd under valgrind"
@@ -154,16 +179,22 @@ lib: $(LIB)
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
+	$(LD) -r -o $(BUILD)/libflow.o $^
+	objcopy --localize-hidden $(BUILD)/libflow.o
+	rm -f $@ && ar rcs $@ $(BUILD)/libflow.o
+
+$(LIB_INTERNAL): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(INC) $(PKG_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
 
-$(FLOWD): $(BUILD)/obj/server/main.o $(SERVER_OBJ) $(FLOWS_OBJ) $(LIB)
+$(FLOWD): $(BUILD)/obj/server/main.o $(SERVER_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJ) $(SERVER_OBJ) $(FLOWS_OBJ) $(LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJ) $(SERVER_OBJ) $(FLOWS_OBJ) $(LIB_INTERNAL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
@@ -171,7 +202,7 @@ $(BUILD)/e2e/%: $(BUILD)/obj/tests/e2e/%.o $(E2E_SUPPORT_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
-$(BENCH): $(BUILD)/obj/bench/flow-bench.o $(LIB)
+$(BENCH): $(BUILD)/obj/bench/flow-bench.o $(LIB_INTERNAL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -181,18 +212,18 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(FLOWS_OBJ) $(LIB)
 
 examples: $(EXAMPLES)
 
-$(BUILD)/fuzz-replay/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/driver.o $(SERVER_OBJ) $(FLOWS_OBJ) $(LIB)
+$(BUILD)/fuzz-replay/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/driver.o $(SERVER_OBJ) $(LIB_INTERNAL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(FUZZ_DIR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(INC) $(PKG_CFLAGS) -c -o $@ $<
 
 $(FUZZ_LIB): $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 	rm -f $@ && ar rcs $@ $^
 
-$(FUZZ_SERVER_LIB): $(SERVER_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FLOWS_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+$(FUZZ_SERVER_LIB): $(SERVER_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 	rm -f $@ && ar rcs $@ $^
 
 $(FUZZ_DIR)/bin/%: $(FUZZ_DIR)/obj/tests/fuzz/%.o $(FUZZ_SERVER_LIB) $(FUZZ_LIB)
@@ -236,7 +267,11 @@ fuzz-replay: $(REPLAY_BIN)
 	  $(BUILD)/fuzz-replay/$$h tests/fuzz/corpus/$$h tests/fuzz/regress/$$h || fail=1; \
 	done; exit $$fail
 
-check: all unit fuzz-replay e2e
+check: all exports unit fuzz-replay e2e
+
+# The symbols libflow.a exports are exactly the FLOW_EXPORT functions of lib/include.
+exports: $(LIB)
+	tests/exports.sh $(LIB)
 
 test: deps lint
 	$(MAKE) check
@@ -286,7 +321,7 @@ test-docker:
 
 lint:
 	@! grep -nE '\b(sprintf|vsprintf|strcpy|strcat|atoi|atol|gets)\s*\(' \
-	    lib/*.[ch] server/*.[ch] docker/*.c 2>/dev/null \
+	    lib/*.[ch] lib/include/*.h lib/include/flow/*.h server/*.[ch] docker/*.c 2>/dev/null \
 	  || (echo "lint: use snprintf/strtol/memcpy instead"; exit 1)
 
 clean:

@@ -4,7 +4,7 @@
  *   flow-bench fanout N S      one job, one parallel batch node over N items each waiting S seconds
  *   flow-bench scraper BASE N MS LIMIT   one job of a flow document mapping an http node over N URLs of
  *                              a flowd-mock at BASE that each answer after MS ms, LIMIT at once
- *   flow-bench netpolicy N     N outbound-policy verdicts (lib/netpolicy.h), what the HTTP client asks
+ *   flow-bench netpolicy N     N outbound-policy verdicts (flow/netpolicy.h), what the HTTP client asks
  *                              for every address it connects to and every request it sends
  * and their baselines, the same work on bare libuv and jansson with no engine, so that bench/run.sh
  * can print what the engine costs over them, measured in the same run:
@@ -31,9 +31,9 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "doc.h"
+#include "flow/doc.h"
 #include "flow.h"
-#include "nodes.h"
+#include "flow/nodes.h"
 #include "re.h"
 #include "schema.h"
 #include "script.h"

@@ -8,11 +8,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "doc.h"
+#include "flow/doc.h"
 #include "internal.h"
-#include "jsonpos.h"
-#include "nodes.h"
-#include "pointer.h"
+#include "flow/jsonpos.h"
+#include "nodes_int.h"
+#include "flow/pointer.h"
 #include "template.h"
 
 #define NAME_MAX_LEN 64

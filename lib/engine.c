@@ -28,17 +28,15 @@ static void frame_cancel(struct frame *f);
 
 static void on_idle(uv_idle_t *idle);
 
-static void runq_unlink(flow_engine_t *eng, flow_job_t *job) {
-    if (job->runq_prev != NULL)
-        job->runq_prev->runq_next = job->runq_next;
-    else
-        eng->runq_head = job->runq_next;
-    if (job->runq_next != NULL)
-        job->runq_next->runq_prev = job->runq_prev;
-    else
-        eng->runq_tail = job->runq_prev;
-    job->runq_next = job->runq_prev = NULL;
+static void runq_unlink(flow_job_t *job) {
+    flow_queue_remove(&job->runq_node);
     job->in_runq = 0;
+}
+
+static flow_job_t *runq_first(flow_engine_t *eng) {
+    if (flow_queue_empty(&eng->runq))
+        return NULL;
+    return FLOW_QUEUE_DATA(flow_queue_head(&eng->runq), flow_job_t, runq_node);
 }
 
 /* To the back of the run queue; a job that has ended goes to the front (ending is quick, and
@@ -46,26 +44,15 @@ static void runq_unlink(flow_engine_t *eng, flow_job_t *job) {
 static void runq_push(flow_job_t *job) {
     flow_engine_t *eng = job->eng;
     if (job->in_runq) {
-        if (!job->final || eng->runq_head == job)
+        if (!job->final || runq_first(eng) == job)
             return;
-        runq_unlink(eng, job);
+        runq_unlink(job);
     }
     job->in_runq = 1;
-    if (job->final) {
-        job->runq_next = eng->runq_head;
-        if (eng->runq_head != NULL)
-            eng->runq_head->runq_prev = job;
-        else
-            eng->runq_tail = job;
-        eng->runq_head = job;
-    } else {
-        job->runq_prev = eng->runq_tail;
-        if (eng->runq_tail != NULL)
-            eng->runq_tail->runq_next = job;
-        else
-            eng->runq_head = job;
-        eng->runq_tail = job;
-    }
+    if (job->final)
+        flow_queue_insert_head(&eng->runq, &job->runq_node);
+    else
+        flow_queue_insert_tail(&eng->runq, &job->runq_node);
     if (!uv_is_active((uv_handle_t *)&eng->idle) && !eng->closing)
         uv_idle_start(&eng->idle, on_idle);
 }
@@ -74,14 +61,14 @@ static void on_idle(uv_idle_t *idle) {
     flow_engine_t *eng = idle->data;
     uint64_t t0 = uv_hrtime();
     do {
-        flow_job_t *job = eng->runq_head;
-        runq_unlink(eng, job);
+        flow_job_t *job = runq_first(eng);
+        runq_unlink(job);
         if (job->finalized)
             job_maybe_free(job);
         else
             job_run(job); /* a job that yields goes to the back of the queue */
-    } while (eng->runq_head != NULL && uv_hrtime() - t0 < IDLE_SLICE_NS);
-    if (eng->runq_head == NULL)
+    } while (!flow_queue_empty(&eng->runq) && uv_hrtime() - t0 < IDLE_SLICE_NS);
+    if (flow_queue_empty(&eng->runq))
         uv_idle_stop(idle);
 }
 
@@ -98,12 +85,14 @@ int flow_engine_new(uv_loop_t *loop, const flow_engine_opts_t *opts, flow_engine
         return FLOW_ENOMEM;
     }
     eng->loop = loop;
+    flow_queue_init(&eng->runq);
+    flow_queue_init(&eng->jobs);
     eng->history_limit = opts && opts->history_limit ? opts->history_limit : 100;
     eng->step_budget = opts && opts->step_budget ? opts->step_budget : 256;
     eng->log_lines = opts && opts->log_lines ? opts->log_lines : 20;
     eng->log_line_bytes = opts && opts->log_line_bytes ? opts->log_line_bytes : 1024;
     eng->log_job_bytes = opts && opts->log_job_bytes ? opts->log_job_bytes : (size_t)1 << 20;
-    eng->wall0_us = flow__wall_us();
+    eng->wall0_us = flow_wall_us();
     eng->mono0_ns = uv_hrtime();
     uv_idle_init(loop, &eng->idle); /* started only while jobs are queued */
     eng->idle.data = eng;
@@ -133,8 +122,8 @@ static void on_idle_closed(uv_handle_t *h) {
 void flow_engine_close(flow_engine_t *eng) {
     if (eng == NULL || eng->closing)
         return;
-    while (eng->jobs != NULL) {
-        flow_job_t *job = eng->jobs;
+    while (!flow_queue_empty(&eng->jobs)) {
+        flow_job_t *job = FLOW_QUEUE_DATA(flow_queue_head(&eng->jobs), flow_job_t, jobs_node);
         job_fail(job, FLOW_ECANCELED, "the engine was closed", NULL);
         if (!job->running)
             job_run(job); /* finalizes it and takes it off the list */
@@ -143,9 +132,8 @@ void flow_engine_close(flow_engine_t *eng) {
     }
     eng->closing = 1;
     /* The idle handle will not run again: free the finalized jobs still queued on it. */
-    while (eng->runq_head != NULL) {
-        flow_job_t *job = eng->runq_head;
-        runq_unlink(eng, job);
+    for (flow_job_t *job = runq_first(eng); job != NULL; job = runq_first(eng)) {
+        runq_unlink(job);
         job_maybe_free(job);
     }
     uv_close((uv_handle_t *)&eng->idle, on_idle_closed);
@@ -194,9 +182,12 @@ static size_t frame_busy(const struct frame *f) {
 
 size_t flow_engine_busy(const flow_engine_t *eng) {
     size_t busy = 0;
-    for (const flow_job_t *job = eng->jobs; job != NULL; job = job->next)
+    const flow_queue_t *q;
+    FLOW_QUEUE_FOREACH(q, &eng->jobs) {
+        const flow_job_t *job = FLOW_QUEUE_DATA(q, flow_job_t, jobs_node);
         if (!job->final)
-            busy += frame_busy(&job->top) + (job->defer_head != NULL);
+            busy += frame_busy(&job->top) + !flow_queue_empty(&job->defers);
+    }
     return busy;
 }
 
@@ -321,23 +312,16 @@ static void ready_push(flow_job_t *job, struct frame *f) {
     if (f->in_ready)
         return;
     f->in_ready = 1;
-    f->next_ready = NULL;
-    if (job->ready_tail != NULL)
-        job->ready_tail->next_ready = f;
-    else
-        job->ready_head = f;
-    job->ready_tail = f;
+    flow_queue_insert_tail(&job->ready, &f->ready_node);
 }
 
 static struct frame *ready_pop(flow_job_t *job) {
-    struct frame *f = job->ready_head;
-    if (f == NULL)
+    if (flow_queue_empty(&job->ready))
         return NULL;
-    job->ready_head = f->next_ready;
-    if (job->ready_head == NULL)
-        job->ready_tail = NULL;
+    flow_queue_t *q = flow_queue_head(&job->ready);
+    flow_queue_remove(q);
+    struct frame *f = FLOW_QUEUE_DATA(q, struct frame, ready_node);
     f->in_ready = 0;
-    f->next_ready = NULL;
     return f;
 }
 
@@ -351,12 +335,7 @@ static void frame_ready(struct frame *f) {
 }
 
 void flow__job_defer(flow_job_t *job, flow_ctx_t *c) {
-    c->u.wait.next = NULL;
-    if (job->defer_tail != NULL)
-        job->defer_tail->u.wait.next = c;
-    else
-        job->defer_head = c;
-    job->defer_tail = c;
+    flow_queue_insert_tail(&job->defers, &c->u.wait.node);
     runq_push(job);
 }
 
@@ -1068,19 +1047,14 @@ static void job_finalize(flow_job_t *job) {
     job_cancel_all(job);
     while (ready_pop(job) != NULL) {
     }
-    job->defer_head = job->defer_tail = NULL;
+    flow_queue_init(&job->defers); /* their ctxs go with the frames */
     frame_free(&job->top);
     job->current = NULL;
-    job->finished_us = flow__wall_us();
+    job->finished_us = flow_wall_us();
     emit(job, FLOW_EVENT_STATUS, NULL);
     if (job->on_done != NULL)
         job->on_done(job, job->data);
-    if (job->prev != NULL)
-        job->prev->next = job->next;
-    else
-        eng->jobs = job->next;
-    if (job->next != NULL)
-        job->next->prev = job->prev;
+    flow_queue_remove(&job->jobs_node);
     eng->njobs--;
     job_maybe_free(job);
 }
@@ -1094,25 +1068,23 @@ static void job_run(flow_job_t *job) {
     if (!job->final) {
         if (job->status == FLOW_QUEUED) {
             if (job->started_us == 0) /* else it resumes: it keeps its first start */
-                job->started_us = flow__wall_us();
+                job->started_us = flow_wall_us();
             flow__job_set_status(job, FLOW_RUNNING);
-        } else if (job->status == FLOW_WAITING && job->wait_head == NULL) {
+        } else if (job->status == FLOW_WAITING && flow_queue_empty(&job->waits)) {
             flow__job_set_status(job, FLOW_RUNNING);
         }
     }
-    while (job->defer_head != NULL && !job->final) {
-        flow_ctx_t *c = job->defer_head;
-        job->defer_head = c->u.wait.next;
-        if (job->defer_head == NULL)
-            job->defer_tail = NULL;
-        flow__exec_finished(c);
+    while (!flow_queue_empty(&job->defers) && !job->final) {
+        flow_queue_t *q = flow_queue_head(&job->defers);
+        flow_queue_remove(q);
+        flow__exec_finished(FLOW_QUEUE_DATA(q, flow_ctx_t, u.wait.node));
     }
     while (!job->final) {
         struct frame *f = ready_pop(job);
         if (f == NULL)
             break;
         frame_run(f);
-        if (job->budget == 0 && job->ready_head != NULL && !job->final) {
+        if (job->budget == 0 && !flow_queue_empty(&job->ready) && !job->final) {
             runq_push(job);
             break;
         }
@@ -1176,7 +1148,7 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
     job->started_steps = job->totals.steps = opts->resume_steps;
     job->started_us = opts->resume_started_us;
     if (opts->deadline_ms > 0) {
-        uint64_t left = opts->deadline_ms, now_us = flow__wall_us();
+        uint64_t left = opts->deadline_ms, now_us = flow_wall_us();
         if (job->started_us != 0 && now_us > job->started_us) {
             uint64_t ran_ms = (now_us - job->started_us) / 1000u;
             left = ran_ms < left ? left - ran_ms : 0;
@@ -1195,15 +1167,15 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
     job->data = opts->data;
     job->max_steps = opts->max_steps;
     job->deadline_ms = opts->deadline_ms;
-    job->created_us = flow__wall_us();
+    job->created_us = flow_wall_us();
     job->top.job = job;
     job->top.cur = def->root;
     job->top.params = json_incref(opts->params);
     job->top.step.frame = &job->top;
-    job->next = eng->jobs;
-    if (eng->jobs != NULL)
-        eng->jobs->prev = job;
-    eng->jobs = job;
+    flow_queue_init(&job->ready);
+    flow_queue_init(&job->waits);
+    flow_queue_init(&job->defers);
+    flow_queue_insert_head(&eng->jobs, &job->jobs_node);
     eng->njobs++;
     eng->nalloc++;
     ready_push(job, &job->top);
@@ -1275,7 +1247,9 @@ const flow_error_t *flow_job_error(const flow_job_t *job) {
 }
 
 json_t *flow_job_waiting_for(const flow_job_t *job) {
-    return job->wait_head ? job->wait_head->u.wait.request : NULL;
+    if (flow_queue_empty(&job->waits))
+        return NULL;
+    return FLOW_QUEUE_DATA(flow_queue_head(&job->waits), flow_ctx_t, u.wait.node)->u.wait.request;
 }
 
 void *flow_job_data(const flow_job_t *job) {

@@ -1,8 +1,9 @@
-/* error.c: the error table, the logger, the allocator hook and the small string helpers of libflow. */
+/* error.c: the error table, the logger, the allocator hook, the clocks and the small string helpers
+ * of libflow. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -141,10 +142,16 @@ void flow__json_free(void *p) {
         free_fn(p);
 }
 
-uint64_t flow__wall_us(void) {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+/* ---- clocks ---- */
+
+uint64_t flow_wall_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t flow_mono_ms(void) {
+    return uv_hrtime() / 1000000u;
 }
 
 /* ---- logging ---- */

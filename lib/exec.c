@@ -46,20 +46,9 @@ static void stop_timeout(flow_ctx_t *c) {
 
 /* ---- cancel ---- */
 
+/* A ctx is in its job's waits exactly while its state is CTX_WAITING. */
 static void unlink_waiter(flow_ctx_t *c) {
-    flow_job_t *job = c->job;
-    flow_ctx_t **p = &job->wait_head;
-    flow_ctx_t *prev = NULL;
-    while (*p != NULL && *p != c) {
-        prev = *p;
-        p = &(*p)->u.wait.next;
-    }
-    if (*p == NULL)
-        return;
-    *p = c->u.wait.next;
-    if (job->wait_tail == c)
-        job->wait_tail = prev;
-    c->u.wait.next = NULL;
+    flow_queue_remove(&c->u.wait.node);
 }
 
 void flow__ctx_cancel(flow_ctx_t *c) {
@@ -221,13 +210,8 @@ int flow_await_input(flow_ctx_t *c, json_t *request) {
         return cannot_wait(c, FLOW_ENOMEM, "cannot wait for input");
     flow_job_t *job = c->job;
     c->u.wait.request = copy;
-    c->u.wait.next = NULL;
     c->state = CTX_WAITING;
-    if (job->wait_tail != NULL)
-        job->wait_tail->u.wait.next = c;
-    else
-        job->wait_head = c;
-    job->wait_tail = c;
+    flow_queue_insert_tail(&job->waits, &c->u.wait.node);
     if (job->status == FLOW_RUNNING)
         flow__job_set_status(job, FLOW_WAITING);
     return 0;
@@ -236,9 +220,9 @@ int flow_await_input(flow_ctx_t *c, json_t *request) {
 int flow_job_input(flow_job_t *job, json_t *value, flow_error_t *err) {
     if (job == NULL || value == NULL)
         return FLOW_EINVAL;
-    flow_ctx_t *c = job->wait_head;
-    if (c == NULL || job->final)
+    if (flow_queue_empty(&job->waits) || job->final)
         return FLOW_ESTATE;
+    flow_ctx_t *c = FLOW_QUEUE_DATA(flow_queue_head(&job->waits), flow_ctx_t, u.wait.node);
     if (c->node->ops->input != NULL) {
         int rc = c->node->ops->input(c, value);
         if (rc != 0) {

@@ -13,7 +13,7 @@
  * checked. CURLOPT_PREREQFUNCTION runs before a request is sent on a connection, a new one or one
  * kept alive: a connection that another request was allowed to open is checked again against this
  * request's policy (its own allow list may be shorter). */
-#include "http.h"
+#include "flow/http.h"
 #include "internal.h"
 
 #include <stdlib.h>
@@ -24,6 +24,7 @@
 #include <curl/curl.h>
 
 #include "flow.h"
+#include "flow/queue.h"
 
 #define MAX_HEADER_NAME 256 /* longer response header names are dropped: none is that long */
 #define NO_DEADLINE SIZE_MAX
@@ -36,7 +37,7 @@ struct http_sock {
     uv_poll_t poll;
     flow_http_t *client;
     curl_socket_t fd;
-    http_sock_t *prev, *next; /* in client->socks, so that close can stop the ones still watched */
+    flow_queue_t node; /* in client->socks, so that close can stop the ones still watched */
 };
 
 struct flow_http_req {
@@ -45,7 +46,7 @@ struct flow_http_req {
     struct curl_slist *header_list; /* the request headers, owned until the easy handle is gone */
     flow_http_cb cb;
     void *data;
-    flow_http_req_t *prev, *next; /* in client->reqs, so that close can abort them */
+    flow_queue_t node;            /* in client->reqs, so that close can abort them */
     json_t *headers;              /* response headers */
     size_t header_bytes;
     char *body;
@@ -72,8 +73,8 @@ struct flow_http {
     flow_http_req_t **deadlines; /* a min-heap on deadline */
     size_t deadline_count, deadline_cap;
     int handles_open;          /* the timers; c is freed when both are closed */
-    flow_http_req_t *reqs;
-    http_sock_t *socks;
+    flow_queue_t reqs;         /* requests in flight (flow_http_req_t's node), newest first */
+    flow_queue_t socks;        /* sockets watched (http_sock_t's node), newest first */
     size_t in_flight;
     size_t doomed;
     size_t max_body;
@@ -190,23 +191,13 @@ static void deadline_remove(flow_http_t *c, flow_http_req_t *req)
 
 static void req_link(flow_http_t *c, flow_http_req_t *req)
 {
-    req->prev = NULL;
-    req->next = c->reqs;
-    if (c->reqs)
-        c->reqs->prev = req;
-    c->reqs = req;
+    flow_queue_insert_head(&c->reqs, &req->node);
     c->in_flight++;
 }
 
 static void req_unlink(flow_http_t *c, flow_http_req_t *req)
 {
-    if (req->prev)
-        req->prev->next = req->next;
-    else
-        c->reqs = req->next;
-    if (req->next)
-        req->next->prev = req->prev;
-    req->prev = req->next = NULL;
+    flow_queue_remove(&req->node);
     c->in_flight--;
     if (req->doomed)
         c->doomed--;
@@ -268,21 +259,13 @@ static http_sock_t *sock_open(flow_http_t *c, curl_socket_t fd)
     s->poll.data = s;
     s->client = c;
     s->fd = fd;
-    s->next = c->socks;
-    if (c->socks)
-        c->socks->prev = s;
-    c->socks = s;
+    flow_queue_insert_head(&c->socks, &s->node);
     return s;
 }
 
 static void sock_close(flow_http_t *c, http_sock_t *s)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        c->socks = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    flow_queue_remove(&s->node);
     uv_close((uv_handle_t *)&s->poll, on_sock_closed);
 }
 
@@ -561,7 +544,9 @@ static void finish(flow_http_t *c, flow_http_req_t *req, CURLcode rc)
 /* Rare (a failed allocation in the socket callback), so a scan of the requests is fine here. */
 static void finish_doomed(flow_http_t *c)
 {
-    for (flow_http_req_t *req = c->reqs; req; req = req->next) {
+    flow_queue_t *q;
+    FLOW_QUEUE_FOREACH(q, &c->reqs) {
+        flow_http_req_t *req = FLOW_QUEUE_DATA(q, flow_http_req_t, node);
         if (req->doomed) {
             finish(c, req, CURLE_OK);
             return;
@@ -989,6 +974,8 @@ int flow_http_new(uv_loop_t *loop, const flow_http_opts_t *opts, flow_http_t **o
     if (!c)
         return FLOW_ENOMEM;
     c->loop = loop;
+    flow_queue_init(&c->reqs);
+    flow_queue_init(&c->socks);
     c->max_body = opts && opts->max_body ? clamp_cap(opts->max_body) : FLOW_HTTP_MAX_BODY;
     c->user_agent = flow__strdup(ua);
     c->allow = flow_netrules_ref(opts ? opts->allow : NULL);
@@ -1028,13 +1015,13 @@ void flow_http_close(flow_http_t *c)
     if (!c || c->closing)
         return;
     c->closing = 1;
-    while (c->reqs)
-        flow_http_abort(c->reqs);
+    while (!flow_queue_empty(&c->reqs))
+        flow_http_abort(FLOW_QUEUE_DATA(flow_queue_head(&c->reqs), flow_http_req_t, node));
     /* drops the cached connections; curl may still call on_curl_socket to remove sockets */
     curl_multi_cleanup(c->multi);
     c->multi = NULL;
-    while (c->socks)
-        sock_close(c, c->socks);
+    while (!flow_queue_empty(&c->socks))
+        sock_close(c, FLOW_QUEUE_DATA(flow_queue_head(&c->socks), http_sock_t, node));
     uv_close((uv_handle_t *)&c->timer, on_client_closed);
     uv_close((uv_handle_t *)&c->deadline_timer, on_client_closed);
 }

@@ -20,8 +20,6 @@ int flow__set_error(flow_error_t *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int flow__set_verror(flow_error_t *err, int code, const char *fmt, va_list ap);
 
-uint64_t flow__wall_us(void);
-
 /* Frees what jansson allocated and handed out (json_dumps' text) with jansson's own free function. */
 void flow__json_free(void *p);
 

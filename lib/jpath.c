@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dynbuf.h"
+#include "flow/buf.h"
 #include "flow.h"
 
 /* A pointer longer than this means a document far past any cap the server puts on one. */
@@ -29,38 +29,40 @@ flow__jpath_t flow__jpath_index(const flow__jpath_t *up, size_t index) {
 }
 
 /* Recursion as deep as the chain: callers bound their walks (64 levels or so). */
-static int render(flow__dynbuf_t *b, const flow__jpath_t *p) {
+static int render(flow_buf_t *b, const flow__jpath_t *p) {
     int rc;
     if (p->up == NULL)
-        return flow__dynbuf_add(b, p->key, strlen(p->key));
+        return flow_buf_add(b, p->key, strlen(p->key));
     rc = render(b, p->up);
     if (rc == 0)
-        rc = flow__dynbuf_addc(b, '/');
+        rc = flow_buf_addc(b, '/');
     if (rc != 0)
         return rc;
     if (p->key == NULL) {
         char num[24];
         int n = snprintf(num, sizeof num, "%zu", p->index);
-        return flow__dynbuf_add(b, num, (size_t)n);
+        return flow_buf_add(b, num, (size_t)n);
     }
     for (const char *s = p->key; *s != '\0' && rc == 0; s++) {
         if (*s == '~')
-            rc = flow__dynbuf_add(b, "~0", 2);
+            rc = flow_buf_add(b, "~0", 2);
         else if (*s == '/')
-            rc = flow__dynbuf_add(b, "~1", 2);
+            rc = flow_buf_add(b, "~1", 2);
         else
-            rc = flow__dynbuf_addc(b, *s);
+            rc = flow_buf_addc(b, *s);
     }
     return rc;
 }
 
 int flow__jpath_render(const flow__jpath_t *p, char **out) {
-    flow__dynbuf_t b;
-    flow__dynbuf_init(&b, NULL, 0, RENDER_MAX);
+    flow_buf_t b;
+    flow_buf_init(&b, RENDER_MAX);
     int rc = render(&b, p);
-    if (rc == 0)
-        rc = flow__dynbuf_take(&b, out);
-    flow__dynbuf_free(&b);
+    if (rc == 0) {
+        *out = flow_buf_take(&b, NULL);
+        rc = *out != NULL ? 0 : b.err;
+    }
+    flow_buf_free(&b);
     return rc;
 }
 

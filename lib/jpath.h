@@ -7,7 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-#include "problems.h"
+#include "flow/problems.h"
 
 typedef struct flow__jpath {
     const struct flow__jpath *up; /* the enclosing value's frame; NULL for the top */

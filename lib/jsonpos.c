@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "internal.h"
-#include "jsonpos.h"
-#include "pointer.h"
+#include "flow/jsonpos.h"
+#include "flow/pointer.h"
 
 #define MAX_DEPTH 256
 #define MAX_TOKEN 1024

@@ -1,77 +1,31 @@
 /* mermaid.c: a Mermaid "flowchart TD" text of a flow definition, for GET /v1/flows/{name}. Nodes are
  * named by their index (n0, n1, ...) because node names may hold characters Mermaid reserves; the
  * label carries the name. A sub-flow is a subgraph holding its members. */
-#include <stdio.h>
 #include <string.h>
 
+#include "flow/buf.h"
 #include "internal.h"
 
 #define MERMAID_MAX (1u << 20) /* a cap, so a huge definition cannot make an unbounded string */
 
-typedef struct buf {
-    char *data;
-    size_t len;
-    size_t cap;
-    int failed;
-} buf_t;
-
-static void put_bytes(buf_t *b, const char *s, size_t n) {
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > MERMAID_MAX) {
-        b->failed = FLOW_ETOOBIG;
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *data = flow__realloc(b->data, cap);
-        if (data == NULL) {
-            b->failed = FLOW_ENOMEM;
-            return;
-        }
-        b->data = data;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void put(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(buf_t *b, const char *fmt, ...) {
-    char tmp[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp) {
-        b->failed = FLOW_EINVAL;
-        return;
-    }
-    put_bytes(b, tmp, (size_t)n);
-}
-
 /* Labels are quoted; a double quote inside becomes #quot; (Mermaid's entity syntax). */
-static void put_label(buf_t *b, const char *text) {
-    put_bytes(b, "\"", 1);
+static void put_label(flow_buf_t *b, const char *text) {
+    flow_buf_add(b, "\"", 1);
     for (const char *p = text; *p;) {
         size_t run = strcspn(p, "\"");
-        put_bytes(b, p, run);
+        flow_buf_add(b, p, run);
         p += run;
         if (*p == '"') {
-            put_bytes(b, "#quot;", 6);
+            flow_buf_add(b, "#quot;", 6);
             p++;
         }
     }
-    put_bytes(b, "\"", 1);
+    flow_buf_add(b, "\"", 1);
 }
 
-static void put_indent(buf_t *b, unsigned depth) {
+static void put_indent(flow_buf_t *b, unsigned depth) {
     for (unsigned i = 0; i <= depth; i++)
-        put_bytes(b, "    ", 4);
+        flow_buf_add(b, "    ", 4);
 }
 
 typedef struct layout {
@@ -79,10 +33,10 @@ typedef struct layout {
     size_t *parent; /* index of the sub-flow a node is drawn in, or n for the top level */
 } layout_t;
 
-static void put_members(buf_t *b, const layout_t *l, size_t flow, unsigned depth) {
+static void put_members(flow_buf_t *b, const layout_t *l, size_t flow, unsigned depth) {
     size_t n = l->def->nnodes;
     if (depth > n) { /* only an unsealed definition can nest a flow in itself */
-        b->failed = FLOW_EINVAL;
+        b->err = FLOW_EINVAL;
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -91,36 +45,36 @@ static void put_members(buf_t *b, const layout_t *l, size_t flow, unsigned depth
         const flow_node_t *node = l->def->nodes[i];
         put_indent(b, depth);
         if (flow__is_flow_kind(node->kind)) {
-            put(b, "subgraph n%zu [", i);
+            flow_buf_printf(b, "subgraph n%zu [", i);
             put_label(b, node->name);
-            put(b, "]\n");
+            flow_buf_printf(b, "]\n");
             put_members(b, l, i, depth + 1);
             put_indent(b, depth);
-            put(b, "end\n");
+            flow_buf_printf(b, "end\n");
         } else {
             int batch = node->kind == FLOW_BATCH || node->kind == FLOW_PARALLEL_BATCH;
-            put(b, "n%zu%s", i, batch ? "[[" : "[");
+            flow_buf_printf(b, "n%zu%s", i, batch ? "[[" : "[");
             put_label(b, node->name);
-            put(b, "%s\n", batch ? "]]" : "]");
+            flow_buf_printf(b, "%s\n", batch ? "]]" : "]");
         }
     }
 }
 
-static void put_edges(buf_t *b, const flow_def_t *def) {
+static void put_edges(flow_buf_t *b, const flow_def_t *def) {
     for (size_t i = 0; i < def->nnodes; i++) {
         const flow_node_t *node = def->nodes[i];
         if (flow__is_flow_kind(node->kind) && node->start != NULL && node != def->root)
-            put(b, "    n%zu -. start .-> n%zu\n", i, node->start->index);
+            flow_buf_printf(b, "    n%zu -. start .-> n%zu\n", i, node->start->index);
         for (size_t k = 0; k < node->nsucc; k++) {
             const flow_succ_t *s = &node->succ[k];
             if (s->to == NULL)
                 continue; /* an action that ends the flow */
             if (strcmp(s->action, flow__default_action) == 0) {
-                put(b, "    n%zu --> n%zu\n", i, s->to->index);
+                flow_buf_printf(b, "    n%zu --> n%zu\n", i, s->to->index);
             } else {
-                put(b, "    n%zu -- ", i);
+                flow_buf_printf(b, "    n%zu -- ", i);
                 put_label(b, s->action);
-                put(b, " --> n%zu\n", s->to->index);
+                flow_buf_printf(b, " --> n%zu\n", s->to->index);
             }
         }
     }
@@ -130,12 +84,13 @@ int flow_def_mermaid(const flow_def_t *def, char **out) {
     if (def == NULL || out == NULL)
         return FLOW_EINVAL;
     size_t n = def->nnodes;
-    buf_t b = {0};
+    flow_buf_t b;
+    flow_buf_init(&b, MERMAID_MAX);
     unsigned char *member = flow__calloc(n * n, 1);
     size_t *queue = flow__calloc(n, sizeof *queue);
     size_t *parent = flow__calloc(n, sizeof *parent);
     if (member == NULL || queue == NULL || parent == NULL) {
-        b.failed = FLOW_ENOMEM;
+        b.err = FLOW_ENOMEM;
         goto out;
     }
     flow__def_members(def, member, queue);
@@ -152,17 +107,13 @@ int flow_def_mermaid(const flow_def_t *def, char **out) {
     if (def->root != NULL)
         parent[def->root->index] = n + 1; /* the root is the chart itself */
     layout_t l = {def, parent};
-    put(&b, "flowchart TD\n");
+    flow_buf_adds(&b, "flowchart TD\n");
     put_members(&b, &l, n, 0);
     put_edges(&b, def);
 out:
     flow__free(member);
     flow__free(queue);
     flow__free(parent);
-    if (b.failed) {
-        flow__free(b.data);
-        return b.failed;
-    }
-    *out = b.data;
-    return 0;
+    *out = flow_buf_take(&b, NULL);
+    return *out != NULL ? 0 : b.err;
 }

@@ -2,7 +2,7 @@
  * the verdict on a connection and its message. Hand-written because none of our libraries decides
  * this: libcurl leaves it to CURLOPT_OPENSOCKETFUNCTION, glibc's inet_pton and inet_ntop only parse
  * and print addresses (they do that here too). */
-#include "netpolicy.h"
+#include "flow/netpolicy.h"
 #include "internal.h"
 
 #include <arpa/inet.h>

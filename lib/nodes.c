@@ -8,9 +8,9 @@
 
 #include "internal.h"
 #include "jpath.h"
-#include "nodes.h"
-#include "pointer.h"
-#include "problems.h"
+#include "nodes_int.h"
+#include "flow/pointer.h"
+#include "flow/problems.h"
 #include "re.h"
 #include "schema.h"
 
@@ -20,11 +20,9 @@ extern const flow__jtype_t flow__llm_type;
 #define FLOW__JT_OWN_PARAMS 4u /* the type evaluates its params itself (prepare gets them NULL) */
 #define MAX_SLEEP_S (30.0 * 24 * 3600)
 
-/* ---- helpers ---- */
+/* ---- helpers (nodes_net.c uses these three too: nodes_int.h) ---- */
 
-static int bad(const flow_type_args_t *a, const char *sub, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int bad(const flow_type_args_t *a, const char *sub, const char *fmt, ...) {
+int flow__jbad(const flow_type_args_t *a, const char *sub, const char *fmt, ...) {
     char where[512];
     char msg[512];
     va_list ap;
@@ -36,8 +34,7 @@ static int bad(const flow_type_args_t *a, const char *sub, const char *fmt, ...)
     return FLOW_ELOAD;
 }
 
-/* Problems for params members not in the list (NULL-terminated). */
-static int known_params(const flow_type_args_t *a, const char *const *names) {
+int flow__jknown(const flow_type_args_t *a, const char *const *names) {
     const char *key;
     json_t *v;
     int rc = 0;
@@ -48,7 +45,8 @@ static int known_params(const flow_type_args_t *a, const char *const *names) {
         if (!ok) {
             char sub[300];
             snprintf(sub, sizeof sub, "/params/%s", key);
-            rc = bad(a, sub, "unknown param \"%s\" for a node of type %s", key, a->node ? json_string_value(json_object_get(a->node, "type")) : "?");
+            rc = flow__jbad(a, sub, "unknown param \"%s\" for a node of type %s", key,
+                            a->node ? json_string_value(json_object_get(a->node, "type")) : "?");
         }
     }
     return rc;
@@ -61,7 +59,7 @@ static const flow_re_limits_t *re_limits_of(const flow_type_args_t *a) {
     return env != NULL ? &env->re_limits : NULL;
 }
 
-static int is_reference_or_template(json_t *v) {
+int flow__jdynamic(json_t *v) {
     const char *s = json_string_value(v);
     return s != NULL && ((s[0] == '$' && s[1] != '$') || strstr(s, "{{") != NULL);
 }
@@ -385,7 +383,7 @@ static int compile_out_parts(const flow_type_args_t *a, json_t *out, const char 
                               "\"/answer\")",
                               key);
             rc = FLOW_ELOAD;
-        } else if (f == NULL || is_reference_or_template(from) || flow_pointer_check(f) < 0) {
+        } else if (f == NULL || flow__jdynamic(from) || flow_pointer_check(f) < 0) {
             flow_problems_add(a->problems, at,
                               "a part of the result is a JSON Pointer into it, written out "
                               "(such as \"/text\", or \"\" for the whole result)");
@@ -409,7 +407,7 @@ static int compile_out(const flow_type_args_t *a, json_t *out, const char *where
     if (json_is_object(out))
         return compile_out_parts(a, out, where, n);
     const char *s = json_string_value(out);
-    if (s == NULL || (!is_reference_or_template(out) && (s[0] == '\0' || flow_pointer_check(s) < 0))) {
+    if (s == NULL || (!flow__jdynamic(out) && (s[0] == '\0' || flow_pointer_check(s) < 0))) {
         flow_problems_add(
             a->problems, where,
             "out must be a JSON Pointer into the shared store, such as \"/result\", "
@@ -492,20 +490,21 @@ int flow__flow_params_make(const flow_type_args_t *a, flow__jnode_t **out) {
 
 static int noop_compile(const flow_type_args_t *a, void **cfg) {
     static const char *const none[] = {NULL};
-    return known_params(a, none);
+    return flow__jknown(a, none);
 }
 
 /* ---- sleep: {"seconds": number} ---- */
 
 static int sleep_compile(const flow_type_args_t *a, void **cfg) {
     static const char *const names[] = {"seconds", NULL};
-    int rc = known_params(a, names);
+    int rc = flow__jknown(a, names);
     json_t *s = json_object_get(a->params, "seconds");
     if (s == NULL)
-        rc = bad(a, "/params", "sleep needs \"seconds\"");
-    else if (!is_reference_or_template(s) && (!json_is_number(s) || json_number_value(s) < 0 ||
+        rc = flow__jbad(a, "/params", "sleep needs \"seconds\"");
+    else if (!flow__jdynamic(s) && (!json_is_number(s) || json_number_value(s) < 0 ||
                                               json_number_value(s) > MAX_SLEEP_S))
-        rc = bad(a, "/params/seconds", "seconds must be a number from 0 to %.0f, or a reference", MAX_SLEEP_S);
+        rc = flow__jbad(a, "/params/seconds",
+                        "seconds must be a number from 0 to %.0f, or a reference", MAX_SLEEP_S);
     return rc;
 }
 
@@ -560,7 +559,7 @@ static int set_compile(const flow_type_args_t *a, void **cfgp) {
         return FLOW_ENOMEM;
     }
     if (json_object_size(a->params) == 0)
-        rc = bad(a, "/params", "set needs at least one \"/pointer\": value member");
+        rc = flow__jbad(a, "/params", "set needs at least one \"/pointer\": value member");
     json_object_foreach(a->params, key, v) {
         char sub[300], where[600];
         snprintf(sub, sizeof sub, "/params/%s", key);
@@ -576,7 +575,8 @@ static int set_compile(const flow_type_args_t *a, void **cfgp) {
             }
             json_decref(k);
         } else if (key[0] == '\0' || flow_pointer_check(key) < 0) {
-            rc = bad(a, sub, "\"%s\" is not a JSON Pointer into the shared store (such as \"/greeting\")", key);
+            rc = flow__jbad(a, sub,
+                            "\"%s\" is not a JSON Pointer into the shared store (such as \"/greeting\")", key);
         }
     }
     if (rc < 0) {
@@ -665,7 +665,8 @@ static int compile_case(const flow_type_args_t *a, const flow_re_limits_t *re_li
     char sub[96], why[200];
     snprintf(sub, sizeof sub, "/params/cases/%zu", i);
     if (!json_is_object(spec))
-        return bad(a, sub, "a case is an object such as {\"eq\": \"yes\", \"action\": \"accept\"}");
+        return flow__jbad(a, sub,
+                          "a case is an object such as {\"eq\": \"yes\", \"action\": \"accept\"}");
     const char *action = json_string_value(json_object_get(spec, "action"));
     int found = -1, rc = 0;
     const char *key;
@@ -678,37 +679,40 @@ static int compile_case(const flow_type_args_t *a, const flow_re_limits_t *re_li
             if (strcmp(op_names[k], key) == 0)
                 op = k;
         if (op < 0)
-            rc = bad(a, sub, "unknown test \"%s\"; tests are eq, ne, lt, le, gt, ge, in, matches, exists, type", key);
+            rc = flow__jbad(a, sub,
+                            "unknown test \"%s\"; tests are eq, ne, lt, le, gt, ge, in, matches, exists, type", key);
         else if (found >= 0)
-            rc = bad(a, sub, "a case has one test");
+            rc = flow__jbad(a, sub, "a case has one test");
         else
             found = op;
     }
     if (action == NULL || action[0] == '\0')
-        rc = bad(a, sub, "a case needs an \"action\" (a non-empty string)");
-    else if (is_reference_or_template(json_object_get(spec, "action")))
-        rc = bad(a, sub, "an action is a name written out: \"%s\" would not be read as a reference",
+        rc = flow__jbad(a, sub, "a case needs an \"action\" (a non-empty string)");
+    else if (flow__jdynamic(json_object_get(spec, "action")))
+        rc = flow__jbad(a, sub,
+                        "an action is a name written out: \"%s\" would not be read as a reference",
                  action);
     if (found < 0 && rc == 0)
-        rc = bad(a, sub, "a case needs a test: eq, ne, lt, le, gt, ge, in, matches, exists or type");
+        rc = flow__jbad(a, sub,
+                        "a case needs a test: eq, ne, lt, le, gt, ge, in, matches, exists or type");
     if (rc < 0)
         return rc;
     out->op = (op_t)found;
     out->operand = json_object_get(spec, op_names[found]);
     out->action = action;
-    int dynamic = is_reference_or_template(out->operand);
+    int dynamic = flow__jdynamic(out->operand);
     switch (out->op) {
     case OP_LT: case OP_LE: case OP_GT: case OP_GE:
         if (!dynamic && !json_is_number(out->operand) && !json_is_string(out->operand))
-            return bad(a, sub, "%s compares with a number or a string", op_names[found]);
+            return flow__jbad(a, sub, "%s compares with a number or a string", op_names[found]);
         break;
     case OP_IN:
         if (!dynamic && !json_is_array(out->operand))
-            return bad(a, sub, "in needs an array of values, or a reference to one");
+            return flow__jbad(a, sub, "in needs an array of values, or a reference to one");
         break;
     case OP_EXISTS:
         if (!json_is_boolean(out->operand))
-            return bad(a, sub, "exists is true or false");
+            return flow__jbad(a, sub, "exists is true or false");
         break;
     case OP_TYPE: {
         const char *t = json_string_value(out->operand);
@@ -716,19 +720,21 @@ static int compile_case(const flow_type_args_t *a, const flow_re_limits_t *re_li
         for (int k = 0; t != NULL && json_types[k] != NULL; k++)
             ok |= strcmp(json_types[k], t) == 0;
         if (!ok)
-            return bad(a, sub, "type is one of null, boolean, number, integer, string, array, object");
+            return flow__jbad(a, sub,
+                              "type is one of null, boolean, number, integer, string, array, object");
         break;
     }
     case OP_MATCHES: {
         if (dynamic)
-            return bad(a, sub, "matches takes a pattern written out: \"%s\" would not be read as a reference",
+            return flow__jbad(a, sub,
+                              "matches takes a pattern written out: \"%s\" would not be read as a reference",
                        json_string_value(out->operand));
         if (!json_is_string(out->operand))
-            return bad(a, sub, "matches needs a regular expression (a string)");
+            return flow__jbad(a, sub, "matches needs a regular expression (a string)");
         int r = flow_re_compile(json_string_value(out->operand), json_string_length(out->operand), re_limits,
                                 &out->re, why, sizeof why);
         if (r == FLOW_EINVAL)
-            return bad(a, sub, "matches: not a valid regular expression: %s", why);
+            return flow__jbad(a, sub, "matches: not a valid regular expression: %s", why);
         if (r < 0)
             return r;
         break;
@@ -747,7 +753,7 @@ static int compile_case(const flow_type_args_t *a, const flow_re_limits_t *re_li
 
 static int choice_compile(const flow_type_args_t *a, void **cfgp) {
     static const char *const names[] = {"value", "cases", "default", NULL};
-    int rc = known_params(a, names);
+    int rc = flow__jknown(a, names);
     choice_t *c = flow__calloc(1, sizeof *c);
     if (c == NULL)
         return FLOW_ENOMEM;
@@ -759,11 +765,11 @@ static int choice_compile(const flow_type_args_t *a, void **cfgp) {
     char where[512];
     snprintf(where, sizeof where, "%s/params/value", a->where);
     if (value == NULL)
-        rc = bad(a, "/params", "choice needs a \"value\" to test");
+        rc = flow__jbad(a, "/params", "choice needs a \"value\" to test");
     else if (flow_template_compile(value, where, a->roots, &c->value, a->problems) < 0)
         rc = FLOW_ELOAD;
     if (!json_is_array(cases) || json_array_size(cases) == 0) {
-        rc = bad(a, "/params", "choice needs \"cases\": a non-empty array");
+        rc = flow__jbad(a, "/params", "choice needs \"cases\": a non-empty array");
     } else {
         c->cases = flow__calloc(json_array_size(cases), sizeof *c->cases);
         if (c->cases == NULL) {
@@ -779,9 +785,10 @@ static int choice_compile(const flow_type_args_t *a, void **cfgp) {
         }
     }
     if (otherwise != NULL && (!json_is_string(otherwise) || json_string_length(otherwise) == 0))
-        rc = bad(a, "/params/default", "default is an action: a non-empty string");
-    else if (is_reference_or_template(otherwise))
-        rc = bad(a, "/params/default", "an action is a name written out: \"%s\" would not be read as a reference",
+        rc = flow__jbad(a, "/params/default", "default is an action: a non-empty string");
+    else if (flow__jdynamic(otherwise))
+        rc = flow__jbad(a, "/params/default",
+                        "an action is a name written out: \"%s\" would not be read as a reference",
                  json_string_value(otherwise));
     c->otherwise = json_string_value(otherwise);
     if (rc < 0) {
@@ -925,9 +932,9 @@ static int choice_finish(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_
 
 static int fail_compile(const flow_type_args_t *a, void **cfg) {
     static const char *const names[] = {"message", NULL};
-    int rc = known_params(a, names);
+    int rc = flow__jknown(a, names);
     if (!json_is_string(json_object_get(a->params, "message")))
-        rc = bad(a, "/params", "fail needs a \"message\" (a string)");
+        rc = flow__jbad(a, "/params", "fail needs a \"message\" (a string)");
     return rc;
 }
 
@@ -963,7 +970,7 @@ static void input_free(void *p) {
 
 static int input_compile(const flow_type_args_t *a, void **cfgp) {
     static const char *const names[] = {"prompt", "schema", "actions", "timeout_action", NULL};
-    int rc = known_params(a, names);
+    int rc = flow__jknown(a, names);
     input_cfg_t *c = flow__calloc(1, sizeof *c);
     char where[512];
     if (c == NULL)
@@ -975,7 +982,7 @@ static int input_compile(const flow_type_args_t *a, void **cfgp) {
     json_t *timeout_action = json_object_get(a->params, "timeout_action");
     snprintf(where, sizeof where, "%s/params/prompt", a->where);
     if (!json_is_string(prompt))
-        rc = bad(a, "/params", "input needs a \"prompt\" (a string, may be a template)");
+        rc = flow__jbad(a, "/params", "input needs a \"prompt\" (a string, may be a template)");
     else if (flow_template_compile(prompt, where, a->roots, &c->prompt, a->problems) < 0)
         rc = FLOW_ELOAD;
     snprintf(where, sizeof where, "%s/params/schema", a->where);
@@ -989,12 +996,13 @@ static int input_compile(const flow_type_args_t *a, void **cfgp) {
         const char *key;
         json_t *v;
         if (!json_is_object(actions) || json_object_size(actions) == 0)
-            rc = bad(a, "/params/actions", "actions maps answers to actions, such as {\"yes\": \"accept\", \"no\": \"retry\"}");
+            rc = flow__jbad(a, "/params/actions",
+                            "actions maps answers to actions, such as {\"yes\": \"accept\", \"no\": \"retry\"}");
         json_object_foreach(actions, key, v) {
-            if (!json_is_string(v) || json_string_length(v) == 0 || is_reference_or_template(v)) {
+            if (!json_is_string(v) || json_string_length(v) == 0 || flow__jdynamic(v)) {
                 char sub[300];
                 snprintf(sub, sizeof sub, "/params/actions/%s", key);
-                rc = bad(a, sub,
+                rc = flow__jbad(a, sub,
                          "an action is a non-empty string, a name written out (not a reference)");
             }
         }
@@ -1002,12 +1010,13 @@ static int input_compile(const flow_type_args_t *a, void **cfgp) {
     }
     if (timeout_action != NULL) {
         if (!json_is_string(timeout_action) || json_string_length(timeout_action) == 0 ||
-            is_reference_or_template(timeout_action))
-            rc = bad(a, "/params/timeout_action",
+            flow__jdynamic(timeout_action))
+            rc = flow__jbad(a, "/params/timeout_action",
                      "timeout_action is an action: a non-empty string, a name written out (not a "
                      "reference)");
         else if (json_integer_value(json_object_get(a->node, "timeout")) <= 0)
-            rc = bad(a, "/params/timeout_action", "timeout_action needs the node's \"timeout\" (milliseconds)");
+            rc = flow__jbad(a, "/params/timeout_action",
+                            "timeout_action needs the node's \"timeout\" (milliseconds)");
         c->timeout_action = json_string_value(timeout_action);
     }
     if (rc < 0) {

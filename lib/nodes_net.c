@@ -1,4 +1,4 @@
-/* nodes_net.c: the node types that call out over HTTP through the engine's libcurl client (lib/http.h):
+/* nodes_net.c: the node types that call out over HTTP through the engine's libcurl client (flow/http.h):
  * http (any API) and llm (an OpenAI-compatible chat-completions endpoint). Both carry an
  * Idempotency-Key made of the job, the node, its visit and the item, the same on every try of a
  * visit, so an upstream that honours it never takes a retry for a new request. */
@@ -10,46 +10,11 @@
 
 #include "decode.h"
 #include "internal.h"
-#include "nodes.h"
-#include "problems.h"
+#include "nodes_int.h"
+#include "flow/problems.h"
 #include "schema.h"
 
 static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", NULL};
-
-static int bad(const flow_type_args_t *a, const char *sub, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int bad(const flow_type_args_t *a, const char *sub, const char *fmt, ...) {
-    char where[512], msg[512];
-    va_list ap;
-    snprintf(where, sizeof where, "%s%s", a->where, sub);
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    flow_problems_add(a->problems, where, "%s", msg);
-    return FLOW_ELOAD;
-}
-
-static int dynamic(json_t *v) {
-    const char *s = json_string_value(v);
-    return s != NULL && ((s[0] == '$' && s[1] != '$') || strstr(s, "{{") != NULL);
-}
-
-static int only(const flow_type_args_t *a, const char *const *names) {
-    const char *key;
-    json_t *v;
-    int rc = 0;
-    json_object_foreach(a->params, key, v) {
-        int ok = 0;
-        for (const char *const *n = names; *n != NULL; n++)
-            ok |= strcmp(*n, key) == 0;
-        if (!ok) {
-            char sub[300];
-            snprintf(sub, sizeof sub, "/params/%s", key);
-            rc = bad(a, sub, "unknown param \"%s\"", key);
-        }
-    }
-    return rc;
-}
 
 /* ---- what both types share: sending, the key, the answer ---- */
 
@@ -214,7 +179,7 @@ fail:
 
 static int http_compile(const flow_type_args_t *a, void **cfg) {
     static const char *const names[] = {"method", "url", "headers", "query", "body", "text", "expect", NULL};
-    int rc = only(a, names);
+    int rc = flow__jknown(a, names);
     json_t *method = json_object_get(a->params, "method");
     json_t *url = json_object_get(a->params, "url");
     json_t *headers = json_object_get(a->params, "headers");
@@ -223,26 +188,27 @@ static int http_compile(const flow_type_args_t *a, void **cfg) {
     if (url == NULL && json_object_get(a->node, "prep") != NULL) {
         /* a prep hook gives it */
     } else if (!json_is_string(url)) {
-        rc = bad(a, "/params", "http needs a \"url\" (a string, may be a template)");
-    } else if (!dynamic(url)) {
+        rc = flow__jbad(a, "/params", "http needs a \"url\" (a string, may be a template)");
+    } else if (!flow__jdynamic(url)) {
         CURLU *u = curl_url();
         if (u == NULL || curl_url_set(u, CURLUPART_URL, json_string_value(url), 0) != CURLUE_OK)
-            rc = bad(a, "/params/url", "\"%s\" is not a URL", json_string_value(url));
+            rc = flow__jbad(a, "/params/url", "\"%s\" is not a URL", json_string_value(url));
         curl_url_cleanup(u);
     }
-    if (method != NULL && !dynamic(method)) {
+    if (method != NULL && !flow__jdynamic(method)) {
         int ok = 0;
         for (const char *const *m = methods; *m != NULL; m++)
             ok |= json_is_string(method) && strcmp(*m, json_string_value(method)) == 0;
         if (!ok)
-            rc = bad(a, "/params/method", "method is one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS");
+            rc = flow__jbad(a, "/params/method",
+                            "method is one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS");
     }
     if (headers != NULL && !json_is_object(headers))
-        rc = bad(a, "/params/headers", "headers is an object of name: value");
+        rc = flow__jbad(a, "/params/headers", "headers is an object of name: value");
     if (query != NULL && !json_is_object(query))
-        rc = bad(a, "/params/query", "query is an object of name: value");
+        rc = flow__jbad(a, "/params/query", "query is an object of name: value");
     if (json_object_get(a->params, "body") != NULL && json_object_get(a->params, "text") != NULL)
-        rc = bad(a, "/params", "give a JSON \"body\" or a \"text\" body, not both");
+        rc = flow__jbad(a, "/params", "give a JSON \"body\" or a \"text\" body, not both");
     if (expect != NULL) {
         size_t i;
         json_t *v;
@@ -250,7 +216,8 @@ static int http_compile(const flow_type_args_t *a, void **cfg) {
         json_array_foreach(expect, i, v)
             ok &= json_is_integer(v) && json_integer_value(v) >= 100 && json_integer_value(v) <= 599;
         if (!ok)
-            rc = bad(a, "/params/expect", "expect is a list of HTTP status codes, such as [200, 404]");
+            rc = flow__jbad(a, "/params/expect",
+                            "expect is a list of HTTP status codes, such as [200, 404]");
     }
     *cfg = NULL;
     return rc;
@@ -376,7 +343,7 @@ static int llm_compile_parse(const flow_type_args_t *a, llm_cfg_t *c) {
     char where[512];
     int rc = 0;
     if (j != NULL && !json_is_boolean(j))
-        rc = bad(a, "/params/json", "json is true or false");
+        rc = flow__jbad(a, "/params/json", "json is true or false");
     if (json_is_true(j))
         c->parse = PARSE_JSON;
     if (parse != NULL) {
@@ -386,14 +353,15 @@ static int llm_compile_parse(const flow_type_args_t *a, llm_cfg_t *c) {
         else if (p != NULL && strcmp(p, "yaml") == 0 && !json_is_true(j))
             c->parse = PARSE_YAML;
         else if (p != NULL && strcmp(p, "yaml") == 0)
-            rc = bad(a, "/params/parse", "json true asks the model for JSON: parse it as \"json\"");
+            rc = flow__jbad(a, "/params/parse",
+                            "json true asks the model for JSON: parse it as \"json\"");
         else
-            rc = bad(a, "/params/parse", "parse is \"json\" or \"yaml\", written out");
+            rc = flow__jbad(a, "/params/parse", "parse is \"json\" or \"yaml\", written out");
     }
     if (schema != NULL) {
         snprintf(where, sizeof where, "%s/params/schema", a->where);
         if (c->parse == PARSE_NONE && rc == 0)
-            rc = bad(a, "/params/schema",
+            rc = flow__jbad(a, "/params/schema",
                      "schema checks the parsed answer: give \"parse\" (\"json\" or \"yaml\")");
         else if (flow_schema_compile(schema, where, &c->schema, a->problems) < 0)
             rc = FLOW_ELOAD;
@@ -404,35 +372,38 @@ static int llm_compile_parse(const flow_type_args_t *a, llm_cfg_t *c) {
 static int llm_compile(const flow_type_args_t *a, void **cfg) {
     static const char *const names[] = {"prompt", "messages", "system", "model", "temperature",
                                         "max_tokens", "json", "parse", "schema", NULL};
-    int rc = only(a, names);
+    int rc = flow__jknown(a, names);
     json_t *prompt = json_object_get(a->params, "prompt");
     json_t *messages = json_object_get(a->params, "messages");
     int prep = json_object_get(a->node, "prep") != NULL; /* a prep hook may give them */
     if ((prompt == NULL) == (messages == NULL) && !(prep && prompt == NULL))
-        rc = bad(a, "/params", "llm needs a \"prompt\" (a string) or \"messages\" (a list), one of them");
+        rc = flow__jbad(a, "/params",
+                        "llm needs a \"prompt\" (a string) or \"messages\" (a list), one of them");
     if (prompt != NULL && !json_is_string(prompt))
-        rc = bad(a, "/params/prompt", "prompt is a string (may be a template)");
-    if (messages != NULL && !dynamic(messages)) {
+        rc = flow__jbad(a, "/params/prompt", "prompt is a string (may be a template)");
+    if (messages != NULL && !flow__jdynamic(messages)) {
         size_t i;
         json_t *m;
         if (!json_is_array(messages) || json_array_size(messages) == 0)
-            rc = bad(a, "/params/messages", "messages is a list of {\"role\": ..., \"content\": ...}");
+            rc = flow__jbad(a, "/params/messages",
+                            "messages is a list of {\"role\": ..., \"content\": ...}");
         json_array_foreach(messages, i, m) {
             const char *role = json_string_value(json_object_get(m, "role"));
             if (role == NULL || (strcmp(role, "system") != 0 && strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0) ||
                 !json_is_string(json_object_get(m, "content"))) {
                 char sub[64];
                 snprintf(sub, sizeof sub, "/params/messages/%zu", i);
-                rc = bad(a, sub, "a message is {\"role\": \"system\"|\"user\"|\"assistant\", \"content\": \"...\"}");
+                rc = flow__jbad(a, sub,
+                                "a message is {\"role\": \"system\"|\"user\"|\"assistant\", \"content\": \"...\"}");
             }
         }
     }
     json_t *t = json_object_get(a->params, "temperature");
-    if (t != NULL && !dynamic(t) && (!json_is_number(t) || json_number_value(t) < 0 || json_number_value(t) > 2))
-        rc = bad(a, "/params/temperature", "temperature is a number from 0 to 2");
+    if (t != NULL && !flow__jdynamic(t) && (!json_is_number(t) || json_number_value(t) < 0 || json_number_value(t) > 2))
+        rc = flow__jbad(a, "/params/temperature", "temperature is a number from 0 to 2");
     json_t *mt = json_object_get(a->params, "max_tokens");
-    if (mt != NULL && !dynamic(mt) && (!json_is_integer(mt) || json_integer_value(mt) < 1))
-        rc = bad(a, "/params/max_tokens", "max_tokens is a whole number above 0");
+    if (mt != NULL && !flow__jdynamic(mt) && (!json_is_integer(mt) || json_integer_value(mt) < 1))
+        rc = flow__jbad(a, "/params/max_tokens", "max_tokens is a whole number above 0");
     llm_cfg_t *c = flow__calloc(1, sizeof *c);
     if (c == NULL)
         return FLOW_ENOMEM;

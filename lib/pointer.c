@@ -1,7 +1,7 @@
 /* pointer.c: RFC 6901 JSON Pointer on jansson values (see pointer.h). Tokens are read in place from
  * the pointer text; only a token holding a "~" escape is copied, and a short one into a stack buffer,
  * so evaluating a reference on a hot path usually allocates nothing. */
-#include "pointer.h"
+#include "flow/pointer.h"
 #include "internal.h"
 
 #include <stdint.h>

@@ -1,12 +1,12 @@
 /* problems.c: the capped list of document problems of problems.h. */
-#include "problems.h"
+#include "flow/problems.h"
 #include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dynbuf.h"
+#include "flow/buf.h"
 #include "flow.h"
 
 #define TEXT_MAX ((size_t)1 << 20) /* flow_problems_text: 100 capped messages fit many times over */
@@ -101,30 +101,32 @@ int flow_problems_add(flow_problems_t *p, const char *where, const char *fmt, ..
 }
 
 int flow_problems_text(const flow_problems_t *p, char **out) {
-    flow__dynbuf_t b;
+    flow_buf_t b;
     int rc = 0;
 
-    flow__dynbuf_init(&b, NULL, 0, TEXT_MAX);
+    flow_buf_init(&b, TEXT_MAX);
     for (size_t i = 0; i < p->count && rc == 0; i++) {
         const flow_problem_t *pr = &p->items[i];
         if (i > 0)
-            rc = flow__dynbuf_addc(&b, '\n');
+            rc = flow_buf_addc(&b, '\n');
         if (rc == 0 && pr->where[0] != '\0') {
-            rc = flow__dynbuf_add(&b, pr->where, strlen(pr->where));
+            rc = flow_buf_add(&b, pr->where, strlen(pr->where));
             if (rc == 0)
-                rc = flow__dynbuf_add(&b, ": ", 2);
+                rc = flow_buf_add(&b, ": ", 2);
         }
         if (rc == 0)
-            rc = flow__dynbuf_add(&b, pr->message, strlen(pr->message));
+            rc = flow_buf_add(&b, pr->message, strlen(pr->message));
     }
     if (rc == 0 && p->dropped > 0) {
         char more[64];
         int n = snprintf(more, sizeof more, "%s... and %zu more problem%s", p->count > 0 ? "\n" : "",
                          p->dropped, p->dropped == 1 ? "" : "s");
-        rc = flow__dynbuf_add(&b, more, (size_t)n);
+        rc = flow_buf_add(&b, more, (size_t)n);
     }
-    if (rc == 0)
-        rc = flow__dynbuf_take(&b, out);
-    flow__dynbuf_free(&b);
+    if (rc == 0) {
+        *out = flow_buf_take(&b, NULL);
+        rc = *out != NULL ? 0 : b.err;
+    }
+    flow_buf_free(&b);
     return rc;
 }

@@ -7,7 +7,7 @@
  * but gets an error), "$" only at the very end (as in POSIX and ECMAScript, not before a final
  * newline as in Perl), and no \C. A pattern matches anywhere in the string unless anchored.
  *
- * Limits (flow_re_limits_t; 0 takes the default):
+ * Limits (flow_re_limits_t of flow/limits.h; 0 takes the default):
  *   at compile time  the pattern's length, its nesting of parentheses, the size of the compiled
  *                    form (PCRE2 10.45 checks it while compiling, older ones after): a pattern over
  *                    one is refused, so that a document holding it does not load;
@@ -30,28 +30,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "flow/limits.h" /* flow_re_limits_t and its defaults */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define FLOW_RE_MAX_LENGTH 1024               /* bytes of a pattern */
-#define FLOW_RE_MAX_NESTING 32                /* nested parentheses */
-#define FLOW_RE_MAX_COMPILED ((size_t)64 << 10) /* bytes of a compiled pattern */
-#define FLOW_RE_MATCH_LIMIT 1000000           /* PCRE2 match limit of one match */
-#define FLOW_RE_DEPTH_LIMIT 100000            /* PCRE2 depth limit of one match */
-#define FLOW_RE_HEAP_LIMIT ((size_t)4 << 20)  /* bytes of backtracking memory or JIT stack */
-#define FLOW_RE_BUDGET 5000000                /* match-limit units of one evaluation */
-
-typedef struct flow_re_limits {
-    size_t max_length;
-    unsigned max_nesting;
-    size_t max_compiled;
-    uint32_t match_limit;
-    uint32_t depth_limit;
-    size_t heap_limit;
-    uint64_t budget;
-    int no_jit; /* 1: never JIT-compile (the interpreter runs every pattern) */
-} flow_re_limits_t;
 
 typedef struct flow_re flow_re_t;
 

@@ -10,6 +10,7 @@
 #ifndef FLOW_RUN_H
 #define FLOW_RUN_H
 
+#include "flow/queue.h"
 #include "internal.h"
 #include "timer.h"
 
@@ -48,7 +49,7 @@ struct flow_ctx {
     union {                     /* what only one state needs */
         struct {
             json_t *request;    /* CTX_WAITING: owned */
-            flow_ctx_t *next;   /* the job's list of waits; once answered, of answers to finish */
+            flow_queue_t node;  /* in the job's waits; once answered, in its answers to finish */
         } wait;
         struct work *work;      /* CTX_THREADED: the try in flight */
         json_t *params;         /* a thread-pool copy: a reference to the resolved params */
@@ -89,7 +90,7 @@ struct frame {
     uint64_t started;           /* steps started in this frame (see flow_ctx_visit) */
     unsigned depth;
     uint8_t in_ready;
-    struct frame *next_ready;
+    flow_queue_t ready_node;    /* in the job's ready frames, while in_ready */
     struct step step;
 };
 
@@ -113,11 +114,11 @@ struct flow_job {
     uint64_t deadline_ms;
     flow__timer_t deadline;
     struct frame top;
-    struct frame *ready_head, *ready_tail;
-    flow_ctx_t *wait_head, *wait_tail;
-    flow_ctx_t *defer_head, *defer_tail;
-    flow_job_t *runq_next, *runq_prev; /* the engine's run queue */
-    flow_job_t *prev, *next;    /* the engine's list of live jobs */
+    flow_queue_t ready;         /* frames with a step to run (struct frame's ready_node) */
+    flow_queue_t waits;         /* ctxs waiting for input, oldest first (u.wait.node) */
+    flow_queue_t defers;        /* answered ctxs whose exec is to finish (u.wait.node) */
+    flow_queue_t runq_node;     /* in the engine's run queue, while in_runq */
+    flow_queue_t jobs_node;     /* in the engine's live jobs */
     uint8_t in_runq;
     uint8_t running;            /* inside job_run */
     uint8_t final;              /* status is final; what is left is finalize */
@@ -150,8 +151,8 @@ struct flow_engine {
     size_t log_line_bytes;
     size_t log_job_bytes;
     json_t *empty;              /* the params of nodes that have none */
-    flow_job_t *runq_head, *runq_tail;
-    flow_job_t *jobs;           /* live jobs, for flow_engine_close */
+    flow_queue_t runq;          /* jobs with work, in turn (flow_job_t's runq_node) */
+    flow_queue_t jobs;          /* live jobs, newest first, for flow_engine_close (jobs_node) */
     size_t njobs;               /* started, on_done not yet run */
     size_t nalloc;              /* not yet freed */
     uint64_t wall0_us;

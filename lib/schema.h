@@ -45,7 +45,7 @@
 
 #include <jansson.h>
 
-#include "problems.h"
+#include "flow/problems.h"
 #include "re.h"
 
 #ifdef __cplusplus

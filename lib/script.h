@@ -36,20 +36,10 @@
 #include <jansson.h>
 
 #include "flow.h"
-#include "problems.h"
+#include "flow/limits.h" /* flow_script_limits_t and its defaults */
+#include "flow/problems.h"
 
-#define FLOW_SCRIPT_INSTRUCTIONS 10000000ull      /* a call's budget by default */
-#define FLOW_SCRIPT_INSTRUCTIONS_MAX 100000000ull /* the most a node may ask for, by default */
-#define FLOW_SCRIPT_MEMORY ((size_t)64 << 20)     /* bytes a state may hold, by default */
-#define FLOW_SCRIPT_TIME_MS 2000u                 /* milliseconds a call may take, by default */
 #define FLOW_SCRIPT_NOREF (-2)                    /* no hook (LUA_NOREF) */
-
-typedef struct flow_script_limits {
-    uint64_t instructions;     /* a call's budget when its node asks for none; 0: default */
-    uint64_t instructions_max; /* the most a node may ask for; 0: default */
-    size_t memory;    /* bytes the Lua state may hold, and JSON one call may add; 0: default */
-    uint64_t time_ms; /* milliseconds one call may take; 0: default */
-} flow_script_limits_t;
 
 typedef struct flow_script flow_script_t;
 

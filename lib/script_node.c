@@ -23,8 +23,8 @@
 #include <string.h>
 
 #include "internal.h"
-#include "nodes.h"
-#include "problems.h"
+#include "nodes_int.h"
+#include "flow/problems.h"
 
 enum {
     H_PREP = FLOW__HOOK_PREP,

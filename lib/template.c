@@ -10,9 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dynbuf.h"
+#include "flow/buf.h"
+#include "flow/doc.h" /* flow_template_set_max_text */
+#include "flow/pointer.h"
 #include "jpath.h"
-#include "pointer.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
 #define TEXT_STACK 256  /* templates that evaluate to fewer bytes need no buffer on the heap */
@@ -276,18 +277,18 @@ static int parse_placeholder(cctx_t *c, const flow__jpath_t *at, const char *s, 
 
 /* A constant string from literal segments (a template whose escapes were all there was to it). */
 static int const_text(const seg_t *segs, size_t n, json_t **out) {
-    flow__dynbuf_t b;
+    flow_buf_t b;
     int rc = 0;
 
-    flow__dynbuf_init(&b, NULL, 0, max_text);
+    flow_buf_init(&b, max_text);
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = flow__dynbuf_add(&b, segs[i].lit, segs[i].lit_len);
+        rc = flow_buf_add(&b, segs[i].lit, segs[i].lit_len);
     if (rc == 0) {
-        *out = json_stringn_nocheck(b.buf != NULL ? b.buf : "", b.len);
+        *out = json_stringn_nocheck(b.data != NULL ? b.data : "", b.len);
         if (*out == NULL)
             rc = FLOW_ENOMEM;
     }
-    flow__dynbuf_free(&b);
+    flow_buf_free(&b);
     return rc;
 }
 
@@ -667,7 +668,7 @@ static int resolve(const ref_t *r, const flow_scope_t *scope, json_t **v, flow_e
 
 /* Where spliced text goes: into b, percent-encoded or not. rc keeps the error of a dump callback. */
 typedef struct sink {
-    flow__dynbuf_t *b;
+    flow_buf_t *b;
     int url;
     int rc;
 } sink_t;
@@ -680,7 +681,7 @@ static int is_unreserved(unsigned char ch) {
 static int sink_write(sink_t *k, const char *s, size_t len) {
     static const char hex[] = "0123456789ABCDEF";
     if (!k->url)
-        return flow__dynbuf_add(k->b, s, len);
+        return flow_buf_add(k->b, s, len);
     size_t run = 0; /* unreserved bytes not yet written */
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
@@ -689,14 +690,14 @@ static int sink_write(sink_t *k, const char *s, size_t len) {
             continue;
         }
         char esc[3] = {'%', hex[ch >> 4], hex[ch & 15]};
-        int rc = flow__dynbuf_add(k->b, s + i - run, run);
+        int rc = flow_buf_add(k->b, s + i - run, run);
         if (rc == 0)
-            rc = flow__dynbuf_add(k->b, esc, 3);
+            rc = flow_buf_add(k->b, esc, 3);
         if (rc != 0)
             return rc;
         run = 0;
     }
-    return flow__dynbuf_add(k->b, s + len - run, run);
+    return flow_buf_add(k->b, s + len - run, run);
 }
 
 static int dump_cb(const char *buffer, size_t size, void *data) {
@@ -716,30 +717,30 @@ static int write_value(sink_t *k, json_t *v, int as_json) {
 }
 
 /* Applies one filter to v, writing the result into b. */
-static int apply_filter(flow__dynbuf_t *b, json_t *v, unsigned filter) {
+static int apply_filter(flow_buf_t *b, json_t *v, unsigned filter) {
     sink_t k = {b, filter == FILTER_URL, 0};
     return write_value(&k, v, filter == FILTER_JSON);
 }
 
 /* Splices v (borrowed) into b through the segment's filters. All but the last filter make an
  * intermediate string; the last one writes into b directly, so one filter costs no allocation. */
-static int splice_value(flow__dynbuf_t *b, json_t *v, const seg_t *seg) {
+static int splice_value(flow_buf_t *b, json_t *v, const seg_t *seg) {
     json_t *tmp = NULL;
     int rc = 0;
 
     for (unsigned i = 0; i + 1 < seg->nfilters && rc == 0; i++) {
-        flow__dynbuf_t t;
-        flow__dynbuf_init(&t, NULL, 0, max_text);
+        flow_buf_t t;
+        flow_buf_init(&t, max_text);
         rc = apply_filter(&t, v, seg->filter[i]);
         if (rc == 0) {
-            json_t *s = json_stringn_nocheck(t.buf != NULL ? t.buf : "", t.len);
+            json_t *s = json_stringn_nocheck(t.data != NULL ? t.data : "", t.len);
             if (s == NULL)
                 rc = FLOW_ENOMEM;
             json_decref(tmp);
             tmp = s;
             v = s;
         }
-        flow__dynbuf_free(&t);
+        flow_buf_free(&t);
     }
     if (rc == 0) {
         if (seg->nfilters > 0) {
@@ -755,38 +756,38 @@ static int splice_value(flow__dynbuf_t *b, json_t *v, const seg_t *seg) {
 
 /* Splices v as a JSON Pointer token: spliced as text (filters applied), then "~" as "~0" and "/" as
  * "~1", so that a value holding either names one member. */
-static int splice_token(flow__dynbuf_t *b, json_t *v, const seg_t *seg) {
+static int splice_token(flow_buf_t *b, json_t *v, const seg_t *seg) {
     char stack[TEXT_STACK];
-    flow__dynbuf_t t;
-    flow__dynbuf_init(&t, stack, sizeof stack, max_text);
+    flow_buf_t t;
+    flow_buf_init_storage(&t, stack, sizeof stack, max_text);
     int rc = splice_value(&t, v, seg);
     size_t run = 0;
     for (size_t i = 0; rc == 0 && i < t.len; i++) {
-        char ch = t.buf[i];
+        char ch = t.data[i];
         if (ch != '~' && ch != '/') {
             run++;
             continue;
         }
-        rc = flow__dynbuf_add(b, t.buf + i - run, run);
+        rc = flow_buf_add(b, t.data + i - run, run);
         if (rc == 0)
-            rc = flow__dynbuf_add(b, ch == '~' ? "~0" : "~1", 2);
+            rc = flow_buf_add(b, ch == '~' ? "~0" : "~1", 2);
         run = 0;
     }
     if (rc == 0)
-        rc = flow__dynbuf_add(b, t.buf + t.len - run, run);
-    flow__dynbuf_free(&t);
+        rc = flow_buf_add(b, t.data + t.len - run, run);
+    flow_buf_free(&t);
     return rc;
 }
 
 /* The text of n's segments into b; on error err is set. */
-static int eval_segs(const tnode_t *n, const flow_scope_t *scope, flow__dynbuf_t *b,
+static int eval_segs(const tnode_t *n, const flow_scope_t *scope, flow_buf_t *b,
                      flow_error_t *err) {
     int rc = 0;
     for (size_t i = 0; i < n->nsegs && rc == 0; i++) {
         const seg_t *seg = &n->segs[i];
         json_t *v;
         if (seg->lit != NULL) {
-            rc = flow__dynbuf_add(b, seg->lit, seg->lit_len);
+            rc = flow_buf_add(b, seg->lit, seg->lit_len);
         } else {
             rc = resolve(&seg->ref, scope, &v, err);
             if (rc != 0)
@@ -806,17 +807,17 @@ static int eval_segs(const tnode_t *n, const flow_scope_t *scope, flow__dynbuf_t
 
 static int eval_text(const tnode_t *n, const flow_scope_t *scope, json_t **out, flow_error_t *err) {
     char stack[TEXT_STACK];
-    flow__dynbuf_t b;
+    flow_buf_t b;
 
-    flow__dynbuf_init(&b, stack, sizeof stack, max_text);
+    flow_buf_init_storage(&b, stack, sizeof stack, max_text);
     int rc = eval_segs(n, scope, &b, err);
     if (rc == 0) {
         /* Every piece is valid UTF-8 cut at ASCII boundaries, so the whole is too. */
-        *out = json_stringn_nocheck(b.buf, b.len);
+        *out = json_stringn_nocheck(b.data, b.len);
         if (*out == NULL)
             rc = set_error(err, FLOW_ENOMEM, "out of memory");
     }
-    flow__dynbuf_free(&b);
+    flow_buf_free(&b);
     return rc;
 }
 
@@ -825,23 +826,23 @@ static int eval_text(const tnode_t *n, const flow_scope_t *scope, json_t **out, 
 static int eval_dynref(const tnode_t *n, const flow_scope_t *scope, json_t **out,
                        flow_error_t *err) {
     char stack[TEXT_STACK];
-    flow__dynbuf_t b;
+    flow_buf_t b;
     json_t *v = NULL, *root = NULL;
 
-    flow__dynbuf_init(&b, stack, sizeof stack, max_text);
+    flow_buf_init_storage(&b, stack, sizeof stack, max_text);
     int rc = eval_segs(n, scope, &b, err);
     if (rc == 0) {
         if (scope != NULL)
             root = n->ref.root == 0   ? scope->shared
                    : n->ref.root == 1 ? scope->params
                                       : scope->item;
-        if (root == NULL || flow_pointer_getn(root, b.len ? b.buf : "", b.len, &v) != 0)
+        if (root == NULL || flow_pointer_getn(root, b.len ? b.data : "", b.len, &v) != 0)
             rc = set_error(err, FLOW_ENOTFOUND, "$%s%.*s not found", roots[n->ref.root].name,
-                           (int)(b.len < 400 ? b.len : 400), b.len ? b.buf : "");
+                           (int)(b.len < 400 ? b.len : 400), b.len ? b.data : "");
         else
             *out = json_incref(v);
     }
-    flow__dynbuf_free(&b);
+    flow_buf_free(&b);
     return rc;
 }
 

@@ -53,7 +53,7 @@
 #include <jansson.h>
 
 #include "flow.h"
-#include "problems.h"
+#include "flow/problems.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -61,19 +61,10 @@ extern "C" {
 
 #define FLOW_TEMPLATE_MAX_DEPTH 64               /* nested objects and arrays in a params tree */
 #define FLOW_TEMPLATE_MAX_FILTERS 4              /* filters in one placeholder */
-#define FLOW_TEMPLATE_MAX_TEXT ((size_t)16 << 20) /* bytes a template may evaluate to, by default */
 
-/* Process-wide (call before templates are evaluated; not thread-safe): the bytes one template may
- * evaluate to (0: FLOW_TEMPLATE_MAX_TEXT), and what the error message calls that limit (static, may
- * be NULL), such as a flag's name. */
-void flow_template_set_max_text(size_t bytes, const char *name);
-
-/* The roots a tree may refer to (flow_template_compile's roots), and those it does refer to
- * (flow_tmpl_roots). */
-#define FLOW_SCOPE_SHARED 1u
-#define FLOW_SCOPE_PARAMS 2u
-#define FLOW_SCOPE_ITEM 4u
-#define FLOW_SCOPE_ALL (FLOW_SCOPE_SHARED | FLOW_SCOPE_PARAMS | FLOW_SCOPE_ITEM)
+/* The bytes one template may evaluate to are a process-wide limit, set with
+ * flow_template_set_max_text() of flow/doc.h. The roots a tree may refer to (flow_template_compile's
+ * roots) and those it does refer to (flow_tmpl_roots) are FLOW_SCOPE_* of flow.h. */
 
 /* What references read. All borrowed; a NULL member (item outside a batch) makes every reference to
  * that root FLOW_ENOTFOUND. */

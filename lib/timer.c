@@ -9,13 +9,12 @@
 typedef struct group {
     uv_timer_t uv;
     uint64_t due;
-    flow__timer_t head; /* sentinel of a circular list */
+    flow_queue_t timers; /* its pending timers, in the order they were started */
     struct group *hnext;
     flow__timers_t *ts;
     int firing;         /* its callbacks are running: it retires when they are done */
 } group_t;
 
-#define GROUP_OF(sentinel) ((group_t *)((char *)(sentinel) - offsetof(group_t, head)))
 
 struct flow__timers {
     uv_loop_t *loop;
@@ -114,8 +113,8 @@ static void on_group_due(uv_timer_t *uv) {
     flow__timers_t *ts = g->ts;
     unhash(ts, g);
     g->firing = 1;
-    while (g->head.next != &g->head) {
-        flow__timer_t *t = g->head.next;
+    while (!flow_queue_empty(&g->timers)) {
+        flow__timer_t *t = FLOW_QUEUE_DATA(flow_queue_head(&g->timers), flow__timer_t, node);
         flow__timer_stop(t);
         t->cb(t);
     }
@@ -143,7 +142,7 @@ static group_t *group_for(flow__timers_t *ts, uint64_t due) {
     }
     g->due = due;
     g->firing = 0;
-    g->head.next = g->head.prev = &g->head;
+    flow_queue_init(&g->timers);
     g->hnext = ts->table[s];
     ts->table[s] = g;
     ts->count++;
@@ -169,26 +168,21 @@ int flow__timer_start(flow__timers_t *ts, flow__timer_t *t, uint64_t ms, flow__t
     if (g == NULL)
         return FLOW_ENOMEM;
     t->cb = cb;
-    t->prev = g->head.prev;
-    t->next = &g->head;
-    g->head.prev->next = t;
-    g->head.prev = t;
+    flow_queue_insert_tail(&g->timers, &t->node);
     return 0;
 }
 
-/* A group whose last timer is stopped stops its uv timer too, or it would keep the loop alive. In a
- * ring with a sentinel, the neighbours of the removed timer are the same only when just the
- * sentinel is left. */
+/* A group whose last timer is stopped stops its uv timer too, or it would keep the loop alive. The
+ * node before the removed timer is its group's head exactly when that list is now empty. */
 void flow__timer_stop(flow__timer_t *t) {
-    if (t->prev == NULL)
+    if (t->node.prev == NULL)
         return;
-    flow__timer_t *prev = t->prev;
-    t->prev->next = t->next;
-    t->next->prev = t->prev;
-    t->next = t->prev = NULL;
-    if (prev->next != prev)
+    flow_queue_t *prev = t->node.prev;
+    flow_queue_remove(&t->node);
+    t->node.next = t->node.prev = NULL;
+    if (!flow_queue_empty(prev))
         return;
-    group_t *g = GROUP_OF(prev);
+    group_t *g = FLOW_QUEUE_DATA(prev, group_t, timers);
     if (g->firing || g->ts->closing)
         return;
     uv_timer_stop(&g->uv);
@@ -204,8 +198,8 @@ void flow__timers_close(flow__timers_t *ts, void (*on_closed)(void *data), void 
         group_t *g = ts->table[i];
         while (g != NULL) {
             group_t *next = g->hnext;
-            while (g->head.next != &g->head)
-                flow__timer_stop(g->head.next);
+            while (!flow_queue_empty(&g->timers))
+                flow__timer_stop(FLOW_QUEUE_DATA(flow_queue_head(&g->timers), flow__timer_t, node));
             uv_close((uv_handle_t *)&g->uv, on_group_closed);
             g = next;
         }

@@ -8,13 +8,14 @@
 
 #include <uv.h>
 
+#include "flow/queue.h"
+
 typedef struct flow__timer flow__timer_t;
 typedef void (*flow__timer_cb)(flow__timer_t *t);
 
 /* Embedded in what it times; zeroed memory is a stopped timer. */
 struct flow__timer {
-    flow__timer_t *next;
-    flow__timer_t *prev; /* NULL when not pending */
+    flow_queue_t node; /* in its group; NULL pointers when not pending */
     flow__timer_cb cb;
 };
 
@@ -30,7 +31,7 @@ int flow__timer_start(flow__timers_t *ts, flow__timer_t *t, uint64_t ms, flow__t
 void flow__timer_stop(flow__timer_t *t);
 
 static inline int flow__timer_pending(const flow__timer_t *t) {
-    return t->prev != NULL;
+    return t->node.prev != NULL;
 }
 
 #endif

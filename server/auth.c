@@ -1,5 +1,5 @@
 /* auth.c: API keys, roles and tenants (auth.h). SHA-256 and the base64 of new keys are OpenSSL's
- * libcrypto; the key file's JSON is jansson's (and its positions lib/jsonpos.h's); the tenants are
+ * libcrypto; the key file's JSON is jansson's (and its positions flow/jsonpos.h's); the tenants are
  * interned in a jansson object used as a hash set. Written here: the key file's line format and the
  * checks of its fields, which no library knows, and the constant-time comparison of hashes, a fold
  * of 64-bit words: CRYPTO_memcmp does the same a byte at a time, 17 times slower (see
@@ -22,7 +22,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "jsonpos.h"
+#include "flow/jsonpos.h"
 #include "log.h"
 
 #define HASH_LEN 32

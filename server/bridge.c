@@ -155,19 +155,19 @@ static void set_last_action(flowd_job_t *job, const char *action) {
 }
 
 static int dump_to_buf(const char *text, size_t len, void *data) {
-    flowd_buf_add(data, text, len);
+    flow_buf_add(data, text, len);
     return 0;
 }
 
 /* Compact JSON of v in one allocation of ours (json_dumps makes several). */
 static char *dump_compact(const json_t *v, size_t *len) {
-    flowd_buf_t b;
-    flowd_buf_init(&b, 0);
+    flow_buf_t b;
+    flow_buf_init(&b, 0);
     if (json_dump_callback(v, dump_to_buf, &b, JSON_COMPACT | JSON_ENCODE_ANY) < 0) {
-        flowd_buf_free(&b);
+        flow_buf_free(&b);
         return NULL;
     }
-    return flowd_buf_take(&b, len);
+    return flow_buf_take(&b, len);
 }
 
 static char *strdup_or_null(const char *s) {
@@ -304,7 +304,7 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     job->started_us = flow_job_started_us(fj);
     job->finished_us = flow_job_finished_us(fj);
     if (job->finished_us == 0)
-        job->finished_us = flowd_now_us();
+        job->finished_us = flow_wall_us();
     job->steps = flow_job_steps(fj);
     job->current_node = NULL;
     set_last_action(job, flow_job_last_action(fj));
@@ -322,10 +322,10 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     job->history_count = flow_job_history_count(fj) + job->restored_steps;
     flow_job_history_totals(fj, &job->totals);
     if (!flowd_ring_steps(&job->events, job->history_count, NULL)) {
-        flowd_buf_t hb;
-        flowd_buf_init(&hb, 0);
+        flow_buf_t hb;
+        flow_buf_init(&hb, 0);
         flowd_render_history(&hb, fj, job->id);
-        job->final_history = flowd_buf_take(&hb, &job->final_history_len);
+        job->final_history = flow_buf_take(&hb, &job->final_history_len);
     }
     job->done = 1;
     flowd_watch_wake_locked(job);
@@ -423,9 +423,9 @@ static void start_failed(flowd_server_t *srv, flowd_job_t *job, json_t *shared, 
     size_t len = 0, hlen = 0;
     int is_static;
     const char *data = status_data(FLOW_FAILED, NULL, &err, &len, &is_static);
-    flowd_buf_t hb;
+    flow_buf_t hb;
     flowd_jw_t w;
-    flowd_buf_init(&hb, 0);
+    flow_buf_init(&hb, 0);
     flowd_jw_init(&w, &hb, 0);
     flowd_jw_obj(&w);
     flowd_jw_key(&w, "id");
@@ -436,10 +436,10 @@ static void start_failed(flowd_server_t *srv, flowd_job_t *job, json_t *shared, 
     flowd_jw_key(&w, "totals");
     flowd_render_totals(&w, &(flow_history_totals_t){0});
     flowd_jw_obj_end(&w);
-    char *history = flowd_buf_take(&hb, &hlen);
+    char *history = flow_buf_take(&hb, &hlen);
     flowd_job_lock(job);
     flowd_jobs_set_status_locked(job, FLOW_FAILED);
-    job->finished_us = flowd_now_us();
+    job->finished_us = flow_wall_us();
     flow_error_clear(&job->error);
     job->error.code = rc;
     job->error.message = strdup(message);
@@ -568,7 +568,7 @@ static void restart_succeeded(flowd_server_t *srv, flowd_job_t *job, json_t *sha
     const char *data = status_data(FLOW_SUCCEEDED, NULL, NULL, &len, &is_static);
     flowd_job_lock(job);
     flowd_jobs_set_status_locked(job, FLOW_SUCCEEDED);
-    job->finished_us = flowd_now_us();
+    job->finished_us = flow_wall_us();
     job->final_shared = dump_compact(shared, &job->final_shared_len);
     job->history_count = job->restored_steps;
     job->totals.steps = job->steps;
@@ -727,17 +727,17 @@ static void run_shared(flowd_cmd_t *c) {
 static void run_history(flowd_cmd_t *c) {
     flowd_job_t *job = c->job;
     flowd_answer_t *a = &c->reply->answer;
-    flowd_buf_t b;
-    flowd_buf_init(&b, flowd_render_max_answer());
+    flow_buf_t b;
+    flow_buf_init(&b, flowd_render_max_answer());
     if (job->job != NULL) {
-        flowd_buf_t compact; /* its indented text is longer: the same cap */
-        flowd_buf_init(&compact, flowd_render_max_answer());
+        flow_buf_t compact; /* its indented text is longer: the same cap */
+        flow_buf_init(&compact, flowd_render_max_answer());
         flowd_render_history(&compact, job->job, job->id);
         if (compact.err)
             b.err = compact.err;
         else
             flowd_render_pretty(&b, compact.data, compact.len);
-        flowd_buf_free(&compact);
+        flow_buf_free(&compact);
     } else if (job->done) {
         flowd_render_done_history(&b, job);
     } else {

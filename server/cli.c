@@ -20,11 +20,11 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "doc.h"
+#include "flow/doc.h"
 #include "flows.h"
 #include "jobs.h"
 #include "log.h"
-#include "nodes.h"
+#include "flow/nodes.h"
 
 #define MAX_ARGS 256 /* files and flags on one command line */
 

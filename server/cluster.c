@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "bridge.h"
-#include "doc.h"
+#include "flow/doc.h"
 #include "log.h"
 
 #define RETRY_MS 100        /* a command whose job is not a record yet (being adopted) is tried again */
@@ -411,19 +411,19 @@ void flowd_remote_job_write(flowd_jw_t *w, const flowd_remote_job_t *j) {
 }
 
 char *flowd_remote_job_text(const flowd_remote_job_t *j, size_t *len) {
-    flowd_buf_t b;
+    flow_buf_t b;
     flowd_jw_t w;
-    flowd_buf_init(&b, 0);
+    flow_buf_init(&b, 0);
     flowd_jw_init(&w, &b, 2);
     flowd_remote_job_write(&w, j);
-    flowd_buf_addc(&b, '\n');
-    return flowd_buf_take(&b, len);
+    flow_buf_addc(&b, '\n');
+    return flow_buf_take(&b, len);
 }
 
-void flowd_remote_history(flowd_buf_t *out, const flowd_remote_job_t *j) {
-    flowd_buf_t b;
+void flowd_remote_history(flow_buf_t *out, const flowd_remote_job_t *j) {
+    flow_buf_t b;
     flowd_jw_t w;
-    flowd_buf_init(&b, out->max); /* its indented text is longer: the same cap */
+    flow_buf_init(&b, out->max); /* its indented text is longer: the same cap */
     flowd_jw_init(&w, &b, 0);
     flowd_jw_obj(&w);
     flowd_jw_key(&w, "id");
@@ -437,7 +437,7 @@ void flowd_remote_history(flowd_buf_t *out, const flowd_remote_job_t *j) {
         out->err = b.err;
     else
         flowd_render_pretty(out, b.data, b.len);
-    flowd_buf_free(&b);
+    flow_buf_free(&b);
 }
 
 /* An event stream of a job that runs elsewhere. The reader runs on an HTTP thread; wake on the
@@ -447,7 +447,7 @@ typedef struct rwatch {
     char id[FLOWD_ID_LEN + 1];
     struct MHD_Connection *conn;
     uint64_t last_id;   /* reader only */
-    flowd_buf_t pend;   /* reader only: frames not yet sent */
+    flow_buf_t pend;   /* reader only: frames not yet sent */
     size_t pend_off;
     int ended;          /* reader only: the final event is in pend */
     _Atomic int why;    /* the last wake's reason, or -1 */
@@ -457,10 +457,10 @@ static int add_frame(void *data, const flowd_stored_event_t *ev) {
     rwatch_t *w = data;
     if (w->ended)
         return 1;
-    flowd_buf_printf(&w->pend, "id: %llu\nevent: %s\ndata: ", (unsigned long long)ev->id,
+    flow_buf_printf(&w->pend, "id: %llu\nevent: %s\ndata: ", (unsigned long long)ev->id,
                      ev->type == FLOW_EVENT_STEP ? "step" : "status");
-    flowd_buf_add(&w->pend, ev->data, ev->len);
-    flowd_buf_add(&w->pend, "\n\n", 2);
+    flow_buf_add(&w->pend, ev->data, ev->len);
+    flow_buf_add(&w->pend, "\n\n", 2);
     w->last_id = ev->id;
     w->ended = ev->final;
     return 0;
@@ -495,7 +495,7 @@ static ssize_t rwatch_read(void *cls, uint64_t pos, char *buf, size_t max) {
                 return MHD_CONTENT_READER_END_OF_STREAM;
         }
         if (w->pend.len == 0 && why == FLOWD_WAKE_TIMEOUT)
-            flowd_buf_adds(&w->pend, ": keep-alive\n\n");
+            flow_buf_adds(&w->pend, ": keep-alive\n\n");
         if (w->pend.len == 0) {
             /* nothing new: sleep until the listener sees news (or a keep-alive is due) */
             MHD_suspend_connection(w->conn);
@@ -515,7 +515,7 @@ static ssize_t rwatch_read(void *cls, uint64_t pos, char *buf, size_t max) {
 static void rwatch_free(void *cls) {
     rwatch_t *w = cls;
     w->srv->store->ops->unwatch(w->srv->store, w);
-    flowd_buf_free(&w->pend);
+    flow_buf_free(&w->pend);
     free(w);
 }
 
@@ -529,7 +529,7 @@ struct MHD_Response *flowd_remote_watch_response(flowd_server_t *srv, const char
     w->conn = conn;
     w->last_id = last_id;
     atomic_init(&w->why, -1);
-    flowd_buf_init(&w->pend, 0);
+    flow_buf_init(&w->pend, 0);
     struct MHD_Response *res = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, rwatch_read, w, rwatch_free);
     if (res == NULL)
         free(w);

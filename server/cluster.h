@@ -31,7 +31,7 @@ void flowd_remote_job_write(flowd_jw_t *w, const flowd_remote_job_t *j);
 char *flowd_remote_job_text(const flowd_remote_job_t *j, size_t *len);
 /* The History object of a job read with FLOWD_READ_HISTORY, pretty, with a newline, into b (within
  * its cap). */
-void flowd_remote_history(flowd_buf_t *b, const flowd_remote_job_t *j);
+void flowd_remote_history(flow_buf_t *b, const flowd_remote_job_t *j);
 
 /* The response of GET /v1/jobs/{id}/events for a job that runs elsewhere (the store has it), after
  * event last_id. NULL when out of memory. */

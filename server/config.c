@@ -8,9 +8,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "doc.h"
+#include "flow/doc.h"
 #include "log.h"
-#include "netpolicy.h"
+#include "flow/netpolicy.h"
 
 enum kind { K_UINT, K_SIZE, K_MS, K_SECONDS, K_ADDR, K_LEVEL, K_TEXT, K_BOOL, K_NETRULES, K_ONOFF };
 
@@ -128,7 +128,7 @@ static const setting_t settings[] = {
     {"insecure-no-auth", "FLOWD_INSECURE_NO_AUTH", K_BOOL, OFF(insecure_no_auth), 0, 0, "false", "",
      "no key file and yet listen on an address that is not loopback: anyone who reaches it may do "
      "anything"},
-    /* outbound: what http and llm nodes may reach (lib/netpolicy.h) */
+    /* outbound: what http and llm nodes may reach (flow/netpolicy.h) */
     {"allow-outbound", "FLOWD_ALLOW_OUTBOUND", K_NETRULES, OFF(allow_outbound), 0,
      sizeof(((flowd_config_t *)0)->allow_outbound), "", "LIST",
      "what http and llm nodes may reach besides public addresses, comma-separated: 127.0.0.1:8090, "

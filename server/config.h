@@ -12,7 +12,7 @@
 #include <stdio.h>
 
 #include "flow.h"
-#include "nodes.h"
+#include "flow/nodes.h"
 
 typedef struct flowd_config {
     char bind[64];              /* numeric IPv4 or IPv6 address, or "localhost" */
@@ -41,7 +41,7 @@ typedef struct flowd_config {
     char llm_base_url[512];     /* OpenAI-compatible endpoint of llm nodes; "" none */
     char llm_model[128];        /* the model of llm nodes that name none */
     char llm_api_key[512];      /* from FLOWD_LLM_API_KEY only: a flag would show in ps */
-    /* regular expressions: lib/re.h's limits */
+    /* regular expressions: flow/limits.h's limits */
     size_t regex_max_length;    /* bytes of a pattern */
     unsigned regex_max_nesting; /* nested parentheses */
     size_t regex_max_compiled;  /* bytes of a compiled pattern */
@@ -61,7 +61,7 @@ typedef struct flowd_config {
     char keys_file[1024];       /* the key file; "" none: open, and only on a loopback address */
     int metrics_open;           /* GET /metrics without a key */
     int insecure_no_auth;       /* no key file, and open on any address */
-    /* outbound: what http and llm nodes may reach (lib/netpolicy.h) */
+    /* outbound: what http and llm nodes may reach (flow/netpolicy.h) */
     char allow_outbound[4096];  /* entries they may reach besides public addresses; "" none */
     char deny_outbound[4096];   /* entries they may not reach, public ones included; "" none */
     int flow_outbound;          /* 1: a flow document's "outbound" allow list applies to its http
@@ -92,7 +92,7 @@ void flowd_config_defaults(flowd_config_t *c);
  * (errlen bytes) says which flag or variable is wrong and why. */
 int flowd_config_parse(flowd_config_t *c, int argc, char **argv, flowd_getenv_fn env, char *err,
                        size_t errlen);
-/* The outbound policy the flags make (lib/netpolicy.h): each list a reference, which
+/* The outbound policy the flags make (flow/netpolicy.h): each list a reference, which
  * flowd_outbound_clear drops (the client and nodes take their own). */
 typedef struct flowd_outbound {
     flow_netrules_t *allow; /* --allow-outbound */

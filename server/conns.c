@@ -56,12 +56,6 @@ struct flowd_conns {
     size_t nlinger;
 };
 
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* ---- the MHD threads ---- */
 
 void flowd_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -86,7 +80,7 @@ void flowd_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_co
         else if (sa != NULL && sa->sa_family == AF_INET6)
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->addr,
                       sizeof c->addr);
-        atomic_store(&c->close_at_ms, now_ms() + cs->o.header_timeout_ms);
+        atomic_store(&c->close_at_ms, flow_mono_ms() + cs->o.header_timeout_ms);
         pthread_mutex_lock(&cs->lock);
         c->next = cs->head;
         if (cs->head != NULL)
@@ -111,7 +105,7 @@ void flowd_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_co
         /* MHD closes its descriptor after this: ours keeps the socket open */
         int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
         if (fd >= 0) {
-            uint64_t now = now_ms();
+            uint64_t now = flow_mono_ms();
             cs->pending[cs->npending++] =
                 (lingering_t){.fd = fd,
                               .until_ms = now + cs->o.linger_ms,
@@ -144,14 +138,14 @@ void flowd_conn_answered(flowd_conn_t *c) {
     if (c == NULL)
         return;
     atomic_store(&c->why, headers_late);
-    atomic_store(&c->close_at_ms, now_ms() + c->cs->o.header_timeout_ms);
+    atomic_store(&c->close_at_ms, flow_mono_ms() + c->cs->o.header_timeout_ms);
 }
 
 void flowd_conn_drop_body(flowd_conn_t *c) {
     if (c == NULL || atomic_load(&c->close_at_ms) != 0)
         return;
     atomic_store(&c->why, body_late);
-    atomic_store(&c->close_at_ms, now_ms() + c->cs->o.linger_ms);
+    atomic_store(&c->close_at_ms, flow_mono_ms() + c->cs->o.linger_ms);
 }
 
 void flowd_conn_linger(flowd_conn_t *c) {
@@ -199,7 +193,7 @@ static void *conns_main(void *arg) {
     if (buf == NULL || fds == NULL)
         flowd_log(FLOW_LOG_ERROR, "conns: out of memory: lingering sockets are closed at once");
     for (;;) {
-        uint64_t now = now_ms();
+        uint64_t now = flow_mono_ms();
         pthread_mutex_lock(&cs->lock);
         if (cs->stopping) {
             pthread_mutex_unlock(&cs->lock);
@@ -240,7 +234,7 @@ static void *conns_main(void *arg) {
             if (read(cs->wake, &v, sizeof v) < 0 && errno != EAGAIN)
                 flowd_log(FLOW_LOG_DEBUG, "conns: %s", strerror(errno));
         }
-        now = now_ms();
+        now = flow_mono_ms();
         size_t kept = 0;
         for (size_t i = 0; i < n; i++) {
             lingering_t *l = &cs->linger[i];

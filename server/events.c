@@ -71,7 +71,7 @@ int flowd_ring_push(flowd_ring_t *r, flow_event_type_t type, int final, uint64_t
     return 0;
 }
 
-int flowd_ring_steps(const flowd_ring_t *r, uint64_t count, flowd_buf_t *b) {
+int flowd_ring_steps(const flowd_ring_t *r, uint64_t count, flow_buf_t *b) {
     /* walk back from the newest event to the first of the last count step events */
     uint32_t i = r->len, found = 0;
     uint64_t want = count;
@@ -91,14 +91,14 @@ int flowd_ring_steps(const flowd_ring_t *r, uint64_t count, flowd_buf_t *b) {
         if (e->type != FLOW_EVENT_STEP)
             continue;
         if (!first)
-            flowd_buf_addc(b, ',');
-        flowd_buf_add(b, e->data, e->len);
+            flow_buf_addc(b, ',');
+        flow_buf_add(b, e->data, e->len);
         first = 0;
     }
     return 1;
 }
 
-uint64_t flowd_ring_frames(const flowd_ring_t *r, uint64_t after, flowd_buf_t *b, size_t max,
+uint64_t flowd_ring_frames(const flowd_ring_t *r, uint64_t after, flow_buf_t *b, size_t max,
                            int *final) {
     *final = 0;
     if (r->len == 0)
@@ -108,17 +108,17 @@ uint64_t flowd_ring_frames(const flowd_ring_t *r, uint64_t after, flowd_buf_t *b
         return after;
     uint32_t i = 0;
     if (after + 1 < oldest) {
-        flowd_buf_printf(b, ": %llu earlier events are no longer kept\n\n",
+        flow_buf_printf(b, ": %llu earlier events are no longer kept\n\n",
                          (unsigned long long)(oldest - after - 1));
     } else {
         i = (uint32_t)(after + 1 - oldest);
     }
     for (; i < r->len && b->len < max; i++) {
         const flowd_event_t *e = &r->ev[(r->head + i) % r->cap];
-        flowd_buf_printf(b, "id: %llu\nevent: %s\ndata: ", (unsigned long long)e->id,
+        flow_buf_printf(b, "id: %llu\nevent: %s\ndata: ", (unsigned long long)e->id,
                          e->type == FLOW_EVENT_STEP ? "step" : "status");
-        flowd_buf_add(b, e->data, e->len);
-        flowd_buf_add(b, "\n\n", 2);
+        flow_buf_add(b, e->data, e->len);
+        flow_buf_add(b, "\n\n", 2);
         after = e->id;
         *final = e->final;
     }
@@ -168,19 +168,19 @@ void flowd_step_write(flowd_jw_t *w, const flow_step_t *step) {
 }
 
 char *flowd_event_step_json(const flow_step_t *step, size_t *len) {
-    flowd_buf_t b;
+    flow_buf_t b;
     flowd_jw_t w;
-    flowd_buf_init(&b, 0);
+    flow_buf_init(&b, 0);
     flowd_jw_init(&w, &b, 0);
     flowd_step_write(&w, step);
-    return flowd_buf_take(&b, len);
+    return flow_buf_take(&b, len);
 }
 
 char *flowd_event_status_json(flow_status_t status, const char *waiting_for, const flow_error_t *err,
                               size_t *len) {
-    flowd_buf_t b;
+    flow_buf_t b;
     flowd_jw_t w;
-    flowd_buf_init(&b, 0);
+    flow_buf_init(&b, 0);
     flowd_jw_init(&w, &b, 0);
     flowd_jw_obj(&w);
     flowd_jw_key(&w, "status");
@@ -193,7 +193,7 @@ char *flowd_event_status_json(flow_status_t status, const char *waiting_for, con
     else
         flowd_jw_null(&w);
     flowd_jw_obj_end(&w);
-    return flowd_buf_take(&b, len);
+    return flow_buf_take(&b, len);
 }
 
 const char *flowd_event_status_static(flow_status_t status, size_t *len) {
@@ -217,7 +217,7 @@ struct flowd_watch {
     flowd_job_t *job;
     struct MHD_Connection *conn;
     uint64_t last_id;              /* reader only */
-    flowd_buf_t pend;              /* reader only: frames taken from the ring, not yet sent */
+    flow_buf_t pend;              /* reader only: frames taken from the ring, not yet sent */
     size_t pend_off;
     int ended;                     /* reader only: the final event is in pend */
     _Atomic uint64_t last_send_ms; /* written by the reader, read by the keep-alive tick */
@@ -235,10 +235,6 @@ struct flowd_watchers {
     uint64_t keepalive_ms;
     int closing;
 };
-
-static uint64_t mono_ms(void) {
-    return uv_hrtime() / 1000000u;
-}
 
 int flowd_watchers_new(uint64_t keepalive_ms, flowd_watchers_t **out) {
     flowd_watchers_t *ws = calloc(1, sizeof *ws);
@@ -294,7 +290,7 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max) {
                 return MHD_CONTENT_READER_END_OF_STREAM;
             }
             if (w->keepalive_due) {
-                flowd_buf_adds(&w->pend, ": keep-alive\n\n");
+                flow_buf_adds(&w->pend, ": keep-alive\n\n");
             } else {
                 /* Nothing to send: sleep until the loop appends an event (or a keep-alive is due).
                  * Suspending under the record lock means the loop cannot miss us. */
@@ -319,7 +315,7 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max) {
         n = max;
     memcpy(buf, w->pend.data + w->pend_off, n);
     w->pend_off += n;
-    atomic_store_explicit(&w->last_send_ms, mono_ms(), memory_order_relaxed);
+    atomic_store_explicit(&w->last_send_ms, flow_mono_ms(), memory_order_relaxed);
     return (ssize_t)n;
 }
 
@@ -340,7 +336,7 @@ static void watch_free(void *cls) {
         sleeper_unlink(w);
     flowd_job_unlock(w->job);
     flowd_job_unref(w->job);
-    flowd_buf_free(&w->pend);
+    flow_buf_free(&w->pend);
     free(w);
 }
 
@@ -353,8 +349,8 @@ struct MHD_Response *flowd_watch_response(flowd_watchers_t *ws, flowd_job_t *job
     w->job = flowd_job_ref(job);
     w->conn = conn;
     w->last_id = last_id;
-    flowd_buf_init(&w->pend, 0);
-    atomic_init(&w->last_send_ms, mono_ms());
+    flow_buf_init(&w->pend, 0);
+    atomic_init(&w->last_send_ms, flow_mono_ms());
     struct MHD_Response *res =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, FRAME_BATCH, watch_read, w, watch_free);
     if (res == NULL) {
@@ -383,7 +379,7 @@ void flowd_watch_wake_locked(flowd_job_t *job) {
 }
 
 void flowd_watchers_tick(flowd_watchers_t *ws) {
-    uint64_t now = mono_ms();
+    uint64_t now = flow_mono_ms();
     pthread_mutex_lock(&ws->lock);
     for (flowd_watch_t *w = ws->head; w != NULL; w = w->wnext) {
         if (now - atomic_load_explicit(&w->last_send_ms, memory_order_relaxed) < ws->keepalive_ms)

@@ -62,11 +62,11 @@ int flowd_ring_push(flowd_ring_t *r, flow_event_type_t type, int final, uint64_t
 /* Whether the ring still holds the step events of the last count steps; if so, and b is not NULL,
  * appends their data, oldest first and comma-separated, to b (a History's "steps" without the
  * brackets). */
-int flowd_ring_steps(const flowd_ring_t *r, uint64_t count, flowd_buf_t *b);
+int flowd_ring_steps(const flowd_ring_t *r, uint64_t count, flow_buf_t *b);
 /* Appends to b the frames of the events after id `after`, until b holds at least max bytes, and
  * first a comment when some of those events are no longer kept. Returns the id of the last event
  * appended (after when none); *final is set when that event is the job's last. */
-uint64_t flowd_ring_frames(const flowd_ring_t *r, uint64_t after, flowd_buf_t *b, size_t max,
+uint64_t flowd_ring_frames(const flowd_ring_t *r, uint64_t after, flow_buf_t *b, size_t max,
                            int *final);
 /* The data JSON of a step event and of a status event (compact, malloc'd; NULL when out of memory).
  * waiting_for: compact JSON or NULL; err: NULL when none. */

@@ -9,10 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "doc.h"
+#include "flow/doc.h"
 #include "log.h"
-#include "problems.h"
-#include "recipe_flow.h"
+#include "flow/problems.h"
 
 /* ---- sleep ---- */
 
@@ -65,15 +64,10 @@ static int one_node_flow(const char *name, const char *node, const flow_node_ops
 }
 
 int flowd_flows_register(flow_registry_t *reg, flow_error_t *err) {
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 2; i++) {
         flow_def_t *def = NULL;
-        int rc;
-        if (i == 0)
-            rc = one_node_flow("noop", "noop", NULL, &def);
-        else if (i == 1)
-            rc = one_node_flow("sleep", "sleep", &sleep_ops, &def);
-        else
-            rc = recipe_flow_new("recipe", &def);
+        int rc = i == 0 ? one_node_flow("noop", "noop", NULL, &def)
+                        : one_node_flow("sleep", "sleep", &sleep_ops, &def);
         if (rc == 0)
             rc = flow_registry_put_flow(reg, def, err);
         flow_def_unref(def);
@@ -269,15 +263,15 @@ int flowd_flows_load_dir(flow_registry_t *reg, const char *dir) {
     return rc;
 }
 
-void flowd_flow_names(flow_registry_t *reg, flowd_buf_t *b) {
+void flowd_flow_names(flow_registry_t *reg, flow_buf_t *b) {
     flow_def_t **defs = NULL;
     size_t n = 0;
     if (flow_registry_list_flows(reg, &defs, &n) < 0)
         return;
     for (size_t i = 0; i < n; i++) {
         if (i > 0)
-            flowd_buf_adds(b, ", ");
-        flowd_buf_adds(b, flow_def_name(defs[i]));
+            flow_buf_adds(b, ", ");
+        flow_buf_adds(b, flow_def_name(defs[i]));
         flow_def_unref(defs[i]);
     }
     flow_free(defs);

@@ -1,20 +1,20 @@
 /* flows.h: the flows this server runs, and their descriptions for GET /v1/flows.
  *
  * Flows live by name in a flow_registry_t (which HTTP threads may read while the loop runs jobs).
- * Some are compiled in and registered first:
+ * Two are compiled in and registered first:
  *   noop    one node that does nothing;
  *   sleep   one node that waits shared.seconds (a number from 0 to 86400) on a timer, then sets
- *           shared.slept to it;
- *   recipe  the seed's recipe recommender (examples/recipe_flow.c): fetch and suggest are timers
- *           (params fetch_ms and suggest_ms), approve waits for a person's "yes" or "no".
- * Flow documents (lib/doc.h) come on top: those of --flows DIR at start, and PUT /v1/flows/{name}
+ *           shared.slept to it.
+ * (The seed's recipe flow is a document, examples/flows/recipe.json: the library's C example of it,
+ * examples/recipe_flow.c, is not linked into flowd.)
+ * Flow documents (flow/doc.h) come on top: those of --flows DIR at start, and PUT /v1/flows/{name}
  * at run time; a document replaces a flow of the same name, compiled in or not. */
 #ifndef FLOWD_FLOWS_H
 #define FLOWD_FLOWS_H
 
 #include "flow.h"
 #include "jsonw.h"
-#include "problems.h"
+#include "flow/problems.h"
 
 #define FLOWD_SLEEP_MAX_S 86400
 
@@ -44,7 +44,7 @@ int flowd_flows_load_dir(flow_registry_t *reg, const char *dir);
  * the document itself) into w. */
 void flowd_flow_write(flowd_jw_t *w, const flow_def_t *def, int document);
 
-/* "noop, recipe, sleep": the names, for messages. Into b. */
-void flowd_flow_names(flow_registry_t *reg, flowd_buf_t *b);
+/* "noop, sleep": the names, for messages. Into b. */
+void flowd_flow_names(flow_registry_t *reg, flow_buf_t *b);
 
 #endif

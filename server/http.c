@@ -25,9 +25,9 @@
 #include "conns.h"
 #include "flows.h"
 #include "log.h"
-#include "pointer.h"
-#include "problems.h"
-#include "doc.h"
+#include "flow/pointer.h"
+#include "flow/problems.h"
+#include "flow/doc.h"
 #include "render.h"
 
 #define MAX_WAIT_S 300
@@ -87,12 +87,6 @@ typedef struct req {
     flowd_caller_t caller;      /* who sent it: role, tenant, the key's name (auth.h) */
     char inline_body[INLINE_BODY];
 } req_t;
-
-static uint64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- answering ---- */
 
@@ -549,7 +543,7 @@ static void remote_wake(void *data, int why) {
 /* A long poll of a job that runs elsewhere: suspended until the store sees events of the job after
  * `after`, then looked at again (remote_poll_again). */
 static enum MHD_Result remote_poll(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn, flowd_remote_job_t *j) {
-    uint64_t now = (uint64_t)(mono_ns() / 1000000u);
+    uint64_t now = flow_mono_ms();
     flowd_http_t *h = srv->http;
     atomic_fetch_add(&h->suspended, 1);
     if (atomic_load(&h->refuse) || now >= r->remote_until_ms) {
@@ -590,7 +584,7 @@ static enum MHD_Result get_remote_job(flowd_server_t *srv, req_t *r, struct MHD_
         return ret;
     if (wait_ms == 0 || flow_status_final(j.status) || atomic_load(&srv->stopping))
         return send_remote_job(r, conn, 200, &j);
-    r->remote_until_ms = mono_ns() / 1000000u + wait_ms;
+    r->remote_until_ms = flow_mono_ms() + wait_ms;
     return remote_poll(srv, r, conn, &j);
 }
 
@@ -737,9 +731,9 @@ static enum MHD_Result get_history(flowd_server_t *srv, req_t *r, struct MHD_Con
     enum MHD_Result ret = MHD_YES;
     if (check_query(r, conn, allowed, &ret) < 0)
         return ret;
-    flowd_buf_t b;
+    flow_buf_t b;
     flowd_answer_t a;
-    flowd_buf_init(&b, flowd_render_max_answer());
+    flow_buf_init(&b, flowd_render_max_answer());
     if (elsewhere(srv, r, id, id_len)) {
         flowd_remote_job_t j;
         if (find_remote(srv, r, conn, id, id_len, FLOWD_READ_HISTORY, &j, &ret) < 0)
@@ -847,9 +841,9 @@ static enum MHD_Result list_shared(flowd_server_t *srv, req_t *r, struct MHD_Con
         free(jobs);
         return send_error(r, conn, 503, "unavailable", "the jobs' database cannot be read now: %s", flow_strerror(rc));
     }
-    flowd_buf_t b;
+    flow_buf_t b;
     flowd_jw_t w;
-    flowd_buf_init(&b, flowd_render_max_answer());
+    flow_buf_init(&b, flowd_render_max_answer());
     flowd_jw_init(&w, &b, 2);
     flowd_jw_obj(&w);
     flowd_jw_key(&w, "jobs");
@@ -874,7 +868,7 @@ static enum MHD_Result list_shared(flowd_server_t *srv, req_t *r, struct MHD_Con
         flowd_jw_null(&w);
     }
     flowd_jw_obj_end(&w);
-    flowd_buf_addc(&b, '\n');
+    flow_buf_addc(&b, '\n');
     flowd_answer_t a;
     flowd_answer_take(&a, &b, "the page of jobs", FLOWD_LIST_HINT);
     return send_answer(r, conn, &a);
@@ -949,9 +943,9 @@ static enum MHD_Result list_jobs(flowd_server_t *srv, req_t *r, struct MHD_Conne
         free(jobs);
         return send_json(r, conn, 500, NULL, 0);
     }
-    flowd_buf_t b;
+    flow_buf_t b;
     flowd_jw_t w;
-    flowd_buf_init(&b, flowd_render_max_answer());
+    flow_buf_init(&b, flowd_render_max_answer());
     flowd_jw_init(&w, &b, 2);
     flowd_jw_obj(&w);
     flowd_jw_key(&w, "jobs");
@@ -971,7 +965,7 @@ static enum MHD_Result list_jobs(flowd_server_t *srv, req_t *r, struct MHD_Conne
         flowd_jw_null(&w);
     }
     flowd_jw_obj_end(&w);
-    flowd_buf_addc(&b, '\n');
+    flow_buf_addc(&b, '\n');
     flowd_answer_t a;
     flowd_answer_take(&a, &b, "the page of jobs", FLOWD_LIST_HINT);
     return send_answer(r, conn, &a);
@@ -989,23 +983,23 @@ static enum MHD_Result get_flow(flowd_server_t *srv, req_t *r, struct MHD_Connec
         return ret;
     flow_def_t *def = flow_registry_get_flow(srv->reg, key);
     if (def == NULL) {
-        flowd_buf_t names;
-        flowd_buf_init(&names, 4096);
+        flow_buf_t names;
+        flow_buf_init(&names, 4096);
         flowd_flow_names(srv->reg, &names);
         ret = send_error(r, conn, 404, "unknown_flow",
                          "no flow named '%.64s' (this server runs: %s)", key,
                          names.data ? names.data : "none");
-        flowd_buf_free(&names);
+        flow_buf_free(&names);
         return ret;
     }
-    flowd_buf_t b;
+    flow_buf_t b;
     flowd_jw_t w;
     flowd_answer_t a;
-    flowd_buf_init(&b, flowd_render_max_answer());
+    flow_buf_init(&b, flowd_render_max_answer());
     flowd_jw_init(&w, &b, 2);
     flowd_flow_write(&w, def, 1);
     flow_def_unref(def);
-    flowd_buf_addc(&b, '\n');
+    flow_buf_addc(&b, '\n');
     flowd_answer_take(&a, &b, "the flow", "its document is at most --max-flow-size");
     return send_answer(r, conn, &a);
 }
@@ -1029,10 +1023,10 @@ static enum MHD_Result list_flows(flowd_server_t *srv, req_t *r, struct MHD_Conn
         return send_json(r, conn, 500, NULL, 0);
     while (cursor != NULL && i < n && strcmp(flow_def_name(defs[i]), cursor) <= 0)
         i++;
-    flowd_buf_t b;
+    flow_buf_t b;
     flowd_jw_t w;
     flowd_answer_t a;
-    flowd_buf_init(&b, flowd_render_max_answer());
+    flow_buf_init(&b, flowd_render_max_answer());
     flowd_jw_init(&w, &b, 2);
     flowd_jw_obj(&w);
     flowd_jw_key(&w, "flows");
@@ -1043,7 +1037,7 @@ static enum MHD_Result list_flows(flowd_server_t *srv, req_t *r, struct MHD_Conn
     flowd_jw_key(&w, "next_cursor");
     flowd_jw_str(&w, i < n ? flow_def_name(defs[i - 1]) : NULL);
     flowd_jw_obj_end(&w);
-    flowd_buf_addc(&b, '\n');
+    flow_buf_addc(&b, '\n');
     for (size_t k = 0; k < n; k++)
         flow_def_unref(defs[k]);
     flow_free(defs);
@@ -1061,11 +1055,11 @@ static enum MHD_Result get_metrics(flowd_server_t *srv, req_t *r, struct MHD_Con
     g.queue_depth = flowd_bridge_depth(srv->bridge);
     g.streams = flowd_watchers_count(srv->watchers);
     g.suspended = atomic_load(&srv->http->suspended);
-    flowd_buf_t b;
-    flowd_buf_init(&b, 0);
+    flow_buf_t b;
+    flow_buf_init(&b, 0);
     flowd_metrics_render(srv->metrics, &g, &b);
     size_t len = 0;
-    char *body = flowd_buf_take(&b, &len);
+    char *body = flow_buf_take(&b, &len);
     return send_body(r, conn, 200, body, len, "text/plain; version=0.0.4; charset=utf-8");
 }
 
@@ -1147,12 +1141,12 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
     }
     flow_def_t *def = flow_registry_get_flow(srv->reg, json_string_value(flow));
     if (def == NULL) {
-        flowd_buf_t names;
-        flowd_buf_init(&names, 4096);
+        flow_buf_t names;
+        flow_buf_init(&names, 4096);
         flowd_flow_names(srv->reg, &names);
         ret = send_error(r, conn, 404, "unknown_flow", "no flow named '%.64s' (this server runs: %s)",
                          json_string_value(flow), names.data ? names.data : "none");
-        flowd_buf_free(&names);
+        flow_buf_free(&names);
         json_decref(body);
         return ret;
     }
@@ -1290,12 +1284,12 @@ static enum MHD_Result post_cancel(flowd_server_t *srv, req_t *r, struct MHD_Con
 
 /* 422 invalid_flow, with every problem and its place (a JSON Pointer into the document). */
 static enum MHD_Result send_problems(req_t *r, struct MHD_Connection *conn, const flow_problems_t *p) {
-    flowd_buf_t b;
+    flow_buf_t b;
     flowd_jw_t w;
     size_t total = flow_problems_total(p);
     char message[128];
     snprintf(message, sizeof message, "the flow document has %zu problem%s", total, total == 1 ? "" : "s");
-    flowd_buf_init(&b, 0);
+    flow_buf_init(&b, 0);
     flowd_jw_init(&w, &b, 2);
     flowd_jw_obj(&w);
     flowd_jw_key(&w, "error");
@@ -1317,9 +1311,9 @@ static enum MHD_Result send_problems(req_t *r, struct MHD_Connection *conn, cons
     flowd_jw_arr_end(&w);
     flowd_jw_obj_end(&w);
     flowd_jw_obj_end(&w);
-    flowd_buf_addc(&b, '\n');
+    flow_buf_addc(&b, '\n');
     size_t len = 0;
-    char *body = flowd_buf_take(&b, &len);
+    char *body = flow_buf_take(&b, &len);
     return send_json(r, conn, 422, body, len);
 }
 
@@ -1389,14 +1383,14 @@ static enum MHD_Result put_flow(flowd_server_t *srv, req_t *r, struct MHD_Connec
             ret = send_json(r, conn, 500, NULL, 0);
         } else {
             flowd_log(FLOW_LOG_INFO, "flow %s %s by PUT", key, old ? "replaced" : "added");
-            flowd_buf_t b;
+            flow_buf_t b;
             flowd_jw_t w;
-            flowd_buf_init(&b, 0);
+            flow_buf_init(&b, 0);
             flowd_jw_init(&w, &b, 2);
             flowd_flow_write(&w, def, 1);
-            flowd_buf_addc(&b, '\n');
+            flow_buf_addc(&b, '\n');
             size_t len = 0;
-            char *body = flowd_buf_take(&b, &len);
+            char *body = flow_buf_take(&b, &len);
             ret = send_json(r, conn, old ? 200 : 201, body, len);
         }
         pthread_mutex_unlock(&srv->http->flows_lock);
@@ -1424,10 +1418,10 @@ static enum MHD_Result delete_flow(flowd_server_t *srv, req_t *r, struct MHD_Con
     flowd_log(FLOW_LOG_INFO, "flow %s deleted", key);
     size_t len = 0;
     char *body = NULL;
-    flowd_buf_t b;
-    flowd_buf_init(&b, 0);
-    flowd_buf_printf(&b, "{\n  \"name\": \"%s\",\n  \"deleted\": true\n}\n", key);
-    body = flowd_buf_take(&b, &len);
+    flow_buf_t b;
+    flow_buf_init(&b, 0);
+    flow_buf_printf(&b, "{\n  \"name\": \"%s\",\n  \"deleted\": true\n}\n", key);
+    body = flow_buf_take(&b, &len);
     return send_json(r, conn, 200, body, len);
 }
 
@@ -1649,7 +1643,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (r == NULL)
             return MHD_NO;
         memset(r, 0, offsetof(req_t, inline_body));
-        r->t0_ns = mono_ns();
+        r->t0_ns = uv_hrtime();
         r->method = (uint8_t)method_of(method);
         r->route = FLOWD_R_OTHER;
         r->body = r->inline_body;
@@ -1690,7 +1684,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r == NULL)
         return;
     *con_cls = NULL;
-    uint64_t us = (mono_ns() - r->t0_ns) / 1000u;
+    uint64_t us = (uv_hrtime() - r->t0_ns) / 1000u;
     flowd_metrics_request(srv->metrics, r->route, r->status, us);
     flowd_log_request(r->method_name, r->path, r->status, us, r->caller.name);
     if (r->remote_watching) /* ended while a long poll waited: the store must not wake it */

@@ -102,12 +102,9 @@ int flowd_new_id(char out[FLOWD_ID_LEN + 1]) {
     /* The first 6 bytes are the time in milliseconds, as in UUIDv7: new ids then sort after the
      * old ones, so a store's index on them grows at its end instead of rewriting a random page
      * for every job (a quarter of the bytes SQLite wrote per job). 10 random bytes remain. */
-    uv_timeval64_t now;
-    if (uv_gettimeofday(&now) == 0) {
-        uint64_t ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_usec / 1000;
-        for (int i = 5; i >= 0; i--, ms >>= 8)
-            b[i] = (unsigned char)(ms & 0xff);
-    }
+    uint64_t ms = flow_wall_us() / 1000;
+    for (int i = 5; i >= 0; i--, ms >>= 8)
+        b[i] = (unsigned char)(ms & 0xff);
     for (int i = 0; i < 16; i++) {
         out[2 * i] = hex[b[i] >> 4];
         out[2 * i + 1] = hex[b[i] & 15];
@@ -427,7 +424,7 @@ static int create(flowd_jobs_t *t, flow_def_t *def, const char *tenant, const ch
     job->tenant = tenant;
     job->def = flow_def_ref(def);
     job->body_hash = body_hash;
-    job->created_us = id ? created_us : flowd_now_us();
+    job->created_us = id ? created_us : flow_wall_us();
     atomic_init(&job->status, FLOW_QUEUED);
     atomic_init(&job->refs, 2); /* the table's and the caller's */
     flowd_ring_init(&job->events, t->o.events_limit);

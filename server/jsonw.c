@@ -1,4 +1,4 @@
-/* jsonw.c: the capped buffer and the JSON writer of jsonw.h. */
+/* jsonw.c: the JSON writer of jsonw.h. */
 #include "jsonw.h"
 
 #include <stdarg.h>
@@ -9,108 +9,7 @@
 
 #include "flow.h"
 
-/* ---- the buffer ---- */
-
-void flowd_buf_init(flowd_buf_t *b, size_t max) {
-    memset(b, 0, sizeof *b);
-    b->max = max ? max : SIZE_MAX / 2;
-}
-
-static int buf_grow(flowd_buf_t *b, size_t extra) {
-    if (b->err)
-        return -1;
-    if (extra > b->max - b->len) {
-        b->err = FLOW_ETOOBIG;
-        return -1;
-    }
-    size_t need = b->len + extra + 1;
-    if (need <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 512; /* a Job object fits */
-    while (cap < need)
-        cap *= 2;
-    char *data = realloc(b->data, cap);
-    if (data == NULL) {
-        b->err = FLOW_ENOMEM;
-        return -1;
-    }
-    b->data = data;
-    b->cap = cap;
-    return 0;
-}
-
-void flowd_buf_add(flowd_buf_t *b, const void *mem, size_t len) {
-    if (len == 0 || buf_grow(b, len) < 0)
-        return;
-    memcpy(b->data + b->len, mem, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-}
-
-void flowd_buf_addc(flowd_buf_t *b, char c) {
-    if (buf_grow(b, 1) < 0)
-        return;
-    b->data[b->len++] = c;
-    b->data[b->len] = '\0';
-}
-
-void flowd_buf_adds(flowd_buf_t *b, const char *s) {
-    flowd_buf_add(b, s, strlen(s));
-}
-
-void flowd_buf_printf(flowd_buf_t *b, const char *fmt, ...) {
-    char small[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->err = b->err ? b->err : FLOW_EINVAL;
-        return;
-    }
-    if ((size_t)n < sizeof small) {
-        flowd_buf_add(b, small, (size_t)n);
-        return;
-    }
-    if (buf_grow(b, (size_t)n) < 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-char *flowd_buf_take(flowd_buf_t *b, size_t *len) {
-    if (b->err) {
-        flowd_buf_free(b);
-        return NULL;
-    }
-    if (b->data == NULL && buf_grow(b, 0) < 0)
-        return NULL;
-    if (b->len == 0)
-        b->data[0] = '\0';
-    char *out = b->data;
-    if (len != NULL)
-        *len = b->len;
-    b->data = NULL;
-    b->len = b->cap = 0;
-    return out;
-}
-
-void flowd_buf_free(flowd_buf_t *b) {
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-    b->err = 0;
-}
-
 /* ---- time ---- */
-
-uint64_t flowd_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* Writes the n decimal digits of v (zero-padded) at p. */
 static void put_digits(char *p, unsigned v, int n) {
@@ -153,21 +52,21 @@ size_t flowd_format_u64(uint64_t v, char *out) {
 
 /* ---- the writer ---- */
 
-void flowd_jw_init(flowd_jw_t *w, flowd_buf_t *b, unsigned indent) {
+void flowd_jw_init(flowd_jw_t *w, flow_buf_t *b, unsigned indent) {
     memset(w, 0, sizeof *w);
     w->b = b;
     w->indent = indent;
 }
 
-static void newline(flowd_buf_t *b, unsigned indent, unsigned depth) {
+static void newline(flow_buf_t *b, unsigned indent, unsigned depth) {
     static const char spaces[] = "                                                                ";
     if (indent == 0)
         return;
-    flowd_buf_addc(b, '\n');
+    flow_buf_addc(b, '\n');
     size_t n = (size_t)indent * depth;
     while (n > 0) {
         size_t k = n < sizeof spaces - 1 ? n : sizeof spaces - 1;
-        flowd_buf_add(b, spaces, k);
+        flow_buf_add(b, spaces, k);
         n -= k;
     }
 }
@@ -182,14 +81,14 @@ static void before(flowd_jw_t *w) {
         return;
     uint64_t bit = (uint64_t)1 << (w->depth - 1);
     if (w->nonempty & bit)
-        flowd_buf_addc(w->b, ',');
+        flow_buf_addc(w->b, ',');
     w->nonempty |= bit;
     newline(w->b, w->indent, w->depth);
 }
 
 static void open_container(flowd_jw_t *w, char c) {
     before(w);
-    flowd_buf_addc(w->b, c);
+    flow_buf_addc(w->b, c);
     if (w->depth >= FLOWD_JW_MAX_DEPTH) {
         w->b->err = FLOW_ETOOBIG;
         return;
@@ -207,7 +106,7 @@ static void close_container(flowd_jw_t *w, char c) {
     w->depth--;
     if (w->nonempty & bit)
         newline(w->b, w->indent, w->depth);
-    flowd_buf_addc(w->b, c);
+    flow_buf_addc(w->b, c);
 }
 
 void flowd_jw_obj(flowd_jw_t *w) {
@@ -259,11 +158,11 @@ static size_t utf8_len(const unsigned char *s, size_t len) {
 }
 
 /* A JSON string literal; invalid UTF-8 becomes U+FFFD so the answer stays valid JSON. */
-static void put_string(flowd_buf_t *b, const char *s, size_t len) {
+static void put_string(flow_buf_t *b, const char *s, size_t len) {
     static const char hex[] = "0123456789ABCDEF"; /* jansson's case */
     const unsigned char *p = (const unsigned char *)s;
     size_t start = 0, i = 0;
-    flowd_buf_addc(b, '"');
+    flow_buf_addc(b, '"');
     while (i < len) {
         unsigned char c = p[i];
         if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
@@ -301,20 +200,20 @@ static void put_string(flowd_buf_t *b, const char *s, size_t len) {
             }
         }
         if (esc != NULL) {
-            flowd_buf_add(b, s + start, i - start);
-            flowd_buf_adds(b, esc);
+            flow_buf_add(b, s + start, i - start);
+            flow_buf_adds(b, esc);
             start = i + n;
         }
         i += n;
     }
-    flowd_buf_add(b, s + start, len - start);
-    flowd_buf_addc(b, '"');
+    flow_buf_add(b, s + start, len - start);
+    flow_buf_addc(b, '"');
 }
 
 void flowd_jw_key(flowd_jw_t *w, const char *key) {
     before(w);
     put_string(w->b, key, strlen(key));
-    flowd_buf_add(w->b, w->indent ? ": " : ":", w->indent ? 2 : 1);
+    flow_buf_add(w->b, w->indent ? ": " : ":", w->indent ? 2 : 1);
     w->after_key = 1;
 }
 
@@ -340,23 +239,23 @@ void flowd_jw_int(flowd_jw_t *w, int64_t v) {
     } else {
         n = flowd_format_u64((uint64_t)v, text);
     }
-    flowd_buf_add(w->b, text, n);
+    flow_buf_add(w->b, text, n);
 }
 
 void flowd_jw_uint(flowd_jw_t *w, uint64_t v) {
     char text[24];
     before(w);
-    flowd_buf_add(w->b, text, flowd_format_u64(v, text));
+    flow_buf_add(w->b, text, flowd_format_u64(v, text));
 }
 
 void flowd_jw_bool(flowd_jw_t *w, int v) {
     before(w);
-    flowd_buf_adds(w->b, v ? "true" : "false");
+    flow_buf_adds(w->b, v ? "true" : "false");
 }
 
 void flowd_jw_null(flowd_jw_t *w) {
     before(w);
-    flowd_buf_add(w->b, "null", 4);
+    flow_buf_add(w->b, "null", 4);
 }
 
 void flowd_jw_time(flowd_jw_t *w, uint64_t us) {
@@ -368,13 +267,13 @@ void flowd_jw_time(flowd_jw_t *w, uint64_t us) {
     flowd_format_time(us, t);
     before(w); /* no escaping needed */
     t[27] = '"';
-    flowd_buf_addc(w->b, '"');
-    flowd_buf_add(w->b, t, 28);
+    flow_buf_addc(w->b, '"');
+    flow_buf_add(w->b, t, 28);
 }
 
-void flowd_reindent(flowd_buf_t *b, const char *text, size_t len, unsigned indent, unsigned depth) {
+void flowd_reindent(flow_buf_t *b, const char *text, size_t len, unsigned indent, unsigned depth) {
     if (indent == 0) {
-        flowd_buf_add(b, text, len);
+        flow_buf_add(b, text, len);
         return;
     }
     size_t start = 0;
@@ -394,10 +293,10 @@ void flowd_reindent(flowd_buf_t *b, const char *text, size_t len, unsigned inden
             break;
         case '{':
         case '[':
-            flowd_buf_add(b, text + start, i + 1 - start);
+            flow_buf_add(b, text + start, i + 1 - start);
             start = i + 1;
             if (i + 1 < len && (text[i + 1] == '}' || text[i + 1] == ']')) {
-                flowd_buf_addc(b, text[i + 1]);
+                flow_buf_addc(b, text[i + 1]);
                 start = ++i + 1;
             } else {
                 newline(b, indent, ++depth);
@@ -405,26 +304,26 @@ void flowd_reindent(flowd_buf_t *b, const char *text, size_t len, unsigned inden
             break;
         case '}':
         case ']':
-            flowd_buf_add(b, text + start, i - start);
+            flow_buf_add(b, text + start, i - start);
             newline(b, indent, --depth);
-            flowd_buf_addc(b, c);
+            flow_buf_addc(b, c);
             start = i + 1;
             break;
         case ',':
-            flowd_buf_add(b, text + start, i + 1 - start);
+            flow_buf_add(b, text + start, i + 1 - start);
             newline(b, indent, depth);
             start = i + 1;
             break;
         case ':':
-            flowd_buf_add(b, text + start, i + 1 - start);
-            flowd_buf_addc(b, ' ');
+            flow_buf_add(b, text + start, i + 1 - start);
+            flow_buf_addc(b, ' ');
             start = i + 1;
             break;
         default:
             break;
         }
     }
-    flowd_buf_add(b, text + start, len - start);
+    flow_buf_add(b, text + start, len - start);
 }
 
 void flowd_jw_raw(flowd_jw_t *w, const char *text, size_t len) {
@@ -437,8 +336,8 @@ void flowd_jw_raw(flowd_jw_t *w, const char *text, size_t len) {
 }
 
 static int dump_capped(const char *text, size_t len, void *data) {
-    flowd_buf_t *b = data;
-    flowd_buf_add(b, text, len);
+    flow_buf_t *b = data;
+    flow_buf_add(b, text, len);
     return b->err ? -1 : 0; /* past the cap: jansson stops the dump */
 }
 
@@ -448,8 +347,8 @@ void flowd_jw_json(flowd_jw_t *w, const json_t *v) {
         return;
     }
     /* compact first, capped as w's buffer is: its indented text is longer still */
-    flowd_buf_t text;
-    flowd_buf_init(&text, w->b->max);
+    flow_buf_t text;
+    flow_buf_init(&text, w->b->max);
     json_dump_callback(v, dump_capped, &text, JSON_COMPACT | JSON_ENCODE_ANY);
     if (text.err) {
         if (!w->b->err)
@@ -457,7 +356,7 @@ void flowd_jw_json(flowd_jw_t *w, const json_t *v) {
     } else {
         flowd_jw_raw(w, text.data ? text.data : "", text.len);
     }
-    flowd_buf_free(&text);
+    flow_buf_free(&text);
 }
 
 typedef struct counter {

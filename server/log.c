@@ -71,7 +71,7 @@ static void emit_line(const char *line, size_t len, int flush) {
 static void vlog(const char *level, int flush, const char *fmt, va_list ap) {
     char line[LOG_LINE_MAX];
     char t[32];
-    flowd_format_time(flowd_now_us(), t);
+    flowd_format_time(flow_wall_us(), t);
     int head = snprintf(line, sizeof line, "%s %s ", t, level);
     int n = vsnprintf(line + head, sizeof line - (size_t)head - 1, fmt, ap);
     size_t len = (size_t)head + (n < 0 ? 0 : (size_t)n);
@@ -110,7 +110,7 @@ void flowd_log_request(const char *method, const char *path, unsigned status, ui
     /* Made by hand, not with snprintf: this runs for every request. */
     char line[512];
     size_t n = 0;
-    flowd_format_time(flowd_now_us(), line);
+    flowd_format_time(flow_wall_us(), line);
     n = 27;
     memcpy(line + n, " info ", 6);
     n += 6;

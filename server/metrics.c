@@ -74,13 +74,13 @@ static uint64_t get(_Atomic uint64_t *v) {
     return atomic_load_explicit(v, memory_order_relaxed);
 }
 
-void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flowd_buf_t *b) {
-    flowd_buf_adds(b, "# HELP flowd_jobs Jobs the server holds, by status.\n"
+void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flow_buf_t *b) {
+    flow_buf_adds(b, "# HELP flowd_jobs Jobs the server holds, by status.\n"
                       "# TYPE flowd_jobs gauge\n");
     for (int s = 0; s < 6; s++)
-        flowd_buf_printf(b, "flowd_jobs{status=\"%s\"} %llu\n", flow_status_name((flow_status_t)s),
+        flow_buf_printf(b, "flowd_jobs{status=\"%s\"} %llu\n", flow_status_name((flow_status_t)s),
                          (unsigned long long)g->jobs[s]);
-    flowd_buf_printf(b,
+    flow_buf_printf(b,
                      "# HELP flowd_jobs_started_total Jobs the engine started.\n"
                      "# TYPE flowd_jobs_started_total counter\n"
                      "flowd_jobs_started_total %llu\n"
@@ -100,7 +100,7 @@ void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flowd_buf
                      (unsigned long long)get(&m->started), (unsigned long long)get(&m->steps),
                      (unsigned long long)g->queue_depth, (unsigned long long)g->streams,
                      (unsigned long long)g->suspended);
-    flowd_buf_adds(b, "# HELP flowd_http_requests_total HTTP requests answered, by route and code.\n"
+    flow_buf_adds(b, "# HELP flowd_http_requests_total HTTP requests answered, by route and code.\n"
                       "# TYPE flowd_http_requests_total counter\n");
     for (int r = 0; r < FLOWD_ROUTES; r++) {
         for (size_t c = 0; c < NCODES; c++) {
@@ -108,14 +108,14 @@ void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flowd_buf
             if (n == 0)
                 continue;
             if (c == NCODES - 1)
-                flowd_buf_printf(b, "flowd_http_requests_total{route=\"%s\",code=\"other\"} %llu\n",
+                flow_buf_printf(b, "flowd_http_requests_total{route=\"%s\",code=\"other\"} %llu\n",
                                  templates[r], (unsigned long long)n);
             else
-                flowd_buf_printf(b, "flowd_http_requests_total{route=\"%s\",code=\"%u\"} %llu\n",
+                flow_buf_printf(b, "flowd_http_requests_total{route=\"%s\",code=\"%u\"} %llu\n",
                                  templates[r], codes[c], (unsigned long long)n);
         }
     }
-    flowd_buf_adds(b, "# HELP flowd_http_request_duration_seconds Time from a request's headers to "
+    flow_buf_adds(b, "# HELP flowd_http_request_duration_seconds Time from a request's headers to "
                       "the end of its answer, by route.\n"
                       "# TYPE flowd_http_request_duration_seconds histogram\n");
     for (int r = 0; r < FLOWD_ROUTES; r++) {
@@ -128,15 +128,15 @@ void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flowd_buf
         for (size_t i = 0; i <= NBOUNDS; i++) {
             cum += counts[i];
             if (i < NBOUNDS)
-                flowd_buf_printf(b, "flowd_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+                flow_buf_printf(b, "flowd_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
                                  templates[r], (double)bounds_us[i] / 1e6, (unsigned long long)cum);
             else
-                flowd_buf_printf(b, "flowd_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
+                flow_buf_printf(b, "flowd_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
                                  templates[r], (unsigned long long)cum);
         }
-        flowd_buf_printf(b, "flowd_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
+        flow_buf_printf(b, "flowd_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
                          templates[r], (double)get(&m->sum_us[r]) / 1e6);
-        flowd_buf_printf(b, "flowd_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+        flow_buf_printf(b, "flowd_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
                          templates[r], (unsigned long long)total);
     }
 }

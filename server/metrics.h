@@ -43,6 +43,6 @@ void flowd_metrics_request(flowd_metrics_t *m, flowd_route_t route, unsigned cod
 void flowd_metrics_steps(flowd_metrics_t *m, uint64_t n);
 void flowd_metrics_job_started(flowd_metrics_t *m);
 /* The exposition text into b. */
-void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flowd_buf_t *b);
+void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flow_buf_t *b);
 
 #endif

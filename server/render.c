@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "auth.h"
-#include "pointer.h"
+#include "flow/pointer.h"
 
 char *flowd_render_error(const char *code, size_t *len, const char *fmt, ...) {
     char message[1024];
@@ -15,9 +15,9 @@ char *flowd_render_error(const char *code, size_t *len, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    flowd_buf_t b;
+    flow_buf_t b;
     flowd_jw_t w;
-    flowd_buf_init(&b, 0);
+    flow_buf_init(&b, 0);
     flowd_jw_init(&w, &b, 2);
     flowd_jw_obj(&w);
     flowd_jw_key(&w, "error");
@@ -28,8 +28,8 @@ char *flowd_render_error(const char *code, size_t *len, const char *fmt, ...) {
     flowd_jw_str(&w, message);
     flowd_jw_obj_end(&w);
     flowd_jw_obj_end(&w);
-    flowd_buf_addc(&b, '\n');
-    return flowd_buf_take(&b, len);
+    flow_buf_addc(&b, '\n');
+    return flow_buf_take(&b, len);
 }
 
 void flowd_answer_error(flowd_answer_t *a, unsigned status, const char *code, const char *fmt, ...) {
@@ -103,13 +103,13 @@ void flowd_render_job(flowd_jw_t *w, flowd_job_t *job) {
 }
 
 char *flowd_render_job_text(flowd_job_t *job, size_t *len) {
-    flowd_buf_t b;
+    flow_buf_t b;
     flowd_jw_t w;
-    flowd_buf_init(&b, 0);
+    flow_buf_init(&b, 0);
     flowd_jw_init(&w, &b, 2);
     flowd_render_job(&w, job);
-    flowd_buf_addc(&b, '\n');
-    return flowd_buf_take(&b, len);
+    flow_buf_addc(&b, '\n');
+    return flow_buf_take(&b, len);
 }
 
 void flowd_render_totals(flowd_jw_t *w, const flow_history_totals_t *t) {
@@ -126,38 +126,38 @@ void flowd_render_totals(flowd_jw_t *w, const flow_history_totals_t *t) {
 }
 
 char *flowd_render_totals_text(const flow_history_totals_t *t) {
-    flowd_buf_t b;
+    flow_buf_t b;
     flowd_jw_t w;
-    flowd_buf_init(&b, 0);
+    flow_buf_init(&b, 0);
     flowd_jw_init(&w, &b, 0);
     flowd_render_totals(&w, t);
-    return flowd_buf_take(&b, NULL);
+    return flow_buf_take(&b, NULL);
 }
 
 char *flowd_render_new_job(flowd_job_t *job, size_t *len) {
     char t[32];
-    flowd_buf_t b;
+    flow_buf_t b;
     flowd_jw_t w;
-    flowd_buf_init(&b, 0);
+    flow_buf_init(&b, 0);
     flowd_jw_init(&w, &b, 2);
     flowd_format_time(job->created_us, t);
-    flowd_buf_add(&b, "{\n  \"id\": \"", 11);
-    flowd_buf_add(&b, job->id, FLOWD_ID_LEN);
-    flowd_buf_add(&b, "\",\n  \"flow\": ", 13);
+    flow_buf_add(&b, "{\n  \"id\": \"", 11);
+    flow_buf_add(&b, job->id, FLOWD_ID_LEN);
+    flow_buf_add(&b, "\",\n  \"flow\": ", 13);
     w.depth = 1; /* the name may need escaping: the writer does it */
     w.after_key = 1;
     flowd_jw_str(&w, flow_def_name(job->def));
-    flowd_buf_adds(&b, ",\n  \"tenant\": \"");
-    flowd_buf_adds(&b, job->tenant); /* A-Z a-z 0-9 . _ -: nothing to escape (auth.h) */
-    flowd_buf_adds(&b, "\",\n  \"status\": \"queued\",\n  \"created_at\": \"");
-    flowd_buf_add(&b, t, 27);
-    flowd_buf_adds(&b, "\",\n  \"started_at\": null,\n  \"finished_at\": null,\n  \"current_node\": null,\n"
+    flow_buf_adds(&b, ",\n  \"tenant\": \"");
+    flow_buf_adds(&b, job->tenant); /* A-Z a-z 0-9 . _ -: nothing to escape (auth.h) */
+    flow_buf_adds(&b, "\",\n  \"status\": \"queued\",\n  \"created_at\": \"");
+    flow_buf_add(&b, t, 27);
+    flow_buf_adds(&b, "\",\n  \"started_at\": null,\n  \"finished_at\": null,\n  \"current_node\": null,\n"
                        "  \"steps\": 0,\n  \"last_action\": null,\n  \"waiting_for\": null,\n"
                        "  \"error\": null\n}\n");
-    return flowd_buf_take(&b, len);
+    return flow_buf_take(&b, len);
 }
 
-void flowd_render_history(flowd_buf_t *b, flow_job_t *fj, const char *id) {
+void flowd_render_history(flow_buf_t *b, flow_job_t *fj, const char *id) {
     flowd_jw_t w;
     flow_history_totals_t totals;
     flowd_jw_init(&w, b, 0);
@@ -176,18 +176,18 @@ void flowd_render_history(flowd_buf_t *b, flow_job_t *fj, const char *id) {
     flowd_jw_obj_end(&w);
 }
 
-void flowd_render_done_history(flowd_buf_t *b, flowd_job_t *job) {
+void flowd_render_done_history(flow_buf_t *b, flowd_job_t *job) {
     flowd_jw_t w;
     flowd_job_lock(job);
     if (job->final_history != NULL) {
         flowd_reindent(b, job->final_history, job->final_history_len, 2, 0);
     } else {
         /* {"id": ..., "steps": [the ring's step events], "totals": {...}} */
-        flowd_buf_t steps;
-        flowd_buf_init(&steps, b->max);
-        flowd_buf_add(&steps, "[", 1);
+        flow_buf_t steps;
+        flow_buf_init(&steps, b->max);
+        flow_buf_add(&steps, "[", 1);
         flowd_ring_steps(&job->events, job->history_count, &steps);
-        flowd_buf_add(&steps, "]", 1);
+        flow_buf_add(&steps, "]", 1);
         flowd_jw_init(&w, b, 2);
         flowd_jw_obj(&w);
         flowd_jw_key(&w, "id");
@@ -200,15 +200,15 @@ void flowd_render_done_history(flowd_buf_t *b, flowd_job_t *job) {
         flowd_jw_obj_end(&w);
         if (steps.err && !b->err)
             b->err = steps.err;
-        flowd_buf_free(&steps);
+        flow_buf_free(&steps);
     }
     flowd_job_unlock(job);
-    flowd_buf_addc(b, '\n');
+    flow_buf_addc(b, '\n');
 }
 
-void flowd_render_pretty(flowd_buf_t *b, const char *compact, size_t len) {
+void flowd_render_pretty(flow_buf_t *b, const char *compact, size_t len) {
     flowd_reindent(b, compact, len, 2, 0);
-    flowd_buf_addc(b, '\n');
+    flow_buf_addc(b, '\n');
 }
 
 static size_t max_answer = (size_t)16 << 20;
@@ -221,9 +221,9 @@ size_t flowd_render_max_answer(void) {
     return max_answer;
 }
 
-void flowd_answer_take(flowd_answer_t *a, flowd_buf_t *b, const char *what, const char *hint) {
+void flowd_answer_take(flowd_answer_t *a, flow_buf_t *b, const char *what, const char *hint) {
     int err = b->err;
-    a->body = flowd_buf_take(b, &a->len);
+    a->body = flow_buf_take(b, &a->len);
     a->status = 200;
     if (a->body != NULL)
         return;
@@ -240,8 +240,8 @@ void flowd_render_shared(flowd_answer_t *a, const char *compact, size_t len, jso
                          const char *pointer) {
     static const char what[] = "the shared store";
     static const char hint[] = "ask for a part of it with ?pointer=, such as ?pointer=/key";
-    flowd_buf_t b;
-    flowd_buf_init(&b, max_answer);
+    flow_buf_t b;
+    flow_buf_init(&b, max_answer);
     if (pointer == NULL || *pointer == '\0') {
         if (compact != NULL) {
             flowd_render_pretty(&b, compact, len);
@@ -268,7 +268,7 @@ void flowd_render_shared(flowd_answer_t *a, const char *compact, size_t len, jso
     flowd_jw_t w;
     flowd_jw_init(&w, &b, 2);
     flowd_jw_json(&w, value);
-    flowd_buf_addc(&b, '\n');
+    flow_buf_addc(&b, '\n');
     json_decref(parsed);
     int part = pointer != NULL && *pointer != '\0';
     flowd_answer_take(a, &b, part ? "the part of the shared store at that pointer" : what, hint);

@@ -55,11 +55,11 @@ void flowd_render_totals(flowd_jw_t *w, const flow_history_totals_t *t);
 char *flowd_render_totals_text(const flow_history_totals_t *t);
 
 /* Loop thread: the History object of a running job, compact, into b. */
-void flowd_render_history(flowd_buf_t *b, flow_job_t *fj, const char *id);
+void flowd_render_history(flow_buf_t *b, flow_job_t *fj, const char *id);
 
 /* The History of a done record (job->done), pretty, with a newline, into b: kept, or made from the
  * steps in its event ring. Takes the record's lock. */
-void flowd_render_done_history(flowd_buf_t *b, flowd_job_t *job);
+void flowd_render_done_history(flow_buf_t *b, flowd_job_t *job);
 
 /* Answers made from a job's store (its shared store, its history) or from a list are at most this
  * many bytes (--max-answer; set once at start, before the threads): past it they are 422
@@ -69,7 +69,7 @@ size_t flowd_render_max_answer(void);
 /* The answer of b, whose cap was flowd_render_max_answer(): 200 with its bytes; 422
  * answer_too_large when it went past the cap (what: "the shared store", ...; hint: how to ask for
  * less); 500 without a body when out of memory. b is emptied. */
-void flowd_answer_take(flowd_answer_t *a, flowd_buf_t *b, const char *what, const char *hint);
+void flowd_answer_take(flowd_answer_t *a, flow_buf_t *b, const char *what, const char *hint);
 #define FLOWD_HISTORY_HINT \
     "a job keeps its last --history-limit steps; the events stream (/events) has them one by one"
 #define FLOWD_LIST_HINT "ask for a shorter page with ?limit="
@@ -81,6 +81,6 @@ void flowd_answer_take(flowd_answer_t *a, flowd_buf_t *b, const char *what, cons
 void flowd_render_shared(flowd_answer_t *a, const char *compact, size_t len, json_t *live,
                          const char *pointer);
 /* A compact JSON text (a History kept by a record, say) as a pretty answer body, into b. */
-void flowd_render_pretty(flowd_buf_t *b, const char *compact, size_t len);
+void flowd_render_pretty(flow_buf_t *b, const char *compact, size_t len);
 
 #endif

@@ -7,10 +7,9 @@
 
 #include "bridge.h"
 #include "cluster.h"
-#include "doc.h"
-#include "problems.h"
+#include "flow/doc.h"
+#include "flow/problems.h"
 #include "render.h"
-#include "template.h"
 #include "flows.h"
 #include "http.h"
 #include "log.h"
@@ -34,7 +33,7 @@ static void on_tick(uv_timer_t *t) {
     flowd_log_flush();
     if (now - srv->last_sweep_ms >= SWEEP_MS) {
         srv->last_sweep_ms = now;
-        flowd_jobs_sweep(srv->jobs, flowd_now_us());
+        flowd_jobs_sweep(srv->jobs, flow_wall_us());
     }
     uint64_t every = srv->cfg.keepalive_ms / 4;
     if (every > 1000)

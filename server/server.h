@@ -21,7 +21,7 @@
 #include "flow.h"
 #include "jobs.h"
 #include "metrics.h"
-#include "nodes.h"
+#include "flow/nodes.h"
 #include "store.h"
 
 typedef struct flowd_bridge flowd_bridge_t;
@@ -55,7 +55,7 @@ typedef struct flowd_server {
     uint64_t last_sweep_ms;
     uint64_t last_keepalive_ms;
     int stop_phase;
-    /* the outbound policy (lib/netpolicy.h) from the flags; the client and nodes hold references */
+    /* the outbound policy (flow/netpolicy.h) from the flags; the client and nodes hold references */
     flowd_outbound_t outbound;
 } flowd_server_t;
 

@@ -38,7 +38,7 @@
 #include <libpq-fe.h>
 
 #include "auth.h"
-#include "doc.h"
+#include "flow/doc.h"
 #include "jobs.h"
 #include "log.h"
 #include "render.h"
@@ -132,12 +132,6 @@ typedef struct pg_store {
     PGconn *pool[POOL_MAX];
     size_t pfree, ptotal, pmax;
 } pg_store_t;
-
-static uint64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static char *dup_or_null(const char *s) {
     return s ? strdup(s) : NULL;
@@ -544,7 +538,7 @@ static int apply_remove(pg_store_t *s, op_t *op) {
 /* t0 name, t1 document (NULL: deleted) */
 static int apply_flow(pg_store_t *s, op_t *op) {
     char now[24];
-    u64(now, sizeof now, flowd_now_us());
+    u64(now, sizeof now, flow_wall_us());
     const char *p[] = {op->t[0], op->t[1], now};
     PGresult *res = run_prepared(s->wconn, "put_flow", 3, p, PGRES_COMMAND_OK);
     PQclear(res);
@@ -854,7 +848,7 @@ static void claim(pg_store_t *s) {
 
 static void sweep(pg_store_t *s) {
     char cutoff[24], old[24];
-    uint64_t now = flowd_now_us(), keep = s->o.retention_ms * 1000;
+    uint64_t now = flow_wall_us(), keep = s->o.retention_ms * 1000;
     u64(cutoff, sizeof cutoff, now > keep ? now - keep : 0);
     u64(old, sizeof old, now > 3600000000u ? now - 3600000000u : 0); /* commands nobody answered for an hour */
     const char *p[] = {cutoff, old};
@@ -875,12 +869,12 @@ static void release_all(pg_store_t *s) {
 static void *writer_main(void *arg) {
     pg_store_t *s = arg;
     uint64_t renew_every = s->o.lease_ms / 3 ? s->o.lease_ms / 3 : 1;
-    uint64_t next_renew = mono_ms() + renew_every, next_claim = mono_ms(), next_sweep = mono_ms() + 1000;
+    uint64_t next_renew = flow_mono_ms() + renew_every, next_claim = flow_mono_ms(), next_sweep = flow_mono_ms() + 1000;
     for (;;) {
         pthread_mutex_lock(&s->lock);
         while (s->head == NULL && !s->closing) {
             if (atomic_load(&s->attached)) {
-                uint64_t now = mono_ms(), due = next_renew < next_claim ? next_renew : next_claim;
+                uint64_t now = flow_mono_ms(), due = next_renew < next_claim ? next_renew : next_claim;
                 if (due <= now)
                     break;
                 struct timespec ts;
@@ -903,14 +897,14 @@ static void *writer_main(void *arg) {
             break;
         if (!atomic_load(&s->attached))
             continue;
-        uint64_t now = mono_ms();
+        uint64_t now = flow_mono_ms();
         if (now >= next_renew) {
             renew(s);
             next_renew = now + renew_every;
         }
         if (now >= next_claim) {
             claim(s);
-            next_claim = mono_ms() + s->o.claim_ms;
+            next_claim = flow_mono_ms() + s->o.claim_ms;
         }
         if (now >= next_sweep) {
             sweep(s);
@@ -1326,7 +1320,7 @@ static int pg_watch(flowd_store_t *store, const char *id, uint64_t after, uint64
         return FLOW_ENOMEM;
     snprintf(w->id, sizeof w->id, "%s", id);
     w->after = after;
-    w->deadline_ms = mono_ms() + timeout_ms;
+    w->deadline_ms = flow_mono_ms() + timeout_ms;
     w->wake = wake;
     w->data = data;
     pthread_mutex_lock(&s->rlock);
@@ -1370,7 +1364,7 @@ static int pg_send(flowd_store_t *store, const char *id, int cancel, const char 
     m->done = done;
     m->data = data;
     /* long enough for a takeover: the owner may have died, and its lease must run out first */
-    m->deadline_ms = mono_ms() + 2 * s->o.lease_ms + s->o.claim_ms + 5000;
+    m->deadline_ms = flow_mono_ms() + 2 * s->o.lease_ms + s->o.claim_ms + 5000;
     pthread_mutex_lock(&s->rlock);
     if (s->stopped) {
         pthread_mutex_unlock(&s->rlock);
@@ -1411,7 +1405,7 @@ static void insert_sends(pg_store_t *s, send_t **pending, send_t *fresh) {
         send_t *m = fresh;
         fresh = m->next;
         char now[24];
-        u64(now, sizeof now, flowd_now_us());
+        u64(now, sizeof now, flow_wall_us());
         const char *p[] = {m->id, m->cancel ? "cancel" : "input", m->value, now};
         PGresult *res = run(s->lconn,
                             "WITH i AS (INSERT INTO commands (job_id, kind, value, created_us) SELECT $1, $2, $3,"
@@ -1445,7 +1439,7 @@ static void collect_answers(pg_store_t *s, send_t **pending, int stopping) {
     const char *p[] = {ids};
     PGresult *res = run(s->lconn, "DELETE FROM commands WHERE id = ANY($1::bigint[]) AND state = 'answered'"
                                   " RETURNING id, status, body", 1, p, PGRES_TUPLES_OK);
-    uint64_t now = mono_ms();
+    uint64_t now = flow_mono_ms();
     for (send_t **pm = pending; *pm != NULL;) {
         send_t *m = *pm;
         int found = -1;
@@ -1533,7 +1527,7 @@ static void check_watches(pg_store_t *s, int look) {
     json_t *last = json_object();
     for (int i = 0; res != NULL && i < PQntuples(res); i++)
         json_object_set_new(last, PQgetvalue(res, i, 0), json_integer((json_int_t)col_u64(res, i, 1)));
-    uint64_t now = mono_ms();
+    uint64_t now = flow_mono_ms();
     pthread_mutex_lock(&s->rlock);
     for (watch_t **p = &s->watches; *p != NULL;) {
         watch_t *w = *p;
@@ -1563,7 +1557,7 @@ static void *listener_main(void *arg) {
     PQclear(PQexec(s->lconn, "LISTEN flowd"));
     for (;;) {
         int news_c = 0, news_e = 0; /* a: answers are looked for every round while any wait */
-        uint64_t now = mono_ms();
+        uint64_t now = flow_mono_ms();
         int timeout = next_poll > now ? (int)(next_poll - now) : 0;
         /* watches and sends have deadlines of their own: look at least every 100 ms while any wait */
         pthread_mutex_lock(&s->rlock);
@@ -1592,7 +1586,7 @@ static void *listener_main(void *arg) {
             news_e |= n->extra[0] == 'e';
             PQfreemem(n);
         }
-        now = mono_ms();
+        now = flow_mono_ms();
         if (now >= next_poll) { /* what a notification may have missed */
             news_c = news_e = 1;
             next_poll = now + s->o.poll_ms;

@@ -16,7 +16,7 @@
 #include <sqlite3.h>
 
 #include "auth.h"
-#include "doc.h"
+#include "flow/doc.h"
 #include "jobs.h"
 #include "log.h"
 #include "render.h"
@@ -217,7 +217,7 @@ static int apply_remove(sqlite_store_t *s, op_t *op) {
 static int apply_flow(sqlite_store_t *s, op_t *op) {
     bind_text(s->put_flow, 1, op->text1);
     bind_text(s->put_flow, 2, op->text2);
-    sqlite3_bind_int64(s->put_flow, 3, (sqlite3_int64)flowd_now_us());
+    sqlite3_bind_int64(s->put_flow, 3, (sqlite3_int64)flow_wall_us());
     return run(s->put_flow);
 }
 

@@ -9,9 +9,10 @@
 
 static e2e_server_t srv;
 
-/* Jobs that sleep long are still running at the end of a test: they get a second to finish. */
+/* Jobs that sleep long are still running at the end of a test: they get a second to finish. The
+ * flows are the compiled-in noop and sleep, and tests/e2e/flows/recipe.json. */
 static void setup(void) {
-    e2e_start(&srv, "--grace", "1s", NULL);
+    e2e_start(&srv, "--grace", "1s", "--flows", "tests/e2e/flows", NULL);
 }
 
 static void teardown(void) {

@@ -90,9 +90,11 @@ static void wait_for(e2e_server_t *s, const char *id, const char *status) {
     json_decref(e2e_wait_status(s, id, status, 10000));
 }
 
+/* A job that waits for an answer: the offline recipe flow of tests/e2e/flows, which the servers
+ * that post it load with --flows. */
 static const char waiting_body[] =
     "{\"flow\": \"recipe\", \"shared\": {\"ingredient\": \"tofu\"},"
-    " \"params\": {\"fetch_ms\": 0, \"suggest_ms\": 0}}";
+    " \"params\": {\"fetch_s\": 0, \"suggest_s\": 0}}";
 static const char running_body[] = "{\"flow\": \"sleep\", \"shared\": {\"seconds\": 60}}";
 
 static const char *status_of(e2e_server_t *s, const char *id) {
@@ -125,7 +127,7 @@ enum res { R_NONE, R_DONE, R_WAITING, R_RUNNING, R_NEW_FLOW, R_OLD_FLOW };
 
 START_TEST(test_each_role_on_each_route) {
     e2e_server_t s;
-    e2e_start(&s, "--keys", keys, "--grace", "1s", NULL);
+    e2e_start(&s, "--keys", keys, "--grace", "1s", "--flows", "tests/e2e/flows", NULL);
     char *done = new_job(&s, SUBMIT_A, "{\"flow\": \"noop\"}");
     wait_for(&s, done, "succeeded");
     static const char *const callers[] = {NULL, WRONG, READ_A, SUBMIT_A, ADMIN};
@@ -253,7 +255,7 @@ static void assert_hidden(e2e_server_t *s, const char *key, const char *method, 
 
 START_TEST(test_another_tenants_job_is_not_found) {
     e2e_server_t s;
-    e2e_start(&s, "--keys", keys, "--grace", "1s", NULL);
+    e2e_start(&s, "--keys", keys, "--grace", "1s", "--flows", "tests/e2e/flows", NULL);
     char *waiting = new_job(&s, SUBMIT_A, waiting_body);
     char *running = new_job(&s, SUBMIT_A, running_body);
     wait_for(&s, waiting, "waiting");
@@ -687,14 +689,14 @@ END_TEST
 
 START_TEST(test_tenants_are_kept_across_a_restart) {
     e2e_server_t s;
-    e2e_start(&s, "--keys", keys, "--store", store, NULL);
+    e2e_start(&s, "--keys", keys, "--store", store, "--flows", "tests/e2e/flows", NULL);
     char *a = new_job(&s, SUBMIT_A, waiting_body);
     wait_for(&s, a, "waiting");
     char *ai = post_idem(&s, SUBMIT_A, "order-1", body_x, 202);
     char *bi = post_idem(&s, SUBMIT_B, "order-1", body_y, 202);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
-    e2e_start(&s, "--keys", keys, "--store", store, NULL);
+    e2e_start(&s, "--keys", keys, "--store", store, "--flows", "tests/e2e/flows", NULL);
     assert_hidden(&s, READ_B, "GET", "/v1/jobs/%s", NULL, a);
     assert_hidden(&s, SUBMIT_B, "POST", "/v1/jobs/%s/input", "{\"value\": \"yes\"}", a);
     assert_hidden(&s, READ_B, "GET", "/v1/jobs/%s", NULL, ai);

@@ -10,7 +10,7 @@
 static e2e_server_t srv;
 
 static void setup(void) {
-    e2e_start(&srv, "--grace", "1s", "--keepalive", "300ms", NULL);
+    e2e_start(&srv, "--grace", "1s", "--keepalive", "300ms", "--flows", "tests/e2e/flows", NULL);
 }
 
 static void teardown(void) {
@@ -95,7 +95,7 @@ END_TEST
 
 START_TEST(test_events_arrive_live_in_order_and_a_reconnect_misses_nothing) {
     json_t *job = e2e_start_job(&srv, "{\"flow\": \"recipe\", \"shared\": {\"ingredient\": \"leek\"}, "
-                                      "\"params\": {\"fetch_ms\": 200, \"suggest_ms\": 10}}");
+                                      "\"params\": {\"fetch_s\": 0.2, \"suggest_s\": 0.01}}");
     const char *id = str(job, "id");
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
@@ -125,7 +125,8 @@ START_TEST(test_events_arrive_live_in_order_and_a_reconnect_misses_nothing) {
         ck_assert_int_eq(json_integer_value(json_object_get(f, "id")), (json_int_t)i + 1);
     }
     json_t *waiting = json_object_get(json_array_get(frames, 3), "data");
-    ck_assert_str_eq(str(json_object_get(waiting, "waiting_for"), "suggestion"), "How about: leek pasta");
+    ck_assert_str_eq(str(json_object_get(waiting, "waiting_for"), "prompt"),
+                     "How about: leek pasta? Answer yes or no.");
     e2e_stream_close(&st);
 
     /* reconnecting after event 3 gets 4 to 8, the same as the first time */
@@ -186,8 +187,8 @@ END_TEST
 START_TEST(test_history_outlives_a_small_event_ring) {
     ck_assert_int_eq(e2e_stop(&srv, 10000), 0);
     e2e_cleanup(&srv);
-    e2e_start(&srv, "--events-limit", "4", NULL);
-    json_t *job = e2e_start_job(&srv, "{\"flow\": \"recipe\", \"params\": {\"fetch_ms\": 1, \"suggest_ms\": 1}}");
+    e2e_start(&srv, "--events-limit", "4", "--flows", "tests/e2e/flows", NULL);
+    json_t *job = e2e_start_job(&srv, "{\"flow\": \"recipe\", \"params\": {\"fetch_s\": 0.001, \"suggest_s\": 0.001}}");
     const char *id = str(job, "id");
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s/input", id);

@@ -76,8 +76,7 @@ START_TEST(test_flow_names_have_one_alphabet) {
     json_t *flow;
     json_array_foreach(json_object_get(list, "flows"), i, flow) {
         const char *name = json_string_value(json_object_get(flow, "name"));
-        ck_assert_msg(strcmp(name, "noop") == 0 || strcmp(name, "sleep") == 0 ||
-                          strcmp(name, "recipe") == 0,
+        ck_assert_msg(strcmp(name, "noop") == 0 || strcmp(name, "sleep") == 0,
                       "%s was registered", name);
     }
     json_decref(list);
@@ -143,7 +142,7 @@ static void put(const char *name, const char *doc, long status, const char *code
 
 /* A server holds --max-flows flows, compiled-in ones counted; a replacement takes no room. */
 START_TEST(test_flows_are_counted) {
-    e2e_start(&srv, "--max-flows", "5", NULL); /* noop, sleep and recipe are three */
+    e2e_start(&srv, "--max-flows", "4", NULL); /* noop and sleep are two */
     put("a", noop_doc, 201, NULL);
     put("b", noop_doc, 201, NULL);
     e2e_resp_t r;
@@ -212,11 +211,10 @@ START_TEST(test_flows_are_listed_in_pages) {
         snprintf(path, sizeof path, "/v1/flows?limit=3&cursor=%s", json_string_value(next));
         json_decref(page);
     }
-    /* every flow once, in order: f1..f7, noop, recipe, sleep */
-    static const char *const want[] = {"f1", "f2", "f3",   "f4",     "f5",
-                                       "f6", "f7", "noop", "recipe", "sleep"};
-    ck_assert_uint_eq(json_array_size(seen), 10);
-    for (size_t i = 0; i < 10; i++)
+    /* every flow once, in order: f1..f7, noop, sleep */
+    static const char *const want[] = {"f1", "f2", "f3", "f4", "f5", "f6", "f7", "noop", "sleep"};
+    ck_assert_uint_eq(json_array_size(seen), 9);
+    for (size_t i = 0; i < 9; i++)
         ck_assert_str_eq(json_string_value(json_array_get(seen, i)), want[i]);
     json_decref(seen);
     e2e_resp_t r;

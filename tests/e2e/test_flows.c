@@ -69,7 +69,8 @@ START_TEST(test_the_examples_load_at_start_and_replace_the_compiled_in_flows) {
     ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(recipe, "mermaid")), "flowchart TD"));
     json_decref(recipe);
     char *log = e2e_log(&srv);
-    ck_assert_ptr_nonnull(strstr(log, "flow recipe from examples/flows/recipe.json (in place of the compiled-in one)"));
+    ck_assert_ptr_nonnull(strstr(log, "flow noop from examples/flows/noop.json (in place of the compiled-in one)"));
+    ck_assert_ptr_nonnull(strstr(log, "flow recipe from examples/flows/recipe.json\n")); /* none compiled in */
     free(log);
     stop_all();
 }

@@ -1,6 +1,9 @@
 /* test_recipe_flow.c: the seed's recipe flow over HTTP, as a person would drive it with curl: a "no"
  * sends it back to suggest another recipe, an answer it does not understand is refused while it
- * keeps waiting, and a "yes" ends it with the recipe in shared.final. */
+ * keeps waiting, and a "yes" ends it with the recipe in shared.final. The flow is the offline one
+ * of tests/e2e/flows/recipe.json (timers for the API and the model), the document that took the
+ * place of the C flow flowd compiled in; test_flows runs examples/flows/recipe.json against the
+ * mock. */
 #include <stdio.h>
 #include <string.h>
 
@@ -9,7 +12,7 @@
 static e2e_server_t srv;
 
 static void setup(void) {
-    e2e_start(&srv, NULL);
+    e2e_start(&srv, "--flows", "tests/e2e/flows", NULL);
 }
 
 static void teardown(void) {
@@ -44,7 +47,7 @@ static void answer(const char *id, const char *value, long status) {
     e2e_resp_t r;
     e2e_post(&srv, path, body, &r);
     if (status == 422)
-        e2e_assert_error(&r, 422, "invalid_input", "yes or no");
+        e2e_assert_error(&r, 422, "invalid_input", "one of \"yes\", \"no\"");
     else
         ck_assert_msg(r.status == status, "answer %s: %ld %s", value, r.status, r.body);
     e2e_resp_free(&r);
@@ -52,14 +55,13 @@ static void answer(const char *id, const char *value, long status) {
 
 START_TEST(test_no_suggests_again_and_yes_finishes) {
     json_t *job = e2e_start_job(&srv, "{\"flow\": \"recipe\", \"shared\": {\"ingredient\": \"tofu\"}, "
-                                      "\"params\": {\"fetch_ms\": 20, \"suggest_ms\": 20}}");
+                                      "\"params\": {\"fetch_s\": 0.02, \"suggest_s\": 0.02}}");
     const char *id = str(job, "id");
 
     json_t *q1 = wait_for_question(id, 0);
     ck_assert_str_eq(str(q1, "current_node"), "approve");
     json_t *asked = json_object_get(q1, "waiting_for");
-    ck_assert_str_eq(str(asked, "prompt"), "Accept this recipe? (yes/no)");
-    ck_assert_str_eq(str(asked, "suggestion"), "How about: tofu pasta");
+    ck_assert_str_eq(str(asked, "prompt"), "How about: tofu pasta? Answer yes or no.");
 
     answer(id, "\"perhaps\"", 422);
     json_t *still = e2e_get_json(&srv, "/v1/jobs?status=waiting");
@@ -68,7 +70,8 @@ START_TEST(test_no_suggests_again_and_yes_finishes) {
 
     answer(id, "\"no\"", 202);
     json_t *q2 = wait_for_question(id, json_integer_value(json_object_get(q1, "steps")));
-    ck_assert_str_eq(str(json_object_get(q2, "waiting_for"), "suggestion"), "How about: grilled tofu");
+    ck_assert_str_eq(str(json_object_get(q2, "waiting_for"), "prompt"),
+                     "How about: grilled tofu? Answer yes or no.");
     ck_assert_str_eq(str(q2, "last_action"), "default"); /* suggest ran again */
 
     answer(id, "\"yes\"", 202);
@@ -102,7 +105,7 @@ START_TEST(test_no_suggests_again_and_yes_finishes) {
 END_TEST
 
 START_TEST(test_a_waiting_job_can_be_canceled) {
-    json_t *job = e2e_start_job(&srv, "{\"flow\": \"recipe\", \"params\": {\"fetch_ms\": 1, \"suggest_ms\": 1}}");
+    json_t *job = e2e_start_job(&srv, "{\"flow\": \"recipe\", \"params\": {\"fetch_s\": 0.001, \"suggest_s\": 0.001}}");
     const char *id = str(job, "id");
     json_decref(wait_for_question(id, 0));
     char path[128];

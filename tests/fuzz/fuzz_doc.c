@@ -4,10 +4,10 @@
  * "flow" and "map" nodes can name a flow on the server as well as one of their document. */
 #include <string.h>
 
-#include "doc.h"
+#include "flow/doc.h"
 #include "flow.h"
 #include "fuzz.h"
-#include "nodes.h"
+#include "flow/nodes.h"
 
 static flow_registry_t *reg;
 static flow_nodes_env_t env;

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "../../server/http.h" /* not lib/http.h, which -Ilib finds first */
+#include "http.h" /* server/http.h: the library's HTTP client is flow/http.h */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *nl = memchr(data, '\n', size);

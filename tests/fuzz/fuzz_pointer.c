@@ -1,4 +1,4 @@
-/* fuzz_pointer.c: JSON Pointers (lib/pointer.h) and their places in a text (lib/jsonpos.h). The
+/* fuzz_pointer.c: JSON Pointers (flow/pointer.h) and their places in a text (flow/jsonpos.h). The
  * input is a pointer, a newline, then a JSON text. The pointer is checked from a buffer of exactly
  * its length (a read past it shows under ASan); when it has no NUL it is read, set and removed on
  * the document, and located in the text, as the loader locates the places of problems. */
@@ -6,8 +6,8 @@
 
 #include "flow.h"
 #include "fuzz.h"
-#include "jsonpos.h"
-#include "pointer.h"
+#include "flow/jsonpos.h"
+#include "flow/pointer.h"
 
 /* Whether a token of ptr is "-": set appends there, and get never finds it. */
 static int has_dash(const char *ptr) {

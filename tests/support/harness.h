@@ -6,7 +6,7 @@
 #include <check.h>
 
 #include "flow.h"
-#include "netpolicy.h"
+#include "flow/netpolicy.h"
 
 typedef struct harness {
     uv_loop_t loop;
@@ -59,7 +59,7 @@ const char *joined(json_t *shared, const char *key);
 /* Compact JSON text of v, in a static buffer. */
 const char *dumps(const json_t *v);
 
-/* An outbound allow or deny list from comma-separated entries (lib/netpolicy.h), as flowd's
+/* An outbound allow or deny list from comma-separated entries (flow/netpolicy.h), as flowd's
  * --allow-outbound takes them; fails the test when one is bad. Release it with flow_netrules_unref. */
 flow_netrules_t *rules_of(const char *list);
 

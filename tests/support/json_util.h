@@ -5,7 +5,7 @@
 #include <check.h>
 #include <jansson.h>
 
-#include "problems.h"
+#include "flow/problems.h"
 
 /* Parses text (any JSON value; \u0000 allowed) and fails the test when it is not JSON.
  * Returns a new reference. */

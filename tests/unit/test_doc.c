@@ -6,8 +6,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "doc.h"
-#include "nodes.h"
+#include "flow/doc.h"
+#include "nodes_int.h"
 #include "support/json_util.h"
 
 static flow_registry_t *reg;
@@ -128,7 +128,8 @@ START_TEST(test_params_of_each_type_are_checked) {
             " \"c\": {\"type\": \"set\", \"params\": {\"nopointer\": 1}, \"next\": {\"default\": \"d\"}},"
             " \"d\": {\"type\": \"choice\", \"params\": {\"value\": 1, \"cases\": [{\"eq\": 1}, {\"near\": 2, \"action\": \"x\"}]},"
             "        \"next\": {\"default\": \"e\"}},"
-            " \"e\": {\"type\": \"http\", \"params\": {\"url\": \"not a url\", \"method\": \"FETCH\", \"expect\": [99]},"
+            " \"e\": {\"type\": \"http\", \"params\": {\"url\": \"not a url\", \"method\": \"FETCH\", \"expect\": [99],"
+            "        \"x\": 1},"
             "        \"out\": \"relative\", \"next\": {\"default\": \"f\"}},"
             " \"f\": {\"type\": \"llm\", \"params\": {\"temperature\": 3}, \"next\": {\"default\": \"g\"}},"
             " \"g\": {\"type\": \"input\", \"params\": {\"schema\": {\"type\": \"strung\"}, \"timeout_action\": \"late\"}}}}",
@@ -141,6 +142,7 @@ START_TEST(test_params_of_each_type_are_checked) {
             "/nodes/e/out: out must be a JSON Pointer into the shared store, such as \"/result\", "
             "or an object of "
             "such pointers and the parts of the result to store there\n"
+            "/nodes/e/params/x: unknown param \"x\" for a node of type http\n"
             "/nodes/e/params/url: \"not a url\" is not a URL\n"
             "/nodes/e/params/method: method is one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS\n"
             "/nodes/e/params/expect: expect is a list of HTTP status codes, such as [200, 404]\n"

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "doc.h"
-#include "nodes.h"
-#include "pointer.h"
+#include "flow/doc.h"
+#include "flow/nodes.h"
+#include "flow/pointer.h"
 #include "support/harness.h"
 #include "support/json_util.h"
 #include "support/mock.h"

@@ -1,12 +1,12 @@
-/* test_http.c: the asynchronous HTTP client (lib/http.h) against the in-process mock server, and
- * its outbound policy (lib/netpolicy.h) on the connections it makes. */
+/* test_http.c: the asynchronous HTTP client (flow/http.h) against the in-process mock server, and
+ * its outbound policy (flow/netpolicy.h) on the connections it makes. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "flow.h"
-#include "http.h"
+#include "flow/http.h"
 #include "support/harness.h"
 #include "support/mock.h"
 

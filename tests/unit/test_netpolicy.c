@@ -1,4 +1,4 @@
-/* test_netpolicy.c: the outbound policy (lib/netpolicy.h) without a network: every special range
+/* test_netpolicy.c: the outbound policy (flow/netpolicy.h) without a network: every special range
  * and its edges, the IPv4 ranges inside IPv6 forms, the entries of allow and deny lists and their
  * errors, who wins, and the refusal messages (which never name the address a host name resolved
  * to). Link-local and cloud metadata addresses are proved refused here, with no packet sent. */
@@ -11,7 +11,7 @@
 #include <check.h>
 
 #include "flow.h"
-#include "netpolicy.h"
+#include "flow/netpolicy.h"
 #include "support/harness.h"
 #include "support/json_util.h"
 

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "doc.h"
-#include "nodes.h"
+#include "flow/doc.h"
+#include "flow/nodes.h"
 #include "support/harness.h"
 
 static long countdown = -1; /* allocations left before one fails; -1: never fail */

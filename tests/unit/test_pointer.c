@@ -1,11 +1,11 @@
-/* test_pointer.c: JSON Pointer (lib/pointer.h), starting from RFC 6901's own examples. */
+/* test_pointer.c: JSON Pointer (flow/pointer.h), starting from RFC 6901's own examples. */
 #include <stdlib.h>
 #include <string.h>
 
 #include <check.h>
 
 #include "flow.h"
-#include "pointer.h"
+#include "flow/pointer.h"
 #include "support/json_util.h"
 
 /* RFC 6901, section 5. */

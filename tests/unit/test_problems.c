@@ -1,4 +1,4 @@
-/* test_problems.c: the capped problem list (lib/problems.h) and the JSON Pointers of places that the
+/* test_problems.c: the capped problem list (flow/problems.h) and the JSON Pointers of places that the
  * checkers report (lib/jpath.h). */
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +7,7 @@
 
 #include "flow.h"
 #include "jpath.h"
-#include "problems.h"
+#include "flow/problems.h"
 #include "support/json_util.h"
 
 START_TEST(problems_keep_order_and_format) {

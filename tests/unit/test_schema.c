@@ -7,7 +7,7 @@
 #include <check.h>
 
 #include "flow.h"
-#include "problems.h"
+#include "flow/problems.h"
 #include "schema.h"
 #include "support/json_util.h"
 

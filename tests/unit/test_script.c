@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "doc.h"
-#include "nodes.h"
+#include "flow/doc.h"
+#include "flow/nodes.h"
 #include "script.h"
 #include "support/harness.h"
 #include "support/json_util.h"

@@ -13,10 +13,10 @@ static char *dup_text(const char *s) {
 
 START_TEST(test_frames_after_an_id) {
     flowd_ring_t r;
-    flowd_buf_t b;
+    flow_buf_t b;
     int final;
     flowd_ring_init(&r, 10);
-    flowd_buf_init(&b, 0);
+    flow_buf_init(&b, 0);
     ck_assert_int_eq(flowd_ring_push(&r, FLOW_EVENT_STATUS, 0, 0, "{\"status\":\"running\"}", 20, 1), 0);
     ck_assert_int_eq(flowd_ring_push(&r, FLOW_EVENT_STEP, 0, 1, dup_text("{\"seq\":1}"), 9, 0), 0);
     ck_assert_int_eq(flowd_ring_push(&r, FLOW_EVENT_STATUS, 1, 0, dup_text("{\"status\":\"succeeded\"}"), 22, 0), 0);
@@ -34,17 +34,17 @@ START_TEST(test_frames_after_an_id) {
     b.len = 0;
     ck_assert_uint_eq(flowd_ring_frames(&r, 3, &b, 1 << 20, &final), 3); /* nothing new */
     ck_assert_uint_eq(b.len, 0);
-    flowd_buf_free(&b);
+    flow_buf_free(&b);
     flowd_ring_free(&r);
 }
 END_TEST
 
 START_TEST(test_a_full_ring_drops_the_oldest_and_says_so) {
     flowd_ring_t r;
-    flowd_buf_t b;
+    flow_buf_t b;
     int final;
     flowd_ring_init(&r, 3);
-    flowd_buf_init(&b, 0);
+    flow_buf_init(&b, 0);
     for (int i = 1; i <= 5; i++) {
         char data[32];
         snprintf(data, sizeof data, "{\"n\":%d}", i);
@@ -57,14 +57,14 @@ START_TEST(test_a_full_ring_drops_the_oldest_and_says_so) {
     ck_assert_uint_eq(flowd_ring_frames(&r, 2, &b, 1 << 20, &final), 5); /* nothing missed */
     ck_assert(strncmp(b.data, "id: 3\n", 6) == 0);
     /* the history's steps: the last 3 are kept, the last 4 are not */
-    flowd_buf_t steps;
-    flowd_buf_init(&steps, 0);
+    flow_buf_t steps;
+    flow_buf_init(&steps, 0);
     ck_assert_int_eq(flowd_ring_steps(&r, 3, &steps), 1);
     ck_assert_str_eq(steps.data, "{\"n\":3},{\"n\":4},{\"n\":5}");
     ck_assert_int_eq(flowd_ring_steps(&r, 4, NULL), 0);
     ck_assert_int_eq(flowd_ring_steps(&r, 0, NULL), 1);
-    flowd_buf_free(&steps);
-    flowd_buf_free(&b);
+    flow_buf_free(&steps);
+    flow_buf_free(&b);
     flowd_ring_free(&r);
 }
 END_TEST
@@ -85,8 +85,8 @@ static void assert_like_jansson(const char *text) {
     json_t *v = tu_json(text);
     char *compact = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     char *pretty = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
-    flowd_buf_t b;
-    flowd_buf_init(&b, 0);
+    flow_buf_t b;
+    flow_buf_init(&b, 0);
     flowd_reindent(&b, compact, strlen(compact), 2, 0);
     ck_assert_str_eq(b.data ? b.data : "", pretty);
     b.len = 0;
@@ -94,7 +94,7 @@ static void assert_like_jansson(const char *text) {
     flowd_jw_init(&w, &b, 0);
     flowd_jw_json(&w, v);
     ck_assert_str_eq(b.data, compact);
-    flowd_buf_free(&b);
+    flow_buf_free(&b);
     free(compact);
     free(pretty);
     json_decref(v);
@@ -116,34 +116,34 @@ START_TEST(test_strings_are_escaped_like_jansson) {
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         json_t *s = json_string(texts[i]);
         char *want = json_dumps(s, JSON_ENCODE_ANY | JSON_COMPACT);
-        flowd_buf_t b;
+        flow_buf_t b;
         flowd_jw_t w;
-        flowd_buf_init(&b, 0);
+        flow_buf_init(&b, 0);
         flowd_jw_init(&w, &b, 0);
         flowd_jw_str(&w, texts[i]);
         ck_assert_str_eq(b.data, want);
-        flowd_buf_free(&b);
+        flow_buf_free(&b);
         free(want);
         json_decref(s);
     }
     /* invalid UTF-8 (a node's error message, say) still makes valid JSON */
-    flowd_buf_t b;
+    flow_buf_t b;
     flowd_jw_t w;
-    flowd_buf_init(&b, 0);
+    flow_buf_init(&b, 0);
     flowd_jw_init(&w, &b, 0);
     flowd_jw_str(&w, "bad \xff\xc3 end");
     ck_assert_str_eq(b.data, "\"bad \xef\xbf\xbd\xef\xbf\xbd end\"");
     json_t *v = json_loads(b.data, JSON_DECODE_ANY, NULL);
     ck_assert_ptr_nonnull(v);
     json_decref(v);
-    flowd_buf_free(&b);
+    flow_buf_free(&b);
 }
 END_TEST
 
 START_TEST(test_objects_pretty_and_compact) {
-    flowd_buf_t b;
+    flow_buf_t b;
     flowd_jw_t w;
-    flowd_buf_init(&b, 0);
+    flow_buf_init(&b, 0);
     flowd_jw_init(&w, &b, 2);
     flowd_jw_obj(&w);
     flowd_jw_key(&w, "n");
@@ -167,23 +167,23 @@ START_TEST(test_objects_pretty_and_compact) {
                              "  \"raw\": {\n    \"a\": [\n      1\n    ]\n  },\n  \"empty\": [],\n"
                              "  \"ok\": true\n}");
     ck_assert_int_eq(b.err, 0);
-    flowd_buf_free(&b);
+    flow_buf_free(&b);
 }
 END_TEST
 
 START_TEST(test_a_capped_buffer_fails_and_stays_failed) {
-    flowd_buf_t b;
-    flowd_buf_init(&b, 8);
-    flowd_buf_adds(&b, "12345678");
+    flow_buf_t b;
+    flow_buf_init(&b, 8);
+    flow_buf_adds(&b, "12345678");
     ck_assert_int_eq(b.err, 0);
-    flowd_buf_addc(&b, '9');
+    flow_buf_addc(&b, '9');
     ck_assert_int_eq(b.err, FLOW_ETOOBIG);
-    flowd_buf_adds(&b, "more");
+    flow_buf_adds(&b, "more");
     ck_assert_uint_eq(b.len, 8);
     size_t len;
-    ck_assert_ptr_null(flowd_buf_take(&b, &len));
-    flowd_buf_init(&b, 0);
-    char *empty = flowd_buf_take(&b, &len);
+    ck_assert_ptr_null(flow_buf_take(&b, &len));
+    flow_buf_init(&b, 0);
+    char *empty = flow_buf_take(&b, &len);
     ck_assert_str_eq(empty, "");
     ck_assert_uint_eq(len, 0);
     free(empty);

@@ -6,8 +6,9 @@
 #include <check.h>
 
 #include "flow.h"
-#include "problems.h"
+#include "flow/problems.h"
 #include "support/json_util.h"
+#include "flow/doc.h" /* flow_template_set_max_text */
 #include "template.h"
 
 static const char *SHARED =

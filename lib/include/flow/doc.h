@@ -1,12 +1,12 @@
-/* doc.h: flows declared as JSON documents (api/flow.schema.json), built into definitions from the node
- * types of a registry (lib/nodes.h registers the built-in ones). A document is checked whole before
- * anything runs, and every problem is reported at once with its place: a JSON Pointer into the
- * document, or file:line:column when it came from a file. */
+/* flow/doc.h: flows declared as JSON documents (api/flow.schema.json), built into definitions from
+ * the node types of a registry (flow/nodes.h registers the built-in ones). A document is checked
+ * whole before anything runs, and every problem is reported at once with its place: a JSON Pointer
+ * into the document, or file:line:column when it came from a file. */
 #ifndef FLOW_DOC_H
 #define FLOW_DOC_H
 
 #include "flow.h"
-#include "problems.h"
+#include "flow/problems.h"
 
 #define FLOW_DOC_MAX_BYTES ((size_t)4 << 20) /* a document file or body, by default */
 #define FLOW_DOC_MAX_NODES 1000              /* nodes of a document, sub-flows included */
@@ -19,31 +19,39 @@
  * flowd --flows; FLOW_DOC_NAME_RULE says it in words. name is len bytes (a NUL among them
  * fails). */
 #define FLOW_DOC_NAME_RULE "1 to 64 letters, digits, '.', '_' or '-', the first a letter or a digit"
-int flow_doc_name_ok(const char *name, size_t len);
+FLOW_EXPORT int flow_doc_name_ok(const char *name, size_t len);
 
 /* Process-wide (call before documents are loaded; not thread-safe): the bytes of a document's text
  * or file (0: FLOW_DOC_MAX_BYTES), and what the problem's message calls that limit (static, may be
  * NULL), such as a flag's name. */
-void flow_doc_set_max_bytes(size_t bytes, const char *name);
+FLOW_EXPORT void flow_doc_set_max_bytes(size_t bytes, const char *name);
+
+/* The bytes one template of a document (a params string with "{{ }}" placeholders) may evaluate
+ * to: past it the step fails with FLOW_ETOOBIG. Process-wide, like flow_doc_set_max_bytes: the
+ * limit (0: FLOW_TEMPLATE_MAX_TEXT) and what the error message calls it (static, may be NULL). */
+#define FLOW_TEMPLATE_MAX_TEXT ((size_t)16 << 20)
+FLOW_EXPORT void flow_template_set_max_text(size_t bytes, const char *name);
 
 /* Builds doc (borrowed; the definition keeps a reference in its meta, {"document": doc, "digest"}) into *out,
  * a new definition named after the document, using reg for node types and for the flows that
  * "flow" and "map" nodes name. Returns 0, FLOW_ELOAD with every problem in problems (where: a JSON
  * Pointer), FLOW_ENOMEM. */
-int flow_doc_load(flow_registry_t *reg, json_t *doc, flow_def_t **out, flow_problems_t *problems);
+FLOW_EXPORT int flow_doc_load(flow_registry_t *reg, json_t *doc, flow_def_t **out,
+                              flow_problems_t *problems);
 
 /* The same from JSON text; source names it in places: problems then have where "source:line:column"
  * and the JSON Pointer at the start of the message. */
-int flow_doc_load_text(flow_registry_t *reg, const char *text, size_t len, const char *source, flow_def_t **out,
-                       flow_problems_t *problems);
+FLOW_EXPORT int flow_doc_load_text(flow_registry_t *reg, const char *text, size_t len,
+                                   const char *source, flow_def_t **out, flow_problems_t *problems);
 
 /* The same from a file (at most flow_doc_set_max_bytes's limit); FLOW_EIO when it cannot be
  * read. */
-int flow_doc_load_file(flow_registry_t *reg, const char *path, flow_def_t **out, flow_problems_t *problems);
+FLOW_EXPORT int flow_doc_load_file(flow_registry_t *reg, const char *path, flow_def_t **out,
+                                   flow_problems_t *problems);
 
 /* The document a definition was built from (borrowed), or NULL for flows written in C. */
-json_t *flow_doc_of(const flow_def_t *def);
+FLOW_EXPORT json_t *flow_doc_of(const flow_def_t *def);
 /* 16 hex digits that tell versions of a document apart (borrowed), or NULL for flows written in C. */
-const char *flow_doc_digest(const flow_def_t *def);
+FLOW_EXPORT const char *flow_doc_digest(const flow_def_t *def);
 
 #endif

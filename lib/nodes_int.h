@@ -1,41 +1,27 @@
-/* nodes.h: the built-in node types of flow documents: noop, sleep, set, choice, fail, input, http
- * and llm, registered by name in a flow_registry_t. (map and flow are made by the document loader,
- * doc.c, from these.) What each type takes and does is written in api/flow.schema.json and the
- * README; this header is the C side. */
-#ifndef FLOW_NODES_H
-#define FLOW_NODES_H
+/* nodes_int.h: what the built-in node types (nodes.c, nodes_net.c, script_node.c) share with each
+ * other and with the document loader (doc.c), inside the library. A program registers them with
+ * flow/nodes.h. */
+#ifndef FLOW_NODES_INT_H
+#define FLOW_NODES_INT_H
 
 #include "flow.h"
-#include "http.h"
+#include "flow/nodes.h"
+#include "flow/problems.h"
 #include "re.h"
-#include "problems.h"
 #include "script.h"
-#include "netpolicy.h"
 #include "template.h"
 
-/* What the types need from the program that runs them. Borrowed: it must outlive every definition
- * made from the registry. */
-typedef struct flow_nodes_env {
-    flow_http_t *http;        /* client on the engine's loop for http and llm nodes; NULL: such
-                               * nodes fail when they run, saying so */
-    const char *llm_base_url; /* OpenAI-compatible API, e.g. "https://api.openai.com/v1" */
-    const char *llm_api_key;  /* sent as a Bearer token; never written to a job's store, history or
-                               * logs */
-    const char *llm_model;    /* the model when a node names none */
-    size_t max_body;          /* response bodies of http and llm nodes; 0: 10 MiB */
-    flow_re_limits_t re_limits; /* choice "matches" and input "schema" patterns (re.h); zeros: the
-                                 * defaults */
-    flow_script_limits_t lua; /* Lua hooks: budgets, time and memory caps (0s: script.h's defaults) */
-    flow_netrules_t *llm_allow; /* what llm nodes may reach besides the client's policy: the host
-                               * and port of llm_base_url, allowed because the operator configured
-                               * it (flow_netrules_add_url); NULL: nothing more */
-    int no_flow_outbound;     /* documents that carry their own "outbound" allow list do not load
-                               * (flowd --flow-outbound off); 0: such lists apply to their http
-                               * nodes */
-} flow_nodes_env_t;
+/* ---- what the built-in types share (nodes.c) ---- */
 
-/* Registers the built-in types in reg (lua among them). FLOW_EEXIST when one is taken. */
-int flow_nodes_register(flow_registry_t *reg, const flow_nodes_env_t *env);
+/* Adds a problem at a->where followed by sub (a JSON Pointer suffix, "/params/url"), with a
+ * printf-formatted message; returns FLOW_ELOAD. */
+int flow__jbad(const flow_type_args_t *a, const char *sub, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A problem for each member of a->params not in names (NULL-terminated): 0 or FLOW_ELOAD. */
+int flow__jknown(const flow_type_args_t *a, const char *const *names);
+/* 1 when v is a string that is a reference or a template ("$..." but not "$$...", or with "{{"),
+ * whose value is only known when the node runs. */
+int flow__jdynamic(json_t *v);
 
 /* ---- for doc.c ---- */
 

@@ -1,9 +1,10 @@
-/* http.h: an asynchronous HTTP client on a libuv loop (libcurl's multi interface), shared by every
- * job of a loop so that connections are reused across requests. The http and llm nodes sit on it.
+/* flow/http.h: an asynchronous HTTP client on a libuv loop (libcurl's multi interface), shared by
+ * every job of a loop so that connections are reused across requests. The http and llm nodes sit
+ * on it.
  *
- * Every connection obeys the outbound policy of netpolicy.h, checked on the address it is made to
- * (each address curl tries, before its socket exists) and on the connection a request is about to
- * use (new or kept alive), so that neither the spelling of a URL nor DNS decides what is reached.
+ * Every connection obeys the outbound policy of flow/netpolicy.h, checked on the address it is made
+ * to (each address curl tries, before its socket exists) and on the connection a request is about
+ * to use (new or kept alive), so that neither the spelling of a URL nor DNS decides what is reached.
  * Only http:// and https://, no redirects, and no proxy: the proxy variables of the environment
  * (http_proxy, https_proxy, all_proxy, no_proxy) are ignored, since through a proxy the address
  * checked would be the proxy's and not the one the request reaches.
@@ -12,8 +13,7 @@
  *
  * Errors: functions return 0 or a negative FLOW_E* code (flow.h). When a function that takes a
  * callback returns an error, the callback will never be called; the callback is never called from
- * inside the function that was given it either, only from the loop.
- */
+ * inside the function that was given it either, only from the loop. */
 #ifndef FLOW_HTTP_H
 #define FLOW_HTTP_H
 
@@ -23,7 +23,7 @@
 #include <jansson.h>
 #include <uv.h>
 
-#include "netpolicy.h"
+#include "flow/netpolicy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -87,26 +87,26 @@ typedef void (*flow_http_cb)(flow_http_req_t *req, int err, const char *message,
 /* opts may be NULL. curl_global_init() runs once per process, the first time. On success *out
  * receives the client; free it with flow_http_close(). The client holds two uv_timer_t and a
  * uv_poll_t per socket in use; it keeps the loop alive only while requests are in flight. */
-int flow_http_new(uv_loop_t *loop, const flow_http_opts_t *opts, flow_http_t **out);
+FLOW_EXPORT int flow_http_new(uv_loop_t *loop, const flow_http_opts_t *opts, flow_http_t **out);
 
 /* Starts a request; r and everything it points to are copied or used only during the call. The URL
  * (and the method and headers: no CR or LF) are checked here: FLOW_EINVAL at once when bad, and the
  * callback is never called. FLOW_ESTATE after flow_http_close(). *out (may be NULL) is borrowed: it
  * is valid until the callback returns or the request is aborted. Redirects are not followed (a 3xx
  * is the answer); no proxy is used. */
-int flow_http_send(flow_http_t *c, const flow_http_request_t *r, flow_http_cb cb, void *data,
-                   flow_http_req_t **out);
+FLOW_EXPORT int flow_http_send(flow_http_t *c, const flow_http_request_t *r, flow_http_cb cb,
+                               void *data, flow_http_req_t **out);
 
 /* Stops a request in flight and frees it (its connection is closed); the callback is never called.
  * NULL is ignored. */
-void flow_http_abort(flow_http_req_t *req);
+FLOW_EXPORT void flow_http_abort(flow_http_req_t *req);
 
 /* Aborts everything in flight (no callbacks run), drops the cached connections and closes the
  * handles. The memory is freed by close callbacks: run the loop afterwards until it returns. NULL
  * is ignored; may be called from a request's callback. */
-void flow_http_close(flow_http_t *c);
+FLOW_EXPORT void flow_http_close(flow_http_t *c);
 
-size_t flow_http_in_flight(const flow_http_t *c); /* requests sent and not yet ended */
+FLOW_EXPORT size_t flow_http_in_flight(const flow_http_t *c); /* requests sent and not yet ended */
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,8 @@
-/* flow.h: the public API of libflow, PocketFlow-style flows run as jobs on one libuv loop.
+/* flow.h: the public API of libflow, PocketFlow-style flows run as jobs on one libuv loop. The rest
+ * of it is in lib/include/flow/: documents (doc.h, with problems.h, pointer.h and jsonpos.h), the
+ * built-in node types (nodes.h, with limits.h), the HTTP client and its outbound policy (http.h,
+ * netpolicy.h), a capped growable buffer (buf.h) and intrusive lists (queue.h). Everything else
+ * in lib/ is private to the library.
  *
  * A flow *definition* (flow_def_t) is a graph of nodes built once and then shared, read-only, by any
  * number of concurrent *jobs* (flow_job_t) run by an *engine* (flow_engine_t) on one uv_loop_t.
@@ -29,6 +33,14 @@ extern "C" {
 #endif
 
 #define FLOW_VERSION_STRING "0.1.0"
+
+/* The library is built with -fvisibility=hidden: what it exports is what the headers of
+ * lib/include declare with FLOW_EXPORT, and nothing else of it can be linked against. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define FLOW_EXPORT __attribute__((visibility("default")))
+#else
+#define FLOW_EXPORT
+#endif
 
 /* ---- errors --------------------------------------------------------------------------------- */
 
@@ -62,8 +74,8 @@ typedef enum flow_errno {
 } flow_errno_t;
 
 /* Static strings; "unknown_error" for a code outside the table. Any thread. */
-const char *flow_err_name(int err);
-const char *flow_strerror(int err);
+FLOW_EXPORT const char *flow_err_name(int err);
+FLOW_EXPORT const char *flow_strerror(int err);
 
 /* An error with its text and the node it happened in. Strings are owned by whoever holds the struct. */
 typedef struct flow_error {
@@ -73,7 +85,7 @@ typedef struct flow_error {
 } flow_error_t;
 
 /* Frees message and node and zeroes the struct. */
-void flow_error_clear(flow_error_t *err);
+FLOW_EXPORT void flow_error_clear(flow_error_t *err);
 
 /* ---- process-wide settings (call before any other flow_ function, not thread-safe) ---------- */
 
@@ -86,13 +98,22 @@ typedef enum flow_log_level {
 
 /* msg is borrowed for the duration of the call. The default logger writes WARN and ERROR to stderr. */
 typedef void (*flow_log_fn)(flow_log_level_t level, const char *msg, void *data);
-void flow_set_logger(flow_log_fn fn, void *data); /* fn NULL restores the default */
-void flow_log(flow_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+FLOW_EXPORT void flow_set_logger(flow_log_fn fn, void *data); /* fn NULL restores the default */
+FLOW_EXPORT void flow_log(flow_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Every allocation of libflow goes through these (uv_replace_allocator's contract: all four or none).
  * jansson has its own hook, json_set_alloc_funcs(). Returns FLOW_EINVAL when one is NULL. */
-int flow_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
-                       void *(*calloc_fn)(size_t, size_t), void (*free_fn)(void *));
+FLOW_EXPORT int flow_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
+                                   void *(*calloc_fn)(size_t, size_t), void (*free_fn)(void *));
+
+/* ---- clocks (any thread) -------------------------------------------------------------------- */
+
+/* The wall clock, microseconds since the Unix epoch: the times of jobs and their steps. */
+FLOW_EXPORT uint64_t flow_wall_us(void);
+/* The monotonic clock in milliseconds (uv_hrtime's, which times steps and sleeps): for deadlines
+ * and timeouts, never for dates. */
+FLOW_EXPORT uint64_t flow_mono_ms(void);
 
 /* ---- flow definitions ----------------------------------------------------------------------- */
 
@@ -157,80 +178,92 @@ typedef struct flow_node_ops {
 /* A definition owns its nodes. It is reference-counted (atomically: refs may be taken and dropped on
  * any thread) and becomes read-only once sealed; jobs seal it and hold a reference while they run.
  * name is copied. *out receives the first reference. */
-int flow_def_new(const char *name, flow_def_t **out);
-flow_def_t *flow_def_ref(flow_def_t *def); /* returns def */
-void flow_def_unref(flow_def_t *def);      /* NULL is ignored; the last unref frees */
+FLOW_EXPORT int flow_def_new(const char *name, flow_def_t **out);
+FLOW_EXPORT flow_def_t *flow_def_ref(flow_def_t *def); /* returns def */
+FLOW_EXPORT void flow_def_unref(flow_def_t *def); /* NULL is ignored; the last unref frees */
 
 /* Checks the graph (a root is set, every flow kind has a start node, no flow contains itself) and
  * makes the definition read-only. Idempotent. On error, err (may be NULL) says what is wrong. */
-int flow_def_seal(flow_def_t *def, flow_error_t *err);
+FLOW_EXPORT int flow_def_seal(flow_def_t *def, flow_error_t *err);
 
 /* Creates a node in def. name is copied and must be unique in def. ops is borrowed and must outlive
  * def (a static struct usually); ops NULL means all defaults. On success def owns data and gives it
  * to ops->free when freed; on error data stays the caller's. *out is borrowed from def. */
-int flow_node_new(flow_def_t *def, const char *name, flow_kind_t kind, const flow_node_ops_t *ops,
-                  void *data, flow_node_t **out);
+FLOW_EXPORT int flow_node_new(flow_def_t *def, const char *name, flow_kind_t kind,
+                              const flow_node_ops_t *ops, void *data, flow_node_t **out);
 
 /* Setters of an unsealed definition's nodes; FLOW_ESTATE once sealed. */
-int flow_node_set_params(flow_node_t *node, json_t *params);   /* borrowed, copied shallowly; an object */
-int flow_node_set_retry(flow_node_t *node, unsigned max_retries, uint64_t wait_ms); /* tries >= 1 */
-int flow_node_set_timeout(flow_node_t *node, uint64_t timeout_ms);                 /* per try; 0: none */
-int flow_node_set_limit(flow_node_t *node, unsigned limit); /* parallel kinds: at most this many at
-                                                              * once; 0 (default): no limit */
-int flow_node_set_threaded(flow_node_t *node, int threaded); /* see flow_ctx below */
+/* borrowed, copied shallowly; an object */
+FLOW_EXPORT int flow_node_set_params(flow_node_t *node, json_t *params);
+/* tries >= 1 */
+FLOW_EXPORT int flow_node_set_retry(flow_node_t *node, unsigned max_retries, uint64_t wait_ms);
+/* per try; 0: none */
+FLOW_EXPORT int flow_node_set_timeout(flow_node_t *node, uint64_t timeout_ms);
+/* parallel kinds: at most this many at once; 0 (default): no limit */
+FLOW_EXPORT int flow_node_set_limit(flow_node_t *node, unsigned limit);
+FLOW_EXPORT int flow_node_set_threaded(flow_node_t *node, int threaded); /* see flow_ctx below */
 
 /* Successor of from for action (NULL means "default"); both nodes must be in one definition. A second
  * successor for the same action replaces the first and logs a warning, as PocketFlow does. to NULL
  * says that the action ends the flow, on purpose: no warning when it does. */
-int flow_node_next(flow_node_t *from, const char *action, flow_node_t *to);
+FLOW_EXPORT int flow_node_next(flow_node_t *from, const char *action, flow_node_t *to);
 
 /* The start node of a flow-kind node. */
-int flow_node_set_start(flow_node_t *flow, flow_node_t *start);
+FLOW_EXPORT int flow_node_set_start(flow_node_t *flow, flow_node_t *start);
 
 /* Metadata kept with the definition (its source document, say): stolen; replaces what was there. */
-int flow_def_set_meta(flow_def_t *def, json_t *meta);
-json_t *flow_def_meta(const flow_def_t *def); /* borrowed; NULL when none */
+FLOW_EXPORT int flow_def_set_meta(flow_def_t *def, json_t *meta);
+FLOW_EXPORT json_t *flow_def_meta(const flow_def_t *def); /* borrowed; NULL when none */
 
 /* The flow-kind node that jobs of this definition run. A job ends when it does: successors given to
  * it never run (the job logs a warning, as PocketFlow's Flow.run does). */
-int flow_def_set_root(flow_def_t *def, flow_node_t *root);
+FLOW_EXPORT int flow_def_set_root(flow_def_t *def, flow_node_t *root);
 
 /* Readers. Strings and nodes are borrowed from def and live as long as it. */
-const char *flow_def_name(const flow_def_t *def);
-flow_node_t *flow_def_root(const flow_def_t *def);
-size_t flow_def_node_count(const flow_def_t *def);
-flow_node_t *flow_def_node_at(const flow_def_t *def, size_t i); /* in creation order */
-flow_node_t *flow_def_find(const flow_def_t *def, const char *name);
-int flow_def_sealed(const flow_def_t *def);
+FLOW_EXPORT const char *flow_def_name(const flow_def_t *def);
+FLOW_EXPORT flow_node_t *flow_def_root(const flow_def_t *def);
+FLOW_EXPORT size_t flow_def_node_count(const flow_def_t *def);
+FLOW_EXPORT flow_node_t *flow_def_node_at(const flow_def_t *def, size_t i); /* in creation order */
+FLOW_EXPORT flow_node_t *flow_def_find(const flow_def_t *def, const char *name);
+FLOW_EXPORT int flow_def_sealed(const flow_def_t *def);
 
-const char *flow_node_name(const flow_node_t *node);
-flow_kind_t flow_node_kind(const flow_node_t *node);
-const char *flow_kind_name(flow_kind_t kind);
-void *flow_node_data(const flow_node_t *node);
-json_t *flow_node_params(const flow_node_t *node); /* borrowed, read-only */
-unsigned flow_node_max_retries(const flow_node_t *node);
-uint64_t flow_node_wait(const flow_node_t *node);
-uint64_t flow_node_timeout(const flow_node_t *node);
-unsigned flow_node_limit(const flow_node_t *node);
-flow_node_t *flow_node_start(const flow_node_t *flow);
-size_t flow_node_succ_count(const flow_node_t *node);
+FLOW_EXPORT const char *flow_node_name(const flow_node_t *node);
+FLOW_EXPORT flow_kind_t flow_node_kind(const flow_node_t *node);
+FLOW_EXPORT const char *flow_kind_name(flow_kind_t kind);
+FLOW_EXPORT void *flow_node_data(const flow_node_t *node);
+FLOW_EXPORT json_t *flow_node_params(const flow_node_t *node); /* borrowed, read-only */
+FLOW_EXPORT unsigned flow_node_max_retries(const flow_node_t *node);
+FLOW_EXPORT uint64_t flow_node_wait(const flow_node_t *node);
+FLOW_EXPORT uint64_t flow_node_timeout(const flow_node_t *node);
+FLOW_EXPORT unsigned flow_node_limit(const flow_node_t *node);
+FLOW_EXPORT flow_node_t *flow_node_start(const flow_node_t *flow);
+FLOW_EXPORT size_t flow_node_succ_count(const flow_node_t *node);
 /* The i-th successor, in the order they were first added: its action and node (both borrowed). */
-int flow_node_succ_at(const flow_node_t *node, size_t i, const char **action, flow_node_t **to);
-flow_node_t *flow_node_succ(const flow_node_t *node, const char *action); /* NULL: none */
+FLOW_EXPORT int flow_node_succ_at(const flow_node_t *node, size_t i, const char **action,
+                                  flow_node_t **to);
+/* NULL: none */
+FLOW_EXPORT flow_node_t *flow_node_succ(const flow_node_t *node, const char *action);
 
 /* A Mermaid "flowchart TD" text of the graph; new string, free with flow_free(). */
-int flow_def_mermaid(const flow_def_t *def, char **out);
+FLOW_EXPORT int flow_def_mermaid(const flow_def_t *def, char **out);
 
 /* Frees memory that libflow returned to the caller. */
-void flow_free(void *p);
+FLOW_EXPORT void flow_free(void *p);
 
 /* ---- the registry: node types and flows by name --------------------------------------------- */
 
 /* Thread-safe: it takes a lock of its own, so HTTP threads may look flows up while the loop runs. */
 typedef struct flow_registry flow_registry_t;
 
-/* A list of problems found when loading a flow document, each with its place (lib/problems.h). */
+/* A list of problems found when loading a flow document, each with its place (flow/problems.h). */
 typedef struct flow_problems flow_problems_t;
+
+/* The roots of the references ("$shared/...", "$params/...", "$item/...") a node's params may use
+ * (flow_type_args_t.roots). */
+#define FLOW_SCOPE_SHARED 1u
+#define FLOW_SCOPE_PARAMS 2u
+#define FLOW_SCOPE_ITEM 4u
+#define FLOW_SCOPE_ALL (FLOW_SCOPE_SHARED | FLOW_SCOPE_PARAMS | FLOW_SCOPE_ITEM)
 
 /* What a node type gets to make a node of a flow document (all borrowed for the call). */
 typedef struct flow_type_args {
@@ -238,7 +271,7 @@ typedef struct flow_type_args {
     json_t *node;               /* the node's whole description in the document */
     json_t *params;             /* its "params" (an object, never NULL) */
     const char *where;          /* JSON Pointer of the node in the document, e.g. "/nodes/fetch" */
-    unsigned roots;             /* which references the node may use (FLOW_SCOPE_* of template.h) */
+    unsigned roots;             /* which references the node may use (FLOW_SCOPE_*) */
     json_t *declared;           /* object: the params the flow declares, for "$params/..." checks */
     flow_problems_t *problems;  /* where to add every problem found, with its place */
     void *data;                 /* what was given to flow_registry_add_type */
@@ -249,24 +282,27 @@ typedef struct flow_type_args {
  * (or another code, such as FLOW_ENOMEM). The caller creates the node with the kind it needs. */
 typedef int (*flow_type_factory)(const flow_type_args_t *args, const flow_node_ops_t **ops, void **data);
 
-int flow_registry_new(flow_registry_t **out);
-void flow_registry_free(flow_registry_t *reg); /* drops its references to the flows */
+FLOW_EXPORT int flow_registry_new(flow_registry_t **out);
+FLOW_EXPORT void flow_registry_free(flow_registry_t *reg); /* drops its references to the flows */
 
 /* Node types: name copied; FLOW_EEXIST when taken. free_data (may be NULL) is called with data when
  * the registry is freed; on error data stays the caller's. */
-int flow_registry_add_type(flow_registry_t *reg, const char *name, flow_type_factory factory, void *data,
-                           void (*free_data)(void *));
-int flow_registry_type(flow_registry_t *reg, const char *name, flow_type_factory *factory, void **data);
+FLOW_EXPORT int flow_registry_add_type(flow_registry_t *reg, const char *name,
+                                       flow_type_factory factory, void *data,
+                                       void (*free_data)(void *));
+FLOW_EXPORT int flow_registry_type(flow_registry_t *reg, const char *name,
+                                   flow_type_factory *factory, void **data);
 
 /* Flows, by the definition's name. put adds or replaces (taking a new reference; replaced ones keep
  * running in the jobs that hold them) and seals def. get returns a new reference, or NULL. */
-int flow_registry_put_flow(flow_registry_t *reg, flow_def_t *def, flow_error_t *err);
-flow_def_t *flow_registry_get_flow(flow_registry_t *reg, const char *name);
-int flow_registry_remove_flow(flow_registry_t *reg, const char *name); /* FLOW_ENOTFOUND */
+FLOW_EXPORT int flow_registry_put_flow(flow_registry_t *reg, flow_def_t *def, flow_error_t *err);
+FLOW_EXPORT flow_def_t *flow_registry_get_flow(flow_registry_t *reg, const char *name);
+/* FLOW_ENOTFOUND */
+FLOW_EXPORT int flow_registry_remove_flow(flow_registry_t *reg, const char *name);
 /* A new reference to every flow, sorted by name, in *out (array freed with flow_free(), each def with
  * flow_def_unref()). */
-int flow_registry_list_flows(flow_registry_t *reg, flow_def_t ***out, size_t *count);
-size_t flow_registry_flow_count(flow_registry_t *reg);
+FLOW_EXPORT int flow_registry_list_flows(flow_registry_t *reg, flow_def_t ***out, size_t *count);
+FLOW_EXPORT size_t flow_registry_flow_count(flow_registry_t *reg);
 
 /* ---- the engine ----------------------------------------------------------------------------- */
 
@@ -281,17 +317,19 @@ typedef struct flow_engine_opts {
 } flow_engine_opts_t;
 
 /* opts may be NULL. The engine holds one uv_idle_t on loop (unreferenced while there is no work). */
-int flow_engine_new(uv_loop_t *loop, const flow_engine_opts_t *opts, flow_engine_t **out);
+FLOW_EXPORT int flow_engine_new(uv_loop_t *loop, const flow_engine_opts_t *opts,
+                                flow_engine_t **out);
 /* Cancels every job still running (their on_done runs first) and closes the engine's handles; the
  * memory is freed by a close callback, so run the loop afterwards until it returns. */
-void flow_engine_close(flow_engine_t *eng);
-uv_loop_t *flow_engine_loop(const flow_engine_t *eng);
+FLOW_EXPORT void flow_engine_close(flow_engine_t *eng);
+FLOW_EXPORT uv_loop_t *flow_engine_loop(const flow_engine_t *eng);
 /* For a graceful stop: from now on no job starts another step (steps in flight finish, and their
  * posts run). There is no undo; close the engine afterwards. */
-void flow_engine_drain(flow_engine_t *eng);
+FLOW_EXPORT void flow_engine_drain(flow_engine_t *eng);
 /* Steps in flight that are not merely waiting for input: drained when 0. Walks every job. */
-size_t flow_engine_busy(const flow_engine_t *eng);
-size_t flow_engine_job_count(const flow_engine_t *eng); /* jobs started and not yet done */
+FLOW_EXPORT size_t flow_engine_busy(const flow_engine_t *eng);
+/* jobs started and not yet done */
+FLOW_EXPORT size_t flow_engine_job_count(const flow_engine_t *eng);
 
 /* ---- jobs ----------------------------------------------------------------------------------- */
 
@@ -304,9 +342,9 @@ typedef enum flow_status {
     FLOW_CANCELED
 } flow_status_t;
 
-const char *flow_status_name(flow_status_t status); /* "queued", "running", ... */
-int flow_status_parse(const char *name, flow_status_t *out);
-int flow_status_final(flow_status_t status);         /* succeeded, failed or canceled */
+FLOW_EXPORT const char *flow_status_name(flow_status_t status); /* "queued", "running", ... */
+FLOW_EXPORT int flow_status_parse(const char *name, flow_status_t *out);
+FLOW_EXPORT int flow_status_final(flow_status_t status); /* succeeded, failed or canceled */
 
 /* One finished node run. Strings are borrowed from the job and live until the entry leaves the
  * history (flow_job_history_at) or the job ends. */
@@ -375,63 +413,68 @@ typedef struct flow_job_opts {
  * an empty object; must be an object). The job starts queued and runs from the next loop iteration.
  * *out (may be NULL) is borrowed until on_done returns. FLOW_ENOTFOUND when resume_node names no
  * node of the root flow's graph. */
-int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const flow_job_opts_t *opts,
-                   flow_job_t **out);
+FLOW_EXPORT int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared,
+                               const flow_job_opts_t *opts, flow_job_t **out);
 
 /* Stops the job: timers and in-flight execs are canceled (thread-pool work that already started is
  * abandoned: it finishes on its own and its result is dropped). The job ends with FLOW_CANCELED, and
  * on_done runs on a later loop iteration. FLOW_ESTATE when the job has already ended. */
-int flow_job_cancel(flow_job_t *job);
+FLOW_EXPORT int flow_job_cancel(flow_job_t *job);
 
 /* Ends the job failed with code (a FLOW_E* code, not FLOW_ECANCELED), message (copied; NULL: the
  * code's) and node (copied, may be NULL), the way flow_job_cancel ends it canceled: for limits its
  * owner keeps, such as the size of its shared store. FLOW_ESTATE when the job has already ended. */
-int flow_job_fail(flow_job_t *job, int code, const char *node, const char *message);
+FLOW_EXPORT int flow_job_fail(flow_job_t *job, int code, const char *node, const char *message);
 
 /* Answers the oldest flow_await_input() of the job with value (borrowed). FLOW_ESTATE when nothing
  * waits. When the node's input op rejects it, returns that code and fills err (may be NULL); the job
  * keeps waiting. */
-int flow_job_input(flow_job_t *job, json_t *value, flow_error_t *err);
+FLOW_EXPORT int flow_job_input(flow_job_t *job, json_t *value, flow_error_t *err);
 
 /* Readers, on the loop thread. Returned pointers are borrowed from the job. */
-const char *flow_job_id(const flow_job_t *job);
-flow_def_t *flow_job_def(const flow_job_t *job);
-flow_status_t flow_job_status(const flow_job_t *job);
-json_t *flow_job_shared(const flow_job_t *job);       /* borrowed; the live store */
-uint64_t flow_job_steps(const flow_job_t *job);       /* finished steps */
-const char *flow_job_current_node(const flow_job_t *job); /* node of the latest step started, or NULL */
+FLOW_EXPORT const char *flow_job_id(const flow_job_t *job);
+FLOW_EXPORT flow_def_t *flow_job_def(const flow_job_t *job);
+FLOW_EXPORT flow_status_t flow_job_status(const flow_job_t *job);
+FLOW_EXPORT json_t *flow_job_shared(const flow_job_t *job); /* borrowed; the live store */
+FLOW_EXPORT uint64_t flow_job_steps(const flow_job_t *job); /* finished steps */
+/* node of the latest step started, or NULL */
+FLOW_EXPORT const char *flow_job_current_node(const flow_job_t *job);
 /* The action of the latest finished step, or NULL; once the root flow has ended, the action its
  * post returned (without a post, the last action of its sub-graph). */
-const char *flow_job_last_action(const flow_job_t *job);
-const flow_error_t *flow_job_error(const flow_job_t *job); /* code 0 unless failed or canceled */
-json_t *flow_job_waiting_for(const flow_job_t *job);  /* borrowed request of the oldest input wait */
-void *flow_job_data(const flow_job_t *job);
-uint64_t flow_job_created_us(const flow_job_t *job);
-uint64_t flow_job_started_us(const flow_job_t *job);  /* 0 while queued (but resume_started_us) */
-uint64_t flow_job_finished_us(const flow_job_t *job); /* 0 until done */
+FLOW_EXPORT const char *flow_job_last_action(const flow_job_t *job);
+/* code 0 unless failed or canceled */
+FLOW_EXPORT const flow_error_t *flow_job_error(const flow_job_t *job);
+/* borrowed request of the oldest input wait */
+FLOW_EXPORT json_t *flow_job_waiting_for(const flow_job_t *job);
+FLOW_EXPORT void *flow_job_data(const flow_job_t *job);
+FLOW_EXPORT uint64_t flow_job_created_us(const flow_job_t *job);
+/* 0 while queued (but resume_started_us) */
+FLOW_EXPORT uint64_t flow_job_started_us(const flow_job_t *job);
+FLOW_EXPORT uint64_t flow_job_finished_us(const flow_job_t *job); /* 0 until done */
 
 /* History: the last history_limit entries, oldest first, and totals over the whole job. */
-size_t flow_job_history_count(const flow_job_t *job);
-const flow_step_t *flow_job_history_at(const flow_job_t *job, size_t i);
+FLOW_EXPORT size_t flow_job_history_count(const flow_job_t *job);
+FLOW_EXPORT const flow_step_t *flow_job_history_at(const flow_job_t *job, size_t i);
 typedef struct flow_history_totals {
     uint64_t steps;   /* all finished steps, kept or not */
     uint64_t failed;  /* steps that ended with an error */
     uint64_t retries; /* tries beyond the first, over all steps */
     uint64_t dropped; /* entries no longer kept */
 } flow_history_totals_t;
-void flow_job_history_totals(const flow_job_t *job, flow_history_totals_t *out);
+FLOW_EXPORT void flow_job_history_totals(const flow_job_t *job, flow_history_totals_t *out);
 
 /* ---- inside a node: the context of one prep, exec or post ----------------------------------- */
 
 /* A ctx is valid during a callback, and for exec until it completes. Readers: */
-flow_job_t *flow_ctx_job(const flow_ctx_t *ctx);
-const flow_node_t *flow_ctx_node(const flow_ctx_t *ctx);
-void *flow_ctx_node_data(const flow_ctx_t *ctx);
-uv_loop_t *flow_ctx_loop(const flow_ctx_t *ctx);
+FLOW_EXPORT flow_job_t *flow_ctx_job(const flow_ctx_t *ctx);
+FLOW_EXPORT const flow_node_t *flow_ctx_node(const flow_ctx_t *ctx);
+FLOW_EXPORT void *flow_ctx_node_data(const flow_ctx_t *ctx);
+FLOW_EXPORT uv_loop_t *flow_ctx_loop(const flow_ctx_t *ctx);
 /* The node's params: its own, with the enclosing flows' params (and a batch flow's item) over them.
  * Borrowed and read-only. NULL only when out of memory. */
-json_t *flow_ctx_params(flow_ctx_t *ctx);
-unsigned flow_ctx_attempt(const flow_ctx_t *ctx); /* 0 on the first try of exec, 1 on the second... */
+FLOW_EXPORT json_t *flow_ctx_params(flow_ctx_t *ctx);
+/* 0 on the first try of exec, 1 on the second... */
+FLOW_EXPORT unsigned flow_ctx_attempt(const flow_ctx_t *ctx);
 /* Which visit of its node this step is, as text into buf (cap bytes, NUL-terminated, cut to fit):
  * the step's ordinal in the run of its (sub-)flow, the 1st, 2nd, ... step started there, after the
  * visit of the flow node that runs that sub-flow and a dot, and a batch flow's run index and a dot:
@@ -439,11 +482,11 @@ unsigned flow_ctx_attempt(const flow_ctx_t *ctx); /* 0 on the first try of exec,
  * set 3. The same on every try of one step, different on each visit of a node, and the same again
  * when a resumed job (resume_visits) reruns a step. Returns the visit's length (as snprintf does:
  * more than cap - 1 when cut), or FLOW_EINVAL (a thread-pool copy of a ctx has no visit). */
-int flow_ctx_visit(const flow_ctx_t *ctx, char *buf, size_t cap);
-size_t flow_ctx_item(const flow_ctx_t *ctx);      /* batch item index, or SIZE_MAX */
+FLOW_EXPORT int flow_ctx_visit(const flow_ctx_t *ctx, char *buf, size_t cap);
+FLOW_EXPORT size_t flow_ctx_item(const flow_ctx_t *ctx); /* batch item index, or SIZE_MAX */
 /* A pointer for the node's own use during one exec (what cancel must release, say). */
-void flow_ctx_set_data(flow_ctx_t *ctx, void *data);
-void *flow_ctx_data(const flow_ctx_t *ctx);
+FLOW_EXPORT void flow_ctx_set_data(flow_ctx_t *ctx, void *data);
+FLOW_EXPORT void *flow_ctx_data(const flow_ctx_t *ctx);
 
 /* Completing an exec (each returns FLOW_ESTATE if the exec has already completed or was canceled;
  * when flow_sleep or flow_await_input cannot start, they return the error and the exec fails with it,
@@ -456,16 +499,18 @@ void *flow_ctx_data(const flow_ctx_t *ctx);
  *     the history's times; a timer on the loop).
  * flow_await_input: the job shows status waiting with request (borrowed, copied) until
  *     flow_job_input() answers; the answer (as checked by ops->input) is the result. */
-int flow_done(flow_ctx_t *ctx, json_t *result);
-int flow_fail(flow_ctx_t *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-int flow_fail_final(flow_ctx_t *ctx, int code, const char *fmt, ...)
+FLOW_EXPORT int flow_done(flow_ctx_t *ctx, json_t *result);
+FLOW_EXPORT int flow_fail(flow_ctx_t *ctx, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-int flow_sleep(flow_ctx_t *ctx, uint64_t ms, json_t *result);
-int flow_await_input(flow_ctx_t *ctx, json_t *request);
+FLOW_EXPORT int flow_fail_final(flow_ctx_t *ctx, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+FLOW_EXPORT int flow_sleep(flow_ctx_t *ctx, uint64_t ms, json_t *result);
+FLOW_EXPORT int flow_await_input(flow_ctx_t *ctx, json_t *request);
 
 /* For prep, post, exec_fallback and input: records the message for the job's error and returns code,
  * so that `return flow_error(ctx, FLOW_EINVAL, "no %s", what);` reads naturally. */
-int flow_error(flow_ctx_t *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+FLOW_EXPORT int flow_error(flow_ctx_t *ctx, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* For prep, exec (not on the thread pool), exec_fallback and post: a line of text (len bytes of
  * UTF-8; text is borrowed) for the step's history entry (flow_step_t.logs) and the library's logger
@@ -474,7 +519,7 @@ int flow_error(flow_ctx_t *ctx, int code, const char *fmt, ...) __attribute__((f
  * those caps are counted, and the step's last line says how many were not kept. Returns 0 (also
  * for a line only counted), FLOW_EINVAL when text is not UTF-8, FLOW_ESTATE on the thread pool,
  * FLOW_ENOMEM. */
-int flow_ctx_log(flow_ctx_t *ctx, const char *text, size_t len);
+FLOW_EXPORT int flow_ctx_log(flow_ctx_t *ctx, const char *text, size_t len);
 
 /* Threaded nodes (flow_node_set_threaded): exec runs on libuv's thread pool and must complete with
  * flow_done() or flow_fail() before it returns; flow_sleep() and flow_await_input() are refused. It may

@@ -1,9 +1,9 @@
-/* netpolicy.h: the outbound policy of http and llm nodes: which addresses and ports they may
- * connect to. lib/http.c asks it about every address it is about to connect to (after name
- * resolution, for each address happy eyeballs tries) and again about the connection a request is
- * about to use (a new one or one kept alive), so that what is checked is the address really
- * connected to, never the text of a URL, and a name that resolves differently a moment later (DNS
- * rebinding) gains nothing.
+/* flow/netpolicy.h: the outbound policy of http and llm nodes: which addresses and ports they may
+ * connect to. The HTTP client (flow/http.h) asks it about every address it is about to connect to
+ * (after name resolution, for each address happy eyeballs tries) and again about the connection a
+ * request is about to use (a new one or one kept alive), so that what is checked is the address
+ * really connected to, never the text of a URL, and a name that resolves differently a moment
+ * later (DNS rebinding) gains nothing.
  *
  * By default public addresses may be reached and the special ranges may not: loopback,
  * unspecified, link-local (cloud metadata at 169.254.169.254 included), private, carrier-grade NAT,
@@ -38,6 +38,8 @@
 
 #include <sys/socket.h>
 
+#include "flow.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -56,40 +58,42 @@ typedef struct flow_netaddr {
 } flow_netaddr_t;
 
 /* A new empty list in *out, with one reference. */
-int flow_netrules_new(flow_netrules_t **out);
-flow_netrules_t *flow_netrules_ref(flow_netrules_t *r); /* returns r; NULL is fine */
-void flow_netrules_unref(flow_netrules_t *r);           /* NULL is ignored; the last one frees */
+FLOW_EXPORT int flow_netrules_new(flow_netrules_t **out);
+FLOW_EXPORT flow_netrules_t *flow_netrules_ref(flow_netrules_t *r); /* returns r; NULL is fine */
+FLOW_EXPORT void flow_netrules_unref(flow_netrules_t *r); /* NULL is ignored; the last one frees */
 
 /* Adds one entry of len bytes (spaces around it are dropped). FLOW_EINVAL when it is not an entry:
  * why (cap bytes, may be NULL) then says what is wrong, quoting it; FLOW_ETOOBIG past
  * FLOW_NETRULES_MAX entries; FLOW_ENOMEM. */
-int flow_netrules_add(flow_netrules_t *r, const char *entry, size_t len, char *why, size_t cap);
+FLOW_EXPORT int flow_netrules_add(flow_netrules_t *r, const char *entry, size_t len, char *why,
+                                  size_t cap);
 /* Adds the entries of a comma-separated list (empty items are skipped), stopping at the first bad
  * one, with the same errors. */
-int flow_netrules_add_list(flow_netrules_t *r, const char *list, char *why, size_t cap);
+FLOW_EXPORT int flow_netrules_add_list(flow_netrules_t *r, const char *list, char *why, size_t cap);
 /* Adds the host and port of an http:// or https:// URL (the scheme's port when it has none), as
  * the entry "host:port". */
-int flow_netrules_add_url(flow_netrules_t *r, const char *url, char *why, size_t cap);
-size_t flow_netrules_count(const flow_netrules_t *r); /* 0 for NULL */
+FLOW_EXPORT int flow_netrules_add_url(flow_netrules_t *r, const char *url, char *why, size_t cap);
+FLOW_EXPORT size_t flow_netrules_count(const flow_netrules_t *r); /* 0 for NULL */
 /* The i-th entry as written (borrowed from r), in the order they were added. */
-const char *flow_netrules_entry(const flow_netrules_t *r, size_t i);
+FLOW_EXPORT const char *flow_netrules_entry(const flow_netrules_t *r, size_t i);
 
 /* The first entry of r (NULL: none) that a connection to a matches for a request whose URL's host
  * is host (NULL when unknown): the entry as written, borrowed from r; NULL when none matches. */
-const char *flow_netrules_match(const flow_netrules_t *r, const flow_netaddr_t *a,
-                                const char *host);
+FLOW_EXPORT const char *flow_netrules_match(const flow_netrules_t *r, const flow_netaddr_t *a,
+                                            const char *host);
 
 /* From a socket address (an IPv4-mapped IPv6 address becomes its IPv4 address). FLOW_EINVAL for
  * another family or a short length. */
-int flow_netaddr_from_sockaddr(const struct sockaddr *sa, size_t len, flow_netaddr_t *out);
+FLOW_EXPORT int flow_netaddr_from_sockaddr(const struct sockaddr *sa, size_t len,
+                                           flow_netaddr_t *out);
 /* From a numeric address (IPv4 as four decimal numbers, or IPv6, without brackets) and a port. */
-int flow_netaddr_parse(const char *ip, unsigned port, flow_netaddr_t *out);
+FLOW_EXPORT int flow_netaddr_parse(const char *ip, unsigned port, flow_netaddr_t *out);
 /* "127.0.0.1:8090" or "[::1]:9000", cut to cap bytes. */
-void flow_netaddr_format(const flow_netaddr_t *a, char *buf, size_t cap);
+FLOW_EXPORT void flow_netaddr_format(const flow_netaddr_t *a, char *buf, size_t cap);
 
 /* Whether a host name is a number in disguise: an IPv4 or IPv6 address, or a name whose last label
  * is a number (127.1, 0x7f000001, 2130706433 and 017700000001 are all 127.0.0.1 to a resolver). */
-int flow_net_host_is_numeric(const char *host);
+FLOW_EXPORT int flow_net_host_is_numeric(const char *host);
 
 typedef enum flow_netwhy {
     FLOW_NET_PUBLIC = 0, /* may connect: a public address that nothing refuses */
@@ -108,7 +112,7 @@ typedef struct flow_netverdict {
 
 /* The special range a is in, into v (FLOW_NET_SPECIAL); 0 when a is public (v->why is then
  * FLOW_NET_PUBLIC). Static strings. */
-int flow_netaddr_special(const flow_netaddr_t *a, flow_netverdict_t *v);
+FLOW_EXPORT int flow_netaddr_special(const flow_netaddr_t *a, flow_netverdict_t *v);
 
 /* What the operator says: both lists borrowed, either NULL. */
 typedef struct flow_netpolicy {
@@ -119,16 +123,17 @@ typedef struct flow_netpolicy {
 /* Decides a connection to a for a request whose URL's host is host (NULL: unknown), with the
  * request's own allow list extra (NULL: none). Returns 1 when it may connect, 0 when it is refused;
  * v (may be NULL) says why. Strings in v are borrowed from the lists or static. */
-int flow_netpolicy_check(const flow_netpolicy_t *p, const flow_netrules_t *extra,
-                         const flow_netaddr_t *a, const char *host, flow_netverdict_t *v);
+FLOW_EXPORT int flow_netpolicy_check(const flow_netpolicy_t *p, const flow_netrules_t *extra,
+                                     const flow_netaddr_t *a, const char *host,
+                                     flow_netverdict_t *v);
 
 /* The refusal for people, into buf (FLOW_NET_MESSAGE_MAX is enough): "outbound connection to
  * 127.0.0.1:8090 refused: loopback (allow it with --allow-outbound 127.0.0.1:8090)".
  * A host that is a name is named instead of the address it resolved to, which the caller may have
  * had no way to learn (an internal name): "outbound connection to db.internal:5432 refused:
  * db.internal resolves to a private address (allow it with --allow-outbound db.internal:5432)". */
-void flow_netpolicy_message(const flow_netverdict_t *v, const flow_netaddr_t *a, const char *host,
-                            char *buf, size_t cap);
+FLOW_EXPORT void flow_netpolicy_message(const flow_netverdict_t *v, const flow_netaddr_t *a,
+                                        const char *host, char *buf, size_t cap);
 
 #ifdef __cplusplus
 }
