@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "store_cluster.h"
 
 struct flowd_bridge {
     flowd_server_t *srv;
@@ -363,8 +364,8 @@ static void on_status(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_
     flowd_job_unlock(job);
     flowd_waiters_wake(job);
     /* data stays in the ring: only this thread changes it */
-    if (b->srv->store->ops->event != NULL && data != NULL)
-        b->srv->store->ops->event(b->srv->store, job, id, data, len);
+    if (b->srv->store->cluster != NULL && data != NULL)
+        b->srv->store->cluster->event(b->srv->store, job, id, data, len);
     if (status == FLOW_WAITING)
         checkpoint(b->srv, job, fj, NULL, 0, NULL, 0, 0, 0); /* a restart shows what it waits for */
 }

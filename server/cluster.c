@@ -239,7 +239,7 @@ static void remote_cmd_done(flowd_cmd_t *cmd) {
     remote_cmd_t *rc = cmd->done_data;
     flowd_store_t *store = rc->c->srv->store;
     flowd_answer_t *a = &rc->reply.answer;
-    store->ops->answer(store, rc->token, a->status, a->body, a->len);
+    store->cluster->answer(store, rc->token, a->status, a->body, a->len);
     a->body = NULL;
     free(rc);
 }
@@ -247,7 +247,7 @@ static void remote_cmd_done(flowd_cmd_t *cmd) {
 static void answer_now(flowd_cluster_t *c, uint64_t token, unsigned status, const char *code, const char *message) {
     size_t len = 0;
     char *body = flowd_render_error(code, &len, "%s", message);
-    c->srv->store->ops->answer(c->srv->store, token, status, body, len);
+    c->srv->store->cluster->answer(c->srv->store, token, status, body, len);
 }
 
 /* Returns 1 when the item is kept to be tried again. */
@@ -327,7 +327,7 @@ static void on_async(uv_async_t *h) {
 
 int flowd_cluster_start(flowd_server_t *srv, flowd_cluster_t **out) {
     *out = NULL;
-    if (srv->store->ops->attach == NULL)
+    if (srv->store->cluster == NULL)
         return 0;
     flowd_cluster_t *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -345,7 +345,7 @@ int flowd_cluster_start(flowd_server_t *srv, flowd_cluster_t **out) {
     *out = c;
     flowd_store_hooks_t hooks = {.data = c, .adopt = hook_adopt, .lost = hook_lost, .command = hook_command,
                                  .room = hook_room};
-    return srv->store->ops->attach(srv->store, &hooks);
+    return srv->store->cluster->attach(srv->store, &hooks);
 }
 
 static void on_closed(uv_handle_t *h) {
@@ -484,12 +484,12 @@ static ssize_t rwatch_read(void *cls, uint64_t pos, char *buf, size_t max) {
         int why = atomic_exchange(&w->why, -1);
         if (why == FLOWD_WAKE_STOP || atomic_load(&w->srv->stopping))
             return MHD_CONTENT_READER_END_OF_STREAM;
-        if (store->ops->read_events(store, w->id, w->last_id, EVENTS_AT_ONCE, add_frame, w) < 0 || w->pend.err)
+        if (store->cluster->read_events(store, w->id, w->last_id, EVENTS_AT_ONCE, add_frame, w) < 0 || w->pend.err)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         if (w->pend.len == 0 && why == FLOWD_WAKE_EVENTS) {
             /* woken for news but none: the job may be gone (retention) */
             flowd_remote_job_t j;
-            int rc = store->ops->read_job(store, w->id, NULL, NULL, 0, &j);
+            int rc = store->cluster->read_job(store, w->id, NULL, NULL, 0, &j);
             flowd_remote_job_clear(&j);
             if (rc == FLOW_ENOTFOUND)
                 return MHD_CONTENT_READER_END_OF_STREAM;
@@ -499,7 +499,7 @@ static ssize_t rwatch_read(void *cls, uint64_t pos, char *buf, size_t max) {
         if (w->pend.len == 0) {
             /* nothing new: sleep until the listener sees news (or a keep-alive is due) */
             MHD_suspend_connection(w->conn);
-            if (store->ops->watch(store, w->id, w->last_id, w->srv->cfg.keepalive_ms, rwatch_wake, w) < 0)
+            if (store->cluster->watch(store, w->id, w->last_id, w->srv->cfg.keepalive_ms, rwatch_wake, w) < 0)
                 rwatch_wake(w, FLOWD_WAKE_STOP);
             return 0;
         }
@@ -514,7 +514,7 @@ static ssize_t rwatch_read(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void rwatch_free(void *cls) {
     rwatch_t *w = cls;
-    w->srv->store->ops->unwatch(w->srv->store, w);
+    w->srv->store->cluster->unwatch(w->srv->store, w);
     flow_buf_free(&w->pend);
     free(w);
 }

@@ -16,6 +16,7 @@
 
 #include "render.h"
 #include "server.h"
+#include "store_cluster.h"
 
 typedef struct flowd_cluster flowd_cluster_t;
 

@@ -454,7 +454,7 @@ static flowd_job_t *find_job(flowd_server_t *srv, req_t *r, struct MHD_Connectio
 /* With a shared store, whether the job runs elsewhere: not in the local table (r->job is set when it
  * is). Always 0 with a store of one instance, whose table has every job. */
 static int elsewhere(flowd_server_t *srv, req_t *r, const char *id, size_t len) {
-    if (srv->store->ops->read_job == NULL)
+    if (srv->store->cluster == NULL)
         return 0;
     if (r->job == NULL)
         r->job = flowd_jobs_get(srv->jobs, id, len);
@@ -508,10 +508,10 @@ static int find_remote(flowd_server_t *srv, req_t *r, struct MHD_Connection *con
     char key[FLOWD_ID_LEN + 1];
     int rc = FLOW_ENOTFOUND;
     memset(out, 0, sizeof *out);
-    if (srv->store->ops->read_job != NULL && is_id(id, len)) {
+    if (srv->store->cluster != NULL && is_id(id, len)) {
         memcpy(key, id, FLOWD_ID_LEN);
         key[FLOWD_ID_LEN] = '\0';
-        rc = srv->store->ops->read_job(srv->store, key, NULL, scope(r), what, out);
+        rc = srv->store->cluster->read_job(srv->store, key, NULL, scope(r), what, out);
     }
     if (rc == 0) {
         memcpy(r->remote_id, out->id, FLOWD_ID_LEN + 1);
@@ -556,7 +556,7 @@ static enum MHD_Result remote_poll(flowd_server_t *srv, req_t *r, struct MHD_Con
     atomic_store(&r->reply.ready, 0);
     MHD_suspend_connection(conn);
     r->remote_watching = 1;
-    if (srv->store->ops->watch(srv->store, r->remote_id, j->last_event, r->remote_until_ms - now, remote_wake, r) < 0)
+    if (srv->store->cluster->watch(srv->store, r->remote_id, j->last_event, r->remote_until_ms - now, remote_wake, r) < 0)
         remote_wake(r, FLOWD_WAKE_STOP);
     flowd_remote_job_clear(j);
     return MHD_YES;
@@ -642,7 +642,7 @@ static enum MHD_Result remote_command(flowd_server_t *srv, req_t *r, struct MHD_
     r->phase = PH_CALL;
     r->conn = conn;
     MHD_suspend_connection(conn);
-    if (srv->store->ops->send(srv->store, r->remote_id, cancel, value, remote_sent, r) < 0)
+    if (srv->store->cluster->send(srv->store, r->remote_id, cancel, value, remote_sent, r) < 0)
         remote_sent(r, FLOW_ESTATE, 0, NULL, 0);
     return MHD_YES;
 }
@@ -832,8 +832,8 @@ static enum MHD_Result list_shared(flowd_server_t *srv, req_t *r, struct MHD_Con
     flowd_remote_job_t *jobs = calloc(limit, sizeof *jobs);
     size_t n = 0;
     uint64_t next = 0;
-    int rc = jobs ? srv->store->ops->read_jobs(srv->store, status, flow, tenant, cursor, limit,
-                                               jobs, &n, &next)
+    int rc = jobs ? srv->store->cluster->read_jobs(srv->store, status, flow, tenant, cursor, limit,
+                                                   jobs, &n, &next)
                   : FLOW_ENOMEM;
     if (rc < 0) {
         for (size_t i = 0; i < n; i++)
@@ -926,7 +926,7 @@ static enum MHD_Result list_jobs(flowd_server_t *srv, req_t *r, struct MHD_Conne
                           "cursor '%.40s' is not one this server gave (use next_cursor of the "
                           "previous page)",
                           cursor_s);
-    if (srv->store->ops->read_jobs != NULL) /* the database knows every instance's tenants */
+    if (srv->store->cluster != NULL) /* the database knows every instance's tenants */
         return list_shared(srv, r, conn, status_s ? (int)status : -1, flow,
                            tenant_s ? tenant_s : tenant, cursor, (size_t)limit);
     if (tenant_s != NULL) {
@@ -1155,11 +1155,11 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
         json_decref(body);
         return send_error(r, conn, 503, "shutting_down", "the server is shutting down");
     }
-    if (idem != NULL && srv->store->ops->read_job != NULL) {
+    if (idem != NULL && srv->store->cluster != NULL) {
         /* another instance may have made the job of this key: the store knows */
         flowd_remote_job_t j;
         flowd_job_t *here = NULL;
-        if (srv->store->ops->read_job(srv->store, NULL, idem, r->caller.tenant, 0, &j) == 0 &&
+        if (srv->store->cluster->read_job(srv->store, NULL, idem, r->caller.tenant, 0, &j) == 0 &&
             (here = flowd_jobs_get(srv->jobs, j.id, FLOWD_ID_LEN)) == NULL) {
             flow_def_unref(def);
             json_decref(body);
@@ -1688,7 +1688,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     flowd_metrics_request(srv->metrics, r->route, r->status, us);
     flowd_log_request(r->method_name, r->path, r->status, us, r->caller.name);
     if (r->remote_watching) /* ended while a long poll waited: the store must not wake it */
-        srv->store->ops->unwatch(srv->store, r);
+        srv->store->cluster->unwatch(srv->store, r);
     free(r->reply.answer.body); /* a reply never sent: the connection ended first */
     json_decref(r->start_shared);
     json_decref(r->start_params);

@@ -95,8 +95,8 @@ static void on_drain(uv_timer_t *t) {
         flowd_http_refuse_calls(srv->http);
         flowd_watchers_close_all(srv->watchers);
         flowd_waitset_wake_all(srv->waits);
-        if (srv->store->ops->remote_stop != NULL) /* streams, long polls and sends of remote jobs */
-            srv->store->ops->remote_stop(srv->store);
+        if (srv->store->cluster != NULL) /* streams, long polls and sends of remote jobs */
+            srv->store->cluster->remote_stop(srv->store);
         return;
     }
     if (srv->stop_phase == ANSWERING) {

@@ -1,63 +1,59 @@
-/* store.c: what the durable stores (store_sqlite.c, store_postgres.c) share: the copy of a job's end
- * they write when it finishes, and the wait of a caller for their thread. */
+/* store.c: what belongs to no one store: opening the store a spec names, and the helpers every
+ * store's callers or readers share. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-#include "jobs.h"
-#include "render.h"
 #include "store.h"
+#include "store_cluster.h"
 
-static char *dup_or_null(const char *s) {
-    return s ? strdup(s) : NULL;
+int flowd_store_open(const char *spec, const flowd_store_opts_t *opts, flowd_store_t **out,
+                     char *err, size_t errlen) {
+    const char *data_dir = opts->data_dir, *sync = opts->sync;
+    if (strcmp(spec, "memory:") == 0 || strcmp(spec, "memory") == 0)
+        return flowd_store_memory_new(out);
+    if (strncmp(spec, "sqlite:", 7) == 0 && spec[7] != '\0') {
+        const char *file = spec + 7;
+        char path[4096];
+        if (file[0] == '/') {
+            snprintf(path, sizeof path, "%s", file);
+        } else {
+            /* a relative file lives in the data directory, made if needed */
+            if (mkdir(data_dir, 0750) != 0 && access(data_dir, W_OK) != 0) {
+                snprintf(err, errlen, "--data-dir %s cannot be made or written", data_dir);
+                return FLOW_EIO;
+            }
+            snprintf(path, sizeof path, "%s/%s", data_dir, file);
+        }
+        return flowd_store_sqlite_new(path, sync, out, err, errlen);
+    }
+    if (strncmp(spec, "postgresql://", 13) == 0 || strncmp(spec, "postgres://", 11) == 0)
+        return flowd_store_postgres_new(spec, opts, out, err, errlen);
+    snprintf(err, errlen, "'%s' is not a store: memory:, sqlite:PATH or postgresql://...", spec);
+    return FLOW_EINVAL;
 }
 
-void flowd_store_end_copy(struct flowd_job *job, flowd_store_end_t *out) {
-    *out = (flowd_store_end_t){
-        .status = flowd_job_status(job),
-        .steps = job->steps,
-        .started_us = job->started_us,
-        .finished_us = job->finished_us,
-        .shared = job->final_shared ? strndup(job->final_shared, job->final_shared_len) : NULL,
-        .last_action = dup_or_null(job->last_action),
-        .error_code = job->error.code ? strdup(flow_err_name(job->error.code)) : NULL,
-        .error_message = dup_or_null(job->error.message),
-        .error_node = dup_or_null(job->error.node),
-        .totals = flowd_render_totals_text(&job->totals),
-    };
+int flowd_store_error_code(const char *name) {
+    if (name == NULL)
+        return 0;
+    for (int code = FLOW__ERR_FIRST + 1; code < FLOW__ERR_LAST; code++)
+        if (strcmp(flow_err_name(code), name) == 0)
+            return code;
+    return FLOW_EFAILED;
 }
 
-void flowd_store_end_free(flowd_store_end_t *end) {
-    free(end->shared);
-    free(end->last_action);
-    free(end->error_code);
-    free(end->error_message);
-    free(end->error_node);
-    free(end->totals);
-    memset(end, 0, sizeof *end);
-}
-
-void flowd_store_wait_init(flowd_store_wait_t *w) {
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
-    w->finished = 0;
-    w->rc = 0;
-}
-
-void flowd_store_wait_done(flowd_store_wait_t *w, int rc) {
-    pthread_mutex_lock(&w->lock);
-    w->rc = rc;
-    w->finished = 1;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-}
-
-int flowd_store_wait(flowd_store_wait_t *w) {
-    pthread_mutex_lock(&w->lock);
-    while (!w->finished)
-        pthread_cond_wait(&w->cond, &w->lock);
-    int rc = w->rc;
-    pthread_mutex_unlock(&w->lock);
-    pthread_cond_destroy(&w->cond);
-    pthread_mutex_destroy(&w->lock);
-    return rc;
+void flowd_remote_job_clear(flowd_remote_job_t *j) {
+    free(j->tenant);
+    free(j->flow);
+    free(j->current_node);
+    free(j->last_action);
+    free(j->waiting_for);
+    free(j->error_message);
+    free(j->error_node);
+    free(j->idem_key);
+    free(j->shared);
+    free(j->history);
+    memset(j, 0, sizeof *j);
 }

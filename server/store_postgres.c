@@ -9,8 +9,9 @@
  * Threads and connections (blocking libpq on each):
  *   the writer   its own connection; the loop and the HTTP threads queue operations, and it commits
  *                what came together in one transaction (group commit), a new job's done after the
- *                commit that holds it. Every write of a running job is guarded by owner = me, so an
- *                instance that lost a job writes nothing more of it (and hears so through
+ *                commit that holds it (store_writer.h; this file gives it begin, apply, commit and
+ *                what PostgreSQL adds). Every write of a running job is guarded by owner = me, so
+ *                an instance that lost a job writes nothing more of it (and hears so through
  *                hooks->lost). Every third of the lease it renews its jobs' leases in one UPDATE;
  *                every --claim-interval it claims jobs whose lease ran out (SELECT ... FOR UPDATE
  *                SKIP LOCKED, then UPDATE owner, in one transaction: two instances never claim the
@@ -38,11 +39,11 @@
 #include <libpq-fe.h>
 
 #include "auth.h"
-#include "flow/doc.h"
 #include "jobs.h"
 #include "log.h"
-#include "render.h"
 #include "store.h"
+#include "store_cluster.h"
+#include "store_writer.h"
 
 #define SCHEMA_VERSION 2
 #define CLAIM_BATCH 500       /* jobs claimed at most in one go */
@@ -50,27 +51,6 @@
 #define POOL_MAX 64
 #define ACTIVE "('queued', 'running', 'waiting')"
 #define MIGRATE_LOCK "7201534829"  /* pg_advisory_lock key: one instance creates the tables at a time */
-
-/* ---- operations queued for the writer ---- */
-
-enum op_kind { OP_CREATE, OP_CHECKPOINT, OP_EVENT, OP_FINISH, OP_REMOVE, OP_FLOW, OP_ANSWER };
-
-#define NTEXT 8
-
-typedef struct op {
-    struct op *next;
-    enum op_kind kind;
-    char id[FLOWD_ID_LEN + 1];
-    int status;
-    uint64_t n[6];                 /* numbers, by kind (see the apply_ functions) */
-    char *t[NTEXT];                /* texts, malloc'd or NULL, by kind */
-    flowd_store_end_t end;         /* finish */
-    int guarded_lost;              /* set by apply: the owner guard matched no row */
-    int rc;                        /* create: 0, or FLOW_EEXIST */
-    flowd_store_done_cb done;      /* create */
-    void *data;
-    flowd_store_wait_t *wait;      /* put_flow: the caller waits for the commit */
-} op_t;
 
 /* ---- what the listener keeps ---- */
 
@@ -101,18 +81,13 @@ typedef struct pg_store {
     flowd_store_opts_t o;
     flowd_store_hooks_t hooks;
     atomic_int attached;
-    atomic_int released;           /* release() ran: nothing more is written for our jobs */
 
     /* the writer */
-    PGconn *wconn;
-    pthread_t wthread;
-    int wstarted;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    op_t *head, *tail;
-    int closing;
+    flowd_writer_t *writer;
+    PGconn *wconn;                 /* the writer's thread's (and load_flows', before it attaches) */
     json_t *owned;                 /* writer only: ids of the jobs it holds leases of, as a set */
-    json_t *digests;               /* writer only: flow versions known to be stored */
+    int notify_events, notify_answers; /* writer only: what the transaction holds */
+    uint64_t next_renew, next_claim, next_sweep; /* writer only */
 
     /* the listener */
     PGconn *lconn;
@@ -135,29 +110,6 @@ typedef struct pg_store {
 
 static char *dup_or_null(const char *s) {
     return s ? strdup(s) : NULL;
-}
-
-static char *dump(const json_t *v) {
-    return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-}
-
-static void op_free(op_t *op) {
-    for (int i = 0; i < NTEXT; i++)
-        free(op->t[i]);
-    flowd_store_end_free(&op->end);
-    free(op);
-}
-
-static void enqueue(pg_store_t *s, op_t *op) {
-    op->next = NULL;
-    pthread_mutex_lock(&s->lock);
-    if (s->tail != NULL)
-        s->tail->next = op;
-    else
-        s->head = op;
-    s->tail = op;
-    pthread_cond_signal(&s->cond);
-    pthread_mutex_unlock(&s->lock);
 }
 
 static void wake_listener(pg_store_t *s) {
@@ -205,15 +157,6 @@ static uint64_t col_u64(PGresult *res, int row, int i) {
 
 static void u64(char *buf, size_t size, uint64_t v) {
     snprintf(buf, size, "%" PRIu64, v);
-}
-
-static int error_code_of(const char *name) {
-    if (name == NULL)
-        return 0;
-    for (int code = FLOW__ERR_FIRST + 1; code < FLOW__ERR_LAST; code++)
-        if (strcmp(flow_err_name(code), name) == 0)
-            return code;
-    return FLOW_EFAILED;
 }
 
 static flow_status_t status_of(const char *name) {
@@ -370,11 +313,14 @@ static const struct {
     {"owned", "SELECT id FROM jobs WHERE owner = $1 AND status IN " ACTIVE},
     {"claim",
      "WITH c AS (SELECT id FROM jobs WHERE status IN " ACTIVE " AND lease_until < now() ORDER BY seq"
-     " LIMIT $2::integer FOR UPDATE SKIP LOCKED)"
-     " UPDATE jobs j SET owner = $1, lease_until = now() + $3::bigint * interval '1 millisecond', claims = claims + 1"
-     " FROM c WHERE j.id = c.id RETURNING j.id, j.seq, j.flow, j.digest, j.status, j.created_us, j.started_us,"
-     " j.idem_key, j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps, j.last_action, j.waiting_for,"
-     " j.last_event, j.tenant"},
+     " LIMIT $2::integer FOR UPDATE SKIP LOCKED),"
+     " u AS (UPDATE jobs j SET owner = $1,"
+     " lease_until = now() + $3::bigint * interval '1 millisecond', claims = claims + 1"
+     " FROM c WHERE j.id = c.id RETURNING j.id, j.seq, j.flow, j.digest, j.status, j.created_us,"
+     " j.started_us, j.idem_key, j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps,"
+     " j.last_action, j.waiting_for, j.last_event, j.tenant)"
+     /* in the order of claimed_steps and claimed_events, which claim walks along */
+     " SELECT * FROM u ORDER BY id"},
     {"claimed_docs", "SELECT digest, document FROM flow_versions WHERE digest = ANY($1::text[])"},
     {"claimed_steps", "SELECT job_id, data FROM (SELECT job_id, seq, data, row_number() OVER"
                       " (PARTITION BY job_id ORDER BY seq DESC) AS n FROM steps WHERE job_id = ANY($1::text[])) x"
@@ -444,29 +390,28 @@ static int writer_reset(pg_store_t *s) {
     return prepare_writer(s->wconn);
 }
 
-/* ---- the writer: applying operations ---- */
+/* ---- the writer's backend: applying operations ---- */
 
 /* A guarded statement's count: 1 when the job is still ours. */
 static int guarded(PGresult *res) {
     return res != NULL && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") != 0;
 }
 
-/* t0 flow, t1 digest, t2 document (NULL when known), t3 idem key, t4 params, t5 shared, t6 tenant;
- * n0 created_us, n1 body_hash */
-static int apply_create(pg_store_t *s, op_t *op) {
+static int apply_create(pg_store_t *s, flowd_op_t *op) {
+    const flowd_op_create_t *c = &op->create;
     char created[24], hash[24], lease[24];
-    if (op->t[1] != NULL && op->t[2] != NULL && json_object_get(s->digests, op->t[1]) == NULL) {
-        const char *p[] = {op->t[1], op->t[2]};
+    if (c->write_document) {
+        const char *p[] = {c->digest, c->document};
         PGresult *res = run_prepared(s->wconn, "ins_version", 2, p, PGRES_COMMAND_OK);
         if (res == NULL)
             return FLOW_EIO;
         PQclear(res);
     }
-    u64(created, sizeof created, op->n[0]);
-    snprintf(hash, sizeof hash, "%" PRId64, (int64_t)op->n[1]);
+    u64(created, sizeof created, c->created_us);
+    snprintf(hash, sizeof hash, "%" PRId64, (int64_t)c->body_hash);
     u64(lease, sizeof lease, s->o.lease_ms);
-    const char *p[] = {op->id, op->t[0], op->t[1], created, op->t[3], hash, op->t[4],
-                       op->t[5] ? op->t[5] : "{}", s->me, lease, op->t[6]};
+    const char *p[] = {op->id, c->flow, c->digest, created, c->idem_key, hash, c->params,
+                       c->shared ? c->shared : "{}", s->me, lease, c->tenant};
     PGresult *res = run_prepared(s->wconn, "ins_job", 11, p, PGRES_COMMAND_OK);
     if (res == NULL)
         return FLOW_EIO;
@@ -476,97 +421,124 @@ static int apply_create(pg_store_t *s, op_t *op) {
     return 0;
 }
 
-/* t0 resume node, t1 shared, t2 step, t3 waiting_for, t4 last action; n0 tries, n1 steps, n2 started_us,
- * n3 event id, n4 step seq */
-static int apply_checkpoint(pg_store_t *s, op_t *op) {
+/* A statement guarded by owner = me, which returns how many rows it changed. */
+static int apply_guarded(pg_store_t *s, flowd_op_t *op, const char *name, int n,
+                         const char *const *p) {
+    PGresult *res = run_prepared(s->wconn, name, n, p, PGRES_TUPLES_OK);
+    if (res == NULL)
+        return FLOW_EIO;
+    op->lost = !guarded(res);
+    PQclear(res);
+    return 0;
+}
+
+static int apply_checkpoint(pg_store_t *s, flowd_op_t *op) {
+    const flowd_op_checkpoint_t *c = &op->checkpoint;
     char tries[24], steps[24], started[24], event[24], seq[24];
-    u64(tries, sizeof tries, op->n[0]);
-    u64(steps, sizeof steps, op->n[1]);
-    u64(started, sizeof started, op->n[2]);
-    u64(event, sizeof event, op->n[3]);
-    u64(seq, sizeof seq, op->n[4]);
-    const char *p[] = {op->id, flow_status_name((flow_status_t)op->status), op->t[0], tries, steps, started,
-                       op->t[1], op->t[3], op->t[4], event, seq, op->t[2], s->me};
-    PGresult *res = run_prepared(s->wconn, "checkpoint", 13, p, PGRES_TUPLES_OK);
-    if (res == NULL)
-        return FLOW_EIO;
-    op->guarded_lost = !guarded(res);
-    PQclear(res);
-    return 0;
+    u64(tries, sizeof tries, c->tries);
+    u64(steps, sizeof steps, c->steps);
+    u64(started, sizeof started, c->started_us);
+    u64(event, sizeof event, c->event_id);
+    u64(seq, sizeof seq, c->step_seq);
+    const char *p[] = {op->id, flow_status_name(c->status), c->resume_node, tries, steps, started,
+                       c->shared, c->waiting_for, c->last_action, event, seq, c->step, s->me};
+    s->notify_events |= c->step != NULL;
+    return apply_guarded(s, op, "checkpoint", 13, p);
 }
 
-/* t0 data, t1 waiting_for; n0 started_us, n1 event id */
-static int apply_event(pg_store_t *s, op_t *op) {
+static int apply_event(pg_store_t *s, flowd_op_t *op) {
+    const flowd_op_event_t *e = &op->event;
     char started[24], event[24];
-    u64(started, sizeof started, op->n[0]);
-    u64(event, sizeof event, op->n[1]);
-    const char *p[] = {op->id, flow_status_name((flow_status_t)op->status), started, op->t[1], event, op->t[0], s->me};
-    PGresult *res = run_prepared(s->wconn, "event", 7, p, PGRES_TUPLES_OK);
-    if (res == NULL)
-        return FLOW_EIO;
-    op->guarded_lost = !guarded(res);
-    PQclear(res);
-    return 0;
+    u64(started, sizeof started, e->started_us);
+    u64(event, sizeof event, e->event_id);
+    const char *p[] = {op->id, flow_status_name(e->status), started, e->waiting_for, event, e->data,
+                       s->me};
+    s->notify_events = 1;
+    return apply_guarded(s, op, "event", 7, p);
 }
 
-/* end: the job's end; t6 its final event, n3 that event's id */
-static int apply_finish(pg_store_t *s, op_t *op) {
+static int apply_finish(pg_store_t *s, flowd_op_t *op) {
+    const flowd_op_finish_t *e = &op->finish;
     char steps[24], started[24], finished[24], event[24];
-    const flowd_store_end_t *e = &op->end;
     u64(steps, sizeof steps, e->steps);
     u64(started, sizeof started, e->started_us);
     u64(finished, sizeof finished, e->finished_us);
-    u64(event, sizeof event, op->n[3]);
+    u64(event, sizeof event, e->event_id);
     const char *p[] = {op->id, flow_status_name(e->status), steps, started, finished, e->shared,
                        e->last_action, e->error_code, e->error_message, e->error_node, e->totals, event,
-                       op->t[6], s->me};
-    PGresult *res = run_prepared(s->wconn, "finish", 14, p, PGRES_TUPLES_OK);
-    if (res == NULL)
-        return FLOW_EIO;
-    op->guarded_lost = !guarded(res);
-    PQclear(res);
-    return 0;
+                       e->event, s->me};
+    s->notify_events = 1;
+    return apply_guarded(s, op, "finish", 14, p);
 }
 
-static int apply_remove(pg_store_t *s, op_t *op) {
-    const char *p[] = {op->id};
-    PGresult *res = run_prepared(s->wconn, "remove", 1, p, PGRES_COMMAND_OK);
+/* A statement with no rows to look at. */
+static int apply_command(pg_store_t *s, const char *name, int n, const char *const *p) {
+    PGresult *res = run_prepared(s->wconn, name, n, p, PGRES_COMMAND_OK);
     PQclear(res);
     return res ? 0 : FLOW_EIO;
 }
 
-/* t0 name, t1 document (NULL: deleted) */
-static int apply_flow(pg_store_t *s, op_t *op) {
+static int apply_flow(pg_store_t *s, flowd_op_t *op) {
     char now[24];
     u64(now, sizeof now, flow_wall_us());
-    const char *p[] = {op->t[0], op->t[1], now};
-    PGresult *res = run_prepared(s->wconn, "put_flow", 3, p, PGRES_COMMAND_OK);
-    PQclear(res);
-    return res ? 0 : FLOW_EIO;
+    const char *p[] = {op->flow.name, op->flow.document, now};
+    return apply_command(s, "put_flow", 3, p);
 }
 
-/* t0 body; n0 command id, n1 status */
-static int apply_answer(pg_store_t *s, op_t *op) {
+static int apply_answer(pg_store_t *s, flowd_op_t *op) {
     char id[24], status[24];
-    u64(id, sizeof id, op->n[0]);
-    u64(status, sizeof status, op->n[1]);
-    const char *p[] = {id, status, op->t[0]};
-    PGresult *res = run_prepared(s->wconn, "answer", 3, p, PGRES_COMMAND_OK);
-    PQclear(res);
-    return res ? 0 : FLOW_EIO;
+    u64(id, sizeof id, op->answer.token);
+    u64(status, sizeof status, op->answer.status);
+    const char *p[] = {id, status, op->answer.body};
+    s->notify_answers = 1;
+    return apply_command(s, "answer", 3, p);
 }
 
-static int apply(pg_store_t *s, op_t *op) {
+static int pg_apply(void *data, flowd_op_t *op) {
+    pg_store_t *s = data;
+    const char *id[] = {op->id};
     switch (op->kind) {
-    case OP_CREATE: return apply_create(s, op);
-    case OP_CHECKPOINT: return apply_checkpoint(s, op);
-    case OP_EVENT: return apply_event(s, op);
-    case OP_FINISH: return apply_finish(s, op);
-    case OP_REMOVE: return apply_remove(s, op);
-    case OP_FLOW: return apply_flow(s, op);
-    case OP_ANSWER: return apply_answer(s, op);
+    case FLOWD_OP_CREATE: return apply_create(s, op);
+    case FLOWD_OP_CHECKPOINT: return apply_checkpoint(s, op);
+    case FLOWD_OP_EVENT: return apply_event(s, op);
+    case FLOWD_OP_FINISH: return apply_finish(s, op);
+    case FLOWD_OP_REMOVE: return apply_command(s, "remove", 1, id);
+    case FLOWD_OP_FLOW: return apply_flow(s, op);
+    case FLOWD_OP_ANSWER: return apply_answer(s, op);
     }
     return 0;
+}
+
+static int pg_begin(void *data) {
+    pg_store_t *s = data;
+    s->notify_events = s->notify_answers = 0;
+    return run_cmd(s->wconn, "BEGIN", 0, NULL);
+}
+
+/* NOTIFY tells the listeners what the transaction holds. */
+static int pg_commit(void *data) {
+    pg_store_t *s = data;
+    int rc = 0;
+    if (s->notify_events)
+        rc = run_cmd(s->wconn, "NOTIFY flowd, 'e'", 0, NULL);
+    if (rc == 0 && s->notify_answers)
+        rc = run_cmd(s->wconn, "NOTIFY flowd, 'a'", 0, NULL);
+    if (rc == 0)
+        rc = run_cmd(s->wconn, "COMMIT", 0, NULL);
+    if (rc != 0)
+        flowd_log(FLOW_LOG_ERROR, "store: a commit failed: %s", PQerrorMessage(s->wconn));
+    return rc;
+}
+
+static void pg_rollback(void *data) {
+    pg_store_t *s = data;
+    PQclear(PQexec(s->wconn, "ROLLBACK"));
+}
+
+/* After a failed batch: a lost connection is made again (the batch is then tried once more). */
+static int pg_recover(void *data) {
+    pg_store_t *s = data;
+    return PQstatus(s->wconn) != CONNECTION_OK ? writer_reset(s) : FLOW_EIO;
 }
 
 /* The job is no longer ours: the loop forgets it. */
@@ -580,73 +552,17 @@ static void lost(pg_store_t *s, const char *id) {
         s->hooks.lost(s->hooks.data, id);
 }
 
-/* After a batch: tells everyone who waits on it how it went, keeps the set of our jobs, frees it. */
-static void settle(pg_store_t *s, op_t *batch, int err) {
-    while (batch != NULL) {
-        op_t *op = batch;
-        batch = op->next;
-        if (op->kind == OP_CREATE) {
-            int rc = err ? err : op->rc;
-            if (rc == 0) {
-                json_object_set_new(s->owned, op->id, json_true());
-                if (op->t[1] != NULL)
-                    json_object_set_new(s->digests, op->t[1], json_true());
-            }
-            if (op->done != NULL)
-                op->done(op->data, rc);
-        } else if (op->kind == OP_FLOW && op->wait != NULL) {
-            flowd_store_wait_done(op->wait, err);
-        } else if (err == 0 && op->guarded_lost) {
-            lost(s, op->id);
-        } else if (err == 0 && (op->kind == OP_FINISH || op->kind == OP_REMOVE)) {
-            json_object_del(s->owned, op->id);
-        }
-        op_free(op);
-    }
-}
-
-/* One transaction for the batch; NOTIFY tells the listeners what it holds. */
-static int commit_batch(pg_store_t *s, op_t *batch) {
-    int rc = run_cmd(s->wconn, "BEGIN", 0, NULL);
-    int events = 0, answers = 0;
-    for (op_t *op = batch; op != NULL && rc == 0; op = op->next) {
-        op->guarded_lost = 0;
-        rc = apply(s, op);
-        events |= op->kind == OP_EVENT || op->kind == OP_FINISH || (op->kind == OP_CHECKPOINT && op->t[2] != NULL);
-        answers |= op->kind == OP_ANSWER;
-    }
-    if (rc == 0 && events)
-        rc = run_cmd(s->wconn, "NOTIFY flowd, 'e'", 0, NULL);
-    if (rc == 0 && answers)
-        rc = run_cmd(s->wconn, "NOTIFY flowd, 'a'", 0, NULL);
-    if (rc == 0)
-        rc = run_cmd(s->wconn, "COMMIT", 0, NULL);
-    if (rc != 0)
-        PQclear(PQexec(s->wconn, "ROLLBACK"));
-    return rc;
-}
-
-static void write_batch(pg_store_t *s, op_t *batch) {
-    int rc = commit_batch(s, batch);
-    if (rc != 0 && PQstatus(s->wconn) != CONNECTION_OK && writer_reset(s) == 0)
-        rc = commit_batch(s, batch); /* once more on a new connection */
-    if (rc != 0 && batch->next != NULL) {
-        /* one bad operation must not take the others down: each alone */
-        flowd_log(FLOW_LOG_WARN, "store: a batch failed; its operations are written one by one");
-        while (batch != NULL) {
-            op_t *op = batch;
-            batch = op->next;
-            op->next = NULL;
-            int r = commit_batch(s, op);
-            if (r != 0)
-                flowd_log(FLOW_LOG_ERROR, "store: job %s: an operation was lost", op->id);
-            settle(s, op, r);
-        }
+/* After each operation: keeps the set of the jobs whose leases we hold. */
+static void pg_settled(void *data, const flowd_op_t *op, int rc) {
+    pg_store_t *s = data;
+    if (rc != 0 || op->kind == FLOWD_OP_FLOW || op->kind == FLOWD_OP_ANSWER)
         return;
-    }
-    if (rc != 0)
-        flowd_log(FLOW_LOG_ERROR, "store: a commit failed: %s", PQerrorMessage(s->wconn));
-    settle(s, batch, rc);
+    if (op->kind == FLOWD_OP_CREATE)
+        json_object_set_new(s->owned, op->id, json_true());
+    else if (op->lost)
+        lost(s, op->id);
+    else if (op->kind == FLOWD_OP_FINISH || op->kind == FLOWD_OP_REMOVE)
+        json_object_del(s->owned, op->id);
 }
 
 /* ---- the writer: leases, claims, retention ---- */
@@ -718,7 +634,7 @@ static char *id_array(PGresult *res, int column) {
  * loop, each with its history, its last events and the version of its flow it started with. */
 static void claim(pg_store_t *s) {
     uint64_t room = s->hooks.room ? s->hooks.room(s->hooks.data) : CLAIM_BATCH;
-    if (room == 0 || atomic_load(&s->released))
+    if (room == 0 || flowd_writer_released(s->writer))
         return;
     if (room > CLAIM_BATCH)
         room = CLAIM_BATCH;
@@ -753,12 +669,10 @@ static void claim(pg_store_t *s) {
     free(digests);
     int si = 0, ei = 0, ns = steps ? PQntuples(steps) : 0, ne = events ? PQntuples(events) : 0;
     flowd_stored_event_t *evs = malloc(sizeof *evs * (size_t)(ne ? ne : 1));
-    /* the rows of steps and events come sorted by job id: walk them along in job id order */
-    int *order = malloc(sizeof *order * (size_t)n);
-    if (order == NULL || evs == NULL || steps == NULL || events == NULL || docs == NULL) {
+    /* the claimed jobs, their steps and their events all come sorted by job id: walk them along */
+    if (evs == NULL || steps == NULL || events == NULL || docs == NULL) {
         /* the jobs stay claimed: their lease runs out and someone (perhaps us) claims them again */
         flowd_log(FLOW_LOG_ERROR, "store: claimed jobs could not be read; they are taken again later");
-        free(order);
         free(evs);
         PQclear(docs);
         PQclear(steps);
@@ -766,19 +680,8 @@ static void claim(pg_store_t *s) {
         PQclear(jobs);
         return;
     }
-    for (int i = 0; i < n; i++)
-        order[i] = i;
-    for (int i = 1; i < n; i++) { /* insertion sort by id: n is at most CLAIM_BATCH */
-        int k = order[i], j = i - 1;
-        while (j >= 0 && strcmp(PQgetvalue(jobs, order[j], 0), PQgetvalue(jobs, k, 0)) > 0) {
-            order[j + 1] = order[j];
-            j--;
-        }
-        order[j + 1] = k;
-    }
     int adopted = 0;
-    for (int oi = 0; oi < n; oi++) {
-        int r = order[oi];
+    for (int r = 0; r < n; r++) {
         const char *id = PQgetvalue(jobs, r, 0);
         const char *digest = col(jobs, r, 3), *document = NULL;
         for (int d = 0; digest != NULL && d < PQntuples(docs); d++)
@@ -838,7 +741,6 @@ static void claim(pg_store_t *s) {
     }
     flowd_log(FLOW_LOG_INFO, "store: took over %d jobs (their owner's lease ran out, or they were released)",
               adopted);
-    free(order);
     free(evs);
     PQclear(docs);
     PQclear(steps);
@@ -866,204 +768,85 @@ static void release_all(pg_store_t *s) {
     PQclear(res);
 }
 
-static void *writer_main(void *arg) {
-    pg_store_t *s = arg;
+/* The writer's periodic work once attached: renewals, claims, retention; when it is due next. */
+static uint64_t pg_tick(void *data) {
+    pg_store_t *s = data;
+    if (!atomic_load(&s->attached))
+        return 0;
     uint64_t renew_every = s->o.lease_ms / 3 ? s->o.lease_ms / 3 : 1;
-    uint64_t next_renew = flow_mono_ms() + renew_every, next_claim = flow_mono_ms(), next_sweep = flow_mono_ms() + 1000;
-    for (;;) {
-        pthread_mutex_lock(&s->lock);
-        while (s->head == NULL && !s->closing) {
-            if (atomic_load(&s->attached)) {
-                uint64_t now = flow_mono_ms(), due = next_renew < next_claim ? next_renew : next_claim;
-                if (due <= now)
-                    break;
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                uint64_t ns = (uint64_t)ts.tv_nsec + (due - now) * 1000000u;
-                ts.tv_sec += (time_t)(ns / 1000000000u);
-                ts.tv_nsec = (long)(ns % 1000000000u);
-                pthread_cond_timedwait(&s->cond, &s->lock, &ts);
-            } else {
-                pthread_cond_wait(&s->cond, &s->lock);
-            }
-        }
-        op_t *batch = s->head;
-        int closing = s->closing;
-        s->head = s->tail = NULL;
-        pthread_mutex_unlock(&s->lock);
-        if (batch != NULL)
-            write_batch(s, batch);
-        else if (closing)
-            break;
-        if (!atomic_load(&s->attached))
-            continue;
-        uint64_t now = flow_mono_ms();
-        if (now >= next_renew) {
-            renew(s);
-            next_renew = now + renew_every;
-        }
-        if (now >= next_claim) {
-            claim(s);
-            next_claim = flow_mono_ms() + s->o.claim_ms;
-        }
-        if (now >= next_sweep) {
-            sweep(s);
-            next_sweep = now + SWEEP_MS;
-        }
+    uint64_t now = flow_mono_ms();
+    if (now >= s->next_renew) {
+        renew(s);
+        s->next_renew = now + renew_every;
     }
-    /* what still runs here is not ended by our shutdown: the others take it over at once */
-    release_all(s);
-    return NULL;
+    if (now >= s->next_claim) {
+        claim(s);
+        s->next_claim = flow_mono_ms() + s->o.claim_ms;
+    }
+    if (now >= s->next_sweep) {
+        sweep(s);
+        s->next_sweep = now + SWEEP_MS;
+    }
+    return s->next_renew < s->next_claim ? s->next_renew : s->next_claim;
 }
+
+/* After the last batch: what still runs here is not ended by our shutdown: the others take it over
+ * at once. */
+static void pg_stopped(void *data) {
+    release_all(data);
+}
+
+static const flowd_writer_backend_t postgres_backend = {
+    .name = "postgresql",
+    .flags = FLOWD_WRITER_EVENTS,
+    .begin = pg_begin,
+    .apply = pg_apply,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .recover = pg_recover,
+    .settled = pg_settled,
+    .tick = pg_tick,
+    .stopped = pg_stopped,
+};
 
 /* ---- the calls of the loop and the HTTP threads ---- */
 
+static flowd_writer_t *writer_of(flowd_store_t *store) {
+    return ((pg_store_t *)store)->writer;
+}
+
 static int pg_create(flowd_store_t *store, flowd_job_t *job, json_t *shared, json_t *params,
                      flowd_store_done_cb done, void *data) {
-    pg_store_t *s = (pg_store_t *)store;
-    op_t *op = calloc(1, sizeof *op);
-    if (op == NULL)
-        return FLOW_ENOMEM;
-    const char *digest = flow_doc_digest(job->def);
-    op->kind = OP_CREATE;
-    memcpy(op->id, job->id, sizeof op->id);
-    op->n[0] = job->created_us;
-    op->n[1] = job->body_hash;
-    op->t[0] = strdup(flow_def_name(job->def));
-    op->t[1] = dup_or_null(digest);
-    op->t[2] = digest ? dump(flow_doc_of(job->def)) : NULL; /* written once per digest */
-    op->t[3] = dup_or_null(job->idem_key);
-    op->t[4] = dump(params);
-    op->t[5] = dump(shared);
-    op->t[6] = strdup(job->tenant);
-    op->done = done;
-    op->data = data;
-    if (op->t[0] == NULL || (digest && (op->t[1] == NULL || op->t[2] == NULL)) ||
-        (shared && op->t[5] == NULL) || op->t[6] == NULL) {
-        op_free(op);
-        return FLOW_ENOMEM;
-    }
-    enqueue(s, op);
-    return 0;
+    return flowd_writer_create(writer_of(store), job, shared, params, done, data);
 }
 
 static void pg_checkpoint(flowd_store_t *store, flowd_job_t *job, const flowd_checkpoint_t *cp) {
-    pg_store_t *s = (pg_store_t *)store;
-    if (atomic_load(&s->released)) {
-        free(cp->shared);
-        return;
-    }
-    op_t *op = calloc(1, sizeof *op);
-    if (op == NULL) {
-        free(cp->shared);
-        flowd_log(FLOW_LOG_WARN, "store: job %s: a checkpoint was lost (out of memory)", job->id);
-        return;
-    }
-    op->kind = OP_CHECKPOINT;
-    memcpy(op->id, job->id, sizeof op->id);
-    op->status = cp->status;
-    op->n[0] = cp->tries;
-    op->n[1] = cp->steps;
-    op->n[2] = cp->started_us;
-    op->n[3] = cp->step ? cp->event_id : 0;
-    op->n[4] = cp->step_seq;
-    op->t[0] = dup_or_null(cp->resume_node);
-    op->t[1] = cp->shared;
-    op->t[2] = cp->step ? strndup(cp->step, cp->step_len) : NULL;
-    op->t[3] = dup_or_null(cp->waiting_for);
-    op->t[4] = dup_or_null(cp->last_action);
-    enqueue(s, op);
+    flowd_writer_checkpoint(writer_of(store), job, cp);
 }
 
 static void pg_event(flowd_store_t *store, flowd_job_t *job, uint64_t id, const char *data, size_t len) {
-    pg_store_t *s = (pg_store_t *)store;
-    if (atomic_load(&s->released))
-        return;
-    op_t *op = calloc(1, sizeof *op);
-    if (op == NULL || (op->t[0] = strndup(data, len)) == NULL) {
-        free(op);
-        flowd_log(FLOW_LOG_WARN, "store: job %s: an event was lost (out of memory)", job->id);
-        return;
-    }
-    op->kind = OP_EVENT;
-    memcpy(op->id, job->id, sizeof op->id);
-    op->status = flowd_job_status(job);
-    op->n[0] = job->started_us; /* written by this thread (the loop) */
-    op->n[1] = id;
-    op->t[1] = dup_or_null(job->waiting_for);
-    enqueue(s, op);
+    flowd_writer_event(writer_of(store), job, id, data, len);
 }
 
 static void pg_finish(flowd_store_t *store, flowd_job_t *job) {
-    pg_store_t *s = (pg_store_t *)store;
-    if (atomic_load(&s->released))
-        return; /* ended by our shutdown: another instance runs it on */
-    op_t *op = calloc(1, sizeof *op);
-    if (op == NULL) {
-        flowd_log(FLOW_LOG_WARN, "store: job %s: its end was not stored (out of memory)", job->id);
-        return;
-    }
-    op->kind = OP_FINISH;
-    memcpy(op->id, job->id, sizeof op->id);
-    flowd_job_lock(job);
-    flowd_store_end_copy(job, &op->end);
-    /* its last event, just pushed: it goes with the end, in the same transaction */
-    const flowd_ring_t *r = &job->events;
-    if (r->len > 0) {
-        const flowd_event_t *e = &r->ev[(r->head + r->len - 1) % r->cap];
-        if (e->final) {
-            op->n[3] = e->id;
-            op->t[6] = strndup(e->data, e->len);
-        }
-    }
-    flowd_job_unlock(job);
-    enqueue(s, op);
+    flowd_writer_finish(writer_of(store), job);
 }
 
 static void pg_remove(flowd_store_t *store, const char *id) {
-    pg_store_t *s = (pg_store_t *)store;
-    op_t *op = calloc(1, sizeof *op);
-    if (op == NULL)
-        return;
-    op->kind = OP_REMOVE;
-    snprintf(op->id, sizeof op->id, "%s", id);
-    enqueue(s, op);
+    flowd_writer_remove(writer_of(store), id);
 }
 
 static int pg_put_flow(flowd_store_t *store, const char *name, json_t *doc) {
-    pg_store_t *s = (pg_store_t *)store;
-    flowd_store_wait_t wait;
-    op_t *op = calloc(1, sizeof *op);
-    if (op == NULL || (op->t[0] = strdup(name)) == NULL || (doc != NULL && (op->t[1] = dump(doc)) == NULL)) {
-        if (op != NULL)
-            op_free(op);
-        return FLOW_ENOMEM;
-    }
-    op->kind = OP_FLOW;
-    flowd_store_wait_init(&wait);
-    op->wait = &wait;
-    enqueue(s, op);
-    return flowd_store_wait(&wait);
+    return flowd_writer_put_flow(writer_of(store), name, doc);
 }
 
 static void pg_answer(flowd_store_t *store, uint64_t token, unsigned status, char *body, size_t len) {
-    pg_store_t *s = (pg_store_t *)store;
-    op_t *op = calloc(1, sizeof *op);
-    if (op == NULL) {
-        free(body);
-        return; /* the asker times out */
-    }
     (void)len;
-    op->kind = OP_ANSWER;
-    op->n[0] = token;
-    op->n[1] = status;
-    op->t[0] = body;
-    enqueue(s, op);
+    flowd_writer_answer(writer_of(store), token, status, body);
 }
 
 static void pg_release(flowd_store_t *store) {
-    pg_store_t *s = (pg_store_t *)store;
-    atomic_store(&s->released, 1);
+    flowd_writer_release(writer_of(store));
 }
 
 /* At start the jobs are not loaded: each instance claims what nobody holds (see claim). */
@@ -1150,7 +933,7 @@ static void remote_from_row(PGresult *res, int r, flowd_remote_job_t *j) {
     j->last_action = col_dup(res, r, 9);
     if (j->status == FLOW_WAITING)
         j->waiting_for = col_dup(res, r, 10);
-    j->error_code = error_code_of(col(res, r, 11));
+    j->error_code = flowd_store_error_code(col(res, r, 11));
     j->error_message = col_dup(res, r, 12);
     j->error_node = col_dup(res, r, 13);
     j->idem_key = col_dup(res, r, 14);
@@ -1619,11 +1402,9 @@ static void *listener_main(void *arg) {
 
 static int pg_attach(flowd_store_t *store, const flowd_store_hooks_t *hooks) {
     pg_store_t *s = (pg_store_t *)store;
-    pthread_mutex_lock(&s->lock);
     s->hooks = *hooks;
     atomic_store(&s->attached, 1);
-    pthread_cond_signal(&s->cond); /* the writer starts renewing and claiming */
-    pthread_mutex_unlock(&s->lock);
+    flowd_writer_kick(s->writer); /* it starts renewing and claiming */
     wake_listener(s);
     return 0;
 }
@@ -1638,26 +1419,17 @@ static void pg_close(flowd_store_t *store) {
         pg_remote_stop(store);
         pthread_join(s->lthread, NULL);
     }
-    if (s->wstarted) {
-        pthread_mutex_lock(&s->lock);
-        s->closing = 1;
-        pthread_cond_signal(&s->cond);
-        pthread_mutex_unlock(&s->lock);
-        pthread_join(s->wthread, NULL);
-    }
+    flowd_writer_free(s->writer); /* writes what is queued, then releases our jobs */
     for (size_t i = 0; i < s->pfree; i++)
         PQfinish(s->pool[i]);
     PQfinish(s->wconn);
     PQfinish(s->lconn);
     if (s->efd >= 0)
         close(s->efd);
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->rlock);
     pthread_mutex_destroy(&s->plock);
     pthread_cond_destroy(&s->pcond);
     json_decref(s->owned);
-    json_decref(s->digests);
     free(s->uri);
     free(s);
 }
@@ -1672,11 +1444,14 @@ static const flowd_store_ops_t postgres_ops = {
     .load = pg_load,
     .put_flow = pg_put_flow,
     .load_flows = pg_load_flows,
+    .release = pg_release,
     .close = pg_close,
+};
+
+static const flowd_store_cluster_ops_t postgres_cluster_ops = {
     .attach = pg_attach,
     .event = pg_event,
     .answer = pg_answer,
-    .release = pg_release,
     .read_job = pg_read_job,
     .read_jobs = pg_read_jobs,
     .read_events = pg_read_events,
@@ -1696,18 +1471,16 @@ int flowd_store_postgres_new(const char *uri, const flowd_store_opts_t *opts, fl
         return FLOW_ENOMEM;
     }
     s->base.ops = &postgres_ops;
+    s->base.cluster = &postgres_cluster_ops;
     s->o = *opts;
     s->efd = -1;
     s->pmax = opts->pool ? opts->pool : 2;
     if (s->pmax > POOL_MAX)
         s->pmax = POOL_MAX;
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->cond, NULL);
     pthread_mutex_init(&s->rlock, NULL);
     pthread_mutex_init(&s->plock, NULL);
     pthread_cond_init(&s->pcond, NULL);
     s->owned = json_object();
-    s->digests = json_object();
     /* the instance's id: random, so that a restarted flowd is a new owner (its old jobs are taken
      * over, perhaps by itself, once their leases run out) */
     char id[FLOWD_ID_LEN + 1];
@@ -1716,7 +1489,7 @@ int flowd_store_postgres_new(const char *uri, const flowd_store_opts_t *opts, fl
         goto fail;
     }
     snprintf(s->me, sizeof s->me, "%.16s", id + FLOWD_ID_LEN - 16); /* the random part: ids begin with the time */
-    if (s->owned == NULL || s->digests == NULL || (s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+    if (s->owned == NULL || (s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
         snprintf(err, errlen, "out of memory");
         rc = FLOW_ENOMEM;
         goto fail;
@@ -1731,12 +1504,15 @@ int flowd_store_postgres_new(const char *uri, const flowd_store_opts_t *opts, fl
         rc = FLOW_EIO;
         goto fail;
     }
-    if (pthread_create(&s->wthread, NULL, writer_main, s) != 0) {
+    uint64_t now = flow_mono_ms();
+    s->next_renew = now + (s->o.lease_ms / 3 ? s->o.lease_ms / 3 : 1);
+    s->next_claim = now;
+    s->next_sweep = now + 1000;
+    if (flowd_writer_new(&postgres_backend, s, &s->writer) < 0) {
         snprintf(err, errlen, "cannot start the store thread");
         rc = FLOW_ENOMEM;
         goto fail;
     }
-    s->wstarted = 1;
     if (pthread_create(&s->lthread, NULL, listener_main, s) != 0) {
         snprintf(err, errlen, "cannot start the listener thread");
         rc = FLOW_ENOMEM;

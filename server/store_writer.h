@@ -1,0 +1,193 @@
+/* store_writer.h: the writer of a durable store (store_sqlite.c, store_postgres.c): the queue of
+ * typed operations that the loop and the HTTP threads fill, the thread that writes them, batching
+ * and group commit, and settling (telling each caller how its operation went). A backend gives
+ * what differs between databases: begin, apply one operation, commit, rollback, and optionally a
+ * way to recover a lost connection, its own book-keeping after each operation, and periodic work
+ * of its own (leases, claims) on the writer's thread.
+ *
+ * How a batch is written: everything queued while the last batch was being written goes into one
+ * transaction (begin, apply each, commit), and only then does each caller hear how it went: a new
+ * job's done callback runs after the commit that holds its row, so a 202 means stored. A batch
+ * that fails is rolled back; when recover says the connection is back it is tried once more, and
+ * then each of its operations alone, so that one bad operation does not take the others down.
+ *
+ * Several writers may run at once (a store may have several files or connections, each with its
+ * writer): a writer keeps the order of what is queued to it, so every operation of one job must go
+ * to the same writer. A new kind of operation is a member of flowd_op_kind_t with its struct in
+ * flowd_op_t, its constructor here (flowd_writer_*), its free in flowd_op_free, and a case in each
+ * backend's apply.
+ *
+ * Threads: the flowd_writer_* calls run on the loop (checkpoint, event, finish, remove) or on any
+ * thread (create, put_flow, answer); the backend's functions all run on the writer's thread. */
+#ifndef FLOWD_STORE_WRITER_H
+#define FLOWD_STORE_WRITER_H
+
+#include <stdint.h>
+
+#include "jobs.h"
+#include "store.h"
+
+typedef enum flowd_op_kind {
+    FLOWD_OP_CREATE,     /* a new job's row */
+    FLOWD_OP_CHECKPOINT, /* what a job resumes from, with its last step's history entry */
+    FLOWD_OP_EVENT,      /* a status event of a job (stores with FLOWD_WRITER_EVENTS) */
+    FLOWD_OP_FINISH,     /* a job's end */
+    FLOWD_OP_REMOVE,     /* the job table dropped a job: its rows go */
+    FLOWD_OP_FLOW,       /* PUT or DELETE /v1/flows/{name} */
+    FLOWD_OP_ANSWER,     /* the answer to a command another instance sent (store_cluster.h) */
+} flowd_op_kind_t;
+
+/* Every string of an operation is malloc'd and the operation's (NULL where there is none);
+ * JSON is compact text. */
+
+typedef struct flowd_op_create {
+    char *flow;          /* the flow's name */
+    char *digest;        /* of the flow's document, NULL for a flow written in C */
+    char *document;      /* that document, written once per digest: */
+    int write_document;  /* set by the writer when it does not know the digest to be stored */
+    char *idem_key;
+    char *params;        /* NULL: none */
+    char *shared;        /* NULL: {} */
+    char *tenant;
+    uint64_t created_us, body_hash;
+    flowd_store_done_cb done; /* with its data: after the commit, once */
+    void *data;
+} flowd_op_create_t;
+
+typedef struct flowd_op_checkpoint {
+    flow_status_t status;
+    char *resume_node;   /* the root flow's node that runs next (NULL: its start) */
+    unsigned tries;      /* tries of resume_node already used */
+    uint64_t steps, started_us;
+    char *shared;        /* NULL: unchanged since the last checkpoint */
+    char *step;          /* the finished step's history entry, or NULL */
+    uint64_t step_seq;
+    uint64_t event_id;   /* with step: its event's id (0 without a step) */
+    char *waiting_for;
+    char *last_action;
+    /* FLOWD_WRITER_COALESCE: a later operation of the batch writes the job's row, so this one
+     * writes only its step (its shared store, if any, went to the later one) */
+    int superseded;
+} flowd_op_checkpoint_t;
+
+typedef struct flowd_op_event {
+    flow_status_t status;
+    uint64_t started_us;
+    uint64_t event_id;
+    char *data;
+    char *waiting_for;
+} flowd_op_event_t;
+
+typedef struct flowd_op_finish {
+    flow_status_t status;
+    uint64_t steps, started_us, finished_us;
+    char *shared;
+    char *last_action;
+    char *error_code;    /* flow_err_name's, or NULL */
+    char *error_message, *error_node;
+    char *totals;        /* {"steps", "failed", "retries", "dropped"} */
+    /* FLOWD_WRITER_EVENTS: the job's final event, written in the same transaction (NULL: none) */
+    uint64_t event_id;
+    char *event;
+} flowd_op_finish_t;
+
+typedef struct flowd_op_flow {
+    char *name;
+    char *document;      /* NULL: deleted */
+    struct flowd_op_wait *wait; /* the caller waits for the commit */
+} flowd_op_flow_t;
+
+typedef struct flowd_op_answer {
+    uint64_t token;      /* the command's id */
+    unsigned status;
+    char *body;
+} flowd_op_answer_t;
+
+typedef struct flowd_op {
+    struct flowd_op *next;   /* the writer's */
+    flowd_op_kind_t kind;
+    char id[FLOWD_ID_LEN + 1]; /* the job's (not for FLOW and ANSWER) */
+    uint64_t seq;            /* the job's place in this instance's table (create to finish) */
+    /* Set by apply, for an operation that failed alone while the transaction goes on: its outcome
+     * (create: FLOW_EEXIST, the id or Idempotency-Key is taken) */
+    int rc;
+    /* Set by apply of a shared store: the write was guarded by the job's owner and matched no row
+     * (another instance took the job over) */
+    int lost;
+    union {
+        flowd_op_create_t create;
+        flowd_op_checkpoint_t checkpoint;
+        flowd_op_event_t event;
+        flowd_op_finish_t finish;
+        flowd_op_flow_t flow;
+        flowd_op_answer_t answer;
+    };
+} flowd_op_t;
+
+void flowd_op_free(flowd_op_t *op);
+
+/* The backend's flags. */
+enum {
+    /* A job's row written several times in one batch is written once: a checkpoint with a later
+     * checkpoint or finish of its job in the batch is superseded (the backend writes its step
+     * only), and hands its shared store on; a checkpoint still queued gives its shared store up to
+     * the job's next one, so that a writer that falls behind holds one store per job, not one per
+     * step. */
+    FLOWD_WRITER_COALESCE = 1u << 0,
+    /* The store keeps events: a finish carries the job's final event. */
+    FLOWD_WRITER_EVENTS = 1u << 1,
+};
+
+/* What a database gives the writer; data is the backend's, passed to each. Every function runs on
+ * the writer's thread. Errors are FLOW_E* codes. */
+typedef struct flowd_writer_backend {
+    const char *name;    /* for the log */
+    unsigned flags;      /* FLOWD_WRITER_* */
+    int (*begin)(void *data);
+    /* 0 when the transaction can go on (op->rc may hold the operation's own failure), an error when
+     * it cannot (the writer rolls back) */
+    int (*apply)(void *data, flowd_op_t *op);
+    int (*commit)(void *data);
+    void (*rollback)(void *data);
+    /* Optional, after a failed batch: 0 when the connection was lost and is back, and the batch is
+     * worth trying again. */
+    int (*recover)(void *data);
+    /* Optional: an operation's outcome (0 when committed), before its caller hears it. */
+    void (*settled)(void *data, const flowd_op_t *op, int rc);
+    /* Optional: periodic work, after each batch and when it is due; returns when it is due next
+     * (flow_mono_ms), 0 for not until an operation or flowd_writer_kick comes. */
+    uint64_t (*tick)(void *data);
+    /* Optional: after the last batch, before the thread ends. */
+    void (*stopped)(void *data);
+} flowd_writer_backend_t;
+
+typedef struct flowd_writer flowd_writer_t;
+
+/* Starts a writer's thread (be and data borrowed: they outlive it). */
+int flowd_writer_new(const flowd_writer_backend_t *be, void *data, flowd_writer_t **out);
+/* Writes what is still queued, runs be->stopped, ends the thread and frees w. NULL is ignored. */
+void flowd_writer_free(flowd_writer_t *w);
+/* Wakes the thread for be->tick (after something changed what it does, e.g. attach). */
+void flowd_writer_kick(flowd_writer_t *w);
+/* Shutdown (store.h: release): from now on nothing more is written of any job (checkpoint,
+ * event, finish, remove are dropped); any thread. */
+void flowd_writer_release(flowd_writer_t *w);
+int flowd_writer_released(flowd_writer_t *w);
+
+/* The calls of store.h, queued: each makes its operation from the job (borrowed) and its
+ * arguments. create and put_flow return an error (out of memory) and then queue nothing and call
+ * nothing; the others log what they could not queue. */
+int flowd_writer_create(flowd_writer_t *w, struct flowd_job *job, json_t *shared, json_t *params,
+                        flowd_store_done_cb done, void *data);
+void flowd_writer_checkpoint(flowd_writer_t *w, struct flowd_job *job,
+                             const flowd_checkpoint_t *cp);
+void flowd_writer_event(flowd_writer_t *w, struct flowd_job *job, uint64_t id, const char *data,
+                        size_t len);
+void flowd_writer_finish(flowd_writer_t *w, struct flowd_job *job);
+void flowd_writer_remove(flowd_writer_t *w, const char *id);
+/* Waits for the commit; doc borrowed, NULL: deleted. */
+int flowd_writer_put_flow(flowd_writer_t *w, const char *name, json_t *doc);
+/* body stolen (may be NULL). */
+void flowd_writer_answer(flowd_writer_t *w, uint64_t token, unsigned status, char *body);
+
+#endif
