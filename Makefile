@@ -85,7 +85,7 @@ SUPPORT_OBJ := $(SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
 # with libcurl; tests/e2e/e2e.c (their helpers) is linked into each.
 E2E_SRC := $(sort $(wildcard tests/e2e/test_*.c))
 E2E_BIN := $(E2E_SRC:tests/e2e/%.c=$(BUILD)/e2e/%)
-E2E_SUPPORT_OBJ := $(BUILD)/obj/tests/e2e/e2e.o $(BUILD)/obj/tests/support/mock.o
+E2E_SUPPORT_OBJ := $(BUILD)/obj/tests/e2e/e2e.o $(BUILD)/obj/tests/support/mock.o $(BUILD)/obj/tests/support/mock_model.o
 
 # tests/fuzz/fuzz_<name>.c each make a libFuzzer harness (`make fuzz`: clang, into build/fuzz) and a
 # replay runner (the same file with tests/fuzz/driver.c, in this build) that `make check` runs over
@@ -123,7 +123,8 @@ help:
 	@echo "make            build the library, flowd and the examples into build/"
 	@echo "make run        install what is missing, build, start flowd on :8080 (foreground) with the"
 	@echo "                example flows and its SQLite store in ./data, and flowd-mock on :8090 as"
-	@echo "                their recipe API and model (--allow-outbound 127.0.0.1:8090 lets nodes reach it)"
+	@echo "                their recipe API, search API and model (--allow-outbound 127.0.0.1:8090 lets"
+	@echo "                nodes reach it)"
 	@echo "make test       install what is missing, run make lint, then every test twice: plain and with"
 	@echo "                -fsanitize=address,undefined (build/asan); test_postgres starts a PostgreSQL"
 	@echo "                of its own (and apt-get installs it when missing, as root)"
@@ -241,7 +242,8 @@ fuzz: deps $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/bin/%)
 	    $(FUZZ_DIR)/corpus/$$h tests/fuzz/corpus/$$h || exit 1; \
 	done
 
-$(MOCK): $(BUILD)/obj/tests/mock/main.o $(BUILD)/obj/tests/support/mock.o
+$(MOCK): $(BUILD)/obj/tests/mock/main.o $(BUILD)/obj/tests/support/mock.o \
+         $(BUILD)/obj/tests/support/mock_model.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -304,13 +306,13 @@ bench: deps $(BENCH) $(FLOWD)
 	./bench/run.sh $(BUILD)
 
 # flowd on :8080 with the example flows. Beside it, flowd-mock on 127.0.0.1:8090 stands in for the
-# recipe API and for a model (the mock picks from the list it is given), so that the examples run
-# offline; FLOWD_LLM_BASE_URL/FLOWD_LLM_MODEL/FLOWD_LLM_API_KEY in the environment take a real one.
+# recipe and search APIs and for a model (tests/support/mock_model.h: the mock picks from the list it
+# is given, and plays the agent and resume prompts), so that the examples run offline; FLOWD_LLM_BASE_URL/FLOWD_LLM_MODEL/FLOWD_LLM_API_KEY in the environment take a real one.
 # Loopback is closed to nodes by default: --allow-outbound opens the mock's address and port.
 run: deps all
 	@$(MOCK) --port 8090 >$(BUILD)/flowd-mock.log 2>&1 & mock=$$!; \
 	trap 'kill $$mock 2>/dev/null' EXIT INT TERM; \
-	echo "flowd-mock on http://127.0.0.1:8090 (the recipe API and the stand-in model; log: $(BUILD)/flowd-mock.log)"; \
+	echo "flowd-mock on http://127.0.0.1:8090 (the recipe and search APIs and the stand-in model; log: $(BUILD)/flowd-mock.log)"; \
 	FLOWD_LLM_BASE_URL=$${FLOWD_LLM_BASE_URL:-http://127.0.0.1:8090/v1} FLOWD_LLM_MODEL=$${FLOWD_LLM_MODEL:-mock} \
 	$(FLOWD) --port 8080 --flows examples/flows --allow-outbound 127.0.0.1:8090
 

@@ -56,9 +56,9 @@ START_TEST(test_the_examples_load_at_start_and_replace_the_compiled_in_flows) {
     e2e_start(&srv, "--flows", "examples/flows", "--llm-base-url", llm_url, "--llm-model", "mock",
               "--allow-outbound", mock_addr, NULL);
     json_t *flows = e2e_get_json(&srv, "/v1/flows");
-    const char *names[] = {"noop", "recipe", "scraper", "sleep"};
-    ck_assert_uint_eq(json_array_size(json_object_get(flows, "flows")), 4);
-    for (size_t i = 0; i < 4; i++) {
+    const char *names[] = {"agent", "chat", "noop", "recipe", "resumes", "scraper", "sleep"};
+    ck_assert_uint_eq(json_array_size(json_object_get(flows, "flows")), 7);
+    for (size_t i = 0; i < 7; i++) {
         json_t *flow = json_array_get(json_object_get(flows, "flows"), i);
         ck_assert_str_eq(json_string_value(json_object_get(flow, "name")), names[i]);
         ck_assert_str_eq(json_string_value(json_object_get(flow, "source")), "document");

@@ -3,6 +3,7 @@
  * requests hold no thread. One mutex guards all the mock's state; no MHD function is called while
  * it is held, so MHD's locks and ours never nest. */
 #include "support/mock.h"
+#include "support/mock_model.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -128,6 +129,7 @@ struct mock {
     count_map_t idempotency, flaky;
     json_t *script;         /* scripted chat answers (mock_script), used from script_next on */
     size_t script_next;
+    json_t *last_chat;      /* the last chat request's body (mock_last_chat) */
 };
 
 typedef struct mock_req {
@@ -471,6 +473,20 @@ static enum MHD_Result route_recipes(mock_t *m, struct MHD_Connection *conn)
                                             json_sprintf("%s soup", x)));
 }
 
+static enum MHD_Result route_search(mock_t *m, struct MHD_Connection *conn)
+{
+    const char *q = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "q");
+    json_t *found;
+
+    count_route(m, MOCK_SEARCH);
+    if (!q || !*q)
+        return answer_error(conn, 400, "missing q");
+    found = mock_search(q);
+    if (!found)
+        return answer_error(conn, 400, "q is not UTF-8");
+    return answer_json(conn, 200, found);
+}
+
 static json_int_t count_words(const char *s)
 {
     json_int_t n = 0;
@@ -565,7 +581,9 @@ static json_t *chat_answer(json_t *req, json_t *scripted)
             strcmp(json_string_value(json_object_get(msg, "role")), "user") == 0)
             question = message_text(msg);
     }
-    content = scripted ? scripted : pick_from_list(question);
+    content = scripted ? scripted : mock_model_answer(question);
+    if (!content)
+        content = pick_from_list(question);
     if (!content)
         content = json_sprintf("mock answer to: %s", question);
     completion = count_words(json_string_value(content));
@@ -591,6 +609,15 @@ static enum MHD_Result route_chat(mock_t *m, struct MHD_Connection *conn, mock_r
                                                 "invalid_request_error", "code",
                                                 "invalid_api_key"));
     req = r->body ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+    if (req) {
+        json_t *old;
+
+        pthread_mutex_lock(&m->lock);
+        old = m->last_chat;
+        m->last_chat = json_incref(req);
+        pthread_mutex_unlock(&m->lock);
+        json_decref(old);
+    }
     if (!json_is_string(json_object_get(req, "model")) ||
         json_array_size(json_object_get(req, "messages")) == 0)
         ret = answer_error(conn, 400, "a chat request needs a model and messages");
@@ -775,6 +802,8 @@ static enum MHD_Result route(mock_t *m, struct MHD_Connection *conn, mock_req_t 
         return route_flaky(m, conn, r, url, path, method);
     if (strcmp(path, "/recipes") == 0)
         return route_recipes(m, conn);
+    if (strcmp(path, "/search") == 0)
+        return route_search(m, conn);
     if (strcmp(path, "/v1/chat/completions") == 0)
         return route_chat(m, conn, r, method);
     if (has_prefix(path, "/status/"))
@@ -922,6 +951,7 @@ static void mock_free(mock_t *m)
     map_clear(&m->idempotency);
     map_clear(&m->flaky);
     json_decref(m->script);
+    json_decref(m->last_chat);
     free(m->heap);
     free(m->gate);
     free(m->api_key);
@@ -1051,6 +1081,16 @@ int mock_script(mock_t *m, const char *const *answers, size_t n)
     m->script_next = 0;
     pthread_mutex_unlock(&m->lock);
     return 0;
+}
+
+json_t *mock_last_chat(mock_t *m)
+{
+    json_t *req;
+
+    pthread_mutex_lock(&m->lock);
+    req = json_incref(m->last_chat);
+    pthread_mutex_unlock(&m->lock);
+    return req;
 }
 
 uint64_t mock_idempotency_count(mock_t *m, const char *key)

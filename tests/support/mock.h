@@ -1,6 +1,7 @@
 /* mock.h: a scripted HTTP server (libmicrohttpd, 127.0.0.1 only) that tests run in-process, and
  * build/flowd-mock runs standalone, to drive HTTP clients and nodes against: slow, failing,
- * resetting or huge answers, a recipe API and an OpenAI-compatible chat API.
+ * resetting or huge answers, a recipe API, a search engine and an OpenAI-compatible chat API
+ * whose stand-in model plays the example flows (support/mock_model.h has its rules).
  *
  * Paths (every body is JSON unless said otherwise; unknown paths answer 404 {"error":...}):
  *   /recipes?ingredient=X 200 {"ingredient":"X","recipes":["X pasta","grilled X","X soup"]};
@@ -13,11 +14,14 @@
  *                         and K count the words of all the messages and of the answer. When the
  *                         last user message holds a JSON array of strings, the content is instead
  *                         the first of them that does not appear again after the array (a model
- *                         asked to pick one of a list, not the ones named after it); and while
+ *                         asked to pick one of a list, not the ones named after it); when it is a
+ *                         prompt of an example flow, mock_model_answer's answer; and while
  *                         scripted answers are left (mock_script), the next of them. 401 when
  *                         the mock has an api_key and the Authorization header is not "Bearer
  *                         <api_key>"; 400 for a body without a model or messages; 405 for another
  *                         method.
+ *   /search?q=TEXT        200 mock_search(TEXT): {"query","results":[{"title","url","snippet"}]};
+ *                         400 without q.
  *   /delay/MS[/rest]      waits MS milliseconds (at most 600000) without holding a server thread,
  *                         then answers as /rest would, or {"ok":true,"path":<the whole path>}
  *                         without rest. A client that went away meanwhile gets no answer.
@@ -47,6 +51,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 typedef struct mock mock_t;
 
 typedef struct mock_opts {
@@ -66,6 +72,7 @@ typedef enum mock_route {
     MOCK_HUGE,
     MOCK_ECHO,
     MOCK_PAGE,
+    MOCK_SEARCH,
     MOCK_OTHER,
     MOCK_ROUTES
 } mock_route_t;
@@ -99,6 +106,9 @@ void mock_reset_stats(mock_t *m);
  * these contents (copied), whatever they ask; then the mock answers as above again. A new script
  * replaces what is left of the last one. */
 int mock_script(mock_t *m, const char *const *answers, size_t n);
+/* The body of the last request to /v1/chat/completions that parsed as JSON: a new reference (the
+ * caller decrefs it), NULL when none came yet. */
+json_t *mock_last_chat(mock_t *m);
 /* How many requests carried this Idempotency-Key. */
 uint64_t mock_idempotency_count(mock_t *m, const char *key);
 /* Blocks until no request is in flight (every one answered or ended), or timeout_ms passed: -1. */
