@@ -1,4 +1,4 @@
-/* test_examples.c: the PocketFlow examples of examples/flows written with Lua (agent, chat, resumes)
+/* test_lua_examples.c: the PocketFlow examples of examples/flows written with Lua (agent, chat, resumes)
  * over HTTP, the way the README drives them with curl, against the mock as their search API and
  * model (tests/support/mock_model.h has the mock's rules). Each checks what the Lua computed, not
  * only that the job ended. */
@@ -216,8 +216,8 @@ START_TEST(test_chat_sends_a_window_of_six_messages_and_keeps_them_all) {
 END_TEST
 
 static Suite *examples_suite(void) {
-    Suite *s = suite_create("examples");
-    TCase *tc = tcase_create("examples");
+    Suite *s = suite_create("lua_examples");
+    TCase *tc = tcase_create("lua_examples");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_the_agent_searches_then_answers);

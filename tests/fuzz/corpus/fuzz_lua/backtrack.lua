@@ -1,0 +1,1 @@
+return ("a"):rep(20):find(("a*"):rep(6) .. "b")

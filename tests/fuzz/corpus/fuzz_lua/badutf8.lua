@@ -1,0 +1,1 @@
+value.s = "\xff\xfe"

@@ -1,0 +1,2 @@
+value.big = value.big + 1
+return math.type(value.big)

@@ -1,0 +1,2 @@
+value.n = value.n + 1
+return value.n

@@ -1,0 +1,2 @@
+log("n is", value.n, value.deep)
+return value.deep.a.b.c[1]

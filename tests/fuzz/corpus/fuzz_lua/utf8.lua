@@ -1,0 +1,1 @@
+return utf8.char(72, 228, 8364, 0x10FFFF)

@@ -1,0 +1,1 @@
+return yaml.decode(fence("```yaml\naction: search\nq: [1, 2]\n```"))
