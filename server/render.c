@@ -252,7 +252,7 @@ void flowd_render_shared(flowd_answer_t *a, const char *compact, size_t len, jso
     json_t *parsed = NULL;
     json_t *root = live;
     if (compact != NULL) {
-        parsed = json_loadb(compact, len, JSON_DECODE_ANY, NULL);
+        parsed = json_loadb(compact, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
         root = parsed;
     }
     json_t *value = root;

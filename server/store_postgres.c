@@ -691,7 +691,7 @@ static void claim(pg_store_t *s) {
         while (si < ns && strcmp(PQgetvalue(steps, si, 0), id) < 0)
             si++;
         for (; si < ns && strcmp(PQgetvalue(steps, si, 0), id) == 0; si++) {
-            json_t *step = json_loads(PQgetvalue(steps, si, 1), 0, NULL);
+            json_t *step = json_loads(PQgetvalue(steps, si, 1), JSON_ALLOW_NUL, NULL);
             if (step != NULL)
                 json_array_append_new(history, step);
         }
@@ -717,8 +717,8 @@ static void claim(pg_store_t *s) {
             .started_us = col_u64(jobs, r, 6),
             .idem_key = col(jobs, r, 7),
             .body_hash = (uint64_t)strtoll(PQgetvalue(jobs, r, 8), NULL, 10),
-            .params = params ? json_loads(params, 0, NULL) : NULL,
-            .shared = shared ? json_loads(shared, 0, NULL) : NULL,
+            .params = params ? json_loads(params, JSON_ALLOW_NUL, NULL) : NULL,
+            .shared = shared ? json_loads(shared, JSON_ALLOW_NUL, NULL) : NULL,
             .resume_node = col(jobs, r, 11),
             .tries = (unsigned)col_u64(jobs, r, 12),
             .steps = col_u64(jobs, r, 13),
@@ -986,7 +986,7 @@ static int read_history(PGconn *c, const char *id, flowd_remote_job_t *out) {
         uint64_t all = n > 0 ? col_u64(res, 0, 2) : 0;
         out->totals = (flow_history_totals_t){.steps = all, .dropped = all - (uint64_t)n};
         for (int i = 0; i < n; i++) {
-            json_t *step = json_loads(PQgetvalue(res, i, 0), 0, NULL);
+            json_t *step = json_loads(PQgetvalue(res, i, 0), JSON_ALLOW_NUL, NULL);
             json_int_t tries = json_integer_value(json_object_get(step, "tries"));
             out->totals.failed += !json_is_null(json_object_get(step, "error"));
             out->totals.retries += tries > 1 ? (uint64_t)(tries - 1) : 0;

@@ -289,7 +289,7 @@ static const char *col_text(sqlite3_stmt *st, int i) {
 
 static json_t *col_json(sqlite3_stmt *st, int i) {
     const char *t = col_text(st, i);
-    return t ? json_loads(t, JSON_DECODE_ANY, NULL) : NULL;
+    return t ? json_loads(t, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
 }
 
 static json_t *history_of(sqlite3_stmt *steps, uint64_t seq) {

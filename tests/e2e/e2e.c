@@ -419,7 +419,7 @@ void e2e_request(e2e_server_t *s, const char *method, const char *path, const ch
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
     out->body = k.buf ? k.buf : calloc(1, 1);
     out->len = k.len;
-    out->json = json_loadb(out->body, out->len, 0, NULL);
+    out->json = json_loadb(out->body, out->len, JSON_ALLOW_NUL, NULL);
 }
 
 void e2e_resp_free(e2e_resp_t *r) {

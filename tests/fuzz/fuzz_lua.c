@@ -44,7 +44,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             continue;
         char *text = json_dumps(values[i], JSON_ENCODE_ANY | JSON_COMPACT);
         fuzz_assert(text != NULL);
-        json_t *back = json_loads(text, JSON_DECODE_ANY, NULL);
+        /* with JSON_ALLOW_NUL, as flowd's stores and answers read their own JSON: a Lua string may
+         * hold a NUL byte (this harness found that the stores once could not read it back) */
+        json_t *back = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
         fuzz_assert(back != NULL && json_equal(back, values[i]));
         json_decref(back);
         free(text);
