@@ -164,6 +164,10 @@ void flowd_step_write(flowd_jw_t *w, const flow_step_t *step) {
         flowd_jw_key(w, "logs");
         flowd_jw_json(w, step->logs);
     }
+    if (step->retries != NULL) { /* the failed tries that another followed, and the waits */
+        flowd_jw_key(w, "retries");
+        flowd_jw_json(w, step->retries);
+    }
     flowd_jw_obj_end(w);
 }
 
