@@ -84,9 +84,25 @@ typedef struct req {
     flow_status_t remote_seen;  /* PH_RWAIT: the status the long poll saw */
     uint64_t remote_until_ms;   /* PH_RWAIT: when it answers anyway */
     uint8_t remote_watching;    /* PH_RWAIT: a watch of the store may still wake us */
+    uint8_t suspended;          /* counted in the suspended requests (count_suspended) */
+    uint8_t to_start;           /* PH_STORE: the job starts once the store answers (start_stored) */
     flowd_caller_t caller;      /* who sent it: role, tenant, the key's name (auth.h) */
     char inline_body[INLINE_BODY];
 } req_t;
+
+/* A suspended request is counted, so that shutdown waits for it. One whose client leaves while it
+ * is suspended is never run again (MHD only completes it), so on_completed uncounts it too. */
+static void count_suspended(flowd_http_t *h, req_t *r) {
+    atomic_fetch_add(&h->suspended, 1);
+    r->suspended = 1;
+}
+
+static void uncount_suspended(flowd_http_t *h, req_t *r) {
+    if (r->suspended) {
+        r->suspended = 0;
+        atomic_fetch_sub(&h->suspended, 1);
+    }
+}
 
 /* ---- answering ---- */
 
@@ -469,9 +485,9 @@ static enum MHD_Result loop_call(flowd_server_t *srv, req_t *r, struct MHD_Conne
     cmd->reply = &r->reply;
     /* Counted before the refuse flag is read, and the flag set before the count is read: either
      * shutdown waits for this request, or this request does not suspend. */
-    atomic_fetch_add(&h->suspended, 1);
+    count_suspended(h, r);
     if (atomic_load(&h->refuse)) {
-        atomic_fetch_sub(&h->suspended, 1);
+        uncount_suspended(h, r);
         flowd_cmd_free(cmd);
         if (phase == PH_WAIT)
             return send_job(r, conn, 200, r->job);
@@ -545,9 +561,9 @@ static void remote_wake(void *data, int why) {
 static enum MHD_Result remote_poll(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn, flowd_remote_job_t *j) {
     uint64_t now = flow_mono_ms();
     flowd_http_t *h = srv->http;
-    atomic_fetch_add(&h->suspended, 1);
+    count_suspended(h, r);
     if (atomic_load(&h->refuse) || now >= r->remote_until_ms) {
-        atomic_fetch_sub(&h->suspended, 1);
+        uncount_suspended(h, r);
         return send_remote_job(r, conn, 200, j);
     }
     r->phase = PH_RWAIT;
@@ -634,9 +650,9 @@ static enum MHD_Result remote_command(flowd_server_t *srv, req_t *r, struct MHD_
     }
     flowd_remote_job_clear(&j);
     flowd_http_t *h = srv->http;
-    atomic_fetch_add(&h->suspended, 1);
+    count_suspended(h, r);
     if (atomic_load(&h->refuse)) {
-        atomic_fetch_sub(&h->suspended, 1);
+        uncount_suspended(h, r);
         return send_error(r, conn, 503, "shutting_down", "the server is shutting down");
     }
     r->phase = PH_CALL;
@@ -1207,7 +1223,8 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
         r->conn = conn;
         r->start_shared = shared;
         r->start_params = params;
-        atomic_fetch_add(&srv->http->suspended, 1);
+        r->to_start = 1;
+        count_suspended(srv->http, r);
         MHD_suspend_connection(conn);
         if (ops->create(srv->store, job, shared, params, store_done, r) < 0)
             store_done(r, FLOW_EIO);
@@ -1592,32 +1609,41 @@ static enum MHD_Result on_data(flowd_server_t *srv, req_t *r, struct MHD_Connect
     return MHD_YES;
 }
 
+/* The store has answered a new job's create (PH_STORE): the job starts. One the store could not
+ * keep was never accepted: its record starts only to end failed rather than wait forever. Runs
+ * once, from on_resumed, or from on_completed when the client left before it could be answered: a
+ * job the store holds runs whether or not anyone reads its 202. */
+static void start_stored(flowd_server_t *srv, req_t *r) {
+    json_t *shared = r->start_shared, *params = r->start_params;
+    r->start_shared = r->start_params = NULL;
+    r->to_start = 0;
+    if (r->reply.answer.status != 202)
+        r->job->store_failed = 1;
+    flowd_bridge_start(srv->bridge, r->job, shared, params);
+}
+
 /* MHD runs a suspended request again: its loop call, long poll or store answered. */
 static enum MHD_Result on_resumed(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn) {
     if (!atomic_load_explicit(&r->reply.ready, memory_order_acquire))
         return MHD_YES; /* not for us yet (MHD may call again after a resume of its own) */
-    atomic_fetch_sub(&srv->http->suspended, 1);
+    uncount_suspended(srv->http, r);
     switch (r->phase) {
     case PH_WAIT:
         return send_job(r, conn, 200, r->job);
     case PH_RWAIT:
         return remote_poll_again(srv, r, conn);
     case PH_STORE: {
-        json_t *shared = r->start_shared, *params = r->start_params;
-        r->start_shared = r->start_params = NULL;
         if (r->reply.answer.status != 202) {
-            /* never stored, so never accepted: the record ends failed rather than wait forever */
             unsigned status = r->reply.answer.status;
-            r->job->store_failed = 1;
-            flowd_bridge_start(srv->bridge, r->job, shared, params);
+            start_stored(srv, r);
             if (status == 409) /* a shared store: another instance took the key at the same moment */
                 return send_error(r, conn, 409, "idempotency_conflict",
                                   "Idempotency-Key was used at the same moment on another instance; send it again");
             return send_error(r, conn, 500, "internal", "the job could not be stored");
         }
         size_t len = 0;
-        char *text = flowd_render_new_job(r->job, &len);
-        flowd_bridge_start(srv->bridge, r->job, shared, params);
+        char *text = flowd_render_new_job(r->job, &len); /* before the loop can run it: queued */
+        start_stored(srv, r);
         return send_json(r, conn, 202, text, len);
     }
     default:
@@ -1689,6 +1715,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     flowd_log_request(r->method_name, r->path, r->status, us, r->caller.name);
     if (r->remote_watching) /* ended while a long poll waited: the store must not wake it */
         srv->store->cluster->unwatch(srv->store, r);
+    uncount_suspended(srv->http, r); /* the client left while it was suspended */
+    /* MHD completes a suspended connection only once it is resumed, so the store has answered */
+    if (r->to_start && atomic_load_explicit(&r->reply.ready, memory_order_acquire))
+        start_stored(srv, r);
     free(r->reply.answer.body); /* a reply never sent: the connection ended first */
     json_decref(r->start_shared);
     json_decref(r->start_params);
