@@ -652,7 +652,7 @@ void flowd_bridge_forget(flowd_bridge_t *b, flowd_job_t *job) {
     while (job->cancels != NULL) { /* it did not end here: the client asks again, and reaches the owner */
         flowd_cmd_t *c = job->cancels;
         job->cancels = c->next;
-        flowd_answer_error(&c->reply->answer, 503, "unavailable", "job %s moved to another instance; try again",
+        flowd_answer_error(&c->reply->answer, FLOWD_E_UNAVAILABLE, "job %s moved to another instance; try again",
                            job->id);
         reply_done(c);
         flowd_cmd_free(c);
@@ -673,7 +673,7 @@ static int run_cancel(flowd_cmd_t *c) {
         job->cancel_pending = 1; /* its start command is still on its way */
         reply_job(c, 202);
     } else {
-        flowd_answer_error(&c->reply->answer, 409, "already_ended", "job %s has already ended (%s)",
+        flowd_answer_error(&c->reply->answer, FLOWD_E_ALREADY_ENDED, "job %s has already ended (%s)",
                            job->id, flow_status_name(flowd_job_status(job)));
     }
     reply_done(c);
@@ -695,7 +695,7 @@ static void run_input(flowd_cmd_t *c) {
     flowd_job_t *job = c->job;
     flow_status_t status = job->job ? flow_job_status(job->job) : flowd_job_status(job);
     if (job->job == NULL || status != FLOW_WAITING) {
-        flowd_answer_error(&c->reply->answer, 409, "not_waiting",
+        flowd_answer_error(&c->reply->answer, FLOWD_E_NOT_WAITING,
                            "job %s is %s, not waiting for input", job->id, flow_status_name(status));
     } else {
         flow_error_t err = {0};
@@ -703,10 +703,10 @@ static void run_input(flowd_cmd_t *c) {
         if (rc == 0)
             reply_job(c, 202);
         else if (rc == FLOW_ESTATE)
-            flowd_answer_error(&c->reply->answer, 409, "not_waiting",
+            flowd_answer_error(&c->reply->answer, FLOWD_E_NOT_WAITING,
                                "job %s is not waiting for input", job->id);
         else
-            flowd_answer_error(&c->reply->answer, 422, "invalid_input", "%s",
+            flowd_answer_error(&c->reply->answer, FLOWD_E_INVALID_INPUT, "%s",
                                err.message ? err.message : flow_strerror(rc));
         flow_error_clear(&err);
     }
@@ -721,7 +721,7 @@ static void run_shared(flowd_cmd_t *c) {
         flowd_render_shared(&c->reply->answer, job->final_shared, job->final_shared_len, NULL,
                             c->pointer);
     else
-        flowd_answer_error(&c->reply->answer, 500, "internal", "job %s has no shared store", job->id);
+        flowd_answer_error(&c->reply->answer, FLOWD_E_INTERNAL, "job %s has no shared store", job->id);
     reply_done(c);
 }
 
@@ -742,7 +742,7 @@ static void run_history(flowd_cmd_t *c) {
     } else if (job->done) {
         flowd_render_done_history(&b, job);
     } else {
-        flowd_answer_error(a, 500, "internal", "job %s has no history", job->id);
+        flowd_answer_error(a, FLOWD_E_INTERNAL, "job %s has no history", job->id);
         reply_done(c);
         return;
     }

@@ -143,20 +143,23 @@ static enum MHD_Result send_answer(req_t *r, struct MHD_Connection *conn, flowd_
     return ret;
 }
 
-static enum MHD_Result send_error(req_t *r, struct MHD_Connection *conn, unsigned status,
-                                  const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+/* err's answer (apierr.h); fmt NULL: its default message. */
+static enum MHD_Result send_error(req_t *r, struct MHD_Connection *conn, flowd_apierr_t err,
+                                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static enum MHD_Result send_error(req_t *r, struct MHD_Connection *conn, unsigned status,
-                                  const char *code, const char *fmt, ...) {
+static enum MHD_Result send_error(req_t *r, struct MHD_Connection *conn, flowd_apierr_t err,
+                                  const char *fmt, ...) {
     char message[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
+    if (fmt == NULL)
+        snprintf(message, sizeof message, "%s", flowd_apierr_message(err));
+    else
+        vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
     size_t len = 0;
-    char *body = flowd_render_error(code, &len, "%s", message);
-    return send_json(r, conn, status, body, len);
+    char *body = flowd_render_error(err, &len, "%s", message);
+    return send_json(r, conn, flowd_apierr_status(err), body, len);
 }
 
 static enum MHD_Result send_job(req_t *r, struct MHD_Connection *conn, unsigned status,
@@ -275,12 +278,12 @@ static int authorize(flowd_server_t *srv, req_t *r, struct MHD_Connection *conn,
     if (r->caller.role >= need)
         return 0;
     if (r->caller.role == FLOWD_ROLE_NONE)
-        *ret = send_error(r, conn, 401, "unauthorized",
+        *ret = send_error(r, conn, FLOWD_E_UNAUTHORIZED,
                           r->caller.bad == 2
                               ? "the key is not one of this server's (Authorization: Bearer <key>)"
                               : "this needs a key: send Authorization: Bearer <key>");
     else
-        *ret = send_error(r, conn, 403, "forbidden", "key '%s' has role %s; %s %s needs role %s",
+        *ret = send_error(r, conn, FLOWD_E_FORBIDDEN, "key '%s' has role %s; %s %s needs role %s",
                           r->caller.name, flowd_role_name(r->caller.role), r->method_name,
                           flowd_route_template(r->route), flowd_role_name(need));
     return -1;
@@ -358,13 +361,13 @@ static int check_query(req_t *r, struct MHD_Connection *conn, const char *const 
     for (size_t i = 0; allowed[i] != NULL && n < sizeof names; i++)
         n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", allowed[i]);
     if (q.repeated != NULL)
-        *ret = send_error(r, conn, 400, "bad_request", "query parameter '%.64s' is given twice",
+        *ret = send_error(r, conn, FLOWD_E_BAD_REQUEST, "query parameter '%.64s' is given twice",
                           q.repeated);
     else if (allowed[0] == NULL)
-        *ret = send_error(r, conn, 400, "bad_request",
+        *ret = send_error(r, conn, FLOWD_E_BAD_REQUEST,
                           "unknown query parameter '%.64s' (this route takes none)", q.bad);
     else
-        *ret = send_error(r, conn, 400, "bad_request",
+        *ret = send_error(r, conn, FLOWD_E_BAD_REQUEST,
                           "unknown query parameter '%.64s' (this route takes %s)", q.bad, names);
     return -1;
 }
@@ -393,41 +396,37 @@ static const char *type_name(const json_t *v) {
     }
 }
 
-json_t *flowd_http_body_object(const char *body, size_t len, const char *example, unsigned *status,
-                               const char **code, char *msg, size_t msglen) {
+json_t *flowd_http_body_object(const char *body, size_t len, const char *example, flowd_apierr_t *code,
+                               char *msg, size_t msglen) {
     json_error_t err;
-    *status = 400;
     if (len == 0) {
-        *code = "invalid_json";
+        *code = FLOWD_E_INVALID_JSON;
         snprintf(msg, msglen, "the body is empty; send a JSON object such as %s", example);
         return NULL;
     }
     json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
     if (v == NULL) {
-        *code = "invalid_json";
+        *code = FLOWD_E_INVALID_JSON;
         snprintf(msg, msglen, "invalid JSON at line %d, column %d: %s", err.line, err.column, err.text);
         return NULL;
     }
     if (!json_is_object(v)) {
-        *code = "bad_request";
+        *code = FLOWD_E_BAD_REQUEST;
         snprintf(msg, msglen, "the body must be a JSON object such as %s, not %s", example, type_name(v));
         json_decref(v);
         return NULL;
     }
-    *status = 0;
-    *code = NULL;
     return v;
 }
 
 /* Parses the body as a JSON object; otherwise answers 400 and returns NULL. */
 static json_t *body_object(req_t *r, struct MHD_Connection *conn, const char *example,
                            enum MHD_Result *ret) {
-    unsigned status;
-    const char *code;
+    flowd_apierr_t code;
     char msg[512];
-    json_t *v = flowd_http_body_object(r->body, r->len, example, &status, &code, msg, sizeof msg);
+    json_t *v = flowd_http_body_object(r->body, r->len, example, &code, msg, sizeof msg);
     if (v == NULL)
-        *ret = send_error(r, conn, status, code, "%s", msg);
+        *ret = send_error(r, conn, code, "%s", msg);
     return v;
 }
 
@@ -444,7 +443,7 @@ static flowd_job_t *find_job(flowd_server_t *srv, req_t *r, struct MHD_Connectio
         job = r->job = NULL;
     }
     if (job == NULL) {
-        *ret = send_error(r, conn, 404, "not_found", "no job with id '%.*s'", (int)(len > 64 ? 64 : len), id);
+        *ret = send_error(r, conn, FLOWD_E_NOT_FOUND, "no job with id '%.*s'", (int)(len > 64 ? 64 : len), id);
         return NULL;
     }
     r->job = job;
@@ -475,15 +474,13 @@ static enum MHD_Result loop_call(flowd_server_t *srv, req_t *r, struct MHD_Conne
         flowd_cmd_free(cmd);
         if (phase == PH_WAIT)
             return send_job(r, conn, 200, r->job);
-        return send_error(r, conn, 503, "shutting_down", "the server is shutting down");
+        return send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
     }
     r->phase = (uint8_t)phase;
     MHD_suspend_connection(conn);
     if (flowd_bridge_push(srv->bridge, cmd) < 0) {
         /* the loop has closed its queue: shutting down; answer when MHD runs us again */
-        r->reply.answer.status = 503;
-        r->reply.answer.body = flowd_render_error("shutting_down", &r->reply.answer.len,
-                                                  "the server is shutting down");
+        flowd_answer_error(&r->reply.answer, FLOWD_E_SHUTTING_DOWN, NULL);
         atomic_store(&r->reply.ready, 1);
         MHD_resume_connection(conn);
     }
@@ -518,9 +515,9 @@ static int find_remote(flowd_server_t *srv, req_t *r, struct MHD_Connection *con
         return 0;
     }
     if (rc == FLOW_ENOTFOUND)
-        *ret = send_error(r, conn, 404, "not_found", "no job with id '%.*s'", (int)(len > 64 ? 64 : len), id);
+        *ret = send_error(r, conn, FLOWD_E_NOT_FOUND, "no job with id '%.*s'", (int)(len > 64 ? 64 : len), id);
     else
-        *ret = send_error(r, conn, 503, "unavailable", "the job's database cannot be read now: %s", flow_strerror(rc));
+        *ret = send_error(r, conn, FLOWD_E_UNAVAILABLE, "the job's database cannot be read now: %s", flow_strerror(rc));
     return -1;
 }
 
@@ -599,17 +596,17 @@ static void remote_sent(void *data, int rc, unsigned status, char *body, size_t 
     } else {
         free(body);
         if (rc == 0 || rc == FLOW_EIO)
-            flowd_answer_error(a, 500, "internal", "the job's instance could not be asked");
+            flowd_answer_error(a, FLOWD_E_INTERNAL, "the job's instance could not be asked");
         else if (rc == FLOW_ENOTFOUND)
-            flowd_answer_error(a, 404, "not_found", "no job with id '%s'", r->remote_id);
+            flowd_answer_error(a, FLOWD_E_NOT_FOUND, "no job with id '%s'", r->remote_id);
         else if (rc == FLOW_ETIMEDOUT)
-            flowd_answer_error(a, 503, "unavailable", "the instance that runs job %s did not take the request in "
+            flowd_answer_error(a, FLOWD_E_UNAVAILABLE, "the instance that runs job %s did not take the request in "
                                "time; it did not take effect: try again", r->remote_id);
         else if (rc == FLOW_EBUSY)
-            flowd_answer_error(a, 503, "unavailable", "the instance that runs job %s took the request but did "
+            flowd_answer_error(a, FLOWD_E_UNAVAILABLE, "the instance that runs job %s took the request but did "
                                "not answer in time; it may have taken effect", r->remote_id);
         else
-            flowd_answer_error(a, 503, "shutting_down", "the server is shutting down");
+            flowd_answer_error(a, FLOWD_E_SHUTTING_DOWN, NULL);
     }
     atomic_store_explicit(&r->reply.ready, 1, memory_order_release);
     MHD_resume_connection(r->conn);
@@ -627,9 +624,9 @@ static enum MHD_Result remote_command(flowd_server_t *srv, req_t *r, struct MHD_
         flow_status_t st = j.status;
         flowd_remote_job_clear(&j);
         if (cancel)
-            return send_error(r, conn, 409, "already_ended", "job %s has already ended (%s)", r->remote_id,
+            return send_error(r, conn, FLOWD_E_ALREADY_ENDED, "job %s has already ended (%s)", r->remote_id,
                               flow_status_name(st));
-        return send_error(r, conn, 409, "not_waiting", "job %s is %s, not waiting for input", r->remote_id,
+        return send_error(r, conn, FLOWD_E_NOT_WAITING, "job %s is %s, not waiting for input", r->remote_id,
                           flow_status_name(st));
     }
     flowd_remote_job_clear(&j);
@@ -637,7 +634,7 @@ static enum MHD_Result remote_command(flowd_server_t *srv, req_t *r, struct MHD_
     atomic_fetch_add(&h->suspended, 1);
     if (atomic_load(&h->refuse)) {
         atomic_fetch_sub(&h->suspended, 1);
-        return send_error(r, conn, 503, "shutting_down", "the server is shutting down");
+        return send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
     }
     r->phase = PH_CALL;
     r->conn = conn;
@@ -661,7 +658,7 @@ static enum MHD_Result get_job(flowd_server_t *srv, req_t *r, struct MHD_Connect
         const char *dot = strchr(wait, '.');
         if (digits == 0 || wait[digits] != '\0' || (dot != NULL && strchr(dot + 1, '.') != NULL) ||
             strcmp(wait, ".") == 0 || (seconds = strtod(wait, NULL)) > MAX_WAIT_S)
-            return send_error(r, conn, 400, "bad_request",
+            return send_error(r, conn, FLOWD_E_BAD_REQUEST,
                               "wait must be a number of seconds from 0 to %d, not '%.32s'", MAX_WAIT_S,
                               wait);
     }
@@ -691,7 +688,7 @@ static enum MHD_Result get_shared(flowd_server_t *srv, req_t *r, struct MHD_Conn
     const char *pointer = arg(conn, "pointer");
     size_t bad = 0;
     if (pointer != NULL && flow_pointer_checkn(pointer, strlen(pointer), &bad) < 0)
-        return send_error(r, conn, 400, "bad_request",
+        return send_error(r, conn, FLOWD_E_BAD_REQUEST,
                           "pointer '%.200s' is not a JSON Pointer (RFC 6901: \"\" or \"/a/0/b\", "
                           "with ~0 for ~ and ~1 for /): wrong at byte %zu",
                           pointer, bad);
@@ -772,7 +769,7 @@ static enum MHD_Result get_events(flowd_server_t *srv, req_t *r, struct MHD_Conn
         char *end;
         unsigned long long v = strtoull(last, &end, 10);
         if (!isdigit((unsigned char)*last) || *end != '\0' || v == ULLONG_MAX)
-            return send_error(r, conn, 400, "bad_request",
+            return send_error(r, conn, FLOWD_E_BAD_REQUEST,
                               "Last-Event-ID must be the id of an event (a whole number), not '%.32s'",
                               last);
         last_id = v;
@@ -839,7 +836,7 @@ static enum MHD_Result list_shared(flowd_server_t *srv, req_t *r, struct MHD_Con
         for (size_t i = 0; i < n; i++)
             flowd_remote_job_clear(&jobs[i]);
         free(jobs);
-        return send_error(r, conn, 503, "unavailable", "the jobs' database cannot be read now: %s", flow_strerror(rc));
+        return send_error(r, conn, FLOWD_E_UNAVAILABLE, "the jobs' database cannot be read now: %s", flow_strerror(rc));
     }
     flow_buf_t b;
     flowd_jw_t w;
@@ -884,7 +881,7 @@ static int list_limit(req_t *r, struct MHD_Connection *conn, uint64_t *limit,
     char *end;
     unsigned long long v = strtoull(limit_s, &end, 10);
     if (!isdigit((unsigned char)*limit_s) || *end != '\0' || v < 1 || v > MAX_LIMIT) {
-        *ret = send_error(r, conn, 400, "bad_request",
+        *ret = send_error(r, conn, FLOWD_E_BAD_REQUEST,
                           "limit must be a whole number from 1 to %d, not '%.32s'", MAX_LIMIT,
                           limit_s);
         return -1;
@@ -904,16 +901,16 @@ static enum MHD_Result list_jobs(flowd_server_t *srv, req_t *r, struct MHD_Conne
     const char *tenant_s = arg(conn, "tenant");
     const char *tenant = scope(r);
     if (tenant_s != NULL && tenant != NULL && strcmp(tenant_s, tenant) != 0)
-        return send_error(r, conn, 403, "forbidden",
+        return send_error(r, conn, FLOWD_E_FORBIDDEN,
                           "key '%s' (role %s) sees only the jobs of its tenant '%s'",
                           r->caller.name, flowd_role_name(r->caller.role), tenant);
     if (tenant_s != NULL && strlen(tenant_s) > FLOWD_NAME_MAX)
-        return send_error(r, conn, 400, "bad_request", "tenant must be at most %d characters",
+        return send_error(r, conn, FLOWD_E_BAD_REQUEST, "tenant must be at most %d characters",
                           FLOWD_NAME_MAX);
     const char *cursor_s = arg(conn, "cursor");
     flow_status_t status = FLOW_QUEUED;
     if (status_s != NULL && flow_status_parse(status_s, &status) < 0)
-        return send_error(r, conn, 400, "bad_request",
+        return send_error(r, conn, FLOWD_E_BAD_REQUEST,
                           "status must be one of queued, running, waiting, succeeded, failed, "
                           "canceled; not '%.32s'",
                           status_s);
@@ -922,7 +919,7 @@ static enum MHD_Result list_jobs(flowd_server_t *srv, req_t *r, struct MHD_Conne
         return ret;
     uint64_t cursor = 0;
     if (cursor_s != NULL && cursor_parse(cursor_s, &cursor) < 0)
-        return send_error(r, conn, 400, "bad_request",
+        return send_error(r, conn, FLOWD_E_BAD_REQUEST,
                           "cursor '%.40s' is not one this server gave (use next_cursor of the "
                           "previous page)",
                           cursor_s);
@@ -986,7 +983,7 @@ static enum MHD_Result get_flow(flowd_server_t *srv, req_t *r, struct MHD_Connec
         flow_buf_t names;
         flow_buf_init(&names, 4096);
         flowd_flow_names(srv->reg, &names);
-        ret = send_error(r, conn, 404, "unknown_flow",
+        ret = send_error(r, conn, FLOWD_E_UNKNOWN_FLOW,
                          "no flow named '%.64s' (this server runs: %s)", key,
                          names.data ? names.data : "none");
         flow_buf_free(&names);
@@ -1013,7 +1010,7 @@ static enum MHD_Result list_flows(flowd_server_t *srv, req_t *r, struct MHD_Conn
         return ret;
     const char *cursor = arg(conn, "cursor");
     if (cursor != NULL && !flow_doc_name_ok(cursor, strlen(cursor)))
-        return send_error(r, conn, 400, "bad_request",
+        return send_error(r, conn, FLOWD_E_BAD_REQUEST,
                           "cursor '%.64s' is not one this server gave (use next_cursor of the "
                           "previous page)",
                           cursor);
@@ -1069,7 +1066,7 @@ static enum MHD_Result healthz(flowd_server_t *srv, req_t *r, struct MHD_Connect
     if (check_query(r, conn, allowed, &ret) < 0)
         return ret;
     if (atomic_load(&srv->stopping))
-        return send_error(r, conn, 503, "shutting_down", "the server is shutting down");
+        return send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
     static const char ok[] = "{\n  \"status\": \"ok\"\n}\n";
     return send_json(r, conn, 200, strdup(ok), sizeof ok - 1);
 }
@@ -1096,7 +1093,7 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
     json_t *v;
     json_object_foreach(body, key, v) {
         if (strcmp(key, "flow") != 0 && strcmp(key, "shared") != 0 && strcmp(key, "params") != 0) {
-            ret = send_error(r, conn, 400, "bad_request",
+            ret = send_error(r, conn, FLOWD_E_BAD_REQUEST,
                              "unknown field '%.64s' in the body (it takes flow, shared and params)", key);
             json_decref(body);
             return ret;
@@ -1116,9 +1113,9 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
         field = "params", want = "an object", v = params;
     if (problem != NULL || field != NULL) {
         if (problem != NULL)
-            ret = send_error(r, conn, 400, "bad_request", "%s", problem);
+            ret = send_error(r, conn, FLOWD_E_BAD_REQUEST, "%s", problem);
         else
-            ret = send_error(r, conn, 400, "bad_request", "field '%s' must be %s, not %s", field, want,
+            ret = send_error(r, conn, FLOWD_E_BAD_REQUEST, "field '%s' must be %s, not %s", field, want,
                              type_name(v));
         json_decref(body);
         return ret;
@@ -1128,7 +1125,7 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
     if (shared != NULL && r->len > srv->cfg.max_shared / 2 &&
         flowd_json_size(shared, srv->cfg.max_shared) > srv->cfg.max_shared) {
         json_decref(body);
-        return send_error(r, conn, 413, "payload_too_large",
+        return send_error(r, conn, FLOWD_E_PAYLOAD_TOO_LARGE,
                           "the shared store is over %zu bytes as JSON, the limit of a job's store "
                           "(--max-shared)",
                           srv->cfg.max_shared);
@@ -1136,7 +1133,7 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
     const char *idem = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
     if (idem != NULL && (*idem == '\0' || strlen(idem) > MAX_IDEM_KEY)) {
         json_decref(body);
-        return send_error(r, conn, 400, "bad_request", "Idempotency-Key must be 1 to %d characters",
+        return send_error(r, conn, FLOWD_E_BAD_REQUEST, "Idempotency-Key must be 1 to %d characters",
                           MAX_IDEM_KEY);
     }
     flow_def_t *def = flow_registry_get_flow(srv->reg, json_string_value(flow));
@@ -1144,7 +1141,7 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
         flow_buf_t names;
         flow_buf_init(&names, 4096);
         flowd_flow_names(srv->reg, &names);
-        ret = send_error(r, conn, 404, "unknown_flow", "no flow named '%.64s' (this server runs: %s)",
+        ret = send_error(r, conn, FLOWD_E_UNKNOWN_FLOW, "no flow named '%.64s' (this server runs: %s)",
                          json_string_value(flow), names.data ? names.data : "none");
         flow_buf_free(&names);
         json_decref(body);
@@ -1153,7 +1150,7 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
     if (atomic_load(&srv->stopping)) {
         flow_def_unref(def);
         json_decref(body);
-        return send_error(r, conn, 503, "shutting_down", "the server is shutting down");
+        return send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
     }
     if (idem != NULL && srv->store->cluster != NULL) {
         /* another instance may have made the job of this key: the store knows */
@@ -1166,7 +1163,7 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
             memcpy(r->remote_id, j.id, FLOWD_ID_LEN + 1);
             if (j.body_hash != flowd_hash_bytes(r->body, r->len)) {
                 flowd_remote_job_clear(&j);
-                return send_error(r, conn, 409, "idempotency_conflict",
+                return send_error(r, conn, FLOWD_E_IDEMPOTENCY_CONFLICT,
                                   "Idempotency-Key '%.64s' was used with another body", idem);
             }
             return send_remote_job(r, conn, 200, &j);
@@ -1189,14 +1186,14 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
         json_decref(params);
     }
     if (rc == FLOW_EBUSY)
-        return send_error(r, conn, 429, "too_many_jobs",
+        return send_error(r, conn, FLOWD_E_TOO_MANY_JOBS,
                           "%u jobs are queued, running or waiting (--max-jobs); try again later",
                           srv->cfg.max_jobs);
     if (rc == FLOW_EEXIST)
-        return send_error(r, conn, 409, "idempotency_conflict",
+        return send_error(r, conn, FLOWD_E_IDEMPOTENCY_CONFLICT,
                           "Idempotency-Key '%.64s' was used with another body", idem);
     if (rc < 0)
-        return send_error(r, conn, 500, "internal", "the job could not be created: %s", flow_strerror(rc));
+        return send_error(r, conn, FLOWD_E_INTERNAL, "the job could not be created: %s", flow_strerror(rc));
     r->job = job;
     if (repeat)
         return send_job(r, conn, 200, job);
@@ -1216,7 +1213,7 @@ static enum MHD_Result post_job(flowd_server_t *srv, req_t *r, struct MHD_Connec
     if (ops->create(srv->store, job, shared, params, store_done, r) < 0 || r->reply.answer.status != 202) {
         json_decref(shared);
         json_decref(params);
-        return send_error(r, conn, 500, "internal", "the job could not be stored");
+        return send_error(r, conn, FLOWD_E_INTERNAL, "the job could not be stored");
     }
     /* Render before the loop can run the job, so the answer says queued. */
     size_t len = 0;
@@ -1236,7 +1233,7 @@ static enum MHD_Result post_input(flowd_server_t *srv, req_t *r, struct MHD_Conn
     json_t *v;
     json_object_foreach(body, key, v) {
         if (strcmp(key, "value") != 0) {
-            ret = send_error(r, conn, 400, "bad_request",
+            ret = send_error(r, conn, FLOWD_E_BAD_REQUEST,
                              "unknown field '%.64s' in the body (it takes only value)", key);
             json_decref(body);
             return ret;
@@ -1245,7 +1242,7 @@ static enum MHD_Result post_input(flowd_server_t *srv, req_t *r, struct MHD_Conn
     json_t *value = json_incref(json_object_get(body, "value"));
     json_decref(body);
     if (value == NULL)
-        return send_error(r, conn, 400, "bad_request",
+        return send_error(r, conn, FLOWD_E_BAD_REQUEST,
                           "missing field 'value': the answer, any JSON value, e.g. %s", example);
     if (elsewhere(srv, r, id, id_len)) {
         char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -1295,7 +1292,7 @@ static enum MHD_Result send_problems(req_t *r, struct MHD_Connection *conn, cons
     flowd_jw_key(&w, "error");
     flowd_jw_obj(&w);
     flowd_jw_key(&w, "code");
-    flowd_jw_str(&w, "invalid_flow");
+    flowd_jw_str(&w, flowd_apierr_code(FLOWD_E_INVALID_FLOW));
     flowd_jw_key(&w, "message");
     flowd_jw_str(&w, message);
     flowd_jw_key(&w, "problems");
@@ -1314,7 +1311,7 @@ static enum MHD_Result send_problems(req_t *r, struct MHD_Connection *conn, cons
     flow_buf_addc(&b, '\n');
     size_t len = 0;
     char *body = flow_buf_take(&b, &len);
-    return send_json(r, conn, 422, body, len);
+    return send_json(r, conn, flowd_apierr_status(FLOWD_E_INVALID_FLOW), body, len);
 }
 
 /* The {name} of the URL into key; -1 after answering when it cannot be a flow's name: 400 for a
@@ -1323,11 +1320,11 @@ static int flow_key(req_t *r, struct MHD_Connection *conn, const char *name, siz
                     enum MHD_Result *ret) {
     if (!flow_doc_name_ok(name, len)) {
         if (r->method == M_PUT)
-            *ret = send_error(r, conn, 400, "bad_request",
+            *ret = send_error(r, conn, FLOWD_E_BAD_REQUEST,
                               "'%.64s' cannot be a flow's name: a name is " FLOW_DOC_NAME_RULE,
                               name);
         else
-            *ret = send_error(r, conn, 404, "unknown_flow", "no flow named '%.64s'", name);
+            *ret = send_error(r, conn, FLOWD_E_UNKNOWN_FLOW, "no flow named '%.64s'", name);
         return -1;
     }
     memcpy(key, name, len);
@@ -1346,7 +1343,7 @@ static enum MHD_Result put_flow(flowd_server_t *srv, req_t *r, struct MHD_Connec
         return ret;
     json_t *doc = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
     if (doc == NULL)
-        return send_error(r, conn, 400, "invalid_json", "the body is not JSON: line %d, column %d: %s",
+        return send_error(r, conn, FLOWD_E_INVALID_JSON, "the body is not JSON: line %d, column %d: %s",
                           jerr.line, jerr.column, jerr.text);
     /* The URL names the flow: a document without a name takes it, one with another is refused. */
     json_t *doc_name = json_object_get(doc, "name");
@@ -1373,12 +1370,12 @@ static enum MHD_Result put_flow(flowd_server_t *srv, req_t *r, struct MHD_Connec
         pthread_mutex_lock(&srv->http->flows_lock);
         flow_def_t *old = flow_registry_get_flow(srv->reg, key);
         if (old == NULL && flow_registry_flow_count(srv->reg) >= srv->cfg.max_flows) {
-            ret = send_error(r, conn, 409, "too_many_flows",
+            ret = send_error(r, conn, FLOWD_E_TOO_MANY_FLOWS,
                              "this server holds %u flows, its limit (--max-flows); DELETE one, or "
                              "replace one by its name",
                              srv->cfg.max_flows);
         } else if ((rc = srv->store->ops->put_flow(srv->store, key, flow_doc_of(def))) < 0) {
-            ret = send_error(r, conn, 500, "internal", "the flow could not be stored");
+            ret = send_error(r, conn, FLOWD_E_INTERNAL, "the flow could not be stored");
         } else if ((rc = flow_registry_put_flow(srv->reg, def, NULL)) < 0) {
             ret = send_json(r, conn, 500, NULL, 0);
         } else {
@@ -1409,12 +1406,12 @@ static enum MHD_Result delete_flow(flowd_server_t *srv, req_t *r, struct MHD_Con
         return ret;
     flow_def_t *def = flow_registry_get_flow(srv->reg, key);
     if (def == NULL)
-        return send_error(r, conn, 404, "unknown_flow", "no flow named '%s'", key);
+        return send_error(r, conn, FLOWD_E_UNKNOWN_FLOW, "no flow named '%s'", key);
     flow_def_unref(def);
     if (srv->store->ops->put_flow(srv->store, key, NULL) < 0)
-        return send_error(r, conn, 500, "internal", "the deletion could not be stored");
+        return send_error(r, conn, FLOWD_E_INTERNAL, "the deletion could not be stored");
     if (flow_registry_remove_flow(srv->reg, key) < 0)
-        return send_error(r, conn, 404, "unknown_flow", "no flow named '%s'", key);
+        return send_error(r, conn, FLOWD_E_UNKNOWN_FLOW, "no flow named '%s'", key);
     flowd_log(FLOW_LOG_INFO, "flow %s deleted", key);
     size_t len = 0;
     char *body = NULL;
@@ -1447,7 +1444,7 @@ static enum MHD_Result check_headers(flowd_server_t *srv, req_t *r, struct MHD_C
     size_t header_bytes = strlen(url) + strlen(r->method_name) + 12;
     MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &header_bytes);
     if (header_bytes > srv->cfg.max_header)
-        return send_error(r, conn, 431, "header_too_large",
+        return send_error(r, conn, FLOWD_E_HEADER_TOO_LARGE,
                           "the request line and headers are %zu bytes, over the limit of %zu "
                           "(--max-header)",
                           header_bytes, srv->cfg.max_header);
@@ -1461,10 +1458,10 @@ static enum MHD_Result check_headers(flowd_server_t *srv, req_t *r, struct MHD_C
     if (authorize(srv, r, conn, &ret) < 0)
         return ret; /* before the body: nobody without a key gets to send one */
     if (r->route == FLOWD_R_JOBS && atomic_load(&srv->stopping))
-        return send_error(r, conn, 503, "shutting_down", "the server is shutting down");
+        return send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
     const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (r->route != FLOWD_R_CANCEL && !is_json_type(type))
-        return send_error(r, conn, 415, "unsupported_media_type",
+        return send_error(r, conn, FLOWD_E_UNSUPPORTED_MEDIA_TYPE,
                           "the body must be JSON sent as Content-Type: application/json, not %s%.64s%s",
                           type ? "'" : "", type ? type : "none", type ? "'" : "");
     const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -1473,7 +1470,7 @@ static enum MHD_Result check_headers(flowd_server_t *srv, req_t *r, struct MHD_C
     if (length != NULL) {
         unsigned long long n = strtoull(length, NULL, 10);
         if (n > cap)
-            return send_error(r, conn, 413, "payload_too_large",
+            return send_error(r, conn, FLOWD_E_PAYLOAD_TOO_LARGE,
                               "the body is %llu bytes, over the limit of %zu (%s)", n, cap, flag);
     }
     r->phase = PH_BODY;
@@ -1505,12 +1502,12 @@ static enum MHD_Result dispatch(flowd_server_t *srv, req_t *r, struct MHD_Connec
     size_t id_len;
     r->route = route_of(url, &id, &id_len);
     if (r->route == FLOWD_R_OTHER)
-        return send_error(r, conn, 404, "not_found",
+        return send_error(r, conn, FLOWD_E_NOT_FOUND,
                           "no route %.16s %.200s (the API is under /v1/jobs and /v1/flows; see "
                           "api/openapi.yaml)",
                           r->method_name, url);
     if (!method_allowed(r->route, r->method))
-        return send_error(r, conn, 405, "method_not_allowed", "%s %s: method not allowed here",
+        return send_error(r, conn, FLOWD_E_METHOD_NOT_ALLOWED, "%s %s: method not allowed here",
                           r->method_name, flowd_route_template(r->route));
     enum MHD_Result ret = MHD_YES;
     if (authorize(srv, r, conn, &ret) < 0)
@@ -1520,7 +1517,7 @@ static enum MHD_Result dispatch(flowd_server_t *srv, req_t *r, struct MHD_Connec
         const char *flag;
         size_t cap = body_cap(srv, r, &flag);
         if (r->too_big)
-            return send_error(r, conn, 413, "payload_too_large",
+            return send_error(r, conn, FLOWD_E_PAYLOAD_TOO_LARGE,
                               "the body is over the limit of %zu bytes (%s)", cap, flag);
         if (check_query(r, conn, none, &ret) < 0)
             return ret;
@@ -1553,7 +1550,7 @@ static enum MHD_Result dispatch(flowd_server_t *srv, req_t *r, struct MHD_Connec
     case FLOWD_R_METRICS:
         return get_metrics(srv, r, conn);
     default:
-        return send_error(r, conn, 404, "not_found", "no route %.200s", url);
+        return send_error(r, conn, FLOWD_E_NOT_FOUND, "no route %.200s", url);
     }
 }
 
@@ -1611,9 +1608,9 @@ static enum MHD_Result on_resumed(flowd_server_t *srv, req_t *r, struct MHD_Conn
             r->job->store_failed = 1;
             flowd_bridge_start(srv->bridge, r->job, shared, params);
             if (status == 409) /* a shared store: another instance took the key at the same moment */
-                return send_error(r, conn, 409, "idempotency_conflict",
+                return send_error(r, conn, FLOWD_E_IDEMPOTENCY_CONFLICT,
                                   "Idempotency-Key was used at the same moment on another instance; send it again");
-            return send_error(r, conn, 500, "internal", "the job could not be stored");
+            return send_error(r, conn, FLOWD_E_INTERNAL, "the job could not be stored");
         }
         size_t len = 0;
         char *text = flowd_render_new_job(r->job, &len);

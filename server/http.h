@@ -22,6 +22,7 @@
 #ifndef FLOWD_HTTP_H
 #define FLOWD_HTTP_H
 
+#include "apierr.h"
 #include "server.h"
 
 /* Starts the daemon (srv->cfg says where and how); *port gets the port it listens on. 0, or
@@ -43,9 +44,9 @@ void flowd_http_stop(flowd_http_t *h);
  * {id} or {name} in it, pointing into url (NULL and 0 when the route has none). */
 flowd_route_t flowd_http_route(const char *url, const char **arg, size_t *arg_len);
 /* The body [body, body+len) as a JSON object (a new reference), or NULL with the answer to give:
- * *status 400, *code "invalid_json" or "bad_request" (static) and the message in msg (msglen bytes;
- * example is the object it suggests). */
-json_t *flowd_http_body_object(const char *body, size_t len, const char *example, unsigned *status,
-                               const char **code, char *msg, size_t msglen);
+ * *code FLOWD_E_INVALID_JSON or FLOWD_E_BAD_REQUEST and the message in msg (msglen bytes; example
+ * is the object it suggests). */
+json_t *flowd_http_body_object(const char *body, size_t len, const char *example, flowd_apierr_t *code,
+                               char *msg, size_t msglen);
 
 #endif

@@ -28,15 +28,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *body = nl != NULL ? nl + 1 : data + size;
     size_t body_len = size - (size_t)(body - data);
     char *exact = fuzz_exact_copy(body, body_len);
-    unsigned status = 1;
-    const char *code = NULL;
+    flowd_apierr_t code = FLOWD_APIERRS;
     char msg[512];
-    json_t *v = flowd_http_body_object(exact, body_len, "{\"flow\": \"noop\"}", &status, &code, msg, sizeof msg);
+    json_t *v = flowd_http_body_object(exact, body_len, "{\"flow\": \"noop\"}", &code, msg, sizeof msg);
     if (v != NULL) {
-        fuzz_assert(json_is_object(v) && status == 0 && code == NULL);
+        fuzz_assert(json_is_object(v) && code == FLOWD_APIERRS);
         json_decref(v);
     } else {
-        fuzz_assert(status == 400 && code != NULL && msg[0] != '\0');
+        fuzz_assert(flowd_apierr_status(code) == 400 && msg[0] != '\0');
     }
     free(exact);
     return 0;
