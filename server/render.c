@@ -8,6 +8,28 @@
 
 #include "auth.h"
 #include "flow/pointer.h"
+#include "flow/problems.h"
+
+/* {"error": {"code": ..., "message": message, left open for more members. */
+static void error_open(flowd_jw_t *w, flow_buf_t *b, flowd_apierr_t err, const char *message) {
+    flow_buf_init(b, 0);
+    flowd_jw_init(w, b, 2);
+    flowd_jw_obj(w);
+    flowd_jw_key(w, "error");
+    flowd_jw_obj(w);
+    flowd_jw_key(w, "code");
+    flowd_jw_str(w, flowd_apierr_code(err));
+    flowd_jw_key(w, "message");
+    flowd_jw_str(w, message);
+}
+
+/* Closes what error_open opened; the body. */
+static char *error_close(flowd_jw_t *w, flow_buf_t *b, size_t *len) {
+    flowd_jw_obj_end(w);
+    flowd_jw_obj_end(w);
+    flow_buf_addc(b, '\n');
+    return flow_buf_take(b, len);
+}
 
 /* err's body with message (NULL: err's default) */
 static char *error_body(flowd_apierr_t err, size_t *len, const char *fmt, va_list ap) {
@@ -18,19 +40,30 @@ static char *error_body(flowd_apierr_t err, size_t *len, const char *fmt, va_lis
         vsnprintf(message, sizeof message, fmt, ap);
     flow_buf_t b;
     flowd_jw_t w;
-    flow_buf_init(&b, 0);
-    flowd_jw_init(&w, &b, 2);
-    flowd_jw_obj(&w);
-    flowd_jw_key(&w, "error");
-    flowd_jw_obj(&w);
-    flowd_jw_key(&w, "code");
-    flowd_jw_str(&w, flowd_apierr_code(err));
-    flowd_jw_key(&w, "message");
-    flowd_jw_str(&w, message);
-    flowd_jw_obj_end(&w);
-    flowd_jw_obj_end(&w);
-    flow_buf_addc(&b, '\n');
-    return flow_buf_take(&b, len);
+    error_open(&w, &b, err, message);
+    return error_close(&w, &b, len);
+}
+
+char *flowd_render_problems(const flow_problems_t *p, size_t *len) {
+    flow_buf_t b;
+    flowd_jw_t w;
+    size_t total = flow_problems_total(p);
+    char message[128];
+    snprintf(message, sizeof message, "the flow document has %zu problem%s", total,
+             total == 1 ? "" : "s");
+    error_open(&w, &b, FLOWD_E_INVALID_FLOW, message);
+    flowd_jw_key(&w, "problems");
+    flowd_jw_arr(&w);
+    for (size_t i = 0; i < p->count; i++) {
+        flowd_jw_obj(&w);
+        flowd_jw_key(&w, "where");
+        flowd_jw_str(&w, p->items[i].where);
+        flowd_jw_key(&w, "message");
+        flowd_jw_str(&w, p->items[i].message);
+        flowd_jw_obj_end(&w);
+    }
+    flowd_jw_arr_end(&w);
+    return error_close(&w, &b, len);
 }
 
 char *flowd_render_error(flowd_apierr_t err, size_t *len, const char *fmt, ...) {
