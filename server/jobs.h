@@ -18,9 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "events.h"
 #include "flow.h"
-#include "store.h"
+#include "ring.h"
 
 #define FLOWD_ID_LEN 32 /* lowercase hex of 16 bytes: 6 of time, 10 random */
 
@@ -61,7 +60,7 @@ struct flowd_job {
     flow_history_totals_t totals; /* once done */
     char last_action_buf[24];
     flowd_ring_t events;
-    flowd_watch_t *sleepers;     /* event streams suspended until the next event */
+    struct flowd_watch *sleepers; /* events.c's: event streams suspended until the next event */
 
     /* The table's own links. */
     flowd_job_t *hnext;          /* bucket chain (shard lock) */
@@ -76,7 +75,7 @@ struct flowd_job {
 
     /* Loop only. */
     flow_job_t *job;             /* while the engine runs it */
-    flowd_waiter_t *waiters;     /* long polls */
+    struct flowd_waiter *waiters; /* events.c's: long polls */
     struct flowd_cmd *cancels;   /* cancel calls answered once the job has ended (bridge.c) */
     flowd_job_t *dirty_next;     /* bridge: records whose current node may have moved */
     uint8_t dirty;
