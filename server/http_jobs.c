@@ -567,7 +567,7 @@ static enum MHD_Result stored(flowd_server_t *srv, flowd_req_t *r, struct MHD_Co
     if (r->reply.answer.status != 202) {
         /* never stored, so never accepted: the record ends failed rather than wait forever */
         unsigned status = r->reply.answer.status;
-        r->job->store_failed = 1;
+        r->job->run.store_failed = 1;
         flowd_bridge_start(srv->bridge, r->job, shared, params);
         if (status == 409) /* a shared store: another instance took the key at the same moment */
             return flowd__http_send_error(r, conn, FLOWD_E_IDEMPOTENCY_CONFLICT,
