@@ -140,8 +140,8 @@ void *flowd_jobs_data(flowd_jobs_t *t) {
 }
 
 static void job_free(flowd_job_t *job) {
-    json_decref(job->start_shared); /* never started: the server stopped first */
-    json_decref(job->start_params);
+    json_decref(job->run.start_shared); /* never started: the server stopped first */
+    json_decref(job->run.start_params);
     flow_def_unref(job->def);
     free(job->idem_key);
     if (job->last_action != job->last_action_buf)
@@ -150,7 +150,7 @@ static void job_free(flowd_job_t *job) {
     flow_error_clear(&job->error);
     free(job->final_shared);
     free(job->final_history);
-    free(job->restart_node);
+    free(job->restart.node);
     flowd_ring_free(&job->events);
     free(job);
 }
