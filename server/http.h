@@ -24,7 +24,7 @@
 #define FLOWD_HTTP_H
 
 #include "apierr.h"
-#include "server.h"
+#include "core.h"
 
 /* Starts the daemon (srv->cfg says where and how); *port gets the port it listens on. 0, or
  * FLOW_EIO after logging why. */
