@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "flow.h"
+#include "flow/queue.h"
 #include "ring.h"
 
 #define FLOWD_ID_LEN 32 /* lowercase hex of 16 bytes: 6 of time, 10 random */
@@ -68,7 +69,7 @@ struct flowd_job {
     /* The table's own links. */
     flowd_job_t *hnext;          /* bucket chain (shard lock) */
     flowd_job_t *inext;          /* Idempotency-Key chain (idempotency lock) */
-    flowd_job_t *fprev, *fnext;  /* finished records, oldest first (loop only) */
+    flow_queue_t finished;       /* in the table's finished records, oldest first, once ended (loop only) */
     uint8_t in_table;            /* shard lock */
     uint8_t ended;               /* loop only: flowd_jobs_ended ran */
 
