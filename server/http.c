@@ -19,6 +19,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h> /* OPENSSL_hexchar2int, for %XX in paths */
+
 #include "auth.h"
 #include "log.h"
 
@@ -580,16 +582,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r);
 }
 
-static int hex_digit(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* MHD's unescaping of the path and the query, except that "%00" stays as it is: decoded, the NUL
  * would cut the text short ("PUT /v1/flows/ab%00cd" would name "ab"); kept, it is a '%' that no
  * name, id or pointer of ours takes. */
@@ -599,8 +591,8 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s) {
     (void)cls;
     (void)conn;
     while (*p != '\0') {
-        int hi = p[0] == '%' ? hex_digit(p[1]) : -1;
-        int lo = hi >= 0 ? hex_digit(p[2]) : -1;
+        int hi = p[0] == '%' ? OPENSSL_hexchar2int((unsigned char)p[1]) : -1;
+        int lo = hi >= 0 ? OPENSSL_hexchar2int((unsigned char)p[2]) : -1;
         if (lo >= 0 && (hi | lo) != 0) {
             *w++ = (char)(hi * 16 + lo);
             p += 3;
