@@ -574,7 +574,7 @@ int flowd_cli_main(int argc, char **argv) {
     }
     signal(SIGPIPE, SIG_IGN);
     flowd_config_apply_process(&c.cfg);
-    flowd_log_init(c.cfg.log_level, 2);
+    flowd_log_init(c.cfg.log_level, 2, strcmp(c.cfg.log_format, "json") == 0);
     int status = strcmp(c.command, "check") == 0 ? check(&c) : run(&c);
     flowd_outbound_clear(&c.outbound);
     flowd_log_close();

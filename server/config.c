@@ -63,6 +63,10 @@ static const setting_t settings[] = {
      "comment line sent on an idle event stream this often"},
     {"log-level", "FLOWD_LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "info", "LEVEL",
      "debug, info (a line per request), warn or error"},
+    {"log-format", "FLOWD_LOG_FORMAT", K_TEXT, OFF(log_format), 0, sizeof(((flowd_config_t *)0)->log_format),
+     "text", "FORMAT",
+     "text (TIME LEVEL message) or json (one object a line: time, level, msg, and request_id, job, node "
+     "where a line has them)"},
     {"flows", "FLOWD_FLOWS", K_TEXT, OFF(flows), 0, sizeof(((flowd_config_t *)0)->flows), "", "DIR",
      "load every *.json flow document in DIR at start (one that does not load stops the start)"},
     {"store", "FLOWD_STORE", K_TEXT, OFF(store), 0, sizeof(((flowd_config_t *)0)->store), "sqlite:flowd.db",
@@ -288,6 +292,8 @@ static int apply(flowd_config_t *c, const setting_t *st, const char *value, char
             why = "a shorter text";
         else if (st->offset == OFF(store_sync) && strcmp(value, "full") != 0 && strcmp(value, "normal") != 0)
             why = "full or normal";
+        else if (st->offset == OFF(log_format) && strcmp(value, "text") != 0 && strcmp(value, "json") != 0)
+            why = "text or json";
         else
             snprintf(field, st->max, "%s", value);
         break;

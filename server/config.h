@@ -31,6 +31,7 @@ typedef struct flowd_config {
     uint64_t keepalive_ms;      /* SSE comment lines while nothing happens */
     unsigned events_limit;      /* events a job keeps for /events */
     flow_log_level_t log_level;
+    char log_format[8];         /* text or json */
     char flows[1024];           /* a directory of flow documents to load at start; "" none */
     char store[1024];           /* memory:, sqlite:PATH or postgresql://... */
     char data_dir[1024];        /* where a relative sqlite:PATH goes */

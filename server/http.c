@@ -57,6 +57,28 @@ static void allow_of(flowd_path_t path, char *out, size_t size) {
     }
 }
 
+void flowd__http_common_headers(const flowd_req_t *r, struct MHD_Response *res) {
+    MHD_add_response_header(res, "X-Request-Id", r->request_id);
+}
+
+/* The client's X-Request-Id when it is one we can echo and log as it is (visible ASCII, no more
+ * than FLOWD_REQUEST_ID_MAX), else a new id. */
+static void take_request_id(flowd_req_t *r, struct MHD_Connection *conn) {
+    const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    size_t n = 0;
+    if (given != NULL) {
+        while (n <= FLOWD_REQUEST_ID_MAX && given[n] > 0x20 && given[n] < 0x7f)
+            n++;
+        if (n > 0 && n <= FLOWD_REQUEST_ID_MAX && given[n] == '\0') {
+            memcpy(r->request_id, given, n + 1);
+            return;
+        }
+    }
+    if (flowd_new_id(r->request_id) < 0)
+        snprintf(r->request_id, sizeof r->request_id, "%016llx",
+                 (unsigned long long)r->t0_ns); /* no randomness from the OS: still one a request */
+}
+
 enum MHD_Result flowd__http_send(flowd_req_t *r, struct MHD_Connection *conn, unsigned status,
                                  char *body, size_t len, const char *type) {
     if (body == NULL) {
@@ -70,6 +92,7 @@ enum MHD_Result flowd__http_send(flowd_req_t *r, struct MHD_Connection *conn, un
         return MHD_NO;
     }
     MHD_add_response_header(res, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    flowd__http_common_headers(r, res);
     if (r->location && (r->job != NULL || r->remote_id[0] != '\0') &&
         (status == 202 || status == 200)) {
         char location[48];
@@ -536,6 +559,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->cap = FLOWD_HTTP_INLINE_BODY;
         copy_cut(r->method_name, sizeof r->method_name, method);
         copy_cut(r->path_text, sizeof r->path_text, url);
+        take_request_id(r, conn);
         const char *authorization =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         flowd_auth_identify(srv->auth, authorization, &r->caller);
@@ -569,7 +593,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     uint64_t us = (uv_hrtime() - r->t0_ns) / 1000u;
     flowd_metrics_request(srv->metrics, r->path, r->status, us);
-    flowd_log_request(r->method_name, r->path_text, r->status, us, r->caller.name);
+    flowd_log_request(r->method_name, r->path_text, r->status, us, r->caller.name, r->request_id);
     uncount(srv, r);
     if (r->ended != NULL)
         r->ended(srv, r);

@@ -75,6 +75,10 @@ enum flowd_phase {
 
 /* One request; MHD keeps it as the handler's con_cls. The glue (http.c) owns it and frees what it
  * points to when the request ends: body, job, reply.answer.body, start_shared, start_params. */
+/* An X-Request-Id a client sends is kept when it is 1 to this many visible ASCII characters;
+ * otherwise (or without one) flowd makes one, as it makes job ids. */
+#define FLOWD_REQUEST_ID_MAX 128
+
 struct flowd_req {
     uint64_t t0_ns;
     flowd_path_t path;          /* for the metrics: FLOWD_P_OTHER until routed */
@@ -88,6 +92,7 @@ struct flowd_req {
     uint8_t counted;         /* suspended and counted in flowd_http_suspended(), not yet uncounted */
     unsigned status;         /* what was answered, for the log and the metrics */
     char method_name[12];
+    char request_id[FLOWD_REQUEST_ID_MAX + 1]; /* X-Request-Id: the client's, or one made here */
     char path_text[FLOWD_HTTP_LOG_PATH + 1];
     char *body; /* inline, or malloc'd when bigger */
     size_t len, cap;
@@ -108,6 +113,9 @@ struct flowd_req {
     flowd_caller_t caller;            /* who sent it: role, tenant, the key's name (auth.h) */
     char inline_body[FLOWD_HTTP_INLINE_BODY];
 };
+
+/* The headers every answer carries (X-Request-Id), for a response a handler queues itself. */
+void flowd__http_common_headers(const flowd_req_t *r, struct MHD_Response *res);
 
 /* The handlers, one a row of FLOWD_ROUTE_MAP. */
 #define FLOWD__HANDLER_DECL(path, method, handler, query, role, body)                              \

@@ -399,6 +399,7 @@ enum MHD_Result flowd__http_job_events(flowd_server_t *srv, flowd_req_t *r,
         return flowd__http_send_json(r, conn, 500, NULL, 0);
     MHD_add_response_header(res, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(res, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    flowd__http_common_headers(r, res);
     ret = MHD_queue_response(conn, 200, res);
     MHD_destroy_response(res);
     r->status = 200;

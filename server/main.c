@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
     }
     signal(SIGPIPE, SIG_IGN); /* a client that hangs up is an error return from send, not a kill */
     signal(SIGHUP, SIG_IGN);  /* reloads the keys once the loop runs (server.c); never a kill */
-    flowd_log_init(cfg.log_level, 2);
+    flowd_log_init(cfg.log_level, 2, strcmp(cfg.log_format, "json") == 0);
     int status = flowd_server_run(&cfg);
     flowd_log_close();
     return status;

@@ -334,7 +334,89 @@ START_TEST(test_one_log_line_per_request) {
     ck_assert_msg(strstr(log, " info DELETE /v1/jobs 405 ") != NULL, "%s", log);
     const char *line = strstr(log, " info GET /healthz 200 ");
     const char *eol = strchr(line, '\n');
-    ck_assert(eol != NULL && eol - line > 2 && strncmp(eol - 2, "us", 2) == 0);
+    const char *id = strstr(line, "us id=");
+    ck_assert(eol != NULL && id != NULL && id < eol && eol - (id + 6) == 32); /* an id made here */
+    free(log);
+    e2e_cleanup(&srv);
+    e2e_start(&srv, NULL); /* for the teardown */
+}
+END_TEST
+
+/* X-Request-Id: the client's is echoed and logged; a missing or unusable one is replaced by one
+ * made here, which every answer carries too. */
+START_TEST(test_request_ids_are_echoed_or_made) {
+    static const char *const given[] = {"X-Request-Id: trace-7f3a.b_c:d", NULL};
+    char long_id[200] = "X-Request-Id: ";
+    memset(long_id + 14, 'x', 129);
+    const char *const too_long[] = {long_id, NULL};
+    static const char *const spaced[] = {"X-Request-Id: a b", NULL};
+    e2e_resp_t r;
+    e2e_request(&srv, "GET", "/healthz", given, NULL, &r);
+    ck_assert_str_eq(r.request_id, "trace-7f3a.b_c:d");
+    e2e_resp_free(&r);
+    const char *const *bad[] = {too_long, spaced, NULL};
+    for (size_t i = 0; i < 3; i++) {
+        e2e_request(&srv, "GET", "/v1/jobs/nosuchjob", bad[i], NULL, &r);
+        ck_assert_int_eq(r.status, 404);
+        ck_assert_uint_eq(strlen(r.request_id), 32);
+        ck_assert_uint_eq(strspn(r.request_id, "0123456789abcdef"), 32);
+        e2e_resp_free(&r);
+    }
+    ck_assert_int_eq(e2e_stop(&srv, 10000), 0);
+    char *log = e2e_log(&srv);
+    ck_assert_msg(strstr(log, " info GET /healthz 200 ") != NULL && strstr(log, "us id=trace-7f3a.b_c:d\n"),
+                  "%s", log);
+    free(log);
+    e2e_cleanup(&srv);
+    e2e_start(&srv, NULL); /* for the teardown */
+}
+END_TEST
+
+/* --log-format json: every line an object; a request's has its parts, a job's its id and node. */
+START_TEST(test_json_log_lines) {
+    ck_assert_int_eq(e2e_stop(&srv, 10000), 0);
+    e2e_cleanup(&srv);
+    e2e_start(&srv, "--log-format", "json", "--flows", "tests/e2e/flows", NULL);
+    static const char *const id[] = {"X-Request-Id: json-1", NULL};
+    e2e_resp_t r;
+    e2e_request(&srv, "GET", "/v1/flows", id, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    e2e_resp_free(&r);
+    static const char *const json_ct[] = {"Content-Type: application/json", NULL};
+    e2e_request(&srv, "PUT", "/v1/flows/logs", json_ct,
+                "{\"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\", \"post\": \"log('hi \\\"there\\\"')\"}}}", &r);
+    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+    e2e_resp_free(&r);
+    json_t *job = e2e_start_job(&srv, "{\"flow\": \"logs\"}");
+    char job_id[40];
+    snprintf(job_id, sizeof job_id, "%s", json_string_value(json_object_get(job, "id")));
+    json_decref(e2e_wait_status(&srv, job_id, "succeeded", 10000));
+    json_decref(job);
+    ck_assert_int_eq(e2e_stop(&srv, 10000), 0);
+    char *log = e2e_log(&srv);
+    int request_seen = 0, job_seen = 0;
+    for (char *line = strtok(log, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        json_t *o = json_loads(line, 0, NULL);
+        ck_assert_msg(json_is_object(o), "not a JSON object: %s", line);
+        ck_assert_ptr_nonnull(json_string_value(json_object_get(o, "time")));
+        ck_assert_ptr_nonnull(json_string_value(json_object_get(o, "level")));
+        ck_assert_ptr_nonnull(json_string_value(json_object_get(o, "msg")));
+        const char *rid = json_string_value(json_object_get(o, "request_id"));
+        if (rid != NULL && strcmp(rid, "json-1") == 0) {
+            ck_assert_str_eq(json_string_value(json_object_get(o, "method")), "GET");
+            ck_assert_str_eq(json_string_value(json_object_get(o, "path")), "/v1/flows");
+            ck_assert_int_eq(json_integer_value(json_object_get(o, "status")), 200);
+            ck_assert(json_is_integer(json_object_get(o, "us")));
+            request_seen = 1;
+        }
+        const char *jid = json_string_value(json_object_get(o, "job"));
+        if (jid != NULL && strcmp(jid, job_id) == 0 && strstr(json_string_value(json_object_get(o, "msg")), "hi \"there\"")) {
+            ck_assert_str_eq(json_string_value(json_object_get(o, "node")), "a");
+            job_seen = 1;
+        }
+        json_decref(o);
+    }
+    ck_assert(request_seen && job_seen);
     free(log);
     e2e_cleanup(&srv);
     e2e_start(&srv, NULL); /* for the teardown */
@@ -358,6 +440,8 @@ static Suite *api_suite(void) {
     tcase_add_test(tc, test_a_failing_job_says_why);
     tcase_add_test(tc, test_metrics_count_jobs_steps_and_requests);
     tcase_add_test(tc, test_one_log_line_per_request);
+    tcase_add_test(tc, test_request_ids_are_echoed_or_made);
+    tcase_add_test(tc, test_json_log_lines);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -228,14 +228,14 @@ START_TEST(test_each_role_on_each_route) {
         free(log);
         usleep(20000);
         log = e2e_log(&s);
-    } while (!(log_line_has(log, "info GET /v1/jobs 200 ", "us key=reader-a\n") &&
-               log_line_has(log, "info PUT /v1/flows/made-", "us key=root\n") &&
-               log_line_has(log, "info GET /v1/jobs 401 ", "us\n")) &&
+    } while (!(log_line_has(log, "info GET /v1/jobs 200 ", "us key=reader-a id=") &&
+               log_line_has(log, "info PUT /v1/flows/made-", "us key=root id=") &&
+               log_line_has(log, "info GET /v1/jobs 401 ", "us id=")) &&
              e2e_now_ms() < deadline);
-    ck_assert_msg(log_line_has(log, "info GET /v1/jobs 200 ", "us key=reader-a\n"), "%s", log);
+    ck_assert_msg(log_line_has(log, "info GET /v1/jobs 200 ", "us key=reader-a id="), "%s", log);
     ck_assert_msg(log_line_has(log, "info PUT /v1/flows/made-", " 201 "), "%s", log);
-    ck_assert_msg(log_line_has(log, "info PUT /v1/flows/made-", "us key=root\n"), "%s", log);
-    ck_assert_msg(log_line_has(log, "info GET /v1/jobs 401 ", "us\n"), "%s", log);
+    ck_assert_msg(log_line_has(log, "info PUT /v1/flows/made-", "us key=root id="), "%s", log);
+    ck_assert_msg(log_line_has(log, "info GET /v1/jobs 401 ", "us id="), "%s", log);
     for (size_t k = 0; all_keys[k] != NULL; k += 4)
         ck_assert_msg(strstr(log, all_keys[k] + 3) == NULL, "the log shows a key: %s", log);
     free(log);
@@ -651,7 +651,7 @@ START_TEST(test_flowd_key_new) {
     e2e_resp_free(&r);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     char *log = e2e_log(&s);
-    ck_assert_msg(log_line_has(log, "POST /v1/jobs 202 ", " key=ci\n"), "%s", log);
+    ck_assert_msg(log_line_has(log, "POST /v1/jobs 202 ", " key=ci id="), "%s", log);
     ck_assert_msg(strstr(log, key) == NULL, "the log shows the key: %s", log);
     free(log);
     e2e_cleanup(&s);
