@@ -1,8 +1,14 @@
 /* metrics.c: the counters of metrics.h and their Prometheus text. */
 #include "metrics.h"
 
+#include <dirent.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "flow.h"
 
@@ -15,7 +21,28 @@ static const uint64_t bounds_us[] = {100,   250,    500,    1000,    2500,    50
                                      50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
 #define NBOUNDS (sizeof bounds_us / sizeof bounds_us[0])
 
+/* Upper bounds of job durations and queue waits, in seconds; the last bucket is +Inf. */
+static const double job_bounds_s[] = {0.005, 0.025, 0.1, 0.5, 1, 5, 30, 120, 600, 3600, 21600, 86400};
+#define NJOB_BOUNDS (sizeof job_bounds_s / sizeof job_bounds_s[0])
+#define NOUTCOMES 3 /* succeeded, failed, canceled */
+
+typedef struct job_hist {
+    uint64_t buckets[NJOB_BOUNDS + 1]; /* not cumulative */
+    double sum_s;
+    uint64_t count;
+} job_hist_t;
+
+typedef struct flow_figures {
+    char *name;
+    uint64_t finished[NOUTCOMES];
+    job_hist_t duration, queue_wait;
+} flow_figures_t;
+
 struct flowd_metrics {
+    pthread_mutex_t flows_lock; /* flows, nflows and what they hold */
+    flow_figures_t flows[FLOWD_METRICS_FLOWS + 1]; /* the last: "other" */
+    size_t nflows;
+    uint64_t start_us;
     _Atomic uint64_t requests[FLOWD_PATHS][NCODES];
     _Atomic uint64_t buckets[FLOWD_PATHS][NBOUNDS + 1]; /* not cumulative; summed when rendered */
     _Atomic uint64_t sum_us[FLOWD_PATHS];
@@ -27,12 +54,172 @@ int flowd_metrics_new(flowd_metrics_t **out) {
     flowd_metrics_t *m = calloc(1, sizeof *m);
     if (m == NULL)
         return FLOW_ENOMEM;
+    pthread_mutex_init(&m->flows_lock, NULL);
+    m->flows[FLOWD_METRICS_FLOWS].name = "other";
+    m->start_us = flow_wall_us();
     *out = m;
     return 0;
 }
 
 void flowd_metrics_free(flowd_metrics_t *m) {
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < m->nflows; i++)
+        free(m->flows[i].name);
+    pthread_mutex_destroy(&m->flows_lock);
     free(m);
+}
+
+static void hist_add(job_hist_t *h, double s) {
+    size_t b = 0;
+    while (b < NJOB_BOUNDS && s > job_bounds_s[b])
+        b++;
+    h->buckets[b]++;
+    h->sum_s += s;
+    h->count++;
+}
+
+/* Under flows_lock: the figures of flow, made on first use; "other" past the cap or without memory. */
+static flow_figures_t *figures_of(flowd_metrics_t *m, const char *flow) {
+    for (size_t i = 0; i < m->nflows; i++)
+        if (strcmp(m->flows[i].name, flow) == 0)
+            return &m->flows[i];
+    if (m->nflows < FLOWD_METRICS_FLOWS && (m->flows[m->nflows].name = strdup(flow)) != NULL)
+        return &m->flows[m->nflows++];
+    return &m->flows[FLOWD_METRICS_FLOWS];
+}
+
+void flowd_metrics_job_finished(flowd_metrics_t *m, const char *flow, flow_status_t status,
+                                uint64_t created_us, uint64_t started_us, uint64_t finished_us) {
+    int outcome = status == FLOW_SUCCEEDED ? 0 : status == FLOW_FAILED ? 1 : 2;
+    pthread_mutex_lock(&m->flows_lock);
+    flow_figures_t *f = figures_of(m, flow ? flow : "");
+    f->finished[outcome]++;
+    if (started_us != 0) {
+        if (started_us >= created_us)
+            hist_add(&f->queue_wait, (double)(started_us - created_us) / 1e6);
+        if (finished_us >= started_us)
+            hist_add(&f->duration, (double)(finished_us - started_us) / 1e6);
+    }
+    pthread_mutex_unlock(&m->flows_lock);
+}
+
+/* A label value as the exposition format wants it: \, " and newlines escaped. */
+static void put_label(flow_buf_t *b, const char *v) {
+    for (; *v != '\0'; v++) {
+        if (*v == '\\' || *v == '"')
+            flow_buf_addc(b, '\\');
+        if (*v == '\n') {
+            flow_buf_adds(b, "\\n");
+            continue;
+        }
+        flow_buf_addc(b, *v);
+    }
+}
+
+static void render_hist(flow_buf_t *b, const char *name, const char *flow, const job_hist_t *h) {
+    uint64_t cum = 0;
+    for (size_t i = 0; i <= NJOB_BOUNDS; i++) {
+        cum += h->buckets[i];
+        flow_buf_printf(b, "%s_bucket{flow=\"", name);
+        put_label(b, flow);
+        if (i < NJOB_BOUNDS)
+            flow_buf_printf(b, "\",le=\"%g\"} %llu\n", job_bounds_s[i], (unsigned long long)cum);
+        else
+            flow_buf_printf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+    }
+    flow_buf_printf(b, "%s_sum{flow=\"", name);
+    put_label(b, flow);
+    flow_buf_printf(b, "\"} %.6f\n%s_count{flow=\"", h->sum_s, name);
+    put_label(b, flow);
+    flow_buf_printf(b, "\"} %llu\n", (unsigned long long)h->count);
+}
+
+static void render_flows(flowd_metrics_t *m, flow_buf_t *b) {
+    static const char *const outcomes[NOUTCOMES] = {"succeeded", "failed", "canceled"};
+    pthread_mutex_lock(&m->flows_lock);
+    size_t n = m->nflows;
+    flow_figures_t *other = &m->flows[FLOWD_METRICS_FLOWS];
+    int with_other = other->finished[0] + other->finished[1] + other->finished[2] > 0;
+    flow_buf_adds(b, "# HELP flowd_jobs_finished_total Jobs that ended, by flow and outcome.\n"
+                     "# TYPE flowd_jobs_finished_total counter\n");
+    for (size_t i = 0; i < n + (size_t)with_other; i++) {
+        flow_figures_t *f = i < n ? &m->flows[i] : other;
+        for (int o = 0; o < NOUTCOMES; o++) {
+            flow_buf_adds(b, "flowd_jobs_finished_total{flow=\"");
+            put_label(b, f->name);
+            flow_buf_printf(b, "\",outcome=\"%s\"} %llu\n", outcomes[o],
+                            (unsigned long long)f->finished[o]);
+        }
+    }
+    flow_buf_adds(b, "# HELP flowd_job_duration_seconds From a job's start to its end, by flow.\n"
+                     "# TYPE flowd_job_duration_seconds histogram\n");
+    for (size_t i = 0; i < n + (size_t)with_other; i++) {
+        flow_figures_t *f = i < n ? &m->flows[i] : other;
+        render_hist(b, "flowd_job_duration_seconds", f->name, &f->duration);
+    }
+    flow_buf_adds(b, "# HELP flowd_job_queue_wait_seconds From a job's creation to its start, by "
+                     "flow.\n"
+                     "# TYPE flowd_job_queue_wait_seconds histogram\n");
+    for (size_t i = 0; i < n + (size_t)with_other; i++) {
+        flow_figures_t *f = i < n ? &m->flows[i] : other;
+        render_hist(b, "flowd_job_queue_wait_seconds", f->name, &f->queue_wait);
+    }
+    pthread_mutex_unlock(&m->flows_lock);
+}
+
+/* The process figures Prometheus' client libraries give, from /proc and getrusage. */
+static void render_process(flowd_metrics_t *m, flow_buf_t *b) {
+    struct rusage ru;
+    double cpu = 0;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+              ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+    unsigned long long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%llu %llu", &pages, &resident) != 2)
+            pages = resident = 0;
+        fclose(f);
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned long long fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL)
+            fds += e->d_name[0] != '.';
+        closedir(d);
+        fds--; /* the one opendir holds */
+    }
+    struct rlimit lim;
+    unsigned long long max_fds = getrlimit(RLIMIT_NOFILE, &lim) == 0 ? (unsigned long long)lim.rlim_cur : 0;
+    flow_buf_printf(b,
+                    "# HELP process_cpu_seconds_total User and system CPU time spent, in seconds.\n"
+                    "# TYPE process_cpu_seconds_total counter\n"
+                    "process_cpu_seconds_total %.6f\n"
+                    "# HELP process_resident_memory_bytes Resident memory size, in bytes.\n"
+                    "# TYPE process_resident_memory_bytes gauge\n"
+                    "process_resident_memory_bytes %llu\n"
+                    "# HELP process_virtual_memory_bytes Virtual memory size, in bytes.\n"
+                    "# TYPE process_virtual_memory_bytes gauge\n"
+                    "process_virtual_memory_bytes %llu\n"
+                    "# HELP process_open_fds Open file descriptors.\n"
+                    "# TYPE process_open_fds gauge\n"
+                    "process_open_fds %llu\n"
+                    "# HELP process_max_fds The limit on open file descriptors.\n"
+                    "# TYPE process_max_fds gauge\n"
+                    "process_max_fds %llu\n"
+                    "# HELP process_start_time_seconds Start time of the process, in seconds since the "
+                    "Unix epoch.\n"
+                    "# TYPE process_start_time_seconds gauge\n"
+                    "process_start_time_seconds %.6f\n"
+                    "# HELP flowd_build_info flowd's version, as a label; the value is always 1.\n"
+                    "# TYPE flowd_build_info gauge\n"
+                    "flowd_build_info{version=\"%s\"} 1\n",
+                    cpu, resident * (unsigned long long)(page > 0 ? page : 4096),
+                    pages * (unsigned long long)(page > 0 ? page : 4096), fds, max_fds,
+                    (double)m->start_us / 1e6, FLOW_VERSION_STRING);
 }
 
 void flowd_metrics_request(flowd_metrics_t *m, flowd_path_t path, unsigned code, uint64_t us) {
@@ -66,6 +253,8 @@ static uint64_t get(_Atomic uint64_t *v) {
 }
 
 void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flow_buf_t *b) {
+    render_process(m, b);
+    render_flows(m, b);
     flow_buf_adds(b, "# HELP flowd_jobs Jobs the server holds, by status.\n"
                       "# TYPE flowd_jobs gauge\n");
     for (int s = 0; s < 6; s++)

@@ -1,12 +1,18 @@
 /* metrics.h: counters for GET /metrics (Prometheus text format 0.0.4): HTTP requests by path
  * (labelled with its pattern, http_routes.h) and status code, a request latency histogram by path,
- * steps run and jobs started; the gauges (jobs by status, queue depth, streams) are read from their owners when the text is made.
- * Counters are relaxed atomics: any thread counts, any thread reads. */
+ * steps run and jobs started; jobs finished by flow and outcome, with histograms of their run time
+ * and of their wait in the queue by flow; build_info and the process_* figures (memory, CPU, open
+ * descriptors, start time) read from /proc when the text is made; the gauges (jobs by status, queue
+ * depth, streams) are read from their owners then too.
+ * Request and step counters are relaxed atomics: any thread counts, any thread reads. The per-flow
+ * figures are under a mutex (a job ends far less often than a request comes), for at most
+ * FLOWD_METRICS_FLOWS flow names; later names count under flow="other". */
 #ifndef FLOWD_METRICS_H
 #define FLOWD_METRICS_H
 
 #include <stdint.h>
 
+#include "flow.h"
 #include "http_routes.h"
 #include "jsonw.h"
 
@@ -26,6 +32,11 @@ void flowd_metrics_free(flowd_metrics_t *m);
 void flowd_metrics_request(flowd_metrics_t *m, flowd_path_t path, unsigned code, uint64_t us);
 void flowd_metrics_steps(flowd_metrics_t *m, uint64_t n);
 void flowd_metrics_job_started(flowd_metrics_t *m);
+#define FLOWD_METRICS_FLOWS 256
+/* A job ended with status (final), made at created_us, started at started_us (0: it never started),
+ * ended at finished_us: wall clock microseconds. flow is copied. */
+void flowd_metrics_job_finished(flowd_metrics_t *m, const char *flow, flow_status_t status,
+                                uint64_t created_us, uint64_t started_us, uint64_t finished_us);
 /* The exposition text into b. */
 void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flow_buf_t *b);
 

@@ -314,9 +314,22 @@ START_TEST(test_metrics_count_jobs_steps_and_requests) {
         "flowd_http_requests_total{route=\"other\",code=\"404\"} 1\n",
         "flowd_http_request_duration_seconds_bucket{route=\"/v1/jobs\",le=\"+Inf\"} 1\n",
         "flowd_http_request_duration_seconds_count{route=\"/v1/jobs/{id}\"} ",
-        "# TYPE flowd_http_request_duration_seconds histogram\n"};
+        "# TYPE flowd_http_request_duration_seconds histogram\n",
+        "flowd_jobs_finished_total{flow=\"noop\",outcome=\"succeeded\"} 1\n",
+        "flowd_jobs_finished_total{flow=\"noop\",outcome=\"failed\"} 0\n",
+        "flowd_job_duration_seconds_bucket{flow=\"noop\",le=\"+Inf\"} 1\n",
+        "flowd_job_duration_seconds_count{flow=\"noop\"} 1\n",
+        "flowd_job_queue_wait_seconds_count{flow=\"noop\"} 1\n",
+        "# TYPE flowd_job_queue_wait_seconds histogram\n",
+        "\nflowd_build_info{version=\"",
+        "# TYPE process_cpu_seconds_total counter\n"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         ck_assert_msg(strstr(r.body, want[i]) != NULL, "no %s in the metrics", want[i]);
+    /* the process figures are read, not made up: memory and descriptors are there */
+    const char *rss = strstr(r.body, "\nprocess_resident_memory_bytes ");
+    const char *fds = strstr(r.body, "\nprocess_open_fds ");
+    ck_assert(rss != NULL && strtoull(rss + 31, NULL, 10) > 1000000);
+    ck_assert(fds != NULL && strtoull(fds + 18, NULL, 10) >= 3);
     e2e_resp_free(&r);
     json_decref(job);
 }
