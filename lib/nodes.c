@@ -660,6 +660,18 @@ static void choice_free(void *p) {
 
 static const char *const json_types[] = {"null", "boolean", "number", "integer", "string", "array", "object", NULL};
 
+/* An action a node's params name (a choice's case or default, an input's answers and timeout):
+ * a non-empty string written out, since a reference or a template there would be taken as text.
+ * 0, or FLOW_ELOAD with the problem at sub. */
+static int check_action(const flow_type_args_t *a, const char *sub, json_t *v) {
+    if (!json_is_string(v) || json_string_length(v) == 0)
+        return flow__jbad(a, sub, "an action is a non-empty string, such as \"retry\"");
+    if (flow__jdynamic(v))
+        return flow__jbad(a, sub, "an action is a name written out: \"%s\" would not be read as a reference",
+                          json_string_value(v));
+    return 0;
+}
+
 static int compile_case(const flow_type_args_t *a, const flow_re_limits_t *re_limits, size_t i, json_t *spec,
                         choice_case_t *out) {
     char sub[96], why[200];
@@ -688,10 +700,8 @@ static int compile_case(const flow_type_args_t *a, const flow_re_limits_t *re_li
     }
     if (action == NULL || action[0] == '\0')
         rc = flow__jbad(a, sub, "a case needs an \"action\" (a non-empty string)");
-    else if (flow__jdynamic(json_object_get(spec, "action")))
-        rc = flow__jbad(a, sub,
-                        "an action is a name written out: \"%s\" would not be read as a reference",
-                 action);
+    else if (check_action(a, sub, json_object_get(spec, "action")) < 0)
+        rc = FLOW_ELOAD;
     if (found < 0 && rc == 0)
         rc = flow__jbad(a, sub,
                         "a case needs a test: eq, ne, lt, le, gt, ge, in, matches, exists or type");
@@ -784,12 +794,8 @@ static int choice_compile(const flow_type_args_t *a, void **cfgp) {
                 c->ncases++;
         }
     }
-    if (otherwise != NULL && (!json_is_string(otherwise) || json_string_length(otherwise) == 0))
-        rc = flow__jbad(a, "/params/default", "default is an action: a non-empty string");
-    else if (flow__jdynamic(otherwise))
-        rc = flow__jbad(a, "/params/default",
-                        "an action is a name written out: \"%s\" would not be read as a reference",
-                 json_string_value(otherwise));
+    if (otherwise != NULL && check_action(a, "/params/default", otherwise) < 0)
+        rc = FLOW_ELOAD;
     c->otherwise = json_string_value(otherwise);
     if (rc < 0) {
         choice_free(c);
@@ -999,21 +1005,16 @@ static int input_compile(const flow_type_args_t *a, void **cfgp) {
             rc = flow__jbad(a, "/params/actions",
                             "actions maps answers to actions, such as {\"yes\": \"accept\", \"no\": \"retry\"}");
         json_object_foreach(actions, key, v) {
-            if (!json_is_string(v) || json_string_length(v) == 0 || flow__jdynamic(v)) {
-                char sub[300];
-                snprintf(sub, sizeof sub, "/params/actions/%s", key);
-                rc = flow__jbad(a, sub,
-                         "an action is a non-empty string, a name written out (not a reference)");
-            }
+            char sub[300];
+            snprintf(sub, sizeof sub, "/params/actions/%s", key);
+            if (check_action(a, sub, v) < 0)
+                rc = FLOW_ELOAD;
         }
         c->actions = json_incref(actions);
     }
     if (timeout_action != NULL) {
-        if (!json_is_string(timeout_action) || json_string_length(timeout_action) == 0 ||
-            flow__jdynamic(timeout_action))
-            rc = flow__jbad(a, "/params/timeout_action",
-                     "timeout_action is an action: a non-empty string, a name written out (not a "
-                     "reference)");
+        if (check_action(a, "/params/timeout_action", timeout_action) < 0)
+            rc = FLOW_ELOAD;
         else if (json_integer_value(json_object_get(a->node, "timeout")) <= 0)
             rc = flow__jbad(a, "/params/timeout_action",
                             "timeout_action needs the node's \"timeout\" (milliseconds)");

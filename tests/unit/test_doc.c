@@ -204,11 +204,10 @@ START_TEST(test_references_that_would_be_text_are_refused) {
         "/nodes/a/params/default: an action is a name written out: \"$shared/d\" would not be read "
         "as a "
         "reference\n"
-        "/nodes/b/params/actions/yes: an action is a non-empty string, a name written out (not a "
-        "reference)\n"
-        "/nodes/b/params/timeout_action: timeout_action is an action: a non-empty string, a name "
-        "written "
-        "out (not a reference)");
+        "/nodes/b/params/actions/yes: an action is a name written out: \"$shared/a\" would not be "
+        "read as a reference\n"
+        "/nodes/b/params/timeout_action: an action is a name written out: \"$shared/t\" would not be "
+        "read as a reference");
 }
 END_TEST
 
