@@ -638,13 +638,24 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     flowd_log(FLOW_LOG_INFO, "libmicrohttpd: %s", msg);
 }
 
+/* Once quiesced, every new connection is closed as soon as it is accepted, so that clients learn
+ * at once, rather than wait in the backlog for the whole grace period. Not MHD_quiesce_daemon:
+ * with a thread pool on epoll, libmicrohttpd 0.9.75 (Debian bookworm's) races a worker that takes
+ * the listening socket out of its epoll set at the same moment, and aborts the process ("Failed to
+ * remove listen FD from epoll set", seen in test_postgres's shutdowns). */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len) {
+    flowd_http_t *h = cls;
+    (void)addr;
+    (void)len;
+    return atomic_load_explicit(&h->closed_door, memory_order_relaxed) ? MHD_NO : MHD_YES;
+}
+
 int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port) {
     const flowd_config_t *cfg = &srv->cfg;
     flowd_http_t *h = calloc(1, sizeof *h);
     if (h == NULL)
         return FLOW_ENOMEM;
     h->srv = srv;
-    h->listen_fd = MHD_INVALID_SOCKET;
     pthread_mutex_init(&h->flows_lock, NULL);
     srv->http = h;
     *out = h; /* before the daemon's threads start: they read srv->http */
@@ -688,7 +699,7 @@ int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port) {
         return rc;
     }
     h->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
+        flags, (uint16_t)cfg->port, accept_policy, h, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
         mhd_log, srv, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(cfg->idle_timeout_ms / 1000), MHD_OPTION_CONNECTION_LIMIT,
@@ -712,13 +723,7 @@ int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port) {
 }
 
 void flowd_http_quiesce(flowd_http_t *h) {
-    if (h->listen_fd != MHD_INVALID_SOCKET)
-        return;
-    h->listen_fd = MHD_quiesce_daemon(h->daemon);
-    /* The socket is ours now but may not be closed before MHD stops. Without a shutdown, new
-     * clients would wait in its backlog for the whole grace period; with it they are refused. */
-    if (h->listen_fd != MHD_INVALID_SOCKET)
-        shutdown(h->listen_fd, SHUT_RDWR);
+    atomic_store(&h->closed_door, 1);
 }
 
 void flowd_http_refuse_calls(flowd_http_t *h) {
@@ -734,8 +739,6 @@ void flowd_http_stop(flowd_http_t *h) {
         return;
     MHD_stop_daemon(h->daemon);
     flowd_conns_free(h->conns); /* after the daemon: no connection is notified any more */
-    if (h->listen_fd != MHD_INVALID_SOCKET)
-        close(h->listen_fd); /* microhttpd.h: ours after quiesce, closed only after the stop */
     pthread_mutex_destroy(&h->flows_lock);
     free(h);
 }

@@ -29,7 +29,7 @@
 /* Starts the daemon (srv->cfg says where and how); *port gets the port it listens on. 0, or
  * FLOW_EIO after logging why. */
 int flowd_http_start(flowd_server_t *srv, flowd_http_t **out, unsigned *port);
-/* Stops accepting connections; those open go on. */
+/* Stops taking connections (each new one is closed as it is accepted); those open go on. */
 void flowd_http_quiesce(flowd_http_t *h);
 /* Shutdown: from now on requests that would suspend (loop calls) are answered at once, 503 (a long
  * poll with the job as it is), so that flowd_http_suspended() can only go down. */

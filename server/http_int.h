@@ -26,7 +26,7 @@ struct flowd_http {
     flowd_server_t *srv;
     struct MHD_Daemon *daemon;
     flowd_conns_t *conns; /* header deadlines and lingering closes */
-    MHD_socket listen_fd; /* after quiesce: ours to close, once the daemon has stopped */
+    atomic_int closed_door;     /* flowd_http_quiesce: new connections are closed as they come */
     atomic_size_t suspended;
     atomic_int refuse;          /* flowd_http_refuse_calls */
     pthread_mutex_t flows_lock; /* PUT /v1/flows/{name}: one at a time (--max-flows) */

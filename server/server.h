@@ -2,7 +2,7 @@
  * daemon on its own threads, and the hand-off between them (bridge.h). flowd_server_run() is the
  * whole life of the process after its flags are read: start, serve until SIGTERM or SIGINT, stop.
  *
- * Shutdown, on the loop (uv_signal): stop accepting (MHD_quiesce_daemon); /healthz and new POSTs
+ * Shutdown, on the loop (uv_signal): stop accepting (new connections are closed as they come); /healthz and new POSTs
  * answer 503 shutting_down; the engine drains (no job starts another step) and we wait until no step
  * is in flight or --grace has passed; then every suspended connection is answered (event streams
  * end, long polls answer with the job as it is), the HTTP daemon stops, the engine closes (jobs
