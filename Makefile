@@ -133,7 +133,8 @@ help:
 	@echo "                lib/include), the unit tests, the fuzz replays, make contract, then the"
 	@echo "                end-to-end tests against its flowd"
 	@echo "make contract   check that api/flow.schema.json and flowd check agree on every example"
-	@echo "                document (pass) and on tests/contract/bad (fail); needs python3-jsonschema"
+	@echo "                document (pass) and on tests/contract/bad (fail), and that flowd's answers"
+	@echo "                are ones api/openapi.yaml declares (python3-jsonschema, python3-yaml)"
 	@echo "make e2e        only the end-to-end tests (tests/e2e) of one build"
 	@echo "make valgrind   run the unit tests under valgrind (0 bytes definitely lost), then the"
 	@echo "                end-to-end tests with flowd under valgrind"
@@ -174,6 +175,7 @@ deps:
 	for t in $(DEPS_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	/usr/bin/python3 -c 'import jsonschema' 2>/dev/null || missing="$$missing python3-jsonschema"; \
+	/usr/bin/python3 -c 'import yaml' 2>/dev/null || missing="$$missing python3-yaml"; \
 	command -v npx >/dev/null || echo "deps: no npx; make lint runs Redocly's CLI with it (Node.js 20.19 or later, with npm)"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing packages:$$missing (run make deps as root)"; exit 1; fi; \
@@ -278,9 +280,12 @@ fuzz-replay: $(REPLAY_BIN)
 check: all exports unit fuzz-replay contract e2e
 
 # The flow documents against api/flow.schema.json and this build's flowd check, which must agree
-# (tests/contract/documents.sh: good ones pass both, tests/contract/bad ones fail both).
+# (tests/contract/documents.sh: good ones pass both, tests/contract/bad ones fail both); then every
+# status this flowd answers to requests that take no effect is one api/openapi.yaml declares
+# (tests/contract/answers.py).
 contract: $(FLOWD)
 	tests/contract/documents.sh $(FLOWD)
+	tests/contract/answers.py $(FLOWD)
 
 # api/openapi.yaml under Redocly's recommended rules, with the version tests/contract/openapi.sh pins
 # (npx fetches it into npm's cache once).
