@@ -208,6 +208,7 @@ int flow_node_new(flow_def_t *def, const char *name, flow_kind_t kind, const flo
     node->ops = ops ? ops : &flow__no_ops;
     node->data = data;
     node->max_retries = 1;
+    node->backoff = 1.0;
     node->index = def->nnodes;
     def->nodes[def->nnodes++] = node;
     *out = node;
@@ -245,6 +246,20 @@ int flow_node_set_retry(flow_node_t *node, unsigned max_retries, uint64_t wait_m
         return FLOW_EINVAL;
     node->max_retries = max_retries;
     node->wait_ms = wait_ms;
+    return 0;
+}
+
+int flow_node_set_backoff(flow_node_t *node, double multiplier, uint64_t max_wait_ms,
+                          flow_jitter_t jitter) {
+    int rc = settable(node);
+    if (rc < 0)
+        return rc;
+    if (!(multiplier >= 1.0 && multiplier <= 1000.0) ||
+        (jitter != FLOW_JITTER_NONE && jitter != FLOW_JITTER_FULL))
+        return FLOW_EINVAL;
+    node->backoff = multiplier;
+    node->max_wait_ms = max_wait_ms;
+    node->jitter = jitter;
     return 0;
 }
 

@@ -375,7 +375,22 @@ static int node_settings(loader_t *L, const graph_t *gr, json_t *spec, const cha
     json_t *tries = json_object_get(spec, "max_retries");
     json_t *wait = json_object_get(spec, "wait");
     json_t *timeout = json_object_get(spec, "timeout");
+    json_t *backoff = json_object_get(spec, "backoff");
+    json_t *max_wait = json_object_get(spec, "max_wait");
+    json_t *jitter = json_object_get(spec, "jitter");
+    const char *jitter_name = json_string_value(jitter);
     int rc = 0;
+    if (backoff != NULL && !(json_is_number(backoff) && json_number_value(backoff) >= 1.0 &&
+                             json_number_value(backoff) <= 1000.0))
+        rc = problem(L, gr, join(at, sizeof at, where, "backoff"),
+                     "backoff multiplies the wait after each failed try: a number from 1 to 1000");
+    if (max_wait != NULL && !number_in(max_wait, 1, 86400000))
+        rc = problem(L, gr, join(at, sizeof at, where, "max_wait"),
+                     "max_wait is the longest wait between tries, milliseconds from 1 to 86400000");
+    if (jitter != NULL && (jitter_name == NULL || (strcmp(jitter_name, "none") != 0 &&
+                                                   strcmp(jitter_name, "full") != 0)))
+        rc = problem(L, gr, join(at, sizeof at, where, "jitter"),
+                     "jitter is \"none\" or \"full\" (each wait a random part of itself)");
     if (tries != NULL && !number_in(tries, 1, 100))
         rc = problem(L, gr, join(at, sizeof at, where, "max_retries"), "max_retries is the number of tries, 1 to 100");
     if (wait != NULL && !number_in(wait, 0, 3600000))
@@ -389,6 +404,11 @@ static int node_settings(loader_t *L, const graph_t *gr, json_t *spec, const cha
                             wait ? (uint64_t)json_integer_value(wait) : 0);
     if (timeout != NULL)
         flow_node_set_timeout(node, (uint64_t)json_integer_value(timeout));
+    if (backoff != NULL || max_wait != NULL || jitter != NULL)
+        flow_node_set_backoff(node, backoff ? json_number_value(backoff) : 1.0,
+                              max_wait ? (uint64_t)json_integer_value(max_wait) : 0,
+                              jitter_name && strcmp(jitter_name, "full") == 0 ? FLOW_JITTER_FULL
+                                                                              : FLOW_JITTER_NONE);
     return 0;
 }
 
@@ -404,10 +424,11 @@ static void type_args(flow_type_args_t *a, const graph_t *gr, loader_t *L, const
 }
 
 static const char *const node_members[] = {"type", "description", "params", "out", "max_retries", "wait",
-                                           "timeout", "next", "prep", "exec", "post", "fallback", "budget", NULL};
+                                           "backoff", "max_wait", "jitter", "timeout", "next", "prep", "exec",
+                                           "post", "fallback", "budget", NULL};
 static const char *const map_members[] = {"type", "description", "params", "out", "max_retries", "wait",
-                                          "timeout", "next", "items", "limit", "node", "flow", "post", "budget",
-                                          NULL};
+                                          "backoff", "max_wait", "jitter", "timeout", "next", "items", "limit",
+                                          "node", "flow", "post", "budget", NULL};
 static const char *const flow_members[] = {"type", "description", "params", "next", "flow", "prep", "post",
                                            "budget", NULL};
 

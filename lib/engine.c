@@ -208,13 +208,32 @@ static void emit(flow_job_t *job, flow_event_type_t type, const flow_step_t *ste
     job->on_event(job, &ev, job->data);
 }
 
-void flow__job_retry(flow_ctx_t *c) {
+/* The step keeps its first FLOW_STEP_RETRIES_KEPT failed tries for its history entry (its tries
+ * count them all): a map of many items that each retry stays a bounded entry. */
+static void note_retry(struct step *s, const flow_ctx_t *c, uint64_t wait_ms) {
+    if (json_array_size(s->retries) >= FLOW_STEP_RETRIES_KEPT)
+        return;
+    if (s->retries == NULL && (s->retries = json_array()) == NULL)
+        return;
+    json_t *note = json_pack("{sI s{ss ss} sI}", "try", (json_int_t)c->attempt + 1, "error", "code",
+                             flow_err_name(c->err.code), "message",
+                             c->err.message ? c->err.message : flow_strerror(c->err.code),
+                             "wait_ms", (json_int_t)wait_ms);
+    if (note != NULL && c->item != SIZE_MAX)
+        json_object_set_new(note, "item", json_integer((json_int_t)c->item));
+    json_array_append_new(s->retries, note); /* NULL (no memory, or a message not UTF-8): not kept */
+}
+
+void flow__job_retry(flow_ctx_t *c, uint64_t wait_ms) {
     flow_job_t *job = c->job;
-    if (job->on_event == NULL || c->step == NULL)
+    if (c->step == NULL)
+        return;
+    note_retry(c->step, c, wait_ms);
+    if (job->on_event == NULL)
         return;
     flow_event_t ev = {.type = FLOW_EVENT_RETRY, .status = job->status, .node = c->node->name,
                        .depth = c->step->frame->depth - 1, .item = c->item, .attempt = c->attempt,
-                       .error = &c->err};
+                       .error = &c->err, .wait_ms = wait_ms};
     job->on_event(job, &ev, job->data);
 }
 
@@ -251,6 +270,7 @@ static hist_entry_t *hist_next(flow_job_t *job) {
         flow__free(e->own_action);
         flow__free(e->own_message);
         json_decref(e->own_logs);
+        json_decref(e->own_retries);
         if (++job->hist_head == job->hist_cap)
             job->hist_head = 0;
         job->totals.dropped++;
@@ -297,8 +317,11 @@ static void record_step(flow_job_t *job, struct step *s, const char *action, int
         json_array_append_new(s->logs, json_string(note));
     }
     pub->logs = s->logs;
-    if (e != NULL)
+    pub->retries = s->retries;
+    if (e != NULL) {
         e->own_logs = json_incref(s->logs);
+        e->own_retries = json_incref(s->retries);
+    }
     if (e != NULL)
         job->last_action = pub->action;
     emit(job, FLOW_EVENT_STEP, pub);
@@ -467,6 +490,8 @@ static void step_clear(struct step *s) {
         s->logs = NULL;
     }
     s->logs_dropped = 0;
+    json_decref(s->retries);
+    s->retries = NULL;
     s->tries = 0;
     s->phase = PH_START;
     if (s->node == NULL || s->node->kind == FLOW_NODE)
@@ -1017,6 +1042,7 @@ static void job_free(flow_job_t *job) {
         flow__free(e->own_action);
         flow__free(e->own_message);
         json_decref(e->own_logs);
+        json_decref(e->own_retries);
     }
     flow__free(job->hist);
     flow_error_clear(&job->error);

@@ -1,6 +1,7 @@
 /* exec.c: one exec of a node: its tries and the wait between them, its timeout, flow_sleep, waits for
  * input, thread-pool work, and the fallback after the last try. engine.c hears only "finished" (a
  * result) or "failed" (after the fallback declined). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,6 +150,13 @@ int flow_fail(flow_ctx_t *c, int code, const char *fmt, ...) {
     return rc;
 }
 
+int flow_retry_after(flow_ctx_t *c, uint64_t ms) {
+    if (c == NULL || c->state != CTX_RUNNING)
+        return FLOW_ESTATE;
+    c->retry_after_ms = ms;
+    return 0;
+}
+
 int flow_fail_final(flow_ctx_t *c, int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -271,6 +279,7 @@ static void work_done(uv_work_t *req, int status) {
             c->err = w->tctx.err;
             memset(&w->tctx.err, 0, sizeof w->tctx.err);
             c->no_retry = w->tctx.no_retry;
+            c->retry_after_ms = w->tctx.retry_after_ms;
             c->state = CTX_FAILED;
         } else {
             flow__set_error(&c->err, FLOW_EFAILED, "threaded exec returned without completing");
@@ -334,6 +343,7 @@ static void try_once(flow_ctx_t *c) {
     const flow_node_t *node = c->node;
     c->state = CTX_RUNNING;
     c->no_retry = 0;
+    c->retry_after_ms = 0;
     if (node->ops->exec == NULL) {
         c->result = NULL;
         c->state = CTX_DONE;
@@ -390,6 +400,33 @@ static int fallback(flow_ctx_t *c) {
     return rc;
 }
 
+/* splitmix64's finalizer: spreads a clock reading and an address into a jitter draw; jitter needs
+ * spread, not secrecy or a reproducible sequence. */
+static uint64_t mix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* The wait before the next try, after try c->attempt (from 0) failed: the node's wait grown by its
+ * backoff, capped by max_wait, jittered, and then at least the upstream's Retry-After (capped). */
+static uint64_t retry_wait(const flow_ctx_t *c) {
+    const flow_node_t *node = c->node;
+    double w = (double)node->wait_ms * pow(node->backoff, (double)c->attempt);
+    uint64_t cap = node->max_wait_ms ? node->max_wait_ms : UINT64_C(1) << 53;
+    uint64_t ms = w >= (double)cap ? cap : (uint64_t)w;
+    if (node->jitter == FLOW_JITTER_FULL && ms > 0)
+        ms = mix64(uv_hrtime() ^ (uint64_t)(uintptr_t)c) % (ms + 1);
+    if (c->retry_after_ms > 0) {
+        uint64_t ra_cap = node->max_wait_ms ? node->max_wait_ms : FLOW_RETRY_AFTER_MAX_MS;
+        uint64_t ra = c->retry_after_ms < ra_cap ? c->retry_after_ms : ra_cap;
+        if (ra > ms)
+            ms = ra;
+    }
+    return ms;
+}
+
 /* After a try: decides between done (1), in flight (0: the exec, a wait before the next try), the
  * next try at once, and failure (-1, reported to the engine). A loop, not recursion, so a node that
  * fails synchronously a thousand times uses no stack. */
@@ -401,9 +438,10 @@ static int resolve(flow_ctx_t *c) {
             return 0;
         const flow_node_t *node = c->node;
         if (c->attempt + 1 < node->max_retries && !c->no_retry) {
-            flow__job_retry(c);
+            uint64_t wait_ms = retry_wait(c);
+            flow__job_retry(c, wait_ms);
             c->attempt++;
-            if (node->wait_ms > 0 && start_timer(c, &c->timer, node->wait_ms, on_retry) == 0) {
+            if (wait_ms > 0 && start_timer(c, &c->timer, wait_ms, on_retry) == 0) {
                 c->state = CTX_RETRY_WAIT;
                 return 0;
             }

@@ -37,6 +37,9 @@ struct flow_node {
     json_t *params;             /* NULL when empty, so runs skip merging */
     unsigned max_retries;
     uint64_t wait_ms;
+    double backoff;             /* the wait before try k+1 is wait_ms * backoff^(k-1); 1: constant */
+    uint64_t max_wait_ms;       /* 0: no cap (a Retry-After is still capped: FLOW_RETRY_AFTER_MAX_MS) */
+    int jitter;                 /* flow_jitter_t */
     uint64_t timeout_ms;
     unsigned limit;
     int threaded;

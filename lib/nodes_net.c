@@ -2,9 +2,12 @@
  * http (any API) and llm (an OpenAI-compatible chat-completions endpoint). Both carry an
  * Idempotency-Key made of the job, the node, its visit and the item, the same on every try of a
  * visit, so an upstream that honours it never takes a retry for a new request. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -114,6 +117,29 @@ static void excerpt(const flow_http_response_t *res, char *buf, size_t cap) {
 
 static void llm_answer(call_t *c, const flow_http_response_t *res);
 
+/* A 429 or 503 may say when to come back: Retry-After as seconds or as an HTTP date (RFC 9110
+ * 10.2.3). The milliseconds from now, or 0 when it says nothing usable. */
+static uint64_t retry_after_ms(const flow_http_response_t *res) {
+    const char *v = json_string_value(json_object_get(res->headers, "retry-after"));
+    if ((res->status != 429 && res->status != 503) || v == NULL)
+        return 0;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (*v >= '0' && *v <= '9') {
+        char *end;
+        errno = 0;
+        unsigned long long s = strtoull(v, &end, 10);
+        while (*end == ' ' || *end == '\t')
+            end++;
+        if (errno != 0 || *end != '\0')
+            return 0;
+        return s > 86400000ull ? UINT64_C(86400000) * 1000 : (uint64_t)s * 1000;
+    }
+    time_t at = curl_getdate(v, NULL);
+    time_t now = time(NULL);
+    return at > now ? (uint64_t)(at - now) * 1000 : 0;
+}
+
 static void on_answer(flow_http_req_t *req, int err, const char *message, const flow_http_response_t *res,
                       void *data) {
     call_t *c = data;
@@ -126,6 +152,7 @@ static void on_answer(flow_http_req_t *req, int err, const char *message, const 
     } else if (!status_ok(c, res->status)) {
         char body[200];
         excerpt(res, body, sizeof body);
+        flow_retry_after(ctx, retry_after_ms(res));
         flow_fail(ctx, FLOW_EHTTP, "%s answered %ld: %s", c->what, res->status, body);
     } else if (c->llm) {
         llm_answer(c, res);

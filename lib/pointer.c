@@ -300,6 +300,17 @@ static int attach(json_t *v, const char *s, size_t len, json_t *value) {
     return rc;
 }
 
+/* set and remove: checks ptr (non-empty), then walks root towards the parent of its last token:
+ * *cur is the deepest value reached, *stop where its token begins (== *last: the parent exists). */
+static int walk_to_parent(json_t *root, const char *ptr, size_t *len, size_t *last, json_t **cur,
+                          size_t *stop) {
+    *len = strlen(ptr);
+    if (*len == 0 || flow_pointer_checkn(ptr, *len, NULL) != 0)
+        return FLOW_EINVAL;
+    *last = last_slash(ptr, *len);
+    return walk(root, ptr, *last, cur, stop);
+}
+
 int flow_pointer_set(json_t *root, const char *ptr, json_t *value) {
     json_t *cur;
     size_t len, last, stop;
@@ -309,13 +320,7 @@ int flow_pointer_set(json_t *root, const char *ptr, json_t *value) {
         rc = FLOW_EINVAL;
         goto out;
     }
-    len = strlen(ptr);
-    if (len == 0 || flow_pointer_checkn(ptr, len, NULL) != 0) {
-        rc = FLOW_EINVAL;
-        goto out;
-    }
-    last = last_slash(ptr, len);
-    rc = walk(root, ptr, last, &cur, &stop);
+    rc = walk_to_parent(root, ptr, &len, &last, &cur, &stop);
     if (rc != 0)
         goto out;
     if (stop == last) {
@@ -355,13 +360,7 @@ int flow_pointer_remove(json_t *root, const char *ptr) {
         rc = FLOW_EINVAL;
         goto out;
     }
-    len = strlen(ptr);
-    if (len == 0 || flow_pointer_checkn(ptr, len, NULL) != 0) {
-        rc = FLOW_EINVAL;
-        goto out;
-    }
-    last = last_slash(ptr, len);
-    rc = walk(root, ptr, last, &cur, &stop);
+    rc = walk_to_parent(root, ptr, &len, &last, &cur, &stop);
     if (rc != 0)
         goto out;
     rc = FLOW_ENOTFOUND;

@@ -43,6 +43,7 @@ struct flow_ctx {
     uint8_t in_call;            /* inside ops->exec: a completion is recorded, not acted on */
     uint8_t threaded;           /* this is the copy a pool thread works with */
     uint8_t no_retry;           /* the try failed with flow_fail_final: no other try */
+    uint64_t retry_after_ms;    /* this try's flow_retry_after: the least wait before the next */
     flow_error_t err;
     flow__timer_t timer;        /* flow_sleep and the wait between tries */
     flow__timer_t tmo;          /* the node's timeout */
@@ -75,6 +76,7 @@ struct step {
     struct frame *child;        /* flow and batch flow: the running sub-graph */
     struct frame **children;    /* parallel batch flow: one slot per param set */
     json_t *logs;               /* NULL, or the lines logged so far (flow_ctx_log) */
+    json_t *retries;            /* NULL, or the failed tries so far: {try, item?, error, wait_ms} */
     unsigned logs_dropped;      /* lines past the caps */
 };
 
@@ -99,6 +101,7 @@ typedef struct hist_entry {
     char *own_action;
     char *own_message;
     json_t *own_logs;
+    json_t *own_retries;
 } hist_entry_t;
 
 struct flow_job {
@@ -177,6 +180,7 @@ void flow__exec_failed(flow_ctx_t *c);   /* ... or failed after its retries and 
 void flow__job_defer(flow_job_t *job, flow_ctx_t *c); /* finish c on the job's next run */
 void flow__job_set_status(flow_job_t *job, flow_status_t status);
 void flow__job_unpend(flow_job_t *job);  /* one pending handle or work item is gone */
-void flow__job_retry(flow_ctx_t *c);     /* a try failed and another follows: the event */
+/* a try failed and another follows after wait_ms: the event, and the step's note of it */
+void flow__job_retry(flow_ctx_t *c, uint64_t wait_ms);
 
 #endif

@@ -80,16 +80,6 @@ static int valid_name(const char *s) {
     return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* md: a fetched SHA-256, or NULL for OpenSSL's own (slower: it is fetched for the call). */
 static void sha256(const EVP_MD *md, const void *data, size_t len, unsigned char out[HASH_LEN]) {
     unsigned int n = 0;
@@ -129,8 +119,10 @@ static const char *add_key(keyset_t *ks, const char *hash_hex, const char *name,
                "(flowd key new prints the line to add)";
     int zero = 1;
     for (size_t i = 0; i < HASH_LEN; i++) {
-        int hi = hash_hex[2 * i] ? hexval(hash_hex[2 * i]) : -1;
-        int lo = hi >= 0 && hash_hex[2 * i + 1] ? hexval(hash_hex[2 * i + 1]) : -1;
+        int hi = hash_hex[2 * i] ? OPENSSL_hexchar2int((unsigned char)hash_hex[2 * i]) : -1;
+        int lo = hi >= 0 && hash_hex[2 * i + 1]
+                     ? OPENSSL_hexchar2int((unsigned char)hash_hex[2 * i + 1])
+                     : -1;
         if (hi < 0 || lo < 0) {
             zero = -1;
             break;

@@ -47,8 +47,8 @@ uint64_t flowd_bridge_depth(flowd_bridge_t *b) {
 }
 
 int flowd_bridge_start(flowd_bridge_t *b, flowd_job_t *job, json_t *shared, json_t *params) {
-    job->start_shared = shared;
-    job->start_params = params;
+    job->run.start_shared = shared;
+    job->run.start_params = params;
     flowd_job_ref(job);
     pthread_mutex_lock(&b->lock);
     if (b->closed) {
@@ -56,7 +56,7 @@ int flowd_bridge_start(flowd_bridge_t *b, flowd_job_t *job, json_t *shared, json
         flowd_job_unref(job); /* the record frees shared and params */
         return FLOW_ESTATE;
     }
-    job->start_next = b->starts;
+    job->run.start_next = b->starts;
     b->starts = job;
     atomic_fetch_add_explicit(&b->depth, 1, memory_order_relaxed);
     uv_async_send(&b->async);
@@ -92,11 +92,11 @@ static void on_check(uv_check_t *h) {
     flowd_job_t *job = b->dirty;
     b->dirty = NULL;
     while (job != NULL) {
-        flowd_job_t *next = job->dirty_next;
-        job->dirty = 0;
-        job->dirty_next = NULL;
-        if (job->job != NULL) {
-            const char *node = flow_job_current_node(job->job);
+        flowd_job_t *next = job->run.dirty_next;
+        job->run.dirty = 0;
+        job->run.dirty_next = NULL;
+        if (job->run.job != NULL) {
+            const char *node = flow_job_current_node(job->run.job);
             if (node != job->current_node) {
                 flowd_job_lock(job);
                 job->current_node = node;
@@ -111,10 +111,10 @@ static void on_check(uv_check_t *h) {
 }
 
 static void mark_dirty(flowd_bridge_t *b, flowd_job_t *job) {
-    if (job->dirty || b->closed) /* closed: written by this thread, under the lock */
+    if (job->run.dirty || b->closed) /* closed: written by this thread, under the lock */
         return;
-    job->dirty = 1;
-    job->dirty_next = b->dirty;
+    job->run.dirty = 1;
+    job->run.dirty_next = b->dirty;
     b->dirty = flowd_job_ref(job);
     if (!uv_is_active((uv_handle_t *)&b->check))
         uv_check_start(&b->check, on_check);
@@ -185,8 +185,8 @@ static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, ch
         return;
     }
     flowd_checkpoint_t cp = {.status = flow_job_status(fj),
-                             .resume_node = job->resume_node,
-                             .tries = job->resume_tries,
+                             .resume_node = job->run.resume_node,
+                             .tries = job->run.resume_tries,
                              .steps = flow_job_steps(fj),
                              .started_us = flow_job_started_us(fj),
                              .shared = shared,
@@ -208,7 +208,7 @@ static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, ch
  * the last count. 0 when it is not counted after this step. */
 #define COUNT_FLOOR_NS 20000u
 static size_t count_shared(json_t *shared, flowd_job_t *job, const flow_step_t *step, size_t max) {
-    struct flowd_size_count *c = &job->size_count;
+    struct flowd_size_count *c = &job->run.size_count;
     if (step->end_us * 1000u < c->due_ns && step->seq < c->due_seq)
         return 0;
     uint64_t t0 = uv_hrtime();
@@ -263,8 +263,8 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
     flowd_metrics_steps(srv->metrics, 1);
     if (step->depth == 0) {
         /* the root flow moved on: a restart starts at its next node, with every try left */
-        job->resume_node = step->next;
-        job->resume_tries = 0;
+        job->run.resume_node = step->next;
+        job->run.resume_tries = 0;
     }
     char *shared = shared_after(srv, job, fj, step, &shared_len);
     /* the step's event gets the ring's next id (only this thread pushes): a shared store keeps it
@@ -284,7 +284,7 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
 static void on_retry(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const flow_event_t *ev) {
     if (ev->depth != 0 || ev->item != SIZE_MAX)
         return;
-    job->resume_tries = ev->attempt + 1;
+    job->run.resume_tries = ev->attempt + 1;
     checkpoint(b->srv, job, fj, NULL, 0, NULL, 0, 0, 0);
 }
 
@@ -320,7 +320,7 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     push_event(job, FLOW_EVENT_STATUS, 1, 0, data, len, is_static);
     /* The history is made from the ring's step events when they are all still there (short jobs);
      * otherwise it is kept as text now, while the engine still has it. */
-    job->history_count = flow_job_history_count(fj) + job->restored_steps;
+    job->history_count = flow_job_history_count(fj) + job->restart.restored_steps;
     flow_job_history_totals(fj, &job->totals);
     if (!flowd_ring_steps(&job->events, job->history_count, NULL)) {
         flow_buf_t hb;
@@ -393,7 +393,7 @@ static void on_event(flow_job_t *fj, const flow_event_t *ev, void *data) {
 static void on_done(flow_job_t *fj, void *data) {
     flowd_job_t *job = data;
     (void)fj;
-    job->job = NULL;
+    job->run.job = NULL;
     flowd_job_unref(job); /* the loop's reference, taken at start */
 }
 
@@ -469,7 +469,7 @@ static void restore_final(flowd_job_t *job, const flowd_stored_job_t *sj) {
     job->error.message = strdup_or_null(sj->error_message);
     job->error.node = strdup_or_null(sj->error_node);
     job->final_shared = dump_compact(sj->shared, &job->final_shared_len);
-    job->history_count = job->restored_steps;
+    job->history_count = job->restart.restored_steps;
     json_t *t = sj->totals;
     job->totals = (flow_history_totals_t){
         .steps = (uint64_t)json_integer_value(json_object_get(t, "steps")),
@@ -530,7 +530,7 @@ int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_d
                        len, 0);
         }
     }
-    job->restored_steps = json_array_size(sj->history);
+    job->restart.restored_steps = json_array_size(sj->history);
     job->steps = sj->steps;
     job->started_us = sj->started_us;
     set_last_action(job, sj->last_action);
@@ -546,17 +546,17 @@ int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_d
         return 0;
     }
     if (placeholder != NULL) {
-        job->store_failed = 1; /* ends failed when its start runs */
+        job->run.store_failed = 1; /* ends failed when its start runs */
         flowd_log(FLOW_LOG_WARN, "job %s: its flow %s cannot be loaded again; it ends failed", sj->id, sj->flow);
     } else if (completed) {
-        job->restart_node = NULL;
+        job->restart.node = NULL;
     } else if (sj->status != FLOW_QUEUED && sj->resume_node != NULL) {
-        job->restart_node = strdup(sj->resume_node);
-        job->restart_tries = sj->tries;
+        job->restart.node = strdup(sj->resume_node);
+        job->restart.tries = sj->tries;
     }
-    job->restart_steps = sj->status == FLOW_QUEUED ? 0 : sj->steps;
-    job->restart_visits = sj->status == FLOW_QUEUED ? 0 : root_steps(sj->history);
-    job->restart_done = completed;
+    job->restart.steps = sj->status == FLOW_QUEUED ? 0 : sj->steps;
+    job->restart.visits = sj->status == FLOW_QUEUED ? 0 : root_steps(sj->history);
+    job->restart.done = completed;
     rc = flowd_bridge_start(b, job, json_incref(sj->shared), json_incref(sj->params));
     flowd_job_unref(job);
     return rc;
@@ -571,7 +571,7 @@ static void restart_succeeded(flowd_server_t *srv, flowd_job_t *job, json_t *sha
     flowd_jobs_set_status_locked(job, FLOW_SUCCEEDED);
     job->finished_us = flow_wall_us();
     job->final_shared = dump_compact(shared, &job->final_shared_len);
-    job->history_count = job->restored_steps;
+    job->history_count = job->restart.restored_steps;
     job->totals.steps = job->steps;
     push_event(job, FLOW_EVENT_STATUS, 1, 0, data, len, is_static);
     job->done = 1;
@@ -585,21 +585,21 @@ static void restart_succeeded(flowd_server_t *srv, flowd_job_t *job, json_t *sha
 /* job: the queue's reference, dropped here. */
 static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
     flowd_server_t *srv = b->srv;
-    json_t *params = job->start_params;
+    json_t *params = job->run.start_params;
     flow_job_opts_t opts = {.id = job->id,
                             .params = params,
                             .on_event = on_event,
                             .on_done = on_done,
                             .data = job,
-                            .resume_node = job->restart_node,
-                            .resume_tries = job->restart_tries,
-                            .resume_steps = job->restart_steps,
-                            .resume_visits = job->restart_visits,
+                            .resume_node = job->restart.node,
+                            .resume_tries = job->restart.tries,
+                            .resume_steps = job->restart.steps,
+                            .resume_visits = job->restart.visits,
                             .resume_started_us = job->started_us}; /* 0 unless restored */
     flowd_config_job_limits(&srv->cfg, job->def, &opts);
     flow_job_t *fj = NULL;
-    json_t *shared = job->start_shared;
-    job->start_shared = job->start_params = NULL;
+    json_t *shared = job->run.start_shared;
+    job->run.start_shared = job->run.start_params = NULL;
     json_t *keep = json_incref(shared); /* for start_failed: flow_job_start steals shared */
     if (job->gone) { /* adopted, then taken over by another instance before it started here */
         json_decref(shared);
@@ -608,7 +608,7 @@ static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
         flowd_job_unref(job);
         return;
     }
-    if (job->restart_done) {
+    if (job->restart.done) {
         /* restored after its root flow had run its last node: it ends as it would have */
         json_decref(shared);
         json_decref(params);
@@ -617,7 +617,7 @@ static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
         flowd_job_unref(job);
         return;
     }
-    int rc = job->store_failed ? (json_decref(shared), FLOW_EIO) : flow_job_start(srv->eng, job->def, shared, &opts, &fj);
+    int rc = job->run.store_failed ? (json_decref(shared), FLOW_EIO) : flow_job_start(srv->eng, job->def, shared, &opts, &fj);
     json_decref(params); /* the engine keeps what it needs */
     if (rc < 0) {
         start_failed(srv, job, keep, rc);
@@ -626,16 +626,16 @@ static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
         return;
     }
     json_decref(keep);
-    job->job = fj; /* the queue's reference becomes the loop's, dropped in on_done */
-    if (job->restart_node != NULL) {
-        flow_node_t *n = flow_def_find(job->def, job->restart_node);
-        job->resume_node = n ? flow_node_name(n) : NULL;
-        job->resume_tries = job->restart_tries;
-        free(job->restart_node);
-        job->restart_node = NULL;
+    job->run.job = fj; /* the queue's reference becomes the loop's, dropped in on_done */
+    if (job->restart.node != NULL) {
+        flow_node_t *n = flow_def_find(job->def, job->restart.node);
+        job->run.resume_node = n ? flow_node_name(n) : NULL;
+        job->run.resume_tries = job->restart.tries;
+        free(job->restart.node);
+        job->restart.node = NULL;
     }
     flowd_metrics_job_started(srv->metrics);
-    if (job->cancel_pending)
+    if (job->run.cancel_pending)
         flow_job_cancel(fj);
 }
 
@@ -646,13 +646,13 @@ void flowd_bridge_forget(flowd_bridge_t *b, flowd_job_t *job) {
     job->gone = 1;
     flowd_watch_wake_locked(job); /* they end: gone */
     flowd_job_unlock(job);
-    if (job->job != NULL)
-        flow_job_cancel(job->job); /* its events are not recorded (on_event), on_done still runs */
+    if (job->run.job != NULL)
+        flow_job_cancel(job->run.job); /* its events are not recorded (on_event), on_done still runs */
     flowd_waiters_wake(job);
-    while (job->cancels != NULL) { /* it did not end here: the client asks again, and reaches the owner */
-        flowd_cmd_t *c = job->cancels;
-        job->cancels = c->next;
-        flowd_answer_error(&c->reply->answer, 503, "unavailable", "job %s moved to another instance; try again",
+    while (job->run.cancels != NULL) { /* it did not end here: the client asks again, and reaches the owner */
+        flowd_cmd_t *c = job->run.cancels;
+        job->run.cancels = c->next;
+        flowd_answer_error(&c->reply->answer, FLOWD_E_UNAVAILABLE, "job %s moved to another instance; try again",
                            job->id);
         reply_done(c);
         flowd_cmd_free(c);
@@ -664,16 +664,16 @@ void flowd_bridge_forget(flowd_bridge_t *b, flowd_job_t *job) {
  * next loop iteration), so that it shows the job canceled, with its error and end time. */
 static int run_cancel(flowd_cmd_t *c) {
     flowd_job_t *job = c->job;
-    if (job->job != NULL && flow_job_cancel(job->job) == 0) {
-        c->next = job->cancels;
-        job->cancels = c;
+    if (job->run.job != NULL && flow_job_cancel(job->run.job) == 0) {
+        c->next = job->run.cancels;
+        job->run.cancels = c;
         return 1;
     }
-    if (job->job == NULL && !job->ended) {
-        job->cancel_pending = 1; /* its start command is still on its way */
+    if (job->run.job == NULL && !job->ended) {
+        job->run.cancel_pending = 1; /* its start command is still on its way */
         reply_job(c, 202);
     } else {
-        flowd_answer_error(&c->reply->answer, 409, "already_ended", "job %s has already ended (%s)",
+        flowd_answer_error(&c->reply->answer, FLOWD_E_ALREADY_ENDED, "job %s has already ended (%s)",
                            job->id, flow_status_name(flowd_job_status(job)));
     }
     reply_done(c);
@@ -682,9 +682,9 @@ static int run_cancel(flowd_cmd_t *c) {
 
 /* The job has ended: the cancels that waited for it are answered. */
 static void answer_cancels(flowd_job_t *job) {
-    while (job->cancels != NULL) {
-        flowd_cmd_t *c = job->cancels;
-        job->cancels = c->next;
+    while (job->run.cancels != NULL) {
+        flowd_cmd_t *c = job->run.cancels;
+        job->run.cancels = c->next;
         reply_job(c, 202);
         reply_done(c);
         flowd_cmd_free(c);
@@ -693,20 +693,20 @@ static void answer_cancels(flowd_job_t *job) {
 
 static void run_input(flowd_cmd_t *c) {
     flowd_job_t *job = c->job;
-    flow_status_t status = job->job ? flow_job_status(job->job) : flowd_job_status(job);
-    if (job->job == NULL || status != FLOW_WAITING) {
-        flowd_answer_error(&c->reply->answer, 409, "not_waiting",
+    flow_status_t status = job->run.job ? flow_job_status(job->run.job) : flowd_job_status(job);
+    if (job->run.job == NULL || status != FLOW_WAITING) {
+        flowd_answer_error(&c->reply->answer, FLOWD_E_NOT_WAITING,
                            "job %s is %s, not waiting for input", job->id, flow_status_name(status));
     } else {
         flow_error_t err = {0};
-        int rc = flow_job_input(job->job, c->value, &err);
+        int rc = flow_job_input(job->run.job, c->value, &err);
         if (rc == 0)
             reply_job(c, 202);
         else if (rc == FLOW_ESTATE)
-            flowd_answer_error(&c->reply->answer, 409, "not_waiting",
+            flowd_answer_error(&c->reply->answer, FLOWD_E_NOT_WAITING,
                                "job %s is not waiting for input", job->id);
         else
-            flowd_answer_error(&c->reply->answer, 422, "invalid_input", "%s",
+            flowd_answer_error(&c->reply->answer, FLOWD_E_INVALID_INPUT, "%s",
                                err.message ? err.message : flow_strerror(rc));
         flow_error_clear(&err);
     }
@@ -715,13 +715,13 @@ static void run_input(flowd_cmd_t *c) {
 
 static void run_shared(flowd_cmd_t *c) {
     flowd_job_t *job = c->job;
-    if (job->job != NULL)
-        flowd_render_shared(&c->reply->answer, NULL, 0, flow_job_shared(job->job), c->pointer);
+    if (job->run.job != NULL)
+        flowd_render_shared(&c->reply->answer, NULL, 0, flow_job_shared(job->run.job), c->pointer);
     else if (job->done && job->final_shared != NULL) /* set once, by this thread */
         flowd_render_shared(&c->reply->answer, job->final_shared, job->final_shared_len, NULL,
                             c->pointer);
     else
-        flowd_answer_error(&c->reply->answer, 500, "internal", "job %s has no shared store", job->id);
+        flowd_answer_error(&c->reply->answer, FLOWD_E_INTERNAL, "job %s has no shared store", job->id);
     reply_done(c);
 }
 
@@ -730,10 +730,10 @@ static void run_history(flowd_cmd_t *c) {
     flowd_answer_t *a = &c->reply->answer;
     flow_buf_t b;
     flow_buf_init(&b, flowd_render_max_answer());
-    if (job->job != NULL) {
+    if (job->run.job != NULL) {
         flow_buf_t compact; /* its indented text is longer: the same cap */
         flow_buf_init(&compact, flowd_render_max_answer());
-        flowd_render_history(&compact, job->job, job->id);
+        flowd_render_history(&compact, job->run.job, job->id);
         if (compact.err)
             b.err = compact.err;
         else
@@ -742,7 +742,7 @@ static void run_history(flowd_cmd_t *c) {
     } else if (job->done) {
         flowd_render_done_history(&b, job);
     } else {
-        flowd_answer_error(a, 500, "internal", "job %s has no history", job->id);
+        flowd_answer_error(a, FLOWD_E_INTERNAL, "job %s has no history", job->id);
         reply_done(c);
         return;
     }
@@ -789,8 +789,8 @@ static void drain(flowd_bridge_t *b) {
     flowd_cmd_t *fifo = NULL;
     uint64_t n = 0;
     while (starts != NULL) {
-        flowd_job_t *next = starts->start_next;
-        starts->start_next = sfifo;
+        flowd_job_t *next = starts->run.start_next;
+        starts->run.start_next = sfifo;
         sfifo = starts;
         starts = next;
         n++;
@@ -804,8 +804,8 @@ static void drain(flowd_bridge_t *b) {
     }
     atomic_fetch_sub_explicit(&b->depth, n, memory_order_relaxed);
     while (sfifo != NULL) {
-        flowd_job_t *next = sfifo->start_next;
-        sfifo->start_next = NULL;
+        flowd_job_t *next = sfifo->run.start_next;
+        sfifo->run.start_next = NULL;
         run_start(b, sfifo);
         sfifo = next;
     }
@@ -859,8 +859,8 @@ void flowd_bridge_close(flowd_bridge_t *b) {
     pthread_mutex_unlock(&b->lock);
     flowd_job_t *job = b->dirty;
     while (job != NULL) {
-        flowd_job_t *next = job->dirty_next;
-        job->dirty = 0;
+        flowd_job_t *next = job->run.dirty_next;
+        job->run.dirty = 0;
         flowd_job_unref(job);
         job = next;
     }

@@ -21,7 +21,7 @@
 #include <microhttpd.h>
 
 #include "render.h"
-#include "server.h"
+#include "core.h"
 #include "store.h"
 
 typedef enum flowd_cmd_type {

@@ -402,8 +402,9 @@ static void on_event(flow_job_t *job, const flow_event_t *ev, void *data) {
         print_step(ev->step);
         break;
     case FLOW_EVENT_RETRY:
-        fprintf(stderr, "%*sretry %s: try %u failed (%s: %s)\n", (int)ev->depth * 2, "", ev->node, ev->attempt + 1,
-                flow_err_name(ev->error->code), ev->error->message ? ev->error->message : "");
+        fprintf(stderr, "%*sretry %s: try %u failed (%s: %s), next in %llu ms\n", (int)ev->depth * 2, "",
+                ev->node, ev->attempt + 1, flow_err_name(ev->error->code),
+                ev->error->message ? ev->error->message : "", (unsigned long long)ev->wait_ms);
         break;
     case FLOW_EVENT_STATUS:
         if (ev->status == FLOW_WAITING && !r->asking)

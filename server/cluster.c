@@ -244,10 +244,10 @@ static void remote_cmd_done(flowd_cmd_t *cmd) {
     free(rc);
 }
 
-static void answer_now(flowd_cluster_t *c, uint64_t token, unsigned status, const char *code, const char *message) {
+static void answer_now(flowd_cluster_t *c, uint64_t token, flowd_apierr_t err, const char *message) {
     size_t len = 0;
-    char *body = flowd_render_error(code, &len, "%s", message);
-    c->srv->store->cluster->answer(c->srv->store, token, status, body, len);
+    char *body = flowd_render_error(err, &len, "%s", message);
+    c->srv->store->cluster->answer(c->srv->store, token, flowd_apierr_status(err), body, len);
 }
 
 /* Returns 1 when the item is kept to be tried again. */
@@ -256,7 +256,7 @@ static int command(flowd_cluster_t *c, item_t *it) {
     if (job == NULL) {
         if (++it->tries < RETRY_TIMES)
             return 1; /* claimed, and on its way to the table */
-        answer_now(c, it->token, 503, "unavailable", "the job's instance could not run the command; try again");
+        answer_now(c, it->token, FLOWD_E_UNAVAILABLE, "the job's instance could not run the command; try again");
         return 0;
     }
     remote_cmd_t *rc = calloc(1, sizeof *rc);
@@ -264,7 +264,7 @@ static int command(flowd_cluster_t *c, item_t *it) {
     flowd_job_unref(job);
     if (cmd == NULL) {
         free(rc);
-        answer_now(c, it->token, 500, "internal", "out of memory");
+        answer_now(c, it->token, FLOWD_E_INTERNAL, "out of memory");
         return 0;
     }
     rc->c = c;
@@ -276,7 +276,7 @@ static int command(flowd_cluster_t *c, item_t *it) {
     it->value = NULL;
     if (flowd_bridge_push(c->srv->bridge, cmd) < 0) { /* shutting down: cmd is freed */
         free(rc);
-        answer_now(c, it->token, 503, "shutting_down", "the job's instance is shutting down; try again");
+        answer_now(c, it->token, FLOWD_E_SHUTTING_DOWN, "the job's instance is shutting down; try again");
     }
     return 0;
 }

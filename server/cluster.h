@@ -15,7 +15,7 @@
 #include <microhttpd.h>
 
 #include "render.h"
-#include "server.h"
+#include "core.h"
 #include "store_cluster.h"
 
 typedef struct flowd_cluster flowd_cluster_t;

@@ -17,13 +17,14 @@
 #include <unistd.h>
 
 #include "flow.h"
+#include "flow/queue.h"
 #include "log.h"
 
 #define TICK_MS 100      /* how late a deadline may be met */
 #define DROP_CHUNK 65536 /* bytes read at a time from a lingering socket */
 
 struct flowd_conn {
-    flowd_conn_t *prev, *next; /* the list, under the lock */
+    flow_queue_t node; /* in the list of open connections, under the lock */
     flowd_conns_t *cs;
     MHD_socket fd;
     char addr[INET6_ADDRSTRLEN];
@@ -45,7 +46,7 @@ typedef struct lingering {
 struct flowd_conns {
     flowd_conns_opts_t o;
     pthread_mutex_t lock;
-    flowd_conn_t *head;   /* under lock */
+    flow_queue_t conns;   /* the open connections (flowd_conn_t's node), under lock */
     lingering_t *pending; /* handed over by NOTIFY_CLOSED, under lock */
     size_t npending;
     int stopping; /* under lock */
@@ -82,10 +83,7 @@ void flowd_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_co
                       sizeof c->addr);
         atomic_store(&c->close_at_ms, flow_mono_ms() + cs->o.header_timeout_ms);
         pthread_mutex_lock(&cs->lock);
-        c->next = cs->head;
-        if (cs->head != NULL)
-            cs->head->prev = c;
-        cs->head = c;
+        flow_queue_insert_head(&cs->conns, &c->node);
         pthread_mutex_unlock(&cs->lock);
         return;
     }
@@ -95,12 +93,7 @@ void flowd_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_co
         return;
     int lingers = 0;
     pthread_mutex_lock(&cs->lock);
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else if (cs->head == c)
-        cs->head = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
+    flow_queue_remove(&c->node);
     if (atomic_load(&c->linger) && !cs->stopping && cs->npending < cs->o.linger_max) {
         /* MHD closes its descriptor after this: ours keeps the socket open */
         int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
@@ -157,7 +150,9 @@ void flowd_conn_linger(flowd_conn_t *c) {
 
 /* Connections past their deadline: MHD sees the end of the stream and closes them. */
 static void enforce_deadlines(flowd_conns_t *cs, uint64_t now) {
-    for (flowd_conn_t *c = cs->head; c != NULL; c = c->next) {
+    flow_queue_t *q;
+    FLOW_QUEUE_FOREACH(q, &cs->conns) {
+        flowd_conn_t *c = FLOW_QUEUE_DATA(q, flowd_conn_t, node);
         uint64_t at = atomic_load(&c->close_at_ms);
         if (at == 0 || now < at)
             continue;
@@ -259,6 +254,7 @@ int flowd_conns_new(const flowd_conns_opts_t *opts, flowd_conns_t **out) {
     flowd_conns_t *cs = calloc(1, sizeof *cs);
     if (cs == NULL)
         return FLOW_ENOMEM;
+    flow_queue_init(&cs->conns);
     cs->o = *opts;
     if (cs->o.linger_max == 0)
         cs->o.linger_max = 1;
@@ -300,10 +296,10 @@ void flowd_conns_free(flowd_conns_t *cs) {
     for (size_t i = 0; i < cs->npending; i++)
         close(cs->pending[i].fd);
     /* connections MHD never closed (it has stopped: none) are freed with their memory */
-    while (cs->head != NULL) {
-        flowd_conn_t *c = cs->head;
-        cs->head = c->next;
-        free(c);
+    while (!flow_queue_empty(&cs->conns)) {
+        flow_queue_t *q = flow_queue_head(&cs->conns);
+        flow_queue_remove(q);
+        free(FLOW_QUEUE_DATA(q, flowd_conn_t, node));
     }
     close(cs->wake);
     pthread_mutex_destroy(&cs->lock);

@@ -4,12 +4,13 @@
  *   431 header_too_large   the request line and headers are over --max-header (counted on the first
  *                          call; MHD's own per-connection memory is set well above it, so that MHD's
  *                          own non-JSON 431 only comes for headers several times the cap);
- *   404 not_found          no such route; 405 method_not_allowed (with Allow) for another method;
+ *   404 not_found          no such route; 405 method_not_allowed (with Allow) for another method
+ *                          (the routes, their methods, roles, query parameters and bodies are one
+ *                          table: http_routes.h);
  *   401 unauthorized       with a key file (auth.h): no key, or one that is not in it (with
- *                          WWW-Authenticate); 403 forbidden: the key's role may not (role_needed
- *                          holds the role of every route); a POST or PUT gets these before its body
- *                          is read;
- *   415 unsupported_media_type  a POST body that is not application/json;
+ *                          WWW-Authenticate); 403 forbidden: the key's role may not (the route's
+ *                          role); a route that takes a body gets these before its body is read;
+ *   415 unsupported_media_type  a JSON body that is not application/json;
  *   413 payload_too_large  a Content-Length over --max-body, before reading; or a chunked body that
  *                          grows past it (read and dropped up to twice the cap, then the connection
  *                          is closed without an answer);
@@ -22,7 +23,8 @@
 #ifndef FLOWD_HTTP_H
 #define FLOWD_HTTP_H
 
-#include "server.h"
+#include "apierr.h"
+#include "core.h"
 
 /* Starts the daemon (srv->cfg says where and how); *port gets the port it listens on. 0, or
  * FLOW_EIO after logging why. */
@@ -37,15 +39,13 @@ size_t flowd_http_suspended(flowd_http_t *h);
 /* Stops the daemon and its threads and frees h. Every suspended connection must have been resumed. */
 void flowd_http_stop(flowd_http_t *h);
 
-/* ---- for tests and fuzzing: the pure parts of the request checks ---- */
+/* ---- for tests and fuzzing: the pure parts of the request checks (routing a path is
+ * flowd_path_match, http_routes.h) ---- */
 
-/* The route of a request's path (already percent-decoded by libmicrohttpd); *arg and *arg_len: the
- * {id} or {name} in it, pointing into url (NULL and 0 when the route has none). */
-flowd_route_t flowd_http_route(const char *url, const char **arg, size_t *arg_len);
 /* The body [body, body+len) as a JSON object (a new reference), or NULL with the answer to give:
- * *status 400, *code "invalid_json" or "bad_request" (static) and the message in msg (msglen bytes;
- * example is the object it suggests). */
-json_t *flowd_http_body_object(const char *body, size_t len, const char *example, unsigned *status,
-                               const char **code, char *msg, size_t msglen);
+ * *code FLOWD_E_INVALID_JSON or FLOWD_E_BAD_REQUEST and the message in msg (msglen bytes; example
+ * is the object it suggests). */
+json_t *flowd_http_body_object(const char *body, size_t len, const char *example, flowd_apierr_t *code,
+                               char *msg, size_t msglen);
 
 #endif

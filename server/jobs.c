@@ -45,7 +45,7 @@ struct flowd_jobs {
     _Atomic uint64_t active;
 
     /* Loop only. */
-    _Alignas(64) flowd_job_t *fhead, *ftail; /* finished, oldest first */
+    _Alignas(64) flow_queue_t finished; /* records ended, oldest first (flowd_job_t's finished) */
     size_t nfinished;
 };
 
@@ -131,6 +131,7 @@ int flowd_jobs_new(const flowd_jobs_opts_t *opts, flowd_jobs_t **out) {
     }
     pthread_mutex_init(&t->list_lock, NULL);
     pthread_mutex_init(&t->idem_lock, NULL);
+    flow_queue_init(&t->finished);
     *out = t;
     return 0;
 }
@@ -140,8 +141,8 @@ void *flowd_jobs_data(flowd_jobs_t *t) {
 }
 
 static void job_free(flowd_job_t *job) {
-    json_decref(job->start_shared); /* never started: the server stopped first */
-    json_decref(job->start_params);
+    json_decref(job->run.start_shared); /* never started: the server stopped first */
+    json_decref(job->run.start_params);
     flow_def_unref(job->def);
     free(job->idem_key);
     if (job->last_action != job->last_action_buf)
@@ -150,7 +151,7 @@ static void job_free(flowd_job_t *job) {
     flow_error_clear(&job->error);
     free(job->final_shared);
     free(job->final_history);
-    free(job->restart_node);
+    free(job->restart.node);
     flowd_ring_free(&job->events);
     free(job);
 }
@@ -521,16 +522,14 @@ void flowd_jobs_set_status_locked(flowd_job_t *job, flow_status_t status) {
     }
 }
 
+static flowd_job_t *oldest_finished(const flowd_jobs_t *t) {
+    if (flow_queue_empty(&t->finished))
+        return NULL;
+    return FLOW_QUEUE_DATA(flow_queue_head(&t->finished), flowd_job_t, finished);
+}
+
 static void evict(flowd_jobs_t *t, flowd_job_t *job) {
-    if (job->fprev != NULL)
-        job->fprev->fnext = job->fnext;
-    else
-        t->fhead = job->fnext;
-    if (job->fnext != NULL)
-        job->fnext->fprev = job->fprev;
-    else
-        t->ftail = job->fprev;
-    job->fprev = job->fnext = NULL;
+    flow_queue_remove(&job->finished);
     t->nfinished--;
     shard_remove(t, job);
     list_remove(t, job);
@@ -547,31 +546,17 @@ void flowd_jobs_ended(flowd_jobs_t *t, flowd_job_t *job) {
         return;
     job->ended = 1;
     atomic_fetch_sub(&t->active, 1);
-    job->fprev = t->ftail;
-    job->fnext = NULL;
-    if (t->ftail != NULL)
-        t->ftail->fnext = job;
-    else
-        t->fhead = job;
-    t->ftail = job;
+    flow_queue_insert_tail(&t->finished, &job->finished);
     t->nfinished++;
     while (t->nfinished > t->o.max_finished)
-        evict(t, t->fhead);
+        evict(t, oldest_finished(t));
 }
 
 void flowd_jobs_forget(flowd_jobs_t *t, flowd_job_t *job) {
     if (!job->in_table)
         return;
     if (job->ended) {
-        if (job->fprev != NULL)
-            job->fprev->fnext = job->fnext;
-        else
-            t->fhead = job->fnext;
-        if (job->fnext != NULL)
-            job->fnext->fprev = job->fprev;
-        else
-            t->ftail = job->fprev;
-        job->fprev = job->fnext = NULL;
+        flow_queue_remove(&job->finished);
         t->nfinished--;
     } else {
         job->ended = 1; /* it no longer counts as active here */
@@ -587,8 +572,9 @@ void flowd_jobs_forget(flowd_jobs_t *t, flowd_job_t *job) {
 
 size_t flowd_jobs_sweep(flowd_jobs_t *t, uint64_t now_us) {
     size_t n = 0;
-    while (t->fhead != NULL && t->fhead->finished_us + t->o.retention_us <= now_us) {
-        evict(t, t->fhead);
+    flowd_job_t *job;
+    while ((job = oldest_finished(t)) != NULL && job->finished_us + t->o.retention_us <= now_us) {
+        evict(t, job);
         n++;
     }
     return n;

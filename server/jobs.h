@@ -18,9 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "events.h"
 #include "flow.h"
-#include "store.h"
+#include "flow/queue.h"
+#include "ring.h"
 
 #define FLOWD_ID_LEN 32 /* lowercase hex of 16 bytes: 6 of time, 10 random */
 
@@ -61,49 +61,59 @@ struct flowd_job {
     flow_history_totals_t totals; /* once done */
     char last_action_buf[24];
     flowd_ring_t events;
-    flowd_watch_t *sleepers;     /* event streams suspended until the next event */
+    /* events.c's lists (events.h): event streams suspended until the next event (under the
+     * record's lock), and long polls (loop only). */
+    struct flowd_watch *sleepers;
+    struct flowd_waiter *waiters;
 
     /* The table's own links. */
     flowd_job_t *hnext;          /* bucket chain (shard lock) */
     flowd_job_t *inext;          /* Idempotency-Key chain (idempotency lock) */
-    flowd_job_t *fprev, *fnext;  /* finished records, oldest first (loop only) */
+    flow_queue_t finished;       /* in the table's finished records, oldest first, once ended (loop only) */
     uint8_t in_table;            /* shard lock */
     uint8_t ended;               /* loop only: flowd_jobs_ended ran */
 
-    /* The start hand-off (bridge.h): set by the HTTP thread before the push, taken by the loop. */
-    json_t *start_shared, *start_params;
-    flowd_job_t *start_next;
+    /* bridge.c's (bridge.h): how the loop runs the job. */
+    struct flowd_job_run {
+        /* The start hand-off: set by the HTTP thread before the push, taken by the loop. */
+        json_t *start_shared, *start_params;
+        flowd_job_t *start_next;
+        uint8_t store_failed;        /* the store refused it: it ends failed */
+        /* Loop only. */
+        flow_job_t *job;             /* while the engine runs it */
+        struct flowd_cmd *cancels;   /* cancel calls answered once the job has ended */
+        flowd_job_t *dirty_next;     /* records whose current node may have moved */
+        uint8_t dirty;
+        uint8_t cancel_pending;      /* canceled before its start command reached the loop */
+        /* where a restart would resume it: the root flow's next node (borrowed from def) and the
+         * tries it used; the stores write them with each checkpoint */
+        const char *resume_node;
+        unsigned resume_tries;
+        /* with the memory store: when the shared store's size is counted next (a time, or a
+         * step), and what the last count found after which step */
+        struct flowd_size_count {
+            uint64_t due_ns, due_seq, bytes, seq;
+        } size_count;
+    } run;
 
-    /* Loop only. */
-    flow_job_t *job;             /* while the engine runs it */
-    flowd_waiter_t *waiters;     /* long polls */
-    struct flowd_cmd *cancels;   /* cancel calls answered once the job has ended (bridge.c) */
-    flowd_job_t *dirty_next;     /* bridge: records whose current node may have moved */
-    uint8_t dirty;
-    uint8_t cancel_pending;      /* canceled before its start command reached the loop */
-    uint8_t store_failed;        /* set before its start is pushed: the store refused it */
-    /* where a restart would resume it: the root flow's next node (borrowed from def) and the tries
-     * it used; and, for a job a store gave back at start, where its run picks up */
-    const char *resume_node;
-    unsigned resume_tries;
-    char *restart_node;
-    unsigned restart_tries;
-    uint64_t restart_steps;
-    uint64_t restart_visits;     /* root-level steps of its history: its visits number on from them */
-    uint64_t restored_steps;     /* history entries given back by the store, in the ring */
-    uint8_t restart_done;        /* given back with nothing left to run: it only has to end */
-    /* bridge, memory store: when the shared store's size is counted next (a time, or a step), and
-     * what the last count found after which step */
-    struct flowd_size_count {
-        uint64_t due_ns, due_seq, bytes, seq;
-    } size_count;
+    /* bridge.c's, loop only: for a job a store gave back at start, where its run picks up. */
+    struct flowd_job_restart {
+        char *node;
+        unsigned tries;
+        uint64_t steps;
+        uint64_t visits;             /* root-level steps of its history: its visits number on */
+        uint64_t restored_steps;     /* history entries given back by the store, in the ring */
+        uint8_t done;                /* given back with nothing left to run: it only has to end */
+    } restart;
 
-    /* A durable store, under its queue's lock: the job's last checkpoint with a shared store that is
-     * still queued (the store's take count was queued_take), whose store a newer checkpoint then
-     * takes the place of: a store that falls behind holds one shared store per job, not one per
-     * step. */
-    void *queued_checkpoint;
-    uint64_t queued_take;
+    /* store_writer.c's, under its queue's lock (a durable store): the job's last checkpoint with a
+     * shared store that is still queued (the store's take count was take), whose store a newer
+     * checkpoint then takes the place of: a store that falls behind holds one shared store per
+     * job, not one per step. */
+    struct flowd_job_queued {
+        void *checkpoint;
+        uint64_t take;
+    } queued;
 };
 
 typedef struct flowd_jobs_opts {

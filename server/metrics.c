@@ -6,11 +6,6 @@
 
 #include "flow.h"
 
-static const char *const templates[FLOWD_ROUTES] = {
-    "/v1/jobs",          "/v1/jobs/{id}",         "/v1/jobs/{id}/shared", "/v1/jobs/{id}/history",
-    "/v1/jobs/{id}/events", "/v1/jobs/{id}/input", "/v1/jobs/{id}/cancel", "/v1/flows",
-    "/v1/flows/{name}",  "/healthz",              "/metrics",             "other"};
-
 /* The codes flowd answers with; anything else (MHD's own answers) counts under "other". */
 static const unsigned codes[] = {200, 202, 400, 404, 405, 409, 413, 415, 422, 429, 431, 500, 503};
 #define NCODES (sizeof codes / sizeof codes[0] + 1)
@@ -21,16 +16,12 @@ static const uint64_t bounds_us[] = {100,   250,    500,    1000,    2500,    50
 #define NBOUNDS (sizeof bounds_us / sizeof bounds_us[0])
 
 struct flowd_metrics {
-    _Atomic uint64_t requests[FLOWD_ROUTES][NCODES];
-    _Atomic uint64_t buckets[FLOWD_ROUTES][NBOUNDS + 1]; /* not cumulative; summed when rendered */
-    _Atomic uint64_t sum_us[FLOWD_ROUTES];
+    _Atomic uint64_t requests[FLOWD_PATHS][NCODES];
+    _Atomic uint64_t buckets[FLOWD_PATHS][NBOUNDS + 1]; /* not cumulative; summed when rendered */
+    _Atomic uint64_t sum_us[FLOWD_PATHS];
     _Atomic uint64_t steps;
     _Atomic uint64_t started;
 };
-
-const char *flowd_route_template(flowd_route_t route) {
-    return (unsigned)route < FLOWD_ROUTES ? templates[route] : "other";
-}
 
 int flowd_metrics_new(flowd_metrics_t **out) {
     flowd_metrics_t *m = calloc(1, sizeof *m);
@@ -44,7 +35,7 @@ void flowd_metrics_free(flowd_metrics_t *m) {
     free(m);
 }
 
-void flowd_metrics_request(flowd_metrics_t *m, flowd_route_t route, unsigned code, uint64_t us) {
+void flowd_metrics_request(flowd_metrics_t *m, flowd_path_t path, unsigned code, uint64_t us) {
     size_t c = NCODES - 1;
     for (size_t i = 0; i < NCODES - 1; i++) {
         if (codes[i] == code) {
@@ -55,11 +46,11 @@ void flowd_metrics_request(flowd_metrics_t *m, flowd_route_t route, unsigned cod
     size_t b = 0;
     while (b < NBOUNDS && us > bounds_us[b])
         b++;
-    if ((unsigned)route >= FLOWD_ROUTES)
-        route = FLOWD_R_OTHER;
-    atomic_fetch_add_explicit(&m->requests[route][c], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->buckets[route][b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->sum_us[route], us, memory_order_relaxed);
+    if ((unsigned)path >= FLOWD_PATHS)
+        path = FLOWD_P_OTHER;
+    atomic_fetch_add_explicit(&m->requests[path][c], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->buckets[path][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->sum_us[path], us, memory_order_relaxed);
 }
 
 void flowd_metrics_steps(flowd_metrics_t *m, uint64_t n) {
@@ -102,23 +93,23 @@ void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flow_buf_
                      (unsigned long long)g->suspended);
     flow_buf_adds(b, "# HELP flowd_http_requests_total HTTP requests answered, by route and code.\n"
                       "# TYPE flowd_http_requests_total counter\n");
-    for (int r = 0; r < FLOWD_ROUTES; r++) {
+    for (int r = 0; r < FLOWD_PATHS; r++) {
         for (size_t c = 0; c < NCODES; c++) {
             uint64_t n = get(&m->requests[r][c]);
             if (n == 0)
                 continue;
             if (c == NCODES - 1)
                 flow_buf_printf(b, "flowd_http_requests_total{route=\"%s\",code=\"other\"} %llu\n",
-                                 templates[r], (unsigned long long)n);
+                                 flowd_path_pattern((flowd_path_t)r), (unsigned long long)n);
             else
                 flow_buf_printf(b, "flowd_http_requests_total{route=\"%s\",code=\"%u\"} %llu\n",
-                                 templates[r], codes[c], (unsigned long long)n);
+                                 flowd_path_pattern((flowd_path_t)r), codes[c], (unsigned long long)n);
         }
     }
     flow_buf_adds(b, "# HELP flowd_http_request_duration_seconds Time from a request's headers to "
                       "the end of its answer, by route.\n"
                       "# TYPE flowd_http_request_duration_seconds histogram\n");
-    for (int r = 0; r < FLOWD_ROUTES; r++) {
+    for (int r = 0; r < FLOWD_PATHS; r++) {
         uint64_t counts[NBOUNDS + 1], total = 0;
         for (size_t i = 0; i <= NBOUNDS; i++)
             total += counts[i] = get(&m->buckets[r][i]);
@@ -129,14 +120,14 @@ void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flow_buf_
             cum += counts[i];
             if (i < NBOUNDS)
                 flow_buf_printf(b, "flowd_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-                                 templates[r], (double)bounds_us[i] / 1e6, (unsigned long long)cum);
+                                 flowd_path_pattern((flowd_path_t)r), (double)bounds_us[i] / 1e6, (unsigned long long)cum);
             else
                 flow_buf_printf(b, "flowd_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
-                                 templates[r], (unsigned long long)cum);
+                                 flowd_path_pattern((flowd_path_t)r), (unsigned long long)cum);
         }
         flow_buf_printf(b, "flowd_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
-                         templates[r], (double)get(&m->sum_us[r]) / 1e6);
+                         flowd_path_pattern((flowd_path_t)r), (double)get(&m->sum_us[r]) / 1e6);
         flow_buf_printf(b, "flowd_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
-                         templates[r], (unsigned long long)total);
+                         flowd_path_pattern((flowd_path_t)r), (unsigned long long)total);
     }
 }

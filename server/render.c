@@ -8,38 +8,78 @@
 
 #include "auth.h"
 #include "flow/pointer.h"
+#include "flow/problems.h"
 
-char *flowd_render_error(const char *code, size_t *len, const char *fmt, ...) {
-    char message[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
-    va_end(ap);
-    flow_buf_t b;
-    flowd_jw_t w;
-    flow_buf_init(&b, 0);
-    flowd_jw_init(&w, &b, 2);
-    flowd_jw_obj(&w);
-    flowd_jw_key(&w, "error");
-    flowd_jw_obj(&w);
-    flowd_jw_key(&w, "code");
-    flowd_jw_str(&w, code);
-    flowd_jw_key(&w, "message");
-    flowd_jw_str(&w, message);
-    flowd_jw_obj_end(&w);
-    flowd_jw_obj_end(&w);
-    flow_buf_addc(&b, '\n');
-    return flow_buf_take(&b, len);
+/* {"error": {"code": ..., "message": message, left open for more members. */
+static void error_open(flowd_jw_t *w, flow_buf_t *b, flowd_apierr_t err, const char *message) {
+    flow_buf_init(b, 0);
+    flowd_jw_init(w, b, 2);
+    flowd_jw_obj(w);
+    flowd_jw_key(w, "error");
+    flowd_jw_obj(w);
+    flowd_jw_key(w, "code");
+    flowd_jw_str(w, flowd_apierr_code(err));
+    flowd_jw_key(w, "message");
+    flowd_jw_str(w, message);
 }
 
-void flowd_answer_error(flowd_answer_t *a, unsigned status, const char *code, const char *fmt, ...) {
+/* Closes what error_open opened; the body. */
+static char *error_close(flowd_jw_t *w, flow_buf_t *b, size_t *len) {
+    flowd_jw_obj_end(w);
+    flowd_jw_obj_end(w);
+    flow_buf_addc(b, '\n');
+    return flow_buf_take(b, len);
+}
+
+/* err's body with message (NULL: err's default) */
+static char *error_body(flowd_apierr_t err, size_t *len, const char *fmt, va_list ap) {
     char message[1024];
+    if (fmt == NULL)
+        snprintf(message, sizeof message, "%s", flowd_apierr_message(err));
+    else
+        vsnprintf(message, sizeof message, fmt, ap);
+    flow_buf_t b;
+    flowd_jw_t w;
+    error_open(&w, &b, err, message);
+    return error_close(&w, &b, len);
+}
+
+char *flowd_render_problems(const flow_problems_t *p, size_t *len) {
+    flow_buf_t b;
+    flowd_jw_t w;
+    size_t total = flow_problems_total(p);
+    char message[128];
+    snprintf(message, sizeof message, "the flow document has %zu problem%s", total,
+             total == 1 ? "" : "s");
+    error_open(&w, &b, FLOWD_E_INVALID_FLOW, message);
+    flowd_jw_key(&w, "problems");
+    flowd_jw_arr(&w);
+    for (size_t i = 0; i < p->count; i++) {
+        flowd_jw_obj(&w);
+        flowd_jw_key(&w, "where");
+        flowd_jw_str(&w, p->items[i].where);
+        flowd_jw_key(&w, "message");
+        flowd_jw_str(&w, p->items[i].message);
+        flowd_jw_obj_end(&w);
+    }
+    flowd_jw_arr_end(&w);
+    return error_close(&w, &b, len);
+}
+
+char *flowd_render_error(flowd_apierr_t err, size_t *len, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
+    char *body = error_body(err, len, fmt, ap);
     va_end(ap);
-    a->status = status;
-    a->body = flowd_render_error(code, &a->len, "%s", message);
+    return body;
+}
+
+void flowd_answer_error(flowd_answer_t *a, flowd_apierr_t err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    a->status = flowd_apierr_status(err);
+    a->body = error_body(err, &a->len, fmt, ap);
+    va_end(ap);
 }
 
 void flowd_render_job_view(flowd_jw_t *w, const flowd_job_view_t *v) {
@@ -229,7 +269,7 @@ void flowd_answer_take(flowd_answer_t *a, flow_buf_t *b, const char *what, const
         return;
     a->len = 0;
     if (err == FLOW_ETOOBIG)
-        flowd_answer_error(a, 422, "answer_too_large",
+        flowd_answer_error(a, FLOWD_E_ANSWER_TOO_LARGE,
                            "%s is over %zu bytes, the most one answer holds (--max-answer): %s",
                            what, b->max, hint);
     else
@@ -257,12 +297,12 @@ void flowd_render_shared(flowd_answer_t *a, const char *compact, size_t len, jso
     }
     json_t *value = root;
     if (root == NULL) {
-        flowd_answer_error(a, 500, "internal", "the shared store could not be read");
+        flowd_answer_error(a, FLOWD_E_INTERNAL, "the shared store could not be read");
         return;
     }
     if (pointer != NULL && *pointer != '\0' && flow_pointer_get(root, pointer, &value) < 0) {
         json_decref(parsed);
-        flowd_answer_error(a, 404, "not_found", "nothing at pointer '%.200s' in the shared store", pointer);
+        flowd_answer_error(a, FLOWD_E_NOT_FOUND, "nothing at pointer '%.200s' in the shared store", pointer);
         return;
     }
     flowd_jw_t w;

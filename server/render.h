@@ -7,7 +7,9 @@
 
 #include <stddef.h>
 
+#include "apierr.h"
 #include "flow.h"
+#include "flow/problems.h"
 #include "jobs.h"
 #include "jsonw.h"
 
@@ -18,11 +20,15 @@ typedef struct flowd_answer {
     size_t len;
 } flowd_answer_t;
 
-/* {"error": {"code": code, "message": ...}} with a newline; code is one of the Error schema's. */
-char *flowd_render_error(const char *code, size_t *len, const char *fmt, ...)
+/* {"error": {"code": ..., "message": ...}} of err (apierr.h) with a newline; fmt NULL: err's default
+ * message. flowd_answer_error gives it err's status. */
+char *flowd_render_error(flowd_apierr_t err, size_t *len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void flowd_answer_error(flowd_answer_t *a, unsigned status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void flowd_answer_error(flowd_answer_t *a, flowd_apierr_t err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The 422 invalid_flow body: the Error with every problem of a flow document and its place (a JSON
+ * Pointer into the document). NULL when out of memory. */
+char *flowd_render_problems(const flow_problems_t *p, size_t *len);
 
 /* What a Job object shows (borrowed): of a record, or of a job that runs on another instance. */
 typedef struct flowd_job_view {

@@ -413,13 +413,13 @@ void flowd_writer_checkpoint(flowd_writer_t *w, flowd_job_t *job, const flowd_ch
     pthread_mutex_lock(&w->lock);
     if ((w->be->flags & FLOWD_WRITER_COALESCE) && c->shared != NULL) {
         /* the older one goes in the same batch, superseded: its store need not be kept */
-        flowd_op_t *older = job->queued_checkpoint;
-        if (older != NULL && job->queued_take == w->takes) {
+        flowd_op_t *older = job->queued.checkpoint;
+        if (older != NULL && job->queued.take == w->takes) {
             free(older->checkpoint.shared);
             older->checkpoint.shared = NULL;
         }
-        job->queued_checkpoint = op;
-        job->queued_take = w->takes;
+        job->queued.checkpoint = op;
+        job->queued.take = w->takes;
     }
     enqueue_locked(w, op);
     pthread_mutex_unlock(&w->lock);

@@ -197,6 +197,17 @@ FLOW_EXPORT int flow_node_new(flow_def_t *def, const char *name, flow_kind_t kin
 FLOW_EXPORT int flow_node_set_params(flow_node_t *node, json_t *params);
 /* tries >= 1 */
 FLOW_EXPORT int flow_node_set_retry(flow_node_t *node, unsigned max_retries, uint64_t wait_ms);
+/* How the wait between tries grows (Step Functions' retriers): before try k+1 the node waits
+ * wait_ms * multiplier^(k-1) (multiplier >= 1; 1, the default, keeps it constant), at most
+ * max_wait_ms (0: no cap), and with FLOW_JITTER_FULL a uniformly random part of that, from 0 (AWS's
+ * "full jitter", so that many jobs failing together do not retry together). An exec that learns
+ * when to come back (an HTTP 429 or 503 with Retry-After) says so with flow_retry_after; the wait
+ * is then at least that, capped by max_wait_ms or, without one, by FLOW_RETRY_AFTER_MAX_MS.
+ * FLOW_EINVAL for a multiplier under 1 or over 1000, or an unknown jitter. */
+typedef enum flow_jitter { FLOW_JITTER_NONE = 0, FLOW_JITTER_FULL = 1 } flow_jitter_t;
+#define FLOW_RETRY_AFTER_MAX_MS 300000u
+FLOW_EXPORT int flow_node_set_backoff(flow_node_t *node, double multiplier, uint64_t max_wait_ms,
+                                      flow_jitter_t jitter);
 /* per try; 0: none */
 FLOW_EXPORT int flow_node_set_timeout(flow_node_t *node, uint64_t timeout_ms);
 /* parallel kinds: at most this many at once; 0 (default): no limit */
@@ -362,7 +373,13 @@ typedef struct flow_step {
                             * or the step failed. With depth 0, where a resumed job would start. */
     json_t *logs;          /* NULL, or an array of strings: the lines the step logged (flow_ctx_log),
                             * borrowed like the strings */
+    json_t *retries;       /* NULL, or an array of the step's failed tries that another try followed
+                            * (its first FLOW_STEP_RETRIES_KEPT): {"try": n from 1, "item": index
+                            * (batches only), "error": {"code", "message"}, "wait_ms": the wait
+                            * before the next try}; borrowed like logs */
 } flow_step_t;
+
+#define FLOW_STEP_RETRIES_KEPT 32
 
 typedef enum flow_event_type {
     FLOW_EVENT_STATUS = 0, /* the job's status changed (to running, waiting, or a final status) */
@@ -379,6 +396,8 @@ typedef struct flow_event {
     size_t item;              /* FLOW_EVENT_RETRY: the batch item, or SIZE_MAX */
     unsigned attempt;         /* FLOW_EVENT_RETRY: the try that failed, from 0 */
     const flow_error_t *error;/* FLOW_EVENT_RETRY: why (borrowed) */
+    uint64_t wait_ms;         /* FLOW_EVENT_RETRY: the wait before the next try (backoff, jitter,
+                               * Retry-After) */
 } flow_event_t;
 
 /* Callbacks run on the loop thread, never from inside flow_job_start, flow_job_cancel or
@@ -505,6 +524,10 @@ FLOW_EXPORT int flow_fail(flow_ctx_t *ctx, int code, const char *fmt, ...)
 FLOW_EXPORT int flow_fail_final(flow_ctx_t *ctx, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 FLOW_EXPORT int flow_sleep(flow_ctx_t *ctx, uint64_t ms, json_t *result);
+/* Before flow_fail in the same try: the next try should not start sooner than ms from now (an
+ * upstream's Retry-After); the node's max_wait, or FLOW_RETRY_AFTER_MAX_MS, caps it. FLOW_ESTATE
+ * outside a running try. */
+FLOW_EXPORT int flow_retry_after(flow_ctx_t *ctx, uint64_t ms);
 FLOW_EXPORT int flow_await_input(flow_ctx_t *ctx, json_t *request);
 
 /* For prep, post, exec_fallback and input: records the message for the job's error and returns code,

@@ -708,6 +708,45 @@ START_TEST(test_a_visit_in_flight_at_a_kill_sends_its_key_again) {
 }
 END_TEST
 
+/* Clients that hang up while their POST waits for its group commit: a job the store took runs
+ * anyway (it used to stay queued for good, its request counted as suspended for ever, which also
+ * held a shutdown for its whole grace period). */
+START_TEST(test_a_job_stored_after_its_client_left_still_runs) {
+    e2e_server_t s;
+    start(&s);
+    static const char body[] = "{\"flow\": \"steps\", \"shared\": {\"pause\": 0}}";
+    char req[256];
+    int len = snprintf(req, sizeof req,
+                       "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Content-Length: %zu\r\n\r\n%s", sizeof body - 1, body);
+    for (int i = 0; i < 300; i++) {
+        int fd = e2e_connect(&s);
+        ck_assert_int_eq(write(fd, req, (size_t)len), len);
+        close(fd); /* before the 202: the commit takes longer than this */
+    }
+    /* every job the store took ends (steps.json succeeds), none stays queued or running */
+    uint64_t deadline = e2e_now_ms() + 30000;
+    size_t queued, running;
+    while ((queued = count_with_status(&s, "queued")) + (running = count_with_status(&s, "running")) > 0 &&
+           e2e_now_ms() < deadline)
+        usleep(100 * 1000);
+    ck_assert_msg(queued == 0 && running == 0, "%zu jobs still queued, %zu running", queued, running);
+    json_t *ids = all_jobs(&s);
+    size_t stored = json_array_size(ids);
+    ck_assert_uint_eq(count_with_status(&s, "succeeded"), stored);
+    json_decref(ids);
+    e2e_resp_t r;
+    e2e_request(&s, "GET", "/metrics", NULL, NULL, &r);
+    ck_assert_ptr_nonnull(strstr(r.body, "\nflowd_suspended_requests 0\n"));
+    e2e_resp_free(&r);
+    uint64_t t0 = e2e_now_ms();
+    ck_assert_int_eq(e2e_stop(&s, 30000), 0);
+    ck_assert_uint_lt(e2e_now_ms() - t0, 10000); /* not held for a grace period by a lost count */
+    e2e_cleanup(&s);
+    fprintf(stderr, "test_durable: %zu of 300 jobs whose clients left were stored, and all ran\n", stored);
+}
+END_TEST
+
 static Suite *durable_suite(void) {
     Suite *s = suite_create("durable");
     TCase *tc = tcase_create("durable");
@@ -722,6 +761,7 @@ static Suite *durable_suite(void) {
     tcase_add_test(tc, test_finished_jobs_read_the_same_after_a_restart);
     tcase_add_test(tc, test_jobs_still_running_at_sigterm_resume_at_the_next_start);
     tcase_add_test(tc, test_a_visit_in_flight_at_a_kill_sends_its_key_again);
+    tcase_add_test(tc, test_a_job_stored_after_its_client_left_still_runs);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -297,6 +297,66 @@ START_TEST(test_the_scraper_example_over_http) {
 }
 END_TEST
 
+/* Retries as Step Functions has them: the wait grows by the node's backoff up to its max_wait, and
+ * an upstream's 429 with Retry-After is waited out; the step's history shows each failed try and
+ * the wait after it. */
+START_TEST(test_retries_back_off_and_honour_retry_after) {
+    start_mock();
+    e2e_start(&srv, "--llm-base-url", llm_url, "--llm-model", "mock", "--allow-outbound", mock_addr, NULL);
+    char doc[1024];
+    snprintf(doc, sizeof doc,
+             "{\"start\": \"slow\", \"nodes\": {"
+             "\"slow\": {\"type\": \"http\", \"params\": {\"url\": \"%s/flaky/busy/2?status=429&retry_after=1\"},"
+             "  \"max_retries\": 4, \"wait\": 10, \"backoff\": 3, \"max_wait\": 1500, \"out\": \"/busy\","
+             "  \"next\": {\"default\": \"grow\"}},"
+             "\"grow\": {\"type\": \"http\", \"params\": {\"url\": \"%s/flaky/grow/3\"},"
+             "  \"max_retries\": 4, \"wait\": 20, \"backoff\": 4, \"max_wait\": 100, \"out\": \"/grow\"}}}",
+             api_url, api_url);
+    e2e_resp_t r;
+    e2e_request(&srv, "PUT", "/v1/flows/retrying", json_ct, doc, &r);
+    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+    e2e_resp_free(&r);
+    uint64_t t0 = e2e_now_ms();
+    json_t *job = e2e_start_job(&srv, "{\"flow\": \"retrying\"}");
+    const char *id = json_string_value(json_object_get(job, "id"));
+    json_decref(e2e_wait_status(&srv, id, "succeeded", 20000));
+    /* two Retry-After waits of a second, then 20 + 80 + 100 (320 capped) */
+    ck_assert_uint_ge(e2e_now_ms() - t0, 2000 + 200);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/history", id);
+    json_t *history = e2e_get_json(&srv, path);
+    json_t *steps = json_object_get(history, "steps");
+    ck_assert_uint_eq(json_array_size(steps), 2);
+    json_t *busy = json_object_get(json_array_get(steps, 0), "retries");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(steps, 0), "tries")), 3);
+    ck_assert_uint_eq(json_array_size(busy), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *t = json_array_get(busy, i);
+        ck_assert_int_eq(json_integer_value(json_object_get(t, "try")), (json_int_t)i + 1);
+        ck_assert_int_eq(json_integer_value(json_object_get(t, "wait_ms")), 1000);
+        ck_assert_str_eq(str(t, "error/code"), "http_error");
+        ck_assert_ptr_nonnull(strstr(str(t, "error/message"), "answered 429"));
+    }
+    json_t *grow = json_object_get(json_array_get(steps, 1), "retries");
+    static const json_int_t waits[] = {20, 80, 100};
+    ck_assert_uint_eq(json_array_size(grow), 3);
+    for (size_t i = 0; i < 3; i++)
+        ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(grow, i), "wait_ms")), waits[i]);
+    json_decref(history);
+    json_decref(job);
+    /* a backoff under 1 and an unknown jitter are refused, with their places */
+    e2e_request(&srv, "PUT", "/v1/flows/bad-retry", json_ct,
+                "{\"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\", \"backoff\": 0.5, "
+                "\"jitter\": \"some\", \"max_wait\": 0}}}", &r);
+    ck_assert_int_eq(r.status, 422);
+    ck_assert_ptr_nonnull(strstr(r.body, "/nodes/a/backoff"));
+    ck_assert_ptr_nonnull(strstr(r.body, "/nodes/a/jitter"));
+    ck_assert_ptr_nonnull(strstr(r.body, "/nodes/a/max_wait"));
+    e2e_resp_free(&r);
+    stop_all();
+}
+END_TEST
+
 static Suite *flows_suite(void) {
     Suite *s = suite_create("flows");
     TCase *tc = tcase_create("flows");
@@ -309,6 +369,7 @@ static Suite *flows_suite(void) {
     tcase_add_test(tc, test_running_jobs_keep_the_version_they_started_with);
     tcase_add_test(tc, test_the_recipe_example_over_http);
     tcase_add_test(tc, test_the_scraper_example_over_http);
+    tcase_add_test(tc, test_retries_back_off_and_honour_retry_after);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -818,6 +818,34 @@ START_TEST(test_a_version_1_database_gets_tenants) {
 }
 END_TEST
 
+/* Clients that hang up while their POST waits for its commit: every job the database took runs
+ * (test_durable does the same on SQLite). */
+START_TEST(test_a_job_stored_after_its_client_left_still_runs) {
+    e2e_server_t s;
+    start(&s, "5s");
+    static const char body[] = "{\"flow\": \"steps\", \"shared\": {\"pause\": 0, \"i\": 1}}";
+    char req[256];
+    int len = snprintf(req, sizeof req,
+                       "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Content-Length: %zu\r\n\r\n%s", sizeof body - 1, body);
+    for (int i = 0; i < 200; i++) {
+        int fd = e2e_connect(&s);
+        ck_assert_int_eq(write(fd, req, (size_t)len), len);
+        close(fd);
+    }
+    usleep(500 * 1000); /* the last commits */
+    long long stored = db_number("SELECT count(*) FROM jobs");
+    wait_db("SELECT count(*) FROM jobs WHERE status <> 'succeeded'", 0, slow() ? 120000 : 30000);
+    e2e_resp_t r;
+    e2e_request(&s, "GET", "/metrics", NULL, NULL, &r);
+    ck_assert_ptr_nonnull(strstr(r.body, "\nflowd_suspended_requests 0\n"));
+    e2e_resp_free(&r);
+    ck_assert_int_eq(e2e_stop(&s, 30000), 0);
+    e2e_cleanup(&s);
+    fprintf(stderr, "test_postgres: %lld of 200 jobs whose clients left were stored, and all ran\n", stored);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("postgres");
     TCase *tc = tcase_create("instances");
@@ -830,6 +858,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_a_flow_put_to_one_instance_runs_on_the_next_to_start);
     tcase_add_test(tc, test_every_instance_keeps_a_job_to_its_tenant);
     tcase_add_test(tc, test_a_version_1_database_gets_tenants);
+    tcase_add_test(tc, test_a_job_stored_after_its_client_left_still_runs);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -172,8 +172,9 @@ static void count_route(mock_t *m, mock_route_t route)
 /* ---- answers -------------------------------------------------------------------------------- */
 
 /* text: malloc'ed, taken over (freed on error too). */
-static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, char *text, size_t len,
-                              const char *type)
+/* header, value: one more response header, or NULL. */
+static enum MHD_Result answer_with(struct MHD_Connection *conn, unsigned status, char *text, size_t len,
+                                   const char *type, const char *header, const char *value)
 {
     struct MHD_Response *res = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     enum MHD_Result ret;
@@ -183,13 +184,22 @@ static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, char
         return MHD_NO;
     }
     MHD_add_response_header(res, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (header && value)
+        MHD_add_response_header(res, header, value);
     ret = MHD_queue_response(conn, status, res);
     MHD_destroy_response(res);
     return ret;
 }
 
+static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, char *text, size_t len,
+                              const char *type)
+{
+    return answer_with(conn, status, text, len, type, NULL, NULL);
+}
+
 /* body: stolen. Dumped into our own malloc'ed text, whatever allocator jansson was given. */
-static enum MHD_Result answer_json(struct MHD_Connection *conn, unsigned status, json_t *body)
+static enum MHD_Result answer_json_with(struct MHD_Connection *conn, unsigned status, json_t *body,
+                                        const char *header, const char *value)
 {
     size_t len = body ? json_dumpb(body, NULL, 0, JSON_COMPACT) : 0;
     char *text = len ? malloc(len) : NULL;
@@ -201,7 +211,12 @@ static enum MHD_Result answer_json(struct MHD_Connection *conn, unsigned status,
     json_decref(body);
     if (!text)
         return MHD_NO;
-    return answer(conn, status, text, len, "application/json");
+    return answer_with(conn, status, text, len, "application/json", header, value);
+}
+
+static enum MHD_Result answer_json(struct MHD_Connection *conn, unsigned status, json_t *body)
+{
+    return answer_json_with(conn, status, body, NULL, NULL);
 }
 
 static enum MHD_Result answer_error(struct MHD_Connection *conn, unsigned status, const char *msg)
@@ -450,10 +465,17 @@ static enum MHD_Result route_flaky(mock_t *m, struct MHD_Connection *conn, mock_
     pthread_mutex_unlock(&m->lock);
     if (attempt == 0)
         return answer_error(conn, 503, "the mock cannot count more keys");
-    if (attempt <= fails)
-        return answer_json(conn, 500, json_pack("{ssss%sI}", "error", "flaky", "key", name,
-                                                (size_t)(slash - key), "attempt",
-                                                (json_int_t)attempt));
+    if (attempt <= fails) {
+        const char *status = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "status");
+        unsigned long code = status ? strtoul(status, NULL, 10) : 500;
+
+        return answer_json_with(conn, code >= 400 && code <= 599 ? (unsigned)code : 500,
+                                json_pack("{ssss%sI}", "error", "flaky", "key", name,
+                                          (size_t)(slash - key), "attempt", (json_int_t)attempt),
+                                "Retry-After",
+                                MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
+                                                            "retry_after"));
+    }
     if (*rest != '\0')
         return route(m, conn, r, url, rest, method);
     return answer_json(conn, 200, json_pack("{ss%sI}", "key", name, (size_t)(slash - key),

@@ -31,6 +31,8 @@
  *   /status/CODE          that status (200..599) with {"status":CODE}.
  *   /flaky/KEY/N[/rest]   the first N requests for KEY get 500 {"error":"flaky","key":KEY,
  *                         "attempt":k}; later ones 200 {"key":KEY,"attempts":k}, or go on as /rest.
+ *                         ?status=CODE (400..599) fails with that status instead, and
+ *                         ?retry_after=VALUE adds "Retry-After: VALUE" to the failures.
  *   /reset                closes the connection without an answer.
  *   /huge/BYTES           200 with a text/plain body of BYTES bytes ("abc..z" repeated), made as it
  *                         is sent; with ?chunked=1 sent chunked, without a Content-Length.

@@ -520,11 +520,79 @@ START_TEST(test_a_job_resumes_at_a_node_with_its_tries_and_steps) {
 }
 END_TEST
 
+/* Fails its first four tries; the first says when to come back (as a 429 with Retry-After would). */
+static void busy_exec(flow_ctx_t *ctx, json_t *prep_res) {
+    unsigned a = flow_ctx_attempt(ctx);
+    if (a == 0)
+        ck_assert_int_eq(flow_retry_after(ctx, 18), 0);
+    if (a < 4)
+        flow_fail(ctx, FLOW_EIO, "busy %u", a);
+    else
+        flow_done(ctx, NULL);
+}
+
+static const flow_node_ops_t busy_ops = {.exec = busy_exec};
+
+static void note_waits(flow_job_t *job, const flow_event_t *ev, void *data) {
+    json_t *log = data;
+    if (ev->type == FLOW_EVENT_RETRY)
+        json_array_append_new(json_array_get(log, 0), json_integer((json_int_t)ev->wait_ms));
+    else if (ev->type == FLOW_EVENT_STEP && ev->step->retries != NULL)
+        json_array_append(log, ev->step->retries);
+}
+
+START_TEST(test_retries_back_off_up_to_max_wait_with_jitter_and_retry_after) {
+    flow_node_t *root;
+    flow_def_t *def = def_new("backoff", &root);
+    flow_node_t *b = node_new(def, "b", FLOW_NODE, &busy_ops, NULL);
+    flow_node_set_start(root, b);
+    ck_assert_int_eq(flow_node_set_retry(b, 5, 10), 0);
+    ck_assert_int_eq(flow_node_set_backoff(b, 0.5, 0, FLOW_JITTER_NONE), FLOW_EINVAL);
+    ck_assert_int_eq(flow_node_set_backoff(b, 2, 0, (flow_jitter_t)7), FLOW_EINVAL);
+    ck_assert_int_eq(flow_node_set_backoff(b, 2, 25, FLOW_JITTER_NONE), 0);
+    json_t *log = json_pack("[[]]");
+    flow_job_opts_t opts = {.on_event = note_waits, .data = log};
+    uint64_t t0 = uv_hrtime();
+    ck_assert_int_eq(flow_job_start(h.eng, def, NULL, &opts, NULL), 0);
+    uv_run(&h.loop, UV_RUN_DEFAULT);
+    /* 10 raised to the Retry-After's 18, then 20, 40 capped to 25, 80 capped to 25 */
+    ck_assert_str_eq(dumps(json_array_get(log, 0)), "[18,20,25,25]");
+    ck_assert_uint_ge((uv_hrtime() - t0) / 1000000, 18 + 20 + 25 + 25);
+    json_t *retries = json_array_get(log, 1);
+    ck_assert_uint_eq(json_array_size(retries), 4);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(retries, 3), "try")), 4);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(retries, 3), "wait_ms")), 25);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_array_get(retries, 0), "error"),
+                                                       "message")), "busy 0");
+    json_decref(log);
+    flow_def_unref(def);
+
+    /* full jitter: each wait a random part of 200 ms (a Retry-After still sets the least) */
+    def = def_new("jitter", &root);
+    b = node_new(def, "b", FLOW_NODE, &busy_ops, NULL);
+    flow_node_set_start(root, b);
+    flow_node_set_retry(b, 5, 200);
+    ck_assert_int_eq(flow_node_set_backoff(b, 1, 0, FLOW_JITTER_FULL), 0);
+    log = json_pack("[[]]");
+    opts.data = log;
+    ck_assert_int_eq(flow_job_start(h.eng, def, NULL, &opts, NULL), 0);
+    uv_run(&h.loop, UV_RUN_DEFAULT);
+    json_t *waits = json_array_get(log, 0);
+    ck_assert_uint_eq(json_array_size(waits), 4);
+    ck_assert_int_ge(json_integer_value(json_array_get(waits, 0)), 18);
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_int_le(json_integer_value(json_array_get(waits, i)), 200);
+    json_decref(log);
+    flow_def_unref(def);
+}
+END_TEST
+
 static Suite *async_suite(void) {
     Suite *s = suite_create("async");
     TCase *tc = tcase_create("async");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_an_exec_that_finishes_later_lets_other_jobs_run);
+    tcase_add_test(tc, test_retries_back_off_up_to_max_wait_with_jitter_and_retry_after);
     tcase_add_test(tc, test_a_threaded_exec_runs_off_the_loop_thread_and_the_loop_goes_on);
     tcase_add_test(tc, test_a_threaded_exec_must_complete_before_it_returns);
     tcase_add_test(tc, test_cancel_stops_a_sleeping_job);

@@ -1,0 +1,45 @@
+/* apierr.h: the error codes of the API (api/openapi.yaml, the Error schema's code), each with its
+ * HTTP status and a default message, in one table as lib's FLOW_ERRNO_MAP is: an answer names
+ * its error by the enum, and the status and the code's text follow from it. A new code is a row
+ * here and in the Error schema's enum (tests/unit/test_server_apierr.c holds the two together). */
+#ifndef FLOWD_APIERR_H
+#define FLOWD_APIERR_H
+
+/* X(symbol, status, code, default message) */
+#define FLOWD_APIERR_MAP(X)                                                                        \
+    X(BAD_REQUEST, 400, "bad_request", "the request is not one this route takes")                 \
+    X(INVALID_JSON, 400, "invalid_json", "the body is not JSON")                                   \
+    X(UNAUTHORIZED, 401, "unauthorized", "this needs a key: send Authorization: Bearer <key>")     \
+    X(FORBIDDEN, 403, "forbidden", "the key's role may not do this")                               \
+    X(NOT_FOUND, 404, "not_found", "not found")                                                    \
+    X(UNKNOWN_FLOW, 404, "unknown_flow", "no such flow")                                           \
+    X(METHOD_NOT_ALLOWED, 405, "method_not_allowed", "method not allowed here")                    \
+    X(IDEMPOTENCY_CONFLICT, 409, "idempotency_conflict", "the key was used with another body") \
+    X(NOT_WAITING, 409, "not_waiting", "the job is not waiting for input")                         \
+    X(ALREADY_ENDED, 409, "already_ended", "the job has already ended")                            \
+    X(TOO_MANY_FLOWS, 409, "too_many_flows", "too many flows (--max-flows)") \
+    X(PAYLOAD_TOO_LARGE, 413, "payload_too_large", "the body is too large")                        \
+    X(UNSUPPORTED_MEDIA_TYPE, 415, "unsupported_media_type", "the body must be application/json") \
+    X(INVALID_INPUT, 422, "invalid_input", "the node refused the answer")                          \
+    X(INVALID_FLOW, 422, "invalid_flow", "the flow document has problems")                         \
+    X(ANSWER_TOO_LARGE, 422, "answer_too_large", "the answer is over --max-answer")                \
+    X(TOO_MANY_JOBS, 429, "too_many_jobs", "too many jobs (--max-jobs); try again later")          \
+    X(HEADER_TOO_LARGE, 431, "header_too_large", "the request line and headers are too large")     \
+    X(INTERNAL, 500, "internal", "internal error")                                                 \
+    X(UNAVAILABLE, 503, "unavailable", "not available now; try again")                             \
+    X(SHUTTING_DOWN, 503, "shutting_down", "the server is shutting down")
+
+typedef enum flowd_apierr {
+#define FLOWD__APIERR_ENUM(sym, status, code, message) FLOWD_E_##sym,
+    FLOWD_APIERR_MAP(FLOWD__APIERR_ENUM)
+#undef FLOWD__APIERR_ENUM
+    FLOWD_APIERRS
+} flowd_apierr_t;
+
+/* The HTTP status, the code's text and the default message of err (static strings; any thread). An
+ * err outside the table is taken as FLOWD_E_INTERNAL. */
+unsigned flowd_apierr_status(flowd_apierr_t err);
+const char *flowd_apierr_code(flowd_apierr_t err);
+const char *flowd_apierr_message(flowd_apierr_t err);
+
+#endif

@@ -1,0 +1,200 @@
+/* http_flows.c: the routes of /v1/flows (http_routes.h): list the flows, read one, and add, replace
+ * or delete one from a flow document (flow/doc.h). The registry has a lock of its own; PUTs take
+ * one more, so that two cannot both take the last room under --max-flows. */
+#include "http_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "flow/doc.h"
+#include "flow/problems.h"
+#include "flows.h"
+#include "log.h"
+
+/* The {name} of the URL into key; -1 after answering when it cannot be a flow's name: 400 for a
+ * PUT, which would make one, 404 otherwise. */
+static int flow_key(flowd_req_t *r, struct MHD_Connection *conn, char key[65],
+                    enum MHD_Result *ret) {
+    const char *name = r->args.s[0];
+    size_t len = r->args.len[0];
+    if (!flow_doc_name_ok(name, len)) {
+        if (r->method == FLOWD_M_PUT)
+            *ret = flowd__http_send_error(
+                r, conn, FLOWD_E_BAD_REQUEST,
+                "'%.64s' cannot be a flow's name: a name is " FLOW_DOC_NAME_RULE, name);
+        else
+            *ret = flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW, "no flow named '%.64s'",
+                                          name);
+        return -1;
+    }
+    memcpy(key, name, len);
+    key[len] = '\0';
+    return 0;
+}
+
+enum MHD_Result flowd__http_flow_get(flowd_server_t *srv, flowd_req_t *r,
+                                     struct MHD_Connection *conn) {
+    enum MHD_Result ret = MHD_YES;
+    char key[65];
+    if (flow_key(r, conn, key, &ret) < 0)
+        return ret;
+    flow_def_t *def = flow_registry_get_flow(srv->reg, key);
+    if (def == NULL) {
+        flow_buf_t names;
+        flow_buf_init(&names, 4096);
+        flowd_flow_names(srv->reg, &names);
+        ret = flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW,
+                                     "no flow named '%.64s' (this server runs: %s)", key,
+                                     names.data ? names.data : "none");
+        flow_buf_free(&names);
+        return ret;
+    }
+    flow_buf_t b;
+    flowd_jw_t w;
+    flowd_answer_t a;
+    flow_buf_init(&b, flowd_render_max_answer());
+    flowd_jw_init(&w, &b, 2);
+    flowd_flow_write(&w, def, 1);
+    flow_def_unref(def);
+    flow_buf_addc(&b, '\n');
+    flowd_answer_take(&a, &b, "the flow", "its document is at most --max-flow-size");
+    return flowd__http_send_answer(r, conn, &a);
+}
+
+/* A page of the flows, by name; the cursor is the last name of the page before. */
+enum MHD_Result flowd__http_flows_list(flowd_server_t *srv, flowd_req_t *r,
+                                       struct MHD_Connection *conn) {
+    enum MHD_Result ret = MHD_YES;
+    uint64_t limit;
+    if (flowd__http_list_limit(r, conn, &limit, &ret) < 0)
+        return ret;
+    const char *cursor = flowd__http_arg(conn, "cursor");
+    if (cursor != NULL && !flow_doc_name_ok(cursor, strlen(cursor)))
+        return flowd__http_send_error(
+            r, conn, FLOWD_E_BAD_REQUEST,
+            "cursor '%.64s' is not one this server gave (use next_cursor of the "
+            "previous page)",
+            cursor);
+    flow_def_t **defs = NULL;
+    size_t n = 0, i = 0, shown = 0;
+    if (flow_registry_list_flows(srv->reg, &defs, &n) < 0)
+        return flowd__http_send_json(r, conn, 500, NULL, 0);
+    while (cursor != NULL && i < n && strcmp(flow_def_name(defs[i]), cursor) <= 0)
+        i++;
+    flow_buf_t b;
+    flowd_jw_t w;
+    flowd_answer_t a;
+    flow_buf_init(&b, flowd_render_max_answer());
+    flowd_jw_init(&w, &b, 2);
+    flowd_jw_obj(&w);
+    flowd_jw_key(&w, "flows");
+    flowd_jw_arr(&w);
+    for (; i < n && shown < limit && !b.err; i++, shown++)
+        flowd_flow_write(&w, defs[i], 0);
+    flowd_jw_arr_end(&w);
+    flowd_jw_key(&w, "next_cursor");
+    flowd_jw_str(&w, i < n ? flow_def_name(defs[i - 1]) : NULL);
+    flowd_jw_obj_end(&w);
+    flow_buf_addc(&b, '\n');
+    for (size_t k = 0; k < n; k++)
+        flow_def_unref(defs[k]);
+    flow_free(defs);
+    flowd_answer_take(&a, &b, "the page of flows", FLOWD_LIST_HINT);
+    return flowd__http_send_answer(r, conn, &a);
+}
+
+enum MHD_Result flowd__http_flow_put(flowd_server_t *srv, flowd_req_t *r,
+                                     struct MHD_Connection *conn) {
+    enum MHD_Result ret = MHD_YES;
+    char key[65];
+    json_error_t jerr;
+    flow_problems_t problems = FLOW_PROBLEMS_INIT;
+    flow_def_t *def = NULL;
+    if (flow_key(r, conn, key, &ret) < 0)
+        return ret;
+    json_t *doc = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (doc == NULL)
+        return flowd__http_send_error(r, conn, FLOWD_E_INVALID_JSON,
+                                      "the body is not JSON: line %d, column %d: %s", jerr.line,
+                                      jerr.column, jerr.text);
+    /* The URL names the flow: a document without a name takes it, one with another is refused. */
+    json_t *doc_name = json_object_get(doc, "name");
+    if (json_is_object(doc) && doc_name == NULL)
+        json_object_set_new(doc, "name", json_string(key));
+    else if (json_is_string(doc_name) && strcmp(json_string_value(doc_name), key) != 0) {
+        flow_problems_add(&problems, "/name", "the document is named '%s' but the URL names '%s'",
+                          json_string_value(doc_name), key);
+        json_object_set_new(doc, "name",
+                            json_string(key)); /* so that its other problems show too */
+    }
+    int rc = flow_doc_load(srv->reg, doc, &def, &problems);
+    if (rc == 0 && problems.count > 0) {
+        flow_def_unref(def);
+        def = NULL;
+        rc = FLOW_ELOAD;
+    }
+    json_decref(doc);
+    if (rc == FLOW_ELOAD) {
+        size_t len = 0;
+        char *body = flowd_render_problems(&problems, &len);
+        ret = flowd__http_send_json(r, conn, flowd_apierr_status(FLOWD_E_INVALID_FLOW), body, len);
+    } else if (rc < 0) {
+        ret = flowd__http_send_json(r, conn, 500, NULL, 0);
+    } else {
+        /* one PUT at a time from here, so that two cannot both take the last room (--max-flows) */
+        pthread_mutex_lock(&srv->http->flows_lock);
+        flow_def_t *old = flow_registry_get_flow(srv->reg, key);
+        if (old == NULL && flow_registry_flow_count(srv->reg) >= srv->cfg.max_flows) {
+            ret = flowd__http_send_error(
+                r, conn, FLOWD_E_TOO_MANY_FLOWS,
+                "this server holds %u flows, its limit (--max-flows); DELETE one, or "
+                "replace one by its name",
+                srv->cfg.max_flows);
+        } else if ((rc = srv->store->ops->put_flow(srv->store, key, flow_doc_of(def))) < 0) {
+            ret = flowd__http_send_error(r, conn, FLOWD_E_INTERNAL, "the flow could not be stored");
+        } else if ((rc = flow_registry_put_flow(srv->reg, def, NULL)) < 0) {
+            ret = flowd__http_send_json(r, conn, 500, NULL, 0);
+        } else {
+            flowd_log(FLOW_LOG_INFO, "flow %s %s by PUT", key, old ? "replaced" : "added");
+            flow_buf_t b;
+            flowd_jw_t w;
+            flow_buf_init(&b, 0);
+            flowd_jw_init(&w, &b, 2);
+            flowd_flow_write(&w, def, 1);
+            flow_buf_addc(&b, '\n');
+            size_t len = 0;
+            char *body = flow_buf_take(&b, &len);
+            ret = flowd__http_send_json(r, conn, old ? 200 : 201, body, len);
+        }
+        pthread_mutex_unlock(&srv->http->flows_lock);
+        flow_def_unref(old);
+        flow_def_unref(def);
+    }
+    flow_problems_clear(&problems);
+    return ret;
+}
+
+enum MHD_Result flowd__http_flow_delete(flowd_server_t *srv, flowd_req_t *r,
+                                        struct MHD_Connection *conn) {
+    enum MHD_Result ret = MHD_YES;
+    char key[65];
+    if (flow_key(r, conn, key, &ret) < 0)
+        return ret;
+    flow_def_t *def = flow_registry_get_flow(srv->reg, key);
+    if (def == NULL)
+        return flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW, "no flow named '%s'", key);
+    flow_def_unref(def);
+    if (srv->store->ops->put_flow(srv->store, key, NULL) < 0)
+        return flowd__http_send_error(r, conn, FLOWD_E_INTERNAL,
+                                      "the deletion could not be stored");
+    if (flow_registry_remove_flow(srv->reg, key) < 0)
+        return flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW, "no flow named '%s'", key);
+    flowd_log(FLOW_LOG_INFO, "flow %s deleted", key);
+    size_t len = 0;
+    char *body = NULL;
+    flow_buf_t b;
+    flow_buf_init(&b, 0);
+    flow_buf_printf(&b, "{\n  \"name\": \"%s\",\n  \"deleted\": true\n}\n", key);
+    body = flow_buf_take(&b, &len);
+    return flowd__http_send_json(r, conn, 200, body, len);
+}

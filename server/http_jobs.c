@@ -1,0 +1,805 @@
+/* http_jobs.c: the routes of /v1/jobs (http_routes.h): submit, list, read (the job, its shared
+ * store, its history, its events) and talk to (input, cancel) a job. A job is in the local table
+ * (jobs.h): done, its record answers; running, a loop call (bridge.h) does; or, with a shared
+ * store, it runs on another instance and the store (store_cluster.h) reads it or carries the
+ * request. */
+#include "http_int.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "flows.h"
+#include "flow/pointer.h"
+
+#define MAX_WAIT_S 300
+#define MAX_IDEM_KEY 255
+
+/* ---- answering with a job ---- */
+
+static enum MHD_Result send_job(flowd_req_t *r, struct MHD_Connection *conn, unsigned status,
+                                flowd_job_t *job) {
+    size_t len = 0;
+    char *body = flowd_render_job_text(job, &len);
+    return flowd__http_send_json(r, conn, status, body, len);
+}
+
+/* The job in the local table (r->job when looked up already), or NULL after answering 404. Another
+ * tenant's job is answered as one that does not exist, word for word: a caller learns nothing of
+ * the jobs it may not see. */
+static flowd_job_t *find_job(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                             const char *id, size_t len, enum MHD_Result *ret) {
+    flowd_job_t *job = r->job ? r->job : flowd_jobs_get(srv->jobs, id, len);
+    if (job != NULL && flowd__http_scope(r) != NULL && job->tenant != flowd__http_scope(r)) {
+        flowd_job_unref(job);
+        job = r->job = NULL;
+    }
+    if (job == NULL) {
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no job with id '%.*s'",
+                                      (int)(len > 64 ? 64 : len), id);
+        return NULL;
+    }
+    r->job = job;
+    return job;
+}
+
+/* With a shared store, whether the job runs elsewhere: not in the local table (r->job is set when
+ * it is). Always 0 with a store of one instance, whose table has every job. */
+static int elsewhere(flowd_server_t *srv, flowd_req_t *r, const char *id, size_t len) {
+    if (srv->store->cluster == NULL)
+        return 0;
+    if (r->job == NULL)
+        r->job = flowd_jobs_get(srv->jobs, id, len);
+    return r->job == NULL;
+}
+
+/* A long poll's answer: the job as it is. */
+static enum MHD_Result resume_wait(flowd_server_t *srv, flowd_req_t *r,
+                                   struct MHD_Connection *conn) {
+    (void)srv;
+    return send_job(r, conn, 200, r->job);
+}
+
+/* Suspends the connection and hands cmd (taken over) to the loop; its reply is the answer (a long
+ * poll's: the job as it is then). */
+static enum MHD_Result loop_call(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                                 flowd_cmd_t *cmd) {
+    int wait = cmd->type == FLOWD_CMD_WAIT;
+    cmd->conn = conn;
+    cmd->reply = &r->reply;
+    if (flowd__http_suspend(srv, r, conn, 1, wait ? resume_wait : NULL) < 0) {
+        flowd_cmd_free(cmd);
+        if (wait)
+            return send_job(r, conn, 200, r->job);
+        return flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
+    }
+    if (flowd_bridge_push(srv->bridge, cmd) < 0) {
+        /* the loop has closed its queue: shutting down; answer when MHD runs us again */
+        flowd_answer_error(&r->reply.answer, FLOWD_E_SHUTTING_DOWN, NULL);
+        atomic_store(&r->reply.ready, 1);
+        MHD_resume_connection(conn);
+    }
+    return MHD_YES;
+}
+
+/* ---- jobs that run on another instance (a shared store) ---- */
+
+static int is_id(const char *id, size_t len) {
+    if (len != FLOWD_ID_LEN)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* A job that is not in the local table, as a shared store has it: 0, or -1 after answering (404
+ * when there is no such job, or the store is not shared). */
+static int find_remote(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                       const char *id, size_t len, unsigned what, flowd_remote_job_t *out,
+                       enum MHD_Result *ret) {
+    char key[FLOWD_ID_LEN + 1];
+    int rc = FLOW_ENOTFOUND;
+    memset(out, 0, sizeof *out);
+    if (srv->store->cluster != NULL && is_id(id, len)) {
+        memcpy(key, id, FLOWD_ID_LEN);
+        key[FLOWD_ID_LEN] = '\0';
+        rc = srv->store->cluster->read_job(srv->store, key, NULL, flowd__http_scope(r), what, out);
+    }
+    if (rc == 0) {
+        memcpy(r->remote_id, out->id, FLOWD_ID_LEN + 1);
+        return 0;
+    }
+    if (rc == FLOW_ENOTFOUND)
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no job with id '%.*s'",
+                                      (int)(len > 64 ? 64 : len), id);
+    else
+        *ret =
+            flowd__http_send_error(r, conn, FLOWD_E_UNAVAILABLE,
+                                   "the job's database cannot be read now: %s", flow_strerror(rc));
+    return -1;
+}
+
+static enum MHD_Result send_remote_job(flowd_req_t *r, struct MHD_Connection *conn, unsigned status,
+                                       flowd_remote_job_t *j) {
+    size_t len = 0;
+    char *body = flowd_remote_job_text(j, &len);
+    flowd_remote_job_clear(j);
+    return flowd__http_send_json(r, conn, status, body, len);
+}
+
+/* The store's listener: the long poll's job has news, or its time is up. */
+static void remote_wake(void *data, int why) {
+    flowd_req_t *r = data;
+    r->reply.answer.status = (unsigned)why;
+    atomic_store_explicit(&r->reply.ready, 1, memory_order_release);
+    MHD_resume_connection(r->conn);
+}
+
+static enum MHD_Result remote_poll_again(flowd_server_t *srv, flowd_req_t *r,
+                                         struct MHD_Connection *conn);
+
+/* The request ends: a long poll that still waits must not be woken. */
+static void remote_ended(flowd_server_t *srv, flowd_req_t *r) {
+    if (r->remote_watching)
+        srv->store->cluster->unwatch(srv->store, r);
+}
+
+/* A long poll of a job that runs elsewhere: suspended until the store sees events of the job after
+ * the last one it has, then looked at again (remote_poll_again). */
+static enum MHD_Result remote_poll(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                                   flowd_remote_job_t *j) {
+    uint64_t now = flow_mono_ms();
+    atomic_store(&r->reply.ready, 0);
+    if (now >= r->remote_until_ms || flowd__http_suspend(srv, r, conn, 1, remote_poll_again) < 0)
+        return send_remote_job(r, conn, 200, j);
+    r->remote_seen = j->status;
+    r->remote_watching = 1;
+    r->ended = remote_ended;
+    if (srv->store->cluster->watch(srv->store, r->remote_id, j->last_event,
+                                   r->remote_until_ms - now, remote_wake, r) < 0)
+        remote_wake(r, FLOWD_WAKE_STOP);
+    flowd_remote_job_clear(j);
+    return MHD_YES;
+}
+
+static enum MHD_Result remote_poll_again(flowd_server_t *srv, flowd_req_t *r,
+                                         struct MHD_Connection *conn) {
+    int why = (int)r->reply.answer.status;
+    r->remote_watching = 0;
+    r->reply.answer.status = 0;
+    enum MHD_Result ret = MHD_YES;
+    flowd_remote_job_t j;
+    if (find_remote(srv, r, conn, r->remote_id, FLOWD_ID_LEN, 0, &j, &ret) < 0)
+        return ret;
+    if (why == FLOWD_WAKE_EVENTS && j.status == r->remote_seen && !flow_status_final(j.status) &&
+        !atomic_load(&srv->stopping))
+        return remote_poll(srv, r, conn, &j); /* events, but the same status: wait on */
+    return send_remote_job(r, conn, 200, &j);
+}
+
+static enum MHD_Result get_remote_job(flowd_server_t *srv, flowd_req_t *r,
+                                      struct MHD_Connection *conn, const char *id, size_t id_len,
+                                      uint64_t wait_ms) {
+    enum MHD_Result ret = MHD_YES;
+    flowd_remote_job_t j;
+    if (find_remote(srv, r, conn, id, id_len, 0, &j, &ret) < 0)
+        return ret;
+    if (wait_ms == 0 || flow_status_final(j.status) || atomic_load(&srv->stopping))
+        return send_remote_job(r, conn, 200, &j);
+    r->remote_until_ms = flow_mono_ms() + wait_ms;
+    return remote_poll(srv, r, conn, &j);
+}
+
+/* The store's listener: the owner's answer to input or a cancel sent from here. */
+static void remote_sent(void *data, int rc, unsigned status, char *body, size_t len) {
+    flowd_req_t *r = data;
+    flowd_answer_t *a = &r->reply.answer;
+    if (rc == 0 && body != NULL) {
+        a->status = status;
+        a->body = body;
+        a->len = len;
+    } else {
+        free(body);
+        if (rc == 0 || rc == FLOW_EIO)
+            flowd_answer_error(a, FLOWD_E_INTERNAL, "the job's instance could not be asked");
+        else if (rc == FLOW_ENOTFOUND)
+            flowd_answer_error(a, FLOWD_E_NOT_FOUND, "no job with id '%s'", r->remote_id);
+        else if (rc == FLOW_ETIMEDOUT)
+            flowd_answer_error(a, FLOWD_E_UNAVAILABLE,
+                               "the instance that runs job %s did not take the request in "
+                               "time; it did not take effect: try again",
+                               r->remote_id);
+        else if (rc == FLOW_EBUSY)
+            flowd_answer_error(a, FLOWD_E_UNAVAILABLE,
+                               "the instance that runs job %s took the request but did "
+                               "not answer in time; it may have taken effect",
+                               r->remote_id);
+        else
+            flowd_answer_error(a, FLOWD_E_SHUTTING_DOWN, NULL);
+    }
+    atomic_store_explicit(&r->reply.ready, 1, memory_order_release);
+    MHD_resume_connection(r->conn);
+}
+
+/* Input (value: JSON text) or a cancel for a job that runs elsewhere: the store carries it to the
+ * job's instance and its answer back, as if the job ran here. */
+static enum MHD_Result remote_command(flowd_server_t *srv, flowd_req_t *r,
+                                      struct MHD_Connection *conn, const char *id, size_t id_len,
+                                      int cancel, const char *value) {
+    enum MHD_Result ret = MHD_YES;
+    flowd_remote_job_t j;
+    if (find_remote(srv, r, conn, id, id_len, 0, &j, &ret) < 0)
+        return ret;
+    if (flow_status_final(j.status)) {
+        flow_status_t st = j.status;
+        flowd_remote_job_clear(&j);
+        if (cancel)
+            return flowd__http_send_error(r, conn, FLOWD_E_ALREADY_ENDED,
+                                          "job %s has already ended (%s)", r->remote_id,
+                                          flow_status_name(st));
+        return flowd__http_send_error(r, conn, FLOWD_E_NOT_WAITING,
+                                      "job %s is %s, not waiting for input", r->remote_id,
+                                      flow_status_name(st));
+    }
+    flowd_remote_job_clear(&j);
+    if (flowd__http_suspend(srv, r, conn, 1, NULL) < 0)
+        return flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
+    if (srv->store->cluster->send(srv->store, r->remote_id, cancel, value, remote_sent, r) < 0)
+        remote_sent(r, FLOW_ESTATE, 0, NULL, 0);
+    return MHD_YES;
+}
+
+enum MHD_Result flowd__http_job_get(flowd_server_t *srv, flowd_req_t *r,
+                                    struct MHD_Connection *conn) {
+    const char *id = r->args.s[0];
+    size_t id_len = r->args.len[0];
+    enum MHD_Result ret = MHD_YES;
+    const char *wait = flowd__http_arg(conn, "wait");
+    double seconds = 0;
+    if (wait != NULL) {
+        /* digits with an optional fraction: strtod alone would take hex, exponents, inf */
+        size_t digits = strspn(wait, "0123456789.");
+        const char *dot = strchr(wait, '.');
+        if (digits == 0 || wait[digits] != '\0' || (dot != NULL && strchr(dot + 1, '.') != NULL) ||
+            strcmp(wait, ".") == 0 || (seconds = strtod(wait, NULL)) > MAX_WAIT_S)
+            return flowd__http_send_error(
+                r, conn, FLOWD_E_BAD_REQUEST,
+                "wait must be a number of seconds from 0 to %d, not '%.32s'", MAX_WAIT_S, wait);
+    }
+    uint64_t wait_ms = (uint64_t)llround(seconds * 1000.0);
+    if (elsewhere(srv, r, id, id_len))
+        return get_remote_job(srv, r, conn, id, id_len, wait_ms);
+    flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
+    if (job == NULL)
+        return ret;
+    flow_status_t seen = flowd_job_status(job);
+    if (wait_ms == 0 || flow_status_final(seen) || atomic_load(&srv->stopping))
+        return send_job(r, conn, 200, job);
+    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_WAIT, job);
+    if (cmd == NULL)
+        return send_job(r, conn, 200, job);
+    cmd->seen = seen;
+    cmd->wait_ms = wait_ms;
+    return loop_call(srv, r, conn, cmd);
+}
+
+enum MHD_Result flowd__http_job_shared(flowd_server_t *srv, flowd_req_t *r,
+                                       struct MHD_Connection *conn) {
+    const char *id = r->args.s[0];
+    size_t id_len = r->args.len[0];
+    enum MHD_Result ret = MHD_YES;
+    const char *pointer = flowd__http_arg(conn, "pointer");
+    size_t bad = 0;
+    if (pointer != NULL && flow_pointer_checkn(pointer, strlen(pointer), &bad) < 0)
+        return flowd__http_send_error(
+            r, conn, FLOWD_E_BAD_REQUEST,
+            "pointer '%.200s' is not a JSON Pointer (RFC 6901: \"\" or \"/a/0/b\", "
+            "with ~0 for ~ and ~1 for /): wrong at byte %zu",
+            pointer, bad);
+    if (elsewhere(srv, r, id, id_len)) {
+        flowd_remote_job_t j;
+        if (find_remote(srv, r, conn, id, id_len, FLOWD_READ_SHARED, &j, &ret) < 0)
+            return ret;
+        flowd_answer_t a;
+        flowd_render_shared(&a, j.shared ? j.shared : "{}", j.shared ? j.shared_len : 2, NULL,
+                            pointer);
+        flowd_remote_job_clear(&j);
+        return flowd__http_send_answer(r, conn, &a);
+    }
+    flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
+    if (job == NULL)
+        return ret;
+    flowd_job_lock(job);
+    int done = job->done;
+    const char *final = job->final_shared; /* set once, never changed: usable after unlocking */
+    size_t final_len = job->final_shared_len;
+    flowd_job_unlock(job);
+    if (done && final != NULL) {
+        flowd_answer_t a;
+        flowd_render_shared(&a, final, final_len, NULL, pointer);
+        return flowd__http_send_answer(r, conn, &a);
+    }
+    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_SHARED, job);
+    if (cmd == NULL || (pointer != NULL && (cmd->pointer = strdup(pointer)) == NULL)) {
+        flowd_cmd_free(cmd);
+        return flowd__http_send_json(r, conn, 500, NULL, 0);
+    }
+    return loop_call(srv, r, conn, cmd);
+}
+
+enum MHD_Result flowd__http_job_history(flowd_server_t *srv, flowd_req_t *r,
+                                        struct MHD_Connection *conn) {
+    const char *id = r->args.s[0];
+    size_t id_len = r->args.len[0];
+    enum MHD_Result ret = MHD_YES;
+    flow_buf_t b;
+    flowd_answer_t a;
+    flow_buf_init(&b, flowd_render_max_answer());
+    if (elsewhere(srv, r, id, id_len)) {
+        flowd_remote_job_t j;
+        if (find_remote(srv, r, conn, id, id_len, FLOWD_READ_HISTORY, &j, &ret) < 0)
+            return ret;
+        flowd_remote_history(&b, &j);
+        flowd_remote_job_clear(&j);
+        flowd_answer_take(&a, &b, "the history", FLOWD_HISTORY_HINT);
+        return flowd__http_send_answer(r, conn, &a);
+    }
+    flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
+    if (job == NULL)
+        return ret;
+    flowd_job_lock(job);
+    int done = job->done;
+    flowd_job_unlock(job);
+    if (done) {
+        flowd_render_done_history(&b, job);
+        flowd_answer_take(&a, &b, "the history", FLOWD_HISTORY_HINT);
+        return flowd__http_send_answer(r, conn, &a);
+    }
+    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_HISTORY, job);
+    if (cmd == NULL)
+        return flowd__http_send_json(r, conn, 500, NULL, 0);
+    return loop_call(srv, r, conn, cmd);
+}
+
+enum MHD_Result flowd__http_job_events(flowd_server_t *srv, flowd_req_t *r,
+                                       struct MHD_Connection *conn) {
+    const char *id = r->args.s[0];
+    size_t id_len = r->args.len[0];
+    enum MHD_Result ret = MHD_YES;
+    const char *last = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
+    uint64_t last_id = 0;
+    if (last != NULL && *last != '\0') {
+        char *end;
+        unsigned long long v = strtoull(last, &end, 10);
+        if (!isdigit((unsigned char)*last) || *end != '\0' || v == ULLONG_MAX)
+            return flowd__http_send_error(
+                r, conn, FLOWD_E_BAD_REQUEST,
+                "Last-Event-ID must be the id of an event (a whole number), not '%.32s'", last);
+        last_id = v;
+    }
+    struct MHD_Response *res = NULL;
+    if (elsewhere(srv, r, id, id_len)) {
+        flowd_remote_job_t j;
+        if (find_remote(srv, r, conn, id, id_len, 0, &j, &ret) < 0)
+            return ret;
+        flowd_remote_job_clear(&j);
+        res = flowd_remote_watch_response(srv, r->remote_id, conn, last_id);
+    } else {
+        flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
+        if (job == NULL)
+            return ret;
+        res = flowd_watch_response(srv->watchers, job, conn, last_id);
+    }
+    if (res == NULL)
+        return flowd__http_send_json(r, conn, 500, NULL, 0);
+    MHD_add_response_header(res, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(res, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    ret = MHD_queue_response(conn, 200, res);
+    MHD_destroy_response(res);
+    r->status = 200;
+    r->phase = FLOWD_PH_DONE;
+    return ret;
+}
+
+/* A page of the list: {"jobs": [, then the caller writes its jobs into w, then page_send. */
+static void page_open(flow_buf_t *b, flowd_jw_t *w) {
+    flow_buf_init(b, flowd_render_max_answer());
+    flowd_jw_init(w, b, 2);
+    flowd_jw_obj(w);
+    flowd_jw_key(w, "jobs");
+    flowd_jw_arr(w);
+}
+
+/* ], "next_cursor": the opaque cursor of the list (the seq of the last job of the page, as 16 hex
+ * digits), or null on the last page; then the answer. */
+static enum MHD_Result page_send(flowd_req_t *r, struct MHD_Connection *conn, flow_buf_t *b,
+                                 flowd_jw_t *w, uint64_t next) {
+    flowd_jw_arr_end(w);
+    flowd_jw_key(w, "next_cursor");
+    if (next != 0) {
+        char c[17];
+        snprintf(c, sizeof c, "%016llx", (unsigned long long)next);
+        flowd_jw_str(w, c);
+    } else {
+        flowd_jw_null(w);
+    }
+    flowd_jw_obj_end(w);
+    flow_buf_addc(b, '\n');
+    flowd_answer_t a;
+    flowd_answer_take(&a, b, "the page of jobs", FLOWD_LIST_HINT);
+    return flowd__http_send_answer(r, conn, &a);
+}
+
+static int cursor_parse(const char *s, uint64_t *seq) {
+    if (strlen(s) != 16)
+        return -1;
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = (v << 4) | (uint64_t)d;
+    }
+    if (v == 0)
+        return -1;
+    *seq = v;
+    return 0;
+}
+
+/* The list of a shared store: from the database, which has every instance's jobs (its seq is the
+ * order of creation over all of them, and the cursor); a job that runs here is shown as the local
+ * table has it, which may be a little ahead. */
+static enum MHD_Result list_shared(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                                   int status, const char *flow, const char *tenant,
+                                   uint64_t cursor, size_t limit) {
+    flowd_remote_job_t *jobs = calloc(limit, sizeof *jobs);
+    size_t n = 0;
+    uint64_t next = 0;
+    int rc = jobs ? srv->store->cluster->read_jobs(srv->store, status, flow, tenant, cursor, limit,
+                                                   jobs, &n, &next)
+                  : FLOW_ENOMEM;
+    if (rc < 0) {
+        for (size_t i = 0; i < n; i++)
+            flowd_remote_job_clear(&jobs[i]);
+        free(jobs);
+        return flowd__http_send_error(r, conn, FLOWD_E_UNAVAILABLE,
+                                      "the jobs' database cannot be read now: %s",
+                                      flow_strerror(rc));
+    }
+    flow_buf_t b;
+    flowd_jw_t w;
+    page_open(&b, &w);
+    for (size_t i = 0; i < n; i++) {
+        flowd_job_t *local = flowd_jobs_get(srv->jobs, jobs[i].id, FLOWD_ID_LEN);
+        if (local != NULL)
+            flowd_render_job(&w, local);
+        else
+            flowd_remote_job_write(&w, &jobs[i]);
+        flowd_job_unref(local);
+        flowd_remote_job_clear(&jobs[i]);
+    }
+    free(jobs);
+    return page_send(r, conn, &b, &w, next);
+}
+
+enum MHD_Result flowd__http_jobs_list(flowd_server_t *srv, flowd_req_t *r,
+                                      struct MHD_Connection *conn) {
+    enum MHD_Result ret = MHD_YES;
+    const char *status_s = flowd__http_arg(conn, "status");
+    const char *flow = flowd__http_arg(conn, "flow");
+    /* An admin sees every tenant's jobs, or the one tenant it names; other keys their own only. */
+    const char *tenant_s = flowd__http_arg(conn, "tenant");
+    const char *tenant = flowd__http_scope(r);
+    if (tenant_s != NULL && tenant != NULL && strcmp(tenant_s, tenant) != 0)
+        return flowd__http_send_error(r, conn, FLOWD_E_FORBIDDEN,
+                                      "key '%s' (role %s) sees only the jobs of its tenant '%s'",
+                                      r->caller.name, flowd_role_name(r->caller.role), tenant);
+    if (tenant_s != NULL && strlen(tenant_s) > FLOWD_NAME_MAX)
+        return flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                      "tenant must be at most %d characters", FLOWD_NAME_MAX);
+    const char *cursor_s = flowd__http_arg(conn, "cursor");
+    flow_status_t status = FLOW_QUEUED;
+    if (status_s != NULL && flow_status_parse(status_s, &status) < 0)
+        return flowd__http_send_error(
+            r, conn, FLOWD_E_BAD_REQUEST,
+            "status must be one of queued, running, waiting, succeeded, failed, canceled; not "
+            "'%.32s'",
+            status_s);
+    uint64_t limit;
+    if (flowd__http_list_limit(r, conn, &limit, &ret) < 0)
+        return ret;
+    uint64_t cursor = 0;
+    if (cursor_s != NULL && cursor_parse(cursor_s, &cursor) < 0)
+        return flowd__http_send_error(
+            r, conn, FLOWD_E_BAD_REQUEST,
+            "cursor '%.40s' is not one this server gave (use next_cursor of the previous page)",
+            cursor_s);
+    if (srv->store->cluster != NULL) /* the database knows every instance's tenants */
+        return list_shared(srv, r, conn, status_s ? (int)status : -1, flow,
+                           tenant_s ? tenant_s : tenant, cursor, (size_t)limit);
+    if (tenant_s != NULL) {
+        tenant = flowd_auth_find_tenant(srv->auth, tenant_s);
+        if (tenant == NULL)
+            limit = 0; /* a tenant that no key and no job has named has no jobs */
+    }
+    flowd_job_t **jobs = malloc((limit ? limit : 1) * sizeof *jobs);
+    size_t n = 0;
+    uint64_t next = 0;
+    if (jobs == NULL ||
+        (limit > 0 && flowd_jobs_list(srv->jobs, status_s ? (int)status : -1, flow, tenant, cursor,
+                                      (size_t)limit, jobs, &n, &next) < 0)) {
+        free(jobs);
+        return flowd__http_send_json(r, conn, 500, NULL, 0);
+    }
+    flow_buf_t b;
+    flowd_jw_t w;
+    page_open(&b, &w);
+    for (size_t i = 0; i < n; i++) {
+        flowd_render_job(&w, jobs[i]);
+        flowd_job_unref(jobs[i]);
+    }
+    free(jobs);
+    return page_send(r, conn, &b, &w, next);
+}
+
+/* ---- POST bodies ---- */
+
+/* The store's answer to create; for a store that is not immediate, the connection is suspended
+ * and resumed here (stored answers). */
+static void store_done(void *data, int err) {
+    flowd_req_t *r = data;
+    r->reply.answer.status = err == 0 ? 202 : err == FLOW_EEXIST ? 409 : 500;
+    atomic_store_explicit(&r->reply.ready, 1, memory_order_release);
+    if (r->phase == FLOWD_PH_SUSPENDED)
+        MHD_resume_connection(r->conn);
+}
+
+/* The store has answered a new job's create: the job starts. One the store could not keep was never
+ * accepted: its record starts only to end failed rather than wait forever. Runs once: from stored,
+ * or, when the client left before it could be answered, from the request's end (a job the store
+ * holds runs whether or not anyone reads its 202). MHD completes a suspended request only once it
+ * is resumed, which store_done does after the answer is in. */
+static void start_stored(flowd_server_t *srv, flowd_req_t *r) {
+    json_t *shared = r->start_shared, *params = r->start_params;
+    r->start_shared = r->start_params = NULL;
+    r->ended = NULL;
+    if (r->reply.answer.status != 202)
+        r->job->run.store_failed = 1;
+    flowd_bridge_start(srv->bridge, r->job, shared, params);
+}
+
+static void stored_unanswered(flowd_server_t *srv, flowd_req_t *r) {
+    if (atomic_load_explicit(&r->reply.ready, memory_order_acquire))
+        start_stored(srv, r);
+}
+
+/* The store answered for a new job (a store that is not immediate): it starts, or ends failed. */
+static enum MHD_Result stored(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn) {
+    if (r->reply.answer.status != 202) {
+        unsigned status = r->reply.answer.status;
+        start_stored(srv, r);
+        if (status == 409) /* a shared store: another instance took the key at the same moment */
+            return flowd__http_send_error(r, conn, FLOWD_E_IDEMPOTENCY_CONFLICT,
+                                          "Idempotency-Key was used at the same moment on another "
+                                          "instance; send it again");
+        return flowd__http_send_error(r, conn, FLOWD_E_INTERNAL, "the job could not be stored");
+    }
+    size_t len = 0;
+    char *text = flowd_render_new_job(r->job, &len); /* before the loop can run it: queued */
+    start_stored(srv, r);
+    return flowd__http_send_json(r, conn, 202, text, len);
+}
+
+enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
+                                      struct MHD_Connection *conn) {
+    static const char example[] = "{\"flow\": \"noop\", \"shared\": {}}";
+    enum MHD_Result ret = MHD_YES;
+    r->location = 1;
+    json_t *body = flowd__http_body_object(r, conn, example, &ret);
+    if (body == NULL)
+        return ret;
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        if (strcmp(key, "flow") != 0 && strcmp(key, "shared") != 0 && strcmp(key, "params") != 0) {
+            ret = flowd__http_send_error(
+                r, conn, FLOWD_E_BAD_REQUEST,
+                "unknown field '%.64s' in the body (it takes flow, shared and params)", key);
+            json_decref(body);
+            return ret;
+        }
+    }
+    json_t *flow = json_object_get(body, "flow");
+    json_t *shared = json_object_get(body, "shared");
+    json_t *params = json_object_get(body, "params");
+    const char *problem = NULL, *field = NULL, *want = NULL;
+    if (flow == NULL)
+        problem = "missing field 'flow': the name of a flow this server runs (GET /v1/flows)";
+    else if (!json_is_string(flow))
+        field = "flow", want = "a string", v = flow;
+    else if (shared != NULL && !json_is_object(shared))
+        field = "shared", want = "an object", v = shared;
+    else if (params != NULL && !json_is_object(params))
+        field = "params", want = "an object", v = params;
+    if (problem != NULL || field != NULL) {
+        if (problem != NULL)
+            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST, "%s", problem);
+        else
+            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                         "field '%s' must be %s, not %s", field, want,
+                                         flowd__http_type_name(v));
+        json_decref(body);
+        return ret;
+    }
+    /* the store is counted after each step; one too big from the start is refused now (a body
+     * this short cannot hold one: a compact dump is about as long as its text, or shorter) */
+    if (shared != NULL && r->len > srv->cfg.max_shared / 2 &&
+        flowd_json_size(shared, srv->cfg.max_shared) > srv->cfg.max_shared) {
+        json_decref(body);
+        return flowd__http_send_error(
+            r, conn, FLOWD_E_PAYLOAD_TOO_LARGE,
+            "the shared store is over %zu bytes as JSON, the limit of a job's store "
+            "(--max-shared)",
+            srv->cfg.max_shared);
+    }
+    const char *idem = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
+    if (idem != NULL && (*idem == '\0' || strlen(idem) > MAX_IDEM_KEY)) {
+        json_decref(body);
+        return flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                      "Idempotency-Key must be 1 to %d characters", MAX_IDEM_KEY);
+    }
+    flow_def_t *def = flow_registry_get_flow(srv->reg, json_string_value(flow));
+    if (def == NULL) {
+        flow_buf_t names;
+        flow_buf_init(&names, 4096);
+        flowd_flow_names(srv->reg, &names);
+        ret = flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW,
+                                     "no flow named '%.64s' (this server runs: %s)",
+                                     json_string_value(flow), names.data ? names.data : "none");
+        flow_buf_free(&names);
+        json_decref(body);
+        return ret;
+    }
+    if (atomic_load(&srv->stopping)) {
+        flow_def_unref(def);
+        json_decref(body);
+        return flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
+    }
+    if (idem != NULL && srv->store->cluster != NULL) {
+        /* another instance may have made the job of this key: the store knows */
+        flowd_remote_job_t j;
+        flowd_job_t *here = NULL;
+        if (srv->store->cluster->read_job(srv->store, NULL, idem, r->caller.tenant, 0, &j) == 0 &&
+            (here = flowd_jobs_get(srv->jobs, j.id, FLOWD_ID_LEN)) == NULL) {
+            flow_def_unref(def);
+            json_decref(body);
+            memcpy(r->remote_id, j.id, FLOWD_ID_LEN + 1);
+            if (j.body_hash != flowd_hash_bytes(r->body, r->len)) {
+                flowd_remote_job_clear(&j);
+                return flowd__http_send_error(r, conn, FLOWD_E_IDEMPOTENCY_CONFLICT,
+                                              "Idempotency-Key '%.64s' was used with another body",
+                                              idem);
+            }
+            return send_remote_job(r, conn, 200, &j);
+        }
+        flowd_job_unref(here); /* here: the table answers below */
+        flowd_remote_job_clear(&j);
+    }
+    /* The loop gets the shared store and params as values of its own: no jansson value is shared
+     * between threads (their reference counts would be). */
+    shared = shared ? json_incref(shared) : json_object();
+    params = json_incref(params);
+    json_decref(body);
+    flowd_job_t *job = NULL;
+    int repeat = 0;
+    int rc = flowd_jobs_create(srv->jobs, def, r->caller.tenant, idem,
+                               idem ? flowd_hash_bytes(r->body, r->len) : 0, &job, &repeat);
+    flow_def_unref(def);
+    if (rc < 0 || repeat) {
+        json_decref(shared);
+        json_decref(params);
+    }
+    if (rc == FLOW_EBUSY)
+        return flowd__http_send_error(
+            r, conn, FLOWD_E_TOO_MANY_JOBS,
+            "%u jobs are queued, running or waiting (--max-jobs); try again later",
+            srv->cfg.max_jobs);
+    if (rc == FLOW_EEXIST)
+        return flowd__http_send_error(r, conn, FLOWD_E_IDEMPOTENCY_CONFLICT,
+                                      "Idempotency-Key '%.64s' was used with another body", idem);
+    if (rc < 0)
+        return flowd__http_send_error(r, conn, FLOWD_E_INTERNAL, "the job could not be created: %s",
+                                      flow_strerror(rc));
+    r->job = job;
+    if (repeat)
+        return send_job(r, conn, 200, job);
+    const flowd_store_ops_t *ops = srv->store->ops;
+    if (!ops->immediate) {
+        /* A durable store answers later: the connection waits, and the job starts once stored. */
+        r->start_shared = shared;
+        r->start_params = params;
+        r->ended = stored_unanswered;
+        flowd__http_suspend(srv, r, conn, 0, stored);
+        if (ops->create(srv->store, job, shared, params, store_done, r) < 0)
+            store_done(r, FLOW_EIO);
+        return MHD_YES; /* stored answers */
+    }
+    if (ops->create(srv->store, job, shared, params, store_done, r) < 0 ||
+        r->reply.answer.status != 202) {
+        json_decref(shared);
+        json_decref(params);
+        return flowd__http_send_error(r, conn, FLOWD_E_INTERNAL, "the job could not be stored");
+    }
+    /* Render before the loop can run the job, so the answer says queued. */
+    size_t len = 0;
+    char *text = flowd_render_new_job(job, &len);
+    flowd_bridge_start(srv->bridge, job, shared, params);
+    return flowd__http_send_json(r, conn, 202, text, len);
+}
+
+enum MHD_Result flowd__http_job_input(flowd_server_t *srv, flowd_req_t *r,
+                                      struct MHD_Connection *conn) {
+    const char *id = r->args.s[0];
+    size_t id_len = r->args.len[0];
+    static const char example[] = "{\"value\": \"yes\"}";
+    enum MHD_Result ret = MHD_YES;
+    json_t *body = flowd__http_body_object(r, conn, example, &ret);
+    if (body == NULL)
+        return ret;
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        if (strcmp(key, "value") != 0) {
+            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                         "unknown field '%.64s' in the body (it takes only value)",
+                                         key);
+            json_decref(body);
+            return ret;
+        }
+    }
+    json_t *value = json_incref(json_object_get(body, "value"));
+    json_decref(body);
+    if (value == NULL)
+        return flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                      "missing field 'value': the answer, any JSON value, e.g. %s",
+                                      example);
+    if (elsewhere(srv, r, id, id_len)) {
+        char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(value);
+        if (text == NULL)
+            return flowd__http_send_json(r, conn, 500, NULL, 0);
+        ret = remote_command(srv, r, conn, id, id_len, 0, text);
+        free(text);
+        return ret;
+    }
+    flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
+    flowd_cmd_t *cmd = job ? flowd_cmd_new(FLOWD_CMD_INPUT, job) : NULL;
+    if (cmd == NULL) {
+        json_decref(value);
+        return job ? flowd__http_send_json(r, conn, 500, NULL, 0) : ret;
+    }
+    cmd->value = value;
+    return loop_call(srv, r, conn, cmd);
+}
+
+enum MHD_Result flowd__http_job_cancel(flowd_server_t *srv, flowd_req_t *r,
+                                       struct MHD_Connection *conn) {
+    const char *id = r->args.s[0];
+    size_t id_len = r->args.len[0];
+    enum MHD_Result ret = MHD_YES;
+    if (elsewhere(srv, r, id, id_len))
+        return remote_command(srv, r, conn, id, id_len, 1, NULL);
+    flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
+    if (job == NULL)
+        return ret;
+    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_CANCEL, job);
+    if (cmd == NULL)
+        return flowd__http_send_json(r, conn, 500, NULL, 0);
+    return loop_call(srv, r, conn, cmd);
+}
