@@ -115,7 +115,7 @@ EXAMPLES := $(EXAMPLES_SRC:examples/%.c=$(BUILD)/examples/%)
 .SECONDARY:
 
 .PHONY: all lib test check unit e2e deps bench valgrind tsan clean help run examples lint mock fuzz fuzz-replay \
-	exports
+	exports contract lint-api
 
 all: $(LIB) $(if $(wildcard server/main.c),$(FLOWD)) $(EXAMPLES) $(MOCK) $(HEALTHCHECK)
 
@@ -130,7 +130,11 @@ help:
 	@echo "                of its own (and apt-get installs it when missing, as root)"
 	@echo "make check      run the tests of one build (SAN=asan or SAN=tsan picks the build): what"
 	@echo "                libflow.a exports (tests/exports.sh: only the FLOW_EXPORT functions of"
-	@echo "                lib/include), the unit tests, then the end-to-end tests against its flowd"
+	@echo "                lib/include), the unit tests, the fuzz replays, make contract, then the"
+	@echo "                end-to-end tests against its flowd"
+	@echo "make contract   check that api/flow.schema.json and flowd check agree on every example"
+	@echo "                document (pass) and on tests/contract/bad (fail), and that flowd's answers"
+	@echo "                are ones api/openapi.yaml declares (python3-jsonschema, python3-yaml)"
 	@echo "make e2e        only the end-to-end tests (tests/e2e) of one build"
 	@echo "make valgrind   run the unit tests under valgrind (0 bytes definitely lost), then the"
 	@echo "                end-to-end tests with flowd under valgrind"
@@ -146,7 +150,8 @@ help:
 	@echo "                FUZZ_HARNESSES=fuzz_doc picks some; new inputs go to build/fuzz/corpus, crashes to"
 	@echo "                build/fuzz/crashes (make test replays tests/fuzz/corpus and tests/fuzz/regress)"
 	@echo "make deps       install missing -dev packages with apt-get (as root)"
-	@echo "make lint       grep for calls we do not use (sprintf, strcpy, atoi, ...)"
+	@echo "make lint       grep for calls we do not use (sprintf, strcpy, atoi, ...), and lint"
+	@echo "                api/openapi.yaml with Redocly's CLI (npx, a pinned version; make lint-api)"
 	@echo "make clean      remove build/"
 
 # make fuzz needs clang (libFuzzer comes with Debian's), so make deps installs it for that goal only.
@@ -169,6 +174,9 @@ deps:
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	for t in $(DEPS_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
+	/usr/bin/python3 -c 'import jsonschema' 2>/dev/null || missing="$$missing python3-jsonschema"; \
+	/usr/bin/python3 -c 'import yaml' 2>/dev/null || missing="$$missing python3-yaml"; \
+	command -v npx >/dev/null || echo "deps: no npx; make lint runs Redocly's CLI with it (Node.js 20.19 or later, with npm)"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing packages:$$missing (run make deps as root)"; exit 1; fi; \
 	  echo "installing:$$missing"; \
@@ -269,7 +277,20 @@ fuzz-replay: $(REPLAY_BIN)
 	  $(BUILD)/fuzz-replay/$$h tests/fuzz/corpus/$$h tests/fuzz/regress/$$h || fail=1; \
 	done; exit $$fail
 
-check: all exports unit fuzz-replay e2e
+check: all exports unit fuzz-replay contract e2e
+
+# The flow documents against api/flow.schema.json and this build's flowd check, which must agree
+# (tests/contract/documents.sh: good ones pass both, tests/contract/bad ones fail both); then every
+# status this flowd answers to requests that take no effect is one api/openapi.yaml declares
+# (tests/contract/answers.py).
+contract: $(FLOWD)
+	tests/contract/documents.sh $(FLOWD)
+	tests/contract/answers.py $(FLOWD)
+
+# api/openapi.yaml under Redocly's recommended rules, with the version tests/contract/openapi.sh pins
+# (npx fetches it into npm's cache once).
+lint-api:
+	tests/contract/openapi.sh
 
 # The symbols libflow.a exports are exactly the FLOW_EXPORT functions of lib/include.
 exports: $(LIB)
@@ -321,7 +342,7 @@ run: deps all
 test-docker:
 	tests/docker/run.sh
 
-lint:
+lint: lint-api
 	@! grep -nE '\b(sprintf|vsprintf|strcpy|strcat|atoi|atol|gets)\s*\(' \
 	    lib/*.[ch] lib/include/*.h lib/include/flow/*.h server/*.[ch] docker/*.c 2>/dev/null \
 	  || (echo "lint: use snprintf/strtol/memcpy instead"; exit 1)

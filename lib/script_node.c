@@ -247,13 +247,15 @@ int flow__scripts_finish(flow__scripts_t *sc, flow_problems_t *problems) {
     return rc;
 }
 
-/* The document's code as one text (lines joined), or NULL with a problem. *joined is what to free.
- */
-static const char *code_text(json_t *code, size_t *len, char **joined, flow_problems_t *problems) {
+/* The document's code as one text (lines joined) in *text; *joined is what to free. 0, FLOW_ELOAD
+ * with a problem (not a string or an array of strings), or FLOW_ENOMEM. */
+static int code_text(json_t *code, const char **out, size_t *len, char **joined, flow_problems_t *problems) {
     *joined = NULL;
+    *out = NULL;
     if (json_is_string(code)) {
         *len = json_string_length(code);
-        return json_string_value(code);
+        *out = json_string_value(code);
+        return 0;
     }
     size_t i, total = 0;
     json_t *line;
@@ -265,11 +267,11 @@ static const char *code_text(json_t *code, size_t *len, char **joined, flow_prob
     if (!ok) {
         flow_problems_add(problems, "/code",
                           "code is Lua: a string, or an array of lines (strings)");
-        return NULL;
+        return FLOW_ELOAD;
     }
     char *text = flow__malloc(total + 1);
     if (text == NULL)
-        return NULL;
+        return FLOW_ENOMEM;
     size_t n = 0;
     json_array_foreach(code, i, line) {
         memcpy(text + n, json_string_value(line), json_string_length(line));
@@ -279,7 +281,8 @@ static const char *code_text(json_t *code, size_t *len, char **joined, flow_prob
     text[n] = '\0';
     *len = n;
     *joined = text;
-    return text;
+    *out = text;
+    return 0;
 }
 
 /* The state of doc (made, with its code loaded, at the first use). NULL with *rc set on error. */
@@ -311,17 +314,18 @@ static doc_script_t *script_of(flow__scripts_t *sc, json_t *doc, flow_problems_t
         return d;
     size_t len = 0;
     char *joined;
-    const char *text = code_text(code, &len, &joined, problems);
-    if (text == NULL) {
+    const char *text;
+    int r = code_text(code, &text, &len, &joined, problems);
+    if (r < 0) { /* an array of lines with one that is not a string is a problem, not a lack of memory */
         d->chunk_ok = 0;
-        *rc = json_is_string(code) || json_is_array(code) ? FLOW_ENOMEM : FLOW_ELOAD;
-        return *rc == FLOW_ENOMEM ? NULL : d;
+        *rc = r;
+        return r == FLOW_ENOMEM ? NULL : d;
     }
     int from_file = doc == sc->file_doc && sc->file != NULL;
     flow_script_place_t place = from_file             ? FLOW_SCRIPT_AT_FILE
                                 : json_is_array(code) ? FLOW_SCRIPT_AT_LINES
                                                       : FLOW_SCRIPT_AT_POINTER;
-    int r = flow_script_load(d->script, text, len, from_file ? sc->file : "/code",
+    r = flow_script_load(d->script, text, len, from_file ? sc->file : "/code",
                              from_file ? sc->file : "/code", place,
                              from_file ? sc->file_problems : problems);
     flow__free(joined);

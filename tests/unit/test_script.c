@@ -622,6 +622,10 @@ START_TEST(test_every_lua_problem_is_reported_at_load) {
     load_refused("{\"name\": \"bad\", \"start\": \"a\", \"code\": 5, \"nodes\": {\"a\": {\"type\": "
                  "\"noop\"}}}",
                  "/code: code is Lua: a string, or an array of lines (strings)");
+    /* an array of lines with a number in it was answered "out of memory" (500 to a PUT) */
+    load_refused("{\"name\": \"bad\", \"start\": \"a\", \"code\": [\"x = 1\", 2], \"nodes\": "
+                 "{\"a\": {\"type\": \"noop\"}}}",
+                 "/code: code is Lua: a string, or an array of lines (strings)");
     load_refused("{\"name\": \"bad\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\", "
                  "\"budget\": 5}}}",
                  "/nodes/a/budget: budget is for the node's Lua hooks, and it has none");
