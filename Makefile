@@ -134,7 +134,8 @@ help:
 	@echo "                end-to-end tests against its flowd"
 	@echo "make contract   check that api/flow.schema.json and flowd check agree on every example"
 	@echo "                document (pass) and on tests/contract/bad (fail), and that flowd's answers"
-	@echo "                are ones api/openapi.yaml declares (python3-jsonschema, python3-yaml)"
+	@echo "                are ones api/openapi.yaml declares (python3-jsonschema, python3-yaml), and"
+	@echo "                lint /metrics with promtool (Debian's prometheus)"
 	@echo "make e2e        only the end-to-end tests (tests/e2e) of one build"
 	@echo "make valgrind   run the unit tests under valgrind (0 bytes definitely lost), then the"
 	@echo "                end-to-end tests with flowd under valgrind"
@@ -176,6 +177,7 @@ deps:
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	/usr/bin/python3 -c 'import jsonschema' 2>/dev/null || missing="$$missing python3-jsonschema"; \
 	/usr/bin/python3 -c 'import yaml' 2>/dev/null || missing="$$missing python3-yaml"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v npx >/dev/null || echo "deps: no npx; make lint runs Redocly's CLI with it (Node.js 20.19 or later, with npm)"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing packages:$$missing (run make deps as root)"; exit 1; fi; \
@@ -286,6 +288,7 @@ check: all exports unit fuzz-replay contract e2e
 contract: $(FLOWD)
 	tests/contract/documents.sh $(FLOWD)
 	tests/contract/answers.py $(FLOWD)
+	tests/contract/metrics.sh $(FLOWD)
 
 # api/openapi.yaml under Redocly's recommended rules, with the version tests/contract/openapi.sh pins
 # (npx fetches it into npm's cache once).
