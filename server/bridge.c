@@ -82,6 +82,7 @@ int flowd_bridge_push(flowd_bridge_t *b, flowd_cmd_t *cmd) {
 }
 
 static void answer_cancels(flowd_job_t *job);
+static void answer_inputs(flowd_job_t *job);
 
 /* ---- keeping records up to date (engine callbacks, loop thread) ---- */
 
@@ -277,6 +278,7 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
     push_event(job, FLOW_EVENT_STEP, 0, step->seq, data, len, 0);
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
+    answer_inputs(job); /* the answer has been taken: the step that waited for it is done */
 }
 
 /* A try of a root-flow node failed and another follows: a restart must not grant it all its tries
@@ -338,6 +340,7 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     flowd_jobs_ended(srv->jobs, job);
     flowd_waiters_wake(job);
     answer_cancels(job);
+    answer_inputs(job);
     if (srv->store->ops->finish != NULL)
         srv->store->ops->finish(srv->store, job);
 }
@@ -651,6 +654,7 @@ void flowd_bridge_forget(flowd_bridge_t *b, flowd_job_t *job) {
     if (job->run.job != NULL)
         flow_job_cancel(job->run.job); /* its events are not recorded (on_event), on_done still runs */
     flowd_waiters_wake(job);
+    answer_inputs(job); /* taken before it moved: as it is */
     while (job->run.cancels != NULL) { /* it did not end here: the client asks again, and reaches the owner */
         flowd_cmd_t *c = job->run.cancels;
         job->run.cancels = c->next;
@@ -693,7 +697,21 @@ static void answer_cancels(flowd_job_t *job) {
     }
 }
 
-static void run_input(flowd_cmd_t *c) {
+/* The answers the node has taken: each is answered with the job as it is now, after the step that
+ * waited for it (or after the job's end), so that the 202 shows where the answer led. */
+static void answer_inputs(flowd_job_t *job) {
+    while (job->run.inputs != NULL) {
+        flowd_cmd_t *c = job->run.inputs;
+        job->run.inputs = c->next;
+        reply_job(c, 202);
+        reply_done(c);
+        flowd_cmd_free(c);
+    }
+}
+
+/* Returns 1 when it keeps c: an answer the job took is answered once the node has used it (the
+ * step ends, or the job does), not with the job as it was before. */
+static int run_input(flowd_cmd_t *c) {
     flowd_job_t *job = c->job;
     flow_status_t status = job->run.job ? flow_job_status(job->run.job) : flowd_job_status(job);
     if (job->run.job == NULL || status != FLOW_WAITING) {
@@ -702,9 +720,13 @@ static void run_input(flowd_cmd_t *c) {
     } else {
         flow_error_t err = {0};
         int rc = flow_job_input(job->run.job, c->value, &err);
-        if (rc == 0)
-            reply_job(c, 202);
-        else if (rc == FLOW_ESTATE)
+        if (rc == 0) {
+            flow_error_clear(&err);
+            c->next = job->run.inputs;
+            job->run.inputs = c;
+            return 1;
+        }
+        if (rc == FLOW_ESTATE)
             flowd_answer_error(&c->reply->answer, FLOWD_E_NOT_WAITING,
                                "job %s is not waiting for input", job->id);
         else
@@ -713,6 +735,7 @@ static void run_input(flowd_cmd_t *c) {
         flow_error_clear(&err);
     }
     reply_done(c);
+    return 0;
 }
 
 static void run_shared(flowd_cmd_t *c) {
@@ -764,7 +787,8 @@ static void run(flowd_bridge_t *b, flowd_cmd_t *c) {
             return; /* kept until the job has ended */
         break;
     case FLOWD_CMD_INPUT:
-        run_input(c);
+        if (run_input(c))
+            return; /* kept until the node has taken the answer */
         break;
     case FLOWD_CMD_SHARED:
         run_shared(c);

@@ -82,6 +82,7 @@ struct flowd_job {
         /* Loop only. */
         flow_job_t *job;             /* while the engine runs it */
         struct flowd_cmd *cancels;   /* cancel calls answered once the job has ended */
+        struct flowd_cmd *inputs;    /* answers given, answered once the node has taken them */
         flowd_job_t *dirty_next;     /* records whose current node may have moved */
         uint8_t dirty;
         uint8_t cancel_pending;      /* canceled before its start command reached the loop */

@@ -68,7 +68,17 @@ START_TEST(test_no_suggests_again_and_yes_finishes) {
     ck_assert_uint_eq(json_array_size(json_object_get(still, "jobs")), 1);
     json_decref(still);
 
-    answer(id, "\"no\"", 202);
+    /* the 202 comes once the node has taken the answer, and shows where it led */
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
+    e2e_resp_t taken;
+    e2e_post(&srv, path, "{\"value\": \"no\"}", &taken);
+    ck_assert_int_eq(taken.status, 202);
+    ck_assert_str_eq(str(taken.json, "last_action"), "retry");
+    ck_assert_str_ne(str(taken.json, "status"), "waiting");
+    ck_assert_int_gt(json_integer_value(json_object_get(taken.json, "steps")),
+                     json_integer_value(json_object_get(q1, "steps")));
+    e2e_resp_free(&taken);
     json_t *q2 = wait_for_question(id, json_integer_value(json_object_get(q1, "steps")));
     ck_assert_str_eq(str(json_object_get(q2, "waiting_for"), "prompt"),
                      "How about: grilled tofu? Answer yes or no.");
@@ -78,7 +88,7 @@ START_TEST(test_no_suggests_again_and_yes_finishes) {
     json_t *done = e2e_wait_status(&srv, id, "succeeded", 10000);
     ck_assert(json_is_null(json_object_get(done, "waiting_for")));
 
-    char path[128];
+
     snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
     json_t *shared = e2e_get_json(&srv, path);
     ck_assert_str_eq(str(shared, "final"), "grilled tofu");
