@@ -29,6 +29,7 @@ flowd_cmd_t *flowd_cmd_new(flowd_cmd_type_t type, flowd_job_t *job) {
         return NULL;
     cmd->type = type;
     cmd->job = flowd_job_ref(job);
+    cmd->seen_version = FLOWD_NO_VERSION;
     return cmd;
 }
 
@@ -279,6 +280,7 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
     answer_inputs(job); /* the answer has been taken: the step that waited for it is done */
+    flowd_waiters_wake(job); /* long polls that wait for any change (If-None-Match) */
 }
 
 /* A try of a root-flow node failed and another follows: a restart must not grant it all its tries
@@ -416,7 +418,8 @@ static void reply_done(flowd_cmd_t *c) {
 
 static void reply_job(flowd_cmd_t *c, unsigned status) {
     c->reply->answer.status = status;
-    c->reply->answer.body = flowd_render_job_text(c->job, &c->reply->answer.len);
+    c->reply->answer.body = flowd_render_job_text(c->job, &c->reply->answer.len, &c->reply->answer.etag);
+    c->reply->answer.has_etag = 1;
     c->reply->location = 1;
 }
 
@@ -776,7 +779,8 @@ static void run_history(flowd_cmd_t *c) {
 }
 
 static void run_wait(flowd_bridge_t *b, flowd_cmd_t *c) {
-    if (flowd_waiter_add(b->srv->waits, c->job, c->seen, c->wait_ms, c->conn, &c->reply->ready) < 0)
+    if (flowd_waiter_add(b->srv->waits, c->job, c->seen, c->seen_version, c->wait_ms, c->conn,
+                         &c->reply->ready) < 0)
         reply_done(c); /* no memory to wait: answer at once */
 }
 

@@ -50,6 +50,7 @@ typedef struct flowd_cmd {
     json_t *params;
     char *pointer;
     flow_status_t seen;
+    uint64_t seen_version;         /* FLOWD_CMD_WAIT: FLOWD_NO_VERSION, or the version to wait past */
     uint64_t wait_ms;
     /* A command from another instance (conn NULL): done runs instead of resuming a connection, once
      * reply is filled in; the command is freed after it. */

@@ -220,6 +220,7 @@ struct flowd_waiter {
     struct MHD_Connection *conn;
     _Atomic int *done;
     flow_status_t seen;
+    uint64_t version;              /* FLOWD_NO_VERSION: waits for another status only */
     flowd_waiter_t *jprev, *jnext; /* job->waiters */
     flowd_waiter_t *aprev, *anext; /* set->all */
 };
@@ -281,8 +282,14 @@ static void waiter_timeout(uv_timer_t *t) {
     waiter_resolve(t->data);
 }
 
-int flowd_waiter_add(flowd_waitset_t *set, flowd_job_t *job, flow_status_t seen, uint64_t wait_ms,
-                     struct MHD_Connection *conn, _Atomic int *done) {
+/* Loop thread: only it pushes events, so next_id is read without the record's lock. */
+static int waiter_saw_other(const flowd_waiter_t *wt, flowd_job_t *job) {
+    return flowd_job_status(job) != wt->seen ||
+           (wt->version != FLOWD_NO_VERSION && job->events.next_id - 1 != wt->version);
+}
+
+int flowd_waiter_add(flowd_waitset_t *set, flowd_job_t *job, flow_status_t seen, uint64_t version,
+                     uint64_t wait_ms, struct MHD_Connection *conn, _Atomic int *done) {
     flowd_waiter_t *wt = calloc(1, sizeof *wt);
     if (wt == NULL)
         return FLOW_ENOMEM;
@@ -291,6 +298,7 @@ int flowd_waiter_add(flowd_waitset_t *set, flowd_job_t *job, flow_status_t seen,
     wt->conn = conn;
     wt->done = done;
     wt->seen = seen;
+    wt->version = version;
     uv_timer_init(set->loop, &wt->timer);
     wt->timer.data = wt;
     wt->jnext = job->waiters;
@@ -303,7 +311,7 @@ int flowd_waiter_add(flowd_waitset_t *set, flowd_job_t *job, flow_status_t seen,
     set->all = wt;
     set->count++;
     set->alive++;
-    if (set->stopping || flowd_job_status(job) != seen)
+    if (set->stopping || waiter_saw_other(wt, job))
         waiter_resolve(wt);
     else
         uv_timer_start(&wt->timer, waiter_timeout, wait_ms, 0);
@@ -311,11 +319,10 @@ int flowd_waiter_add(flowd_waitset_t *set, flowd_job_t *job, flow_status_t seen,
 }
 
 void flowd_waiters_wake(flowd_job_t *job) {
-    flow_status_t now = flowd_job_status(job);
     flowd_waiter_t *wt = job->waiters;
     while (wt != NULL) {
         flowd_waiter_t *next = wt->jnext;
-        if (wt->seen != now || job->gone)
+        if (waiter_saw_other(wt, job) || job->gone)
             waiter_resolve(wt);
         wt = next;
     }

@@ -60,11 +60,15 @@ int flowd_waitset_new(uv_loop_t *loop, flowd_waitset_t **out);
 /* Resumes every waiter still waiting and frees the set once their timers have closed (run the loop
  * afterwards). */
 void flowd_waitset_close(flowd_waitset_t *set);
-/* Waits on job (a reference is taken) until its status is no longer `seen` or wait_ms passes; then
- * sets *done (release order) and resumes conn, which the caller has suspended. 0 or FLOW_ENOMEM. */
-int flowd_waiter_add(flowd_waitset_t *set, struct flowd_job *job, flow_status_t seen, uint64_t wait_ms,
-                     struct MHD_Connection *conn, _Atomic int *done);
-/* The job's status changed: resumes its waiters that saw another status (all, once it is gone). */
+/* Waits on job (a reference is taken) until its status is no longer `seen` (or, with a version
+ * other than FLOWD_NO_VERSION, until its last event is no longer that one: any change) or wait_ms
+ * passes; then sets *done (release order) and resumes conn, which the caller has suspended. 0 or
+ * FLOW_ENOMEM. Loop thread. */
+#define FLOWD_NO_VERSION UINT64_MAX
+int flowd_waiter_add(flowd_waitset_t *set, struct flowd_job *job, flow_status_t seen, uint64_t version,
+                     uint64_t wait_ms, struct MHD_Connection *conn, _Atomic int *done);
+/* The job changed (a status, a step): resumes its waiters that saw something else (all, once it
+ * is gone). */
 void flowd_waiters_wake(struct flowd_job *job);
 /* Shutdown: resumes every waiter. */
 void flowd_waitset_wake_all(flowd_waitset_t *set);

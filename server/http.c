@@ -93,6 +93,11 @@ enum MHD_Result flowd__http_send(flowd_req_t *r, struct MHD_Connection *conn, un
     }
     MHD_add_response_header(res, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     flowd__http_common_headers(r, res);
+    if (r->has_etag && status < 400) {
+        char etag[32];
+        snprintf(etag, sizeof etag, "\"%llu\"", (unsigned long long)r->etag);
+        MHD_add_response_header(res, MHD_HTTP_HEADER_ETAG, etag);
+    }
     if (r->location && (r->job != NULL || r->remote_id[0] != '\0') &&
         (status == 202 || status == 200)) {
         char location[48];
@@ -126,6 +131,10 @@ enum MHD_Result flowd__http_send_json(flowd_req_t *r, struct MHD_Connection *con
 
 enum MHD_Result flowd__http_send_answer(flowd_req_t *r, struct MHD_Connection *conn,
                                         flowd_answer_t *a) {
+    if (a->has_etag) {
+        r->etag = a->etag;
+        r->has_etag = 1;
+    }
     enum MHD_Result ret = flowd__http_send_json(r, conn, a->status, a->body, a->len);
     a->body = NULL;
     return ret;

@@ -90,6 +90,9 @@ struct flowd_req {
     uint8_t location;        /* 200 and 202 carry Location: the job's (POST /v1/jobs) */
     uint8_t remote_watching; /* a long poll of a job elsewhere: a watch may still wake us */
     uint8_t counted;         /* suspended and counted in flowd_http_suspended(), not yet uncounted */
+    uint8_t has_etag;        /* a Job answer: ETag "<etag>", its version */
+    uint8_t by_version;      /* a long poll that waits for a new version, not a new status */
+    uint64_t etag;
     unsigned status;         /* what was answered, for the log and the metrics */
     char method_name[12];
     char request_id[FLOWD_REQUEST_ID_MAX + 1]; /* X-Request-Id: the client's, or one made here */

@@ -24,8 +24,43 @@
 static enum MHD_Result send_job(flowd_req_t *r, struct MHD_Connection *conn, unsigned status,
                                 flowd_job_t *job) {
     size_t len = 0;
-    char *body = flowd_render_job_text(job, &len);
+    char *body = flowd_render_job_text(job, &len, &r->etag);
+    r->has_etag = 1;
     return flowd__http_send_json(r, conn, status, body, len);
+}
+
+/* If-None-Match names version: a client that has the Job as it is ("*", or a list of ETags, weak
+ * or not, one of them "<version>"). */
+static int match_version(struct MHD_Connection *conn, uint64_t version) {
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    if (v == NULL)
+        return 0;
+    for (;;) {
+        while (*v == ' ' || *v == '\t' || *v == ',')
+            v++;
+        if (*v == '\0')
+            return 0;
+        if (*v == '*')
+            return 1;
+        if (v[0] == 'W' && v[1] == '/')
+            v += 2;
+        if (*v == '"' && v[1] >= '0' && v[1] <= '9') {
+            char *end;
+            unsigned long long n = strtoull(v + 1, &end, 10);
+            if (*end == '"' && n == version)
+                return 1;
+        }
+        v = strchr(v, ',');
+        if (v == NULL)
+            return 0;
+    }
+}
+
+/* 304: the client's Job is the current one; its ETag again, no body. */
+static enum MHD_Result not_modified(flowd_req_t *r, struct MHD_Connection *conn, uint64_t version) {
+    r->etag = version;
+    r->has_etag = 1;
+    return flowd__http_send_json(r, conn, 304, strdup(""), 0);
 }
 
 /* The job in the local table (r->job when looked up already), or NULL after answering 404. Another
@@ -57,10 +92,18 @@ static int elsewhere(flowd_server_t *srv, flowd_req_t *r, const char *id, size_t
     return r->job == NULL;
 }
 
-/* A long poll's answer: the job as it is. */
+/* A long poll's answer: the job as it is; 304 when it waited for another version (If-None-Match)
+ * and none came in time. */
 static enum MHD_Result resume_wait(flowd_server_t *srv, flowd_req_t *r,
                                    struct MHD_Connection *conn) {
     (void)srv;
+    if (r->by_version) {
+        flowd_job_lock(r->job);
+        uint64_t version = r->job->events.next_id - 1;
+        flowd_job_unlock(r->job);
+        if (version == r->etag)
+            return not_modified(r, conn, version);
+    }
     return send_job(r, conn, 200, r->job);
 }
 
@@ -127,6 +170,8 @@ static int find_remote(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connectio
 static enum MHD_Result send_remote_job(flowd_req_t *r, struct MHD_Connection *conn, unsigned status,
                                        flowd_remote_job_t *j) {
     size_t len = 0;
+    r->etag = j->last_event;
+    r->has_etag = 1;
     char *body = flowd_remote_job_text(j, &len);
     flowd_remote_job_clear(j);
     return flowd__http_send_json(r, conn, status, body, len);
@@ -155,8 +200,13 @@ static enum MHD_Result remote_poll(flowd_server_t *srv, flowd_req_t *r, struct M
                                    flowd_remote_job_t *j) {
     uint64_t now = flow_mono_ms();
     atomic_store(&r->reply.ready, 0);
-    if (now >= r->remote_until_ms || flowd__http_suspend(srv, r, conn, 1, remote_poll_again) < 0)
+    if (now >= r->remote_until_ms || flowd__http_suspend(srv, r, conn, 1, remote_poll_again) < 0) {
+        if (r->by_version && j->last_event == r->etag) {
+            flowd_remote_job_clear(j);
+            return not_modified(r, conn, r->etag);
+        }
         return send_remote_job(r, conn, 200, j);
+    }
     r->remote_seen = j->status;
     r->remote_watching = 1;
     r->ended = remote_ended;
@@ -177,8 +227,12 @@ static enum MHD_Result remote_poll_again(flowd_server_t *srv, flowd_req_t *r,
     if (find_remote(srv, r, conn, r->remote_id, FLOWD_ID_LEN, 0, &j, &ret) < 0)
         return ret;
     if (why == FLOWD_WAKE_EVENTS && j.status == r->remote_seen && !flow_status_final(j.status) &&
-        !atomic_load(&srv->stopping))
+        !r->by_version && !atomic_load(&srv->stopping))
         return remote_poll(srv, r, conn, &j); /* events, but the same status: wait on */
+    if (r->by_version && j.last_event == r->etag) { /* its time ran out with nothing new */
+        flowd_remote_job_clear(&j);
+        return not_modified(r, conn, r->etag);
+    }
     return send_remote_job(r, conn, 200, &j);
 }
 
@@ -189,8 +243,17 @@ static enum MHD_Result get_remote_job(flowd_server_t *srv, flowd_req_t *r,
     flowd_remote_job_t j;
     if (find_remote(srv, r, conn, id, id_len, 0, &j, &ret) < 0)
         return ret;
-    if (wait_ms == 0 || flow_status_final(j.status) || atomic_load(&srv->stopping))
+    if (match_version(conn, j.last_event)) {
+        r->by_version = 1;
+        r->etag = j.last_event;
+        if (wait_ms == 0 || flow_status_final(j.status) || atomic_load(&srv->stopping)) {
+            flowd_remote_job_clear(&j);
+            return not_modified(r, conn, j.last_event);
+        }
+    } else if (wait_ms == 0 || flow_status_final(j.status) || j.status == FLOW_WAITING ||
+               atomic_load(&srv->stopping)) {
         return send_remote_job(r, conn, 200, &j);
+    }
     r->remote_until_ms = flow_mono_ms() + wait_ms;
     return remote_poll(srv, r, conn, &j);
 }
@@ -277,13 +340,26 @@ enum MHD_Result flowd__http_job_get(flowd_server_t *srv, flowd_req_t *r,
     flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
     if (job == NULL)
         return ret;
+    flowd_job_lock(job);
     flow_status_t seen = flowd_job_status(job);
-    if (wait_ms == 0 || flow_status_final(seen) || atomic_load(&srv->stopping))
+    uint64_t version = job->events.next_id - 1;
+    flowd_job_unlock(job);
+    int by_version = match_version(conn, version);
+    if (by_version) { /* the client has this version: 304 now, or once there is another */
+        if (wait_ms == 0 || flow_status_final(seen) || atomic_load(&srv->stopping))
+            return not_modified(r, conn, version);
+    } else if (wait_ms == 0 || flow_status_final(seen) || seen == FLOW_WAITING ||
+               atomic_load(&srv->stopping)) {
+        /* a job waiting for input waits for the caller: the long poll answers at once */
         return send_job(r, conn, 200, job);
+    }
     flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_WAIT, job);
     if (cmd == NULL)
         return send_job(r, conn, 200, job);
     cmd->seen = seen;
+    cmd->seen_version = by_version ? version : FLOWD_NO_VERSION;
+    r->by_version = (uint8_t)by_version;
+    r->etag = version; /* what the client has */
     cmd->wait_ms = wait_ms;
     return loop_call(srv, r, conn, cmd);
 }
@@ -479,7 +555,7 @@ static enum MHD_Result list_shared(flowd_server_t *srv, flowd_req_t *r, struct M
     for (size_t i = 0; i < n; i++) {
         flowd_job_t *local = flowd_jobs_get(srv->jobs, jobs[i].id, FLOWD_ID_LEN);
         if (local != NULL)
-            flowd_render_job(&w, local);
+            flowd_render_job(&w, local, NULL);
         else
             flowd_remote_job_write(&w, &jobs[i]);
         flowd_job_unref(local);
@@ -542,7 +618,7 @@ enum MHD_Result flowd__http_jobs_list(flowd_server_t *srv, flowd_req_t *r,
     flowd_jw_t w;
     page_open(&b, &w);
     for (size_t i = 0; i < n; i++) {
-        flowd_render_job(&w, jobs[i]);
+        flowd_render_job(&w, jobs[i], NULL);
         flowd_job_unref(jobs[i]);
     }
     free(jobs);

@@ -122,8 +122,10 @@ void flowd_render_job_view(flowd_jw_t *w, const flowd_job_view_t *v) {
     flowd_jw_obj_end(w);
 }
 
-void flowd_render_job(flowd_jw_t *w, flowd_job_t *job) {
+void flowd_render_job(flowd_jw_t *w, flowd_job_t *job, uint64_t *version) {
     flowd_job_lock(job);
+    if (version != NULL)
+        *version = job->events.next_id - 1;
     flowd_job_view_t v = {.id = job->id,
                           .flow = flow_def_name(job->def),
                           .tenant = job->tenant,
@@ -142,12 +144,12 @@ void flowd_render_job(flowd_jw_t *w, flowd_job_t *job) {
     flowd_job_unlock(job);
 }
 
-char *flowd_render_job_text(flowd_job_t *job, size_t *len) {
+char *flowd_render_job_text(flowd_job_t *job, size_t *len, uint64_t *version) {
     flow_buf_t b;
     flowd_jw_t w;
     flow_buf_init(&b, 0);
     flowd_jw_init(&w, &b, 2);
-    flowd_render_job(&w, job);
+    flowd_render_job(&w, job, version);
     flow_buf_addc(&b, '\n');
     return flow_buf_take(&b, len);
 }

@@ -6,6 +6,7 @@
 #define FLOWD_RENDER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "apierr.h"
 #include "flow.h"
@@ -18,6 +19,8 @@ typedef struct flowd_answer {
     unsigned status;
     char *body;   /* malloc'd, or NULL when out of memory (the caller answers 500 without a body) */
     size_t len;
+    uint64_t etag; /* with has_etag: the Job's version (its last event's id), sent as its ETag */
+    int has_etag;
 } flowd_answer_t;
 
 /* {"error": {"code": ..., "message": ...}} of err (apierr.h) with a newline; fmt NULL: err's default
@@ -45,10 +48,11 @@ typedef struct flowd_job_view {
 } flowd_job_view_t;
 
 void flowd_render_job_view(flowd_jw_t *w, const flowd_job_view_t *v);
-/* The Job object of a record into w (takes the record's lock). */
-void flowd_render_job(flowd_jw_t *w, flowd_job_t *job);
+/* The Job object of a record into w (takes the record's lock); *version (may be NULL) receives the
+ * id of its last event, read under the same lock: what the answer's ETag says. */
+void flowd_render_job(flowd_jw_t *w, flowd_job_t *job, uint64_t *version);
 /* The Job object alone, pretty, with a newline. NULL when out of memory. */
-char *flowd_render_job_text(flowd_job_t *job, size_t *len);
+char *flowd_render_job_text(flowd_job_t *job, size_t *len, uint64_t *version);
 
 /* The Job object of a record just created, which the loop has not seen yet (queued, no times but
  * created, no steps): the same text as flowd_render_job_text, made faster, for the 202 of

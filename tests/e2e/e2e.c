@@ -373,13 +373,14 @@ static size_t on_header(char *data, size_t size, size_t n, void *userdata) {
     size_t len = size * n;
     if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) { /* a new response (after a 100 Continue) */
         r->location[0] = r->retry_after[0] = r->allow[0] = r->content_type[0] = r->connection[0] = '\0';
-        r->www_authenticate[0] = r->request_id[0] = '\0';
+        r->www_authenticate[0] = r->request_id[0] = r->etag[0] = '\0';
     }
     header_value(data, len, "WWW-Authenticate", r->www_authenticate, sizeof r->www_authenticate);
     header_value(data, len, "Location", r->location, sizeof r->location);
     header_value(data, len, "Retry-After", r->retry_after, sizeof r->retry_after);
     header_value(data, len, "Allow", r->allow, sizeof r->allow);
     header_value(data, len, "X-Request-Id", r->request_id, sizeof r->request_id);
+    header_value(data, len, "ETag", r->etag, sizeof r->etag);
     header_value(data, len, "Content-Type", r->content_type, sizeof r->content_type);
     header_value(data, len, "Connection", r->connection, sizeof r->connection);
     return len;

@@ -66,6 +66,7 @@ typedef struct e2e_resp {
     char connection[32];
     char www_authenticate[128];
     char request_id[160];
+    char etag[32];
     uint64_t ms;            /* how long the request took */
 } e2e_resp_t;
 

@@ -132,6 +132,54 @@ START_TEST(test_a_waiting_job_can_be_canceled) {
 }
 END_TEST
 
+/* Reading a job's state as the README's walk-through does: a long poll of a job that waits for its
+ * person answers at once (it used to hold for the whole wait); every Job answer has an ETag, and
+ * If-None-Match makes a GET answer 304, or, with wait, hold until there is something new. */
+START_TEST(test_long_polls_are_honest_and_etags_hold_until_a_change) {
+    json_t *job = e2e_start_job(&srv, "{\"flow\": \"recipe\", \"params\": {\"fetch_s\": 0.01, \"suggest_s\": 0.01}}");
+    const char *id = str(job, "id");
+    json_decref(wait_for_question(id, 0));
+    char path[160], inm[64];
+    e2e_resp_t r;
+    snprintf(path, sizeof path, "/v1/jobs/%s?wait=30", id);
+    e2e_request(&srv, "GET", path, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(str(r.json, "status"), "waiting");
+    ck_assert_uint_lt(r.ms, 10000); /* at once, not after the 30 s */
+    ck_assert(r.etag[0] == '"');
+    snprintf(inm, sizeof inm, "If-None-Match: %s", r.etag);
+    e2e_resp_free(&r);
+    const char *const same[] = {inm, NULL};
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    e2e_request(&srv, "GET", path, same, NULL, &r);
+    ck_assert_int_eq(r.status, 304);
+    ck_assert_uint_eq(r.len, 0);
+    e2e_resp_free(&r);
+    static const char *const other[] = {"If-None-Match: W/\"0\", \"1\"", NULL};
+    e2e_request(&srv, "GET", path, other, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    e2e_resp_free(&r);
+    /* with wait: nothing new within a second is a 304 after it */
+    snprintf(path, sizeof path, "/v1/jobs/%s?wait=1", id);
+    e2e_request(&srv, "GET", path, same, NULL, &r);
+    ck_assert_int_eq(r.status, 304);
+    ck_assert_uint_ge(r.ms, 900);
+    e2e_resp_free(&r);
+    /* a cancel is something new: the same long poll, made while the job waits, ends with it */
+    snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
+    e2e_request(&srv, "POST", path, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 202);
+    e2e_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%s?wait=30", id);
+    e2e_request(&srv, "GET", path, same, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(str(r.json, "status"), "canceled");
+    ck_assert_str_ne(r.etag, inm + strlen("If-None-Match: "));
+    e2e_resp_free(&r);
+    json_decref(job);
+}
+END_TEST
+
 static Suite *recipe_suite(void) {
     Suite *s = suite_create("recipe_flow");
     TCase *tc = tcase_create("recipe_flow");
@@ -139,6 +187,7 @@ static Suite *recipe_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_no_suggests_again_and_yes_finishes);
     tcase_add_test(tc, test_a_waiting_job_can_be_canceled);
+    tcase_add_test(tc, test_long_polls_are_honest_and_etags_hold_until_a_change);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -286,7 +286,7 @@ START_TEST(test_the_new_job_text_is_the_job_text) {
     flowd_job_t *job = create(noop);
     size_t a_len, b_len;
     char *a = flowd_render_new_job(job, &a_len);
-    char *b = flowd_render_job_text(job, &b_len);
+    char *b = flowd_render_job_text(job, &b_len, NULL);
     ck_assert_str_eq(a, b);
     ck_assert_uint_eq(a_len, b_len);
     json_t *v = json_loads(a, 0, NULL);
