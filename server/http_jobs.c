@@ -255,6 +255,7 @@ static enum MHD_Result get_remote_job(flowd_server_t *srv, flowd_req_t *r,
         return send_remote_job(r, conn, 200, &j);
     }
     r->remote_until_ms = flow_mono_ms() + wait_ms;
+    r->path = FLOWD_P_JOB_WAIT;
     return remote_poll(srv, r, conn, &j);
 }
 
@@ -357,6 +358,7 @@ enum MHD_Result flowd__http_job_get(flowd_server_t *srv, flowd_req_t *r,
     if (cmd == NULL)
         return send_job(r, conn, 200, job);
     cmd->seen = seen;
+    r->path = FLOWD_P_JOB_WAIT;
     cmd->seen_version = by_version ? version : FLOWD_NO_VERSION;
     r->by_version = (uint8_t)by_version;
     r->etag = version; /* what the client has */

@@ -9,6 +9,7 @@ static const char *const patterns[FLOWD_PATHS] = {
     FLOWD_PATH_MAP(FLOWD__PATH_PATTERN)
 #undef FLOWD__PATH_PATTERN
         [FLOWD_P_OTHER] = "other",
+        [FLOWD_P_JOB_WAIT] = "/v1/jobs/{id}?wait",
 };
 
 const char *flowd_path_pattern(flowd_path_t path) {

@@ -54,7 +54,9 @@ typedef enum flowd_path {
 #define FLOWD__PATH_ENUM(sym, pattern) FLOWD_P_##sym,
     FLOWD_PATH_MAP(FLOWD__PATH_ENUM)
 #undef FLOWD__PATH_ENUM
-    FLOWD_P_OTHER, /* no path of the API (404); labelled "other" */
+    FLOWD_P_OTHER,    /* no path of the API (404); labelled "other" */
+    FLOWD_P_JOB_WAIT, /* a GET /v1/jobs/{id} that held as a long poll: labelled
+                       * "/v1/jobs/{id}?wait", so that its seconds stay out of the route's latency */
     FLOWD_PATHS
 } flowd_path_t;
 

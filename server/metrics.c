@@ -13,7 +13,7 @@
 #include "flow.h"
 
 /* The codes flowd answers with; anything else (MHD's own answers) counts under "other". */
-static const unsigned codes[] = {200, 202, 400, 404, 405, 409, 413, 415, 422, 429, 431, 500, 503};
+static const unsigned codes[] = {200, 201, 202, 304, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 431, 500, 503};
 #define NCODES (sizeof codes / sizeof codes[0] + 1)
 
 /* Upper bounds in microseconds; the last bucket is +Inf. */

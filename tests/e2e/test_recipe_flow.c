@@ -176,6 +176,10 @@ START_TEST(test_long_polls_are_honest_and_etags_hold_until_a_change) {
     ck_assert_str_eq(str(r.json, "status"), "canceled");
     ck_assert_str_ne(r.etag, inm + strlen("If-None-Match: "));
     e2e_resp_free(&r);
+    /* a poll that held is counted under a label of its own, apart from the route's latency */
+    e2e_request(&srv, "GET", "/metrics", NULL, NULL, &r);
+    ck_assert_ptr_nonnull(strstr(r.body, "flowd_http_requests_total{route=\"/v1/jobs/{id}?wait\",code=\"304\"} 1\n"));
+    e2e_resp_free(&r);
     json_decref(job);
 }
 END_TEST
