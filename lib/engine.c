@@ -1050,6 +1050,7 @@ static void job_free(flow_job_t *job) {
     json_decref(job->shared);
     flow_def_unref(job->def);
     flow__free(job->id);
+    flow__free(job->traceparent);
     flow__free(job);
     eng->nalloc--;
     engine_maybe_free(eng);
@@ -1162,6 +1163,11 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
         rc = FLOW_ENOMEM;
         goto fail;
     }
+    if (flow_traceparent_valid(opts->traceparent) &&
+        (job->traceparent = flow__strdup(opts->traceparent)) == NULL) {
+        rc = FLOW_ENOMEM;
+        goto fail;
+    }
     if (opts->resume_node != NULL) {
         job->resume_node = flow_def_find(def, opts->resume_node);
         if (job->resume_node == NULL || job->resume_node == def->root) {
@@ -1213,6 +1219,7 @@ fail:
     json_decref(shared);
     if (job != NULL) {
         flow__free(job->id);
+        flow__free(job->traceparent);
         flow__free(job);
     }
     return rc;
@@ -1239,6 +1246,30 @@ int flow_job_fail(flow_job_t *job, int code, const char *node, const char *messa
 }
 
 /* ---- readers ---- */
+
+int flow_traceparent_valid(const char *s) {
+    static const size_t parts[] = {2, 32, 16, 2}; /* version, trace id, parent id, flags */
+    if (s == NULL || strlen(s) != 55 || strncmp(s, "00-", 3) != 0)
+        return 0;
+    const char *p = s;
+    for (size_t i = 0; i < 4; i++) {
+        int nonzero = 0;
+        for (size_t k = 0; k < parts[i]; k++, p++) {
+            if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+                return 0;
+            nonzero |= *p != '0';
+        }
+        if ((i == 1 || i == 2) && !nonzero)
+            return 0;
+        if (i < 3 && *p++ != '-')
+            return 0;
+    }
+    return 1;
+}
+
+const char *flow_job_traceparent(const flow_job_t *job) {
+    return job->traceparent;
+}
 
 const char *flow_job_id(const flow_job_t *job) {
     return job->id ? job->id : "";

@@ -54,6 +54,21 @@ static void idempotency_key(flow_ctx_t *ctx, char *buf, size_t cap) {
         snprintf(buf, cap, "Idempotency-Key: %s:%s:%s:%zu", job, node, visit, item);
 }
 
+/* "traceparent: 00-<the job's trace id>-<a new span id>-<its flags>" when the job has a trace
+ * context (flow_job_opts_t), so that each call is a span of the trace of the request that made the
+ * job; 0 with the header in buf (at least 70 bytes), -1 when there is none. */
+static int trace_header(flow_ctx_t *ctx, char *buf, size_t cap) {
+    const char *tp = flow_job_traceparent(flow_ctx_job(ctx));
+    unsigned char span[8];
+    if (tp == NULL || uv_random(NULL, NULL, span, sizeof span, 0, NULL) != 0)
+        return -1;
+    int n = snprintf(buf, cap, "traceparent: %.36s", tp); /* "00-" and the trace id, and its '-' */
+    for (size_t i = 0; i < sizeof span && (size_t)n + 2 < cap; i++)
+        n += snprintf(buf + n, cap - (size_t)n, "%02x", span[i]);
+    snprintf(buf + n, cap - (size_t)n, "-%.2s", tp + 53);
+    return 0;
+}
+
 /* JSON strings must be UTF-8: bytes that are not become U+FFFD, so any body can be kept as text. */
 static json_t *text_value(const char *s, size_t len) {
     json_t *v = json_stringn(s, len);
@@ -283,10 +298,10 @@ static void http_exec(flow_ctx_t *ctx, const void *cfg, json_t *in) {
     const char *url = json_string_value(json_object_get(in, "url"));
     json_t *body = json_object_get(in, "body");
     const char *text = json_string_value(json_object_get(in, "text"));
-    const char *headers[MAX_HEADERS + 3];
-    char *owned[MAX_HEADERS + 3] = {0};
+    const char *headers[MAX_HEADERS + 4];
+    char *owned[MAX_HEADERS + 4] = {0};
     size_t nh = 0;
-    char key[512];
+    char key[512], trace[80];
     char *payload = NULL, *target = NULL;
     call_t *c = flow__calloc(1, sizeof *c);
     if (c == NULL) {
@@ -324,6 +339,8 @@ static void http_exec(flow_ctx_t *ctx, const void *cfg, json_t *in) {
     }
     idempotency_key(ctx, key, sizeof key);
     headers[nh++] = key;
+    if (trace_header(ctx, trace, sizeof trace) == 0)
+        headers[nh++] = trace;
     headers[nh] = NULL;
     const flow__jnode_t *n = flow_ctx_node_data(ctx);
     flow_http_request_t r = {.method = method, .url = target, .headers = headers,
@@ -446,8 +463,8 @@ static int llm_compile(const flow_type_args_t *a, void **cfg) {
 
 static void llm_exec(flow_ctx_t *ctx, const void *cfg, json_t *in) {
     const flow_nodes_env_t *env = env_of(ctx);
-    char auth[1100], key[512];
-    const char *headers[4];
+    char auth[1100], key[512], trace[80];
+    const char *headers[5];
     size_t nh = 0;
     char *url = NULL, *payload = NULL;
     json_t *req = NULL;
@@ -514,6 +531,8 @@ static void llm_exec(flow_ctx_t *ctx, const void *cfg, json_t *in) {
     }
     idempotency_key(ctx, key, sizeof key);
     headers[nh++] = key;
+    if (trace_header(ctx, trace, sizeof trace) == 0)
+        headers[nh++] = trace;
     headers[nh] = NULL;
     flow_http_request_t r = {.method = "POST", .url = url, .headers = headers, .body = payload,
                              .body_len = strlen(payload), .allow = env->llm_allow};

@@ -109,6 +109,7 @@ struct flow_job {
     flow_def_t *def;
     json_t *shared;
     char *id;
+    char *traceparent;          /* NULL, or a valid one (flow_traceparent_valid) */
     flow_status_t status;
     flow_event_cb on_event;
     flow_done_cb on_done;

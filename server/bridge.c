@@ -603,7 +603,8 @@ static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
                             .resume_tries = job->restart.tries,
                             .resume_steps = job->restart.steps,
                             .resume_visits = job->restart.visits,
-                            .resume_started_us = job->started_us}; /* 0 unless restored */
+                            .resume_started_us = job->started_us, /* 0 unless restored */
+                            .traceparent = job->traceparent[0] ? job->traceparent : NULL};
     flowd_config_job_limits(&srv->cfg, job->def, &opts);
     flow_job_t *fj = NULL;
     json_t *shared = job->run.start_shared;

@@ -569,6 +569,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         copy_cut(r->method_name, sizeof r->method_name, method);
         copy_cut(r->path_text, sizeof r->path_text, url);
         take_request_id(r, conn);
+        const char *tp = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
+        if (flow_traceparent_valid(tp))
+            memcpy(r->traceparent, tp, sizeof r->traceparent);
         const char *authorization =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         flowd_auth_identify(srv->auth, authorization, &r->caller);
@@ -602,7 +605,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     uint64_t us = (uv_hrtime() - r->t0_ns) / 1000u;
     flowd_metrics_request(srv->metrics, r->path, r->status, us);
-    flowd_log_request(r->method_name, r->path_text, r->status, us, r->caller.name, r->request_id);
+    flowd_log_request(r->method_name, r->path_text, r->status, us, r->caller.name, r->request_id,
+                      r->traceparent);
     uncount(srv, r);
     if (r->ended != NULL)
         r->ended(srv, r);

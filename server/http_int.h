@@ -96,6 +96,7 @@ struct flowd_req {
     unsigned status;         /* what was answered, for the log and the metrics */
     char method_name[12];
     char request_id[FLOWD_REQUEST_ID_MAX + 1]; /* X-Request-Id: the client's, or one made here */
+    char traceparent[56];       /* a valid W3C traceparent the request sent, or "" */
     char path_text[FLOWD_HTTP_LOG_PATH + 1];
     char *body; /* inline, or malloc'd when bigger */
     size_t len, cap;

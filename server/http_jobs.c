@@ -798,6 +798,7 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
     r->job = job;
     if (repeat)
         return send_job(r, conn, 200, job);
+    memcpy(job->traceparent, r->traceparent, sizeof job->traceparent); /* before its start is queued */
     const flowd_store_ops_t *ops = srv->store->ops;
     if (!ops->immediate) {
         /* A durable store answers later: the connection waits, and the job starts once stored. */

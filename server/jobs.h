@@ -38,6 +38,9 @@ struct flowd_job {
                                   * for as long as the table lives; compared by pointer */
     char *idem_key;              /* the Idempotency-Key that made it, or NULL (one per tenant) */
     uint64_t body_hash;          /* of the request body, with idem_key */
+    char traceparent[56];        /* the W3C trace context of the POST that made it, or "" (set
+                                  * before its start is queued; not stored: a job resumed after a
+                                  * restart calls out without it) */
     flowd_jobs_t *table;
     atomic_uint refs;
 

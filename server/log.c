@@ -82,7 +82,7 @@ static size_t job_prefix(const char *msg) {
 /* A message as a JSON line (one write, like the text lines): time, level, msg, the job and node it
  * names at its start, and fields of a request (NULL: none). */
 typedef struct req_fields {
-    const char *method, *path, *key, *request_id;
+    const char *method, *path, *key, *request_id, *traceparent;
     unsigned status;
     uint64_t us;
 } req_fields_t;
@@ -130,6 +130,10 @@ static void json_line(const char *level, const char *msg, size_t len, int flush,
         if (rq->request_id != NULL && *rq->request_id != '\0') {
             flowd_jw_key(&w, "request_id");
             flowd_jw_str(&w, rq->request_id);
+        }
+        if (rq->traceparent != NULL && *rq->traceparent != '\0') {
+            flowd_jw_key(&w, "traceparent");
+            flowd_jw_str(&w, rq->traceparent);
         }
     }
     flowd_jw_obj_end(&w);
@@ -183,7 +187,7 @@ void flowd_log_always(const char *fmt, ...) {
 }
 
 void flowd_log_request(const char *method, const char *path, unsigned status, uint64_t us,
-                       const char *key, const char *request_id) {
+                       const char *key, const char *request_id, const char *traceparent) {
     if (!flowd_log_enabled(FLOW_LOG_INFO))
         return;
     /* Made by hand, not with snprintf: this runs for every request. */
@@ -219,7 +223,7 @@ void flowd_log_request(const char *method, const char *path, unsigned status, ui
             line[n++] = *p;
     }
     if (json_lines) { /* the same text as msg, and its parts as fields */
-        req_fields_t rq = {method, path, key, request_id, status, us};
+        req_fields_t rq = {method, path, key, request_id, traceparent, status, us};
         json_line("info", line + 33, n - 33, 0, &rq);
         return;
     }
@@ -228,6 +232,12 @@ void flowd_log_request(const char *method, const char *path, unsigned status, ui
         n += 4;
         for (const char *p = request_id; *p != '\0' && n < sizeof line - 2; p++)
             line[n++] = *p;
+    }
+    if (traceparent != NULL && *traceparent != '\0' && n + 13 + 55 < sizeof line - 2) {
+        memcpy(line + n, " traceparent=", 13); /* checked: 55 characters of hex and '-' */
+        n += 13;
+        memcpy(line + n, traceparent, 55);
+        n += 55;
     }
     line[n++] = '\n';
     emit_line(line, n, 0);

@@ -31,9 +31,10 @@ void flowd_log(flow_log_level_t level, const char *fmt, ...) __attribute__((form
 /* Logged whatever the level (the startup line, say), and flushed at once. */
 void flowd_log_always(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The request line: "METHOD PATH STATUS Nus" at info, " key=NAME" when a key sent it (its name,
- * never the key; key "" or NULL: none), and " id=REQUEST_ID" (X-Request-Id; NULL or "": none). */
+ * never the key; key "" or NULL: none), " id=REQUEST_ID" (X-Request-Id; NULL or "": none), and
+ * " traceparent=..." when the request carried a W3C trace context (NULL or "": none). */
 void flowd_log_request(const char *method, const char *path, unsigned status, uint64_t us,
-                       const char *key, const char *request_id);
+                       const char *key, const char *request_id, const char *traceparent);
 void flowd_log_flush(void);
 /* Flushes and restores libflow's default logger. */
 void flowd_log_close(void);

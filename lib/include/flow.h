@@ -426,6 +426,10 @@ typedef struct flow_job_opts {
     uint64_t resume_steps;
     uint64_t resume_visits;
     uint64_t resume_started_us;
+    /* A W3C trace context (a traceparent header's value, "00-<32 hex>-<16 hex>-<2 hex>"; copied;
+     * NULL or not that form: none). The job's http and llm requests carry it on, each with a span
+     * id of its own, so that the calls a job makes join the trace of the request that made it. */
+    const char *traceparent;
 } flow_job_opts_t;
 
 /* Starts a job of def (which gets sealed and referenced) on shared (stolen, on error too; NULL means
@@ -434,6 +438,11 @@ typedef struct flow_job_opts {
  * node of the root flow's graph. */
 FLOW_EXPORT int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared,
                                const flow_job_opts_t *opts, flow_job_t **out);
+/* 1 when s is a W3C traceparent flowd takes: version 00, a trace id and a parent id of lowercase hex
+ * that are not all zeros, and flags. */
+FLOW_EXPORT int flow_traceparent_valid(const char *s);
+/* The job's trace context (flow_job_opts_t's traceparent), or NULL: borrowed from the job. */
+FLOW_EXPORT const char *flow_job_traceparent(const flow_job_t *job);
 
 /* Stops the job: timers and in-flight execs are canceled (thread-pool work that already started is
  * abandoned: it finishes on its own and its result is dropped). The job ends with FLOW_CANCELED, and

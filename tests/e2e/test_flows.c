@@ -357,6 +357,60 @@ START_TEST(test_retries_back_off_and_honour_retry_after) {
 }
 END_TEST
 
+/* W3C trace context: a POST that carries a traceparent makes a job whose http calls carry it on,
+ * with the same trace id and a span id of their own; the request's log line names it. One that is
+ * not a valid traceparent is not passed on. */
+START_TEST(test_a_traceparent_is_carried_to_the_calls_a_job_makes) {
+    start_mock();
+    e2e_start(&srv, "--allow-outbound", mock_addr, NULL);
+    char doc[512];
+    snprintf(doc, sizeof doc,
+             "{\"start\": \"call\", \"nodes\": {\"call\": {\"type\": \"http\", "
+             "\"params\": {\"url\": \"%s/echo\"}, \"out\": \"/echo\"}}}", api_url);
+    e2e_resp_t r;
+    e2e_request(&srv, "PUT", "/v1/flows/traced", json_ct, doc, &r);
+    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+    e2e_resp_free(&r);
+    static const char tp[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const char *const traced[] = {"Content-Type: application/json",
+                                  "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                                  NULL};
+    static const char *const bad[] = {"Content-Type: application/json",
+                                      "traceparent: 00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                                      NULL};
+    const char *const *with[] = {traced, bad};
+    for (int i = 0; i < 2; i++) {
+        e2e_request(&srv, "POST", "/v1/jobs", with[i], "{\"flow\": \"traced\"}", &r);
+        ck_assert_int_eq(r.status, 202);
+        char id[40], path[128];
+        snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r.json, "id")));
+        e2e_resp_free(&r);
+        json_decref(e2e_wait_status(&srv, id, "succeeded", 10000));
+        snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
+        json_t *shared = e2e_get_json(&srv, path);
+        const char *sent = str(shared, "echo/body/headers/traceparent");
+        if (i == 1) {
+            ck_assert_ptr_null(sent); /* an all-zero trace id is no trace context */
+        } else {
+            ck_assert_ptr_nonnull(sent);
+            ck_assert_uint_eq(strlen(sent), 55);
+            ck_assert_int_eq(strncmp(sent, tp, 36), 0);          /* the same trace */
+            ck_assert_int_ne(strncmp(sent + 36, tp + 36, 16), 0); /* a span of its own */
+            ck_assert_str_eq(sent + 52, "-01");
+        }
+        json_decref(shared);
+    }
+    ck_assert_int_eq(e2e_stop(&srv, 10000), 0);
+    char *log = e2e_log(&srv);
+    ck_assert_msg(strstr(log, " traceparent=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\n") != NULL,
+                  "%s", log);
+    free(log);
+    e2e_cleanup(&srv);
+    mock_stop(mock);
+    mock = NULL;
+}
+END_TEST
+
 static Suite *flows_suite(void) {
     Suite *s = suite_create("flows");
     TCase *tc = tcase_create("flows");
@@ -370,6 +424,7 @@ static Suite *flows_suite(void) {
     tcase_add_test(tc, test_the_recipe_example_over_http);
     tcase_add_test(tc, test_the_scraper_example_over_http);
     tcase_add_test(tc, test_retries_back_off_and_honour_retry_after);
+    tcase_add_test(tc, test_a_traceparent_is_carried_to_the_calls_a_job_makes);
     suite_add_tcase(s, tc);
     return s;
 }
