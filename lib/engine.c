@@ -302,6 +302,7 @@ static void record_step(flow_job_t *job, struct step *s, const char *action, int
     }
     pub->seq = job->totals.steps;
     pub->node = s->node->name;
+    pub->type = flow_node_type(s->node);
     pub->action = err ? NULL : action;
     pub->tries = s->tries;
     pub->start_us = wall_of(job->eng, s->start_ns);

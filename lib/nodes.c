@@ -1144,6 +1144,15 @@ static int builtin_factory(const flow_type_args_t *a, const flow_node_ops_t **op
     return rc;
 }
 
+const char *flow_node_type(const flow_node_t *node) {
+    static const char *const kinds[] = {"node", "batch", "parallel_batch", "flow", "batch_flow",
+                                        "parallel_batch_flow"};
+    const flow__jnode_t *n = flow__jnode_of(node);
+    if (n != NULL)
+        return n->type->name;
+    return (unsigned)node->kind < sizeof kinds / sizeof kinds[0] ? kinds[node->kind] : "node";
+}
+
 flow__jnode_t *flow__jnode_of(const flow_node_t *node) {
     const flow_node_ops_t *ops = node->ops;
     return ops == &j_ops || ops == &map_ops || ops == &flow__flow_ops ? node->data : NULL;

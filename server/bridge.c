@@ -263,6 +263,8 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
     char *data = flowd_event_step_json(step, &len);
     const char *action = flow_job_last_action(fj);
     flowd_metrics_steps(srv->metrics, 1);
+    flowd_metrics_step_type(srv->metrics, step->type ? step->type : "node",
+                            step->end_us > step->start_us ? step->end_us - step->start_us : 0);
     if (step->depth == 0) {
         /* the root flow moved on: a restart starts at its next node, with every try left */
         job->run.resume_node = step->next;

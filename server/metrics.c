@@ -38,8 +38,15 @@ typedef struct flow_figures {
     job_hist_t duration, queue_wait;
 } flow_figures_t;
 
+typedef struct type_figures {
+    char *name;
+    job_hist_t duration;
+} type_figures_t;
+
 struct flowd_metrics {
-    pthread_mutex_t flows_lock; /* flows, nflows and what they hold */
+    pthread_mutex_t flows_lock; /* flows, nflows, types, ntypes and what they hold */
+    type_figures_t types[FLOWD_METRICS_TYPES + 1]; /* the last: "other" */
+    size_t ntypes;
     flow_figures_t flows[FLOWD_METRICS_FLOWS + 1]; /* the last: "other" */
     size_t nflows;
     uint64_t start_us;
@@ -56,6 +63,7 @@ int flowd_metrics_new(flowd_metrics_t **out) {
         return FLOW_ENOMEM;
     pthread_mutex_init(&m->flows_lock, NULL);
     m->flows[FLOWD_METRICS_FLOWS].name = "other";
+    m->types[FLOWD_METRICS_TYPES].name = "other";
     m->start_us = flow_wall_us();
     *out = m;
     return 0;
@@ -66,6 +74,8 @@ void flowd_metrics_free(flowd_metrics_t *m) {
         return;
     for (size_t i = 0; i < m->nflows; i++)
         free(m->flows[i].name);
+    for (size_t i = 0; i < m->ntypes; i++)
+        free(m->types[i].name);
     pthread_mutex_destroy(&m->flows_lock);
     free(m);
 }
@@ -104,6 +114,20 @@ void flowd_metrics_job_finished(flowd_metrics_t *m, const char *flow, flow_statu
     pthread_mutex_unlock(&m->flows_lock);
 }
 
+void flowd_metrics_step_type(flowd_metrics_t *m, const char *type, uint64_t us) {
+    pthread_mutex_lock(&m->flows_lock);
+    type_figures_t *t = NULL;
+    for (size_t i = 0; i < m->ntypes && t == NULL; i++)
+        if (strcmp(m->types[i].name, type) == 0)
+            t = &m->types[i];
+    if (t == NULL && m->ntypes < FLOWD_METRICS_TYPES && (m->types[m->ntypes].name = strdup(type)) != NULL)
+        t = &m->types[m->ntypes++];
+    if (t == NULL)
+        t = &m->types[FLOWD_METRICS_TYPES];
+    hist_add(&t->duration, (double)us / 1e6);
+    pthread_mutex_unlock(&m->flows_lock);
+}
+
 /* A label value as the exposition format wants it: \, " and newlines escaped. */
 static void put_label(flow_buf_t *b, const char *v) {
     for (; *v != '\0'; v++) {
@@ -117,20 +141,22 @@ static void put_label(flow_buf_t *b, const char *v) {
     }
 }
 
-static void render_hist(flow_buf_t *b, const char *name, const char *flow, const job_hist_t *h) {
+/* label: "flow" or "type"; value: its value. */
+static void render_hist(flow_buf_t *b, const char *name, const char *label, const char *flow,
+                        const job_hist_t *h) {
     uint64_t cum = 0;
     for (size_t i = 0; i <= NJOB_BOUNDS; i++) {
         cum += h->buckets[i];
-        flow_buf_printf(b, "%s_bucket{flow=\"", name);
+        flow_buf_printf(b, "%s_bucket{%s=\"", name, label);
         put_label(b, flow);
         if (i < NJOB_BOUNDS)
             flow_buf_printf(b, "\",le=\"%g\"} %llu\n", job_bounds_s[i], (unsigned long long)cum);
         else
             flow_buf_printf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
     }
-    flow_buf_printf(b, "%s_sum{flow=\"", name);
+    flow_buf_printf(b, "%s_sum{%s=\"", name, label);
     put_label(b, flow);
-    flow_buf_printf(b, "\"} %.6f\n%s_count{flow=\"", h->sum_s, name);
+    flow_buf_printf(b, "\"} %.6f\n%s_count{%s=\"", h->sum_s, name, label);
     put_label(b, flow);
     flow_buf_printf(b, "\"} %llu\n", (unsigned long long)h->count);
 }
@@ -156,14 +182,22 @@ static void render_flows(flowd_metrics_t *m, flow_buf_t *b) {
                      "# TYPE flowd_job_duration_seconds histogram\n");
     for (size_t i = 0; i < n + (size_t)with_other; i++) {
         flow_figures_t *f = i < n ? &m->flows[i] : other;
-        render_hist(b, "flowd_job_duration_seconds", f->name, &f->duration);
+        render_hist(b, "flowd_job_duration_seconds", "flow", f->name, &f->duration);
     }
     flow_buf_adds(b, "# HELP flowd_job_queue_wait_seconds From a job's creation to its start, by "
                      "flow.\n"
                      "# TYPE flowd_job_queue_wait_seconds histogram\n");
     for (size_t i = 0; i < n + (size_t)with_other; i++) {
         flow_figures_t *f = i < n ? &m->flows[i] : other;
-        render_hist(b, "flowd_job_queue_wait_seconds", f->name, &f->queue_wait);
+        render_hist(b, "flowd_job_queue_wait_seconds", "flow", f->name, &f->queue_wait);
+    }
+    flow_buf_adds(b, "# HELP flowd_step_duration_seconds Steps finished and how long each took, by "
+                     "node type.\n"
+                     "# TYPE flowd_step_duration_seconds histogram\n");
+    for (size_t i = 0; i <= FLOWD_METRICS_TYPES; i++) {
+        type_figures_t *t = &m->types[i];
+        if (i < m->ntypes || (i == FLOWD_METRICS_TYPES && t->duration.count > 0))
+            render_hist(b, "flowd_step_duration_seconds", "type", t->name, &t->duration);
     }
     pthread_mutex_unlock(&m->flows_lock);
 }

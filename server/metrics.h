@@ -37,6 +37,10 @@ void flowd_metrics_job_started(flowd_metrics_t *m);
  * ended at finished_us: wall clock microseconds. flow is copied. */
 void flowd_metrics_job_finished(flowd_metrics_t *m, const char *flow, flow_status_t status,
                                 uint64_t created_us, uint64_t started_us, uint64_t finished_us);
+/* A step of a node of this type (flow_node_type: static, or copied) took us microseconds; at most
+ * FLOWD_METRICS_TYPES type names, later ones count under type="other". */
+#define FLOWD_METRICS_TYPES 64
+void flowd_metrics_step_type(flowd_metrics_t *m, const char *type, uint64_t us);
 /* The exposition text into b. */
 void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flow_buf_t *b);
 

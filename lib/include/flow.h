@@ -239,6 +239,10 @@ FLOW_EXPORT flow_node_t *flow_def_find(const flow_def_t *def, const char *name);
 FLOW_EXPORT int flow_def_sealed(const flow_def_t *def);
 
 FLOW_EXPORT const char *flow_node_name(const flow_node_t *node);
+/* What the node is, for metrics and logs (static): a document node's type ("http", "llm", "map",
+ * ...), else its kind ("node", "batch", "parallel_batch", "flow", "batch_flow",
+ * "parallel_batch_flow"). */
+FLOW_EXPORT const char *flow_node_type(const flow_node_t *node);
 FLOW_EXPORT flow_kind_t flow_node_kind(const flow_node_t *node);
 FLOW_EXPORT const char *flow_kind_name(flow_kind_t kind);
 FLOW_EXPORT void *flow_node_data(const flow_node_t *node);
@@ -373,6 +377,7 @@ typedef struct flow_step {
                             * or the step failed. With depth 0, where a resumed job would start. */
     json_t *logs;          /* NULL, or an array of strings: the lines the step logged (flow_ctx_log),
                             * borrowed like the strings */
+    const char *type;      /* flow_node_type() of the node (static) */
     json_t *retries;       /* NULL, or an array of the step's failed tries that another try followed
                             * (its first FLOW_STEP_RETRIES_KEPT): {"try": n from 1, "item": index
                             * (batches only), "error": {"code", "message"}, "wait_ms": the wait

@@ -322,6 +322,8 @@ START_TEST(test_metrics_count_jobs_steps_and_requests) {
         "flowd_job_queue_wait_seconds_count{flow=\"noop\"} 1\n",
         "# TYPE flowd_job_queue_wait_seconds histogram\n",
         "\nflowd_build_info{version=\"",
+        "flowd_step_duration_seconds_count{type=\"node\"} 1\n",
+        "# TYPE flowd_step_duration_seconds histogram\n",
         "# TYPE process_cpu_seconds_total counter\n"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         ck_assert_msg(strstr(r.body, want[i]) != NULL, "no %s in the metrics", want[i]);
