@@ -1148,8 +1148,10 @@ const char *flow_node_type(const flow_node_t *node) {
     static const char *const kinds[] = {"node", "batch", "parallel_batch", "flow", "batch_flow",
                                         "parallel_batch_flow"};
     const flow__jnode_t *n = flow__jnode_of(node);
-    if (n != NULL)
+    if (n != NULL && n->type != NULL)
         return n->type->name;
+    if (node->ops == &flow__flow_ops) /* a document's flow node, or its map over a sub-flow */
+        return node->kind == FLOW_FLOW ? "flow" : "map";
     return (unsigned)node->kind < sizeof kinds / sizeof kinds[0] ? kinds[node->kind] : "node";
 }
 
