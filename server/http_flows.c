@@ -51,7 +51,7 @@ enum MHD_Result flowd__http_flow_get(flowd_server_t *srv, flowd_req_t *r,
     }
     flow_buf_t b;
     flowd_jw_t w;
-    flowd_answer_t a;
+    flowd_answer_t a = {0};
     flow_buf_init(&b, flowd_render_max_answer());
     flowd_jw_init(&w, &b, 2);
     flowd_flow_write(&w, def, 1);
@@ -83,7 +83,7 @@ enum MHD_Result flowd__http_flows_list(flowd_server_t *srv, flowd_req_t *r,
         i++;
     flow_buf_t b;
     flowd_jw_t w;
-    flowd_answer_t a;
+    flowd_answer_t a = {0};
     flow_buf_init(&b, flowd_render_max_answer());
     flowd_jw_init(&w, &b, 2);
     flowd_jw_obj(&w);

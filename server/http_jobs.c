@@ -383,7 +383,7 @@ enum MHD_Result flowd__http_job_shared(flowd_server_t *srv, flowd_req_t *r,
         flowd_remote_job_t j;
         if (find_remote(srv, r, conn, id, id_len, FLOWD_READ_SHARED, &j, &ret) < 0)
             return ret;
-        flowd_answer_t a;
+        flowd_answer_t a = {0};
         flowd_render_shared(&a, j.shared ? j.shared : "{}", j.shared ? j.shared_len : 2, NULL,
                             pointer);
         flowd_remote_job_clear(&j);
@@ -398,7 +398,7 @@ enum MHD_Result flowd__http_job_shared(flowd_server_t *srv, flowd_req_t *r,
     size_t final_len = job->final_shared_len;
     flowd_job_unlock(job);
     if (done && final != NULL) {
-        flowd_answer_t a;
+        flowd_answer_t a = {0};
         flowd_render_shared(&a, final, final_len, NULL, pointer);
         return flowd__http_send_answer(r, conn, &a);
     }
@@ -416,7 +416,7 @@ enum MHD_Result flowd__http_job_history(flowd_server_t *srv, flowd_req_t *r,
     size_t id_len = r->args.len[0];
     enum MHD_Result ret = MHD_YES;
     flow_buf_t b;
-    flowd_answer_t a;
+    flowd_answer_t a = {0};
     flow_buf_init(&b, flowd_render_max_answer());
     if (elsewhere(srv, r, id, id_len)) {
         flowd_remote_job_t j;
@@ -509,7 +509,7 @@ static enum MHD_Result page_send(flowd_req_t *r, struct MHD_Connection *conn, fl
     }
     flowd_jw_obj_end(w);
     flow_buf_addc(b, '\n');
-    flowd_answer_t a;
+    flowd_answer_t a = {0};
     flowd_answer_take(&a, b, "the page of jobs", FLOWD_LIST_HINT);
     return flowd__http_send_answer(r, conn, &a);
 }

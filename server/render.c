@@ -78,6 +78,7 @@ void flowd_answer_error(flowd_answer_t *a, flowd_apierr_t err, const char *fmt, 
     va_list ap;
     va_start(ap, fmt);
     a->status = flowd_apierr_status(err);
+    a->has_etag = 0; /* an error names no version */
     a->body = error_body(err, &a->len, fmt, ap);
     va_end(ap);
 }
@@ -267,6 +268,7 @@ void flowd_answer_take(flowd_answer_t *a, flow_buf_t *b, const char *what, const
     int err = b->err;
     a->body = flow_buf_take(b, &a->len);
     a->status = 200;
+    a->has_etag = 0;
     if (a->body != NULL)
         return;
     a->len = 0;
