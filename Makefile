@@ -3,7 +3,7 @@
 
 CC ?= cc
 SAN ?=
-PKGS := libuv jansson libmicrohttpd libcurl sqlite3 libpq lua5.4 libpcre2-8 yaml-0.1 libcrypto
+PKGS := libuv jansson libmicrohttpd libcurl sqlite3 libpq lua5.4 libpcre2-8 yaml-0.1 libcrypto icu-i18n icu-uc
 TEST_PKGS := check
 
 # pkg-config name -> Debian package, for `make deps`
@@ -18,6 +18,8 @@ DEB_lua5.4 := liblua5.4-dev
 DEB_libpcre2-8 := libpcre2-dev
 DEB_yaml-0.1 := libyaml-dev
 DEB_libcrypto := libssl-dev
+DEB_icu-i18n := libicu-dev
+DEB_icu-uc := libicu-dev
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP
@@ -170,7 +172,7 @@ deps:
 	    libmicrohttpd) echo $(DEB_libmicrohttpd);; libcurl) echo $(DEB_libcurl);; \
 	    sqlite3) echo $(DEB_sqlite3);; libpq) echo $(DEB_libpq);; lua5.4) echo $(DEB_lua5.4);; \
 	    libpcre2-8) echo $(DEB_libpcre2-8);; yaml-0.1) echo $(DEB_yaml-0.1);; \
-	    libcrypto) echo $(DEB_libcrypto);; esac)"; \
+	    libcrypto) echo $(DEB_libcrypto);; icu-i18n|icu-uc) echo $(DEB_icu-i18n);; esac)"; \
 	done; \
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	for t in $(DEPS_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
