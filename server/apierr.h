@@ -18,10 +18,12 @@
     X(NOT_WAITING, 409, "not_waiting", "the job is not waiting for input")                         \
     X(ALREADY_ENDED, 409, "already_ended", "the job has already ended")                            \
     X(TOO_MANY_FLOWS, 409, "too_many_flows", "too many flows (--max-flows)") \
+    X(TOO_MANY_SCHEDULES, 409, "too_many_schedules", "too many schedules (--max-schedules)")       \
     X(PAYLOAD_TOO_LARGE, 413, "payload_too_large", "the body is too large")                        \
     X(UNSUPPORTED_MEDIA_TYPE, 415, "unsupported_media_type", "the body must be application/json") \
     X(INVALID_INPUT, 422, "invalid_input", "the node refused the answer")                          \
     X(INVALID_FLOW, 422, "invalid_flow", "the flow document has problems")                         \
+    X(INVALID_SCHEDULE, 422, "invalid_schedule", "the schedule's cron or time zone is not one flowd runs") \
     X(ANSWER_TOO_LARGE, 422, "answer_too_large", "the answer is over --max-answer")                \
     X(TOO_MANY_JOBS, 429, "too_many_jobs", "too many jobs (--max-jobs); try again later")          \
     X(HEADER_TOO_LARGE, 431, "header_too_large", "the request line and headers are too large")     \

@@ -672,6 +672,14 @@ void flowd_bridge_forget(flowd_bridge_t *b, flowd_job_t *job) {
     flowd_jobs_forget(b->srv->jobs, job);
 }
 
+void flowd_bridge_cancel(flowd_bridge_t *b, flowd_job_t *job) {
+    (void)b;
+    if (job->run.job != NULL)
+        flow_job_cancel(job->run.job);
+    else if (!job->ended)
+        job->run.cancel_pending = 1; /* its start command is still on its way */
+}
+
 /* Returns 1 when it keeps c: the answer waits until the job has ended (a cancel takes effect on the
  * next loop iteration), so that it shows the job canceled, with its error and end time. */
 static int run_cancel(flowd_cmd_t *c) {

@@ -82,6 +82,10 @@ int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_d
  * streams end (their clients find the job on the new owner), and the record leaves the table. */
 void flowd_bridge_forget(flowd_bridge_t *b, flowd_job_t *job);
 
+/* Loop: cancels job as POST /v1/jobs/{id}/cancel does, with no one to answer (a schedule's
+ * overlap cancel_previous); one that has ended is left as it is. */
+void flowd_bridge_cancel(flowd_bridge_t *b, flowd_job_t *job);
+
 /* Any thread: queues cmd (taken over) for the loop. FLOW_ESTATE once the bridge is closed: the
  * command is freed and, for a loop call, the caller must resume and answer itself. */
 int flowd_bridge_push(flowd_bridge_t *b, flowd_cmd_t *cmd);

@@ -161,6 +161,8 @@ static const setting_t settings[] = {
      "answer_too_large (ask with ?pointer= or ?limit=)"},
     {"max-flows", "FLOWD_MAX_FLOWS", K_UINT, OFF(max_flows), 1, 1000000, "1000", "N",
      "flows a server holds (compiled-in, --flows and PUT); past it a PUT of a new one gets 409"},
+    {"max-schedules", "FLOWD_MAX_SCHEDULES", K_UINT, OFF(max_schedules), 1, 1000000, "1000", "N",
+     "schedules a server holds (PUT /v1/schedules/{name}); past it a PUT of a new one gets 409"},
     {"max-flow-size", "FLOWD_MAX_FLOW_SIZE", K_SIZE, OFF(max_flow_size), 1024, GIB, "1MiB", "SIZE",
      "largest flow document (a PUT body, within --max-body, or a --flows file)"},
     {"header-timeout", "FLOWD_HEADER_TIMEOUT", K_MS, OFF(header_timeout_ms), 100, DAY_MS, "10s",

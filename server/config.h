@@ -74,6 +74,7 @@ typedef struct flowd_config {
     size_t max_template;        /* bytes one template of a flow document expands to */
     size_t max_answer;          /* bytes of an answer made from a job's store or a list */
     unsigned max_flows;         /* flows a server holds */
+    unsigned max_schedules;     /* schedules a server holds */
     size_t max_flow_size;       /* bytes of a flow document */
     uint64_t header_timeout_ms; /* a request's line and headers, from the opening or last answer */
 } flowd_config_t;

@@ -22,6 +22,7 @@
 typedef struct flowd_bridge flowd_bridge_t;
 typedef struct flowd_http flowd_http_t;
 typedef struct flowd_cluster flowd_cluster_t;
+typedef struct flowd_schedules flowd_schedules_t;
 
 typedef struct flowd_server {
     flowd_config_t cfg;
@@ -39,6 +40,7 @@ typedef struct flowd_server {
     flowd_http_t *http;
     flowd_cluster_t *cluster;  /* a store shared with other instances: claims, lost jobs, commands */
     flowd_auth_t *auth;        /* keys, roles and tenants: any thread (auth.h) */
+    flowd_schedules_t *schedules; /* any thread (schedules.h) */
     uv_signal_t sighup;        /* reloads the key file */
     uv_work_t reload;          /* the reload, on libuv's pool: it reads a file */
     int reloading;             /* loop only: 1 reload is under way, 2 and a SIGHUP came since */

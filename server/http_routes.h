@@ -20,6 +20,10 @@
     X(CANCEL, "/v1/jobs/{id}/cancel")                                                              \
     X(FLOWS, "/v1/flows")                                                                          \
     X(FLOW, "/v1/flows/{name}")                                                                    \
+    X(SCHEDULES, "/v1/schedules")                                                                  \
+    X(SCHEDULE, "/v1/schedules/{name}")                                                            \
+    X(SCHEDULE_PAUSE, "/v1/schedules/{name}/pause")                                                \
+    X(SCHEDULE_RESUME, "/v1/schedules/{name}/resume")                                              \
     X(HEALTHZ, "/healthz")                                                                         \
     X(METRICS, "/metrics")
 
@@ -47,6 +51,12 @@
     X(FLOW, GET, flow_get, "", READ, NONE)                                                         \
     X(FLOW, PUT, flow_put, "", ADMIN, FLOW)                                                        \
     X(FLOW, DELETE, flow_delete, "", ADMIN, NONE)                                                  \
+    X(SCHEDULES, GET, schedules_list, "limit, cursor", ADMIN, NONE)                                \
+    X(SCHEDULE, GET, schedule_get, "", ADMIN, NONE)                                                \
+    X(SCHEDULE, PUT, schedule_put, "", ADMIN, JSON)                                                \
+    X(SCHEDULE, DELETE, schedule_delete, "", ADMIN, NONE)                                          \
+    X(SCHEDULE_PAUSE, POST, schedule_pause, "", ADMIN, ANY)                                        \
+    X(SCHEDULE_RESUME, POST, schedule_resume, "", ADMIN, ANY)                                      \
     X(HEALTHZ, GET, healthz, "", NONE, NONE)                                                       \
     X(METRICS, GET, metrics, "", ADMIN, NONE)
 

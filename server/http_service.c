@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "schedules.h"
+
 enum MHD_Result flowd__http_metrics(flowd_server_t *srv, flowd_req_t *r,
                                     struct MHD_Connection *conn) {
     flowd_gauges_t g = {0};
@@ -12,6 +14,8 @@ enum MHD_Result flowd__http_metrics(flowd_server_t *srv, flowd_req_t *r,
     g.queue_depth = flowd_bridge_depth(srv->bridge);
     g.streams = flowd_watchers_count(srv->watchers);
     g.suspended = flowd_http_suspended(srv->http);
+    flowd_schedules_counts(srv->schedules, &g.schedule_runs[0], &g.schedule_runs[1],
+                           &g.schedule_runs[2], &g.schedules);
     flow_buf_t b;
     flow_buf_init(&b, 0);
     flowd_metrics_render(srv->metrics, &g, &b);

@@ -314,6 +314,18 @@ void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flow_buf_
                      (unsigned long long)get(&m->started), (unsigned long long)get(&m->steps),
                      (unsigned long long)g->queue_depth, (unsigned long long)g->streams,
                      (unsigned long long)g->suspended);
+    flow_buf_printf(b,
+                     "# HELP flowd_schedules Schedules the server holds.\n"
+                     "# TYPE flowd_schedules gauge\n"
+                     "flowd_schedules %llu\n"
+                     "# HELP flowd_schedule_runs_total Runs of schedules, by outcome: a job started, "
+                     "skipped (the last run's job had not ended), failed (no job could be made).\n"
+                     "# TYPE flowd_schedule_runs_total counter\n"
+                     "flowd_schedule_runs_total{outcome=\"started\"} %llu\n"
+                     "flowd_schedule_runs_total{outcome=\"skipped\"} %llu\n"
+                     "flowd_schedule_runs_total{outcome=\"failed\"} %llu\n",
+                     (unsigned long long)g->schedules, (unsigned long long)g->schedule_runs[0],
+                     (unsigned long long)g->schedule_runs[1], (unsigned long long)g->schedule_runs[2]);
     flow_buf_adds(b, "# HELP flowd_http_requests_total HTTP requests answered, by route and code.\n"
                       "# TYPE flowd_http_requests_total counter\n");
     for (int r = 0; r < FLOWD_PATHS; r++) {

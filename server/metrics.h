@@ -24,6 +24,8 @@ typedef struct flowd_gauges {
     uint64_t queue_depth;  /* commands waiting for the loop */
     uint64_t streams;      /* open event streams */
     uint64_t suspended;    /* requests whose connection is suspended (long polls, loop calls) */
+    uint64_t schedules;    /* schedules held (schedules.h) */
+    uint64_t schedule_runs[3]; /* runs started, skipped (overlap), failed (made no job) */
 } flowd_gauges_t;
 
 int flowd_metrics_new(flowd_metrics_t **out);

@@ -13,6 +13,7 @@
 #include "flows.h"
 #include "http.h"
 #include "log.h"
+#include "schedules.h"
 
 #define TICK_MS 100          /* log flush */
 #define SWEEP_MS 1000        /* retention */
@@ -68,6 +69,8 @@ static void stop_all(flowd_server_t *srv) {
     srv->waits = NULL;
     srv->store->ops->close(srv->store);
     srv->store = NULL;
+    flowd_schedules_close(srv->schedules); /* after the store: no run comes back from it */
+    srv->schedules = NULL;
     flowd_cluster_close(srv->cluster); /* after the store: its hooks no longer run */
     srv->cluster = NULL;
     uv_close((uv_handle_t *)&srv->drain, closed_nothing);
@@ -351,6 +354,9 @@ static int server_init(flowd_server_t *srv) {
         flowd_log(FLOW_LOG_ERROR, "the jobs kept by the store did not load: %s", flow_strerror(rc));
         return rc;
     }
+    /* after the jobs: a schedule's overlap looks at its last run's job */
+    if ((rc = flowd_schedules_new(srv, &srv->schedules)) < 0)
+        return rc;
     if ((rc = flowd_cluster_start(srv, &srv->cluster)) < 0) {
         flowd_log(FLOW_LOG_ERROR, "cannot start: %s", flow_strerror(rc));
         return rc;
@@ -377,6 +383,8 @@ static void server_abort(flowd_server_t *srv) {
         flowd_waitset_close(srv->waits);
     if (srv->store != NULL)
         srv->store->ops->close(srv->store);
+    flowd_schedules_close(srv->schedules);
+    srv->schedules = NULL;
     flowd_cluster_close(srv->cluster);
     srv->cluster = NULL;
     if (srv->tick.data != NULL) { /* server_init got as far as the handles */

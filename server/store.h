@@ -27,6 +27,15 @@
  *               flows registered or removed through the API (PUT/DELETE /v1/flows/{name}) outlive a
  *               restart: put_flow returns once that is stored (any thread); at start load_flows
  *               gives them back, oldest first, doc NULL for a deletion.
+ *   put_schedule / load_schedules / create_run / skip_run
+ *               schedules (schedules.h) outlive a restart: put_schedule returns once stored (any
+ *               thread); load_schedules gives them back at start; create_run is create for a
+ *               schedule's run, whose job row and the schedule's move to its next time are one
+ *               transaction, guarded by the time the run was for (compare-and-set: done gets
+ *               FLOW_EEXIST, and no job is stored, when the schedule's row has moved on: another
+ *               instance made this run, or the schedule changed); skip_run moves the row on for a
+ *               run that made no job (loop; not waited for). NULL in the memory store, which keeps
+ *               nothing beyond the schedules' table.
  *   release     loop, at shutdown, before the engine cancels what still runs: from now on nothing
  *               is written of any job, so they are not ended canceled: SQLite keeps them for the
  *               next start; PostgreSQL's close gives them to the other instances (which claim them
@@ -104,7 +113,26 @@ typedef struct flowd_stored_job {
     size_t nevents;
 } flowd_stored_job_t;
 
+/* A schedule as a store gives it back at start (borrowed for the call). */
+typedef struct flowd_stored_schedule {
+    const char *name;
+    const char *tenant;        /* its jobs' (the tenant of the key that PUT it) */
+    const char *definition;    /* compact JSON: cron, timezone, flow, shared, params, overlap,
+                                * paused */
+    int64_t next;              /* its next run, seconds since the epoch (0: none: paused) */
+    const char *last_job;      /* the job of its last run, or NULL */
+    int64_t last_run;          /* the time that run was for (0: none) */
+} flowd_stored_schedule_t;
+
+/* A run of a schedule: the schedule's row moves from due to next (seconds since the epoch); at is
+ * the time the run is for (due, or for a run made late, the latest time it missed). */
+typedef struct flowd_schedule_run {
+    const char *name;
+    int64_t due, next, at;
+} flowd_schedule_run_t;
+
 typedef int (*flowd_store_each_cb)(void *data, const flowd_stored_job_t *job);
+typedef int (*flowd_store_schedule_cb)(void *data, const flowd_stored_schedule_t *s);
 typedef int (*flowd_store_flow_cb)(void *data, const char *name, json_t *doc);
 
 /* What every store does; the durable ones write through store_writer.h. */
@@ -122,6 +150,13 @@ typedef struct flowd_store_ops {
     int (*load_flows)(flowd_store_t *store, flowd_store_flow_cb each, void *data);
     void (*release)(flowd_store_t *store); /* NULL: nothing to keep (the memory store) */
     void (*close)(flowd_store_t *store); /* frees the store */
+    /* schedules; NULL: nothing is kept (the memory store) */
+    int (*put_schedule)(flowd_store_t *store, const char *name,
+                        const flowd_stored_schedule_t *s); /* s NULL: deleted */
+    int (*load_schedules)(flowd_store_t *store, flowd_store_schedule_cb each, void *data);
+    int (*create_run)(flowd_store_t *store, struct flowd_job *job, json_t *shared, json_t *params,
+                      const flowd_schedule_run_t *run, flowd_store_done_cb done, void *data);
+    void (*skip_run)(flowd_store_t *store, const flowd_schedule_run_t *run);
 } flowd_store_ops_t;
 
 struct flowd_store_cluster_ops;

@@ -45,7 +45,7 @@
 #include "store_cluster.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define CLAIM_BATCH 500       /* jobs claimed at most in one go */
 #define SWEEP_MS 60000        /* how often ended jobs past the retention are deleted */
 #define POOL_MAX 64
@@ -197,7 +197,10 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS commands (id bigserial PRIMARY KEY, job_id text NOT NULL, kind text NOT NULL,"
     " value text, state text NOT NULL DEFAULT 'new', taken_by text, status integer, body text,"
     " created_us bigint NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS commands_new ON commands (job_id) WHERE state = 'new';";
+    "CREATE INDEX IF NOT EXISTS commands_new ON commands (job_id) WHERE state = 'new';"
+    "CREATE TABLE IF NOT EXISTS schedules (name text PRIMARY KEY, tenant text NOT NULL, definition text NOT NULL,"
+    " next_s bigint NOT NULL, last_job text, last_run_s bigint NOT NULL DEFAULT 0,"
+    " skipped bigint NOT NULL DEFAULT 0, updated_us bigint NOT NULL);";
 
 /* Version 2 adds each job's tenant (the tenant of the key that made it; the jobs from before belong
  * to tenant "default", which is also every caller's when flowd runs without keys), and makes an
@@ -210,6 +213,9 @@ static const char migrate_1_to_2[] =
     "CREATE UNIQUE INDEX jobs_tenant_idem ON jobs (tenant, idem_key);"
     "UPDATE flowd_meta SET value = '2' WHERE key = 'schema_version';"
     "COMMIT;";
+
+/* Version 3 adds the schedules table, which the schema makes (IF NOT EXISTS) over a version 2
+ * database. */
 
 /* Creates the tables, brings an older database up to this version, or refuses a newer one.
  * Instances that start together take turns (an advisory lock). */
@@ -307,6 +313,15 @@ static const struct {
                " c AS (DELETE FROM commands WHERE job_id = $1) DELETE FROM jobs WHERE id = $1"},
     {"put_flow", "INSERT INTO flows (name, document, updated_us) VALUES ($1, $2, $3::bigint)"
                  " ON CONFLICT (name) DO UPDATE SET document = EXCLUDED.document, updated_us = EXCLUDED.updated_us"},
+    /* a schedule's run: the compare-and-set on its row that goes with its job's insert */
+    {"sched_run", "UPDATE schedules SET next_s = $1::bigint, last_job = $2, last_run_s = $5::bigint"
+                  " WHERE name = $4 AND next_s = $3::bigint"},
+    {"sched_put", "INSERT INTO schedules (name, tenant, definition, next_s, updated_us) VALUES ($1, $2, $3,"
+                  " $4::bigint, $5::bigint) ON CONFLICT (name) DO UPDATE SET tenant = EXCLUDED.tenant,"
+                  " definition = EXCLUDED.definition, next_s = EXCLUDED.next_s, updated_us = EXCLUDED.updated_us"},
+    {"sched_del", "DELETE FROM schedules WHERE name = $1"},
+    {"sched_skip", "UPDATE schedules SET next_s = $1::bigint, skipped = skipped + 1 WHERE name = $2"
+                   " AND next_s = $3::bigint"},
     {"answer", "UPDATE commands SET state = 'answered', status = $2::integer, body = $3 WHERE id = $1::bigint"},
     {"renew", "UPDATE jobs SET lease_until = now() + $2::bigint * interval '1 millisecond'"
               " WHERE owner = $1 AND status IN " ACTIVE},
@@ -397,9 +412,53 @@ static int guarded(PGresult *res) {
     return res != NULL && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") != 0;
 }
 
+/* A schedule's run: its row moves from the run's time to the next one, in the transaction of the
+ * job's insert; when another instance moved it first (its transaction holds the row until it
+ * commits, and then this one finds next_s changed), no job is written: FLOW_EEXIST. */
+static int apply_run(pg_store_t *s, flowd_op_t *op) {
+    const flowd_op_create_t *c = &op->create;
+    char next[24], due[24], at[24];
+    snprintf(next, sizeof next, "%" PRId64, c->sched_next);
+    snprintf(due, sizeof due, "%" PRId64, c->sched_due);
+    snprintf(at, sizeof at, "%" PRId64, c->sched_at);
+    const char *p[] = {next, op->id, due, c->sched, at};
+    PGresult *res = run_prepared(s->wconn, "sched_run", 5, p, PGRES_COMMAND_OK);
+    if (res == NULL)
+        return FLOW_EIO;
+    if (strcmp(PQcmdTuples(res), "1") != 0)
+        op->rc = FLOW_EEXIST;
+    PQclear(res);
+    return 0;
+}
+
+static int apply_command(pg_store_t *s, const char *name, int n, const char *const *p);
+
+static int apply_schedule(pg_store_t *s, flowd_op_t *op) {
+    const flowd_op_schedule_t *o = &op->schedule;
+    char next[24], due[24], now[24];
+    snprintf(next, sizeof next, "%" PRId64, o->next);
+    snprintf(due, sizeof due, "%" PRId64, o->due);
+    u64(now, sizeof now, flow_wall_us());
+    if (o->kind == FLOWD_SCHED_PUT) {
+        const char *p[] = {o->name, o->tenant, o->definition, next, now};
+        return apply_command(s, "sched_put", 5, p);
+    }
+    if (o->kind == FLOWD_SCHED_DELETE) {
+        const char *p[] = {o->name};
+        return apply_command(s, "sched_del", 1, p);
+    }
+    const char *p[] = {next, o->name, due};
+    return apply_command(s, "sched_skip", 3, p);
+}
+
 static int apply_create(pg_store_t *s, flowd_op_t *op) {
     const flowd_op_create_t *c = &op->create;
     char created[24], hash[24], lease[24];
+    if (c->sched != NULL) {
+        int rc = apply_run(s, op);
+        if (rc != 0 || op->rc != 0)
+            return rc;
+    }
     if (c->write_document) {
         const char *p[] = {c->digest, c->document};
         PGresult *res = run_prepared(s->wconn, "ins_version", 2, p, PGRES_COMMAND_OK);
@@ -505,6 +564,7 @@ static int pg_apply(void *data, flowd_op_t *op) {
     case FLOWD_OP_REMOVE: return apply_command(s, "remove", 1, id);
     case FLOWD_OP_FLOW: return apply_flow(s, op);
     case FLOWD_OP_ANSWER: return apply_answer(s, op);
+    case FLOWD_OP_SCHEDULE: return apply_schedule(s, op);
     }
     return 0;
 }
@@ -555,7 +615,8 @@ static void lost(pg_store_t *s, const char *id) {
 /* After each operation: keeps the set of the jobs whose leases we hold. */
 static void pg_settled(void *data, const flowd_op_t *op, int rc) {
     pg_store_t *s = data;
-    if (rc != 0 || op->kind == FLOWD_OP_FLOW || op->kind == FLOWD_OP_ANSWER)
+    if (rc != 0 || op->kind == FLOWD_OP_FLOW || op->kind == FLOWD_OP_ANSWER ||
+        op->kind == FLOWD_OP_SCHEDULE)
         return;
     if (op->kind == FLOWD_OP_CREATE)
         json_object_set_new(s->owned, op->id, json_true());
@@ -871,6 +932,39 @@ static int pg_load_flows(flowd_store_t *store, flowd_store_flow_cb each, void *d
     }
     PQclear(res);
     return rc;
+}
+
+static int pg_load_schedules(flowd_store_t *store, flowd_store_schedule_cb each, void *data) {
+    pg_store_t *s = (pg_store_t *)store;
+    PGresult *res = run(s->wconn, "SELECT name, tenant, definition, next_s, last_job, last_run_s FROM schedules"
+                        " ORDER BY name", 0, NULL, PGRES_TUPLES_OK);
+    int rc = 0;
+    if (res == NULL)
+        return FLOW_EIO;
+    for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
+        flowd_stored_schedule_t sched = {.name = col(res, i, 0),
+                                         .tenant = col(res, i, 1),
+                                         .definition = col(res, i, 2),
+                                         .next = (int64_t)col_u64(res, i, 3),
+                                         .last_job = col(res, i, 4),
+                                         .last_run = (int64_t)col_u64(res, i, 5)};
+        rc = each(data, &sched);
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int pg_put_schedule(flowd_store_t *store, const char *name, const flowd_stored_schedule_t *sched) {
+    return flowd_writer_put_schedule(writer_of(store), name, sched);
+}
+
+static int pg_create_run(flowd_store_t *store, flowd_job_t *job, json_t *shared, json_t *params,
+                         const flowd_schedule_run_t *r, flowd_store_done_cb done, void *data) {
+    return flowd_writer_create_run(writer_of(store), job, shared, params, r, done, data);
+}
+
+static void pg_skip_run(flowd_store_t *store, const flowd_schedule_run_t *r) {
+    flowd_writer_skip_run(writer_of(store), r);
 }
 
 /* ---- the pool: reads for the HTTP threads ---- */
@@ -1444,6 +1538,10 @@ static const flowd_store_ops_t postgres_ops = {
     .load = pg_load,
     .put_flow = pg_put_flow,
     .load_flows = pg_load_flows,
+    .put_schedule = pg_put_schedule,
+    .load_schedules = pg_load_schedules,
+    .create_run = pg_create_run,
+    .skip_run = pg_skip_run,
     .release = pg_release,
     .close = pg_close,
 };

@@ -10,7 +10,8 @@
  * Tables: jobs (a row per job: its state as of its last checkpoint, its final state once ended),
  * steps (the history, appended a row per step: a checkpoint costs the same at the thousandth step
  * as at the first), flow_versions (the document of every version of a flow a job started with, by
- * its digest), flows (what PUT and DELETE /v1/flows did), meta (the schema's version). */
+ * its digest), flows (what PUT and DELETE /v1/flows did), schedules (what PUT /v1/schedules made,
+ * with each one's next run and last job), meta (the schema's version). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@
 #include "store.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -35,7 +36,7 @@ typedef struct sq_file {
     flowd_writer_t *writer;
     /* statements of the writer's thread (and of load) */
     sqlite3_stmt *ins_job, *ins_version, *upd_checkpoint, *ins_step, *upd_finish, *del_job,
-        *del_steps, *put_flow;
+        *del_steps, *put_flow, *sched_run, *sched_put, *sched_del, *sched_skip;
     /* the checkpointer: its own connection copies the log into the file, off the writer's thread */
     sqlite3 *cdb;
     pthread_t cthread;
@@ -64,9 +65,26 @@ static int run(sqlite3_stmt *st) {
     return rc == SQLITE_DONE ? 0 : rc;
 }
 
-static int apply_create(sq_file_t *f, const flowd_op_t *op) {
+/* A schedule's run: its row moves from the run's time to the next, or the job is not written. */
+static int apply_run(sq_file_t *f, flowd_op_t *op) {
+    const flowd_op_create_t *c = &op->create;
+    sqlite3_stmt *st = f->sched_run;
+    sqlite3_bind_int64(st, 1, c->sched_next);
+    sqlite3_bind_text(st, 2, op->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, c->sched_at);
+    sqlite3_bind_text(st, 4, c->sched, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, c->sched_due);
+    int rc = run(st);
+    if (rc == 0 && sqlite3_changes(f->db) == 0)
+        op->rc = FLOW_EEXIST;
+    return rc;
+}
+
+static int apply_create(sq_file_t *f, flowd_op_t *op) {
     const flowd_op_create_t *c = &op->create;
     int rc;
+    if (c->sched != NULL && ((rc = apply_run(f, op)) != 0 || op->rc != 0))
+        return rc;
     if (c->write_document) {
         sqlite3_bind_text(f->ins_version, 1, c->digest, -1, SQLITE_STATIC);
         sqlite3_bind_text(f->ins_version, 2, c->document, -1, SQLITE_STATIC);
@@ -145,6 +163,31 @@ static int apply_flow(sq_file_t *f, const flowd_op_t *op) {
     return run(f->put_flow);
 }
 
+static int apply_schedule(sq_file_t *f, const flowd_op_t *op) {
+    const flowd_op_schedule_t *o = &op->schedule;
+    sqlite3_stmt *st;
+    switch (o->kind) {
+    case FLOWD_SCHED_PUT:
+        st = f->sched_put;
+        sqlite3_bind_text(st, 1, o->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, o->tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, o->definition, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, o->next);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)flow_wall_us());
+        return run(st);
+    case FLOWD_SCHED_DELETE:
+        sqlite3_bind_text(f->sched_del, 1, o->name, -1, SQLITE_STATIC);
+        return run(f->sched_del);
+    case FLOWD_SCHED_SKIP:
+        st = f->sched_skip;
+        sqlite3_bind_int64(st, 1, o->next);
+        sqlite3_bind_text(st, 2, o->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, o->due);
+        return run(st);
+    }
+    return 0;
+}
+
 static int sq_apply(void *data, flowd_op_t *op) {
     sq_file_t *f = data;
     int rc = 0;
@@ -154,6 +197,7 @@ static int sq_apply(void *data, flowd_op_t *op) {
     case FLOWD_OP_FINISH: rc = apply_finish(f, op); break;
     case FLOWD_OP_REMOVE: rc = apply_remove(f, op); break;
     case FLOWD_OP_FLOW: rc = apply_flow(f, op); break;
+    case FLOWD_OP_SCHEDULE: rc = apply_schedule(f, op); break;
     case FLOWD_OP_EVENT: /* events are kept only in the job table */
     case FLOWD_OP_ANSWER: break;
     }
@@ -169,6 +213,9 @@ static int sq_apply(void *data, flowd_op_t *op) {
     }
     if (op->kind == FLOWD_OP_FLOW)
         flowd_log(FLOW_LOG_WARN, "store: flow %s: %s", op->flow.name, sqlite3_errmsg(f->db));
+    else if (op->kind == FLOWD_OP_SCHEDULE)
+        flowd_log(FLOW_LOG_WARN, "store: schedule %s: %s", op->schedule.name,
+                  sqlite3_errmsg(f->db));
     else
         flowd_log(FLOW_LOG_WARN, "store: job %s: %s", op->id, sqlite3_errmsg(f->db));
     op->rc = FLOW_EIO;
@@ -277,6 +324,20 @@ static int sq_put_flow(flowd_store_t *store, const char *name, json_t *doc) {
 /* At shutdown, before the engine cancels what still runs: those jobs stay in the file as of their
  * last checkpoint (running, waiting or queued), and the next start resumes them, as after a crash;
  * a restart for a deploy is not the end of a job. */
+static int sq_put_schedule(flowd_store_t *store, const char *name,
+                           const flowd_stored_schedule_t *sched) {
+    return flowd_writer_put_schedule(file_of(store)->writer, name, sched);
+}
+
+static int sq_create_run(flowd_store_t *store, flowd_job_t *job, json_t *shared, json_t *params,
+                         const flowd_schedule_run_t *r, flowd_store_done_cb done, void *data) {
+    return flowd_writer_create_run(file_of(store)->writer, job, shared, params, r, done, data);
+}
+
+static void sq_skip_run(flowd_store_t *store, const flowd_schedule_run_t *r) {
+    flowd_writer_skip_run(file_of(store)->writer, r);
+}
+
 static void sq_release(flowd_store_t *store) {
     flowd_writer_release(file_of(store)->writer);
 }
@@ -378,6 +439,26 @@ static int sq_load_flows(flowd_store_t *store, flowd_store_flow_cb each, void *d
     return rc;
 }
 
+static int sq_load_schedules(flowd_store_t *store, flowd_store_schedule_cb each, void *data) {
+    sq_file_t *f = file_of(store);
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(f->db, "SELECT name, tenant, definition, next_s, last_job, last_run_s"
+                           " FROM schedules ORDER BY name", -1, &st, NULL) != SQLITE_OK)
+        return FLOW_EIO;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        flowd_stored_schedule_t sched = {.name = col_text(st, 0),
+                                         .tenant = col_text(st, 1),
+                                         .definition = col_text(st, 2),
+                                         .next = sqlite3_column_int64(st, 3),
+                                         .last_job = col_text(st, 4),
+                                         .last_run = sqlite3_column_int64(st, 5)};
+        rc = each(data, &sched);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* ---- opening and closing ---- */
 
 static void file_close(sq_file_t *f) {
@@ -393,7 +474,8 @@ static void file_close(sq_file_t *f) {
         sqlite3_close(f->cdb); /* before the writer's: the last connection to close empties the
                                 * log */
     sqlite3_stmt *stmts[] = {f->ins_job, f->ins_version, f->upd_checkpoint, f->ins_step,
-                             f->upd_finish, f->del_job, f->del_steps, f->put_flow};
+                             f->upd_finish, f->del_job, f->del_steps, f->put_flow,
+                             f->sched_run, f->sched_put, f->sched_del, f->sched_skip};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
         sqlite3_finalize(stmts[i]);
     if (f->db != NULL)
@@ -423,6 +505,10 @@ static const flowd_store_ops_t sqlite_ops = {
     .load_flows = sq_load_flows,
     .release = sq_release,
     .close = sq_close,
+    .put_schedule = sq_put_schedule,
+    .load_schedules = sq_load_schedules,
+    .create_run = sq_create_run,
+    .skip_run = sq_skip_run,
 };
 
 static const char schema[] =
@@ -438,7 +524,10 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS steps (job INTEGER NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,"
     " PRIMARY KEY (job, seq)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS flow_versions (digest TEXT PRIMARY KEY, document TEXT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS flows (name TEXT PRIMARY KEY, document TEXT, updated_us INTEGER NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS flows (name TEXT PRIMARY KEY, document TEXT, updated_us INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS schedules (name TEXT PRIMARY KEY, tenant TEXT NOT NULL, definition TEXT NOT NULL,"
+    " next_s INTEGER NOT NULL, last_job TEXT, last_run_s INTEGER NOT NULL DEFAULT 0,"
+    " skipped INTEGER NOT NULL DEFAULT 0, updated_us INTEGER NOT NULL);";
 
 static int prepare(sq_file_t *f, const char *sql, sqlite3_stmt **st) {
     int rc = sqlite3_prepare_v3(f->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
@@ -483,6 +572,9 @@ static const char migrate_2_to_3[] =
     "DROP TABLE jobs_v2;"
     "UPDATE meta SET value = '3' WHERE key = 'schema_version';"
     "COMMIT;";
+
+/* Version 4 adds the schedules table, which the schema makes (IF NOT EXISTS) over a version 3
+ * file: nothing is copied. */
 
 static int schema_version(sq_file_t *f) {
     sqlite3_stmt *st = NULL;
@@ -582,7 +674,19 @@ static int file_open(const char *path, const char *sync, sq_file_t **out, char *
         prepare(f, "DELETE FROM steps WHERE job = (SELECT seq FROM jobs WHERE id = ?)",
                 &f->del_steps) < 0 ||
         prepare(f, "INSERT OR REPLACE INTO flows (name, document, updated_us) VALUES (?, ?, ?)",
-                &f->put_flow) < 0) {
+                &f->put_flow) < 0 ||
+        prepare(f, "UPDATE schedules SET next_s = ?, last_job = ?, last_run_s = ?"
+                   " WHERE name = ? AND next_s = ?",
+                &f->sched_run) < 0 ||
+        prepare(f, "INSERT INTO schedules (name, tenant, definition, next_s, updated_us)"
+                   " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET tenant = excluded.tenant,"
+                   " definition = excluded.definition, next_s = excluded.next_s,"
+                   " updated_us = excluded.updated_us",
+                &f->sched_put) < 0 ||
+        prepare(f, "DELETE FROM schedules WHERE name = ?", &f->sched_del) < 0 ||
+        prepare(f, "UPDATE schedules SET next_s = ?, skipped = skipped + 1"
+                   " WHERE name = ? AND next_s = ?",
+                &f->sched_skip) < 0) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(f->db));
         rc = FLOW_EIO;
         goto fail;

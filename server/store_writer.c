@@ -53,6 +53,7 @@ void flowd_op_free(flowd_op_t *op) {
         free(op->create.params);
         free(op->create.shared);
         free(op->create.tenant);
+        free(op->create.sched);
         break;
     case FLOWD_OP_CHECKPOINT:
         free(op->checkpoint.resume_node);
@@ -80,6 +81,11 @@ void flowd_op_free(flowd_op_t *op) {
         break;
     case FLOWD_OP_ANSWER:
         free(op->answer.body);
+        break;
+    case FLOWD_OP_SCHEDULE:
+        free(op->schedule.name);
+        free(op->schedule.tenant);
+        free(op->schedule.definition);
         break;
     case FLOWD_OP_REMOVE:
         break;
@@ -233,6 +239,8 @@ static void settle(flowd_writer_t *w, flowd_op_t *batch, int err) {
                 op->create.done(op->create.data, rc);
         } else if (op->kind == FLOWD_OP_FLOW) {
             wait_done(op->flow.wait, rc);
+        } else if (op->kind == FLOWD_OP_SCHEDULE && op->schedule.wait != NULL) {
+            wait_done(op->schedule.wait, rc);
         }
         flowd_op_free(op);
     }
@@ -359,11 +367,9 @@ int flowd_writer_released(flowd_writer_t *w) {
 
 /* ---- the operations ---- */
 
-int flowd_writer_create(flowd_writer_t *w, flowd_job_t *job, json_t *shared, json_t *params,
-                        flowd_store_done_cb done, void *data) {
-    flowd_op_t *op = op_new(FLOWD_OP_CREATE, job->id, job->seq);
-    if (op == NULL)
-        return FLOW_ENOMEM;
+/* A create's members from the job; frees op and returns FLOW_ENOMEM when out of memory. */
+static int fill_create(flowd_op_t *op, flowd_job_t *job, json_t *shared, json_t *params,
+                       flowd_store_done_cb done, void *data) {
     flowd_op_create_t *c = &op->create;
     const char *digest = flow_doc_digest(job->def);
     c->flow = strdup(flow_def_name(job->def));
@@ -383,6 +389,17 @@ int flowd_writer_create(flowd_writer_t *w, flowd_job_t *job, json_t *shared, jso
         flowd_op_free(op);
         return FLOW_ENOMEM;
     }
+    return 0;
+}
+
+int flowd_writer_create(flowd_writer_t *w, flowd_job_t *job, json_t *shared, json_t *params,
+                        flowd_store_done_cb done, void *data) {
+    flowd_op_t *op = op_new(FLOWD_OP_CREATE, job->id, job->seq);
+    if (op == NULL)
+        return FLOW_ENOMEM;
+    int rc = fill_create(op, job, shared, params, done, data);
+    if (rc < 0)
+        return rc;
     enqueue(w, op);
     return 0;
 }
@@ -499,6 +516,68 @@ int flowd_writer_put_flow(flowd_writer_t *w, const char *name, json_t *doc) {
     op->flow.wait = &wait;
     enqueue(w, op);
     return wait_for(&wait);
+}
+
+int flowd_writer_create_run(flowd_writer_t *w, flowd_job_t *job, json_t *shared, json_t *params,
+                            const flowd_schedule_run_t *run, flowd_store_done_cb done,
+                            void *data) {
+    char *name = strdup(run->name);
+    if (name == NULL)
+        return FLOW_ENOMEM;
+    flowd_op_t *op = op_new(FLOWD_OP_CREATE, job->id, job->seq);
+    if (op == NULL) {
+        free(name);
+        return FLOW_ENOMEM;
+    }
+    int rc = fill_create(op, job, shared, params, done, data);
+    if (rc < 0) {
+        free(name);
+        return rc;
+    }
+    op->create.sched = name;
+    op->create.sched_due = run->due;
+    op->create.sched_next = run->next;
+    op->create.sched_at = run->at;
+    enqueue(w, op);
+    return 0;
+}
+
+int flowd_writer_put_schedule(flowd_writer_t *w, const char *name,
+                              const flowd_stored_schedule_t *s) {
+    struct flowd_op_wait wait;
+    flowd_op_t *op = op_new(FLOWD_OP_SCHEDULE, NULL, 0);
+    if (op == NULL)
+        return FLOW_ENOMEM;
+    flowd_op_schedule_t *o = &op->schedule;
+    o->kind = s ? FLOWD_SCHED_PUT : FLOWD_SCHED_DELETE;
+    o->name = strdup(name);
+    if (s != NULL) {
+        o->tenant = strdup(s->tenant);
+        o->definition = strdup(s->definition);
+        o->next = s->next;
+    }
+    if (o->name == NULL || (s != NULL && (o->tenant == NULL || o->definition == NULL))) {
+        flowd_op_free(op);
+        return FLOW_ENOMEM;
+    }
+    wait_init(&wait);
+    o->wait = &wait;
+    enqueue(w, op);
+    return wait_for(&wait);
+}
+
+void flowd_writer_skip_run(flowd_writer_t *w, const flowd_schedule_run_t *run) {
+    flowd_op_t *op = op_new(FLOWD_OP_SCHEDULE, NULL, 0);
+    if (op == NULL || (op->schedule.name = strdup(run->name)) == NULL) {
+        free(op);
+        flowd_log(FLOW_LOG_WARN, "store: schedule %s: a skipped run was not stored (out of memory)",
+                  run->name);
+        return;
+    }
+    op->schedule.kind = FLOWD_SCHED_SKIP;
+    op->schedule.due = run->due;
+    op->schedule.next = run->next;
+    enqueue(w, op);
 }
 
 void flowd_writer_answer(flowd_writer_t *w, uint64_t token, unsigned status, char *body) {

@@ -35,6 +35,7 @@ typedef enum flowd_op_kind {
     FLOWD_OP_REMOVE,     /* the job table dropped a job: its rows go */
     FLOWD_OP_FLOW,       /* PUT or DELETE /v1/flows/{name} */
     FLOWD_OP_ANSWER,     /* the answer to a command another instance sent (store_cluster.h) */
+    FLOWD_OP_SCHEDULE,   /* PUT or DELETE of a schedule, or a run of it that made no job */
 } flowd_op_kind_t;
 
 /* Every string of an operation is malloc'd and the operation's (NULL where there is none);
@@ -52,6 +53,10 @@ typedef struct flowd_op_create {
     uint64_t created_us, body_hash;
     flowd_store_done_cb done; /* with its data: after the commit, once */
     void *data;
+    /* a schedule's run (create_run of store.h): its row moves from sched_due to sched_next in the
+     * same transaction, or, when it is not at sched_due, the job is not written (rc FLOW_EEXIST) */
+    char *sched;
+    int64_t sched_due, sched_next, sched_at;
 } flowd_op_create_t;
 
 typedef struct flowd_op_checkpoint {
@@ -97,6 +102,21 @@ typedef struct flowd_op_flow {
     struct flowd_op_wait *wait; /* the caller waits for the commit */
 } flowd_op_flow_t;
 
+typedef enum flowd_sched_kind {
+    FLOWD_SCHED_PUT = 0, /* the row as it is now (its last run kept) */
+    FLOWD_SCHED_DELETE,
+    FLOWD_SCHED_SKIP     /* a run that made no job: next moves from due, guarded */
+} flowd_sched_kind_t;
+
+typedef struct flowd_op_schedule {
+    flowd_sched_kind_t kind;
+    char *name;
+    char *tenant;        /* PUT */
+    char *definition;    /* PUT */
+    int64_t due, next;   /* PUT: next; SKIP: from due to next */
+    struct flowd_op_wait *wait; /* PUT and DELETE: the caller waits for the commit */
+} flowd_op_schedule_t;
+
 typedef struct flowd_op_answer {
     uint64_t token;      /* the command's id */
     unsigned status;
@@ -121,6 +141,7 @@ typedef struct flowd_op {
         flowd_op_finish_t finish;
         flowd_op_flow_t flow;
         flowd_op_answer_t answer;
+        flowd_op_schedule_t schedule;
     };
 } flowd_op_t;
 
@@ -187,6 +208,15 @@ void flowd_writer_finish(flowd_writer_t *w, struct flowd_job *job);
 void flowd_writer_remove(flowd_writer_t *w, const char *id);
 /* Waits for the commit; doc borrowed, NULL: deleted. */
 int flowd_writer_put_flow(flowd_writer_t *w, const char *name, json_t *doc);
+/* create of a schedule's run (store.h: create_run); run borrowed. */
+int flowd_writer_create_run(flowd_writer_t *w, struct flowd_job *job, json_t *shared,
+                            json_t *params, const flowd_schedule_run_t *run,
+                            flowd_store_done_cb done, void *data);
+/* Waits for the commit; s borrowed, NULL: deleted. */
+int flowd_writer_put_schedule(flowd_writer_t *w, const char *name,
+                              const flowd_stored_schedule_t *s);
+/* Queued, not waited for. */
+void flowd_writer_skip_run(flowd_writer_t *w, const flowd_schedule_run_t *run);
 /* body stolen (may be NULL). */
 void flowd_writer_answer(flowd_writer_t *w, uint64_t token, unsigned status, char *body);
 

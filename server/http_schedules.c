@@ -1,0 +1,264 @@
+/* http_schedules.c: the routes of /v1/schedules (http_routes.h): add or replace a schedule (PUT),
+ * list them, read one with its next runs, delete one, pause and resume one. The table and the runs
+ * are schedules.c's; this file reads the requests and answers. A schedule's jobs belong to the
+ * tenant of the key that PUT it. */
+#include "http_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "flow/doc.h"
+#include "flows.h"
+#include "log.h"
+#include "schedules.h"
+
+#define SCHEDULE_HINT "a schedule's shared store and params are at most --max-body"
+
+/* The {name} of the URL into key; -1 after answering when it cannot be a schedule's name: 400 for
+ * a PUT, which would make one, 404 otherwise. */
+static int schedule_key(flowd_req_t *r, struct MHD_Connection *conn, char key[65],
+                        enum MHD_Result *ret) {
+    const char *name = r->args.s[0];
+    size_t len = r->args.len[0];
+    if (!flow_doc_name_ok(name, len)) {
+        if (r->method == FLOWD_M_PUT)
+            *ret = flowd__http_send_error(
+                r, conn, FLOWD_E_BAD_REQUEST,
+                "'%.64s' cannot be a schedule's name: a name is " FLOW_DOC_NAME_RULE, name);
+        else
+            *ret = flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no schedule named '%.64s'",
+                                          name);
+        return -1;
+    }
+    memcpy(key, name, len);
+    key[len] = '\0';
+    return 0;
+}
+
+static enum MHD_Result send_buf(flowd_req_t *r, struct MHD_Connection *conn, unsigned status,
+                                flow_buf_t *b) {
+    if (b->err) {
+        flowd_answer_t a = {0};
+        flowd_answer_take(&a, b, "the schedule", SCHEDULE_HINT);
+        return flowd__http_send_answer(r, conn, &a);
+    }
+    size_t len = 0;
+    char *body = flow_buf_take(b, &len);
+    return flowd__http_send_json(r, conn, status, body, len);
+}
+
+enum MHD_Result flowd__http_schedule_put(flowd_server_t *srv, flowd_req_t *r,
+                                         struct MHD_Connection *conn) {
+    static const char example[] =
+        "{\"cron\": \"*/5 * * * *\", \"timezone\": \"Europe/Paris\", \"flow\": \"noop\"}";
+    enum MHD_Result ret = MHD_YES;
+    char key[65];
+    if (schedule_key(r, conn, key, &ret) < 0)
+        return ret;
+    json_t *body = flowd__http_body_object(r, conn, example, &ret);
+    if (body == NULL)
+        return ret;
+    const char *member;
+    json_t *v;
+    json_object_foreach(body, member, v) {
+        static const char *const known[] = {"cron",   "timezone", "flow",   "shared",
+                                            "params", "overlap",  "paused", NULL};
+        int ok = 0;
+        for (size_t i = 0; known[i] != NULL; i++)
+            ok |= strcmp(member, known[i]) == 0;
+        if (!ok) {
+            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                         "unknown field '%.64s' in the body (it takes cron, "
+                                         "timezone, flow, shared, params, overlap and paused)",
+                                         member);
+            json_decref(body);
+            return ret;
+        }
+    }
+    json_t *cron = json_object_get(body, "cron"), *zone = json_object_get(body, "timezone");
+    json_t *flow = json_object_get(body, "flow"), *shared = json_object_get(body, "shared");
+    json_t *params = json_object_get(body, "params"), *overlap = json_object_get(body, "overlap");
+    json_t *paused = json_object_get(body, "paused");
+    const char *missing = NULL, *field = NULL, *want = NULL;
+    flowd_overlap_t ov = FLOWD_OVERLAP_SKIP;
+    if (cron == NULL)
+        missing = "cron: when it runs, e.g. \"*/5 * * * *\" (minute hour day-of-month month "
+                  "day-of-week, with an optional seconds field first)";
+    else if (flow == NULL)
+        missing = "flow: the name of a flow this server runs (GET /v1/flows)";
+    else if (!json_is_string(cron))
+        field = "cron", want = "a string", v = cron;
+    else if (!json_is_string(flow))
+        field = "flow", want = "a string", v = flow;
+    else if (zone != NULL && !json_is_string(zone))
+        field = "timezone", want = "a string (an IANA zone such as Europe/Paris)", v = zone;
+    else if (shared != NULL && !json_is_object(shared))
+        field = "shared", want = "an object", v = shared;
+    else if (params != NULL && !json_is_object(params))
+        field = "params", want = "an object", v = params;
+    else if (paused != NULL && !json_is_boolean(paused))
+        field = "paused", want = "a boolean", v = paused;
+    else if (overlap != NULL &&
+             (!json_is_string(overlap) || flowd_overlap_parse(json_string_value(overlap), &ov) < 0))
+        field = "overlap", want = "one of \"skip\", \"allow\", \"cancel_previous\"", v = overlap;
+    if (missing != NULL || field != NULL) {
+        if (missing != NULL)
+            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST, "missing field '%s", missing);
+        else if (json_is_string(v))
+            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                         "field '%s' must be %s, not '%.64s'", field, want,
+                                         json_string_value(v));
+        else
+            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                         "field '%s' must be %s, not %s", field, want,
+                                         flowd__http_type_name(v));
+        json_decref(body);
+        return ret;
+    }
+    /* the shared store is checked as POST /v1/jobs checks it, once here rather than at each run */
+    if (shared != NULL && flowd_json_size(shared, srv->cfg.max_shared) > srv->cfg.max_shared) {
+        json_decref(body);
+        return flowd__http_send_error(
+            r, conn, FLOWD_E_PAYLOAD_TOO_LARGE,
+            "the shared store is over %zu bytes as JSON, the limit of a job's store (--max-shared)",
+            srv->cfg.max_shared);
+    }
+    flow_def_t *def = flow_registry_get_flow(srv->reg, json_string_value(flow));
+    if (def == NULL) {
+        flow_buf_t names;
+        flow_buf_init(&names, 4096);
+        flowd_flow_names(srv->reg, &names);
+        ret = flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW,
+                                     "no flow named '%.64s' (this server runs: %s)",
+                                     json_string_value(flow), names.data ? names.data : "none");
+        flow_buf_free(&names);
+        json_decref(body);
+        return ret;
+    }
+    flow_def_unref(def);
+    char *shared_text = shared ? json_dumps(shared, JSON_COMPACT) : NULL;
+    char *params_text = params ? json_dumps(params, JSON_COMPACT) : NULL;
+    flowd_schedule_spec_t spec = {.name = key,
+                                  .cron = json_string_value(cron),
+                                  .timezone = zone ? json_string_value(zone) : "UTC",
+                                  .flow = json_string_value(flow),
+                                  .shared = shared_text,
+                                  .params = params_text,
+                                  .overlap = ov,
+                                  .paused = json_is_true(paused),
+                                  .tenant = r->caller.tenant};
+    char err[512] = "";
+    int created = 0;
+    flow_buf_t b;
+    flow_buf_init(&b, flowd_render_max_answer());
+    int rc = (shared && !shared_text) || (params && !params_text)
+                 ? FLOW_ENOMEM
+                 : flowd_schedules_put(srv->schedules, &spec, &created, &b, err, sizeof err);
+    free(shared_text);
+    free(params_text);
+    json_decref(body);
+    if (rc == 0) {
+        flowd_log(FLOW_LOG_INFO, "schedule %s %s by PUT", key, created ? "added" : "replaced");
+        return send_buf(r, conn, created ? 201 : 200, &b);
+    }
+    flow_buf_free(&b);
+    if (rc == FLOW_EINVAL)
+        return flowd__http_send_error(r, conn, FLOWD_E_INVALID_SCHEDULE, "%s", err);
+    if (rc == FLOW_EBUSY)
+        return flowd__http_send_error(r, conn, FLOWD_E_TOO_MANY_SCHEDULES,
+                                      "this server holds %u schedules, its limit "
+                                      "(--max-schedules); DELETE one, or replace one by its name",
+                                      srv->cfg.max_schedules);
+    return flowd__http_send_error(r, conn, FLOWD_E_INTERNAL, "the schedule could not be stored");
+}
+
+enum MHD_Result flowd__http_schedule_get(flowd_server_t *srv, flowd_req_t *r,
+                                         struct MHD_Connection *conn) {
+    enum MHD_Result ret = MHD_YES;
+    char key[65];
+    if (schedule_key(r, conn, key, &ret) < 0)
+        return ret;
+    flow_buf_t b;
+    flow_buf_init(&b, flowd_render_max_answer());
+    if (flowd_schedules_get(srv->schedules, key, &b) < 0) {
+        flow_buf_free(&b);
+        return flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no schedule named '%s'", key);
+    }
+    return send_buf(r, conn, 200, &b);
+}
+
+/* A page of the schedules, by name; the cursor is the last name of the page before. */
+enum MHD_Result flowd__http_schedules_list(flowd_server_t *srv, flowd_req_t *r,
+                                           struct MHD_Connection *conn) {
+    enum MHD_Result ret = MHD_YES;
+    uint64_t limit;
+    if (flowd__http_list_limit(r, conn, &limit, &ret) < 0)
+        return ret;
+    const char *cursor = flowd__http_arg(conn, "cursor");
+    if (cursor != NULL && !flow_doc_name_ok(cursor, strlen(cursor)))
+        return flowd__http_send_error(
+            r, conn, FLOWD_E_BAD_REQUEST,
+            "cursor '%.64s' is not one this server gave (use next_cursor of the previous page)",
+            cursor);
+    flow_buf_t b;
+    flow_buf_init(&b, flowd_render_max_answer());
+    if (flowd_schedules_list(srv->schedules, cursor, (size_t)limit, &b) < 0) {
+        flow_buf_free(&b);
+        return flowd__http_send_json(r, conn, 500, NULL, 0);
+    }
+    if (b.err) {
+        flowd_answer_t a = {0};
+        flowd_answer_take(&a, &b, "the page of schedules", FLOWD_LIST_HINT);
+        return flowd__http_send_answer(r, conn, &a);
+    }
+    return send_buf(r, conn, 200, &b);
+}
+
+enum MHD_Result flowd__http_schedule_delete(flowd_server_t *srv, flowd_req_t *r,
+                                            struct MHD_Connection *conn) {
+    enum MHD_Result ret = MHD_YES;
+    char key[65];
+    if (schedule_key(r, conn, key, &ret) < 0)
+        return ret;
+    int rc = flowd_schedules_remove(srv->schedules, key);
+    if (rc == FLOW_ENOTFOUND)
+        return flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no schedule named '%s'", key);
+    if (rc < 0)
+        return flowd__http_send_error(r, conn, FLOWD_E_INTERNAL,
+                                      "the deletion could not be stored");
+    flowd_log(FLOW_LOG_INFO, "schedule %s deleted", key);
+    flow_buf_t b;
+    flow_buf_init(&b, 0);
+    flow_buf_printf(&b, "{\n  \"name\": \"%s\",\n  \"deleted\": true\n}\n", key);
+    return send_buf(r, conn, 200, &b);
+}
+
+static enum MHD_Result pause_resume(flowd_server_t *srv, flowd_req_t *r,
+                                    struct MHD_Connection *conn, int paused) {
+    enum MHD_Result ret = MHD_YES;
+    char key[65];
+    if (schedule_key(r, conn, key, &ret) < 0)
+        return ret;
+    flow_buf_t b;
+    flow_buf_init(&b, flowd_render_max_answer());
+    int rc = flowd_schedules_pause(srv->schedules, key, paused, &b);
+    if (rc < 0) {
+        flow_buf_free(&b);
+        if (rc == FLOW_ENOTFOUND)
+            return flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no schedule named '%s'",
+                                          key);
+        return flowd__http_send_error(r, conn, FLOWD_E_INTERNAL, "the change could not be stored");
+    }
+    flowd_log(FLOW_LOG_INFO, "schedule %s %s", key, paused ? "paused" : "resumed");
+    return send_buf(r, conn, 200, &b);
+}
+
+enum MHD_Result flowd__http_schedule_pause(flowd_server_t *srv, flowd_req_t *r,
+                                           struct MHD_Connection *conn) {
+    return pause_resume(srv, r, conn, 1);
+}
+
+enum MHD_Result flowd__http_schedule_resume(flowd_server_t *srv, flowd_req_t *r,
+                                            struct MHD_Connection *conn) {
+    return pause_resume(srv, r, conn, 0);
+}
