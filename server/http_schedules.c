@@ -82,10 +82,10 @@ enum MHD_Result flowd__http_schedule_put(flowd_server_t *srv, flowd_req_t *r,
     const char *missing = NULL, *field = NULL, *want = NULL;
     flowd_overlap_t ov = FLOWD_OVERLAP_SKIP;
     if (cron == NULL)
-        missing = "cron: when it runs, e.g. \"*/5 * * * *\" (minute hour day-of-month month "
+        missing = "missing field 'cron': when it runs, e.g. \"*/5 * * * *\" (minute hour day-of-month month "
                   "day-of-week, with an optional seconds field first)";
     else if (flow == NULL)
-        missing = "flow: the name of a flow this server runs (GET /v1/flows)";
+        missing = "missing field 'flow': the name of a flow this server runs (GET /v1/flows)";
     else if (!json_is_string(cron))
         field = "cron", want = "a string", v = cron;
     else if (!json_is_string(flow))
@@ -103,7 +103,7 @@ enum MHD_Result flowd__http_schedule_put(flowd_server_t *srv, flowd_req_t *r,
         field = "overlap", want = "one of \"skip\", \"allow\", \"cancel_previous\"", v = overlap;
     if (missing != NULL || field != NULL) {
         if (missing != NULL)
-            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST, "missing field '%s", missing);
+            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST, "%s", missing);
         else if (json_is_string(v))
             ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
                                          "field '%s' must be %s, not '%.64s'", field, want,
