@@ -9,7 +9,9 @@
  * instance that took its jobs over. Any instance answers for any job: GET, the list, an event stream
  * to the end (Last-Event-ID included), input, cancel and Idempotency-Keys, with the answers the
  * instance that runs the job gives. With keys, every instance keeps a job to its tenant (404 to the
- * others, lists, Idempotency-Keys), and a database of schema version 1 gets tenants.
+ * others, lists, Idempotency-Keys), and a database of schema version 1 gets tenants (and the
+ * schedules table of version 3). Two instances holding the same schedule make each of its runs
+ * once.
  *
  * Without PostgreSQL and without root to install it, the suite says so and runs nothing, except under
  * CI (the CI variable set), where that fails. */
@@ -797,8 +799,9 @@ START_TEST(test_a_version_1_database_gets_tenants) {
     start_with_keys(&a);
     const char *old = "00000000000000000000000000000001";
     ck_assert_int_eq(db_number("SELECT value::int FROM flowd_meta WHERE key = 'schema_version'"),
-                     2);
+                     3);
     ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE tenant = 'default'"), 1);
+    ck_assert_int_eq(db_number("SELECT count(*) FROM schedules"), 0); /* version 3's table */
     e2e_use_key(&a, READ_A);
     e2e_assert_hidden(&a, "GET", "/v1/jobs/%s", NULL, old);
     e2e_use_key(&a, READ_D);
@@ -846,6 +849,73 @@ START_TEST(test_a_job_stored_after_its_client_left_still_runs) {
 }
 END_TEST
 
+/* Two instances hold the same schedule (an every-second cron): both try each run, and each run is
+ * one job in the database. Every "the run of T is job X" line either instance logged names a time
+ * T that has exactly one job in the database; the instance that lost a run logged that it dropped
+ * its job. */
+static void start_info(e2e_server_t *s) {
+    e2e_start(s, "--store", db_uri, "--flows", flows, "--lease", "10s", "--claim-interval", "200ms",
+              "--poll-interval", "200ms", "--log-level", "info", NULL);
+}
+
+START_TEST(test_each_run_of_a_schedule_starts_once_across_two_instances) {
+    e2e_server_t a, b;
+    start_info(&a);
+    const char *const json_ct[] = {"Content-Type: application/json", NULL};
+    e2e_resp_t r;
+    e2e_request(&a, "PUT", "/v1/schedules/beat", json_ct,
+                "{\"cron\": \"* * * * * *\", \"flow\": \"noop\"}", &r);
+    ck_assert_int_eq(r.status, 201);
+    e2e_resp_free(&r);
+    start_info(&b); /* reads the schedule from the database */
+    json_decref(e2e_get_json(&b, "/v1/schedules/beat"));
+    wait_db("SELECT least(count(*), 8) FROM jobs WHERE flow = 'noop'", 8, slow() ? 120000 : 30000);
+    e2e_request(&a, "DELETE", "/v1/schedules/beat", NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    e2e_resp_free(&r);
+    ck_assert_int_eq(e2e_stop(&a, slow() ? 60000 : 15000), 0);
+    ck_assert_int_eq(e2e_stop(&b, slow() ? 60000 : 15000), 0);
+    char *logs[2] = {e2e_log(&a), e2e_log(&b)};
+    size_t tried = 0, dropped = 0;
+    for (int i = 0; i < 2; i++)
+        for (const char *p = logs[i]; (p = strstr(p, "was made by another instance")) != NULL; p++)
+            dropped++;
+    /* each run's job is in the database once: as many jobs as distinct times tried */
+    json_t *times = json_object();
+    for (int i = 0; i < 2; i++) {
+        const char *p = logs[i];
+        while ((p = strstr(p, "schedule beat: the run of ")) != NULL) {
+            char at[32] = "", id[40] = "";
+            p += strlen("schedule beat: the run of ");
+            ck_assert_int_eq(sscanf(p, "%31s is job %39s", at, id), 2);
+            char sql[256];
+            snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%.32s'", id);
+            long long n = db_number(sql);
+            json_t *have = json_object_get(times, at);
+            long long before = have ? (long long)json_integer_value(have) : 0;
+            json_object_set_new(times, at, json_integer(before + n));
+            tried++;
+        }
+    }
+    const char *at;
+    json_t *n;
+    json_object_foreach(times, at, n) {
+        ck_assert_msg(json_integer_value(n) == 1, "the run of %s has %lld jobs", at,
+                      (long long)json_integer_value(n));
+    }
+    long long jobs = db_number("SELECT count(*) FROM jobs WHERE flow = 'noop'");
+    ck_assert_int_eq(jobs, (long long)json_object_size(times));
+    ck_assert_msg(dropped > 0, "no run was tried by both instances (%zu tries)", tried);
+    fprintf(stderr, "test_postgres: %lld runs of a schedule held by two instances, %zu tries, %zu "
+            "dropped by the instance that lost\n", jobs, tried, dropped);
+    json_decref(times);
+    free(logs[0]);
+    free(logs[1]);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("postgres");
     TCase *tc = tcase_create("instances");
@@ -859,6 +929,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_every_instance_keeps_a_job_to_its_tenant);
     tcase_add_test(tc, test_a_version_1_database_gets_tenants);
     tcase_add_test(tc, test_a_job_stored_after_its_client_left_still_runs);
+    tcase_add_test(tc, test_each_run_of_a_schedule_starts_once_across_two_instances);
     suite_add_tcase(s, tc);
     return s;
 }
