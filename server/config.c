@@ -84,7 +84,7 @@ static const setting_t settings[] = {
      "PostgreSQL: how often an instance looks for jobs to take over (queued, or whose lease ran out)"},
     {"poll-interval", "FLOWD_POLL_INTERVAL", K_MS, OFF(poll_ms), 10, DAY_MS, "1s", "DURATION",
      "PostgreSQL: how often an instance looks for commands, answers and events it was not notified of "
-     "(LISTEN/NOTIFY tells it at once)"},
+     "(LISTEN/NOTIFY tells it at once), and reads the schedules for what other instances changed"},
     {"llm-base-url", "FLOWD_LLM_BASE_URL", K_TEXT, OFF(llm_base_url), 0,
      sizeof(((flowd_config_t *)0)->llm_base_url), "", "URL",
      "OpenAI-compatible API of llm nodes, e.g. https://api.openai.com/v1 (the key: FLOWD_LLM_API_KEY)"},

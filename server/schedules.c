@@ -37,7 +37,17 @@ typedef struct sched {
     int64_t last_run;                /* the time that run was for */
     uint64_t runs, skipped, failed;  /* since this flowd started */
     char last_error[256];            /* why its last run made no job ("" when it made one) */
+    char *def_text;                  /* its definition as stored (definition_text), or NULL */
+    int remote_active;               /* a shared store said its last job runs (elsewhere) */
+    int seen;                        /* refresh: the store has it */
 } sched_t;
+
+/* A schedule's row as a refresh read it (its strings malloc'd). */
+typedef struct row {
+    char *name, *tenant, *definition, *last_job;
+    int64_t next, last_run;
+    int last_job_active;
+} row_t;
 
 /* A run handed to the store; back on the loop (failed) when the store did not keep its job. */
 typedef struct run {
@@ -60,7 +70,19 @@ struct flowd_schedules {
     pthread_mutex_t rlock;
     run_t *failed;                   /* under rlock: runs the store did not keep */
     int closed;                      /* under rlock: the async handle is closing */
-    int open_handles;
+    int reading;                     /* under rlock: a refresh reads the store */
+    pthread_cond_t rcond;            /* reading went to 0 */
+    int open_handles;                /* and a refresh under way */
+    /* a shared store: what other instances changed is read again every --poll-interval */
+    uv_timer_t refresh;
+    uv_work_t work;
+    int refreshing;                  /* loop only */
+    uint64_t gen;                    /* under lock: changes made here; a refresh that read before
+                                      * one is not applied */
+    uint64_t refresh_gen;            /* loop: gen when the refresh began */
+    struct row *rows;                /* the refresh's rows (its work, then the loop) */
+    size_t nrows, caprows;
+    int read_rc;
     atomic_uint_fast64_t started, skipped, failures;
 };
 
@@ -93,10 +115,13 @@ static void rfc3339(int64_t t, char buf[32]) {
 static void sched_free(sched_t *it) {
     if (it == NULL)
         return;
+    free(it->def_text);
     free(it->shared);
     free(it->params);
     free(it);
 }
+
+static char *definition_text(const sched_t *it);
 
 /* A schedule from what a PUT (or the store) says; next is not set. FLOW_EINVAL with why. */
 static int sched_new(const flowd_schedule_spec_t *spec, sched_t **out, char *err, size_t errlen) {
@@ -125,7 +150,8 @@ static int sched_new(const flowd_schedule_spec_t *spec, sched_t **out, char *err
     it->paused = spec->paused;
     it->shared = strdup(spec->shared ? spec->shared : "{}");
     it->params = spec->params ? strdup(spec->params) : NULL;
-    if (it->shared == NULL || (spec->params && it->params == NULL)) {
+    if (it->shared == NULL || (spec->params && it->params == NULL) ||
+        (it->def_text = definition_text(it)) == NULL) {
         sched_free(it);
         return FLOW_ENOMEM;
     }
@@ -261,6 +287,7 @@ typedef struct due {
     char *shared, *params;
     flowd_overlap_t overlap;
     char last_job[FLOWD_ID_LEN + 1];
+    int remote_active; /* a shared store says last_job runs elsewhere */
     int64_t due, next; /* the schedule's row moves from due to next */
     int64_t at;        /* the time the run is for: due, or the latest time it missed */
 } due_t;
@@ -363,7 +390,9 @@ static void fire(flowd_schedules_t *s, const due_t *d) {
     char why[200];
     if (d->last_job[0] != '\0' && d->overlap != FLOWD_OVERLAP_ALLOW) {
         flowd_job_t *prev = flowd_jobs_get(srv->jobs, d->last_job, FLOWD_ID_LEN);
-        if (prev != NULL && !flow_status_final(flowd_job_status(prev))) {
+        /* not here: with a shared store it may run on another instance, as its last read said */
+        int active = prev ? !flow_status_final(flowd_job_status(prev)) : d->remote_active;
+        if (active) {
             if (d->overlap == FLOWD_OVERLAP_SKIP) {
                 snprintf(why, sizeof why, "the last run's job %s has not ended (overlap skip)",
                          d->last_job);
@@ -371,9 +400,17 @@ static void fire(flowd_schedules_t *s, const due_t *d) {
                 no_job(s, d, 1, why);
                 return;
             }
-            flowd_log(FLOW_LOG_INFO, "schedule %s: job %s is canceled (overlap cancel_previous)",
-                      d->name, d->last_job);
-            flowd_bridge_cancel(srv->bridge, prev);
+            if (prev != NULL) {
+                flowd_log(FLOW_LOG_INFO,
+                          "schedule %s: job %s is canceled (overlap cancel_previous)", d->name,
+                          d->last_job);
+                flowd_bridge_cancel(srv->bridge, prev);
+            } else {
+                flowd_log(FLOW_LOG_WARN,
+                          "schedule %s: job %s runs on another instance: it is not canceled from "
+                          "here (overlap cancel_previous); the run goes ahead",
+                          d->name, d->last_job);
+            }
         }
         flowd_job_unref(prev);
     }
@@ -474,6 +511,7 @@ static void fire_due(flowd_schedules_t *s) {
             lost = d.shared == NULL || (it->params != NULL && d.params == NULL);
             d.overlap = it->overlap;
             memcpy(d.last_job, it->last_job, sizeof d.last_job);
+            d.remote_active = it->remote_active;
             d.due = d.at = it->next;
             /* a run made late stands for the latest time it missed (of the next MAX_MISSED) */
             int64_t t;
@@ -537,17 +575,170 @@ static void on_async(uv_async_t *h) {
     arm(s);
 }
 
+/* ---- a shared store: what the other instances changed ---- */
+
+static void rows_free(flowd_schedules_t *s) {
+    for (size_t i = 0; i < s->nrows; i++) {
+        free(s->rows[i].name);
+        free(s->rows[i].tenant);
+        free(s->rows[i].definition);
+        free(s->rows[i].last_job);
+    }
+    free(s->rows);
+    s->rows = NULL;
+    s->nrows = s->caprows = 0;
+}
+
+/* The refresh's work thread: a row read, copied. */
+static int keep_row(void *data, const flowd_stored_schedule_t *ss) {
+    flowd_schedules_t *s = data;
+    if (s->nrows == s->caprows) {
+        size_t cap = s->caprows ? s->caprows * 2 : 16;
+        row_t *rows = realloc(s->rows, cap * sizeof *rows);
+        if (rows == NULL)
+            return FLOW_ENOMEM;
+        s->rows = rows;
+        s->caprows = cap;
+    }
+    row_t *r = &s->rows[s->nrows];
+    r->name = strdup(ss->name ? ss->name : "");
+    r->tenant = strdup(ss->tenant ? ss->tenant : FLOWD_DEFAULT_TENANT);
+    r->definition = strdup(ss->definition ? ss->definition : "");
+    r->last_job = ss->last_job ? strdup(ss->last_job) : NULL;
+    r->next = ss->next;
+    r->last_run = ss->last_run;
+    r->last_job_active = ss->last_job_active;
+    s->nrows++;
+    if (r->name == NULL || r->tenant == NULL || r->definition == NULL ||
+        (ss->last_job && r->last_job == NULL))
+        return FLOW_ENOMEM;
+    return 0;
+}
+
+/* libuv's pool: reads the store (blocking), unless shutdown has begun. */
+static void refresh_work(uv_work_t *w) {
+    flowd_schedules_t *s = w->data;
+    pthread_mutex_lock(&s->rlock);
+    int closed = s->closed;
+    s->reading = !closed;
+    pthread_mutex_unlock(&s->rlock);
+    s->read_rc = FLOW_ESTATE;
+    if (!closed)
+        s->read_rc = s->srv->store->ops->read_schedules(s->srv->store, keep_row, s);
+    pthread_mutex_lock(&s->rlock);
+    s->reading = 0;
+    pthread_cond_broadcast(&s->rcond);
+    pthread_mutex_unlock(&s->rlock);
+}
+
+static void on_closed(uv_handle_t *h);
+static int from_stored(flowd_schedules_t *s, const flowd_stored_schedule_t *ss, sched_t **out);
+
+/* Loop, with the lock held: the table as the store has it. A schedule changed or added elsewhere
+ * is taken as stored (its runs counted here go on); one deleted elsewhere goes; one whose next run
+ * the store has later than here was run by another instance, whose last job it takes. */
+static void reconcile(flowd_schedules_t *s) {
+    for (size_t i = 0; i < s->n; i++)
+        s->items[i]->seen = 0;
+    for (size_t k = 0; k < s->nrows; k++) {
+        const row_t *r = &s->rows[k];
+        sched_t *it = lookup(s, r->name);
+        if (it != NULL && it->def_text != NULL && strcmp(it->def_text, r->definition) == 0 &&
+            strcmp(it->tenant, r->tenant) == 0) {
+            it->seen = 1;
+            if (!it->paused && it->next != 0 && r->next > it->next)
+                it->next = r->next;
+            if (r->last_job != NULL && strlen(r->last_job) == FLOWD_ID_LEN &&
+                r->last_run >= it->last_run) {
+                memcpy(it->last_job, r->last_job, FLOWD_ID_LEN + 1);
+                it->last_run = r->last_run;
+                it->remote_active = r->last_job_active;
+            }
+            continue;
+        }
+        flowd_stored_schedule_t ss = {.name = r->name,
+                                      .tenant = r->tenant,
+                                      .definition = r->definition,
+                                      .next = r->next,
+                                      .last_job = r->last_job,
+                                      .last_run = r->last_run,
+                                      .last_job_active = r->last_job_active};
+        sched_t *fresh = NULL, *old = NULL;
+        if (from_stored(s, &ss, &fresh) < 0)
+            continue; /* logged; what this instance has of it stays */
+        if (fresh->next == 0 && !fresh->paused &&
+            flowd_cron_next(&fresh->cron, fresh->zone, now_s(), &fresh->next) < 0)
+            fresh->next = 0;
+        if (it != NULL) {
+            fresh->runs = it->runs;
+            fresh->skipped = it->skipped;
+            fresh->failed = it->failed;
+            memcpy(fresh->last_error, it->last_error, sizeof fresh->last_error);
+        }
+        fresh->seen = 1;
+        if (insert(s, fresh, &old) < 0) {
+            sched_free(fresh);
+            continue;
+        }
+        flowd_log(FLOW_LOG_INFO, "schedule %s %s on another instance", r->name,
+                  old ? "changed" : "added");
+        sched_free(old);
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->items[i]->seen) {
+            s->items[kept++] = s->items[i];
+        } else {
+            flowd_log(FLOW_LOG_INFO, "schedule %s deleted on another instance", s->items[i]->name);
+            sched_free(s->items[i]);
+        }
+    }
+    s->n = kept;
+}
+
+static void refresh_done(uv_work_t *w, int status) {
+    flowd_schedules_t *s = w->data;
+    s->refreshing = 0;
+    pthread_mutex_lock(&s->rlock);
+    int closed = s->closed;
+    pthread_mutex_unlock(&s->rlock);
+    if (!closed && status == 0 && s->read_rc == 0) {
+        pthread_mutex_lock(&s->lock);
+        if (s->gen == s->refresh_gen) /* no change here since the read began */
+            reconcile(s);
+        pthread_mutex_unlock(&s->lock);
+        arm(s);
+    } else if (!closed && s->read_rc != FLOW_ESTATE) {
+        flowd_log(FLOW_LOG_WARN, "schedules: the store could not be read (%s); tried again in %llu ms",
+                  flow_strerror(s->read_rc), (unsigned long long)s->srv->cfg.poll_ms);
+    }
+    rows_free(s);
+    on_closed((uv_handle_t *)&s->refresh); /* the work counted as a handle */
+}
+
+static void on_refresh(uv_timer_t *t) {
+    flowd_schedules_t *s = t->data;
+    if (s->refreshing || atomic_load(&s->srv->stopping))
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->refresh_gen = s->gen;
+    pthread_mutex_unlock(&s->lock);
+    s->work.data = s;
+    if (uv_queue_work(&s->srv->loop, &s->work, refresh_work, refresh_done) == 0) {
+        s->refreshing = 1;
+        s->open_handles++;
+    }
+}
+
 /* ---- start and stop ---- */
 
-/* A schedule the store gives back. One that does not load now (its zone went from the system's
- * data, say) is logged and left out; the store keeps it. */
-static int restore(void *data, const flowd_stored_schedule_t *ss) {
-    flowd_schedules_t *s = data;
+/* A schedule from the store's row; FLOW_EINVAL (logged) when it does not load now. */
+static int from_stored(flowd_schedules_t *s, const flowd_stored_schedule_t *ss, sched_t **out) {
     json_error_t jerr;
     json_t *def = json_loads(ss->definition, 0, &jerr);
     char err[256] = "";
     int rc = FLOW_EINVAL;
-    sched_t *it = NULL, *old = NULL;
+    sched_t *it = NULL;
     const char *overlap = json_string_value(json_object_get(def, "overlap"));
     json_t *shared = json_object_get(def, "shared"), *params = json_object_get(def, "params");
     char *shared_text = shared ? json_dumps(shared, JSON_COMPACT) : NULL;
@@ -571,19 +762,30 @@ static int restore(void *data, const flowd_stored_schedule_t *ss) {
     free(shared_text);
     free(params_text);
     json_decref(def);
-    if (rc == FLOW_ENOMEM)
-        return rc;
-    if (rc < 0) {
+    if (rc == FLOW_EINVAL)
         flowd_log(FLOW_LOG_WARN, "schedule %s does not load now (%s); it is left out", ss->name,
                   err);
-        return 0;
-    }
+    if (rc < 0)
+        return rc;
     it->next = it->paused ? 0 : ss->next;
     if (!it->paused && it->next == 0 && flowd_cron_next(&it->cron, it->zone, now_s(), &it->next) < 0)
         it->next = 0;
     it->last_run = ss->last_run;
     if (ss->last_job != NULL && strlen(ss->last_job) == FLOWD_ID_LEN)
         memcpy(it->last_job, ss->last_job, FLOWD_ID_LEN + 1);
+    it->remote_active = ss->last_job_active;
+    *out = it;
+    return 0;
+}
+
+/* A schedule the store gives back at start. One that does not load now (its zone went from the
+ * system's data, say) is logged and left out; the store keeps it. */
+static int restore(void *data, const flowd_stored_schedule_t *ss) {
+    flowd_schedules_t *s = data;
+    sched_t *it = NULL, *old = NULL;
+    int rc = from_stored(s, ss, &it);
+    if (rc < 0)
+        return rc == FLOW_ENOMEM ? rc : 0;
     if (!it->paused && it->next != 0 && it->next <= now_s()) {
         char at[32];
         rfc3339(it->next, at);
@@ -614,8 +816,10 @@ int flowd_schedules_new(flowd_server_t *srv, flowd_schedules_t **out) {
         return FLOW_EIO;
     }
     uv_timer_init(&srv->loop, &s->timer);
-    s->async.data = s->timer.data = s;
-    s->open_handles = 2;
+    uv_timer_init(&srv->loop, &s->refresh);
+    pthread_cond_init(&s->rcond, NULL);
+    s->async.data = s->timer.data = s->refresh.data = s;
+    s->open_handles = 3;
     *out = s; /* closed by flowd_schedules_close from here on, whatever load says */
     int rc = 0;
     if (srv->store->ops->load_schedules != NULL &&
@@ -626,6 +830,8 @@ int flowd_schedules_new(flowd_server_t *srv, flowd_schedules_t **out) {
     }
     if (s->n > 0)
         flowd_log(FLOW_LOG_INFO, "store %s: %zu schedules back", srv->store->ops->name, s->n);
+    if (srv->store->ops->read_schedules != NULL)
+        uv_timer_start(&s->refresh, on_refresh, srv->cfg.poll_ms, srv->cfg.poll_ms);
     arm(s);
     return 0;
 }
@@ -635,6 +841,7 @@ static void on_closed(uv_handle_t *h) {
     if (--s->open_handles > 0)
         return;
     failed_runs_drop(s);
+    pthread_cond_destroy(&s->rcond);
     for (size_t i = 0; i < s->n; i++)
         sched_free(s->items[i]);
     free(s->items);
@@ -644,14 +851,23 @@ static void on_closed(uv_handle_t *h) {
     free(s);
 }
 
-void flowd_schedules_close(flowd_schedules_t *s) {
+void flowd_schedules_quiesce(flowd_schedules_t *s) {
     if (s == NULL)
         return;
     pthread_mutex_lock(&s->rlock);
     s->closed = 1;
+    while (s->reading)
+        pthread_cond_wait(&s->rcond, &s->rlock);
     pthread_mutex_unlock(&s->rlock);
+}
+
+void flowd_schedules_close(flowd_schedules_t *s) {
+    if (s == NULL)
+        return;
+    flowd_schedules_quiesce(s);
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->timer, on_closed);
+    uv_close((uv_handle_t *)&s->refresh, on_closed);
     uv_close((uv_handle_t *)&s->async, on_closed);
 }
 
@@ -716,6 +932,7 @@ int flowd_schedules_put(flowd_schedules_t *s, const flowd_schedule_spec_t *spec,
         }
         if (rc == 0)
             render_into(it, FLOWD_SCHEDULE_NEXT_RUNS, b);
+        s->gen++;
         pthread_mutex_unlock(&s->lock);
     }
     pthread_mutex_unlock(&s->change);
@@ -779,6 +996,7 @@ int flowd_schedules_remove(flowd_schedules_t *s, const char *name) {
             memmove(s->items + i, s->items + i + 1, (s->n - i - 1) * sizeof *s->items);
             s->n--;
         }
+        s->gen++;
         pthread_mutex_unlock(&s->lock);
     }
     pthread_mutex_unlock(&s->change);
@@ -810,8 +1028,11 @@ int flowd_schedules_pause(flowd_schedules_t *s, const char *name, int paused, fl
         if (it != NULL) {
             it->paused = paused;
             it->next = copy.next;
+            free(it->def_text);
+            it->def_text = definition_text(it);
             render_into(it, FLOWD_SCHEDULE_NEXT_RUNS, b);
         }
+        s->gen++;
         pthread_mutex_unlock(&s->lock);
     }
     pthread_mutex_unlock(&s->change);

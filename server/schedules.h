@@ -11,6 +11,11 @@
  * start (only the latest of them). overlap says what a run does while the previous run's job has not
  * ended: skip (it is skipped, and counted), allow, or cancel_previous.
  *
+ * With a store shared by several instances (PostgreSQL) each instance reads the schedules again
+ * every --poll-interval, off the loop (libuv's pool), and takes what the others changed: added,
+ * replaced, paused, deleted, and the runs they made (their next times and last jobs, and whether
+ * those jobs still run, for overlap).
+ *
  * Threads. The table is under a mutex: HTTP threads read and change it (one change at a time, each
  * stored first: PUT, DELETE, pause and resume wait for the store's commit without holding the
  * table's lock), the loop reads it to start runs and writes what they did. The loop's timer is set
@@ -53,8 +58,11 @@ typedef struct flowd_schedule_spec {
  * schedules the store keeps; a run missed while flowd was down starts at the loop's first turn. 0,
  * or a FLOW_E* code after logging. */
 int flowd_schedules_new(struct flowd_server *srv, flowd_schedules_t **out);
+/* Loop, at shutdown, before the store is closed: no refresh reads the store from now on (one under
+ * way is waited for: it is a read of the database). NULL is ignored. */
+void flowd_schedules_quiesce(flowd_schedules_t *s);
 /* Loop, at shutdown, after the store is closed: no run starts any more; the memory goes with the
- * handles' close callbacks (run the loop). NULL is ignored. */
+ * handles' close callbacks and the refresh under way, if any (run the loop). NULL is ignored. */
 void flowd_schedules_close(flowd_schedules_t *s);
 
 /* HTTP threads. The answers are JSON text (the Schedule of api/openapi.yaml) into b.

@@ -59,6 +59,7 @@ static void stop_all(flowd_server_t *srv) {
     flowd_http_stop(srv->http); /* joins MHD's threads: no handler runs after this */
     srv->http = NULL;
     flowd_bridge_close(srv->bridge);
+    flowd_schedules_quiesce(srv->schedules); /* no read of the store from now on */
     if (srv->store->ops->release != NULL)
         srv->store->ops->release(srv->store); /* a durable store keeps what still runs: not canceled */
     flow_engine_close(srv->eng); /* jobs still running end canceled, their records updated */
@@ -381,6 +382,7 @@ static void server_abort(flowd_server_t *srv) {
     srv->client = NULL;
     if (srv->waits != NULL)
         flowd_waitset_close(srv->waits);
+    flowd_schedules_quiesce(srv->schedules);
     if (srv->store != NULL)
         srv->store->ops->close(srv->store);
     flowd_schedules_close(srv->schedules);

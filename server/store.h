@@ -35,7 +35,8 @@
  *               FLOW_EEXIST, and no job is stored, when the schedule's row has moved on: another
  *               instance made this run, or the schedule changed); skip_run moves the row on for a
  *               run that made no job (loop; not waited for). NULL in the memory store, which keeps
- *               nothing beyond the schedules' table.
+ *               nothing beyond the schedules' table. read_schedules (PostgreSQL only) reads them
+ *               again, off the loop, for what other instances changed.
  *   release     loop, at shutdown, before the engine cancels what still runs: from now on nothing
  *               is written of any job, so they are not ended canceled: SQLite keeps them for the
  *               next start; PostgreSQL's close gives them to the other instances (which claim them
@@ -122,6 +123,7 @@ typedef struct flowd_stored_schedule {
     int64_t next;              /* its next run, seconds since the epoch (0: none: paused) */
     const char *last_job;      /* the job of its last run, or NULL */
     int64_t last_run;          /* the time that run was for (0: none) */
+    int last_job_active;       /* read_schedules: that job has not ended (0 from load_schedules) */
 } flowd_stored_schedule_t;
 
 /* A run of a schedule: the schedule's row moves from due to next (seconds since the epoch); at is
@@ -157,6 +159,9 @@ typedef struct flowd_store_ops {
     int (*create_run)(flowd_store_t *store, struct flowd_job *job, json_t *shared, json_t *params,
                       const flowd_schedule_run_t *run, flowd_store_done_cb done, void *data);
     void (*skip_run)(flowd_store_t *store, const flowd_schedule_run_t *run);
+    /* a store shared by several instances: the schedules as they are now (what the other instances
+     * changed and ran), blocking: never on the loop; NULL for a store of one instance */
+    int (*read_schedules)(flowd_store_t *store, flowd_store_schedule_cb each, void *data);
 } flowd_store_ops_t;
 
 struct flowd_store_cluster_ops;

@@ -934,13 +934,11 @@ static int pg_load_flows(flowd_store_t *store, flowd_store_flow_cb each, void *d
     return rc;
 }
 
-static int pg_load_schedules(flowd_store_t *store, flowd_store_schedule_cb each, void *data) {
-    pg_store_t *s = (pg_store_t *)store;
-    PGresult *res = run(s->wconn, "SELECT name, tenant, definition, next_s, last_job, last_run_s FROM schedules"
-                        " ORDER BY name", 0, NULL, PGRES_TUPLES_OK);
+#define SCHEDULE_COLUMNS "s.name, s.tenant, s.definition, s.next_s, s.last_job, s.last_run_s"
+
+/* Each row of a SELECT SCHEDULE_COLUMNS [, whether the last job is active] to each. */
+static int each_schedule(PGresult *res, flowd_store_schedule_cb each, void *data) {
     int rc = 0;
-    if (res == NULL)
-        return FLOW_EIO;
     for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
         flowd_stored_schedule_t sched = {.name = col(res, i, 0),
                                          .tenant = col(res, i, 1),
@@ -948,8 +946,20 @@ static int pg_load_schedules(flowd_store_t *store, flowd_store_schedule_cb each,
                                          .next = (int64_t)col_u64(res, i, 3),
                                          .last_job = col(res, i, 4),
                                          .last_run = (int64_t)col_u64(res, i, 5)};
+        if (PQnfields(res) > 6)
+            sched.last_job_active = strcmp(PQgetvalue(res, i, 6), "t") == 0;
         rc = each(data, &sched);
     }
+    return rc;
+}
+
+static int pg_load_schedules(flowd_store_t *store, flowd_store_schedule_cb each, void *data) {
+    pg_store_t *s = (pg_store_t *)store;
+    PGresult *res = run(s->wconn, "SELECT " SCHEDULE_COLUMNS " FROM schedules s ORDER BY s.name", 0, NULL,
+                        PGRES_TUPLES_OK);
+    if (res == NULL)
+        return FLOW_EIO;
+    int rc = each_schedule(res, each, data);
     PQclear(res);
     return rc;
 }
@@ -965,6 +975,25 @@ static int pg_create_run(flowd_store_t *store, flowd_job_t *job, json_t *shared,
 
 static void pg_skip_run(flowd_store_t *store, const flowd_schedule_run_t *r) {
     flowd_writer_skip_run(writer_of(store), r);
+}
+
+static PGconn *pool_get(pg_store_t *s);
+static void pool_put(pg_store_t *s, PGconn *c);
+
+/* On a pooled connection (the writer's is the writer thread's), with whether each schedule's last
+ * job is still active, wherever it runs. */
+static int pg_read_schedules(flowd_store_t *store, flowd_store_schedule_cb each, void *data) {
+    pg_store_t *s = (pg_store_t *)store;
+    PGconn *c = pool_get(s);
+    if (c == NULL)
+        return FLOW_EIO;
+    PGresult *res = run(c, "SELECT " SCHEDULE_COLUMNS ", COALESCE(j.status IN " ACTIVE ", false)"
+                        " FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job ORDER BY s.name", 0, NULL,
+                        PGRES_TUPLES_OK);
+    int rc = res ? each_schedule(res, each, data) : FLOW_EIO;
+    PQclear(res);
+    pool_put(s, c);
+    return rc;
 }
 
 /* ---- the pool: reads for the HTTP threads ---- */
@@ -1542,6 +1571,7 @@ static const flowd_store_ops_t postgres_ops = {
     .load_schedules = pg_load_schedules,
     .create_run = pg_create_run,
     .skip_run = pg_skip_run,
+    .read_schedules = pg_read_schedules,
     .release = pg_release,
     .close = pg_close,
 };

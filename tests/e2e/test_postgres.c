@@ -849,10 +849,22 @@ START_TEST(test_a_job_stored_after_its_client_left_still_runs) {
 }
 END_TEST
 
-/* Two instances hold the same schedule (an every-second cron): both try each run, and each run is
- * one job in the database. Every "the run of T is job X" line either instance logged names a time
+/* Two instances hold the same schedule (an every-second cron), PUT to one and read by the other
+ * from the database: both try each run, and each run is one job in the database; a pause and a
+ * deletion on one reach the other. Every "the run of T is job X" line either instance logged names a time
  * T that has exactly one job in the database; the instance that lost a run logged that it dropped
  * its job. */
+/* Waits until GET path on s answers status. */
+static void wait_status(e2e_server_t *s, const char *path, long status, unsigned timeout_ms) {
+    uint64_t until = e2e_now_ms() + timeout_ms;
+    long got;
+    while ((got = e2e_get_status(s, path)) != status) {
+        ck_assert_msg(e2e_now_ms() < until, "GET %s: %ld, not %ld, after %u ms", path, got, status,
+                      timeout_ms);
+        usleep(100 * 1000);
+    }
+}
+
 static void start_info(e2e_server_t *s) {
     e2e_start(s, "--store", db_uri, "--flows", flows, "--lease", "10s", "--claim-interval", "200ms",
               "--poll-interval", "200ms", "--log-level", "info", NULL);
@@ -861,18 +873,39 @@ static void start_info(e2e_server_t *s) {
 START_TEST(test_each_run_of_a_schedule_starts_once_across_two_instances) {
     e2e_server_t a, b;
     start_info(&a);
+    start_info(&b);
     const char *const json_ct[] = {"Content-Type: application/json", NULL};
     e2e_resp_t r;
+    /* PUT to a: b reads it from the database within --poll-interval */
     e2e_request(&a, "PUT", "/v1/schedules/beat", json_ct,
                 "{\"cron\": \"* * * * * *\", \"flow\": \"noop\"}", &r);
     ck_assert_int_eq(r.status, 201);
     e2e_resp_free(&r);
-    start_info(&b); /* reads the schedule from the database */
-    json_decref(e2e_get_json(&b, "/v1/schedules/beat"));
+    wait_status(&b, "/v1/schedules/beat", 200, slow() ? 60000 : 10000);
     wait_db("SELECT least(count(*), 8) FROM jobs WHERE flow = 'noop'", 8, slow() ? 120000 : 30000);
+    /* paused on a: b sees it, and neither makes runs */
+    e2e_request(&a, "POST", "/v1/schedules/beat/pause", NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    e2e_resp_free(&r);
+    uint64_t until = e2e_now_ms() + (slow() ? 60000 : 10000);
+    for (;;) {
+        json_t *o = e2e_get_json(&b, "/v1/schedules/beat");
+        int paused = json_is_true(json_object_get(o, "paused"));
+        json_decref(o);
+        if (paused)
+            break;
+        ck_assert_msg(e2e_now_ms() < until, "b did not see the pause");
+        usleep(100 * 1000);
+    }
+    usleep(1500 * 1000); /* a run under way as the pause came has made its job */
+    long long made = db_number("SELECT count(*) FROM jobs WHERE flow = 'noop'");
+    usleep(2500 * 1000);
+    ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE flow = 'noop'"), made);
+    /* deleted on a: gone from b */
     e2e_request(&a, "DELETE", "/v1/schedules/beat", NULL, NULL, &r);
     ck_assert_int_eq(r.status, 200);
     e2e_resp_free(&r);
+    wait_status(&b, "/v1/schedules/beat", 404, slow() ? 60000 : 10000);
     ck_assert_int_eq(e2e_stop(&a, slow() ? 60000 : 15000), 0);
     ck_assert_int_eq(e2e_stop(&b, slow() ? 60000 : 15000), 0);
     char *logs[2] = {e2e_log(&a), e2e_log(&b)};
