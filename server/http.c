@@ -22,6 +22,8 @@
 #include <openssl/crypto.h> /* OPENSSL_hexchar2int, for %XX in paths */
 
 #include "auth.h"
+#include "flow/doc.h"
+#include "flows.h"
 #include "log.h"
 
 #define MAX_LIMIT 1000
@@ -380,6 +382,37 @@ int flowd__http_list_limit(flowd_req_t *r, struct MHD_Connection *conn, uint64_t
     }
     *limit = v;
     return 0;
+}
+
+int flowd__http_name_arg(flowd_req_t *r, struct MHD_Connection *conn, const char *what,
+                         flowd_apierr_t missing, char key[65], enum MHD_Result *ret) {
+    const char *name = r->args.s[0];
+    size_t len = r->args.len[0];
+    if (!flow_doc_name_ok(name, len)) {
+        if (r->method == FLOWD_M_PUT)
+            *ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                          "'%.64s' cannot be a %s's name: a name is "
+                                          FLOW_DOC_NAME_RULE,
+                                          name, what);
+        else
+            *ret = flowd__http_send_error(r, conn, missing, "no %s named '%.64s'", what, name);
+        return -1;
+    }
+    memcpy(key, name, len);
+    key[len] = '\0';
+    return 0;
+}
+
+enum MHD_Result flowd__http_unknown_flow(flowd_server_t *srv, flowd_req_t *r,
+                                         struct MHD_Connection *conn, const char *name) {
+    flow_buf_t names;
+    flow_buf_init(&names, 4096);
+    flowd_flow_names(srv->reg, &names);
+    enum MHD_Result ret = flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW,
+                                                 "no flow named '%.64s' (this server runs: %s)",
+                                                 name, names.data ? names.data : "none");
+    flow_buf_free(&names);
+    return ret;
 }
 
 /* ---- the handler ---- */

@@ -11,25 +11,9 @@
 #include "flows.h"
 #include "log.h"
 
-/* The {name} of the URL into key; -1 after answering when it cannot be a flow's name: 400 for a
- * PUT, which would make one, 404 otherwise. */
 static int flow_key(flowd_req_t *r, struct MHD_Connection *conn, char key[65],
                     enum MHD_Result *ret) {
-    const char *name = r->args.s[0];
-    size_t len = r->args.len[0];
-    if (!flow_doc_name_ok(name, len)) {
-        if (r->method == FLOWD_M_PUT)
-            *ret = flowd__http_send_error(
-                r, conn, FLOWD_E_BAD_REQUEST,
-                "'%.64s' cannot be a flow's name: a name is " FLOW_DOC_NAME_RULE, name);
-        else
-            *ret = flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW, "no flow named '%.64s'",
-                                          name);
-        return -1;
-    }
-    memcpy(key, name, len);
-    key[len] = '\0';
-    return 0;
+    return flowd__http_name_arg(r, conn, "flow", FLOWD_E_UNKNOWN_FLOW, key, ret);
 }
 
 enum MHD_Result flowd__http_flow_get(flowd_server_t *srv, flowd_req_t *r,
@@ -39,16 +23,8 @@ enum MHD_Result flowd__http_flow_get(flowd_server_t *srv, flowd_req_t *r,
     if (flow_key(r, conn, key, &ret) < 0)
         return ret;
     flow_def_t *def = flow_registry_get_flow(srv->reg, key);
-    if (def == NULL) {
-        flow_buf_t names;
-        flow_buf_init(&names, 4096);
-        flowd_flow_names(srv->reg, &names);
-        ret = flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW,
-                                     "no flow named '%.64s' (this server runs: %s)", key,
-                                     names.data ? names.data : "none");
-        flow_buf_free(&names);
-        return ret;
-    }
+    if (def == NULL)
+        return flowd__http_unknown_flow(srv, r, conn, key);
     flow_buf_t b;
     flowd_jw_t w;
     flowd_answer_t a = {0};

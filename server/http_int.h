@@ -163,6 +163,14 @@ const char *flowd__http_type_name(const json_t *v);
 /* The limit of a list (1 to 1000, default 50): 0, or -1 after answering 400 into *ret. */
 int flowd__http_list_limit(flowd_req_t *r, struct MHD_Connection *conn, uint64_t *limit,
                            enum MHD_Result *ret);
+/* The route's {name} into key when it is a name flows and schedules may have (flow/doc.h): 0;
+ * otherwise -1 after answering 400 for a PUT (which would make one: the rule in words), else
+ * `missing` ("no <what> named ..."). */
+int flowd__http_name_arg(flowd_req_t *r, struct MHD_Connection *conn, const char *what,
+                         flowd_apierr_t missing, char key[65], enum MHD_Result *ret);
+/* Answers 404 unknown_flow for name, with the names of the flows this server runs. */
+enum MHD_Result flowd__http_unknown_flow(flowd_server_t *srv, flowd_req_t *r,
+                                         struct MHD_Connection *conn, const char *name);
 /* The tenant whose jobs the caller sees: its own, or NULL for every tenant (admin). */
 const char *flowd__http_scope(const flowd_req_t *r);
 

@@ -8,31 +8,14 @@
 #include <string.h>
 
 #include "flow/doc.h"
-#include "flows.h"
 #include "log.h"
 #include "schedules.h"
 
 #define SCHEDULE_HINT "a schedule's shared store and params are at most --max-body"
 
-/* The {name} of the URL into key; -1 after answering when it cannot be a schedule's name: 400 for
- * a PUT, which would make one, 404 otherwise. */
 static int schedule_key(flowd_req_t *r, struct MHD_Connection *conn, char key[65],
                         enum MHD_Result *ret) {
-    const char *name = r->args.s[0];
-    size_t len = r->args.len[0];
-    if (!flow_doc_name_ok(name, len)) {
-        if (r->method == FLOWD_M_PUT)
-            *ret = flowd__http_send_error(
-                r, conn, FLOWD_E_BAD_REQUEST,
-                "'%.64s' cannot be a schedule's name: a name is " FLOW_DOC_NAME_RULE, name);
-        else
-            *ret = flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no schedule named '%.64s'",
-                                          name);
-        return -1;
-    }
-    memcpy(key, name, len);
-    key[len] = '\0';
-    return 0;
+    return flowd__http_name_arg(r, conn, "schedule", FLOWD_E_NOT_FOUND, key, ret);
 }
 
 static enum MHD_Result send_buf(flowd_req_t *r, struct MHD_Connection *conn, unsigned status,
@@ -125,13 +108,7 @@ enum MHD_Result flowd__http_schedule_put(flowd_server_t *srv, flowd_req_t *r,
     }
     flow_def_t *def = flow_registry_get_flow(srv->reg, json_string_value(flow));
     if (def == NULL) {
-        flow_buf_t names;
-        flow_buf_init(&names, 4096);
-        flowd_flow_names(srv->reg, &names);
-        ret = flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW,
-                                     "no flow named '%.64s' (this server runs: %s)",
-                                     json_string_value(flow), names.data ? names.data : "none");
-        flow_buf_free(&names);
+        ret = flowd__http_unknown_flow(srv, r, conn, json_string_value(flow));
         json_decref(body);
         return ret;
     }

@@ -1012,17 +1012,26 @@ int flowd_schedules_pause(flowd_schedules_t *s, const char *name, int paused, fl
     sched_t *it = lookup(s, name);
     sched_t copy;
     if (it != NULL) {
-        copy = *it; /* its strings stay the table's: only HTTP changes free them, and we hold
-                     * change */
+        /* a copy with strings of its own: a refresh (PostgreSQL) may replace it meanwhile */
+        copy = *it;
+        copy.def_text = NULL;
+        copy.shared = strdup(it->shared);
+        copy.params = it->params ? strdup(it->params) : NULL;
         copy.paused = paused;
         if (paused)
             copy.next = 0;
         else if (it->paused && flowd_cron_next(&it->cron, it->zone, now_s(), &copy.next) < 0)
             copy.next = 0; /* resumed from now: what it missed while paused is not made */
-        rc = 0;
+        rc = copy.shared == NULL || (it->params && copy.params == NULL) ? FLOW_ENOMEM : 0;
     }
     pthread_mutex_unlock(&s->lock);
-    if (rc == 0 && (rc = store_put(s, name, &copy)) == 0) {
+    if (it != NULL && rc == 0)
+        rc = store_put(s, name, &copy);
+    if (it != NULL) {
+        free(copy.shared);
+        free(copy.params);
+    }
+    if (rc == 0) {
         pthread_mutex_lock(&s->lock);
         it = lookup(s, name);
         if (it != NULL) {

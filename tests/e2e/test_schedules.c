@@ -418,7 +418,7 @@ START_TEST(test_runs_missed_during_a_kill_9_are_made_once_at_start) {
                      want);
     /* its next run is a year on */
     const char *next = json_string_value(json_array_get(json_object_get(o, "next_runs"), 0));
-    ck_assert_int_eq(atoi(next), tm.tm_year + 1900 + 1);
+    ck_assert_int_eq((int)strtol(next, NULL, 10), tm.tm_year + 1900 + 1);
     json_decref(o);
     ck_assert_int_eq(e2e_get_status(&s, "/v1/schedules/gone"), 404);
     char *log = e2e_log(&s);
