@@ -193,8 +193,8 @@ static json_t *render(const sched_t *it, int nnext) {
     for (int i = 0; i < nnext && t != 0 && !it->paused; i++) {
         rfc3339(t, buf);
         json_array_append_new(next, json_string(buf));
-        if (flowd_cron_next(&it->cron, it->zone, t, &t) < 0)
-            break;
+        if (i + 1 < nnext && flowd_cron_next(&it->cron, it->zone, t, &t) < 0)
+            break; /* (the list shows one: it costs no zone lookup) */
     }
     json_object_set_new(o, "next_runs", next);
     if (it->last_job[0] != '\0') {
@@ -454,6 +454,7 @@ static void fire(flowd_schedules_t *s, const due_t *d) {
     sched_t *it = lookup(s, d->name);
     if (it != NULL) {
         memcpy(it->last_job, job->id, sizeof it->last_job);
+        it->remote_active = 0; /* its job is here */
         it->last_run = d->at;
         it->runs++;
         it->last_error[0] = '\0';
