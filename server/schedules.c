@@ -69,10 +69,12 @@ struct flowd_schedules {
     uv_async_t async;                /* a change (HTTP threads) or a failed run (the store) */
     pthread_mutex_t rlock;
     run_t *failed;                   /* under rlock: runs the store did not keep */
-    int closed;                      /* under rlock: the async handle is closing */
+    int closed;                      /* under rlock: shutdown: the store is not read any more, and
+                                      * runs it gives back are dropped */
     int reading;                     /* under rlock: a refresh reads the store */
     pthread_cond_t rcond;            /* reading went to 0 */
-    int open_handles;                /* and a refresh under way */
+    int open_handles;                /* handles not closed yet, and a refresh under way: the last
+                                      * to end frees the table */
     /* a shared store: what other instances changed is read again every --poll-interval */
     uv_timer_t refresh;
     uv_work_t work;

@@ -790,11 +790,13 @@ START_TEST(test_a_version_2_file_is_migrated_to_tenants) {
         sqlite3_prepare_v2(db,
                            "SELECT (SELECT value FROM meta WHERE key = 'schema_version'),"
                            " (SELECT count(*) FROM jobs WHERE tenant = 'default'),"
-                           " (SELECT count(*) FROM jobs WHERE tenant = 'a')",
+                           " (SELECT count(*) FROM jobs WHERE tenant = 'a'),"
+                           " (SELECT count(*) FROM schedules)",
                            -1, &st, NULL),
         SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "3");
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "4"); /* 3, then 4's schedules */
+    ck_assert_int_eq(sqlite3_column_int(st, 3), 0);
     ck_assert_int_eq(sqlite3_column_int(st, 1), 1);
     ck_assert_int_eq(sqlite3_column_int(st, 2), 1);
     sqlite3_finalize(st);
