@@ -208,11 +208,14 @@ enum MHD_Result flowd__http_job_get(flowd_server_t *srv, flowd_req_t *r,
                                 job_read);
 }
 
-static enum MHD_Result send_shared(flowd_server_t *srv, flowd_req_t *r,
-                                   struct MHD_Connection *conn) {
+/* The answer of /shared or /history: the part of r->snap the route asked for. */
+static enum MHD_Result send_part(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn) {
     (void)srv;
     flowd_answer_t a;
-    flowd_snapshot_shared_answer(&a, &r->snap);
+    if (r->snap.want & FLOWD_SNAP_SHARED)
+        flowd_snapshot_shared_answer(&a, &r->snap);
+    else
+        flowd_snapshot_history_answer(&a, &r->snap);
     return flowd__http_send_answer(r, conn, &a);
 }
 
@@ -227,21 +230,13 @@ enum MHD_Result flowd__http_job_shared(flowd_server_t *srv, flowd_req_t *r,
             "with ~0 for ~ and ~1 for /): wrong at byte %zu",
             pointer, bad);
     return flowd__snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0], FLOWD_SNAP_SHARED,
-                                pointer, send_shared);
-}
-
-static enum MHD_Result send_history(flowd_server_t *srv, flowd_req_t *r,
-                                    struct MHD_Connection *conn) {
-    (void)srv;
-    flowd_answer_t a;
-    flowd_snapshot_history_answer(&a, &r->snap);
-    return flowd__http_send_answer(r, conn, &a);
+                                pointer, send_part);
 }
 
 enum MHD_Result flowd__http_job_history(flowd_server_t *srv, flowd_req_t *r,
                                         struct MHD_Connection *conn) {
     return flowd__snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0], FLOWD_SNAP_HISTORY,
-                                NULL, send_history);
+                                NULL, send_part);
 }
 
 enum MHD_Result flowd__http_job_events(flowd_server_t *srv, flowd_req_t *r,

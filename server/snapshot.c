@@ -20,12 +20,6 @@ void flowd_snapshot_clear(flowd_snapshot_t *s) {
 
 /* ---- the parts, from whichever source ---- */
 
-static int dump_capped(const char *text, size_t len, void *data) {
-    flow_buf_t *b = data;
-    flow_buf_add(b, text, len);
-    return b->err ? -1 : 0; /* past the cap: jansson stops the dump */
-}
-
 /* The shared store (compact text, or the live value on the loop: exactly one of them) or the part
  * s->pointer names, into s. compact is borrowed for as long as s lives. */
 static void take_shared(flowd_snapshot_t *s, const char *compact, size_t len, json_t *live) {
@@ -51,7 +45,7 @@ static void take_shared(flowd_snapshot_t *s, const char *compact, size_t len, js
     /* its indented text is longer: past the cap here is past it there */
     flow_buf_t b;
     flow_buf_init(&b, flowd_render_max_answer());
-    json_dump_callback(value, dump_capped, &b, JSON_COMPACT | JSON_ENCODE_ANY);
+    flowd_json_compact(&b, value);
     json_decref(parsed);
     s->shared_rc = b.err;
     s->own_shared = flow_buf_take(&b, &s->shared_len);
@@ -97,7 +91,8 @@ static void done_history_locked(flowd_snapshot_t *s, flowd_job_t *job) {
     flow_buf_free(&steps);
 }
 
-/* The Job fields of a record (under its lock), copied into one block of s. */
+/* The Job fields of a record (under its lock), copied into one block of s: the loop replaces them
+ * once the lock is let go. */
 static void view_locked(flowd_snapshot_t *s, flowd_job_t *job) {
     const char *text[] = {flow_def_name(job->def), job->current_node, job->last_action,
                           job->waiting_for,        job->error.message, job->error.node};
@@ -124,8 +119,6 @@ static void view_locked(flowd_snapshot_t *s, flowd_job_t *job) {
         *field[i] = at;
         at += len;
     }
-    if (at == NULL) /* out of memory: the Job shows what needs no copy */
-        s->job.flow = "";
 }
 
 void flowd_snapshot_row_view(const flowd_remote_job_t *j, flowd_job_view_t *v) {
@@ -218,6 +211,8 @@ static void of_engine(flowd_job_t *job, flow_job_t *fj, void *data) {
 /* ---- answers ---- */
 
 char *flowd_snapshot_job_text(const flowd_snapshot_t *s, size_t *len) {
+    if (!s->remote && s->strings == NULL)
+        return NULL; /* out of memory when its fields were copied */
     flow_buf_t b;
     flowd_jw_t w;
     flow_buf_init(&b, 0);
@@ -275,6 +270,14 @@ static int is_id(const char *id, size_t len) {
     return 1;
 }
 
+/* Another tenant's job is answered as one that does not exist, word for word: a caller learns
+ * nothing of the jobs it may not see. */
+static enum MHD_Result not_found(flowd_req_t *r, struct MHD_Connection *conn, const char *id,
+                                 size_t len) {
+    return flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no job with id '%.*s'",
+                                  (int)(len > 64 ? 64 : len), id);
+}
+
 /* A job not in the local table, as a shared store has it, into r->snap: 0, or -1 after answering
  * (404 when there is no such job, or the store is not shared). */
 static int find_remote(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
@@ -297,8 +300,7 @@ static int find_remote(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connectio
     }
     flowd_remote_job_clear(&row);
     if (rc == FLOW_ENOTFOUND)
-        *ret = flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no job with id '%.*s'",
-                                      (int)(len > 64 ? 64 : len), id);
+        *ret = not_found(r, conn, id, len);
     else
         *ret =
             flowd__http_send_error(r, conn, FLOWD_E_UNAVAILABLE,
@@ -314,16 +316,13 @@ static int locate(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *co
      * has every job in its table */
     if (job == NULL && srv->store->cluster != NULL)
         return find_remote(srv, r, conn, id, len, ret) < 0 ? -1 : 1;
-    /* Another tenant's job is answered as one that does not exist, word for word: a caller learns
-     * nothing of the jobs it may not see. */
     if (job != NULL && flowd__http_scope(r) != NULL && job->tenant != flowd__http_scope(r)) {
         flowd_job_unref(job);
         job = NULL;
     }
     r->job = job;
     if (job == NULL) {
-        *ret = flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no job with id '%.*s'",
-                                      (int)(len > 64 ? 64 : len), id);
+        *ret = not_found(r, conn, id, len);
         return -1;
     }
     return 0;
