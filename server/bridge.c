@@ -39,7 +39,6 @@ void flowd_cmd_free(flowd_cmd_t *cmd) {
     flowd_job_unref(cmd->job);
     json_decref(cmd->value);
     json_decref(cmd->params);
-    free(cmd->pointer);
     free(cmd);
 }
 
@@ -744,43 +743,6 @@ static int run_input(flowd_cmd_t *c) {
     return 0;
 }
 
-static void run_shared(flowd_cmd_t *c) {
-    flowd_job_t *job = c->job;
-    if (job->run.job != NULL)
-        flowd_render_shared(&c->reply->answer, NULL, 0, flow_job_shared(job->run.job), c->pointer);
-    else if (job->done && job->final_shared != NULL) /* set once, by this thread */
-        flowd_render_shared(&c->reply->answer, job->final_shared, job->final_shared_len, NULL,
-                            c->pointer);
-    else
-        flowd_answer_error(&c->reply->answer, FLOWD_E_INTERNAL, "job %s has no shared store", job->id);
-    reply_done(c);
-}
-
-static void run_history(flowd_cmd_t *c) {
-    flowd_job_t *job = c->job;
-    flowd_answer_t *a = &c->reply->answer;
-    flow_buf_t b;
-    flow_buf_init(&b, flowd_render_max_answer());
-    if (job->run.job != NULL) {
-        flow_buf_t compact; /* its indented text is longer: the same cap */
-        flow_buf_init(&compact, flowd_render_max_answer());
-        flowd_render_history(&compact, job->run.job, job->id);
-        if (compact.err)
-            b.err = compact.err;
-        else
-            flowd_render_pretty(&b, compact.data, compact.len);
-        flow_buf_free(&compact);
-    } else if (job->done) {
-        flowd_render_done_history(&b, job);
-    } else {
-        flowd_answer_error(a, FLOWD_E_INTERNAL, "job %s has no history", job->id);
-        reply_done(c);
-        return;
-    }
-    flowd_answer_take(a, &b, "the history", FLOWD_HISTORY_HINT);
-    reply_done(c);
-}
-
 static void run_wait(flowd_bridge_t *b, flowd_cmd_t *c) {
     if (flowd_waiter_add(b->srv->waits, c->job, c->seen, c->seen_version, c->wait_ms, c->conn,
                          &c->reply->ready) < 0)
@@ -797,11 +759,9 @@ static void run(flowd_bridge_t *b, flowd_cmd_t *c) {
         if (run_input(c))
             return; /* kept until the node has taken the answer */
         break;
-    case FLOWD_CMD_SHARED:
-        run_shared(c);
-        break;
-    case FLOWD_CMD_HISTORY:
-        run_history(c);
+    case FLOWD_CMD_CALL:
+        c->call(c->job, c->job->run.job, c->call_data);
+        reply_done(c);
         break;
     case FLOWD_CMD_WAIT:
         run_wait(b, c);

@@ -1,6 +1,6 @@
 /* cluster.c: flowd as one of several instances on a shared store: the loop's side of claims, lost
- * jobs and commands from other instances, and the HTTP side's answers for jobs that run elsewhere
- * (cluster.h). */
+ * jobs and commands from other instances, and the HTTP side's event streams of jobs that run
+ * elsewhere (cluster.h). */
 #include "cluster.h"
 
 #include <pthread.h>
@@ -386,59 +386,6 @@ void flowd_cluster_close(flowd_cluster_t *c) {
 }
 
 /* ---- the HTTP side ---- */
-
-static void view_of(const flowd_remote_job_t *j, flowd_job_view_t *v) {
-    *v = (flowd_job_view_t){.id = j->id,
-                            .flow = j->flow,
-                            .tenant = j->tenant,
-                            .status = j->status,
-                            .created_us = j->created_us,
-                            .started_us = j->started_us,
-                            .finished_us = j->finished_us,
-                            .current_node = j->current_node,
-                            .steps = j->steps,
-                            .last_action = j->last_action,
-                            .waiting_for = j->waiting_for,
-                            .error_code = j->error_code,
-                            .error_message = j->error_message,
-                            .error_node = j->error_node};
-}
-
-void flowd_remote_job_write(flowd_jw_t *w, const flowd_remote_job_t *j) {
-    flowd_job_view_t v;
-    view_of(j, &v);
-    flowd_render_job_view(w, &v);
-}
-
-char *flowd_remote_job_text(const flowd_remote_job_t *j, size_t *len) {
-    flow_buf_t b;
-    flowd_jw_t w;
-    flow_buf_init(&b, 0);
-    flowd_jw_init(&w, &b, 2);
-    flowd_remote_job_write(&w, j);
-    flow_buf_addc(&b, '\n');
-    return flow_buf_take(&b, len);
-}
-
-void flowd_remote_history(flow_buf_t *out, const flowd_remote_job_t *j) {
-    flow_buf_t b;
-    flowd_jw_t w;
-    flow_buf_init(&b, out->max); /* its indented text is longer: the same cap */
-    flowd_jw_init(&w, &b, 0);
-    flowd_jw_obj(&w);
-    flowd_jw_key(&w, "id");
-    flowd_jw_str(&w, j->id);
-    flowd_jw_key(&w, "steps");
-    flowd_jw_raw(&w, j->history ? j->history : "[]", j->history ? j->history_len : 2);
-    flowd_jw_key(&w, "totals");
-    flowd_render_totals(&w, &j->totals);
-    flowd_jw_obj_end(&w);
-    if (b.err && !out->err)
-        out->err = b.err;
-    else
-        flowd_render_pretty(out, b.data, b.len);
-    flow_buf_free(&b);
-}
 
 /* An event stream of a job that runs elsewhere. The reader runs on an HTTP thread; wake on the
  * store's listener thread. */

@@ -173,6 +173,23 @@ int flowd__http_suspend(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connecti
     return 0;
 }
 
+int flowd__http_loop_call(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                          flowd_cmd_t *cmd, flowd_handler_fn resume) {
+    cmd->conn = conn;
+    cmd->reply = &r->reply;
+    if (flowd__http_suspend(srv, r, conn, 1, resume) < 0) {
+        flowd_cmd_free(cmd);
+        return -1;
+    }
+    if (flowd_bridge_push(srv->bridge, cmd) < 0) {
+        /* the loop has closed its queue: shutting down; answer when MHD runs us again */
+        flowd_answer_error(&r->reply.answer, FLOWD_E_SHUTTING_DOWN, NULL);
+        atomic_store(&r->reply.ready, 1);
+        MHD_resume_connection(conn);
+    }
+    return 0;
+}
+
 /* ---- routing ---- */
 
 static flowd_method_t method_of(const char *m) {
@@ -614,6 +631,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     json_decref(r->start_shared);
     json_decref(r->start_params);
     flowd_job_unref(r->job);
+    flowd_snapshot_clear(&r->snap);
     if (r->body != r->inline_body)
         free(r->body);
     free(r);

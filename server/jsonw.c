@@ -341,6 +341,10 @@ static int dump_capped(const char *text, size_t len, void *data) {
     return b->err ? -1 : 0; /* past the cap: jansson stops the dump */
 }
 
+void flowd_json_compact(flow_buf_t *b, const json_t *v) {
+    json_dump_callback(v, dump_capped, b, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
 void flowd_jw_json(flowd_jw_t *w, const json_t *v) {
     if (v == NULL) {
         flowd_jw_null(w);
@@ -349,7 +353,7 @@ void flowd_jw_json(flowd_jw_t *w, const json_t *v) {
     /* compact first, capped as w's buffer is: its indented text is longer still */
     flow_buf_t text;
     flow_buf_init(&text, w->b->max);
-    json_dump_callback(v, dump_capped, &text, JSON_COMPACT | JSON_ENCODE_ANY);
+    flowd_json_compact(&text, v);
     if (text.err) {
         if (!w->b->err)
             w->b->err = text.err;
