@@ -173,23 +173,6 @@ int flowd__http_suspend(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connecti
     return 0;
 }
 
-int flowd__http_loop_call(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
-                          flowd_cmd_t *cmd, flowd_handler_fn resume) {
-    cmd->conn = conn;
-    cmd->reply = &r->reply;
-    if (flowd__http_suspend(srv, r, conn, 1, resume) < 0) {
-        flowd_cmd_free(cmd);
-        return -1;
-    }
-    if (flowd_bridge_push(srv->bridge, cmd) < 0) {
-        /* the loop has closed its queue: shutting down; answer when MHD runs us again */
-        flowd_answer_error(&r->reply.answer, FLOWD_E_SHUTTING_DOWN, NULL);
-        atomic_store(&r->reply.ready, 1);
-        MHD_resume_connection(conn);
-    }
-    return 0;
-}
-
 /* ---- routing ---- */
 
 static flowd_method_t method_of(const char *m) {

@@ -1,7 +1,6 @@
 /* http_int.h: what http.c (libmicrohttpd's side: the daemon, reading requests, the checks every
  * request gets, dispatch through the route table) shares with the handlers of the routes, by
- * resource: http_jobs.c, http_flows.c and http_service.c, and snapshot.c's reads of a job for them.
- * Private to those files.
+ * resource: http_jobs.c, http_flows.c and http_service.c. Private to those four files.
  *
  * A handler runs on an MHD thread once the whole request is in and has passed the checks of its
  * route (http_routes.h): it answers with one of the flowd__http_send* functions, or suspends the
@@ -118,7 +117,7 @@ struct flowd_req {
     flow_status_t remote_seen;        /* its long poll: the status it saw */
     uint64_t remote_until_ms;         /* its long poll: when it answers anyway */
     flowd_caller_t caller;            /* who sent it: role, tenant, the key's name (auth.h) */
-    flowd_snapshot_t snap;            /* the route's job as read (flowd__snapshot_read) */
+    flowd_snapshot_t snap;            /* the route's job as read (http_jobs.c: snapshot_read) */
     flowd_handler_fn then;            /* answers with snap once the loop has read it */
     uint64_t wait_ms;                 /* GET /v1/jobs/{id}?wait= */
     char inline_body[FLOWD_HTTP_INLINE_BODY];
@@ -155,28 +154,6 @@ enum MHD_Result flowd__http_send_error(flowd_req_t *r, struct MHD_Connection *co
  * server that refuses calls (shutting down) does not suspend it: -1, and the caller answers now. */
 int flowd__http_suspend(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
                         int refusable, flowd_handler_fn resume);
-
-/* Suspends conn and hands cmd (taken over) to the loop; once it replies, resume answers (NULL:
- * r->reply.answer). When the loop's queue is closed, r->reply.answer is a 503 and resume still
- * runs. -1 when the server refuses calls (shutting down): cmd is freed, nothing is suspended, and
- * the caller answers now. */
-int flowd__http_loop_call(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
-                          flowd_cmd_t *cmd, flowd_handler_fn resume);
-
-/* ---- reading a job (snapshot.c) ---- */
-
-/* Where job id is for r's caller, now: 0, here (r->job, a reference); 1, on another instance
- * (r->snap holds the store's row, r->remote_id its id); -1 after answering 404 (no such job for
- * the caller) or 503 (the store cannot be read) into *ret. */
-int flowd__job_locate(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
-                      const char *id, size_t len, enum MHD_Result *ret);
-/* Reads job id for r's caller into r->snap with what want asks (snapshot.h; pointer: a checked
- * JSON Pointer for the shared store, or NULL), then then() answers with it: at once, or once the
- * loop has read a job that runs here (the connection is suspended meanwhile). It answers 404, 503
- * and 500 itself. */
-enum MHD_Result flowd__snapshot_read(flowd_server_t *srv, flowd_req_t *r,
-                                     struct MHD_Connection *conn, const char *id, size_t len,
-                                     unsigned want, const char *pointer, flowd_handler_fn then);
 
 /* ---- reading requests (http.c) ---- */
 

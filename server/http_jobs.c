@@ -83,10 +83,98 @@ static enum MHD_Result send_polled(flowd_server_t *srv, flowd_req_t *r,
     return send_snapshot(srv, r, conn);
 }
 
+/* Suspends conn and hands cmd (taken over) to the loop; once it replies, resume answers (NULL:
+ * r->reply.answer). When the loop's queue is closed, r->reply.answer is a 503 and resume still
+ * runs. -1 when the server refuses calls (shutting down): cmd is freed, nothing is suspended, and
+ * the caller answers now. */
+static int push_call(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                     flowd_cmd_t *cmd, flowd_handler_fn resume) {
+    cmd->conn = conn;
+    cmd->reply = &r->reply;
+    if (flowd__http_suspend(srv, r, conn, 1, resume) < 0) {
+        flowd_cmd_free(cmd);
+        return -1;
+    }
+    if (flowd_bridge_push(srv->bridge, cmd) < 0) {
+        /* the loop has closed its queue: shutting down; answer when MHD runs us again */
+        flowd_answer_error(&r->reply.answer, FLOWD_E_SHUTTING_DOWN, NULL);
+        atomic_store(&r->reply.ready, 1);
+        MHD_resume_connection(conn);
+    }
+    return 0;
+}
+
 /* Suspends the connection and hands cmd (taken over) to the loop; its reply is the answer. */
 static enum MHD_Result loop_call(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
                                  flowd_cmd_t *cmd) {
-    if (flowd__http_loop_call(srv, r, conn, cmd, NULL) < 0)
+    if (push_call(srv, r, conn, cmd, NULL) < 0)
+        return flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
+    return MHD_YES;
+}
+
+/* ---- reading a job (snapshot.h) ---- */
+
+/* Where job id is for r's caller, now (r->snap.want set): 0, here (r->job, a reference); 1, on
+ * another instance (r->snap holds the store's row, r->remote_id its id); -1 after answering 404
+ * (no such job for the caller: another tenant's job is answered as one that does not exist, word
+ * for word) or 503 (the store cannot be read) into *ret. */
+static int locate(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn, const char *id,
+                  size_t len, enum MHD_Result *ret) {
+    int rc = flowd_snapshot_locate(srv, id, len, flowd__http_scope(r), &r->snap, &r->job);
+    if (rc == 1)
+        memcpy(r->remote_id, r->snap.id, FLOWD_ID_LEN + 1);
+    if (rc >= 0)
+        return rc;
+    if (rc == FLOW_ENOTFOUND)
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no job with id '%.*s'",
+                                      (int)(len > 64 ? 64 : len), id);
+    else
+        *ret =
+            flowd__http_send_error(r, conn, FLOWD_E_UNAVAILABLE,
+                                   "the job's database cannot be read now: %s", flow_strerror(rc));
+    return -1;
+}
+
+/* Where job id is, with nothing read but what the store's row has. */
+static int locate_only(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                       const char *id, size_t len, enum MHD_Result *ret) {
+    flowd_snapshot_clear(&r->snap);
+    return locate(srv, r, conn, id, len, ret);
+}
+
+/* The loop has read the running job into r->snap (or could not be asked: r->reply.answer). */
+static enum MHD_Result read_by_loop(flowd_server_t *srv, flowd_req_t *r,
+                                    struct MHD_Connection *conn) {
+    if (r->reply.answer.status != 0)
+        return flowd__http_send_answer(r, conn, &r->reply.answer);
+    return r->then(srv, r, conn);
+}
+
+/* Reads job id for r's caller into r->snap with what want asks (snapshot.h; pointer: a checked
+ * JSON Pointer for the shared store, or NULL), then then() answers with it: at once, or once the
+ * loop has read a job that runs here (the connection is suspended meanwhile). Answers 404, 503
+ * and 500 itself. */
+static enum MHD_Result snapshot_read(flowd_server_t *srv, flowd_req_t *r,
+                                     struct MHD_Connection *conn, const char *id, size_t len,
+                                     unsigned want, const char *pointer, flowd_handler_fn then) {
+    enum MHD_Result ret = MHD_YES;
+    flowd_snapshot_clear(&r->snap);
+    r->snap.want = want;
+    if (pointer != NULL && (r->snap.pointer = strdup(pointer)) == NULL)
+        return flowd__http_send_json(r, conn, 500, NULL, 0);
+    int where = locate(srv, r, conn, id, len, &ret);
+    if (where < 0)
+        return ret;
+    if (where == 1 || !flowd_snapshot_of_record(&r->snap, r->job))
+        return then(srv, r, conn);
+    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_CALL, r->job);
+    if (cmd == NULL)
+        return flowd__http_send_json(r, conn, 500, NULL, 0);
+    cmd->call = flowd_snapshot_of_engine;
+    cmd->call_data = &r->snap;
+    r->then = then;
+    r->reply.answer.status = 0;
+    if (push_call(srv, r, conn, cmd, read_by_loop) < 0)
         return flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
     return MHD_YES;
 }
@@ -96,7 +184,7 @@ static enum MHD_Result loop_call(flowd_server_t *srv, flowd_req_t *r, struct MHD
 /* A long poll of a job here has its answer: the job as it is now (or 304). */
 static enum MHD_Result resume_wait(flowd_server_t *srv, flowd_req_t *r,
                                    struct MHD_Connection *conn) {
-    return flowd__snapshot_read(srv, r, conn, r->job->id, FLOWD_ID_LEN, FLOWD_SNAP_JOB, NULL,
+    return snapshot_read(srv, r, conn, r->job->id, FLOWD_ID_LEN, FLOWD_SNAP_JOB, NULL,
                                 send_polled);
 }
 
@@ -155,7 +243,7 @@ static enum MHD_Result remote_poll_seen(flowd_server_t *srv, flowd_req_t *r,
 static enum MHD_Result remote_poll_again(flowd_server_t *srv, flowd_req_t *r,
                                          struct MHD_Connection *conn) {
     r->remote_watching = 0;
-    return flowd__snapshot_read(srv, r, conn, r->remote_id, FLOWD_ID_LEN, FLOWD_SNAP_JOB, NULL,
+    return snapshot_read(srv, r, conn, r->remote_id, FLOWD_ID_LEN, FLOWD_SNAP_JOB, NULL,
                                 remote_poll_seen);
 }
 
@@ -188,7 +276,7 @@ static enum MHD_Result job_read(flowd_server_t *srv, flowd_req_t *r, struct MHD_
     cmd->seen = seen;
     cmd->seen_version = by_version ? version : FLOWD_NO_VERSION;
     cmd->wait_ms = r->wait_ms;
-    if (flowd__http_loop_call(srv, r, conn, cmd, resume_wait) < 0)
+    if (push_call(srv, r, conn, cmd, resume_wait) < 0)
         return send_snapshot(srv, r, conn);
     return MHD_YES;
 }
@@ -264,7 +352,7 @@ enum MHD_Result flowd__http_job_get(flowd_server_t *srv, flowd_req_t *r,
                 "wait must be a number of seconds from 0 to %d, not '%.32s'", MAX_WAIT_S, wait);
     }
     r->wait_ms = (uint64_t)llround(seconds * 1000.0);
-    return flowd__snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0], FLOWD_SNAP_JOB, NULL,
+    return snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0], FLOWD_SNAP_JOB, NULL,
                                 job_read);
 }
 
@@ -289,13 +377,13 @@ enum MHD_Result flowd__http_job_shared(flowd_server_t *srv, flowd_req_t *r,
             "pointer '%.200s' is not a JSON Pointer (RFC 6901: \"\" or \"/a/0/b\", "
             "with ~0 for ~ and ~1 for /): wrong at byte %zu",
             pointer, bad);
-    return flowd__snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0], FLOWD_SNAP_SHARED,
+    return snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0], FLOWD_SNAP_SHARED,
                                 pointer, send_part);
 }
 
 enum MHD_Result flowd__http_job_history(flowd_server_t *srv, flowd_req_t *r,
                                         struct MHD_Connection *conn) {
-    return flowd__snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0], FLOWD_SNAP_HISTORY,
+    return snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0], FLOWD_SNAP_HISTORY,
                                 NULL, send_part);
 }
 
@@ -313,7 +401,7 @@ enum MHD_Result flowd__http_job_events(flowd_server_t *srv, flowd_req_t *r,
                 "Last-Event-ID must be the id of an event (a whole number), not '%.32s'", last);
         last_id = v;
     }
-    int where = flowd__job_locate(srv, r, conn, r->args.s[0], r->args.len[0], &ret);
+    int where = locate_only(srv, r, conn, r->args.s[0], r->args.len[0], &ret);
     if (where < 0)
         return ret;
     struct MHD_Response *res = where == 1
@@ -697,7 +785,7 @@ enum MHD_Result flowd__http_job_input(flowd_server_t *srv, flowd_req_t *r,
         return flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
                                       "missing field 'value': the answer, any JSON value, e.g. %s",
                                       example);
-    int where = flowd__job_locate(srv, r, conn, r->args.s[0], r->args.len[0], &ret);
+    int where = locate_only(srv, r, conn, r->args.s[0], r->args.len[0], &ret);
     if (where == 1) {
         char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
         json_decref(value);
@@ -719,7 +807,7 @@ enum MHD_Result flowd__http_job_input(flowd_server_t *srv, flowd_req_t *r,
 enum MHD_Result flowd__http_job_cancel(flowd_server_t *srv, flowd_req_t *r,
                                        struct MHD_Connection *conn) {
     enum MHD_Result ret = MHD_YES;
-    int where = flowd__job_locate(srv, r, conn, r->args.s[0], r->args.len[0], &ret);
+    int where = locate_only(srv, r, conn, r->args.s[0], r->args.len[0], &ret);
     if (where < 0)
         return ret;
     if (where == 1)

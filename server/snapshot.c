@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "flow/pointer.h"
-#include "http_int.h"
 
 void flowd_snapshot_clear(flowd_snapshot_t *s) {
     free(s->pointer);
@@ -155,9 +154,7 @@ void flowd_snapshot_of_row(flowd_snapshot_t *s, flowd_remote_job_t *row) {
                      s->row.history ? s->row.history_len : 2, &s->row.totals);
 }
 
-/* HTTP thread: what a local record gives without the loop; 1 when the rest needs the loop (the
- * job is not done: its store and history are the engine's). */
-static int of_record(flowd_snapshot_t *s, flowd_job_t *job) {
+int flowd_snapshot_of_record(flowd_snapshot_t *s, flowd_job_t *job) {
     int later = 0;
     memcpy(s->id, job->id, FLOWD_ID_LEN + 1);
     s->record = flowd_job_ref(job);
@@ -180,8 +177,7 @@ static int of_record(flowd_snapshot_t *s, flowd_job_t *job) {
     return later;
 }
 
-/* Loop (bridge.h FLOWD_CMD_CALL): the parts of a running job, from its engine job fj. */
-static void of_engine(flowd_job_t *job, flow_job_t *fj, void *data) {
+void flowd_snapshot_of_engine(flowd_job_t *job, flow_job_t *fj, void *data) {
     flowd_snapshot_t *s = data;
     if (s->want & FLOWD_SNAP_SHARED) {
         if (fj != NULL)
@@ -260,7 +256,7 @@ void flowd_snapshot_history_answer(flowd_answer_t *a, const flowd_snapshot_t *s)
                     FLOWD_HISTORY_HINT);
 }
 
-/* ---- the HTTP side ---- */
+/* ---- where a job is ---- */
 
 static int is_id(const char *id, size_t len) {
     if (len != FLOWD_ID_LEN)
@@ -271,18 +267,10 @@ static int is_id(const char *id, size_t len) {
     return 1;
 }
 
-/* Another tenant's job is answered as one that does not exist, word for word: a caller learns
- * nothing of the jobs it may not see. */
-static enum MHD_Result not_found(flowd_req_t *r, struct MHD_Connection *conn, const char *id,
-                                 size_t len) {
-    return flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no job with id '%.*s'",
-                                  (int)(len > 64 ? 64 : len), id);
-}
-
-/* A job not in the local table, as a shared store has it, into r->snap: 0, or -1 after answering
- * (404 when there is no such job, or the store is not shared). */
-static int find_remote(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
-                       const char *id, size_t len, enum MHD_Result *ret) {
+/* A job not in the local table, as a shared store has it, into s: 1, FLOW_ENOTFOUND (also when
+ * the store is not shared), or the store's error. */
+static int find_remote(flowd_server_t *srv, const char *id, size_t len, const char *scope,
+                       flowd_snapshot_t *s) {
     char key[FLOWD_ID_LEN + 1];
     flowd_remote_job_t row;
     int rc = FLOW_ENOTFOUND;
@@ -290,80 +278,28 @@ static int find_remote(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connectio
     if (srv->store->cluster != NULL && is_id(id, len)) {
         memcpy(key, id, FLOWD_ID_LEN);
         key[FLOWD_ID_LEN] = '\0';
-        rc = srv->store->cluster->read_job(srv->store, key, NULL, flowd__http_scope(r),
-                                           r->snap.want & (FLOWD_READ_SHARED | FLOWD_READ_HISTORY),
-                                           &row);
+        rc = srv->store->cluster->read_job(srv->store, key, NULL, scope,
+                                           s->want & (FLOWD_READ_SHARED | FLOWD_READ_HISTORY), &row);
     }
     if (rc == 0) {
-        flowd_snapshot_of_row(&r->snap, &row);
-        memcpy(r->remote_id, r->snap.id, FLOWD_ID_LEN + 1);
-        return 0;
+        flowd_snapshot_of_row(s, &row);
+        return 1;
     }
     flowd_remote_job_clear(&row);
-    if (rc == FLOW_ENOTFOUND)
-        *ret = not_found(r, conn, id, len);
-    else
-        *ret =
-            flowd__http_send_error(r, conn, FLOWD_E_UNAVAILABLE,
-                                   "the job's database cannot be read now: %s", flow_strerror(rc));
-    return -1;
+    return rc;
 }
 
-/* Locates with r->snap.want set and the rest of r->snap empty. */
-static int locate(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn, const char *id,
-                  size_t len, enum MHD_Result *ret) {
-    flowd_job_t *job = r->job ? r->job : flowd_jobs_get(srv->jobs, id, len);
+int flowd_snapshot_locate(flowd_server_t *srv, const char *id, size_t len, const char *scope,
+                          flowd_snapshot_t *s, flowd_job_t **record) {
+    flowd_job_t *job = *record ? *record : flowd_jobs_get(srv->jobs, id, len);
     /* with a shared store, a job not in the local table runs elsewhere; a store of one instance
      * has every job in its table */
     if (job == NULL && srv->store->cluster != NULL)
-        return find_remote(srv, r, conn, id, len, ret) < 0 ? -1 : 1;
-    if (job != NULL && flowd__http_scope(r) != NULL && job->tenant != flowd__http_scope(r)) {
+        return find_remote(srv, id, len, scope, s);
+    if (job != NULL && scope != NULL && job->tenant != scope) {
         flowd_job_unref(job);
         job = NULL;
     }
-    r->job = job;
-    if (job == NULL) {
-        *ret = not_found(r, conn, id, len);
-        return -1;
-    }
-    return 0;
-}
-
-int flowd__job_locate(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
-                      const char *id, size_t len, enum MHD_Result *ret) {
-    flowd_snapshot_clear(&r->snap);
-    return locate(srv, r, conn, id, len, ret);
-}
-
-/* The loop has read the running job into r->snap (or could not be asked: r->reply.answer). */
-static enum MHD_Result read_by_loop(flowd_server_t *srv, flowd_req_t *r,
-                                    struct MHD_Connection *conn) {
-    if (r->reply.answer.status != 0)
-        return flowd__http_send_answer(r, conn, &r->reply.answer);
-    return r->then(srv, r, conn);
-}
-
-enum MHD_Result flowd__snapshot_read(flowd_server_t *srv, flowd_req_t *r,
-                                     struct MHD_Connection *conn, const char *id, size_t len,
-                                     unsigned want, const char *pointer, flowd_handler_fn then) {
-    enum MHD_Result ret = MHD_YES;
-    flowd_snapshot_clear(&r->snap);
-    r->snap.want = want;
-    if (pointer != NULL && (r->snap.pointer = strdup(pointer)) == NULL)
-        return flowd__http_send_json(r, conn, 500, NULL, 0);
-    int where = locate(srv, r, conn, id, len, &ret);
-    if (where < 0)
-        return ret;
-    if (where == 1 || !of_record(&r->snap, r->job))
-        return then(srv, r, conn);
-    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_CALL, r->job);
-    if (cmd == NULL)
-        return flowd__http_send_json(r, conn, 500, NULL, 0);
-    cmd->call = of_engine;
-    cmd->call_data = &r->snap;
-    r->then = then;
-    r->reply.answer.status = 0;
-    if (flowd__http_loop_call(srv, r, conn, cmd, read_by_loop) < 0)
-        return flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
-    return MHD_YES;
+    *record = job;
+    return job != NULL ? 0 : FLOW_ENOTFOUND;
 }

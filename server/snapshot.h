@@ -1,18 +1,20 @@
-/* snapshot.h: one way to read a job. A job id (for a caller: another tenant's job is 404, word for
- * word as one that does not exist) resolves to a snapshot of the job: from its record when it is
- * local and finished, through the loop when it is local and still running (the request suspends
- * meanwhile), or from the shared store's row when it runs on another instance. The handlers of
- * http_jobs.c ask for what they need (the Job object, the shared store or the part of it a JSON
- * Pointer names, the History) and render the one snapshot type, whichever way it was read; a new
- * read route needs no loop command and no change to cluster.c or the stores.
+/* snapshot.h: one way to read a job. A job id (for a caller: another tenant's job is not found,
+ * as one that does not exist) resolves to a snapshot of the job: from its record when it is local
+ * and finished, through the loop when it is local and still running, or from the shared store's
+ * row when it runs on another instance. The handlers of http_jobs.c ask for what they need (the
+ * Job object, the shared store or the part of it a JSON Pointer names, the History) and render the
+ * one snapshot type, whichever way it was read; a new read route needs no loop command and no
+ * change to cluster.c or the stores.
  *
- * The HTTP side (flowd__snapshot_read, flowd__job_locate) belongs to the handlers (http_int.h); the
- * rest may run on any thread. */
+ * It knows nothing of HTTP: http_jobs.c turns where a job is into 404 or 503 and suspends a
+ * request while the loop reads a running job (bridge.h FLOWD_CMD_CALL with
+ * flowd_snapshot_of_engine). */
 #ifndef FLOWD_SNAPSHOT_H
 #define FLOWD_SNAPSHOT_H
 
 #include <stddef.h>
 
+#include "core.h"
 #include "render.h"
 #include "store_cluster.h"
 
@@ -49,6 +51,23 @@ typedef struct flowd_snapshot {
 } flowd_snapshot_t;
 
 void flowd_snapshot_clear(flowd_snapshot_t *s);
+
+/* Any thread but the loop's: where job id is for a caller that sees the jobs of tenant scope (NULL:
+ * every tenant's), with s->want set and the rest of s empty. *record is, on entry, a reference to
+ * the job's record the caller holds already, or NULL; it is set to the record (a reference the
+ * caller owns) or NULL. 0: the job is here (*record); 1: on another instance (s holds the store's
+ * row, with what want asks); FLOW_ENOTFOUND: no such job for the caller; another code: the shared
+ * store could not be read. */
+int flowd_snapshot_locate(flowd_server_t *srv, const char *id, size_t len, const char *scope,
+                          flowd_snapshot_t *s, flowd_job_t **record);
+/* Any thread but the loop's: what job's record gives of what s->want asks (s->pointer set before,
+ * when it asks for the shared store), without the loop. 1 when the rest needs the loop (the job
+ * has not ended: its store and history are the engine's): flowd_snapshot_of_engine on the loop
+ * reads it, then. s keeps a reference to the record. */
+int flowd_snapshot_of_record(flowd_snapshot_t *s, flowd_job_t *job);
+/* Loop thread (a FLOWD_CMD_CALL's call, data: the snapshot): the parts of a job that runs, from its
+ * engine job fj (NULL once it has ended). */
+void flowd_snapshot_of_engine(flowd_job_t *job, flow_job_t *fj, void *data);
 
 /* Any thread: s takes over row (its strings; row is emptied) as a snapshot of a job elsewhere. */
 void flowd_snapshot_of_row(flowd_snapshot_t *s, flowd_remote_job_t *row);
