@@ -159,8 +159,11 @@ int flowd__http_suspend(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connecti
 
 /* A query parameter (borrowed from MHD), or NULL. */
 const char *flowd__http_arg(struct MHD_Connection *conn, const char *name);
-/* The body as a JSON object (a new reference); otherwise answers 400 into *ret and returns NULL. */
+/* The body as a JSON object (a new reference) whose members are all among fields (NULL-ended;
+ * takes says them in the message, "a, b and c"); otherwise answers 400 into *ret and returns
+ * NULL. */
 json_t *flowd__http_body_object(flowd_req_t *r, struct MHD_Connection *conn, const char *example,
+                                const char *const *fields, const char *takes,
                                 enum MHD_Result *ret);
 /* "an object", "a string", ... for messages. */
 const char *flowd__http_type_name(const json_t *v);

@@ -615,26 +615,18 @@ static enum MHD_Result stored(flowd_server_t *srv, flowd_req_t *r, struct MHD_Co
 enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
                                       struct MHD_Connection *conn) {
     static const char example[] = "{\"flow\": \"noop\", \"shared\": {}}";
+    static const char *const fields[] = {"flow", "shared", "params", NULL};
     enum MHD_Result ret = MHD_YES;
     r->location = 1;
-    json_t *body = flowd__http_body_object(r, conn, example, &ret);
+    json_t *body =
+        flowd__http_body_object(r, conn, example, fields, "flow, shared and params", &ret);
     if (body == NULL)
         return ret;
-    const char *key;
-    json_t *v;
-    json_object_foreach(body, key, v) {
-        if (strcmp(key, "flow") != 0 && strcmp(key, "shared") != 0 && strcmp(key, "params") != 0) {
-            ret = flowd__http_send_error(
-                r, conn, FLOWD_E_BAD_REQUEST,
-                "unknown field '%.64s' in the body (it takes flow, shared and params)", key);
-            json_decref(body);
-            return ret;
-        }
-    }
     json_t *flow = json_object_get(body, "flow");
     json_t *shared = json_object_get(body, "shared");
     json_t *params = json_object_get(body, "params");
     const char *problem = NULL, *field = NULL, *want = NULL;
+    json_t *v = NULL; /* the value of field */
     if (flow == NULL)
         problem = "missing field 'flow': the name of a flow this server runs (GET /v1/flows)";
     else if (!json_is_string(flow))
@@ -764,21 +756,11 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
 enum MHD_Result flowd__http_job_input(flowd_server_t *srv, flowd_req_t *r,
                                       struct MHD_Connection *conn) {
     static const char example[] = "{\"value\": \"yes\"}";
+    static const char *const fields[] = {"value", NULL};
     enum MHD_Result ret = MHD_YES;
-    json_t *body = flowd__http_body_object(r, conn, example, &ret);
+    json_t *body = flowd__http_body_object(r, conn, example, fields, "only value", &ret);
     if (body == NULL)
         return ret;
-    const char *key;
-    json_t *v;
-    json_object_foreach(body, key, v) {
-        if (strcmp(key, "value") != 0) {
-            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
-                                         "unknown field '%.64s' in the body (it takes only value)",
-                                         key);
-            json_decref(body);
-            return ret;
-        }
-    }
     json_t *value = json_incref(json_object_get(body, "value"));
     json_decref(body);
     if (value == NULL)
