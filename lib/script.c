@@ -325,14 +325,13 @@ static void freeze_table(lua_State *L, flow_script_t *s, int t) {
         lua_pushnil(L);
         lua_rawset(L, t);
     }
+    static const luaL_Reg frozen_mt[] = {{"__newindex", frozen_newindex},
+                                         {"__len", frozen_len},
+                                         {"__pairs", frozen_pairs},
+                                         {NULL, NULL}};
     lua_pushvalue(L, raw);
     lua_setfield(L, mt, "__index");
-    lua_pushcfunction(L, frozen_newindex);
-    lua_setfield(L, mt, "__newindex");
-    lua_pushcfunction(L, frozen_len);
-    lua_setfield(L, mt, "__len");
-    lua_pushcfunction(L, frozen_pairs);
-    lua_setfield(L, mt, "__pairs");
+    luaL_setfuncs(L, frozen_mt, 0); /* mt is on top */
     lua_pushboolean(L, 0);
     lua_setfield(L, mt, "__metatable");
     lua_pushnil(L);
