@@ -404,10 +404,7 @@ static int add_frame(void *data, const flowd_stored_event_t *ev) {
     rwatch_t *w = data;
     if (w->ended)
         return 1;
-    flow_buf_printf(&w->pend, "id: %llu\nevent: %s\ndata: ", (unsigned long long)ev->id,
-                     ev->type == FLOW_EVENT_STEP ? "step" : "status");
-    flow_buf_add(&w->pend, ev->data, ev->len);
-    flow_buf_add(&w->pend, "\n\n", 2);
+    flowd_sse_frame(&w->pend, ev->id, ev->type, ev->data, ev->len);
     w->last_id = ev->id;
     w->ended = ev->final;
     return 0;
@@ -423,9 +420,7 @@ static ssize_t rwatch_read(void *cls, uint64_t pos, char *buf, size_t max) {
     rwatch_t *w = cls;
     flowd_store_t *store = w->srv->store;
     (void)pos;
-    if (w->pend_off == w->pend.len) {
-        w->pend.len = 0;
-        w->pend_off = 0;
+    if (flowd_sse_drained(&w->pend, &w->pend_off)) {
         if (w->ended)
             return MHD_CONTENT_READER_END_OF_STREAM;
         int why = atomic_exchange(&w->why, -1);
@@ -451,12 +446,7 @@ static ssize_t rwatch_read(void *cls, uint64_t pos, char *buf, size_t max) {
             return 0;
         }
     }
-    size_t n = w->pend.len - w->pend_off;
-    if (n > max)
-        n = max;
-    memcpy(buf, w->pend.data + w->pend_off, n);
-    w->pend_off += n;
-    return (ssize_t)n;
+    return flowd_sse_give(&w->pend, &w->pend_off, buf, max);
 }
 
 static void rwatch_free(void *cls) {
