@@ -123,6 +123,10 @@ struct flowd_req {
     char inline_body[FLOWD_HTTP_INLINE_BODY];
 };
 
+/* 404 unknown_flow for the flow name, saying which flows this server runs (http_flows.c). */
+enum MHD_Result flowd__http_unknown_flow(flowd_server_t *srv, flowd_req_t *r,
+                                         struct MHD_Connection *conn, const char *name);
+
 /* The headers every answer carries (X-Request-Id), for a response a handler queues itself. */
 void flowd__http_common_headers(const flowd_req_t *r, struct MHD_Response *res);
 

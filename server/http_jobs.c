@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "cluster.h"
-#include "flows.h"
 #include "flow/pointer.h"
 
 #define MAX_WAIT_S 300
@@ -664,13 +663,7 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
     }
     flow_def_t *def = flow_registry_get_flow(srv->reg, json_string_value(flow));
     if (def == NULL) {
-        flow_buf_t names;
-        flow_buf_init(&names, 4096);
-        flowd_flow_names(srv->reg, &names);
-        ret = flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW,
-                                     "no flow named '%.64s' (this server runs: %s)",
-                                     json_string_value(flow), names.data ? names.data : "none");
-        flow_buf_free(&names);
+        ret = flowd__http_unknown_flow(srv, r, conn, json_string_value(flow));
         json_decref(body);
         return ret;
     }
