@@ -9,6 +9,7 @@
 
 #include "bridge.h"
 #include "flow/doc.h"
+#include "flows.h"
 #include "log.h"
 
 #define RETRY_MS 100        /* a command whose job is not a record yet (being adopted) is tried again */
@@ -40,10 +41,7 @@ struct flowd_cluster {
     item_t *head, *tail;     /* under lock: from the store's threads, oldest first */
     int closed;              /* under lock */
     item_t *retry;           /* loop only: commands to try again */
-    /* loop only: the versions of flows the adopted jobs started with, built once each */
-    char **texts;
-    flow_def_t **defs;
-    size_t nversions, capversions;
+    flowd_flow_versions_t versions; /* loop only: of the flows the adopted jobs started with */
     int open_handles;
 };
 
@@ -184,35 +182,6 @@ static uint64_t hook_room(void *data) {
 
 /* ---- the loop's side ---- */
 
-static flow_def_t *version_of(flowd_cluster_t *c, const flowd_stored_job_t *sj) {
-    if (sj->flow_document == NULL) /* written in C: the flow of that name, if this instance has it */
-        return flow_registry_get_flow(c->srv->reg, sj->flow);
-    for (size_t i = 0; i < c->nversions; i++)
-        if (strcmp(c->texts[i], sj->flow_document) == 0)
-            return c->defs[i] ? flow_def_ref(c->defs[i]) : NULL;
-    json_t *doc = json_loads(sj->flow_document, 0, NULL);
-    flow_def_t *def = NULL;
-    if (doc == NULL || flow_doc_load(c->srv->reg, doc, &def, NULL) < 0)
-        def = NULL;
-    json_decref(doc);
-    if (c->nversions == c->capversions) {
-        size_t cap = c->capversions ? c->capversions * 2 : 8;
-        char **texts = realloc(c->texts, cap * sizeof *texts);
-        if (texts != NULL)
-            c->texts = texts;
-        flow_def_t **defs = texts ? realloc(c->defs, cap * sizeof *defs) : NULL;
-        if (defs == NULL)
-            return def; /* not kept: built again next time */
-        c->defs = defs;
-        c->capversions = cap;
-    }
-    c->texts[c->nversions] = strdup(sj->flow_document);
-    if (c->texts[c->nversions] == NULL)
-        return def;
-    c->defs[c->nversions++] = def ? flow_def_ref(def) : NULL;
-    return def;
-}
-
 static void adopt(flowd_cluster_t *c, item_t *it) {
     flowd_job_t *here = flowd_jobs_get(c->srv->jobs, it->id, FLOWD_ID_LEN);
     if (here != NULL) {
@@ -220,7 +189,7 @@ static void adopt(flowd_cluster_t *c, item_t *it) {
         flowd_bridge_forget(c->srv->bridge, here);
         flowd_job_unref(here);
     }
-    flow_def_t *def = version_of(c, &it->sj);
+    flow_def_t *def = flowd_flow_version(&c->versions, c->srv->reg, it->sj.flow, it->sj.flow_document);
     if (flowd_bridge_restore(c->srv->bridge, &it->sj, def) < 0)
         flowd_log(FLOW_LOG_ERROR, "job %s was claimed but cannot be run here (out of memory)", it->id);
     flow_def_unref(def);
@@ -352,12 +321,7 @@ static void on_closed(uv_handle_t *h) {
     flowd_cluster_t *c = h->data;
     if (--c->open_handles > 0)
         return;
-    for (size_t i = 0; i < c->nversions; i++) {
-        free(c->texts[i]);
-        flow_def_unref(c->defs[i]);
-    }
-    free(c->texts);
-    free(c->defs);
+    flowd_flow_versions_clear(&c->versions);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
