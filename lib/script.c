@@ -349,14 +349,10 @@ static void record(lua_State *L, flow_script_t *s, int field, int owner, int slo
         luaL_error(L, "the code keeps more than %d local variables and metamethod fields that a hook "
                       "could change",
                    RECORDS_MAX);
-    if (s->nrecs == s->recs_cap) {
-        size_t cap = s->recs_cap ? s->recs_cap * 2 : 16;
-        restore_rec_t *r = flow__realloc(s->recs, cap * sizeof *r);
-        if (r == NULL)
-            luaL_error(L, "not enough memory");
-        s->recs = r;
-        s->recs_cap = cap;
-    }
+    restore_rec_t *recs = flow__grow(s->recs, s->nrecs, &s->recs_cap, sizeof *recs, 16, 0);
+    if (recs == NULL)
+        luaL_error(L, "not enough memory");
+    s->recs = recs;
     restore_rec_t *r = &s->recs[s->nrecs];
     r->field = field;
     lua_pushvalue(L, owner);

@@ -49,16 +49,12 @@ static void charge_json(lua_State *L, flow_script_t *s, int64_t bytes) {
 
 /* The arena takes v's reference (stolen). */
 static void arena_take(lua_State *L, flow_script_t *s, json_t *v) {
-    if (s->narena == s->arena_cap) {
-        size_t cap = s->arena_cap ? s->arena_cap * 2 : 64;
-        json_t **a = flow__realloc(s->arena, cap * sizeof *a);
-        if (a == NULL) {
-            json_decref(v);
-            luaL_error(L, "not enough memory");
-        }
-        s->arena = a;
-        s->arena_cap = cap;
+    json_t **a = flow__grow(s->arena, s->narena, &s->arena_cap, sizeof *a, 64, 0);
+    if (a == NULL) {
+        json_decref(v);
+        luaL_error(L, "not enough memory");
     }
+    s->arena = a;
     s->arena[s->narena++] = v;
     charge_json(L, s, (int64_t)sizeof v);
 }
