@@ -218,6 +218,20 @@ void flowd_render_history(flow_buf_t *b, flow_job_t *fj, const char *id) {
     flowd_jw_obj_end(&w);
 }
 
+void flowd_render_history_of(flow_buf_t *b, const char *id, const char *steps, size_t len,
+                             const flow_history_totals_t *totals) {
+    flowd_jw_t w;
+    flowd_jw_init(&w, b, 0);
+    flowd_jw_obj(&w);
+    flowd_jw_key(&w, "id");
+    flowd_jw_str(&w, id);
+    flowd_jw_key(&w, "steps");
+    flowd_jw_raw(&w, steps, len);
+    flowd_jw_key(&w, "totals");
+    flowd_render_totals(&w, totals);
+    flowd_jw_obj_end(&w);
+}
+
 void flowd_render_pretty(flow_buf_t *b, const char *compact, size_t len) {
     flowd_reindent(b, compact, len, 2, 0);
     flow_buf_addc(b, '\n');

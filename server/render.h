@@ -65,6 +65,10 @@ char *flowd_render_totals_text(const flow_history_totals_t *t);
 
 /* Loop thread: the History object of a running job, compact, into b. */
 void flowd_render_history(flow_buf_t *b, flow_job_t *fj, const char *id);
+/* The History object of job id from its parts, compact, into b: steps, the compact JSON text of
+ * its array of steps (len bytes), and its totals. */
+void flowd_render_history_of(flow_buf_t *b, const char *id, const char *steps, size_t len,
+                             const flow_history_totals_t *totals);
 
 /* Answers made from a job's store (its shared store, its history) or from a list are at most this
  * many bytes (--max-answer; set once at start, before the threads): past it they are 422

@@ -55,17 +55,8 @@ static void take_shared(flowd_snapshot_t *s, const char *compact, size_t len, js
 static void make_history(flowd_snapshot_t *s, const char *steps, size_t len,
                          const flow_history_totals_t *totals) {
     flow_buf_t b;
-    flowd_jw_t w;
     flow_buf_init(&b, flowd_render_max_answer());
-    flowd_jw_init(&w, &b, 0);
-    flowd_jw_obj(&w);
-    flowd_jw_key(&w, "id");
-    flowd_jw_str(&w, s->id);
-    flowd_jw_key(&w, "steps");
-    flowd_jw_raw(&w, steps, len);
-    flowd_jw_key(&w, "totals");
-    flowd_render_totals(&w, totals);
-    flowd_jw_obj_end(&w);
+    flowd_render_history_of(&b, s->id, steps, len, totals);
     s->history_rc = b.err;
     s->own_history = flow_buf_take(&b, &s->history_len);
     s->history = s->own_history;
