@@ -81,8 +81,7 @@ int flowd_bridge_push(flowd_bridge_t *b, flowd_cmd_t *cmd) {
     return 0;
 }
 
-static void answer_cancels(flowd_job_t *job);
-static void answer_inputs(flowd_job_t *job);
+static void answer_kept(flowd_cmd_t **list);
 
 /* ---- keeping records up to date (engine callbacks, loop thread) ---- */
 
@@ -280,7 +279,8 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
     push_event(job, FLOW_EVENT_STEP, 0, step->seq, data, len, 0);
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
-    answer_inputs(job); /* the answer has been taken: the step that waited for it is done */
+    /* the answer has been taken: the step that waited for it is done */
+    answer_kept(&job->run.inputs);
     flowd_waiters_wake(job); /* long polls that wait for any change (If-None-Match) */
 }
 
@@ -342,8 +342,8 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
      * must find the room it left (--max-jobs) */
     flowd_jobs_ended(srv->jobs, job);
     flowd_waiters_wake(job);
-    answer_cancels(job);
-    answer_inputs(job);
+    answer_kept(&job->run.cancels);
+    answer_kept(&job->run.inputs);
     if (srv->store->ops->finish != NULL)
         srv->store->ops->finish(srv->store, job);
 }
@@ -452,7 +452,7 @@ static void start_failed(flowd_server_t *srv, flowd_job_t *job, json_t *shared, 
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
     flowd_waiters_wake(job);
-    answer_cancels(job);
+    answer_kept(&job->run.cancels);
     flowd_jobs_ended(srv->jobs, job);
 }
 
@@ -649,7 +649,7 @@ void flowd_bridge_forget(flowd_bridge_t *b, flowd_job_t *job) {
     if (job->run.job != NULL)
         flow_job_cancel(job->run.job); /* its events are not recorded (on_event), on_done still runs */
     flowd_waiters_wake(job);
-    answer_inputs(job); /* taken before it moved: as it is */
+    answer_kept(&job->run.inputs); /* taken before it moved: as it is */
     while (job->run.cancels != NULL) { /* it did not end here: the client asks again, and reaches the owner */
         flowd_cmd_t *c = job->run.cancels;
         job->run.cancels = c->next;
@@ -681,23 +681,13 @@ static int run_cancel(flowd_cmd_t *c) {
     return 0;
 }
 
-/* The job has ended: the cancels that waited for it are answered. */
-static void answer_cancels(flowd_job_t *job) {
-    while (job->run.cancels != NULL) {
-        flowd_cmd_t *c = job->run.cancels;
-        job->run.cancels = c->next;
-        reply_job(c, 202);
-        reply_done(c);
-        flowd_cmd_free(c);
-    }
-}
-
-/* The answers the node has taken: each is answered with the job as it is now, after the step that
- * waited for it (or after the job's end), so that the 202 shows where the answer led. */
-static void answer_inputs(flowd_job_t *job) {
-    while (job->run.inputs != NULL) {
-        flowd_cmd_t *c = job->run.inputs;
-        job->run.inputs = c->next;
+/* Answers every call kept in list with the job as it is now (202): the cancels once the job has
+ * ended (job->run.cancels); the answers the node has taken once the step that waited for them is
+ * done, or the job (job->run.inputs), so that the 202 shows where the answer led. */
+static void answer_kept(flowd_cmd_t **list) {
+    while (*list != NULL) {
+        flowd_cmd_t *c = *list;
+        *list = c->next;
         reply_job(c, 202);
         reply_done(c);
         flowd_cmd_free(c);
