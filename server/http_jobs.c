@@ -15,6 +15,7 @@
 #include "cluster.h"
 #include "flows.h"
 #include "flow/pointer.h"
+#include "webhooks.h"
 
 #define MAX_WAIT_S 300
 #define MAX_IDEM_KEY 255
@@ -675,6 +676,40 @@ static enum MHD_Result stored(flowd_server_t *srv, flowd_req_t *r, struct MHD_Co
     return flowd__http_send_json(r, conn, 202, text, len);
 }
 
+/* A POST's "callback" (webhooks.h): 0 with what the job keeps of it, or -1 after answering (in
+ * *ret): 400 for a shape the API does not take, 422 for one that could not be delivered. */
+static int check_callback(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                          const json_t *cb, char **text, char **url, unsigned *events,
+                          enum MHD_Result *ret) {
+    char why[256];
+    if (!json_is_object(cb)) {
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                      "field 'callback' must be an object, not %s",
+                                      flowd__http_type_name(cb));
+        return -1;
+    }
+    if (flowd_callback_parse(cb, text, url, events, why, sizeof why) < 0) {
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_INVALID_CALLBACK, "%s", why);
+        return -1;
+    }
+    const char *problem = NULL;
+    if (srv->store->cluster != NULL)
+        problem = "callbacks are not taken with a PostgreSQL store yet (--store): use sqlite: or "
+                  "memory:";
+    else if (!flowd_webhooks_has_secret(srv->webhooks, r->caller.tenant))
+        problem = "no webhook secret signs the callbacks of this tenant: add a line for it to "
+                  "--webhook-secrets";
+    if (problem != NULL) {
+        free(*text);
+        free(*url);
+        *text = *url = NULL;
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_INVALID_CALLBACK, "%s (tenant '%s')",
+                                      problem, r->caller.tenant);
+        return -1;
+    }
+    return 0;
+}
+
 enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
                                       struct MHD_Connection *conn) {
     static const char example[] = "{\"flow\": \"noop\", \"shared\": {}}";
@@ -686,10 +721,12 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
     const char *key;
     json_t *v;
     json_object_foreach(body, key, v) {
-        if (strcmp(key, "flow") != 0 && strcmp(key, "shared") != 0 && strcmp(key, "params") != 0) {
+        if (strcmp(key, "flow") != 0 && strcmp(key, "shared") != 0 && strcmp(key, "params") != 0 &&
+            strcmp(key, "callback") != 0) {
             ret = flowd__http_send_error(
                 r, conn, FLOWD_E_BAD_REQUEST,
-                "unknown field '%.64s' in the body (it takes flow, shared and params)", key);
+                "unknown field '%.64s' in the body (it takes flow, shared, params and callback)",
+                key);
             json_decref(body);
             return ret;
         }
@@ -770,6 +807,14 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
         flowd_job_unref(here); /* here: the table answers below */
         flowd_remote_job_clear(&j);
     }
+    char *cb_text = NULL, *cb_url = NULL;
+    unsigned cb_events = 0;
+    json_t *cb = json_object_get(body, "callback");
+    if (cb != NULL && check_callback(srv, r, conn, cb, &cb_text, &cb_url, &cb_events, &ret) < 0) {
+        flow_def_unref(def);
+        json_decref(body);
+        return ret;
+    }
     /* The loop gets the shared store and params as values of its own: no jansson value is shared
      * between threads (their reference counts would be). */
     shared = shared ? json_incref(shared) : json_object();
@@ -783,6 +828,13 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
     if (rc < 0 || repeat) {
         json_decref(shared);
         json_decref(params);
+        free(cb_text);
+        free(cb_url);
+    } else {
+        /* before the store has it and before its start is queued: immutable from then on */
+        job->callback = cb_text;
+        job->callback_url = cb_url;
+        job->callback_events = cb_events;
     }
     if (rc == FLOW_EBUSY)
         return flowd__http_send_error(
@@ -882,4 +934,22 @@ enum MHD_Result flowd__http_job_cancel(flowd_server_t *srv, flowd_req_t *r,
     if (cmd == NULL)
         return flowd__http_send_json(r, conn, 500, NULL, 0);
     return loop_call(srv, r, conn, cmd);
+}
+
+enum MHD_Result flowd__http_job_deliveries(flowd_server_t *srv, flowd_req_t *r,
+                                           struct MHD_Connection *conn) {
+    enum MHD_Result ret = MHD_YES;
+    /* with a shared store, only a job of this instance's table (callbacks are not taken there) */
+    flowd_job_t *job = find_job(srv, r, conn, r->args.s[0], r->args.len[0], &ret);
+    if (job == NULL)
+        return ret;
+    flow_buf_t b;
+    flowd_jw_t jw;
+    flowd_answer_t a = {0};
+    flow_buf_init(&b, flowd_render_max_answer());
+    flowd_jw_init(&jw, &b, 2);
+    flowd_webhooks_render(&jw, job);
+    flow_buf_adds(&b, "\n");
+    flowd_answer_take(&a, &b, "the deliveries", "a job that waits for input this often has a delivery each time");
+    return flowd__http_send_answer(r, conn, &a);
 }

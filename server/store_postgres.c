@@ -505,6 +505,7 @@ static int pg_apply(void *data, flowd_op_t *op) {
     case FLOWD_OP_REMOVE: return apply_command(s, "remove", 1, id);
     case FLOWD_OP_FLOW: return apply_flow(s, op);
     case FLOWD_OP_ANSWER: return apply_answer(s, op);
+    case FLOWD_OP_DELIVERY: break; /* never queued here: PostgreSQL refuses callbacks for now */
     }
     return 0;
 }
@@ -555,7 +556,8 @@ static void lost(pg_store_t *s, const char *id) {
 /* After each operation: keeps the set of the jobs whose leases we hold. */
 static void pg_settled(void *data, const flowd_op_t *op, int rc) {
     pg_store_t *s = data;
-    if (rc != 0 || op->kind == FLOWD_OP_FLOW || op->kind == FLOWD_OP_ANSWER)
+    if (rc != 0 || op->kind == FLOWD_OP_FLOW || op->kind == FLOWD_OP_ANSWER ||
+        op->kind == FLOWD_OP_DELIVERY)
         return;
     if (op->kind == FLOWD_OP_CREATE)
         json_object_set_new(s->owned, op->id, json_true());
