@@ -574,6 +574,67 @@ START_TEST(test_a_delivery_owed_at_a_crash_is_made_after_it_with_the_same_id) {
 }
 END_TEST
 
+/* A file of schema version 3 (before callbacks): migrated at start to version 4; its job is still
+ * there, and a new job's callback is kept and made. */
+static const char schema_v3[] =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "INSERT INTO meta VALUES ('schema_version', '3');"
+    "CREATE TABLE jobs ("
+    " seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, flow TEXT NOT NULL, digest TEXT,"
+    " status TEXT NOT NULL DEFAULT 'queued', created_us INTEGER NOT NULL, started_us INTEGER NOT NULL DEFAULT 0,"
+    " finished_us INTEGER NOT NULL DEFAULT 0, idem_key TEXT, body_hash INTEGER NOT NULL DEFAULT 0,"
+    " params TEXT, shared TEXT NOT NULL, resume_node TEXT, tries INTEGER NOT NULL DEFAULT 0,"
+    " steps INTEGER NOT NULL DEFAULT 0, last_action TEXT, waiting_for TEXT, error_code TEXT,"
+    " error_message TEXT, error_node TEXT, totals TEXT,"
+    " tenant TEXT NOT NULL DEFAULT 'default', UNIQUE (tenant, idem_key));"
+    "CREATE TABLE steps (job INTEGER NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,"
+    " PRIMARY KEY (job, seq)) WITHOUT ROWID;"
+    "CREATE TABLE flow_versions (digest TEXT PRIMARY KEY, document TEXT NOT NULL);"
+    "CREATE TABLE flows (name TEXT PRIMARY KEY, document TEXT, updated_us INTEGER NOT NULL);"
+    "INSERT INTO jobs (seq, id, flow, status, created_us, started_us, finished_us, shared, steps, totals)"
+    " VALUES (1, '00000000000000000000000000000003', 'noop', 'succeeded', unixepoch('now') * 1000000,"
+    " unixepoch('now') * 1000000, unixepoch('now') * 1000000, '{}', 1,"
+    " '{\"steps\": 1, \"failed\": 0, \"retries\": 0, \"dropped\": 0}');";
+
+START_TEST(test_a_version_3_file_is_migrated_and_keeps_callbacks) {
+    receiver_t r;
+    e2e_server_t s;
+    char store[200], db[160];
+    snprintf(db, sizeof db, "%s/flowd.db", dir);
+    snprintf(store, sizeof store, "sqlite:%s", db);
+    sqlite3 *h = NULL;
+    ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(h, schema_v3, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    receiver_open(&r, SECRET_A);
+    r.then = 503;
+    receiver_run(&r);
+    write_secrets("default " SECRET_A "\n");
+    start(&s, store, r.port);
+    e2e_assert_job(&s, "00000000000000000000000000000003", "default", "succeeded");
+    char *id = post_job(&s, "noop", r.port, NULL);
+    receiver_wait(&r, 1, 10000);
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+    pthread_mutex_lock(&r.lock);
+    r.then = 200;
+    size_t before = r.ngot;
+    pthread_mutex_unlock(&r.lock);
+    start(&s, store, r.port); /* the callback and its delivery were kept */
+    receiver_wait(&r, before + 1, 10000);
+    json_decref(wait_delivery(&s, id, "delivered", 2, 10000));
+    json_t *all = deliveries(&s, id);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(json_object_get(all, "callback"), "events"), 2)),
+                     "canceled");
+    json_decref(all);
+    e2e_assert_job(&s, "00000000000000000000000000000003", "default", "succeeded");
+    free(id);
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+    receiver_close(&r);
+}
+END_TEST
+
 START_TEST(test_bad_callbacks_are_refused_and_deliveries_are_kept_to_the_tenant) {
     e2e_server_t s;
     char keys[512], line[256], path[160], secrets[160], flows_dir[80];
@@ -660,6 +721,7 @@ static Suite *webhooks_suite(void) {
     tcase_add_test(tc, test_410_gone_stops_the_tries);
     tcase_add_test(tc, test_a_refused_address_is_never_connected);
     tcase_add_test(tc, test_a_delivery_owed_at_a_crash_is_made_after_it_with_the_same_id);
+    tcase_add_test(tc, test_a_version_3_file_is_migrated_and_keeps_callbacks);
     tcase_add_test(tc, test_bad_callbacks_are_refused_and_deliveries_are_kept_to_the_tenant);
     tcase_add_test(tc, test_a_bad_secrets_file_stops_the_start);
     suite_add_tcase(s, tc);
