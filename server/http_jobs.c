@@ -692,19 +692,14 @@ static int check_callback(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connec
         *ret = flowd__http_send_error(r, conn, FLOWD_E_INVALID_CALLBACK, "%s", why);
         return -1;
     }
-    const char *problem = NULL;
-    if (srv->store->cluster != NULL)
-        problem = "callbacks are not taken with a PostgreSQL store yet (--store): use sqlite: or "
-                  "memory:";
-    else if (!flowd_webhooks_has_secret(srv->webhooks, r->caller.tenant))
-        problem = "no webhook secret signs the callbacks of this tenant: add a line for it to "
-                  "--webhook-secrets";
-    if (problem != NULL) {
+    if (!flowd_webhooks_has_secret(srv->webhooks, r->caller.tenant)) {
         free(*text);
         free(*url);
         *text = *url = NULL;
-        *ret = flowd__http_send_error(r, conn, FLOWD_E_INVALID_CALLBACK, "%s (tenant '%s')",
-                                      problem, r->caller.tenant);
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_INVALID_CALLBACK,
+                                      "no webhook secret signs the callbacks of tenant '%s': add a "
+                                      "line for it to --webhook-secrets",
+                                      r->caller.tenant);
         return -1;
     }
     return 0;
@@ -936,19 +931,63 @@ enum MHD_Result flowd__http_job_cancel(flowd_server_t *srv, flowd_req_t *r,
     return loop_call(srv, r, conn, cmd);
 }
 
+/* The Deliveries object from a shared store's rows: begun at the first, once the callback is read. */
+typedef struct stored_render {
+    flowd_jw_t *jw;
+    const char *id;
+    char *callback;
+    int begun;
+} stored_render_t;
+
+static int render_stored(void *data, const flowd_stored_delivery_t *d) {
+    stored_render_t *sr = data;
+    if (!sr->begun) {
+        flowd_webhooks_render_begin(sr->jw, sr->id, sr->callback);
+        sr->begun = 1;
+    }
+    flowd_webhooks_render_stored(sr->jw, d);
+    return 0;
+}
+
 enum MHD_Result flowd__http_job_deliveries(flowd_server_t *srv, flowd_req_t *r,
                                            struct MHD_Connection *conn) {
     enum MHD_Result ret = MHD_YES;
-    /* with a shared store, only a job of this instance's table (callbacks are not taken there) */
-    flowd_job_t *job = find_job(srv, r, conn, r->args.s[0], r->args.len[0], &ret);
-    if (job == NULL)
-        return ret;
     flow_buf_t b;
     flowd_jw_t jw;
     flowd_answer_t a = {0};
     flow_buf_init(&b, flowd_render_max_answer());
     flowd_jw_init(&jw, &b, 2);
-    flowd_webhooks_render(&jw, job);
+    if (srv->store->cluster != NULL) {
+        /* whichever instance runs the job or makes its deliveries: the database has them all */
+        const char *id = r->args.s[0];
+        size_t len = r->args.len[0];
+        char key[FLOWD_ID_LEN + 1];
+        snprintf(key, sizeof key, "%.*s", (int)(len < FLOWD_ID_LEN ? len : FLOWD_ID_LEN), id);
+        stored_render_t sr = {.jw = &jw, .id = key};
+        int rc = len == FLOWD_ID_LEN ? srv->store->cluster->read_deliveries(
+                                           srv->store, key, flowd__http_scope(r), &sr.callback,
+                                           render_stored, &sr)
+                                     : FLOW_ENOTFOUND;
+        if (rc < 0) {
+            free(sr.callback);
+            flow_buf_free(&b);
+            if (rc == FLOW_ENOTFOUND)
+                return flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no job with id '%.*s'",
+                                              (int)(len > 64 ? 64 : len), id);
+            return flowd__http_send_error(r, conn, FLOWD_E_UNAVAILABLE, NULL);
+        }
+        if (!sr.begun) /* no delivery yet */
+            flowd_webhooks_render_begin(&jw, key, sr.callback);
+        flowd_webhooks_render_end(&jw);
+        free(sr.callback);
+    } else {
+        flowd_job_t *job = find_job(srv, r, conn, r->args.s[0], r->args.len[0], &ret);
+        if (job == NULL) {
+            flow_buf_free(&b);
+            return ret;
+        }
+        flowd_webhooks_render(&jw, job);
+    }
     flow_buf_adds(&b, "\n");
     flowd_answer_take(&a, &b, "the deliveries", "a job that waits for input this often has a delivery each time");
     return flowd__http_send_answer(r, conn, &a);

@@ -148,8 +148,8 @@ static void on_sighup(uv_signal_t *sig, int signum) {
     flowd_server_t *srv = sig->data;
     (void)signum;
     if (flowd_auth_open(srv->auth) && srv->cfg.webhook_secrets[0] == '\0') {
-        flowd_log(FLOW_LOG_WARN, "flowd: SIGHUP: no key file (--keys) and no --webhook-secrets to "
-                  "reload; flowd stays open");
+        flowd_log(FLOW_LOG_WARN, "flowd: SIGHUP: no key file (--keys) to reload, nor "
+                  "--webhook-secrets; flowd stays open");
         return;
     }
     if (srv->reloading) {

@@ -40,7 +40,8 @@
  *               a delivery whose job was removed is deleted; remove deletes a job's deliveries
  *               that are over. NULL: nothing is kept (the memory store).
  *   load_deliveries
- *               at start, after load: every delivery kept, oldest first, to each().
+ *               at start, after load: every delivery kept, oldest first, to each() (SQLite; on
+ *               PostgreSQL they are claimed as jobs are, store_cluster.h).
  */
 #ifndef FLOWD_STORE_H
 #define FLOWD_STORE_H
@@ -150,7 +151,8 @@ typedef struct flowd_store_ops {
     int (*load_flows)(flowd_store_t *store, flowd_store_flow_cb each, void *data);
     void (*release)(flowd_store_t *store); /* NULL: nothing to keep (the memory store) */
     void (*close)(flowd_store_t *store); /* frees the store */
-    /* NULL: nothing is kept (the memory store; PostgreSQL, which refuses callbacks for now) */
+    /* NULL: nothing is kept (the memory store); load_deliveries NULL also for PostgreSQL, whose
+     * instances claim the deliveries nobody holds (store_cluster.h) */
     void (*delivery)(flowd_store_t *store, const flowd_stored_delivery_t *d, int insert);
     int (*load_deliveries)(flowd_store_t *store, flowd_store_delivery_cb each, void *data);
 } flowd_store_ops_t;

@@ -107,7 +107,8 @@ struct flowd_webhooks {
     /* loop only */
     flow_queue_t all;              /* deliveries owed */
     flow_queue_t queue;            /* due, waiting for one of --webhook-in-flight */
-    size_t pending, in_flight;
+    _Atomic size_t pending;        /* written by the loop, read by a store's thread (room) */
+    size_t in_flight;
     int stopped;
 };
 
@@ -849,10 +850,12 @@ static int load_one(void *data, const flowd_stored_delivery_t *s) {
     d->last_status = s->last_status;
     tries_from(d, s->tries);
     if (job != NULL) {
-        atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed); /* the record's */
         flowd_job_lock(job);
-        d->next = job->deliveries;
-        job->deliveries = d;
+        if (!known_locked(job, d->id)) {
+            atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed); /* the record's */
+            d->next = job->deliveries;
+            job->deliveries = d;
+        }
         flowd_job_unlock(job);
     }
     if (state != D_PENDING) {
@@ -866,6 +869,22 @@ static int load_one(void *data, const flowd_stored_delivery_t *s) {
     uint64_t now = flow_wall_us();
     uv_timer_start(&d->timer, on_timer, d->next_us > now ? (d->next_us - now) / 1000 : 0, 0);
     return 0;
+}
+
+int flowd_webhooks_adopt(flowd_webhooks_t *w, const flowd_stored_delivery_t *d) {
+    if (w == NULL || w->stopped)
+        return 0; /* ours in the store until shutdown releases it */
+    flow_queue_t *q;
+    FLOW_QUEUE_FOREACH(q, &w->all) {
+        if (strcmp(FLOW_QUEUE_DATA(q, flowd_delivery_t, all)->id, d->id) == 0)
+            return 0; /* still owed here: our lease of it ran out while we held it */
+    }
+    return load_one(w, d);
+}
+
+uint64_t flowd_webhooks_room(flowd_webhooks_t *w) {
+    size_t pending = atomic_load(&w->pending), max = w->srv->cfg.webhook_max_pending;
+    return w->stopped || pending >= max ? 0 : max - pending;
 }
 
 int flowd_webhooks_load(flowd_webhooks_t *w) {
@@ -895,63 +914,91 @@ void flowd_webhooks_stop(flowd_webhooks_t *w) {
 
 /* ---- GET /v1/jobs/{id}/deliveries ---- */
 
-void flowd_webhooks_render(flowd_jw_t *jw, flowd_job_t *job) {
+/* One Delivery object (under its record's lock). */
+static void render_one(flowd_jw_t *jw, const flowd_delivery_t *d) {
     flowd_jw_obj(jw);
-    flowd_jw_key(jw, "job");
-    flowd_jw_str(jw, job->id);
-    flowd_jw_key(jw, "callback");
-    flowd_jw_raw(jw, job->callback, job->callback ? strlen(job->callback) : 0);
-    flowd_jw_key(jw, "deliveries");
+    flowd_jw_key(jw, "id");
+    flowd_jw_str(jw, d->id);
+    flowd_jw_key(jw, "type");
+    flowd_jw_str(jw, d->type);
+    flowd_jw_key(jw, "state");
+    flowd_jw_str(jw, state_names[d->state]);
+    flowd_jw_key(jw, "created");
+    flowd_jw_time(jw, d->created_us);
+    flowd_jw_key(jw, "attempts");
+    flowd_jw_uint(jw, d->attempts);
+    flowd_jw_key(jw, "next_try");
+    flowd_jw_time(jw, d->state == D_PENDING ? (d->next_us ? d->next_us : d->created_us) : 0);
+    flowd_jw_key(jw, "last_status");
+    if (d->attempts > 0 && d->last_status != 0)
+        flowd_jw_int(jw, d->last_status);
+    else
+        flowd_jw_null(jw);
+    const try_rec_t *last =
+        d->attempts ? &d->tries[(d->attempts - 1) % FLOWD_WEBHOOK_TRIES_KEPT] : NULL;
+    flowd_jw_key(jw, "last_error");
+    flowd_jw_str(jw, last && last->error[0] ? last->error : NULL);
+    flowd_jw_key(jw, "tries");
     flowd_jw_arr(jw);
-    flowd_job_lock(job);
-    for (flowd_delivery_t *d = job->deliveries; d != NULL; d = d->next) {
+    unsigned first = d->attempts > FLOWD_WEBHOOK_TRIES_KEPT ? d->attempts - FLOWD_WEBHOOK_TRIES_KEPT : 0;
+    for (unsigned n = first + 1; n <= d->attempts; n++) {
+        const try_rec_t *t = &d->tries[(n - 1) % FLOWD_WEBHOOK_TRIES_KEPT];
         flowd_jw_obj(jw);
-        flowd_jw_key(jw, "id");
-        flowd_jw_str(jw, d->id);
-        flowd_jw_key(jw, "type");
-        flowd_jw_str(jw, d->type);
-        flowd_jw_key(jw, "state");
-        flowd_jw_str(jw, state_names[d->state]);
-        flowd_jw_key(jw, "created");
-        flowd_jw_time(jw, d->created_us);
-        flowd_jw_key(jw, "attempts");
-        flowd_jw_uint(jw, d->attempts);
-        flowd_jw_key(jw, "next_try");
-        flowd_jw_time(jw, d->state == D_PENDING ? (d->next_us ? d->next_us : d->created_us) : 0);
-        flowd_jw_key(jw, "last_status");
-        if (d->attempts > 0 && d->last_status != 0)
-            flowd_jw_int(jw, d->last_status);
+        flowd_jw_key(jw, "attempt");
+        flowd_jw_uint(jw, n);
+        flowd_jw_key(jw, "at");
+        flowd_jw_time(jw, t->at_us);
+        flowd_jw_key(jw, "status");
+        if (t->status != 0)
+            flowd_jw_int(jw, t->status);
         else
             flowd_jw_null(jw);
-        const try_rec_t *last =
-            d->attempts ? &d->tries[(d->attempts - 1) % FLOWD_WEBHOOK_TRIES_KEPT] : NULL;
-        flowd_jw_key(jw, "last_error");
-        flowd_jw_str(jw, last && last->error[0] ? last->error : NULL);
-        flowd_jw_key(jw, "tries");
-        flowd_jw_arr(jw);
-        unsigned first = d->attempts > FLOWD_WEBHOOK_TRIES_KEPT ? d->attempts - FLOWD_WEBHOOK_TRIES_KEPT : 0;
-        for (unsigned n = first + 1; n <= d->attempts; n++) {
-            const try_rec_t *t = &d->tries[(n - 1) % FLOWD_WEBHOOK_TRIES_KEPT];
-            flowd_jw_obj(jw);
-            flowd_jw_key(jw, "attempt");
-            flowd_jw_uint(jw, n);
-            flowd_jw_key(jw, "at");
-            flowd_jw_time(jw, t->at_us);
-            flowd_jw_key(jw, "status");
-            if (t->status != 0)
-                flowd_jw_int(jw, t->status);
-            else
-                flowd_jw_null(jw);
-            flowd_jw_key(jw, "duration_ms");
-            flowd_jw_uint(jw, t->ms);
-            flowd_jw_key(jw, "error");
-            flowd_jw_str(jw, t->error[0] ? t->error : NULL);
-            flowd_jw_obj_end(jw);
-        }
-        flowd_jw_arr_end(jw);
+        flowd_jw_key(jw, "duration_ms");
+        flowd_jw_uint(jw, t->ms);
+        flowd_jw_key(jw, "error");
+        flowd_jw_str(jw, t->error[0] ? t->error : NULL);
         flowd_jw_obj_end(jw);
     }
-    flowd_job_unlock(job);
     flowd_jw_arr_end(jw);
     flowd_jw_obj_end(jw);
+}
+
+void flowd_webhooks_render_begin(flowd_jw_t *jw, const char *job_id, const char *callback) {
+    flowd_jw_obj(jw);
+    flowd_jw_key(jw, "job");
+    flowd_jw_str(jw, job_id);
+    flowd_jw_key(jw, "callback");
+    flowd_jw_raw(jw, callback, callback ? strlen(callback) : 0);
+    flowd_jw_key(jw, "deliveries");
+    flowd_jw_arr(jw);
+}
+
+void flowd_webhooks_render_end(flowd_jw_t *jw) {
+    flowd_jw_arr_end(jw);
+    flowd_jw_obj_end(jw);
+}
+
+void flowd_webhooks_render(flowd_jw_t *jw, flowd_job_t *job) {
+    flowd_webhooks_render_begin(jw, job->id, job->callback);
+    flowd_job_lock(job);
+    for (flowd_delivery_t *d = job->deliveries; d != NULL; d = d->next)
+        render_one(jw, d);
+    flowd_job_unlock(job);
+    flowd_webhooks_render_end(jw);
+}
+
+void flowd_webhooks_render_stored(flowd_jw_t *jw, const flowd_stored_delivery_t *s) {
+    flowd_delivery_t *d = calloc(1, sizeof *d); /* a view: only what render_one reads */
+    if (d == NULL)
+        return;
+    snprintf(d->id, sizeof d->id, "%s", s->id);
+    snprintf(d->type, sizeof d->type, "%s", s->type);
+    d->state = state_of(s->state);
+    d->created_us = s->created_us;
+    d->attempts = s->attempts;
+    d->next_us = s->next_us;
+    d->last_status = s->last_status;
+    tries_from(d, s->tries);
+    render_one(jw, d);
+    free(d);
 }

@@ -12,6 +12,10 @@
  * at most --webhook-max-wait (exponential backoff with full jitter), until --webhook-max-age after
  * the event: then it has failed.
  *
+ * With PostgreSQL a delivery has an owner of its own (store_postgres.c): the instance that made it
+ * tries it, and when that instance dies another claims it once its lease has run out, so one
+ * instance at a time makes it.
+ *
  * Durable: a delivery is handed to the store when it is owed, before the job's checkpoint or finish
  * of the same change, and again after each try; at start the store gives back the deliveries still
  * owed, which go on where they were. The webhook-id is made from the job, its step count and the
@@ -77,12 +81,23 @@ void flowd_webhooks_job_changed(flowd_webhooks_t *w, flowd_job_t *job, flow_stat
 /* At start, after the store gave back the jobs and before the loop runs: the deliveries it keeps
  * (those still owed are tried again at their time). 0 or the store's error. */
 int flowd_webhooks_load(flowd_webhooks_t *w);
+/* Loop: a delivery this instance claimed from a shared store (its maker died): tried from now on
+ * (d borrowed). 0 or FLOW_ENOMEM. */
+int flowd_webhooks_adopt(flowd_webhooks_t *w, const flowd_stored_delivery_t *d);
+/* Any thread: how many more deliveries may be owed here (--webhook-max-pending less those owed). */
+uint64_t flowd_webhooks_room(flowd_webhooks_t *w);
+
 /* Loop, at shutdown before the HTTP client closes: tries in flight are dropped (the store keeps
  * them owed), timers close. */
 void flowd_webhooks_stop(flowd_webhooks_t *w);
 
 /* GET /v1/jobs/{id}/deliveries: the Deliveries object of job into jw (takes the record's lock). */
 void flowd_webhooks_render(flowd_jw_t *jw, flowd_job_t *job);
+/* The same from a shared store (store_cluster.h read_deliveries): begin with the job's id and
+ * callback (compact JSON or NULL), then each delivery as the store gave it, then end. */
+void flowd_webhooks_render_begin(flowd_jw_t *jw, const char *job_id, const char *callback);
+void flowd_webhooks_render_stored(flowd_jw_t *jw, const flowd_stored_delivery_t *d);
+void flowd_webhooks_render_end(flowd_jw_t *jw);
 
 /* The record's list of deliveries (jobs.c, when the record is freed). NULL is ignored. */
 void flowd_deliveries_release(flowd_delivery_t *list);

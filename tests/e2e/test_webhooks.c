@@ -1,35 +1,27 @@
 /* test_webhooks.c: callbacks when jobs change (issue 14, "Callbacks when jobs change"), against a
- * running flowd. A receiver started here on 127.0.0.1 (--allow-outbound lets flowd reach it) checks
- * every delivery as a user's server would: it recomputes the Standard Webhooks signature from the
- * secret, with OpenSSL here and not flowd's code, and answers 401 to a wrong one. It gets each event
+ * running flowd. A receiver started here on 127.0.0.1 (e2e.h's, --allow-outbound lets flowd reach
+ * it) checks every delivery as a user's server would: it recomputes the Standard Webhooks signature
+ * from the secret, with OpenSSL in the test and not flowd's code, and answers 401 to a wrong one. It gets each event
  * a job asked for and no other; a receiver that fails first gets tries again (the same webhook-id)
  * until it answers 2xx; 410 stops the tries; a delivery owed when flowd is killed with SIGKILL is
  * made after the restart with the same webhook-id; a callback to an address the outbound policy
  * refuses is never connected; a rotated secret (SIGHUP) signs beside the old one; bad callbacks get
  * 400 or 422, and another tenant's deliveries are hidden. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <sqlite3.h>
 
 #include "e2e.h"
 
 #define SECRET_A "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" /* 24 bytes each */
 #define SECRET_B "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
-#define MAX_GOT 64
 
 static char dir[64];
 
@@ -39,212 +31,6 @@ static const char *flows[][2] = {
     {"boom.json", "{\"name\": \"boom\", \"start\": \"f\", \"nodes\": {\"f\": {\"type\": \"fail\","
                   " \"params\": {\"message\": \"no\"}}}}"},
 };
-
-/* ---- the receiver ---- */
-
-typedef struct got {
-    char id[128];
-    char type[32];
-    char job[40];
-    char status[16];
-    long answered;
-} got_t;
-
-typedef struct receiver {
-    int fd;
-    unsigned port;
-    unsigned char secret[64];
-    size_t secret_len;
-    pthread_t thread;
-    int stop;
-    pthread_mutex_t lock;
-    long script[8];     /* the answers to good deliveries, in order; then `then` */
-    size_t nscript;
-    long then;
-    got_t got[MAX_GOT]; /* good deliveries, in order */
-    size_t ngot;
-    size_t bad;         /* deliveries whose signature was wrong (answered 401) */
-} receiver_t;
-
-static void decode_secret(const char *text, unsigned char *out, size_t *len) {
-    const char *b64 = text + 6; /* after whsec_ */
-    size_t n = strlen(b64);
-    int got = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)n);
-    ck_assert_int_gt(got, 0);
-    *len = (size_t)got - (b64[n - 1] == '=') - (b64[n - 2] == '=');
-}
-
-static const char *text_of(json_t *v) {
-    return json_string_value(v) ? json_string_value(v) : "";
-}
-
-/* The value of header name (lowercase) in head, copied into out; "" when absent. */
-static void header(const char *head, const char *name, char *out, size_t cap) {
-    out[0] = '\0';
-    size_t nl = strlen(name);
-    for (const char *p = strstr(head, "\r\n"); p != NULL; p = strstr(p + 2, "\r\n")) {
-        const char *line = p + 2;
-        if (strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
-            const char *v = line + nl + 1;
-            while (*v == ' ')
-                v++;
-            size_t len = strcspn(v, "\r");
-            snprintf(out, cap, "%.*s", (int)len, v);
-            return;
-        }
-    }
-}
-
-/* As a user's server checks a delivery: HMAC-SHA256 of "id.timestamp.body" with the secret, in
- * base64, equal to one of the "v1,<base64>" signatures of the header. */
-static int signature_ok(const receiver_t *r, const char *id, const char *ts, const char *body,
-                        size_t len, const char *sigs) {
-    char *msg = malloc(strlen(id) + strlen(ts) + len + 3);
-    size_t n = (size_t)sprintf(msg, "%s.%s.", id, ts);
-    memcpy(msg + n, body, len);
-    unsigned char mac[32];
-    unsigned maclen = 0;
-    HMAC(EVP_sha256(), r->secret, (int)r->secret_len, (unsigned char *)msg, n + len, mac, &maclen);
-    free(msg);
-    char want[64];
-    EVP_EncodeBlock((unsigned char *)want, mac, (int)maclen);
-    char copy[2048];
-    snprintf(copy, sizeof copy, "%s", sigs);
-    char *save = NULL;
-    for (char *s = strtok_r(copy, " ", &save); s != NULL; s = strtok_r(NULL, " ", &save))
-        if (strncmp(s, "v1,", 3) == 0 && strcmp(s + 3, want) == 0)
-            return 1;
-    return 0;
-}
-
-/* The request on c: 0, or -1 when the connection ended first. */
-static int serve_request(receiver_t *r, int c) {
-    char buf[65536];
-    size_t n = 0;
-    char *end = NULL;
-    while ((end = n >= 4 ? memmem(buf, n, "\r\n\r\n", 4) : NULL) == NULL) {
-        struct pollfd q = {.fd = c, .events = POLLIN};
-        if (r->stop || n == sizeof buf)
-            return -1;
-        if (poll(&q, 1, 50) <= 0)
-            continue;
-        ssize_t got = read(c, buf + n, sizeof buf - n);
-        if (got <= 0)
-            return -1;
-        n += (size_t)got;
-    }
-    *end = '\0';
-    char clen[32], id[128], ts[32], sig[2048];
-    header(buf, "content-length", clen, sizeof clen);
-    header(buf, "webhook-id", id, sizeof id);
-    header(buf, "webhook-timestamp", ts, sizeof ts);
-    header(buf, "webhook-signature", sig, sizeof sig);
-    size_t want = (size_t)strtoul(clen, NULL, 10), head = (size_t)(end + 4 - buf);
-    while (n < head + want && n < sizeof buf) {
-        ssize_t got = read(c, buf + n, sizeof buf - n);
-        if (got <= 0)
-            return -1;
-        n += (size_t)got;
-    }
-    const char *body = buf + head;
-    long status;
-    pthread_mutex_lock(&r->lock);
-    if (!signature_ok(r, id, ts, body, want, sig)) {
-        r->bad++;
-        status = 401;
-    } else {
-        status = r->ngot < r->nscript ? r->script[r->ngot] : r->then;
-        if (r->ngot < MAX_GOT) {
-            got_t *g = &r->got[r->ngot++];
-            json_t *event = json_loadb(body, want, 0, NULL);
-            snprintf(g->id, sizeof g->id, "%s", id);
-            json_t *data = json_object_get(event, "data");
-            snprintf(g->type, sizeof g->type, "%s", text_of(json_object_get(event, "type")));
-            snprintf(g->job, sizeof g->job, "%s", text_of(json_object_get(data, "id")));
-            snprintf(g->status, sizeof g->status, "%s", text_of(json_object_get(data, "status")));
-            g->answered = status;
-            json_decref(event);
-        }
-    }
-    pthread_mutex_unlock(&r->lock);
-    char answer[160];
-    /* one request a connection: the receiver serves one connection at a time */
-    int len = snprintf(answer, sizeof answer,
-                       "HTTP/1.1 %ld Whatever\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                       status);
-    return write(c, answer, (size_t)len) == len ? 0 : -1;
-}
-
-static void *receiver_main(void *arg) {
-    receiver_t *r = arg;
-    while (!r->stop) {
-        struct pollfd p = {.fd = r->fd, .events = POLLIN};
-        if (poll(&p, 1, 50) <= 0)
-            continue;
-        int c = accept4(r->fd, NULL, NULL, SOCK_CLOEXEC);
-        if (c < 0)
-            continue;
-        serve_request(r, c);
-        close(c);
-    }
-    return NULL;
-}
-
-/* A socket on 127.0.0.1 and a free port; nobody accepts on it until receiver_run. */
-static void receiver_open(receiver_t *r, const char *secret) {
-    memset(r, 0, sizeof *r);
-    pthread_mutex_init(&r->lock, NULL);
-    r->then = 200;
-    decode_secret(secret, r->secret, &r->secret_len);
-    r->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(r->fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(bind(r->fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(listen(r->fd, 64), 0);
-    ck_assert_int_eq(getsockname(r->fd, (struct sockaddr *)&a, &len), 0);
-    r->port = ntohs(a.sin_port);
-}
-
-static void receiver_run(receiver_t *r) {
-    ck_assert_int_eq(pthread_create(&r->thread, NULL, receiver_main, r), 0);
-}
-
-static void receiver_close(receiver_t *r) {
-    if (r->thread) {
-        r->stop = 1;
-        pthread_join(r->thread, NULL);
-    }
-    close(r->fd);
-    pthread_mutex_destroy(&r->lock);
-}
-
-static size_t receiver_count(receiver_t *r) {
-    pthread_mutex_lock(&r->lock);
-    size_t n = r->ngot;
-    pthread_mutex_unlock(&r->lock);
-    return n;
-}
-
-static void receiver_wait(receiver_t *r, size_t n, unsigned timeout_ms) {
-    uint64_t deadline = e2e_now_ms() + timeout_ms;
-    while (receiver_count(r) < n) {
-        ck_assert_msg(e2e_now_ms() < deadline, "the receiver got %zu deliveries, not %zu",
-                      receiver_count(r), n);
-        usleep(10000);
-    }
-}
-
-/* The good deliveries of job id, in order, into out; their count. */
-static size_t receiver_of(receiver_t *r, const char *id, got_t *out, size_t cap) {
-    size_t n = 0;
-    pthread_mutex_lock(&r->lock);
-    for (size_t i = 0; i < r->ngot; i++)
-        if (strcmp(r->got[i].job, id) == 0 && n < cap)
-            out[n++] = r->got[i];
-    pthread_mutex_unlock(&r->lock);
-    return n;
-}
 
 /* ---- flowd ---- */
 
@@ -332,10 +118,10 @@ static long metric(e2e_server_t *s, const char *outcome) {
 /* ---- the tests ---- */
 
 START_TEST(test_each_event_asked_for_is_delivered_signed_and_no_other) {
-    receiver_t r;
+    e2e_receiver_t r;
     e2e_server_t s;
-    receiver_open(&r, SECRET_A);
-    receiver_run(&r);
+    e2e_receiver_open(&r, SECRET_A);
+    e2e_receiver_run(&r);
     write_secrets("# rotation: both sign\ndefault " SECRET_B "\ndefault " SECRET_A "\n");
     start(&s, "memory:", r.port);
     char *ok = post_job(&s, "noop", r.port, NULL);                      /* default events */
@@ -343,14 +129,14 @@ START_TEST(test_each_event_asked_for_is_delivered_signed_and_no_other) {
     char *quiet = post_job(&s, "boom", r.port, "[\"succeeded\"]");     /* fails: nothing */
     char *asks = post_job(&s, "ask", r.port, "[\"waiting\", \"canceled\"]");
     json_decref(e2e_wait_status(&s, asks, "waiting", 10000));
-    receiver_wait(&r, 3, 10000);
+    e2e_receiver_wait(&r, 3, 10000);
     e2e_resp_t resp;
     char path[96];
     snprintf(path, sizeof path, "/v1/jobs/%s/cancel", asks);
     e2e_request(&s, "POST", path, NULL, NULL, &resp);
     ck_assert_int_eq(resp.status, 202);
     e2e_resp_free(&resp);
-    receiver_wait(&r, 4, 10000);
+    e2e_receiver_wait(&r, 4, 10000);
     json_decref(e2e_wait_status(&s, quiet, "failed", 10000));
 
     struct {
@@ -362,8 +148,8 @@ START_TEST(test_each_event_asked_for_is_delivered_signed_and_no_other) {
                 {quiet, {NULL}, 0},
                 {asks, {"job.waiting", "job.canceled"}, 2}};
     for (size_t i = 0; i < 4; i++) {
-        got_t got[4];
-        size_t n = receiver_of(&r, want[i].job, got, 4);
+        e2e_got_t got[4];
+        size_t n = e2e_receiver_of(&r, want[i].job, got, 4);
         ck_assert_uint_eq(n, want[i].n);
         json_t *all = deliveries(&s, want[i].job);
         json_t *list = json_object_get(all, "deliveries");
@@ -380,7 +166,7 @@ START_TEST(test_each_event_asked_for_is_delivered_signed_and_no_other) {
         json_decref(all);
     }
     /* nothing more comes: the quiet job's failure was not asked for */
-    ck_assert_uint_eq(receiver_count(&r), 4);
+    ck_assert_uint_eq(e2e_receiver_count(&r), 4);
     ck_assert_uint_eq(r.bad, 0);
     ck_assert_int_eq(metric(&s, "delivered"), 4);
     free(ok);
@@ -389,51 +175,51 @@ START_TEST(test_each_event_asked_for_is_delivered_signed_and_no_other) {
     free(asks);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
-    receiver_close(&r);
+    e2e_receiver_close(&r);
 }
 END_TEST
 
 START_TEST(test_a_wrong_secret_is_refused_until_a_rotation_signs_with_the_right_one) {
-    receiver_t r;
+    e2e_receiver_t r;
     e2e_server_t s;
-    receiver_open(&r, SECRET_B); /* the receiver knows only the new secret */
-    receiver_run(&r);
+    e2e_receiver_open(&r, SECRET_B); /* the receiver knows only the new secret */
+    e2e_receiver_run(&r);
     write_secrets("default " SECRET_A "\n");
     start(&s, "memory:", r.port);
     char *id = post_job(&s, "noop", r.port, NULL);
     json_t *d = wait_delivery(&s, id, "pending", 2, 10000);
     ck_assert_int_eq(json_integer_value(json_object_get(d, "last_status")), 401);
     json_decref(d);
-    ck_assert_uint_eq(receiver_count(&r), 0);
+    ck_assert_uint_eq(e2e_receiver_count(&r), 0);
     ck_assert_uint_gt(r.bad, 1);
     /* the rotation: the new secret beside the old one, and SIGHUP */
     write_secrets("default " SECRET_A "\ndefault " SECRET_B "\n");
     kill(s.pid, SIGHUP);
-    receiver_wait(&r, 1, 10000);
+    e2e_receiver_wait(&r, 1, 10000);
     d = wait_delivery(&s, id, "delivered", 3, 10000);
     ck_assert_str_eq(json_string_value(json_object_get(d, "id")), r.got[0].id);
     json_decref(d);
     free(id);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
-    receiver_close(&r);
+    e2e_receiver_close(&r);
 }
 END_TEST
 
 START_TEST(test_a_failing_receiver_gets_tries_again_with_the_same_id) {
-    receiver_t r;
+    e2e_receiver_t r;
     e2e_server_t s;
-    receiver_open(&r, SECRET_A);
+    e2e_receiver_open(&r, SECRET_A);
     r.script[0] = 500;
     r.script[1] = 503;
     r.script[2] = 429;
     r.nscript = 3;
     r.then = 204;
-    receiver_run(&r);
+    e2e_receiver_run(&r);
     write_secrets("default " SECRET_A "\n");
     start(&s, "memory:", r.port);
     char *id = post_job(&s, "noop", r.port, NULL);
-    receiver_wait(&r, 4, 10000);
+    e2e_receiver_wait(&r, 4, 10000);
     json_t *d = wait_delivery(&s, id, "delivered", 4, 10000);
     ck_assert_int_eq(json_integer_value(json_object_get(d, "attempts")), 4);
     json_t *tries = json_object_get(d, "tries");
@@ -452,16 +238,16 @@ START_TEST(test_a_failing_receiver_gets_tries_again_with_the_same_id) {
     free(id);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
-    receiver_close(&r);
+    e2e_receiver_close(&r);
 }
 END_TEST
 
 START_TEST(test_410_gone_stops_the_tries) {
-    receiver_t r;
+    e2e_receiver_t r;
     e2e_server_t s;
-    receiver_open(&r, SECRET_A);
+    e2e_receiver_open(&r, SECRET_A);
     r.then = 410;
-    receiver_run(&r);
+    e2e_receiver_run(&r);
     write_secrets("default " SECRET_A "\n");
     start(&s, "memory:", r.port);
     char *id = post_job(&s, "noop", r.port, NULL);
@@ -471,20 +257,20 @@ START_TEST(test_410_gone_stops_the_tries) {
     json_decref(d);
     /* ten times the longest wait (--webhook-max-wait 100ms): a try again would have come */
     usleep(1000000);
-    ck_assert_uint_eq(receiver_count(&r), 1);
+    ck_assert_uint_eq(e2e_receiver_count(&r), 1);
     ck_assert_int_eq(metric(&s, "gone"), 1);
     free(id);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
-    receiver_close(&r);
+    e2e_receiver_close(&r);
 }
 END_TEST
 
 START_TEST(test_a_refused_address_is_never_connected) {
-    receiver_t allowed, refused;
+    e2e_receiver_t allowed, refused;
     e2e_server_t s;
-    receiver_open(&allowed, SECRET_A);
-    receiver_open(&refused, SECRET_A); /* never served: its backlog counts connections */
+    e2e_receiver_open(&allowed, SECRET_A);
+    e2e_receiver_open(&refused, SECRET_A); /* never served: its backlog counts connections */
     write_secrets("default " SECRET_A "\n");
     start(&s, "memory:", allowed.port); /* only the other port is allowed */
     char *id = post_job(&s, "noop", refused.port, NULL);
@@ -501,8 +287,8 @@ START_TEST(test_a_refused_address_is_never_connected) {
     free(id);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
-    receiver_close(&allowed);
-    receiver_close(&refused);
+    e2e_receiver_close(&allowed);
+    e2e_receiver_close(&refused);
 }
 END_TEST
 
@@ -524,18 +310,18 @@ static int stored_attempts(const char *db, const char *job) {
 }
 
 START_TEST(test_a_delivery_owed_at_a_crash_is_made_after_it_with_the_same_id) {
-    receiver_t r;
+    e2e_receiver_t r;
     e2e_server_t s;
     char store[200], db[160];
     snprintf(db, sizeof db, "%s/flowd.db", dir);
     snprintf(store, sizeof store, "sqlite:%s", db);
-    receiver_open(&r, SECRET_A);
+    e2e_receiver_open(&r, SECRET_A);
     r.then = 503; /* down for maintenance until the crash */
-    receiver_run(&r);
+    e2e_receiver_run(&r);
     write_secrets("default " SECRET_A "\n");
     start(&s, store, r.port);
     char *id = post_job(&s, "noop", r.port, NULL);
-    receiver_wait(&r, 1, 10000);
+    e2e_receiver_wait(&r, 1, 10000);
     uint64_t deadline = e2e_now_ms() + 10000;
     while (stored_attempts(db, id) < 1) {
         ck_assert_msg(e2e_now_ms() < deadline, "the delivery's try is not in the store");
@@ -544,15 +330,15 @@ START_TEST(test_a_delivery_owed_at_a_crash_is_made_after_it_with_the_same_id) {
     e2e_kill(&s);
     char first[128];
     snprintf(first, sizeof first, "%s", r.got[0].id);
-    size_t before = receiver_count(&r);
+    size_t before = e2e_receiver_count(&r);
     pthread_mutex_lock(&r.lock);
     r.then = 200;
     pthread_mutex_unlock(&r.lock);
     start(&s, store, r.port);
-    receiver_wait(&r, before + 1, 10000);
+    e2e_receiver_wait(&r, before + 1, 10000);
     json_t *d = wait_delivery(&s, id, "delivered", 2, 10000);
     pthread_mutex_lock(&r.lock);
-    got_t last = r.got[r.ngot - 1];
+    e2e_got_t last = r.got[r.ngot - 1];
     pthread_mutex_unlock(&r.lock);
     ck_assert_str_eq(last.id, first);
     ck_assert_int_eq(last.answered, 200);
@@ -561,16 +347,16 @@ START_TEST(test_a_delivery_owed_at_a_crash_is_made_after_it_with_the_same_id) {
     json_decref(d);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     /* once more: a delivery that was made is not made again */
-    size_t made = receiver_count(&r);
+    size_t made = e2e_receiver_count(&r);
     start(&s, store, r.port);
     d = wait_delivery(&s, id, "delivered", 2, 10000);
     json_decref(d);
     usleep(300000);
-    ck_assert_uint_eq(receiver_count(&r), made);
+    ck_assert_uint_eq(e2e_receiver_count(&r), made);
     free(id);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
-    receiver_close(&r);
+    e2e_receiver_close(&r);
 }
 END_TEST
 
@@ -597,7 +383,7 @@ static const char schema_v3[] =
     " '{\"steps\": 1, \"failed\": 0, \"retries\": 0, \"dropped\": 0}');";
 
 START_TEST(test_a_version_3_file_is_migrated_and_keeps_callbacks) {
-    receiver_t r;
+    e2e_receiver_t r;
     e2e_server_t s;
     char store[200], db[160];
     snprintf(db, sizeof db, "%s/flowd.db", dir);
@@ -606,14 +392,14 @@ START_TEST(test_a_version_3_file_is_migrated_and_keeps_callbacks) {
     ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
     ck_assert_int_eq(sqlite3_exec(h, schema_v3, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
-    receiver_open(&r, SECRET_A);
+    e2e_receiver_open(&r, SECRET_A);
     r.then = 503;
-    receiver_run(&r);
+    e2e_receiver_run(&r);
     write_secrets("default " SECRET_A "\n");
     start(&s, store, r.port);
     e2e_assert_job(&s, "00000000000000000000000000000003", "default", "succeeded");
     char *id = post_job(&s, "noop", r.port, NULL);
-    receiver_wait(&r, 1, 10000);
+    e2e_receiver_wait(&r, 1, 10000);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
     pthread_mutex_lock(&r.lock);
@@ -621,7 +407,7 @@ START_TEST(test_a_version_3_file_is_migrated_and_keeps_callbacks) {
     size_t before = r.ngot;
     pthread_mutex_unlock(&r.lock);
     start(&s, store, r.port); /* the callback and its delivery were kept */
-    receiver_wait(&r, before + 1, 10000);
+    e2e_receiver_wait(&r, before + 1, 10000);
     json_decref(wait_delivery(&s, id, "delivered", 2, 10000));
     json_t *all = deliveries(&s, id);
     ck_assert_str_eq(json_string_value(json_array_get(json_object_get(json_object_get(all, "callback"), "events"), 2)),
@@ -631,7 +417,7 @@ START_TEST(test_a_version_3_file_is_migrated_and_keeps_callbacks) {
     free(id);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
-    receiver_close(&r);
+    e2e_receiver_close(&r);
 }
 END_TEST
 
