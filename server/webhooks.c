@@ -109,7 +109,7 @@ struct flowd_webhooks {
     flow_queue_t queue;            /* due, waiting for one of --webhook-in-flight */
     _Atomic size_t pending;        /* written by the loop, read by a store's thread (room) */
     size_t in_flight;
-    int stopped;
+    _Atomic int stopped;           /* loop writes; a store thread reads (room) */
 };
 
 /* ---- secrets ---- */

@@ -879,8 +879,10 @@ static void header(const char *head, const char *name, char *out, size_t cap) {
  * base64, equal to one of the "v1,<base64>" signatures of the header. */
 static int signature_ok(const e2e_receiver_t *r, const char *id, const char *ts, const char *body,
                         size_t len, const char *sigs) {
-    char *msg = malloc(strlen(id) + strlen(ts) + len + 3);
-    size_t n = (size_t)sprintf(msg, "%s.%s.", id, ts);
+    size_t cap = strlen(id) + strlen(ts) + len + 3;
+    char *msg = malloc(cap);
+    ck_assert_ptr_nonnull(msg);
+    size_t n = (size_t)snprintf(msg, cap, "%s.%s.", id, ts);
     memcpy(msg + n, body, len);
     unsigned char mac[32];
     unsigned maclen = 0;
