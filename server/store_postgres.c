@@ -356,7 +356,7 @@ static const struct {
      " LIMIT $2::integer FOR UPDATE SKIP LOCKED)"
      " UPDATE deliveries d SET owner = $1, lease_until = now() + $3::bigint * interval '1 millisecond'"
      " FROM c WHERE d.id = c.id RETURNING d.id, d.job_id, d.tenant, d.url, d.type, d.body, d.created_us,"
-     " d.state, d.attempts, d.next_us, d.last_status, d.last_error, d.tries"},
+     " d.state, d.attempts, d.next_us, d.last_status, d.last_error, d.tries"}, /* DELIVERY_COLUMNS */
     {"release_deliveries", "UPDATE deliveries SET owner = NULL, lease_until = '-infinity'"
                            " WHERE owner = $1 AND state = 'pending'"},
     {"put_flow", "INSERT INTO flows (name, document, updated_us) VALUES ($1, $2, $3::bigint)"
@@ -830,6 +830,27 @@ static void claim(pg_store_t *s) {
     PQclear(jobs);
 }
 
+#define DELIVERY_COLUMNS                                                                           \
+    "id, job_id, tenant, url, type, body, created_us, state, attempts, next_us, last_status,"      \
+    " last_error, tries"
+
+/* A row of DELIVERY_COLUMNS (borrowed from res). */
+static flowd_stored_delivery_t delivery_of_row(PGresult *res, int r) {
+    return (flowd_stored_delivery_t){.id = PQgetvalue(res, r, 0),
+                                     .job = PQgetvalue(res, r, 1),
+                                     .tenant = PQgetvalue(res, r, 2),
+                                     .url = PQgetvalue(res, r, 3),
+                                     .type = PQgetvalue(res, r, 4),
+                                     .body = PQgetvalue(res, r, 5),
+                                     .created_us = col_u64(res, r, 6),
+                                     .state = PQgetvalue(res, r, 7),
+                                     .attempts = (unsigned)col_u64(res, r, 8),
+                                     .next_us = col_u64(res, r, 9),
+                                     .last_status = (long)col_u64(res, r, 10),
+                                     .last_error = col(res, r, 11),
+                                     .tries = col(res, r, 12)};
+}
+
 /* Claims deliveries whose owner's lease ran out (it died, or released them at shutdown), as many as
  * the loop has room for, and hands them to it. */
 static void claim_deliveries(pg_store_t *s) {
@@ -849,19 +870,7 @@ static void claim_deliveries(pg_store_t *s) {
         return;
     }
     for (int r = 0; r < PQntuples(res); r++) {
-        flowd_stored_delivery_t d = {.id = PQgetvalue(res, r, 0),
-                                     .job = PQgetvalue(res, r, 1),
-                                     .tenant = PQgetvalue(res, r, 2),
-                                     .url = PQgetvalue(res, r, 3),
-                                     .type = PQgetvalue(res, r, 4),
-                                     .body = PQgetvalue(res, r, 5),
-                                     .created_us = col_u64(res, r, 6),
-                                     .state = PQgetvalue(res, r, 7),
-                                     .attempts = (unsigned)col_u64(res, r, 8),
-                                     .next_us = col_u64(res, r, 9),
-                                     .last_status = (long)col_u64(res, r, 10),
-                                     .last_error = col(res, r, 11),
-                                     .tries = col(res, r, 12)};
+        flowd_stored_delivery_t d = delivery_of_row(res, r);
         s->hooks.adopt_delivery(s->hooks.data, &d);
     }
     if (PQntuples(res) > 0)
@@ -1171,24 +1180,11 @@ static int pg_read_deliveries(flowd_store_t *store, const char *id, const char *
     if (rc == 0 && !PQgetisnull(job, 0, 0) && (*callback = strdup(PQgetvalue(job, 0, 0))) == NULL)
         rc = FLOW_ENOMEM;
     if (rc == 0 &&
-        (res = run(c, "SELECT id, job_id, tenant, url, type, body, created_us, state, attempts, next_us,"
-                      " last_status, last_error, tries FROM deliveries WHERE job_id = $1"
+        (res = run(c, "SELECT " DELIVERY_COLUMNS " FROM deliveries WHERE job_id = $1"
                       " ORDER BY created_us DESC, id DESC", 1, p, PGRES_TUPLES_OK)) == NULL)
         rc = FLOW_EIO;
     for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
-        flowd_stored_delivery_t d = {.id = PQgetvalue(res, r, 0),
-                                     .job = PQgetvalue(res, r, 1),
-                                     .tenant = PQgetvalue(res, r, 2),
-                                     .url = PQgetvalue(res, r, 3),
-                                     .type = PQgetvalue(res, r, 4),
-                                     .body = PQgetvalue(res, r, 5),
-                                     .created_us = col_u64(res, r, 6),
-                                     .state = PQgetvalue(res, r, 7),
-                                     .attempts = (unsigned)col_u64(res, r, 8),
-                                     .next_us = col_u64(res, r, 9),
-                                     .last_status = (long)col_u64(res, r, 10),
-                                     .last_error = col(res, r, 11),
-                                     .tries = col(res, r, 12)};
+        flowd_stored_delivery_t d = delivery_of_row(res, r);
         rc = each(data, &d);
     }
     if (rc < 0) {
