@@ -485,6 +485,46 @@ START_TEST(test_bad_callbacks_are_refused_and_deliveries_are_kept_to_the_tenant)
 }
 END_TEST
 
+START_TEST(test_tries_end_at_max_age_and_past_max_pending_a_delivery_is_dropped) {
+    e2e_receiver_t r;
+    e2e_server_t s;
+    e2e_receiver_open(&r, SECRET_A);
+    r.then = 503;
+    e2e_receiver_run(&r);
+    write_secrets("default " SECRET_A "\n");
+    char secrets[160], allow[48];
+    snprintf(secrets, sizeof secrets, "%s/secrets", dir);
+    snprintf(allow, sizeof allow, "127.0.0.1:%u", r.port);
+    e2e_start(&s, "--flows", dir, "--store", "memory:", "--webhook-secrets", secrets,
+              "--allow-outbound", allow, "--webhook-wait", "20ms", "--webhook-max-wait", "50ms",
+              "--webhook-max-age", "2s", "--webhook-max-pending", "1", NULL);
+    char *first = post_job(&s, "noop", r.port, NULL);
+    json_decref(e2e_wait_status(&s, first, "succeeded", 10000));
+    /* one delivery is owed: the next job's is dropped */
+    char *second = post_job(&s, "noop", r.port, NULL);
+    json_decref(e2e_wait_status(&s, second, "succeeded", 10000));
+    json_t *all = deliveries(&s, second);
+    ck_assert_uint_eq(json_array_size(json_object_get(all, "deliveries")), 0);
+    json_decref(all);
+    ck_assert_int_eq(metric(&s, "dropped"), 1);
+    json_t *d = wait_delivery(&s, first, "failed", 2, 10000);
+    const char *error = json_string_value(json_object_get(d, "last_error"));
+    ck_assert_msg(error && strstr(error, "503") && strstr(error, "--webhook-max-age"), "%s", error);
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "last_status")), 503);
+    ck_assert(json_is_null(json_object_get(d, "next_try")));
+    json_decref(d);
+    ck_assert_int_eq(metric(&s, "failed"), 1);
+    size_t tries = e2e_receiver_count(&r);
+    usleep(300000); /* six of the longest waits: no more tries come */
+    ck_assert_uint_eq(e2e_receiver_count(&r), tries);
+    free(first);
+    free(second);
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+    e2e_receiver_close(&r);
+}
+END_TEST
+
 START_TEST(test_a_bad_secrets_file_stops_the_start) {
     write_secrets("default whsec_tooshort\n");
     char secrets[160];
@@ -493,6 +533,10 @@ START_TEST(test_a_bad_secrets_file_stops_the_start) {
     char *out = NULL;
     ck_assert_int_ne(e2e_run(args, &out), 0);
     ck_assert_msg(strstr(out, "secrets:1:") && strstr(out, "whsec_"), "%s", out);
+    free(out);
+    const char *waits[] = {"--store", "memory:", "--webhook-wait", "2m", "--webhook-max-wait", "1m", NULL};
+    ck_assert_int_ne(e2e_run(waits, &out), 0);
+    ck_assert_msg(strstr(out, "--webhook-wait") && strstr(out, "--webhook-max-wait"), "%s", out);
     free(out);
 }
 END_TEST
@@ -509,6 +553,7 @@ static Suite *webhooks_suite(void) {
     tcase_add_test(tc, test_a_delivery_owed_at_a_crash_is_made_after_it_with_the_same_id);
     tcase_add_test(tc, test_a_version_3_file_is_migrated_and_keeps_callbacks);
     tcase_add_test(tc, test_bad_callbacks_are_refused_and_deliveries_are_kept_to_the_tenant);
+    tcase_add_test(tc, test_tries_end_at_max_age_and_past_max_pending_a_delivery_is_dropped);
     tcase_add_test(tc, test_a_bad_secrets_file_stops_the_start);
     suite_add_tcase(s, tc);
     return s;
