@@ -23,7 +23,6 @@
 
 #include "auth.h"
 #include "flow/doc.h"
-#include "flows.h"
 #include "log.h"
 
 #define MAX_LIMIT 1000
@@ -357,12 +356,29 @@ json_t *flowd_http_body_object(const char *body, size_t len, const char *example
 }
 
 json_t *flowd__http_body_object(flowd_req_t *r, struct MHD_Connection *conn, const char *example,
+                                const char *const *fields, const char *takes,
                                 enum MHD_Result *ret) {
     flowd_apierr_t code;
     char msg[512];
     json_t *v = flowd_http_body_object(r->body, r->len, example, &code, msg, sizeof msg);
-    if (v == NULL)
+    if (v == NULL) {
         *ret = flowd__http_send_error(r, conn, code, "%s", msg);
+        return NULL;
+    }
+    const char *key;
+    json_t *item;
+    json_object_foreach(v, key, item) {
+        size_t i = 0;
+        while (fields[i] != NULL && strcmp(key, fields[i]) != 0)
+            i++;
+        if (fields[i] == NULL) {
+            *ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                          "unknown field '%.64s' in the body (it takes %s)", key,
+                                          takes);
+            json_decref(v);
+            return NULL;
+        }
+    }
     return v;
 }
 
@@ -401,18 +417,6 @@ int flowd__http_name_arg(flowd_req_t *r, struct MHD_Connection *conn, const char
     memcpy(key, name, len);
     key[len] = '\0';
     return 0;
-}
-
-enum MHD_Result flowd__http_unknown_flow(flowd_server_t *srv, flowd_req_t *r,
-                                         struct MHD_Connection *conn, const char *name) {
-    flow_buf_t names;
-    flow_buf_init(&names, 4096);
-    flowd_flow_names(srv->reg, &names);
-    enum MHD_Result ret = flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW,
-                                                 "no flow named '%.64s' (this server runs: %s)",
-                                                 name, names.data ? names.data : "none");
-    flow_buf_free(&names);
-    return ret;
 }
 
 /* ---- the handler ---- */
@@ -647,6 +651,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     json_decref(r->start_shared);
     json_decref(r->start_params);
     flowd_job_unref(r->job);
+    flowd_snapshot_clear(&r->snap);
     if (r->body != r->inline_body)
         free(r->body);
     free(r);

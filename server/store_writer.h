@@ -36,6 +36,7 @@ typedef enum flowd_op_kind {
     FLOWD_OP_FLOW,       /* PUT or DELETE /v1/flows/{name} */
     FLOWD_OP_ANSWER,     /* the answer to a command another instance sent (store_cluster.h) */
     FLOWD_OP_SCHEDULE,   /* PUT or DELETE of a schedule, or a run of it that made no job */
+    FLOWD_OP_DELIVERY,   /* a delivery of a job's callback: new, or after a try (webhooks.h) */
 } flowd_op_kind_t;
 
 /* Every string of an operation is malloc'd and the operation's (NULL where there is none);
@@ -50,6 +51,7 @@ typedef struct flowd_op_create {
     char *params;        /* NULL: none */
     char *shared;        /* NULL: {} */
     char *tenant;
+    char *callback;      /* compact JSON, NULL: none */
     uint64_t created_us, body_hash;
     flowd_store_done_cb done; /* with its data: after the commit, once */
     void *data;
@@ -123,6 +125,19 @@ typedef struct flowd_op_answer {
     char *body;
 } flowd_op_answer_t;
 
+typedef struct flowd_op_delivery {
+    int insert;          /* a new delivery: every field; else only what a try changes */
+    char *delivery_id;
+    char *tenant, *url, *type, *body; /* insert only */
+    uint64_t created_us;
+    char *state;
+    unsigned attempts;
+    uint64_t next_us;
+    long last_status;
+    char *last_error;
+    char *tries;
+} flowd_op_delivery_t;
+
 typedef struct flowd_op {
     struct flowd_op *next;   /* the writer's */
     flowd_op_kind_t kind;
@@ -142,6 +157,7 @@ typedef struct flowd_op {
         flowd_op_flow_t flow;
         flowd_op_answer_t answer;
         flowd_op_schedule_t schedule;
+        flowd_op_delivery_t delivery;
     };
 } flowd_op_t;
 
@@ -217,6 +233,8 @@ int flowd_writer_put_schedule(flowd_writer_t *w, const char *name,
                               const flowd_stored_schedule_t *s);
 /* Queued, not waited for. */
 void flowd_writer_skip_run(flowd_writer_t *w, const flowd_schedule_run_t *run);
+/* d borrowed (copied). */
+void flowd_writer_delivery(flowd_writer_t *w, const flowd_stored_delivery_t *d, int insert);
 /* body stolen (may be NULL). */
 void flowd_writer_answer(flowd_writer_t *w, uint64_t token, unsigned status, char *body);
 

@@ -8,7 +8,7 @@
  * leaves a waiting job alone and counts the runs it skipped, cancel_previous cancels it, allow
  * lets runs pile up; pause stops the runs and resume starts them again; on SQLite a schedule
  * survives a kill -9, and the runs it missed while flowd was down are made once, for the latest of
- * them; a file of schema version 3 gets the schedules table. */
+ * them; a file of schema version 4 gets the schedules table. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -429,8 +429,8 @@ START_TEST(test_runs_missed_during_a_kill_9_are_made_once_at_start) {
 }
 END_TEST
 
-/* A file of schema version 3 (before schedules) gets the schedules table at start. */
-START_TEST(test_a_version_3_file_gets_schedules) {
+/* A file of schema version 4 (before schedules) gets the schedules table at start. */
+START_TEST(test_a_version_4_file_gets_schedules) {
     e2e_server_t s;
     e2e_start(&s, "--store", store, "--flows", flows, NULL);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
@@ -439,7 +439,7 @@ START_TEST(test_a_version_3_file_gets_schedules) {
     snprintf(path, sizeof path, "%s/flowd.db", dir);
     sqlite3 *db = NULL;
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE schedules; UPDATE meta SET value = '3' WHERE key "
+    ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE schedules; UPDATE meta SET value = '4' WHERE key "
                                       "= 'schema_version'",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
@@ -458,7 +458,7 @@ START_TEST(test_a_version_3_file_gets_schedules) {
                                         -1, &st, NULL),
                      SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "4");
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "5");
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -474,7 +474,7 @@ static Suite *schedules_suite(void) {
     tcase_add_test(tc, test_overlap_skip_cancel_previous_and_allow);
     tcase_add_test(tc, test_pause_and_resume);
     tcase_add_test(tc, test_runs_missed_during_a_kill_9_are_made_once_at_start);
-    tcase_add_test(tc, test_a_version_3_file_gets_schedules);
+    tcase_add_test(tc, test_a_version_4_file_gets_schedules);
     suite_add_tcase(s, tc);
     return s;
 }
