@@ -163,19 +163,19 @@ static size_t frame_busy(const struct frame *f) {
     switch (s->node->kind) {
     case FLOW_NODE:
     case FLOW_BATCH:
-        return ctx_busy(&s->ctx) ? 1 : 0;
+        return ctx_busy(s->ctx) ? 1 : 0;
     case FLOW_PARALLEL_BATCH:
-        for (size_t i = 0; i < s->next; i++)
-            if (ctx_busy(&s->items[i]))
+        for (size_t i = 0; s->b != NULL && i < s->b->next; i++)
+            if (ctx_busy(&s->b->items[i]))
                 return 1;
         return 0;
     default:
         if (s->child != NULL)
             busy += frame_busy(s->child);
-        if (s->children != NULL)
-            for (size_t i = 0; i < s->n; i++)
-                if (s->children[i] != NULL)
-                    busy += frame_busy(s->children[i]);
+        if (s->b != NULL && s->b->children != NULL)
+            for (size_t i = 0; i < s->b->n; i++)
+                if (s->b->children[i] != NULL)
+                    busy += frame_busy(s->b->children[i]);
         return busy;
     }
 }
@@ -403,13 +403,13 @@ int flow_ctx_visit(const flow_ctx_t *ctx, char *buf, size_t cap) {
 
 /* ---- params ---- */
 
-json_t *flow_ctx_params(flow_ctx_t *c) {
-    if (c->threaded)
-        return c->u.params;
-    struct frame *f = c->step->frame;
-    const flow_node_t *node = c->node;
+/* The params of s's node in its frame (borrowed); NULL when out of memory. It needs no ctx: a batch
+ * flow at the top starts its runs after its prep, when the top step has none (see struct step). */
+static json_t *step_params(struct step *s) {
+    struct frame *f = s->frame;
+    const flow_node_t *node = s->node;
     if (node->params == NULL)
-        return f->params ? f->params : c->job->eng->empty;
+        return f->params ? f->params : f->job->eng->empty;
     if (f->params == NULL || json_object_size(f->params) == 0)
         return node->params;
     if (f->pcache_node == node)
@@ -423,6 +423,12 @@ json_t *flow_ctx_params(flow_ctx_t *c) {
     f->pcache = merged;
     f->pcache_node = node;
     return merged;
+}
+
+json_t *flow_ctx_params(flow_ctx_t *c) {
+    if (c->threaded)
+        return c->u.params;
+    return step_params(c->step);
 }
 
 /* ---- what nodes log ---- */
@@ -497,39 +503,43 @@ static void step_clear(struct step *s) {
     s->phase = PH_START;
     if (s->node == NULL || s->node->kind == FLOW_NODE)
         return; /* the common case: nothing else was used */
-    json_decref(s->results);
-    s->results = NULL;
-    if (s->items != NULL) {
-        for (size_t i = 0; i < s->next; i++)
-            flow__ctx_release(&s->items[i]);
-        flow__free(s->items);
-        s->items = NULL;
-    }
     if (s->child != NULL) {
         frame_free(s->child);
         s->child = NULL;
     }
-    if (s->children != NULL) {
-        for (size_t i = 0; i < s->n; i++)
-            if (s->children[i] != NULL)
-                frame_free(s->children[i]);
-        flow__free(s->children);
-        s->children = NULL;
+    struct batch *b = s->b;
+    if (b == NULL)
+        return;
+    json_decref(b->results);
+    if (b->items != NULL) {
+        for (size_t i = 0; i < b->next; i++)
+            flow__ctx_release(&b->items[i]);
+        flow__free(b->items);
     }
-    s->n = s->next = s->running = s->finished = 0;
+    if (b->children != NULL) {
+        for (size_t i = 0; i < b->n; i++)
+            if (b->children[i] != NULL)
+                frame_free(b->children[i]);
+        flow__free(b->children);
+    }
+    flow__free(b);
+    s->b = NULL;
 }
 
 static void step_cancel(struct step *s) {
-    flow__ctx_cancel(&s->ctx);
-    if (s->items != NULL)
-        for (size_t i = 0; i < s->next; i++)
-            flow__ctx_cancel(&s->items[i]);
+    if (s->ctx != NULL)
+        flow__ctx_cancel(s->ctx);
     if (s->child != NULL)
         frame_cancel(s->child);
-    if (s->children != NULL)
-        for (size_t i = 0; i < s->n; i++)
-            if (s->children[i] != NULL)
-                frame_cancel(s->children[i]);
+    if (s->b == NULL)
+        return;
+    if (s->b->items != NULL)
+        for (size_t i = 0; i < s->b->next; i++)
+            flow__ctx_cancel(&s->b->items[i]);
+    if (s->b->children != NULL)
+        for (size_t i = 0; i < s->b->n; i++)
+            if (s->b->children[i] != NULL)
+                frame_cancel(s->b->children[i]);
 }
 
 /* The step failed for good: a history entry with the error, and the job fails. */
@@ -553,13 +563,13 @@ void flow__exec_failed(flow_ctx_t *c) {
 static void store_result(struct step *s, flow_ctx_t *c) {
     json_t *r = c->result ? c->result : json_null();
     c->result = NULL;
-    json_array_set_new(s->results, c->item, r);
+    json_array_set_new(s->b->results, c->item, r);
     s->tries += c->attempt + 1;
 }
 
 static void exec_done(struct step *s) {
-    s->exec_res = s->results;
-    s->results = NULL;
+    s->exec_res = s->b->results;
+    s->b->results = NULL;
     s->phase = PH_POST;
 }
 
@@ -567,15 +577,15 @@ static void exec_done(struct step *s) {
 static int batch_fill(struct step *s) {
     flow_job_t *job = s->frame->job;
     s->filling = 1;
-    while (s->next < s->n && !job->final) {
-        size_t i = s->next++;
-        flow__ctx_init(&s->ctx, job, s, json_array_get(s->prep_res, i), i);
-        int rc = flow__ctx_run(&s->ctx);
+    while (s->b->next < s->b->n && !job->final) {
+        size_t i = s->b->next++;
+        flow__ctx_init(s->ctx, job, s, json_array_get(s->prep_res, i), i);
+        int rc = flow__ctx_run(s->ctx);
         if (rc <= 0) {
             s->filling = 0;
             return rc;
         }
-        store_result(s, &s->ctx);
+        store_result(s, s->ctx);
     }
     s->filling = 0;
     if (job->final)
@@ -590,25 +600,25 @@ static int pbatch_fill(struct step *s) {
     flow_job_t *job = s->frame->job;
     unsigned limit = s->node->limit;
     s->filling = 1;
-    while (s->next < s->n && (limit == 0 || s->running < limit) && !job->final) {
-        size_t i = s->next++;
-        flow_ctx_t *c = &s->items[i];
+    while (s->b->next < s->b->n && (limit == 0 || s->b->running < limit) && !job->final) {
+        size_t i = s->b->next++;
+        flow_ctx_t *c = &s->b->items[i];
         flow__ctx_init(c, job, s, json_array_get(s->prep_res, i), i);
-        s->running++;
+        s->b->running++;
         int rc = flow__ctx_run(c);
         if (rc < 0)
             break;
         if (rc == 1) {
             store_result(s, c);
             flow__ctx_release(c);
-            s->running--;
-            s->finished++;
+            s->b->running--;
+            s->b->finished++;
         }
     }
     s->filling = 0;
     if (job->final)
         return -1;
-    if (s->finished < s->n)
+    if (s->b->finished < s->b->n)
         return 0;
     exec_done(s);
     return 1;
@@ -632,8 +642,8 @@ void flow__exec_finished(flow_ctx_t *c) {
     case FLOW_PARALLEL_BATCH:
         store_result(s, c);
         flow__ctx_release(c);
-        s->running--;
-        s->finished++;
+        s->b->running--;
+        s->b->finished++;
         if (!s->filling && pbatch_fill(s) == 1)
             frame_ready(s->frame);
         break;
@@ -642,12 +652,20 @@ void flow__exec_finished(flow_ctx_t *c) {
     }
 }
 
+/* A frame and its step's ctx, in one allocation. */
+struct frame_block {
+    struct frame f;
+    flow_ctx_t ctx;
+};
+
 static struct frame *frame_new(struct step *owner, json_t *params, size_t index) {
-    struct frame *f = flow__calloc(1, sizeof *f);
-    if (f == NULL) {
+    struct frame_block *b = flow__calloc(1, sizeof *b);
+    if (b == NULL) {
         json_decref(params);
         return NULL;
     }
+    struct frame *f = &b->f;
+    f->step.ctx = &b->ctx;
     f->job = owner->frame->job;
     f->owner = owner;
     f->cur = owner->node->start;
@@ -668,7 +686,7 @@ static struct frame *frame_new(struct step *owner, json_t *params, size_t index)
 /* The params of a sub-graph run: the flow node's params with the run's param set over them (the
  * index-th item of a batch flow's prep_res; a flow's prep_res if it is an object). */
 static json_t *item_params(struct step *s, size_t index) {
-    json_t *base = flow_ctx_params(&s->ctx);
+    json_t *base = step_params(s);
     json_t *item = s->node->kind == FLOW_FLOW ? s->prep_res : json_array_get(s->prep_res, index);
     if (base == NULL)
         return NULL;
@@ -690,8 +708,8 @@ static int spawn_child(struct step *s, size_t index) {
         step_failed(s, FLOW_ENOMEM, NULL);
         return -1;
     }
-    if (s->children != NULL)
-        s->children[index] = f;
+    if (s->b != NULL && s->b->children != NULL)
+        s->b->children[index] = f;
     else
         s->child = f;
     ready_push(job, f);
@@ -700,30 +718,35 @@ static int spawn_child(struct step *s, size_t index) {
 
 static int pflow_fill(struct step *s) {
     unsigned limit = s->node->limit;
-    while (s->next < s->n && (limit == 0 || s->running < limit)) {
-        if (spawn_child(s, s->next) < 0)
+    while (s->b->next < s->b->n && (limit == 0 || s->b->running < limit)) {
+        if (spawn_child(s, s->b->next) < 0)
             return -1;
-        s->next++;
-        s->running++;
+        s->b->next++;
+        s->b->running++;
     }
     return 0;
 }
 
 /* Checks what prep returned to a batch kind: an array (NULL is an empty one) of objects for the
- * batch flows. */
+ * batch flows; and gives the step its batch state. */
 static int check_items(struct step *s) {
     json_t *items = s->prep_res;
+    s->b = flow__calloc(1, sizeof *s->b);
+    if (s->b == NULL) {
+        step_failed(s, FLOW_ENOMEM, NULL);
+        return -1;
+    }
     if (items == NULL) {
-        s->n = 0;
+        s->b->n = 0;
         return 0;
     }
     if (!json_is_array(items)) {
         step_failed(s, FLOW_EINVAL, "prep of a batch node must return an array");
         return -1;
     }
-    s->n = json_array_size(items);
+    s->b->n = json_array_size(items);
     if (s->node->kind == FLOW_BATCH_FLOW || s->node->kind == FLOW_PARALLEL_BATCH_FLOW) {
-        for (size_t i = 0; i < s->n; i++) {
+        for (size_t i = 0; i < s->b->n; i++) {
             if (!json_is_object(json_array_get(items, i))) {
                 step_failed(s, FLOW_EINVAL, "prep of a batch flow must return an array of objects");
                 return -1;
@@ -734,11 +757,11 @@ static int check_items(struct step *s) {
 }
 
 static int make_results(struct step *s) {
-    s->results = json_array();
-    if (s->results == NULL)
+    s->b->results = json_array();
+    if (s->b->results == NULL)
         return FLOW_ENOMEM;
-    for (size_t i = 0; i < s->n; i++)
-        if (json_array_append(s->results, json_null()) < 0)
+    for (size_t i = 0; i < s->b->n; i++)
+        if (json_array_append(s->b->results, json_null()) < 0)
             return FLOW_ENOMEM;
     return 0;
 }
@@ -749,12 +772,12 @@ static int step_exec(struct step *s) {
     s->phase = PH_EXEC;
     switch (s->node->kind) {
     case FLOW_NODE: {
-        s->ctx.input = s->prep_res;
-        int rc = flow__ctx_run(&s->ctx);
+        s->ctx->input = s->prep_res;
+        int rc = flow__ctx_run(s->ctx);
         if (rc == 1) {
-            s->exec_res = s->ctx.result;
-            s->ctx.result = NULL;
-            s->tries = s->ctx.attempt + 1;
+            s->exec_res = s->ctx->result;
+            s->ctx->result = NULL;
+            s->tries = s->ctx->attempt + 1;
             s->phase = PH_POST;
         }
         return rc;
@@ -769,8 +792,8 @@ static int step_exec(struct step *s) {
         }
         if (s->node->kind == FLOW_BATCH)
             return batch_fill(s);
-        s->items = flow__calloc(s->n ? s->n : 1, sizeof *s->items);
-        if (s->items == NULL) {
+        s->b->items = flow__calloc(s->b->n ? s->b->n : 1, sizeof *s->b->items);
+        if (s->b->items == NULL) {
             step_failed(s, FLOW_ENOMEM, NULL);
             return -1;
         }
@@ -781,14 +804,14 @@ static int step_exec(struct step *s) {
     case FLOW_PARALLEL_BATCH_FLOW:
         if (check_items(s) < 0)
             return -1;
-        if (s->n == 0) {
+        if (s->b->n == 0) {
             s->phase = PH_POST;
             return 1;
         }
         if (s->node->kind == FLOW_BATCH_FLOW)
             return spawn_child(s, 0) < 0 ? -1 : 0;
-        s->children = flow__calloc(s->n, sizeof *s->children);
-        if (s->children == NULL) {
+        s->b->children = flow__calloc(s->b->n, sizeof *s->b->children);
+        if (s->b->children == NULL) {
             step_failed(s, FLOW_ENOMEM, NULL);
             return -1;
         }
@@ -799,7 +822,7 @@ static int step_exec(struct step *s) {
 }
 
 /* Starts the step of f->cur: prep, then exec. 1: post is next; 0: waiting; -1: the job failed. */
-static int step_begin(struct frame *f, uint64_t now_ns) {
+static int step_start(struct frame *f, uint64_t now_ns) {
     flow_job_t *job = f->job;
     struct step *s = &f->step;
     const flow_node_t *node = f->cur;
@@ -823,23 +846,39 @@ static int step_begin(struct frame *f, uint64_t now_ns) {
                  "with its root flow: put it in another flow to run them)",
                  job->id ? job->id : "-", node->name);
     }
-    flow__ctx_init(&s->ctx, job, s, NULL, SIZE_MAX);
+    flow__ctx_init(s->ctx, job, s, NULL, SIZE_MAX);
     if (job->resume_tries > 0 && f->depth == 1) {
         /* the tries a resumed node had used before the stop still count */
         if (node->kind == FLOW_NODE)
-            s->ctx.attempt = job->resume_tries < node->max_retries ? job->resume_tries : node->max_retries - 1;
+            s->ctx->attempt = job->resume_tries < node->max_retries ? job->resume_tries : node->max_retries - 1;
         job->resume_tries = 0;
     }
     if (node->ops->prep != NULL) {
-        int rc = node->ops->prep(&s->ctx, job->shared, &s->prep_res);
+        int rc = node->ops->prep(s->ctx, job->shared, &s->prep_res);
         if (rc != 0) {
-            step_failed(s, rc, s->ctx.err.message);
+            step_failed(s, rc, s->ctx->err.message);
             return -1;
         }
         if (job->final)
             return -1;
     }
     return step_exec(s);
+}
+
+/* The top frame's step gets a ctx for its prep (see struct step); the exec of a flow kind starts
+ * its runs and needs none. */
+static int step_begin(struct frame *f, uint64_t now_ns) {
+    flow_job_t *job = f->job;
+    if (f != &job->top)
+        return step_start(f, now_ns);
+    flow_ctx_t c;
+    memset(&c, 0, sizeof c);
+    f->step.ctx = &c;
+    int rc = step_start(f, now_ns);
+    job->root_data = c.data;
+    f->step.ctx = NULL;
+    flow__ctx_release(&c);
+    return rc;
 }
 
 static void warn_no_successor(flow_job_t *job, const flow_node_t *node, const char *action) {
@@ -876,18 +915,18 @@ static uint64_t root_end(struct frame *f, const char *action) {
 
 /* post, then the history entry and the choice of the next node. Returns the time it ended, or 0
  * when the job failed. */
-static uint64_t step_end(struct frame *f) {
+static uint64_t step_finish(struct frame *f) {
     flow_job_t *job = f->job;
     struct step *s = &f->step;
     const flow_node_t *node = s->node;
     const char *action = NULL;
     int rc = 0;
     if (node->ops->post != NULL)
-        rc = node->ops->post(&s->ctx, job->shared, s->prep_res, s->exec_res, &action);
+        rc = node->ops->post(s->ctx, job->shared, s->prep_res, s->exec_res, &action);
     else if (node->kind == FLOW_FLOW)
         action = json_string_value(s->exec_res);
     if (rc != 0) {
-        step_failed(s, rc, s->ctx.err.message);
+        step_failed(s, rc, s->ctx->err.message);
         return 0;
     }
     if (action == NULL || action[0] == '\0')
@@ -921,6 +960,22 @@ static uint64_t step_end(struct frame *f) {
     return end;
 }
 
+/* ... and one for its post, with the data its prep left. */
+static uint64_t step_end(struct frame *f) {
+    flow_job_t *job = f->job;
+    if (f != &job->top)
+        return step_finish(f);
+    flow_ctx_t c;
+    memset(&c, 0, sizeof c);
+    flow__ctx_init(&c, job, &f->step, NULL, SIZE_MAX);
+    c.data = job->root_data;
+    f->step.ctx = &c;
+    uint64_t end = step_finish(f);
+    f->step.ctx = NULL;
+    flow__ctx_release(&c);
+    return end;
+}
+
 /* ---- frames ---- */
 
 static void frame_cancel(struct frame *f) {
@@ -929,7 +984,8 @@ static void frame_cancel(struct frame *f) {
 
 static void frame_free(struct frame *f) {
     step_clear(&f->step);
-    flow__ctx_release(&f->step.ctx);
+    if (f->step.ctx != NULL)
+        flow__ctx_release(f->step.ctx);
     json_decref(f->params);
     json_decref(f->pcache);
     json_decref(f->result);
@@ -963,21 +1019,21 @@ static void frame_finished(struct frame *f) {
     case FLOW_BATCH_FLOW:
         s->child = NULL;
         frame_free(f);
-        if (++s->next < s->n) {
-            spawn_child(s, s->next);
+        if (++s->b->next < s->b->n) {
+            spawn_child(s, s->b->next);
         } else {
             s->phase = PH_POST;
             ready_push(job, s->frame);
         }
         break;
     default: /* FLOW_PARALLEL_BATCH_FLOW */
-        s->children[f->index] = NULL;
+        s->b->children[f->index] = NULL;
         frame_free(f);
-        s->running--;
-        s->finished++;
+        s->b->running--;
+        s->b->finished++;
         if (pflow_fill(s) < 0)
             return;
-        if (s->finished == s->n) {
+        if (s->b->finished == s->b->n) {
             s->phase = PH_POST;
             ready_push(job, s->frame);
         }

@@ -69,15 +69,26 @@ struct step {
     uint8_t phase;
     uint8_t filling;            /* starting items: completions only count, the filler goes on */
     unsigned tries;
-    flow_ctx_t ctx;             /* prep and post; exec of plain and sequential batch nodes */
-    size_t n, next, running, finished;
-    json_t *results;            /* batch kinds: results in input order */
-    flow_ctx_t *items;          /* parallel batch: one ctx per started item */
+    /* prep and post; exec of plain and sequential batch nodes. A frame made by frame_new has one
+     * in the same allocation. The top frame, which only runs the root flow (a flow kind: prep and
+     * post, never an exec), has none: it is given one on the stack for its prep and its post, and
+     * keeps its data in job->root_data between the two. Every job has a top frame, so this is the
+     * memory of a ctx less per job. */
+    flow_ctx_t *ctx;
+    struct batch *b;            /* batch kinds, from their exec on; NULL otherwise */
     struct frame *child;        /* flow and batch flow: the running sub-graph */
-    struct frame **children;    /* parallel batch flow: one slot per param set */
     json_t *logs;               /* NULL, or the lines logged so far (flow_ctx_log) */
     json_t *retries;            /* NULL, or the failed tries so far: {try, item?, error, wait_ms} */
     unsigned logs_dropped;      /* lines past the caps */
+};
+
+/* What only a step of a batch kind needs, allocated when its exec starts: most steps are of plain
+ * nodes or flows, and every frame has a step. */
+struct batch {
+    size_t n, next, running, finished;
+    json_t *results;            /* results in input order */
+    flow_ctx_t *items;          /* parallel batch: one ctx per started item */
+    struct frame **children;    /* parallel batch flow: one slot per param set */
 };
 
 struct frame {
@@ -137,6 +148,7 @@ struct flow_job {
     const flow_node_t *current;
     const char *last_action; /* a history entry's, or root_action once the root flow ended */
     char *root_action;       /* what the root flow's post returned */
+    void *root_data;         /* the root flow's ctx data, from its prep to its post */
     hist_entry_t *hist;
     unsigned hist_cap, hist_len, hist_head;
     flow_history_totals_t totals;
