@@ -186,7 +186,7 @@ size_t flow_engine_busy(const flow_engine_t *eng) {
     FLOW_QUEUE_FOREACH(q, &eng->jobs) {
         const flow_job_t *job = FLOW_QUEUE_DATA(q, flow_job_t, jobs_node);
         if (!job->final)
-            busy += frame_busy(&job->top) + !flow_queue_empty(&job->defers);
+            busy += frame_busy(&job->top) + (job->more != NULL && !flow_queue_empty(&job->more->defers));
     }
     return busy;
 }
@@ -210,10 +210,17 @@ static void emit(flow_job_t *job, flow_event_type_t type, const flow_step_t *ste
 
 /* The step keeps its first FLOW_STEP_RETRIES_KEPT failed tries for its history entry (its tries
  * count them all): a map of many items that each retry stays a bounded entry. */
+static struct notes *step_notes(struct step *s) {
+    if (s->notes == NULL)
+        s->notes = flow__calloc(1, sizeof *s->notes);
+    return s->notes;
+}
+
 static void note_retry(struct step *s, const flow_ctx_t *c, uint64_t wait_ms) {
-    if (json_array_size(s->retries) >= FLOW_STEP_RETRIES_KEPT)
+    if (s->notes != NULL && json_array_size(s->notes->retries) >= FLOW_STEP_RETRIES_KEPT)
         return;
-    if (s->retries == NULL && (s->retries = json_array()) == NULL)
+    struct notes *nt = step_notes(s);
+    if (nt == NULL || (nt->retries == NULL && (nt->retries = json_array()) == NULL))
         return;
     json_t *note = json_pack("{sI s{ss ss} sI}", "try", (json_int_t)c->attempt + 1, "error", "code",
                              flow_err_name(c->err.code), "message",
@@ -221,7 +228,7 @@ static void note_retry(struct step *s, const flow_ctx_t *c, uint64_t wait_ms) {
                              "wait_ms", (json_int_t)wait_ms);
     if (note != NULL && c->item != SIZE_MAX)
         json_object_set_new(note, "item", json_integer((json_int_t)c->item));
-    json_array_append_new(s->retries, note); /* NULL (no memory, or a message not UTF-8): not kept */
+    json_array_append_new(nt->retries, note); /* NULL (no memory, or a message not UTF-8): not kept */
 }
 
 void flow__job_retry(flow_ctx_t *c, uint64_t wait_ms) {
@@ -311,17 +318,18 @@ static void record_step(flow_job_t *job, struct step *s, const char *action, int
     pub->message = message;
     pub->depth = s->frame->depth - 1;
     pub->next = next ? next->name : NULL;
-    if (s->logs_dropped > 0 && s->logs != NULL) {
+    const struct notes *nt = s->notes;
+    if (nt != NULL && nt->logs_dropped > 0 && nt->logs != NULL) {
         char note[160];
         snprintf(note, sizeof note, "(%u more lines were not kept: a step keeps %u lines, a job %zu bytes of them)",
-                 s->logs_dropped, job->eng->log_lines, job->eng->log_job_bytes);
-        json_array_append_new(s->logs, json_string(note));
+                 nt->logs_dropped, job->eng->log_lines, job->eng->log_job_bytes);
+        json_array_append_new(nt->logs, json_string(note));
     }
-    pub->logs = s->logs;
-    pub->retries = s->retries;
+    pub->logs = nt ? nt->logs : NULL;
+    pub->retries = nt ? nt->retries : NULL;
     if (e != NULL) {
-        e->own_logs = json_incref(s->logs);
-        e->own_retries = json_incref(s->retries);
+        e->own_logs = json_incref(pub->logs);
+        e->own_retries = json_incref(pub->retries);
     }
     if (e != NULL)
         job->last_action = pub->action;
@@ -359,7 +367,7 @@ static void frame_ready(struct frame *f) {
 }
 
 void flow__job_defer(flow_job_t *job, flow_ctx_t *c) {
-    flow_queue_insert_tail(&job->defers, &c->u.wait.node);
+    flow_queue_insert_tail(&job->more->defers, &c->u.wait.node); /* c waited: job->more is there */
     runq_push(job);
 }
 
@@ -471,16 +479,21 @@ int flow_ctx_log(flow_ctx_t *c, const char *text, size_t len) {
     flow_log(FLOW_LOG_INFO, "job %s: node %s: log: %s%s", job->id ? job->id : "-", c->node->name, shown,
              json_string_length(line) >= sizeof shown ? "..." : "");
     size_t bytes = json_string_length(line);
-    if (json_array_size(s->logs) >= eng->log_lines || job->log_bytes + bytes > eng->log_job_bytes) {
-        s->logs_dropped++;
-        json_decref(line);
-        return 0;
-    }
-    if (s->logs == NULL && (s->logs = json_array()) == NULL) {
+    struct notes *nt = step_notes(s);
+    if (nt == NULL) {
         json_decref(line);
         return FLOW_ENOMEM;
     }
-    if (json_array_append_new(s->logs, line) < 0)
+    if (json_array_size(nt->logs) >= eng->log_lines || job->log_bytes + bytes > eng->log_job_bytes) {
+        nt->logs_dropped++;
+        json_decref(line);
+        return 0;
+    }
+    if (nt->logs == NULL && (nt->logs = json_array()) == NULL) {
+        json_decref(line);
+        return FLOW_ENOMEM;
+    }
+    if (json_array_append_new(nt->logs, line) < 0)
         return FLOW_ENOMEM;
     job->log_bytes += bytes;
     return 0;
@@ -492,13 +505,12 @@ static void step_clear(struct step *s) {
     json_decref(s->prep_res);
     json_decref(s->exec_res);
     s->prep_res = s->exec_res = NULL;
-    if (s->logs != NULL) {
-        json_decref(s->logs);
-        s->logs = NULL;
+    if (s->notes != NULL) {
+        json_decref(s->notes->logs);
+        json_decref(s->notes->retries);
+        flow__free(s->notes);
+        s->notes = NULL;
     }
-    s->logs_dropped = 0;
-    json_decref(s->retries);
-    s->retries = NULL;
     s->tries = 0;
     s->phase = PH_START;
     if (s->node == NULL || s->node->kind == FLOW_NODE)
@@ -669,12 +681,13 @@ static struct frame *frame_new(struct step *owner, json_t *params, size_t index)
     f->job = owner->frame->job;
     f->owner = owner;
     f->cur = owner->node->start;
-    if (owner->frame == &f->job->top) {
-        if (f->job->resume_node != NULL)
-            f->cur = f->job->resume_node;
-        f->started = f->job->resume_visits; /* a resumed job numbers its visits on */
-        f->job->resume_node = NULL;
-        f->job->resume_visits = 0;
+    struct job_more *more = f->job->more;
+    if (owner->frame == &f->job->top && more != NULL) {
+        if (more->resume_node != NULL)
+            f->cur = more->resume_node;
+        f->started = more->resume_visits; /* a resumed job numbers its visits on */
+        more->resume_node = NULL;
+        more->resume_visits = 0;
     }
     f->params = params;
     f->index = index;
@@ -832,9 +845,10 @@ static int step_start(struct frame *f, uint64_t now_ns) {
     if (job->turn_ns == 0)
         job->turn_ns = s->start_ns;
     if (f != &job->top) {
-        if (job->max_steps != 0 && job->started_steps >= job->max_steps) {
+        uint64_t max_steps = job->more ? job->more->max_steps : 0;
+        if (max_steps != 0 && job->started_steps >= max_steps) {
             char msg[96];
-            snprintf(msg, sizeof msg, "job stopped after %" PRIu64 " steps (max_steps)", job->max_steps);
+            snprintf(msg, sizeof msg, "job stopped after %" PRIu64 " steps (max_steps)", max_steps);
             job_fail(job, FLOW_EMAXSTEPS, msg, node->name);
             return -1;
         }
@@ -847,11 +861,12 @@ static int step_start(struct frame *f, uint64_t now_ns) {
                  job->id ? job->id : "-", node->name);
     }
     flow__ctx_init(s->ctx, job, s, NULL, SIZE_MAX);
-    if (job->resume_tries > 0 && f->depth == 1) {
+    struct job_more *more = job->more;
+    if (more != NULL && more->resume_tries > 0 && f->depth == 1) {
         /* the tries a resumed node had used before the stop still count */
         if (node->kind == FLOW_NODE)
-            s->ctx->attempt = job->resume_tries < node->max_retries ? job->resume_tries : node->max_retries - 1;
-        job->resume_tries = 0;
+            s->ctx->attempt = more->resume_tries < node->max_retries ? more->resume_tries : node->max_retries - 1;
+        more->resume_tries = 0;
     }
     if (node->ops->prep != NULL) {
         int rc = node->ops->prep(s->ctx, job->shared, &s->prep_res);
@@ -1075,7 +1090,8 @@ static void frame_run(struct frame *f) {
 
 static void job_cancel_all(flow_job_t *job) {
     frame_cancel(&job->top);
-    flow__timer_stop(&job->deadline);
+    if (job->more != NULL)
+        flow__timer_stop(&job->more->deadline);
 }
 
 static void job_fail(flow_job_t *job, int code, const char *message, const char *node) {
@@ -1090,6 +1106,26 @@ static void job_fail(flow_job_t *job, int code, const char *message, const char 
     job_cancel_all(job);
     if (!job->running)
         runq_push(job);
+}
+
+struct job_more *flow__job_more(flow_job_t *job) {
+    if (job->more != NULL)
+        return job->more;
+    struct job_more *more = flow__calloc(1, sizeof *more);
+    if (more == NULL)
+        return NULL;
+    more->job = job;
+    flow_queue_init(&more->waits);
+    flow_queue_init(&more->defers);
+    job->more = more;
+    return more;
+}
+
+static void more_free(struct job_more *more) {
+    if (more == NULL)
+        return;
+    flow__free(more->traceparent);
+    flow__free(more);
 }
 
 static void job_free(flow_job_t *job) {
@@ -1107,7 +1143,7 @@ static void job_free(flow_job_t *job) {
     json_decref(job->shared);
     flow_def_unref(job->def);
     flow__free(job->id);
-    flow__free(job->traceparent);
+    more_free(job->more);
     flow__free(job);
     eng->nalloc--;
     engine_maybe_free(eng);
@@ -1131,7 +1167,8 @@ static void job_finalize(flow_job_t *job) {
     job_cancel_all(job);
     while (ready_pop(job) != NULL) {
     }
-    flow_queue_init(&job->defers); /* their ctxs go with the frames */
+    if (job->more != NULL)
+        flow_queue_init(&job->more->defers); /* their ctxs go with the frames */
     frame_free(&job->top);
     job->current = NULL;
     job->finished_us = flow_wall_us();
@@ -1154,12 +1191,12 @@ static void job_run(flow_job_t *job) {
             if (job->started_us == 0) /* else it resumes: it keeps its first start */
                 job->started_us = flow_wall_us();
             flow__job_set_status(job, FLOW_RUNNING);
-        } else if (job->status == FLOW_WAITING && flow_queue_empty(&job->waits)) {
+        } else if (job->status == FLOW_WAITING && flow__job_waits_empty(job)) {
             flow__job_set_status(job, FLOW_RUNNING);
         }
     }
-    while (!flow_queue_empty(&job->defers) && !job->final) {
-        flow_queue_t *q = flow_queue_head(&job->defers);
+    while (job->more != NULL && !flow_queue_empty(&job->more->defers) && !job->final) {
+        flow_queue_t *q = flow_queue_head(&job->more->defers);
         flow_queue_remove(q);
         flow__exec_finished(FLOW_QUEUE_DATA(q, flow_ctx_t, u.wait.node));
     }
@@ -1179,9 +1216,10 @@ static void job_run(flow_job_t *job) {
 }
 
 static void on_deadline(flow__timer_t *t) {
-    flow_job_t *job = (flow_job_t *)((char *)t - offsetof(flow_job_t, deadline));
+    struct job_more *more = (struct job_more *)((char *)t - offsetof(struct job_more, deadline));
+    flow_job_t *job = more->job;
     char msg[96];
-    snprintf(msg, sizeof msg, "job exceeded its deadline of %" PRIu64 " ms", job->deadline_ms);
+    snprintf(msg, sizeof msg, "job exceeded its deadline of %" PRIu64 " ms", more->deadline_ms);
     job_fail(job, FLOW_EDEADLINE, msg, job->current ? job->current->name : NULL);
 }
 
@@ -1220,19 +1258,24 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
         rc = FLOW_ENOMEM;
         goto fail;
     }
-    if (flow_traceparent_valid(opts->traceparent) &&
-        (job->traceparent = flow__strdup(opts->traceparent)) == NULL) {
+    int traced = flow_traceparent_valid(opts->traceparent);
+    if ((traced || opts->resume_node != NULL || opts->deadline_ms > 0 || opts->max_steps > 0) &&
+        flow__job_more(job) == NULL) {
+        rc = FLOW_ENOMEM;
+        goto fail;
+    }
+    if (traced && (job->more->traceparent = flow__strdup(opts->traceparent)) == NULL) {
         rc = FLOW_ENOMEM;
         goto fail;
     }
     if (opts->resume_node != NULL) {
-        job->resume_node = flow_def_find(def, opts->resume_node);
-        if (job->resume_node == NULL || job->resume_node == def->root) {
+        job->more->resume_node = flow_def_find(def, opts->resume_node);
+        if (job->more->resume_node == NULL || job->more->resume_node == def->root) {
             rc = FLOW_ENOTFOUND;
             goto fail;
         }
-        job->resume_tries = opts->resume_tries;
-        job->resume_visits = opts->resume_visits;
+        job->more->resume_tries = opts->resume_tries;
+        job->more->resume_visits = opts->resume_visits;
     }
     job->started_steps = job->totals.steps = opts->resume_steps;
     job->started_us = opts->resume_started_us;
@@ -1242,7 +1285,7 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
             uint64_t ran_ms = (now_us - job->started_us) / 1000u;
             left = ran_ms < left ? left - ran_ms : 0;
         }
-        if (flow__timer_start(eng->timers, &job->deadline, left, on_deadline) < 0) {
+        if (flow__timer_start(eng->timers, &job->more->deadline, left, on_deadline) < 0) {
             rc = FLOW_ENOMEM;
             goto fail;
         }
@@ -1254,16 +1297,16 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
     job->on_event = opts->on_event;
     job->on_done = opts->on_done;
     job->data = opts->data;
-    job->max_steps = opts->max_steps;
-    job->deadline_ms = opts->deadline_ms;
+    if (job->more != NULL) {
+        job->more->max_steps = opts->max_steps;
+        job->more->deadline_ms = opts->deadline_ms;
+    }
     job->created_us = flow_wall_us();
     job->top.job = job;
     job->top.cur = def->root;
     job->top.params = json_incref(opts->params);
     job->top.step.frame = &job->top;
     flow_queue_init(&job->ready);
-    flow_queue_init(&job->waits);
-    flow_queue_init(&job->defers);
     flow_queue_insert_head(&eng->jobs, &job->jobs_node);
     eng->njobs++;
     eng->nalloc++;
@@ -1276,7 +1319,7 @@ fail:
     json_decref(shared);
     if (job != NULL) {
         flow__free(job->id);
-        flow__free(job->traceparent);
+        more_free(job->more);
         flow__free(job);
     }
     return rc;
@@ -1325,7 +1368,7 @@ int flow_traceparent_valid(const char *s) {
 }
 
 const char *flow_job_traceparent(const flow_job_t *job) {
-    return job->traceparent;
+    return job->more ? job->more->traceparent : NULL;
 }
 
 const char *flow_job_id(const flow_job_t *job) {
@@ -1361,9 +1404,9 @@ const flow_error_t *flow_job_error(const flow_job_t *job) {
 }
 
 json_t *flow_job_waiting_for(const flow_job_t *job) {
-    if (flow_queue_empty(&job->waits))
+    if (flow__job_waits_empty(job))
         return NULL;
-    return FLOW_QUEUE_DATA(flow_queue_head(&job->waits), flow_ctx_t, u.wait.node)->u.wait.request;
+    return FLOW_QUEUE_DATA(flow_queue_head(&job->more->waits), flow_ctx_t, u.wait.node)->u.wait.request;
 }
 
 void *flow_job_data(const flow_job_t *job) {

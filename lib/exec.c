@@ -213,13 +213,15 @@ int flow_sleep(flow_ctx_t *c, uint64_t ms, json_t *result) {
 int flow_await_input(flow_ctx_t *c, json_t *request) {
     if (c == NULL || c->threaded || c->state != CTX_RUNNING)
         return FLOW_ESTATE;
-    json_t *copy = request ? json_deep_copy(request) : json_null();
-    if (copy == NULL)
-        return cannot_wait(c, FLOW_ENOMEM, "cannot wait for input");
     flow_job_t *job = c->job;
+    json_t *copy = request ? json_deep_copy(request) : json_null();
+    if (copy == NULL || flow__job_more(job) == NULL) {
+        json_decref(copy);
+        return cannot_wait(c, FLOW_ENOMEM, "cannot wait for input");
+    }
     c->u.wait.request = copy;
     c->state = CTX_WAITING;
-    flow_queue_insert_tail(&job->waits, &c->u.wait.node);
+    flow_queue_insert_tail(&job->more->waits, &c->u.wait.node);
     if (job->status == FLOW_RUNNING)
         flow__job_set_status(job, FLOW_WAITING);
     return 0;
@@ -228,9 +230,9 @@ int flow_await_input(flow_ctx_t *c, json_t *request) {
 int flow_job_input(flow_job_t *job, json_t *value, flow_error_t *err) {
     if (job == NULL || value == NULL)
         return FLOW_EINVAL;
-    if (flow_queue_empty(&job->waits) || job->final)
+    if (flow__job_waits_empty(job) || job->final)
         return FLOW_ESTATE;
-    flow_ctx_t *c = FLOW_QUEUE_DATA(flow_queue_head(&job->waits), flow_ctx_t, u.wait.node);
+    flow_ctx_t *c = FLOW_QUEUE_DATA(flow_queue_head(&job->more->waits), flow_ctx_t, u.wait.node);
     if (c->node->ops->input != NULL) {
         int rc = c->node->ops->input(c, value);
         if (rc != 0) {

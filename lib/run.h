@@ -77,6 +77,11 @@ struct step {
     flow_ctx_t *ctx;
     struct batch *b;            /* batch kinds, from their exec on; NULL otherwise */
     struct frame *child;        /* flow and batch flow: the running sub-graph */
+    struct notes *notes;        /* NULL until the step logs a line or a try fails */
+};
+
+/* What a step has to say in its history entry besides its outcome; most steps have nothing. */
+struct notes {
     json_t *logs;               /* NULL, or the lines logged so far (flow_ctx_log) */
     json_t *retries;            /* NULL, or the failed tries so far: {try, item?, error, wait_ms} */
     unsigned logs_dropped;      /* lines past the caps */
@@ -115,23 +120,33 @@ typedef struct hist_entry {
     json_t *own_retries;
 } hist_entry_t;
 
+/* What some jobs need and most do not: a job has it only once one of these is used (the options
+ * that set them, or a wait for input), so that a million plain jobs do not carry it. */
+struct job_more {
+    flow_job_t *job;
+    char *traceparent;          /* NULL, or a valid one (flow_traceparent_valid) */
+    uint64_t max_steps;
+    uint64_t deadline_ms;
+    flow__timer_t deadline;
+    flow_queue_t waits;         /* ctxs waiting for input, oldest first (u.wait.node) */
+    flow_queue_t defers;        /* answered ctxs whose exec is to finish (u.wait.node) */
+    const flow_node_t *resume_node; /* where the root flow's sub-graph starts, once */
+    unsigned resume_tries;
+    uint64_t resume_visits;     /* root-level steps started before resume_node */
+};
+
 struct flow_job {
     flow_engine_t *eng;
     flow_def_t *def;
     json_t *shared;
     char *id;
-    char *traceparent;          /* NULL, or a valid one (flow_traceparent_valid) */
+    struct job_more *more;      /* NULL until needed */
     flow_status_t status;
     flow_event_cb on_event;
     flow_done_cb on_done;
     void *data;
-    uint64_t max_steps;
-    uint64_t deadline_ms;
-    flow__timer_t deadline;
     struct frame top;
     flow_queue_t ready;         /* frames with a step to run (struct frame's ready_node) */
-    flow_queue_t waits;         /* ctxs waiting for input, oldest first (u.wait.node) */
-    flow_queue_t defers;        /* answered ctxs whose exec is to finish (u.wait.node) */
     flow_queue_t runq_node;     /* in the engine's run queue, while in_runq */
     flow_queue_t jobs_node;     /* in the engine's live jobs */
     uint8_t in_runq;
@@ -142,9 +157,6 @@ struct flow_job {
     uint64_t turn_ns;           /* uv_hrtime() at the first step of this turn; 0 before it */
     unsigned pending;           /* thread-pool work that still points at the job */
     uint64_t started_steps;
-    const flow_node_t *resume_node; /* where the root flow's sub-graph starts, once */
-    unsigned resume_tries;
-    uint64_t resume_visits;     /* root-level steps started before resume_node */
     const flow_node_t *current;
     const char *last_action; /* a history entry's, or root_action once the root flow ended */
     char *root_action;       /* what the root flow's post returned */
@@ -193,6 +205,10 @@ void flow__exec_failed(flow_ctx_t *c);   /* ... or failed after its retries and 
 void flow__job_defer(flow_job_t *job, flow_ctx_t *c); /* finish c on the job's next run */
 void flow__job_set_status(flow_job_t *job, flow_status_t status);
 void flow__job_unpend(flow_job_t *job);  /* one pending handle or work item is gone */
+struct job_more *flow__job_more(flow_job_t *job); /* job->more, made if missing; NULL: no memory */
+static inline int flow__job_waits_empty(const flow_job_t *job) {
+    return job->more == NULL || flow_queue_empty(&job->more->waits);
+}
 /* a try failed and another follows after wait_ms: the event, and the step's note of it */
 void flow__job_retry(flow_ctx_t *c, uint64_t wait_ms);
 
