@@ -208,14 +208,15 @@ static void emit(flow_job_t *job, flow_event_type_t type, const flow_step_t *ste
     job->on_event(job, &ev, job->data);
 }
 
-/* The step keeps its first FLOW_STEP_RETRIES_KEPT failed tries for its history entry (its tries
- * count them all): a map of many items that each retry stays a bounded entry. */
+/* s->notes, made if missing; NULL when out of memory. */
 static struct notes *step_notes(struct step *s) {
     if (s->notes == NULL)
         s->notes = flow__calloc(1, sizeof *s->notes);
     return s->notes;
 }
 
+/* The step keeps its first FLOW_STEP_RETRIES_KEPT failed tries for its history entry (its tries
+ * count them all): a map of many items that each retry stays a bounded entry. */
 static void note_retry(struct step *s, const flow_ctx_t *c, uint64_t wait_ms) {
     if (s->notes != NULL && json_array_size(s->notes->retries) >= FLOW_STEP_RETRIES_KEPT)
         return;
