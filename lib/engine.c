@@ -240,7 +240,7 @@ void flow__job_retry(flow_ctx_t *c, uint64_t wait_ms) {
     if (job->on_event == NULL)
         return;
     flow_event_t ev = {.type = FLOW_EVENT_RETRY, .status = job->status, .node = c->node->name,
-                       .depth = c->step->frame->depth - 1, .item = c->item, .attempt = c->attempt,
+                       .depth = STEP_FRAME(c->step)->depth - 1, .item = c->item, .attempt = c->attempt,
                        .error = &c->err, .wait_ms = wait_ms};
     job->on_event(job, &ev, job->data);
 }
@@ -256,31 +256,34 @@ void flow__job_set_status(flow_job_t *job, flow_status_t status) {
  * the very first slot cannot be allocated; the totals still count the step. */
 static hist_entry_t *hist_next(flow_job_t *job) {
     unsigned limit = job->eng->history_limit;
-    if (job->hist_len == job->hist_cap && job->hist_cap < limit) {
-        unsigned cap = job->hist_cap ? job->hist_cap * 2 : 2;
+    struct hist *h = job->hist;
+    if (h == NULL || (h->len == h->cap && h->cap < limit)) {
+        unsigned cap = h ? h->cap * 2 : 2;
         if (cap > limit)
             cap = limit;
-        hist_entry_t *h = flow__realloc(job->hist, cap * sizeof *h);
-        if (h != NULL) {
-            job->hist = h;
-            job->hist_cap = cap;
+        struct hist *grown = flow__realloc(h, sizeof *grown + cap * sizeof grown->e[0]);
+        if (grown != NULL) {
+            if (h == NULL)
+                grown->len = grown->head = 0;
+            grown->cap = cap;
+            job->hist = h = grown;
         }
     }
-    if (job->hist_cap == 0)
+    if (h == NULL)
         return NULL;
     hist_entry_t *e;
-    if (job->hist_len < job->hist_cap) {
-        unsigned i = job->hist_head + job->hist_len; /* no modulo: this runs once per step */
-        e = &job->hist[i < job->hist_cap ? i : i - job->hist_cap];
-        job->hist_len++;
+    if (h->len < h->cap) {
+        unsigned i = h->head + h->len; /* no modulo: this runs once per step */
+        e = &h->e[i < h->cap ? i : i - h->cap];
+        h->len++;
     } else {
-        e = &job->hist[job->hist_head];
+        e = &h->e[h->head];
         flow__free(e->own_action);
         flow__free(e->own_message);
         json_decref(e->own_logs);
         json_decref(e->own_retries);
-        if (++job->hist_head == job->hist_cap)
-            job->hist_head = 0;
+        if (++h->head == h->cap)
+            h->head = 0;
         job->totals.dropped++;
     }
     memset(e, 0, sizeof *e);
@@ -317,7 +320,7 @@ static void record_step(flow_job_t *job, struct step *s, const char *action, int
     pub->end_us = wall_of(job->eng, end_ns);
     pub->error = err;
     pub->message = message;
-    pub->depth = s->frame->depth - 1;
+    pub->depth = STEP_FRAME(s)->depth - 1;
     pub->next = next ? next->name : NULL;
     const struct notes *nt = s->notes;
     if (nt != NULL && nt->logs_dropped > 0 && nt->logs != NULL) {
@@ -389,10 +392,10 @@ static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...) {
 /* The ordinals of s and the steps around it, outermost first; a batch flow's run adds its index.
  * Recursion as deep as the flows nest. */
 static size_t visit_of(const struct step *s, char *buf, size_t cap) {
-    const struct frame *f = s->frame;
+    const struct frame *f = STEP_FRAME(s);
     const struct step *up = f->owner;
     size_t n = 0;
-    if (up != NULL && up->frame != &f->job->top) {
+    if (up != NULL && STEP_FRAME(up) != &f->job->top) {
         n = visit_of(up, buf, cap);
         if (up->node->kind == FLOW_BATCH_FLOW || up->node->kind == FLOW_PARALLEL_BATCH_FLOW)
             n = put(buf, cap, n, ".%zu", f->index);
@@ -415,7 +418,7 @@ int flow_ctx_visit(const flow_ctx_t *ctx, char *buf, size_t cap) {
 /* The params of s's node in its frame (borrowed); NULL when out of memory. It needs no ctx: a batch
  * flow at the top starts its runs after its prep, when the top step has none (see struct step). */
 static json_t *step_params(struct step *s) {
-    struct frame *f = s->frame;
+    struct frame *f = STEP_FRAME(s);
     const flow_node_t *node = s->node;
     if (node->params == NULL)
         return f->params ? f->params : f->job->eng->empty;
@@ -485,7 +488,12 @@ int flow_ctx_log(flow_ctx_t *c, const char *text, size_t len) {
         json_decref(line);
         return FLOW_ENOMEM;
     }
-    if (json_array_size(nt->logs) >= eng->log_lines || job->log_bytes + bytes > eng->log_job_bytes) {
+    struct job_more *more = flow__job_more(job);
+    if (more == NULL) {
+        json_decref(line);
+        return FLOW_ENOMEM;
+    }
+    if (json_array_size(nt->logs) >= eng->log_lines || more->log_bytes + bytes > eng->log_job_bytes) {
         nt->logs_dropped++;
         json_decref(line);
         return 0;
@@ -496,7 +504,7 @@ int flow_ctx_log(flow_ctx_t *c, const char *text, size_t len) {
     }
     if (json_array_append_new(nt->logs, line) < 0)
         return FLOW_ENOMEM;
-    job->log_bytes += bytes;
+    more->log_bytes += bytes;
     return 0;
 }
 
@@ -557,12 +565,12 @@ static void step_cancel(struct step *s) {
 
 /* The step failed for good: a history entry with the error, and the job fails. */
 static void step_failed(struct step *s, int code, const char *message) {
-    flow_job_t *job = s->frame->job;
+    flow_job_t *job = STEP_FRAME(s)->job;
     if (code >= 0)
         code = FLOW_EFAILED;
     if (message == NULL)
         message = flow_strerror(code);
-    if (s->frame != &job->top)
+    if (STEP_FRAME(s) != &job->top)
         record_step(job, s, NULL, 0, code, message, uv_hrtime(), NULL);
     job_fail(job, code, message, s->node->name);
 }
@@ -588,7 +596,7 @@ static void exec_done(struct step *s) {
 
 /* Sequential batch: one ctx, item after item. 1: all done; 0: an item is in flight; -1: failed. */
 static int batch_fill(struct step *s) {
-    flow_job_t *job = s->frame->job;
+    flow_job_t *job = STEP_FRAME(s)->job;
     s->filling = 1;
     while (s->b->next < s->b->n && !job->final) {
         size_t i = s->b->next++;
@@ -610,7 +618,7 @@ static int batch_fill(struct step *s) {
 /* Parallel batch: starts items while the limit allows. Items that complete while others are being
  * started only count (filling); the loop sees them. 1: all done; 0: items in flight; -1: failed. */
 static int pbatch_fill(struct step *s) {
-    flow_job_t *job = s->frame->job;
+    flow_job_t *job = STEP_FRAME(s)->job;
     unsigned limit = s->node->limit;
     s->filling = 1;
     while (s->b->next < s->b->n && (limit == 0 || s->b->running < limit) && !job->final) {
@@ -645,12 +653,12 @@ void flow__exec_finished(flow_ctx_t *c) {
         c->result = NULL;
         s->tries += c->attempt + 1;
         s->phase = PH_POST;
-        frame_ready(s->frame);
+        frame_ready(STEP_FRAME(s));
         break;
     case FLOW_BATCH:
         store_result(s, c);
         if (!s->filling && batch_fill(s) == 1)
-            frame_ready(s->frame);
+            frame_ready(STEP_FRAME(s));
         break;
     case FLOW_PARALLEL_BATCH:
         store_result(s, c);
@@ -658,7 +666,7 @@ void flow__exec_finished(flow_ctx_t *c) {
         s->b->running--;
         s->b->finished++;
         if (!s->filling && pbatch_fill(s) == 1)
-            frame_ready(s->frame);
+            frame_ready(STEP_FRAME(s));
         break;
     default:
         break;
@@ -679,11 +687,11 @@ static struct frame *frame_new(struct step *owner, json_t *params, size_t index)
     }
     struct frame *f = &b->f;
     f->step.ctx = &b->ctx;
-    f->job = owner->frame->job;
+    f->job = STEP_FRAME(owner)->job;
     f->owner = owner;
     f->cur = owner->node->start;
     struct job_more *more = f->job->more;
-    if (owner->frame == &f->job->top && more != NULL) {
+    if (STEP_FRAME(owner) == &f->job->top && more != NULL) {
         if (more->resume_node != NULL)
             f->cur = more->resume_node;
         f->started = more->resume_visits; /* a resumed job numbers its visits on */
@@ -692,8 +700,7 @@ static struct frame *frame_new(struct step *owner, json_t *params, size_t index)
     }
     f->params = params;
     f->index = index;
-    f->depth = owner->frame->depth + 1;
-    f->step.frame = f;
+    f->depth = STEP_FRAME(owner)->depth + 1;
     return f;
 }
 
@@ -715,7 +722,7 @@ static json_t *item_params(struct step *s, size_t index) {
 }
 
 static int spawn_child(struct step *s, size_t index) {
-    flow_job_t *job = s->frame->job;
+    flow_job_t *job = STEP_FRAME(s)->job;
     json_t *params = item_params(s, index);
     struct frame *f = params ? frame_new(s, params, index) : NULL;
     if (f == NULL) {
@@ -782,7 +789,7 @@ static int make_results(struct step *s) {
 
 /* The exec part of a step. 1: done, post is next; 0: in flight; -1: the job failed. */
 static int step_exec(struct step *s) {
-    flow_job_t *job = s->frame->job;
+    flow_job_t *job = STEP_FRAME(s)->job;
     s->phase = PH_EXEC;
     switch (s->node->kind) {
     case FLOW_NODE: {
@@ -891,9 +898,15 @@ static int step_begin(struct frame *f, uint64_t now_ns) {
     memset(&c, 0, sizeof c);
     f->step.ctx = &c;
     int rc = step_start(f, now_ns);
-    job->root_data = c.data;
     f->step.ctx = NULL;
     flow__ctx_release(&c);
+    if (c.data != NULL && !job->final) {
+        if (flow__job_more(job) == NULL) {
+            job_fail(job, FLOW_ENOMEM, NULL, f->step.node->name);
+            return -1;
+        }
+        job->more->root_data = c.data;
+    }
     return rc;
 }
 
@@ -984,7 +997,7 @@ static uint64_t step_end(struct frame *f) {
     flow_ctx_t c;
     memset(&c, 0, sizeof c);
     flow__ctx_init(&c, job, &f->step, NULL, SIZE_MAX);
-    c.data = job->root_data;
+    c.data = job->more ? job->more->root_data : NULL;
     f->step.ctx = &c;
     uint64_t end = step_finish(f);
     f->step.ctx = NULL;
@@ -1030,7 +1043,7 @@ static void frame_finished(struct frame *f) {
         s->child = NULL;
         frame_free(f);
         s->phase = PH_POST;
-        ready_push(job, s->frame);
+        ready_push(job, STEP_FRAME(s));
         break;
     case FLOW_BATCH_FLOW:
         s->child = NULL;
@@ -1039,7 +1052,7 @@ static void frame_finished(struct frame *f) {
             spawn_child(s, s->b->next);
         } else {
             s->phase = PH_POST;
-            ready_push(job, s->frame);
+            ready_push(job, STEP_FRAME(s));
         }
         break;
     default: /* FLOW_PARALLEL_BATCH_FLOW */
@@ -1051,7 +1064,7 @@ static void frame_finished(struct frame *f) {
             return;
         if (s->b->finished == s->b->n) {
             s->phase = PH_POST;
-            ready_push(job, s->frame);
+            ready_push(job, STEP_FRAME(s));
         }
         break;
     }
@@ -1131,8 +1144,8 @@ static void more_free(struct job_more *more) {
 
 static void job_free(flow_job_t *job) {
     flow_engine_t *eng = job->eng;
-    for (unsigned i = 0; i < job->hist_len; i++) {
-        hist_entry_t *e = &job->hist[(job->hist_head + i) % job->hist_cap];
+    for (unsigned i = 0; job->hist != NULL && i < job->hist->len; i++) {
+        hist_entry_t *e = &job->hist->e[(job->hist->head + i) % job->hist->cap];
         flow__free(e->own_action);
         flow__free(e->own_message);
         json_decref(e->own_logs);
@@ -1306,7 +1319,6 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
     job->top.job = job;
     job->top.cur = def->root;
     job->top.params = json_incref(opts->params);
-    job->top.step.frame = &job->top;
     flow_queue_init(&job->ready);
     flow_queue_insert_head(&eng->jobs, &job->jobs_node);
     eng->njobs++;
@@ -1427,13 +1439,13 @@ uint64_t flow_job_finished_us(const flow_job_t *job) {
 }
 
 size_t flow_job_history_count(const flow_job_t *job) {
-    return job->hist_len;
+    return job->hist ? job->hist->len : 0;
 }
 
 const flow_step_t *flow_job_history_at(const flow_job_t *job, size_t i) {
-    if (i >= job->hist_len)
+    if (i >= flow_job_history_count(job))
         return NULL;
-    return &job->hist[(job->hist_head + i) % job->hist_cap].pub;
+    return &job->hist->e[(job->hist->head + i) % job->hist->cap].pub;
 }
 
 void flow_job_history_totals(const flow_job_t *job, flow_history_totals_t *out) {

@@ -60,7 +60,6 @@ struct flow_ctx {
 enum step_phase { PH_START = 0, PH_EXEC, PH_POST };
 
 struct step {
-    struct frame *frame;
     const flow_node_t *node;
     json_t *prep_res;
     json_t *exec_res;
@@ -112,6 +111,9 @@ struct frame {
     struct step step;
 };
 
+/* A step is always its frame's: the frame is found from it, not kept in it. */
+#define STEP_FRAME(s) ((struct frame *)((char *)(s) - offsetof(struct frame, step)))
+
 typedef struct hist_entry {
     flow_step_t pub;
     char *own_action;
@@ -119,6 +121,13 @@ typedef struct hist_entry {
     json_t *own_logs;
     json_t *own_retries;
 } hist_entry_t;
+
+/* A job's history: a ring of entries, allocated with its first step's end and grown to the
+ * engine's history_limit. */
+struct hist {
+    unsigned cap, len, head;
+    hist_entry_t e[];
+};
 
 /* What some jobs need and most do not: a job has it only once one of these is used (the options
  * that set them, or a wait for input), so that a million plain jobs do not carry it. */
@@ -133,6 +142,8 @@ struct job_more {
     const flow_node_t *resume_node; /* where the root flow's sub-graph starts, once */
     unsigned resume_tries;
     uint64_t resume_visits;     /* root-level steps started before resume_node */
+    void *root_data;            /* the root flow's ctx data, from its prep to its post */
+    size_t log_bytes;           /* bytes of lines its steps logged and kept */
 };
 
 struct flow_job {
@@ -142,6 +153,7 @@ struct flow_job {
     char *id;
     struct job_more *more;      /* NULL until needed */
     flow_status_t status;
+    unsigned pending;           /* thread-pool work that still points at the job */
     flow_event_cb on_event;
     flow_done_cb on_done;
     void *data;
@@ -155,18 +167,14 @@ struct flow_job {
     uint8_t finalized;          /* on_done has run; memory goes when pending reaches 0 */
     unsigned budget;            /* steps left in this turn */
     uint64_t turn_ns;           /* uv_hrtime() at the first step of this turn; 0 before it */
-    unsigned pending;           /* thread-pool work that still points at the job */
     uint64_t started_steps;
     const flow_node_t *current;
     const char *last_action; /* a history entry's, or root_action once the root flow ended */
     char *root_action;       /* what the root flow's post returned */
-    void *root_data;         /* the root flow's ctx data, from its prep to its post */
-    hist_entry_t *hist;
-    unsigned hist_cap, hist_len, hist_head;
+    struct hist *hist;          /* NULL until a step has ended */
     flow_history_totals_t totals;
     flow_error_t error;
     uint64_t created_us, started_us, finished_us;
-    size_t log_bytes;           /* bytes of lines its steps logged and kept */
 };
 
 struct flow_engine {
