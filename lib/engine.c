@@ -419,22 +419,48 @@ int flow_ctx_visit(const flow_ctx_t *ctx, char *buf, size_t cap) {
  * flow at the top starts its runs after its prep, when the top step has none (see struct step). */
 static json_t *step_params(struct step *s) {
     struct frame *f = STEP_FRAME(s);
+    struct fparams *p = f->params;
     const flow_node_t *node = s->node;
     if (node->params == NULL)
-        return f->params ? f->params : f->job->eng->empty;
-    if (f->params == NULL || json_object_size(f->params) == 0)
+        return p ? p->set : f->job->eng->empty;
+    if (p == NULL || json_object_size(p->set) == 0)
         return node->params;
-    if (f->pcache_node == node)
-        return f->pcache;
+    if (p->node == node)
+        return p->merged;
     json_t *merged = json_copy(node->params);
-    if (merged == NULL || json_object_update(merged, f->params) < 0) {
+    if (merged == NULL || json_object_update(merged, p->set) < 0) {
         json_decref(merged);
         return NULL;
     }
-    json_decref(f->pcache);
-    f->pcache = merged;
-    f->pcache_node = node;
+    json_decref(p->merged);
+    p->merged = merged;
+    p->node = node;
     return merged;
+}
+
+/* Gives f the param set params (a reference, taken in all cases). A run's empty set is as none,
+ * and takes no memory; the top frame keeps the caller's object as it is. */
+static int frame_set_params(struct frame *f, json_t *params, int keep_empty) {
+    if (params == NULL || (!keep_empty && json_object_size(params) == 0)) {
+        json_decref(params);
+        return 0;
+    }
+    f->params = flow__calloc(1, sizeof *f->params);
+    if (f->params == NULL) {
+        json_decref(params);
+        return FLOW_ENOMEM;
+    }
+    f->params->set = params;
+    return 0;
+}
+
+static void frame_params_free(struct frame *f) {
+    if (f->params == NULL)
+        return;
+    json_decref(f->params->set);
+    json_decref(f->params->merged);
+    flow__free(f->params);
+    f->params = NULL;
 }
 
 json_t *flow_ctx_params(flow_ctx_t *c) {
@@ -686,6 +712,10 @@ static struct frame *frame_new(struct step *owner, json_t *params, size_t index)
         return NULL;
     }
     struct frame *f = &b->f;
+    if (frame_set_params(f, params, 0) < 0) {
+        flow__free(b);
+        return NULL;
+    }
     f->step.ctx = &b->ctx;
     f->job = STEP_FRAME(owner)->job;
     f->owner = owner;
@@ -698,7 +728,6 @@ static struct frame *frame_new(struct step *owner, json_t *params, size_t index)
         more->resume_node = NULL;
         more->resume_visits = 0;
     }
-    f->params = params;
     f->index = index;
     f->depth = STEP_FRAME(owner)->depth + 1;
     return f;
@@ -1015,10 +1044,9 @@ static void frame_free(struct frame *f) {
     step_clear(&f->step);
     if (f->step.ctx != NULL)
         flow__ctx_release(f->step.ctx);
-    json_decref(f->params);
-    json_decref(f->pcache);
+    frame_params_free(f);
     json_decref(f->result);
-    f->params = f->pcache = f->result = NULL;
+    f->result = NULL;
     if (f != &f->job->top)
         flow__free(f);
 }
@@ -1291,6 +1319,10 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
         job->more->resume_tries = opts->resume_tries;
         job->more->resume_visits = opts->resume_visits;
     }
+    if (frame_set_params(&job->top, json_incref(opts->params), 1) < 0) {
+        rc = FLOW_ENOMEM;
+        goto fail;
+    }
     job->started_steps = job->totals.steps = opts->resume_steps;
     job->started_us = opts->resume_started_us;
     if (opts->deadline_ms > 0) {
@@ -1318,7 +1350,6 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
     job->created_us = flow_wall_us();
     job->top.job = job;
     job->top.cur = def->root;
-    job->top.params = json_incref(opts->params);
     flow_queue_init(&job->ready);
     flow_queue_insert_head(&eng->jobs, &job->jobs_node);
     eng->njobs++;
@@ -1331,6 +1362,7 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
 fail:
     json_decref(shared);
     if (job != NULL) {
+        frame_params_free(&job->top);
         flow__free(job->id);
         more_free(job->more);
         flow__free(job);

@@ -95,13 +95,18 @@ struct batch {
     struct frame **children;    /* parallel batch flow: one slot per param set */
 };
 
+/* A frame's param set, and its nodes' own params merged with it (for the last node asked). */
+struct fparams {
+    json_t *set;                /* an object */
+    const flow_node_t *node;    /* whose params merged holds */
+    json_t *merged;
+};
+
 struct frame {
     flow_job_t *job;
     struct step *owner;         /* the flow step this frame runs for; NULL for the top frame */
     const flow_node_t *cur;     /* node of the current step; NULL once the sub-graph has ended */
-    json_t *params;             /* params given to this sub-graph; NULL: none */
-    const flow_node_t *pcache_node;
-    json_t *pcache;             /* cur's own params merged with params */
+    struct fparams *params;     /* params given to this sub-graph; NULL: none */
     json_t *result;             /* the last action, a JSON string, once the sub-graph has ended */
     size_t index;               /* slot in the owner's children */
     uint64_t started;           /* steps started in this frame (see flow_ctx_visit) */
