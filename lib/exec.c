@@ -42,7 +42,8 @@ static int start_timer(flow_ctx_t *c, flow__timer_t *t, uint64_t ms, flow__timer
 }
 
 static void stop_timeout(flow_ctx_t *c) {
-    flow__timer_stop(&c->tmo);
+    if (c->tmo != NULL)
+        flow__timer_stop(&c->tmo->timer);
 }
 
 /* ---- cancel ---- */
@@ -95,7 +96,11 @@ void flow__ctx_release(flow_ctx_t *c) {
     c->result = NULL;
     flow_error_clear(&c->err);
     flow__timer_stop(&c->timer);
-    flow__timer_stop(&c->tmo);
+    if (c->tmo != NULL) {
+        flow__timer_stop(&c->tmo->timer);
+        flow__free(c->tmo);
+        c->tmo = NULL;
+    }
 }
 
 /* ---- completion ---- */
@@ -333,12 +338,24 @@ static void queue_work(flow_ctx_t *c) {
 /* ---- tries ---- */
 
 static void on_timeout(flow__timer_t *t) {
-    flow_ctx_t *c = CTX_OF(t, tmo);
+    flow_ctx_t *c = ((struct ctx_tmo *)((char *)t - offsetof(struct ctx_tmo, timer)))->ctx;
     flow__ctx_cancel(c);
     flow__set_error(&c->err, FLOW_ETIMEDOUT, "node %s timed out after %llu ms", c->node->name,
                     (unsigned long long)c->node->timeout_ms);
     c->state = CTX_FAILED;
     settled_later(c);
+}
+
+/* The timeout's timer is made at the first try that needs one, and kept until the ctx is released:
+ * most nodes have no timeout, and a million waiting ctxs need not carry one. */
+static int start_timeout(flow_ctx_t *c) {
+    if (c->tmo == NULL) {
+        c->tmo = flow__calloc(1, sizeof *c->tmo);
+        if (c->tmo == NULL)
+            return FLOW_ENOMEM;
+        c->tmo->ctx = c;
+    }
+    return start_timer(c, &c->tmo->timer, c->node->timeout_ms, on_timeout);
 }
 
 static void try_once(flow_ctx_t *c) {
@@ -351,7 +368,7 @@ static void try_once(flow_ctx_t *c) {
         c->state = CTX_DONE;
         return;
     }
-    if (node->timeout_ms > 0 && start_timer(c, &c->tmo, node->timeout_ms, on_timeout) < 0) {
+    if (node->timeout_ms > 0 && start_timeout(c) < 0) {
         flow__set_error(&c->err, FLOW_ENOMEM, "out of memory");
         c->state = CTX_FAILED;
         return;

@@ -30,6 +30,11 @@ struct step;
 struct frame;
 struct work;
 
+struct ctx_tmo {
+    flow__timer_t timer;
+    flow_ctx_t *ctx;
+};
+
 struct flow_ctx {
     flow_job_t *job;
     struct step *step;          /* NULL in a thread-pool copy */
@@ -46,7 +51,7 @@ struct flow_ctx {
     uint64_t retry_after_ms;    /* this try's flow_retry_after: the least wait before the next */
     flow_error_t err;
     flow__timer_t timer;        /* flow_sleep and the wait between tries */
-    flow__timer_t tmo;          /* the node's timeout */
+    struct ctx_tmo *tmo;        /* the node's timeout: made at the first try of a node that has one */
     union {                     /* what only one state needs */
         struct {
             json_t *request;    /* CTX_WAITING: owned */
