@@ -253,7 +253,8 @@ void flow__job_set_status(flow_job_t *job, flow_status_t status) {
 }
 
 /* The next history slot: grows while under the limit, then reuses the oldest entry. NULL only when
- * the very first slot cannot be allocated; the totals still count the step. */
+ * the very first slot cannot be allocated; the totals still count the step (but not its retries or
+ * its failure: those counts are kept with the entries). */
 static hist_entry_t *hist_next(flow_job_t *job) {
     unsigned limit = job->eng->history_limit;
     struct hist *h = job->hist;
@@ -263,8 +264,10 @@ static hist_entry_t *hist_next(flow_job_t *job) {
             cap = limit;
         struct hist *grown = flow__realloc(h, sizeof *grown + cap * sizeof grown->e[0]);
         if (grown != NULL) {
-            if (h == NULL)
+            if (h == NULL) {
                 grown->len = grown->head = 0;
+                grown->failed = grown->retries = grown->dropped = 0;
+            }
             grown->cap = cap;
             job->hist = h = grown;
         }
@@ -284,7 +287,7 @@ static hist_entry_t *hist_next(flow_job_t *job) {
         json_decref(e->own_retries);
         if (++h->head == h->cap)
             h->head = 0;
-        job->totals.dropped++;
+        h->dropped++;
     }
     memset(e, 0, sizeof *e);
     return e;
@@ -294,12 +297,14 @@ static hist_entry_t *hist_next(flow_job_t *job) {
  * at this depth, or NULL. */
 static void record_step(flow_job_t *job, struct step *s, const char *action, int own, int err,
                         const char *message, uint64_t end_ns, const flow_node_t *next) {
-    job->totals.steps++;
-    if (s->tries > 1)
-        job->totals.retries += s->tries - 1;
-    if (err != 0)
-        job->totals.failed++;
+    job->steps++;
     hist_entry_t *e = hist_next(job);
+    if (job->hist != NULL) {
+        if (s->tries > 1)
+            job->hist->retries += s->tries - 1;
+        if (err != 0)
+            job->hist->failed++;
+    }
     flow_step_t tmp;
     flow_step_t *pub = e ? &e->pub : &tmp;
     memset(pub, 0, sizeof *pub);
@@ -311,7 +316,7 @@ static void record_step(flow_job_t *job, struct step *s, const char *action, int
         e->own_message = flow__strdup(message);
         message = e->own_message;
     }
-    pub->seq = job->totals.steps;
+    pub->seq = job->steps;
     pub->node = s->node->name;
     pub->type = flow_node_type(s->node);
     pub->action = err ? NULL : action;
@@ -1323,7 +1328,7 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
         rc = FLOW_ENOMEM;
         goto fail;
     }
-    job->started_steps = job->totals.steps = opts->resume_steps;
+    job->started_steps = job->steps = opts->resume_steps;
     job->started_us = opts->resume_started_us;
     if (opts->deadline_ms > 0) {
         uint64_t left = opts->deadline_ms, now_us = flow_wall_us();
@@ -1433,7 +1438,7 @@ json_t *flow_job_shared(const flow_job_t *job) {
 }
 
 uint64_t flow_job_steps(const flow_job_t *job) {
-    return job->totals.steps;
+    return job->steps;
 }
 
 const char *flow_job_current_node(const flow_job_t *job) {
@@ -1481,7 +1486,11 @@ const flow_step_t *flow_job_history_at(const flow_job_t *job, size_t i) {
 }
 
 void flow_job_history_totals(const flow_job_t *job, flow_history_totals_t *out) {
-    *out = job->totals;
+    const struct hist *h = job->hist;
+    out->steps = job->steps;
+    out->failed = h ? h->failed : 0;
+    out->retries = h ? h->retries : 0;
+    out->dropped = h ? h->dropped : 0;
 }
 
 /* ---- status names ---- */

@@ -136,6 +136,7 @@ typedef struct hist_entry {
  * engine's history_limit. */
 struct hist {
     unsigned cap, len, head;
+    uint64_t failed, retries, dropped; /* flow_history_totals_t's, over the whole job */
     hist_entry_t e[];
 };
 
@@ -182,7 +183,7 @@ struct flow_job {
     const char *last_action; /* a history entry's, or root_action once the root flow ended */
     char *root_action;       /* what the root flow's post returned */
     struct hist *hist;          /* NULL until a step has ended */
-    flow_history_totals_t totals;
+    uint64_t steps;             /* finished steps (the history counts the rest) */
     flow_error_t error;
     uint64_t created_us, started_us, finished_us;
 };
