@@ -186,7 +186,8 @@ size_t flow_engine_busy(const flow_engine_t *eng) {
     FLOW_QUEUE_FOREACH(q, &eng->jobs) {
         const flow_job_t *job = FLOW_QUEUE_DATA(q, flow_job_t, jobs_node);
         if (!job->final)
-            busy += frame_busy(&job->top) + (job->more != NULL && !flow_queue_empty(&job->more->defers));
+            busy += frame_busy(&job->top) +
+                    (job->more != NULL && !flow_queue_empty(&job->more->defers));
     }
     return busy;
 }
@@ -229,7 +230,8 @@ static void note_retry(struct step *s, const flow_ctx_t *c, uint64_t wait_ms) {
                              "wait_ms", (json_int_t)wait_ms);
     if (note != NULL && c->item != SIZE_MAX)
         json_object_set_new(note, "item", json_integer((json_int_t)c->item));
-    json_array_append_new(nt->retries, note); /* NULL (no memory, or a message not UTF-8): not kept */
+    /* NULL (no memory, or a message not UTF-8): not kept */
+    json_array_append_new(nt->retries, note);
 }
 
 void flow__job_retry(flow_ctx_t *c, uint64_t wait_ms) {
@@ -240,7 +242,8 @@ void flow__job_retry(flow_ctx_t *c, uint64_t wait_ms) {
     if (job->on_event == NULL)
         return;
     flow_event_t ev = {.type = FLOW_EVENT_RETRY, .status = job->status, .node = c->node->name,
-                       .depth = STEP_FRAME(c->step)->depth - 1, .item = c->item, .attempt = c->attempt,
+                       .depth = STEP_FRAME(c->step)->depth - 1, .item = c->item,
+                       .attempt = c->attempt,
                        .error = &c->err, .wait_ms = wait_ms};
     job->on_event(job, &ev, job->data);
 }
@@ -524,7 +527,8 @@ int flow_ctx_log(flow_ctx_t *c, const char *text, size_t len) {
         json_decref(line);
         return FLOW_ENOMEM;
     }
-    if (json_array_size(nt->logs) >= eng->log_lines || more->log_bytes + bytes > eng->log_job_bytes) {
+    if (json_array_size(nt->logs) >= eng->log_lines ||
+        more->log_bytes + bytes > eng->log_job_bytes) {
         nt->logs_dropped++;
         json_decref(line);
         return 0;
@@ -907,7 +911,8 @@ static int step_start(struct frame *f, uint64_t now_ns) {
     if (more != NULL && more->resume_tries > 0 && f->depth == 1) {
         /* the tries a resumed node had used before the stop still count */
         if (node->kind == FLOW_NODE)
-            s->ctx->attempt = more->resume_tries < node->max_retries ? more->resume_tries : node->max_retries - 1;
+            s->ctx->attempt = more->resume_tries < node->max_retries ? more->resume_tries
+                                                                     : node->max_retries - 1;
         more->resume_tries = 0;
     }
     if (node->ops->prep != NULL) {
@@ -1456,7 +1461,8 @@ const flow_error_t *flow_job_error(const flow_job_t *job) {
 json_t *flow_job_waiting_for(const flow_job_t *job) {
     if (flow__job_waits_empty(job))
         return NULL;
-    return FLOW_QUEUE_DATA(flow_queue_head(&job->more->waits), flow_ctx_t, u.wait.node)->u.wait.request;
+    const flow_ctx_t *c = FLOW_QUEUE_DATA(flow_queue_head(&job->more->waits), flow_ctx_t, u.wait.node);
+    return c->u.wait.request;
 }
 
 void *flow_job_data(const flow_job_t *job) {

@@ -51,7 +51,7 @@ struct flow_ctx {
     uint64_t retry_after_ms;    /* this try's flow_retry_after: the least wait before the next */
     flow_error_t err;
     flow__timer_t timer;        /* flow_sleep and the wait between tries */
-    struct ctx_tmo *tmo;        /* the node's timeout: made at the first try of a node that has one */
+    struct ctx_tmo *tmo;        /* the node's timeout: made at the first try that has one */
     union {                     /* what only one state needs */
         struct {
             json_t *request;    /* CTX_WAITING: owned */
@@ -76,8 +76,8 @@ struct step {
     /* prep and post; exec of plain and sequential batch nodes. A frame made by frame_new has one
      * in the same allocation. The top frame, which only runs the root flow (a flow kind: prep and
      * post, never an exec), has none: it is given one on the stack for its prep and its post, and
-     * keeps its data in job->root_data between the two. Every job has a top frame, so this is the
-     * memory of a ctx less per job. */
+     * keeps its data in job->more->root_data between the two. Every job has a top frame, so this is
+     * the memory of a ctx less per job. */
     flow_ctx_t *ctx;
     struct batch *b;            /* batch kinds, from their exec on; NULL otherwise */
     struct frame *child;        /* flow and batch flow: the running sub-graph */

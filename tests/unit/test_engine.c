@@ -325,13 +325,15 @@ static int keep_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
     return 0;
 }
 
-static int keep_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res, const char **action) {
+static int keep_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res,
+                     const char **action) {
     (void)prep_res;
     (void)exec_res;
     const char *data = flow_ctx_data(ctx);
     json_object_set_new(shared, "root_data", data ? json_string(data) : json_null());
     char visit[16];
-    json_object_set_new(shared, "root_visit", json_integer(flow_ctx_visit(ctx, visit, sizeof visit)));
+    int n = flow_ctx_visit(ctx, visit, sizeof visit);
+    json_object_set_new(shared, "root_visit", json_integer(n));
     *action = "kept";
     return 0;
 }
