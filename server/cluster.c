@@ -1,6 +1,6 @@
 /* cluster.c: flowd as one of several instances on a shared store: the loop's side of claims, lost
- * jobs and commands from other instances, and the HTTP side's answers for jobs that run elsewhere
- * (cluster.h). */
+ * jobs and commands from other instances, and the HTTP side's event streams of jobs that run
+ * elsewhere (cluster.h). */
 #include "cluster.h"
 
 #include <pthread.h>
@@ -9,13 +9,15 @@
 
 #include "bridge.h"
 #include "flow/doc.h"
+#include "flows.h"
 #include "log.h"
+#include "webhooks.h"
 
 #define RETRY_MS 100        /* a command whose job is not a record yet (being adopted) is tried again */
 #define RETRY_TIMES 100     /* for ten seconds */
 #define EVENTS_AT_ONCE 64   /* events an event stream reads from the store at a time */
 
-enum item_kind { IT_ADOPT, IT_LOST, IT_COMMAND };
+enum item_kind { IT_ADOPT, IT_LOST, IT_COMMAND, IT_DELIVERY };
 
 /* What a store thread hands to the loop; everything in it is its own (copied on the store thread). */
 typedef struct item {
@@ -30,6 +32,8 @@ typedef struct item {
     int cancel;
     json_t *value;
     unsigned tries;
+    /* IT_DELIVERY: d's strings are the item's */
+    flowd_stored_delivery_t d;
 } item_t;
 
 struct flowd_cluster {
@@ -40,10 +44,7 @@ struct flowd_cluster {
     item_t *head, *tail;     /* under lock: from the store's threads, oldest first */
     int closed;              /* under lock */
     item_t *retry;           /* loop only: commands to try again */
-    /* loop only: the versions of flows the adopted jobs started with, built once each */
-    char **texts;
-    flow_def_t **defs;
-    size_t nversions, capversions;
+    flowd_flow_versions_t versions; /* loop only: of the flows the adopted jobs started with */
     int open_handles;
 };
 
@@ -65,6 +66,17 @@ static void item_free(item_t *it) {
     free((char *)sj->waiting_for);
     free((char *)sj->error_message);
     free((char *)sj->error_node);
+    free((char *)sj->callback);
+    flowd_stored_delivery_t *d = &it->d;
+    free((char *)d->id);
+    free((char *)d->job);
+    free((char *)d->tenant);
+    free((char *)d->url);
+    free((char *)d->type);
+    free((char *)d->body);
+    free((char *)d->state);
+    free((char *)d->last_error);
+    free((char *)d->tries);
     json_decref(sj->params);
     json_decref(sj->shared);
     json_decref(sj->history);
@@ -121,6 +133,7 @@ static void hook_adopt(void *data, const flowd_stored_job_t *sj) {
     it->sj.waiting_for = dup_or_null(sj->waiting_for);
     it->sj.error_message = dup_or_null(sj->error_message);
     it->sj.error_node = dup_or_null(sj->error_node);
+    it->sj.callback = dup_or_null(sj->callback);
     it->sj.params = copy_or_null(sj->params);
     it->sj.shared = copy_or_null(sj->shared);
     it->sj.history = copy_or_null(sj->history);
@@ -151,6 +164,40 @@ oom:
     flowd_log(FLOW_LOG_ERROR, "job %s was claimed but cannot be run here (out of memory)", sj->id);
     if (it != NULL)
         item_free(it);
+}
+
+static void hook_adopt_delivery(void *data, const flowd_stored_delivery_t *d) {
+    flowd_cluster_t *c = data;
+    item_t *it = calloc(1, sizeof *it);
+    if (it == NULL)
+        goto oom;
+    it->kind = IT_DELIVERY;
+    it->d = *d;
+    it->d.id = dup_or_null(d->id);
+    it->d.job = dup_or_null(d->job);
+    it->d.tenant = dup_or_null(d->tenant);
+    it->d.url = dup_or_null(d->url);
+    it->d.type = dup_or_null(d->type);
+    it->d.body = dup_or_null(d->body);
+    it->d.state = dup_or_null(d->state);
+    it->d.last_error = dup_or_null(d->last_error);
+    it->d.tries = dup_or_null(d->tries);
+    if (it->d.id == NULL || it->d.job == NULL || it->d.tenant == NULL || it->d.url == NULL ||
+        it->d.type == NULL || it->d.body == NULL || it->d.state == NULL)
+        goto oom;
+    push(c, it);
+    return;
+oom:
+    /* it stays ours in the store until our lease of it runs out; then it is claimed again */
+    flowd_log(FLOW_LOG_ERROR, "webhook delivery %s was claimed but cannot be tried here (out of memory)",
+              d->id);
+    if (it != NULL)
+        item_free(it);
+}
+
+static uint64_t hook_delivery_room(void *data) {
+    flowd_cluster_t *c = data;
+    return flowd_webhooks_room(c->srv->webhooks);
 }
 
 static void hook_lost(void *data, const char *id) {
@@ -184,35 +231,6 @@ static uint64_t hook_room(void *data) {
 
 /* ---- the loop's side ---- */
 
-static flow_def_t *version_of(flowd_cluster_t *c, const flowd_stored_job_t *sj) {
-    if (sj->flow_document == NULL) /* written in C: the flow of that name, if this instance has it */
-        return flow_registry_get_flow(c->srv->reg, sj->flow);
-    for (size_t i = 0; i < c->nversions; i++)
-        if (strcmp(c->texts[i], sj->flow_document) == 0)
-            return c->defs[i] ? flow_def_ref(c->defs[i]) : NULL;
-    json_t *doc = json_loads(sj->flow_document, 0, NULL);
-    flow_def_t *def = NULL;
-    if (doc == NULL || flow_doc_load(c->srv->reg, doc, &def, NULL) < 0)
-        def = NULL;
-    json_decref(doc);
-    if (c->nversions == c->capversions) {
-        size_t cap = c->capversions ? c->capversions * 2 : 8;
-        char **texts = realloc(c->texts, cap * sizeof *texts);
-        if (texts != NULL)
-            c->texts = texts;
-        flow_def_t **defs = texts ? realloc(c->defs, cap * sizeof *defs) : NULL;
-        if (defs == NULL)
-            return def; /* not kept: built again next time */
-        c->defs = defs;
-        c->capversions = cap;
-    }
-    c->texts[c->nversions] = strdup(sj->flow_document);
-    if (c->texts[c->nversions] == NULL)
-        return def;
-    c->defs[c->nversions++] = def ? flow_def_ref(def) : NULL;
-    return def;
-}
-
 static void adopt(flowd_cluster_t *c, item_t *it) {
     flowd_job_t *here = flowd_jobs_get(c->srv->jobs, it->id, FLOWD_ID_LEN);
     if (here != NULL) {
@@ -220,7 +238,7 @@ static void adopt(flowd_cluster_t *c, item_t *it) {
         flowd_bridge_forget(c->srv->bridge, here);
         flowd_job_unref(here);
     }
-    flow_def_t *def = version_of(c, &it->sj);
+    flow_def_t *def = flowd_flow_version(&c->versions, c->srv->reg, it->sj.flow, it->sj.flow_document);
     if (flowd_bridge_restore(c->srv->bridge, &it->sj, def) < 0)
         flowd_log(FLOW_LOG_ERROR, "job %s was claimed but cannot be run here (out of memory)", it->id);
     flow_def_unref(def);
@@ -290,6 +308,7 @@ static void run_items(flowd_cluster_t *c, item_t *list) {
         case IT_ADOPT: adopt(c, it); break;
         case IT_LOST: lose(c, it); break;
         case IT_COMMAND: keep = command(c, it); break;
+        case IT_DELIVERY: flowd_webhooks_adopt(c->srv->webhooks, &it->d); break;
         }
         if (keep) {
             it->next = c->retry;
@@ -344,7 +363,8 @@ int flowd_cluster_start(flowd_server_t *srv, flowd_cluster_t **out) {
     c->open_handles = 2;
     *out = c;
     flowd_store_hooks_t hooks = {.data = c, .adopt = hook_adopt, .lost = hook_lost, .command = hook_command,
-                                 .room = hook_room};
+                                 .room = hook_room, .adopt_delivery = hook_adopt_delivery,
+                                 .delivery_room = hook_delivery_room};
     return srv->store->cluster->attach(srv->store, &hooks);
 }
 
@@ -352,12 +372,7 @@ static void on_closed(uv_handle_t *h) {
     flowd_cluster_t *c = h->data;
     if (--c->open_handles > 0)
         return;
-    for (size_t i = 0; i < c->nversions; i++) {
-        free(c->texts[i]);
-        flow_def_unref(c->defs[i]);
-    }
-    free(c->texts);
-    free(c->defs);
+    flowd_flow_versions_clear(&c->versions);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -387,59 +402,6 @@ void flowd_cluster_close(flowd_cluster_t *c) {
 
 /* ---- the HTTP side ---- */
 
-static void view_of(const flowd_remote_job_t *j, flowd_job_view_t *v) {
-    *v = (flowd_job_view_t){.id = j->id,
-                            .flow = j->flow,
-                            .tenant = j->tenant,
-                            .status = j->status,
-                            .created_us = j->created_us,
-                            .started_us = j->started_us,
-                            .finished_us = j->finished_us,
-                            .current_node = j->current_node,
-                            .steps = j->steps,
-                            .last_action = j->last_action,
-                            .waiting_for = j->waiting_for,
-                            .error_code = j->error_code,
-                            .error_message = j->error_message,
-                            .error_node = j->error_node};
-}
-
-void flowd_remote_job_write(flowd_jw_t *w, const flowd_remote_job_t *j) {
-    flowd_job_view_t v;
-    view_of(j, &v);
-    flowd_render_job_view(w, &v);
-}
-
-char *flowd_remote_job_text(const flowd_remote_job_t *j, size_t *len) {
-    flow_buf_t b;
-    flowd_jw_t w;
-    flow_buf_init(&b, 0);
-    flowd_jw_init(&w, &b, 2);
-    flowd_remote_job_write(&w, j);
-    flow_buf_addc(&b, '\n');
-    return flow_buf_take(&b, len);
-}
-
-void flowd_remote_history(flow_buf_t *out, const flowd_remote_job_t *j) {
-    flow_buf_t b;
-    flowd_jw_t w;
-    flow_buf_init(&b, out->max); /* its indented text is longer: the same cap */
-    flowd_jw_init(&w, &b, 0);
-    flowd_jw_obj(&w);
-    flowd_jw_key(&w, "id");
-    flowd_jw_str(&w, j->id);
-    flowd_jw_key(&w, "steps");
-    flowd_jw_raw(&w, j->history ? j->history : "[]", j->history ? j->history_len : 2);
-    flowd_jw_key(&w, "totals");
-    flowd_render_totals(&w, &j->totals);
-    flowd_jw_obj_end(&w);
-    if (b.err && !out->err)
-        out->err = b.err;
-    else
-        flowd_render_pretty(out, b.data, b.len);
-    flow_buf_free(&b);
-}
-
 /* An event stream of a job that runs elsewhere. The reader runs on an HTTP thread; wake on the
  * store's listener thread. */
 typedef struct rwatch {
@@ -457,10 +419,7 @@ static int add_frame(void *data, const flowd_stored_event_t *ev) {
     rwatch_t *w = data;
     if (w->ended)
         return 1;
-    flow_buf_printf(&w->pend, "id: %llu\nevent: %s\ndata: ", (unsigned long long)ev->id,
-                     ev->type == FLOW_EVENT_STEP ? "step" : "status");
-    flow_buf_add(&w->pend, ev->data, ev->len);
-    flow_buf_add(&w->pend, "\n\n", 2);
+    flowd_sse_frame(&w->pend, ev->id, ev->type, ev->data, ev->len);
     w->last_id = ev->id;
     w->ended = ev->final;
     return 0;
@@ -476,9 +435,7 @@ static ssize_t rwatch_read(void *cls, uint64_t pos, char *buf, size_t max) {
     rwatch_t *w = cls;
     flowd_store_t *store = w->srv->store;
     (void)pos;
-    if (w->pend_off == w->pend.len) {
-        w->pend.len = 0;
-        w->pend_off = 0;
+    if (flowd_sse_drained(&w->pend, &w->pend_off)) {
         if (w->ended)
             return MHD_CONTENT_READER_END_OF_STREAM;
         int why = atomic_exchange(&w->why, -1);
@@ -504,12 +461,7 @@ static ssize_t rwatch_read(void *cls, uint64_t pos, char *buf, size_t max) {
             return 0;
         }
     }
-    size_t n = w->pend.len - w->pend_off;
-    if (n > max)
-        n = max;
-    memcpy(buf, w->pend.data + w->pend_off, n);
-    w->pend_off += n;
-    return (ssize_t)n;
+    return flowd_sse_give(&w->pend, &w->pend_off, buf, max);
 }
 
 static void rwatch_free(void *cls) {

@@ -167,6 +167,26 @@ static const setting_t settings[] = {
      "DURATION", "close a connection whose request line and headers are not all in this long after "
      "it opened or after its last answer (a client that trickles them), whatever --idle-timeout "
      "says"},
+    /* webhooks: a job's "callback" (webhooks.h) */
+    {"webhook-secrets", "FLOWD_WEBHOOK_SECRETS", K_TEXT, OFF(webhook_secrets), 0,
+     sizeof(((flowd_config_t *)0)->webhook_secrets), "", "FILE",
+     "the secrets that sign callbacks: a line per secret, `<tenant> whsec_<base64>` (several of a "
+     "tenant all sign: rotation); reloaded on SIGHUP. Without it POST /v1/jobs takes no callback"},
+    {"webhook-wait", "FLOWD_WEBHOOK_WAIT", K_MS, OFF(webhook_wait_ms), 1, DAY_MS, "5s", "DURATION",
+     "a callback that failed is tried again after a random wait up to this, doubled at each try "
+     "(full jitter)"},
+    {"webhook-max-wait", "FLOWD_WEBHOOK_MAX_WAIT", K_MS, OFF(webhook_max_wait_ms), 1, DAY_MS, "1h",
+     "DURATION", "the most the doubled wait between two tries of a callback reaches"},
+    {"webhook-max-age", "FLOWD_WEBHOOK_MAX_AGE", K_MS, OFF(webhook_max_age_ms), 1, 30 * DAY_MS,
+     "24h", "DURATION", "a callback is tried for this long after its event; then it has failed"},
+    {"webhook-timeout", "FLOWD_WEBHOOK_TIMEOUT", K_MS, OFF(webhook_timeout_ms), 100, 3600000, "10s",
+     "DURATION", "how long one try of a callback may take (connecting included)"},
+    {"webhook-in-flight", "FLOWD_WEBHOOK_IN_FLIGHT", K_UINT, OFF(webhook_in_flight), 1, 10000, "64",
+     "N", "tries of callbacks at once; the others wait their turn"},
+    {"webhook-max-pending", "FLOWD_WEBHOOK_MAX_PENDING", K_UINT, OFF(webhook_max_pending), 1,
+     100000000, "100000", "N",
+     "callbacks owed and not yet made; past it a new one is dropped (logged, and counted in "
+     "flowd_webhook_deliveries_total{outcome=\"dropped\"})"},
 };
 
 /* Read from the environment only, never a flag: flags show in ps. */
@@ -186,8 +206,17 @@ int flowd_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
     return 0;
 }
 
-/* A decimal number (digits, a fraction allowed; no sign, exponent or hex) and the unit after it. */
-static int number_unit(const char *s, double *num, const char **unit) {
+/* A unit a number may be followed by, and what the number is then multiplied by. */
+typedef struct unit {
+    const char *unit;
+    double mul;
+} unit_t;
+
+/* A decimal number (digits, a fraction allowed; no sign, exponent or hex) followed by one of the n
+ * units (compared ignoring case with casefold), times the unit's multiplier, into *scaled: 0, or
+ * FLOW_EINVAL (another text, an unknown unit, or more than 9e15). */
+static int number_unit(const char *s, const unit_t *units, size_t n_units, int casefold,
+                       double *scaled) {
     char digits[64];
     size_t n = 0, dots = 0, seen_digit = 0;
     if (s == NULL)
@@ -200,53 +229,37 @@ static int number_unit(const char *s, double *num, const char **unit) {
         return FLOW_EINVAL;
     memcpy(digits, s, n);
     digits[n] = '\0';
-    *num = strtod(digits, NULL);
-    *unit = s + n;
-    return 0;
+    const char *unit = s + n;
+    for (size_t i = 0; i < n_units; i++) {
+        if ((casefold ? strcasecmp(unit, units[i].unit) : strcmp(unit, units[i].unit)) == 0) {
+            *scaled = strtod(digits, NULL) * units[i].mul;
+            return *scaled > 9.0e15 ? FLOW_EINVAL : 0;
+        }
+    }
+    return FLOW_EINVAL;
 }
 
 int flowd_parse_size(const char *s, uint64_t *out) {
-    static const struct {
-        const char *unit;
-        double mul;
-    } units[] = {{"", 1},           {"b", 1},          {"k", 1024},     {"kb", 1024},
-                 {"kib", 1024},     {"m", 1048576},    {"mb", 1048576}, {"mib", 1048576},
-                 {"g", 1073741824}, {"gb", 1073741824}, {"gib", 1073741824}};
-    double v;
-    const char *unit;
-    if (number_unit(s, &v, &unit) < 0)
-        return FLOW_EINVAL;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcasecmp(unit, units[i].unit) == 0) {
-            double bytes = v * units[i].mul;
-            if (bytes > 9.0e15 || bytes != (double)(uint64_t)bytes)
-                return FLOW_EINVAL; /* too big, or a fraction of a byte */
-            *out = (uint64_t)bytes;
-            return 0;
-        }
-    }
-    return FLOW_EINVAL;
+    static const unit_t units[] = {
+        {"", 1},           {"b", 1},           {"k", 1024},       {"kb", 1024},
+        {"kib", 1024},     {"m", 1048576},     {"mb", 1048576},   {"mib", 1048576},
+        {"g", 1073741824}, {"gb", 1073741824}, {"gib", 1073741824}};
+    double bytes;
+    if (number_unit(s, units, sizeof units / sizeof units[0], 1, &bytes) < 0 ||
+        bytes != (double)(uint64_t)bytes)
+        return FLOW_EINVAL; /* not a size, too big, or a fraction of a byte */
+    *out = (uint64_t)bytes;
+    return 0;
 }
 
 int flowd_parse_duration_ms(const char *s, uint64_t *out) {
-    static const struct {
-        const char *unit;
-        double ms;
-    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
-    double v;
-    const char *unit;
-    if (number_unit(s, &v, &unit) < 0)
+    static const unit_t units[] = {{"", 1000},   {"ms", 1},        {"s", 1000},
+                                   {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    double ms;
+    if (number_unit(s, units, sizeof units / sizeof units[0], 0, &ms) < 0)
         return FLOW_EINVAL;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcmp(unit, units[i].unit) == 0) {
-            double ms = v * units[i].ms;
-            if (ms > 9.0e15)
-                return FLOW_EINVAL;
-            *out = (uint64_t)(ms + 0.5);
-            return 0;
-        }
-    }
-    return FLOW_EINVAL;
+    *out = (uint64_t)(ms + 0.5);
+    return 0;
 }
 
 static int valid_addr(const char *s) {
@@ -431,6 +444,11 @@ int flowd_config_parse(flowd_config_t *c, int argc, char **argv, flowd_getenv_fn
         snprintf(err, errlen,
                  "--insecure-no-auth and --keys (FLOWD_KEYS_FILE) exclude each other: with a key "
                  "file flowd is not open; give only one");
+        return FLOWD_CONFIG_ERROR;
+    }
+    if (c->webhook_wait_ms > c->webhook_max_wait_ms) {
+        snprintf(err, errlen, "--webhook-wait (%llu ms) is more than --webhook-max-wait (%llu ms)",
+                 (unsigned long long)c->webhook_wait_ms, (unsigned long long)c->webhook_max_wait_ms);
         return FLOWD_CONFIG_ERROR;
     }
     return FLOWD_CONFIG_RUN;

@@ -55,6 +55,7 @@ struct flowd_metrics {
     _Atomic uint64_t sum_us[FLOWD_PATHS];
     _Atomic uint64_t steps;
     _Atomic uint64_t started;
+    _Atomic uint64_t webhooks[FLOWD_WEBHOOK_OUTCOMES];
 };
 
 int flowd_metrics_new(flowd_metrics_t **out) {
@@ -178,18 +179,21 @@ static void render_flows(flowd_metrics_t *m, flow_buf_t *b) {
                             (unsigned long long)f->finished[o]);
         }
     }
-    flow_buf_adds(b, "# HELP flowd_job_duration_seconds From a job's start to its end, by flow.\n"
-                     "# TYPE flowd_job_duration_seconds histogram\n");
-    for (size_t i = 0; i < n + (size_t)with_other; i++) {
-        flow_figures_t *f = i < n ? &m->flows[i] : other;
-        render_hist(b, "flowd_job_duration_seconds", "flow", f->name, &f->duration);
-    }
-    flow_buf_adds(b, "# HELP flowd_job_queue_wait_seconds From a job's creation to its start, by "
-                     "flow.\n"
-                     "# TYPE flowd_job_queue_wait_seconds histogram\n");
-    for (size_t i = 0; i < n + (size_t)with_other; i++) {
-        flow_figures_t *f = i < n ? &m->flows[i] : other;
-        render_hist(b, "flowd_job_queue_wait_seconds", "flow", f->name, &f->queue_wait);
+    /* the histograms by flow: each family's samples together, after its HELP and TYPE */
+    static const struct {
+        const char *name, *help;
+        int queue_wait;
+    } by_flow[] = {
+        {"flowd_job_duration_seconds", "From a job's start to its end, by flow.", 0},
+        {"flowd_job_queue_wait_seconds", "From a job's creation to its start, by flow.", 1}};
+    for (size_t k = 0; k < sizeof by_flow / sizeof by_flow[0]; k++) {
+        flow_buf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", by_flow[k].name, by_flow[k].help,
+                        by_flow[k].name);
+        for (size_t i = 0; i < n + (size_t)with_other; i++) {
+            flow_figures_t *f = i < n ? &m->flows[i] : other;
+            render_hist(b, by_flow[k].name, "flow", f->name,
+                        by_flow[k].queue_wait ? &f->queue_wait : &f->duration);
+        }
     }
     flow_buf_adds(b, "# HELP flowd_step_duration_seconds Steps finished and how long each took, by "
                      "node type.\n"
@@ -286,9 +290,28 @@ static uint64_t get(_Atomic uint64_t *v) {
     return atomic_load_explicit(v, memory_order_relaxed);
 }
 
+void flowd_metrics_webhook(flowd_metrics_t *m, flowd_webhook_outcome_t outcome) {
+    if ((unsigned)outcome < FLOWD_WEBHOOK_OUTCOMES)
+        atomic_fetch_add_explicit(&m->webhooks[outcome], 1, memory_order_relaxed);
+}
+
+static void render_webhooks(flowd_metrics_t *m, flow_buf_t *b) {
+    static const char *const names[FLOWD_WEBHOOK_OUTCOMES] = {"delivered", "gone", "retried",
+                                                              "failed", "dropped"};
+    flow_buf_adds(b, "# HELP flowd_webhook_deliveries_total Tries of job callbacks, by outcome: "
+                     "delivered (2xx), gone (410: no more tries), retried (failed, tried again "
+                     "later), failed (no more tries: --webhook-max-age), dropped (never made: "
+                     "--webhook-max-pending).\n"
+                     "# TYPE flowd_webhook_deliveries_total counter\n");
+    for (int o = 0; o < FLOWD_WEBHOOK_OUTCOMES; o++)
+        flow_buf_printf(b, "flowd_webhook_deliveries_total{outcome=\"%s\"} %llu\n", names[o],
+                        (unsigned long long)get(&m->webhooks[o]));
+}
+
 void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flow_buf_t *b) {
     render_process(m, b);
     render_flows(m, b);
+    render_webhooks(m, b);
     flow_buf_adds(b, "# HELP flowd_jobs Jobs the server holds, by status.\n"
                       "# TYPE flowd_jobs gauge\n");
     for (int s = 0; s < 6; s++)

@@ -13,6 +13,7 @@
 #include "flows.h"
 #include "http.h"
 #include "log.h"
+#include "webhooks.h"
 
 #define TICK_MS 100          /* log flush */
 #define SWEEP_MS 1000        /* retention */
@@ -60,6 +61,8 @@ static void stop_all(flowd_server_t *srv) {
     flowd_bridge_close(srv->bridge);
     if (srv->store->ops->release != NULL)
         srv->store->ops->release(srv->store); /* a durable store keeps what still runs: not canceled */
+    /* tries in flight are dropped before the client closes; the store keeps them owed */
+    flowd_webhooks_stop(srv->webhooks);
     flow_engine_close(srv->eng); /* jobs still running end canceled, their records updated */
     srv->eng = NULL;
     flow_http_close(srv->client); /* after the engine: canceled http nodes abort their requests first */
@@ -126,7 +129,9 @@ static void on_signal(uv_signal_t *sig, int signum) {
 /* A reload of the key file runs on libuv's pool: reading a file may block; the loop must not. */
 static void reload_work(uv_work_t *req) {
     flowd_server_t *srv = req->data;
-    flowd_auth_reload(srv->auth);
+    if (!flowd_auth_open(srv->auth))
+        flowd_auth_reload(srv->auth);
+    flowd_webhooks_reload(srv->webhooks);
 }
 
 static void reload_done(uv_work_t *req, int status) {
@@ -142,8 +147,9 @@ static void reload_done(uv_work_t *req, int status) {
 static void on_sighup(uv_signal_t *sig, int signum) {
     flowd_server_t *srv = sig->data;
     (void)signum;
-    if (flowd_auth_open(srv->auth)) {
-        flowd_log(FLOW_LOG_WARN, "flowd: SIGHUP: no key file (--keys) to reload; flowd stays open");
+    if (flowd_auth_open(srv->auth) && srv->cfg.webhook_secrets[0] == '\0') {
+        flowd_log(FLOW_LOG_WARN, "flowd: SIGHUP: no key file (--keys) to reload, nor "
+                  "--webhook-secrets; flowd stays open");
         return;
     }
     if (srv->reloading) {
@@ -167,6 +173,7 @@ static void server_free(flowd_server_t *srv) {
     if (srv->reg != NULL)
         flow_registry_free(srv->reg);
     flowd_auth_free(srv->auth); /* after the records, which borrow their tenants from it */
+    flowd_webhooks_free(srv->webhooks); /* after the records, which hold deliveries */
     flowd_outbound_clear(&srv->outbound);
     int rc = uv_loop_close(&srv->loop);
     if (rc != 0)
@@ -197,49 +204,16 @@ static int restore_flow(void *data, const char *name, json_t *doc) {
     return rc == FLOW_ENOMEM ? rc : 0;
 }
 
-/* The versions of flows the restored jobs started with, built once each. */
-typedef struct versions {
+/* What recovery has restored so far. */
+typedef struct restored {
     flowd_server_t *srv;
-    char **texts;
-    flow_def_t **defs;
-    size_t n, cap;
+    flowd_flow_versions_t versions; /* of the flows the restored jobs started with */
     size_t restored, resumed;
-} versions_t;
-
-static flow_def_t *version_of(versions_t *v, const flowd_stored_job_t *sj) {
-    if (sj->flow_document == NULL) /* written in C: the flow of that name, if it is still here */
-        return flow_registry_get_flow(v->srv->reg, sj->flow);
-    for (size_t i = 0; i < v->n; i++)
-        if (strcmp(v->texts[i], sj->flow_document) == 0)
-            return v->defs[i] ? flow_def_ref(v->defs[i]) : NULL;
-    json_t *doc = json_loads(sj->flow_document, 0, NULL);
-    flow_def_t *def = NULL;
-    if (doc == NULL || flow_doc_load(v->srv->reg, doc, &def, NULL) < 0)
-        def = NULL;
-    json_decref(doc);
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 8;
-        char **texts = realloc(v->texts, cap * sizeof *texts);
-        flow_def_t **defs = texts ? realloc(v->defs, cap * sizeof *defs) : NULL;
-        if (texts != NULL)
-            v->texts = texts;
-        if (defs == NULL)
-            return def;
-        v->defs = defs;
-        v->cap = cap;
-    }
-    v->texts[v->n] = strdup(sj->flow_document);
-    v->defs[v->n] = def ? flow_def_ref(def) : NULL;
-    if (v->texts[v->n] != NULL)
-        v->n++;
-    else
-        flow_def_unref(v->defs[v->n]);
-    return def;
-}
+} restored_t;
 
 static int restore_job(void *data, const flowd_stored_job_t *sj) {
-    versions_t *v = data;
-    flow_def_t *def = version_of(v, sj);
+    restored_t *v = data;
+    flow_def_t *def = flowd_flow_version(&v->versions, v->srv->reg, sj->flow, sj->flow_document);
     int rc = flowd_bridge_restore(v->srv->bridge, sj, def);
     flow_def_unref(def);
     v->restored++;
@@ -249,14 +223,9 @@ static int restore_job(void *data, const flowd_stored_job_t *sj) {
 
 /* Every job the store holds becomes a record again; those that had not ended run on. */
 static int recover(flowd_server_t *srv) {
-    versions_t v = {.srv = srv};
+    restored_t v = {.srv = srv};
     int rc = srv->store->ops->load(srv->store, restore_job, &v);
-    for (size_t i = 0; i < v.n; i++) {
-        free(v.texts[i]);
-        flow_def_unref(v.defs[i]);
-    }
-    free(v.texts);
-    free(v.defs);
+    flowd_flow_versions_clear(&v.versions);
     if (rc == 0 && v.restored > 0)
         flowd_log(FLOW_LOG_INFO, "store %s: %zu jobs back, %zu of them to run on", srv->store->ops->name, v.restored,
                   v.resumed);
@@ -351,6 +320,11 @@ static int server_init(flowd_server_t *srv) {
         flowd_log(FLOW_LOG_ERROR, "the jobs kept by the store did not load: %s", flow_strerror(rc));
         return rc;
     }
+    if ((rc = flowd_webhooks_load(srv->webhooks)) < 0) {
+        flowd_log(FLOW_LOG_ERROR, "the webhook deliveries kept by the store did not load: %s",
+                  flow_strerror(rc));
+        return rc;
+    }
     if ((rc = flowd_cluster_start(srv, &srv->cluster)) < 0) {
         flowd_log(FLOW_LOG_ERROR, "cannot start: %s", flow_strerror(rc));
         return rc;
@@ -367,6 +341,7 @@ static int server_init(flowd_server_t *srv) {
 
 /* Undoes server_init when the daemon could not start: closes the handles and runs the loop dry. */
 static void server_abort(flowd_server_t *srv) {
+    flowd_webhooks_stop(srv->webhooks);
     if (srv->bridge != NULL)
         flowd_bridge_close(srv->bridge);
     if (srv->eng != NULL)
@@ -402,6 +377,11 @@ int flowd_server_run(const flowd_config_t *cfg) {
     /* Keys first: a flow document or a store need not be read by a flowd that may not run. */
     if (flowd_auth_new(cfg, &srv->auth, why, sizeof why) < 0) {
         flowd_log(FLOW_LOG_ERROR, "flowd: %s", why);
+        server_free(srv);
+        return 1;
+    }
+    if (flowd_webhooks_new(srv, &srv->webhooks, why, sizeof why) < 0) {
+        flowd_log(FLOW_LOG_ERROR, "flowd: --webhook-secrets: %s", why);
         server_free(srv);
         return 1;
     }

@@ -626,6 +626,67 @@ START_TEST(test_any_instance_answers_for_any_job) {
 }
 END_TEST
 
+/* A job that runs on another instance has versions as one here: its Job's ETag is the id of the
+ * last event the store has, a 304 names that version again (it named "0"), a long poll with
+ * If-None-Match holds until there is something new, and the store and history name none. */
+START_TEST(test_a_job_elsewhere_has_a_version_as_here) {
+    e2e_server_t a, b;
+    e2e_resp_t r;
+    char path[128], inm[64];
+    start(&a, "10s");
+    start(&b, "10s");
+    json_t *job = e2e_start_job(&a, "{\"flow\": \"ask\", \"shared\": {\"who\": \"Ada\"}}");
+    char *id = job_id(job);
+    json_decref(job);
+    json_decref(e2e_wait_status(&b, id, "waiting", 10000));
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    e2e_request(&b, "GET", path, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(r.etag[0] == '"');
+    ck_assert_str_ne(r.etag, "\"0\"");
+    snprintf(inm, sizeof inm, "If-None-Match: %s", r.etag);
+    const char *version = inm + strlen("If-None-Match: ");
+    e2e_resp_free(&r);
+    const char *const same[] = {inm, NULL};
+    e2e_request(&b, "GET", path, same, NULL, &r);
+    ck_assert_int_eq(r.status, 304);
+    ck_assert_str_eq(r.etag, version);
+    e2e_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%s?wait=1", id);
+    e2e_request(&b, "GET", path, same, NULL, &r);
+    ck_assert_int_eq(r.status, 304);
+    ck_assert_uint_ge(r.ms, 900);
+    ck_assert_str_eq(r.etag, version);
+    e2e_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
+    e2e_request(&b, "GET", path, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.etag, "");
+    e2e_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%s/history", id);
+    e2e_request(&b, "GET", path, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.etag, "");
+    e2e_resp_free(&r);
+    /* an answer given on a is something new for a long poll on b */
+    snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
+    e2e_post(&a, path, "{\"value\": \"yes\"}", &r);
+    ck_assert_int_eq(r.status, 202);
+    e2e_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%s?wait=30", id);
+    e2e_request(&b, "GET", path, same, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(r.etag[0] == '"');
+    ck_assert_str_ne(r.etag, version);
+    e2e_resp_free(&r);
+    free(id);
+    ck_assert_int_eq(e2e_stop(&a, slow() ? 60000 : 15000), 0);
+    ck_assert_int_eq(e2e_stop(&b, slow() ? 60000 : 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+}
+END_TEST
+
 START_TEST(test_a_stopped_instance_hands_its_jobs_over_at_once) {
     e2e_server_t a, b;
     start(&a, "30s"); /* a lease this long: only a release lets b have them soon */
@@ -797,7 +858,7 @@ START_TEST(test_a_version_1_database_gets_tenants) {
     start_with_keys(&a);
     const char *old = "00000000000000000000000000000001";
     ck_assert_int_eq(db_number("SELECT value::int FROM flowd_meta WHERE key = 'schema_version'"),
-                     2);
+                     3); /* 1 -> 2 (tenants) -> 3 (callbacks) */
     ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE tenant = 'default'"), 1);
     e2e_use_key(&a, READ_A);
     e2e_assert_hidden(&a, "GET", "/v1/jobs/%s", NULL, old);
@@ -846,12 +907,84 @@ START_TEST(test_a_job_stored_after_its_client_left_still_runs) {
 }
 END_TEST
 
+/* ---- callbacks ---- */
+
+#define WH_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+static void start_hooks(e2e_server_t *s, unsigned port) {
+    char secrets[128], allow[48];
+    snprintf(secrets, sizeof secrets, "%s/secrets", dir);
+    snprintf(allow, sizeof allow, "127.0.0.1:%u", port);
+    e2e_start(s, "--store", db_uri, "--flows", flows, "--lease", "1s", "--claim-interval", "200ms",
+              "--poll-interval", "200ms", "--log-level", "warn", "--webhook-secrets", secrets,
+              "--allow-outbound", allow, "--webhook-wait", "20ms", "--webhook-max-wait", "100ms",
+              NULL);
+}
+
+/* A delivery is made by one instance at a time: the one that made it tries it, and when that one
+ * is killed with deliveries owed, another claims them once its lease has run out, and makes them
+ * with the same webhook-id. Any instance shows a job's deliveries. */
+START_TEST(test_a_delivery_owed_by_a_killed_instance_is_made_by_another) {
+    e2e_receiver_t r;
+    e2e_server_t a, b;
+    e2e_receiver_open(&r, WH_SECRET);
+    r.then = 503; /* down until the kill */
+    e2e_receiver_run(&r);
+    e2e_write_file(dir, "secrets", "default " WH_SECRET "\n");
+    start_hooks(&a, r.port);
+    start_hooks(&b, r.port);
+    char body[256], sql[160], path[96];
+    snprintf(body, sizeof body,
+             "{\"flow\": \"noop\", \"callback\": {\"url\": \"http://127.0.0.1:%u/hook\"}}", r.port);
+    json_t *job = e2e_start_job(&a, body);
+    char id[40];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(job, "id")));
+    json_decref(job);
+    e2e_receiver_wait(&r, 2, 10000); /* a tries, and tries again */
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM deliveries WHERE job_id = '%s' AND attempts > 0", id);
+    wait_db(sql, 1, 10000);
+    /* b never tried it: every try so far came while a held it */
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM deliveries WHERE job_id = '%s' AND owner IS NOT NULL", id);
+    ck_assert_int_eq(db_number(sql), 1);
+    e2e_kill(&a);
+    pthread_mutex_lock(&r.lock);
+    char first[128];
+    snprintf(first, sizeof first, "%s", r.got[0].id);
+    r.then = 200;
+    pthread_mutex_unlock(&r.lock);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM deliveries WHERE job_id = '%s' AND state = 'delivered'", id);
+    wait_db(sql, 1, slow() ? 60000 : 15000);
+    pthread_mutex_lock(&r.lock);
+    e2e_got_t last = r.got[r.ngot - 1];
+    for (size_t i = 0; i < r.ngot; i++)
+        ck_assert_str_eq(r.got[i].id, first);
+    pthread_mutex_unlock(&r.lock);
+    ck_assert_int_eq(last.answered, 200);
+    ck_assert_uint_eq(r.bad, 0);
+    snprintf(path, sizeof path, "/v1/jobs/%s/deliveries", id);
+    json_t *all = e2e_get_json(&b, path);
+    json_t *d = json_array_get(json_object_get(all, "deliveries"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(d, "id")), first);
+    ck_assert_str_eq(json_string_value(json_object_get(d, "state")), "delivered");
+    ck_assert_int_ge(json_integer_value(json_object_get(d, "attempts")), 3);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/hook", r.port);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(all, "callback"), "url")), url);
+    json_decref(all);
+    ck_assert_int_eq(e2e_stop(&b, 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+    e2e_receiver_close(&r);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("postgres");
     TCase *tc = tcase_create("instances");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, slow() ? 600 : 120);
     tcase_add_test(tc, test_any_instance_answers_for_any_job);
+    tcase_add_test(tc, test_a_job_elsewhere_has_a_version_as_here);
     tcase_add_test(tc, test_a_stopped_instance_hands_its_jobs_over_at_once);
     tcase_add_test(tc, test_an_instance_paused_past_its_lease_overwrites_nothing);
     tcase_add_test(tc, test_two_instances_share_2000_jobs_and_one_is_killed);
@@ -859,6 +992,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_every_instance_keeps_a_job_to_its_tenant);
     tcase_add_test(tc, test_a_version_1_database_gets_tenants);
     tcase_add_test(tc, test_a_job_stored_after_its_client_left_still_runs);
+    tcase_add_test(tc, test_a_delivery_owed_by_a_killed_instance_is_made_by_another);
     suite_add_tcase(s, tc);
     return s;
 }
