@@ -163,19 +163,19 @@ static size_t frame_busy(const struct frame *f) {
     switch (s->node->kind) {
     case FLOW_NODE:
     case FLOW_BATCH:
-        return ctx_busy(&s->ctx) ? 1 : 0;
+        return ctx_busy(s->ctx) ? 1 : 0;
     case FLOW_PARALLEL_BATCH:
-        for (size_t i = 0; i < s->next; i++)
-            if (ctx_busy(&s->items[i]))
+        for (size_t i = 0; s->b != NULL && i < s->b->next; i++)
+            if (ctx_busy(&s->b->items[i]))
                 return 1;
         return 0;
     default:
         if (s->child != NULL)
             busy += frame_busy(s->child);
-        if (s->children != NULL)
-            for (size_t i = 0; i < s->n; i++)
-                if (s->children[i] != NULL)
-                    busy += frame_busy(s->children[i]);
+        if (s->b != NULL && s->b->children != NULL)
+            for (size_t i = 0; i < s->b->n; i++)
+                if (s->b->children[i] != NULL)
+                    busy += frame_busy(s->b->children[i]);
         return busy;
     }
 }
@@ -186,7 +186,8 @@ size_t flow_engine_busy(const flow_engine_t *eng) {
     FLOW_QUEUE_FOREACH(q, &eng->jobs) {
         const flow_job_t *job = FLOW_QUEUE_DATA(q, flow_job_t, jobs_node);
         if (!job->final)
-            busy += frame_busy(&job->top) + !flow_queue_empty(&job->defers);
+            busy += frame_busy(&job->top) +
+                    (job->more != NULL && !flow_queue_empty(&job->more->defers));
     }
     return busy;
 }
@@ -208,12 +209,20 @@ static void emit(flow_job_t *job, flow_event_type_t type, const flow_step_t *ste
     job->on_event(job, &ev, job->data);
 }
 
+/* s->notes, made if missing; NULL when out of memory. */
+static struct notes *step_notes(struct step *s) {
+    if (s->notes == NULL)
+        s->notes = flow__calloc(1, sizeof *s->notes);
+    return s->notes;
+}
+
 /* The step keeps its first FLOW_STEP_RETRIES_KEPT failed tries for its history entry (its tries
  * count them all): a map of many items that each retry stays a bounded entry. */
 static void note_retry(struct step *s, const flow_ctx_t *c, uint64_t wait_ms) {
-    if (json_array_size(s->retries) >= FLOW_STEP_RETRIES_KEPT)
+    if (s->notes != NULL && json_array_size(s->notes->retries) >= FLOW_STEP_RETRIES_KEPT)
         return;
-    if (s->retries == NULL && (s->retries = json_array()) == NULL)
+    struct notes *nt = step_notes(s);
+    if (nt == NULL || (nt->retries == NULL && (nt->retries = json_array()) == NULL))
         return;
     json_t *note = json_pack("{sI s{ss ss} sI}", "try", (json_int_t)c->attempt + 1, "error", "code",
                              flow_err_name(c->err.code), "message",
@@ -221,7 +230,8 @@ static void note_retry(struct step *s, const flow_ctx_t *c, uint64_t wait_ms) {
                              "wait_ms", (json_int_t)wait_ms);
     if (note != NULL && c->item != SIZE_MAX)
         json_object_set_new(note, "item", json_integer((json_int_t)c->item));
-    json_array_append_new(s->retries, note); /* NULL (no memory, or a message not UTF-8): not kept */
+    /* NULL (no memory, or a message not UTF-8): not kept */
+    json_array_append_new(nt->retries, note);
 }
 
 void flow__job_retry(flow_ctx_t *c, uint64_t wait_ms) {
@@ -232,7 +242,8 @@ void flow__job_retry(flow_ctx_t *c, uint64_t wait_ms) {
     if (job->on_event == NULL)
         return;
     flow_event_t ev = {.type = FLOW_EVENT_RETRY, .status = job->status, .node = c->node->name,
-                       .depth = c->step->frame->depth - 1, .item = c->item, .attempt = c->attempt,
+                       .depth = STEP_FRAME(c->step)->depth - 1, .item = c->item,
+                       .attempt = c->attempt,
                        .error = &c->err, .wait_ms = wait_ms};
     job->on_event(job, &ev, job->data);
 }
@@ -245,35 +256,41 @@ void flow__job_set_status(flow_job_t *job, flow_status_t status) {
 }
 
 /* The next history slot: grows while under the limit, then reuses the oldest entry. NULL only when
- * the very first slot cannot be allocated; the totals still count the step. */
+ * the very first slot cannot be allocated; the totals still count the step (but not its retries or
+ * its failure: those counts are kept with the entries). */
 static hist_entry_t *hist_next(flow_job_t *job) {
     unsigned limit = job->eng->history_limit;
-    if (job->hist_len == job->hist_cap && job->hist_cap < limit) {
-        unsigned cap = job->hist_cap ? job->hist_cap * 2 : 2;
+    struct hist *h = job->hist;
+    if (h == NULL || (h->len == h->cap && h->cap < limit)) {
+        unsigned cap = h ? h->cap * 2 : 2;
         if (cap > limit)
             cap = limit;
-        hist_entry_t *h = flow__realloc(job->hist, cap * sizeof *h);
-        if (h != NULL) {
-            job->hist = h;
-            job->hist_cap = cap;
+        struct hist *grown = flow__realloc(h, sizeof *grown + cap * sizeof grown->e[0]);
+        if (grown != NULL) {
+            if (h == NULL) {
+                grown->len = grown->head = 0;
+                grown->failed = grown->retries = grown->dropped = 0;
+            }
+            grown->cap = cap;
+            job->hist = h = grown;
         }
     }
-    if (job->hist_cap == 0)
+    if (h == NULL)
         return NULL;
     hist_entry_t *e;
-    if (job->hist_len < job->hist_cap) {
-        unsigned i = job->hist_head + job->hist_len; /* no modulo: this runs once per step */
-        e = &job->hist[i < job->hist_cap ? i : i - job->hist_cap];
-        job->hist_len++;
+    if (h->len < h->cap) {
+        unsigned i = h->head + h->len; /* no modulo: this runs once per step */
+        e = &h->e[i < h->cap ? i : i - h->cap];
+        h->len++;
     } else {
-        e = &job->hist[job->hist_head];
+        e = &h->e[h->head];
         flow__free(e->own_action);
         flow__free(e->own_message);
         json_decref(e->own_logs);
         json_decref(e->own_retries);
-        if (++job->hist_head == job->hist_cap)
-            job->hist_head = 0;
-        job->totals.dropped++;
+        if (++h->head == h->cap)
+            h->head = 0;
+        h->dropped++;
     }
     memset(e, 0, sizeof *e);
     return e;
@@ -283,12 +300,14 @@ static hist_entry_t *hist_next(flow_job_t *job) {
  * at this depth, or NULL. */
 static void record_step(flow_job_t *job, struct step *s, const char *action, int own, int err,
                         const char *message, uint64_t end_ns, const flow_node_t *next) {
-    job->totals.steps++;
-    if (s->tries > 1)
-        job->totals.retries += s->tries - 1;
-    if (err != 0)
-        job->totals.failed++;
+    job->steps++;
     hist_entry_t *e = hist_next(job);
+    if (job->hist != NULL) {
+        if (s->tries > 1)
+            job->hist->retries += s->tries - 1;
+        if (err != 0)
+            job->hist->failed++;
+    }
     flow_step_t tmp;
     flow_step_t *pub = e ? &e->pub : &tmp;
     memset(pub, 0, sizeof *pub);
@@ -300,7 +319,7 @@ static void record_step(flow_job_t *job, struct step *s, const char *action, int
         e->own_message = flow__strdup(message);
         message = e->own_message;
     }
-    pub->seq = job->totals.steps;
+    pub->seq = job->steps;
     pub->node = s->node->name;
     pub->type = flow_node_type(s->node);
     pub->action = err ? NULL : action;
@@ -309,19 +328,20 @@ static void record_step(flow_job_t *job, struct step *s, const char *action, int
     pub->end_us = wall_of(job->eng, end_ns);
     pub->error = err;
     pub->message = message;
-    pub->depth = s->frame->depth - 1;
+    pub->depth = STEP_FRAME(s)->depth - 1;
     pub->next = next ? next->name : NULL;
-    if (s->logs_dropped > 0 && s->logs != NULL) {
+    const struct notes *nt = s->notes;
+    if (nt != NULL && nt->logs_dropped > 0 && nt->logs != NULL) {
         char note[160];
         snprintf(note, sizeof note, "(%u more lines were not kept: a step keeps %u lines, a job %zu bytes of them)",
-                 s->logs_dropped, job->eng->log_lines, job->eng->log_job_bytes);
-        json_array_append_new(s->logs, json_string(note));
+                 nt->logs_dropped, job->eng->log_lines, job->eng->log_job_bytes);
+        json_array_append_new(nt->logs, json_string(note));
     }
-    pub->logs = s->logs;
-    pub->retries = s->retries;
+    pub->logs = nt ? nt->logs : NULL;
+    pub->retries = nt ? nt->retries : NULL;
     if (e != NULL) {
-        e->own_logs = json_incref(s->logs);
-        e->own_retries = json_incref(s->retries);
+        e->own_logs = json_incref(pub->logs);
+        e->own_retries = json_incref(pub->retries);
     }
     if (e != NULL)
         job->last_action = pub->action;
@@ -359,7 +379,7 @@ static void frame_ready(struct frame *f) {
 }
 
 void flow__job_defer(flow_job_t *job, flow_ctx_t *c) {
-    flow_queue_insert_tail(&job->defers, &c->u.wait.node);
+    flow_queue_insert_tail(&job->more->defers, &c->u.wait.node); /* c waited: job->more is there */
     runq_push(job);
 }
 
@@ -380,10 +400,10 @@ static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...) {
 /* The ordinals of s and the steps around it, outermost first; a batch flow's run adds its index.
  * Recursion as deep as the flows nest. */
 static size_t visit_of(const struct step *s, char *buf, size_t cap) {
-    const struct frame *f = s->frame;
+    const struct frame *f = STEP_FRAME(s);
     const struct step *up = f->owner;
     size_t n = 0;
-    if (up != NULL && up->frame != &f->job->top) {
+    if (up != NULL && STEP_FRAME(up) != &f->job->top) {
         n = visit_of(up, buf, cap);
         if (up->node->kind == FLOW_BATCH_FLOW || up->node->kind == FLOW_PARALLEL_BATCH_FLOW)
             n = put(buf, cap, n, ".%zu", f->index);
@@ -403,26 +423,58 @@ int flow_ctx_visit(const flow_ctx_t *ctx, char *buf, size_t cap) {
 
 /* ---- params ---- */
 
-json_t *flow_ctx_params(flow_ctx_t *c) {
-    if (c->threaded)
-        return c->u.params;
-    struct frame *f = c->step->frame;
-    const flow_node_t *node = c->node;
+/* The params of s's node in its frame (borrowed); NULL when out of memory. It needs no ctx: a batch
+ * flow at the top starts its runs after its prep, when the top step has none (see struct step). */
+static json_t *step_params(struct step *s) {
+    struct frame *f = STEP_FRAME(s);
+    struct fparams *p = f->params;
+    const flow_node_t *node = s->node;
     if (node->params == NULL)
-        return f->params ? f->params : c->job->eng->empty;
-    if (f->params == NULL || json_object_size(f->params) == 0)
+        return p ? p->set : f->job->eng->empty;
+    if (p == NULL || json_object_size(p->set) == 0)
         return node->params;
-    if (f->pcache_node == node)
-        return f->pcache;
+    if (p->node == node)
+        return p->merged;
     json_t *merged = json_copy(node->params);
-    if (merged == NULL || json_object_update(merged, f->params) < 0) {
+    if (merged == NULL || json_object_update(merged, p->set) < 0) {
         json_decref(merged);
         return NULL;
     }
-    json_decref(f->pcache);
-    f->pcache = merged;
-    f->pcache_node = node;
+    json_decref(p->merged);
+    p->merged = merged;
+    p->node = node;
     return merged;
+}
+
+/* Gives f the param set params (a reference, taken in all cases). A run's empty set is as none,
+ * and takes no memory; the top frame keeps the caller's object as it is. */
+static int frame_set_params(struct frame *f, json_t *params, int keep_empty) {
+    if (params == NULL || (!keep_empty && json_object_size(params) == 0)) {
+        json_decref(params);
+        return 0;
+    }
+    f->params = flow__calloc(1, sizeof *f->params);
+    if (f->params == NULL) {
+        json_decref(params);
+        return FLOW_ENOMEM;
+    }
+    f->params->set = params;
+    return 0;
+}
+
+static void frame_params_free(struct frame *f) {
+    if (f->params == NULL)
+        return;
+    json_decref(f->params->set);
+    json_decref(f->params->merged);
+    flow__free(f->params);
+    f->params = NULL;
+}
+
+json_t *flow_ctx_params(flow_ctx_t *c) {
+    if (c->threaded)
+        return c->u.params;
+    return step_params(c->step);
 }
 
 /* ---- what nodes log ---- */
@@ -465,18 +517,29 @@ int flow_ctx_log(flow_ctx_t *c, const char *text, size_t len) {
     flow_log(FLOW_LOG_INFO, "job %s: node %s: log: %s%s", job->id ? job->id : "-", c->node->name, shown,
              json_string_length(line) >= sizeof shown ? "..." : "");
     size_t bytes = json_string_length(line);
-    if (json_array_size(s->logs) >= eng->log_lines || job->log_bytes + bytes > eng->log_job_bytes) {
-        s->logs_dropped++;
+    struct notes *nt = step_notes(s);
+    if (nt == NULL) {
+        json_decref(line);
+        return FLOW_ENOMEM;
+    }
+    struct job_more *more = flow__job_more(job);
+    if (more == NULL) {
+        json_decref(line);
+        return FLOW_ENOMEM;
+    }
+    if (json_array_size(nt->logs) >= eng->log_lines ||
+        more->log_bytes + bytes > eng->log_job_bytes) {
+        nt->logs_dropped++;
         json_decref(line);
         return 0;
     }
-    if (s->logs == NULL && (s->logs = json_array()) == NULL) {
+    if (nt->logs == NULL && (nt->logs = json_array()) == NULL) {
         json_decref(line);
         return FLOW_ENOMEM;
     }
-    if (json_array_append_new(s->logs, line) < 0)
+    if (json_array_append_new(nt->logs, line) < 0)
         return FLOW_ENOMEM;
-    job->log_bytes += bytes;
+    more->log_bytes += bytes;
     return 0;
 }
 
@@ -486,60 +549,63 @@ static void step_clear(struct step *s) {
     json_decref(s->prep_res);
     json_decref(s->exec_res);
     s->prep_res = s->exec_res = NULL;
-    if (s->logs != NULL) {
-        json_decref(s->logs);
-        s->logs = NULL;
+    if (s->notes != NULL) {
+        json_decref(s->notes->logs);
+        json_decref(s->notes->retries);
+        flow__free(s->notes);
+        s->notes = NULL;
     }
-    s->logs_dropped = 0;
-    json_decref(s->retries);
-    s->retries = NULL;
     s->tries = 0;
     s->phase = PH_START;
     if (s->node == NULL || s->node->kind == FLOW_NODE)
         return; /* the common case: nothing else was used */
-    json_decref(s->results);
-    s->results = NULL;
-    if (s->items != NULL) {
-        for (size_t i = 0; i < s->next; i++)
-            flow__ctx_release(&s->items[i]);
-        flow__free(s->items);
-        s->items = NULL;
-    }
     if (s->child != NULL) {
         frame_free(s->child);
         s->child = NULL;
     }
-    if (s->children != NULL) {
-        for (size_t i = 0; i < s->n; i++)
-            if (s->children[i] != NULL)
-                frame_free(s->children[i]);
-        flow__free(s->children);
-        s->children = NULL;
+    struct batch *b = s->b;
+    if (b == NULL)
+        return;
+    json_decref(b->results);
+    if (b->items != NULL) {
+        for (size_t i = 0; i < b->next; i++)
+            flow__ctx_release(&b->items[i]);
+        flow__free(b->items);
     }
-    s->n = s->next = s->running = s->finished = 0;
+    if (b->children != NULL) {
+        for (size_t i = 0; i < b->n; i++)
+            if (b->children[i] != NULL)
+                frame_free(b->children[i]);
+        flow__free(b->children);
+    }
+    flow__free(b);
+    s->b = NULL;
 }
 
 static void step_cancel(struct step *s) {
-    flow__ctx_cancel(&s->ctx);
-    if (s->items != NULL)
-        for (size_t i = 0; i < s->next; i++)
-            flow__ctx_cancel(&s->items[i]);
+    if (s->ctx != NULL)
+        flow__ctx_cancel(s->ctx);
     if (s->child != NULL)
         frame_cancel(s->child);
-    if (s->children != NULL)
-        for (size_t i = 0; i < s->n; i++)
-            if (s->children[i] != NULL)
-                frame_cancel(s->children[i]);
+    if (s->b == NULL)
+        return;
+    if (s->b->items != NULL)
+        for (size_t i = 0; i < s->b->next; i++)
+            flow__ctx_cancel(&s->b->items[i]);
+    if (s->b->children != NULL)
+        for (size_t i = 0; i < s->b->n; i++)
+            if (s->b->children[i] != NULL)
+                frame_cancel(s->b->children[i]);
 }
 
 /* The step failed for good: a history entry with the error, and the job fails. */
 static void step_failed(struct step *s, int code, const char *message) {
-    flow_job_t *job = s->frame->job;
+    flow_job_t *job = STEP_FRAME(s)->job;
     if (code >= 0)
         code = FLOW_EFAILED;
     if (message == NULL)
         message = flow_strerror(code);
-    if (s->frame != &job->top)
+    if (STEP_FRAME(s) != &job->top)
         record_step(job, s, NULL, 0, code, message, uv_hrtime(), NULL);
     job_fail(job, code, message, s->node->name);
 }
@@ -553,29 +619,29 @@ void flow__exec_failed(flow_ctx_t *c) {
 static void store_result(struct step *s, flow_ctx_t *c) {
     json_t *r = c->result ? c->result : json_null();
     c->result = NULL;
-    json_array_set_new(s->results, c->item, r);
+    json_array_set_new(s->b->results, c->item, r);
     s->tries += c->attempt + 1;
 }
 
 static void exec_done(struct step *s) {
-    s->exec_res = s->results;
-    s->results = NULL;
+    s->exec_res = s->b->results;
+    s->b->results = NULL;
     s->phase = PH_POST;
 }
 
 /* Sequential batch: one ctx, item after item. 1: all done; 0: an item is in flight; -1: failed. */
 static int batch_fill(struct step *s) {
-    flow_job_t *job = s->frame->job;
+    flow_job_t *job = STEP_FRAME(s)->job;
     s->filling = 1;
-    while (s->next < s->n && !job->final) {
-        size_t i = s->next++;
-        flow__ctx_init(&s->ctx, job, s, json_array_get(s->prep_res, i), i);
-        int rc = flow__ctx_run(&s->ctx);
+    while (s->b->next < s->b->n && !job->final) {
+        size_t i = s->b->next++;
+        flow__ctx_init(s->ctx, job, s, json_array_get(s->prep_res, i), i);
+        int rc = flow__ctx_run(s->ctx);
         if (rc <= 0) {
             s->filling = 0;
             return rc;
         }
-        store_result(s, &s->ctx);
+        store_result(s, s->ctx);
     }
     s->filling = 0;
     if (job->final)
@@ -587,28 +653,28 @@ static int batch_fill(struct step *s) {
 /* Parallel batch: starts items while the limit allows. Items that complete while others are being
  * started only count (filling); the loop sees them. 1: all done; 0: items in flight; -1: failed. */
 static int pbatch_fill(struct step *s) {
-    flow_job_t *job = s->frame->job;
+    flow_job_t *job = STEP_FRAME(s)->job;
     unsigned limit = s->node->limit;
     s->filling = 1;
-    while (s->next < s->n && (limit == 0 || s->running < limit) && !job->final) {
-        size_t i = s->next++;
-        flow_ctx_t *c = &s->items[i];
+    while (s->b->next < s->b->n && (limit == 0 || s->b->running < limit) && !job->final) {
+        size_t i = s->b->next++;
+        flow_ctx_t *c = &s->b->items[i];
         flow__ctx_init(c, job, s, json_array_get(s->prep_res, i), i);
-        s->running++;
+        s->b->running++;
         int rc = flow__ctx_run(c);
         if (rc < 0)
             break;
         if (rc == 1) {
             store_result(s, c);
             flow__ctx_release(c);
-            s->running--;
-            s->finished++;
+            s->b->running--;
+            s->b->finished++;
         }
     }
     s->filling = 0;
     if (job->final)
         return -1;
-    if (s->finished < s->n)
+    if (s->b->finished < s->b->n)
         return 0;
     exec_done(s);
     return 1;
@@ -622,53 +688,64 @@ void flow__exec_finished(flow_ctx_t *c) {
         c->result = NULL;
         s->tries += c->attempt + 1;
         s->phase = PH_POST;
-        frame_ready(s->frame);
+        frame_ready(STEP_FRAME(s));
         break;
     case FLOW_BATCH:
         store_result(s, c);
         if (!s->filling && batch_fill(s) == 1)
-            frame_ready(s->frame);
+            frame_ready(STEP_FRAME(s));
         break;
     case FLOW_PARALLEL_BATCH:
         store_result(s, c);
         flow__ctx_release(c);
-        s->running--;
-        s->finished++;
+        s->b->running--;
+        s->b->finished++;
         if (!s->filling && pbatch_fill(s) == 1)
-            frame_ready(s->frame);
+            frame_ready(STEP_FRAME(s));
         break;
     default:
         break;
     }
 }
 
+/* A frame and its step's ctx, in one allocation. */
+struct frame_block {
+    struct frame f;
+    flow_ctx_t ctx;
+};
+
 static struct frame *frame_new(struct step *owner, json_t *params, size_t index) {
-    struct frame *f = flow__calloc(1, sizeof *f);
-    if (f == NULL) {
+    struct frame_block *b = flow__calloc(1, sizeof *b);
+    if (b == NULL) {
         json_decref(params);
         return NULL;
     }
-    f->job = owner->frame->job;
+    struct frame *f = &b->f;
+    if (frame_set_params(f, params, 0) < 0) {
+        flow__free(b);
+        return NULL;
+    }
+    f->step.ctx = &b->ctx;
+    f->job = STEP_FRAME(owner)->job;
     f->owner = owner;
     f->cur = owner->node->start;
-    if (owner->frame == &f->job->top) {
-        if (f->job->resume_node != NULL)
-            f->cur = f->job->resume_node;
-        f->started = f->job->resume_visits; /* a resumed job numbers its visits on */
-        f->job->resume_node = NULL;
-        f->job->resume_visits = 0;
+    struct job_more *more = f->job->more;
+    if (STEP_FRAME(owner) == &f->job->top && more != NULL) {
+        if (more->resume_node != NULL)
+            f->cur = more->resume_node;
+        f->started = more->resume_visits; /* a resumed job numbers its visits on */
+        more->resume_node = NULL;
+        more->resume_visits = 0;
     }
-    f->params = params;
     f->index = index;
-    f->depth = owner->frame->depth + 1;
-    f->step.frame = f;
+    f->depth = STEP_FRAME(owner)->depth + 1;
     return f;
 }
 
 /* The params of a sub-graph run: the flow node's params with the run's param set over them (the
  * index-th item of a batch flow's prep_res; a flow's prep_res if it is an object). */
 static json_t *item_params(struct step *s, size_t index) {
-    json_t *base = flow_ctx_params(&s->ctx);
+    json_t *base = step_params(s);
     json_t *item = s->node->kind == FLOW_FLOW ? s->prep_res : json_array_get(s->prep_res, index);
     if (base == NULL)
         return NULL;
@@ -683,15 +760,15 @@ static json_t *item_params(struct step *s, size_t index) {
 }
 
 static int spawn_child(struct step *s, size_t index) {
-    flow_job_t *job = s->frame->job;
+    flow_job_t *job = STEP_FRAME(s)->job;
     json_t *params = item_params(s, index);
     struct frame *f = params ? frame_new(s, params, index) : NULL;
     if (f == NULL) {
         step_failed(s, FLOW_ENOMEM, NULL);
         return -1;
     }
-    if (s->children != NULL)
-        s->children[index] = f;
+    if (s->b != NULL && s->b->children != NULL)
+        s->b->children[index] = f;
     else
         s->child = f;
     ready_push(job, f);
@@ -700,30 +777,35 @@ static int spawn_child(struct step *s, size_t index) {
 
 static int pflow_fill(struct step *s) {
     unsigned limit = s->node->limit;
-    while (s->next < s->n && (limit == 0 || s->running < limit)) {
-        if (spawn_child(s, s->next) < 0)
+    while (s->b->next < s->b->n && (limit == 0 || s->b->running < limit)) {
+        if (spawn_child(s, s->b->next) < 0)
             return -1;
-        s->next++;
-        s->running++;
+        s->b->next++;
+        s->b->running++;
     }
     return 0;
 }
 
 /* Checks what prep returned to a batch kind: an array (NULL is an empty one) of objects for the
- * batch flows. */
+ * batch flows; and gives the step its batch state. */
 static int check_items(struct step *s) {
     json_t *items = s->prep_res;
+    s->b = flow__calloc(1, sizeof *s->b);
+    if (s->b == NULL) {
+        step_failed(s, FLOW_ENOMEM, NULL);
+        return -1;
+    }
     if (items == NULL) {
-        s->n = 0;
+        s->b->n = 0;
         return 0;
     }
     if (!json_is_array(items)) {
         step_failed(s, FLOW_EINVAL, "prep of a batch node must return an array");
         return -1;
     }
-    s->n = json_array_size(items);
+    s->b->n = json_array_size(items);
     if (s->node->kind == FLOW_BATCH_FLOW || s->node->kind == FLOW_PARALLEL_BATCH_FLOW) {
-        for (size_t i = 0; i < s->n; i++) {
+        for (size_t i = 0; i < s->b->n; i++) {
             if (!json_is_object(json_array_get(items, i))) {
                 step_failed(s, FLOW_EINVAL, "prep of a batch flow must return an array of objects");
                 return -1;
@@ -734,27 +816,27 @@ static int check_items(struct step *s) {
 }
 
 static int make_results(struct step *s) {
-    s->results = json_array();
-    if (s->results == NULL)
+    s->b->results = json_array();
+    if (s->b->results == NULL)
         return FLOW_ENOMEM;
-    for (size_t i = 0; i < s->n; i++)
-        if (json_array_append(s->results, json_null()) < 0)
+    for (size_t i = 0; i < s->b->n; i++)
+        if (json_array_append(s->b->results, json_null()) < 0)
             return FLOW_ENOMEM;
     return 0;
 }
 
 /* The exec part of a step. 1: done, post is next; 0: in flight; -1: the job failed. */
 static int step_exec(struct step *s) {
-    flow_job_t *job = s->frame->job;
+    flow_job_t *job = STEP_FRAME(s)->job;
     s->phase = PH_EXEC;
     switch (s->node->kind) {
     case FLOW_NODE: {
-        s->ctx.input = s->prep_res;
-        int rc = flow__ctx_run(&s->ctx);
+        s->ctx->input = s->prep_res;
+        int rc = flow__ctx_run(s->ctx);
         if (rc == 1) {
-            s->exec_res = s->ctx.result;
-            s->ctx.result = NULL;
-            s->tries = s->ctx.attempt + 1;
+            s->exec_res = s->ctx->result;
+            s->ctx->result = NULL;
+            s->tries = s->ctx->attempt + 1;
             s->phase = PH_POST;
         }
         return rc;
@@ -769,8 +851,8 @@ static int step_exec(struct step *s) {
         }
         if (s->node->kind == FLOW_BATCH)
             return batch_fill(s);
-        s->items = flow__calloc(s->n ? s->n : 1, sizeof *s->items);
-        if (s->items == NULL) {
+        s->b->items = flow__calloc(s->b->n ? s->b->n : 1, sizeof *s->b->items);
+        if (s->b->items == NULL) {
             step_failed(s, FLOW_ENOMEM, NULL);
             return -1;
         }
@@ -781,14 +863,14 @@ static int step_exec(struct step *s) {
     case FLOW_PARALLEL_BATCH_FLOW:
         if (check_items(s) < 0)
             return -1;
-        if (s->n == 0) {
+        if (s->b->n == 0) {
             s->phase = PH_POST;
             return 1;
         }
         if (s->node->kind == FLOW_BATCH_FLOW)
             return spawn_child(s, 0) < 0 ? -1 : 0;
-        s->children = flow__calloc(s->n, sizeof *s->children);
-        if (s->children == NULL) {
+        s->b->children = flow__calloc(s->b->n, sizeof *s->b->children);
+        if (s->b->children == NULL) {
             step_failed(s, FLOW_ENOMEM, NULL);
             return -1;
         }
@@ -799,7 +881,7 @@ static int step_exec(struct step *s) {
 }
 
 /* Starts the step of f->cur: prep, then exec. 1: post is next; 0: waiting; -1: the job failed. */
-static int step_begin(struct frame *f, uint64_t now_ns) {
+static int step_start(struct frame *f, uint64_t now_ns) {
     flow_job_t *job = f->job;
     struct step *s = &f->step;
     const flow_node_t *node = f->cur;
@@ -809,9 +891,10 @@ static int step_begin(struct frame *f, uint64_t now_ns) {
     if (job->turn_ns == 0)
         job->turn_ns = s->start_ns;
     if (f != &job->top) {
-        if (job->max_steps != 0 && job->started_steps >= job->max_steps) {
+        uint64_t max_steps = job->more ? job->more->max_steps : 0;
+        if (max_steps != 0 && job->started_steps >= max_steps) {
             char msg[96];
-            snprintf(msg, sizeof msg, "job stopped after %" PRIu64 " steps (max_steps)", job->max_steps);
+            snprintf(msg, sizeof msg, "job stopped after %" PRIu64 " steps (max_steps)", max_steps);
             job_fail(job, FLOW_EMAXSTEPS, msg, node->name);
             return -1;
         }
@@ -823,23 +906,47 @@ static int step_begin(struct frame *f, uint64_t now_ns) {
                  "with its root flow: put it in another flow to run them)",
                  job->id ? job->id : "-", node->name);
     }
-    flow__ctx_init(&s->ctx, job, s, NULL, SIZE_MAX);
-    if (job->resume_tries > 0 && f->depth == 1) {
+    flow__ctx_init(s->ctx, job, s, NULL, SIZE_MAX);
+    struct job_more *more = job->more;
+    if (more != NULL && more->resume_tries > 0 && f->depth == 1) {
         /* the tries a resumed node had used before the stop still count */
         if (node->kind == FLOW_NODE)
-            s->ctx.attempt = job->resume_tries < node->max_retries ? job->resume_tries : node->max_retries - 1;
-        job->resume_tries = 0;
+            s->ctx->attempt = more->resume_tries < node->max_retries ? more->resume_tries
+                                                                     : node->max_retries - 1;
+        more->resume_tries = 0;
     }
     if (node->ops->prep != NULL) {
-        int rc = node->ops->prep(&s->ctx, job->shared, &s->prep_res);
+        int rc = node->ops->prep(s->ctx, job->shared, &s->prep_res);
         if (rc != 0) {
-            step_failed(s, rc, s->ctx.err.message);
+            step_failed(s, rc, s->ctx->err.message);
             return -1;
         }
         if (job->final)
             return -1;
     }
     return step_exec(s);
+}
+
+/* The top frame's step gets a ctx for its prep (see struct step); the exec of a flow kind starts
+ * its runs and needs none. */
+static int step_begin(struct frame *f, uint64_t now_ns) {
+    flow_job_t *job = f->job;
+    if (f != &job->top)
+        return step_start(f, now_ns);
+    flow_ctx_t c;
+    memset(&c, 0, sizeof c);
+    f->step.ctx = &c;
+    int rc = step_start(f, now_ns);
+    f->step.ctx = NULL;
+    flow__ctx_release(&c);
+    if (c.data != NULL && !job->final) {
+        if (flow__job_more(job) == NULL) {
+            job_fail(job, FLOW_ENOMEM, NULL, f->step.node->name);
+            return -1;
+        }
+        job->more->root_data = c.data;
+    }
+    return rc;
 }
 
 static void warn_no_successor(flow_job_t *job, const flow_node_t *node, const char *action) {
@@ -876,18 +983,18 @@ static uint64_t root_end(struct frame *f, const char *action) {
 
 /* post, then the history entry and the choice of the next node. Returns the time it ended, or 0
  * when the job failed. */
-static uint64_t step_end(struct frame *f) {
+static uint64_t step_finish(struct frame *f) {
     flow_job_t *job = f->job;
     struct step *s = &f->step;
     const flow_node_t *node = s->node;
     const char *action = NULL;
     int rc = 0;
     if (node->ops->post != NULL)
-        rc = node->ops->post(&s->ctx, job->shared, s->prep_res, s->exec_res, &action);
+        rc = node->ops->post(s->ctx, job->shared, s->prep_res, s->exec_res, &action);
     else if (node->kind == FLOW_FLOW)
         action = json_string_value(s->exec_res);
     if (rc != 0) {
-        step_failed(s, rc, s->ctx.err.message);
+        step_failed(s, rc, s->ctx->err.message);
         return 0;
     }
     if (action == NULL || action[0] == '\0')
@@ -921,6 +1028,22 @@ static uint64_t step_end(struct frame *f) {
     return end;
 }
 
+/* ... and one for its post, with the data its prep left. */
+static uint64_t step_end(struct frame *f) {
+    flow_job_t *job = f->job;
+    if (f != &job->top)
+        return step_finish(f);
+    flow_ctx_t c;
+    memset(&c, 0, sizeof c);
+    flow__ctx_init(&c, job, &f->step, NULL, SIZE_MAX);
+    c.data = job->more ? job->more->root_data : NULL;
+    f->step.ctx = &c;
+    uint64_t end = step_finish(f);
+    f->step.ctx = NULL;
+    flow__ctx_release(&c);
+    return end;
+}
+
 /* ---- frames ---- */
 
 static void frame_cancel(struct frame *f) {
@@ -929,11 +1052,11 @@ static void frame_cancel(struct frame *f) {
 
 static void frame_free(struct frame *f) {
     step_clear(&f->step);
-    flow__ctx_release(&f->step.ctx);
-    json_decref(f->params);
-    json_decref(f->pcache);
+    if (f->step.ctx != NULL)
+        flow__ctx_release(f->step.ctx);
+    frame_params_free(f);
     json_decref(f->result);
-    f->params = f->pcache = f->result = NULL;
+    f->result = NULL;
     if (f != &f->job->top)
         flow__free(f);
 }
@@ -958,28 +1081,28 @@ static void frame_finished(struct frame *f) {
         s->child = NULL;
         frame_free(f);
         s->phase = PH_POST;
-        ready_push(job, s->frame);
+        ready_push(job, STEP_FRAME(s));
         break;
     case FLOW_BATCH_FLOW:
         s->child = NULL;
         frame_free(f);
-        if (++s->next < s->n) {
-            spawn_child(s, s->next);
+        if (++s->b->next < s->b->n) {
+            spawn_child(s, s->b->next);
         } else {
             s->phase = PH_POST;
-            ready_push(job, s->frame);
+            ready_push(job, STEP_FRAME(s));
         }
         break;
     default: /* FLOW_PARALLEL_BATCH_FLOW */
-        s->children[f->index] = NULL;
+        s->b->children[f->index] = NULL;
         frame_free(f);
-        s->running--;
-        s->finished++;
+        s->b->running--;
+        s->b->finished++;
         if (pflow_fill(s) < 0)
             return;
-        if (s->finished == s->n) {
+        if (s->b->finished == s->b->n) {
             s->phase = PH_POST;
-            ready_push(job, s->frame);
+            ready_push(job, STEP_FRAME(s));
         }
         break;
     }
@@ -1019,7 +1142,8 @@ static void frame_run(struct frame *f) {
 
 static void job_cancel_all(flow_job_t *job) {
     frame_cancel(&job->top);
-    flow__timer_stop(&job->deadline);
+    if (job->more != NULL)
+        flow__timer_stop(&job->more->deadline);
 }
 
 static void job_fail(flow_job_t *job, int code, const char *message, const char *node) {
@@ -1036,10 +1160,30 @@ static void job_fail(flow_job_t *job, int code, const char *message, const char 
         runq_push(job);
 }
 
+struct job_more *flow__job_more(flow_job_t *job) {
+    if (job->more != NULL)
+        return job->more;
+    struct job_more *more = flow__calloc(1, sizeof *more);
+    if (more == NULL)
+        return NULL;
+    more->job = job;
+    flow_queue_init(&more->waits);
+    flow_queue_init(&more->defers);
+    job->more = more;
+    return more;
+}
+
+static void more_free(struct job_more *more) {
+    if (more == NULL)
+        return;
+    flow__free(more->traceparent);
+    flow__free(more);
+}
+
 static void job_free(flow_job_t *job) {
     flow_engine_t *eng = job->eng;
-    for (unsigned i = 0; i < job->hist_len; i++) {
-        hist_entry_t *e = &job->hist[(job->hist_head + i) % job->hist_cap];
+    for (unsigned i = 0; job->hist != NULL && i < job->hist->len; i++) {
+        hist_entry_t *e = &job->hist->e[(job->hist->head + i) % job->hist->cap];
         flow__free(e->own_action);
         flow__free(e->own_message);
         json_decref(e->own_logs);
@@ -1051,7 +1195,7 @@ static void job_free(flow_job_t *job) {
     json_decref(job->shared);
     flow_def_unref(job->def);
     flow__free(job->id);
-    flow__free(job->traceparent);
+    more_free(job->more);
     flow__free(job);
     eng->nalloc--;
     engine_maybe_free(eng);
@@ -1075,7 +1219,8 @@ static void job_finalize(flow_job_t *job) {
     job_cancel_all(job);
     while (ready_pop(job) != NULL) {
     }
-    flow_queue_init(&job->defers); /* their ctxs go with the frames */
+    if (job->more != NULL)
+        flow_queue_init(&job->more->defers); /* their ctxs go with the frames */
     frame_free(&job->top);
     job->current = NULL;
     job->finished_us = flow_wall_us();
@@ -1098,12 +1243,12 @@ static void job_run(flow_job_t *job) {
             if (job->started_us == 0) /* else it resumes: it keeps its first start */
                 job->started_us = flow_wall_us();
             flow__job_set_status(job, FLOW_RUNNING);
-        } else if (job->status == FLOW_WAITING && flow_queue_empty(&job->waits)) {
+        } else if (job->status == FLOW_WAITING && flow__job_waits_empty(job)) {
             flow__job_set_status(job, FLOW_RUNNING);
         }
     }
-    while (!flow_queue_empty(&job->defers) && !job->final) {
-        flow_queue_t *q = flow_queue_head(&job->defers);
+    while (job->more != NULL && !flow_queue_empty(&job->more->defers) && !job->final) {
+        flow_queue_t *q = flow_queue_head(&job->more->defers);
         flow_queue_remove(q);
         flow__exec_finished(FLOW_QUEUE_DATA(q, flow_ctx_t, u.wait.node));
     }
@@ -1123,9 +1268,10 @@ static void job_run(flow_job_t *job) {
 }
 
 static void on_deadline(flow__timer_t *t) {
-    flow_job_t *job = (flow_job_t *)((char *)t - offsetof(flow_job_t, deadline));
+    struct job_more *more = (struct job_more *)((char *)t - offsetof(struct job_more, deadline));
+    flow_job_t *job = more->job;
     char msg[96];
-    snprintf(msg, sizeof msg, "job exceeded its deadline of %" PRIu64 " ms", job->deadline_ms);
+    snprintf(msg, sizeof msg, "job exceeded its deadline of %" PRIu64 " ms", more->deadline_ms);
     job_fail(job, FLOW_EDEADLINE, msg, job->current ? job->current->name : NULL);
 }
 
@@ -1164,21 +1310,30 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
         rc = FLOW_ENOMEM;
         goto fail;
     }
-    if (flow_traceparent_valid(opts->traceparent) &&
-        (job->traceparent = flow__strdup(opts->traceparent)) == NULL) {
+    int traced = flow_traceparent_valid(opts->traceparent);
+    if ((traced || opts->resume_node != NULL || opts->deadline_ms > 0 || opts->max_steps > 0) &&
+        flow__job_more(job) == NULL) {
+        rc = FLOW_ENOMEM;
+        goto fail;
+    }
+    if (traced && (job->more->traceparent = flow__strdup(opts->traceparent)) == NULL) {
         rc = FLOW_ENOMEM;
         goto fail;
     }
     if (opts->resume_node != NULL) {
-        job->resume_node = flow_def_find(def, opts->resume_node);
-        if (job->resume_node == NULL || job->resume_node == def->root) {
+        job->more->resume_node = flow_def_find(def, opts->resume_node);
+        if (job->more->resume_node == NULL || job->more->resume_node == def->root) {
             rc = FLOW_ENOTFOUND;
             goto fail;
         }
-        job->resume_tries = opts->resume_tries;
-        job->resume_visits = opts->resume_visits;
+        job->more->resume_tries = opts->resume_tries;
+        job->more->resume_visits = opts->resume_visits;
     }
-    job->started_steps = job->totals.steps = opts->resume_steps;
+    if (frame_set_params(&job->top, json_incref(opts->params), 1) < 0) {
+        rc = FLOW_ENOMEM;
+        goto fail;
+    }
+    job->started_steps = job->steps = opts->resume_steps;
     job->started_us = opts->resume_started_us;
     if (opts->deadline_ms > 0) {
         uint64_t left = opts->deadline_ms, now_us = flow_wall_us();
@@ -1186,7 +1341,7 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
             uint64_t ran_ms = (now_us - job->started_us) / 1000u;
             left = ran_ms < left ? left - ran_ms : 0;
         }
-        if (flow__timer_start(eng->timers, &job->deadline, left, on_deadline) < 0) {
+        if (flow__timer_start(eng->timers, &job->more->deadline, left, on_deadline) < 0) {
             rc = FLOW_ENOMEM;
             goto fail;
         }
@@ -1198,16 +1353,14 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
     job->on_event = opts->on_event;
     job->on_done = opts->on_done;
     job->data = opts->data;
-    job->max_steps = opts->max_steps;
-    job->deadline_ms = opts->deadline_ms;
+    if (job->more != NULL) {
+        job->more->max_steps = opts->max_steps;
+        job->more->deadline_ms = opts->deadline_ms;
+    }
     job->created_us = flow_wall_us();
     job->top.job = job;
     job->top.cur = def->root;
-    job->top.params = json_incref(opts->params);
-    job->top.step.frame = &job->top;
     flow_queue_init(&job->ready);
-    flow_queue_init(&job->waits);
-    flow_queue_init(&job->defers);
     flow_queue_insert_head(&eng->jobs, &job->jobs_node);
     eng->njobs++;
     eng->nalloc++;
@@ -1219,8 +1372,9 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
 fail:
     json_decref(shared);
     if (job != NULL) {
+        frame_params_free(&job->top);
         flow__free(job->id);
-        flow__free(job->traceparent);
+        more_free(job->more);
         flow__free(job);
     }
     return rc;
@@ -1269,7 +1423,7 @@ int flow_traceparent_valid(const char *s) {
 }
 
 const char *flow_job_traceparent(const flow_job_t *job) {
-    return job->traceparent;
+    return job->more ? job->more->traceparent : NULL;
 }
 
 const char *flow_job_id(const flow_job_t *job) {
@@ -1289,7 +1443,7 @@ json_t *flow_job_shared(const flow_job_t *job) {
 }
 
 uint64_t flow_job_steps(const flow_job_t *job) {
-    return job->totals.steps;
+    return job->steps;
 }
 
 const char *flow_job_current_node(const flow_job_t *job) {
@@ -1305,9 +1459,10 @@ const flow_error_t *flow_job_error(const flow_job_t *job) {
 }
 
 json_t *flow_job_waiting_for(const flow_job_t *job) {
-    if (flow_queue_empty(&job->waits))
+    if (flow__job_waits_empty(job))
         return NULL;
-    return FLOW_QUEUE_DATA(flow_queue_head(&job->waits), flow_ctx_t, u.wait.node)->u.wait.request;
+    const flow_ctx_t *c = FLOW_QUEUE_DATA(flow_queue_head(&job->more->waits), flow_ctx_t, u.wait.node);
+    return c->u.wait.request;
 }
 
 void *flow_job_data(const flow_job_t *job) {
@@ -1327,17 +1482,21 @@ uint64_t flow_job_finished_us(const flow_job_t *job) {
 }
 
 size_t flow_job_history_count(const flow_job_t *job) {
-    return job->hist_len;
+    return job->hist ? job->hist->len : 0;
 }
 
 const flow_step_t *flow_job_history_at(const flow_job_t *job, size_t i) {
-    if (i >= job->hist_len)
+    if (i >= flow_job_history_count(job))
         return NULL;
-    return &job->hist[(job->hist_head + i) % job->hist_cap].pub;
+    return &job->hist->e[(job->hist->head + i) % job->hist->cap].pub;
 }
 
 void flow_job_history_totals(const flow_job_t *job, flow_history_totals_t *out) {
-    *out = job->totals;
+    const struct hist *h = job->hist;
+    out->steps = job->steps;
+    out->failed = h ? h->failed : 0;
+    out->retries = h ? h->retries : 0;
+    out->dropped = h ? h->dropped : 0;
 }
 
 /* ---- status names ---- */

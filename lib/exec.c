@@ -42,7 +42,8 @@ static int start_timer(flow_ctx_t *c, flow__timer_t *t, uint64_t ms, flow__timer
 }
 
 static void stop_timeout(flow_ctx_t *c) {
-    flow__timer_stop(&c->tmo);
+    if (c->tmo != NULL)
+        flow__timer_stop(&c->tmo->timer);
 }
 
 /* ---- cancel ---- */
@@ -95,7 +96,11 @@ void flow__ctx_release(flow_ctx_t *c) {
     c->result = NULL;
     flow_error_clear(&c->err);
     flow__timer_stop(&c->timer);
-    flow__timer_stop(&c->tmo);
+    if (c->tmo != NULL) {
+        flow__timer_stop(&c->tmo->timer);
+        flow__free(c->tmo);
+        c->tmo = NULL;
+    }
 }
 
 /* ---- completion ---- */
@@ -213,13 +218,15 @@ int flow_sleep(flow_ctx_t *c, uint64_t ms, json_t *result) {
 int flow_await_input(flow_ctx_t *c, json_t *request) {
     if (c == NULL || c->threaded || c->state != CTX_RUNNING)
         return FLOW_ESTATE;
-    json_t *copy = request ? json_deep_copy(request) : json_null();
-    if (copy == NULL)
-        return cannot_wait(c, FLOW_ENOMEM, "cannot wait for input");
     flow_job_t *job = c->job;
+    json_t *copy = request ? json_deep_copy(request) : json_null();
+    if (copy == NULL || flow__job_more(job) == NULL) {
+        json_decref(copy);
+        return cannot_wait(c, FLOW_ENOMEM, "cannot wait for input");
+    }
     c->u.wait.request = copy;
     c->state = CTX_WAITING;
-    flow_queue_insert_tail(&job->waits, &c->u.wait.node);
+    flow_queue_insert_tail(&job->more->waits, &c->u.wait.node);
     if (job->status == FLOW_RUNNING)
         flow__job_set_status(job, FLOW_WAITING);
     return 0;
@@ -228,9 +235,9 @@ int flow_await_input(flow_ctx_t *c, json_t *request) {
 int flow_job_input(flow_job_t *job, json_t *value, flow_error_t *err) {
     if (job == NULL || value == NULL)
         return FLOW_EINVAL;
-    if (flow_queue_empty(&job->waits) || job->final)
+    if (flow__job_waits_empty(job) || job->final)
         return FLOW_ESTATE;
-    flow_ctx_t *c = FLOW_QUEUE_DATA(flow_queue_head(&job->waits), flow_ctx_t, u.wait.node);
+    flow_ctx_t *c = FLOW_QUEUE_DATA(flow_queue_head(&job->more->waits), flow_ctx_t, u.wait.node);
     if (c->node->ops->input != NULL) {
         int rc = c->node->ops->input(c, value);
         if (rc != 0) {
@@ -331,12 +338,24 @@ static void queue_work(flow_ctx_t *c) {
 /* ---- tries ---- */
 
 static void on_timeout(flow__timer_t *t) {
-    flow_ctx_t *c = CTX_OF(t, tmo);
+    flow_ctx_t *c = ((struct ctx_tmo *)((char *)t - offsetof(struct ctx_tmo, timer)))->ctx;
     flow__ctx_cancel(c);
     flow__set_error(&c->err, FLOW_ETIMEDOUT, "node %s timed out after %llu ms", c->node->name,
                     (unsigned long long)c->node->timeout_ms);
     c->state = CTX_FAILED;
     settled_later(c);
+}
+
+/* The timeout's timer is made at the first try that needs one, and kept until the ctx is released:
+ * most nodes have no timeout, and a million waiting ctxs need not carry one. */
+static int start_timeout(flow_ctx_t *c) {
+    if (c->tmo == NULL) {
+        c->tmo = flow__calloc(1, sizeof *c->tmo);
+        if (c->tmo == NULL)
+            return FLOW_ENOMEM;
+        c->tmo->ctx = c;
+    }
+    return start_timer(c, &c->tmo->timer, c->node->timeout_ms, on_timeout);
 }
 
 static void try_once(flow_ctx_t *c) {
@@ -349,7 +368,7 @@ static void try_once(flow_ctx_t *c) {
         c->state = CTX_DONE;
         return;
     }
-    if (node->timeout_ms > 0 && start_timer(c, &c->tmo, node->timeout_ms, on_timeout) < 0) {
+    if (node->timeout_ms > 0 && start_timeout(c) < 0) {
         flow__set_error(&c->err, FLOW_ENOMEM, "out of memory");
         c->state = CTX_FAILED;
         return;

@@ -30,6 +30,11 @@ struct step;
 struct frame;
 struct work;
 
+struct ctx_tmo {
+    flow__timer_t timer;
+    flow_ctx_t *ctx;
+};
+
 struct flow_ctx {
     flow_job_t *job;
     struct step *step;          /* NULL in a thread-pool copy */
@@ -46,7 +51,7 @@ struct flow_ctx {
     uint64_t retry_after_ms;    /* this try's flow_retry_after: the least wait before the next */
     flow_error_t err;
     flow__timer_t timer;        /* flow_sleep and the wait between tries */
-    flow__timer_t tmo;          /* the node's timeout */
+    struct ctx_tmo *tmo;        /* the node's timeout: made at the first try that has one */
     union {                     /* what only one state needs */
         struct {
             json_t *request;    /* CTX_WAITING: owned */
@@ -60,7 +65,6 @@ struct flow_ctx {
 enum step_phase { PH_START = 0, PH_EXEC, PH_POST };
 
 struct step {
-    struct frame *frame;
     const flow_node_t *node;
     json_t *prep_res;
     json_t *exec_res;
@@ -69,24 +73,45 @@ struct step {
     uint8_t phase;
     uint8_t filling;            /* starting items: completions only count, the filler goes on */
     unsigned tries;
-    flow_ctx_t ctx;             /* prep and post; exec of plain and sequential batch nodes */
-    size_t n, next, running, finished;
-    json_t *results;            /* batch kinds: results in input order */
-    flow_ctx_t *items;          /* parallel batch: one ctx per started item */
+    /* prep and post; exec of plain and sequential batch nodes. A frame made by frame_new has one
+     * in the same allocation. The top frame, which only runs the root flow (a flow kind: prep and
+     * post, never an exec), has none: it is given one on the stack for its prep and its post, and
+     * keeps its data in job->more->root_data between the two. Every job has a top frame, so this is
+     * the memory of a ctx less per job. */
+    flow_ctx_t *ctx;
+    struct batch *b;            /* batch kinds, from their exec on; NULL otherwise */
     struct frame *child;        /* flow and batch flow: the running sub-graph */
-    struct frame **children;    /* parallel batch flow: one slot per param set */
+    struct notes *notes;        /* NULL until the step logs a line or a try fails */
+};
+
+/* What a step has to say in its history entry besides its outcome; most steps have nothing. */
+struct notes {
     json_t *logs;               /* NULL, or the lines logged so far (flow_ctx_log) */
     json_t *retries;            /* NULL, or the failed tries so far: {try, item?, error, wait_ms} */
     unsigned logs_dropped;      /* lines past the caps */
+};
+
+/* What only a step of a batch kind needs, allocated when its exec starts: most steps are of plain
+ * nodes or flows, and every frame has a step. */
+struct batch {
+    size_t n, next, running, finished;
+    json_t *results;            /* results in input order */
+    flow_ctx_t *items;          /* parallel batch: one ctx per started item */
+    struct frame **children;    /* parallel batch flow: one slot per param set */
+};
+
+/* A frame's param set, and its nodes' own params merged with it (for the last node asked). */
+struct fparams {
+    json_t *set;                /* an object */
+    const flow_node_t *node;    /* whose params merged holds */
+    json_t *merged;
 };
 
 struct frame {
     flow_job_t *job;
     struct step *owner;         /* the flow step this frame runs for; NULL for the top frame */
     const flow_node_t *cur;     /* node of the current step; NULL once the sub-graph has ended */
-    json_t *params;             /* params given to this sub-graph; NULL: none */
-    const flow_node_t *pcache_node;
-    json_t *pcache;             /* cur's own params merged with params */
+    struct fparams *params;     /* params given to this sub-graph; NULL: none */
     json_t *result;             /* the last action, a JSON string, once the sub-graph has ended */
     size_t index;               /* slot in the owner's children */
     uint64_t started;           /* steps started in this frame (see flow_ctx_visit) */
@@ -96,6 +121,9 @@ struct frame {
     struct step step;
 };
 
+/* A step is always its frame's: the frame is found from it, not kept in it. */
+#define STEP_FRAME(s) ((struct frame *)((char *)(s) - offsetof(struct frame, step)))
+
 typedef struct hist_entry {
     flow_step_t pub;
     char *own_action;
@@ -104,23 +132,44 @@ typedef struct hist_entry {
     json_t *own_retries;
 } hist_entry_t;
 
+/* A job's history: a ring of entries, allocated with its first step's end and grown to the
+ * engine's history_limit. */
+struct hist {
+    unsigned cap, len, head;
+    uint64_t failed, retries, dropped; /* flow_history_totals_t's, over the whole job */
+    hist_entry_t e[];
+};
+
+/* What some jobs need and most do not: a job has it only once one of these is used (the options
+ * that set them, or a wait for input), so that a million plain jobs do not carry it. */
+struct job_more {
+    flow_job_t *job;
+    char *traceparent;          /* NULL, or a valid one (flow_traceparent_valid) */
+    uint64_t max_steps;
+    uint64_t deadline_ms;
+    flow__timer_t deadline;
+    flow_queue_t waits;         /* ctxs waiting for input, oldest first (u.wait.node) */
+    flow_queue_t defers;        /* answered ctxs whose exec is to finish (u.wait.node) */
+    const flow_node_t *resume_node; /* where the root flow's sub-graph starts, once */
+    unsigned resume_tries;
+    uint64_t resume_visits;     /* root-level steps started before resume_node */
+    void *root_data;            /* the root flow's ctx data, from its prep to its post */
+    size_t log_bytes;           /* bytes of lines its steps logged and kept */
+};
+
 struct flow_job {
     flow_engine_t *eng;
     flow_def_t *def;
     json_t *shared;
     char *id;
-    char *traceparent;          /* NULL, or a valid one (flow_traceparent_valid) */
+    struct job_more *more;      /* NULL until needed */
     flow_status_t status;
+    unsigned pending;           /* thread-pool work that still points at the job */
     flow_event_cb on_event;
     flow_done_cb on_done;
     void *data;
-    uint64_t max_steps;
-    uint64_t deadline_ms;
-    flow__timer_t deadline;
     struct frame top;
     flow_queue_t ready;         /* frames with a step to run (struct frame's ready_node) */
-    flow_queue_t waits;         /* ctxs waiting for input, oldest first (u.wait.node) */
-    flow_queue_t defers;        /* answered ctxs whose exec is to finish (u.wait.node) */
     flow_queue_t runq_node;     /* in the engine's run queue, while in_runq */
     flow_queue_t jobs_node;     /* in the engine's live jobs */
     uint8_t in_runq;
@@ -129,20 +178,14 @@ struct flow_job {
     uint8_t finalized;          /* on_done has run; memory goes when pending reaches 0 */
     unsigned budget;            /* steps left in this turn */
     uint64_t turn_ns;           /* uv_hrtime() at the first step of this turn; 0 before it */
-    unsigned pending;           /* thread-pool work that still points at the job */
     uint64_t started_steps;
-    const flow_node_t *resume_node; /* where the root flow's sub-graph starts, once */
-    unsigned resume_tries;
-    uint64_t resume_visits;     /* root-level steps started before resume_node */
     const flow_node_t *current;
     const char *last_action; /* a history entry's, or root_action once the root flow ended */
     char *root_action;       /* what the root flow's post returned */
-    hist_entry_t *hist;
-    unsigned hist_cap, hist_len, hist_head;
-    flow_history_totals_t totals;
+    struct hist *hist;          /* NULL until a step has ended */
+    uint64_t steps;             /* finished steps (the history counts the rest) */
     flow_error_t error;
     uint64_t created_us, started_us, finished_us;
-    size_t log_bytes;           /* bytes of lines its steps logged and kept */
 };
 
 struct flow_engine {
@@ -181,6 +224,10 @@ void flow__exec_failed(flow_ctx_t *c);   /* ... or failed after its retries and 
 void flow__job_defer(flow_job_t *job, flow_ctx_t *c); /* finish c on the job's next run */
 void flow__job_set_status(flow_job_t *job, flow_status_t status);
 void flow__job_unpend(flow_job_t *job);  /* one pending handle or work item is gone */
+struct job_more *flow__job_more(flow_job_t *job); /* job->more, made if missing; NULL: no memory */
+static inline int flow__job_waits_empty(const flow_job_t *job) {
+    return job->more == NULL || flow_queue_empty(&job->more->waits);
+}
 /* a try failed and another follows after wait_ms: the event, and the step's note of it */
 void flow__job_retry(flow_ctx_t *c, uint64_t wait_ms);
 

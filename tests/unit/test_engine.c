@@ -314,6 +314,48 @@ START_TEST(test_the_root_flows_post_gives_the_jobs_last_action) {
 }
 END_TEST
 
+/* The root flow's ctx data set in its prep is there in its post, as for any node (the top frame
+ * gives its step a ctx only for those two calls), and the ctx of its post is a fresh one: no error
+ * of its prep's. */
+static int keep_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
+    (void)shared;
+    (void)prep_res;
+    static const char marker[] = "from prep";
+    flow_ctx_set_data(ctx, (void *)marker);
+    return 0;
+}
+
+static int keep_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *exec_res,
+                     const char **action) {
+    (void)prep_res;
+    (void)exec_res;
+    const char *data = flow_ctx_data(ctx);
+    json_object_set_new(shared, "root_data", data ? json_string(data) : json_null());
+    char visit[16];
+    int n = flow_ctx_visit(ctx, visit, sizeof visit);
+    json_object_set_new(shared, "root_visit", json_integer(n));
+    *action = "kept";
+    return 0;
+}
+
+static const flow_node_ops_t keep_ops = {.prep = keep_prep, .post = keep_post};
+
+START_TEST(test_the_root_flows_ctx_data_goes_from_prep_to_post) {
+    flow_def_t *def;
+    flow_node_t *root;
+    ck_assert_int_eq(flow_def_new("kept", &def), 0);
+    ck_assert_int_eq(flow_node_new(def, "flow", FLOW_FLOW, &keep_ops, NULL, &root), 0);
+    flow_def_set_root(def, root);
+    flow_node_set_start(root, node_new(def, "a", FLOW_NODE, &script_ops, NULL));
+    harness_run(&h, def, NULL, NULL, &out);
+    ck_assert_int_eq(out.status, FLOW_SUCCEEDED);
+    ck_assert_str_eq(json_string_value(json_object_get(out.shared, "root_data")), "from prep");
+    ck_assert_int_eq(json_integer_value(json_object_get(out.shared, "root_visit")), 1); /* "1" */
+    ck_assert_str_eq(out.last_action, "kept");
+    flow_def_unref(def);
+}
+END_TEST
+
 /* BaseNode.run warns "Node won't run successors. Use Flow." and runs none: a job is the run of
  * its root flow, so successors given to the root flow neither run nor count as steps. */
 START_TEST(test_the_root_flows_successors_do_not_run) {
@@ -726,6 +768,7 @@ static Suite *engine_suite(void) {
     tcase_add_test(tc, test_a_flow_is_a_node_and_its_last_action_is_its_action);
     tcase_add_test(tc, test_a_flow_without_post_takes_the_last_action);
     tcase_add_test(tc, test_the_root_flows_post_gives_the_jobs_last_action);
+    tcase_add_test(tc, test_the_root_flows_ctx_data_goes_from_prep_to_post);
     tcase_add_test(tc, test_the_root_flows_successors_do_not_run);
     tcase_add_test(tc, test_an_empty_action_is_default);
     tcase_add_test(tc, test_a_flow_node_followed_by_another_flow_node);
