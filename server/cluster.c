@@ -388,7 +388,11 @@ void flowd_cluster_close(flowd_cluster_t *c) {
 /* ---- the HTTP side ---- */
 
 static void view_of(const flowd_remote_job_t *j, flowd_job_view_t *v) {
-    *v = (flowd_job_view_t){.id = j->id,
+    *v = (flowd_job_view_t){.start_at_us = j->start_at_us,
+                            .priority = j->priority,
+                            .conc_key = j->conc_key,
+                            .conc_limit = j->conc_limit,
+                            .id = j->id,
                             .flow = j->flow,
                             .tenant = j->tenant,
                             .status = j->status,

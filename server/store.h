@@ -85,6 +85,10 @@ typedef struct flowd_stored_job {
     uint64_t created_us, started_us, finished_us;
     const char *idem_key;
     uint64_t body_hash;
+    uint64_t start_at_us;      /* when it may start (0: at once) */
+    unsigned priority;         /* 0 to 9 */
+    const char *conc_key;      /* its evaluated concurrency key, or NULL */
+    unsigned conc_limit;
     json_t *params;            /* NULL: none */
     json_t *shared;            /* as of its last checkpoint (its final store once it has ended) */
     const char *resume_node;

@@ -24,7 +24,7 @@
 #include "store.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -84,6 +84,10 @@ static int apply_create(sq_file_t *f, const flowd_op_t *op) {
     bind_text(st, 8, c->params);
     bind_text(st, 9, c->shared ? c->shared : "{}");
     bind_text(st, 10, c->tenant);
+    sqlite3_bind_int64(st, 11, (sqlite3_int64)c->start_at_us);
+    sqlite3_bind_int(st, 12, (int)c->priority);
+    bind_text(st, 13, c->conc_key);
+    sqlite3_bind_int64(st, 14, (sqlite3_int64)c->conc_limit);
     return run(st);
 }
 
@@ -309,7 +313,8 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
     static const char q[] =
         "SELECT j.id, j.flow, v.document, j.status, j.created_us, j.started_us, j.finished_us, j.idem_key,"
         " j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps, j.last_action, j.waiting_for,"
-        " j.error_code, j.error_message, j.error_node, j.totals, j.seq, j.tenant"
+        " j.error_code, j.error_message, j.error_node, j.totals, j.seq, j.tenant,"
+        " j.start_at_us, j.priority, j.conc_key, j.conc_limit"
         " FROM jobs j LEFT JOIN flow_versions v ON v.digest = j.digest ORDER BY j.seq";
     sqlite3_stmt *st = NULL, *steps = NULL;
     int rc = 0;
@@ -346,6 +351,10 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
             .totals = col_json(st, 19),
             .seq = (uint64_t)sqlite3_column_int64(st, 20),
             .tenant = col_text(st, 21),
+            .start_at_us = (uint64_t)sqlite3_column_int64(st, 22),
+            .priority = (unsigned)sqlite3_column_int(st, 23),
+            .conc_key = col_text(st, 24),
+            .conc_limit = (unsigned)sqlite3_column_int64(st, 25),
         };
         j.history = history_of(steps, j.seq);
         if (j.shared == NULL)
@@ -434,7 +443,9 @@ static const char schema[] =
     " params TEXT, shared TEXT NOT NULL, resume_node TEXT, tries INTEGER NOT NULL DEFAULT 0,"
     " steps INTEGER NOT NULL DEFAULT 0, last_action TEXT, waiting_for TEXT, error_code TEXT,"
     " error_message TEXT, error_node TEXT, totals TEXT,"
-    " tenant TEXT NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', UNIQUE (tenant, idem_key));"
+    " tenant TEXT NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', start_at_us INTEGER NOT NULL DEFAULT 0,"
+    " priority INTEGER NOT NULL DEFAULT 5, conc_key TEXT, conc_limit INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (tenant, idem_key));"
     "CREATE TABLE IF NOT EXISTS steps (job INTEGER NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,"
     " PRIMARY KEY (job, seq)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS flow_versions (digest TEXT PRIMARY KEY, document TEXT NOT NULL);"
@@ -466,7 +477,7 @@ static const char migrate_1_to_2[] =
     "UPDATE meta SET value = '" STRINGIFY(SCHEMA_VERSION) "' WHERE key = 'schema_version';"
     "COMMIT;";
 
-/* Version 3 adds each job's tenant (the tenant of the key that made it; the jobs from before belong
+/* Version 3 (and so 4: this copies into the tables of this version) adds each job's tenant (the tenant of the key that made it; the jobs from before belong
  * to tenant "default", which is also every caller's when flowd runs without keys), and makes an
  * Idempotency-Key unique per tenant instead of over all jobs. SQLite cannot drop a column's UNIQUE,
  * so the table is copied, in one transaction. */
@@ -481,7 +492,18 @@ static const char migrate_2_to_3[] =
     " idem_key, body_hash, params, shared, resume_node, tries, steps, last_action, waiting_for,"
     " error_code, error_message, error_node, totals FROM jobs_v2;"
     "DROP TABLE jobs_v2;"
-    "UPDATE meta SET value = '3' WHERE key = 'schema_version';"
+    "UPDATE meta SET value = '" STRINGIFY(SCHEMA_VERSION) "' WHERE key = 'schema_version';"
+    "COMMIT;";
+
+/* Version 4 adds when a job may start, its priority and its concurrency key (scheduler.h); the
+ * jobs from before start at once, at the default priority, with no key. */
+static const char migrate_3_to_4[] =
+    "BEGIN;"
+    "ALTER TABLE jobs ADD COLUMN start_at_us INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 5;"
+    "ALTER TABLE jobs ADD COLUMN conc_key TEXT;"
+    "ALTER TABLE jobs ADD COLUMN conc_limit INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE meta SET value = '4' WHERE key = 'schema_version';"
     "COMMIT;";
 
 static int schema_version(sq_file_t *f) {
@@ -504,10 +526,12 @@ static int migrate(sq_file_t *f, char *err, size_t errlen) {
         snprintf(err, errlen, "the file has schema version %d, newer than this flowd's %d", version, SCHEMA_VERSION);
         return FLOW_EINVAL;
     }
-    if (version == 1 || version == 2) {
+    if (version >= 1 && version <= 3) {
         flowd_log(FLOW_LOG_INFO, "store: %s: schema version %d -> %d", f->path, version,
                   SCHEMA_VERSION);
-        sql = sqlite3_mprintf(version == 1 ? migrate_1_to_2 : migrate_2_to_3, schema);
+        /* 1 and 2 copy their rows into the tables of this version; 3 only gains columns */
+        sql = version == 3 ? sqlite3_mprintf("%s", migrate_3_to_4)
+                           : sqlite3_mprintf(version == 1 ? migrate_1_to_2 : migrate_2_to_3, schema);
         if (sql == NULL) {
             snprintf(err, errlen, "out of memory");
             return FLOW_ENOMEM;
@@ -564,7 +588,8 @@ static int file_open(const char *path, const char *sync, sq_file_t **out, char *
     if ((rc = migrate(f, err, errlen)) < 0)
         goto fail;
     if (prepare(f, "INSERT INTO jobs (id, seq, flow, digest, created_us, idem_key, body_hash,"
-                   " params, shared, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   " params, shared, tenant, start_at_us, priority, conc_key, conc_limit)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 &f->ins_job) < 0 ||
         prepare(f, "INSERT OR IGNORE INTO flow_versions (digest, document) VALUES (?, ?)",
                 &f->ins_version) < 0 ||

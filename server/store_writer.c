@@ -53,6 +53,7 @@ void flowd_op_free(flowd_op_t *op) {
         free(op->create.params);
         free(op->create.shared);
         free(op->create.tenant);
+        free(op->create.conc_key);
         break;
     case FLOWD_OP_CHECKPOINT:
         free(op->checkpoint.resume_node);
@@ -375,11 +376,16 @@ int flowd_writer_create(flowd_writer_t *w, flowd_job_t *job, json_t *shared, jso
     c->tenant = strdup(job->tenant);
     c->created_us = job->created_us;
     c->body_hash = job->body_hash;
+    c->start_at_us = job->start_at_us;
+    c->priority = job->priority;
+    c->conc_key = dup_or_null(job->conc_key);
+    c->conc_limit = job->conc_limit;
     c->done = done;
     c->data = data;
     if (c->flow == NULL || (digest && (c->digest == NULL || c->document == NULL)) ||
         (job->idem_key && c->idem_key == NULL) || (params && c->params == NULL) ||
-        (shared && c->shared == NULL) || c->tenant == NULL) {
+        (shared && c->shared == NULL) || c->tenant == NULL ||
+        (job->conc_key && c->conc_key == NULL)) {
         flowd_op_free(op);
         return FLOW_ENOMEM;
     }
