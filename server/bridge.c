@@ -339,7 +339,9 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     job->done = 1;
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
-    flowd_metrics_job_finished(srv->metrics, flow_def_name(job->def), status, job->created_us,
+    /* a delayed job's queue wait counts from its start_at: the delay was asked for */
+    flowd_metrics_job_finished(srv->metrics, flow_def_name(job->def), status,
+                               job->start_at_us > job->created_us ? job->start_at_us : job->created_us,
                                job->started_us, job->finished_us);
     /* no longer active before anyone hears that it ended: a POST right after a cancel's answer
      * must find the room it left (--max-jobs) */

@@ -46,7 +46,7 @@ struct flowd_sched {
     struct flowd_heap delayed; /* by start_at, then seq */
     struct flowd_heap ready;   /* due: by priority, then seq */
     gtable_t groups;
-    uint64_t running, waiting;
+    uint64_t running;
     int dispatching;           /* a start's callback gave a slot back: the loop in dispatch goes on */
     int closed;
     int timer_closed;
@@ -263,18 +263,14 @@ static void start_anyway(flowd_sched_t *s, flowd_job_t *job) {
 /* The first job waiting for g goes back among the due ones. */
 static void wake_one(flowd_sched_t *s, struct flowd_sched_group *g) {
     flowd_job_t *job = g ? heap_pop(&g->waiting) : NULL;
-    if (job != NULL && heap_push(&s->ready, job) < 0) {
-        s->waiting--;
+    if (job != NULL && heap_push(&s->ready, job) < 0)
         start_anyway(s, job);
-    }
 }
 
 /* job steps aside into g's waiting jobs. */
 static void wait_for(flowd_sched_t *s, flowd_job_t *job, struct flowd_sched_group *g) {
-    if (heap_push(&g->waiting, job) < 0) {
-        s->waiting--;
+    if (heap_push(&g->waiting, job) < 0)
         start_anyway(s, job);
-    }
 }
 
 /* Starts the due jobs there is room for, best first. */
@@ -288,7 +284,6 @@ static void dispatch(flowd_sched_t *s) {
         struct flowd_sched_group *kg = NULL, *fg = NULL;
         unsigned flimit = flow_limit(job);
         if (job->conc_key != NULL && (kg = group_get(s, job, 1)) == NULL) {
-            s->waiting--;
             start_anyway(s, job);
             continue;
         }
@@ -298,7 +293,6 @@ static void dispatch(flowd_sched_t *s) {
         }
         if (flimit > 0 && (fg = group_get(s, job, 0)) == NULL) {
             group_release(s, kg);
-            s->waiting--;
             start_anyway(s, job);
             continue;
         }
@@ -310,7 +304,6 @@ static void dispatch(flowd_sched_t *s) {
             group_release(s, kg);
             continue;
         }
-        s->waiting--;
         start(s, job, kg, fg);
     }
     s->dispatching = 0;
@@ -324,10 +317,8 @@ static void on_timer(uv_timer_t *t) {
     flowd_job_t *job;
     while ((job = heap_top(&s->delayed)) != NULL && job->start_at_us <= now) {
         heap_remove(&s->delayed, 0);
-        if (heap_push(&s->ready, job) < 0) {
-            s->waiting--;
+        if (heap_push(&s->ready, job) < 0)
             start_anyway(s, job);
-        }
     }
     dispatch(s);
     arm(s);
@@ -379,11 +370,9 @@ void flowd_sched_add(flowd_sched_t *s, flowd_job_t *job) {
         start(s, job, kg, fg);
         return;
     }
-    s->waiting++;
     if (job->start_at_us > flow_wall_us()) {
         int first = heap_top(&s->delayed) == NULL || by_time(job, heap_top(&s->delayed));
         if (heap_push(&s->delayed, job) < 0) {
-            s->waiting--;
             start_anyway(s, job);
         } else if (first) {
             arm(s);
@@ -391,7 +380,6 @@ void flowd_sched_add(flowd_sched_t *s, flowd_job_t *job) {
         return;
     }
     if (heap_push(&s->ready, job) < 0) {
-        s->waiting--;
         start_anyway(s, job);
         return;
     }
@@ -404,7 +392,6 @@ int flowd_sched_take(flowd_sched_t *s, flowd_job_t *job) {
         return 0;
     int was_first = h == &s->delayed && job->sched.idx == 0;
     heap_remove(h, job->sched.idx);
-    s->waiting--;
     if (h->group != NULL)
         group_release(s, h->group);
     if (was_first)
@@ -458,14 +445,6 @@ void flowd_sched_done(flowd_job_t *job) {
     dispatch(s);
 }
 
-uint64_t flowd_sched_running(const flowd_sched_t *s) {
-    return s->running;
-}
-
-uint64_t flowd_sched_waiting(const flowd_sched_t *s) {
-    return s->waiting;
-}
-
 static void drop_all(struct flowd_heap *h) {
     flowd_job_t *job;
     while ((job = heap_pop(h)) != NULL)
@@ -486,6 +465,5 @@ void flowd_sched_close(flowd_sched_t *s) {
     for (size_t i = 0; i < s->groups.nb; i++)
         for (struct flowd_sched_group *g = s->groups.b[i]; g != NULL; g = g->next)
             drop_all(&g->waiting);
-    s->waiting = 0;
     uv_close((uv_handle_t *)&s->timer, on_closed);
 }

@@ -51,10 +51,6 @@ int flowd_sched_take(flowd_sched_t *s, flowd_job_t *job);
  * closes after the bridge): the scheduler is freed once the last slot is given back. */
 void flowd_sched_done(flowd_job_t *job);
 
-/* Counts for the metrics and tests. */
-uint64_t flowd_sched_running(const flowd_sched_t *s);
-uint64_t flowd_sched_waiting(const flowd_sched_t *s); /* delayed, or due and waiting for room */
-
 /* Drops every record it holds and closes its timer; the memory goes with the close callback (run
  * the loop). */
 void flowd_sched_close(flowd_sched_t *s);
