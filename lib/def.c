@@ -187,14 +187,10 @@ int flow_node_new(flow_def_t *def, const char *name, flow_kind_t kind, const flo
         return FLOW_ESTATE;
     if (flow_def_find(def, name) != NULL)
         return FLOW_EEXIST;
-    if (def->nnodes == def->capnodes) {
-        size_t cap = def->capnodes ? def->capnodes * 2 : 8;
-        flow_node_t **nodes = flow__realloc(def->nodes, cap * sizeof *nodes);
-        if (nodes == NULL)
-            return FLOW_ENOMEM;
-        def->nodes = nodes;
-        def->capnodes = cap;
-    }
+    flow_node_t **nodes = flow__grow(def->nodes, def->nnodes, &def->capnodes, sizeof *nodes, 8, 0);
+    if (nodes == NULL)
+        return FLOW_ENOMEM;
+    def->nodes = nodes;
     flow_node_t *node = flow__calloc(1, sizeof *node);
     if (node == NULL)
         return FLOW_ENOMEM;
@@ -306,14 +302,10 @@ int flow_node_next(flow_node_t *from, const char *action, flow_node_t *to) {
             return 0;
         }
     }
-    if (from->nsucc == from->capsucc) {
-        size_t cap = from->capsucc ? from->capsucc * 2 : 2;
-        flow_succ_t *succ = flow__realloc(from->succ, cap * sizeof *succ);
-        if (succ == NULL)
-            return FLOW_ENOMEM;
-        from->succ = succ;
-        from->capsucc = cap;
-    }
+    flow_succ_t *succ = flow__grow(from->succ, from->nsucc, &from->capsucc, sizeof *succ, 2, 0);
+    if (succ == NULL)
+        return FLOW_ENOMEM;
+    from->succ = succ;
     char *copy = flow__strdup(action);
     if (copy == NULL)
         return FLOW_ENOMEM;

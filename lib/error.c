@@ -1,5 +1,6 @@
 /* error.c: the error table, the logger, the allocator hook, the clocks and the small string helpers
  * of libflow. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,20 @@ void *flow__calloc(size_t count, size_t size) {
 
 void *flow__realloc(void *p, size_t size) {
     return allocator.realloc_fn(p, size ? size : 1);
+}
+
+void *flow__grow(void *items, size_t n, size_t *cap, size_t size, size_t first, size_t max) {
+    if (n < *cap)
+        return items;
+    size_t want = *cap ? *cap * 2 : first;
+    if (max != 0 && want > max)
+        want = max;
+    if (want <= n || want > SIZE_MAX / size)
+        return NULL;
+    void *grown = flow__realloc(items, want * size);
+    if (grown != NULL)
+        *cap = want;
+    return grown;
 }
 
 void flow__free(void *p) {

@@ -136,16 +136,12 @@ static void deadline_down(flow_http_t *c, size_t i)
 /* Room for one more, so that deadline_push cannot fail after the request is in the multi. */
 static int deadline_reserve(flow_http_t *c)
 {
-    size_t cap = c->deadline_cap ? c->deadline_cap * 2 : 64;
     flow_http_req_t **p;
 
-    if (c->deadline_count < c->deadline_cap)
-        return 0;
-    p = flow__realloc(c->deadlines, cap * sizeof(*p));
+    p = flow__grow(c->deadlines, c->deadline_count, &c->deadline_cap, sizeof(*p), 64, 0);
     if (!p)
         return FLOW_ENOMEM;
     c->deadlines = p;
-    c->deadline_cap = cap;
     return 0;
 }
 

@@ -12,6 +12,11 @@ void *flow__calloc(size_t count, size_t size);
 void *flow__realloc(void *p, size_t size);
 void flow__free(void *p);
 char *flow__strdup(const char *s);
+/* Room for one more item in the array items of *cap items of size bytes, n of them in use: items
+ * itself while n < *cap; else the array moved into a block twice as large (first items the first
+ * time, never more than max when max is not 0), *cap updated. NULL when there is no room (out of
+ * memory, or *cap is max already): items is still the caller's, as it was. */
+void *flow__grow(void *items, size_t n, size_t *cap, size_t size, size_t first, size_t max);
 char *flow__vasprintf(const char *fmt, va_list ap);
 char *flow__asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -457,15 +457,12 @@ int flow_netrules_add(flow_netrules_t *r, const char *entry, size_t len, char *w
     memcpy(text, entry, len);
     text[len] = '\0';
     int rc = parse_entry(text, len, &rule, text, why, cap);
-    if (rc == 0 && r->count == r->cap) {
-        size_t ncap = r->cap ? r->cap * 2 : 8;
-        netrule_t *p = flow__realloc(r->rules, ncap * sizeof *p);
-        if (p == NULL)
+    if (rc == 0) {
+        netrule_t *rules = flow__grow(r->rules, r->count, &r->cap, sizeof *rules, 8, 0);
+        if (rules == NULL)
             rc = FLOW_ENOMEM;
-        else {
-            r->rules = p;
-            r->cap = ncap;
-        }
+        else
+            r->rules = rules;
     }
     if (rc == 0) {
         rule.text = flow__strdup(text);

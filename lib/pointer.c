@@ -9,42 +9,9 @@
 #include <string.h>
 
 #include "flow.h"
+#include "flow/utf8.h"
 
 #define KEY_STACK 128 /* unescaped tokens up to this long are built on the stack */
-
-/* The length of the valid UTF-8 sequence at s (at most n bytes), or 0 when it is not valid (overlong
- * forms, surrogates and code points past U+10FFFF are not). */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t len;
-    unsigned cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
 
 int flow_pointer_checkn(const char *ptr, size_t len, size_t *bad) {
     size_t i = 0;
@@ -67,7 +34,7 @@ int flow_pointer_checkn(const char *ptr, size_t len, size_t *bad) {
             i += 2;
             continue;
         }
-        size_t n = utf8_len((const unsigned char *)ptr + i, len - i);
+        size_t n = flow_utf8_len((const unsigned char *)ptr + i, len - i);
         if (n == 0) {
             rc = FLOW_EINVAL;
             goto out;

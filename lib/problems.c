@@ -63,18 +63,13 @@ int flow_problems_addv(flow_problems_t *p, const char *where, const char *fmt, v
         msg[0] = '\0';
     else if ((size_t)n >= sizeof msg)
         mark_cut(msg, sizeof msg);
-    if (p->count == p->alloc) {
-        size_t alloc = p->alloc == 0 ? 8 : p->alloc * 2;
-        if (alloc > FLOW_PROBLEMS_MAX)
-            alloc = FLOW_PROBLEMS_MAX;
-        flow_problem_t *items = flow__realloc(p->items, alloc * sizeof *items);
-        if (items == NULL) {
-            rc = FLOW_ENOMEM;
-            goto out;
-        }
-        p->items = items;
-        p->alloc = alloc;
+    flow_problem_t *items =
+        flow__grow(p->items, p->count, &p->alloc, sizeof *items, 8, FLOW_PROBLEMS_MAX);
+    if (items == NULL) {
+        rc = FLOW_ENOMEM;
+        goto out;
     }
+    p->items = items;
     w = dup_str(where != NULL ? where : "");
     m = dup_str(msg);
     if (w == NULL || m == NULL) {

@@ -69,16 +69,12 @@ int flow_registry_add_type(flow_registry_t *reg, const char *name, flow_type_fac
         rc = FLOW_EEXIST;
         goto out;
     }
-    if (reg->ntypes == reg->captypes) {
-        size_t cap = reg->captypes ? reg->captypes * 2 : 16;
-        type_entry_t *types = flow__realloc(reg->types, cap * sizeof *types);
-        if (types == NULL) {
-            rc = FLOW_ENOMEM;
-            goto out;
-        }
-        reg->types = types;
-        reg->captypes = cap;
+    type_entry_t *types = flow__grow(reg->types, reg->ntypes, &reg->captypes, sizeof *types, 16, 0);
+    if (types == NULL) {
+        rc = FLOW_ENOMEM;
+        goto out;
     }
+    reg->types = types;
     char *copy = flow__strdup(name);
     if (copy == NULL) {
         rc = FLOW_ENOMEM;
@@ -139,16 +135,12 @@ int flow_registry_put_flow(flow_registry_t *reg, flow_def_t *def, flow_error_t *
         flow_def_unref(old);
         return 0;
     }
-    if (reg->nflows == reg->capflows) {
-        size_t cap = reg->capflows ? reg->capflows * 2 : 8;
-        flow_def_t **flows = flow__realloc(reg->flows, cap * sizeof *flows);
-        if (flows == NULL) {
-            uv_rwlock_wrunlock(&reg->lock);
-            return FLOW_ENOMEM;
-        }
-        reg->flows = flows;
-        reg->capflows = cap;
+    flow_def_t **flows = flow__grow(reg->flows, reg->nflows, &reg->capflows, sizeof *flows, 8, 0);
+    if (flows == NULL) {
+        uv_rwlock_wrunlock(&reg->lock);
+        return FLOW_ENOMEM;
     }
+    reg->flows = flows;
     memmove(&reg->flows[slot + 1], &reg->flows[slot], (reg->nflows - slot) * sizeof *reg->flows);
     reg->flows[slot] = flow_def_ref(def);
     reg->nflows++;

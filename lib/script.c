@@ -325,14 +325,13 @@ static void freeze_table(lua_State *L, flow_script_t *s, int t) {
         lua_pushnil(L);
         lua_rawset(L, t);
     }
+    static const luaL_Reg frozen_mt[] = {{"__newindex", frozen_newindex},
+                                         {"__len", frozen_len},
+                                         {"__pairs", frozen_pairs},
+                                         {NULL, NULL}};
     lua_pushvalue(L, raw);
     lua_setfield(L, mt, "__index");
-    lua_pushcfunction(L, frozen_newindex);
-    lua_setfield(L, mt, "__newindex");
-    lua_pushcfunction(L, frozen_len);
-    lua_setfield(L, mt, "__len");
-    lua_pushcfunction(L, frozen_pairs);
-    lua_setfield(L, mt, "__pairs");
+    luaL_setfuncs(L, frozen_mt, 0); /* mt is on top */
     lua_pushboolean(L, 0);
     lua_setfield(L, mt, "__metatable");
     lua_pushnil(L);
@@ -350,14 +349,10 @@ static void record(lua_State *L, flow_script_t *s, int field, int owner, int slo
         luaL_error(L, "the code keeps more than %d local variables and metamethod fields that a hook "
                       "could change",
                    RECORDS_MAX);
-    if (s->nrecs == s->recs_cap) {
-        size_t cap = s->recs_cap ? s->recs_cap * 2 : 16;
-        restore_rec_t *r = flow__realloc(s->recs, cap * sizeof *r);
-        if (r == NULL)
-            luaL_error(L, "not enough memory");
-        s->recs = r;
-        s->recs_cap = cap;
-    }
+    restore_rec_t *recs = flow__grow(s->recs, s->nrecs, &s->recs_cap, sizeof *recs, 16, 0);
+    if (recs == NULL)
+        luaL_error(L, "not enough memory");
+    s->recs = recs;
     restore_rec_t *r = &s->recs[s->nrecs];
     r->field = field;
     lua_pushvalue(L, owner);

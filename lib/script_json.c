@@ -49,16 +49,12 @@ static void charge_json(lua_State *L, flow_script_t *s, int64_t bytes) {
 
 /* The arena takes v's reference (stolen). */
 static void arena_take(lua_State *L, flow_script_t *s, json_t *v) {
-    if (s->narena == s->arena_cap) {
-        size_t cap = s->arena_cap ? s->arena_cap * 2 : 64;
-        json_t **a = flow__realloc(s->arena, cap * sizeof *a);
-        if (a == NULL) {
-            json_decref(v);
-            luaL_error(L, "not enough memory");
-        }
-        s->arena = a;
-        s->arena_cap = cap;
+    json_t **a = flow__grow(s->arena, s->narena, &s->arena_cap, sizeof *a, 64, 0);
+    if (a == NULL) {
+        json_decref(v);
+        luaL_error(L, "not enough memory");
     }
+    s->arena = a;
     s->arena[s->narena++] = v;
     charge_json(L, s, (int64_t)sizeof v);
 }
@@ -410,17 +406,21 @@ static void writable(lua_State *L, const proxy_t *p) {
             "err are copies to read)");
 }
 
-static int obj_index(lua_State *L) {
-    flow_script_t *s = flow__script_of(L);
-    proxy_t *p = self(L, s);
-    size_t n;
-    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
-    json_t *v = k ? json_object_getn(p->v, k, n) : NULL;
+/* An __index's answer: the member or item v of p (as a proxy), or nil when there is none. */
+static int push_child(lua_State *L, flow_script_t *s, const proxy_t *p, json_t *v) {
     if (v == NULL)
         lua_pushnil(L);
     else
         flow__script_push(L, s, v, p->ro, 1);
     return 1;
+}
+
+static int obj_index(lua_State *L) {
+    flow_script_t *s = flow__script_of(L);
+    proxy_t *p = self(L, s);
+    size_t n;
+    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
+    return push_child(L, s, p, k ? json_object_getn(p->v, k, n) : NULL);
 }
 
 static int obj_newindex(lua_State *L) {
@@ -449,12 +449,7 @@ static int arr_index(lua_State *L) {
     proxy_t *p = self(L, s);
     int isint;
     lua_Integer i = lua_tointegerx(L, 2, &isint);
-    json_t *v = isint && i >= 1 ? json_array_get(p->v, (size_t)(i - 1)) : NULL;
-    if (v == NULL)
-        lua_pushnil(L);
-    else
-        flow__script_push(L, s, v, p->ro, 1);
-    return 1;
+    return push_child(L, s, p, isint && i >= 1 ? json_array_get(p->v, (size_t)(i - 1)) : NULL);
 }
 
 static int arr_newindex(lua_State *L) {
@@ -865,18 +860,17 @@ void flow__script_open_json(lua_State *L, flow_script_t *s) {
                                         {"array", l_json_array},   {"object", l_json_object},
                                         {"type", l_json_type},     {NULL, NULL}};
     static const luaL_Reg yaml_fns[] = {{"decode", l_yaml_decode}, {NULL, NULL}};
+    static const luaL_Reg env_fns[] = {
+        {"fence", l_fence}, {"log", l_log}, {"print", l_log}, {NULL, NULL}};
     add_table(L, env, "json", json_fns);
     lua_getfield(L, env, "json");
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
     lua_pop(L, 1);
     add_table(L, env, "yaml", yaml_fns);
-    lua_pushcfunction(L, l_fence);
-    lua_setfield(L, env, "fence");
-    lua_pushcfunction(L, l_log);
-    lua_setfield(L, env, "log");
-    lua_pushcfunction(L, l_log);
-    lua_setfield(L, env, "print");
+    lua_pushvalue(L, env);
+    luaL_setfuncs(L, env_fns, 0);
+    lua_pop(L, 1);
 }
 
 const char *flow__script_error_text(lua_State *L, int idx) {

@@ -292,16 +292,12 @@ static doc_script_t *script_of(flow__scripts_t *sc, json_t *doc, flow_problems_t
     for (size_t i = 0; i < sc->n; i++)
         if (sc->items[i].doc == doc)
             return &sc->items[i];
-    if (sc->n == sc->cap) {
-        size_t cap = sc->cap ? sc->cap * 2 : 4;
-        doc_script_t *items = flow__realloc(sc->items, cap * sizeof *items);
-        if (items == NULL) {
-            *rc = FLOW_ENOMEM;
-            return NULL;
-        }
-        sc->items = items;
-        sc->cap = cap;
+    doc_script_t *items = flow__grow(sc->items, sc->n, &sc->cap, sizeof *items, 4, 0);
+    if (items == NULL) {
+        *rc = FLOW_ENOMEM;
+        return NULL;
     }
+    sc->items = items;
     doc_script_t *d = &sc->items[sc->n];
     memset(d, 0, sizeof *d);
     if ((*rc = flow_script_new(sc->lim, &d->script)) < 0)

@@ -41,7 +41,6 @@ void flowd_cmd_free(flowd_cmd_t *cmd) {
     flowd_job_unref(cmd->job);
     json_decref(cmd->value);
     json_decref(cmd->params);
-    free(cmd->pointer);
     free(cmd);
 }
 
@@ -84,8 +83,7 @@ int flowd_bridge_push(flowd_bridge_t *b, flowd_cmd_t *cmd) {
     return 0;
 }
 
-static void answer_cancels(flowd_job_t *job);
-static void answer_inputs(flowd_job_t *job);
+static void answer_kept(flowd_cmd_t **list);
 
 /* ---- keeping records up to date (engine callbacks, loop thread) ---- */
 
@@ -283,7 +281,8 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
     push_event(job, FLOW_EVENT_STEP, 0, step->seq, data, len, 0);
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
-    answer_inputs(job); /* the answer has been taken: the step that waited for it is done */
+    /* the answer has been taken: the step that waited for it is done */
+    answer_kept(&job->run.inputs);
     flowd_waiters_wake(job); /* long polls that wait for any change (If-None-Match) */
 }
 
@@ -347,8 +346,8 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
      * must find the room it left (--max-jobs) */
     flowd_jobs_ended(srv->jobs, job);
     flowd_waiters_wake(job);
-    answer_cancels(job);
-    answer_inputs(job);
+    answer_kept(&job->run.cancels);
+    answer_kept(&job->run.inputs);
     if (srv->store->ops->finish != NULL)
         srv->store->ops->finish(srv->store, job);
 }
@@ -440,18 +439,8 @@ static void start_failed(flowd_server_t *srv, flowd_job_t *job, json_t *shared, 
     int is_static;
     const char *data = status_data(FLOW_FAILED, NULL, &err, &len, &is_static);
     flow_buf_t hb;
-    flowd_jw_t w;
     flow_buf_init(&hb, 0);
-    flowd_jw_init(&w, &hb, 0);
-    flowd_jw_obj(&w);
-    flowd_jw_key(&w, "id");
-    flowd_jw_str(&w, job->id);
-    flowd_jw_key(&w, "steps");
-    flowd_jw_arr(&w);
-    flowd_jw_arr_end(&w);
-    flowd_jw_key(&w, "totals");
-    flowd_render_totals(&w, &(flow_history_totals_t){0});
-    flowd_jw_obj_end(&w);
+    flowd_render_history_of(&hb, job->id, "[]", 2, &(flow_history_totals_t){0});
     char *history = flow_buf_take(&hb, &hlen);
     flowd_job_lock(job);
     flowd_jobs_set_status_locked(job, FLOW_FAILED);
@@ -468,7 +457,7 @@ static void start_failed(flowd_server_t *srv, flowd_job_t *job, json_t *shared, 
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
     flowd_waiters_wake(job);
-    answer_cancels(job);
+    answer_kept(&job->run.cancels);
     flowd_jobs_ended(srv->jobs, job);
 }
 
@@ -677,7 +666,7 @@ void flowd_bridge_forget(flowd_bridge_t *b, flowd_job_t *job) {
     if (job->run.job != NULL)
         flow_job_cancel(job->run.job); /* its events are not recorded (on_event), on_done still runs */
     flowd_waiters_wake(job);
-    answer_inputs(job); /* taken before it moved: as it is */
+    answer_kept(&job->run.inputs); /* taken before it moved: as it is */
     while (job->run.cancels != NULL) { /* it did not end here: the client asks again, and reaches the owner */
         flowd_cmd_t *c = job->run.cancels;
         job->run.cancels = c->next;
@@ -715,23 +704,13 @@ static int run_cancel(flowd_bridge_t *b, flowd_cmd_t *c) {
     return 0;
 }
 
-/* The job has ended: the cancels that waited for it are answered. */
-static void answer_cancels(flowd_job_t *job) {
-    while (job->run.cancels != NULL) {
-        flowd_cmd_t *c = job->run.cancels;
-        job->run.cancels = c->next;
-        reply_job(c, 202);
-        reply_done(c);
-        flowd_cmd_free(c);
-    }
-}
-
-/* The answers the node has taken: each is answered with the job as it is now, after the step that
- * waited for it (or after the job's end), so that the 202 shows where the answer led. */
-static void answer_inputs(flowd_job_t *job) {
-    while (job->run.inputs != NULL) {
-        flowd_cmd_t *c = job->run.inputs;
-        job->run.inputs = c->next;
+/* Answers every call kept in list with the job as it is now (202): the cancels once the job has
+ * ended (job->run.cancels); the answers the node has taken once the step that waited for them is
+ * done, or the job (job->run.inputs), so that the 202 shows where the answer led. */
+static void answer_kept(flowd_cmd_t **list) {
+    while (*list != NULL) {
+        flowd_cmd_t *c = *list;
+        *list = c->next;
         reply_job(c, 202);
         reply_done(c);
         flowd_cmd_free(c);
@@ -767,43 +746,6 @@ static int run_input(flowd_cmd_t *c) {
     return 0;
 }
 
-static void run_shared(flowd_cmd_t *c) {
-    flowd_job_t *job = c->job;
-    if (job->run.job != NULL)
-        flowd_render_shared(&c->reply->answer, NULL, 0, flow_job_shared(job->run.job), c->pointer);
-    else if (job->done && job->final_shared != NULL) /* set once, by this thread */
-        flowd_render_shared(&c->reply->answer, job->final_shared, job->final_shared_len, NULL,
-                            c->pointer);
-    else
-        flowd_answer_error(&c->reply->answer, FLOWD_E_INTERNAL, "job %s has no shared store", job->id);
-    reply_done(c);
-}
-
-static void run_history(flowd_cmd_t *c) {
-    flowd_job_t *job = c->job;
-    flowd_answer_t *a = &c->reply->answer;
-    flow_buf_t b;
-    flow_buf_init(&b, flowd_render_max_answer());
-    if (job->run.job != NULL) {
-        flow_buf_t compact; /* its indented text is longer: the same cap */
-        flow_buf_init(&compact, flowd_render_max_answer());
-        flowd_render_history(&compact, job->run.job, job->id);
-        if (compact.err)
-            b.err = compact.err;
-        else
-            flowd_render_pretty(&b, compact.data, compact.len);
-        flow_buf_free(&compact);
-    } else if (job->done) {
-        flowd_render_done_history(&b, job);
-    } else {
-        flowd_answer_error(a, FLOWD_E_INTERNAL, "job %s has no history", job->id);
-        reply_done(c);
-        return;
-    }
-    flowd_answer_take(a, &b, "the history", FLOWD_HISTORY_HINT);
-    reply_done(c);
-}
-
 static void run_wait(flowd_bridge_t *b, flowd_cmd_t *c) {
     if (flowd_waiter_add(b->srv->waits, c->job, c->seen, c->seen_version, c->wait_ms, c->conn,
                          &c->reply->ready) < 0)
@@ -820,11 +762,9 @@ static void run(flowd_bridge_t *b, flowd_cmd_t *c) {
         if (run_input(c))
             return; /* kept until the node has taken the answer */
         break;
-    case FLOWD_CMD_SHARED:
-        run_shared(c);
-        break;
-    case FLOWD_CMD_HISTORY:
-        run_history(c);
+    case FLOWD_CMD_CALL:
+        c->call(c->job, c->job->run.job, c->call_data);
+        reply_done(c);
         break;
     case FLOWD_CMD_WAIT:
         run_wait(b, c);

@@ -27,8 +27,8 @@
 typedef enum flowd_cmd_type {
     FLOWD_CMD_CANCEL = 0,
     FLOWD_CMD_INPUT,     /* value: the answer (stolen) */
-    FLOWD_CMD_SHARED,    /* pointer: NULL or a checked JSON Pointer (copied) */
-    FLOWD_CMD_HISTORY,
+    FLOWD_CMD_CALL,      /* call(job, its engine job or NULL, call_data): a read of a job that
+                          * runs (snapshot.h); the reply is ready once it returns */
     FLOWD_CMD_WAIT       /* seen, wait_ms: a long poll */
 } flowd_cmd_type_t;
 
@@ -48,7 +48,8 @@ typedef struct flowd_cmd {
     flowd_reply_t *reply;          /* loop calls */
     json_t *value;
     json_t *params;
-    char *pointer;
+    void (*call)(flowd_job_t *job, flow_job_t *fj, void *data);
+    void *call_data;
     flow_status_t seen;
     uint64_t seen_version;         /* FLOWD_CMD_WAIT: FLOWD_NO_VERSION, or the version to wait past */
     uint64_t wait_ms;

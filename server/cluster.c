@@ -1,6 +1,6 @@
 /* cluster.c: flowd as one of several instances on a shared store: the loop's side of claims, lost
- * jobs and commands from other instances, and the HTTP side's answers for jobs that run elsewhere
- * (cluster.h). */
+ * jobs and commands from other instances, and the HTTP side's event streams of jobs that run
+ * elsewhere (cluster.h). */
 #include "cluster.h"
 
 #include <pthread.h>
@@ -9,6 +9,7 @@
 
 #include "bridge.h"
 #include "flow/doc.h"
+#include "flows.h"
 #include "log.h"
 
 #define RETRY_MS 100        /* a command whose job is not a record yet (being adopted) is tried again */
@@ -40,10 +41,7 @@ struct flowd_cluster {
     item_t *head, *tail;     /* under lock: from the store's threads, oldest first */
     int closed;              /* under lock */
     item_t *retry;           /* loop only: commands to try again */
-    /* loop only: the versions of flows the adopted jobs started with, built once each */
-    char **texts;
-    flow_def_t **defs;
-    size_t nversions, capversions;
+    flowd_flow_versions_t versions; /* loop only: of the flows the adopted jobs started with */
     int open_handles;
 };
 
@@ -184,35 +182,6 @@ static uint64_t hook_room(void *data) {
 
 /* ---- the loop's side ---- */
 
-static flow_def_t *version_of(flowd_cluster_t *c, const flowd_stored_job_t *sj) {
-    if (sj->flow_document == NULL) /* written in C: the flow of that name, if this instance has it */
-        return flow_registry_get_flow(c->srv->reg, sj->flow);
-    for (size_t i = 0; i < c->nversions; i++)
-        if (strcmp(c->texts[i], sj->flow_document) == 0)
-            return c->defs[i] ? flow_def_ref(c->defs[i]) : NULL;
-    json_t *doc = json_loads(sj->flow_document, 0, NULL);
-    flow_def_t *def = NULL;
-    if (doc == NULL || flow_doc_load(c->srv->reg, doc, &def, NULL) < 0)
-        def = NULL;
-    json_decref(doc);
-    if (c->nversions == c->capversions) {
-        size_t cap = c->capversions ? c->capversions * 2 : 8;
-        char **texts = realloc(c->texts, cap * sizeof *texts);
-        if (texts != NULL)
-            c->texts = texts;
-        flow_def_t **defs = texts ? realloc(c->defs, cap * sizeof *defs) : NULL;
-        if (defs == NULL)
-            return def; /* not kept: built again next time */
-        c->defs = defs;
-        c->capversions = cap;
-    }
-    c->texts[c->nversions] = strdup(sj->flow_document);
-    if (c->texts[c->nversions] == NULL)
-        return def;
-    c->defs[c->nversions++] = def ? flow_def_ref(def) : NULL;
-    return def;
-}
-
 static void adopt(flowd_cluster_t *c, item_t *it) {
     flowd_job_t *here = flowd_jobs_get(c->srv->jobs, it->id, FLOWD_ID_LEN);
     if (here != NULL) {
@@ -220,7 +189,7 @@ static void adopt(flowd_cluster_t *c, item_t *it) {
         flowd_bridge_forget(c->srv->bridge, here);
         flowd_job_unref(here);
     }
-    flow_def_t *def = version_of(c, &it->sj);
+    flow_def_t *def = flowd_flow_version(&c->versions, c->srv->reg, it->sj.flow, it->sj.flow_document);
     if (flowd_bridge_restore(c->srv->bridge, &it->sj, def) < 0)
         flowd_log(FLOW_LOG_ERROR, "job %s was claimed but cannot be run here (out of memory)", it->id);
     flow_def_unref(def);
@@ -352,12 +321,7 @@ static void on_closed(uv_handle_t *h) {
     flowd_cluster_t *c = h->data;
     if (--c->open_handles > 0)
         return;
-    for (size_t i = 0; i < c->nversions; i++) {
-        free(c->texts[i]);
-        flow_def_unref(c->defs[i]);
-    }
-    free(c->texts);
-    free(c->defs);
+    flowd_flow_versions_clear(&c->versions);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -387,63 +351,6 @@ void flowd_cluster_close(flowd_cluster_t *c) {
 
 /* ---- the HTTP side ---- */
 
-static void view_of(const flowd_remote_job_t *j, flowd_job_view_t *v) {
-    *v = (flowd_job_view_t){.start_at_us = j->start_at_us,
-                            .priority = j->priority,
-                            .conc_key = j->conc_key,
-                            .conc_limit = j->conc_limit,
-                            .id = j->id,
-                            .flow = j->flow,
-                            .tenant = j->tenant,
-                            .status = j->status,
-                            .created_us = j->created_us,
-                            .started_us = j->started_us,
-                            .finished_us = j->finished_us,
-                            .current_node = j->current_node,
-                            .steps = j->steps,
-                            .last_action = j->last_action,
-                            .waiting_for = j->waiting_for,
-                            .error_code = j->error_code,
-                            .error_message = j->error_message,
-                            .error_node = j->error_node};
-}
-
-void flowd_remote_job_write(flowd_jw_t *w, const flowd_remote_job_t *j) {
-    flowd_job_view_t v;
-    view_of(j, &v);
-    flowd_render_job_view(w, &v);
-}
-
-char *flowd_remote_job_text(const flowd_remote_job_t *j, size_t *len) {
-    flow_buf_t b;
-    flowd_jw_t w;
-    flow_buf_init(&b, 0);
-    flowd_jw_init(&w, &b, 2);
-    flowd_remote_job_write(&w, j);
-    flow_buf_addc(&b, '\n');
-    return flow_buf_take(&b, len);
-}
-
-void flowd_remote_history(flow_buf_t *out, const flowd_remote_job_t *j) {
-    flow_buf_t b;
-    flowd_jw_t w;
-    flow_buf_init(&b, out->max); /* its indented text is longer: the same cap */
-    flowd_jw_init(&w, &b, 0);
-    flowd_jw_obj(&w);
-    flowd_jw_key(&w, "id");
-    flowd_jw_str(&w, j->id);
-    flowd_jw_key(&w, "steps");
-    flowd_jw_raw(&w, j->history ? j->history : "[]", j->history ? j->history_len : 2);
-    flowd_jw_key(&w, "totals");
-    flowd_render_totals(&w, &j->totals);
-    flowd_jw_obj_end(&w);
-    if (b.err && !out->err)
-        out->err = b.err;
-    else
-        flowd_render_pretty(out, b.data, b.len);
-    flow_buf_free(&b);
-}
-
 /* An event stream of a job that runs elsewhere. The reader runs on an HTTP thread; wake on the
  * store's listener thread. */
 typedef struct rwatch {
@@ -461,10 +368,7 @@ static int add_frame(void *data, const flowd_stored_event_t *ev) {
     rwatch_t *w = data;
     if (w->ended)
         return 1;
-    flow_buf_printf(&w->pend, "id: %llu\nevent: %s\ndata: ", (unsigned long long)ev->id,
-                     ev->type == FLOW_EVENT_STEP ? "step" : "status");
-    flow_buf_add(&w->pend, ev->data, ev->len);
-    flow_buf_add(&w->pend, "\n\n", 2);
+    flowd_sse_frame(&w->pend, ev->id, ev->type, ev->data, ev->len);
     w->last_id = ev->id;
     w->ended = ev->final;
     return 0;
@@ -480,9 +384,7 @@ static ssize_t rwatch_read(void *cls, uint64_t pos, char *buf, size_t max) {
     rwatch_t *w = cls;
     flowd_store_t *store = w->srv->store;
     (void)pos;
-    if (w->pend_off == w->pend.len) {
-        w->pend.len = 0;
-        w->pend_off = 0;
+    if (flowd_sse_drained(&w->pend, &w->pend_off)) {
         if (w->ended)
             return MHD_CONTENT_READER_END_OF_STREAM;
         int why = atomic_exchange(&w->why, -1);
@@ -508,12 +410,7 @@ static ssize_t rwatch_read(void *cls, uint64_t pos, char *buf, size_t max) {
             return 0;
         }
     }
-    size_t n = w->pend.len - w->pend_off;
-    if (n > max)
-        n = max;
-    memcpy(buf, w->pend.data + w->pend_off, n);
-    w->pend_off += n;
-    return (ssize_t)n;
+    return flowd_sse_give(&w->pend, &w->pend_off, buf, max);
 }
 
 static void rwatch_free(void *cls) {

@@ -6,9 +6,9 @@
  * another instance for a job that runs here are run like local ones, and their answers go back
  * through the store. The store's threads hand these over through a queue and a uv_async_t.
  *
- * The HTTP side: what the HTTP threads answer for a job that is not in the local table: the Job
- * from the store's row, and an event stream read from the store's events, which suspends its
- * connection while there is nothing new until the store's listener wakes it (store.h: watch). */
+ * The HTTP side: the event stream of a job that is not in the local table, read from the store's
+ * events, which suspends its connection while there is nothing new until the store's listener
+ * wakes it (store.h: watch). Other reads of such a job are snapshot.h's. */
 #ifndef FLOWD_CLUSTER_H
 #define FLOWD_CLUSTER_H
 
@@ -26,13 +26,6 @@ int flowd_cluster_start(flowd_server_t *srv, flowd_cluster_t **out);
 /* Loop, at shutdown, after the store is closed (no hook runs any more): closes the handles; the
  * memory goes with the last close callback (run the loop). NULL is ignored. */
 void flowd_cluster_close(flowd_cluster_t *c);
-
-/* The Job object of a job as the store has it, into w; and alone, pretty, with a newline. */
-void flowd_remote_job_write(flowd_jw_t *w, const flowd_remote_job_t *j);
-char *flowd_remote_job_text(const flowd_remote_job_t *j, size_t *len);
-/* The History object of a job read with FLOWD_READ_HISTORY, pretty, with a newline, into b (within
- * its cap). */
-void flowd_remote_history(flow_buf_t *b, const flowd_remote_job_t *j);
 
 /* The response of GET /v1/jobs/{id}/events for a job that runs elsewhere (the store has it), after
  * event last_id. NULL when out of memory. */

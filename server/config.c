@@ -191,8 +191,17 @@ int flowd_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
     return 0;
 }
 
-/* A decimal number (digits, a fraction allowed; no sign, exponent or hex) and the unit after it. */
-static int number_unit(const char *s, double *num, const char **unit) {
+/* A unit a number may be followed by, and what the number is then multiplied by. */
+typedef struct unit {
+    const char *unit;
+    double mul;
+} unit_t;
+
+/* A decimal number (digits, a fraction allowed; no sign, exponent or hex) followed by one of the n
+ * units (compared ignoring case with casefold), times the unit's multiplier, into *scaled: 0, or
+ * FLOW_EINVAL (another text, an unknown unit, or more than 9e15). */
+static int number_unit(const char *s, const unit_t *units, size_t n_units, int casefold,
+                       double *scaled) {
     char digits[64];
     size_t n = 0, dots = 0, seen_digit = 0;
     if (s == NULL)
@@ -205,53 +214,37 @@ static int number_unit(const char *s, double *num, const char **unit) {
         return FLOW_EINVAL;
     memcpy(digits, s, n);
     digits[n] = '\0';
-    *num = strtod(digits, NULL);
-    *unit = s + n;
-    return 0;
+    const char *unit = s + n;
+    for (size_t i = 0; i < n_units; i++) {
+        if ((casefold ? strcasecmp(unit, units[i].unit) : strcmp(unit, units[i].unit)) == 0) {
+            *scaled = strtod(digits, NULL) * units[i].mul;
+            return *scaled > 9.0e15 ? FLOW_EINVAL : 0;
+        }
+    }
+    return FLOW_EINVAL;
 }
 
 int flowd_parse_size(const char *s, uint64_t *out) {
-    static const struct {
-        const char *unit;
-        double mul;
-    } units[] = {{"", 1},           {"b", 1},          {"k", 1024},     {"kb", 1024},
-                 {"kib", 1024},     {"m", 1048576},    {"mb", 1048576}, {"mib", 1048576},
-                 {"g", 1073741824}, {"gb", 1073741824}, {"gib", 1073741824}};
-    double v;
-    const char *unit;
-    if (number_unit(s, &v, &unit) < 0)
-        return FLOW_EINVAL;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcasecmp(unit, units[i].unit) == 0) {
-            double bytes = v * units[i].mul;
-            if (bytes > 9.0e15 || bytes != (double)(uint64_t)bytes)
-                return FLOW_EINVAL; /* too big, or a fraction of a byte */
-            *out = (uint64_t)bytes;
-            return 0;
-        }
-    }
-    return FLOW_EINVAL;
+    static const unit_t units[] = {
+        {"", 1},           {"b", 1},           {"k", 1024},       {"kb", 1024},
+        {"kib", 1024},     {"m", 1048576},     {"mb", 1048576},   {"mib", 1048576},
+        {"g", 1073741824}, {"gb", 1073741824}, {"gib", 1073741824}};
+    double bytes;
+    if (number_unit(s, units, sizeof units / sizeof units[0], 1, &bytes) < 0 ||
+        bytes != (double)(uint64_t)bytes)
+        return FLOW_EINVAL; /* not a size, too big, or a fraction of a byte */
+    *out = (uint64_t)bytes;
+    return 0;
 }
 
 int flowd_parse_duration_ms(const char *s, uint64_t *out) {
-    static const struct {
-        const char *unit;
-        double ms;
-    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
-    double v;
-    const char *unit;
-    if (number_unit(s, &v, &unit) < 0)
+    static const unit_t units[] = {{"", 1000},   {"ms", 1},        {"s", 1000},
+                                   {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    double ms;
+    if (number_unit(s, units, sizeof units / sizeof units[0], 0, &ms) < 0)
         return FLOW_EINVAL;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcmp(unit, units[i].unit) == 0) {
-            double ms = v * units[i].ms;
-            if (ms > 9.0e15)
-                return FLOW_EINVAL;
-            *out = (uint64_t)(ms + 0.5);
-            return 0;
-        }
-    }
-    return FLOW_EINVAL;
+    *out = (uint64_t)(ms + 0.5);
+    return 0;
 }
 
 static int valid_addr(const char *s) {

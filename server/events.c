@@ -68,12 +68,27 @@ static void sleeper_resume(flowd_watch_t *w) {
     MHD_resume_connection(w->conn);
 }
 
+int flowd_sse_drained(flow_buf_t *pend, size_t *off) {
+    if (*off != pend->len)
+        return 0;
+    pend->len = 0;
+    *off = 0;
+    return 1;
+}
+
+ssize_t flowd_sse_give(flow_buf_t *pend, size_t *off, char *buf, size_t max) {
+    size_t n = pend->len - *off;
+    if (n > max)
+        n = max;
+    memcpy(buf, pend->data + *off, n);
+    *off += n;
+    return (ssize_t)n;
+}
+
 static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max) {
     flowd_watch_t *w = cls;
     (void)pos;
-    if (w->pend_off == w->pend.len) {
-        w->pend.len = 0;
-        w->pend_off = 0;
+    if (flowd_sse_drained(&w->pend, &w->pend_off)) {
         if (w->ended)
             return MHD_CONTENT_READER_END_OF_STREAM;
         flowd_job_t *job = w->job;
@@ -107,13 +122,8 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max) {
         if (w->pend.err)
             return MHD_CONTENT_READER_END_WITH_ERROR;
     }
-    size_t n = w->pend.len - w->pend_off;
-    if (n > max)
-        n = max;
-    memcpy(buf, w->pend.data + w->pend_off, n);
-    w->pend_off += n;
     atomic_store_explicit(&w->last_send_ms, flow_mono_ms(), memory_order_relaxed);
-    return (ssize_t)n;
+    return flowd_sse_give(&w->pend, &w->pend_off, buf, max);
 }
 
 static void watch_free(void *cls) {

@@ -33,6 +33,13 @@ struct flowd_server;
 
 /* ---- event streams (SSE) ---- */
 
+/* An event stream's content reader hands MHD the frames it has made (pend), *off bytes of which it
+ * has handed already; cluster.c's streams of jobs elsewhere read the same way. */
+/* 1 when all of pend has been handed (it is emptied, for the next frames), else 0. */
+int flowd_sse_drained(flow_buf_t *pend, size_t *off);
+/* Hands up to max bytes of what is left into buf: what the content reader returns. */
+ssize_t flowd_sse_give(flow_buf_t *pend, size_t *off, char *buf, size_t max);
+
 typedef struct flowd_watch flowd_watch_t;
 typedef struct flowd_watchers flowd_watchers_t;
 

@@ -1,5 +1,5 @@
-/* flows.c: the compiled-in flows of flows.h, loading flow documents from a directory, and the Flow
- * description of GET /v1/flows/{name}. */
+/* flows.c: the compiled-in flows of flows.h, loading flow documents from a directory, the Flow
+ * description of GET /v1/flows/{name}, and the versions of flows that stored jobs started with. */
 #include "flows.h"
 
 #include <dirent.h>
@@ -275,4 +275,46 @@ void flowd_flow_names(flow_registry_t *reg, flow_buf_t *b) {
         flow_def_unref(defs[i]);
     }
     flow_free(defs);
+}
+
+/* ---- versions of stored jobs' flows ---- */
+
+flow_def_t *flowd_flow_version(flowd_flow_versions_t *v, flow_registry_t *reg, const char *flow,
+                               const char *document) {
+    if (document == NULL) /* written in C: the flow of that name, if this instance has it */
+        return flow_registry_get_flow(reg, flow);
+    for (size_t i = 0; i < v->n; i++)
+        if (strcmp(v->texts[i], document) == 0)
+            return v->defs[i] ? flow_def_ref(v->defs[i]) : NULL;
+    json_t *doc = json_loads(document, 0, NULL);
+    flow_def_t *def = NULL;
+    if (doc == NULL || flow_doc_load(reg, doc, &def, NULL) < 0)
+        def = NULL;
+    json_decref(doc);
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 8;
+        char **texts = realloc(v->texts, cap * sizeof *texts);
+        if (texts != NULL)
+            v->texts = texts;
+        flow_def_t **defs = texts ? realloc(v->defs, cap * sizeof *defs) : NULL;
+        if (defs == NULL)
+            return def; /* not kept: built again next time */
+        v->defs = defs;
+        v->cap = cap;
+    }
+    v->texts[v->n] = strdup(document);
+    if (v->texts[v->n] == NULL)
+        return def;
+    v->defs[v->n++] = def ? flow_def_ref(def) : NULL;
+    return def;
+}
+
+void flowd_flow_versions_clear(flowd_flow_versions_t *v) {
+    for (size_t i = 0; i < v->n; i++) {
+        free(v->texts[i]);
+        flow_def_unref(v->defs[i]);
+    }
+    free(v->texts);
+    free(v->defs);
+    *v = (flowd_flow_versions_t){0};
 }

@@ -47,4 +47,20 @@ void flowd_flow_write(flowd_jw_t *w, const flow_def_t *def, int document);
 /* "noop, sleep": the names, for messages. Into b. */
 void flowd_flow_names(flow_registry_t *reg, flow_buf_t *b);
 
+/* The versions of flows that stored jobs started with (their documents, as texts), each built once:
+ * when jobs are restored at start (server.c) and when jobs of another instance are taken over
+ * (cluster.c). One thread uses one; a zeroed one is empty. */
+typedef struct flowd_flow_versions {
+    char **texts;
+    flow_def_t **defs; /* NULL where a text did not load */
+    size_t n, cap;
+} flowd_flow_versions_t;
+
+/* The flow a stored job runs (a new reference), or NULL when it cannot be had here: its document
+ * (NULL: a flow written in C, which reg has by the name flow or not) as built before, or built now
+ * with reg's node types and flows (not registered) and kept. */
+flow_def_t *flowd_flow_version(flowd_flow_versions_t *v, flow_registry_t *reg, const char *flow,
+                               const char *document);
+void flowd_flow_versions_clear(flowd_flow_versions_t *v);
+
 #endif

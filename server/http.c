@@ -355,12 +355,29 @@ json_t *flowd_http_body_object(const char *body, size_t len, const char *example
 }
 
 json_t *flowd__http_body_object(flowd_req_t *r, struct MHD_Connection *conn, const char *example,
+                                const char *const *fields, const char *takes,
                                 enum MHD_Result *ret) {
     flowd_apierr_t code;
     char msg[512];
     json_t *v = flowd_http_body_object(r->body, r->len, example, &code, msg, sizeof msg);
-    if (v == NULL)
+    if (v == NULL) {
         *ret = flowd__http_send_error(r, conn, code, "%s", msg);
+        return NULL;
+    }
+    const char *key;
+    json_t *item;
+    json_object_foreach(v, key, item) {
+        size_t i = 0;
+        while (fields[i] != NULL && strcmp(key, fields[i]) != 0)
+            i++;
+        if (fields[i] == NULL) {
+            *ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                          "unknown field '%.64s' in the body (it takes %s)", key,
+                                          takes);
+            json_decref(v);
+            return NULL;
+        }
+    }
     return v;
 }
 
@@ -614,6 +631,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     json_decref(r->start_shared);
     json_decref(r->start_params);
     flowd_job_unref(r->job);
+    flowd_snapshot_clear(&r->snap);
     if (r->body != r->inline_body)
         free(r->body);
     free(r);

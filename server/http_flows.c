@@ -32,23 +32,39 @@ static int flow_key(flowd_req_t *r, struct MHD_Connection *conn, char key[65],
     return 0;
 }
 
+enum MHD_Result flowd__http_unknown_flow(flowd_server_t *srv, flowd_req_t *r,
+                                         struct MHD_Connection *conn, const char *name) {
+    flow_buf_t names;
+    flow_buf_init(&names, 4096);
+    flowd_flow_names(srv->reg, &names);
+    enum MHD_Result ret = flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW,
+                                                 "no flow named '%.64s' (this server runs: %s)",
+                                                 name, names.data ? names.data : "none");
+    flow_buf_free(&names);
+    return ret;
+}
+
+/* The flow the URL names (a reference; its name into key), or NULL after answering: as flow_key
+ * does, or 404 when there is no such flow (a GET's says which flows there are). */
+static flow_def_t *named_flow(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                              char key[65], enum MHD_Result *ret) {
+    if (flow_key(r, conn, key, ret) < 0)
+        return NULL;
+    flow_def_t *def = flow_registry_get_flow(srv->reg, key);
+    if (def == NULL && r->method == FLOWD_M_GET)
+        *ret = flowd__http_unknown_flow(srv, r, conn, key);
+    else if (def == NULL)
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW, "no flow named '%s'", key);
+    return def;
+}
+
 enum MHD_Result flowd__http_flow_get(flowd_server_t *srv, flowd_req_t *r,
                                      struct MHD_Connection *conn) {
     enum MHD_Result ret = MHD_YES;
     char key[65];
-    if (flow_key(r, conn, key, &ret) < 0)
+    flow_def_t *def = named_flow(srv, r, conn, key, &ret);
+    if (def == NULL)
         return ret;
-    flow_def_t *def = flow_registry_get_flow(srv->reg, key);
-    if (def == NULL) {
-        flow_buf_t names;
-        flow_buf_init(&names, 4096);
-        flowd_flow_names(srv->reg, &names);
-        ret = flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW,
-                                     "no flow named '%.64s' (this server runs: %s)", key,
-                                     names.data ? names.data : "none");
-        flow_buf_free(&names);
-        return ret;
-    }
     flow_buf_t b;
     flowd_jw_t w;
     flowd_answer_t a = {0};
@@ -178,11 +194,9 @@ enum MHD_Result flowd__http_flow_delete(flowd_server_t *srv, flowd_req_t *r,
                                         struct MHD_Connection *conn) {
     enum MHD_Result ret = MHD_YES;
     char key[65];
-    if (flow_key(r, conn, key, &ret) < 0)
-        return ret;
-    flow_def_t *def = flow_registry_get_flow(srv->reg, key);
+    flow_def_t *def = named_flow(srv, r, conn, key, &ret);
     if (def == NULL)
-        return flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW, "no flow named '%s'", key);
+        return ret;
     flow_def_unref(def);
     if (srv->store->ops->put_flow(srv->store, key, NULL) < 0)
         return flowd__http_send_error(r, conn, FLOWD_E_INTERNAL,

@@ -18,6 +18,7 @@
 #include "http.h"
 #include "http_routes.h"
 #include "render.h"
+#include "snapshot.h"
 
 #define FLOWD_HTTP_INLINE_BODY 512 /* bodies this small need no allocation of their own */
 #define FLOWD_HTTP_LOG_PATH 200    /* the most of a path the access log shows */
@@ -73,12 +74,13 @@ enum flowd_phase {
     FLOWD_PH_DONE       /* answered */
 };
 
-/* One request; MHD keeps it as the handler's con_cls. The glue (http.c) owns it and frees what it
- * points to when the request ends: body, job, reply.answer.body, start_shared, start_params. */
 /* An X-Request-Id a client sends is kept when it is 1 to this many visible ASCII characters;
  * otherwise (or without one) flowd makes one, as it makes job ids. */
 #define FLOWD_REQUEST_ID_MAX 128
 
+/* One request; MHD keeps it as the handler's con_cls. The glue (http.c) owns it and frees what it
+ * points to when the request ends: body, job, reply.answer.body, start_shared, start_params,
+ * snap. */
 struct flowd_req {
     uint64_t t0_ns;
     flowd_path_t path;          /* for the metrics: FLOWD_P_OTHER until routed */
@@ -115,8 +117,15 @@ struct flowd_req {
     flow_status_t remote_seen;        /* its long poll: the status it saw */
     uint64_t remote_until_ms;         /* its long poll: when it answers anyway */
     flowd_caller_t caller;            /* who sent it: role, tenant, the key's name (auth.h) */
+    flowd_snapshot_t snap;            /* the route's job as read (http_jobs.c: snapshot_read) */
+    flowd_handler_fn then;            /* answers with snap once the loop has read it */
+    uint64_t wait_ms;                 /* GET /v1/jobs/{id}?wait= */
     char inline_body[FLOWD_HTTP_INLINE_BODY];
 };
+
+/* 404 unknown_flow for the flow name, saying which flows this server runs (http_flows.c). */
+enum MHD_Result flowd__http_unknown_flow(flowd_server_t *srv, flowd_req_t *r,
+                                         struct MHD_Connection *conn, const char *name);
 
 /* The headers every answer carries (X-Request-Id), for a response a handler queues itself. */
 void flowd__http_common_headers(const flowd_req_t *r, struct MHD_Response *res);
@@ -154,8 +163,11 @@ int flowd__http_suspend(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connecti
 
 /* A query parameter (borrowed from MHD), or NULL. */
 const char *flowd__http_arg(struct MHD_Connection *conn, const char *name);
-/* The body as a JSON object (a new reference); otherwise answers 400 into *ret and returns NULL. */
+/* The body as a JSON object (a new reference) whose members are all among fields (NULL-ended;
+ * takes says them in the message, "a, b and c"); otherwise answers 400 into *ret and returns
+ * NULL. */
 json_t *flowd__http_body_object(flowd_req_t *r, struct MHD_Connection *conn, const char *example,
+                                const char *const *fields, const char *takes,
                                 enum MHD_Result *ret);
 /* "an object", "a string", ... for messages. */
 const char *flowd__http_type_name(const json_t *v);

@@ -1,8 +1,8 @@
 /* http_jobs.c: the routes of /v1/jobs (http_routes.h): submit, list, read (the job, its shared
- * store, its history, its events) and talk to (input, cancel) a job. A job is in the local table
- * (jobs.h): done, its record answers; running, a loop call (bridge.h) does; or, with a shared
- * store, it runs on another instance and the store (store_cluster.h) reads it or carries the
- * request. */
+ * store, its history, its events) and talk to (input, cancel) a job. A read asks snapshot.h for the
+ * job as it is, wherever it runs, and renders that. Input and cancels go to the loop (bridge.h)
+ * for a job in the local table or, with a shared store, through the store (store_cluster.h) to the
+ * instance that runs it. */
 #include "http_int.h"
 
 #include <ctype.h>
@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "cluster.h"
-#include "flows.h"
 #include "flow/doc.h"
 #include "flow/pointer.h"
 
@@ -28,6 +27,17 @@ static enum MHD_Result send_job(flowd_req_t *r, struct MHD_Connection *conn, uns
     char *body = flowd_render_job_text(job, &len, &r->etag);
     r->has_etag = 1;
     return flowd__http_send_json(r, conn, status, body, len);
+}
+
+/* The Job object of r->snap, with its version as the ETag. */
+static enum MHD_Result send_snapshot(flowd_server_t *srv, flowd_req_t *r,
+                                     struct MHD_Connection *conn) {
+    (void)srv;
+    size_t len = 0;
+    char *body = flowd_snapshot_job_text(&r->snap, &len);
+    r->etag = r->snap.last_event;
+    r->has_etag = 1;
+    return flowd__http_send_json(r, conn, 200, body, len);
 }
 
 /* If-None-Match names version: a client that has the Job as it is ("*", or a list of ETags, weak
@@ -64,62 +74,26 @@ static enum MHD_Result not_modified(flowd_req_t *r, struct MHD_Connection *conn,
     return flowd__http_send_json(r, conn, 304, strdup(""), 0);
 }
 
-/* The job in the local table (r->job when looked up already), or NULL after answering 404. Another
- * tenant's job is answered as one that does not exist, word for word: a caller learns nothing of
- * the jobs it may not see. */
-static flowd_job_t *find_job(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
-                             const char *id, size_t len, enum MHD_Result *ret) {
-    flowd_job_t *job = r->job ? r->job : flowd_jobs_get(srv->jobs, id, len);
-    if (job != NULL && flowd__http_scope(r) != NULL && job->tenant != flowd__http_scope(r)) {
-        flowd_job_unref(job);
-        job = r->job = NULL;
-    }
-    if (job == NULL) {
-        *ret = flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no job with id '%.*s'",
-                                      (int)(len > 64 ? 64 : len), id);
-        return NULL;
-    }
-    r->job = job;
-    return job;
-}
-
-/* With a shared store, whether the job runs elsewhere: not in the local table (r->job is set when
- * it is). Always 0 with a store of one instance, whose table has every job. */
-static int elsewhere(flowd_server_t *srv, flowd_req_t *r, const char *id, size_t len) {
-    if (srv->store->cluster == NULL)
-        return 0;
-    if (r->job == NULL)
-        r->job = flowd_jobs_get(srv->jobs, id, len);
-    return r->job == NULL;
-}
-
-/* A long poll's answer: the job as it is; 304 when it waited for another version (If-None-Match)
- * and none came in time. */
-static enum MHD_Result resume_wait(flowd_server_t *srv, flowd_req_t *r,
+/* A long poll's answer once it has read the job again (r->snap): 304 when it waited for another
+ * version (If-None-Match) and none came in time, else the job as it is. */
+static enum MHD_Result send_polled(flowd_server_t *srv, flowd_req_t *r,
                                    struct MHD_Connection *conn) {
-    (void)srv;
-    if (r->by_version) {
-        flowd_job_lock(r->job);
-        uint64_t version = r->job->events.next_id - 1;
-        flowd_job_unlock(r->job);
-        if (version == r->etag)
-            return not_modified(r, conn, version);
-    }
-    return send_job(r, conn, 200, r->job);
+    if (r->by_version && r->snap.last_event == r->etag)
+        return not_modified(r, conn, r->etag);
+    return send_snapshot(srv, r, conn);
 }
 
-/* Suspends the connection and hands cmd (taken over) to the loop; its reply is the answer (a long
- * poll's: the job as it is then). */
-static enum MHD_Result loop_call(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
-                                 flowd_cmd_t *cmd) {
-    int wait = cmd->type == FLOWD_CMD_WAIT;
+/* Suspends conn and hands cmd (taken over) to the loop; once it replies, resume answers (NULL:
+ * r->reply.answer). When the loop's queue is closed, r->reply.answer is a 503 and resume still
+ * runs. -1 when the server refuses calls (shutting down): cmd is freed, nothing is suspended, and
+ * the caller answers now. */
+static int push_call(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                     flowd_cmd_t *cmd, flowd_handler_fn resume) {
     cmd->conn = conn;
     cmd->reply = &r->reply;
-    if (flowd__http_suspend(srv, r, conn, 1, wait ? resume_wait : NULL) < 0) {
+    if (flowd__http_suspend(srv, r, conn, 1, resume) < 0) {
         flowd_cmd_free(cmd);
-        if (wait)
-            return send_job(r, conn, 200, r->job);
-        return flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
+        return -1;
     }
     if (flowd_bridge_push(srv->bridge, cmd) < 0) {
         /* the loop has closed its queue: shutting down; answer when MHD runs us again */
@@ -127,37 +101,30 @@ static enum MHD_Result loop_call(flowd_server_t *srv, flowd_req_t *r, struct MHD
         atomic_store(&r->reply.ready, 1);
         MHD_resume_connection(conn);
     }
+    return 0;
+}
+
+/* Suspends the connection and hands cmd (taken over) to the loop; its reply is the answer. */
+static enum MHD_Result loop_call(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                                 flowd_cmd_t *cmd) {
+    if (push_call(srv, r, conn, cmd, NULL) < 0)
+        return flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
     return MHD_YES;
 }
 
-/* ---- jobs that run on another instance (a shared store) ---- */
+/* ---- reading a job (snapshot.h) ---- */
 
-static int is_id(const char *id, size_t len) {
-    if (len != FLOWD_ID_LEN)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-            return 0;
-    return 1;
-}
-
-/* A job that is not in the local table, as a shared store has it: 0, or -1 after answering (404
- * when there is no such job, or the store is not shared). */
-static int find_remote(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
-                       const char *id, size_t len, unsigned what, flowd_remote_job_t *out,
-                       enum MHD_Result *ret) {
-    char key[FLOWD_ID_LEN + 1];
-    int rc = FLOW_ENOTFOUND;
-    memset(out, 0, sizeof *out);
-    if (srv->store->cluster != NULL && is_id(id, len)) {
-        memcpy(key, id, FLOWD_ID_LEN);
-        key[FLOWD_ID_LEN] = '\0';
-        rc = srv->store->cluster->read_job(srv->store, key, NULL, flowd__http_scope(r), what, out);
-    }
-    if (rc == 0) {
-        memcpy(r->remote_id, out->id, FLOWD_ID_LEN + 1);
-        return 0;
-    }
+/* Where job id is for r's caller, now (r->snap.want set): 0, here (r->job, a reference); 1, on
+ * another instance (r->snap holds the store's row, r->remote_id its id); -1 after answering 404
+ * (no such job for the caller: another tenant's job is answered as one that does not exist, word
+ * for word) or 503 (the store cannot be read) into *ret. */
+static int locate(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn, const char *id,
+                  size_t len, enum MHD_Result *ret) {
+    int rc = flowd_snapshot_locate(srv, id, len, flowd__http_scope(r), &r->snap, &r->job);
+    if (rc == 1)
+        memcpy(r->remote_id, r->snap.id, FLOWD_ID_LEN + 1);
+    if (rc >= 0)
+        return rc;
     if (rc == FLOW_ENOTFOUND)
         *ret = flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no job with id '%.*s'",
                                       (int)(len > 64 ? 64 : len), id);
@@ -168,14 +135,57 @@ static int find_remote(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connectio
     return -1;
 }
 
-static enum MHD_Result send_remote_job(flowd_req_t *r, struct MHD_Connection *conn, unsigned status,
-                                       flowd_remote_job_t *j) {
-    size_t len = 0;
-    r->etag = j->last_event;
-    r->has_etag = 1;
-    char *body = flowd_remote_job_text(j, &len);
-    flowd_remote_job_clear(j);
-    return flowd__http_send_json(r, conn, status, body, len);
+/* Where job id is, with nothing read but what the store's row has. */
+static int locate_only(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                       const char *id, size_t len, enum MHD_Result *ret) {
+    flowd_snapshot_clear(&r->snap);
+    return locate(srv, r, conn, id, len, ret);
+}
+
+/* The loop has read the running job into r->snap (or could not be asked: r->reply.answer). */
+static enum MHD_Result read_by_loop(flowd_server_t *srv, flowd_req_t *r,
+                                    struct MHD_Connection *conn) {
+    if (r->reply.answer.status != 0)
+        return flowd__http_send_answer(r, conn, &r->reply.answer);
+    return r->then(srv, r, conn);
+}
+
+/* Reads job id for r's caller into r->snap with what want asks (snapshot.h; pointer: a checked
+ * JSON Pointer for the shared store, or NULL), then then() answers with it: at once, or once the
+ * loop has read a job that runs here (the connection is suspended meanwhile). Answers 404, 503
+ * and 500 itself. */
+static enum MHD_Result snapshot_read(flowd_server_t *srv, flowd_req_t *r,
+                                     struct MHD_Connection *conn, const char *id, size_t len,
+                                     unsigned want, const char *pointer, flowd_handler_fn then) {
+    enum MHD_Result ret = MHD_YES;
+    flowd_snapshot_clear(&r->snap);
+    r->snap.want = want;
+    if (pointer != NULL && (r->snap.pointer = strdup(pointer)) == NULL)
+        return flowd__http_send_json(r, conn, 500, NULL, 0);
+    int where = locate(srv, r, conn, id, len, &ret);
+    if (where < 0)
+        return ret;
+    if (where == 1 || !flowd_snapshot_of_record(&r->snap, r->job))
+        return then(srv, r, conn);
+    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_CALL, r->job);
+    if (cmd == NULL)
+        return flowd__http_send_json(r, conn, 500, NULL, 0);
+    cmd->call = flowd_snapshot_of_engine;
+    cmd->call_data = &r->snap;
+    r->then = then;
+    r->reply.answer.status = 0;
+    if (push_call(srv, r, conn, cmd, read_by_loop) < 0)
+        return flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
+    return MHD_YES;
+}
+
+/* ---- long polls ---- */
+
+/* A long poll of a job here has its answer: the job as it is now (or 304). */
+static enum MHD_Result resume_wait(flowd_server_t *srv, flowd_req_t *r,
+                                   struct MHD_Connection *conn) {
+    return snapshot_read(srv, r, conn, r->job->id, FLOWD_ID_LEN, FLOWD_SNAP_JOB, NULL,
+                                send_polled);
 }
 
 /* The store's listener: the long poll's job has news, or its time is up. */
@@ -195,70 +205,83 @@ static void remote_ended(flowd_server_t *srv, flowd_req_t *r) {
         srv->store->cluster->unwatch(srv->store, r);
 }
 
-/* A long poll of a job that runs elsewhere: suspended until the store sees events of the job after
- * the last one it has, then looked at again (remote_poll_again). */
-static enum MHD_Result remote_poll(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
-                                   flowd_remote_job_t *j) {
+/* A long poll of a job that runs elsewhere (r->snap): suspended until the store sees events of the
+ * job after the last one it has, then looked at again (remote_poll_again). */
+static enum MHD_Result remote_poll(flowd_server_t *srv, flowd_req_t *r,
+                                   struct MHD_Connection *conn) {
     uint64_t now = flow_mono_ms();
     atomic_store(&r->reply.ready, 0);
-    if (now >= r->remote_until_ms || flowd__http_suspend(srv, r, conn, 1, remote_poll_again) < 0) {
-        if (r->by_version && j->last_event == r->etag) {
-            flowd_remote_job_clear(j);
-            return not_modified(r, conn, r->etag);
-        }
-        return send_remote_job(r, conn, 200, j);
-    }
-    r->remote_seen = j->status;
+    if (now >= r->remote_until_ms || flowd__http_suspend(srv, r, conn, 1, remote_poll_again) < 0)
+        return send_polled(srv, r, conn);
+    r->remote_seen = r->snap.job.status;
     r->remote_watching = 1;
     r->ended = remote_ended;
-    if (srv->store->cluster->watch(srv->store, r->remote_id, j->last_event,
+    if (srv->store->cluster->watch(srv->store, r->remote_id, r->snap.last_event,
                                    r->remote_until_ms - now, remote_wake, r) < 0)
         remote_wake(r, FLOWD_WAKE_STOP);
-    flowd_remote_job_clear(j);
     return MHD_YES;
+}
+
+static enum MHD_Result job_read(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn);
+
+/* The job elsewhere as it is after a wake (r->snap): answered, or waited for again. */
+static enum MHD_Result remote_poll_seen(flowd_server_t *srv, flowd_req_t *r,
+                                        struct MHD_Connection *conn) {
+    int why = (int)r->reply.answer.status;
+    r->reply.answer.status = 0;
+    if (!r->snap.remote) { /* this instance took the job over meanwhile: the loop waits on */
+        uint64_t now = flow_mono_ms();
+        r->wait_ms = r->remote_until_ms > now ? r->remote_until_ms - now : 0;
+        return job_read(srv, r, conn);
+    }
+    if (why == FLOWD_WAKE_EVENTS && r->snap.job.status == r->remote_seen &&
+        !flow_status_final(r->snap.job.status) && !r->by_version && !atomic_load(&srv->stopping))
+        return remote_poll(srv, r, conn); /* events, but the same status: wait on */
+    return send_polled(srv, r, conn); /* 304 when its time ran out with nothing new */
 }
 
 static enum MHD_Result remote_poll_again(flowd_server_t *srv, flowd_req_t *r,
                                          struct MHD_Connection *conn) {
-    int why = (int)r->reply.answer.status;
     r->remote_watching = 0;
-    r->reply.answer.status = 0;
-    enum MHD_Result ret = MHD_YES;
-    flowd_remote_job_t j;
-    if (find_remote(srv, r, conn, r->remote_id, FLOWD_ID_LEN, 0, &j, &ret) < 0)
-        return ret;
-    if (why == FLOWD_WAKE_EVENTS && j.status == r->remote_seen && !flow_status_final(j.status) &&
-        !r->by_version && !atomic_load(&srv->stopping))
-        return remote_poll(srv, r, conn, &j); /* events, but the same status: wait on */
-    if (r->by_version && j.last_event == r->etag) { /* its time ran out with nothing new */
-        flowd_remote_job_clear(&j);
-        return not_modified(r, conn, r->etag);
-    }
-    return send_remote_job(r, conn, 200, &j);
+    return snapshot_read(srv, r, conn, r->remote_id, FLOWD_ID_LEN, FLOWD_SNAP_JOB, NULL,
+                                remote_poll_seen);
 }
 
-static enum MHD_Result get_remote_job(flowd_server_t *srv, flowd_req_t *r,
-                                      struct MHD_Connection *conn, const char *id, size_t id_len,
-                                      uint64_t wait_ms) {
-    enum MHD_Result ret = MHD_YES;
-    flowd_remote_job_t j;
-    if (find_remote(srv, r, conn, id, id_len, 0, &j, &ret) < 0)
-        return ret;
-    if (match_version(conn, j.last_event)) {
-        r->by_version = 1;
-        r->etag = j.last_event;
-        if (wait_ms == 0 || flow_status_final(j.status) || atomic_load(&srv->stopping)) {
-            flowd_remote_job_clear(&j);
-            return not_modified(r, conn, j.last_event);
-        }
-    } else if (wait_ms == 0 || flow_status_final(j.status) || j.status == FLOW_WAITING ||
+/* GET /v1/jobs/{id} has read the job (r->snap): answers (200, or 304 to a client that has this
+ * version), or waits (?wait=) for its status to change (for any change, with If-None-Match):
+ * through the loop for a job here, through the store's watch for one elsewhere. */
+static enum MHD_Result job_read(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn) {
+    flow_status_t seen = r->snap.job.status;
+    uint64_t version = r->snap.last_event;
+    int by_version = match_version(conn, version);
+    if (by_version) { /* the client has this version: 304 now, or once there is another */
+        if (r->wait_ms == 0 || flow_status_final(seen) || atomic_load(&srv->stopping))
+            return not_modified(r, conn, version);
+    } else if (r->wait_ms == 0 || flow_status_final(seen) || seen == FLOW_WAITING ||
                atomic_load(&srv->stopping)) {
-        return send_remote_job(r, conn, 200, &j);
+        /* a job waiting for input waits for the caller: the long poll answers at once */
+        return send_snapshot(srv, r, conn);
     }
-    r->remote_until_ms = flow_mono_ms() + wait_ms;
+    r->by_version = (uint8_t)by_version;
+    r->etag = version; /* what the client has */
+    if (r->snap.remote) {
+        r->remote_until_ms = flow_mono_ms() + r->wait_ms;
+        r->path = FLOWD_P_JOB_WAIT;
+        return remote_poll(srv, r, conn);
+    }
+    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_WAIT, r->job);
+    if (cmd == NULL)
+        return send_snapshot(srv, r, conn);
     r->path = FLOWD_P_JOB_WAIT;
-    return remote_poll(srv, r, conn, &j);
+    cmd->seen = seen;
+    cmd->seen_version = by_version ? version : FLOWD_NO_VERSION;
+    cmd->wait_ms = r->wait_ms;
+    if (push_call(srv, r, conn, cmd, resume_wait) < 0)
+        return send_snapshot(srv, r, conn);
+    return MHD_YES;
 }
+
+/* ---- talking to a job that runs on another instance (a shared store) ---- */
 
 /* The store's listener: the owner's answer to input or a cancel sent from here. */
 static void remote_sent(void *data, int rc, unsigned status, char *body, size_t len) {
@@ -291,18 +314,12 @@ static void remote_sent(void *data, int rc, unsigned status, char *body, size_t 
     MHD_resume_connection(r->conn);
 }
 
-/* Input (value: JSON text) or a cancel for a job that runs elsewhere: the store carries it to the
- * job's instance and its answer back, as if the job ran here. */
+/* Input (value: JSON text) or a cancel for a job that runs elsewhere (r->snap): the store carries
+ * it to the job's instance and its answer back, as if the job ran here. */
 static enum MHD_Result remote_command(flowd_server_t *srv, flowd_req_t *r,
-                                      struct MHD_Connection *conn, const char *id, size_t id_len,
-                                      int cancel, const char *value) {
-    enum MHD_Result ret = MHD_YES;
-    flowd_remote_job_t j;
-    if (find_remote(srv, r, conn, id, id_len, 0, &j, &ret) < 0)
-        return ret;
-    if (flow_status_final(j.status)) {
-        flow_status_t st = j.status;
-        flowd_remote_job_clear(&j);
+                                      struct MHD_Connection *conn, int cancel, const char *value) {
+    flow_status_t st = r->snap.job.status;
+    if (flow_status_final(st)) {
         if (cancel)
             return flowd__http_send_error(r, conn, FLOWD_E_ALREADY_ENDED,
                                           "job %s has already ended (%s)", r->remote_id,
@@ -311,7 +328,6 @@ static enum MHD_Result remote_command(flowd_server_t *srv, flowd_req_t *r,
                                       "job %s is %s, not waiting for input", r->remote_id,
                                       flow_status_name(st));
     }
-    flowd_remote_job_clear(&j);
     if (flowd__http_suspend(srv, r, conn, 1, NULL) < 0)
         return flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
     if (srv->store->cluster->send(srv->store, r->remote_id, cancel, value, remote_sent, r) < 0)
@@ -319,11 +335,10 @@ static enum MHD_Result remote_command(flowd_server_t *srv, flowd_req_t *r,
     return MHD_YES;
 }
 
+/* ---- reading a job ---- */
+
 enum MHD_Result flowd__http_job_get(flowd_server_t *srv, flowd_req_t *r,
                                     struct MHD_Connection *conn) {
-    const char *id = r->args.s[0];
-    size_t id_len = r->args.len[0];
-    enum MHD_Result ret = MHD_YES;
     const char *wait = flowd__http_arg(conn, "wait");
     double seconds = 0;
     if (wait != NULL) {
@@ -336,42 +351,24 @@ enum MHD_Result flowd__http_job_get(flowd_server_t *srv, flowd_req_t *r,
                 r, conn, FLOWD_E_BAD_REQUEST,
                 "wait must be a number of seconds from 0 to %d, not '%.32s'", MAX_WAIT_S, wait);
     }
-    uint64_t wait_ms = (uint64_t)llround(seconds * 1000.0);
-    if (elsewhere(srv, r, id, id_len))
-        return get_remote_job(srv, r, conn, id, id_len, wait_ms);
-    flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
-    if (job == NULL)
-        return ret;
-    flowd_job_lock(job);
-    flow_status_t seen = flowd_job_status(job);
-    uint64_t version = job->events.next_id - 1;
-    flowd_job_unlock(job);
-    int by_version = match_version(conn, version);
-    if (by_version) { /* the client has this version: 304 now, or once there is another */
-        if (wait_ms == 0 || flow_status_final(seen) || atomic_load(&srv->stopping))
-            return not_modified(r, conn, version);
-    } else if (wait_ms == 0 || flow_status_final(seen) || seen == FLOW_WAITING ||
-               atomic_load(&srv->stopping)) {
-        /* a job waiting for input waits for the caller: the long poll answers at once */
-        return send_job(r, conn, 200, job);
-    }
-    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_WAIT, job);
-    if (cmd == NULL)
-        return send_job(r, conn, 200, job);
-    cmd->seen = seen;
-    r->path = FLOWD_P_JOB_WAIT;
-    cmd->seen_version = by_version ? version : FLOWD_NO_VERSION;
-    r->by_version = (uint8_t)by_version;
-    r->etag = version; /* what the client has */
-    cmd->wait_ms = wait_ms;
-    return loop_call(srv, r, conn, cmd);
+    r->wait_ms = (uint64_t)llround(seconds * 1000.0);
+    return snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0], FLOWD_SNAP_JOB, NULL,
+                                job_read);
+}
+
+/* The answer of /shared or /history: the part of r->snap the route asked for. */
+static enum MHD_Result send_part(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn) {
+    (void)srv;
+    flowd_answer_t a = {0};
+    if (r->snap.want & FLOWD_SNAP_SHARED)
+        flowd_snapshot_shared_answer(&a, &r->snap);
+    else
+        flowd_snapshot_history_answer(&a, &r->snap);
+    return flowd__http_send_answer(r, conn, &a);
 }
 
 enum MHD_Result flowd__http_job_shared(flowd_server_t *srv, flowd_req_t *r,
                                        struct MHD_Connection *conn) {
-    const char *id = r->args.s[0];
-    size_t id_len = r->args.len[0];
-    enum MHD_Result ret = MHD_YES;
     const char *pointer = flowd__http_arg(conn, "pointer");
     size_t bad = 0;
     if (pointer != NULL && flow_pointer_checkn(pointer, strlen(pointer), &bad) < 0)
@@ -380,75 +377,18 @@ enum MHD_Result flowd__http_job_shared(flowd_server_t *srv, flowd_req_t *r,
             "pointer '%.200s' is not a JSON Pointer (RFC 6901: \"\" or \"/a/0/b\", "
             "with ~0 for ~ and ~1 for /): wrong at byte %zu",
             pointer, bad);
-    if (elsewhere(srv, r, id, id_len)) {
-        flowd_remote_job_t j;
-        if (find_remote(srv, r, conn, id, id_len, FLOWD_READ_SHARED, &j, &ret) < 0)
-            return ret;
-        flowd_answer_t a = {0};
-        flowd_render_shared(&a, j.shared ? j.shared : "{}", j.shared ? j.shared_len : 2, NULL,
-                            pointer);
-        flowd_remote_job_clear(&j);
-        return flowd__http_send_answer(r, conn, &a);
-    }
-    flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
-    if (job == NULL)
-        return ret;
-    flowd_job_lock(job);
-    int done = job->done;
-    const char *final = job->final_shared; /* set once, never changed: usable after unlocking */
-    size_t final_len = job->final_shared_len;
-    flowd_job_unlock(job);
-    if (done && final != NULL) {
-        flowd_answer_t a = {0};
-        flowd_render_shared(&a, final, final_len, NULL, pointer);
-        return flowd__http_send_answer(r, conn, &a);
-    }
-    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_SHARED, job);
-    if (cmd == NULL || (pointer != NULL && (cmd->pointer = strdup(pointer)) == NULL)) {
-        flowd_cmd_free(cmd);
-        return flowd__http_send_json(r, conn, 500, NULL, 0);
-    }
-    return loop_call(srv, r, conn, cmd);
+    return snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0], FLOWD_SNAP_SHARED,
+                                pointer, send_part);
 }
 
 enum MHD_Result flowd__http_job_history(flowd_server_t *srv, flowd_req_t *r,
                                         struct MHD_Connection *conn) {
-    const char *id = r->args.s[0];
-    size_t id_len = r->args.len[0];
-    enum MHD_Result ret = MHD_YES;
-    flow_buf_t b;
-    flowd_answer_t a = {0};
-    flow_buf_init(&b, flowd_render_max_answer());
-    if (elsewhere(srv, r, id, id_len)) {
-        flowd_remote_job_t j;
-        if (find_remote(srv, r, conn, id, id_len, FLOWD_READ_HISTORY, &j, &ret) < 0)
-            return ret;
-        flowd_remote_history(&b, &j);
-        flowd_remote_job_clear(&j);
-        flowd_answer_take(&a, &b, "the history", FLOWD_HISTORY_HINT);
-        return flowd__http_send_answer(r, conn, &a);
-    }
-    flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
-    if (job == NULL)
-        return ret;
-    flowd_job_lock(job);
-    int done = job->done;
-    flowd_job_unlock(job);
-    if (done) {
-        flowd_render_done_history(&b, job);
-        flowd_answer_take(&a, &b, "the history", FLOWD_HISTORY_HINT);
-        return flowd__http_send_answer(r, conn, &a);
-    }
-    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_HISTORY, job);
-    if (cmd == NULL)
-        return flowd__http_send_json(r, conn, 500, NULL, 0);
-    return loop_call(srv, r, conn, cmd);
+    return snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0], FLOWD_SNAP_HISTORY,
+                                NULL, send_part);
 }
 
 enum MHD_Result flowd__http_job_events(flowd_server_t *srv, flowd_req_t *r,
                                        struct MHD_Connection *conn) {
-    const char *id = r->args.s[0];
-    size_t id_len = r->args.len[0];
     enum MHD_Result ret = MHD_YES;
     const char *last = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
     uint64_t last_id = 0;
@@ -461,19 +401,12 @@ enum MHD_Result flowd__http_job_events(flowd_server_t *srv, flowd_req_t *r,
                 "Last-Event-ID must be the id of an event (a whole number), not '%.32s'", last);
         last_id = v;
     }
-    struct MHD_Response *res = NULL;
-    if (elsewhere(srv, r, id, id_len)) {
-        flowd_remote_job_t j;
-        if (find_remote(srv, r, conn, id, id_len, 0, &j, &ret) < 0)
-            return ret;
-        flowd_remote_job_clear(&j);
-        res = flowd_remote_watch_response(srv, r->remote_id, conn, last_id);
-    } else {
-        flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
-        if (job == NULL)
-            return ret;
-        res = flowd_watch_response(srv->watchers, job, conn, last_id);
-    }
+    int where = locate_only(srv, r, conn, r->args.s[0], r->args.len[0], &ret);
+    if (where < 0)
+        return ret;
+    struct MHD_Response *res = where == 1
+                                   ? flowd_remote_watch_response(srv, r->remote_id, conn, last_id)
+                                   : flowd_watch_response(srv->watchers, r->job, conn, last_id);
     if (res == NULL)
         return flowd__http_send_json(r, conn, 500, NULL, 0);
     MHD_add_response_header(res, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
@@ -559,8 +492,11 @@ static enum MHD_Result list_shared(flowd_server_t *srv, flowd_req_t *r, struct M
         flowd_job_t *local = flowd_jobs_get(srv->jobs, jobs[i].id, FLOWD_ID_LEN);
         if (local != NULL)
             flowd_render_job(&w, local, NULL);
-        else
-            flowd_remote_job_write(&w, &jobs[i]);
+        else {
+            flowd_job_view_t v;
+            flowd_snapshot_row_view(&jobs[i], &v);
+            flowd_render_job_view(&w, &v);
+        }
         flowd_job_unref(local);
         flowd_remote_job_clear(&jobs[i]);
     }
@@ -783,28 +719,16 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
     static const char example[] = "{\"flow\": \"noop\", \"shared\": {}}";
     enum MHD_Result ret = MHD_YES;
     r->location = 1;
-    json_t *body = flowd__http_body_object(r, conn, example, &ret);
+    json_t *body = flowd__http_body_object(r, conn, example, post_fields,
+                                           "flow, shared, params, start_at, delay, priority and "
+                                           "concurrency", &ret);
     if (body == NULL)
         return ret;
-    const char *key;
-    json_t *v;
-    json_object_foreach(body, key, v) {
-        size_t i = 0;
-        while (post_fields[i] != NULL && strcmp(key, post_fields[i]) != 0)
-            i++;
-        if (post_fields[i] == NULL) {
-            ret = flowd__http_send_error(
-                r, conn, FLOWD_E_BAD_REQUEST,
-                "unknown field '%.64s' in the body (it takes flow, shared, params, start_at, delay, "
-                "priority and concurrency)", key);
-            json_decref(body);
-            return ret;
-        }
-    }
     json_t *flow = json_object_get(body, "flow");
     json_t *shared = json_object_get(body, "shared");
     json_t *params = json_object_get(body, "params");
     const char *problem = NULL, *field = NULL, *want = NULL;
+    json_t *v = NULL; /* the value of field */
     if (flow == NULL)
         problem = "missing field 'flow': the name of a flow this server runs (GET /v1/flows)";
     else if (!json_is_string(flow))
@@ -842,13 +766,7 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
     }
     flow_def_t *def = flow_registry_get_flow(srv->reg, json_string_value(flow));
     if (def == NULL) {
-        flow_buf_t names;
-        flow_buf_init(&names, 4096);
-        flowd_flow_names(srv->reg, &names);
-        ret = flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW,
-                                     "no flow named '%.64s' (this server runs: %s)",
-                                     json_string_value(flow), names.data ? names.data : "none");
-        flow_buf_free(&names);
+        ret = flowd__http_unknown_flow(srv, r, conn, json_string_value(flow));
         json_decref(body);
         return ret;
     }
@@ -879,7 +797,8 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
                                               "Idempotency-Key '%.64s' was used with another body",
                                               idem);
             }
-            return send_remote_job(r, conn, 200, &j);
+            flowd_snapshot_of_row(&r->snap, &j);
+            return send_snapshot(srv, r, conn);
         }
         flowd_job_unref(here); /* here: the table answers below */
         flowd_remote_job_clear(&j);
@@ -952,44 +871,32 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
 
 enum MHD_Result flowd__http_job_input(flowd_server_t *srv, flowd_req_t *r,
                                       struct MHD_Connection *conn) {
-    const char *id = r->args.s[0];
-    size_t id_len = r->args.len[0];
     static const char example[] = "{\"value\": \"yes\"}";
+    static const char *const fields[] = {"value", NULL};
     enum MHD_Result ret = MHD_YES;
-    json_t *body = flowd__http_body_object(r, conn, example, &ret);
+    json_t *body = flowd__http_body_object(r, conn, example, fields, "only value", &ret);
     if (body == NULL)
         return ret;
-    const char *key;
-    json_t *v;
-    json_object_foreach(body, key, v) {
-        if (strcmp(key, "value") != 0) {
-            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
-                                         "unknown field '%.64s' in the body (it takes only value)",
-                                         key);
-            json_decref(body);
-            return ret;
-        }
-    }
     json_t *value = json_incref(json_object_get(body, "value"));
     json_decref(body);
     if (value == NULL)
         return flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
                                       "missing field 'value': the answer, any JSON value, e.g. %s",
                                       example);
-    if (elsewhere(srv, r, id, id_len)) {
+    int where = locate_only(srv, r, conn, r->args.s[0], r->args.len[0], &ret);
+    if (where == 1) {
         char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
         json_decref(value);
         if (text == NULL)
             return flowd__http_send_json(r, conn, 500, NULL, 0);
-        ret = remote_command(srv, r, conn, id, id_len, 0, text);
+        ret = remote_command(srv, r, conn, 0, text);
         free(text);
         return ret;
     }
-    flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
-    flowd_cmd_t *cmd = job ? flowd_cmd_new(FLOWD_CMD_INPUT, job) : NULL;
+    flowd_cmd_t *cmd = where == 0 ? flowd_cmd_new(FLOWD_CMD_INPUT, r->job) : NULL;
     if (cmd == NULL) {
         json_decref(value);
-        return job ? flowd__http_send_json(r, conn, 500, NULL, 0) : ret;
+        return where == 0 ? flowd__http_send_json(r, conn, 500, NULL, 0) : ret;
     }
     cmd->value = value;
     return loop_call(srv, r, conn, cmd);
@@ -997,15 +904,13 @@ enum MHD_Result flowd__http_job_input(flowd_server_t *srv, flowd_req_t *r,
 
 enum MHD_Result flowd__http_job_cancel(flowd_server_t *srv, flowd_req_t *r,
                                        struct MHD_Connection *conn) {
-    const char *id = r->args.s[0];
-    size_t id_len = r->args.len[0];
     enum MHD_Result ret = MHD_YES;
-    if (elsewhere(srv, r, id, id_len))
-        return remote_command(srv, r, conn, id, id_len, 1, NULL);
-    flowd_job_t *job = find_job(srv, r, conn, id, id_len, &ret);
-    if (job == NULL)
+    int where = locate_only(srv, r, conn, r->args.s[0], r->args.len[0], &ret);
+    if (where < 0)
         return ret;
-    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_CANCEL, job);
+    if (where == 1)
+        return remote_command(srv, r, conn, 1, NULL);
+    flowd_cmd_t *cmd = flowd_cmd_new(FLOWD_CMD_CANCEL, r->job);
     if (cmd == NULL)
         return flowd__http_send_json(r, conn, 500, NULL, 0);
     return loop_call(srv, r, conn, cmd);

@@ -204,6 +204,24 @@ void flowd_jobs_free(flowd_jobs_t *t) {
 
 /* ---- shards ---- */
 
+/* The records chained in the n buckets of old, chained again into the nb (a power of two) of
+ * buckets: by id (hnext, a shard's) or, with idem, by Idempotency-Key (inext). */
+static void rechain(flowd_job_t **old, size_t n, flowd_job_t **buckets, size_t nb, int idem) {
+    for (size_t b = 0; b < n; b++) {
+        flowd_job_t *job = old[b];
+        while (job != NULL) {
+            flowd_job_t **link = idem ? &job->inext : &job->hnext;
+            flowd_job_t *next = *link;
+            uint64_t hash =
+                idem ? flowd_hash_bytes(job->idem_key, strlen(job->idem_key)) : job->hash;
+            size_t i = hash & (nb - 1);
+            *link = buckets[i];
+            buckets[i] = job;
+            job = next;
+        }
+    }
+}
+
 /* Under the shard lock: doubles the buckets when they hold more than one record each on average
  * (no harm done when that fails: chains just get longer). */
 static void shard_grow(shard_t *s) {
@@ -211,16 +229,7 @@ static void shard_grow(shard_t *s) {
     flowd_job_t **buckets = calloc(nb, sizeof *buckets);
     if (buckets == NULL)
         return;
-    for (size_t b = 0; b < s->nbuckets; b++) {
-        flowd_job_t *job = s->buckets[b];
-        while (job != NULL) {
-            flowd_job_t *next = job->hnext;
-            size_t i = job->hash & (nb - 1);
-            job->hnext = buckets[i];
-            buckets[i] = job;
-            job = next;
-        }
-    }
+    rechain(s->buckets, s->nbuckets, buckets, nb, 0);
     free(s->buckets);
     s->buckets = buckets;
     s->nbuckets = nb;
@@ -374,16 +383,7 @@ static int idem_insert(flowd_jobs_t *t, flowd_job_t *job) {
         flowd_job_t **buckets = calloc(nb, sizeof *buckets);
         if (buckets == NULL)
             return FLOW_ENOMEM;
-        for (size_t b = 0; b < t->idem_nb; b++) {
-            flowd_job_t *j = t->idem[b];
-            while (j != NULL) {
-                flowd_job_t *next = j->inext;
-                size_t i = flowd_hash_bytes(j->idem_key, strlen(j->idem_key)) & (nb - 1);
-                j->inext = buckets[i];
-                buckets[i] = j;
-                j = next;
-            }
-        }
+        rechain(t->idem, t->idem_nb, buckets, nb, 1);
         free(t->idem);
         t->idem = buckets;
         t->idem_nb = nb;

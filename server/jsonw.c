@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "flow.h"
+#include "flow/utf8.h"
 
 /* ---- time ---- */
 
@@ -192,38 +193,6 @@ void flowd_jw_arr_end(flowd_jw_t *w) {
     close_container(w, ']');
 }
 
-/* Length of the valid UTF-8 sequence at s (at most len bytes), or 0 when it is not valid. */
-static size_t utf8_len(const unsigned char *s, size_t len) {
-    unsigned c = s[0];
-    size_t n;
-    unsigned min;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n > len)
-        return 0;
-    unsigned cp = c & (0x3Fu >> (n - 1));
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 /* A JSON string literal; invalid UTF-8 becomes U+FFFD so the answer stays valid JSON. */
 static void put_string(flow_buf_t *b, const char *s, size_t len) {
     static const char hex[] = "0123456789ABCDEF"; /* jansson's case */
@@ -260,7 +229,7 @@ static void put_string(flow_buf_t *b, const char *s, size_t len) {
             u[6] = '\0';
             esc = u;
         } else if (c >= 0x80) {
-            n = utf8_len(p + i, len - i);
+            n = flow_utf8_len(p + i, len - i);
             if (n == 0) {
                 esc = "\xEF\xBF\xBD";
                 n = 1;
@@ -408,6 +377,10 @@ static int dump_capped(const char *text, size_t len, void *data) {
     return b->err ? -1 : 0; /* past the cap: jansson stops the dump */
 }
 
+void flowd_json_compact(flow_buf_t *b, const json_t *v) {
+    json_dump_callback(v, dump_capped, b, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
 void flowd_jw_json(flowd_jw_t *w, const json_t *v) {
     if (v == NULL) {
         flowd_jw_null(w);
@@ -416,7 +389,7 @@ void flowd_jw_json(flowd_jw_t *w, const json_t *v) {
     /* compact first, capped as w's buffer is: its indented text is longer still */
     flow_buf_t text;
     flow_buf_init(&text, w->b->max);
-    json_dump_callback(v, dump_capped, &text, JSON_COMPACT | JSON_ENCODE_ANY);
+    flowd_json_compact(&text, v);
     if (text.err) {
         if (!w->b->err)
             w->b->err = text.err;

@@ -54,6 +54,9 @@ void flowd_jw_time(flowd_jw_t *w, uint64_t us); /* 0 writes null */
 /* A value given as compact JSON text (as json_dumps(JSON_COMPACT) makes it), re-indented to fit;
  * text NULL writes null. The text must be valid JSON: it is copied, not checked. */
 void flowd_jw_raw(flowd_jw_t *w, const char *text, size_t len);
+/* Appends v (borrowed) to b as compact JSON (JSON_COMPACT | JSON_ENCODE_ANY); the dump stops once
+ * past b's cap (b->err says so). */
+void flowd_json_compact(flow_buf_t *b, const json_t *v);
 /* A jansson value (borrowed); NULL writes null. */
 void flowd_jw_json(flowd_jw_t *w, const json_t *v);
 

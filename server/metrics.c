@@ -178,18 +178,21 @@ static void render_flows(flowd_metrics_t *m, flow_buf_t *b) {
                             (unsigned long long)f->finished[o]);
         }
     }
-    flow_buf_adds(b, "# HELP flowd_job_duration_seconds From a job's start to its end, by flow.\n"
-                     "# TYPE flowd_job_duration_seconds histogram\n");
-    for (size_t i = 0; i < n + (size_t)with_other; i++) {
-        flow_figures_t *f = i < n ? &m->flows[i] : other;
-        render_hist(b, "flowd_job_duration_seconds", "flow", f->name, &f->duration);
-    }
-    flow_buf_adds(b, "# HELP flowd_job_queue_wait_seconds From a job's creation to its start, by "
-                     "flow.\n"
-                     "# TYPE flowd_job_queue_wait_seconds histogram\n");
-    for (size_t i = 0; i < n + (size_t)with_other; i++) {
-        flow_figures_t *f = i < n ? &m->flows[i] : other;
-        render_hist(b, "flowd_job_queue_wait_seconds", "flow", f->name, &f->queue_wait);
+    /* the histograms by flow: each family's samples together, after its HELP and TYPE */
+    static const struct {
+        const char *name, *help;
+        int queue_wait;
+    } by_flow[] = {
+        {"flowd_job_duration_seconds", "From a job's start to its end, by flow.", 0},
+        {"flowd_job_queue_wait_seconds", "From a job's creation to its start, by flow.", 1}};
+    for (size_t k = 0; k < sizeof by_flow / sizeof by_flow[0]; k++) {
+        flow_buf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", by_flow[k].name, by_flow[k].help,
+                        by_flow[k].name);
+        for (size_t i = 0; i < n + (size_t)with_other; i++) {
+            flow_figures_t *f = i < n ? &m->flows[i] : other;
+            render_hist(b, by_flow[k].name, "flow", f->name,
+                        by_flow[k].queue_wait ? &f->queue_wait : &f->duration);
+        }
     }
     flow_buf_adds(b, "# HELP flowd_step_duration_seconds Steps finished and how long each took, by "
                      "node type.\n"

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "auth.h"
-#include "flow/pointer.h"
 #include "flow/problems.h"
 
 /* {"error": {"code": ..., "message": message, left open for more members. */
@@ -244,34 +243,18 @@ void flowd_render_history(flow_buf_t *b, flow_job_t *fj, const char *id) {
     flowd_jw_obj_end(&w);
 }
 
-void flowd_render_done_history(flow_buf_t *b, flowd_job_t *job) {
+void flowd_render_history_of(flow_buf_t *b, const char *id, const char *steps, size_t len,
+                             const flow_history_totals_t *totals) {
     flowd_jw_t w;
-    flowd_job_lock(job);
-    if (job->final_history != NULL) {
-        flowd_reindent(b, job->final_history, job->final_history_len, 2, 0);
-    } else {
-        /* {"id": ..., "steps": [the ring's step events], "totals": {...}} */
-        flow_buf_t steps;
-        flow_buf_init(&steps, b->max);
-        flow_buf_add(&steps, "[", 1);
-        flowd_ring_steps(&job->events, job->history_count, &steps);
-        flow_buf_add(&steps, "]", 1);
-        flowd_jw_init(&w, b, 2);
-        flowd_jw_obj(&w);
-        flowd_jw_key(&w, "id");
-        flowd_jw_str(&w, job->id);
-        flowd_jw_key(&w, "steps");
-        if (!steps.err)
-            flowd_jw_raw(&w, steps.data, steps.len);
-        flowd_jw_key(&w, "totals");
-        flowd_render_totals(&w, &job->totals);
-        flowd_jw_obj_end(&w);
-        if (steps.err && !b->err)
-            b->err = steps.err;
-        flow_buf_free(&steps);
-    }
-    flowd_job_unlock(job);
-    flow_buf_addc(b, '\n');
+    flowd_jw_init(&w, b, 0);
+    flowd_jw_obj(&w);
+    flowd_jw_key(&w, "id");
+    flowd_jw_str(&w, id);
+    flowd_jw_key(&w, "steps");
+    flowd_jw_raw(&w, steps, len);
+    flowd_jw_key(&w, "totals");
+    flowd_render_totals(&w, totals);
+    flowd_jw_obj_end(&w);
 }
 
 void flowd_render_pretty(flow_buf_t *b, const char *compact, size_t len) {
@@ -303,42 +286,4 @@ void flowd_answer_take(flowd_answer_t *a, flow_buf_t *b, const char *what, const
                            what, b->max, hint);
     else
         a->status = 500;
-}
-
-void flowd_render_shared(flowd_answer_t *a, const char *compact, size_t len, json_t *live,
-                         const char *pointer) {
-    static const char what[] = "the shared store";
-    static const char hint[] = "ask for a part of it with ?pointer=, such as ?pointer=/key";
-    flow_buf_t b;
-    flow_buf_init(&b, max_answer);
-    if (pointer == NULL || *pointer == '\0') {
-        if (compact != NULL) {
-            flowd_render_pretty(&b, compact, len);
-            flowd_answer_take(a, &b, what, hint);
-            return;
-        }
-    }
-    json_t *parsed = NULL;
-    json_t *root = live;
-    if (compact != NULL) {
-        parsed = json_loadb(compact, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-        root = parsed;
-    }
-    json_t *value = root;
-    if (root == NULL) {
-        flowd_answer_error(a, FLOWD_E_INTERNAL, "the shared store could not be read");
-        return;
-    }
-    if (pointer != NULL && *pointer != '\0' && flow_pointer_get(root, pointer, &value) < 0) {
-        json_decref(parsed);
-        flowd_answer_error(a, FLOWD_E_NOT_FOUND, "nothing at pointer '%.200s' in the shared store", pointer);
-        return;
-    }
-    flowd_jw_t w;
-    flowd_jw_init(&w, &b, 2);
-    flowd_jw_json(&w, value);
-    flow_buf_addc(&b, '\n');
-    json_decref(parsed);
-    int part = pointer != NULL && *pointer != '\0';
-    flowd_answer_take(a, &b, part ? "the part of the shared store at that pointer" : what, hint);
 }

@@ -1,7 +1,6 @@
-/* render.h: the JSON bodies of the API that both the HTTP threads and the loop write: the Job object
- * of a record, the Error body, the History object, and the shared store (or the part a JSON Pointer
- * names). Answer bodies are pretty (two spaces) and end with a newline; what the records keep is
- * compact. Bodies are malloc'd: MHD frees them with free() (MHD_RESPMEM_MUST_FREE). */
+/* render.h: the JSON bodies of the API that both the HTTP threads and the loop write: the Job
+ * object, the Error body and the History object (snapshot.h answers a job's reads with them).
+ * Answer bodies are pretty (two spaces) and end with a newline; what the records keep is compact. Bodies are malloc'd: MHD frees them with free() (MHD_RESPMEM_MUST_FREE). */
 #ifndef FLOWD_RENDER_H
 #define FLOWD_RENDER_H
 
@@ -70,10 +69,10 @@ char *flowd_render_totals_text(const flow_history_totals_t *t);
 
 /* Loop thread: the History object of a running job, compact, into b. */
 void flowd_render_history(flow_buf_t *b, flow_job_t *fj, const char *id);
-
-/* The History of a done record (job->done), pretty, with a newline, into b: kept, or made from the
- * steps in its event ring. Takes the record's lock. */
-void flowd_render_done_history(flow_buf_t *b, flowd_job_t *job);
+/* The History object of job id from its parts, compact, into b: steps, the compact JSON text of
+ * its array of steps (len bytes), and its totals. */
+void flowd_render_history_of(flow_buf_t *b, const char *id, const char *steps, size_t len,
+                             const flow_history_totals_t *totals);
 
 /* Answers made from a job's store (its shared store, its history) or from a list are at most this
  * many bytes (--max-answer; set once at start, before the threads): past it they are 422
@@ -88,12 +87,6 @@ void flowd_answer_take(flowd_answer_t *a, flow_buf_t *b, const char *what, const
     "a job keeps its last --history-limit steps; the events stream (/events) has them one by one"
 #define FLOWD_LIST_HINT "ask for a shorter page with ?limit="
 
-/* The answer to GET /v1/jobs/{id}/shared: the store (compact text, or the live json_t on the loop,
- * exactly one of them) or the part pointer (NULL: all) names: 200, 404 when the pointer names
- * nothing, 422 when it is over --max-answer. pointer must have been checked
- * (flow_pointer_check). */
-void flowd_render_shared(flowd_answer_t *a, const char *compact, size_t len, json_t *live,
-                         const char *pointer);
 /* A compact JSON text (a History kept by a record, say) as a pretty answer body, into b. */
 void flowd_render_pretty(flow_buf_t *b, const char *compact, size_t len);
 

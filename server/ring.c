@@ -91,6 +91,14 @@ int flowd_ring_steps(const flowd_ring_t *r, uint64_t count, flow_buf_t *b) {
     return 1;
 }
 
+void flowd_sse_frame(flow_buf_t *b, uint64_t id, flow_event_type_t type, const char *data,
+                     size_t len) {
+    flow_buf_printf(b, "id: %llu\nevent: %s\ndata: ", (unsigned long long)id,
+                    type == FLOW_EVENT_STEP ? "step" : "status");
+    flow_buf_add(b, data, len);
+    flow_buf_add(b, "\n\n", 2);
+}
+
 uint64_t flowd_ring_frames(const flowd_ring_t *r, uint64_t after, flow_buf_t *b, size_t max,
                            int *final) {
     *final = 0;
@@ -108,10 +116,7 @@ uint64_t flowd_ring_frames(const flowd_ring_t *r, uint64_t after, flow_buf_t *b,
     }
     for (; i < r->len && b->len < max; i++) {
         const flowd_event_t *e = &r->ev[(r->head + i) % r->cap];
-        flow_buf_printf(b, "id: %llu\nevent: %s\ndata: ", (unsigned long long)e->id,
-                         e->type == FLOW_EVENT_STEP ? "step" : "status");
-        flow_buf_add(b, e->data, e->len);
-        flow_buf_add(b, "\n\n", 2);
+        flowd_sse_frame(b, e->id, e->type, e->data, e->len);
         after = e->id;
         *final = e->final;
     }

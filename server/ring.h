@@ -42,6 +42,9 @@ int flowd_ring_push(flowd_ring_t *r, flow_event_type_t type, int final, uint64_t
  * appends their data, oldest first and comma-separated, to b (a History's "steps" without the
  * brackets). */
 int flowd_ring_steps(const flowd_ring_t *r, uint64_t count, flow_buf_t *b);
+/* Appends to b the SSE frame of one event: "id: N\nevent: step|status\ndata: DATA\n\n". */
+void flowd_sse_frame(flow_buf_t *b, uint64_t id, flow_event_type_t type, const char *data,
+                     size_t len);
 /* Appends to b the frames of the events after id `after`, until b holds at least max bytes, and
  * first a comment when some of those events are no longer kept. Returns the id of the last event
  * appended (after when none); *final is set when that event is the job's last. */

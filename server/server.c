@@ -197,49 +197,16 @@ static int restore_flow(void *data, const char *name, json_t *doc) {
     return rc == FLOW_ENOMEM ? rc : 0;
 }
 
-/* The versions of flows the restored jobs started with, built once each. */
-typedef struct versions {
+/* What recovery has restored so far. */
+typedef struct restored {
     flowd_server_t *srv;
-    char **texts;
-    flow_def_t **defs;
-    size_t n, cap;
+    flowd_flow_versions_t versions; /* of the flows the restored jobs started with */
     size_t restored, resumed;
-} versions_t;
-
-static flow_def_t *version_of(versions_t *v, const flowd_stored_job_t *sj) {
-    if (sj->flow_document == NULL) /* written in C: the flow of that name, if it is still here */
-        return flow_registry_get_flow(v->srv->reg, sj->flow);
-    for (size_t i = 0; i < v->n; i++)
-        if (strcmp(v->texts[i], sj->flow_document) == 0)
-            return v->defs[i] ? flow_def_ref(v->defs[i]) : NULL;
-    json_t *doc = json_loads(sj->flow_document, 0, NULL);
-    flow_def_t *def = NULL;
-    if (doc == NULL || flow_doc_load(v->srv->reg, doc, &def, NULL) < 0)
-        def = NULL;
-    json_decref(doc);
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 8;
-        char **texts = realloc(v->texts, cap * sizeof *texts);
-        flow_def_t **defs = texts ? realloc(v->defs, cap * sizeof *defs) : NULL;
-        if (texts != NULL)
-            v->texts = texts;
-        if (defs == NULL)
-            return def;
-        v->defs = defs;
-        v->cap = cap;
-    }
-    v->texts[v->n] = strdup(sj->flow_document);
-    v->defs[v->n] = def ? flow_def_ref(def) : NULL;
-    if (v->texts[v->n] != NULL)
-        v->n++;
-    else
-        flow_def_unref(v->defs[v->n]);
-    return def;
-}
+} restored_t;
 
 static int restore_job(void *data, const flowd_stored_job_t *sj) {
-    versions_t *v = data;
-    flow_def_t *def = version_of(v, sj);
+    restored_t *v = data;
+    flow_def_t *def = flowd_flow_version(&v->versions, v->srv->reg, sj->flow, sj->flow_document);
     int rc = flowd_bridge_restore(v->srv->bridge, sj, def);
     flow_def_unref(def);
     v->restored++;
@@ -249,14 +216,9 @@ static int restore_job(void *data, const flowd_stored_job_t *sj) {
 
 /* Every job the store holds becomes a record again; those that had not ended run on. */
 static int recover(flowd_server_t *srv) {
-    versions_t v = {.srv = srv};
+    restored_t v = {.srv = srv};
     int rc = srv->store->ops->load(srv->store, restore_job, &v);
-    for (size_t i = 0; i < v.n; i++) {
-        free(v.texts[i]);
-        flow_def_unref(v.defs[i]);
-    }
-    free(v.texts);
-    free(v.defs);
+    flowd_flow_versions_clear(&v.versions);
     if (rc == 0 && v.restored > 0)
         flowd_log(FLOW_LOG_INFO, "store %s: %zu jobs back, %zu of them to run on", srv->store->ops->name, v.restored,
                   v.resumed);

@@ -626,6 +626,67 @@ START_TEST(test_any_instance_answers_for_any_job) {
 }
 END_TEST
 
+/* A job that runs on another instance has versions as one here: its Job's ETag is the id of the
+ * last event the store has, a 304 names that version again (it named "0"), a long poll with
+ * If-None-Match holds until there is something new, and the store and history name none. */
+START_TEST(test_a_job_elsewhere_has_a_version_as_here) {
+    e2e_server_t a, b;
+    e2e_resp_t r;
+    char path[128], inm[64];
+    start(&a, "10s");
+    start(&b, "10s");
+    json_t *job = e2e_start_job(&a, "{\"flow\": \"ask\", \"shared\": {\"who\": \"Ada\"}}");
+    char *id = job_id(job);
+    json_decref(job);
+    json_decref(e2e_wait_status(&b, id, "waiting", 10000));
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    e2e_request(&b, "GET", path, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(r.etag[0] == '"');
+    ck_assert_str_ne(r.etag, "\"0\"");
+    snprintf(inm, sizeof inm, "If-None-Match: %s", r.etag);
+    const char *version = inm + strlen("If-None-Match: ");
+    e2e_resp_free(&r);
+    const char *const same[] = {inm, NULL};
+    e2e_request(&b, "GET", path, same, NULL, &r);
+    ck_assert_int_eq(r.status, 304);
+    ck_assert_str_eq(r.etag, version);
+    e2e_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%s?wait=1", id);
+    e2e_request(&b, "GET", path, same, NULL, &r);
+    ck_assert_int_eq(r.status, 304);
+    ck_assert_uint_ge(r.ms, 900);
+    ck_assert_str_eq(r.etag, version);
+    e2e_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
+    e2e_request(&b, "GET", path, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.etag, "");
+    e2e_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%s/history", id);
+    e2e_request(&b, "GET", path, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.etag, "");
+    e2e_resp_free(&r);
+    /* an answer given on a is something new for a long poll on b */
+    snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
+    e2e_post(&a, path, "{\"value\": \"yes\"}", &r);
+    ck_assert_int_eq(r.status, 202);
+    e2e_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%s?wait=30", id);
+    e2e_request(&b, "GET", path, same, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(r.etag[0] == '"');
+    ck_assert_str_ne(r.etag, version);
+    e2e_resp_free(&r);
+    free(id);
+    ck_assert_int_eq(e2e_stop(&a, slow() ? 60000 : 15000), 0);
+    ck_assert_int_eq(e2e_stop(&b, slow() ? 60000 : 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+}
+END_TEST
+
 START_TEST(test_a_stopped_instance_hands_its_jobs_over_at_once) {
     e2e_server_t a, b;
     start(&a, "30s"); /* a lease this long: only a release lets b have them soon */
@@ -936,6 +997,7 @@ static Suite *suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, slow() ? 600 : 120);
     tcase_add_test(tc, test_any_instance_answers_for_any_job);
+    tcase_add_test(tc, test_a_job_elsewhere_has_a_version_as_here);
     tcase_add_test(tc, test_a_stopped_instance_hands_its_jobs_over_at_once);
     tcase_add_test(tc, test_an_instance_paused_past_its_lease_overwrites_nothing);
     tcase_add_test(tc, test_two_instances_share_2000_jobs_and_one_is_killed);

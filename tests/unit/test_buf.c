@@ -1,7 +1,8 @@
 /* test_buf.c: the capped growable buffer of flow/buf.h, which the library's templates, problem
  * lists and Mermaid charts and flowd's JSON answers all build their text in: the cap, errors that
  * stick, the caller's storage and the move out of it, what take hands over, and running out of
- * memory. */
+ * memory; and the library's growing arrays (flow__grow). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 
 #include "flow.h"
 #include "flow/buf.h"
+#include "internal.h" /* flow__grow, the library's growing arrays */
 #include "support/json_util.h"
 
 START_TEST(test_adds_grow_and_stay_terminated) {
@@ -156,6 +158,40 @@ START_TEST(test_out_of_memory_sticks_and_keeps_the_bytes) {
 }
 END_TEST
 
+/* The arrays of the library grow by flow__grow: from a first size, doubling, never past a cap; at
+ * the cap or out of memory the array stays the caller's as it was. */
+START_TEST(test_arrays_grow_double_and_stop_at_their_cap) {
+    ck_assert_int_eq(flow_set_allocator(t_malloc, t_realloc, t_calloc, free), 0);
+    int *items = NULL;
+    size_t n = 0, cap = 0;
+    for (int i = 0; i < 20; i++) {
+        int *grown = flow__grow(items, n, &cap, sizeof *items, 4, 12);
+        if (i < 12) {
+            ck_assert_ptr_nonnull(grown);
+            items = grown;
+            items[n++] = i;
+        } else {
+            ck_assert_ptr_null(grown); /* at the cap */
+        }
+        ck_assert_uint_eq(cap, i < 4 ? 4 : i < 8 ? 8 : 12);
+    }
+    for (int i = 0; i < 12; i++)
+        ck_assert_int_eq(items[i], i);
+    int *same = flow__grow(items, 3, &cap, sizeof *items, 4, 0); /* room already */
+    ck_assert_ptr_eq(same, items);
+    size_t before = cap;
+    fail_next = 1;
+    ck_assert_ptr_null(flow__grow(items, cap, &cap, sizeof *items, 4, 0));
+    fail_next = 0;
+    ck_assert_uint_eq(cap, before);
+    ck_assert_int_eq(items[11], 11);
+    size_t huge = SIZE_MAX / 2 + 1;
+    ck_assert_ptr_null(flow__grow(items, huge, &huge, 2, 4, 0)); /* its size would overflow */
+    flow_free(items);
+    flow_set_allocator(malloc, realloc, calloc, free);
+}
+END_TEST
+
 static Suite *buf_suite(void) {
     Suite *s = suite_create("buf");
     TCase *tc = tcase_create("buf");
@@ -165,6 +201,7 @@ static Suite *buf_suite(void) {
     tcase_add_test(tc, test_take_hands_over_the_bytes);
     tcase_add_test(tc, test_the_callers_storage_then_the_heap);
     tcase_add_test(tc, test_out_of_memory_sticks_and_keeps_the_bytes);
+    tcase_add_test(tc, test_arrays_grow_double_and_stop_at_their_cap);
     suite_add_tcase(s, tc);
     return s;
 }
