@@ -771,7 +771,8 @@ static int check_document(loader_t *L, json_t *doc) {
                 found |= strlen(pname) == n && strncmp(pname, tok, n) == 0;
             if (!found)
                 problem(L, NULL, "/concurrency/key",
-                        "%.*s is not a param this flow declares (its \"params\")", (int)(n + 8), key);
+                        "%.*s is not a param this flow declares (its \"params\")", (int)(n + 8),
+                        key);
         }
     }
     if (json_object_get(doc, "version") != NULL && !json_is_string(json_object_get(doc, "version")))
@@ -836,9 +837,10 @@ int flow_doc_concurrency_check(json_t *conc, char *why, size_t whylen) {
                  "\"$params/<pointer>\" or a literal", FLOW_CONC_KEY_MAX);
         return FLOW_EINVAL;
     }
-    if (k[0] == '$' && (key_pointer(k, &params) == NULL || flow_pointer_check(key_pointer(k, &params)) < 0)) {
-        snprintf(why, whylen, "key %.80s is neither $shared/<JSON Pointer> nor $params/<JSON Pointer> "
-                 "(a literal key does not start with '$')", k);
+    const char *ptr = k[0] == '$' ? key_pointer(k, &params) : NULL;
+    if (k[0] == '$' && (ptr == NULL || flow_pointer_check(ptr) < 0)) {
+        snprintf(why, whylen, "key %.80s is neither $shared/<JSON Pointer> nor "
+                 "$params/<JSON Pointer> (a literal key does not start with '$')", k);
         return FLOW_EINVAL;
     }
     if (!number_in(limit, 1, FLOW_DOC_MAX_RUNNING)) {
@@ -873,7 +875,8 @@ int flow_doc_concurrency_key(json_t *conc, json_t *shared, json_t *params,
         snprintf(out, outlen, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         return 0;
     }
-    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > FLOW_CONC_KEY_MAX ||
+    if (!json_is_string(v) || json_string_length(v) == 0 ||
+        json_string_length(v) > FLOW_CONC_KEY_MAX ||
         strlen(json_string_value(v)) != json_string_length(v)) {
         snprintf(why, whylen, "the concurrency key %.80s must be a string of 1 to %d bytes or an "
                  "integer in the job, not %s", k, FLOW_CONC_KEY_MAX,

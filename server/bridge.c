@@ -339,8 +339,8 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
     /* a delayed job's queue wait counts from its start_at: the delay was asked for */
-    flowd_metrics_job_finished(srv->metrics, flow_def_name(job->def), status,
-                               job->start_at_us > job->created_us ? job->start_at_us : job->created_us,
+    uint64_t due_us = job->start_at_us > job->created_us ? job->start_at_us : job->created_us;
+    flowd_metrics_job_finished(srv->metrics, flow_def_name(job->def), status, due_us,
                                job->started_us, job->finished_us);
     /* no longer active before anyone hears that it ended: a POST right after a cancel's answer
      * must find the room it left (--max-jobs) */

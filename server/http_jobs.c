@@ -614,7 +614,8 @@ static enum MHD_Result stored(flowd_server_t *srv, flowd_req_t *r, struct MHD_Co
 
 #define MAX_DELAY_S 86400000000ll
 
-/* When and in what order a submission starts (scheduler.h), from its body and its flow's document. */
+/* When and in what order a submission starts (scheduler.h), from its body and its flow's
+ * document. */
 typedef struct submit_sched {
     uint64_t start_at_us;
     unsigned priority;
@@ -630,7 +631,8 @@ static const char *const post_fields[] = {"flow", "shared", "params", "start_at"
 static int parse_sched(flowd_server_t *srv, json_t *body, flow_def_t *def, json_t *shared,
                        json_t *params, submit_sched_t *out, char *why, size_t whylen) {
     json_t *start_at = json_object_get(body, "start_at"), *delay = json_object_get(body, "delay");
-    json_t *priority = json_object_get(body, "priority"), *conc = json_object_get(body, "concurrency");
+    json_t *priority = json_object_get(body, "priority");
+    json_t *conc = json_object_get(body, "concurrency");
     json_t *doc = flow_doc_of(def), *flow_conc = json_object_get(doc, "concurrency");
     uint64_t now = flow_wall_us(), max_us = srv->cfg.max_delay_ms * 1000u, t = 0, ms = 0;
     char detail[320];

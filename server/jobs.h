@@ -46,9 +46,9 @@ struct flowd_job {
                                   * restart calls out without it) */
     flowd_jobs_t *table;
     atomic_uint refs;
-    /* When and in what order it starts (scheduler.h): set under the record's lock by the HTTP thread
-     * that made it before its start is queued (a restored one's by the store's load), then never
-     * changed. */
+    /* When and in what order it starts (scheduler.h): set under the record's lock by the HTTP
+     * thread that made it before its start is queued (a restored one's by the store's load), then
+     * never changed. */
     uint64_t start_at_us;        /* wall clock; 0: as soon as there is room */
     unsigned priority;           /* 0 to 9: higher starts first (FLOWD_PRIORITY_DEFAULT) */
     char *conc_key;              /* its evaluated concurrency key (malloc'd), or NULL */

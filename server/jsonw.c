@@ -68,8 +68,8 @@ int flowd_parse_time(const char *s, size_t len, uint64_t *us) {
         return FLOW_EINVAL;
     long y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2), h = digits(s + 11, 2),
          mi = digits(s + 14, 2), sec = digits(s + 17, 2);
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || (unsigned long)d > mdays[mo - 1] || h < 0 || h > 23 ||
-        mi < 0 || mi > 59 || sec < 0 || sec > 60)
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || (unsigned long)d > mdays[mo - 1] || h < 0 ||
+        h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60)
         return FLOW_EINVAL;
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (mo == 2 && d == 29 && !leap)

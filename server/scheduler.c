@@ -1,5 +1,6 @@
-/* scheduler.c: the scheduler of queued jobs (scheduler.h): a heap of delayed jobs on one timer, a heap of
- * due jobs, and a group per concurrency key and per limited flow with the jobs that wait for it.
+/* scheduler.c: the scheduler of queued jobs (scheduler.h): a heap of delayed jobs on one timer, a
+ * heap of due jobs, and a group per concurrency key and per limited flow with the jobs that wait
+ * for it.
  * Hand-written: Debian's C libraries offer no binary heap with removal by position (GLib's
  * GSequence would do, at a dependency's cost), and the whole is a few arrays. */
 #include "scheduler.h"
@@ -47,7 +48,7 @@ struct flowd_sched {
     struct flowd_heap ready;   /* due: by priority, then seq */
     gtable_t groups;
     uint64_t running;
-    int dispatching;           /* a start's callback gave a slot back: the loop in dispatch goes on */
+    int dispatching;           /* in dispatch: a slot given back meanwhile is used by its loop */
     int closed;
     int timer_closed;
 };

@@ -1,6 +1,7 @@
-/* scheduler.h: when queued jobs start, on the loop thread. Between a job's start command (bridge.h) and
- * its engine job sits this scheduler: a job with a start_at in the future waits on one libuv timer
- * (the earliest of them: nothing polls), and a job that is due starts as soon as there is room:
+/* scheduler.h: when queued jobs start, on the loop thread. Between a job's start command
+ * (bridge.h) and its engine job sits this scheduler: a job with a start_at in the future waits on
+ * one libuv timer (the earliest of them: nothing polls), and a job that is due starts as soon as
+ * there is room:
  *
  *   --max-running   jobs running (or waiting for input) on this instance at once;
  *   a flow's max_running   jobs of that flow running at once;
@@ -46,9 +47,9 @@ void flowd_sched_add(flowd_sched_t *s, flowd_job_t *job);
  * the caller. Returns 1, or 0 when it does not hold job. */
 int flowd_sched_take(flowd_sched_t *s, flowd_job_t *job);
 
-/* The job's engine job is done (or it ended without one): its slots are free again, and what waited
- * for them starts. Nothing for a job that held none. It may come after flowd_sched_close (the engine
- * closes after the bridge): the scheduler is freed once the last slot is given back. */
+/* The job's engine job is done (or it ended without one): its slots are free again, and what
+ * waited for them starts. Nothing for a job that held none. It may come after flowd_sched_close
+ * (the engine closes after the bridge): the scheduler is freed once the last slot is given back. */
 void flowd_sched_done(flowd_job_t *job);
 
 /* Drops every record it holds and closes its timer; the memory goes with the close callback (run

@@ -206,7 +206,8 @@ START_TEST(test_delayed_jobs_survive_sigkill_and_cancel) {
     ck_assert_str_eq(str(job, "start_at"), start_at);
     ck_assert_int_eq(json_integer_value(json_object_get(job, "priority")), 8);
     ck_assert_str_eq(str(json_object_get(job, "concurrency"), "key"), "acme");
-    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(job, "concurrency"), "limit")), 2);
+    json_t *conc = json_object_get(job, "concurrency");
+    ck_assert_int_eq(json_integer_value(json_object_get(conc, "limit")), 2);
     json_decref(job);
     job = get_job(soon);
     ck_assert_int_eq(json_integer_value(json_object_get(job, "priority")), 2);
