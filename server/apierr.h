@@ -22,6 +22,7 @@
     X(UNSUPPORTED_MEDIA_TYPE, 415, "unsupported_media_type", "the body must be application/json") \
     X(INVALID_INPUT, 422, "invalid_input", "the node refused the answer")                          \
     X(INVALID_FLOW, 422, "invalid_flow", "the flow document has problems")                         \
+    X(INVALID_CALLBACK, 422, "invalid_callback", "the callback cannot be delivered")          \
     X(ANSWER_TOO_LARGE, 422, "answer_too_large", "the answer is over --max-answer")                \
     X(TOO_MANY_JOBS, 429, "too_many_jobs", "too many jobs (--max-jobs); try again later")          \
     X(HEADER_TOO_LARGE, 431, "header_too_large", "the request line and headers are too large")     \

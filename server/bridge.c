@@ -10,6 +10,7 @@
 #include "log.h"
 #include "scheduler.h"
 #include "store_cluster.h"
+#include "webhooks.h"
 
 struct flowd_bridge {
     flowd_server_t *srv;
@@ -348,6 +349,7 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     flowd_waiters_wake(job);
     answer_kept(&job->run.cancels);
     answer_kept(&job->run.inputs);
+    flowd_webhooks_job_changed(srv->webhooks, job, status); /* before the finish: webhooks.h */
     if (srv->store->ops->finish != NULL)
         srv->store->ops->finish(srv->store, job);
 }
@@ -378,8 +380,10 @@ static void on_status(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_
     /* data stays in the ring: only this thread changes it */
     if (b->srv->store->cluster != NULL && data != NULL)
         b->srv->store->cluster->event(b->srv->store, job, id, data, len);
-    if (status == FLOW_WAITING)
+    if (status == FLOW_WAITING) {
+        flowd_webhooks_job_changed(b->srv->webhooks, job, status);
         checkpoint(b->srv, job, fj, NULL, 0, NULL, 0, 0, 0); /* a restart shows what it waits for */
+    }
 }
 
 static void on_event(flow_job_t *fj, const flow_event_t *ev, void *data) {
@@ -459,6 +463,7 @@ static void start_failed(flowd_server_t *srv, flowd_job_t *job, json_t *shared, 
     flowd_waiters_wake(job);
     answer_kept(&job->run.cancels);
     flowd_jobs_ended(srv->jobs, job);
+    flowd_webhooks_job_changed(srv->webhooks, job, FLOW_FAILED);
 }
 
 /* Record lock held: the state of a restored job that had ended. */
@@ -515,6 +520,16 @@ int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_d
     flow_def_unref(placeholder);
     if (rc < 0)
         return rc;
+    if (sj->callback != NULL) {
+        /* as POST gave it (the store keeps it checked): its deliveries go on after the restart */
+        json_t *cb = json_loads(sj->callback, 0, NULL);
+        char why[200];
+        if (cb == NULL || flowd_callback_parse(cb, &job->callback, &job->callback_url,
+                                               &job->callback_events, why, sizeof why) < 0)
+            flowd_log(FLOW_LOG_WARN, "job %s: its callback is lost: %s", sj->id,
+                      cb ? why : "it is not JSON");
+        json_decref(cb);
+    }
     size_t i;
     json_t *step;
     flowd_job_lock(job);
@@ -586,6 +601,7 @@ static void restart_succeeded(flowd_server_t *srv, flowd_job_t *job, json_t *sha
     job->done = 1;
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
+    flowd_webhooks_job_changed(srv->webhooks, job, FLOW_SUCCEEDED); /* before the finish */
     if (srv->store->ops->finish != NULL)
         srv->store->ops->finish(srv->store, job);
     flowd_jobs_ended(srv->jobs, job);

@@ -11,12 +11,13 @@
 #include "flow/doc.h"
 #include "flows.h"
 #include "log.h"
+#include "webhooks.h"
 
 #define RETRY_MS 100        /* a command whose job is not a record yet (being adopted) is tried again */
 #define RETRY_TIMES 100     /* for ten seconds */
 #define EVENTS_AT_ONCE 64   /* events an event stream reads from the store at a time */
 
-enum item_kind { IT_ADOPT, IT_LOST, IT_COMMAND };
+enum item_kind { IT_ADOPT, IT_LOST, IT_COMMAND, IT_DELIVERY };
 
 /* What a store thread hands to the loop; everything in it is its own (copied on the store thread). */
 typedef struct item {
@@ -31,6 +32,8 @@ typedef struct item {
     int cancel;
     json_t *value;
     unsigned tries;
+    /* IT_DELIVERY: d's strings are the item's */
+    flowd_stored_delivery_t d;
 } item_t;
 
 struct flowd_cluster {
@@ -63,6 +66,17 @@ static void item_free(item_t *it) {
     free((char *)sj->waiting_for);
     free((char *)sj->error_message);
     free((char *)sj->error_node);
+    free((char *)sj->callback);
+    flowd_stored_delivery_t *d = &it->d;
+    free((char *)d->id);
+    free((char *)d->job);
+    free((char *)d->tenant);
+    free((char *)d->url);
+    free((char *)d->type);
+    free((char *)d->body);
+    free((char *)d->state);
+    free((char *)d->last_error);
+    free((char *)d->tries);
     json_decref(sj->params);
     json_decref(sj->shared);
     json_decref(sj->history);
@@ -119,6 +133,7 @@ static void hook_adopt(void *data, const flowd_stored_job_t *sj) {
     it->sj.waiting_for = dup_or_null(sj->waiting_for);
     it->sj.error_message = dup_or_null(sj->error_message);
     it->sj.error_node = dup_or_null(sj->error_node);
+    it->sj.callback = dup_or_null(sj->callback);
     it->sj.params = copy_or_null(sj->params);
     it->sj.shared = copy_or_null(sj->shared);
     it->sj.history = copy_or_null(sj->history);
@@ -149,6 +164,40 @@ oom:
     flowd_log(FLOW_LOG_ERROR, "job %s was claimed but cannot be run here (out of memory)", sj->id);
     if (it != NULL)
         item_free(it);
+}
+
+static void hook_adopt_delivery(void *data, const flowd_stored_delivery_t *d) {
+    flowd_cluster_t *c = data;
+    item_t *it = calloc(1, sizeof *it);
+    if (it == NULL)
+        goto oom;
+    it->kind = IT_DELIVERY;
+    it->d = *d;
+    it->d.id = dup_or_null(d->id);
+    it->d.job = dup_or_null(d->job);
+    it->d.tenant = dup_or_null(d->tenant);
+    it->d.url = dup_or_null(d->url);
+    it->d.type = dup_or_null(d->type);
+    it->d.body = dup_or_null(d->body);
+    it->d.state = dup_or_null(d->state);
+    it->d.last_error = dup_or_null(d->last_error);
+    it->d.tries = dup_or_null(d->tries);
+    if (it->d.id == NULL || it->d.job == NULL || it->d.tenant == NULL || it->d.url == NULL ||
+        it->d.type == NULL || it->d.body == NULL || it->d.state == NULL)
+        goto oom;
+    push(c, it);
+    return;
+oom:
+    /* it stays ours in the store until our lease of it runs out; then it is claimed again */
+    flowd_log(FLOW_LOG_ERROR, "webhook delivery %s was claimed but cannot be tried here (out of memory)",
+              d->id);
+    if (it != NULL)
+        item_free(it);
+}
+
+static uint64_t hook_delivery_room(void *data) {
+    flowd_cluster_t *c = data;
+    return flowd_webhooks_room(c->srv->webhooks);
 }
 
 static void hook_lost(void *data, const char *id) {
@@ -259,6 +308,7 @@ static void run_items(flowd_cluster_t *c, item_t *list) {
         case IT_ADOPT: adopt(c, it); break;
         case IT_LOST: lose(c, it); break;
         case IT_COMMAND: keep = command(c, it); break;
+        case IT_DELIVERY: flowd_webhooks_adopt(c->srv->webhooks, &it->d); break;
         }
         if (keep) {
             it->next = c->retry;
@@ -313,7 +363,8 @@ int flowd_cluster_start(flowd_server_t *srv, flowd_cluster_t **out) {
     c->open_handles = 2;
     *out = c;
     flowd_store_hooks_t hooks = {.data = c, .adopt = hook_adopt, .lost = hook_lost, .command = hook_command,
-                                 .room = hook_room};
+                                 .room = hook_room, .adopt_delivery = hook_adopt_delivery,
+                                 .delivery_room = hook_delivery_room};
     return srv->store->cluster->attach(srv->store, &hooks);
 }
 

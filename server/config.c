@@ -173,6 +173,26 @@ static const setting_t settings[] = {
      "DURATION", "close a connection whose request line and headers are not all in this long after "
      "it opened or after its last answer (a client that trickles them), whatever --idle-timeout "
      "says"},
+    /* webhooks: a job's "callback" (webhooks.h) */
+    {"webhook-secrets", "FLOWD_WEBHOOK_SECRETS", K_TEXT, OFF(webhook_secrets), 0,
+     sizeof(((flowd_config_t *)0)->webhook_secrets), "", "FILE",
+     "the secrets that sign callbacks: a line per secret, `<tenant> whsec_<base64>` (several of a "
+     "tenant all sign: rotation); reloaded on SIGHUP. Without it POST /v1/jobs takes no callback"},
+    {"webhook-wait", "FLOWD_WEBHOOK_WAIT", K_MS, OFF(webhook_wait_ms), 1, DAY_MS, "5s", "DURATION",
+     "a callback that failed is tried again after a random wait up to this, doubled at each try "
+     "(full jitter)"},
+    {"webhook-max-wait", "FLOWD_WEBHOOK_MAX_WAIT", K_MS, OFF(webhook_max_wait_ms), 1, DAY_MS, "1h",
+     "DURATION", "the most the doubled wait between two tries of a callback reaches"},
+    {"webhook-max-age", "FLOWD_WEBHOOK_MAX_AGE", K_MS, OFF(webhook_max_age_ms), 1, 30 * DAY_MS,
+     "24h", "DURATION", "a callback is tried for this long after its event; then it has failed"},
+    {"webhook-timeout", "FLOWD_WEBHOOK_TIMEOUT", K_MS, OFF(webhook_timeout_ms), 100, 3600000, "10s",
+     "DURATION", "how long one try of a callback may take (connecting included)"},
+    {"webhook-in-flight", "FLOWD_WEBHOOK_IN_FLIGHT", K_UINT, OFF(webhook_in_flight), 1, 10000, "64",
+     "N", "tries of callbacks at once; the others wait their turn"},
+    {"webhook-max-pending", "FLOWD_WEBHOOK_MAX_PENDING", K_UINT, OFF(webhook_max_pending), 1,
+     100000000, "100000", "N",
+     "callbacks owed and not yet made; past it a new one is dropped (logged, and counted in "
+     "flowd_webhook_deliveries_total{outcome=\"dropped\"})"},
 };
 
 /* Read from the environment only, never a flag: flags show in ps. */
@@ -430,6 +450,11 @@ int flowd_config_parse(flowd_config_t *c, int argc, char **argv, flowd_getenv_fn
         snprintf(err, errlen,
                  "--insecure-no-auth and --keys (FLOWD_KEYS_FILE) exclude each other: with a key "
                  "file flowd is not open; give only one");
+        return FLOWD_CONFIG_ERROR;
+    }
+    if (c->webhook_wait_ms > c->webhook_max_wait_ms) {
+        snprintf(err, errlen, "--webhook-wait (%llu ms) is more than --webhook-max-wait (%llu ms)",
+                 (unsigned long long)c->webhook_wait_ms, (unsigned long long)c->webhook_max_wait_ms);
         return FLOWD_CONFIG_ERROR;
     }
     return FLOWD_CONFIG_RUN;

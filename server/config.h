@@ -78,6 +78,14 @@ typedef struct flowd_config {
     unsigned max_flows;         /* flows a server holds */
     size_t max_flow_size;       /* bytes of a flow document */
     uint64_t header_timeout_ms; /* a request's line and headers, from the opening or last answer */
+    /* webhooks (webhooks.h): the callbacks of jobs */
+    char webhook_secrets[1024]; /* the secrets file: tenant and whsec_ secret a line; "" none */
+    uint64_t webhook_wait_ms;   /* the first wait before a try again (doubles each time) */
+    uint64_t webhook_max_wait_ms; /* the cap of one wait */
+    uint64_t webhook_max_age_ms;  /* no try after a delivery is this old: it has failed */
+    uint64_t webhook_timeout_ms;  /* of one try */
+    unsigned webhook_in_flight;   /* tries at once */
+    unsigned webhook_max_pending; /* deliveries not yet made, in all */
 } flowd_config_t;
 
 enum {

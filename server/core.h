@@ -39,6 +39,8 @@ typedef struct flowd_server {
     flowd_http_t *http;
     flowd_cluster_t *cluster;  /* a store shared with other instances: claims, lost jobs, commands */
     flowd_auth_t *auth;        /* keys, roles and tenants: any thread (auth.h) */
+    struct flowd_webhooks *webhooks; /* jobs' callbacks (webhooks.h): the loop sends, any thread
+                                      * asks for secrets */
     uv_signal_t sighup;        /* reloads the key file */
     uv_work_t reload;          /* the reload, on libuv's pool: it reads a file */
     int reloading;             /* loop only: 1 reload is under way, 2 and a SIGHUP came since */

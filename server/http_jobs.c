@@ -15,6 +15,7 @@
 #include "cluster.h"
 #include "flow/doc.h"
 #include "flow/pointer.h"
+#include "webhooks.h"
 
 #define MAX_WAIT_S 300
 #define MAX_IDEM_KEY 255
@@ -624,8 +625,8 @@ typedef struct submit_sched {
     char key[FLOW_CONC_KEY_MAX + 1];
 } submit_sched_t;
 
-static const char *const post_fields[] = {"flow", "shared", "params", "start_at", "delay",
-                                          "priority", "concurrency", NULL};
+static const char *const post_fields[] = {"flow",     "shared", "params",   "callback",
+                                          "start_at", "delay",  "priority", "concurrency", NULL};
 
 /* 0, or -1 with why (a 400's message) naming the field and, for a limit, its flag. */
 static int parse_sched(flowd_server_t *srv, json_t *body, flow_def_t *def, json_t *shared,
@@ -716,14 +717,43 @@ static int parse_sched(flowd_server_t *srv, json_t *body, flow_def_t *def, json_
     return 0;
 }
 
+/* A POST's "callback" (webhooks.h): 0 with what the job keeps of it, or -1 after answering (in
+ * *ret): 400 for a shape the API does not take, 422 for one that could not be delivered. */
+static int check_callback(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                          const json_t *cb, char **text, char **url, unsigned *events,
+                          enum MHD_Result *ret) {
+    char why[256];
+    if (!json_is_object(cb)) {
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                      "field 'callback' must be an object, not %s",
+                                      flowd__http_type_name(cb));
+        return -1;
+    }
+    if (flowd_callback_parse(cb, text, url, events, why, sizeof why) < 0) {
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_INVALID_CALLBACK, "%s", why);
+        return -1;
+    }
+    if (!flowd_webhooks_has_secret(srv->webhooks, r->caller.tenant)) {
+        free(*text);
+        free(*url);
+        *text = *url = NULL;
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_INVALID_CALLBACK,
+                                      "no webhook secret signs the callbacks of tenant '%s': add a "
+                                      "line for it to --webhook-secrets",
+                                      r->caller.tenant);
+        return -1;
+    }
+    return 0;
+}
+
 enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
                                       struct MHD_Connection *conn) {
     static const char example[] = "{\"flow\": \"noop\", \"shared\": {}}";
     enum MHD_Result ret = MHD_YES;
     r->location = 1;
     json_t *body = flowd__http_body_object(r, conn, example, post_fields,
-                                           "flow, shared, params, start_at, delay, priority and "
-                                           "concurrency", &ret);
+                                           "flow, shared, params, callback, start_at, delay, "
+                                           "priority and concurrency", &ret);
     if (body == NULL)
         return ret;
     json_t *flow = json_object_get(body, "flow");
@@ -805,6 +835,14 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
         flowd_job_unref(here); /* here: the table answers below */
         flowd_remote_job_clear(&j);
     }
+    char *cb_text = NULL, *cb_url = NULL;
+    unsigned cb_events = 0;
+    json_t *cb = json_object_get(body, "callback");
+    if (cb != NULL && check_callback(srv, r, conn, cb, &cb_text, &cb_url, &cb_events, &ret) < 0) {
+        flow_def_unref(def);
+        json_decref(body);
+        return ret;
+    }
     /* The loop gets the shared store and params as values of its own: no jansson value is shared
      * between threads (their reference counts would be). */
     shared = shared ? json_incref(shared) : json_object();
@@ -814,6 +852,8 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
     if (sched.has_key && ckey == NULL) {
         json_decref(shared);
         json_decref(params);
+        free(cb_text);
+        free(cb_url);
         return flowd__http_send_json(r, conn, 500, NULL, 0);
     }
     flowd_job_t *job = NULL;
@@ -825,6 +865,13 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
         json_decref(shared);
         json_decref(params);
         free(ckey);
+        free(cb_text);
+        free(cb_url);
+    } else {
+        /* before the store has it and before its start is queued: immutable from then on */
+        job->callback = cb_text;
+        job->callback_url = cb_url;
+        job->callback_events = cb_events;
     }
     if (rc == FLOW_EBUSY)
         return flowd__http_send_error(
@@ -916,4 +963,66 @@ enum MHD_Result flowd__http_job_cancel(flowd_server_t *srv, flowd_req_t *r,
     if (cmd == NULL)
         return flowd__http_send_json(r, conn, 500, NULL, 0);
     return loop_call(srv, r, conn, cmd);
+}
+
+/* The Deliveries object from a shared store's rows: begun at the first, once the callback is read. */
+typedef struct stored_render {
+    flowd_jw_t *jw;
+    const char *id;
+    char *callback;
+    int begun;
+} stored_render_t;
+
+static int render_stored(void *data, const flowd_stored_delivery_t *d) {
+    stored_render_t *sr = data;
+    if (!sr->begun) {
+        flowd_webhooks_render_begin(sr->jw, sr->id, sr->callback);
+        sr->begun = 1;
+    }
+    flowd_webhooks_render_stored(sr->jw, d);
+    return 0;
+}
+
+enum MHD_Result flowd__http_job_deliveries(flowd_server_t *srv, flowd_req_t *r,
+                                           struct MHD_Connection *conn) {
+    enum MHD_Result ret = MHD_YES;
+    flow_buf_t b;
+    flowd_jw_t jw;
+    flowd_answer_t a = {0};
+    flow_buf_init(&b, flowd_render_max_answer());
+    flowd_jw_init(&jw, &b, 2);
+    if (srv->store->cluster != NULL) {
+        /* whichever instance runs the job or makes its deliveries: the database has them all */
+        const char *id = r->args.s[0];
+        size_t len = r->args.len[0];
+        char key[FLOWD_ID_LEN + 1];
+        snprintf(key, sizeof key, "%.*s", (int)(len < FLOWD_ID_LEN ? len : FLOWD_ID_LEN), id);
+        stored_render_t sr = {.jw = &jw, .id = key};
+        int rc = len == FLOWD_ID_LEN ? srv->store->cluster->read_deliveries(
+                                           srv->store, key, flowd__http_scope(r), &sr.callback,
+                                           render_stored, &sr)
+                                     : FLOW_ENOTFOUND;
+        if (rc < 0) {
+            free(sr.callback);
+            flow_buf_free(&b);
+            if (rc == FLOW_ENOTFOUND)
+                return flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no job with id '%.*s'",
+                                              (int)(len > 64 ? 64 : len), id);
+            return flowd__http_send_error(r, conn, FLOWD_E_UNAVAILABLE, NULL);
+        }
+        if (!sr.begun) /* no delivery yet */
+            flowd_webhooks_render_begin(&jw, key, sr.callback);
+        flowd_webhooks_render_end(&jw);
+        free(sr.callback);
+    } else {
+        /* one instance: its table has every job (locate is 0 or answered 404) */
+        if (locate_only(srv, r, conn, r->args.s[0], r->args.len[0], &ret) != 0) {
+            flow_buf_free(&b);
+            return ret;
+        }
+        flowd_webhooks_render(&jw, r->job);
+    }
+    flow_buf_adds(&b, "\n");
+    flowd_answer_take(&a, &b, "the deliveries", "a job that waits for input this often has a delivery each time");
+    return flowd__http_send_answer(r, conn, &a);
 }

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "jsonw.h"
+#include "webhooks.h"
 
 #define NSHARDS 64
 #define MIN_BUCKETS 64
@@ -153,6 +154,9 @@ static void job_free(flowd_job_t *job) {
     free(job->final_shared);
     free(job->final_history);
     free(job->restart.node);
+    free(job->callback);
+    free(job->callback_url);
+    flowd_deliveries_release(job->deliveries);
     flowd_ring_free(&job->events);
     free(job);
 }

@@ -41,6 +41,12 @@ struct flowd_job {
                                   * for as long as the table lives; compared by pointer */
     char *idem_key;              /* the Idempotency-Key that made it, or NULL (one per tenant) */
     uint64_t body_hash;          /* of the request body, with idem_key */
+    /* Its "callback" (webhooks.h), set before its start is queued (or at restore), then immutable:
+     * the compact JSON kept by the store, the URL and the events asked for (a mask of
+     * FLOWD_HOOK_*); all NULL or 0 without one. */
+    char *callback;
+    char *callback_url;
+    unsigned callback_events;
     char traceparent[56];        /* the W3C trace context of the POST that made it, or "" (set
                                   * before its start is queued; not stored: a job resumed after a
                                   * restart calls out without it) */
@@ -78,6 +84,9 @@ struct flowd_job {
      * record's lock), and long polls (loop only). */
     struct flowd_watch *sleepers;
     struct flowd_waiter *waiters;
+    /* webhooks.c's: the deliveries of its callback, newest first (under the record's lock; the
+     * record holds a reference to each, dropped when it is freed) */
+    struct flowd_delivery *deliveries;
 
     /* The table's own links. */
     flowd_job_t *hnext;          /* bucket chain (shard lock) */

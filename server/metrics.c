@@ -55,6 +55,7 @@ struct flowd_metrics {
     _Atomic uint64_t sum_us[FLOWD_PATHS];
     _Atomic uint64_t steps;
     _Atomic uint64_t started;
+    _Atomic uint64_t webhooks[FLOWD_WEBHOOK_OUTCOMES];
 };
 
 int flowd_metrics_new(flowd_metrics_t **out) {
@@ -289,9 +290,28 @@ static uint64_t get(_Atomic uint64_t *v) {
     return atomic_load_explicit(v, memory_order_relaxed);
 }
 
+void flowd_metrics_webhook(flowd_metrics_t *m, flowd_webhook_outcome_t outcome) {
+    if ((unsigned)outcome < FLOWD_WEBHOOK_OUTCOMES)
+        atomic_fetch_add_explicit(&m->webhooks[outcome], 1, memory_order_relaxed);
+}
+
+static void render_webhooks(flowd_metrics_t *m, flow_buf_t *b) {
+    static const char *const names[FLOWD_WEBHOOK_OUTCOMES] = {"delivered", "gone", "retried",
+                                                              "failed", "dropped"};
+    flow_buf_adds(b, "# HELP flowd_webhook_deliveries_total Tries of job callbacks, by outcome: "
+                     "delivered (2xx), gone (410: no more tries), retried (failed, tried again "
+                     "later), failed (no more tries: --webhook-max-age), dropped (never made: "
+                     "--webhook-max-pending).\n"
+                     "# TYPE flowd_webhook_deliveries_total counter\n");
+    for (int o = 0; o < FLOWD_WEBHOOK_OUTCOMES; o++)
+        flow_buf_printf(b, "flowd_webhook_deliveries_total{outcome=\"%s\"} %llu\n", names[o],
+                        (unsigned long long)get(&m->webhooks[o]));
+}
+
 void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flow_buf_t *b) {
     render_process(m, b);
     render_flows(m, b);
+    render_webhooks(m, b);
     flow_buf_adds(b, "# HELP flowd_jobs Jobs the server holds, by status.\n"
                       "# TYPE flowd_jobs gauge\n");
     for (int s = 0; s < 6; s++)

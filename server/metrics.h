@@ -1,6 +1,6 @@
 /* metrics.h: counters for GET /metrics (Prometheus text format 0.0.4): HTTP requests by path
  * (labelled with its pattern, http_routes.h) and status code, a request latency histogram by path,
- * steps run and jobs started; jobs finished by flow and outcome, with histograms of their run time
+ * steps run and jobs started; webhook tries by outcome; jobs finished by flow and outcome, with histograms of their run time
  * and of their wait in the queue by flow; build_info and the process_* figures (memory, CPU, open
  * descriptors, start time) read from /proc when the text is made; the gauges (jobs by status, queue
  * depth, streams) are read from their owners then too.
@@ -41,6 +41,16 @@ void flowd_metrics_job_finished(flowd_metrics_t *m, const char *flow, flow_statu
  * FLOWD_METRICS_TYPES type names, later ones count under type="other". */
 #define FLOWD_METRICS_TYPES 64
 void flowd_metrics_step_type(flowd_metrics_t *m, const char *type, uint64_t us);
+/* What became of a try of a webhook delivery (webhooks.h), or of a delivery never tried. */
+typedef enum flowd_webhook_outcome {
+    FLOWD_WEBHOOK_DELIVERED = 0, /* a 2xx answer */
+    FLOWD_WEBHOOK_GONE,          /* 410 Gone: no more tries */
+    FLOWD_WEBHOOK_RETRIED,       /* it failed, and is tried again later */
+    FLOWD_WEBHOOK_FAILED,        /* it failed, and --webhook-max-age is up: no more tries */
+    FLOWD_WEBHOOK_DROPPED,       /* never made (--webhook-max-pending, out of memory) */
+    FLOWD_WEBHOOK_OUTCOMES
+} flowd_webhook_outcome_t;
+void flowd_metrics_webhook(flowd_metrics_t *m, flowd_webhook_outcome_t outcome);
 /* The exposition text into b. */
 void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flow_buf_t *b);
 

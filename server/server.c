@@ -13,6 +13,7 @@
 #include "flows.h"
 #include "http.h"
 #include "log.h"
+#include "webhooks.h"
 
 #define TICK_MS 100          /* log flush */
 #define SWEEP_MS 1000        /* retention */
@@ -60,6 +61,8 @@ static void stop_all(flowd_server_t *srv) {
     flowd_bridge_close(srv->bridge);
     if (srv->store->ops->release != NULL)
         srv->store->ops->release(srv->store); /* a durable store keeps what still runs: not canceled */
+    /* tries in flight are dropped before the client closes; the store keeps them owed */
+    flowd_webhooks_stop(srv->webhooks);
     flow_engine_close(srv->eng); /* jobs still running end canceled, their records updated */
     srv->eng = NULL;
     flow_http_close(srv->client); /* after the engine: canceled http nodes abort their requests first */
@@ -126,7 +129,9 @@ static void on_signal(uv_signal_t *sig, int signum) {
 /* A reload of the key file runs on libuv's pool: reading a file may block; the loop must not. */
 static void reload_work(uv_work_t *req) {
     flowd_server_t *srv = req->data;
-    flowd_auth_reload(srv->auth);
+    if (!flowd_auth_open(srv->auth))
+        flowd_auth_reload(srv->auth);
+    flowd_webhooks_reload(srv->webhooks);
 }
 
 static void reload_done(uv_work_t *req, int status) {
@@ -142,8 +147,9 @@ static void reload_done(uv_work_t *req, int status) {
 static void on_sighup(uv_signal_t *sig, int signum) {
     flowd_server_t *srv = sig->data;
     (void)signum;
-    if (flowd_auth_open(srv->auth)) {
-        flowd_log(FLOW_LOG_WARN, "flowd: SIGHUP: no key file (--keys) to reload; flowd stays open");
+    if (flowd_auth_open(srv->auth) && srv->cfg.webhook_secrets[0] == '\0') {
+        flowd_log(FLOW_LOG_WARN, "flowd: SIGHUP: no key file (--keys) to reload, nor "
+                  "--webhook-secrets; flowd stays open");
         return;
     }
     if (srv->reloading) {
@@ -167,6 +173,7 @@ static void server_free(flowd_server_t *srv) {
     if (srv->reg != NULL)
         flow_registry_free(srv->reg);
     flowd_auth_free(srv->auth); /* after the records, which borrow their tenants from it */
+    flowd_webhooks_free(srv->webhooks); /* after the records, which hold deliveries */
     flowd_outbound_clear(&srv->outbound);
     int rc = uv_loop_close(&srv->loop);
     if (rc != 0)
@@ -313,6 +320,11 @@ static int server_init(flowd_server_t *srv) {
         flowd_log(FLOW_LOG_ERROR, "the jobs kept by the store did not load: %s", flow_strerror(rc));
         return rc;
     }
+    if ((rc = flowd_webhooks_load(srv->webhooks)) < 0) {
+        flowd_log(FLOW_LOG_ERROR, "the webhook deliveries kept by the store did not load: %s",
+                  flow_strerror(rc));
+        return rc;
+    }
     if ((rc = flowd_cluster_start(srv, &srv->cluster)) < 0) {
         flowd_log(FLOW_LOG_ERROR, "cannot start: %s", flow_strerror(rc));
         return rc;
@@ -329,6 +341,7 @@ static int server_init(flowd_server_t *srv) {
 
 /* Undoes server_init when the daemon could not start: closes the handles and runs the loop dry. */
 static void server_abort(flowd_server_t *srv) {
+    flowd_webhooks_stop(srv->webhooks);
     if (srv->bridge != NULL)
         flowd_bridge_close(srv->bridge);
     if (srv->eng != NULL)
@@ -364,6 +377,11 @@ int flowd_server_run(const flowd_config_t *cfg) {
     /* Keys first: a flow document or a store need not be read by a flowd that may not run. */
     if (flowd_auth_new(cfg, &srv->auth, why, sizeof why) < 0) {
         flowd_log(FLOW_LOG_ERROR, "flowd: %s", why);
+        server_free(srv);
+        return 1;
+    }
+    if (flowd_webhooks_new(srv, &srv->webhooks, why, sizeof why) < 0) {
+        flowd_log(FLOW_LOG_ERROR, "flowd: --webhook-secrets: %s", why);
         server_free(srv);
         return 1;
     }

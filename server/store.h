@@ -32,6 +32,16 @@
  *               next start; PostgreSQL's close gives them to the other instances (which claim them
  *               at once).
  *   close       at shutdown, on the loop thread, after every other call: flush and free.
+ *   delivery    loop: a delivery of a job's callback (webhooks.h) is new (insert: queued before the
+ *               job's checkpoint or finish of the same change, so that a job stored as ended has
+ *               its delivery stored too), or tried (its state after the try). Not waited for. A
+ *               delivery whose id is stored already is not inserted again (a job that runs its
+ *               last node again after a crash makes the same one). Once it is over (not pending),
+ *               a delivery whose job was removed is deleted; remove deletes a job's deliveries
+ *               that are over. NULL: nothing is kept (the memory store).
+ *   load_deliveries
+ *               at start, after load: every delivery kept, oldest first, to each() (SQLite; on
+ *               PostgreSQL they are claimed as jobs are, store_cluster.h).
  */
 #ifndef FLOWD_STORE_H
 #define FLOWD_STORE_H
@@ -85,6 +95,7 @@ typedef struct flowd_stored_job {
     uint64_t created_us, started_us, finished_us;
     const char *idem_key;
     uint64_t body_hash;
+    const char *callback;      /* its "callback" as compact JSON (webhooks.h), or NULL */
     uint64_t start_at_us;      /* when it may start (0: at once) */
     unsigned priority;         /* 0 to 9 */
     const char *conc_key;      /* its evaluated concurrency key, or NULL */
@@ -108,7 +119,25 @@ typedef struct flowd_stored_job {
     size_t nevents;
 } flowd_stored_job_t;
 
+/* A delivery of a job's callback (webhooks.h) as a store keeps it (borrowed for the call). */
+typedef struct flowd_stored_delivery {
+    const char *id;            /* the webhook-id: the same at every try, before and after a restart */
+    const char *job;           /* the job's id */
+    const char *tenant;        /* whose secrets sign it */
+    const char *url;
+    const char *type;          /* the event: "job.succeeded", "job.waiting", ... */
+    const char *body;          /* the JSON sent, the same at every try */
+    uint64_t created_us;       /* when its event happened */
+    const char *state;         /* "pending", "delivered", "failed" or "gone" */
+    unsigned attempts;
+    uint64_t next_us;          /* wall clock of the next try; 0: none */
+    long last_status;          /* of the last try; 0: no answer */
+    const char *last_error;    /* NULL: none */
+    const char *tries;         /* compact JSON array of the last tries (webhooks.c) */
+} flowd_stored_delivery_t;
+
 typedef int (*flowd_store_each_cb)(void *data, const flowd_stored_job_t *job);
+typedef int (*flowd_store_delivery_cb)(void *data, const flowd_stored_delivery_t *d);
 typedef int (*flowd_store_flow_cb)(void *data, const char *name, json_t *doc);
 
 /* What every store does; the durable ones write through store_writer.h. */
@@ -126,6 +155,10 @@ typedef struct flowd_store_ops {
     int (*load_flows)(flowd_store_t *store, flowd_store_flow_cb each, void *data);
     void (*release)(flowd_store_t *store); /* NULL: nothing to keep (the memory store) */
     void (*close)(flowd_store_t *store); /* frees the store */
+    /* NULL: nothing is kept (the memory store); load_deliveries NULL also for PostgreSQL, whose
+     * instances claim the deliveries nobody holds (store_cluster.h) */
+    void (*delivery)(flowd_store_t *store, const flowd_stored_delivery_t *d, int insert);
+    int (*load_deliveries)(flowd_store_t *store, flowd_store_delivery_cb each, void *data);
 } flowd_store_ops_t;
 
 struct flowd_store_cluster_ops;

@@ -4,7 +4,8 @@
  *
  *   attach      once, after load, before the HTTP daemon: the store begins to renew the leases of
  *               the jobs this instance runs and to claim others (their owner's lease ran out, or
- *               they were released), which it hands to hooks->adopt; hooks->lost says that another
+ *               they were released), which it hands to hooks->adopt (and deliveries of callbacks
+ *               whose owner's lease ran out, to hooks->adopt_delivery); hooks->lost says that another
  *               instance took a job over; hooks->command brings input and cancels sent to other
  *               instances for jobs that run here. The hooks run on the store's threads.
  *   event       loop: a status change the job's event ring got (not its last one, which goes with
@@ -26,7 +27,10 @@
  *               taken effect), FLOW_ESTATE (shutting down), FLOW_EIO. body is malloc'd, the
  *               callee's to free.
  *   remote_stop at shutdown, before the HTTP daemon stops: every watch wakes and every send is
- *               answered now; later ones are refused. */
+ *               answered now; later ones are refused.
+ *   read_deliveries
+ *               HTTP threads, blocking: a job's callback and the deliveries of it, as the store
+ *               has them now, whichever instance made them. */
 #ifndef FLOWD_STORE_CLUSTER_H
 #define FLOWD_STORE_CLUSTER_H
 
@@ -78,6 +82,10 @@ typedef struct flowd_store_hooks {
     void (*command)(void *data, uint64_t token, const char *id, int cancel, json_t *value);
     /* How many more jobs this instance may run (--max-jobs less those it runs). */
     uint64_t (*room)(void *data);
+    /* A delivery of a callback this instance claimed: it tries it now (d borrowed for the call). */
+    void (*adopt_delivery)(void *data, const flowd_stored_delivery_t *d);
+    /* How many more deliveries it may take (--webhook-max-pending less those it owes). */
+    uint64_t (*delivery_room)(void *data);
 } flowd_store_hooks_t;
 
 typedef void (*flowd_store_wake_cb)(void *data, int why);
@@ -104,6 +112,11 @@ typedef struct flowd_store_cluster_ops {
     int (*send)(flowd_store_t *store, const char *id, int cancel, const char *value,
                 flowd_store_sent_cb done, void *data);
     void (*remote_stop)(flowd_store_t *store);
+    /* The job's callback (compact JSON, or NULL: *callback malloc'd) and its deliveries, newest
+     * first, to each (borrowed for the call); FLOW_ENOTFOUND without the job (or of another
+     * tenant, when tenant is not NULL). */
+    int (*read_deliveries)(flowd_store_t *store, const char *id, const char *tenant,
+                           char **callback, flowd_store_delivery_cb each, void *data);
 } flowd_store_cluster_ops_t;
 
 #endif

@@ -4,7 +4,11 @@
  * history, appended; flow_versions by digest; flows for PUT and DELETE; flowd_meta: the schema's
  * version), with what sharing needs on top: each jobs row has an owner (an instance's random id)
  * and a lease_until that the owner renews; events keeps every job's events for watchers on other
- * instances; commands carries input and cancels from the instance that got them to the owner.
+ * instances; commands carries input and cancels from the instance that got them to the owner;
+ * deliveries keeps the deliveries of jobs' callbacks (webhooks.h), each with an owner and a lease of
+ * its own: the instance that made it tries it, renewing its lease with its jobs'; once that lease
+ * runs out (the instance died) another claims it as it claims jobs, so that one instance at a time
+ * makes a delivery, and one owed is made after its maker died.
  *
  * Threads and connections (blocking libpq on each):
  *   the writer   its own connection; the loop and the HTTP threads queue operations, and it commits
@@ -45,7 +49,7 @@
 #include "store_cluster.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define CLAIM_BATCH 500       /* jobs claimed at most in one go */
 #define SWEEP_MS 60000        /* how often ended jobs past the retention are deleted */
 #define POOL_MAX 64
@@ -179,8 +183,9 @@ static const char schema[] =
     " error_message text, error_node text, totals text,"
     " owner text, lease_until timestamptz NOT NULL DEFAULT '-infinity', last_event bigint NOT NULL DEFAULT 0,"
     " claims integer NOT NULL DEFAULT 0, finishes integer NOT NULL DEFAULT 0,"
-    " tenant text NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', start_at_us bigint NOT NULL DEFAULT 0,"
-    " priority smallint NOT NULL DEFAULT 5, conc_key text, conc_limit integer NOT NULL DEFAULT 0);"
+    " tenant text NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback text,"
+    " start_at_us bigint NOT NULL DEFAULT 0, priority smallint NOT NULL DEFAULT 5, conc_key text,"
+    " conc_limit integer NOT NULL DEFAULT 0);"
     "CREATE UNIQUE INDEX IF NOT EXISTS jobs_tenant_idem ON jobs (tenant, idem_key);"
     "CREATE INDEX IF NOT EXISTS jobs_tenant_seq ON jobs (tenant, seq);"
     "CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq);"
@@ -198,7 +203,14 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS commands (id bigserial PRIMARY KEY, job_id text NOT NULL, kind text NOT NULL,"
     " value text, state text NOT NULL DEFAULT 'new', taken_by text, status integer, body text,"
     " created_us bigint NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS commands_new ON commands (job_id) WHERE state = 'new';";
+    "CREATE INDEX IF NOT EXISTS commands_new ON commands (job_id) WHERE state = 'new';"
+    "CREATE TABLE IF NOT EXISTS deliveries (id text PRIMARY KEY, job_id text NOT NULL, tenant text NOT NULL,"
+    " url text NOT NULL, type text NOT NULL, body text NOT NULL, created_us bigint NOT NULL, state text NOT NULL,"
+    " attempts integer NOT NULL DEFAULT 0, next_us bigint NOT NULL DEFAULT 0,"
+    " last_status integer NOT NULL DEFAULT 0, last_error text, tries text, owner text,"
+    " lease_until timestamptz NOT NULL DEFAULT '-infinity');"
+    "CREATE INDEX IF NOT EXISTS deliveries_job ON deliveries (job_id);"
+    "CREATE INDEX IF NOT EXISTS deliveries_owed ON deliveries (lease_until) WHERE state = 'pending';";
 
 /* Version 2 adds each job's tenant (the tenant of the key that made it; the jobs from before belong
  * to tenant "default", which is also every caller's when flowd runs without keys), and makes an
@@ -212,16 +224,24 @@ static const char migrate_1_to_2[] =
     "UPDATE flowd_meta SET value = '2' WHERE key = 'schema_version';"
     "COMMIT;";
 
-/* Version 3 adds when a job may start, its priority and its concurrency key (scheduler.h): a queued
- * job is claimed only once its time has come, the highest priority first. The jobs from before
- * start at once, at the default priority, with no key. */
+/* Version 3 adds each job's callback (webhooks.h); the deliveries table is made by the schema that
+ * runs after. */
 static const char migrate_2_to_3[] =
     "BEGIN;"
-    "ALTER TABLE jobs ADD COLUMN start_at_us bigint NOT NULL DEFAULT 0;"
-    "ALTER TABLE jobs ADD COLUMN priority smallint NOT NULL DEFAULT 5;"
-    "ALTER TABLE jobs ADD COLUMN conc_key text;"
-    "ALTER TABLE jobs ADD COLUMN conc_limit integer NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS callback text;"
     "UPDATE flowd_meta SET value = '3' WHERE key = 'schema_version';"
+    "COMMIT;";
+
+/* Version 4 adds when a job may start, its priority and its concurrency key (scheduler.h): a queued
+ * job is claimed only once its time has come, the highest priority first. The jobs from before
+ * start at once, at the default priority, with no key. */
+static const char migrate_3_to_4[] =
+    "BEGIN;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS start_at_us bigint NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS priority smallint NOT NULL DEFAULT 5;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS conc_key text;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS conc_limit integer NOT NULL DEFAULT 0;"
+    "UPDATE flowd_meta SET value = '4' WHERE key = 'schema_version';"
     "COMMIT;";
 
 /* Creates the tables, brings an older database up to this version, or refuses a newer one.
@@ -273,6 +293,19 @@ static int migrate(PGconn *c, char *err, size_t errlen) {
                      PQresultErrorMessage(res));
             PQclear(PQexec(c, "ROLLBACK"));
             rc = FLOW_EIO;
+        } else {
+            version = 3;
+        }
+        PQclear(res);
+    }
+    if (rc == 0 && version == 3) {
+        flowd_log(FLOW_LOG_INFO, "store: schema version 3 -> 4");
+        res = PQexec(c, migrate_3_to_4);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            snprintf(err, errlen, "cannot migrate the schema from version 3: %s",
+                     PQresultErrorMessage(res));
+            PQclear(PQexec(c, "ROLLBACK"));
+            rc = FLOW_EIO;
         }
         PQclear(res);
     }
@@ -303,9 +336,10 @@ static const struct {
 } wstmts[] = {
     {"ins_version", "INSERT INTO flow_versions (digest, document) VALUES ($1, $2) ON CONFLICT DO NOTHING"},
     {"ins_job", "INSERT INTO jobs (id, flow, digest, created_us, idem_key, body_hash, params, shared, owner,"
-                " lease_until, tenant, start_at_us, priority, conc_key, conc_limit) VALUES ($1, $2, $3,"
-                " $4::bigint, $5, $6::bigint, $7, $8, $9, now() + $10::bigint * interval '1 millisecond',"
-                " $11, $12::bigint, $13::smallint, $14, $15::integer) ON CONFLICT DO NOTHING"},
+                " lease_until, tenant, callback, start_at_us, priority, conc_key, conc_limit) VALUES ($1,"
+                " $2, $3, $4::bigint, $5, $6::bigint, $7, $8, $9,"
+                " now() + $10::bigint * interval '1 millisecond', $11, $12, $13::bigint, $14::smallint,"
+                " $15, $16::integer) ON CONFLICT DO NOTHING"},
     {"checkpoint",
      "WITH u AS (UPDATE jobs SET status = $2, resume_node = $3, tries = $4::integer, steps = $5::bigint,"
      " started_us = $6::bigint, shared = COALESCE($7::text, shared), waiting_for = $8,"
@@ -331,7 +365,30 @@ static const struct {
      " WHERE $13::text IS NOT NULL ON CONFLICT DO NOTHING)"
      " SELECT count(*) FROM u"},
     {"remove", "WITH s AS (DELETE FROM steps WHERE job_id = $1), e AS (DELETE FROM events WHERE job_id = $1),"
-               " c AS (DELETE FROM commands WHERE job_id = $1) DELETE FROM jobs WHERE id = $1"},
+               " c AS (DELETE FROM commands WHERE job_id = $1),"
+               " d AS (DELETE FROM deliveries WHERE job_id = $1 AND state <> 'pending')"
+               " DELETE FROM jobs WHERE id = $1"},
+    /* a delivery already stored stays as it is: the job made it again after a crash */
+    {"ins_delivery", "INSERT INTO deliveries (id, state, attempts, next_us, last_status, last_error, tries,"
+                     " job_id, tenant, url, type, body, created_us, owner, lease_until) VALUES ($1, $2,"
+                     " $3::integer, $4::bigint, $5::integer, $6, $7, $8, $9, $10, $11, $12, $13::bigint, $14,"
+                     " now() + $15::bigint * interval '1 millisecond') ON CONFLICT DO NOTHING"},
+    /* guarded by its owner; once over it has none, and goes if its job went */
+    {"upd_delivery", "UPDATE deliveries SET state = $2, attempts = $3::integer, next_us = $4::bigint,"
+                     " last_status = $5::integer, last_error = $6, tries = $7,"
+                     " owner = CASE WHEN $2 = 'pending' THEN owner END WHERE id = $1 AND owner = $8"},
+    {"del_delivery", "DELETE FROM deliveries d WHERE id = $1 AND state <> 'pending'"
+                     " AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = d.job_id)"},
+    {"renew_deliveries", "UPDATE deliveries SET lease_until = now() + $2::bigint * interval '1 millisecond'"
+                         " WHERE owner = $1 AND state = 'pending'"},
+    {"claim_deliveries",
+     "WITH c AS (SELECT id FROM deliveries WHERE state = 'pending' AND lease_until < now() ORDER BY created_us"
+     " LIMIT $2::integer FOR UPDATE SKIP LOCKED)"
+     " UPDATE deliveries d SET owner = $1, lease_until = now() + $3::bigint * interval '1 millisecond'"
+     " FROM c WHERE d.id = c.id RETURNING d.id, d.job_id, d.tenant, d.url, d.type, d.body, d.created_us,"
+     " d.state, d.attempts, d.next_us, d.last_status, d.last_error, d.tries"}, /* DELIVERY_COLUMNS */
+    {"release_deliveries", "UPDATE deliveries SET owner = NULL, lease_until = '-infinity'"
+                           " WHERE owner = $1 AND state = 'pending'"},
     {"put_flow", "INSERT INTO flows (name, document, updated_us) VALUES ($1, $2, $3::bigint)"
                  " ON CONFLICT (name) DO UPDATE SET document = EXCLUDED.document, updated_us = EXCLUDED.updated_us"},
     {"answer", "UPDATE commands SET state = 'answered', status = $2::integer, body = $3 WHERE id = $1::bigint"},
@@ -347,8 +404,8 @@ static const struct {
      " lease_until = now() + $3::bigint * interval '1 millisecond', claims = claims + 1"
      " FROM c WHERE j.id = c.id RETURNING j.id, j.seq, j.flow, j.digest, j.status, j.created_us,"
      " j.started_us, j.idem_key, j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps,"
-     " j.last_action, j.waiting_for, j.last_event, j.tenant, j.start_at_us, j.priority, j.conc_key,"
-     " j.conc_limit)"
+     " j.last_action, j.waiting_for, j.last_event, j.tenant, j.callback, j.start_at_us, j.priority,"
+     " j.conc_key, j.conc_limit)"
      /* in the order of claimed_steps and claimed_events, which claim walks along */
      " SELECT * FROM u ORDER BY id"},
     {"claimed_docs", "SELECT digest, document FROM flow_versions WHERE digest = ANY($1::text[])"},
@@ -363,7 +420,8 @@ static const struct {
     {"sweep", "WITH d AS (DELETE FROM jobs WHERE status NOT IN " ACTIVE " AND finished_us < $1::bigint RETURNING id),"
               " s AS (DELETE FROM steps WHERE job_id IN (SELECT id FROM d)),"
               " e AS (DELETE FROM events WHERE job_id IN (SELECT id FROM d)),"
-              " c AS (DELETE FROM commands WHERE job_id IN (SELECT id FROM d) OR created_us < $2::bigint)"
+              " c AS (DELETE FROM commands WHERE job_id IN (SELECT id FROM d) OR created_us < $2::bigint),"
+              " x AS (DELETE FROM deliveries WHERE job_id IN (SELECT id FROM d) AND state <> 'pending')"
               " SELECT count(*) FROM d"},
     {"release", "UPDATE jobs SET owner = NULL, lease_until = '-infinity' WHERE owner = $1 AND status IN " ACTIVE},
 };
@@ -445,9 +503,9 @@ static int apply_create(pg_store_t *s, flowd_op_t *op) {
     u64(priority, sizeof priority, c->priority);
     u64(limit, sizeof limit, c->conc_limit);
     const char *p[] = {op->id, c->flow, c->digest, created, c->idem_key, hash, c->params,
-                       c->shared ? c->shared : "{}", s->me, lease, c->tenant, start_at, priority,
-                       c->conc_key, limit};
-    PGresult *res = run_prepared(s->wconn, "ins_job", 15, p, PGRES_COMMAND_OK);
+                       c->shared ? c->shared : "{}", s->me, lease, c->tenant, c->callback, start_at,
+                       priority, c->conc_key, limit};
+    PGresult *res = run_prepared(s->wconn, "ins_job", 16, p, PGRES_COMMAND_OK);
     if (res == NULL)
         return FLOW_EIO;
     /* no row: its id or Idempotency-Key is taken (another instance got the same key meanwhile) */
@@ -529,6 +587,29 @@ static int apply_answer(pg_store_t *s, flowd_op_t *op) {
     return apply_command(s, "answer", 3, p);
 }
 
+/* A delivery that another instance claimed meanwhile (this one stalled past its lease) is not
+ * written over: the update finds no row of ours. */
+static int apply_delivery(pg_store_t *s, flowd_op_t *op) {
+    const flowd_op_delivery_t *d = &op->delivery;
+    char attempts[24], next[24], status[24], created[24], lease[24];
+    u64(attempts, sizeof attempts, d->attempts);
+    u64(next, sizeof next, d->next_us);
+    snprintf(status, sizeof status, "%ld", d->last_status);
+    u64(created, sizeof created, d->created_us);
+    u64(lease, sizeof lease, s->o.lease_ms);
+    if (d->insert) {
+        const char *p[] = {d->delivery_id, d->state, attempts, next, status, d->last_error, d->tries,
+                           op->id, d->tenant, d->url, d->type, d->body, created, s->me, lease};
+        return apply_command(s, "ins_delivery", 15, p);
+    }
+    const char *p[] = {d->delivery_id, d->state, attempts, next, status, d->last_error, d->tries,
+                       s->me};
+    int rc = apply_command(s, "upd_delivery", 8, p);
+    if (rc == 0 && strcmp(d->state, "pending") != 0)
+        rc = apply_command(s, "del_delivery", 1, p);
+    return rc;
+}
+
 static int pg_apply(void *data, flowd_op_t *op) {
     pg_store_t *s = data;
     const char *id[] = {op->id};
@@ -540,6 +621,7 @@ static int pg_apply(void *data, flowd_op_t *op) {
     case FLOWD_OP_REMOVE: return apply_command(s, "remove", 1, id);
     case FLOWD_OP_FLOW: return apply_flow(s, op);
     case FLOWD_OP_ANSWER: return apply_answer(s, op);
+    case FLOWD_OP_DELIVERY: return apply_delivery(s, op);
     }
     return 0;
 }
@@ -590,7 +672,8 @@ static void lost(pg_store_t *s, const char *id) {
 /* After each operation: keeps the set of the jobs whose leases we hold. */
 static void pg_settled(void *data, const flowd_op_t *op, int rc) {
     pg_store_t *s = data;
-    if (rc != 0 || op->kind == FLOWD_OP_FLOW || op->kind == FLOWD_OP_ANSWER)
+    if (rc != 0 || op->kind == FLOWD_OP_FLOW || op->kind == FLOWD_OP_ANSWER ||
+        op->kind == FLOWD_OP_DELIVERY)
         return;
     if (op->kind == FLOWD_OP_CREATE)
         json_object_set_new(s->owned, op->id, json_true());
@@ -608,6 +691,7 @@ static void renew(pg_store_t *s) {
     char lease[24];
     u64(lease, sizeof lease, s->o.lease_ms);
     const char *p[] = {s->me, lease};
+    PQclear(run_prepared(s->wconn, "renew_deliveries", 2, p, PGRES_COMMAND_OK));
     PGresult *res = run_prepared(s->wconn, "renew", 2, p, PGRES_COMMAND_OK);
     if (res == NULL) {
         if (PQstatus(s->wconn) != CONNECTION_OK)
@@ -760,10 +844,11 @@ static void claim(pg_store_t *s) {
             .last_action = col(jobs, r, 14),
             .waiting_for = col(jobs, r, 15),
             .tenant = col(jobs, r, 17),
-            .start_at_us = col_u64(jobs, r, 18),
-            .priority = (unsigned)col_u64(jobs, r, 19),
-            .conc_key = col(jobs, r, 20),
-            .conc_limit = (unsigned)col_u64(jobs, r, 21),
+            .callback = col(jobs, r, 18),
+            .start_at_us = col_u64(jobs, r, 19),
+            .priority = (unsigned)col_u64(jobs, r, 20),
+            .conc_key = col(jobs, r, 21),
+            .conc_limit = (unsigned)col_u64(jobs, r, 22),
             .history = history,
             .events = evs,
             .nevents = nev,
@@ -787,6 +872,55 @@ static void claim(pg_store_t *s) {
     PQclear(jobs);
 }
 
+#define DELIVERY_COLUMNS                                                                           \
+    "id, job_id, tenant, url, type, body, created_us, state, attempts, next_us, last_status,"      \
+    " last_error, tries"
+
+/* A row of DELIVERY_COLUMNS (borrowed from res). */
+static flowd_stored_delivery_t delivery_of_row(PGresult *res, int r) {
+    return (flowd_stored_delivery_t){.id = PQgetvalue(res, r, 0),
+                                     .job = PQgetvalue(res, r, 1),
+                                     .tenant = PQgetvalue(res, r, 2),
+                                     .url = PQgetvalue(res, r, 3),
+                                     .type = PQgetvalue(res, r, 4),
+                                     .body = PQgetvalue(res, r, 5),
+                                     .created_us = col_u64(res, r, 6),
+                                     .state = PQgetvalue(res, r, 7),
+                                     .attempts = (unsigned)col_u64(res, r, 8),
+                                     .next_us = col_u64(res, r, 9),
+                                     .last_status = (long)col_u64(res, r, 10),
+                                     .last_error = col(res, r, 11),
+                                     .tries = col(res, r, 12)};
+}
+
+/* Claims deliveries whose owner's lease ran out (it died, or released them at shutdown), as many as
+ * the loop has room for, and hands them to it. */
+static void claim_deliveries(pg_store_t *s) {
+    uint64_t room = s->hooks.delivery_room ? s->hooks.delivery_room(s->hooks.data) : 0;
+    if (room == 0 || s->hooks.adopt_delivery == NULL || flowd_writer_released(s->writer))
+        return;
+    if (room > CLAIM_BATCH)
+        room = CLAIM_BATCH;
+    char limit[24], lease[24];
+    u64(limit, sizeof limit, room);
+    u64(lease, sizeof lease, s->o.lease_ms);
+    const char *p[] = {s->me, limit, lease};
+    PGresult *res = run_prepared(s->wconn, "claim_deliveries", 3, p, PGRES_TUPLES_OK);
+    if (res == NULL) {
+        if (PQstatus(s->wconn) != CONNECTION_OK)
+            writer_reset(s);
+        return;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        flowd_stored_delivery_t d = delivery_of_row(res, r);
+        s->hooks.adopt_delivery(s->hooks.data, &d);
+    }
+    if (PQntuples(res) > 0)
+        flowd_log(FLOW_LOG_INFO, "store: took over %d webhook deliveries (their owner's lease ran out)",
+                  PQntuples(res));
+    PQclear(res);
+}
+
 static void sweep(pg_store_t *s) {
     char cutoff[24], old[24];
     uint64_t now = flow_wall_us(), keep = s->o.retention_ms * 1000;
@@ -801,6 +935,7 @@ static void sweep(pg_store_t *s) {
 
 static void release_all(pg_store_t *s) {
     const char *p[] = {s->me};
+    PQclear(run_prepared(s->wconn, "release_deliveries", 1, p, PGRES_COMMAND_OK));
     PGresult *res = run_prepared(s->wconn, "release", 1, p, PGRES_COMMAND_OK);
     if (res != NULL && strcmp(PQcmdTuples(res), "0") != 0)
         flowd_log(FLOW_LOG_INFO, "store: %s unfinished jobs released to the other instances", PQcmdTuples(res));
@@ -820,6 +955,7 @@ static uint64_t pg_tick(void *data) {
     }
     if (now >= s->next_claim) {
         claim(s);
+        claim_deliveries(s);
         s->next_claim = flow_mono_ms() + s->o.claim_ms;
     }
     if (now >= s->next_sweep) {
@@ -886,6 +1022,10 @@ static void pg_answer(flowd_store_t *store, uint64_t token, unsigned status, cha
 
 static void pg_release(flowd_store_t *store) {
     flowd_writer_release(writer_of(store));
+}
+
+static void pg_delivery(flowd_store_t *store, const flowd_stored_delivery_t *d, int insert) {
+    flowd_writer_delivery(((pg_store_t *)store)->writer, d, insert);
 }
 
 /* At start the jobs are not loaded: each instance claims what nobody holds (see claim). */
@@ -1067,6 +1207,38 @@ static int pg_read_job(flowd_store_t *store, const char *id, const char *idem_ke
         if (rc < 0)
             flowd_remote_job_clear(out);
     }
+    PQclear(res);
+    pool_put(s, c);
+    return rc;
+}
+
+static int pg_read_deliveries(flowd_store_t *store, const char *id, const char *tenant,
+                              char **callback, flowd_store_delivery_cb each, void *data) {
+    pg_store_t *s = (pg_store_t *)store;
+    *callback = NULL;
+    PGconn *c = pool_get(s);
+    if (c == NULL)
+        return FLOW_EIO;
+    const char *p[] = {id, tenant};
+    PGresult *job = run(c, "SELECT callback FROM jobs WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)",
+                        2, p, PGRES_TUPLES_OK);
+    PGresult *res = NULL;
+    int rc = job == NULL ? FLOW_EIO : PQntuples(job) == 0 ? FLOW_ENOTFOUND : 0;
+    if (rc == 0 && !PQgetisnull(job, 0, 0) && (*callback = strdup(PQgetvalue(job, 0, 0))) == NULL)
+        rc = FLOW_ENOMEM;
+    if (rc == 0 &&
+        (res = run(c, "SELECT " DELIVERY_COLUMNS " FROM deliveries WHERE job_id = $1"
+                      " ORDER BY created_us DESC, id DESC", 1, p, PGRES_TUPLES_OK)) == NULL)
+        rc = FLOW_EIO;
+    for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
+        flowd_stored_delivery_t d = delivery_of_row(res, r);
+        rc = each(data, &d);
+    }
+    if (rc < 0) {
+        free(*callback);
+        *callback = NULL;
+    }
+    PQclear(job);
     PQclear(res);
     pool_put(s, c);
     return rc;
@@ -1486,6 +1658,7 @@ static const flowd_store_ops_t postgres_ops = {
     .finish = pg_finish,
     .remove = pg_remove,
     .load = pg_load,
+    .delivery = pg_delivery,
     .put_flow = pg_put_flow,
     .load_flows = pg_load_flows,
     .release = pg_release,
@@ -1498,6 +1671,7 @@ static const flowd_store_cluster_ops_t postgres_cluster_ops = {
     .answer = pg_answer,
     .read_job = pg_read_job,
     .read_jobs = pg_read_jobs,
+    .read_deliveries = pg_read_deliveries,
     .read_events = pg_read_events,
     .watch = pg_watch,
     .unwatch = pg_unwatch,

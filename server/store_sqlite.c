@@ -10,7 +10,8 @@
  * Tables: jobs (a row per job: its state as of its last checkpoint, its final state once ended),
  * steps (the history, appended a row per step: a checkpoint costs the same at the thousandth step
  * as at the first), flow_versions (the document of every version of a flow a job started with, by
- * its digest), flows (what PUT and DELETE /v1/flows did), meta (the schema's version). */
+ * its digest), flows (what PUT and DELETE /v1/flows did), deliveries (of jobs' callbacks, webhooks.h:
+ * a row each, written when it is owed and after each try), meta (the schema's version). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@
 #include "store.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -35,7 +36,8 @@ typedef struct sq_file {
     flowd_writer_t *writer;
     /* statements of the writer's thread (and of load) */
     sqlite3_stmt *ins_job, *ins_version, *upd_checkpoint, *ins_step, *upd_finish, *del_job,
-        *del_steps, *put_flow;
+        *del_steps, *put_flow, *ins_delivery, *upd_delivery, *del_delivery_orphan,
+        *del_deliveries;
     /* the checkpointer: its own connection copies the log into the file, off the writer's thread */
     sqlite3 *cdb;
     pthread_t cthread;
@@ -84,10 +86,11 @@ static int apply_create(sq_file_t *f, const flowd_op_t *op) {
     bind_text(st, 8, c->params);
     bind_text(st, 9, c->shared ? c->shared : "{}");
     bind_text(st, 10, c->tenant);
-    sqlite3_bind_int64(st, 11, (sqlite3_int64)c->start_at_us);
-    sqlite3_bind_int(st, 12, (int)c->priority);
-    bind_text(st, 13, c->conc_key);
-    sqlite3_bind_int64(st, 14, (sqlite3_int64)c->conc_limit);
+    bind_text(st, 11, c->callback);
+    sqlite3_bind_int64(st, 12, (sqlite3_int64)c->start_at_us);
+    sqlite3_bind_int(st, 13, (int)c->priority);
+    bind_text(st, 14, c->conc_key);
+    sqlite3_bind_int64(st, 15, (sqlite3_int64)c->conc_limit);
     return run(st);
 }
 
@@ -134,6 +137,10 @@ static int apply_finish(sq_file_t *f, const flowd_op_t *op) {
 
 static int apply_remove(sq_file_t *f, const flowd_op_t *op) {
     int rc;
+    /* its deliveries that are over; one still owed is made, and goes once it is over */
+    sqlite3_bind_text(f->del_deliveries, 1, op->id, -1, SQLITE_STATIC);
+    if ((rc = run(f->del_deliveries)) != 0)
+        return rc;
     /* the steps first: they find the job's row through its id */
     sqlite3_bind_text(f->del_steps, 1, op->id, -1, SQLITE_STATIC);
     if ((rc = run(f->del_steps)) != 0)
@@ -149,6 +156,32 @@ static int apply_flow(sq_file_t *f, const flowd_op_t *op) {
     return run(f->put_flow);
 }
 
+static int apply_delivery(sq_file_t *f, const flowd_op_t *op) {
+    const flowd_op_delivery_t *d = &op->delivery;
+    sqlite3_stmt *st = d->insert ? f->ins_delivery : f->upd_delivery;
+    int rc;
+    /* the same order of parameters in both; insert has the others after them */
+    sqlite3_bind_text(st, 1, d->delivery_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, d->state, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)d->attempts);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)d->next_us);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)d->last_status);
+    bind_text(st, 6, d->last_error);
+    bind_text(st, 7, d->tries);
+    if (d->insert) {
+        sqlite3_bind_text(st, 8, op->id, -1, SQLITE_STATIC);
+        bind_text(st, 9, d->tenant);
+        bind_text(st, 10, d->url);
+        bind_text(st, 11, d->type);
+        bind_text(st, 12, d->body);
+        sqlite3_bind_int64(st, 13, (sqlite3_int64)d->created_us);
+    }
+    if ((rc = run(st)) != 0 || strcmp(d->state, "pending") == 0)
+        return rc;
+    sqlite3_bind_text(f->del_delivery_orphan, 1, d->delivery_id, -1, SQLITE_STATIC);
+    return run(f->del_delivery_orphan);
+}
+
 static int sq_apply(void *data, flowd_op_t *op) {
     sq_file_t *f = data;
     int rc = 0;
@@ -158,6 +191,7 @@ static int sq_apply(void *data, flowd_op_t *op) {
     case FLOWD_OP_FINISH: rc = apply_finish(f, op); break;
     case FLOWD_OP_REMOVE: rc = apply_remove(f, op); break;
     case FLOWD_OP_FLOW: rc = apply_flow(f, op); break;
+    case FLOWD_OP_DELIVERY: rc = apply_delivery(f, op); break;
     case FLOWD_OP_EVENT: /* events are kept only in the job table */
     case FLOWD_OP_ANSWER: break;
     }
@@ -274,6 +308,10 @@ static void sq_remove(flowd_store_t *store, const char *id) {
     flowd_writer_remove(file_of(store)->writer, id);
 }
 
+static void sq_delivery(flowd_store_t *store, const flowd_stored_delivery_t *d, int insert) {
+    flowd_writer_delivery(file_of(store)->writer, d, insert);
+}
+
 static int sq_put_flow(flowd_store_t *store, const char *name, json_t *doc) {
     return flowd_writer_put_flow(file_of(store)->writer, name, doc);
 }
@@ -313,7 +351,7 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
     static const char q[] =
         "SELECT j.id, j.flow, v.document, j.status, j.created_us, j.started_us, j.finished_us, j.idem_key,"
         " j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps, j.last_action, j.waiting_for,"
-        " j.error_code, j.error_message, j.error_node, j.totals, j.seq, j.tenant,"
+        " j.error_code, j.error_message, j.error_node, j.totals, j.seq, j.tenant, j.callback,"
         " j.start_at_us, j.priority, j.conc_key, j.conc_limit"
         " FROM jobs j LEFT JOIN flow_versions v ON v.digest = j.digest ORDER BY j.seq";
     sqlite3_stmt *st = NULL, *steps = NULL;
@@ -351,10 +389,11 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
             .totals = col_json(st, 19),
             .seq = (uint64_t)sqlite3_column_int64(st, 20),
             .tenant = col_text(st, 21),
-            .start_at_us = (uint64_t)sqlite3_column_int64(st, 22),
-            .priority = (unsigned)sqlite3_column_int(st, 23),
-            .conc_key = col_text(st, 24),
-            .conc_limit = (unsigned)sqlite3_column_int64(st, 25),
+            .callback = col_text(st, 22),
+            .start_at_us = (uint64_t)sqlite3_column_int64(st, 23),
+            .priority = (unsigned)sqlite3_column_int(st, 24),
+            .conc_key = col_text(st, 25),
+            .conc_limit = (unsigned)sqlite3_column_int64(st, 26),
         };
         j.history = history_of(steps, j.seq);
         if (j.shared == NULL)
@@ -368,6 +407,40 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
 out:
     sqlite3_finalize(st);
     sqlite3_finalize(steps);
+    return rc;
+}
+
+static int sq_load_deliveries(flowd_store_t *store, flowd_store_delivery_cb each, void *data) {
+    sq_file_t *f = file_of(store);
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(f->db,
+                           "SELECT id, job, tenant, url, type, body, created_us, state, attempts,"
+                           " next_us, last_status, last_error, tries FROM deliveries"
+                           " ORDER BY created_us, id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        flowd_log(FLOW_LOG_ERROR, "store: cannot read the deliveries: %s", sqlite3_errmsg(f->db));
+        return FLOW_EIO;
+    }
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        flowd_stored_delivery_t d = {
+            .id = col_text(st, 0),
+            .job = col_text(st, 1),
+            .tenant = col_text(st, 2),
+            .url = col_text(st, 3),
+            .type = col_text(st, 4),
+            .body = col_text(st, 5),
+            .created_us = (uint64_t)sqlite3_column_int64(st, 6),
+            .state = col_text(st, 7),
+            .attempts = (unsigned)sqlite3_column_int(st, 8),
+            .next_us = (uint64_t)sqlite3_column_int64(st, 9),
+            .last_status = (long)sqlite3_column_int64(st, 10),
+            .last_error = col_text(st, 11),
+            .tries = col_text(st, 12),
+        };
+        rc = each(data, &d);
+    }
+    sqlite3_finalize(st);
     return rc;
 }
 
@@ -402,7 +475,9 @@ static void file_close(sq_file_t *f) {
         sqlite3_close(f->cdb); /* before the writer's: the last connection to close empties the
                                 * log */
     sqlite3_stmt *stmts[] = {f->ins_job, f->ins_version, f->upd_checkpoint, f->ins_step,
-                             f->upd_finish, f->del_job, f->del_steps, f->put_flow};
+                             f->upd_finish, f->del_job, f->del_steps, f->put_flow,
+                             f->ins_delivery, f->upd_delivery, f->del_delivery_orphan,
+                             f->del_deliveries};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
         sqlite3_finalize(stmts[i]);
     if (f->db != NULL)
@@ -432,6 +507,8 @@ static const flowd_store_ops_t sqlite_ops = {
     .load_flows = sq_load_flows,
     .release = sq_release,
     .close = sq_close,
+    .delivery = sq_delivery,
+    .load_deliveries = sq_load_deliveries,
 };
 
 static const char schema[] =
@@ -443,9 +520,14 @@ static const char schema[] =
     " params TEXT, shared TEXT NOT NULL, resume_node TEXT, tries INTEGER NOT NULL DEFAULT 0,"
     " steps INTEGER NOT NULL DEFAULT 0, last_action TEXT, waiting_for TEXT, error_code TEXT,"
     " error_message TEXT, error_node TEXT, totals TEXT,"
-    " tenant TEXT NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', start_at_us INTEGER NOT NULL DEFAULT 0,"
-    " priority INTEGER NOT NULL DEFAULT 5, conc_key TEXT, conc_limit INTEGER NOT NULL DEFAULT 0,"
-    " UNIQUE (tenant, idem_key));"
+    " tenant TEXT NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback TEXT,"
+    " start_at_us INTEGER NOT NULL DEFAULT 0, priority INTEGER NOT NULL DEFAULT 5, conc_key TEXT,"
+    " conc_limit INTEGER NOT NULL DEFAULT 0, UNIQUE (tenant, idem_key));"
+    "CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, job TEXT NOT NULL, tenant TEXT NOT NULL,"
+    " url TEXT NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL, created_us INTEGER NOT NULL,"
+    " state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_us INTEGER NOT NULL DEFAULT 0,"
+    " last_status INTEGER NOT NULL DEFAULT 0, last_error TEXT, tries TEXT);"
+    "CREATE INDEX IF NOT EXISTS deliveries_job ON deliveries (job);"
     "CREATE TABLE IF NOT EXISTS steps (job INTEGER NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,"
     " PRIMARY KEY (job, seq)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS flow_versions (digest TEXT PRIMARY KEY, document TEXT NOT NULL);"
@@ -495,15 +577,24 @@ static const char migrate_2_to_3[] =
     "UPDATE meta SET value = '" STRINGIFY(SCHEMA_VERSION) "' WHERE key = 'schema_version';"
     "COMMIT;";
 
-/* Version 4 adds when a job may start, its priority and its concurrency key (scheduler.h); the
- * jobs from before start at once, at the default priority, with no key. */
+/* Version 4 adds each job's callback (webhooks.h) and the deliveries of callbacks (the table is
+ * made by the schema that runs after). Versions 1 and 2 go straight to this version: their copies
+ * make the tables as this version has them. */
 static const char migrate_3_to_4[] =
+    "BEGIN;"
+    "ALTER TABLE jobs ADD COLUMN callback TEXT;"
+    "UPDATE meta SET value = '4' WHERE key = 'schema_version';"
+    "COMMIT;";
+
+/* Version 5 adds when a job may start, its priority and its concurrency key (scheduler.h); the
+ * jobs from before start at once, at the default priority, with no key. */
+static const char migrate_4_to_5[] =
     "BEGIN;"
     "ALTER TABLE jobs ADD COLUMN start_at_us INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 5;"
     "ALTER TABLE jobs ADD COLUMN conc_key TEXT;"
     "ALTER TABLE jobs ADD COLUMN conc_limit INTEGER NOT NULL DEFAULT 0;"
-    "UPDATE meta SET value = '4' WHERE key = 'schema_version';"
+    "UPDATE meta SET value = '5' WHERE key = 'schema_version';"
     "COMMIT;";
 
 static int schema_version(sq_file_t *f) {
@@ -526,12 +617,17 @@ static int migrate(sq_file_t *f, char *err, size_t errlen) {
         snprintf(err, errlen, "the file has schema version %d, newer than this flowd's %d", version, SCHEMA_VERSION);
         return FLOW_EINVAL;
     }
-    if (version >= 1 && version <= 3) {
+    if (version >= 1 && version < SCHEMA_VERSION) {
         flowd_log(FLOW_LOG_INFO, "store: %s: schema version %d -> %d", f->path, version,
                   SCHEMA_VERSION);
-        /* 1 and 2 copy their rows into the tables of this version; 3 only gains columns */
-        sql = version == 3 ? sqlite3_mprintf("%s", migrate_3_to_4)
-                           : sqlite3_mprintf(version == 1 ? migrate_1_to_2 : migrate_2_to_3, schema);
+        /* 1 and 2 copy their rows into the tables of this version; 3 and 4 gain columns, a
+         * transaction a version */
+        if (version == 3)
+            sql = sqlite3_mprintf("%s%s", migrate_3_to_4, migrate_4_to_5);
+        else if (version == 4)
+            sql = sqlite3_mprintf("%s", migrate_4_to_5);
+        else
+            sql = sqlite3_mprintf(version == 1 ? migrate_1_to_2 : migrate_2_to_3, schema);
         if (sql == NULL) {
             snprintf(err, errlen, "out of memory");
             return FLOW_ENOMEM;
@@ -588,8 +684,8 @@ static int file_open(const char *path, const char *sync, sq_file_t **out, char *
     if ((rc = migrate(f, err, errlen)) < 0)
         goto fail;
     if (prepare(f, "INSERT INTO jobs (id, seq, flow, digest, created_us, idem_key, body_hash,"
-                   " params, shared, tenant, start_at_us, priority, conc_key, conc_limit)"
-                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   " params, shared, tenant, callback, start_at_us, priority, conc_key, conc_limit)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 &f->ins_job) < 0 ||
         prepare(f, "INSERT OR IGNORE INTO flow_versions (digest, document) VALUES (?, ?)",
                 &f->ins_version) < 0 ||
@@ -607,7 +703,20 @@ static int file_open(const char *path, const char *sync, sq_file_t **out, char *
         prepare(f, "DELETE FROM steps WHERE job = (SELECT seq FROM jobs WHERE id = ?)",
                 &f->del_steps) < 0 ||
         prepare(f, "INSERT OR REPLACE INTO flows (name, document, updated_us) VALUES (?, ?, ?)",
-                &f->put_flow) < 0) {
+                &f->put_flow) < 0 ||
+        /* a delivery already stored stays as it is: the job made it again after a crash */
+        prepare(f, "INSERT OR IGNORE INTO deliveries (id, state, attempts, next_us, last_status,"
+                   " last_error, tries, job, tenant, url, type, body, created_us)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                &f->ins_delivery) < 0 ||
+        prepare(f, "UPDATE deliveries SET state = ?2, attempts = ?3, next_us = ?4,"
+                   " last_status = ?5, last_error = ?6, tries = ?7 WHERE id = ?1",
+                &f->upd_delivery) < 0 ||
+        prepare(f, "DELETE FROM deliveries WHERE id = ? AND NOT EXISTS"
+                   " (SELECT 1 FROM jobs WHERE jobs.id = deliveries.job)",
+                &f->del_delivery_orphan) < 0 ||
+        prepare(f, "DELETE FROM deliveries WHERE job = ? AND state <> 'pending'",
+                &f->del_deliveries) < 0) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(f->db));
         rc = FLOW_EIO;
         goto fail;

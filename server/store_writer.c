@@ -54,6 +54,7 @@ void flowd_op_free(flowd_op_t *op) {
         free(op->create.shared);
         free(op->create.tenant);
         free(op->create.conc_key);
+        free(op->create.callback);
         break;
     case FLOWD_OP_CHECKPOINT:
         free(op->checkpoint.resume_node);
@@ -81,6 +82,16 @@ void flowd_op_free(flowd_op_t *op) {
         break;
     case FLOWD_OP_ANSWER:
         free(op->answer.body);
+        break;
+    case FLOWD_OP_DELIVERY:
+        free(op->delivery.delivery_id);
+        free(op->delivery.tenant);
+        free(op->delivery.url);
+        free(op->delivery.type);
+        free(op->delivery.body);
+        free(op->delivery.state);
+        free(op->delivery.last_error);
+        free(op->delivery.tries);
         break;
     case FLOWD_OP_REMOVE:
         break;
@@ -374,6 +385,7 @@ int flowd_writer_create(flowd_writer_t *w, flowd_job_t *job, json_t *shared, jso
     c->params = dump(params);
     c->shared = dump(shared);
     c->tenant = strdup(job->tenant);
+    c->callback = dup_or_null(job->callback);
     c->created_us = job->created_us;
     c->body_hash = job->body_hash;
     c->start_at_us = job->start_at_us;
@@ -385,7 +397,7 @@ int flowd_writer_create(flowd_writer_t *w, flowd_job_t *job, json_t *shared, jso
     if (c->flow == NULL || (digest && (c->digest == NULL || c->document == NULL)) ||
         (job->idem_key && c->idem_key == NULL) || (params && c->params == NULL) ||
         (shared && c->shared == NULL) || c->tenant == NULL ||
-        (job->conc_key && c->conc_key == NULL)) {
+        (job->conc_key && c->conc_key == NULL) || (job->callback && c->callback == NULL)) {
         flowd_op_free(op);
         return FLOW_ENOMEM;
     }
@@ -517,4 +529,39 @@ void flowd_writer_answer(flowd_writer_t *w, uint64_t token, unsigned status, cha
     op->answer.status = status;
     op->answer.body = body;
     enqueue(w, op);
+}
+
+void flowd_writer_delivery(flowd_writer_t *w, const flowd_stored_delivery_t *d, int insert) {
+    if (flowd_writer_released(w))
+        return; /* shutdown: the row keeps the state of its last try, and the next start tries again */
+    flowd_op_t *op = op_new(FLOWD_OP_DELIVERY, d->job, 0);
+    if (op == NULL)
+        goto lost;
+    flowd_op_delivery_t *c = &op->delivery;
+    c->insert = insert;
+    c->delivery_id = strdup(d->id);
+    c->state = strdup(d->state);
+    c->attempts = d->attempts;
+    c->next_us = d->next_us;
+    c->last_status = d->last_status;
+    c->last_error = dup_or_null(d->last_error);
+    c->tries = dup_or_null(d->tries);
+    c->created_us = d->created_us;
+    if (insert) {
+        c->tenant = strdup(d->tenant);
+        c->url = strdup(d->url);
+        c->type = strdup(d->type);
+        c->body = strdup(d->body);
+    }
+    if (c->delivery_id == NULL || c->state == NULL || (d->last_error && c->last_error == NULL) ||
+        (d->tries && c->tries == NULL) ||
+        (insert && (c->tenant == NULL || c->url == NULL || c->type == NULL || c->body == NULL))) {
+        flowd_op_free(op);
+        goto lost;
+    }
+    enqueue(w, op);
+    return;
+lost:
+    flowd_log(FLOW_LOG_WARN, "store: delivery %s of job %s could not be written (out of memory)",
+              d->id, d->job);
 }

@@ -35,6 +35,7 @@ typedef enum flowd_op_kind {
     FLOWD_OP_REMOVE,     /* the job table dropped a job: its rows go */
     FLOWD_OP_FLOW,       /* PUT or DELETE /v1/flows/{name} */
     FLOWD_OP_ANSWER,     /* the answer to a command another instance sent (store_cluster.h) */
+    FLOWD_OP_DELIVERY,   /* a delivery of a job's callback: new, or after a try (webhooks.h) */
 } flowd_op_kind_t;
 
 /* Every string of an operation is malloc'd and the operation's (NULL where there is none);
@@ -49,6 +50,7 @@ typedef struct flowd_op_create {
     char *params;        /* NULL: none */
     char *shared;        /* NULL: {} */
     char *tenant;
+    char *callback;      /* compact JSON, NULL: none */
     uint64_t created_us, body_hash;
     uint64_t start_at_us;  /* when it may start, 0: at once */
     unsigned priority;
@@ -107,6 +109,19 @@ typedef struct flowd_op_answer {
     char *body;
 } flowd_op_answer_t;
 
+typedef struct flowd_op_delivery {
+    int insert;          /* a new delivery: every field; else only what a try changes */
+    char *delivery_id;
+    char *tenant, *url, *type, *body; /* insert only */
+    uint64_t created_us;
+    char *state;
+    unsigned attempts;
+    uint64_t next_us;
+    long last_status;
+    char *last_error;
+    char *tries;
+} flowd_op_delivery_t;
+
 typedef struct flowd_op {
     struct flowd_op *next;   /* the writer's */
     flowd_op_kind_t kind;
@@ -125,6 +140,7 @@ typedef struct flowd_op {
         flowd_op_finish_t finish;
         flowd_op_flow_t flow;
         flowd_op_answer_t answer;
+        flowd_op_delivery_t delivery;
     };
 } flowd_op_t;
 
@@ -191,6 +207,8 @@ void flowd_writer_finish(flowd_writer_t *w, struct flowd_job *job);
 void flowd_writer_remove(flowd_writer_t *w, const char *id);
 /* Waits for the commit; doc borrowed, NULL: deleted. */
 int flowd_writer_put_flow(flowd_writer_t *w, const char *name, json_t *doc);
+/* d borrowed (copied). */
+void flowd_writer_delivery(flowd_writer_t *w, const flowd_stored_delivery_t *d, int insert);
 /* body stolen (may be NULL). */
 void flowd_writer_answer(flowd_writer_t *w, uint64_t token, unsigned status, char *body);
 

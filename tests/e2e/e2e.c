@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #define MAX_SERVERS 8
 
@@ -840,4 +842,188 @@ int e2e_main(Suite *s) {
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* ---- a webhook receiver ---- */
+
+static void decode_secret(const char *text, unsigned char *out, size_t *len) {
+    const char *b64 = text + 6; /* after whsec_ */
+    size_t n = strlen(b64);
+    int got = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)n);
+    ck_assert_int_gt(got, 0);
+    *len = (size_t)got - (b64[n - 1] == '=') - (b64[n - 2] == '=');
+}
+
+static const char *text_of(json_t *v) {
+    return json_string_value(v) ? json_string_value(v) : "";
+}
+
+/* The value of header name (lowercase) in head, copied into out; "" when absent. */
+static void header(const char *head, const char *name, char *out, size_t cap) {
+    out[0] = '\0';
+    size_t nl = strlen(name);
+    for (const char *p = strstr(head, "\r\n"); p != NULL; p = strstr(p + 2, "\r\n")) {
+        const char *line = p + 2;
+        if (strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
+            const char *v = line + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t len = strcspn(v, "\r");
+            snprintf(out, cap, "%.*s", (int)len, v);
+            return;
+        }
+    }
+}
+
+/* As a user's server checks a delivery: HMAC-SHA256 of "id.timestamp.body" with the secret, in
+ * base64, equal to one of the "v1,<base64>" signatures of the header. */
+static int signature_ok(const e2e_receiver_t *r, const char *id, const char *ts, const char *body,
+                        size_t len, const char *sigs) {
+    size_t cap = strlen(id) + strlen(ts) + len + 3;
+    char *msg = malloc(cap);
+    ck_assert_ptr_nonnull(msg);
+    size_t n = (size_t)snprintf(msg, cap, "%s.%s.", id, ts);
+    memcpy(msg + n, body, len);
+    unsigned char mac[32];
+    unsigned maclen = 0;
+    HMAC(EVP_sha256(), r->secret, (int)r->secret_len, (unsigned char *)msg, n + len, mac, &maclen);
+    free(msg);
+    char want[64];
+    EVP_EncodeBlock((unsigned char *)want, mac, (int)maclen);
+    char copy[2048];
+    snprintf(copy, sizeof copy, "%s", sigs);
+    char *save = NULL;
+    for (char *s = strtok_r(copy, " ", &save); s != NULL; s = strtok_r(NULL, " ", &save))
+        if (strncmp(s, "v1,", 3) == 0 && strcmp(s + 3, want) == 0)
+            return 1;
+    return 0;
+}
+
+/* The request on c: 0, or -1 when the connection ended first. */
+static int serve_request(e2e_receiver_t *r, int c) {
+    char buf[65536];
+    size_t n = 0;
+    char *end = NULL;
+    while ((end = n >= 4 ? memmem(buf, n, "\r\n\r\n", 4) : NULL) == NULL) {
+        struct pollfd q = {.fd = c, .events = POLLIN};
+        if (r->stop || n == sizeof buf)
+            return -1;
+        if (poll(&q, 1, 50) <= 0)
+            continue;
+        ssize_t got = read(c, buf + n, sizeof buf - n);
+        if (got <= 0)
+            return -1;
+        n += (size_t)got;
+    }
+    *end = '\0';
+    char clen[32], id[128], ts[32], sig[2048];
+    header(buf, "content-length", clen, sizeof clen);
+    header(buf, "webhook-id", id, sizeof id);
+    header(buf, "webhook-timestamp", ts, sizeof ts);
+    header(buf, "webhook-signature", sig, sizeof sig);
+    size_t want = (size_t)strtoul(clen, NULL, 10), head = (size_t)(end + 4 - buf);
+    while (n < head + want && n < sizeof buf) {
+        ssize_t got = read(c, buf + n, sizeof buf - n);
+        if (got <= 0)
+            return -1;
+        n += (size_t)got;
+    }
+    const char *body = buf + head;
+    long status;
+    pthread_mutex_lock(&r->lock);
+    if (!signature_ok(r, id, ts, body, want, sig)) {
+        r->bad++;
+        status = 401;
+    } else {
+        status = r->ngot < r->nscript ? r->script[r->ngot] : r->then;
+        if (r->ngot < E2E_RECEIVER_MAX) {
+            e2e_got_t *g = &r->got[r->ngot++];
+            json_t *event = json_loadb(body, want, 0, NULL);
+            snprintf(g->id, sizeof g->id, "%s", id);
+            json_t *data = json_object_get(event, "data");
+            snprintf(g->type, sizeof g->type, "%s", text_of(json_object_get(event, "type")));
+            snprintf(g->job, sizeof g->job, "%s", text_of(json_object_get(data, "id")));
+            snprintf(g->status, sizeof g->status, "%s", text_of(json_object_get(data, "status")));
+            g->answered = status;
+            json_decref(event);
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    char answer[160];
+    /* one request a connection: the receiver serves one connection at a time */
+    int len = snprintf(answer, sizeof answer,
+                       "HTTP/1.1 %ld Whatever\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                       status);
+    return write(c, answer, (size_t)len) == len ? 0 : -1;
+}
+
+static void *receiver_main(void *arg) {
+    e2e_receiver_t *r = arg;
+    while (!r->stop) {
+        struct pollfd p = {.fd = r->fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        int c = accept4(r->fd, NULL, NULL, SOCK_CLOEXEC);
+        if (c < 0)
+            continue;
+        serve_request(r, c);
+        close(c);
+    }
+    return NULL;
+}
+
+/* A socket on 127.0.0.1 and a free port; nobody accepts on it until e2e_receiver_run. */
+void e2e_receiver_open(e2e_receiver_t *r, const char *secret) {
+    memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->lock, NULL);
+    r->then = 200;
+    decode_secret(secret, r->secret, &r->secret_len);
+    r->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(r->fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(bind(r->fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(r->fd, 64), 0);
+    ck_assert_int_eq(getsockname(r->fd, (struct sockaddr *)&a, &len), 0);
+    r->port = ntohs(a.sin_port);
+}
+
+void e2e_receiver_run(e2e_receiver_t *r) {
+    ck_assert_int_eq(pthread_create(&r->thread, NULL, receiver_main, r), 0);
+}
+
+void e2e_receiver_close(e2e_receiver_t *r) {
+    if (r->thread) {
+        r->stop = 1;
+        pthread_join(r->thread, NULL);
+    }
+    close(r->fd);
+    pthread_mutex_destroy(&r->lock);
+}
+
+size_t e2e_receiver_count(e2e_receiver_t *r) {
+    pthread_mutex_lock(&r->lock);
+    size_t n = r->ngot;
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+void e2e_receiver_wait(e2e_receiver_t *r, size_t n, unsigned timeout_ms) {
+    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    while (e2e_receiver_count(r) < n) {
+        ck_assert_msg(e2e_now_ms() < deadline, "the receiver got %zu deliveries, not %zu",
+                      e2e_receiver_count(r), n);
+        usleep(10000);
+    }
+}
+
+/* The good deliveries of job id, in order, into out; their count. */
+size_t e2e_receiver_of(e2e_receiver_t *r, const char *id, e2e_got_t *out, size_t cap) {
+    size_t n = 0;
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < r->ngot; i++)
+        if (strcmp(r->got[i].job, id) == 0 && n < cap)
+            out[n++] = r->got[i];
+    pthread_mutex_unlock(&r->lock);
+    return n;
 }

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <sys/types.h>
 
 #include <check.h>
@@ -150,5 +151,44 @@ char *e2e_raw(const e2e_server_t *s, const char *request, size_t len, unsigned t
 uint64_t e2e_now_ms(void);
 /* Runs a suite with CK_FORK as set in the environment; the process exit status. */
 int e2e_main(Suite *s);
+
+/* A webhook receiver on 127.0.0.1 (a thread; one request a connection) that checks each delivery as
+ * a user's server would: the Standard Webhooks signature recomputed from its secret (OpenSSL's
+ * HMAC, not flowd's code); a wrong one gets 401 and counts in bad. It answers good ones with
+ * script[0..nscript) in order, then `then` (change them under lock). */
+#define E2E_RECEIVER_MAX 64
+typedef struct e2e_got {
+    char id[128];
+    char type[32];
+    char job[40];
+    char status[16];
+    long answered;
+} e2e_got_t;
+
+typedef struct e2e_receiver {
+    int fd;
+    unsigned port;
+    unsigned char secret[64];
+    size_t secret_len;
+    pthread_t thread;
+    _Atomic int stop;
+    pthread_mutex_t lock;
+    long script[8];     /* the answers to good deliveries, in order; then `then` */
+    size_t nscript;
+    long then;
+    e2e_got_t got[E2E_RECEIVER_MAX]; /* good deliveries, in order */
+    size_t ngot;
+    size_t bad;         /* deliveries whose signature was wrong (answered 401) */
+} e2e_receiver_t;
+
+/* Binds a free port (nobody accepts until e2e_receiver_run: its backlog counts connections). */
+void e2e_receiver_open(e2e_receiver_t *r, const char *secret);
+void e2e_receiver_run(e2e_receiver_t *r);
+void e2e_receiver_close(e2e_receiver_t *r);
+size_t e2e_receiver_count(e2e_receiver_t *r); /* good deliveries so far */
+/* Waits until it has had n good deliveries (fails the test after timeout_ms). */
+void e2e_receiver_wait(e2e_receiver_t *r, size_t n, unsigned timeout_ms);
+/* The good deliveries of job id, in order, into out; their count. */
+size_t e2e_receiver_of(e2e_receiver_t *r, const char *id, e2e_got_t *out, size_t cap);
 
 #endif

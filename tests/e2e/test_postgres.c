@@ -858,8 +858,8 @@ START_TEST(test_a_version_1_database_gets_tenants) {
     start_with_keys(&a);
     const char *old = "00000000000000000000000000000001";
     ck_assert_int_eq(db_number("SELECT value::int FROM flowd_meta WHERE key = 'schema_version'"),
-                     3);
-    /* version 3: it starts at once, at the default priority, with no key */
+                     4); /* 1 -> 2 (tenants) -> 3 (callbacks) -> 4 (queueing) */
+    /* version 4: it starts at once, at the default priority, with no key */
     ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE start_at_us = 0 AND priority = 5"
                                " AND conc_key IS NULL"), 1);
     ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE tenant = 'default'"), 1);
@@ -991,6 +991,77 @@ START_TEST(test_a_job_stored_after_its_client_left_still_runs) {
 }
 END_TEST
 
+/* ---- callbacks ---- */
+
+#define WH_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+static void start_hooks(e2e_server_t *s, unsigned port) {
+    char secrets[128], allow[48];
+    snprintf(secrets, sizeof secrets, "%s/secrets", dir);
+    snprintf(allow, sizeof allow, "127.0.0.1:%u", port);
+    e2e_start(s, "--store", db_uri, "--flows", flows, "--lease", "1s", "--claim-interval", "200ms",
+              "--poll-interval", "200ms", "--log-level", "warn", "--webhook-secrets", secrets,
+              "--allow-outbound", allow, "--webhook-wait", "20ms", "--webhook-max-wait", "100ms",
+              NULL);
+}
+
+/* A delivery is made by one instance at a time: the one that made it tries it, and when that one
+ * is killed with deliveries owed, another claims them once its lease has run out, and makes them
+ * with the same webhook-id. Any instance shows a job's deliveries. */
+START_TEST(test_a_delivery_owed_by_a_killed_instance_is_made_by_another) {
+    e2e_receiver_t r;
+    e2e_server_t a, b;
+    e2e_receiver_open(&r, WH_SECRET);
+    r.then = 503; /* down until the kill */
+    e2e_receiver_run(&r);
+    e2e_write_file(dir, "secrets", "default " WH_SECRET "\n");
+    start_hooks(&a, r.port);
+    start_hooks(&b, r.port);
+    char body[256], sql[160], path[96];
+    snprintf(body, sizeof body,
+             "{\"flow\": \"noop\", \"callback\": {\"url\": \"http://127.0.0.1:%u/hook\"}}", r.port);
+    json_t *job = e2e_start_job(&a, body);
+    char id[40];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(job, "id")));
+    json_decref(job);
+    e2e_receiver_wait(&r, 2, 10000); /* a tries, and tries again */
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM deliveries WHERE job_id = '%s' AND attempts > 0", id);
+    wait_db(sql, 1, 10000);
+    /* b never tried it: every try so far came while a held it */
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM deliveries WHERE job_id = '%s' AND owner IS NOT NULL", id);
+    ck_assert_int_eq(db_number(sql), 1);
+    e2e_kill(&a);
+    pthread_mutex_lock(&r.lock);
+    char first[128];
+    snprintf(first, sizeof first, "%s", r.got[0].id);
+    r.then = 200;
+    pthread_mutex_unlock(&r.lock);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM deliveries WHERE job_id = '%s' AND state = 'delivered'", id);
+    wait_db(sql, 1, slow() ? 60000 : 15000);
+    pthread_mutex_lock(&r.lock);
+    e2e_got_t last = r.got[r.ngot - 1];
+    for (size_t i = 0; i < r.ngot; i++)
+        ck_assert_str_eq(r.got[i].id, first);
+    pthread_mutex_unlock(&r.lock);
+    ck_assert_int_eq(last.answered, 200);
+    ck_assert_uint_eq(r.bad, 0);
+    snprintf(path, sizeof path, "/v1/jobs/%s/deliveries", id);
+    json_t *all = e2e_get_json(&b, path);
+    json_t *d = json_array_get(json_object_get(all, "deliveries"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(d, "id")), first);
+    ck_assert_str_eq(json_string_value(json_object_get(d, "state")), "delivered");
+    ck_assert_int_ge(json_integer_value(json_object_get(d, "attempts")), 3);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/hook", r.port);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(all, "callback"), "url")), url);
+    json_decref(all);
+    ck_assert_int_eq(e2e_stop(&b, 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+    e2e_receiver_close(&r);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("postgres");
     TCase *tc = tcase_create("instances");
@@ -1006,6 +1077,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_a_version_1_database_gets_tenants);
     tcase_add_test(tc, test_a_job_stored_after_its_client_left_still_runs);
     tcase_add_test(tc, test_claims_take_priority_first_and_delayed_jobs_when_due);
+    tcase_add_test(tc, test_a_delivery_owed_by_a_killed_instance_is_made_by_another);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -438,8 +438,9 @@ START_TEST(test_bad_values_are_refused) {
 }
 END_TEST
 
-/* A file of schema version 3 (before start_at, priority and keys): its queued job runs at once at
- * the default priority, and new jobs keep what they ask for across a restart. */
+/* A file of schema version 3 (before callbacks, start_at, priority and keys), and one of version 4
+ * (with callbacks): its queued job runs at once at the default priority, and new jobs keep what
+ * they ask for across a restart. */
 static const char schema_v3[] =
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "INSERT INTO meta VALUES ('schema_version', '3');"
@@ -458,12 +459,19 @@ static const char schema_v3[] =
     "INSERT INTO jobs (seq, id, flow, created_us, shared)"
     " VALUES (1, '00000000000000000000000000000003', 'gate', unixepoch('now') * 1000000, '{}');";
 
-START_TEST(test_a_version_3_file_is_migrated) {
+/* What version 4 added to it (callbacks). */
+static const char v3_to_v4[] =
+    "ALTER TABLE jobs ADD COLUMN callback TEXT;"
+    "UPDATE meta SET value = '4' WHERE key = 'schema_version';";
+
+static void migrated(const char *extra) {
     char path[160];
     snprintf(path, sizeof path, "%s/flowd.db", dir);
     sqlite3 *db = NULL;
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
     ck_assert_int_eq(sqlite3_exec(db, schema_v3, NULL, NULL, NULL), SQLITE_OK);
+    if (extra != NULL)
+        ck_assert_int_eq(sqlite3_exec(db, extra, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     const char *old = "00000000000000000000000000000003";
     e2e_start(&srv, "--store", store, "--flows", flows, NULL);
@@ -484,6 +492,15 @@ START_TEST(test_a_version_3_file_is_migrated) {
     free(later);
     stop();
 }
+
+START_TEST(test_a_version_3_file_is_migrated) {
+    migrated(NULL);
+}
+END_TEST
+
+START_TEST(test_a_version_4_file_is_migrated) {
+    migrated(v3_to_v4);
+}
 END_TEST
 
 static Suite *queueing_suite(void) {
@@ -498,6 +515,7 @@ static Suite *queueing_suite(void) {
     tcase_add_test(tc, test_a_flow_limit_holds);
     tcase_add_test(tc, test_bad_values_are_refused);
     tcase_add_test(tc, test_a_version_3_file_is_migrated);
+    tcase_add_test(tc, test_a_version_4_file_is_migrated);
     suite_add_tcase(s, tc);
     return s;
 }
