@@ -728,7 +728,8 @@ static int load_graph(loader_t *L, graph_t *gr) {
 }
 
 static const char *const doc_members[] = {"$schema", "name", "version", "description", "params", "start", "nodes",
-                                          "flows", "code", "outbound", "max_steps", "deadline", NULL};
+                                          "flows", "code", "outbound", "max_steps", "deadline",
+                                          "max_running", "concurrency", NULL};
 static const char *const subflow_members[] = {"description", "params", "start", "nodes", NULL};
 
 static int check_document(loader_t *L, json_t *doc) {
@@ -747,6 +748,33 @@ static int check_document(loader_t *L, json_t *doc) {
         problem(L, NULL, "/deadline",
                 "deadline is the milliseconds a job may take from its start, 1 to %lld (and at "
                 "most the server's maximum)", FLOW_DOC_MAX_DEADLINE_MS);
+    if (json_object_get(doc, "max_running") != NULL &&
+        !number_in(json_object_get(doc, "max_running"), 1, FLOW_DOC_MAX_RUNNING))
+        problem(L, NULL, "/max_running",
+                "max_running is the jobs of this flow that may run at once, 1 to %d",
+                FLOW_DOC_MAX_RUNNING);
+    json_t *conc = json_object_get(doc, "concurrency");
+    char why[256];
+    if (conc != NULL && flow_doc_concurrency_check(conc, why, sizeof why) < 0)
+        problem(L, NULL, "/concurrency", "concurrency: %s", why);
+    if (conc != NULL && json_is_object(conc)) {
+        /* a $params key must name a param the flow declares, as templates must */
+        const char *key = json_string_value(json_object_get(conc, "key"));
+        json_t *declared = json_object_get(doc, "params");
+        if (key != NULL && strncmp(key, "$params/", 8) == 0) {
+            const char *tok = key + 8, *end = strchr(tok, '/');
+            size_t n = end ? (size_t)(end - tok) : strlen(tok);
+            int found = 0;
+            const char *pname;
+            json_t *pv;
+            json_object_foreach(declared, pname, pv)
+                found |= strlen(pname) == n && strncmp(pname, tok, n) == 0;
+            if (!found)
+                problem(L, NULL, "/concurrency/key",
+                        "%.*s is not a param this flow declares (its \"params\")", (int)(n + 8),
+                        key);
+        }
+    }
     if (json_object_get(doc, "version") != NULL && !json_is_string(json_object_get(doc, "version")))
         problem(L, NULL, "/version", "version is a string");
     if (json_object_get(doc, "description") != NULL && !json_is_string(json_object_get(doc, "description")))
@@ -771,6 +799,93 @@ static int check_document(loader_t *L, json_t *doc) {
     if (rc == FLOW_ENOMEM)
         return rc;
     return L->failed ? FLOW_ELOAD : 0;
+}
+
+/* The reference part of a key: "$shared/..." or "$params/..." (*root says which), or NULL for a
+ * literal. */
+static const char *key_pointer(const char *key, int *params) {
+    if (strncmp(key, "$shared/", 8) == 0) {
+        *params = 0;
+        return key + 7;
+    }
+    if (strncmp(key, "$params/", 8) == 0) {
+        *params = 1;
+        return key + 7;
+    }
+    return NULL;
+}
+
+int flow_doc_concurrency_check(json_t *conc, char *why, size_t whylen) {
+    const char *member;
+    json_t *v;
+    if (!json_is_object(conc)) {
+        snprintf(why, whylen, "it is an object: {\"key\": \"$shared/customer\", \"limit\": 2}");
+        return FLOW_EINVAL;
+    }
+    json_object_foreach(conc, member, v) {
+        if (strcmp(member, "key") != 0 && strcmp(member, "limit") != 0) {
+            snprintf(why, whylen, "unknown member \"%.64s\" (it takes key and limit)", member);
+            return FLOW_EINVAL;
+        }
+    }
+    json_t *key = json_object_get(conc, "key"), *limit = json_object_get(conc, "limit");
+    const char *k = json_string_value(key);
+    int params;
+    if (k == NULL || json_string_length(key) == 0 || json_string_length(key) > FLOW_CONC_KEY_MAX ||
+        strlen(k) != json_string_length(key)) {
+        snprintf(why, whylen, "key is a string of 1 to %d bytes: \"$shared/<pointer>\", "
+                 "\"$params/<pointer>\" or a literal", FLOW_CONC_KEY_MAX);
+        return FLOW_EINVAL;
+    }
+    const char *ptr = k[0] == '$' ? key_pointer(k, &params) : NULL;
+    if (k[0] == '$' && (ptr == NULL || flow_pointer_check(ptr) < 0)) {
+        snprintf(why, whylen, "key %.80s is neither $shared/<JSON Pointer> nor "
+                 "$params/<JSON Pointer> (a literal key does not start with '$')", k);
+        return FLOW_EINVAL;
+    }
+    if (!number_in(limit, 1, FLOW_DOC_MAX_RUNNING)) {
+        snprintf(why, whylen, "limit is the jobs with the same key that may run at once, 1 to %d",
+                 FLOW_DOC_MAX_RUNNING);
+        return FLOW_EINVAL;
+    }
+    return 0;
+}
+
+int flow_doc_concurrency_key(json_t *conc, json_t *shared, json_t *params,
+                             json_t *defaults, char *out, size_t outlen, char *why,
+                             size_t whylen) {
+    const char *k = json_string_value(json_object_get(conc, "key"));
+    int from_params = 0;
+    const char *ptr = k ? key_pointer(k, &from_params) : NULL;
+    json_t *v = NULL;
+    if (k == NULL || outlen < FLOW_CONC_KEY_MAX + 1)
+        return FLOW_EINVAL;
+    if (ptr == NULL) {
+        snprintf(out, outlen, "%s", k);
+        return 0;
+    }
+    if (flow_pointer_get(from_params ? params : shared, ptr, &v) < 0 && from_params)
+        flow_pointer_get(defaults, ptr, &v);
+    if (v == NULL) {
+        snprintf(why, whylen, "the concurrency key %.80s names nothing in the job's %s", k,
+                 from_params ? "params (nor the flow's defaults)" : "shared store");
+        return FLOW_ENOTFOUND;
+    }
+    if (json_is_integer(v)) {
+        snprintf(out, outlen, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return 0;
+    }
+    if (!json_is_string(v) || json_string_length(v) == 0 ||
+        json_string_length(v) > FLOW_CONC_KEY_MAX ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        snprintf(why, whylen, "the concurrency key %.80s must be a string of 1 to %d bytes or an "
+                 "integer in the job, not %s", k, FLOW_CONC_KEY_MAX,
+                 json_is_string(v) ? "that string" : json_is_object(v) ? "an object" :
+                 json_is_array(v) ? "an array" : "that value");
+        return FLOW_EINVAL;
+    }
+    snprintf(out, outlen, "%s", json_string_value(v));
+    return 0;
 }
 
 /* A sub-flow used by two nodes is checked twice: its problems are kept once. */

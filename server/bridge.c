@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "scheduler.h"
 #include "store_cluster.h"
 #include "webhooks.h"
 
@@ -20,6 +21,7 @@ struct flowd_bridge {
     atomic_uint_fast64_t depth;
     uv_async_t async;
     uv_check_t check;         /* refreshes the current node of records whose job ran */
+    flowd_sched_t *sched;     /* loop only: when each started record runs (scheduler.h) */
     flowd_job_t *dirty;       /* loop only: records to refresh, each holding a reference */
     int open_handles;
 };
@@ -337,7 +339,9 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     job->done = 1;
     flowd_watch_wake_locked(job);
     flowd_job_unlock(job);
-    flowd_metrics_job_finished(srv->metrics, flow_def_name(job->def), status, job->created_us,
+    /* a delayed job's queue wait counts from its start_at: the delay was asked for */
+    uint64_t due_us = job->start_at_us > job->created_us ? job->start_at_us : job->created_us;
+    flowd_metrics_job_finished(srv->metrics, flow_def_name(job->def), status, due_us,
                                job->started_us, job->finished_us);
     /* no longer active before anyone hears that it ended: a POST right after a cancel's answer
      * must find the room it left (--max-jobs) */
@@ -406,6 +410,7 @@ static void on_done(flow_job_t *fj, void *data) {
     flowd_job_t *job = data;
     (void)fj;
     job->run.job = NULL;
+    flowd_sched_done(job); /* its room goes to the next one */
     flowd_job_unref(job); /* the loop's reference, taken at start */
 }
 
@@ -528,6 +533,10 @@ int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_d
     size_t i;
     json_t *step;
     flowd_job_lock(job);
+    job->start_at_us = sj->start_at_us;
+    job->priority = sj->priority <= FLOWD_PRIORITY_MAX ? sj->priority : FLOWD_PRIORITY_DEFAULT;
+    if (sj->conc_key != NULL && (job->conc_key = strdup(sj->conc_key)) != NULL)
+        job->conc_limit = sj->conc_limit > 0 ? sj->conc_limit : 1;
     if (sj->events != NULL) {
         /* the events as they were, with their ids, so that Last-Event-ID goes on from them */
         for (i = 0; i < sj->nevents; i++) {
@@ -568,6 +577,7 @@ int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_d
         job->restart.node = strdup(sj->resume_node);
         job->restart.tries = sj->tries;
     }
+    job->sched.resumed = sj->status != FLOW_QUEUED;
     job->restart.steps = sj->status == FLOW_QUEUED ? 0 : sj->steps;
     job->restart.visits = sj->status == FLOW_QUEUED ? 0 : root_steps(sj->history);
     job->restart.done = completed;
@@ -597,8 +607,10 @@ static void restart_succeeded(flowd_server_t *srv, flowd_job_t *job, json_t *sha
     flowd_jobs_ended(srv->jobs, job);
 }
 
-/* job: the queue's reference, dropped here. */
-static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
+/* job: the queue's reference, dropped here. The scheduler calls it once the job's time and room
+ * have come. */
+static void run_start(void *data, flowd_job_t *job) {
+    flowd_bridge_t *b = data;
     flowd_server_t *srv = b->srv;
     json_t *params = job->run.start_params;
     flow_job_opts_t opts = {.id = job->id,
@@ -621,6 +633,7 @@ static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
         json_decref(shared);
         json_decref(params);
         json_decref(keep);
+        flowd_sched_done(job);
         flowd_job_unref(job);
         return;
     }
@@ -630,6 +643,7 @@ static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
         json_decref(params);
         restart_succeeded(srv, job, keep);
         json_decref(keep);
+        flowd_sched_done(job);
         flowd_job_unref(job);
         return;
     }
@@ -638,6 +652,7 @@ static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
     if (rc < 0) {
         start_failed(srv, job, keep, rc);
         json_decref(keep);
+        flowd_sched_done(job);
         flowd_job_unref(job);
         return;
     }
@@ -658,6 +673,8 @@ static void run_start(flowd_bridge_t *b, flowd_job_t *job) {
 void flowd_bridge_forget(flowd_bridge_t *b, flowd_job_t *job) {
     if (job->gone)
         return;
+    if (flowd_sched_take(b->sched, job))
+        flowd_job_unref(job); /* it had not started here: nothing runs */
     flowd_job_lock(job);
     job->gone = 1;
     flowd_watch_wake_locked(job); /* they end: gone */
@@ -687,8 +704,14 @@ void flowd_bridge_cancel(flowd_bridge_t *b, flowd_job_t *job) {
 
 /* Returns 1 when it keeps c: the answer waits until the job has ended (a cancel takes effect on the
  * next loop iteration), so that it shows the job canceled, with its error and end time. */
-static int run_cancel(flowd_cmd_t *c) {
+static int run_cancel(flowd_bridge_t *b, flowd_cmd_t *c) {
     flowd_job_t *job = c->job;
+    if (flowd_sched_take(b->sched, job)) {
+        /* it waited for its time or its turn: it starts only to end canceled at once (the engine
+         * runs no node of a job canceled before its first turn), so that it ends as every job
+         * does, events, store and all; it takes no room */
+        run_start(b, job);
+    }
     if (job->run.job != NULL && flow_job_cancel(job->run.job) == 0) {
         c->next = job->run.cancels;
         job->run.cancels = c;
@@ -756,7 +779,7 @@ static void run_wait(flowd_bridge_t *b, flowd_cmd_t *c) {
 static void run(flowd_bridge_t *b, flowd_cmd_t *c) {
     switch (c->type) {
     case FLOWD_CMD_CANCEL:
-        if (run_cancel(c))
+        if (run_cancel(b, c))
             return; /* kept until the job has ended */
         break;
     case FLOWD_CMD_INPUT:
@@ -803,7 +826,7 @@ static void drain(flowd_bridge_t *b) {
     while (sfifo != NULL) {
         flowd_job_t *next = sfifo->run.start_next;
         sfifo->run.start_next = NULL;
-        run_start(b, sfifo);
+        flowd_sched_add(b->sched, sfifo);
         sfifo = next;
     }
     while (fifo != NULL) {
@@ -821,6 +844,8 @@ void flowd_bridge_run(flowd_bridge_t *b) {
     drain(b);
 }
 
+static void on_closed(uv_handle_t *h);
+
 int flowd_bridge_new(flowd_server_t *srv, flowd_bridge_t **out) {
     flowd_bridge_t *b = calloc(1, sizeof *b);
     if (b == NULL)
@@ -837,6 +862,13 @@ int flowd_bridge_new(flowd_server_t *srv, flowd_bridge_t **out) {
     b->async.data = b;
     b->check.data = b;
     b->open_handles = 2;
+    rc = flowd_sched_new(&srv->loop, srv->cfg.max_running, &srv->stopping, run_start, b, &b->sched);
+    if (rc < 0) {
+        /* b goes with the handles' close callbacks: the server does not start */
+        uv_close((uv_handle_t *)&b->async, on_closed);
+        uv_close((uv_handle_t *)&b->check, on_closed);
+        return rc;
+    }
     *out = b;
     return 0;
 }
@@ -862,6 +894,8 @@ void flowd_bridge_close(flowd_bridge_t *b) {
         job = next;
     }
     b->dirty = NULL;
+    flowd_sched_close(b->sched); /* what waited to start stays in the store for the next start */
+    b->sched = NULL;
     uv_close((uv_handle_t *)&b->async, on_closed);
     uv_close((uv_handle_t *)&b->check, on_closed);
 }

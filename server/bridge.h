@@ -66,16 +66,17 @@ flowd_cmd_t *flowd_cmd_new(flowd_cmd_type_t type, flowd_job_t *job);
 void flowd_cmd_free(flowd_cmd_t *cmd);
 /* Any thread: queues the start of job (a reference is taken) with its shared store and params
  * (both stolen; params may be NULL). Starts are the hot path: the record itself is the queue's
- * node, so nothing is allocated. Within one drain, starts run before commands. 0, or FLOW_ESTATE
- * once the bridge is closed. */
+ * node, so nothing is allocated. Within one drain, starts run before commands; on the loop a start
+ * goes to the scheduler (scheduler.h), which runs the job once its time and its turn have come.
+ * 0, or FLOW_ESTATE once the bridge is closed. */
 int flowd_bridge_start(flowd_bridge_t *b, flowd_job_t *job, json_t *shared, json_t *params);
 /* At start, before the HTTP daemon runs, or on the loop when a shared store hands over a job it
  * claimed (its seq 0: it gets a fresh place in the table's order): a job a store gave back becomes a
  * record again (def: the
  * version of its flow it started with, a reference is taken; NULL when that flow cannot be had any
  * more: the job ends failed, saying so). A job that had ended keeps its final state; one that was
- * queued starts; one that was running or waiting resumes at its checkpoint, so that the node it was
- * in runs again. 0 or FLOW_ENOMEM. */
+ * queued waits for its time and its turn again (scheduler.h); one that was running or waiting
+ * resumes at its checkpoint, so that the node it was in runs again. 0 or FLOW_ENOMEM. */
 int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_def_t *def);
 
 /* Loop: a job another instance took over (hooks->lost of store.h) stops here without a trace: its

@@ -43,6 +43,12 @@ static const setting_t settings[] = {
      "largest request line and headers together; larger ones get 431"},
     {"max-jobs", "FLOWD_MAX_JOBS", K_UINT, OFF(max_jobs), 1, 100000000, "100000", "N",
      "jobs queued, running or waiting at once; past it POST /v1/jobs gets 429"},
+    {"max-running", "FLOWD_MAX_RUNNING", K_UINT, OFF(max_running), 1, 100000000, "10000", "N",
+     "jobs running or waiting for input at once on this instance; the others stay queued, "
+     "highest priority first"},
+    {"max-delay", "FLOWD_MAX_DELAY", K_MS, OFF(max_delay_ms), 1000, 3650 * DAY_MS, "30d",
+     "DURATION",
+     "how far from now a job's start_at or delay may be (POST /v1/jobs); past it 400"},
     {"max-finished", "FLOWD_MAX_FINISHED", K_UINT, OFF(max_finished), 1, 100000000, "100000", "N",
      "finished jobs kept in memory; the oldest go first"},
     {"retention", "FLOWD_RETENTION", K_MS, OFF(retention_ms), 1000, 3650 * DAY_MS, "24h", "DURATION",

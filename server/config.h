@@ -21,6 +21,8 @@ typedef struct flowd_config {
     size_t max_body;            /* bytes of a request body */
     size_t max_header;          /* bytes of the request line and headers */
     unsigned max_jobs;          /* queued, running or waiting at once */
+    unsigned max_running;       /* running or waiting for input at once (scheduler.h) */
+    uint64_t max_delay_ms;      /* how far from now a job's start_at (or delay) may be */
     unsigned max_finished;      /* finished jobs kept */
     uint64_t retention_ms;      /* how long a finished job is kept */
     uint64_t grace_ms;          /* shutdown: how long running steps may take to finish */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "flow/doc.h"
 #include "flow/pointer.h"
 #include "webhooks.h"
 
@@ -612,6 +613,110 @@ static enum MHD_Result stored(flowd_server_t *srv, flowd_req_t *r, struct MHD_Co
     return flowd__http_send_json(r, conn, 202, text, len);
 }
 
+#define MAX_DELAY_S 86400000000ll
+
+/* When and in what order a submission starts (scheduler.h), from its body and its flow's
+ * document. */
+typedef struct submit_sched {
+    uint64_t start_at_us;
+    unsigned priority;
+    unsigned conc_limit;
+    int has_key;
+    char key[FLOW_CONC_KEY_MAX + 1];
+} submit_sched_t;
+
+static const char *const post_fields[] = {"flow",     "shared", "params",   "callback",
+                                          "start_at", "delay",  "priority", "concurrency", NULL};
+
+/* 0, or -1 with why (a 400's message) naming the field and, for a limit, its flag. */
+static int parse_sched(flowd_server_t *srv, json_t *body, flow_def_t *def, json_t *shared,
+                       json_t *params, submit_sched_t *out, char *why, size_t whylen) {
+    json_t *start_at = json_object_get(body, "start_at"), *delay = json_object_get(body, "delay");
+    json_t *priority = json_object_get(body, "priority");
+    json_t *conc = json_object_get(body, "concurrency");
+    json_t *doc = flow_doc_of(def), *flow_conc = json_object_get(doc, "concurrency");
+    uint64_t now = flow_wall_us(), max_us = srv->cfg.max_delay_ms * 1000u, t = 0, ms = 0;
+    char detail[320];
+    memset(out, 0, sizeof *out);
+    out->priority = FLOWD_PRIORITY_DEFAULT;
+    if (start_at != NULL && delay != NULL) {
+        snprintf(why, whylen, "give start_at or delay, not both");
+        return -1;
+    }
+    if (start_at != NULL) {
+        if (!json_is_string(start_at) ||
+            flowd_parse_time(json_string_value(start_at), json_string_length(start_at), &t) < 0) {
+            snprintf(why, whylen, "field 'start_at' must be an RFC 3339 date-time, e.g. "
+                     "\"2026-12-05T14:00:00Z\" or \"2026-12-05T15:00:00+01:00\"");
+            return -1;
+        }
+        if ((t > now ? t - now : now - t) > max_us) {
+            snprintf(why, whylen, "field 'start_at' is more than %llu s from now (--max-delay)",
+                     (unsigned long long)(srv->cfg.max_delay_ms / 1000u));
+            return -1;
+        }
+        out->start_at_us = t;
+    }
+    if (delay != NULL) {
+        int ok = 0;
+        /* past a million days it is past any --max-delay, and its milliseconds still fit */
+        if (json_is_integer(delay) && json_integer_value(delay) >= 0) {
+            json_int_t v = json_integer_value(delay);
+            ms = v > MAX_DELAY_S ? UINT64_MAX : (uint64_t)v * 1000u;
+            ok = 1;
+        } else if (json_is_real(delay) && json_real_value(delay) >= 0) {
+            double v = json_real_value(delay);
+            ms = v > MAX_DELAY_S ? UINT64_MAX : (uint64_t)(v * 1000.0 + 0.5);
+            ok = 1;
+        } else if (json_is_string(delay)) {
+            ok = flowd_parse_duration_ms(json_string_value(delay), &ms) == 0;
+        }
+        if (!ok) {
+            snprintf(why, whylen, "field 'delay' must be seconds (a number, 0 or more) or a "
+                     "duration such as \"90s\", \"10m\" or \"1500ms\"");
+            return -1;
+        }
+        if (ms > srv->cfg.max_delay_ms) {
+            snprintf(why, whylen, "field 'delay' is more than %llu s (--max-delay)",
+                     (unsigned long long)(srv->cfg.max_delay_ms / 1000u));
+            return -1;
+        }
+        out->start_at_us = ms > 0 ? now + ms * 1000u : 0;
+    }
+    if (priority != NULL) {
+        if (!json_is_integer(priority) || json_integer_value(priority) < 0 ||
+            json_integer_value(priority) > FLOWD_PRIORITY_MAX) {
+            snprintf(why, whylen, "field 'priority' must be an integer from 0 to %d (%d first; "
+                     "%d when not given)", FLOWD_PRIORITY_MAX, FLOWD_PRIORITY_MAX,
+                     FLOWD_PRIORITY_DEFAULT);
+            return -1;
+        }
+        out->priority = (unsigned)json_integer_value(priority);
+    }
+    if (conc != NULL && flow_conc != NULL) {
+        snprintf(why, whylen, "field 'concurrency': flow %.64s sets its own concurrency (its "
+                 "document's \"concurrency\"); a submission cannot replace it", flow_def_name(def));
+        return -1;
+    }
+    if (conc != NULL && flow_doc_concurrency_check(conc, detail, sizeof detail) < 0) {
+        snprintf(why, whylen, "field 'concurrency': %s", detail);
+        return -1;
+    }
+    if (conc == NULL)
+        conc = flow_conc;
+    if (conc != NULL) {
+        if (flow_doc_concurrency_key(conc, shared, params, json_object_get(doc, "params"), out->key,
+                                     sizeof out->key, detail, sizeof detail) < 0) {
+            snprintf(why, whylen, "%s%s", detail,
+                     conc == flow_conc ? " (the flow's \"concurrency\" needs it)" : "");
+            return -1;
+        }
+        out->has_key = 1;
+        out->conc_limit = (unsigned)json_integer_value(json_object_get(conc, "limit"));
+    }
+    return 0;
+}
+
 /* A POST's "callback" (webhooks.h): 0 with what the job keeps of it, or -1 after answering (in
  * *ret): 400 for a shape the API does not take, 422 for one that could not be delivered. */
 static int check_callback(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
@@ -644,11 +749,11 @@ static int check_callback(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connec
 enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
                                       struct MHD_Connection *conn) {
     static const char example[] = "{\"flow\": \"noop\", \"shared\": {}}";
-    static const char *const fields[] = {"flow", "shared", "params", "callback", NULL};
     enum MHD_Result ret = MHD_YES;
     r->location = 1;
-    json_t *body =
-        flowd__http_body_object(r, conn, example, fields, "flow, shared, params and callback", &ret);
+    json_t *body = flowd__http_body_object(r, conn, example, post_fields,
+                                           "flow, shared, params, callback, start_at, delay, "
+                                           "priority and concurrency", &ret);
     if (body == NULL)
         return ret;
     json_t *flow = json_object_get(body, "flow");
@@ -697,6 +802,13 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
         json_decref(body);
         return ret;
     }
+    submit_sched_t sched;
+    char why[512];
+    if (parse_sched(srv, body, def, shared, params, &sched, why, sizeof why) < 0) {
+        flow_def_unref(def);
+        json_decref(body);
+        return flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST, "%s", why);
+    }
     if (atomic_load(&srv->stopping)) {
         flow_def_unref(def);
         json_decref(body);
@@ -736,6 +848,14 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
     shared = shared ? json_incref(shared) : json_object();
     params = json_incref(params);
     json_decref(body);
+    char *ckey = sched.has_key ? strdup(sched.key) : NULL;
+    if (sched.has_key && ckey == NULL) {
+        json_decref(shared);
+        json_decref(params);
+        free(cb_text);
+        free(cb_url);
+        return flowd__http_send_json(r, conn, 500, NULL, 0);
+    }
     flowd_job_t *job = NULL;
     int repeat = 0;
     int rc = flowd_jobs_create(srv->jobs, def, r->caller.tenant, idem,
@@ -744,6 +864,7 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
     if (rc < 0 || repeat) {
         json_decref(shared);
         json_decref(params);
+        free(ckey);
         free(cb_text);
         free(cb_url);
     } else {
@@ -767,6 +888,12 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
     if (repeat)
         return send_job(r, conn, 200, job);
     memcpy(job->traceparent, r->traceparent, sizeof job->traceparent); /* before its start is queued */
+    flowd_job_lock(job); /* GET may read the record already */
+    job->start_at_us = sched.start_at_us;
+    job->priority = sched.priority;
+    job->conc_key = ckey;
+    job->conc_limit = sched.conc_limit;
+    flowd_job_unlock(job);
     const flowd_store_ops_t *ops = srv->store->ops;
     if (!ops->immediate) {
         /* A durable store answers later: the connection waits, and the job starts once stored. */

@@ -146,6 +146,7 @@ static void job_free(flowd_job_t *job) {
     json_decref(job->run.start_params);
     flow_def_unref(job->def);
     free(job->idem_key);
+    free(job->conc_key);
     if (job->last_action != job->last_action_buf)
         free(job->last_action);
     free(job->waiting_for);
@@ -430,6 +431,7 @@ static int create(flowd_jobs_t *t, flow_def_t *def, const char *tenant, const ch
     job->def = flow_def_ref(def);
     job->body_hash = body_hash;
     job->created_us = id ? created_us : flow_wall_us();
+    job->priority = FLOWD_PRIORITY_DEFAULT;
     atomic_init(&job->status, FLOW_QUEUED);
     atomic_init(&job->refs, 2); /* the table's and the caller's */
     flowd_ring_init(&job->events, t->o.events_limit);

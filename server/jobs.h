@@ -23,6 +23,9 @@
 #include "ring.h"
 
 #define FLOWD_ID_LEN 32 /* lowercase hex of 16 bytes: 6 of time, 10 random */
+#define FLOWD_PRIORITY_DEFAULT 5 /* a job's priority when its POST names none (0 to 9, 9 first) */
+#define FLOWD_PRIORITY_MAX 9
+#define FLOWD_CONC_KEY_MAX 256 /* bytes of an evaluated concurrency key */
 
 typedef struct flowd_jobs flowd_jobs_t;
 typedef struct flowd_job flowd_job_t;
@@ -49,6 +52,13 @@ struct flowd_job {
                                   * restart calls out without it) */
     flowd_jobs_t *table;
     atomic_uint refs;
+    /* When and in what order it starts (scheduler.h): set under the record's lock by the HTTP
+     * thread that made it before its start is queued (a restored one's by the store's load), then
+     * never changed. */
+    uint64_t start_at_us;        /* wall clock; 0: as soon as there is room */
+    unsigned priority;           /* 0 to 9: higher starts first (FLOWD_PRIORITY_DEFAULT) */
+    char *conc_key;              /* its evaluated concurrency key (malloc'd), or NULL */
+    unsigned conc_limit;         /* with conc_key: jobs of that key (and tenant) running at once */
 
     /* Under the record's lock: written by the loop, read by HTTP threads. status is atomic too so
      * that the list can filter without taking every record's lock. */
@@ -118,6 +128,18 @@ struct flowd_job {
         uint64_t restored_steps;     /* history entries given back by the store, in the ring */
         uint8_t done;                /* given back with nothing left to run: it only has to end */
     } restart;
+
+    /* scheduler.c's, loop only: which of its heaps holds the record, and where; the groups whose
+     * slots it holds while it runs. */
+    struct flowd_job_sched {
+        struct flowd_sched *owner;   /* while it holds a slot */
+        struct flowd_heap *heap;     /* NULL: in none */
+        size_t idx;
+        struct flowd_sched_group *key_group, *flow_group;
+        uint8_t slot;                /* it holds a running slot (sched counts it until it ends) */
+        uint8_t resumed;             /* it had started before a restart or a takeover: it starts
+                                      * again at once, without waiting for room */
+    } sched;
 
     /* store_writer.c's, under its queue's lock (a durable store): the job's last checkpoint with a
      * shared store that is still queued (the store's take count was take), whose store a newer

@@ -39,6 +39,73 @@ void flowd_format_time(uint64_t us, char out[32]) {
     out[27] = '\0';
 }
 
+/* n decimal digits at s, or -1. */
+static long digits(const char *s, size_t n) {
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar (Howard Hinnant's
+ * days_from_civil). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+int flowd_parse_time(const char *s, size_t len, uint64_t *us) {
+    static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        s[13] != ':' || s[16] != ':')
+        return FLOW_EINVAL;
+    long y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2), h = digits(s + 11, 2),
+         mi = digits(s + 14, 2), sec = digits(s + 17, 2);
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || (unsigned long)d > mdays[mo - 1] || h < 0 ||
+        h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60)
+        return FLOW_EINVAL;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo == 2 && d == 29 && !leap)
+        return FLOW_EINVAL;
+    size_t i = 19;
+    uint64_t frac = 0;
+    if (i < len && s[i] == '.') {
+        size_t n = 0;
+        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++, n++)
+            if (n < 6)
+                frac = frac * 10 + (uint64_t)(s[i] - '0');
+        if (n == 0 || n > 9)
+            return FLOW_EINVAL;
+        for (; n < 6; n++)
+            frac *= 10;
+    }
+    int64_t offset_s = 0;
+    if (i + 1 == len && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+        long oh = digits(s + i + 1, 2), om = digits(s + i + 4, 2);
+        if (oh < 0 || oh > 23 || om < 0 || om > 59)
+            return FLOW_EINVAL;
+        offset_s = (s[i] == '-' ? -1 : 1) * (int64_t)(oh * 3600 + om * 60);
+        i += 6;
+    }
+    if (i != len)
+        return FLOW_EINVAL;
+    int64_t t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec -
+                offset_s;
+    if (t < 0)
+        return FLOW_EINVAL;
+    *us = (uint64_t)t * 1000000u + frac;
+    return 0;
+}
+
 size_t flowd_format_u64(uint64_t v, char *out) {
     char tmp[24];
     size_t n = 0;

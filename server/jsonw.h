@@ -20,6 +20,11 @@
 
 /* RFC 3339 UTC with microseconds ("2026-11-24T17:05:00.123456Z", 27 bytes and a NUL) into out. */
 void flowd_format_time(uint64_t us, char out[32]);
+/* An RFC 3339 date-time ("2026-12-05T14:00:00Z", "...T15:00:00.5+01:00"; 'T' or 't' or ' ', 'Z' or
+ * 'z' or an offset; up to 9 digits of fraction, read to the microsecond) as microseconds since
+ * 1970 UTC. 0, or FLOW_EINVAL for anything else, or a time before 1970. Hand-written: strptime
+ * reads neither offsets with a colon nor fractions, and timegm is not C11. */
+int flowd_parse_time(const char *s, size_t len, uint64_t *us);
 /* Decimal text of v into out (room for 20 bytes; no NUL); returns its length. */
 size_t flowd_format_u64(uint64_t v, char *out);
 

@@ -1,6 +1,9 @@
 /* render.c: the API's JSON bodies of render.h. */
 #include "render.h"
 
+#define FLOWD_STRINGIFY_(x) #x
+#define FLOWD_STRINGIFY(x) FLOWD_STRINGIFY_(x)
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +122,21 @@ void flowd_render_job_view(flowd_jw_t *w, const flowd_job_view_t *v) {
         flowd_jw_str(w, v->error_node);
         flowd_jw_obj_end(w);
     }
+    flowd_jw_key(w, "start_at");
+    flowd_jw_time(w, v->start_at_us);
+    flowd_jw_key(w, "priority");
+    flowd_jw_uint(w, v->priority);
+    flowd_jw_key(w, "concurrency");
+    if (v->conc_key == NULL) {
+        flowd_jw_null(w);
+    } else {
+        flowd_jw_obj(w);
+        flowd_jw_key(w, "key");
+        flowd_jw_str(w, v->conc_key);
+        flowd_jw_key(w, "limit");
+        flowd_jw_uint(w, v->conc_limit);
+        flowd_jw_obj_end(w);
+    }
     flowd_jw_obj_end(w);
 }
 
@@ -139,7 +157,11 @@ void flowd_render_job(flowd_jw_t *w, flowd_job_t *job, uint64_t *version) {
                           .waiting_for = job->waiting_for,
                           .error_code = job->error.code,
                           .error_message = job->error.message,
-                          .error_node = job->error.node};
+                          .error_node = job->error.node,
+                          .start_at_us = job->start_at_us,
+                          .priority = job->priority,
+                          .conc_key = job->conc_key,
+                          .conc_limit = job->conc_limit};
     flowd_render_job_view(w, &v);
     flowd_job_unlock(job);
 }
@@ -177,6 +199,8 @@ char *flowd_render_totals_text(const flow_history_totals_t *t) {
 }
 
 char *flowd_render_new_job(flowd_job_t *job, size_t *len) {
+    if (job->start_at_us != 0 || job->priority != FLOWD_PRIORITY_DEFAULT || job->conc_key != NULL)
+        return flowd_render_job_text(job, len, NULL); /* the fast text has none of these */
     char t[32];
     flow_buf_t b;
     flowd_jw_t w;
@@ -195,7 +219,8 @@ char *flowd_render_new_job(flowd_job_t *job, size_t *len) {
     flow_buf_add(&b, t, 27);
     flow_buf_adds(&b, "\",\n  \"started_at\": null,\n  \"finished_at\": null,\n  \"current_node\": null,\n"
                        "  \"steps\": 0,\n  \"last_action\": null,\n  \"waiting_for\": null,\n"
-                       "  \"error\": null\n}\n");
+                       "  \"error\": null,\n  \"start_at\": null,\n  \"priority\": "
+                       FLOWD_STRINGIFY(FLOWD_PRIORITY_DEFAULT) ",\n  \"concurrency\": null\n}\n");
     return flow_buf_take(&b, len);
 }
 

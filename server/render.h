@@ -44,6 +44,10 @@ typedef struct flowd_job_view {
     const char *waiting_for;   /* compact JSON, or NULL */
     int error_code;
     const char *error_message, *error_node;
+    uint64_t start_at_us;      /* 0: none */
+    unsigned priority;
+    const char *conc_key;      /* NULL: none */
+    unsigned conc_limit;
 } flowd_job_view_t;
 
 void flowd_render_job_view(flowd_jw_t *w, const flowd_job_view_t *v);

@@ -85,9 +85,11 @@ static void done_history_locked(flowd_snapshot_t *s, flowd_job_t *job) {
  * once the lock is let go. */
 static void view_locked(flowd_snapshot_t *s, flowd_job_t *job) {
     const char *text[] = {flow_def_name(job->def), job->current_node, job->last_action,
-                          job->waiting_for,        job->error.message, job->error.node};
+                          job->waiting_for,        job->error.message, job->error.node,
+                          job->conc_key};
     const char **field[] = {&s->job.flow,        &s->job.current_node,  &s->job.last_action,
-                            &s->job.waiting_for, &s->job.error_message, &s->job.error_node};
+                            &s->job.waiting_for, &s->job.error_message, &s->job.error_node,
+                            &s->job.conc_key};
     size_t n = sizeof text / sizeof *text, total = 0;
     for (size_t i = 0; i < n; i++)
         total += text[i] ? strlen(text[i]) + 1 : 0;
@@ -99,7 +101,10 @@ static void view_locked(flowd_snapshot_t *s, flowd_job_t *job) {
                                 .started_us = job->started_us,
                                 .finished_us = job->finished_us,
                                 .steps = job->steps,
-                                .error_code = job->error.code};
+                                .error_code = job->error.code,
+                                .start_at_us = job->start_at_us,
+                                .priority = job->priority,
+                                .conc_limit = job->conc_limit};
     s->last_event = job->events.next_id - 1; /* under the same lock: the version of these fields */
     char *at = s->strings;
     for (size_t i = 0; i < n && at != NULL; i++) {
@@ -126,7 +131,11 @@ void flowd_snapshot_row_view(const flowd_remote_job_t *j, flowd_job_view_t *v) {
                             .waiting_for = j->waiting_for,
                             .error_code = j->error_code,
                             .error_message = j->error_message,
-                            .error_node = j->error_node};
+                            .error_node = j->error_node,
+                            .start_at_us = j->start_at_us,
+                            .priority = j->priority,
+                            .conc_key = j->conc_key,
+                            .conc_limit = j->conc_limit};
 }
 
 void flowd_snapshot_of_row(flowd_snapshot_t *s, flowd_remote_job_t *row) {

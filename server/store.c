@@ -53,6 +53,7 @@ void flowd_remote_job_clear(flowd_remote_job_t *j) {
     free(j->error_message);
     free(j->error_node);
     free(j->idem_key);
+    free(j->conc_key);
     free(j->shared);
     free(j->history);
     memset(j, 0, sizeof *j);

@@ -106,6 +106,10 @@ typedef struct flowd_stored_job {
     const char *idem_key;
     uint64_t body_hash;
     const char *callback;      /* its "callback" as compact JSON (webhooks.h), or NULL */
+    uint64_t start_at_us;      /* when it may start (0: at once) */
+    unsigned priority;         /* 0 to 9 */
+    const char *conc_key;      /* its evaluated concurrency key, or NULL */
+    unsigned conc_limit;
     json_t *params;            /* NULL: none */
     json_t *shared;            /* as of its last checkpoint (its final store once it has ended) */
     const char *resume_node;

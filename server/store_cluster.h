@@ -53,6 +53,10 @@ typedef struct flowd_remote_job {
     char *idem_key;
     uint64_t body_hash;
     uint64_t last_event;       /* the id of its last event so far (0: none) */
+    uint64_t start_at_us;      /* when it may start (0: at once) */
+    unsigned priority;
+    char *conc_key;            /* NULL: none */
+    unsigned conc_limit;
     char *shared;              /* FLOWD_READ_SHARED: compact JSON */
     size_t shared_len;
     char *history;             /* FLOWD_READ_HISTORY: compact JSON array of its last steps */

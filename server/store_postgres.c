@@ -49,7 +49,7 @@
 #include "store_cluster.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 #define CLAIM_BATCH 500       /* jobs claimed at most in one go */
 #define SWEEP_MS 60000        /* how often ended jobs past the retention are deleted */
 #define POOL_MAX 64
@@ -183,7 +183,9 @@ static const char schema[] =
     " error_message text, error_node text, totals text,"
     " owner text, lease_until timestamptz NOT NULL DEFAULT '-infinity', last_event bigint NOT NULL DEFAULT 0,"
     " claims integer NOT NULL DEFAULT 0, finishes integer NOT NULL DEFAULT 0,"
-    " tenant text NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback text);"
+    " tenant text NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback text,"
+    " start_at_us bigint NOT NULL DEFAULT 0, priority smallint NOT NULL DEFAULT 5, conc_key text,"
+    " conc_limit integer NOT NULL DEFAULT 0);"
     "CREATE UNIQUE INDEX IF NOT EXISTS jobs_tenant_idem ON jobs (tenant, idem_key);"
     "CREATE INDEX IF NOT EXISTS jobs_tenant_seq ON jobs (tenant, seq);"
     "CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq);"
@@ -234,7 +236,18 @@ static const char migrate_2_to_3[] =
     "COMMIT;";
 
 /* Version 4 adds the schedules table, which the schema makes (IF NOT EXISTS) over a version 3
- * database: no migration of its own. */
+ * database: no SQL of its own. */
+/* Version 5 adds when a job may start, its priority and its concurrency key (scheduler.h): a queued
+ * job is claimed only once its time has come, the highest priority first. The jobs from before
+ * start at once, at the default priority, with no key. */
+static const char migrate_4_to_5[] =
+    "BEGIN;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS start_at_us bigint NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS priority smallint NOT NULL DEFAULT 5;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS conc_key text;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS conc_limit integer NOT NULL DEFAULT 0;"
+    "UPDATE flowd_meta SET value = '5' WHERE key = 'schema_version';"
+    "COMMIT;";
 
 /* Creates the tables, brings an older database up to this version, or refuses a newer one.
  * Instances that start together take turns (an advisory lock). */
@@ -272,15 +285,29 @@ static int migrate(PGconn *c, char *err, size_t errlen) {
                      PQresultErrorMessage(res));
             PQclear(PQexec(c, "ROLLBACK"));
             rc = FLOW_EIO;
+        } else {
+            version = 2;
         }
         PQclear(res);
-        version = 2;
     }
     if (rc == 0 && version == 2) {
         flowd_log(FLOW_LOG_INFO, "store: schema version 2 -> 3");
         res = PQexec(c, migrate_2_to_3);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             snprintf(err, errlen, "cannot migrate the schema from version 2: %s",
+                     PQresultErrorMessage(res));
+            PQclear(PQexec(c, "ROLLBACK"));
+            rc = FLOW_EIO;
+        } else {
+            version = 3;
+        }
+        PQclear(res);
+    }
+    if (rc == 0 && (version == 3 || version == 4)) { /* 3 -> 4 is only a table the schema makes */
+        flowd_log(FLOW_LOG_INFO, "store: schema version %d -> 5", version);
+        res = PQexec(c, migrate_4_to_5);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            snprintf(err, errlen, "cannot migrate the schema from version %d: %s", version,
                      PQresultErrorMessage(res));
             PQclear(PQexec(c, "ROLLBACK"));
             rc = FLOW_EIO;
@@ -314,8 +341,10 @@ static const struct {
 } wstmts[] = {
     {"ins_version", "INSERT INTO flow_versions (digest, document) VALUES ($1, $2) ON CONFLICT DO NOTHING"},
     {"ins_job", "INSERT INTO jobs (id, flow, digest, created_us, idem_key, body_hash, params, shared, owner,"
-                " lease_until, tenant, callback) VALUES ($1, $2, $3, $4::bigint, $5, $6::bigint, $7, $8, $9,"
-                " now() + $10::bigint * interval '1 millisecond', $11, $12) ON CONFLICT DO NOTHING"},
+                " lease_until, tenant, callback, start_at_us, priority, conc_key, conc_limit) VALUES ($1,"
+                " $2, $3, $4::bigint, $5, $6::bigint, $7, $8, $9,"
+                " now() + $10::bigint * interval '1 millisecond', $11, $12, $13::bigint, $14::smallint,"
+                " $15, $16::integer) ON CONFLICT DO NOTHING"},
     {"checkpoint",
      "WITH u AS (UPDATE jobs SET status = $2, resume_node = $3, tries = $4::integer, steps = $5::bigint,"
      " started_us = $6::bigint, shared = COALESCE($7::text, shared), waiting_for = $8,"
@@ -381,13 +410,16 @@ static const struct {
               " WHERE owner = $1 AND status IN " ACTIVE},
     {"owned", "SELECT id FROM jobs WHERE owner = $1 AND status IN " ACTIVE},
     {"claim",
-     "WITH c AS (SELECT id FROM jobs WHERE status IN " ACTIVE " AND lease_until < now() ORDER BY seq"
-     " LIMIT $2::integer FOR UPDATE SKIP LOCKED),"
+     /* a queued job only once its time has come; the highest priority, then the oldest, first */
+     "WITH c AS (SELECT id FROM jobs WHERE status IN " ACTIVE " AND lease_until < now()"
+     " AND (status <> 'queued' OR start_at_us <= (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)"
+     " ORDER BY priority DESC, seq LIMIT $2::integer FOR UPDATE SKIP LOCKED),"
      " u AS (UPDATE jobs j SET owner = $1,"
      " lease_until = now() + $3::bigint * interval '1 millisecond', claims = claims + 1"
      " FROM c WHERE j.id = c.id RETURNING j.id, j.seq, j.flow, j.digest, j.status, j.created_us,"
      " j.started_us, j.idem_key, j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps,"
-     " j.last_action, j.waiting_for, j.last_event, j.tenant, j.callback)"
+     " j.last_action, j.waiting_for, j.last_event, j.tenant, j.callback, j.start_at_us, j.priority,"
+     " j.conc_key, j.conc_limit)"
      /* in the order of claimed_steps and claimed_events, which claim walks along */
      " SELECT * FROM u ORDER BY id"},
     {"claimed_docs", "SELECT digest, document FROM flow_versions WHERE digest = ANY($1::text[])"},
@@ -524,9 +556,14 @@ static int apply_create(pg_store_t *s, flowd_op_t *op) {
     u64(created, sizeof created, c->created_us);
     snprintf(hash, sizeof hash, "%" PRId64, (int64_t)c->body_hash);
     u64(lease, sizeof lease, s->o.lease_ms);
+    char start_at[24], priority[24], limit[24];
+    u64(start_at, sizeof start_at, c->start_at_us);
+    u64(priority, sizeof priority, c->priority);
+    u64(limit, sizeof limit, c->conc_limit);
     const char *p[] = {op->id, c->flow, c->digest, created, c->idem_key, hash, c->params,
-                       c->shared ? c->shared : "{}", s->me, lease, c->tenant, c->callback};
-    PGresult *res = run_prepared(s->wconn, "ins_job", 12, p, PGRES_COMMAND_OK);
+                       c->shared ? c->shared : "{}", s->me, lease, c->tenant, c->callback, start_at,
+                       priority, c->conc_key, limit};
+    PGresult *res = run_prepared(s->wconn, "ins_job", 16, p, PGRES_COMMAND_OK);
     if (res == NULL)
         return FLOW_EIO;
     /* no row: its id or Idempotency-Key is taken (another instance got the same key meanwhile) */
@@ -867,6 +904,10 @@ static void claim(pg_store_t *s) {
             .waiting_for = col(jobs, r, 15),
             .tenant = col(jobs, r, 17),
             .callback = col(jobs, r, 18),
+            .start_at_us = col_u64(jobs, r, 19),
+            .priority = (unsigned)col_u64(jobs, r, 20),
+            .conc_key = col(jobs, r, 21),
+            .conc_limit = (unsigned)col_u64(jobs, r, 22),
             .history = history,
             .events = evs,
             .nevents = nev,
@@ -1171,7 +1212,8 @@ static void pool_put(pg_store_t *s, PGconn *c) {
 
 #define JOB_COLUMNS                                                                                          \
     "id, seq, flow, status, created_us, started_us, finished_us, resume_node, steps, last_action, waiting_for," \
-    " error_code, error_message, error_node, idem_key, body_hash, last_event, tenant"
+    " error_code, error_message, error_node, idem_key, body_hash, last_event, tenant, start_at_us," \
+    " priority, conc_key, conc_limit"
 
 static char *col_dup(PGresult *res, int row, int i) {
     return dup_or_null(col(res, row, i));
@@ -1199,6 +1241,10 @@ static void remote_from_row(PGresult *res, int r, flowd_remote_job_t *j) {
     j->body_hash = (uint64_t)strtoll(PQgetvalue(res, r, 15), NULL, 10);
     j->last_event = col_u64(res, r, 16);
     j->tenant = col_dup(res, r, 17);
+    j->start_at_us = col_u64(res, r, 18);
+    j->priority = (unsigned)col_u64(res, r, 19);
+    j->conc_key = col_dup(res, r, 20);
+    j->conc_limit = (unsigned)col_u64(res, r, 21);
 }
 
 /* The last steps of a job as a compact JSON array, and its totals. */
@@ -1274,7 +1320,7 @@ static int pg_read_job(flowd_store_t *store, const char *id, const char *idem_ke
     if (rc == 0) {
         remote_from_row(res, 0, out);
         if (what & FLOWD_READ_SHARED) {
-            out->shared = col_dup(res, 0, 18);
+            out->shared = col_dup(res, 0, 22);
             out->shared_len = out->shared ? strlen(out->shared) : 0;
         }
         if (what & FLOWD_READ_HISTORY)

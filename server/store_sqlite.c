@@ -26,7 +26,7 @@
 #include "store.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -105,6 +105,10 @@ static int apply_create(sq_file_t *f, flowd_op_t *op) {
     bind_text(st, 9, c->shared ? c->shared : "{}");
     bind_text(st, 10, c->tenant);
     bind_text(st, 11, c->callback);
+    sqlite3_bind_int64(st, 12, (sqlite3_int64)c->start_at_us);
+    sqlite3_bind_int(st, 13, (int)c->priority);
+    bind_text(st, 14, c->conc_key);
+    sqlite3_bind_int64(st, 15, (sqlite3_int64)c->conc_limit);
     return run(st);
 }
 
@@ -408,7 +412,8 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
     static const char q[] =
         "SELECT j.id, j.flow, v.document, j.status, j.created_us, j.started_us, j.finished_us, j.idem_key,"
         " j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps, j.last_action, j.waiting_for,"
-        " j.error_code, j.error_message, j.error_node, j.totals, j.seq, j.tenant, j.callback"
+        " j.error_code, j.error_message, j.error_node, j.totals, j.seq, j.tenant, j.callback,"
+        " j.start_at_us, j.priority, j.conc_key, j.conc_limit"
         " FROM jobs j LEFT JOIN flow_versions v ON v.digest = j.digest ORDER BY j.seq";
     sqlite3_stmt *st = NULL, *steps = NULL;
     int rc = 0;
@@ -446,6 +451,10 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
             .seq = (uint64_t)sqlite3_column_int64(st, 20),
             .tenant = col_text(st, 21),
             .callback = col_text(st, 22),
+            .start_at_us = (uint64_t)sqlite3_column_int64(st, 23),
+            .priority = (unsigned)sqlite3_column_int(st, 24),
+            .conc_key = col_text(st, 25),
+            .conc_limit = (unsigned)sqlite3_column_int64(st, 26),
         };
         j.history = history_of(steps, j.seq);
         if (j.shared == NULL)
@@ -597,7 +606,9 @@ static const char schema[] =
     " params TEXT, shared TEXT NOT NULL, resume_node TEXT, tries INTEGER NOT NULL DEFAULT 0,"
     " steps INTEGER NOT NULL DEFAULT 0, last_action TEXT, waiting_for TEXT, error_code TEXT,"
     " error_message TEXT, error_node TEXT, totals TEXT,"
-    " tenant TEXT NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback TEXT, UNIQUE (tenant, idem_key));"
+    " tenant TEXT NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback TEXT,"
+    " start_at_us INTEGER NOT NULL DEFAULT 0, priority INTEGER NOT NULL DEFAULT 5, conc_key TEXT,"
+    " conc_limit INTEGER NOT NULL DEFAULT 0, UNIQUE (tenant, idem_key));"
     "CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, job TEXT NOT NULL, tenant TEXT NOT NULL,"
     " url TEXT NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL, created_us INTEGER NOT NULL,"
     " state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_us INTEGER NOT NULL DEFAULT 0,"
@@ -637,7 +648,7 @@ static const char migrate_1_to_2[] =
     "UPDATE meta SET value = '" STRINGIFY(SCHEMA_VERSION) "' WHERE key = 'schema_version';"
     "COMMIT;";
 
-/* Version 3 adds each job's tenant (the tenant of the key that made it; the jobs from before belong
+/* Version 3 (and so 4: this copies into the tables of this version) adds each job's tenant (the tenant of the key that made it; the jobs from before belong
  * to tenant "default", which is also every caller's when flowd runs without keys), and makes an
  * Idempotency-Key unique per tenant instead of over all jobs. SQLite cannot drop a column's UNIQUE,
  * so the table is copied, in one transaction. */
@@ -656,16 +667,25 @@ static const char migrate_2_to_3[] =
     "COMMIT;";
 
 /* Version 4 adds each job's callback (webhooks.h) and the deliveries of callbacks (the table is
- * made by the schema that runs after). Versions 1 and 2 go straight to 4: their copies make the
- * tables as this version has them. */
+ * made by the schema that runs after). Versions 1 and 2 go straight to this version: their copies
+ * make the tables as this version has them. */
 static const char migrate_3_to_4[] =
     "BEGIN;"
     "ALTER TABLE jobs ADD COLUMN callback TEXT;"
     "UPDATE meta SET value = '4' WHERE key = 'schema_version';"
     "COMMIT;";
 
-/* Version 5 adds the schedules table, which the schema makes (IF NOT EXISTS) over a version 4
- * file: nothing is copied, and a version 4 file runs no migration of its own. */
+/* Version 5 adds the schedules table, which the schema makes (IF NOT EXISTS) over an older file:
+ * nothing is copied, so 4 -> 5 has no SQL of its own. Version 6 adds when a job may start, its priority and its concurrency key (scheduler.h); the
+ * jobs from before start at once, at the default priority, with no key. */
+static const char migrate_5_to_6[] =
+    "BEGIN;"
+    "ALTER TABLE jobs ADD COLUMN start_at_us INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 5;"
+    "ALTER TABLE jobs ADD COLUMN conc_key TEXT;"
+    "ALTER TABLE jobs ADD COLUMN conc_limit INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE meta SET value = '6' WHERE key = 'schema_version';"
+    "COMMIT;";
 
 static int schema_version(sq_file_t *f) {
     sqlite3_stmt *st = NULL;
@@ -687,11 +707,17 @@ static int migrate(sq_file_t *f, char *err, size_t errlen) {
         snprintf(err, errlen, "the file has schema version %d, newer than this flowd's %d", version, SCHEMA_VERSION);
         return FLOW_EINVAL;
     }
-    if (version >= 1 && version < 4) {
+    if (version >= 1 && version < SCHEMA_VERSION) {
         flowd_log(FLOW_LOG_INFO, "store: %s: schema version %d -> %d", f->path, version,
                   SCHEMA_VERSION);
-        sql = version == 3 ? sqlite3_mprintf("%s", migrate_3_to_4)
-                           : sqlite3_mprintf(version == 1 ? migrate_1_to_2 : migrate_2_to_3, schema);
+        /* 1 and 2 copy their rows into the tables of this version; 3 and 5 gain columns, a
+         * transaction a version (4 -> 5 is only the schedules table, which the schema makes) */
+        if (version == 3)
+            sql = sqlite3_mprintf("%s%s", migrate_3_to_4, migrate_5_to_6);
+        else if (version == 4 || version == 5)
+            sql = sqlite3_mprintf("%s", migrate_5_to_6);
+        else
+            sql = sqlite3_mprintf(version == 1 ? migrate_1_to_2 : migrate_2_to_3, schema);
         if (sql == NULL) {
             snprintf(err, errlen, "out of memory");
             return FLOW_ENOMEM;
@@ -748,7 +774,8 @@ static int file_open(const char *path, const char *sync, sq_file_t **out, char *
     if ((rc = migrate(f, err, errlen)) < 0)
         goto fail;
     if (prepare(f, "INSERT INTO jobs (id, seq, flow, digest, created_us, idem_key, body_hash,"
-                   " params, shared, tenant, callback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   " params, shared, tenant, callback, start_at_us, priority, conc_key, conc_limit)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 &f->ins_job) < 0 ||
         prepare(f, "INSERT OR IGNORE INTO flow_versions (digest, document) VALUES (?, ?)",
                 &f->ins_version) < 0 ||

@@ -54,6 +54,7 @@ void flowd_op_free(flowd_op_t *op) {
         free(op->create.shared);
         free(op->create.tenant);
         free(op->create.sched);
+        free(op->create.conc_key);
         free(op->create.callback);
         break;
     case FLOWD_OP_CHECKPOINT:
@@ -393,12 +394,16 @@ static int fill_create(flowd_op_t *op, flowd_job_t *job, json_t *shared, json_t 
     c->callback = dup_or_null(job->callback);
     c->created_us = job->created_us;
     c->body_hash = job->body_hash;
+    c->start_at_us = job->start_at_us;
+    c->priority = job->priority;
+    c->conc_key = dup_or_null(job->conc_key);
+    c->conc_limit = job->conc_limit;
     c->done = done;
     c->data = data;
     if (c->flow == NULL || (digest && (c->digest == NULL || c->document == NULL)) ||
         (job->idem_key && c->idem_key == NULL) || (params && c->params == NULL) ||
         (shared && c->shared == NULL) || c->tenant == NULL ||
-        (job->callback && c->callback == NULL)) {
+        (job->conc_key && c->conc_key == NULL) || (job->callback && c->callback == NULL)) {
         flowd_op_free(op);
         return FLOW_ENOMEM;
     }

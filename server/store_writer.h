@@ -53,6 +53,10 @@ typedef struct flowd_op_create {
     char *tenant;
     char *callback;      /* compact JSON, NULL: none */
     uint64_t created_us, body_hash;
+    uint64_t start_at_us;  /* when it may start, 0: at once */
+    unsigned priority;
+    char *conc_key;        /* NULL: none */
+    unsigned conc_limit;
     flowd_store_done_cb done; /* with its data: after the commit, once */
     void *data;
     /* a schedule's run (create_run of store.h): its row moves from sched_due to sched_next in the

@@ -860,7 +860,10 @@ START_TEST(test_a_version_1_database_gets_tenants) {
     start_with_keys(&a);
     const char *old = "00000000000000000000000000000001";
     ck_assert_int_eq(db_number("SELECT value::int FROM flowd_meta WHERE key = 'schema_version'"),
-                     4); /* 1 -> 2 (tenants) -> 3 (callbacks) -> 4 (schedules) */
+                     5); /* 1 -> 2 (tenants) -> 3 (callbacks) -> 4 (schedules) -> 5 (queueing) */
+    /* version 5: it starts at once, at the default priority, with no key */
+    ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE start_at_us = 0 AND priority = 5"
+                               " AND conc_key IS NULL"), 1);
     ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE tenant = 'default'"), 1);
     ck_assert_int_eq(db_number("SELECT count(*) FROM schedules"), 0); /* version 3's table */
     e2e_use_key(&a, READ_A);
@@ -884,6 +887,87 @@ END_TEST
 
 /* Clients that hang up while their POST waits for its commit: every job the database took runs
  * (test_durable does the same on SQLite). */
+static char *post_id(e2e_server_t *s, const char *body) {
+    json_t *job = e2e_start_job(s, body);
+    char *id = strdup(json_string_value(json_object_get(job, "id")));
+    json_decref(job);
+    return id;
+}
+
+static long long job_number(const char *fmt, const char *id) {
+    char sql[256];
+    snprintf(sql, sizeof sql, fmt, id);
+    return db_number(sql);
+}
+
+static void answer_yes(e2e_server_t *s, const char *id) {
+    char path[96];
+    e2e_resp_t r;
+    snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
+    e2e_post(s, path, "{\"value\": \"yes\"}", &r);
+    ck_assert_msg(r.status == 202, "input %s: %ld %s", id, r.status, r.body);
+    e2e_resp_free(&r);
+}
+
+/* Jobs released by a stopped instance are claimed highest priority first, and a delayed one only
+ * once its time has come: b, room for one job at a time (--max-jobs 1), takes the priority-9 job
+ * before the priority-1 one, and passes over a priority-9 job whose start_at is an hour away until
+ * that time is moved to the past. Order is what is checked: each claim shows in the database. */
+START_TEST(test_claims_take_priority_first_and_delayed_jobs_when_due) {
+    e2e_server_t a, b;
+    start(&a, "30s");
+    char *low = post_id(&a, "{\"flow\": \"ask\", \"priority\": 1, \"shared\": {\"who\": \"low\"}}");
+    char *high = post_id(&a, "{\"flow\": \"ask\", \"priority\": 9, \"shared\": {\"who\": \"high\"}}");
+    char *later = post_id(&a, "{\"flow\": \"ask\", \"priority\": 9, \"delay\": \"1h\","
+                              " \"shared\": {\"who\": \"later\"}}");
+    json_decref(e2e_wait_status(&a, low, "waiting", 20000));
+    json_decref(e2e_wait_status(&a, high, "waiting", 20000));
+    ck_assert_int_eq(e2e_stop(&a, slow() ? 60000 : 15000), 0); /* all three released */
+    ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE owner IS NOT NULL"), 0);
+    e2e_start(&b, "--store", db_uri, "--flows", flows, "--lease", "30s", "--claim-interval", "200ms",
+              "--poll-interval", "200ms", "--max-jobs", "1", "--log-level", "warn", NULL);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND owner IS NOT NULL", high);
+    wait_db(sql, 1, slow() ? 60000 : 15000);
+    ck_assert_int_eq(job_number("SELECT count(*) FROM jobs WHERE id = '%s' AND owner IS NULL", low), 1);
+    ck_assert_int_eq(job_number("SELECT count(*) FROM jobs WHERE id = '%s' AND owner IS NULL", later), 1);
+    /* b answers for the one it does not hold from the database, as it was posted */
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%s", later);
+    json_t *job = e2e_get_json(&b, path);
+    ck_assert_str_eq(json_string_value(json_object_get(job, "status")), "queued");
+    ck_assert_int_eq(json_integer_value(json_object_get(job, "priority")), 9);
+    ck_assert_ptr_nonnull(json_string_value(json_object_get(job, "start_at")));
+    json_decref(job);
+    json_decref(e2e_wait_status(&b, high, "waiting", 20000));
+    answer_yes(&b, high);
+    json_decref(e2e_wait_status(&b, high, "succeeded", 20000));
+    /* room for one again: the delayed job has the higher priority, but its time has not come */
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND owner IS NOT NULL", low);
+    wait_db(sql, 1, slow() ? 60000 : 15000);
+    ck_assert_int_eq(job_number("SELECT claims FROM jobs WHERE id = '%s'", later), 0);
+    json_decref(e2e_wait_status(&b, low, "waiting", 20000));
+    answer_yes(&b, low);
+    json_decref(e2e_wait_status(&b, low, "succeeded", 20000));
+    /* its time comes */
+    snprintf(sql, sizeof sql, "UPDATE jobs SET start_at_us = start_at_us - 7200000000 WHERE id = '%s'", later);
+    PGconn *c = db();
+    PGresult *res = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+    PQclear(res);
+    PQfinish(c);
+    json_decref(e2e_wait_status(&b, later, "waiting", slow() ? 60000 : 20000));
+    answer_yes(&b, later);
+    json_decref(e2e_wait_status(&b, later, "succeeded", 20000));
+    ck_assert_int_eq(e2e_stop(&b, slow() ? 60000 : 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+    free(low);
+    free(high);
+    free(later);
+}
+END_TEST
+
 START_TEST(test_a_job_stored_after_its_client_left_still_runs) {
     e2e_server_t s;
     start(&s, "5s");
@@ -1096,6 +1180,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_a_version_1_database_gets_tenants);
     tcase_add_test(tc, test_a_job_stored_after_its_client_left_still_runs);
     tcase_add_test(tc, test_each_run_of_a_schedule_starts_once_across_two_instances);
+    tcase_add_test(tc, test_claims_take_priority_first_and_delayed_jobs_when_due);
     tcase_add_test(tc, test_a_delivery_owed_by_a_killed_instance_is_made_by_another);
     suite_add_tcase(s, tc);
     return s;

@@ -439,8 +439,12 @@ START_TEST(test_a_version_4_file_gets_schedules) {
     snprintf(path, sizeof path, "%s/flowd.db", dir);
     sqlite3 *db = NULL;
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE schedules; UPDATE meta SET value = '4' WHERE key "
-                                      "= 'schema_version'",
+    /* what version 4 had: no schedules, and none of version 6's columns (queueing) */
+    ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE schedules; ALTER TABLE jobs DROP COLUMN start_at_us;"
+                                      " ALTER TABLE jobs DROP COLUMN priority;"
+                                      " ALTER TABLE jobs DROP COLUMN conc_key;"
+                                      " ALTER TABLE jobs DROP COLUMN conc_limit;"
+                                      " UPDATE meta SET value = '4' WHERE key = 'schema_version'",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
@@ -458,7 +462,7 @@ START_TEST(test_a_version_4_file_gets_schedules) {
                                         -1, &st, NULL),
                      SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "5");
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "6");
     sqlite3_finalize(st);
     sqlite3_close(db);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "jsonw.h"
 #include "support/json_util.h"
 
 /* The environment a test gives: NAME=VALUE pairs. */
@@ -44,6 +45,8 @@ START_TEST(test_defaults) {
     ck_assert_uint_eq(c.max_header, 16384);
     ck_assert_uint_eq(c.max_jobs, 100000);
     ck_assert_uint_eq(c.max_finished, 100000);
+    ck_assert_uint_eq(c.max_running, 10000);
+    ck_assert_uint_eq(c.max_delay_ms, 30ull * 86400 * 1000);
     ck_assert_uint_eq(c.retention_ms, 24ull * 3600 * 1000);
     ck_assert_uint_eq(c.grace_ms, 10000);
     ck_assert_uint_eq(c.history_limit, 100);
@@ -223,6 +226,46 @@ START_TEST(test_outbound_flags) {
 }
 END_TEST
 
+/* start_at of POST /v1/jobs: RFC 3339 with any offset, read to the microsecond. */
+START_TEST(test_rfc3339_times) {
+    static const struct {
+        const char *text;
+        uint64_t us;
+    } good[] = {
+        {"1970-01-01T00:00:00Z", 0},
+        {"2026-12-05T14:00:00Z", 1796479200000000ull},
+        {"2026-12-05t14:00:00z", 1796479200000000ull},
+        {"2026-12-05 14:00:00Z", 1796479200000000ull},
+        {"2026-12-05T15:00:00+01:00", 1796479200000000ull},
+        {"2026-12-05T09:30:00-04:30", 1796479200000000ull},
+        {"2026-12-05T14:00:00.5Z", 1796479200500000ull},
+        {"2026-12-05T14:00:00.123456789Z", 1796479200123456ull},
+        {"2024-02-29T00:00:00Z", 1709164800000000ull},
+        {"2000-03-01T00:00:00Z", 951868800000000ull},
+    };
+    static const char *const bad[] = {
+        "", "2026-12-05", "2026-12-05T14:00:00", "2026-12-05T14:00Z", "2026-13-01T00:00:00Z",
+        "2026-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-12-05T24:00:00Z",
+        "2026-12-05T14:60:00Z", "2026-12-05T14:00:00.Z", "2026-12-05T14:00:00.1234567890Z",
+        "2026-12-05T14:00:00+0100", "2026-12-05T14:00:00+24:00", "2026-12-05T14:00:00ZZ",
+        "1969-12-31T23:59:59Z", "1970-01-01T00:30:00+01:00", "2026-12-05X14:00:00Z",
+        "20x6-12-05T14:00:00Z", "2026-12-05T14:00:00 Z"};
+    uint64_t us = 0;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        ck_assert_msg(flowd_parse_time(good[i].text, strlen(good[i].text), &us) == 0, "%s",
+                      good[i].text);
+        ck_assert_msg(us == good[i].us, "%s: %llu", good[i].text, (unsigned long long)us);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(flowd_parse_time(bad[i], strlen(bad[i]), &us) < 0, "'%s' was taken", bad[i]);
+    /* what the server writes, it reads */
+    char t[32];
+    flowd_format_time(1796479200123456ull, t);
+    ck_assert_int_eq(flowd_parse_time(t, strlen(t), &us), 0);
+    ck_assert_uint_eq(us, 1796479200123456ull);
+}
+END_TEST
+
 static Suite *config_suite(void) {
     Suite *s = suite_create("server_config");
     TCase *tc = tcase_create("config");
@@ -233,6 +276,7 @@ static Suite *config_suite(void) {
     tcase_add_test(tc, test_errors_name_the_flag);
     tcase_add_test(tc, test_help_and_version);
     tcase_add_test(tc, test_outbound_flags);
+    tcase_add_test(tc, test_rfc3339_times);
     suite_add_tcase(s, tc);
     return s;
 }

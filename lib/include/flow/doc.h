@@ -49,6 +49,26 @@ FLOW_EXPORT int flow_doc_load_text(flow_registry_t *reg, const char *text, size_
 FLOW_EXPORT int flow_doc_load_file(flow_registry_t *reg, const char *path, flow_def_t **out,
                                    flow_problems_t *problems);
 
+/* Queueing members of a document (also a POST /v1/jobs body's "concurrency"):
+ * "concurrency": {"key": K, "limit": N}: at most N jobs whose key K evaluates the same run at once.
+ * K is 1 to FLOW_CONC_KEY_MAX bytes: a reference, "$shared/<JSON Pointer>" or
+ * "$params/<JSON Pointer>", read from the job's store or params when it is submitted, or a literal
+ * that does not start with '$' (every job of the flow then shares it). N is 1 to
+ * FLOW_DOC_MAX_RUNNING. "max_running": N, jobs of the flow running at once. */
+#define FLOW_DOC_MAX_RUNNING 1000000
+#define FLOW_CONC_KEY_MAX 256
+/* 0 when conc (borrowed) is such an object, else FLOW_EINVAL with why (whylen bytes) saying what is
+ * wrong, starting with the member's name ("key ...", "limit ..."). */
+FLOW_EXPORT int flow_doc_concurrency_check(json_t *conc, char *why, size_t whylen);
+/* The key of a checked conc for a job with this shared store and params (each borrowed, may be
+ * NULL; a $params reference that params lacks is read from defaults, a document's "params"), into
+ * out (outlen bytes, at least FLOW_CONC_KEY_MAX + 1): a string as it is, an integer in decimal.
+ * 0, or FLOW_ENOTFOUND (nothing there) or FLOW_EINVAL (not a string or an integer, or longer than
+ * FLOW_CONC_KEY_MAX) with why saying so. */
+FLOW_EXPORT int flow_doc_concurrency_key(json_t *conc, json_t *shared, json_t *params,
+                                         json_t *defaults, char *out, size_t outlen, char *why,
+                                         size_t whylen);
+
 /* The document a definition was built from (borrowed), or NULL for flows written in C. */
 FLOW_EXPORT json_t *flow_doc_of(const flow_def_t *def);
 /* 16 hex digits that tell versions of a document apart (borrowed), or NULL for flows written in C. */
