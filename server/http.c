@@ -400,6 +400,21 @@ int flowd__http_list_limit(flowd_req_t *r, struct MHD_Connection *conn, uint64_t
     return 0;
 }
 
+int flowd__http_name_page(flowd_req_t *r, struct MHD_Connection *conn, uint64_t *limit,
+                          const char **cursor, enum MHD_Result *ret) {
+    if (flowd__http_list_limit(r, conn, limit, ret) < 0)
+        return -1;
+    *cursor = flowd__http_arg(conn, "cursor");
+    if (*cursor != NULL && !flow_doc_name_ok(*cursor, strlen(*cursor))) {
+        *ret = flowd__http_send_error(
+            r, conn, FLOWD_E_BAD_REQUEST,
+            "cursor '%.64s' is not one this server gave (use next_cursor of the previous page)",
+            *cursor);
+        return -1;
+    }
+    return 0;
+}
+
 int flowd__http_name_arg(flowd_req_t *r, struct MHD_Connection *conn, const char *what,
                          flowd_apierr_t missing, char key[65], enum MHD_Result *ret) {
     const char *name = r->args.s[0];

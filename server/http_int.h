@@ -175,6 +175,11 @@ const char *flowd__http_type_name(const json_t *v);
 /* The limit of a list (1 to 1000, default 50): 0, or -1 after answering 400 into *ret. */
 int flowd__http_list_limit(flowd_req_t *r, struct MHD_Connection *conn, uint64_t *limit,
                            enum MHD_Result *ret);
+/* A page of a list by name (flows, schedules): its limit (as flowd__http_list_limit) and its cursor,
+ * the last name of the page before (NULL for the first page; a name flows and schedules may have).
+ * 0, or -1 after answering 400 into *ret. */
+int flowd__http_name_page(flowd_req_t *r, struct MHD_Connection *conn, uint64_t *limit,
+                          const char **cursor, enum MHD_Result *ret);
 /* The route's {name} into key when it is a name flows and schedules may have (flow/doc.h): 0;
  * otherwise -1 after answering 400 for a PUT (which would make one: the rule in words), else
  * `missing` ("no <what> named ..."). */

@@ -158,14 +158,9 @@ enum MHD_Result flowd__http_schedules_list(flowd_server_t *srv, flowd_req_t *r,
                                            struct MHD_Connection *conn) {
     enum MHD_Result ret = MHD_YES;
     uint64_t limit;
-    if (flowd__http_list_limit(r, conn, &limit, &ret) < 0)
+    const char *cursor;
+    if (flowd__http_name_page(r, conn, &limit, &cursor, &ret) < 0)
         return ret;
-    const char *cursor = flowd__http_arg(conn, "cursor");
-    if (cursor != NULL && !flow_doc_name_ok(cursor, strlen(cursor)))
-        return flowd__http_send_error(
-            r, conn, FLOWD_E_BAD_REQUEST,
-            "cursor '%.64s' is not one this server gave (use next_cursor of the previous page)",
-            cursor);
     flow_buf_t b;
     flow_buf_init(&b, flowd_render_max_answer());
     if (flowd_schedules_list(srv->schedules, cursor, (size_t)limit, &b) < 0) {
