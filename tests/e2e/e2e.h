@@ -191,4 +191,21 @@ void e2e_receiver_wait(e2e_receiver_t *r, size_t n, unsigned timeout_ms);
 /* The good deliveries of job id, in order, into out; their count. */
 size_t e2e_receiver_of(e2e_receiver_t *r, const char *id, e2e_got_t *out, size_t cap);
 
+/* The tables of a SQLite store of schema version 3 (before callbacks, schedules and queueing), for
+ * tests that migrate a file made by hand: the test adds its meta row and its jobs. */
+#define E2E_SQLITE_TABLES_V3 \
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);" \
+    "CREATE TABLE jobs (" \
+    " seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, flow TEXT NOT NULL, digest TEXT," \
+    " status TEXT NOT NULL DEFAULT 'queued', created_us INTEGER NOT NULL, started_us INTEGER NOT NULL DEFAULT 0," \
+    " finished_us INTEGER NOT NULL DEFAULT 0, idem_key TEXT, body_hash INTEGER NOT NULL DEFAULT 0," \
+    " params TEXT, shared TEXT NOT NULL, resume_node TEXT, tries INTEGER NOT NULL DEFAULT 0," \
+    " steps INTEGER NOT NULL DEFAULT 0, last_action TEXT, waiting_for TEXT, error_code TEXT," \
+    " error_message TEXT, error_node TEXT, totals TEXT," \
+    " tenant TEXT NOT NULL DEFAULT 'default', UNIQUE (tenant, idem_key));" \
+    "CREATE TABLE steps (job INTEGER NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL," \
+    " PRIMARY KEY (job, seq)) WITHOUT ROWID;" \
+    "CREATE TABLE flow_versions (digest TEXT PRIMARY KEY, document TEXT NOT NULL);" \
+    "CREATE TABLE flows (name TEXT PRIMARY KEY, document TEXT, updated_us INTEGER NOT NULL);"
+
 #endif

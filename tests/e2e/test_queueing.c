@@ -442,20 +442,8 @@ END_TEST
  * (with callbacks): its queued job runs at once at the default priority, and new jobs keep what
  * they ask for across a restart. */
 static const char schema_v3[] =
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    E2E_SQLITE_TABLES_V3
     "INSERT INTO meta VALUES ('schema_version', '3');"
-    "CREATE TABLE jobs ("
-    " seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, flow TEXT NOT NULL, digest TEXT,"
-    " status TEXT NOT NULL DEFAULT 'queued', created_us INTEGER NOT NULL, started_us INTEGER NOT NULL DEFAULT 0,"
-    " finished_us INTEGER NOT NULL DEFAULT 0, idem_key TEXT, body_hash INTEGER NOT NULL DEFAULT 0,"
-    " params TEXT, shared TEXT NOT NULL, resume_node TEXT, tries INTEGER NOT NULL DEFAULT 0,"
-    " steps INTEGER NOT NULL DEFAULT 0, last_action TEXT, waiting_for TEXT, error_code TEXT,"
-    " error_message TEXT, error_node TEXT, totals TEXT,"
-    " tenant TEXT NOT NULL DEFAULT 'default', UNIQUE (tenant, idem_key));"
-    "CREATE TABLE steps (job INTEGER NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,"
-    " PRIMARY KEY (job, seq)) WITHOUT ROWID;"
-    "CREATE TABLE flow_versions (digest TEXT PRIMARY KEY, document TEXT NOT NULL);"
-    "CREATE TABLE flows (name TEXT PRIMARY KEY, document TEXT, updated_us INTEGER NOT NULL);"
     "INSERT INTO jobs (seq, id, flow, created_us, shared)"
     " VALUES (1, '00000000000000000000000000000003', 'gate', unixepoch('now') * 1000000, '{}');";
 

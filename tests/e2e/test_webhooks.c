@@ -363,20 +363,8 @@ END_TEST
 /* A file of schema version 3 (before callbacks): migrated at start to version 4; its job is still
  * there, and a new job's callback is kept and made. */
 static const char schema_v3[] =
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    E2E_SQLITE_TABLES_V3
     "INSERT INTO meta VALUES ('schema_version', '3');"
-    "CREATE TABLE jobs ("
-    " seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, flow TEXT NOT NULL, digest TEXT,"
-    " status TEXT NOT NULL DEFAULT 'queued', created_us INTEGER NOT NULL, started_us INTEGER NOT NULL DEFAULT 0,"
-    " finished_us INTEGER NOT NULL DEFAULT 0, idem_key TEXT, body_hash INTEGER NOT NULL DEFAULT 0,"
-    " params TEXT, shared TEXT NOT NULL, resume_node TEXT, tries INTEGER NOT NULL DEFAULT 0,"
-    " steps INTEGER NOT NULL DEFAULT 0, last_action TEXT, waiting_for TEXT, error_code TEXT,"
-    " error_message TEXT, error_node TEXT, totals TEXT,"
-    " tenant TEXT NOT NULL DEFAULT 'default', UNIQUE (tenant, idem_key));"
-    "CREATE TABLE steps (job INTEGER NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,"
-    " PRIMARY KEY (job, seq)) WITHOUT ROWID;"
-    "CREATE TABLE flow_versions (digest TEXT PRIMARY KEY, document TEXT NOT NULL);"
-    "CREATE TABLE flows (name TEXT PRIMARY KEY, document TEXT, updated_us INTEGER NOT NULL);"
     "INSERT INTO jobs (seq, id, flow, status, created_us, started_us, finished_us, shared, steps, totals)"
     " VALUES (1, '00000000000000000000000000000003', 'noop', 'succeeded', unixepoch('now') * 1000000,"
     " unixepoch('now') * 1000000, unixepoch('now') * 1000000, '{}', 1,"
