@@ -169,6 +169,13 @@ uint64_t flow_mono_ms(void) {
     return uv_hrtime() / 1000000u;
 }
 
+int flow_timer_at_wall(uv_timer_t *t, uv_timer_cb cb, uint64_t at_us, uint64_t max_ms) {
+    uint64_t now = flow_wall_us();
+    /* rounded up: a timer that fired a little early would only start itself again */
+    uint64_t ms = at_us > now ? (at_us - now + 999) / 1000 : 0;
+    return uv_timer_start(t, cb, ms < max_ms ? ms : max_ms, 0);
+}
+
 /* ---- logging ---- */
 
 static void default_logger(flow_log_level_t level, const char *msg, void *data) {

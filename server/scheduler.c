@@ -331,10 +331,7 @@ static void arm(flowd_sched_t *s) {
         uv_timer_stop(&s->timer);
         return;
     }
-    uint64_t now = flow_wall_us();
-    /* rounded up: a timer that fires a little early would only arm itself again */
-    uint64_t ms = job->start_at_us > now ? (job->start_at_us - now + 999) / 1000 : 0;
-    uv_timer_start(&s->timer, on_timer, ms < REARM_MAX_MS ? ms : REARM_MAX_MS, 0);
+    flow_timer_at_wall(&s->timer, on_timer, job->start_at_us, REARM_MAX_MS);
 }
 
 /* ---- the calls ---- */

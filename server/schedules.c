@@ -564,12 +564,7 @@ static void arm(flowd_schedules_t *s) {
         uv_timer_stop(&s->timer);
         return;
     }
-    uint64_t now_ms = flow_wall_us() / 1000u;
-    uint64_t at_ms = (uint64_t)earliest * 1000u;
-    uint64_t delay = at_ms > now_ms ? at_ms - now_ms : 0;
-    if (delay > MAX_SLEEP_MS)
-        delay = MAX_SLEEP_MS;
-    uv_timer_start(&s->timer, on_timer, delay, 0);
+    flow_timer_at_wall(&s->timer, on_timer, (uint64_t)earliest * 1000000u, MAX_SLEEP_MS);
 }
 
 static void on_async(uv_async_t *h) {

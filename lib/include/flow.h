@@ -114,6 +114,11 @@ FLOW_EXPORT uint64_t flow_wall_us(void);
 /* The monotonic clock in milliseconds (uv_hrtime's, which times steps and sleeps): for deadlines
  * and timeouts, never for dates. */
 FLOW_EXPORT uint64_t flow_mono_ms(void);
+/* Loop thread of t: starts t, one shot, to call cb at the wall-clock time at_us (flow_wall_us's;
+ * now or at once when it has passed), rounded up to the millisecond. libuv's timers follow the
+ * monotonic clock, so a wait longer than max_ms fires after max_ms instead: cb looks at the wall
+ * clock again (it may have been set) and starts t anew. uv_timer_start's result. */
+FLOW_EXPORT int flow_timer_at_wall(uv_timer_t *t, uv_timer_cb cb, uint64_t at_us, uint64_t max_ms);
 
 /* ---- flow definitions ----------------------------------------------------------------------- */
 

@@ -751,6 +751,32 @@ START_TEST(test_a_canceled_job_ends_before_the_others_go_on) {
 }
 END_TEST
 
+static void count_fire(uv_timer_t *t) {
+    (*(int *)t->data)++;
+}
+
+/* flow_timer_at_wall: a time far ahead waits at most max_ms (to look at the wall clock again), a
+ * near one about its distance, one that has passed fires at once. */
+START_TEST(test_a_wall_clock_timer_waits_at_most_its_cap) {
+    uv_timer_t t;
+    int fired = 0;
+    ck_assert_int_eq(uv_timer_init(&h.loop, &t), 0);
+    t.data = &fired;
+    uv_update_time(&h.loop);
+    ck_assert_int_eq(flow_timer_at_wall(&t, count_fire, flow_wall_us() + 600000000u, 60000), 0);
+    ck_assert_uint_eq(uv_timer_get_due_in(&t), 60000);
+    ck_assert_int_eq(flow_timer_at_wall(&t, count_fire, flow_wall_us() + 30000000u, 60000), 0);
+    ck_assert_uint_le(uv_timer_get_due_in(&t), 30000);
+    ck_assert_uint_gt(uv_timer_get_due_in(&t), 20000);
+    ck_assert_int_eq(flow_timer_at_wall(&t, count_fire, flow_wall_us() - 1000000u, 60000), 0);
+    ck_assert_uint_eq(uv_timer_get_due_in(&t), 0);
+    uv_run(&h.loop, UV_RUN_ONCE);
+    ck_assert_int_eq(fired, 1);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&h.loop, UV_RUN_NOWAIT);
+}
+END_TEST
+
 static Suite *engine_suite(void) {
     Suite *s = suite_create("engine");
     TCase *tc = tcase_create("engine");
@@ -780,6 +806,7 @@ static Suite *engine_suite(void) {
     tcase_add_test(tc, test_one_definition_serves_many_jobs_at_once);
     tcase_add_test(tc, test_a_slow_step_gives_the_loop_back);
     tcase_add_test(tc, test_a_canceled_job_ends_before_the_others_go_on);
+    tcase_add_test(tc, test_a_wall_clock_timer_waits_at_most_its_cap);
     suite_add_tcase(s, tc);
     return s;
 }
