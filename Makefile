@@ -55,6 +55,7 @@ else
 BUILD := build
 SANFLAGS :=
 endif
+INC_$(BUILD)/gen := -Ilib/include -Iserver
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -73,7 +74,11 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/libflow.a
 LIB_INTERNAL := $(BUILD)/libflow-internal.a
 
-SERVER_SRC := $(sort $(filter-out server/main.c,$(wildcard server/*.c)))
+# The dashboard's files (server/ui/) become one generated C file (server/embed_ui.sh, with xxd),
+# compiled as a file of server/.
+UI_FILES := $(sort $(wildcard server/ui/*.html server/ui/*.css server/ui/*.js server/ui/*.svg))
+UI_GEN := $(BUILD)/gen/ui_assets.c
+SERVER_SRC := $(sort $(filter-out server/main.c,$(wildcard server/*.c))) $(UI_GEN)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 FLOWD := $(BUILD)/flowd
 
@@ -177,6 +182,10 @@ deps:
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	for t in $(DEPS_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v xxd >/dev/null || missing="$$missing xxd"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	/usr/bin/python3 -c 'import selenium' 2>/dev/null || missing="$$missing python3-selenium"; \
 	/usr/bin/python3 -c 'import jsonschema' 2>/dev/null || missing="$$missing python3-jsonschema"; \
 	/usr/bin/python3 -c 'import yaml' 2>/dev/null || missing="$$missing python3-yaml"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
@@ -199,6 +208,10 @@ $(LIB): $(LIB_OBJ)
 $(LIB_INTERNAL): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
+
+$(UI_GEN): server/embed_ui.sh $(UI_FILES)
+	@mkdir -p $(dir $@)
+	server/embed_ui.sh $@ $(UI_FILES)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -1,7 +1,7 @@
 /* http_int.h: what http.c (libmicrohttpd's side: the daemon, reading requests, the checks every
  * request gets, dispatch through the route table) shares with the handlers of the routes, by
- * resource: http_jobs.c, http_flows.c, http_schedules.c and http_service.c. Private to those five
- * files.
+ * resource: http_jobs.c, http_flows.c, http_schedules.c, http_service.c and http_ui.c (the
+ * dashboard). Private to those six files.
  *
  * A handler runs on an MHD thread once the whole request is in and has passed the checks of its
  * route (http_routes.h): it answers with one of the flowd__http_send* functions, or suspends the

@@ -25,8 +25,13 @@
     X(SCHEDULE, "/v1/schedules/{name}")                                                            \
     X(SCHEDULE_PAUSE, "/v1/schedules/{name}/pause")                                                \
     X(SCHEDULE_RESUME, "/v1/schedules/{name}/resume")                                              \
+    X(KEY, "/v1/key")                                                                              \
     X(HEALTHZ, "/healthz")                                                                         \
-    X(METRICS, "/metrics")
+    X(METRICS, "/metrics")                                                                         \
+    X(ROOT, "/")                                                                                   \
+    X(UI, "/ui")                                                                                   \
+    X(UI_INDEX, "/ui/")                                                                            \
+    X(UI_ASSET, "/ui/{file}")
 
 /* The routes: X(path, method, handler, query parameters, role, body). HEAD is answered as GET;
  * another method of a path that has no row for it is 405 (before any key is looked at).
@@ -35,6 +40,8 @@
  *            typo is not ignored.
  *   role     what the caller's key needs (auth.h; a role may do what the ones below it may);
  *            api/openapi.yaml's security says the same. METRICS needs none with --metrics-open.
+ *            The dashboard's files (ROOT, UI*: http_ui.c) need none: they hold no data, and the
+ *            page asks for a key before it calls the API.
  *   body     NONE: none is read (one that is sent is dropped); ANY: read up to --max-body and
  *            ignored; JSON: application/json up to --max-body; JOB: the same, and refused (503)
  *            before it is read while shutting down; FLOW: a flow document, application/json up to
@@ -59,8 +66,13 @@
     X(SCHEDULE, DELETE, schedule_delete, "", ADMIN, NONE)                                          \
     X(SCHEDULE_PAUSE, POST, schedule_pause, "", ADMIN, ANY)                                        \
     X(SCHEDULE_RESUME, POST, schedule_resume, "", ADMIN, ANY)                                      \
+    X(KEY, GET, key_get, "", READ, NONE)                                                           \
     X(HEALTHZ, GET, healthz, "", NONE, NONE)                                                       \
-    X(METRICS, GET, metrics, "", ADMIN, NONE)
+    X(METRICS, GET, metrics, "", ADMIN, NONE)                                                      \
+    X(ROOT, GET, ui_redirect, "", NONE, NONE)                                                      \
+    X(UI, GET, ui_redirect, "", NONE, NONE)                                                        \
+    X(UI_INDEX, GET, ui_asset, "", NONE, NONE)                                                     \
+    X(UI_ASSET, GET, ui_asset, "", NONE, NONE)
 
 typedef enum flowd_path {
 #define FLOWD__PATH_ENUM(sym, pattern) FLOWD_P_##sym,
