@@ -16,11 +16,13 @@
  *  - HTML-like labels (htmlparse): labels are plain. In a plain label Graphviz expands \N, \G, \n
  *    and the like, so every backslash of a name or message is doubled; the SVG renderer escapes
  *    <, >, &, quotes and '-' itself, so a node named <script> is text, never markup.
- * Names reach the SVG in ids and titles escaped by the renderer as well. */
+ * Names reach the SVG in ids, escaped by the renderer as well; Graphviz's own names for the nodes
+ * are n0, n1, ... (the <title> of each node's group). put_escaped says how '&' is written. */
 #include "graph.h"
 
 #include <gvc.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -229,9 +231,16 @@ static void drawing_free(drawing_t *d) {
     free(d->state);
 }
 
-/* text for a plain label or an id: every backslash doubled (Graphviz would expand \N, \n, \G),
- * control characters as spaces, cut at max bytes (at a character's start, with "..."). */
-static void put_escaped(flow_buf_t *b, const char *text, size_t max) {
+/* How a text is written for Graphviz. Its SVG renderer escapes <, >, quotes and '-', but passes
+ * "&name;" and "&#n;" through as entities, so "&foo;", which XML does not know, would make the SVG
+ * unreadable: an '&' is written "&#38;", an entity it passes on and a reader decodes to '&'. In
+ * labels and ids Graphviz expands \N, \G, \n and the like: backslashes are doubled there, not in
+ * the graph's name (the <title>). */
+typedef enum esc { ESC_TEXT, ESC_TITLE } esc_t;
+
+/* text, cut at max bytes (at a character's start, with "..."), written as esc says, with control
+ * characters as spaces. */
+static void put_escaped(flow_buf_t *b, const char *text, size_t max, esc_t how) {
     size_t len = strlen(text), cut = len;
     if (len > max) {
         cut = max;
@@ -240,8 +249,10 @@ static void put_escaped(flow_buf_t *b, const char *text, size_t max) {
     }
     for (size_t i = 0; i < cut; i++) {
         char c = text[i];
-        if (c == '\\')
+        if (c == '\\' && how != ESC_TITLE)
             flow_buf_add(b, "\\\\", 2);
+        else if (c == '&')
+            flow_buf_adds(b, "&#38;");
         else if ((unsigned char)c < 0x20 || c == 0x7f)
             flow_buf_addc(b, ' ');
         else
@@ -269,24 +280,26 @@ static int add_node(Agraph_t *g, const drawing_t *d, size_t i, size_t start, int
     flow_buf_t b;
     char storage[LABEL_MAX + 64];
     int rc = 0;
-    Agnode_t *v = agnode(g, (char *)name, 1);
+    char key[32]; /* by index: two names cannot become one, whatever they hold */
+    snprintf(key, sizeof key, "n%zu", i);
+    Agnode_t *v = agnode(g, key, 1);
     if (v == NULL)
         return FLOW_ENOMEM;
     flow_buf_init_storage(&b, storage, sizeof storage, LABEL_MAX + 32);
-    put_escaped(&b, name, LABEL_MAX);
+    put_escaped(&b, name, LABEL_MAX, ESC_TEXT);
     flow_buf_adds(&b, "\\n");
-    put_escaped(&b, flow_node_type(node), 64);
+    put_escaped(&b, flow_node_type(node), 64, ESC_TEXT);
     if (marked && d->visits[i] > 0)
         flow_buf_printf(&b, "  \xc2\xb7  %u visit%s", d->visits[i], d->visits[i] == 1 ? "" : "s");
     if (st == S_WAITING)
         flow_buf_adds(&b, "\\nwaiting for input");
     if (st == S_FAILED && m->error != NULL) {
         flow_buf_adds(&b, "\\n");
-        put_escaped(&b, m->error, ERROR_SHOWN);
+        put_escaped(&b, m->error, ERROR_SHOWN, ESC_TEXT);
     }
     rc |= set_text(v, "label", &b);
     flow_buf_adds(&b, "node-");
-    put_escaped(&b, name, LABEL_MAX);
+    put_escaped(&b, name, LABEL_MAX, ESC_TEXT);
     rc |= set_text(v, "id", &b);
     flow_buf_adds(&b, looks[st].cls);
     if (i == start)
@@ -318,19 +331,19 @@ static int add_edge(Agraph_t *g, const drawing_t *d, const link_t *e, Agnode_t *
     flow_buf_init_storage(&b, storage, sizeof storage, 2 * LABEL_MAX + 32);
     if (e->action == NULL) {
         flow_buf_adds(&b, "start-");
-        put_escaped(&b, from, LABEL_MAX);
+        put_escaped(&b, from, LABEL_MAX, ESC_TEXT);
         rc |= set_text(a, "id", &b);
         rc |= agsafeset(a, "class", "start-edge", "");
         rc |= agsafeset(a, "style", "dashed", "");
         rc |= agsafeset(a, "label", "starts", "");
     } else {
         flow_buf_adds(&b, "edge-");
-        put_escaped(&b, from, LABEL_MAX);
+        put_escaped(&b, from, LABEL_MAX, ESC_TEXT);
         flow_buf_addc(&b, '-');
-        put_escaped(&b, e->action, LABEL_MAX);
+        put_escaped(&b, e->action, LABEL_MAX, ESC_TEXT);
         rc |= set_text(a, "id", &b);
         if (strcmp(e->action, "default") != 0) {
-            put_escaped(&b, e->action, LABEL_MAX);
+            put_escaped(&b, e->action, LABEL_MAX, ESC_TEXT);
             rc |= set_text(a, "label", &b);
         }
     }
@@ -353,7 +366,11 @@ static int draw(drawing_t *d, const flowd_graph_marks_t *m, char **svg, size_t *
     unsigned int size = 0;
     Agnode_t **vs = calloc(d->n ? d->n : 1, sizeof *vs);
     GVC_t *gvc = gvContextPlugins(builtins, 0);
-    Agraph_t *g = gvc ? agopen((char *)flow_def_name(d->def), Agdirected, NULL) : NULL;
+    flow_buf_t title; /* the flow's name, the SVG's <title> */
+    flow_buf_init(&title, 2 * LABEL_MAX);
+    put_escaped(&title, flow_def_name(d->def), LABEL_MAX, ESC_TITLE);
+    Agraph_t *g = gvc && !title.err ? agopen(title.data, Agdirected, NULL) : NULL;
+    flow_buf_free(&title);
     if (vs == NULL || g == NULL) {
         rc = FLOW_ENOMEM;
         goto out;
