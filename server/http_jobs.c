@@ -361,16 +361,16 @@ enum MHD_Result flowd__http_job_history(flowd_server_t *srv, flowd_req_t *r,
                                 NULL, send_part);
 }
 
-/* GET /v1/jobs/{id}/graph.svg has read the job (r->snap): its flow's graph with the job's marks.
- * The flow is the version the job started with: the record's, here. */
+/* GET /v1/jobs/{id}/graph.svg has read the job (r->snap): the graph of the flow version it
+ * started with, with the job's marks. */
 static enum MHD_Result send_job_graph(flowd_server_t *srv, flowd_req_t *r,
                                       struct MHD_Connection *conn) {
     const flowd_job_view_t *v = &r->snap.job;
-    flow_def_t *def = r->snap.remote ? flow_registry_get_flow(srv->reg, v->flow)
-                                     : flow_def_ref(r->job->def);
+    const flow_def_t *def = r->snap.def;
     if (def == NULL)
         return flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW,
-                                      "job %s runs flow '%.64s', which this server does not have",
+                                      "job %s runs a version of flow '%.64s' that this server "
+                                      "cannot build (its node types or flows are not here)",
                                       r->snap.id, v->flow ? v->flow : "");
     json_t *history = NULL;
     if (r->snap.history_rc == 0 && r->snap.history != NULL)
@@ -384,14 +384,14 @@ static enum MHD_Result send_job_graph(flowd_server_t *srv, flowd_req_t *r,
         .steps = json_object_get(history, "steps")};
     enum MHD_Result ret = flowd__http_send_graph(srv, r, conn, def, &marks, 1, r->snap.last_event);
     json_decref(history);
-    flow_def_unref(def);
     return ret;
 }
 
 enum MHD_Result flowd__http_job_graph(flowd_server_t *srv, flowd_req_t *r,
                                       struct MHD_Connection *conn) {
     return snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0],
-                         FLOWD_SNAP_JOB | FLOWD_SNAP_HISTORY, NULL, send_job_graph);
+                         FLOWD_SNAP_JOB | FLOWD_SNAP_HISTORY | FLOWD_SNAP_FLOW, NULL,
+                         send_job_graph);
 }
 
 enum MHD_Result flowd__http_job_events(flowd_server_t *srv, flowd_req_t *r,
