@@ -196,6 +196,40 @@ START_TEST(test_size_bound) {
 }
 END_TEST
 
+/* A tangle of 60 nodes with 7 successors each (480 items): past SPLINES_MAX it is drawn with
+ * straight edges and fewer layout passes, which take it from a minute and a half to under a
+ * second; here it is drawn at all, with every node. */
+START_TEST(test_a_tangle_is_drawn) {
+    flow_def_t *def = NULL;
+    flow_node_t *nodes[60], *root = NULL;
+    char name[16], action[16];
+    ck_assert_int_eq(flow_def_new("tangle", &def), 0);
+    for (int i = 0; i < 60; i++) {
+        snprintf(name, sizeof name, "e%d", i);
+        ck_assert_int_eq(flow_node_new(def, name, FLOW_NODE, NULL, NULL, &nodes[i]), 0);
+    }
+    for (int i = 0; i < 60; i++)
+        for (int j = 0; j < 7; j++) {
+            snprintf(action, sizeof action, "a%d", j);
+            ck_assert_int_eq(flow_node_next(nodes[i], action, nodes[(i * 7 + j * 13 + 1) % 60]), 0);
+        }
+    ck_assert_int_eq(flow_node_new(def, "root", FLOW_FLOW, NULL, NULL, &root), 0);
+    ck_assert_int_eq(flow_node_set_start(root, nodes[0]), 0);
+    ck_assert_int_eq(flow_def_set_root(def, root), 0);
+    char *svg = NULL;
+    size_t len = 0, items = 0;
+    ck_assert_int_eq(flowd_graph_svg(def, NULL, 500, &svg, &len, &items), 0);
+    ck_assert_uint_eq(items, 480);
+    for (int i = 0; i < 60; i++) {
+        char id[40];
+        snprintf(id, sizeof id, "<g id=\"node&#45;e%d\" ", i);
+        has(svg, id);
+    }
+    free(svg);
+    flow_def_unref(def);
+}
+END_TEST
+
 /* A document with a sub-flow used by a flow node and a map, and a retry loop. */
 START_TEST(test_document_with_sub_flows) {
     flow_registry_t *reg = NULL;
@@ -276,6 +310,7 @@ static Suite *graph_suite(void) {
     tcase_add_test(tc, test_hostile_names_stay_text);
     tcase_add_test(tc, test_job_marks);
     tcase_add_test(tc, test_size_bound);
+    tcase_add_test(tc, test_a_tangle_is_drawn);
     tcase_add_test(tc, test_document_with_sub_flows);
     tcase_add_test(tc, test_threads);
     suite_add_tcase(s, tc);
