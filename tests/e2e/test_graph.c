@@ -46,6 +46,18 @@ static void put_flow(const char *name, const char *doc) {
     e2e_resp_free(&r);
 }
 
+/* Starts a job of body, waits until it is `status` and GETs its graph into r (path: its path). */
+static void job_graph(const char *body, const char *status, char id[40], char path[96],
+                      e2e_resp_t *r) {
+    json_t *job = e2e_start_job(&srv, body);
+    snprintf(id, 40, "%s", json_string_value(json_object_get(job, "id")));
+    json_decref(job);
+    json_decref(e2e_wait_status(&srv, id, status, 10000));
+    snprintf(path, 96, "/v1/jobs/%s/graph.svg", id);
+    get_svg(path, NULL, r);
+    ck_assert_int_eq(r->status, 200);
+}
+
 START_TEST(test_flow_graph) {
     e2e_resp_t r;
     get_svg("/v1/flows/recipe/graph.svg", NULL, &r);
@@ -114,16 +126,12 @@ START_TEST(test_not_found) {
 END_TEST
 
 START_TEST(test_job_graph_of_a_waiting_recipe) {
-    json_t *job = e2e_start_job(&srv, "{\"flow\": \"recipe\", \"shared\": {\"ingredient\": \"tofu\"}, "
-                                      "\"params\": {\"fetch_s\": 0.01, \"suggest_s\": 0.01}}");
     char id[40], path[96], etag[32];
-    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(job, "id")));
-    json_decref(job);
-    json_decref(e2e_wait_status(&srv, id, "waiting", 10000));
-    snprintf(path, sizeof path, "/v1/jobs/%s/graph.svg", id);
     e2e_resp_t r;
-    get_svg(path, NULL, &r);
-    ck_assert_int_eq(r.status, 200);
+    json_t *job;
+    job_graph("{\"flow\": \"recipe\", \"shared\": {\"ingredient\": \"tofu\"}, "
+              "\"params\": {\"fetch_s\": 0.01, \"suggest_s\": 0.01}}",
+              "waiting", id, path, &r);
     has(&r, "<g id=\"node&#45;fetch\" class=\"node visited start\">");
     has(&r, "<g id=\"node&#45;suggest\" class=\"node visited\">");
     has(&r, "<g id=\"node&#45;approve\" class=\"node waiting\">");
@@ -190,15 +198,9 @@ START_TEST(test_failed_job_shows_its_error) {
                      "\"explode\": {\"type\": \"fail\", \"params\": {\"message\": \"broke: {{$shared/x}}\"},"
                      "              \"next\": {\"default\": \"never\"}},"
                      "\"never\": {\"type\": \"noop\"}}}");
-    json_t *job = e2e_start_job(&srv, "{\"flow\": \"boom\"}");
     char id[40], path[96];
-    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(job, "id")));
-    json_decref(job);
-    json_decref(e2e_wait_status(&srv, id, "failed", 10000));
-    snprintf(path, sizeof path, "/v1/jobs/%s/graph.svg", id);
     e2e_resp_t r;
-    get_svg(path, NULL, &r);
-    ck_assert_int_eq(r.status, 200);
+    job_graph("{\"flow\": \"boom\"}", "failed", id, path, &r);
     has(&r, "<g id=\"node&#45;prepare\" class=\"node visited start\">");
     has(&r, "<g id=\"node&#45;explode\" class=\"node failed\">");
     has(&r, "<g id=\"node&#45;never\" class=\"node not&#45;reached\">");
