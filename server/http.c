@@ -80,8 +80,7 @@ static void take_request_id(flowd_req_t *r, struct MHD_Connection *conn) {
                  (unsigned long long)r->t0_ns); /* no randomness from the OS: still one a request */
 }
 
-/* If-None-Match names version: a client that has the Job as it is ("*", or a list of ETags, weak
- * or not, one of them "<version>"). */
+/* http_int.h. Shared by the Job's reads and the graphs (http_jobs.c, http_flows.c). */
 int flowd__http_if_none_match(struct MHD_Connection *conn, uint64_t version) {
     const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
     if (v == NULL)
