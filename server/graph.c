@@ -2,7 +2,9 @@
  * core SVG renderer. Only those two plugins are loaded, from the list below (gvContextPlugins
  * with no demand loading): no config file is read and no text-layout plugin (pango, fontconfig)
  * is used, so labels are measured by Graphviz's built-in font metrics and a drawing is the same
- * on every machine, the runtime image included.
+ * on every machine, the runtime image included. The font is Courier: monospace, whose estimate
+ * (0.6 em a character) is what browsers' monospace fonts take, so a label fits its box wherever
+ * the SVG is shown (Helvetica's estimate ran past boxes in Chromium's sans-serif).
  *
  * Graphviz 2.42/2.43 (Debian bookworm) leaks memory in three places a drawing could reach (seen
  * under ASan with small test programs); each is avoided here, and the unit test runs clean under
@@ -42,12 +44,14 @@ static lt_symlist_t builtins[] = {
 static pthread_mutex_t gv_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define ERROR_SHOWN 80 /* bytes of a failing node's error shown on it */
+#define ERROR_LINE 40  /* bytes of one of its lines, where spaces allow */
 /* A graph of more nodes and edges than this is drawn with straight edges and fewer passes of dot's
  * crossing minimization and network simplex: spline routing and those passes grow fast with
- * crossings. Measured through flowd on this project's 2-core machine: a 480-item tangle of 60
- * nodes took 90 s with the defaults and 0.3 to 0.5 s so; random graphs of 500 items at most
- * 1.4 s so; random graphs of 150 items up to 0.5 s with the defaults, of 100 about 0.1 s.
- * --max-graph bounds the rest. */
+ * crossings. Measured through flowd on this project's 2-core machine, other work running: random
+ * graphs of 100 items (curved) at most 0.12 s, random ones and tangles of 300 at most 0.14 s,
+ * random ones of 500 up to 3 s (so
+ * --max-graph is 300 by default); a 480-item tangle of 60 nodes took 90 s with the defaults and
+ * 0.3 to 1.4 s so. */
 #define SPLINES_MAX 100
 #define LABEL_MAX 512  /* bytes of one label, escaped: names are at most 64 bytes in documents */
 
@@ -247,17 +251,22 @@ static void drawing_free(drawing_t *d) {
 typedef enum esc { ESC_TEXT, ESC_TITLE } esc_t;
 
 /* text, cut at max bytes (at a character's start, with "..."), written as esc says, with control
- * characters as spaces. */
-static void put_escaped(flow_buf_t *b, const char *text, size_t max, esc_t how) {
-    size_t len = strlen(text), cut = len;
+ * characters as spaces; with wrap, a space where the next word would take the line past wrap bytes
+ * breaks the line instead (a label's \n). */
+static void put_escaped(flow_buf_t *b, const char *text, size_t max, esc_t how, size_t wrap) {
+    size_t len = strlen(text), cut = len, line = 0;
     if (len > max) {
         cut = max;
         while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
             cut--;
     }
-    for (size_t i = 0; i < cut; i++) {
+    for (size_t i = 0; i < cut; i++, line++) {
         char c = text[i];
-        if (c == '\\' && how != ESC_TITLE)
+        size_t word = wrap && c == ' ' ? strcspn(text + i + 1, " ") : 0;
+        if (wrap && c == ' ' && line > 0 && line + 1 + word > wrap) {
+            flow_buf_adds(b, "\\n");
+            line = (size_t)-1; /* 0 after the loop's ++ */
+        } else if (c == '\\' && how != ESC_TITLE)
             flow_buf_add(b, "\\\\", 2);
         else if (c == '&')
             flow_buf_adds(b, "&#38;");
@@ -294,20 +303,20 @@ static int add_node(Agraph_t *g, const drawing_t *d, size_t i, size_t start, int
     if (v == NULL)
         return FLOW_ENOMEM;
     flow_buf_init_storage(&b, storage, sizeof storage, LABEL_MAX + 32);
-    put_escaped(&b, name, LABEL_MAX, ESC_TEXT);
+    put_escaped(&b, name, LABEL_MAX, ESC_TEXT, 0);
     flow_buf_adds(&b, "\\n");
-    put_escaped(&b, flow_node_type(node), 64, ESC_TEXT);
+    put_escaped(&b, flow_node_type(node), 64, ESC_TEXT, 0);
     if (marked && d->visits[i] > 0)
         flow_buf_printf(&b, "  \xc2\xb7  %u visit%s", d->visits[i], d->visits[i] == 1 ? "" : "s");
     if (st == S_WAITING)
         flow_buf_adds(&b, "\\nwaiting for input");
     if (st == S_FAILED && m->error != NULL) {
         flow_buf_adds(&b, "\\n");
-        put_escaped(&b, m->error, ERROR_SHOWN, ESC_TEXT);
+        put_escaped(&b, m->error, ERROR_SHOWN, ESC_TEXT, ERROR_LINE);
     }
     rc |= set_text(v, "label", &b);
     flow_buf_adds(&b, "node-");
-    put_escaped(&b, name, LABEL_MAX, ESC_TEXT);
+    put_escaped(&b, name, LABEL_MAX, ESC_TEXT, 0);
     rc |= set_text(v, "id", &b);
     flow_buf_adds(&b, looks[st].cls);
     if (i == start)
@@ -339,19 +348,19 @@ static int add_edge(Agraph_t *g, const drawing_t *d, const link_t *e, Agnode_t *
     flow_buf_init_storage(&b, storage, sizeof storage, 2 * LABEL_MAX + 32);
     if (e->action == NULL) {
         flow_buf_adds(&b, "start-");
-        put_escaped(&b, from, LABEL_MAX, ESC_TEXT);
+        put_escaped(&b, from, LABEL_MAX, ESC_TEXT, 0);
         rc |= set_text(a, "id", &b);
         rc |= agsafeset(a, "class", "start-edge", "");
         rc |= agsafeset(a, "style", "dashed", "");
         rc |= agsafeset(a, "label", "starts", "");
     } else {
         flow_buf_adds(&b, "edge-");
-        put_escaped(&b, from, LABEL_MAX, ESC_TEXT);
+        put_escaped(&b, from, LABEL_MAX, ESC_TEXT, 0);
         flow_buf_addc(&b, '-');
-        put_escaped(&b, e->action, LABEL_MAX, ESC_TEXT);
+        put_escaped(&b, e->action, LABEL_MAX, ESC_TEXT, 0);
         rc |= set_text(a, "id", &b);
         if (strcmp(e->action, "default") != 0) {
-            put_escaped(&b, e->action, LABEL_MAX, ESC_TEXT);
+            put_escaped(&b, e->action, LABEL_MAX, ESC_TEXT, 0);
             rc |= set_text(a, "label", &b);
         }
     }
@@ -377,7 +386,7 @@ static int draw(drawing_t *d, const flowd_graph_marks_t *m, size_t items, char *
     GVC_t *gvc = gvContextPlugins(builtins, 0);
     flow_buf_t title; /* the flow's name, the SVG's <title> */
     flow_buf_init(&title, 2 * LABEL_MAX);
-    put_escaped(&title, flow_def_name(d->def), LABEL_MAX, ESC_TITLE);
+    put_escaped(&title, flow_def_name(d->def), LABEL_MAX, ESC_TITLE, 0);
     Agraph_t *g = gvc && !title.err ? agopen(title.data, Agdirected, NULL) : NULL;
     flow_buf_free(&title);
     if (vs == NULL || g == NULL) {
@@ -386,15 +395,15 @@ static int draw(drawing_t *d, const flowd_graph_marks_t *m, size_t items, char *
     }
     static const char *const graph_attrs[][2] = {
         {"rankdir", "TB"}, {"nodesep", "0.35"}, {"ranksep", "0.45"}, {"bgcolor", "transparent"},
-        {"fontname", "Helvetica"}, {"id", "flow"}};
+        {"fontname", "Courier"}, {"id", "flow"}};
     static const char *const node_attrs[][2] = {
-        {"shape", "box"},       {"style", "rounded,filled"}, {"fontname", "Helvetica"},
+        {"shape", "box"},       {"style", "rounded,filled"}, {"fontname", "Courier"},
         {"fontsize", "11"},     {"margin", "0.15,0.06"},     {"label", ""},
         {"id", ""},             {"class", ""},               {"fillcolor", "#ffffff"},
         {"color", "#444444"},   {"fontcolor", "#111111"},    {"penwidth", "1"},
         {"peripheries", "1"}};
     static const char *const edge_attrs[][2] = {
-        {"fontname", "Helvetica"}, {"fontsize", "9"},  {"label", ""},          {"id", ""},
+        {"fontname", "Courier"}, {"fontsize", "9"},  {"label", ""},          {"id", ""},
         {"class", ""},             {"style", "solid"}, {"constraint", "true"}, {"color", "#555555"},
         {"arrowsize", "0.7"}};
     static const char *const big_attrs[][2] = {
