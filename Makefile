@@ -3,7 +3,8 @@
 
 CC ?= cc
 SAN ?=
-PKGS := libuv jansson libmicrohttpd libcurl sqlite3 libpq lua5.4 libpcre2-8 yaml-0.1 libcrypto icu-i18n icu-uc
+PKGS := libuv jansson libmicrohttpd libcurl sqlite3 libpq lua5.4 libpcre2-8 yaml-0.1 libcrypto icu-i18n icu-uc \
+	libgvc libcgraph
 TEST_PKGS := check
 
 # pkg-config name -> Debian package, for `make deps`
@@ -20,6 +21,8 @@ DEB_yaml-0.1 := libyaml-dev
 DEB_libcrypto := libssl-dev
 DEB_icu-i18n := libicu-dev
 DEB_icu-uc := libicu-dev
+DEB_libgvc := libgraphviz-dev
+DEB_libcgraph := libgraphviz-dev
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP
@@ -63,7 +66,11 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 CFLAGS := $(BASE_CFLAGS) $(OPT) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := $(SANFLAGS) $(EXTRA_LDFLAGS)
-LDLIBS = $(PKG_LIBS) -lpthread -lm
+# server/graph.c links Graphviz's dot layout and core (SVG) plugins itself, so that no plugin is
+# loaded by name at run time (graph.c says why); they live in Graphviz's plugin folder.
+GV_PLUGINS = $(shell pkg-config --variable=libdir libgvc 2>/dev/null)/graphviz
+LDLIBS = $(PKG_LIBS) -L$(GV_PLUGINS) -lgvplugin_dot_layout -lgvplugin_core -Wl,-rpath,$(GV_PLUGINS) \
+	-lpthread -lm
 
 LIB_SRC := $(sort $(wildcard lib/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -177,7 +184,8 @@ deps:
 	    libmicrohttpd) echo $(DEB_libmicrohttpd);; libcurl) echo $(DEB_libcurl);; \
 	    sqlite3) echo $(DEB_sqlite3);; libpq) echo $(DEB_libpq);; lua5.4) echo $(DEB_lua5.4);; \
 	    libpcre2-8) echo $(DEB_libpcre2-8);; yaml-0.1) echo $(DEB_yaml-0.1);; \
-	    libcrypto) echo $(DEB_libcrypto);; icu-i18n|icu-uc) echo $(DEB_icu-i18n);; esac)"; \
+	    libcrypto) echo $(DEB_libcrypto);; icu-i18n|icu-uc) echo $(DEB_icu-i18n);; \
+	    libgvc|libcgraph) echo $(DEB_libgvc);; esac)"; \
 	done; \
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	for t in $(DEPS_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \

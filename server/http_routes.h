@@ -19,8 +19,10 @@
     X(INPUT, "/v1/jobs/{id}/input")                                                                \
     X(CANCEL, "/v1/jobs/{id}/cancel")                                                              \
     X(DELIVERIES, "/v1/jobs/{id}/deliveries")                                                      \
+    X(JOB_GRAPH, "/v1/jobs/{id}/graph.svg")                                                        \
     X(FLOWS, "/v1/flows")                                                                          \
     X(FLOW, "/v1/flows/{name}")                                                                    \
+    X(FLOW_GRAPH, "/v1/flows/{name}/graph.svg")                                                    \
     X(SCHEDULES, "/v1/schedules")                                                                  \
     X(SCHEDULE, "/v1/schedules/{name}")                                                            \
     X(SCHEDULE_PAUSE, "/v1/schedules/{name}/pause")                                                \
@@ -56,10 +58,12 @@
     X(INPUT, POST, job_input, "", SUBMIT, JSON)                                                    \
     X(CANCEL, POST, job_cancel, "", SUBMIT, ANY)                                                   \
     X(DELIVERIES, GET, job_deliveries, "", READ, NONE)                                             \
+    X(JOB_GRAPH, GET, job_graph, "", READ, NONE)                                                   \
     X(FLOWS, GET, flows_list, "limit, cursor", READ, NONE)                                         \
     X(FLOW, GET, flow_get, "", READ, NONE)                                                         \
     X(FLOW, PUT, flow_put, "", ADMIN, FLOW)                                                        \
     X(FLOW, DELETE, flow_delete, "", ADMIN, NONE)                                                  \
+    X(FLOW_GRAPH, GET, flow_graph, "", READ, NONE)                                                 \
     X(SCHEDULES, GET, schedules_list, "limit, cursor", ADMIN, NONE)                                \
     X(SCHEDULE, GET, schedule_get, "", ADMIN, NONE)                                                \
     X(SCHEDULE, PUT, schedule_put, "", ADMIN, JSON)                                                \
