@@ -128,7 +128,7 @@ EXAMPLES := $(EXAMPLES_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .SECONDARY:
 
-.PHONY: all lib test check unit e2e deps bench valgrind tsan clean help run examples lint mock fuzz fuzz-replay \
+.PHONY: all lib test check unit e2e ui deps bench valgrind tsan clean help run examples lint mock fuzz fuzz-replay \
 	exports contract lint-api
 
 all: $(LIB) $(if $(wildcard server/main.c),$(FLOWD)) $(EXAMPLES) $(MOCK) $(HEALTHCHECK)
@@ -145,7 +145,9 @@ help:
 	@echo "make check      run the tests of one build (SAN=asan or SAN=tsan picks the build): what"
 	@echo "                libflow.a exports (tests/exports.sh: only the FLOW_EXPORT functions of"
 	@echo "                lib/include), the unit tests, the fuzz replays, make contract, then the"
-	@echo "                end-to-end tests against its flowd"
+	@echo "                end-to-end tests against its flowd, then make ui"
+	@echo "make ui         drive the dashboard (/ui/) in headless Chromium with Selenium"
+	@echo "                (tests/ui/test_ui.py); screenshots of each page into build/ui-shots/"
 	@echo "make contract   check that api/flow.schema.json and flowd check agree on every example"
 	@echo "                document (pass) and on tests/contract/bad (fail), and that flowd's answers"
 	@echo "                are ones api/openapi.yaml declares (python3-jsonschema, python3-yaml), and"
@@ -164,7 +166,8 @@ help:
 	@echo "                as root) and run each for FUZZ_SECONDS (60) from its seed corpus and dictionary;"
 	@echo "                FUZZ_HARNESSES=fuzz_doc picks some; new inputs go to build/fuzz/corpus, crashes to"
 	@echo "                build/fuzz/crashes (make test replays tests/fuzz/corpus and tests/fuzz/regress)"
-	@echo "make deps       install missing -dev packages with apt-get (as root)"
+	@echo "make deps       install missing -dev packages and tools (xxd, chromium, chromium-driver,"
+	@echo "                python3-selenium) with apt-get (as root)"
 	@echo "make lint       grep for calls we do not use (sprintf, strcpy, atoi, ...), and lint"
 	@echo "                api/openapi.yaml with Redocly's CLI (npx, a pinned version; make lint-api)"
 	@echo "make clean      remove build/"
@@ -302,7 +305,13 @@ fuzz-replay: $(REPLAY_BIN)
 	  $(BUILD)/fuzz-replay/$$h tests/fuzz/corpus/$$h tests/fuzz/regress/$$h || fail=1; \
 	done; exit $$fail
 
-check: all exports unit fuzz-replay contract e2e
+check: all exports unit fuzz-replay contract e2e ui
+
+# The dashboard (server/ui/) in headless Chromium with Selenium (tests/ui/test_ui.py): it starts
+# flowd-mock and this build's flowd on 127.0.0.1 and drives the page; screenshots of each page go
+# to build/ui-shots/.
+ui: $(FLOWD) $(MOCK)
+	FLOWD_BIN=$(FLOWD) MOCK_BIN=$(MOCK) UI_SHOTS=build/ui-shots /usr/bin/python3 tests/ui/test_ui.py
 
 # The flow documents against api/flow.schema.json and this build's flowd check, which must agree
 # (tests/contract/documents.sh: good ones pass both, tests/contract/bad ones fail both); then every

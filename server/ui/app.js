@@ -175,8 +175,7 @@ function cleanSvg(text) {
       if (n.startsWith('on') || n === 'href' || n === 'xlink:href' || n === 'style') el.removeAttribute(a.name);
     }
   }
-  svg.removeAttribute('width');
-  svg.removeAttribute('height');
+  /* its own size (Graphviz's points), shrunk to fit by the style sheet, never blown up */
   svg.setAttribute('role', 'img');
   return document.importNode(svg, true);
 }
@@ -186,7 +185,7 @@ function cleanSvg(text) {
 async function drawGraph(box, path, mermaid, label) {
   box.replaceChildren();
   try {
-    const r = await api(path, { expect: [404, 406, 501] });
+    const r = await api(path, { expect: [404, 406, 422, 501] });
     if (r.status === 200 && typeof r.body === 'string') {
       const svg = cleanSvg(r.body);
       if (svg) {

@@ -320,7 +320,7 @@ def main():
     run.start()
     d = None
     try:
-        d = browser(1280, 900)
+        d = browser(1280, 1400)
         p = Page(d, run)
         d.get(run.base + "/")
         p.wait("the redirect to /ui/", lambda: d.current_url.startswith(run.base + "/ui/"))
@@ -343,7 +343,7 @@ def main():
         inner = d.execute_script("return window.innerWidth;")
         assert width <= inner, "the job page is wider than a phone (%d > %d)" % (width, inner)
         p.shot("job-phone")
-        d.set_window_size(1280, 900)
+        d.set_window_size(1280, 1400)
         test_roles(p, job_id)
         p.console()
         assert not p.problems, "errors in the console:\n" + "\n".join(p.problems)
