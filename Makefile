@@ -3,7 +3,8 @@
 
 CC ?= cc
 SAN ?=
-PKGS := libuv jansson libmicrohttpd libcurl sqlite3 libpq lua5.4 libpcre2-8 yaml-0.1 libcrypto icu-i18n icu-uc
+PKGS := libuv jansson libmicrohttpd libcurl sqlite3 libpq lua5.4 libpcre2-8 yaml-0.1 libcrypto icu-i18n icu-uc \
+	libgvc libcgraph
 TEST_PKGS := check
 
 # pkg-config name -> Debian package, for `make deps`
@@ -20,6 +21,8 @@ DEB_yaml-0.1 := libyaml-dev
 DEB_libcrypto := libssl-dev
 DEB_icu-i18n := libicu-dev
 DEB_icu-uc := libicu-dev
+DEB_libgvc := libgraphviz-dev
+DEB_libcgraph := libgraphviz-dev
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP
@@ -55,6 +58,7 @@ else
 BUILD := build
 SANFLAGS :=
 endif
+INC_$(BUILD)/gen := -Ilib/include -Iserver
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -62,7 +66,11 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 CFLAGS := $(BASE_CFLAGS) $(OPT) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := $(SANFLAGS) $(EXTRA_LDFLAGS)
-LDLIBS = $(PKG_LIBS) -lpthread -lm
+# server/graph.c links Graphviz's dot layout and core (SVG) plugins itself, so that no plugin is
+# loaded by name at run time (graph.c says why); they live in Graphviz's plugin folder.
+GV_PLUGINS = $(shell pkg-config --variable=libdir libgvc 2>/dev/null)/graphviz
+LDLIBS = $(PKG_LIBS) -L$(GV_PLUGINS) -lgvplugin_dot_layout -lgvplugin_core -Wl,-rpath,$(GV_PLUGINS) \
+	-lpthread -lm
 
 LIB_SRC := $(sort $(wildcard lib/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -73,7 +81,11 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/libflow.a
 LIB_INTERNAL := $(BUILD)/libflow-internal.a
 
-SERVER_SRC := $(sort $(filter-out server/main.c,$(wildcard server/*.c)))
+# The dashboard's files (server/ui/) become one generated C file (server/embed_ui.sh, with xxd),
+# compiled as a file of server/.
+UI_FILES := $(sort $(wildcard server/ui/*.html server/ui/*.css server/ui/*.js server/ui/*.svg))
+UI_GEN := $(BUILD)/gen/ui_assets.c
+SERVER_SRC := $(sort $(filter-out server/main.c,$(wildcard server/*.c))) $(UI_GEN)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 FLOWD := $(BUILD)/flowd
 
@@ -116,7 +128,7 @@ EXAMPLES := $(EXAMPLES_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .SECONDARY:
 
-.PHONY: all lib test check unit e2e deps bench valgrind tsan clean help run examples lint mock fuzz fuzz-replay \
+.PHONY: all lib test check unit e2e ui deps bench valgrind tsan clean help run examples lint mock fuzz fuzz-replay \
 	exports contract lint-api
 
 all: $(LIB) $(if $(wildcard server/main.c),$(FLOWD)) $(EXAMPLES) $(MOCK) $(HEALTHCHECK)
@@ -133,7 +145,9 @@ help:
 	@echo "make check      run the tests of one build (SAN=asan or SAN=tsan picks the build): what"
 	@echo "                libflow.a exports (tests/exports.sh: only the FLOW_EXPORT functions of"
 	@echo "                lib/include), the unit tests, the fuzz replays, make contract, then the"
-	@echo "                end-to-end tests against its flowd"
+	@echo "                end-to-end tests against its flowd, then make ui"
+	@echo "make ui         drive the dashboard (/ui/) in headless Chromium with Selenium"
+	@echo "                (tests/ui/test_ui.py); screenshots of each page into build/ui-shots/"
 	@echo "make contract   check that api/flow.schema.json and flowd check agree on every example"
 	@echo "                document (pass) and on tests/contract/bad (fail), and that flowd's answers"
 	@echo "                are ones api/openapi.yaml declares (python3-jsonschema, python3-yaml), and"
@@ -152,7 +166,8 @@ help:
 	@echo "                as root) and run each for FUZZ_SECONDS (60) from its seed corpus and dictionary;"
 	@echo "                FUZZ_HARNESSES=fuzz_doc picks some; new inputs go to build/fuzz/corpus, crashes to"
 	@echo "                build/fuzz/crashes (make test replays tests/fuzz/corpus and tests/fuzz/regress)"
-	@echo "make deps       install missing -dev packages with apt-get (as root)"
+	@echo "make deps       install missing -dev packages and tools (xxd, chromium, chromium-driver,"
+	@echo "                python3-selenium) with apt-get (as root)"
 	@echo "make lint       grep for calls we do not use (sprintf, strcpy, atoi, ...), and lint"
 	@echo "                api/openapi.yaml with Redocly's CLI (npx, a pinned version; make lint-api)"
 	@echo "make clean      remove build/"
@@ -172,11 +187,16 @@ deps:
 	    libmicrohttpd) echo $(DEB_libmicrohttpd);; libcurl) echo $(DEB_libcurl);; \
 	    sqlite3) echo $(DEB_sqlite3);; libpq) echo $(DEB_libpq);; lua5.4) echo $(DEB_lua5.4);; \
 	    libpcre2-8) echo $(DEB_libpcre2-8);; yaml-0.1) echo $(DEB_yaml-0.1);; \
-	    libcrypto) echo $(DEB_libcrypto);; icu-i18n|icu-uc) echo $(DEB_icu-i18n);; esac)"; \
+	    libcrypto) echo $(DEB_libcrypto);; icu-i18n|icu-uc) echo $(DEB_icu-i18n);; \
+	    libgvc|libcgraph) echo $(DEB_libgvc);; esac)"; \
 	done; \
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	for t in $(DEPS_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v xxd >/dev/null || missing="$$missing xxd"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	/usr/bin/python3 -c 'import selenium' 2>/dev/null || missing="$$missing python3-selenium"; \
 	/usr/bin/python3 -c 'import jsonschema' 2>/dev/null || missing="$$missing python3-jsonschema"; \
 	/usr/bin/python3 -c 'import yaml' 2>/dev/null || missing="$$missing python3-yaml"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
@@ -199,6 +219,10 @@ $(LIB): $(LIB_OBJ)
 $(LIB_INTERNAL): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
+
+$(UI_GEN): server/embed_ui.sh $(UI_FILES)
+	@mkdir -p $(dir $@)
+	server/embed_ui.sh $@ $(UI_FILES)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -281,7 +305,13 @@ fuzz-replay: $(REPLAY_BIN)
 	  $(BUILD)/fuzz-replay/$$h tests/fuzz/corpus/$$h tests/fuzz/regress/$$h || fail=1; \
 	done; exit $$fail
 
-check: all exports unit fuzz-replay contract e2e
+check: all exports unit fuzz-replay contract e2e ui
+
+# The dashboard (server/ui/) in headless Chromium with Selenium (tests/ui/test_ui.py): it starts
+# flowd-mock and this build's flowd on 127.0.0.1 and drives the page; screenshots of each page go
+# to build/ui-shots/.
+ui: $(FLOWD) $(MOCK)
+	FLOWD_BIN=$(FLOWD) MOCK_BIN=$(MOCK) UI_SHOTS=build/ui-shots /usr/bin/python3 tests/ui/test_ui.py
 
 # The flow documents against api/flow.schema.json and this build's flowd check, which must agree
 # (tests/contract/documents.sh: good ones pass both, tests/contract/bad ones fail both); then every

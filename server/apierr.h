@@ -26,6 +26,7 @@
     X(INVALID_SCHEDULE, 422, "invalid_schedule", "the schedule's cron or time zone is not one flowd runs") \
     X(INVALID_CALLBACK, 422, "invalid_callback", "the callback cannot be delivered")          \
     X(ANSWER_TOO_LARGE, 422, "answer_too_large", "the answer is over --max-answer")                \
+    X(GRAPH_TOO_LARGE, 422, "graph_too_large", "the graph has more nodes and edges than --max-graph") \
     X(TOO_MANY_JOBS, 429, "too_many_jobs", "too many jobs (--max-jobs); try again later")          \
     X(HEADER_TOO_LARGE, 431, "header_too_large", "the request line and headers are too large")     \
     X(INTERNAL, 500, "internal", "internal error")                                                 \

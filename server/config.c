@@ -171,6 +171,9 @@ static const setting_t settings[] = {
      "schedules a server holds (PUT /v1/schedules/{name}); past it a PUT of a new one gets 409"},
     {"max-flow-size", "FLOWD_MAX_FLOW_SIZE", K_SIZE, OFF(max_flow_size), 1024, GIB, "1MiB", "SIZE",
      "largest flow document (a PUT body, within --max-body, or a --flows file)"},
+    {"max-graph", "FLOWD_MAX_GRAPH", K_UINT, OFF(max_graph), 1, 100000, "300", "N",
+     "nodes and edges a graph.svg draws (its layout is CPU work on an HTTP thread); a larger "
+     "flow's graph gets 422 graph_too_large"},
     {"header-timeout", "FLOWD_HEADER_TIMEOUT", K_MS, OFF(header_timeout_ms), 100, DAY_MS, "10s",
      "DURATION", "close a connection whose request line and headers are not all in this long after "
      "it opened or after its last answer (a client that trickles them), whatever --idle-timeout "

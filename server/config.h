@@ -78,6 +78,7 @@ typedef struct flowd_config {
     unsigned max_flows;         /* flows a server holds */
     unsigned max_schedules;     /* schedules a server holds */
     size_t max_flow_size;       /* bytes of a flow document */
+    unsigned max_graph;         /* nodes and edges a graph.svg draws (layout is CPU work) */
     uint64_t header_timeout_ms; /* a request's line and headers, from the opening or last answer */
     /* webhooks (webhooks.h): the callbacks of jobs */
     char webhook_secrets[1024]; /* the secrets file: tenant and whsec_ secret a line; "" none */

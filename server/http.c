@@ -80,6 +80,32 @@ static void take_request_id(flowd_req_t *r, struct MHD_Connection *conn) {
                  (unsigned long long)r->t0_ns); /* no randomness from the OS: still one a request */
 }
 
+/* http_int.h. Shared by the Job's reads and the graphs (http_jobs.c, http_flows.c). */
+int flowd__http_if_none_match(struct MHD_Connection *conn, uint64_t version) {
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    if (v == NULL)
+        return 0;
+    for (;;) {
+        while (*v == ' ' || *v == '\t' || *v == ',')
+            v++;
+        if (*v == '\0')
+            return 0;
+        if (*v == '*')
+            return 1;
+        if (v[0] == 'W' && v[1] == '/')
+            v += 2;
+        if (*v == '"' && v[1] >= '0' && v[1] <= '9') {
+            char *end;
+            unsigned long long n = strtoull(v + 1, &end, 10);
+            if (*end == '"' && n == version)
+                return 1;
+        }
+        v = strchr(v, ',');
+        if (v == NULL)
+            return 0;
+    }
+}
+
 enum MHD_Result flowd__http_send(flowd_req_t *r, struct MHD_Connection *conn, unsigned status,
                                  char *body, size_t len, const char *type) {
     if (body == NULL) {

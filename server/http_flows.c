@@ -1,9 +1,11 @@
-/* http_flows.c: the routes of /v1/flows (http_routes.h): list the flows, read one, and add, replace
- * or delete one from a flow document (flow/doc.h). The registry has a lock of its own; PUTs take
+/* http_flows.c: the routes of /v1/flows (http_routes.h): list the flows, read one, draw one
+ * (graph.h; the job graph's answer is made here too), and add, replace or delete one from a flow
+ * document (flow/doc.h). The registry has a lock of its own; PUTs take
  * one more, so that two cannot both take the last room under --max-flows. */
 #include "http_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "flow/doc.h"
@@ -191,4 +193,48 @@ enum MHD_Result flowd__http_flow_delete(flowd_server_t *srv, flowd_req_t *r,
     flow_buf_printf(&b, "{\n  \"name\": \"%s\",\n  \"deleted\": true\n}\n", key);
     body = flow_buf_take(&b, &len);
     return flowd__http_send_json(r, conn, 200, body, len);
+}
+
+enum MHD_Result flowd__http_send_graph(flowd_server_t *srv, flowd_req_t *r,
+                                       struct MHD_Connection *conn, const flow_def_t *def,
+                                       const flowd_graph_marks_t *marks, int has_version,
+                                       uint64_t version) {
+    static const char type[] = "image/svg+xml";
+    if (has_version) {
+        r->etag = version;
+        r->has_etag = 1;
+        if (flowd__http_if_none_match(conn, version))
+            return flowd__http_send(r, conn, 304, strdup(""), 0, type);
+    }
+    char *svg = NULL;
+    size_t len = 0, items = 0;
+    int rc = flowd_graph_svg(def, marks, srv->cfg.max_graph, &svg, &len, &items);
+    if (rc == FLOW_ETOOBIG)
+        return flowd__http_send_error(r, conn, FLOWD_E_GRAPH_TOO_LARGE,
+                                      "flow %.64s has %zu nodes and edges, more than this server "
+                                      "draws (--max-graph %u); its document and the Mermaid text "
+                                      "of GET /v1/flows/%.64s show it",
+                                      flow_def_name(def), items, srv->cfg.max_graph,
+                                      flow_def_name(def));
+    if (rc < 0) {
+        flowd_log(FLOW_LOG_WARN, "the graph of flow %s could not be drawn: %s", flow_def_name(def),
+                  flow_strerror(rc));
+        return flowd__http_send_error(r, conn, FLOWD_E_INTERNAL, "the graph could not be drawn");
+    }
+    return flowd__http_send(r, conn, 200, svg, len, type);
+}
+
+enum MHD_Result flowd__http_flow_graph(flowd_server_t *srv, flowd_req_t *r,
+                                       struct MHD_Connection *conn) {
+    enum MHD_Result ret = MHD_YES;
+    char key[65];
+    flow_def_t *def = named_flow(srv, r, conn, key, &ret);
+    if (def == NULL)
+        return ret;
+    /* a document's digest tells its versions apart: the graph's ETag (none for a flow in C) */
+    const char *digest = flow_doc_digest(def);
+    uint64_t version = digest ? strtoull(digest, NULL, 16) : 0;
+    ret = flowd__http_send_graph(srv, r, conn, def, NULL, digest != NULL, version);
+    flow_def_unref(def);
+    return ret;
 }

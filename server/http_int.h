@@ -1,7 +1,7 @@
 /* http_int.h: what http.c (libmicrohttpd's side: the daemon, reading requests, the checks every
  * request gets, dispatch through the route table) shares with the handlers of the routes, by
- * resource: http_jobs.c, http_flows.c, http_schedules.c and http_service.c. Private to those five
- * files.
+ * resource: http_jobs.c, http_flows.c, http_schedules.c, http_service.c and http_ui.c (the
+ * dashboard). Private to those six files.
  *
  * A handler runs on an MHD thread once the whole request is in and has passed the checks of its
  * route (http_routes.h): it answers with one of the flowd__http_send* functions, or suspends the
@@ -16,6 +16,7 @@
 #include "apierr.h"
 #include "bridge.h"
 #include "conns.h"
+#include "graph.h"
 #include "http.h"
 #include "http_routes.h"
 #include "render.h"
@@ -128,6 +129,14 @@ struct flowd_req {
 enum MHD_Result flowd__http_unknown_flow(flowd_server_t *srv, flowd_req_t *r,
                                          struct MHD_Connection *conn, const char *name);
 
+/* A graph.svg answer (http_flows.c): def drawn with marks (graph.h; NULL: the flow alone) as
+ * image/svg+xml, with version as its ETag when has_version, or 304 to a client that has that
+ * version; 422 graph_too_large past --max-graph, naming it. */
+enum MHD_Result flowd__http_send_graph(flowd_server_t *srv, flowd_req_t *r,
+                                       struct MHD_Connection *conn, const flow_def_t *def,
+                                       const flowd_graph_marks_t *marks, int has_version,
+                                       uint64_t version);
+
 /* The headers every answer carries (X-Request-Id), for a response a handler queues itself. */
 void flowd__http_common_headers(const flowd_req_t *r, struct MHD_Response *res);
 
@@ -161,6 +170,10 @@ int flowd__http_suspend(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connecti
                         int refusable, flowd_handler_fn resume);
 
 /* ---- reading requests (http.c) ---- */
+
+/* If-None-Match names version: the client has the answer as it is ("*", or a list of ETags, weak
+ * or not, one of them "<version>"). */
+int flowd__http_if_none_match(struct MHD_Connection *conn, uint64_t version);
 
 /* A query parameter (borrowed from MHD), or NULL. */
 const char *flowd__http_arg(struct MHD_Connection *conn, const char *name);

@@ -41,33 +41,6 @@ static enum MHD_Result send_snapshot(flowd_server_t *srv, flowd_req_t *r,
     return flowd__http_send_json(r, conn, 200, body, len);
 }
 
-/* If-None-Match names version: a client that has the Job as it is ("*", or a list of ETags, weak
- * or not, one of them "<version>"). */
-static int match_version(struct MHD_Connection *conn, uint64_t version) {
-    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
-    if (v == NULL)
-        return 0;
-    for (;;) {
-        while (*v == ' ' || *v == '\t' || *v == ',')
-            v++;
-        if (*v == '\0')
-            return 0;
-        if (*v == '*')
-            return 1;
-        if (v[0] == 'W' && v[1] == '/')
-            v += 2;
-        if (*v == '"' && v[1] >= '0' && v[1] <= '9') {
-            char *end;
-            unsigned long long n = strtoull(v + 1, &end, 10);
-            if (*end == '"' && n == version)
-                return 1;
-        }
-        v = strchr(v, ',');
-        if (v == NULL)
-            return 0;
-    }
-}
-
 /* 304: the client's Job is the current one; its ETag again, no body. */
 static enum MHD_Result not_modified(flowd_req_t *r, struct MHD_Connection *conn, uint64_t version) {
     r->etag = version;
@@ -254,7 +227,7 @@ static enum MHD_Result remote_poll_again(flowd_server_t *srv, flowd_req_t *r,
 static enum MHD_Result job_read(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn) {
     flow_status_t seen = r->snap.job.status;
     uint64_t version = r->snap.last_event;
-    int by_version = match_version(conn, version);
+    int by_version = flowd__http_if_none_match(conn, version);
     if (by_version) { /* the client has this version: 304 now, or once there is another */
         if (r->wait_ms == 0 || flow_status_final(seen) || atomic_load(&srv->stopping))
             return not_modified(r, conn, version);
@@ -386,6 +359,39 @@ enum MHD_Result flowd__http_job_history(flowd_server_t *srv, flowd_req_t *r,
                                         struct MHD_Connection *conn) {
     return snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0], FLOWD_SNAP_HISTORY,
                                 NULL, send_part);
+}
+
+/* GET /v1/jobs/{id}/graph.svg has read the job (r->snap): the graph of the flow version it
+ * started with, with the job's marks. */
+static enum MHD_Result send_job_graph(flowd_server_t *srv, flowd_req_t *r,
+                                      struct MHD_Connection *conn) {
+    const flowd_job_view_t *v = &r->snap.job;
+    const flow_def_t *def = r->snap.def;
+    if (def == NULL)
+        return flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW,
+                                      "job %s runs a version of flow '%.64s' that this server "
+                                      "cannot build (its node types or flows are not here)",
+                                      r->snap.id, v->flow ? v->flow : "");
+    json_t *history = NULL;
+    if (r->snap.history_rc == 0 && r->snap.history != NULL)
+        history = json_loadb(r->snap.history, r->snap.history_len, 0, NULL);
+    int live = v->status == FLOW_RUNNING || v->status == FLOW_WAITING;
+    flowd_graph_marks_t marks = {
+        .current = live ? v->current_node : NULL,
+        .waiting = v->status == FLOW_WAITING,
+        .failed = v->status == FLOW_FAILED ? v->error_node : NULL,
+        .error = v->error_message,
+        .steps = json_object_get(history, "steps")};
+    enum MHD_Result ret = flowd__http_send_graph(srv, r, conn, def, &marks, 1, r->snap.last_event);
+    json_decref(history);
+    return ret;
+}
+
+enum MHD_Result flowd__http_job_graph(flowd_server_t *srv, flowd_req_t *r,
+                                      struct MHD_Connection *conn) {
+    return snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0],
+                         FLOWD_SNAP_JOB | FLOWD_SNAP_HISTORY | FLOWD_SNAP_FLOW, NULL,
+                         send_job_graph);
 }
 
 enum MHD_Result flowd__http_job_events(flowd_server_t *srv, flowd_req_t *r,

@@ -19,14 +19,21 @@
     X(INPUT, "/v1/jobs/{id}/input")                                                                \
     X(CANCEL, "/v1/jobs/{id}/cancel")                                                              \
     X(DELIVERIES, "/v1/jobs/{id}/deliveries")                                                      \
+    X(JOB_GRAPH, "/v1/jobs/{id}/graph.svg")                                                        \
     X(FLOWS, "/v1/flows")                                                                          \
     X(FLOW, "/v1/flows/{name}")                                                                    \
+    X(FLOW_GRAPH, "/v1/flows/{name}/graph.svg")                                                    \
     X(SCHEDULES, "/v1/schedules")                                                                  \
     X(SCHEDULE, "/v1/schedules/{name}")                                                            \
     X(SCHEDULE_PAUSE, "/v1/schedules/{name}/pause")                                                \
     X(SCHEDULE_RESUME, "/v1/schedules/{name}/resume")                                              \
+    X(KEY, "/v1/key")                                                                              \
     X(HEALTHZ, "/healthz")                                                                         \
-    X(METRICS, "/metrics")
+    X(METRICS, "/metrics")                                                                         \
+    X(ROOT, "/")                                                                                   \
+    X(UI, "/ui")                                                                                   \
+    X(UI_INDEX, "/ui/")                                                                            \
+    X(UI_ASSET, "/ui/{file}")
 
 /* The routes: X(path, method, handler, query parameters, role, body). HEAD is answered as GET;
  * another method of a path that has no row for it is 405 (before any key is looked at).
@@ -35,6 +42,8 @@
  *            typo is not ignored.
  *   role     what the caller's key needs (auth.h; a role may do what the ones below it may);
  *            api/openapi.yaml's security says the same. METRICS needs none with --metrics-open.
+ *            The dashboard's files (ROOT, UI*: http_ui.c) need none: they hold no data, and the
+ *            page asks for a key before it calls the API.
  *   body     NONE: none is read (one that is sent is dropped); ANY: read up to --max-body and
  *            ignored; JSON: application/json up to --max-body; JOB: the same, and refused (503)
  *            before it is read while shutting down; FLOW: a flow document, application/json up to
@@ -49,18 +58,25 @@
     X(INPUT, POST, job_input, "", SUBMIT, JSON)                                                    \
     X(CANCEL, POST, job_cancel, "", SUBMIT, ANY)                                                   \
     X(DELIVERIES, GET, job_deliveries, "", READ, NONE)                                             \
+    X(JOB_GRAPH, GET, job_graph, "", READ, NONE)                                                   \
     X(FLOWS, GET, flows_list, "limit, cursor", READ, NONE)                                         \
     X(FLOW, GET, flow_get, "", READ, NONE)                                                         \
     X(FLOW, PUT, flow_put, "", ADMIN, FLOW)                                                        \
     X(FLOW, DELETE, flow_delete, "", ADMIN, NONE)                                                  \
+    X(FLOW_GRAPH, GET, flow_graph, "", READ, NONE)                                                 \
     X(SCHEDULES, GET, schedules_list, "limit, cursor", ADMIN, NONE)                                \
     X(SCHEDULE, GET, schedule_get, "", ADMIN, NONE)                                                \
     X(SCHEDULE, PUT, schedule_put, "", ADMIN, JSON)                                                \
     X(SCHEDULE, DELETE, schedule_delete, "", ADMIN, NONE)                                          \
     X(SCHEDULE_PAUSE, POST, schedule_pause, "", ADMIN, ANY)                                        \
     X(SCHEDULE_RESUME, POST, schedule_resume, "", ADMIN, ANY)                                      \
+    X(KEY, GET, key_get, "", READ, NONE)                                                           \
     X(HEALTHZ, GET, healthz, "", NONE, NONE)                                                       \
-    X(METRICS, GET, metrics, "", ADMIN, NONE)
+    X(METRICS, GET, metrics, "", ADMIN, NONE)                                                      \
+    X(ROOT, GET, ui_redirect, "", NONE, NONE)                                                      \
+    X(UI, GET, ui_redirect, "", NONE, NONE)                                                        \
+    X(UI_INDEX, GET, ui_asset, "", NONE, NONE)                                                     \
+    X(UI_ASSET, GET, ui_asset, "", NONE, NONE)
 
 typedef enum flowd_path {
 #define FLOWD__PATH_ENUM(sym, pattern) FLOWD_P_##sym,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "flow/pointer.h"
+#include "flows.h"
 
 void flowd_snapshot_clear(flowd_snapshot_t *s) {
     free(s->pointer);
@@ -14,6 +15,7 @@ void flowd_snapshot_clear(flowd_snapshot_t *s) {
     free(s->own_history);
     flowd_job_unref(s->record);
     flowd_remote_job_clear(&s->row);
+    flow_def_unref(s->def);
     memset(s, 0, sizeof *s);
 }
 
@@ -158,6 +160,8 @@ int flowd_snapshot_of_record(flowd_snapshot_t *s, flowd_job_t *job) {
     int later = 0;
     memcpy(s->id, job->id, FLOWD_ID_LEN + 1);
     s->record = flowd_job_ref(job);
+    if (s->want & FLOWD_SNAP_FLOW)
+        s->def = flow_def_ref(job->def); /* immutable */
     flowd_job_lock(job);
     if (s->want & FLOWD_SNAP_JOB)
         view_locked(s, job);
@@ -278,11 +282,18 @@ static int find_remote(flowd_server_t *srv, const char *id, size_t len, const ch
     if (srv->store->cluster != NULL && is_id(id, len)) {
         memcpy(key, id, FLOWD_ID_LEN);
         key[FLOWD_ID_LEN] = '\0';
-        rc = srv->store->cluster->read_job(srv->store, key, NULL, scope,
-                                           s->want & (FLOWD_READ_SHARED | FLOWD_READ_HISTORY), &row);
+        rc = srv->store->cluster->read_job(
+            srv->store, key, NULL, scope,
+            s->want & (FLOWD_READ_SHARED | FLOWD_READ_HISTORY | FLOWD_READ_DOCUMENT), &row);
     }
     if (rc == 0) {
         flowd_snapshot_of_row(s, &row);
+        if (s->want & FLOWD_SNAP_FLOW) {
+            /* built for this read only: versions are kept by the thread that runs jobs */
+            flowd_flow_versions_t versions = {0};
+            s->def = flowd_flow_version(&versions, srv->reg, s->row.flow, s->row.flow_document);
+            flowd_flow_versions_clear(&versions);
+        }
         return 1;
     }
     flowd_remote_job_clear(&row);

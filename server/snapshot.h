@@ -23,6 +23,7 @@
 #define FLOWD_SNAP_JOB 4u                   /* the Job object's fields */
 #define FLOWD_SNAP_SHARED FLOWD_READ_SHARED /* the shared store, or the part pointer names */
 #define FLOWD_SNAP_HISTORY FLOWD_READ_HISTORY
+#define FLOWD_SNAP_FLOW FLOWD_READ_DOCUMENT /* the flow version the job started with (def) */
 
 /* A job as read once. Everything is the snapshot's (flowd_snapshot_clear); a zeroed one is empty. */
 typedef struct flowd_snapshot {
@@ -43,6 +44,10 @@ typedef struct flowd_snapshot {
     const char *history;
     size_t history_len;
     int history_rc;
+    /* FLOWD_SNAP_FLOW: the flow version the job started with (a reference): the record's, or built
+     * from the document the shared store kept (a flow in C: the one this server has by its name);
+     * NULL when this server cannot build it */
+    flow_def_t *def;
     /* what the above point into */
     char *strings;            /* the Job fields of a local job */
     char *own_shared, *own_history;

@@ -56,5 +56,6 @@ void flowd_remote_job_clear(flowd_remote_job_t *j) {
     free(j->conc_key);
     free(j->shared);
     free(j->history);
+    free(j->flow_document);
     memset(j, 0, sizeof *j);
 }

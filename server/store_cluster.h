@@ -62,10 +62,13 @@ typedef struct flowd_remote_job {
     char *history;             /* FLOWD_READ_HISTORY: compact JSON array of its last steps */
     size_t history_len;
     flow_history_totals_t totals; /* FLOWD_READ_HISTORY */
+    char *flow_document;       /* FLOWD_READ_DOCUMENT: the document of the flow version it started
+                                * with (JSON), or NULL (a flow written in C) */
 } flowd_remote_job_t;
 
 #define FLOWD_READ_SHARED 1u
 #define FLOWD_READ_HISTORY 2u
+#define FLOWD_READ_DOCUMENT 8u
 
 void flowd_remote_job_clear(flowd_remote_job_t *j);
 

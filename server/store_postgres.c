@@ -1302,6 +1302,21 @@ static int read_history(PGconn *c, const char *id, flowd_remote_job_t *out) {
     return 0;
 }
 
+/* The document of the flow version a job started with (none for a flow written in C). */
+static int read_document(PGconn *c, const char *id, flowd_remote_job_t *out) {
+    const char *p[] = {id};
+    PGresult *res = run(c, "SELECT v.document FROM jobs j JOIN flow_versions v ON v.digest = j.digest"
+                           " WHERE j.id = $1",
+                        1, p, PGRES_TUPLES_OK);
+    if (res == NULL)
+        return FLOW_EIO;
+    int rc = 0;
+    if (PQntuples(res) > 0 && (out->flow_document = col_dup(res, 0, 0)) == NULL)
+        rc = FLOW_ENOMEM;
+    PQclear(res);
+    return rc;
+}
+
 static int pg_read_job(flowd_store_t *store, const char *id, const char *idem_key,
                        const char *tenant, unsigned what, flowd_remote_job_t *out) {
     pg_store_t *s = (pg_store_t *)store;
@@ -1325,6 +1340,8 @@ static int pg_read_job(flowd_store_t *store, const char *id, const char *idem_ke
         }
         if (what & FLOWD_READ_HISTORY)
             rc = read_history(c, out->id, out);
+        if (rc == 0 && (what & FLOWD_READ_DOCUMENT))
+            rc = read_document(c, out->id, out);
         if (rc < 0)
             flowd_remote_job_clear(out);
     }

@@ -31,6 +31,16 @@ def new_key(role):
     return out[0], out[1]
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer to check (/ and /ui: 302), not one to follow."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+OPENER = urllib.request.build_opener(NoRedirect)
+
+
 def call(base, method, path, key=None, body=None, ctype="application/json"):
     req = urllib.request.Request(base + path, method=method,
                                  data=None if body is None else body.encode())
@@ -39,7 +49,7 @@ def call(base, method, path, key=None, body=None, ctype="application/json"):
     if key is not None:
         req.add_header("Authorization", "Bearer " + key)
     try:
-        with urllib.request.urlopen(req, timeout=10) as res:
+        with OPENER.open(req, timeout=10) as res:
             return res.status, res.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()

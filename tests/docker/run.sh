@@ -308,6 +308,10 @@ KEY=$saved
 api GET "$BASE/v1/jobs"
 [ "$code" = 200 ] || die "GET /v1/jobs with the key answered $code: $(cat "$WORK/body")"
 ok "GET /v1/jobs: 401 without a key or with a wrong one, 200 with the key"
+api GET "$BASE/v1/flows/sleep/graph.svg"
+[ "$code" = 200 ] && grep -q '<g id="node&#45;' "$WORK/body" ||
+    die "GET /v1/flows/sleep/graph.svg answered $code: $(head -c 300 "$WORK/body")"
+ok "GET /v1/flows/sleep/graph.svg: 200, drawn by the image's Graphviz"
 
 # shellcheck disable=SC2016 # expanded in the container
 inside=$(dk exec "$CTR" sh -c 'echo "$(id -u) $(cat /proc/1/comm) $(flowd --version)"') ||

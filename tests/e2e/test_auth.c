@@ -269,6 +269,7 @@ START_TEST(test_another_tenants_job_is_not_found) {
         {"GET", "/v1/jobs/%s/shared?pointer=/ingredient", NULL},
         {"GET", "/v1/jobs/%s/history", NULL},
         {"GET", "/v1/jobs/%s/events", NULL},
+        {"GET", "/v1/jobs/%s/graph.svg", NULL},
         {"POST", "/v1/jobs/%s/input", "{\"value\": \"yes\"}"},
         {"POST", "/v1/jobs/%s/cancel", NULL},
     };

@@ -670,6 +670,26 @@ START_TEST(test_a_job_elsewhere_has_a_version_as_here) {
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.etag, "");
     e2e_resp_free(&r);
+    /* its graph from b: the job's version, and the flow as the job started it, whatever the flow
+     * has become since (b replaces it) */
+    const char *const json_ct[] = {"Content-Type: application/json", NULL};
+    e2e_request(&b, "PUT", "/v1/flows/ask", json_ct,
+                "{\"start\": \"other\", \"nodes\": {\"other\": {\"type\": \"noop\"}}}", &r);
+    ck_assert_int_eq(r.status, 200);
+    e2e_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%s/graph.svg", id);
+    e2e_request(&b, "GET", path, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.content_type, "image/svg+xml");
+    ck_assert_str_eq(r.etag, version);
+    ck_assert_ptr_nonnull(strstr(r.body, "<g id=\"node&#45;first\" class=\"node visited start\">"));
+    ck_assert_ptr_nonnull(strstr(r.body, "<g id=\"node&#45;question\" class=\"node waiting\">"));
+    ck_assert_ptr_nonnull(strstr(r.body, "<g id=\"node&#45;done\" class=\"node not&#45;reached\">"));
+    ck_assert_ptr_null(strstr(r.body, "node&#45;other"));
+    e2e_resp_free(&r);
+    e2e_request(&b, "GET", path, same, NULL, &r);
+    ck_assert_int_eq(r.status, 304);
+    e2e_resp_free(&r);
     /* an answer given on a is something new for a long poll on b */
     snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
     e2e_post(&a, path, "{\"value\": \"yes\"}", &r);
@@ -756,7 +776,7 @@ START_TEST(test_every_instance_keeps_a_job_to_its_tenant) {
         {"GET", "/v1/jobs/%s", NULL},         {"GET", "/v1/jobs/%s?wait=5", NULL},
         {"GET", "/v1/jobs/%s/shared", NULL},  {"GET", "/v1/jobs/%s/history", NULL},
         {"GET", "/v1/jobs/%s/events", NULL},  {"POST", "/v1/jobs/%s/input", "{\"value\": \"yes\"}"},
-        {"POST", "/v1/jobs/%s/cancel", "{}"},
+        {"POST", "/v1/jobs/%s/cancel", "{}"}, {"GET", "/v1/jobs/%s/graph.svg", NULL},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const char *other = strcmp(routes[i].method, "POST") == 0 ? SUBMIT_B : READ_B;

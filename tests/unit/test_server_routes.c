@@ -43,8 +43,16 @@ START_TEST(test_paths) {
     routes_to("/v1/flows/recipe", FLOWD_P_FLOW, "recipe");
     routes_to("/healthz", FLOWD_P_HEALTHZ, NULL);
     routes_to("/metrics", FLOWD_P_METRICS, NULL);
+    routes_to("/v1/key", FLOWD_P_KEY, NULL);
+    routes_to("/", FLOWD_P_ROOT, NULL); /* the dashboard's: redirected to /ui/ */
+    routes_to("/ui", FLOWD_P_UI, NULL);
+    routes_to("/ui/", FLOWD_P_UI_INDEX, NULL);
+    routes_to("/ui/app.js", FLOWD_P_UI_ASSET, "app.js");
     static const char *const none[] = {"",
-                                       "/",
+                                       "//",
+                                       "/ui//",
+                                       "/ui/a/b",
+                                       "/v1/key/",
                                        "/v1",
                                        "/v1/jobs/",
                                        "/v1/jobs//shared",
