@@ -413,7 +413,7 @@ static size_t visit_of(const struct step *s, char *buf, size_t cap) {
     if (up != NULL && !root_step_frame(STEP_FRAME(up))) {
         n = visit_of(up, buf, cap);
         if (up->node->kind == FLOW_BATCH_FLOW || up->node->kind == FLOW_PARALLEL_BATCH_FLOW)
-            n = put(buf, cap, n, ".%zu", f->index);
+            n = put(buf, cap, n, ".%" PRIu32, f->index);
         n = put(buf, cap, n, ".");
     }
     return put(buf, cap, n, "%" PRIu64, s->ordinal);
@@ -721,7 +721,11 @@ struct frame_block {
     flow_ctx_t ctx;
 };
 
-static struct frame *frame_new(struct step *owner, json_t *params, size_t index) {
+static struct frame *frame_new(struct step *owner, json_t *params, uint32_t index) {
+    if (STEP_FRAME(owner)->depth == UINT16_MAX) { /* only a C definition nests so deep */
+        json_decref(params);
+        return NULL;
+    }
     struct frame_block *b = flow__calloc(1, sizeof *b);
     if (b == NULL) {
         json_decref(params);
@@ -769,7 +773,7 @@ static json_t *item_params(struct step *s, size_t index) {
 static int spawn_child(struct step *s, size_t index) {
     flow_job_t *job = STEP_FRAME(s)->job;
     json_t *params = item_params(s, index);
-    struct frame *f = params ? frame_new(s, params, index) : NULL;
+    struct frame *f = params ? frame_new(s, params, (uint32_t)index) : NULL;
     if (f == NULL) {
         step_failed(s, FLOW_ENOMEM, NULL);
         return -1;
@@ -1173,10 +1177,13 @@ static void job_fail(flow_job_t *job, int code, const char *message, const char 
         return;
     job->final = 1;
     job->status = code == FLOW_ECANCELED ? FLOW_CANCELED : FLOW_FAILED;
-    flow_error_clear(&job->error);
-    job->error.code = code;
-    job->error.message = flow__strdup(message ? message : flow_strerror(code));
-    job->error.node = node ? flow__strdup(node) : NULL;
+    struct job_more *more = flow__job_more(job); /* NULL: flow_job_error says FLOW_ENOMEM */
+    if (more != NULL) {
+        flow_error_clear(&more->error);
+        more->error.code = code;
+        more->error.message = flow__strdup(message ? message : flow_strerror(code));
+        more->error.node = node ? flow__strdup(node) : NULL;
+    }
     job_cancel_all(job);
     if (!job->running)
         runq_push(job);
@@ -1199,6 +1206,7 @@ static void more_free(struct job_more *more) {
     if (more == NULL)
         return;
     flow__free(more->traceparent);
+    flow_error_clear(&more->error);
     flow__free(more);
 }
 
@@ -1212,7 +1220,6 @@ static void job_free(flow_job_t *job) {
         json_decref(e->own_retries);
     }
     flow__free(job->hist);
-    flow_error_clear(&job->error);
     flow__free(job->root_action);
     json_decref(job->shared);
     flow_def_unref(job->def);
@@ -1500,8 +1507,13 @@ const char *flow_job_last_action(const flow_job_t *job) {
     return job->last_action;
 }
 
+/* A job's error is kept with what few jobs need (struct job_more): a job that failed without the
+ * memory for it failed for want of memory. */
 const flow_error_t *flow_job_error(const flow_job_t *job) {
-    return &job->error;
+    static const flow_error_t none, no_memory = {.code = FLOW_ENOMEM};
+    if (job->more != NULL)
+        return &job->more->error;
+    return job->final && job->status != FLOW_SUCCEEDED ? &no_memory : &none;
 }
 
 json_t *flow_job_waiting_for(const flow_job_t *job) {

@@ -114,9 +114,9 @@ struct frame {
     const flow_node_t *cur;     /* node of the current step; NULL once the sub-graph has ended */
     struct fparams *params;     /* params given to this sub-graph; NULL: none */
     json_t *result;             /* the last action, a JSON string, once the sub-graph has ended */
-    size_t index;               /* slot in the owner's children */
     uint64_t started;           /* steps started in this frame (see flow_ctx_visit) */
-    unsigned depth;
+    uint32_t index;             /* slot in the owner's children (a batch has fewer items) */
+    uint16_t depth;             /* documents nest FLOW_DOC_MAX_NESTING deep; frame_new stops at 65535 */
     uint8_t in_ready;
     flow_queue_t ready_node;    /* in the job's ready frames, while in_ready */
     struct step step;
@@ -156,6 +156,7 @@ struct job_more {
     uint64_t resume_visits;     /* root-level steps started before resume_node */
     void *root_data;            /* the root flow's ctx data, from its prep to its post */
     size_t log_bytes;           /* bytes of lines its steps logged and kept */
+    flow_error_t error;         /* once it failed or was canceled (job_fail) */
 };
 
 struct flow_job {
@@ -185,7 +186,6 @@ struct flow_job {
     char *root_action;       /* what the root flow's post returned */
     struct hist *hist;          /* NULL until a step has ended */
     uint64_t steps;             /* finished steps (the history counts the rest) */
-    flow_error_t error;
     uint64_t created_us, started_us, finished_us;
 };
 
