@@ -1237,19 +1237,29 @@ static void sample_running(e2e_server_t *a, e2e_server_t *b, const char *custome
     }
 }
 
+/* Two instances with the keyed flow, and two jobs of acme that sleep pause seconds posted to the
+ * second instance (or the first), both running: they hold the key's two turns. */
+static void two_holding(e2e_server_t *a, e2e_server_t *b, e2e_server_t *to_second, const char *pause,
+                        char **first, char **second) {
+    char body[128];
+    e2e_write_file(flows, "keyed.json", keyed_doc);
+    start(a, "2s");
+    start(b, "2s");
+    snprintf(body, sizeof body, "{\"flow\": \"keyed\", \"shared\": {\"customer\": \"acme\", \"pause\": %s}}", pause);
+    *first = post_id(a, body);
+    *second = post_id(to_second, body);
+    wait_db("SELECT count(*) FROM jobs WHERE flow = 'keyed' AND status = 'running'", 2, 10000);
+}
+
 /* A concurrency key holds over two instances: two long jobs take the key's two turns, then 16 more
  * of mixed priorities are sent to both instances in turn; never more than two run at once (sampled
  * from both instances' lists and the database while they run, and from when each started and
  * ended), all succeed, and they start highest priority first, then in the order they came (within
  * the one place a turn given at the same moment as the next may swap their starts). */
 START_TEST(test_a_concurrency_key_holds_over_two_instances) {
-    e2e_write_file(flows, "keyed.json", keyed_doc);
     e2e_server_t a, b;
-    start(&a, "2s");
-    start(&b, "2s");
-    char *first = post_id(&a, "{\"flow\": \"keyed\", \"shared\": {\"customer\": \"acme\", \"pause\": 3}}");
-    char *second = post_id(&b, "{\"flow\": \"keyed\", \"shared\": {\"customer\": \"acme\", \"pause\": 3}}");
-    wait_db("SELECT count(*) FROM jobs WHERE flow = 'keyed' AND status = 'running'", 2, 10000);
+    char *first, *second;
+    two_holding(&a, &b, &b, "3", &first, &second);
     size_t n = 16;
     for (size_t i = 0; i < n; i++) {
         char body[160];
@@ -1336,13 +1346,9 @@ END_TEST
  * (the two still count), it takes the two over once their lease has run out, and once they have
  * ended, its own run two at a time: the dead instance's turns came free, none was lost. */
 START_TEST(test_a_killed_instances_turns_come_free_after_takeover) {
-    e2e_write_file(flows, "keyed.json", keyed_doc);
     e2e_server_t a, b;
-    start(&a, "2s");
-    start(&b, "2s");
-    char *k1 = post_id(&a, "{\"flow\": \"keyed\", \"shared\": {\"customer\": \"acme\", \"pause\": 1}}");
-    char *k2 = post_id(&a, "{\"flow\": \"keyed\", \"shared\": {\"customer\": \"acme\", \"pause\": 1}}");
-    wait_db("SELECT count(*) FROM jobs WHERE flow = 'keyed' AND status = 'running'", 2, 10000);
+    char *k1, *k2;
+    two_holding(&a, &b, &a, "1", &k1, &k2);
     size_t n = 6;
     for (size_t i = 0; i < n; i++)
         free(post_id(&b, "{\"flow\": \"keyed\", \"shared\": {\"customer\": \"acme\", \"pause\": 0.3}}"));
