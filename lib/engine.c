@@ -397,16 +397,23 @@ static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...) {
     return n + (k > 0 ? (size_t)k : 0);
 }
 
+/* f is the top frame running the root flow's own step (its prep, its sub-graph as its exec, its
+ * post), not counted as a step. A flat job's top frame (see flow_job_start) runs the root flow's
+ * sub-graph itself, at depth 1, as any root sub-graph frame does. */
+static int root_step_frame(const struct frame *f) {
+    return f == &f->job->top && f->depth == 0;
+}
+
 /* The ordinals of s and the steps around it, outermost first; a batch flow's run adds its index.
  * Recursion as deep as the flows nest. */
 static size_t visit_of(const struct step *s, char *buf, size_t cap) {
     const struct frame *f = STEP_FRAME(s);
     const struct step *up = f->owner;
     size_t n = 0;
-    if (up != NULL && STEP_FRAME(up) != &f->job->top) {
+    if (up != NULL && !root_step_frame(STEP_FRAME(up))) {
         n = visit_of(up, buf, cap);
         if (up->node->kind == FLOW_BATCH_FLOW || up->node->kind == FLOW_PARALLEL_BATCH_FLOW)
-            n = put(buf, cap, n, ".%zu", f->index);
+            n = put(buf, cap, n, ".%" PRIu32, f->index);
         n = put(buf, cap, n, ".");
     }
     return put(buf, cap, n, "%" PRIu64, s->ordinal);
@@ -605,7 +612,7 @@ static void step_failed(struct step *s, int code, const char *message) {
         code = FLOW_EFAILED;
     if (message == NULL)
         message = flow_strerror(code);
-    if (STEP_FRAME(s) != &job->top)
+    if (!root_step_frame(STEP_FRAME(s)))
         record_step(job, s, NULL, 0, code, message, uv_hrtime(), NULL);
     job_fail(job, code, message, s->node->name);
 }
@@ -714,7 +721,11 @@ struct frame_block {
     flow_ctx_t ctx;
 };
 
-static struct frame *frame_new(struct step *owner, json_t *params, size_t index) {
+static struct frame *frame_new(struct step *owner, json_t *params, uint32_t index) {
+    if (STEP_FRAME(owner)->depth == UINT16_MAX) { /* only a C definition nests so deep */
+        json_decref(params);
+        return NULL;
+    }
     struct frame_block *b = flow__calloc(1, sizeof *b);
     if (b == NULL) {
         json_decref(params);
@@ -730,7 +741,7 @@ static struct frame *frame_new(struct step *owner, json_t *params, size_t index)
     f->owner = owner;
     f->cur = owner->node->start;
     struct job_more *more = f->job->more;
-    if (STEP_FRAME(owner) == &f->job->top && more != NULL) {
+    if (root_step_frame(STEP_FRAME(owner)) && more != NULL) {
         if (more->resume_node != NULL)
             f->cur = more->resume_node;
         f->started = more->resume_visits; /* a resumed job numbers its visits on */
@@ -762,7 +773,7 @@ static json_t *item_params(struct step *s, size_t index) {
 static int spawn_child(struct step *s, size_t index) {
     flow_job_t *job = STEP_FRAME(s)->job;
     json_t *params = item_params(s, index);
-    struct frame *f = params ? frame_new(s, params, index) : NULL;
+    struct frame *f = params ? frame_new(s, params, (uint32_t)index) : NULL;
     if (f == NULL) {
         step_failed(s, FLOW_ENOMEM, NULL);
         return -1;
@@ -880,6 +891,14 @@ static int step_exec(struct step *s) {
     return -1;
 }
 
+static void warn_root_successors(const flow_job_t *job, const flow_node_t *root) {
+    if (root->nsucc > 0)
+        flow_log(FLOW_LOG_WARN,
+                 "job %s: the root flow %s has successors; they do not run (a job ends "
+                 "with its root flow: put it in another flow to run them)",
+                 job->id ? job->id : "-", root->name);
+}
+
 /* Starts the step of f->cur: prep, then exec. 1: post is next; 0: waiting; -1: the job failed. */
 static int step_start(struct frame *f, uint64_t now_ns) {
     flow_job_t *job = f->job;
@@ -888,9 +907,9 @@ static int step_start(struct frame *f, uint64_t now_ns) {
     s->node = node;
     s->start_ns = now_ns ? now_ns : uv_hrtime();
     s->ordinal = ++f->started;
-    if (job->turn_ns == 0)
-        job->turn_ns = s->start_ns;
-    if (f != &job->top) {
+    if (job->eng->turn_ns == 0)
+        job->eng->turn_ns = s->start_ns;
+    if (!root_step_frame(f)) {
         uint64_t max_steps = job->more ? job->more->max_steps : 0;
         if (max_steps != 0 && job->started_steps >= max_steps) {
             char msg[96];
@@ -900,11 +919,8 @@ static int step_start(struct frame *f, uint64_t now_ns) {
         }
         job->started_steps++;
         job->current = node;
-    } else if (node->nsucc > 0) {
-        flow_log(FLOW_LOG_WARN,
-                 "job %s: the root flow %s has successors; they do not run (a job ends "
-                 "with its root flow: put it in another flow to run them)",
-                 job->id ? job->id : "-", node->name);
+    } else {
+        warn_root_successors(job, node);
     }
     flow__ctx_init(s->ctx, job, s, NULL, SIZE_MAX);
     struct job_more *more = job->more;
@@ -931,7 +947,7 @@ static int step_start(struct frame *f, uint64_t now_ns) {
  * its runs and needs none. */
 static int step_begin(struct frame *f, uint64_t now_ns) {
     flow_job_t *job = f->job;
-    if (f != &job->top)
+    if (!root_step_frame(f))
         return step_start(f, now_ns);
     flow_ctx_t c;
     memset(&c, 0, sizeof c);
@@ -966,16 +982,21 @@ static void warn_no_successor(flow_job_t *job, const flow_node_t *node, const ch
 /* The root flow's post has run: its action is the job's last action, and the job ends there. Its
  * successors, if the C API gave it any, never run: as PocketFlow's Flow.run, which warns (at the
  * job's start, see step_begin), they belong to a flow around it, and a job has none. */
-static uint64_t root_end(struct frame *f, const char *action) {
-    flow_job_t *job = f->job;
+static int root_action(flow_job_t *job, const char *action) {
     char *copy = flow__strdup(action);
     if (copy == NULL) {
-        job_fail(job, FLOW_ENOMEM, NULL, f->step.node->name);
-        return 0;
+        job_fail(job, FLOW_ENOMEM, NULL, job->def->root->name);
+        return -1;
     }
     flow__free(job->root_action);
     job->root_action = copy;
     job->last_action = copy;
+    return 0;
+}
+
+static uint64_t root_end(struct frame *f, const char *action) {
+    if (root_action(f->job, action) < 0)
+        return 0;
     step_clear(&f->step);
     f->cur = NULL;
     return uv_hrtime();
@@ -999,7 +1020,7 @@ static uint64_t step_finish(struct frame *f) {
     }
     if (action == NULL || action[0] == '\0')
         action = flow__default_action; /* PocketFlow: successors.get(action or "default") */
-    if (f == &job->top)
+    if (root_step_frame(f))
         return root_end(f, action);
     const flow_succ_t *succ = NULL;
     for (size_t i = 0; i < node->nsucc; i++) {
@@ -1031,7 +1052,7 @@ static uint64_t step_finish(struct frame *f) {
 /* ... and one for its post, with the data its prep left. */
 static uint64_t step_end(struct frame *f) {
     flow_job_t *job = f->job;
-    if (f != &job->top)
+    if (!root_step_frame(f))
         return step_finish(f);
     flow_ctx_t c;
     memset(&c, 0, sizeof c);
@@ -1070,6 +1091,10 @@ static void job_succeed(flow_job_t *job) {
 static void frame_finished(struct frame *f) {
     flow_job_t *job = f->job;
     if (f == &job->top) {
+        /* a flat job: its root flow's action is its sub-graph's last, as a flow's without a post */
+        const char *action = f->result ? json_string_value(f->result) : NULL;
+        if (f->depth == 1 && root_action(job, action && action[0] ? action : flow__default_action) < 0)
+            return;
         job_succeed(job);
         return;
     }
@@ -1122,12 +1147,13 @@ static void frame_run(struct frame *f) {
             }
             if (job->eng->draining)
                 return; /* parked at a step boundary; freed with the job */
-            if (job->budget == 0 || (t != 0 && job->turn_ns != 0 && t - job->turn_ns >= TURN_NS)) {
-                job->budget = 0; /* job_run queues the job again */
+            flow_engine_t *eng = job->eng;
+            if (eng->budget == 0 || (t != 0 && eng->turn_ns != 0 && t - eng->turn_ns >= TURN_NS)) {
+                eng->budget = 0; /* job_run queues the job again */
                 ready_push(job, f);
                 return;
             }
-            job->budget--;
+            eng->budget--;
             if (step_begin(f, t) <= 0)
                 return;
         } else if (s->phase == PH_POST) {
@@ -1151,10 +1177,13 @@ static void job_fail(flow_job_t *job, int code, const char *message, const char 
         return;
     job->final = 1;
     job->status = code == FLOW_ECANCELED ? FLOW_CANCELED : FLOW_FAILED;
-    flow_error_clear(&job->error);
-    job->error.code = code;
-    job->error.message = flow__strdup(message ? message : flow_strerror(code));
-    job->error.node = node ? flow__strdup(node) : NULL;
+    struct job_more *more = flow__job_more(job); /* NULL: flow_job_error says FLOW_ENOMEM */
+    if (more != NULL) {
+        flow_error_clear(&more->error);
+        more->error.code = code;
+        more->error.message = flow__strdup(message ? message : flow_strerror(code));
+        more->error.node = node ? flow__strdup(node) : NULL;
+    }
     job_cancel_all(job);
     if (!job->running)
         runq_push(job);
@@ -1177,6 +1206,7 @@ static void more_free(struct job_more *more) {
     if (more == NULL)
         return;
     flow__free(more->traceparent);
+    flow_error_clear(&more->error);
     flow__free(more);
 }
 
@@ -1190,7 +1220,6 @@ static void job_free(flow_job_t *job) {
         json_decref(e->own_retries);
     }
     flow__free(job->hist);
-    flow_error_clear(&job->error);
     flow__free(job->root_action);
     json_decref(job->shared);
     flow_def_unref(job->def);
@@ -1236,8 +1265,12 @@ static void job_run(flow_job_t *job) {
     if (job->running || job->finalized)
         return;
     job->running = 1;
-    job->budget = job->eng->step_budget;
-    job->turn_ns = 0;
+    /* the turn is the engine's (one job runs at a time), kept for a job_run this one calls */
+    flow_engine_t *eng = job->eng;
+    unsigned outer_budget = eng->budget;
+    uint64_t outer_turn_ns = eng->turn_ns;
+    eng->budget = eng->step_budget;
+    eng->turn_ns = 0;
     if (!job->final) {
         if (job->status == FLOW_QUEUED) {
             if (job->started_us == 0) /* else it resumes: it keeps its first start */
@@ -1257,11 +1290,13 @@ static void job_run(flow_job_t *job) {
         if (f == NULL)
             break;
         frame_run(f);
-        if (job->budget == 0 && !flow_queue_empty(&job->ready) && !job->final) {
+        if (eng->budget == 0 && !flow_queue_empty(&job->ready) && !job->final) {
             runq_push(job);
             break;
         }
     }
+    eng->budget = outer_budget;
+    eng->turn_ns = outer_turn_ns;
     job->running = 0;
     if (job->final)
         job_finalize(job);
@@ -1301,7 +1336,13 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
         rc = FLOW_ENOMEM;
         goto fail;
     }
-    job = flow__calloc(1, sizeof *job);
+    /* A root flow that is only its sub-graph (no prep, no post, no params of its own: every flow
+     * document's) needs no step of its own: the job's top frame runs the sub-graph itself, with
+     * the ctx of its steps in the job's allocation, and no frame is allocated for it. */
+    const flow_node_t *root = def->root;
+    int flat = root->kind == FLOW_FLOW && root->ops->prep == NULL && root->ops->post == NULL &&
+               root->params == NULL;
+    job = flow__calloc(1, sizeof *job + (flat ? sizeof(flow_ctx_t) : 0));
     if (job == NULL) {
         rc = FLOW_ENOMEM;
         goto fail;
@@ -1329,7 +1370,7 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
         job->more->resume_tries = opts->resume_tries;
         job->more->resume_visits = opts->resume_visits;
     }
-    if (frame_set_params(&job->top, json_incref(opts->params), 1) < 0) {
+    if (frame_set_params(&job->top, json_incref(opts->params), !flat) < 0) {
         rc = FLOW_ENOMEM;
         goto fail;
     }
@@ -1360,6 +1401,18 @@ int flow_job_start(flow_engine_t *eng, flow_def_t *def, json_t *shared, const fl
     job->created_us = flow_wall_us();
     job->top.job = job;
     job->top.cur = def->root;
+    if (flat) {
+        job->top.step.ctx = (flow_ctx_t *)(job + 1);
+        job->top.depth = 1;
+        job->top.cur = root->start;
+        if (job->more != NULL && job->more->resume_node != NULL) {
+            job->top.cur = job->more->resume_node;
+            job->top.started = job->more->resume_visits; /* a resumed job numbers its visits on */
+            job->more->resume_node = NULL;
+            job->more->resume_visits = 0;
+        }
+        warn_root_successors(job, root);
+    }
     flow_queue_init(&job->ready);
     flow_queue_insert_head(&eng->jobs, &job->jobs_node);
     eng->njobs++;
@@ -1454,8 +1507,13 @@ const char *flow_job_last_action(const flow_job_t *job) {
     return job->last_action;
 }
 
+/* A job's error is kept with what few jobs need (struct job_more): a job that failed without the
+ * memory for it failed for want of memory. */
 const flow_error_t *flow_job_error(const flow_job_t *job) {
-    return &job->error;
+    static const flow_error_t none, no_memory = {.code = FLOW_ENOMEM};
+    if (job->more != NULL)
+        return &job->more->error;
+    return job->final && job->status != FLOW_SUCCEEDED ? &no_memory : &none;
 }
 
 json_t *flow_job_waiting_for(const flow_job_t *job) {

@@ -3,7 +3,8 @@
  *
  * A job runs frames. A frame is one run of a flow's sub-graph (an "orchestration"): it holds the
  * current node and one step, the run of that node. A step of a flow kind owns child frames. The job's
- * top frame is special: its only step runs the definition's root flow and is not counted as a step.
+ * top frame is special: its only step runs the definition's root flow and is not counted as a step;
+ * a flat job's (a root flow with no prep, post or params) runs the root flow's sub-graph itself.
  * Frames ready to go on are queued on the job (ready list), jobs with ready frames on the engine
  * (run queue), so that no completion ever calls deeper into the C stack than one step: a loop of a
  * million steps runs in constant stack. */
@@ -76,8 +77,8 @@ struct step {
     /* prep and post; exec of plain and sequential batch nodes. A frame made by frame_new has one
      * in the same allocation. The top frame, which only runs the root flow (a flow kind: prep and
      * post, never an exec), has none: it is given one on the stack for its prep and its post, and
-     * keeps its data in job->more->root_data between the two. Every job has a top frame, so this is
-     * the memory of a ctx less per job. */
+     * keeps its data in job->more->root_data between the two. A flat job's top frame runs the root
+     * sub-graph's nodes instead: its ctx is in the job's allocation (flow_job_start). */
     flow_ctx_t *ctx;
     struct batch *b;            /* batch kinds, from their exec on; NULL otherwise */
     struct frame *child;        /* flow and batch flow: the running sub-graph */
@@ -113,9 +114,9 @@ struct frame {
     const flow_node_t *cur;     /* node of the current step; NULL once the sub-graph has ended */
     struct fparams *params;     /* params given to this sub-graph; NULL: none */
     json_t *result;             /* the last action, a JSON string, once the sub-graph has ended */
-    size_t index;               /* slot in the owner's children */
     uint64_t started;           /* steps started in this frame (see flow_ctx_visit) */
-    unsigned depth;
+    uint32_t index;             /* slot in the owner's children (a batch has fewer items) */
+    uint16_t depth;             /* documents nest FLOW_DOC_MAX_NESTING deep; frame_new stops at 65535 */
     uint8_t in_ready;
     flow_queue_t ready_node;    /* in the job's ready frames, while in_ready */
     struct step step;
@@ -155,6 +156,7 @@ struct job_more {
     uint64_t resume_visits;     /* root-level steps started before resume_node */
     void *root_data;            /* the root flow's ctx data, from its prep to its post */
     size_t log_bytes;           /* bytes of lines its steps logged and kept */
+    flow_error_t error;         /* once it failed or was canceled (job_fail) */
 };
 
 struct flow_job {
@@ -172,19 +174,18 @@ struct flow_job {
     flow_queue_t ready;         /* frames with a step to run (struct frame's ready_node) */
     flow_queue_t runq_node;     /* in the engine's run queue, while in_runq */
     flow_queue_t jobs_node;     /* in the engine's live jobs */
+    /* A flat job (flow_job_start: a root flow that is only its sub-graph): top runs that sub-graph
+     * at depth 1, and its step's ctx follows this struct in the job's allocation. */
     uint8_t in_runq;
     uint8_t running;            /* inside job_run */
     uint8_t final;              /* status is final; what is left is finalize */
     uint8_t finalized;          /* on_done has run; memory goes when pending reaches 0 */
-    unsigned budget;            /* steps left in this turn */
-    uint64_t turn_ns;           /* uv_hrtime() at the first step of this turn; 0 before it */
     uint64_t started_steps;
     const flow_node_t *current;
     const char *last_action; /* a history entry's, or root_action once the root flow ended */
     char *root_action;       /* what the root flow's post returned */
     struct hist *hist;          /* NULL until a step has ended */
     uint64_t steps;             /* finished steps (the history counts the rest) */
-    flow_error_t error;
     uint64_t created_us, started_us, finished_us;
 };
 
@@ -194,6 +195,8 @@ struct flow_engine {
     flow__timers_t *timers;
     unsigned history_limit;
     unsigned step_budget;
+    unsigned budget;            /* steps left in the running job's turn (job_run) */
+    uint64_t turn_ns;           /* uv_hrtime() at the first step of that turn; 0 before it */
     unsigned log_lines;
     size_t log_line_bytes;
     size_t log_job_bytes;

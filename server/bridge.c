@@ -670,6 +670,15 @@ static void run_start(void *data, flowd_job_t *job) {
         flow_job_cancel(fj);
 }
 
+void flowd_bridge_set_acquire(flowd_bridge_t *b, flowd_sched_acquire_cb acquire, void *data) {
+    flowd_sched_set_acquire(b->sched, acquire, data);
+}
+
+void flowd_bridge_poke(flowd_bridge_t *b) {
+    if (b->sched != NULL)
+        flowd_sched_poke(b->sched);
+}
+
 void flowd_bridge_forget(flowd_bridge_t *b, flowd_job_t *job) {
     if (job->gone)
         return;

@@ -22,6 +22,7 @@
 
 #include "render.h"
 #include "core.h"
+#include "scheduler.h"
 #include "store.h"
 
 typedef enum flowd_cmd_type {
@@ -83,6 +84,11 @@ int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_d
  * engine job is canceled with nothing recorded or stored, its long polls are answered and its event
  * streams end (their clients find the job on the new owner), and the record leaves the table. */
 void flowd_bridge_forget(flowd_bridge_t *b, flowd_job_t *job);
+
+/* A shared store's turns for limited jobs (scheduler.h: flowd_sched_set_acquire, flowd_sched_poke);
+ * loop. */
+void flowd_bridge_set_acquire(flowd_bridge_t *b, flowd_sched_acquire_cb acquire, void *data);
+void flowd_bridge_poke(flowd_bridge_t *b);
 
 /* Loop: cancels job as POST /v1/jobs/{id}/cancel does, with no one to answer (a schedule's
  * overlap cancel_previous); one that has ended is left as it is. */

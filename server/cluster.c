@@ -11,13 +11,14 @@
 #include "flow/doc.h"
 #include "flows.h"
 #include "log.h"
+#include "scheduler.h"
 #include "webhooks.h"
 
 #define RETRY_MS 100        /* a command whose job is not a record yet (being adopted) is tried again */
 #define RETRY_TIMES 100     /* for ten seconds */
 #define EVENTS_AT_ONCE 64   /* events an event stream reads from the store at a time */
 
-enum item_kind { IT_ADOPT, IT_LOST, IT_COMMAND, IT_DELIVERY };
+enum item_kind { IT_ADOPT, IT_LOST, IT_COMMAND, IT_DELIVERY, IT_SLOT, IT_POKE };
 
 /* What a store thread hands to the loop; everything in it is its own (copied on the store thread). */
 typedef struct item {
@@ -34,6 +35,10 @@ typedef struct item {
     unsigned tries;
     /* IT_DELIVERY: d's strings are the item's */
     flowd_stored_delivery_t d;
+    /* IT_SLOT: the store's answer for job (the item's reference) */
+    flowd_job_t *job;
+    int verdict;
+    struct flowd_cluster *c;
 } item_t;
 
 struct flowd_cluster {
@@ -67,6 +72,7 @@ static void item_free(item_t *it) {
     free((char *)sj->error_message);
     free((char *)sj->error_node);
     free((char *)sj->callback);
+    free((char *)sj->conc_key);
     flowd_stored_delivery_t *d = &it->d;
     free((char *)d->id);
     free((char *)d->job);
@@ -85,6 +91,7 @@ static void item_free(item_t *it) {
         free((char *)it->events[i].data);
     free(it->events);
     json_decref(it->value);
+    flowd_job_unref(it->job);
     free(it);
 }
 
@@ -134,6 +141,7 @@ static void hook_adopt(void *data, const flowd_stored_job_t *sj) {
     it->sj.error_message = dup_or_null(sj->error_message);
     it->sj.error_node = dup_or_null(sj->error_node);
     it->sj.callback = dup_or_null(sj->callback);
+    it->sj.conc_key = dup_or_null(sj->conc_key);
     it->sj.params = copy_or_null(sj->params);
     it->sj.shared = copy_or_null(sj->shared);
     it->sj.history = copy_or_null(sj->history);
@@ -154,7 +162,7 @@ static void hook_adopt(void *data, const flowd_stored_job_t *sj) {
         it->sj.events = it->events;
     }
     if (it->sj.flow == NULL || it->sj.shared == NULL || it->sj.history == NULL ||
-        (sj->flow_document && it->sj.flow_document == NULL))
+        (sj->flow_document && it->sj.flow_document == NULL) || (sj->conc_key && it->sj.conc_key == NULL))
         goto oom;
     push(c, it);
     return;
@@ -221,6 +229,37 @@ static void hook_command(void *data, uint64_t token, const char *id, int cancel,
     it->cancel = cancel;
     it->value = copy_or_null(value);
     push(c, it);
+}
+
+static void hook_poke(void *data) {
+    flowd_cluster_t *c = data;
+    item_t *it = calloc(1, sizeof *it);
+    if (it == NULL)
+        return; /* the next claim interval pokes again */
+    it->kind = IT_POKE;
+    push(c, it);
+}
+
+/* The store decided a job's turn (store thread): the loop hears it. */
+static void slot_done(void *data, int verdict) {
+    item_t *it = data;
+    it->verdict = verdict;
+    push(it->c, it);
+}
+
+/* The scheduler's acquire (loop). */
+static int acquire(void *data, flowd_job_t *job, unsigned flow_limit) {
+    flowd_cluster_t *c = data;
+    item_t *it = calloc(1, sizeof *it);
+    if (it == NULL)
+        return FLOW_ENOMEM;
+    it->kind = IT_SLOT;
+    it->c = c;
+    it->job = flowd_job_ref(job);
+    int rc = c->srv->store->cluster->acquire(c->srv->store, job, flow_limit, slot_done, it);
+    if (rc < 0)
+        item_free(it);
+    return rc;
 }
 
 static uint64_t hook_room(void *data) {
@@ -309,6 +348,8 @@ static void run_items(flowd_cluster_t *c, item_t *list) {
         case IT_LOST: lose(c, it); break;
         case IT_COMMAND: keep = command(c, it); break;
         case IT_DELIVERY: flowd_webhooks_adopt(c->srv->webhooks, &it->d); break;
+        case IT_SLOT: flowd_sched_answer(it->job, it->verdict); break;
+        case IT_POKE: flowd_bridge_poke(c->srv->bridge); break;
         }
         if (keep) {
             it->next = c->retry;
@@ -364,7 +405,9 @@ int flowd_cluster_start(flowd_server_t *srv, flowd_cluster_t **out) {
     *out = c;
     flowd_store_hooks_t hooks = {.data = c, .adopt = hook_adopt, .lost = hook_lost, .command = hook_command,
                                  .room = hook_room, .adopt_delivery = hook_adopt_delivery,
-                                 .delivery_room = hook_delivery_room};
+                                 .delivery_room = hook_delivery_room, .poke = hook_poke};
+    /* a flow's max_running and a concurrency key hold over every instance (scheduler.h) */
+    flowd_bridge_set_acquire(srv->bridge, acquire, c);
     return srv->store->cluster->attach(srv->store, &hooks);
 }
 

@@ -87,7 +87,8 @@ static const setting_t settings[] = {
      "PostgreSQL: how long an instance holds the jobs it runs without renewing (every third of it); "
      "once it has run out, another instance takes them over"},
     {"claim-interval", "FLOWD_CLAIM_INTERVAL", K_MS, OFF(claim_ms), 50, DAY_MS, "1s", "DURATION",
-     "PostgreSQL: how often an instance looks for jobs to take over (queued, or whose lease ran out)"},
+     "PostgreSQL: how often an instance looks for jobs to take over (queued, or whose lease ran out),"
+     " and its limited jobs ask for their turn again"},
     {"poll-interval", "FLOWD_POLL_INTERVAL", K_MS, OFF(poll_ms), 10, DAY_MS, "1s", "DURATION",
      "PostgreSQL: how often an instance looks for commands, answers and events it was not notified of "
      "(LISTEN/NOTIFY tells it at once), and reads the schedules for what other instances changed"},

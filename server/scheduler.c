@@ -1,6 +1,6 @@
 /* scheduler.c: the scheduler of queued jobs (scheduler.h): a heap of delayed jobs on one timer, a
- * heap of due jobs, and a group per concurrency key and per limited flow with the jobs that wait
- * for it.
+ * heap of due jobs, a group per concurrency key and per limited flow with the jobs that wait for
+ * it, and (on a shared store) the jobs that asked the store for their turn.
  * Hand-written: Debian's C libraries offer no binary heap with removal by position (GLib's
  * GSequence would do, at a dependency's cost), and the whole is a few arrays. */
 #include "scheduler.h"
@@ -44,8 +44,11 @@ struct flowd_sched {
     const atomic_int *stopping;
     flowd_sched_start_cb start;
     void *data;
+    flowd_sched_acquire_cb acquire; /* a shared store's slots, or NULL */
+    void *adata;
     struct flowd_heap delayed; /* by start_at, then seq */
     struct flowd_heap ready;   /* due: by priority, then seq */
+    struct flowd_heap asking;  /* counted here, waiting for the store's answer (acquire) */
     gtable_t groups;
     uint64_t running;
     int dispatching;           /* in dispatch: a slot given back meanwhile is used by its loop */
@@ -239,9 +242,14 @@ static unsigned flow_limit(const flowd_job_t *job) {
     return json_is_integer(v) && json_integer_value(v) > 0 ? (unsigned)json_integer_value(v) : 0;
 }
 
+int flowd_sched_limited(const flowd_job_t *job) {
+    return job->conc_key != NULL || flow_limit(job) > 0;
+}
+
 /* ---- starting ---- */
 
-static void start(flowd_sched_t *s, flowd_job_t *job, struct flowd_sched_group *kg,
+/* job holds a slot of this instance (and of its groups) from here until it ends. */
+static void count(flowd_sched_t *s, flowd_job_t *job, struct flowd_sched_group *kg,
                   struct flowd_sched_group *fg) {
     job->sched.owner = s;
     job->sched.slot = 1;
@@ -252,6 +260,26 @@ static void start(flowd_sched_t *s, flowd_job_t *job, struct flowd_sched_group *
     if (fg != NULL)
         fg->running++;
     s->running++;
+}
+
+/* The slots job held are given back, without waking anything; its groups are returned for that. */
+static void uncount(flowd_sched_t *s, flowd_job_t *job, struct flowd_sched_group **kg,
+                    struct flowd_sched_group **fg) {
+    *kg = job->sched.key_group;
+    *fg = job->sched.flow_group;
+    job->sched.slot = 0;
+    job->sched.owner = NULL;
+    job->sched.key_group = job->sched.flow_group = NULL;
+    s->running--;
+    if (*kg != NULL)
+        (*kg)->running--;
+    if (*fg != NULL)
+        (*fg)->running--;
+}
+
+static void start(flowd_sched_t *s, flowd_job_t *job, struct flowd_sched_group *kg,
+                  struct flowd_sched_group *fg) {
+    count(s, job, kg, fg);
     s->start(s->data, job);
 }
 
@@ -272,6 +300,22 @@ static void wake_one(flowd_sched_t *s, struct flowd_sched_group *g) {
 static void wait_for(flowd_sched_t *s, flowd_job_t *job, struct flowd_sched_group *g) {
     if (heap_push(&g->waiting, job) < 0)
         start_anyway(s, job);
+}
+
+/* A job that has room here asks the shared store for its turn over every instance: counted here
+ * meanwhile (so that this instance asks for no more than it has room for), it waits in asking. */
+static void ask(flowd_sched_t *s, flowd_job_t *job, struct flowd_sched_group *kg,
+                struct flowd_sched_group *fg, unsigned flimit) {
+    if (heap_push(&s->asking, job) < 0) {
+        start_anyway(s, job);
+        return;
+    }
+    count(s, job, kg, fg);
+    if (s->acquire(s->adata, job, flimit) < 0) {
+        heap_remove(&s->asking, job->sched.idx);
+        flowd_log(FLOW_LOG_WARN, "job %s starts without asking for its turn (out of memory)", job->id);
+        s->start(s->data, job);
+    }
 }
 
 /* Starts the due jobs there is room for, best first. */
@@ -305,7 +349,10 @@ static void dispatch(flowd_sched_t *s) {
             group_release(s, kg);
             continue;
         }
-        start(s, job, kg, fg);
+        if (s->acquire != NULL && (kg != NULL || fg != NULL))
+            ask(s, job, kg, fg, flimit);
+        else
+            start(s, job, kg, fg);
     }
     s->dispatching = 0;
 }
@@ -352,8 +399,66 @@ int flowd_sched_new(uv_loop_t *loop, unsigned max_running, const atomic_int *sto
     s->data = data;
     s->delayed.less = by_time;
     s->ready.less = by_priority;
+    s->asking.less = by_priority;
     *out = s;
     return 0;
+}
+
+void flowd_sched_set_acquire(flowd_sched_t *s, flowd_sched_acquire_cb acquire, void *data) {
+    s->acquire = acquire;
+    s->adata = data;
+}
+
+/* Every group that has jobs waiting lets its first one try again (one per group: a turn given
+ * lets the next one try, see flowd_sched_answer). */
+void flowd_sched_poke(flowd_sched_t *s) {
+    if (s->closed)
+        return;
+    for (size_t i = 0; i < s->groups.nb; i++)
+        for (struct flowd_sched_group *g = s->groups.b[i]; g != NULL; g = g->next)
+            if (g->waiting.n > 0)
+                wake_one(s, g); /* one that waits for room here only goes back to waiting */
+    dispatch(s);
+}
+
+void flowd_sched_answer(flowd_job_t *job, int verdict) {
+    flowd_sched_t *s = job->sched.owner;
+    if (s == NULL || job->sched.heap != &s->asking)
+        return; /* taken meanwhile (canceled, or moved to another instance), or dropped at close */
+    heap_remove(&s->asking, job->sched.idx);
+    if (verdict == 0 && atomic_load(s->stopping)) {
+        /* nothing starts any more: it stays queued in the store (its turn goes with the release) */
+        struct flowd_sched_group *kg, *fg;
+        uncount(s, job, &kg, &fg);
+        group_release(s, kg);
+        group_release(s, fg);
+        if (heap_push(&s->ready, job) < 0)
+            flowd_job_unref(job);
+        return;
+    }
+    if (verdict == 0) {
+        struct flowd_sched_group *kg = job->sched.key_group, *fg = job->sched.flow_group;
+        s->start(s->data, job);
+        /* the next ones of its groups may have a turn too */
+        wake_one(s, kg);
+        wake_one(s, fg);
+        dispatch(s);
+        return;
+    }
+    struct flowd_sched_group *kg, *fg;
+    uncount(s, job, &kg, &fg);
+    if (verdict == FLOWD_SCHED_FLOW_FULL && fg != NULL) {
+        wait_for(s, job, fg);
+        /* its key has room for the next one (as in dispatch) */
+        wake_one(s, kg);
+    } else if (kg != NULL) {
+        wait_for(s, job, kg); /* the key's turn, or an error: it asks again when poked */
+    } else {
+        wait_for(s, job, fg);
+    }
+    group_release(s, kg);
+    group_release(s, fg);
+    dispatch(s);
 }
 
 void flowd_sched_add(flowd_sched_t *s, flowd_job_t *job) {
@@ -384,10 +489,28 @@ void flowd_sched_add(flowd_sched_t *s, flowd_job_t *job) {
     dispatch(s);
 }
 
+/* An asking job leaves: its slots go, and what waited for them may go on. */
+static void unask(flowd_sched_t *s, flowd_job_t *job) {
+    struct flowd_sched_group *kg, *fg;
+    heap_remove(&s->asking, job->sched.idx);
+    uncount(s, job, &kg, &fg);
+    if (!s->closed) {
+        wake_one(s, kg);
+        wake_one(s, fg);
+    }
+    group_release(s, kg);
+    group_release(s, fg);
+}
+
 int flowd_sched_take(flowd_sched_t *s, flowd_job_t *job) {
     struct flowd_heap *h = job->sched.heap;
     if (h == NULL)
         return 0;
+    if (h == &s->asking) {
+        unask(s, job);
+        dispatch(s);
+        return 1;
+    }
     int was_first = h == &s->delayed && job->sched.idx == 0;
     heap_remove(h, job->sched.idx);
     if (h->group != NULL)
@@ -400,6 +523,7 @@ int flowd_sched_take(flowd_sched_t *s, flowd_job_t *job) {
 static void sched_free(flowd_sched_t *s) {
     free(s->delayed.v);
     free(s->ready.v);
+    free(s->asking.v);
     for (size_t i = 0; i < s->groups.nb; i++) {
         struct flowd_sched_group *g = s->groups.b[i];
         while (g != NULL) {
@@ -458,6 +582,11 @@ static void on_closed(uv_handle_t *h) {
 
 void flowd_sched_close(flowd_sched_t *s) {
     s->closed = 1;
+    while (s->asking.n > 0) { /* their answers, if any come, find them gone */
+        flowd_job_t *job = s->asking.v[0];
+        unask(s, job);
+        flowd_job_unref(job);
+    }
     drop_all(&s->delayed);
     drop_all(&s->ready);
     for (size_t i = 0; i < s->groups.nb; i++)

@@ -65,6 +65,11 @@ typedef struct flowd_store flowd_store_t;
 /* err: 0 when the job is durably stored, else a FLOW_E* code. */
 typedef void (*flowd_store_done_cb)(void *data, int err);
 
+/* A limited job's turn over every instance (store_cluster.h: acquire), once, on a store thread:
+ * verdict as flowd_sched_answer's (0: its turn came, FLOWD_SCHED_KEY_FULL or
+ * FLOWD_SCHED_FLOW_FULL: not yet, or a FLOW_E* code). */
+typedef void (*flowd_store_slot_cb)(void *data, int verdict);
+
 /* What a job resumes from (everything borrowed for the call, but shared). */
 typedef struct flowd_checkpoint {
     flow_status_t status;

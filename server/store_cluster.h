@@ -11,6 +11,11 @@
  *   event       loop: a status change the job's event ring got (not its last one, which goes with
  *               finish; a step's event goes with its checkpoint): kept for watchers elsewhere.
  *   answer      any thread: the answer to hooks->command's token (body stolen, may be NULL).
+ *   acquire     loop: a job of a limited flow or with a concurrency key asks for its turn over every
+ *               instance (scheduler.h); done(data, verdict) runs once on a store thread after the
+ *               store decided (flowd_store_slot_cb). hooks->poke runs (store threads) when a turn
+ *               may have come free somewhere: a turn was given or a limited job ended on some
+ *               instance, or a claim interval passed.
  *   read_job, read_jobs, read_events
  *               HTTP threads, blocking: a job, a page of the list (newest first, as
  *               flowd_jobs_list), or the events after an id, as the store has them now (a job that
@@ -89,6 +94,8 @@ typedef struct flowd_store_hooks {
     void (*adopt_delivery)(void *data, const flowd_stored_delivery_t *d);
     /* How many more deliveries it may take (--webhook-max-pending less those it owes). */
     uint64_t (*delivery_room)(void *data);
+    /* A limited job's slot may have come free on some instance: the jobs that wait ask again. */
+    void (*poke)(void *data);
 } flowd_store_hooks_t;
 
 typedef void (*flowd_store_wake_cb)(void *data, int why);
@@ -100,6 +107,9 @@ typedef struct flowd_store_cluster_ops {
     void (*event)(flowd_store_t *store, struct flowd_job *job, uint64_t id, const char *data,
                   size_t len);
     void (*answer)(flowd_store_t *store, uint64_t token, unsigned status, char *body, size_t len);
+    /* job borrowed; 0 or FLOW_ENOMEM (then done will not run) */
+    int (*acquire)(flowd_store_t *store, struct flowd_job *job, unsigned flow_limit,
+                   flowd_store_slot_cb done, void *data);
     /* by id, or by idem_key (and a tenant) when id is NULL; FLOW_ENOTFOUND */
     int (*read_job)(flowd_store_t *store, const char *id, const char *idem_key, const char *tenant,
                     unsigned what, flowd_remote_job_t *out);

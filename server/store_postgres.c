@@ -20,13 +20,16 @@
  *                every --claim-interval it claims jobs whose lease ran out (SELECT ... FOR UPDATE
  *                SKIP LOCKED, then UPDATE owner, in one transaction: two instances never claim the
  *                same job) and hands them to hooks->adopt; now and then it deletes ended jobs older
- *                than the retention, whoever ran them.
+ *                than the retention, whoever ran them. A limited job's turn (a flow's
+ *                max_running, a concurrency key: over every instance) is asked for and given in
+ *                the writer's transactions too (apply_slot).
  *   the listener its own connection, LISTENing on channel flowd (payload c: a new command, a: an
  *                answer, e: new events), and waking every --poll-interval anyway. It takes the
  *                commands for jobs this instance owns (hooks->command), inserts the commands sent
  *                from here and waits for their answers, and wakes the watches (event streams and
  *                long polls of jobs that run elsewhere) whose job has news.
  *   a pool       connections the HTTP threads borrow to read jobs that run elsewhere.
+ *                A NOTIFY 's' (a turn given, or a limited job's end) pokes the loop's scheduler.
  * The loop thread never waits on the database. */
 #include <errno.h>
 #include <inttypes.h>
@@ -45,16 +48,18 @@
 #include "auth.h"
 #include "jobs.h"
 #include "log.h"
+#include "scheduler.h"
 #include "store.h"
 #include "store_cluster.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 #define CLAIM_BATCH 500       /* jobs claimed at most in one go */
 #define SWEEP_MS 60000        /* how often ended jobs past the retention are deleted */
 #define POOL_MAX 64
 #define ACTIVE "('queued', 'running', 'waiting')"
 #define MIGRATE_LOCK "7201534829"  /* pg_advisory_lock key: one instance creates the tables at a time */
+#define SLOT_LOCK "7201534830"     /* pg_advisory_xact_lock key: one turn given at a time (apply_slot) */
 
 /* ---- what the listener keeps ---- */
 
@@ -90,7 +95,7 @@ typedef struct pg_store {
     flowd_writer_t *writer;
     PGconn *wconn;                 /* the writer's thread's (and load_flows', before it attaches) */
     json_t *owned;                 /* writer only: ids of the jobs it holds leases of, as a set */
-    int notify_events, notify_answers; /* writer only: what the transaction holds */
+    int notify_events, notify_answers, notify_slots; /* writer only: what the transaction holds */
     uint64_t next_renew, next_claim, next_sweep; /* writer only */
 
     /* the listener */
@@ -185,8 +190,11 @@ static const char schema[] =
     " claims integer NOT NULL DEFAULT 0, finishes integer NOT NULL DEFAULT 0,"
     " tenant text NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback text,"
     " start_at_us bigint NOT NULL DEFAULT 0, priority smallint NOT NULL DEFAULT 5, conc_key text,"
-    " conc_limit integer NOT NULL DEFAULT 0);"
+    " conc_limit integer NOT NULL DEFAULT 0, slot boolean NOT NULL DEFAULT false, waits text);"
     "CREATE UNIQUE INDEX IF NOT EXISTS jobs_tenant_idem ON jobs (tenant, idem_key);"
+    "CREATE INDEX IF NOT EXISTS jobs_key_active ON jobs (tenant, conc_key) WHERE conc_key IS NOT NULL"
+    " AND status IN " ACTIVE ";"
+    "CREATE INDEX IF NOT EXISTS jobs_flow_active ON jobs (flow) WHERE status IN " ACTIVE ";"
     "CREATE INDEX IF NOT EXISTS jobs_tenant_seq ON jobs (tenant, seq);"
     "CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq);"
     "CREATE INDEX IF NOT EXISTS jobs_status_seq ON jobs (status, seq);"
@@ -249,6 +257,18 @@ static const char migrate_4_to_5[] =
     "UPDATE flowd_meta SET value = '5' WHERE key = 'schema_version';"
     "COMMIT;";
 
+/* Version 6 makes a flow's max_running and a concurrency key hold over every instance (apply_slot):
+ * a queued job's slot (its turn was given: it counts as running until it has ended) and waits (the
+ * group it asked for and waits for: 'k' its key, 'f' its flow), and the indexes that count a
+ * key's and a flow's jobs. The jobs from before hold no slot; those that run count by their
+ * status. */
+static const char migrate_5_to_6[] =
+    "BEGIN;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS slot boolean NOT NULL DEFAULT false;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS waits text;"
+    "UPDATE flowd_meta SET value = '6' WHERE key = 'schema_version';"
+    "COMMIT;";
+
 /* Creates the tables, brings an older database up to this version, or refuses a newer one.
  * Instances that start together take turns (an advisory lock). */
 static int migrate(PGconn *c, char *err, size_t errlen) {
@@ -309,6 +329,18 @@ static int migrate(PGconn *c, char *err, size_t errlen) {
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             snprintf(err, errlen, "cannot migrate the schema from version %d: %s", version,
                      PQresultErrorMessage(res));
+            PQclear(PQexec(c, "ROLLBACK"));
+            rc = FLOW_EIO;
+        } else {
+            version = 5;
+        }
+        PQclear(res);
+    }
+    if (rc == 0 && version == 5) {
+        flowd_log(FLOW_LOG_INFO, "store: schema version 5 -> 6");
+        res = PQexec(c, migrate_5_to_6);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            snprintf(err, errlen, "cannot migrate the schema from version 5: %s", PQresultErrorMessage(res));
             PQclear(PQexec(c, "ROLLBACK"));
             rc = FLOW_EIO;
         }
@@ -414,7 +446,8 @@ static const struct {
      "WITH c AS (SELECT id FROM jobs WHERE status IN " ACTIVE " AND lease_until < now()"
      " AND (status <> 'queued' OR start_at_us <= (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)"
      " ORDER BY priority DESC, seq LIMIT $2::integer FOR UPDATE SKIP LOCKED),"
-     " u AS (UPDATE jobs j SET owner = $1,"
+     /* a queued job's turn went with its owner: it asks again here */
+     " u AS (UPDATE jobs j SET owner = $1, slot = j.slot AND j.status <> 'queued',"
      " lease_until = now() + $3::bigint * interval '1 millisecond', claims = claims + 1"
      " FROM c WHERE j.id = c.id RETURNING j.id, j.seq, j.flow, j.digest, j.status, j.created_us,"
      " j.started_us, j.idem_key, j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps,"
@@ -437,7 +470,31 @@ static const struct {
               " c AS (DELETE FROM commands WHERE job_id IN (SELECT id FROM d) OR created_us < $2::bigint),"
               " x AS (DELETE FROM deliveries WHERE job_id IN (SELECT id FROM d) AND state <> 'pending')"
               " SELECT count(*) FROM d"},
-    {"release", "UPDATE jobs SET owner = NULL, lease_until = '-infinity' WHERE owner = $1 AND status IN " ACTIVE},
+    {"release", "UPDATE jobs SET owner = NULL, lease_until = '-infinity', slot = slot AND status <> 'queued'"
+                " WHERE owner = $1 AND status IN " ACTIVE},
+    /* A limited job's turn (apply_slot), under SLOT_LOCK: its key's jobs that hold a slot or run
+     * (anywhere, waiting for input included) are fewer than its limit ($3), and no job of the key
+     * that asked and waits for the key is before it (priority, then arrival: seq), its owner alive;
+     * then the same for its flow's ($4, 0: none). It answers '' (its turn: slot), 'k' or 'f' (it
+     * waits for that group: waits), or no row (not a queued job of ours). */
+    {"slot",
+     "WITH me AS (SELECT id, seq, priority, tenant, conc_key, flow FROM jobs WHERE id = $1 AND owner = $2"
+     " AND status = 'queued'),"
+     " v AS (SELECT me.id, CASE WHEN me.conc_key IS NOT NULL AND ((SELECT count(*) FROM jobs x"
+     " WHERE x.tenant = me.tenant AND x.conc_key = me.conc_key AND x.status IN " ACTIVE
+     " AND (x.slot OR x.status <> 'queued')) >= $3::integer OR EXISTS (SELECT 1 FROM jobs x"
+     " WHERE x.tenant = me.tenant AND x.conc_key = me.conc_key AND x.status = 'queued' AND NOT x.slot"
+     " AND x.waits = 'k' AND x.lease_until > now()"
+     " AND (x.priority > me.priority OR (x.priority = me.priority AND x.seq < me.seq)))) THEN 'k'"
+     " WHEN $4::integer > 0 AND ((SELECT count(*) FROM jobs x WHERE x.flow = me.flow AND x.status IN " ACTIVE
+     " AND (x.slot OR x.status <> 'queued')) >= $4::integer OR EXISTS (SELECT 1 FROM jobs x"
+     " WHERE x.flow = me.flow AND x.status = 'queued' AND NOT x.slot AND x.waits = 'f'"
+     " AND x.lease_until > now()"
+     " AND (x.priority > me.priority OR (x.priority = me.priority AND x.seq < me.seq)))) THEN 'f'"
+     " ELSE '' END AS v FROM me),"
+     " u AS (UPDATE jobs j SET slot = (v.v = ''), waits = NULLIF(v.v, '') FROM v WHERE j.id = v.id"
+     " RETURNING v.v)"
+     " SELECT v FROM u"},
 };
 
 static void session_settings(PGconn *c, uint64_t lease_ms) {
@@ -608,6 +665,30 @@ static int apply_event(pg_store_t *s, flowd_op_t *op) {
     return apply_guarded(s, op, "event", 7, p);
 }
 
+/* A limited job asks for its turn over every instance: one asks at a time (an advisory lock held
+ * to the commit, so that two instances never both see the last free slot), and the answer goes to
+ * the caller after the commit (store_writer.c: settle). A turn given, like a slot given back by a
+ * finish, is told to every instance (NOTIFY 's'): the next job may have its turn. */
+static int apply_slot(pg_store_t *s, flowd_op_t *op) {
+    flowd_op_slot_t *sl = &op->slot;
+    char klimit[24], flimit[24];
+    u64(klimit, sizeof klimit, sl->conc_limit);
+    u64(flimit, sizeof flimit, sl->flow_limit);
+    PGresult *res = run(s->wconn, "SELECT pg_advisory_xact_lock(" SLOT_LOCK ")", 0, NULL, PGRES_TUPLES_OK);
+    if (res == NULL)
+        return FLOW_EIO;
+    PQclear(res);
+    const char *p[] = {op->id, s->me, klimit, flimit};
+    if ((res = run_prepared(s->wconn, "slot", 4, p, PGRES_TUPLES_OK)) == NULL)
+        return FLOW_EIO;
+    const char *v = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : NULL;
+    sl->verdict = v == NULL ? FLOW_ENOTFOUND : v[0] == 'k' ? FLOWD_SCHED_KEY_FULL
+                : v[0] == 'f' ? FLOWD_SCHED_FLOW_FULL : 0;
+    s->notify_slots |= sl->verdict == 0;
+    PQclear(res);
+    return 0;
+}
+
 static int apply_finish(pg_store_t *s, flowd_op_t *op) {
     const flowd_op_finish_t *e = &op->finish;
     char steps[24], started[24], finished[24], event[24];
@@ -619,6 +700,7 @@ static int apply_finish(pg_store_t *s, flowd_op_t *op) {
                        e->last_action, e->error_code, e->error_message, e->error_node, e->totals, event,
                        e->event, s->me};
     s->notify_events = 1;
+    s->notify_slots |= e->limited;
     return apply_guarded(s, op, "finish", 14, p);
 }
 
@@ -681,13 +763,14 @@ static int pg_apply(void *data, flowd_op_t *op) {
     case FLOWD_OP_ANSWER: return apply_answer(s, op);
     case FLOWD_OP_SCHEDULE: return apply_schedule(s, op);
     case FLOWD_OP_DELIVERY: return apply_delivery(s, op);
+    case FLOWD_OP_SLOT: return apply_slot(s, op);
     }
     return 0;
 }
 
 static int pg_begin(void *data) {
     pg_store_t *s = data;
-    s->notify_events = s->notify_answers = 0;
+    s->notify_events = s->notify_answers = s->notify_slots = 0;
     return run_cmd(s->wconn, "BEGIN", 0, NULL);
 }
 
@@ -699,6 +782,8 @@ static int pg_commit(void *data) {
         rc = run_cmd(s->wconn, "NOTIFY flowd, 'e'", 0, NULL);
     if (rc == 0 && s->notify_answers)
         rc = run_cmd(s->wconn, "NOTIFY flowd, 'a'", 0, NULL);
+    if (rc == 0 && s->notify_slots)
+        rc = run_cmd(s->wconn, "NOTIFY flowd, 's'", 0, NULL);
     if (rc == 0)
         rc = run_cmd(s->wconn, "COMMIT", 0, NULL);
     if (rc != 0)
@@ -732,7 +817,7 @@ static void lost(pg_store_t *s, const char *id) {
 static void pg_settled(void *data, const flowd_op_t *op, int rc) {
     pg_store_t *s = data;
     if (rc != 0 || op->kind == FLOWD_OP_FLOW || op->kind == FLOWD_OP_ANSWER ||
-        op->kind == FLOWD_OP_SCHEDULE || op->kind == FLOWD_OP_DELIVERY)
+        op->kind == FLOWD_OP_SCHEDULE || op->kind == FLOWD_OP_DELIVERY || op->kind == FLOWD_OP_SLOT)
         return;
     if (op->kind == FLOWD_OP_CREATE)
         json_object_set_new(s->owned, op->id, json_true());
@@ -1015,6 +1100,9 @@ static uint64_t pg_tick(void *data) {
     if (now >= s->next_claim) {
         claim(s);
         claim_deliveries(s);
+        /* what no notification told (a turn that went with a dead owner's queued job): ask again */
+        if (s->hooks.poke != NULL)
+            s->hooks.poke(s->hooks.data);
         s->next_claim = flow_mono_ms() + s->o.claim_ms;
     }
     if (now >= s->next_sweep) {
@@ -1072,6 +1160,11 @@ static void pg_remove(flowd_store_t *store, const char *id) {
 
 static int pg_put_flow(flowd_store_t *store, const char *name, json_t *doc) {
     return flowd_writer_put_flow(writer_of(store), name, doc);
+}
+
+static int pg_acquire(flowd_store_t *store, struct flowd_job *job, unsigned flow_limit,
+                      flowd_store_slot_cb done, void *data) {
+    return flowd_writer_slot(writer_of(store), job, flow_limit, done, data);
 }
 
 static void pg_answer(flowd_store_t *store, uint64_t token, unsigned status, char *body, size_t len) {
@@ -1693,7 +1786,7 @@ static void *listener_main(void *arg) {
     uint64_t next_poll = 0;
     PQclear(PQexec(s->lconn, "LISTEN flowd"));
     for (;;) {
-        int news_c = 0, news_e = 0; /* a: answers are looked for every round while any wait */
+        int news_c = 0, news_e = 0, news_s = 0; /* a: answers are looked for every round while any wait */
         uint64_t now = flow_mono_ms();
         int timeout = next_poll > now ? (int)(next_poll - now) : 0;
         /* watches and sends have deadlines of their own: look at least every 100 ms while any wait */
@@ -1721,6 +1814,7 @@ static void *listener_main(void *arg) {
         while ((n = PQnotifies(s->lconn)) != NULL) {
             news_c |= n->extra[0] == 'c';
             news_e |= n->extra[0] == 'e';
+            news_s |= n->extra[0] == 's';
             PQfreemem(n);
         }
         now = flow_mono_ms();
@@ -1743,6 +1837,8 @@ static void *listener_main(void *arg) {
         insert_sends(s, &pending, fresh);
         if (atomic_load(&s->attached) && news_c)
             take_commands(s);
+        if (atomic_load(&s->attached) && news_s && s->hooks.poke != NULL)
+            s->hooks.poke(s->hooks.data);
         if (pending != NULL) /* deadlines too, so every round while any waits */
             collect_answers(s, &pending, stopping);
         check_watches(s, news_e);
@@ -1812,6 +1908,7 @@ static const flowd_store_cluster_ops_t postgres_cluster_ops = {
     .attach = pg_attach,
     .event = pg_event,
     .answer = pg_answer,
+    .acquire = pg_acquire,
     .read_job = pg_read_job,
     .read_jobs = pg_read_jobs,
     .read_deliveries = pg_read_deliveries,

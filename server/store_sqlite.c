@@ -237,7 +237,8 @@ static int sq_apply(void *data, flowd_op_t *op) {
     case FLOWD_OP_SCHEDULE: rc = apply_schedule(f, op); break;
     case FLOWD_OP_DELIVERY: rc = apply_delivery(f, op); break;
     case FLOWD_OP_EVENT: /* events are kept only in the job table */
-    case FLOWD_OP_ANSWER: break;
+    case FLOWD_OP_ANSWER:
+    case FLOWD_OP_SLOT: break; /* one instance: its scheduler's own counts are every job's */
     }
     if (rc == 0)
         return 0;

@@ -12,6 +12,7 @@
 #include "flow/doc.h"
 #include "log.h"
 #include "render.h"
+#include "scheduler.h"
 
 /* A caller that waits for the commit of its operation (put_flow). */
 struct flowd_op_wait {
@@ -100,6 +101,7 @@ void flowd_op_free(flowd_op_t *op) {
         free(op->delivery.tries);
         break;
     case FLOWD_OP_REMOVE:
+    case FLOWD_OP_SLOT:
         break;
     }
     free(op);
@@ -253,6 +255,8 @@ static void settle(flowd_writer_t *w, flowd_op_t *batch, int err) {
             wait_done(op->flow.wait, rc);
         } else if (op->kind == FLOWD_OP_SCHEDULE && op->schedule.wait != NULL) {
             wait_done(op->schedule.wait, rc);
+        } else if (op->kind == FLOWD_OP_SLOT) {
+            op->slot.done(op->slot.data, rc ? rc : op->slot.verdict);
         }
         flowd_op_free(op);
     }
@@ -507,7 +511,21 @@ void flowd_writer_finish(flowd_writer_t *w, flowd_job_t *job) {
         }
     }
     flowd_job_unlock(job);
+    f->limited = flowd_sched_limited(job);
     enqueue(w, op);
+}
+
+int flowd_writer_slot(flowd_writer_t *w, flowd_job_t *job, unsigned flow_limit,
+                      flowd_store_slot_cb done, void *data) {
+    flowd_op_t *op = op_new(FLOWD_OP_SLOT, job->id, job->seq);
+    if (op == NULL)
+        return FLOW_ENOMEM;
+    op->slot.conc_limit = job->conc_key ? job->conc_limit : 0;
+    op->slot.flow_limit = flow_limit;
+    op->slot.done = done;
+    op->slot.data = data;
+    enqueue(w, op);
+    return 0;
 }
 
 void flowd_writer_remove(flowd_writer_t *w, const char *id) {

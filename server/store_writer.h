@@ -37,6 +37,7 @@ typedef enum flowd_op_kind {
     FLOWD_OP_ANSWER,     /* the answer to a command another instance sent (store_cluster.h) */
     FLOWD_OP_SCHEDULE,   /* PUT or DELETE of a schedule, or a run of it that made no job */
     FLOWD_OP_DELIVERY,   /* a delivery of a job's callback: new, or after a try (webhooks.h) */
+    FLOWD_OP_SLOT,       /* a limited job asks for its turn over every instance (store_cluster.h) */
 } flowd_op_kind_t;
 
 /* Every string of an operation is malloc'd and the operation's (NULL where there is none);
@@ -100,6 +101,7 @@ typedef struct flowd_op_finish {
     /* FLOWD_WRITER_EVENTS: the job's final event, written in the same transaction (NULL: none) */
     uint64_t event_id;
     char *event;
+    int limited;         /* it had a concurrency key or a limited flow: its slot comes free */
 } flowd_op_finish_t;
 
 typedef struct flowd_op_flow {
@@ -142,6 +144,14 @@ typedef struct flowd_op_delivery {
     char *tries;
 } flowd_op_delivery_t;
 
+typedef struct flowd_op_slot {
+    unsigned conc_limit;  /* the job's key's limit (its key is in its row) */
+    unsigned flow_limit;  /* its flow's max_running, 0: none */
+    int verdict;          /* set by apply */
+    flowd_store_slot_cb done;
+    void *data;
+} flowd_op_slot_t;
+
 typedef struct flowd_op {
     struct flowd_op *next;   /* the writer's */
     flowd_op_kind_t kind;
@@ -162,6 +172,7 @@ typedef struct flowd_op {
         flowd_op_answer_t answer;
         flowd_op_schedule_t schedule;
         flowd_op_delivery_t delivery;
+        flowd_op_slot_t slot;
     };
 } flowd_op_t;
 
@@ -239,6 +250,10 @@ int flowd_writer_put_schedule(flowd_writer_t *w, const char *name,
 void flowd_writer_skip_run(flowd_writer_t *w, const flowd_schedule_run_t *run);
 /* d borrowed (copied). */
 void flowd_writer_delivery(flowd_writer_t *w, const flowd_stored_delivery_t *d, int insert);
+/* A limited job asks for its turn (store_cluster.h: acquire); done runs once, after the commit. 0
+ * or FLOW_ENOMEM (then done will not run). */
+int flowd_writer_slot(flowd_writer_t *w, struct flowd_job *job, unsigned flow_limit,
+                      flowd_store_slot_cb done, void *data);
 /* body stolen (may be NULL). */
 void flowd_writer_answer(flowd_writer_t *w, uint64_t token, unsigned status, char *body);
 

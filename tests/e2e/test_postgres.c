@@ -11,7 +11,9 @@
  * instance that runs the job gives. With keys, every instance keeps a job to its tenant (404 to the
  * others, lists, Idempotency-Keys), and a database of schema version 1 gets tenants (and the
  * schedules table of version 3). Two instances holding the same schedule make each of its runs
- * once.
+ * once. A concurrency key and a flow's max_running hold over two instances (never more running
+ * than the limit, in priority then arrival order), and an instance killed while its jobs hold a
+ * key's turns gives them up once they have been taken over and ended.
  *
  * Without PostgreSQL and without root to install it, the suite says so and runs nothing, except under
  * CI (the CI variable set), where that fails. */
@@ -880,10 +882,10 @@ START_TEST(test_a_version_1_database_gets_tenants) {
     start_with_keys(&a);
     const char *old = "00000000000000000000000000000001";
     ck_assert_int_eq(db_number("SELECT value::int FROM flowd_meta WHERE key = 'schema_version'"),
-                     5); /* 1 -> 2 (tenants) -> 3 (callbacks) -> 4 (schedules) -> 5 (queueing) */
-    /* version 5: it starts at once, at the default priority, with no key */
+                     6); /* 1 -> 2 (tenants) -> 3 (callbacks) -> 4 (schedules) -> 5 (queueing) -> 6 (turns) */
+    /* version 5: it starts at once, at the default priority, with no key; version 6: no turn held */
     ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE start_at_us = 0 AND priority = 5"
-                               " AND conc_key IS NULL"), 1);
+                               " AND conc_key IS NULL AND NOT slot AND waits IS NULL"), 1);
     ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE tenant = 'default'"), 1);
     ck_assert_int_eq(db_number("SELECT count(*) FROM schedules"), 0); /* version 3's table */
     e2e_use_key(&a, READ_A);
@@ -1185,6 +1187,209 @@ START_TEST(test_a_delivery_owed_by_a_killed_instance_is_made_by_another) {
 }
 END_TEST
 
+/* ---- limits over every instance ---- */
+
+/* A customer's jobs, at most two running at once over every instance (the flow's key), each
+ * sleeping shared.pause seconds. */
+static const char keyed_doc[] =
+    "{\"name\": \"keyed\", \"concurrency\": {\"key\": \"$shared/customer\", \"limit\": 2},"
+    " \"start\": \"a\", \"nodes\": {"
+    " \"a\": {\"type\": \"sleep\", \"params\": {\"seconds\": \"$shared/pause\"}}}}";
+
+/* The jobs of the keyed flow, as the database has them, by when they started. */
+typedef struct ran {
+    char id[40];
+    long long started, finished, priority, seq;
+} ran_t;
+
+static size_t ran_jobs(ran_t *out, size_t cap) {
+    PGconn *c = db();
+    PGresult *res = PQexec(c, "SELECT id, started_us, finished_us, priority, seq FROM jobs"
+                              " WHERE flow = 'keyed' ORDER BY started_us, seq");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    size_t n = (size_t)PQntuples(res);
+    ck_assert_uint_le(n, cap);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(out[i].id, sizeof out[i].id, "%s", PQgetvalue(res, (int)i, 0));
+        out[i].started = strtoll(PQgetvalue(res, (int)i, 1), NULL, 10);
+        out[i].finished = strtoll(PQgetvalue(res, (int)i, 2), NULL, 10);
+        out[i].priority = strtoll(PQgetvalue(res, (int)i, 3), NULL, 10);
+        out[i].seq = strtoll(PQgetvalue(res, (int)i, 4), NULL, 10);
+    }
+    PQclear(res);
+    PQfinish(c);
+    return n;
+}
+
+/* At no moment did more than limit of them run: at each start, the jobs that had started and not
+ * yet finished (a job's successor starts only after its end was committed). */
+static void assert_never_more_than(const ran_t *r, size_t n, size_t limit) {
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_msg(r[i].started > 0 && r[i].finished >= r[i].started, "job %s did not run", r[i].id);
+        size_t at_once = 0;
+        for (size_t k = 0; k < n; k++)
+            at_once += r[k].started <= r[i].started && r[k].finished > r[i].started;
+        ck_assert_msg(at_once <= limit, "%zu jobs ran at once when job %s started", at_once, r[i].id);
+    }
+}
+
+/* Running jobs of the keyed flow as the two instances' lists show them (in turn), and its jobs
+ * holding a turn in the database (of one customer, when customer is not NULL), sampled until none
+ * is queued or running; the most seen at once of each. */
+static void sample_running(e2e_server_t *a, e2e_server_t *b, const char *customer, long long *listed,
+                           long long *held) {
+    char sql[320];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE flow = 'keyed' AND status IN"
+             " ('queued', 'running', 'waiting') AND (slot OR status <> 'queued')%s%s%s",
+             customer ? " AND shared::jsonb ->> 'customer' = '" : "", customer ? customer : "", customer ? "'" : "");
+    *listed = *held = 0;
+    uint64_t deadline = e2e_now_ms() + 30000;
+    for (unsigned round = 0; e2e_now_ms() < deadline; round++) {
+        long long h = db_number(sql);
+        json_t *list = get_value(round % 2 ? a : b, "/v1/jobs?status=running&flow=keyed&limit=100");
+        long long l = (long long)json_array_size(json_object_get(list, "jobs"));
+        json_decref(list);
+        *held = h > *held ? h : *held;
+        *listed = l > *listed ? l : *listed;
+        if (db_number("SELECT count(*) FROM jobs WHERE flow = 'keyed' AND status IN ('queued', 'running')") == 0)
+            break;
+        usleep(20000);
+    }
+}
+
+/* Two instances with the keyed flow, and two jobs of acme that sleep pause seconds posted to the
+ * second instance (or the first), both running: they hold the key's two turns. */
+static void two_holding(e2e_server_t *a, e2e_server_t *b, e2e_server_t *to_second, const char *pause,
+                        char **first, char **second) {
+    char body[128];
+    e2e_write_file(flows, "keyed.json", keyed_doc);
+    start(a, "2s");
+    start(b, "2s");
+    snprintf(body, sizeof body, "{\"flow\": \"keyed\", \"shared\": {\"customer\": \"acme\", \"pause\": %s}}", pause);
+    *first = post_id(a, body);
+    *second = post_id(to_second, body);
+    wait_db("SELECT count(*) FROM jobs WHERE flow = 'keyed' AND status = 'running'", 2, 10000);
+}
+
+/* A concurrency key holds over two instances: two long jobs take the key's two turns, then 16 more
+ * of mixed priorities are sent to both instances in turn; never more than two run at once (sampled
+ * from both instances' lists and the database while they run, and from when each started and
+ * ended), all succeed, and they start highest priority first, then in the order they came (within
+ * the one place a turn given at the same moment as the next may swap their starts). */
+START_TEST(test_a_concurrency_key_holds_over_two_instances) {
+    e2e_server_t a, b;
+    char *first, *second;
+    two_holding(&a, &b, &b, "3", &first, &second);
+    size_t n = 16;
+    for (size_t i = 0; i < n; i++) {
+        char body[160];
+        snprintf(body, sizeof body, "{\"flow\": \"keyed\", \"priority\": %zu, \"shared\": {\"customer\": \"acme\","
+                 " \"pause\": 0.2}}", (i * 7) % 4 * 3);
+        free(post_id(i % 2 ? &b : &a, body));
+    }
+    /* another customer is not held back by acme's key */
+    char *other = post_id(&b, "{\"flow\": \"keyed\", \"shared\": {\"customer\": \"zeta\", \"pause\": 0.1}}");
+    ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE flow = 'keyed' AND status = 'running'"
+                               " AND shared::jsonb ->> 'customer' = 'acme'"), 2);
+    ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE flow = 'keyed' AND status = 'queued'"
+                               " AND shared::jsonb ->> 'customer' = 'acme'"), (long long)n);
+    long long listed, held;
+    sample_running(&a, &b, "acme", &listed, &held);
+    wait_db("SELECT count(*) FROM jobs WHERE flow = 'keyed' AND status = 'succeeded'", (long long)n + 3, 20000);
+    fprintf(stderr, "test_postgres: a key of limit 2 over two instances: at most %lld held turns, %lld listed running\n",
+            held, listed);
+    ck_assert_msg(held == 2, "%lld jobs of the key held turns at once", held);
+    ck_assert_msg(listed <= 3, "%lld jobs listed running at once", listed); /* 2, and zeta's */
+    ran_t r[32];
+    size_t got = ran_jobs(r, 32);
+    ck_assert_uint_eq(got, n + 3);
+    /* acme's alone (zeta's runs beside them) */
+    ran_t acme[32];
+    size_t na = 0;
+    for (size_t i = 0; i < got; i++)
+        if (strcmp(r[i].id, other) != 0)
+            acme[na++] = r[i];
+    assert_never_more_than(acme, na, 2);
+    ck_assert_msg(job_number("SELECT started_us FROM jobs WHERE id = '%s'", other) <
+                      job_number("SELECT finished_us FROM jobs WHERE id = '%s'", first),
+                  "another customer's job waited for acme's");
+    ck_assert_msg(strcmp(acme[0].id, first) == 0 || strcmp(acme[1].id, first) == 0, "the first job did not start first");
+    ck_assert_msg(strcmp(acme[0].id, second) == 0 || strcmp(acme[1].id, second) == 0, "the second job did not start first");
+    /* the 16 that waited: by priority, then by arrival; a pair given turns together may swap */
+    ran_t *w = acme + 2;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = i + 2; k < n; k++)
+            ck_assert_msg(w[i].priority > w[k].priority || (w[i].priority == w[k].priority && w[i].seq < w[k].seq),
+                          "job %s (priority %lld, seq %lld) started before job %s (priority %lld, seq %lld)", w[i].id,
+                          w[i].priority, w[i].seq, w[k].id, w[k].priority, w[k].seq);
+    ck_assert_int_eq(db_number("SELECT count(DISTINCT owner) FROM jobs WHERE flow = 'keyed'"), 2); /* both ran some */
+    free(first);
+    free(second);
+    free(other);
+    ck_assert_int_eq(e2e_stop(&a, 15000), 0);
+    ck_assert_int_eq(e2e_stop(&b, 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+}
+END_TEST
+
+/* A flow's max_running holds over two instances too, over every customer. */
+START_TEST(test_a_flow_limit_holds_over_two_instances) {
+    e2e_write_file(flows, "keyed.json",
+                   "{\"name\": \"keyed\", \"max_running\": 1, \"start\": \"a\", \"nodes\": {"
+                   " \"a\": {\"type\": \"sleep\", \"params\": {\"seconds\": \"$shared/pause\"}}}}");
+    e2e_server_t a, b;
+    start(&a, "2s");
+    start(&b, "2s");
+    size_t n = 8;
+    for (size_t i = 0; i < n; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"flow\": \"keyed\", \"shared\": {\"customer\": \"c%zu\", \"pause\": 0.2}}", i);
+        free(post_id(i % 2 ? &b : &a, body));
+    }
+    long long listed, held;
+    sample_running(&a, &b, NULL, &listed, &held);
+    wait_db("SELECT count(*) FROM jobs WHERE flow = 'keyed' AND status = 'succeeded'", (long long)n, 20000);
+    ck_assert_msg(held == 1 && listed <= 1, "%lld jobs of the flow held turns at once, %lld listed running", held,
+                  listed);
+    ran_t r[16];
+    size_t got = ran_jobs(r, 16);
+    assert_never_more_than(r, got, 1);
+    ck_assert_int_eq(e2e_stop(&a, 15000), 0);
+    ck_assert_int_eq(e2e_stop(&b, 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+}
+END_TEST
+
+/* An instance killed while two jobs of a key run there: the other instance's jobs of the key wait
+ * (the two still count), it takes the two over once their lease has run out, and once they have
+ * ended, its own run two at a time: the dead instance's turns came free, none was lost. */
+START_TEST(test_a_killed_instances_turns_come_free_after_takeover) {
+    e2e_server_t a, b;
+    char *k1, *k2;
+    two_holding(&a, &b, &a, "1", &k1, &k2);
+    size_t n = 6;
+    for (size_t i = 0; i < n; i++)
+        free(post_id(&b, "{\"flow\": \"keyed\", \"shared\": {\"customer\": \"acme\", \"pause\": 0.3}}"));
+    e2e_kill(&a);
+    usleep(500000);
+    ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE flow = 'keyed' AND status = 'queued'"), (long long)n);
+    wait_db("SELECT count(*) FROM jobs WHERE flow = 'keyed' AND status = 'succeeded'", (long long)n + 2, 30000);
+    ck_assert_int_eq(job_number("SELECT claims FROM jobs WHERE id = '%s'", k1), 1);
+    ck_assert_int_eq(job_number("SELECT claims FROM jobs WHERE id = '%s'", k2), 1);
+    ran_t r[16];
+    size_t got = ran_jobs(r, 16);
+    ck_assert_uint_eq(got, n + 2);
+    assert_never_more_than(r, got, 2);
+    free(k1);
+    free(k2);
+    ck_assert_int_eq(e2e_stop(&b, 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("postgres");
     TCase *tc = tcase_create("instances");
@@ -1202,6 +1407,9 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_each_run_of_a_schedule_starts_once_across_two_instances);
     tcase_add_test(tc, test_claims_take_priority_first_and_delayed_jobs_when_due);
     tcase_add_test(tc, test_a_delivery_owed_by_a_killed_instance_is_made_by_another);
+    tcase_add_test(tc, test_a_concurrency_key_holds_over_two_instances);
+    tcase_add_test(tc, test_a_flow_limit_holds_over_two_instances);
+    tcase_add_test(tc, test_a_killed_instances_turns_come_free_after_takeover);
     suite_add_tcase(s, tc);
     return s;
 }
