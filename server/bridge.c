@@ -179,10 +179,11 @@ static char *strdup_or_null(const char *s) {
 }
 
 /* What a restart would resume the job from, to the store (which copies what it keeps, and takes
- * shared: compact JSON, or NULL when it did not change). */
+ * shared: compact JSON as of step shared_step, or NULL when it did not change or, in a store with
+ * patches, when the step's entry carries what changed). */
 static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, char *shared,
-                       size_t shared_len, const char *step, size_t step_len, uint64_t step_seq,
-                       uint64_t event_id) {
+                       size_t shared_len, uint64_t shared_step, const char *step, size_t step_len,
+                       uint64_t step_seq, uint64_t event_id) {
     if (srv->store->ops->checkpoint == NULL) {
         free(shared);
         return;
@@ -194,6 +195,7 @@ static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, ch
                              .started_us = flow_job_started_us(fj),
                              .shared = shared,
                              .shared_len = shared_len,
+                             .shared_step = shared_step,
                              .step = step,
                              .step_len = step_len,
                              .step_seq = step_seq,
@@ -229,18 +231,18 @@ static size_t count_shared(json_t *shared, flowd_job_t *job, const flow_step_t *
     return size;
 }
 
-/* The shared store after a step, checked against --max-shared. A store that keeps it gets it as
- * compact JSON, made here once, whose length is the size: nothing is serialized twice. Where
- * nothing serializes it, count_shared counts it now and then (the step that is named is then the
- * one after which it was found). Past the cap the job fails too_big. Returns the text for the
- * checkpoint (taken by it), or NULL. */
+/* The shared store after a step, checked against --max-shared. A store that keeps it whole at
+ * every step gets it as compact JSON, made here once, whose length is the size: nothing is
+ * serialized twice; so does a store with patches at a snapshot (whole). Otherwise count_shared
+ * counts it now and then (the step that is named is then the one after which it was found). Past
+ * the cap the job fails too_big. Returns the text for the checkpoint (taken by it), or NULL. */
 static char *shared_after(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj,
-                          const flow_step_t *step, size_t *len) {
+                          const flow_step_t *step, int whole, size_t *len) {
     json_t *shared = flow_job_shared(fj);
     size_t max = srv->cfg.max_shared, size;
     char *text = NULL;
     *len = 0;
-    if (srv->store->ops->checkpoint != NULL) {
+    if (whole) {
         text = dump_compact(shared, len); /* NULL: out of memory; the store keeps the last one */
         size = *len;
     } else {
@@ -258,10 +260,36 @@ static char *shared_after(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj,
     return NULL;
 }
 
+/* The step's patch of the shared store (patch.h) into pb, from the keys its nodes wrote: what a
+ * store with patches writes, and what its event carries (a client that has the store at one event
+ * keeps it current). Returns 1 when the store is to be written whole at this step instead:
+ * --snapshot-steps or --snapshot-bytes reached, any key may have changed (a C node), or the patch
+ * could not be made. The cost is that of the keys written, never of the whole store. */
+static int step_patch(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, flow_buf_t *pb) {
+    json_t *touched = NULL;
+    int all = flow_job_take_touched(fj, &touched);
+    int rc = job->run.patcher.keys != NULL
+                 ? flowd_patch_make(&job->run.patcher, flow_job_shared(fj), touched, pb)
+                 : FLOW_ENOMEM;
+    json_decref(touched);
+    if (rc < 0) {
+        flow_buf_free(pb);
+        return 1;
+    }
+    job->run.snap_steps++;
+    job->run.snap_bytes += pb->len;
+    return all || job->run.snap_steps >= srv->cfg.snapshot_steps ||
+           job->run.snap_bytes >= srv->cfg.snapshot_bytes;
+}
+
 static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const flow_step_t *step) {
     flowd_server_t *srv = b->srv;
     size_t len = 0, shared_len = 0;
-    char *data = flowd_event_step_json(step, &len);
+    flow_buf_t pb;
+    flow_buf_init(&pb, 0);
+    int whole = step_patch(srv, job, fj, &pb);
+    char *data = flowd_event_step_json(step, pb.err ? NULL : pb.data, pb.len, &len);
+    flow_buf_free(&pb);
     const char *action = flow_job_last_action(fj);
     flowd_metrics_steps(srv->metrics, 1);
     flowd_metrics_step_type(srv->metrics, step->type ? step->type : "node",
@@ -271,10 +299,17 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
         job->run.resume_node = step->next;
         job->run.resume_tries = 0;
     }
-    char *shared = shared_after(srv, job, fj, step, &shared_len);
+    const flowd_store_ops_t *ops = srv->store->ops;
+    /* a store without patches keeps the whole store at every step; one with them at a snapshot,
+     * or when the step's entry (which carries the patch) could not be made */
+    whole = ops->checkpoint != NULL && (!ops->patches || whole || data == NULL);
+    char *shared = shared_after(srv, job, fj, step, whole, &shared_len);
+    if (shared != NULL)
+        job->run.snap_steps = job->run.snap_bytes = 0;
     /* the step's event gets the ring's next id (only this thread pushes): a shared store keeps it
      * with the checkpoint, in the same transaction */
-    checkpoint(srv, job, fj, shared, shared_len, data, len, step->seq, job->events.next_id);
+    checkpoint(srv, job, fj, shared, shared_len, step->seq, data, len, step->seq,
+               job->events.next_id);
     flowd_job_lock(job);
     job->steps = flow_job_steps(fj);
     job->current_node = flow_job_current_node(fj);
@@ -293,7 +328,7 @@ static void on_retry(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const 
     if (ev->depth != 0 || ev->item != SIZE_MAX)
         return;
     job->run.resume_tries = ev->attempt + 1;
-    checkpoint(b->srv, job, fj, NULL, 0, NULL, 0, 0, 0);
+    checkpoint(b->srv, job, fj, NULL, 0, 0, NULL, 0, 0, 0);
 }
 
 /* The record's final state, from the engine's job in its last event. */
@@ -382,7 +417,7 @@ static void on_status(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_
         b->srv->store->cluster->event(b->srv->store, job, id, data, len);
     if (status == FLOW_WAITING) {
         flowd_webhooks_job_changed(b->srv->webhooks, job, status);
-        checkpoint(b->srv, job, fj, NULL, 0, NULL, 0, 0, 0); /* a restart shows what it waits for */
+        checkpoint(b->srv, job, fj, NULL, 0, 0, NULL, 0, 0, 0); /* a restart shows what it waits for */
     }
 }
 
@@ -410,6 +445,7 @@ static void on_done(flow_job_t *fj, void *data) {
     flowd_job_t *job = data;
     (void)fj;
     job->run.job = NULL;
+    flowd_patcher_free(&job->run.patcher);
     flowd_sched_done(job); /* its room goes to the next one */
     flowd_job_unref(job); /* the loop's reference, taken at start */
 }
@@ -647,6 +683,12 @@ static void run_start(void *data, flowd_job_t *job) {
         flowd_job_unref(job);
         return;
     }
+    /* the keys the first step's patch starts from (O(keys), once per run); without them (out of
+     * memory) every step's store is written whole */
+    json_t *empty = shared ? NULL : json_object();
+    if (flowd_patcher_init(&job->run.patcher, shared ? shared : empty) < 0)
+        job->run.patcher.keys = NULL;
+    json_decref(empty);
     int rc = job->run.store_failed ? (json_decref(shared), FLOW_EIO) : flow_job_start(srv->eng, job->def, shared, &opts, &fj);
     json_decref(params); /* the engine keeps what it needs */
     if (rc < 0) {

@@ -74,8 +74,10 @@ typedef struct flowd_checkpoint {
     uint64_t started_us;
     char *shared;              /* compact JSON of the shared store after the step (malloc'd: the
                                 * store takes it, and frees it when it writes nothing), or NULL when
-                                * it did not change */
+                                * it did not change; in a store with patches (ops->patches), NULL
+                                * but at a snapshot: the step's entry carries its patch */
     size_t shared_len;
+    uint64_t shared_step;      /* with shared: the step it is as of (the job's steps then) */
     const char *step;          /* the finished step's history entry (JSON text), or NULL */
     uint64_t step_seq;
     size_t step_len;
@@ -175,6 +177,12 @@ typedef int (*flowd_store_flow_cb)(void *data, const char *name, json_t *doc);
 typedef struct flowd_store_ops {
     const char *name;
     int immediate; /* create always calls done before it returns */
+    /* Checkpoints as patches (patch.h): a step's checkpoint carries its history entry with the
+     * patch of what it changed in the shared store ("patch"), and the whole store only every
+     * --snapshot-steps steps or --snapshot-bytes of patches (shared, shared_step); load gives back
+     * the last whole store with the patches after it applied. 0: every checkpoint that changed
+     * the store carries it whole. */
+    int patches;
     int (*create)(flowd_store_t *store, struct flowd_job *job, json_t *shared, json_t *params,
                   flowd_store_done_cb done, void *data);
     /* NULL: nothing is kept (the memory store) */

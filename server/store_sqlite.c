@@ -23,10 +23,11 @@
 #include "auth.h"
 #include "jobs.h"
 #include "log.h"
+#include "patch.h"
 #include "store.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -125,6 +126,7 @@ static int apply_checkpoint(sq_file_t *f, const flowd_op_t *op) {
         bind_text(st, 6, c->shared);
         bind_text(st, 7, c->waiting_for);
         sqlite3_bind_int64(st, 8, (sqlite3_int64)op->seq);
+        sqlite3_bind_int64(st, 9, (sqlite3_int64)c->shared_step);
         if ((rc = run(st)) != 0)
             return rc;
     }
@@ -413,7 +415,7 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
         "SELECT j.id, j.flow, v.document, j.status, j.created_us, j.started_us, j.finished_us, j.idem_key,"
         " j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps, j.last_action, j.waiting_for,"
         " j.error_code, j.error_message, j.error_node, j.totals, j.seq, j.tenant, j.callback,"
-        " j.start_at_us, j.priority, j.conc_key, j.conc_limit"
+        " j.start_at_us, j.priority, j.conc_key, j.conc_limit, COALESCE(j.shared_step, j.steps)"
         " FROM jobs j LEFT JOIN flow_versions v ON v.digest = j.digest ORDER BY j.seq";
     sqlite3_stmt *st = NULL, *steps = NULL;
     int rc = 0;
@@ -459,6 +461,14 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
         j.history = history_of(steps, j.seq);
         if (j.shared == NULL)
             j.shared = json_object();
+        uint64_t shared_step = (uint64_t)sqlite3_column_int64(st, 27);
+        char why[256];
+        if (!flow_status_final(j.status) && shared_step < j.steps &&
+            flowd_patch_replay(j.shared, j.history, shared_step, j.steps, why, sizeof why) < 0) {
+            /* the job then resumes from a store that lacks some steps: say so */
+            flowd_log(FLOW_LOG_ERROR, "store: job %s: its shared store after step %llu cannot be "
+                      "made again (%s)", j.id, (unsigned long long)j.steps, why);
+        }
         rc = each(data, &j);
         json_decref(j.params);
         json_decref(j.shared);
@@ -578,6 +588,7 @@ static void sq_close(flowd_store_t *store) {
 }
 
 static const flowd_store_ops_t sqlite_ops = {
+    .patches = 1,
     .name = "sqlite",
     .immediate = 0,
     .create = sq_create,
@@ -608,7 +619,8 @@ static const char schema[] =
     " error_message TEXT, error_node TEXT, totals TEXT,"
     " tenant TEXT NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback TEXT,"
     " start_at_us INTEGER NOT NULL DEFAULT 0, priority INTEGER NOT NULL DEFAULT 5, conc_key TEXT,"
-    " conc_limit INTEGER NOT NULL DEFAULT 0, UNIQUE (tenant, idem_key));"
+    " conc_limit INTEGER NOT NULL DEFAULT 0, shared_step INTEGER, base TEXT,"
+    " UNIQUE (tenant, idem_key));"
     "CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, job TEXT NOT NULL, tenant TEXT NOT NULL,"
     " url TEXT NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL, created_us INTEGER NOT NULL,"
     " state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_us INTEGER NOT NULL DEFAULT 0,"
@@ -687,6 +699,17 @@ static const char migrate_5_to_6[] =
     "UPDATE meta SET value = '6' WHERE key = 'schema_version';"
     "COMMIT;";
 
+/* Version 7 keeps checkpoints as patches (patch.h): shared is the store as of step shared_step
+ * while the job runs (the steps after it carry their patches in their entries), and once it has
+ * ended its final store, with base the last whole store (as of shared_step) for ?step=N. The jobs
+ * from before have shared_step NULL: their shared is as of their last checkpoint (steps). */
+static const char migrate_6_to_7[] =
+    "BEGIN;"
+    "ALTER TABLE jobs ADD COLUMN shared_step INTEGER;"
+    "ALTER TABLE jobs ADD COLUMN base TEXT;"
+    "UPDATE meta SET value = '7' WHERE key = 'schema_version';"
+    "COMMIT;";
+
 static int schema_version(sq_file_t *f) {
     sqlite3_stmt *st = NULL;
     int version = 0;
@@ -713,9 +736,11 @@ static int migrate(sq_file_t *f, char *err, size_t errlen) {
         /* 1 and 2 copy their rows into the tables of this version; 3 and 5 gain columns, a
          * transaction a version (4 -> 5 is only the schedules table, which the schema makes) */
         if (version == 3)
-            sql = sqlite3_mprintf("%s%s", migrate_3_to_4, migrate_5_to_6);
+            sql = sqlite3_mprintf("%s%s%s", migrate_3_to_4, migrate_5_to_6, migrate_6_to_7);
         else if (version == 4 || version == 5)
-            sql = sqlite3_mprintf("%s", migrate_5_to_6);
+            sql = sqlite3_mprintf("%s%s", migrate_5_to_6, migrate_6_to_7);
+        else if (version == 6)
+            sql = sqlite3_mprintf("%s", migrate_6_to_7);
         else
             sql = sqlite3_mprintf(version == 1 ? migrate_1_to_2 : migrate_2_to_3, schema);
         if (sql == NULL) {
@@ -774,18 +799,19 @@ static int file_open(const char *path, const char *sync, sq_file_t **out, char *
     if ((rc = migrate(f, err, errlen)) < 0)
         goto fail;
     if (prepare(f, "INSERT INTO jobs (id, seq, flow, digest, created_us, idem_key, body_hash,"
-                   " params, shared, tenant, callback, start_at_us, priority, conc_key, conc_limit)"
-                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   " params, shared, tenant, callback, start_at_us, priority, conc_key, conc_limit,"
+                   " shared_step) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
                 &f->ins_job) < 0 ||
         prepare(f, "INSERT OR IGNORE INTO flow_versions (digest, document) VALUES (?, ?)",
                 &f->ins_version) < 0 ||
         prepare(f, "UPDATE jobs SET status = ?, resume_node = ?, tries = ?, steps = ?,"
-                   " started_us = ?, shared = COALESCE(?, shared), waiting_for = ? WHERE seq = ?",
+                   " started_us = ?, shared = COALESCE(?6, shared), waiting_for = ?,"
+                   " shared_step = CASE WHEN ?6 IS NULL THEN shared_step ELSE ?9 END WHERE seq = ?8",
                 &f->upd_checkpoint) < 0 ||
         prepare(f, "INSERT OR REPLACE INTO steps (job, seq, data) VALUES (?, ?, ?)",
                 &f->ins_step) < 0 ||
         prepare(f, "UPDATE jobs SET status = ?, steps = ?, started_us = ?, finished_us = ?,"
-                   " shared = COALESCE(?, shared), last_action = ?, error_code = ?,"
+                   " base = shared, shared = COALESCE(?, shared), last_action = ?, error_code = ?,"
                    " error_message = ?, error_node = ?, totals = ?, resume_node = NULL,"
                    " waiting_for = NULL WHERE seq = ?",
                 &f->upd_finish) < 0 ||

@@ -205,6 +205,8 @@ static void supersede(flowd_op_t *batch) {
         if (*theirs == NULL && *mine != NULL) {
             *theirs = *mine;
             *mine = NULL;
+            if (last[h]->kind == FLOWD_OP_CHECKPOINT) /* the step it is as of goes with it */
+                last[h]->checkpoint.shared_step = op->checkpoint.shared_step;
         }
     }
 out:
@@ -440,6 +442,7 @@ void flowd_writer_checkpoint(flowd_writer_t *w, flowd_job_t *job, const flowd_ch
     c->steps = cp->steps;
     c->started_us = cp->started_us;
     c->shared = cp->shared;
+    c->shared_step = cp->shared_step;
     c->step = cp->step ? strndup(cp->step, cp->step_len) : NULL;
     c->step_seq = cp->step_seq;
     c->event_id = cp->step ? cp->event_id : 0;

@@ -70,7 +70,9 @@ typedef struct flowd_op_checkpoint {
     char *resume_node;   /* the root flow's node that runs next (NULL: its start) */
     unsigned tries;      /* tries of resume_node already used */
     uint64_t steps, started_us;
-    char *shared;        /* NULL: unchanged since the last checkpoint */
+    char *shared;        /* NULL: unchanged since the last checkpoint (a store with patches:
+                          * no snapshot at this step) */
+    uint64_t shared_step; /* with shared: the step it is as of */
     char *step;          /* the finished step's history entry, or NULL */
     uint64_t step_seq;
     uint64_t event_id;   /* with step: its event's id (0 without a step) */
