@@ -208,6 +208,9 @@ typedef struct flowd_store_ops {
      * instances claim the deliveries nobody holds (store_cluster.h) */
     void (*delivery)(flowd_store_t *store, const flowd_stored_delivery_t *d, int insert);
     int (*load_deliveries)(flowd_store_t *store, flowd_store_delivery_cb each, void *data);
+    /* A store with patches: flowd_store_shared_at's work (below), blocking; NULL: none kept. */
+    int (*shared_at)(flowd_store_t *store, const char *id, uint64_t step, json_t **out,
+                     uint64_t *oldest);
 } flowd_store_ops_t;
 
 struct flowd_store_cluster_ops;
@@ -251,6 +254,21 @@ int flowd_store_sqlite_new(const char *path, const char *sync, flowd_store_t **o
 /* PostgreSQL at uri, for several flowd instances on one database (store_postgres.c). */
 int flowd_store_postgres_new(const char *uri, const flowd_store_opts_t *opts, flowd_store_t **out,
                              char *err, size_t errlen);
+
+/* The shared store of the job id as of after its step `step` (before: as of before that step,
+ * which is after step - 1; step 0 after is the store it started with), from the store's log: the
+ * last whole store at or before it and the patches after (a live job's steps queued for the store
+ * are in it: the read is made after them). For GET /v1/jobs/{id}/shared?step=N, redrive and fork.
+ *
+ * Blocking (a read of the store): any thread but the loop's. Ownership: id borrowed; on 0, *out is
+ * a new reference the caller owns (an object; changing it changes nothing kept); otherwise *out is
+ * NULL. Errors: FLOW_ENOTFOUND when the store has no such job or the job has not finished that
+ * step (for before: step 0 has no before, FLOW_EINVAL); FLOW_ESTATE when that step's store is no
+ * longer kept (before the job's last whole store: --snapshot-steps and --snapshot-bytes say how
+ * often one is written) or the store keeps none (memory:, PostgreSQL); *oldest (may be NULL) then
+ * gets the first step that is kept (0 when none is). FLOW_ENOMEM, FLOW_EIO. */
+int flowd_store_shared_at(flowd_store_t *store, const char *id, uint64_t step, int before,
+                          json_t **out, uint64_t *oldest);
 
 /* For the stores that read rows back: the FLOW_E* code of a flow_err_name, FLOW_EFAILED for one
  * this flowd does not know, 0 for NULL. */

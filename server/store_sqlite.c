@@ -227,6 +227,78 @@ static int apply_delivery(sq_file_t *f, const flowd_op_t *op) {
     return run(f->del_delivery_orphan);
 }
 
+static const char *col_text(sqlite3_stmt *st, int i);
+static json_t *col_json(sqlite3_stmt *st, int i);
+static json_t *history_of_bound(sqlite3_stmt *steps);
+
+/* The shared store as of after a step (store.h: shared_at): the last whole store at or before it,
+ * and the patches of the steps after that one, read in the writer's transaction (which sees what
+ * was queued before). The job's own outcome goes in op->rc; the transaction goes on. */
+static int apply_read(sq_file_t *f, flowd_op_t *op) {
+    flowd_op_read_t *r = &op->read;
+    sqlite3_stmt *st = NULL, *steps = NULL;
+    json_t *store = NULL, *history = NULL;
+    char why[256];
+    op->rc = FLOW_EIO;
+    if (sqlite3_prepare_v2(f->db,
+                           "SELECT status, COALESCE(base, shared), shared, base IS NULL,"
+                           " COALESCE(shared_step, steps), steps, seq FROM jobs WHERE id = ?",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(f->db,
+                           "SELECT data FROM steps WHERE job = ? AND seq > ? AND seq <= ?"
+                           " ORDER BY seq",
+                           -1, &steps, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        op->rc = FLOW_ENOTFOUND;
+        goto out;
+    }
+    flow_status_t status = FLOW_QUEUED;
+    flow_status_parse(col_text(st, 0) ? col_text(st, 0) : "queued", &status);
+    /* while it runs, shared is the whole store as of from; once ended, base is (shared is its
+     * end), except in a job from before version 7 (base NULL), whose shared is as of steps */
+    int ended = flow_status_final(status), legacy = sqlite3_column_int(st, 3);
+    uint64_t from = (uint64_t)sqlite3_column_int64(st, 4),
+             last = (uint64_t)sqlite3_column_int64(st, 5);
+    if (ended && legacy)
+        from = last;
+    *r->oldest = from;
+    if (r->step > last) {
+        op->rc = FLOW_ENOTFOUND;
+        goto out;
+    }
+    if (r->step < from) {
+        op->rc = FLOW_ESTATE;
+        goto out;
+    }
+    store = col_json(st, ended && !legacy ? 1 : 2);
+    if (!json_is_object(store))
+        goto out;
+    sqlite3_bind_int64(steps, 1, sqlite3_column_int64(st, 6));
+    sqlite3_bind_int64(steps, 2, (sqlite3_int64)from);
+    sqlite3_bind_int64(steps, 3, (sqlite3_int64)r->step);
+    history = history_of_bound(steps);
+    int rc = history ? flowd_patch_replay(store, history, from, r->step, why, sizeof why)
+                     : FLOW_ENOMEM;
+    if (rc < 0) {
+        flowd_log(FLOW_LOG_WARN, "store: job %s: its store after step %llu: %s", op->id,
+                  (unsigned long long)r->step, why);
+        op->rc = rc == FLOW_ENOTFOUND ? FLOW_ESTATE : rc;
+        goto out;
+    }
+    json_decref(*r->out);
+    *r->out = store;
+    store = NULL;
+    op->rc = 0;
+out:
+    json_decref(store);
+    json_decref(history);
+    sqlite3_finalize(st);
+    sqlite3_finalize(steps);
+    return 0;
+}
+
 static int sq_apply(void *data, flowd_op_t *op) {
     sq_file_t *f = data;
     int rc = 0;
@@ -238,6 +310,7 @@ static int sq_apply(void *data, flowd_op_t *op) {
     case FLOWD_OP_FLOW: rc = apply_flow(f, op); break;
     case FLOWD_OP_SCHEDULE: rc = apply_schedule(f, op); break;
     case FLOWD_OP_DELIVERY: rc = apply_delivery(f, op); break;
+    case FLOWD_OP_READ: rc = apply_read(f, op); break;
     case FLOWD_OP_EVENT: /* events are kept only in the job table */
     case FLOWD_OP_ANSWER: break;
     }
@@ -365,6 +438,11 @@ static int sq_put_flow(flowd_store_t *store, const char *name, json_t *doc) {
     return flowd_writer_put_flow(file_of(store)->writer, name, doc);
 }
 
+static int sq_shared_at(flowd_store_t *store, const char *id, uint64_t step, json_t **out,
+                        uint64_t *oldest) {
+    return flowd_writer_read_shared(file_of(store)->writer, id, step, out, oldest);
+}
+
 /* At shutdown, before the engine cancels what still runs: those jobs stay in the file as of their
  * last checkpoint (running, waiting or queued), and the next start resumes them, as after a crash;
  * a restart for a deploy is not the end of a job. */
@@ -397,9 +475,9 @@ static json_t *col_json(sqlite3_stmt *st, int i) {
     return t ? json_loads(t, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
 }
 
-static json_t *history_of(sqlite3_stmt *steps, uint64_t seq) {
+/* The history entries a bound statement gives (its rows' first column), and it reset. */
+static json_t *history_of_bound(sqlite3_stmt *steps) {
     json_t *all = json_array();
-    sqlite3_bind_int64(steps, 1, (sqlite3_int64)seq);
     while (all != NULL && sqlite3_step(steps) == SQLITE_ROW) {
         json_t *step = col_json(steps, 0);
         if (step != NULL)
@@ -407,6 +485,11 @@ static json_t *history_of(sqlite3_stmt *steps, uint64_t seq) {
     }
     sqlite3_reset(steps);
     return all;
+}
+
+static json_t *history_of(sqlite3_stmt *steps, uint64_t seq) {
+    sqlite3_bind_int64(steps, 1, (sqlite3_int64)seq);
+    return history_of_bound(steps);
 }
 
 static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
@@ -589,6 +672,7 @@ static void sq_close(flowd_store_t *store) {
 
 static const flowd_store_ops_t sqlite_ops = {
     .patches = 1,
+    .shared_at = sq_shared_at,
     .name = "sqlite",
     .immediate = 0,
     .create = sq_create,

@@ -100,6 +100,7 @@ void flowd_op_free(flowd_op_t *op) {
         free(op->delivery.tries);
         break;
     case FLOWD_OP_REMOVE:
+    case FLOWD_OP_READ:
         break;
     }
     free(op);
@@ -255,6 +256,12 @@ static void settle(flowd_writer_t *w, flowd_op_t *batch, int err) {
             wait_done(op->flow.wait, rc);
         } else if (op->kind == FLOWD_OP_SCHEDULE && op->schedule.wait != NULL) {
             wait_done(op->schedule.wait, rc);
+        } else if (op->kind == FLOWD_OP_READ) {
+            if (rc != 0) {
+                json_decref(*op->read.out);
+                *op->read.out = NULL;
+            }
+            wait_done(op->read.wait, rc);
         }
         flowd_op_free(op);
     }
@@ -535,6 +542,22 @@ int flowd_writer_put_flow(flowd_writer_t *w, const char *name, json_t *doc) {
     }
     wait_init(&wait);
     op->flow.wait = &wait;
+    enqueue(w, op);
+    return wait_for(&wait);
+}
+
+int flowd_writer_read_shared(flowd_writer_t *w, const char *id, uint64_t step, json_t **out,
+                             uint64_t *oldest) {
+    struct flowd_op_wait wait;
+    *out = NULL;
+    *oldest = 0;
+    if (strlen(id) != FLOWD_ID_LEN)
+        return FLOW_ENOTFOUND; /* and op_new copies FLOWD_ID_LEN + 1 bytes */
+    flowd_op_t *op = op_new(FLOWD_OP_READ, id, 0);
+    if (op == NULL)
+        return FLOW_ENOMEM;
+    wait_init(&wait);
+    op->read = (flowd_op_read_t){.step = step, .out = out, .oldest = oldest, .wait = &wait};
     enqueue(w, op);
     return wait_for(&wait);
 }
