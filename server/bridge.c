@@ -205,13 +205,16 @@ static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, ch
     srv->store->ops->checkpoint(srv->store, job, &cp);
 }
 
-/* The shared store's size where nothing serializes it (the memory store): counted by a dump that
- * stops past the cap, but not after every step, so that a large store does not cost every step a
- * dump: once 8 d have passed after a count that took d (a count takes at most about an eighth of
- * the loop's time; and not sooner than COUNT_FLOOR_NS, which a tiny store would cost every step),
+/* The shared store's size where nothing serializes it (the memory store, and a store with patches
+ * between whole stores): counted by a dump that stops past the cap, but not after every step, so
+ * that a large store does not cost every step a dump: once COUNT_EVERY d have passed after a count
+ * that took d (a count takes at most about a 32nd of the loop's time, which keeps a step on a
+ * 1 MiB store within bench/run-patches.sh's 2x of one on 1 KiB; and not sooner than
+ * COUNT_FLOOR_NS, which a tiny store would cost every step),
  * or sooner, at the step that would take it past the cap if it went on growing as fast as since
  * the last count. 0 when it is not counted after this step. */
 #define COUNT_FLOOR_NS 20000u
+#define COUNT_EVERY 32u
 static size_t count_shared(json_t *shared, flowd_job_t *job, const flow_step_t *step, size_t max) {
     struct flowd_size_count *c = &job->run.size_count;
     if (step->end_us * 1000u < c->due_ns && step->seq < c->due_seq)
@@ -219,7 +222,8 @@ static size_t count_shared(json_t *shared, flowd_job_t *job, const flow_step_t *
     uint64_t t0 = uv_hrtime();
     size_t size = flowd_json_size(shared, max);
     uint64_t took = uv_hrtime() - t0;
-    c->due_ns = step->end_us * 1000u + (took < COUNT_FLOOR_NS / 8 ? COUNT_FLOOR_NS : 8 * took);
+    c->due_ns = step->end_us * 1000u +
+                (took < COUNT_FLOOR_NS / COUNT_EVERY ? COUNT_FLOOR_NS : COUNT_EVERY * took);
     c->due_seq = UINT64_MAX;
     if (size > c->bytes && size <= max && step->seq > c->seq) {
         uint64_t per_step = (size - c->bytes + (step->seq - c->seq) - 1) / (step->seq - c->seq);
@@ -262,9 +266,12 @@ static char *shared_after(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj,
 
 /* The step's patch of the shared store (patch.h) into pb, from the keys its nodes wrote: what a
  * store with patches writes, and what its event carries (a client that has the store at one event
- * keeps it current). Returns 1 when the store is to be written whole at this step instead:
- * --snapshot-steps or --snapshot-bytes reached, any key may have changed (a C node), or the patch
- * could not be made. The cost is that of the keys written, never of the whole store. */
+ * keeps it current). The cost is that of the keys written, never of the whole store. Returns 1 when
+ * the store is to be written whole at this step instead: --snapshot-bytes of patches since the last
+ * whole store; or --snapshot-steps steps since, once their patches add up to the store's size as
+ * last counted (so that whole stores cost no more than the patches do: a big store that changes a
+ * little is written whole seldom, and its recovery replays at most about its size in patches); any
+ * key may have changed (a C node); or the patch could not be made. */
 static int step_patch(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, flow_buf_t *pb) {
     json_t *touched = NULL;
     int all = flow_job_take_touched(fj, &touched);
@@ -278,8 +285,9 @@ static int step_patch(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, flo
     }
     job->run.snap_steps++;
     job->run.snap_bytes += pb->len;
-    return all || job->run.snap_steps >= srv->cfg.snapshot_steps ||
-           job->run.snap_bytes >= srv->cfg.snapshot_bytes;
+    return all || job->run.snap_bytes >= srv->cfg.snapshot_bytes ||
+           (job->run.snap_steps >= srv->cfg.snapshot_steps &&
+            job->run.snap_bytes >= job->run.size_count.bytes);
 }
 
 static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const flow_step_t *step) {
@@ -304,8 +312,11 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
      * or when the step's entry (which carries the patch) could not be made */
     whole = ops->checkpoint != NULL && (!ops->patches || whole || data == NULL);
     char *shared = shared_after(srv, job, fj, step, whole, &shared_len);
-    if (shared != NULL)
+    if (shared != NULL) {
         job->run.snap_steps = job->run.snap_bytes = 0;
+        job->run.size_count.bytes = shared_len; /* the size step_patch weighs patches against */
+        job->run.size_count.seq = step->seq;
+    }
     /* the step's event gets the ring's next id (only this thread pushes): a shared store keeps it
      * with the checkpoint, in the same transaction */
     checkpoint(srv, job, fj, shared, shared_len, step->seq, data, len, step->seq,
@@ -689,6 +700,11 @@ static void run_start(void *data, flowd_job_t *job) {
     if (flowd_patcher_init(&job->run.patcher, shared ? shared : empty) < 0)
         job->run.patcher.keys = NULL;
     json_decref(empty);
+    /* a job that resumes writes its store whole at its first step (its size is not counted yet:
+     * step_patch): the store it was given back may be one a store without patches kept (a file
+     * from before them) */
+    job->run.snap_steps = job->restart.steps > 0 ? srv->cfg.snapshot_steps : 0;
+    job->run.snap_bytes = 0;
     int rc = job->run.store_failed ? (json_decref(shared), FLOW_EIO) : flow_job_start(srv->eng, job->def, shared, &opts, &fj);
     json_decref(params); /* the engine keeps what it needs */
     if (rc < 0) {

@@ -113,8 +113,9 @@ struct flowd_job {
          * tries it used; the stores write them with each checkpoint */
         const char *resume_node;
         unsigned resume_tries;
-        /* with the memory store: when the shared store's size is counted next (a time, or a
-         * step), and what the last count found after which step */
+        /* where a step's checkpoint does not serialize the whole store (the memory store, and a
+         * store with patches between whole stores): when the shared store's size is counted next
+         * (a time, or a step), and what the last count (or whole store) found after which step */
         struct flowd_size_count {
             uint64_t due_ns, due_seq, bytes, seq;
         } size_count;

@@ -39,7 +39,7 @@ typedef struct sq_file {
     /* statements of the writer's thread (and of load) */
     sqlite3_stmt *ins_job, *ins_version, *upd_checkpoint, *ins_step, *upd_finish, *del_job,
         *del_steps, *put_flow, *ins_delivery, *upd_delivery, *del_delivery_orphan,
-        *del_deliveries, *sched_run, *sched_put, *sched_del, *sched_skip;
+        *del_deliveries, *sched_run, *sched_put, *sched_del, *sched_skip, *put_store, *del_store;
     /* the checkpointer: its own connection copies the log into the file, off the writer's thread */
     sqlite3 *cdb;
     pthread_t cthread;
@@ -83,6 +83,14 @@ static int apply_run(sq_file_t *f, flowd_op_t *op) {
     return rc;
 }
 
+/* The job's last whole shared store, as of step (store.h: patches). */
+static int put_store(sq_file_t *f, uint64_t seq, uint64_t step, const char *shared) {
+    sqlite3_bind_int64(f->put_store, 1, (sqlite3_int64)seq);
+    sqlite3_bind_int64(f->put_store, 2, (sqlite3_int64)step);
+    sqlite3_bind_text(f->put_store, 3, shared, -1, SQLITE_STATIC);
+    return run(f->put_store);
+}
+
 static int apply_create(sq_file_t *f, flowd_op_t *op) {
     const flowd_op_create_t *c = &op->create;
     int rc;
@@ -103,14 +111,16 @@ static int apply_create(sq_file_t *f, flowd_op_t *op) {
     bind_text(st, 6, c->idem_key);
     sqlite3_bind_int64(st, 7, (sqlite3_int64)c->body_hash);
     bind_text(st, 8, c->params);
-    bind_text(st, 9, c->shared ? c->shared : "{}");
+    bind_text(st, 9, "{}"); /* its store is in stores (a big one would make every row write big) */
     bind_text(st, 10, c->tenant);
     bind_text(st, 11, c->callback);
     sqlite3_bind_int64(st, 12, (sqlite3_int64)c->start_at_us);
     sqlite3_bind_int(st, 13, (int)c->priority);
     bind_text(st, 14, c->conc_key);
     sqlite3_bind_int64(st, 15, (sqlite3_int64)c->conc_limit);
-    return run(st);
+    if ((rc = run(st)) != 0)
+        return rc;
+    return put_store(f, op->seq, 0, c->shared ? c->shared : "{}");
 }
 
 static int apply_checkpoint(sq_file_t *f, const flowd_op_t *op) {
@@ -123,11 +133,11 @@ static int apply_checkpoint(sq_file_t *f, const flowd_op_t *op) {
         sqlite3_bind_int64(st, 3, (sqlite3_int64)c->tries);
         sqlite3_bind_int64(st, 4, (sqlite3_int64)c->steps);
         sqlite3_bind_int64(st, 5, (sqlite3_int64)c->started_us);
-        bind_text(st, 6, c->shared);
-        bind_text(st, 7, c->waiting_for);
-        sqlite3_bind_int64(st, 8, (sqlite3_int64)op->seq);
-        sqlite3_bind_int64(st, 9, (sqlite3_int64)c->shared_step);
+        bind_text(st, 6, c->waiting_for);
+        sqlite3_bind_int64(st, 7, (sqlite3_int64)op->seq);
         if ((rc = run(st)) != 0)
+            return rc;
+        if (c->shared != NULL && (rc = put_store(f, op->seq, c->shared_step, c->shared)) != 0)
             return rc;
     }
     if (c->step == NULL)
@@ -161,9 +171,12 @@ static int apply_remove(sq_file_t *f, const flowd_op_t *op) {
     sqlite3_bind_text(f->del_deliveries, 1, op->id, -1, SQLITE_STATIC);
     if ((rc = run(f->del_deliveries)) != 0)
         return rc;
-    /* the steps first: they find the job's row through its id */
+    /* the steps and the store first: they find the job's row through its id */
     sqlite3_bind_text(f->del_steps, 1, op->id, -1, SQLITE_STATIC);
     if ((rc = run(f->del_steps)) != 0)
+        return rc;
+    sqlite3_bind_text(f->del_store, 1, op->id, -1, SQLITE_STATIC);
+    if ((rc = run(f->del_store)) != 0)
         return rc;
     sqlite3_bind_text(f->del_job, 1, op->id, -1, SQLITE_STATIC);
     return run(f->del_job);
@@ -241,8 +254,9 @@ static int apply_read(sq_file_t *f, flowd_op_t *op) {
     char why[256];
     op->rc = FLOW_EIO;
     if (sqlite3_prepare_v2(f->db,
-                           "SELECT status, COALESCE(base, shared), shared, base IS NULL,"
-                           " COALESCE(shared_step, steps), steps, seq FROM jobs WHERE id = ?",
+                           "SELECT j.id, s.shared, j.shared, s.shared IS NULL,"
+                           " COALESCE(s.step, j.steps), j.steps, j.seq FROM jobs j"
+                           " LEFT JOIN stores s ON s.job = j.seq WHERE j.id = ?",
                            -1, &st, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(f->db,
                            "SELECT data FROM steps WHERE job = ? AND seq > ? AND seq <= ?"
@@ -254,15 +268,11 @@ static int apply_read(sq_file_t *f, flowd_op_t *op) {
         op->rc = FLOW_ENOTFOUND;
         goto out;
     }
-    flow_status_t status = FLOW_QUEUED;
-    flow_status_parse(col_text(st, 0) ? col_text(st, 0) : "queued", &status);
-    /* while it runs, shared is the whole store as of from; once ended, base is (shared is its
-     * end), except in a job from before version 7 (base NULL), whose shared is as of steps */
-    int ended = flow_status_final(status), legacy = sqlite3_column_int(st, 3);
+    /* the whole store in stores is as of from; a job from before version 7 has none, and its
+     * jobs.shared is as of its last checkpoint */
+    int legacy = sqlite3_column_int(st, 3);
     uint64_t from = (uint64_t)sqlite3_column_int64(st, 4),
              last = (uint64_t)sqlite3_column_int64(st, 5);
-    if (ended && legacy)
-        from = last;
     *r->oldest = from;
     if (r->step > last) {
         op->rc = FLOW_ENOTFOUND;
@@ -272,7 +282,7 @@ static int apply_read(sq_file_t *f, flowd_op_t *op) {
         op->rc = FLOW_ESTATE;
         goto out;
     }
-    store = col_json(st, ended && !legacy ? 1 : 2);
+    store = col_json(st, legacy ? 2 : 1);
     if (!json_is_object(store))
         goto out;
     sqlite3_bind_int64(steps, 1, sqlite3_column_int64(st, 6));
@@ -498,8 +508,9 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
         "SELECT j.id, j.flow, v.document, j.status, j.created_us, j.started_us, j.finished_us, j.idem_key,"
         " j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps, j.last_action, j.waiting_for,"
         " j.error_code, j.error_message, j.error_node, j.totals, j.seq, j.tenant, j.callback,"
-        " j.start_at_us, j.priority, j.conc_key, j.conc_limit, COALESCE(j.shared_step, j.steps)"
-        " FROM jobs j LEFT JOIN flow_versions v ON v.digest = j.digest ORDER BY j.seq";
+        " j.start_at_us, j.priority, j.conc_key, j.conc_limit, s.step, s.shared"
+        " FROM jobs j LEFT JOIN flow_versions v ON v.digest = j.digest"
+        " LEFT JOIN stores s ON s.job = j.seq ORDER BY j.seq";
     sqlite3_stmt *st = NULL, *steps = NULL;
     int rc = 0;
     if (sqlite3_prepare_v2(f->db, q, -1, &st, NULL) != SQLITE_OK ||
@@ -542,9 +553,15 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
             .conc_limit = (unsigned)sqlite3_column_int64(st, 26),
         };
         j.history = history_of(steps, j.seq);
+        /* a job that has not ended: its last whole store and the patches after it */
+        uint64_t shared_step = j.steps;
+        if (!flow_status_final(j.status) && sqlite3_column_type(st, 28) != SQLITE_NULL) {
+            json_decref(j.shared);
+            j.shared = col_json(st, 28);
+            shared_step = (uint64_t)sqlite3_column_int64(st, 27);
+        }
         if (j.shared == NULL)
             j.shared = json_object();
-        uint64_t shared_step = (uint64_t)sqlite3_column_int64(st, 27);
         char why[256];
         if (!flow_status_final(j.status) && shared_step < j.steps &&
             flowd_patch_replay(j.shared, j.history, shared_step, j.steps, why, sizeof why) < 0) {
@@ -652,7 +669,7 @@ static void file_close(sq_file_t *f) {
                              f->upd_finish, f->del_job, f->del_steps, f->put_flow,
                              f->ins_delivery, f->upd_delivery, f->del_delivery_orphan,
                              f->del_deliveries, f->sched_run, f->sched_put, f->sched_del,
-                             f->sched_skip};
+                             f->sched_skip, f->put_store, f->del_store};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
         sqlite3_finalize(stmts[i]);
     if (f->db != NULL)
@@ -703,8 +720,9 @@ static const char schema[] =
     " error_message TEXT, error_node TEXT, totals TEXT,"
     " tenant TEXT NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback TEXT,"
     " start_at_us INTEGER NOT NULL DEFAULT 0, priority INTEGER NOT NULL DEFAULT 5, conc_key TEXT,"
-    " conc_limit INTEGER NOT NULL DEFAULT 0, shared_step INTEGER, base TEXT,"
-    " UNIQUE (tenant, idem_key));"
+    " conc_limit INTEGER NOT NULL DEFAULT 0, UNIQUE (tenant, idem_key));"
+    "CREATE TABLE IF NOT EXISTS stores (job INTEGER PRIMARY KEY, step INTEGER NOT NULL,"
+    " shared TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, job TEXT NOT NULL, tenant TEXT NOT NULL,"
     " url TEXT NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL, created_us INTEGER NOT NULL,"
     " state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_us INTEGER NOT NULL DEFAULT 0,"
@@ -783,14 +801,13 @@ static const char migrate_5_to_6[] =
     "UPDATE meta SET value = '6' WHERE key = 'schema_version';"
     "COMMIT;";
 
-/* Version 7 keeps checkpoints as patches (patch.h): shared is the store as of step shared_step
- * while the job runs (the steps after it carry their patches in their entries), and once it has
- * ended its final store, with base the last whole store (as of shared_step) for ?step=N. The jobs
- * from before have shared_step NULL: their shared is as of their last checkpoint (steps). */
+/* Version 7 keeps checkpoints as patches (patch.h) and adds the stores table (which the schema
+ * makes): a job's last whole shared store and the step it is as of; the steps after it carry their
+ * patches in their entries. jobs.shared is then {} until the job ends and its final store after:
+ * a store in the job's row would make every checkpoint rewrite it (SQLite writes a row whole). A
+ * job from before has no row in stores: its jobs.shared is as of its last checkpoint. */
 static const char migrate_6_to_7[] =
     "BEGIN;"
-    "ALTER TABLE jobs ADD COLUMN shared_step INTEGER;"
-    "ALTER TABLE jobs ADD COLUMN base TEXT;"
     "UPDATE meta SET value = '7' WHERE key = 'schema_version';"
     "COMMIT;";
 
@@ -883,25 +900,28 @@ static int file_open(const char *path, const char *sync, sq_file_t **out, char *
     if ((rc = migrate(f, err, errlen)) < 0)
         goto fail;
     if (prepare(f, "INSERT INTO jobs (id, seq, flow, digest, created_us, idem_key, body_hash,"
-                   " params, shared, tenant, callback, start_at_us, priority, conc_key, conc_limit,"
-                   " shared_step) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                   " params, shared, tenant, callback, start_at_us, priority, conc_key, conc_limit)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 &f->ins_job) < 0 ||
         prepare(f, "INSERT OR IGNORE INTO flow_versions (digest, document) VALUES (?, ?)",
                 &f->ins_version) < 0 ||
         prepare(f, "UPDATE jobs SET status = ?, resume_node = ?, tries = ?, steps = ?,"
-                   " started_us = ?, shared = COALESCE(?6, shared), waiting_for = ?,"
-                   " shared_step = CASE WHEN ?6 IS NULL THEN shared_step ELSE ?9 END WHERE seq = ?8",
+                   " started_us = ?, waiting_for = ? WHERE seq = ?",
                 &f->upd_checkpoint) < 0 ||
         prepare(f, "INSERT OR REPLACE INTO steps (job, seq, data) VALUES (?, ?, ?)",
                 &f->ins_step) < 0 ||
         prepare(f, "UPDATE jobs SET status = ?, steps = ?, started_us = ?, finished_us = ?,"
-                   " base = shared, shared = COALESCE(?, shared), last_action = ?, error_code = ?,"
+                   " shared = COALESCE(?, shared), last_action = ?, error_code = ?,"
                    " error_message = ?, error_node = ?, totals = ?, resume_node = NULL,"
                    " waiting_for = NULL WHERE seq = ?",
                 &f->upd_finish) < 0 ||
         prepare(f, "DELETE FROM jobs WHERE id = ?", &f->del_job) < 0 ||
         prepare(f, "DELETE FROM steps WHERE job = (SELECT seq FROM jobs WHERE id = ?)",
                 &f->del_steps) < 0 ||
+        prepare(f, "INSERT OR REPLACE INTO stores (job, step, shared) VALUES (?, ?, ?)",
+                &f->put_store) < 0 ||
+        prepare(f, "DELETE FROM stores WHERE job = (SELECT seq FROM jobs WHERE id = ?)",
+                &f->del_store) < 0 ||
         prepare(f, "INSERT OR REPLACE INTO flows (name, document, updated_us) VALUES (?, ?, ?)",
                 &f->put_flow) < 0 ||
         prepare(f, "UPDATE schedules SET next_s = ?, last_job = ?, last_run_s = ?"
