@@ -932,6 +932,8 @@ static int step_start(struct frame *f, uint64_t now_ns) {
         more->resume_tries = 0;
     }
     if (node->ops->prep != NULL) {
+        if (!flow__ops_report_writes(node->ops))
+            job->touched_all = 1;
         int rc = node->ops->prep(s->ctx, job->shared, &s->prep_res);
         if (rc != 0) {
             step_failed(s, rc, s->ctx->err.message);
@@ -1010,8 +1012,11 @@ static uint64_t step_finish(struct frame *f) {
     const flow_node_t *node = s->node;
     const char *action = NULL;
     int rc = 0;
-    if (node->ops->post != NULL)
+    if (node->ops->post != NULL) {
+        if (!flow__ops_report_writes(node->ops))
+            job->touched_all = 1;
         rc = node->ops->post(s->ctx, job->shared, s->prep_res, s->exec_res, &action);
+    }
     else if (node->kind == FLOW_FLOW)
         action = json_string_value(s->exec_res);
     if (rc != 0) {
@@ -1222,6 +1227,7 @@ static void job_free(flow_job_t *job) {
     flow__free(job->hist);
     flow__free(job->root_action);
     json_decref(job->shared);
+    json_decref(job->touched);
     flow_def_unref(job->def);
     flow__free(job->id);
     more_free(job->more);
@@ -1493,6 +1499,54 @@ flow_status_t flow_job_status(const flow_job_t *job) {
 
 json_t *flow_job_shared(const flow_job_t *job) {
     return job->shared;
+}
+
+int flow_job_take_touched(flow_job_t *job, json_t **keys) {
+    int all = job->touched_all;
+    *keys = all ? NULL : job->touched;
+    if (all)
+        json_decref(job->touched);
+    job->touched = NULL;
+    job->touched_all = 0;
+    return all;
+}
+
+void flow__ctx_touch(flow_ctx_t *c, const char *key, size_t len) {
+    flow_job_t *job = c ? c->job : NULL;
+    if (job == NULL || job->touched_all)
+        return;
+    if (key == NULL) {
+        job->touched_all = 1;
+        return;
+    }
+    if (job->touched == NULL)
+        job->touched = json_object();
+    if (job->touched == NULL || json_object_setn_new(job->touched, key, len, json_true()) < 0)
+        job->touched_all = 1;
+}
+
+void flow__ctx_touch_pointer(flow_ctx_t *c, const char *ptr) {
+    if (ptr == NULL || ptr[0] != '/') {
+        flow__ctx_touch(c, NULL, 0);
+        return;
+    }
+    /* the first reference token, unescaped (RFC 6901: ~1 is "/", ~0 is "~") */
+    const char *end = strchr(ptr + 1, '/');
+    size_t n = end ? (size_t)(end - ptr - 1) : strlen(ptr + 1), len = 0;
+    char small[128] = "", *key = n < sizeof small ? small : flow__malloc(n + 1);
+    if (key == NULL) {
+        flow__ctx_touch(c, NULL, 0);
+        return;
+    }
+    for (size_t i = 1; i <= n; i++) {
+        char ch = ptr[i];
+        if (ch == '~' && i < n && (ptr[i + 1] == '0' || ptr[i + 1] == '1'))
+            ch = ptr[++i] == '0' ? '~' : '/';
+        key[len++] = ch;
+    }
+    flow__ctx_touch(c, key, len);
+    if (key != small)
+        flow__free(key);
 }
 
 uint64_t flow_job_steps(const flow_job_t *job) {

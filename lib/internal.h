@@ -74,4 +74,13 @@ int flow__is_flow_kind(flow_kind_t kind);
 extern const flow_node_ops_t flow__no_ops;
 extern const char flow__default_action[]; /* "default" */
 
+/* A node wrote the top-level key of the shared store (len bytes; key NULL: any key, e.g. the whole
+ * store), or the member a JSON Pointer's first token names (ptr "" : the whole store). Out of
+ * memory marks every key written: a patch too big is right, one too small is not. */
+void flow__ctx_touch(flow_ctx_t *c, const char *key, size_t len);
+void flow__ctx_touch_pointer(flow_ctx_t *c, const char *ptr);
+/* The node's ops report their writes to shared (the built-in ops of documents, nodes.c); a C
+ * node's do not, so every key counts as written after its prep and its post. */
+int flow__ops_report_writes(const flow_node_ops_t *ops);
+
 #endif

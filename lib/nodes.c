@@ -95,6 +95,7 @@ static int store_at(flow_ctx_t *ctx, const flow_tmpl_t *t, const flow_scope_t *s
                         ptr ? ptr : "(not a string)");
         json_decref(value);
     } else {
+        flow__ctx_touch_pointer(ctx, ptr);
         rc = flow_pointer_set(shared, ptr, value ? value : json_null());
         if (rc < 0)
             rc = flow_error(ctx, rc, "cannot store the result at %s: %s", ptr, flow_strerror(rc));
@@ -323,6 +324,10 @@ static int flow_post(flow_ctx_t *ctx, json_t *shared, json_t *prep_res, json_t *
 }
 
 const flow_node_ops_t flow__flow_ops = {.prep = flow_prep, .post = flow_post, .free = flow__jnode_free};
+
+int flow__ops_report_writes(const flow_node_ops_t *ops) {
+    return ops == &j_ops || ops == &map_ops || ops == &flow__flow_ops;
+}
 
 /* ---- making the node data ---- */
 
@@ -611,6 +616,7 @@ static int set_finish(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_t *
         }
         const char *ptr = where ? json_string_value(where) : key;
         /* evaluated values may be parts of the store itself: copy, or the two places would alias */
+        flow__ctx_touch_pointer(ctx, ptr);
         int rc = flow_pointer_set(shared, ptr, json_deep_copy(v));
         if (rc < 0)
             rc = flow_error(ctx, rc, "set: cannot write %s: %s", ptr, flow_strerror(rc));

@@ -187,6 +187,11 @@ struct flow_job {
     struct hist *hist;          /* NULL until a step has ended */
     uint64_t steps;             /* finished steps (the history counts the rest) */
     uint64_t created_us, started_us, finished_us;
+    /* The top-level keys of shared that nodes wrote since flow_job_take_touched (an object whose
+     * members are true; NULL: none), or touched_all when a node may have written any (a C node,
+     * which says nothing of its writes): what a checkpoint's patch is made of (flow.h). */
+    json_t *touched;
+    uint8_t touched_all;
 };
 
 struct flow_engine {

@@ -33,6 +33,10 @@
 
 typedef struct proxy {
     json_t *v;
+    /* A writable proxy inside the shared store: the top-level key it is under (a JSON string the
+     * call's arena holds), so that a write through it is reported as that key's
+     * (flow__ctx_touch: checkpoints write what changed); NULL for the store itself. */
+    json_t *top;
     uint32_t gen;
     uint8_t ro;
     uint8_t array; /* which metatable it has (v may be gone once the call that made it ended) */
@@ -329,6 +333,7 @@ void flow__script_push(lua_State *L, flow_script_t *s, json_t *v, int ro, int ho
     case JSON_ARRAY: {
         proxy_t *p = lua_newuserdatauv(L, sizeof *p, 0);
         p->v = v;
+        p->top = NULL;
         p->gen = s->gen;
         p->ro = (uint8_t)ro;
         p->array = json_is_array(v);
@@ -364,6 +369,7 @@ void flow__script_push_arg(lua_State *L, flow_script_t *s, json_t *v, int ro, un
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->argpool[slot]);
     p = lua_touserdata(L, -1);
     p->v = v;
+    p->top = NULL;
     p->gen = s->gen;
     p->ro = (uint8_t)ro;
     if (p->array != json_is_array(v)) {
@@ -406,12 +412,41 @@ static void writable(lua_State *L, const proxy_t *p) {
             "err are copies to read)");
 }
 
-/* An __index's answer: the member or item v of p (as a proxy), or nil when there is none. */
-static int push_child(lua_State *L, flow_script_t *s, const proxy_t *p, json_t *v) {
+/* Pushes v, p's member k (n bytes; NULL for an item of an array), as a proxy that knows the
+ * top-level key of the shared store it is under (proxy_t's top). */
+static void push_under(lua_State *L, flow_script_t *s, const proxy_t *p, json_t *v, const char *k,
+                       size_t n) {
+    flow__script_push(L, s, v, p->ro, 1);
+    if (p->ro || !(json_is_object(v) || json_is_array(v)))
+        return;
+    proxy_t *c = lua_touserdata(L, -1);
+    if (p->top != NULL || k == NULL) {
+        c->top = p->top;
+        return;
+    }
+    json_t *key = json_stringn_nocheck(k, n);
+    if (key == NULL)
+        luaL_error(L, "not enough memory");
+    arena_take(L, s, key);
+    c->top = key;
+}
+
+/* A write through p to its member k (n bytes; NULL: an item of an array), reported as the
+ * top-level key of the shared store it changes. */
+static void touch(flow_script_t *s, const proxy_t *p, const char *k, size_t n) {
+    if (p->top != NULL)
+        flow__ctx_touch(s->ctx, json_string_value(p->top), json_string_length(p->top));
+    else
+        flow__ctx_touch(s->ctx, k, k ? n : 0); /* the store itself (an item: any key) */
+}
+
+/* An __index's answer: the member k or item v of p (as a proxy), or nil when there is none. */
+static int push_child(lua_State *L, flow_script_t *s, const proxy_t *p, json_t *v, const char *k,
+                      size_t n) {
     if (v == NULL)
         lua_pushnil(L);
     else
-        flow__script_push(L, s, v, p->ro, 1);
+        push_under(L, s, p, v, k, n);
     return 1;
 }
 
@@ -420,7 +455,7 @@ static int obj_index(lua_State *L) {
     proxy_t *p = self(L, s);
     size_t n;
     const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
-    return push_child(L, s, p, k ? json_object_getn(p->v, k, n) : NULL);
+    return push_child(L, s, p, k ? json_object_getn(p->v, k, n) : NULL, k, k ? n : 0);
 }
 
 static int obj_newindex(lua_State *L) {
@@ -432,6 +467,7 @@ static int obj_newindex(lua_State *L) {
         return luaL_error(L, "a key of a JSON object is a string, not a %s", luaL_typename(L, 2));
     const char *k = lua_tolstring(L, 2, &n);
     json_t *old = json_object_getn(p->v, k, n);
+    touch(s, p, k, n);
     if (lua_isnil(L, 3)) {
         uncharge(L, s, old);
         json_object_deln(p->v, k, n);
@@ -449,7 +485,8 @@ static int arr_index(lua_State *L) {
     proxy_t *p = self(L, s);
     int isint;
     lua_Integer i = lua_tointegerx(L, 2, &isint);
-    return push_child(L, s, p, isint && i >= 1 ? json_array_get(p->v, (size_t)(i - 1)) : NULL);
+    return push_child(L, s, p, isint && i >= 1 ? json_array_get(p->v, (size_t)(i - 1)) : NULL,
+                      NULL, 0);
 }
 
 static int arr_newindex(lua_State *L) {
@@ -463,6 +500,7 @@ static int arr_newindex(lua_State *L) {
         return luaL_error(L, "an array of %d items has no index %s (set 1..n, or n+1 to append)",
                           (int)n, luaL_tolstring(L, 2, NULL));
     json_t *old = json_array_get(p->v, (size_t)(i - 1));
+    touch(s, p, NULL, 0);
     if (lua_isnil(L, 3)) {
         if (i == n + 1)
             return 0;
@@ -502,7 +540,7 @@ static int arr_next(lua_State *L) {
         return 1;
     }
     lua_pushinteger(L, i);
-    flow__script_push(L, s, v, p->ro, 1);
+    push_under(L, s, p, v, NULL, 0);
     return 2;
 }
 
@@ -527,7 +565,7 @@ static int obj_next(lua_State *L) {
         if (v != NULL) {
             lua_pushinteger(L, pos);
             lua_replace(L, lua_upvalueindex(2));
-            flow__script_push(L, s, v, p->ro, 1);
+            push_under(L, s, p, v, k, n);
             return 2;
         }
         lua_pop(L, 1);
@@ -592,6 +630,7 @@ int flow__script_array_op(lua_State *L, flow_script_t *s, int remove) {
     if (p == NULL || !array)
         return -1;
     writable(L, p);
+    touch(s, p, NULL, 0);
     lua_Integer n = (lua_Integer)json_array_size(p->v);
     int nargs = lua_gettop(L);
     flow__script_charge(L, s, (uint64_t)n / FLOW__SCRIPT_BYTES_PER_UNIT);
@@ -604,7 +643,7 @@ int flow__script_array_op(lua_State *L, flow_script_t *s, int remove) {
             lua_pushnil(L);
             return 1;
         }
-        flow__script_push(L, s, v, 0, 1); /* the arena keeps it alive past the removal */
+        push_under(L, s, p, v, NULL, 0); /* the arena keeps it alive past the removal */
         json_array_remove(p->v, (size_t)(pos - 1));
         return 1;
     }

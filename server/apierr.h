@@ -13,12 +13,15 @@
     X(FORBIDDEN, 403, "forbidden", "the key's role may not do this")                               \
     X(NOT_FOUND, 404, "not_found", "not found")                                                    \
     X(UNKNOWN_FLOW, 404, "unknown_flow", "no such flow")                                           \
+    X(UNKNOWN_STEP, 404, "unknown_step", "the job has not finished that step")                     \
     X(METHOD_NOT_ALLOWED, 405, "method_not_allowed", "method not allowed here")                    \
     X(IDEMPOTENCY_CONFLICT, 409, "idempotency_conflict", "the key was used with another body") \
     X(NOT_WAITING, 409, "not_waiting", "the job is not waiting for input")                         \
     X(ALREADY_ENDED, 409, "already_ended", "the job has already ended")                            \
     X(TOO_MANY_FLOWS, 409, "too_many_flows", "too many flows (--max-flows)") \
     X(TOO_MANY_SCHEDULES, 409, "too_many_schedules", "too many schedules (--max-schedules)")       \
+    X(STEP_NOT_KEPT, 410, "step_not_kept",                                                         \
+      "the shared store as of that step is no longer kept (--snapshot-steps, --snapshot-bytes)")   \
     X(PAYLOAD_TOO_LARGE, 413, "payload_too_large", "the body is too large")                        \
     X(UNSUPPORTED_MEDIA_TYPE, 415, "unsupported_media_type", "the body must be application/json") \
     X(INVALID_INPUT, 422, "invalid_input", "the node refused the answer")                          \

@@ -179,10 +179,11 @@ static char *strdup_or_null(const char *s) {
 }
 
 /* What a restart would resume the job from, to the store (which copies what it keeps, and takes
- * shared: compact JSON, or NULL when it did not change). */
+ * shared: compact JSON as of step shared_step, or NULL when it did not change or, in a store with
+ * patches, when the step's entry carries what changed). */
 static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, char *shared,
-                       size_t shared_len, const char *step, size_t step_len, uint64_t step_seq,
-                       uint64_t event_id) {
+                       size_t shared_len, uint64_t shared_step, const char *step, size_t step_len,
+                       uint64_t step_seq, uint64_t event_id) {
     if (srv->store->ops->checkpoint == NULL) {
         free(shared);
         return;
@@ -194,6 +195,7 @@ static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, ch
                              .started_us = flow_job_started_us(fj),
                              .shared = shared,
                              .shared_len = shared_len,
+                             .shared_step = shared_step,
                              .step = step,
                              .step_len = step_len,
                              .step_seq = step_seq,
@@ -203,13 +205,16 @@ static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, ch
     srv->store->ops->checkpoint(srv->store, job, &cp);
 }
 
-/* The shared store's size where nothing serializes it (the memory store): counted by a dump that
- * stops past the cap, but not after every step, so that a large store does not cost every step a
- * dump: once 8 d have passed after a count that took d (a count takes at most about an eighth of
- * the loop's time; and not sooner than COUNT_FLOOR_NS, which a tiny store would cost every step),
+/* The shared store's size where nothing serializes it (the memory store, and a store with patches
+ * between whole stores): counted by a dump that stops past the cap, but not after every step, so
+ * that a large store does not cost every step a dump: once COUNT_EVERY d have passed after a count
+ * that took d (a count takes at most about a 32nd of the loop's time, which keeps a step on a
+ * 1 MiB store within bench/run-patches.sh's 2x of one on 1 KiB; and not sooner than
+ * COUNT_FLOOR_NS, which a tiny store would cost every step),
  * or sooner, at the step that would take it past the cap if it went on growing as fast as since
  * the last count. 0 when it is not counted after this step. */
 #define COUNT_FLOOR_NS 20000u
+#define COUNT_EVERY 32u
 static size_t count_shared(json_t *shared, flowd_job_t *job, const flow_step_t *step, size_t max) {
     struct flowd_size_count *c = &job->run.size_count;
     if (step->end_us * 1000u < c->due_ns && step->seq < c->due_seq)
@@ -217,7 +222,8 @@ static size_t count_shared(json_t *shared, flowd_job_t *job, const flow_step_t *
     uint64_t t0 = uv_hrtime();
     size_t size = flowd_json_size(shared, max);
     uint64_t took = uv_hrtime() - t0;
-    c->due_ns = step->end_us * 1000u + (took < COUNT_FLOOR_NS / 8 ? COUNT_FLOOR_NS : 8 * took);
+    c->due_ns = step->end_us * 1000u +
+                (took < COUNT_FLOOR_NS / COUNT_EVERY ? COUNT_FLOOR_NS : COUNT_EVERY * took);
     c->due_seq = UINT64_MAX;
     if (size > c->bytes && size <= max && step->seq > c->seq) {
         uint64_t per_step = (size - c->bytes + (step->seq - c->seq) - 1) / (step->seq - c->seq);
@@ -229,18 +235,18 @@ static size_t count_shared(json_t *shared, flowd_job_t *job, const flow_step_t *
     return size;
 }
 
-/* The shared store after a step, checked against --max-shared. A store that keeps it gets it as
- * compact JSON, made here once, whose length is the size: nothing is serialized twice. Where
- * nothing serializes it, count_shared counts it now and then (the step that is named is then the
- * one after which it was found). Past the cap the job fails too_big. Returns the text for the
- * checkpoint (taken by it), or NULL. */
+/* The shared store after a step, checked against --max-shared. A store that keeps it whole at
+ * every step gets it as compact JSON, made here once, whose length is the size: nothing is
+ * serialized twice; so does a store with patches at a snapshot (whole). Otherwise count_shared
+ * counts it now and then (the step that is named is then the one after which it was found). Past
+ * the cap the job fails too_big. Returns the text for the checkpoint (taken by it), or NULL. */
 static char *shared_after(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj,
-                          const flow_step_t *step, size_t *len) {
+                          const flow_step_t *step, int whole, size_t *len) {
     json_t *shared = flow_job_shared(fj);
     size_t max = srv->cfg.max_shared, size;
     char *text = NULL;
     *len = 0;
-    if (srv->store->ops->checkpoint != NULL) {
+    if (whole) {
         text = dump_compact(shared, len); /* NULL: out of memory; the store keeps the last one */
         size = *len;
     } else {
@@ -258,10 +264,40 @@ static char *shared_after(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj,
     return NULL;
 }
 
+/* The step's patch of the shared store (patch.h) into pb, from the keys its nodes wrote: what a
+ * store with patches writes, and what its event carries (a client that has the store at one event
+ * keeps it current). The cost is that of the keys written, never of the whole store. Returns 1 when
+ * the store is to be written whole at this step instead: --snapshot-bytes of patches since the last
+ * whole store; or --snapshot-steps steps since, once their patches add up to the store's size as
+ * last counted (so that whole stores cost no more than the patches do: a big store that changes a
+ * little is written whole seldom, and its recovery replays at most about its size in patches); any
+ * key may have changed (a C node); or the patch could not be made. */
+static int step_patch(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, flow_buf_t *pb) {
+    json_t *touched = NULL;
+    int all = flow_job_take_touched(fj, &touched);
+    int rc = job->run.patcher.keys != NULL
+                 ? flowd_patch_make(&job->run.patcher, flow_job_shared(fj), touched, pb)
+                 : FLOW_ENOMEM;
+    json_decref(touched);
+    if (rc < 0) {
+        flow_buf_free(pb);
+        return 1;
+    }
+    job->run.snap_steps++;
+    job->run.snap_bytes += pb->len;
+    return all || job->run.snap_bytes >= srv->cfg.snapshot_bytes ||
+           (job->run.snap_steps >= srv->cfg.snapshot_steps &&
+            job->run.snap_bytes >= job->run.size_count.bytes);
+}
+
 static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const flow_step_t *step) {
     flowd_server_t *srv = b->srv;
     size_t len = 0, shared_len = 0;
-    char *data = flowd_event_step_json(step, &len);
+    flow_buf_t pb;
+    flow_buf_init(&pb, 0);
+    int whole = step_patch(srv, job, fj, &pb);
+    char *data = flowd_event_step_json(step, pb.err ? NULL : pb.data, pb.len, &len);
+    flow_buf_free(&pb);
     const char *action = flow_job_last_action(fj);
     flowd_metrics_steps(srv->metrics, 1);
     flowd_metrics_step_type(srv->metrics, step->type ? step->type : "node",
@@ -271,10 +307,20 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
         job->run.resume_node = step->next;
         job->run.resume_tries = 0;
     }
-    char *shared = shared_after(srv, job, fj, step, &shared_len);
+    const flowd_store_ops_t *ops = srv->store->ops;
+    /* a store without patches keeps the whole store at every step; one with them at a snapshot,
+     * or when the step's entry (which carries the patch) could not be made */
+    whole = ops->checkpoint != NULL && (!ops->patches || whole || data == NULL);
+    char *shared = shared_after(srv, job, fj, step, whole, &shared_len);
+    if (shared != NULL) {
+        job->run.snap_steps = job->run.snap_bytes = 0;
+        job->run.size_count.bytes = shared_len; /* the size step_patch weighs patches against */
+        job->run.size_count.seq = step->seq;
+    }
     /* the step's event gets the ring's next id (only this thread pushes): a shared store keeps it
      * with the checkpoint, in the same transaction */
-    checkpoint(srv, job, fj, shared, shared_len, data, len, step->seq, job->events.next_id);
+    checkpoint(srv, job, fj, shared, shared_len, step->seq, data, len, step->seq,
+               job->events.next_id);
     flowd_job_lock(job);
     job->steps = flow_job_steps(fj);
     job->current_node = flow_job_current_node(fj);
@@ -293,7 +339,7 @@ static void on_retry(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const 
     if (ev->depth != 0 || ev->item != SIZE_MAX)
         return;
     job->run.resume_tries = ev->attempt + 1;
-    checkpoint(b->srv, job, fj, NULL, 0, NULL, 0, 0, 0);
+    checkpoint(b->srv, job, fj, NULL, 0, 0, NULL, 0, 0, 0);
 }
 
 /* The record's final state, from the engine's job in its last event. */
@@ -382,7 +428,7 @@ static void on_status(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_
         b->srv->store->cluster->event(b->srv->store, job, id, data, len);
     if (status == FLOW_WAITING) {
         flowd_webhooks_job_changed(b->srv->webhooks, job, status);
-        checkpoint(b->srv, job, fj, NULL, 0, NULL, 0, 0, 0); /* a restart shows what it waits for */
+        checkpoint(b->srv, job, fj, NULL, 0, 0, NULL, 0, 0, 0); /* a restart shows what it waits for */
     }
 }
 
@@ -410,6 +456,7 @@ static void on_done(flow_job_t *fj, void *data) {
     flowd_job_t *job = data;
     (void)fj;
     job->run.job = NULL;
+    flowd_patcher_free(&job->run.patcher);
     flowd_sched_done(job); /* its room goes to the next one */
     flowd_job_unref(job); /* the loop's reference, taken at start */
 }
@@ -647,6 +694,17 @@ static void run_start(void *data, flowd_job_t *job) {
         flowd_job_unref(job);
         return;
     }
+    /* the keys the first step's patch starts from (O(keys), once per run); without them (out of
+     * memory) every step's store is written whole */
+    json_t *empty = shared ? NULL : json_object();
+    if (flowd_patcher_init(&job->run.patcher, shared ? shared : empty) < 0)
+        job->run.patcher.keys = NULL;
+    json_decref(empty);
+    /* a job that resumes writes its store whole at its first step (its size is not counted yet:
+     * step_patch): the store it was given back may be one a store without patches kept (a file
+     * from before them) */
+    job->run.snap_steps = job->restart.steps > 0 ? srv->cfg.snapshot_steps : 0;
+    job->run.snap_bytes = 0;
     int rc = job->run.store_failed ? (json_decref(shared), FLOW_EIO) : flow_job_start(srv->eng, job->def, shared, &opts, &fj);
     json_decref(params); /* the engine keeps what it needs */
     if (rc < 0) {

@@ -38,6 +38,9 @@ typedef struct flowd_config {
     char store[1024];           /* memory:, sqlite:PATH or postgresql://... */
     char data_dir[1024];        /* where a relative sqlite:PATH goes */
     char store_sync[16];        /* full or normal */
+    unsigned snapshot_steps;    /* a store that keeps patches: a whole shared store after this many
+                                 * steps' patches */
+    size_t snapshot_bytes;      /* ... or after this many bytes of them */
     uint64_t lease_ms;          /* PostgreSQL: a job's lease, renewed by its owner every third of it */
     uint64_t claim_ms;          /* PostgreSQL: how often an instance looks for jobs to take over */
     uint64_t poll_ms;           /* PostgreSQL: how often it looks for what it was not notified of */

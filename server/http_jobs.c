@@ -341,16 +341,61 @@ static enum MHD_Result send_part(flowd_server_t *srv, flowd_req_t *r, struct MHD
     return flowd__http_send_answer(r, conn, &a);
 }
 
+/* ?step=N: the job is there and the caller may read it (r->snap); its store as of after step N
+ * is read from the store's log (a blocking read, on this HTTP thread: never the loop's). */
+static enum MHD_Result send_step(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn) {
+    json_t *store = NULL;
+    uint64_t oldest = 0;
+    int rc = flowd_store_shared_at(srv->store, r->snap.id, r->step, 0, &store, &oldest);
+    if (rc == FLOW_ENOTFOUND)
+        return flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_STEP,
+                                      "job %s has not finished step %llu", r->snap.id,
+                                      (unsigned long long)r->step);
+    if (rc == FLOW_ESTATE && srv->store->ops->shared_at == NULL)
+        return flowd__http_send_error(r, conn, FLOWD_E_STEP_NOT_KEPT,
+                                      "the %s store keeps no shared store of past steps "
+                                      "(--store sqlite:PATH does)",
+                                      srv->store->ops->name);
+    if (rc == FLOW_ESTATE)
+        return flowd__http_send_error(r, conn, FLOWD_E_STEP_NOT_KEPT,
+                                      "the shared store of job %s as of step %llu is no longer "
+                                      "kept: the oldest kept is as of step %llu "
+                                      "(--snapshot-steps, --snapshot-bytes)",
+                                      r->snap.id, (unsigned long long)r->step,
+                                      (unsigned long long)oldest);
+    if (rc < 0)
+        return flowd__http_send_error(r, conn, FLOWD_E_INTERNAL,
+                                      "the shared store as of step %llu could not be read: %s",
+                                      (unsigned long long)r->step, flow_strerror(rc));
+    flowd_snapshot_set_shared(&r->snap, store);
+    json_decref(store);
+    r->snap.want |= FLOWD_SNAP_SHARED;
+    return send_part(srv, r, conn);
+}
+
 enum MHD_Result flowd__http_job_shared(flowd_server_t *srv, flowd_req_t *r,
                                        struct MHD_Connection *conn) {
     const char *pointer = flowd__http_arg(conn, "pointer");
+    const char *step = flowd__http_arg(conn, "step");
     size_t bad = 0;
+    if (step != NULL) {
+        size_t digits = strspn(step, "0123456789");
+        if (digits == 0 || digits > 18 || step[digits] != '\0')
+            return flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                          "step must be a step's number (0: the store the job "
+                                          "started with), not '%.32s'",
+                                          step);
+        r->step = strtoull(step, NULL, 10);
+    }
     if (pointer != NULL && flow_pointer_checkn(pointer, strlen(pointer), &bad) < 0)
         return flowd__http_send_error(
             r, conn, FLOWD_E_BAD_REQUEST,
             "pointer '%.200s' is not a JSON Pointer (RFC 6901: \"\" or \"/a/0/b\", "
             "with ~0 for ~ and ~1 for /): wrong at byte %zu",
             pointer, bad);
+    if (step != NULL)
+        return snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0], FLOWD_SNAP_JOB, pointer,
+                             send_step);
     return snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0], FLOWD_SNAP_SHARED,
                                 pointer, send_part);
 }

@@ -52,7 +52,7 @@
     X(JOBS, GET, jobs_list, "status, flow, tenant, limit, cursor", READ, NONE)                     \
     X(JOBS, POST, jobs_post, "", SUBMIT, JOB)                                                      \
     X(JOB, GET, job_get, "wait", READ, NONE)                                                       \
-    X(SHARED, GET, job_shared, "pointer", READ, NONE)                                              \
+    X(SHARED, GET, job_shared, "pointer, step", READ, NONE)                                        \
     X(HISTORY, GET, job_history, "", READ, NONE)                                                   \
     X(EVENTS, GET, job_events, "", READ, NONE)                                                     \
     X(INPUT, POST, job_input, "", SUBMIT, JSON)                                                    \

@@ -143,6 +143,7 @@ void *flowd_jobs_data(flowd_jobs_t *t) {
 
 static void job_free(flowd_job_t *job) {
     json_decref(job->run.start_shared); /* never started: the server stopped first */
+    flowd_patcher_free(&job->run.patcher);
     json_decref(job->run.start_params);
     flow_def_unref(job->def);
     free(job->idem_key);

@@ -20,6 +20,7 @@
 
 #include "flow.h"
 #include "flow/queue.h"
+#include "patch.h"
 #include "ring.h"
 
 #define FLOWD_ID_LEN 32 /* lowercase hex of 16 bytes: 6 of time, 10 random */
@@ -112,11 +113,16 @@ struct flowd_job {
          * tries it used; the stores write them with each checkpoint */
         const char *resume_node;
         unsigned resume_tries;
-        /* with the memory store: when the shared store's size is counted next (a time, or a
-         * step), and what the last count found after which step */
+        /* where a step's checkpoint does not serialize the whole store (the memory store, and a
+         * store with patches between whole stores): when the shared store's size is counted next
+         * (a time, or a step), and what the last count (or whole store) found after which step */
         struct flowd_size_count {
             uint64_t due_ns, due_seq, bytes, seq;
         } size_count;
+        /* the top-level keys of the shared store as the last step's patch left them (patch.h),
+         * and the steps and bytes of patches since the store was last written whole */
+        flowd_patcher_t patcher;
+        uint64_t snap_steps, snap_bytes;
     } run;
 
     /* bridge.c's, loop only: for a job a store gave back at start, where its run picks up. */

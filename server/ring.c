@@ -141,6 +141,11 @@ static void write_error(flowd_jw_t *w, int code, const char *message, const char
 }
 
 void flowd_step_write(flowd_jw_t *w, const flow_step_t *step) {
+    flowd_step_write_patch(w, step, NULL, 0);
+}
+
+void flowd_step_write_patch(flowd_jw_t *w, const flow_step_t *step, const char *patch,
+                            size_t patch_len) {
     flowd_jw_obj(w);
     flowd_jw_key(w, "seq");
     flowd_jw_uint(w, step->seq);
@@ -166,15 +171,20 @@ void flowd_step_write(flowd_jw_t *w, const flow_step_t *step) {
         flowd_jw_key(w, "retries");
         flowd_jw_json(w, step->retries);
     }
+    if (patch != NULL) { /* what the step changed in the shared store (patch.h) */
+        flowd_jw_key(w, "patch");
+        flowd_jw_raw(w, patch, patch_len);
+    }
     flowd_jw_obj_end(w);
 }
 
-char *flowd_event_step_json(const flow_step_t *step, size_t *len) {
+char *flowd_event_step_json(const flow_step_t *step, const char *patch, size_t patch_len,
+                            size_t *len) {
     flow_buf_t b;
     flowd_jw_t w;
     flow_buf_init(&b, 0);
     flowd_jw_init(&w, &b, 0);
-    flowd_step_write(&w, step);
+    flowd_step_write_patch(&w, step, patch, patch_len);
     return flow_buf_take(&b, len);
 }
 

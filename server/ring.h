@@ -51,8 +51,10 @@ void flowd_sse_frame(flow_buf_t *b, uint64_t id, flow_event_type_t type, const c
 uint64_t flowd_ring_frames(const flowd_ring_t *r, uint64_t after, flow_buf_t *b, size_t max,
                            int *final);
 /* The data JSON of a step event and of a status event (compact, malloc'd; NULL when out of memory).
- * waiting_for: compact JSON or NULL; err: NULL when none. */
-char *flowd_event_step_json(const flow_step_t *step, size_t *len);
+ * patch: the step's JSON Patch of the shared store (patch.h; compact JSON, patch_len bytes), or
+ * NULL for none; waiting_for: compact JSON or NULL; err: NULL when none. */
+char *flowd_event_step_json(const flow_step_t *step, const char *patch, size_t patch_len,
+                            size_t *len);
 char *flowd_event_status_json(flow_status_t status, const char *waiting_for, const flow_error_t *err,
                               size_t *len);
 /* The data of a status event without waiting_for and error, as a static string; NULL for waiting
@@ -60,5 +62,8 @@ char *flowd_event_status_json(flow_status_t status, const char *waiting_for, con
 const char *flowd_event_status_static(flow_status_t status, size_t *len);
 /* The Step object of the API into w (the history uses it too). */
 void flowd_step_write(flowd_jw_t *w, const flow_step_t *step);
+/* ... with the step's patch (NULL: none) as its "patch" member. */
+void flowd_step_write_patch(flowd_jw_t *w, const flow_step_t *step, const char *patch,
+                            size_t patch_len);
 
 #endif

@@ -53,6 +53,15 @@ static void take_shared(flowd_snapshot_t *s, const char *compact, size_t len, js
     s->shared = s->own_shared;
 }
 
+void flowd_snapshot_set_shared(flowd_snapshot_t *s, json_t *value) {
+    free(s->own_shared);
+    s->own_shared = NULL;
+    s->shared = NULL;
+    s->shared_len = 0;
+    s->shared_rc = 0;
+    take_shared(s, NULL, 0, value);
+}
+
 /* The History {"id", "steps" (compact text of the array), "totals"} into s. */
 static void make_history(flowd_snapshot_t *s, const char *steps, size_t len,
                          const flow_history_totals_t *totals) {

@@ -84,6 +84,9 @@ char *flowd_snapshot_job_text(const flowd_snapshot_t *s, size_t *len);
 /* The answer of GET /v1/jobs/{id}/shared: 200 with the store or its part; 404 when the pointer
  * names nothing; 422 over --max-answer; 500. */
 void flowd_snapshot_shared_answer(flowd_answer_t *a, const flowd_snapshot_t *s);
+/* The shared store as some other source gives it (value borrowed; the snapshot keeps its text):
+ * the store as of a step (store.h: flowd_store_shared_at), then answered as above. */
+void flowd_snapshot_set_shared(flowd_snapshot_t *s, json_t *value);
 /* The answer of GET /v1/jobs/{id}/history: 200 with the History; 422 over --max-answer; 500. */
 void flowd_snapshot_history_answer(flowd_answer_t *a, const flowd_snapshot_t *s);
 

@@ -35,6 +35,22 @@ int flowd_store_open(const char *spec, const flowd_store_opts_t *opts, flowd_sto
     return FLOW_EINVAL;
 }
 
+int flowd_store_shared_at(flowd_store_t *store, const char *id, uint64_t step, int before,
+                          json_t **out, uint64_t *oldest) {
+    uint64_t first = 0;
+    int rc;
+    *out = NULL;
+    if (before && step == 0)
+        rc = FLOW_EINVAL;
+    else if (store->ops->shared_at == NULL)
+        rc = FLOW_ESTATE;
+    else
+        rc = store->ops->shared_at(store, id, before ? step - 1 : step, out, &first);
+    if (oldest != NULL)
+        *oldest = first;
+    return rc;
+}
+
 int flowd_store_error_code(const char *name) {
     if (name == NULL)
         return 0;

@@ -79,8 +79,10 @@ typedef struct flowd_checkpoint {
     uint64_t started_us;
     char *shared;              /* compact JSON of the shared store after the step (malloc'd: the
                                 * store takes it, and frees it when it writes nothing), or NULL when
-                                * it did not change */
+                                * it did not change; in a store with patches (ops->patches), NULL
+                                * but at a snapshot: the step's entry carries its patch */
     size_t shared_len;
+    uint64_t shared_step;      /* with shared: the step it is as of (the job's steps then) */
     const char *step;          /* the finished step's history entry (JSON text), or NULL */
     uint64_t step_seq;
     size_t step_len;
@@ -180,6 +182,12 @@ typedef int (*flowd_store_flow_cb)(void *data, const char *name, json_t *doc);
 typedef struct flowd_store_ops {
     const char *name;
     int immediate; /* create always calls done before it returns */
+    /* Checkpoints as patches (patch.h): a step's checkpoint carries its history entry with the
+     * patch of what it changed in the shared store ("patch"), and the whole store only every
+     * --snapshot-steps steps or --snapshot-bytes of patches (shared, shared_step); load gives back
+     * the last whole store with the patches after it applied. 0: every checkpoint that changed
+     * the store carries it whole. */
+    int patches;
     int (*create)(flowd_store_t *store, struct flowd_job *job, json_t *shared, json_t *params,
                   flowd_store_done_cb done, void *data);
     /* NULL: nothing is kept (the memory store) */
@@ -205,6 +213,9 @@ typedef struct flowd_store_ops {
      * instances claim the deliveries nobody holds (store_cluster.h) */
     void (*delivery)(flowd_store_t *store, const flowd_stored_delivery_t *d, int insert);
     int (*load_deliveries)(flowd_store_t *store, flowd_store_delivery_cb each, void *data);
+    /* A store with patches: flowd_store_shared_at's work (below), blocking; NULL: none kept. */
+    int (*shared_at)(flowd_store_t *store, const char *id, uint64_t step, json_t **out,
+                     uint64_t *oldest);
 } flowd_store_ops_t;
 
 struct flowd_store_cluster_ops;
@@ -248,6 +259,21 @@ int flowd_store_sqlite_new(const char *path, const char *sync, flowd_store_t **o
 /* PostgreSQL at uri, for several flowd instances on one database (store_postgres.c). */
 int flowd_store_postgres_new(const char *uri, const flowd_store_opts_t *opts, flowd_store_t **out,
                              char *err, size_t errlen);
+
+/* The shared store of the job id as of after its step `step` (before: as of before that step,
+ * which is after step - 1; step 0 after is the store it started with), from the store's log: the
+ * last whole store at or before it and the patches after (a live job's steps queued for the store
+ * are in it: the read is made after them). For GET /v1/jobs/{id}/shared?step=N, redrive and fork.
+ *
+ * Blocking (a read of the store): any thread but the loop's. Ownership: id borrowed; on 0, *out is
+ * a new reference the caller owns (an object; changing it changes nothing kept); otherwise *out is
+ * NULL. Errors: FLOW_ENOTFOUND when the store has no such job or the job has not finished that
+ * step (for before: step 0 has no before, FLOW_EINVAL); FLOW_ESTATE when that step's store is no
+ * longer kept (before the job's last whole store: --snapshot-steps and --snapshot-bytes say how
+ * often one is written) or the store keeps none (memory:, PostgreSQL); *oldest (may be NULL) then
+ * gets the first step that is kept (0 when none is). FLOW_ENOMEM, FLOW_EIO. */
+int flowd_store_shared_at(flowd_store_t *store, const char *id, uint64_t step, int before,
+                          json_t **out, uint64_t *oldest);
 
 /* For the stores that read rows back: the FLOW_E* code of a flow_err_name, FLOW_EFAILED for one
  * this flowd does not know, 0 for NULL. */

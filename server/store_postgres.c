@@ -764,6 +764,7 @@ static int pg_apply(void *data, flowd_op_t *op) {
     case FLOWD_OP_SCHEDULE: return apply_schedule(s, op);
     case FLOWD_OP_DELIVERY: return apply_delivery(s, op);
     case FLOWD_OP_SLOT: return apply_slot(s, op);
+    case FLOWD_OP_READ: op->rc = FLOW_ESTATE; return 0; /* no patches kept (store.h) */
     }
     return 0;
 }

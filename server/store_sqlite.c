@@ -23,10 +23,11 @@
 #include "auth.h"
 #include "jobs.h"
 #include "log.h"
+#include "patch.h"
 #include "store.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -38,7 +39,7 @@ typedef struct sq_file {
     /* statements of the writer's thread (and of load) */
     sqlite3_stmt *ins_job, *ins_version, *upd_checkpoint, *ins_step, *upd_finish, *del_job,
         *del_steps, *put_flow, *ins_delivery, *upd_delivery, *del_delivery_orphan,
-        *del_deliveries, *sched_run, *sched_put, *sched_del, *sched_skip;
+        *del_deliveries, *sched_run, *sched_put, *sched_del, *sched_skip, *put_store, *del_store;
     /* the checkpointer: its own connection copies the log into the file, off the writer's thread */
     sqlite3 *cdb;
     pthread_t cthread;
@@ -82,6 +83,14 @@ static int apply_run(sq_file_t *f, flowd_op_t *op) {
     return rc;
 }
 
+/* The job's last whole shared store, as of step (store.h: patches). */
+static int put_store(sq_file_t *f, uint64_t seq, uint64_t step, const char *shared) {
+    sqlite3_bind_int64(f->put_store, 1, (sqlite3_int64)seq);
+    sqlite3_bind_int64(f->put_store, 2, (sqlite3_int64)step);
+    sqlite3_bind_text(f->put_store, 3, shared, -1, SQLITE_STATIC);
+    return run(f->put_store);
+}
+
 static int apply_create(sq_file_t *f, flowd_op_t *op) {
     const flowd_op_create_t *c = &op->create;
     int rc;
@@ -102,14 +111,16 @@ static int apply_create(sq_file_t *f, flowd_op_t *op) {
     bind_text(st, 6, c->idem_key);
     sqlite3_bind_int64(st, 7, (sqlite3_int64)c->body_hash);
     bind_text(st, 8, c->params);
-    bind_text(st, 9, c->shared ? c->shared : "{}");
+    bind_text(st, 9, "{}"); /* its store is in stores (a big one would make every row write big) */
     bind_text(st, 10, c->tenant);
     bind_text(st, 11, c->callback);
     sqlite3_bind_int64(st, 12, (sqlite3_int64)c->start_at_us);
     sqlite3_bind_int(st, 13, (int)c->priority);
     bind_text(st, 14, c->conc_key);
     sqlite3_bind_int64(st, 15, (sqlite3_int64)c->conc_limit);
-    return run(st);
+    if ((rc = run(st)) != 0)
+        return rc;
+    return put_store(f, op->seq, 0, c->shared ? c->shared : "{}");
 }
 
 static int apply_checkpoint(sq_file_t *f, const flowd_op_t *op) {
@@ -122,10 +133,11 @@ static int apply_checkpoint(sq_file_t *f, const flowd_op_t *op) {
         sqlite3_bind_int64(st, 3, (sqlite3_int64)c->tries);
         sqlite3_bind_int64(st, 4, (sqlite3_int64)c->steps);
         sqlite3_bind_int64(st, 5, (sqlite3_int64)c->started_us);
-        bind_text(st, 6, c->shared);
-        bind_text(st, 7, c->waiting_for);
-        sqlite3_bind_int64(st, 8, (sqlite3_int64)op->seq);
+        bind_text(st, 6, c->waiting_for);
+        sqlite3_bind_int64(st, 7, (sqlite3_int64)op->seq);
         if ((rc = run(st)) != 0)
+            return rc;
+        if (c->shared != NULL && (rc = put_store(f, op->seq, c->shared_step, c->shared)) != 0)
             return rc;
     }
     if (c->step == NULL)
@@ -159,9 +171,12 @@ static int apply_remove(sq_file_t *f, const flowd_op_t *op) {
     sqlite3_bind_text(f->del_deliveries, 1, op->id, -1, SQLITE_STATIC);
     if ((rc = run(f->del_deliveries)) != 0)
         return rc;
-    /* the steps first: they find the job's row through its id */
+    /* the steps and the store first: they find the job's row through its id */
     sqlite3_bind_text(f->del_steps, 1, op->id, -1, SQLITE_STATIC);
     if ((rc = run(f->del_steps)) != 0)
+        return rc;
+    sqlite3_bind_text(f->del_store, 1, op->id, -1, SQLITE_STATIC);
+    if ((rc = run(f->del_store)) != 0)
         return rc;
     sqlite3_bind_text(f->del_job, 1, op->id, -1, SQLITE_STATIC);
     return run(f->del_job);
@@ -225,6 +240,75 @@ static int apply_delivery(sq_file_t *f, const flowd_op_t *op) {
     return run(f->del_delivery_orphan);
 }
 
+static const char *col_text(sqlite3_stmt *st, int i);
+static json_t *col_json(sqlite3_stmt *st, int i);
+static json_t *history_of_bound(sqlite3_stmt *steps);
+
+/* The shared store as of after a step (store.h: shared_at): the last whole store at or before it,
+ * and the patches of the steps after that one, read in the writer's transaction (which sees what
+ * was queued before). The job's own outcome goes in op->rc; the transaction goes on. */
+static int apply_read(sq_file_t *f, flowd_op_t *op) {
+    flowd_op_read_t *r = &op->read;
+    sqlite3_stmt *st = NULL, *steps = NULL;
+    json_t *store = NULL, *history = NULL;
+    char why[256];
+    op->rc = FLOW_EIO;
+    if (sqlite3_prepare_v2(f->db,
+                           "SELECT j.id, s.shared, j.shared, s.shared IS NULL,"
+                           " COALESCE(s.step, j.steps), j.steps, j.seq FROM jobs j"
+                           " LEFT JOIN stores s ON s.job = j.seq WHERE j.id = ?",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(f->db,
+                           "SELECT data FROM steps WHERE job = ? AND seq > ? AND seq <= ?"
+                           " ORDER BY seq",
+                           -1, &steps, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        op->rc = FLOW_ENOTFOUND;
+        goto out;
+    }
+    /* the whole store in stores is as of from; a job from before version 7 has none, and its
+     * jobs.shared is as of its last checkpoint */
+    int legacy = sqlite3_column_int(st, 3);
+    uint64_t from = (uint64_t)sqlite3_column_int64(st, 4),
+             last = (uint64_t)sqlite3_column_int64(st, 5);
+    *r->oldest = from;
+    if (r->step > last) {
+        op->rc = FLOW_ENOTFOUND;
+        goto out;
+    }
+    if (r->step < from) {
+        op->rc = FLOW_ESTATE;
+        goto out;
+    }
+    store = col_json(st, legacy ? 2 : 1);
+    if (!json_is_object(store))
+        goto out;
+    sqlite3_bind_int64(steps, 1, sqlite3_column_int64(st, 6));
+    sqlite3_bind_int64(steps, 2, (sqlite3_int64)from);
+    sqlite3_bind_int64(steps, 3, (sqlite3_int64)r->step);
+    history = history_of_bound(steps);
+    int rc = history ? flowd_patch_replay(store, history, from, r->step, why, sizeof why)
+                     : FLOW_ENOMEM;
+    if (rc < 0) {
+        flowd_log(FLOW_LOG_WARN, "store: job %s: its store after step %llu: %s", op->id,
+                  (unsigned long long)r->step, why);
+        op->rc = rc == FLOW_ENOTFOUND ? FLOW_ESTATE : rc;
+        goto out;
+    }
+    json_decref(*r->out);
+    *r->out = store;
+    store = NULL;
+    op->rc = 0;
+out:
+    json_decref(store);
+    json_decref(history);
+    sqlite3_finalize(st);
+    sqlite3_finalize(steps);
+    return 0;
+}
+
 static int sq_apply(void *data, flowd_op_t *op) {
     sq_file_t *f = data;
     int rc = 0;
@@ -236,6 +320,7 @@ static int sq_apply(void *data, flowd_op_t *op) {
     case FLOWD_OP_FLOW: rc = apply_flow(f, op); break;
     case FLOWD_OP_SCHEDULE: rc = apply_schedule(f, op); break;
     case FLOWD_OP_DELIVERY: rc = apply_delivery(f, op); break;
+    case FLOWD_OP_READ: rc = apply_read(f, op); break;
     case FLOWD_OP_EVENT: /* events are kept only in the job table */
     case FLOWD_OP_ANSWER:
     case FLOWD_OP_SLOT: break; /* one instance: its scheduler's own counts are every job's */
@@ -364,6 +449,11 @@ static int sq_put_flow(flowd_store_t *store, const char *name, json_t *doc) {
     return flowd_writer_put_flow(file_of(store)->writer, name, doc);
 }
 
+static int sq_shared_at(flowd_store_t *store, const char *id, uint64_t step, json_t **out,
+                        uint64_t *oldest) {
+    return flowd_writer_read_shared(file_of(store)->writer, id, step, out, oldest);
+}
+
 /* At shutdown, before the engine cancels what still runs: those jobs stay in the file as of their
  * last checkpoint (running, waiting or queued), and the next start resumes them, as after a crash;
  * a restart for a deploy is not the end of a job. */
@@ -396,9 +486,9 @@ static json_t *col_json(sqlite3_stmt *st, int i) {
     return t ? json_loads(t, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
 }
 
-static json_t *history_of(sqlite3_stmt *steps, uint64_t seq) {
+/* The history entries a bound statement gives (its rows' first column), and it reset. */
+static json_t *history_of_bound(sqlite3_stmt *steps) {
     json_t *all = json_array();
-    sqlite3_bind_int64(steps, 1, (sqlite3_int64)seq);
     while (all != NULL && sqlite3_step(steps) == SQLITE_ROW) {
         json_t *step = col_json(steps, 0);
         if (step != NULL)
@@ -408,14 +498,20 @@ static json_t *history_of(sqlite3_stmt *steps, uint64_t seq) {
     return all;
 }
 
+static json_t *history_of(sqlite3_stmt *steps, uint64_t seq) {
+    sqlite3_bind_int64(steps, 1, (sqlite3_int64)seq);
+    return history_of_bound(steps);
+}
+
 static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
     sq_file_t *f = file_of(store);
     static const char q[] =
         "SELECT j.id, j.flow, v.document, j.status, j.created_us, j.started_us, j.finished_us, j.idem_key,"
         " j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps, j.last_action, j.waiting_for,"
         " j.error_code, j.error_message, j.error_node, j.totals, j.seq, j.tenant, j.callback,"
-        " j.start_at_us, j.priority, j.conc_key, j.conc_limit"
-        " FROM jobs j LEFT JOIN flow_versions v ON v.digest = j.digest ORDER BY j.seq";
+        " j.start_at_us, j.priority, j.conc_key, j.conc_limit, s.step, s.shared"
+        " FROM jobs j LEFT JOIN flow_versions v ON v.digest = j.digest"
+        " LEFT JOIN stores s ON s.job = j.seq ORDER BY j.seq";
     sqlite3_stmt *st = NULL, *steps = NULL;
     int rc = 0;
     if (sqlite3_prepare_v2(f->db, q, -1, &st, NULL) != SQLITE_OK ||
@@ -458,8 +554,22 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
             .conc_limit = (unsigned)sqlite3_column_int64(st, 26),
         };
         j.history = history_of(steps, j.seq);
+        /* a job that has not ended: its last whole store and the patches after it */
+        uint64_t shared_step = j.steps;
+        if (!flow_status_final(j.status) && sqlite3_column_type(st, 28) != SQLITE_NULL) {
+            json_decref(j.shared);
+            j.shared = col_json(st, 28);
+            shared_step = (uint64_t)sqlite3_column_int64(st, 27);
+        }
         if (j.shared == NULL)
             j.shared = json_object();
+        char why[256];
+        if (!flow_status_final(j.status) && shared_step < j.steps &&
+            flowd_patch_replay(j.shared, j.history, shared_step, j.steps, why, sizeof why) < 0) {
+            /* the job then resumes from a store that lacks some steps: say so */
+            flowd_log(FLOW_LOG_ERROR, "store: job %s: its shared store after step %llu cannot be "
+                      "made again (%s)", j.id, (unsigned long long)j.steps, why);
+        }
         rc = each(data, &j);
         json_decref(j.params);
         json_decref(j.shared);
@@ -560,7 +670,7 @@ static void file_close(sq_file_t *f) {
                              f->upd_finish, f->del_job, f->del_steps, f->put_flow,
                              f->ins_delivery, f->upd_delivery, f->del_delivery_orphan,
                              f->del_deliveries, f->sched_run, f->sched_put, f->sched_del,
-                             f->sched_skip};
+                             f->sched_skip, f->put_store, f->del_store};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
         sqlite3_finalize(stmts[i]);
     if (f->db != NULL)
@@ -579,6 +689,8 @@ static void sq_close(flowd_store_t *store) {
 }
 
 static const flowd_store_ops_t sqlite_ops = {
+    .patches = 1,
+    .shared_at = sq_shared_at,
     .name = "sqlite",
     .immediate = 0,
     .create = sq_create,
@@ -610,6 +722,8 @@ static const char schema[] =
     " tenant TEXT NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback TEXT,"
     " start_at_us INTEGER NOT NULL DEFAULT 0, priority INTEGER NOT NULL DEFAULT 5, conc_key TEXT,"
     " conc_limit INTEGER NOT NULL DEFAULT 0, UNIQUE (tenant, idem_key));"
+    "CREATE TABLE IF NOT EXISTS stores (job INTEGER PRIMARY KEY, step INTEGER NOT NULL,"
+    " shared TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, job TEXT NOT NULL, tenant TEXT NOT NULL,"
     " url TEXT NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL, created_us INTEGER NOT NULL,"
     " state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_us INTEGER NOT NULL DEFAULT 0,"
@@ -688,6 +802,16 @@ static const char migrate_5_to_6[] =
     "UPDATE meta SET value = '6' WHERE key = 'schema_version';"
     "COMMIT;";
 
+/* Version 7 keeps checkpoints as patches (patch.h) and adds the stores table (which the schema
+ * makes): a job's last whole shared store and the step it is as of; the steps after it carry their
+ * patches in their entries. jobs.shared is then {} until the job ends and its final store after:
+ * a store in the job's row would make every checkpoint rewrite it (SQLite writes a row whole). A
+ * job from before has no row in stores: its jobs.shared is as of its last checkpoint. */
+static const char migrate_6_to_7[] =
+    "BEGIN;"
+    "UPDATE meta SET value = '7' WHERE key = 'schema_version';"
+    "COMMIT;";
+
 static int schema_version(sq_file_t *f) {
     sqlite3_stmt *st = NULL;
     int version = 0;
@@ -714,9 +838,11 @@ static int migrate(sq_file_t *f, char *err, size_t errlen) {
         /* 1 and 2 copy their rows into the tables of this version; 3 and 5 gain columns, a
          * transaction a version (4 -> 5 is only the schedules table, which the schema makes) */
         if (version == 3)
-            sql = sqlite3_mprintf("%s%s", migrate_3_to_4, migrate_5_to_6);
+            sql = sqlite3_mprintf("%s%s%s", migrate_3_to_4, migrate_5_to_6, migrate_6_to_7);
         else if (version == 4 || version == 5)
-            sql = sqlite3_mprintf("%s", migrate_5_to_6);
+            sql = sqlite3_mprintf("%s%s", migrate_5_to_6, migrate_6_to_7);
+        else if (version == 6)
+            sql = sqlite3_mprintf("%s", migrate_6_to_7);
         else
             sql = sqlite3_mprintf(version == 1 ? migrate_1_to_2 : migrate_2_to_3, schema);
         if (sql == NULL) {
@@ -781,7 +907,7 @@ static int file_open(const char *path, const char *sync, sq_file_t **out, char *
         prepare(f, "INSERT OR IGNORE INTO flow_versions (digest, document) VALUES (?, ?)",
                 &f->ins_version) < 0 ||
         prepare(f, "UPDATE jobs SET status = ?, resume_node = ?, tries = ?, steps = ?,"
-                   " started_us = ?, shared = COALESCE(?, shared), waiting_for = ? WHERE seq = ?",
+                   " started_us = ?, waiting_for = ? WHERE seq = ?",
                 &f->upd_checkpoint) < 0 ||
         prepare(f, "INSERT OR REPLACE INTO steps (job, seq, data) VALUES (?, ?, ?)",
                 &f->ins_step) < 0 ||
@@ -793,6 +919,10 @@ static int file_open(const char *path, const char *sync, sq_file_t **out, char *
         prepare(f, "DELETE FROM jobs WHERE id = ?", &f->del_job) < 0 ||
         prepare(f, "DELETE FROM steps WHERE job = (SELECT seq FROM jobs WHERE id = ?)",
                 &f->del_steps) < 0 ||
+        prepare(f, "INSERT OR REPLACE INTO stores (job, step, shared) VALUES (?, ?, ?)",
+                &f->put_store) < 0 ||
+        prepare(f, "DELETE FROM stores WHERE job = (SELECT seq FROM jobs WHERE id = ?)",
+                &f->del_store) < 0 ||
         prepare(f, "INSERT OR REPLACE INTO flows (name, document, updated_us) VALUES (?, ?, ?)",
                 &f->put_flow) < 0 ||
         prepare(f, "UPDATE schedules SET next_s = ?, last_job = ?, last_run_s = ?"

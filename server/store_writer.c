@@ -102,6 +102,7 @@ void flowd_op_free(flowd_op_t *op) {
         break;
     case FLOWD_OP_REMOVE:
     case FLOWD_OP_SLOT:
+    case FLOWD_OP_READ:
         break;
     }
     free(op);
@@ -207,6 +208,8 @@ static void supersede(flowd_op_t *batch) {
         if (*theirs == NULL && *mine != NULL) {
             *theirs = *mine;
             *mine = NULL;
+            if (last[h]->kind == FLOWD_OP_CHECKPOINT) /* the step it is as of goes with it */
+                last[h]->checkpoint.shared_step = op->checkpoint.shared_step;
         }
     }
 out:
@@ -257,6 +260,12 @@ static void settle(flowd_writer_t *w, flowd_op_t *batch, int err) {
             wait_done(op->schedule.wait, rc);
         } else if (op->kind == FLOWD_OP_SLOT) {
             op->slot.done(op->slot.data, rc ? rc : op->slot.verdict);
+        } else if (op->kind == FLOWD_OP_READ) {
+            if (rc != 0) {
+                json_decref(*op->read.out);
+                *op->read.out = NULL;
+            }
+            wait_done(op->read.wait, rc);
         }
         flowd_op_free(op);
     }
@@ -444,6 +453,7 @@ void flowd_writer_checkpoint(flowd_writer_t *w, flowd_job_t *job, const flowd_ch
     c->steps = cp->steps;
     c->started_us = cp->started_us;
     c->shared = cp->shared;
+    c->shared_step = cp->shared_step;
     c->step = cp->step ? strndup(cp->step, cp->step_len) : NULL;
     c->step_seq = cp->step_seq;
     c->event_id = cp->step ? cp->event_id : 0;
@@ -550,6 +560,22 @@ int flowd_writer_put_flow(flowd_writer_t *w, const char *name, json_t *doc) {
     }
     wait_init(&wait);
     op->flow.wait = &wait;
+    enqueue(w, op);
+    return wait_for(&wait);
+}
+
+int flowd_writer_read_shared(flowd_writer_t *w, const char *id, uint64_t step, json_t **out,
+                             uint64_t *oldest) {
+    struct flowd_op_wait wait;
+    *out = NULL;
+    *oldest = 0;
+    if (strlen(id) != FLOWD_ID_LEN)
+        return FLOW_ENOTFOUND; /* and op_new copies FLOWD_ID_LEN + 1 bytes */
+    flowd_op_t *op = op_new(FLOWD_OP_READ, id, 0);
+    if (op == NULL)
+        return FLOW_ENOMEM;
+    wait_init(&wait);
+    op->read = (flowd_op_read_t){.step = step, .out = out, .oldest = oldest, .wait = &wait};
     enqueue(w, op);
     return wait_for(&wait);
 }

@@ -38,6 +38,8 @@ typedef enum flowd_op_kind {
     FLOWD_OP_SCHEDULE,   /* PUT or DELETE of a schedule, or a run of it that made no job */
     FLOWD_OP_DELIVERY,   /* a delivery of a job's callback: new, or after a try (webhooks.h) */
     FLOWD_OP_SLOT,       /* a limited job asks for its turn over every instance (store_cluster.h) */
+    FLOWD_OP_READ,       /* a job's shared store as of a step (store.h: shared_at), read in order
+                          * after what was queued before it */
 } flowd_op_kind_t;
 
 /* Every string of an operation is malloc'd and the operation's (NULL where there is none);
@@ -71,7 +73,9 @@ typedef struct flowd_op_checkpoint {
     char *resume_node;   /* the root flow's node that runs next (NULL: its start) */
     unsigned tries;      /* tries of resume_node already used */
     uint64_t steps, started_us;
-    char *shared;        /* NULL: unchanged since the last checkpoint */
+    char *shared;        /* NULL: unchanged since the last checkpoint (a store with patches:
+                          * no snapshot at this step) */
+    uint64_t shared_step; /* with shared: the step it is as of */
     char *step;          /* the finished step's history entry, or NULL */
     uint64_t step_seq;
     uint64_t event_id;   /* with step: its event's id (0 without a step) */
@@ -151,6 +155,13 @@ typedef struct flowd_op_slot {
     flowd_store_slot_cb done;
     void *data;
 } flowd_op_slot_t;
+typedef struct flowd_op_read {
+    uint64_t step;       /* the store as of after this step */
+    json_t **out;        /* the caller's: apply sets a new reference (the caller's once it has
+                          * heard 0) */
+    uint64_t *oldest;    /* the caller's: the first step whose store is kept */
+    struct flowd_op_wait *wait; /* the caller waits for it */
+} flowd_op_read_t;
 
 typedef struct flowd_op {
     struct flowd_op *next;   /* the writer's */
@@ -173,6 +184,7 @@ typedef struct flowd_op {
         flowd_op_schedule_t schedule;
         flowd_op_delivery_t delivery;
         flowd_op_slot_t slot;
+        flowd_op_read_t read;
     };
 } flowd_op_t;
 
@@ -254,6 +266,12 @@ void flowd_writer_delivery(flowd_writer_t *w, const flowd_stored_delivery_t *d, 
  * or FLOW_ENOMEM (then done will not run). */
 int flowd_writer_slot(flowd_writer_t *w, struct flowd_job *job, unsigned flow_limit,
                       flowd_store_slot_cb done, void *data);
+/* store.h's shared_at: waits for the read, made after every operation queued before it (so a
+ * running job's last steps are in it). 0 and *out a new reference; FLOW_ENOTFOUND (no such job, or
+ * it has not finished that step), FLOW_ESTATE (no longer kept: *oldest is the first step that is),
+ * or the backend's error. Never on the loop thread. */
+int flowd_writer_read_shared(flowd_writer_t *w, const char *id, uint64_t step, json_t **out,
+                             uint64_t *oldest);
 /* body stolen (may be NULL). */
 void flowd_writer_answer(flowd_writer_t *w, uint64_t token, unsigned status, char *body);
 

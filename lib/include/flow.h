@@ -474,6 +474,14 @@ FLOW_EXPORT const char *flow_job_id(const flow_job_t *job);
 FLOW_EXPORT flow_def_t *flow_job_def(const flow_job_t *job);
 FLOW_EXPORT flow_status_t flow_job_status(const flow_job_t *job);
 FLOW_EXPORT json_t *flow_job_shared(const flow_job_t *job); /* borrowed; the live store */
+/* What nodes changed in the shared store since the last call (first call: since the start), for a
+ * checkpoint that writes only that: *keys receives the top-level keys written (a new reference
+ * to an object whose members are true, or NULL when none were) and the call returns 0; or it
+ * returns 1 (*keys NULL) when any key may have changed: a node registered through the C API (its
+ * prep and post get the store itself and say nothing of what they write), or memory ran out. The
+ * built-in node types and Lua hooks report every write (a write through a nested value counts as
+ * its top-level key). A key listed need not have changed; one changed is always listed. */
+FLOW_EXPORT int flow_job_take_touched(flow_job_t *job, json_t **keys);
 FLOW_EXPORT uint64_t flow_job_steps(const flow_job_t *job); /* finished steps */
 /* node of the latest step started, or NULL */
 FLOW_EXPORT const char *flow_job_current_node(const flow_job_t *job);

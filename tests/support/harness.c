@@ -31,7 +31,11 @@ static void on_event(flow_job_t *job, const flow_event_t *ev, void *data) {
     else
         snprintf(text, sizeof text, "step:%s:%s", ev->step->node, ev->step->action ? ev->step->action : "-");
     json_array_append_new(out->events, json_string(text));
-    (void)job;
+    if (ev->type == FLOW_EVENT_STEP) {
+        json_t *keys = NULL;
+        int all = flow_job_take_touched(job, &keys);
+        json_array_append_new(out->touched, all ? json_string("*") : keys ? keys : json_object());
+    }
 }
 
 static void on_done(flow_job_t *job, void *data) {
@@ -66,6 +70,7 @@ flow_job_t *harness_start(harness_t *h, flow_def_t *def, json_t *shared, const f
     flow_job_opts_t o = opts ? *opts : (flow_job_opts_t){0};
     memset(out, 0, sizeof *out);
     out->events = json_array();
+    out->touched = json_array();
     o.on_done = on_done;
     o.on_event = on_event;
     o.data = out;
@@ -84,7 +89,8 @@ void harness_run(harness_t *h, flow_def_t *def, json_t *shared, const flow_job_o
 void outcome_clear(outcome_t *out) {
     json_decref(out->shared);
     json_decref(out->events);
-    out->shared = out->events = NULL;
+    json_decref(out->touched);
+    out->shared = out->events = out->touched = NULL;
     for (size_t i = 0; i < out->history_count; i++) {
         json_decref(out->history[i].logs);
         out->history[i].logs = NULL;

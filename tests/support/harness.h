@@ -29,6 +29,8 @@ typedef struct outcome {
     char history_actions[64][32];
     flow_history_totals_t totals;
     json_t *events;         /* array of strings: "status:running", "step:fetch:suggest", ... */
+    json_t *touched;        /* per step, the top-level keys of shared it wrote (flow_job_take_touched)
+                             * as an object, or "*" for any */
 } outcome_t;
 
 void harness_init(harness_t *h, const flow_engine_opts_t *opts);

@@ -366,6 +366,26 @@ START_TEST(test_prep_and_post_loop_like_pocketflow) {
 }
 END_TEST
 
+/* What checkpoints as patches rest on: each step reports the top-level keys of shared it wrote,
+ * from Lua (however deep the write, table.insert included) and from set and out. */
+START_TEST(test_steps_report_the_keys_they_write) {
+    run("{\"name\": \"w\", \"start\": \"a\", \"nodes\": {"
+        " \"a\": {\"type\": \"noop\", \"post\": [\"shared.deep.x.y = 1\","
+        "  \"table.insert(shared.list, 3)\", \"local r = shared.ro.v\"],"
+        "  \"next\": {\"default\": \"b\"}},"
+        " \"b\": {\"type\": \"set\", \"params\": {\"/a~1b/c\": 1, \"/new\": 2},"
+        "  \"next\": {\"default\": \"c\"}},"
+        " \"c\": {\"type\": \"noop\", \"post\": [\"shared.new = nil\", \"for k, v in pairs(shared) do"
+        " if k == 'deep' then v.z = 0 end end\"]}}}",
+        "{\"deep\": {\"x\": {}}, \"list\": [], \"ro\": {\"v\": 1}}");
+    succeeded("{\"deep\": {\"x\": {\"y\": 1}, \"z\": 0}, \"list\": [3], \"ro\": {\"v\": 1},"
+              " \"a/b\": {\"c\": 1}}");
+    ck_assert_str_eq(dumps(out.touched),
+                     "[{\"deep\":true,\"list\":true},{\"a/b\":true,\"new\":true},"
+                     "{\"new\":true,\"deep\":true}]");
+}
+END_TEST
+
 START_TEST(test_code_chunk_functions_named_by_nodes) {
     run("{\"name\": \"agent\", \"start\": \"decide\", \"code\": ["
         "  \"local MAX = 3\","
@@ -733,6 +753,7 @@ static Suite *script_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_prep_and_post_loop_like_pocketflow);
     tcase_add_test(tc, test_code_chunk_functions_named_by_nodes);
+    tcase_add_test(tc, test_steps_report_the_keys_they_write);
     tcase_add_test(tc, test_lua_exec_computes_into_out);
     tcase_add_test(tc, test_fallback_is_called_only_when_exec_fails);
     tcase_add_test(tc, test_prep_merges_over_http_params_and_post_reads_the_answer);
