@@ -235,7 +235,7 @@ static size_t count_shared(json_t *shared, flowd_job_t *job, const flow_step_t *
  * one after which it was found). Past the cap the job fails too_big. Returns the text for the
  * checkpoint (taken by it), or NULL. */
 static char *shared_after(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj,
-                          const flow_step_t *step, size_t *len) {
+                          const flow_step_t *step, size_t *len, int *too_big) {
     json_t *shared = flow_job_shared(fj);
     size_t max = srv->cfg.max_shared, size;
     char *text = NULL;
@@ -248,6 +248,7 @@ static char *shared_after(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj,
     }
     if (size <= max)
         return text;
+    *too_big = 1;
     char message[320];
     snprintf(message, sizeof message,
              "the shared store is over %zu bytes as JSON (--max-shared) after step %llu, of node "
@@ -266,12 +267,25 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
     flowd_metrics_steps(srv->metrics, 1);
     flowd_metrics_step_type(srv->metrics, step->type ? step->type : "node",
                             step->end_us > step->start_us ? step->end_us - step->start_us : 0);
-    if (step->depth == 0) {
-        /* the root flow moved on: a restart starts at its next node, with every try left */
+    int too_big = 0;
+    char *shared = shared_after(srv, job, fj, step, &shared_len, &too_big);
+    if (step->depth == 0 && step->error == 0 && !too_big) {
+        /* the root flow moved on: a restart starts at its next node, with every try left, and a
+         * redrive from this store */
         job->run.resume_node = step->next;
         job->run.resume_tries = 0;
+        free(job->run.base);
+        job->run.base = NULL;
+        if (shared != NULL && (job->run.base = malloc(shared_len + 1)) != NULL) {
+            memcpy(job->run.base, shared, shared_len + 1);
+            job->run.base_len = shared_len;
+        }
+    } else if (step->depth == 0) {
+        /* the step failed, or left a store over --max-shared: the job ends failed, and a redrive
+         * runs this node again from the store before it (run.base, kept) */
+        job->run.resume_node = step->node;
+        job->run.resume_tries = 0;
     }
-    char *shared = shared_after(srv, job, fj, step, &shared_len);
     /* the step's event gets the ring's next id (only this thread pushes): a shared store keeps it
      * with the checkpoint, in the same transaction */
     checkpoint(srv, job, fj, shared, shared_len, data, len, step->seq, job->events.next_id);
@@ -306,6 +320,18 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     const char *data = status_data(status, NULL, err, &len, &is_static);
     char *message = err->code ? strdup_or_null(err->message) : NULL;
     char *node = err->code ? strdup_or_null(err->node) : NULL;
+    /* a failed or canceled job keeps what a redrive starts from (with a durable store) */
+    char *base = NULL, *base_node = NULL;
+    size_t base_len = 0;
+    if ((status == FLOW_FAILED || status == FLOW_CANCELED) && job->run.base != NULL &&
+        (job->run.resume_node == NULL ||
+         (base_node = strdup(job->run.resume_node)) != NULL)) {
+        base = job->run.base;
+        base_len = job->run.base_len;
+        job->run.base = NULL;
+    }
+    free(job->run.base);
+    job->run.base = NULL;
     if (shared == NULL)
         flowd_log(FLOW_LOG_WARN, "job %s: its final shared store was lost (out of memory)", job->id);
     flowd_job_lock(job);
@@ -325,6 +351,9 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     job->error.node = node;
     job->final_shared = shared;
     job->final_shared_len = shared_len;
+    job->redrive_shared = base;
+    job->redrive_shared_len = base_len;
+    job->redrive_node = base_node;
     push_event(job, FLOW_EVENT_STATUS, 1, 0, data, len, is_static);
     /* The history is made from the ring's step events when they are all still there (short jobs);
      * otherwise it is kept as text now, while the engine still has it. */
@@ -478,6 +507,11 @@ static void restore_final(flowd_job_t *job, const flowd_stored_job_t *sj) {
     job->error.message = strdup_or_null(sj->error_message);
     job->error.node = strdup_or_null(sj->error_node);
     job->final_shared = dump_compact(sj->shared, &job->final_shared_len);
+    if (sj->base_shared != NULL && (sj->resume_node == NULL ||
+                                    (job->redrive_node = strdup(sj->resume_node)) != NULL)) {
+        job->redrive_shared_len = strlen(sj->base_shared);
+        job->redrive_shared = strndup(sj->base_shared, job->redrive_shared_len);
+    }
     job->history_count = job->restart.restored_steps;
     json_t *t = sj->totals;
     job->totals = (flow_history_totals_t){
@@ -532,6 +566,9 @@ int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_d
     }
     size_t i;
     json_t *step;
+    /* immutable from now on (jobs.h); lost to a lack of memory, a redrive cannot be made of it */
+    job->params_text = sj->params ? dump_compact(sj->params, NULL) : NULL;
+    job->origin = strdup_or_null(sj->origin);
     flowd_job_lock(job);
     job->start_at_us = sj->start_at_us;
     job->priority = sj->priority <= FLOWD_PRIORITY_MAX ? sj->priority : FLOWD_PRIORITY_DEFAULT;
@@ -573,7 +610,9 @@ int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_d
         flowd_log(FLOW_LOG_WARN, "job %s: its flow %s cannot be loaded again; it ends failed", sj->id, sj->flow);
     } else if (completed) {
         job->restart.node = NULL;
-    } else if (sj->status != FLOW_QUEUED && sj->resume_node != NULL) {
+    } else if (sj->resume_node != NULL && (sj->status != FLOW_QUEUED || sj->origin != NULL)) {
+        /* a job that had started resumes where it was; a redrive's queued job starts at the
+         * node it was made at */
         job->restart.node = strdup(sj->resume_node);
         job->restart.tries = sj->tries;
     }
@@ -646,6 +685,11 @@ static void run_start(void *data, flowd_job_t *job) {
         flowd_sched_done(job);
         flowd_job_unref(job);
         return;
+    }
+    if (srv->store->ops->checkpoint != NULL && !job->run.store_failed) {
+        /* the store its first root-level node starts from (run.base) */
+        free(job->run.base);
+        job->run.base = dump_compact(shared, &job->run.base_len);
     }
     int rc = job->run.store_failed ? (json_decref(shared), FLOW_EIO) : flow_job_start(srv->eng, job->def, shared, &opts, &fj);
     json_decref(params); /* the engine keeps what it needs */

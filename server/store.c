@@ -56,5 +56,10 @@ void flowd_remote_job_clear(flowd_remote_job_t *j) {
     free(j->conc_key);
     free(j->shared);
     free(j->history);
+    free(j->origin);
+    free(j->params);
+    free(j->callback);
+    free(j->base_shared);
+    free(j->base_node);
     memset(j, 0, sizeof *j);
 }

@@ -112,10 +112,14 @@ typedef struct flowd_stored_job {
     unsigned conc_limit;
     json_t *params;            /* NULL: none */
     json_t *shared;            /* as of its last checkpoint (its final store once it has ended) */
-    const char *resume_node;
+    const char *resume_node;   /* also: a queued job a redrive made starts there (origin) */
     unsigned tries;
     uint64_t steps;
     const char *last_action;
+    /* a job that failed or was canceled: its store before the root-level step that failed (or was
+     * running), compact JSON, which a redrive starts from at resume_node; NULL: not kept */
+    const char *base_shared;
+    const char *origin;        /* a job a redrive made: {"job", "node"} (compact JSON), or NULL */
     const char *waiting_for;
     int error_code;
     const char *error_message, *error_node;

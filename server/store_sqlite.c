@@ -26,7 +26,7 @@
 #include "store.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -109,6 +109,8 @@ static int apply_create(sq_file_t *f, flowd_op_t *op) {
     sqlite3_bind_int(st, 13, (int)c->priority);
     bind_text(st, 14, c->conc_key);
     sqlite3_bind_int64(st, 15, (sqlite3_int64)c->conc_limit);
+    bind_text(st, 16, c->origin);
+    bind_text(st, 17, c->resume_node);
     return run(st);
 }
 
@@ -149,7 +151,9 @@ static int apply_finish(sq_file_t *f, const flowd_op_t *op) {
     bind_text(st, 8, e->error_message);
     bind_text(st, 9, e->error_node);
     bind_text(st, 10, e->totals);
-    sqlite3_bind_int64(st, 11, (sqlite3_int64)op->seq);
+    bind_text(st, 11, e->resume_node);
+    bind_text(st, 12, e->base_shared);
+    sqlite3_bind_int64(st, 13, (sqlite3_int64)op->seq);
     return run(st);
 }
 
@@ -413,7 +417,7 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
         "SELECT j.id, j.flow, v.document, j.status, j.created_us, j.started_us, j.finished_us, j.idem_key,"
         " j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps, j.last_action, j.waiting_for,"
         " j.error_code, j.error_message, j.error_node, j.totals, j.seq, j.tenant, j.callback,"
-        " j.start_at_us, j.priority, j.conc_key, j.conc_limit"
+        " j.start_at_us, j.priority, j.conc_key, j.conc_limit, j.origin, j.base_shared"
         " FROM jobs j LEFT JOIN flow_versions v ON v.digest = j.digest ORDER BY j.seq";
     sqlite3_stmt *st = NULL, *steps = NULL;
     int rc = 0;
@@ -455,6 +459,8 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
             .priority = (unsigned)sqlite3_column_int(st, 24),
             .conc_key = col_text(st, 25),
             .conc_limit = (unsigned)sqlite3_column_int64(st, 26),
+            .origin = col_text(st, 27),
+            .base_shared = col_text(st, 28),
         };
         j.history = history_of(steps, j.seq);
         if (j.shared == NULL)
@@ -608,7 +614,8 @@ static const char schema[] =
     " error_message TEXT, error_node TEXT, totals TEXT,"
     " tenant TEXT NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback TEXT,"
     " start_at_us INTEGER NOT NULL DEFAULT 0, priority INTEGER NOT NULL DEFAULT 5, conc_key TEXT,"
-    " conc_limit INTEGER NOT NULL DEFAULT 0, UNIQUE (tenant, idem_key));"
+    " conc_limit INTEGER NOT NULL DEFAULT 0, origin TEXT, base_shared TEXT,"
+    " UNIQUE (tenant, idem_key));"
     "CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, job TEXT NOT NULL, tenant TEXT NOT NULL,"
     " url TEXT NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL, created_us INTEGER NOT NULL,"
     " state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_us INTEGER NOT NULL DEFAULT 0,"
@@ -687,6 +694,17 @@ static const char migrate_5_to_6[] =
     "UPDATE meta SET value = '6' WHERE key = 'schema_version';"
     "COMMIT;";
 
+/* Version 7 adds what redrives need (POST /v1/jobs/{id}/redrive): a job's origin (the job a redrive
+ * made it from) and, for a job that failed or was canceled, its store before the root-level step
+ * that failed (base_shared, with that step's node in resume_node). The jobs from before have
+ * neither: they cannot be redriven. */
+static const char migrate_6_to_7[] =
+    "BEGIN;"
+    "ALTER TABLE jobs ADD COLUMN origin TEXT;"
+    "ALTER TABLE jobs ADD COLUMN base_shared TEXT;"
+    "UPDATE meta SET value = '7' WHERE key = 'schema_version';"
+    "COMMIT;";
+
 static int schema_version(sq_file_t *f) {
     sqlite3_stmt *st = NULL;
     int version = 0;
@@ -710,12 +728,14 @@ static int migrate(sq_file_t *f, char *err, size_t errlen) {
     if (version >= 1 && version < SCHEMA_VERSION) {
         flowd_log(FLOW_LOG_INFO, "store: %s: schema version %d -> %d", f->path, version,
                   SCHEMA_VERSION);
-        /* 1 and 2 copy their rows into the tables of this version; 3 and 5 gain columns, a
+        /* 1 and 2 copy their rows into the tables of this version; 3, 5 and 6 gain columns, a
          * transaction a version (4 -> 5 is only the schedules table, which the schema makes) */
         if (version == 3)
-            sql = sqlite3_mprintf("%s%s", migrate_3_to_4, migrate_5_to_6);
+            sql = sqlite3_mprintf("%s%s%s", migrate_3_to_4, migrate_5_to_6, migrate_6_to_7);
         else if (version == 4 || version == 5)
-            sql = sqlite3_mprintf("%s", migrate_5_to_6);
+            sql = sqlite3_mprintf("%s%s", migrate_5_to_6, migrate_6_to_7);
+        else if (version == 6)
+            sql = sqlite3_mprintf("%s", migrate_6_to_7);
         else
             sql = sqlite3_mprintf(version == 1 ? migrate_1_to_2 : migrate_2_to_3, schema);
         if (sql == NULL) {
@@ -774,8 +794,8 @@ static int file_open(const char *path, const char *sync, sq_file_t **out, char *
     if ((rc = migrate(f, err, errlen)) < 0)
         goto fail;
     if (prepare(f, "INSERT INTO jobs (id, seq, flow, digest, created_us, idem_key, body_hash,"
-                   " params, shared, tenant, callback, start_at_us, priority, conc_key, conc_limit)"
-                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   " params, shared, tenant, callback, start_at_us, priority, conc_key, conc_limit,"
+                   " origin, resume_node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 &f->ins_job) < 0 ||
         prepare(f, "INSERT OR IGNORE INTO flow_versions (digest, document) VALUES (?, ?)",
                 &f->ins_version) < 0 ||
@@ -786,8 +806,8 @@ static int file_open(const char *path, const char *sync, sq_file_t **out, char *
                 &f->ins_step) < 0 ||
         prepare(f, "UPDATE jobs SET status = ?, steps = ?, started_us = ?, finished_us = ?,"
                    " shared = COALESCE(?, shared), last_action = ?, error_code = ?,"
-                   " error_message = ?, error_node = ?, totals = ?, resume_node = NULL,"
-                   " waiting_for = NULL WHERE seq = ?",
+                   " error_message = ?, error_node = ?, totals = ?, resume_node = ?,"
+                   " base_shared = ?, waiting_for = NULL WHERE seq = ?",
                 &f->upd_finish) < 0 ||
         prepare(f, "DELETE FROM jobs WHERE id = ?", &f->del_job) < 0 ||
         prepare(f, "DELETE FROM steps WHERE job = (SELECT seq FROM jobs WHERE id = ?)",

@@ -57,6 +57,8 @@ typedef struct flowd_op_create {
     unsigned priority;
     char *conc_key;        /* NULL: none */
     unsigned conc_limit;
+    char *origin;          /* a redrive's job: where it came from (compact JSON), NULL: none */
+    char *resume_node;     /* with origin: the node it starts at (NULL: the flow's start) */
     flowd_store_done_cb done; /* with its data: after the commit, once */
     void *data;
     /* a schedule's run (create_run of store.h): its row moves from sched_due to sched_next in the
@@ -97,6 +99,10 @@ typedef struct flowd_op_finish {
     char *error_code;    /* flow_err_name's, or NULL */
     char *error_message, *error_node;
     char *totals;        /* {"steps", "failed", "retries", "dropped"} */
+    /* failed or canceled: what a redrive starts from (jobs.h redrive_shared, redrive_node), the
+     * row's base_shared and resume_node; base_shared NULL: none kept (resume_node untouched) */
+    char *base_shared;
+    char *resume_node;
     /* FLOWD_WRITER_EVENTS: the job's final event, written in the same transaction (NULL: none) */
     uint64_t event_id;
     char *event;
