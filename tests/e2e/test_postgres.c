@@ -860,7 +860,8 @@ START_TEST(test_a_version_1_database_gets_tenants) {
     start_with_keys(&a);
     const char *old = "00000000000000000000000000000001";
     ck_assert_int_eq(db_number("SELECT value::int FROM flowd_meta WHERE key = 'schema_version'"),
-                     5); /* 1 -> 2 (tenants) -> 3 (callbacks) -> 4 (schedules) -> 5 (queueing) */
+                     6); /* 1 -> 2 (tenants) -> 3 (callbacks) -> 4 (schedules) -> 5 (queueing)
+                          * -> 6 (redrives) */
     /* version 5: it starts at once, at the default priority, with no key */
     ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE start_at_us = 0 AND priority = 5"
                                " AND conc_key IS NULL"), 1);
@@ -1243,6 +1244,10 @@ START_TEST(test_a_failed_job_is_redriven_on_any_instance) {
     json_t *job = get_value(&a, path);
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "redriven_from"), "job")), j);
     json_decref(job);
+    /* b's end reaches the database with b's next commit */
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND status = 'succeeded'", on_b);
+    wait_db(sql, 1, 15000);
     free(redrive_on(&a, on_b, 409));
     ck_assert_int_eq(e2e_stop(&a, 15000), 0);
     start(&a, "10s");
