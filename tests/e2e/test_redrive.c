@@ -7,10 +7,13 @@
  * restart (a failed job redriven after it, and a redriven job still queued at a kill -9 that starts
  * after it at the node it was made at). 409 for a job that succeeded or still runs, and with the
  * memory store, which keeps nothing to start again from; 404; Idempotency-Key; another tenant's
- * job is not found. The same on PostgreSQL is in test_postgres.c. */
+ * job is not found; a file of schema version 6 migrated. The same on PostgreSQL is in
+ * test_postgres.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sqlite3.h>
 
 #include "e2e.h"
 
@@ -377,6 +380,54 @@ START_TEST(test_redrives_outlive_a_restart) {
 }
 END_TEST
 
+/* A file of schema version 6 (before redrives) is migrated: its failed job cannot be redriven (409
+ * not_kept: nothing says what it would start from), one that fails after the migration can. */
+START_TEST(test_a_version_6_file_is_migrated) {
+    e2e_server_t s;
+    e2e_resp_t r;
+    start(&s, "100");
+    put_flow(&s, "rd", rd_v1);
+    char *old = post(&s, "{\"flow\": \"rd\", \"shared\": {\"broken\": true}}");
+    assert_failed_at_b(&s, old);
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+    char path[192];
+    snprintf(path, sizeof path, "%s/flowd.db", dir);
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "ALTER TABLE jobs DROP COLUMN origin;"
+                                      " ALTER TABLE jobs DROP COLUMN base_shared;"
+                                      " UPDATE meta SET value = '6' WHERE key = 'schema_version'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    start(&s, "100");
+    e2e_assert_job(&s, old, "default", "failed");
+    redrive(&s, old, NULL, &r);
+    e2e_assert_error(&r, 409, "not_kept", "ended before");
+    e2e_resp_free(&r);
+    char *j = post(&s, "{\"flow\": \"rd\", \"shared\": {\"broken\": true}}");
+    assert_failed_at_b(&s, j);
+    put_flow(&s, "rd", rd_v2);
+    char *n = redrive_ok(&s, j, "b");
+    assert_fixed_from_b(&s, n);
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "7");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(old);
+    free(j);
+    free(n);
+}
+END_TEST
+
 /* The memory store keeps no checkpoints: nothing to start again from. */
 START_TEST(test_the_memory_store_cannot_redrive) {
     e2e_server_t s;
@@ -446,6 +497,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_a_canceled_waiting_job_redriven_waits_again);
     tcase_add_test(tc, test_redrives_outlive_a_restart);
     tcase_add_test(tc, test_the_memory_store_cannot_redrive);
+    tcase_add_test(tc, test_a_version_6_file_is_migrated);
     tcase_add_test(tc, test_another_tenants_job_is_not_found);
     suite_add_tcase(s, tc);
     return s;
