@@ -26,7 +26,7 @@ static const char rd_v1[] =
     "{\"name\": \"rd\", \"start\": \"a\", \"nodes\": {"
     " \"a\": {\"type\": \"noop\", \"prep\": \"shared.a = (shared.a or 0) + 1\","
     "        \"next\": {\"default\": \"b\"}},"
-    " \"b\": {\"type\": \"lua\", \"max_retries\": 1,"
+    " \"b\": {\"type\": \"lua\", \"max_retries\": 2,"
     "        \"prep\": [\"shared.b_prep = (shared.b_prep or 0) + 1\", \"return shared.broken\"],"
     "        \"exec\": \"if prep_res then error('broken') end return 'ok'\","
     "        \"next\": {\"default\": \"c\"}},"
@@ -35,7 +35,7 @@ static const char rd_v2[] =
     "{\"name\": \"rd\", \"start\": \"a\", \"nodes\": {"
     " \"a\": {\"type\": \"noop\", \"prep\": \"shared.a = (shared.a or 0) + 1\","
     "        \"next\": {\"default\": \"b\"}},"
-    " \"b\": {\"type\": \"lua\", \"max_retries\": 1,"
+    " \"b\": {\"type\": \"lua\", \"max_retries\": 2,"
     "        \"prep\": [\"shared.b_prep = (shared.b_prep or 0) + 1\", \"return shared.broken\"],"
     "        \"exec\": \"return 'fixed'\", \"out\": \"/b\","
     "        \"next\": {\"default\": \"c\"}},"
@@ -161,6 +161,15 @@ static void assert_failed_at_b(e2e_server_t *s, const char *id) {
     ck_assert_int_eq(num(sh, "a"), 1);
     ck_assert_int_eq(num(sh, "b_prep"), 1);
     json_decref(sh);
+    /* both its tries failed (max_retries 2): a redrive gives it both again */
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%s/history", id);
+    json_t *h = e2e_get_json(s, path);
+    json_t *steps = json_object_get(h, "steps");
+    json_t *last = json_array_get(steps, json_array_size(steps) - 1);
+    ck_assert_str_eq(json_string_value(json_object_get(last, "node")), "b");
+    ck_assert_int_eq(num(last, "tries"), 2);
+    json_decref(h);
 }
 
 /* A job redriven from b after the fix ran b (once, with its tries all there) and c, and a never
