@@ -800,21 +800,11 @@ static enum MHD_Result submit(flowd_server_t *srv, flowd_req_t *r, struct MHD_Co
                       ? json_dumps(params, JSON_COMPACT)
                       : NULL;
     char *start = sub->start_node ? strdup(sub->start_node) : NULL;
-    if ((sched->has_key && ckey == NULL) || (sub->start_node && start == NULL) ||
-        (params && srv->store->ops->checkpoint != NULL && ptext == NULL)) {
-        json_decref(shared);
-        json_decref(params);
-        free(ckey);
-        free(ptext);
-        free(start);
-        free(sub->cb_text);
-        free(sub->cb_url);
-        free(sub->origin);
-        return flowd__http_send_json(r, conn, 500, NULL, 0);
-    }
     flowd_job_t *job = NULL;
-    int repeat = 0;
-    int rc = flowd_jobs_create(srv->jobs, sub->def, r->caller.tenant, sub->idem, sub->body_hash,
+    int repeat = 0, rc = FLOW_ENOMEM;
+    if ((!sched->has_key || ckey != NULL) && (!sub->start_node || start != NULL) &&
+        (!params || srv->store->ops->checkpoint == NULL || ptext != NULL))
+        rc = flowd_jobs_create(srv->jobs, sub->def, r->caller.tenant, sub->idem, sub->body_hash,
                                &job, &repeat);
     if (rc < 0 || repeat) {
         json_decref(shared);
