@@ -821,7 +821,6 @@ static enum MHD_Result submit(flowd_server_t *srv, flowd_req_t *r, struct MHD_Co
         job->callback_url = sub->cb_url;
         job->callback_events = sub->cb_events;
         job->params_text = ptext;
-        job->origin = sub->origin;
         job->restart.node = start; /* the loop's once its start is queued */
     }
     if (rc == FLOW_EBUSY)
@@ -845,6 +844,7 @@ static enum MHD_Result submit(flowd_server_t *srv, flowd_req_t *r, struct MHD_Co
     job->priority = sched->priority;
     job->conc_key = ckey;
     job->conc_limit = sched->conc_limit;
+    job->origin = sub->origin; /* a list may render it already */
     flowd_job_unlock(job);
     const flowd_store_ops_t *ops = srv->store->ops;
     if (!ops->immediate) {
