@@ -686,9 +686,8 @@ static void run_start(void *data, flowd_job_t *job) {
         flowd_job_unref(job);
         return;
     }
-    if (srv->store->ops->checkpoint != NULL && !job->run.store_failed) {
-        /* the store its first root-level node starts from (run.base) */
-        free(job->run.base);
+    if (srv->store->ops->checkpoint != NULL && !job->run.store_failed && job->run.base == NULL) {
+        /* the store its first root-level node starts from (run.base), unless its POST made it */
         job->run.base = dump_compact(shared, &job->run.base_len);
     }
     int rc = job->run.store_failed ? (json_decref(shared), FLOW_EIO) : flow_job_start(srv->eng, job->def, shared, &opts, &fj);

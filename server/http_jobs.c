@@ -846,6 +846,12 @@ static enum MHD_Result submit(flowd_server_t *srv, flowd_req_t *r, struct MHD_Co
     job->conc_limit = sched->conc_limit;
     job->origin = sub->origin; /* a list may render it already */
     flowd_job_unlock(job);
+    if (srv->store->ops->checkpoint != NULL) {
+        /* the store its first root-level node starts from, made here rather than on the loop;
+         * the store's create writes the same text (NULL: the loop makes it) */
+        job->run.base = json_dumps(shared, JSON_COMPACT);
+        job->run.base_len = job->run.base ? strlen(job->run.base) : 0;
+    }
     const flowd_store_ops_t *ops = srv->store->ops;
     if (!ops->immediate) {
         /* A durable store answers later: the connection waits, and the job starts once stored. */

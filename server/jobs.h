@@ -130,7 +130,9 @@ struct flowd_job {
          * (after the last root-level step that succeeded, or the job's first store), compact
          * JSON: not the store after a step inside a sub-flow, nor after a step that failed (a
          * Lua prep may have written it): what a redrive starts from (redrive_shared). NULL: not
-         * kept (out of memory, or the memory store). */
+         * kept (out of memory, or the memory store). Made by the HTTP thread that submits the job
+         * before its start is queued (the text the store's create writes too), else by its
+         * start on the loop. */
         char *base;
         size_t base_len;
         /* with the memory store: when the shared store's size is counted next (a time, or a

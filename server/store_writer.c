@@ -393,7 +393,8 @@ static int fill_create(flowd_op_t *op, flowd_job_t *job, json_t *shared, json_t 
     c->document = digest ? dump(flow_doc_of(job->def)) : NULL;
     c->idem_key = dup_or_null(job->idem_key);
     c->params = dump(params);
-    c->shared = dump(shared);
+    /* a submission's store is dumped once, by its HTTP thread (jobs.h run.base) */
+    c->shared = job->run.base ? strndup(job->run.base, job->run.base_len) : dump(shared);
     c->tenant = strdup(job->tenant);
     c->callback = dup_or_null(job->callback);
     c->created_us = job->created_us;
