@@ -944,7 +944,8 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
         json_decref(body);
         return flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
     }
-    if (idem != NULL && idem_elsewhere(srv, r, conn, idem, flowd_hash_bytes(r->body, r->len), &ret)) {
+    if (idem != NULL &&
+        idem_elsewhere(srv, r, conn, idem, flowd_hash_bytes(r->body, r->len), &ret)) {
         flow_def_unref(def);
         json_decref(body);
         return ret;

@@ -365,8 +365,8 @@ static const struct {
 } wstmts[] = {
     {"ins_version", "INSERT INTO flow_versions (digest, document) VALUES ($1, $2) ON CONFLICT DO NOTHING"},
     {"ins_job", "INSERT INTO jobs (id, flow, digest, created_us, idem_key, body_hash, params, shared, owner,"
-                " lease_until, tenant, callback, start_at_us, priority, conc_key, conc_limit, origin,"
-                " resume_node) VALUES ($1, $2, $3, $4::bigint, $5, $6::bigint, $7, $8, $9,"
+                " lease_until, tenant, callback, start_at_us, priority, conc_key, conc_limit,"
+                " origin, resume_node) VALUES ($1, $2, $3, $4::bigint, $5, $6::bigint, $7, $8, $9,"
                 " now() + $10::bigint * interval '1 millisecond', $11, $12, $13::bigint, $14::smallint,"
                 " $15, $16::integer, $17, $18) ON CONFLICT DO NOTHING"},
     {"checkpoint",
@@ -388,7 +388,8 @@ static const struct {
     {"finish",
      "WITH u AS (UPDATE jobs SET status = $2, steps = $3::bigint, started_us = $4::bigint, finished_us = $5::bigint,"
      " shared = COALESCE($6::text, shared), last_action = $7, error_code = $8, error_message = $9, error_node = $10,"
-     " totals = $11, resume_node = $15, base_shared = $16, waiting_for = NULL, finishes = finishes + 1,"
+     " totals = $11, resume_node = $15, base_shared = $16, waiting_for = NULL,"
+     " finishes = finishes + 1,"
      " last_event = GREATEST(last_event, $12::bigint) WHERE id = $1 AND owner = $14 RETURNING id),"
      " e AS (INSERT INTO events (job_id, id, type, final, data) SELECT id, $12::bigint, 0, true, $13::text FROM u"
      " WHERE $13::text IS NOT NULL ON CONFLICT DO NOTHING)"
@@ -1337,10 +1338,10 @@ static int pg_read_job(flowd_store_t *store, const char *id, const char *idem_ke
         return FLOW_EIO;
     const char *p[] = {id ? id : idem_key, tenant};
     PGresult *res = run(c,
-                        id ? "SELECT " JOB_COLUMNS ", shared, params, callback, base_shared FROM jobs"
-                             " WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)"
-                           : "SELECT " JOB_COLUMNS ", shared, params, callback, base_shared FROM jobs"
-                             " WHERE idem_key = $1"
+                        id ? "SELECT " JOB_COLUMNS ", shared, params, callback, base_shared"
+                             " FROM jobs WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)"
+                           : "SELECT " JOB_COLUMNS ", shared, params, callback, base_shared"
+                             " FROM jobs WHERE idem_key = $1"
                              " AND tenant = $2",
                         2, p, PGRES_TUPLES_OK);
     int rc = res == NULL ? FLOW_EIO : PQntuples(res) == 0 ? FLOW_ENOTFOUND : 0;
