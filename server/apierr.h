@@ -18,6 +18,9 @@
     X(IDEMPOTENCY_CONFLICT, 409, "idempotency_conflict", "the key was used with another body") \
     X(NOT_WAITING, 409, "not_waiting", "the job is not waiting for input")                         \
     X(ALREADY_ENDED, 409, "already_ended", "the job has already ended")                            \
+    X(NOT_REDRIVABLE, 409, "not_redrivable", "only a failed or canceled job can be redriven")       \
+    X(NOT_KEPT, 409, "not_kept", "the shared store the job would start again from was not kept")  \
+    X(NODE_GONE, 409, "node_gone", "the node the job stopped at is no longer in its flow")         \
     X(TOO_MANY_FLOWS, 409, "too_many_flows", "too many flows (--max-flows)") \
     X(TOO_MANY_SCHEDULES, 409, "too_many_schedules", "too many schedules (--max-schedules)")       \
     X(STEP_NOT_KEPT, 410, "step_not_kept",                                                         \

@@ -196,6 +196,7 @@ static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, ch
                              .shared = shared,
                              .shared_len = shared_len,
                              .shared_step = shared_step,
+                             .base_step = job->run.base_step,
                              .step = step,
                              .step_len = step_len,
                              .step_seq = step_seq,
@@ -241,7 +242,7 @@ static size_t count_shared(json_t *shared, flowd_job_t *job, const flow_step_t *
  * counts it now and then (the step that is named is then the one after which it was found). Past
  * the cap the job fails too_big. Returns the text for the checkpoint (taken by it), or NULL. */
 static char *shared_after(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj,
-                          const flow_step_t *step, int whole, size_t *len) {
+                          const flow_step_t *step, int whole, size_t *len, int *too_big) {
     json_t *shared = flow_job_shared(fj);
     size_t max = srv->cfg.max_shared, size;
     char *text = NULL;
@@ -254,6 +255,7 @@ static char *shared_after(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj,
     }
     if (size <= max)
         return text;
+    *too_big = 1;
     char message[320];
     snprintf(message, sizeof message,
              "the shared store is over %zu bytes as JSON (--max-shared) after step %llu, of node "
@@ -302,20 +304,34 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
     flowd_metrics_steps(srv->metrics, 1);
     flowd_metrics_step_type(srv->metrics, step->type ? step->type : "node",
                             step->end_us > step->start_us ? step->end_us - step->start_us : 0);
-    if (step->depth == 0) {
-        /* the root flow moved on: a restart starts at its next node, with every try left */
-        job->run.resume_node = step->next;
-        job->run.resume_tries = 0;
-    }
     const flowd_store_ops_t *ops = srv->store->ops;
     /* a store without patches keeps the whole store at every step; one with them at a snapshot,
      * or when the step's entry (which carries the patch) could not be made */
     whole = ops->checkpoint != NULL && (!ops->patches || whole || data == NULL);
-    char *shared = shared_after(srv, job, fj, step, whole, &shared_len);
+    int too_big = 0;
+    char *shared = shared_after(srv, job, fj, step, whole, &shared_len, &too_big);
     if (shared != NULL) {
         job->run.snap_steps = job->run.snap_bytes = 0;
         job->run.size_count.bytes = shared_len; /* the size step_patch weighs patches against */
         job->run.size_count.seq = step->seq;
+    }
+    if (step->depth == 0 && step->error == 0 && !too_big) {
+        /* the root flow moved on: a restart starts at its next node, with every try left, and a
+         * redrive from this store (a store with patches makes it again from its log: run.base_step) */
+        job->run.resume_node = step->next;
+        job->run.resume_tries = 0;
+        job->run.base_step = step->seq;
+        free(job->run.base);
+        job->run.base = NULL;
+        if (!ops->patches && shared != NULL && (job->run.base = malloc(shared_len + 1)) != NULL) {
+            memcpy(job->run.base, shared, shared_len + 1);
+            job->run.base_len = shared_len;
+        }
+    } else if (step->depth == 0) {
+        /* the step failed, or left a store over --max-shared: the job ends failed, and a redrive
+         * runs this node again from the store before it (run.base or run.base_step, kept) */
+        job->run.resume_node = step->node;
+        job->run.resume_tries = 0;
     }
     /* the step's event gets the ring's next id (only this thread pushes): a shared store keeps it
      * with the checkpoint, in the same transaction */
@@ -352,6 +368,22 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     const char *data = status_data(status, NULL, err, &len, &is_static);
     char *message = err->code ? strdup_or_null(err->message) : NULL;
     char *node = err->code ? strdup_or_null(err->node) : NULL;
+    /* a failed or canceled job keeps what a redrive starts from (with a durable store) */
+    char *base = NULL, *base_node = NULL;
+    size_t base_len = 0;
+    int at_step = 0;
+    const flowd_store_ops_t *ops = b->srv->store->ops;
+    if ((status == FLOW_FAILED || status == FLOW_CANCELED) &&
+        (job->run.base != NULL || (ops->patches && !job->run.store_failed)) &&
+        (job->run.resume_node == NULL ||
+         (base_node = strdup(job->run.resume_node)) != NULL)) {
+        base = job->run.base;
+        base_len = job->run.base_len;
+        job->run.base = NULL;
+        at_step = base == NULL; /* a store with patches makes it again (run.base_step) */
+    }
+    free(job->run.base);
+    job->run.base = NULL;
     if (shared == NULL)
         flowd_log(FLOW_LOG_WARN, "job %s: its final shared store was lost (out of memory)", job->id);
     flowd_job_lock(job);
@@ -371,6 +403,11 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     job->error.node = node;
     job->final_shared = shared;
     job->final_shared_len = shared_len;
+    job->redrive_shared = base;
+    job->redrive_shared_len = base_len;
+    job->redrive_node = base_node;
+    job->redrive_at_step = at_step;
+    job->redrive_step = job->run.base_step;
     push_event(job, FLOW_EVENT_STATUS, 1, 0, data, len, is_static);
     /* The history is made from the ring's step events when they are all still there (short jobs);
      * otherwise it is kept as text now, while the engine still has it. */
@@ -525,6 +562,16 @@ static void restore_final(flowd_job_t *job, const flowd_stored_job_t *sj) {
     job->error.message = strdup_or_null(sj->error_message);
     job->error.node = strdup_or_null(sj->error_node);
     job->final_shared = dump_compact(sj->shared, &job->final_shared_len);
+    if ((sj->base_shared != NULL || sj->at_base_step) &&
+        (sj->resume_node == NULL || (job->redrive_node = strdup(sj->resume_node)) != NULL)) {
+        if (sj->base_shared != NULL) {
+            job->redrive_shared_len = strlen(sj->base_shared);
+            job->redrive_shared = strndup(sj->base_shared, job->redrive_shared_len);
+        } else {
+            job->redrive_at_step = 1; /* a store with patches makes it again from its log */
+            job->redrive_step = sj->base_step;
+        }
+    }
     job->history_count = job->restart.restored_steps;
     json_t *t = sj->totals;
     job->totals = (flow_history_totals_t){
@@ -579,6 +626,9 @@ int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_d
     }
     size_t i;
     json_t *step;
+    /* immutable from now on (jobs.h); lost to a lack of memory, a redrive cannot be made of it */
+    job->params_text = sj->params ? dump_compact(sj->params, NULL) : NULL;
+    job->origin = strdup_or_null(sj->origin);
     flowd_job_lock(job);
     job->start_at_us = sj->start_at_us;
     job->priority = sj->priority <= FLOWD_PRIORITY_MAX ? sj->priority : FLOWD_PRIORITY_DEFAULT;
@@ -620,7 +670,9 @@ int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_d
         flowd_log(FLOW_LOG_WARN, "job %s: its flow %s cannot be loaded again; it ends failed", sj->id, sj->flow);
     } else if (completed) {
         job->restart.node = NULL;
-    } else if (sj->status != FLOW_QUEUED && sj->resume_node != NULL) {
+    } else if (sj->resume_node != NULL && (sj->status != FLOW_QUEUED || sj->origin != NULL)) {
+        /* a job that had started resumes where it was; a redrive's queued job starts at the
+         * node it was made at */
         job->restart.node = strdup(sj->resume_node);
         job->restart.tries = sj->tries;
     }
@@ -705,6 +757,17 @@ static void run_start(void *data, flowd_job_t *job) {
      * from before them) */
     job->run.snap_steps = job->restart.steps > 0 ? srv->cfg.snapshot_steps : 0;
     job->run.snap_bytes = 0;
+    if (srv->store->ops->checkpoint != NULL && !job->run.store_failed) {
+        /* the store its first root-level node starts from, unless its POST made it (run.base):
+         * a store with patches keeps none, it makes it again from its log (run.base_step) */
+        job->run.base_step = job->restart.steps;
+        if (srv->store->ops->patches) {
+            free(job->run.base);
+            job->run.base = NULL;
+        } else if (job->run.base == NULL) {
+            job->run.base = dump_compact(shared, &job->run.base_len);
+        }
+    }
     int rc = job->run.store_failed ? (json_decref(shared), FLOW_EIO) : flow_job_start(srv->eng, job->def, shared, &opts, &fj);
     json_decref(params); /* the engine keeps what it needs */
     if (rc < 0) {

@@ -797,6 +797,136 @@ static int check_callback(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connec
     return 0;
 }
 
+/* With a shared store and an Idempotency-Key (idem): another instance may have made the job of
+ * this key, which the store knows. 1 after answering into *ret (that job, or 409 when the key went
+ * with another body_hash); 0 when the local table answers (submit). */
+static int idem_elsewhere(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                          const char *idem, uint64_t body_hash, enum MHD_Result *ret) {
+    if (srv->store->cluster == NULL)
+        return 0;
+    flowd_remote_job_t j;
+    flowd_job_t *here = NULL;
+    if (srv->store->cluster->read_job(srv->store, NULL, idem, r->caller.tenant, 0, &j) == 0 &&
+        (here = flowd_jobs_get(srv->jobs, j.id, FLOWD_ID_LEN)) == NULL) {
+        memcpy(r->remote_id, j.id, FLOWD_ID_LEN + 1);
+        if (j.body_hash != body_hash) {
+            flowd_remote_job_clear(&j);
+            *ret = flowd__http_send_error(r, conn, FLOWD_E_IDEMPOTENCY_CONFLICT,
+                                          "Idempotency-Key '%.64s' was used with another body",
+                                          idem);
+            return 1;
+        }
+        flowd_snapshot_of_row(&r->snap, &j);
+        *ret = send_snapshot(srv, r, conn);
+        return 1;
+    }
+    flowd_job_unref(here); /* here: the table answers */
+    flowd_remote_job_clear(&j);
+    return 0;
+}
+
+/* A new job, checked and ready: what POST /v1/jobs and a redrive hand to submit. */
+typedef struct submission {
+    flow_def_t *def;           /* borrowed */
+    json_t *shared, *params;   /* taken by submit (params NULL: none) */
+    const char *idem;          /* its Idempotency-Key, or NULL */
+    uint64_t body_hash;        /* with idem: what the key must come with again */
+    const submit_sched_t *sched;
+    char *cb_text, *cb_url;    /* its callback (check_callback), taken; NULL: none */
+    unsigned cb_events;
+    char *origin;              /* a redrive's: where it came from (compact JSON), taken; or NULL */
+    const char *start_node;    /* with origin: the root node it starts at (NULL: the start) */
+} submission_t;
+
+/* Makes the job of sub in the table and the store, and answers: 202 once it is stored (and its
+ * start is queued: the scheduler starts it like any other), 200 with the job an Idempotency-Key
+ * made before, or the error. */
+static enum MHD_Result submit(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                              submission_t *sub) {
+    const submit_sched_t *sched = sub->sched;
+    json_t *shared = sub->shared, *params = sub->params;
+    char *ckey = sched->has_key ? strdup(sched->key) : NULL;
+    /* what a redrive of it would start with (a store that keeps no checkpoints keeps none) */
+    char *ptext = params && srv->store->ops->checkpoint != NULL
+                      ? json_dumps(params, JSON_COMPACT)
+                      : NULL;
+    char *start = sub->start_node ? strdup(sub->start_node) : NULL;
+    flowd_job_t *job = NULL;
+    int repeat = 0, rc = FLOW_ENOMEM;
+    if ((!sched->has_key || ckey != NULL) && (!sub->start_node || start != NULL) &&
+        (!params || srv->store->ops->checkpoint == NULL || ptext != NULL))
+        rc = flowd_jobs_create(srv->jobs, sub->def, r->caller.tenant, sub->idem, sub->body_hash,
+                               &job, &repeat);
+    if (rc < 0 || repeat) {
+        json_decref(shared);
+        json_decref(params);
+        free(ckey);
+        free(ptext);
+        free(start);
+        free(sub->cb_text);
+        free(sub->cb_url);
+        free(sub->origin);
+    } else {
+        /* before the store has it and before its start is queued: immutable from then on */
+        job->callback = sub->cb_text;
+        job->callback_url = sub->cb_url;
+        job->callback_events = sub->cb_events;
+        job->params_text = ptext;
+        job->restart.node = start; /* the loop's once its start is queued */
+    }
+    if (rc == FLOW_EBUSY)
+        return flowd__http_send_error(
+            r, conn, FLOWD_E_TOO_MANY_JOBS,
+            "%u jobs are queued, running or waiting (--max-jobs); try again later",
+            srv->cfg.max_jobs);
+    if (rc == FLOW_EEXIST)
+        return flowd__http_send_error(r, conn, FLOWD_E_IDEMPOTENCY_CONFLICT,
+                                      "Idempotency-Key '%.64s' was used with another body",
+                                      sub->idem);
+    if (rc < 0)
+        return flowd__http_send_error(r, conn, FLOWD_E_INTERNAL, "the job could not be created: %s",
+                                      flow_strerror(rc));
+    r->job = job;
+    if (repeat)
+        return send_job(r, conn, 200, job);
+    memcpy(job->traceparent, r->traceparent, sizeof job->traceparent); /* before its start is queued */
+    flowd_job_lock(job); /* GET may read the record already */
+    job->start_at_us = sched->start_at_us;
+    job->priority = sched->priority;
+    job->conc_key = ckey;
+    job->conc_limit = sched->conc_limit;
+    job->origin = sub->origin; /* a list may render it already */
+    flowd_job_unlock(job);
+    if (srv->store->ops->checkpoint != NULL) {
+        /* the store its first root-level node starts from, made here rather than on the loop;
+         * the store's create writes the same text (NULL: the loop makes it) */
+        job->run.base = json_dumps(shared, JSON_COMPACT);
+        job->run.base_len = job->run.base ? strlen(job->run.base) : 0;
+    }
+    const flowd_store_ops_t *ops = srv->store->ops;
+    if (!ops->immediate) {
+        /* A durable store answers later: the connection waits, and the job starts once stored. */
+        r->start_shared = shared;
+        r->start_params = params;
+        r->ended = stored_unanswered;
+        flowd__http_suspend(srv, r, conn, 0, stored);
+        if (ops->create(srv->store, job, shared, params, store_done, r) < 0)
+            store_done(r, FLOW_EIO);
+        return MHD_YES; /* stored answers */
+    }
+    if (ops->create(srv->store, job, shared, params, store_done, r) < 0 ||
+        r->reply.answer.status != 202) {
+        json_decref(shared);
+        json_decref(params);
+        return flowd__http_send_error(r, conn, FLOWD_E_INTERNAL, "the job could not be stored");
+    }
+    /* Render before the loop can run the job, so the answer says queued. */
+    size_t len = 0;
+    char *text = flowd_render_new_job(job, &len);
+    flowd_bridge_start(srv->bridge, job, shared, params);
+    return flowd__http_send_json(r, conn, 202, text, len);
+}
+
 enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
                                       struct MHD_Connection *conn) {
     static const char example[] = "{\"flow\": \"noop\", \"shared\": {}}";
@@ -865,108 +995,31 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
         json_decref(body);
         return flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
     }
-    if (idem != NULL && srv->store->cluster != NULL) {
-        /* another instance may have made the job of this key: the store knows */
-        flowd_remote_job_t j;
-        flowd_job_t *here = NULL;
-        if (srv->store->cluster->read_job(srv->store, NULL, idem, r->caller.tenant, 0, &j) == 0 &&
-            (here = flowd_jobs_get(srv->jobs, j.id, FLOWD_ID_LEN)) == NULL) {
-            flow_def_unref(def);
-            json_decref(body);
-            memcpy(r->remote_id, j.id, FLOWD_ID_LEN + 1);
-            if (j.body_hash != flowd_hash_bytes(r->body, r->len)) {
-                flowd_remote_job_clear(&j);
-                return flowd__http_send_error(r, conn, FLOWD_E_IDEMPOTENCY_CONFLICT,
-                                              "Idempotency-Key '%.64s' was used with another body",
-                                              idem);
-            }
-            flowd_snapshot_of_row(&r->snap, &j);
-            return send_snapshot(srv, r, conn);
-        }
-        flowd_job_unref(here); /* here: the table answers below */
-        flowd_remote_job_clear(&j);
+    if (idem != NULL &&
+        idem_elsewhere(srv, r, conn, idem, flowd_hash_bytes(r->body, r->len), &ret)) {
+        flow_def_unref(def);
+        json_decref(body);
+        return ret;
     }
-    char *cb_text = NULL, *cb_url = NULL;
-    unsigned cb_events = 0;
+    submission_t sub = {.def = def,
+                        .idem = idem,
+                        .body_hash = idem ? flowd_hash_bytes(r->body, r->len) : 0,
+                        .sched = &sched};
     json_t *cb = json_object_get(body, "callback");
-    if (cb != NULL && check_callback(srv, r, conn, cb, &cb_text, &cb_url, &cb_events, &ret) < 0) {
+    if (cb != NULL &&
+        check_callback(srv, r, conn, cb, &sub.cb_text, &sub.cb_url, &sub.cb_events, &ret) < 0) {
         flow_def_unref(def);
         json_decref(body);
         return ret;
     }
     /* The loop gets the shared store and params as values of its own: no jansson value is shared
      * between threads (their reference counts would be). */
-    shared = shared ? json_incref(shared) : json_object();
-    params = json_incref(params);
+    sub.shared = shared ? json_incref(shared) : json_object();
+    sub.params = json_incref(params);
     json_decref(body);
-    char *ckey = sched.has_key ? strdup(sched.key) : NULL;
-    if (sched.has_key && ckey == NULL) {
-        json_decref(shared);
-        json_decref(params);
-        free(cb_text);
-        free(cb_url);
-        return flowd__http_send_json(r, conn, 500, NULL, 0);
-    }
-    flowd_job_t *job = NULL;
-    int repeat = 0;
-    int rc = flowd_jobs_create(srv->jobs, def, r->caller.tenant, idem,
-                               idem ? flowd_hash_bytes(r->body, r->len) : 0, &job, &repeat);
+    ret = submit(srv, r, conn, &sub);
     flow_def_unref(def);
-    if (rc < 0 || repeat) {
-        json_decref(shared);
-        json_decref(params);
-        free(ckey);
-        free(cb_text);
-        free(cb_url);
-    } else {
-        /* before the store has it and before its start is queued: immutable from then on */
-        job->callback = cb_text;
-        job->callback_url = cb_url;
-        job->callback_events = cb_events;
-    }
-    if (rc == FLOW_EBUSY)
-        return flowd__http_send_error(
-            r, conn, FLOWD_E_TOO_MANY_JOBS,
-            "%u jobs are queued, running or waiting (--max-jobs); try again later",
-            srv->cfg.max_jobs);
-    if (rc == FLOW_EEXIST)
-        return flowd__http_send_error(r, conn, FLOWD_E_IDEMPOTENCY_CONFLICT,
-                                      "Idempotency-Key '%.64s' was used with another body", idem);
-    if (rc < 0)
-        return flowd__http_send_error(r, conn, FLOWD_E_INTERNAL, "the job could not be created: %s",
-                                      flow_strerror(rc));
-    r->job = job;
-    if (repeat)
-        return send_job(r, conn, 200, job);
-    memcpy(job->traceparent, r->traceparent, sizeof job->traceparent); /* before its start is queued */
-    flowd_job_lock(job); /* GET may read the record already */
-    job->start_at_us = sched.start_at_us;
-    job->priority = sched.priority;
-    job->conc_key = ckey;
-    job->conc_limit = sched.conc_limit;
-    flowd_job_unlock(job);
-    const flowd_store_ops_t *ops = srv->store->ops;
-    if (!ops->immediate) {
-        /* A durable store answers later: the connection waits, and the job starts once stored. */
-        r->start_shared = shared;
-        r->start_params = params;
-        r->ended = stored_unanswered;
-        flowd__http_suspend(srv, r, conn, 0, stored);
-        if (ops->create(srv->store, job, shared, params, store_done, r) < 0)
-            store_done(r, FLOW_EIO);
-        return MHD_YES; /* stored answers */
-    }
-    if (ops->create(srv->store, job, shared, params, store_done, r) < 0 ||
-        r->reply.answer.status != 202) {
-        json_decref(shared);
-        json_decref(params);
-        return flowd__http_send_error(r, conn, FLOWD_E_INTERNAL, "the job could not be stored");
-    }
-    /* Render before the loop can run the job, so the answer says queued. */
-    size_t len = 0;
-    char *text = flowd_render_new_job(job, &len);
-    flowd_bridge_start(srv->bridge, job, shared, params);
-    return flowd__http_send_json(r, conn, 202, text, len);
+    return ret;
 }
 
 enum MHD_Result flowd__http_job_input(flowd_server_t *srv, flowd_req_t *r,
@@ -1014,6 +1067,240 @@ enum MHD_Result flowd__http_job_cancel(flowd_server_t *srv, flowd_req_t *r,
     if (cmd == NULL)
         return flowd__http_send_json(r, conn, 500, NULL, 0);
     return loop_call(srv, r, conn, cmd);
+}
+
+/* ---- redrive ---- */
+
+/* What a redrive takes from the job it starts again (all malloc'd, redrive_src_clear): from the
+ * local record, or from the shared store's row of a job that ended on another instance. */
+typedef struct redrive_src {
+    char id[FLOWD_ID_LEN + 1];
+    char *flow;
+    flow_status_t status;
+    int ended;                 /* its final state is written */
+    char *base, *node;         /* jobs.h redrive_shared, redrive_node; base NULL: not kept */
+    int at_step;               /* base NULL: a store with patches makes it again (redrive_step) */
+    uint64_t step;
+    char *params, *callback;   /* compact JSON, or NULL */
+    unsigned priority;
+    char *conc_key;
+    unsigned conc_limit;
+} redrive_src_t;
+
+static void redrive_src_clear(redrive_src_t *src) {
+    free(src->flow);
+    free(src->base);
+    free(src->node);
+    free(src->params);
+    free(src->callback);
+    free(src->conc_key);
+}
+
+static char *dup_opt(const char *s, int *oom) {
+    char *d = s ? strdup(s) : NULL;
+    *oom |= s != NULL && d == NULL;
+    return d;
+}
+
+/* 0, or FLOW_ENOMEM. */
+static int redrive_of_record(redrive_src_t *src, flowd_job_t *job) {
+    int oom = 0;
+    memcpy(src->id, job->id, sizeof src->id);
+    src->flow = dup_opt(flow_def_name(job->def), &oom);
+    src->params = dup_opt(job->params_text, &oom);       /* immutable */
+    src->callback = dup_opt(job->callback, &oom);        /* immutable */
+    flowd_job_lock(job);
+    src->status = flowd_job_status(job);
+    src->ended = job->done;
+    if (job->done && (job->redrive_shared != NULL || job->redrive_at_step)) { /* fixed once done */
+        if (job->redrive_shared != NULL) {
+            src->base = strndup(job->redrive_shared, job->redrive_shared_len);
+            oom |= src->base == NULL;
+        }
+        src->at_step = src->base == NULL;
+        src->step = job->redrive_step;
+        src->node = dup_opt(job->redrive_node, &oom);
+    }
+    src->priority = job->priority;
+    src->conc_key = dup_opt(job->conc_key, &oom);
+    src->conc_limit = job->conc_limit;
+    flowd_job_unlock(job);
+    return oom ? FLOW_ENOMEM : 0;
+}
+
+/* Takes the row's strings. */
+static void redrive_of_row(redrive_src_t *src, flowd_remote_job_t *row) {
+    memcpy(src->id, row->id, sizeof src->id);
+    src->status = row->status;
+    src->ended = flow_status_final(row->status);
+    src->flow = row->flow;
+    src->base = row->base_shared;
+    src->node = row->base_node;
+    src->params = row->params;
+    src->callback = row->callback;
+    src->priority = row->priority;
+    src->conc_key = row->conc_key;
+    src->conc_limit = row->conc_limit;
+    row->flow = row->base_shared = row->base_node = row->params = row->callback = NULL;
+    row->conc_key = NULL;
+}
+
+/* {"job": id, "node": node or null}, compact; NULL when out of memory. */
+static char *redrive_origin(const redrive_src_t *src) {
+    json_t *o = json_pack("{s:s, s:s?}", "job", src->id, "node", src->node);
+    if (o != NULL && src->node == NULL)
+        json_object_set_new(o, "node", json_null());
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
+}
+
+/* POST /v1/jobs/{id}/redrive: a job that failed or was canceled starts again as a new job, from
+ * the root-level step that failed (or was running), with the shared store as it was before that
+ * step, its params, callback and priority, and its flow as it is now (a fixed document takes
+ * effect). */
+enum MHD_Result flowd__http_job_redrive(flowd_server_t *srv, flowd_req_t *r,
+                                        struct MHD_Connection *conn) {
+    enum MHD_Result ret = MHD_YES;
+    redrive_src_t src = {0};
+    json_t *shared = NULL, *params = NULL, *cbv = NULL;
+    flow_def_t *def = NULL;
+    submission_t sub = {0};
+    char why[512];
+    const char *idem = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
+    if (idem != NULL && (*idem == '\0' || strlen(idem) > MAX_IDEM_KEY))
+        return flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                      "Idempotency-Key must be 1 to %d characters", MAX_IDEM_KEY);
+    if (atomic_load(&srv->stopping))
+        return flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
+    /* the key goes with the job it redrives, as a POST's goes with its body */
+    char what[FLOWD_ID_LEN + 16];
+    int wlen = snprintf(what, sizeof what, "redrive %.*s",
+                        (int)(r->args.len[0] > FLOWD_ID_LEN ? FLOWD_ID_LEN : r->args.len[0]),
+                        r->args.s[0]);
+    uint64_t hash = flowd_hash_bytes(what, (size_t)wlen);
+    if (idem != NULL && idem_elsewhere(srv, r, conn, idem, hash, &ret))
+        return ret;
+    flowd_snapshot_clear(&r->snap);
+    r->snap.want = FLOWD_SNAP_REDRIVE;
+    int where = locate(srv, r, conn, r->args.s[0], r->args.len[0], &ret);
+    if (where < 0)
+        return ret;
+    int rc = 0;
+    if (where == 0) {
+        rc = redrive_of_record(&src, r->job);
+        flowd_job_unref(r->job); /* r->job becomes the new job */
+        r->job = NULL;
+    } else {
+        redrive_of_row(&src, &r->snap.row);
+    }
+    if (rc < 0) {
+        ret = flowd__http_send_json(r, conn, 500, NULL, 0);
+        goto out;
+    }
+    if (!src.ended || (src.status != FLOW_FAILED && src.status != FLOW_CANCELED)) {
+        ret = flowd__http_send_error(r, conn, FLOWD_E_NOT_REDRIVABLE,
+                                     "job %s has status %s: only a job that failed or was "
+                                     "canceled can be redriven",
+                                     src.id, flow_status_name(src.status));
+        goto out;
+    }
+    if (src.base == NULL && src.at_step) {
+        /* a store with patches makes it again from its last whole store at or before that step
+         * and the patches after (blocking: this is an HTTP thread) */
+        rc = flowd_store_shared_at(srv->store, src.id, src.step, 0, &shared, NULL);
+        if (rc == FLOW_ESTATE || rc == FLOW_ENOTFOUND) {
+            ret = flowd__http_send_error(r, conn, FLOWD_E_NOT_KEPT,
+                                         "job %s cannot be redriven: the shared store after its "
+                                         "step %llu, which it would start again from, is no "
+                                         "longer kept",
+                                         src.id, (unsigned long long)src.step);
+            goto out;
+        }
+        if (rc < 0) {
+            ret = flowd__http_send_error(r, conn, FLOWD_E_UNAVAILABLE,
+                                         "job %s's shared store could not be read: %s", src.id,
+                                         flow_strerror(rc));
+            goto out;
+        }
+    } else if (src.base == NULL) {
+        ret = flowd__http_send_error(r, conn, FLOWD_E_NOT_KEPT,
+                                     "job %s cannot be redriven: the shared store it would start "
+                                     "again from was not kept (%s)",
+                                     src.id, srv->store->ops->checkpoint == NULL
+                                                 ? "--store memory: keeps no checkpoints"
+                                                 : "it never ran a step, or ended before this "
+                                                   "flowd kept them");
+        goto out;
+    }
+    def = flow_registry_get_flow(srv->reg, src.flow);
+    if (def == NULL) {
+        ret = flowd__http_unknown_flow(srv, r, conn, src.flow);
+        goto out;
+    }
+    if (src.node != NULL && flow_def_find(def, src.node) == NULL) {
+        ret = flowd__http_send_error(r, conn, FLOWD_E_NODE_GONE,
+                                     "job %s stopped at node '%.64s', which the flow %.64s has no "
+                                     "more (its document changed): it cannot be redriven",
+                                     src.id, src.node, src.flow);
+        goto out;
+    }
+    if (shared == NULL)
+        shared = json_loads(src.base, 0, NULL);
+    params = src.params ? json_loads(src.params, 0, NULL) : NULL;
+    if (shared == NULL || (src.params != NULL && params == NULL)) {
+        ret = flowd__http_send_error(r, conn, FLOWD_E_INTERNAL, "job %s's stored state is not JSON",
+                                     src.id);
+        goto out;
+    }
+    /* its priority, and its concurrency key as its flow says now (or as its POST gave it) */
+    json_t *body = json_pack("{s:i}", "priority", (json_int_t)src.priority);
+    submit_sched_t sched;
+    rc = body ? parse_sched(srv, body, def, shared, params, &sched, why, sizeof why) : -1;
+    json_decref(body);
+    if (rc < 0) {
+        ret = body ? flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST, "%s", why)
+                   : flowd__http_send_json(r, conn, 500, NULL, 0);
+        goto out;
+    }
+    if (!sched.has_key && src.conc_key != NULL) {
+        snprintf(sched.key, sizeof sched.key, "%s", src.conc_key);
+        sched.has_key = 1;
+        sched.conc_limit = src.conc_limit;
+    }
+    if (src.callback != NULL) {
+        cbv = json_loads(src.callback, 0, NULL);
+        if (cbv == NULL) {
+            ret = flowd__http_send_json(r, conn, 500, NULL, 0);
+            goto out;
+        }
+        if (check_callback(srv, r, conn, cbv, &sub.cb_text, &sub.cb_url, &sub.cb_events, &ret) < 0)
+            goto out;
+    }
+    sub.origin = redrive_origin(&src);
+    if (sub.origin == NULL) {
+        free(sub.cb_text);
+        free(sub.cb_url);
+        ret = flowd__http_send_json(r, conn, 500, NULL, 0);
+        goto out;
+    }
+    sub.def = def;
+    sub.shared = shared;
+    sub.params = params;
+    shared = params = NULL; /* submit takes them */
+    sub.idem = idem;
+    sub.body_hash = hash;
+    sub.sched = &sched;
+    sub.start_node = src.node;
+    r->location = 1;
+    ret = submit(srv, r, conn, &sub);
+out:
+    json_decref(shared);
+    json_decref(params);
+    json_decref(cbv);
+    flow_def_unref(def);
+    redrive_src_clear(&src);
+    return ret;
 }
 
 /* The Deliveries object from a shared store's rows: begun at the first, once the callback is read. */

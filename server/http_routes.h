@@ -18,6 +18,7 @@
     X(EVENTS, "/v1/jobs/{id}/events")                                                              \
     X(INPUT, "/v1/jobs/{id}/input")                                                                \
     X(CANCEL, "/v1/jobs/{id}/cancel")                                                              \
+    X(REDRIVE, "/v1/jobs/{id}/redrive")                                                            \
     X(DELIVERIES, "/v1/jobs/{id}/deliveries")                                                      \
     X(JOB_GRAPH, "/v1/jobs/{id}/graph.svg")                                                        \
     X(FLOWS, "/v1/flows")                                                                          \
@@ -57,6 +58,7 @@
     X(EVENTS, GET, job_events, "", READ, NONE)                                                     \
     X(INPUT, POST, job_input, "", SUBMIT, JSON)                                                    \
     X(CANCEL, POST, job_cancel, "", SUBMIT, ANY)                                                   \
+    X(REDRIVE, POST, job_redrive, "", SUBMIT, ANY)                                                 \
     X(DELIVERIES, GET, job_deliveries, "", READ, NONE)                                             \
     X(JOB_GRAPH, GET, job_graph, "", READ, NONE)                                                   \
     X(FLOWS, GET, flows_list, "limit, cursor", READ, NONE)                                         \

@@ -157,6 +157,11 @@ static void job_free(flowd_job_t *job) {
     free(job->restart.node);
     free(job->callback);
     free(job->callback_url);
+    free(job->params_text);
+    free(job->origin);
+    free(job->redrive_shared);
+    free(job->redrive_node);
+    free(job->run.base);
     flowd_deliveries_release(job->deliveries);
     flowd_ring_free(&job->events);
     free(job);

@@ -48,6 +48,13 @@ struct flowd_job {
     char *callback;
     char *callback_url;
     unsigned callback_events;
+    /* Set by the HTTP thread that made it before its start is queued (origin under the record's
+     * lock, as the list may render it; a restored one's by the store's load), then immutable: its
+     * params as compact JSON (NULL: none), which a redrive starts its new job with; and, for a job
+     * a redrive made, where it came from: compact JSON {"job": id, "node": the node it started at
+     * (null: the flow's start)} (NULL: a submission). */
+    char *params_text;
+    char *origin;
     char traceparent[56];        /* the W3C trace context of the POST that made it, or "" (set
                                   * before its start is queued; not stored: a job resumed after a
                                   * restart calls out without it) */
@@ -79,6 +86,17 @@ struct flowd_job {
     size_t final_history_len;
     uint64_t history_count;      /* once done: steps the history kept */
     flow_history_totals_t totals; /* once done */
+    /* Once done, of a job that failed or was canceled with a durable store: what a redrive starts
+     * from: the shared store as it was before the root-level step that failed (or was running),
+     * compact JSON, and that step's node (NULL: the flow's start). A store with patches keeps
+     * the step that store is as of instead (redrive_step when redrive_at_step, read back with
+     * flowd_store_shared_at). redrive_shared NULL and redrive_at_step 0: not kept (the memory
+     * store keeps no checkpoints, or the job never started). */
+    char *redrive_shared;
+    size_t redrive_shared_len;
+    uint64_t redrive_step;
+    int redrive_at_step;
+    char *redrive_node;
     char last_action_buf[24];
     flowd_ring_t events;
     /* events.c's lists (events.h): event streams suspended until the next event (under the
@@ -113,6 +131,18 @@ struct flowd_job {
          * tries it used; the stores write them with each checkpoint */
         const char *resume_node;
         unsigned resume_tries;
+        /* with a durable store: the shared store as the root flow's resume_node starts from it
+         * (after the last root-level step that succeeded, or the job's first store), compact
+         * JSON: not the store after a step inside a sub-flow, nor after a step that failed (a
+         * Lua prep may have written it): what a redrive starts from (redrive_shared). NULL: not
+         * kept (out of memory, or the memory store). Made by the HTTP thread that submits the job
+         * before its start is queued (the text the store's create writes too), else by its
+         * start on the loop. */
+        char *base;
+        size_t base_len;
+        /* the step run.base is as of (0: the job's first store); a store with patches keeps no
+         * run.base but makes it again from this (store.h: shared_at) */
+        uint64_t base_step;
         /* where a step's checkpoint does not serialize the whole store (the memory store, and a
          * store with patches between whole stores): when the shared store's size is counted next
          * (a time, or a step), and what the last count (or whole store) found after which step */

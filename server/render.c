@@ -137,6 +137,8 @@ void flowd_render_job_view(flowd_jw_t *w, const flowd_job_view_t *v) {
         flowd_jw_uint(w, v->conc_limit);
         flowd_jw_obj_end(w);
     }
+    flowd_jw_key(w, "redriven_from");
+    flowd_jw_raw(w, v->origin, v->origin ? strlen(v->origin) : 0);
     flowd_jw_obj_end(w);
 }
 
@@ -161,7 +163,8 @@ void flowd_render_job(flowd_jw_t *w, flowd_job_t *job, uint64_t *version) {
                           .start_at_us = job->start_at_us,
                           .priority = job->priority,
                           .conc_key = job->conc_key,
-                          .conc_limit = job->conc_limit};
+                          .conc_limit = job->conc_limit,
+                          .origin = job->origin};
     flowd_render_job_view(w, &v);
     flowd_job_unlock(job);
 }
@@ -199,7 +202,8 @@ char *flowd_render_totals_text(const flow_history_totals_t *t) {
 }
 
 char *flowd_render_new_job(flowd_job_t *job, size_t *len) {
-    if (job->start_at_us != 0 || job->priority != FLOWD_PRIORITY_DEFAULT || job->conc_key != NULL)
+    if (job->start_at_us != 0 || job->priority != FLOWD_PRIORITY_DEFAULT || job->conc_key != NULL ||
+        job->origin != NULL)
         return flowd_render_job_text(job, len, NULL); /* the fast text has none of these */
     char t[32];
     flow_buf_t b;
@@ -220,7 +224,8 @@ char *flowd_render_new_job(flowd_job_t *job, size_t *len) {
     flow_buf_adds(&b, "\",\n  \"started_at\": null,\n  \"finished_at\": null,\n  \"current_node\": null,\n"
                        "  \"steps\": 0,\n  \"last_action\": null,\n  \"waiting_for\": null,\n"
                        "  \"error\": null,\n  \"start_at\": null,\n  \"priority\": "
-                       FLOWD_STRINGIFY(FLOWD_PRIORITY_DEFAULT) ",\n  \"concurrency\": null\n}\n");
+                       FLOWD_STRINGIFY(FLOWD_PRIORITY_DEFAULT) ",\n  \"concurrency\": null,\n"
+                       "  \"redriven_from\": null\n}\n");
     return flow_buf_take(&b, len);
 }
 

@@ -97,10 +97,10 @@ static void done_history_locked(flowd_snapshot_t *s, flowd_job_t *job) {
 static void view_locked(flowd_snapshot_t *s, flowd_job_t *job) {
     const char *text[] = {flow_def_name(job->def), job->current_node, job->last_action,
                           job->waiting_for,        job->error.message, job->error.node,
-                          job->conc_key};
+                          job->conc_key,           job->origin};
     const char **field[] = {&s->job.flow,        &s->job.current_node,  &s->job.last_action,
                             &s->job.waiting_for, &s->job.error_message, &s->job.error_node,
-                            &s->job.conc_key};
+                            &s->job.conc_key,        &s->job.origin};
     size_t n = sizeof text / sizeof *text, total = 0;
     for (size_t i = 0; i < n; i++)
         total += text[i] ? strlen(text[i]) + 1 : 0;
@@ -146,7 +146,8 @@ void flowd_snapshot_row_view(const flowd_remote_job_t *j, flowd_job_view_t *v) {
                             .start_at_us = j->start_at_us,
                             .priority = j->priority,
                             .conc_key = j->conc_key,
-                            .conc_limit = j->conc_limit};
+                            .conc_limit = j->conc_limit,
+                            .origin = j->origin};
 }
 
 void flowd_snapshot_of_row(flowd_snapshot_t *s, flowd_remote_job_t *row) {
@@ -291,9 +292,10 @@ static int find_remote(flowd_server_t *srv, const char *id, size_t len, const ch
     if (srv->store->cluster != NULL && is_id(id, len)) {
         memcpy(key, id, FLOWD_ID_LEN);
         key[FLOWD_ID_LEN] = '\0';
-        rc = srv->store->cluster->read_job(
-            srv->store, key, NULL, scope,
-            s->want & (FLOWD_READ_SHARED | FLOWD_READ_HISTORY | FLOWD_READ_DOCUMENT), &row);
+        rc = srv->store->cluster->read_job(srv->store, key, NULL, scope,
+                                           s->want & (FLOWD_READ_SHARED | FLOWD_READ_HISTORY |
+                                                      FLOWD_READ_DOCUMENT | FLOWD_READ_REDRIVE),
+                                           &row);
     }
     if (rc == 0) {
         flowd_snapshot_of_row(s, &row);

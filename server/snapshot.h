@@ -24,6 +24,8 @@
 #define FLOWD_SNAP_SHARED FLOWD_READ_SHARED /* the shared store, or the part pointer names */
 #define FLOWD_SNAP_HISTORY FLOWD_READ_HISTORY
 #define FLOWD_SNAP_FLOW FLOWD_READ_DOCUMENT /* the flow version the job started with (def) */
+/* a job elsewhere: what a redrive of it takes (store_cluster.h FLOWD_READ_REDRIVE) */
+#define FLOWD_SNAP_REDRIVE FLOWD_READ_REDRIVE
 
 /* A job as read once. Everything is the snapshot's (flowd_snapshot_clear); a zeroed one is empty. */
 typedef struct flowd_snapshot {

@@ -73,5 +73,10 @@ void flowd_remote_job_clear(flowd_remote_job_t *j) {
     free(j->shared);
     free(j->history);
     free(j->flow_document);
+    free(j->origin);
+    free(j->params);
+    free(j->callback);
+    free(j->base_shared);
+    free(j->base_node);
     memset(j, 0, sizeof *j);
 }

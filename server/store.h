@@ -83,6 +83,8 @@ typedef struct flowd_checkpoint {
                                 * but at a snapshot: the step's entry carries its patch */
     size_t shared_len;
     uint64_t shared_step;      /* with shared: the step it is as of (the job's steps then) */
+    uint64_t base_step;        /* the step a redrive would start from the store of (jobs.h
+                                * run.base_step): a store with patches keeps what makes it again */
     const char *step;          /* the finished step's history entry (JSON text), or NULL */
     uint64_t step_seq;
     size_t step_len;
@@ -119,10 +121,16 @@ typedef struct flowd_stored_job {
     unsigned conc_limit;
     json_t *params;            /* NULL: none */
     json_t *shared;            /* as of its last checkpoint (its final store once it has ended) */
-    const char *resume_node;
+    const char *resume_node;   /* also: a queued job a redrive made starts there (origin) */
     unsigned tries;
     uint64_t steps;
     const char *last_action;
+    /* a job that failed or was canceled: its store before the root-level step that failed (or was
+     * running), compact JSON, which a redrive starts from at resume_node; NULL: not kept */
+    const char *base_shared;
+    int at_base_step;          /* a store with patches: base_step is kept instead of base_shared */
+    uint64_t base_step;
+    const char *origin;        /* a job a redrive made: {"job", "node"} (compact JSON), or NULL */
     const char *waiting_for;
     int error_code;
     const char *error_message, *error_node;

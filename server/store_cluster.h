@@ -64,6 +64,10 @@ typedef struct flowd_remote_job {
     unsigned conc_limit;
     char *shared;              /* FLOWD_READ_SHARED: compact JSON */
     size_t shared_len;
+    char *origin;              /* a redrive's job: where it came from (compact JSON), or NULL */
+    /* FLOWD_READ_REDRIVE: its params and callback (compact JSON, or NULL), and what a redrive
+     * starts from (jobs.h redrive_shared, redrive_node; base_shared NULL: not kept) */
+    char *params, *callback, *base_shared, *base_node;
     char *history;             /* FLOWD_READ_HISTORY: compact JSON array of its last steps */
     size_t history_len;
     flow_history_totals_t totals; /* FLOWD_READ_HISTORY */
@@ -74,6 +78,7 @@ typedef struct flowd_remote_job {
 #define FLOWD_READ_SHARED 1u
 #define FLOWD_READ_HISTORY 2u
 #define FLOWD_READ_DOCUMENT 8u
+#define FLOWD_READ_REDRIVE 16u /* not 4: FLOWD_SNAP_JOB */
 
 void flowd_remote_job_clear(flowd_remote_job_t *j);
 

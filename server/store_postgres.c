@@ -53,7 +53,7 @@
 #include "store_cluster.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 #define CLAIM_BATCH 500       /* jobs claimed at most in one go */
 #define SWEEP_MS 60000        /* how often ended jobs past the retention are deleted */
 #define POOL_MAX 64
@@ -190,7 +190,8 @@ static const char schema[] =
     " claims integer NOT NULL DEFAULT 0, finishes integer NOT NULL DEFAULT 0,"
     " tenant text NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback text,"
     " start_at_us bigint NOT NULL DEFAULT 0, priority smallint NOT NULL DEFAULT 5, conc_key text,"
-    " conc_limit integer NOT NULL DEFAULT 0, slot boolean NOT NULL DEFAULT false, waits text);"
+    " conc_limit integer NOT NULL DEFAULT 0, slot boolean NOT NULL DEFAULT false, waits text,"
+    " origin text, base_shared text);"
     "CREATE UNIQUE INDEX IF NOT EXISTS jobs_tenant_idem ON jobs (tenant, idem_key);"
     "CREATE INDEX IF NOT EXISTS jobs_key_active ON jobs (tenant, conc_key) WHERE conc_key IS NOT NULL"
     " AND status IN " ACTIVE ";"
@@ -269,6 +270,17 @@ static const char migrate_5_to_6[] =
     "UPDATE flowd_meta SET value = '6' WHERE key = 'schema_version';"
     "COMMIT;";
 
+/* Version 7 adds what redrives need (POST /v1/jobs/{id}/redrive): a job's origin (the job a redrive
+ * made it from) and, for a job that failed or was canceled, its store before the root-level step
+ * that failed (base_shared, with that step's node in resume_node). The jobs from before have
+ * neither: they cannot be redriven. */
+static const char migrate_6_to_7[] =
+    "BEGIN;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS origin text;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS base_shared text;"
+    "UPDATE flowd_meta SET value = '7' WHERE key = 'schema_version';"
+    "COMMIT;";
+
 /* Creates the tables, brings an older database up to this version, or refuses a newer one.
  * Instances that start together take turns (an advisory lock). */
 static int migrate(PGconn *c, char *err, size_t errlen) {
@@ -297,52 +309,26 @@ static int migrate(PGconn *c, char *err, size_t errlen) {
                  SCHEMA_VERSION);
         rc = FLOW_EINVAL;
     }
-    if (rc == 0 && version == 1) {
-        flowd_log(FLOW_LOG_INFO, "store: schema version 1 -> 2");
-        res = PQexec(c, migrate_1_to_2);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            snprintf(err, errlen, "cannot migrate the schema from version 1: %s",
-                     PQresultErrorMessage(res));
-            PQclear(PQexec(c, "ROLLBACK"));
-            rc = FLOW_EIO;
-        } else {
-            version = 2;
-        }
-        PQclear(res);
-    }
-    if (rc == 0 && version == 2) {
-        flowd_log(FLOW_LOG_INFO, "store: schema version 2 -> 3");
-        res = PQexec(c, migrate_2_to_3);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            snprintf(err, errlen, "cannot migrate the schema from version 2: %s",
-                     PQresultErrorMessage(res));
-            PQclear(PQexec(c, "ROLLBACK"));
-            rc = FLOW_EIO;
-        } else {
-            version = 3;
-        }
-        PQclear(res);
-    }
-    if (rc == 0 && (version == 3 || version == 4)) { /* 3 -> 4 is only a table the schema makes */
-        flowd_log(FLOW_LOG_INFO, "store: schema version %d -> 5", version);
-        res = PQexec(c, migrate_4_to_5);
+    /* each step moves an older database one version on, in a transaction of its own; 3 -> 4 is
+     * only a table the schema makes, so 3 goes on with 4's step */
+    static const struct {
+        int from;
+        const char *sql;
+    } steps[] = {{1, migrate_1_to_2}, {2, migrate_2_to_3}, {3, migrate_4_to_5},
+                 {4, migrate_4_to_5}, {5, migrate_5_to_6}, {6, migrate_6_to_7}};
+    for (size_t i = 0; rc == 0 && i < sizeof steps / sizeof steps[0]; i++) {
+        if (version != steps[i].from)
+            continue;
+        int to = steps[i].sql == migrate_4_to_5 ? 5 : version + 1;
+        flowd_log(FLOW_LOG_INFO, "store: schema version %d -> %d", version, to);
+        res = PQexec(c, steps[i].sql);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             snprintf(err, errlen, "cannot migrate the schema from version %d: %s", version,
                      PQresultErrorMessage(res));
             PQclear(PQexec(c, "ROLLBACK"));
             rc = FLOW_EIO;
         } else {
-            version = 5;
-        }
-        PQclear(res);
-    }
-    if (rc == 0 && version == 5) {
-        flowd_log(FLOW_LOG_INFO, "store: schema version 5 -> 6");
-        res = PQexec(c, migrate_5_to_6);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            snprintf(err, errlen, "cannot migrate the schema from version 5: %s", PQresultErrorMessage(res));
-            PQclear(PQexec(c, "ROLLBACK"));
-            rc = FLOW_EIO;
+            version = to;
         }
         PQclear(res);
     }
@@ -373,10 +359,10 @@ static const struct {
 } wstmts[] = {
     {"ins_version", "INSERT INTO flow_versions (digest, document) VALUES ($1, $2) ON CONFLICT DO NOTHING"},
     {"ins_job", "INSERT INTO jobs (id, flow, digest, created_us, idem_key, body_hash, params, shared, owner,"
-                " lease_until, tenant, callback, start_at_us, priority, conc_key, conc_limit) VALUES ($1,"
-                " $2, $3, $4::bigint, $5, $6::bigint, $7, $8, $9,"
+                " lease_until, tenant, callback, start_at_us, priority, conc_key, conc_limit,"
+                " origin, resume_node) VALUES ($1, $2, $3, $4::bigint, $5, $6::bigint, $7, $8, $9,"
                 " now() + $10::bigint * interval '1 millisecond', $11, $12, $13::bigint, $14::smallint,"
-                " $15, $16::integer) ON CONFLICT DO NOTHING"},
+                " $15, $16::integer, $17, $18) ON CONFLICT DO NOTHING"},
     {"checkpoint",
      "WITH u AS (UPDATE jobs SET status = $2, resume_node = $3, tries = $4::integer, steps = $5::bigint,"
      " started_us = $6::bigint, shared = COALESCE($7::text, shared), waiting_for = $8,"
@@ -396,7 +382,8 @@ static const struct {
     {"finish",
      "WITH u AS (UPDATE jobs SET status = $2, steps = $3::bigint, started_us = $4::bigint, finished_us = $5::bigint,"
      " shared = COALESCE($6::text, shared), last_action = $7, error_code = $8, error_message = $9, error_node = $10,"
-     " totals = $11, resume_node = NULL, waiting_for = NULL, finishes = finishes + 1,"
+     " totals = $11, resume_node = $15, base_shared = $16, waiting_for = NULL,"
+     " finishes = finishes + 1,"
      " last_event = GREATEST(last_event, $12::bigint) WHERE id = $1 AND owner = $14 RETURNING id),"
      " e AS (INSERT INTO events (job_id, id, type, final, data) SELECT id, $12::bigint, 0, true, $13::text FROM u"
      " WHERE $13::text IS NOT NULL ON CONFLICT DO NOTHING)"
@@ -452,7 +439,7 @@ static const struct {
      " FROM c WHERE j.id = c.id RETURNING j.id, j.seq, j.flow, j.digest, j.status, j.created_us,"
      " j.started_us, j.idem_key, j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps,"
      " j.last_action, j.waiting_for, j.last_event, j.tenant, j.callback, j.start_at_us, j.priority,"
-     " j.conc_key, j.conc_limit)"
+     " j.conc_key, j.conc_limit, j.origin)"
      /* in the order of claimed_steps and claimed_events, which claim walks along */
      " SELECT * FROM u ORDER BY id"},
     {"claimed_docs", "SELECT digest, document FROM flow_versions WHERE digest = ANY($1::text[])"},
@@ -619,8 +606,8 @@ static int apply_create(pg_store_t *s, flowd_op_t *op) {
     u64(limit, sizeof limit, c->conc_limit);
     const char *p[] = {op->id, c->flow, c->digest, created, c->idem_key, hash, c->params,
                        c->shared ? c->shared : "{}", s->me, lease, c->tenant, c->callback, start_at,
-                       priority, c->conc_key, limit};
-    PGresult *res = run_prepared(s->wconn, "ins_job", 16, p, PGRES_COMMAND_OK);
+                       priority, c->conc_key, limit, c->origin, c->resume_node};
+    PGresult *res = run_prepared(s->wconn, "ins_job", 18, p, PGRES_COMMAND_OK);
     if (res == NULL)
         return FLOW_EIO;
     /* no row: its id or Idempotency-Key is taken (another instance got the same key meanwhile) */
@@ -698,10 +685,10 @@ static int apply_finish(pg_store_t *s, flowd_op_t *op) {
     u64(event, sizeof event, e->event_id);
     const char *p[] = {op->id, flow_status_name(e->status), steps, started, finished, e->shared,
                        e->last_action, e->error_code, e->error_message, e->error_node, e->totals, event,
-                       e->event, s->me};
+                       e->event, s->me, e->resume_node, e->base_shared};
     s->notify_events = 1;
     s->notify_slots |= e->limited;
-    return apply_guarded(s, op, "finish", 14, p);
+    return apply_guarded(s, op, "finish", 16, p);
 }
 
 /* A statement with no rows to look at. */
@@ -994,6 +981,7 @@ static void claim(pg_store_t *s) {
             .priority = (unsigned)col_u64(jobs, r, 20),
             .conc_key = col(jobs, r, 21),
             .conc_limit = (unsigned)col_u64(jobs, r, 22),
+            .origin = col(jobs, r, 23),
             .history = history,
             .events = evs,
             .nevents = nev,
@@ -1307,7 +1295,7 @@ static void pool_put(pg_store_t *s, PGconn *c) {
 #define JOB_COLUMNS                                                                                          \
     "id, seq, flow, status, created_us, started_us, finished_us, resume_node, steps, last_action, waiting_for," \
     " error_code, error_message, error_node, idem_key, body_hash, last_event, tenant, start_at_us," \
-    " priority, conc_key, conc_limit"
+    " priority, conc_key, conc_limit, origin"
 
 static char *col_dup(PGresult *res, int row, int i) {
     return dup_or_null(col(res, row, i));
@@ -1339,6 +1327,7 @@ static void remote_from_row(PGresult *res, int r, flowd_remote_job_t *j) {
     j->priority = (unsigned)col_u64(res, r, 19);
     j->conc_key = col_dup(res, r, 20);
     j->conc_limit = (unsigned)col_u64(res, r, 21);
+    j->origin = col_dup(res, r, 22);
 }
 
 /* The last steps of a job as a compact JSON array, and its totals. */
@@ -1420,17 +1409,26 @@ static int pg_read_job(flowd_store_t *store, const char *id, const char *idem_ke
         return FLOW_EIO;
     const char *p[] = {id ? id : idem_key, tenant};
     PGresult *res = run(c,
-                        id ? "SELECT " JOB_COLUMNS ", shared FROM jobs WHERE id = $1"
-                             " AND ($2::text IS NULL OR tenant = $2)"
-                           : "SELECT " JOB_COLUMNS ", shared FROM jobs WHERE idem_key = $1"
+                        id ? "SELECT " JOB_COLUMNS ", shared, params, callback, base_shared"
+                             " FROM jobs WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)"
+                           : "SELECT " JOB_COLUMNS ", shared, params, callback, base_shared"
+                             " FROM jobs WHERE idem_key = $1"
                              " AND tenant = $2",
                         2, p, PGRES_TUPLES_OK);
     int rc = res == NULL ? FLOW_EIO : PQntuples(res) == 0 ? FLOW_ENOTFOUND : 0;
     if (rc == 0) {
         remote_from_row(res, 0, out);
         if (what & FLOWD_READ_SHARED) {
-            out->shared = col_dup(res, 0, 22);
+            out->shared = col_dup(res, 0, 23);
             out->shared_len = out->shared ? strlen(out->shared) : 0;
+        }
+        if (what & FLOWD_READ_REDRIVE) {
+            out->params = col_dup(res, 0, 24);
+            out->callback = col_dup(res, 0, 25);
+            out->base_shared = col_dup(res, 0, 26);
+            out->base_node = col_dup(res, 0, 7);
+            if (out->base_shared == NULL)
+                out->base_node = (free(out->base_node), NULL);
         }
         if (what & FLOWD_READ_HISTORY)
             rc = read_history(c, out->id, out);

@@ -39,7 +39,8 @@ typedef struct sq_file {
     /* statements of the writer's thread (and of load) */
     sqlite3_stmt *ins_job, *ins_version, *upd_checkpoint, *ins_step, *upd_finish, *del_job,
         *del_steps, *put_flow, *ins_delivery, *upd_delivery, *del_delivery_orphan,
-        *del_deliveries, *sched_run, *sched_put, *sched_del, *sched_skip, *put_store, *del_store;
+        *del_deliveries, *sched_run, *sched_put, *sched_del, *sched_skip, *put_store, *del_store,
+        *prune_stores;
     /* the checkpointer: its own connection copies the log into the file, off the writer's thread */
     sqlite3 *cdb;
     pthread_t cthread;
@@ -84,11 +85,19 @@ static int apply_run(sq_file_t *f, flowd_op_t *op) {
 }
 
 /* The job's last whole shared store, as of step (store.h: patches). */
-static int put_store(sq_file_t *f, uint64_t seq, uint64_t step, const char *shared) {
+/* A job's whole store as of a step. The older ones go, but for the newest at or before base (the
+ * step a redrive of the job would start from, jobs.h run.base_step): with the patches after it, it
+ * makes that store again. So a job keeps at most two. */
+static int put_store(sq_file_t *f, uint64_t seq, uint64_t step, const char *shared, uint64_t base) {
+    int rc;
     sqlite3_bind_int64(f->put_store, 1, (sqlite3_int64)seq);
     sqlite3_bind_int64(f->put_store, 2, (sqlite3_int64)step);
     sqlite3_bind_text(f->put_store, 3, shared, -1, SQLITE_STATIC);
-    return run(f->put_store);
+    if ((rc = run(f->put_store)) != 0)
+        return rc;
+    sqlite3_bind_int64(f->prune_stores, 1, (sqlite3_int64)seq);
+    sqlite3_bind_int64(f->prune_stores, 2, (sqlite3_int64)(base < step ? base : step));
+    return run(f->prune_stores);
 }
 
 static int apply_create(sq_file_t *f, flowd_op_t *op) {
@@ -118,9 +127,11 @@ static int apply_create(sq_file_t *f, flowd_op_t *op) {
     sqlite3_bind_int(st, 13, (int)c->priority);
     bind_text(st, 14, c->conc_key);
     sqlite3_bind_int64(st, 15, (sqlite3_int64)c->conc_limit);
+    bind_text(st, 16, c->origin);
+    bind_text(st, 17, c->resume_node);
     if ((rc = run(st)) != 0)
         return rc;
-    return put_store(f, op->seq, 0, c->shared ? c->shared : "{}");
+    return put_store(f, op->seq, 0, c->shared ? c->shared : "{}", 0);
 }
 
 static int apply_checkpoint(sq_file_t *f, const flowd_op_t *op) {
@@ -137,7 +148,8 @@ static int apply_checkpoint(sq_file_t *f, const flowd_op_t *op) {
         sqlite3_bind_int64(st, 7, (sqlite3_int64)op->seq);
         if ((rc = run(st)) != 0)
             return rc;
-        if (c->shared != NULL && (rc = put_store(f, op->seq, c->shared_step, c->shared)) != 0)
+        if (c->shared != NULL &&
+            (rc = put_store(f, op->seq, c->shared_step, c->shared, c->base_step)) != 0)
             return rc;
     }
     if (c->step == NULL)
@@ -161,7 +173,13 @@ static int apply_finish(sq_file_t *f, const flowd_op_t *op) {
     bind_text(st, 8, e->error_message);
     bind_text(st, 9, e->error_node);
     bind_text(st, 10, e->totals);
-    sqlite3_bind_int64(st, 11, (sqlite3_int64)op->seq);
+    bind_text(st, 11, e->resume_node);
+    bind_text(st, 12, e->base_shared);
+    if (e->at_base_step)
+        sqlite3_bind_int64(st, 13, (sqlite3_int64)e->base_step);
+    else
+        sqlite3_bind_null(st, 13);
+    sqlite3_bind_int64(st, 14, (sqlite3_int64)op->seq);
     return run(st);
 }
 
@@ -254,31 +272,35 @@ static int apply_read(sq_file_t *f, flowd_op_t *op) {
     char why[256];
     op->rc = FLOW_EIO;
     if (sqlite3_prepare_v2(f->db,
-                           "SELECT j.id, s.shared, j.shared, s.shared IS NULL,"
-                           " COALESCE(s.step, j.steps), j.steps, j.seq FROM jobs j"
-                           " LEFT JOIN stores s ON s.job = j.seq WHERE j.id = ?",
+                           "SELECT j.id, s.shared, j.shared,"
+                           " NOT EXISTS (SELECT 1 FROM stores WHERE job = j.seq), s.step, j.steps,"
+                           " j.seq, (SELECT MIN(step) FROM stores WHERE job = j.seq) FROM jobs j"
+                           " LEFT JOIN stores s ON s.job = j.seq AND s.step = (SELECT MAX(step)"
+                           " FROM stores WHERE job = j.seq AND step <= ?1) WHERE j.id = ?2",
                            -1, &st, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(f->db,
                            "SELECT data FROM steps WHERE job = ? AND seq > ? AND seq <= ?"
                            " ORDER BY seq",
                            -1, &steps, NULL) != SQLITE_OK)
         goto out;
-    sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)r->step);
+    sqlite3_bind_text(st, 2, op->id, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_ROW) {
         op->rc = FLOW_ENOTFOUND;
         goto out;
     }
-    /* the whole store in stores is as of from; a job from before version 7 has none, and its
+    /* the newest whole store in stores at or before the step is as of from (a job keeps its last
+     * one and the one a redrive needs: put_store); a job from before version 7 has none, and its
      * jobs.shared is as of its last checkpoint */
     int legacy = sqlite3_column_int(st, 3);
-    uint64_t from = (uint64_t)sqlite3_column_int64(st, 4),
-             last = (uint64_t)sqlite3_column_int64(st, 5);
-    *r->oldest = from;
+    uint64_t last = (uint64_t)sqlite3_column_int64(st, 5);
+    uint64_t from = legacy ? last : (uint64_t)sqlite3_column_int64(st, 4);
+    *r->oldest = legacy ? last : (uint64_t)sqlite3_column_int64(st, 7);
     if (r->step > last) {
         op->rc = FLOW_ENOTFOUND;
         goto out;
     }
-    if (r->step < from) {
+    if (r->step < from || (!legacy && sqlite3_column_type(st, 4) == SQLITE_NULL)) {
         op->rc = FLOW_ESTATE;
         goto out;
     }
@@ -509,9 +531,10 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
         "SELECT j.id, j.flow, v.document, j.status, j.created_us, j.started_us, j.finished_us, j.idem_key,"
         " j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps, j.last_action, j.waiting_for,"
         " j.error_code, j.error_message, j.error_node, j.totals, j.seq, j.tenant, j.callback,"
-        " j.start_at_us, j.priority, j.conc_key, j.conc_limit, s.step, s.shared"
-        " FROM jobs j LEFT JOIN flow_versions v ON v.digest = j.digest"
-        " LEFT JOIN stores s ON s.job = j.seq ORDER BY j.seq";
+        " j.start_at_us, j.priority, j.conc_key, j.conc_limit, j.origin, j.base_shared, j.base_step,"
+        " s.step, s.shared FROM jobs j LEFT JOIN flow_versions v ON v.digest = j.digest"
+        " LEFT JOIN stores s ON s.job = j.seq"
+        " AND s.step = (SELECT MAX(step) FROM stores WHERE job = j.seq) ORDER BY j.seq";
     sqlite3_stmt *st = NULL, *steps = NULL;
     int rc = 0;
     if (sqlite3_prepare_v2(f->db, q, -1, &st, NULL) != SQLITE_OK ||
@@ -552,14 +575,18 @@ static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
             .priority = (unsigned)sqlite3_column_int(st, 24),
             .conc_key = col_text(st, 25),
             .conc_limit = (unsigned)sqlite3_column_int64(st, 26),
+            .origin = col_text(st, 27),
+            .base_shared = col_text(st, 28),
+            .at_base_step = sqlite3_column_type(st, 29) != SQLITE_NULL,
+            .base_step = (uint64_t)sqlite3_column_int64(st, 29),
         };
         j.history = history_of(steps, j.seq);
         /* a job that has not ended: its last whole store and the patches after it */
         uint64_t shared_step = j.steps;
-        if (!flow_status_final(j.status) && sqlite3_column_type(st, 28) != SQLITE_NULL) {
+        if (!flow_status_final(j.status) && sqlite3_column_type(st, 31) != SQLITE_NULL) {
             json_decref(j.shared);
-            j.shared = col_json(st, 28);
-            shared_step = (uint64_t)sqlite3_column_int64(st, 27);
+            j.shared = col_json(st, 31);
+            shared_step = (uint64_t)sqlite3_column_int64(st, 30);
         }
         if (j.shared == NULL)
             j.shared = json_object();
@@ -670,7 +697,7 @@ static void file_close(sq_file_t *f) {
                              f->upd_finish, f->del_job, f->del_steps, f->put_flow,
                              f->ins_delivery, f->upd_delivery, f->del_delivery_orphan,
                              f->del_deliveries, f->sched_run, f->sched_put, f->sched_del,
-                             f->sched_skip, f->put_store, f->del_store};
+                             f->sched_skip, f->put_store, f->del_store, f->prune_stores};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
         sqlite3_finalize(stmts[i]);
     if (f->db != NULL)
@@ -721,9 +748,10 @@ static const char schema[] =
     " error_message TEXT, error_node TEXT, totals TEXT,"
     " tenant TEXT NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback TEXT,"
     " start_at_us INTEGER NOT NULL DEFAULT 0, priority INTEGER NOT NULL DEFAULT 5, conc_key TEXT,"
-    " conc_limit INTEGER NOT NULL DEFAULT 0, UNIQUE (tenant, idem_key));"
-    "CREATE TABLE IF NOT EXISTS stores (job INTEGER PRIMARY KEY, step INTEGER NOT NULL,"
-    " shared TEXT NOT NULL);"
+    " conc_limit INTEGER NOT NULL DEFAULT 0, origin TEXT, base_shared TEXT, base_step INTEGER,"
+    " UNIQUE (tenant, idem_key));"
+    "CREATE TABLE IF NOT EXISTS stores (job INTEGER NOT NULL, step INTEGER NOT NULL,"
+    " shared TEXT NOT NULL, PRIMARY KEY (job, step));"
     "CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, job TEXT NOT NULL, tenant TEXT NOT NULL,"
     " url TEXT NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL, created_us INTEGER NOT NULL,"
     " state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_us INTEGER NOT NULL DEFAULT 0,"
@@ -803,12 +831,20 @@ static const char migrate_5_to_6[] =
     "COMMIT;";
 
 /* Version 7 keeps checkpoints as patches (patch.h) and adds the stores table (which the schema
- * makes): a job's last whole shared store and the step it is as of; the steps after it carry their
- * patches in their entries. jobs.shared is then {} until the job ends and its final store after:
- * a store in the job's row would make every checkpoint rewrite it (SQLite writes a row whole). A
- * job from before has no row in stores: its jobs.shared is as of its last checkpoint. */
+ * makes): a job's last whole shared store and the step it is as of, and the one a redrive starts
+ * from when it is older; the steps after them carry their patches in their entries. jobs.shared
+ * is then {} until the job ends and its final store after: a store in the job's row would make
+ * every checkpoint rewrite it (SQLite writes a row whole). A job from before has no row in
+ * stores: its jobs.shared is as of its last checkpoint. It also adds what redrives need (POST
+ * /v1/jobs/{id}/redrive): a job's origin (the job a redrive made it from) and, for a job that
+ * failed or was canceled, the step its store before the root-level step that failed is as of
+ * (base_step, with that step's node in resume_node; base_shared where a whole store was kept
+ * instead). The jobs from before have neither: they cannot be redriven. */
 static const char migrate_6_to_7[] =
     "BEGIN;"
+    "ALTER TABLE jobs ADD COLUMN origin TEXT;"
+    "ALTER TABLE jobs ADD COLUMN base_shared TEXT;"
+    "ALTER TABLE jobs ADD COLUMN base_step INTEGER;"
     "UPDATE meta SET value = '7' WHERE key = 'schema_version';"
     "COMMIT;";
 
@@ -835,7 +871,7 @@ static int migrate(sq_file_t *f, char *err, size_t errlen) {
     if (version >= 1 && version < SCHEMA_VERSION) {
         flowd_log(FLOW_LOG_INFO, "store: %s: schema version %d -> %d", f->path, version,
                   SCHEMA_VERSION);
-        /* 1 and 2 copy their rows into the tables of this version; 3 and 5 gain columns, a
+        /* 1 and 2 copy their rows into the tables of this version; 3, 5 and 6 gain columns, a
          * transaction a version (4 -> 5 is only the schedules table, which the schema makes) */
         if (version == 3)
             sql = sqlite3_mprintf("%s%s%s", migrate_3_to_4, migrate_5_to_6, migrate_6_to_7);
@@ -901,8 +937,9 @@ static int file_open(const char *path, const char *sync, sq_file_t **out, char *
     if ((rc = migrate(f, err, errlen)) < 0)
         goto fail;
     if (prepare(f, "INSERT INTO jobs (id, seq, flow, digest, created_us, idem_key, body_hash,"
-                   " params, shared, tenant, callback, start_at_us, priority, conc_key, conc_limit)"
-                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   " params, shared, tenant, callback, start_at_us, priority, conc_key, conc_limit,"
+                   " origin, resume_node)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 &f->ins_job) < 0 ||
         prepare(f, "INSERT OR IGNORE INTO flow_versions (digest, document) VALUES (?, ?)",
                 &f->ins_version) < 0 ||
@@ -913,8 +950,8 @@ static int file_open(const char *path, const char *sync, sq_file_t **out, char *
                 &f->ins_step) < 0 ||
         prepare(f, "UPDATE jobs SET status = ?, steps = ?, started_us = ?, finished_us = ?,"
                    " shared = COALESCE(?, shared), last_action = ?, error_code = ?,"
-                   " error_message = ?, error_node = ?, totals = ?, resume_node = NULL,"
-                   " waiting_for = NULL WHERE seq = ?",
+                   " error_message = ?, error_node = ?, totals = ?, resume_node = ?,"
+                   " base_shared = ?, base_step = ?, waiting_for = NULL WHERE seq = ?",
                 &f->upd_finish) < 0 ||
         prepare(f, "DELETE FROM jobs WHERE id = ?", &f->del_job) < 0 ||
         prepare(f, "DELETE FROM steps WHERE job = (SELECT seq FROM jobs WHERE id = ?)",
@@ -923,6 +960,9 @@ static int file_open(const char *path, const char *sync, sq_file_t **out, char *
                 &f->put_store) < 0 ||
         prepare(f, "DELETE FROM stores WHERE job = (SELECT seq FROM jobs WHERE id = ?)",
                 &f->del_store) < 0 ||
+        prepare(f, "DELETE FROM stores WHERE job = ?1 AND step < COALESCE((SELECT MAX(step)"
+                   " FROM stores WHERE job = ?1 AND step <= ?2), 0)",
+                &f->prune_stores) < 0 ||
         prepare(f, "INSERT OR REPLACE INTO flows (name, document, updated_us) VALUES (?, ?, ?)",
                 &f->put_flow) < 0 ||
         prepare(f, "UPDATE schedules SET next_s = ?, last_job = ?, last_run_s = ?"

@@ -57,6 +57,8 @@ void flowd_op_free(flowd_op_t *op) {
         free(op->create.sched);
         free(op->create.conc_key);
         free(op->create.callback);
+        free(op->create.origin);
+        free(op->create.resume_node);
         break;
     case FLOWD_OP_CHECKPOINT:
         free(op->checkpoint.resume_node);
@@ -77,6 +79,8 @@ void flowd_op_free(flowd_op_t *op) {
         free(op->finish.error_node);
         free(op->finish.totals);
         free(op->finish.event);
+        free(op->finish.base_shared);
+        free(op->finish.resume_node);
         break;
     case FLOWD_OP_FLOW:
         free(op->flow.name);
@@ -402,7 +406,8 @@ static int fill_create(flowd_op_t *op, flowd_job_t *job, json_t *shared, json_t 
     c->document = digest ? dump(flow_doc_of(job->def)) : NULL;
     c->idem_key = dup_or_null(job->idem_key);
     c->params = dump(params);
-    c->shared = dump(shared);
+    /* a submission's store is dumped once, by its HTTP thread (jobs.h run.base) */
+    c->shared = job->run.base ? strndup(job->run.base, job->run.base_len) : dump(shared);
     c->tenant = strdup(job->tenant);
     c->callback = dup_or_null(job->callback);
     c->created_us = job->created_us;
@@ -411,12 +416,16 @@ static int fill_create(flowd_op_t *op, flowd_job_t *job, json_t *shared, json_t 
     c->priority = job->priority;
     c->conc_key = dup_or_null(job->conc_key);
     c->conc_limit = job->conc_limit;
+    /* a redrive's job: its HTTP thread set these before the store and the loop had it */
+    c->origin = dup_or_null(job->origin);
+    c->resume_node = job->origin ? dup_or_null(job->restart.node) : NULL;
     c->done = done;
     c->data = data;
     if (c->flow == NULL || (digest && (c->digest == NULL || c->document == NULL)) ||
         (job->idem_key && c->idem_key == NULL) || (params && c->params == NULL) ||
         (shared && c->shared == NULL) || c->tenant == NULL ||
-        (job->conc_key && c->conc_key == NULL) || (job->callback && c->callback == NULL)) {
+        (job->conc_key && c->conc_key == NULL) || (job->callback && c->callback == NULL) ||
+        (job->origin && c->origin == NULL) || (c->origin && job->restart.node && !c->resume_node)) {
         flowd_op_free(op);
         return FLOW_ENOMEM;
     }
@@ -454,6 +463,7 @@ void flowd_writer_checkpoint(flowd_writer_t *w, flowd_job_t *job, const flowd_ch
     c->started_us = cp->started_us;
     c->shared = cp->shared;
     c->shared_step = cp->shared_step;
+    c->base_step = cp->base_step;
     c->step = cp->step ? strndup(cp->step, cp->step_len) : NULL;
     c->step_seq = cp->step_seq;
     c->event_id = cp->step ? cp->event_id : 0;
@@ -511,6 +521,18 @@ void flowd_writer_finish(flowd_writer_t *w, flowd_job_t *job) {
     f->error_message = dup_or_null(job->error.message);
     f->error_node = dup_or_null(job->error.node);
     f->totals = flowd_render_totals_text(&job->totals);
+    if (job->redrive_shared != NULL) {
+        f->base_shared = strndup(job->redrive_shared, job->redrive_shared_len);
+        f->resume_node = dup_or_null(job->redrive_node);
+        if (f->base_shared == NULL || (job->redrive_node && f->resume_node == NULL)) {
+            free(f->base_shared); /* a redrive of it will not be possible after a restart */
+            f->base_shared = NULL;
+        }
+    } else if (job->redrive_at_step) {
+        f->resume_node = dup_or_null(job->redrive_node);
+        f->at_base_step = job->redrive_node == NULL || f->resume_node != NULL;
+        f->base_step = job->redrive_step;
+    }
     const flowd_ring_t *r = &job->events;
     if ((w->be->flags & FLOWD_WRITER_EVENTS) && r->len > 0) {
         /* its last event, just pushed: it goes with the end, in the same transaction */

@@ -60,6 +60,8 @@ typedef struct flowd_op_create {
     unsigned priority;
     char *conc_key;        /* NULL: none */
     unsigned conc_limit;
+    char *origin;          /* a redrive's job: where it came from (compact JSON), NULL: none */
+    char *resume_node;     /* with origin: the node it starts at (NULL: the flow's start) */
     flowd_store_done_cb done; /* with its data: after the commit, once */
     void *data;
     /* a schedule's run (create_run of store.h): its row moves from sched_due to sched_next in the
@@ -76,6 +78,7 @@ typedef struct flowd_op_checkpoint {
     char *shared;        /* NULL: unchanged since the last checkpoint (a store with patches:
                           * no snapshot at this step) */
     uint64_t shared_step; /* with shared: the step it is as of */
+    uint64_t base_step;   /* store.h flowd_checkpoint_t */
     char *step;          /* the finished step's history entry, or NULL */
     uint64_t step_seq;
     uint64_t event_id;   /* with step: its event's id (0 without a step) */
@@ -102,6 +105,13 @@ typedef struct flowd_op_finish {
     char *error_code;    /* flow_err_name's, or NULL */
     char *error_message, *error_node;
     char *totals;        /* {"steps", "failed", "retries", "dropped"} */
+    /* failed or canceled: what a redrive starts from (jobs.h redrive_shared, redrive_node), the
+     * row's base_shared and resume_node; base_shared NULL: none kept (resume_node untouched) */
+    char *base_shared;
+    char *resume_node;
+    int at_base_step;    /* a store with patches: base_step instead of base_shared (jobs.h
+                          * redrive_step) */
+    uint64_t base_step;
     /* FLOWD_WRITER_EVENTS: the job's final event, written in the same transaction (NULL: none) */
     uint64_t event_id;
     char *event;

@@ -13,7 +13,8 @@
  * schedules table of version 3). Two instances holding the same schedule make each of its runs
  * once. A concurrency key and a flow's max_running hold over two instances (never more running
  * than the limit, in priority then arrival order), and an instance killed while its jobs hold a
- * key's turns gives them up once they have been taken over and ended.
+ * key's turns gives them up once they have been taken over and ended. A job that failed on one
+ * instance is redriven on another, and after a restart.
  *
  * Without PostgreSQL and without root to install it, the suite says so and runs nothing, except under
  * CI (the CI variable set), where that fails. */
@@ -882,7 +883,8 @@ START_TEST(test_a_version_1_database_gets_tenants) {
     start_with_keys(&a);
     const char *old = "00000000000000000000000000000001";
     ck_assert_int_eq(db_number("SELECT value::int FROM flowd_meta WHERE key = 'schema_version'"),
-                     6); /* 1 -> 2 (tenants) -> 3 (callbacks) -> 4 (schedules) -> 5 (queueing) -> 6 (turns) */
+                     7); /* 1 -> 2 (tenants) -> 3 (callbacks) -> 4 (schedules) -> 5 (queueing) -> 6 (turns)
+                          * -> 7 (redrives) */
     /* version 5: it starts at once, at the default priority, with no key; version 6: no turn held */
     ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE start_at_us = 0 AND priority = 5"
                                " AND conc_key IS NULL AND NOT slot AND waits IS NULL"), 1);
@@ -1390,6 +1392,105 @@ START_TEST(test_a_killed_instances_turns_come_free_after_takeover) {
 }
 END_TEST
 
+/* ---- redrive ---- */
+
+/* a counts its visits in /a; b's prep counts in /b_prep, then b fails on /broken until fixed */
+static const char rd_fmt[] =
+    "{\"name\": \"rd\", \"start\": \"a\", \"nodes\": {"
+    " \"a\": {\"type\": \"noop\", \"prep\": \"shared.a = (shared.a or 0) + 1\","
+    "        \"next\": {\"default\": \"b\"}},"
+    " \"b\": {\"type\": \"lua\","
+    "        \"prep\": [\"shared.b_prep = (shared.b_prep or 0) + 1\", \"return shared.broken\"],"
+    "        \"exec\": \"%s\", \"next\": {\"default\": \"c\"}},"
+    " \"c\": {\"type\": \"noop\", \"prep\": \"shared.c = (shared.c or 0) + 1\"}}}";
+
+static char *redrive_on(e2e_server_t *s, const char *id, long want) {
+    char path[96];
+    e2e_resp_t r;
+    snprintf(path, sizeof path, "/v1/jobs/%s/redrive", id);
+    e2e_request(s, "POST", path, NULL, NULL, &r);
+    ck_assert_msg(r.status == want, "redrive %s: %ld %s", id, r.status, r.body);
+    char *nid = NULL;
+    if (want == 202) {
+        json_t *from = json_object_get(r.json, "redriven_from");
+        ck_assert_str_eq(json_string_value(json_object_get(from, "job")), id);
+        ck_assert_str_eq(json_string_value(json_object_get(from, "node")), "b");
+        nid = strdup(json_string_value(json_object_get(r.json, "id")));
+    } else {
+        e2e_assert_error(&r, 409, "not_redrivable", "succeeded");
+    }
+    e2e_resp_free(&r);
+    return nid;
+}
+
+/* It went on from b, after the fix, and a never ran again. */
+static void assert_redriven(e2e_server_t *s, const char *id) {
+    char path[96];
+    json_decref(e2e_wait_status(s, id, "succeeded", 30000));
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
+    json_t *sh = get_value(s, path);
+    ck_assert_int_eq(json_integer_value(json_object_get(sh, "a")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(sh, "b_prep")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(sh, "c")), 1);
+    json_decref(sh);
+    snprintf(path, sizeof path, "/v1/jobs/%s/history", id);
+    json_t *h = get_value(s, path);
+    json_t *steps = json_object_get(h, "steps");
+    ck_assert_uint_eq(json_array_size(steps), 2);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(steps, 0), "node")), "b");
+    json_decref(h);
+}
+
+/* A job that failed on a is redriven on b (which reads what to start from in the database) and on
+ * a, and again on a after a restart; every instance shows where a redriven job came from. */
+START_TEST(test_a_failed_job_is_redriven_on_any_instance) {
+    e2e_server_t a, b;
+    char doc[2048], path[96];
+    e2e_resp_t r;
+    snprintf(doc, sizeof doc, rd_fmt, "if prep_res then error('broken') end return 1");
+    e2e_write_file(flows, "rd.json", doc);
+    start(&a, "10s");
+    start(&b, "10s");
+    char *j = post_id(&a, "{\"flow\": \"rd\", \"shared\": {\"broken\": true}}");
+    json_decref(e2e_wait_status(&a, j, "failed", 20000));
+    snprintf(doc, sizeof doc, rd_fmt, "return 1");
+    const char *const ct[] = {"Content-Type: application/json", NULL};
+    e2e_request(&a, "PUT", "/v1/flows/rd", ct, doc, &r);
+    ck_assert_int_eq(r.status, 200);
+    e2e_resp_free(&r);
+    e2e_request(&b, "PUT", "/v1/flows/rd", ct, doc, &r);
+    ck_assert_int_eq(r.status, 200);
+    e2e_resp_free(&r);
+    char *on_b = redrive_on(&b, j, 202);
+    assert_redriven(&b, on_b);
+    char *on_a = redrive_on(&a, j, 202);
+    assert_redriven(&a, on_a);
+    /* a answers for b's from the database, redriven_from and all */
+    snprintf(path, sizeof path, "/v1/jobs/%s", on_b);
+    json_t *job = get_value(&a, path);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "redriven_from"), "job")), j);
+    json_decref(job);
+    /* b's end reaches the database with b's next commit */
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND status = 'succeeded'", on_b);
+    wait_db(sql, 1, 15000);
+    free(redrive_on(&a, on_b, 409));
+    ck_assert_int_eq(e2e_stop(&a, 15000), 0);
+    start(&a, "10s");
+    char *after = redrive_on(&a, j, 202);
+    assert_redriven(&a, after);
+    ck_assert_int_eq(job_number("SELECT count(*) FROM jobs WHERE origin LIKE '%%%s%%'", j), 3);
+    ck_assert_int_eq(e2e_stop(&a, 15000), 0);
+    ck_assert_int_eq(e2e_stop(&b, 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+    free(j);
+    free(on_a);
+    free(on_b);
+    free(after);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("postgres");
     TCase *tc = tcase_create("instances");
@@ -1410,6 +1511,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_a_concurrency_key_holds_over_two_instances);
     tcase_add_test(tc, test_a_flow_limit_holds_over_two_instances);
     tcase_add_test(tc, test_a_killed_instances_turns_come_free_after_takeover);
+    tcase_add_test(tc, test_a_failed_job_is_redriven_on_any_instance);
     suite_add_tcase(s, tc);
     return s;
 }

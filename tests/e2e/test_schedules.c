@@ -439,8 +439,12 @@ START_TEST(test_a_version_4_file_gets_schedules) {
     snprintf(path, sizeof path, "%s/flowd.db", dir);
     sqlite3 *db = NULL;
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-    /* what version 4 had: no schedules, and none of version 6's columns (queueing) */
+    /* what version 4 had: no schedules, and none of version 6's columns (queueing) nor 7's
+     * (redrives) */
     ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE schedules; ALTER TABLE jobs DROP COLUMN start_at_us;"
+                                      " ALTER TABLE jobs DROP COLUMN origin;"
+                                      " ALTER TABLE jobs DROP COLUMN base_shared;"
+                                      " ALTER TABLE jobs DROP COLUMN base_step; DROP TABLE stores;"
                                       " ALTER TABLE jobs DROP COLUMN priority;"
                                       " ALTER TABLE jobs DROP COLUMN conc_key;"
                                       " ALTER TABLE jobs DROP COLUMN conc_limit;"

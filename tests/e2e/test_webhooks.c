@@ -6,7 +6,7 @@
  * until it answers 2xx; 410 stops the tries; a delivery owed when flowd is killed with SIGKILL is
  * made after the restart with the same webhook-id; a callback to an address the outbound policy
  * refuses is never connected; a rotated secret (SIGHUP) signs beside the old one; bad callbacks get
- * 400 or 422, and another tenant's deliveries are hidden. */
+ * 400 or 422, and another tenant's deliveries are hidden. A redrive's job calls back as any job. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -309,6 +309,40 @@ static int stored_attempts(const char *db, const char *job) {
     return n;
 }
 
+/* A redrive's job keeps the callback of the job it starts again: its events are delivered as any
+ * job's, under its own id. */
+START_TEST(test_a_redriven_job_calls_back_as_any_job) {
+    e2e_receiver_t r;
+    e2e_server_t s;
+    char store[200];
+    snprintf(store, sizeof store, "sqlite:%s/flowd.db", dir);
+    e2e_receiver_open(&r, SECRET_A);
+    e2e_receiver_run(&r);
+    write_secrets("default " SECRET_A "\n");
+    start(&s, store, r.port);
+    char *id = post_job(&s, "boom", r.port, "[\"failed\"]");
+    e2e_receiver_wait(&r, 1, 10000);
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%s/redrive", id);
+    e2e_resp_t resp;
+    e2e_request(&s, "POST", path, NULL, NULL, &resp);
+    ck_assert_int_eq(resp.status, 202);
+    char *again = strdup(json_string_value(json_object_get(resp.json, "id")));
+    e2e_resp_free(&resp);
+    e2e_receiver_wait(&r, 2, 10000);
+    e2e_got_t got[2];
+    ck_assert_uint_eq(e2e_receiver_of(&r, again, got, 2), 1);
+    ck_assert_str_eq(got[0].type, "job.failed");
+    json_decref(wait_delivery(&s, again, "delivered", 1, 10000));
+    ck_assert_uint_eq(r.bad, 0);
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+    e2e_receiver_close(&r);
+    free(id);
+    free(again);
+}
+END_TEST
+
 START_TEST(test_a_delivery_owed_at_a_crash_is_made_after_it_with_the_same_id) {
     e2e_receiver_t r;
     e2e_server_t s;
@@ -543,6 +577,7 @@ static Suite *webhooks_suite(void) {
     tcase_add_test(tc, test_bad_callbacks_are_refused_and_deliveries_are_kept_to_the_tenant);
     tcase_add_test(tc, test_tries_end_at_max_age_and_past_max_pending_a_delivery_is_dropped);
     tcase_add_test(tc, test_a_bad_secrets_file_stops_the_start);
+    tcase_add_test(tc, test_a_redriven_job_calls_back_as_any_job);
     suite_add_tcase(s, tc);
     return s;
 }
