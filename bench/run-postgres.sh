@@ -1,0 +1,163 @@
+#!/bin/sh
+# bench/run-postgres.sh BUILD_DIR: flowd on PostgreSQL, one instance and then two on one database.
+# PostgreSQL is started as tests/e2e/test_postgres.c starts it: Debian's server (apt-get installs it
+# when missing, as root), initdb into a temporary folder as the postgres user, the server on
+# 127.0.0.1 on a free port with its socket in that folder; it is stopped and removed at the end.
+#
+# The flow is "paced": each job sleeps BENCH_PG_SLEEP seconds (0.05) and the flow's max_running is
+# BENCH_PG_RUNNING (20): every instance runs at most 20 of its jobs at once, as a worker pool or a
+# per-instance rate limit to an upstream would, so one instance finishes at most 20 / 0.05 = 400
+# jobs/s however fast it accepts them, and a second instance doubles that ceiling. (A flow of
+# no-op jobs would measure only the database's commits, which two instances share; a CPU-bound one
+# would measure two processes on this machine's two cores.)
+#
+# Each run posts BENCH_PG_JOBS (4000) jobs with wrk -t2 -c32 (bench/post_n.lua), split evenly over
+# the instances, on a new database; prints the accepted jobs/s (from the first POST until every POST
+# has its 202) and the finished jobs/s (until every job has succeeded), and the ratios of two
+# instances to one. One run each.
+set -eu
+B=${1:-build}
+FLOWD=$B/flowd
+DIR=$(dirname "$0")
+N=${BENCH_PG_JOBS:-4000}
+SLEEP=${BENCH_PG_SLEEP:-0.05}
+RUNNING=${BENCH_PG_RUNNING:-20}
+
+command -v wrk >/dev/null || { echo "postgres: wrk is not installed (apt-get install wrk); skipped"; exit 0; }
+[ -x "$FLOWD" ] || { echo "postgres: $FLOWD is missing (make first); skipped"; exit 0; }
+
+pg_bin() {
+    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1
+}
+PGBIN=$(pg_bin)
+if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/postgres" ]; then
+    if [ "$(id -u)" != 0 ]; then echo "postgres: PostgreSQL is not installed (apt-get install postgresql); skipped"; exit 0; fi
+    echo "postgres: installing PostgreSQL with apt-get ..."
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    PGBIN=$(pg_bin)
+fi
+
+TMP=$(mktemp -d /tmp/flowd-bench-pg-XXXXXX)
+PIDS="" PGPID=""
+cleanup() {
+    for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+    if [ -n "$PGPID" ]; then
+        kill -INT "$PGPID" 2>/dev/null || true
+        i=0
+        while kill -0 "$PGPID" 2>/dev/null && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+# as_pg CMD...: runs it as the postgres user when we are root
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+[ "$(id -u)" = 0 ] && chown postgres "$TMP"
+as_pg "$PGBIN/initdb" -D "$TMP/pg" -A trust -U postgres -E UTF8 --no-sync >"$TMP/initdb.log" 2>&1 \
+    || { echo "postgres: initdb failed:" >&2; cat "$TMP/initdb.log" >&2; exit 1; }
+PGPORT=$(free_port)
+as_pg "$PGBIN/postgres" -D "$TMP/pg" -p "$PGPORT" -k "$TMP" -c listen_addresses=127.0.0.1 \
+    -c max_connections=200 >"$TMP/postgres.log" 2>&1 &
+PGPID=$!
+i=0
+until "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PGPORT"; do
+    i=$((i + 1))
+    [ "$i" -gt 200 ] && { echo "postgres: the server did not start:" >&2; cat "$TMP/postgres.log" >&2; exit 1; }
+    sleep 0.05
+done
+
+mkdir -p "$TMP/flows"
+cat >"$TMP/flows/paced.json" <<EOF
+{"name": "paced", "description": "Waits a little: at most $RUNNING at once per instance.",
+ "max_running": $RUNNING, "start": "wait",
+ "nodes": {"wait": {"type": "sleep", "params": {"seconds": $SLEEP}}}}
+EOF
+
+now() { date +%s.%N; }
+
+# metric NAME PORT: a value of /metrics (0 when absent)
+metric() {
+    v=$(curl -s "http://127.0.0.1:$2/metrics" | awk -v k="$1" '$1 == k { print $2 }')
+    echo "${v:-0}"
+}
+
+# sum NAME PORT...: a metric summed over the instances
+sum() {
+    name=$1
+    shift
+    t=0
+    for p in "$@"; do t=$((t + $(metric "$name" "$p"))); done
+    echo "$t"
+}
+
+# run K: K instances on a new database; prints "accepted_per_s=... finished_per_s=..."
+run() {
+    k=$1
+    as_pg "$PGBIN/dropdb" -h 127.0.0.1 -p "$PGPORT" -U postgres --if-exists flowd 2>/dev/null
+    as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres flowd
+    uri="postgresql://postgres@127.0.0.1:$PGPORT/flowd"
+    ports="" j=0
+    while [ "$j" -lt "$k" ]; do
+        j=$((j + 1))
+        "$FLOWD" --port 0 --store "$uri" --flows "$TMP/flows" --log-level warn \
+            --max-jobs $((N + 1000)) --max-finished $((N + 1000)) 2>"$TMP/flowd$j.log" &
+        PIDS="$PIDS $!"
+        i=0
+        while ! grep -q 'listening on http://' "$TMP/flowd$j.log" 2>/dev/null; do
+            i=$((i + 1))
+            [ "$i" -gt 200 ] && { echo "postgres: flowd did not start:" >&2; cat "$TMP/flowd$j.log" >&2; return 1; }
+            sleep 0.05
+        done
+        ports="$ports $(sed -n 's|.*listening on http://[^ ]*:\([0-9]*\).*|\1|p' "$TMP/flowd$j.log" | head -1)"
+    done
+    wrks=""
+    t0=$(now)
+    for p in $ports; do
+        JOB_BODY='{"flow":"paced"}' JOBS_PER_THREAD=$((N / 2 / k)) \
+            wrk -t2 -c$((32 / k)) -d600s -s "$DIR/post_n.lua" "http://127.0.0.1:$p/v1/jobs" \
+            >"$TMP/wrk$p.out" 2>&1 &
+        wrks="$wrks $!"
+    done
+    want=$((N / 2 / k * 2 * k))
+    # until the POSTs are answered: all of them, or (wrk makes a request again when it could not
+    # send it, so one may be missing) all but a few and no more for 60 ms, as run-durable.sh
+    last=-1 still=0
+    while :; do
+        # shellcheck disable=SC2086
+        posted=$(sum 'flowd_http_requests_total{route="/v1/jobs",code="202"}' $ports)
+        if [ "$posted" != "$last" ]; then last=$posted still=0 t1=$(now); else still=$((still + 1)); fi
+        [ "$posted" -ge "$want" ] && break
+        [ "$posted" -ge $((want - 64)) ] && [ "$still" -ge 3 ] && break
+        sleep 0.02
+    done
+    for w in $wrks; do kill -INT "$w" 2>/dev/null || true; wait "$w" 2>/dev/null || true; done
+    # shellcheck disable=SC2086
+    while [ "$(sum 'flowd_jobs{status="succeeded"}' $ports)" -lt "$posted" ]; do
+        sleep 0.02
+    done
+    t2=$(now)
+    for p in $PIDS; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    PIDS=""
+    awk -v t0="$t0" -v t1="$t1" -v t2="$t2" -v n="$posted" 'BEGIN {
+        printf "jobs=%d accepted_per_s=%.0f finished_per_s=%.0f wall_s=%.2f\n", n, n / (t1 - t0), n / (t2 - t0), t2 - t0 }'
+}
+
+echo "== postgres: $N jobs of a flow that sleeps $SLEEP s with max_running $RUNNING per instance, wrk -t2 -c32 split over the instances, on one database (one run each)"
+one=$(run 1)
+echo "one instance: $one"
+two=$(run 2)
+echo "two instances: $two"
+. "$DIR/lib.sh"
+awk -v a1="$(val accepted_per_s "$one")" -v a2="$(val accepted_per_s "$two")" \
+    -v f1="$(val finished_per_s "$one")" -v f2="$(val finished_per_s "$two")" 'BEGIN {
+    printf "postgres: accepted two/one=%.2f finished two/one=%.2f\n", a2 / a1, f2 / f1
+    printf "target postgres: two instances finish more jobs per second than one: %s\n", (f2 > f1) ? "met" : "NOT met"
+}'
