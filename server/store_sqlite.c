@@ -97,6 +97,7 @@ static int put_store(sq_file_t *f, uint64_t seq, uint64_t step, const char *shar
         return rc;
     sqlite3_bind_int64(f->prune_stores, 1, (sqlite3_int64)seq);
     sqlite3_bind_int64(f->prune_stores, 2, (sqlite3_int64)(base < step ? base : step));
+    sqlite3_bind_int64(f->prune_stores, 3, (sqlite3_int64)step);
     return run(f->prune_stores);
 }
 
@@ -960,8 +961,8 @@ static int file_open(const char *path, const char *sync, sq_file_t **out, char *
                 &f->put_store) < 0 ||
         prepare(f, "DELETE FROM stores WHERE job = (SELECT seq FROM jobs WHERE id = ?)",
                 &f->del_store) < 0 ||
-        prepare(f, "DELETE FROM stores WHERE job = ?1 AND step < COALESCE((SELECT MAX(step)"
-                   " FROM stores WHERE job = ?1 AND step <= ?2), 0)",
+        prepare(f, "DELETE FROM stores WHERE job = ?1 AND step <> ?3 AND step <> COALESCE(("
+                   "SELECT MAX(step) FROM stores WHERE job = ?1 AND step <= ?2), -1)",
                 &f->prune_stores) < 0 ||
         prepare(f, "INSERT OR REPLACE INTO flows (name, document, updated_us) VALUES (?, ?, ?)",
                 &f->put_flow) < 0 ||

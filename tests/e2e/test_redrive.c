@@ -286,6 +286,90 @@ START_TEST(test_a_failure_inside_a_sub_flow_redrives_its_flow_node) {
 }
 END_TEST
 
+/* A sub-flow whose x loops six times before y fails on /broken (v1): every step's store is written
+ * whole (--snapshot-bytes 1; x sleeps, so that its steps are not all in one group commit, where
+ * only the last op of a job writes its store), so the file's newest store is long past the one
+ * before the flow node. */
+static const char looping_fmt[] =
+    "{\"name\": \"looping\", \"start\": \"a\", \"nodes\": {"
+    " \"a\": {\"type\": \"noop\", \"prep\": \"shared.a = (shared.a or 0) + 1\","
+    "        \"next\": {\"default\": \"sub\"}},"
+    " \"sub\": {\"type\": \"flow\", \"flow\": \"inner\", \"next\": {\"default\": \"c\"}},"
+    " \"c\": {\"type\": \"noop\", \"prep\": \"shared.c = (shared.c or 0) + 1\"}},"
+    " \"flows\": {\"inner\": {\"start\": \"x\", \"nodes\": {"
+    "   \"x\": {\"type\": \"sleep\", \"params\": {\"seconds\": 0.05},"
+    "          \"prep\": \"shared.x = (shared.x or 0) + 1\","
+    "          \"post\": \"if shared.x %% 6 ~= 0 then return 'again' end\","
+    "          \"next\": {\"again\": \"x\", \"default\": \"y\"}},"
+    "   \"y\": {\"type\": \"lua\", \"prep\": \"return shared.broken\", \"exec\": \"%s\"}}}}}";
+
+static void put_looping(e2e_server_t *s, int broken) {
+    char doc[2048];
+    snprintf(doc, sizeof doc, looping_fmt,
+             broken ? "if prep_res then error('inner broken') end return 1" : "return 1");
+    put_flow(s, "looping", doc);
+}
+
+static void start_whole(e2e_server_t *s) {
+    e2e_start(s, "--store", "sqlite:flowd.db", "--data-dir", dir, "--snapshot-bytes", "1", NULL);
+}
+
+/* The store a redrive starts from is made again from the file's whole store at or before it and
+ * the patches after (the file keeps it besides the newest), exactly, before and after a restart:
+ * /x is 6 at the end (the sub-flow's earlier six visits are not in it), /a 1. */
+START_TEST(test_the_store_before_a_long_sub_flow_is_kept_for_a_redrive) {
+    e2e_server_t s;
+    start_whole(&s);
+    put_looping(&s, 1);
+    char *j = post(&s, "{\"flow\": \"looping\", \"shared\": {\"broken\": true}}");
+    json_decref(e2e_wait_status(&s, j, "failed", 20000));
+    json_t *sh = shared_of(&s, j);
+    ck_assert_int_eq(num(sh, "x"), 6);
+    json_decref(sh);
+    put_looping(&s, 0);
+    char *n = redrive_ok(&s, j, "sub");
+    json_decref(e2e_wait_status(&s, n, "succeeded", 20000));
+    sh = shared_of(&s, n);
+    ck_assert_int_eq(num(sh, "a"), 1);
+    ck_assert_int_eq(num(sh, "x"), 6);
+    ck_assert_int_eq(num(sh, "c"), 1);
+    json_decref(sh);
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+    /* after a restart the failed job's record comes from the file: the same store again */
+    start_whole(&s);
+    char *m = redrive_ok(&s, j, "sub");
+    json_decref(e2e_wait_status(&s, m, "succeeded", 20000));
+    sh = shared_of(&s, m);
+    ck_assert_int_eq(num(sh, "a"), 1);
+    ck_assert_int_eq(num(sh, "x"), 6);
+    json_decref(sh);
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+    /* the file kept two whole stores of the failed job: one inside the sub-flow, and the one after
+     * step 1 (a's), which the redrive started from */
+    char path[192];
+    snprintf(path, sizeof path, "%s/flowd.db", dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*), min(s.step), max(s.step) FROM stores s"
+                                            " JOIN jobs j ON j.seq = s.job WHERE j.id = ?",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, j, -1, SQLITE_STATIC);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 2);
+    ck_assert_int_eq(sqlite3_column_int(st, 1), 1);
+    ck_assert_int_ge(sqlite3_column_int(st, 2), 3);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(j);
+    free(n);
+    free(m);
+}
+END_TEST
+
 /* A job that waits for input cannot be redriven (409); canceled, it can: the new job waits at the
  * same input node, without running first again, and goes on with the answer. A job canceled while
  * queued starts from its flow's start. */
@@ -504,6 +588,7 @@ static Suite *suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_a_fixed_flow_redriven_goes_on_from_the_failed_step);
     tcase_add_test(tc, test_a_failure_inside_a_sub_flow_redrives_its_flow_node);
+    tcase_add_test(tc, test_the_store_before_a_long_sub_flow_is_kept_for_a_redrive);
     tcase_add_test(tc, test_a_canceled_waiting_job_redriven_waits_again);
     tcase_add_test(tc, test_redrives_outlive_a_restart);
     tcase_add_test(tc, test_the_memory_store_cannot_redrive);
