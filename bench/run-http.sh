@@ -6,6 +6,8 @@
 # memory store: each 202 waits for its group commit). Otherwise flowd has its defaults (log level
 # info: a line per request). Prints req/s and p99 latencies, the ratios, and the targets. Like
 # bench/run.sh, it runs each BENCH_RUNS times (3), the three servers in turn, and prints the medians.
+# Memory and SQLite run again with --http-threads 1, to show how the durable path grows with the
+# threads that accept (issue 16: figures at 1 and 2 HTTP threads).
 # bench/run.sh calls it; run it alone with `sh bench/run-http.sh build`.
 set -eu
 B=${1:-build}
@@ -72,7 +74,7 @@ median() {
 }
 
 echo "== http: POST /v1/jobs (noop flow), wrk -t2 -c64 -d$DURATION, one server at a time ($RUNS runs each, medians)"
-bare_rpss="" bare_p99s="" flowd_rpss="" flowd_p99s="" sqlite_rpss="" sqlite_p99s=""
+bare_rpss="" bare_p99s="" flowd_rpss="" flowd_p99s="" sqlite_rpss="" sqlite_p99s="" mem1_rpss="" sqlite1_rpss=""
 run=0
 while [ "$run" -lt "$RUNS" ]; do
     run=$((run + 1))
@@ -95,7 +97,21 @@ while [ "$run" -lt "$RUNS" ]; do
     port=$(flowd_port "$TMP/sqlite.log")
     sqlite=$(run_wrk "http://127.0.0.1:$port/v1/jobs" sqlite)
     kill -TERM "$PIDS"; wait "$PIDS" 2>/dev/null || true
+
+    "$FLOWD" --port 0 --store memory: --http-threads 1 2>"$TMP/flowd1.log" &
+    PIDS="$!"
+    port=$(flowd_port "$TMP/flowd1.log")
+    mem1=$(run_wrk "http://127.0.0.1:$port/v1/jobs" mem1)
+    kill -TERM "$PIDS"; wait "$PIDS" 2>/dev/null || true
+
+    rm -rf "$TMP/data"
+    "$FLOWD" --port 0 --data-dir "$TMP/data" --http-threads 1 2>"$TMP/sqlite1.log" &
+    PIDS="$!"
+    port=$(flowd_port "$TMP/sqlite1.log")
+    sqlite1=$(run_wrk "http://127.0.0.1:$port/v1/jobs" sqlite1)
+    kill -TERM "$PIDS"; wait "$PIDS" 2>/dev/null || true
     PIDS=""
+    mem1_rpss="$mem1_rpss ${mem1%% *}" sqlite1_rpss="$sqlite1_rpss ${sqlite1%% *}"
 
     set -- $bare
     bare_rpss="$bare_rpss $1" bare_p99s="$bare_p99s $2"
@@ -120,4 +136,11 @@ awk -v br="$(median $bare_rpss)" -v bp="$(median $bare_p99s)" -v fr="$(median $f
 awk -v mr="$(median $flowd_rpss)" -v sr="$(median $sqlite_rpss)" -v sp="$(median $sqlite_p99s)" 'BEGIN {
     printf "sqlite_rps=%.0f sqlite_p99_ms=%.2f memory_rps=%.0f sqlite/memory=%.2f\n", sr, sp, mr, sr / mr
     printf "target durable: accepted jobs/s on SQLite >= 0.5x the memory store: %s\n", (sr >= 0.5 * mr) ? "met" : "NOT met"
+}'
+# shellcheck disable=SC2086
+awk -v m1="$(median $mem1_rpss)" -v s1="$(median $sqlite1_rpss)" -v m2="$(median $flowd_rpss)" \
+    -v s2="$(median $sqlite_rpss)" 'BEGIN {
+    printf "http_threads=1: memory_rps=%.0f sqlite_rps=%.0f sqlite/memory=%.2f\n", m1, s1, s1 / m1
+    printf "http_threads=2: memory_rps=%.0f sqlite_rps=%.0f sqlite/memory=%.2f\n", m2, s2, s2 / m2
+    printf "threads 2/1: memory=%.2f sqlite=%.2f\n", m2 / m1, s2 / s1
 }'
