@@ -1507,9 +1507,10 @@ static enum MHD_Result fork_read(flowd_server_t *srv, flowd_req_t *r,
         goto out;
     }
     if (rc < 0) {
-        ret = flowd__http_send_error(r, conn, FLOWD_E_UNAVAILABLE,
-                                     "job %s's shared store could not be read: %s", src.id,
-                                     flow_strerror(rc));
+        ret = flowd__http_send_error(r, conn, FLOWD_E_INTERNAL,
+                                     "the shared store of job %s as of step %llu could not be "
+                                     "read: %s",
+                                     src.id, (unsigned long long)n, flow_strerror(rc));
         goto out;
     }
     if (r->fork_patch != NULL) {
