@@ -47,14 +47,12 @@ static const char fail_doc[] =
     " \"b\": {\"type\": \"lua\", \"prep\": \"return shared.broken\","
     "        \"exec\": \"if prep_res then error('broken') end return 1\"}}}";
 
+/* first counts in /first, then the job waits at question for any answer: steps 1 first. */
 static const char ask_doc[] =
     "{\"name\": \"ask\", \"start\": \"first\", \"nodes\": {"
     " \"first\": {\"type\": \"noop\", \"prep\": \"shared.first = (shared.first or 0) + 1\","
-    "            \"next\": {\"default\": \"question\"}},"
-    " \"question\": {\"type\": \"input\", \"params\": {\"prompt\": \"OK?\","
-    "   \"actions\": {\"yes\": \"go\", \"no\": \"stop\"}}, \"out\": \"/answer\","
-    "   \"next\": {\"go\": \"done\", \"stop\": null}},"
-    " \"done\": {\"type\": \"set\", \"params\": {\"/done\": true}}}}";
+    "   \"next\": {\"default\": \"question\"}},"
+    " \"question\": {\"type\": \"input\", \"params\": {\"prompt\": \"Go on?\"}, \"out\": \"/go\"}}}";
 
 static void setup(void) {
     e2e_tmpdir(dir, sizeof dir, "flowd-fork");
@@ -67,23 +65,6 @@ static void teardown(void) {
 static void start(e2e_server_t *s, const char *max_running) {
     e2e_start(s, "--store", "sqlite:flowd.db", "--data-dir", dir, "--max-running", max_running,
               NULL);
-}
-
-static void put_flow(e2e_server_t *s, const char *name, const char *doc) {
-    char path[128];
-    e2e_resp_t r;
-    snprintf(path, sizeof path, "/v1/flows/%s", name);
-    e2e_request(s, "PUT", path, json_ct, doc, &r);
-    ck_assert_msg(r.status == 201 || r.status == 200, "PUT %s: %ld %s", name, r.status, r.body);
-    e2e_resp_free(&r);
-}
-
-/* POSTs a job; its id (malloc'd). */
-static char *post(e2e_server_t *s, const char *body) {
-    json_t *job = e2e_start_job(s, body);
-    char *id = strdup(json_string_value(json_object_get(job, "id")));
-    json_decref(job);
-    return id;
 }
 
 /* POST /v1/jobs/{id}/fork with body (idem: its Idempotency-Key, or NULL) into r. */
@@ -116,41 +97,21 @@ static char *fork_ok(e2e_server_t *s, const char *id, const char *body, long lon
     return out;
 }
 
-static json_t *shared_of(e2e_server_t *s, const char *id) {
-    char path[96];
-    snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
-    return e2e_get_json(s, path);
-}
-
 static long long num(json_t *o, const char *key) {
     return (long long)json_integer_value(json_object_get(o, key));
-}
-
-/* The nodes of a job's history, in order, with a space after each: "loop c ". */
-static char *nodes_of(e2e_server_t *s, const char *id) {
-    char path[96], *out = calloc(1, 1024);
-    snprintf(path, sizeof path, "/v1/jobs/%s/history", id);
-    json_t *h = e2e_get_json(s, path), *step;
-    size_t i;
-    json_array_foreach(json_object_get(h, "steps"), i, step) {
-        strncat(out, json_string_value(json_object_get(step, "node")), 1000 - strlen(out));
-        strcat(out, " ");
-    }
-    json_decref(h);
-    return out;
 }
 
 /* The job succeeded with these counters and ran these nodes. */
 static void assert_ran(e2e_server_t *s, const char *id, long long a, long long l, long long c,
                        long long v, const char *nodes) {
     json_decref(e2e_wait_status(s, id, "succeeded", 20000));
-    json_t *sh = shared_of(s, id);
+    json_t *sh = e2e_shared(s, id);
     ck_assert_int_eq(num(sh, "a"), a);
     ck_assert_int_eq(num(sh, "l"), l);
     ck_assert_int_eq(num(sh, "c"), c);
     ck_assert_int_eq(num(sh, "v"), v);
     json_decref(sh);
-    char *ran = nodes_of(s, id);
+    char *ran = e2e_history_nodes(s, id);
     ck_assert_str_eq(ran, nodes);
     free(ran);
 }
@@ -159,13 +120,13 @@ START_TEST(test_a_fork_runs_only_the_nodes_after_its_step) {
     e2e_server_t s;
     e2e_resp_t r;
     start(&s, "100");
-    put_flow(&s, "lp", loop_doc);
-    char *j = post(&s, "{\"flow\": \"lp\", \"shared\": {\"who\": \"me\"}, \"params\": {\"p\": 1}}");
+    e2e_put_flow(&s, "lp", loop_doc);
+    char *j = e2e_start_job_id(&s, "{\"flow\": \"lp\", \"shared\": {\"who\": \"me\"}, \"params\": {\"p\": 1}}");
     assert_ran(&s, j, 1, 4, 1, 6, "a loop loop loop loop c ");
     /* after step 3 (loop, /l 2, /v 3): loop twice more and c; a never again */
     char *f3 = fork_ok(&s, j, "{\"step\": 3}", 3);
     assert_ran(&s, f3, 1, 4, 1, 6, "loop loop c ");
-    json_t *sh = shared_of(&s, f3);
+    json_t *sh = e2e_shared(&s, f3);
     ck_assert_str_eq(json_string_value(json_object_get(sh, "who")), "me");
     json_decref(sh);
     /* after step 1 (a): the loop from its first visit */
@@ -185,7 +146,7 @@ START_TEST(test_a_fork_runs_only_the_nodes_after_its_step) {
                        "{\"op\": \"remove\", \"path\": \"/list/0\"}]}",
                        3);
     assert_ran(&s, fp, 1, 4, 1, 5, "loop c ");
-    sh = shared_of(&s, fp);
+    sh = e2e_shared(&s, fp);
     ck_assert_str_eq(json_string_value(json_object_get(sh, "copied")), "me");
     ck_assert_str_eq(json_string_value(json_object_get(sh, "moved")), "me");
     ck_assert_ptr_null(json_object_get(sh, "who"));
@@ -238,7 +199,7 @@ START_TEST(test_a_fork_runs_only_the_nodes_after_its_step) {
     e2e_assert_error(&r, 404, "not_found", "0123456789abcdef0123456789abcdef");
     e2e_resp_free(&r);
     /* the flow's current version: a node it lost is 409, a new edge is taken */
-    put_flow(&s, "lp", "{\"name\": \"lp\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\","
+    e2e_put_flow(&s, "lp", "{\"name\": \"lp\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\","
                        " \"next\": {\"default\": \"z\"}}, \"z\": {\"type\": \"set\","
                        " \"params\": {\"/z\": true}}}}");
     fork_req(&s, j, "{\"step\": 3}", NULL, &r);
@@ -246,7 +207,7 @@ START_TEST(test_a_fork_runs_only_the_nodes_after_its_step) {
     e2e_resp_free(&r);
     char *fz = fork_ok(&s, j, "{\"step\": 1}", 1);
     json_decref(e2e_wait_status(&s, fz, "succeeded", 20000));
-    sh = shared_of(&s, fz);
+    sh = e2e_shared(&s, fz);
     ck_assert(json_is_true(json_object_get(sh, "z")));
     ck_assert_int_eq(num(sh, "l"), 0);
     json_decref(sh);
@@ -268,11 +229,11 @@ START_TEST(test_sub_flow_and_failed_steps) {
     e2e_server_t s;
     e2e_resp_t r;
     start(&s, "100");
-    put_flow(&s, "outer", outer_doc);
-    put_flow(&s, "fl", fail_doc);
-    char *j = post(&s, "{\"flow\": \"outer\", \"shared\": {}}");
+    e2e_put_flow(&s, "outer", outer_doc);
+    e2e_put_flow(&s, "fl", fail_doc);
+    char *j = e2e_start_job_id(&s, "{\"flow\": \"outer\", \"shared\": {}}");
     json_decref(e2e_wait_status(&s, j, "succeeded", 20000));
-    char *nodes = nodes_of(&s, j);
+    char *nodes = e2e_history_nodes(&s, j);
     ck_assert_str_eq(nodes, "a sub/x sub/y sub c ");
     free(nodes);
     fork_req(&s, j, "{\"step\": 3}", NULL, &r);
@@ -281,14 +242,14 @@ START_TEST(test_sub_flow_and_failed_steps) {
     e2e_resp_free(&r);
     char *f = fork_ok(&s, j, "{\"step\": 4}", 4);
     json_decref(e2e_wait_status(&s, f, "succeeded", 20000));
-    json_t *sh = shared_of(&s, f);
+    json_t *sh = e2e_shared(&s, f);
     ck_assert_int_eq(num(sh, "x"), 1);
     ck_assert_int_eq(num(sh, "c"), 1);
     json_decref(sh);
-    nodes = nodes_of(&s, f);
+    nodes = e2e_history_nodes(&s, f);
     ck_assert_str_eq(nodes, "c ");
     free(nodes);
-    char *b = post(&s, "{\"flow\": \"fl\", \"shared\": {\"broken\": true}}");
+    char *b = e2e_start_job_id(&s, "{\"flow\": \"fl\", \"shared\": {\"broken\": true}}");
     json_decref(e2e_wait_status(&s, b, "failed", 20000));
     fork_req(&s, b, "{\"step\": 2}", NULL, &r);
     e2e_assert_error(&r, 409, "not_forkable", "step 1 ('a')");
@@ -311,8 +272,8 @@ START_TEST(test_a_waiting_job_is_forked) {
     e2e_server_t s;
     e2e_resp_t r;
     start(&s, "100");
-    put_flow(&s, "ask", ask_doc);
-    char *w = post(&s, "{\"flow\": \"ask\", \"shared\": {\"who\": \"me\"}}");
+    e2e_put_flow(&s, "ask", ask_doc);
+    char *w = e2e_start_job_id(&s, "{\"flow\": \"ask\", \"shared\": {\"who\": \"me\"}}");
     json_decref(e2e_wait_status(&s, w, "waiting", 20000));
     fork_req(&s, w, "{\"step\": 2}", NULL, &r);
     e2e_assert_error(&r, 404, "unknown_step", NULL);
@@ -321,7 +282,7 @@ START_TEST(test_a_waiting_job_is_forked) {
     json_t *job = e2e_wait_status(&s, f, "waiting", 20000);
     ck_assert_str_eq(json_string_value(json_object_get(job, "current_node")), "question");
     json_decref(job);
-    json_t *sh = shared_of(&s, f);
+    json_t *sh = e2e_shared(&s, f);
     ck_assert_int_eq(num(sh, "first"), 1);
     json_decref(sh);
     e2e_assert_job(&s, w, "default", "waiting");
@@ -352,8 +313,8 @@ START_TEST(test_a_step_no_longer_kept) {
     char path[128], msg[64];
     e2e_start(&s, "--store", "sqlite:flowd.db", "--data-dir", dir, "--snapshot-steps", "2",
               "--snapshot-bytes", "1", NULL);
-    put_flow(&s, "ticks", ticks_doc);
-    char *j = post(&s, "{\"flow\": \"ticks\", \"shared\": {}}");
+    e2e_put_flow(&s, "ticks", ticks_doc);
+    char *j = e2e_start_job_id(&s, "{\"flow\": \"ticks\", \"shared\": {}}");
     json_decref(e2e_wait_status(&s, j, "waiting", 20000));
     int oldest = 1;
     for (; oldest <= 12; oldest++) {
@@ -371,7 +332,7 @@ START_TEST(test_a_step_no_longer_kept) {
     snprintf(body, sizeof body, "{\"step\": %d}", oldest);
     char *f = fork_ok(&s, j, body, oldest);
     json_decref(e2e_wait_status(&s, f, "waiting", 20000));
-    json_t *sh = shared_of(&s, f);
+    json_t *sh = e2e_shared(&s, f);
     ck_assert_int_eq(num(sh, "n"), 12);
     json_decref(sh);
     snprintf(path, sizeof path, "/v1/jobs/%s/history", f);
@@ -390,8 +351,8 @@ START_TEST(test_the_memory_store_cannot_fork) {
     e2e_server_t s;
     e2e_resp_t r;
     e2e_start(&s, "--store", "memory:", NULL);
-    put_flow(&s, "lp", loop_doc);
-    char *j = post(&s, "{\"flow\": \"lp\", \"shared\": {}}");
+    e2e_put_flow(&s, "lp", loop_doc);
+    char *j = e2e_start_job_id(&s, "{\"flow\": \"lp\", \"shared\": {}}");
     json_decref(e2e_wait_status(&s, j, "succeeded", 20000));
     fork_req(&s, j, "{\"step\": 1}", NULL, &r);
     e2e_assert_error(&r, 409, "not_kept", "--store memory:");
@@ -409,11 +370,11 @@ START_TEST(test_idempotency_and_a_restart) {
     e2e_server_t s;
     e2e_resp_t r;
     start(&s, "1");
-    put_flow(&s, "lp", loop_doc);
-    put_flow(&s, "ask", ask_doc);
-    char *j = post(&s, "{\"flow\": \"lp\", \"shared\": {}}");
+    e2e_put_flow(&s, "lp", loop_doc);
+    e2e_put_flow(&s, "ask", ask_doc);
+    char *j = e2e_start_job_id(&s, "{\"flow\": \"lp\", \"shared\": {}}");
     json_decref(e2e_wait_status(&s, j, "succeeded", 20000));
-    char *w = post(&s, "{\"flow\": \"ask\", \"shared\": {}}");
+    char *w = e2e_start_job_id(&s, "{\"flow\": \"ask\", \"shared\": {}}");
     json_decref(e2e_wait_status(&s, w, "waiting", 20000));
     fork_req(&s, j, "{\"step\": 3}", "fork-key-1", &r);
     ck_assert_msg(r.status == 202, "%ld %s", r.status, r.body);
@@ -452,41 +413,28 @@ START_TEST(test_idempotency_and_a_restart) {
 }
 END_TEST
 
-#define SUBMIT_A "fk_fk-submit-a-0123456789"
-#define READ_A "fk_fk-read-a-0123456789"
-#define SUBMIT_B "fk_fk-submit-b-0123456789"
-#define ADMIN "fk_fk-admin-0123456789"
-
 /* Another tenant's key is told the job does not exist, word for word; a read key may not fork. */
 START_TEST(test_another_tenants_job_is_not_found) {
     e2e_server_t s;
     e2e_resp_t r;
-    char text[1024] = "", line[256], path[160];
-    static const char *const keys[] = {SUBMIT_A, "sa", "submit", "a", READ_A, "ra", "read", "a",
-                                       SUBMIT_B, "sb", "submit", "b", ADMIN, "ad", "admin", "ops",
-                                       NULL};
-    for (size_t i = 0; keys[i] != NULL; i += 4) {
-        e2e_key_line(keys[i], keys[i + 1], keys[i + 2], keys[i + 3], line, sizeof line);
-        strncat(text, line, sizeof text - strlen(text) - 1);
-    }
-    e2e_write_file(dir, "keys", text);
-    snprintf(path, sizeof path, "%s/keys", dir);
+    char path[160];
+    e2e_write_tenant_keys(dir, path, sizeof path);
     e2e_start(&s, "--store", "sqlite:flowd.db", "--data-dir", dir, "--keys", path, NULL);
-    e2e_use_key(&s, ADMIN);
-    put_flow(&s, "lp", loop_doc);
-    e2e_use_key(&s, SUBMIT_A);
-    char *j = post(&s, "{\"flow\": \"lp\", \"shared\": {}}");
+    e2e_use_key(&s, E2E_ADMIN);
+    e2e_put_flow(&s, "lp", loop_doc);
+    e2e_use_key(&s, E2E_SUBMIT_A);
+    char *j = e2e_start_job_id(&s, "{\"flow\": \"lp\", \"shared\": {}}");
     json_decref(e2e_wait_status(&s, j, "succeeded", 20000));
-    e2e_use_key(&s, SUBMIT_B);
+    e2e_use_key(&s, E2E_SUBMIT_B);
     e2e_assert_hidden(&s, "POST", "/v1/jobs/%s/fork", "{\"step\": 1}", j);
-    e2e_use_key(&s, READ_A);
+    e2e_use_key(&s, E2E_READ_A);
     fork_req(&s, j, "{\"step\": 1}", NULL, &r);
     e2e_assert_error(&r, 403, "forbidden", NULL);
     e2e_resp_free(&r);
-    e2e_use_key(&s, SUBMIT_A);
+    e2e_use_key(&s, E2E_SUBMIT_A);
     char *n = fork_ok(&s, j, "{\"step\": 1}", 1);
     e2e_assert_job(&s, n, "a", NULL);
-    e2e_use_key(&s, ADMIN);
+    e2e_use_key(&s, E2E_ADMIN);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
     free(j);
