@@ -1589,6 +1589,8 @@ enum MHD_Result flowd__http_job_fork(flowd_server_t *srv, flowd_req_t *r,
     if (idem != NULL && (*idem == '\0' || strlen(idem) > MAX_IDEM_KEY))
         return flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
                                       "Idempotency-Key must be 1 to %d characters", MAX_IDEM_KEY);
+    if (atomic_load(&srv->stopping))
+        return flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
     if (idem != NULL && idem_elsewhere(srv, r, conn, idem, fork_hash(r), &ret))
         return ret;
     return snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0],
