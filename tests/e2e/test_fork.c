@@ -3,8 +3,9 @@
  * new job that runs only the nodes after that step (its history and the counters say so) from the
  * store as of that step, with a JSON Patch applied first when the body has one. Steps 0, the last
  * one, one inside a sub-flow, one that failed, one not finished; a step whose store is no longer
- * kept (--snapshot-steps); a waiting job forked while it waits; the memory store (409); another
- * tenant's job (404); Idempotency-Key; a fork still queued at a kill -9 runs after the restart. */
+ * kept (--snapshot-steps), or whose history entry is not (--history-limit); a waiting job forked
+ * while it waits; the memory store (409); another tenant's job (404); Idempotency-Key; a fork
+ * still queued at a kill -9 runs after the restart. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -346,6 +347,30 @@ START_TEST(test_a_step_no_longer_kept) {
 }
 END_TEST
 
+/* The history keeps the last --history-limit steps: a step whose entry is gone has no node to go
+ * on after (410, naming the flag), though its store is kept. */
+START_TEST(test_a_step_the_history_no_longer_has) {
+    e2e_server_t s;
+    e2e_resp_t r;
+    e2e_start(&s, "--store", "sqlite:flowd.db", "--data-dir", dir, "--history-limit", "3", NULL);
+    e2e_put_flow(&s, "lp", loop_doc);
+    char *j = e2e_start_job_id(&s, "{\"flow\": \"lp\", \"shared\": {}}");
+    json_decref(e2e_wait_status(&s, j, "succeeded", 20000));
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared?step=1", j);
+    ck_assert_int_eq(e2e_get_status(&s, path), 200);
+    fork_req(&s, j, "{\"step\": 1}", NULL, &r);
+    e2e_assert_error(&r, 410, "step_not_kept", "--history-limit");
+    e2e_resp_free(&r);
+    char *f = fork_ok(&s, j, "{\"step\": 4}", 4);
+    assert_ran(&s, f, 1, 4, 1, 6, "loop c ");
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+    free(j);
+    free(f);
+}
+END_TEST
+
 /* The memory store keeps no store of past steps: nothing to fork from. */
 START_TEST(test_the_memory_store_cannot_fork) {
     e2e_server_t s;
@@ -451,6 +476,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_sub_flow_and_failed_steps);
     tcase_add_test(tc, test_a_waiting_job_is_forked);
     tcase_add_test(tc, test_a_step_no_longer_kept);
+    tcase_add_test(tc, test_a_step_the_history_no_longer_has);
     tcase_add_test(tc, test_the_memory_store_cannot_fork);
     tcase_add_test(tc, test_idempotency_and_a_restart);
     tcase_add_test(tc, test_another_tenants_job_is_not_found);
