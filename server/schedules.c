@@ -894,6 +894,15 @@ static int store_put(flowd_schedules_t *s, const char *name, const sched_t *it) 
     return rc < 0 ? FLOW_EIO : 0;
 }
 
+/* Ends a change (s->change held, s->lock not): lets the next one in and, when it was made (rc 0),
+ * wakes the loop to plan the runs anew; returns rc. */
+static int change_end(flowd_schedules_t *s, int rc) {
+    pthread_mutex_unlock(&s->change);
+    if (rc == 0)
+        uv_async_send(&s->async);
+    return rc;
+}
+
 int flowd_schedules_put(flowd_schedules_t *s, const flowd_schedule_spec_t *spec, int *created,
                         flow_buf_t *b, char *err, size_t errlen) {
     sched_t *it = NULL, *old = NULL;
@@ -933,14 +942,12 @@ int flowd_schedules_put(flowd_schedules_t *s, const flowd_schedule_spec_t *spec,
         s->gen++;
         pthread_mutex_unlock(&s->lock);
     }
-    pthread_mutex_unlock(&s->change);
-    if (rc < 0) {
+    if (change_end(s, rc) < 0) {
         sched_free(it);
         return rc;
     }
     *created = old == NULL;
     sched_free(old);
-    uv_async_send(&s->async);
     return 0;
 }
 
@@ -997,10 +1004,7 @@ int flowd_schedules_remove(flowd_schedules_t *s, const char *name) {
         s->gen++;
         pthread_mutex_unlock(&s->lock);
     }
-    pthread_mutex_unlock(&s->change);
-    if (rc == 0)
-        uv_async_send(&s->async);
-    return rc;
+    return change_end(s, rc);
 }
 
 int flowd_schedules_pause(flowd_schedules_t *s, const char *name, int paused, flow_buf_t *b) {
@@ -1042,10 +1046,7 @@ int flowd_schedules_pause(flowd_schedules_t *s, const char *name, int paused, fl
         s->gen++;
         pthread_mutex_unlock(&s->lock);
     }
-    pthread_mutex_unlock(&s->change);
-    if (rc == 0)
-        uv_async_send(&s->async);
-    return rc;
+    return change_end(s, rc);
 }
 
 void flowd_schedules_counts(flowd_schedules_t *s, uint64_t *started, uint64_t *skipped,
