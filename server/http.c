@@ -477,6 +477,23 @@ enum MHD_Result flowd__http_send_deleted(flowd_req_t *r, struct MHD_Connection *
     return flowd__http_send_json(r, conn, 200, body, len);
 }
 
+enum MHD_Result flowd__http_bad_field(flowd_req_t *r, struct MHD_Connection *conn, json_t *body,
+                                      const char *missing, const char *field, const char *want,
+                                      const json_t *v, int quote) {
+    enum MHD_Result ret;
+    if (missing != NULL)
+        ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST, "%s", missing);
+    else if (quote && json_is_string(v))
+        ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                     "field '%s' must be %s, not '%.64s'", field, want,
+                                     json_string_value(v));
+    else
+        ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST, "field '%s' must be %s, not %s",
+                                     field, want, flowd__http_type_name(v));
+    json_decref(body);
+    return ret;
+}
+
 /* ---- the handler ---- */
 
 /* The most a request's body may be, and the flag that says so: --max-body, or --max-flow-size for a

@@ -212,6 +212,13 @@ enum MHD_Result flowd__http_with_name(flowd_server_t *srv, flowd_req_t *r,
 /* 200 {"name": name, "deleted": true}: a DELETE of a flow or a schedule done. */
 enum MHD_Result flowd__http_send_deleted(flowd_req_t *r, struct MHD_Connection *conn,
                                          const char *name);
+/* 400 for a body member that is missing or of the wrong type, and drops body (a reference):
+ * missing (the whole message) when not NULL; else "field '<field>' must be <want>, not <v>", v
+ * quoted when it is a string and quote is 1 (at most 64 bytes of it), else its type ("a
+ * string"). */
+enum MHD_Result flowd__http_bad_field(flowd_req_t *r, struct MHD_Connection *conn, json_t *body,
+                                      const char *missing, const char *field, const char *want,
+                                      const json_t *v, int quote);
 /* The tenant whose jobs the caller sees: its own, or NULL for every tenant (admin). */
 const char *flowd__http_scope(const flowd_req_t *r);
 

@@ -76,20 +76,8 @@ static enum MHD_Result schedule_put(flowd_server_t *srv, flowd_req_t *r,
     else if (overlap != NULL &&
              (!json_is_string(overlap) || flowd_overlap_parse(json_string_value(overlap), &ov) < 0))
         field = "overlap", want = "one of \"skip\", \"allow\", \"cancel_previous\"", v = overlap;
-    if (missing != NULL || field != NULL) {
-        if (missing != NULL)
-            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST, "%s", missing);
-        else if (json_is_string(v))
-            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
-                                         "field '%s' must be %s, not '%.64s'", field, want,
-                                         json_string_value(v));
-        else
-            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
-                                         "field '%s' must be %s, not %s", field, want,
-                                         flowd__http_type_name(v));
-        json_decref(body);
-        return ret;
-    }
+    if (missing != NULL || field != NULL)
+        return flowd__http_bad_field(r, conn, body, missing, field, want, v, 1);
     /* the shared store is checked as POST /v1/jobs checks it, once here rather than at each run */
     if (shared != NULL && flowd_json_size(shared, srv->cfg.max_shared) > srv->cfg.max_shared) {
         json_decref(body);
