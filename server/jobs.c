@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include "grow.h"
 #include "jsonw.h"
 #include "webhooks.h"
 
@@ -311,12 +312,10 @@ static int list_room(flowd_jobs_t *t) {
             return 0;
         }
     }
-    size_t cap = t->cap ? t->cap * 2 : 1024;
-    slot_t *list = realloc(t->list, cap * sizeof *list);
+    slot_t *list = flowd_grow(t->list, t->end, &t->cap, sizeof *list, 1024);
     if (list == NULL)
         return FLOW_ENOMEM;
     t->list = list;
-    t->cap = cap;
     return 0;
 }
 

@@ -13,6 +13,7 @@
 
 #include "bridge.h"
 #include "core.h"
+#include "grow.h"
 #include "log.h"
 
 #define MAX_SLEEP_MS 60000 /* the timer looks again at least this often: the wall clock may jump */
@@ -265,14 +266,10 @@ static int insert(flowd_schedules_t *s, sched_t *it, sched_t **old) {
         s->items[i] = it;
         return 0;
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        sched_t **items = realloc(s->items, cap * sizeof *items);
-        if (items == NULL)
-            return FLOW_ENOMEM;
-        s->items = items;
-        s->cap = cap;
-    }
+    sched_t **items = flowd_grow(s->items, s->n, &s->cap, sizeof *items, 16);
+    if (items == NULL)
+        return FLOW_ENOMEM;
+    s->items = items;
     memmove(s->items + i + 1, s->items + i, (s->n - i) * sizeof *s->items);
     s->items[i] = it;
     s->n++;
@@ -590,14 +587,10 @@ static void rows_free(flowd_schedules_t *s) {
 /* The refresh's work thread: a row read, copied. */
 static int keep_row(void *data, const flowd_stored_schedule_t *ss) {
     flowd_schedules_t *s = data;
-    if (s->nrows == s->caprows) {
-        size_t cap = s->caprows ? s->caprows * 2 : 16;
-        row_t *rows = realloc(s->rows, cap * sizeof *rows);
-        if (rows == NULL)
-            return FLOW_ENOMEM;
-        s->rows = rows;
-        s->caprows = cap;
-    }
+    row_t *rows = flowd_grow(s->rows, s->nrows, &s->caprows, sizeof *rows, 16);
+    if (rows == NULL)
+        return FLOW_ENOMEM;
+    s->rows = rows;
     row_t *r = &s->rows[s->nrows];
     r->name = strdup(ss->name ? ss->name : "");
     r->tenant = strdup(ss->tenant ? ss->tenant : FLOWD_DEFAULT_TENANT);
