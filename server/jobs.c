@@ -11,7 +11,6 @@
 
 #include "grow.h"
 #include "jsonw.h"
-#include "webhooks.h"
 
 #define NSHARDS 64
 #define MIN_BUCKETS 64
@@ -163,7 +162,8 @@ static void job_free(flowd_job_t *job) {
     free(job->redrive_shared);
     free(job->redrive_node);
     free(job->run.base);
-    flowd_deliveries_release(job->deliveries);
+    if (job->deliveries != NULL)
+        job->deliveries_free(job->deliveries);
     flowd_ring_free(&job->events);
     free(job);
 }
