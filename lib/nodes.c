@@ -209,6 +209,17 @@ static int map_items(flow_ctx_t *ctx, const flow__jnode_t *n, flow_scope_t *sc, 
     return rc;
 }
 
+/* The end of a map's prep: the array it made (taken) goes to *prep_res when all went well (rc 0),
+ * else it is dropped; returns rc. */
+static int prep_done(int rc, json_t *made, json_t **prep_res) {
+    if (rc < 0) {
+        json_decref(made);
+        return rc;
+    }
+    *prep_res = made;
+    return 0;
+}
+
 /* Appends v (taken) to the array a prep makes; v NULL (it could not be made) or no room for it
  * fails the step as out of memory. */
 static int append_item(flow_ctx_t *ctx, json_t *arr, json_t *v) {
@@ -258,15 +269,13 @@ static int map_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
         } else {
             input = params;
         }
-        if ((rc = append_item(ctx, inputs, input ? input : json_null())) < 0)
+        rc = append_item(ctx, inputs, input ? input : json_null());
+        if (rc < 0)
             goto out;
     }
-    *prep_res = inputs;
-    inputs = NULL;
 out:
     json_decref(items);
-    json_decref(inputs);
-    return rc;
+    return prep_done(rc, inputs, prep_res);
 }
 
 static int map_post(flow_ctx_t *ctx, json_t *shared, json_t *inputs, json_t *results, const char **action) {
@@ -299,7 +308,8 @@ static int flow_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
         return 0;
     }
     json_t *items = NULL, *sets = json_array();
-    if (sets == NULL || (rc = map_items(ctx, n, &sc, &items)) < 0)
+    rc = sets ? map_items(ctx, n, &sc, &items) : flow_error(ctx, FLOW_ENOMEM, "out of memory");
+    if (rc < 0)
         goto out;
     size_t i;
     json_t *item;
@@ -310,16 +320,14 @@ static int flow_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
             json_decref(set);
             set = NULL;
         }
-        if ((rc = append_item(ctx, sets, set)) < 0)
+        rc = append_item(ctx, sets, set);
+        if (rc < 0)
             goto out;
     }
-    *prep_res = sets;
-    sets = NULL;
 out:
     json_decref(params);
     json_decref(items);
-    json_decref(sets);
-    return rc;
+    return prep_done(rc, sets, prep_res);
 }
 
 /* The sub-flow's last action (a batch flow's: none), unless a post hook picks another. */
