@@ -1149,6 +1149,22 @@ static char *redrive_origin(const redrive_src_t *src) {
     return text;
 }
 
+/* The checks a redrive and a fork make first: their Idempotency-Key (*idem, borrowed from conn;
+ * NULL: none) is 1 to MAX_IDEM_KEY characters, and the server is not shutting down. 0, or -1
+ * after answering 400 or 503 into *ret. */
+static int resubmit_prologue(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                             const char **idem, enum MHD_Result *ret) {
+    *idem = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
+    if (*idem != NULL && (**idem == '\0' || strlen(*idem) > MAX_IDEM_KEY))
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                      "Idempotency-Key must be 1 to %d characters", MAX_IDEM_KEY);
+    else if (atomic_load(&srv->stopping))
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
+    else
+        return 0;
+    return -1;
+}
+
 /* What a redrive and a fork have in common: src's job made again as a new submission of def
  * (borrowed), from shared (taken), with src's params, priority, concurrency key (as def's
  * concurrency evaluates it now, or as its POST gave it) and callback, starting at the root-level
@@ -1224,12 +1240,9 @@ enum MHD_Result flowd__http_job_redrive(flowd_server_t *srv, flowd_req_t *r,
     redrive_src_t src = {0};
     json_t *shared = NULL;
     flow_def_t *def = NULL;
-    const char *idem = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
-    if (idem != NULL && (*idem == '\0' || strlen(idem) > MAX_IDEM_KEY))
-        return flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
-                                      "Idempotency-Key must be 1 to %d characters", MAX_IDEM_KEY);
-    if (atomic_load(&srv->stopping))
-        return flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
+    const char *idem = NULL;
+    if (resubmit_prologue(srv, r, conn, &idem, &ret) < 0)
+        return ret;
     /* the key goes with the job it redrives, as a POST's goes with its body */
     char what[FLOWD_ID_LEN + 16];
     int wlen = snprintf(what, sizeof what, "redrive %.*s",
@@ -1577,12 +1590,9 @@ enum MHD_Result flowd__http_job_fork(flowd_server_t *srv, flowd_req_t *r,
     r->step = (uint64_t)json_integer_value(step);
     r->fork_patch = json_incref(patch);
     json_decref(body);
-    const char *idem = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
-    if (idem != NULL && (*idem == '\0' || strlen(idem) > MAX_IDEM_KEY))
-        return flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
-                                      "Idempotency-Key must be 1 to %d characters", MAX_IDEM_KEY);
-    if (atomic_load(&srv->stopping))
-        return flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
+    const char *idem = NULL;
+    if (resubmit_prologue(srv, r, conn, &idem, &ret) < 0)
+        return ret;
     if (idem != NULL && idem_elsewhere(srv, r, conn, idem, fork_hash(r), &ret))
         return ret;
     return snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0],
