@@ -21,6 +21,7 @@
     X(NOT_REDRIVABLE, 409, "not_redrivable", "only a failed or canceled job can be redriven")       \
     X(NOT_KEPT, 409, "not_kept", "the shared store the job would start again from was not kept")  \
     X(NODE_GONE, 409, "node_gone", "the node the job stopped at is no longer in its flow")         \
+    X(NOT_FORKABLE, 409, "not_forkable", "no root-level node follows that step")                   \
     X(TOO_MANY_FLOWS, 409, "too_many_flows", "too many flows (--max-flows)") \
     X(TOO_MANY_SCHEDULES, 409, "too_many_schedules", "too many schedules (--max-schedules)")       \
     X(STEP_NOT_KEPT, 410, "step_not_kept",                                                         \
@@ -30,6 +31,7 @@
     X(INVALID_INPUT, 422, "invalid_input", "the node refused the answer")                          \
     X(INVALID_FLOW, 422, "invalid_flow", "the flow document has problems")                         \
     X(INVALID_SCHEDULE, 422, "invalid_schedule", "the schedule's cron or time zone is not one flowd runs") \
+    X(INVALID_PATCH, 422, "invalid_patch", "the JSON Patch cannot be applied to the shared store")  \
     X(INVALID_CALLBACK, 422, "invalid_callback", "the callback cannot be delivered")          \
     X(ANSWER_TOO_LARGE, 422, "answer_too_large", "the answer is over --max-answer")                \
     X(GRAPH_TOO_LARGE, 422, "graph_too_large", "the graph has more nodes and edges than --max-graph") \

@@ -725,6 +725,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r->reply.answer.body); /* a reply never sent: the connection ended first */
     json_decref(r->start_shared);
     json_decref(r->start_params);
+    json_decref(r->fork_patch);
     flowd_job_unref(r->job);
     flowd_snapshot_clear(&r->snap);
     if (r->body != r->inline_body)

@@ -122,7 +122,8 @@ struct flowd_req {
     flowd_snapshot_t snap;            /* the route's job as read (http_jobs.c: snapshot_read) */
     flowd_handler_fn then;            /* answers with snap once the loop has read it */
     uint64_t wait_ms;                 /* GET /v1/jobs/{id}?wait= */
-    uint64_t step;                    /* GET /v1/jobs/{id}/shared?step= */
+    uint64_t step;                    /* GET /v1/jobs/{id}/shared?step=, a fork's step */
+    json_t *fork_patch;               /* a fork's "shared" patch (an array), or NULL */
     char inline_body[FLOWD_HTTP_INLINE_BODY];
 };
 

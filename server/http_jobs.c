@@ -15,6 +15,8 @@
 #include "cluster.h"
 #include "flow/doc.h"
 #include "flow/pointer.h"
+#include "jsonw.h"
+#include "patch.h"
 #include "webhooks.h"
 
 #define MAX_WAIT_S 300
@@ -1147,6 +1149,87 @@ static char *redrive_origin(const redrive_src_t *src) {
     return text;
 }
 
+/* The checks a redrive and a fork make first: their Idempotency-Key (*idem, borrowed from conn;
+ * NULL: none) is 1 to MAX_IDEM_KEY characters, and the server is not shutting down. 0, or -1
+ * after answering 400 or 503 into *ret. */
+static int resubmit_prologue(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                             const char **idem, enum MHD_Result *ret) {
+    *idem = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
+    if (*idem != NULL && (**idem == '\0' || strlen(*idem) > MAX_IDEM_KEY))
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                      "Idempotency-Key must be 1 to %d characters", MAX_IDEM_KEY);
+    else if (atomic_load(&srv->stopping))
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
+    else
+        return 0;
+    return -1;
+}
+
+/* What a redrive and a fork have in common: src's job made again as a new submission of def
+ * (borrowed), from shared (taken), with src's params, priority, concurrency key (as def's
+ * concurrency evaluates it now, or as its POST gave it) and callback, starting at the root-level
+ * node start (NULL: def's start; borrowed), and saying where it came from: origin (compact JSON,
+ * taken; NULL: out of memory, answered 500). The answer is submit's. */
+static enum MHD_Result resubmit(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                                const redrive_src_t *src, flow_def_t *def, json_t *shared,
+                                char *origin, const char *start, const char *idem, uint64_t hash) {
+    enum MHD_Result ret;
+    json_t *params = src->params ? json_loads(src->params, 0, NULL) : NULL, *cbv = NULL;
+    submission_t sub = {0};
+    submit_sched_t sched;
+    char why[512];
+    if (origin == NULL) {
+        ret = flowd__http_send_json(r, conn, 500, NULL, 0);
+        goto out;
+    }
+    if (src->params != NULL && params == NULL) {
+        ret = flowd__http_send_error(r, conn, FLOWD_E_INTERNAL, "job %s's stored state is not JSON",
+                                     src->id);
+        goto out;
+    }
+    /* its priority, and its concurrency key as its flow says now (or as its POST gave it) */
+    json_t *body = json_pack("{s:i}", "priority", (json_int_t)src->priority);
+    int rc = body ? parse_sched(srv, body, def, shared, params, &sched, why, sizeof why) : -1;
+    json_decref(body);
+    if (rc < 0) {
+        ret = body ? flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST, "%s", why)
+                   : flowd__http_send_json(r, conn, 500, NULL, 0);
+        goto out;
+    }
+    if (!sched.has_key && src->conc_key != NULL) {
+        snprintf(sched.key, sizeof sched.key, "%s", src->conc_key);
+        sched.has_key = 1;
+        sched.conc_limit = src->conc_limit;
+    }
+    if (src->callback != NULL) {
+        cbv = json_loads(src->callback, 0, NULL);
+        if (cbv == NULL) {
+            ret = flowd__http_send_json(r, conn, 500, NULL, 0);
+            goto out;
+        }
+        if (check_callback(srv, r, conn, cbv, &sub.cb_text, &sub.cb_url, &sub.cb_events, &ret) < 0)
+            goto out;
+    }
+    sub.origin = origin;
+    sub.def = def;
+    sub.shared = shared;
+    sub.params = params;
+    shared = params = NULL; /* submit takes them and origin */
+    origin = NULL;
+    sub.idem = idem;
+    sub.body_hash = hash;
+    sub.sched = &sched;
+    sub.start_node = start;
+    r->location = 1;
+    ret = submit(srv, r, conn, &sub);
+out:
+    free(origin);
+    json_decref(shared);
+    json_decref(params);
+    json_decref(cbv);
+    return ret;
+}
+
 /* POST /v1/jobs/{id}/redrive: a job that failed or was canceled starts again as a new job, from
  * the root-level step that failed (or was running), with the shared store as it was before that
  * step, its params, callback and priority, and its flow as it is now (a fixed document takes
@@ -1155,16 +1238,11 @@ enum MHD_Result flowd__http_job_redrive(flowd_server_t *srv, flowd_req_t *r,
                                         struct MHD_Connection *conn) {
     enum MHD_Result ret = MHD_YES;
     redrive_src_t src = {0};
-    json_t *shared = NULL, *params = NULL, *cbv = NULL;
+    json_t *shared = NULL;
     flow_def_t *def = NULL;
-    submission_t sub = {0};
-    char why[512];
-    const char *idem = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
-    if (idem != NULL && (*idem == '\0' || strlen(idem) > MAX_IDEM_KEY))
-        return flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
-                                      "Idempotency-Key must be 1 to %d characters", MAX_IDEM_KEY);
-    if (atomic_load(&srv->stopping))
-        return flowd__http_send_error(r, conn, FLOWD_E_SHUTTING_DOWN, NULL);
+    const char *idem = NULL;
+    if (resubmit_prologue(srv, r, conn, &idem, &ret) < 0)
+        return ret;
     /* the key goes with the job it redrives, as a POST's goes with its body */
     char what[FLOWD_ID_LEN + 16];
     int wlen = snprintf(what, sizeof what, "redrive %.*s",
@@ -1239,60 +1317,286 @@ enum MHD_Result flowd__http_job_redrive(flowd_server_t *srv, flowd_req_t *r,
     }
     if (shared == NULL)
         shared = json_loads(src.base, 0, NULL);
-    params = src.params ? json_loads(src.params, 0, NULL) : NULL;
-    if (shared == NULL || (src.params != NULL && params == NULL)) {
+    if (shared == NULL) {
         ret = flowd__http_send_error(r, conn, FLOWD_E_INTERNAL, "job %s's stored state is not JSON",
                                      src.id);
         goto out;
     }
-    /* its priority, and its concurrency key as its flow says now (or as its POST gave it) */
-    json_t *body = json_pack("{s:i}", "priority", (json_int_t)src.priority);
-    submit_sched_t sched;
-    rc = body ? parse_sched(srv, body, def, shared, params, &sched, why, sizeof why) : -1;
-    json_decref(body);
-    if (rc < 0) {
-        ret = body ? flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST, "%s", why)
-                   : flowd__http_send_json(r, conn, 500, NULL, 0);
-        goto out;
-    }
-    if (!sched.has_key && src.conc_key != NULL) {
-        snprintf(sched.key, sizeof sched.key, "%s", src.conc_key);
-        sched.has_key = 1;
-        sched.conc_limit = src.conc_limit;
-    }
-    if (src.callback != NULL) {
-        cbv = json_loads(src.callback, 0, NULL);
-        if (cbv == NULL) {
-            ret = flowd__http_send_json(r, conn, 500, NULL, 0);
-            goto out;
-        }
-        if (check_callback(srv, r, conn, cbv, &sub.cb_text, &sub.cb_url, &sub.cb_events, &ret) < 0)
-            goto out;
-    }
-    sub.origin = redrive_origin(&src);
-    if (sub.origin == NULL) {
-        free(sub.cb_text);
-        free(sub.cb_url);
-        ret = flowd__http_send_json(r, conn, 500, NULL, 0);
-        goto out;
-    }
-    sub.def = def;
-    sub.shared = shared;
-    sub.params = params;
-    shared = params = NULL; /* submit takes them */
-    sub.idem = idem;
-    sub.body_hash = hash;
-    sub.sched = &sched;
-    sub.start_node = src.node;
-    r->location = 1;
-    ret = submit(srv, r, conn, &sub);
+    char *origin = redrive_origin(&src);
+    ret = resubmit(srv, r, conn, &src, def, shared, origin, src.node, idem, hash);
+    shared = NULL; /* resubmit took it */
 out:
     json_decref(shared);
-    json_decref(params);
-    json_decref(cbv);
     flow_def_unref(def);
     redrive_src_clear(&src);
     return ret;
+}
+
+/* ---- fork ---- */
+
+/* What an Idempotency-Key of a fork goes with: the job it forks and the body, as a POST's goes
+ * with its body. */
+static uint64_t fork_hash(const flowd_req_t *r) {
+    char what[FLOWD_ID_LEN + 32];
+    int wlen = snprintf(what, sizeof what, "fork %.*s %016llx",
+                        (int)(r->args.len[0] > FLOWD_ID_LEN ? FLOWD_ID_LEN : r->args.len[0]),
+                        r->args.s[0], (unsigned long long)flowd_hash_bytes(r->body, r->len));
+    return flowd_hash_bytes(what, (size_t)wlen);
+}
+
+/* The seq and node of the last root-level step of steps before seq `seq` (dir -1) or the first
+ * after it (dir 1), into "step 4 ('b')"; "none" when there is none. */
+static void root_step_near(const json_t *steps, uint64_t seq, int dir, char *out, size_t len) {
+    size_t n = json_array_size(steps);
+    snprintf(out, len, "none");
+    for (size_t k = 0; k < n; k++) {
+        json_t *st = json_array_get(steps, dir < 0 ? n - 1 - k : k);
+        uint64_t at = (uint64_t)json_integer_value(json_object_get(st, "seq"));
+        if ((dir < 0 ? at < seq : at > seq) &&
+            json_integer_value(json_object_get(st, "depth")) == 0) {
+            snprintf(out, len, "step %llu ('%.64s')", (unsigned long long)at,
+                     json_string_value(json_object_get(st, "node")));
+            return;
+        }
+    }
+}
+
+/* The node a fork after step n continues at, in the flow's current version def: the root-level
+ * node that follows step n's node for its action (*start, borrowed from def; NULL for step 0: the
+ * flow's start). 0, or -1 after answering into *ret: 404 unknown_step, 410 step_not_kept (the
+ * history no longer has it), 409 not_forkable (inside a sub-flow, a step that failed, one after
+ * which the flow ends), 409 node_gone. */
+static int fork_start(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                      const char *id, const json_t *hist, const flow_def_t *def, uint64_t n,
+                      const char **start, enum MHD_Result *ret) {
+    (void)srv;
+    const json_t *steps = json_object_get(hist, "steps");
+    uint64_t total = (uint64_t)json_integer_value(
+        json_object_get(json_object_get(hist, "totals"), "steps"));
+    json_t *st = NULL, *at;
+    size_t i;
+    *start = NULL;
+    if (n > total) {
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_STEP,
+                                      "job %s has not finished step %llu (it has finished %llu)",
+                                      id, (unsigned long long)n, (unsigned long long)total);
+        return -1;
+    }
+    if (n == 0)
+        return 0;
+    json_array_foreach(steps, i, at) {
+        if ((uint64_t)json_integer_value(json_object_get(at, "seq")) == n)
+            st = at;
+    }
+    if (st == NULL) {
+        json_t *first = json_array_get(steps, 0);
+        *ret = flowd__http_send_error(
+            r, conn, FLOWD_E_STEP_NOT_KEPT,
+            "the history of job %s no longer has step %llu, which says the node a fork goes on "
+            "after: it keeps the last steps (--history-limit), from step %llu",
+            id, (unsigned long long)n,
+            (unsigned long long)json_integer_value(json_object_get(first, "seq")));
+        return -1;
+    }
+    const char *node = json_string_value(json_object_get(st, "node"));
+    const char *action = json_string_value(json_object_get(st, "action"));
+    if (node == NULL)
+        node = "";
+    if (json_integer_value(json_object_get(st, "depth")) > 0) {
+        char before[96], after[96];
+        root_step_near(steps, n, -1, before, sizeof before);
+        root_step_near(steps, n, 1, after, sizeof after);
+        *ret = flowd__http_send_error(
+            r, conn, FLOWD_E_NOT_FORKABLE,
+            "step %llu of job %s ran '%.64s' inside a sub-flow: a fork goes on after a root-level "
+            "step (the root-level steps around it: before, %s; after, %s)",
+            (unsigned long long)n, id, node, before, after);
+        return -1;
+    }
+    if (action == NULL) {
+        char before[96];
+        root_step_near(steps, n, -1, before, sizeof before);
+        *ret = flowd__http_send_error(
+            r, conn, FLOWD_E_NOT_FORKABLE,
+            "step %llu of job %s failed at '%.64s': nothing follows it (fork after the root-level "
+            "step before it, %s, to run '%.64s' again)",
+            (unsigned long long)n, id, node, before, node);
+        return -1;
+    }
+    const flow_node_t *from = flow_def_find(def, node);
+    if (from == NULL) {
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_NODE_GONE,
+                                      "step %llu of job %s ran node '%.64s', which the flow %.64s "
+                                      "has no more (its document changed): it cannot be forked "
+                                      "there",
+                                      (unsigned long long)n, id, node, flow_def_name(def));
+        return -1;
+    }
+    const flow_node_t *next = flow_node_succ(from, action);
+    if (next == NULL) {
+        *ret = flowd__http_send_error(
+            r, conn, FLOWD_E_NOT_FORKABLE,
+            "after step %llu of job %s ('%.64s', action '%.64s') the flow %.64s ends: no node "
+            "follows it to run",
+            (unsigned long long)n, id, node, action, flow_def_name(def));
+        return -1;
+    }
+    *start = flow_node_name(next);
+    return 0;
+}
+
+/* POST /v1/jobs/{id}/fork has read the job (r->snap: its history, and what a redrive takes): a new
+ * job from its store as of after step r->step, patched with r->fork_patch, at the node after
+ * that step. On this HTTP thread: the store's read blocks. */
+static enum MHD_Result fork_read(flowd_server_t *srv, flowd_req_t *r,
+                                 struct MHD_Connection *conn) {
+    enum MHD_Result ret = MHD_YES;
+    redrive_src_t src = {0};
+    json_t *hist = NULL, *shared = NULL;
+    flow_def_t *def = NULL;
+    const char *start = NULL;
+    uint64_t n = r->step, oldest = 0;
+    char why[512];
+    int rc = 0;
+    if (r->snap.remote) {
+        redrive_of_row(&src, &r->snap.row);
+    } else {
+        rc = redrive_of_record(&src, r->job);
+        flowd_job_unref(r->job); /* r->job becomes the new job */
+        r->job = NULL;
+    }
+    if (rc < 0) {
+        ret = flowd__http_send_json(r, conn, 500, NULL, 0);
+        goto out;
+    }
+    if (srv->store->ops->shared_at == NULL) {
+        ret = flowd__http_send_error(r, conn, FLOWD_E_NOT_KEPT,
+                                     "job %s cannot be forked: the %s store keeps no shared store "
+                                     "of past steps (%s)",
+                                     src.id, srv->store->ops->name,
+                                     srv->store->ops->checkpoint == NULL
+                                         ? "--store memory: keeps no checkpoints"
+                                         : "--store sqlite:PATH does");
+        goto out;
+    }
+    if (r->snap.history_rc == 0)
+        hist = json_loadb(r->snap.history, r->snap.history_len, 0, NULL);
+    if (hist == NULL) {
+        ret = flowd__http_send_error(r, conn, FLOWD_E_INTERNAL,
+                                     "the history of job %s could not be read: %s", src.id,
+                                     flow_strerror(r->snap.history_rc ? r->snap.history_rc
+                                                                      : FLOW_ENOMEM));
+        goto out;
+    }
+    def = flow_registry_get_flow(srv->reg, src.flow);
+    if (def == NULL) {
+        ret = flowd__http_unknown_flow(srv, r, conn, src.flow);
+        goto out;
+    }
+    if (fork_start(srv, r, conn, src.id, hist, def, n, &start, &ret) < 0)
+        goto out;
+    /* blocking: this is an HTTP thread */
+    rc = flowd_store_shared_at(srv->store, src.id, n, 0, &shared, &oldest);
+    if (rc == FLOW_ENOTFOUND) {
+        ret = flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_STEP,
+                                     "job %s has not finished step %llu", src.id,
+                                     (unsigned long long)n);
+        goto out;
+    }
+    if (rc == FLOW_ESTATE) {
+        ret = flowd__http_send_error(r, conn, FLOWD_E_STEP_NOT_KEPT,
+                                     "the shared store of job %s as of step %llu is no longer "
+                                     "kept: the oldest kept is as of step %llu "
+                                     "(--snapshot-steps, --snapshot-bytes)",
+                                     src.id, (unsigned long long)n, (unsigned long long)oldest);
+        goto out;
+    }
+    if (rc < 0) {
+        ret = flowd__http_send_error(r, conn, FLOWD_E_INTERNAL,
+                                     "the shared store of job %s as of step %llu could not be "
+                                     "read: %s",
+                                     src.id, (unsigned long long)n, flow_strerror(rc));
+        goto out;
+    }
+    if (r->fork_patch != NULL) {
+        rc = flowd_patch_apply(shared, r->fork_patch, why, sizeof why);
+        if (rc < 0) {
+            ret = rc == FLOW_ENOMEM
+                      ? flowd__http_send_json(r, conn, 500, NULL, 0)
+                      : flowd__http_send_error(r, conn, FLOWD_E_INVALID_PATCH,
+                                               "field 'shared' cannot be applied to the store of "
+                                               "job %s as of step %llu: %s",
+                                               src.id, (unsigned long long)n, why);
+            goto out;
+        }
+    }
+    if (flowd_json_size(shared, srv->cfg.max_shared) > srv->cfg.max_shared) {
+        ret = flowd__http_send_error(r, conn, FLOWD_E_PAYLOAD_TOO_LARGE,
+                                     "the shared store the fork would start from is over %zu "
+                                     "bytes as JSON, the limit of a job's store (--max-shared)",
+                                     srv->cfg.max_shared);
+        goto out;
+    }
+    json_t *o = json_pack("{s:s, s:I}", "job", src.id, "step", (json_int_t)n);
+    char *origin = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    const char *idem = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
+    ret = resubmit(srv, r, conn, &src, def, shared, origin, start, idem, idem ? fork_hash(r) : 0);
+    shared = NULL; /* resubmit took it */
+out:
+    json_decref(hist);
+    json_decref(shared);
+    flow_def_unref(def);
+    redrive_src_clear(&src);
+    return ret;
+}
+
+/* POST /v1/jobs/{id}/fork {"step": N, "shared": patch}: Temporal's reset. A new job from the
+ * job's shared store as of after its step N (0: the store it started with), the patch applied,
+ * that goes on at the root-level node after that step in the flow's current version, with the
+ * job's params, callback, priority and concurrency key. Any job whose step N has finished may be
+ * forked, running ones too. */
+enum MHD_Result flowd__http_job_fork(flowd_server_t *srv, flowd_req_t *r,
+                                     struct MHD_Connection *conn) {
+    static const char example[] =
+        "{\"step\": 2, \"shared\": [{\"op\": \"replace\", \"path\": \"/n\", \"value\": 1}]}";
+    static const char *const fields[] = {"step", "shared", NULL};
+    enum MHD_Result ret = MHD_YES;
+    json_t *body = flowd__http_body_object(r, conn, example, fields, "step and shared", &ret);
+    if (body == NULL)
+        return ret;
+    json_t *step = json_object_get(body, "step");
+    json_t *patch = json_object_get(body, "shared");
+    if (step == NULL || !json_is_integer(step) || json_integer_value(step) < 0) {
+        ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                     step == NULL
+                                         ? "missing field 'step': the number (seq) of the step "
+                                           "the new job goes on after, 0 for the store the job "
+                                           "started with; e.g. %s"
+                                         : "field 'step' must be a step's number (seq), 0 or "
+                                           "more; e.g. %s",
+                                     example);
+        json_decref(body);
+        return ret;
+    }
+    if (patch != NULL && !json_is_array(patch)) {
+        ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                     "field 'shared' must be an RFC 6902 JSON Patch (an array of "
+                                     "operations), not %s",
+                                     flowd__http_type_name(patch));
+        json_decref(body);
+        return ret;
+    }
+    r->step = (uint64_t)json_integer_value(step);
+    r->fork_patch = json_incref(patch);
+    json_decref(body);
+    const char *idem = NULL;
+    if (resubmit_prologue(srv, r, conn, &idem, &ret) < 0)
+        return ret;
+    if (idem != NULL && idem_elsewhere(srv, r, conn, idem, fork_hash(r), &ret))
+        return ret;
+    return snapshot_read(srv, r, conn, r->args.s[0], r->args.len[0],
+                         FLOWD_SNAP_HISTORY | FLOWD_SNAP_REDRIVE, NULL, fork_read);
 }
 
 /* The Deliveries object from a shared store's rows: begun at the first, once the callback is read. */

@@ -19,6 +19,7 @@
     X(INPUT, "/v1/jobs/{id}/input")                                                                \
     X(CANCEL, "/v1/jobs/{id}/cancel")                                                              \
     X(REDRIVE, "/v1/jobs/{id}/redrive")                                                            \
+    X(FORK, "/v1/jobs/{id}/fork")                                                                  \
     X(DELIVERIES, "/v1/jobs/{id}/deliveries")                                                      \
     X(JOB_GRAPH, "/v1/jobs/{id}/graph.svg")                                                        \
     X(FLOWS, "/v1/flows")                                                                          \
@@ -59,6 +60,7 @@
     X(INPUT, POST, job_input, "", SUBMIT, JSON)                                                    \
     X(CANCEL, POST, job_cancel, "", SUBMIT, ANY)                                                   \
     X(REDRIVE, POST, job_redrive, "", SUBMIT, ANY)                                                 \
+    X(FORK, POST, job_fork, "", SUBMIT, JOB)                                                       \
     X(DELIVERIES, GET, job_deliveries, "", READ, NONE)                                             \
     X(JOB_GRAPH, GET, job_graph, "", READ, NONE)                                                   \
     X(FLOWS, GET, flows_list, "limit, cursor", READ, NONE)                                         \

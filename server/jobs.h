@@ -50,9 +50,11 @@ struct flowd_job {
     unsigned callback_events;
     /* Set by the HTTP thread that made it before its start is queued (origin under the record's
      * lock, as the list may render it; a restored one's by the store's load), then immutable: its
-     * params as compact JSON (NULL: none), which a redrive starts its new job with; and, for a job
-     * a redrive made, where it came from: compact JSON {"job": id, "node": the node it started at
-     * (null: the flow's start)} (NULL: a submission). */
+     * params as compact JSON (NULL: none), which a redrive or a fork starts its new job with; and,
+     * for a job a redrive made, where it came from: compact JSON {"job": id, "node": the node it
+     * started at (null: the flow's start)}; for one a fork made, {"job": id, "step": N} (its start
+     * node is restart.node, stored as jobs.resume_node); NULL: a submission. Both are written by
+     * http_jobs.c in this form exactly, "job" first (render.c tells them apart by it). */
     char *params_text;
     char *origin;
     char traceparent[56];        /* the W3C trace context of the POST that made it, or "" (set

@@ -148,50 +148,141 @@ static long index_of(const char *tok, size_t size, int insert) {
     return i < (long)size + (insert ? 1 : 0) ? i : -1;
 }
 
-static int apply_op(json_t *doc, const json_t *op) {
-    const char *name = json_string_value(json_object_get(op, "op"));
-    const char *path = json_string_value(json_object_get(op, "path"));
-    json_t *value = json_object_get(op, "value");
-    if (name == NULL || path == NULL)
-        return FLOW_EINVAL;
-    int add = strcmp(name, "add") == 0, replace = strcmp(name, "replace") == 0;
-    int remove = strcmp(name, "remove") == 0;
-    if (!(add || replace || remove) || ((add || replace) && value == NULL))
-        return FLOW_EINVAL;
-    if (path[0] == '\0') { /* the whole document: only an object can be the store */
-        if (remove || !json_is_object(value))
-            return FLOW_EINVAL;
-        json_object_clear(doc);
-        return json_object_update(doc, value) < 0 ? FLOW_ENOMEM : 0;
+/* Adds value (stolen, on error too) at path in doc, or with replace puts it in place of what path
+ * names (which must be there). Path "" is the whole document: only an object can be the store. */
+static int put_at(json_t *doc, const char *path, json_t *value, int replace) {
+    if (value == NULL)
+        return FLOW_ENOMEM;
+    if (path[0] == '\0') {
+        int rc = !json_is_object(value) ? FLOW_EINVAL
+                 : (json_object_clear(doc), json_object_update(doc, value) < 0) ? FLOW_ENOMEM
+                                                                                : 0;
+        json_decref(value);
+        return rc;
     }
+    json_t *parent = NULL;
+    char *tok = NULL;
+    int rc = split_path(doc, path, &parent, &tok);
+    if (rc < 0) {
+        json_decref(value);
+        return rc;
+    }
+    if (json_is_object(parent)) {
+        if (replace && json_object_get(parent, tok) == NULL) {
+            json_decref(value);
+            rc = FLOW_ENOTFOUND;
+        } else {
+            rc = json_object_set_new(parent, tok, value) < 0 ? FLOW_ENOMEM : 0;
+        }
+    } else if (json_is_array(parent)) {
+        long i = index_of(tok, json_array_size(parent), !replace);
+        if (i < 0) {
+            json_decref(value);
+            rc = FLOW_ENOTFOUND;
+        } else if (replace) {
+            rc = json_array_set_new(parent, (size_t)i, value) < 0 ? FLOW_ENOMEM : 0;
+        } else {
+            rc = json_array_insert_new(parent, (size_t)i, value) < 0 ? FLOW_ENOMEM : 0;
+        }
+    } else {
+        json_decref(value);
+        rc = FLOW_EINVAL;
+    }
+    free(tok);
+    return rc;
+}
+
+/* Removes what path names in doc (not the whole document). */
+static int remove_at(json_t *doc, const char *path) {
+    if (path[0] == '\0')
+        return FLOW_EINVAL;
     json_t *parent = NULL;
     char *tok = NULL;
     int rc = split_path(doc, path, &parent, &tok);
     if (rc < 0)
         return rc;
     if (json_is_object(parent)) {
-        json_t *cur = json_object_get(parent, tok);
-        if ((replace || remove) && cur == NULL)
-            rc = FLOW_ENOTFOUND;
-        else if (remove)
-            rc = json_object_del(parent, tok) < 0 ? FLOW_EINVAL : 0;
-        else
-            rc = json_object_set_new(parent, tok, json_deep_copy(value)) < 0 ? FLOW_ENOMEM : 0;
+        rc = json_object_del(parent, tok) < 0 ? FLOW_ENOTFOUND : 0;
     } else if (json_is_array(parent)) {
-        long i = index_of(tok, json_array_size(parent), add);
-        if (i < 0)
-            rc = FLOW_ENOTFOUND;
-        else if (remove)
-            rc = json_array_remove(parent, (size_t)i) < 0 ? FLOW_EINVAL : 0;
-        else if (replace)
-            rc = json_array_set_new(parent, (size_t)i, json_deep_copy(value)) < 0 ? FLOW_ENOMEM : 0;
-        else
-            rc = json_array_insert_new(parent, (size_t)i, json_deep_copy(value)) < 0 ? FLOW_ENOMEM
-                                                                                    : 0;
+        long i = index_of(tok, json_array_size(parent), 0);
+        rc = i < 0 ? FLOW_ENOTFOUND : json_array_remove(parent, (size_t)i) < 0 ? FLOW_EINVAL : 0;
     } else {
         rc = FLOW_EINVAL;
     }
     free(tok);
+    return rc;
+}
+
+/* What path names in doc (borrowed), or NULL. */
+static json_t *value_at(json_t *doc, const char *path) {
+    json_t *v = NULL;
+    return flow_pointer_get(doc, path, &v) == 0 ? v : NULL;
+}
+
+/* One operation of a patch; on error why (whylen bytes) says what is wrong with it. */
+static int apply_op(json_t *doc, const json_t *op, char *why, size_t whylen) {
+    const char *name = json_string_value(json_object_get(op, "op"));
+    const char *path = json_string_value(json_object_get(op, "path"));
+    const char *from = json_string_value(json_object_get(op, "from"));
+    json_t *value = json_object_get(op, "value");
+    if (!json_is_object(op) || name == NULL || path == NULL) {
+        snprintf(why, whylen, "an operation is an object with \"op\" and \"path\" strings");
+        return FLOW_EINVAL;
+    }
+    int add = strcmp(name, "add") == 0, replace = strcmp(name, "replace") == 0;
+    int remove = strcmp(name, "remove") == 0, test = strcmp(name, "test") == 0;
+    int move = strcmp(name, "move") == 0, copy = strcmp(name, "copy") == 0;
+    if (!(add || replace || remove || test || move || copy)) {
+        snprintf(why, whylen, "\"op\" must be add, remove, replace, move, copy or test");
+        return FLOW_EINVAL;
+    }
+    if ((add || replace || test) && value == NULL) {
+        snprintf(why, whylen, "%s needs a \"value\"", name);
+        return FLOW_EINVAL;
+    }
+    if ((move || copy) && from == NULL) {
+        snprintf(why, whylen, "%s needs a \"from\" string", name);
+        return FLOW_EINVAL;
+    }
+    int rc;
+    if (add || replace) {
+        rc = put_at(doc, path, json_deep_copy(value), replace);
+    } else if (remove) {
+        rc = remove_at(doc, path);
+    } else if (test) {
+        json_t *cur = value_at(doc, path);
+        rc = cur == NULL ? FLOW_ENOTFOUND : 0;
+        if (cur != NULL && !json_equal(cur, value)) {
+            snprintf(why, whylen, "the value at its path is not the one it tests for");
+            return FLOW_EINVAL;
+        }
+    } else {
+        json_t *src = value_at(doc, from);
+        size_t flen = strlen(from);
+        if (src == NULL) {
+            snprintf(why, whylen, "its \"from\" names nothing");
+            return FLOW_EINVAL;
+        }
+        if (move && strncmp(path, from, flen) == 0 && (path[flen] == '\0' || path[flen] == '/')) {
+            if (path[flen] == '\0')
+                return 0; /* to where it is */
+            snprintf(why, whylen, "a value cannot be moved into itself");
+            return FLOW_EINVAL;
+        }
+        /* a move takes the value out first: its path may name a place the removal shifts */
+        json_t *v = move ? json_incref(src) : json_deep_copy(src);
+        rc = move ? remove_at(doc, from) : 0;
+        if (rc < 0)
+            json_decref(v);
+        else
+            rc = put_at(doc, path, v, 0);
+    }
+    if (rc == FLOW_ENOTFOUND)
+        snprintf(why, whylen, "its path names nothing");
+    else if (rc == FLOW_EINVAL)
+        snprintf(why, whylen, "its path is not a JSON Pointer to a place it can be applied");
+    else if (rc < 0)
+        snprintf(why, whylen, "%s", flow_strerror(rc));
     return rc;
 }
 
@@ -203,13 +294,13 @@ int flowd_patch_apply(json_t *doc, const json_t *patch, char *why, size_t whylen
     size_t i;
     json_t *op;
     json_array_foreach(patch, i, op) {
-        int rc = apply_op(doc, op);
+        char sub[160];
+        int rc = apply_op(doc, op, sub, sizeof sub);
         if (rc < 0) {
             const char *path = json_string_value(json_object_get(op, "path"));
             const char *name = json_string_value(json_object_get(op, "op"));
-            snprintf(why, whylen, "operation %zu (%s %s): %s", i, name ? name : "?",
-                     path ? path : "?",
-                     rc == FLOW_ENOTFOUND ? "its path names nothing" : flow_strerror(rc));
+            snprintf(why, whylen, "operation %zu (%.16s %.200s): %s", i, name ? name : "?",
+                     path ? path : "?", sub);
             return rc == FLOW_ENOMEM ? rc : FLOW_EINVAL;
         }
     }

@@ -39,12 +39,13 @@ void flowd_patcher_free(flowd_patcher_t *p);
 int flowd_patch_make(flowd_patcher_t *p, const json_t *shared, const json_t *touched,
                      flow_buf_t *out);
 
-/* Applies patch (borrowed, an array) to doc (borrowed, an object: changed in place). A small
- * applier written here for the operations flowd emits: "add", "replace" and "remove", on object
- * members and array items (an index, or "-" to append), with RFC 6901 paths; Debian packages no C
- * library of RFC 6902 for jansson. Any other operation, or a path that names nothing where it must,
- * is FLOW_EINVAL and why (whylen bytes) says which; doc is then partly patched (the caller drops
- * it). */
+/* Applies patch (borrowed, an array) to doc (borrowed, an object: changed in place): RFC 6902's
+ * six operations ("add", "remove", "replace", "move", "copy", "test") on object members and array
+ * items (an index, or "-" to append), with RFC 6901 paths. A small applier written here: Debian
+ * packages no C library of RFC 6902 for jansson. flowd's own patches use add and remove; a fork's
+ * patch (POST /v1/jobs/{id}/fork) may use any. An unknown operation, a path or "from" that names
+ * nothing where it must, or a "test" whose value differs is FLOW_EINVAL and why (whylen bytes) says
+ * which operation and what; doc is then partly patched (the caller drops it). FLOW_ENOMEM. */
 int flowd_patch_apply(json_t *doc, const json_t *patch, char *why, size_t whylen);
 
 /* Applies to store (borrowed, changed in place) the "patch" members of the history entries

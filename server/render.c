@@ -85,6 +85,15 @@ void flowd_answer_error(flowd_answer_t *a, flowd_apierr_t err, const char *fmt, 
     va_end(ap);
 }
 
+/* Whether origin (jobs.h) is a fork's, {"job":"<id>","step":N}, rather than a redrive's,
+ * {"job":"<id>","node":...}: http_jobs.c writes both compact with "job" first, and an id is
+ * FLOWD_ID_LEN hex digits, so the member after it says which. */
+static int origin_is_fork(const char *origin) {
+    static const char head[] = "{\"job\":\"", step[] = "\",\"step\":";
+    size_t at = sizeof head - 1 + FLOWD_ID_LEN;
+    return origin != NULL && strlen(origin) > at && strncmp(origin + at, step, sizeof step - 1) == 0;
+}
+
 void flowd_render_job_view(flowd_jw_t *w, const flowd_job_view_t *v) {
     flowd_jw_obj(w);
     flowd_jw_key(w, "id");
@@ -137,8 +146,12 @@ void flowd_render_job_view(flowd_jw_t *w, const flowd_job_view_t *v) {
         flowd_jw_uint(w, v->conc_limit);
         flowd_jw_obj_end(w);
     }
+    int fork = origin_is_fork(v->origin);
+    const char *redrive = fork ? NULL : v->origin;
     flowd_jw_key(w, "redriven_from");
-    flowd_jw_raw(w, v->origin, v->origin ? strlen(v->origin) : 0);
+    flowd_jw_raw(w, redrive, redrive ? strlen(redrive) : 0);
+    flowd_jw_key(w, "forked_from");
+    flowd_jw_raw(w, fork ? v->origin : NULL, fork ? strlen(v->origin) : 0);
     flowd_jw_obj_end(w);
 }
 
@@ -225,7 +238,7 @@ char *flowd_render_new_job(flowd_job_t *job, size_t *len) {
                        "  \"steps\": 0,\n  \"last_action\": null,\n  \"waiting_for\": null,\n"
                        "  \"error\": null,\n  \"start_at\": null,\n  \"priority\": "
                        FLOWD_STRINGIFY(FLOWD_PRIORITY_DEFAULT) ",\n  \"concurrency\": null,\n"
-                       "  \"redriven_from\": null\n}\n");
+                       "  \"redriven_from\": null,\n  \"forked_from\": null\n}\n");
     return flow_buf_take(&b, len);
 }
 

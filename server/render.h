@@ -48,7 +48,7 @@ typedef struct flowd_job_view {
     unsigned priority;
     const char *conc_key;      /* NULL: none */
     unsigned conc_limit;
-    const char *origin;        /* a redrive's job: {"job", "node"} (compact JSON), or NULL */
+    const char *origin;        /* a redrive's or a fork's job: jobs.h origin, or NULL */
 } flowd_job_view_t;
 
 void flowd_render_job_view(flowd_jw_t *w, const flowd_job_view_t *v);

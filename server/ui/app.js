@@ -533,6 +533,24 @@ function inputForm(job) {
   return box;
 }
 
+/* A new job from the store after a root-level step that succeeded, going on after it (POST
+ * /v1/jobs/{id}/fork); the page moves to it. The server says why when it cannot (a step the flow
+ * ends after, a store no longer kept, the memory store). */
+function forkButton(job, s) {
+  return h('button', { type: 'button', class: 'link fork', 'data-seq': s.seq,
+    title: 'A new job from the shared store after step ' + s.seq + ', going on at the node after it',
+    onclick: async (ev) => {
+      ev.target.disabled = true;
+      try {
+        const r = await api('/v1/jobs/' + job.id + '/fork', { method: 'POST', json: { step: s.seq } });
+        location.hash = '#/jobs/' + r.body.id;
+      } catch (e) {
+        if (!isAbort(e)) notice('Not forked: ' + e.message, 'error');
+        ev.target.disabled = false;
+      }
+    } }, 'Fork from here');
+}
+
 function timeline(job, steps) {
   const box = h('ol', { class: 'timeline', id: 'timeline', 'aria-label': 'Steps, oldest first' });
   if (steps.length === 0) {
@@ -551,7 +569,8 @@ function timeline(job, steps) {
     const li = h('li', { class: 'step' + (s.error ? ' failed' : ''), 'data-node': s.node, 'data-seq': s.seq },
       h('span', { class: 'what' }, h('b', null, s.seq + '. ' + s.node),
         s.action ? ' → ' + s.action : '', ' · ', fmtDur(d),
-        s.tries > 1 ? ' · ' + s.tries + ' tries' : ''),
+        s.tries > 1 ? ' · ' + s.tries + ' tries' : '',
+        s.depth === 0 && s.action !== null && may('submit') ? [' · ', forkButton(job, s)] : ''),
       h('span', { class: 'track', 'aria-hidden': 'true' }, bar));
     if (s.error) li.append(h('span', { class: 'error' }, (s.error.code || 'error') + ': ' + (s.error.message || '')));
     box.append(li);
@@ -662,6 +681,11 @@ function renderJobHead(head, job) {
   fact('Finished', fmtTime(job.finished_at));
   fact('Duration', fmtDur(jobDuration(job)));
   fact('Tenant', job.tenant);
+  if (job.forked_from) {
+    fact('Forked from', h('span', { id: 'job-forked-from' },
+      h('a', { href: '#/jobs/' + job.forked_from.job, class: 'mono' }, job.forked_from.job),
+      ' after step ' + job.forked_from.step));
+  }
   const kids = [h('h2', { id: 'job-title' }, 'Job ', h('span', { class: 'mono' }, job.id)), dl];
   if (job.error) {
     kids.push(h('p', { class: 'error', id: 'job-error', role: 'alert' },

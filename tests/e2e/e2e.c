@@ -312,6 +312,20 @@ void e2e_key_line(const char *key, const char *name, const char *role, const cha
     snprintf(out, len, "%s %s %s %s\n", hex, name, role, tenant);
 }
 
+void e2e_write_tenant_keys(const char *dir, char *path, size_t len) {
+    static const char *const keys[] = {E2E_SUBMIT_A, "sa", "submit", "a", E2E_READ_A, "ra", "read",
+                                       "a", E2E_SUBMIT_B, "sb", "submit", "b", E2E_ADMIN, "ad",
+                                       "admin", "ops", NULL};
+    char text[1024] = "", line[256];
+    for (size_t i = 0; keys[i] != NULL; i += 4) {
+        e2e_key_line(keys[i], keys[i + 1], keys[i + 2], keys[i + 3], line, sizeof line);
+        ck_assert(strlen(text) + strlen(line) < sizeof text);
+        strncat(text, line, sizeof text - strlen(text) - 1);
+    }
+    e2e_write_file(dir, "keys", text);
+    snprintf(path, len, "%s/keys", dir);
+}
+
 void e2e_use_key(e2e_server_t *s, const char *key) {
     if (key == NULL)
         s->auth[0] = '\0';
@@ -450,6 +464,46 @@ json_t *e2e_start_job(e2e_server_t *s, const char *body) {
     json_t *job = json_incref(r.json);
     e2e_resp_free(&r);
     return job;
+}
+
+char *e2e_start_job_id(e2e_server_t *s, const char *body) {
+    json_t *job = e2e_start_job(s, body);
+    char *id = strdup(json_string_value(json_object_get(job, "id")));
+    ck_assert_ptr_nonnull(id);
+    json_decref(job);
+    return id;
+}
+
+void e2e_put_flow(e2e_server_t *s, const char *name, const char *doc) {
+    static const char *const json_ct[] = {"Content-Type: application/json", NULL};
+    char path[160];
+    e2e_resp_t r;
+    snprintf(path, sizeof path, "/v1/flows/%s", name);
+    e2e_request(s, "PUT", path, json_ct, doc, &r);
+    ck_assert_msg(r.status == 201 || r.status == 200, "PUT %s: %ld %s", name, r.status, r.body);
+    e2e_resp_free(&r);
+}
+
+json_t *e2e_shared(e2e_server_t *s, const char *id) {
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
+    return e2e_get_json(s, path);
+}
+
+char *e2e_history_nodes(e2e_server_t *s, const char *id) {
+    char path[96], *out = calloc(1, 1024);
+    ck_assert_ptr_nonnull(out);
+    snprintf(path, sizeof path, "/v1/jobs/%s/history", id);
+    json_t *h = e2e_get_json(s, path), *step;
+    size_t i;
+    json_array_foreach(json_object_get(h, "steps"), i, step) {
+        const char *node = json_string_value(json_object_get(step, "node"));
+        ck_assert(strlen(out) + strlen(node) + 2 < 1024);
+        strncat(out, node, 1022 - strlen(out));
+        strncat(out, " ", 1023 - strlen(out));
+    }
+    json_decref(h);
+    return out;
 }
 
 json_t *e2e_get_json(e2e_server_t *s, const char *path) {

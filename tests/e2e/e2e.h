@@ -52,6 +52,14 @@ void e2e_write_file(const char *dir, const char *name, const char *text);
  * tenant\n", into out (at least 256 bytes). */
 void e2e_key_line(const char *key, const char *name, const char *role, const char *tenant,
                   char *out, size_t len);
+/* The keys of the tests of who may act on a job: tenant a's submit and read keys, tenant b's submit
+ * key, and an admin key (tenant ops). e2e_write_tenant_keys writes them to dir/keys and puts its
+ * path into path (len bytes), for --keys. */
+#define E2E_SUBMIT_A "fk_e2e-submit-a-0123456789"
+#define E2E_READ_A "fk_e2e-read-a-0123456789"
+#define E2E_SUBMIT_B "fk_e2e-submit-b-0123456789"
+#define E2E_ADMIN "fk_e2e-admin-0123456789"
+void e2e_write_tenant_keys(const char *dir, char *path, size_t len);
 /* From now on s's requests send Authorization: Bearer key (NULL: no Authorization header). */
 void e2e_use_key(e2e_server_t *s, const char *key);
 
@@ -81,6 +89,14 @@ void e2e_resp_free(e2e_resp_t *r);
 void e2e_post(e2e_server_t *s, const char *path, const char *body, e2e_resp_t *out);
 /* POST /v1/jobs, asserting 202 and a Location; returns the Job (new reference). */
 json_t *e2e_start_job(e2e_server_t *s, const char *body);
+/* The same, returning the new job's id (malloc'd). */
+char *e2e_start_job_id(e2e_server_t *s, const char *body);
+/* PUT /v1/flows/{name} with the document doc, asserting 200 or 201. */
+void e2e_put_flow(e2e_server_t *s, const char *name, const char *doc);
+/* GET /v1/jobs/{id}/shared, asserting 200 (new reference). */
+json_t *e2e_shared(e2e_server_t *s, const char *id);
+/* The nodes of job id's history, in order, a space after each: "b c " (malloc'd). */
+char *e2e_history_nodes(e2e_server_t *s, const char *id);
 /* GET path, asserting 200 and a JSON body; returns it (new reference). */
 json_t *e2e_get_json(e2e_server_t *s, const char *path);
 /* GET path on the kept-alive connection: its status only. */

@@ -17,7 +17,6 @@
 
 #include "e2e.h"
 
-static const char *const json_ct[] = {"Content-Type: application/json", NULL};
 static char dir[128];
 
 /* a counts its visits in /a, b's prep counts in /b_prep before b's exec fails on /broken (v1),
@@ -75,28 +74,11 @@ static void start(e2e_server_t *s, const char *max_running) {
               NULL);
 }
 
-static void put_flow(e2e_server_t *s, const char *name, const char *doc) {
-    char path[128];
-    e2e_resp_t r;
-    snprintf(path, sizeof path, "/v1/flows/%s", name);
-    e2e_request(s, "PUT", path, json_ct, doc, &r);
-    ck_assert_msg(r.status == 201 || r.status == 200, "PUT %s: %ld %s", name, r.status, r.body);
-    e2e_resp_free(&r);
-}
-
 static void put_outer(e2e_server_t *s, int broken) {
     char doc[2048];
     snprintf(doc, sizeof doc, outer_fmt,
              broken ? "if prep_res then error('inner broken') end return 1" : "return 1");
-    put_flow(s, "outer", doc);
-}
-
-/* POSTs a job; its id (malloc'd). */
-static char *post(e2e_server_t *s, const char *body) {
-    json_t *job = e2e_start_job(s, body);
-    char *id = strdup(json_string_value(json_object_get(job, "id")));
-    json_decref(job);
-    return id;
+    e2e_put_flow(s, "outer", doc);
 }
 
 /* POST /v1/jobs/{id}/redrive (idem: its Idempotency-Key, or NULL) into r. */
@@ -128,28 +110,8 @@ static char *redrive_ok(e2e_server_t *s, const char *id, const char *node) {
     return out;
 }
 
-static json_t *shared_of(e2e_server_t *s, const char *id) {
-    char path[96];
-    snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
-    return e2e_get_json(s, path);
-}
-
 static long long num(json_t *o, const char *key) {
     return (long long)json_integer_value(json_object_get(o, key));
-}
-
-/* The nodes of a job's history, in order, with a space after each: "b c ". */
-static char *nodes_of(e2e_server_t *s, const char *id) {
-    char path[96], *out = calloc(1, 1024);
-    snprintf(path, sizeof path, "/v1/jobs/%s/history", id);
-    json_t *h = e2e_get_json(s, path), *step;
-    size_t i;
-    json_array_foreach(json_object_get(h, "steps"), i, step) {
-        strncat(out, json_string_value(json_object_get(step, "node")), 1000 - strlen(out));
-        strcat(out, " ");
-    }
-    json_decref(h);
-    return out;
 }
 
 /* The job ended failed at node b, its store as b's prep left it. */
@@ -157,7 +119,7 @@ static void assert_failed_at_b(e2e_server_t *s, const char *id) {
     json_t *job = e2e_wait_status(s, id, "failed", 20000);
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "error"), "node")), "b");
     json_decref(job);
-    json_t *sh = shared_of(s, id);
+    json_t *sh = e2e_shared(s, id);
     ck_assert_int_eq(num(sh, "a"), 1);
     ck_assert_int_eq(num(sh, "b_prep"), 1);
     json_decref(sh);
@@ -176,14 +138,14 @@ static void assert_failed_at_b(e2e_server_t *s, const char *id) {
  * again: /a is 1, and /b_prep 1 (the failed try's prep write is not in the store it started from). */
 static void assert_fixed_from_b(e2e_server_t *s, const char *id) {
     json_decref(e2e_wait_status(s, id, "succeeded", 20000));
-    json_t *sh = shared_of(s, id);
+    json_t *sh = e2e_shared(s, id);
     ck_assert_int_eq(num(sh, "a"), 1);
     ck_assert_int_eq(num(sh, "b_prep"), 1);
     ck_assert_int_eq(num(sh, "c"), 1);
     ck_assert_str_eq(json_string_value(json_object_get(sh, "b")), "fixed");
     ck_assert(json_is_true(json_object_get(sh, "broken")));
     json_decref(sh);
-    char *nodes = nodes_of(s, id);
+    char *nodes = e2e_history_nodes(s, id);
     ck_assert_str_eq(nodes, "b c ");
     free(nodes);
 }
@@ -192,17 +154,17 @@ START_TEST(test_a_fixed_flow_redriven_goes_on_from_the_failed_step) {
     e2e_server_t s;
     e2e_resp_t r;
     start(&s, "100");
-    put_flow(&s, "rd", rd_v1);
-    char *j = post(&s, "{\"flow\": \"rd\", \"shared\": {\"broken\": true}, \"params\": {\"p\": 1}}");
+    e2e_put_flow(&s, "rd", rd_v1);
+    char *j = e2e_start_job_id(&s, "{\"flow\": \"rd\", \"shared\": {\"broken\": true}, \"params\": {\"p\": 1}}");
     assert_failed_at_b(&s, j);
     /* not fixed yet: the redriven job fails at b again, from the same store */
     char *again = redrive_ok(&s, j, "b");
     assert_failed_at_b(&s, again);
-    char *nodes = nodes_of(&s, again);
+    char *nodes = e2e_history_nodes(&s, again);
     ck_assert_str_eq(nodes, "b ");
     free(nodes);
     /* fixed: it goes on from b with the new version */
-    put_flow(&s, "rd", rd_v2);
+    e2e_put_flow(&s, "rd", rd_v2);
     char *fixed = redrive_ok(&s, j, "b");
     assert_fixed_from_b(&s, fixed);
     /* the failed job is as it was */
@@ -242,7 +204,7 @@ START_TEST(test_a_fixed_flow_redriven_goes_on_from_the_failed_step) {
     e2e_resp_free(&r);
     assert_fixed_from_b(&s, k1);
     /* a flow whose document lost the node: 409 */
-    put_flow(&s, "rd", "{\"name\": \"rd\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}");
+    e2e_put_flow(&s, "rd", "{\"name\": \"rd\", \"start\": \"a\", \"nodes\": {\"a\": {\"type\": \"noop\"}}}");
     redrive(&s, j, NULL, &r);
     e2e_assert_error(&r, 409, "node_gone", "'b'");
     e2e_resp_free(&r);
@@ -263,7 +225,7 @@ static char *redrive_fixed_sub(e2e_server_t *s, const char *j, void (*put)(e2e_s
     put(s, 0);
     char *n = redrive_ok(s, j, "sub");
     json_decref(e2e_wait_status(s, n, "succeeded", 20000));
-    json_t *sh = shared_of(s, n);
+    json_t *sh = e2e_shared(s, n);
     ck_assert_int_eq(num(sh, "a"), 1);
     ck_assert_int_eq(num(sh, "x"), x);
     ck_assert_int_eq(num(sh, "c"), 1);
@@ -277,14 +239,14 @@ START_TEST(test_a_failure_inside_a_sub_flow_redrives_its_flow_node) {
     e2e_server_t s;
     start(&s, "100");
     put_outer(&s, 1);
-    char *j = post(&s, "{\"flow\": \"outer\", \"shared\": {\"broken\": true}}");
+    char *j = e2e_start_job_id(&s, "{\"flow\": \"outer\", \"shared\": {\"broken\": true}}");
     json_t *job = e2e_wait_status(&s, j, "failed", 20000);
     json_decref(job);
-    json_t *sh = shared_of(&s, j);
+    json_t *sh = e2e_shared(&s, j);
     ck_assert_int_eq(num(sh, "x"), 1); /* x ran before y failed */
     json_decref(sh);
     char *n = redrive_fixed_sub(&s, j, put_outer, 1);
-    char *nodes = nodes_of(&s, n);
+    char *nodes = e2e_history_nodes(&s, n);
     ck_assert_str_eq(nodes, "sub/x sub/y sub c ");
     free(nodes);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
@@ -315,7 +277,7 @@ static void put_looping(e2e_server_t *s, int broken) {
     char doc[2048];
     snprintf(doc, sizeof doc, looping_fmt,
              broken ? "if prep_res then error('inner broken') end return 1" : "return 1");
-    put_flow(s, "looping", doc);
+    e2e_put_flow(s, "looping", doc);
 }
 
 static void start_whole(e2e_server_t *s) {
@@ -329,9 +291,9 @@ START_TEST(test_the_store_before_a_long_sub_flow_is_kept_for_a_redrive) {
     e2e_server_t s;
     start_whole(&s);
     put_looping(&s, 1);
-    char *j = post(&s, "{\"flow\": \"looping\", \"shared\": {\"broken\": true}}");
+    char *j = e2e_start_job_id(&s, "{\"flow\": \"looping\", \"shared\": {\"broken\": true}}");
     json_decref(e2e_wait_status(&s, j, "failed", 20000));
-    json_t *sh = shared_of(&s, j);
+    json_t *sh = e2e_shared(&s, j);
     ck_assert_int_eq(num(sh, "x"), 6);
     json_decref(sh);
     char *n = redrive_fixed_sub(&s, j, put_looping, 6);
@@ -374,14 +336,14 @@ START_TEST(test_a_canceled_waiting_job_redriven_waits_again) {
     e2e_resp_t r;
     char path[96];
     start(&s, "1");
-    put_flow(&s, "ask", ask_doc);
-    char *w = post(&s, "{\"flow\": \"ask\", \"shared\": {\"who\": \"me\"}}");
+    e2e_put_flow(&s, "ask", ask_doc);
+    char *w = e2e_start_job_id(&s, "{\"flow\": \"ask\", \"shared\": {\"who\": \"me\"}}");
     json_decref(e2e_wait_status(&s, w, "waiting", 20000));
     redrive(&s, w, NULL, &r);
     e2e_assert_error(&r, 409, "not_redrivable", "waiting");
     e2e_resp_free(&r);
     /* queued behind it (--max-running 1), then canceled: 409 while queued, then redriven */
-    char *q = post(&s, "{\"flow\": \"ask\", \"shared\": {\"who\": \"queued\"}}");
+    char *q = e2e_start_job_id(&s, "{\"flow\": \"ask\", \"shared\": {\"who\": \"queued\"}}");
     redrive(&s, q, NULL, &r);
     e2e_assert_error(&r, 409, "not_redrivable", "queued");
     e2e_resp_free(&r);
@@ -403,7 +365,7 @@ START_TEST(test_a_canceled_waiting_job_redriven_waits_again) {
     ck_assert_int_eq(r.status, 202);
     e2e_resp_free(&r);
     json_decref(e2e_wait_status(&s, n, "succeeded", 20000));
-    json_t *sh = shared_of(&s, n);
+    json_t *sh = e2e_shared(&s, n);
     ck_assert_int_eq(num(sh, "first"), 1);
     ck_assert_str_eq(json_string_value(json_object_get(sh, "answer")), "yes");
     ck_assert(json_is_true(json_object_get(sh, "done")));
@@ -411,7 +373,7 @@ START_TEST(test_a_canceled_waiting_job_redriven_waits_again) {
     /* the one canceled before it ran starts at the flow's start */
     char *nq = redrive_ok(&s, q, NULL);
     json_decref(e2e_wait_status(&s, nq, "waiting", 20000));
-    sh = shared_of(&s, nq);
+    sh = e2e_shared(&s, nq);
     ck_assert_int_eq(num(sh, "first"), 1);
     ck_assert_str_eq(json_string_value(json_object_get(sh, "who")), "queued");
     json_decref(sh);
@@ -430,13 +392,13 @@ END_TEST
 START_TEST(test_redrives_outlive_a_restart) {
     e2e_server_t s;
     start(&s, "1");
-    put_flow(&s, "rd", rd_v1);
-    put_flow(&s, "ask", ask_doc);
-    char *j = post(&s, "{\"flow\": \"rd\", \"shared\": {\"broken\": true}}");
+    e2e_put_flow(&s, "rd", rd_v1);
+    e2e_put_flow(&s, "ask", ask_doc);
+    char *j = e2e_start_job_id(&s, "{\"flow\": \"rd\", \"shared\": {\"broken\": true}}");
     assert_failed_at_b(&s, j);
-    char *w = post(&s, "{\"flow\": \"ask\", \"shared\": {}}");
+    char *w = e2e_start_job_id(&s, "{\"flow\": \"ask\", \"shared\": {}}");
     json_decref(e2e_wait_status(&s, w, "waiting", 20000));
-    put_flow(&s, "rd", rd_v2);
+    e2e_put_flow(&s, "rd", rd_v2);
     char *queued = redrive_ok(&s, j, "b");
     e2e_assert_job(&s, queued, "default", "queued");
     e2e_kill(&s);
@@ -475,8 +437,8 @@ START_TEST(test_a_version_6_file_is_migrated) {
     e2e_server_t s;
     e2e_resp_t r;
     start(&s, "100");
-    put_flow(&s, "rd", rd_v1);
-    char *old = post(&s, "{\"flow\": \"rd\", \"shared\": {\"broken\": true}}");
+    e2e_put_flow(&s, "rd", rd_v1);
+    char *old = e2e_start_job_id(&s, "{\"flow\": \"rd\", \"shared\": {\"broken\": true}}");
     assert_failed_at_b(&s, old);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
@@ -496,9 +458,9 @@ START_TEST(test_a_version_6_file_is_migrated) {
     redrive(&s, old, NULL, &r);
     e2e_assert_error(&r, 409, "not_kept", "ended before");
     e2e_resp_free(&r);
-    char *j = post(&s, "{\"flow\": \"rd\", \"shared\": {\"broken\": true}}");
+    char *j = e2e_start_job_id(&s, "{\"flow\": \"rd\", \"shared\": {\"broken\": true}}");
     assert_failed_at_b(&s, j);
-    put_flow(&s, "rd", rd_v2);
+    e2e_put_flow(&s, "rd", rd_v2);
     char *n = redrive_ok(&s, j, "b");
     assert_fixed_from_b(&s, n);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
@@ -523,8 +485,8 @@ START_TEST(test_the_memory_store_cannot_redrive) {
     e2e_server_t s;
     e2e_resp_t r;
     e2e_start(&s, "--store", "memory:", NULL);
-    put_flow(&s, "rd", rd_v1);
-    char *j = post(&s, "{\"flow\": \"rd\", \"shared\": {\"broken\": true}}");
+    e2e_put_flow(&s, "rd", rd_v1);
+    char *j = e2e_start_job_id(&s, "{\"flow\": \"rd\", \"shared\": {\"broken\": true}}");
     json_decref(e2e_wait_status(&s, j, "failed", 20000));
     redrive(&s, j, NULL, &r);
     e2e_assert_error(&r, 409, "not_kept", "--store memory:");
@@ -535,41 +497,28 @@ START_TEST(test_the_memory_store_cannot_redrive) {
 }
 END_TEST
 
-#define SUBMIT_A "fk_rd-submit-a-0123456789"
-#define READ_A "fk_rd-read-a-0123456789"
-#define SUBMIT_B "fk_rd-submit-b-0123456789"
-#define ADMIN "fk_rd-admin-0123456789"
-
 /* Another tenant's key is told the job does not exist, word for word; a read key may not. */
 START_TEST(test_another_tenants_job_is_not_found) {
     e2e_server_t s;
     e2e_resp_t r;
-    char text[1024] = "", line[256], path[160];
-    static const char *const keys[] = {SUBMIT_A, "sa", "submit", "a", READ_A, "ra", "read", "a",
-                                       SUBMIT_B, "sb", "submit", "b", ADMIN, "ad", "admin", "ops",
-                                       NULL};
-    for (size_t i = 0; keys[i] != NULL; i += 4) {
-        e2e_key_line(keys[i], keys[i + 1], keys[i + 2], keys[i + 3], line, sizeof line);
-        strncat(text, line, sizeof text - strlen(text) - 1);
-    }
-    e2e_write_file(dir, "keys", text);
-    snprintf(path, sizeof path, "%s/keys", dir);
+    char path[160];
+    e2e_write_tenant_keys(dir, path, sizeof path);
     e2e_start(&s, "--store", "sqlite:flowd.db", "--data-dir", dir, "--keys", path, NULL);
-    e2e_use_key(&s, ADMIN);
-    put_flow(&s, "rd", rd_v1);
-    e2e_use_key(&s, SUBMIT_A);
-    char *j = post(&s, "{\"flow\": \"rd\", \"shared\": {\"broken\": true}}");
+    e2e_use_key(&s, E2E_ADMIN);
+    e2e_put_flow(&s, "rd", rd_v1);
+    e2e_use_key(&s, E2E_SUBMIT_A);
+    char *j = e2e_start_job_id(&s, "{\"flow\": \"rd\", \"shared\": {\"broken\": true}}");
     json_decref(e2e_wait_status(&s, j, "failed", 20000));
-    e2e_use_key(&s, SUBMIT_B);
+    e2e_use_key(&s, E2E_SUBMIT_B);
     e2e_assert_hidden(&s, "POST", "/v1/jobs/%s/redrive", NULL, j);
-    e2e_use_key(&s, READ_A);
+    e2e_use_key(&s, E2E_READ_A);
     redrive(&s, j, NULL, &r);
     e2e_assert_error(&r, 403, "forbidden", NULL);
     e2e_resp_free(&r);
-    e2e_use_key(&s, SUBMIT_A);
+    e2e_use_key(&s, E2E_SUBMIT_A);
     char *n = redrive_ok(&s, j, "b");
     e2e_assert_job(&s, n, "a", NULL);
-    e2e_use_key(&s, ADMIN);
+    e2e_use_key(&s, E2E_ADMIN);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
     free(j);

@@ -8,6 +8,8 @@ a key file of three keys (admin, submit, read), then, as a person would in the p
   - starts a flow whose http node is refused and sees the error at its node (the job's error, the
     timeline's failed step, the graph's node when the server draws one);
   - edits the recipe flow with a mistake and sees the problem at its line;
+  - forks the recipe job after its first step from the timeline's "Fork from here" and sees the new
+    job wait at approve again, saying where it came from;
   - with the submit key and the read key, finds no flow editor (nor, for read, any form to start,
     answer or cancel a job).
 Screenshots of each page go to build/ui-shots/ (UI_SHOTS). Every wait is bounded (WAIT_S); the test
@@ -92,7 +94,8 @@ class Run:
         self.procs.append(subprocess.Popen([MOCK, "--port", str(self.mock_port)], stdout=log, stderr=log))
         log = open(os.path.join(self.tmp, "flowd.log"), "w")
         self.procs.append(subprocess.Popen(
-            [FLOWD, "--bind", "127.0.0.1", "--port", str(self.port), "--store", "memory:",
+            [FLOWD, "--bind", "127.0.0.1", "--port", str(self.port),
+             "--store", "sqlite:" + os.path.join(self.tmp, "flowd.db"),
              "--flows", os.path.join(ROOT, "examples/flows"), "--keys", os.path.join(self.tmp, "keys"),
              "--llm-base-url", self.mock_url + "/v1", "--llm-model", "mock",
              "--allow-outbound", "127.0.0.1:%d" % self.mock_port], stdout=log, stderr=log))
@@ -294,6 +297,24 @@ def test_service(p):
     p.shot("service")
 
 
+def test_fork(p, job_id):
+    p.go("#/jobs/" + job_id)
+    p.click("fork after step 1", "#timeline li.step[data-seq='1'] button.fork")
+    p.wait("the fork's page", lambda: job_id not in p.d.current_url and p.q("#job-forked-from"))
+    new_id = p.d.current_url.rsplit("/", 1)[1]
+    text = p.text("#job-forked-from")
+    assert job_id in text and "after step 1" in text, text
+    p.wait("the fork waiting at approve", lambda: p.job_status() == "waiting"
+           and "How about" in (p.text("#ask-prompt") or ""))
+    status, job = call(p.run.base, p.run.keys["admin"], "GET", "/v1/jobs/" + new_id)
+    assert status == 200 and job["forked_from"] == {"job": job_id, "step": 1}, job
+    status, hist = call(p.run.base, p.run.keys["admin"], "GET", "/v1/jobs/%s/history" % new_id)
+    assert [s["node"] for s in hist["steps"]] == ["fetch", "suggest"], hist["steps"]
+    p.shot("job-forked")
+    status, _ = call(p.run.base, p.run.keys["admin"], "POST", "/v1/jobs/%s/cancel" % new_id, {})
+    assert status == 202, status
+
+
 def test_roles(p, job_id):
     for role in ("submit", "read"):
         p.d.delete_all_cookies()
@@ -304,6 +325,9 @@ def test_roles(p, job_id):
         assert ("role " + role) in p.text("#who"), p.text("#who")
         p.wait("the jobs table", lambda: p.q("#jobs-table tr[data-id='%s']" % job_id))
         assert (p.q("#submit-form") is not None) == (role == "submit"), role + ": the submit form"
+        p.go("#/jobs/" + job_id)
+        p.wait("the job's timeline", lambda: p.q("#timeline li.step[data-seq='1']"))
+        assert (p.q("#timeline button.fork") is not None) == (role == "submit"), role + ": fork"
         assert not p.q("#nav-service").is_displayed(), role + ": the service page is admin's"
         p.go("#/flows/recipe")
         p.wait("the flow's document", lambda: p.q("#doc-lines"))
@@ -344,6 +368,7 @@ def main():
         assert width <= inner, "the job page is wider than a phone (%d > %d)" % (width, inner)
         p.shot("job-phone")
         d.set_window_size(1280, 1400)
+        test_fork(p, job_id)
         test_roles(p, job_id)
         p.console()
         assert not p.problems, "errors in the console:\n" + "\n".join(p.problems)

@@ -96,6 +96,11 @@ START_TEST(test_apply_rfc6902_examples) {
     json_decref(patch);
     /* what it does not do, or cannot find */
     const char *bad[] = {"[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/b\"}]",
+                         "[{\"op\":\"move\",\"from\":\"/foo\",\"path\":\"/foo/0\"}]",
+                         "[{\"op\":\"copy\",\"path\":\"/b\"}]",
+                         "[{\"op\":\"test\",\"path\":\"/foo/0\",\"value\":\"bar\"}]",
+                         "[{\"op\":\"test\",\"path\":\"/zzz\",\"value\":1}]",
+                         "[{\"op\":\"jump\",\"path\":\"/foo\"}]", "[1]",
                          "[{\"op\":\"remove\",\"path\":\"/nothing\"}]",
                          "[{\"op\":\"replace\",\"path\":\"/foo/7\",\"value\":1}]",
                          "[{\"op\":\"add\",\"path\":\"/no/such\",\"value\":1}]",
@@ -107,6 +112,44 @@ START_TEST(test_apply_rfc6902_examples) {
         json_decref(patch);
     }
     json_decref(want);
+    json_decref(doc);
+}
+END_TEST
+
+/* RFC 6902's move, copy and test (its appendix A examples), and whole documents. */
+START_TEST(test_apply_move_copy_and_test) {
+    json_t *doc = parse("{\"foo\":{\"bar\":\"baz\",\"waldo\":\"fred\"},"
+                        "\"qux\":{\"corge\":\"grault\"},\"arr\":[\"all\",\"grass\",\"cows\",\"eat\"]}");
+    json_t *patch = parse("[{\"op\":\"move\",\"from\":\"/foo/waldo\",\"path\":\"/qux/thud\"},"
+                          "{\"op\":\"move\",\"from\":\"/arr/1\",\"path\":\"/arr/3\"},"
+                          "{\"op\":\"copy\",\"from\":\"/qux\",\"path\":\"/copy\"},"
+                          "{\"op\":\"add\",\"path\":\"/copy/x\",\"value\":1},"
+                          "{\"op\":\"move\",\"from\":\"/foo\",\"path\":\"/foo\"},"
+                          "{\"op\":\"test\",\"path\":\"/arr\",\"value\":[\"all\",\"cows\",\"eat\",\"grass\"]},"
+                          "{\"op\":\"test\",\"path\":\"/qux/thud\",\"value\":\"fred\"}]");
+    char why[200];
+    ck_assert_msg(flowd_patch_apply(doc, patch, why, sizeof why) == 0, "%s", why);
+    json_t *want = parse("{\"foo\":{\"bar\":\"baz\"},\"qux\":{\"corge\":\"grault\",\"thud\":\"fred\"},"
+                         "\"arr\":[\"all\",\"cows\",\"eat\",\"grass\"],"
+                         "\"copy\":{\"corge\":\"grault\",\"thud\":\"fred\",\"x\":1}}");
+    ck_assert(json_equal(doc, want));
+    json_decref(patch);
+    json_decref(want);
+    /* a failed test names the operation and says why */
+    patch = parse("[{\"op\":\"add\",\"path\":\"/n\",\"value\":1},"
+                  "{\"op\":\"test\",\"path\":\"/n\",\"value\":2}]");
+    ck_assert_int_eq(flowd_patch_apply(doc, patch, why, sizeof why), FLOW_EINVAL);
+    ck_assert_ptr_nonnull(strstr(why, "operation 1 (test /n)"));
+    ck_assert_ptr_nonnull(strstr(why, "not the one it tests for"));
+    json_decref(patch);
+    /* the whole store replaced: by an object only */
+    patch = parse("[{\"op\":\"replace\",\"path\":\"\",\"value\":{\"only\":true}}]");
+    ck_assert_int_eq(flowd_patch_apply(doc, patch, why, sizeof why), 0);
+    ck_assert_uint_eq(json_object_size(doc), 1);
+    json_decref(patch);
+    patch = parse("[{\"op\":\"add\",\"path\":\"\",\"value\":[]}]");
+    ck_assert_int_eq(flowd_patch_apply(doc, patch, why, sizeof why), FLOW_EINVAL);
+    json_decref(patch);
     json_decref(doc);
 }
 END_TEST
@@ -136,6 +179,7 @@ static Suite *patch_suite(void) {
     tcase_add_test(tc, test_escaped_keys_and_removals);
     tcase_add_test(tc, test_the_keys_are_remembered_between_patches);
     tcase_add_test(tc, test_apply_rfc6902_examples);
+    tcase_add_test(tc, test_apply_move_copy_and_test);
     tcase_add_test(tc, test_replay_a_range_of_steps);
     suite_add_tcase(s, tc);
     return s;
