@@ -92,7 +92,8 @@ class Run:
         self.procs.append(subprocess.Popen([MOCK, "--port", str(self.mock_port)], stdout=log, stderr=log))
         log = open(os.path.join(self.tmp, "flowd.log"), "w")
         self.procs.append(subprocess.Popen(
-            [FLOWD, "--bind", "127.0.0.1", "--port", str(self.port), "--store", "memory:",
+            [FLOWD, "--bind", "127.0.0.1", "--port", str(self.port),
+             "--store", "sqlite:" + os.path.join(self.tmp, "flowd.db"),  # keeps what a redrive needs
              "--flows", os.path.join(ROOT, "examples/flows"), "--keys", os.path.join(self.tmp, "keys"),
              "--llm-base-url", self.mock_url + "/v1", "--llm-model", "mock",
              "--allow-outbound", "127.0.0.1:%d" % self.mock_port], stdout=log, stderr=log))
@@ -255,6 +256,7 @@ def test_failure(p):
     else:
         assert "fetch" in p.text("#job-graph pre.mermaid")
     p.shot("job-failed")
+    return p.d.current_url.rsplit("/", 1)[1]
 
 
 def test_editor(p):
@@ -294,7 +296,51 @@ def test_service(p):
     p.shot("service")
 
 
-def test_roles(p, job_id):
+def test_redrive(p, failed_id):
+    """Redrives the failed job from its page: refused readably while the flow lacks its node, then,
+    after fixing the flow in the editor, a new job that says where it came from and succeeds."""
+    gone = {"name": "broken", "start": "done", "nodes": {"done": {"type": "set", "params": {"/ok": True}}}}
+    status, body = call(p.run.base, p.run.keys["admin"], "PUT", "/v1/flows/broken", gone)
+    assert status == 200, body
+    p.go("#/jobs/" + failed_id)
+    p.wait("the failed job", lambda: p.job_status() == "failed")
+    p.click("Redrive", "#job-redrive")
+    p.wait("the refusal", lambda: "node_gone" in (p.text("#redrive-error") or ""))
+    err = p.text("#redrive-error")
+    assert "no longer in its flow" in err, err
+    assert p.d.current_url.endswith("#/jobs/" + failed_id), "a refused redrive left the job's page"
+    p.shot("redrive-refused")
+    # the fix, in the page's editor: fetch becomes a set node
+    p.go("#/flows/broken")
+    p.wait("the editor", lambda: p.q("#flow-edit"))
+    p.click("the editor's summary", "#flow-edit summary")
+    fixed = dict(BROKEN)
+    fixed["nodes"] = dict(BROKEN["nodes"])
+    fixed["nodes"]["fetch"] = {"type": "set", "params": {"/got": "fixed"}, "next": {"default": "done"}}
+    p.d.execute_script("arguments[0].value = arguments[1];", p.q("#flow-editor"), json.dumps(fixed, indent=2))
+    p.click("save", "#flow-save")
+    p.wait("the flow saved", lambda: "Saved flow broken" in (p.text("#notice") or ""))
+    p.go("#/jobs/" + failed_id)
+    p.wait("the failed job", lambda: p.job_status() == "failed")
+    p.click("Redrive", "#job-redrive")
+    p.wait("the new job's page", lambda: "#/jobs/" in p.d.current_url
+           and not p.d.current_url.endswith(failed_id) and p.q("#job-origin"))
+    new_id = p.d.current_url.rsplit("/", 1)[1]
+    p.wait("the redriven job succeeded", lambda: p.job_status() == "succeeded")
+    origin = p.q("#job-origin")
+    assert ("Redriven from job %s at node fetch" % failed_id) in origin.text, origin.text
+    link = origin.find_element(By.CSS_SELECTOR, "a")
+    assert link.get_attribute("href").endswith("#/jobs/" + failed_id), link.get_attribute("href")
+    assert p.q("#job-redrive") is None, "a succeeded job offers no redrive"
+    status, job = call(p.run.base, p.run.keys["admin"], "GET", "/v1/jobs/" + new_id)
+    assert job["redriven_from"] == {"job": failed_id, "node": "fetch"}, job["redriven_from"]
+    status, shared = call(p.run.base, p.run.keys["admin"], "GET", "/v1/jobs/%s/shared" % new_id)
+    assert shared.get("got") == "fixed" and shared.get("ok") is True, shared
+    p.shot("job-redriven")
+    return new_id
+
+
+def test_roles(p, job_id, failed_id):
     for role in ("submit", "read"):
         p.d.delete_all_cookies()
         p.go("#/jobs")
@@ -305,6 +351,9 @@ def test_roles(p, job_id):
         p.wait("the jobs table", lambda: p.q("#jobs-table tr[data-id='%s']" % job_id))
         assert (p.q("#submit-form") is not None) == (role == "submit"), role + ": the submit form"
         assert not p.q("#nav-service").is_displayed(), role + ": the service page is admin's"
+        p.go("#/jobs/" + failed_id)
+        p.wait("the failed job", lambda: p.job_status() == "failed" and p.q("#job-error"))
+        assert (p.q("#job-redrive") is not None) == (role == "submit"), role + ": the Redrive button"
         p.go("#/flows/recipe")
         p.wait("the flow's document", lambda: p.q("#doc-lines"))
         assert p.q("#flow-edit") is None and p.q("#flow-editor") is None, role + " sees the editor"
@@ -328,13 +377,17 @@ def main():
         p.give_key(run.keys["admin"])
         assert p.text("#who").startswith("key ui-admin"), p.text("#who")
         job_id = test_recipe(p)
-        test_failure(p)
+        failed_id = test_failure(p)
         test_editor(p)
         test_service(p)
         p.go("#/jobs")
         p.wait("the jobs table", lambda: p.q("#jobs-table tr[data-id='%s']" % job_id))
         p.wait("the counts", lambda: p.text("[data-count='succeeded']") == "1")
         p.shot("jobs")
+        test_redrive(p, failed_id)
+        p.go("#/jobs")
+        p.wait("the counts, live", lambda: p.text("[data-count='succeeded']") == "2"
+               and p.text("[data-count='failed']") == "1")
         # a phone's width
         d.set_window_size(390, 844)
         p.go("#/jobs/" + job_id)
@@ -344,7 +397,7 @@ def main():
         assert width <= inner, "the job page is wider than a phone (%d > %d)" % (width, inner)
         p.shot("job-phone")
         d.set_window_size(1280, 1400)
-        test_roles(p, job_id)
+        test_roles(p, job_id, failed_id)
         p.console()
         assert not p.problems, "errors in the console:\n" + "\n".join(p.problems)
         print("test_ui: ok (screenshots in %s)" % SHOTS)
