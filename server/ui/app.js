@@ -324,10 +324,29 @@ function live(g) { return g === gen; }
 
 function sleep(t) { return new Promise((r) => setTimeout(r, t)); }
 
-function setSection(name) {
+/* The section's link marked current, and the tab's title said (a screen reader reads it when the
+ * view changes): "what · flowd". */
+function setSection(name, title) {
   for (const a of document.querySelectorAll('nav a')) {
     if (a.dataset.section === name) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
+  }
+  document.title = (title || name[0].toUpperCase() + name.slice(1)) + ' · flowd';
+}
+
+/* A table in a box that scrolls sideways on a narrow screen: a named region that the keyboard can
+ * reach (tabindex), so that it can be scrolled without a mouse. */
+function scrollBox(label, table) {
+  return h('div', { class: 'scroll', role: 'region', 'aria-label': label + ' (scrolls sideways)', tabindex: 0 }, table);
+}
+
+/* Says a job's new status to a screen reader: one live region kept across re-renderings (the
+ * job's head is drawn anew at each change, and a region drawn anew is not read). */
+function sayStatus(id, status) {
+  const box = $('#job-said');
+  if (box && box.dataset.status !== status) {
+    box.dataset.status = status;
+    box.textContent = 'Job ' + id.slice(0, 12) + ' is ' + status + '.';
   }
 }
 
@@ -446,7 +465,7 @@ async function viewJobs(params) {
     tenantIn ? h('span', { class: 'filter' }, h('label', { for: 'filter-tenant' }, 'Tenant'), tenantIn) : null));
 
   const tbody = h('tbody');
-  v.append(h('div', { class: 'scroll' }, h('table', { class: 'jobs', id: 'jobs-table' },
+  v.append(scrollBox('Jobs', h('table', { class: 'jobs', id: 'jobs-table' },
     h('caption', { class: 'sr' }, 'Jobs, newest first'),
     h('thead', null, h('tr', null, ['Job', 'Flow', 'Status', 'Created', 'Duration', 'Steps', 'Node']
       .map((t) => h('th', { scope: 'col' }, t)))),
@@ -569,7 +588,7 @@ function timeline(job, steps) {
 }
 
 function historyTable(steps) {
-  return h('div', { class: 'scroll' }, h('table', { class: 'history', id: 'history' },
+  return scrollBox('History', h('table', { class: 'history', id: 'history' },
     h('caption', { class: 'sr' }, 'History'),
     h('thead', null, h('tr', null, ['#', 'Node', 'Action', 'Tries', 'Started', 'Took', 'Error']
       .map((t) => h('th', { scope: 'col' }, t)))),
@@ -582,7 +601,7 @@ function historyTable(steps) {
 
 async function viewJob(id) {
   const { g, v } = startView();
-  setSection('jobs');
+  setSection('jobs', 'Job ' + id.slice(0, 12));
   const open = new Set(['']); /* the store's open containers: the root at first */
   v.append(h('p', null, h('a', { href: '#/jobs' }, '← Jobs')));
   const head = h('section', { class: 'panel', id: 'job-head', 'aria-labelledby': 'job-title' });
@@ -592,7 +611,7 @@ async function viewJob(id) {
   const steps = h('div');
   const store = h('div', { class: 'tree', id: 'shared-tree' });
   const hist = h('div');
-  v.append(head, ask,
+  v.append(h('p', { class: 'sr', id: 'job-said', role: 'status' }), head, ask,
     h('div', { class: 'cols' },
       h('section', { class: 'panel', 'aria-labelledby': 'graph-title' }, h('h3', { id: 'graph-title' }, 'Graph'), graphBox, visits),
       h('section', { class: 'panel', 'aria-labelledby': 'store-title' }, h('h3', { id: 'store-title' }, 'Shared store'), store)),
@@ -633,6 +652,7 @@ async function viewJob(id) {
       }
       if (!live(g)) return;
       renderJobHead(head, job);
+      sayStatus(job.id, job.status);
       ask.replaceChildren(job.status === 'waiting' ? inputForm(job) : '');
       const svg = await drawGraph(graphBox, '/v1/jobs/' + id + '/graph.svg', mermaid, 'The graph of flow ' + job.flow);
       if (!live(g)) return;
@@ -746,7 +766,7 @@ async function viewFlows() {
   setSection('flows');
   v.append(h('h2', null, 'Flows'));
   const tbody = h('tbody');
-  v.append(h('div', { class: 'scroll' }, h('table', { id: 'flows-table' },
+  v.append(scrollBox('Flows', h('table', { id: 'flows-table' },
     h('caption', { class: 'sr' }, 'Flows'),
     h('thead', null, h('tr', null, ['Name', 'Version', 'Nodes', 'Description'].map((t) => h('th', { scope: 'col' }, t)))),
     tbody)));
@@ -803,7 +823,7 @@ function luaParts(doc) {
 
 async function viewFlow(name) {
   const { g, v } = startView();
-  setSection('flows');
+  setSection('flows', 'Flow ' + name);
   v.append(h('p', null, h('a', { href: '#/flows' }, '← Flows')));
   let r;
   try {
@@ -965,6 +985,11 @@ document.addEventListener('DOMContentLoaded', () => {
     me = null;
     route();
   });
-  window.addEventListener('hashchange', route);
+  /* a link followed inside the page: the keyboard and the screen reader go on from the new
+   * view, not from a link that is gone */
+  window.addEventListener('hashchange', () => {
+    route();
+    $('#view').focus({ preventScroll: false });
+  });
   route();
 });

@@ -33,6 +33,7 @@ from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 WAIT_S = 20
@@ -206,6 +207,98 @@ class Page:
         return self.d.current_url.rsplit("/", 1)[1]
 
 
+# What a person with a screen reader, a keyboard or weak eyes needs of a page, checked in it: every
+# visible control has a name (a <label>, aria-label(ledby), or a button's text); every visible text
+# has a contrast of at least 4.5:1 with the background it is drawn on (3:1 when large: 24 px, or
+# 18.66 px bold), disabled controls aside (WCAG 1.4.3 exempts them); the graphs' SVG is Graphviz's
+# and not checked. Returns a list of problems.
+AUDIT_JS = r"""
+const problems = [];
+const visible = (el) => { const r = el.getBoundingClientRect();
+  return r.width > 0 && r.height > 0 && getComputedStyle(el).visibility !== 'hidden'; };
+const nameOf = (el) => {
+  const by = el.getAttribute('aria-labelledby');
+  if (by) return by.split(/\s+/).map((i) => (document.getElementById(i) || {}).textContent || '').join(' ').trim();
+  if (el.getAttribute('aria-label')) return el.getAttribute('aria-label').trim();
+  if (el.labels && el.labels.length) return [...el.labels].map((l) => l.textContent).join(' ').trim();
+  if (el.tagName === 'BUTTON' || el.tagName === 'A' || el.tagName === 'SUMMARY') return el.textContent.trim();
+  return el.getAttribute('title') || '';
+};
+for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea, button, a[href], summary')) {
+  if (visible(el) && !nameOf(el)) problems.push('no name: ' + el.outerHTML.slice(0, 120));
+}
+const rgba = (c) => { const m = c.match(/[\d.]+/g).map(Number); return m.length === 3 ? [...m, 1] : m; };
+const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+const bgOf = (el) => { for (let e = el; e; e = e.parentElement) { const c = rgba(getComputedStyle(e).backgroundColor);
+  if (c[3] > 0.5) return c; } return [255, 255, 255, 1]; };
+for (const el of document.querySelectorAll('body *')) {
+  if (el.closest('svg') || el.closest('[hidden]') || !visible(el)) continue;
+  if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+  if (el.closest(':disabled')) continue;
+  const cs = getComputedStyle(el);
+  if (parseFloat(cs.opacity) < 1) continue;
+  const fg = rgba(cs.color), bg = bgOf(el);
+  const a = lum(fg), b = lum(bg);
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  const px = parseFloat(cs.fontSize), bold = parseInt(cs.fontWeight, 10) >= 700;
+  const need = px >= 24 || (bold && px >= 18.66) ? 3 : 4.5;
+  if (ratio < need) problems.push('contrast ' + ratio.toFixed(2) + ' < ' + need + ': ' + el.tagName.toLowerCase()
+    + (el.id ? '#' + el.id : '') + '.' + el.className + ' "' + el.textContent.trim().slice(0, 40) + '"');
+}
+for (const [sel, what] of [['header', 'a banner (header)'], ['nav[aria-label]', 'a named navigation'],
+                           ['main', 'a main'], ['footer', 'a contentinfo (footer)']]) {
+  if (document.querySelectorAll(sel).length !== 1) problems.push('not one ' + what);
+}
+return problems;
+"""
+
+
+def audit(p, page):
+    """The page's accessibility problems (AUDIT_JS) and, at a phone's width, anything wider than the
+    window; fails with all of them."""
+    problems = p.d.execute_script(AUDIT_JS)
+    width = p.d.execute_script("return document.documentElement.scrollWidth;")
+    inner = p.d.execute_script("return window.innerWidth;")
+    if width > inner:
+        wide = p.d.execute_script("""return [...document.querySelectorAll('body *')]
+            .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1
+                    && !e.closest('.scroll, .graph, ol.code'))
+            .slice(0, 5).map((e) => e.tagName + '#' + e.id + '.' + e.className);""")
+        problems.append("%d px wide in a %d px window: %s" % (width, inner, wide))
+    assert not problems, page + ":\n  " + "\n  ".join(problems)
+
+
+FOCUS_JS = r"""
+const el = arguments[0], s = getComputedStyle(el);
+const rgba = (c) => { const m = c.match(/[\d.]+/g).map(Number); return m.length === 3 ? [...m, 1] : m; };
+const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+let bg = [255, 255, 255, 1];
+for (let e = el.parentElement; e; e = e.parentElement) { const c = rgba(getComputedStyle(e).backgroundColor);
+  if (c[3] > 0.5) { bg = c; break; } }
+const a = lum(rgba(s.outlineColor)), b = lum(bg);
+return [s.outlineStyle, parseFloat(s.outlineWidth), (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+"""
+
+
+def focus_is_visible(p, n=8):
+    """Tabs through the first n controls: each one focused shows an outline of 2 px or more with a
+    contrast of 3:1 or more against what is around it (WCAG 1.4.11)."""
+    p.q("body").send_keys(Keys.TAB)
+    for _ in range(n):
+        el = p.d.switch_to.active_element
+        style, width, ratio = p.d.execute_script(FOCUS_JS, el)
+        assert style != "none" and width >= 2 and ratio >= 3, (
+            "no visible focus on %s: %s %s px, contrast %.2f" % (
+                el.get_attribute("outerHTML")[:100], style, width, ratio))
+        el.send_keys(Keys.TAB)
+
+
+def d_title(p):
+    return p.d.execute_script("return document.title;")
+
+
 def answer(p, value, steps_before):
     """Clicks the choice button of value once the job waits after more than steps_before steps."""
     p.wait("the job waiting (after %d steps)" % steps_before,
@@ -225,6 +318,10 @@ def test_recipe(p):
     p.wait("the rejection in the timeline", lambda: p.q("#timeline li[data-node='reject']"))
     answer(p, "yes", n)
     p.wait("the job succeeded", lambda: p.job_status() == "succeeded")
+    assert d_title(p).startswith("Job " + id_[:12]), d_title(p)
+    said = p.q("#job-said")  # what a screen reader is told, in a region kept across updates
+    assert said.get_attribute("role") == "status" and said.get_attribute("data-status") == "succeeded", \
+        said.get_attribute("outerHTML")
     p.wait("shared.final in the store", lambda: "final" in (p.text("#shared-tree") or ""))
     status, shared = call(p.run.base, p.run.keys["admin"], "GET", "/v1/jobs/%s/shared" % id_)
     assert status == 200 and shared.get("final"), shared
@@ -388,14 +485,37 @@ def main():
         p.go("#/jobs")
         p.wait("the counts, live", lambda: p.text("[data-count='succeeded']") == "2"
                and p.text("[data-count='failed']") == "1")
-        # a phone's width
-        d.set_window_size(390, 844)
-        p.go("#/jobs/" + job_id)
-        p.wait("the job on a phone", lambda: p.job_status() == "succeeded")
-        width = d.execute_script("return document.documentElement.scrollWidth;")
-        inner = d.execute_script("return window.innerWidth;")
-        assert width <= inner, "the job page is wider than a phone (%d > %d)" % (width, inner)
-        p.shot("job-phone")
+        # every page on a laptop and on a phone: named controls, contrast, landmarks, nothing
+        # wider than the window (tables scroll in their box)
+        pages = [
+            ("jobs", "#/jobs", lambda: p.q("#jobs-table tr[data-id='%s']" % job_id)),
+            ("job", "#/jobs/" + job_id, lambda: p.job_status() == "succeeded" and p.q("#history")),
+            ("job-failed", "#/jobs/" + failed_id, lambda: p.q("#job-redrive") and p.q("#history")),
+            ("flows", "#/flows", lambda: p.q("#flows-table a[href='#/flows/recipe']")),
+            ("flow", "#/flows/recipe", lambda: p.q("#doc-lines") and p.q("#flow-edit")),
+            ("service", "#/service", lambda: p.text("#svc-rate") not in (None, "…")),
+        ]
+        for width, height, suffix in ((1280, 1400, ""), (390, 844, "-phone")):
+            d.set_window_size(width, height)
+            for name, hash_, ready in pages:
+                p.go(hash_)
+                p.wait(name + suffix, ready)
+                for el in d.find_elements(By.CSS_SELECTOR, "details:not([open]) > summary"):
+                    el.click()
+                audit(p, name + " at %d px" % width)
+                for box in d.find_elements(By.CSS_SELECTOR, ".scroll"):  # the keyboard can scroll it
+                    assert box.get_attribute("tabindex") == "0" and box.get_attribute("aria-label"), name
+                if suffix:
+                    d.execute_script("window.scrollTo(0, 0);")
+                    p.shot(name + suffix)
+            p.go("#/jobs")
+            p.wait("the jobs", pages[0][2])
+            box = d.execute_script("""const b = document.querySelector('#jobs-table').parentElement;
+                return [getComputedStyle(b).overflowX, b.scrollWidth, b.clientWidth];""")
+            assert box[0] in ("auto", "scroll"), "the jobs table's box does not scroll: %r" % box
+            if suffix:
+                assert box[1] > box[2], "the jobs table fits a phone? %r" % box
+            focus_is_visible(p)
         d.set_window_size(1280, 1400)
         test_roles(p, job_id, failed_id)
         p.console()
