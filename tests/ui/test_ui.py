@@ -1,15 +1,21 @@
 #!/usr/bin/python3
 """test_ui.py: flowd's dashboard (server/ui/) driven in headless Chromium with Selenium (`make ui`).
 
-Starts flowd-mock (the recipe API and the model) and a flowd on 127.0.0.1 with the example flows and
-a key file of three keys (admin, submit, read), then, as a person would in the page:
+Starts flowd-mock (the recipe API and the model) and a flowd on 127.0.0.1 (SQLite, which keeps what a
+redrive needs) with the example flows and a key file of three keys (admin, submit, read), then, as a
+person would in the page:
   - gives the admin key; starts the recipe flow from the jobs page; sees it wait; answers "no" then
     "yes" with the form's buttons; sees it succeed with shared.final in the store's tree;
   - starts a flow whose http node is refused and sees the error at its node (the job's error, the
     timeline's failed step, the graph's node when the server draws one);
   - edits the recipe flow with a mistake and sees the problem at its line;
+  - redrives the failed job: refused readably (node_gone) while its flow lacks the node, then, after
+    fixing the flow in the editor, a new job that says where it came from and succeeds; the count
+    by status follows;
+  - every page at 1280 and 390 px: controls named, text contrast, landmarks, nothing wider than the
+    window (the jobs table scrolls in its box), the focus ring seen when tabbing;
   - with the submit key and the read key, finds no flow editor (nor, for read, any form to start,
-    answer or cancel a job).
+    answer, cancel or redrive a job).
 Screenshots of each page go to build/ui-shots/ (UI_SHOTS). Every wait is bounded (WAIT_S); the test
 fails on a timeout, on a JavaScript error or a Content-Security-Policy violation in the console.
 
