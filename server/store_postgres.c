@@ -1507,8 +1507,8 @@ static int pg_read_jobs(flowd_store_t *store, int status, const char *flow, cons
     return rc;
 }
 
-/* One GROUP BY over the jobs of flow and tenant: it reads every one of them (through jobs_tenant_seq
- * with a tenant), so its cost grows with the jobs the database keeps (--retention). */
+/* One GROUP BY over the jobs of flow and tenant: it reads every one of them (through
+ * jobs_tenant_seq with a tenant), so its cost grows with the jobs the database keeps. */
 static int pg_count_jobs(flowd_store_t *store, const char *flow, const char *tenant,
                          uint64_t by_status[6]) {
     pg_store_t *s = (pg_store_t *)store;
