@@ -8,6 +8,7 @@
 set -eu
 B=${1:-build}
 FLOWD=$B/flowd
+. "$(dirname "$0")/lib.sh"
 [ -x "$FLOWD" ] || { echo "patches: $FLOWD is missing (make first); skipped"; exit 0; }
 command -v python3 >/dev/null || { echo "patches: python3 is missing; skipped"; exit 0; }
 
@@ -28,13 +29,7 @@ DOC
 "$FLOWD" --port 0 --data-dir "$TMP/data" --log-level warn --max-shared 4MiB --max-body 4MiB \
     2>"$TMP/flowd.log" &
 PID=$!
-i=0
-while ! grep -q 'listening on http://' "$TMP/flowd.log" 2>/dev/null; do
-    i=$((i + 1))
-    [ "$i" -gt 200 ] && { echo "patches: flowd did not start:" >&2; cat "$TMP/flowd.log" >&2; exit 1; }
-    sleep 0.05
-done
-port=$(sed -n 's|.*listening on http://[^ ]*:\([0-9]*\).*|\1|p' "$TMP/flowd.log" | head -1)
+port=$(flowd_port "$TMP/flowd.log" patches)
 curl -sf -X PUT "http://127.0.0.1:$port/v1/flows/loop" -H 'Content-Type: application/json' \
     -d @"$TMP/loop.json" >/dev/null
 

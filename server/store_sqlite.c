@@ -93,8 +93,8 @@ static int put_store(sq_file_t *f, uint64_t seq, uint64_t step, const char *shar
     sqlite3_bind_int64(f->put_store, 1, (sqlite3_int64)seq);
     sqlite3_bind_int64(f->put_store, 2, (sqlite3_int64)step);
     sqlite3_bind_text(f->put_store, 3, shared, -1, SQLITE_STATIC);
-    if ((rc = run(f->put_store)) != 0)
-        return rc;
+    if ((rc = run(f->put_store)) != 0 || step == 0)
+        return rc; /* a job's first store: nothing older to prune */
     sqlite3_bind_int64(f->prune_stores, 1, (sqlite3_int64)seq);
     sqlite3_bind_int64(f->prune_stores, 2, (sqlite3_int64)(base < step ? base : step));
     sqlite3_bind_int64(f->prune_stores, 3, (sqlite3_int64)step);
