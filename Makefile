@@ -147,7 +147,9 @@ help:
 	@echo "                lib/include), the unit tests, the fuzz replays, make contract, then the"
 	@echo "                end-to-end tests against its flowd, then make ui"
 	@echo "make ui         drive the dashboard (/ui/) in headless Chromium with Selenium"
-	@echo "                (tests/ui/test_ui.py); screenshots of each page into build/ui-shots/"
+	@echo "                (tests/ui/test_ui.py), then in headless Firefox over WebDriver BiDi when"
+	@echo "                firefox-esr and python3-websocket are installed (tests/ui/test_ui_firefox.py;"
+	@echo "                skipped, and said so, when not); screenshots of each page into build/ui-shots/"
 	@echo "make contract   check that api/flow.schema.json and flowd check agree on every example"
 	@echo "                document (pass) and on tests/contract/bad (fail), and that flowd's answers"
 	@echo "                are ones api/openapi.yaml declares (python3-jsonschema, python3-yaml), and"
@@ -312,6 +314,7 @@ check: all exports unit fuzz-replay contract e2e ui
 # to build/ui-shots/.
 ui: $(FLOWD) $(MOCK)
 	FLOWD_BIN=$(FLOWD) MOCK_BIN=$(MOCK) UI_SHOTS=build/ui-shots /usr/bin/python3 tests/ui/test_ui.py
+	FLOWD_BIN=$(FLOWD) MOCK_BIN=$(MOCK) UI_SHOTS=build/ui-shots /usr/bin/python3 tests/ui/test_ui_firefox.py
 
 # The flow documents against api/flow.schema.json and this build's flowd check, which must agree
 # (tests/contract/documents.sh: good ones pass both, tests/contract/bad ones fail both); then every

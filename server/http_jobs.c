@@ -558,21 +558,35 @@ static enum MHD_Result list_shared(flowd_server_t *srv, flowd_req_t *r, struct M
     return page_send(r, conn, &b, &w, next);
 }
 
+/* The tenant a list or a count is of: an admin sees every tenant's jobs (*tenant NULL) or the one
+ * it names (*named); another key its own tenant's only (*tenant, interned), and naming another is
+ * 403. -1 when that was answered (*ret). */
+static int list_scope(flowd_req_t *r, struct MHD_Connection *conn, const char **named,
+                      const char **tenant, enum MHD_Result *ret) {
+    *named = flowd__http_arg(conn, "tenant");
+    *tenant = flowd__http_scope(r);
+    if (*named != NULL && *tenant != NULL && strcmp(*named, *tenant) != 0) {
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_FORBIDDEN,
+                                      "key '%s' (role %s) sees only the jobs of its tenant '%s'",
+                                      r->caller.name, flowd_role_name(r->caller.role), *tenant);
+        return -1;
+    }
+    if (*named != NULL && strlen(*named) > FLOWD_NAME_MAX) {
+        *ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                      "tenant must be at most %d characters", FLOWD_NAME_MAX);
+        return -1;
+    }
+    return 0;
+}
+
 enum MHD_Result flowd__http_jobs_list(flowd_server_t *srv, flowd_req_t *r,
                                       struct MHD_Connection *conn) {
     enum MHD_Result ret = MHD_YES;
     const char *status_s = flowd__http_arg(conn, "status");
     const char *flow = flowd__http_arg(conn, "flow");
-    /* An admin sees every tenant's jobs, or the one tenant it names; other keys their own only. */
-    const char *tenant_s = flowd__http_arg(conn, "tenant");
-    const char *tenant = flowd__http_scope(r);
-    if (tenant_s != NULL && tenant != NULL && strcmp(tenant_s, tenant) != 0)
-        return flowd__http_send_error(r, conn, FLOWD_E_FORBIDDEN,
-                                      "key '%s' (role %s) sees only the jobs of its tenant '%s'",
-                                      r->caller.name, flowd_role_name(r->caller.role), tenant);
-    if (tenant_s != NULL && strlen(tenant_s) > FLOWD_NAME_MAX)
-        return flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
-                                      "tenant must be at most %d characters", FLOWD_NAME_MAX);
+    const char *tenant_s, *tenant;
+    if (list_scope(r, conn, &tenant_s, &tenant, &ret) < 0)
+        return ret;
     const char *cursor_s = flowd__http_arg(conn, "cursor");
     flow_status_t status = FLOW_QUEUED;
     if (status_s != NULL && flow_status_parse(status_s, &status) < 0)
@@ -616,6 +630,51 @@ enum MHD_Result flowd__http_jobs_list(flowd_server_t *srv, flowd_req_t *r,
     }
     free(jobs);
     return page_send(r, conn, &b, &w, next);
+}
+
+/* GET /v1/jobs/counts: how many jobs there are by status, of the jobs GET /v1/jobs would list
+ * with the same flow and tenant. With the job table, from its counts per (tenant, flow)
+ * (flowd_jobs_counts_of: no pass over the jobs); with a shared store, one GROUP BY of its jobs
+ * (store_cluster.h count_jobs), on this HTTP thread as the list's page is. */
+enum MHD_Result flowd__http_jobs_counts(flowd_server_t *srv, flowd_req_t *r,
+                                        struct MHD_Connection *conn) {
+    enum MHD_Result ret = MHD_YES;
+    const char *flow = flowd__http_arg(conn, "flow");
+    const char *tenant_s, *tenant;
+    if (list_scope(r, conn, &tenant_s, &tenant, &ret) < 0)
+        return ret;
+    uint64_t counts[6] = {0};
+    if (srv->store->cluster != NULL) {
+        int rc = srv->store->cluster->count_jobs(srv->store, flow, tenant_s ? tenant_s : tenant,
+                                                 counts);
+        if (rc < 0)
+            return flowd__http_send_error(r, conn, FLOWD_E_UNAVAILABLE,
+                                          "the jobs' database cannot be read now: %s",
+                                          flow_strerror(rc));
+    } else {
+        if (tenant_s != NULL)
+            tenant = flowd_auth_find_tenant(srv->auth, tenant_s);
+        /* a tenant that no key and no job has named has no jobs */
+        if (tenant_s == NULL || tenant != NULL)
+            flowd_jobs_counts_of(srv->jobs, flow, tenant, counts);
+    }
+    flow_buf_t b;
+    flow_buf_init(&b, 0);
+    flowd_jw_t w;
+    flowd_jw_init(&w, &b, 2);
+    flowd_jw_obj(&w);
+    flowd_jw_key(&w, "counts");
+    flowd_jw_obj(&w);
+    for (int i = 0; i < 6; i++) {
+        flowd_jw_key(&w, flow_status_name((flow_status_t)i));
+        flowd_jw_uint(&w, counts[i]);
+    }
+    flowd_jw_obj_end(&w);
+    flowd_jw_obj_end(&w);
+    flow_buf_addc(&b, '\n');
+    size_t len = 0;
+    char *body = flow_buf_take(&b, &len);
+    return flowd__http_send_json(r, conn, 200, body, len);
 }
 
 /* ---- POST bodies ---- */

@@ -9,9 +9,12 @@
 
 /* The paths: X(symbol, pattern). In a pattern, {word} matches one segment of a path (not empty, no
  * '/') and {word...} the rest of it (not empty); what they match are the route's arguments, in
- * order (at most FLOWD_ROUTE_ARGS). The pattern is also the path's label in the metrics. */
+ * order (at most FLOWD_ROUTE_ARGS). The pattern is also the path's label in the metrics. The first
+ * pattern that matches wins: JOB_COUNTS comes before JOB, whose {id} would match "counts" (no job
+ * has that id: ids are 32 hex digits). */
 #define FLOWD_PATH_MAP(X)                                                                          \
     X(JOBS, "/v1/jobs")                                                                            \
+    X(JOB_COUNTS, "/v1/jobs/counts")                                                               \
     X(JOB, "/v1/jobs/{id}")                                                                        \
     X(SHARED, "/v1/jobs/{id}/shared")                                                              \
     X(HISTORY, "/v1/jobs/{id}/history")                                                            \
@@ -53,6 +56,7 @@
 #define FLOWD_ROUTE_MAP(X)                                                                         \
     X(JOBS, GET, jobs_list, "status, flow, tenant, limit, cursor", READ, NONE)                     \
     X(JOBS, POST, jobs_post, "", SUBMIT, JOB)                                                      \
+    X(JOB_COUNTS, GET, jobs_counts, "flow, tenant", READ, NONE)                                    \
     X(JOB, GET, job_get, "wait", READ, NONE)                                                       \
     X(SHARED, GET, job_shared, "pointer, step", READ, NONE)                                        \
     X(HISTORY, GET, job_history, "", READ, NONE)                                                   \

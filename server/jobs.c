@@ -1,7 +1,7 @@
 /* jobs.c: the job table of jobs.h: 64 shards of chained hash buckets by id, an array of
  * (seq, record) in creation order for the list (binary search by cursor; evicted slots are emptied
- * and compacted away later), an Idempotency-Key hash, and the loop's list of finished records,
- * oldest first, for retention. */
+ * and compacted away later), an Idempotency-Key hash, counts by status per (tenant, flow), and the
+ * loop's list of finished records, oldest first, for retention. */
 #include "jobs.h"
 
 #include <stdlib.h>
@@ -14,6 +14,19 @@
 
 #define NSHARDS 64
 #define MIN_BUCKETS 64
+#define TALLY_BUCKETS 256 /* chains stay short up to thousands of (tenant, flow) pairs */
+
+/* The records of one (tenant, flow) in the table by status. A record points at its tally from
+ * when it is made until it leaves the table; the tally goes with the last of them, so there are
+ * never more tallies than pairs that have records. */
+typedef struct flowd_tally {
+    const char *tenant;        /* interned: compared by pointer, as the list does */
+    char *flow;                /* a copy: the name outlives no definition this way */
+    uint64_t hash;
+    _Atomic uint64_t counts[6];
+    uint64_t records;          /* tally lock: records that point here */
+    struct flowd_tally *next;  /* tally lock: its bucket's chain */
+} tally_t;
 
 typedef struct shard {
     pthread_mutex_t lock;
@@ -44,6 +57,9 @@ struct flowd_jobs {
 
     _Alignas(64) _Atomic uint64_t counts[6];
     _Atomic uint64_t active;
+
+    _Alignas(64) pthread_mutex_t tally_lock;
+    tally_t *tallies[TALLY_BUCKETS];
 
     /* Loop only. */
     _Alignas(64) flow_queue_t finished; /* records ended, oldest first (flowd_job_t's finished) */
@@ -132,6 +148,7 @@ int flowd_jobs_new(const flowd_jobs_opts_t *opts, flowd_jobs_t **out) {
     }
     pthread_mutex_init(&t->list_lock, NULL);
     pthread_mutex_init(&t->idem_lock, NULL);
+    pthread_mutex_init(&t->tally_lock, NULL);
     flow_queue_init(&t->finished);
     *out = t;
     return 0;
@@ -206,10 +223,20 @@ void flowd_jobs_free(flowd_jobs_t *t) {
         free(s->buckets);
         pthread_mutex_destroy(&s->lock);
     }
+    for (size_t b = 0; b < TALLY_BUCKETS; b++) {
+        tally_t *ta = t->tallies[b];
+        while (ta != NULL) {
+            tally_t *next = ta->next;
+            free(ta->flow);
+            free(ta);
+            ta = next;
+        }
+    }
     free(t->list);
     free(t->idem);
     pthread_mutex_destroy(&t->list_lock);
     pthread_mutex_destroy(&t->idem_lock);
+    pthread_mutex_destroy(&t->tally_lock);
     free(t);
 }
 
@@ -416,6 +443,88 @@ static void idem_remove(flowd_jobs_t *t, flowd_job_t *job) {
     pthread_mutex_unlock(&t->idem_lock);
 }
 
+/* ---- counts by (tenant, flow) ---- */
+
+static uint64_t tally_hash(const char *tenant, const char *flow) {
+    return flowd_hash_bytes(flow, strlen(flow)) ^ (uint64_t)(uintptr_t)tenant;
+}
+
+/* A new record of job's tenant and flow, counted as queued in its tally (made when it is the
+ * pair's first). 0 or FLOW_ENOMEM. */
+static int tally_join(flowd_jobs_t *t, flowd_job_t *job) {
+    const char *flow = flow_def_name(job->def);
+    uint64_t hash = tally_hash(job->tenant, flow);
+    int rc = 0;
+    pthread_mutex_lock(&t->tally_lock);
+    tally_t **p = &t->tallies[hash % TALLY_BUCKETS];
+    while (*p != NULL && ((*p)->hash != hash || (*p)->tenant != job->tenant ||
+                          strcmp((*p)->flow, flow) != 0))
+        p = &(*p)->next;
+    if (*p == NULL) {
+        tally_t *ta = calloc(1, sizeof *ta);
+        if (ta == NULL || (ta->flow = strdup(flow)) == NULL) {
+            free(ta);
+            rc = FLOW_ENOMEM;
+            goto out;
+        }
+        ta->tenant = job->tenant;
+        ta->hash = hash;
+        *p = ta;
+    }
+    (*p)->records++;
+    atomic_fetch_add(&(*p)->counts[atomic_load(&job->status)], 1);
+    job->tally = *p;
+out:
+    pthread_mutex_unlock(&t->tally_lock);
+    return rc;
+}
+
+/* job leaves its tally (freed with its last record). Idempotent. */
+static void tally_leave(flowd_jobs_t *t, flowd_job_t *job) {
+    tally_t *ta = job->tally;
+    if (ta == NULL)
+        return;
+    pthread_mutex_lock(&t->tally_lock);
+    atomic_fetch_sub(&ta->counts[atomic_load(&job->status)], 1);
+    if (--ta->records == 0) {
+        tally_t **p = &t->tallies[ta->hash % TALLY_BUCKETS];
+        while (*p != ta)
+            p = &(*p)->next;
+        *p = ta->next;
+        free(ta->flow);
+        free(ta);
+    }
+    pthread_mutex_unlock(&t->tally_lock);
+    job->tally = NULL;
+}
+
+void flowd_jobs_counts_of(flowd_jobs_t *t, const char *flow, const char *tenant,
+                          uint64_t by_status[6]) {
+    if (flow == NULL && tenant == NULL) {
+        flowd_jobs_counts(t, by_status);
+        return;
+    }
+    for (int i = 0; i < 6; i++)
+        by_status[i] = 0;
+    /* with a flow, the one bucket of each pair it can be in is known only with the tenant */
+    size_t b0 = 0, b1 = TALLY_BUCKETS;
+    if (flow != NULL && tenant != NULL) {
+        b0 = tally_hash(tenant, flow) % TALLY_BUCKETS;
+        b1 = b0 + 1;
+    }
+    pthread_mutex_lock(&t->tally_lock);
+    for (size_t b = b0; b < b1; b++) {
+        for (tally_t *ta = t->tallies[b]; ta != NULL; ta = ta->next) {
+            if ((tenant != NULL && ta->tenant != tenant) ||
+                (flow != NULL && strcmp(ta->flow, flow) != 0))
+                continue;
+            for (int i = 0; i < 6; i++)
+                by_status[i] += atomic_load_explicit(&ta->counts[i], memory_order_relaxed);
+        }
+    }
+    pthread_mutex_unlock(&t->tally_lock);
+}
+
 /* ---- creating ---- */
 
 /* A new record, or (with id) one given back by a store at start, which keeps its id, creation time
@@ -447,6 +556,9 @@ static int create(flowd_jobs_t *t, flow_def_t *def, const char *tenant, const ch
         goto fail;
     }
     id_hash(job->id, FLOWD_ID_LEN, &job->hash);
+    rc = tally_join(t, job);
+    if (rc < 0)
+        goto fail;
     shard_insert(t, job);
     pthread_mutex_lock(&t->list_lock);
     rc = list_room(t);
@@ -469,6 +581,7 @@ static int create(flowd_jobs_t *t, flow_def_t *def, const char *tenant, const ch
     return 0;
 fail:
     if (job != NULL) {
+        tally_leave(t, job);
         if (job->def == NULL)
             free(job);
         else
@@ -531,6 +644,10 @@ void flowd_jobs_set_status_locked(flowd_job_t *job, flow_status_t status) {
         atomic_fetch_sub(&job->table->counts[old], 1);
         atomic_fetch_add(&job->table->counts[status], 1);
     }
+    if (job->tally != NULL) {
+        atomic_fetch_sub(&job->tally->counts[old], 1);
+        atomic_fetch_add(&job->tally->counts[status], 1);
+    }
 }
 
 static flowd_job_t *oldest_finished(const flowd_jobs_t *t) {
@@ -549,6 +666,7 @@ static void evict(flowd_jobs_t *t, flowd_job_t *job) {
     if (t->o.on_evict != NULL)
         t->o.on_evict(job, t->o.data);
     atomic_fetch_sub(&t->counts[atomic_load(&job->status)], 1);
+    tally_leave(t, job);
     flowd_job_unref(job);
 }
 
@@ -578,6 +696,7 @@ void flowd_jobs_forget(flowd_jobs_t *t, flowd_job_t *job) {
     if (job->idem_key != NULL)
         idem_remove(t, job);
     atomic_fetch_sub(&t->counts[atomic_load(&job->status)], 1);
+    tally_leave(t, job);
     flowd_job_unref(job);
 }
 

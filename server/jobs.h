@@ -117,6 +117,8 @@ struct flowd_job {
     flow_queue_t finished;       /* in the table's finished records, oldest first, once ended (loop only) */
     uint8_t in_table;            /* shard lock */
     uint8_t ended;               /* loop only: flowd_jobs_ended ran */
+    struct flowd_tally *tally;   /* its (tenant, flow)'s counts by status: set when it is made,
+                                  * NULL once it left the table (loop only then) */
 
     /* bridge.c's (bridge.h): how the loop runs the job. */
     struct flowd_job_run {
@@ -250,6 +252,11 @@ int flowd_jobs_list(flowd_jobs_t *t, int status, const char *flow, const char *t
 
 /* Counts, any thread. */
 void flowd_jobs_counts(flowd_jobs_t *t, uint64_t by_status[6]);
+/* The records in the table by status that have flow (NULL: any) and tenant (interned; NULL: any),
+ * as flowd_jobs_list would list them: from counts kept per (tenant, flow) as records are made,
+ * move and go, so the cost is one pass over those pairs, never over the records. */
+void flowd_jobs_counts_of(flowd_jobs_t *t, const char *flow, const char *tenant,
+                          uint64_t by_status[6]);
 uint64_t flowd_jobs_active(flowd_jobs_t *t);
 uint64_t flowd_jobs_size(flowd_jobs_t *t); /* records in the table */
 

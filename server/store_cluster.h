@@ -21,6 +21,8 @@
  *               flowd_jobs_list), or the events after an id, as the store has them now (a job that
  *               runs here may be a little ahead in the job table). A tenant (not NULL) leaves out
  *               the jobs of every other tenant: another tenant's job is FLOW_ENOTFOUND.
+ *   count_jobs  HTTP threads, blocking: how many jobs of flow (NULL: any) and tenant (NULL: any)
+ *               the store has, by status (indexed by flow_status_t), as read_jobs would list them.
  *   watch       HTTP threads: wake(data, why) runs once, on a store thread, when the job has events
  *               after `after` (FLOWD_WAKE_EVENTS), timeout_ms has passed (FLOWD_WAKE_TIMEOUT), or
  *               remote_stop ran (FLOWD_WAKE_STOP); data is the watch's key for unwatch, after which
@@ -121,6 +123,8 @@ typedef struct flowd_store_cluster_ops {
     int (*read_jobs)(flowd_store_t *store, int status, const char *flow, const char *tenant,
                      uint64_t cursor, size_t limit, flowd_remote_job_t *out, size_t *n,
                      uint64_t *next);
+    int (*count_jobs)(flowd_store_t *store, const char *flow, const char *tenant,
+                      uint64_t by_status[6]);
     /* at most max events, oldest first */
     int (*read_events)(flowd_store_t *store, const char *id, uint64_t after, size_t max,
                        flowd_store_event_cb each, void *data);

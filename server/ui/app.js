@@ -2,7 +2,8 @@
  * #/service) that uses only the public API (api/openapi.yaml), so it is also an example of it:
  *   - the key the person gives is kept in sessionStorage (this tab only) and sent as
  *     "Authorization: Bearer <key>", never in a URL; GET /v1/key says its role, and the page shows
- *     only what that role may do (answer and cancel need submit, the flow editor and /metrics admin);
+ *     only what that role may do (answer, cancel and redrive need submit, the flow editor and
+ *     /metrics admin);
  *   - a job is followed by long polls (GET /v1/jobs/{id}?wait with If-None-Match: its ETag), since
  *     EventSource cannot send an Authorization header; lists are polled;
  *   - data goes into the page as text (textContent), never as markup; the graphs' SVG is parsed as
@@ -323,10 +324,29 @@ function live(g) { return g === gen; }
 
 function sleep(t) { return new Promise((r) => setTimeout(r, t)); }
 
-function setSection(name) {
+/* The section's link marked current, and the tab's title said (a screen reader reads it when the
+ * view changes): "what · flowd". */
+function setSection(name, title) {
   for (const a of document.querySelectorAll('nav a')) {
     if (a.dataset.section === name) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
+  }
+  document.title = (title || name[0].toUpperCase() + name.slice(1)) + ' · flowd';
+}
+
+/* A table in a box that scrolls sideways on a narrow screen: a named region that the keyboard can
+ * reach (tabindex), so that it can be scrolled without a mouse. */
+function scrollBox(label, table) {
+  return h('div', { class: 'scroll', role: 'region', 'aria-label': label + ' (scrolls sideways)', tabindex: 0 }, table);
+}
+
+/* Says a job's new status to a screen reader: one live region kept across re-renderings (the
+ * job's head is drawn anew at each change, and a region drawn anew is not read). */
+function sayStatus(id, status) {
+  const box = $('#job-said');
+  if (box && box.dataset.status !== status) {
+    box.dataset.status = status;
+    box.textContent = 'Job ' + id.slice(0, 12) + ' is ' + status + '.';
   }
 }
 
@@ -348,30 +368,39 @@ function jobsQuery(f, cursor) {
   const q = new URLSearchParams();
   if (f.status) q.set('status', f.status);
   if (f.flow) q.set('flow', f.flow);
+  if (f.tenant) q.set('tenant', f.tenant);
   q.set('limit', '25');
   if (cursor) q.set('cursor', cursor);
   return '/v1/jobs?' + q;
 }
 
-/* The count by status: /metrics' flowd_jobs{status} for a key that may read it. */
-async function statusCounts() {
-  if (!may('admin')) return null;
-  try {
-    const r = await api('/metrics', { expect: [403] });
-    if (r.status !== 200) return null;
-    const counts = {};
-    for (const m of r.body.matchAll(/^flowd_jobs\{status="(\w+)"\} (\d+)/gm)) counts[m[1]] = Number(m[2]);
-    return counts;
-  } catch (e) {
-    if (isAbort(e)) throw e;
-    return null;
-  }
+/* The count by status of the jobs the list shows (its flow and tenant; not its status, so that
+ * every status has its number): GET /v1/jobs/counts, which any key may read for its tenant. */
+async function statusCounts(f) {
+  const q = new URLSearchParams();
+  if (f.flow) q.set('flow', f.flow);
+  if (f.tenant) q.set('tenant', f.tenant);
+  const r = await api('/v1/jobs/counts' + (q.toString() ? '?' + q : ''));
+  return r.body.counts;
+}
+
+/* The counts as a list of links, each to the list filtered by its status (the one shown marked). */
+function renderCounts(box, c, f) {
+  box.replaceChildren(...STATUSES.map((s) => {
+    const q = new URLSearchParams();
+    q.set('status', s);
+    if (f.flow) q.set('flow', f.flow);
+    if (f.tenant) q.set('tenant', f.tenant);
+    return h('li', null, h('a', { href: '#/jobs?' + q, class: 'count', 'aria-current': f.status === s ? 'true' : null,
+      'aria-label': s + ': ' + (c[s] || 0) + ' jobs' }, badge(s), ' ', h('span', { 'data-count': s }, c[s] || 0)));
+  }));
 }
 
 async function viewJobs(params) {
   const { g, v } = startView();
   setSection('jobs');
-  const filter = { status: params.get('status') || '', flow: params.get('flow') || '' };
+  const filter = { status: params.get('status') || '', flow: params.get('flow') || '',
+    tenant: may('admin') ? params.get('tenant') || '' : '' };
   const cursors = [null]; /* the cursor of each page seen: Back pops one */
   const names = await flowNames();
   if (!live(g)) return;
@@ -417,20 +446,26 @@ async function viewJobs(params) {
   const flowSel = h('select', { id: 'filter-flow', name: 'flow' },
     h('option', { value: '' }, 'any'), names.map((n) => h('option', { value: n }, n)));
   flowSel.value = filter.flow;
+  /* an admin's list is every tenant's, or the one named here (no API lists tenants: typed) */
+  const tenantIn = may('admin') ? h('input', { id: 'filter-tenant', name: 'tenant', type: 'text', size: 12,
+    placeholder: 'all', spellcheck: 'false', autocomplete: 'off', value: filter.tenant }) : null;
   const apply = () => {
     const q = new URLSearchParams();
     if (statusSel.value) q.set('status', statusSel.value);
     if (flowSel.value) q.set('flow', flowSel.value);
+    if (tenantIn && tenantIn.value.trim()) q.set('tenant', tenantIn.value.trim());
     location.hash = '#/jobs' + (q.toString() ? '?' + q : '');
   };
   statusSel.addEventListener('change', apply);
   flowSel.addEventListener('change', apply);
-  v.append(h('div', { class: 'filters', role: 'search' },
-    h('label', { for: 'filter-status' }, 'Status'), statusSel,
-    h('label', { for: 'filter-flow' }, 'Flow'), flowSel));
+  if (tenantIn) tenantIn.addEventListener('change', apply);
+  v.append(h('div', { class: 'filters', role: 'search', 'aria-label': 'Filter the jobs' },
+    h('span', { class: 'filter' }, h('label', { for: 'filter-status' }, 'Status'), statusSel),
+    h('span', { class: 'filter' }, h('label', { for: 'filter-flow' }, 'Flow'), flowSel),
+    tenantIn ? h('span', { class: 'filter' }, h('label', { for: 'filter-tenant' }, 'Tenant'), tenantIn) : null));
 
   const tbody = h('tbody');
-  v.append(h('div', { class: 'scroll' }, h('table', { class: 'jobs', id: 'jobs-table' },
+  v.append(scrollBox('Jobs', h('table', { class: 'jobs', id: 'jobs-table' },
     h('caption', { class: 'sr' }, 'Jobs, newest first'),
     h('thead', null, h('tr', null, ['Job', 'Flow', 'Status', 'Created', 'Duration', 'Steps', 'Node']
       .map((t) => h('th', { scope: 'col' }, t)))),
@@ -460,16 +495,9 @@ async function viewJobs(params) {
       prev.disabled = cursors.length === 1;
       next.disabled = !nextCursor;
       pageInfo.textContent = 'page ' + cursors.length;
-      const c = await statusCounts();
+      const c = await statusCounts(filter);
       if (!live(g)) return;
-      if (c) {
-        counts.replaceChildren(...STATUSES.map((s) => h('li', null, badge(s), ' ', h('span', { 'data-count': s }, c[s] || 0))));
-      } else {
-        const seen = {};
-        for (const j of r.body.jobs) seen[j.status] = (seen[j.status] || 0) + 1;
-        counts.replaceChildren(h('li', { class: 'muted' }, 'On this page:'),
-          ...Object.entries(seen).map(([s, n]) => h('li', null, badge(s), ' ', n)));
-      }
+      renderCounts(counts, c, filter);
     } catch (e) {
       if (isAbort(e)) return;
       notice('Jobs: ' + e.message, 'error');
@@ -579,7 +607,7 @@ function timeline(job, steps) {
 }
 
 function historyTable(steps) {
-  return h('div', { class: 'scroll' }, h('table', { class: 'history', id: 'history' },
+  return scrollBox('History', h('table', { class: 'history', id: 'history' },
     h('caption', { class: 'sr' }, 'History'),
     h('thead', null, h('tr', null, ['#', 'Node', 'Action', 'Tries', 'Started', 'Took', 'Error']
       .map((t) => h('th', { scope: 'col' }, t)))),
@@ -592,7 +620,7 @@ function historyTable(steps) {
 
 async function viewJob(id) {
   const { g, v } = startView();
-  setSection('jobs');
+  setSection('jobs', 'Job ' + id.slice(0, 12));
   const open = new Set(['']); /* the store's open containers: the root at first */
   v.append(h('p', null, h('a', { href: '#/jobs' }, '← Jobs')));
   const head = h('section', { class: 'panel', id: 'job-head', 'aria-labelledby': 'job-title' });
@@ -602,7 +630,7 @@ async function viewJob(id) {
   const steps = h('div');
   const store = h('div', { class: 'tree', id: 'shared-tree' });
   const hist = h('div');
-  v.append(head, ask,
+  v.append(h('p', { class: 'sr', id: 'job-said', role: 'status' }), head, ask,
     h('div', { class: 'cols' },
       h('section', { class: 'panel', 'aria-labelledby': 'graph-title' }, h('h3', { id: 'graph-title' }, 'Graph'), graphBox, visits),
       h('section', { class: 'panel', 'aria-labelledby': 'store-title' }, h('h3', { id: 'store-title' }, 'Shared store'), store)),
@@ -643,6 +671,7 @@ async function viewJob(id) {
       }
       if (!live(g)) return;
       renderJobHead(head, job);
+      sayStatus(job.id, job.status);
       ask.replaceChildren(job.status === 'waiting' ? inputForm(job) : '');
       const svg = await drawGraph(graphBox, '/v1/jobs/' + id + '/graph.svg', mermaid, 'The graph of flow ' + job.flow);
       if (!live(g)) return;
@@ -687,6 +716,7 @@ function renderJobHead(head, job) {
       ' after step ' + job.forked_from.step));
   }
   const kids = [h('h2', { id: 'job-title' }, 'Job ', h('span', { class: 'mono' }, job.id)), dl];
+  if (job.redriven_from) kids.push(redrivenFrom(job.redriven_from));
   if (job.error) {
     kids.push(h('p', { class: 'error', id: 'job-error', role: 'alert' },
       job.error.node ? 'At node ' : '', job.error.node ? h('b', null, job.error.node) : '',
@@ -702,7 +732,55 @@ function renderJobHead(head, job) {
       }
     } }, 'Cancel job'));
   }
+  if (REDRIVABLE.has(job.status) && may('submit')) kids.push(redriveControl(job));
   head.replaceChildren(...kids);
+}
+
+/* ---- redrive (README "Redrive") ---- */
+
+const REDRIVABLE = new Set(['failed', 'canceled']);
+/* The 409s of POST /v1/jobs/{id}/redrive, said for a person (the server's message follows). */
+const REDRIVE_WHY = {
+  not_redrivable: 'only a failed or canceled job can be redriven.',
+  not_kept: 'this flowd did not keep the shared store the job would start again from (a memory store '
+    + 'keeps none), so it cannot start from that step; start a new job instead.',
+  node_gone: 'the node the job stopped at is no longer in its flow: put it back in the flow, or start '
+    + 'a new job.',
+};
+
+/* "Redriven from <job> at node X" for a job a redrive made (the Job's redriven_from). */
+function redrivenFrom(from) {
+  return h('p', { id: 'job-origin' }, 'Redriven from job ',
+    h('a', { href: '#/jobs/' + encodeURIComponent(from.job), class: 'mono' }, from.job),
+    from.node ? [' at node ', h('b', null, from.node)] : ' at its flow\'s start');
+}
+
+/* The Redrive button of a failed or canceled job: a new job from the step that stopped, with the
+ * flow as it is now; the page then shows the new job, or says why there is none. */
+function redriveControl(job) {
+  const err = h('p', { class: 'error', id: 'redrive-error', role: 'alert' });
+  const btn = h('button', { type: 'button', id: 'job-redrive', 'aria-describedby': 'redrive-help' }, 'Redrive');
+  const help = h('span', { id: 'redrive-help', class: 'muted' },
+    'Starts a new job at the step that ' + (job.status === 'failed' ? 'failed' : 'was stopped')
+    + ', from the shared store before it, with the flow as it is now.');
+  btn.addEventListener('click', async () => {
+    err.textContent = '';
+    btn.disabled = true;
+    try {
+      const r = await api('/v1/jobs/' + job.id + '/redrive', { method: 'POST', expect: [409] });
+      if (r.status === 409) {
+        const e = r.body.error;
+        err.textContent = 'Not redriven: ' + (REDRIVE_WHY[e.code] || '') + ' (' + e.code + ': ' + e.message + ')';
+        return;
+      }
+      location.hash = '#/jobs/' + encodeURIComponent(r.body.id);
+    } catch (e) {
+      if (!isAbort(e)) err.textContent = 'Not redriven: ' + e.message;
+    } finally {
+      btn.disabled = false;
+    }
+  });
+  return h('div', { class: 'redrive', id: 'redrive' }, h('div', { class: 'row' }, btn, help), err);
 }
 
 /* ---- flows ---- */
@@ -712,7 +790,7 @@ async function viewFlows() {
   setSection('flows');
   v.append(h('h2', null, 'Flows'));
   const tbody = h('tbody');
-  v.append(h('div', { class: 'scroll' }, h('table', { id: 'flows-table' },
+  v.append(scrollBox('Flows', h('table', { id: 'flows-table' },
     h('caption', { class: 'sr' }, 'Flows'),
     h('thead', null, h('tr', null, ['Name', 'Version', 'Nodes', 'Description'].map((t) => h('th', { scope: 'col' }, t)))),
     tbody)));
@@ -769,7 +847,7 @@ function luaParts(doc) {
 
 async function viewFlow(name) {
   const { g, v } = startView();
-  setSection('flows');
+  setSection('flows', 'Flow ' + name);
   v.append(h('p', null, h('a', { href: '#/flows' }, '← Flows')));
   let r;
   try {
@@ -833,8 +911,8 @@ async function viewFlow(name) {
       } else if (pr.status >= 400) {
         out.append(h('p', { class: 'error', role: 'alert' }, pr.body.error.message));
       } else {
+        route(); /* a new view clears the notice: say it after */
         notice('Saved flow ' + name + '.');
-        route();
       }
     } catch (e) {
       if (!isAbort(e)) out.append(h('p', { class: 'error', role: 'alert' }, e.message));
@@ -931,6 +1009,11 @@ document.addEventListener('DOMContentLoaded', () => {
     me = null;
     route();
   });
-  window.addEventListener('hashchange', route);
+  /* a link followed inside the page: the keyboard and the screen reader go on from the new
+   * view, not from a link that is gone */
+  window.addEventListener('hashchange', () => {
+    route();
+    $('#view').focus({ preventScroll: false });
+  });
   route();
 });

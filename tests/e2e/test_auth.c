@@ -149,6 +149,7 @@ START_TEST(test_each_role_on_each_route) {
         {"DELETE", "/v1/flows/%s", NULL, R_OLD_FLOW, {401, 401, 403, 403, 200}},
         {"POST", "/v1/jobs", "{\"flow\": \"noop\"}", R_NONE, {401, 401, 403, 202, 202}},
         {"GET", "/v1/jobs", NULL, R_NONE, {401, 401, 200, 200, 200}},
+        {"GET", "/v1/jobs/counts", NULL, R_NONE, {401, 401, 200, 200, 200}},
         {"GET", "/v1/jobs/%s", NULL, R_DONE, {401, 401, 200, 200, 200}},
         {"HEAD", "/v1/jobs/%s", NULL, R_DONE, {401, 401, 200, 200, 200}},
         {"GET", "/v1/jobs/%s/shared", NULL, R_DONE, {401, 401, 200, 200, 200}},
@@ -373,6 +374,82 @@ START_TEST(test_lists_show_the_callers_tenant) {
     call(&s, READ_A, "GET", "/v1/jobs?tenant=nobody", NULL, NULL, &r);
     e2e_assert_error(&r, 403, "forbidden", NULL);
     e2e_resp_free(&r);
+    free(a1);
+    free(a2);
+    free(b1);
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+}
+END_TEST
+
+/* GET /v1/jobs/counts as key (query after it) is exactly want: "queued running waiting succeeded
+ * failed canceled". */
+static void assert_counts(e2e_server_t *s, const char *key, const char *query, const char *want) {
+    static const char *const names[] = {"queued",    "running", "waiting",
+                                        "succeeded", "failed",  "canceled"};
+    char path[128], got[128] = "";
+    snprintf(path, sizeof path, "/v1/jobs/counts%s", query);
+    e2e_use_key(s, key);
+    json_t *body = e2e_get_json(s, path);
+    json_t *c = json_object_get(body, "counts");
+    ck_assert_uint_eq(json_object_size(c), 6);
+    for (size_t i = 0; i < 6; i++) {
+        json_t *v = json_object_get(c, names[i]);
+        ck_assert_msg(json_is_integer(v), "%s: no %s", path, names[i]);
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? " " : "",
+                 (long long)json_integer_value(v));
+    }
+    json_decref(body);
+    ck_assert_msg(strcmp(got, want) == 0, "GET %s as %s: '%s', not '%s'", path, key, got, want);
+}
+
+/* The count by status is the list's: the caller's tenant, an admin's every tenant or one, by flow;
+ * it follows a job's status, and a job that leaves the table (--max-finished) leaves the count. */
+START_TEST(test_counts_show_the_callers_tenant) {
+    e2e_server_t s;
+    e2e_start(&s, "--keys", keys, "--max-finished", "3", NULL);
+    char *a1 = new_job(&s, SUBMIT_A, "{\"flow\": \"noop\"}");
+    char *b1 = new_job(&s, SUBMIT_B, "{\"flow\": \"noop\"}");
+    char *a2 = new_job(&s, SUBMIT_A, running_body);
+    wait_for(&s, a1, "succeeded");
+    wait_for(&s, b1, "succeeded");
+    wait_for(&s, a2, "running");
+    assert_counts(&s, READ_A, "", "0 1 0 1 0 0");
+    assert_counts(&s, SUBMIT_A, "?tenant=a&flow=noop", "0 0 0 1 0 0");
+    assert_counts(&s, READ_A, "?flow=sleep", "0 1 0 0 0 0");
+    assert_counts(&s, READ_A, "?flow=nothing", "0 0 0 0 0 0");
+    assert_counts(&s, READ_B, "", "0 0 0 1 0 0");
+    assert_counts(&s, READ_D, "", "0 0 0 0 0 0");
+    assert_counts(&s, ADMIN, "", "0 1 0 2 0 0");
+    assert_counts(&s, ADMIN, "?flow=noop", "0 0 0 2 0 0");
+    assert_counts(&s, ADMIN, "?tenant=b", "0 0 0 1 0 0");
+    assert_counts(&s, ADMIN, "?tenant=nobody", "0 0 0 0 0 0");
+    e2e_resp_t r;
+    call(&s, READ_A, "GET", "/v1/jobs/counts?tenant=b", NULL, NULL, &r);
+    e2e_assert_error(&r, 403, "forbidden", "tenant 'a'");
+    e2e_resp_free(&r);
+    call(&s, READ_A, "GET", "/v1/jobs/counts?status=failed", NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 400); /* the list's status filter is not one of its parameters */
+    e2e_resp_free(&r);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/cancel", a2);
+    call(&s, SUBMIT_A, "POST", path, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 202);
+    e2e_resp_free(&r);
+    assert_counts(&s, READ_A, "", "0 0 0 1 0 1");
+    /* two more finished jobs of tenant a: the oldest finished one (a1) leaves the table */
+    for (int i = 0; i < 2; i++) {
+        char *id = new_job(&s, SUBMIT_A, "{\"flow\": \"noop\"}");
+        wait_for(&s, id, "succeeded");
+        free(id);
+    }
+    char want[256];
+    list_ids(&s, ADMIN, "?flow=noop", want, sizeof want, NULL);
+    ck_assert_ptr_null(strstr(want, a1));
+    ck_assert_ptr_null(strstr(want, b1));
+    assert_counts(&s, ADMIN, "", "0 0 0 2 0 1");
+    assert_counts(&s, READ_A, "?flow=noop", "0 0 0 2 0 0");
+    assert_counts(&s, READ_B, "", "0 0 0 0 0 0");
     free(a1);
     free(a2);
     free(b1);
@@ -814,6 +891,7 @@ static Suite *auth_suite(void) {
     tcase_add_test(tc, test_each_role_on_each_route);
     tcase_add_test(tc, test_another_tenants_job_is_not_found);
     tcase_add_test(tc, test_lists_show_the_callers_tenant);
+    tcase_add_test(tc, test_counts_show_the_callers_tenant);
     tcase_add_test(tc, test_idempotency_keys_are_per_tenant);
     tcase_add_test(tc, test_keys_are_reloaded_on_sighup);
     tcase_add_test(tc, test_no_keys_is_open_only_on_loopback);

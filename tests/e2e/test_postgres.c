@@ -805,6 +805,25 @@ START_TEST(test_every_instance_keeps_a_job_to_its_tenant) {
     ck_assert_uint_eq(json_array_size(json_object_get(list, "jobs")), 0);
     json_decref(list);
     ck_assert_int_eq(as(&b, READ_A, "GET", "/v1/jobs?tenant=b", NULL, NULL, NULL), 403);
+    /* counts, from the database: b counts the job a runs, for its tenant only */
+    static const struct {
+        const char *key, *query;
+        json_int_t waiting;
+    } counts[] = {{READ_A, "", 1},         {READ_B, "", 0},      {ADMIN, "", 1},
+                  {ADMIN, "?tenant=b", 0}, {READ_A, "?flow=nope", 0}};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        char q[64];
+        snprintf(q, sizeof q, "/v1/jobs/counts%s", counts[i].query);
+        e2e_use_key(&b, counts[i].key);
+        list = e2e_get_json(&b, q);
+        json_t *c = json_object_get(list, "counts");
+        ck_assert_msg(json_integer_value(json_object_get(c, "waiting")) == counts[i].waiting &&
+                          json_integer_value(json_object_get(c, "queued")) == 0 &&
+                          json_object_size(c) == 6,
+                      "GET %s as %zu", q, i);
+        json_decref(list);
+    }
+    ck_assert_int_eq(as(&b, READ_A, "GET", "/v1/jobs/counts?tenant=b", NULL, NULL, NULL), 403);
     /* still waiting: the other tenant's input and cancel did nothing; its own goes through b */
     snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
     ck_assert_int_eq(as(&b, SUBMIT_A, "POST", path, "{\"value\": \"yes\"}", NULL, NULL), 202);

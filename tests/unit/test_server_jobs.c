@@ -1,6 +1,7 @@
 /* test_server_jobs.c: the job table (server/jobs.h) alone: ids, lookups across shards, the list
- * newest first with filters and cursors, Idempotency-Key repeats and conflicts, --max-jobs, and the
- * bounds on finished jobs (--max-finished, retention) with their eviction callback. */
+ * newest first with filters and cursors, Idempotency-Key repeats and conflicts, --max-jobs, the
+ * bounds on finished jobs (--max-finished, retention) with their eviction callback, and the counts
+ * by (tenant, flow) against the list. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,6 +283,77 @@ START_TEST(test_the_list_survives_many_evictions) {
 }
 END_TEST
 
+/* flowd_jobs_counts_of against a count of flowd_jobs_list's page with the same filters. */
+static void assert_counts_as_listed(const char *flow, const char *tenant) {
+    uint64_t got[6], want[6] = {0};
+    flowd_jobs_counts_of(t, flow, tenant, got);
+    flowd_job_t *page[300];
+    size_t n;
+    uint64_t next;
+    ck_assert_int_eq(flowd_jobs_list(t, -1, flow, tenant, 0, 300, page, &n, &next), 0);
+    ck_assert_uint_eq(next, 0);
+    for (size_t i = 0; i < n; i++) {
+        want[flowd_job_status(page[i])]++;
+        flowd_job_unref(page[i]);
+    }
+    for (int i = 0; i < 6; i++)
+        ck_assert_msg(got[i] == want[i], "%s of flow %s, tenant %s: %llu, listed %llu",
+                      flow_status_name((flow_status_t)i), flow ? flow : "any",
+                      tenant ? tenant : "any", (unsigned long long)got[i],
+                      (unsigned long long)want[i]);
+}
+
+START_TEST(test_counts_by_tenant_and_flow_are_the_lists) {
+    /* jobs of two tenants and two flows made, moved, ended, evicted (--max-finished) and
+     * forgotten in a fixed pseudo-random order: every count by (flow, tenant) stays the list's */
+    static const char *const tenants[] = {"ten-a", "ten-b"};
+    flowd_jobs_free(t);
+    open_table(1000, 40, 3600u * 1000000u);
+    flowd_job_t *live[200];
+    size_t nlive = 0;
+    unsigned seed = 7;
+    for (int i = 0; i < 600; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned r = (seed >> 16) % 10;
+        if (r < 4 || nlive == 0) {
+            if (nlive == sizeof live / sizeof live[0])
+                continue;
+            flowd_job_t *job = NULL;
+            int repeat;
+            ck_assert_int_eq(flowd_jobs_create(t, (seed >> 20) & 1 ? noop : other,
+                                               tenants[(seed >> 21) & 1], NULL, 0, &job, &repeat),
+                             0);
+            live[nlive++] = job;
+        } else {
+            size_t k = (seed >> 8) % nlive;
+            flowd_job_t *job = live[k];
+            if (r < 6) {
+                flowd_job_lock(job);
+                flowd_jobs_set_status_locked(job, r == 4 ? FLOW_RUNNING : FLOW_WAITING);
+                flowd_job_unlock(job);
+                continue;
+            }
+            if (r < 9)
+                end(job, r == 6 ? FLOW_SUCCEEDED : r == 7 ? FLOW_FAILED : FLOW_CANCELED,
+                    (uint64_t)i + 1);
+            else
+                flowd_jobs_forget(t, job);
+            flowd_job_unref(job);
+            live[k] = live[--nlive];
+        }
+        if (i % 50 == 49) {
+            for (int f = 0; f < 3; f++)
+                for (int te = 0; te < 3; te++)
+                    assert_counts_as_listed(f == 0 ? NULL : f == 1 ? "noop" : "other",
+                                            te == 2 ? NULL : tenants[te]);
+        }
+    }
+    ck_assert_int_gt(nevicted, 0);
+    for (size_t i = 0; i < nlive; i++)
+        flowd_job_unref(live[i]);
+}
+END_TEST
+
 START_TEST(test_the_new_job_text_is_the_job_text) {
     flowd_job_t *job = create(noop);
     size_t a_len, b_len;
@@ -310,6 +382,7 @@ static Suite *jobs_suite(void) {
     tcase_add_test(tc, test_max_finished_evicts_the_oldest_finished);
     tcase_add_test(tc, test_retention_sweeps_jobs_finished_long_enough_ago);
     tcase_add_test(tc, test_the_list_survives_many_evictions);
+    tcase_add_test(tc, test_counts_by_tenant_and_flow_are_the_lists);
     tcase_add_test(tc, test_the_new_job_text_is_the_job_text);
     suite_add_tcase(s, tc);
     return s;
