@@ -1,5 +1,6 @@
 # bench/lib.sh: what the benchmark scripts share (sourced): run a command a few times and keep the
-# median line, read a key=value field, print a target's verdict, and start a PostgreSQL of their own.
+# median line, read a key=value field, print a target's verdict, wait for a flowd to listen, and
+# start a PostgreSQL of their own.
 RUNS=${BENCH_RUNS:-3}
 
 # median LINE... : the line whose wall_s is the median
@@ -32,6 +33,18 @@ val() {
 # verdict NAME TARGET-TEXT OK(1|0)
 verdict() {
     if [ "$3" = 1 ]; then echo "target $1: $2: met"; else echo "target $1: $2: NOT met"; fi
+}
+
+# flowd_port LOG NAME : the port of flowd's "listening on" line in LOG (10 s at most; NAME for the
+# error, which prints the log and fails)
+flowd_port() {
+    i=0
+    while ! grep -q 'listening on http://' "$1" 2>/dev/null; do
+        i=$((i + 1))
+        [ "$i" -gt 200 ] && { echo "$2: flowd did not start:" >&2; cat "$1" >&2; return 1; }
+        sleep 0.05
+    done
+    sed -n 's|.*listening on http://[^ ]*:\([0-9]*\).*|\1|p' "$1" | head -1
 }
 
 # as_pg CMD...: runs it as the postgres user when we are root

@@ -35,13 +35,7 @@ run() {
     "$FLOWD" --port 0 --store "$1" --data-dir "$TMP/data" --log-level warn --max-jobs $((N + 1000)) \
         --max-finished $((N + 1000)) 2>"$TMP/flowd.log" &
     PID=$!
-    i=0
-    while ! grep -q 'listening on http://' "$TMP/flowd.log" 2>/dev/null; do
-        i=$((i + 1))
-        [ "$i" -gt 200 ] && { echo "durable: flowd did not start:" >&2; cat "$TMP/flowd.log" >&2; return 1; }
-        sleep 0.05
-    done
-    port=$(sed -n 's|.*listening on http://[^ ]*:\([0-9]*\).*|\1|p' "$TMP/flowd.log" | head -1)
+    port=$(flowd_port "$TMP/flowd.log" durable) || return 1
     t0=$(now)
     JOB_BODY='{"flow":"sleep","shared":{"seconds":1}}' JOBS_PER_THREAD=$((N / 2)) \
         wrk -t2 -c64 -d600s -s "$DIR/post_n.lua" "http://127.0.0.1:$port/v1/jobs" >"$TMP/wrk.out" 2>&1 &

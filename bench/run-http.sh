@@ -47,16 +47,7 @@ wait_port() {
     done
 }
 
-# flowd_port LOG: the port of flowd's "listening on" line (5 s at most)
-flowd_port() {
-    i=0
-    while ! grep -q 'listening on http://' "$1" 2>/dev/null; do
-        i=$((i + 1))
-        [ "$i" -gt 100 ] && { echo "http: flowd did not start:" >&2; cat "$1" >&2; return 1; }
-        sleep 0.05
-    done
-    sed -n 's|.*listening on http://[^ ]*:\([0-9]*\).*|\1|p' "$1" | head -1
-}
+. "$DIR/lib.sh" # flowd_port (its median is replaced below by one of plain numbers)
 
 # run_wrk URL NAME: prints "rps p99_ms non2xx"
 run_wrk() {
@@ -87,27 +78,27 @@ while [ "$run" -lt "$RUNS" ]; do
 
     "$FLOWD" --port 0 --store memory: 2>"$TMP/flowd.log" &
     PIDS="$!"
-    port=$(flowd_port "$TMP/flowd.log")
+    port=$(flowd_port "$TMP/flowd.log" http)
     flowd=$(run_wrk "http://127.0.0.1:$port/v1/jobs" flowd)
     kill -TERM "$PIDS"; wait "$PIDS" 2>/dev/null || true
 
     rm -rf "$TMP/data"
     "$FLOWD" --port 0 --data-dir "$TMP/data" 2>"$TMP/sqlite.log" &
     PIDS="$!"
-    port=$(flowd_port "$TMP/sqlite.log")
+    port=$(flowd_port "$TMP/sqlite.log" http)
     sqlite=$(run_wrk "http://127.0.0.1:$port/v1/jobs" sqlite)
     kill -TERM "$PIDS"; wait "$PIDS" 2>/dev/null || true
 
     "$FLOWD" --port 0 --store memory: --http-threads 1 2>"$TMP/flowd1.log" &
     PIDS="$!"
-    port=$(flowd_port "$TMP/flowd1.log")
+    port=$(flowd_port "$TMP/flowd1.log" http)
     mem1=$(run_wrk "http://127.0.0.1:$port/v1/jobs" mem1)
     kill -TERM "$PIDS"; wait "$PIDS" 2>/dev/null || true
 
     rm -rf "$TMP/data"
     "$FLOWD" --port 0 --data-dir "$TMP/data" --http-threads 1 2>"$TMP/sqlite1.log" &
     PIDS="$!"
-    port=$(flowd_port "$TMP/sqlite1.log")
+    port=$(flowd_port "$TMP/sqlite1.log" http)
     sqlite1=$(run_wrk "http://127.0.0.1:$port/v1/jobs" sqlite1)
     kill -TERM "$PIDS"; wait "$PIDS" 2>/dev/null || true
     PIDS=""

@@ -61,13 +61,7 @@ per_store() {
     shift
     "$FLOWD" --port 0 --log-level warn --max-shared 4MiB --max-body 4MiB "$@" 2>"$TMP/flowd-$name.log" &
     PID=$!
-    i=0
-    while ! grep -q 'listening on http://' "$TMP/flowd-$name.log" 2>/dev/null; do
-        i=$((i + 1))
-        [ "$i" -gt 200 ] && { echo "patches: flowd did not start:" >&2; cat "$TMP/flowd-$name.log" >&2; exit 1; }
-        sleep 0.05
-    done
-    port=$(sed -n 's|.*listening on http://[^ ]*:\([0-9]*\).*|\1|p' "$TMP/flowd-$name.log" | head -1)
+    port=$(flowd_port "$TMP/flowd-$name.log" patches)
     curl -sf -X PUT "http://127.0.0.1:$port/v1/flows/loop" -H 'Content-Type: application/json' \
         -d @"$TMP/loop.json" >/dev/null
     small=$( (us_per_step "$port" 1024; us_per_step "$port" 1024; us_per_step "$port" 1024) | mid3)

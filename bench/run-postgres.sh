@@ -71,13 +71,8 @@ run() {
         "$FLOWD" --port 0 --store "$uri" --flows "$TMP/flows" --log-level warn \
             --max-jobs $((N + 1000)) --max-finished $((N + 1000)) 2>"$TMP/flowd$j.log" &
         PIDS="$PIDS $!"
-        i=0
-        while ! grep -q 'listening on http://' "$TMP/flowd$j.log" 2>/dev/null; do
-            i=$((i + 1))
-            [ "$i" -gt 200 ] && { echo "postgres: flowd did not start:" >&2; cat "$TMP/flowd$j.log" >&2; return 1; }
-            sleep 0.05
-        done
-        ports="$ports $(sed -n 's|.*listening on http://[^ ]*:\([0-9]*\).*|\1|p' "$TMP/flowd$j.log" | head -1)"
+        port=$(flowd_port "$TMP/flowd$j.log" postgres) || return 1
+        ports="$ports $port"
     done
     wrks=""
     t0=$(now)

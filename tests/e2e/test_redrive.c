@@ -256,6 +256,21 @@ START_TEST(test_a_fixed_flow_redriven_goes_on_from_the_failed_step) {
 }
 END_TEST
 
+/* The flow fixed (put with broken 0), j redriven at its flow node sub: the new job succeeds with
+ * /a 1, /x as the sub-flow's one run left it, /c 1; its id (malloc'd). */
+static char *redrive_fixed_sub(e2e_server_t *s, const char *j, void (*put)(e2e_server_t *, int),
+                               long long x) {
+    put(s, 0);
+    char *n = redrive_ok(s, j, "sub");
+    json_decref(e2e_wait_status(s, n, "succeeded", 20000));
+    json_t *sh = shared_of(s, n);
+    ck_assert_int_eq(num(sh, "a"), 1);
+    ck_assert_int_eq(num(sh, "x"), x);
+    ck_assert_int_eq(num(sh, "c"), 1);
+    json_decref(sh);
+    return n;
+}
+
 /* y fails inside the sub-flow: the job fails at the flow node sub, and a redrive runs sub again
  * from the store before it, without what x wrote (/x is 1 at the end, not 2). */
 START_TEST(test_a_failure_inside_a_sub_flow_redrives_its_flow_node) {
@@ -268,14 +283,7 @@ START_TEST(test_a_failure_inside_a_sub_flow_redrives_its_flow_node) {
     json_t *sh = shared_of(&s, j);
     ck_assert_int_eq(num(sh, "x"), 1); /* x ran before y failed */
     json_decref(sh);
-    put_outer(&s, 0);
-    char *n = redrive_ok(&s, j, "sub");
-    json_decref(e2e_wait_status(&s, n, "succeeded", 20000));
-    sh = shared_of(&s, n);
-    ck_assert_int_eq(num(sh, "a"), 1);
-    ck_assert_int_eq(num(sh, "x"), 1);
-    ck_assert_int_eq(num(sh, "c"), 1);
-    json_decref(sh);
+    char *n = redrive_fixed_sub(&s, j, put_outer, 1);
     char *nodes = nodes_of(&s, n);
     ck_assert_str_eq(nodes, "sub/x sub/y sub c ");
     free(nodes);
@@ -326,24 +334,12 @@ START_TEST(test_the_store_before_a_long_sub_flow_is_kept_for_a_redrive) {
     json_t *sh = shared_of(&s, j);
     ck_assert_int_eq(num(sh, "x"), 6);
     json_decref(sh);
-    put_looping(&s, 0);
-    char *n = redrive_ok(&s, j, "sub");
-    json_decref(e2e_wait_status(&s, n, "succeeded", 20000));
-    sh = shared_of(&s, n);
-    ck_assert_int_eq(num(sh, "a"), 1);
-    ck_assert_int_eq(num(sh, "x"), 6);
-    ck_assert_int_eq(num(sh, "c"), 1);
-    json_decref(sh);
+    char *n = redrive_fixed_sub(&s, j, put_looping, 6);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
     /* after a restart the failed job's record comes from the file: the same store again */
     start_whole(&s);
-    char *m = redrive_ok(&s, j, "sub");
-    json_decref(e2e_wait_status(&s, m, "succeeded", 20000));
-    sh = shared_of(&s, m);
-    ck_assert_int_eq(num(sh, "a"), 1);
-    ck_assert_int_eq(num(sh, "x"), 6);
-    json_decref(sh);
+    char *m = redrive_fixed_sub(&s, j, put_looping, 6);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
     /* the file kept two whole stores of the failed job: one inside the sub-flow, and the one after
