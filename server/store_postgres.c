@@ -494,6 +494,8 @@ static const struct {
               " SELECT count(*) FROM d"},
     {"release", "UPDATE jobs SET owner = NULL, lease_until = '-infinity', slot = slot AND status <> 'queued'"
                 " WHERE owner = $1 AND status IN " ACTIVE},
+    {"release_one", "UPDATE jobs SET owner = NULL, lease_until = '-infinity', slot = slot AND status <> 'queued'"
+                    " WHERE id = $1 AND owner = $2"},
     /* A limited job's turn (apply_slot), under SLOT_LOCK: its key's jobs that hold a slot or run
      * (anywhere, waiting for input included) are fewer than its limit ($3), and no job of the key
      * that asked and waits for the key is before it (priority, then arrival: seq), its owner alive;
@@ -1123,9 +1125,15 @@ static void claim(pg_store_t *s) {
         /* its last whole store and the patches after: what it resumes from (ours now: nobody
          * writes it meanwhile) */
         json_t *shared = NULL;
-        if (store_at(s->wconn, id, 0, 1, 1, &shared, NULL) < 0)
-            flowd_log(FLOW_LOG_ERROR, "store: job %s: its shared store cannot be read; it resumes from {}",
+        if (store_at(s->wconn, id, 0, 1, 1, &shared, NULL) < 0) {
+            /* not from a store that is not its own: it goes back, and is claimed again later */
+            flowd_log(FLOW_LOG_ERROR, "store: job %s: its shared store cannot be read; it is taken again later",
                       id);
+            const char *pr[] = {id, s->me};
+            PQclear(run_prepared(s->wconn, "release_one", 2, pr, PGRES_COMMAND_OK));
+            json_decref(history);
+            continue;
+        }
         flowd_stored_job_t sj = {
             .id = id,
             .seq = 0, /* a fresh place in this instance's table */
@@ -1154,8 +1162,6 @@ static void claim(pg_store_t *s) {
             .events = evs,
             .nevents = nev,
         };
-        if (sj.shared == NULL)
-            sj.shared = json_object();
         json_object_set_new(s->owned, id, json_true());
         if (s->hooks.adopt != NULL)
             s->hooks.adopt(s->hooks.data, &sj);
