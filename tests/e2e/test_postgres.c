@@ -1585,7 +1585,7 @@ END_TEST
  * store and the patches after), then a is killed (kill -9) with steps after its last whole store:
  * b takes the job over and resumes it from that store and those patches, to the right end. */
 START_TEST(test_a_looping_job_killed_mid_run_resumes_on_the_other_instance) {
-    enum { LIMIT = 120 };
+    enum { LIMIT = 600 }; /* 6 s at least: still running when a is killed, however slow the machine */
     e2e_server_t a, b;
     start_ticks(&a, "2s");
     start_ticks(&b, "2s");
@@ -1598,13 +1598,14 @@ START_TEST(test_a_looping_job_killed_mid_run_resumes_on_the_other_instance) {
         ck_assert_msg(e2e_now_ms() < deadline, "%lld steps, %lld after the last whole store", steps, after);
         stored_steps(id, &steps, &after);
         if (steps >= 3 && after >= 1) {
-            /* its row holds {}: b's store comes from stores and steps */
-            ck_assert_int_eq(job_number("SELECT count(*) FROM jobs WHERE id = '%s' AND shared = '{}'", id), 1);
+            /* its row holds {} while it runs: b's store comes from stores and steps */
+            ck_assert_int_eq(job_number("SELECT count(*) FROM jobs WHERE id = '%s' AND shared <> '{}'"
+                                        " AND status IN ('queued', 'running')", id), 0);
             snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
             json_t *got = e2e_get_json(&b, path);
             json_int_t n = json_integer_value(json_object_get(got, "n"));
             ck_assert_int_ge(n, steps);
-            ck_assert_int_lt(n, LIMIT);
+            ck_assert_int_le(n, LIMIT);
             ck_assert_uint_eq(json_object_size(got), (size_t)n + (n >= 5 ? 3 : 4));
             for (json_int_t k = 1; k <= n; k++) {
                 char key[32];
@@ -1618,7 +1619,7 @@ START_TEST(test_a_looping_job_killed_mid_run_resumes_on_the_other_instance) {
     }
     e2e_kill(&a);
     stored_steps(id, &steps, &after);
-    ck_assert_int_lt(steps, LIMIT);
+    ck_assert_msg(steps < LIMIT, "the job ended before a was killed");
     json_decref(e2e_wait_status(&b, id, "succeeded", slow() ? 60000 : 30000));
     snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
     json_t *final = e2e_get_json(&b, path);
