@@ -201,17 +201,40 @@ static const flow_node_ops_t j_ops = {.prep = j_prep, .exec = j_exec, .exec_fall
 
 /* ---- map: one exec per item ---- */
 
+/* The items a map goes over (its "items" evaluated): an array, or the step fails. */
+static int map_items(flow_ctx_t *ctx, const flow__jnode_t *n, flow_scope_t *sc, json_t **items) {
+    int rc = eval(ctx, n->items, sc, items);
+    if (rc == 0 && !json_is_array(*items))
+        rc = flow_error(ctx, FLOW_EINVAL, "map: items is not an array");
+    return rc;
+}
+
+/* The end of a map's prep: the array it made (taken) goes to *prep_res when all went well (rc 0),
+ * else it is dropped; returns rc. */
+static int prep_done(int rc, json_t *made, json_t **prep_res) {
+    if (rc < 0) {
+        json_decref(made);
+        return rc;
+    }
+    *prep_res = made;
+    return 0;
+}
+
+/* Appends v (taken) to the array a prep makes; v NULL (it could not be made) or no room for it
+ * fails the step as out of memory. */
+static int append_item(flow_ctx_t *ctx, json_t *arr, json_t *v) {
+    if (v == NULL || json_array_append_new(arr, v) < 0)
+        return flow_error(ctx, FLOW_ENOMEM, "out of memory");
+    return 0;
+}
+
 static int map_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
     const flow__jnode_t *n = flow_ctx_node_data(ctx);
     flow_scope_t sc = scope_of(ctx, shared, NULL);
     json_t *items = NULL, *inputs = NULL;
-    int rc = eval(ctx, n->items, &sc, &items);
+    int rc = map_items(ctx, n, &sc, &items);
     if (rc < 0)
-        return rc;
-    if (!json_is_array(items)) {
-        rc = flow_error(ctx, FLOW_EINVAL, "map: items is not an array");
         goto out;
-    }
     inputs = json_array();
     if (inputs == NULL) {
         rc = flow_error(ctx, FLOW_ENOMEM, "out of memory");
@@ -246,17 +269,13 @@ static int map_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
         } else {
             input = params;
         }
-        if (json_array_append_new(inputs, input ? input : json_null()) < 0) {
-            rc = flow_error(ctx, FLOW_ENOMEM, "out of memory");
+        rc = append_item(ctx, inputs, input ? input : json_null());
+        if (rc < 0)
             goto out;
-        }
     }
-    *prep_res = inputs;
-    inputs = NULL;
 out:
     json_decref(items);
-    json_decref(inputs);
-    return rc;
+    return prep_done(rc, inputs, prep_res);
 }
 
 static int map_post(flow_ctx_t *ctx, json_t *shared, json_t *inputs, json_t *results, const char **action) {
@@ -289,29 +308,26 @@ static int flow_prep(flow_ctx_t *ctx, json_t *shared, json_t **prep_res) {
         return 0;
     }
     json_t *items = NULL, *sets = json_array();
-    if (sets == NULL || (rc = eval(ctx, n->items, &sc, &items)) < 0)
+    rc = sets ? map_items(ctx, n, &sc, &items) : flow_error(ctx, FLOW_ENOMEM, "out of memory");
+    if (rc < 0)
         goto out;
-    if (!json_is_array(items)) {
-        rc = flow_error(ctx, FLOW_EINVAL, "map: items is not an array");
-        goto out;
-    }
     size_t i;
     json_t *item;
     json_array_foreach(items, i, item) {
         json_t *set = json_copy(params);
-        if (set == NULL || json_object_set(set, "item", item) < 0 ||
-            json_object_set_new(set, "index", json_integer((json_int_t)i)) < 0 || json_array_append_new(sets, set) < 0) {
-            rc = flow_error(ctx, FLOW_ENOMEM, "out of memory");
-            goto out;
+        if (set != NULL && (json_object_set(set, "item", item) < 0 ||
+                            json_object_set_new(set, "index", json_integer((json_int_t)i)) < 0)) {
+            json_decref(set);
+            set = NULL;
         }
+        rc = append_item(ctx, sets, set);
+        if (rc < 0)
+            goto out;
     }
-    *prep_res = sets;
-    sets = NULL;
 out:
     json_decref(params);
     json_decref(items);
-    json_decref(sets);
-    return rc;
+    return prep_done(rc, sets, prep_res);
 }
 
 /* The sub-flow's last action (a batch flow's: none), unless a post hook picks another. */
@@ -542,6 +558,17 @@ typedef struct set_cfg {
     size_t ntmpls;
 } set_cfg_t;
 
+/* The end of a type's compile: on success (rc 0) hands the config c to *cfgp, else frees it with
+ * free_fn; returns rc. One place, so that no compile can leak a config or hand out a half one. */
+static int compiled(int rc, void *c, void (*free_fn)(void *), void **cfgp) {
+    if (rc < 0) {
+        free_fn(c);
+        return rc;
+    }
+    *cfgp = c;
+    return 0;
+}
+
 static void set_free(void *p) {
     set_cfg_t *c = p;
     if (c == NULL)
@@ -584,12 +611,7 @@ static int set_compile(const flow_type_args_t *a, void **cfgp) {
                             "\"%s\" is not a JSON Pointer into the shared store (such as \"/greeting\")", key);
         }
     }
-    if (rc < 0) {
-        set_free(c);
-        return rc;
-    }
-    *cfgp = c;
-    return 0;
+    return compiled(rc, c, set_free, cfgp);
 }
 
 static int set_finish(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_t *values, json_t *result,
@@ -803,12 +825,7 @@ static int choice_compile(const flow_type_args_t *a, void **cfgp) {
     if (otherwise != NULL && check_action(a, "/params/default", otherwise) < 0)
         rc = FLOW_ELOAD;
     c->otherwise = json_string_value(otherwise);
-    if (rc < 0) {
-        choice_free(c);
-        return rc;
-    }
-    *cfgp = c;
-    return 0;
+    return compiled(rc, c, choice_free, cfgp);
 }
 
 /* The value to test, or NULL when it does not exist (what "exists": false tests). */
@@ -1026,12 +1043,7 @@ static int input_compile(const flow_type_args_t *a, void **cfgp) {
                             "timeout_action needs the node's \"timeout\" (milliseconds)");
         c->timeout_action = json_string_value(timeout_action);
     }
-    if (rc < 0) {
-        input_free(c);
-        return rc;
-    }
-    *cfgp = c;
-    return 0;
+    return compiled(rc, c, input_free, cfgp);
 }
 
 static int input_prepare(flow_ctx_t *ctx, const void *cfg, json_t *shared, json_t *params, json_t **req) {

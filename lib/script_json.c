@@ -528,11 +528,18 @@ static int proxy_len(lua_State *L) {
     return 1;
 }
 
+/* What an iterator goes over (its argument 1): an array's proxy when array is 1, an object's when
+ * 0; anything else raises a Lua error (a script may call the iterator pairs() returned itself). */
+static proxy_t *iterated(lua_State *L, flow_script_t *s, int array) {
+    proxy_t *p = to_proxy(L, s, 1, NULL);
+    if (p == NULL || (array ? !json_is_array(p->v) : !json_is_object(p->v)))
+        luaL_error(L, "bad argument to an %s iterator", array ? "array" : "object");
+    return p;
+}
+
 static int arr_next(lua_State *L) {
     flow_script_t *s = flow__script_of(L);
-    proxy_t *p = to_proxy(L, s, 1, NULL);
-    if (p == NULL || !json_is_array(p->v))
-        return luaL_error(L, "bad argument to an array iterator");
+    proxy_t *p = iterated(L, s, 1);
     lua_Integer i = luaL_optinteger(L, 2, 0) + 1;
     json_t *v = i >= 1 ? json_array_get(p->v, (size_t)(i - 1)) : NULL;
     if (v == NULL) {
@@ -548,9 +555,7 @@ static int arr_next(lua_State *L) {
  * order, skipping those deleted since, so that a loop may clear members as it goes. */
 static int obj_next(lua_State *L) {
     flow_script_t *s = flow__script_of(L);
-    proxy_t *p = to_proxy(L, s, 1, NULL);
-    if (p == NULL || !json_is_object(p->v))
-        return luaL_error(L, "bad argument to an object iterator");
+    proxy_t *p = iterated(L, s, 0);
     lua_Integer pos = lua_tointeger(L, lua_upvalueindex(2));
     for (;;) {
         pos++;
@@ -855,6 +860,22 @@ static void add_table(lua_State *L, int env, const char *name, const luaL_Reg *f
     lua_setfield(L, env, name);
 }
 
+/* A new metatable, kept in the registry (its reference returned): the metamethods fns (NULL for
+ * none), the __name name (NULL for none) that error messages show, and __metatable protect, which
+ * getmetatable() answers instead of the table, so that a script cannot change it. */
+static int metatable_ref(lua_State *L, const luaL_Reg *fns, const char *name, const char *protect) {
+    lua_newtable(L);
+    if (fns != NULL)
+        luaL_setfuncs(L, fns, 0);
+    if (name != NULL) {
+        lua_pushstring(L, name);
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pushstring(L, protect);
+    lua_setfield(L, -2, "__metatable");
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 void flow__script_open_json(lua_State *L, flow_script_t *s) {
     int env = lua_gettop(L);
     static const luaL_Reg obj_mt[] = {{"__index", obj_index},
@@ -871,29 +892,11 @@ void flow__script_open_json(lua_State *L, flow_script_t *s) {
                                       {"__eq", proxy_eq},
                                       {"__tostring", proxy_tostring},
                                       {NULL, NULL}};
-    lua_newtable(L);
-    luaL_setfuncs(L, obj_mt, 0);
-    lua_pushliteral(L, "json object");
-    lua_setfield(L, -2, "__name");
-    lua_pushliteral(L, "json");
-    lua_setfield(L, -2, "__metatable");
-    s->mt_obj = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_newtable(L);
-    luaL_setfuncs(L, arr_mt, 0);
-    lua_pushliteral(L, "json array");
-    lua_setfield(L, -2, "__name");
-    lua_pushliteral(L, "json");
-    lua_setfield(L, -2, "__metatable");
-    s->mt_arr = luaL_ref(L, LUA_REGISTRYINDEX);
+    s->mt_obj = metatable_ref(L, obj_mt, "json object", "json");
+    s->mt_arr = metatable_ref(L, arr_mt, "json array", "json");
     /* the marks: protected, so that a hook cannot change them for the others */
-    lua_newtable(L);
-    lua_pushliteral(L, "json.array");
-    lua_setfield(L, -2, "__metatable");
-    s->mt_jarr = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_newtable(L);
-    lua_pushliteral(L, "json.object");
-    lua_setfield(L, -2, "__metatable");
-    s->mt_jobj = luaL_ref(L, LUA_REGISTRYINDEX);
+    s->mt_jarr = metatable_ref(L, NULL, NULL, "json.array");
+    s->mt_jobj = metatable_ref(L, NULL, NULL, "json.object");
 
     static const luaL_Reg json_fns[] = {{"encode", l_json_encode}, {"decode", l_json_decode},
                                         {"array", l_json_array},   {"object", l_json_object},

@@ -426,38 +426,72 @@ int flowd__http_list_limit(flowd_req_t *r, struct MHD_Connection *conn, uint64_t
     return 0;
 }
 
-int flowd__http_name_page(flowd_req_t *r, struct MHD_Connection *conn, uint64_t *limit,
-                          const char **cursor, enum MHD_Result *ret) {
-    if (flowd__http_list_limit(r, conn, limit, ret) < 0)
-        return -1;
-    *cursor = flowd__http_arg(conn, "cursor");
-    if (*cursor != NULL && !flow_doc_name_ok(*cursor, strlen(*cursor))) {
-        *ret = flowd__http_send_error(
+enum MHD_Result flowd__http_with_page(flowd_server_t *srv, flowd_req_t *r,
+                                      struct MHD_Connection *conn, flowd_page_fn fn) {
+    enum MHD_Result ret = MHD_YES;
+    uint64_t limit;
+    if (flowd__http_list_limit(r, conn, &limit, &ret) < 0)
+        return ret;
+    const char *cursor = flowd__http_arg(conn, "cursor");
+    if (cursor != NULL && !flow_doc_name_ok(cursor, strlen(cursor)))
+        return flowd__http_send_error(
             r, conn, FLOWD_E_BAD_REQUEST,
             "cursor '%.64s' is not one this server gave (use next_cursor of the previous page)",
-            *cursor);
-        return -1;
-    }
-    return 0;
+            cursor);
+    return fn(srv, r, conn, limit, cursor);
 }
 
-int flowd__http_name_arg(flowd_req_t *r, struct MHD_Connection *conn, const char *what,
-                         flowd_apierr_t missing, char key[65], enum MHD_Result *ret) {
+enum MHD_Result flowd__http_send_page(flowd_req_t *r, struct MHD_Connection *conn, flow_buf_t *b,
+                                      const char *what) {
+    flowd_answer_t a = {0};
+    flowd_answer_take(&a, b, what, FLOWD_LIST_HINT);
+    return flowd__http_send_answer(r, conn, &a);
+}
+
+enum MHD_Result flowd__http_with_name(flowd_server_t *srv, flowd_req_t *r,
+                                      struct MHD_Connection *conn, const char *what,
+                                      flowd_apierr_t missing, flowd_named_fn fn) {
     const char *name = r->args.s[0];
     size_t len = r->args.len[0];
     if (!flow_doc_name_ok(name, len)) {
         if (r->method == FLOWD_M_PUT)
-            *ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+            return flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
                                           "'%.64s' cannot be a %s's name: a name is "
                                           FLOW_DOC_NAME_RULE,
                                           name, what);
-        else
-            *ret = flowd__http_send_error(r, conn, missing, "no %s named '%.64s'", what, name);
-        return -1;
+        return flowd__http_send_error(r, conn, missing, "no %s named '%.64s'", what, name);
     }
+    char key[65];
     memcpy(key, name, len);
     key[len] = '\0';
-    return 0;
+    return fn(srv, r, conn, key);
+}
+
+enum MHD_Result flowd__http_send_deleted(flowd_req_t *r, struct MHD_Connection *conn,
+                                         const char *name) {
+    flow_buf_t b;
+    flow_buf_init(&b, 0);
+    flow_buf_printf(&b, "{\n  \"name\": \"%s\",\n  \"deleted\": true\n}\n", name);
+    size_t len = 0;
+    char *body = flow_buf_take(&b, &len);
+    return flowd__http_send_json(r, conn, 200, body, len);
+}
+
+enum MHD_Result flowd__http_bad_field(flowd_req_t *r, struct MHD_Connection *conn, json_t *body,
+                                      const char *missing, const char *field, const char *want,
+                                      const json_t *v, int quote) {
+    enum MHD_Result ret;
+    if (missing != NULL)
+        ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST, "%s", missing);
+    else if (quote && json_is_string(v))
+        ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
+                                     "field '%s' must be %s, not '%.64s'", field, want,
+                                     json_string_value(v));
+    else
+        ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST, "field '%s' must be %s, not %s",
+                                     field, want, flowd__http_type_name(v));
+    json_decref(body);
+    return ret;
 }
 
 /* ---- the handler ---- */

@@ -13,13 +13,6 @@
 #include "flows.h"
 #include "log.h"
 
-/* The {name} of the URL into key; -1 after answering when it cannot be a flow's name: 400 for a
- * PUT, which would make one, 404 otherwise. */
-static int flow_key(flowd_req_t *r, struct MHD_Connection *conn, char key[65],
-                    enum MHD_Result *ret) {
-    return flowd__http_name_arg(r, conn, "flow", FLOWD_E_UNKNOWN_FLOW, key, ret);
-}
-
 enum MHD_Result flowd__http_unknown_flow(flowd_server_t *srv, flowd_req_t *r,
                                          struct MHD_Connection *conn, const char *name) {
     flow_buf_t names;
@@ -32,12 +25,17 @@ enum MHD_Result flowd__http_unknown_flow(flowd_server_t *srv, flowd_req_t *r,
     return ret;
 }
 
-/* The flow the URL names (a reference; its name into key), or NULL after answering: as flow_key
- * does, or 404 when there is no such flow (a GET's says which flows there are). */
+/* The route's {name} when it can be a flow's name (else 400 for a PUT, which would make one, 404
+ * otherwise), to fn. */
+static enum MHD_Result with_name(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                                 flowd_named_fn fn) {
+    return flowd__http_with_name(srv, r, conn, "flow", FLOWD_E_UNKNOWN_FLOW, fn);
+}
+
+/* The flow the URL names (a reference), or NULL after answering 404 into *ret (a GET's says which
+ * flows there are). */
 static flow_def_t *named_flow(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
-                              char key[65], enum MHD_Result *ret) {
-    if (flow_key(r, conn, key, ret) < 0)
-        return NULL;
+                              const char *key, enum MHD_Result *ret) {
     flow_def_t *def = flow_registry_get_flow(srv->reg, key);
     if (def == NULL && r->method == FLOWD_M_GET)
         *ret = flowd__http_unknown_flow(srv, r, conn, key);
@@ -46,10 +44,9 @@ static flow_def_t *named_flow(flowd_server_t *srv, flowd_req_t *r, struct MHD_Co
     return def;
 }
 
-enum MHD_Result flowd__http_flow_get(flowd_server_t *srv, flowd_req_t *r,
-                                     struct MHD_Connection *conn) {
+static enum MHD_Result flow_get(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                                const char *key) {
     enum MHD_Result ret = MHD_YES;
-    char key[65];
     flow_def_t *def = named_flow(srv, r, conn, key, &ret);
     if (def == NULL)
         return ret;
@@ -65,14 +62,14 @@ enum MHD_Result flowd__http_flow_get(flowd_server_t *srv, flowd_req_t *r,
     return flowd__http_send_answer(r, conn, &a);
 }
 
+enum MHD_Result flowd__http_flow_get(flowd_server_t *srv, flowd_req_t *r,
+                                     struct MHD_Connection *conn) {
+    return with_name(srv, r, conn, flow_get);
+}
+
 /* A page of the flows, by name; the cursor is the last name of the page before. */
-enum MHD_Result flowd__http_flows_list(flowd_server_t *srv, flowd_req_t *r,
-                                       struct MHD_Connection *conn) {
-    enum MHD_Result ret = MHD_YES;
-    uint64_t limit;
-    const char *cursor;
-    if (flowd__http_name_page(r, conn, &limit, &cursor, &ret) < 0)
-        return ret;
+static enum MHD_Result flows_page(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                                  uint64_t limit, const char *cursor) {
     flow_def_t **defs = NULL;
     size_t n = 0, i = 0, shown = 0;
     if (flow_registry_list_flows(srv->reg, &defs, &n) < 0)
@@ -81,7 +78,6 @@ enum MHD_Result flowd__http_flows_list(flowd_server_t *srv, flowd_req_t *r,
         i++;
     flow_buf_t b;
     flowd_jw_t w;
-    flowd_answer_t a = {0};
     flow_buf_init(&b, flowd_render_max_answer());
     flowd_jw_init(&w, &b, 2);
     flowd_jw_obj(&w);
@@ -97,19 +93,20 @@ enum MHD_Result flowd__http_flows_list(flowd_server_t *srv, flowd_req_t *r,
     for (size_t k = 0; k < n; k++)
         flow_def_unref(defs[k]);
     flow_free(defs);
-    flowd_answer_take(&a, &b, "the page of flows", FLOWD_LIST_HINT);
-    return flowd__http_send_answer(r, conn, &a);
+    return flowd__http_send_page(r, conn, &b, "the page of flows");
 }
 
-enum MHD_Result flowd__http_flow_put(flowd_server_t *srv, flowd_req_t *r,
-                                     struct MHD_Connection *conn) {
+enum MHD_Result flowd__http_flows_list(flowd_server_t *srv, flowd_req_t *r,
+                                       struct MHD_Connection *conn) {
+    return flowd__http_with_page(srv, r, conn, flows_page);
+}
+
+static enum MHD_Result flow_put(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                                const char *key) {
     enum MHD_Result ret = MHD_YES;
-    char key[65];
     json_error_t jerr;
     flow_problems_t problems = FLOW_PROBLEMS_INIT;
     flow_def_t *def = NULL;
-    if (flow_key(r, conn, key, &ret) < 0)
-        return ret;
     json_t *doc = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
     if (doc == NULL)
         return flowd__http_send_error(r, conn, FLOWD_E_INVALID_JSON,
@@ -172,10 +169,14 @@ enum MHD_Result flowd__http_flow_put(flowd_server_t *srv, flowd_req_t *r,
     return ret;
 }
 
-enum MHD_Result flowd__http_flow_delete(flowd_server_t *srv, flowd_req_t *r,
-                                        struct MHD_Connection *conn) {
+enum MHD_Result flowd__http_flow_put(flowd_server_t *srv, flowd_req_t *r,
+                                     struct MHD_Connection *conn) {
+    return with_name(srv, r, conn, flow_put);
+}
+
+static enum MHD_Result flow_delete(flowd_server_t *srv, flowd_req_t *r,
+                                   struct MHD_Connection *conn, const char *key) {
     enum MHD_Result ret = MHD_YES;
-    char key[65];
     flow_def_t *def = named_flow(srv, r, conn, key, &ret);
     if (def == NULL)
         return ret;
@@ -186,13 +187,12 @@ enum MHD_Result flowd__http_flow_delete(flowd_server_t *srv, flowd_req_t *r,
     if (flow_registry_remove_flow(srv->reg, key) < 0)
         return flowd__http_send_error(r, conn, FLOWD_E_UNKNOWN_FLOW, "no flow named '%s'", key);
     flowd_log(FLOW_LOG_INFO, "flow %s deleted", key);
-    size_t len = 0;
-    char *body = NULL;
-    flow_buf_t b;
-    flow_buf_init(&b, 0);
-    flow_buf_printf(&b, "{\n  \"name\": \"%s\",\n  \"deleted\": true\n}\n", key);
-    body = flow_buf_take(&b, &len);
-    return flowd__http_send_json(r, conn, 200, body, len);
+    return flowd__http_send_deleted(r, conn, key);
+}
+
+enum MHD_Result flowd__http_flow_delete(flowd_server_t *srv, flowd_req_t *r,
+                                        struct MHD_Connection *conn) {
+    return with_name(srv, r, conn, flow_delete);
 }
 
 enum MHD_Result flowd__http_send_graph(flowd_server_t *srv, flowd_req_t *r,
@@ -224,10 +224,9 @@ enum MHD_Result flowd__http_send_graph(flowd_server_t *srv, flowd_req_t *r,
     return flowd__http_send(r, conn, 200, svg, len, type);
 }
 
-enum MHD_Result flowd__http_flow_graph(flowd_server_t *srv, flowd_req_t *r,
-                                       struct MHD_Connection *conn) {
+static enum MHD_Result flow_graph(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                                  const char *key) {
     enum MHD_Result ret = MHD_YES;
-    char key[65];
     flow_def_t *def = named_flow(srv, r, conn, key, &ret);
     if (def == NULL)
         return ret;
@@ -237,4 +236,9 @@ enum MHD_Result flowd__http_flow_graph(flowd_server_t *srv, flowd_req_t *r,
     ret = flowd__http_send_graph(srv, r, conn, def, NULL, digest != NULL, version);
     flow_def_unref(def);
     return ret;
+}
+
+enum MHD_Result flowd__http_flow_graph(flowd_server_t *srv, flowd_req_t *r,
+                                       struct MHD_Connection *conn) {
+    return with_name(srv, r, conn, flow_graph);
 }

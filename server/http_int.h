@@ -189,16 +189,36 @@ const char *flowd__http_type_name(const json_t *v);
 /* The limit of a list (1 to 1000, default 50): 0, or -1 after answering 400 into *ret. */
 int flowd__http_list_limit(flowd_req_t *r, struct MHD_Connection *conn, uint64_t *limit,
                            enum MHD_Result *ret);
-/* A page of a list by name (flows, schedules): its limit (as flowd__http_list_limit) and its cursor,
- * the last name of the page before (NULL for the first page; a name flows and schedules may have).
- * 0, or -1 after answering 400 into *ret. */
-int flowd__http_name_page(flowd_req_t *r, struct MHD_Connection *conn, uint64_t *limit,
-                          const char **cursor, enum MHD_Result *ret);
-/* The route's {name} into key when it is a name flows and schedules may have (flow/doc.h): 0;
- * otherwise -1 after answering 400 for a PUT (which would make one: the rule in words), else
- * `missing` ("no <what> named ..."). */
-int flowd__http_name_arg(flowd_req_t *r, struct MHD_Connection *conn, const char *what,
-                         flowd_apierr_t missing, char key[65], enum MHD_Result *ret);
+/* A list by name (flows, schedules): fn answers its page, given the limit (as
+ * flowd__http_list_limit) and the cursor, the last name of the page before (NULL for the first
+ * page; a name flows and schedules may have). A bad limit or cursor is answered 400 here. */
+typedef enum MHD_Result (*flowd_page_fn)(flowd_server_t *srv, flowd_req_t *r,
+                                         struct MHD_Connection *conn, uint64_t limit,
+                                         const char *cursor);
+enum MHD_Result flowd__http_with_page(flowd_server_t *srv, flowd_req_t *r,
+                                      struct MHD_Connection *conn, flowd_page_fn fn);
+/* A page of a list written into b (cap flowd_render_max_answer(); emptied): 200, or 422
+ * answer_too_large naming what ("the page of flows") and ?limit=. */
+enum MHD_Result flowd__http_send_page(flowd_req_t *r, struct MHD_Connection *conn, flow_buf_t *b,
+                                      const char *what);
+/* A route with a {name} (flows, schedules): fn answers, given the name (a NUL-ended copy, valid
+ * during the call), when it is a name flows and schedules may have (flow/doc.h); otherwise 400
+ * for a PUT (which would make one: the rule in words), else `missing` ("no <what> named ..."). */
+typedef enum MHD_Result (*flowd_named_fn)(flowd_server_t *srv, flowd_req_t *r,
+                                          struct MHD_Connection *conn, const char *name);
+enum MHD_Result flowd__http_with_name(flowd_server_t *srv, flowd_req_t *r,
+                                      struct MHD_Connection *conn, const char *what,
+                                      flowd_apierr_t missing, flowd_named_fn fn);
+/* 200 {"name": name, "deleted": true}: a DELETE of a flow or a schedule done. */
+enum MHD_Result flowd__http_send_deleted(flowd_req_t *r, struct MHD_Connection *conn,
+                                         const char *name);
+/* 400 for a body member that is missing or of the wrong type, and drops body (a reference):
+ * missing (the whole message) when not NULL; else "field '<field>' must be <want>, not <v>", v
+ * quoted when it is a string and quote is 1 (at most 64 bytes of it), else its type ("a
+ * string"). */
+enum MHD_Result flowd__http_bad_field(flowd_req_t *r, struct MHD_Connection *conn, json_t *body,
+                                      const char *missing, const char *field, const char *want,
+                                      const json_t *v, int quote);
 /* The tenant whose jobs the caller sees: its own, or NULL for every tenant (admin). */
 const char *flowd__http_scope(const flowd_req_t *r);
 

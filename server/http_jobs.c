@@ -950,16 +950,8 @@ enum MHD_Result flowd__http_jobs_post(flowd_server_t *srv, flowd_req_t *r,
         field = "shared", want = "an object", v = shared;
     else if (params != NULL && !json_is_object(params))
         field = "params", want = "an object", v = params;
-    if (problem != NULL || field != NULL) {
-        if (problem != NULL)
-            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST, "%s", problem);
-        else
-            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
-                                         "field '%s' must be %s, not %s", field, want,
-                                         flowd__http_type_name(v));
-        json_decref(body);
-        return ret;
-    }
+    if (problem != NULL || field != NULL)
+        return flowd__http_bad_field(r, conn, body, problem, field, want, v, 0);
     /* the store is counted after each step; one too big from the start is refused now (a body
      * this short cannot hold one: a compact dump is about as long as its text, or shorter) */
     if (shared != NULL && r->len > srv->cfg.max_shared / 2 &&

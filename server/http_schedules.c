@@ -13,9 +13,15 @@
 
 #define SCHEDULE_HINT "a schedule's shared store and params are at most --max-body"
 
-static int schedule_key(flowd_req_t *r, struct MHD_Connection *conn, char key[65],
-                        enum MHD_Result *ret) {
-    return flowd__http_name_arg(r, conn, "schedule", FLOWD_E_NOT_FOUND, key, ret);
+/* The route's {name} when it can be a schedule's name (else 400 for a PUT, which would make one,
+ * 404 otherwise), to fn. */
+static enum MHD_Result with_name(flowd_server_t *srv, flowd_req_t *r, struct MHD_Connection *conn,
+                                 flowd_named_fn fn) {
+    return flowd__http_with_name(srv, r, conn, "schedule", FLOWD_E_NOT_FOUND, fn);
+}
+
+static enum MHD_Result no_schedule(flowd_req_t *r, struct MHD_Connection *conn, const char *key) {
+    return flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no schedule named '%s'", key);
 }
 
 static enum MHD_Result send_buf(flowd_req_t *r, struct MHD_Connection *conn, unsigned status,
@@ -30,14 +36,11 @@ static enum MHD_Result send_buf(flowd_req_t *r, struct MHD_Connection *conn, uns
     return flowd__http_send_json(r, conn, status, body, len);
 }
 
-enum MHD_Result flowd__http_schedule_put(flowd_server_t *srv, flowd_req_t *r,
-                                         struct MHD_Connection *conn) {
+static enum MHD_Result schedule_put(flowd_server_t *srv, flowd_req_t *r,
+                                    struct MHD_Connection *conn, const char *key) {
     static const char example[] =
         "{\"cron\": \"*/5 * * * *\", \"timezone\": \"Europe/Paris\", \"flow\": \"noop\"}";
     enum MHD_Result ret = MHD_YES;
-    char key[65];
-    if (schedule_key(r, conn, key, &ret) < 0)
-        return ret;
     static const char *const fields[] = {"cron",   "timezone", "flow",   "shared",
                                          "params", "overlap",  "paused", NULL};
     json_t *body = flowd__http_body_object(
@@ -73,20 +76,8 @@ enum MHD_Result flowd__http_schedule_put(flowd_server_t *srv, flowd_req_t *r,
     else if (overlap != NULL &&
              (!json_is_string(overlap) || flowd_overlap_parse(json_string_value(overlap), &ov) < 0))
         field = "overlap", want = "one of \"skip\", \"allow\", \"cancel_previous\"", v = overlap;
-    if (missing != NULL || field != NULL) {
-        if (missing != NULL)
-            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST, "%s", missing);
-        else if (json_is_string(v))
-            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
-                                         "field '%s' must be %s, not '%.64s'", field, want,
-                                         json_string_value(v));
-        else
-            ret = flowd__http_send_error(r, conn, FLOWD_E_BAD_REQUEST,
-                                         "field '%s' must be %s, not %s", field, want,
-                                         flowd__http_type_name(v));
-        json_decref(body);
-        return ret;
-    }
+    if (missing != NULL || field != NULL)
+        return flowd__http_bad_field(r, conn, body, missing, field, want, v, 1);
     /* the shared store is checked as POST /v1/jobs checks it, once here rather than at each run */
     if (shared != NULL && flowd_json_size(shared, srv->cfg.max_shared) > srv->cfg.max_shared) {
         json_decref(body);
@@ -138,76 +129,73 @@ enum MHD_Result flowd__http_schedule_put(flowd_server_t *srv, flowd_req_t *r,
     return flowd__http_send_error(r, conn, FLOWD_E_INTERNAL, "the schedule could not be stored");
 }
 
-enum MHD_Result flowd__http_schedule_get(flowd_server_t *srv, flowd_req_t *r,
+enum MHD_Result flowd__http_schedule_put(flowd_server_t *srv, flowd_req_t *r,
                                          struct MHD_Connection *conn) {
-    enum MHD_Result ret = MHD_YES;
-    char key[65];
-    if (schedule_key(r, conn, key, &ret) < 0)
-        return ret;
+    return with_name(srv, r, conn, schedule_put);
+}
+
+static enum MHD_Result schedule_get(flowd_server_t *srv, flowd_req_t *r,
+                                    struct MHD_Connection *conn, const char *key) {
     flow_buf_t b;
     flow_buf_init(&b, flowd_render_max_answer());
     if (flowd_schedules_get(srv->schedules, key, &b) < 0) {
         flow_buf_free(&b);
-        return flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no schedule named '%s'", key);
+        return no_schedule(r, conn, key);
     }
     return send_buf(r, conn, 200, &b);
 }
 
+enum MHD_Result flowd__http_schedule_get(flowd_server_t *srv, flowd_req_t *r,
+                                         struct MHD_Connection *conn) {
+    return with_name(srv, r, conn, schedule_get);
+}
+
 /* A page of the schedules, by name; the cursor is the last name of the page before. */
-enum MHD_Result flowd__http_schedules_list(flowd_server_t *srv, flowd_req_t *r,
-                                           struct MHD_Connection *conn) {
-    enum MHD_Result ret = MHD_YES;
-    uint64_t limit;
-    const char *cursor;
-    if (flowd__http_name_page(r, conn, &limit, &cursor, &ret) < 0)
-        return ret;
+static enum MHD_Result schedules_page(flowd_server_t *srv, flowd_req_t *r,
+                                      struct MHD_Connection *conn, uint64_t limit,
+                                      const char *cursor) {
     flow_buf_t b;
     flow_buf_init(&b, flowd_render_max_answer());
     if (flowd_schedules_list(srv->schedules, cursor, (size_t)limit, &b) < 0) {
         flow_buf_free(&b);
         return flowd__http_send_json(r, conn, 500, NULL, 0);
     }
-    if (b.err) {
-        flowd_answer_t a = {0};
-        flowd_answer_take(&a, &b, "the page of schedules", FLOWD_LIST_HINT);
-        return flowd__http_send_answer(r, conn, &a);
-    }
-    return send_buf(r, conn, 200, &b);
+    return flowd__http_send_page(r, conn, &b, "the page of schedules");
 }
 
-enum MHD_Result flowd__http_schedule_delete(flowd_server_t *srv, flowd_req_t *r,
-                                            struct MHD_Connection *conn) {
-    enum MHD_Result ret = MHD_YES;
-    char key[65];
-    if (schedule_key(r, conn, key, &ret) < 0)
-        return ret;
+enum MHD_Result flowd__http_schedules_list(flowd_server_t *srv, flowd_req_t *r,
+                                           struct MHD_Connection *conn) {
+    return flowd__http_with_page(srv, r, conn, schedules_page);
+}
+
+static enum MHD_Result schedule_delete(flowd_server_t *srv, flowd_req_t *r,
+                                       struct MHD_Connection *conn, const char *key) {
     int rc = flowd_schedules_remove(srv->schedules, key);
     if (rc == FLOW_ENOTFOUND)
-        return flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no schedule named '%s'", key);
+        return no_schedule(r, conn, key);
     if (rc < 0)
         return flowd__http_send_error(r, conn, FLOWD_E_INTERNAL,
                                       "the deletion could not be stored");
     flowd_log(FLOW_LOG_INFO, "schedule %s deleted", key);
-    flow_buf_t b;
-    flow_buf_init(&b, 0);
-    flow_buf_printf(&b, "{\n  \"name\": \"%s\",\n  \"deleted\": true\n}\n", key);
-    return send_buf(r, conn, 200, &b);
+    return flowd__http_send_deleted(r, conn, key);
 }
 
+enum MHD_Result flowd__http_schedule_delete(flowd_server_t *srv, flowd_req_t *r,
+                                            struct MHD_Connection *conn) {
+    return with_name(srv, r, conn, schedule_delete);
+}
+
+/* POST .../pause and .../resume: the route's path says which. */
 static enum MHD_Result pause_resume(flowd_server_t *srv, flowd_req_t *r,
-                                    struct MHD_Connection *conn, int paused) {
-    enum MHD_Result ret = MHD_YES;
-    char key[65];
-    if (schedule_key(r, conn, key, &ret) < 0)
-        return ret;
+                                    struct MHD_Connection *conn, const char *key) {
+    int paused = r->path == FLOWD_P_SCHEDULE_PAUSE;
     flow_buf_t b;
     flow_buf_init(&b, flowd_render_max_answer());
     int rc = flowd_schedules_pause(srv->schedules, key, paused, &b);
     if (rc < 0) {
         flow_buf_free(&b);
         if (rc == FLOW_ENOTFOUND)
-            return flowd__http_send_error(r, conn, FLOWD_E_NOT_FOUND, "no schedule named '%s'",
-                                          key);
+            return no_schedule(r, conn, key);
         return flowd__http_send_error(r, conn, FLOWD_E_INTERNAL, "the change could not be stored");
     }
     flowd_log(FLOW_LOG_INFO, "schedule %s %s", key, paused ? "paused" : "resumed");
@@ -216,10 +204,10 @@ static enum MHD_Result pause_resume(flowd_server_t *srv, flowd_req_t *r,
 
 enum MHD_Result flowd__http_schedule_pause(flowd_server_t *srv, flowd_req_t *r,
                                            struct MHD_Connection *conn) {
-    return pause_resume(srv, r, conn, 1);
+    return with_name(srv, r, conn, pause_resume);
 }
 
 enum MHD_Result flowd__http_schedule_resume(flowd_server_t *srv, flowd_req_t *r,
                                             struct MHD_Connection *conn) {
-    return pause_resume(srv, r, conn, 0);
+    return with_name(srv, r, conn, pause_resume);
 }

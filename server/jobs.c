@@ -9,8 +9,8 @@
 
 #include <uv.h>
 
+#include "grow.h"
 #include "jsonw.h"
-#include "webhooks.h"
 
 #define NSHARDS 64
 #define MIN_BUCKETS 64
@@ -162,7 +162,8 @@ static void job_free(flowd_job_t *job) {
     free(job->redrive_shared);
     free(job->redrive_node);
     free(job->run.base);
-    flowd_deliveries_release(job->deliveries);
+    if (job->deliveries != NULL)
+        job->deliveries_free(job->deliveries);
     flowd_ring_free(&job->events);
     free(job);
 }
@@ -311,12 +312,10 @@ static int list_room(flowd_jobs_t *t) {
             return 0;
         }
     }
-    size_t cap = t->cap ? t->cap * 2 : 1024;
-    slot_t *list = realloc(t->list, cap * sizeof *list);
+    slot_t *list = flowd_grow(t->list, t->end, &t->cap, sizeof *list, 1024);
     if (list == NULL)
         return FLOW_ENOMEM;
     t->list = list;
-    t->cap = cap;
     return 0;
 }
 

@@ -104,8 +104,10 @@ struct flowd_job {
     struct flowd_watch *sleepers;
     struct flowd_waiter *waiters;
     /* webhooks.c's: the deliveries of its callback, newest first (under the record's lock; the
-     * record holds a reference to each, dropped when it is freed) */
+     * record holds a reference to each, dropped when it is freed, by deliveries_free: webhooks.c
+     * sets it with the first, so that this module needs nothing of webhooks.h) */
     struct flowd_delivery *deliveries;
+    void (*deliveries_free)(struct flowd_delivery *list);
 
     /* The table's own links. */
     flowd_job_t *hnext;          /* bucket chain (shard lock) */

@@ -13,6 +13,7 @@
 
 #include "bridge.h"
 #include "core.h"
+#include "grow.h"
 #include "log.h"
 
 #define MAX_SLEEP_MS 60000 /* the timer looks again at least this often: the wall clock may jump */
@@ -265,14 +266,10 @@ static int insert(flowd_schedules_t *s, sched_t *it, sched_t **old) {
         s->items[i] = it;
         return 0;
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        sched_t **items = realloc(s->items, cap * sizeof *items);
-        if (items == NULL)
-            return FLOW_ENOMEM;
-        s->items = items;
-        s->cap = cap;
-    }
+    sched_t **items = flowd_grow(s->items, s->n, &s->cap, sizeof *items, 16);
+    if (items == NULL)
+        return FLOW_ENOMEM;
+    s->items = items;
     memmove(s->items + i + 1, s->items + i, (s->n - i) * sizeof *s->items);
     s->items[i] = it;
     s->n++;
@@ -590,14 +587,10 @@ static void rows_free(flowd_schedules_t *s) {
 /* The refresh's work thread: a row read, copied. */
 static int keep_row(void *data, const flowd_stored_schedule_t *ss) {
     flowd_schedules_t *s = data;
-    if (s->nrows == s->caprows) {
-        size_t cap = s->caprows ? s->caprows * 2 : 16;
-        row_t *rows = realloc(s->rows, cap * sizeof *rows);
-        if (rows == NULL)
-            return FLOW_ENOMEM;
-        s->rows = rows;
-        s->caprows = cap;
-    }
+    row_t *rows = flowd_grow(s->rows, s->nrows, &s->caprows, sizeof *rows, 16);
+    if (rows == NULL)
+        return FLOW_ENOMEM;
+    s->rows = rows;
     row_t *r = &s->rows[s->nrows];
     r->name = strdup(ss->name ? ss->name : "");
     r->tenant = strdup(ss->tenant ? ss->tenant : FLOWD_DEFAULT_TENANT);
@@ -894,6 +887,15 @@ static int store_put(flowd_schedules_t *s, const char *name, const sched_t *it) 
     return rc < 0 ? FLOW_EIO : 0;
 }
 
+/* Ends a change (s->change held, s->lock not): lets the next one in and, when it was made (rc 0),
+ * wakes the loop to plan the runs anew; returns rc. */
+static int change_end(flowd_schedules_t *s, int rc) {
+    pthread_mutex_unlock(&s->change);
+    if (rc == 0)
+        uv_async_send(&s->async);
+    return rc;
+}
+
 int flowd_schedules_put(flowd_schedules_t *s, const flowd_schedule_spec_t *spec, int *created,
                         flow_buf_t *b, char *err, size_t errlen) {
     sched_t *it = NULL, *old = NULL;
@@ -933,14 +935,12 @@ int flowd_schedules_put(flowd_schedules_t *s, const flowd_schedule_spec_t *spec,
         s->gen++;
         pthread_mutex_unlock(&s->lock);
     }
-    pthread_mutex_unlock(&s->change);
-    if (rc < 0) {
+    if (change_end(s, rc) < 0) {
         sched_free(it);
         return rc;
     }
     *created = old == NULL;
     sched_free(old);
-    uv_async_send(&s->async);
     return 0;
 }
 
@@ -997,10 +997,7 @@ int flowd_schedules_remove(flowd_schedules_t *s, const char *name) {
         s->gen++;
         pthread_mutex_unlock(&s->lock);
     }
-    pthread_mutex_unlock(&s->change);
-    if (rc == 0)
-        uv_async_send(&s->async);
-    return rc;
+    return change_end(s, rc);
 }
 
 int flowd_schedules_pause(flowd_schedules_t *s, const char *name, int paused, flow_buf_t *b) {
@@ -1042,10 +1039,7 @@ int flowd_schedules_pause(flowd_schedules_t *s, const char *name, int paused, fl
         s->gen++;
         pthread_mutex_unlock(&s->lock);
     }
-    pthread_mutex_unlock(&s->change);
-    if (rc == 0)
-        uv_async_send(&s->async);
-    return rc;
+    return change_end(s, rc);
 }
 
 void flowd_schedules_counts(flowd_schedules_t *s, uint64_t *started, uint64_t *skipped,

@@ -14,6 +14,7 @@
  * a row each, written when it is owed and after each try), schedules (what PUT /v1/schedules made,
  * with each one's next run and last job), meta (the schema's version). */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,7 @@ typedef struct sq_file {
     sqlite3 *db;           /* the writer's connection (and load's, before any operation comes) */
     char *path;
     flowd_writer_t *writer;
-    /* statements of the writer's thread (and of load) */
+    /* statements of the writer's thread (and of load): made and finalized by statements[] */
     sqlite3_stmt *ins_job, *ins_version, *upd_checkpoint, *ins_step, *upd_finish, *del_job,
         *del_steps, *put_flow, *ins_delivery, *upd_delivery, *del_delivery_orphan,
         *del_deliveries, *sched_run, *sched_put, *sched_del, *sched_skip, *put_store, *del_store,
@@ -93,8 +94,8 @@ static int put_store(sq_file_t *f, uint64_t seq, uint64_t step, const char *shar
     sqlite3_bind_int64(f->put_store, 1, (sqlite3_int64)seq);
     sqlite3_bind_int64(f->put_store, 2, (sqlite3_int64)step);
     sqlite3_bind_text(f->put_store, 3, shared, -1, SQLITE_STATIC);
-    if ((rc = run(f->put_store)) != 0)
-        return rc;
+    if ((rc = run(f->put_store)) != 0 || step == 0)
+        return rc; /* a job's first store: nothing older to prune */
     sqlite3_bind_int64(f->prune_stores, 1, (sqlite3_int64)seq);
     sqlite3_bind_int64(f->prune_stores, 2, (sqlite3_int64)(base < step ? base : step));
     sqlite3_bind_int64(f->prune_stores, 3, (sqlite3_int64)step);
@@ -369,20 +370,20 @@ static int sq_apply(void *data, flowd_op_t *op) {
     return 0;
 }
 
-static int sq_begin(void *data) {
-    sq_file_t *f = data;
-    if (sqlite3_exec(f->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
+/* Runs a statement that begins or ends the writer's transaction; what failed goes to the log. */
+static int sq_tx(sq_file_t *f, const char *sql, const char *failed) {
+    if (sqlite3_exec(f->db, sql, NULL, NULL, NULL) == SQLITE_OK)
         return 0;
-    flowd_log(FLOW_LOG_ERROR, "store: a transaction could not begin: %s", sqlite3_errmsg(f->db));
+    flowd_log(FLOW_LOG_ERROR, "store: %s: %s", failed, sqlite3_errmsg(f->db));
     return FLOW_EIO;
 }
 
+static int sq_begin(void *data) {
+    return sq_tx(data, "BEGIN IMMEDIATE", "a transaction could not begin");
+}
+
 static int sq_commit(void *data) {
-    sq_file_t *f = data;
-    if (sqlite3_exec(f->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
-        return 0;
-    flowd_log(FLOW_LOG_ERROR, "store: a commit failed: %s", sqlite3_errmsg(f->db));
-    return FLOW_EIO;
+    return sq_tx(data, "COMMIT", "a commit failed");
 }
 
 static void sq_rollback(void *data) {
@@ -610,77 +611,157 @@ out:
     return rc;
 }
 
-static int sq_load_deliveries(flowd_store_t *store, flowd_store_delivery_cb each, void *data) {
+/* What a load calls for each row it reads: one of the callbacks, and its data. */
+typedef struct {
+    flowd_store_delivery_cb delivery;
+    flowd_store_flow_cb flow;
+    flowd_store_schedule_cb schedule;
+    void *data;
+} sq_each_t;
+
+/* Reads the rows sql selects, in order, handing each to row until one returns an error (then
+ * that); what is named the rows in the log when the query cannot be made. */
+static int each_row(flowd_store_t *store, const char *sql, const char *what,
+                    int (*row)(sqlite3_stmt *st, const sq_each_t *e), const sq_each_t *e) {
     sq_file_t *f = file_of(store);
     sqlite3_stmt *st = NULL;
     int rc = 0;
-    if (sqlite3_prepare_v2(f->db,
-                           "SELECT id, job, tenant, url, type, body, created_us, state, attempts,"
-                           " next_us, last_status, last_error, tries FROM deliveries"
-                           " ORDER BY created_us, id",
-                           -1, &st, NULL) != SQLITE_OK) {
-        flowd_log(FLOW_LOG_ERROR, "store: cannot read the deliveries: %s", sqlite3_errmsg(f->db));
+    if (sqlite3_prepare_v2(f->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        flowd_log(FLOW_LOG_ERROR, "store: cannot read the %s: %s", what, sqlite3_errmsg(f->db));
         return FLOW_EIO;
     }
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        flowd_stored_delivery_t d = {
-            .id = col_text(st, 0),
-            .job = col_text(st, 1),
-            .tenant = col_text(st, 2),
-            .url = col_text(st, 3),
-            .type = col_text(st, 4),
-            .body = col_text(st, 5),
-            .created_us = (uint64_t)sqlite3_column_int64(st, 6),
-            .state = col_text(st, 7),
-            .attempts = (unsigned)sqlite3_column_int(st, 8),
-            .next_us = (uint64_t)sqlite3_column_int64(st, 9),
-            .last_status = (long)sqlite3_column_int64(st, 10),
-            .last_error = col_text(st, 11),
-            .tries = col_text(st, 12),
-        };
-        rc = each(data, &d);
-    }
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+        rc = row(st, e);
     sqlite3_finalize(st);
+    return rc;
+}
+
+static int delivery_row(sqlite3_stmt *st, const sq_each_t *e) {
+    flowd_stored_delivery_t d = {
+        .id = col_text(st, 0),
+        .job = col_text(st, 1),
+        .tenant = col_text(st, 2),
+        .url = col_text(st, 3),
+        .type = col_text(st, 4),
+        .body = col_text(st, 5),
+        .created_us = (uint64_t)sqlite3_column_int64(st, 6),
+        .state = col_text(st, 7),
+        .attempts = (unsigned)sqlite3_column_int(st, 8),
+        .next_us = (uint64_t)sqlite3_column_int64(st, 9),
+        .last_status = (long)sqlite3_column_int64(st, 10),
+        .last_error = col_text(st, 11),
+        .tries = col_text(st, 12),
+    };
+    return e->delivery(e->data, &d);
+}
+
+static int sq_load_deliveries(flowd_store_t *store, flowd_store_delivery_cb each, void *data) {
+    sq_each_t e = {.delivery = each, .data = data};
+    return each_row(store,
+                    "SELECT id, job, tenant, url, type, body, created_us, state, attempts,"
+                    " next_us, last_status, last_error, tries FROM deliveries"
+                    " ORDER BY created_us, id",
+                    "deliveries", delivery_row, &e);
+}
+
+static int flow_row(sqlite3_stmt *st, const sq_each_t *e) {
+    json_t *doc = col_json(st, 1);
+    int rc = e->flow(e->data, col_text(st, 0), doc);
+    json_decref(doc);
     return rc;
 }
 
 static int sq_load_flows(flowd_store_t *store, flowd_store_flow_cb each, void *data) {
-    sq_file_t *f = file_of(store);
-    sqlite3_stmt *st = NULL;
-    int rc = 0;
-    if (sqlite3_prepare_v2(f->db, "SELECT name, document FROM flows ORDER BY updated_us", -1, &st,
-                           NULL) != SQLITE_OK)
-        return FLOW_EIO;
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        json_t *doc = col_json(st, 1);
-        rc = each(data, col_text(st, 0), doc);
-        json_decref(doc);
-    }
-    sqlite3_finalize(st);
-    return rc;
+    sq_each_t e = {.flow = each, .data = data};
+    return each_row(store, "SELECT name, document FROM flows ORDER BY updated_us", "flows",
+                    flow_row, &e);
+}
+
+static int schedule_row(sqlite3_stmt *st, const sq_each_t *e) {
+    flowd_stored_schedule_t sched = {.name = col_text(st, 0),
+                                     .tenant = col_text(st, 1),
+                                     .definition = col_text(st, 2),
+                                     .next = sqlite3_column_int64(st, 3),
+                                     .last_job = col_text(st, 4),
+                                     .last_run = sqlite3_column_int64(st, 5)};
+    return e->schedule(e->data, &sched);
 }
 
 static int sq_load_schedules(flowd_store_t *store, flowd_store_schedule_cb each, void *data) {
-    sq_file_t *f = file_of(store);
-    sqlite3_stmt *st = NULL;
-    int rc = 0;
-    if (sqlite3_prepare_v2(f->db, "SELECT name, tenant, definition, next_s, last_job, last_run_s"
-                           " FROM schedules ORDER BY name", -1, &st, NULL) != SQLITE_OK)
-        return FLOW_EIO;
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        flowd_stored_schedule_t sched = {.name = col_text(st, 0),
-                                         .tenant = col_text(st, 1),
-                                         .definition = col_text(st, 2),
-                                         .next = sqlite3_column_int64(st, 3),
-                                         .last_job = col_text(st, 4),
-                                         .last_run = sqlite3_column_int64(st, 5)};
-        rc = each(data, &sched);
-    }
-    sqlite3_finalize(st);
-    return rc;
+    sq_each_t e = {.schedule = each, .data = data};
+    return each_row(store,
+                    "SELECT name, tenant, definition, next_s, last_job, last_run_s"
+                    " FROM schedules ORDER BY name",
+                    "schedules", schedule_row, &e);
 }
 
 /* ---- opening and closing ---- */
+
+/* The writer's statements, made when the file opens and finalized when it closes: where each is
+ * kept in sq_file_t, and its SQL. */
+static const struct {
+    size_t at;
+    const char *sql;
+} statements[] = {
+    {offsetof(sq_file_t, ins_job),
+     "INSERT INTO jobs (id, seq, flow, digest, created_us, idem_key, body_hash,"
+     " params, shared, tenant, callback, start_at_us, priority, conc_key, conc_limit,"
+     " origin, resume_node)"
+     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+    {offsetof(sq_file_t, ins_version),
+     "INSERT OR IGNORE INTO flow_versions (digest, document) VALUES (?, ?)"},
+    {offsetof(sq_file_t, upd_checkpoint),
+     "UPDATE jobs SET status = ?, resume_node = ?, tries = ?, steps = ?,"
+     " started_us = ?, waiting_for = ? WHERE seq = ?"},
+    {offsetof(sq_file_t, ins_step),
+     "INSERT OR REPLACE INTO steps (job, seq, data) VALUES (?, ?, ?)"},
+    {offsetof(sq_file_t, upd_finish),
+     "UPDATE jobs SET status = ?, steps = ?, started_us = ?, finished_us = ?,"
+     " shared = COALESCE(?, shared), last_action = ?, error_code = ?,"
+     " error_message = ?, error_node = ?, totals = ?, resume_node = ?,"
+     " base_shared = ?, base_step = ?, waiting_for = NULL WHERE seq = ?"},
+    {offsetof(sq_file_t, del_job), "DELETE FROM jobs WHERE id = ?"},
+    {offsetof(sq_file_t, del_steps),
+     "DELETE FROM steps WHERE job = (SELECT seq FROM jobs WHERE id = ?)"},
+    {offsetof(sq_file_t, put_store),
+     "INSERT OR REPLACE INTO stores (job, step, shared) VALUES (?, ?, ?)"},
+    {offsetof(sq_file_t, del_store),
+     "DELETE FROM stores WHERE job = (SELECT seq FROM jobs WHERE id = ?)"},
+    {offsetof(sq_file_t, prune_stores),
+     "DELETE FROM stores WHERE job = ?1 AND step <> ?3 AND step <> COALESCE(("
+     "SELECT MAX(step) FROM stores WHERE job = ?1 AND step <= ?2), -1)"},
+    {offsetof(sq_file_t, put_flow),
+     "INSERT OR REPLACE INTO flows (name, document, updated_us) VALUES (?, ?, ?)"},
+    {offsetof(sq_file_t, sched_run),
+     "UPDATE schedules SET next_s = ?, last_job = ?, last_run_s = ?"
+     " WHERE name = ? AND next_s = ?"},
+    {offsetof(sq_file_t, sched_put),
+     "INSERT INTO schedules (name, tenant, definition, next_s, updated_us)"
+     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET tenant = excluded.tenant,"
+     " definition = excluded.definition, next_s = excluded.next_s,"
+     " updated_us = excluded.updated_us"},
+    {offsetof(sq_file_t, sched_del), "DELETE FROM schedules WHERE name = ?"},
+    {offsetof(sq_file_t, sched_skip),
+     "UPDATE schedules SET next_s = ?, skipped = skipped + 1"
+     " WHERE name = ? AND next_s = ?"},
+    /* a delivery already stored stays as it is: the job made it again after a crash */
+    {offsetof(sq_file_t, ins_delivery),
+     "INSERT OR IGNORE INTO deliveries (id, state, attempts, next_us, last_status,"
+     " last_error, tries, job, tenant, url, type, body, created_us)"
+     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+    {offsetof(sq_file_t, upd_delivery),
+     "UPDATE deliveries SET state = ?2, attempts = ?3, next_us = ?4,"
+     " last_status = ?5, last_error = ?6, tries = ?7 WHERE id = ?1"},
+    {offsetof(sq_file_t, del_delivery_orphan),
+     "DELETE FROM deliveries WHERE id = ? AND NOT EXISTS"
+     " (SELECT 1 FROM jobs WHERE jobs.id = deliveries.job)"},
+    {offsetof(sq_file_t, del_deliveries),
+     "DELETE FROM deliveries WHERE job = ? AND state <> 'pending'"},
+};
+
+static sqlite3_stmt **statement_at(sq_file_t *f, size_t i) {
+    return (sqlite3_stmt **)((char *)f + statements[i].at);
+}
 
 static void file_close(sq_file_t *f) {
     flowd_writer_free(f->writer); /* writes what is still queued */
@@ -694,13 +775,8 @@ static void file_close(sq_file_t *f) {
     if (f->cdb != NULL)
         sqlite3_close(f->cdb); /* before the writer's: the last connection to close empties the
                                 * log */
-    sqlite3_stmt *stmts[] = {f->ins_job, f->ins_version, f->upd_checkpoint, f->ins_step,
-                             f->upd_finish, f->del_job, f->del_steps, f->put_flow,
-                             f->ins_delivery, f->upd_delivery, f->del_delivery_orphan,
-                             f->del_deliveries, f->sched_run, f->sched_put, f->sched_del,
-                             f->sched_skip, f->put_store, f->del_store, f->prune_stores};
-    for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
-        sqlite3_finalize(stmts[i]);
+    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
+        sqlite3_finalize(*statement_at(f, i));
     if (f->db != NULL)
         sqlite3_close(f->db);
     pthread_mutex_destroy(&f->clock);
@@ -937,60 +1013,11 @@ static int file_open(const char *path, const char *sync, sq_file_t **out, char *
     }
     if ((rc = migrate(f, err, errlen)) < 0)
         goto fail;
-    if (prepare(f, "INSERT INTO jobs (id, seq, flow, digest, created_us, idem_key, body_hash,"
-                   " params, shared, tenant, callback, start_at_us, priority, conc_key, conc_limit,"
-                   " origin, resume_node)"
-                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                &f->ins_job) < 0 ||
-        prepare(f, "INSERT OR IGNORE INTO flow_versions (digest, document) VALUES (?, ?)",
-                &f->ins_version) < 0 ||
-        prepare(f, "UPDATE jobs SET status = ?, resume_node = ?, tries = ?, steps = ?,"
-                   " started_us = ?, waiting_for = ? WHERE seq = ?",
-                &f->upd_checkpoint) < 0 ||
-        prepare(f, "INSERT OR REPLACE INTO steps (job, seq, data) VALUES (?, ?, ?)",
-                &f->ins_step) < 0 ||
-        prepare(f, "UPDATE jobs SET status = ?, steps = ?, started_us = ?, finished_us = ?,"
-                   " shared = COALESCE(?, shared), last_action = ?, error_code = ?,"
-                   " error_message = ?, error_node = ?, totals = ?, resume_node = ?,"
-                   " base_shared = ?, base_step = ?, waiting_for = NULL WHERE seq = ?",
-                &f->upd_finish) < 0 ||
-        prepare(f, "DELETE FROM jobs WHERE id = ?", &f->del_job) < 0 ||
-        prepare(f, "DELETE FROM steps WHERE job = (SELECT seq FROM jobs WHERE id = ?)",
-                &f->del_steps) < 0 ||
-        prepare(f, "INSERT OR REPLACE INTO stores (job, step, shared) VALUES (?, ?, ?)",
-                &f->put_store) < 0 ||
-        prepare(f, "DELETE FROM stores WHERE job = (SELECT seq FROM jobs WHERE id = ?)",
-                &f->del_store) < 0 ||
-        prepare(f, "DELETE FROM stores WHERE job = ?1 AND step <> ?3 AND step <> COALESCE(("
-                   "SELECT MAX(step) FROM stores WHERE job = ?1 AND step <= ?2), -1)",
-                &f->prune_stores) < 0 ||
-        prepare(f, "INSERT OR REPLACE INTO flows (name, document, updated_us) VALUES (?, ?, ?)",
-                &f->put_flow) < 0 ||
-        prepare(f, "UPDATE schedules SET next_s = ?, last_job = ?, last_run_s = ?"
-                   " WHERE name = ? AND next_s = ?",
-                &f->sched_run) < 0 ||
-        prepare(f, "INSERT INTO schedules (name, tenant, definition, next_s, updated_us)"
-                   " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET tenant = excluded.tenant,"
-                   " definition = excluded.definition, next_s = excluded.next_s,"
-                   " updated_us = excluded.updated_us",
-                &f->sched_put) < 0 ||
-        prepare(f, "DELETE FROM schedules WHERE name = ?", &f->sched_del) < 0 ||
-        prepare(f, "UPDATE schedules SET next_s = ?, skipped = skipped + 1"
-                   " WHERE name = ? AND next_s = ?",
-                &f->sched_skip) < 0 ||
-        /* a delivery already stored stays as it is: the job made it again after a crash */
-        prepare(f, "INSERT OR IGNORE INTO deliveries (id, state, attempts, next_us, last_status,"
-                   " last_error, tries, job, tenant, url, type, body, created_us)"
-                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                &f->ins_delivery) < 0 ||
-        prepare(f, "UPDATE deliveries SET state = ?2, attempts = ?3, next_us = ?4,"
-                   " last_status = ?5, last_error = ?6, tries = ?7 WHERE id = ?1",
-                &f->upd_delivery) < 0 ||
-        prepare(f, "DELETE FROM deliveries WHERE id = ? AND NOT EXISTS"
-                   " (SELECT 1 FROM jobs WHERE jobs.id = deliveries.job)",
-                &f->del_delivery_orphan) < 0 ||
-        prepare(f, "DELETE FROM deliveries WHERE job = ? AND state <> 'pending'",
-                &f->del_deliveries) < 0) {
+    size_t made = 0;
+    while (made < sizeof statements / sizeof statements[0] &&
+           prepare(f, statements[made].sql, statement_at(f, made)) == 0)
+        made++;
+    if (made < sizeof statements / sizeof statements[0]) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(f->db));
         rc = FLOW_EIO;
         goto fail;

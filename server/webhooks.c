@@ -475,12 +475,21 @@ static void delivery_unref(flowd_delivery_t *d) {
     }
 }
 
-void flowd_deliveries_release(flowd_delivery_t *list) {
+/* A record's list, as the record is freed (jobs.h: deliveries_free). */
+static void deliveries_release(flowd_delivery_t *list) {
     while (list != NULL) {
         flowd_delivery_t *next = list->next;
         delivery_unref(list);
         list = next;
     }
+}
+
+/* d goes first in its record's list, which holds a reference to it (the record's lock held). */
+static void record_holds(flowd_job_t *job, flowd_delivery_t *d) {
+    atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed);
+    d->next = job->deliveries;
+    job->deliveries = d;
+    job->deliveries_free = deliveries_release;
 }
 
 static void lock(flowd_delivery_t *d) {
@@ -809,10 +818,8 @@ void flowd_webhooks_job_changed(flowd_webhooks_t *w, flowd_job_t *job, flow_stat
         return;
     }
     d->job = flowd_job_ref(job);
-    atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed); /* the record's */
     flowd_job_lock(job);
-    d->next = job->deliveries;
-    job->deliveries = d;
+    record_holds(job, d);
     flowd_job_unlock(job);
     flow_queue_insert_tail(&w->all, &d->all);
     w->pending++;
@@ -851,11 +858,8 @@ static int load_one(void *data, const flowd_stored_delivery_t *s) {
     tries_from(d, s->tries);
     if (job != NULL) {
         flowd_job_lock(job);
-        if (!known_locked(job, d->id)) {
-            atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed); /* the record's */
-            d->next = job->deliveries;
-            job->deliveries = d;
-        }
+        if (!known_locked(job, d->id))
+            record_holds(job, d);
         flowd_job_unlock(job);
     }
     if (state != D_PENDING) {

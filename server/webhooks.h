@@ -99,9 +99,6 @@ void flowd_webhooks_render_begin(flowd_jw_t *jw, const char *job_id, const char 
 void flowd_webhooks_render_stored(flowd_jw_t *jw, const flowd_stored_delivery_t *d);
 void flowd_webhooks_render_end(flowd_jw_t *jw);
 
-/* The record's list of deliveries (jobs.c, when the record is freed). NULL is ignored. */
-void flowd_deliveries_release(flowd_delivery_t *list);
-
 /* The webhook-signature header's value for n secrets (each lens[i] bytes): "v1,<base64>" each,
  * space-separated, into out (cap bytes; 100 per secret is enough). 0, or FLOW_ETOOBIG / FLOW_EIO.
  * Exposed for the unit tests. */

@@ -6,6 +6,7 @@
  * killed mid-request sends its request again with the Idempotency-Key it had. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -711,6 +712,29 @@ END_TEST
 /* Clients that hang up while their POST waits for its group commit: a job the store took runs
  * anyway (it used to stay queued for good, its request counted as suspended for ever, which also
  * held a shutdown for its whole grace period). */
+/* Until flowd answers a request on a new connection again (timeout_ms at most): the connections
+ * of clients that left count against --max-conns-per-ip until their commits are made, and a
+ * connection past the limit is closed unanswered, which a loaded machine makes last a while. */
+static void wait_accepting(e2e_server_t *s, unsigned timeout_ms) {
+    static const char get[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    for (;;) {
+        int fd = e2e_connect(s);
+        char buf[64] = {0};
+        ssize_t got = 0;
+        if (write(fd, get, sizeof get - 1) == (ssize_t)(sizeof get - 1)) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            if (poll(&p, 1, 2000) == 1)
+                got = recv(fd, buf, sizeof buf - 1, 0);
+        }
+        close(fd);
+        if (got > 0 && strncmp(buf, "HTTP/1.1 200", 12) == 0)
+            return;
+        ck_assert_msg(e2e_now_ms() < deadline, "flowd accepted no request for %u ms", timeout_ms);
+        usleep(50 * 1000);
+    }
+}
+
 START_TEST(test_a_job_stored_after_its_client_left_still_runs) {
     e2e_server_t s;
     start(&s);
@@ -724,6 +748,7 @@ START_TEST(test_a_job_stored_after_its_client_left_still_runs) {
         ck_assert_int_eq(write(fd, req, (size_t)len), len);
         close(fd); /* before the 202: the commit takes longer than this */
     }
+    wait_accepting(&s, 30000);
     /* every job the store took ends (steps.json succeeds), none stays queued or running */
     uint64_t deadline = e2e_now_ms() + 30000;
     size_t queued, running;

@@ -634,9 +634,13 @@ static enum MHD_Result route_chat(mock_t *m, struct MHD_Connection *conn, mock_r
     if (req) {
         json_t *old;
 
+        /* a copy of its own: jansson's json_decref reads the count outside its atomic
+         * decrement, so a value whose count two threads change is a data race (TSan) */
+        json_t *copy = json_deep_copy(req);
+
         pthread_mutex_lock(&m->lock);
         old = m->last_chat;
-        m->last_chat = json_incref(req);
+        m->last_chat = copy;
         pthread_mutex_unlock(&m->lock);
         json_decref(old);
     }
@@ -1110,7 +1114,7 @@ json_t *mock_last_chat(mock_t *m)
     json_t *req;
 
     pthread_mutex_lock(&m->lock);
-    req = json_incref(m->last_chat);
+    req = json_deep_copy(m->last_chat); /* the caller's alone (see route_chat) */
     pthread_mutex_unlock(&m->lock);
     return req;
 }

@@ -108,8 +108,8 @@ void mock_reset_stats(mock_t *m);
  * these contents (copied), whatever they ask; then the mock answers as above again. A new script
  * replaces what is left of the last one. */
 int mock_script(mock_t *m, const char *const *answers, size_t n);
-/* The body of the last request to /v1/chat/completions that parsed as JSON: a new reference (the
- * caller decrefs it), NULL when none came yet. */
+/* The body of the last request to /v1/chat/completions that parsed as JSON: a copy (the caller
+ * decrefs it; no other thread holds a reference to it), NULL when none came yet. */
 json_t *mock_last_chat(mock_t *m);
 /* How many requests carried this Idempotency-Key. */
 uint64_t mock_idempotency_count(mock_t *m, const char *key);
