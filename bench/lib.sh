@@ -1,5 +1,6 @@
 # bench/lib.sh: what the benchmark scripts share (sourced): run a command a few times and keep the
-# median line, read a key=value field, print a target's verdict, wait for a flowd to listen.
+# median line, read a key=value field, print a target's verdict, wait for a flowd to listen, and
+# start a PostgreSQL of their own.
 RUNS=${BENCH_RUNS:-3}
 
 # median LINE... : the line whose wall_s is the median
@@ -44,4 +45,53 @@ flowd_port() {
         sleep 0.05
     done
     sed -n 's|.*listening on http://[^ ]*:\([0-9]*\).*|\1|p' "$1" | head -1
+}
+
+# as_pg CMD...: runs it as the postgres user when we are root
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# pg_up DIR: PostgreSQL as tests/e2e/test_postgres.c starts it: Debian's server (apt-get installs it
+# when missing, as root), initdb into DIR/pg as the postgres user, the server on 127.0.0.1 on a free
+# port with its socket in DIR (which must be the postgres user's to write). Sets PGBIN, PGPORT and
+# PGPID (pg_down stops it). Returns 1 and sets PG_WHY when it cannot run here; exits when it fails.
+pg_up() {
+    PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/postgres" ]; then
+        if [ "$(id -u)" != 0 ]; then PG_WHY="PostgreSQL is not installed (apt-get install postgresql)"; return 1; fi
+        echo "postgres: installing PostgreSQL with apt-get ..." >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+        PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    fi
+    [ "$(id -u)" = 0 ] && chown postgres "$1"
+    as_pg "$PGBIN/initdb" -D "$1/pg" -A trust -U postgres -E UTF8 --no-sync >"$1/initdb.log" 2>&1 \
+        || { echo "postgres: initdb failed:" >&2; cat "$1/initdb.log" >&2; exit 1; }
+    PGPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    as_pg "$PGBIN/postgres" -D "$1/pg" -p "$PGPORT" -k "$1" -c listen_addresses=127.0.0.1 \
+        -c max_connections=200 >"$1/postgres.log" 2>&1 &
+    PGPID=$!
+    i=0
+    until "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PGPORT"; do
+        i=$((i + 1))
+        [ "$i" -gt 200 ] && { echo "postgres: the server did not start:" >&2; cat "$1/postgres.log" >&2; exit 1; }
+        sleep 0.05
+    done
+}
+
+# pg_down: stops what pg_up started (if it did)
+pg_down() {
+    [ -n "${PGPID:-}" ] || return 0
+    kill -INT "$PGPID" 2>/dev/null || true
+    i=0
+    while kill -0 "$PGPID" 2>/dev/null && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    PGPID=""
+}
+
+# pg_db NAME: a new, empty database NAME; prints its URI
+pg_db() {
+    as_pg "$PGBIN/dropdb" -h 127.0.0.1 -p "$PGPORT" -U postgres --if-exists "$1" 2>/dev/null
+    as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres "$1"
+    echo "postgresql://postgres@127.0.0.1:$PGPORT/$1"
 }

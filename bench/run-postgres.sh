@@ -26,53 +26,16 @@ RUNNING=${BENCH_PG_RUNNING:-20}
 command -v wrk >/dev/null || { echo "postgres: wrk is not installed (apt-get install wrk); skipped"; exit 0; }
 [ -x "$FLOWD" ] || { echo "postgres: $FLOWD is missing (make first); skipped"; exit 0; }
 
-pg_bin() {
-    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1
-}
-PGBIN=$(pg_bin)
-if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/postgres" ]; then
-    if [ "$(id -u)" != 0 ]; then echo "postgres: PostgreSQL is not installed (apt-get install postgresql); skipped"; exit 0; fi
-    echo "postgres: installing PostgreSQL with apt-get ..."
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
-    PGBIN=$(pg_bin)
-fi
-
+. "$DIR/lib.sh"
 TMP=$(mktemp -d /tmp/flowd-bench-pg-XXXXXX)
 PIDS="" PGPID=""
 cleanup() {
     for p in $PIDS; do kill "$p" 2>/dev/null || true; done
-    if [ -n "$PGPID" ]; then
-        kill -INT "$PGPID" 2>/dev/null || true
-        i=0
-        while kill -0 "$PGPID" 2>/dev/null && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-    fi
+    pg_down
     rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
-
-# as_pg CMD...: runs it as the postgres user when we are root
-as_pg() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-[ "$(id -u)" = 0 ] && chown postgres "$TMP"
-as_pg "$PGBIN/initdb" -D "$TMP/pg" -A trust -U postgres -E UTF8 --no-sync >"$TMP/initdb.log" 2>&1 \
-    || { echo "postgres: initdb failed:" >&2; cat "$TMP/initdb.log" >&2; exit 1; }
-PGPORT=$(free_port)
-as_pg "$PGBIN/postgres" -D "$TMP/pg" -p "$PGPORT" -k "$TMP" -c listen_addresses=127.0.0.1 \
-    -c max_connections=200 >"$TMP/postgres.log" 2>&1 &
-PGPID=$!
-i=0
-until "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PGPORT"; do
-    i=$((i + 1))
-    [ "$i" -gt 200 ] && { echo "postgres: the server did not start:" >&2; cat "$TMP/postgres.log" >&2; exit 1; }
-    sleep 0.05
-done
+pg_up "$TMP" || { echo "postgres: $PG_WHY; skipped"; exit 0; }
 
 mkdir -p "$TMP/flows"
 cat >"$TMP/flows/paced.json" <<EOF
@@ -101,9 +64,7 @@ sum() {
 # run K: K instances on a new database; prints "accepted_per_s=... finished_per_s=..."
 run() {
     k=$1
-    as_pg "$PGBIN/dropdb" -h 127.0.0.1 -p "$PGPORT" -U postgres --if-exists flowd 2>/dev/null
-    as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres flowd
-    uri="postgresql://postgres@127.0.0.1:$PGPORT/flowd"
+    uri=$(pg_db flowd)
     ports="" j=0
     while [ "$j" -lt "$k" ]; do
         j=$((j + 1))
@@ -150,7 +111,6 @@ one=$(run 1)
 echo "one instance: $one"
 two=$(run 2)
 echo "two instances: $two"
-. "$DIR/lib.sh"
 awk -v a1="$(val accepted_per_s "$one")" -v a2="$(val accepted_per_s "$two")" \
     -v f1="$(val finished_per_s "$one")" -v f2="$(val finished_per_s "$two")" 'BEGIN {
     printf "postgres: accepted two/one=%.2f finished two/one=%.2f\n", a2 / a1, f2 / f1

@@ -84,11 +84,11 @@ static const setting_t settings[] = {
      "full", "MODE", "SQLite: full (each commit reaches the disk: survives power loss) or normal (survives a "
      "crash of flowd, faster)"},
     {"snapshot-steps", "FLOWD_SNAPSHOT_STEPS", K_UINT, OFF(snapshot_steps), 1, 1000000000, "100", "N",
-     "SQLite: a step's checkpoint writes what it changed in the shared store (a JSON Patch); the "
+     "SQLite, PostgreSQL: a step's checkpoint writes what it changed in the shared store (a JSON Patch); the "
      "whole store is written again after this many steps, once their patches add up to its size; "
      "the store as of a step before the last whole one is no longer kept (?step=N gets 410)"},
     {"snapshot-bytes", "FLOWD_SNAPSHOT_BYTES", K_SIZE, OFF(snapshot_bytes), 1, GIB, "1MiB", "SIZE",
-     "SQLite: ... or once the patches since the last whole store add up to this many bytes"},
+     "SQLite, PostgreSQL: ... or once the patches since the last whole store add up to this many bytes"},
     {"lease", "FLOWD_LEASE", K_MS, OFF(lease_ms), 300, DAY_MS, "10s", "DURATION",
      "PostgreSQL: how long an instance holds the jobs it runs without renewing (every third of it); "
      "once it has run out, another instance takes them over"},

@@ -1188,6 +1188,8 @@ static void redrive_of_row(redrive_src_t *src, flowd_remote_job_t *row) {
     src->ended = flow_status_final(row->status);
     src->flow = row->flow;
     src->base = row->base_shared;
+    src->at_step = row->base_at_step;
+    src->step = row->base_step;
     src->node = row->base_node;
     src->params = row->params;
     src->callback = row->callback;

@@ -278,7 +278,7 @@ int flowd_store_postgres_new(const char *uri, const flowd_store_opts_t *opts, fl
  * NULL. Errors: FLOW_ENOTFOUND when the store has no such job or the job has not finished that
  * step (for before: step 0 has no before, FLOW_EINVAL); FLOW_ESTATE when that step's store is no
  * longer kept (before the job's last whole store: --snapshot-steps and --snapshot-bytes say how
- * often one is written) or the store keeps none (memory:, PostgreSQL); *oldest (may be NULL) then
+ * often one is written) or the store keeps none (memory:); *oldest (may be NULL) then
  * gets the first step that is kept (0 when none is). FLOW_ENOMEM, FLOW_EIO. */
 int flowd_store_shared_at(flowd_store_t *store, const char *id, uint64_t step, int before,
                           json_t **out, uint64_t *oldest);

@@ -68,8 +68,11 @@ typedef struct flowd_remote_job {
     size_t shared_len;
     char *origin;              /* a redrive's job: where it came from (compact JSON), or NULL */
     /* FLOWD_READ_REDRIVE: its params and callback (compact JSON, or NULL), and what a redrive
-     * starts from (jobs.h redrive_shared, redrive_node; base_shared NULL: not kept) */
+     * starts from (jobs.h redrive_shared, redrive_node; base_shared NULL: not kept, unless
+     * base_at_step: a store with patches makes it again as of base_step, jobs.h redrive_step) */
     char *params, *callback, *base_shared, *base_node;
+    int base_at_step;
+    uint64_t base_step;
     char *history;             /* FLOWD_READ_HISTORY: compact JSON array of its last steps */
     size_t history_len;
     flow_history_totals_t totals; /* FLOWD_READ_HISTORY */

@@ -1,8 +1,10 @@
 /* store_postgres.c: the PostgreSQL store of store.h, for several flowd instances on one database.
  *
  * The data model is the SQLite store's (jobs: a row per job as of its last checkpoint; steps: the
- * history, appended; flow_versions by digest; flows for PUT and DELETE; flowd_meta: the schema's
- * version), with what sharing needs on top: each jobs row has an owner (an instance's random id)
+ * history, appended, each entry with its step's patch of the shared store; stores: a job's last
+ * whole shared store and the one a redrive needs, so that a checkpoint writes what its step changed,
+ * patch.h; flow_versions by digest; flows for PUT and DELETE; flowd_meta: the schema's version),
+ * with what sharing needs on top: each jobs row has an owner (an instance's random id)
  * and a lease_until that the owner renews; events keeps every job's events for watchers on other
  * instances; commands carries input and cancels from the instance that got them to the owner;
  * deliveries keeps the deliveries of jobs' callbacks (webhooks.h), each with an owner and a lease of
@@ -48,12 +50,13 @@
 #include "auth.h"
 #include "jobs.h"
 #include "log.h"
+#include "patch.h"
 #include "scheduler.h"
 #include "store.h"
 #include "store_cluster.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 8
 #define CLAIM_BATCH 500       /* jobs claimed at most in one go */
 #define SWEEP_MS 60000        /* how often ended jobs past the retention are deleted */
 #define POOL_MAX 64
@@ -191,7 +194,7 @@ static const char schema[] =
     " tenant text NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback text,"
     " start_at_us bigint NOT NULL DEFAULT 0, priority smallint NOT NULL DEFAULT 5, conc_key text,"
     " conc_limit integer NOT NULL DEFAULT 0, slot boolean NOT NULL DEFAULT false, waits text,"
-    " origin text, base_shared text);"
+    " origin text, base_shared text, base_step bigint);"
     "CREATE UNIQUE INDEX IF NOT EXISTS jobs_tenant_idem ON jobs (tenant, idem_key);"
     "CREATE INDEX IF NOT EXISTS jobs_key_active ON jobs (tenant, conc_key) WHERE conc_key IS NOT NULL"
     " AND status IN " ACTIVE ";"
@@ -204,6 +207,8 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS jobs_ended ON jobs (finished_us) WHERE status NOT IN " ACTIVE ";"
     "CREATE TABLE IF NOT EXISTS steps (job_id text NOT NULL, seq bigint NOT NULL, data text NOT NULL,"
     " PRIMARY KEY (job_id, seq));"
+    "CREATE TABLE IF NOT EXISTS stores (job_id text NOT NULL, step bigint NOT NULL, shared text NOT NULL,"
+    " PRIMARY KEY (job_id, step));"
     /* a step's event has no data of its own: it is the steps row of its seq */
     "CREATE TABLE IF NOT EXISTS events (job_id text NOT NULL, id bigint NOT NULL, type smallint NOT NULL,"
     " final boolean NOT NULL DEFAULT false, seq bigint NOT NULL DEFAULT 0, data text, PRIMARY KEY (job_id, id));"
@@ -281,6 +286,22 @@ static const char migrate_6_to_7[] =
     "UPDATE flowd_meta SET value = '7' WHERE key = 'schema_version';"
     "COMMIT;";
 
+/* Version 8 keeps checkpoints as patches (patch.h), as SQLite's version 7 does: the stores table
+ * holds a job's last whole shared store and the step it is as of, and the one a redrive starts
+ * from when it is older (put_store); the steps after them carry their patches in their entries.
+ * jobs.shared is then {} until the job ends and its final store after: a store in the job's row
+ * would make every checkpoint rewrite it (PostgreSQL writes a new version of the whole row). A job
+ * from before has no row in stores: its jobs.shared is as of its last checkpoint. A job that
+ * failed or was canceled keeps the step a redrive starts from the store of (base_step) instead of
+ * that store (base_shared, which the jobs from before keep). */
+static const char migrate_7_to_8[] =
+    "BEGIN;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS base_step bigint;"
+    "CREATE TABLE IF NOT EXISTS stores (job_id text NOT NULL, step bigint NOT NULL, shared text NOT NULL,"
+    " PRIMARY KEY (job_id, step));"
+    "UPDATE flowd_meta SET value = '8' WHERE key = 'schema_version';"
+    "COMMIT;";
+
 /* Creates the tables, brings an older database up to this version, or refuses a newer one.
  * Instances that start together take turns (an advisory lock). */
 static int migrate(PGconn *c, char *err, size_t errlen) {
@@ -315,7 +336,8 @@ static int migrate(PGconn *c, char *err, size_t errlen) {
         int from;
         const char *sql;
     } steps[] = {{1, migrate_1_to_2}, {2, migrate_2_to_3}, {3, migrate_4_to_5},
-                 {4, migrate_4_to_5}, {5, migrate_5_to_6}, {6, migrate_6_to_7}};
+                 {4, migrate_4_to_5}, {5, migrate_5_to_6}, {6, migrate_6_to_7},
+                 {7, migrate_7_to_8}};
     for (size_t i = 0; rc == 0 && i < sizeof steps / sizeof steps[0]; i++) {
         if (version != steps[i].from)
             continue;
@@ -358,16 +380,21 @@ static const struct {
     const char *name, *sql;
 } wstmts[] = {
     {"ins_version", "INSERT INTO flow_versions (digest, document) VALUES ($1, $2) ON CONFLICT DO NOTHING"},
-    {"ins_job", "INSERT INTO jobs (id, flow, digest, created_us, idem_key, body_hash, params, shared, owner,"
-                " lease_until, tenant, callback, start_at_us, priority, conc_key, conc_limit,"
-                " origin, resume_node) VALUES ($1, $2, $3, $4::bigint, $5, $6::bigint, $7, $8, $9,"
+    /* its store is in stores, as of step 0 (no row: its id or Idempotency-Key was taken) */
+    {"ins_job", "WITH j AS (INSERT INTO jobs (id, flow, digest, created_us, idem_key, body_hash, params,"
+                " shared, owner, lease_until, tenant, callback, start_at_us, priority, conc_key, conc_limit,"
+                " origin, resume_node) VALUES ($1, $2, $3, $4::bigint, $5, $6::bigint, $7, '{}', $9,"
                 " now() + $10::bigint * interval '1 millisecond', $11, $12, $13::bigint, $14::smallint,"
-                " $15, $16::integer, $17, $18) ON CONFLICT DO NOTHING"},
+                " $15, $16::integer, $17, $18) ON CONFLICT DO NOTHING RETURNING id)"
+                " INSERT INTO stores (job_id, step, shared) SELECT id, 0, $8 FROM j"},
     {"checkpoint",
      "WITH u AS (UPDATE jobs SET status = $2, resume_node = $3, tries = $4::integer, steps = $5::bigint,"
-     " started_us = $6::bigint, shared = COALESCE($7::text, shared), waiting_for = $8,"
+     " started_us = $6::bigint, waiting_for = $8,"
      " last_action = COALESCE($9::text, last_action), last_event = GREATEST(last_event, $10::bigint)"
      " WHERE id = $1 AND owner = $13 RETURNING id),"
+     /* a whole store (put_store: at a snapshot; otherwise the step's entry carries its patch) */
+     " w AS (INSERT INTO stores (job_id, step, shared) SELECT id, $14::bigint, $7::text FROM u"
+     " WHERE $7::text IS NOT NULL ON CONFLICT (job_id, step) DO UPDATE SET shared = EXCLUDED.shared),"
      " s AS (INSERT INTO steps (job_id, seq, data) SELECT id, $11::bigint, $12::text FROM u"
      " WHERE $12::text IS NOT NULL ON CONFLICT DO NOTHING),"
      " e AS (INSERT INTO events (job_id, id, type, seq) SELECT id, $10::bigint, 1, $11::bigint FROM u"
@@ -382,13 +409,20 @@ static const struct {
     {"finish",
      "WITH u AS (UPDATE jobs SET status = $2, steps = $3::bigint, started_us = $4::bigint, finished_us = $5::bigint,"
      " shared = COALESCE($6::text, shared), last_action = $7, error_code = $8, error_message = $9, error_node = $10,"
-     " totals = $11, resume_node = $15, base_shared = $16, waiting_for = NULL,"
+     " totals = $11, resume_node = $15, base_shared = $16, base_step = $17::bigint, waiting_for = NULL,"
      " finishes = finishes + 1,"
      " last_event = GREATEST(last_event, $12::bigint) WHERE id = $1 AND owner = $14 RETURNING id),"
      " e AS (INSERT INTO events (job_id, id, type, final, data) SELECT id, $12::bigint, 0, true, $13::text FROM u"
      " WHERE $13::text IS NOT NULL ON CONFLICT DO NOTHING)"
      " SELECT count(*) FROM u"},
+    /* put_store: the older whole stores go, but for the newest at or before the step a redrive of
+     * the job would start from ($3, jobs.h run.base_step): with the patches after it, it makes that
+     * store again. So a job keeps at most two. */
+    {"prune_stores", "DELETE FROM stores WHERE job_id = $1 AND step <> $2::bigint AND step <> COALESCE(("
+                     "SELECT MAX(step) FROM stores WHERE job_id = $1 AND step <= LEAST($3::bigint, $2::bigint)),"
+                     " -1)"},
     {"remove", "WITH s AS (DELETE FROM steps WHERE job_id = $1), e AS (DELETE FROM events WHERE job_id = $1),"
+               " w AS (DELETE FROM stores WHERE job_id = $1),"
                " c AS (DELETE FROM commands WHERE job_id = $1),"
                " d AS (DELETE FROM deliveries WHERE job_id = $1 AND state <> 'pending')"
                " DELETE FROM jobs WHERE id = $1"},
@@ -437,7 +471,7 @@ static const struct {
      " u AS (UPDATE jobs j SET owner = $1, slot = j.slot AND j.status <> 'queued',"
      " lease_until = now() + $3::bigint * interval '1 millisecond', claims = claims + 1"
      " FROM c WHERE j.id = c.id RETURNING j.id, j.seq, j.flow, j.digest, j.status, j.created_us,"
-     " j.started_us, j.idem_key, j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps,"
+     " j.started_us, j.idem_key, j.body_hash, j.params, j.resume_node, j.tries, j.steps,"
      " j.last_action, j.waiting_for, j.last_event, j.tenant, j.callback, j.start_at_us, j.priority,"
      " j.conc_key, j.conc_limit, j.origin)"
      /* in the order of claimed_steps and claimed_events, which claim walks along */
@@ -453,12 +487,15 @@ static const struct {
                        " ORDER BY job_id, id"},
     {"sweep", "WITH d AS (DELETE FROM jobs WHERE status NOT IN " ACTIVE " AND finished_us < $1::bigint RETURNING id),"
               " s AS (DELETE FROM steps WHERE job_id IN (SELECT id FROM d)),"
+              " w AS (DELETE FROM stores WHERE job_id IN (SELECT id FROM d)),"
               " e AS (DELETE FROM events WHERE job_id IN (SELECT id FROM d)),"
               " c AS (DELETE FROM commands WHERE job_id IN (SELECT id FROM d) OR created_us < $2::bigint),"
               " x AS (DELETE FROM deliveries WHERE job_id IN (SELECT id FROM d) AND state <> 'pending')"
               " SELECT count(*) FROM d"},
     {"release", "UPDATE jobs SET owner = NULL, lease_until = '-infinity', slot = slot AND status <> 'queued'"
                 " WHERE owner = $1 AND status IN " ACTIVE},
+    {"release_one", "UPDATE jobs SET owner = NULL, lease_until = '-infinity', slot = slot AND status <> 'queued'"
+                    " WHERE id = $1 AND owner = $2"},
     /* A limited job's turn (apply_slot), under SLOT_LOCK: its key's jobs that hold a slot or run
      * (anywhere, waiting for input included) are fewer than its limit ($3), and no job of the key
      * that asked and waits for the key is before it (priority, then arrival: seq), its owner alive;
@@ -534,6 +571,106 @@ static int writer_reset(pg_store_t *s) {
     }
     session_settings(s->wconn, s->o.lease_ms);
     return prepare_writer(s->wconn);
+}
+
+/* ---- a job's shared store, made again from its log ---- */
+
+/* The shared store of job id as of after step (latest: as of its last checkpoint, jobs.steps), read
+ * on c: the newest whole store in stores at or before it (a job keeps its last one and the one a
+ * redrive needs: prune_stores) and the patches of the steps after it. A job from before version 8
+ * has no row in stores: its jobs.shared is as of its last checkpoint, and no other step's is kept.
+ * The first statement reads the row and its store together, and the second reads only steps up to
+ * what the first saw, so a job that moves on meanwhile (another instance runs it) gives a store
+ * that was.
+ *
+ * On 0, *out is a new reference (an object). partial: a patch that cannot be applied (a step
+ * written without one) is logged, and the store is what could be made (what a job taken over
+ * resumes from, as SQLite's load does); otherwise it is FLOW_ESTATE, like a store no longer kept.
+ * FLOW_ENOTFOUND: no such job, or it has not finished that step; FLOW_ESTATE: not kept (*oldest,
+ * may be NULL: the first step that is); FLOW_EIO: a statement failed (in a transaction, it is
+ * aborted); FLOW_ENOMEM. */
+static int store_at(PGconn *c, const char *id, uint64_t step, int latest, int partial, json_t **out,
+                    uint64_t *oldest) {
+    char at[24], from_s[24], upto_s[24], why[256];
+    json_t *store = NULL, *history = NULL;
+    PGresult *steps = NULL;
+    int rc = FLOW_EIO;
+    *out = NULL;
+    u64(at, sizeof at, step);
+    const char *p[] = {id, latest ? NULL : at};
+    PGresult *res = run(c, "SELECT j.steps, s.step, s.shared, j.shared,"
+                           " NOT EXISTS (SELECT 1 FROM stores WHERE job_id = j.id),"
+                           " (SELECT MIN(step) FROM stores WHERE job_id = j.id) FROM jobs j"
+                           " LEFT JOIN stores s ON s.job_id = j.id AND s.step = (SELECT MAX(step) FROM stores"
+                           " WHERE job_id = j.id AND step <= COALESCE($2::bigint, j.steps)) WHERE j.id = $1",
+                        2, p, PGRES_TUPLES_OK);
+    if (res == NULL)
+        goto out;
+    if (PQntuples(res) == 0) {
+        rc = FLOW_ENOTFOUND;
+        goto out;
+    }
+    int legacy = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
+    uint64_t last = col_u64(res, 0, 0), upto = latest ? last : step;
+    uint64_t from = legacy ? last : col_u64(res, 0, 1);
+    if (oldest != NULL)
+        *oldest = legacy ? last : col_u64(res, 0, 5);
+    if (upto > last) {
+        rc = FLOW_ENOTFOUND;
+        goto out;
+    }
+    if (upto < from || (!legacy && PQgetisnull(res, 0, 1))) {
+        rc = FLOW_ESTATE;
+        goto out;
+    }
+    const char *text = col(res, 0, legacy ? 3 : 2);
+    store = text ? json_loads(text, JSON_ALLOW_NUL, NULL) : NULL;
+    if (!json_is_object(store)) {
+        flowd_log(FLOW_LOG_WARN, "store: job %s: its shared store as of step %" PRIu64 " cannot be read",
+                  id, from);
+        goto out;
+    }
+    if (from < upto) {
+        u64(from_s, sizeof from_s, from);
+        u64(upto_s, sizeof upto_s, upto);
+        const char *ps[] = {id, from_s, upto_s};
+        steps = run(c, "SELECT data FROM steps WHERE job_id = $1 AND seq > $2::bigint AND seq <= $3::bigint"
+                       " ORDER BY seq",
+                    3, ps, PGRES_TUPLES_OK);
+        if (steps == NULL)
+            goto out;
+        if ((history = json_array()) == NULL) {
+            rc = FLOW_ENOMEM;
+            goto out;
+        }
+        for (int i = 0; i < PQntuples(steps); i++) {
+            json_t *entry = json_loads(PQgetvalue(steps, i, 0), JSON_ALLOW_NUL, NULL);
+            if (entry != NULL && json_array_append_new(history, entry) < 0) {
+                rc = FLOW_ENOMEM;
+                goto out;
+            }
+        }
+        rc = flowd_patch_replay(store, history, from, upto, why, sizeof why);
+        if (rc == FLOW_ENOMEM)
+            goto out;
+        if (rc < 0) {
+            flowd_log(partial ? FLOW_LOG_ERROR : FLOW_LOG_WARN,
+                      "store: job %s: its shared store after step %" PRIu64 " cannot be made again (%s)",
+                      id, upto, why);
+            rc = FLOW_ESTATE;
+            if (!partial)
+                goto out;
+        }
+    }
+    *out = store;
+    store = NULL;
+    rc = 0;
+out:
+    json_decref(store);
+    json_decref(history);
+    PQclear(steps);
+    PQclear(res);
+    return rc;
 }
 
 /* ---- the writer's backend: applying operations ---- */
@@ -627,18 +764,26 @@ static int apply_guarded(pg_store_t *s, flowd_op_t *op, const char *name, int n,
     return 0;
 }
 
+/* A checkpoint: the job's row, its step (whose entry carries the step's patch) and, at a snapshot,
+ * its whole store, which makes the older ones go (prune_stores). */
 static int apply_checkpoint(pg_store_t *s, flowd_op_t *op) {
     const flowd_op_checkpoint_t *c = &op->checkpoint;
-    char tries[24], steps[24], started[24], event[24], seq[24];
+    char tries[24], steps[24], started[24], event[24], seq[24], at[24], base[24];
     u64(tries, sizeof tries, c->tries);
     u64(steps, sizeof steps, c->steps);
     u64(started, sizeof started, c->started_us);
     u64(event, sizeof event, c->event_id);
     u64(seq, sizeof seq, c->step_seq);
+    u64(at, sizeof at, c->shared_step);
+    u64(base, sizeof base, c->base_step);
     const char *p[] = {op->id, flow_status_name(c->status), c->resume_node, tries, steps, started,
-                       c->shared, c->waiting_for, c->last_action, event, seq, c->step, s->me};
+                       c->shared, c->waiting_for, c->last_action, event, seq, c->step, s->me, at};
     s->notify_events |= c->step != NULL;
-    return apply_guarded(s, op, "checkpoint", 13, p);
+    int rc = apply_guarded(s, op, "checkpoint", 14, p);
+    if (rc != 0 || op->lost || c->shared == NULL)
+        return rc;
+    const char *pp[] = {op->id, at, base};
+    return apply_command(s, "prune_stores", 3, pp);
 }
 
 static int apply_event(pg_store_t *s, flowd_op_t *op) {
@@ -678,17 +823,19 @@ static int apply_slot(pg_store_t *s, flowd_op_t *op) {
 
 static int apply_finish(pg_store_t *s, flowd_op_t *op) {
     const flowd_op_finish_t *e = &op->finish;
-    char steps[24], started[24], finished[24], event[24];
+    char steps[24], started[24], finished[24], event[24], base[24];
     u64(steps, sizeof steps, e->steps);
+    u64(base, sizeof base, e->base_step);
     u64(started, sizeof started, e->started_us);
     u64(finished, sizeof finished, e->finished_us);
     u64(event, sizeof event, e->event_id);
     const char *p[] = {op->id, flow_status_name(e->status), steps, started, finished, e->shared,
                        e->last_action, e->error_code, e->error_message, e->error_node, e->totals, event,
-                       e->event, s->me, e->resume_node, e->base_shared};
+                       e->event, s->me, e->resume_node, e->base_shared,
+                       e->at_base_step ? base : NULL};
     s->notify_events = 1;
     s->notify_slots |= e->limited;
-    return apply_guarded(s, op, "finish", 16, p);
+    return apply_guarded(s, op, "finish", 17, p);
 }
 
 /* A statement with no rows to look at. */
@@ -737,6 +884,21 @@ static int apply_delivery(pg_store_t *s, flowd_op_t *op) {
     return rc;
 }
 
+/* store.h's shared_at, in the writer's transaction: it sees what was queued before it (a running
+ * job's last steps here) and what the other instances committed. The job's own outcome goes in
+ * op->rc; a failed statement, which aborts the transaction, fails the batch (the writer tries its
+ * operations again, one by one). */
+static int apply_read(pg_store_t *s, flowd_op_t *op) {
+    flowd_op_read_t *r = &op->read;
+    json_t *store = NULL;
+    op->rc = store_at(s->wconn, op->id, r->step, 0, 0, &store, r->oldest);
+    if (op->rc == 0) {
+        json_decref(*r->out);
+        *r->out = store;
+    }
+    return PQtransactionStatus(s->wconn) == PQTRANS_INERROR ? FLOW_EIO : 0;
+}
+
 static int pg_apply(void *data, flowd_op_t *op) {
     pg_store_t *s = data;
     const char *id[] = {op->id};
@@ -751,7 +913,7 @@ static int pg_apply(void *data, flowd_op_t *op) {
     case FLOWD_OP_SCHEDULE: return apply_schedule(s, op);
     case FLOWD_OP_DELIVERY: return apply_delivery(s, op);
     case FLOWD_OP_SLOT: return apply_slot(s, op);
-    case FLOWD_OP_READ: op->rc = FLOW_ESTATE; return 0; /* no patches kept (store.h) */
+    case FLOWD_OP_READ: return apply_read(s, op);
     }
     return 0;
 }
@@ -805,7 +967,8 @@ static void lost(pg_store_t *s, const char *id) {
 static void pg_settled(void *data, const flowd_op_t *op, int rc) {
     pg_store_t *s = data;
     if (rc != 0 || op->kind == FLOWD_OP_FLOW || op->kind == FLOWD_OP_ANSWER ||
-        op->kind == FLOWD_OP_SCHEDULE || op->kind == FLOWD_OP_DELIVERY || op->kind == FLOWD_OP_SLOT)
+        op->kind == FLOWD_OP_SCHEDULE || op->kind == FLOWD_OP_DELIVERY || op->kind == FLOWD_OP_SLOT ||
+        op->kind == FLOWD_OP_READ)
         return;
     if (op->kind == FLOWD_OP_CREATE)
         json_object_set_new(s->owned, op->id, json_true());
@@ -882,7 +1045,8 @@ static char *id_array(PGresult *res, int column) {
 }
 
 /* Claims jobs nobody holds (their owner's lease ran out, or they were released) and hands them to the
- * loop, each with its history, its last events and the version of its flow it started with. */
+ * loop, each with its history, its last events, the version of its flow it started with, and its
+ * shared store made again from its last whole store and the patches after (store_at). */
 static void claim(pg_store_t *s) {
     uint64_t room = s->hooks.room ? s->hooks.room(s->hooks.data) : CLAIM_BATCH;
     if (room == 0 || flowd_writer_released(s->writer))
@@ -957,7 +1121,19 @@ static void claim(pg_store_t *s) {
                                                 .data = PQgetvalue(events, ei, 5),
                                                 .len = (size_t)PQgetlength(events, ei, 5)};
         }
-        const char *params = col(jobs, r, 9), *shared = col(jobs, r, 10);
+        const char *params = col(jobs, r, 9);
+        /* its last whole store and the patches after: what it resumes from (ours now: nobody
+         * writes it meanwhile) */
+        json_t *shared = NULL;
+        if (store_at(s->wconn, id, 0, 1, 1, &shared, NULL) < 0) {
+            /* not from a store that is not its own: it goes back, and is claimed again later */
+            flowd_log(FLOW_LOG_ERROR, "store: job %s: its shared store cannot be read; it is taken again later",
+                      id);
+            const char *pr[] = {id, s->me};
+            PQclear(run_prepared(s->wconn, "release_one", 2, pr, PGRES_COMMAND_OK));
+            json_decref(history);
+            continue;
+        }
         flowd_stored_job_t sj = {
             .id = id,
             .seq = 0, /* a fresh place in this instance's table */
@@ -969,25 +1145,23 @@ static void claim(pg_store_t *s) {
             .idem_key = col(jobs, r, 7),
             .body_hash = (uint64_t)strtoll(PQgetvalue(jobs, r, 8), NULL, 10),
             .params = params ? json_loads(params, JSON_ALLOW_NUL, NULL) : NULL,
-            .shared = shared ? json_loads(shared, JSON_ALLOW_NUL, NULL) : NULL,
-            .resume_node = col(jobs, r, 11),
-            .tries = (unsigned)col_u64(jobs, r, 12),
-            .steps = col_u64(jobs, r, 13),
-            .last_action = col(jobs, r, 14),
-            .waiting_for = col(jobs, r, 15),
-            .tenant = col(jobs, r, 17),
-            .callback = col(jobs, r, 18),
-            .start_at_us = col_u64(jobs, r, 19),
-            .priority = (unsigned)col_u64(jobs, r, 20),
-            .conc_key = col(jobs, r, 21),
-            .conc_limit = (unsigned)col_u64(jobs, r, 22),
-            .origin = col(jobs, r, 23),
+            .shared = shared,
+            .resume_node = col(jobs, r, 10),
+            .tries = (unsigned)col_u64(jobs, r, 11),
+            .steps = col_u64(jobs, r, 12),
+            .last_action = col(jobs, r, 13),
+            .waiting_for = col(jobs, r, 14),
+            .tenant = col(jobs, r, 16),
+            .callback = col(jobs, r, 17),
+            .start_at_us = col_u64(jobs, r, 18),
+            .priority = (unsigned)col_u64(jobs, r, 19),
+            .conc_key = col(jobs, r, 20),
+            .conc_limit = (unsigned)col_u64(jobs, r, 21),
+            .origin = col(jobs, r, 22),
             .history = history,
             .events = evs,
             .nevents = nev,
         };
-        if (sj.shared == NULL)
-            sj.shared = json_object();
         json_object_set_new(s->owned, id, json_true());
         if (s->hooks.adopt != NULL)
             s->hooks.adopt(s->hooks.data, &sj);
@@ -1400,6 +1574,28 @@ static int read_document(PGconn *c, const char *id, flowd_remote_job_t *out) {
     return rc;
 }
 
+/* The shared store of the job read into out: an ended job's is its row's (final, row: its text);
+ * one that has not ended has {} there, and its store is made from its last whole store and the
+ * patches after (store_at), as of a step at least as late as the row's. */
+static int read_shared(PGconn *c, flowd_remote_job_t *out, const char *row) {
+    json_t *store = NULL;
+    int rc = 0;
+    if (flow_status_final(out->status)) {
+        if (row != NULL && (out->shared = strdup(row)) == NULL)
+            return FLOW_ENOMEM;
+    } else if ((rc = store_at(c, out->id, 0, 1, 0, &store, NULL)) == 0) {
+        out->shared = json_dumps(store, JSON_COMPACT);
+        rc = out->shared ? 0 : FLOW_ENOMEM;
+    } else if (rc == FLOW_ENOTFOUND) {
+        rc = 0; /* removed since the row was read: no store, as for a job that has none */
+    } else if (rc == FLOW_ESTATE) {
+        rc = FLOW_EIO; /* its log is broken (logged): a 500, not a store that is not its own */
+    }
+    json_decref(store);
+    out->shared_len = out->shared ? strlen(out->shared) : 0;
+    return rc;
+}
+
 static int pg_read_job(flowd_store_t *store, const char *id, const char *idem_key,
                        const char *tenant, unsigned what, flowd_remote_job_t *out) {
     pg_store_t *s = (pg_store_t *)store;
@@ -1409,28 +1605,29 @@ static int pg_read_job(flowd_store_t *store, const char *id, const char *idem_ke
         return FLOW_EIO;
     const char *p[] = {id ? id : idem_key, tenant};
     PGresult *res = run(c,
-                        id ? "SELECT " JOB_COLUMNS ", shared, params, callback, base_shared"
+                        id ? "SELECT " JOB_COLUMNS ", shared, params, callback, base_shared, base_step"
                              " FROM jobs WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)"
-                           : "SELECT " JOB_COLUMNS ", shared, params, callback, base_shared"
+                           : "SELECT " JOB_COLUMNS ", shared, params, callback, base_shared, base_step"
                              " FROM jobs WHERE idem_key = $1"
                              " AND tenant = $2",
                         2, p, PGRES_TUPLES_OK);
     int rc = res == NULL ? FLOW_EIO : PQntuples(res) == 0 ? FLOW_ENOTFOUND : 0;
     if (rc == 0) {
         remote_from_row(res, 0, out);
-        if (what & FLOWD_READ_SHARED) {
-            out->shared = col_dup(res, 0, 23);
-            out->shared_len = out->shared ? strlen(out->shared) : 0;
-        }
+        if (what & FLOWD_READ_SHARED)
+            rc = read_shared(c, out, col(res, 0, 23));
         if (what & FLOWD_READ_REDRIVE) {
             out->params = col_dup(res, 0, 24);
             out->callback = col_dup(res, 0, 25);
             out->base_shared = col_dup(res, 0, 26);
+            /* a store with patches keeps the step a redrive starts from the store of (store_at) */
+            out->base_at_step = out->base_shared == NULL && !PQgetisnull(res, 0, 27);
+            out->base_step = col_u64(res, 0, 27);
             out->base_node = col_dup(res, 0, 7);
-            if (out->base_shared == NULL)
+            if (out->base_shared == NULL && !out->base_at_step)
                 out->base_node = (free(out->base_node), NULL);
         }
-        if (what & FLOWD_READ_HISTORY)
+        if (rc == 0 && (what & FLOWD_READ_HISTORY))
             rc = read_history(c, out->id, out);
         if (rc == 0 && (what & FLOWD_READ_DOCUMENT))
             rc = read_document(c, out->id, out);
@@ -1909,9 +2106,17 @@ static void pg_close(flowd_store_t *store) {
     free(s);
 }
 
+/* A read in the writer's order (apply_read): a job that runs here has its last steps in it. */
+static int pg_shared_at(flowd_store_t *store, const char *id, uint64_t step, json_t **out,
+                        uint64_t *oldest) {
+    return flowd_writer_read_shared(writer_of(store), id, step, out, oldest);
+}
+
 static const flowd_store_ops_t postgres_ops = {
     .name = "postgresql",
     .immediate = 0,
+    .patches = 1,
+    .shared_at = pg_shared_at,
     .create = pg_create,
     .checkpoint = pg_checkpoint,
     .finish = pg_finish,

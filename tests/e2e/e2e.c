@@ -1081,3 +1081,87 @@ size_t e2e_receiver_of(e2e_receiver_t *r, const char *id, e2e_got_t *out, size_t
     pthread_mutex_unlock(&r->lock);
     return n;
 }
+
+/* ---- checkpoints as patches ---- */
+
+const char e2e_ticks_doc[] =
+    "{\"name\": \"ticks\", \"start\": \"tick\", \"nodes\": {"
+    " \"tick\": {\"type\": \"sleep\", \"params\": {\"seconds\": 0.01},"
+    "  \"post\": [\"shared.n = shared.n + 1\", \"shared['k/~' .. shared.n] = shared.n\","
+    "   \"if shared.n == 5 then shared.drop = nil end\","
+    "   \"if shared.n < shared.limit then return 'again' end\"],"
+    "  \"next\": {\"again\": \"tick\"}}}}";
+
+json_t *e2e_ticks_initial(int limit) {
+    return json_pack("{s:i, s:i, s:b, s:s}", "n", 0, "limit", limit, "drop", 1, "big",
+                     "a value no step writes");
+}
+
+void e2e_ticks_check(json_t *got, int limit) {
+    ck_assert_int_eq(json_integer_value(json_object_get(got, "n")), limit);
+    ck_assert_ptr_null(json_object_get(got, "drop"));
+    ck_assert_str_eq(json_string_value(json_object_get(got, "big")), "a value no step writes");
+    for (int k = 1; k <= limit; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "k/~%d", k);
+        ck_assert_int_eq(json_integer_value(json_object_get(got, key)), k);
+    }
+    ck_assert_uint_eq(json_object_size(got), (size_t)limit + 3);
+}
+
+void e2e_patch_apply(json_t *doc, json_t *patch) {
+    size_t i;
+    json_t *op;
+    ck_assert(json_is_array(patch));
+    json_array_foreach(patch, i, op) {
+        const char *path = json_string_value(json_object_get(op, "path"));
+        const char *name = json_string_value(json_object_get(op, "op"));
+        ck_assert(path != NULL && path[0] == '/' && strchr(path + 1, '/') == NULL);
+        char key[256];
+        size_t n = 0;
+        for (const char *p = path + 1; *p && n + 1 < sizeof key; p++) {
+            if (*p == '~') {
+                p++;
+                key[n++] = *p == '0' ? '~' : '/';
+            } else {
+                key[n++] = *p;
+            }
+        }
+        key[n] = '\0';
+        if (strcmp(name, "remove") == 0) {
+            ck_assert_int_eq(json_object_del(doc, key), 0);
+        } else {
+            ck_assert_str_eq(name, "add");
+            json_object_set(doc, key, json_object_get(op, "value"));
+        }
+    }
+}
+
+size_t e2e_follow_steps(e2e_server_t *s, const char *id, const char *last_id, json_t *doc,
+                        json_t *at, json_t *ids) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
+    e2e_stream_t st;
+    e2e_stream_open(&st, s, path, last_id);
+    ck_assert(e2e_stream_wait_end(&st, 20000));
+    json_t *frames = e2e_sse_parse(st.buf);
+    size_t i, steps = 0;
+    json_t *f;
+    json_array_foreach(frames, i, f) {
+        const char *ev = json_string_value(json_object_get(f, "event"));
+        if (ev == NULL || strcmp(ev, "step") != 0)
+            continue;
+        json_t *data = json_object_get(f, "data");
+        e2e_patch_apply(doc, json_object_get(data, "patch"));
+        char seq[32];
+        snprintf(seq, sizeof seq, "%lld", json_integer_value(json_object_get(data, "seq")));
+        if (at != NULL)
+            json_object_set_new(at, seq, json_deep_copy(doc));
+        if (ids != NULL)
+            json_object_set(ids, seq, json_object_get(f, "id"));
+        steps++;
+    }
+    json_decref(frames);
+    e2e_stream_close(&st);
+    return steps;
+}

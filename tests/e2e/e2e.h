@@ -207,6 +207,23 @@ void e2e_receiver_wait(e2e_receiver_t *r, size_t n, unsigned timeout_ms);
 /* The good deliveries of job id, in order, into out; their count. */
 size_t e2e_receiver_of(e2e_receiver_t *r, const char *id, e2e_got_t *out, size_t cap);
 
+/* ---- checkpoints as patches (test_patches.c, test_postgres.c) ---- */
+
+/* The flow "ticks": each step n counts, key "k/~<n>" is added, "drop" goes at n == 5, "big" is
+ * never written, and it loops until n is shared.limit. */
+extern const char e2e_ticks_doc[];
+/* Its first shared store (a new reference). */
+json_t *e2e_ticks_initial(int limit);
+/* got is its store once it ran to limit. */
+void e2e_ticks_check(json_t *got, int limit);
+/* A client's own applier of what flowd sends: add and remove of top-level members. */
+void e2e_patch_apply(json_t *doc, json_t *patch);
+/* The job's events (from after last_id, NULL: all) to its end, applied to doc; at (may be NULL)
+ * gets a copy of the store after each step, by seq, and ids (may be NULL) each step's event id.
+ * Returns the number of step events. */
+size_t e2e_follow_steps(e2e_server_t *s, const char *id, const char *last_id, json_t *doc,
+                        json_t *at, json_t *ids);
+
 /* The tables of a SQLite store of schema version 3 (before callbacks, schedules and queueing), for
  * tests that migrate a file made by hand: the test adds its meta row and its jobs. */
 #define E2E_SQLITE_TABLES_V3 \

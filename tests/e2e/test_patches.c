@@ -15,20 +15,11 @@
 
 static char dir[128], flows[160], store[192];
 
-/* Each step: n counts, key "k/~<n>" is added, "drop" goes at n == 5, "big" is never written. */
-static const char ticks_doc[] =
-    "{\"name\": \"ticks\", \"start\": \"tick\", \"nodes\": {"
-    " \"tick\": {\"type\": \"sleep\", \"params\": {\"seconds\": 0.01},"
-    "  \"post\": [\"shared.n = shared.n + 1\", \"shared['k/~' .. shared.n] = shared.n\","
-    "   \"if shared.n == 5 then shared.drop = nil end\","
-    "   \"if shared.n < shared.limit then return 'again' end\"],"
-    "  \"next\": {\"again\": \"tick\"}}}}";
-
 static void setup(void) {
     e2e_tmpdir(dir, sizeof dir, "flowd-patches");
     snprintf(flows, sizeof flows, "%s/flows", dir);
     ck_assert_int_eq(mkdir(flows, 0755), 0);
-    e2e_write_file(flows, "ticks.json", ticks_doc);
+    e2e_write_file(flows, "ticks.json", e2e_ticks_doc);
     snprintf(store, sizeof store, "sqlite:%s/flowd.db", dir);
 }
 
@@ -40,86 +31,8 @@ static void start(e2e_server_t *s) {
     e2e_start(s, "--store", store, "--flows", flows, "--snapshot-steps", "10", NULL);
 }
 
-static json_t *initial(int limit) {
-    return json_pack("{s:i, s:i, s:b, s:s}", "n", 0, "limit", limit, "drop", 1, "big",
-                     "a value no step writes");
-}
-
-/* A client's own applier of what flowd sends: add and remove of top-level members. */
-static void apply(json_t *doc, json_t *patch) {
-    size_t i;
-    json_t *op;
-    ck_assert(json_is_array(patch));
-    json_array_foreach(patch, i, op) {
-        const char *path = json_string_value(json_object_get(op, "path"));
-        const char *name = json_string_value(json_object_get(op, "op"));
-        ck_assert(path != NULL && path[0] == '/' && strchr(path + 1, '/') == NULL);
-        char key[256];
-        size_t n = 0;
-        for (const char *p = path + 1; *p && n + 1 < sizeof key; p++) {
-            if (*p == '~') {
-                p++;
-                key[n++] = *p == '0' ? '~' : '/';
-            } else {
-                key[n++] = *p;
-            }
-        }
-        key[n] = '\0';
-        if (strcmp(name, "remove") == 0) {
-            ck_assert_int_eq(json_object_del(doc, key), 0);
-        } else {
-            ck_assert_str_eq(name, "add");
-            json_object_set(doc, key, json_object_get(op, "value"));
-        }
-    }
-}
-
-/* The job's events (from after last_id, NULL: all) to its end, applied to doc; at (may be NULL)
- * gets a copy of the store after each step, by seq, and ids (may be NULL) each step's event id.
- * Returns the number of step events. */
-static size_t follow(e2e_server_t *s, const char *id, const char *last_id, json_t *doc,
-                     json_t *at, json_t *ids) {
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
-    e2e_stream_t st;
-    e2e_stream_open(&st, s, path, last_id);
-    ck_assert(e2e_stream_wait_end(&st, 20000));
-    json_t *frames = e2e_sse_parse(st.buf);
-    size_t i, steps = 0;
-    json_t *f;
-    json_array_foreach(frames, i, f) {
-        const char *ev = json_string_value(json_object_get(f, "event"));
-        if (ev == NULL || strcmp(ev, "step") != 0)
-            continue;
-        json_t *data = json_object_get(f, "data");
-        apply(doc, json_object_get(data, "patch"));
-        char seq[32];
-        snprintf(seq, sizeof seq, "%lld", json_integer_value(json_object_get(data, "seq")));
-        if (at != NULL)
-            json_object_set_new(at, seq, json_deep_copy(doc));
-        if (ids != NULL)
-            json_object_set(ids, seq, json_object_get(f, "id"));
-        steps++;
-    }
-    json_decref(frames);
-    e2e_stream_close(&st);
-    return steps;
-}
-
-static void check_final(json_t *got, int limit) {
-    ck_assert_int_eq(json_integer_value(json_object_get(got, "n")), limit);
-    ck_assert_ptr_null(json_object_get(got, "drop"));
-    ck_assert_str_eq(json_string_value(json_object_get(got, "big")), "a value no step writes");
-    for (int k = 1; k <= limit; k++) {
-        char key[32];
-        snprintf(key, sizeof key, "k/~%d", k);
-        ck_assert_int_eq(json_integer_value(json_object_get(got, key)), k);
-    }
-    ck_assert_uint_eq(json_object_size(got), (size_t)limit + 3);
-}
-
 static char *post(e2e_server_t *s, int limit) {
-    json_t *body = json_pack("{s:s, s:o}", "flow", "ticks", "shared", initial(limit));
+    json_t *body = json_pack("{s:s, s:o}", "flow", "ticks", "shared", e2e_ticks_initial(limit));
     char *text = json_dumps(body, JSON_COMPACT);
     json_t *job = e2e_start_job(s, text);
     char *id = strdup(json_string_value(json_object_get(job, "id")));
@@ -134,13 +47,13 @@ START_TEST(test_the_patch_stream_and_step_reads_give_the_store) {
     e2e_server_t s;
     start(&s);
     char *id = post(&s, LIMIT);
-    json_t *doc = initial(LIMIT), *at = json_object();
-    ck_assert_uint_eq(follow(&s, id, NULL, doc, at, NULL), LIMIT);
+    json_t *doc = e2e_ticks_initial(LIMIT), *at = json_object();
+    ck_assert_uint_eq(e2e_follow_steps(&s, id, NULL, doc, at, NULL), LIMIT);
     char path[160];
     snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
     json_t *final = e2e_get_json(&s, path);
     ck_assert(json_equal(final, doc));
-    check_final(doc, LIMIT);
+    e2e_ticks_check(doc, LIMIT);
 
     /* the store as of each step the log keeps, as the patches made it; 410 before that */
     int kept = 0, gone = 0;
@@ -208,11 +121,11 @@ START_TEST(test_kill_9_mid_run_resumes_from_snapshot_and_patches) {
     json_decref(e2e_wait_status(&s, id, "succeeded", 20000));
     snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
     json_t *final = e2e_get_json(&s, path);
-    check_final(final, LIMIT); /* a step lost or run on a stale store would show */
+    e2e_ticks_check(final, LIMIT); /* a step lost or run on a stale store would show */
 
     /* its events, from the store after the restart, still rebuild it ... */
-    json_t *doc = initial(LIMIT), *ids = json_object();
-    ck_assert_uint_eq(follow(&s, id, NULL, doc, NULL, ids), LIMIT);
+    json_t *doc = e2e_ticks_initial(LIMIT), *ids = json_object();
+    ck_assert_uint_eq(e2e_follow_steps(&s, id, NULL, doc, NULL, ids), LIMIT);
     ck_assert(json_equal(doc, final));
     json_decref(doc);
     /* ... and so do those after a Last-Event-ID, from the store as of that event's step (the
@@ -235,7 +148,7 @@ START_TEST(test_kill_9_mid_run_resumes_from_snapshot_and_patches) {
     snprintf(seq, sizeof seq, "%d", n);
     snprintf(last, sizeof last, "%lld", json_integer_value(json_object_get(ids, seq)));
     json_decref(ids);
-    ck_assert_uint_eq(follow(&s, id, last, doc, NULL, NULL), (size_t)(LIMIT - n));
+    ck_assert_uint_eq(e2e_follow_steps(&s, id, last, doc, NULL, NULL), (size_t)(LIMIT - n));
     ck_assert(json_equal(doc, final));
     json_decref(doc);
     json_decref(final);

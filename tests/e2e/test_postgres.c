@@ -902,8 +902,8 @@ START_TEST(test_a_version_1_database_gets_tenants) {
     start_with_keys(&a);
     const char *old = "00000000000000000000000000000001";
     ck_assert_int_eq(db_number("SELECT value::int FROM flowd_meta WHERE key = 'schema_version'"),
-                     7); /* 1 -> 2 (tenants) -> 3 (callbacks) -> 4 (schedules) -> 5 (queueing) -> 6 (turns)
-                          * -> 7 (redrives) */
+                     8); /* 1 -> 2 (tenants) -> 3 (callbacks) -> 4 (schedules) -> 5 (queueing) -> 6 (turns)
+                          * -> 7 (redrives) -> 8 (stores) */
     /* version 5: it starts at once, at the default priority, with no key; version 6: no turn held */
     ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE start_at_us = 0 AND priority = 5"
                                " AND conc_key IS NULL AND NOT slot AND waits IS NULL"), 1);
@@ -1262,7 +1262,7 @@ static void sample_running(e2e_server_t *a, e2e_server_t *b, const char *custome
     char sql[320];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE flow = 'keyed' AND status IN"
              " ('queued', 'running', 'waiting') AND (slot OR status <> 'queued')%s%s%s",
-             customer ? " AND shared::jsonb ->> 'customer' = '" : "", customer ? customer : "", customer ? "'" : "");
+             customer ? " AND conc_key = '" : "", customer ? customer : "", customer ? "'" : "");
     *listed = *held = 0;
     uint64_t deadline = e2e_now_ms() + 30000;
     for (unsigned round = 0; e2e_now_ms() < deadline; round++) {
@@ -1311,9 +1311,9 @@ START_TEST(test_a_concurrency_key_holds_over_two_instances) {
     /* another customer is not held back by acme's key */
     char *other = post_id(&b, "{\"flow\": \"keyed\", \"shared\": {\"customer\": \"zeta\", \"pause\": 0.1}}");
     ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE flow = 'keyed' AND status = 'running'"
-                               " AND shared::jsonb ->> 'customer' = 'acme'"), 2);
+                               " AND conc_key = 'acme'"), 2);
     ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE flow = 'keyed' AND status = 'queued'"
-                               " AND shared::jsonb ->> 'customer' = 'acme'"), (long long)n);
+                               " AND conc_key = 'acme'"), (long long)n);
     long long listed, held;
     sample_running(&a, &b, "acme", &listed, &held);
     wait_db("SELECT count(*) FROM jobs WHERE flow = 'keyed' AND status = 'succeeded'", (long long)n + 3, 20000);
@@ -1480,6 +1480,11 @@ START_TEST(test_a_failed_job_is_redriven_on_any_instance) {
     e2e_request(&b, "PUT", "/v1/flows/rd", ct, doc, &r);
     ck_assert_int_eq(r.status, 200);
     e2e_resp_free(&r);
+    /* a store with patches keeps the step the redrive starts from the store of, not that store */
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND base_shared IS NULL"
+             " AND base_step = 1 AND resume_node = 'b'", j);
+    wait_db(sql, 1, 15000);
     char *on_b = redrive_on(&b, j, 202);
     assert_redriven(&b, on_b);
     char *on_a = redrive_on(&a, j, 202);
@@ -1490,7 +1495,6 @@ START_TEST(test_a_failed_job_is_redriven_on_any_instance) {
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "redriven_from"), "job")), j);
     json_decref(job);
     /* b's end reaches the database with b's next commit */
-    char sql[160];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND status = 'succeeded'", on_b);
     wait_db(sql, 1, 15000);
     free(redrive_on(&a, on_b, 409));
@@ -1507,6 +1511,209 @@ START_TEST(test_a_failed_job_is_redriven_on_any_instance) {
     free(on_a);
     free(on_b);
     free(after);
+}
+END_TEST
+
+/* ---- checkpoints as patches ---- */
+
+/* An instance whose jobs write their whole store every 10 steps at most (--snapshot-steps). */
+static void start_ticks(e2e_server_t *s, const char *lease) {
+    e2e_write_file(flows, "ticks.json", e2e_ticks_doc);
+    e2e_start(s, "--store", db_uri, "--flows", flows, "--lease", lease, "--claim-interval", "200ms",
+              "--poll-interval", "200ms", "--log-level", "warn", "--snapshot-steps", "10", NULL);
+}
+
+static char *post_ticks(e2e_server_t *s, int limit) {
+    json_t *body = json_pack("{s:s, s:o}", "flow", "ticks", "shared", e2e_ticks_initial(limit));
+    char *text = json_dumps(body, JSON_COMPACT);
+    char *id = post_id(s, text);
+    free(text);
+    json_decref(body);
+    return id;
+}
+
+/* A job's steps and how many of them are after its last whole store, as the database has them. */
+static void stored_steps(const char *id, long long *steps, long long *after) {
+    *steps = job_number("SELECT steps FROM jobs WHERE id = '%s'", id);
+    *after = *steps - job_number("SELECT COALESCE(max(step), 0) FROM stores WHERE job_id = '%s'", id);
+}
+
+/* GET /v1/jobs/{id}/shared?step=N on PostgreSQL, from the instance that ran the job and from the
+ * other one, gives the store the step events' patches make, as of each step the log keeps; 410
+ * before that, 404 beyond. The running job's row holds {} (a store in it would be rewritten at
+ * every step), and a job keeps at most two whole stores. */
+START_TEST(test_step_reads_on_postgres_match_the_patches) {
+    enum { LIMIT = 45 }; /* not a multiple of 10: steps after the last whole store */
+    e2e_server_t a, b;
+    start_ticks(&a, "10s");
+    start_ticks(&b, "10s");
+    char *id = post_ticks(&a, LIMIT);
+    json_t *doc = e2e_ticks_initial(LIMIT), *at = json_object();
+    ck_assert_uint_eq(e2e_follow_steps(&a, id, NULL, doc, at, NULL), LIMIT);
+    e2e_ticks_check(doc, LIMIT);
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND status = 'succeeded'", id);
+    wait_db(sql, 1, 15000);
+    ck_assert_int_le(job_number("SELECT count(*) FROM stores WHERE job_id = '%s'", id), 2);
+    ck_assert_int_eq(job_number("SELECT count(*) FROM steps WHERE job_id = '%s' AND data::jsonb ? 'patch'", id),
+                     LIMIT);
+    e2e_server_t *both[] = {&a, &b};
+    char path[160];
+    for (size_t i = 0; i < 2; i++) {
+        int kept = 0, gone = 0;
+        for (int n = LIMIT; n >= 0; n--) {
+            e2e_resp_t r;
+            snprintf(path, sizeof path, "/v1/jobs/%s/shared?step=%d", id, n);
+            e2e_request(both[i], "GET", path, NULL, NULL, &r);
+            char seq[32];
+            snprintf(seq, sizeof seq, "%d", n);
+            if (r.status == 200) {
+                ck_assert_msg(!gone, "step %d kept after an older one was not", n);
+                ck_assert_msg(json_equal(r.json, json_object_get(at, seq)), "on %zu, step %d: %s", i, n,
+                              r.body);
+                kept++;
+            } else {
+                e2e_assert_error(&r, 410, "step_not_kept", "--snapshot-steps");
+                gone++;
+            }
+            e2e_resp_free(&r);
+        }
+        ck_assert_int_ge(kept, 2); /* the last whole store and a patch at least */
+        ck_assert_int_ge(gone, 1); /* step 0's whole store went with a later one */
+        e2e_resp_t r;
+        snprintf(path, sizeof path, "/v1/jobs/%s/shared?step=%d", id, LIMIT + 1);
+        e2e_request(both[i], "GET", path, NULL, NULL, &r);
+        e2e_assert_error(&r, 404, "unknown_step", "has not finished step");
+        e2e_resp_free(&r);
+        snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
+        json_t *final = e2e_get_json(both[i], path);
+        ck_assert(json_equal(final, doc));
+        json_decref(final);
+    }
+    ck_assert_int_eq(e2e_stop(&a, slow() ? 60000 : 15000), 0);
+    ck_assert_int_eq(e2e_stop(&b, slow() ? 60000 : 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+    json_decref(doc);
+    json_decref(at);
+    free(id);
+}
+END_TEST
+
+/* A looping job on a, read from b while it runs (b makes its store from the database's last whole
+ * store and the patches after), then a is killed (kill -9) with steps after its last whole store:
+ * b takes the job over and resumes it from that store and those patches, to the right end. */
+START_TEST(test_a_looping_job_killed_mid_run_resumes_on_the_other_instance) {
+    enum { LIMIT = 600 }; /* 6 s at least: still running when a is killed, however slow the machine */
+    e2e_server_t a, b;
+    start_ticks(&a, "2s");
+    start_ticks(&b, "2s");
+    char *id = post_ticks(&a, LIMIT);
+    char path[160];
+    long long steps = 0, after = 0;
+    uint64_t deadline = e2e_now_ms() + 30000;
+    int reads = 0;
+    while (steps < 30 || after < 3 || reads < 3) {
+        ck_assert_msg(e2e_now_ms() < deadline, "%lld steps, %lld after the last whole store", steps, after);
+        stored_steps(id, &steps, &after);
+        if (steps >= 3 && after >= 1) {
+            /* its row holds {} while it runs: b's store comes from stores and steps */
+            ck_assert_int_eq(job_number("SELECT count(*) FROM jobs WHERE id = '%s' AND shared <> '{}'"
+                                        " AND status IN ('queued', 'running')", id), 0);
+            snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
+            json_t *got = e2e_get_json(&b, path);
+            json_int_t n = json_integer_value(json_object_get(got, "n"));
+            ck_assert_int_ge(n, steps);
+            ck_assert_int_le(n, LIMIT);
+            ck_assert_uint_eq(json_object_size(got), (size_t)n + (n >= 5 ? 3 : 4));
+            for (json_int_t k = 1; k <= n; k++) {
+                char key[32];
+                snprintf(key, sizeof key, "k/~%lld", (long long)k);
+                ck_assert_int_eq(json_integer_value(json_object_get(got, key)), k);
+            }
+            json_decref(got);
+            reads++;
+        }
+        usleep(5000);
+    }
+    e2e_kill(&a);
+    stored_steps(id, &steps, &after);
+    ck_assert_msg(steps < LIMIT, "the job ended before a was killed");
+    json_decref(e2e_wait_status(&b, id, "succeeded", slow() ? 60000 : 30000));
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
+    json_t *final = e2e_get_json(&b, path);
+    e2e_ticks_check(final, LIMIT); /* a step lost or run on a stale store would show */
+    json_t *doc = e2e_ticks_initial(LIMIT);
+    ck_assert_uint_eq(e2e_follow_steps(&b, id, NULL, doc, NULL, NULL), LIMIT);
+    ck_assert(json_equal(doc, final));
+    ck_assert_int_eq(job_number("SELECT claims FROM jobs WHERE id = '%s'", id), 1);
+    ck_assert_int_le(job_number("SELECT count(*) FROM stores WHERE job_id = '%s'", id), 2);
+    json_decref(doc);
+    json_decref(final);
+    ck_assert_int_eq(e2e_stop(&b, slow() ? 60000 : 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+    free(id);
+}
+END_TEST
+
+/* A version 7 database (before stores) with a job that waits for input, its store in its row as
+ * version 7 kept it: the next flowd makes it version 8, takes the job over from its row, and it
+ * ends with the store it had and what came after. */
+START_TEST(test_a_version_7_database_gets_stores) {
+    e2e_server_t a, b;
+    start(&a, "10s");
+    char *id = post_id(&a, "{\"flow\": \"ask\", \"shared\": {\"who\": \"Ada\"}}");
+    json_decref(e2e_wait_status(&a, id, "waiting", 20000));
+    ck_assert_int_eq(e2e_stop(&a, slow() ? 60000 : 15000), 0); /* released */
+    /* as version 7 had it: the store as of the last checkpoint in the row, no stores table */
+    PGconn *c = db();
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE jobs SET shared = '{\"who\": \"Ada\", \"asked\": true, \"old\": 7}'"
+             " WHERE id = '%s'", id);
+    static const char *const to_7[] = {"DROP TABLE stores", "ALTER TABLE jobs DROP COLUMN base_step",
+                                       "UPDATE flowd_meta SET value = '7' WHERE key = 'schema_version'", NULL};
+    for (const char *const *q = to_7; ; q++) {
+        PGresult *res = PQexec(c, *q ? *q : sql);
+        ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", *q ? *q : sql, PQresultErrorMessage(res));
+        PQclear(res);
+        if (*q == NULL)
+            break;
+    }
+    PQfinish(c);
+    start(&b, "10s");
+    ck_assert_int_eq(db_number("SELECT value::int FROM flowd_meta WHERE key = 'schema_version'"), 8);
+    ck_assert_int_eq(db_number("SELECT count(*) FROM information_schema.columns WHERE table_name = 'jobs'"
+                               " AND column_name = 'base_step'"), 1);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND owner IS NOT NULL", id);
+    wait_db(sql, 1, slow() ? 60000 : 15000);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
+    json_t *sh = get_value(&b, path);
+    ck_assert_int_eq(json_integer_value(json_object_get(sh, "old")), 7);
+    json_decref(sh);
+    /* only its last checkpoint's store is kept: step 1's (the row's), not step 0's */
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared?step=1", id);
+    sh = get_value(&b, path);
+    ck_assert_int_eq(json_integer_value(json_object_get(sh, "old")), 7);
+    json_decref(sh);
+    e2e_resp_t r;
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared?step=0", id);
+    e2e_request(&b, "GET", path, NULL, NULL, &r);
+    e2e_assert_error(&r, 410, "step_not_kept", "step 1");
+    e2e_resp_free(&r);
+    answer_yes(&b, id);
+    json_decref(e2e_wait_status(&b, id, "succeeded", 20000));
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
+    sh = get_value(&b, path);
+    ck_assert_int_eq(json_integer_value(json_object_get(sh, "old")), 7);
+    ck_assert(json_is_true(json_object_get(sh, "done")));
+    ck_assert_str_eq(json_string_value(json_object_get(sh, "answer")), "yes");
+    json_decref(sh);
+    ck_assert_int_eq(e2e_stop(&b, slow() ? 60000 : 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+    free(id);
 }
 END_TEST
 
@@ -1531,6 +1738,9 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_a_flow_limit_holds_over_two_instances);
     tcase_add_test(tc, test_a_killed_instances_turns_come_free_after_takeover);
     tcase_add_test(tc, test_a_failed_job_is_redriven_on_any_instance);
+    tcase_add_test(tc, test_step_reads_on_postgres_match_the_patches);
+    tcase_add_test(tc, test_a_looping_job_killed_mid_run_resumes_on_the_other_instance);
+    tcase_add_test(tc, test_a_version_7_database_gets_stores);
     suite_add_tcase(s, tc);
     return s;
 }
