@@ -1514,6 +1514,60 @@ START_TEST(test_a_failed_job_is_redriven_on_any_instance) {
 }
 END_TEST
 
+/* A job that succeeded on one instance is forked on the other, after its first step and with a
+ * patch: the store of step 1 is made again from the database (its whole store and the patches
+ * after), and the new job runs b and c only. */
+START_TEST(test_a_job_is_forked_on_another_instance) {
+    e2e_server_t a, b;
+    char doc[2048], path[96], sql[160];
+    e2e_resp_t r;
+    snprintf(doc, sizeof doc, rd_fmt, "return 1");
+    e2e_write_file(flows, "rd.json", doc);
+    start(&a, "10s");
+    start(&b, "10s");
+    char *j = post_id(&a, "{\"flow\": \"rd\", \"shared\": {\"broken\": true}}");
+    json_decref(e2e_wait_status(&a, j, "succeeded", 20000));
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND status = 'succeeded'", j);
+    wait_db(sql, 1, 15000);
+    snprintf(path, sizeof path, "/v1/jobs/%s/fork", j);
+    const char *const ct[] = {"Content-Type: application/json", NULL};
+    e2e_request(&b, "POST", path, ct,
+                "{\"step\": 1, \"shared\": [{\"op\": \"add\", \"path\": \"/patched\", \"value\": true}]}",
+                &r);
+    ck_assert_msg(r.status == 202, "fork on b: %ld %s", r.status, r.body);
+    json_t *from = json_object_get(r.json, "forked_from");
+    ck_assert_str_eq(json_string_value(json_object_get(from, "job")), j);
+    ck_assert_int_eq(json_integer_value(json_object_get(from, "step")), 1);
+    char *f = strdup(json_string_value(json_object_get(r.json, "id")));
+    e2e_resp_free(&r);
+    json_decref(e2e_wait_status(&b, f, "succeeded", 20000));
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared", f);
+    json_t *sh = get_value(&b, path);
+    ck_assert_int_eq(json_integer_value(json_object_get(sh, "a")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(sh, "b_prep")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(sh, "c")), 1);
+    ck_assert(json_is_true(json_object_get(sh, "patched")));
+    json_decref(sh);
+    snprintf(path, sizeof path, "/v1/jobs/%s/history", f);
+    json_t *h = get_value(&b, path);
+    ck_assert_uint_eq(json_array_size(json_object_get(h, "steps")), 2);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(h, "steps"), 0),
+                                                       "node")), "b");
+    json_decref(h);
+    /* a step past the job's end is unknown, from either instance */
+    snprintf(path, sizeof path, "/v1/jobs/%s/fork", j);
+    e2e_request(&a, "POST", path, ct, "{\"step\": 99}", &r);
+    e2e_assert_error(&r, 404, "unknown_step", NULL);
+    e2e_resp_free(&r);
+    ck_assert_int_eq(e2e_stop(&a, 15000), 0);
+    ck_assert_int_eq(e2e_stop(&b, 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+    free(j);
+    free(f);
+}
+END_TEST
+
 /* ---- checkpoints as patches ---- */
 
 /* An instance whose jobs write their whole store every 10 steps at most (--snapshot-steps). */
@@ -1738,6 +1792,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_a_flow_limit_holds_over_two_instances);
     tcase_add_test(tc, test_a_killed_instances_turns_come_free_after_takeover);
     tcase_add_test(tc, test_a_failed_job_is_redriven_on_any_instance);
+    tcase_add_test(tc, test_a_job_is_forked_on_another_instance);
     tcase_add_test(tc, test_step_reads_on_postgres_match_the_patches);
     tcase_add_test(tc, test_a_looping_job_killed_mid_run_resumes_on_the_other_instance);
     tcase_add_test(tc, test_a_version_7_database_gets_stores);
