@@ -4,6 +4,8 @@
 # a byte array (xxd -i) and a row of flowd_ui_assets (server/ui_assets.h): its name under /ui/, its
 # Content-Type by extension, and an ETag made of its SHA-256, so that browsers revalidate cheaply.
 set -eu
+# without it the pipe below would make empty arrays (sh has no pipefail): say so instead
+command -v xxd >/dev/null || { echo "embed_ui.sh: xxd is missing (apt-get install xxd)" >&2; exit 1; }
 out=$1
 shift
 tmp=$out.tmp
