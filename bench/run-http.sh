@@ -7,7 +7,8 @@
 # info: a line per request). Prints req/s and p99 latencies, the ratios, and the targets. Like
 # bench/run.sh, it runs each BENCH_RUNS times (3), the three servers in turn, and prints the medians.
 # Memory and SQLite run again with --http-threads 1, to show how the durable path grows with the
-# threads that accept (issue 16: figures at 1 and 2 HTTP threads).
+# threads that accept (issue 16: figures at 1 and 2 HTTP threads), and SQLite once more on a store
+# of two files (--store-shards 2: two writer threads), against the one file of the default.
 # bench/run.sh calls it; run it alone with `sh bench/run-http.sh build`.
 set -eu
 B=${1:-build}
@@ -66,6 +67,7 @@ median() {
 
 echo "== http: POST /v1/jobs (noop flow), wrk -t2 -c64 -d$DURATION, one server at a time ($RUNS runs each, medians)"
 bare_rpss="" bare_p99s="" flowd_rpss="" flowd_p99s="" sqlite_rpss="" sqlite_p99s="" mem1_rpss="" sqlite1_rpss=""
+shards_rpss=""
 run=0
 while [ "$run" -lt "$RUNS" ]; do
     run=$((run + 1))
@@ -101,8 +103,16 @@ while [ "$run" -lt "$RUNS" ]; do
     port=$(flowd_port "$TMP/sqlite1.log" http)
     sqlite1=$(run_wrk "http://127.0.0.1:$port/v1/jobs" sqlite1)
     kill -TERM "$PIDS"; wait "$PIDS" 2>/dev/null || true
+
+    rm -rf "$TMP/data"
+    "$FLOWD" --port 0 --data-dir "$TMP/data" --store-shards 2 2>"$TMP/shards.log" &
+    PIDS="$!"
+    port=$(flowd_port "$TMP/shards.log" http)
+    shards=$(run_wrk "http://127.0.0.1:$port/v1/jobs" shards)
+    kill -TERM "$PIDS"; wait "$PIDS" 2>/dev/null || true
     PIDS=""
     mem1_rpss="$mem1_rpss ${mem1%% *}" sqlite1_rpss="$sqlite1_rpss ${sqlite1%% *}"
+    shards_rpss="$shards_rpss ${shards%% *}"
 
     set -- $bare
     bare_rpss="$bare_rpss $1" bare_p99s="$bare_p99s $2"
@@ -134,4 +144,8 @@ awk -v m1="$(median $mem1_rpss)" -v s1="$(median $sqlite1_rpss)" -v m2="$(median
     printf "http_threads=1: memory_rps=%.0f sqlite_rps=%.0f sqlite/memory=%.2f\n", m1, s1, s1 / m1
     printf "http_threads=2: memory_rps=%.0f sqlite_rps=%.0f sqlite/memory=%.2f\n", m2, s2, s2 / m2
     printf "threads 2/1: memory=%.2f sqlite=%.2f\n", m2 / m1, s2 / s1
+}'
+# shellcheck disable=SC2086
+awk -v s1="$(median $sqlite_rpss)" -v s2="$(median $shards_rpss)" 'BEGIN {
+    printf "store_shards=2: sqlite_rps=%.0f (1 file: %.0f) files 2/1=%.2f\n", s2, s1, s2 / s1
 }'

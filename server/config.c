@@ -83,6 +83,10 @@ static const setting_t settings[] = {
     {"store-sync", "FLOWD_STORE_SYNC", K_TEXT, OFF(store_sync), 0, sizeof(((flowd_config_t *)0)->store_sync),
      "full", "MODE", "SQLite: full (each commit reaches the disk: survives power loss) or normal (survives a "
      "crash of flowd, faster)"},
+    {"store-shards", "FLOWD_STORE_SHARDS", K_UINT, OFF(store_shards), 1, 64, "1", "N",
+     "SQLite: files a new store is made of, each written by its own thread (a job's rows are all in "
+     "the file its id picks): more accepted jobs per second where cores are spare; a store keeps the "
+     "count it was made with"},
     {"snapshot-steps", "FLOWD_SNAPSHOT_STEPS", K_UINT, OFF(snapshot_steps), 1, 1000000000, "100", "N",
      "SQLite, PostgreSQL: a step's checkpoint writes what it changed in the shared store (a JSON Patch); the "
      "whole store is written again after this many steps, once their patches add up to its size; "
@@ -476,6 +480,8 @@ void flowd_config_usage(FILE *out) {
     fprintf(out, "usage: flowd [FLAG VALUE]...\n"
                  "       flowd check FILE... [FLAG VALUE]...\n"
                  "       flowd run FILE [--shared JSON] [--params JSON] [FLAG VALUE]...\n"
+                 "       flowd backup DIR [--store sqlite:PATH] [--data-dir DIR]\n"
+                 "       flowd key new [--name NAME] [--role admin|submit|read] [--tenant TENANT]\n"
                  "Runs PocketFlow-style flows as jobs behind a REST API (api/openapi.yaml).\n"
                  "flowd check prints every problem of flow documents; flowd run runs one job of "
                  "one in\n"
@@ -483,6 +489,8 @@ void flowd_config_usage(FILE *out) {
                  "from\n"
                  "stdin); flowd check --help and flowd run --help say more. Both take the flags "
                  "below.\n"
+                 "flowd backup copies the SQLite store, every file of it, into DIR while flowd "
+                 "runs.\n"
                  "Every flag has an environment variable; the flag wins over the variable.\n\n");
     for (size_t i = 0; i < NSETTINGS; i++) {
         const setting_t *st = &settings[i];

@@ -298,6 +298,7 @@ static int server_init(flowd_server_t *srv) {
     char why[512] = "";
     flowd_store_opts_t so = {.data_dir = cfg->data_dir,
                              .sync = cfg->store_sync,
+                             .shards = cfg->store_shards,
                              .lease_ms = cfg->lease_ms,
                              .claim_ms = cfg->claim_ms,
                              .poll_ms = cfg->poll_ms,

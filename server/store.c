@@ -9,25 +9,30 @@
 #include "store.h"
 #include "store_cluster.h"
 
+int flowd_store_sqlite_path(const char *spec, const char *data_dir, char *out, size_t len) {
+    if (strncmp(spec, "sqlite:", 7) != 0 || spec[7] == '\0')
+        return FLOW_EINVAL;
+    const char *file = spec + 7;
+    if (file[0] == '/')
+        snprintf(out, len, "%s", file);
+    else
+        snprintf(out, len, "%s/%s", data_dir, file);
+    return 0;
+}
+
 int flowd_store_open(const char *spec, const flowd_store_opts_t *opts, flowd_store_t **out,
                      char *err, size_t errlen) {
     const char *data_dir = opts->data_dir, *sync = opts->sync;
+    char path[4096];
     if (strcmp(spec, "memory:") == 0 || strcmp(spec, "memory") == 0)
         return flowd_store_memory_new(out);
-    if (strncmp(spec, "sqlite:", 7) == 0 && spec[7] != '\0') {
-        const char *file = spec + 7;
-        char path[4096];
-        if (file[0] == '/') {
-            snprintf(path, sizeof path, "%s", file);
-        } else {
-            /* a relative file lives in the data directory, made if needed */
-            if (mkdir(data_dir, 0750) != 0 && access(data_dir, W_OK) != 0) {
-                snprintf(err, errlen, "--data-dir %s cannot be made or written", data_dir);
-                return FLOW_EIO;
-            }
-            snprintf(path, sizeof path, "%s/%s", data_dir, file);
+    if (flowd_store_sqlite_path(spec, data_dir, path, sizeof path) == 0) {
+        /* a relative file lives in the data directory, made if needed */
+        if (spec[7] != '/' && mkdir(data_dir, 0750) != 0 && access(data_dir, W_OK) != 0) {
+            snprintf(err, errlen, "--data-dir %s cannot be made or written", data_dir);
+            return FLOW_EIO;
         }
-        return flowd_store_sqlite_new(path, sync, out, err, errlen);
+        return flowd_store_sqlite_new(path, sync, opts->shards, out, err, errlen);
     }
     if (strncmp(spec, "postgresql://", 13) == 0 || strncmp(spec, "postgres://", 11) == 0)
         return flowd_store_postgres_new(spec, opts, out, err, errlen);

@@ -56,6 +56,8 @@
 #ifndef FLOWD_STORE_H
 #define FLOWD_STORE_H
 
+#include <stdio.h>
+
 #include "flow.h"
 
 struct flowd_job;
@@ -240,6 +242,7 @@ struct flowd_store {
 typedef struct flowd_store_opts {
     const char *data_dir;      /* where a relative sqlite:PATH is (made if needed) */
     const char *sync;          /* SQLite: as for flowd_store_sqlite_new */
+    unsigned shards;           /* SQLite: as for flowd_store_sqlite_new */
     /* PostgreSQL */
     uint64_t lease_ms;         /* how long a job's owner may go without renewing its lease */
     uint64_t claim_ms;         /* how often an instance looks for jobs to take over */
@@ -260,9 +263,24 @@ int flowd_store_memory_new(flowd_store_t **out);
 
 /* SQLite in WAL mode at path, written by a store thread that commits what comes together in one
  * transaction (group commit); sync is "full" (fsync at each commit: survives power loss) or
- * "normal" (survives a crash of flowd). */
-int flowd_store_sqlite_new(const char *path, const char *sync, flowd_store_t **out, char *err,
-                           size_t errlen);
+ * "normal" (survives a crash of flowd). A new store is made of shards files (1 to
+ * FLOWD_SQLITE_MAX_SHARDS; 0 is 1), each with its own store thread, named by
+ * flowd_store_sqlite_file; a store made before keeps the count it was made with. */
+enum { FLOWD_SQLITE_MAX_SHARDS = 64 }; /* --store-shards's bound (config.c) */
+int flowd_store_sqlite_new(const char *path, const char *sync, unsigned shards,
+                           flowd_store_t **out, char *err, size_t errlen);
+/* The file of a sqlite:PATH spec (a relative PATH is in data_dir), len bytes at out; FLOW_EINVAL
+ * when spec is not sqlite:. */
+int flowd_store_sqlite_path(const char *spec, const char *data_dir, char *out, size_t len);
+/* flowd backup: copies every file of the SQLite store at path into the directory dest (made if
+ * needed; a file already there is not overwritten) with SQLite's online backup, while flowd may be
+ * writing them; each copy is a consistent snapshot of its file, and a job's rows are all in one
+ * file. Says what it copied on out. 0, or an error with err set. */
+int flowd_store_sqlite_backup(const char *path, const char *dest, FILE *out, char *err,
+                              size_t errlen);
+/* The path of file i of the store at path (len bytes at out): path itself for 0, then data/x.1.db,
+ * data/x.2.db, ... for data/x.db (or path.1, ... without the .db). */
+void flowd_store_sqlite_file(const char *path, unsigned i, char *out, size_t len);
 
 /* PostgreSQL at uri, for several flowd instances on one database (store_postgres.c). */
 int flowd_store_postgres_new(const char *uri, const flowd_store_opts_t *opts, flowd_store_t **out,

@@ -12,12 +12,26 @@
  * as at the first), flow_versions (the document of every version of a flow a job started with, by
  * its digest), flows (what PUT and DELETE /v1/flows did), deliveries (of jobs' callbacks, webhooks.h:
  * a row each, written when it is owed and after each try), schedules (what PUT /v1/schedules made,
- * with each one's next run and last job), meta (the schema's version). */
+ * with each one's next run and last job), meta (the schema's version, and which file of how many
+ * this is).
+ *
+ * Several files (--store-shards N, fixed when the store is made): one writer thread and one
+ * SQLite connection commit at most what one core can, so a store of N files has N writers that
+ * commit side by side. A job lives in one file with all its rows (steps, stores, deliveries, the
+ * documents of its flow's versions), the one its id places it in (a hash of the id), so that
+ * every operation of a job goes to one writer in order and a file read alone is whole. Flows and
+ * schedules are in the first file, and so are a schedule's runs (their row moves in the same
+ * transaction as the job is written): those are the only jobs not where their id places them, and
+ * the store keeps their ids (moved). Lists need no merging here: the job table in memory answers
+ * them; load merges the files by the jobs' seq, so they come oldest first. */
+#include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -28,7 +42,7 @@
 #include "store.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 8
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -49,12 +63,17 @@ typedef struct sq_file {
     pthread_mutex_t clock;
     pthread_cond_t ccond;
     int ckpt_wanted;       /* under clock */
+    int fresh;             /* the file was made by this open */
     int cclosing;          /* under clock */
 } sq_file_t;
 
 typedef struct sqlite_store {
     flowd_store_t base;
-    sq_file_t *file;
+    sq_file_t **files;     /* nfiles, the first has the flows and schedules */
+    unsigned nfiles;
+    /* the jobs in another file than their id places them in: id -> the file's index */
+    pthread_mutex_t moved_lock;
+    json_t *moved;
 } sqlite_store_t;
 
 /* ---- the writer's backend ---- */
@@ -444,59 +463,107 @@ static void *checkpoint_main(void *arg) {
 
 /* ---- the calls ---- */
 
-static sq_file_t *file_of(flowd_store_t *store) {
-    return ((sqlite_store_t *)store)->file;
+static sqlite_store_t *store_of(flowd_store_t *store) {
+    return (sqlite_store_t *)store;
+}
+
+/* The file a job's id places it in. */
+static unsigned place(const sqlite_store_t *s, const char *id) {
+    return s->nfiles == 1 ? 0 : (unsigned)(flowd_hash_bytes(id, strlen(id)) % s->nfiles);
+}
+
+/* The file the job id is in: where its id places it, unless it was moved. */
+static sq_file_t *file_of(flowd_store_t *store, const char *id) {
+    sqlite_store_t *s = store_of(store);
+    unsigned i = place(s, id);
+    if (s->nfiles > 1) {
+        pthread_mutex_lock(&s->moved_lock);
+        json_t *m = json_object_size(s->moved) > 0 ? json_object_get(s->moved, id) : NULL;
+        if (m != NULL)
+            i = (unsigned)json_integer_value(m);
+        pthread_mutex_unlock(&s->moved_lock);
+    }
+    return s->files[i];
+}
+
+/* The job id is kept in file i (or no longer kept anywhere: i < 0), whatever its id says. */
+static int set_moved(sqlite_store_t *s, const char *id, int i) {
+    int rc = 0;
+    if (s->nfiles == 1 || (i >= 0 && place(s, id) == (unsigned)i))
+        return 0;
+    pthread_mutex_lock(&s->moved_lock);
+    if (i < 0)
+        json_object_del(s->moved, id);
+    else
+        rc = json_object_set_new(s->moved, id, json_integer(i)) == 0 ? 0 : FLOW_ENOMEM;
+    pthread_mutex_unlock(&s->moved_lock);
+    return rc;
+}
+
+static sq_file_t *first_file(flowd_store_t *store) {
+    return store_of(store)->files[0];
 }
 
 static int sq_create(flowd_store_t *store, flowd_job_t *job, json_t *shared, json_t *params,
                      flowd_store_done_cb done, void *data) {
-    return flowd_writer_create(file_of(store)->writer, job, shared, params, done, data);
+    return flowd_writer_create(file_of(store, job->id)->writer, job, shared, params, done, data);
 }
 
 static void sq_checkpoint(flowd_store_t *store, flowd_job_t *job, const flowd_checkpoint_t *cp) {
-    flowd_writer_checkpoint(file_of(store)->writer, job, cp);
+    flowd_writer_checkpoint(file_of(store, job->id)->writer, job, cp);
 }
 
 static void sq_finish(flowd_store_t *store, flowd_job_t *job) {
-    flowd_writer_finish(file_of(store)->writer, job);
+    flowd_writer_finish(file_of(store, job->id)->writer, job);
 }
 
 static void sq_remove(flowd_store_t *store, const char *id) {
-    flowd_writer_remove(file_of(store)->writer, id);
+    flowd_writer_remove(file_of(store, id)->writer, id);
+    set_moved(store_of(store), id, -1);
 }
 
+/* A delivery goes with its job, so that a file alone holds a job's deliveries (and remove and the
+ * orphans' check find them). */
 static void sq_delivery(flowd_store_t *store, const flowd_stored_delivery_t *d, int insert) {
-    flowd_writer_delivery(file_of(store)->writer, d, insert);
+    flowd_writer_delivery(file_of(store, d->job)->writer, d, insert);
 }
 
 static int sq_put_flow(flowd_store_t *store, const char *name, json_t *doc) {
-    return flowd_writer_put_flow(file_of(store)->writer, name, doc);
+    return flowd_writer_put_flow(first_file(store)->writer, name, doc);
 }
 
 static int sq_shared_at(flowd_store_t *store, const char *id, uint64_t step, json_t **out,
                         uint64_t *oldest) {
-    return flowd_writer_read_shared(file_of(store)->writer, id, step, out, oldest);
+    return flowd_writer_read_shared(file_of(store, id)->writer, id, step, out, oldest);
+}
+
+static int sq_put_schedule(flowd_store_t *store, const char *name,
+                           const flowd_stored_schedule_t *sched) {
+    return flowd_writer_put_schedule(first_file(store)->writer, name, sched);
+}
+
+/* A schedule's run is written in the schedule's file, the first, wherever its id would place it. */
+static int sq_create_run(flowd_store_t *store, flowd_job_t *job, json_t *shared, json_t *params,
+                         const flowd_schedule_run_t *r, flowd_store_done_cb done, void *data) {
+    sqlite_store_t *s = store_of(store);
+    int rc = set_moved(s, job->id, 0);
+    if (rc == 0 &&
+        (rc = flowd_writer_create_run(s->files[0]->writer, job, shared, params, r, done, data)) < 0)
+        set_moved(s, job->id, -1);
+    return rc;
+}
+
+static void sq_skip_run(flowd_store_t *store, const flowd_schedule_run_t *r) {
+    flowd_writer_skip_run(first_file(store)->writer, r);
 }
 
 /* At shutdown, before the engine cancels what still runs: those jobs stay in the file as of their
  * last checkpoint (running, waiting or queued), and the next start resumes them, as after a crash;
  * a restart for a deploy is not the end of a job. */
-static int sq_put_schedule(flowd_store_t *store, const char *name,
-                           const flowd_stored_schedule_t *sched) {
-    return flowd_writer_put_schedule(file_of(store)->writer, name, sched);
-}
-
-static int sq_create_run(flowd_store_t *store, flowd_job_t *job, json_t *shared, json_t *params,
-                         const flowd_schedule_run_t *r, flowd_store_done_cb done, void *data) {
-    return flowd_writer_create_run(file_of(store)->writer, job, shared, params, r, done, data);
-}
-
-static void sq_skip_run(flowd_store_t *store, const flowd_schedule_run_t *r) {
-    flowd_writer_skip_run(file_of(store)->writer, r);
-}
-
 static void sq_release(flowd_store_t *store) {
-    flowd_writer_release(file_of(store)->writer);
+    sqlite_store_t *s = store_of(store);
+    for (unsigned i = 0; i < s->nfiles; i++)
+        flowd_writer_release(s->files[i]->writer);
 }
 
 /* ---- load ---- */
@@ -527,87 +594,118 @@ static json_t *history_of(sqlite3_stmt *steps, uint64_t seq) {
     return history_of_bound(steps);
 }
 
+static const char load_jobs_sql[] =
+    "SELECT j.id, j.flow, v.document, j.status, j.created_us, j.started_us, j.finished_us, j.idem_key,"
+    " j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps, j.last_action, j.waiting_for,"
+    " j.error_code, j.error_message, j.error_node, j.totals, j.seq, j.tenant, j.callback,"
+    " j.start_at_us, j.priority, j.conc_key, j.conc_limit, j.origin, j.base_shared, j.base_step,"
+    " s.step, s.shared FROM jobs j LEFT JOIN flow_versions v ON v.digest = j.digest"
+    " LEFT JOIN stores s ON s.job = j.seq"
+    " AND s.step = (SELECT MAX(step) FROM stores WHERE job = j.seq) ORDER BY j.seq";
+
+/* Hands the job of the row st is at (load_jobs_sql's) to each, with its history from steps. */
+static int load_row(sqlite3_stmt *st, sqlite3_stmt *steps, flowd_store_each_cb each, void *data) {
+    flow_status_t status = FLOW_QUEUED;
+    flow_status_parse(col_text(st, 3) ? col_text(st, 3) : "queued", &status);
+    flowd_stored_job_t j = {
+        .id = col_text(st, 0),
+        .flow = col_text(st, 1),
+        .flow_document = col_text(st, 2),
+        .status = status,
+        .created_us = (uint64_t)sqlite3_column_int64(st, 4),
+        .started_us = (uint64_t)sqlite3_column_int64(st, 5),
+        .finished_us = (uint64_t)sqlite3_column_int64(st, 6),
+        .idem_key = col_text(st, 7),
+        .body_hash = (uint64_t)sqlite3_column_int64(st, 8),
+        .params = col_json(st, 9),
+        .shared = col_json(st, 10),
+        .resume_node = col_text(st, 11),
+        .tries = (unsigned)sqlite3_column_int(st, 12),
+        .steps = (uint64_t)sqlite3_column_int64(st, 13),
+        .last_action = col_text(st, 14),
+        .waiting_for = col_text(st, 15),
+        .error_code = flowd_store_error_code(col_text(st, 16)),
+        .error_message = col_text(st, 17),
+        .error_node = col_text(st, 18),
+        .totals = col_json(st, 19),
+        .seq = (uint64_t)sqlite3_column_int64(st, 20),
+        .tenant = col_text(st, 21),
+        .callback = col_text(st, 22),
+        .start_at_us = (uint64_t)sqlite3_column_int64(st, 23),
+        .priority = (unsigned)sqlite3_column_int(st, 24),
+        .conc_key = col_text(st, 25),
+        .conc_limit = (unsigned)sqlite3_column_int64(st, 26),
+        .origin = col_text(st, 27),
+        .base_shared = col_text(st, 28),
+        .at_base_step = sqlite3_column_type(st, 29) != SQLITE_NULL,
+        .base_step = (uint64_t)sqlite3_column_int64(st, 29),
+    };
+    j.history = history_of(steps, j.seq);
+    /* a job that has not ended: its last whole store and the patches after it */
+    uint64_t shared_step = j.steps;
+    if (!flow_status_final(j.status) && sqlite3_column_type(st, 31) != SQLITE_NULL) {
+        json_decref(j.shared);
+        j.shared = col_json(st, 31);
+        shared_step = (uint64_t)sqlite3_column_int64(st, 30);
+    }
+    if (j.shared == NULL)
+        j.shared = json_object();
+    char why[256];
+    if (!flow_status_final(j.status) && shared_step < j.steps &&
+        flowd_patch_replay(j.shared, j.history, shared_step, j.steps, why, sizeof why) < 0) {
+        /* the job then resumes from a store that lacks some steps: say so */
+        flowd_log(FLOW_LOG_ERROR, "store: job %s: its shared store after step %llu cannot be "
+                  "made again (%s)", j.id, (unsigned long long)j.steps, why);
+    }
+    int rc = each(data, &j);
+    json_decref(j.params);
+    json_decref(j.shared);
+    json_decref(j.history);
+    json_decref(j.totals);
+    return rc;
+}
+
+/* Every file's jobs, merged by their seq (the order they were made in, one count over the files). */
 static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
-    sq_file_t *f = file_of(store);
-    static const char q[] =
-        "SELECT j.id, j.flow, v.document, j.status, j.created_us, j.started_us, j.finished_us, j.idem_key,"
-        " j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps, j.last_action, j.waiting_for,"
-        " j.error_code, j.error_message, j.error_node, j.totals, j.seq, j.tenant, j.callback,"
-        " j.start_at_us, j.priority, j.conc_key, j.conc_limit, j.origin, j.base_shared, j.base_step,"
-        " s.step, s.shared FROM jobs j LEFT JOIN flow_versions v ON v.digest = j.digest"
-        " LEFT JOIN stores s ON s.job = j.seq"
-        " AND s.step = (SELECT MAX(step) FROM stores WHERE job = j.seq) ORDER BY j.seq";
-    sqlite3_stmt *st = NULL, *steps = NULL;
+    sqlite_store_t *s = store_of(store);
+    unsigned n = s->nfiles;
+    sqlite3_stmt **st = calloc(2 * (size_t)n, sizeof *st), **steps = st + n;
+    int *more = calloc(n, sizeof *more);
     int rc = 0;
-    if (sqlite3_prepare_v2(f->db, q, -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(f->db, "SELECT data FROM steps WHERE job = ? ORDER BY seq", -1, &steps,
-                           NULL) != SQLITE_OK) {
-        flowd_log(FLOW_LOG_ERROR, "store: cannot read the jobs: %s", sqlite3_errmsg(f->db));
-        rc = FLOW_EIO;
+    if (st == NULL || more == NULL) {
+        rc = FLOW_ENOMEM;
         goto out;
     }
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        flow_status_t status = FLOW_QUEUED;
-        flow_status_parse(col_text(st, 3) ? col_text(st, 3) : "queued", &status);
-        flowd_stored_job_t j = {
-            .id = col_text(st, 0),
-            .flow = col_text(st, 1),
-            .flow_document = col_text(st, 2),
-            .status = status,
-            .created_us = (uint64_t)sqlite3_column_int64(st, 4),
-            .started_us = (uint64_t)sqlite3_column_int64(st, 5),
-            .finished_us = (uint64_t)sqlite3_column_int64(st, 6),
-            .idem_key = col_text(st, 7),
-            .body_hash = (uint64_t)sqlite3_column_int64(st, 8),
-            .params = col_json(st, 9),
-            .shared = col_json(st, 10),
-            .resume_node = col_text(st, 11),
-            .tries = (unsigned)sqlite3_column_int(st, 12),
-            .steps = (uint64_t)sqlite3_column_int64(st, 13),
-            .last_action = col_text(st, 14),
-            .waiting_for = col_text(st, 15),
-            .error_code = flowd_store_error_code(col_text(st, 16)),
-            .error_message = col_text(st, 17),
-            .error_node = col_text(st, 18),
-            .totals = col_json(st, 19),
-            .seq = (uint64_t)sqlite3_column_int64(st, 20),
-            .tenant = col_text(st, 21),
-            .callback = col_text(st, 22),
-            .start_at_us = (uint64_t)sqlite3_column_int64(st, 23),
-            .priority = (unsigned)sqlite3_column_int(st, 24),
-            .conc_key = col_text(st, 25),
-            .conc_limit = (unsigned)sqlite3_column_int64(st, 26),
-            .origin = col_text(st, 27),
-            .base_shared = col_text(st, 28),
-            .at_base_step = sqlite3_column_type(st, 29) != SQLITE_NULL,
-            .base_step = (uint64_t)sqlite3_column_int64(st, 29),
-        };
-        j.history = history_of(steps, j.seq);
-        /* a job that has not ended: its last whole store and the patches after it */
-        uint64_t shared_step = j.steps;
-        if (!flow_status_final(j.status) && sqlite3_column_type(st, 31) != SQLITE_NULL) {
-            json_decref(j.shared);
-            j.shared = col_json(st, 31);
-            shared_step = (uint64_t)sqlite3_column_int64(st, 30);
+    for (unsigned i = 0; i < n; i++) {
+        sq_file_t *f = s->files[i];
+        if (sqlite3_prepare_v2(f->db, load_jobs_sql, -1, &st[i], NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(f->db, "SELECT data FROM steps WHERE job = ? ORDER BY seq", -1,
+                               &steps[i], NULL) != SQLITE_OK) {
+            flowd_log(FLOW_LOG_ERROR, "store: cannot read the jobs of %s: %s", f->path,
+                      sqlite3_errmsg(f->db));
+            rc = FLOW_EIO;
+            goto out;
         }
-        if (j.shared == NULL)
-            j.shared = json_object();
-        char why[256];
-        if (!flow_status_final(j.status) && shared_step < j.steps &&
-            flowd_patch_replay(j.shared, j.history, shared_step, j.steps, why, sizeof why) < 0) {
-            /* the job then resumes from a store that lacks some steps: say so */
-            flowd_log(FLOW_LOG_ERROR, "store: job %s: its shared store after step %llu cannot be "
-                      "made again (%s)", j.id, (unsigned long long)j.steps, why);
-        }
-        rc = each(data, &j);
-        json_decref(j.params);
-        json_decref(j.shared);
-        json_decref(j.history);
-        json_decref(j.totals);
+        more[i] = sqlite3_step(st[i]) == SQLITE_ROW;
+    }
+    for (;;) {
+        int next = -1;
+        for (unsigned i = 0; i < n; i++)
+            if (more[i] && (next < 0 || sqlite3_column_int64(st[i], 20) <
+                                            sqlite3_column_int64(st[next], 20)))
+                next = (int)i;
+        if (next < 0)
+            break;
+        if ((rc = set_moved(s, col_text(st[next], 0), next)) != 0 ||
+            (rc = load_row(st[next], steps[next], each, data)) != 0)
+            goto out;
+        more[next] = sqlite3_step(st[next]) == SQLITE_ROW;
     }
 out:
-    sqlite3_finalize(st);
-    sqlite3_finalize(steps);
+    for (unsigned i = 0; st != NULL && i < 2 * n; i++)
+        sqlite3_finalize(st[i]);
+    free(st);
+    free(more);
     return rc;
 }
 
@@ -621,9 +719,8 @@ typedef struct {
 
 /* Reads the rows sql selects, in order, handing each to row until one returns an error (then
  * that); what is named the rows in the log when the query cannot be made. */
-static int each_row(flowd_store_t *store, const char *sql, const char *what,
+static int each_row(sq_file_t *f, const char *sql, const char *what,
                     int (*row)(sqlite3_stmt *st, const sq_each_t *e), const sq_each_t *e) {
-    sq_file_t *f = file_of(store);
     sqlite3_stmt *st = NULL;
     int rc = 0;
     if (sqlite3_prepare_v2(f->db, sql, -1, &st, NULL) != SQLITE_OK) {
@@ -655,13 +752,18 @@ static int delivery_row(sqlite3_stmt *st, const sq_each_t *e) {
     return e->delivery(e->data, &d);
 }
 
+/* File by file: a job's deliveries are in its file, in the order they were made. */
 static int sq_load_deliveries(flowd_store_t *store, flowd_store_delivery_cb each, void *data) {
+    sqlite_store_t *s = store_of(store);
     sq_each_t e = {.delivery = each, .data = data};
-    return each_row(store,
-                    "SELECT id, job, tenant, url, type, body, created_us, state, attempts,"
-                    " next_us, last_status, last_error, tries FROM deliveries"
-                    " ORDER BY created_us, id",
-                    "deliveries", delivery_row, &e);
+    int rc = 0;
+    for (unsigned i = 0; rc == 0 && i < s->nfiles; i++)
+        rc = each_row(s->files[i],
+                      "SELECT id, job, tenant, url, type, body, created_us, state, attempts,"
+                      " next_us, last_status, last_error, tries FROM deliveries"
+                      " ORDER BY created_us, id",
+                      "deliveries", delivery_row, &e);
+    return rc;
 }
 
 static int flow_row(sqlite3_stmt *st, const sq_each_t *e) {
@@ -673,7 +775,7 @@ static int flow_row(sqlite3_stmt *st, const sq_each_t *e) {
 
 static int sq_load_flows(flowd_store_t *store, flowd_store_flow_cb each, void *data) {
     sq_each_t e = {.flow = each, .data = data};
-    return each_row(store, "SELECT name, document FROM flows ORDER BY updated_us", "flows",
+    return each_row(first_file(store), "SELECT name, document FROM flows ORDER BY updated_us", "flows",
                     flow_row, &e);
 }
 
@@ -689,7 +791,7 @@ static int schedule_row(sqlite3_stmt *st, const sq_each_t *e) {
 
 static int sq_load_schedules(flowd_store_t *store, flowd_store_schedule_cb each, void *data) {
     sq_each_t e = {.schedule = each, .data = data};
-    return each_row(store,
+    return each_row(first_file(store),
                     "SELECT name, tenant, definition, next_s, last_job, last_run_s"
                     " FROM schedules ORDER BY name",
                     "schedules", schedule_row, &e);
@@ -786,9 +888,13 @@ static void file_close(sq_file_t *f) {
 }
 
 static void sq_close(flowd_store_t *store) {
-    sqlite_store_t *s = (sqlite_store_t *)store;
-    if (s->file != NULL)
-        file_close(s->file);
+    sqlite_store_t *s = store_of(store);
+    for (unsigned i = 0; s->files != NULL && i < s->nfiles; i++)
+        if (s->files[i] != NULL)
+            file_close(s->files[i]);
+    free(s->files);
+    json_decref(s->moved);
+    pthread_mutex_destroy(&s->moved_lock);
     free(s);
 }
 
@@ -925,6 +1031,14 @@ static const char migrate_6_to_7[] =
     "UPDATE meta SET value = '7' WHERE key = 'schema_version';"
     "COMMIT;";
 
+/* Version 8 says in meta which file of how many a file is (--store-shards); a file from before is
+ * the one file of its store, which open writes once the version is 8. No table changes, but an
+ * older flowd must not open the first file of several and miss the jobs of the others. */
+static const char migrate_7_to_8[] =
+    "BEGIN;"
+    "UPDATE meta SET value = '8' WHERE key = 'schema_version';"
+    "COMMIT;";
+
 static int schema_version(sq_file_t *f) {
     sqlite3_stmt *st = NULL;
     int version = 0;
@@ -949,13 +1063,17 @@ static int migrate(sq_file_t *f, char *err, size_t errlen) {
         flowd_log(FLOW_LOG_INFO, "store: %s: schema version %d -> %d", f->path, version,
                   SCHEMA_VERSION);
         /* 1 and 2 copy their rows into the tables of this version; 3, 5 and 6 gain columns, a
-         * transaction a version (4 -> 5 is only the schedules table, which the schema makes) */
+         * transaction a version (4 -> 5 is only the schedules table, which the schema makes; 7 -> 8
+         * only meta) */
         if (version == 3)
-            sql = sqlite3_mprintf("%s%s%s", migrate_3_to_4, migrate_5_to_6, migrate_6_to_7);
+            sql = sqlite3_mprintf("%s%s%s%s", migrate_3_to_4, migrate_5_to_6, migrate_6_to_7,
+                                  migrate_7_to_8);
         else if (version == 4 || version == 5)
-            sql = sqlite3_mprintf("%s%s", migrate_5_to_6, migrate_6_to_7);
+            sql = sqlite3_mprintf("%s%s%s", migrate_5_to_6, migrate_6_to_7, migrate_7_to_8);
         else if (version == 6)
-            sql = sqlite3_mprintf("%s", migrate_6_to_7);
+            sql = sqlite3_mprintf("%s%s", migrate_6_to_7, migrate_7_to_8);
+        else if (version == 7)
+            sql = sqlite3_mprintf("%s", migrate_7_to_8);
         else
             sql = sqlite3_mprintf(version == 1 ? migrate_1_to_2 : migrate_2_to_3, schema);
         if (sql == NULL) {
@@ -1011,6 +1129,7 @@ static int file_open(const char *path, const char *sync, sq_file_t **out, char *
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(f->db));
         goto fail;
     }
+    f->fresh = schema_version(f) == 0;
     if ((rc = migrate(f, err, errlen)) < 0)
         goto fail;
     size_t made = 0;
@@ -1049,20 +1168,218 @@ fail:
     return rc;
 }
 
-int flowd_store_sqlite_new(const char *path, const char *sync, flowd_store_t **out, char *err,
-                           size_t errlen) {
+/* A number kept in meta, or dflt when there is none. */
+static unsigned meta_uint(sq_file_t *f, const char *key, unsigned dflt) {
+    sqlite3_stmt *st = NULL;
+    unsigned v = dflt;
+    if (sqlite3_prepare_v2(f->db, "SELECT value FROM meta WHERE key = ?", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = (unsigned)sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Writes which file of how many f is. */
+static int meta_place(sq_file_t *f, unsigned shard, unsigned shards, char *err, size_t errlen) {
+    char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO meta (key, value) VALUES ('shard', '%u');"
+                                "INSERT OR REPLACE INTO meta (key, value) VALUES ('shards', '%u')",
+                                shard, shards);
+    int ok = sql != NULL && sqlite3_exec(f->db, sql, NULL, NULL, NULL) == SQLITE_OK;
+    sqlite3_free(sql);
+    if (!ok)
+        snprintf(err, errlen, "%s: cannot write meta: %s", f->path, sqlite3_errmsg(f->db));
+    return ok ? 0 : FLOW_EIO;
+}
+
+void flowd_store_sqlite_file(const char *path, unsigned i, char *out, size_t len) {
+    size_t n = strlen(path);
+    if (i == 0)
+        snprintf(out, len, "%s", path);
+    else if (n > 3 && strcmp(path + n - 3, ".db") == 0)
+        snprintf(out, len, "%.*s.%u.db", (int)(n - 3), path, i);
+    else
+        snprintf(out, len, "%s.%u", path, i);
+}
+
+/* Opens the files after the first (which says how many there are, nfiles). A store made now makes
+ * them; a store made before must have every one of them, each saying it is that file of that
+ * store: a missing or misplaced file would lose the jobs it held without a word. */
+static int open_others(sqlite_store_t *s, const char *path, const char *sync, char *err,
+                       size_t errlen) {
+    int fresh = s->files[0]->fresh;
+    for (unsigned i = 1; i < s->nfiles; i++) {
+        char p[4096];
+        flowd_store_sqlite_file(path, i, p, sizeof p);
+        int exists = access(p, F_OK) == 0;
+        if (!exists && !fresh) {
+            snprintf(err, errlen, "%s is missing: the store of %s has %u files (restore all of "
+                     "them from one backup)", p, path, s->nfiles);
+            return FLOW_EINVAL;
+        }
+        if (exists && fresh) {
+            snprintf(err, errlen, "%s is there but %s is new: it belongs to another store (move "
+                     "it away)", p, path);
+            return FLOW_EINVAL;
+        }
+        int rc = file_open(p, sync, &s->files[i], err, errlen);
+        if (rc < 0)
+            return rc;
+        if (fresh) {
+            if ((rc = meta_place(s->files[i], i, s->nfiles, err, errlen)) < 0)
+                return rc;
+        } else if (meta_uint(s->files[i], "shard", 0) != i ||
+                   meta_uint(s->files[i], "shards", 0) != s->nfiles) {
+            snprintf(err, errlen, "%s says it is file %u of %u, not file %u of %u of %s", p,
+                     meta_uint(s->files[i], "shard", 0), meta_uint(s->files[i], "shards", 0), i,
+                     s->nfiles, path);
+            return FLOW_EINVAL;
+        }
+    }
+    return 0;
+}
+
+int flowd_store_sqlite_new(const char *path, const char *sync, unsigned shards,
+                           flowd_store_t **out, char *err, size_t errlen) {
     sqlite_store_t *s = calloc(1, sizeof *s);
-    if (s == NULL) {
+    sq_file_t *first = NULL;
+    int rc = FLOW_ENOMEM;
+    if (s == NULL || (s->moved = json_object()) == NULL) {
+        free(s);
         snprintf(err, errlen, "out of memory");
         return FLOW_ENOMEM;
     }
+    pthread_mutex_init(&s->moved_lock, NULL);
     s->base.ops = &sqlite_ops;
     s->base.cluster = NULL;
-    int rc = file_open(path, sync, &s->file, err, errlen);
-    if (rc < 0) {
-        free(s);
-        return rc;
+    if (access(path, F_OK) != 0) {
+        /* a new store: no file of an old one may be taken for one of its own */
+        for (unsigned i = 1; i <= FLOWD_SQLITE_MAX_SHARDS; i++) {
+            char p[4096];
+            flowd_store_sqlite_file(path, i, p, sizeof p);
+            if (access(p, F_OK) == 0) {
+                snprintf(err, errlen, "%s is there but %s is not: it belongs to another store "
+                         "(move it away)", p, path);
+                rc = FLOW_EINVAL;
+                goto fail;
+            }
+        }
     }
+    if ((rc = file_open(path, sync, &first, err, errlen)) < 0)
+        goto fail;
+    /* the count is the store's from when it was made: a job's file is where its id places it */
+    unsigned kept = meta_uint(first, "shards", 0);
+    if (kept == 0) {
+        kept = first->fresh ? (shards > 0 ? shards : 1) : 1;
+        if ((rc = meta_place(first, 0, kept, err, errlen)) < 0)
+            goto fail;
+    }
+    if (shards > 0 && kept != shards)
+        flowd_log(FLOW_LOG_INFO, "store: %s was made with --store-shards %u, which it keeps "
+                  "(--store-shards %u applies to a new store)", path, kept, shards);
+    rc = FLOW_ENOMEM;
+    if ((s->files = calloc(kept, sizeof *s->files)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    s->nfiles = kept;
+    s->files[0] = first;
+    first = NULL;
+    if ((rc = open_others(s, path, sync, err, errlen)) < 0)
+        goto fail;
     *out = &s->base;
+    return 0;
+fail:
+    if (first != NULL)
+        file_close(first);
+    sq_close(&s->base);
+    return rc;
+}
+
+/* ---- flowd backup ---- */
+
+/* Copies the file at src to dst (which must not be there) with SQLite's online backup: a read
+ * transaction on src that does not hold its writer back (WAL), retried while src is locked. */
+static int backup_file(const char *src, const char *dst, int *jobs, char *err, size_t errlen) {
+    sqlite3 *from = NULL, *to = NULL;
+    sqlite3_backup *b = NULL;
+    int rc = FLOW_EIO;
+    if (access(dst, F_OK) == 0) {
+        snprintf(err, errlen, "%s is there already (back up into a new directory)", dst);
+        return FLOW_EEXIST;
+    }
+    if (sqlite3_open_v2(src, &from, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", src, from ? sqlite3_errmsg(from) : "?");
+        goto out;
+    }
+    sqlite3_busy_timeout(from, 5000);
+    if (sqlite3_open_v2(dst, &to, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+            SQLITE_OK ||
+        (b = sqlite3_backup_init(to, "main", from, "main")) == NULL) {
+        snprintf(err, errlen, "cannot write %s: %s", dst, to ? sqlite3_errmsg(to) : "?");
+        goto out;
+    }
+    int step;
+    for (int tries = 0; (step = sqlite3_backup_step(b, -1)) != SQLITE_DONE; tries++) {
+        if ((step != SQLITE_BUSY && step != SQLITE_LOCKED) || tries == 100) {
+            snprintf(err, errlen, "cannot copy %s: %s", src, sqlite3_errstr(step));
+            goto out;
+        }
+        sqlite3_sleep(50);
+    }
+    sqlite3_backup_finish(b);
+    b = NULL;
+    sqlite3_stmt *st = NULL;
+    *jobs = -1;
+    if (sqlite3_prepare_v2(to, "SELECT count(*) FROM jobs", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        *jobs = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    rc = 0;
+out:
+    if (b != NULL)
+        sqlite3_backup_finish(b);
+    sqlite3_close(to);
+    sqlite3_close(from);
+    if (rc < 0 && to != NULL)
+        unlink(dst);
+    return rc;
+}
+
+int flowd_store_sqlite_backup(const char *path, const char *dest, FILE *out, char *err,
+                              size_t errlen) {
+    sq_file_t f = {.path = (char *)path};
+    unsigned n = 1;
+    if (access(path, R_OK) != 0) {
+        snprintf(err, errlen, "%s cannot be read: no store there", path);
+        return FLOW_ENOTFOUND;
+    }
+    if (sqlite3_open_v2(path, &f.db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path, f.db ? sqlite3_errmsg(f.db) : "?");
+        sqlite3_close(f.db);
+        return FLOW_EIO;
+    }
+    n = meta_uint(&f, "shards", 1);
+    sqlite3_close(f.db);
+    if (n == 0 || n > FLOWD_SQLITE_MAX_SHARDS) {
+        snprintf(err, errlen, "%s says its store has %u files", path, n);
+        return FLOW_EINVAL;
+    }
+    if (mkdir(dest, 0750) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot make %s: %s", dest, strerror(errno));
+        return FLOW_EIO;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        char src[4096], dst[4096 + 256];
+        flowd_store_sqlite_file(path, i, src, sizeof src);
+        const char *name = strrchr(src, '/');
+        snprintf(dst, sizeof dst, "%s/%s", dest, name ? name + 1 : src);
+        int jobs = 0, rc = backup_file(src, dst, &jobs, err, errlen);
+        if (rc < 0)
+            return rc;
+        fprintf(out, "%s -> %s (%d jobs)\n", src, dst, jobs);
+    }
     return 0;
 }

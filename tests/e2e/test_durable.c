@@ -21,6 +21,8 @@
 #include "support/mock.h"
 
 static char dir[64], flows[96], store[128];
+/* --store-shards: the "three files" case runs the same tests on a store of three files */
+static const char *shards = "1";
 
 /* Six steps: three sleeps of shared.pause seconds, each followed by a set that appends to
  * shared.done, so a step run twice on the same store would show. */
@@ -58,10 +60,31 @@ static void setup(void) {
 
 static void teardown(void) {
     e2e_rmtree(dir);
+    shards = "1";
+}
+
+static void setup_three_files(void) {
+    setup();
+    shards = "3";
 }
 
 static void start(e2e_server_t *s) {
-    e2e_start(s, "--store", store, "--flows", flows, "--max-jobs", "100000", NULL);
+    e2e_start(s, "--store", store, "--flows", flows, "--max-jobs", "100000", "--store-shards",
+              shards, NULL);
+}
+
+/* The jobs in the file at path. */
+static int jobs_in(const char *path) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int n = -1;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM jobs", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
 }
 
 static json_t *get_value(e2e_server_t *s, const char *path) {
@@ -772,6 +795,82 @@ START_TEST(test_a_job_stored_after_its_client_left_still_runs) {
 }
 END_TEST
 
+/* A store of three files: each has some of the jobs, and it keeps its three files when flowd
+ * starts again with another --store-shards. flowd backup copies the three while flowd runs, and a
+ * flowd started on the copies has every job. A missing file, or one left from another store, stops
+ * the start with a message that names it, instead of losing the jobs it held. */
+START_TEST(test_a_store_of_three_files_keeps_them_whole) {
+    e2e_server_t s;
+    start(&s);
+    e2e_call_t calls[60];
+    memset(calls, 0, sizeof calls);
+    for (int i = 0; i < 60; i++) {
+        calls[i].method = "POST";
+        calls[i].path = strdup("/v1/jobs");
+        calls[i].body = malloc(96);
+        snprintf(calls[i].body, 96, "{\"flow\": \"steps\", \"shared\": {\"i\": %d, \"pause\": 0, \"done\": []}}", i);
+    }
+    e2e_calls(&s, calls, 60, 8);
+    e2e_calls_free(calls, 60);
+    wait_succeeded(&s, 60, 20000);
+    char backup[96], *out = NULL;
+    snprintf(backup, sizeof backup, "%s/backup", dir);
+    const char *const backup_args[] = {"backup", backup, "--store", "sqlite:flowd.db", "--data-dir",
+                                       dir, NULL};
+    ck_assert_int_eq(e2e_run(backup_args, &out), 0); /* while flowd runs */
+    ck_assert_msg(strstr(out, "flowd.2.db (") != NULL, "%s", out);
+    free(out);
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+    char path[3][128];
+    int total = 0;
+    for (int i = 0; i < 3; i++) {
+        if (i == 0)
+            snprintf(path[i], sizeof path[i], "%s/flowd.db", dir);
+        else
+            snprintf(path[i], sizeof path[i], "%s/flowd.%d.db", dir, i);
+        int n = jobs_in(path[i]);
+        ck_assert_msg(n > 0, "%s holds %d jobs", path[i], n);
+        total += n;
+    }
+    ck_assert_int_eq(total, 60);
+
+    shards = "1"; /* the store keeps its three files */
+    start(&s);
+    wait_succeeded(&s, 60, 5000);
+    json_t *listed = all_jobs(&s);
+    ck_assert_uint_eq(json_array_size(listed), 60);
+    json_decref(listed);
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+
+    char backup_store[128];
+    snprintf(backup_store, sizeof backup_store, "sqlite:%s/flowd.db", backup);
+    e2e_start(&s, "--store", backup_store, "--flows", flows, NULL);
+    wait_succeeded(&s, 60, 5000);
+    listed = all_jobs(&s);
+    ck_assert_uint_eq(json_array_size(listed), 60);
+    json_decref(listed);
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+
+    char moved[160];
+    snprintf(moved, sizeof moved, "%s.away", path[2]);
+    ck_assert_int_eq(rename(path[2], moved), 0);
+    const char *const args[] = {"--store", store, "--flows", flows, "--port", "0", NULL};
+    ck_assert_int_eq(e2e_run(args, &out), 1);
+    ck_assert_msg(strstr(out, "flowd.2.db is missing") != NULL, "%s", out);
+    free(out);
+    ck_assert_int_eq(rename(moved, path[2]), 0);
+    /* a new first file beside the files of the old store */
+    snprintf(moved, sizeof moved, "%s.away", path[0]);
+    ck_assert_int_eq(rename(path[0], moved), 0);
+    ck_assert_int_eq(e2e_run(args, &out), 1);
+    ck_assert_msg(strstr(out, "belongs to another store") != NULL, "%s", out);
+    free(out);
+}
+END_TEST
+
 static Suite *durable_suite(void) {
     Suite *s = suite_create("durable");
     TCase *tc = tcase_create("durable");
@@ -787,6 +886,16 @@ static Suite *durable_suite(void) {
     tcase_add_test(tc, test_jobs_still_running_at_sigterm_resume_at_the_next_start);
     tcase_add_test(tc, test_a_visit_in_flight_at_a_kill_sends_its_key_again);
     tcase_add_test(tc, test_a_job_stored_after_its_client_left_still_runs);
+    suite_add_tcase(s, tc);
+    /* the same on a store of three files (--store-shards 3), each with its own writer */
+    tc = tcase_create("three files");
+    tcase_set_timeout(tc, 300);
+    tcase_add_checked_fixture(tc, setup_three_files, teardown);
+    tcase_add_test(tc, test_a_thousand_jobs_survive_kill_9_and_resume_where_they_were);
+    tcase_add_test(tc, test_every_accepted_job_survives_kills_at_random_moments);
+    tcase_add_test(tc, test_a_waiting_job_waits_again_after_a_restart);
+    tcase_add_test(tc, test_idempotency_keys_and_flows_from_the_api_survive_a_restart);
+    tcase_add_test(tc, test_a_store_of_three_files_keeps_them_whole);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -466,7 +466,7 @@ START_TEST(test_a_version_4_file_gets_schedules) {
                                         -1, &st, NULL),
                      SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "7");
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "8");
     sqlite3_finalize(st);
     sqlite3_close(db);
 }

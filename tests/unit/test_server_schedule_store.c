@@ -3,7 +3,9 @@
  * the run's time (the compare-and-set that keeps a run to one job), and then the row moves on with
  * the job as its last; a run whose row has moved (another instance, a PUT meanwhile) is done with
  * FLOW_EEXIST and no job row; a skipped run moves the row the same way; a deleted schedule is gone
- * and its runs write nothing. */
+ * and its runs write nothing. The same on a store of four files (--store-shards), where a run's job
+ * is in the first file with its schedule wherever its id would place it, and the jobs of all the
+ * files load oldest first. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 static flowd_jobs_t *table;
 static flow_def_t *noop;
 static char dir[64], path[128];
+static unsigned shards = 1;
 
 typedef struct done {
     pthread_mutex_t lock;
@@ -35,7 +38,7 @@ static void on_done(void *data, int err) {
     pthread_mutex_unlock(&d->lock);
 }
 
-/* create_run of a new job, waited for: its done's error. */
+/* create_run of a new job (create when due < 0), waited for: its done's error. */
 static int run(flowd_store_t *st, int64_t due, int64_t next, char id[FLOWD_ID_LEN + 1]) {
     flowd_job_t *job = NULL;
     int repeat = 0;
@@ -46,7 +49,10 @@ static int run(flowd_store_t *st, int64_t due, int64_t next, char id[FLOWD_ID_LE
     pthread_cond_init(&d.cond, NULL);
     flowd_schedule_run_t r = {.name = "nightly", .due = due, .next = next, .at = due};
     json_t *shared = json_object();
-    ck_assert_int_eq(st->ops->create_run(st, job, shared, NULL, &r, on_done, &d), 0);
+    if (due < 0)
+        ck_assert_int_eq(st->ops->create(st, job, shared, NULL, on_done, &d), 0);
+    else
+        ck_assert_int_eq(st->ops->create_run(st, job, shared, NULL, &r, on_done, &d), 0);
     json_decref(shared);
     pthread_mutex_lock(&d.lock);
     while (!d.called)
@@ -82,7 +88,7 @@ static int keep(void *data, const flowd_stored_schedule_t *s) {
 static flowd_store_t *open_store(void) {
     flowd_store_t *st = NULL;
     char err[256] = "";
-    ck_assert_msg(flowd_store_sqlite_new(path, "normal", &st, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(flowd_store_sqlite_new(path, "normal", shards, &st, err, sizeof err) == 0, "%s", err);
     return st;
 }
 
@@ -119,17 +125,78 @@ static void setup(void) {
     ck_assert_int_eq(flow_def_new("noop", &noop), 0);
 }
 
+static void setup_four(void) {
+    setup();
+    shards = 4;
+}
+
 static void teardown(void) {
     flowd_jobs_free(table);
     flow_def_unref(noop);
-    char f[160];
-    static const char *const files[] = {"flowd.db", "flowd.db-wal", "flowd.db-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(f, sizeof f, "%s/%s", dir, files[i]);
-        unlink(f);
+    char f[160], file[160];
+    static const char *const ends[] = {"", "-wal", "-shm"};
+    for (unsigned n = 0; n < 4; n++) {
+        flowd_store_sqlite_file(path, n, file, sizeof file);
+        for (size_t i = 0; i < 3; i++) {
+            snprintf(f, sizeof f, "%s%s", file, ends[i]);
+            unlink(f);
+        }
     }
     rmdir(dir);
+    shards = 1;
 }
+
+typedef struct seen {
+    int n;
+    uint64_t seq[32];
+    char id[32][FLOWD_ID_LEN + 1];
+} seen_t;
+
+static int see_job(void *data, const flowd_stored_job_t *j) {
+    seen_t *s = data;
+    ck_assert_int_lt(s->n, 32);
+    s->seq[s->n] = j->seq;
+    snprintf(s->id[s->n++], FLOWD_ID_LEN + 1, "%s", j->id);
+    return 0;
+}
+
+/* Four files: the runs' jobs are in the first with their schedule (job_rows reads only that one),
+ * the other jobs where their ids place them; every job loads back, oldest first, and a run's job
+ * its id would have placed elsewhere is found there again after the reopen, and removed. */
+START_TEST(test_four_files_keep_runs_with_their_schedule_and_load_oldest_first) {
+    flowd_store_t *st = open_store();
+    flowd_stored_schedule_t s = {.name = "nightly", .tenant = "acme",
+                                 .definition = "{\"cron\":\"0 3 * * *\",\"flow\":\"noop\"}",
+                                 .next = 1000};
+    ck_assert_int_eq(st->ops->put_schedule(st, "nightly", &s), 0);
+    char runs[8][FLOWD_ID_LEN + 1], other[FLOWD_ID_LEN + 1];
+    int elsewhere = -1, in_first = 0;
+    for (int i = 0; i < 8; i++) {
+        ck_assert_int_eq(run(st, -1, 0, other), 0);
+        in_first += job_rows(other);
+        ck_assert_int_eq(run(st, 1000 + 1000 * i, 2000 + 1000 * i, runs[i]), 0);
+        ck_assert_int_eq(job_rows(runs[i]), 1);
+        if (flowd_hash_bytes(runs[i], FLOWD_ID_LEN) % 4 != 0)
+            elsewhere = i;
+    }
+    ck_assert_int_lt(in_first, 8); /* the others are spread over the files */
+    ck_assert_int_ge(elsewhere, 0);
+    loaded_t l = reopen_and_load(&st);
+    ck_assert_int_eq(l.next, 9000);
+    seen_t seen = {0};
+    ck_assert_int_eq(st->ops->load(st, see_job, &seen), 0);
+    ck_assert_int_eq(seen.n, 16);
+    for (int i = 1; i < seen.n; i++)
+        ck_assert_uint_lt(seen.seq[i - 1], seen.seq[i]);
+    st->ops->remove(st, runs[elsewhere]);
+    reopen_and_load(&st);
+    ck_assert_int_eq(job_rows(runs[elsewhere]), 0);
+    seen.n = 0;
+    ck_assert_int_eq(st->ops->load(st, see_job, &seen), 0);
+    ck_assert_int_eq(seen.n, 15);
+    st->ops->close(st);
+}
+END_TEST
 
 START_TEST(test_a_run_is_written_only_from_the_time_it_was_for) {
     flowd_store_t *st = open_store();
@@ -191,6 +258,11 @@ static Suite *schedule_store_suite(void) {
     TCase *tc = tcase_create("sqlite");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_a_run_is_written_only_from_the_time_it_was_for);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("sqlite, four files");
+    tcase_add_checked_fixture(tc, setup_four, teardown);
+    tcase_add_test(tc, test_a_run_is_written_only_from_the_time_it_was_for);
+    tcase_add_test(tc, test_four_files_keep_runs_with_their_schedule_and_load_oldest_first);
     suite_add_tcase(s, tc);
     return s;
 }
