@@ -323,10 +323,6 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
         job->run.base_step = step->seq;
         free(job->run.base);
         job->run.base = NULL;
-        if (!ops->patches && shared != NULL && (job->run.base = malloc(shared_len + 1)) != NULL) {
-            memcpy(job->run.base, shared, shared_len + 1);
-            job->run.base_len = shared_len;
-        }
     } else if (step->depth == 0) {
         /* the step failed, or left a store over --max-shared: the job ends failed, and a redrive
          * runs this node again from the store before it (run.base or run.base_step, kept) */
@@ -758,15 +754,11 @@ static void run_start(void *data, flowd_job_t *job) {
     job->run.snap_steps = job->restart.steps > 0 ? srv->cfg.snapshot_steps : 0;
     job->run.snap_bytes = 0;
     if (srv->store->ops->checkpoint != NULL && !job->run.store_failed) {
-        /* the store its first root-level node starts from, unless its POST made it (run.base):
-         * a store with patches keeps none, it makes it again from its log (run.base_step) */
+        /* the store its first root-level node starts from: a durable store (each keeps patches)
+         * makes it again from its log (run.base_step), so the copy its POST made goes */
         job->run.base_step = job->restart.steps;
-        if (srv->store->ops->patches) {
-            free(job->run.base);
-            job->run.base = NULL;
-        } else if (job->run.base == NULL) {
-            job->run.base = dump_compact(shared, &job->run.base_len);
-        }
+        free(job->run.base);
+        job->run.base = NULL;
     }
     int rc = job->run.store_failed ? (json_decref(shared), FLOW_EIO) : flow_job_start(srv->eng, job->def, shared, &opts, &fj);
     json_decref(params); /* the engine keeps what it needs */

@@ -195,8 +195,9 @@ typedef struct flowd_store_ops {
     /* Checkpoints as patches (patch.h): a step's checkpoint carries its history entry with the
      * patch of what it changed in the shared store ("patch"), and the whole store only every
      * --snapshot-steps steps or --snapshot-bytes of patches (shared, shared_step); load gives back
-     * the last whole store with the patches after it applied. 0: every checkpoint that changed
-     * the store carries it whole. */
+     * the last whole store with the patches after it applied. Every store with checkpoints has
+     * them (a redrive's starting store is made again from them: bridge.c keeps no copy); 0 for
+     * the memory store, which has no checkpoints. */
     int patches;
     int (*create)(flowd_store_t *store, struct flowd_job *job, json_t *shared, json_t *params,
                   flowd_store_done_cb done, void *data);
