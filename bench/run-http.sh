@@ -27,6 +27,7 @@ cc -O2 -o "$FLOOR" "$DIR/mhd_floor.c" $(pkg-config --cflags --libs libmicrohttpd
 TMP=$(mktemp -d)
 PIDS=""
 cleanup() {
+    [ -f "$TMP/pid" ] && PIDS="$PIDS $(cat "$TMP/pid")"
     for p in $PIDS; do kill "$p" 2>/dev/null || true; done
     rm -rf "$TMP"
 }
@@ -65,6 +66,20 @@ median() {
     printf '%s\n' "$@" | sort -n | awk -v n="$#" 'NR == int((n + 1) / 2) { print }'
 }
 
+# flowd_run NAME FLAG...: flowd with these flags and a new SQLite data directory, under wrk; prints
+# run_wrk's "rps p99_ms non2xx" (its pid is in $TMP/pid meanwhile, for cleanup)
+flowd_run() {
+    name=$1
+    shift
+    rm -rf "$TMP/data"
+    "$FLOWD" --port 0 --data-dir "$TMP/data" "$@" 2>"$TMP/$name.log" &
+    echo "$!" >"$TMP/pid"
+    port=$(flowd_port "$TMP/$name.log" http)
+    run_wrk "http://127.0.0.1:$port/v1/jobs" "$name"
+    kill -TERM "$(cat "$TMP/pid")"; wait "$(cat "$TMP/pid")" 2>/dev/null || true
+    rm -f "$TMP/pid"
+}
+
 echo "== http: POST /v1/jobs (noop flow), wrk -t2 -c64 -d$DURATION, one server at a time ($RUNS runs each, medians)"
 bare_rpss="" bare_p99s="" flowd_rpss="" flowd_p99s="" sqlite_rpss="" sqlite_p99s="" mem1_rpss="" sqlite1_rpss=""
 shards_rpss=""
@@ -77,40 +92,13 @@ while [ "$run" -lt "$RUNS" ]; do
     wait_port "$port"
     bare=$(run_wrk "http://127.0.0.1:$port/v1/jobs" bare)
     kill "$PIDS"; wait "$PIDS" 2>/dev/null || true
-
-    "$FLOWD" --port 0 --store memory: 2>"$TMP/flowd.log" &
-    PIDS="$!"
-    port=$(flowd_port "$TMP/flowd.log" http)
-    flowd=$(run_wrk "http://127.0.0.1:$port/v1/jobs" flowd)
-    kill -TERM "$PIDS"; wait "$PIDS" 2>/dev/null || true
-
-    rm -rf "$TMP/data"
-    "$FLOWD" --port 0 --data-dir "$TMP/data" 2>"$TMP/sqlite.log" &
-    PIDS="$!"
-    port=$(flowd_port "$TMP/sqlite.log" http)
-    sqlite=$(run_wrk "http://127.0.0.1:$port/v1/jobs" sqlite)
-    kill -TERM "$PIDS"; wait "$PIDS" 2>/dev/null || true
-
-    "$FLOWD" --port 0 --store memory: --http-threads 1 2>"$TMP/flowd1.log" &
-    PIDS="$!"
-    port=$(flowd_port "$TMP/flowd1.log" http)
-    mem1=$(run_wrk "http://127.0.0.1:$port/v1/jobs" mem1)
-    kill -TERM "$PIDS"; wait "$PIDS" 2>/dev/null || true
-
-    rm -rf "$TMP/data"
-    "$FLOWD" --port 0 --data-dir "$TMP/data" --http-threads 1 2>"$TMP/sqlite1.log" &
-    PIDS="$!"
-    port=$(flowd_port "$TMP/sqlite1.log" http)
-    sqlite1=$(run_wrk "http://127.0.0.1:$port/v1/jobs" sqlite1)
-    kill -TERM "$PIDS"; wait "$PIDS" 2>/dev/null || true
-
-    rm -rf "$TMP/data"
-    "$FLOWD" --port 0 --data-dir "$TMP/data" --store-shards 2 2>"$TMP/shards.log" &
-    PIDS="$!"
-    port=$(flowd_port "$TMP/shards.log" http)
-    shards=$(run_wrk "http://127.0.0.1:$port/v1/jobs" shards)
-    kill -TERM "$PIDS"; wait "$PIDS" 2>/dev/null || true
     PIDS=""
+
+    flowd=$(flowd_run flowd --store memory:)
+    sqlite=$(flowd_run sqlite)
+    mem1=$(flowd_run mem1 --store memory: --http-threads 1)
+    sqlite1=$(flowd_run sqlite1 --http-threads 1)
+    shards=$(flowd_run shards --store-shards 2)
     mem1_rpss="$mem1_rpss ${mem1%% *}" sqlite1_rpss="$sqlite1_rpss ${sqlite1%% *}"
     shards_rpss="$shards_rpss ${shards%% *}"
 
