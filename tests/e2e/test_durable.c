@@ -812,6 +812,10 @@ START_TEST(test_a_store_of_three_files_keeps_them_whole) {
     }
     e2e_calls(&s, calls, 60, 8);
     e2e_calls_free(calls, 60);
+    for (int i = 0; i < 60; i++) {
+        free(calls[i].path);
+        free(calls[i].body);
+    }
     wait_succeeded(&s, 60, 20000);
     char backup[96], *out = NULL;
     snprintf(backup, sizeof backup, "%s/backup", dir);
