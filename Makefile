@@ -346,22 +346,24 @@ test: deps lint
 # store of three files, whose every path its other cases take): a leak or an error makes flowd exit
 # 99 instead of 0, which fails the test that stops it. --fair-sched: valgrind runs one thread at a
 # time, and without it flowd's loop thread, busy with a looping job, keeps the store thread waiting.
+# Valgrind runs a program on one core at a time, so the suites run VALGRIND_JOBS (2) at once, each
+# printed whole when it ends.
+VALGRIND_JOBS ?= 2
 VALGRIND := valgrind -q --fair-sched=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
             --error-exitcode=99
 valgrind: deps
 	@command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive && apt-get update -qq && \
 	  apt-get install -y -qq --no-install-recommends valgrind >/dev/null; }
 	$(MAKE) $(TEST_BIN) $(FLOWD) $(E2E_BIN)
-	@fail=0; for t in $(TEST_BIN); do \
-	  echo "== valgrind $$t"; \
-	  CK_FORK=no CK_DEFAULT_TIMEOUT=600 FLOW_TEST_SMALL=1 valgrind -q --leak-check=full \
-	    --errors-for-leak-kinds=definite --error-exitcode=99 $$t || fail=1; \
-	done; \
-	for t in $(filter-out %/test_load,$(E2E_BIN)); do \
-	  echo "== $$t, flowd under valgrind"; \
-	  FLOWD_WRAPPER="$(VALGRIND)" FLOWD_BIN=$(FLOWD) CK_DEFAULT_TIMEOUT=600 \
-	    CK_EXCLUDE_CASE="three files, kills" $$t || fail=1; \
-	done; exit $$fail
+	@fail=0; printf '%s\n' $(TEST_BIN) | xargs -P $(VALGRIND_JOBS) -I{} sh -c \
+	  'CK_FORK=no CK_DEFAULT_TIMEOUT=600 FLOW_TEST_SMALL=1 valgrind -q --leak-check=full \
+	    --errors-for-leak-kinds=definite --error-exitcode=99 {} >{}.vg.log 2>&1; rc=$$?; \
+	   echo "== valgrind {}"; cat {}.vg.log; rm -f {}.vg.log; exit $$rc' || fail=1; \
+	printf '%s\n' $(filter-out %/test_load,$(E2E_BIN)) | xargs -P $(VALGRIND_JOBS) -I{} sh -c \
+	  'FLOWD_WRAPPER="$(VALGRIND)" FLOWD_BIN=$(FLOWD) CK_DEFAULT_TIMEOUT=600 \
+	    CK_EXCLUDE_CASE="three files, kills" {} >{}.vg.log 2>&1; rc=$$?; \
+	   echo "== {}, flowd under valgrind"; cat {}.vg.log; rm -f {}.vg.log; exit $$rc' || fail=1; \
+	exit $$fail
 
 tsan: deps
 	$(MAKE) SAN=tsan check

@@ -49,6 +49,7 @@ void flowd_op_free(flowd_op_t *op) {
     case FLOWD_OP_CREATE:
         free(op->create.flow);
         free(op->create.digest);
+        flow_def_unref(op->create.def);
         free(op->create.document);
         free(op->create.idem_key);
         free(op->create.params);
@@ -223,10 +224,20 @@ out:
 
 /* A flow's document goes with every new job; it is written once per digest (the backend's insert
  * ignores one it has, should the writer not know of it: after a restart, or a failed batch). */
+/* The writer's thread: a create of a flow version it does not know to be stored writes its
+ * document, serialized here, once, rather than by every submission's HTTP thread (a document is
+ * never changed once loaded). A document that cannot be serialized (out of memory) is NULL, which
+ * fails its create. */
 static void mark_documents(flowd_writer_t *w, flowd_op_t *batch) {
-    for (flowd_op_t *op = batch; op != NULL; op = op->next)
-        if (op->kind == FLOWD_OP_CREATE && op->create.digest != NULL && op->create.document != NULL)
-            op->create.write_document = json_object_get(w->documents, op->create.digest) == NULL;
+    for (flowd_op_t *op = batch; op != NULL; op = op->next) {
+        flowd_op_create_t *c = &op->create;
+        if (op->kind != FLOWD_OP_CREATE || c->digest == NULL ||
+            json_object_get(w->documents, c->digest) != NULL)
+            continue;
+        c->write_document = 1;
+        if (c->document == NULL)
+            c->document = dump(flow_doc_of(c->def));
+    }
 }
 
 /* One transaction for the operations from batch on (its next links). */
@@ -403,7 +414,7 @@ static int fill_create(flowd_op_t *op, flowd_job_t *job, json_t *shared, json_t 
     const char *digest = flow_doc_digest(job->def);
     c->flow = strdup(flow_def_name(job->def));
     c->digest = dup_or_null(digest);
-    c->document = digest ? dump(flow_doc_of(job->def)) : NULL;
+    c->def = digest ? flow_def_ref(job->def) : NULL;
     c->idem_key = dup_or_null(job->idem_key);
     c->params = dump(params);
     /* a submission's store is dumped once, by its HTTP thread (jobs.h run.base) */
@@ -421,7 +432,7 @@ static int fill_create(flowd_op_t *op, flowd_job_t *job, json_t *shared, json_t 
     c->resume_node = job->origin ? dup_or_null(job->restart.node) : NULL;
     c->done = done;
     c->data = data;
-    if (c->flow == NULL || (digest && (c->digest == NULL || c->document == NULL)) ||
+    if (c->flow == NULL || (digest && c->digest == NULL) ||
         (job->idem_key && c->idem_key == NULL) || (params && c->params == NULL) ||
         (shared && c->shared == NULL) || c->tenant == NULL ||
         (job->conc_key && c->conc_key == NULL) || (job->callback && c->callback == NULL) ||

@@ -48,8 +48,9 @@ typedef enum flowd_op_kind {
 typedef struct flowd_op_create {
     char *flow;          /* the flow's name */
     char *digest;        /* of the flow's document, NULL for a flow written in C */
-    char *document;      /* that document, written once per digest: */
-    int write_document;  /* set by the writer when it does not know the digest to be stored */
+    flow_def_t *def;     /* with a digest: a reference, for its document */
+    char *document;      /* that document, written once per digest: made by the writer, only */
+    int write_document;  /* when it does not know the digest to be stored */
     char *idem_key;
     char *params;        /* NULL: none */
     char *shared;        /* NULL: {} */
