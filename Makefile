@@ -156,7 +156,7 @@ help:
 	@echo "                lint /metrics with promtool (Debian's prometheus)"
 	@echo "make e2e        only the end-to-end tests (tests/e2e) of one build"
 	@echo "make valgrind   run the unit tests under valgrind (0 bytes definitely lost), then the"
-	@echo "                end-to-end tests with flowd under valgrind"
+	@echo "                end-to-end tests with flowd under valgrind, VALGRIND_JOBS (2) at a time"
 	@echo "make tsan       run the tests with ThreadSanitizer (build/tsan)"
 	@echo "make bench      build and run the benchmarks: build/flow-bench (the engine, and Lua hooks"
 	@echo "                against PocketFlow's Python: POCKETFLOW_DIR), then flowd over HTTP with"
