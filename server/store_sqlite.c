@@ -542,14 +542,41 @@ static int sq_put_schedule(flowd_store_t *store, const char *name,
     return flowd_writer_put_schedule(first_file(store)->writer, name, sched);
 }
 
+/* A moved run's done: a run that wrote no job (its schedule had moved on) is no longer kept. */
+typedef struct run_done {
+    sqlite_store_t *s;
+    flowd_store_done_cb done;
+    void *data;
+    char id[FLOWD_ID_LEN + 1];
+} run_done_t;
+
+static void moved_run_done(void *data, int err) {
+    run_done_t d = *(run_done_t *)data;
+    free(data);
+    if (err != 0)
+        set_moved(d.s, d.id, -1);
+    d.done(d.data, err);
+}
+
 /* A schedule's run is written in the schedule's file, the first, wherever its id would place it. */
 static int sq_create_run(flowd_store_t *store, flowd_job_t *job, json_t *shared, json_t *params,
                          const flowd_schedule_run_t *r, flowd_store_done_cb done, void *data) {
     sqlite_store_t *s = store_of(store);
+    run_done_t *d = NULL;
+    if (place(s, job->id) != 0) {
+        if ((d = malloc(sizeof *d)) == NULL)
+            return FLOW_ENOMEM;
+        *d = (run_done_t){.s = s, .done = done, .data = data};
+        memcpy(d->id, job->id, sizeof d->id);
+        done = moved_run_done;
+        data = d;
+    }
     int rc = set_moved(s, job->id, 0);
     if (rc == 0 &&
         (rc = flowd_writer_create_run(s->files[0]->writer, job, shared, params, r, done, data)) < 0)
         set_moved(s, job->id, -1);
+    if (rc < 0)
+        free(d); /* done will not run */
     return rc;
 }
 
