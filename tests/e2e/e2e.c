@@ -34,6 +34,19 @@ uint64_t e2e_now_ms(void) {
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+unsigned e2e_ms(unsigned ms) {
+    static unsigned scale;
+    if (scale == 0) {
+        const char *env = getenv("E2E_TIME_SCALE"), *wrap = getenv("FLOWD_WRAPPER");
+        char *end = NULL;
+        long v = env != NULL ? strtol(env, &end, 10) : 0;
+        scale = env != NULL && end != env && *end == '\0' && v >= 1 && v <= 100 ? (unsigned)v
+                : wrap != NULL && *wrap != '\0'                                  ? 4u
+                                                                                  : 1u;
+    }
+    return ms > UINT32_MAX / scale ? UINT32_MAX : ms * scale;
+}
+
 static void sleep_ms(unsigned ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -227,9 +240,9 @@ int e2e_run_input(const char *const *args, const char *input, char **out) {
         close(in);
     track(pid, 1);
     int status = 0;
-    uint64_t deadline = e2e_now_ms() + 10000;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(10000);
     while (waitpid(pid, &status, WNOHANG) != pid) {
-        ck_assert_msg(e2e_now_ms() < deadline, "flowd did not exit within 10 s");
+        ck_assert_msg(e2e_now_ms() < deadline, "flowd did not exit within %u ms", e2e_ms(10000));
         sleep_ms(5);
     }
     track(pid, 0);
@@ -265,7 +278,7 @@ int e2e_stop(e2e_server_t *s, unsigned timeout_ms) {
     if (s->pid <= 0)
         return -1;
     kill(s->pid, SIGTERM);
-    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(timeout_ms);
     for (;;) {
         int status;
         pid_t got = waitpid(s->pid, &status, WNOHANG);
@@ -542,6 +555,7 @@ static int is_final(const char *status) {
 }
 
 json_t *e2e_wait_status(e2e_server_t *s, const char *id, const char *status, unsigned timeout_ms) {
+    timeout_ms = e2e_ms(timeout_ms);
     uint64_t deadline = e2e_now_ms() + timeout_ms;
     char path[128];
     /* A long poll answers the next change after the status the server sees when it comes, which
@@ -759,7 +773,7 @@ static void stream_pump(e2e_stream_t *st, unsigned ms) {
 }
 
 int e2e_stream_wait_for(e2e_stream_t *st, const char *needle, unsigned timeout_ms) {
-    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(timeout_ms);
     for (;;) {
         if (st->buf != NULL && strstr(st->buf, needle) != NULL)
             return 1;
@@ -770,7 +784,7 @@ int e2e_stream_wait_for(e2e_stream_t *st, const char *needle, unsigned timeout_m
 }
 
 int e2e_stream_wait_end(e2e_stream_t *st, unsigned timeout_ms) {
-    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(timeout_ms);
     while (!st->done && e2e_now_ms() < deadline)
         stream_pump(st, 50);
     return st->done;
@@ -840,7 +854,7 @@ int e2e_connect(const e2e_server_t *s) {
 }
 
 int e2e_closed_within(int fd, unsigned timeout_ms) {
-    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(timeout_ms);
     char buf[4096];
     for (;;) {
         uint64_t now = e2e_now_ms();
@@ -867,7 +881,7 @@ char *e2e_raw(const e2e_server_t *s, const char *request, size_t len, unsigned t
             break; /* the server may answer and close before it has read everything */
         sent += (size_t)n;
     }
-    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(timeout_ms);
     for (;;) {
         uint64_t now = e2e_now_ms();
         if (now >= deadline)
@@ -1063,7 +1077,7 @@ size_t e2e_receiver_count(e2e_receiver_t *r) {
 }
 
 void e2e_receiver_wait(e2e_receiver_t *r, size_t n, unsigned timeout_ms) {
-    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(timeout_ms);
     while (e2e_receiver_count(r) < n) {
         ck_assert_msg(e2e_now_ms() < deadline, "the receiver got %zu deliveries, not %zu",
                       e2e_receiver_count(r), n);

@@ -28,12 +28,19 @@ typedef struct e2e_server {
                      * an Authorization of their own; "" none (e2e_use_key sets it) */
 } e2e_server_t;
 
+/* A deadline of ms milliseconds on this run: ms times $E2E_TIME_SCALE when that is a number from 1
+ * to 100, else 4 times under $FLOWD_WRAPPER (valgrind runs flowd many times slower, and `make
+ * valgrind` runs two such suites on two cores), else ms itself. Every wait below takes it, and so do
+ * the tests' own upper bounds on how long something took; lower bounds (it waited at least this
+ * long) do not need it. */
+unsigned e2e_ms(unsigned ms);
+
 /* Starts flowd ($FLOWD_BIN, default build/flowd; under $FLOWD_WRAPPER when set, e.g. valgrind) with
  * --port 0 and the given flags (a NULL-terminated list), waits for its "listening on" line (10 s at
  * most, a minute with a wrapper) and reads the port from it. */
 void e2e_start(e2e_server_t *s, ...) __attribute__((sentinel));
-/* Sends SIGTERM and waits up to timeout_ms for the exit; returns the exit status, or -1 when it did
- * not exit in time (it is killed then) or died of a signal. */
+/* Sends SIGTERM and waits up to e2e_ms(timeout_ms) for the exit; returns the exit status, or -1
+ * when it did not exit in time (it is killed then) or died of a signal. */
 int e2e_stop(e2e_server_t *s, unsigned timeout_ms);
 /* Kills it with SIGKILL, as a crash would, and waits for it to be gone. */
 void e2e_kill(e2e_server_t *s);

@@ -224,7 +224,7 @@ START_TEST(test_each_role_on_each_route) {
     /* the log names the key that sent a request, never the key itself (request lines are written
      * every 100 ms: wait for the last one) */
     char *log = NULL;
-    uint64_t deadline = e2e_now_ms() + 10000;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(10000);
     do {
         free(log);
         usleep(20000);
@@ -512,7 +512,7 @@ static int count(const char *text, const char *needle) {
 /* SIGHUP, then waits until the log has `needle` `times` times. */
 static void hup_and_wait(e2e_server_t *s, const char *needle, int times) {
     ck_assert_int_eq(kill(s->pid, SIGHUP), 0);
-    uint64_t deadline = e2e_now_ms() + 10000;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(10000);
     for (;;) {
         char *log = e2e_log(s);
         int n = count(log, needle);

@@ -174,7 +174,7 @@ static json_t *post_steps(e2e_server_t *s, int n, double pause, unsigned paralle
 }
 
 static void wait_succeeded(e2e_server_t *s, size_t n, unsigned timeout_ms) {
-    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(timeout_ms);
     size_t done = 0;
     while ((done = count_with_status(s, "succeeded")) < n && e2e_now_ms() < deadline)
         usleep(50000);
@@ -227,7 +227,7 @@ START_TEST(test_a_thousand_jobs_survive_kill_9_and_resume_where_they_were) {
      * of their six steps (a step is `pause` long, so none of those can finish the sixth meanwhile),
      * whatever the speed of the machine; a few of those steps may not be committed yet, hence the
      * margin of the check after the restart. */
-    uint64_t deadline = e2e_now_ms() + 60000;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(60000);
     size_t part_way;
     while ((part_way = count_part_way(&s, 4)) < N / 3) {
         ck_assert_msg(e2e_now_ms() < deadline, "only %zu jobs were ever part-way", part_way);
@@ -324,7 +324,7 @@ START_TEST(test_every_accepted_job_survives_kills_at_random_moments) {
     ck_assert_uint_gt(json_object_size(accepted), 0);
     start(&s);
     /* every job that got a 202 exists and ends right, whenever the kill came */
-    uint64_t deadline = e2e_now_ms() + 60000;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(60000);
     const char *id;
     json_t *iv;
     json_object_foreach(accepted, id, iv) {
@@ -707,7 +707,7 @@ START_TEST(test_a_visit_in_flight_at_a_kill_sends_its_key_again) {
     snprintf(first, sizeof first, "%s:first:1", id);
     snprintf(second, sizeof second, "%s:second:2", id);
     /* the second visit's request is at the mock, and the first visit is on the disk */
-    uint64_t deadline = e2e_now_ms() + 30000;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(30000);
     while (mock_idempotency_count(mock, second) == 0 || stored_steps(id) < 1) {
         ck_assert_msg(e2e_now_ms() < deadline, "the second request never came");
         usleep(5000);
@@ -740,7 +740,7 @@ END_TEST
  * connection past the limit is closed unanswered, which a loaded machine makes last a while. */
 static void wait_accepting(e2e_server_t *s, unsigned timeout_ms) {
     static const char get[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(timeout_ms);
     for (;;) {
         int fd = e2e_connect(s);
         char buf[64] = {0};
@@ -773,7 +773,7 @@ START_TEST(test_a_job_stored_after_its_client_left_still_runs) {
     }
     wait_accepting(&s, 30000);
     /* every job the store took ends (steps.json succeeds), none stays queued or running */
-    uint64_t deadline = e2e_now_ms() + 30000;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(30000);
     size_t queued, running;
     while ((queued = count_with_status(&s, "queued")) + (running = count_with_status(&s, "running")) > 0 &&
            e2e_now_ms() < deadline)
@@ -789,7 +789,7 @@ START_TEST(test_a_job_stored_after_its_client_left_still_runs) {
     e2e_resp_free(&r);
     uint64_t t0 = e2e_now_ms();
     ck_assert_int_eq(e2e_stop(&s, 30000), 0);
-    ck_assert_uint_lt(e2e_now_ms() - t0, 10000); /* not held for a grace period by a lost count */
+    ck_assert_uint_lt(e2e_now_ms() - t0, e2e_ms(10000)); /* not held for a grace period by a lost count */
     e2e_cleanup(&s);
     fprintf(stderr, "test_durable: %zu of 300 jobs whose clients left were stored, and all ran\n", stored);
 }

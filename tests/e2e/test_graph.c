@@ -156,7 +156,7 @@ START_TEST(test_job_graph_of_a_waiting_recipe) {
     e2e_post(&srv, path, "{\"value\": \"no\"}", &r);
     ck_assert_int_eq(r.status, 202);
     e2e_resp_free(&r);
-    uint64_t deadline = e2e_now_ms() + 10000;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(10000);
     for (;;) {
         job = e2e_wait_status(&srv, id, "waiting", 10000);
         json_int_t steps = json_integer_value(json_object_get(job, "steps"));

@@ -152,7 +152,7 @@ END_TEST
 static json_t *wait_steps(e2e_server_t *s, const char *id, json_int_t at_least) {
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    uint64_t deadline = e2e_now_ms() + 20000;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(20000);
     for (;;) {
         json_t *job = e2e_get_json(s, path);
         if (json_integer_value(json_object_get(job, "steps")) >= at_least)

@@ -51,7 +51,7 @@ START_TEST(test_finished_jobs_go_after_the_retention) {
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", str(job, "id"));
     json_decref(e2e_wait_status(&srv, str(job, "id"), "succeeded", 5000));
-    uint64_t deadline = e2e_now_ms() + 5000;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(5000);
     while (e2e_get_status(&srv, path) == 200) {
         ck_assert_msg(e2e_now_ms() < deadline, "the job is still there 5 s after it ended");
         usleep(20000); /* polled: the sweep runs once a second */
@@ -131,7 +131,7 @@ START_TEST(test_sigterm_with_a_long_step_exits_after_the_grace) {
     ck_assert(e2e_stream_wait_for(&events, "\"status\":\"running\"", 3000));
     snprintf(path, sizeof path, "/v1/jobs/%s?wait=60", id);
     e2e_stream_open(&poll, &srv, path, NULL);
-    deadline = e2e_now_ms() + 5000;
+    deadline = e2e_now_ms() + e2e_ms(5000);
     for (;;) { /* until the server holds the long poll */
         e2e_stream_wait_for(&poll, "-", 10);
         e2e_resp_t m;
@@ -145,7 +145,7 @@ START_TEST(test_sigterm_with_a_long_step_exits_after_the_grace) {
 
     uint64_t t0 = e2e_now_ms();
     kill(srv.pid, SIGTERM);
-    deadline = e2e_now_ms() + 5000;
+    deadline = e2e_now_ms() + e2e_ms(5000);
     /* the kept-alive connection still gets answers */
     while (e2e_get_status(&srv, "/healthz") != 503)
         ck_assert_uint_lt(e2e_now_ms(), deadline);
@@ -166,7 +166,7 @@ START_TEST(test_sigterm_with_a_long_step_exits_after_the_grace) {
     e2e_stream_close(&poll);
     e2e_stream_close(&events);
     ck_assert_int_eq(e2e_stop(&srv, 5000), 0);
-    ck_assert_uint_lt(e2e_now_ms() - t0, 5000);
+    ck_assert_uint_lt(e2e_now_ms() - t0, e2e_ms(5000));
     char *log = e2e_log(&srv);
     ck_assert_msg(strstr(log, "still running after --grace") != NULL, "%s", log);
     free(log);
@@ -182,7 +182,7 @@ START_TEST(test_sigterm_lets_the_current_step_finish) {
     json_decref(e2e_wait_status(&srv, str(job, "id"), "running", 5000));
     uint64_t t0 = e2e_now_ms();
     ck_assert_int_eq(e2e_stop(&srv, 10000), 0);
-    ck_assert_uint_lt(e2e_now_ms() - t0, 5000);
+    ck_assert_uint_lt(e2e_now_ms() - t0, e2e_ms(5000));
     char *log = e2e_log(&srv);
     ck_assert_msg(strstr(log, "still running after --grace") == NULL, "%s", log);
     ck_assert_msg(strstr(log, "flowd: stopped") != NULL, "%s", log);

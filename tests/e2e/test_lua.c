@@ -188,7 +188,7 @@ START_TEST(test_an_endless_loop_is_stopped_while_another_job_runs_on) {
              " \"exec\": [\"local n = 0\", \"while true do\", \"  n = n + 1\", \"end\"]}}}");
     const char *ticker = start_job("{\"flow\": \"ticker\"}", 0);
     /* wait until it has ticked, so that the loops below run while it does */
-    uint64_t deadline = e2e_now_ms() + 30000;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(30000);
     for (;;) {
         json_t *job = get("/v1/jobs/%s", ticker);
         json_int_t steps = json_integer_value(json_object_get(job, "steps"));

@@ -151,7 +151,7 @@ END_TEST
 
 /* Waits until the chat waits for the person after more than `after` steps; returns the job. */
 static json_t *wait_turn(const char *id, json_int_t after) {
-    uint64_t deadline = e2e_now_ms() + 10000;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(10000);
     for (;;) {
         json_t *job = e2e_wait_status(&srv, id, "waiting", 10000);
         if (json_integer_value(json_object_get(job, "steps")) > after)

@@ -125,7 +125,7 @@ static int listener_accepted(listener_t *l) {
 
 /* Waits up to timeout_ms for one connection, reads its request head and answers 200 {"ok":true}. */
 static void listener_serve_one(listener_t *l, unsigned timeout_ms) {
-    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(timeout_ms);
     struct pollfd p = {.fd = l->fd, .events = POLLIN};
     int c = -1;
     while (c < 0) {

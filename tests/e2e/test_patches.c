@@ -106,7 +106,7 @@ START_TEST(test_kill_9_mid_run_resumes_from_snapshot_and_patches) {
     char *id = post(&s, LIMIT);
     char path[160];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    uint64_t deadline = e2e_now_ms() + 20000;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(20000);
     for (;;) { /* past a whole store or two, and some patches after it */
         json_t *job = e2e_get_json(&s, path);
         json_int_t steps = json_integer_value(json_object_get(job, "steps"));

@@ -380,7 +380,7 @@ static void submit(e2e_server_t *s, size_t first, size_t n, double pause, char (
 }
 
 static void wait_db(const char *sql, long long want, unsigned timeout_ms) {
-    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(timeout_ms);
     long long got;
     while ((got = db_number(sql)) != want && e2e_now_ms() < deadline)
         usleep(100000);
@@ -474,7 +474,7 @@ START_TEST(test_an_instance_paused_past_its_lease_overwrites_nothing) {
     wait_db("SELECT count(*) FROM jobs WHERE status = 'succeeded'", (long long)n, slow() ? 120000 : 30000);
     kill(a.pid, SIGCONT);
     /* a wakes up with steps half done: its writes find another owner, so it drops the jobs */
-    uint64_t deadline = e2e_now_ms() + (slow() ? 60000 : 10000);
+    uint64_t deadline = e2e_now_ms() + e2e_ms((slow() ? 60000 : 10000));
     char *log = NULL;
     while (e2e_now_ms() < deadline) {
         free(log);
@@ -1039,7 +1039,7 @@ END_TEST
 
 /* Waits until GET path on s answers status. */
 static void wait_status(e2e_server_t *s, const char *path, long status, unsigned timeout_ms) {
-    uint64_t until = e2e_now_ms() + timeout_ms;
+    uint64_t until = e2e_now_ms() + e2e_ms(timeout_ms);
     long got;
     while ((got = e2e_get_status(s, path)) != status) {
         ck_assert_msg(e2e_now_ms() < until, "GET %s: %ld, not %ld, after %u ms", path, got, status,
@@ -1075,7 +1075,7 @@ START_TEST(test_each_run_of_a_schedule_starts_once_across_two_instances) {
     e2e_request(&a, "POST", "/v1/schedules/beat/pause", NULL, NULL, &r);
     ck_assert_int_eq(r.status, 200);
     e2e_resp_free(&r);
-    uint64_t until = e2e_now_ms() + (slow() ? 60000 : 10000);
+    uint64_t until = e2e_now_ms() + e2e_ms((slow() ? 60000 : 10000));
     for (;;) {
         json_t *o = e2e_get_json(&b, "/v1/schedules/beat");
         int paused = json_is_true(json_object_get(o, "paused"));
@@ -1264,7 +1264,7 @@ static void sample_running(e2e_server_t *a, e2e_server_t *b, const char *custome
              " ('queued', 'running', 'waiting') AND (slot OR status <> 'queued')%s%s%s",
              customer ? " AND conc_key = '" : "", customer ? customer : "", customer ? "'" : "");
     *listed = *held = 0;
-    uint64_t deadline = e2e_now_ms() + 30000;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(30000);
     for (unsigned round = 0; e2e_now_ms() < deadline; round++) {
         long long h = db_number(sql);
         json_t *list = get_value(round % 2 ? a : b, "/v1/jobs?status=running&flow=keyed&limit=100");
@@ -1665,7 +1665,7 @@ START_TEST(test_a_looping_job_killed_mid_run_resumes_on_the_other_instance) {
     char *id = post_ticks(&a, LIMIT);
     char path[160];
     long long steps = 0, after = 0;
-    uint64_t deadline = e2e_now_ms() + 30000;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(30000);
     int reads = 0;
     while (steps < 30 || after < 3 || reads < 3) {
         ck_assert_msg(e2e_now_ms() < deadline, "%lld steps, %lld after the last whole store", steps, after);

@@ -83,7 +83,7 @@ static json_t *deliveries(e2e_server_t *s, const char *id) {
  * returns that delivery's object (a new reference). */
 static json_t *wait_delivery(e2e_server_t *s, const char *id, const char *state, unsigned attempts,
                              unsigned timeout_ms) {
-    uint64_t deadline = e2e_now_ms() + timeout_ms;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(timeout_ms);
     for (;;) {
         json_t *all = deliveries(s, id);
         json_t *d = json_array_get(json_object_get(all, "deliveries"), 0);
@@ -356,7 +356,7 @@ START_TEST(test_a_delivery_owed_at_a_crash_is_made_after_it_with_the_same_id) {
     start(&s, store, r.port);
     char *id = post_job(&s, "noop", r.port, NULL);
     e2e_receiver_wait(&r, 1, 10000);
-    uint64_t deadline = e2e_now_ms() + 10000;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(10000);
     while (stored_attempts(db, id) < 1) {
         ck_assert_msg(e2e_now_ms() < deadline, "the delivery's try is not in the store");
         usleep(10000);
