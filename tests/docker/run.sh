@@ -219,9 +219,14 @@ stop_within() { # container, base URL (empty: no job), what to call it, command.
         [ "$code" = 202 ] || die "POST /v1/jobs (the long job) answered $code"
         local id
         id=$(field id)
-        sleep 0.5
-        api GET "$base/v1/jobs/$id"
-        [ "$(field status)" = running ] || die "the long job is not running: $(cat "$WORK/body")"
+        local deadline=$((SECONDS + 10))
+        while :; do # running: queued for a moment on a busy machine
+            api GET "$base/v1/jobs/$id"
+            [ "$(field status)" = running ] && break
+            [ "$SECONDS" -lt "$deadline" ] ||
+                die "the long job is not running after 10 s: $(cat "$WORK/body")"
+            sleep 0.2
+        done
     fi
     local t0 t1 ms rc
     t0=$(now_ms)
