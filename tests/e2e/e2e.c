@@ -35,15 +35,13 @@ uint64_t e2e_now_ms(void) {
 }
 
 unsigned e2e_ms(unsigned ms) {
-    static unsigned scale;
-    if (scale == 0) {
-        const char *env = getenv("E2E_TIME_SCALE"), *wrap = getenv("FLOWD_WRAPPER");
-        char *end = NULL;
-        long v = env != NULL ? strtol(env, &end, 10) : 0;
-        scale = env != NULL && end != env && *end == '\0' && v >= 1 && v <= 100 ? (unsigned)v
-                : wrap != NULL && *wrap != '\0'                                  ? 4u
-                                                                                  : 1u;
-    }
+    /* read each time: once per wait, and no cached state for a test's threads to share */
+    const char *env = getenv("E2E_TIME_SCALE"), *wrap = getenv("FLOWD_WRAPPER");
+    char *end = NULL;
+    long v = env != NULL ? strtol(env, &end, 10) : 0;
+    unsigned scale = env != NULL && end != env && *end == '\0' && v >= 1 && v <= 100 ? (unsigned)v
+                     : wrap != NULL && *wrap != '\0'                                  ? 4u
+                                                                                       : 1u;
     return ms > UINT32_MAX / scale ? UINT32_MAX : ms * scale;
 }
 
