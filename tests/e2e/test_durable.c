@@ -174,7 +174,8 @@ static json_t *post_steps(e2e_server_t *s, int n, double pause, unsigned paralle
 }
 
 static void wait_succeeded(e2e_server_t *s, size_t n, unsigned timeout_ms) {
-    uint64_t deadline = e2e_now_ms() + e2e_ms(timeout_ms);
+    timeout_ms = e2e_ms(timeout_ms);
+    uint64_t deadline = e2e_now_ms() + timeout_ms;
     size_t done = 0;
     while ((done = count_with_status(s, "succeeded")) < n && e2e_now_ms() < deadline)
         usleep(50000);
@@ -740,7 +741,8 @@ END_TEST
  * connection past the limit is closed unanswered, which a loaded machine makes last a while. */
 static void wait_accepting(e2e_server_t *s, unsigned timeout_ms) {
     static const char get[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    uint64_t deadline = e2e_now_ms() + e2e_ms(timeout_ms);
+    timeout_ms = e2e_ms(timeout_ms);
+    uint64_t deadline = e2e_now_ms() + timeout_ms;
     for (;;) {
         int fd = e2e_connect(s);
         char buf[64] = {0};

@@ -32,7 +32,8 @@ static long metric_jobs(e2e_server_t *srv, const char *status) {
 }
 
 static void wait_metric(e2e_server_t *srv, const char *status, long want, unsigned timeout_ms) {
-    uint64_t deadline = e2e_now_ms() + e2e_ms(timeout_ms);
+    timeout_ms = e2e_ms(timeout_ms);
+    uint64_t deadline = e2e_now_ms() + timeout_ms;
     long n;
     while ((n = metric_jobs(srv, status)) != want) {
         ck_assert_msg(e2e_now_ms() < deadline, "%ld jobs %s after %u ms, not %ld", n, status,

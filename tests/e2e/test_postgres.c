@@ -380,7 +380,8 @@ static void submit(e2e_server_t *s, size_t first, size_t n, double pause, char (
 }
 
 static void wait_db(const char *sql, long long want, unsigned timeout_ms) {
-    uint64_t deadline = e2e_now_ms() + e2e_ms(timeout_ms);
+    timeout_ms = e2e_ms(timeout_ms);
+    uint64_t deadline = e2e_now_ms() + timeout_ms;
     long long got;
     while ((got = db_number(sql)) != want && e2e_now_ms() < deadline)
         usleep(100000);
@@ -1039,7 +1040,8 @@ END_TEST
 
 /* Waits until GET path on s answers status. */
 static void wait_status(e2e_server_t *s, const char *path, long status, unsigned timeout_ms) {
-    uint64_t until = e2e_now_ms() + e2e_ms(timeout_ms);
+    timeout_ms = e2e_ms(timeout_ms);
+    uint64_t until = e2e_now_ms() + timeout_ms;
     long got;
     while ((got = e2e_get_status(s, path)) != status) {
         ck_assert_msg(e2e_now_ms() < until, "GET %s: %ld, not %ld, after %u ms", path, got, status,

@@ -104,7 +104,8 @@ static size_t count_jobs(e2e_server_t *s, const char *flow, const char *status) 
 /* Waits (at most timeout_ms) until the schedule's member `key` is at least want; returns it. */
 static long long wait_member(e2e_server_t *s, const char *name, const char *key, long long want,
                              unsigned timeout_ms) {
-    uint64_t until = e2e_now_ms() + e2e_ms(timeout_ms);
+    timeout_ms = e2e_ms(timeout_ms);
+    uint64_t until = e2e_now_ms() + timeout_ms;
     for (;;) {
         json_t *o = schedule(s, name);
         long long v = member(o, key);
@@ -119,7 +120,8 @@ static long long wait_member(e2e_server_t *s, const char *name, const char *key,
 
 static size_t wait_jobs(e2e_server_t *s, const char *flow, const char *status, size_t want,
                         unsigned timeout_ms) {
-    uint64_t until = e2e_now_ms() + e2e_ms(timeout_ms);
+    timeout_ms = e2e_ms(timeout_ms);
+    uint64_t until = e2e_now_ms() + timeout_ms;
     for (;;) {
         size_t n = count_jobs(s, flow, status);
         if (n >= want)
