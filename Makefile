@@ -147,9 +147,9 @@ help:
 	@echo "                lib/include), the unit tests, the fuzz replays, make contract, then the"
 	@echo "                end-to-end tests against its flowd, then make ui"
 	@echo "make ui         drive the dashboard (/ui/) in headless Chromium with Selenium"
-	@echo "                (tests/ui/test_ui.py), then in headless Firefox over WebDriver BiDi when"
-	@echo "                firefox-esr and python3-websocket are installed (tests/ui/test_ui_firefox.py;"
-	@echo "                skipped, and said so, when not); screenshots of each page into build/ui-shots/"
+	@echo "                (tests/ui/test_ui.py), then in headless Firefox over WebDriver BiDi"
+	@echo "                (tests/ui/test_ui_firefox.py: firefox-esr and python3-websocket, which make deps"
+	@echo "                installs); screenshots of each page into build/ui-shots/"
 	@echo "make contract   check that api/flow.schema.json and flowd check agree on every example"
 	@echo "                document (pass) and on tests/contract/bad (fail), and that flowd's answers"
 	@echo "                are ones api/openapi.yaml declares (python3-jsonschema, python3-yaml), and"
@@ -172,7 +172,7 @@ help:
 	@echo "                FUZZ_HARNESSES=fuzz_doc picks some; new inputs go to build/fuzz/corpus, crashes to"
 	@echo "                build/fuzz/crashes (make test replays tests/fuzz/corpus and tests/fuzz/regress)"
 	@echo "make deps       install missing -dev packages and tools (xxd, chromium, chromium-driver,"
-	@echo "                python3-selenium) with apt-get (as root)"
+	@echo "                python3-selenium, firefox-esr, python3-websocket) with apt-get (as root)"
 	@echo "make lint       grep for calls we do not use (sprintf, strcpy, atoi, ...), and lint"
 	@echo "                api/openapi.yaml with Redocly's CLI (npx, a pinned version; make lint-api)"
 	@echo "make clean      remove build/"
@@ -202,6 +202,8 @@ deps:
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	/usr/bin/python3 -c 'import selenium' 2>/dev/null || missing="$$missing python3-selenium"; \
+	command -v firefox-esr >/dev/null || command -v firefox >/dev/null || missing="$$missing firefox-esr"; \
+	/usr/bin/python3 -c 'import websocket' 2>/dev/null || missing="$$missing python3-websocket"; \
 	/usr/bin/python3 -c 'import jsonschema' 2>/dev/null || missing="$$missing python3-jsonschema"; \
 	/usr/bin/python3 -c 'import yaml' 2>/dev/null || missing="$$missing python3-yaml"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \

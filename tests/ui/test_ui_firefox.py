@@ -12,9 +12,9 @@ the console's log. With the same flowd as test_ui.py (its Run: SQLite, flowd-moc
   - runs test_ui.py's AUDIT_JS (names, contrast, landmarks, width) on the jobs and job pages at 1280
     and 390 px;
   - fails on a JavaScript error or a Content-Security-Policy report in the console.
-Screenshots go to build/ui-shots/firefox-*.png. Without Firefox (FIREFOX, else firefox-esr or
-firefox on the PATH) or python3-websocket it says so and exits 0: it is an extra browser, not the
-one make deps installs.
+Screenshots go to build/ui-shots/firefox-*.png. Firefox (FIREFOX, else firefox-esr or firefox on
+the PATH) and python3-websocket are installed by make deps; without them it fails and says what is
+missing, as test_ui.py does without Chromium.
 Environment: as test_ui.py, and FIREFOX."""
 
 import base64
@@ -146,9 +146,9 @@ def status_is(status):
 
 def main():
     if FIREFOX is None or websocket is None:
-        print("test_ui_firefox: skipped: %s not installed (apt-get install firefox-esr python3-websocket)"
-              % ("Firefox" if FIREFOX is None else "python3-websocket"))
-        return 0
+        print("test_ui_firefox: FAILED: %s is not installed (make deps installs firefox-esr and "
+              "python3-websocket)" % ("Firefox" if FIREFOX is None else "python3-websocket"))
+        return 1
     run = ui.Run()
     run.start()
     profile = tempfile.mkdtemp(prefix="flowd-ff-")
