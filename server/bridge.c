@@ -192,6 +192,7 @@ static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, ch
                              .resume_node = job->run.resume_node,
                              .tries = job->run.resume_tries,
                              .steps = flow_job_steps(fj),
+                             .visits = job->run.visits,
                              .started_us = flow_job_started_us(fj),
                              .shared = shared,
                              .shared_len = shared_len,
@@ -315,6 +316,8 @@ static void on_step(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, const f
         job->run.size_count.bytes = shared_len; /* the size step_patch weighs patches against */
         job->run.size_count.seq = step->seq;
     }
+    if (step->depth == 0)
+        job->run.visits++;
     if (step->depth == 0 && step->error == 0 && !too_big) {
         /* the root flow moved on: a restart starts at its next node, with every try left, and a
          * redrive from this store (a store with patches makes it again from its log: run.base_step) */
@@ -582,7 +585,9 @@ static void restore_final(flowd_job_t *job, const flowd_stored_job_t *sj) {
 
 /* The root-level (depth 0) entries of a history: the root-level steps a resumed job had started
  * before the node it resumes at, from which its visits number on (flow_ctx_visit), so that the step
- * it runs again sends the Idempotency-Key it sent before the stop. */
+ * it runs again sends the Idempotency-Key it sent before the stop. For a store that does not keep
+ * the count (has_visits): SQLite gives the whole history back, PostgreSQL before schema 9 the last
+ * --events-limit entries (a count short for a longer job). */
 static uint64_t root_steps(json_t *history) {
     uint64_t n = 0;
     size_t i;
@@ -674,7 +679,9 @@ int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_d
     }
     job->sched.resumed = sj->status != FLOW_QUEUED;
     job->restart.steps = sj->status == FLOW_QUEUED ? 0 : sj->steps;
-    job->restart.visits = sj->status == FLOW_QUEUED ? 0 : root_steps(sj->history);
+    job->restart.visits = sj->status == FLOW_QUEUED ? 0
+                          : sj->has_visits                ? sj->visits
+                                                          : root_steps(sj->history);
     job->restart.done = completed;
     rc = flowd_bridge_start(b, job, json_incref(sj->shared), json_incref(sj->params));
     flowd_job_unref(job);
@@ -724,6 +731,7 @@ static void run_start(void *data, flowd_job_t *job) {
     json_t *shared = job->run.start_shared;
     job->run.start_shared = job->run.start_params = NULL;
     json_t *keep = json_incref(shared); /* for start_failed: flow_job_start steals shared */
+    job->run.visits = job->restart.visits;
     if (job->gone) { /* adopted, then taken over by another instance before it started here */
         json_decref(shared);
         json_decref(params);

@@ -137,6 +137,7 @@ struct flowd_job {
          * tries it used; the stores write them with each checkpoint */
         const char *resume_node;
         unsigned resume_tries;
+        uint64_t visits;             /* root-level steps finished, from restart.visits on */
         /* with a durable store: the shared store as the root flow's resume_node starts from it
          * (after the last root-level step that succeeded, or the job's first store), compact
          * JSON: not the store after a step inside a sub-flow, nor after a step that failed (a
@@ -166,7 +167,7 @@ struct flowd_job {
         char *node;
         unsigned tries;
         uint64_t steps;
-        uint64_t visits;             /* root-level steps of its history: its visits number on */
+        uint64_t visits;             /* root-level steps it had finished: its visits number on */
         uint64_t restored_steps;     /* history entries given back by the store, in the ring */
         uint8_t done;                /* given back with nothing left to run: it only has to end */
     } restart;

@@ -78,6 +78,8 @@ typedef struct flowd_checkpoint {
     const char *resume_node;   /* the root flow's node that runs next (NULL: its start) */
     unsigned tries;            /* tries of resume_node already used */
     uint64_t steps;            /* steps finished */
+    uint64_t visits;           /* root-level steps finished: what a job taken over numbers its
+                                * visits on from (flow_job_opts_t resume_visits) */
     uint64_t started_us;
     char *shared;              /* compact JSON of the shared store after the step (malloc'd: the
                                 * store takes it, and frees it when it writes nothing), or NULL when
@@ -137,6 +139,9 @@ typedef struct flowd_stored_job {
     int error_code;
     const char *error_message, *error_node;
     json_t *history;           /* array of history entries (Step objects), oldest first */
+    int has_visits;            /* a store that keeps a job's root-level steps finished (visits)
+                                * apart from its history, which may hold only the last ones */
+    uint64_t visits;
     json_t *totals;            /* {"steps", "failed", "retries", "dropped"} of an ended job, or
                                 * NULL */
     /* A shared store gives the last events too, with their ids, so that an event stream resumed on

@@ -56,7 +56,7 @@
 #include "store_cluster.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 8
+#define SCHEMA_VERSION 9
 #define CLAIM_BATCH 500       /* jobs claimed at most in one go */
 #define SWEEP_MS 60000        /* how often ended jobs past the retention are deleted */
 #define POOL_MAX 64
@@ -194,7 +194,7 @@ static const char schema[] =
     " tenant text NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback text,"
     " start_at_us bigint NOT NULL DEFAULT 0, priority smallint NOT NULL DEFAULT 5, conc_key text,"
     " conc_limit integer NOT NULL DEFAULT 0, slot boolean NOT NULL DEFAULT false, waits text,"
-    " origin text, base_shared text, base_step bigint);"
+    " origin text, base_shared text, base_step bigint, visits bigint);"
     "CREATE UNIQUE INDEX IF NOT EXISTS jobs_tenant_idem ON jobs (tenant, idem_key);"
     "CREATE INDEX IF NOT EXISTS jobs_key_active ON jobs (tenant, conc_key) WHERE conc_key IS NOT NULL"
     " AND status IN " ACTIVE ";"
@@ -302,6 +302,16 @@ static const char migrate_7_to_8[] =
     "UPDATE flowd_meta SET value = '8' WHERE key = 'schema_version';"
     "COMMIT;";
 
+/* Version 9 keeps each running job's root-level steps finished (visits), which an instance that
+ * takes the job over numbers its visits on from (an http node's Idempotency-Key): a claim reads
+ * only the last --events-limit steps, which counted them short for a longer job. A job from before
+ * has none until its next checkpoint, and a claim counts its visits in what it reads, as before. */
+static const char migrate_8_to_9[] =
+    "BEGIN;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS visits bigint;"
+    "UPDATE flowd_meta SET value = '9' WHERE key = 'schema_version';"
+    "COMMIT;";
+
 /* Creates the tables, brings an older database up to this version, or refuses a newer one.
  * Instances that start together take turns (an advisory lock). */
 static int migrate(PGconn *c, char *err, size_t errlen) {
@@ -337,7 +347,7 @@ static int migrate(PGconn *c, char *err, size_t errlen) {
         const char *sql;
     } steps[] = {{1, migrate_1_to_2}, {2, migrate_2_to_3}, {3, migrate_4_to_5},
                  {4, migrate_4_to_5}, {5, migrate_5_to_6}, {6, migrate_6_to_7},
-                 {7, migrate_7_to_8}};
+                 {7, migrate_7_to_8}, {8, migrate_8_to_9}};
     for (size_t i = 0; rc == 0 && i < sizeof steps / sizeof steps[0]; i++) {
         if (version != steps[i].from)
             continue;
@@ -390,8 +400,8 @@ static const struct {
     {"checkpoint",
      "WITH u AS (UPDATE jobs SET status = $2, resume_node = $3, tries = $4::integer, steps = $5::bigint,"
      " started_us = $6::bigint, waiting_for = $8,"
-     " last_action = COALESCE($9::text, last_action), last_event = GREATEST(last_event, $10::bigint)"
-     " WHERE id = $1 AND owner = $13 RETURNING id),"
+     " last_action = COALESCE($9::text, last_action), last_event = GREATEST(last_event, $10::bigint),"
+     " visits = $15::bigint WHERE id = $1 AND owner = $13 RETURNING id),"
      /* a whole store (put_store: at a snapshot; otherwise the step's entry carries its patch) */
      " w AS (INSERT INTO stores (job_id, step, shared) SELECT id, $14::bigint, $7::text FROM u"
      " WHERE $7::text IS NOT NULL ON CONFLICT (job_id, step) DO UPDATE SET shared = EXCLUDED.shared),"
@@ -473,7 +483,7 @@ static const struct {
      " FROM c WHERE j.id = c.id RETURNING j.id, j.seq, j.flow, j.digest, j.status, j.created_us,"
      " j.started_us, j.idem_key, j.body_hash, j.params, j.resume_node, j.tries, j.steps,"
      " j.last_action, j.waiting_for, j.last_event, j.tenant, j.callback, j.start_at_us, j.priority,"
-     " j.conc_key, j.conc_limit, j.origin)"
+     " j.conc_key, j.conc_limit, j.origin, j.visits)"
      /* in the order of claimed_steps and claimed_events, which claim walks along */
      " SELECT * FROM u ORDER BY id"},
     {"claimed_docs", "SELECT digest, document FROM flow_versions WHERE digest = ANY($1::text[])"},
@@ -768,8 +778,9 @@ static int apply_guarded(pg_store_t *s, flowd_op_t *op, const char *name, int n,
  * its whole store, which makes the older ones go (prune_stores). */
 static int apply_checkpoint(pg_store_t *s, flowd_op_t *op) {
     const flowd_op_checkpoint_t *c = &op->checkpoint;
-    char tries[24], steps[24], started[24], event[24], seq[24], at[24], base[24];
+    char tries[24], steps[24], started[24], event[24], seq[24], at[24], base[24], visits[24];
     u64(tries, sizeof tries, c->tries);
+    u64(visits, sizeof visits, c->visits);
     u64(steps, sizeof steps, c->steps);
     u64(started, sizeof started, c->started_us);
     u64(event, sizeof event, c->event_id);
@@ -777,9 +788,10 @@ static int apply_checkpoint(pg_store_t *s, flowd_op_t *op) {
     u64(at, sizeof at, c->shared_step);
     u64(base, sizeof base, c->base_step);
     const char *p[] = {op->id, flow_status_name(c->status), c->resume_node, tries, steps, started,
-                       c->shared, c->waiting_for, c->last_action, event, seq, c->step, s->me, at};
+                       c->shared, c->waiting_for, c->last_action, event, seq, c->step, s->me, at,
+                       visits};
     s->notify_events |= c->step != NULL;
-    int rc = apply_guarded(s, op, "checkpoint", 14, p);
+    int rc = apply_guarded(s, op, "checkpoint", 15, p);
     if (rc != 0 || op->lost || c->shared == NULL)
         return rc;
     const char *pp[] = {op->id, at, base};
@@ -1158,6 +1170,8 @@ static void claim(pg_store_t *s) {
             .conc_key = col(jobs, r, 20),
             .conc_limit = (unsigned)col_u64(jobs, r, 21),
             .origin = col(jobs, r, 22),
+            .has_visits = !PQgetisnull(jobs, r, 23),
+            .visits = col_u64(jobs, r, 23),
             .history = history,
             .events = evs,
             .nevents = nev,

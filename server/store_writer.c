@@ -471,6 +471,7 @@ void flowd_writer_checkpoint(flowd_writer_t *w, flowd_job_t *job, const flowd_ch
     c->resume_node = dup_or_null(cp->resume_node);
     c->tries = cp->tries;
     c->steps = cp->steps;
+    c->visits = cp->visits;
     c->started_us = cp->started_us;
     c->shared = cp->shared;
     c->shared_step = cp->shared_step;

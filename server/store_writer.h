@@ -75,7 +75,7 @@ typedef struct flowd_op_checkpoint {
     flow_status_t status;
     char *resume_node;   /* the root flow's node that runs next (NULL: its start) */
     unsigned tries;      /* tries of resume_node already used */
-    uint64_t steps, started_us;
+    uint64_t steps, visits, started_us;
     char *shared;        /* NULL: unchanged since the last checkpoint (a store with patches:
                           * no snapshot at this step) */
     uint64_t shared_step; /* with shared: the step it is as of */

@@ -37,6 +37,7 @@
 #include <libpq-fe.h>
 
 #include "e2e.h"
+#include "support/mock.h"
 
 /* ---- the PostgreSQL server of the suite ---- */
 
@@ -903,8 +904,8 @@ START_TEST(test_a_version_1_database_gets_tenants) {
     start_with_keys(&a);
     const char *old = "00000000000000000000000000000001";
     ck_assert_int_eq(db_number("SELECT value::int FROM flowd_meta WHERE key = 'schema_version'"),
-                     8); /* 1 -> 2 (tenants) -> 3 (callbacks) -> 4 (schedules) -> 5 (queueing) -> 6 (turns)
-                          * -> 7 (redrives) -> 8 (stores) */
+                     9); /* 1 -> 2 (tenants) -> 3 (callbacks) -> 4 (schedules) -> 5 (queueing) -> 6 (turns)
+                          * -> 7 (redrives) -> 8 (stores) -> 9 (visits) */
     /* version 5: it starts at once, at the default priority, with no key; version 6: no turn held */
     ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE start_at_us = 0 AND priority = 5"
                                " AND conc_key IS NULL AND NOT slot AND waits IS NULL"), 1);
@@ -1713,9 +1714,64 @@ START_TEST(test_a_looping_job_killed_mid_run_resumes_on_the_other_instance) {
 }
 END_TEST
 
+/* An http node's Idempotency-Key numbers its visit among the job's root-level steps
+ * (<job>:<node>:<visit>), and an instance that takes a job over numbers on from the steps it had,
+ * not from the last --events-limit of them that a claim reads: a job of seven ticks killed while its
+ * eighth step's request waits at the mock sends that request again, from b, with the key it had
+ * (":call:8"; counting the three steps b read would have given ":call:4", the key of another visit,
+ * whose answer an upstream that honours keys would give back). */
+static const char visits_doc[] =
+    "{\"name\": \"pgvisits\", \"params\": {\"base\": \"\"}, \"outbound\": {\"allow\": [\"127.0.0.1\"]},"
+    " \"start\": \"tick\", \"nodes\": {"
+    " \"tick\": {\"type\": \"sleep\", \"params\": {\"seconds\": 0.01},"
+    "  \"post\": [\"shared.n = (shared.n or 0) + 1\", \"if shared.n < 7 then return 'again' end\"],"
+    "  \"next\": {\"again\": \"tick\", \"default\": \"call\"}},"
+    " \"call\": {\"type\": \"http\", \"params\": {\"url\": \"{{$params/base}}/delay/3000/echo\"},"
+    "  \"out\": {\"/key\": \"/body/headers/idempotency-key\"}}}}";
+
+static void start_visits(e2e_server_t *s) {
+    e2e_write_file(flows, "pgvisits.json", visits_doc);
+    e2e_start(s, "--store", db_uri, "--flows", flows, "--lease", "2s", "--claim-interval", "200ms",
+              "--poll-interval", "200ms", "--log-level", "warn", "--events-limit", "3", NULL);
+}
+
+START_TEST(test_a_job_taken_over_numbers_its_visits_on) {
+    mock_t *mock = NULL;
+    ck_assert_int_eq(mock_start(NULL, &mock), 0);
+    e2e_server_t a, b;
+    start_visits(&a);
+    start_visits(&b);
+    char body[200], key[128], path[160];
+    snprintf(body, sizeof body, "{\"flow\": \"pgvisits\", \"params\": {\"base\": \"http://127.0.0.1:%u\"}}",
+             (unsigned)mock_port(mock));
+    char *id = post_id(&a, body);
+    snprintf(key, sizeof key, "%s:call:8", id);
+    uint64_t deadline = e2e_now_ms() + e2e_ms(30000);
+    while (mock_idempotency_count(mock, key) == 0) {
+        ck_assert_msg(e2e_now_ms() < deadline, "the eighth step's request never came");
+        usleep(5000);
+    }
+    ck_assert_int_eq(job_number("SELECT steps FROM jobs WHERE id = '%s'", id), 7);
+    e2e_kill(&a);
+    json_decref(e2e_wait_status(&b, id, "succeeded", slow() ? 60000 : 30000));
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
+    json_t *shared = e2e_get_json(&b, path);
+    ck_assert_str_eq(json_string_value(json_object_get(shared, "key")), key);
+    ck_assert_uint_eq(mock_idempotency_count(mock, key), 2); /* before the kill, and from b */
+    ck_assert_int_eq(job_number("SELECT claims FROM jobs WHERE id = '%s'", id), 1);
+    json_decref(shared);
+    ck_assert_int_eq(e2e_stop(&b, slow() ? 60000 : 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+    mock_stop(mock);
+    free(id);
+}
+END_TEST
+
 /* A version 7 database (before stores) with a job that waits for input, its store in its row as
- * version 7 kept it: the next flowd makes it version 8, takes the job over from its row, and it
- * ends with the store it had and what came after. */
+ * version 7 kept it: the next flowd makes it version 9 (8: stores, 9: visits), takes the job over
+ * from its row (no visits kept: counted in its steps, as before), and it ends with the store it had
+ * and what came after. */
 START_TEST(test_a_version_7_database_gets_stores) {
     e2e_server_t a, b;
     start(&a, "10s");
@@ -1728,6 +1784,7 @@ START_TEST(test_a_version_7_database_gets_stores) {
     snprintf(sql, sizeof sql, "UPDATE jobs SET shared = '{\"who\": \"Ada\", \"asked\": true, \"old\": 7}'"
              " WHERE id = '%s'", id);
     static const char *const to_7[] = {"DROP TABLE stores", "ALTER TABLE jobs DROP COLUMN base_step",
+                                       "ALTER TABLE jobs DROP COLUMN visits",
                                        "UPDATE flowd_meta SET value = '7' WHERE key = 'schema_version'", NULL};
     for (const char *const *q = to_7; ; q++) {
         PGresult *res = PQexec(c, *q ? *q : sql);
@@ -1738,9 +1795,9 @@ START_TEST(test_a_version_7_database_gets_stores) {
     }
     PQfinish(c);
     start(&b, "10s");
-    ck_assert_int_eq(db_number("SELECT value::int FROM flowd_meta WHERE key = 'schema_version'"), 8);
+    ck_assert_int_eq(db_number("SELECT value::int FROM flowd_meta WHERE key = 'schema_version'"), 9);
     ck_assert_int_eq(db_number("SELECT count(*) FROM information_schema.columns WHERE table_name = 'jobs'"
-                               " AND column_name = 'base_step'"), 1);
+                               " AND column_name IN ('base_step', 'visits')"), 2);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND owner IS NOT NULL", id);
     wait_db(sql, 1, slow() ? 60000 : 15000);
     char path[128];
@@ -1798,6 +1855,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_step_reads_on_postgres_match_the_patches);
     tcase_add_test(tc, test_a_looping_job_killed_mid_run_resumes_on_the_other_instance);
     tcase_add_test(tc, test_a_version_7_database_gets_stores);
+    tcase_add_test(tc, test_a_job_taken_over_numbers_its_visits_on);
     suite_add_tcase(s, tc);
     return s;
 }
