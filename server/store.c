@@ -32,7 +32,10 @@ int flowd_store_open(const char *spec, const flowd_store_opts_t *opts, flowd_sto
             snprintf(err, errlen, "--data-dir %s cannot be made or written", data_dir);
             return FLOW_EIO;
         }
-        return flowd_store_sqlite_new(path, sync, opts->shards, out, err, errlen);
+        int rc = flowd_store_sqlite_new(path, sync, opts->shards, out, err, errlen);
+        if (rc == 0)
+            flowd_store_sqlite_set_history(*out, opts->events_limit);
+        return rc;
     }
     if (strncmp(spec, "postgresql://", 13) == 0 || strncmp(spec, "postgres://", 11) == 0)
         return flowd_store_postgres_new(spec, opts, out, err, errlen);

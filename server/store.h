@@ -273,6 +273,9 @@ int flowd_store_memory_new(flowd_store_t **out);
  * FLOWD_SQLITE_MAX_SHARDS; 0 is 1), each with its own store thread, named by
  * flowd_store_sqlite_file; a store made before keeps the count it was made with. */
 enum { FLOWD_SQLITE_MAX_SHARDS = 64 }; /* --store-shards's bound (config.c) */
+/* How many of a job's last steps load gives back in its history (as an event ring holds:
+ * --events-limit; 0: 1000), besides those that make its shared store again. A SQLite store. */
+void flowd_store_sqlite_set_history(flowd_store_t *store, unsigned steps);
 int flowd_store_sqlite_new(const char *path, const char *sync, unsigned shards,
                            flowd_store_t **out, char *err, size_t errlen);
 /* The file of a sqlite:PATH spec (a relative PATH is in data_dir), len bytes at out; FLOW_EINVAL

@@ -42,7 +42,7 @@
 #include "store.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 8
+#define SCHEMA_VERSION 9
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -74,6 +74,7 @@ typedef struct sqlite_store {
     /* the jobs in another file than their id places them in: id -> the file's index */
     pthread_mutex_t moved_lock;
     json_t *moved;
+    unsigned history;      /* the last steps of a job's history load gives back (0: 1000) */
 } sqlite_store_t;
 
 /* ---- the writer's backend ---- */
@@ -166,7 +167,8 @@ static int apply_checkpoint(sq_file_t *f, const flowd_op_t *op) {
         sqlite3_bind_int64(st, 4, (sqlite3_int64)c->steps);
         sqlite3_bind_int64(st, 5, (sqlite3_int64)c->started_us);
         bind_text(st, 6, c->waiting_for);
-        sqlite3_bind_int64(st, 7, (sqlite3_int64)op->seq);
+        sqlite3_bind_int64(st, 7, (sqlite3_int64)c->visits);
+        sqlite3_bind_int64(st, 8, (sqlite3_int64)op->seq);
         if ((rc = run(st)) != 0)
             return rc;
         if (c->shared != NULL &&
@@ -616,22 +618,52 @@ static json_t *history_of_bound(sqlite3_stmt *steps) {
     return all;
 }
 
-static json_t *history_of(sqlite3_stmt *steps, uint64_t seq) {
-    sqlite3_bind_int64(steps, 1, (sqlite3_int64)seq);
-    return history_of_bound(steps);
-}
-
 static const char load_jobs_sql[] =
     "SELECT j.id, j.flow, v.document, j.status, j.created_us, j.started_us, j.finished_us, j.idem_key,"
     " j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps, j.last_action, j.waiting_for,"
     " j.error_code, j.error_message, j.error_node, j.totals, j.seq, j.tenant, j.callback,"
     " j.start_at_us, j.priority, j.conc_key, j.conc_limit, j.origin, j.base_shared, j.base_step,"
-    " s.step, s.shared FROM jobs j LEFT JOIN flow_versions v ON v.digest = j.digest"
+    " s.step, s.shared, j.visits FROM jobs j LEFT JOIN flow_versions v ON v.digest = j.digest"
     " LEFT JOIN stores s ON s.job = j.seq"
     " AND s.step = (SELECT MAX(step) FROM stores WHERE job = j.seq) ORDER BY j.seq";
 
-/* Hands the job of the row st is at (load_jobs_sql's) to each, with its history from steps. */
-static int load_row(sqlite3_stmt *st, sqlite3_stmt *steps, flowd_store_each_cb each, void *data) {
+/* The statements load reads a file's jobs with. */
+typedef struct {
+    sqlite3_stmt *jobs;   /* load_jobs_sql */
+    sqlite3_stmt *steps;  /* a job's steps after a seq */
+    sqlite3_stmt *visits; /* a job's root-level steps, counted (a job from before version 9) */
+} sq_load_t;
+
+/* A job's root-level steps finished, counted in the file for a job that has no visits kept (from
+ * before version 9): a step whose entry is not JSON is not counted. */
+static uint64_t count_visits(sqlite3_stmt *st, uint64_t seq) {
+    uint64_t n = 0;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return n;
+}
+
+/* The last keep entries of history (a new reference), or history itself when it has no more. */
+static json_t *last_entries(json_t *history, size_t keep) {
+    size_t n = json_array_size(history);
+    if (n <= keep)
+        return history;
+    json_t *last = json_array();
+    for (size_t i = n - keep; last != NULL && i < n; i++)
+        json_array_append(last, json_array_get(history, i));
+    if (last == NULL)
+        return history; /* out of memory: all of it, as before */
+    json_decref(history);
+    return last;
+}
+
+/* Hands the job of the row l->jobs is at (load_jobs_sql's) to each, with the last keep steps of its
+ * history, and those after its last whole store, which make its shared store again: a job of
+ * millions of steps is not read whole (version 9 keeps its visits apart). */
+static int load_row(const sq_load_t *l, size_t keep, flowd_store_each_cb each, void *data) {
+    sqlite3_stmt *st = l->jobs;
     flow_status_t status = FLOW_QUEUED;
     flow_status_parse(col_text(st, 3) ? col_text(st, 3) : "queued", &status);
     flowd_stored_job_t j = {
@@ -666,15 +698,25 @@ static int load_row(sqlite3_stmt *st, sqlite3_stmt *steps, flowd_store_each_cb e
         .base_shared = col_text(st, 28),
         .at_base_step = sqlite3_column_type(st, 29) != SQLITE_NULL,
         .base_step = (uint64_t)sqlite3_column_int64(st, 29),
+        .has_visits = 1,
+        .visits = (uint64_t)sqlite3_column_int64(st, 32),
     };
-    j.history = history_of(steps, j.seq);
+    int active = !flow_status_final(j.status);
     /* a job that has not ended: its last whole store and the patches after it */
     uint64_t shared_step = j.steps;
-    if (!flow_status_final(j.status) && sqlite3_column_type(st, 31) != SQLITE_NULL) {
+    if (active && sqlite3_column_type(st, 31) != SQLITE_NULL) {
         json_decref(j.shared);
         j.shared = col_json(st, 31);
         shared_step = (uint64_t)sqlite3_column_int64(st, 30);
     }
+    uint64_t from = j.steps > keep ? j.steps - keep : 0;
+    if (active && shared_step < from)
+        from = shared_step;
+    sqlite3_bind_int64(l->steps, 1, (sqlite3_int64)j.seq);
+    sqlite3_bind_int64(l->steps, 2, (sqlite3_int64)from);
+    j.history = history_of_bound(l->steps);
+    if (active && sqlite3_column_type(st, 32) == SQLITE_NULL)
+        j.visits = count_visits(l->visits, j.seq);
     if (j.shared == NULL)
         j.shared = json_object();
     char why[256];
@@ -684,6 +726,7 @@ static int load_row(sqlite3_stmt *st, sqlite3_stmt *steps, flowd_store_each_cb e
         flowd_log(FLOW_LOG_ERROR, "store: job %s: its shared store after step %llu cannot be "
                   "made again (%s)", j.id, (unsigned long long)j.steps, why);
     }
+    j.history = last_entries(j.history, keep);
     int rc = each(data, &j);
     json_decref(j.params);
     json_decref(j.shared);
@@ -696,42 +739,50 @@ static int load_row(sqlite3_stmt *st, sqlite3_stmt *steps, flowd_store_each_cb e
 static int sq_load(flowd_store_t *store, flowd_store_each_cb each, void *data) {
     sqlite_store_t *s = store_of(store);
     unsigned n = s->nfiles;
-    sqlite3_stmt **st = calloc(2 * (size_t)n, sizeof *st), **steps = st + n;
+    sq_load_t *l = calloc(n, sizeof *l);
     int *more = calloc(n, sizeof *more);
+    size_t keep = s->history ? s->history : 1000;
     int rc = 0;
-    if (st == NULL || more == NULL) {
+    if (l == NULL || more == NULL) {
         rc = FLOW_ENOMEM;
         goto out;
     }
     for (unsigned i = 0; i < n; i++) {
         sq_file_t *f = s->files[i];
-        if (sqlite3_prepare_v2(f->db, load_jobs_sql, -1, &st[i], NULL) != SQLITE_OK ||
-            sqlite3_prepare_v2(f->db, "SELECT data FROM steps WHERE job = ? ORDER BY seq", -1,
-                               &steps[i], NULL) != SQLITE_OK) {
+        /* CASE, not AND: json_extract fails the statement on an entry that is not JSON */
+        if (sqlite3_prepare_v2(f->db, load_jobs_sql, -1, &l[i].jobs, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(f->db, "SELECT data FROM steps WHERE job = ? AND seq > ? ORDER BY seq",
+                               -1, &l[i].steps, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(f->db, "SELECT count(*) FROM steps WHERE job = ? AND CASE WHEN"
+                               " json_valid(data) THEN json_extract(data, '$.depth') END = 0",
+                               -1, &l[i].visits, NULL) != SQLITE_OK) {
             flowd_log(FLOW_LOG_ERROR, "store: cannot read the jobs of %s: %s", f->path,
                       sqlite3_errmsg(f->db));
             rc = FLOW_EIO;
             goto out;
         }
-        more[i] = sqlite3_step(st[i]) == SQLITE_ROW;
+        more[i] = sqlite3_step(l[i].jobs) == SQLITE_ROW;
     }
     for (;;) {
         int next = -1;
         for (unsigned i = 0; i < n; i++)
-            if (more[i] && (next < 0 || sqlite3_column_int64(st[i], 20) <
-                                            sqlite3_column_int64(st[next], 20)))
+            if (more[i] && (next < 0 || sqlite3_column_int64(l[i].jobs, 20) <
+                                            sqlite3_column_int64(l[next].jobs, 20)))
                 next = (int)i;
         if (next < 0)
             break;
-        if ((rc = set_moved(s, col_text(st[next], 0), next)) != 0 ||
-            (rc = load_row(st[next], steps[next], each, data)) != 0)
+        if ((rc = set_moved(s, col_text(l[next].jobs, 0), next)) != 0 ||
+            (rc = load_row(&l[next], keep, each, data)) != 0)
             goto out;
-        more[next] = sqlite3_step(st[next]) == SQLITE_ROW;
+        more[next] = sqlite3_step(l[next].jobs) == SQLITE_ROW;
     }
 out:
-    for (unsigned i = 0; st != NULL && i < 2 * n; i++)
-        sqlite3_finalize(st[i]);
-    free(st);
+    for (unsigned i = 0; l != NULL && i < n; i++) {
+        sqlite3_finalize(l[i].jobs);
+        sqlite3_finalize(l[i].steps);
+        sqlite3_finalize(l[i].visits);
+    }
+    free(l);
     free(more);
     return rc;
 }
@@ -841,7 +892,7 @@ static const struct {
      "INSERT OR IGNORE INTO flow_versions (digest, document) VALUES (?, ?)"},
     {offsetof(sq_file_t, upd_checkpoint),
      "UPDATE jobs SET status = ?, resume_node = ?, tries = ?, steps = ?,"
-     " started_us = ?, waiting_for = ? WHERE seq = ?"},
+     " started_us = ?, waiting_for = ?, visits = ? WHERE seq = ?"},
     {offsetof(sq_file_t, ins_step),
      "INSERT OR REPLACE INTO steps (job, seq, data) VALUES (?, ?, ?)"},
     {offsetof(sq_file_t, upd_finish),
@@ -959,7 +1010,7 @@ static const char schema[] =
     " tenant TEXT NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback TEXT,"
     " start_at_us INTEGER NOT NULL DEFAULT 0, priority INTEGER NOT NULL DEFAULT 5, conc_key TEXT,"
     " conc_limit INTEGER NOT NULL DEFAULT 0, origin TEXT, base_shared TEXT, base_step INTEGER,"
-    " UNIQUE (tenant, idem_key));"
+    " visits INTEGER, UNIQUE (tenant, idem_key));"
     "CREATE TABLE IF NOT EXISTS stores (job INTEGER NOT NULL, step INTEGER NOT NULL,"
     " shared TEXT NOT NULL, PRIMARY KEY (job, step));"
     "CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, job TEXT NOT NULL, tenant TEXT NOT NULL,"
@@ -1066,6 +1117,17 @@ static const char migrate_7_to_8[] =
     "UPDATE meta SET value = '8' WHERE key = 'schema_version';"
     "COMMIT;";
 
+/* Version 9 keeps each running job's root-level steps finished (visits: what its visits number on
+ * from after a restart, an http node's Idempotency-Key), so that load reads only the last steps of a
+ * job (flowd_store_sqlite_set_history) instead of its whole history, which for a job of millions of
+ * steps took minutes and gigabytes at every start. A job from before has none until its next
+ * checkpoint: load counts its root-level steps in the file (one pass, nothing kept). */
+static const char migrate_8_to_9[] =
+    "BEGIN;"
+    "ALTER TABLE jobs ADD COLUMN visits INTEGER;"
+    "UPDATE meta SET value = '9' WHERE key = 'schema_version';"
+    "COMMIT;";
+
 static int schema_version(sq_file_t *f) {
     sqlite3_stmt *st = NULL;
     int version = 0;
@@ -1089,18 +1151,21 @@ static int migrate(sq_file_t *f, char *err, size_t errlen) {
     if (version >= 1 && version < SCHEMA_VERSION) {
         flowd_log(FLOW_LOG_INFO, "store: %s: schema version %d -> %d", f->path, version,
                   SCHEMA_VERSION);
-        /* 1 and 2 copy their rows into the tables of this version; 3, 5 and 6 gain columns, a
+        /* 1 and 2 copy their rows into the tables of this version; 3, 5, 6 and 8 gain columns, a
          * transaction a version (4 -> 5 is only the schedules table, which the schema makes; 7 -> 8
          * only meta) */
         if (version == 3)
-            sql = sqlite3_mprintf("%s%s%s%s", migrate_3_to_4, migrate_5_to_6, migrate_6_to_7,
-                                  migrate_7_to_8);
+            sql = sqlite3_mprintf("%s%s%s%s%s", migrate_3_to_4, migrate_5_to_6, migrate_6_to_7,
+                                  migrate_7_to_8, migrate_8_to_9);
         else if (version == 4 || version == 5)
-            sql = sqlite3_mprintf("%s%s%s", migrate_5_to_6, migrate_6_to_7, migrate_7_to_8);
+            sql = sqlite3_mprintf("%s%s%s%s", migrate_5_to_6, migrate_6_to_7, migrate_7_to_8,
+                                  migrate_8_to_9);
         else if (version == 6)
-            sql = sqlite3_mprintf("%s%s", migrate_6_to_7, migrate_7_to_8);
+            sql = sqlite3_mprintf("%s%s%s", migrate_6_to_7, migrate_7_to_8, migrate_8_to_9);
         else if (version == 7)
-            sql = sqlite3_mprintf("%s", migrate_7_to_8);
+            sql = sqlite3_mprintf("%s%s", migrate_7_to_8, migrate_8_to_9);
+        else if (version == 8)
+            sql = sqlite3_mprintf("%s", migrate_8_to_9);
         else
             sql = sqlite3_mprintf(version == 1 ? migrate_1_to_2 : migrate_2_to_3, schema);
         if (sql == NULL) {
@@ -1266,6 +1331,10 @@ static int open_others(sqlite_store_t *s, const char *path, const char *sync, ch
         }
     }
     return 0;
+}
+
+void flowd_store_sqlite_set_history(flowd_store_t *store, unsigned steps) {
+    store_of(store)->history = steps;
 }
 
 int flowd_store_sqlite_new(const char *path, const char *sync, unsigned shards,

@@ -874,7 +874,7 @@ START_TEST(test_a_version_2_file_is_migrated_to_tenants) {
         SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
     /* and on to callbacks (4), schedules (5), queueing (6), stores and redrives (7), files (8) */
-    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "8");
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "9");
     ck_assert_int_eq(sqlite3_column_int(st, 3), 0);
     ck_assert_int_eq(sqlite3_column_int(st, 1), 1);
     ck_assert_int_eq(sqlite3_column_int(st, 2), 1);

@@ -733,6 +733,74 @@ START_TEST(test_a_visit_in_flight_at_a_kill_sends_its_key_again) {
 }
 END_TEST
 
+/* A restart reads only a job's last --events-limit steps (and those after its last whole store),
+ * not its whole history, which for a job of millions of steps took minutes and gigabytes at every
+ * start; its visits come from jobs.visits (version 9), or, in a file from before, are counted in
+ * the file. Either way the eighth step of a job of seven ticks, an http node killed while its
+ * request waits at the mock, sends its request again with the key it had (":call:8": counting the
+ * three steps read would give ":call:4", an earlier visit's key). from_8: the file is made version
+ * 8 again (no jobs.visits) between the kill and the restart. */
+static const char ticks_call_doc[] =
+    "{\"name\": \"tickcall\", \"params\": {\"base\": \"\"}, \"outbound\": {\"allow\": [\"127.0.0.1\"]},"
+    " \"start\": \"tick\", \"nodes\": {"
+    " \"tick\": {\"type\": \"noop\","
+    "  \"post\": [\"shared.n = (shared.n or 0) + 1\", \"if shared.n < 7 then return 'again' end\"],"
+    "  \"next\": {\"again\": \"tick\", \"default\": \"call\"}},"
+    " \"call\": {\"type\": \"http\", \"params\": {\"url\": \"{{$params/base}}/delay/3000/echo\"},"
+    "  \"out\": {\"/key\": \"/body/headers/idempotency-key\"}}}}";
+
+static void restart_reads_last_steps(int from_8) {
+    mock_t *mock = NULL;
+    ck_assert_int_eq(mock_start(NULL, &mock), 0);
+    e2e_write_file(flows, "tickcall.json", ticks_call_doc);
+    e2e_server_t s;
+    e2e_start(&s, "--store", store, "--flows", flows, "--events-limit", "3", NULL);
+    char body[200], key[128], path[160];
+    snprintf(body, sizeof body, "{\"flow\": \"tickcall\", \"params\": {\"base\": \"http://127.0.0.1:%u\"}}",
+             (unsigned)mock_port(mock));
+    json_t *job = e2e_start_job(&s, body);
+    const char *id = json_string_value(json_object_get(job, "id"));
+    snprintf(key, sizeof key, "%s:call:8", id);
+    uint64_t deadline = e2e_now_ms() + e2e_ms(30000);
+    while (mock_idempotency_count(mock, key) == 0 || stored_steps(id) < 7) {
+        ck_assert_msg(e2e_now_ms() < deadline, "the eighth step's request never came");
+        usleep(5000);
+    }
+    e2e_kill(&s);
+    if (from_8) {
+        char file[160], *err = NULL;
+        sqlite3 *db = NULL;
+        snprintf(file, sizeof file, "%s/flowd.db", dir);
+        ck_assert_int_eq(sqlite3_open(file, &db), SQLITE_OK);
+        ck_assert_msg(sqlite3_exec(db, "ALTER TABLE jobs DROP COLUMN visits;"
+                                       "UPDATE meta SET value = '8' WHERE key = 'schema_version'",
+                                   NULL, NULL, &err) == SQLITE_OK, "%s", err ? err : "");
+        sqlite3_close(db);
+    }
+    e2e_start(&s, "--store", store, "--flows", flows, "--events-limit", "3", NULL);
+    json_decref(e2e_wait_status(&s, id, "succeeded", 30000));
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
+    json_t *shared = get_value(&s, path);
+    ck_assert_str_eq(json_string_value(json_object_get(shared, "key")), key);
+    ck_assert_int_eq(json_integer_value(json_object_get(shared, "n")), 7);
+    ck_assert_uint_eq(mock_idempotency_count(mock, key), 2); /* before the kill, and after */
+    json_decref(shared);
+    json_decref(job);
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+    mock_stop(mock);
+}
+
+START_TEST(test_a_restart_reads_a_jobs_last_steps_and_its_visits) {
+    restart_reads_last_steps(0);
+}
+END_TEST
+
+START_TEST(test_a_version_8_file_counts_a_jobs_visits) {
+    restart_reads_last_steps(1);
+}
+END_TEST
+
 /* Clients that hang up while their POST waits for its group commit: a job the store took runs
  * anyway (it used to stay queued for good, its request counted as suspended for ever, which also
  * held a shutdown for its whole grace period). */
@@ -891,6 +959,8 @@ static Suite *durable_suite(void) {
     tcase_add_test(tc, test_finished_jobs_read_the_same_after_a_restart);
     tcase_add_test(tc, test_jobs_still_running_at_sigterm_resume_at_the_next_start);
     tcase_add_test(tc, test_a_visit_in_flight_at_a_kill_sends_its_key_again);
+    tcase_add_test(tc, test_a_restart_reads_a_jobs_last_steps_and_its_visits);
+    tcase_add_test(tc, test_a_version_8_file_counts_a_jobs_visits);
     tcase_add_test(tc, test_a_job_stored_after_its_client_left_still_runs);
     suite_add_tcase(s, tc);
     /* the same on a store of three files (--store-shards 3), each with its own writer */

@@ -449,6 +449,7 @@ START_TEST(test_a_version_6_file_is_migrated) {
     ck_assert_int_eq(sqlite3_exec(db, "ALTER TABLE jobs DROP COLUMN origin;"
                                       " ALTER TABLE jobs DROP COLUMN base_shared;"
                                       " ALTER TABLE jobs DROP COLUMN base_step; DROP TABLE stores;"
+                                      " ALTER TABLE jobs DROP COLUMN visits;"
                                       " UPDATE meta SET value = '6' WHERE key = 'schema_version'",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
@@ -471,7 +472,7 @@ START_TEST(test_a_version_6_file_is_migrated) {
                                         -1, &st, NULL),
                      SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "8");
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "9");
     sqlite3_finalize(st);
     sqlite3_close(db);
     free(old);

@@ -450,6 +450,7 @@ START_TEST(test_a_version_4_file_gets_schedules) {
                                       " ALTER TABLE jobs DROP COLUMN priority;"
                                       " ALTER TABLE jobs DROP COLUMN conc_key;"
                                       " ALTER TABLE jobs DROP COLUMN conc_limit;"
+                                      " ALTER TABLE jobs DROP COLUMN visits;"
                                       " UPDATE meta SET value = '4' WHERE key = 'schema_version'",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
@@ -468,7 +469,7 @@ START_TEST(test_a_version_4_file_gets_schedules) {
                                         -1, &st, NULL),
                      SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "8");
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "9");
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
