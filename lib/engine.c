@@ -53,23 +53,42 @@ static void runq_push(flow_job_t *job) {
         flow_queue_insert_head(&eng->runq, &job->runq_node);
     else
         flow_queue_insert_tail(&eng->runq, &job->runq_node);
-    if (!uv_is_active((uv_handle_t *)&eng->idle) && !eng->closing)
+    if (!uv_is_active((uv_handle_t *)&eng->idle) && !eng->closing && (!eng->held || job->final))
         uv_idle_start(&eng->idle, on_idle);
+}
+
+/* While the engine is held, only the jobs that are ending run (they are at the front). */
+static int runq_runnable(flow_engine_t *eng) {
+    flow_job_t *job = runq_first(eng);
+    return job != NULL && (!eng->held || job->final || job->finalized);
 }
 
 static void on_idle(uv_idle_t *idle) {
     flow_engine_t *eng = idle->data;
     uint64_t t0 = uv_hrtime();
-    do {
+    while (runq_runnable(eng)) {
         flow_job_t *job = runq_first(eng);
         runq_unlink(job);
         if (job->finalized)
             job_maybe_free(job);
         else
             job_run(job); /* a job that yields goes to the back of the queue */
-    } while (!flow_queue_empty(&eng->runq) && uv_hrtime() - t0 < IDLE_SLICE_NS);
-    if (flow_queue_empty(&eng->runq))
+        if (uv_hrtime() - t0 >= IDLE_SLICE_NS)
+            break;
+    }
+    if (!runq_runnable(eng))
         uv_idle_stop(idle);
+}
+
+void flow_engine_hold(flow_engine_t *eng, int hold) {
+    eng->held = hold != 0;
+    if (!eng->held && !eng->closing && !flow_queue_empty(&eng->runq) &&
+        !uv_is_active((uv_handle_t *)&eng->idle))
+        uv_idle_start(&eng->idle, on_idle);
+}
+
+int flow_engine_held(const flow_engine_t *eng) {
+    return eng->held;
 }
 
 int flow_engine_new(uv_loop_t *loop, const flow_engine_opts_t *opts, flow_engine_t **out) {
@@ -1153,7 +1172,8 @@ static void frame_run(struct frame *f) {
             if (job->eng->draining)
                 return; /* parked at a step boundary; freed with the job */
             flow_engine_t *eng = job->eng;
-            if (eng->budget == 0 || (t != 0 && eng->turn_ns != 0 && t - eng->turn_ns >= TURN_NS)) {
+            if (eng->budget == 0 || eng->held ||
+                (t != 0 && eng->turn_ns != 0 && t - eng->turn_ns >= TURN_NS)) {
                 eng->budget = 0; /* job_run queues the job again */
                 ready_push(job, f);
                 return;

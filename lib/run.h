@@ -214,6 +214,7 @@ struct flow_engine {
     uint64_t mono0_ns;
     uint8_t closing;
     uint8_t draining;           /* no step starts any more */
+    uint8_t held;               /* no step starts until it is let go (flow_engine_hold) */
     uint8_t idle_closed;
     uint8_t timers_closed;
 };

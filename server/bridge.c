@@ -21,6 +21,8 @@ struct flowd_bridge {
     atomic_uint_fast64_t depth;
     uv_async_t async;
     uv_check_t check;         /* refreshes the current node of records whose job ran */
+    uv_timer_t backlog;       /* while the engine is held (--store-backlog): polls the store */
+    uint64_t held_ns;         /* loop only: since when it is held */
     flowd_sched_t *sched;     /* loop only: when each started record runs (scheduler.h) */
     flowd_job_t *dirty;       /* loop only: records to refresh, each holding a reference */
     int open_handles;
@@ -178,6 +180,30 @@ static char *strdup_or_null(const char *s) {
     return s ? strdup(s) : NULL;
 }
 
+/* --store-backlog: a job that steps faster than the store writes (a tight loop, thousands of jobs
+ * at once) would queue its checkpoints in memory without end. Past the limit no job starts a step
+ * (flow_engine_hold) until the writers are down to half of it; the writers' threads have no way to
+ * the loop, so the loop looks every 2 ms, and only while it holds. */
+static void on_backlog(uv_timer_t *t) {
+    flowd_bridge_t *b = t->data;
+    flowd_server_t *srv = b->srv;
+    if (srv->store->ops->backlog(srv->store) > srv->cfg.store_backlog / 2)
+        return;
+    uv_timer_stop(t);
+    flow_engine_hold(srv->eng, 0);
+    flowd_metrics_store_held(srv->metrics, (uv_hrtime() - b->held_ns) / 1000u);
+}
+
+static void hold_past_backlog(flowd_server_t *srv) {
+    flowd_bridge_t *b = srv->bridge;
+    if (srv->store->ops->backlog == NULL || flow_engine_held(srv->eng) ||
+        srv->store->ops->backlog(srv->store) < srv->cfg.store_backlog)
+        return;
+    flow_engine_hold(srv->eng, 1);
+    b->held_ns = uv_hrtime();
+    uv_timer_start(&b->backlog, on_backlog, 2, 2);
+}
+
 /* What a restart would resume the job from, to the store (which copies what it keeps, and takes
  * shared: compact JSON as of step shared_step, or NULL when it did not change or, in a store with
  * patches, when the step's entry carries what changed). */
@@ -205,6 +231,7 @@ static void checkpoint(flowd_server_t *srv, flowd_job_t *job, flow_job_t *fj, ch
                              .event_id = event_id,
                              .last_action = flow_job_last_action(fj)};
     srv->store->ops->checkpoint(srv->store, job, &cp);
+    hold_past_backlog(srv);
 }
 
 /* The shared store's size where nothing serializes it (the memory store, and a store with patches
@@ -989,14 +1016,17 @@ int flowd_bridge_new(flowd_server_t *srv, flowd_bridge_t **out) {
         return FLOW_EIO;
     }
     uv_check_init(&srv->loop, &b->check);
+    uv_timer_init(&srv->loop, &b->backlog);
     b->async.data = b;
     b->check.data = b;
-    b->open_handles = 2;
+    b->backlog.data = b;
+    b->open_handles = 3;
     rc = flowd_sched_new(&srv->loop, srv->cfg.max_running, &srv->stopping, run_start, b, &b->sched);
     if (rc < 0) {
         /* b goes with the handles' close callbacks: the server does not start */
         uv_close((uv_handle_t *)&b->async, on_closed);
         uv_close((uv_handle_t *)&b->check, on_closed);
+        uv_close((uv_handle_t *)&b->backlog, on_closed);
         return rc;
     }
     *out = b;
@@ -1028,4 +1058,5 @@ void flowd_bridge_close(flowd_bridge_t *b) {
     b->sched = NULL;
     uv_close((uv_handle_t *)&b->async, on_closed);
     uv_close((uv_handle_t *)&b->check, on_closed);
+    uv_close((uv_handle_t *)&b->backlog, on_closed);
 }

@@ -87,6 +87,10 @@ static const setting_t settings[] = {
      "SQLite: files a new store is made of, each written by its own thread (a job's rows are all in "
      "the file its id picks): more accepted jobs per second where cores are spare; a store keeps the "
      "count it was made with"},
+    {"store-backlog", "FLOWD_STORE_BACKLOG", K_UINT, OFF(store_backlog), 100, 100000000, "100000", "N",
+     "SQLite, PostgreSQL: operations (a job's create, steps, end) queued for the store and not yet "
+     "written past which running jobs start no step until the queue is down to half: jobs that step "
+     "faster than the disk writes wait instead of filling memory"},
     {"snapshot-steps", "FLOWD_SNAPSHOT_STEPS", K_UINT, OFF(snapshot_steps), 1, 1000000000, "100", "N",
      "SQLite, PostgreSQL: a step's checkpoint writes what it changed in the shared store (a JSON Patch); the "
      "whole store is written again after this many steps, once their patches add up to its size; "

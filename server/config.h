@@ -39,6 +39,7 @@ typedef struct flowd_config {
     char data_dir[1024];        /* where a relative sqlite:PATH goes */
     char store_sync[16];        /* full or normal */
     unsigned store_shards;      /* SQLite: files of a new store, each with its own writer */
+    unsigned store_backlog;     /* operations queued for the store past which no job starts a step */
     unsigned snapshot_steps;    /* a store that keeps patches: a whole shared store after this many
                                  * steps' patches */
     size_t snapshot_bytes;      /* ... or after this many bytes of them */

@@ -14,6 +14,7 @@ enum MHD_Result flowd__http_metrics(flowd_server_t *srv, flowd_req_t *r,
     g.queue_depth = flowd_bridge_depth(srv->bridge);
     g.streams = flowd_watchers_count(srv->watchers);
     g.suspended = flowd_http_suspended(srv->http);
+    g.store_backlog = srv->store->ops->backlog ? srv->store->ops->backlog(srv->store) : 0;
     flowd_schedules_counts(srv->schedules, &g.schedule_runs[0], &g.schedule_runs[1],
                            &g.schedule_runs[2], &g.schedules);
     flow_buf_t b;

@@ -55,6 +55,7 @@ struct flowd_metrics {
     _Atomic uint64_t sum_us[FLOWD_PATHS];
     _Atomic uint64_t steps;
     _Atomic uint64_t started;
+    _Atomic uint64_t held_us;
     _Atomic uint64_t webhooks[FLOWD_WEBHOOK_OUTCOMES];
 };
 
@@ -286,6 +287,10 @@ void flowd_metrics_job_started(flowd_metrics_t *m) {
     atomic_fetch_add_explicit(&m->started, 1, memory_order_relaxed);
 }
 
+void flowd_metrics_store_held(flowd_metrics_t *m, uint64_t us) {
+    atomic_fetch_add_explicit(&m->held_us, us, memory_order_relaxed);
+}
+
 static uint64_t get(_Atomic uint64_t *v) {
     return atomic_load_explicit(v, memory_order_relaxed);
 }
@@ -333,10 +338,19 @@ void flowd_metrics_render(flowd_metrics_t *m, const flowd_gauges_t *g, flow_buf_
                      "# HELP flowd_suspended_requests Requests waiting without a thread: long polls "
                      "and calls to the loop.\n"
                      "# TYPE flowd_suspended_requests gauge\n"
-                     "flowd_suspended_requests %llu\n",
+                     "flowd_suspended_requests %llu\n"
+                     "# HELP flowd_store_backlog Operations queued for the store and not yet "
+                     "written.\n"
+                     "# TYPE flowd_store_backlog gauge\n"
+                     "flowd_store_backlog %llu\n"
+                     "# HELP flowd_store_held_seconds_total Time no step started because the "
+                     "store's backlog had passed --store-backlog.\n"
+                     "# TYPE flowd_store_held_seconds_total counter\n"
+                     "flowd_store_held_seconds_total %.6f\n",
                      (unsigned long long)get(&m->started), (unsigned long long)get(&m->steps),
                      (unsigned long long)g->queue_depth, (unsigned long long)g->streams,
-                     (unsigned long long)g->suspended);
+                     (unsigned long long)g->suspended, (unsigned long long)g->store_backlog,
+                     (double)get(&m->held_us) / 1e6);
     flow_buf_printf(b,
                      "# HELP flowd_schedules Schedules the server holds.\n"
                      "# TYPE flowd_schedules gauge\n"

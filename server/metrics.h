@@ -26,6 +26,7 @@ typedef struct flowd_gauges {
     uint64_t suspended;    /* requests whose connection is suspended (long polls, loop calls) */
     uint64_t schedules;    /* schedules held (schedules.h) */
     uint64_t schedule_runs[3]; /* runs started, skipped (overlap), failed (made no job) */
+    uint64_t store_backlog; /* operations queued for the store, not yet written */
 } flowd_gauges_t;
 
 int flowd_metrics_new(flowd_metrics_t **out);
@@ -34,6 +35,8 @@ void flowd_metrics_free(flowd_metrics_t *m);
 void flowd_metrics_request(flowd_metrics_t *m, flowd_path_t path, unsigned code, uint64_t us);
 void flowd_metrics_steps(flowd_metrics_t *m, uint64_t n);
 void flowd_metrics_job_started(flowd_metrics_t *m);
+/* The engine was held for us microseconds (--store-backlog: no step started meanwhile). */
+void flowd_metrics_store_held(flowd_metrics_t *m, uint64_t us);
 #define FLOWD_METRICS_FLOWS 256
 /* A job ended with status (final), made at created_us, started at started_us (0: it never started),
  * ended at finished_us: wall clock microseconds. flow is copied. */

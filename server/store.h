@@ -232,6 +232,9 @@ typedef struct flowd_store_ops {
     /* A store with patches: flowd_store_shared_at's work (below), blocking; NULL: none kept. */
     int (*shared_at)(flowd_store_t *store, const char *id, uint64_t step, json_t **out,
                      uint64_t *oldest);
+    /* Operations queued for the store's writers and not yet written, any thread (the bridge holds
+     * the engine past --store-backlog); NULL: nothing is queued (the memory store). */
+    size_t (*backlog)(flowd_store_t *store);
 } flowd_store_ops_t;
 
 struct flowd_store_cluster_ops;

@@ -1353,6 +1353,10 @@ static void pg_release(flowd_store_t *store) {
     flowd_writer_release(writer_of(store));
 }
 
+static size_t pg_backlog(flowd_store_t *store) {
+    return flowd_writer_backlog(writer_of(store));
+}
+
 static void pg_delivery(flowd_store_t *store, const flowd_stored_delivery_t *d, int insert) {
     flowd_writer_delivery(((pg_store_t *)store)->writer, d, insert);
 }
@@ -2145,6 +2149,7 @@ static const flowd_store_ops_t postgres_ops = {
     .skip_run = pg_skip_run,
     .read_schedules = pg_read_schedules,
     .release = pg_release,
+    .backlog = pg_backlog,
     .close = pg_close,
 };
 

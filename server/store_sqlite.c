@@ -595,6 +595,14 @@ static void sq_release(flowd_store_t *store) {
         flowd_writer_release(s->files[i]->writer);
 }
 
+static size_t sq_backlog(flowd_store_t *store) {
+    sqlite_store_t *s = store_of(store);
+    size_t n = 0;
+    for (unsigned i = 0; i < s->nfiles; i++)
+        n += flowd_writer_backlog(s->files[i]->writer);
+    return n;
+}
+
 /* ---- load ---- */
 
 static const char *col_text(sqlite3_stmt *st, int i) {
@@ -989,6 +997,7 @@ static const flowd_store_ops_t sqlite_ops = {
     .put_flow = sq_put_flow,
     .load_flows = sq_load_flows,
     .release = sq_release,
+    .backlog = sq_backlog,
     .close = sq_close,
     .put_schedule = sq_put_schedule,
     .load_schedules = sq_load_schedules,

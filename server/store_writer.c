@@ -32,6 +32,7 @@ struct flowd_writer {
     int closing;               /* under lock */
     int kicked;                /* under lock */
     uint64_t takes;            /* under lock: batches the thread took (FLOWD_WRITER_COALESCE) */
+    atomic_size_t pending;     /* operations queued and not yet settled (flowd_writer_backlog) */
     atomic_int released;
     json_t *documents;         /* the thread's: digests of flow documents known to be stored */
 };
@@ -128,6 +129,7 @@ static flowd_op_t *op_new(flowd_op_kind_t kind, const char *id, uint64_t seq) {
 
 /* With the lock held. */
 static void enqueue_locked(flowd_writer_t *w, flowd_op_t *op) {
+    atomic_fetch_add_explicit(&w->pending, 1, memory_order_relaxed);
     op->next = NULL;
     if (w->tail != NULL)
         w->tail->next = op;
@@ -283,6 +285,7 @@ static void settle(flowd_writer_t *w, flowd_op_t *batch, int err) {
             wait_done(op->read.wait, rc);
         }
         flowd_op_free(op);
+        atomic_fetch_sub_explicit(&w->pending, 1, memory_order_relaxed);
     }
 }
 
@@ -403,6 +406,10 @@ void flowd_writer_release(flowd_writer_t *w) {
 
 int flowd_writer_released(flowd_writer_t *w) {
     return atomic_load(&w->released);
+}
+
+size_t flowd_writer_backlog(flowd_writer_t *w) {
+    return atomic_load_explicit(&w->pending, memory_order_relaxed);
 }
 
 /* ---- the operations ---- */

@@ -248,6 +248,8 @@ void flowd_writer_kick(flowd_writer_t *w);
  * event, finish, remove are dropped); any thread. */
 void flowd_writer_release(flowd_writer_t *w);
 int flowd_writer_released(flowd_writer_t *w);
+/* Operations queued and not yet written (nor failed); any thread. */
+size_t flowd_writer_backlog(flowd_writer_t *w);
 
 /* The calls of store.h, queued: each makes its operation from the job (borrowed) and its
  * arguments. create and put_flow return an error (out of memory) and then queue nothing and call

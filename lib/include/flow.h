@@ -346,6 +346,12 @@ FLOW_EXPORT uv_loop_t *flow_engine_loop(const flow_engine_t *eng);
 /* For a graceful stop: from now on no job starts another step (steps in flight finish, and their
  * posts run). There is no undo; close the engine afterwards. */
 FLOW_EXPORT void flow_engine_drain(flow_engine_t *eng);
+/* Holds (hold 1) or lets go (hold 0) of every job's next step: while held, no job starts a step
+ * (steps in flight finish and their posts run, a job canceled or failed still ends); the steps
+ * wait and start once it is let go. For a caller that writes each step's event and cannot keep up:
+ * it holds the engine until it has caught up (flowd: --store-backlog). */
+FLOW_EXPORT void flow_engine_hold(flow_engine_t *eng, int hold);
+FLOW_EXPORT int flow_engine_held(const flow_engine_t *eng);
 /* Steps in flight that are not merely waiting for input: drained when 0. Walks every job. */
 FLOW_EXPORT size_t flow_engine_busy(const flow_engine_t *eng);
 /* jobs started and not yet done */

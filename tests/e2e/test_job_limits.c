@@ -415,6 +415,63 @@ START_TEST(test_answers_are_capped) {
 }
 END_TEST
 
+/* A number of the /metrics text (-1 when it is not there). */
+static double metric(e2e_server_t *s, const char *name) {
+    e2e_resp_t r;
+    e2e_request(s, "GET", "/metrics", NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    double v = -1;
+    size_t n = strlen(name);
+    for (const char *p = r.body; p != NULL && *p != '\0'; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && p[n] == ' ')
+            v = strtod(p + n + 1, NULL);
+    e2e_resp_free(&r);
+    return v;
+}
+
+/* A job that steps faster than the store writes (a set node looping to itself) waits for it
+ * (--store-backlog): what is queued for the store stays near the limit instead of growing with
+ * every step, the time held is counted, and every step reaches the file. */
+START_TEST(test_a_job_faster_than_the_store_waits_for_it) {
+    e2e_start(&srv, "--store", store, "--store-backlog", "100", "--max-steps", "50000", NULL);
+    put_doc(&srv, "/v1/flows/spin", spin_doc);
+    json_t *job = e2e_start_job(&srv, "{\"flow\": \"spin\"}");
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%s", str(job, "id"));
+    double most = 0;
+    int samples = 0;
+    uint64_t deadline = e2e_now_ms() + e2e_ms(60000);
+    for (;;) {
+        double backlog = metric(&srv, "flowd_store_backlog");
+        ck_assert(backlog >= 0);
+        most = backlog > most ? backlog : most;
+        samples++;
+        json_t *now = e2e_get_json(&srv, path);
+        int ended = strcmp(str(now, "status"), "running") != 0 && strcmp(str(now, "status"), "queued") != 0;
+        json_decref(now);
+        if (ended)
+            break;
+        ck_assert_msg(e2e_now_ms() < deadline, "the job did not end");
+    }
+    /* past the limit the running step's checkpoint still goes, then no step starts */
+    ck_assert_msg(most <= 100 + 16, "%.0f operations queued for the store (--store-backlog 100)", most);
+    ck_assert_msg(metric(&srv, "flowd_store_held_seconds_total") > 0, "the engine was never held");
+    json_t *end = e2e_wait_status(&srv, str(job, "id"), NULL, 10000);
+    assert_failed(end, "max_steps_exceeded", "50000 steps", 50000);
+    fprintf(stderr, "test_job_limits: 50,000 steps with --store-backlog 100: at most %.0f queued in %d "
+            "samples, held %.3f s\n", most, samples, metric(&srv, "flowd_store_held_seconds_total"));
+    json_decref(end);
+    json_decref(job);
+    stop();
+    /* every step reached the file: a restart has them */
+    e2e_start(&srv, "--store", store, "--max-steps", "50000", NULL);
+    end = e2e_get_json(&srv, path);
+    ck_assert_int_eq(json_integer_value(json_object_get(end, "steps")), 50000);
+    json_decref(end);
+    stop();
+}
+END_TEST
+
 static Suite *job_limits_suite(void) {
     Suite *s = suite_create("job_limits");
     TCase *tc = tcase_create("job_limits");
@@ -433,6 +490,7 @@ static Suite *job_limits_suite(void) {
     tcase_add_test(tc, test_a_loop_with_100_kb_stops_on_sqlite);
     tcase_add_test(tc, test_a_loop_with_1_mib_stops_on_sqlite);
     tcase_add_test(tc, test_a_loop_with_a_big_store_stops_in_memory);
+    tcase_add_test(tc, test_a_job_faster_than_the_store_waits_for_it);
     suite_add_tcase(s, tc);
     return s;
 }

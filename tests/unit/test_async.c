@@ -462,6 +462,65 @@ START_TEST(test_drain_lets_steps_in_flight_finish_and_starts_no_more) {
 }
 END_TEST
 
+/* Hold: while the engine is held no job starts a step (a looping job stops at a step boundary, a
+ * sleeper's post runs when its timer fires but its next step waits), a job canceled meanwhile still
+ * ends, and once let go the steps go on. */
+static const flow_node_ops_t count_ops = {.post = count_post};
+
+static json_int_t posts_of(flow_job_t *job) {
+    return json_integer_value(json_object_get(flow_job_shared(job), "posts"));
+}
+
+START_TEST(test_a_held_engine_starts_no_step_until_let_go) {
+    flow_node_t *n, *m;
+    flow_def_t *loop = one_node("hold-loop", &count_ops, NULL, &n);
+    flow_node_next(n, "again", n);
+    flow_def_t *sleeper = one_node("hold-sleep", &step_ops, NULL, &m);
+    flow_node_next(m, "again", m);
+    flow_def_t *ask = one_node("hold-ask", &ask_ops, NULL, NULL);
+    flow_job_t *job = harness_start(&h, loop, NULL, &(flow_job_opts_t){.max_steps = 100000000}, &out);
+    outcome_t sleep_out, ask_out;
+    flow_job_t *sleeping = harness_start(&h, sleeper, NULL, NULL, &sleep_out);
+    flow_job_t *asking = harness_start(&h, ask, NULL, NULL, &ask_out);
+    while (posts_of(job) < 1000)
+        uv_run(&h.loop, UV_RUN_NOWAIT);
+    ck_assert_int_eq(flow_engine_held(h.eng), 0);
+    flow_engine_hold(h.eng, 1);
+    ck_assert_int_eq(flow_engine_held(h.eng), 1);
+    json_int_t at = posts_of(job), slept = posts_of(sleeping);
+    uint64_t until = uv_now(&h.loop) + 100; /* five of the sleeper's 20 ms naps */
+    while (uv_now(&h.loop) < until) {
+        uv_run(&h.loop, UV_RUN_NOWAIT);
+        uv_update_time(&h.loop);
+    }
+    /* the looping job ran out its turn at most; the sleeper's nap in flight ended, no other began */
+    ck_assert_int_le(posts_of(job), at + 256);
+    json_int_t parked = posts_of(job);
+    ck_assert_int_le(posts_of(sleeping), slept + 1);
+    uv_run(&h.loop, UV_RUN_NOWAIT);
+    ck_assert_int_eq(posts_of(job), parked);
+    ck_assert_int_eq(flow_job_status(job), FLOW_RUNNING);
+    flow_job_cancel(asking); /* ends while held */
+    while (!ask_out.done)
+        uv_run(&h.loop, UV_RUN_ONCE);
+    ck_assert_int_eq(ask_out.status, FLOW_CANCELED);
+    flow_engine_hold(h.eng, 0);
+    while (posts_of(job) < parked + 1000 || posts_of(sleeping) < slept + 3)
+        uv_run(&h.loop, UV_RUN_ONCE);
+    flow_job_cancel(job);
+    flow_job_cancel(sleeping);
+    while (!out.done || !sleep_out.done)
+        uv_run(&h.loop, UV_RUN_ONCE);
+    ck_assert_int_eq(out.status, FLOW_CANCELED);
+    ck_assert_int_eq(sleep_out.status, FLOW_CANCELED);
+    outcome_clear(&sleep_out);
+    outcome_clear(&ask_out);
+    flow_def_unref(loop);
+    flow_def_unref(sleeper);
+    flow_def_unref(ask);
+}
+END_TEST
+
 /* ---- resuming after a stop ---- */
 
 static int note_retry_events(flow_job_t *job, const flow_event_t *ev, json_t *log);
@@ -606,6 +665,7 @@ static Suite *async_suite(void) {
     tcase_add_test(tc, test_closing_the_engine_cancels_its_jobs);
     tcase_add_test(tc, test_bad_arguments_are_refused_and_the_shared_store_is_taken);
     tcase_add_test(tc, test_drain_lets_steps_in_flight_finish_and_starts_no_more);
+    tcase_add_test(tc, test_a_held_engine_starts_no_step_until_let_go);
     tcase_add_test(tc, test_a_job_resumes_at_a_node_with_its_tries_and_steps);
     suite_add_tcase(s, tc);
     return s;
