@@ -204,6 +204,13 @@ static void hold_past_backlog(flowd_server_t *srv) {
     uv_timer_start(&b->backlog, on_backlog, 2, 2);
 }
 
+/* The steps a done job's history shows (--history-limit, as the engine keeps them): of the ones run
+ * here and the ones its store gave back at a restart. Not capped, a restored job showed all that
+ * its store gave back (up to --events-limit), and past the ring's room none at all. */
+static uint64_t history_shown(const flowd_server_t *srv, uint64_t steps) {
+    return steps < srv->cfg.history_limit ? steps : srv->cfg.history_limit;
+}
+
 /* What a restart would resume the job from, to the store (which copies what it keeps, and takes
  * shared: compact JSON as of step shared_step, or NULL when it did not change or, in a store with
  * patches, when the step's entry carries what changed). */
@@ -437,7 +444,7 @@ static void on_final(flowd_bridge_t *b, flowd_job_t *job, flow_job_t *fj, flow_s
     push_event(job, FLOW_EVENT_STATUS, 1, 0, data, len, is_static);
     /* The history is made from the ring's step events when they are all still there (short jobs);
      * otherwise it is kept as text now, while the engine still has it. */
-    job->history_count = flow_job_history_count(fj) + job->restart.restored_steps;
+    job->history_count = history_shown(srv, flow_job_history_count(fj) + job->restart.restored_steps);
     flow_job_history_totals(fj, &job->totals);
     if (!flowd_ring_steps(&job->events, job->history_count, NULL)) {
         flow_buf_t hb;
@@ -577,7 +584,7 @@ static void start_failed(flowd_server_t *srv, flowd_job_t *job, json_t *shared, 
 }
 
 /* Record lock held: the state of a restored job that had ended. */
-static void restore_final(flowd_job_t *job, const flowd_stored_job_t *sj) {
+static void restore_final(const flowd_server_t *srv, flowd_job_t *job, const flowd_stored_job_t *sj) {
     size_t len = 0;
     int is_static;
     flow_error_t err = {sj->error_code, (char *)sj->error_message, (char *)sj->error_node};
@@ -598,7 +605,7 @@ static void restore_final(flowd_job_t *job, const flowd_stored_job_t *sj) {
             job->redrive_step = sj->base_step;
         }
     }
-    job->history_count = job->restart.restored_steps;
+    job->history_count = history_shown(srv, job->restart.restored_steps);
     json_t *t = sj->totals;
     job->totals = (flow_history_totals_t){
         .steps = (uint64_t)json_integer_value(json_object_get(t, "steps")),
@@ -686,7 +693,7 @@ int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_d
     /* a job whose root flow had run its last node when flowd stopped: nothing is left to run again */
     int completed = !ended && sj->status != FLOW_QUEUED && sj->steps > 0 && sj->resume_node == NULL;
     if (ended)
-        restore_final(job, sj);
+        restore_final(srv, job, sj);
     flowd_job_unlock(job);
     if (ended) {
         flowd_jobs_ended(srv->jobs, job);
@@ -724,7 +731,7 @@ static void restart_succeeded(flowd_server_t *srv, flowd_job_t *job, json_t *sha
     flowd_jobs_set_status_locked(job, FLOW_SUCCEEDED);
     job->finished_us = flow_wall_us();
     job->final_shared = dump_compact(shared, &job->final_shared_len);
-    job->history_count = job->restart.restored_steps;
+    job->history_count = history_shown(srv, job->restart.restored_steps);
     job->totals.steps = job->steps;
     push_event(job, FLOW_EVENT_STATUS, 1, 0, data, len, is_static);
     job->done = 1;

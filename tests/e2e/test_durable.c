@@ -582,26 +582,37 @@ static char *get_text(e2e_server_t *s, const char *path) {
 
 /* A finished job reads the same after a restart, SIGKILL or not: its status, times, error, last
  * action and step count, its shared store and its history with the totals. */
+/* A set node that loops to itself until its flow's max_steps: longer than the --history-limit (100)
+ * a history shows and the --events-limit (1000) a restart gives back. */
+static const char spin_doc[] = "{\"name\": \"spin\", \"max_steps\": 1500, \"start\": \"a\", \"nodes\":"
+                               " {\"a\": {\"type\": \"set\", \"params\": {\"/n\": 1},"
+                               " \"next\": {\"default\": \"a\"}}}}";
+
 START_TEST(test_finished_jobs_read_the_same_after_a_restart) {
     e2e_server_t s;
+    e2e_write_file(flows, "spin.json", spin_doc);
     start(&s);
+    /* the third ends failed after 1,500 steps: its history showed none after a restart, and a
+     * job of 300 showed 300, not the last 100 */
     const char *bodies[] = {"{\"flow\": \"fails\", \"shared\": {\"a\": 1}}",
-                            "{\"flow\": \"steps\", \"shared\": {\"pause\": 0, \"done\": []}}"};
-    const char *ends[] = {"failed", "succeeded"};
-    char ids[2][40], *before[2][3];
-    for (int i = 0; i < 2; i++) {
+                            "{\"flow\": \"steps\", \"shared\": {\"pause\": 0, \"done\": []}}",
+                            "{\"flow\": \"spin\"}"};
+    const char *ends[] = {"failed", "succeeded", "failed"};
+    enum { N = 3 };
+    char ids[N][40], *before[N][3];
+    for (int i = 0; i < N; i++) {
         json_t *job = e2e_start_job(&s, bodies[i]);
         snprintf(ids[i], sizeof ids[i], "%s", json_string_value(json_object_get(job, "id")));
         json_decref(job);
         json_decref(e2e_wait_status(&s, ids[i], ends[i], 10000));
     }
-    json_t *failed = e2e_get_json(&s, "/v1/jobs?status=failed");
+    json_t *failed = e2e_get_json(&s, "/v1/jobs?status=failed&flow=fails");
     json_t *err = json_object_get(json_object_get(json_array_get(json_object_get(failed, "jobs"), 0), "error"), "message");
     ck_assert_str_eq(json_string_value(err), "no 7");
     json_decref(failed);
     for (int round = 0; round < 2; round++) {
-        for (int i = 0; i < 2; i++) {
-            char path[128];
+        for (int i = 0; i < N; i++) {
+            char path[160];
             const char *parts[] = {"", "/shared", "/history"};
             for (int p = 0; p < 3; p++) {
                 snprintf(path, sizeof path, "/v1/jobs/%s%s", ids[i], parts[p]);
@@ -616,7 +627,12 @@ START_TEST(test_finished_jobs_read_the_same_after_a_restart) {
             }
         }
         if (round == 0) {
-            for (int i = 0; i < 2; i++)
+            char path[128];
+            snprintf(path, sizeof path, "/v1/jobs/%s/history", ids[2]);
+            json_t *h = e2e_get_json(&s, path);
+            ck_assert_uint_eq(json_array_size(json_object_get(h, "steps")), 100);
+            json_decref(h);
+            for (int i = 0; i < N; i++)
                 wait_committed(ids[i], ends[i]);
             e2e_kill(&s);
             start(&s);
