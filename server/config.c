@@ -50,7 +50,7 @@ static const setting_t settings[] = {
      "DURATION",
      "how far from now a job's start_at or delay may be (POST /v1/jobs); past it 400"},
     {"max-finished", "FLOWD_MAX_FINISHED", K_UINT, OFF(max_finished), 1, 100000000, "100000", "N",
-     "finished jobs kept in memory; the oldest go first"},
+     "finished jobs kept, in memory and in the store; the oldest go first (--retention too)"},
     {"retention", "FLOWD_RETENTION", K_MS, OFF(retention_ms), 1000, 3650 * DAY_MS, "24h", "DURATION",
      "how long a finished job is kept"},
     {"grace", "FLOWD_GRACE", K_MS, OFF(grace_ms), 0, DAY_MS, "10s", "DURATION",
