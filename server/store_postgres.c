@@ -487,14 +487,16 @@ static const struct {
      /* in the order of claimed_steps and claimed_events, which claim walks along */
      " SELECT * FROM u ORDER BY id"},
     {"claimed_docs", "SELECT digest, document FROM flow_versions WHERE digest = ANY($1::text[])"},
-    {"claimed_steps", "SELECT job_id, data FROM (SELECT job_id, seq, data, row_number() OVER"
-                      " (PARTITION BY job_id ORDER BY seq DESC) AS n FROM steps WHERE job_id = ANY($1::text[])) x"
-                      " WHERE n <= $2::bigint ORDER BY job_id, seq"},
-    {"claimed_events", "SELECT job_id, id, type, final, seq, data FROM (SELECT e.job_id, e.id, e.type, e.final, e.seq,"
-                       " COALESCE(e.data, s.data) AS data, row_number() OVER (PARTITION BY e.job_id ORDER BY e.id DESC)"
-                       " AS n FROM events e LEFT JOIN steps s ON e.type = 1 AND s.job_id = e.job_id AND s.seq = e.seq"
-                       " WHERE e.job_id = ANY($1::text[])) x WHERE n <= $2::bigint AND data IS NOT NULL"
-                       " ORDER BY job_id, id"},
+    /* each job's last $2 rows, walked back along its primary key (LATERAL ... LIMIT): a window
+     * over all of them read every step of a long job, 8 s for one of 2 million */
+    {"claimed_steps", "SELECT x.job_id, x.data FROM unnest($1::text[]) AS j(id) CROSS JOIN LATERAL"
+                      " (SELECT job_id, seq, data FROM steps WHERE job_id = j.id ORDER BY seq DESC"
+                      " LIMIT $2::bigint) x ORDER BY x.job_id, x.seq"},
+    {"claimed_events", "SELECT x.job_id, x.id, x.type, x.final, x.seq, x.data FROM unnest($1::text[]) AS j(id)"
+                       " CROSS JOIN LATERAL (SELECT e.job_id, e.id, e.type, e.final, e.seq,"
+                       " COALESCE(e.data, s.data) AS data FROM events e LEFT JOIN steps s ON e.type = 1"
+                       " AND s.job_id = e.job_id AND s.seq = e.seq WHERE e.job_id = j.id ORDER BY e.id DESC"
+                       " LIMIT $2::bigint) x WHERE x.data IS NOT NULL ORDER BY x.job_id, x.id"},
     {"sweep", "WITH d AS (DELETE FROM jobs WHERE status NOT IN " ACTIVE " AND finished_us < $1::bigint RETURNING id),"
               " s AS (DELETE FROM steps WHERE job_id IN (SELECT id FROM d)),"
               " w AS (DELETE FROM stores WHERE job_id IN (SELECT id FROM d)),"
