@@ -54,7 +54,14 @@ store() {
     id=$(curl -s -H 'Content-Type: application/json' -d "{\"flow\": \"loop\", \"shared\": {\"n\": 0, \"limit\": $2}}" \
         "http://127.0.0.1:$PORT/v1/jobs" | sed -n 's/.*"id": *"\([0-9a-f]*\)".*/\1/p' | head -1)
     [ -n "$id" ] || { echo "restart: the job was not taken" >&2; exit 1; }
-    until curl -s "http://127.0.0.1:$PORT/v1/jobs/$id" | grep -q '"status": "succeeded"'; do sleep 0.1; done
+    while :; do
+        status=$(curl -s "http://127.0.0.1:$PORT/v1/jobs/$id" | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p' | head -1)
+        case $status in
+        succeeded) break ;;
+        failed | canceled) echo "restart: the job of $2 steps ended $status" >&2; exit 1 ;;
+        esac
+        sleep 0.1
+    done
     stop
 }
 
