@@ -709,6 +709,17 @@ static int stored_steps(const char *id) {
     return steps;
 }
 
+/* Until a request with this Idempotency-Key is at the mock and the job's first steps are on the
+ * disk (30 s at most): the moment to kill flowd with that visit in flight. */
+static void wait_in_flight(mock_t *mock, const char *key, const char *id, int steps) {
+    uint64_t deadline = e2e_now_ms() + e2e_ms(30000);
+    while (mock_idempotency_count(mock, key) == 0 || stored_steps(id) < steps) {
+        ck_assert_msg(e2e_now_ms() < deadline, "no request with key %s came after %d steps were stored",
+                      key, steps);
+        usleep(5000);
+    }
+}
+
 START_TEST(test_a_visit_in_flight_at_a_kill_sends_its_key_again) {
     mock_t *mock = NULL;
     ck_assert_int_eq(mock_start(NULL, &mock), 0);
@@ -724,11 +735,7 @@ START_TEST(test_a_visit_in_flight_at_a_kill_sends_its_key_again) {
     snprintf(first, sizeof first, "%s:first:1", id);
     snprintf(second, sizeof second, "%s:second:2", id);
     /* the second visit's request is at the mock, and the first visit is on the disk */
-    uint64_t deadline = e2e_now_ms() + e2e_ms(30000);
-    while (mock_idempotency_count(mock, second) == 0 || stored_steps(id) < 1) {
-        ck_assert_msg(e2e_now_ms() < deadline, "the second request never came");
-        usleep(5000);
-    }
+    wait_in_flight(mock, second, id, 1);
     e2e_kill(&s);
     ck_assert_uint_eq(mock_idempotency_count(mock, second), 1);
     start(&s);
@@ -777,11 +784,7 @@ static void restart_reads_last_steps(int from_8) {
     json_t *job = e2e_start_job(&s, body);
     const char *id = json_string_value(json_object_get(job, "id"));
     snprintf(key, sizeof key, "%s:call:8", id);
-    uint64_t deadline = e2e_now_ms() + e2e_ms(30000);
-    while (mock_idempotency_count(mock, key) == 0 || stored_steps(id) < 7) {
-        ck_assert_msg(e2e_now_ms() < deadline, "the eighth step's request never came");
-        usleep(5000);
-    }
+    wait_in_flight(mock, key, id, 7);
     e2e_kill(&s);
     if (from_8) {
         char file[160], *err = NULL;
