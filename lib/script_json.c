@@ -829,11 +829,16 @@ static int l_log(lua_State *L) {
         } else {
             luaL_tolstring(L, i, NULL);
         }
+        /* the piece is on the stack above the buffer: only luaL_addvalue may find it so (a buffer
+         * that grows in luaL_addlstring resizes what is on top, not its box: a use after free) */
         size_t len;
         const char *piece = lua_tolstring(L, -1, &len);
         size_t room = LOG_BUILD_MAX - luaL_bufflen(&b);
-        luaL_addlstring(&b, piece, len < room ? len : room);
-        lua_pop(L, 1);
+        if (len > room) {
+            lua_pushlstring(L, piece, room);
+            lua_replace(L, -2);
+        }
+        luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
     size_t len;
