@@ -4,12 +4,16 @@
 # when missing, as root), initdb into a temporary folder as the postgres user, the server on
 # 127.0.0.1 on a free port with its socket in that folder; it is stopped and removed at the end.
 #
-# The flow is "paced": each job sleeps BENCH_PG_SLEEP seconds (0.05) and the flow's max_running is
-# BENCH_PG_RUNNING (20): every instance runs at most 20 of its jobs at once, as a worker pool or a
-# per-instance rate limit to an upstream would, so one instance finishes at most 20 / 0.05 = 400
-# jobs/s however fast it accepts them, and a second instance doubles that ceiling. (A flow of
-# no-op jobs would measure only the database's commits, which two instances share; a CPU-bound one
-# would measure two processes on this machine's two cores.)
+# The flow is "paced": each job sleeps BENCH_PG_SLEEP seconds (0.05), and each flowd runs at most
+# BENCH_PG_RUNNING (20) jobs at once (--max-running), as a worker pool or a per-instance rate limit
+# to an upstream would: one instance finishes at most 20 / 0.05 = 400 jobs/s however fast it
+# accepts them, and a second instance doubles that ceiling. (A flow of no-op jobs would measure
+# only the database's commits, which two instances share; a CPU-bound one would measure two
+# processes on this machine's two cores.)
+#
+# Then the same with the limit in the flow instead ("shared": its max_running, which holds over
+# every instance on the database): the ceiling is 400 jobs/s with one instance or two, and what is
+# measured is how close to it the turns that the instances ask the database for keep it.
 #
 # Each run posts BENCH_PG_JOBS (4000) jobs with wrk -t2 -c32 (bench/post_n.lua), split evenly over
 # the instances, on a new database; prints the accepted jobs/s (from the first POST until every POST
@@ -39,7 +43,11 @@ pg_up "$TMP" || { echo "postgres: $PG_WHY; skipped"; exit 0; }
 
 mkdir -p "$TMP/flows"
 cat >"$TMP/flows/paced.json" <<EOF
-{"name": "paced", "description": "Waits a little: at most $RUNNING at once per instance.",
+{"name": "paced", "description": "Waits a little.", "start": "wait",
+ "nodes": {"wait": {"type": "sleep", "params": {"seconds": $SLEEP}}}}
+EOF
+cat >"$TMP/flows/shared.json" <<EOF
+{"name": "shared", "description": "Waits a little: at most $RUNNING at once over every instance.",
  "max_running": $RUNNING, "start": "wait",
  "nodes": {"wait": {"type": "sleep", "params": {"seconds": $SLEEP}}}}
 EOF
@@ -61,15 +69,16 @@ sum() {
     echo "$t"
 }
 
-# run K: K instances on a new database; prints "accepted_per_s=... finished_per_s=..."
+# run K FLOW [FLOWD_ARGS]: K instances on a new database; prints "accepted_per_s=... finished_per_s=..."
 run() {
-    k=$1
+    k=$1 flow=$2
+    shift 2
     uri=$(pg_db flowd)
     ports="" j=0
     while [ "$j" -lt "$k" ]; do
         j=$((j + 1))
         "$FLOWD" --port 0 --store "$uri" --flows "$TMP/flows" --log-level warn \
-            --max-jobs $((N + 1000)) --max-finished $((N + 1000)) 2>"$TMP/flowd$j.log" &
+            --max-jobs $((N + 1000)) --max-finished $((N + 1000)) "$@" 2>"$TMP/flowd$j.log" &
         PIDS="$PIDS $!"
         port=$(flowd_port "$TMP/flowd$j.log" postgres) || return 1
         ports="$ports $port"
@@ -77,7 +86,7 @@ run() {
     wrks=""
     t0=$(now)
     for p in $ports; do
-        JOB_BODY='{"flow":"paced"}' JOBS_PER_THREAD=$((N / 2 / k)) \
+        JOB_BODY="{\"flow\":\"$flow\"}" JOBS_PER_THREAD=$((N / 2 / k)) \
             wrk -t2 -c$((32 / k)) -d600s -s "$DIR/post_n.lua" "http://127.0.0.1:$p/v1/jobs" \
             >"$TMP/wrk$p.out" 2>&1 &
         wrks="$wrks $!"
@@ -106,13 +115,22 @@ run() {
         printf "jobs=%d accepted_per_s=%.0f finished_per_s=%.0f wall_s=%.2f\n", n, n / (t1 - t0), n / (t2 - t0), t2 - t0 }'
 }
 
-echo "== postgres: $N jobs of a flow that sleeps $SLEEP s with max_running $RUNNING per instance, wrk -t2 -c32 split over the instances, on one database (one run each)"
-one=$(run 1)
+echo "== postgres: $N jobs of a flow that sleeps $SLEEP s, each flowd running at most $RUNNING at once (--max-running), wrk -t2 -c32 split over the instances, on one database (one run each)"
+one=$(run 1 paced --max-running "$RUNNING")
 echo "one instance: $one"
-two=$(run 2)
+two=$(run 2 paced --max-running "$RUNNING")
 echo "two instances: $two"
 awk -v a1="$(val accepted_per_s "$one")" -v a2="$(val accepted_per_s "$two")" \
     -v f1="$(val finished_per_s "$one")" -v f2="$(val finished_per_s "$two")" 'BEGIN {
     printf "postgres: accepted two/one=%.2f finished two/one=%.2f\n", a2 / a1, f2 / f1
     printf "target postgres: two instances finish more jobs per second than one: %s\n", (f2 > f1) ? "met" : "NOT met"
+}'
+ceiling=$(awk -v r="$RUNNING" -v s="$SLEEP" 'BEGIN { printf "%.0f", r / s }')
+echo "== postgres: the same jobs with max_running $RUNNING in the flow, over every instance (a ceiling of $ceiling jobs/s)"
+one=$(run 1 shared)
+echo "shared limit, one instance: $one"
+two=$(run 2 shared)
+echo "shared limit, two instances: $two"
+awk -v f1="$(val finished_per_s "$one")" -v f2="$(val finished_per_s "$two")" -v c="$ceiling" 'BEGIN {
+    printf "postgres shared limit: finished one/ceiling=%.2f two/ceiling=%.2f\n", f1 / c, f2 / c
 }'

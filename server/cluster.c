@@ -247,16 +247,19 @@ static void slot_done(void *data, int verdict) {
     push(it->c, it);
 }
 
-/* The scheduler's acquire (loop). */
-static int acquire(void *data, flowd_job_t *job, unsigned flow_limit) {
+/* The scheduler's acquire (loop). A job that waits behind others only has that recorded: nothing
+ * is answered. */
+static int acquire(void *data, flowd_job_t *job, unsigned flow_limit, int behind) {
     flowd_cluster_t *c = data;
+    if (behind)
+        return c->srv->store->cluster->acquire(c->srv->store, job, flow_limit, behind, NULL, NULL);
     item_t *it = calloc(1, sizeof *it);
     if (it == NULL)
         return FLOW_ENOMEM;
     it->kind = IT_SLOT;
     it->c = c;
     it->job = flowd_job_ref(job);
-    int rc = c->srv->store->cluster->acquire(c->srv->store, job, flow_limit, slot_done, it);
+    int rc = c->srv->store->cluster->acquire(c->srv->store, job, flow_limit, 0, slot_done, it);
     if (rc < 0)
         item_free(it);
     return rc;

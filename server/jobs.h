@@ -182,6 +182,8 @@ struct flowd_job {
         uint8_t slot;                /* it holds a running slot (sched counts it until it ends) */
         uint8_t resumed;             /* it had started before a restart or a takeover: it starts
                                       * again at once, without waiting for room */
+        uint8_t woken;               /* taken from a group's waiting jobs to try again: on a
+                                      * shared store it asks even while others wait */
     } sched;
 
     /* store_writer.c's, under its queue's lock (a durable store): the job's last checkpoint with a

@@ -64,10 +64,14 @@ static int by_time(const flowd_job_t *a, const flowd_job_t *b) {
     return a->seq < b->seq;
 }
 
+/* Arrival is the creation time, then the id: the order a shared store's turns follow too
+ * (store_postgres.c: slot), which every instance sees the same; seq is only this instance's. */
 static int by_priority(const flowd_job_t *a, const flowd_job_t *b) {
     if (a->priority != b->priority)
         return a->priority > b->priority;
-    return a->seq < b->seq;
+    if (a->created_us != b->created_us)
+        return a->created_us < b->created_us;
+    return strcmp(a->id, b->id) < 0;
 }
 
 static void heap_set(struct flowd_heap *h, size_t i, flowd_job_t *job) {
@@ -292,7 +296,10 @@ static void start_anyway(flowd_sched_t *s, flowd_job_t *job) {
 /* The first job waiting for g goes back among the due ones. */
 static void wake_one(flowd_sched_t *s, struct flowd_sched_group *g) {
     flowd_job_t *job = g ? heap_pop(&g->waiting) : NULL;
-    if (job != NULL && heap_push(&s->ready, job) < 0)
+    if (job == NULL)
+        return;
+    job->sched.woken = 1;
+    if (heap_push(&s->ready, job) < 0)
         start_anyway(s, job);
 }
 
@@ -300,6 +307,23 @@ static void wake_one(flowd_sched_t *s, struct flowd_sched_group *g) {
 static void wait_for(flowd_sched_t *s, flowd_job_t *job, struct flowd_sched_group *g) {
     if (heap_push(&g->waiting, job) < 0)
         start_anyway(s, job);
+}
+
+/* On a shared store, a group whose jobs wait was told it is full (or is full here): a job due
+ * meanwhile waits behind them instead of asking, or every queued job of the group would ask the
+ * store in turn, each to be told the same, and the store's writer would spend its time on them
+ * (one at a time over every instance) instead of on the turns that come free. The first of them
+ * asks when the group is poked. */
+static int behind_waiting(const flowd_sched_t *s, const struct flowd_sched_group *g) {
+    return s->acquire != NULL && g->waiting.n > 0;
+}
+
+/* job waits behind others in g (its key's group kg, or its flow's): the store records it as
+ * waiting, as if it had asked and been told, for the other instances' order. */
+static void wait_behind(flowd_sched_t *s, flowd_job_t *job, struct flowd_sched_group *g,
+                        struct flowd_sched_group *kg, unsigned flimit) {
+    wait_for(s, job, g);
+    (void)s->acquire(s->adata, job, flimit, g == kg ? FLOWD_SCHED_KEY_FULL : FLOWD_SCHED_FLOW_FULL);
 }
 
 /* A job that has room here asks the shared store for its turn over every instance: counted here
@@ -311,7 +335,7 @@ static void ask(flowd_sched_t *s, flowd_job_t *job, struct flowd_sched_group *kg
         return;
     }
     count(s, job, kg, fg);
-    if (s->acquire(s->adata, job, flimit) < 0) {
+    if (s->acquire(s->adata, job, flimit, 0) < 0) {
         heap_remove(&s->asking, job->sched.idx);
         flowd_log(FLOW_LOG_WARN, "job %s starts without asking for its turn (out of memory)", job->id);
         s->start(s->data, job);
@@ -328,6 +352,8 @@ static void dispatch(flowd_sched_t *s) {
         flowd_job_t *job = heap_pop(&s->ready);
         struct flowd_sched_group *kg = NULL, *fg = NULL;
         unsigned flimit = flow_limit(job);
+        int woken = job->sched.woken;
+        job->sched.woken = 0;
         if (job->conc_key != NULL && (kg = group_get(s, job, 1)) == NULL) {
             start_anyway(s, job);
             continue;
@@ -336,13 +362,20 @@ static void dispatch(flowd_sched_t *s) {
             wait_for(s, job, kg);
             continue;
         }
+        if (kg != NULL && !woken && behind_waiting(s, kg)) {
+            wait_behind(s, job, kg, kg, flimit);
+            continue;
+        }
         if (flimit > 0 && (fg = group_get(s, job, 0)) == NULL) {
             group_release(s, kg);
             start_anyway(s, job);
             continue;
         }
-        if (fg != NULL && fg->running >= flimit) {
-            wait_for(s, job, fg);
+        if (fg != NULL && (fg->running >= flimit || (!woken && behind_waiting(s, fg)))) {
+            if (fg->running >= flimit)
+                wait_for(s, job, fg);
+            else
+                wait_behind(s, job, fg, kg, flimit);
             /* it came from its key's waiting jobs perhaps: the key has room for the next one */
             if (kg != NULL && kg->running < job->conc_limit)
                 wake_one(s, kg);

@@ -8,7 +8,8 @@
  *   a concurrency key      jobs of the same tenant with the same evaluated key (conc_key) running
  *                          at once, at most each job's conc_limit.
  *
- * Jobs that are due wait in priority order (9 first), then in order of arrival (their seq). One
+ * Jobs that are due wait in priority order (9 first), then in order of arrival (their creation
+ * time, then their id: an order every instance on a shared store sees the same). One
  * that cannot start for its key or its flow steps aside (into that group's own heap) so that the
  * ones behind it of other keys start; when a job of the group ends, the group's first job comes
  * back. Every move is O(log n): no scan over the waiting jobs.
@@ -20,7 +21,8 @@
  * its flow) that run on any instance are fewer than the limit and no job of the key that asked
  * before is better (priority, then arrival); otherwise the job waits in its group until poked
  * (flowd_sched_poke: the store saw a slot given back or given somewhere, or its claim interval
- * passed), when each group's first job asks again.
+ * passed), when each group's first job asks again. A job due while its group waits so does not
+ * ask: it waits behind (acquire with behind, which only records it in the store).
  *
  * A job holds its slot from its start until it ends, waiting for input included. A job that had
  * started before a restart (or that another instance ran before this one took it over) starts again
@@ -45,8 +47,11 @@ typedef void (*flowd_sched_start_cb)(void *data, flowd_job_t *job);
 
 /* Asks a shared store for job's turn (job borrowed: the callee keeps its own reference until it
  * calls flowd_sched_answer); flow_limit: its flow's max_running (0: none). 0, or FLOW_ENOMEM:
- * then the job starts without asking. */
-typedef int (*flowd_sched_acquire_cb)(void *data, flowd_job_t *job, unsigned flow_limit);
+ * then the job starts without asking. With behind (FLOWD_SCHED_KEY_FULL or FLOWD_SCHED_FLOW_FULL)
+ * it does not ask: the job waits here behind others of that group that were told it is full, and
+ * the store only records it as waiting, so that the other instances let it go first when it is
+ * better (priority, then arrival); no answer comes, and the return value is not looked at. */
+typedef int (*flowd_sched_acquire_cb)(void *data, flowd_job_t *job, unsigned flow_limit, int behind);
 
 /* What the store answered: 0 its turn came, FLOWD_SCHED_KEY_FULL or FLOWD_SCHED_FLOW_FULL: not yet,
  * for its key or its flow; a FLOW_E* code: not asked (it asks again when poked). */

@@ -13,7 +13,9 @@
  *   answer      any thread: the answer to hooks->command's token (body stolen, may be NULL).
  *   acquire     loop: a job of a limited flow or with a concurrency key asks for its turn over every
  *               instance (scheduler.h); done(data, verdict) runs once on a store thread after the
- *               store decided (flowd_store_slot_cb). hooks->poke runs (store threads) when a turn
+ *               store decided (flowd_store_slot_cb). With behind (FLOWD_SCHED_KEY_FULL or
+ *               FLOWD_SCHED_FLOW_FULL, scheduler.h) it only records that the job waits for that
+ *               group, and done (which may be NULL) is told that verdict. hooks->poke runs (store threads) when a turn
  *               may have come free somewhere: a turn was given or a limited job ended on some
  *               instance, or a claim interval passed.
  *   read_job, read_jobs, read_events
@@ -118,7 +120,7 @@ typedef struct flowd_store_cluster_ops {
                   size_t len);
     void (*answer)(flowd_store_t *store, uint64_t token, unsigned status, char *body, size_t len);
     /* job borrowed; 0 or FLOW_ENOMEM (then done will not run) */
-    int (*acquire)(flowd_store_t *store, struct flowd_job *job, unsigned flow_limit,
+    int (*acquire)(flowd_store_t *store, struct flowd_job *job, unsigned flow_limit, int behind,
                    flowd_store_slot_cb done, void *data);
     /* by id, or by idem_key (and a tenant) when id is NULL; FLOW_ENOTFOUND */
     int (*read_job)(flowd_store_t *store, const char *id, const char *idem_key, const char *tenant,

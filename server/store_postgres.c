@@ -61,6 +61,14 @@
 #define SWEEP_MS 60000        /* how often ended jobs past the retention are deleted */
 #define POOL_MAX 64
 #define ACTIVE "('queued', 'running', 'waiting')"
+/* a job that counts against its key's and its flow's limits: it runs (waiting for input too), or
+ * its turn was given (apply_slot); written the same in the indexes and in the statement that uses
+ * them, for the planner to match them */
+#define HOLDS_SLOT "(status IN ('running', 'waiting') OR (status = 'queued' AND slot))"
+/* job x goes before job me: its priority, then its creation time, then its id, as every
+ * instance's scheduler orders its own jobs (scheduler.c: by_priority) */
+#define BEFORE_ME "(x.priority > me.priority OR (x.priority = me.priority AND (x.created_us < me.created_us" \
+    " OR (x.created_us = me.created_us AND x.id COLLATE \"C\" < me.id))))"
 #define MIGRATE_LOCK "7201534829"  /* pg_advisory_lock key: one instance creates the tables at a time */
 #define SLOT_LOCK "7201534830"     /* pg_advisory_xact_lock key: one turn given at a time (apply_slot) */
 
@@ -99,6 +107,8 @@ typedef struct pg_store {
     PGconn *wconn;                 /* the writer's thread's (and load_flows', before it attaches) */
     json_t *owned;                 /* writer only: ids of the jobs it holds leases of, as a set */
     int notify_events, notify_answers, notify_slots; /* writer only: what the transaction holds */
+    flowd_op_t **asks;             /* writer only: the batch's turns asked for, decided at its end */
+    size_t nasks, asks_cap;
     uint64_t next_renew, next_claim, next_sweep; /* writer only */
 
     /* the listener */
@@ -199,6 +209,14 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS jobs_key_active ON jobs (tenant, conc_key) WHERE conc_key IS NOT NULL"
     " AND status IN " ACTIVE ";"
     "CREATE INDEX IF NOT EXISTS jobs_flow_active ON jobs (flow) WHERE status IN " ACTIVE ";"
+    /* what apply_slot counts and looks for, without reading a group's queued jobs: those that hold
+     * a turn, and those that asked and wait (a start makes them on a database from before) */
+    "CREATE INDEX IF NOT EXISTS jobs_key_slots ON jobs (tenant, conc_key) WHERE conc_key IS NOT NULL"
+    " AND " HOLDS_SLOT ";"
+    "CREATE INDEX IF NOT EXISTS jobs_flow_slots ON jobs (flow) WHERE " HOLDS_SLOT ";"
+    "CREATE INDEX IF NOT EXISTS jobs_key_waits ON jobs (tenant, conc_key) WHERE status = 'queued'"
+    " AND waits = 'k';"
+    "CREATE INDEX IF NOT EXISTS jobs_flow_waits ON jobs (flow) WHERE status = 'queued' AND waits = 'f';"
     "CREATE INDEX IF NOT EXISTS jobs_tenant_seq ON jobs (tenant, seq);"
     "CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq);"
     "CREATE INDEX IF NOT EXISTS jobs_status_seq ON jobs (status, seq);"
@@ -510,27 +528,31 @@ static const struct {
                     " WHERE id = $1 AND owner = $2"},
     /* A limited job's turn (apply_slot), under SLOT_LOCK: its key's jobs that hold a slot or run
      * (anywhere, waiting for input included) are fewer than its limit ($3), and no job of the key
-     * that asked and waits for the key is before it (priority, then arrival: seq), its owner alive;
-     * then the same for its flow's ($4, 0: none). It answers '' (its turn: slot), 'k' or 'f' (it
+     * on another instance that asked and waits for the key is before it (BEFORE_ME), its owner
+     * alive; then the same for its flow's ($4, 0: none). An instance's own jobs take their turns
+     * in the order of its scheduler: one of them that asks while a better one of its own is
+     * asking too is not held back by it. It answers '' (its turn: slot), 'k' or 'f' (it
      * waits for that group: waits), or no row (not a queued job of ours). */
     {"slot",
-     "WITH me AS (SELECT id, seq, priority, tenant, conc_key, flow FROM jobs WHERE id = $1 AND owner = $2"
-     " AND status = 'queued'),"
-     " v AS (SELECT me.id, CASE WHEN me.conc_key IS NOT NULL AND ((SELECT count(*) FROM jobs x"
-     " WHERE x.tenant = me.tenant AND x.conc_key = me.conc_key AND x.status IN " ACTIVE
-     " AND (x.slot OR x.status <> 'queued')) >= $3::integer OR EXISTS (SELECT 1 FROM jobs x"
-     " WHERE x.tenant = me.tenant AND x.conc_key = me.conc_key AND x.status = 'queued' AND NOT x.slot"
-     " AND x.waits = 'k' AND x.lease_until > now()"
-     " AND (x.priority > me.priority OR (x.priority = me.priority AND x.seq < me.seq)))) THEN 'k'"
-     " WHEN $4::integer > 0 AND ((SELECT count(*) FROM jobs x WHERE x.flow = me.flow AND x.status IN " ACTIVE
-     " AND (x.slot OR x.status <> 'queued')) >= $4::integer OR EXISTS (SELECT 1 FROM jobs x"
-     " WHERE x.flow = me.flow AND x.status = 'queued' AND NOT x.slot AND x.waits = 'f'"
+     "WITH me AS MATERIALIZED (SELECT id, created_us, priority, tenant, conc_key, flow, owner, status FROM jobs"
+     " WHERE id = $1),"
+     " v AS MATERIALIZED (SELECT me.id, CASE WHEN me.conc_key IS NOT NULL AND ((SELECT count(*) FROM jobs x"
+     " WHERE x.tenant = me.tenant AND x.conc_key = me.conc_key AND x.conc_key IS NOT NULL"
+     " AND " HOLDS_SLOT ") >= $3::integer OR EXISTS (SELECT 1 FROM jobs x"
+     " WHERE x.tenant = me.tenant AND x.conc_key = me.conc_key AND x.status = 'queued' AND x.waits = 'k' AND x.owner <> $2"
+     " AND NOT x.slot AND x.lease_until > now()"
+     " AND " BEFORE_ME ")) THEN 'k'"
+     " WHEN $4::integer > 0 AND ((SELECT count(*) FROM jobs x WHERE x.flow = me.flow"
+     " AND " HOLDS_SLOT ") >= $4::integer OR EXISTS (SELECT 1 FROM jobs x"
+     " WHERE x.flow = me.flow AND x.status = 'queued' AND x.waits = 'f' AND x.owner <> $2 AND NOT x.slot"
      " AND x.lease_until > now()"
-     " AND (x.priority > me.priority OR (x.priority = me.priority AND x.seq < me.seq)))) THEN 'f'"
-     " ELSE '' END AS v FROM me),"
+     " AND " BEFORE_ME ")) THEN 'f'"
+     " ELSE '' END AS v FROM me WHERE me.owner = $2 AND me.status = 'queued'),"
      " u AS (UPDATE jobs j SET slot = (v.v = ''), waits = NULLIF(v.v, '') FROM v WHERE j.id = v.id"
      " RETURNING v.v)"
      " SELECT v FROM u"},
+    /* A job that waits behind others of its group without asking (apply_slot): as if told so. */
+    {"slot_behind", "UPDATE jobs SET waits = $3 WHERE id = $1 AND owner = $2 AND status = 'queued' AND NOT slot"},
 };
 
 static void session_settings(PGconn *c, uint64_t lease_ms) {
@@ -815,7 +837,7 @@ static int apply_event(pg_store_t *s, flowd_op_t *op) {
  * to the commit, so that two instances never both see the last free slot), and the answer goes to
  * the caller after the commit (store_writer.c: settle). A turn given, like a slot given back by a
  * finish, is told to every instance (NOTIFY 's'): the next job may have its turn. */
-static int apply_slot(pg_store_t *s, flowd_op_t *op) {
+static int decide_slot(pg_store_t *s, flowd_op_t *op) {
     flowd_op_slot_t *sl = &op->slot;
     char klimit[24], flimit[24];
     u64(klimit, sizeof klimit, sl->conc_limit);
@@ -832,6 +854,29 @@ static int apply_slot(pg_store_t *s, flowd_op_t *op) {
                 : v[0] == 'f' ? FLOWD_SCHED_FLOW_FULL : 0;
     s->notify_slots |= sl->verdict == 0;
     PQclear(res);
+    return 0;
+}
+
+/* The lock is held from the first turn decided to the commit, and the other instances' writers
+ * wait for it meanwhile: a batch decides its turns at its end (pg_commit), where they still see
+ * everything queued before them, and the lock is held for them and the commit only instead of for
+ * every statement of the batch after the first ask. A job that only waits takes no lock. */
+static int apply_slot(pg_store_t *s, flowd_op_t *op) {
+    flowd_op_slot_t *sl = &op->slot;
+    if (sl->behind) {
+        const char *p[] = {op->id, s->me, sl->behind == FLOWD_SCHED_KEY_FULL ? "k" : "f"};
+        sl->verdict = sl->behind;
+        return apply_command(s, "slot_behind", 3, p);
+    }
+    if (s->nasks == s->asks_cap) {
+        size_t cap = s->asks_cap ? 2 * s->asks_cap : 16;
+        flowd_op_t **v = realloc(s->asks, cap * sizeof *v);
+        if (v == NULL)
+            return decide_slot(s, op); /* now, then */
+        s->asks = v;
+        s->asks_cap = cap;
+    }
+    s->asks[s->nasks++] = op;
     return 0;
 }
 
@@ -935,6 +980,7 @@ static int pg_apply(void *data, flowd_op_t *op) {
 static int pg_begin(void *data) {
     pg_store_t *s = data;
     s->notify_events = s->notify_answers = s->notify_slots = 0;
+    s->nasks = 0;
     return run_cmd(s->wconn, "BEGIN", 0, NULL);
 }
 
@@ -942,7 +988,10 @@ static int pg_begin(void *data) {
 static int pg_commit(void *data) {
     pg_store_t *s = data;
     int rc = 0;
-    if (s->notify_events)
+    for (size_t i = 0; rc == 0 && i < s->nasks; i++)
+        rc = decide_slot(s, s->asks[i]);
+    s->nasks = 0;
+    if (rc == 0 && s->notify_events)
         rc = run_cmd(s->wconn, "NOTIFY flowd, 'e'", 0, NULL);
     if (rc == 0 && s->notify_answers)
         rc = run_cmd(s->wconn, "NOTIFY flowd, 'a'", 0, NULL);
@@ -1341,9 +1390,9 @@ static int pg_put_flow(flowd_store_t *store, const char *name, json_t *doc) {
     return flowd_writer_put_flow(writer_of(store), name, doc);
 }
 
-static int pg_acquire(flowd_store_t *store, struct flowd_job *job, unsigned flow_limit,
+static int pg_acquire(flowd_store_t *store, struct flowd_job *job, unsigned flow_limit, int behind,
                       flowd_store_slot_cb done, void *data) {
-    return flowd_writer_slot(writer_of(store), job, flow_limit, done, data);
+    return flowd_writer_slot(writer_of(store), job, flow_limit, behind, done, data);
 }
 
 static void pg_answer(flowd_store_t *store, uint64_t token, unsigned status, char *body, size_t len) {
@@ -2122,6 +2171,7 @@ static void pg_close(flowd_store_t *store) {
     pthread_mutex_destroy(&s->plock);
     pthread_cond_destroy(&s->pcond);
     json_decref(s->owned);
+    free(s->asks);
     free(s->uri);
     free(s);
 }

@@ -275,7 +275,7 @@ static void settle(flowd_writer_t *w, flowd_op_t *batch, int err) {
             wait_done(op->flow.wait, rc);
         } else if (op->kind == FLOWD_OP_SCHEDULE && op->schedule.wait != NULL) {
             wait_done(op->schedule.wait, rc);
-        } else if (op->kind == FLOWD_OP_SLOT) {
+        } else if (op->kind == FLOWD_OP_SLOT && op->slot.done != NULL) {
             op->slot.done(op->slot.data, rc ? rc : op->slot.verdict);
         } else if (op->kind == FLOWD_OP_READ) {
             if (rc != 0) {
@@ -566,13 +566,14 @@ void flowd_writer_finish(flowd_writer_t *w, flowd_job_t *job) {
     enqueue(w, op);
 }
 
-int flowd_writer_slot(flowd_writer_t *w, flowd_job_t *job, unsigned flow_limit,
+int flowd_writer_slot(flowd_writer_t *w, flowd_job_t *job, unsigned flow_limit, int behind,
                       flowd_store_slot_cb done, void *data) {
     flowd_op_t *op = op_new(FLOWD_OP_SLOT, job->id, job->seq);
     if (op == NULL)
         return FLOW_ENOMEM;
     op->slot.conc_limit = job->conc_key ? job->conc_limit : 0;
     op->slot.flow_limit = flow_limit;
+    op->slot.behind = behind;
     op->slot.done = done;
     op->slot.data = data;
     enqueue(w, op);

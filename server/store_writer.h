@@ -162,6 +162,8 @@ typedef struct flowd_op_delivery {
 typedef struct flowd_op_slot {
     unsigned conc_limit;  /* the job's key's limit (its key is in its row) */
     unsigned flow_limit;  /* its flow's max_running, 0: none */
+    int behind;           /* 0: it asks; FLOWD_SCHED_KEY_FULL or _FLOW_FULL: it only waits for that
+                           * group (scheduler.h), which is then the verdict */
     int verdict;          /* set by apply */
     flowd_store_slot_cb done;
     void *data;
@@ -275,9 +277,9 @@ int flowd_writer_put_schedule(flowd_writer_t *w, const char *name,
 void flowd_writer_skip_run(flowd_writer_t *w, const flowd_schedule_run_t *run);
 /* d borrowed (copied). */
 void flowd_writer_delivery(flowd_writer_t *w, const flowd_stored_delivery_t *d, int insert);
-/* A limited job asks for its turn (store_cluster.h: acquire); done runs once, after the commit. 0
- * or FLOW_ENOMEM (then done will not run). */
-int flowd_writer_slot(flowd_writer_t *w, struct flowd_job *job, unsigned flow_limit,
+/* A limited job asks for its turn, or with behind only waits (store_cluster.h: acquire); done, if
+ * not NULL, runs once, after the commit. 0 or FLOW_ENOMEM (then done will not run). */
+int flowd_writer_slot(flowd_writer_t *w, struct flowd_job *job, unsigned flow_limit, int behind,
                       flowd_store_slot_cb done, void *data);
 /* store.h's shared_at: waits for the read, made after every operation queued before it (so a
  * running job's last steps are in it). 0 and *out a new reference; FLOW_ENOTFOUND (no such job, or
