@@ -1768,6 +1768,42 @@ START_TEST(test_a_job_taken_over_numbers_its_visits_on) {
 }
 END_TEST
 
+/* A statement that fails in a batch (a trigger here; a full disk or a constraint in life) fails its
+ * own job's POST with 500 and nothing else: the writer reads the batch's results past it, rolls
+ * back, writes what came with it one by one, and the batches after it are written as before. */
+START_TEST(test_a_failed_statement_fails_its_job_only) {
+    PGconn *c = db();
+    static const char *const trigger[] = {
+        "CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN IF NEW.shared LIKE '%boom%' THEN"
+        " RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+        NULL};
+    e2e_server_t a;
+    start(&a, "10s"); /* its tables first */
+    for (const char *const *q = trigger; *q != NULL; q++) {
+        PGresult *res = PQexec(c, *q);
+        ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", *q, PQresultErrorMessage(res));
+        PQclear(res);
+    }
+    PGresult *res = PQexec(c, "CREATE TRIGGER boom BEFORE INSERT ON stores FOR EACH ROW EXECUTE FUNCTION boom()");
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+    PQclear(res);
+    PQfinish(c);
+    for (int round = 0; round < 3; round++) {
+        e2e_resp_t r;
+        e2e_post(&a, "/v1/jobs", "{\"flow\": \"steps\", \"shared\": {\"i\": 1, \"pause\": 0, \"boom\": true}}", &r);
+        e2e_assert_error(&r, 500, "internal", "could not be stored");
+        e2e_resp_free(&r);
+        char *id = post_id(&a, "{\"flow\": \"steps\", \"shared\": {\"i\": 2, \"pause\": 0}}");
+        json_decref(e2e_wait_status(&a, id, "succeeded", 20000));
+        free(id);
+    }
+    ck_assert_int_eq(db_number("SELECT count(*) FROM jobs"), 3);
+    ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE status = 'succeeded'"), 3);
+    ck_assert_int_eq(e2e_stop(&a, slow() ? 60000 : 15000), 0);
+    e2e_cleanup(&a);
+}
+END_TEST
+
 /* An instance renews one lease, its row in instances, not one per job: its jobs' rows are not
  * written again while they wait for input (their xmin stays), however many it holds. A version 9 flowd
  * rewrote every row it held every third of the lease (1.7 s for 100,000 queued jobs). Once the
@@ -1892,6 +1928,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_step_reads_on_postgres_match_the_patches);
     tcase_add_test(tc, test_a_looping_job_killed_mid_run_resumes_on_the_other_instance);
     tcase_add_test(tc, test_an_instance_renews_one_lease_not_its_jobs);
+    tcase_add_test(tc, test_a_failed_statement_fails_its_job_only);
     tcase_add_test(tc, test_a_version_7_database_gets_stores);
     tcase_add_test(tc, test_a_job_taken_over_numbers_its_visits_on);
     suite_add_tcase(s, tc);
