@@ -77,6 +77,12 @@ static void teardown(void) {
     flow_def_unref(noop);
 }
 
+/* n jobs asked so far, the last of them job */
+static void asked_last(int n, const flowd_job_t *job) {
+    ck_assert_int_eq(nasked, n);
+    ck_assert_ptr_eq(asked[n - 1], job);
+}
+
 static void add_all(void) {
     for (int i = 0; i < NJOBS; i++)
         flowd_sched_add(sched, flowd_job_ref(jobs[i]));
@@ -96,20 +102,17 @@ START_TEST(test_a_full_group_asks_no_more_until_poked) {
     ck_assert_int_eq(nstarted, 0);
     /* a slot came free somewhere: the group's first job asks, and only it */
     flowd_sched_poke(sched);
-    ck_assert_int_eq(nasked, 3);
-    ck_assert_ptr_eq(asked[2], jobs[0]);
+    asked_last(3, jobs[0]);
     /* its turn came: it starts, and the next one asks */
     flowd_sched_answer(jobs[0], 0);
     ck_assert_int_eq(nstarted, 1);
     ck_assert_ptr_eq(started[0], jobs[0]);
-    ck_assert_int_eq(nasked, 4);
-    ck_assert_ptr_eq(asked[3], jobs[1]);
+    asked_last(4, jobs[1]);
     /* told full again: the rest wait for the next poke */
     flowd_sched_answer(jobs[1], FLOWD_SCHED_KEY_FULL);
     ck_assert_int_eq(nasked, 4);
     flowd_sched_poke(sched);
-    ck_assert_int_eq(nasked, 5);
-    ck_assert_ptr_eq(asked[4], jobs[1]);
+    asked_last(5, jobs[1]);
     flowd_sched_answer(jobs[1], 0);
     ck_assert_int_eq(nstarted, 2);
     /* two run here, the key's limit: the next one waits without asking */
@@ -117,8 +120,7 @@ START_TEST(test_a_full_group_asks_no_more_until_poked) {
     ck_assert_int_eq(nbehind, 0); /* every job came while the key had room here, or was woken */
     /* one of them ends: its slot goes to the next in line, which asks */
     flowd_sched_done(started[0]);
-    ck_assert_int_eq(nasked, 6);
-    ck_assert_ptr_eq(asked[5], jobs[2]);
+    asked_last(6, jobs[2]);
 }
 END_TEST
 
@@ -140,12 +142,10 @@ START_TEST(test_a_better_job_due_meanwhile_asks_first) {
     ck_assert_int_eq(nbehind, 1);
     ck_assert_ptr_eq(behind_of[0], urgent);
     flowd_sched_poke(sched);
-    ck_assert_int_eq(nasked, 3);
-    ck_assert_ptr_eq(asked[2], urgent);
+    asked_last(3, urgent);
     flowd_sched_answer(urgent, 0);
     ck_assert_int_eq(nstarted, 1);
-    ck_assert_int_eq(nasked, 4);
-    ck_assert_ptr_eq(asked[3], jobs[0]);
+    asked_last(4, jobs[0]);
     flowd_job_unref(urgent); /* started[0] holds the scheduler's */
 }
 END_TEST
