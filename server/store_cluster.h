@@ -15,9 +15,9 @@
  *               instance (scheduler.h); done(data, verdict) runs once on a store thread after the
  *               store decided (flowd_store_slot_cb). With behind (FLOWD_SCHED_KEY_FULL or
  *               FLOWD_SCHED_FLOW_FULL, scheduler.h) it only records that the job waits for that
- *               group, and done (which may be NULL) is told that verdict. hooks->poke runs (store threads) when a turn
- *               may have come free somewhere: a turn was given or a limited job ended on some
- *               instance, or a claim interval passed.
+ *               group, and done (which may be NULL) is told that verdict. hooks->poke runs (store
+ *               threads) when a turn may have come free somewhere: a turn was given or a limited
+ *               job ended on some instance, or a claim interval passed.
  *   read_job, read_jobs, read_events
  *               HTTP threads, blocking: a job, a page of the list (newest first, as
  *               flowd_jobs_list), or the events after an id, as the store has them now (a job that

@@ -16,10 +16,11 @@
  *   the writer   its own connection; the loop and the HTTP threads queue operations, and it commits
  *                what came together in one transaction (group commit), a new job's done after the
  *                commit that holds it (store_writer.h; this file gives it begin, apply, commit and
- *                what PostgreSQL adds); a transaction's statements go down one pipeline (pipe_send). Every write of a running job is guarded by owner = me, so
- *                an instance that lost a job writes nothing more of it (and hears so through
- *                hooks->lost). Every third of the lease it renews its lease (one row);
- *                every --claim-interval it claims jobs whose lease ran out (SELECT ... FOR UPDATE
+ *                what PostgreSQL adds); a transaction's statements go down one pipeline
+ *                (pipe_send). Every write of a running job is guarded by owner = me, so an
+ *                instance that lost a job writes nothing more of it (and hears so through
+ *                hooks->lost). Every third of the lease it renews its lease (one row); every
+ *                --claim-interval it claims jobs whose lease ran out (SELECT ... FOR UPDATE
  *                SKIP LOCKED, then UPDATE owner, in one transaction: two instances never claim the
  *                same job) and hands them to hooks->adopt; now and then it deletes ended jobs older
  *                than the retention, whoever ran them. A limited job's turn (a flow's
