@@ -796,6 +796,17 @@ static void run_start(void *data, flowd_job_t *job) {
     job->run.snap_steps = job->restart.steps > 0 ? srv->cfg.snapshot_steps : 0;
     job->run.snap_bytes = 0;
     if (srv->store->ops->checkpoint != NULL && !job->run.store_failed) {
+        /* a new job's store was serialized by its POST, off the loop (run.base): its size is
+         * counted already, and the first count here waits as one that took as long would (a
+         * nanosecond a byte, about what a count takes), instead of dumping a large store again
+         * after the first step (7 ms on the loop for 1 MiB, a 1,000-step job's time five times) */
+        if (job->run.base != NULL && job->restart.steps == 0 && job->run.size_count.seq == 0) {
+            struct flowd_size_count *c = &job->run.size_count;
+            c->bytes = job->run.base_len;
+            c->due_ns = flow_wall_us() * 1000u +
+                        (c->bytes < COUNT_FLOOR_NS / COUNT_EVERY ? COUNT_FLOOR_NS : COUNT_EVERY * c->bytes);
+            c->due_seq = UINT64_MAX;
+        }
         /* the store its first root-level node starts from: a durable store (each keeps patches)
          * makes it again from its log (run.base_step), so the copy its POST made goes */
         job->run.base_step = job->restart.steps;
