@@ -14,7 +14,8 @@
  * once. A concurrency key and a flow's max_running hold over two instances (never more running
  * than the limit, in priority then arrival order), and an instance killed while its jobs hold a
  * key's turns gives them up once they have been taken over and ended. A job that failed on one
- * instance is redriven on another, and after a restart.
+ * instance is redriven on another, and after a restart. An instance's lease is one row: renewing it
+ * writes none of its jobs. A statement that fails in the writer's pipeline fails its own job only.
  *
  * Without PostgreSQL and without root to install it, the suite says so and runs nothing, except under
  * CI (the CI variable set), where that fails. */
