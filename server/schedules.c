@@ -82,6 +82,9 @@ struct flowd_schedules {
     int refreshing;                  /* loop only */
     uint64_t gen;                    /* under lock: changes made here; a refresh that read before
                                       * one is not applied */
+    int changing;                    /* under lock: a change is between its store's write and its
+                                      * table's, and a refresh would read it as another
+                                      * instance's (a PUT that made a schedule said 200) */
     uint64_t refresh_gen;            /* loop: gen when the refresh began */
     struct row *rows;                /* the refresh's rows (its work, then the loop) */
     size_t nrows, caprows;
@@ -695,7 +698,7 @@ static void refresh_done(uv_work_t *w, int status) {
     pthread_mutex_unlock(&s->rlock);
     if (!closed && status == 0 && s->read_rc == 0) {
         pthread_mutex_lock(&s->lock);
-        if (s->gen == s->refresh_gen) /* no change here since the read began */
+        if (s->gen == s->refresh_gen && !s->changing) /* no change here since the read began */
             reconcile(s);
         pthread_mutex_unlock(&s->lock);
         arm(s);
@@ -890,6 +893,10 @@ static int store_put(flowd_schedules_t *s, const char *name, const sched_t *it) 
 /* Ends a change (s->change held, s->lock not): lets the next one in and, when it was made (rc 0),
  * wakes the loop to plan the runs anew; returns rc. */
 static int change_end(flowd_schedules_t *s, int rc) {
+    pthread_mutex_lock(&s->lock);
+    s->changing = 0;
+    s->gen++;
+    pthread_mutex_unlock(&s->lock);
     pthread_mutex_unlock(&s->change);
     if (rc == 0)
         uv_async_send(&s->async);
@@ -911,13 +918,13 @@ int flowd_schedules_put(flowd_schedules_t *s, const flowd_schedule_spec_t *spec,
     }
     pthread_mutex_lock(&s->change);
     pthread_mutex_lock(&s->lock);
+    s->changing = 1;
     int exists = lookup(s, it->name) != NULL;
     size_t n = s->n;
     pthread_mutex_unlock(&s->lock);
     if (!exists && n >= s->srv->cfg.max_schedules) {
-        pthread_mutex_unlock(&s->change);
         sched_free(it);
-        return FLOW_EBUSY;
+        return change_end(s, FLOW_EBUSY);
     }
     rc = store_put(s, it->name, it);
     if (rc == 0) {
@@ -983,6 +990,7 @@ int flowd_schedules_remove(flowd_schedules_t *s, const char *name) {
     int rc = FLOW_ENOTFOUND;
     pthread_mutex_lock(&s->change);
     pthread_mutex_lock(&s->lock);
+    s->changing = 1;
     int exists = lookup(s, name) != NULL;
     pthread_mutex_unlock(&s->lock);
     if (exists && (rc = store_put(s, name, NULL)) == 0) {
@@ -1004,6 +1012,7 @@ int flowd_schedules_pause(flowd_schedules_t *s, const char *name, int paused, fl
     int rc = FLOW_ENOTFOUND;
     pthread_mutex_lock(&s->change);
     pthread_mutex_lock(&s->lock);
+    s->changing = 1;
     sched_t *it = lookup(s, name);
     sched_t copy;
     if (it != NULL) {
