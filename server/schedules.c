@@ -890,8 +890,17 @@ static int store_put(flowd_schedules_t *s, const char *name, const sched_t *it) 
     return rc < 0 ? FLOW_EIO : 0;
 }
 
-/* Ends a change (s->change held, s->lock not): lets the next one in and, when it was made (rc 0),
- * wakes the loop to plan the runs anew; returns rc. */
+/* Begins a change (HTTP threads, one at a time): returns with s->change and s->lock held, and no
+ * refresh applied until change_end. */
+static void change_begin(flowd_schedules_t *s) {
+    pthread_mutex_lock(&s->change);
+    pthread_mutex_lock(&s->lock);
+    s->changing = 1;
+}
+
+/* Ends a change (s->change held, s->lock not): counts it (gen: a refresh that read before it is not
+ * applied), lets the next one in and, when it was made (rc 0), wakes the loop to plan the runs
+ * anew; returns rc. */
 static int change_end(flowd_schedules_t *s, int rc) {
     pthread_mutex_lock(&s->lock);
     s->changing = 0;
@@ -916,9 +925,7 @@ int flowd_schedules_put(flowd_schedules_t *s, const flowd_schedule_spec_t *spec,
         sched_free(it);
         return FLOW_EINVAL;
     }
-    pthread_mutex_lock(&s->change);
-    pthread_mutex_lock(&s->lock);
-    s->changing = 1;
+    change_begin(s);
     int exists = lookup(s, it->name) != NULL;
     size_t n = s->n;
     pthread_mutex_unlock(&s->lock);
@@ -939,7 +946,6 @@ int flowd_schedules_put(flowd_schedules_t *s, const flowd_schedule_spec_t *spec,
         }
         if (rc == 0)
             render_into(it, FLOWD_SCHEDULE_NEXT_RUNS, b);
-        s->gen++;
         pthread_mutex_unlock(&s->lock);
     }
     if (change_end(s, rc) < 0) {
@@ -988,9 +994,7 @@ int flowd_schedules_list(flowd_schedules_t *s, const char *cursor, size_t limit,
 
 int flowd_schedules_remove(flowd_schedules_t *s, const char *name) {
     int rc = FLOW_ENOTFOUND;
-    pthread_mutex_lock(&s->change);
-    pthread_mutex_lock(&s->lock);
-    s->changing = 1;
+    change_begin(s);
     int exists = lookup(s, name) != NULL;
     pthread_mutex_unlock(&s->lock);
     if (exists && (rc = store_put(s, name, NULL)) == 0) {
@@ -1002,7 +1006,6 @@ int flowd_schedules_remove(flowd_schedules_t *s, const char *name) {
             memmove(s->items + i, s->items + i + 1, (s->n - i - 1) * sizeof *s->items);
             s->n--;
         }
-        s->gen++;
         pthread_mutex_unlock(&s->lock);
     }
     return change_end(s, rc);
@@ -1010,9 +1013,7 @@ int flowd_schedules_remove(flowd_schedules_t *s, const char *name) {
 
 int flowd_schedules_pause(flowd_schedules_t *s, const char *name, int paused, flow_buf_t *b) {
     int rc = FLOW_ENOTFOUND;
-    pthread_mutex_lock(&s->change);
-    pthread_mutex_lock(&s->lock);
-    s->changing = 1;
+    change_begin(s);
     sched_t *it = lookup(s, name);
     sched_t copy;
     if (it != NULL) {
@@ -1045,7 +1046,6 @@ int flowd_schedules_pause(flowd_schedules_t *s, const char *name, int paused, fl
             it->def_text = definition_text(it);
             render_into(it, FLOWD_SCHEDULE_NEXT_RUNS, b);
         }
-        s->gen++;
         pthread_mutex_unlock(&s->lock);
     }
     return change_end(s, rc);
