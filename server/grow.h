@@ -1,8 +1,9 @@
 /* grow.h: room for one more item at the end of an array that doubles as it fills, for flowd's
  * tables kept as arrays (the job list in jobs.c, the schedules and a refresh's rows in
- * schedules.c), so that each does not write the doubling again. The arrays are realloc'd: their
- * owners free them with free(). Their caps are their tables' own (--max-jobs, --max-finished,
- * --max-schedules). Header only: one small function, no state. */
+ * schedules.c, a PostgreSQL batch's statements in flight and turns asked for in
+ * store_postgres.c), so that each does not write the doubling again. The arrays are realloc'd:
+ * their owners free them with free(). Their caps are their tables' own (--max-jobs,
+ * --max-finished, --max-schedules, --store-backlog). Header only: one small function, no state. */
 #ifndef FLOWD_GROW_H
 #define FLOWD_GROW_H
 

@@ -49,6 +49,7 @@
 #include <libpq-fe.h>
 
 #include "auth.h"
+#include "grow.h"
 #include "jobs.h"
 #include "log.h"
 #include "patch.h"
@@ -799,14 +800,10 @@ static int pipe_send(pg_store_t *s, const char *name, const char *sql, int n, co
         if (rc < 0)
             return rc;
     }
-    if (s->npend == s->pend_cap) {
-        size_t cap = s->pend_cap ? 2 * s->pend_cap : 64;
-        struct pending *v = realloc(s->pend, cap * sizeof *v);
-        if (v == NULL)
-            return FLOW_ENOMEM;
-        s->pend = v;
-        s->pend_cap = cap;
-    }
+    struct pending *pend = flowd_grow(s->pend, s->npend, &s->pend_cap, sizeof *pend, 64);
+    if (pend == NULL)
+        return FLOW_ENOMEM;
+    s->pend = pend;
     int sent = name ? PQsendQueryPrepared(s->wconn, name, n, p, NULL, NULL, 0)
                     : PQsendQueryParams(s->wconn, sql, n, NULL, p, NULL, NULL, 0);
     if (!sent) {
@@ -1031,14 +1028,10 @@ static int apply_slot(pg_store_t *s, flowd_op_t *op) {
         sl->verdict = sl->behind;
         return apply_command(s, "slot_behind", 3, p);
     }
-    if (s->nasks == s->asks_cap) {
-        size_t cap = s->asks_cap ? 2 * s->asks_cap : 16;
-        flowd_op_t **v = realloc(s->asks, cap * sizeof *v);
-        if (v == NULL)
-            return decide_slot(s, op); /* now, then */
-        s->asks = v;
-        s->asks_cap = cap;
-    }
+    flowd_op_t **asks = flowd_grow(s->asks, s->nasks, &s->asks_cap, sizeof *asks, 16);
+    if (asks == NULL)
+        return decide_slot(s, op); /* now, then */
+    s->asks = asks;
     s->asks[s->nasks++] = op;
     return 0;
 }
@@ -1216,18 +1209,25 @@ static void pg_settled(void *data, const flowd_op_t *op, int rc) {
 
 /* ---- the writer: leases, claims, retention ---- */
 
-/* Renews this instance's lease (its row in instances: its jobs' leases are that one) and its
- * deliveries'; when it holds fewer jobs than it thinks, finds out which are gone (another instance
- * took them over while it could not renew). */
+/* This instance's lease, its row in instances (its jobs' leases are that one), written or moved on:
+ * at start, before its first job, and then with every renewal. 0 or FLOW_EIO. */
+static int renew_lease(pg_store_t *s) {
+    char lease[24];
+    u64(lease, sizeof lease, s->o.lease_ms);
+    const char *p[] = {s->me, lease};
+    PGresult *res = run_prepared(s->wconn, "renew", 2, p, PGRES_COMMAND_OK);
+    PQclear(res);
+    return res != NULL ? 0 : FLOW_EIO;
+}
+
+/* Renews this instance's lease and its deliveries'; when it holds fewer jobs than it thinks, finds
+ * out which are gone (another instance took them over while it could not renew). */
 static void renew(pg_store_t *s) {
     char lease[24];
     u64(lease, sizeof lease, s->o.lease_ms);
     const char *p[] = {s->me, lease};
     PQclear(run_prepared(s->wconn, "renew_deliveries", 2, p, PGRES_COMMAND_OK));
-    PGresult *res = run_prepared(s->wconn, "renew", 2, p, PGRES_COMMAND_OK);
-    int renewed = res != NULL;
-    PQclear(res);
-    res = renewed ? run_prepared(s->wconn, "owned_count", 1, p, PGRES_TUPLES_OK) : NULL;
+    PGresult *res = renew_lease(s) == 0 ? run_prepared(s->wconn, "owned_count", 1, p, PGRES_TUPLES_OK) : NULL;
     if (res == NULL) {
         if (PQstatus(s->wconn) != CONNECTION_OK)
             writer_reset(s);
@@ -2446,12 +2446,7 @@ int flowd_store_postgres_new(const char *uri, const flowd_store_opts_t *opts, fl
         goto fail;
     }
     /* its lease, before the first job it writes: that job's lease is this one */
-    char lease[24];
-    u64(lease, sizeof lease, opts->lease_ms);
-    const char *lp[] = {s->me, lease};
-    PGresult *reg = run_prepared(s->wconn, "renew", 2, lp, PGRES_COMMAND_OK);
-    PQclear(reg);
-    if (reg == NULL) {
+    if (renew_lease(s) < 0) {
         snprintf(err, errlen, "cannot write the instance's lease: %s", PQerrorMessage(s->wconn));
         rc = FLOW_EIO;
         goto fail;
