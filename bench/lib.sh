@@ -1,6 +1,6 @@
 # bench/lib.sh: what the benchmark scripts share (sourced): run a command a few times and keep the
-# median line, read a key=value field, print a target's verdict, wait for a flowd to listen, and
-# start a PostgreSQL of their own.
+# median line, read a key=value field, print a target's verdict, wait for a flowd to listen, write
+# the looping flow two of them run, and start a PostgreSQL of their own.
 RUNS=${BENCH_RUNS:-3}
 
 # median LINE... : the line whose wall_s is the median
@@ -23,6 +23,17 @@ $line"
     # shellcheck disable=SC2086
     (IFS='
 '; median $lines)
+}
+
+# loop_flow FILE: the flow "loop" into FILE: one noop node whose Lua post hook adds one to
+# shared.n and loops until it reaches shared.limit (run-patches.sh, run-restart.sh)
+loop_flow() {
+    cat >"$1" <<'DOC'
+{"name": "loop", "start": "tick", "nodes": {
+  "tick": {"type": "noop",
+           "post": ["shared.n = shared.n + 1", "if shared.n < shared.limit then return 'again' end"],
+           "next": {"again": "tick"}}}}
+DOC
 }
 
 # val KEY LINE : the value of KEY=... in LINE

@@ -24,12 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-cat >"$TMP/loop.json" <<'DOC'
-{"name": "loop", "start": "tick", "nodes": {
-  "tick": {"type": "noop",
-           "post": ["shared.n = shared.n + 1", "if shared.n < 1000 then return 'again' end"],
-           "next": {"again": "tick"}}}}
-DOC
+loop_flow "$TMP/loop.json"
 
 # us_per_step PORT BYTES: one job with a store of about BYTES, to its end; prints microseconds per
 # step
@@ -38,7 +33,7 @@ us_per_step() {
 import json, sys, time, urllib.request
 port, size = sys.argv[1], int(sys.argv[2])
 base = "http://127.0.0.1:%s" % port
-body = json.dumps({"flow": "loop", "shared": {"n": 0, "big": "x" * size}}).encode()
+body = json.dumps({"flow": "loop", "shared": {"n": 0, "limit": 1000, "big": "x" * size}}).encode()
 req = urllib.request.Request(base + "/v1/jobs", body, {"Content-Type": "application/json"})
 job = json.load(urllib.request.urlopen(req))
 while True:

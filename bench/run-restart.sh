@@ -25,12 +25,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 mkdir "$TMP/flows"
-cat >"$TMP/flows/loop.json" <<'DOC'
-{"name": "loop", "start": "tick", "nodes": {
-  "tick": {"type": "noop",
-           "post": ["shared.n = shared.n + 1", "if shared.n < shared.limit then return 'again' end"],
-           "next": {"again": "tick"}}}}
-DOC
+loop_flow "$TMP/flows/loop.json"
 
 now() { date +%s.%N; }
 
