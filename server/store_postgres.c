@@ -21,8 +21,8 @@
  *                instance that lost a job writes nothing more of it (and hears so through
  *                hooks->lost). Every third of the lease it renews its lease (one row); every
  *                --claim-interval it claims jobs whose lease ran out (SELECT ... FOR UPDATE
- *                SKIP LOCKED, then UPDATE owner, in one transaction: two instances never claim the
- *                same job) and hands them to hooks->adopt; now and then it deletes ended jobs older
+ *                SKIP LOCKED, then UPDATE owner, and what it needs of them, in one transaction:
+ *                two instances never claim the same job) and hands them to hooks->adopt; now and then it deletes ended jobs older
  *                than the retention, whoever ran them. A limited job's turn (a flow's
  *                max_running, a concurrency key: over every instance) is asked for and given in
  *                the writer's transactions too (apply_slot).
@@ -550,6 +550,17 @@ static const struct {
      /* in the order of claimed_steps and claimed_events, which claim walks along */
      " SELECT * FROM u ORDER BY id"},
     {"claimed_docs", "SELECT digest, document FROM flow_versions WHERE digest = ANY($1::text[])"},
+    /* each job's newest whole store (as store_at reads one job's), and the steps after it */
+    {"claimed_stores", "SELECT j.id, j.steps, s.step, s.shared, j.shared,"
+                       " NOT EXISTS (SELECT 1 FROM stores WHERE job_id = j.id)"
+                       " FROM unnest($1::text[]) AS u(id) JOIN jobs j ON j.id = u.id"
+                       " LEFT JOIN LATERAL (SELECT step, shared FROM stores WHERE job_id = j.id"
+                       " AND step <= j.steps ORDER BY step DESC LIMIT 1) s ON true ORDER BY j.id"},
+    {"claimed_patches", "SELECT j.id, st.data FROM unnest($1::text[]) AS u(id) JOIN jobs j ON j.id = u.id"
+                        " CROSS JOIN LATERAL (SELECT step FROM stores WHERE job_id = j.id"
+                        " AND step <= j.steps ORDER BY step DESC LIMIT 1) s"
+                        " JOIN steps st ON st.job_id = j.id AND st.seq > s.step AND st.seq <= j.steps"
+                        " ORDER BY j.id, st.seq"},
     /* each job's last $2 rows, walked back along its primary key (LATERAL ... LIMIT): a window
      * over all of them read every step of a long job, 8 s for one of 2 million */
     {"claimed_steps", "SELECT x.job_id, x.data FROM unnest($1::text[]) AS j(id) CROSS JOIN LATERAL"
@@ -670,10 +681,13 @@ static int writer_reset(pg_store_t *s) {
  * FLOW_ENOTFOUND: no such job, or it has not finished that step; FLOW_ESTATE: not kept (*oldest,
  * may be NULL: the first step that is); FLOW_EIO: a statement failed (in a transaction, it is
  * aborted); FLOW_ENOMEM. */
+static int replay_store(const char *id, const char *text, uint64_t from, uint64_t upto,
+                        json_t *history, int partial, json_t **out);
+
 static int store_at(PGconn *c, const char *id, uint64_t step, int latest, int partial, json_t **out,
                     uint64_t *oldest) {
-    char at[24], from_s[24], upto_s[24], why[256];
-    json_t *store = NULL, *history = NULL;
+    char at[24], from_s[24], upto_s[24];
+    json_t *history = NULL;
     PGresult *steps = NULL;
     int rc = FLOW_EIO;
     *out = NULL;
@@ -704,13 +718,6 @@ static int store_at(PGconn *c, const char *id, uint64_t step, int latest, int pa
         rc = FLOW_ESTATE;
         goto out;
     }
-    const char *text = col(res, 0, legacy ? 3 : 2);
-    store = text ? json_loads(text, JSON_ALLOW_NUL, NULL) : NULL;
-    if (!json_is_object(store)) {
-        flowd_log(FLOW_LOG_WARN, "store: job %s: its shared store as of step %" PRIu64 " cannot be read",
-                  id, from);
-        goto out;
-    }
     if (from < upto) {
         u64(from_s, sizeof from_s, from);
         u64(upto_s, sizeof upto_s, upto);
@@ -731,27 +738,39 @@ static int store_at(PGconn *c, const char *id, uint64_t step, int latest, int pa
                 goto out;
             }
         }
-        rc = flowd_patch_replay(store, history, from, upto, why, sizeof why);
-        if (rc == FLOW_ENOMEM)
-            goto out;
-        if (rc < 0) {
-            flowd_log(partial ? FLOW_LOG_ERROR : FLOW_LOG_WARN,
-                      "store: job %s: its shared store after step %" PRIu64 " cannot be made again (%s)",
-                      id, upto, why);
-            rc = FLOW_ESTATE;
-            if (!partial)
-                goto out;
-        }
     }
-    *out = store;
-    store = NULL;
-    rc = 0;
+    rc = replay_store(id, col(res, 0, legacy ? 3 : 2), from, upto, history, partial, out);
 out:
-    json_decref(store);
     json_decref(history);
     PQclear(steps);
     PQclear(res);
     return rc;
+}
+
+/* The store of job id after step upto, from text (its whole store as of step from) and history (the
+ * steps after from, in order, up to upto; NULL when from == upto): *out and the codes as store_at
+ * says. store_at reads one job's; a claim reads those of all it claimed at once. */
+static int replay_store(const char *id, const char *text, uint64_t from, uint64_t upto,
+                        json_t *history, int partial, json_t **out) {
+    char why[256];
+    json_t *store = text ? json_loads(text, JSON_ALLOW_NUL, NULL) : NULL;
+    if (!json_is_object(store)) {
+        flowd_log(FLOW_LOG_WARN, "store: job %s: its shared store as of step %" PRIu64 " cannot be read",
+                  id, from);
+        json_decref(store);
+        return FLOW_EIO;
+    }
+    int rc = from < upto ? flowd_patch_replay(store, history, from, upto, why, sizeof why) : 0;
+    if (rc < 0 && rc != FLOW_ENOMEM)
+        flowd_log(partial ? FLOW_LOG_ERROR : FLOW_LOG_WARN,
+                  "store: job %s: its shared store after step %" PRIu64 " cannot be made again (%s)",
+                  id, upto, why);
+    if (rc == FLOW_ENOMEM || (rc < 0 && !partial)) {
+        json_decref(store);
+        return rc == FLOW_ENOMEM ? rc : FLOW_ESTATE;
+    }
+    *out = store;
+    return 0;
 }
 
 /* ---- the writer's backend: applying operations ---- */
@@ -1287,73 +1306,154 @@ static char *id_array(PGresult *res, int column) {
 /* Claims jobs nobody holds (their owner's lease ran out, or they were released) and hands them to the
  * loop, each with its history, its last events, the version of its flow it started with, and its
  * shared store made again from its last whole store and the patches after (store_at). */
-static void claim(pg_store_t *s) {
+/* Rows of res from *row on (res sorted by its column 0) that are id's: their column as JSON, added
+ * to into (one that does not parse is left out); *row goes past them. */
+static int take_rows(PGresult *res, int *row, const char *id, int column, json_t *into) {
+    int n = PQntuples(res);
+    while (*row < n && strcmp(PQgetvalue(res, *row, 0), id) < 0)
+        (*row)++;
+    for (; *row < n && strcmp(PQgetvalue(res, *row, 0), id) == 0; (*row)++) {
+        json_t *v = json_loads(PQgetvalue(res, *row, column), JSON_ALLOW_NUL, NULL);
+        if (v != NULL && json_array_append_new(into, v) < 0)
+            return FLOW_ENOMEM;
+    }
+    return 0;
+}
+
+/* A claimed job's store (its row of claimed_stores, r, or -1 when it has none; patches: the steps
+ * after it), as store_at(latest, partial) makes it. */
+static int claimed_store(PGresult *stores, int r, const char *id, json_t *patches, json_t **out) {
+    *out = NULL;
+    if (r < 0)
+        return FLOW_ENOTFOUND;
+    int legacy = strcmp(PQgetvalue(stores, r, 5), "t") == 0;
+    if (!legacy && PQgetisnull(stores, r, 2))
+        return FLOW_ESTATE;
+    uint64_t last = col_u64(stores, r, 1), from = legacy ? last : col_u64(stores, r, 2);
+    return replay_store(id, col(stores, r, legacy ? 4 : 3), from, last, patches, 1, out);
+}
+
+/* The claimed job of row r of jobs, for adopt (borrowing from the results). */
+static flowd_stored_job_t claimed_job(PGresult *jobs, int r, PGresult *docs, json_t *shared,
+                                      json_t *history) {
+    const char *digest = col(jobs, r, 3), *document = NULL, *params = col(jobs, r, 9);
+    for (int d = 0; digest != NULL && d < PQntuples(docs); d++)
+        if (strcmp(PQgetvalue(docs, d, 0), digest) == 0)
+            document = PQgetvalue(docs, d, 1);
+    return (flowd_stored_job_t){
+        .id = PQgetvalue(jobs, r, 0),
+        .seq = 0, /* a fresh place in this instance's table */
+        .flow = PQgetvalue(jobs, r, 2),
+        .flow_document = document,
+        .status = status_of(PQgetvalue(jobs, r, 4)),
+        .created_us = col_u64(jobs, r, 5),
+        .started_us = col_u64(jobs, r, 6),
+        .idem_key = col(jobs, r, 7),
+        .body_hash = (uint64_t)strtoll(PQgetvalue(jobs, r, 8), NULL, 10),
+        .params = params ? json_loads(params, JSON_ALLOW_NUL, NULL) : NULL,
+        .shared = shared,
+        .resume_node = col(jobs, r, 10),
+        .tries = (unsigned)col_u64(jobs, r, 11),
+        .steps = col_u64(jobs, r, 12),
+        .last_action = col(jobs, r, 13),
+        .waiting_for = col(jobs, r, 14),
+        .tenant = col(jobs, r, 16),
+        .callback = col(jobs, r, 17),
+        .start_at_us = col_u64(jobs, r, 18),
+        .priority = (unsigned)col_u64(jobs, r, 19),
+        .conc_key = col(jobs, r, 20),
+        .conc_limit = (unsigned)col_u64(jobs, r, 21),
+        .origin = col(jobs, r, 22),
+        .has_visits = !PQgetisnull(jobs, r, 23),
+        .visits = col_u64(jobs, r, 23),
+        .history = history,
+    };
+}
+
+/* Takes over jobs nobody holds, at most CLAIM_BATCH; how many it took. Their flows' documents,
+ * last steps, events, whole stores and patches are read in the claim's transaction, five
+ * statements for all of them: should one fail, the claim is rolled back and the jobs stay where
+ * they were. They are adopted once it is committed. A job whose store cannot be made again goes
+ * back (release_one), and is claimed again later. */
+static int claim(pg_store_t *s) {
     uint64_t room = s->hooks.room ? s->hooks.room(s->hooks.data) : CLAIM_BATCH;
     if (room == 0 || flowd_writer_released(s->writer))
-        return;
+        return 0;
     if (room > CLAIM_BATCH)
         room = CLAIM_BATCH;
-    char limit[24], lease[24], keep[24];
+    char limit[24], keep[24];
     u64(limit, sizeof limit, room);
-    u64(lease, sizeof lease, s->o.lease_ms);
     u64(keep, sizeof keep, s->o.events_limit ? s->o.events_limit : 1000);
     const char *p[] = {s->me, limit};
-    if (run_cmd(s->wconn, "BEGIN", 0, NULL) < 0)
-        return;
-    PGresult *jobs = run_prepared(s->wconn, "claim", 2, p, PGRES_TUPLES_OK);
-    if (jobs == NULL || run_cmd(s->wconn, "COMMIT", 0, NULL) < 0) {
-        PQclear(jobs);
-        PQclear(PQexec(s->wconn, "ROLLBACK"));
-        if (PQstatus(s->wconn) != CONNECTION_OK)
-            writer_reset(s);
-        return;
+    PGresult *jobs = NULL, *docs = NULL, *steps = NULL, *events = NULL, *stores = NULL,
+             *patches = NULL;
+    json_t **shared = NULL, **history = NULL;
+    flowd_stored_event_t *evs = NULL;
+    char *ids = NULL, *digests = NULL;
+    int n = 0, adopted = 0;
+    if (run_cmd(s->wconn, "BEGIN", 0, NULL) < 0 ||
+        (jobs = run_prepared(s->wconn, "claim", 2, p, PGRES_TUPLES_OK)) == NULL)
+        goto fail;
+    if ((n = PQntuples(jobs)) == 0) {
+        if (run_cmd(s->wconn, "COMMIT", 0, NULL) < 0)
+            goto fail;
+        goto out;
     }
-    int n = PQntuples(jobs);
-    if (n == 0) {
-        PQclear(jobs);
-        return;
-    }
-    /* they are ours from here: their history and events no longer change under us */
-    char *ids = id_array(jobs, 0), *digests = id_array(jobs, 3);
+    ids = id_array(jobs, 0);
+    digests = id_array(jobs, 3);
     const char *pi[] = {ids, keep};
     const char *pd[] = {digests};
-    PGresult *docs = ids && digests ? run_prepared(s->wconn, "claimed_docs", 1, pd, PGRES_TUPLES_OK) : NULL;
-    PGresult *steps = ids ? run_prepared(s->wconn, "claimed_steps", 2, pi, PGRES_TUPLES_OK) : NULL;
-    PGresult *events = ids ? run_prepared(s->wconn, "claimed_events", 2, pi, PGRES_TUPLES_OK) : NULL;
-    free(ids);
-    free(digests);
-    int si = 0, ei = 0, ns = steps ? PQntuples(steps) : 0, ne = events ? PQntuples(events) : 0;
-    flowd_stored_event_t *evs = malloc(sizeof *evs * (size_t)(ne ? ne : 1));
-    /* the claimed jobs, their steps and their events all come sorted by job id: walk them along */
-    if (evs == NULL || steps == NULL || events == NULL || docs == NULL) {
-        /* the jobs stay claimed: their lease runs out and someone (perhaps us) claims them again */
-        flowd_log(FLOW_LOG_ERROR, "store: claimed jobs could not be read; they are taken again later");
-        free(evs);
-        PQclear(docs);
-        PQclear(steps);
-        PQclear(events);
-        PQclear(jobs);
-        return;
-    }
-    int adopted = 0;
+    shared = calloc((size_t)n, sizeof *shared);
+    history = calloc((size_t)n, sizeof *history);
+    if (ids == NULL || digests == NULL || shared == NULL || history == NULL ||
+        (docs = run_prepared(s->wconn, "claimed_docs", 1, pd, PGRES_TUPLES_OK)) == NULL ||
+        (steps = run_prepared(s->wconn, "claimed_steps", 2, pi, PGRES_TUPLES_OK)) == NULL ||
+        (events = run_prepared(s->wconn, "claimed_events", 2, pi, PGRES_TUPLES_OK)) == NULL ||
+        (stores = run_prepared(s->wconn, "claimed_stores", 1, pi, PGRES_TUPLES_OK)) == NULL ||
+        (patches = run_prepared(s->wconn, "claimed_patches", 1, pi, PGRES_TUPLES_OK)) == NULL)
+        goto fail;
+    /* the claimed jobs and what was read of them all come sorted by job id: walk them along */
+    int si = 0, ci = 0, pj = 0, nc = PQntuples(stores);
     for (int r = 0; r < n; r++) {
         const char *id = PQgetvalue(jobs, r, 0);
-        const char *digest = col(jobs, r, 3), *document = NULL;
-        for (int d = 0; digest != NULL && d < PQntuples(docs); d++)
-            if (strcmp(PQgetvalue(docs, d, 0), digest) == 0)
-                document = PQgetvalue(docs, d, 1);
-        json_t *history = json_array();
-        while (si < ns && strcmp(PQgetvalue(steps, si, 0), id) < 0)
-            si++;
-        for (; si < ns && strcmp(PQgetvalue(steps, si, 0), id) == 0; si++) {
-            json_t *step = json_loads(PQgetvalue(steps, si, 1), JSON_ALLOW_NUL, NULL);
-            if (step != NULL)
-                json_array_append_new(history, step);
+        json_t *after = json_array();
+        while (ci < nc && strcmp(PQgetvalue(stores, ci, 0), id) < 0)
+            ci++;
+        int row = ci < nc && strcmp(PQgetvalue(stores, ci, 0), id) == 0 ? ci : -1;
+        if ((history[r] = json_array()) == NULL || after == NULL ||
+            take_rows(steps, &si, id, 1, history[r]) < 0 || take_rows(patches, &pj, id, 1, after) < 0) {
+            json_decref(after);
+            goto fail;
         }
+        int rc = claimed_store(stores, row, id, after, &shared[r]);
+        json_decref(after);
+        if (rc == FLOW_ENOMEM)
+            goto fail;
+        if (rc < 0) {
+            flowd_log(FLOW_LOG_ERROR, "store: job %s: its shared store cannot be read; it is taken again later",
+                      id);
+            const char *pr[] = {id, s->me};
+            PGresult *res = run_prepared(s->wconn, "release_one", 2, pr, PGRES_COMMAND_OK);
+            if (res == NULL)
+                goto fail;
+            PQclear(res);
+        }
+    }
+    if (run_cmd(s->wconn, "COMMIT", 0, NULL) < 0)
+        goto fail;
+    /* they are ours from here */
+    int ei = 0, ne = PQntuples(events);
+    evs = malloc(sizeof *evs * (size_t)(ne ? ne : 1));
+    for (int r = 0; r < n; r++) {
+        const char *id = PQgetvalue(jobs, r, 0);
+        if (shared[r] == NULL)
+            continue; /* gone back */
         size_t nev = 0;
         while (ei < ne && strcmp(PQgetvalue(events, ei, 0), id) < 0)
             ei++;
         for (; ei < ne && strcmp(PQgetvalue(events, ei, 0), id) == 0; ei++) {
+            if (evs == NULL)
+                continue; /* out of memory: it resumes without its events */
             evs[nev++] = (flowd_stored_event_t){.id = col_u64(events, ei, 1),
                                                 .type = (int)col_u64(events, ei, 2),
                                                 .final = strcmp(PQgetvalue(events, ei, 3), "t") == 0,
@@ -1361,64 +1461,41 @@ static void claim(pg_store_t *s) {
                                                 .data = PQgetvalue(events, ei, 5),
                                                 .len = (size_t)PQgetlength(events, ei, 5)};
         }
-        const char *params = col(jobs, r, 9);
-        /* its last whole store and the patches after: what it resumes from (ours now: nobody
-         * writes it meanwhile) */
-        json_t *shared = NULL;
-        if (store_at(s->wconn, id, 0, 1, 1, &shared, NULL) < 0) {
-            /* not from a store that is not its own: it goes back, and is claimed again later */
-            flowd_log(FLOW_LOG_ERROR, "store: job %s: its shared store cannot be read; it is taken again later",
-                      id);
-            const char *pr[] = {id, s->me};
-            PQclear(run_prepared(s->wconn, "release_one", 2, pr, PGRES_COMMAND_OK));
-            json_decref(history);
-            continue;
-        }
-        flowd_stored_job_t sj = {
-            .id = id,
-            .seq = 0, /* a fresh place in this instance's table */
-            .flow = PQgetvalue(jobs, r, 2),
-            .flow_document = document,
-            .status = status_of(PQgetvalue(jobs, r, 4)),
-            .created_us = col_u64(jobs, r, 5),
-            .started_us = col_u64(jobs, r, 6),
-            .idem_key = col(jobs, r, 7),
-            .body_hash = (uint64_t)strtoll(PQgetvalue(jobs, r, 8), NULL, 10),
-            .params = params ? json_loads(params, JSON_ALLOW_NUL, NULL) : NULL,
-            .shared = shared,
-            .resume_node = col(jobs, r, 10),
-            .tries = (unsigned)col_u64(jobs, r, 11),
-            .steps = col_u64(jobs, r, 12),
-            .last_action = col(jobs, r, 13),
-            .waiting_for = col(jobs, r, 14),
-            .tenant = col(jobs, r, 16),
-            .callback = col(jobs, r, 17),
-            .start_at_us = col_u64(jobs, r, 18),
-            .priority = (unsigned)col_u64(jobs, r, 19),
-            .conc_key = col(jobs, r, 20),
-            .conc_limit = (unsigned)col_u64(jobs, r, 21),
-            .origin = col(jobs, r, 22),
-            .has_visits = !PQgetisnull(jobs, r, 23),
-            .visits = col_u64(jobs, r, 23),
-            .history = history,
-            .events = evs,
-            .nevents = nev,
-        };
+        flowd_stored_job_t sj = claimed_job(jobs, r, docs, shared[r], history[r]);
+        sj.events = evs;
+        sj.nevents = nev;
         json_object_set_new(s->owned, id, json_true());
         if (s->hooks.adopt != NULL)
             s->hooks.adopt(s->hooks.data, &sj);
         adopted++;
         json_decref(sj.params);
-        json_decref(sj.shared);
-        json_decref(history);
     }
     flowd_log(FLOW_LOG_INFO, "store: took over %d jobs (their owner's lease ran out, or they were released)",
               adopted);
+    goto out;
+fail:
+    /* nothing was claimed: the jobs are where they were, and are looked for again later */
+    flowd_log(FLOW_LOG_ERROR, "store: jobs to take over could not be read (above); they are taken later");
+    PQclear(PQexec(s->wconn, "ROLLBACK"));
+    if (PQstatus(s->wconn) != CONNECTION_OK)
+        writer_reset(s);
+out:
+    for (int r = 0; shared != NULL && r < n; r++) {
+        json_decref(shared[r]);
+        json_decref(history[r]);
+    }
+    free(shared);
+    free(history);
     free(evs);
+    free(ids);
+    free(digests);
     PQclear(docs);
     PQclear(steps);
     PQclear(events);
+    PQclear(stores);
+    PQclear(patches);
     PQclear(jobs);
+    return adopted;
 }
 
 #define DELIVERY_COLUMNS                                                                           \
@@ -1506,12 +1583,14 @@ static uint64_t pg_tick(void *data) {
         s->next_renew = now + renew_every;
     }
     if (now >= s->next_claim) {
-        claim(s);
+        /* a full batch: there may be more, taken after the batch of operations that waits (not
+         * when some went back: they would be claimed again at once) */
+        int full = claim(s) == CLAIM_BATCH;
         claim_deliveries(s);
         /* what no notification told (a turn that went with a dead owner's queued job): ask again */
         if (s->hooks.poke != NULL)
             s->hooks.poke(s->hooks.data);
-        s->next_claim = flow_mono_ms() + s->o.claim_ms;
+        s->next_claim = full ? now : flow_mono_ms() + s->o.claim_ms;
     }
     if (now >= s->next_sweep) {
         sweep(s);

@@ -1805,6 +1805,59 @@ START_TEST(test_a_failed_statement_fails_its_job_only) {
 }
 END_TEST
 
+/* A claim reads what it takes over (flows, last steps, events, whole stores and the patches after
+ * them, five statements for all the jobs) in its own transaction: when a read fails, nothing is
+ * taken, and the jobs are taken once the reads work again. Here b's reads fail while the events
+ * table has another name. A flowd of before committed the claim first: jobs whose events it could
+ * not read stayed with b, alive, which never ran them. */
+START_TEST(test_a_claim_that_cannot_read_its_jobs_takes_none) {
+    e2e_server_t a, b;
+    start(&a, "1s");
+    size_t n = 40;
+    char *ids[40];
+    for (size_t i = 0; i < n; i++)
+        ids[i] = post_id(&a, "{\"flow\": \"ask\", \"shared\": {\"who\": \"Ada\"}}");
+    wait_db("SELECT count(*) FROM jobs WHERE status = 'waiting'", (long long)n, slow() ? 60000 : 15000);
+    start(&b, "1s"); /* before the rename: a start makes the tables it does not find */
+    PGconn *c = db();
+    PGresult *res = PQexec(c, "ALTER TABLE events RENAME TO events_away");
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+    PQclear(res);
+    e2e_kill(&a);
+    /* a's lease runs out after a second; b tries to claim every 200 ms */
+    wait_db("SELECT count(*) FROM instances WHERE lease_until < now()", 1, slow() ? 60000 : 15000);
+    usleep(e2e_ms(1500) * 1000u);
+    ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE claims > 0 OR owner <> (SELECT id FROM"
+                               " instances WHERE lease_until < now())"),
+                     0);
+    res = PQexec(c, "ALTER TABLE events_away RENAME TO events");
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+    PQclear(res);
+    PQfinish(c);
+    wait_db("SELECT count(*) FROM jobs j JOIN instances i ON i.id = j.owner WHERE i.lease_until > now()"
+            " AND j.claims = 1",
+            (long long)n, slow() ? 60000 : 15000);
+    /* b runs them: their stores came back whole (the set's patch after the first store) */
+    for (size_t i = 0; i < n; i++) {
+        answer_yes(&b, ids[i]);
+        json_t *job = e2e_wait_status(&b, ids[i], "succeeded", slow() ? 60000 : 15000);
+        json_decref(job);
+        char path[96];
+        snprintf(path, sizeof path, "/v1/jobs/%s/shared", ids[i]);
+        json_t *shared = e2e_get_json(&b, path);
+        ck_assert(json_is_true(json_object_get(shared, "asked")));
+        ck_assert(json_is_true(json_object_get(shared, "done")));
+        ck_assert_str_eq(json_string_value(json_object_get(shared, "who")), "Ada");
+        ck_assert_str_eq(json_string_value(json_object_get(shared, "answer")), "yes");
+        json_decref(shared);
+        free(ids[i]);
+    }
+    ck_assert_int_eq(e2e_stop(&b, slow() ? 60000 : 15000), 0);
+    e2e_cleanup(&a);
+    e2e_cleanup(&b);
+}
+END_TEST
+
 /* An instance renews one lease, its row in instances, not one per job: its jobs' rows are not
  * written again while they wait for input (their xmin stays), however many it holds. A version 9 flowd
  * rewrote every row it held every third of the lease (1.7 s for 100,000 queued jobs). Once the
@@ -1932,6 +1985,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_a_failed_statement_fails_its_job_only);
     tcase_add_test(tc, test_a_version_7_database_gets_stores);
     tcase_add_test(tc, test_a_job_taken_over_numbers_its_visits_on);
+    tcase_add_test(tc, test_a_claim_that_cannot_read_its_jobs_takes_none);
     suite_add_tcase(s, tc);
     return s;
 }
