@@ -74,6 +74,7 @@ static void item_free(item_t *it) {
     free((char *)sj->callback);
     free((char *)sj->conc_key);
     free((char *)sj->origin);
+    free((char *)sj->traceparent);
     flowd_stored_delivery_t *d = &it->d;
     free((char *)d->id);
     free((char *)d->job);
@@ -144,6 +145,7 @@ static void hook_adopt(void *data, const flowd_stored_job_t *sj) {
     it->sj.callback = dup_or_null(sj->callback);
     it->sj.conc_key = dup_or_null(sj->conc_key);
     it->sj.origin = dup_or_null(sj->origin);
+    it->sj.traceparent = dup_or_null(sj->traceparent);
     it->sj.params = copy_or_null(sj->params);
     it->sj.shared = copy_or_null(sj->shared);
     it->sj.history = copy_or_null(sj->history);
@@ -165,7 +167,7 @@ static void hook_adopt(void *data, const flowd_stored_job_t *sj) {
     }
     if (it->sj.flow == NULL || it->sj.shared == NULL || it->sj.history == NULL ||
         (sj->flow_document && it->sj.flow_document == NULL) || (sj->conc_key && it->sj.conc_key == NULL) ||
-        (sj->origin && it->sj.origin == NULL))
+        (sj->origin && it->sj.origin == NULL) || (sj->traceparent && it->sj.traceparent == NULL))
         goto oom;
     push(c, it);
     return;

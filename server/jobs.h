@@ -58,8 +58,8 @@ struct flowd_job {
     char *params_text;
     char *origin;
     char traceparent[56];        /* the W3C trace context of the POST that made it, or "" (set
-                                  * before its start is queued; not stored: a job resumed after a
-                                  * restart calls out without it) */
+                                  * before its start is queued; stored with the job, so that it
+                                  * calls out with it after a restart or a takeover too) */
     flowd_jobs_t *table;
     atomic_uint refs;
     /* When and in what order it starts (scheduler.h): set under the record's lock by the HTTP

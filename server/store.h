@@ -135,6 +135,8 @@ typedef struct flowd_stored_job {
     int at_base_step;          /* a store with patches: base_step is kept instead of base_shared */
     uint64_t base_step;
     const char *origin;        /* a job a redrive made: {"job", "node"} (compact JSON), or NULL */
+    const char *traceparent;   /* the W3C trace context of the POST that made it, or NULL (the
+                                * store keeps what it was given: the restore checks it) */
     const char *waiting_for;
     int error_code;
     const char *error_message, *error_node;

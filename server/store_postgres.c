@@ -58,7 +58,7 @@
 #include "store_cluster.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 10
+#define SCHEMA_VERSION 11
 #define CLAIM_BATCH 500       /* jobs claimed at most in one go */
 #define SWEEP_MS 60000        /* how often ended jobs past the retention are deleted */
 #define POOL_MAX 64
@@ -218,7 +218,7 @@ static const char schema[] =
     " tenant text NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback text,"
     " start_at_us bigint NOT NULL DEFAULT 0, priority smallint NOT NULL DEFAULT 5, conc_key text,"
     " conc_limit integer NOT NULL DEFAULT 0, slot boolean NOT NULL DEFAULT false, waits text,"
-    " origin text, base_shared text, base_step bigint, visits bigint);"
+    " origin text, base_shared text, base_step bigint, visits bigint, traceparent text);"
     "CREATE UNIQUE INDEX IF NOT EXISTS jobs_tenant_idem ON jobs (tenant, idem_key);"
     "CREATE INDEX IF NOT EXISTS jobs_key_active ON jobs (tenant, conc_key) WHERE conc_key IS NOT NULL"
     " AND status IN " ACTIVE ";"
@@ -356,6 +356,15 @@ static const char migrate_9_to_10[] =
     "UPDATE flowd_meta SET value = '10' WHERE key = 'schema_version';"
     "COMMIT;";
 
+/* Version 11 keeps the W3C trace context of the POST that made a job (traceparent), so that a job
+ * an instance takes over calls out in the same trace as before. A job from before has none: it
+ * calls out without one, as it did. */
+static const char migrate_10_to_11[] =
+    "BEGIN;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS traceparent text;"
+    "UPDATE flowd_meta SET value = '11' WHERE key = 'schema_version';"
+    "COMMIT;";
+
 /* Creates the tables, brings an older database up to this version, or refuses a newer one.
  * Instances that start together take turns (an advisory lock). */
 static int migrate(PGconn *c, char *err, size_t errlen) {
@@ -391,7 +400,8 @@ static int migrate(PGconn *c, char *err, size_t errlen) {
         const char *sql;
     } steps[] = {{1, migrate_1_to_2}, {2, migrate_2_to_3}, {3, migrate_4_to_5},
                  {4, migrate_4_to_5}, {5, migrate_5_to_6}, {6, migrate_6_to_7},
-                 {7, migrate_7_to_8}, {8, migrate_8_to_9}, {9, migrate_9_to_10}};
+                 {7, migrate_7_to_8}, {8, migrate_8_to_9}, {9, migrate_9_to_10},
+                 {10, migrate_10_to_11}};
     for (size_t i = 0; rc == 0 && i < sizeof steps / sizeof steps[0]; i++) {
         if (version != steps[i].from)
             continue;
@@ -441,9 +451,9 @@ static const struct {
     /* its store is in stores, as of step 0 (no row: its id or Idempotency-Key was taken) */
     {"ins_job", "WITH j AS (INSERT INTO jobs (id, flow, digest, created_us, idem_key, body_hash, params,"
                 " shared, owner, lease_until, tenant, callback, start_at_us, priority, conc_key, conc_limit,"
-                " origin, resume_node) VALUES ($1, $2, $3, $4::bigint, $5, $6::bigint, $7, '{}', $9,"
+                " origin, resume_node, traceparent) VALUES ($1, $2, $3, $4::bigint, $5, $6::bigint, $7, '{}', $9,"
                 " 'infinity', $10, $11, $12::bigint, $13::smallint,"
-                " $14, $15::integer, $16, $17) ON CONFLICT DO NOTHING RETURNING id)"
+                " $14, $15::integer, $16, $17, $18) ON CONFLICT DO NOTHING RETURNING id)"
                 " INSERT INTO stores (job_id, step, shared) SELECT id, 0, $8 FROM j"},
     {"checkpoint",
      "WITH u AS (UPDATE jobs SET status = $2, resume_node = $3, tries = $4::integer, steps = $5::bigint,"
@@ -546,7 +556,7 @@ static const struct {
      " FROM c WHERE j.id = c.id RETURNING j.id, j.seq, j.flow, j.digest, j.status, j.created_us,"
      " j.started_us, j.idem_key, j.body_hash, j.params, j.resume_node, j.tries, j.steps,"
      " j.last_action, j.waiting_for, j.last_event, j.tenant, j.callback, j.start_at_us, j.priority,"
-     " j.conc_key, j.conc_limit, j.origin, j.visits)"
+     " j.conc_key, j.conc_limit, j.origin, j.visits, j.traceparent)"
      /* in the order of claimed_steps and claimed_events, which claim walks along */
      " SELECT * FROM u ORDER BY id"},
     {"claimed_docs", "SELECT digest, document FROM flow_versions WHERE digest = ANY($1::text[])"},
@@ -973,8 +983,8 @@ static int apply_create(pg_store_t *s, flowd_op_t *op) {
     u64(limit, sizeof limit, c->conc_limit);
     const char *p[] = {op->id, c->flow, c->digest, created, c->idem_key, hash, c->params,
                        c->shared ? c->shared : "{}", s->me, c->tenant, c->callback, start_at,
-                       priority, c->conc_key, limit, c->origin, c->resume_node};
-    return pipe_send(s, "ins_job", NULL, 17, p, R_CREATE, op);
+                       priority, c->conc_key, limit, c->origin, c->resume_node, c->traceparent};
+    return pipe_send(s, "ins_job", NULL, 18, p, R_CREATE, op);
 }
 
 /* A statement guarded by owner = me, which returns how many rows it changed. */
@@ -1366,6 +1376,7 @@ static flowd_stored_job_t claimed_job(PGresult *jobs, int r, PGresult *docs, jso
         .origin = col(jobs, r, 22),
         .has_visits = !PQgetisnull(jobs, r, 23),
         .visits = col_u64(jobs, r, 23),
+        .traceparent = col(jobs, r, 24),
         .history = history,
     };
 }

@@ -42,7 +42,7 @@
 #include "store.h"
 #include "store_writer.h"
 
-#define SCHEMA_VERSION 9
+#define SCHEMA_VERSION 10
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -151,6 +151,7 @@ static int apply_create(sq_file_t *f, flowd_op_t *op) {
     sqlite3_bind_int64(st, 15, (sqlite3_int64)c->conc_limit);
     bind_text(st, 16, c->origin);
     bind_text(st, 17, c->resume_node);
+    bind_text(st, 18, c->traceparent);
     if ((rc = run(st)) != 0)
         return rc;
     return put_store(f, op->seq, 0, c->shared ? c->shared : "{}", 0);
@@ -631,7 +632,7 @@ static const char load_jobs_sql[] =
     " j.body_hash, j.params, j.shared, j.resume_node, j.tries, j.steps, j.last_action, j.waiting_for,"
     " j.error_code, j.error_message, j.error_node, j.totals, j.seq, j.tenant, j.callback,"
     " j.start_at_us, j.priority, j.conc_key, j.conc_limit, j.origin, j.base_shared, j.base_step,"
-    " s.step, s.shared, j.visits FROM jobs j LEFT JOIN flow_versions v ON v.digest = j.digest"
+    " s.step, s.shared, j.visits, j.traceparent FROM jobs j LEFT JOIN flow_versions v ON v.digest = j.digest"
     " LEFT JOIN stores s ON s.job = j.seq"
     " AND s.step = (SELECT MAX(step) FROM stores WHERE job = j.seq) ORDER BY j.seq";
 
@@ -708,6 +709,7 @@ static int load_row(const sq_load_t *l, size_t keep, flowd_store_each_cb each, v
         .base_step = (uint64_t)sqlite3_column_int64(st, 29),
         .has_visits = 1,
         .visits = (uint64_t)sqlite3_column_int64(st, 32),
+        .traceparent = col_text(st, 33),
     };
     int active = !flow_status_final(j.status);
     /* a job that has not ended: its last whole store and the patches after it */
@@ -894,8 +896,8 @@ static const struct {
     {offsetof(sq_file_t, ins_job),
      "INSERT INTO jobs (id, seq, flow, digest, created_us, idem_key, body_hash,"
      " params, shared, tenant, callback, start_at_us, priority, conc_key, conc_limit,"
-     " origin, resume_node)"
-     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+     " origin, resume_node, traceparent)"
+     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
     {offsetof(sq_file_t, ins_version),
      "INSERT OR IGNORE INTO flow_versions (digest, document) VALUES (?, ?)"},
     {offsetof(sq_file_t, upd_checkpoint),
@@ -1019,7 +1021,7 @@ static const char schema[] =
     " tenant TEXT NOT NULL DEFAULT '" FLOWD_DEFAULT_TENANT "', callback TEXT,"
     " start_at_us INTEGER NOT NULL DEFAULT 0, priority INTEGER NOT NULL DEFAULT 5, conc_key TEXT,"
     " conc_limit INTEGER NOT NULL DEFAULT 0, origin TEXT, base_shared TEXT, base_step INTEGER,"
-    " visits INTEGER, UNIQUE (tenant, idem_key));"
+    " visits INTEGER, traceparent TEXT, UNIQUE (tenant, idem_key));"
     "CREATE TABLE IF NOT EXISTS stores (job INTEGER NOT NULL, step INTEGER NOT NULL,"
     " shared TEXT NOT NULL, PRIMARY KEY (job, step));"
     "CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, job TEXT NOT NULL, tenant TEXT NOT NULL,"
@@ -1137,6 +1139,15 @@ static const char migrate_8_to_9[] =
     "UPDATE meta SET value = '9' WHERE key = 'schema_version';"
     "COMMIT;";
 
+/* Version 10 keeps the W3C trace context of the POST that made a job (traceparent), so that a job
+ * resumed after a restart calls out in the same trace as before it. A job from before has none:
+ * it calls out without one, as it did. */
+static const char migrate_9_to_10[] =
+    "BEGIN;"
+    "ALTER TABLE jobs ADD COLUMN traceparent TEXT;"
+    "UPDATE meta SET value = '10' WHERE key = 'schema_version';"
+    "COMMIT;";
+
 static int schema_version(sq_file_t *f) {
     sqlite3_stmt *st = NULL;
     int version = 0;
@@ -1160,21 +1171,24 @@ static int migrate(sq_file_t *f, char *err, size_t errlen) {
     if (version >= 1 && version < SCHEMA_VERSION) {
         flowd_log(FLOW_LOG_INFO, "store: %s: schema version %d -> %d", f->path, version,
                   SCHEMA_VERSION);
-        /* 1 and 2 copy their rows into the tables of this version; 3, 5, 6 and 8 gain columns, a
-         * transaction a version (4 -> 5 is only the schedules table, which the schema makes; 7 -> 8
-         * only meta) */
+        /* 1 and 2 copy their rows into the tables of this version; 3, 5, 6, 8 and 9 gain columns,
+         * a transaction a version (4 -> 5 is only the schedules table, which the schema makes;
+         * 7 -> 8 only meta) */
         if (version == 3)
-            sql = sqlite3_mprintf("%s%s%s%s%s", migrate_3_to_4, migrate_5_to_6, migrate_6_to_7,
-                                  migrate_7_to_8, migrate_8_to_9);
+            sql = sqlite3_mprintf("%s%s%s%s%s%s", migrate_3_to_4, migrate_5_to_6, migrate_6_to_7,
+                                  migrate_7_to_8, migrate_8_to_9, migrate_9_to_10);
         else if (version == 4 || version == 5)
-            sql = sqlite3_mprintf("%s%s%s%s", migrate_5_to_6, migrate_6_to_7, migrate_7_to_8,
-                                  migrate_8_to_9);
+            sql = sqlite3_mprintf("%s%s%s%s%s", migrate_5_to_6, migrate_6_to_7, migrate_7_to_8,
+                                  migrate_8_to_9, migrate_9_to_10);
         else if (version == 6)
-            sql = sqlite3_mprintf("%s%s%s", migrate_6_to_7, migrate_7_to_8, migrate_8_to_9);
+            sql = sqlite3_mprintf("%s%s%s%s", migrate_6_to_7, migrate_7_to_8, migrate_8_to_9,
+                                  migrate_9_to_10);
         else if (version == 7)
-            sql = sqlite3_mprintf("%s%s", migrate_7_to_8, migrate_8_to_9);
+            sql = sqlite3_mprintf("%s%s%s", migrate_7_to_8, migrate_8_to_9, migrate_9_to_10);
         else if (version == 8)
-            sql = sqlite3_mprintf("%s", migrate_8_to_9);
+            sql = sqlite3_mprintf("%s%s", migrate_8_to_9, migrate_9_to_10);
+        else if (version == 9)
+            sql = sqlite3_mprintf("%s", migrate_9_to_10);
         else
             sql = sqlite3_mprintf(version == 1 ? migrate_1_to_2 : migrate_2_to_3, schema);
         if (sql == NULL) {

@@ -61,6 +61,7 @@ void flowd_op_free(flowd_op_t *op) {
         free(op->create.callback);
         free(op->create.origin);
         free(op->create.resume_node);
+        free(op->create.traceparent);
         break;
     case FLOWD_OP_CHECKPOINT:
         free(op->checkpoint.resume_node);
@@ -437,13 +438,15 @@ static int fill_create(flowd_op_t *op, flowd_job_t *job, json_t *shared, json_t 
     /* a redrive's job: its HTTP thread set these before the store and the loop had it */
     c->origin = dup_or_null(job->origin);
     c->resume_node = job->origin ? dup_or_null(job->restart.node) : NULL;
+    c->traceparent = job->traceparent[0] ? strdup(job->traceparent) : NULL;
     c->done = done;
     c->data = data;
     if (c->flow == NULL || (digest && c->digest == NULL) ||
         (job->idem_key && c->idem_key == NULL) || (params && c->params == NULL) ||
         (shared && c->shared == NULL) || c->tenant == NULL ||
         (job->conc_key && c->conc_key == NULL) || (job->callback && c->callback == NULL) ||
-        (job->origin && c->origin == NULL) || (c->origin && job->restart.node && !c->resume_node)) {
+        (job->origin && c->origin == NULL) || (c->origin && job->restart.node && !c->resume_node) ||
+        (job->traceparent[0] && c->traceparent == NULL)) {
         flowd_op_free(op);
         return FLOW_ENOMEM;
     }

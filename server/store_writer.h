@@ -63,6 +63,9 @@ typedef struct flowd_op_create {
     unsigned conc_limit;
     char *origin;          /* a redrive's job: where it came from (compact JSON), NULL: none */
     char *resume_node;     /* with origin: the node it starts at (NULL: the flow's start) */
+    char *traceparent;     /* the W3C trace context of the POST that made it (jobs.h), NULL: none;
+                            * kept so that a job resumed after a restart or a takeover calls out
+                            * with it still */
     flowd_store_done_cb done; /* with its data: after the commit, once */
     void *data;
     /* a schedule's run (create_run of store.h): its row moves from sched_due to sched_next in the

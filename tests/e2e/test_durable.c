@@ -792,6 +792,7 @@ static void restart_reads_last_steps(int from_8) {
         snprintf(file, sizeof file, "%s/flowd.db", dir);
         ck_assert_int_eq(sqlite3_open(file, &db), SQLITE_OK);
         ck_assert_msg(sqlite3_exec(db, "ALTER TABLE jobs DROP COLUMN visits;"
+                                       "ALTER TABLE jobs DROP COLUMN traceparent;"
                                        "UPDATE meta SET value = '8' WHERE key = 'schema_version'",
                                    NULL, NULL, &err) == SQLITE_OK, "%s", err ? err : "");
         sqlite3_close(db);

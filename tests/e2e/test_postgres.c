@@ -905,8 +905,11 @@ START_TEST(test_a_version_1_database_gets_tenants) {
     start_with_keys(&a);
     const char *old = "00000000000000000000000000000001";
     ck_assert_int_eq(db_number("SELECT value::int FROM flowd_meta WHERE key = 'schema_version'"),
-                     10); /* 1 -> 2 (tenants) -> 3 (callbacks) -> 4 (schedules) -> 5 (queueing) -> 6 (turns)
-                           * -> 7 (redrives) -> 8 (stores) -> 9 (visits) -> 10 (instances) */
+                     11); /* 1 -> 2 (tenants) -> 3 (callbacks) -> 4 (schedules) -> 5 (queueing) -> 6 (turns)
+                           * -> 7 (redrives) -> 8 (stores) -> 9 (visits) -> 10 (instances)
+                           * -> 11 (traceparents) */
+    ck_assert_int_eq(db_number("SELECT count(*) FROM information_schema.columns WHERE table_name = 'jobs'"
+                               " AND column_name = 'traceparent'"), 1);
     /* version 5: it starts at once, at the default priority, with no key; version 6: no turn held */
     ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE start_at_us = 0 AND priority = 5"
                                " AND conc_key IS NULL AND NOT slot AND waits IS NULL"), 1);
@@ -1894,10 +1897,9 @@ START_TEST(test_an_instance_renews_one_lease_not_its_jobs) {
 END_TEST
 
 /* A version 7 database (before stores) with a job that waits for input, its store in its row as
- * version 7 kept it: the next flowd makes it version 10 (8: stores, 9: visits, 10: instances), takes
- * the job over
- * from its row (no visits kept: counted in its steps, as before), and it ends with the store it had
- * and what came after. */
+ * version 7 kept it: the next flowd makes it version 11 (8: stores, 9: visits, 10: instances,
+ * 11: traceparents), takes the job over from its row (no visits kept: counted in its steps, as
+ * before), and it ends with the store it had and what came after. */
 START_TEST(test_a_version_7_database_gets_stores) {
     e2e_server_t a, b;
     start(&a, "10s");
@@ -1911,6 +1913,7 @@ START_TEST(test_a_version_7_database_gets_stores) {
              " WHERE id = '%s'", id);
     static const char *const to_7[] = {"DROP TABLE stores", "DROP TABLE instances", "ALTER TABLE jobs DROP COLUMN base_step",
                                        "ALTER TABLE jobs DROP COLUMN visits",
+                                       "ALTER TABLE jobs DROP COLUMN traceparent",
                                        "UPDATE flowd_meta SET value = '7' WHERE key = 'schema_version'", NULL};
     for (const char *const *q = to_7; ; q++) {
         PGresult *res = PQexec(c, *q ? *q : sql);
@@ -1921,9 +1924,9 @@ START_TEST(test_a_version_7_database_gets_stores) {
     }
     PQfinish(c);
     start(&b, "10s");
-    ck_assert_int_eq(db_number("SELECT value::int FROM flowd_meta WHERE key = 'schema_version'"), 10);
+    ck_assert_int_eq(db_number("SELECT value::int FROM flowd_meta WHERE key = 'schema_version'"), 11);
     ck_assert_int_eq(db_number("SELECT count(*) FROM information_schema.columns WHERE table_name = 'jobs'"
-                               " AND column_name IN ('base_step', 'visits')"), 2);
+                               " AND column_name IN ('base_step', 'visits', 'traceparent')"), 3);
     ck_assert_int_eq(db_number("SELECT count(*) FROM instances"), 1); /* b's */
     snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND owner IS NOT NULL", id);
     wait_db(sql, 1, slow() ? 60000 : 15000);

@@ -450,6 +450,7 @@ START_TEST(test_a_version_6_file_is_migrated) {
                                       " ALTER TABLE jobs DROP COLUMN base_shared;"
                                       " ALTER TABLE jobs DROP COLUMN base_step; DROP TABLE stores;"
                                       " ALTER TABLE jobs DROP COLUMN visits;"
+                                      " ALTER TABLE jobs DROP COLUMN traceparent;"
                                       " UPDATE meta SET value = '6' WHERE key = 'schema_version'",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
@@ -472,7 +473,14 @@ START_TEST(test_a_version_6_file_is_migrated) {
                                         -1, &st, NULL),
                      SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "9");
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "10");
+    sqlite3_finalize(st);
+    /* version 10 keeps each job's traceparent */
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM pragma_table_info('jobs')"
+                                            " WHERE name = 'traceparent'", -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
     sqlite3_finalize(st);
     sqlite3_close(db);
     free(old);

@@ -451,6 +451,7 @@ START_TEST(test_a_version_4_file_gets_schedules) {
                                       " ALTER TABLE jobs DROP COLUMN conc_key;"
                                       " ALTER TABLE jobs DROP COLUMN conc_limit;"
                                       " ALTER TABLE jobs DROP COLUMN visits;"
+                                      " ALTER TABLE jobs DROP COLUMN traceparent;"
                                       " UPDATE meta SET value = '4' WHERE key = 'schema_version'",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
@@ -469,7 +470,14 @@ START_TEST(test_a_version_4_file_gets_schedules) {
                                         -1, &st, NULL),
                      SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "9");
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "10");
+    sqlite3_finalize(st);
+    /* version 10 keeps each job's traceparent */
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM pragma_table_info('jobs')"
+                                            " WHERE name = 'traceparent'", -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
