@@ -87,6 +87,22 @@ static int jobs_in(const char *path) {
     return n;
 }
 
+/* 1 when the file at path is of this flowd's version and its jobs have a traceparent column (10). */
+static int has_version_10(const char *path) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int ok = 0;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, "SELECT (SELECT value FROM meta WHERE key = 'schema_version') = '10'"
+                               " AND (SELECT count(*) FROM pragma_table_info('jobs')"
+                               " WHERE name = 'traceparent') = 1", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        ok = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ok;
+}
+
 static json_t *get_value(e2e_server_t *s, const char *path) {
     e2e_resp_t r;
     e2e_request(s, "GET", path, NULL, NULL, &r);
@@ -543,6 +559,7 @@ START_TEST(test_a_version_1_file_is_migrated) {
     json_decref(ids);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
+    ck_assert(has_version_10(path));
 }
 END_TEST
 
@@ -809,6 +826,8 @@ static void restart_reads_last_steps(int from_8) {
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
     mock_stop(mock);
+    snprintf(path, sizeof path, "%s/flowd.db", dir);
+    ck_assert(has_version_10(path)); /* from_8: 8 -> 9 -> 10 */
 }
 
 START_TEST(test_a_restart_reads_a_jobs_last_steps_and_its_visits) {
@@ -965,6 +984,61 @@ START_TEST(test_a_store_of_three_files_keeps_them_whole) {
 }
 END_TEST
 
+/* A job keeps the W3C trace context of the POST that made it across a restart: made with a
+ * traceparent, it waits for input, flowd is killed and started again on the same file, and the http
+ * call it makes after the answer carries the same trace id (it used to be kept in memory only, and
+ * a resumed job called out with none). */
+static const char traced_doc[] =
+    "{\"name\": \"traced\", \"params\": {\"base\": \"\"}, \"outbound\": {\"allow\": [\"127.0.0.1\"]},"
+    " \"start\": \"ask\", \"nodes\": {"
+    " \"ask\": {\"type\": \"input\", \"params\": {\"prompt\": \"go?\", \"actions\": {\"yes\": \"go\"}},"
+    "  \"out\": \"/answer\", \"next\": {\"go\": \"call\"}},"
+    " \"call\": {\"type\": \"http\", \"params\": {\"url\": \"{{$params/base}}/echo\"},"
+    "  \"out\": {\"/headers\": \"/body/headers\"}}}}";
+
+START_TEST(test_a_jobs_traceparent_survives_a_restart) {
+    static const char trace[] = "4bf92f3577b34da6a50d0e02b8f0fe36";
+    mock_t *mock = NULL;
+    ck_assert_int_eq(mock_start(NULL, &mock), 0);
+    e2e_write_file(flows, "traced.json", traced_doc);
+    e2e_server_t s;
+    start(&s);
+    char body[200], id[64], path[160];
+    snprintf(body, sizeof body, "{\"flow\": \"traced\", \"params\": {\"base\": \"http://127.0.0.1:%u\"}}",
+             (unsigned)mock_port(mock));
+    static const char *const headers[] = {
+        "Content-Type: application/json",
+        "traceparent: 00-4bf92f3577b34da6a50d0e02b8f0fe36-00f067aa0ba902b7-01", NULL};
+    e2e_resp_t r;
+    e2e_request(&s, "POST", "/v1/jobs", headers, body, &r);
+    ck_assert_msg(r.status == 202, "%ld %s", r.status, r.body ? r.body : "");
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r.json, "id")));
+    e2e_resp_free(&r);
+    json_decref(e2e_wait_status(&s, id, "waiting", 10000));
+    e2e_kill(&s);
+    start(&s);
+    json_decref(e2e_wait_status(&s, id, "waiting", 10000));
+    snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
+    e2e_post(&s, path, "{\"value\": \"yes\"}", &r);
+    ck_assert_int_eq(r.status, 202);
+    e2e_resp_free(&r);
+    json_decref(e2e_wait_status(&s, id, "succeeded", 30000));
+    snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
+    json_t *shared = get_value(&s, path);
+    json_t *got = json_object_get(shared, "headers"); /* what the mock's /echo received */
+    ck_assert_msg(json_is_object(got), "the call after the restart was not made");
+    const char *sent = json_string_value(json_object_get(got, "traceparent"));
+    ck_assert_msg(sent != NULL, "the call after the restart carried no traceparent");
+    ck_assert_uint_eq(strlen(sent), 55);
+    ck_assert_msg(strncmp(sent, "00-", 3) == 0 && strncmp(sent + 3, trace, 32) == 0,
+                  "the call after the restart carried %s, not trace %s", sent, trace);
+    json_decref(shared);
+    ck_assert_int_eq(e2e_stop(&s, 10000), 0);
+    e2e_cleanup(&s);
+    mock_stop(mock);
+}
+END_TEST
+
 static Suite *durable_suite(void) {
     Suite *s = suite_create("durable");
     TCase *tc = tcase_create("durable");
@@ -982,6 +1056,7 @@ static Suite *durable_suite(void) {
     tcase_add_test(tc, test_a_restart_reads_a_jobs_last_steps_and_its_visits);
     tcase_add_test(tc, test_a_version_8_file_counts_a_jobs_visits);
     tcase_add_test(tc, test_a_job_stored_after_its_client_left_still_runs);
+    tcase_add_test(tc, test_a_jobs_traceparent_survives_a_restart);
     suite_add_tcase(s, tc);
     /* the same on a store of three files (--store-shards 3), each with its own writer */
     tc = tcase_create("three files");
