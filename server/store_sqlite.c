@@ -1171,26 +1171,20 @@ static int migrate(sq_file_t *f, char *err, size_t errlen) {
     if (version >= 1 && version < SCHEMA_VERSION) {
         flowd_log(FLOW_LOG_INFO, "store: %s: schema version %d -> %d", f->path, version,
                   SCHEMA_VERSION);
-        /* 1 and 2 copy their rows into the tables of this version; 3, 5, 6, 8 and 9 gain columns,
-         * a transaction a version (4 -> 5 is only the schedules table, which the schema makes;
-         * 7 -> 8 only meta) */
-        if (version == 3)
-            sql = sqlite3_mprintf("%s%s%s%s%s%s", migrate_3_to_4, migrate_5_to_6, migrate_6_to_7,
-                                  migrate_7_to_8, migrate_8_to_9, migrate_9_to_10);
-        else if (version == 4 || version == 5)
-            sql = sqlite3_mprintf("%s%s%s%s%s", migrate_5_to_6, migrate_6_to_7, migrate_7_to_8,
-                                  migrate_8_to_9, migrate_9_to_10);
-        else if (version == 6)
-            sql = sqlite3_mprintf("%s%s%s%s", migrate_6_to_7, migrate_7_to_8, migrate_8_to_9,
-                                  migrate_9_to_10);
-        else if (version == 7)
-            sql = sqlite3_mprintf("%s%s%s", migrate_7_to_8, migrate_8_to_9, migrate_9_to_10);
-        else if (version == 8)
-            sql = sqlite3_mprintf("%s%s", migrate_8_to_9, migrate_9_to_10);
-        else if (version == 9)
-            sql = sqlite3_mprintf("%s", migrate_9_to_10);
-        else
+        /* 1 and 2 copy their rows into the tables of this version; from 3 on each version's step
+         * to the next, a transaction each, one after the other (4 -> 5 is only the schedules
+         * table, which the schema makes) */
+        static const char *const steps[SCHEMA_VERSION] = {
+            [3] = migrate_3_to_4, [4] = "",           [5] = migrate_5_to_6, [6] = migrate_6_to_7,
+            [7] = migrate_7_to_8, [8] = migrate_8_to_9, [9] = migrate_9_to_10};
+        if (version <= 2) {
             sql = sqlite3_mprintf(version == 1 ? migrate_1_to_2 : migrate_2_to_3, schema);
+        } else {
+            sqlite3_str *all = sqlite3_str_new(f->db);
+            for (int v = version; v < SCHEMA_VERSION; v++)
+                sqlite3_str_appendall(all, steps[v]);
+            sql = sqlite3_str_finish(all);
+        }
         if (sql == NULL) {
             snprintf(err, errlen, "out of memory");
             return FLOW_ENOMEM;
