@@ -22,6 +22,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <sqlite3.h>
 
 #define MAX_SERVERS 8
 
@@ -310,6 +311,24 @@ void e2e_write_file(const char *dir, const char *name, const char *text) {
     ck_assert_msg(f != NULL, "cannot write %s", path);
     ck_assert_int_ge(fputs(text, f), 0);
     ck_assert_int_eq(fclose(f), 0);
+}
+
+void e2e_assert_sqlite_current(const char *path) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "SELECT (SELECT value FROM meta WHERE key = 'schema_version'),"
+                                        " (SELECT count(*) FROM pragma_table_info('jobs') WHERE name = ?)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, E2E_SQLITE_NEWEST_COLUMN, -1, SQLITE_STATIC);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), E2E_SQLITE_VERSION);
+    ck_assert_msg(sqlite3_column_int(st, 1) == 1, "%s: jobs has no column %s", path,
+                  E2E_SQLITE_NEWEST_COLUMN);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
 }
 
 void e2e_key_line(const char *key, const char *name, const char *role, const char *tenant,

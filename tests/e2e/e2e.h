@@ -53,6 +53,13 @@ int e2e_run_input(const char *const *args, const char *input, char **out);
 void e2e_cleanup(e2e_server_t *s);
 /* Everything flowd logged so far (malloc'd). */
 char *e2e_log(const e2e_server_t *s);
+/* The SQLite store's schema version, and the column of jobs that it added: what a file made by an
+ * older flowd and opened by this one must have (the migration tests). */
+#define E2E_SQLITE_VERSION "10"
+#define E2E_SQLITE_NEWEST_COLUMN "traceparent"
+/* Fails the test unless the SQLite file at path (flowd stopped) is of E2E_SQLITE_VERSION and its
+ * jobs have E2E_SQLITE_NEWEST_COLUMN. */
+void e2e_assert_sqlite_current(const char *path);
 /* Writes text to dir/name (a flow document for --flows, say); fails the test when it cannot. */
 void e2e_write_file(const char *dir, const char *name, const char *text);
 /* The key file line of key (any text: the file holds its SHA-256), "<sha256 hex> name role

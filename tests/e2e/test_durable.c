@@ -87,22 +87,6 @@ static int jobs_in(const char *path) {
     return n;
 }
 
-/* 1 when the file at path is of this flowd's version and its jobs have a traceparent column (10). */
-static int has_version_10(const char *path) {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int ok = 0;
-    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    if (sqlite3_prepare_v2(db, "SELECT (SELECT value FROM meta WHERE key = 'schema_version') = '10'"
-                               " AND (SELECT count(*) FROM pragma_table_info('jobs')"
-                               " WHERE name = 'traceparent') = 1", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        ok = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return ok;
-}
-
 static json_t *get_value(e2e_server_t *s, const char *path) {
     e2e_resp_t r;
     e2e_request(s, "GET", path, NULL, NULL, &r);
@@ -559,7 +543,7 @@ START_TEST(test_a_version_1_file_is_migrated) {
     json_decref(ids);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
-    ck_assert(has_version_10(path));
+    e2e_assert_sqlite_current(path);
 }
 END_TEST
 
@@ -827,7 +811,7 @@ static void restart_reads_last_steps(int from_8) {
     e2e_cleanup(&s);
     mock_stop(mock);
     snprintf(path, sizeof path, "%s/flowd.db", dir);
-    ck_assert(has_version_10(path)); /* from_8: 8 -> 9 -> 10 */
+    e2e_assert_sqlite_current(path); /* from_8: 8 -> 9 -> 10 */
 }
 
 START_TEST(test_a_restart_reads_a_jobs_last_steps_and_its_visits) {

@@ -467,22 +467,7 @@ START_TEST(test_a_version_6_file_is_migrated) {
     assert_fixed_from_b(&s, n);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
-    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "10");
-    sqlite3_finalize(st);
-    /* version 10 keeps each job's traceparent */
-    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM pragma_table_info('jobs')"
-                                            " WHERE name = 'traceparent'", -1, &st, NULL),
-                     SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    e2e_assert_sqlite_current(path);
     free(old);
     free(j);
     free(n);
