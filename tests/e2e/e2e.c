@@ -313,6 +313,42 @@ void e2e_write_file(const char *dir, const char *name, const char *text) {
     ck_assert_int_eq(fclose(f), 0);
 }
 
+#define TRACE_ID "4bf92f3577b34da6a50d0e02b8f0fe36"
+
+void e2e_write_traced_flow(const char *flows) {
+    e2e_write_file(flows, "traced.json",
+                   "{\"name\": \"traced\", \"params\": {\"base\": \"\"},"
+                   " \"outbound\": {\"allow\": [\"127.0.0.1\"]}, \"start\": \"ask\", \"nodes\": {"
+                   " \"ask\": {\"type\": \"input\", \"params\": {\"prompt\": \"go?\","
+                   "  \"actions\": {\"yes\": \"go\"}}, \"out\": \"/answer\", \"next\": {\"go\": \"call\"}},"
+                   " \"call\": {\"type\": \"http\", \"params\": {\"url\": \"{{$params/base}}/echo\"},"
+                   "  \"out\": {\"/headers\": \"/body/headers\"}}}}");
+}
+
+char *e2e_post_traced(e2e_server_t *s, unsigned mock_port) {
+    static const char *const headers[] = {"Content-Type: application/json",
+                                          "traceparent: 00-" TRACE_ID "-00f067aa0ba902b7-01", NULL};
+    char body[200];
+    snprintf(body, sizeof body, "{\"flow\": \"traced\", \"params\": {\"base\": \"http://127.0.0.1:%u\"}}",
+             mock_port);
+    e2e_resp_t r;
+    e2e_request(s, "POST", "/v1/jobs", headers, body, &r);
+    ck_assert_msg(r.status == 202, "%ld %s", r.status, r.body ? r.body : "");
+    char *id = strdup(json_string_value(json_object_get(r.json, "id")));
+    e2e_resp_free(&r);
+    ck_assert_ptr_nonnull(id);
+    return id;
+}
+
+void e2e_assert_traced(json_t *shared, const char *when) {
+    json_t *got = json_object_get(shared, "headers"); /* what the mock's /echo received */
+    ck_assert_msg(json_is_object(got), "the call %s was not made", when);
+    const char *sent = json_string_value(json_object_get(got, "traceparent"));
+    ck_assert_msg(sent != NULL, "the call %s carried no traceparent", when);
+    ck_assert_msg(strlen(sent) == 55 && strncmp(sent, "00-" TRACE_ID "-", 36) == 0,
+                  "the call %s carried %s, not trace " TRACE_ID, when, sent);
+}
+
 void e2e_assert_sqlite_current(const char *path) {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;

@@ -60,6 +60,14 @@ char *e2e_log(const e2e_server_t *s);
 /* Fails the test unless the SQLite file at path (flowd stopped) is of E2E_SQLITE_VERSION and its
  * jobs have E2E_SQLITE_NEWEST_COLUMN. */
 void e2e_assert_sqlite_current(const char *path);
+/* A job made with a W3C trace context, for the tests that it is kept: the flow "traced" (written to
+ * flows) waits for input and then calls base's /echo; e2e_post_traced posts it to s with the
+ * traceparent header and returns its id (malloc'd); e2e_assert_traced fails the test unless the
+ * job's shared store (from /shared) shows that the call carried that trace id (when: for the
+ * message, "after the restart"). */
+void e2e_write_traced_flow(const char *flows);
+char *e2e_post_traced(e2e_server_t *s, unsigned mock_port);
+void e2e_assert_traced(json_t *shared, const char *when);
 /* Writes text to dir/name (a flow document for --flows, say); fails the test when it cannot. */
 void e2e_write_file(const char *dir, const char *name, const char *text);
 /* The key file line of key (any text: the file holds its SHA-256), "<sha256 hex> name role

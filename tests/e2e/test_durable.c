@@ -972,54 +972,32 @@ END_TEST
  * traceparent, it waits for input, flowd is killed and started again on the same file, and the http
  * call it makes after the answer carries the same trace id (it used to be kept in memory only, and
  * a resumed job called out with none). */
-static const char traced_doc[] =
-    "{\"name\": \"traced\", \"params\": {\"base\": \"\"}, \"outbound\": {\"allow\": [\"127.0.0.1\"]},"
-    " \"start\": \"ask\", \"nodes\": {"
-    " \"ask\": {\"type\": \"input\", \"params\": {\"prompt\": \"go?\", \"actions\": {\"yes\": \"go\"}},"
-    "  \"out\": \"/answer\", \"next\": {\"go\": \"call\"}},"
-    " \"call\": {\"type\": \"http\", \"params\": {\"url\": \"{{$params/base}}/echo\"},"
-    "  \"out\": {\"/headers\": \"/body/headers\"}}}}";
-
 START_TEST(test_a_jobs_traceparent_survives_a_restart) {
-    static const char trace[] = "4bf92f3577b34da6a50d0e02b8f0fe36";
     mock_t *mock = NULL;
     ck_assert_int_eq(mock_start(NULL, &mock), 0);
-    e2e_write_file(flows, "traced.json", traced_doc);
+    e2e_write_traced_flow(flows);
     e2e_server_t s;
     start(&s);
-    char body[200], id[64], path[160];
-    snprintf(body, sizeof body, "{\"flow\": \"traced\", \"params\": {\"base\": \"http://127.0.0.1:%u\"}}",
-             (unsigned)mock_port(mock));
-    static const char *const headers[] = {
-        "Content-Type: application/json",
-        "traceparent: 00-4bf92f3577b34da6a50d0e02b8f0fe36-00f067aa0ba902b7-01", NULL};
-    e2e_resp_t r;
-    e2e_request(&s, "POST", "/v1/jobs", headers, body, &r);
-    ck_assert_msg(r.status == 202, "%ld %s", r.status, r.body ? r.body : "");
-    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r.json, "id")));
-    e2e_resp_free(&r);
+    char path[160];
+    char *id = e2e_post_traced(&s, (unsigned)mock_port(mock));
     json_decref(e2e_wait_status(&s, id, "waiting", 10000));
     e2e_kill(&s);
     start(&s);
     json_decref(e2e_wait_status(&s, id, "waiting", 10000));
     snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
+    e2e_resp_t r;
     e2e_post(&s, path, "{\"value\": \"yes\"}", &r);
     ck_assert_int_eq(r.status, 202);
     e2e_resp_free(&r);
     json_decref(e2e_wait_status(&s, id, "succeeded", 30000));
     snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
     json_t *shared = get_value(&s, path);
-    json_t *got = json_object_get(shared, "headers"); /* what the mock's /echo received */
-    ck_assert_msg(json_is_object(got), "the call after the restart was not made");
-    const char *sent = json_string_value(json_object_get(got, "traceparent"));
-    ck_assert_msg(sent != NULL, "the call after the restart carried no traceparent");
-    ck_assert_uint_eq(strlen(sent), 55);
-    ck_assert_msg(strncmp(sent, "00-", 3) == 0 && strncmp(sent + 3, trace, 32) == 0,
-                  "the call after the restart carried %s, not trace %s", sent, trace);
+    e2e_assert_traced(shared, "after the restart");
     json_decref(shared);
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
     mock_stop(mock);
+    free(id);
 }
 END_TEST
 

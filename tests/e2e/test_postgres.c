@@ -1776,50 +1776,25 @@ END_TEST
  * made on a with a traceparent, it waits for input, a is killed, b claims it, and the http call it
  * makes after the answer carries the same trace id (it was kept in a's memory only, and b called
  * out with none). */
-static const char traced_doc[] =
-    "{\"name\": \"pgtraced\", \"params\": {\"base\": \"\"}, \"outbound\": {\"allow\": [\"127.0.0.1\"]},"
-    " \"start\": \"ask\", \"nodes\": {"
-    " \"ask\": {\"type\": \"input\", \"params\": {\"prompt\": \"go?\", \"actions\": {\"yes\": \"go\"}},"
-    "  \"out\": \"/answer\", \"next\": {\"go\": \"call\"}},"
-    " \"call\": {\"type\": \"http\", \"params\": {\"url\": \"{{$params/base}}/echo\"},"
-    "  \"out\": {\"/headers\": \"/body/headers\"}}}}";
-
 START_TEST(test_a_job_taken_over_keeps_its_traceparent) {
     mock_t *mock = NULL;
     ck_assert_int_eq(mock_start(NULL, &mock), 0);
-    e2e_write_file(flows, "pgtraced.json", traced_doc);
+    e2e_write_traced_flow(flows);
     e2e_server_t a, b;
     start(&a, "2s");
     start(&b, "2s");
-    char body[200], path[160], sql[160];
-    snprintf(body, sizeof body, "{\"flow\": \"pgtraced\", \"params\": {\"base\": \"http://127.0.0.1:%u\"}}",
-             (unsigned)mock_port(mock));
-    static const char *const headers[] = {
-        "Content-Type: application/json",
-        "traceparent: 00-4bf92f3577b34da6a50d0e02b8f0fe36-00f067aa0ba902b7-01", NULL};
-    e2e_resp_t r;
-    e2e_request(&a, "POST", "/v1/jobs", headers, body, &r);
-    ck_assert_msg(r.status == 202, "%ld %s", r.status, r.body ? r.body : "");
-    char *id = strdup(json_string_value(json_object_get(r.json, "id")));
-    e2e_resp_free(&r);
+    char path[160], sql[160];
+    char *id = e2e_post_traced(&a, (unsigned)mock_port(mock));
     json_decref(e2e_wait_status(&a, id, "waiting", 20000));
     e2e_kill(&a);
     snprintf(sql, sizeof sql, "SELECT claims FROM jobs WHERE id = '%s'", id);
     wait_db(sql, 1, slow() ? 60000 : 20000);
     json_decref(e2e_wait_status(&b, id, "waiting", 20000));
-    snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
-    e2e_post(&b, path, "{\"value\": \"yes\"}", &r);
-    ck_assert_msg(r.status == 202, "%ld %s", r.status, r.body ? r.body : "");
-    e2e_resp_free(&r);
+    answer_yes(&b, id);
     json_decref(e2e_wait_status(&b, id, "succeeded", slow() ? 60000 : 30000));
     snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
     json_t *shared = e2e_get_json(&b, path);
-    json_t *got = json_object_get(shared, "headers"); /* what the mock's /echo received */
-    ck_assert_msg(json_is_object(got), "the call after the takeover was not made");
-    const char *sent = json_string_value(json_object_get(got, "traceparent"));
-    ck_assert_msg(sent != NULL, "the call after the takeover carried no traceparent");
-    ck_assert_msg(strlen(sent) == 55 && strncmp(sent, "00-4bf92f3577b34da6a50d0e02b8f0fe36-", 36) == 0,
-                  "the call after the takeover carried %s", sent);
+    e2e_assert_traced(shared, "after the takeover");
     json_decref(shared);
     ck_assert_int_eq(e2e_stop(&b, slow() ? 60000 : 15000), 0);
     e2e_cleanup(&a);
