@@ -479,6 +479,7 @@ static void migrated(const char *extra) {
     answer(old);
     free(later);
     stop();
+    e2e_assert_sqlite_current(path); /* and on through every version since */
 }
 
 START_TEST(test_a_version_3_file_is_migrated) {

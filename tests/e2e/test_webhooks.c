@@ -440,6 +440,7 @@ START_TEST(test_a_version_3_file_is_migrated_and_keeps_callbacks) {
     ck_assert_int_eq(e2e_stop(&s, 10000), 0);
     e2e_cleanup(&s);
     e2e_receiver_close(&r);
+    e2e_assert_sqlite_current(db); /* and on through every version since */
 }
 END_TEST
 
