@@ -18,7 +18,7 @@
 # Each run posts BENCH_PG_JOBS (4000) jobs with wrk -t2 -c32 (bench/post_n.lua), split evenly over
 # the instances, on a new database; prints the accepted jobs/s (from the first POST until every POST
 # has its 202) and the finished jobs/s (until every job has succeeded), and the ratios of two
-# instances to one. One run each.
+# instances to one. One run each. Then takeovers (below).
 set -eu
 B=${1:-build}
 FLOWD=$B/flowd
@@ -133,4 +133,64 @@ two=$(run 2 shared)
 echo "shared limit, two instances: $two"
 awk -v f1="$(val finished_per_s "$one")" -v f2="$(val finished_per_s "$two")" -v c="$ceiling" 'BEGIN {
     printf "postgres shared limit: finished one/ceiling=%.2f two/ceiling=%.2f\n", f1 / c, f2 / c
+}'
+
+# Takeovers: K jobs that wait for input on an instance killed with SIGKILL, and another instance
+# beside it (--lease 2s, --claim-interval 200ms). Measured from when the dead instance's lease ran
+# out (its row in instances: the lease the live one renews is always later) until the other holds
+# them all (its flowd_jobs{status="waiting"}): BENCH_PG_TAKEOVER (3000) jobs against 30 (one claim)
+# in the same run.
+cat >"$TMP/flows/asks.json" <<'DOC'
+{"name": "asks", "description": "Waits for an answer.", "start": "ask",
+ "nodes": {"ask": {"type": "input", "params": {"prompt": "go on?"}}}}
+DOC
+TAKE=${BENCH_PG_TAKEOVER:-3000}
+LEASE_S=2
+
+# takeover K: prints "jobs=K seconds=S" (from the end of the dead instance's lease)
+takeover() {
+    k=$1
+    uri=$(pg_db takeover)
+    for j in 1 2; do
+        "$FLOWD" --port 0 --store "$uri" --flows "$TMP/flows" --log-level warn --lease "${LEASE_S}s" \
+            --claim-interval 200ms --max-jobs $((k + 1000)) 2>"$TMP/take$j.log" &
+        PIDS="$PIDS $!"
+        eval "pid$j=$!"
+        eval "port$j=\$(flowd_port \"$TMP/take$j.log\" postgres)" || return 1
+    done
+    # one connection, one POST after the other (wrk may send one again that it could not send)
+    # shellcheck disable=SC2154
+    python3 - "$port1" "$k" <<'PY' || return 1
+import http.client, sys
+port, k = int(sys.argv[1]), int(sys.argv[2])
+c = http.client.HTTPConnection("127.0.0.1", port)
+for _ in range(k):
+    c.request("POST", "/v1/jobs", '{"flow": "asks"}', {"Content-Type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    if r.status != 202:
+        sys.exit("takeover: POST answered %d" % r.status)
+PY
+    while [ "$(metric 'flowd_jobs{status="waiting"}' "$port1")" -lt "$k" ]; do sleep 0.05; done
+    # shellcheck disable=SC2154
+    kill -KILL "$pid1"
+    t0=$(as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d takeover -tA \
+        -c "SELECT min(extract(epoch FROM lease_until)) FROM instances")
+    # shellcheck disable=SC2154
+    while [ "$(metric 'flowd_jobs{status="waiting"}' "$port2")" -lt "$k" ]; do sleep 0.02; done
+    t1=$(now)
+    for p in $PIDS; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    PIDS=""
+    awk -v t0="$t0" -v t1="$t1" -v k="$k" 'BEGIN { printf "jobs=%d seconds=%.2f\n", k, t1 - t0 }'
+}
+
+echo "== postgres: takeovers, jobs waiting for input on an instance killed with SIGKILL (--lease ${LEASE_S}s, --claim-interval 200ms): seconds from the end of the dead one's lease until the other holds them all"
+short=$(takeover 30)
+echo "takeover short: $short"
+long=$(takeover "$TAKE")
+echo "takeover long: $long"
+awk -v s="$(val seconds "$short")" -v l="$(val seconds "$long")" -v n="$TAKE" 'BEGIN {
+    d = l - s
+    rate = (n - 30) / (d > 0.01 ? d : 0.01)
+    printf "postgres takeover: %d jobs %.2f s, 30 jobs %.2f s: the other %d took %.2f s (%.0f jobs/s)\n", n, l, s, n - 30, d, rate
 }'
