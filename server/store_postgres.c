@@ -21,9 +21,10 @@
  *                instance that lost a job writes nothing more of it (and hears so through
  *                hooks->lost). Every third of the lease it renews its lease (one row); every
  *                --claim-interval it claims jobs whose lease ran out (SELECT ... FOR UPDATE
- *                SKIP LOCKED, then UPDATE owner, and what it needs of them, in one transaction:
- *                two instances never claim the same job) and hands them to hooks->adopt; now and then it deletes ended jobs older
- *                than the retention, whoever ran them. A limited job's turn (a flow's
+ *                SKIP LOCKED, then UPDATE owner, and reads what it needs of them, in one
+ *                transaction: two instances never claim the same job) and hands them to
+ *                hooks->adopt; now and then it deletes ended jobs older than the retention,
+ *                whoever ran them. A limited job's turn (a flow's
  *                max_running, a concurrency key: over every instance) is asked for and given in
  *                the writer's transactions too (apply_slot).
  *   the listener its own connection, LISTENing on channel flowd (payload c: a new command, a: an
