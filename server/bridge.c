@@ -664,11 +664,10 @@ int flowd_bridge_restore(flowd_bridge_t *b, const flowd_stored_job_t *sj, flow_d
     /* immutable from now on (jobs.h); lost to a lack of memory, a redrive cannot be made of it */
     job->params_text = sj->params ? dump_compact(sj->params, NULL) : NULL;
     job->origin = strdup_or_null(sj->origin);
-    /* what the store gave back is checked as a request's header is: a row edited by hand, or one
-     * too long for the job's field, is left out rather than sent on */
-    if (sj->traceparent != NULL && flow_traceparent_valid(sj->traceparent) &&
-        strlen(sj->traceparent) < sizeof job->traceparent)
-        memcpy(job->traceparent, sj->traceparent, strlen(sj->traceparent) + 1);
+    /* what the store gave back is checked as a request's header is (http.c): a row edited by hand
+     * is left out rather than sent on; a valid one is 55 characters, the field's size but its NUL */
+    if (flow_traceparent_valid(sj->traceparent))
+        memcpy(job->traceparent, sj->traceparent, sizeof job->traceparent);
     flowd_job_lock(job);
     job->start_at_us = sj->start_at_us;
     job->priority = sj->priority <= FLOWD_PRIORITY_MAX ? sj->priority : FLOWD_PRIORITY_DEFAULT;

@@ -1317,13 +1317,21 @@ static char *id_array(PGresult *res, int column) {
 /* Claims jobs nobody holds (their owner's lease ran out, or they were released) and hands them to the
  * loop, each with its history, its last events, the version of its flow it started with, and its
  * shared store made again from its last whole store and the patches after (store_at). */
-/* Rows of res from *row on (res sorted by its column 0) that are id's: their column as JSON, added
- * to into (one that does not parse is left out); *row goes past them. */
-static int take_rows(PGresult *res, int *row, const char *id, int column, json_t *into) {
-    int n = PQntuples(res);
+/* The rows of res that are id's, for a walk along res (sorted by its column 0, ids in order): *row
+ * moves on to the first of them (or past where it would be); they end before the row returned. */
+static int rows_of(PGresult *res, int *row, const char *id) {
+    int n = PQntuples(res), end;
     while (*row < n && strcmp(PQgetvalue(res, *row, 0), id) < 0)
         (*row)++;
-    for (; *row < n && strcmp(PQgetvalue(res, *row, 0), id) == 0; (*row)++) {
+    for (end = *row; end < n && strcmp(PQgetvalue(res, end, 0), id) == 0; end++)
+        ;
+    return end;
+}
+
+/* Rows of res from *row on that are id's (rows_of): their column as JSON, added to into (one that
+ * does not parse is left out); *row goes past them. */
+static int take_rows(PGresult *res, int *row, const char *id, int column, json_t *into) {
+    for (int end = rows_of(res, row, id); *row < end; (*row)++) {
         json_t *v = json_loads(PQgetvalue(res, *row, column), JSON_ALLOW_NUL, NULL);
         if (v != NULL && json_array_append_new(into, v) < 0)
             return FLOW_ENOMEM;
@@ -1425,13 +1433,11 @@ static int claim(pg_store_t *s) {
         (patches = run_prepared(s->wconn, "claimed_patches", 1, pi, PGRES_TUPLES_OK)) == NULL)
         goto fail;
     /* the claimed jobs and what was read of them all come sorted by job id: walk them along */
-    int si = 0, ci = 0, pj = 0, nc = PQntuples(stores);
+    int si = 0, ci = 0, pj = 0;
     for (int r = 0; r < n; r++) {
         const char *id = PQgetvalue(jobs, r, 0);
         json_t *after = json_array();
-        while (ci < nc && strcmp(PQgetvalue(stores, ci, 0), id) < 0)
-            ci++;
-        int row = ci < nc && strcmp(PQgetvalue(stores, ci, 0), id) == 0 ? ci : -1;
+        int last = rows_of(stores, &ci, id), row = ci < last ? ci : -1;
         if ((history[r] = json_array()) == NULL || after == NULL ||
             take_rows(steps, &si, id, 1, history[r]) < 0 || take_rows(patches, &pj, id, 1, after) < 0) {
             json_decref(after);
@@ -1461,9 +1467,7 @@ static int claim(pg_store_t *s) {
         if (shared[r] == NULL)
             continue; /* gone back */
         size_t nev = 0;
-        while (ei < ne && strcmp(PQgetvalue(events, ei, 0), id) < 0)
-            ei++;
-        for (; ei < ne && strcmp(PQgetvalue(events, ei, 0), id) == 0; ei++) {
+        for (int end = rows_of(events, &ei, id); ei < end; ei++) {
             if (evs == NULL)
                 continue; /* out of memory: it resumes without its events */
             evs[nev++] = (flowd_stored_event_t){.id = col_u64(events, ei, 1),
