@@ -313,6 +313,16 @@ void e2e_write_file(const char *dir, const char *name, const char *text) {
     ck_assert_int_eq(fclose(f), 0);
 }
 
+void e2e_answer(e2e_server_t *s, const char *id, const char *value) {
+    char path[96], body[160];
+    e2e_resp_t r;
+    snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
+    snprintf(body, sizeof body, "{\"value\": \"%s\"}", value);
+    e2e_post(s, path, body, &r);
+    ck_assert_msg(r.status == 202, "input %s: %ld %s", id, r.status, r.body ? r.body : "");
+    e2e_resp_free(&r);
+}
+
 #define TRACE_ID "4bf92f3577b34da6a50d0e02b8f0fe36"
 
 void e2e_write_traced_flow(const char *flows) {

@@ -60,6 +60,8 @@ char *e2e_log(const e2e_server_t *s);
 /* Fails the test unless the SQLite file at path (flowd stopped) is of E2E_SQLITE_VERSION and its
  * jobs have E2E_SQLITE_NEWEST_COLUMN. */
 void e2e_assert_sqlite_current(const char *path);
+/* POST /v1/jobs/{id}/input {"value": value} to s; fails the test unless it is accepted (202). */
+void e2e_answer(e2e_server_t *s, const char *id, const char *value);
 /* A job made with a W3C trace context, for the tests that it is kept: the flow "traced" (written to
  * flows) waits for input and then calls base's /echo; e2e_post_traced posts it to s with the
  * traceparent header and returns its id (malloc'd); e2e_assert_traced fails the test unless the

@@ -366,11 +366,7 @@ START_TEST(test_a_waiting_job_waits_again_after_a_restart) {
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(again, "waiting_for"), "prompt")), "OK for Ada?");
     json_decref(again);
     char path[128];
-    e2e_resp_t r;
-    snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
-    e2e_post(&s, path, "{\"value\": \"yes\"}", &r);
-    ck_assert_int_eq(r.status, 202);
-    e2e_resp_free(&r);
+    e2e_answer(&s, id, "yes");
     json_decref(e2e_wait_status(&s, id, "succeeded", 5000));
     snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
     json_t *shared = get_value(&s, path);
@@ -984,11 +980,7 @@ START_TEST(test_a_jobs_traceparent_survives_a_restart) {
     e2e_kill(&s);
     start(&s);
     json_decref(e2e_wait_status(&s, id, "waiting", 10000));
-    snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
-    e2e_resp_t r;
-    e2e_post(&s, path, "{\"value\": \"yes\"}", &r);
-    ck_assert_int_eq(r.status, 202);
-    e2e_resp_free(&r);
+    e2e_answer(&s, id, "yes");
     json_decref(e2e_wait_status(&s, id, "succeeded", 30000));
     snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
     json_t *shared = get_value(&s, path);

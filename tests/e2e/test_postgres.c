@@ -246,6 +246,15 @@ static long long db_number(const char *sql) {
     return v;
 }
 
+/* Runs a statement that returns no rows; fails the test unless it succeeds. */
+static void db_exec(const char *sql) {
+    PGconn *c = db();
+    PGresult *res = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql, PQresultErrorMessage(res));
+    PQclear(res);
+    PQfinish(c);
+}
+
 /* Six steps: sleeps of shared.pause seconds, each followed by a set of shared.i, so that a job's
  * store shows that it ran to its end on the right input. */
 static const char steps_doc[] =
@@ -949,15 +958,6 @@ static long long job_number(const char *fmt, const char *id) {
     return db_number(sql);
 }
 
-static void answer_yes(e2e_server_t *s, const char *id) {
-    char path[96];
-    e2e_resp_t r;
-    snprintf(path, sizeof path, "/v1/jobs/%s/input", id);
-    e2e_post(s, path, "{\"value\": \"yes\"}", &r);
-    ck_assert_msg(r.status == 202, "input %s: %ld %s", id, r.status, r.body);
-    e2e_resp_free(&r);
-}
-
 /* Jobs released by a stopped instance are claimed highest priority first, and a delayed one only
  * once its time has come: b, room for one job at a time (--max-jobs 1), takes the priority-9 job
  * before the priority-1 one, and passes over a priority-9 job whose start_at is an hour away until
@@ -989,24 +989,20 @@ START_TEST(test_claims_take_priority_first_and_delayed_jobs_when_due) {
     ck_assert_ptr_nonnull(json_string_value(json_object_get(job, "start_at")));
     json_decref(job);
     json_decref(e2e_wait_status(&b, high, "waiting", 20000));
-    answer_yes(&b, high);
+    e2e_answer(&b, high, "yes");
     json_decref(e2e_wait_status(&b, high, "succeeded", 20000));
     /* room for one again: the delayed job has the higher priority, but its time has not come */
     snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND owner IS NOT NULL", low);
     wait_db(sql, 1, slow() ? 60000 : 15000);
     ck_assert_int_eq(job_number("SELECT claims FROM jobs WHERE id = '%s'", later), 0);
     json_decref(e2e_wait_status(&b, low, "waiting", 20000));
-    answer_yes(&b, low);
+    e2e_answer(&b, low, "yes");
     json_decref(e2e_wait_status(&b, low, "succeeded", 20000));
     /* its time comes */
     snprintf(sql, sizeof sql, "UPDATE jobs SET start_at_us = start_at_us - 7200000000 WHERE id = '%s'", later);
-    PGconn *c = db();
-    PGresult *res = PQexec(c, sql);
-    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
-    PQclear(res);
-    PQfinish(c);
+    db_exec(sql);
     json_decref(e2e_wait_status(&b, later, "waiting", slow() ? 60000 : 20000));
-    answer_yes(&b, later);
+    e2e_answer(&b, later, "yes");
     json_decref(e2e_wait_status(&b, later, "succeeded", 20000));
     ck_assert_int_eq(e2e_stop(&b, slow() ? 60000 : 15000), 0);
     e2e_cleanup(&a);
@@ -1790,7 +1786,7 @@ START_TEST(test_a_job_taken_over_keeps_its_traceparent) {
     snprintf(sql, sizeof sql, "SELECT claims FROM jobs WHERE id = '%s'", id);
     wait_db(sql, 1, slow() ? 60000 : 20000);
     json_decref(e2e_wait_status(&b, id, "waiting", 20000));
-    answer_yes(&b, id);
+    e2e_answer(&b, id, "yes");
     json_decref(e2e_wait_status(&b, id, "succeeded", slow() ? 60000 : 30000));
     snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
     json_t *shared = e2e_get_json(&b, path);
@@ -1808,22 +1804,11 @@ END_TEST
  * own job's POST with 500 and nothing else: the writer reads the batch's results past it, rolls
  * back, writes what came with it one by one, and the batches after it are written as before. */
 START_TEST(test_a_failed_statement_fails_its_job_only) {
-    PGconn *c = db();
-    static const char *const trigger[] = {
-        "CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN IF NEW.shared LIKE '%boom%' THEN"
-        " RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
-        NULL};
     e2e_server_t a;
     start(&a, "10s"); /* its tables first */
-    for (const char *const *q = trigger; *q != NULL; q++) {
-        PGresult *res = PQexec(c, *q);
-        ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", *q, PQresultErrorMessage(res));
-        PQclear(res);
-    }
-    PGresult *res = PQexec(c, "CREATE TRIGGER boom BEFORE INSERT ON stores FOR EACH ROW EXECUTE FUNCTION boom()");
-    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
-    PQclear(res);
-    PQfinish(c);
+    db_exec("CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN IF NEW.shared LIKE '%boom%' THEN"
+            " RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql");
+    db_exec("CREATE TRIGGER boom BEFORE INSERT ON stores FOR EACH ROW EXECUTE FUNCTION boom()");
     for (int round = 0; round < 3; round++) {
         e2e_resp_t r;
         e2e_post(&a, "/v1/jobs", "{\"flow\": \"steps\", \"shared\": {\"i\": 1, \"pause\": 0, \"boom\": true}}", &r);
@@ -1840,6 +1825,19 @@ START_TEST(test_a_failed_statement_fails_its_job_only) {
 }
 END_TEST
 
+/* Posts n jobs of ask for Ada to s and waits until all wait for input in the database; their ids
+ * go to ids (malloc'd) unless it is NULL. */
+static void post_waiting(e2e_server_t *s, size_t n, char **ids) {
+    for (size_t i = 0; i < n; i++) {
+        char *id = post_id(s, "{\"flow\": \"ask\", \"shared\": {\"who\": \"Ada\"}}");
+        if (ids != NULL)
+            ids[i] = id;
+        else
+            free(id);
+    }
+    wait_db("SELECT count(*) FROM jobs WHERE status = 'waiting'", (long long)n, slow() ? 60000 : 15000);
+}
+
 /* A claim reads what it takes over (flows, last steps, events, whole stores and the patches after
  * them, five statements for all the jobs) in its own transaction: when a read fails, nothing is
  * taken, and the jobs are taken once the reads work again. Here b's reads fail while the events
@@ -1850,14 +1848,9 @@ START_TEST(test_a_claim_that_cannot_read_its_jobs_takes_none) {
     start(&a, "1s");
     size_t n = 40;
     char *ids[40];
-    for (size_t i = 0; i < n; i++)
-        ids[i] = post_id(&a, "{\"flow\": \"ask\", \"shared\": {\"who\": \"Ada\"}}");
-    wait_db("SELECT count(*) FROM jobs WHERE status = 'waiting'", (long long)n, slow() ? 60000 : 15000);
+    post_waiting(&a, n, ids);
     start(&b, "1s"); /* before the rename: a start makes the tables it does not find */
-    PGconn *c = db();
-    PGresult *res = PQexec(c, "ALTER TABLE events RENAME TO events_away");
-    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
-    PQclear(res);
+    db_exec("ALTER TABLE events RENAME TO events_away");
     e2e_kill(&a);
     /* a's lease runs out after a second; b tries to claim every 200 ms */
     wait_db("SELECT count(*) FROM instances WHERE lease_until < now()", 1, slow() ? 60000 : 15000);
@@ -1865,16 +1858,13 @@ START_TEST(test_a_claim_that_cannot_read_its_jobs_takes_none) {
     ck_assert_int_eq(db_number("SELECT count(*) FROM jobs WHERE claims > 0 OR owner <> (SELECT id FROM"
                                " instances WHERE lease_until < now())"),
                      0);
-    res = PQexec(c, "ALTER TABLE events_away RENAME TO events");
-    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
-    PQclear(res);
-    PQfinish(c);
+    db_exec("ALTER TABLE events_away RENAME TO events");
     wait_db("SELECT count(*) FROM jobs j JOIN instances i ON i.id = j.owner WHERE i.lease_until > now()"
             " AND j.claims = 1",
             (long long)n, slow() ? 60000 : 15000);
     /* b runs them: their stores came back whole (the set's patch after the first store) */
     for (size_t i = 0; i < n; i++) {
-        answer_yes(&b, ids[i]);
+        e2e_answer(&b, ids[i], "yes");
         json_t *job = e2e_wait_status(&b, ids[i], "succeeded", slow() ? 60000 : 15000);
         json_decref(job);
         char path[96];
@@ -1901,8 +1891,7 @@ START_TEST(test_an_instance_renews_one_lease_not_its_jobs) {
     e2e_server_t a, b;
     start(&a, "1s");
     size_t n = 50;
-    for (size_t i = 0; i < n; i++)
-        free(post_id(&a, "{\"flow\": \"ask\", \"shared\": {\"who\": \"Ada\"}}"));
+    post_waiting(&a, n, NULL);
     wait_db("SELECT count(*) FROM jobs WHERE status = 'waiting' AND lease_until = 'infinity'", (long long)n,
             slow() ? 60000 : 15000);
     long long before = db_number("SELECT sum(xmin::text::bigint) FROM jobs");
@@ -1939,22 +1928,16 @@ START_TEST(test_a_version_7_database_gets_stores) {
     json_decref(e2e_wait_status(&a, id, "waiting", 20000));
     ck_assert_int_eq(e2e_stop(&a, slow() ? 60000 : 15000), 0); /* released */
     /* as version 7 had it: the store as of the last checkpoint in the row, no stores table */
-    PGconn *c = db();
     char sql[256];
-    snprintf(sql, sizeof sql, "UPDATE jobs SET shared = '{\"who\": \"Ada\", \"asked\": true, \"old\": 7}'"
-             " WHERE id = '%s'", id);
     static const char *const to_7[] = {"DROP TABLE stores", "DROP TABLE instances", "ALTER TABLE jobs DROP COLUMN base_step",
                                        "ALTER TABLE jobs DROP COLUMN visits",
                                        "ALTER TABLE jobs DROP COLUMN traceparent",
                                        "UPDATE flowd_meta SET value = '7' WHERE key = 'schema_version'", NULL};
-    for (const char *const *q = to_7; ; q++) {
-        PGresult *res = PQexec(c, *q ? *q : sql);
-        ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", *q ? *q : sql, PQresultErrorMessage(res));
-        PQclear(res);
-        if (*q == NULL)
-            break;
-    }
-    PQfinish(c);
+    for (const char *const *q = to_7; *q != NULL; q++)
+        db_exec(*q);
+    snprintf(sql, sizeof sql, "UPDATE jobs SET shared = '{\"who\": \"Ada\", \"asked\": true, \"old\": 7}'"
+             " WHERE id = '%s'", id);
+    db_exec(sql);
     start(&b, "10s");
     ck_assert_int_eq(db_number("SELECT value::int FROM flowd_meta WHERE key = 'schema_version'"), 11);
     ck_assert_int_eq(db_number("SELECT count(*) FROM information_schema.columns WHERE table_name = 'jobs'"
@@ -1977,7 +1960,7 @@ START_TEST(test_a_version_7_database_gets_stores) {
     e2e_request(&b, "GET", path, NULL, NULL, &r);
     e2e_assert_error(&r, 410, "step_not_kept", "step 1");
     e2e_resp_free(&r);
-    answer_yes(&b, id);
+    e2e_answer(&b, id, "yes");
     json_decref(e2e_wait_status(&b, id, "succeeded", 20000));
     snprintf(path, sizeof path, "/v1/jobs/%s/shared", id);
     sh = get_value(&b, path);
